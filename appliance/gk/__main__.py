@@ -1,0 +1,5 @@
+import sys
+
+from gk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""argon2id password hashing sized for a 512 MB board.
+
+Parameters (``[auth]`` in gk.toml): m = 19 MiB, t = 2, p = 1 — the OWASP-recommended
+minimum for argon2id. Why: each concurrent verification holds ``m`` of RAM, and verifications
+run in gevent's native threadpool (default size = cores, 4 on a Pi): 4 × 19 MiB = 76 MiB
+worst case, which a 512 MB board can spare; 64 MiB per hash (RFC 9106's second choice) would
+make four parallel logins cost a quarter of the board. t = 2 keeps one verification at about
+25 ms on this x86 machine and ~150 ms on a Cortex-A53, so a phone's reconnect stays snappy.
+A stored hash carries its own parameters, so raising them later re-hashes on next login.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from gk.config import AuthConfig
+
+
+@dataclass(frozen=True)
+class PasswordHasher:
+    time_cost: int = 2
+    memory_kib: int = 19456
+    parallelism: int = 1
+
+    @classmethod
+    def from_config(cls, auth: AuthConfig) -> PasswordHasher:
+        return cls(auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism)
+
+    def _impl(self) -> argon2.PasswordHasher:
+        return argon2.PasswordHasher(
+            time_cost=self.time_cost,
+            memory_cost=self.memory_kib,
+            parallelism=self.parallelism,
+            type=argon2.Type.ID,
+        )
+
+    def hash(self, password: str) -> str:
+        return self._impl().hash(password)
+
+    def verify(self, stored: str, password: str) -> bool:
+        try:
+            return self._impl().verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored: str) -> bool:
+        try:
+            return self._impl().check_needs_rehash(stored)
+        except InvalidHashError:
+            return True
+
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def password_problem(password: str) -> str | None:
+    """Why a new password is unacceptable, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"password must have at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > 1024:
+        return "password must have at most 1024 characters"
+    if "\x00" in password or "\n" in password or "\r" in password:
+        return "password must not contain NUL or line breaks"
+    return None

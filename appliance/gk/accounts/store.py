@@ -1,0 +1,293 @@
+"""Users, local domains, aliases, app passwords and security events (``DATA_DIR/accounts.sqlite3``).
+
+A user is a mail address; its domain is a local mail domain for as long as one user or alias
+has it. Addresses are stored lower-case; recipients resolve through plus-addressing
+(``alice+tag@`` → ``alice@``) and aliases (``gk alias add``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gk.accounts.passwords import PasswordHasher, password_problem
+from gk.store import Database, open_database
+
+MIGRATIONS = [
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        display_name TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        password_changed REAL NOT NULL
+    );
+    CREATE TABLE aliases (
+        source TEXT PRIMARY KEY,
+        target TEXT NOT NULL
+    );
+    CREATE TABLE app_passwords (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created REAL NOT NULL,
+        last_used REAL
+    );
+    CREATE INDEX app_passwords_user ON app_passwords(user_id);
+    CREATE TABLE security_events (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        service TEXT NOT NULL,
+        ip TEXT NOT NULL DEFAULT '',
+        account TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX security_events_ts ON security_events(ts);
+    """,
+]
+
+ADDRESS_RE = re.compile(
+    r"^[a-z0-9!#$%&'*/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+
+
+class AccountError(ValueError):
+    """A refused account operation, with a message fit for the user."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    address: str
+    is_admin: bool
+    display_name: str
+    language: str
+    password_changed: float
+
+    @property
+    def local(self) -> str:
+        return self.address.rpartition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+def normalize_address(address: str) -> str:
+    address = address.strip().lower()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    return f"{local}@{domain}"
+
+
+def check_address(address: str) -> str:
+    addr = normalize_address(address)
+    if not ADDRESS_RE.match(addr) or len(addr) > 254 or "+" in addr.partition("@")[0]:
+        raise AccountError(
+            f"{address!r} is not a usable mail address (want local@domain.tld; '+' is reserved for plus-addressing)"
+        )
+    return addr
+
+
+class AccountStore:
+    def __init__(self, path: Path, hasher: PasswordHasher):
+        self.db: Database = open_database(path, MIGRATIONS)
+        self.hasher = hasher
+        self._listeners: list = []  # callables(address) told when a password changes
+
+    # -- users ---------------------------------------------------------------------------
+    def _user(self, row) -> User:  # type: ignore[no-untyped-def]
+        return User(
+            row["id"],
+            row["address"],
+            bool(row["is_admin"]),
+            row["display_name"],
+            row["language"],
+            row["password_changed"],
+        )
+
+    def on_password_change(self, callback) -> None:  # type: ignore[no-untyped-def]
+        self._listeners.append(callback)
+
+    def _changed(self, address: str) -> None:
+        for cb in self._listeners:
+            cb(address)
+
+    def add_user(self, address: str, password: str, *, admin: bool = False, display_name: str = "") -> User:
+        addr = check_address(address)
+        problem = password_problem(password)
+        if problem:
+            raise AccountError(problem)
+        if self.db.one("SELECT 1 FROM aliases WHERE source = ?", (addr,)):
+            raise AccountError(f"{addr} is already an alias; remove it first (gk alias del {addr})")
+        hashed = self.hasher.hash(password)
+        now = time.time()
+        with self.db.transaction() as c:
+            if c.execute("SELECT 1 FROM users WHERE address = ?", (addr,)).fetchone():
+                raise AccountError(f"user {addr} already exists")
+            c.execute(
+                "INSERT INTO users(address, password_hash, is_admin, display_name, created, password_changed)"
+                " VALUES (?,?,?,?,?,?)",
+                (addr, hashed, int(admin), display_name, now, now),
+            )
+        user = self.get_user(addr)
+        assert user is not None
+        return user
+
+    def get_user(self, address: str) -> User | None:
+        row = self.db.one("SELECT * FROM users WHERE address = ?", (normalize_address(address),))
+        return self._user(row) if row else None
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        row = self.db.one("SELECT * FROM users WHERE id = ?", (user_id,))
+        return self._user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        return [self._user(r) for r in self.db.query("SELECT * FROM users ORDER BY address")]
+
+    def set_password(self, address: str, password: str) -> None:
+        problem = password_problem(password)
+        if problem:
+            raise AccountError(problem)
+        hashed = self.hasher.hash(password)
+        addr = normalize_address(address)
+        with self.db.transaction() as c:
+            cur = c.execute(
+                "UPDATE users SET password_hash = ?, password_changed = ? WHERE address = ?",
+                (hashed, time.time(), addr),
+            )
+            if cur.rowcount == 0:
+                raise AccountError(f"no such user {addr}")
+        self._changed(addr)
+
+    def set_admin(self, address: str, admin: bool) -> None:
+        self.db.execute("UPDATE users SET is_admin = ? WHERE address = ?", (int(admin), normalize_address(address)))
+
+    def set_profile(self, address: str, *, display_name: str | None = None, language: str | None = None) -> None:
+        addr = normalize_address(address)
+        if display_name is not None:
+            self.db.execute("UPDATE users SET display_name = ? WHERE address = ?", (display_name, addr))
+        if language is not None:
+            self.db.execute("UPDATE users SET language = ? WHERE address = ?", (language, addr))
+
+    def delete_user(self, address: str) -> None:
+        addr = normalize_address(address)
+        with self.db.transaction() as c:
+            cur = c.execute("DELETE FROM users WHERE address = ?", (addr,))
+            if cur.rowcount == 0:
+                raise AccountError(f"no such user {addr}")
+            c.execute("DELETE FROM aliases WHERE target = ?", (addr,))
+        self._changed(addr)
+
+    def password_hash(self, address: str) -> str | None:
+        row = self.db.one("SELECT password_hash FROM users WHERE address = ?", (normalize_address(address),))
+        return row["password_hash"] if row else None
+
+    def update_hash(self, address: str, hashed: str) -> None:
+        self.db.execute("UPDATE users SET password_hash = ? WHERE address = ?", (hashed, normalize_address(address)))
+
+    # -- app passwords (per device, for mail clients) -------------------------------------
+    def add_app_password(self, address: str, name: str, password: str) -> int:
+        user = self.get_user(address)
+        if not user:
+            raise AccountError(f"no such user {address}")
+        cur = self.db.execute(
+            "INSERT INTO app_passwords(user_id, name, password_hash, created) VALUES (?,?,?,?)",
+            (user.id, name, self.hasher.hash(password), time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def app_password_hashes(self, address: str) -> list[tuple[int, str]]:
+        rows = self.db.query(
+            "SELECT a.id, a.password_hash FROM app_passwords a JOIN users u ON u.id = a.user_id WHERE u.address = ?",
+            (normalize_address(address),),
+        )
+        return [(r["id"], r["password_hash"]) for r in rows]
+
+    def list_app_passwords(self, address: str) -> list[dict]:
+        rows = self.db.query(
+            "SELECT a.id, a.name, a.created, a.last_used FROM app_passwords a JOIN users u ON u.id = a.user_id"
+            " WHERE u.address = ? ORDER BY a.created",
+            (normalize_address(address),),
+        )
+        return [dict(r) for r in rows]
+
+    def delete_app_password(self, address: str, app_id: int) -> bool:
+        user = self.get_user(address)
+        if not user:
+            return False
+        cur = self.db.execute("DELETE FROM app_passwords WHERE id = ? AND user_id = ?", (app_id, user.id))
+        if cur.rowcount:
+            self._changed(user.address)
+        return cur.rowcount > 0
+
+    def touch_app_password(self, app_id: int) -> None:
+        self.db.execute("UPDATE app_passwords SET last_used = ? WHERE id = ?", (time.time(), app_id))
+
+    # -- domains and aliases --------------------------------------------------------------
+    def local_domains(self) -> set[str]:
+        domains = {r[0].rpartition("@")[2] for r in self.db.query("SELECT address FROM users")}
+        domains |= {r[0].rpartition("@")[2] for r in self.db.query("SELECT source FROM aliases")}
+        return domains
+
+    def is_local_domain(self, domain: str) -> bool:
+        return normalize_address("x@" + domain).partition("@")[2] in self.local_domains()
+
+    def add_alias(self, source: str, target: str) -> None:
+        src = check_address(source)
+        dst = normalize_address(target)
+        if not self.get_user(dst):
+            raise AccountError(f"alias target {dst} is not a user here (add it with gk user add)")
+        if self.get_user(src):
+            raise AccountError(f"{src} is a user; an alias cannot shadow it")
+        self.db.execute("INSERT OR REPLACE INTO aliases(source, target) VALUES (?, ?)", (src, dst))
+
+    def delete_alias(self, source: str) -> None:
+        cur = self.db.execute("DELETE FROM aliases WHERE source = ?", (normalize_address(source),))
+        if cur.rowcount == 0:
+            raise AccountError(f"no such alias {source}")
+
+    def list_aliases(self) -> list[tuple[str, str]]:
+        return [(r["source"], r["target"]) for r in self.db.query("SELECT * FROM aliases ORDER BY source")]
+
+    def resolve_recipient(self, address: str) -> User | None:
+        """The user that mail to ``address`` goes to (plus-addressing, aliases), or None."""
+        addr = normalize_address(address)
+        local, _, domain = addr.rpartition("@")
+        if not local:
+            return None
+        candidates = [addr]
+        if "+" in local:
+            candidates.append(local.partition("+")[0] + "@" + domain)
+        for cand in candidates:
+            user = self.get_user(cand)
+            if user:
+                return user
+            row = self.db.one("SELECT target FROM aliases WHERE source = ?", (cand,))
+            if row:
+                return self.get_user(row["target"])
+        return None
+
+    # -- security events ------------------------------------------------------------------
+    def record_event(self, kind: str, service: str, ip: str = "", account: str = "", detail: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO security_events(ts, kind, service, ip, account, detail) VALUES (?,?,?,?,?,?)",
+            (time.time(), kind, service, ip, account, detail[:500]),
+        )
+        # keep the table bounded on a small SD card
+        self.db.execute("DELETE FROM security_events WHERE id <= (SELECT MAX(id) FROM security_events) - 10000")
+
+    def recent_events(self, limit: int = 50) -> list[dict]:
+        return [dict(r) for r in self.db.query("SELECT * FROM security_events ORDER BY id DESC LIMIT ?", (limit,))]

@@ -1,0 +1,362 @@
+"""GK configuration: TOML (``DATA_DIR/gk.toml``) loaded into typed dataclasses.
+
+Every field has a default. The loader (``ConfigBuilder``) checks each key against the
+dataclass it belongs to: an unknown key, a value of the wrong type or a value outside its
+range is an error that names the key (``smtp.max_message_size``) and says how to fix it.
+All errors of a file are collected and reported together.
+
+Each feature owns one section dataclass here; a feature adds fields to its own section only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+APPLIANCE_DATA_DIR = Path("/var/lib/gk")
+
+# Ports of DESIGN.md: the appliance's standard ports, and the ones a checkout uses.
+STANDARD_PORTS = {
+    "http.port": 80,
+    "http.https_port": 443,
+    "smtp.port": 25,
+    "smtp.submission_port": 587,
+    "smtp.submissions_port": 465,
+    "imap.port": 143,
+    "imap.tls_port": 993,
+}
+DEV_PORTS = {
+    "http.port": 8080,
+    "http.https_port": 8443,
+    "smtp.port": 2525,
+    "smtp.submission_port": 2587,
+    "smtp.submissions_port": 2465,
+    "imap.port": 2143,
+    "imap.tls_port": 2993,
+}
+
+Check = Callable[[Any], str | None]
+
+
+def port_number() -> Check:
+    def check(v: Any) -> str | None:
+        return None if 0 <= v <= 65535 else "must be a port number 0..65535 (0 = disabled)"
+
+    return check
+
+
+def at_least(lo: float) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v >= lo else f"must be >= {lo}"
+
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in choices else "must be one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+def opt(default: Any, doc: str, check: Check | None = None) -> Any:
+    """A config field with its default, a one-line description and an optional check."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"doc": doc, "check": check})
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+@dataclass
+class ServerConfig:
+    hostname: str = opt("", "host name used in SMTP greetings and TLS certificates ('' = system host name)")
+    bind: str = opt("0.0.0.0", "address every listener binds to ('::' for dual stack, '127.0.0.1' for local only)")
+    log_level: str = opt("info", "log verbosity", one_of("debug", "info", "warning", "error"))
+    shutdown_grace: float = opt(10.0, "seconds SIGTERM waits for open sessions to finish", at_least(0))
+    gc_interval: float = opt(
+        1.0, "seconds between forced garbage collections (bounds RSS under TLS churn; 0 = off)", at_least(0)
+    )
+
+
+@dataclass
+class TLSConfig:
+    cert_file: str = opt("", "PEM certificate chain ('' = self-signed, generated into DATA_DIR/tls/)")
+    key_file: str = opt("", "PEM private key ('' = generated into DATA_DIR/tls/)")
+
+
+@dataclass
+class HTTPConfig:
+    port: int = opt(80, "plain HTTP port (web UI, wizard, APIs)", port_number())
+    https_port: int = opt(443, "HTTPS port (0 = disabled)", port_number())
+    session_days: int = opt(30, "days a web login stays valid", at_least(1))
+
+
+@dataclass
+class SMTPConfig:
+    port: int = opt(25, "inbound MX port: mail for local domains from anyone, no AUTH (0 = disabled)", port_number())
+    submission_port: int = opt(587, "submission port: STARTTLS then AUTH (0 = disabled)", port_number())
+    submissions_port: int = opt(465, "submission with implicit TLS (0 = disabled)", port_number())
+    max_message_size: int = opt(50 * 1024 * 1024, "largest message accepted, bytes (SIZE)", at_least(1024))
+    max_recipients: int = opt(100, "recipients per message", at_least(1))
+    max_line_length: int = opt(4096, "longest command or DATA line, bytes including CRLF", at_least(1000))
+    max_connections: int = opt(200, "concurrent SMTP sessions over all ports", at_least(1))
+    command_timeout: float = opt(300.0, "seconds to wait for the next command", at_least(1))
+    data_idle_timeout: float = opt(180.0, "seconds of silence allowed between DATA lines", at_least(1))
+    require_tls_for_auth: bool = opt(True, "offer AUTH only over TLS (never turn off outside tests)")
+    dmarc_reject_action: str = opt(
+        "reject", "what to do with mail failing DMARC with p=reject", one_of("reject", "junk")
+    )
+    check_spf: bool = opt(True, "check SPF on inbound mail (port 25)")
+    check_dkim: bool = opt(True, "verify DKIM signatures on inbound mail")
+    check_dmarc: bool = opt(True, "evaluate DMARC on inbound mail")
+
+
+@dataclass
+class IMAPConfig:
+    port: int = opt(143, "IMAP port with STARTTLS (0 = disabled)", port_number())
+    tls_port: int = opt(993, "IMAP with implicit TLS (0 = disabled)", port_number())
+    max_connections: int = opt(500, "concurrent IMAP sessions", at_least(1))
+    max_line_length: int = opt(65536, "longest command line, bytes", at_least(1000))
+    max_literal_size: int = opt(64 * 1024 * 1024, "largest literal (APPEND), bytes", at_least(1024))
+    idle_timeout: float = opt(1800.0, "seconds an unauthenticated or idle session may stay silent", at_least(10))
+    login_cache_seconds: float = opt(300.0, "lifetime of a verified-credential cache entry (0 = off)", at_least(0))
+
+
+@dataclass
+class AuthConfig:
+    argon2_time_cost: int = opt(2, "argon2id iterations", at_least(1))
+    argon2_memory_kib: int = opt(19456, "argon2id memory per hash, KiB", at_least(8192))
+    argon2_parallelism: int = opt(1, "argon2id lanes", at_least(1))
+    delay_after_failures: int = opt(3, "failed logins (per IP or account) before replies are delayed", at_least(1))
+    max_delay: float = opt(8.0, "longest delay added to a failed login, seconds", at_least(0))
+    lockout_failures_ip: int = opt(20, "failures from one IP that lock it out", at_least(1))
+    lockout_failures_account: int = opt(10, "failures on one account that lock it out", at_least(1))
+    lockout_seconds: float = opt(900.0, "length of a lockout", at_least(1))
+    failure_window: float = opt(3600.0, "failures older than this are forgotten, seconds", at_least(1))
+
+
+@dataclass
+class DNSConfig:
+    nameservers: list[str] = opt([], "resolver addresses ([] = the system's /etc/resolv.conf)")
+    port: int = opt(53, "resolver port (tests use a loopback DNS server on another port)", port_number())
+    timeout: float = opt(5.0, "seconds per DNS query", at_least(0.1))
+
+
+@dataclass
+class QueueConfig:
+    remote_smtp_port: int = opt(25, "port of remote MX hosts (tests deliver to a loopback peer)", port_number())
+    retry_minutes: list[int] = opt([2, 4, 8, 16, 32], "delays between delivery attempts; the last repeats")
+    expire_hours: float = opt(120.0, "give up and bounce after this many hours", at_least(0.001))
+    delay_warning_hours: float = opt(
+        4.0, "send a delay notice to the sender after this many hours (0 = never)", at_least(0)
+    )
+    per_domain_connections: int = opt(2, "concurrent connections to one destination domain", at_least(1))
+    smarthost: str = opt("", "relay all outbound mail through this host ('' = deliver directly by MX)")
+    smarthost_port: int = opt(587, "smarthost port", port_number())
+    smarthost_tls: str = opt("starttls", "smarthost TLS mode", one_of("starttls", "implicit", "none"))
+    smarthost_username: str = opt("", "smarthost AUTH user ('' = no AUTH)")
+    smarthost_password: str = opt("", "smarthost AUTH password")
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
+    smtp: SMTPConfig = field(default_factory=SMTPConfig)
+    imap: IMAPConfig = field(default_factory=IMAPConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    dns: DNSConfig = field(default_factory=DNSConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+
+
+class ConfigError(Exception):
+    """One or more config problems; ``problems`` holds one line per key."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+    def __str__(self) -> str:
+        return f"invalid configuration in {self.source}:\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    if typing.get_origin(tp) is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            return False, None
+        out = []
+        for item in value:
+            ok, v = _coerce(item, inner)
+            if not ok:
+                return False, None
+            out.append(v)
+        return True, out
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if tp is str:
+        return isinstance(value, str), value
+    return False, None
+
+
+class ConfigBuilder:
+    """Builds a ``Config`` from defaults, then overlays (TOML tables or dotted keys)."""
+
+    def __init__(self, source: str = "defaults"):
+        self.source = source
+        self.config = Config()
+        self.problems: list[str] = []
+
+    def set(self, dotted: str, value: Any) -> ConfigBuilder:
+        section_name, _, key = dotted.partition(".")
+        self._apply_section(section_name, {key: value})
+        return self
+
+    def merge(self, data: dict[str, Any]) -> ConfigBuilder:
+        for section_name, table in data.items():
+            if not isinstance(table, dict):
+                self.problems.append(f"{section_name}: expected a [{section_name}] table, found a value")
+                continue
+            self._apply_section(section_name, table)
+        return self
+
+    def _apply_section(self, section_name: str, table: dict[str, Any]) -> None:
+        sections = {f.name: f for f in dataclasses.fields(Config)}
+        if section_name not in sections:
+            known = ", ".join(sorted(sections))
+            self.problems.append(f"[{section_name}]: unknown section; known sections are {known}")
+            return
+        section = getattr(self.config, section_name)
+        hints = typing.get_type_hints(type(section))
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        for key, value in table.items():
+            name = f"{section_name}.{key}"
+            if key not in fields:
+                known = ", ".join(sorted(fields))
+                self.problems.append(f"{name}: unknown key; [{section_name}] accepts {known}")
+                continue
+            tp = hints[key]
+            ok, coerced = _coerce(value, tp)
+            if not ok:
+                self.problems.append(f"{name}: expected {_type_name(tp)}, found {value!r}")
+                continue
+            check = fields[key].metadata.get("check")
+            msg = check(coerced) if check else None
+            if msg:
+                self.problems.append(f"{name}: {msg} (found {coerced!r})")
+                continue
+            setattr(section, key, coerced)
+
+    def build(self) -> Config:
+        if self.problems:
+            raise ConfigError(self.source, self.problems)
+        return self.config
+
+
+def is_dev_data_dir(data_dir: Path) -> bool:
+    return data_dir.resolve() != APPLIANCE_DATA_DIR
+
+
+def default_data_dir() -> Path:
+    """``$GK_DATA_DIR``, else ``./var`` in a checkout, else the appliance's ``/var/lib/gk``."""
+    env = os.environ.get("GK_DATA_DIR")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "Makefile").exists() and (repo / "appliance").is_dir():
+        return repo / "var"
+    return APPLIANCE_DATA_DIR
+
+
+def config_path(data_dir: Path) -> Path:
+    return data_dir / "gk.toml"
+
+
+def base_builder(data_dir: Path) -> ConfigBuilder:
+    builder = ConfigBuilder()
+    ports = DEV_PORTS if is_dev_data_dir(data_dir) else STANDARD_PORTS
+    for key, value in ports.items():
+        builder.set(key, value)
+    return builder
+
+
+def load(data_dir: Path) -> Config:
+    """Defaults (dev ports outside /var/lib/gk), then ``DATA_DIR/gk.toml`` if present."""
+    builder = base_builder(data_dir)
+    path = config_path(data_dir)
+    if path.exists():
+        builder.source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(path), [f"not valid TOML: {exc}; fix the syntax at that line"]) from exc
+        builder.merge(data)
+    return builder.build()
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def to_toml(config: Config) -> str:
+    return tomli_w.dumps(to_dict(config))
+
+
+def commented_defaults(data_dir: Path) -> str:
+    """The text of a fresh gk.toml: every key, commented out, with its default and meaning."""
+    config = base_builder(data_dir).build()
+    lines = [
+        "# GK configuration. Every key below shows its default; uncomment to change it.",
+        "# `gk config check` validates this file; `gk config show` prints the effective values.",
+        "",
+    ]
+    for section_field in dataclasses.fields(Config):
+        section = getattr(config, section_field.name)
+        lines.append(f"[{section_field.name}]")
+        for f in dataclasses.fields(section):
+            value = tomli_w.dumps({"v": getattr(section, f.name)}).strip()[len("v = ") :]
+            lines.append(f"# {f.metadata.get('doc', '')}")
+            lines.append(f"# {f.name} = {value}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def ensure_config_file(data_dir: Path) -> Path:
+    path = config_path(data_dir)
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(commented_defaults(data_dir), encoding="utf-8")
+        os.replace(tmp, path)
+    return path
+
+
+__all__ = [
+    "Config",
+    "ConfigBuilder",
+    "ConfigError",
+    "load",
+    "to_toml",
+    "ensure_config_file",
+    "default_data_dir",
+]

@@ -1,0 +1,1 @@
+"""Mail: the mailbox store, SMTP in/out, the queue, inbound checks and the IMAP server."""

@@ -1,0 +1,1 @@
+"""Device secrets and TLS material generated on the device at first start."""

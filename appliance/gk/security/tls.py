@@ -1,0 +1,92 @@
+"""TLS for every listener: the configured cert/key, or a self-signed pair made at first start.
+
+The pair lives in ``DATA_DIR/tls/{cert,key}.pem`` (key mode 0600). ECDSA P-256: fast
+handshakes on small ARM boards and accepted by every current client.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from gk.config import TLSConfig
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    cert: Path
+    key: Path
+
+
+def generate_self_signed(cert: Path, key: Path, hostname: str) -> None:
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    private = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
+    if not hostname.endswith(".local"):
+        names.append(x509.DNSName(hostname.split(".")[0] + ".local"))
+    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, hostname), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "GK")]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    key_tmp = key.with_suffix(".tmp")
+    fd = os.open(key_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        f.flush()
+        os.fsync(f.fileno())
+    cert_tmp = cert.with_suffix(".tmp")
+    with open(cert_tmp, "wb") as f:
+        f.write(certificate.public_bytes(serialization.Encoding.PEM))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(key_tmp, key)
+    os.replace(cert_tmp, cert)
+
+
+def ensure_tls(data_dir: Path, cfg: TLSConfig, hostname: str) -> TLSFiles:
+    if cfg.cert_file or cfg.key_file:
+        files = TLSFiles(Path(cfg.cert_file), Path(cfg.key_file))
+        for name, p in (("tls.cert_file", files.cert), ("tls.key_file", files.key)):
+            if not p.is_file():
+                raise FileNotFoundError(
+                    f"{name}: {p} does not exist; fix the path or set both to '' for a self-signed pair"
+                )
+        return files
+    files = TLSFiles(data_dir / "tls" / "cert.pem", data_dir / "tls" / "key.pem")
+    if not (files.cert.exists() and files.key.exists()):
+        generate_self_signed(files.cert, files.key, hostname)
+    return files
+
+
+def server_context(files: TLSFiles) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(files.cert), str(files.key))
+    ctx.options |= ssl.OP_NO_COMPRESSION
+    return ctx

@@ -1,0 +1,130 @@
+"""The one way GK opens SQLite: WAL, foreign keys, busy timeout, versioned migrations.
+
+Each domain (accounts, mail index and queue, chat, dav, ai, web) owns one database file
+under the data dir and passes its ordered list of migrations; ``open_database`` applies the
+ones not yet applied (tracked in ``PRAGMA user_version``) inside one transaction each.
+
+Durability: ``synchronous=FULL`` by default, so a committed transaction is on disk before
+the caller tells a client "saved". A domain whose writes are cheap to lose (caches) may ask
+for ``NORMAL``.
+
+Concurrency under gevent: sqlite3 calls are C calls that never yield to the hub, so a
+transaction is atomic with respect to other greenlets *as long as the code inside it does no
+gevent I/O*. Keep network and file I/O outside ``with db.transaction():`` blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+Migration = str  # a SQL script; index + 1 is the schema version it produces
+
+
+class Database:
+    """A SQLite connection with GK's pragmas and a re-entrant transaction helper."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on error); nests as one transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth = 0
+                self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def open_database(
+    path: Path,
+    migrations: Sequence[Migration],
+    *,
+    synchronous: str = "FULL",
+    cache_kib: int = 2048,
+) -> Database:
+    """Open (creating if needed) ``path`` and bring its schema to ``len(migrations)``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    db = Database(path, conn)
+    migrate(db, migrations)
+    return db
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def migrate(db: Database, migrations: Sequence[Migration]) -> int:
+    current = db.one("PRAGMA user_version")[0]  # type: ignore[index]
+    if current > len(migrations):
+        raise SchemaTooNew(
+            f"{db.path}: schema version {current} is newer than this GK knows ({len(migrations)}); "
+            "run the newer GK or restore a backup"
+        )
+    for version in range(current + 1, len(migrations) + 1):
+        script = migrations[version - 1]
+        with db.transaction() as conn:
+            for statement in _split_sql(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+    return len(migrations)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (respecting triggers' BEGIN…END)."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements

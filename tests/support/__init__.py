@@ -1,0 +1,1 @@
+"""Shared test support: a real `gk serve` subprocess, free ports, loopback DNS."""

@@ -1,0 +1,111 @@
+"""Run a real ``gk serve`` subprocess on free loopback ports with its own data dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+REPO = Path(__file__).resolve().parents[2]
+GK = [sys.executable, "-m", "gk"]
+
+PORT_KEYS = [
+    ("http", "port"),
+    ("http", "https_port"),
+    ("smtp", "port"),
+    ("smtp", "submission_port"),
+    ("smtp", "submissions_port"),
+    ("imap", "port"),
+    ("imap", "tls_port"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gk(data_dir: Path, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*GK, *args, "--data-dir", str(data_dir)],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
+@dataclass
+class GKServer:
+    data_dir: Path
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def write_config(self) -> None:
+        cfg: dict[str, dict[str, Any]] = {"server": {"bind": "127.0.0.1", "hostname": "mx.test.example"}}
+        if not self.ports:
+            for section, key in PORT_KEYS:
+                self.ports[f"{section}.{key}"] = free_port()
+        for name, value in self.ports.items():
+            section, key = name.split(".")
+            cfg.setdefault(section, {})[key] = value
+        for section, table in self.overrides.items():
+            cfg.setdefault(section, {}).update(table)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "gk.toml").write_text(tomli_w.dumps(cfg))
+
+    def port(self, name: str) -> int:
+        return self.ports[name]
+
+    def add_user(self, address: str, password: str, admin: bool = False) -> None:
+        args = ["user", "add", address, "--password-stdin"] + (["--admin"] if admin else [])
+        gk(self.data_dir, *args, input=password + "\n")
+
+    def start(self, wait: float = 30.0) -> GKServer:
+        self.write_config()
+        self.log_path = self.data_dir / "serve.log"
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([*GK, "serve", "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gk serve exited with {self.proc.returncode}:\n{self.log()}")
+            if "ready in" in self.log():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"gk serve not ready after {wait}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def pid(self) -> int:
+        assert self.proc
+        return self.proc.pid
