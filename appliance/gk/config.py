@@ -322,6 +322,12 @@ def to_toml(config: Config) -> str:
     return tomli_w.dumps(to_dict(config))
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).strip()[len("v = ") :]
+
+
 def commented_defaults(data_dir: Path) -> str:
     """The text of a fresh gk.toml: every key, commented out, with its default and meaning."""
     config = base_builder(data_dir).build()
@@ -334,7 +340,7 @@ def commented_defaults(data_dir: Path) -> str:
         section = getattr(config, section_field.name)
         lines.append(f"[{section_field.name}]")
         for f in dataclasses.fields(section):
-            value = tomli_w.dumps({"v": getattr(section, f.name)}).strip()[len("v = ") :]
+            value = _toml_value(getattr(section, f.name))
             lines.append(f"# {f.metadata.get('doc', '')}")
             lines.append(f"# {f.name} = {value}")
         lines.append("")
