@@ -21,3 +21,13 @@ def make_server(tmp_path):
     yield factory
     for srv in servers:
         srv.stop()
+
+
+@pytest.fixture
+def dns_server():
+    """A real DNS server on a loopback port (see support/dnsserver.py)."""
+    from support.dnsserver import LoopbackDNS
+
+    server = LoopbackDNS().start()
+    yield server
+    server.stop()
