@@ -1,0 +1,390 @@
+"""MIME structure of a stored message with byte offsets, for IMAP BODY[section] and the webmail.
+
+Python's ``email`` package parses a whole message into memory and forgets where each part
+starts, so byte-exact ``BODY[1.2.MIME]<0.100>`` cannot be served from it. This scanner reads
+the file once, line by line (memory: one line plus the header block of the part being read,
+header blocks capped at ``MAX_HEADER``), and records for every part the offsets of its header
+and body, its Content-* fields and line count. The result is a small tree (``Part``) that is
+stored as JSON in the index, so a FETCH later seeks straight to the bytes it needs.
+
+ENVELOPE and BODYSTRUCTURE are built from that tree (RFC 3501 §7.4.2) as nested lists of
+str/int/None that ``gk.mail.imap.response`` renders. Header values are kept raw (encoded-words
+are not decoded: RFC 3501 wants the wire form); 8-bit bytes survive via ``surrogateescape``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any, BinaryIO
+
+MAX_HEADER = 256 * 1024  # header bytes of one part we parse; the rest are skipped (still served raw)
+MAX_DEPTH = 20  # nesting of multiparts / message/rfc822 we descend into
+
+_HEADER_PARSER = BytesHeaderParser(policy=compat32)
+
+
+@dataclass(slots=True)
+class Part:
+    header_start: int
+    body_start: int
+    end: int
+    maintype: str = "text"
+    subtype: str = "plain"
+    params: list[tuple[str, str]] = field(default_factory=list)
+    cid: str | None = None
+    description: str | None = None
+    encoding: str = "7BIT"
+    md5: str | None = None
+    disposition: tuple[str, list[tuple[str, str]]] | None = None
+    language: str | None = None
+    location: str | None = None
+    lines: int = 0
+    children: list[Part] = field(default_factory=list)
+    message: Part | None = None  # the encapsulated message of a message/rfc822 part
+    envelope: list[Any] | None = None  # ENVELOPE of an encapsulated message (or of the top message)
+
+    @property
+    def size(self) -> int:
+        return self.end - self.body_start
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.maintype == "multipart"
+
+    @property
+    def is_message(self) -> bool:
+        return self.maintype == "message" and self.subtype in ("rfc822", "global") and self.message is not None
+
+    def param(self, name: str) -> str | None:
+        for k, v in self.params:
+            if k.lower() == name:
+                return v
+        return None
+
+    # -- JSON form (compact lists) ------------------------------------------------------
+    def to_json(self) -> list[Any]:
+        return [
+            self.header_start,
+            self.body_start,
+            self.end,
+            self.maintype,
+            self.subtype,
+            self.params,
+            self.cid,
+            self.description,
+            self.encoding,
+            self.md5,
+            list(self.disposition) if self.disposition else None,
+            self.language,
+            self.location,
+            self.lines,
+            [c.to_json() for c in self.children],
+            self.message.to_json() if self.message else None,
+            self.envelope,
+        ]
+
+    @classmethod
+    def from_json(cls, d: list[Any]) -> Part:
+        p = cls(d[0], d[1], d[2], d[3], d[4], [tuple(x) for x in d[5]], d[6], d[7], d[8], d[9])  # type: ignore[misc]
+        p.disposition = (d[10][0], [tuple(x) for x in d[10][1]]) if d[10] else None  # type: ignore[misc]
+        p.language, p.location, p.lines = d[11], d[12], d[13]
+        p.children = [cls.from_json(c) for c in d[14]]
+        p.message = cls.from_json(d[15]) if d[15] else None
+        p.envelope = d[16]
+        return p
+
+
+class _Lines:
+    """A peekable line reader over a binary file that knows each line's offset."""
+
+    def __init__(self, f: BinaryIO, start: int = 0):
+        self.f = f
+        self.pos = start
+        self._peeked: bytes | None = None
+
+    def peek(self) -> bytes:
+        if self._peeked is None:
+            self._peeked = self.f.readline(65536)
+        return self._peeked
+
+    def next(self) -> bytes:
+        line = self.peek()
+        self._peeked = None
+        self.pos += len(line)
+        return line
+
+
+def _eol_len(line: bytes) -> int:
+    if line.endswith(b"\r\n"):
+        return 2
+    if line.endswith(b"\n"):
+        return 1
+    return 0
+
+
+def _boundary_hit(line: bytes, boundaries: list[bytes]) -> bytes | None:
+    """The boundary ``line`` delimits (innermost first), or None."""
+    if not line.startswith(b"--") or not boundaries:
+        return None
+    s = line.rstrip(b" \t\r\n")
+    for b in reversed(boundaries):
+        if s == b"--" + b or s == b"--" + b + b"--":
+            return b
+    return None
+
+
+def _decode(raw: str | None) -> str | None:
+    return None if raw is None else " ".join(str(raw).split())
+
+
+def _params(msg: Message, header: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    raw = msg.get_params(header=header, unquote=True) or []
+    for k, v in raw[1:]:
+        if isinstance(v, tuple):  # RFC 2231 value: keep its wire form
+            v = email.utils.encode_rfc2231(v[2], v[0], v[1])
+        out.append((k.upper(), str(v)))
+    return out
+
+
+def _addresses(msg: Message, name: str) -> list[list[Any]] | None:
+    values = msg.get_all(name)
+    if not values:
+        return None
+    out: list[list[Any]] = []
+    for display, addr in email.utils.getaddresses([" ".join(str(v).split()) for v in values]):
+        if not addr and not display:
+            continue
+        local, _, host = addr.rpartition("@") if "@" in addr else (addr, "", "")
+        out.append([display or None, None, local or None, host or None])
+    return out or None
+
+
+def envelope(msg: Message) -> list[Any]:
+    """RFC 3501 ENVELOPE fields from a parsed header block (raw values, unfolded)."""
+    frm = _addresses(msg, "From")
+    return [
+        _decode(msg.get("Date")),
+        _decode(msg.get("Subject")),
+        frm,
+        _addresses(msg, "Sender") or frm,
+        _addresses(msg, "Reply-To") or frm,
+        _addresses(msg, "To"),
+        _addresses(msg, "Cc"),
+        _addresses(msg, "Bcc"),
+        _decode(msg.get("In-Reply-To")),
+        _decode(msg.get("Message-ID")),
+    ]
+
+
+def _read_headers(lines: _Lines, boundaries: list[bytes]) -> tuple[bytes, int]:
+    """Read one header block; returns (header bytes (capped), body offset)."""
+    buf: list[bytes] = []
+    size = 0
+    while True:
+        line = lines.peek()
+        if not line or _boundary_hit(line, boundaries):
+            return b"".join(buf), lines.pos
+        lines.next()
+        if line in (b"\r\n", b"\n"):
+            return b"".join(buf), lines.pos
+        if size < MAX_HEADER:
+            buf.append(line)
+            size += len(line)
+
+
+def _fill(part: Part, msg: Message, default_type: str) -> None:
+    ctype = msg.get_content_type() if msg.get("Content-Type") else default_type
+    part.maintype, _, part.subtype = ctype.partition("/")
+    part.params = _params(msg, "content-type") if msg.get("Content-Type") else []
+    if part.maintype == "text" and not part.param("charset"):
+        part.params.insert(0, ("CHARSET", "US-ASCII"))
+    part.cid = _decode(msg.get("Content-ID"))
+    part.description = _decode(msg.get("Content-Description"))
+    part.encoding = (_decode(msg.get("Content-Transfer-Encoding")) or "7BIT").upper()
+    part.md5 = _decode(msg.get("Content-MD5"))
+    disp = msg.get("Content-Disposition")
+    if disp:
+        kind = str(disp).split(";")[0].strip()
+        part.disposition = (kind.upper(), _params(msg, "content-disposition"))
+    part.language = _decode(msg.get("Content-Language"))
+    part.location = _decode(msg.get("Content-Location"))
+
+
+def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth: int, top: bool) -> Part:
+    header_start = lines.pos
+    raw, body_start = _read_headers(lines, boundaries)
+    msg = _HEADER_PARSER.parsebytes(raw)
+    part = Part(header_start, body_start, body_start)
+    _fill(part, msg, default_type)
+    if top:
+        part.envelope = envelope(msg)
+    boundary = part.param("boundary") if part.is_multipart else None
+    if part.is_multipart and boundary and depth < MAX_DEPTH:
+        b = boundary.encode("utf-8", "surrogateescape")
+        inner = [*boundaries, b]
+        child_default = "message/rfc822" if part.subtype == "digest" else "text/plain"
+        # preamble
+        closed = False
+        while True:
+            line = lines.peek()
+            if not line:
+                closed = True
+                break
+            hit = _boundary_hit(line, inner)
+            if hit is not None:
+                if hit != b:
+                    closed = True
+                    break
+                lines.next()
+                if line.rstrip(b" \t\r\n").endswith(b"--") and line.rstrip(b" \t\r\n") != b"--" + b:
+                    closed = True
+                break
+            lines.next()
+        while not closed:
+            child = _parse_part(lines, inner, child_default, depth + 1, False)
+            part.children.append(child)
+            line = lines.peek()
+            if not line or _boundary_hit(line, inner) != b:
+                break  # truncated, or an outer boundary ends us
+            lines.next()
+            if line.rstrip(b" \t\r\n") == b"--" + b + b"--":
+                break
+        # epilogue: up to an outer boundary or EOF
+        _skip_to_boundary(lines, boundaries)
+        part.end = lines.pos
+        _trim_end(part, lines, boundaries)
+        return part
+    if part.maintype == "message" and part.subtype in ("rfc822", "global") and depth < MAX_DEPTH:
+        part.message = _parse_part(lines, boundaries, "text/plain", depth + 1, True)
+        part.envelope = part.message.envelope
+        part.message.envelope = None
+        part.end = part.message.end
+        part.lines = _count_lines(lines, part.body_start, part.end)
+        return part
+    last = b""
+    count = 0
+    while True:
+        line = lines.peek()
+        if not line or _boundary_hit(line, boundaries):
+            break
+        lines.next()
+        last = line
+        count += 1
+    part.end = lines.pos
+    part.lines = count
+    if lines.peek() and last:  # the CRLF before a boundary belongs to the boundary
+        part.end -= _eol_len(last)
+    return part
+
+
+def _skip_to_boundary(lines: _Lines, boundaries: list[bytes]) -> None:
+    while True:
+        line = lines.peek()
+        if not line or _boundary_hit(line, boundaries):
+            return
+        lines.next()
+
+
+def _trim_end(part: Part, lines: _Lines, boundaries: list[bytes]) -> None:
+    """A multipart followed by an outer boundary gives the CRLF before it to that boundary."""
+    if lines.peek() and boundaries and part.end > part.body_start:
+        f = lines.f
+        save = f.tell()
+        f.seek(max(part.end - 2, part.body_start))
+        tail = f.read(part.end - max(part.end - 2, part.body_start))
+        f.seek(save)
+        part.end -= 2 if tail.endswith(b"\r\n") else 1 if tail.endswith(b"\n") else 0
+
+
+def _count_lines(lines: _Lines, start: int, end: int) -> int:
+    f = lines.f
+    save = f.tell()
+    f.seek(start)
+    left = end - start
+    n = 0
+    while left > 0:
+        chunk = f.read(min(65536, left))
+        if not chunk:
+            break
+        n += chunk.count(b"\n")
+        left -= len(chunk)
+    f.seek(save)
+    return n
+
+
+def parse_structure(f: BinaryIO) -> Part:
+    """Scan a whole message file; the returned top Part carries the message's envelope."""
+    f.seek(0)
+    return _parse_part(_Lines(f), [], "text/plain", 0, True)
+
+
+# -- BODY / BODYSTRUCTURE ------------------------------------------------------------------
+def _plist(params: list[tuple[str, str]]) -> list[str] | None:
+    if not params:
+        return None
+    out: list[str] = []
+    for k, v in params:
+        out += [k, v]
+    return out
+
+
+def body_structure(part: Part, extensible: bool = True) -> list[Any]:
+    """The BODYSTRUCTURE (or, with ``extensible=False``, BODY) of ``part`` as nested lists."""
+    if part.is_multipart and part.children:
+        out: list[Any] = [body_structure(c, extensible) for c in part.children]
+        out.append(part.subtype.upper())
+        if extensible:
+            disp = [part.disposition[0], _plist(part.disposition[1])] if part.disposition else None
+            out += [_plist([p for p in part.params]), disp, part.language, part.location]
+        return [_Multi(out)]
+    maintype = "TEXT" if part.is_multipart else part.maintype.upper()
+    subtype = "PLAIN" if part.is_multipart else part.subtype.upper()
+    out = [maintype, subtype, _plist(part.params), part.cid, part.description, part.encoding, part.size]
+    if part.is_message and part.message is not None:
+        out += [part.envelope, body_structure(part.message, extensible), part.lines]
+    elif maintype == "TEXT":
+        out.append(part.lines)
+    if extensible:
+        disp = [part.disposition[0], _plist(part.disposition[1])] if part.disposition else None
+        out += [part.md5, disp, part.language, part.location]
+    return out
+
+
+class _Multi(list):  # type: ignore[type-arg]
+    """Marker: a multipart body renders its children without a separating space."""
+
+
+def unwrap(bs: list[Any]) -> list[Any]:
+    return bs[0] if len(bs) == 1 and isinstance(bs[0], _Multi) else bs
+
+
+# -- sections ------------------------------------------------------------------------------
+def find_part(top: Part, path: list[int]) -> Part | None:
+    """Resolve a section part path (``[1, 2]`` for ``1.2``) per RFC 3501 §6.4.5."""
+    cur = top
+    for n in path:
+        if cur.is_message and cur is not top and cur.message is not None:
+            cur = cur.message
+        if cur.is_multipart and cur.children:
+            if not 1 <= n <= len(cur.children):
+                return None
+            cur = cur.children[n - 1]
+        elif n == 1:
+            cur = cur  # the body of a non-multipart message is part 1
+        else:
+            return None
+    return cur
+
+
+def iter_parts(top: Part) -> Iterator[Part]:
+    yield top
+    for c in top.children:
+        yield from iter_parts(c)
+    if top.message is not None:
+        yield from iter_parts(top.message)

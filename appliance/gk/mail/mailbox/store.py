@@ -1,0 +1,856 @@
+"""``MailboxStore`` / ``UserMailbox``: every read and write of a user's mail goes through here.
+
+Authorization: a ``UserMailbox`` is bound to one address and only ever touches
+``mail/<address>/``; folder names are checked (``check_folder_name``) so no name reaches
+outside that tree. Protocols (IMAP, webmail) get a ``UserMailbox`` only for the authenticated
+user.
+
+Concurrency: everything runs in one gevent process. Each user has one ``UserMailbox`` (shared by
+all that user's sessions) with a gevent ``RLock`` around every operation that reads the Maildir
+or writes the index, so two sessions never assign the same UID. Parsing a file larger than
+1 MB runs in the native threadpool (the lock is held, the hub keeps serving others).
+
+Durability: a message is fsynced and its directory fsynced before ``append`` returns; index
+commits use ``synchronous=FULL``. Flag changes are committed to the index, then mirrored into
+the file name (``:2,FRS``) without a directory fsync: the index is the durable copy.
+
+Sync: ``sync(folder)`` reconciles the index with the directory: files in ``new/`` move to
+``cur/``, unknown files get the next UIDs, vanished files are expunged, flags changed in a file
+name by another program are taken over. It skips the directory scan when neither ``new/`` nor
+``cur/`` changed their mtime since the last scan (memory: two ints per folder).
+
+Changes are announced with ``notify.publish(address, folder, kind)``, kind one of ``new``,
+``flags``, ``expunge``, ``folders``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import parsedate_tz
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import gevent
+import gevent.lock
+
+from gk.mail.mailbox import maildir, notify
+from gk.mail.mailbox.index import open_index
+from gk.mail.mailbox.mime import Part, parse_structure
+from gk.mail.mailbox.query import Criteria, compile_criteria
+from gk.mail.mailbox.textindex import decode_words, header_message, message_text
+from gk.store import Database
+
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+_CANON = {f.lower(): f for f in SYSTEM_FLAGS}
+_LETTER = {"\\Draft": "D", "\\Flagged": "F", "$Forwarded": "P", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
+_FROM_LETTER = {v: k for k, v in _LETTER.items()}
+SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive"}
+THREADPOOL_PARSE = 1024 * 1024
+
+
+class MailboxError(Exception):
+    """A refused mailbox operation; ``code`` is an IMAP response code (``NONEXISTENT``…)."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
+
+
+class FolderNotFound(MailboxError):
+    def __init__(self, name: str):
+        super().__init__(f"no folder {name!r}", "NONEXISTENT")
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    name: str  # Unicode, "/" separates levels, "INBOX" for the inbox
+    special_use: str | None  # "\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive" or None
+    subscribed: bool
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    exists: int
+    unseen: int
+    size: int  # bytes of all messages
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    uid: int
+    flags: tuple[str, ...]
+    size: int
+    internaldate: int  # unix seconds
+    modseq: int
+    envelope: list[Any]  # RFC 3501 ENVELOPE fields, raw (see mime.envelope)
+
+    @property
+    def subject(self) -> str:
+        return decode_words(self.envelope[1])
+
+    @property
+    def sender(self) -> str:
+        """Decoded display form of the first From address."""
+        frm = self.envelope[2]
+        if not frm:
+            return ""
+        name, _, local, host = frm[0]
+        addr = f"{local}@{host}" if host else (local or "")
+        return f"{decode_words(name)} <{addr}>" if name else addr
+
+    @property
+    def seen(self) -> bool:
+        return "\\Seen" in self.flags
+
+
+def canon_flag(flag: str) -> str:
+    return _CANON.get(flag.lower(), flag)
+
+
+def flags_text(flags: Iterable[str]) -> str:
+    seen: dict[str, str] = {}
+    for f in flags:
+        f = canon_flag(f)
+        seen.setdefault(f.lower(), f)
+    return " " + " ".join(seen.values()) + " " if seen else " "
+
+
+def flags_tuple(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def info_letters(flags: Iterable[str]) -> str:
+    return "".join(sorted({_LETTER[f] for f in flags if f in _LETTER}))
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """Maildir file name → (base, info letters)."""
+    base, sep, info = name.partition(":")
+    return base, info[2:] if sep and info.startswith("2,") else ""
+
+
+def check_folder_name(name: str) -> str:
+    """Normalize and validate a folder name; raise MailboxError if it could escape or clash."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name.upper().startswith("INBOX/"):
+        name = "INBOX" + name[5:]
+    bad = (
+        not name
+        or len(name) > 250
+        or name.startswith("/")
+        or name.endswith("/")
+        or "//" in name
+        or any(ch in name for ch in ".\\*%\x7f")
+        or any(ord(ch) < 32 for ch in name)
+        or any(part in ("", ".", "..") for part in name.split("/"))
+    )
+    if bad:
+        raise MailboxError(f"{name!r} is not a usable folder name (no '.', '\\', '*', '%' or empty levels)", "CANNOT")
+    return name
+
+
+def _sentdate(value: str | None) -> int | None:
+    if not value:
+        return None
+    t = parsedate_tz(value)
+    if not t:
+        return None
+    try:
+        import calendar
+
+        return calendar.timegm((t[0], t[1], t[2], 0, 0, 0, 0, 1, 0))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _parse_file(path: str) -> tuple[Part, dict[str, str], str | None]:
+    with open(path, "rb") as f:
+        top = parse_structure(f)
+        text = message_text(f, top)
+        date = header_message(f, top).get("Date")
+    return top, text, date
+
+
+class UserMailbox:
+    """One user's folders and messages. Get it from ``MailboxStore.user(address)``."""
+
+    def __init__(self, mail_root: Path, address: str):
+        self.address = address
+        self.root = maildir.user_root(mail_root, address)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db: Database = open_index(mail_root / address / "index.sqlite3")
+        self.db.conn.create_function("gk_header", 4, self._sql_header, deterministic=True)
+        self.lock = gevent.lock.RLock()
+        self._scanned: dict[str, tuple[int, int]] = {}
+        self.users = 0  # sessions holding this object (MailboxStore keeps it open while > 0)
+        with self.lock:
+            maildir.ensure_maildir(self.root)
+            self._ensure_folder("INBOX", None)
+            for name, use in SPECIAL_USE.items():
+                self._ensure_folder(name, use)
+            self._discover_folders()
+
+    # -- folders ----------------------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        return maildir.folder_path(self.root.parent.parent, self.address, name)
+
+    def _new_uidvalidity(self) -> int:
+        row = self.db.one("SELECT max(uidvalidity) FROM folders")
+        last = row[0] if row and row[0] else 0
+        return max(int(time.time()) & 0x7FFFFFFF, last + 1)
+
+    def _ensure_folder(self, name: str, special: str | None) -> None:
+        maildir.ensure_maildir(self._dir(name))
+        if not self.db.one("SELECT 1 FROM folders WHERE name = ?", (name,)):
+            self.db.execute(
+                "INSERT INTO folders(name, uidvalidity, special) VALUES (?,?,?)",
+                (name, self._new_uidvalidity(), special),
+            )
+
+    def _discover_folders(self) -> None:
+        """Folders created behind our back (``.Name`` dirs) join the index; vanished ones leave it."""
+        on_disk = {"INBOX"}
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(".") and entry.is_dir() and os.path.isdir(os.path.join(entry.path, "cur")):
+                try:
+                    on_disk.add(check_folder_name(entry.name[1:].replace(".", "/")))
+                except MailboxError:
+                    continue
+        known = {r["name"] for r in self.db.query("SELECT name FROM folders")}
+        for name in sorted(on_disk - known):
+            self._ensure_folder(name, None)
+        for name in known - on_disk:
+            self.db.execute("DELETE FROM folders WHERE name = ?", (name,))
+
+    def _folder_row(self, name: str) -> Any:
+        name = check_folder_name(name)
+        row = self.db.one("SELECT * FROM folders WHERE name = ?", (name,))
+        if row is None:
+            raise FolderNotFound(name)
+        return row
+
+    def folder_names(self) -> list[str]:
+        with self.lock:
+            self._discover_folders()
+            return [r["name"] for r in self.db.query("SELECT name FROM folders ORDER BY name = 'INBOX' DESC, name")]
+
+    def folders(self) -> list[FolderInfo]:
+        """Every folder with counts (INBOX first), after picking up folders made behind our back."""
+        return [self.folder(n) for n in self.folder_names()]
+
+    def folder(self, name: str) -> FolderInfo:
+        """One folder's status (syncs it with its Maildir first)."""
+        with self.lock:
+            self.sync(name)
+            f = self._folder_row(name)
+            row = self.db.one(
+                "SELECT count(*), coalesce(sum(size),0), sum(instr(flags, ' \\Seen ') = 0) FROM messages"
+                " WHERE folder_id = ?",
+                (f["id"],),
+            )
+            assert row is not None
+            return FolderInfo(
+                f["name"],
+                f["special"],
+                bool(f["subscribed"]),
+                f["uidvalidity"],
+                f["uidnext"],
+                f["highestmodseq"],
+                row[0],
+                row[2] or 0,
+                row[1],
+            )
+
+    def create_folder(self, name: str) -> None:
+        with self.lock:
+            name = check_folder_name(name)
+            if self.db.one("SELECT 1 FROM folders WHERE name = ?", (name,)):
+                raise MailboxError(f"folder {name} already exists", "ALREADYEXISTS")
+            parts = name.split("/")
+            for i in range(1, len(parts)):
+                self._ensure_folder("/".join(parts[:i]), None)
+            self._ensure_folder(name, None)
+        notify.publish(self.address, name, "folders")
+
+    def delete_folder(self, name: str) -> None:
+        """Delete a folder and its messages (not INBOX, not a special-use folder)."""
+        with self.lock:
+            f = self._folder_row(name)
+            if f["name"] == "INBOX" or f["special"]:
+                raise MailboxError(f"{f['name']} cannot be deleted", "CANNOT")
+            if self.db.one("SELECT 1 FROM folders WHERE name LIKE ? ESCAPE '\\'", (_like_prefix(f["name"]),)):
+                raise MailboxError(f"{f['name']} has subfolders; delete them first", "INUSE")
+            shutil.rmtree(self._dir(f["name"]), ignore_errors=True)
+            maildir.fsync_dir(self.root)
+            self.db.execute("DELETE FROM folders WHERE id = ?", (f["id"],))
+            self._scanned.pop(f["name"], None)
+        notify.publish(self.address, f["name"], "folders")
+
+    def rename_folder(self, old: str, new: str) -> None:
+        """Rename a folder and its subfolders; renaming INBOX moves its messages into ``new``."""
+        with self.lock:
+            f = self._folder_row(old)
+            new = check_folder_name(new)
+            if self.db.one("SELECT 1 FROM folders WHERE name = ?", (new,)):
+                raise MailboxError(f"folder {new} already exists", "ALREADYEXISTS")
+            if f["name"] == "INBOX":
+                self.create_folder(new)
+                uids = self.uids("INBOX")
+                if uids:
+                    self.move("INBOX", list(uids), new)
+                return
+            if f["special"]:
+                raise MailboxError(f"{f['name']} is a special-use folder and keeps its name", "CANNOT")
+            kids = self.db.query(
+                "SELECT id, name FROM folders WHERE name = ? OR name LIKE ? ESCAPE '\\' ORDER BY length(name)",
+                (f["name"], _like_prefix(f["name"])),
+            )
+            for k in kids:
+                target = new + k["name"][len(f["name"]) :]
+                os.rename(self._dir(k["name"]), self._dir(target))
+                self.db.execute("UPDATE folders SET name = ? WHERE id = ?", (target, k["id"]))
+                self._scanned.pop(k["name"], None)
+            parent = new.rpartition("/")[0]
+            if parent and not self.db.one("SELECT 1 FROM folders WHERE name = ?", (parent,)):
+                self._ensure_folder(parent, None)
+            maildir.fsync_dir(self.root)
+        notify.publish(self.address, f["name"], "folders")
+
+    def subscribe(self, name: str, on: bool = True) -> None:
+        with self.lock:
+            f = self._folder_row(name)
+            self.db.execute("UPDATE folders SET subscribed = ? WHERE id = ?", (int(on), f["id"]))
+
+    # -- sync -------------------------------------------------------------------------------
+    def sync(self, name: str, force: bool = False) -> None:
+        """Reconcile folder ``name`` with its Maildir (cheap when nothing changed on disk)."""
+        with self.lock:
+            f = self._folder_row(name)
+            d = self._dir(f["name"])
+            try:
+                stamp = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+            except FileNotFoundError:
+                maildir.ensure_maildir(d)
+                stamp = (0, 0)
+            if not force and self._scanned.get(f["name"]) == stamp:
+                return
+            self._scan(f, d)
+            self._scanned[f["name"]] = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+
+    def _remember_scan(self, name: str, before: tuple[int, int] | None) -> None:
+        """After our own change in ``cur/``: keep the scan stamp if nobody else changed the dir."""
+        d = self._dir(name)
+        if before is not None and self._scanned.get(name) == before:
+            self._scanned[name] = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+
+    def _scan(self, f: Any, d: Path) -> None:
+        moved = False
+        for entry in os.scandir(d / "new"):
+            if entry.name.startswith("."):
+                continue
+            target = entry.name if ":2," in entry.name else entry.name + ":2,"
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(entry.path, d / "cur" / target)
+                moved = True
+        if moved:
+            maildir.fsync_dir(d / "cur")
+            maildir.fsync_dir(d / "new")
+        files: dict[str, str] = {}
+        for entry in os.scandir(d / "cur"):
+            if not entry.name.startswith("."):
+                files[split_name(entry.name)[0]] = entry.name
+        rows = self.db.query("SELECT id, base, name, flags FROM messages WHERE folder_id = ?", (f["id"],))
+        known = {r["base"]: r for r in rows}
+        gone = [r["id"] for b, r in known.items() if b not in files]
+        renamed = [(files[b], r) for b, r in known.items() if b in files and files[b] != r["name"]]
+        added = sorted(b for b in files if b not in known)
+        kinds: set[str] = set()
+        if gone or renamed:
+            with self.db.transaction() as c:
+                modseq = self._bump(c, f["id"])
+                c.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in gone])
+                for fname, r in renamed:
+                    letters = split_name(fname)[1]
+                    old = flags_tuple(r["flags"])
+                    keep = [x for x in old if x not in _LETTER]
+                    new = keep + [_FROM_LETTER[ch] for ch in letters if ch in _FROM_LETTER]
+                    if set(new) != set(old):
+                        c.execute(
+                            "UPDATE messages SET name = ?, flags = ?, modseq = ? WHERE id = ?",
+                            (fname, flags_text(new), modseq, r["id"]),
+                        )
+                        kinds.add("flags")
+                    else:
+                        c.execute("UPDATE messages SET name = ? WHERE id = ?", (fname, r["id"]))
+            if gone:
+                kinds.add("expunge")
+        if added:
+            self._index_files(f, d, [files[b] for b in added])
+            kinds.add("new")
+        for kind in kinds:
+            notify.publish(self.address, f["name"], kind)
+
+    def _bump(self, c: Any, folder_id: int) -> int:
+        c.execute("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?", (folder_id,))
+        return int(c.execute("SELECT highestmodseq FROM folders WHERE id = ?", (folder_id,)).fetchone()[0])
+
+    def _index_files(self, f: Any, d: Path, names: list[str], flags: Iterable[str] = ()) -> list[int]:
+        """Give ``names`` (files in cur/, in this order) the next UIDs; parse and index them."""
+        entries = []
+        for fname in names:
+            path = d / "cur" / fname
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_size > THREADPOOL_PARSE:
+                top, text, date = gevent.get_hub().threadpool.apply(_parse_file, (str(path),))
+            else:
+                top, text, date = _parse_file(str(path))
+            letters = split_name(fname)[1]
+            fl = list(flags) + [_FROM_LETTER[ch] for ch in letters if ch in _FROM_LETTER]
+            entries.append((fname, st, top, text, date, fl))
+        uids = []
+        for start in range(0, len(entries), 500):
+            with self.db.transaction() as c:
+                modseq = self._bump(c, f["id"])
+                uidnext = int(c.execute("SELECT uidnext FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
+                for fname, st, top, text, date, fl in entries[start : start + 500]:
+                    env = top.envelope
+                    top_json = top.to_json()
+                    cur = c.execute(
+                        "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, sentdate, flags,"
+                        " modseq, envelope, structure) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            f["id"],
+                            uidnext,
+                            split_name(fname)[0],
+                            fname,
+                            st.st_size,
+                            int(st.st_mtime),
+                            _sentdate(date),
+                            flags_text(fl),
+                            modseq,
+                            json.dumps(env),
+                            json.dumps(top_json),
+                        ),
+                    )
+                    c.execute(
+                        "INSERT INTO fts(rowid, hfrom, hto, hcc, hbcc, subject, headers, body) VALUES (?,?,?,?,?,?,?,?)",
+                        (
+                            cur.lastrowid,
+                            *(text[k] for k in ("hfrom", "hto", "hcc", "hbcc", "subject", "headers", "body")),
+                        ),
+                    )
+                    uids.append(uidnext)
+                    uidnext += 1
+                c.execute("UPDATE folders SET uidnext = ? WHERE id = ?", (uidnext, f["id"]))
+            if start + 500 < len(entries):
+                gevent.sleep(0)
+        return uids
+
+    # -- reading ----------------------------------------------------------------------------
+    def uids(self, name: str) -> array[int]:
+        """All UIDs of a folder, ascending (4 bytes each): IMAP's sequence-number map."""
+        with self.lock:
+            f = self._folder_row(name)
+            return array(
+                "I",
+                (
+                    r[0]
+                    for r in self.db.conn.execute(
+                        "SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid", (f["id"],)
+                    )
+                ),
+            )
+
+    def changes_since(self, name: str, modseq: int) -> list[tuple[int, tuple[str, ...], int]]:
+        """(uid, flags, modseq) of messages whose flags changed or that arrived after ``modseq``."""
+        f = self._folder_row(name)
+        rows = self.db.query(
+            "SELECT uid, flags, modseq FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+            (f["id"], modseq),
+        )
+        return [(r[0], flags_tuple(r[1]), r[2]) for r in rows]
+
+    def _infos(self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid") -> list[MessageInfo]:
+        rows = self.db.query(
+            f"SELECT uid, flags, size, internaldate, modseq, envelope FROM messages WHERE folder_id = ? AND {where}"
+            f" ORDER BY {order}",
+            (f["id"], *params),
+        )
+        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def messages(self, name: str, offset: int = 0, limit: int = 50, newest_first: bool = True) -> list[MessageInfo]:
+        """A page of a folder's messages (for the webmail list), newest first by default."""
+        with self.lock:
+            self.sync(name)
+            f = self._folder_row(name)
+            order = "uid DESC" if newest_first else "uid"
+            return self._infos(f, "1", (), f"{order} LIMIT {int(limit)} OFFSET {int(offset)}")
+
+    def infos(self, name: str, uids: Iterable[int]) -> dict[int, MessageInfo]:
+        """MessageInfo for the given UIDs (missing ones are left out)."""
+        f = self._folder_row(name)
+        want = sorted(set(uids))
+        out: dict[int, MessageInfo] = {}
+        for i in range(0, len(want), 500):
+            chunk = want[i : i + 500]
+            for m in self._infos(f, f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk)):
+                out[m.uid] = m
+        return out
+
+    def info(self, name: str, uid: int) -> MessageInfo:
+        m = self.infos(name, [uid]).get(uid)
+        if m is None:
+            raise MailboxError(f"no message with UID {uid} in {name}", "NONEXISTENT")
+        return m
+
+    def _row(self, name: str, uid: int) -> Any:
+        f = self._folder_row(name)
+        row = self.db.one("SELECT * FROM messages WHERE folder_id = ? AND uid = ?", (f["id"], uid))
+        if row is None:
+            raise MailboxError(f"no message with UID {uid} in {name}", "NONEXISTENT")
+        return f, row
+
+    def structure(self, name: str, uid: int) -> Part:
+        """The MIME tree with byte offsets (``mime.Part``); ``top.envelope`` holds the ENVELOPE."""
+        _, row = self._row(name, uid)
+        top = Part.from_json(json.loads(row["structure"]))
+        top.envelope = json.loads(row["envelope"])
+        return top
+
+    def open_message(self, name: str, uid: int) -> BinaryIO:
+        """The stored file, opened for binary reading (the caller closes it)."""
+        for attempt in (0, 1):
+            f, row = self._row(name, uid)
+            try:
+                return open(self._dir(f["name"]) / "cur" / row["name"], "rb")
+            except FileNotFoundError:
+                if attempt:
+                    raise MailboxError(f"message {uid} vanished from {name}", "EXPUNGEISSUED") from None
+                self.sync(name, force=True)
+        raise AssertionError("unreachable")
+
+    def message_bytes(self, name: str, uid: int) -> bytes:
+        """The whole message (for small messages only: the webmail's raw download streams instead)."""
+        with self.open_message(name, uid) as fh:
+            return fh.read()
+
+    def headers(self, name: str, uid: int) -> Message:
+        """The top-level header block, parsed (values raw; see textindex.decode_words)."""
+        top = self.structure(name, uid)
+        with self.open_message(name, uid) as fh:
+            return header_message(fh, top)
+
+    # -- writing ----------------------------------------------------------------------------
+    def set_flags(
+        self,
+        name: str,
+        uids: Iterable[int],
+        flags: Iterable[str],
+        mode: str = "add",
+        unchanged_since: int | None = None,
+    ) -> tuple[list[tuple[int, tuple[str, ...], int]], list[int]]:
+        """Change flags (``mode`` add / remove / replace) of ``uids``.
+
+        Returns (changed: [(uid, new flags, modseq)], failed: uids skipped because their
+        modseq > ``unchanged_since`` (CONDSTORE)). File names follow the system flags.
+        """
+        with self.lock:
+            f = self._folder_row(name)
+            d = self._dir(f["name"])
+            want = [canon_flag(x) for x in flags]
+            wl = {x.lower() for x in want}
+            changed: list[tuple[int, tuple[str, ...], int]] = []
+            failed: list[int] = []
+            renames: list[tuple[str, str]] = []
+            uid_list = sorted(set(uids))
+            before = self._scanned.get(f["name"])
+            with self.db.transaction() as c:
+                modseq = None
+                for i in range(0, len(uid_list), 500):
+                    chunk = uid_list[i : i + 500]
+                    rows = c.execute(
+                        f"SELECT id, uid, name, flags, modseq FROM messages WHERE folder_id = ? AND uid IN"
+                        f" ({','.join('?' * len(chunk))}) ORDER BY uid",
+                        (f["id"], *chunk),
+                    ).fetchall()
+                    for r in rows:
+                        if unchanged_since is not None and r["modseq"] > unchanged_since:
+                            failed.append(r["uid"])
+                            continue
+                        old = flags_tuple(r["flags"])
+                        if mode == "replace":
+                            new = want
+                        elif mode == "add":
+                            new = list(old) + [x for x in want if x.lower() not in {o.lower() for o in old}]
+                        else:
+                            new = [o for o in old if o.lower() not in wl]
+                        if {x.lower() for x in new} == {o.lower() for o in old}:
+                            continue
+                        if modseq is None:
+                            modseq = self._bump(c, f["id"])
+                        base, letters = split_name(r["name"])
+                        fname = f"{base}:2,{info_letters(new)}"
+                        c.execute(
+                            "UPDATE messages SET flags = ?, modseq = ?, name = ? WHERE id = ?",
+                            (flags_text(new), modseq, fname, r["id"]),
+                        )
+                        if fname != r["name"]:
+                            renames.append((r["name"], fname))
+                        changed.append((r["uid"], flags_tuple(flags_text(new)), modseq))
+            for old_name, new_name in renames:
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(d / "cur" / old_name, d / "cur" / new_name)
+            self._remember_scan(f["name"], before)
+        if changed:
+            notify.publish(self.address, f["name"], "flags")
+        return changed, failed
+
+    def append(
+        self,
+        name: str,
+        source: bytes | Path | IO[bytes],
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+    ) -> tuple[int, int]:
+        """Store a message durably (fsync file and dir) in folder ``name``; returns (uidvalidity, uid).
+
+        ``source`` is bytes, a path (copied, not moved) or a readable binary file (streamed).
+        """
+        f = self._folder_row(name)
+        d = self._dir(f["name"])
+        if isinstance(source, bytes):
+            chunks: Iterable[bytes] = [source]
+        elif isinstance(source, Path):
+            chunks = _file_chunks(open(source, "rb"))
+        else:
+            chunks = _file_chunks(source, close=False)
+        tmp = maildir.write_tmp(d, chunks)
+        try:
+            if internaldate is not None:
+                os.utime(tmp, (internaldate, internaldate))
+            size = tmp.stat().st_size
+            fl = [canon_flag(x) for x in flags]
+            target = d / "cur" / f"{tmp.name},S={size}:2,{info_letters(fl)}"
+            with self.lock:
+                before = self._scanned.get(f["name"])
+                os.rename(tmp, target)
+                maildir.fsync_dir(d / "cur")
+                uids = self._index_files(f, d, [target.name], [x for x in fl if x not in _LETTER])
+                self._remember_scan(f["name"], before)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        notify.publish(self.address, f["name"], "new")
+        return f["uidvalidity"], uids[0]
+
+    def copy(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
+        """Copy messages (with flags and internal dates) to ``dest``: (dest uidvalidity, [(src, new uid)])."""
+        with self.lock:
+            f = self._folder_row(name)
+            g = self._folder_row(dest)
+            src_dir, dst_dir = self._dir(f["name"]), self._dir(g["name"])
+            rows = self.db.query(
+                "SELECT uid, name, flags, internaldate FROM messages WHERE folder_id = ? ORDER BY uid", (f["id"],)
+            )
+            want = set(uids)
+            pairs: list[tuple[int, int]] = []
+            before = self._scanned.get(g["name"])
+            names: list[tuple[int, str, list[str]]] = []
+            for r in rows:
+                if r["uid"] not in want:
+                    continue
+                base, letters = split_name(r["name"])
+                new_base = maildir.unique_name() + "," + ",".join(base.split(",")[1:]) if "," in base else None
+                new_name = (new_base or maildir.unique_name()) + ":2," + letters
+                src = src_dir / "cur" / r["name"]
+                dst = dst_dir / "cur" / new_name
+                try:
+                    os.link(src, dst)  # same file system: a hard link is an atomic, free copy
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    shutil.copyfile(src, dst)
+                keywords = [x for x in flags_tuple(r["flags"]) if x not in _LETTER]
+                names.append((r["uid"], new_name, keywords))
+            if names:
+                maildir.fsync_dir(dst_dir / "cur")
+            for src_uid, new_name, keywords in names:
+                (new_uid,) = self._index_files(g, dst_dir, [new_name], keywords)
+                pairs.append((src_uid, new_uid))
+            self._remember_scan(g["name"], before)
+        if pairs:
+            notify.publish(self.address, g["name"], "new")
+        return g["uidvalidity"], pairs
+
+    def move(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
+        """Move messages to ``dest`` (copy, then expunge from the source)."""
+        with self.lock:
+            uidvalidity, pairs = self.copy(name, uids, dest)
+            self._expunge(name, [p[0] for p in pairs])
+        return uidvalidity, pairs
+
+    def expunge(self, name: str, uids: Iterable[int] | None = None) -> list[int]:
+        """Remove messages flagged ``\\Deleted`` (only those in ``uids`` if given); returns their UIDs."""
+        with self.lock:
+            f = self._folder_row(name)
+            rows = self.db.query(
+                "SELECT uid FROM messages WHERE folder_id = ? AND instr(flags, ' \\Deleted ') > 0", (f["id"],)
+            )
+            victims = [r[0] for r in rows]
+            if uids is not None:
+                allowed = set(uids)
+                victims = [u for u in victims if u in allowed]
+            return self._expunge(name, victims)
+
+    def _expunge(self, name: str, uids: list[int]) -> list[int]:
+        f = self._folder_row(name)
+        d = self._dir(f["name"])
+        if not uids:
+            return []
+        before = self._scanned.get(f["name"])
+        done: list[int] = []
+        with self.db.transaction() as c:
+            self._bump(c, f["id"])
+            for i in range(0, len(uids), 500):
+                chunk = uids[i : i + 500]
+                rows = c.execute(
+                    f"SELECT id, uid, name FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})",
+                    (f["id"], *chunk),
+                ).fetchall()
+                for r in rows:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(d / "cur" / r["name"])
+                    c.execute("DELETE FROM messages WHERE id = ?", (r["id"],))
+                    done.append(r["uid"])
+        maildir.fsync_dir(d / "cur")
+        self._remember_scan(f["name"], before)
+        if done:
+            notify.publish(self.address, f["name"], "expunge")
+        return sorted(done)
+
+    def delete_messages(self, name: str, uids: Iterable[int]) -> None:
+        """The webmail's delete: move to Trash, or remove for good when already in Trash."""
+        uids = list(uids)
+        if self._folder_row(name)["special"] == "\\Trash":
+            with self.lock:
+                self._expunge(name, uids)
+        else:
+            self.move(name, uids, "Trash")
+
+    # -- search -----------------------------------------------------------------------------
+    def search(self, name: str, criteria: Criteria) -> list[int]:
+        """UIDs matching ``criteria`` (see ``gk.mail.mailbox.query``), ascending."""
+        with self.lock:
+            f = self._folder_row(name)
+            params: list[Any] = [f["id"]]
+            where = compile_criteria(criteria, params)
+            rows = self.db.query(
+                f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid", params
+            )
+            return [r[0] for r in rows]
+
+    def search_text(self, name: str, text: str) -> list[int]:
+        """The webmail's search box: UIDs whose headers or body contain ``text``."""
+        return self.search(name, ("text", text))
+
+    def _sql_header(self, folder_id: int, fname: str, field: str, text: str) -> bool:
+        row = self.db.conn.execute("SELECT name FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        if row is None:
+            return False
+        try:
+            with open(self._dir(row[0]) / "cur" / fname, "rb") as fh:
+                from gk.mail.mailbox.mime import MAX_HEADER
+
+                head = fh.read(MAX_HEADER)
+        except FileNotFoundError:
+            return False
+        end = head.find(b"\r\n\r\n")
+        head = head[: end if end >= 0 else len(head)]
+        from email.parser import BytesHeaderParser
+        from email.policy import compat32
+
+        msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+        values = msg.get_all(field) or []
+        needle = text.lower()
+        return any(needle in decode_words(v).lower() or needle in str(v).lower() for v in values)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _like_prefix(name: str) -> str:
+    return name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+
+
+def _file_chunks(fh: IO[bytes], close: bool = True) -> Iterator[bytes]:
+    try:
+        while True:
+            chunk = fh.read(65536)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        if close:
+            fh.close()
+
+
+class MailboxStore:
+    """All users' mailboxes; registered as ``ctx.services["mailbox"]``.
+
+    ``user(address)`` returns the ``UserMailbox`` of an address the caller has authenticated
+    (cached; at most ``max_open`` idle users keep their index open). Callers that hold one for
+    a long time (an IMAP session) use ``acquire`` / ``release`` so it is not closed under them.
+    """
+
+    name = "mailbox"
+
+    def __init__(self, mail_root: Path, max_open: int = 32):
+        self.mail_root = mail_root
+        self.max_open = max_open
+        self._open: OrderedDict[str, UserMailbox] = OrderedDict()
+        self.listeners: list[tuple[str, str, int]] = []
+
+    def user(self, address: str) -> UserMailbox:
+        address = address.strip().lower()
+        if not address or "/" in address or address.startswith(".") or "\x00" in address:
+            raise MailboxError(f"bad address {address!r}")
+        mb = self._open.get(address)
+        if mb is None:
+            mb = UserMailbox(self.mail_root, address)
+            self._open[address] = mb
+        self._open.move_to_end(address)
+        self._trim()
+        return mb
+
+    def acquire(self, address: str) -> UserMailbox:
+        mb = self.user(address)
+        mb.users += 1
+        return mb
+
+    def release(self, mb: UserMailbox) -> None:
+        mb.users = max(0, mb.users - 1)
+        self._trim()
+
+    def _trim(self) -> None:
+        idle = [a for a, m in self._open.items() if m.users == 0]
+        while len(self._open) > self.max_open and idle:
+            addr = idle.pop(0)
+            self._open.pop(addr).close()
+
+    def stop(self, grace: float) -> None:
+        for mb in self._open.values():
+            with contextlib.suppress(Exception):
+                mb.close()
+        self._open.clear()

@@ -1,0 +1,93 @@
+"""Text of a message for the FTS5 index: decoded headers and the text of its text/* parts.
+
+Reads only the byte ranges of text parts (found by ``mime.parse_structure``), each capped at
+``MAX_PART_TEXT`` bytes and the whole body text at ``MAX_BODY_TEXT``, so indexing a 50 MB
+message with a large attachment reads a few hundred KB at most.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import re
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import BinaryIO
+
+from gk.mail.mailbox.mime import MAX_HEADER, Part, iter_parts
+
+MAX_PART_TEXT = 512 * 1024
+MAX_BODY_TEXT = 1024 * 1024
+_TAG = re.compile(r"<[^>]*>|&nbsp;")
+
+
+def decode_words(value: str | None) -> str:
+    """An RFC 2047 header value as Unicode (bad encodings kept as they are)."""
+    if not value:
+        return ""
+    try:
+        return str(make_header(decode_header(" ".join(str(value).split()))))
+    except (UnicodeError, LookupError, ValueError, binascii.Error):
+        return " ".join(str(value).split())
+
+
+def read_range(f: BinaryIO, start: int, end: int, cap: int | None = None) -> bytes:
+    f.seek(start)
+    n = end - start if cap is None else min(end - start, cap)
+    return f.read(max(0, n))
+
+
+def decode_body(raw: bytes, encoding: str) -> bytes:
+    enc = encoding.lower()
+    try:
+        if enc == "base64":
+            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", raw) + b"==", validate=False)
+        if enc == "quoted-printable":
+            return quopri.decodestring(raw)
+    except (binascii.Error, ValueError):
+        return raw
+    return raw
+
+
+def part_text(f: BinaryIO, part: Part, cap: int = MAX_PART_TEXT) -> str:
+    raw = decode_body(read_range(f, part.body_start, part.end, cap), part.encoding)
+    charset = part.param("charset") or "us-ascii"
+    try:
+        text = raw.decode(charset, "replace")
+    except LookupError:
+        text = raw.decode("utf-8", "replace")
+    if part.subtype == "html":
+        text = _TAG.sub(" ", text)
+    return text
+
+
+def header_message(f: BinaryIO, part: Part) -> Message:
+    return BytesHeaderParser(policy=compat32).parsebytes(read_range(f, part.header_start, part.body_start, MAX_HEADER))
+
+
+def message_text(f: BinaryIO, top: Part) -> dict[str, str]:
+    """Columns of the FTS row: from, to, cc, bcc, subject, headers, body."""
+    msg = header_message(f, top)
+    headers = "\n".join(f"{k}: {decode_words(v)}" for k, v in msg.items())
+    body: list[str] = []
+    total = 0
+    for p in iter_parts(top):
+        if p.maintype != "text" or (p.disposition and p.disposition[0] == "ATTACHMENT"):
+            continue
+        if total >= MAX_BODY_TEXT:
+            break
+        t = part_text(f, p)
+        body.append(t)
+        total += len(t)
+    return {
+        "hfrom": decode_words(msg.get("From")),
+        "hto": decode_words(msg.get("To")),
+        "hcc": decode_words(msg.get("Cc")),
+        "hbcc": decode_words(msg.get("Bcc")),
+        "subject": decode_words(msg.get("Subject")),
+        "headers": headers,
+        "body": "\n".join(body),
+    }
