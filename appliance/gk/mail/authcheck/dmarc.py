@@ -1,0 +1,93 @@
+"""DMARC evaluation (RFC 7489): policy lookup, identifier alignment, result.
+
+Written here because no maintained, small Python library evaluates DMARC from given SPF/DKIM
+results (checkdmarc audits records; it does not evaluate messages). The organizational domain
+is approximated as the last two labels of a name (the public suffix list is not shipped): for
+names under multi-label public suffixes (``example.co.uk``) relaxed alignment is looser than
+the RFC's — a known limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.exception
+import dns.resolver
+
+from gk.mail.authcheck.dkimverify import DKIMResult
+from gk.mail.authcheck.spf import SPFResult
+
+
+@dataclass(frozen=True)
+class DMARCResult:
+    result: str  # pass fail none temperror permerror
+    policy: str = ""  # none quarantine reject (the one that applies to this From domain)
+    from_domain: str = ""
+    reason: str = ""
+
+
+def org_domain(domain: str) -> str:
+    labels = domain.lower().rstrip(".").split(".")
+    return ".".join(labels[-2:])
+
+
+def aligned(a: str, b: str, mode: str) -> bool:
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    if mode == "s":
+        return a == b
+    return org_domain(a) == org_domain(b)
+
+
+def parse_record(txt: str) -> dict[str, str] | None:
+    tags: dict[str, str] = {}
+    for part in txt.split(";"):
+        key, eq, value = part.strip().partition("=")
+        if eq:
+            tags[key.strip().lower()] = value.strip()
+    if tags.get("v") != "DMARC1":
+        return None
+    return tags
+
+
+def _lookup(resolver: dns.resolver.Resolver, domain: str) -> list[dict[str, str]]:
+    try:
+        answer = resolver.resolve(f"_dmarc.{domain}", "TXT", search=False)
+    except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+        return []
+    records = []
+    for rdata in answer:
+        text = b"".join(rdata.strings).decode("utf-8", "replace")
+        if text.startswith("v=DMARC1"):
+            rec = parse_record(text)
+            records.append(rec if rec is not None else {})
+    return records
+
+
+def evaluate(
+    resolver: dns.resolver.Resolver, from_domains: list[str], spf: SPFResult, dkims: list[DKIMResult]
+) -> DMARCResult:
+    if not from_domains:
+        return DMARCResult("none", reason="no From domain")
+    if len(from_domains) > 1:
+        return DMARCResult("permerror", reason="several From domains")
+    domain = from_domains[0]
+    org = org_domain(domain)
+    try:
+        records = _lookup(resolver, domain)
+        subdomain = False
+        if not records and org != domain:
+            records = _lookup(resolver, org)
+            subdomain = True
+    except (dns.exception.Timeout, dns.resolver.NoNameservers):
+        return DMARCResult("temperror", from_domain=domain, reason="DNS lookup failed")
+    if not records:
+        return DMARCResult("none", from_domain=domain)
+    if len(records) > 1 or not records[0] or "p" not in records[0]:
+        return DMARCResult("permerror", from_domain=domain, reason="invalid DMARC record")
+    rec = records[0]
+    policy = rec.get("sp", rec["p"]) if subdomain else rec["p"]
+    if policy not in ("none", "quarantine", "reject"):
+        policy = "none"
+    spf_ok = spf.result == "pass" and aligned(spf.domain, domain, rec.get("aspf", "r"))
+    dkim_ok = any(d.result == "pass" and aligned(d.domain, domain, rec.get("adkim", "r")) for d in dkims)
+    return DMARCResult("pass" if spf_ok or dkim_ok else "fail", policy, domain)

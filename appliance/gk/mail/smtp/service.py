@@ -1,0 +1,214 @@
+"""The SMTP service of ``gk serve``: listeners on 25 (MX), 587 (STARTTLS) and 465 (implicit TLS).
+
+aiosmtpd runs on the gevent hub: an ``asyncio_gevent`` event loop runs in its own greenlet and
+the listeners are created on it with ``asyncio.run_coroutine_threadsafe`` (the gevent→asyncio
+direction DESIGN.md measured). Accepted messages are handled in greenlets (``accept``):
+inbound mail gets SPF/DKIM/DMARC checks and local delivery; submitted mail goes through
+``gk.mail.submission.submit``.
+
+``stop(grace)`` closes the listeners, says ``421`` to idle sessions, lets sessions inside DATA
+or delivery finish for up to ``grace`` seconds, then closes the rest (their spool files are
+removed; nothing half-written ever reaches ``new/``).
+
+Cost: the asyncio loop and three listening sockets; ~10 KB per open session; DATA streams to
+``DATA_DIR/spool/smtp-in/`` so memory does not grow with message size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from gk.accounts import User
+from gk.context import AppContext
+from gk.mail import submission
+from gk.mail.authcheck import InboundChecker
+from gk.mail.delivery import Target, Trace, get_delivery, received
+from gk.mail.dnsresolver import make_resolver
+from gk.mail.mailbox import maildir
+from gk.mail.smtp.policy import ListenerKind, SMTPPolicy
+from gk.mail.smtp.session import GKSMTP
+
+log = logging.getLogger("gk.smtp")
+
+_QUIET_ERRORS = (ssl.SSLError, ConnectionError, TimeoutError)
+
+
+class SMTPService:
+    name = "smtp"
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        self.cfg = ctx.config.smtp
+        self.hostname = ctx.hostname
+        self.ssl_context = ctx.ssl_context
+        self.policy = SMTPPolicy(ctx, self.cfg.max_recipients)
+        self.delivery = get_delivery(ctx)
+        self.checker = InboundChecker(
+            make_resolver(ctx.config.dns),
+            ctx.hostname,
+            check_spf=self.cfg.check_spf,
+            check_dkim=self.cfg.check_dkim,
+            check_dmarc=self.cfg.check_dmarc,
+            dkim_max_size=self.cfg.dkim_max_verify_size,
+        )
+        self.spool_dir = ctx.data_dir / "spool" / "smtp-in"
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.spool_dir.iterdir():  # never acknowledged: a crash interrupted them
+            leftover.unlink(missing_ok=True)
+        self.sessions: set[GKSMTP] = set()
+        self.accepting = 0  # deliveries in progress (they finish even if their client left)
+        self.listeners: list[tuple[str, str, int]] = []
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(self._loop_error)
+        self._loop_greenlet = gevent.spawn(self.loop.run_forever)
+        self._servers: list[asyncio.base_events.Server] = []
+        self._counter = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, _QUIET_ERRORS):
+            log.debug("smtp connection error: %s", exc)
+        else:
+            log.warning("smtp event loop: %s", context.get("message"), exc_info=exc)
+
+    def listen(self) -> None:
+        bind = self.ctx.config.server.bind
+        plan = [
+            (ListenerKind.INBOUND, "smtp", self.cfg.port, None, "STARTTLS, no AUTH, local domains only"),
+            (ListenerKind.SUBMISSION, "smtp-submission", self.cfg.submission_port, None, "STARTTLS, AUTH after TLS"),
+            (
+                ListenerKind.SUBMISSIONS,
+                "smtp-submissions",
+                self.cfg.submissions_port,
+                self.ssl_context,
+                "implicit TLS, AUTH",
+            ),
+        ]
+        for kind, label, port, tls, note in plan:
+            if not port:
+                continue
+
+            def factory(kind: ListenerKind = kind) -> GKSMTP:
+                return GKSMTP(self, kind, self.loop)
+
+            coro = self.loop.create_server(factory, bind, port, ssl=tls, reuse_address=True, backlog=128)
+            server = asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+            self._servers.append(server)
+            self.listeners.append((label, bind, port))
+            log.info("listening %s on %s:%d (%s)", label, bind, port, note)
+
+    def stop(self, grace: float) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._drain(grace), self.loop).result(timeout=grace + 10)
+        except Exception:
+            log.exception("smtp: error while draining sessions")
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._loop_greenlet.join(timeout=5)
+
+    async def _drain(self, grace: float) -> None:
+        for server in self._servers:
+            server.close()
+        deadline = time.monotonic() + grace
+        while True:
+            for sess in list(self.sessions):
+                if not sess.busy:
+                    sess.goodbye()
+            if (not any(s.busy for s in self.sessions) and self.accepting == 0) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for sess in list(self.sessions):
+            sess.goodbye("421 4.3.2 Service shutting down")
+        await asyncio.sleep(0)
+
+    # -- messages ---------------------------------------------------------------------------
+    def new_spool_path(self) -> Path:
+        self._counter += 1
+        return self.spool_dir / f"{maildir.unique_name()}.{self._counter}"
+
+    def accept(
+        self,
+        kind: ListenerKind,
+        user: User | None,
+        trace: Trace,
+        mail_from: str,
+        recipients: dict[str, str | None],
+        spool: Path,
+        size: int,
+    ) -> str:
+        """Deliver or queue one received message (runs in a greenlet); returns the SMTP reply."""
+        self.accepting += 1
+        try:
+            if kind.is_submission:
+                if user is None:
+                    return "530 5.7.0 Authentication required"
+                result = submission.submit(self.ctx, user, spool, list(recipients), mail_from, trace=trace)
+                log.info(
+                    "accepted %s from %s (user %s) for %d local, %d remote recipient(s), %d bytes",
+                    trace.queue_id,
+                    trace.peer_ip,
+                    user.address,
+                    len(result.delivered),
+                    len(result.queued),
+                    size,
+                )
+                return f"250 2.0.0 OK: queued as {trace.queue_id}"
+            return self._accept_inbound(trace, mail_from, recipients, spool, size)
+        except submission.SubmissionError as exc:
+            return exc.reply
+        except Exception:
+            log.exception("delivery of %s failed", trace.queue_id)
+            return "451 4.3.0 Local delivery failed; try again later"
+        finally:
+            self.accepting -= 1
+            try:
+                os.unlink(spool)
+            except FileNotFoundError:
+                pass
+
+    def _accept_inbound(
+        self, trace: Trace, mail_from: str, recipients: dict[str, str | None], spool: Path, size: int
+    ) -> str:
+        outcome = self.checker.check(spool, size, trace.peer_ip, trace.helo, mail_from)
+        folder = "INBOX"
+        failed = outcome.dmarc_policy_failed
+        if failed:
+            domain = outcome.dmarc.from_domain if outcome.dmarc else ""
+            if failed == "reject" and self.cfg.dmarc_reject_action == "reject":
+                log.info("rejected %s from %s: DMARC p=reject of %s failed", trace.queue_id, trace.peer_ip, domain)
+                return f"550 5.7.1 Message rejected: it fails the DMARC policy of {domain}"
+            folder = "Junk"
+        targets = [Target(rcpt, user, folder) for rcpt, user in recipients.items() if user]
+        if not targets:
+            return "554 5.5.1 No valid recipients"
+        common = outcome.header + received(trace, self.hostname, targets[0].rcpt if len(targets) == 1 else None)
+        self.delivery.deliver(spool, targets, common, mail_from)
+        log.info(
+            "delivered %s from %s <%s> to %d recipient(s) in %s, %d bytes",
+            trace.queue_id,
+            trace.peer_ip,
+            mail_from,
+            len(targets),
+            folder,
+            size,
+        )
+        return f"250 2.0.0 OK: delivered as {trace.queue_id}"
+
+
+def start(ctx: AppContext) -> SMTPService:
+    service = SMTPService(ctx)
+    try:
+        service.listen()
+    except BaseException:
+        service.stop(0)
+        raise
+    ctx.services[service.name] = service
+    return service

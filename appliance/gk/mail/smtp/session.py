@@ -1,0 +1,312 @@
+"""One SMTP session: aiosmtpd's ``SMTP`` protocol class with GK's changes to the mechanics.
+
+What aiosmtpd 1.4.6 does not do and this subclass adds:
+
+- DATA streamed to a spool file (``data_stream.DataReceiver``) instead of a list of lines in
+  memory, with an idle timeout *between* chunks (``smtp.data_idle_timeout``) instead of one
+  timeout for the whole transfer, and SMTP-smuggling refusal;
+- PIPELINING and ENHANCEDSTATUSCODES advertised, an enhanced code on every reply
+  (``replies.enhance``), a ``421 4.4.2`` before a timeout closes the session;
+- AUTH PLAIN/LOGIN checked by ``ctx.auth.login`` (throttling, lockout, security events) in a
+  greenlet, never inside the coroutine; no AUTH at all on port 25;
+- every policy question (``policy.SMTPPolicy``) and every delivery runs in a greenlet through
+  ``bridge.in_greenlet``, so no coroutine ever blocks the hub.
+
+Memory per session: the protocol objects (~10 KB), the stream buffer (bounded by
+``smtp.max_line_length``) and one 64 KiB read chunk during DATA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import collections
+import logging
+import os
+import secrets
+from base64 import b64decode
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
+
+from gk.mail.delivery import Trace, protocol_keyword
+from gk.mail.smtp.bridge import in_greenlet
+from gk.mail.smtp.data_stream import DataReceiver
+from gk.mail.smtp.policy import ListenerKind
+from gk.mail.smtp.replies import enhance
+
+if TYPE_CHECKING:
+    from gk.mail.smtp.service import SMTPService
+
+log = logging.getLogger("gk.smtp")
+
+READ_CHUNK = 65536
+
+
+class GKEnvelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.local_users: dict[str, str | None] = {}  # RCPT address -> local user (None = remote)
+
+
+class _Hooks:
+    """aiosmtpd handler hooks: they only ask the policy (in a greenlet) and record the answer."""
+
+    async def handle_EHLO(self, server: GKSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]):
+        session.host_name = hostname
+        out = [
+            r
+            for r in responses
+            if not r.startswith("250-AUTH") or (server.kind.is_submission and r.strip() != "250-AUTH")
+        ]
+        out[-1:-1] = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
+        return out
+
+    async def handle_MAIL(self, server: GKSMTP, session: Any, envelope: GKEnvelope, address: str, options: list[str]):
+        reply = await in_greenlet(server.service.policy.mail_from, server.kind, server.gk_user, address)
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server: GKSMTP, session: Any, envelope: GKEnvelope, address: str, options: list[str]):
+        decision = await in_greenlet(
+            server.service.policy.rcpt_to, server.kind, server.gk_user, address, len(envelope.rcpt_tos)
+        )
+        if decision.accepted:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(options)
+            envelope.local_users[address] = decision.local_user
+        return decision.reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("SMTP session error", exc_info=error)
+        return "451 4.3.0 Internal error; try again later"
+
+
+class GKSMTP(SMTP):
+    def __init__(self, service: SMTPService, kind: ListenerKind, loop: asyncio.AbstractEventLoop):
+        cfg = service.cfg
+        self.service = service
+        self.kind = kind
+        self.gk_user: Any = None
+        self.busy = False
+        self._greeting_pending = True  # the greeting carries no enhanced code (RFC 2034 §3)
+        self._raw_replies = False  # nor do the replies to EHLO/HELO
+        self.line_length_limit = cfg.max_line_length
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        implicit = kind is ListenerKind.SUBMISSIONS
+        super().__init__(
+            _Hooks(),
+            data_size_limit=cfg.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=service.hostname,
+            ident="GK ESMTP",
+            tls_context=None if implicit else service.ssl_context,
+            timeout=cfg.command_timeout,
+            auth_require_tls=(not implicit) and cfg.require_tls_for_auth,
+            auth_exclude_mechanism=[] if kind.is_submission else ["PLAIN", "LOGIN"],
+            authenticator=lambda *a: AuthResult(success=False),
+            loop=loop,
+        )
+
+    def _create_envelope(self) -> GKEnvelope:
+        return GKEnvelope()
+
+    # -- connection bookkeeping ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if first:
+            self.service.sessions.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.service.sessions.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if len(self.service.sessions) > self.service.cfg.max_connections:
+            self._greeting_pending = False
+            await self.push("421 4.7.0 Too many connections; try again later")
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(f"421 4.4.2 {self.hostname} Timeout waiting for the client; closing\r\n".encode())
+        super()._timeout_cb()
+
+    def goodbye(self, reply: str = "421 4.3.2 Service shutting down; try again later") -> None:
+        """Close an idle session (server stopping)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply.encode() + b"\r\n")
+            self.transport.close()
+
+    # -- replies --------------------------------------------------------------------------
+    async def push(self, status: str | bytes) -> None:
+        if self._greeting_pending:
+            self._greeting_pending = False
+        elif isinstance(status, str) and not self._raw_replies:
+            status = enhance(status)
+        return await super().push(status)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._raw_replies = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._raw_replies = False
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._raw_replies = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._raw_replies = False
+
+    # -- AUTH -----------------------------------------------------------------------------
+    async def smtp_AUTH(self, arg: str) -> None:
+        if not self.kind.is_submission:
+            await self.push("502 5.5.1 AUTH is not offered on this port; use the submission port")
+            return
+        await super().smtp_AUTH(arg)
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Cannot split AUTH PLAIN value")
+            return AuthResult(success=False, handled=True)
+        return await self._login(parts[1], parts[2])
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+            if not isinstance(login, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._login(login, password)
+
+    async def _login(self, login: bytes, password: bytes) -> AuthResult:
+        try:
+            address, secret = login.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            address, secret = login.decode("utf-8", "replace"), ""
+        ctx = self.service.ctx
+        result = await in_greenlet(ctx.auth.login, address, secret, self.peer_ip, self.kind.value)
+        if result.ok:
+            self.gk_user = result.user
+            return AuthResult(success=True, auth_data=LoginPassword(login, b""))
+        if result.locked:
+            return AuthResult(success=False, message="454 4.7.0 Too many failed logins; try again later")
+        return AuthResult(success=False, message="535 5.7.8 Authentication credentials invalid")
+
+    # -- DATA -----------------------------------------------------------------------------
+    @property
+    def peer_ip(self) -> str:
+        peer = self.session.peer if self.session else None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+    def tls_description(self) -> str:
+        ssl_obj = self.transport.get_extra_info("ssl_object") if self.transport else None
+        if ssl_obj is None:
+            return ""
+        cipher = ssl_obj.cipher() or ("", "", 0)
+        return f"{ssl_obj.version()} {cipher[0]} {cipher[2]} bits"
+
+    def trace(self) -> Trace:
+        assert self.session is not None
+        tls = self.tls_description()
+        return Trace(
+            helo=self.session.host_name or "",
+            peer_ip=self.peer_ip,
+            protocol=protocol_keyword(self.session.extended_smtp, bool(tls), self.gk_user is not None),
+            tls=tls,
+            auth_user=self.gk_user.address if self.gk_user is not None else "",
+            queue_id=secrets.token_hex(6).upper(),
+        )
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.envelope is not None and self.session is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Need RCPT command first")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        spool = self.service.new_spool_path()
+        out = open(spool, "xb")
+        receiver = DataReceiver(out, max_size=self.service.cfg.max_message_size, max_line=self.line_length_limit)
+        self.busy = True
+        handed_over = False
+        try:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            idle = self.service.cfg.data_idle_timeout
+            while True:
+                self._reset_timeout(idle)
+                chunk = await self._reader.read(READ_CHUNK)
+                if not chunk:
+                    raise ConnectionResetError("client closed the connection during DATA")
+                if receiver.feed(chunk):
+                    break
+            if receiver.leftover:
+                # pipelined commands after the final dot go back to the command reader
+                self._reader._buffer[0:0] = receiver.leftover  # type: ignore[attr-defined]
+            out.close()
+            self._reset_timeout()
+            reply = receiver.error
+            if reply is None:
+                envelope = self.envelope
+                handed_over = True
+                reply = await in_greenlet(
+                    self.service.accept,
+                    self.kind,
+                    self.gk_user,
+                    self.trace(),
+                    envelope.mail_from or "",
+                    dict(envelope.local_users),
+                    spool,
+                    receiver.size,
+                    shield=True,
+                )
+            else:
+                log.info("refused DATA from %s: %s", self.peer_ip, reply)
+        finally:
+            self.busy = False
+            if not out.closed:
+                out.close()
+            if not handed_over:
+                _unlink(spool)
+        self._set_post_data_state()
+        await self.push(reply)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

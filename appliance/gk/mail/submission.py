@@ -1,0 +1,130 @@
+"""The one path for mail a logged-in user sends: SMTP 587/465 and the webmail both call ``submit``.
+
+Policy, in order:
+
+1. the envelope sender must be an address the user owns — the user's own address, a
+   plus-address of it, or an alias that points at the user — else ``SubmissionError`` 553 5.7.1;
+2. recipients in local domains must exist (``550 5.1.1``) and are delivered to their Maildir
+   at once, durably, before ``submit`` returns;
+3. remote recipients go to ``ctx.services["queue"].enqueue(...)`` (durable before it returns);
+   while no queue service runs they are refused with ``550 5.3.3`` naming the reason.
+
+``submit`` blocks the calling greenlet (file I/O goes to the threadpool); call it from gevent
+code (the SMTP session calls it through its greenlet bridge).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gk.accounts import User, normalize_address
+from gk.mail.delivery import Target, Trace, get_delivery, received
+
+NO_OUTBOUND = "550 5.3.3 Outbound delivery is not available yet: only local recipients can be reached"
+
+
+class SubmissionError(Exception):
+    """A refused submission; ``reply`` is the SMTP reply (code, enhanced code, text)."""
+
+    def __init__(self, reply: str):
+        super().__init__(reply)
+        self.reply = reply
+
+    @property
+    def code(self) -> int:
+        return int(self.reply[:3])
+
+
+@dataclass
+class SubmitResult:
+    delivered: list[str] = field(default_factory=list)  # local recipients
+    queued: list[str] = field(default_factory=list)  # remote recipients
+    queue_id: int | None = None
+
+
+def owns_address(accounts: Any, user: User, address: str) -> bool:
+    """True when ``address`` is the user's own, a plus-address of it or an alias to the user."""
+    if not address:
+        return False
+    owner = accounts.resolve_recipient(address)
+    return owner is not None and owner.id == user.id
+
+
+def remote_outbound_available(ctx: Any) -> bool:
+    return "queue" in ctx.services
+
+
+def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
+    """``(local user address, None)``, ``(None, None)`` for a remote address, or ``(None, reply)``."""
+    addr = normalize_address(address)
+    domain = addr.rpartition("@")[2]
+    if ctx.accounts.is_local_domain(domain):
+        owner = ctx.accounts.resolve_recipient(addr)
+        if owner is None:
+            return None, f"550 5.1.1 <{address}>: no such user here"
+        return owner.address, None
+    return None, None
+
+
+def _spool_bytes(ctx: Any, data: bytes) -> Path:
+    spool = ctx.data_dir / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="submit-", dir=spool)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return Path(name)
+
+
+def submit(
+    ctx: Any,
+    user: User,
+    message_path_or_bytes: Path | bytes,
+    recipients: list[str],
+    mail_from: str | None = None,
+    *,
+    trace: Trace | None = None,
+) -> SubmitResult:
+    """Deliver local recipients and queue remote ones; raises ``SubmissionError`` when refused."""
+    sender = mail_from if mail_from is not None else user.address
+    if not owns_address(ctx.accounts, user, sender):
+        raise SubmissionError(f"553 5.7.1 <{sender}>: sender address not owned by user {user.address}")
+    if not recipients:
+        raise SubmissionError("554 5.5.1 No valid recipients")
+    local: list[Target] = []
+    remote: list[str] = []
+    for rcpt in recipients:
+        owner, problem = classify_recipient(ctx, rcpt)
+        if problem:
+            raise SubmissionError(problem)
+        if owner:
+            local.append(Target(rcpt, owner))
+        else:
+            remote.append(rcpt)
+    queue = ctx.services.get("queue")
+    if remote and queue is None:
+        raise SubmissionError(NO_OUTBOUND)
+    own_file = isinstance(message_path_or_bytes, bytes)
+    path = (
+        _spool_bytes(ctx, message_path_or_bytes) if isinstance(message_path_or_bytes, bytes) else message_path_or_bytes
+    )
+    result = SubmitResult()
+    try:
+        if local:
+            t = trace or Trace(protocol="HTTPS", auth_user=user.address)
+            common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
+            get_delivery(ctx).deliver(path, local, common, sender)
+            result.delivered = [t.rcpt for t in local]
+        if remote:
+            result.queue_id = queue.enqueue(sender, remote, path, user=user.address)
+            result.queued = remote
+    finally:
+        if own_file:
+            path.unlink(missing_ok=True)
+    return result
+
+
+__all__ = ["NO_OUTBOUND", "SubmissionError", "SubmitResult", "classify_recipient", "owns_address", "submit"]
