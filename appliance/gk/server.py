@@ -31,6 +31,7 @@ log = logging.getLogger("gk.server")
 # Feature modules started in this order (and stopped in reverse).
 COMPONENTS: list[str] = [
     # "gk.mail.smtp.service", "gk.mail.imap.service", "gk.web.service", "gk.mail.queue.service"
+    "gk.mail.smtp.service",
 ]
 
 
