@@ -174,7 +174,7 @@ def _register_feature_commands() -> None:
     """Import feature modules that add subcommands (queue, dns, tune, button…)."""
     import importlib
 
-    for module in ("gk.mail.queue.cli", "gk.mail.dnsrecords", "gk.hw.cli"):
+    for module in ("gk.mail.queue.cli", "gk.mail.dnsrecords", "gk.hw.cli", "gk.claim.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -96,6 +96,19 @@ class HTTPConfig:
     port: int = opt(80, "plain HTTP port (web UI, wizard, APIs)", port_number())
     https_port: int = opt(443, "HTTPS port (0 = disabled)", port_number())
     session_days: int = opt(30, "days a web login stays valid", at_least(1))
+    lan_networks: list[str] = opt(
+        [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "fe80::/10",
+            "fc00::/7",
+        ],
+        "client networks the first-boot wizard and owner recovery are served to (loopback, RFC 1918, link-local, ULA)",
+    )
 
 
 @dataclass

@@ -1,0 +1,215 @@
+"""Claim and owner-recovery state: the one-time setup code, wizard progress, recovery window.
+
+Below both the web wizard and the hardware button service (which runs in another process):
+every function takes the data dir and opens ``DATA_DIR/claim.sqlite3`` itself, so
+``button_pressed(data_dir)`` and ``open_recovery(data_dir, minutes=15)`` work from anywhere
+without importing web code. SQLite (WAL, synchronous=FULL) makes a claim survive kill -9.
+
+States: ``unclaimed`` (fresh: the wizard is open to LAN clients) → ``setup`` (claimed by a
+setup code or a button press; the wizard runs its remaining steps) → ``complete`` (wizard
+closed for good). ``open_recovery`` opens a window during which only the claim and password
+steps answer again; finishing the password step closes it.
+
+Cost: no resident memory (a connection per call, closed after); each call is one small
+SQLite transaction (~1 ms on an SD card with fsync).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from gk.store import Database, open_database
+
+MIGRATIONS = [
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE button_presses (id INTEGER PRIMARY KEY, ts REAL NOT NULL, consumed INTEGER NOT NULL DEFAULT 0);
+    """,
+]
+
+SETUP_CODE_FILE = "setup-code.txt"
+# no 0/O, 1/I/L: the code is typed from a console or a file read on another PC
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+BUTTON_VALID_SECONDS = 120.0
+UNCLAIMED, SETUP, COMPLETE = "unclaimed", "setup", "complete"
+
+
+@contextlib.contextmanager
+def _db(data_dir: Path) -> Iterator[Database]:
+    db = open_database(Path(data_dir) / "claim.sqlite3", MIGRATIONS, cache_kib=256)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _get(db: Database, key: str, default: str = "") -> str:
+    row = db.one("SELECT value FROM settings WHERE key = ?", (key,))
+    return row["value"] if row else default
+
+
+def _set(db: Database, key: str, value: str) -> None:
+    db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(12))
+    return f"{raw[0:4]}-{raw[4:8]}-{raw[8:12]}"
+
+
+def normalize_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def _write_code_file(data_dir: Path, code: str) -> None:
+    path = Path(data_dir) / SETUP_CODE_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(code + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def ensure_setup_code(data_dir: Path) -> str | None:
+    """At start: make the one-time setup code (and its file) if the box is unclaimed or in recovery."""
+    with _db(data_dir) as db:
+        state = _get(db, "state", UNCLAIMED)
+        if state == COMPLETE and not _recovery_open(db):
+            return None
+        code = _get(db, "setup_code")
+        if not code:
+            code = new_code()
+            _set(db, "setup_code", code)
+        if not (Path(data_dir) / SETUP_CODE_FILE).exists():
+            _write_code_file(data_dir, code)
+        return code
+
+
+def state(data_dir: Path) -> str:
+    with _db(data_dir) as db:
+        return _get(db, "state", UNCLAIMED)
+
+
+def is_complete(data_dir: Path) -> bool:
+    return state(data_dir) == COMPLETE
+
+
+def check_code(data_dir: Path, code: str) -> bool:
+    """True when ``code`` is the current setup code (constant-time; case, spaces and dashes ignored)."""
+    with _db(data_dir) as db:
+        stored = _get(db, "setup_code")
+    if not stored:
+        return False
+    return hmac.compare_digest(normalize_code(stored).encode(), normalize_code(code).encode())
+
+
+def claim(data_dir: Path, how: str) -> None:
+    """Mark the box claimed (setup code or button). The code is spent: a new one is made for recovery."""
+    with _db(data_dir) as db, db.transaction():
+        if _get(db, "state", UNCLAIMED) == UNCLAIMED:
+            _set(db, "state", SETUP)
+        _set(db, "claimed_by", how)
+        _set(db, "claimed_at", str(time.time()))
+        _set(db, "setup_code", "")
+    with contextlib.suppress(FileNotFoundError):
+        (Path(data_dir) / SETUP_CODE_FILE).unlink()
+
+
+def complete(data_dir: Path) -> None:
+    with _db(data_dir) as db, db.transaction():
+        _set(db, "state", COMPLETE)
+        _set(db, "recovery_until", "0")
+        _set(db, "setup_code", "")
+
+
+# -- wizard settings and progress --------------------------------------------------------
+def get_setting(data_dir: Path, key: str, default: str = "") -> str:
+    with _db(data_dir) as db:
+        return _get(db, "opt:" + key, default)
+
+
+def set_settings(data_dir: Path, **values: str) -> None:
+    with _db(data_dir) as db, db.transaction():
+        for key, value in values.items():
+            _set(db, "opt:" + key, value)
+
+
+def all_settings(data_dir: Path) -> dict[str, str]:
+    with _db(data_dir) as db:
+        rows = db.query("SELECT key, value FROM settings WHERE key LIKE 'opt:%'")
+    return {r["key"][4:]: r["value"] for r in rows}
+
+
+# -- hardware button and owner recovery --------------------------------------------------
+def button_pressed(data_dir: Path) -> None:
+    """Called by the button service: a short press counts as a claim while a claim page is open."""
+    with _db(data_dir) as db:
+        db.execute("INSERT INTO button_presses(ts) VALUES (?)", (time.time(),))
+        db.execute("DELETE FROM button_presses WHERE ts < ?", (time.time() - 3600,))
+
+
+def take_button_press(data_dir: Path, since: float) -> bool:
+    """Consume one unconsumed press made after ``since`` (and recently); True if there was one."""
+    now = time.time()
+    with _db(data_dir) as db, db.transaction() as c:
+        row = c.execute(
+            "SELECT id FROM button_presses WHERE consumed = 0 AND ts >= ? AND ts >= ? ORDER BY ts LIMIT 1",
+            (since, now - BUTTON_VALID_SECONDS),
+        ).fetchone()
+        if not row:
+            return False
+        c.execute("UPDATE button_presses SET consumed = 1 WHERE id = ?", (row["id"],))
+        return True
+
+
+def _recovery_open(db: Database) -> bool:
+    return float(_get(db, "recovery_until", "0") or 0) > time.time()
+
+
+def open_recovery(data_dir: Path, minutes: float = 15) -> str:
+    """Owner recovery (button held ~10 s): reopen the claim and password steps for ``minutes``.
+
+    Makes a fresh setup code (returned, and written to DATA_DIR/setup-code.txt); data is kept.
+    """
+    code = new_code()
+    with _db(data_dir) as db, db.transaction():
+        _set(db, "recovery_until", str(time.time() + minutes * 60))
+        _set(db, "setup_code", code)
+    _write_code_file(data_dir, code)
+    return code
+
+
+def recovery_open(data_dir: Path) -> bool:
+    with _db(data_dir) as db:
+        return _recovery_open(db)
+
+
+def close_recovery(data_dir: Path) -> None:
+    with _db(data_dir) as db, db.transaction():
+        _set(db, "recovery_until", "0")
+        _set(db, "setup_code", "")
+    with contextlib.suppress(FileNotFoundError):
+        (Path(data_dir) / SETUP_CODE_FILE).unlink()
+
+
+__all__ = [
+    "button_pressed",
+    "open_recovery",
+    "ensure_setup_code",
+    "check_code",
+    "claim",
+    "complete",
+    "state",
+    "is_complete",
+    "recovery_open",
+    "close_recovery",
+    "take_button_press",
+]

@@ -1,0 +1,132 @@
+"""Login, logout, the user's own account: password change, language, per-device app passwords.
+
+Login goes through ``ctx.auth.login(..., service="web")``: the same throttling, lockout,
+security events and argon2-in-threadpool as SMTP and IMAP.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import bottle
+
+from gk.accounts import AccountError
+from gk.web import forms
+from gk.web.app import Web
+from gk.web.i18n import LANGUAGES, translator
+
+APP_PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+def safe_next(target: str) -> str:
+    """Only local paths: ``/mail`` yes, ``//evil.example`` or ``https://…`` no."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def new_app_password() -> str:
+    raw = "".join(secrets.choice(APP_PASSWORD_ALPHABET) for _ in range(16))
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def register(web: Web) -> None:
+    app = web.app
+    ctx = web.ctx
+
+    @app.get("/")
+    def home() -> None:
+        user = web.user()
+        if user is None:
+            raise bottle.redirect("/login")
+        raise bottle.redirect("/mail")
+
+    @app.get("/login")
+    def login_form() -> str:
+        if web.user():
+            raise bottle.redirect("/")
+        return web.render("login.html", error="", address="", next=safe_next(bottle.request.query.get("next", "/")))
+
+    @app.post("/login")
+    def login_submit() -> str:
+        _ = translator(web.lang())
+        address, password = forms.text("address"), forms.raw("password")
+        nxt = safe_next(forms.text("next") or "/")
+        result = ctx.auth.login(address, password, web.client_ip(), "web")
+        if result.ok:
+            assert result.user is not None
+            web.log_in(result.user)
+            raise bottle.redirect(nxt)
+        bottle.response.status = 429 if result.locked else 401
+        error = _("Too many failed attempts; try again later.") if result.locked else _("Wrong address or password.")
+        return web.render("login.html", error=error, address=address, next=nxt)
+
+    @app.post("/logout")
+    def logout() -> None:
+        web.log_out()
+        raise bottle.redirect("/login")
+
+    def account_page(**kw: object) -> str:
+        user = web.require_user()
+        return web.render(
+            "account.html",
+            apps=ctx.accounts.list_app_passwords(user.address),
+            languages=LANGUAGES,
+            errors=kw.pop("errors", {}),
+            **kw,
+        )
+
+    @app.get("/account")
+    def account() -> str:
+        return account_page()
+
+    @app.post("/account/password")
+    def change_password() -> str:
+        user = web.require_user()
+        _ = translator(web.lang())
+        errors: dict[str, str] = {}
+        current, new, new2 = forms.raw("current"), forms.raw("password"), forms.raw("password2")
+        result = ctx.auth.login(user.address, current, web.client_ip(), "web")
+        if not result.ok:
+            errors["current"] = _("Wrong address or password.")
+        elif new != new2:
+            errors["password2"] = _("The two passwords differ.")
+        else:
+            try:
+                ctx.accounts.set_password(user.address, new)
+            except AccountError as exc:
+                errors["password"] = str(exc)
+        if errors:
+            bottle.response.status = 400
+            return account_page(errors=errors)
+        sess = web.session()
+        web.sessions.delete_user(user.address, keep=sess.sid if sess else "")
+        ctx.accounts.record_event("password_changed", "web", web.client_ip(), user.address)
+        return account_page(notice=_("Password changed."))
+
+    @app.post("/account/language")
+    def set_language() -> None:
+        user = web.require_user()
+        lang = forms.text("language")
+        if lang in LANGUAGES or lang == "":
+            ctx.accounts.set_profile(user.address, language=lang)
+        raise bottle.redirect("/account")
+
+    @app.post("/account/app-passwords")
+    def add_app_password() -> str:
+        user = web.require_user()
+        name = forms.text("name")[:60]
+        if not name:
+            bottle.response.status = 400
+            return account_page(errors={"name": "Give the device a name, e.g. 'phone'."})
+        password = new_app_password()
+        ctx.accounts.add_app_password(user.address, name, password)
+        ctx.accounts.record_event("app_password_added", "web", web.client_ip(), user.address, name)
+        return account_page(new_app=(name, password))
+
+    @app.post("/account/app-passwords/<app_id:int>/delete")
+    def delete_app_password(app_id: int) -> None:
+        user = web.require_user()
+        if not ctx.accounts.delete_app_password(user.address, app_id):
+            raise bottle.HTTPError(404, "Not found")
+        raise bottle.redirect("/account")

@@ -1,0 +1,63 @@
+"""Admin pages: add and remove users, reset a user's password, grant admin rights."""
+
+from __future__ import annotations
+
+import bottle
+
+from gk.accounts import AccountError
+from gk.web import forms
+from gk.web.app import Web
+
+
+def register(web: Web) -> None:
+    app = web.app
+    ctx = web.ctx
+
+    def users_page(**kw: object) -> str:
+        web.require_admin()
+        return web.render("admin_users.html", users=ctx.accounts.list_users(), errors=kw.pop("errors", {}), **kw)
+
+    @app.get("/admin/users")
+    def users() -> str:
+        return users_page(address="")
+
+    @app.post("/admin/users")
+    def add_user() -> str:
+        admin = web.require_admin()
+        address = forms.text("address").lower()
+        try:
+            user = ctx.accounts.add_user(address, forms.raw("password"), admin=bool(forms.text("admin")))
+        except AccountError as exc:
+            bottle.response.status = 400
+            key = "password" if "password" in str(exc).lower() else "address"
+            return users_page(address=address, errors={key: str(exc)})
+        ctx.accounts.record_event("user_added", "web", web.client_ip(), user.address, f"by {admin.address}")
+        return users_page(address="", notice=f"Added {user.address}.")
+
+    @app.post("/admin/users/<address>/delete")
+    def delete_user(address: str) -> str:
+        admin = web.require_admin()
+        if address == admin.address:
+            bottle.response.status = 400
+            return users_page(address="", errors={"list": "You cannot remove your own account."})
+        try:
+            ctx.accounts.delete_user(address)
+        except AccountError as exc:
+            raise bottle.HTTPError(404, str(exc)) from exc
+        web.sessions.delete_user(address)
+        ctx.accounts.record_event("user_deleted", "web", web.client_ip(), address, f"by {admin.address}")
+        return users_page(address="", notice=f"Removed {address} (its mail stays on disk).")
+
+    @app.post("/admin/users/<address>/password")
+    def reset_password(address: str) -> str:
+        admin = web.require_admin()
+        if ctx.accounts.get_user(address) is None:
+            raise bottle.HTTPError(404, "Not found")
+        try:
+            ctx.accounts.set_password(address, forms.raw("password"))
+        except AccountError as exc:
+            bottle.response.status = 400
+            return users_page(address="", errors={"reset:" + address: str(exc)})
+        web.sessions.delete_user(address)
+        ctx.accounts.record_event("password_reset", "web", web.client_ip(), address, f"by {admin.address}")
+        return users_page(address="", notice=f"New password set for {address}.")

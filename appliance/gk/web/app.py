@@ -1,0 +1,205 @@
+"""The root bottle app: request gating (wizard, LAN, HTTPS, CSRF), sessions and rendering.
+
+``Web`` holds what every route module needs; route modules (``wizard``, ``account``,
+``dashboard``, ``admin``, ``clientsetup``, ``webmail``) each export ``register(web)``.
+Other features mount their own bottle apps with ``web.mount(prefix, app)`` (DAV, chat, AI).
+
+Per request, before any route: (1) HTTP is redirected to HTTPS once the wizard turned that
+on; (2) until the wizard is complete every page except static files redirects to it and
+only LAN clients are served; after completion the wizard answers 404 unless owner recovery
+reopened its claim and password steps; (3) every POST/PUT/PATCH/DELETE must carry the
+session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``), else 403 and nothing
+changes.
+
+Cost: one Jinja2 environment with compiled templates cached (~2 MB), the claim state cached
+for two seconds, no other per-request memory beyond the request itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+from typing import Any
+
+import bottle
+import jinja2
+
+from gk import claim
+from gk.accounts import User
+from gk.web import i18n
+from gk.web.headers import COOKIE, SecurityHeaders, session_cookie
+from gk.web.netpolicy import is_lan, parse_networks
+from gk.web.sessions import Session, SessionStore
+
+HERE = Path(__file__).resolve().parent
+HTMX = "htmx-2.0.11.min.js"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+RECOVERY_PATHS = ("/wizard", "/wizard/", "/wizard/claim", "/wizard/claim/button", "/wizard/password")
+# reachable while the wizard is not complete, besides the wizard itself
+OPEN_PATHS = ("/static/",)
+
+bottle.BaseRequest.MEMFILE_MAX = 256 * 1024  # larger bodies spool to a temp file, not RAM
+
+
+class Web:
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.data_dir: Path = ctx.data_dir
+        self.sessions = SessionStore(ctx.data_dir / "web.sqlite3", ctx.config.http.session_days)
+        self.lan = parse_networks(ctx.config.http.lan_networks)
+        self.app = bottle.Bottle(catchall=True)
+        self.jinja = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True, default=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._state: tuple[float, str, bool] = (0.0, "", False)
+        self.app.add_hook("before_request", self._before)
+        self.app.route("/static/<path:path>", callback=self._static)
+        self.app.error(403)(self._error)
+        self.app.error(404)(self._error)
+        self.app.error(405)(self._error)
+        self.wsgi = SecurityHeaders(self.app)
+
+    # -- state ---------------------------------------------------------------------------
+    def claim_state(self) -> tuple[str, bool]:
+        """(claim state, recovery open), cached for 2 s (the button service writes from another process)."""
+        at, st, rec = self._state
+        if time.monotonic() - at > 2.0:
+            st, rec = claim.state(self.data_dir), claim.recovery_open(self.data_dir)
+            self._state = (time.monotonic(), st, rec)
+        return st, rec
+
+    def forget_state(self) -> None:
+        self._state = (0.0, "", False)
+
+    def client_ip(self) -> str:
+        return str(bottle.request.environ.get("REMOTE_ADDR", ""))
+
+    def client_is_lan(self) -> bool:
+        return is_lan(self.client_ip(), self.lan)
+
+    def is_https(self) -> bool:
+        return bottle.request.environ.get("wsgi.url_scheme") == "https"
+
+    # -- sessions ------------------------------------------------------------------------
+    def session(self, create: bool = True) -> Session | None:
+        env = bottle.request.environ
+        if "gk.session" in env:
+            sess = env["gk.session"]
+        else:
+            sess = self.sessions.get(bottle.request.get_cookie(COOKIE) or "")
+        if sess is None and create:
+            sess = self.sessions.create()
+            self._send_cookie(sess)
+        env["gk.session"] = sess
+        return sess
+
+    def _send_cookie(self, sess: Session, max_age: int | None = None) -> None:
+        bottle.request.environ["gk.cookie"] = session_cookie(sess.sid, self.is_https(), max_age)
+
+    def log_in(self, user: User) -> Session:
+        old = self.session(create=False)
+        sess = self.sessions.login(old, user.address)
+        bottle.request.environ["gk.session"] = sess
+        self._send_cookie(sess, int(self.sessions.login_seconds))
+        return sess
+
+    def log_out(self) -> None:
+        sess = self.session(create=False)
+        if sess:
+            self.sessions.delete(sess.sid)
+        bottle.request.environ["gk.cookie"] = session_cookie("", self.is_https(), 0)
+        bottle.request.environ["gk.session"] = None
+
+    def user(self) -> User | None:
+        env = bottle.request.environ
+        if "gk.user" not in env:
+            sess = self.session(create=False)
+            env["gk.user"] = self.ctx.accounts.get_user(sess.address) if sess and sess.address else None
+        return env["gk.user"]
+
+    def require_user(self) -> User:
+        user = self.user()
+        if user is None:
+            raise bottle.redirect("/login?next=" + bottle.request.path)
+        return user
+
+    def require_admin(self) -> User:
+        user = self.require_user()
+        if not user.is_admin:
+            raise bottle.HTTPError(403, "administrators only")
+        return user
+
+    # -- rendering -----------------------------------------------------------------------
+    def lang(self) -> str:
+        user = self.user()
+        return i18n.negotiate(bottle.request.get_header("Accept-Language", ""), user.language if user else "")
+
+    def render(self, template: str, **kw: Any) -> str:
+        sess = self.session()
+        assert sess is not None
+        lang = self.lang()
+        st, _ = self.claim_state()
+        return self.jinja.get_template(template).render(
+            _=i18n.translator(lang),
+            lang=lang,
+            csrf=sess.csrf,
+            user=self.user(),
+            htmx=HTMX,
+            wizard_done=st == claim.COMPLETE,
+            path=bottle.request.path,
+            **kw,
+        )
+
+    def mount(self, prefix: str, app: bottle.Bottle) -> None:
+        self.app.mount(prefix, app)
+
+    # -- hooks ---------------------------------------------------------------------------
+    def _static(self, path: str) -> bottle.HTTPResponse:
+        resp = bottle.static_file(path, root=str(HERE / "static"))
+        resp.set_header("Cache-Control", "public, max-age=86400")
+        return resp
+
+    def _error(self, err: bottle.HTTPError) -> str:
+        bottle.response.content_type = "text/html; charset=utf-8"
+        try:
+            return self.render("error.html", status=err.status_code, message=str(err.body or err.status_line))
+        except Exception:
+            return f"{err.status_code}"
+
+    def _before(self) -> None:
+        req = bottle.request
+        path = req.path
+        st, recovery = self.claim_state()
+        if (
+            not self.is_https()
+            and st == claim.COMPLETE
+            and self.ctx.config.http.https_port
+            and claim.get_setting(self.data_dir, "https_redirect") == "1"
+            and not path.startswith(("/.well-known/autoconfig/", "/mail/config-v1.1.xml"))
+        ):
+            host = (req.get_header("Host") or self.ctx.hostname).rsplit(":", 1)[0]
+            port = self.ctx.config.http.https_port
+            netloc = host if port == 443 else f"{host}:{port}"
+            query = ("?" + req.query_string) if req.query_string else ""
+            raise bottle.redirect(f"https://{netloc}{path}{query}", 301 if req.method in ("GET", "HEAD") else 308)
+        if path.startswith(OPEN_PATHS):
+            return
+        if st != claim.COMPLETE:
+            if not self.client_is_lan():
+                raise bottle.HTTPError(403, "Setup is only available from the local network.")
+            if not path.startswith("/wizard"):
+                raise bottle.redirect("/wizard")
+        elif path.startswith("/wizard"):
+            if not (recovery and path in RECOVERY_PATHS):
+                raise bottle.HTTPError(404, "Not found")
+            if not self.client_is_lan():
+                raise bottle.HTTPError(403, "Owner recovery is only available from the local network.")
+        if req.method in UNSAFE:
+            sess = self.session(create=False)
+            token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
+            if sess is None or not hmac.compare_digest(sess.csrf.encode(), token.encode()):
+                raise bottle.HTTPError(403, "Missing or invalid CSRF token; reload the page and try again.")

@@ -1,0 +1,134 @@
+"""Admin dashboard: listeners of every service, queue length, disk, memory, CPU temperature, uptime,
+recent security events; and ``/api/mail/queue`` (the queue service's ``snapshot()``).
+
+Each listener is probed with a TCP connect to its port (50 ms timeout, on the hub), so "up"
+means accepting connections right now, not merely configured. Cost: a few small file reads
+(/proc, /sys) per page view; nothing kept between requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import bottle
+
+from gk.web.app import Web
+
+STARTED = time.time()
+
+
+def listener_up(host: str, port: int) -> bool:
+    target = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def memory() -> dict[str, int]:
+    info: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return {"total_mb": info.get("MemTotal", 0), "available_mb": info.get("MemAvailable", 0), "gk_rss_mb": rss}
+
+
+def cpu_temperature() -> float | None:
+    base = Path("/sys/class/thermal")
+    for zone in sorted(base.glob("thermal_zone*")) if base.exists() else []:
+        try:
+            return int((zone / "temp").read_text().strip()) / 1000.0
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def uptime_seconds() -> float:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def fmt_duration(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, _ = divmod(s, 60)
+    return (f"{d}d " if d else "") + f"{h}h {m:02d}m"
+
+
+def queue_snapshot(ctx: Any) -> list[dict] | None:
+    queue = ctx.services.get("queue")
+    if queue is None or not hasattr(queue, "snapshot"):
+        return None
+    return list(queue.snapshot())
+
+
+def status(ctx: Any) -> dict[str, Any]:
+    listeners = []
+    for name, svc in sorted(ctx.services.items()):
+        for label, host, port in getattr(svc, "listeners", []) or []:
+            listeners.append(
+                {"service": name, "label": label, "host": host, "port": port, "up": listener_up(host, port)}
+            )
+    disk = shutil.disk_usage(ctx.data_dir)
+    queue = queue_snapshot(ctx)
+    return {
+        "listeners": listeners,
+        "queue_length": None if queue is None else len(queue),
+        "disk": {"total_mb": disk.total // 2**20, "free_mb": disk.free // 2**20},
+        "memory": memory(),
+        "cpu_temperature": cpu_temperature(),
+        "uptime": {"system_s": uptime_seconds(), "gk_s": time.time() - STARTED},
+        "load": os.getloadavg(),
+    }
+
+
+def register(web: Web) -> None:
+    app = web.app
+    ctx = web.ctx
+
+    @app.get("/dashboard")
+    def dashboard() -> str:
+        web.require_admin()
+        st = status(ctx)
+        events = ctx.accounts.recent_events(30)
+        for e in events:
+            e["when"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"]))
+        return web.render("dashboard.html", st=st, events=events, fmt_duration=fmt_duration)
+
+    @app.get("/api/status")
+    def api_status() -> str:
+        web.require_admin()
+        bottle.response.content_type = "application/json"
+        return json.dumps(status(ctx))
+
+    @app.get("/api/mail/queue")
+    def api_queue() -> str:
+        web.require_admin()
+        bottle.response.content_type = "application/json"
+        snap = queue_snapshot(ctx)
+        if snap is None:
+            bottle.response.status = 503
+            return json.dumps({"error": "the outbound queue is not running"})
+        return json.dumps({"messages": snap}, default=str)

@@ -1,0 +1,76 @@
+"""``gk.web.service``: HTTP on ``http.port`` and HTTPS on ``http.https_port`` (the device certificate).
+
+Both listeners are ``gevent.pywsgi`` servers with geventwebsocket's handler (the chat
+WebSocket mounts on the same app later) serving one WSGI app (``gk.web.app.Web``). First
+start writes the one-time setup code to ``DATA_DIR/setup-code.txt`` and logs it for the
+console. Cost: ~3 MB for bottle + Jinja2 + compiled templates; one greenlet per connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from gevent.pywsgi import WSGIServer
+from geventwebsocket.handler import WebSocketHandler
+
+from gk import claim
+from gk.web import account, admin, clientsetup, dashboard, webmail, wizard
+from gk.web.app import Web
+
+log = logging.getLogger("gk.web")
+
+
+@dataclass
+class WebService:
+    web: Web
+    servers: list[WSGIServer]
+    name: str = "web"
+    listeners: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def mount(self, prefix: str, app: Any) -> None:
+        self.web.mount(prefix, app)
+
+    def stop(self, grace: float) -> None:
+        for srv in self.servers:
+            srv.stop(timeout=grace)
+
+
+class _QuietLog:
+    """pywsgi's access log goes to our logger at debug level (one line per request)."""
+
+    def write(self, line: str) -> None:
+        log.debug(line.rstrip())
+
+
+def start(ctx: Any) -> WebService:
+    code = claim.ensure_setup_code(ctx.data_dir)
+    if code:
+        log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)
+    web = Web(ctx)
+    for module in (wizard, account, dashboard, admin, clientsetup, webmail):
+        module.register(web)
+    cfg = ctx.config.http
+    bind = ctx.config.server.bind
+    svc = WebService(web, [])
+    if cfg.port:
+        srv = WSGIServer((bind, cfg.port), web.wsgi, handler_class=WebSocketHandler, log=_QuietLog())
+        srv.start()
+        svc.servers.append(srv)
+        svc.listeners.append(("http", bind, srv.server_port))
+        log.info("listening http on %s:%d (web UI, wizard, autoconfig)", bind, srv.server_port)
+    if cfg.https_port:
+        srv = WSGIServer(
+            (bind, cfg.https_port),
+            web.wsgi,
+            handler_class=WebSocketHandler,
+            log=_QuietLog(),
+            ssl_context=ctx.ssl_context,
+        )
+        srv.start()
+        svc.servers.append(srv)
+        svc.listeners.append(("https", bind, srv.server_port))
+        log.info("listening https on %s:%d (web UI over TLS)", bind, srv.server_port)
+    ctx.services[svc.name] = svc
+    return svc

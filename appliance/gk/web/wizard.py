@@ -1,0 +1,399 @@
+"""The first-boot wizard: claim → admin → host & domain → time zone → TLS → users → DNS → AI → summary.
+
+Served only to LAN clients until complete (``app.Web._before``), then dead (404) except for
+the claim and password steps while owner recovery is open. Claiming takes the setup code
+(wrong codes share the login throttle: per-IP delays, then lockout, each a security event)
+or a button press made while this browser's claim page was open (polled with htmx).
+Wizard choices live in the claim store (``gk.claim``), so they survive a crash mid-wizard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import types
+import zoneinfo
+from typing import Any
+
+import bottle
+import gevent
+
+from gk import claim
+from gk.accounts import AccountError
+from gk.accounts.store import check_address
+from gk.web import forms
+from gk.web.app import Web
+
+STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "ai", "summary"]
+TITLES = {
+    "claim": "Claim this server",
+    "admin": "Administrator account",
+    "host": "Host name and mail domain",
+    "timezone": "Time zone",
+    "tls": "Certificate",
+    "users": "Users",
+    "dns": "DNS records to publish",
+    "ai": "AI model",
+    "summary": "Summary",
+}
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+THROTTLE_KEY = "setup-code"
+
+# Placeholder list until the AI feature lands: (id, label, RAM needed in MB).
+AI_MODELS = [
+    ("none", "No assistant", 0),
+    ("qwen2.5-0.5b-q4", "Qwen2.5 0.5B Instruct (Q4_K_M, ~400 MB)", 900),
+    ("llama3.2-1b-q4", "Llama 3.2 1B Instruct (Q4_K_M, ~800 MB)", 1800),
+    ("llama3.2-3b-q4", "Llama 3.2 3B Instruct (Q4_K_M, ~2 GB)", 3800),
+]
+
+
+def total_ram_mb() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def register(web: Web) -> None:
+    app = web.app
+    ctx = web.ctx
+
+    def done(step: str) -> bool:
+        return claim.get_setting(web.data_dir, "done:" + step) == "1"
+
+    def mark(step: str) -> None:
+        claim.set_settings(web.data_dir, **{"done:" + step: "1"})
+
+    def in_recovery() -> bool:
+        st, rec = web.claim_state()
+        return st == claim.COMPLETE and rec
+
+    def is_claimant() -> bool:
+        sess = web.session()
+        return bool(sess and sess.data.get("claimant"))
+
+    def need_admin_session() -> Any:
+        """Steps after 'admin' need the claimant logged in as an administrator."""
+        if not is_claimant():
+            raise bottle.redirect("/wizard/claim")
+        user = web.user()
+        if user is None or not user.is_admin:
+            raise bottle.redirect("/wizard/admin")
+        return user
+
+    def page(step: str, **kw: Any) -> str:
+        steps = ["claim", "password"] if in_recovery() else STEPS
+        return web.render(
+            f"wizard/{step}.html",
+            step=step,
+            steps=steps,
+            titles=TITLES,
+            index=steps.index(step) if step in steps else 0,
+            errors=kw.pop("errors", {}),
+            **kw,
+        )
+
+    @app.get("/wizard")
+    @app.get("/wizard/")
+    def wizard_home() -> None:
+        if in_recovery():
+            raise bottle.redirect("/wizard/password" if is_claimant() else "/wizard/claim")
+        if not is_claimant():
+            raise bottle.redirect("/wizard/claim")
+        for step in STEPS[1:]:
+            if not done(step):
+                raise bottle.redirect(f"/wizard/{step}")
+        raise bottle.redirect("/wizard/summary")
+
+    def claimed(how: str) -> str:
+        sess = web.session()
+        assert sess is not None
+        if not in_recovery():
+            claim.claim(web.data_dir, how)
+        sess.data["claimant"] = True
+        sess.data.pop("claim_page_at", None)
+        web.sessions.save_data(sess)
+        ctx.accounts.record_event("claimed", "web", web.client_ip(), "", f"by {how}")
+        web.forget_state()
+        return "/wizard/password" if in_recovery() else "/wizard/admin"
+
+    @app.get("/wizard/claim")
+    def claim_form() -> str:
+        if is_claimant():
+            raise bottle.redirect("/wizard")
+        if claim.state(web.data_dir) != claim.UNCLAIMED and not in_recovery():
+            raise bottle.HTTPError(403, "This server is already being set up from another browser.")
+        sess = web.session()
+        assert sess is not None
+        sess.data["claim_page_at"] = time.time()
+        web.sessions.save_data(sess)
+        return page("claim", code_file=str(web.data_dir / claim.SETUP_CODE_FILE))
+
+    @app.post("/wizard/claim")
+    def claim_submit() -> str:
+        if claim.state(web.data_dir) != claim.UNCLAIMED and not in_recovery():
+            raise bottle.HTTPError(403, "This server is already being set up from another browser.")
+        ip = web.client_ip()
+        throttle = ctx.auth.throttle
+        if throttle.locked(ip, THROTTLE_KEY):
+            ctx.accounts.record_event("setup_code_locked", "web", ip)
+            return page("claim", errors={"code": web_t("Too many wrong codes; wait a few minutes.")})
+        code = forms.text("code")
+        if code and claim.check_code(web.data_dir, code):
+            throttle.success(ip, THROTTLE_KEY)
+            raise bottle.redirect(claimed("setup code"))
+        delay, _locked = throttle.failure(ip, THROTTLE_KEY)
+        ctx.accounts.record_event("setup_code_failed", "web", ip)
+        if delay:
+            gevent.sleep(delay)
+        bottle.response.status = 400
+        return page("claim", errors={"code": web_t("Wrong setup code.")})
+
+    def web_t(text: str) -> str:
+        from gk.web.i18n import translator
+
+        return str(translator(web.lang())(text))
+
+    @app.post("/wizard/claim/button")
+    def claim_button() -> str:
+        sess = web.session()
+        assert sess is not None
+        since = float(sess.data.get("claim_page_at", time.time()))
+        if claim.take_button_press(web.data_dir, since):
+            bottle.response.set_header("HX-Redirect", claimed("button"))
+            return ""
+        return web.render("wizard/button_wait.html")
+
+    # -- recovery: new password for an administrator -------------------------------------
+    @app.route("/wizard/password", method=["GET", "POST"])
+    def recovery_password() -> str:
+        if not in_recovery():
+            raise bottle.HTTPError(404, "Not found")
+        if not is_claimant():
+            raise bottle.redirect("/wizard/claim")
+        admins = [u.address for u in ctx.accounts.list_users() if u.is_admin]
+        errors: dict[str, str] = {}
+        if bottle.request.method == "POST":
+            address = forms.text("address")
+            pw, pw2 = forms.raw("password"), forms.raw("password2")
+            if address not in admins:
+                errors["address"] = "Choose one of the administrator accounts."
+            elif pw != pw2:
+                errors["password2"] = web_t("The two passwords differ.")
+            else:
+                try:
+                    ctx.accounts.set_password(address, pw)
+                except AccountError as exc:
+                    errors["password"] = str(exc)
+            if not errors:
+                web.sessions.delete_user(address)
+                claim.close_recovery(web.data_dir)
+                ctx.accounts.record_event("owner_recovery", "web", web.client_ip(), address, "password reset")
+                web.forget_state()
+                web.log_out()
+                raise bottle.redirect("/login")
+        return page("password", admins=admins)
+
+    # -- admin account ------------------------------------------------------------------
+    @app.route("/wizard/admin", method=["GET", "POST"])
+    def admin_step() -> str:
+        if not is_claimant():
+            raise bottle.redirect("/wizard/claim")
+        errors: dict[str, str] = {}
+        address = ""
+        if bottle.request.method == "POST":
+            address = forms.text("address").lower()
+            pw, pw2 = forms.raw("password"), forms.raw("password2")
+            try:
+                address = check_address(address)
+            except AccountError as exc:
+                errors["address"] = str(exc)
+            if pw != pw2:
+                errors["password2"] = web_t("The two passwords differ.")
+            if not errors:
+                try:
+                    user = ctx.accounts.add_user(address, pw, admin=True)
+                except AccountError as exc:
+                    errors["password" if "password" in str(exc).lower() else "address"] = str(exc)
+                else:
+                    web.log_in(user)
+                    claim.set_settings(web.data_dir, mail_domain=user.domain)
+                    mark("admin")
+                    raise bottle.redirect("/wizard/host")
+            bottle.response.status = 400
+        user = web.user()
+        return page("admin", address=address, existing=user.address if user and user.is_admin else "", errors=errors)
+
+    @app.route("/wizard/host", method=["GET", "POST"])
+    def host_step() -> str:
+        need_admin_session()
+        errors: dict[str, str] = {}
+        hostname = claim.get_setting(web.data_dir, "hostname", ctx.hostname)
+        domain = claim.get_setting(web.data_dir, "mail_domain", "")
+        if bottle.request.method == "POST":
+            hostname, domain = forms.text("hostname").lower(), forms.text("domain").lower()
+            if not HOSTNAME_RE.match(hostname):
+                errors["hostname"] = "Enter a full host name such as mail.example.org."
+            if not HOSTNAME_RE.match(domain):
+                errors["domain"] = "Enter a domain such as example.org."
+            if not errors:
+                claim.set_settings(web.data_dir, hostname=hostname, mail_domain=domain)
+                mark("host")
+                raise bottle.redirect("/wizard/timezone")
+            bottle.response.status = 400
+        return page("host", hostname=hostname, domain=domain, errors=errors)
+
+    @app.route("/wizard/timezone", method=["GET", "POST"])
+    def timezone_step() -> str:
+        need_admin_session()
+        errors: dict[str, str] = {}
+        zones = sorted(zoneinfo.available_timezones())
+        tz = claim.get_setting(web.data_dir, "timezone", "UTC")
+        if bottle.request.method == "POST":
+            tz = forms.text("timezone")
+            if tz not in zones:
+                errors["timezone"] = "Choose a time zone from the list."
+                bottle.response.status = 400
+            else:
+                claim.set_settings(web.data_dir, timezone=tz)
+                mark("timezone")
+                raise bottle.redirect("/wizard/tls")
+        return page("timezone", zones=zones, timezone=tz, errors=errors)
+
+    @app.route("/wizard/tls", method=["GET", "POST"])
+    def tls_step() -> str:
+        need_admin_session()
+        if bottle.request.method == "POST":
+            claim.set_settings(web.data_dir, https_redirect="1" if forms.text("https_redirect") else "0")
+            mark("tls")
+            raise bottle.redirect("/wizard/users")
+        fingerprint = ""
+        try:
+            from cryptography import x509
+            from cryptography.hazmat.primitives import hashes
+
+            cert = x509.load_pem_x509_certificate(ctx.tls.cert.read_bytes())
+            fingerprint = cert.fingerprint(hashes.SHA256()).hex(":").upper()
+        except (OSError, ValueError):
+            fingerprint = hashlib.sha256(b"").hexdigest()
+        return page(
+            "tls",
+            fingerprint=fingerprint,
+            https_port=ctx.config.http.https_port,
+            redirect=claim.get_setting(web.data_dir, "https_redirect", "1") == "1",
+            own_cert=bool(ctx.config.tls.cert_file),
+        )
+
+    @app.route("/wizard/users", method=["GET", "POST"])
+    def users_step() -> str:
+        need_admin_session()
+        errors: dict[str, str] = {}
+        address = ""
+        if bottle.request.method == "POST":
+            if forms.text("action") == "continue":
+                mark("users")
+                raise bottle.redirect("/wizard/dns")
+            address = forms.text("address").lower()
+            try:
+                ctx.accounts.add_user(address, forms.raw("password"))
+                address = ""
+            except AccountError as exc:
+                errors["password" if "password" in str(exc).lower() else "address"] = str(exc)
+                bottle.response.status = 400
+        domain = claim.get_setting(web.data_dir, "mail_domain", "")
+        return page("users", users=ctx.accounts.list_users(), address=address, domain=domain, errors=errors)
+
+    @app.route("/wizard/dns", method=["GET", "POST"])
+    def dns_step() -> str:
+        need_admin_session()
+        if bottle.request.method == "POST":
+            mark("dns")
+            raise bottle.redirect("/wizard/ai")
+        domain = claim.get_setting(web.data_dir, "mail_domain", "")
+        hostname = claim.get_setting(web.data_dir, "hostname", ctx.hostname)
+        records = dns_records(ctx, domain, hostname)
+        has_dkim = any("v=DKIM1" in value for _, _, value in records)
+        return page("dns", records=records, domain=domain, has_dkim=has_dkim)
+
+    @app.route("/wizard/ai", method=["GET", "POST"])
+    def ai_step() -> str:
+        need_admin_session()
+        ram = total_ram_mb()
+        fitting = [(mid, label, need) for mid, label, need in AI_MODELS if need <= ram or mid == "none"]
+        errors: dict[str, str] = {}
+        if bottle.request.method == "POST":
+            choice = forms.text("model")
+            if choice not in {m[0] for m in fitting}:
+                errors["model"] = "Choose one of the listed models."
+                bottle.response.status = 400
+            else:
+                claim.set_settings(web.data_dir, ai_model=choice)
+                mark("ai")
+                raise bottle.redirect("/wizard/summary")
+        current = claim.get_setting(web.data_dir, "ai_model", fitting[-1][0])
+        return page("ai", models=fitting, ram=ram, current=current, errors=errors)
+
+    @app.route("/wizard/summary", method=["GET", "POST"])
+    def summary_step() -> str:
+        need_admin_session()
+        if bottle.request.method == "POST":
+            settings = claim.all_settings(web.data_dir)
+            if settings.get("hostname"):
+                apply_hostname(web.data_dir, settings["hostname"])
+            claim.complete(web.data_dir)
+            web.forget_state()
+            ctx.accounts.record_event("wizard_complete", "web", web.client_ip(), str(web.user().address))  # type: ignore[union-attr]
+            raise bottle.redirect("/dashboard")
+        return page("summary", settings=claim.all_settings(web.data_dir), users=ctx.accounts.list_users())
+
+
+def dns_records(ctx: Any, domain: str, hostname: str) -> list[tuple[str, str, str]]:
+    """(name, type, value) to publish: ``gk.mail.dnsrecords`` (MX, SPF, DKIM, DMARC) when present."""
+    if not domain:
+        return []
+    try:
+        from gk.mail import dnsrecords
+
+        view = types.SimpleNamespace(config=ctx.config, data_dir=ctx.data_dir, hostname=hostname)
+        return [(r["name"], r["type"], r["value"]) for r in dnsrecords.records_for(view, domain)]
+    except ImportError:
+        pass
+    return [
+        (domain, "MX", f"10 {hostname}."),
+        (domain, "TXT", "v=spf1 mx -all"),
+        (f"_dmarc.{domain}", "TXT", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"),
+    ]
+
+
+def apply_hostname(data_dir: Any, hostname: str) -> None:
+    """Set ``server.hostname`` in gk.toml by editing that one line (comments and other keys kept)."""
+    path = data_dir / "gk.toml"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    section = ""
+    new = f'hostname = "{hostname}"'
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("["):
+            section = s.strip("[] ")
+        elif section == "server" and re.match(r"^hostname\s*=", s):
+            lines[i] = new
+            break
+    else:
+        if "[server]" in [x.strip() for x in lines]:
+            lines.insert([x.strip() for x in lines].index("[server]") + 1, new)
+        else:
+            lines[:0] = ["[server]", new, ""]
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)

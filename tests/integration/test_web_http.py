@@ -1,0 +1,297 @@
+"""HTTP-level tests of the web UI against a real ``gk serve``: headers, cookies, CSRF, LAN-only
+wizard, claim throttling, the wizard closing for good, owner recovery, autoconfig, mobileconfig."""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import plistlib
+import re
+import ssl
+import subprocess
+import sys
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+import pytest
+from support.gkserver import GK, GKServer
+
+ADMIN, ADMIN_PW = "owner@test.example", "correct horse battery"
+# mail listeners off: these tests are about the web service alone
+NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
+
+
+class Client:
+    """A tiny cookie-keeping HTTP(S) client that reads the CSRF token from pages."""
+
+    def __init__(self, srv: GKServer, https: bool = False):
+        self.srv = srv
+        self.https = https
+        self.cookies: dict[str, str] = {}
+        self.csrf = ""
+
+    def request(self, method: str, path: str, form: dict | None = None, headers: dict | None = None):
+        if self.https:
+            tls = ssl.create_default_context()
+            tls.check_hostname = False
+            tls.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection("127.0.0.1", self.srv.port("http.https_port"), context=tls, timeout=30)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.srv.port("http.port"), timeout=30)
+        hdrs = dict(headers or {})
+        if self.cookies:
+            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        for value in resp.headers.get_all("Set-Cookie") or []:
+            name, _, rest = value.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+            if "Max-Age=0" in value:
+                self.cookies.pop(name)
+        text = data.decode("utf-8", "replace")
+        m = re.search(r'name="csrf" value="([^"]+)"', text)
+        if m:
+            self.csrf = m.group(1)
+        return resp, text
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, form: dict, csrf: bool = True):
+        return self.request("POST", path, form={**form, **({"csrf": self.csrf} if csrf else {})})
+
+
+def setup_code(srv: GKServer) -> str:
+    return (srv.data_dir / "setup-code.txt").read_text().strip()
+
+
+def run_wizard(srv: GKServer, https_redirect: bool = False) -> Client:
+    c = Client(srv)
+    c.get("/wizard/claim")
+    resp, _ = c.post("/wizard/claim", {"code": setup_code(srv)})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/admin")
+    c.get("/wizard/admin")
+    resp, _ = c.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
+    assert resp.status == 303, resp.status
+    c.get("/wizard/host")
+    resp, _ = c.post("/wizard/host", {"hostname": "mail.test.example", "domain": "test.example"})
+    assert resp.headers["Location"].endswith("/wizard/timezone")
+    resp, _ = c.post("/wizard/timezone", {"timezone": "Europe/Paris"})
+    assert resp.headers["Location"].endswith("/wizard/tls")
+    resp, _ = c.post("/wizard/tls", {"https_redirect": "1"} if https_redirect else {})
+    resp, _ = c.post("/wizard/users", {"action": "add", "address": "bob@test.example", "password": "bob password 1"})
+    assert resp.status == 200
+    resp, _ = c.post("/wizard/users", {"action": "continue"})
+    _, page = c.get("/wizard/dns")
+    assert "v=spf1 mx -all" in page and "10 mail.test.example." in page and "_dmarc.test.example" in page
+    if importlib.util.find_spec("gk.mail.dnsrecords"):
+        assert "v=DKIM1" in page
+    c.post("/wizard/dns", {})
+    resp, _ = c.post("/wizard/ai", {"model": "none"})
+    assert resp.headers["Location"].endswith("/wizard/summary")
+    resp, _ = c.post("/wizard/summary", {})
+    assert resp.headers["Location"].endswith("/dashboard")
+    return c
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server(overrides=NO_MAIL).start()
+
+
+def test_security_headers_and_cookie_flags(server):
+    c = Client(server)
+    resp, page = c.get("/wizard/claim")
+    assert resp.status == 200
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    assert "<script>" not in page and " on" not in re.sub(r"<[^>]*>", "", "") and "onclick" not in page
+    s = Client(server, https=True)
+    resp, _ = s.get("/wizard/claim")
+    assert resp.status == 200
+    assert "Secure" in resp.headers["Set-Cookie"] and "HttpOnly" in resp.headers["Set-Cookie"]
+    assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+    resp, _ = s.get("/static/htmx-2.0.11.min.js")
+    assert resp.status == 200 and resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_every_page_redirects_to_wizard_until_claimed(server):
+    c = Client(server)
+    for path in ("/", "/login", "/dashboard", "/mail", "/admin/users", "/.well-known/autoconfig/mail/config-v1.1.xml"):
+        resp, _ = c.get(path)
+        assert resp.status == 303 and resp.headers["Location"].endswith("/wizard"), path
+
+
+def test_wizard_is_lan_only(make_server):
+    # the peer 127.0.0.1 is outside this (narrowed) LAN list: the server must treat it as internet
+    srv = make_server(overrides={**NO_MAIL, "http": {"lan_networks": ["10.0.0.0/8", "fd00::/8"]}}).start()
+    c = Client(srv)
+    for path in ("/wizard/claim", "/", "/login"):
+        resp, page = c.get(path)
+        assert resp.status == 403 and "local network" in page, path
+    resp, _ = c.post("/wizard/claim", {"code": setup_code(srv)}, csrf=False)
+    assert resp.status == 403
+    assert (srv.data_dir / "setup-code.txt").exists()  # still unclaimed
+
+
+def test_csrf_missing_or_wrong_is_refused_and_changes_nothing(server):
+    c = Client(server)
+    c.get("/wizard/claim")
+    resp, _ = c.post("/wizard/claim", {"code": setup_code(server)}, csrf=False)
+    assert resp.status == 403
+    resp, _ = c.request("POST", "/wizard/claim", form={"code": setup_code(server), "csrf": "forged"})
+    assert resp.status == 403
+    assert (server.data_dir / "setup-code.txt").exists()
+    # the token in a header (as htmx sends it) is accepted
+    resp, _ = c.request("POST", "/wizard/claim", form={"code": setup_code(server)}, headers={"X-CSRF-Token": c.csrf})
+    assert resp.status == 303
+
+
+def test_wrong_setup_code_is_refused_then_throttled(make_server):
+    srv = make_server(overrides={**NO_MAIL, "auth": {"lockout_failures_ip": 3, "delay_after_failures": 10}}).start()
+    c = Client(srv)
+    c.get("/wizard/claim")
+    for _ in range(3):
+        resp, page = c.post("/wizard/claim", {"code": "AAAA-BBBB-CCCC"})
+        assert resp.status == 400 and "Wrong setup code" in page
+    resp, page = c.post("/wizard/claim", {"code": setup_code(srv)})
+    assert "Too many wrong codes" in page  # locked out: even the right code waits
+    assert (srv.data_dir / "setup-code.txt").exists()
+
+
+def test_wizard_completes_then_is_dead_login_works(server):
+    c = run_wizard(server)
+    assert not (server.data_dir / "setup-code.txt").exists()
+    for path in ("/wizard", "/wizard/claim", "/wizard/admin", "/wizard/summary"):
+        resp, _ = c.get(path)
+        assert resp.status == 404, path
+    resp, _ = c.post("/wizard/claim", {"code": "anything"})
+    assert resp.status == 404
+    resp, page = c.get("/dashboard")
+    assert resp.status == 200 and "http" in page and "wizard_complete" in page
+    # a fresh browser must log in; a wrong password is refused and recorded
+    b = Client(server)
+    resp, _ = b.get("/dashboard")
+    assert resp.status == 303 and "/login" in resp.headers["Location"]
+    b.get("/login")
+    resp, page = b.post("/login", {"address": ADMIN, "password": "nope nope nope"})
+    assert resp.status == 401 and "Wrong address or password" in page
+    resp, _ = b.post("/login", {"address": ADMIN, "password": ADMIN_PW})
+    assert resp.status == 303
+    assert "Max-Age=" in resp.headers["Set-Cookie"] and "HttpOnly" in resp.headers["Set-Cookie"]
+    resp, page = b.get("/dashboard")
+    assert resp.status == 200 and "login_failed" in page
+    # a non-admin may not see the dashboard or the queue API
+    u = Client(server)
+    u.get("/login")
+    u.post("/login", {"address": "bob@test.example", "password": "bob password 1"})
+    assert u.get("/dashboard")[0].status == 403
+    assert u.get("/api/mail/queue")[0].status == 403
+    # admin pages: CSRF-less POST refused, with token accepted
+    resp, _ = b.post("/admin/users", {"address": "carol@test.example", "password": "carol password"}, csrf=False)
+    assert resp.status == 403
+    b.get("/admin/users")
+    resp, page = b.post("/admin/users", {"address": "carol@test.example", "password": "carol password"})
+    assert resp.status == 200 and "Added carol@test.example" in page
+    resp, page = b.post("/admin/users", {"address": "dave@test.example", "password": "short"})
+    assert resp.status == 400 and 'class="field-error"' in page
+    # logout ends the server-side session
+    b.post("/logout", {})
+    assert b.get("/dashboard")[0].status == 303
+
+
+def test_owner_recovery_reopens_only_claim_and_password(server):
+    run_wizard(server)
+    out = subprocess.run(
+        [*GK, "claim", "recover", "--data-dir", str(server.data_dir)], capture_output=True, text=True, check=True
+    )
+    code = setup_code(server)
+    assert code in out.stdout
+    c = Client(server)
+    resp, _ = c.get("/wizard/admin")
+    assert resp.status == 404
+    resp, _ = c.get("/wizard/claim")
+    assert resp.status == 200
+    resp, _ = c.post("/wizard/claim", {"code": code})
+    assert resp.headers["Location"].endswith("/wizard/password")
+    assert c.get("/wizard/host")[0].status == 404
+    c.get("/wizard/password")
+    new = "a brand new passphrase"
+    resp, _ = c.post("/wizard/password", {"address": ADMIN, "password": new, "password2": new})
+    assert resp.status == 303
+    assert c.get("/wizard/claim")[0].status == 404  # closed again
+    c.get("/login")
+    resp, _ = c.post("/login", {"address": ADMIN, "password": new})
+    assert resp.status == 303 and c.get("/dashboard")[0].status == 200
+
+
+def test_button_press_claims_an_open_claim_page(server):
+    c = Client(server)
+    c.get("/wizard/claim")
+    resp, _ = c.post("/wizard/claim/button", {})
+    assert resp.status == 200 and "HX-Redirect" not in resp.headers
+    subprocess.run([*GK, "claim", "button", "--data-dir", str(server.data_dir)], check=True, capture_output=True)
+    resp, _ = c.post("/wizard/claim/button", {})
+    assert resp.headers["HX-Redirect"] == "/wizard/admin"
+    assert c.get("/wizard/admin")[0].status == 200
+
+
+def test_autoconfig_and_mobileconfig(make_server):
+    server = make_server().start()  # every mail port configured
+    c = run_wizard(server)
+    anon = Client(server)
+    for path in ("/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"):
+        resp, body = anon.get(path + "?emailaddress=bob%40test.example")
+        assert resp.status == 200 and "xml" in resp.headers["Content-Type"]
+        root = ET.fromstring(body)
+        servers = {
+            (s.tag, s.findtext("socketType")): (s.findtext("hostname"), int(s.findtext("port") or 0))
+            for s in root.iter()
+            if s.tag in ("incomingServer", "outgoingServer")
+        }
+        assert servers[("incomingServer", "SSL")] == ("mail.test.example", server.port("imap.tls_port"))
+        assert servers[("incomingServer", "STARTTLS")][1] == server.port("imap.port")
+        assert servers[("outgoingServer", "SSL")][1] == server.port("smtp.submissions_port")
+        assert servers[("outgoingServer", "STARTTLS")][1] == server.port("smtp.submission_port")
+        assert root.findtext("emailProvider/domain") == "test.example"
+    resp, _ = anon.get("/devices/gk.mobileconfig")
+    assert resp.status == 303  # login first
+    resp, _ = c.get("/devices/gk.mobileconfig")
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/x-apple-aspen-config"
+    assert "attachment" in resp.headers["Content-Disposition"]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port("http.port"))
+    conn.request("GET", "/devices/gk.mobileconfig", headers={"Cookie": f"gk_session={c.cookies['gk_session']}"})
+    profile = plistlib.loads(conn.getresponse().read())
+    mail = profile["PayloadContent"][0]
+    assert mail["PayloadType"] == "com.apple.mail.managed" and mail["EmailAddress"] == ADMIN
+    assert mail["IncomingMailServerPortNumber"] == server.port("imap.tls_port")
+    assert mail["OutgoingMailServerPortNumber"] == server.port("smtp.submissions_port")
+    resp, _ = anon.get("/.well-known/caldav")
+    assert resp.status == 301 and resp.headers["Location"].endswith("/dav/")
+    resp, page = c.get("/devices")
+    assert str(server.port("imap.tls_port")) in page and "mail.test.example" in page
+
+
+def test_http_redirects_to_https_once_wizard_set_it(server):
+    c = run_wizard(server, https_redirect=True)
+    resp, _ = c.get("/dashboard?x=1")
+    assert resp.status == 301
+    assert resp.headers["Location"] == f"https://127.0.0.1:{server.port('http.https_port')}/dashboard?x=1"
+    s = Client(server, https=True)
+    s.cookies = dict(c.cookies)
+    resp, _ = s.get("/dashboard")
+    assert resp.status == 200
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-x", "-q"]))
