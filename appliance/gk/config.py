@@ -168,8 +168,10 @@ class DNSConfig:
 @dataclass
 class QueueConfig:
     remote_smtp_port: int = opt(25, "port of remote MX hosts (tests deliver to a loopback peer)", port_number())
-    retry_minutes: list[int] = opt([2, 4, 8, 16, 32], "delays between delivery attempts; the last repeats")
-    expire_hours: float = opt(120.0, "give up and bounce after this many hours", at_least(0.001))
+    retry_minutes: list[float] = opt(
+        [2.0, 4.0, 8.0, 16.0, 32.0], "minutes between delivery attempts; the last repeats (fractions allowed)"
+    )
+    expire_hours: float = opt(120.0, "give up and bounce after this many hours", at_least(0.0001))
     delay_warning_hours: float = opt(
         4.0, "send a delay notice to the sender after this many hours (0 = never)", at_least(0)
     )
@@ -179,6 +181,13 @@ class QueueConfig:
     smarthost_tls: str = opt("starttls", "smarthost TLS mode", one_of("starttls", "implicit", "none"))
     smarthost_username: str = opt("", "smarthost AUTH user ('' = no AUTH)")
     smarthost_password: str = opt("", "smarthost AUTH password")
+    max_deliveries: int = opt(10, "concurrent outbound SMTP connections over all destinations", at_least(1))
+    connect_timeout: float = opt(30.0, "seconds to wait for a remote SMTP connection", at_least(0.1))
+    command_timeout: float = opt(300.0, "seconds to wait for a remote SMTP reply", at_least(0.1))
+    ca_file: str = opt("", "extra PEM CA bundle trusted for outbound TLS, besides the system's ('' = none)")
+    mta_sts_port: int = opt(443, "HTTPS port MTA-STS policies are fetched from (tests: a loopback port)", port_number())
+    dkim_selector: str = opt("gk", "DKIM selector of the RSA-2048 key (DNS name SELECTOR._domainkey.DOMAIN)")
+    dkim_ed25519_selector: str = opt("", "also sign with Ed25519 under this selector ('' = RSA only)")
 
 
 @dataclass

@@ -1,0 +1,132 @@
+"""The DNS records a mail domain should publish, and a check of them against live DNS.
+
+``records_for(ctx_or_data_dir, domain)`` returns MX, SPF, DKIM (RSA, plus Ed25519 when
+``queue.dkim_ed25519_selector`` is set) and DMARC records as dicts ``{type, name, value,
+purpose}``; DKIM keys are created if missing, so the records can be published before the
+first start. ``check_live(records, resolver)`` looks each one up and says ``ok``,
+``missing`` or ``different``. ``gk dns records DOMAIN [--check] [--json]`` prints them.
+MTA-STS/TLS-RPT records are not offered: GK does not serve an MTA-STS policy (yet).
+Cost: a few file reads; the live check is one DNS query per record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.resolver
+
+from gk import cli as gkcli
+from gk.config import Config
+from gk.config import load as load_config
+from gk.mail.dkim import dns_record, ensure_keys
+
+
+def _config_and_dir(ctx_or_data_dir: Any) -> tuple[Config, Path, str]:
+    if isinstance(ctx_or_data_dir, (str, Path)):
+        data_dir = Path(ctx_or_data_dir)
+        cfg = load_config(data_dir)
+        hostname = cfg.server.hostname or socket.getfqdn() or "gk.local"
+        return cfg, data_dir, hostname
+    return ctx_or_data_dir.config, ctx_or_data_dir.data_dir, ctx_or_data_dir.hostname
+
+
+def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
+    cfg, data_dir, hostname = _config_and_dir(ctx_or_data_dir)
+    domain = domain.lower().rstrip(".")
+    spf = "v=spf1 mx -all"
+    if cfg.queue.smarthost:
+        spf = f"v=spf1 mx a:{cfg.queue.smarthost} ~all"
+    records = [
+        {"type": "MX", "name": domain, "value": f"10 {hostname}.", "purpose": "mail for the domain comes to GK"},
+        {"type": "TXT", "name": domain, "value": spf, "purpose": "SPF: who may send mail for the domain"},
+    ]
+    q = cfg.queue
+    for key in ensure_keys(data_dir, domain, q.dkim_selector, q.dkim_ed25519_selector):
+        records.append(
+            {
+                "type": "TXT",
+                "name": key.dns_name,
+                "value": dns_record(key),
+                "purpose": f"DKIM public key ({key.algorithm}) that signs outgoing mail",
+            }
+        )
+    records.append(
+        {
+            "type": "TXT",
+            "name": f"_dmarc.{domain}",
+            "value": "v=DMARC1; p=quarantine; adkim=r; aspf=r",
+            "purpose": "DMARC: what receivers do with mail failing SPF and DKIM",
+        }
+    )
+    return records
+
+
+def _normalize(rtype: str, value: str) -> str:
+    value = value.strip().lower()
+    if rtype == "MX":
+        pref, _, host = value.partition(" ")
+        return f"{pref} {host.strip().rstrip('.')}"
+    return " ".join(value.replace(" ;", ";").split())
+
+
+def check_live(records: list[dict[str, str]], resolver: dns.resolver.Resolver) -> list[dict[str, Any]]:
+    """Each record with ``status`` (ok/missing/different/error) and the ``found`` values."""
+    out = []
+    for rec in records:
+        found: list[str] = []
+        status = "missing"
+        try:
+            answers = resolver.resolve(rec["name"], rec["type"], search=False)
+            for r in answers:
+                if rec["type"] == "TXT":
+                    found.append(b"".join(r.strings).decode("utf-8", "replace"))
+                else:
+                    found.append(r.to_text())
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            pass
+        except dns.exception.DNSException as exc:
+            status = "error"
+            found = [str(exc)]
+        if status != "error" and found:
+            want = _normalize(rec["type"], rec["value"])
+            if rec["type"] == "TXT":
+                prefix = rec["value"].split(";")[0].split(" ")[0].lower()
+                found = [f for f in found if f.lower().startswith(prefix)] or found
+            status = "ok" if any(_normalize(rec["type"], f) == want for f in found) else "different"
+        out.append({**rec, "status": status, "found": found})
+    return out
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="dns_cmd", required=True)
+    r = sub.add_parser("records", help="print the DNS records to publish for DOMAIN")
+    r.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
+    r.add_argument("domain")
+    r.add_argument("--check", action="store_true", help="compare with what DNS answers now")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def handle(args: argparse.Namespace) -> int:
+    records: list[dict[str, Any]] = records_for(args.data_dir, args.domain)
+    if args.check:
+        from gk.mail.dnsresolver import make_resolver
+
+        records = check_live(records, make_resolver(gkcli._load(args).dns))
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    for rec in records:
+        value = rec["value"] if rec["type"] != "TXT" else json.dumps(rec["value"])
+        status = f"\t; {rec['status']}" if "status" in rec else ""
+        print(f"{rec['name']}.\tIN\t{rec['type']}\t{value}{status}")
+    if args.check and any(r["status"] != "ok" for r in records):
+        return 1
+    return 0
+
+
+gkcli.EXTRA_COMMANDS["dns"] = (configure, handle)

@@ -1,0 +1,262 @@
+"""Support for the queue/outbound tests: a peer MTA (aiosmtpd, in its own process) and a test CA.
+
+Run as a script it is the peer: ``python test_queue_support.py CONFIG.json``. The peer binds
+one loopback address, offers STARTTLS with the cert it is given, optionally requires AUTH,
+and follows scripted replies read from its JSON config on every command (so a test can change
+its behaviour while it runs): ``rcpt`` maps an address to a list of replies used one per
+attempt (then "250"), ``data`` is a list of DATA replies, ``drop_data`` closes the connection
+instead of answering DATA that many times, ``slow`` sleeps that long before each RCPT reply.
+Every accepted message is saved as ``<out>/<n>.eml`` (+ ``.json`` envelope) before ``250``.
+
+Imported by the tests it provides ``PeerMTA`` and ``make_ca``; it holds no tests itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+# -- certificates ---------------------------------------------------------------------------
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write_key(path: Path, key) -> None:  # type: ignore[no-untyped-def]
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+class TestCA:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("GK Test CA"))
+            .issuer_name(_name("GK Test CA"))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.ca_file = directory / "ca.pem"
+        self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(self, hostname: str, *, self_signed: bool = False) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        sans: list[x509.GeneralName] = [x509.DNSName(hostname)]
+        try:
+            sans = [x509.IPAddress(ipaddress.ip_address(hostname))]
+        except ValueError:
+            pass
+        issuer, signer = (_name(hostname), key) if self_signed else (self.cert.subject, self.key)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(hostname))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        )
+        if not self_signed:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+            )
+        cert = builder.sign(signer, hashes.SHA256())
+        tag = "self-" if self_signed else ""
+        cert_path, key_path = self.dir / f"{tag}{hostname}.crt", self.dir / f"{tag}{hostname}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key_path, key)
+        return cert_path, key_path
+
+
+def make_ca(directory: Path) -> TestCA:
+    return TestCA(directory)
+
+
+# -- the peer MTA, test side ----------------------------------------------------------------
+@dataclass
+class PeerMTA:
+    workdir: Path
+    address: str
+    port: int
+    cert: Path | None = None
+    key: Path | None = None
+    auth: tuple[str, str] | None = None
+    behaviour: dict = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def out(self) -> Path:
+        return self.workdir / "out"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "peer.json"
+
+    def configure(self, **behaviour) -> None:  # type: ignore[no-untyped-def]
+        self.behaviour.update(behaviour)
+        cfg = {
+            "address": self.address,
+            "port": self.port,
+            "out": str(self.out),
+            "cert": str(self.cert) if self.cert else "",
+            "key": str(self.key) if self.key else "",
+            "auth": list(self.auth) if self.auth else None,
+            **self.behaviour,
+        }
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cfg))
+        os.replace(tmp, self.config_path)
+
+    def start(self) -> PeerMTA:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.out.mkdir(exist_ok=True)
+        self.configure()
+        log = open(self.workdir / "peer.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, str(self.config_path)], stdout=subprocess.PIPE, stderr=log, text=True
+        )
+        assert self.proc.stdout
+        line = self.proc.stdout.readline()
+        if "ready" not in line:
+            raise RuntimeError(f"peer MTA did not start: {line!r}\n{(self.workdir / 'peer.log').read_text()}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def messages(self) -> list[tuple[dict, bytes]]:
+        out = []
+        for meta in sorted(self.out.glob("*.json"), key=lambda p: int(p.stem)):
+            out.append((json.loads(meta.read_text()), meta.with_suffix(".eml").read_bytes()))
+        return out
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple[dict, bytes]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msgs = self.messages()
+            if len(msgs) >= count:
+                return msgs
+            time.sleep(0.1)
+        raise AssertionError(f"peer {self.address} got {len(self.messages())} message(s), expected {count}")
+
+    def log(self) -> str:
+        p = self.workdir / "peer.log"
+        return p.read_text() if p.exists() else ""
+
+
+# -- the peer MTA, server side (runs in its own process) ------------------------------------
+def _serve(config_path: str) -> None:
+    import asyncio
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    cfg = json.loads(Path(config_path).read_text())
+    counters: dict[str, int] = {}
+    seq = [len(list(Path(cfg["out"]).glob("*.json")))]
+
+    def current() -> dict:
+        return json.loads(Path(config_path).read_text())
+
+    def scripted(kind: str, key: str) -> str | None:
+        replies = current().get(kind, {})
+        lst = replies.get(key) if isinstance(replies, dict) else replies
+        if not lst:
+            return None
+        n = counters.get(f"{kind}:{key}", 0)
+        counters[f"{kind}:{key}"] = n + 1
+        return lst[n] if n < len(lst) else None
+
+    class Handler:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+            behaviour = current()
+            if behaviour.get("slow"):
+                await asyncio.sleep(float(behaviour["slow"]))
+            reply = scripted("rcpt", address.lower())
+            if reply and not reply.startswith("250"):
+                return reply
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
+
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            drops = current().get("drop_data", 0)
+            if counters.get("drop", 0) < drops:
+                counters["drop"] = counters.get("drop", 0) + 1
+                server.transport.close()
+                return "421 closing"  # never reaches the client: the transport is closed
+            reply = scripted("data", "all")
+            if reply and not reply.startswith("250"):
+                return reply
+            n = seq[0] = seq[0] + 1
+            out = Path(cfg["out"])
+            (out / f"{n}.eml.tmp").write_bytes(envelope.original_content)
+            os.replace(out / f"{n}.eml.tmp", out / f"{n}.eml")
+            meta = {
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": envelope.rcpt_tos,
+                "tls": session.ssl is not None,
+                "auth": session.authenticated,
+                "login": session.login_data.decode() if isinstance(session.login_data, bytes) else None,
+            }
+            (out / f"{n}.json.tmp").write_text(json.dumps(meta))
+            os.replace(out / f"{n}.json.tmp", out / f"{n}.json")
+            return f"250 2.0.0 OK queued as {n}"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        want = cfg.get("auth")
+        ok = bool(want) and auth_data.login.decode() == want[0] and auth_data.password.decode() == want[1]
+        return AuthResult(success=ok)
+
+    kwargs: dict = {}
+    if cfg.get("cert"):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cfg["cert"], cfg["key"])
+        kwargs["tls_context"] = ctx
+    if cfg.get("auth"):
+        kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
+    controller = Controller(
+        Handler(), hostname=cfg["address"], port=cfg["port"], server_hostname="peer.test", ready_timeout=10, **kwargs
+    )
+    controller.start()
+    print("ready", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    _serve(sys.argv[1])
