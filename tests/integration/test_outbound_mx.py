@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
 """Outbound delivery by MX: first MX, fallback when it refuses, STARTTLS, DKIM, null MX, no DNS.
 
 A real ``gk serve`` delivers to a real peer MTA (aiosmtpd in its own process) on another
@@ -6,66 +7,13 @@ loopback address, finding it through a real DNS server on loopback.
 
 from __future__ import annotations
 
-import email
+import json
 import time
 
 import dkim
 import dns.resolver
-import pytest
-from support.gkserver import free_port, gk
-from test_queue_support import PeerMTA, make_ca
-
-ALICE = "alice@test.example"
-
-
-def message(n: int = 1, to: str = "bob@example.org", subject: str = "") -> str:
-    return (
-        f"From: Alice <{ALICE}>\r\nTo: <{to}>\r\nSubject: {subject or f'hello {n}'}\r\n"
-        f"Message-ID: <m{n}.{time.time_ns()}@test.example>\r\nDate: Wed, 25 Nov 2026 16:00:00 +0000\r\n"
-        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        f"Hello Bob, message {n}.\r\n.a line starting with a dot\r\n"
-    )
-
-
-def inject(srv, mail_from: str, rcpts: list[str], body: str) -> int:  # type: ignore[no-untyped-def]
-    cp = gk(srv.data_dir, "queue", "inject", "--from", mail_from, *rcpts, input=body)
-    return int(cp.stdout.strip())
-
-
-def start_gk(make_server, dns_server, port: int, ca_file: str = "", **queue) -> object:  # type: ignore[no-untyped-def]
-    q = {"remote_smtp_port": port, "retry_minutes": [0.01], "connect_timeout": 3.0, "command_timeout": 5.0}
-    if ca_file:
-        q["ca_file"] = ca_file
-    q.update(queue)
-    srv = make_server(overrides={"dns": dns_server.config(), "queue": q})
-    srv.add_user(ALICE, "correct horse battery staple")
-    return srv.start()
-
-
-def dsns(srv) -> list[email.message.Message]:  # type: ignore[no-untyped-def]
-    new = srv.data_dir / "mail" / ALICE / "Maildir" / "new"
-    return [email.message_from_bytes(p.read_bytes()) for p in sorted(new.glob("*"))] if new.is_dir() else []
-
-
-@pytest.fixture
-def ca(tmp_path):
-    return make_ca(tmp_path / "ca")
-
-
-@pytest.fixture
-def peers(tmp_path):
-    started: list[PeerMTA] = []
-    port = free_port()
-
-    def start(address: str, **kw) -> PeerMTA:  # type: ignore[no-untyped-def]
-        p = PeerMTA(tmp_path / f"peer-{address}", address, port, **kw).start()
-        started.append(p)
-        return p
-
-    start.port = port  # type: ignore[attr-defined]
-    yield start
-    for p in started:
-        p.stop()
+from support.gkserver import gk
+from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk  # noqa: F401
 
 
 def test_delivers_to_first_mx_with_starttls_and_dkim(make_server, dns_server, peers, ca):
@@ -77,8 +25,6 @@ def test_delivers_to_first_mx_with_starttls_and_dkim(make_server, dns_server, pe
     srv = start_gk(make_server, dns_server, peers.port, ca_file=str(ca.ca_file))
     # publish what `gk dns records` says, then check it against live DNS
     out = gk(srv.data_dir, "dns", "records", "test.example", "--json").stdout
-    import json
-
     records = json.loads(out)
     for rec in records:
         if rec["type"] == "TXT":

@@ -4,7 +4,7 @@ Run as a script it is the peer: ``python test_queue_support.py CONFIG.json``. Th
 one loopback address, offers STARTTLS with the cert it is given, optionally requires AUTH,
 and follows scripted replies read from its JSON config on every command (so a test can change
 its behaviour while it runs): ``rcpt`` maps an address to a list of replies used one per
-attempt (then "250"), ``data`` is a list of DATA replies, ``drop_data`` closes the connection
+attempt (then "250"), ``rcpt_all`` is such a list for every address, ``data`` is a list of DATA replies, ``drop_data`` closes the connection
 instead of answering DATA that many times, ``slow`` sleeps that long before each RCPT reply.
 Every accepted message is saved as ``<out>/<n>.eml`` (+ ``.json`` envelope) before ``250``.
 
@@ -14,6 +14,7 @@ Imported by the tests it provides ``PeerMTA`` and ``make_ca``; it holds no tests
 from __future__ import annotations
 
 import datetime
+import email
 import ipaddress
 import json
 import os
@@ -23,10 +24,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from support.gkserver import free_port, gk
 
 
 # -- certificates ---------------------------------------------------------------------------
@@ -139,7 +142,11 @@ class PeerMTA:
         self.configure()
         log = open(self.workdir / "peer.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, str(self.config_path)], stdout=subprocess.PIPE, stderr=log, text=True
+            [sys.executable, __file__, str(self.config_path)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
         )
         assert self.proc.stdout
         line = self.proc.stdout.readline()
@@ -188,6 +195,8 @@ def _serve(config_path: str) -> None:
         return json.loads(Path(config_path).read_text())
 
     def scripted(kind: str, key: str) -> str | None:
+        if kind == "rcpt" and current().get("rcpt_all"):
+            kind, key = "rcpt_all", "all"
         replies = current().get(kind, {})
         lst = replies.get(key) if isinstance(replies, dict) else replies
         if not lst:
@@ -260,3 +269,73 @@ if __name__ == "__main__":
 
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     _serve(sys.argv[1])
+
+
+# -- helpers shared by the queue/outbound tests ------------------------------------------------
+ALICE = "alice@test.example"
+
+
+def message(n: int = 1, to: str = "bob@example.org", subject: str = "") -> str:
+    return (
+        f"From: Alice <{ALICE}>\r\nTo: <{to}>\r\nSubject: {subject or f'hello {n}'}\r\n"
+        f"Message-ID: <m{n}.{time.time_ns()}@test.example>\r\nDate: Wed, 25 Nov 2026 16:00:00 +0000\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"Hello Bob, message {n}.\r\n.a line starting with a dot\r\n"
+    )
+
+
+def inject(srv, mail_from: str, rcpts: list[str], body: str) -> int:  # type: ignore[no-untyped-def]
+    cp = gk(srv.data_dir, "queue", "inject", "--from", mail_from, *rcpts, input=body)
+    return int(cp.stdout.strip())
+
+
+def start_gk(make_server, dns_server, port: int, ca_file: str = "", **queue) -> object:  # type: ignore[no-untyped-def]
+    q = {"remote_smtp_port": port, "retry_minutes": [0.01], "connect_timeout": 3.0, "command_timeout": 5.0}
+    if ca_file:
+        q["ca_file"] = ca_file
+    q.update(queue)
+    srv = make_server(overrides={"dns": dns_server.config(), "queue": q})
+    srv.add_user(ALICE, "correct horse battery staple")
+    return srv.start()
+
+
+def dsns(srv) -> list[email.message.Message]:  # type: ignore[no-untyped-def]
+    new = srv.data_dir / "mail" / ALICE / "Maildir" / "new"
+    return [email.message_from_bytes(p.read_bytes()) for p in sorted(new.glob("*"))] if new.is_dir() else []
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return make_ca(tmp_path / "ca")
+
+
+@pytest.fixture
+def peers(tmp_path):
+    started: list[PeerMTA] = []
+    port = free_port()
+
+    def start(address: str, **kw) -> PeerMTA:  # type: ignore[no-untyped-def]
+        p = PeerMTA(tmp_path / f"peer-{address}", address, port, **kw).start()
+        started.append(p)
+        return p
+
+    start.port = port  # type: ignore[attr-defined]
+    yield start
+    for p in started:
+        p.stop()
+
+
+# -- a real mail client submitting to GK (port 587: STARTTLS, AUTH) -------------------------
+def submit(port: int, user: str, password: str, mail_from: str, rcpts: list[str], bodies: list[str]) -> None:
+    """Send each body in one SMTP session to GK's submission port, like a phone's mail app."""
+    import smtplib
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # GK's self-signed certificate
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+        s.starttls(context=ctx)
+        s.login(user, password)
+        for body in bodies:
+            s.sendmail(mail_from, rcpts, body.encode())
