@@ -342,7 +342,7 @@ def body_structure(part: Part, extensible: bool = True) -> list[Any]:
         if extensible:
             disp = [part.disposition[0], _plist(part.disposition[1])] if part.disposition else None
             out += [_plist([p for p in part.params]), disp, part.language, part.location]
-        return [_Multi(out)]
+        return Multipart(out, len(part.children))
     maintype = "TEXT" if part.is_multipart else part.maintype.upper()
     subtype = "PLAIN" if part.is_multipart else part.subtype.upper()
     out = [maintype, subtype, _plist(part.params), part.cid, part.description, part.encoding, part.size]
@@ -356,12 +356,12 @@ def body_structure(part: Part, extensible: bool = True) -> list[Any]:
     return out
 
 
-class _Multi(list):  # type: ignore[type-arg]
-    """Marker: a multipart body renders its children without a separating space."""
+class Multipart(list):  # type: ignore[type-arg]
+    """A multipart BODYSTRUCTURE: its first ``nchildren`` items render without spaces between."""
 
-
-def unwrap(bs: list[Any]) -> list[Any]:
-    return bs[0] if len(bs) == 1 and isinstance(bs[0], _Multi) else bs
+    def __init__(self, items: list[Any], nchildren: int):
+        super().__init__(items)
+        self.nchildren = nchildren
 
 
 # -- sections ------------------------------------------------------------------------------

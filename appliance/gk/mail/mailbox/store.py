@@ -473,6 +473,10 @@ class UserMailbox:
                 ),
             )
 
+    def highestmodseq(self, name: str) -> int:
+        """The folder's current HIGHESTMODSEQ (bumped by every new message, flag change, expunge)."""
+        return int(self._folder_row(name)["highestmodseq"])
+
     def changes_since(self, name: str, modseq: int) -> list[tuple[int, tuple[str, ...], int]]:
         """(uid, flags, modseq) of messages whose flags changed or that arrived after ``modseq``."""
         f = self._folder_row(name)

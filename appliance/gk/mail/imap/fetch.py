@@ -1,0 +1,170 @@
+"""FETCH: attribute parsing and the byte-exact section reader.
+
+Sections (RFC 3501 §6.4.5) resolve against the stored MIME tree (``mailbox.mime.Part``, byte
+offsets into the Maildir file), so ``BODY[2.1.TEXT]<100.50>`` seeks to those bytes and streams
+them in 64 KB chunks; a message is never read whole into memory. ``HEADER.FIELDS`` reads only
+the header block of the part concerned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from gk.mail.imap.parser import Parser
+from gk.mail.imap.protocol import BadCommand
+from gk.mail.mailbox.mime import Part, find_part
+
+_ATT_CHARS = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
+_SPECS = {"", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
+SIMPLE = {"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY", "MODSEQ"}
+MACROS = {
+    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
+}
+MAX_HEADER_READ = 1024 * 1024
+
+
+@dataclass
+class FetchAtt:
+    name: str  # FLAGS, UID, … or "SECTION" for BODY[…] / RFC822 / RFC822.HEADER / RFC822.TEXT
+    path: list[int] = field(default_factory=list)
+    spec: str = ""
+    fields: list[str] = field(default_factory=list)
+    partial: tuple[int, int] | None = None
+    peek: bool = True
+    label: str = ""
+
+    @property
+    def is_section(self) -> bool:
+        return self.name == "SECTION"
+
+
+def _section(p: Parser, peek: bool) -> FetchAtt:
+    p.expect(b"[")
+    text = p._take(lambda c: c in _ATT_CHARS).decode("ascii").upper()
+    pieces = text.split(".") if text else []
+    path: list[int] = []
+    while pieces and pieces[0].isdigit():
+        n = int(pieces.pop(0))
+        if n == 0 or n > 100_000:
+            raise BadCommand("section part numbers start at 1")
+        path.append(n)
+    spec = ".".join(pieces)
+    if spec not in _SPECS or (spec == "MIME" and not path):
+        raise BadCommand(f"unknown section {text!r}")
+    fields: list[str] = []
+    if spec.startswith("HEADER.FIELDS"):
+        p.sp()
+        p.open_list()
+        while True:
+            fields.append(p.astring("a header field name").decode("ascii", "replace"))
+            if p.close_list():
+                break
+            p.sp()
+    p.expect(b"]")
+    partial = None
+    if p.try_(b"<"):
+        origin = p.number("a partial origin")
+        p.expect(b".")
+        count = p.number("a partial length", nz=True)
+        p.expect(b">")
+        partial = (origin, count)
+    section = ".".join([*(str(n) for n in path), spec]).strip(".")
+    if fields:
+        section += " (" + " ".join(f.upper() for f in fields) + ")"
+    label = f"BODY[{section}]" + (f"<{partial[0]}>" if partial else "")
+    return FetchAtt("SECTION", path, spec, fields, partial, peek, label)
+
+
+def parse_att(p: Parser) -> FetchAtt:
+    name = p._take(lambda c: c in _ATT_CHARS).decode("ascii").upper()
+    if name in ("BODY", "BODY.PEEK") and p.peek() == ord("["):
+        return _section(p, name == "BODY.PEEK")
+    if name == "RFC822":
+        return FetchAtt("SECTION", peek=False, label="RFC822")
+    if name == "RFC822.HEADER":
+        return FetchAtt("SECTION", spec="HEADER", peek=True, label="RFC822.HEADER")
+    if name == "RFC822.TEXT":
+        return FetchAtt("SECTION", spec="TEXT", peek=False, label="RFC822.TEXT")
+    if name in SIMPLE:
+        return FetchAtt(name)
+    raise BadCommand(f"unknown FETCH attribute {name!r}" if name else "expected a FETCH attribute")
+
+
+def parse_atts(p: Parser) -> list[FetchAtt]:
+    if p.peek() == ord("("):
+        p.open_list()
+        atts = []
+        while True:
+            atts.append(parse_att(p))
+            if p.close_list():
+                break
+            p.sp()
+        return atts
+    save = p.pos
+    word = p._take(lambda c: c in _ATT_CHARS).decode("ascii").upper()
+    if word in MACROS:
+        return [FetchAtt(n) for n in MACROS[word]]
+    p.pos = save
+    return [parse_att(p)]
+
+
+def _header_fields(raw: bytes, names: list[str], negate: bool) -> bytes:
+    wanted = {n.lower() for n in names}
+    out: list[bytes] = []
+    keep = False
+    for line in raw.splitlines(keepends=True):
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
+        keep = (name in wanted) != negate
+        if keep:
+            out.append(line)
+    return b"".join(out) + b"\r\n"
+
+
+def section_range(top: Part, att: FetchAtt, size: int) -> tuple[int, int] | None:
+    """(start, end) byte offsets of a section in the file, or None if it does not exist."""
+    if not att.path:
+        part: Part | None = top
+        msg: Part | None = top
+    else:
+        part = find_part(top, att.path)
+        if part is None:
+            return None
+        msg = part.message if part.is_message else None
+    if att.spec == "":
+        return (0, size) if not att.path else (part.body_start, part.end)  # type: ignore[union-attr]
+    if att.spec == "MIME":
+        return (part.header_start, part.body_start)  # type: ignore[union-attr]
+    if msg is None:
+        return None
+    if att.spec.startswith("HEADER"):
+        return (msg.header_start, msg.body_start)
+    return (msg.body_start, size if msg is top else msg.end)
+
+
+def section_data(f: BinaryIO, top: Part, att: FetchAtt, size: int) -> tuple[bytes | None, int, int]:
+    """What to send for a section: (small bytes, 0, 0) or (None, start, length) to stream."""
+    rng = section_range(top, att, size)
+    if rng is None:
+        return b"", 0, 0
+    start, end = rng
+    if att.spec.startswith("HEADER.FIELDS"):
+        f.seek(start)
+        data = _header_fields(f.read(min(end - start, MAX_HEADER_READ)), att.fields, att.spec.endswith("NOT"))
+        if att.partial:
+            o, n = att.partial
+            data = data[o : o + n]
+        return data, 0, 0
+    if att.partial:
+        o, n = att.partial
+        start = min(start + o, end)
+        end = min(start + n, end)
+    return None, start, max(0, end - start)

@@ -1,0 +1,70 @@
+"""LIST / LSUB: pattern matching (``*`` any, ``%`` any but the delimiter) and mailbox attributes
+(CHILDREN, SPECIAL-USE, and the RFC 5258 selection/return options SUBSCRIBED, SPECIAL-USE)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gk.mail.imap import utf7
+from gk.mail.imap.response import string
+
+DELIM = "/"
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    full = reference + pattern
+    out = []
+    for ch in full:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(ch))
+    rx = "".join(out)
+    # INBOX is case-insensitive
+    if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in "/*%"):
+        rx = "(?i:INBOX)" + "".join(out[5:])
+    return re.compile("^" + rx + "$", re.DOTALL)
+
+
+@dataclass
+class Listed:
+    name: str
+    special: str | None
+    subscribed: bool
+
+
+def list_lines(
+    folders: list[Listed],
+    reference: str,
+    patterns: list[str],
+    command: str = "LIST",
+    select_subscribed: bool = False,
+    select_special: bool = False,
+    return_subscribed: bool = False,
+    return_special: bool = True,
+) -> list[bytes]:
+    names = {f.name for f in folders}
+    lines: list[bytes] = []
+    regexes = [pattern_regex(reference, p) for p in patterns]
+    seen: set[str] = set()
+    for f in folders:
+        if not any(r.match(f.name) for r in regexes) or f.name in seen:
+            continue
+        if (select_subscribed or command == "LSUB") and not f.subscribed:
+            continue
+        if select_special and not f.special:
+            continue
+        seen.add(f.name)
+        attrs = []
+        has_kids = any(n.startswith(f.name + DELIM) for n in names)
+        attrs.append("\\HasChildren" if has_kids else "\\HasNoChildren")
+        if f.special and (return_special or select_special):
+            attrs.append(f.special)
+        if f.subscribed and (return_subscribed or select_subscribed):
+            attrs.append("\\Subscribed")
+        wire = f.name if f.name == "INBOX" else utf7.encode(f.name)
+        lines.append(f'* {command} ({" ".join(attrs)}) "{DELIM}" '.encode() + string(wire) + b"\r\n")
+    return lines

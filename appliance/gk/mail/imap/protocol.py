@@ -1,0 +1,106 @@
+"""IMAP protocol types shared by the parser, the commands and the session: errors, literals,
+sequence sets, capabilities and limits."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import IO
+
+BASE_CAPS = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE"
+
+MAX_DEPTH = 16  # nesting of parenthesized lists (SEARCH, FETCH, APPEND flags)
+MAX_LITERALS = 64  # literals in one command (APPEND of one message uses one or two)
+MAX_SEQ_RANGES = 10_000  # ranges in one sequence set
+MEMORY_LITERAL = 256 * 1024  # literals above this are spooled to a temporary file
+
+
+class BadCommand(Exception):
+    """Malformed input: tagged ``BAD`` with this reason; the session goes on."""
+
+
+class NoCommand(Exception):
+    """A refused command: tagged ``NO [code] reason``."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
+
+
+class Literal:
+    """A literal's bytes, in memory when small, else in an anonymous temporary file."""
+
+    __slots__ = ("size", "_data", "_file")
+
+    def __init__(self, size: int, spool_dir: str | None = None):
+        self.size = size
+        self._data: bytes | None = None
+        self._file: IO[bytes] | None = None
+        if size > MEMORY_LITERAL:
+            self._file = tempfile.TemporaryFile(dir=spool_dir)
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is not None:
+            self._file.write(chunk)
+        else:
+            self._data = (self._data or b"") + chunk
+
+    def finish(self, chunks: list[bytes]) -> None:
+        if self._file is None:
+            self._data = b"".join(chunks)
+        else:
+            self._file.seek(0)
+
+    @property
+    def in_memory(self) -> bool:
+        return self._file is None
+
+    def bytes(self) -> bytes:
+        """The data (only for small literals: names, search strings, passwords)."""
+        if self._file is not None:
+            raise BadCommand("literal too large here")
+        return self._data or b""
+
+    def stream(self) -> IO[bytes]:
+        import io
+
+        if self._file is not None:
+            self._file.seek(0)
+            return self._file
+        return io.BytesIO(self._data or b"")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SeqSet:
+    """A parsed sequence set; ``None`` as a bound stands for ``*``."""
+
+    ranges: tuple[tuple[int | None, int | None], ...]
+
+    def resolve(self, largest: int) -> list[tuple[int, int]]:
+        """Concrete (lo, hi) ranges, ``*`` = ``largest``; lo <= hi."""
+        out = []
+        for a, b in self.ranges:
+            x = largest if a is None else a
+            y = largest if b is None else b
+            out.append((min(x, y), max(x, y)))
+        return out
+
+    def contains_star(self) -> bool:
+        return any(a is None or b is None for a, b in self.ranges)
+
+
+def seq_text(numbers: list[int]) -> str:
+    """Compact sequence-set text for sorted numbers (``1:3,7``)."""
+    out: list[str] = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
+        i = j + 1
+    return ",".join(out)

@@ -1,0 +1,65 @@
+"""Packing IMAP response data: atoms, quoted strings, literals, NIL, numbers and lists.
+
+``pack`` renders nested Python values: ``None`` → NIL, ``int`` → number, ``Atom`` → as is,
+``str``/``bytes`` → quoted string when safe, else a literal; ``list`` → parenthesized list;
+``mime.Multipart`` → a multipart BODYSTRUCTURE (children without separating spaces).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gk.mail.mailbox.mime import Multipart
+
+
+class Atom(str):
+    """Sent verbatim (flags, keywords, response atoms)."""
+
+
+def string(value: str | bytes | None) -> bytes:
+    if value is None:
+        return b"NIL"
+    data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+    if len(data) > 1000 or any(c in (0, 10, 13) or c > 126 for c in data):
+        return b"{%d}\r\n" % len(data) + data
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def pack(value: Any) -> bytes:
+    if value is None:
+        return b"NIL"
+    if isinstance(value, Atom):
+        return value.encode("ascii", "replace")
+    if isinstance(value, bool):
+        return b"1" if value else b"0"
+    if isinstance(value, int):
+        return str(value).encode()
+    if isinstance(value, (str, bytes)):
+        return string(value)
+    if isinstance(value, Multipart):
+        kids = b"".join(pack(c) for c in value[: value.nchildren])
+        rest = b" ".join(pack(v) for v in value[value.nchildren :])
+        return b"(" + kids + b" " + rest + b")"
+    if isinstance(value, (list, tuple)):
+        return b"(" + b" ".join(pack(v) for v in value) + b")"
+    raise TypeError(f"cannot pack {type(value).__name__}")
+
+
+def flag_list(flags: Any) -> bytes:
+    return b"(" + " ".join(flags).encode("utf-8", "replace") + b")"
+
+
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def internal_date(ts: float) -> bytes:
+    t = time.gmtime(ts)
+    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+        t.tm_mday,
+        _MONTHS[t.tm_mon - 1].encode(),
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )

@@ -1,0 +1,133 @@
+"""SEARCH: RFC 3501 search keys (+ CONDSTORE's MODSEQ) → ``gk.mail.mailbox.query`` criteria.
+
+The session's view (its UID list) turns message sequence sets into UID ranges, so the whole
+search runs as one SQL query in the index; BODY/TEXT use the FTS5 trigram table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gk.mail.imap.parser import Parser
+from gk.mail.imap.protocol import BadCommand, NoCommand, SeqSet
+
+Criteria = tuple[Any, ...]
+
+_FLAG_KEYS = {
+    "ANSWERED": ("flag", "\\Answered"),
+    "DELETED": ("flag", "\\Deleted"),
+    "DRAFT": ("flag", "\\Draft"),
+    "FLAGGED": ("flag", "\\Flagged"),
+    "SEEN": ("flag", "\\Seen"),
+    "UNANSWERED": ("noflag", "\\Answered"),
+    "UNDELETED": ("noflag", "\\Deleted"),
+    "UNDRAFT": ("noflag", "\\Draft"),
+    "UNFLAGGED": ("noflag", "\\Flagged"),
+    "UNSEEN": ("noflag", "\\Seen"),
+    "OLD": ("all",),
+    "ALL": ("all",),
+    "RECENT": ("none",),  # GK does not track \Recent (dropped by IMAP4rev2)
+    "NEW": ("none",),
+}
+_STRING_KEYS = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"}
+_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+
+
+class SearchParser:
+    def __init__(
+        self,
+        p: Parser,
+        seq_to_uids: Callable[[SeqSet], list[tuple[int, int]]],
+        uid_ranges: Callable[[SeqSet], list[tuple[int, int]]],
+    ):
+        self.p = p
+        self.seq_to_uids = seq_to_uids
+        self.uid_ranges = uid_ranges
+        self.charset = "utf-8"
+        self.uses_modseq = False
+
+    def _text(self) -> str:
+        raw = self.p.astring("a search string")
+        try:
+            return raw.decode(self.charset)
+        except (UnicodeDecodeError, LookupError):
+            return raw.decode("latin-1")
+
+    def program(self) -> Criteria:
+        p = self.p
+        if p.try_(b"CHARSET "):
+            cs = p.astring("a charset").decode("ascii", "replace").upper()
+            if cs not in ("UTF-8", "US-ASCII"):
+                raise NoCommand("charset not supported", "BADCHARSET (UTF-8 US-ASCII)")
+            self.charset = "utf-8" if cs == "UTF-8" else "ascii"
+            p.sp()
+        keys = [self.key()]
+        while not p.at_end() and p.peek() != ord(")"):
+            p.sp()
+            keys.append(self.key())
+        return keys[0] if len(keys) == 1 else ("and", keys)
+
+    def key(self) -> Criteria:
+        p = self.p
+        c = p.peek()
+        if c == ord("("):
+            p.open_list()
+            keys = [self.key()]
+            while not p.close_list():
+                p.sp()
+                keys.append(self.key())
+            return keys[0] if len(keys) == 1 else ("and", keys)
+        if c is not None and (48 <= c <= 57 or c == ord("*")):
+            return ("uids", self.seq_to_uids(p.seq_set()))
+        word = p.atom("a search key").upper()
+        if word in _FLAG_KEYS:
+            return _FLAG_KEYS[word]
+        if word in _STRING_KEYS:
+            p.sp()
+            return (word.lower(), self._text())
+        if word in _DATE_KEYS:
+            p.sp()
+            return (word.lower(), p.date())
+        if word in ("LARGER", "SMALLER"):
+            p.sp()
+            return (word.lower(), p.number("a size"))
+        if word in ("KEYWORD", "UNKEYWORD"):
+            p.sp()
+            return ("flag" if word == "KEYWORD" else "noflag", p.atom("a keyword"))
+        if word == "HEADER":
+            p.sp()
+            name = p.astring("a header field name").decode("ascii", "replace")
+            p.sp()
+            return ("header", name, self._text())
+        if word == "NOT":
+            p.sp()
+            return ("not", self.key())
+        if word == "OR":
+            p.sp()
+            a = self.key()
+            p.sp()
+            return ("or", a, self.key())
+        if word == "UID":
+            p.sp()
+            return ("uids", self.uid_ranges(p.seq_set()))
+        if word == "MODSEQ":
+            p.sp()
+            if p.peek() == ord('"'):  # entry name and type: accepted and ignored
+                p.quoted()
+                p.sp()
+                p.atom("an entry type")
+                p.sp()
+            self.uses_modseq = True
+            return ("modseq", p.number("a mod-sequence"))
+        raise BadCommand(f"unknown search key {word}")
+
+
+def seq_ranges_to_uids(ranges: list[tuple[int, int]], uids: Sequence[int]) -> list[tuple[int, int]]:
+    out = []
+    n = len(uids)
+    for lo, hi in ranges:
+        lo, hi = max(lo, 1), min(hi, n)
+        if lo <= hi:
+            out.append((uids[lo - 1], uids[hi - 1]))
+    return out

@@ -1,0 +1,80 @@
+"""``start(ctx)``: the IMAP listeners (143 STARTTLS, 993 implicit TLS) on gevent StreamServers.
+
+Also registers the mailbox store (``ctx.services["mailbox"]``) if nobody did yet. Sessions are
+greenlets in a ``gevent.pool.Pool`` of ``imap.max_connections``; ``stop(grace)`` closes the
+listeners, then waits up to ``grace`` seconds before killing what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.pool
+from gevent.server import StreamServer
+
+from gk.mail.imap.session import Session
+from gk.mail.mailbox import get_store
+
+log = logging.getLogger("gk.imap")
+
+
+class IMAPService:
+    name = "imap"
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.store = get_store(ctx)
+        self.spool_dir = Path(ctx.data_dir) / "tmp" / "imap"
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.pool = gevent.pool.Pool(ctx.config.imap.max_connections)
+        self.servers: list[StreamServer] = []
+        self.listeners: list[tuple[str, str, int]] = []
+        self.sessions: set[Session] = set()
+
+    def _handler(self, tls: bool):  # type: ignore[no-untyped-def]
+        def handle(sock: socket.socket, address: tuple[str, int]) -> None:
+            session = Session(self, sock, address, tls)
+            self.sessions.add(session)
+            try:
+                session.run()
+            except Exception:
+                log.exception("imap session crashed")
+            finally:
+                self.sessions.discard(session)
+                session.close()
+
+        return handle
+
+    def listen(self, label: str, port: int, tls: bool, note: str) -> None:
+        bind = self.ctx.config.server.bind
+        kwargs: dict[str, Any] = {"spawn": self.pool}
+        if tls:
+            kwargs["ssl_context"] = self.ctx.ssl_context
+        server = StreamServer((bind, port), self._handler(tls), **kwargs)
+        server.start()
+        actual = server.server_port
+        self.servers.append(server)
+        self.listeners.append((label, bind, actual))
+        log.info("listening %s on %s:%d (%s)", label, bind, actual, note)
+
+    def stop(self, grace: float) -> None:
+        for s in self.servers:
+            s.close()
+        if grace > 0 and len(self.pool):
+            self.pool.join(timeout=grace)
+        self.pool.kill(block=True, timeout=1)
+
+
+def start(ctx: Any) -> IMAPService:
+    svc = IMAPService(ctx)
+    cfg = ctx.config.imap
+    if cfg.port:
+        svc.listen("imap", cfg.port, False, "STARTTLS, LOGIN after TLS")
+    if cfg.tls_port:
+        svc.listen("imaps", cfg.tls_port, True, "implicit TLS")
+    ctx.services[svc.name] = svc
+    return svc

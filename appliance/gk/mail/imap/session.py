@@ -1,0 +1,907 @@
+"""One IMAP connection: the state machine (not authenticated → authenticated → selected) and
+the command dispatcher.
+
+Per-session memory is kept small (an idle session holds its socket, an 8 KB read buffer,
+the selected folder's UID list as a 4-byte ``array`` and a few ints); the user's index and
+caches live once per user in ``gk.mail.mailbox``.
+
+Consistency between sessions: every session keeps its own view (the UID list it announced and
+the HIGHESTMODSEQ it has reported). At the points RFC 3501 §7.4.1 allows (NOOP, IDLE, after
+commands other than FETCH/STORE/SEARCH, and as late as possible before the tagged reply),
+``_updates`` diffs that view against the index and sends ``EXPUNGE`` (highest first, so each
+number is valid when sent), ``EXISTS`` and ``FETCH (FLAGS …)``. Where EXPUNGE is not allowed,
+pending expunges hold back all updates until the next allowed point.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import logging
+import socket
+import time
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.event
+
+from gk.mail.imap import fetch as fetchmod
+from gk.mail.imap import utf7
+from gk.mail.imap.listing import Listed, list_lines
+from gk.mail.imap.parser import CommandReader, Parser, ReaderError
+from gk.mail.imap.protocol import BASE_CAPS, BadCommand, Literal, NoCommand, SeqSet, seq_text
+from gk.mail.imap.response import flag_list, internal_date, pack, string
+from gk.mail.imap.search import SearchParser, seq_ranges_to_uids
+from gk.mail.mailbox import MailboxError, UserMailbox, notify
+from gk.mail.mailbox.mime import body_structure
+
+log = logging.getLogger("gk.imap")
+
+NOTAUTH, AUTH, SELECTED, LOGOUT = "notauth", "auth", "selected", "logout"
+PERMANENT = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+IDLE_POLL = 5.0  # seconds between checks for files dropped into the Maildir behind our back
+CHUNK = 65536
+
+
+class Selected:
+    __slots__ = ("name", "readonly", "uids", "modseq", "uidvalidity")
+
+    def __init__(self, name: str, readonly: bool, uids: array[int], modseq: int, uidvalidity: int):
+        self.name = name
+        self.readonly = readonly
+        self.uids = uids
+        self.modseq = modseq
+        self.uidvalidity = uidvalidity
+
+    def seq_of(self, uid: int) -> int:
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+
+
+class Logout(Exception):
+    pass
+
+
+class Session:
+    def __init__(self, service: Any, sock: socket.socket, address: tuple[str, int], tls: bool):
+        self.svc = service
+        self.ctx = service.ctx
+        self.cfg = service.ctx.config.imap
+        self.sock = sock
+        self.ip = address[0] if address else ""
+        self.tls = tls
+        self.state = NOTAUTH
+        self.user = ""
+        self.mb: UserMailbox | None = None
+        self.sel: Selected | None = None
+        self.condstore = False
+        self.out: list[bytes] = []
+        self.outlen = 0
+        self.changed = gevent.event.Event()
+        self.tokens = float(self.cfg.max_commands_per_second)
+        self.last = time.monotonic()
+        self._new_reader()
+
+    # -- I/O --------------------------------------------------------------------------------
+    def _new_reader(self) -> None:
+        self.rfile = self.sock.makefile("rb")
+        self.reader = CommandReader(
+            self.rfile,
+            self._continuation,
+            self.cfg.max_line_length,
+            self.cfg.max_literal_size,
+            str(self.svc.spool_dir),
+        )
+
+    def _continuation(self) -> None:
+        self.write(b"+ Ready for literal data\r\n")
+        self.flush()
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+        self.outlen += len(data)
+        if self.outlen > CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            self.outlen = 0
+            self.sock.sendall(data)
+
+    def stream(self, f: Any, start: int, length: int) -> None:
+        self.flush()
+        f.seek(start)
+        while length > 0:
+            chunk = f.read(min(CHUNK, length))
+            if not chunk:  # file shorter than the index says: pad so the literal stays valid
+                chunk = b" " * min(CHUNK, length)
+            self.sock.sendall(chunk)
+            length -= len(chunk)
+
+    def caps(self) -> str:
+        if self.state == NOTAUTH:
+            if not self.tls:
+                return BASE_CAPS + " STARTTLS LOGINDISABLED"
+            return BASE_CAPS + " AUTH=PLAIN"
+        return BASE_CAPS
+
+    # -- main loop --------------------------------------------------------------------------
+    def run(self) -> None:
+        self.sock.settimeout(self.cfg.idle_timeout)
+        try:
+            self.write(f"* OK [CAPABILITY {self.caps()}] {self.ctx.hostname} GK IMAP ready\r\n".encode())
+            self.flush()
+            while self.state != LOGOUT:
+                try:
+                    parts = self.reader.read()
+                except ReaderError as exc:
+                    self.write(f"{exc.tag} BAD {exc}\r\n".encode())
+                    if exc.fatal:
+                        self.write(b"* BYE literal too large\r\n")
+                        self.flush()
+                        return
+                    self.flush()
+                    continue
+                if parts is None:
+                    return
+                self._throttle()
+                try:
+                    self.handle(parts)
+                finally:
+                    for p in parts:
+                        if isinstance(p, Literal):
+                            p.close()
+                self.flush()
+        except TimeoutError:
+            try:
+                self.write(b"* BYE autologout; idle for too long\r\n")
+                self.flush()
+            except OSError:
+                pass
+        except (OSError, Logout):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.user:
+            notify.unsubscribe(self.user, self._on_change)
+        if self.mb is not None:
+            self.svc.store.release(self.mb)
+            self.mb = None
+        self.sel = None
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _throttle(self) -> None:
+        rate = float(self.cfg.max_commands_per_second)
+        now = time.monotonic()
+        self.tokens = min(rate * 2, self.tokens + (now - self.last) * rate)
+        self.last = now
+        self.tokens -= 1
+        if self.tokens < 0:
+            gevent.sleep(-self.tokens / rate)
+
+    def handle(self, parts: list[Any]) -> None:
+        p = Parser(parts)
+        tag = "*"
+        try:
+            tag = p.tag()
+            p.sp()
+            name = p.atom("a command name").upper()
+            uid = False
+            if name == "UID":
+                p.sp()
+                uid = True
+                name = p.atom("a command after UID").upper()
+                if name not in ("FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE"):
+                    raise BadCommand(f"UID {name} is not a command")
+            entry = COMMANDS.get(name)
+            if entry is None:
+                raise BadCommand(f"unknown command {name}")
+            fn, states = entry
+            if self.state not in states:
+                raise BadCommand(f"{name} is not allowed {_STATE_TEXT[self.state]}")
+            if uid:
+                fn(self, tag, p, True)
+            else:
+                fn(self, tag, p)
+        except BadCommand as exc:
+            self.write(f"{tag} BAD {exc}\r\n".encode("utf-8", "replace"))
+        except NoCommand as exc:
+            code = f"[{exc.code}] " if exc.code else ""
+            self.write(f"{tag} NO {code}{exc}\r\n".encode("utf-8", "replace"))
+        except MailboxError as exc:
+            code = f"[{exc.code}] " if exc.code else ""
+            self.write(f"{tag} NO {code}{exc}\r\n".encode("utf-8", "replace"))
+        except (OSError, Logout, gevent.GreenletExit):
+            raise
+        except Exception:
+            log.exception("imap command failed (user %s)", self.user or "-")
+            self.write(f"{tag} NO [SERVERBUG] internal error; the session goes on\r\n".encode())
+
+    def ok(self, tag: str, text: str) -> None:
+        self.write(f"{tag} OK {text}\r\n".encode("utf-8", "replace"))
+
+    # -- updates ----------------------------------------------------------------------------
+    def _on_change(self, address: str, folder: str, kind: str) -> None:
+        if self.sel is not None and folder == self.sel.name:
+            self.changed.set()
+
+    def _updates(self, expunge_ok: bool = True) -> None:
+        sel, mb = self.sel, self.mb
+        if sel is None or mb is None:
+            return
+        try:
+            mb.sync(sel.name)
+            top = mb.highestmodseq(sel.name)
+        except MailboxError:
+            return
+        if top == sel.modseq:
+            return
+        current = mb.uids(sel.name)
+        cur_set = set(current)
+        gone = [i for i, u in enumerate(sel.uids) if u not in cur_set]
+        if gone and not expunge_ok:
+            return
+        old = sel.uids
+        for i in reversed(gone):
+            self.write(f"* {i + 1} EXPUNGE\r\n".encode())
+        known = set(old) - {old[i] for i in gone}
+        sel.uids = current
+        if len(current) != len(old) - len(gone) or gone:
+            self.write(f"* {len(current)} EXISTS\r\n".encode())
+        for u, flags, modseq in mb.changes_since(sel.name, sel.modseq):
+            if u in known:
+                self._flags_line(sel.seq_of(u), u, flags, modseq, True)
+        sel.modseq = top
+
+    def _flags_line(self, seq: int, uid: int, flags: tuple[str, ...], modseq: int, with_uid: bool) -> None:
+        items = b"FLAGS " + flag_list(flags)
+        if with_uid:
+            items += b" UID %d" % uid
+        if self.condstore:
+            items += b" MODSEQ (%d)" % modseq
+        self.write(b"* %d FETCH (" % seq + items + b")\r\n")
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _need_sel(self) -> tuple[Selected, UserMailbox]:
+        assert self.sel is not None and self.mb is not None
+        return self.sel, self.mb
+
+    def _uid_ranges(self, s: SeqSet) -> list[tuple[int, int]]:
+        sel, _ = self._need_sel()
+        largest = sel.uids[-1] if sel.uids else 0
+        return s.resolve(largest)
+
+    def _seq_ranges(self, s: SeqSet) -> list[tuple[int, int]]:
+        sel, _ = self._need_sel()
+        ranges = s.resolve(len(sel.uids))
+        if not s.contains_star():
+            for _lo, hi in ranges:
+                if hi > len(sel.uids):
+                    raise BadCommand("message sequence number out of range")
+        return seq_ranges_to_uids(ranges, sel.uids)
+
+    def _target_uids(self, s: SeqSet, uid: bool) -> list[int]:
+        """The UIDs (in our view) a sequence set names."""
+        sel, _ = self._need_sel()
+        ranges = self._uid_ranges(s) if uid else self._seq_ranges(s)
+        out: list[int] = []
+        for lo, hi in ranges:
+            i = bisect.bisect_left(sel.uids, lo)
+            j = bisect.bisect_right(sel.uids, hi)
+            out.extend(sel.uids[i:j])
+        return sorted(set(out))
+
+    def _folder_arg(self, p: Parser) -> str:
+        return p.mailbox()
+
+    # -- any state --------------------------------------------------------------------------
+    def cmd_capability(self, tag: str, p: Parser) -> None:
+        p.end()
+        self.write(f"* CAPABILITY {self.caps()}\r\n".encode())
+        self.ok(tag, "CAPABILITY completed")
+
+    def cmd_noop(self, tag: str, p: Parser) -> None:
+        p.end()
+        self._updates(True)
+        self.ok(tag, "NOOP completed")
+
+    def cmd_check(self, tag: str, p: Parser) -> None:
+        self.cmd_noop(tag, p)
+
+    def cmd_logout(self, tag: str, p: Parser) -> None:
+        p.end()
+        self.write(b"* BYE logging out\r\n")
+        self.ok(tag, "LOGOUT completed")
+        self.state = LOGOUT
+        self.flush()
+
+    def cmd_id(self, tag: str, p: Parser) -> None:
+        p.sp()
+        if not p.try_(b"NIL"):
+            p.open_list()
+            n = 0
+            while not p.close_list():
+                if n:
+                    p.sp()
+                p.string()
+                p.sp()
+                p.nstring()
+                n += 1
+                if n > 30:
+                    raise BadCommand("too many ID fields")
+        p.end()
+        from gk import __version__
+
+        self.write(b'* ID ("name" "GK" "version" ' + string(__version__) + b")\r\n")
+        self.ok(tag, "ID completed")
+
+    # -- not authenticated ------------------------------------------------------------------
+    def cmd_starttls(self, tag: str, p: Parser) -> None:
+        p.end()
+        if self.tls:
+            raise BadCommand("TLS is already active")
+        self.ok(tag, "Begin TLS negotiation now")
+        self.flush()
+        # anything the client pipelined after STARTTLS is dropped with the old reader
+        self.sock = self.ctx.ssl_context.wrap_socket(self.sock, server_side=True)
+        self.tls = True
+        self._new_reader()
+
+    def _login_done(self, tag: str, address: str, password: str) -> None:
+        result = self.ctx.auth.login(address, password, self.ip, "imap")
+        if not result.ok:
+            raise NoCommand(result.reason or "authentication failed", "AUTHENTICATIONFAILED")
+        self.user = result.user.address
+        self.mb = self.svc.store.acquire(self.user)
+        self.state = AUTH
+        notify.subscribe(self.user, self._on_change)
+        self.ok(tag, f"[CAPABILITY {self.caps()}] logged in")
+
+    def cmd_login(self, tag: str, p: Parser) -> None:
+        p.sp()
+        user = p.text_astring("a user name")
+        p.sp()
+        password = p.text_astring("a password")
+        p.end()
+        if not self.tls:
+            raise NoCommand("LOGIN is disabled before STARTTLS", "PRIVACYREQUIRED")
+        self._login_done(tag, user, password)
+
+    def cmd_authenticate(self, tag: str, p: Parser) -> None:
+        p.sp()
+        mech = p.atom("a SASL mechanism").upper()
+        initial: bytes | None = None
+        if p.try_(b" "):
+            initial = p.atom("an initial response").encode() if p.peek() != ord("=") else (p.expect(b"=") or b"")
+        p.end()
+        if not self.tls:
+            raise NoCommand("authentication is disabled before STARTTLS", "PRIVACYREQUIRED")
+        if mech != "PLAIN":
+            raise NoCommand(f"SASL mechanism {mech} not supported; use PLAIN", "CANNOT")
+        if initial is None:
+            self.write(b"+ \r\n")
+            self.flush()
+            line = self.reader.read_line()
+            if line is None:
+                raise Logout()
+            if line.strip() == b"*":
+                raise BadCommand("authentication cancelled")
+            initial = line.strip()
+        try:
+            raw = base64.b64decode(initial, validate=True) if initial else b""
+            authz, authc, password = raw.decode("utf-8").split("\0")
+        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+            raise BadCommand("malformed SASL PLAIN response") from exc
+        if authz and authz.lower() != authc.lower():
+            raise NoCommand("acting as another user is not allowed", "AUTHORIZATIONFAILED")
+        self._login_done(tag, authc, password)
+
+    # -- authenticated ----------------------------------------------------------------------
+    def cmd_enable(self, tag: str, p: Parser) -> None:
+        enabled = []
+        while p.try_(b" "):
+            cap = p.atom("a capability").upper()
+            if cap == "CONDSTORE" and not self.condstore:
+                self.condstore = True
+                enabled.append(cap)
+        p.end()
+        self.write(("* ENABLED" + "".join(" " + c for c in enabled) + "\r\n").encode())
+        self.ok(tag, "ENABLE completed")
+
+    def cmd_namespace(self, tag: str, p: Parser) -> None:
+        p.end()
+        self.write(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+        self.ok(tag, "NAMESPACE completed")
+
+    def _select(self, tag: str, p: Parser, readonly: bool) -> None:
+        p.sp()
+        name = self._folder_arg(p)
+        if p.try_(b" "):
+            p.open_list()
+            while not p.close_list():
+                opt = p.atom("a select option").upper()
+                if opt != "CONDSTORE":
+                    raise BadCommand(f"unknown SELECT option {opt}")
+                self.condstore = True
+                p.try_(b" ")
+        p.end()
+        mb = self.mb
+        assert mb is not None
+        self.sel = None
+        self.state = AUTH
+        info = mb.folder(name)
+        uids = mb.uids(info.name)
+        self.sel = Selected(info.name, readonly, uids, info.highestmodseq, info.uidvalidity)
+        self.state = SELECTED
+        self.changed.clear()
+        keywords = sorted({f for m in mb.changes_since(info.name, 0) for f in m[1] if not f.startswith("\\")})
+        flags = PERMANENT + "".join(" " + k for k in keywords)
+        self.write(f"* FLAGS ({flags})\r\n".encode())
+        perm = "" if readonly else flags + " \\*"
+        self.write(f"* OK [PERMANENTFLAGS ({perm})] flags permitted\r\n".encode())
+        self.write(f"* {len(uids)} EXISTS\r\n* 0 RECENT\r\n".encode())
+        unseen = mb.search(info.name, ("noflag", "\\Seen"))
+        if unseen:
+            self.write(f"* OK [UNSEEN {self.sel.seq_of(unseen[0])}] first unseen\r\n".encode())
+        self.write(f"* OK [UIDVALIDITY {info.uidvalidity}] UIDs valid\r\n".encode())
+        self.write(f"* OK [UIDNEXT {info.uidnext}] predicted next UID\r\n".encode())
+        self.write(f"* OK [HIGHESTMODSEQ {info.highestmodseq}] highest\r\n".encode())
+        self.ok(tag, f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {'EXAMINE' if readonly else 'SELECT'} completed")
+
+    def cmd_select(self, tag: str, p: Parser) -> None:
+        self._select(tag, p, False)
+
+    def cmd_examine(self, tag: str, p: Parser) -> None:
+        self._select(tag, p, True)
+
+    def cmd_create(self, tag: str, p: Parser) -> None:
+        p.sp()
+        name = self._folder_arg(p).rstrip("/")
+        p.end()
+        assert self.mb is not None
+        self.mb.create_folder(name)
+        self.ok(tag, "CREATE completed")
+
+    def cmd_delete(self, tag: str, p: Parser) -> None:
+        p.sp()
+        name = self._folder_arg(p)
+        p.end()
+        assert self.mb is not None
+        if self.sel and self.sel.name == name:
+            raise NoCommand("cannot delete the selected folder", "INUSE")
+        self.mb.delete_folder(name)
+        self.ok(tag, "DELETE completed")
+
+    def cmd_rename(self, tag: str, p: Parser) -> None:
+        p.sp()
+        old = self._folder_arg(p)
+        p.sp()
+        new = self._folder_arg(p)
+        p.end()
+        assert self.mb is not None
+        self.mb.rename_folder(old, new)
+        self.ok(tag, "RENAME completed")
+
+    def cmd_subscribe(self, tag: str, p: Parser, on: bool = True) -> None:
+        p.sp()
+        name = self._folder_arg(p)
+        p.end()
+        assert self.mb is not None
+        self.mb.subscribe(name, on)
+        self.ok(tag, ("SUBSCRIBE" if on else "UNSUBSCRIBE") + " completed")
+
+    def cmd_unsubscribe(self, tag: str, p: Parser) -> None:
+        self.cmd_subscribe(tag, p, False)
+
+    def _listed(self) -> list[Listed]:
+        assert self.mb is not None
+        self.mb.folder_names()
+        rows = self.mb.db.query("SELECT name, special, subscribed FROM folders ORDER BY name = 'INBOX' DESC, name")
+        return [Listed(r[0], r[1], bool(r[2])) for r in rows]
+
+    def cmd_list(self, tag: str, p: Parser, command: str = "LIST") -> None:
+        p.sp()
+        sel_sub = sel_special = ret_sub = False
+        if command == "LIST" and p.peek() == ord("("):
+            p.open_list()
+            while not p.close_list():
+                opt = p.atom("a selection option").upper()
+                if opt == "SUBSCRIBED":
+                    sel_sub = True
+                elif opt == "SPECIAL-USE":
+                    sel_special = True
+                elif opt not in ("RECURSIVEMATCH", "REMOTE"):
+                    raise BadCommand(f"unknown LIST selection option {opt}")
+                p.try_(b" ")
+            p.sp()
+        ref = p.list_mailbox() if p.peek() != ord('"') or p.line[p.pos : p.pos + 2] != b'""' else (p.quoted().decode())
+        p.sp()
+        patterns: list[str] = []
+        if command == "LIST" and p.peek() == ord("("):
+            p.open_list()
+            while not p.close_list():
+                patterns.append(p.list_mailbox())
+                p.try_(b" ")
+        else:
+            patterns.append(p.list_mailbox())
+        if command == "LIST" and p.try_(b" RETURN "):
+            p.open_list()
+            while not p.close_list():
+                opt = p.atom("a return option").upper()
+                if opt == "SUBSCRIBED":
+                    ret_sub = True
+                elif opt not in ("CHILDREN", "SPECIAL-USE"):
+                    raise BadCommand(f"unknown LIST return option {opt}")
+                p.try_(b" ")
+        p.end()
+        if patterns == [""]:
+            self.write(b"* " + command.encode() + b' (\\Noselect) "/" ""\r\n')
+        else:
+            for line in list_lines(self._listed(), ref, patterns, command, sel_sub, sel_special, ret_sub):
+                self.write(line)
+        self.ok(tag, f"{command} completed")
+
+    def cmd_lsub(self, tag: str, p: Parser) -> None:
+        self.cmd_list(tag, p, "LSUB")
+
+    def cmd_status(self, tag: str, p: Parser) -> None:
+        p.sp()
+        name = self._folder_arg(p)
+        p.sp()
+        p.open_list()
+        items = []
+        while not p.close_list():
+            items.append(p.atom("a status item").upper())
+            p.try_(b" ")
+        p.end()
+        assert self.mb is not None
+        info = self.mb.folder(name)
+        values = {
+            "MESSAGES": info.exists,
+            "RECENT": 0,
+            "UIDNEXT": info.uidnext,
+            "UIDVALIDITY": info.uidvalidity,
+            "UNSEEN": info.unseen,
+            "HIGHESTMODSEQ": info.highestmodseq,
+            "SIZE": info.size,
+        }
+        out = []
+        for it in items:
+            if it not in values:
+                raise BadCommand(f"unknown STATUS item {it}")
+            out.append(f"{it} {values[it]}")
+        wire = info.name if info.name == "INBOX" else utf7.encode(info.name)
+        self.write(b"* STATUS " + string(wire) + f" ({' '.join(out)})\r\n".encode())
+        self._updates(True)
+        self.ok(tag, "STATUS completed")
+
+    def cmd_append(self, tag: str, p: Parser) -> None:
+        p.sp()
+        name = self._folder_arg(p)
+        p.sp()
+        flags: list[str] = []
+        when: float | None = None
+        if p.peek() == ord("("):
+            flags = [f for f in p.flag_list() if f != "\\Recent"]
+            p.sp()
+        if p.peek() == ord('"'):
+            when = p.date_time()
+            p.sp()
+        lit = p.literal()
+        p.end()
+        assert self.mb is not None
+        try:
+            self.mb.folder(name)
+        except MailboxError as exc:
+            raise NoCommand(f"no folder {name}", "TRYCREATE") from exc
+        if lit.size == 0:
+            raise NoCommand("an empty message cannot be appended")
+        source = lit.bytes() if lit.in_memory else lit.stream()
+        uidvalidity, uid = self.mb.append(name, source, flags, when)
+        self._updates(True)
+        self.ok(tag, f"[APPENDUID {uidvalidity} {uid}] APPEND completed")
+
+    def cmd_idle(self, tag: str, p: Parser) -> None:
+        p.end()
+        self.write(b"+ idling\r\n")
+        self._updates(True)
+        self.flush()
+        waiter = gevent.spawn(self.reader.read_line)
+        try:
+            while True:
+                self.changed.clear()
+                gevent.wait([waiter, self.changed], timeout=IDLE_POLL, count=1)
+                if waiter.ready():
+                    break
+                self._updates(True)
+                self.flush()
+            line = waiter.get()
+        finally:
+            waiter.kill()
+        if line is None:
+            raise Logout()
+        if line.strip().upper() != b"DONE":
+            raise BadCommand("expected DONE to end IDLE")
+        self._updates(True)
+        self.ok(tag, "IDLE terminated")
+
+    # -- selected ---------------------------------------------------------------------------
+    def cmd_close(self, tag: str, p: Parser) -> None:
+        p.end()
+        sel, mb = self._need_sel()
+        if not sel.readonly:
+            mb.expunge(sel.name)
+        self.sel = None
+        self.state = AUTH
+        self.ok(tag, "CLOSE completed")
+
+    def cmd_unselect(self, tag: str, p: Parser) -> None:
+        p.end()
+        self.sel = None
+        self.state = AUTH
+        self.ok(tag, "UNSELECT completed")
+
+    def cmd_expunge(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        uids: list[int] | None = None
+        if uid:
+            p.sp()
+            uids = self._target_uids(p.seq_set(), True)
+        p.end()
+        if sel.readonly:
+            raise NoCommand("folder is read-only", "READ-ONLY")
+        mb.expunge(sel.name, uids)
+        self._updates(True)
+        self.ok(tag, "EXPUNGE completed")
+
+    def cmd_search(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        if p.try_(b"RETURN "):
+            raise BadCommand("ESEARCH is not supported")
+        sp = SearchParser(p, self._seq_ranges, self._uid_ranges)
+        criteria = sp.program()
+        p.end()
+        self._updates(uid)
+        found = [u for u in mb.search(sel.name, criteria) if sel.seq_of(u)]
+        nums = found if uid else [sel.seq_of(u) for u in found]
+        line = "* SEARCH" + "".join(f" {n}" for n in nums)
+        if sp.uses_modseq and found:
+            best = max(i.modseq for i in mb.infos(sel.name, found).values())
+            line += f" (MODSEQ {best})"
+        self.write((line + "\r\n").encode())
+        self.ok(tag, ("UID " if uid else "") + "SEARCH completed")
+
+    def cmd_fetch(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        seqset = p.seq_set()
+        p.sp()
+        atts = fetchmod.parse_atts(p)
+        changed_since: int | None = None
+        if p.try_(b" "):
+            p.open_list()
+            while not p.close_list():
+                mod = p.atom("a FETCH modifier").upper()
+                if mod != "CHANGEDSINCE":
+                    raise BadCommand(f"unknown FETCH modifier {mod}")
+                p.sp()
+                changed_since = p.number("a mod-sequence")
+                self.condstore = True
+        p.end()
+        self._updates(uid)
+        names = {a.name for a in atts}
+        if uid:
+            names.add("UID")
+        if changed_since is not None or (self.condstore and "FLAGS" in names):
+            names.add("MODSEQ")
+        targets = self._target_uids(seqset, uid)
+        want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
+        for start in range(0, len(targets), 200):
+            chunk = targets[start : start + 200]
+            infos = mb.infos(sel.name, chunk)
+            if want_seen:
+                unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]
+                if unseen:
+                    caught_up = mb.highestmodseq(sel.name) == sel.modseq
+                    mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
+                    if caught_up:  # our own change: do not report it again as an update
+                        sel.modseq = mb.highestmodseq(sel.name)
+                    infos = mb.infos(sel.name, chunk)
+            for u in chunk:
+                info = infos.get(u)
+                if info is None:
+                    continue  # expunged by another session; reported at the next allowed point
+                if changed_since is not None and info.modseq <= changed_since:
+                    continue
+                self._fetch_one(sel, mb, u, info, atts, names, want_seen)
+        self.ok(tag, ("UID " if uid else "") + "FETCH completed")
+
+    def _fetch_one(
+        self, sel: Selected, mb: UserMailbox, u: int, info: Any, atts: list[Any], names: set[str], seen: bool
+    ) -> None:
+        items: list[bytes] = []
+        if "UID" in names:
+            items.append(b"UID %d" % u)
+        if "FLAGS" in names or seen:
+            items.append(b"FLAGS " + flag_list(info.flags))
+        if "MODSEQ" in names:
+            items.append(b"MODSEQ (%d)" % info.modseq)
+        if "INTERNALDATE" in names:
+            items.append(b"INTERNALDATE " + internal_date(info.internaldate))
+        if "RFC822.SIZE" in names:
+            items.append(b"RFC822.SIZE %d" % info.size)
+        if "ENVELOPE" in names:
+            items.append(b"ENVELOPE " + pack(info.envelope))
+        top = None
+        if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section for a in atts):
+            top = mb.structure(sel.name, u)
+        if "BODYSTRUCTURE" in names:
+            items.append(b"BODYSTRUCTURE " + pack(body_structure(top, True)))
+        if "BODY" in names:
+            items.append(b"BODY " + pack(body_structure(top, False)))
+        sections = [a for a in atts if a.is_section]
+        self.write(b"* %d FETCH (" % sel.seq_of(u) + b" ".join(items))
+        if sections:
+            assert top is not None
+            with mb.open_message(sel.name, u) as fh:
+                for i, att in enumerate(sections):
+                    data, start, length = fetchmod.section_data(fh, top, att, info.size)
+                    sep = b" " if items or i else b""
+                    if data is not None:
+                        self.write(sep + att.label.encode() + b" {%d}\r\n" % len(data) + data)
+                    else:
+                        self.write(sep + att.label.encode() + b" {%d}\r\n" % length)
+                        self.stream(fh, start, length)
+        self.write(b")\r\n")
+
+    def cmd_store(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        seqset = p.seq_set()
+        p.sp()
+        unchanged: int | None = None
+        if p.peek() == ord("("):
+            p.open_list()
+            mod = p.atom("a STORE modifier").upper()
+            if mod != "UNCHANGEDSINCE":
+                raise BadCommand(f"unknown STORE modifier {mod}")
+            p.sp()
+            unchanged = p.number("a mod-sequence")
+            if not p.close_list():
+                raise BadCommand("expected ')'")
+            p.sp()
+            self.condstore = True
+        item = p.atom("+FLAGS, -FLAGS or FLAGS").upper() if p.peek() not in (ord("+"), ord("-")) else None
+        if item is None:
+            sign = chr(p.line[p.pos])
+            p.pos += 1
+            item = sign + p.atom("FLAGS").upper()
+        if item.lstrip("+-") not in ("FLAGS", "FLAGS.SILENT"):
+            raise BadCommand(f"unknown STORE item {item}")
+        p.sp()
+        if p.peek() == ord("("):
+            flags = p.flag_list()
+        else:
+            flags = [p.flag()]
+            while p.try_(b" "):
+                flags.append(p.flag())
+        p.end()
+        if sel.readonly:
+            raise NoCommand("folder is read-only", "READ-ONLY")
+        if any(f in ("\\Recent", "\\*") for f in flags):
+            raise BadCommand("\\Recent and \\* cannot be stored")
+        mode = {"+": "add", "-": "remove"}.get(item[0], "replace")
+        silent = item.endswith(".SILENT")
+        self._updates(uid)
+        caught_up = mb.highestmodseq(sel.name) == sel.modseq
+        targets = self._target_uids(seqset, uid)
+        changed, failed = mb.set_flags(sel.name, targets, flags, mode, unchanged)
+        if caught_up:
+            sel.modseq = mb.highestmodseq(sel.name)
+        report = {c[0]: c for c in changed}
+        if not silent or self.condstore:
+            infos = mb.infos(sel.name, [t for t in targets if t not in failed]) if not silent else {}
+            for t in targets:
+                if t in failed:
+                    continue
+                if t in report:
+                    _, fl, ms = report[t]
+                elif not silent and t in infos:
+                    fl, ms = infos[t].flags, infos[t].modseq
+                else:
+                    continue
+                self._flags_line(sel.seq_of(t), t, fl, ms, uid)
+        if failed:
+            nums = failed if uid else [sel.seq_of(u) for u in failed]
+            self.ok(tag, f"[MODIFIED {seq_text(sorted(nums))}] conditional STORE failed for some")
+        else:
+            self.ok(tag, ("UID " if uid else "") + "STORE completed")
+
+    def _copy(self, tag: str, p: Parser, uid: bool, move: bool) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        seqset = p.seq_set()
+        p.sp()
+        dest = self._folder_arg(p)
+        p.end()
+        if move and sel.readonly:
+            raise NoCommand("folder is read-only", "READ-ONLY")
+        try:
+            mb.folder(dest)
+        except MailboxError as exc:
+            raise NoCommand(f"no folder {dest}", "TRYCREATE") from exc
+        if not uid:
+            self._seq_ranges(seqset)  # validates the numbers
+        targets = self._target_uids(seqset, uid)
+        op = mb.move if move else mb.copy
+        uidvalidity, pairs = op(sel.name, targets, dest)
+        code = ""
+        if pairs:
+            code = f"[COPYUID {uidvalidity} {seq_text([a for a, _ in pairs])} {seq_text([b for _, b in pairs])}] "
+        if move:
+            if code:
+                self.write(f"* OK {code}moved\r\n".encode())
+            self._updates(True)
+            self.ok(tag, "MOVE completed")
+        else:
+            self._updates(uid)
+            self.ok(tag, f"{code}COPY completed")
+
+    def cmd_copy(self, tag: str, p: Parser, uid: bool = False) -> None:
+        self._copy(tag, p, uid, False)
+
+    def cmd_move(self, tag: str, p: Parser, uid: bool = False) -> None:
+        self._copy(tag, p, uid, True)
+
+
+_STATE_TEXT = {
+    NOTAUTH: "before logging in",
+    AUTH: "without a selected folder",
+    SELECTED: "in this state",
+    LOGOUT: "after LOGOUT",
+}
+_ANY = (NOTAUTH, AUTH, SELECTED)
+_AUTHED = (AUTH, SELECTED)
+COMMANDS: dict[str, tuple[Callable[..., None], tuple[str, ...]]] = {
+    "CAPABILITY": (Session.cmd_capability, _ANY),
+    "NOOP": (Session.cmd_noop, _ANY),
+    "LOGOUT": (Session.cmd_logout, _ANY),
+    "ID": (Session.cmd_id, _ANY),
+    "STARTTLS": (Session.cmd_starttls, (NOTAUTH,)),
+    "LOGIN": (Session.cmd_login, (NOTAUTH,)),
+    "AUTHENTICATE": (Session.cmd_authenticate, (NOTAUTH,)),
+    "ENABLE": (Session.cmd_enable, _AUTHED),
+    "NAMESPACE": (Session.cmd_namespace, _AUTHED),
+    "SELECT": (Session.cmd_select, _AUTHED),
+    "EXAMINE": (Session.cmd_examine, _AUTHED),
+    "CREATE": (Session.cmd_create, _AUTHED),
+    "DELETE": (Session.cmd_delete, _AUTHED),
+    "RENAME": (Session.cmd_rename, _AUTHED),
+    "SUBSCRIBE": (Session.cmd_subscribe, _AUTHED),
+    "UNSUBSCRIBE": (Session.cmd_unsubscribe, _AUTHED),
+    "LIST": (Session.cmd_list, _AUTHED),
+    "LSUB": (Session.cmd_lsub, _AUTHED),
+    "STATUS": (Session.cmd_status, _AUTHED),
+    "APPEND": (Session.cmd_append, _AUTHED),
+    "IDLE": (Session.cmd_idle, _AUTHED),
+    "CHECK": (Session.cmd_check, (SELECTED,)),
+    "CLOSE": (Session.cmd_close, (SELECTED,)),
+    "UNSELECT": (Session.cmd_unselect, (SELECTED,)),
+    "EXPUNGE": (Session.cmd_expunge, (SELECTED,)),
+    "SEARCH": (Session.cmd_search, (SELECTED,)),
+    "FETCH": (Session.cmd_fetch, (SELECTED,)),
+    "STORE": (Session.cmd_store, (SELECTED,)),
+    "COPY": (Session.cmd_copy, (SELECTED,)),
+    "MOVE": (Session.cmd_move, (SELECTED,)),
+}

@@ -1,0 +1,133 @@
+"""Helpers for the IMAP tests (no tests here): a running ``gk serve`` with two users, imaplib and
+imapclient connections over implicit TLS or STARTTLS, and sample messages."""
+
+from __future__ import annotations
+
+import imaplib
+import ssl
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+PASSWORD = "correct horse battery staple"
+ALICE = "alice@example.org"
+BOB = "bob@example.org"
+
+
+def tls_client_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # self-signed certificate made at first start
+    return ctx
+
+
+def start_imap_server(make_server, imap: dict | None = None, name: str = "gk"):  # type: ignore[no-untyped-def]
+    overrides = {
+        "http": {"https_port": 0},
+        "imap": {**(imap or {})},
+        "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
+    }
+    srv = make_server(name, overrides)
+    srv.write_config()
+    srv.add_user(ALICE, PASSWORD)
+    srv.add_user(BOB, PASSWORD)
+    return srv.start()
+
+
+@pytest.fixture
+def imap_server(make_server):  # type: ignore[no-untyped-def]
+    return start_imap_server(make_server)
+
+
+def imaps(srv, user: str = ALICE, login: bool = True) -> imaplib.IMAP4_SSL:  # type: ignore[no-untyped-def]
+    m = imaplib.IMAP4_SSL("127.0.0.1", srv.port("imap.tls_port"), ssl_context=tls_client_context(), timeout=30)
+    if login:
+        m.login(user, PASSWORD)
+    return m
+
+
+def imap_starttls(srv) -> imaplib.IMAP4:  # type: ignore[no-untyped-def]
+    m = imaplib.IMAP4("127.0.0.1", srv.port("imap.port"), timeout=30)
+    m.starttls(ssl_context=tls_client_context())
+    return m
+
+
+def client(srv, user: str = ALICE) -> IMAPClient:  # type: ignore[no-untyped-def]
+    c = IMAPClient("127.0.0.1", port=srv.port("imap.tls_port"), ssl=True, ssl_context=tls_client_context(), timeout=30)
+    c.login(user, PASSWORD)
+    return c
+
+
+def maildir(srv, user: str = ALICE, folder: str = "") -> Path:  # type: ignore[no-untyped-def]
+    root = srv.data_dir / "mail" / user / "Maildir"
+    return root / ("." + folder) if folder else root
+
+
+def drop(srv, data: bytes, user: str = ALICE, name: str = "") -> Path:  # type: ignore[no-untyped-def]
+    """Put a message into a Maildir's new/ behind the server's back (tmp, then rename)."""
+    import os
+    import time
+
+    d = maildir(srv, user)
+    for sub in ("tmp", "new", "cur"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    name = name or f"{time.time_ns()}.test{os.getpid()}.localhost"
+    tmp = d / "tmp" / name
+    tmp.write_bytes(data)
+    final = d / "new" / name
+    os.rename(tmp, final)
+    return final
+
+
+def simple_message(
+    subject: str = "hello", body: str = "plain body text\r\n", sender: str = "carol@example.net"
+) -> bytes:
+    return (
+        f"From: Carol <{sender}>\r\nTo: Alice <{ALICE}>\r\nSubject: {subject}\r\n"
+        f"Date: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject.replace(' ', '.')}@example.net>\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    ).encode()
+
+
+NESTED = (
+    b"From: =?utf-8?q?J=C3=B6rg?= <joerg@example.net>\r\n"
+    b'To: alice@example.org, "Bob B." <bob@example.org>\r\n'
+    b"Subject: =?utf-8?b?R3LDvMOfZQ==?= nested\r\n"
+    b"Date: Tue, 3 Nov 2026 11:12:13 +0100\r\n"
+    b"Message-ID: <nested@example.net>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="outer"\r\n'
+    b"\r\n"
+    b"This is the preamble.\r\n"
+    b"--outer\r\n"
+    b"Content-Type: multipart/alternative; boundary=inner\r\n"
+    b"\r\n"
+    b"--inner\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n"
+    b"Gr=C3=BC=C3=9Fe aus dem Text, zebrafish\r\n"
+    b"--inner\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"\r\n"
+    b"<p>Hallo <b>HTML</b></p>\r\n"
+    b"--inner--\r\n"
+    b"--outer\r\n"
+    b"Content-Type: message/rfc822\r\n"
+    b'Content-Disposition: attachment; filename="fwd.eml"\r\n'
+    b"\r\n"
+    b"From: dave@example.com\r\n"
+    b"Subject: inner message\r\n"
+    b"\r\n"
+    b"inner body line 1\r\n"
+    b"inner body line 2\r\n"
+    b"--outer\r\n"
+    b'Content-Type: application/octet-stream; name="blob.bin"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n"
+    b'Content-Disposition: attachment; filename="blob.bin"\r\n'
+    b"\r\n"
+    b"AAECAwQFBgcICQ==\r\n"
+    b"--outer--\r\n"
+    b"epilogue\r\n"
+)
