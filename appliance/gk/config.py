@@ -143,6 +143,7 @@ class IMAPConfig:
     max_literal_size: int = opt(64 * 1024 * 1024, "largest literal (APPEND), bytes", at_least(1024))
     idle_timeout: float = opt(1800.0, "seconds an unauthenticated or idle session may stay silent", at_least(10))
     login_cache_seconds: float = opt(300.0, "lifetime of a verified-credential cache entry (0 = off)", at_least(0))
+    max_commands_per_second: int = opt(500, "commands one IMAP session may send per second (bursts of 2x)", at_least(1))
 
 
 @dataclass

@@ -32,6 +32,7 @@ log = logging.getLogger("gk.server")
 COMPONENTS: list[str] = [
     # "gk.mail.smtp.service", "gk.mail.imap.service", "gk.web.service", "gk.mail.queue.service"
     "gk.mail.smtp.service",
+    "gk.mail.imap.service",
     "gk.mail.queue.service",
     "gk.web.service",
 ]
