@@ -60,6 +60,33 @@ class Client:
             self.csrf = m.group(1)
         return resp, text
 
+    def post_multipart(self, path: str, fields: dict, files: list[tuple[str, str, bytes]] = ()):
+        """POST multipart/form-data (the compose form): fields plus (field, filename, bytes) files."""
+        boundary = "gktestboundary7MA4YWxkTrZu0gW"
+        parts = []
+        for k, v in {**fields, "csrf": self.csrf}.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+        for k, name, data in files:
+            head = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            )
+            parts.append(head.encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.srv.port("http.port"), timeout=30)
+        hdrs = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        conn.request("POST", path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8", "replace")
+        conn.close()
+        return resp, text
+
+    def login(self, address: str, password: str) -> None:
+        self.get("/login")
+        resp, _ = self.post("/login", {"address": address, "password": password})
+        assert resp.status == 303, resp.status
+
     def get(self, path: str, **kw):
         return self.request("GET", path, **kw)
 

@@ -1,0 +1,170 @@
+"""Reading stored messages for the webmail: pick the body to show, sanitize HTML, stream attachments.
+
+HTML mail goes through nh3 (ammonia, a maintained allow-list sanitizer): scripts, styles,
+event-handler attributes, forms and ``javascript:`` URLs are removed; remote images are
+dropped unless the reader chose "show images". The result is served from its own URL into
+a sandboxed iframe (no ``allow-scripts``) with its own CSP (``default-src 'none'``), so even
+a sanitizer bug could not run script in the UI's origin.
+
+Memory: a displayed body is read up to ``MAX_BODY`` (2 MB); attachments are streamed and
+decoded in 48 KiB chunks, never held whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import nh3
+
+from gk.mail.mailbox.mime import Part, iter_parts
+from gk.mail.mailbox.textindex import decode_body, decode_words, read_range
+
+MAX_BODY = 2 * 1024 * 1024
+CHUNK = 48 * 1024
+ALLOWED_SCHEMES = {"http", "https", "mailto"}
+
+
+def is_attachment(part: Part) -> bool:
+    if part.is_multipart:
+        return False
+    if part.disposition and part.disposition[0].upper() == "ATTACHMENT":
+        return True
+    if part.maintype == "text" and part.subtype in ("plain", "html"):
+        return False
+    return part.maintype not in ("multipart",) and not (part.maintype == "message" and part.message is None)
+
+
+def part_filename(part: Part) -> str:
+    name = ""
+    if part.disposition:
+        for k, v in part.disposition[1]:
+            if k.lower() == "filename":
+                name = v
+    name = name or part.param("name") or ""
+    name = decode_words(name) if name else ""
+    name = re.sub(r'[\x00-\x1f/\\"]', "_", name).strip() or "attachment"
+    return name[:200]
+
+
+def numbered_parts(top: Part) -> list[tuple[str, Part]]:
+    """(section path like "1.2", part) for every leaf part, in order (RFC 3501 numbering)."""
+    out: list[tuple[str, Part]] = []
+
+    def walk(p: Part, prefix: str) -> None:
+        if p.is_multipart and p.children:
+            for i, c in enumerate(p.children, 1):
+                walk(c, f"{prefix}.{i}" if prefix else str(i))
+        else:
+            out.append((prefix or "1", p))
+
+    walk(top, "")
+    return out
+
+
+def choose_body(top: Part) -> tuple[Part | None, Part | None]:
+    """(html part, plain part) to display: the first inline ones outside attachments."""
+    html = plain = None
+    for p in iter_parts(top):
+        if p.maintype == "message":
+            break  # do not descend into forwarded messages for the main body
+        if p.maintype == "text" and not (p.disposition and p.disposition[0].upper() == "ATTACHMENT"):
+            if p.subtype == "html" and html is None:
+                html = p
+            elif p.subtype == "plain" and plain is None:
+                plain = p
+    return html, plain
+
+
+def part_text(f: BinaryIO, part: Part) -> str:
+    raw = decode_body(read_range(f, part.body_start, part.end, MAX_BODY), part.encoding)
+    charset = part.param("charset") or "utf-8"
+    try:
+        return raw.decode(charset, "replace")
+    except LookupError:
+        return raw.decode("utf-8", "replace")
+
+
+def sanitize_html(html: str, show_images: bool) -> str:
+    def keep(tag: str, attr: str, value: str) -> str | None:
+        if tag == "img" and attr == "src":
+            v = value.strip().lower()
+            if v.startswith("data:image/"):
+                return value
+            if show_images and v.startswith(("http://", "https://")):
+                return value
+            return None
+        return value
+
+    schemes = set(ALLOWED_SCHEMES) | {"data"}
+    return nh3.clean(
+        html,
+        url_schemes=schemes,
+        link_rel="noopener noreferrer nofollow",
+        attribute_filter=keep,
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+    )
+
+
+def has_remote_images(html: str) -> bool:
+    return bool(re.search(r"<img\b[^>]*\bsrc\s*=\s*[\"']?\s*https?:", html, re.I))
+
+
+def stream_part(f: BinaryIO, part: Part) -> Iterator[bytes]:
+    """The decoded body of ``part``, in chunks (base64 and quoted-printable decoded on the fly)."""
+    enc = part.encoding.lower()
+    f.seek(part.body_start)
+    left = part.end - part.body_start
+    carry = b""
+    try:
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            if enc == "base64":
+                data = carry + re.sub(rb"[^A-Za-z0-9+/=]", b"", chunk)
+                cut = len(data) - len(data) % 4
+                carry = data[cut:]
+                try:
+                    yield base64.b64decode(data[:cut])
+                except binascii.Error:
+                    return
+            elif enc == "quoted-printable":
+                data = carry + chunk
+                cut = data.rfind(b"\n") + 1
+                if cut == 0 and left > 0:
+                    carry = data
+                    continue
+                carry = data[cut:] if left > 0 else b""
+                yield quopri.decodestring(data[:cut] if left > 0 else data)
+            else:
+                yield chunk
+        if carry and enc == "base64":
+            yield base64.b64decode(carry + b"=" * (-len(carry) % 4))
+    finally:
+        f.close()
+
+
+def attachments(top: Part) -> list[dict[str, Any]]:
+    html, plain = choose_body(top)
+    out = []
+    for path, p in numbered_parts(top):
+        if p is html or p is plain or not is_attachment(p):
+            continue
+        out.append({"path": path, "name": part_filename(p), "type": f"{p.maintype}/{p.subtype}", "size": p.size})
+    return out
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML body for quoting in a reply (tags dropped, entities decoded)."""
+    import html as htmllib
+
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    return htmllib.unescape(text).strip()
