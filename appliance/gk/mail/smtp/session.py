@@ -220,8 +220,8 @@ class GKSMTP(SMTP):
             self.gk_user = result.user
             return AuthResult(success=True, auth_data=LoginPassword(login, b""))
         if result.locked:
-            return AuthResult(success=False, message="454 4.7.0 Too many failed logins; try again later")
-        return AuthResult(success=False, message="535 5.7.8 Authentication credentials invalid")
+            return AuthResult(success=False, handled=False, message="454 4.7.0 Too many failed logins; try again later")
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
 
     # -- DATA -----------------------------------------------------------------------------
     @property
