@@ -35,9 +35,40 @@ def start_imap_server(make_server, imap: dict | None = None, name: str = "gk"): 
     return srv.start()
 
 
-@pytest.fixture
-def imap_server(make_server):  # type: ignore[no-untyped-def]
-    return start_imap_server(make_server)
+def module_server(imap: dict | None = None):  # type: ignore[no-untyped-def]
+    """A module-scoped fixture: one ``gk serve`` per test module (tests use their own folders).
+
+    Use as ``imap_server = module_server()`` at the top of a test module.
+    """
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory):  # type: ignore[no-untyped-def]
+        from support.gkserver import GKServer
+
+        servers: list[GKServer] = []
+
+        def factory(name: str, overrides: dict) -> GKServer:
+            srv = GKServer(tmp_path_factory.mktemp(name), overrides)
+            servers.append(srv)
+            return srv
+
+        yield start_imap_server(factory, imap)
+        for srv in servers:
+            srv.stop()
+
+    return fixture
+
+
+_counter = [0]
+
+
+def fresh_folder(c: IMAPClient, prefix: str = "t") -> str:
+    """Create and select a new, empty folder for one test."""
+    _counter[0] += 1
+    name = f"{prefix}{_counter[0]}"
+    c.create_folder(name)
+    c.select_folder(name)
+    return name
 
 
 def imaps(srv, user: str = ALICE, login: bool = True) -> imaplib.IMAP4_SSL:  # type: ignore[no-untyped-def]

@@ -96,9 +96,15 @@ def parse_att(p: Parser) -> FetchAtt:
 def parse_atts(p: Parser) -> list[FetchAtt]:
     if p.peek() == ord("("):
         p.open_list()
-        atts = []
+        atts: list[FetchAtt] = []
         while True:
-            atts.append(parse_att(p))
+            save = p.pos
+            word = p._take(lambda c: c in _ATT_CHARS).decode("ascii").upper()
+            if word in MACROS and p.peek() in (ord(" "), ord(")")):  # lenient: "(FAST)" as clients send it
+                atts += [FetchAtt(n) for n in MACROS[word]]
+            else:
+                p.pos = save
+                atts.append(parse_att(p))
             if p.close_list():
                 break
             p.sp()
