@@ -234,7 +234,7 @@ def _serve(config_path: str) -> None:
                 "rcpt_tos": envelope.rcpt_tos,
                 "tls": session.ssl is not None,
                 "auth": session.authenticated,
-                "login": session.login_data.decode() if isinstance(session.login_data, bytes) else None,
+                "login": session.auth_data if isinstance(session.auth_data, str) else None,
             }
             (out / f"{n}.json.tmp").write_text(json.dumps(meta))
             os.replace(out / f"{n}.json.tmp", out / f"{n}.json")
@@ -243,7 +243,7 @@ def _serve(config_path: str) -> None:
     def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
         want = cfg.get("auth")
         ok = bool(want) and auth_data.login.decode() == want[0] and auth_data.password.decode() == want[1]
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, auth_data=auth_data.login.decode() if ok else None)
 
     kwargs: dict = {}
     if cfg.get("cert"):

@@ -27,7 +27,7 @@ from gk.store import Database, open_database
 MIGRATIONS = [
     """
     CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids are never reused: logs and `gk queue` stay unambiguous
         mail_from TEXT NOT NULL,
         user TEXT NOT NULL,
         spool TEXT NOT NULL,

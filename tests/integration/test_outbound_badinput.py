@@ -1,0 +1,96 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+"""Bad input on the way out: no DNS, a timing-out MX, a peer dropping mid-DATA, a garbled reply,
+a 4xx storm. Each leads to retries with the reason recorded — never a lost message, a crash
+or a hot loop.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from support.gkserver import gk
+from test_queue_support import ALICE, dsns, inject, message, peers, start_gk  # noqa: F401
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def example_org(dns_server) -> None:  # type: ignore[no-untyped-def]
+    dns_server.add("example.org", "MX", "10 mx1.example.org.").add("mx1.example.org", "A", "127.0.0.2")
+
+
+def wait_log(srv, text: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while text not in srv.log():
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{srv.log()[-3000:]}"
+        time.sleep(0.1)
+
+
+def test_no_dns_answer_keeps_the_message_and_does_not_spin(make_server, dns_server, peers):
+    dns_server.stop()  # the resolver's address answers nothing: every lookup times out
+    srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.02])
+    msg_id = inject(srv, ALICE, ["bob@example.org"], message(1))
+    wait_log(srv, f"queue msg={msg_id} rcpt=bob@example.org deferred")
+    listing = gk(srv.data_dir, "queue", "list").stdout
+    assert "bob@example.org" in listing and "timed out" in listing
+    shown = gk(srv.data_dir, "queue", "show", str(msg_id)).stdout
+    assert "deferred" in shown and "MX lookup of example.org" in shown
+    before, t0 = cpu_seconds(srv.pid()), time.monotonic()
+    time.sleep(3)
+    used = cpu_seconds(srv.pid()) - before
+    assert used < 0.5 * (time.monotonic() - t0), f"{used:.2f}s CPU in 3 s with one stuck message"
+    assert srv.proc.poll() is None and dsns(srv) == []
+    # DNS comes back: the message goes out
+    dns_server.start()
+    example_org(dns_server)
+    peer = peers("127.0.0.2")
+    gk(srv.data_dir, "queue", "retry", str(msg_id))
+    peer.wait_for(1)
+
+
+def test_timing_out_mx_is_retried(make_server, dns_server, peers):
+    peer = peers("127.0.0.2")
+    peer.configure(slow=3.0)  # answers RCPT only after 3 s; GK waits 1 s
+    example_org(dns_server)
+    srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.01], command_timeout=1.0)
+    inject(srv, ALICE, ["bob@example.org"], message(1))
+    wait_log(srv, "queue msg=1 rcpt=bob@example.org deferred")
+    assert "timed out" in gk(srv.data_dir, "queue", "show", "1").stdout
+    peer.configure(slow=0)
+    msgs = peer.wait_for(1)
+    time.sleep(1)
+    assert len(peer.messages()) == len(msgs) == 1
+
+
+def test_peer_dropping_mid_data_then_garbled_reply(make_server, dns_server, peers):
+    peer = peers("127.0.0.2")
+    peer.configure(drop_data=1, rcpt={"bob@example.org": ["250 ok", "ZZZ this is not SMTP"]})
+    example_org(dns_server)
+    srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.01])
+    inject(srv, ALICE, ["bob@example.org"], message(1))
+    (meta, _), *_ = peer.wait_for(1)
+    log = srv.log()
+    assert "connection lost" in log  # the drop after DATA
+    assert "RCPT TO: -1 this is not SMTP" in log  # the garbled reply (code -1), recorded as the reason
+    time.sleep(1)
+    assert len(peer.messages()) == 1 and dsns(srv) == []
+
+
+def test_4xx_storm_delivers_everything_once(make_server, dns_server, peers):
+    peer = peers("127.0.0.2")
+    peer.configure(rcpt_all=["421 4.3.2 busy"] * 15 + ["452 4.3.1 full"] * 15)
+    example_org(dns_server)
+    srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.01, 0.02])
+    for n in range(10):
+        inject(srv, ALICE, [f"user{n}@example.org"], message(n, to=f"user{n}@example.org"))
+    msgs = peer.wait_for(10, timeout=120)
+    time.sleep(1)
+    got = sorted(r for meta, _ in peer.messages() for r in meta["rcpt_tos"])
+    assert got == sorted(f"user{n}@example.org" for n in range(10))
+    log = srv.log()
+    assert "421 4.3.2 busy" in log and "452 4.3.1 full" in log
+    assert len(msgs) == 10 and dsns(srv) == []
+    assert gk(srv.data_dir, "queue", "list").stdout.strip() == "queue is empty"

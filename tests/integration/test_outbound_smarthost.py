@@ -1,0 +1,68 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+"""Relaying all outbound mail through a smarthost with STARTTLS and AUTH."""
+
+from __future__ import annotations
+
+import time
+
+from support.gkserver import gk
+from test_queue_support import ALICE, ca, dsns, message, peers, start_gk, submit  # noqa: F401
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_smarthost_with_auth(make_server, dns_server, peers, ca):
+    cert, key = ca.issue("relay.example.net")
+    relay = peers("127.0.0.5", cert=cert, key=key, auth=("gk-relay", "relay secret"))
+    dns_server.add("relay.example.net", "A", "127.0.0.5")
+    # far.example has no DNS at all: with a smarthost GK never looks it up
+    srv = start_gk(
+        make_server,
+        dns_server,
+        peers.port,
+        ca_file=str(ca.ca_file),
+        smarthost="relay.example.net",
+        smarthost_port=peers.port,
+        smarthost_tls="starttls",
+        smarthost_username="gk-relay",
+        smarthost_password="relay secret",
+    )
+    submit(
+        srv.port("smtp.submission_port"),
+        ALICE,
+        PASSWORD,
+        ALICE,
+        ["zoe@far.example", "yann@other.example"],
+        [message(1, to="zoe@far.example")],
+    )
+    (meta, body), *_ = relay.wait_for(1)
+    assert meta["auth"] is True and meta["login"] == "gk-relay" and meta["tls"] is True
+    assert sorted(meta["rcpt_tos"]) == ["yann@other.example", "zoe@far.example"]
+    assert body.startswith(b"DKIM-Signature:")
+    log = srv.log()
+    assert "delivering by smarthost relay.example.net" in log
+    assert "outbound connected to relay.example.net[127.0.0.5]" in log and "tls=verified" in log
+    assert not any(name.startswith(("far.example", "other.example")) for name, _ in dns_server.queries)
+
+
+def test_smarthost_with_unverified_certificate_gets_no_password(make_server, dns_server, peers, ca):
+    cert, key = ca.issue("relay.example.net", self_signed=True)
+    relay = peers("127.0.0.5", cert=cert, key=key, auth=("gk-relay", "relay secret"))
+    srv = start_gk(
+        make_server,
+        dns_server,
+        peers.port,
+        ca_file=str(ca.ca_file),
+        smarthost="127.0.0.5",
+        smarthost_port=peers.port,
+        smarthost_username="gk-relay",
+        smarthost_password="relay secret",
+    )
+    submit(srv.port("smtp.submission_port"), ALICE, PASSWORD, ALICE, ["zoe@far.example"], [message(1)])
+    deadline = time.monotonic() + 30
+    while "smarthost AUTH requires a valid one" not in srv.log():
+        assert time.monotonic() < deadline, srv.log()
+        time.sleep(0.1)
+    assert "certificate of 127.0.0.5 not verified (self-signed certificate)" in srv.log()
+    assert relay.messages() == [] and dsns(srv) == []
+    assert "zoe@far.example" in gk(srv.data_dir, "queue", "list").stdout
