@@ -31,11 +31,15 @@ def start_smtp_server(make_server, dns_server, smtp: dict | None = None, auth: d
     }
     srv = make_server(name, overrides)
     srv.write_config()
-    srv.add_user("alice@example.org", PASSWORD)
-    srv.add_user("bob@example.org", PASSWORD)
-    from support.gkserver import gk
+    # users straight into the real account store (a `gk user add` subprocess per user is slow)
+    from gk.config import load
+    from gk.context import open_accounts
 
-    gk(srv.data_dir, "alias", "add", "postmaster@example.org", "alice@example.org")
+    store = open_accounts(load(srv.data_dir), srv.data_dir)
+    store.add_user("alice@example.org", PASSWORD)
+    store.add_user("bob@example.org", PASSWORD)
+    store.add_alias("postmaster@example.org", "alice@example.org")
+    store.db.close()
     return srv.start()
 
 
@@ -54,7 +58,9 @@ def module_server(tmp_path_factory, smtp: dict | None = None, auth: dict | None 
         return srv
 
     try:
-        yield start_smtp_server(make, dns, smtp=smtp, auth=auth)
+        srv = start_smtp_server(make, dns, smtp=smtp, auth=auth)
+        srv.dns = dns  # type: ignore[attr-defined]
+        yield srv
     finally:
         for srv in servers:
             srv.stop()
