@@ -31,7 +31,14 @@ class AppContext:
 
 
 def hostname_of(config: Config) -> str:
-    return config.server.hostname or socket.getfqdn() or "gk.local"
+    """``server.hostname``, else the system's FQDN, else ``<hostname>.local`` (mDNS), never "localhost"."""
+    if config.server.hostname:
+        return config.server.hostname
+    fqdn = socket.getfqdn()
+    if "." in fqdn and not fqdn.startswith("localhost"):
+        return fqdn
+    short = socket.gethostname().split(".")[0]
+    return f"{short}.local" if short and short != "localhost" else "gk.local"
 
 
 def open_accounts(config: Config, data_dir: Path) -> AccountStore:
