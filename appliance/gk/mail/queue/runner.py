@@ -101,19 +101,18 @@ class QueueRunner:
             self.wake.wait(timeout)
 
     def _dispatch(self) -> bool:
-        """Start workers for due destinations; True if due work is waiting for a free slot."""
+        """Start workers for due destinations; True while due work exists (workers wake us when done)."""
         rows = self.store.due(time.time())
         messages: dict[str, set[int]] = defaultdict(set)
         for r in rows:
             if r["id"] not in self.claimed:
                 messages[self._dest_of(r["domain"]).key].add(r["message_id"])
-        blocked = False
+        blocked = bool(rows)  # running workers take what is due for their destination; no polling for it
         for key, msgs in messages.items():
             dest = self._dest_of(key) if not key.startswith("smarthost:") else Destination(key, "")
             want = min(len(msgs), self.cfg.per_domain_connections) - self.active[key]
             for _ in range(max(0, want)):
                 if len(self.workers) >= self.cfg.max_deliveries:
-                    blocked = True
                     break
                 self.active[key] += 1
                 self.workers.spawn(self._worker, dest)

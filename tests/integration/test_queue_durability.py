@@ -1,0 +1,59 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+"""kill -9 while 200 queued messages are being delivered; restart; count what the peer got.
+
+Every message acknowledged at port 587 must arrive. A message arrives exactly once, except
+one the peer had already answered ``250`` to when GK died before committing "sent": that
+one is sent again after the restart, so it may arrive twice. Only messages in flight at
+the kill can be affected: at most ``per_domain_connections`` of them.
+"""
+
+from __future__ import annotations
+
+import collections
+import email
+import time
+
+from support.gkserver import gk
+from test_queue_support import ALICE, message, peers, start_gk, submit  # noqa: F401
+
+PASSWORD = "correct horse battery staple"
+COUNT = 200
+CONNECTIONS = 4
+
+
+def test_kill_9_during_delivery_loses_nothing(make_server, dns_server, peers):
+    peer = peers("127.0.0.2")
+    peer.configure(rcpt_all=["451 4.3.0 not yet"] * 1_000_000, slow=0.02)  # hold deliveries back while we submit
+    dns_server.add("example.org", "MX", "10 mx1.example.org.").add("mx1.example.org", "A", "127.0.0.2")
+    srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.01], per_domain_connections=CONNECTIONS)
+    bodies = [message(n, subject=f"durable {n}") for n in range(COUNT)]
+    submit(srv.port("smtp.submission_port"), ALICE, PASSWORD, ALICE, ["bob@example.org"], bodies)
+
+    peer.configure(rcpt_all=[])  # the peer now accepts, slowly: delivery takes a few seconds
+    deadline = time.monotonic() + 120
+    while len(peer.messages()) < 30:
+        assert time.monotonic() < deadline, srv.log()[-3000:]
+        time.sleep(0.02)
+    srv.kill9()
+    at_kill = len(peer.messages())
+    assert at_kill < COUNT, "delivery finished before the kill: the test proved nothing"
+
+    srv.start()
+    assert "recipient(s) pending" in srv.log()
+    received = peer.wait_for(COUNT, timeout=180)
+    deadline = time.monotonic() + 180
+    while True:
+        received = peer.messages()
+        subjects = collections.Counter(email.message_from_bytes(body)["Subject"] for _, body in received)
+        if len(subjects) == COUNT or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert set(subjects) == {f"durable {n}" for n in range(COUNT)}, "a message acknowledged with 250 was lost"
+    duplicates = {s: c for s, c in subjects.items() if c > 1}
+    assert all(c == 2 for c in duplicates.values()), duplicates
+    assert len(duplicates) <= CONNECTIONS, duplicates
+    time.sleep(1)
+    assert len(peer.messages()) == COUNT + len(duplicates)
+    assert gk(srv.data_dir, "queue", "list").stdout.strip() == "queue is empty"
+    assert list((srv.data_dir / "spool" / "queue").iterdir()) == []
+    print(f"peer had {at_kill} at kill -9; after restart {COUNT} distinct, {len(duplicates)} sent twice")
