@@ -61,7 +61,7 @@ class Web:
         self.app.error(403)(self._error)
         self.app.error(404)(self._error)
         self.app.error(405)(self._error)
-        self.wsgi = SecurityHeaders(self.app)
+        self.wsgi = SecurityHeaders(self.app, ctx.config.http.https_port)
 
     # -- state ---------------------------------------------------------------------------
     def claim_state(self) -> tuple[str, bool]:

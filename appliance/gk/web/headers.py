@@ -8,6 +8,7 @@ policy (the sandboxed mail-body frame sets ``gk.csp`` in the environ).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,14 +34,32 @@ def session_cookie(sid: str, secure: bool, max_age: int | None) -> str:
     return "; ".join(parts)
 
 
+HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def https_origin(environ: dict[str, Any], https_port: int) -> str:
+    """The HTTPS origin matching this plain-HTTP request's host ('' when unknown or odd)."""
+    host = str(environ.get("HTTP_HOST", ""))
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if not https_port or not HOST_RE.match(host):
+        return ""
+    return f"https://{host}" if https_port == 443 else f"https://{host}:{https_port}"
+
+
 class SecurityHeaders:
-    def __init__(self, app: Callable[..., Iterable[bytes]]):
+    def __init__(self, app: Callable[..., Iterable[bytes]], https_port: int = 0):
         self.app = app
+        self.https_port = https_port
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             names = {k.lower() for k, _ in headers}
             csp = environ.get("gk.csp", CSP)
+            if environ.get("wsgi.url_scheme") == "http" and "form-action 'self'" in csp:
+                # a form posted over HTTP may be redirected to HTTPS: CSP form-action covers redirects
+                origin = https_origin(environ, self.https_port)
+                if origin:
+                    csp = csp.replace("form-action 'self'", f"form-action 'self' {origin}")
             if "content-security-policy" not in names:
                 headers.append(("Content-Security-Policy", csp))
             headers.extend(h for h in COMMON if h[0].lower() not in names)

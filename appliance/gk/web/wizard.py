@@ -98,6 +98,7 @@ def register(web: Web) -> None:
             titles=TITLES,
             index=steps.index(step) if step in steps else 0,
             errors=kw.pop("errors", {}),
+            code_file=str(web.data_dir / claim.SETUP_CODE_FILE),
             **kw,
         )
 
@@ -135,7 +136,7 @@ def register(web: Web) -> None:
         assert sess is not None
         sess.data["claim_page_at"] = time.time()
         web.sessions.save_data(sess)
-        return page("claim", code_file=str(web.data_dir / claim.SETUP_CODE_FILE))
+        return page("claim")
 
     @app.post("/wizard/claim")
     def claim_submit() -> str:
