@@ -65,10 +65,10 @@ class TestCA:
         self.ca_file = directory / "ca.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, hostname: str, *, self_signed: bool = False) -> tuple[Path, Path]:
+    def issue(self, hostname: str, *, self_signed: bool = False, also: tuple[str, ...] = ()) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        sans: list[x509.GeneralName] = [x509.DNSName(hostname)]
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in (hostname, *also)]
         try:
             sans = [x509.IPAddress(ipaddress.ip_address(hostname))]
         except ValueError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ def parse_policy(domain: str, policy_id: str, text: str) -> Policy:
     return Policy(domain, policy_id, mode, fields.get("mx", []), min(max_age, 31557600), time.time())
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address found with GK's resolver, verifying the certificate for ``host``."""
+
+    def __init__(self, host: str, address: str, port: int, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(host, port, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
 class MTASTSCache:
     def __init__(self, resolver: dns.resolver.Resolver, *, port: int = 443, ca_file: str = "", timeout: float = 30.0):
         self.resolver = resolver
@@ -100,7 +113,11 @@ class MTASTSCache:
         if self.ca_file:
             ctx.load_verify_locations(cafile=self.ca_file)
         host = f"mta-sts.{domain}"
-        conn = http.client.HTTPSConnection(host, self.port, timeout=self.timeout, context=ctx)
+        try:
+            addresses = [r.address for r in self.resolver.resolve(host, "A", search=False)]
+        except dns.exception.DNSException as exc:
+            raise ValueError(f"{host} has no address: {exc}") from exc
+        conn = _HTTPSConnection(host, addresses[0], self.port, timeout=self.timeout, context=ctx)
         try:
             conn.request("GET", "/.well-known/mta-sts.txt", headers={"Host": host})
             resp = conn.getresponse()
