@@ -1,0 +1,62 @@
+"""Local delivery on real files: trace headers, forged A-R removal, group commit under concurrency."""
+
+from __future__ import annotations
+
+import gevent
+
+from gk.mail.delivery import LocalDelivery, Target
+from gk.mail.delivery.local import copy_with_headers
+
+
+def test_copy_with_headers_strips_only_our_authentication_results(tmp_path):
+    spool = tmp_path / "spool.eml"
+    spool.write_bytes(
+        b"Authentication-Results: MX.test.example; spf=pass\r\n\tdkim=pass\r\n"
+        b"Authentication-Results: other.example; spf=fail\r\n"
+        b"Subject: hi\r\n\r\nAuthentication-Results: mx.test.example; in the body stays\r\n"
+    )
+    md = tmp_path / "Maildir"
+    tmp = copy_with_headers(md, b"Return-Path: <a@b.example>\r\n", spool, "mx.test.example")
+    assert tmp.parent == md / "tmp"
+    assert tmp.read_bytes() == (
+        b"Return-Path: <a@b.example>\r\n"
+        b"Authentication-Results: other.example; spf=fail\r\n"
+        b"Subject: hi\r\n\r\nAuthentication-Results: mx.test.example; in the body stays\r\n"
+    )
+
+
+def test_concurrent_deliveries_share_directory_fsyncs(tmp_path):
+    spool = tmp_path / "m.eml"
+    spool.write_bytes(b"Subject: x\r\n\r\n" + b"body\r\n" * 100)
+    delivery = LocalDelivery(tmp_path / "mail", "mx.test.example")
+    jobs = [
+        gevent.spawn(delivery.deliver, spool, [Target(f"u{i % 3}@example.org", f"u{i % 3}@example.org")], b"", "s@x")
+        for i in range(60)
+    ]
+    gevent.joinall(jobs, raise_error=True)
+    paths = [p for j in jobs for p in j.value]
+    assert len(paths) == 60 and all(p.parent.name == "new" and p.exists() for p in paths)
+    for i in range(3):
+        md = tmp_path / "mail" / f"u{i}@example.org" / "Maildir"
+        assert len(list((md / "new").iterdir())) == 20
+        assert list((md / "tmp").iterdir()) == []
+    assert delivery.committer.committed == 60
+    assert delivery.committer.batches < 60  # fsyncs of new/ were shared
+    first = paths[0].read_bytes()
+    assert first.startswith(b"Return-Path: <s@x>\r\nDelivered-To: u0@example.org\r\nSubject: x\r\n")
+    assert paths[0].name.endswith(f",S={len(first)}")
+
+
+def test_junk_folder_and_duplicate_targets(tmp_path):
+    spool = tmp_path / "m.eml"
+    spool.write_bytes(b"Subject: x\r\n\r\nb\r\n")
+    delivery = LocalDelivery(tmp_path / "mail", "mx.test.example")
+    out = gevent.spawn(
+        delivery.deliver,
+        spool,
+        [Target("a+1@example.org", "a@example.org", "Junk"), Target("a+2@example.org", "a@example.org", "Junk")],
+        b"",
+        "",
+    ).get()
+    assert len(out) == 1
+    assert out[0].parent == tmp_path / "mail" / "a@example.org" / "Maildir" / ".Junk" / "new"
