@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import dns.exception
 import dns.resolver
 
-from gk import cli as gkcli
 from gk.config import Config
 from gk.config import load as load_config
 from gk.mail.dkim import dns_record, ensure_keys
@@ -116,7 +116,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.check:
         from gk.mail.dnsresolver import make_resolver
 
-        records = check_live(records, make_resolver(gkcli._load(args).dns))
+        records = check_live(records, make_resolver(load_config(args.data_dir).dns))
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
@@ -129,4 +129,8 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-gkcli.EXTRA_COMMANDS["dns"] = (configure, handle)
+# Registered when gk.cli imports this module; importing it elsewhere (the web UI, tests) leaves
+# gk.cli (and its gevent monkey-patching) alone.
+_cli = sys.modules.get("gk.cli")
+if _cli is not None:
+    _cli.EXTRA_COMMANDS["dns"] = (configure, handle)
