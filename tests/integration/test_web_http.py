@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import json
 import plistlib
 import re
 import ssl
@@ -262,6 +263,27 @@ def test_owner_recovery_reopens_only_claim_and_password(server):
     assert resp.status == 303 and c.get("/dashboard")[0].status == 200
 
 
+def test_recovery_during_setup_lets_another_browser_resume(server):
+    a = Client(server)
+    a.get("/wizard/claim")
+    a.post("/wizard/claim", {"code": setup_code(server)})
+    a.get("/wizard/admin")
+    a.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
+    b = Client(server)
+    assert b.get("/wizard/claim")[0].status == 403  # being set up by another browser
+    subprocess.run([*GK, "claim", "recover", "--data-dir", str(server.data_dir)], check=True, capture_output=True)
+    b.get("/wizard/claim")
+    resp, _ = b.post("/wizard/claim", {"code": setup_code(server)})
+    assert resp.headers["Location"].endswith("/wizard/admin")
+    b.get("/wizard/admin")
+    resp, page = b.post("/wizard/admin", {"address": ADMIN, "password": "wrong password!!", "password2": ""})
+    assert resp.status == 400 and "Wrong address or password" in page
+    resp, _ = b.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ""})
+    assert resp.status == 303
+    resp, _ = b.get("/wizard")
+    assert resp.headers["Location"].endswith("/wizard/host")
+
+
 def test_button_press_claims_an_open_claim_page(server):
     c = Client(server)
     c.get("/wizard/claim")
@@ -322,3 +344,41 @@ def test_http_redirects_to_https_once_wizard_set_it(server):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-x", "-q"]))
+
+
+def test_account_password_app_password_language_queue_api(make_server):
+    import imaplib
+
+    server = make_server().start()  # with IMAP and the queue running
+    admin = run_wizard(server)
+    # an app password made in the web UI logs a mail client in over IMAPS (shared AccountStore)
+    admin.get("/account")
+    resp, page = admin.post("/account/app-passwords", {"name": "phone"})
+    app_pw = re.search(r'id="new-app-password">([^<]+)<', page).group(1)
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    with imaplib.IMAP4_SSL("127.0.0.1", server.port("imap.tls_port"), ssl_context=tls) as imap:
+        assert imap.login(ADMIN, app_pw)[0] == "OK"
+    assert "phone" in admin.get("/account")[1]
+    # password change: the wrong current password is refused; the new one works, the old one not
+    resp, page = admin.post("/account/password", {"current": "bad", "password": "x" * 12, "password2": "x" * 12})
+    assert resp.status == 400 and 'class="field-error"' in page
+    new = "an even better passphrase"
+    resp, page = admin.post("/account/password", {"current": ADMIN_PW, "password": new, "password2": new})
+    assert resp.status == 200 and "Password changed." in page
+    fresh = Client(server)
+    fresh.get("/login")
+    assert fresh.post("/login", {"address": ADMIN, "password": ADMIN_PW})[0].status == 401
+    fresh.login(ADMIN, new)
+    # French from Accept-Language, then the user's own setting wins
+    resp, page = Client(server).get("/login", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert "Se connecter" in page and 'lang="fr"' in page
+    admin.get("/account")
+    admin.post("/account/language", {"language": "fr"})
+    _, page = admin.get("/account", headers={"Accept-Language": "en"})
+    assert "Changer le mot de passe" in page
+    # the queue API (admin only) is the queue service's snapshot
+    resp, body = admin.get("/api/mail/queue")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["messages"] == []

@@ -117,20 +117,22 @@ def register(web: Web) -> None:
     def claimed(how: str) -> str:
         sess = web.session()
         assert sess is not None
-        if not in_recovery():
+        recovering = in_recovery()
+        if not recovering:
             claim.claim(web.data_dir, how)
+            claim.close_recovery(web.data_dir)  # recovery during setup: this browser takes over
         sess.data["claimant"] = True
         sess.data.pop("claim_page_at", None)
         web.sessions.save_data(sess)
         ctx.accounts.record_event("claimed", "web", web.client_ip(), "", f"by {how}")
         web.forget_state()
-        return "/wizard/password" if in_recovery() else "/wizard/admin"
+        return "/wizard/password" if recovering else "/wizard/admin"
 
     @app.get("/wizard/claim")
     def claim_form() -> str:
         if is_claimant():
             raise bottle.redirect("/wizard")
-        if claim.state(web.data_dir) != claim.UNCLAIMED and not in_recovery():
+        if claim.state(web.data_dir) != claim.UNCLAIMED and not claim.recovery_open(web.data_dir):
             raise bottle.HTTPError(403, "This server is already being set up from another browser.")
         sess = web.session()
         assert sess is not None
@@ -140,7 +142,7 @@ def register(web: Web) -> None:
 
     @app.post("/wizard/claim")
     def claim_submit() -> str:
-        if claim.state(web.data_dir) != claim.UNCLAIMED and not in_recovery():
+        if claim.state(web.data_dir) != claim.UNCLAIMED and not claim.recovery_open(web.data_dir):
             raise bottle.HTTPError(403, "This server is already being set up from another browser.")
         ip = web.client_ip()
         throttle = ctx.auth.throttle
@@ -217,7 +219,16 @@ def register(web: Web) -> None:
                 address = check_address(address)
             except AccountError as exc:
                 errors["address"] = str(exc)
-            if pw != pw2:
+            existing = ctx.accounts.get_user(address) if not errors else None
+            if existing is not None and existing.is_admin:
+                # resuming the wizard in another browser (after owner recovery during setup)
+                result = ctx.auth.login(address, pw, web.client_ip(), "web")
+                if result.ok and result.user is not None:
+                    web.log_in(result.user)
+                    mark("admin")
+                    raise bottle.redirect("/wizard")
+                errors["password"] = web_t("Wrong address or password.")
+            elif pw != pw2:
                 errors["password2"] = web_t("The two passwords differ.")
             if not errors:
                 try:

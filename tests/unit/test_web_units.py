@@ -1,0 +1,144 @@
+"""Unit tests of the web UI's pure parts: claim state, LAN policy, language choice, HTML sanitizing,
+attachment decoding, redirect targets."""
+
+from __future__ import annotations
+
+import base64
+import io
+import quopri
+import time
+
+import pytest
+
+from gk import claim
+from gk.mail.mailbox.mime import parse_structure
+from gk.web import i18n, mailrender
+from gk.web.account import safe_next
+from gk.web.headers import https_origin
+from gk.web.netpolicy import is_lan, parse_networks
+
+LAN = parse_networks(
+    [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "fe80::/10",
+        "fc00::/7",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "ip,lan",
+    [
+        ("127.0.0.1", True),
+        ("192.168.1.20", True),
+        ("10.1.2.3", True),
+        ("172.31.255.1", True),
+        ("172.32.0.1", False),
+        ("169.254.3.4", True),
+        ("fe80::1%eth0", True),
+        ("fd12:3456::1", True),
+        ("::ffff:192.168.0.5", True),
+        ("8.8.8.8", False),
+        ("2001:db8::1", False),
+        ("::ffff:8.8.8.8", False),
+        ("not an ip", False),
+        ("", False),
+    ],
+)
+def test_lan_policy(ip, lan):
+    assert is_lan(ip, LAN) is lan
+
+
+def test_claim_code_button_and_recovery(tmp_path):
+    code = claim.ensure_setup_code(tmp_path)
+    assert code and (tmp_path / "setup-code.txt").read_text().strip() == code
+    assert claim.ensure_setup_code(tmp_path) == code  # stable across restarts
+    assert claim.check_code(tmp_path, code.lower().replace("-", " "))
+    assert not claim.check_code(tmp_path, "AAAA-BBBB-CCCC") and not claim.check_code(tmp_path, "")
+    page_opened = time.time()
+    assert not claim.take_button_press(tmp_path, page_opened)
+    claim.button_pressed(tmp_path)
+    assert claim.take_button_press(tmp_path, page_opened)
+    assert not claim.take_button_press(tmp_path, page_opened)  # a press claims once
+    claim.button_pressed(tmp_path)
+    assert not claim.take_button_press(tmp_path, time.time() + 1)  # pressed before the page opened
+    claim.claim(tmp_path, "setup code")
+    assert claim.state(tmp_path) == claim.SETUP and not claim.check_code(tmp_path, code)
+    assert not (tmp_path / "setup-code.txt").exists()
+    claim.complete(tmp_path)
+    assert claim.is_complete(tmp_path) and claim.ensure_setup_code(tmp_path) is None
+    new = claim.open_recovery(tmp_path, minutes=0.01)
+    assert claim.recovery_open(tmp_path) and claim.check_code(tmp_path, new)
+    time.sleep(0.7)
+    assert not claim.recovery_open(tmp_path)  # the window closes by itself
+
+
+def test_language_negotiation_and_catalogue():
+    assert i18n.negotiate("fr-FR,fr;q=0.9,en;q=0.8") == "fr"
+    assert i18n.negotiate("de-DE,en;q=0.5,fr;q=0.7") == "fr"
+    assert i18n.negotiate("de") == "en" and i18n.negotiate("") == "en"
+    assert i18n.negotiate("fr", user_language="en") == "en"
+    assert i18n.translator("fr")("Sign in") == "Se connecter"
+    assert i18n.translator("fr")("not in catalogue") == "not in catalogue"
+
+
+def test_sanitizer_removes_script_handlers_and_js_links():
+    dirty = (
+        "<p onclick='x()'>hi</p><script>alert(1)</script><a href='javascript:alert(1)'>j</a>"
+        "<a href='https://ok.example/'>ok</a><img src='https://t.example/p.gif'><img src='data:image/png;base64,AAAA'>"
+        "<form action='https://evil.example'><input name=p></form><style>body{}</style><iframe src='x'></iframe>"
+    )
+    clean = mailrender.sanitize_html(dirty, show_images=False)
+    low = clean.lower()
+    for bad in ("<script", "onclick", "javascript:", "<form", "<input", "<style", "<iframe", "t.example"):
+        assert bad not in low, bad
+    assert 'href="https://ok.example/"' in clean and "data:image/png" in clean and "noopener" in clean
+    assert "t.example" in mailrender.sanitize_html(dirty, show_images=True)
+    assert mailrender.has_remote_images(dirty)
+
+
+def _message(encoding: str, body: bytes) -> bytes:
+    return (
+        b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
+        b"--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b'--BB\r\nContent-Type: application/octet-stream; name="f.bin"\r\n'
+        b'Content-Disposition: attachment; filename="f.bin"\r\n'
+        b"Content-Transfer-Encoding: " + encoding.encode() + b"\r\n\r\n" + body + b"\r\n--BB--\r\n"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable", "8bit"])
+def test_attachment_streams_decoded(encoding):
+    payload = bytes(range(256)) * 800 if encoding != "8bit" else b"plain bytes\r\n" * 9000
+    if encoding == "base64":
+        body = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    elif encoding == "quoted-printable":
+        body = quopri.encodestring(payload).replace(b"\n", b"\r\n")
+    else:
+        body = payload
+    raw = _message(encoding, body)
+    top = parse_structure(io.BytesIO(raw))
+    atts = mailrender.attachments(top)
+    assert [a["name"] for a in atts] == ["f.bin"]
+    part = [p for path, p in mailrender.numbered_parts(top) if path == atts[0]["path"]][0]
+    chunks = list(mailrender.stream_part(io.BytesIO(raw), part))
+    assert len(chunks) > 1  # streamed, not whole
+    got = b"".join(chunks)
+    if encoding == "8bit":
+        assert got.rstrip(b"\r\n") == payload.rstrip(b"\r\n")
+    else:
+        assert got.replace(b"\r\n", b"\n") == payload.replace(b"\r\n", b"\n")
+
+
+def test_safe_next_and_https_origin():
+    assert safe_next("/mail?folder=Sent") == "/mail?folder=Sent"
+    for bad in ("//evil.example/", "https://evil.example/", "javascript:alert(1)", "/\\evil.example"):
+        assert safe_next(bad) == "/"
+    assert https_origin({"HTTP_HOST": "gk.local:8080"}, 8443) == "https://gk.local:8443"
+    assert https_origin({"HTTP_HOST": "gk.local"}, 443) == "https://gk.local"
+    assert https_origin({"HTTP_HOST": "evil' 'unsafe-inline"}, 443) == ""
