@@ -409,6 +409,8 @@ class Session:
     # -- authenticated ----------------------------------------------------------------------
     def cmd_enable(self, tag: str, p: Parser) -> None:
         enabled = []
+        if p.at_end():
+            raise BadCommand("ENABLE needs at least one capability")
         while p.try_(b" "):
             cap = p.atom("a capability").upper()
             if cap == "CONDSTORE" and not self.condstore:
