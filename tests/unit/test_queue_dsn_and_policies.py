@@ -76,3 +76,35 @@ def test_dkim_rsa_and_ed25519_signatures_verify(tmp_path):
 def test_dkim_rejects_bad_domain_names(tmp_path):
     with pytest.raises(ValueError):
         ensure_keys(tmp_path, "../etc", "gk")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Hello.\r\n",
+        b"",
+        b"\r\n\r\n",
+        b"a  b\t c   \r\n\r\n\r\nd\r\n\r\n\r\n",
+        b"no final newline  \t",
+        b"lf only\nsecond\t\tline  \n\n",
+        b".dot\r\n..two\r\n \r\n\t\r\nend",
+    ],
+)
+def test_streamed_body_hash_matches_dkimpy(tmp_path, body):
+    from gk.mail.dkim.signer import relaxed_body_hash, sign_headers
+    from gk.mail.outbound.wire import wire_lines
+
+    (key,) = ensure_keys(tmp_path, "l.example", "gk")
+    head = b"From: a@l.example\nSubject:  spaced   out \r\nTo: b@x.example\r\n\r\n"
+    path = tmp_path / "m.eml"
+    path.write_bytes(head + body)
+    with open(path, "rb") as f:
+        wire = b"".join(wire_lines(f))  # what goes on the wire
+    ref = dkim.sign(wire, b"gk", b"l.example", key.signing_key(), canonicalize=(b"relaxed", b"relaxed"))
+    ours = sign_headers(head + body, [key])
+    bh = lambda sig: dkim.util.parse_tag_value(sig.split(b":", 1)[1].replace(b"\r\n", b""))[b"bh"]  # noqa: E731
+    assert bh(ours) == bh(ref)
+    txt = {b"gk._domainkey.l.example.": dns_record(key).encode()}
+    assert dkim.verify(ours + wire, dnsfunc=lambda name, timeout=5: txt.get(name))
+    with open(path, "rb") as f:
+        assert relaxed_body_hash(list(wire_lines(f))[4:])  # after 3 headers + blank line == bh(ref)

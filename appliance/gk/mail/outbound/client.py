@@ -10,8 +10,9 @@ EHLO/STARTTLS/AUTH correctly, and GK adds what a relaying MTA needs around it:
   with an unverified context and recorded as ``tls=unverified`` — unless the policy
   requires verification (MTA-STS ``enforce``, smarthost with credentials), then the host is
   skipped with the reason;
-- per-recipient RCPT results and a DATA phase that streams the spool file in 64 KiB chunks
-  with dot-stuffing and CRLF line ends, so a large message is never held in memory;
+- per-recipient RCPT results and a DATA phase that streams the spool file line by line
+  (``wire.wire_lines``) in 64 KiB writes with dot-stuffing, so a large message is never held
+  in memory;
 - one ``Session`` reused for several messages to the same destination.
 
 Replies: a garbled reply line is code -1 (smtplib), treated like a ``4xx``; a dropped
@@ -27,6 +28,8 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gk.mail.outbound.wire import wire_lines
 
 log = logging.getLogger("gk.mail.outbound")
 
@@ -175,32 +178,18 @@ class Session:
             raise TemporaryFailure(f"{self.label}: connection lost: {exc or type(exc).__name__}") from exc
 
     def _stream(self, spool: Path) -> None:
-        """Send the file as DATA: CRLF line ends, leading dots doubled, then the final dot."""
+        """Send the file as DATA: CRLF lines (``wire_lines``), leading dots doubled, then the final dot."""
         sock = self.smtp.sock
         assert sock is not None
         buf = bytearray()
-        at_line_start = True
         with open(spool, "rb") as f:
-            while True:
-                line = f.readline(CHUNK)
-                if not line:
-                    break
-                if at_line_start and line.startswith(b"."):
+            for line in wire_lines(f):
+                if line.startswith(b"."):
                     buf += b"."
-                if line.endswith(b"\n"):
-                    buf += line.rstrip(b"\r\n") + b"\r\n"
-                    at_line_start = True
-                elif line.endswith(b"\r"):
-                    buf += line  # a CR at a chunk edge; the LF (if any) follows
-                    at_line_start = False
-                else:
-                    buf += line
-                    at_line_start = False
+                buf += line
                 if len(buf) >= CHUNK:
                     sock.sendall(bytes(buf))
                     buf.clear()
-        if not at_line_start:
-            buf += b"\r\n"
         buf += b".\r\n"
         sock.sendall(bytes(buf))
 

@@ -15,7 +15,7 @@ from email.utils import getaddresses
 from pathlib import Path
 
 from gk.config import QueueConfig
-from gk.mail.dkim import ensure_keys, sign_headers
+from gk.mail.dkim import ensure_keys, sign_file
 from gk.mail.queue.store import QueueStore
 
 log = logging.getLogger("gk.mail.queue")
@@ -72,7 +72,7 @@ def prepare(store: QueueStore, cfg: QueueConfig, data_dir: Path, source: Path, d
     if dkim_domain:
         try:
             keys = ensure_keys(data_dir, dkim_domain, cfg.dkim_selector, cfg.dkim_ed25519_selector)
-            prefix = sign_headers(source.read_bytes(), keys)
+            prefix = sign_file(source, keys)
         except (OSError, ValueError) as exc:
             log.warning("DKIM keys for %s unavailable (%s); sending unsigned", dkim_domain, exc)
     name, size = store.write_spool(prefix, source)
