@@ -142,3 +142,46 @@ def test_safe_next_and_https_origin():
     assert https_origin({"HTTP_HOST": "gk.local:8080"}, 8443) == "https://gk.local:8443"
     assert https_origin({"HTTP_HOST": "gk.local"}, 443) == "https://gk.local"
     assert https_origin({"HTTP_HOST": "evil' 'unsafe-inline"}, 443) == ""
+
+
+def test_mounted_feature_app_gets_gate_headers_and_optional_csrf_exemption(tmp_path):
+    """Another feature's bottle app mounted on the web app (as DAV/chat will be), through the real WSGI stack."""
+    import bottle
+
+    from gk import config
+    from gk.context import build_context
+    from gk.web.app import Web
+
+    ctx = build_context(config.load(tmp_path), tmp_path)
+    dav, chat = bottle.Bottle(), bottle.Bottle()
+    dav.route("/cal", method="PUT", callback=lambda: "stored")
+    chat.route("/post", method="POST", callback=lambda: "posted")
+    web = Web(ctx)
+    web.mount("/dav", dav, csrf_exempt=True)
+    web.mount("/chat", chat)
+
+    def call(method: str, path: str) -> tuple[str, dict[str, str], bytes]:
+        env = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "wsgi.input": io.BytesIO(b""),
+            "CONTENT_LENGTH": "0",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.url_scheme": "http",
+            "SERVER_NAME": "gk",
+            "SERVER_PORT": "80",
+        }
+        out: dict = {}
+        body = b"".join(web.wsgi(env, lambda s, h, e=None: out.update(status=s, headers=dict(h))))
+        return out["status"], out["headers"], body
+
+    status, headers, _ = call("PUT", "/dav/cal")
+    assert status[:3] in ("302", "303")  # unclaimed: even mounted apps send people to the wizard
+    assert "Content-Security-Policy" in headers
+    claim.claim(tmp_path, "test")
+    claim.complete(tmp_path)
+    web.forget_state()
+    status, headers, body = call("PUT", "/dav/cal")
+    assert status.startswith("200") and body == b"stored" and headers["X-Content-Type-Options"] == "nosniff"
+    status, _, body = call("POST", "/chat/post")
+    assert status.startswith("403") and b"posted" not in body  # cookie-session apps keep CSRF

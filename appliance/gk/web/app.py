@@ -56,6 +56,7 @@ class Web:
             lstrip_blocks=True,
         )
         self._state: tuple[float, str, bool] = (0.0, "", False)
+        self.csrf_exempt: list[str] = []
         self.app.add_hook("before_request", self._before)
         self.app.route("/static/<path:path>", callback=self._static)
         self.app.error(403)(self._error)
@@ -154,8 +155,14 @@ class Web:
             **kw,
         )
 
-    def mount(self, prefix: str, app: bottle.Bottle) -> None:
+    def mount(self, prefix: str, app: bottle.Bottle, *, csrf_exempt: bool = False) -> None:
+        """Mount another feature's bottle app (DAV, chat, AI). The wizard gate and security headers
+        apply to it; ``csrf_exempt`` is for APIs authenticated per request (HTTP Basic, bearer
+        tokens) rather than by the session cookie, e.g. CalDAV clients sending PUT/DELETE."""
+        prefix = "/" + prefix.strip("/") + "/"
         self.app.mount(prefix, app)
+        if csrf_exempt:
+            self.csrf_exempt.append(prefix)
 
     # -- hooks ---------------------------------------------------------------------------
     def _static(self, path: str) -> bottle.HTTPResponse:
@@ -198,7 +205,7 @@ class Web:
                 raise bottle.HTTPError(404, "Not found")
             if not self.client_is_lan():
                 raise bottle.HTTPError(403, "Owner recovery is only available from the local network.")
-        if req.method in UNSAFE:
+        if req.method in UNSAFE and not path.startswith(tuple(self.csrf_exempt)):
             sess = self.session(create=False)
             token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
             if sess is None or not hmac.compare_digest(sess.csrf.encode(), token.encode()):

@@ -29,8 +29,8 @@ class WebService:
     name: str = "web"
     listeners: list[tuple[str, str, int]] = field(default_factory=list)
 
-    def mount(self, prefix: str, app: Any) -> None:
-        self.web.mount(prefix, app)
+    def mount(self, prefix: str, app: Any, *, csrf_exempt: bool = False) -> None:
+        self.web.mount(prefix, app, csrf_exempt=csrf_exempt)
 
     def stop(self, grace: float) -> None:
         for srv in self.servers:
@@ -51,6 +51,12 @@ def start(ctx: Any) -> WebService:
     web = Web(ctx)
     for module in (wizard, account, dashboard, admin, clientsetup, webmail):
         module.register(web)
+    # features started before the web mount their sub-apps by exposing
+    # ``web_mounts = [(prefix, bottle_app, csrf_exempt)]`` on their service object
+    for other in list(ctx.services.values()):
+        for prefix, sub_app, exempt in getattr(other, "web_mounts", ()) or ():
+            web.mount(prefix, sub_app, csrf_exempt=exempt)
+            log.info("mounted %s at %s", getattr(other, "name", "?"), prefix)
     cfg = ctx.config.http
     bind = ctx.config.server.bind
     svc = WebService(web, [])
