@@ -67,8 +67,16 @@ def browser():
         b.close()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ART / f"{name}.png"), full_page=True)
+def shot(page, name: str, both: bool = False) -> None:
+    """Screenshot the page; with ``both``, at desktop size and again at phone size."""
+    if not both:
+        page.screenshot(path=str(ART / f"{name}.png"), full_page=True)
+        return
+    size = page.viewport_size
+    page.screenshot(path=str(ART / f"{name}-desktop.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(ART / f"{name}-phone.png"), full_page=True)
+    page.set_viewport_size(size)
 
 
 def new_page(browser, viewport=DESKTOP, mobile=False):
@@ -98,15 +106,15 @@ def test_wizard_full_run(server, browser, state):
     page = new_page(browser)
     page.goto(base + "/")
     assert page.url.endswith("/wizard/claim")
-    shot(page, "wizard-1-claim")
+    shot(page, "wizard-1-claim", both=True)
     page.fill("#f-code", "WRNG-CODE-0000")
     page.click("form[action='/wizard/claim'] button")
     assert page.locator(".field-error").inner_text() == "Wrong setup code."
-    shot(page, "wizard-1-claim-wrong-code")
+    shot(page, "wizard-1-claim-wrong-code", both=True)
     page.fill("#f-code", (server.data_dir / "setup-code.txt").read_text().strip().lower())
     page.click("form[action='/wizard/claim'] button")
     page.wait_for_url("**/wizard/admin")
-    shot(page, "wizard-2-admin")
+    shot(page, "wizard-2-admin", both=True)
     page.fill("#f-address", ADMIN)
     page.fill("#f-password", ADMIN_PW)
     page.fill("#f-password2", "something else")
@@ -118,14 +126,14 @@ def test_wizard_full_run(server, browser, state):
     page.wait_for_url("**/wizard/host")
     page.fill("#f-hostname", "mail.home.example")
     page.fill("#f-domain", "home.example")
-    shot(page, "wizard-3-host")
+    shot(page, "wizard-3-host", both=True)
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/timezone")
     page.select_option("#f-timezone", "Europe/Paris")
-    shot(page, "wizard-4-timezone")
+    shot(page, "wizard-4-timezone", both=True)
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/tls")
-    shot(page, "wizard-5-tls")
+    shot(page, "wizard-5-tls", both=True)
     assert page.is_checked("input[name=https_redirect]")
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/users")
@@ -133,19 +141,19 @@ def test_wizard_full_run(server, browser, state):
     page.fill("#f-password", BOB_PW)
     page.click("button[value=add]")
     assert BOB in page.locator("ul.list").inner_text()
-    shot(page, "wizard-6-users")
+    shot(page, "wizard-6-users", both=True)
     page.click("button[value=continue]")
     page.wait_for_url("**/wizard/dns")
     assert "v=spf1 mx -all" in page.content()
-    shot(page, "wizard-7-dns")
+    shot(page, "wizard-7-dns", both=True)
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/ai")
-    shot(page, "wizard-8-ai")
+    shot(page, "wizard-8-ai", both=True)
     page.check("input[value=none]")
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/summary")
     assert "Europe/Paris" in page.content() and BOB in page.content()
-    shot(page, "wizard-9-summary")
+    shot(page, "wizard-9-summary", both=True)
     page.click("button[type=submit]")
     # TLS was turned on: the dashboard comes over HTTPS with the device's certificate
     page.wait_for_url(f"https://127.0.0.1:{server.port('http.https_port')}/dashboard")
