@@ -1,0 +1,86 @@
+"""APPEND: APPENDUID, flags and internal date, synchronizing and LITERAL+ literals, TRYCREATE,
+UIDs strictly ascending and never reused, and the index rebuilt from the Maildir when lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+from test_imap_support import (
+    ALICE,
+    PASSWORD,
+    client,
+    imaps,
+    maildir,
+    simple_message,
+    start_imap_server,
+    tls_client_context,
+)
+
+
+def test_append_uid_flags_date_and_literal_plus(make_server):  # type: ignore[no-untyped-def]
+    srv = start_imap_server(make_server)
+    m = imaps(srv)
+    when = dt.datetime(2025, 12, 24, 18, 30, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    typ, data = m.append("INBOX", "(\\Seen $Gift)", imaplib_date(when), simple_message("gift"))
+    assert typ == "OK" and data[0].startswith(b"[APPENDUID ") and data[0].split()[2] == b"1]"
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(FLAGS INTERNALDATE BODY.PEEK[])")
+    assert b"\\Seen" in data[0][0] and b"$Gift" in data[0][0]
+    assert b'INTERNALDATE "24-Dec-2025 17:30:00 +0000"' in data[0][0]
+    assert data[0][1] == simple_message("gift")
+    typ, data = m.append("NoSuchFolder", None, None, simple_message("x"))
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    m.logout()
+    # LITERAL+: no continuation round trip
+    sock = tls_client_context().wrap_socket(
+        socket.create_connection(("127.0.0.1", srv.port("imap.tls_port")), timeout=30)
+    )
+    f = sock.makefile("rwb")
+    f.readline()
+    body = simple_message("plus")
+    f.write(f'a LOGIN {ALICE} "{PASSWORD}"\r\nb APPEND INBOX {{{len(body)}+}}\r\n'.encode() + body + b"\r\n")
+    f.flush()
+    lines = [f.readline(), f.readline()]
+    assert lines[0].startswith(b"a OK") and lines[1].startswith(b"b OK [APPENDUID") and lines[1].split()[4] == b"2]"
+    sock.close()
+
+
+def imaplib_date(when: dt.datetime) -> str:
+    import imaplib
+
+    return imaplib.Time2Internaldate(when)
+
+
+def test_uids_never_reused_and_index_rebuilt_when_lost(make_server):  # type: ignore[no-untyped-def]
+    srv = start_imap_server(make_server)
+    c = client(srv)
+    for i in range(3):
+        c.append("INBOX", simple_message(f"m{i}"))
+    c.select_folder("INBOX")
+    c.add_flags([2], [b"\\Flagged"])
+    c.delete_messages([3])
+    c.expunge()
+    c.append("INBOX", simple_message("m3"))
+    assert c.search() == [1, 2, 4]  # UID 3 is never given again
+    old_validity = c.folder_status("INBOX", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    c.logout()
+    srv.stop()
+    index = srv.data_dir / "mail" / ALICE / "index.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        (index.parent / (index.name + suffix)).unlink(missing_ok=True)
+    srv.log_path.rename(srv.log_path.with_name("serve-1.log"))
+    srv.start()
+    c = client(srv)
+    info = c.select_folder("INBOX")
+    assert info[b"EXISTS"] == 3
+    assert info[b"UIDVALIDITY"] != old_validity  # new index, new UIDVALIDITY: clients resync
+    flagged = c.search(["FLAGGED"])
+    assert len(flagged) == 1  # the flag came back from the file name
+    subjects = sorted(
+        v[b"BODY[HEADER.FIELDS (SUBJECT)]"]
+        for v in c.fetch(c.search(), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]).values()
+    )
+    assert subjects == [b"Subject: m0\r\n\r\n", b"Subject: m1\r\n\r\n", b"Subject: m3\r\n\r\n"]
+    c.logout()
+    assert len(list((maildir(srv) / "cur").iterdir())) == 3

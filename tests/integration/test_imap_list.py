@@ -1,0 +1,115 @@
+"""Folders: LIST (with SPECIAL-USE, CHILDREN, RETURN/selection options), LSUB, CREATE, RENAME,
+DELETE, SUBSCRIBE, STATUS, NAMESPACE, ID, modified UTF-7 names."""
+
+from __future__ import annotations
+
+import imaplib
+
+from test_imap_support import client, imaps, maildir, module_server, simple_message
+
+imap_server = module_server()
+
+
+def test_special_use_folders_exist_for_every_user(imap_server):  # type: ignore[no-untyped-def]
+    c = client(imap_server)
+    folders = {name: flags for flags, _delim, name in c.list_folders()}
+    assert folders["INBOX"] == (b"\\HasNoChildren",)
+    for name, flag in (
+        ("Sent", b"\\Sent"),
+        ("Drafts", b"\\Drafts"),
+        ("Trash", b"\\Trash"),
+        ("Junk", b"\\Junk"),
+        ("Archive", b"\\Archive"),
+    ):
+        assert flag in folders[name], name
+    assert c.find_special_folder(b"\\Sent") == "Sent"
+    c.logout()
+    m = imaps(imap_server)
+    typ, data = m._simple_command("LIST", "(SPECIAL-USE)", '""', '"*"')
+    typ, data = m._untagged_response(typ, data, "LIST")
+    assert len(data) == 5 and all(b"\\HasNoChildren" in d for d in data)
+    typ, data = m._simple_command("LIST", '""', '"%"', "RETURN", "(SUBSCRIBED SPECIAL-USE)")
+    typ, data = m._untagged_response(typ, data, "LIST")
+    assert any(b"\\Subscribed" in d and b"\\Trash" in d for d in data)
+    typ, data = m.list('""', '""')
+    assert data == [b'(\\Noselect) "/" ""']
+    m.logout()
+
+
+def test_create_rename_delete_with_children_and_utf7(imap_server):  # type: ignore[no-untyped-def]
+    c = client(imap_server)
+    c.create_folder("Projekte/Entwürfe")
+    names = [n for _f, _d, n in c.list_folders()]
+    assert "Projekte" in names and "Projekte/Entwürfe" in names
+    flags = {n: f for f, _d, n in c.list_folders()}
+    assert b"\\HasChildren" in flags["Projekte"]
+    assert (maildir(imap_server, folder="Projekte.Entwürfe") / "cur").is_dir()
+    c.select_folder("Projekte/Entwürfe")
+    c.append("Projekte/Entwürfe", simple_message("draft"))
+    c.unselect_folder()
+    c.rename_folder("Projekte", "Archiv2026")
+    names = [n for _f, _d, n in c.list_folders()]
+    assert "Archiv2026/Entwürfe" in names and "Projekte" not in names
+    c.select_folder("Archiv2026/Entwürfe")
+    assert c.search() == [1]
+    c.unselect_folder()
+    m = imaps(imap_server)
+    typ, data = m.list('""', "Archiv2026/%")
+    assert data == [b'(\\HasNoChildren) "/" "Archiv2026/Entw&APw-rfe"']
+    typ, data = m.delete("Archiv2026")
+    assert typ == "NO"  # has children
+    assert m.delete('"Archiv2026/Entw&APw-rfe"')[0] == "OK"
+    assert m.delete("Archiv2026")[0] == "OK"
+    assert m.delete("Trash")[0] == "NO"
+    assert m.delete("INBOX")[0] == "NO"
+    assert m.create("Sent")[0] == "NO"
+    typ, data = m.create('"bad.name"')
+    assert typ == "NO" and b"CANNOT" in data[0]
+    m.logout()
+    c.logout()
+
+
+def test_subscribe_lsub_status_namespace_id(imap_server):  # type: ignore[no-untyped-def]
+    c = client(imap_server)
+    c.create_folder("Lists")
+    c.append("Lists", simple_message("one"), flags=[b"\\Seen"])
+    c.append("Lists", simple_message("two"))
+    c.unsubscribe_folder("Lists")
+    assert "Lists" not in [n for _f, _d, n in c.list_sub_folders()]
+    c.subscribe_folder("Lists")
+    assert "Lists" in [n for _f, _d, n in c.list_sub_folders()]
+    st = c.folder_status("Lists", [b"MESSAGES", b"UNSEEN", b"UIDNEXT", b"UIDVALIDITY", b"HIGHESTMODSEQ", b"RECENT"])
+    assert st[b"MESSAGES"] == 2 and st[b"UNSEEN"] == 1 and st[b"UIDNEXT"] == 3 and st[b"RECENT"] == 0
+    assert st[b"UIDVALIDITY"] > 0 and st[b"HIGHESTMODSEQ"] > 1
+    ns = c.namespace()
+    assert ns.personal == (("", "/"),) and ns.other is None and ns.shared is None
+    ident = c.id_({"name": "pytest"})
+    assert ident[0][:2] == (b"name", b"GK")
+    assert b"CONDSTORE" in c.capabilities() and b"MOVE" in c.capabilities()
+    c.logout()
+
+
+def test_select_examine_unselect_close(imap_server):  # type: ignore[no-untyped-def]
+    c = client(imap_server)
+    c.create_folder("Sel")
+    c.append("Sel", simple_message("one"), flags=[b"\\Deleted"])
+    c.append("Sel", simple_message("two"))
+    info = c.select_folder("Sel")
+    assert info[b"EXISTS"] == 2 and info[b"UIDNEXT"] == 3 and info[b"READ-WRITE"]
+    assert b"\\Deleted" in info[b"PERMANENTFLAGS"]
+    info = c.select_folder("Sel", readonly=True)
+    assert info[b"READ-ONLY"]
+    c.close_folder()  # read-only: no expunge
+    info = c.select_folder("Sel")
+    assert info[b"EXISTS"] == 2
+    c.unselect_folder()  # UNSELECT: no expunge either
+    info = c.select_folder("Sel")
+    assert info[b"EXISTS"] == 2
+    c.close_folder()  # CLOSE on a read-write folder expunges \\Deleted silently
+    assert c.select_folder("Sel")[b"EXISTS"] == 1
+    try:
+        c.select_folder("Nope")
+        raise AssertionError("selected a missing folder")
+    except imaplib.IMAP4.error:
+        pass
+    c.logout()
