@@ -340,6 +340,9 @@ def test_http_redirects_to_https_once_wizard_set_it(server):
     s.cookies = dict(c.cookies)
     resp, _ = s.get("/dashboard")
     assert resp.status == 200
+    # the session begun over HTTP gets its cookie re-sent with Secure on the first HTTPS request
+    assert "Secure" in resp.headers["Set-Cookie"] and c.cookies["gk_session"] in resp.headers["Set-Cookie"]
+    assert "Set-Cookie" not in s.get("/dashboard")[0].headers
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,6 +92,11 @@ class Web:
             sess = env["gk.session"]
         else:
             sess = self.sessions.get(bottle.request.get_cookie(COOKIE) or "")
+            if sess is not None and self.is_https() and not sess.data.get("tls"):
+                # a session begun over plain HTTP (the wizard before TLS): re-send its cookie as Secure
+                sess.data["tls"] = True
+                self.sessions.save_data(sess)
+                self._send_cookie(sess, int(self.sessions.login_seconds) if sess.address else None)
         if sess is None and create:
             sess = self.sessions.create()
             self._send_cookie(sess)
