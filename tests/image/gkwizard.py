@@ -1,0 +1,108 @@
+"""A minimal browser for the wizard: cookies, CSRF hidden fields and form posts (stdlib only).
+
+It fills each step's form the way a person would accept the defaults: hidden fields and
+pre-filled values are kept, the first option of a select is chosen, unchecked boxes stay
+unchecked, and the test's own values override by field name.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import urllib.error
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, object]] = []
+        self._select: str | None = None
+        self._option: list[str] | None = None  # [value or "", text, selected, has_value]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get").lower(), "fields": {}})
+            return
+        if not self.forms:
+            return
+        fields = self.forms[-1]["fields"]
+        assert isinstance(fields, dict)
+        name = a.get("name")
+        if tag == "input" and name:
+            kind = a.get("type", "text").lower()
+            if kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    fields[name] = a.get("value", "on")
+                elif kind == "radio" and name not in fields:
+                    fields[name] = a.get("value", "")
+            elif kind not in ("submit", "button", "file"):
+                fields[name] = a.get("value", "")
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select:
+            self._end_option()
+            self._option = [a.get("value", ""), "", "1" if "selected" in a else "", "1" if "value" in a else ""]
+        elif tag == "textarea" and name:
+            fields[name] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._option is not None:
+            self._option[1] += data
+
+    def _end_option(self) -> None:
+        """An option's value is its value attribute, else its text; the first or selected one wins."""
+        opt, self._option = self._option, None
+        if opt is None or not self._select or not self.forms:
+            return
+        fields = self.forms[-1]["fields"]
+        assert isinstance(fields, dict)
+        value = opt[0] if opt[3] else opt[1].strip()
+        if self._select not in fields or opt[2]:
+            fields[self._select] = value
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("option", "select"):
+            self._end_option()
+        if tag == "select":
+            self._select = None
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+class Browser:
+    def __init__(self, base: str):
+        self.base = base.rstrip("/")
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect())
+
+    def request(self, path: str, data: dict[str, str] | None = None) -> tuple[int, str, str]:
+        """(status, Location, body) of one request; redirects are returned, not followed."""
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(self.base + path, data=body)
+        try:
+            with self.opener.open(req, timeout=60) as r:
+                return r.status, r.headers.get("Location", ""), r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Location", ""), e.read().decode(errors="replace")
+
+    def form(self, path: str, index: int = -1) -> tuple[str, dict[str, str]]:
+        status, location, body = self.request(path)
+        assert status == 200, f"GET {path}: {status} {location} {body[:300]}"
+        parser = _Forms()
+        parser.feed(body)
+        posts = [f for f in parser.forms if f["method"] == "post"]
+        assert posts, f"GET {path}: no form in page: {body[:500]}"
+        f = posts[index]
+        action = str(f["action"]) or path
+        return action, dict(f["fields"])  # type: ignore[arg-type]
+
+    def submit(self, path: str, values: dict[str, str], index: int = -1) -> tuple[int, str, str]:
+        action, fields = self.form(path, index)
+        fields.update(values)
+        return self.request(action, fields)
