@@ -245,7 +245,7 @@ def _serve(config_path: str) -> None:
         ok = bool(want) and auth_data.login.decode() == want[0] and auth_data.password.decode() == want[1]
         return AuthResult(success=ok, auth_data=auth_data.login.decode() if ok else None)
 
-    kwargs: dict = {}
+    kwargs: dict = {"data_size_limit": 200 * 1024 * 1024}
     if cfg.get("cert"):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cfg["cert"], cfg["key"])
