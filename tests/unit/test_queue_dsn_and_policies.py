@@ -42,6 +42,10 @@ def test_status_codes():
     assert dsn.Failure("x", "451 4.7.1 later", permanent=False).status == "4.7.1"
     assert dsn.Failure("x", "connection refused", permanent=False).status == "4.0.0"
     assert dsn.Failure("x", "gave up", permanent=True).status == "5.0.0"
+    assert dsn.Failure("x", "gave up; last error: 451 4.3.0 busy", permanent=True).status == "5.0.0"
+    assert dsn.Failure("x", "expired", permanent=True, fixed_status="5.4.7").status == "5.4.7"
+    assert dsn.Failure("x", "RCPT TO: 550 5.1.1 no").smtp_reply == "550 5.1.1 no"
+    assert dsn.Failure("x", "domain x accepts no mail").smtp_reply == ""
 
 
 def test_mta_sts_policy_parse_and_match():

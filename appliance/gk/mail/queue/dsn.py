@@ -23,6 +23,7 @@ from gk.mail.mailbox import maildir, notify
 
 HEADER_LIMIT = 64 * 1024
 _STATUS_RE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+_STAGE_RE = re.compile(r"^((?:MAIL FROM|RCPT TO|DATA): )?([245]\d\d[ -].*)$", re.S)
 
 
 @dataclass
@@ -31,17 +32,22 @@ class Failure:
     reply: str  # "550 5.1.1 no such user" or a local reason
     remote_host: str = ""
     permanent: bool = True
+    fixed_status: str = ""  # e.g. 5.4.7 for an expired message
 
     @property
     def status(self) -> str:
+        if self.fixed_status:
+            return self.fixed_status
         m = _STATUS_RE.search(self.reply)
-        if m:
+        if m and (m.group(1)[0] == "5") == self.permanent:
             return m.group(1)
         return "5.0.0" if self.permanent else "4.0.0"
 
     @property
-    def is_smtp_reply(self) -> bool:
-        return bool(re.match(r"^[245]\d\d[ -]", self.reply)) or "RCPT TO:" in self.reply or "MAIL FROM:" in self.reply
+    def smtp_reply(self) -> str:
+        """The remote server's reply without GK's stage prefix ('' when the failure was local)."""
+        m = _STAGE_RE.match(self.reply)
+        return m.group(2) if m else ""
 
 
 def original_headers(spool: Path) -> bytes:
@@ -92,8 +98,8 @@ def build(
         status += f"\r\nFinal-Recipient: rfc822; {f.rcpt}\r\nAction: {kind}\r\nStatus: {f.status}\r\n"
         if f.remote_host:
             status += f"Remote-MTA: dns; {f.remote_host}\r\n"
-        if f.is_smtp_reply:
-            status += f"Diagnostic-Code: smtp; {_one_line(f.reply)}\r\n"
+        if f.smtp_reply:
+            status += f"Diagnostic-Code: smtp; {_one_line(f.smtp_reply)}\r\n"
         else:
             status += f"Diagnostic-Code: x-gk; {_one_line(f.reply)}\r\n"
         status += f"Last-Attempt-Date: {now}\r\n"

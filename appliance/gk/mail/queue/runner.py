@@ -280,7 +280,7 @@ class QueueRunner:
                     why = f"gave up after {age / 3600:.2f} hours and {attempts} attempts; last error: {reply}"
                     self.store.record_attempt(r["id"], host=host, outcome="bounced", reply=why)
                     log.info("queue %s expired via %s: %s", msg, host or "-", why)
-                    failed.append(dsn.Failure(r["rcpt"], why, host, permanent=True))
+                    failed.append(dsn.Failure(r["rcpt"], why, host, permanent=True, fixed_status="5.4.7"))
                     continue
                 steps = cfg.retry_minutes or [32.0]
                 delay = steps[min(attempts - 1, len(steps) - 1)] * 60
