@@ -189,3 +189,16 @@ def test_helo_only_client_gets_plain_smtp(srv):
     s.quit()
     (raw,) = messages(srv, "bob@example.org")
     assert "with SMTP " in parsed(raw)["Received"]
+
+
+def test_null_sender_bounce_is_accepted(srv):
+    c = RawSMTP(srv.port("smtp.port"))
+    c.cmd("EHLO mx.bounce.example")
+    assert c.cmd("MAIL FROM:<> SIZE=100").startswith("250 2.1.0")
+    assert c.cmd("RCPT TO:<bob@example.org>").startswith("250")
+    c.cmd("DATA")
+    assert c.cmd(b"Subject: Undelivered Mail\r\n\r\nbounce\r\n.").startswith("250 2.0.0")
+    (raw,) = messages(srv, "bob@example.org")
+    msg = parsed(raw)
+    assert msg["Return-Path"] == "<>"
+    assert "smtp.helo=mx.bounce.example" in msg["Authentication-Results"]

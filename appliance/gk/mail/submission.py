@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gevent
+
 from gk.accounts import User, normalize_address
 from gk.mail.delivery import Target, Trace, get_delivery, received
 
@@ -70,13 +72,17 @@ def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _spool_bytes(ctx: Any, data: bytes) -> Path:
-    spool = ctx.data_dir / "spool"
-    spool.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="submit-", dir=spool)
+def _write_spool(directory: Path, data: bytes) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="submit-", dir=directory)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return Path(name)
+
+
+def _spool_bytes(ctx: Any, data: bytes) -> Path:
+    """A spool file for the queue (written in the threadpool: file creation can wait on the journal)."""
+    return gevent.get_hub().threadpool.apply(_write_spool, (ctx.data_dir / "spool" / "submit", data))
 
 
 def submit(
@@ -107,23 +113,22 @@ def submit(
     queue = ctx.services.get("queue")
     if remote and queue is None:
         raise SubmissionError(NO_OUTBOUND)
-    own_file = isinstance(message_path_or_bytes, bytes)
-    path = (
-        _spool_bytes(ctx, message_path_or_bytes) if isinstance(message_path_or_bytes, bytes) else message_path_or_bytes
-    )
+    message = message_path_or_bytes
     result = SubmitResult()
-    try:
-        if local:
-            t = trace or Trace(protocol="HTTPS", auth_user=user.address)
-            common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
-            get_delivery(ctx).deliver(path, local, common, sender)
-            result.delivered = [t.rcpt for t in local]
-        if remote:
+    if local:
+        t = trace or Trace(protocol="HTTPS", auth_user=user.address)
+        common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
+        get_delivery(ctx).deliver(message, local, common, sender)
+        result.delivered = [t.rcpt for t in local]
+    if remote:
+        # the queue takes a file (it copies or links it); small messages arrive as bytes
+        path = _spool_bytes(ctx, message) if isinstance(message, bytes) else message
+        try:
             result.queue_id = queue.enqueue(sender, remote, path, user=user.address)
-            result.queued = remote
-    finally:
-        if own_file:
-            path.unlink(missing_ok=True)
+        finally:
+            if path is not message:
+                path.unlink(missing_ok=True)
+        result.queued = remote
     return result
 
 

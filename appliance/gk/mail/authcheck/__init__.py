@@ -49,7 +49,7 @@ class InboundChecker:
         self.dkim_max_size = dkim_max_size
         spf.install_lookup(resolver)
 
-    def check(self, message: Path, size: int, ip: str, helo: str, mail_from: str) -> CheckOutcome:
+    def check(self, message: Path | bytes, size: int, ip: str, helo: str, mail_from: str) -> CheckOutcome:
         headers = parse_headers(read_header_block(message))
         spf_result = spf.check_spf(ip, mail_from, helo, timeout=self.resolver.lifetime) if self.do_spf else None
         dkims = dkimverify.verify(self.resolver, message, headers, size, self.dkim_max_size) if self.do_dkim else []

@@ -56,14 +56,14 @@ def _fetch_key(resolver: dns.resolver.Resolver, name: str) -> bytes | None | Exc
     return None
 
 
-def _verify_all(message_path: Path, count: int, keys: dict[str, bytes | None]) -> list[bool | str]:
+def _verify_all(message_path: Path | bytes, count: int, keys: dict[str, bytes | None]) -> list[bool | str]:
     """Runs in a thread: verify each signature; True/False or an error text."""
 
     def dnsfunc(name: bytes | str, timeout: float = 5) -> bytes | None:
         key = (name.decode() if isinstance(name, bytes) else name).lower().rstrip(".")
         return keys.get(key)
 
-    message = message_path.read_bytes()
+    message = message_path if isinstance(message_path, bytes) else message_path.read_bytes()
     d = dkim.DKIM(message, minkey=1024)
     out: list[bool | str] = []
     for idx in range(count):
@@ -78,7 +78,7 @@ def _verify_all(message_path: Path, count: int, keys: dict[str, bytes | None]) -
 
 
 def verify(
-    resolver: dns.resolver.Resolver, message_path: Path, headers: Message, size: int, max_size: int
+    resolver: dns.resolver.Resolver, message_path: Path | bytes, headers: Message, size: int, max_size: int
 ) -> list[DKIMResult]:
     sigs = _signature_tags(headers)
     if not sigs:

@@ -11,8 +11,14 @@ from pathlib import Path
 MAX_HEADER_BYTES = 1024 * 1024
 
 
-def read_header_block(path: Path, limit: int = MAX_HEADER_BYTES) -> bytes:
+def read_header_block(path: Path | bytes, limit: int = MAX_HEADER_BYTES) -> bytes:
     """The header section (up to and including the blank line), at most ``limit`` bytes."""
+    if isinstance(path, bytes):
+        for sep in (b"\r\n\r\n", b"\n\n"):
+            end = path.find(sep, 0, limit)
+            if end >= 0:
+                return path[: end + len(sep)]
+        return path[:limit]
     out = bytearray()
     with open(path, "rb") as f:
         while len(out) < limit:

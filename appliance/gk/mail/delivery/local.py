@@ -49,30 +49,55 @@ def _is_our_ar(line: bytes, authserv_id: bytes) -> bool:
     return bool(ident) and ident[0].lower() == authserv_id
 
 
-def copy_with_headers(md: Path, top: bytes, spool: Path, authserv_id: str) -> Path:
-    """Write ``top`` + the spooled message into ``md/tmp/``; fsynced. Runs in a thread."""
+def _filter_header_lines(lines, authserv_id: bytes, write) -> None:  # type: ignore[no-untyped-def]
+    """Copy header lines up to the blank line, dropping Authentication-Results with our id."""
+    skipping = False
+    for line in lines:
+        if line in (b"\r\n", b"\n"):
+            write(line)
+            return
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                write(line)
+            continue
+        skipping = _is_our_ar(line, authserv_id)
+        if not skipping:
+            write(line)
+
+
+def _header_end(data: bytes) -> int:
+    """Offset just past the blank line ending the header section (len(data) if there is none)."""
+    if data.startswith(b"\r\n"):
+        return 2
+    if data.startswith(b"\n"):
+        return 1
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := data.find(sep)) >= 0]
+    return min(ends) if ends else len(data)
+
+
+def copy_with_headers(md: Path, top: bytes, source: Path | bytes, authserv_id: str) -> Path:
+    """Write ``top`` + the message into ``md/tmp/``; fsynced. Runs in a thread.
+
+    ``source`` is the message itself (small messages stay in memory) or its spool file.
+    """
     if not (md / "tmp").is_dir():
         maildir.ensure_maildir(md)
     tmp = md / "tmp" / maildir.unique_name()
     ours = authserv_id.lower().encode()
     try:
-        with open(spool, "rb") as src, open(tmp, "xb") as dst:
+        if isinstance(source, bytes):
+            end = _header_end(source)
+            out = [top]
+            _filter_header_lines(source[:end].splitlines(keepends=True), ours, out.append)
+            out.append(source[end:])
+            with open(tmp, "xb") as dst:
+                dst.write(b"".join(out))
+                dst.flush()
+                os.fsync(dst.fileno())
+            return tmp
+        with open(source, "rb") as src, open(tmp, "xb") as dst:
             dst.write(top)
-            skipping = False
-            while True:
-                line = src.readline(_MAX_HEADER_LINE)
-                if not line:
-                    break
-                if line in (b"\r\n", b"\n"):
-                    dst.write(line)
-                    break
-                if line[:1] in (b" ", b"\t"):
-                    if not skipping:
-                        dst.write(line)
-                    continue
-                skipping = _is_our_ar(line, ours)
-                if not skipping:
-                    dst.write(line)
+            _filter_header_lines(iter(lambda: src.readline(_MAX_HEADER_LINE), b""), ours, dst.write)
             dst.flush()
             pos = src.tell()
             remaining = os.fstat(src.fileno()).st_size - pos
@@ -100,7 +125,7 @@ class LocalDelivery:
         self.hostname = hostname
         self.committer = GroupCommitter()
 
-    def deliver(self, spool: Path, targets: list[Target], common: bytes, mail_from: str) -> list[Path]:
+    def deliver(self, spool: Path | bytes, targets: list[Target], common: bytes, mail_from: str) -> list[Path]:
         """Deliver durably to every target; returns the paths in ``new/``. Raises on failure."""
         pool = gevent.get_hub().threadpool
         seen: set[tuple[str, str]] = set()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from gk.mail.authcheck import InboundChecker
 from gk.mail.delivery import Target, Trace, get_delivery, received
 from gk.mail.dnsresolver import make_resolver
 from gk.mail.mailbox import maildir
+from gk.mail.smtp import spool
 from gk.mail.smtp.policy import ListenerKind, SMTPPolicy
 from gk.mail.smtp.session import GKSMTP
 
@@ -141,7 +141,7 @@ class SMTPService:
         trace: Trace,
         mail_from: str,
         recipients: dict[str, str | None],
-        spool: Path,
+        message: Path | bytes,
         size: int,
     ) -> str:
         """Deliver or queue one received message (runs in a greenlet); returns the SMTP reply."""
@@ -150,7 +150,7 @@ class SMTPService:
             if kind.is_submission:
                 if user is None:
                     return "530 5.7.0 Authentication required"
-                result = submission.submit(self.ctx, user, spool, list(recipients), mail_from, trace=trace)
+                result = submission.submit(self.ctx, user, message, list(recipients), mail_from, trace=trace)
                 log.info(
                     "accepted %s from %s (user %s) for %d local, %d remote recipient(s), %d bytes",
                     trace.queue_id,
@@ -161,7 +161,7 @@ class SMTPService:
                     size,
                 )
                 return f"250 2.0.0 OK: queued as {trace.queue_id}"
-            return self._accept_inbound(trace, mail_from, recipients, spool, size)
+            return self._accept_inbound(trace, mail_from, recipients, message, size)
         except submission.SubmissionError as exc:
             return exc.reply
         except Exception:
@@ -169,15 +169,12 @@ class SMTPService:
             return "451 4.3.0 Local delivery failed; try again later"
         finally:
             self.accepting -= 1
-            try:
-                os.unlink(spool)
-            except FileNotFoundError:
-                pass
+            spool.remove(message)
 
     def _accept_inbound(
-        self, trace: Trace, mail_from: str, recipients: dict[str, str | None], spool: Path, size: int
+        self, trace: Trace, mail_from: str, recipients: dict[str, str | None], message: Path | bytes, size: int
     ) -> str:
-        outcome = self.checker.check(spool, size, trace.peer_ip, trace.helo, mail_from)
+        outcome = self.checker.check(message, size, trace.peer_ip, trace.helo, mail_from)
         folder = "INBOX"
         failed = outcome.dmarc_policy_failed
         if failed:
@@ -190,7 +187,7 @@ class SMTPService:
         if not targets:
             return "554 5.5.1 No valid recipients"
         common = outcome.header + received(trace, self.hostname, targets[0].rcpt if len(targets) == 1 else None)
-        self.delivery.deliver(spool, targets, common, mail_from)
+        self.delivery.deliver(message, targets, common, mail_from)
         log.info(
             "delivered %s from %s <%s> to %d recipient(s) in %s, %d bytes",
             trace.queue_id,
