@@ -44,6 +44,8 @@ log = logging.getLogger("gk.smtp")
 
 READ_CHUNK = 65536
 # "<local@domain>" (or "<>") followed by optional parameters; local part without quotes or specials
+# replies that may wait for the next pipelined command's reply (never 354, 334, 221, 421, 220)
+_HOLDABLE = frozenset({b"250", b"251", b"252", b"452", b"501", b"503", b"550", b"551", b"552", b"553", b"555"})
 _SIMPLE_ADDR = re.compile(r"^\s*<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)?)>\s*(.*)$", re.DOTALL)
 
 
@@ -97,6 +99,7 @@ class GKSMTP(SMTP):
         self.busy = False
         self._greeting_pending = True  # the greeting carries no enhanced code (RFC 2034 §3)
         self._raw_replies = False  # nor do the replies to EHLO/HELO
+        self._replies: list[bytes] = []  # replies held back while pipelined commands wait
         self.line_length_limit = cfg.max_line_length
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         implicit = kind is ListenerKind.SUBMISSIONS
@@ -159,11 +162,20 @@ class GKSMTP(SMTP):
 
     # -- replies --------------------------------------------------------------------------
     async def push(self, status: str | bytes) -> None:
-        if self._greeting_pending:
-            self._greeting_pending = False
-        elif isinstance(status, str) and not self._raw_replies:
-            status = enhance(status)
-        return await super().push(status)
+        if isinstance(status, str):
+            if self._greeting_pending:
+                self._greeting_pending = False
+            elif not self._raw_replies:
+                status = enhance(status)
+            status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
+        self._replies.append(status + b"\r\n")
+        # RFC 2920: while pipelined commands wait in the buffer, their replies go out together
+        if status[:3] in _HOLDABLE and b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
+            return
+        out = b"".join(self._replies)
+        self._replies.clear()
+        self._writer.write(out)
+        await self._writer.drain()
 
     async def smtp_EHLO(self, hostname: str) -> None:
         self._raw_replies = True
