@@ -10,7 +10,7 @@ import os
 import time
 
 from support.gkserver import gk
-from test_queue_support import ALICE, dsns, inject, message, peers, start_gk  # noqa: F401
+from test_queue_support import ALICE, dsns, inject, message, peers, start_gk, wait_queue_empty  # noqa: F401
 
 
 def cpu_seconds(pid: int) -> float:
@@ -93,4 +93,4 @@ def test_4xx_storm_delivers_everything_once(make_server, dns_server, peers):
     log = srv.log()
     assert "421 4.3.2 busy" in log and "452 4.3.1 full" in log
     assert len(msgs) == 10 and dsns(srv) == []
-    assert gk(srv.data_dir, "queue", "list").stdout.strip() == "queue is empty"
+    wait_queue_empty(srv)

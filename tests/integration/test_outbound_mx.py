@@ -13,7 +13,7 @@ import time
 import dkim
 import dns.resolver
 from support.gkserver import gk
-from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk  # noqa: F401
+from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk, wait_queue_empty  # noqa: F401
 
 
 def test_delivers_to_first_mx_with_starttls_and_dkim(make_server, dns_server, peers, ca):
@@ -56,7 +56,7 @@ def test_delivers_to_first_mx_with_starttls_and_dkim(make_server, dns_server, pe
     log = srv.log()
     assert "outbound connected to mx1.example.org[127.0.0.2]" in log and "tls=verified" in log
     assert "queue msg=1 rcpt=bob@example.org sent via mx1.example.org[127.0.0.2]" in log
-    assert gk(srv.data_dir, "queue", "list").stdout.strip() == "queue is empty"
+    wait_queue_empty(srv)
     assert list((srv.data_dir / "spool" / "queue").iterdir()) == []
 
 
@@ -97,4 +97,4 @@ def test_implicit_mx_null_mx_and_nxdomain(make_server, dns_server, peers):
     for r in reports:
         assert r.get_content_type() == "multipart/report"
         assert r.get_param("report-type") == "delivery-status"
-    assert gk(srv.data_dir, "queue", "list").stdout.strip() == "queue is empty"
+    wait_queue_empty(srv)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 import time
 
-from support.gkserver import gk
-from test_queue_support import ALICE, dsns, inject, message, peers, start_gk, submit  # noqa: F401
+from test_queue_support import ALICE, dsns, inject, message, peers, start_gk, submit, wait_queue_empty  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
 
@@ -76,7 +75,7 @@ def test_550_bounces_at_once_with_a_dsn_and_other_recipients_still_get_it(make_s
     assert headers.get_content_type() == "text/rfc822-headers"
     assert "Subject: the quarterly report" in str(headers.get_payload())
     assert "bounced (permanent)" in srv.log()
-    assert gk(srv.data_dir, "queue", "list").stdout.strip() == "queue is empty"
+    wait_queue_empty(srv)
 
 
 def test_expiry_bounce_after_delay_warning(make_server, dns_server, peers):
@@ -105,7 +104,7 @@ def test_expiry_bounce_after_delay_warning(make_server, dns_server, peers):
     assert "expired via" in log
     time.sleep(1)
     assert len(dsns(srv)) == 2  # exactly one delay notice and one failure notice
-    assert gk(srv.data_dir, "queue", "list").stdout.strip() == "queue is empty"
+    wait_queue_empty(srv)
 
 
 def test_no_bounce_to_the_null_sender(make_server, dns_server, peers):

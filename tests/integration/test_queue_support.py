@@ -43,7 +43,7 @@ def _write_key(path: Path, key) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-class TestCA:
+class LoopbackCA:
     def __init__(self, directory: Path):
         self.dir = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,8 @@ class TestCA:
         return cert_path, key_path
 
 
-def make_ca(directory: Path) -> TestCA:
-    return TestCA(directory)
+def make_ca(directory: Path) -> LoopbackCA:
+    return LoopbackCA(directory)
 
 
 # -- the peer MTA, test side ----------------------------------------------------------------
@@ -233,6 +233,7 @@ def _serve(config_path: str) -> None:
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
                 "tls": session.ssl is not None,
+                "client": list(session.peer)[:2],  # (address, port): one per SMTP connection
                 "auth": session.authenticated,
                 "login": session.auth_data if isinstance(session.auth_data, str) else None,
             }
@@ -323,6 +324,14 @@ def peers(tmp_path):
     yield start
     for p in started:
         p.stop()
+
+
+def wait_queue_empty(srv, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll `gk queue list` until empty (the last commit lands just after the peer's 250)."""
+    deadline = time.monotonic() + timeout
+    while (listing := gk(srv.data_dir, "queue", "list").stdout.strip()) != "queue is empty":
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.2)
 
 
 # -- a real mail client submitting to GK (port 587: STARTTLS, AUTH) -------------------------
