@@ -10,7 +10,7 @@ import os
 import time
 
 from support.gkserver import gk
-from test_queue_support import ALICE, dsns, inject, message, peers, start_gk, wait_queue_empty  # noqa: F401
+from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk, wait_queue_empty  # noqa: F401
 
 
 def cpu_seconds(pid: int) -> float:
@@ -94,3 +94,16 @@ def test_4xx_storm_delivers_everything_once(make_server, dns_server, peers):
     assert "421 4.3.2 busy" in log and "452 4.3.1 full" in log
     assert len(msgs) == 10 and dsns(srv) == []
     wait_queue_empty(srv)
+
+
+def test_failed_tls_handshake_falls_back_to_plain_text(make_server, dns_server, peers, ca):
+    cert, key = ca.issue("mx1.example.org")
+    peer = peers("127.0.0.2", cert=cert, key=key, behaviour={"tls_max": "TLSv1_1"})
+    example_org(dns_server)
+    srv = start_gk(make_server, dns_server, peers.port, ca_file=str(ca.ca_file))
+    inject(srv, ALICE, ["bob@example.org"], message(1))
+    (meta, _), *_ = peer.wait_for(1)
+    assert meta["tls"] is False
+    log = srv.log()
+    assert "TLS handshake failed" in log and "retrying without TLS" in log
+    assert "tls=none (STARTTLS failed:" in log

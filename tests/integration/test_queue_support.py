@@ -250,6 +250,9 @@ def _serve(config_path: str) -> None:
     if cfg.get("cert"):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cfg["cert"], cfg["key"])
+        if cfg.get("tls_max") == "TLSv1_1":  # a peer no current client can handshake with
+            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
         kwargs["tls_context"] = ctx
     if cfg.get("auth"):
         kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)

@@ -9,7 +9,8 @@ EHLO/STARTTLS/AUTH correctly, and GK adds what a relaying MTA needs around it:
   ``queue.ca_file``); when the peer's certificate does not verify, the session is redone
   with an unverified context and recorded as ``tls=unverified`` — unless the policy
   requires verification (MTA-STS ``enforce``, smarthost with credentials), then the host is
-  skipped with the reason;
+  skipped with the reason; when the TLS handshake itself fails, the session is redone
+  without STARTTLS (opportunistic TLS, as Postfix does) unless TLS is required;
 - per-recipient RCPT results and a DATA phase that streams the spool file line by line
   (``wire.wire_lines``) in 64 KiB writes with dot-stuffing, so a large message is never held
   in memory;
@@ -281,6 +282,15 @@ def connect(
             log.info("outbound %s: certificate not verified (%s); continuing with unverified TLS", target.host, why)
             session = _handshake(target, ehlo_name, policy, verify=False, **kwargs)  # type: ignore[arg-type]
             session.tls_detail = f"{session.tls_detail} ({why})"
+        except ssl.SSLError as exc:
+            # STARTTLS offered but no handshake possible (old protocol, no common cipher):
+            # opportunistic TLS falls back to plain text, like Postfix's "may" level.
+            if policy.require_tls or policy.require_verified or auth or tls_mode != "starttls":
+                raise TemporaryFailure(f"TLS handshake with {target.host} failed: {exc}") from exc
+            log.info("outbound %s: TLS handshake failed (%s); retrying without TLS", target.host, exc)
+            kwargs["starttls"] = False
+            session = _handshake(target, ehlo_name, policy, verify=True, **kwargs)  # type: ignore[arg-type]
+            session.tls_detail = f"(STARTTLS failed: {exc})"
         if auth:
             if session.tls == "none" or "unverified" in session.tls:
                 session.close()
