@@ -54,7 +54,10 @@ class IMAPService:
         kwargs: dict[str, Any] = {"spawn": self.pool}
         if tls:
             kwargs["ssl_context"] = self.ctx.ssl_context
-        server = StreamServer((bind, port), self._handler(tls), **kwargs)
+        listener = StreamServer.get_listener((bind, port), family=socket.AF_INET6 if ":" in bind else socket.AF_INET)
+        # accepted sockets inherit TCP_NODELAY: TLS handshake flights and replies go out at once
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = StreamServer(listener, self._handler(tls), **kwargs)
         server.start()
         actual = server.server_port
         self.servers.append(server)

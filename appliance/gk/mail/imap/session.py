@@ -81,6 +81,10 @@ class Session:
         self.out: list[bytes] = []
         self.outlen = 0
         self.changed = gevent.event.Event()
+        try:  # replies are written whole; do not let Nagle hold back the last segment
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         self.tokens = float(self.cfg.max_commands_per_second)
         self.last = time.monotonic()
         self._new_reader()
@@ -114,8 +118,12 @@ class Session:
             self.sock.sendall(data)
 
     def stream(self, f: Any, start: int, length: int) -> None:
-        self.flush()
         f.seek(start)
+        if length <= CHUNK:  # small: into the buffer, so the reply goes out in one write
+            data = f.read(length)
+            self.write(data + b" " * (length - len(data)))
+            return
+        self.flush()
         while length > 0:
             chunk = f.read(min(CHUNK, length))
             if not chunk:  # file shorter than the index says: pad so the literal stays valid
