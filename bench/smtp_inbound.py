@@ -40,6 +40,7 @@ CONNECTIONS = 16
 MESSAGES = 3200
 WARMUP = 64
 SESSIONS_FOR_RSS = 100
+ROUNDS = 2
 RCPT = "bench@bench.example"
 BODY = (
     b"From: Load <load@sender.example>\r\nTo: <bench@bench.example>\r\nSubject: bench\r\n"
@@ -326,34 +327,40 @@ def main() -> int:
     dns.add("_dmarc.sender.example", "TXT", "v=DMARC1; p=none")
     base = Path(tempfile.mkdtemp(prefix="gk-bench-smtp-", dir="/var/tmp"))
     os.chmod(base, 0o755)  # Postfix's unprivileged daemons must reach their directories
-    results: list[Result] = []
-    rss_idle = rss_busy = 0.0
+    rss_idle = rss_busy = rss_hwm = 0.0
+    best: dict[str, Result] = {}
+    servers: list = []
     try:
         print(
             f"{CONNECTIONS} connections, {MESSAGES} messages of {len(BODY % (0, 0))} bytes each, "
-            f"to one Maildir on {base} (disk, fsync)"
+            f"to one Maildir on {base} (disk, fsync); best of {ROUNDS} alternating runs per server"
         )
         postfix = Postfix(base / "postfix")
-        try:
-            results.append(run_load("Postfix 3.7 (virtual → Maildir)", postfix.port, postfix.maildir_new))
-        finally:
-            postfix.stop()
-        for checks in (True, False):
-            gk = GK(base / f"gk-{'checks' if checks else 'nochecks'}", dns.port, checks)
-            try:
-                if checks:
-                    time.sleep(1.0)
-                    rss_idle = vm(gk.proc.pid, "VmRSS")
-                name = "GK (SPF+DKIM+DMARC on)" if checks else "GK (inbound checks off)"
-                results.append(run_load(name, gk.port, gk.maildir_new))
-                if checks:
-                    rss_busy = asyncio.run(_hold_sessions(gk.port, SESSIONS_FOR_RSS, gk.proc.pid))
-                    rss_hwm = vm(gk.proc.pid, "VmHWM")
-            finally:
-                gk.stop()
+        servers.append(postfix)
+        gk_checks = GK(base / "gk-checks", dns.port, True)
+        servers.append(gk_checks)
+        gk_plain = GK(base / "gk-nochecks", dns.port, False)
+        servers.append(gk_plain)
+        time.sleep(1.0)
+        rss_idle = vm(gk_checks.proc.pid, "VmRSS")
+        plan = [
+            ("Postfix 3.7 (virtual → Maildir)", postfix),
+            ("GK (SPF+DKIM+DMARC on)", gk_checks),
+            ("GK (inbound checks off)", gk_plain),
+        ]
+        for _ in range(ROUNDS):
+            for name, server in plan:
+                r = run_load(name, server.port, server.maildir_new)
+                if name not in best or r.rate > best[name].rate:
+                    best[name] = r
+        rss_busy = asyncio.run(_hold_sessions(gk_checks.port, SESSIONS_FOR_RSS, gk_checks.proc.pid))
+        rss_hwm = vm(gk_checks.proc.pid, "VmHWM")
     finally:
+        for server in reversed(servers):
+            server.stop()
         dns.stop()
         shutil.rmtree(base, ignore_errors=True)
+    results = list(best.values())
     peer = results[0]
     print(f"{'server':34} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for r in results:

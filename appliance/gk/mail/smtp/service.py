@@ -52,7 +52,7 @@ class SMTPService:
         self.policy = SMTPPolicy(ctx, self.cfg.max_recipients)
         self.delivery = get_delivery(ctx)
         self.checker = InboundChecker(
-            make_resolver(ctx.config.dns),
+            make_resolver(ctx.config.dns, cache_size=2048),
             ctx.hostname,
             check_spf=self.cfg.check_spf,
             check_dkim=self.cfg.check_dkim,
