@@ -1,0 +1,72 @@
+"""The MailboxStore API the webmail uses (no server): paging, delete to Trash, search, sync with
+files added or removed behind its back, and folder-name checks that keep a user in their tree."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gk.mail.mailbox import FolderNotFound, MailboxError, MailboxStore, maildir, notify
+from gk.mail.mailbox.textindex import part_text
+
+
+def _msg(i: int, body: str = "hello") -> bytes:
+    return f"From: Ann <ann@example.com>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= {i}\r\n\r\n{body} {i}\r\n".encode()
+
+
+def test_webmail_api(tmp_path):  # type: ignore[no-untyped-def]
+    store = MailboxStore(tmp_path / "mail")
+    mb = store.user("Alice@Example.org")
+    events: list[tuple[str, str, str]] = []
+    notify.subscribe("alice@example.org", lambda a, f, k: events.append((a, f, k)))
+    try:
+        for i in range(7):
+            mb.append("INBOX", _msg(i))
+        assert [f.name for f in mb.folders()] == ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]
+        inbox = mb.folder("INBOX")
+        assert inbox.exists == 7 and inbox.unseen == 7 and inbox.uidnext == 8
+        page = mb.messages("INBOX", offset=2, limit=3)
+        assert [m.uid for m in page] == [5, 4, 3]
+        assert page[0].subject == "Grüße 4" and page[0].sender == "Ann <ann@example.com>"
+        mb.set_flags("INBOX", [5], ["\\Seen"])
+        assert mb.info("INBOX", 5).seen and mb.folder("INBOX").unseen == 6
+        mb.delete_messages("INBOX", [1, 2])
+        assert list(mb.uids("INBOX")) == [3, 4, 5, 6, 7] and list(mb.uids("Trash")) == [1, 2]
+        mb.delete_messages("Trash", [1])
+        assert list(mb.uids("Trash")) == [2]
+        assert mb.search_text("INBOX", "hello 5") == [6]
+        top = mb.structure("INBOX", 6)
+        with mb.open_message("INBOX", 6) as fh:
+            assert part_text(fh, top).strip() == "hello 5"
+        assert ("alice@example.org", "INBOX", "new") in events and ("alice@example.org", "Trash", "expunge") in events
+    finally:
+        notify._subscribers.clear()
+
+
+def test_sync_picks_up_changes_behind_its_back(tmp_path):  # type: ignore[no-untyped-def]
+    root = tmp_path / "mail"
+    store = MailboxStore(root)
+    mb = store.user("bob@example.org")
+    d = maildir.folder_path(root, "bob@example.org", "INBOX")
+    maildir.deliver(d, [_msg(1)])
+    maildir.deliver(d, [_msg(2)])
+    mb.sync("INBOX")
+    assert list(mb.uids("INBOX")) == [1, 2]
+    victim = next(p for p in (d / "cur").iterdir() if b" 1\r\n" in p.read_bytes())
+    os.unlink(victim)
+    maildir.deliver(d, [_msg(3)])
+    mb.sync("INBOX")
+    assert list(mb.uids("INBOX")) == [2, 3]  # UID 1 gone, never reused
+
+
+def test_folder_names_cannot_escape(tmp_path):  # type: ignore[no-untyped-def]
+    mb = MailboxStore(tmp_path / "mail").user("carol@example.org")
+    for bad in ("../x", "a/../../b", "..", "a.b", "/abs", "a//b", "x\x00y", "*", "a\\b"):
+        with pytest.raises(MailboxError):
+            mb.create_folder(bad)
+    with pytest.raises(FolderNotFound):
+        mb.folder("Nope")
+    with pytest.raises(MailboxError):
+        MailboxStore(tmp_path / "mail").user("../etc")
+    assert sorted(p.name for p in (tmp_path / "mail").iterdir()) == ["carol@example.org"]
