@@ -53,3 +53,35 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache
+
+# --- image (issue 5): bootable images, the QEMU end-to-end test, on-board tests -------------
+# ARCH=x86-64|arm64, BOARD=generic|rpi4|rpi5; outputs in image/out/ (see image/build.sh).
+ARCH ?= x86-64
+BOARD ?= generic
+IMAGE_DEBS := mkosi systemd-container bubblewrap debootstrap dosfstools mtools fdisk e2fsprogs xz-utils \
+	bmap-tools zstd debian-archive-keyring qemu-system-x86 ovmf qemu-utils device-tree-compiler
+IMAGE_ARM_DEBS := qemu-user-static binfmt-support qemu-system-arm qemu-efi-aarch64
+BACKPORTS := /etc/apt/sources.list.d/gk-backports.sources
+
+.PHONY: image image-deps image-test hwtest
+
+image-deps:
+	@[ "$$(id -u)" = 0 ] || { echo "make image-deps: needs root (apt-get): sudo make image-deps"; exit 1; }
+	@test -f $(BACKPORTS) || printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $(BACKPORTS)
+	@v=$$(mkosi --version 2>/dev/null | awk '{print $$2}'); if [ "$${v%%.*}" != 24 ]; then \
+	  echo "installing mkosi 24 from bookworm-backports"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports mkosi >/dev/null \
+	  || { echo "make image-deps: apt-get could not install mkosi from bookworm-backports (network? mirror?)"; exit 1; }; fi
+	$(call need_debs,$(IMAGE_DEBS) $(if $(filter arm64,$(ARCH))$(filter rpi%,$(BOARD)),$(IMAGE_ARM_DEBS)))
+	@if [ "$(ARCH)" = arm64 ] || [ "$(BOARD)" != generic ]; then \
+	  [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; \
+	  update-binfmts --enable qemu-aarch64 2>/dev/null || true; fi
+
+image: setup image-deps
+	ARCH=$(ARCH) BOARD=$(BOARD) bash image/build.sh
+
+image-test: setup image-deps
+	GK_REQUIRE_IMAGE_TEST=1 $(BIN)/pytest tests/image -s
+
+hwtest: setup
+	$(BIN)/pytest hwtests -s
