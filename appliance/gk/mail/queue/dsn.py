@@ -130,10 +130,17 @@ def _one_line(s: str) -> str:
     return " ".join(s.split())[:900]
 
 
-def deliver_to_user(mail_root: Path, address: str, message: bytes) -> Path:
-    """Durably put a DSN into ``address``'s INBOX and tell IMAP/webmail sessions about it."""
+def write_to_inbox(mail_root: Path, address: str, message: bytes) -> Path:
+    """Durably put a DSN into ``address``'s INBOX (blocking file I/O: run it in the threadpool)."""
     box = maildir.ensure_maildir(maildir.folder_path(mail_root, address, "INBOX"))
-    path = maildir.deliver(box, [message])
+    return maildir.deliver(box, [message])
+
+
+def deliver_to_user(mail_root: Path, address: str, message: bytes) -> Path:
+    """``write_to_inbox`` in gevent's threadpool, then tell IMAP/webmail sessions about it."""
+    import gevent
+
+    path: Path = gevent.get_hub().threadpool.apply(write_to_inbox, (mail_root, address, message))
     notify.publish(address, "INBOX", "new")
     return path
 

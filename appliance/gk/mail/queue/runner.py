@@ -38,7 +38,7 @@ from gk.mail.outbound import client, mx
 from gk.mail.outbound.client import Auth, Session, Target, TemporaryFailure, TLSPolicy
 from gk.mail.outbound.mtasts import MTASTSCache
 from gk.mail.queue import dsn
-from gk.mail.queue.store import QueueStore
+from gk.mail.queue.store import Attempt, QueueStore
 
 log = logging.getLogger("gk.mail.queue")
 
@@ -259,18 +259,22 @@ class QueueRunner:
         self._finish(batch, [(r, "temp", reason, host) for r in batch])
 
     def _finish(self, batch: list[dict[str, Any]], outcomes: list[tuple], status: str = "") -> None:  # type: ignore[type-arg]
+        """Record one transaction's results. DSNs are written before the commit that ends a
+        recipient, so a crash in between repeats a DSN rather than losing it."""
         cfg = self.cfg
         now = time.time()
         failed: list[dsn.Failure] = []
         delayed: list[dsn.Failure] = []
+        records: list[Attempt] = []
+        lines: list[str] = []
         for r, outcome, reply, host in outcomes:
             msg = f"msg={r['message_id']} rcpt={r['rcpt']}"
             if outcome == "sent":
-                self.store.record_attempt(r["id"], host=host, outcome="sent", reply=reply)
-                log.info("queue %s sent via %s: %s", msg, host, reply)
+                records.append(Attempt(r["id"], host, "sent", reply))
+                lines.append(f"queue {msg} sent via {host}: {reply}")
             elif outcome == "perm":
-                self.store.record_attempt(r["id"], host=host, outcome="bounced", reply=reply)
-                log.info("queue %s bounced (permanent) via %s: %s", msg, host or "-", reply)
+                records.append(Attempt(r["id"], host, "bounced", reply))
+                lines.append(f"queue {msg} bounced (permanent) via {host or '-'}: {reply}")
                 failed.append(dsn.Failure(r["rcpt"], (f"{status} " if status else "") + reply, host))
             else:
                 attempts = r["attempts"] + 1
@@ -278,8 +282,8 @@ class QueueRunner:
                 expire_at = r["created"] + cfg.expire_hours * 3600
                 if now >= expire_at:
                     why = f"gave up after {age / 3600:.2f} hours and {attempts} attempts; last error: {reply}"
-                    self.store.record_attempt(r["id"], host=host, outcome="bounced", reply=why)
-                    log.info("queue %s expired via %s: %s", msg, host or "-", why)
+                    records.append(Attempt(r["id"], host, "bounced", why))
+                    lines.append(f"queue {msg} expired via {host or '-'}: {why}")
                     failed.append(dsn.Failure(r["rcpt"], why, host, permanent=True, fixed_status="5.4.7"))
                     continue
                 steps = cfg.retry_minutes or [32.0]
@@ -288,21 +292,10 @@ class QueueRunner:
                 warn = bool(
                     cfg.delay_warning_hours > 0 and age >= cfg.delay_warning_hours * 3600 and not r["delay_warned"]
                 )
-                self.store.record_attempt(
-                    r["id"],
-                    host=host,
-                    outcome="deferred",
-                    reply=reply,
-                    next_attempt=next_attempt,
-                    delay_warned=True if warn else None,
-                )
-                log.info(
-                    "queue %s deferred via %s (attempt %d), retry in %.1fs: %s",
-                    msg,
-                    host or "-",
-                    attempts,
-                    next_attempt - now,
-                    reply,
+                records.append(Attempt(r["id"], host, "deferred", reply, next_attempt, True if warn else None))
+                lines.append(
+                    f"queue {msg} deferred via {host or '-'} (attempt {attempts}), "
+                    f"retry in {next_attempt - now:.1f}s: {reply}"
                 )
                 if warn:
                     delayed.append(dsn.Failure(r["rcpt"], reply, host, permanent=False))
@@ -311,6 +304,9 @@ class QueueRunner:
             self._notify_sender(first, "failed", failed)
         if delayed:
             self._notify_sender(first, "delayed", delayed)
+        self.store.record_attempts(records)
+        for line in lines:
+            log.info("%s", line)
         self.store.finish_message_if_done(first["message_id"])
 
     def _notify_sender(self, row: dict[str, Any], kind: str, failures: list[dsn.Failure]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,16 @@ MIGRATIONS = [
     CREATE INDEX attempts_recipient ON attempts(recipient_id);
     """,
 ]
+
+
+@dataclass
+class Attempt:
+    recipient_id: int
+    host: str
+    outcome: str  # sent | bounced | deferred
+    reply: str
+    next_attempt: float | None = None
+    delay_warned: bool | None = None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -191,32 +202,37 @@ class QueueStore:
         delay_warned: bool | None = None,
     ) -> None:
         """Store the result of one attempt: ``sent``/``bounced`` finish it, ``deferred`` reschedules it."""
+        self.record_attempts([Attempt(recipient_id, host, outcome, reply, next_attempt, delay_warned)])
+
+    def record_attempts(self, attempts: list[Attempt]) -> None:
+        """Store several attempt results in one transaction (one fsync for a whole message)."""
         now = time.time()
-        state = {"sent": "sent", "bounced": "bounced"}.get(outcome, "queued")
         with self.db.transaction() as c:
-            c.execute(
-                "UPDATE recipients SET state = ?, attempts = attempts + 1, last_attempt = ?, last_error = ?,"
-                " last_host = ?, next_attempt = COALESCE(?, next_attempt),"
-                " delay_warned = COALESCE(?, delay_warned) WHERE id = ?",
-                (
-                    state,
-                    now,
-                    "" if outcome == "sent" else reply[:500],
-                    host[:200],
-                    next_attempt,
-                    None if delay_warned is None else int(delay_warned),
-                    recipient_id,
-                ),
-            )
-            c.execute(
-                "INSERT INTO attempts(recipient_id, ts, host, outcome, reply) VALUES (?,?,?,?,?)",
-                (recipient_id, now, host[:200], outcome, reply[:500]),
-            )
-            c.execute(
-                "DELETE FROM attempts WHERE recipient_id = ? AND id <= (SELECT MAX(id) FROM attempts"
-                " WHERE recipient_id = ?) - 20",
-                (recipient_id, recipient_id),
-            )
+            for a in attempts:
+                state = {"sent": "sent", "bounced": "bounced"}.get(a.outcome, "queued")
+                c.execute(
+                    "UPDATE recipients SET state = ?, attempts = attempts + 1, last_attempt = ?, last_error = ?,"
+                    " last_host = ?, next_attempt = COALESCE(?, next_attempt),"
+                    " delay_warned = COALESCE(?, delay_warned) WHERE id = ?",
+                    (
+                        state,
+                        now,
+                        "" if a.outcome == "sent" else a.reply[:500],
+                        a.host[:200],
+                        a.next_attempt,
+                        None if a.delay_warned is None else int(a.delay_warned),
+                        a.recipient_id,
+                    ),
+                )
+                c.execute(
+                    "INSERT INTO attempts(recipient_id, ts, host, outcome, reply) VALUES (?,?,?,?,?)",
+                    (a.recipient_id, now, a.host[:200], a.outcome, a.reply[:500]),
+                )
+                c.execute(
+                    "DELETE FROM attempts WHERE recipient_id = ? AND id <= (SELECT MAX(id) FROM attempts"
+                    " WHERE recipient_id = ?) - 20",
+                    (a.recipient_id, a.recipient_id),
+                )
 
     def finish_message_if_done(self, msg_id: int) -> bool:
         """Remove a message whose recipients are all sent or bounced, and its spool file."""
