@@ -61,3 +61,21 @@ def test_kill_9_during_delivery_loses_nothing(make_server, dns_server, peers):
     assert connects <= 3 * CONNECTIONS and len(clients) <= connects, (connects, len(clients))
     print(f"after restart: {COUNT - at_kill} messages over {connects} connections")
     print(f"peer had {at_kill} at kill -9; after restart {COUNT} distinct, {len(duplicates)} sent twice")
+
+
+def test_kill_9_after_the_peer_saved_but_before_its_250_sends_once_more(make_server, dns_server, peers):
+    """The one case of a duplicate: the peer has the message, GK never heard its 250."""
+    peer = peers("127.0.0.2")
+    peer.configure(reply_delay=30)
+    dns_server.add("example.org", "MX", "10 mx1.example.org.").add("mx1.example.org", "A", "127.0.0.2")
+    srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.01])
+    submit(srv.port("smtp.submission_port"), ALICE, PASSWORD, ALICE, ["bob@example.org"], [message(1)])
+    peer.wait_for(1)  # saved by the peer, whose 250 is 30 s away
+    srv.kill9()
+    peer.configure(reply_delay=0)
+    srv.start()
+    (first, _), (second, _) = peer.wait_for(2)
+    assert first["rcpt_tos"] == second["rcpt_tos"] == ["bob@example.org"]
+    wait_queue_empty(srv)
+    time.sleep(1)
+    assert len(peer.messages()) == 2  # sent once more, never a third time

@@ -5,7 +5,8 @@ one loopback address, offers STARTTLS with the cert it is given, optionally requ
 and follows scripted replies read from its JSON config on every command (so a test can change
 its behaviour while it runs): ``rcpt`` maps an address to a list of replies used one per
 attempt (then "250"), ``rcpt_all`` is such a list for every address, ``data`` is a list of DATA replies, ``drop_data`` closes the connection
-instead of answering DATA that many times, ``slow`` sleeps that long before each RCPT reply.
+instead of answering DATA that many times, ``slow`` sleeps that long before each RCPT reply,
+``reply_delay`` after saving a message and before its ``250``.
 Every accepted message is saved as ``<out>/<n>.eml`` (+ ``.json`` envelope) before ``250``.
 
 Imported by the tests it provides ``PeerMTA`` and ``make_ca``; it holds no tests itself.
@@ -239,6 +240,8 @@ def _serve(config_path: str) -> None:
             }
             (out / f"{n}.json.tmp").write_text(json.dumps(meta))
             os.replace(out / f"{n}.json.tmp", out / f"{n}.json")
+            if current().get("reply_delay"):  # saved, but the 250 is not sent yet
+                await asyncio.sleep(float(current()["reply_delay"]))
             return f"250 2.0.0 OK queued as {n}"
 
     def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
