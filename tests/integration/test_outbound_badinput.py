@@ -43,12 +43,19 @@ def test_no_dns_answer_keeps_the_message_and_does_not_spin(make_server, dns_serv
     used = cpu_seconds(srv.pid()) - before
     assert used < 0.5 * (time.monotonic() - t0), f"{used:.2f}s CPU in 3 s with one stuck message"
     assert srv.proc.poll() is None and dsns(srv) == []
+    doomed = inject(srv, ALICE, ["carol@example.org"], message(2, to="carol@example.org"))
+    assert gk(srv.data_dir, "queue", "delete", str(doomed)).stdout.strip() == f"deleted message {doomed}"
+    assert "carol@example.org" not in gk(srv.data_dir, "queue", "list").stdout
+    assert gk(srv.data_dir, "queue", "show", str(doomed), check=False).returncode == 1
     # DNS comes back: the message goes out
     dns_server.start()
     example_org(dns_server)
     peer = peers("127.0.0.2")
     gk(srv.data_dir, "queue", "retry", str(msg_id))
-    peer.wait_for(1)
+    (meta, _), *_ = peer.wait_for(1)
+    assert meta["rcpt_tos"] == ["bob@example.org"]  # not the deleted one
+    wait_queue_empty(srv)
+    assert [m["rcpt_tos"] for m, _ in peer.messages()] == [["bob@example.org"]]
 
 
 def test_timing_out_mx_is_retried(make_server, dns_server, peers):

@@ -235,7 +235,8 @@ class QueueRunner:
         raise TemporaryFailure(f"no MX host of {dest.domain} reachable: " + "; ".join(errors))
 
     def _log_connected(self, session: Session) -> None:
-        log.info("outbound connected to %s tls=%s %s", session.label, session.tls, session.tls_detail.strip())
+        detail = session.tls_detail.strip()
+        log.info("outbound connected to %s tls=%s%s", session.label, session.tls, f" {detail}" if detail else "")
 
     def _send(self, session: Session, batch: list[dict[str, Any]]) -> None:
         first = batch[0]
