@@ -98,3 +98,26 @@ def test_implicit_mx_null_mx_and_nxdomain(make_server, dns_server, peers):
         assert r.get_content_type() == "multipart/report"
         assert r.get_param("report-type") == "delivery-status"
     wait_queue_empty(srv)
+
+
+def test_per_domain_connection_limit_and_reuse(make_server, dns_server, peers):
+    peer = peers("127.0.0.2")
+    peer.configure(slow=0.3, rcpt_all=["451 4.3.0 hold on"] * 1000)  # each RCPT takes a while: sessions overlap
+    dns_server.add("example.org", "MX", "10 mx1.example.org.").add("mx1.example.org", "A", "127.0.0.2")
+    dns_server.add("example.net", "MX", "10 mx1.example.org.")
+    srv = start_gk(make_server, dns_server, peers.port, per_domain_connections=2, retry_minutes=[30.0])
+    ids = [inject(srv, ALICE, [f"u{n}@example.org"], message(n, to=f"u{n}@example.org")) for n in range(6)]
+    ids.append(inject(srv, ALICE, ["v@example.net"], message(9, to="v@example.net")))
+    deadline = time.monotonic() + 60
+    while srv.log().count("deferred via") < len(ids):
+        assert time.monotonic() < deadline, srv.log()[-3000:]
+        time.sleep(0.1)
+    peer.configure(rcpt_all=[])
+    mark = len(srv.log())
+    gk(srv.data_dir, "queue", "retry", "--all")  # all seven due at the same moment
+    msgs = peer.wait_for(7, timeout=60)
+    wait_queue_empty(srv)
+    assert peer.max_inflight() <= 3  # at most two sessions for example.org, one for example.net
+    connects = srv.log()[mark:].count("outbound connected to mx1.example.org")
+    org_clients = {tuple(m["client"]) for m, _ in msgs if m["rcpt_tos"][0].endswith("@example.org")}
+    assert connects == 3 and len(org_clients) == 2, (connects, org_clients)  # six messages over two sessions

@@ -175,6 +175,11 @@ class PeerMTA:
             time.sleep(0.1)
         raise AssertionError(f"peer {self.address} got {len(self.messages())} message(s), expected {count}")
 
+    def max_inflight(self) -> int:
+        """The most sessions that were waiting for a RCPT reply at the same time."""
+        p = self.workdir / "max_inflight"
+        return int(p.read_text()) if p.exists() else 0
+
     def log(self) -> str:
         p = self.workdir / "peer.log"
         return p.read_text() if p.exists() else ""
@@ -191,6 +196,7 @@ def _serve(config_path: str) -> None:
     cfg = json.loads(Path(config_path).read_text())
     counters: dict[str, int] = {}
     seq = [len(list(Path(cfg["out"]).glob("*.json")))]
+    inflight = [0, 0]  # RCPT commands being answered now, most ever
 
     def current() -> dict:
         return json.loads(Path(config_path).read_text())
@@ -209,8 +215,15 @@ def _serve(config_path: str) -> None:
     class Handler:
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
             behaviour = current()
-            if behaviour.get("slow"):
-                await asyncio.sleep(float(behaviour["slow"]))
+            inflight[0] += 1
+            if inflight[0] > inflight[1]:
+                inflight[1] = inflight[0]
+                (Path(config_path).parent / "max_inflight").write_text(str(inflight[1]))
+            try:
+                if behaviour.get("slow"):
+                    await asyncio.sleep(float(behaviour["slow"]))
+            finally:
+                inflight[0] -= 1
             reply = scripted("rcpt", address.lower())
             if reply and not reply.startswith("250"):
                 return reply
