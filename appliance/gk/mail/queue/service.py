@@ -68,6 +68,8 @@ class QueueService:
         for rcpt in recipients:
             if "@" not in rcpt or any(c in rcpt for c in "\r\n<> "):
                 raise QueueError(f"bad recipient address {rcpt!r}")
+        if any(c in mail_from for c in "\r\n<> ") or (mail_from and "@" not in mail_from):
+            raise QueueError(f"bad sender address {mail_from!r}")
         message_path = Path(message_path)
         header_from, _, _ = spooling.header_fields(spooling.read_header_block(message_path))
         domain = spooling.signing_domain(header_from, mail_from, self.ctx.accounts.is_local_domain)
