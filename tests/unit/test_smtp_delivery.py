@@ -60,3 +60,16 @@ def test_junk_folder_and_duplicate_targets(tmp_path):
     ).get()
     assert len(out) == 1
     assert out[0].parent == tmp_path / "mail" / "a@example.org" / "Maildir" / ".Junk" / "new"
+
+
+def test_copy_with_headers_from_memory(tmp_path):
+    message = (
+        b"Authentication-Results: mx.test.example; dkim=pass\r\n"
+        b"Subject: small\r\n\r\nAuthentication-Results: mx.test.example; body\r\n"
+    )
+    tmp = copy_with_headers(tmp_path / "Maildir", b"Delivered-To: a@b.example\r\n", message, "mx.test.example")
+    assert tmp.read_bytes() == (
+        b"Delivered-To: a@b.example\r\nSubject: small\r\n\r\nAuthentication-Results: mx.test.example; body\r\n"
+    )
+    headerless = copy_with_headers(tmp_path / "Maildir", b"X: y\r\n", b"\r\njust a body\r\n", "mx.test.example")
+    assert headerless.read_bytes() == b"X: y\r\n\r\njust a body\r\n"
