@@ -106,6 +106,7 @@ class _Lines:
         self.f = f
         self.pos = start
         self._peeked: bytes | None = None
+        self.top_headers: Message | None = None
 
     def peek(self) -> bytes:
         if self._peeked is None:
@@ -220,6 +221,8 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
     header_start = lines.pos
     raw, body_start = _read_headers(lines, boundaries)
     msg = _HEADER_PARSER.parsebytes(raw)
+    if top and depth == 0:
+        lines.top_headers = msg
     part = Part(header_start, body_start, body_start)
     _fill(part, msg, default_type)
     if top:
@@ -320,8 +323,16 @@ def _count_lines(lines: _Lines, start: int, end: int) -> int:
 
 def parse_structure(f: BinaryIO) -> Part:
     """Scan a whole message file; the returned top Part carries the message's envelope."""
+    return parse_with_headers(f)[0]
+
+
+def parse_with_headers(f: BinaryIO) -> tuple[Part, Message]:
+    """``parse_structure`` plus the parsed top-level header block (parsed once, used twice)."""
     f.seek(0)
-    return _parse_part(_Lines(f), [], "text/plain", 0, True)
+    lines = _Lines(f)
+    top = _parse_part(lines, [], "text/plain", 0, True)
+    assert lines.top_headers is not None
+    return top, lines.top_headers
 
 
 # -- BODY / BODYSTRUCTURE ------------------------------------------------------------------

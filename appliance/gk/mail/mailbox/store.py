@@ -44,7 +44,7 @@ import gevent.lock
 
 from gk.mail.mailbox import maildir, notify
 from gk.mail.mailbox.index import open_index
-from gk.mail.mailbox.mime import Part, parse_structure
+from gk.mail.mailbox.mime import Part, parse_with_headers
 from gk.mail.mailbox.query import Criteria, compile_criteria
 from gk.mail.mailbox.textindex import decode_words, header_message, message_text
 from gk.store import Database
@@ -174,9 +174,9 @@ def _sentdate(value: str | None) -> int | None:
 
 def _parse_file(path: str) -> tuple[Part, dict[str, str], str | None]:
     with open(path, "rb") as f:
-        top = parse_structure(f)
-        text = message_text(f, top)
-        date = header_message(f, top).get("Date")
+        top, headers = parse_with_headers(f)
+        text = message_text(f, top, headers)
+        date = headers.get("Date")
     return top, text, date
 
 

@@ -68,9 +68,9 @@ def header_message(f: BinaryIO, part: Part) -> Message:
     return BytesHeaderParser(policy=compat32).parsebytes(read_range(f, part.header_start, part.body_start, MAX_HEADER))
 
 
-def message_text(f: BinaryIO, top: Part) -> dict[str, str]:
+def message_text(f: BinaryIO, top: Part, msg: Message | None = None) -> dict[str, str]:
     """Columns of the FTS row: from, to, cc, bcc, subject, headers, body."""
-    msg = header_message(f, top)
+    msg = msg if msg is not None else header_message(f, top)
     headers = "\n".join(f"{k}: {decode_words(v)}" for k, v in msg.items())
     body: list[str] = []
     total = 0
