@@ -13,7 +13,7 @@ It also enforces:
 - SMTP smuggling (bare CR or bare LF next to a dot, e.g. ``\\n.\\n``, ``\\r.\\r``,
   ``\\n.\\r\\n``, ``\\r\\n.\\n``): only ``CRLF . CRLF`` ends the data; a message that contains a
   dot framed by a bare CR/LF is refused with ``550 5.6.0`` after the real end of data, so a
-  second message hidden after a fake end can never be taken as a new transaction.
+  second message hidden after a false end can never be taken as a new transaction.
 
 Line endings are kept as received (CRLF): the Maildir file holds the wire form of the message.
 Written by hand because no maintained library streams SMTP DATA; the logic is small and
@@ -93,7 +93,7 @@ class DataReceiver:
     def _line(self, line: bytes, writes: list[bytes]) -> None:
         body = line[:-2]
         if b"\r" in body or b"\n" in body:
-            # a "." segment framed by bare CR/LF (or by the line's own start/end) is a fake end
+            # a "." segment framed by bare CR/LF (or by the line's own start/end) is a false end
             if _SMUGGLE.search(body):
                 self.smuggling = True
         if len(line) > self.max_line:
