@@ -7,7 +7,7 @@ import smtplib
 import subprocess
 
 import pytest
-from test_smtp_support import RawSMTP, empty_maildirs, messages, module_server, parsed, smtp25
+from test_smtp_support import RawSMTP, empty_maildirs, messages, module_server, parsed, smtp25, wait_for
 
 ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}\b")
 
@@ -202,3 +202,18 @@ def test_null_sender_bounce_is_accepted(srv):
     msg = parsed(raw)
     assert msg["Return-Path"] == "<>"
     assert "smtp.helo=mx.bounce.example" in msg["Authentication-Results"]
+
+
+def test_connection_limit_answers_421(make_server, dns_server):
+    from test_smtp_support import start_smtp_server
+
+    limited = start_smtp_server(make_server, dns_server, smtp={"max_connections": 2}, name="limited")
+    port = limited.port("smtp.port")
+    first, second = RawSMTP(port), RawSMTP(port)
+    assert first.greeting.startswith("220") and second.greeting.startswith("220")
+    third = RawSMTP(port)
+    assert third.greeting.startswith("421 4.7.0")
+    assert third.closed()
+    first.cmd("QUIT")
+    assert wait_for(lambda: RawSMTP(port).greeting.startswith("220"))
+    assert second.cmd("NOOP").startswith("250")
