@@ -102,3 +102,18 @@ def test_unknown_key_name_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown key"):
         button.key_code("KEY_NOPE")
     assert button.key_code("KEY_RESTART") == 0x198
+
+
+def test_button_command_runs_without_gk_cli_and_refuses_a_bad_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gk.hw.button_command as b; rc = b.main(sys.argv[1:]); print('gevent' in sys.modules); sys.exit(rc)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "--data-dir", str(tmp_path), "--key", "KEY_NOPE"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2 and "unknown key" in r.stderr
+    assert r.stdout.strip() == "False", "the button service must not pull in gevent"
