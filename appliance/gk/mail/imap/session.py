@@ -454,15 +454,15 @@ class Session:
         self.sel = Selected(info.name, readonly, uids, info.highestmodseq, info.uidvalidity)
         self.state = SELECTED
         self.changed.clear()
-        keywords = sorted({f for m in mb.changes_since(info.name, 0) for f in m[1] if not f.startswith("\\")})
+        keywords = mb.keywords(info.name)
         flags = PERMANENT + "".join(" " + k for k in keywords)
         self.write(f"* FLAGS ({flags})\r\n".encode())
         perm = "" if readonly else flags + " \\*"
         self.write(f"* OK [PERMANENTFLAGS ({perm})] flags permitted\r\n".encode())
         self.write(f"* {len(uids)} EXISTS\r\n* 0 RECENT\r\n".encode())
-        unseen = mb.search(info.name, ("noflag", "\\Seen"))
+        unseen = mb.first_unseen(info.name)
         if unseen:
-            self.write(f"* OK [UNSEEN {self.sel.seq_of(unseen[0])}] first unseen\r\n".encode())
+            self.write(f"* OK [UNSEEN {self.sel.seq_of(unseen)}] first unseen\r\n".encode())
         self.write(f"* OK [UIDVALIDITY {info.uidvalidity}] UIDs valid\r\n".encode())
         self.write(f"* OK [UIDNEXT {info.uidnext}] predicted next UID\r\n".encode())
         self.write(f"* OK [HIGHESTMODSEQ {info.highestmodseq}] highest\r\n".encode())

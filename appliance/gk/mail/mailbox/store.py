@@ -477,6 +477,20 @@ class UserMailbox:
         """The folder's current HIGHESTMODSEQ (bumped by every new message, flag change, expunge)."""
         return int(self._folder_row(name)["highestmodseq"])
 
+    def keywords(self, name: str) -> list[str]:
+        """Keywords (non-system flags) in use in a folder, for SELECT's FLAGS response."""
+        f = self._folder_row(name)
+        rows = self.db.query("SELECT DISTINCT flags FROM messages WHERE folder_id = ?", (f["id"],))
+        return sorted({k for r in rows for k in r[0].split() if not k.startswith("\\")})
+
+    def first_unseen(self, name: str) -> int | None:
+        """The lowest UID without \\Seen, or None."""
+        f = self._folder_row(name)
+        row = self.db.one(
+            "SELECT min(uid) FROM messages WHERE folder_id = ? AND instr(flags, ' \\Seen ') = 0", (f["id"],)
+        )
+        return row[0] if row else None
+
     def changes_since(self, name: str, modseq: int) -> list[tuple[int, tuple[str, ...], int]]:
         """(uid, flags, modseq) of messages whose flags changed or that arrived after ``modseq``."""
         f = self._folder_row(name)
