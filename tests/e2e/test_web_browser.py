@@ -147,13 +147,23 @@ def test_wizard_full_run(server, browser, state):
     assert "v=spf1 mx -all" in page.content()
     shot(page, "wizard-7-dns", both=True)
     page.click("button[type=submit]")
+    page.wait_for_url("**/wizard/outgoing")
+    assert page.is_checked("input[name=mode][value=direct]")
+    page.check("input[name=mode][value=relay]")
+    page.fill("#f-host", "not a host")
+    page.click("button[type=submit]")
+    assert "Not a valid host name" in page.locator("#e-host").inner_text()
+    shot(page, "wizard-8-outgoing-error", both=True)
+    page.check("input[name=mode][value=direct]")
+    page.click("button[type=submit]")
     page.wait_for_url("**/wizard/ai")
-    shot(page, "wizard-8-ai", both=True)
+    shot(page, "wizard-9-ai", both=True)
     page.check("input[value=none]")
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/summary")
     assert "Europe/Paris" in page.content() and BOB in page.content()
-    shot(page, "wizard-9-summary", both=True)
+    assert "directly" in page.locator("#summary-outgoing").inner_text()
+    shot(page, "wizard-10-summary", both=True)
     page.click("button[type=submit]")
     # TLS was turned on: the dashboard comes over HTTPS with the device's certificate
     page.wait_for_url(f"https://127.0.0.1:{server.port('http.https_port')}/dashboard")
@@ -169,6 +179,16 @@ def test_wizard_url_dead_afterwards(server, browser, state):
         resp = page.goto(url)
         assert resp is not None and resp.status == 404
     page.context.close()
+
+
+def test_mail_delivery_page(server, browser, state):
+    admin = state["admin"]
+    admin.click("nav a[href='/admin/mail']")
+    admin.wait_for_url("**/admin/mail")
+    assert "10 mail.home.example." in admin.locator("#dns").inner_text()
+    assert "v=DKIM1" in admin.locator("#dns").inner_text()
+    assert admin.locator("#queue-empty").count() == 1
+    shot(admin, "admin-mail", both=True)
 
 
 def test_send_read_reply(server, browser, state):

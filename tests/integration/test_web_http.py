@@ -99,7 +99,8 @@ def setup_code(srv: GKServer) -> str:
     return (srv.data_dir / "setup-code.txt").read_text().strip()
 
 
-def run_wizard(srv: GKServer, https_redirect: bool = False) -> Client:
+def run_wizard(srv: GKServer, https_redirect: bool = False, stop_at: str = "") -> Client:
+    """Click through the whole wizard (outgoing mail: direct); ``stop_at="outgoing"`` stops before that step."""
     c = Client(srv)
     c.get("/wizard/claim")
     resp, _ = c.post("/wizard/claim", {"code": setup_code(srv)})
@@ -120,7 +121,12 @@ def run_wizard(srv: GKServer, https_redirect: bool = False) -> Client:
     assert "v=spf1 mx -all" in page and "10 mail.test.example." in page and "_dmarc.test.example" in page
     if importlib.util.find_spec("gk.mail.dnsrecords"):
         assert "v=DKIM1" in page
-    c.post("/wizard/dns", {})
+    resp, _ = c.post("/wizard/dns", {})
+    assert resp.headers["Location"].endswith("/wizard/outgoing")
+    if stop_at == "outgoing":
+        return c
+    resp, _ = c.post("/wizard/outgoing", {"mode": "direct"})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/ai")
     resp, _ = c.post("/wizard/ai", {"model": "none"})
     assert resp.headers["Location"].endswith("/wizard/summary")
     resp, _ = c.post("/wizard/summary", {})

@@ -1,4 +1,5 @@
-"""The first-boot wizard: claim → admin → host & domain → time zone → TLS → users → DNS → AI → summary.
+"""The first-boot wizard: claim → admin → host & domain → time zone → TLS → users → DNS → outgoing mail
+→ AI → summary.
 
 Served only to LAN clients until complete (``app.Web._before``), then dead (404) except for
 the claim and password steps while owner recovery is open. Claiming takes the setup code
@@ -22,10 +23,11 @@ import gevent
 from gk import claim
 from gk.accounts import AccountError
 from gk.accounts.store import check_address
-from gk.web import forms
+from gk.config import ConfigError
+from gk.web import forms, smarthost
 from gk.web.app import Web
 
-STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "ai", "summary"]
+STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
 TITLES = {
     "claim": "Claim this server",
     "admin": "Administrator account",
@@ -34,6 +36,7 @@ TITLES = {
     "tls": "Certificate",
     "users": "Users",
     "dns": "DNS records to publish",
+    "outgoing": "Outgoing mail",
     "ai": "AI model",
     "summary": "Summary",
 }
@@ -328,12 +331,31 @@ def register(web: Web) -> None:
         need_admin_session()
         if bottle.request.method == "POST":
             mark("dns")
-            raise bottle.redirect("/wizard/ai")
+            raise bottle.redirect("/wizard/outgoing")
         domain = claim.get_setting(web.data_dir, "mail_domain", "")
         hostname = claim.get_setting(web.data_dir, "hostname", ctx.hostname)
         records = dns_records(ctx, domain, hostname)
         has_dkim = any("v=DKIM1" in value for _, _, value in records)
         return page("dns", records=records, domain=domain, has_dkim=has_dkim)
+
+    @app.route("/wizard/outgoing", method=["GET", "POST"])
+    def outgoing_step() -> str:
+        user = need_admin_session()
+        errors: dict[str, str] = {}
+        choice = smarthost.current(ctx.config.queue)
+        if bottle.request.method == "POST":
+            form = {k: forms.raw(k) for k in ("mode", "host", "port", "tls", "username", "password")}
+            values, errors, choice = smarthost.parse_form(form, ctx.config.queue)
+            if not errors:
+                try:
+                    smarthost.save(ctx, values, user.address, web.client_ip())
+                except (ConfigError, OSError) as exc:
+                    errors["mode"] = f"Could not save gk.toml: {exc}"
+                else:
+                    mark("outgoing")
+                    raise bottle.redirect("/wizard/ai")
+            bottle.response.status = 400
+        return page("outgoing", choice=choice, errors=errors)
 
     @app.route("/wizard/ai", method=["GET", "POST"])
     def ai_step() -> str:
@@ -364,7 +386,12 @@ def register(web: Web) -> None:
             web.forget_state()
             ctx.accounts.record_event("wizard_complete", "web", web.client_ip(), str(web.user().address))  # type: ignore[union-attr]
             raise bottle.redirect("/dashboard")
-        return page("summary", settings=claim.all_settings(web.data_dir), users=ctx.accounts.list_users())
+        return page(
+            "summary",
+            settings=claim.all_settings(web.data_dir),
+            users=ctx.accounts.list_users(),
+            outgoing=smarthost.describe(ctx.config.queue),
+        )
 
 
 def dns_records(ctx: Any, domain: str, hostname: str) -> list[tuple[str, str, str]]:

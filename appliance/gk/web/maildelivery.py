@@ -1,0 +1,177 @@
+"""Admin page "Mail delivery" (``/admin/mail``): DNS records to publish and their live check, the
+outbound queue with per-message retry/delete, and the outgoing-mail route (smarthost form).
+
+Records come from ``gk.mail.dnsrecords.records_for`` (it may create a missing DKIM key, so it
+runs in gevent's threadpool); "Check DNS" runs ``check_live`` with GK's resolver (``[dns]``),
+one greenlet per record (dnspython is cooperative under monkey-patching), so a page with
+slow DNS waits about one query timeout, not one per record. The queue section is the queue
+service's ``snapshot()``; retry and delete act through the queue's store (the same calls as
+``gk queue retry|delete``) and wake its scheduler. Every action is a CSRF-checked POST
+(``app.Web._before``) and admin-only.
+
+Cost per view: one snapshot query (at most 500 rows) and a few small file reads; the DNS
+check adds one query per record; nothing is kept between requests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import types
+from typing import Any
+
+import bottle
+import gevent
+import gevent.pool
+
+from gk import claim
+from gk.config import ConfigError
+from gk.web import forms, smarthost
+from gk.web.app import Web
+
+log = logging.getLogger("gk.web")
+
+
+def hostname_for_records(web: Web) -> str:
+    """The host name the MX should name: the wizard's choice (it takes effect at restart), else the running one."""
+    return claim.get_setting(web.data_dir, "hostname", "") or web.ctx.hostname
+
+
+def domain_records(ctx: Any, hostname: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """[(domain, records)] for every local domain (the threadpool: DKIM keys may be generated)."""
+    from gk.mail import dnsrecords
+
+    view = types.SimpleNamespace(config=ctx.config, data_dir=ctx.data_dir, hostname=hostname)
+    out = []
+    for domain in sorted(ctx.accounts.local_domains()):
+        recs = gevent.get_hub().threadpool.apply(dnsrecords.records_for, (view, domain))
+        out.append((domain, recs))
+    return out
+
+
+def check(ctx: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from gk.mail.dnsrecords import check_live
+    from gk.mail.dnsresolver import make_resolver
+
+    resolver = make_resolver(ctx.config.dns)
+    pool = gevent.pool.Pool(8)
+    return list(pool.imap(lambda rec: check_live([rec], resolver)[0], records))
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def queue_messages(ctx: Any) -> list[dict[str, Any]] | None:
+    """The snapshot grouped by message: [{id, mail_from, subject, created, size, recipients: [...]}]."""
+    queue = ctx.services.get("queue")
+    if queue is None or not hasattr(queue, "snapshot"):
+        return None
+    messages: dict[int, dict[str, Any]] = {}
+    for row in queue.snapshot():
+        msg = messages.setdefault(
+            row["id"],
+            {
+                "id": row["id"],
+                "mail_from": row["mail_from"],
+                "user": row["user"],
+                "subject": row.get("subject") or "",
+                "size": row["size"],
+                "created": _when(row["created"]),
+                "recipients": [],
+            },
+        )
+        msg["recipients"].append(
+            {
+                "rcpt": row["rcpt"],
+                "state": row["state"],
+                "attempts": row["attempts"],
+                "next": _when(row["next_attempt"]) if row["state"] == "queued" else "-",
+                "last_error": row["last_error"] or "",
+                "last_host": row["last_host"] or "",
+            }
+        )
+    return list(messages.values())
+
+
+def register(web: Web) -> None:
+    app = web.app
+    ctx = web.ctx
+
+    def mail_page(checked: bool = False, **kw: Any) -> str:
+        web.require_admin()
+        hostname = hostname_for_records(web)
+        domains = domain_records(ctx, hostname)
+        if checked:
+            domains = [(d, check(ctx, recs)) for d, recs in domains]
+        kw.setdefault("choice", smarthost.current(ctx.config.queue))
+        return web.render(
+            "admin/mail.html",
+            domains=domains,
+            checked=checked,
+            hostname=hostname,
+            queue=queue_messages(ctx),
+            route=smarthost.describe(ctx.config.queue),
+            errors=kw.pop("errors", {}),
+            **kw,
+        )
+
+    def queue_service() -> Any:
+        queue = ctx.services.get("queue")
+        if queue is None or not hasattr(queue, "store"):
+            raise bottle.HTTPError(503, "The outbound queue is not running.")
+        return queue
+
+    def wake(queue: Any) -> None:
+        runner = getattr(queue, "runner", None)
+        if runner is not None and hasattr(runner, "wake"):
+            runner.wake.set()
+
+    @app.get("/admin/mail")
+    def mail_delivery() -> str:
+        return mail_page()
+
+    @app.post("/admin/mail/check")
+    def mail_check() -> str:
+        web.require_admin()
+        return mail_page(checked=True)
+
+    @app.post("/admin/mail/queue/<msg_id:int>/retry")
+    def queue_retry(msg_id: int) -> str:
+        admin = web.require_admin()
+        queue = queue_service()
+        n = queue.store.retry(msg_id)
+        if not n:
+            bottle.response.status = 404
+            return mail_page(errors={"queue": f"Message {msg_id} is not waiting in the queue."})
+        wake(queue)
+        log.info("queue msg=%d: retry now (by %s from the web)", msg_id, admin.address)
+        return mail_page(notice=f"Message {msg_id}: {n} recipient(s) will be tried again now.")
+
+    @app.post("/admin/mail/queue/<msg_id:int>/delete")
+    def queue_delete(msg_id: int) -> str:
+        admin = web.require_admin()
+        queue = queue_service()
+        if not queue.store.delete(msg_id):
+            bottle.response.status = 404
+            return mail_page(errors={"queue": f"Message {msg_id} is not in the queue."})
+        log.info("queue msg=%d: deleted without a bounce (by %s from the web)", msg_id, admin.address)
+        ctx.accounts.record_event("queue_delete", "web", web.client_ip(), admin.address, f"message {msg_id}")
+        return mail_page(notice=f"Message {msg_id} deleted from the queue (no bounce is sent).")
+
+    @app.post("/admin/mail/smarthost")
+    def mail_route() -> str:
+        admin = web.require_admin()
+        form = {k: forms.raw(k) for k in ("mode", "host", "port", "tls", "username", "password")}
+        values, errors, choice = smarthost.parse_form(form, ctx.config.queue)
+        if not errors:
+            try:
+                smarthost.save(ctx, values, admin.address, web.client_ip())
+            except (ConfigError, OSError) as exc:
+                errors["mode"] = f"Could not save gk.toml: {exc}"
+        if errors:
+            bottle.response.status = 400
+            return mail_page(choice=choice, errors=errors)
+        return mail_page(notice="Saved: outgoing mail now goes " + smarthost.describe(ctx.config.queue) + ".")
