@@ -70,3 +70,41 @@ def test_submit_refuses_remote_without_queue_and_foreign_sender(ctx, tmp_path):
         submission.submit(ctx, alice, b"Subject: x\r\n\r\ny\r\n", ["bob@example.org"], mail_from="bob@example.org")
     assert err.value.code == 553
     assert not list((tmp_path / "spool").rglob("*.eml")) and not list(tmp_path.glob("mail/*"))
+
+
+def test_submit_hands_remote_mail_to_the_queue_with_a_received_field(ctx, tmp_path):
+    import gevent
+
+    from gk.mail.delivery import Trace
+
+    ctx.data_dir = tmp_path
+    ctx.mail_root = tmp_path / "mail"
+    ctx.hostname = "mx.test.example"
+    seen: list[tuple[str, list[str], bytes, str]] = []
+
+    class RecordingQueue:  # stands in for the queue service: records what submit hands over
+        def enqueue(self, mail_from, recipients, message_path, *, user):  # type: ignore[no-untyped-def]
+            seen.append((mail_from, recipients, message_path.read_bytes(), user))
+            return 7
+
+    ctx.services["queue"] = RecordingQueue()
+    alice = ctx.accounts.get_user("alice@example.org")
+    trace = Trace(helo="laptop.example.net", peer_ip="192.0.2.5", protocol="ESMTPSA", auth_user=alice.address)
+    result = gevent.spawn(
+        submission.submit,
+        ctx,
+        alice,
+        b"Subject: hi\r\n\r\nbody\r\n",
+        ["friend@remote.example", "bob@example.org"],
+        "alice+out@example.org",
+        trace=trace,
+    ).get()
+    assert result.queue_id == 7 and result.queued == ["friend@remote.example"]
+    assert result.delivered == ["bob@example.org"]
+    ((mail_from, rcpts, data, user),) = seen
+    assert (mail_from, rcpts, user) == ("alice+out@example.org", ["friend@remote.example"], "alice@example.org")
+    assert data.startswith(b"Received: from laptop.example.net ([192.0.2.5])\r\n\tby mx.test.example (GK) with ESMTPSA")
+    assert data.endswith(b"Subject: hi\r\n\r\nbody\r\n")
+    assert list((tmp_path / "spool" / "submit").iterdir()) == []  # the queue keeps its own copy
+    (bob_copy,) = list((tmp_path / "mail" / "bob@example.org" / "Maildir" / "new").iterdir())
+    assert b"Delivered-To: bob@example.org" in bob_copy.read_bytes()

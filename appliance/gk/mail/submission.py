@@ -16,6 +16,7 @@ code (the SMTP session calls it through its greenlet bridge).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,17 +73,23 @@ def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _write_spool(directory: Path, data: bytes) -> Path:
+def _write_spool(directory: Path, top: bytes, message: Path | bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="submit-", dir=directory)
     with os.fdopen(fd, "wb") as f:
-        f.write(data)
+        f.write(top)
+        if isinstance(message, bytes):
+            f.write(message)
+        else:
+            with open(message, "rb") as src:
+                shutil.copyfileobj(src, f, 65536)
     return Path(name)
 
 
-def _spool_bytes(ctx: Any, data: bytes) -> Path:
-    """A spool file for the queue (written in the threadpool: file creation can wait on the journal)."""
-    return gevent.get_hub().threadpool.apply(_write_spool, (ctx.data_dir / "spool" / "submit", data))
+def _spool_for_queue(ctx: Any, top: bytes, message: Path | bytes) -> Path:
+    """The message with our Received field on top, as a file for the queue (written in the
+    threadpool: file creation can wait on the journal, and big messages are copied)."""
+    return gevent.get_hub().threadpool.apply(_write_spool, (ctx.data_dir / "spool" / "submit", top, message))
 
 
 def submit(
@@ -115,19 +122,17 @@ def submit(
         raise SubmissionError(NO_OUTBOUND)
     message = message_path_or_bytes
     result = SubmitResult()
+    t = trace or Trace(protocol="HTTPS", auth_user=user.address)
     if local:
-        t = trace or Trace(protocol="HTTPS", auth_user=user.address)
         common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
         get_delivery(ctx).deliver(message, local, common, sender)
-        result.delivered = [t.rcpt for t in local]
+        result.delivered = [target.rcpt for target in local]
     if remote:
-        # the queue takes a file (it copies or links it); small messages arrive as bytes
-        path = _spool_bytes(ctx, message) if isinstance(message, bytes) else message
+        path = _spool_for_queue(ctx, received(t, ctx.hostname), message)
         try:
             result.queue_id = queue.enqueue(sender, remote, path, user=user.address)
         finally:
-            if path is not message:
-                path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # the queue keeps its own copy
         result.queued = remote
     return result
 
