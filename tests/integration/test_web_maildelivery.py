@@ -209,6 +209,14 @@ def test_queue_retry_and_delete_buttons_need_csrf_and_act(make_server, dns_serve
     bob.get("/mail")
     assert bob.post(f"/admin/mail/queue/{ids[0]}/delete", {})[0].status == 403
     assert set(attempts()) == {ids[0]}
+    # a new route set from the web: the waiting message is tried over it at once (here: refused too)
+    admin.get("/admin/mail")
+    relay = {"mode": "relay", "host": "127.0.0.9", "port": str(dead_port), "tls": "none", "username": ""}
+    resp, page = admin.post("/admin/mail/smarthost", relay)
+    assert resp.status == 200, page
+    wait_until(lambda: attempts().get(ids[0]) == 3, "the attempt over the new route")
+    (row,) = queue_api(admin)
+    assert "smarthost" in row["last_error"], row
 
 
 def test_relay_set_from_the_web_carries_the_next_message(make_server, dns_server, peers, ca):
@@ -239,3 +247,42 @@ def test_relay_set_from_the_web_carries_the_next_message(make_server, dns_server
     assert body.startswith(b"DKIM-Signature:")
     assert len(mx_peer.messages()) == 1  # the second message did not go by MX
     assert "outgoing mail now goes through relay.example.net" in srv.log()
+
+
+def test_gk_toml_edit_keeps_comments_and_other_keys_or_rewrites_what_it_cannot_edit(tmp_path):
+    import tomllib
+
+    from gk.config import ConfigError
+    from gk.web.smarthost import new_config_text, write_config
+
+    values = {"smarthost": "relay.example.net", "smarthost_port": 465, "smarthost_password": 'a "quoted" pw'}
+    text = (
+        '# my notes\n[server]\nbind = "127.0.0.1"  # local only\n\n[queue]\n# smarthost = ""\n'
+        'smarthost = "old.example"\nretry_minutes = [\n  1.0,\n  2.0,\n]\n[http]\nport = 8081\n'
+    )
+    out = new_config_text(text, values)
+    assert "# my notes" in out and "# local only" in out and '# smarthost = ""' in out
+    parsed = tomllib.loads(out)
+    assert parsed["queue"] == {**values, "retry_minutes": [1.0, 2.0]}
+    assert parsed["http"] == {"port": 8081} and parsed["server"] == {"bind": "127.0.0.1"}
+    # no [queue] table yet: one is added
+    assert tomllib.loads(new_config_text('[server]\nbind = "x"\n', values))["queue"] == values
+    # dotted keys cannot be line-edited: the file is rewritten with the same values (comments lost)
+    out = new_config_text('# gone\nqueue.smarthost = "old"\nqueue.expire_hours = 2.0\n', values)
+    assert tomllib.loads(out)["queue"] == {**values, "expire_hours": 2.0}
+    # a file GK's loader would refuse is left alone
+    bad = '[queue]\nsmarthost_tls = "sometimes"\n'
+    (tmp_path / "gk.toml").write_text(bad)
+    try:
+        write_config(tmp_path, values)
+    except ConfigError as exc:
+        assert "queue.smarthost_tls" in str(exc)
+    else:
+        raise AssertionError("an invalid gk.toml was accepted")
+    assert (tmp_path / "gk.toml").read_text() == bad
+    # a good one is replaced atomically, owner-only once it holds a password
+    (tmp_path / "gk.toml").write_text("[server]\n")
+    cfg = write_config(tmp_path, values)
+    assert cfg.queue.smarthost == "relay.example.net" and cfg.queue.smarthost_port == 465
+    assert (tmp_path / "gk.toml").stat().st_mode & 0o077 == 0
+    assert not list(tmp_path.glob("*.tmp"))

@@ -6,7 +6,8 @@ validates the posted fields and returns errors keyed by field name (shown next t
 to the running process by setting the fields of ``ctx.config.queue`` in place: the queue
 runner holds that very object (``QueueRunner.cfg``) and reads it each time it picks a
 destination or opens a connection, so the next delivery uses the new route without a restart
-(a session already open finishes its current batch on the old route).
+(a session already open finishes its current batch on the old route); mail waiting for a
+retry is made due at once, so it takes the new route now.
 
 gk.toml is edited line by line inside its ``[queue]`` table, so comments and every other key
 stay as they were; if the file uses a form the line editor does not handle (dotted keys,
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gevent
+import gevent.lock
 import tomli_w
 
 from gk import config as gkconfig
@@ -225,16 +228,25 @@ def write_config(data_dir: Path, values: dict[str, Any]) -> gkconfig.Config:
     return cfg
 
 
-def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
-    """Persist to gk.toml (in the threadpool) and apply to the running queue."""
-    import gevent
+_save_lock = gevent.lock.BoundedSemaphore()
 
-    cfg: gkconfig.Config = gevent.get_hub().threadpool.apply(write_config, (ctx.data_dir, values))
-    for key in KEYS:
-        setattr(ctx.config.queue, key, getattr(cfg.queue, key))
+
+def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
+    """Persist to gk.toml (in the threadpool) and apply to the running queue.
+
+    Mail already waiting for its next attempt is made due at once: the route just changed,
+    most likely because the old one did not work, so it should not wait up to half an hour.
+    """
+    with _save_lock:  # two admins saving at once must not interleave read-modify-write of gk.toml
+        cfg: gkconfig.Config = gevent.get_hub().threadpool.apply(write_config, (ctx.data_dir, values))
+        for key in KEYS:
+            setattr(ctx.config.queue, key, getattr(cfg.queue, key))
     queue = ctx.services.get("queue")
+    store = getattr(queue, "store", None)
+    if store is not None and hasattr(store, "retry"):
+        store.retry(None)
     runner = getattr(queue, "runner", None)
     if runner is not None and hasattr(runner, "wake"):
-        runner.wake.set()  # mail waiting for its next attempt keeps its schedule; new mail goes the new way
+        runner.wake.set()
     log.info("outgoing mail now goes %s (set by %s from the web)", describe(ctx.config.queue), who)
     ctx.accounts.record_event("mail_route_changed", "web", ip, who, describe(ctx.config.queue))
