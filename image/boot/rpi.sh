@@ -1,19 +1,17 @@
 #!/bin/bash
-# Fill the FAT boot partition for a Raspberry Pi: raspi-firmware's blobs, the board's DTBs and
-# overlays, kernel + initrd, and config.txt / cmdline.txt from overlays/<board>/boot-firmware/.
+# Fill the FAT boot partition for a Raspberry Pi from what raspi-firmware's kernel hook put in
+# ROOT/boot/firmware during the build (firmware blobs, DTBs, kernel, initrd, config.txt and
+# cmdline.txt generated from overlays/rpi*/root/etc/default/raspi-*), plus GK's button overlay.
+# The same hook keeps the partition current after kernel updates on the board.
 # usage: rpi.sh ROOT STAGE   (env from targets/<board>.env)
 set -euo pipefail
 root=$1; stage=$2; repo=$(cd "$(dirname "$0")/../.." && pwd)
-kver=$(ls "$root/lib/modules" | sort -V | tail -1)
-fw="$root/usr/lib/raspi-firmware"
-[ -d "$fw" ] || { echo "assemble: $fw missing: raspi-firmware (non-free-firmware) not installed" >&2; exit 1; }
+fw="$root/boot/firmware"
+[ -f "$fw/config.txt" ] && [ -f "$fw/cmdline.txt" ] \
+  || { echo "assemble: $fw has no config.txt/cmdline.txt: raspi-firmware (non-free-firmware) not installed or its hook failed" >&2; exit 1; }
 cp -r "$fw"/. "$stage/"
-dtbs="$root/usr/lib/linux-image-$kver/broadcom"
-cp "$dtbs"/bcm27*.dtb "$stage/" 2>/dev/null || echo "assemble: warning: no bcm27xx DTBs in $dtbs" >&2
-[ -d "$dtbs/../overlays" ] && cp -r "$dtbs/../overlays" "$stage/" || true
-mkdir -p "$stage/overlays"
+rm -f "$stage/.keep"
 command -v dtc >/dev/null || { echo "assemble: dtc missing: apt-get install device-tree-compiler" >&2; exit 1; }
+mkdir -p "$stage/overlays"
 dtc -q -@ -I dts -O dtb -o "$stage/overlays/gk-button.dtbo" "$repo/overlays/rpi/boot-firmware/gk-button.dts"
-cp "$root/boot/vmlinuz-$kver" "$stage/vmlinuz"
-cp "$root/boot/initrd.img-$kver" "$stage/initrd.img"
-cp "$repo/overlays/$BOARD_DIR/boot-firmware/config.txt" "$repo/overlays/$BOARD_DIR/boot-firmware/cmdline.txt" "$stage/"
+grep -q "root=LABEL=gk-root" "$stage/cmdline.txt" || { echo "assemble: cmdline.txt lacks root=LABEL=gk-root: $(cat "$stage/cmdline.txt")" >&2; exit 1; }
