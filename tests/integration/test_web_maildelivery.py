@@ -13,7 +13,7 @@ import re
 import time
 
 from support.gkserver import free_port, gk
-from test_queue_support import ALICE, ca, message, peers, start_gk, submit  # noqa: F401
+from test_queue_support import ALICE, ca, message, peers, start_gk, submit, wait_queue_empty  # noqa: F401
 from test_web_http import ADMIN, NO_MAIL, Client, run_wizard
 
 ALICE_PW = "correct horse battery staple"
@@ -232,6 +232,7 @@ def test_relay_set_from_the_web_carries_the_next_message(make_server, dns_server
     submit(submission, ALICE, ALICE_PW, ALICE, ["zoe@far.example"], [message(1, to="zoe@far.example")])
     (meta, _), *_ = mx_peer.wait_for(1)
     assert meta["rcpt_tos"] == ["zoe@far.example"]
+    wait_queue_empty(srv)  # its worker is done with the MX session
     # the admin switches to the relay; no restart
     admin.get("/admin/mail")
     form = {"mode": "relay", "host": "relay.example.net", "port": str(peers.port), "tls": "starttls"}
