@@ -76,6 +76,7 @@ class GKServer:
     def start(self, wait: float = 30.0) -> GKServer:
         self.write_config()
         self.log_path = self.data_dir / "serve.log"
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen([*GK, "serve", "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=env)
@@ -83,7 +84,7 @@ class GKServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gk serve exited with {self.proc.returncode}:\n{self.log()}")
-            if "ready in" in self.log():
+            if "ready in" in self.log()[offset:]:
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"gk serve not ready after {wait}s:\n{self.log()}")
