@@ -177,3 +177,33 @@ def test_mail_delivered_over_smtp_appears_and_wakes_idle(smtp_server):  # type: 
     joined = b"".join(out)
     assert b"delivered by SMTP\r\n" in joined and b"Subject: over smtp" in joined
     r.close()
+
+
+def test_concurrent_appends_get_unique_ascending_uids(imap_server):  # type: ignore[no-untyped-def]
+    import threading
+
+    c = client(imap_server)
+    folder = fresh_folder(c, "conc")
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            w = client(imap_server)
+            for i in range(8):
+                resp = w.append(folder, simple_message(f"w{n} m{i}"))
+                results.append(int(resp.split(b"APPENDUID ")[1].split(b"]")[0].split()[1]))
+            w.logout()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sorted(results) == list(range(1, 41))
+    c.select_folder(folder)
+    assert c.search() == list(range(1, 41))
+    c.logout()
