@@ -189,3 +189,21 @@ def test_fetch_macros_and_sequence_ranges(imap_server):  # type: ignore[no-untyp
         m.fetch("9", "(UID)")
     assert m.noop()[0] == "OK"
     m.logout()
+
+
+def test_message_file_removed_behind_our_back(imap_server):  # type: ignore[no-untyped-def]
+    c = client(imap_server)
+    folder = fresh_folder(c, "gone")
+    c.append(folder, simple_message("a"))
+    c.append(folder, simple_message("b"))
+    c.logout()
+    m = imaps(imap_server)
+    m.select(folder)
+    victim = sorted((maildir(imap_server, folder=folder) / "cur").iterdir())[0]
+    victim.unlink()
+    typ, data = m.fetch("1:2", "(BODY.PEEK[])")  # no EXPUNGE allowed here: message 1 is skipped
+    assert typ == "OK"
+    assert [d[1] for d in data if isinstance(d, tuple)] == [simple_message("b")]
+    typ, data = m.noop()
+    assert m.untagged_responses.get("EXPUNGE") == [b"1"]
+    m.logout()
