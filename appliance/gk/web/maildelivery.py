@@ -9,8 +9,10 @@ service's ``snapshot()``; retry and delete act through the queue's store (the sa
 ``gk queue retry|delete``) and wake its scheduler. Every action is a CSRF-checked POST
 (``app.Web._before``) and admin-only.
 
-Cost per view: one snapshot query (at most 500 rows) and a few small file reads; the DNS
-check adds one query per record; nothing is kept between requests.
+Cost per view: one snapshot query (at most 500 rows) and a stat per domain; the records are
+cached per domain until the host name, smarthost, selectors or DKIM key files change (a few
+hundred bytes each; the first view pays ~60 ms of RSA key loading). The DNS check adds one query
+per record.
 """
 
 from __future__ import annotations
@@ -37,15 +39,34 @@ def hostname_for_records(web: Web) -> str:
     return claim.get_setting(web.data_dir, "hostname", "") or web.ctx.hostname
 
 
+# (domain, hostname, smarthost, selectors, DKIM dir mtime) -> records. Loading a DKIM key parses
+# and checks an RSA private key (~60 ms on a laptop core, several times that on a small board),
+# so the records are kept until an input changes; a few hundred bytes per local domain.
+_records_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+
+
 def domain_records(ctx: Any, hostname: str) -> list[tuple[str, list[dict[str, Any]]]]:
     """[(domain, records)] for every local domain (the threadpool: DKIM keys may be generated)."""
     from gk.mail import dnsrecords
 
     view = types.SimpleNamespace(config=ctx.config, data_dir=ctx.data_dir, hostname=hostname)
+    q = ctx.config.queue
     out = []
     for domain in sorted(ctx.accounts.local_domains()):
-        recs = gevent.get_hub().threadpool.apply(dnsrecords.records_for, (view, domain))
-        out.append((domain, recs))
+        try:
+            kdir = ctx.data_dir / "dkim" / domain
+            mtime = max([kdir.stat().st_mtime_ns, *(p.stat().st_mtime_ns for p in kdir.iterdir())])
+        except OSError:
+            mtime = 0
+        key = (domain, hostname, q.smarthost, q.dkim_selector, q.dkim_ed25519_selector, mtime)
+        recs = _records_cache.get(key)
+        if recs is None:
+            recs = gevent.get_hub().threadpool.apply(dnsrecords.records_for, (view, domain))
+            if mtime:
+                if len(_records_cache) > 64:
+                    _records_cache.clear()
+                _records_cache[key] = recs
+        out.append((domain, [dict(r) for r in recs]))
     return out
 
 
