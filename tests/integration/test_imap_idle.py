@@ -207,3 +207,15 @@ def test_concurrent_appends_get_unique_ascending_uids(imap_server):  # type: ign
     c.select_folder(folder)
     assert c.search() == list(range(1, 41))
     c.logout()
+
+
+def test_sigterm_says_bye_to_idle_sessions(make_server):  # type: ignore[no-untyped-def]
+    from test_imap_support import start_imap_server
+
+    srv = start_imap_server(make_server)
+    r = _idle(srv, "INBOX")
+    started = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - started < 10  # did not wait out shutdown_grace for the idle session
+    assert r.line() == b"* BYE server shutting down\r\n"
+    r.close()

@@ -67,6 +67,8 @@ class IMAPService:
     def stop(self, grace: float) -> None:
         for s in self.servers:
             s.close()
+        for session in list(self.sessions):
+            session.shutdown()
         if grace > 0 and len(self.pool):
             self.pool.join(timeout=grace)
         self.pool.kill(block=True, timeout=1)

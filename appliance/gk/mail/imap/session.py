@@ -84,6 +84,7 @@ class Session:
         self.out: list[bytes] = []
         self.outlen = 0
         self.changed = gevent.event.Event()
+        self.waiting = False  # blocked reading the next command (or in IDLE): safe to send BYE
         try:  # replies are written whole; do not let Nagle hold back the last segment
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -149,7 +150,9 @@ class Session:
             self.flush()
             while self.state != LOGOUT:
                 try:
+                    self.waiting = True
                     parts = self.reader.read()
+                    self.waiting = False
                 except ReaderError as exc:
                     self.write(f"{exc.tag} BAD {exc}\r\n".encode())
                     if exc.fatal:
@@ -178,6 +181,15 @@ class Session:
             pass
         finally:
             self.close()
+
+    def shutdown(self) -> None:
+        """Server stopping: say BYE to a waiting session; every session ends after its current command."""
+        try:
+            if self.waiting:
+                self.sock.sendall(b"* BYE server shutting down\r\n")
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
 
     def close(self) -> None:
         if self.user:
@@ -630,6 +642,7 @@ class Session:
         self._updates(True)
         self.flush()
         waiter = gevent.spawn(self.reader.read_line)
+        self.waiting = True
         try:
             while True:
                 self.changed.clear()
@@ -640,6 +653,7 @@ class Session:
                 self.flush()
             line = waiter.get()
         finally:
+            self.waiting = False
             waiter.kill()
         if line is None:
             raise Logout()
