@@ -58,7 +58,7 @@ def test_uids_never_reused_and_index_rebuilt_when_lost(make_server):  # type: ig
     for i in range(3):
         c.append("INBOX", simple_message(f"m{i}"))
     c.select_folder("INBOX")
-    c.add_flags([2], [b"\\Flagged"])
+    c.add_flags([2], [b"\\Flagged", b"$Todo"])
     c.delete_messages([3])
     c.expunge()
     c.append("INBOX", simple_message("m3"))
@@ -77,6 +77,7 @@ def test_uids_never_reused_and_index_rebuilt_when_lost(make_server):  # type: ig
     assert info[b"UIDVALIDITY"] != old_validity  # new index, new UIDVALIDITY: clients resync
     flagged = c.search(["FLAGGED"])
     assert len(flagged) == 1  # the flag came back from the file name
+    assert set(c.get_flags(flagged)[flagged[0]]) == {b"\\Flagged", b"$Todo"}  # the keyword too (a–z)
     subjects = sorted(
         v[b"BODY[HEADER.FIELDS (SUBJECT)]"]
         for v in c.fetch(c.search(), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]).values()

@@ -26,7 +26,8 @@ def test_flags_survive_reconnect_and_show_in_file_names(imap_server):  # type: i
     c.remove_flags([1], [b"\\Flagged"])
     c.logout()
     names = _names(imap_server, folder)
-    assert names[0].endswith(":2,S") and names[1].endswith(":2,DR"), names
+    assert names[0].endswith(":2,Sa") and names[1].endswith(":2,DR"), names  # keywords as a–z
+    assert (maildir(imap_server, folder=folder) / "dovecot-keywords").read_text() == "0 $Label1\n"
     c = client(imap_server)
     c.select_folder(folder)
     flags = c.get_flags([1, 2])

@@ -330,6 +330,53 @@ class UserMailbox:
             f = self._folder_row(name)
             self.db.execute("UPDATE folders SET subscribed = ? WHERE id = ?", (int(on), f["id"]))
 
+    # -- flags in file names -----------------------------------------------------------------
+    def _keywords_map(self, d: Path) -> list[str]:
+        """Keyword ↔ letter map of a Maildir (Dovecot's ``dovecot-keywords``: ``N name`` lines, a–z)."""
+        out: list[str] = []
+        try:
+            for line in (d / "dovecot-keywords").read_text("utf-8", "replace").splitlines():
+                num, _, name = line.partition(" ")
+                if num.isdigit() and int(num) < 26 and name:
+                    while len(out) <= int(num):
+                        out.append("")
+                    out[int(num)] = name
+        except FileNotFoundError:
+            pass
+        return out
+
+    def _letters(self, d: Path, flags: Iterable[str]) -> str:
+        """The ``:2,`` info for ``flags``: system flags as DFPRST, keywords as a–z (first 26 of a folder)."""
+        flags = list(flags)
+        kwmap = self._keywords_map(d)
+        lower = [k.lower() for k in kwmap]
+        letters = set(info_letters(flags))
+        added = False
+        for f in flags:
+            if f in _LETTER or f.startswith("\\"):
+                continue
+            if f.lower() not in lower:
+                if len(kwmap) >= 26:
+                    continue  # kept in the index only
+                kwmap.append(f)
+                lower.append(f.lower())
+                added = True
+            letters.add(chr(ord("a") + lower.index(f.lower())))
+        if added:
+            tmp = d / "dovecot-keywords.tmp"
+            tmp.write_text("".join(f"{i} {k}\n" for i, k in enumerate(kwmap) if k), "utf-8")
+            os.replace(tmp, d / "dovecot-keywords")
+        return "".join(sorted(letters))
+
+    def _flags_of(self, d: Path, letters: str) -> list[str]:
+        kwmap = self._keywords_map(d) if any("a" <= ch <= "z" for ch in letters) else []
+        out = [_FROM_LETTER[ch] for ch in letters if ch in _FROM_LETTER]
+        for ch in letters:
+            i = ord(ch) - ord("a")
+            if 0 <= i < len(kwmap) and kwmap[i]:
+                out.append(kwmap[i])
+        return out
+
     # -- sync -------------------------------------------------------------------------------
     def sync(self, name: str, force: bool = False) -> None:
         """Reconcile folder ``name`` with its Maildir (cheap when nothing changed on disk)."""
@@ -381,8 +428,10 @@ class UserMailbox:
                 for fname, r in renamed:
                     letters = split_name(fname)[1]
                     old = flags_tuple(r["flags"])
-                    keep = [x for x in old if x not in _LETTER]
-                    new = keep + [_FROM_LETTER[ch] for ch in letters if ch in _FROM_LETTER]
+                    in_name = self._flags_of(d, letters)
+                    named = {x.lower() for x in self._keywords_map(d)}
+                    keep = [x for x in old if x not in _LETTER and x.lower() not in named]  # beyond a–z
+                    new = keep + in_name
                     if set(new) != set(old):
                         c.execute(
                             "UPDATE messages SET name = ?, flags = ?, modseq = ? WHERE id = ?",
@@ -417,7 +466,7 @@ class UserMailbox:
             else:
                 top, text, date = _parse_file(str(path))
             letters = split_name(fname)[1]
-            fl = list(flags) + [_FROM_LETTER[ch] for ch in letters if ch in _FROM_LETTER]
+            fl = list(flags) + self._flags_of(d, letters)
             entries.append((fname, st, top, text, date, fl))
         uids = []
         for start in range(0, len(entries), 500):
@@ -619,7 +668,7 @@ class UserMailbox:
                         if modseq is None:
                             modseq = self._bump(c, f["id"])
                         base, letters = split_name(r["name"])
-                        fname = f"{base}:2,{info_letters(new)}"
+                        fname = f"{base}:2,{self._letters(d, new)}"
                         c.execute(
                             "UPDATE messages SET flags = ?, modseq = ?, name = ? WHERE id = ?",
                             (flags_text(new), modseq, fname, r["id"]),
@@ -660,7 +709,7 @@ class UserMailbox:
                 os.utime(tmp, (internaldate, internaldate))
             size = tmp.stat().st_size
             fl = [canon_flag(x) for x in flags]
-            target = d / "cur" / f"{tmp.name},S={size}:2,{info_letters(fl)}"
+            target = d / "cur" / f"{tmp.name},S={size}:2,{self._letters(d, fl)}"
             with self.lock:
                 before = self._scanned.get(f["name"])
                 os.rename(tmp, target)
@@ -691,7 +740,9 @@ class UserMailbox:
                     continue
                 base, letters = split_name(r["name"])
                 new_base = maildir.unique_name() + "," + ",".join(base.split(",")[1:]) if "," in base else None
-                new_name = (new_base or maildir.unique_name()) + ":2," + letters
+                keywords = [x for x in flags_tuple(r["flags"]) if x not in _LETTER]
+                sysflags = [x for x in flags_tuple(r["flags"]) if x in _LETTER]
+                new_name = (new_base or maildir.unique_name()) + ":2," + self._letters(dst_dir, sysflags + keywords)
                 src = src_dir / "cur" / r["name"]
                 dst = dst_dir / "cur" / new_name
                 try:
@@ -700,7 +751,6 @@ class UserMailbox:
                     continue
                 except OSError:
                     shutil.copyfile(src, dst)
-                keywords = [x for x in flags_tuple(r["flags"]) if x not in _LETTER]
                 names.append((r["uid"], new_name, keywords))
             if names:
                 maildir.fsync_dir(dst_dir / "cur")
