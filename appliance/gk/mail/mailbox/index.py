@@ -3,7 +3,8 @@
 The Maildir is the source of truth; this file caches what IMAP needs fast: per folder the
 UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ; per message its UID (strictly ascending, never reused
 inside one UIDVALIDITY), Maildir base name and current file name, size, internal date, Date
-header, flags (system flags mirrored into the ``:2,`` info of the file name), MODSEQ and the
+header, flags (system flags and a folder's first 26 keywords mirrored into the ``:2,`` info of
+the file name, keywords as a–z through Dovecot's ``dovecot-keywords`` map), MODSEQ and the
 cached ENVELOPE and MIME structure (JSON); and an FTS5 trigram table over decoded headers and
 body text. Lost or corrupt, it is rebuilt from the Maildir (flags from file names, internal dates
 from file mtimes) with fresh UIDVALIDITYs.
