@@ -109,6 +109,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     if args.config_cmd == "show":
+        if cfg.queue.smarthost_password:
+            cfg.queue.smarthost_password = "********"  # never print a secret to a terminal or a log
         sys.stdout.write(gkconfig.to_toml(cfg))
     else:
         print(f"{gkconfig.config_path(args.data_dir)}: ok")

@@ -130,7 +130,9 @@ class SMTPConfig:
     check_dkim: bool = opt(True, "verify DKIM signatures on inbound mail")
     check_dmarc: bool = opt(True, "evaluate DMARC on inbound mail")
     dkim_max_verify_size: int = opt(
-        10 * 1024 * 1024, "largest inbound message whose DKIM signatures are verified (bigger: dkim=neutral)", at_least(0)
+        10 * 1024 * 1024,
+        "largest inbound message whose DKIM signatures are verified (bigger: dkim=neutral)",
+        at_least(0),
     )
 
 

@@ -12,8 +12,8 @@ Cost: a few file reads; the live check is one DNS query per record.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import dns.resolver
 
 from gk.config import Config
 from gk.config import load as load_config
+from gk.context import hostname_of
 from gk.mail.dkim import dns_record, ensure_keys
 
 
@@ -30,9 +31,18 @@ def _config_and_dir(ctx_or_data_dir: Any) -> tuple[Config, Path, str]:
     if isinstance(ctx_or_data_dir, (str, Path)):
         data_dir = Path(ctx_or_data_dir)
         cfg = load_config(data_dir)
-        hostname = cfg.server.hostname or socket.getfqdn() or "gk.local"
+        hostname = hostname_of(cfg)
         return cfg, data_dir, hostname
     return ctx_or_data_dir.config, ctx_or_data_dir.data_dir, ctx_or_data_dir.hostname
+
+
+def _spf_mechanism(host: str) -> str:
+    """``ip4:``/``ip6:`` for an address (``a:1.2.3.4`` is not valid SPF), else ``a:host``."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"a:{host}"
+    return f"ip{ip.version}:{ip}"
 
 
 def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
@@ -40,7 +50,7 @@ def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
     domain = domain.lower().rstrip(".")
     spf = "v=spf1 mx -all"
     if cfg.queue.smarthost:
-        spf = f"v=spf1 mx a:{cfg.queue.smarthost} ~all"
+        spf = f"v=spf1 mx {_spf_mechanism(cfg.queue.smarthost)} ~all"
     records = [
         {"type": "MX", "name": domain, "value": f"10 {hostname}.", "purpose": "mail for the domain comes to GK"},
         {"type": "TXT", "name": domain, "value": spf, "purpose": "SPF: who may send mail for the domain"},

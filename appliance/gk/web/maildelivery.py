@@ -145,11 +145,6 @@ def register(web: Web) -> None:
             raise bottle.HTTPError(503, "The outbound queue is not running.")
         return queue
 
-    def wake(queue: Any) -> None:
-        runner = getattr(queue, "runner", None)
-        if runner is not None and hasattr(runner, "wake"):
-            runner.wake.set()
-
     @app.get("/admin/mail")
     def mail_delivery() -> str:
         return mail_page()
@@ -163,11 +158,10 @@ def register(web: Web) -> None:
     def queue_retry(msg_id: int) -> str:
         admin = web.require_admin()
         queue = queue_service()
-        n = queue.store.retry(msg_id)
+        n = queue.retry(msg_id)
         if not n:
             bottle.response.status = 404
             return mail_page(errors={"queue": f"Message {msg_id} is not waiting in the queue."})
-        wake(queue)
         log.info("queue msg=%d: retry now (by %s from the web)", msg_id, admin.address)
         return mail_page(notice=f"Message {msg_id}: {n} recipient(s) will be tried again now.")
 
@@ -175,7 +169,7 @@ def register(web: Web) -> None:
     def queue_delete(msg_id: int) -> str:
         admin = web.require_admin()
         queue = queue_service()
-        if not queue.store.delete(msg_id):
+        if not queue.delete(msg_id):
             bottle.response.status = 404
             return mail_page(errors={"queue": f"Message {msg_id} is not in the queue."})
         log.info("queue msg=%d: deleted without a bounce (by %s from the web)", msg_id, admin.address)

@@ -242,11 +242,7 @@ def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
         for key in KEYS:
             setattr(ctx.config.queue, key, getattr(cfg.queue, key))
     queue = ctx.services.get("queue")
-    store = getattr(queue, "store", None)
-    if store is not None and hasattr(store, "retry"):
-        store.retry(None)
-    runner = getattr(queue, "runner", None)
-    if runner is not None and hasattr(runner, "wake"):
-        runner.wake.set()
+    if queue is not None:
+        queue.retry(None)  # waiting mail takes the new route now
     log.info("outgoing mail now goes %s (set by %s from the web)", describe(ctx.config.queue), who)
     ctx.accounts.record_event("mail_route_changed", "web", ip, who, describe(ctx.config.queue))

@@ -118,7 +118,15 @@ class QueueRunner:
                 self.workers.spawn(self._worker, dest)
         return blocked
 
+    def _route_current(self, dest: Destination) -> bool:
+        """False once the smarthost setting changed so that ``dest`` is no longer the route."""
+        if dest.domain:
+            return not self.cfg.smarthost
+        return bool(self.cfg.smarthost) and dest.key == f"smarthost:{self.cfg.smarthost}"
+
     def _claim(self, dest: Destination) -> list[dict[str, Any]]:
+        if not self._route_current(dest):
+            return []
         domains = None if not dest.domain else {dest.domain}
         rows = self.store.due_for(domains, time.time(), self.claimed)
         if not rows:

@@ -104,6 +104,18 @@ class QueueService:
     def snapshot(self) -> list[dict[str, Any]]:
         return self.store.snapshot()
 
+    def retry(self, msg_id: int | None = None) -> int:
+        """Make a message (or every waiting one, for None) due now; returns recipients affected."""
+        n = self.store.retry(msg_id)
+        self.runner.wake.set()
+        return n
+
+    def delete(self, msg_id: int) -> bool:
+        """Drop a message from the queue without a bounce; False when it is not queued."""
+        ok = self.store.delete(msg_id)
+        self.runner.wake.set()
+        return bool(ok)
+
     def stop(self, grace: float) -> None:
         self.runner.stop(grace)
         self.store.close()
