@@ -73,3 +73,58 @@ def test_copy_with_headers_from_memory(tmp_path):
     )
     headerless = copy_with_headers(tmp_path / "Maildir", b"X: y\r\n", b"\r\njust a body\r\n", "mx.test.example")
     assert headerless.read_bytes() == b"X: y\r\n\r\njust a body\r\n"
+
+
+def test_in_memory_deliveries_are_written_and_committed_in_batches(tmp_path):
+    delivery = LocalDelivery(tmp_path / "mail", "mx.test.example")
+    jobs = [
+        gevent.spawn(
+            delivery.deliver,
+            b"Subject: n%d\r\n\r\nbody\r\n" % i,
+            [Target(f"u{i % 3}@example.org", f"u{i % 3}@example.org")],
+            b"X-Common: 1\r\n",
+            "s@x",
+        )
+        for i in range(60)
+    ]
+    gevent.joinall(jobs, raise_error=True)
+    assert delivery.committer.committed == 60
+    assert delivery.committer.batches < 30  # one threadpool call and sync per batch, not per message
+    for i, job in enumerate(jobs):
+        (path,) = job.value
+        raw = path.read_bytes()
+        assert (
+            raw
+            == b"Return-Path: <s@x>\r\nDelivered-To: u%d@example.org\r\nX-Common: 1\r\nSubject: n%d\r\n\r\nbody\r\n"
+            % (
+                i % 3,
+                i,
+            )
+        )
+        assert path.parent.name == "new" and path.name.endswith(f",S={len(raw)}")
+    for i in range(3):
+        assert list((tmp_path / "mail" / f"u{i}@example.org" / "Maildir" / "tmp").iterdir()) == []
+
+
+def test_failed_copy_in_a_batch_leaves_nothing_and_spares_the_others(tmp_path):
+    delivery = LocalDelivery(tmp_path / "mail", "mx.test.example")
+    broken = tmp_path / "mail" / "broken@example.org"
+    broken.mkdir(parents=True)
+    (broken / "Maildir").write_bytes(b"not a directory")  # its Maildir cannot be created
+    good = gevent.spawn(
+        delivery.deliver, b"Subject: a\r\n\r\nx\r\n", [Target("ok@example.org", "ok@example.org")], b"", ""
+    )
+    bad = gevent.spawn(
+        delivery.deliver, b"Subject: b\r\n\r\ny\r\n", [Target("broken@example.org", "broken@example.org")], b"", ""
+    )
+    gevent.joinall([good, bad])
+    assert good.successful() and good.value[0].exists()
+    assert isinstance(bad.exception, OSError)
+    assert delivery.committer.committed == 1
+
+
+def test_forged_authentication_results_removed_from_in_memory_message(tmp_path):
+    delivery = LocalDelivery(tmp_path / "mail", "mx.test.example")
+    message = b"AUTHENTICATION-RESULTS: Mx.Test.Example; spf=pass\r\nSubject: s\r\n\r\nbody\r\n"
+    (path,) = gevent.spawn(delivery.deliver, message, [Target("a@example.org", "a@example.org")], b"", "").get()
+    assert path.read_bytes() == b"Return-Path: <>\r\nDelivered-To: a@example.org\r\nSubject: s\r\n\r\nbody\r\n"

@@ -1,15 +1,18 @@
-"""Local delivery: one spooled message into the Maildirs of its local recipients.
+"""Local delivery: one received message into the Maildirs of its local recipients.
 
-For each recipient a copy is written into the recipient folder's ``tmp/`` — its own trace
-headers first (Return-Path, Delivered-To, then the headers common to all recipients:
-Authentication-Results and Received), then the spooled message with any forged
-``Authentication-Results`` carrying our authserv-id removed (RFC 8601 §5), then the body copied
-by the kernel (``copy_file_range``) — fsynced, and published into ``new/`` by the
-``GroupCommitter``. Only after every copy is in ``new/`` does ``deliver`` return; a failure
-leaves nothing in ``new/`` for the failed copies and the caller answers 4xx.
+For each recipient a copy is made with its own trace headers first (Return-Path, Delivered-To,
+then the headers common to all recipients: Authentication-Results and Received), then the
+message with any forged ``Authentication-Results`` carrying our authserv-id removed (RFC 8601
+§5). A message that stayed in memory (up to 64 KiB: most mail) is rendered into bytes here and
+handed to the ``GroupCommitter``, which writes, syncs and publishes a whole batch of deliveries
+in one threadpool call. A spooled (big) message is copied into ``tmp/`` in the threadpool —
+headers, then the body by the kernel (``copy_file_range``) — fsynced, and published by the same
+committer. Only after every copy is in ``new/`` does ``deliver`` return; a failure leaves nothing
+in ``new/`` for the failed copies and the caller answers 4xx.
 
-File I/O runs in gevent's native threadpool (a 30 MB copy never blocks the hub); the copy
-streams through the kernel, so memory use is a 64 KiB line buffer whatever the message size.
+File I/O runs in gevent's native threadpool (a 30 MB copy never blocks the hub); a big copy
+streams through the kernel, so memory use is a 64 KiB line buffer whatever the message size;
+a small one costs its size once per recipient until its batch is committed.
 After publication subscribers are told (``gk.mail.mailbox.notify.publish``).
 """
 
@@ -75,6 +78,18 @@ def _header_end(data: bytes) -> int:
     return min(ends) if ends else len(data)
 
 
+def render(top: bytes, message: bytes, authserv_id: str) -> bytes:
+    """``top`` + an in-memory message without our forged Authentication-Results (CPU only)."""
+    end = _header_end(message)
+    head = message[:end]
+    if b"authentication-results" not in head.lower():
+        return top + message  # the common case: nothing to filter
+    out = [top]
+    _filter_header_lines(head.splitlines(keepends=True), authserv_id.lower().encode(), out.append)
+    out.append(message[end:])
+    return b"".join(out)
+
+
 def copy_with_headers(md: Path, top: bytes, source: Path | bytes, authserv_id: str) -> Path:
     """Write ``top`` + the message into ``md/tmp/``; fsynced. Runs in a thread.
 
@@ -86,12 +101,8 @@ def copy_with_headers(md: Path, top: bytes, source: Path | bytes, authserv_id: s
     ours = authserv_id.lower().encode()
     try:
         if isinstance(source, bytes):
-            end = _header_end(source)
-            out = [top]
-            _filter_header_lines(source[:end].splitlines(keepends=True), ours, out.append)
-            out.append(source[end:])
             with open(tmp, "xb") as dst:
-                dst.write(b"".join(out))
+                dst.write(render(top, source, authserv_id))
                 dst.flush()
                 os.fsync(dst.fileno())
             return tmp
@@ -127,29 +138,43 @@ class LocalDelivery:
 
     def deliver(self, spool: Path | bytes, targets: list[Target], common: bytes, mail_from: str) -> list[Path]:
         """Deliver durably to every target; returns the paths in ``new/``. Raises on failure."""
-        pool = gevent.get_hub().threadpool
+        copies: list[tuple[Target, Path, bytes]] = []
         seen: set[tuple[str, str]] = set()
-        tmps: list[tuple[Target, Path, Path]] = []
+        for t in targets:
+            if (t.user, t.folder) in seen:
+                continue
+            seen.add((t.user, t.folder))
+            md = maildir.folder_path(self.mail_root, t.user, t.folder)
+            copies.append((t, md, return_path(mail_from) + delivered_to(t.rcpt) + common))
+        if isinstance(spool, bytes):
+            items = [(md, render(top, spool, self.hostname)) for _, md, top in copies]
+            results = self.committer.publish_data(items)
+        else:
+            results = self._deliver_spooled(spool, copies)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise OSError(f"delivery of {len(failed)} of {len(results)} copies failed: {failed[0]}")
+        for t, _, _ in copies:
+            notify.publish(t.user, t.folder, "new")
+        return results  # type: ignore[return-value]
+
+    def _deliver_spooled(self, spool: Path, copies: list[tuple[Target, Path, bytes]]) -> list[Path | BaseException]:
+        pool = gevent.get_hub().threadpool
+        tmps: list[tuple[Path, Path]] = []
         try:
-            for t in targets:
-                if (t.user, t.folder) in seen:
-                    continue
-                seen.add((t.user, t.folder))
-                md = maildir.folder_path(self.mail_root, t.user, t.folder)
-                top = return_path(mail_from) + delivered_to(t.rcpt) + common
-                tmps.append((t, md, pool.apply(copy_with_headers, (md, top, spool, self.hostname))))
+            for _, md, top in copies:
+                tmps.append((md, pool.apply(copy_with_headers, (md, top, spool, self.hostname))))
         except BaseException:
-            for _, _, tmp in tmps:
+            for _, tmp in tmps:
                 tmp.unlink(missing_ok=True)
             raise
-        jobs = [gevent.spawn(self.committer.publish, tmp, md) for _, md, tmp in tmps]
+        jobs = [gevent.spawn(self.committer.publish, tmp, md) for md, tmp in tmps]
         gevent.joinall(jobs)
-        failed = [j for j in jobs if not j.successful()]
-        for (_, _, tmp), job in zip(tmps, jobs, strict=True):
-            if not job.successful():
+        results: list[Path | BaseException] = []
+        for (_, tmp), job in zip(tmps, jobs, strict=True):
+            if job.successful():
+                results.append(job.value)
+            else:
                 tmp.unlink(missing_ok=True)
-        if failed:
-            raise OSError(f"delivery of {len(failed)} of {len(jobs)} copies failed: {failed[0].exception}")
-        for t, _, _ in tmps:
-            notify.publish(t.user, t.folder, "new")
-        return [j.value for j in jobs]
+                results.append(job.exception or RuntimeError("delivery failed"))
+        return results
