@@ -110,18 +110,21 @@ def _fail(job: _Job, exc: BaseException) -> None:
 def commit_batch(jobs: list[_Job]) -> None:
     """Write, sync, rename and sync a batch (runs in a native thread); sets each job's result."""
     fds: dict[int, int] = {}  # st_dev -> an open directory fd on that filesystem
+    known: set[Path] = set()  # Maildirs whose tmp/ exists and whose filesystem has an fd
     try:
         for job in jobs:
             md = job.maildir
             try:
-                tmp_dir = md / "tmp"
-                try:
-                    dev = os.stat(tmp_dir).st_dev
-                except FileNotFoundError:
-                    maildir.ensure_maildir(md)
-                    dev = os.stat(tmp_dir).st_dev
-                if dev not in fds:  # opened before the writes: syncfs reports errors seen after open
-                    fds[dev] = os.open(tmp_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                if md not in known:
+                    tmp_dir = md / "tmp"
+                    try:
+                        dev = os.stat(tmp_dir).st_dev
+                    except FileNotFoundError:
+                        maildir.ensure_maildir(md)
+                        dev = os.stat(tmp_dir).st_dev
+                    if dev not in fds:  # opened before the writes: syncfs reports errors seen after open
+                        fds[dev] = os.open(tmp_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    known.add(md)
                 if job.data is not None:
                     job.tmp = _write_tmp(md, job.data)
             except OSError as exc:
@@ -139,7 +142,7 @@ def commit_batch(jobs: list[_Job]) -> None:
                 continue
             assert job.tmp is not None
             try:
-                size = job.tmp.stat().st_size
+                size = len(job.data) if job.data is not None else os.stat(job.tmp).st_size
                 final = job.maildir / "new" / f"{job.tmp.name},S={size}"
                 os.rename(job.tmp, final)
                 dirs.add(final.parent)

@@ -135,6 +135,10 @@ class GKSMTP(SMTP):
         super().connection_made(transport)
         if first:
             self.service.sessions.add(self)
+            if hasattr(transport, "max_size"):
+                # asyncio reads up to 256 KiB per recv: glibc serves that with mmap + munmap on
+                # every read; 64 KiB (READ_CHUNK) comes from the heap
+                transport.max_size = READ_CHUNK  # type: ignore[attr-defined]
 
     def connection_lost(self, error: Exception | None) -> None:
         self.service.sessions.discard(self)
