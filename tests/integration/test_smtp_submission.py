@@ -130,6 +130,20 @@ def test_remote_recipient_goes_to_the_queue(srv):
     assert len(messages(srv, "bob@example.org")) == 1
 
 
+def test_queue_refusal_of_a_bad_address_is_permanent(srv):
+    # aiosmtpd and the policy accept a quoted local part with a space; the queue refuses it
+    with submission(srv) as s:
+        s.ehlo()
+        assert s.mail("alice@example.org")[0] == 250
+        code, msg = s.rcpt('"two words"@remote.example')
+        assert code == 250, msg
+        code, msg = s.data(b"Subject: unqueueable\r\n\r\nnever leaves\r\n")
+        assert code == 553, msg  # permanent: retrying would never succeed
+        assert msg.startswith(b"5.1.3") and b"bad recipient address" in msg
+        assert s.noop()[0] == 250  # the session goes on
+    assert srv.proc.poll() is None
+
+
 def test_bad_base64_and_aborted_auth_keep_session(srv):
     c = RawSMTP(srv.port("smtp.submissions_port"), tls=True)
     c.cmd("EHLO laptop.example.net")

@@ -7,7 +7,9 @@ Policy, in order:
 2. recipients in local domains must exist (``550 5.1.1``) and are delivered to their Maildir
    at once, durably, before ``submit`` returns;
 3. remote recipients go to ``ctx.services["queue"].enqueue(...)`` (durable before it returns);
-   while no queue service runs they are refused with ``550 5.3.3`` naming the reason.
+   while no queue service runs they are refused with ``550 5.3.3`` naming the reason. A queue
+   refusal (``QueueError``) is permanent (``553``/``554``: a bad address will never be queued)
+   unless it was caused by an ``OSError`` (disk full, I/O error: ``451 4.3.0``, try again).
 
 ``submit`` blocks the calling greenlet (file I/O goes to the threadpool); call it from gevent
 code (the SMTP session calls it through its greenlet bridge).
@@ -26,6 +28,7 @@ import gevent
 
 from gk.accounts import User, normalize_address
 from gk.mail.delivery import Target, Trace, get_delivery, received
+from gk.mail.queue.service import QueueError
 
 NO_OUTBOUND = "550 5.3.3 Outbound delivery is not available yet: only local recipients can be reached"
 
@@ -71,6 +74,16 @@ def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
             return None, f"550 5.1.1 <{address}>: no such user here"
         return owner.address, None
     return None, None
+
+
+def queue_refusal_reply(exc: QueueError) -> str:
+    """The SMTP reply for a message the queue refused: 4xx when the cause may pass, else 5xx."""
+    text = " ".join(str(exc).split())[:200] or "refused by the outbound queue"
+    if isinstance(exc.__cause__, OSError) or isinstance(exc.__context__, OSError):
+        return f"451 4.3.0 Could not queue the message ({text}); try again later"
+    if "address" in text:
+        return f"553 5.1.3 Message not queued: {text}"
+    return f"554 5.3.0 Message not queued: {text}"
 
 
 def _write_spool(directory: Path, top: bytes, message: Path | bytes) -> Path:
@@ -131,10 +144,20 @@ def submit(
         path = _spool_for_queue(ctx, received(t, ctx.hostname), message)
         try:
             result.queue_id = queue.enqueue(sender, remote, path, user=user.address)
+        except QueueError as exc:
+            raise SubmissionError(queue_refusal_reply(exc)) from exc
         finally:
             path.unlink(missing_ok=True)  # the queue keeps its own copy
         result.queued = remote
     return result
 
 
-__all__ = ["NO_OUTBOUND", "SubmissionError", "SubmitResult", "classify_recipient", "owns_address", "submit"]
+__all__ = [
+    "NO_OUTBOUND",
+    "SubmissionError",
+    "SubmitResult",
+    "classify_recipient",
+    "owns_address",
+    "queue_refusal_reply",
+    "submit",
+]
