@@ -34,7 +34,6 @@ most the in-memory threshold); ~60 µs of threadpool CPU per message at batch si
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,7 @@ import gevent.event
 
 from gk.mail.mailbox import maildir
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (no ldconfig lookup)
 _syncfs = getattr(_libc, "syncfs", None)
 if _syncfs is not None:
     _syncfs.argtypes = [ctypes.c_int]
