@@ -86,3 +86,34 @@ def test_memory_is_bounded_by_a_line():
     for _ in range(1000):
         r.feed(b"0123456789" * 6 + b"\r\n0123")
         assert len(r._partial) < 1000
+
+
+class _LineByLine(DataReceiver):
+    """The reference: the line-by-line path alone (the bulk path for clean lines switched off)."""
+
+    def _feed_clean(self, buf: bytearray) -> bool:
+        return False
+
+
+_pieces = st.sampled_from(
+    [b"a", b"xyz", b"0123456789", b".", b"..", b"\r\n", b"\r", b"\n", b"\r\n.\r\n", b"\r\n..", b"MAIL\r\n"]
+)
+
+
+@given(st.lists(_pieces, max_size=60), st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30))
+@settings(max_examples=400, deadline=None)
+def test_bulk_path_matches_line_by_line(pieces, sizes):
+    data = b"".join(pieces) + b"\r\n.\r\nNEXT"
+    results = []
+    for cls in (DataReceiver, _LineByLine):
+        out = io.BytesIO()
+        r = cls(out, max_size=200, max_line=12)
+        pos = 0
+        for n in sizes + [len(data)]:
+            if r.feed(data[pos : pos + n]) and pos + n >= len(data):
+                break
+            pos += n
+            if pos >= len(data):
+                break
+        results.append((out.getvalue(), r.size, r.error, r.done, r.leftover))
+    assert results[0] == results[1]

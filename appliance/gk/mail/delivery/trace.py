@@ -8,6 +8,7 @@ authenticated user when there was AUTH.
 from __future__ import annotations
 
 import email.utils
+import time
 from dataclasses import dataclass
 
 
@@ -34,6 +35,19 @@ def _clean(text: str) -> str:
     return "".join(c if c.isprintable() and c not in "()\\" else "?" for c in text)[:200]
 
 
+_date_cache: tuple[int, str] = (-1, "")
+
+
+def _now_rfc5322() -> str:
+    """The current local time as an RFC 5322 date, formatted once per second (~15 µs saved
+    per message: ``email.utils.localtime`` builds a timezone object every call)."""
+    global _date_cache
+    sec = int(time.time())
+    if _date_cache[0] != sec:
+        _date_cache = (sec, email.utils.format_datetime(email.utils.localtime()))
+    return _date_cache[1]
+
+
 def received(trace: Trace, by_host: str, for_rcpt: str | None = None) -> bytes:
     parts = [f"Received: from {_clean(trace.helo) or 'unknown'} ([{_clean(trace.peer_ip)}])"]
     parts.append(f"\tby {by_host} (GK) with {trace.protocol}" + (f" id {trace.queue_id}" if trace.queue_id else ""))
@@ -45,7 +59,7 @@ def received(trace: Trace, by_host: str, for_rcpt: str | None = None) -> bytes:
     if comments:
         parts.append("\t" + " ".join(comments))
     tail = f"\tfor <{_clean(for_rcpt)}>;" if for_rcpt else "\t;"
-    parts.append(f"{tail} {email.utils.format_datetime(email.utils.localtime())}")
+    parts.append(f"{tail} {_now_rfc5322()}")
     return ("\r\n".join(parts) + "\r\n").encode("utf-8", "replace")
 
 

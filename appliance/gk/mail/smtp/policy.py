@@ -70,9 +70,11 @@ class SMTPPolicy:
             if owner is None and not submission.remote_outbound_available(self.ctx):
                 return RcptDecision(submission.NO_OUTBOUND)
             return RcptDecision("250 2.1.5 OK", owner)
+        # a user or alias makes its domain local: resolve first (the common case, two indexed
+        # lookups) and look at the whole list of local domains only to word a refusal
+        owner_user = self.ctx.accounts.resolve_recipient(addr)
+        if owner_user is not None:
+            return RcptDecision("250 2.1.5 OK", owner_user.address)
         if not self.ctx.accounts.is_local_domain(domain):
             return RcptDecision(f"550 5.7.1 <{address}>: relaying denied")
-        owner_user = self.ctx.accounts.resolve_recipient(addr)
-        if owner_user is None:
-            return RcptDecision(f"550 5.1.1 <{address}>: no such user here")
-        return RcptDecision("250 2.1.5 OK", owner_user.address)
+        return RcptDecision(f"550 5.1.1 <{address}>: no such user here")
