@@ -3,12 +3,18 @@
 Also registers the mailbox store (``ctx.services["mailbox"]``) if nobody did yet. Sessions are
 greenlets in a ``gevent.pool.Pool`` of ``imap.max_connections``; ``stop(grace)`` closes the
 listeners, then waits up to ``grace`` seconds before killing what is left.
+
+Implicit TLS (993) is negotiated in the session greenlet, not by ``StreamServer``: the handshake
+gets a deadline (a silent TCP connection would otherwise hold a pool slot for ever) and a failed
+handshake (a client rejecting our self-signed certificate, a port scan) is one log line instead
+of a traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,8 @@ from gk.mail.imap.session import Session
 from gk.mail.mailbox import get_store
 
 log = logging.getLogger("gk.imap")
+
+TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds; capped by imap.idle_timeout
 
 
 class IMAPService:
@@ -37,6 +45,14 @@ class IMAPService:
 
     def _handler(self, tls: bool):  # type: ignore[no-untyped-def]
         def handle(sock: socket.socket, address: tuple[str, int]) -> None:
+            if tls:
+                sock.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.ctx.config.imap.idle_timeout))
+                try:
+                    sock = self.ctx.ssl_context.wrap_socket(sock, server_side=True)
+                except (OSError, ssl.SSLError) as exc:
+                    log.info("imaps: TLS handshake with %s failed: %s", address[0] if address else "?", exc)
+                    sock.close()
+                    return
             session = Session(self, sock, address, tls)
             self.sessions.add(session)
             try:
@@ -52,8 +68,6 @@ class IMAPService:
     def listen(self, label: str, port: int, tls: bool, note: str) -> None:
         bind = self.ctx.config.server.bind
         kwargs: dict[str, Any] = {"spawn": self.pool}
-        if tls:
-            kwargs["ssl_context"] = self.ctx.ssl_context
         listener = StreamServer.get_listener((bind, port), family=socket.AF_INET6 if ":" in bind else socket.AF_INET)
         # accepted sockets inherit TCP_NODELAY: TLS handshake flights and replies go out at once
         listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
