@@ -129,14 +129,23 @@ class Result:
     rate: float
     p50: float
     p99: float
+    cpu_ms: float | None = None  # CPU (user + system) of the server process per message
 
 
-def run_load(name: str, port: int, maildir_new: Path, total: int = MESSAGES) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(name: str, port: int, maildir_new: Path, total: int = MESSAGES, pid: int | None = None) -> Result:
     asyncio.run(_load(port, 4, WARMUP))  # warm up: imports, caches, processes
     deadline = time.monotonic() + 60
     while count_files(maildir_new) < WARMUP and time.monotonic() < deadline:
         time.sleep(0.05)
     before = count_files(maildir_new)
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     started = time.monotonic()
     latencies = asyncio.run(_load(port, CONNECTIONS, total))
     deadline = time.monotonic() + 120
@@ -147,7 +156,8 @@ def run_load(name: str, port: int, maildir_new: Path, total: int = MESSAGES) -> 
     if delivered < len(latencies):
         raise RuntimeError(f"{name}: only {delivered} of {len(latencies)} messages reached the Maildir")
     q = statistics.quantiles(latencies, n=100)
-    return Result(name, len(latencies) / elapsed, q[49] * 1000, q[98] * 1000)
+    cpu = (cpu_seconds(pid) - cpu_before) * 1000 / len(latencies) if pid else None
+    return Result(name, len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, cpu)
 
 
 # -- GK ----------------------------------------------------------------------------------------
@@ -330,6 +340,7 @@ def main() -> int:
     rss_idle = rss_busy = rss_hwm = 0.0
     best: dict[str, Result] = {}
     servers: list = []
+    load_before = os.getloadavg()
     try:
         print(
             f"{CONNECTIONS} connections, {MESSAGES} messages of {len(BODY % (0, 0))} bytes each, "
@@ -350,7 +361,8 @@ def main() -> int:
         ]
         for _ in range(ROUNDS):
             for name, server in plan:
-                r = run_load(name, server.port, server.maildir_new)
+                pid = server.proc.pid if isinstance(server, GK) else None
+                r = run_load(name, server.port, server.maildir_new, pid=pid)
                 if name not in best or r.rate > best[name].rate:
                     best[name] = r
         rss_busy = asyncio.run(_hold_sessions(gk_checks.port, SESSIONS_FOR_RSS, gk_checks.proc.pid))
@@ -362,9 +374,11 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
     results = list(best.values())
     peer = results[0]
-    print(f"{'server':34} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"{'server':34} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>10}")
     for r in results:
-        print(f"{r.name:34} {r.rate:8.0f} {r.p50:8.2f} {r.p99:8.2f}")
+        cpu = f"{r.cpu_ms:10.2f}" if r.cpu_ms is not None else f"{'-':>10}"
+        print(f"{r.name:34} {r.rate:8.0f} {r.p50:8.2f} {r.p99:8.2f} {cpu}")
     for r in results[1:]:
         print(
             f"ratio {r.name} / Postfix: throughput {r.rate / peer.rate:.2f}, "
