@@ -23,6 +23,16 @@ from gk import config as gkconfig  # noqa: E402
 EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
+FEATURE_HELP = {
+    "queue": "list, show, retry or delete outbound mail (list|show|retry|delete|inject)",
+    "dns": "print (and --check) the DNS records a mail domain must publish",
+    "claim": "first-boot claim and owner recovery (status|button|recover)",
+    "tune": "write the hardware profile for this board (RAM, cores, storage)",
+    "button": "run the reset-button service (short press, 10 s recovery, 30 s factory reset)",
+    "provision": "first-boot provisioning: config, secrets, TLS, DKIM, setup code",
+}
+
+
 def _fail(msg: str, code: int = 1) -> int:
     print(f"gk: {msg}", file=sys.stderr)
     return code
@@ -166,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config)
 
     for name, (configure, handler) in EXTRA_COMMANDS.items():
-        ep = sub.add_parser(name, parents=[common])
+        ep = sub.add_parser(name, parents=[common], help=FEATURE_HELP.get(name))
         configure(ep)
         ep.set_defaults(func=handler)
     return p
