@@ -158,3 +158,22 @@ def test_sigterm_lets_a_transfer_in_progress_finish(make_server, dns_server):
     assert not os.path.exists(srv.data_dir / "spool" / "smtp-in") or not list(
         (srv.data_dir / "spool" / "smtp-in").iterdir()
     )
+
+
+def test_command_timeout_moves_with_each_command_and_cuts_an_idle_session(srv):
+    c = RawSMTP(srv.port("smtp.port"))
+    c.cmd("EHLO client.example.net")
+    started = time.monotonic()
+    while True:
+        assert c.cmd("NOOP").startswith("250"), "an active session was cut off"
+        last = time.monotonic()  # the server has read the command by now
+        if last - started > COMMAND_TIMEOUT + 1.5:  # active for longer than one timeout
+            break
+        time.sleep(COMMAND_TIMEOUT / 4)
+    # then silence: the session is closed one command timeout after the last command
+    c.sock.settimeout(COMMAND_TIMEOUT + 10)
+    reply = c.reply()
+    waited = time.monotonic() - last
+    assert reply.startswith("421 4.4.2"), reply
+    assert COMMAND_TIMEOUT - 0.2 <= waited
+    assert c.closed()

@@ -97,6 +97,7 @@ class GKSMTP(SMTP):
         self.kind = kind
         self.gk_user: Any = None
         self.busy = False
+        self._deadline = 0.0  # loop time at which the session times out (see _reset_timeout)
         self._greeting_pending = True  # the greeting carries no enhanced code (RFC 2034 §3)
         self._raw_replies = False  # nor do the replies to EHLO/HELO
         self._replies: list[bytes] = []  # replies held back while pipelined commands wait
@@ -152,6 +153,23 @@ class GKSMTP(SMTP):
                 self.transport.close()
             return
         await super()._handle_client()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd cancels and re-creates a timer on every command and DATA chunk (a heap push
+        each; the cancelled ones pile up in the loop's heap): here one timer stays armed and only
+        the deadline moves; the timer re-arms itself when it fires early."""
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > self._deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
+
+    def _timeout_due(self) -> None:
+        if self.loop.time() < self._deadline:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
+        else:
+            self._timeout_cb()
 
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
