@@ -107,6 +107,8 @@ class DataReceiver:
         seg_end = end if end > 0 else buf.rfind(b"\r\n") + 2
         if seg_end < 2:
             return end < 0 and len(buf) <= self.max_line  # no complete line yet: wait for more
+        if end < 0 and len(buf) - seg_end > self.max_line:
+            return False  # an overlong partial line: refused, the line-by-line path says how
         seg = bytes(buf[:seg_end])
         crlf = seg.count(b"\r\n")
         if seg.count(b"\r") != crlf or seg.count(b"\n") != crlf:
@@ -124,9 +126,6 @@ class DataReceiver:
         if end >= 0:
             return self._finish_clean(buf, end)
         del buf[:seg_end]
-        if len(buf) > self.max_line:
-            self.line_too_long = True
-            del buf[:-1]
         return True
 
     def _finish_clean(self, buf: bytearray, end: int) -> bool:
