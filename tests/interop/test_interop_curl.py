@@ -111,5 +111,18 @@ def test_curl_imap_examine_and_login_auth(gk_server):
     need("curl")
     out = imap(gk_server, "INBOX", "--request", "EXAMINE INBOX").decode()
     assert re.search(r"^\* \d+ EXISTS", out, re.M) and "UIDVALIDITY" in out, out
-    out = imap(gk_server, "", "--login-options", "AUTH=PLAIN").decode()
-    assert '"INBOX"' in out
+    for mech in ("PLAIN", "LOGIN"):
+        out = imap(gk_server, "", "--login-options", f"AUTH={mech}").decode()
+        assert '"INBOX"' in out, mech
+    for mech in ("PLAIN", "LOGIN"):
+        res = curl(
+            gk_server,
+            "imaps",
+            "imap.tls_port",
+            "",
+            "--user",
+            f"{BOB}:wrong password",
+            "--login-options",
+            f"AUTH={mech}",
+        )
+        assert res.returncode == 67, (mech, res.returncode, res.stderr)  # CURLE_LOGIN_DENIED

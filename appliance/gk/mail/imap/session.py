@@ -139,7 +139,7 @@ class Session:
         if self.state == NOTAUTH:
             if not self.tls:
                 return BASE_CAPS + " STARTTLS LOGINDISABLED"
-            return BASE_CAPS + " AUTH=PLAIN"
+            return BASE_CAPS + " AUTH=PLAIN AUTH=LOGIN"
         return BASE_CAPS
 
     # -- main loop --------------------------------------------------------------------------
@@ -409,8 +409,14 @@ class Session:
         p.end()
         if not self.tls:
             raise NoCommand("authentication is disabled before STARTTLS", "PRIVACYREQUIRED")
+        if mech == "LOGIN":
+            # draft-murchison-sasl-login: what Outlook-family clients and curl pick when offered
+            address = self._sasl_response(b"VXNlcm5hbWU6", initial)  # "Username:"
+            password = self._sasl_response(b"UGFzc3dvcmQ6", None)  # "Password:"
+            self._login_done(tag, address, password)
+            return
         if mech != "PLAIN":
-            raise NoCommand(f"SASL mechanism {mech} not supported; use PLAIN", "CANNOT")
+            raise NoCommand(f"SASL mechanism {mech} not supported; use PLAIN or LOGIN", "CANNOT")
         if initial is None:
             self.write(b"+ \r\n")
             self.flush()
@@ -428,6 +434,23 @@ class Session:
         if authz and authz.lower() != authc.lower():
             raise NoCommand("acting as another user is not allowed", "AUTHORIZATIONFAILED")
         self._login_done(tag, authc, password)
+
+    def _sasl_response(self, challenge: bytes, initial: bytes | None) -> str:
+        """One SASL step: send ``+ challenge`` unless the client gave an initial response, read
+        the base64 answer (``*`` cancels), return it as text."""
+        if initial is None:
+            self.write(b"+ " + challenge + b"\r\n")
+            self.flush()
+            line = self.reader.read_line()
+            if line is None:
+                raise Logout()
+            if line.strip() == b"*":
+                raise BadCommand("authentication cancelled")
+            initial = line.strip()
+        try:
+            return base64.b64decode(initial, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+            raise BadCommand("malformed SASL response") from exc
 
     # -- authenticated ----------------------------------------------------------------------
     def cmd_enable(self, tag: str, p: Parser) -> None:
