@@ -14,9 +14,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+# `cryptography` costs ~7 MB RSS in a long-lived process and is needed only to make a key, to
+# print a DNS record or to sign with Ed25519: it is imported inside those functions.
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9.-]+$")
 
@@ -36,6 +37,9 @@ class DKIMKey:
         data = self.private_pem()
         if self.algorithm == "rsa":
             return data
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
         key = serialization.load_pem_private_key(data, password=None)
         assert isinstance(key, ed25519.Ed25519PrivateKey)
         raw = key.private_bytes(
@@ -45,6 +49,8 @@ class DKIMKey:
 
     def public_value(self) -> str:
         """The ``p=`` value of the DNS record."""
+        from cryptography.hazmat.primitives import serialization
+
         key = serialization.load_pem_private_key(self.private_pem(), password=None)
         if self.algorithm == "rsa":
             der = key.public_key().public_bytes(
@@ -86,7 +92,9 @@ def _write_private(path: Path, pem: bytes) -> None:
         os.close(dfd)
 
 
-def _pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+def _pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -111,9 +119,13 @@ def ensure_keys(data_dir: Path, domain: str, selector: str, ed25519_selector: st
     d = _domain_dir(data_dir, domain)
     rsa_path = d / f"rsa-{selector}.pem"
     if not rsa_path.is_file():
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         _write_private(rsa_path, _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
     if ed25519_selector:
         ed_path = d / f"ed25519-{ed25519_selector}.pem"
         if not ed_path.is_file():
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+
             _write_private(ed_path, _pem(ed25519.Ed25519PrivateKey.generate()))
     return load_keys(data_dir, domain, selector, ed25519_selector)
