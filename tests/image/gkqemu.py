@@ -23,9 +23,9 @@ BOOT_PART_OFFSET = 1024 * 1024  # p1 starts at 1 MiB (image/assemble.sh)
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from support.gkserver import free_port as below_ephemeral_range
+
+    return below_ephemeral_range()
 
 
 @dataclass

@@ -12,6 +12,7 @@ Names not in the zone answer NXDOMAIN; known names without the asked type answer
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from collections import defaultdict
@@ -21,17 +22,17 @@ from dnslib.server import BaseResolver, DNSServer
 
 
 def _free_port() -> int:
-    # a port free for both UDP and TCP
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
+    """A port free for both UDP and TCP, below the kernel's ephemeral range (see gkserver.free_port)."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+            try:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 class _ZoneResolver(BaseResolver):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,10 +29,22 @@ PORT_KEYS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free TCP port below the kernel's ephemeral range (32768-60999 here).
+
+    A port the kernel handed out with bind(0) can be taken again as the source port of any
+    outgoing connection before the server binds it ("Address already in use"); ports below
+    the ephemeral range are never used that way.
+    """
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def gk(data_dir: Path, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -43,6 +56,10 @@ def gk(data_dir: Path, *args: str, input: str | None = None, check: bool = True)
         check=check,
         timeout=60,
     )
+
+
+class PortTaken(RuntimeError):
+    pass
 
 
 @dataclass
@@ -74,6 +91,17 @@ class GKServer:
         gk(self.data_dir, *args, input=password + "\n")
 
     def start(self, wait: float = 30.0) -> GKServer:
+        auto_ports = not self.ports
+        for attempt in range(3):
+            try:
+                return self._start_once(wait)
+            except PortTaken:
+                if not auto_ports or attempt == 2:
+                    raise
+                self.ports.clear()  # another process took a port between our pick and the bind
+        raise AssertionError("unreachable")
+
+    def _start_once(self, wait: float) -> GKServer:
         self.write_config()
         self.log_path = self.data_dir / "serve.log"
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -83,6 +111,9 @@ class GKServer:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                text = self.log()[offset:]
+                if "Address already in use" in text:
+                    raise PortTaken(text)
                 raise RuntimeError(f"gk serve exited with {self.proc.returncode}:\n{self.log()}")
             if "ready in" in self.log()[offset:]:
                 return self
