@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
+
+from gk.store.files import write_durable
 
 
 def machine_secret(data_dir: Path, name: str, nbytes: int = 32) -> bytes:
@@ -17,11 +18,5 @@ def machine_secret(data_dir: Path, name: str, nbytes: int = 32) -> bytes:
         if len(data) >= 16:
             return data
     data = secrets.token_bytes(nbytes)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_durable(path, data, 0o600)
     return data

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from gk.config import TLSConfig
+from gk.store.files import write_durable
 
 
 @dataclass(frozen=True)
@@ -52,23 +52,12 @@ def generate_self_signed(cert: Path, key: Path, hostname: str) -> None:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(private, hashes.SHA256())
     )
-    key_tmp = key.with_suffix(".tmp")
-    fd = os.open(key_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(
-            private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        f.flush()
-        os.fsync(f.fileno())
-    cert_tmp = cert.with_suffix(".tmp")
-    with open(cert_tmp, "wb") as f:
-        f.write(certificate.public_bytes(serialization.Encoding.PEM))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(key_tmp, key)
-    os.replace(cert_tmp, cert)
+    # key first: a certificate without its key is unusable, a key without its certificate is remade
+    pem_key = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    write_durable(key, pem_key, 0o600)
+    write_durable(cert, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def ensure_tls(data_dir: Path, cfg: TLSConfig, hostname: str) -> TLSFiles:

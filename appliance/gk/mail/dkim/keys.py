@@ -10,11 +10,12 @@ inside ``gk serve`` run ``ensure_keys`` in the threadpool so the hub keeps servi
 from __future__ import annotations
 
 import base64
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gk.store.files import write_durable
 
 # `cryptography` costs ~7 MB RSS in a long-lived process and is needed only to make a key, to
 # print a DNS record or to sign with Ed25519: it is imported inside those functions.
@@ -77,19 +78,7 @@ def _domain_dir(data_dir: Path, domain: str) -> Path:
 
 
 def _write_private(path: Path, pem: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_durable(path, pem, 0o600)
 
 
 def _pem(key: Any) -> bytes:

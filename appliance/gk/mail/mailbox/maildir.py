@@ -15,6 +15,8 @@ import socket
 import time
 from pathlib import Path
 
+from gk.store.files import fsync_dir
+
 _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 
@@ -43,14 +45,6 @@ def unique_name() -> str:
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
     return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}.{_HOST}"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_tmp(maildir: Path, chunks, *, sync: bool = True) -> Path:  # type: ignore[no-untyped-def]

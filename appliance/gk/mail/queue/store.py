@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gk.store import Database, open_database
+from gk.store.files import fsync_dir
 
 MIGRATIONS = [
     """
@@ -76,14 +77,6 @@ class Attempt:
     delay_warned: bool | None = None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class QueueStore:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
@@ -109,7 +102,7 @@ class QueueStore:
             out.flush()
             os.fsync(out.fileno())
         os.rename(tmp, self.spool_dir / name)
-        _fsync_dir(self.spool_dir)
+        fsync_dir(self.spool_dir)
         return name, size
 
     def clean_orphans(self) -> int:
