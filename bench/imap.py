@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import tomli_w
 
+from bench._ports import free_port, wait_port
+
 REPO = Path(__file__).resolve().parents[1]
 MESSAGES = int(os.environ.get("BENCH_IMAP_MESSAGES", "5000"))
 LOGINS = 100
@@ -47,23 +48,6 @@ WORDS = (
     "meeting report budget invoice holiday garden server backup kernel photo family dinner train "
     "ticket concert project deadline review draft patch release weather football recipe"
 ).split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"port {port} not open after {timeout}s")
 
 
 _CLIENT_TLS: ssl.SSLContext | None = None

@@ -24,7 +24,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
+
+from bench._ports import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
 CONNECTIONS = 16
@@ -46,23 +47,6 @@ BODY = (
     b"From: Load <load@sender.example>\r\nTo: <bench@bench.example>\r\nSubject: bench\r\n"
     b"Message-ID: <%d.%d@sender.example>\r\n\r\n" + (b"x" * 76 + b"\r\n") * 52
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def count_files(directory: Path) -> int:

@@ -417,19 +417,9 @@ class Session:
             return
         if mech != "PLAIN":
             raise NoCommand(f"SASL mechanism {mech} not supported; use PLAIN or LOGIN", "CANNOT")
-        if initial is None:
-            self.write(b"+ \r\n")
-            self.flush()
-            line = self.reader.read_line()
-            if line is None:
-                raise Logout()
-            if line.strip() == b"*":
-                raise BadCommand("authentication cancelled")
-            initial = line.strip()
         try:
-            raw = base64.b64decode(initial, validate=True) if initial else b""
-            authz, authc, password = raw.decode("utf-8").split("\0")
-        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+            authz, authc, password = self._sasl_response(b"", initial).split("\0")
+        except ValueError as exc:
             raise BadCommand("malformed SASL PLAIN response") from exc
         if authz and authz.lower() != authc.lower():
             raise NoCommand("acting as another user is not allowed", "AUTHORIZATIONFAILED")
