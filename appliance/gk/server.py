@@ -68,6 +68,27 @@ def sd_notify(message: str) -> None:
         pass
 
 
+def pin_malloc_thresholds() -> None:
+    """Keep glibc from holding on to big freed blocks (measured: +19.5 MB RSS for good).
+
+    glibc raises its mmap threshold to the size of any mmapped block that is freed, so the
+    second argon2id hash (19 MiB) comes from the heap and stays in RSS after it is freed.
+    Pinning the thresholds (which turns that adjustment off) sends every block over 128 KiB
+    to mmap, returned to the kernel on free; two arenas keep the thread pool's blocks from
+    spreading over one arena per thread. No-op without glibc.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+    libc.mallopt(m_mmap_threshold, 128 * 1024)
+    libc.mallopt(m_trim_threshold, 256 * 1024)
+    libc.mallopt(m_arena_max, 2)
+
+
 def _gc_loop(interval: float) -> None:
     while True:
         gevent.sleep(interval)
@@ -89,6 +110,7 @@ def serve(config: Config, data_dir: Path) -> int:
     import asyncio_gevent
 
     asyncio.set_event_loop_policy(asyncio_gevent.EventLoopPolicy())
+    pin_malloc_thresholds()
     started = time.monotonic()
     log.info("GK %s starting, data dir %s", __version__, data_dir.resolve())
     ctx: AppContext = build_context(config, data_dir)
