@@ -31,3 +31,21 @@ def dns_server():
     server = LoopbackDNS().start()
     yield server
     server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """A failing test's report ends with the log tail of every ``gk serve`` started so far that
+    is still running or died: CI shows why a server refused or misbehaved, not only that it did."""
+    from support.gkserver import STARTED
+
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for srv in STARTED[-6:]:
+        if srv.proc is None:
+            continue
+        state = "running" if srv.proc.poll() is None else f"exited {srv.proc.returncode}"
+        tail = "\n".join(srv.log().splitlines()[-40:])
+        report.sections.append((f"gk serve {srv.data_dir} ({state}, ports {srv.ports})", tail))

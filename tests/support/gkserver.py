@@ -58,6 +58,26 @@ def gk(data_dir: Path, *args: str, input: str | None = None, check: bool = True)
     )
 
 
+# Every server started in this test session, so a failing test's report can carry their logs.
+STARTED: list[GKServer] = []
+
+
+def listening_ports() -> set[int]:
+    """TCP ports in LISTEN state on this machine (from /proc/net/tcp and tcp6)."""
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            continue
+    return ports
+
+
 class PortTaken(RuntimeError):
     pass
 
@@ -91,6 +111,7 @@ class GKServer:
         gk(self.data_dir, *args, input=password + "\n")
 
     def start(self, wait: float = 30.0) -> GKServer:
+        STARTED.append(self)
         auto_ports = not self.ports
         for attempt in range(3):
             try:
@@ -116,9 +137,41 @@ class GKServer:
                     raise PortTaken(text)
                 raise RuntimeError(f"gk serve exited with {self.proc.returncode}:\n{self.log()}")
             if "ready in" in self.log()[offset:]:
+                self._wait_listeners(deadline)
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"gk serve not ready after {wait}s:\n{self.log()}")
+
+    def _wait_listeners(self, deadline: float) -> None:
+        """Every configured port is listening before a test gets the server.
+
+        "ready in" is logged after the listeners opened; this checks it from outside (the
+        process is alive and the kernel lists each port in LISTEN state), so a server that died
+        or lost a listener after saying ready fails here with its log rather than as a refused
+        connection somewhere in a test. No connection is made: tests of connection limits and
+        session logs see only their own clients.
+        """
+        pending = {name: port for name, port in self.effective_ports().items() if port}
+        while True:
+            assert self.proc
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gk serve exited with {self.proc.returncode} after ready:\n{self.log()}")
+            listening = listening_ports()
+            pending = {name: port for name, port in pending.items() if port not in listening}
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gk serve said ready but {pending} are not listening:\n{self.log()}")
+            time.sleep(0.05)
+
+    def effective_ports(self) -> dict[str, int]:
+        """Listener ports after overrides (an override of 0 turns a listener off)."""
+        ports = dict(self.ports)
+        for section, table in self.overrides.items():
+            for key, value in table.items():
+                if f"{section}.{key}" in ports and isinstance(value, int):
+                    ports[f"{section}.{key}"] = value
+        return ports
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
