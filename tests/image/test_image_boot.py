@@ -139,6 +139,8 @@ def guest_memory(guest: Guest) -> dict[str, int]:
     assert status == 200, f"/api/status: {status} {body[:200]}"
     doc = json.loads(body)
     mem = doc.get("memory", doc)
+    top = ", ".join(f"{p['name']} {p['rss_mb']}" for p in doc.get("top_processes", []))
+    figure(f"guest processes by RSS (MB): {top}")
     return {k: int(mem[k]) for k in ("total_mb", "available_mb", "gk_rss_mb") if k in mem}
 
 

@@ -185,3 +185,17 @@ def test_mounted_feature_app_gets_gate_headers_and_optional_csrf_exemption(tmp_p
     assert status.startswith("200") and body == b"stored" and headers["X-Content-Type-Options"] == "nosniff"
     status, _, body = call("POST", "/chat/post")
     assert status.startswith("403") and b"posted" not in body  # cookie-session apps keep CSRF
+
+
+def test_top_processes_lists_this_process_biggest_first():
+    import os
+
+    from gk.web.dashboard import top_processes
+
+    ballast = bytearray(64 * 2**20)  # makes this process one of the biggest on the machine
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    procs = top_processes(50)
+    assert procs == sorted(procs, key=lambda p: p["rss_mb"], reverse=True)
+    mine = [p for p in procs if p["pid"] == os.getpid()]
+    assert mine and mine[0]["rss_mb"] >= 64 and mine[0]["name"].startswith(("python", "pytest"))
+    del ballast

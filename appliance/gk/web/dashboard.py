@@ -52,6 +52,33 @@ def memory() -> dict[str, int]:
     return {"total_mb": info.get("MemTotal", 0), "available_mb": info.get("MemAvailable", 0), "gk_rss_mb": rss}
 
 
+def top_processes(limit: int = 8) -> list[dict[str, Any]]:
+    """The processes holding the most memory (name, pid, RSS in MB), biggest first.
+
+    A 512 MB box is run by its memory: the admin sees at a glance what holds it. Reads
+    /proc/*/status (one small read per process, ~100 on the image).
+    """
+    procs: list[dict[str, Any]] = []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.name.isdigit():
+            continue
+        name, rss = "", 0
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                for line in f:
+                    if line.startswith("Name:"):
+                        name = line.split(None, 1)[1].strip() if len(line.split()) > 1 else ""
+                    elif line.startswith("VmRSS:"):
+                        rss = int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+        if rss:
+            procs.append({"name": name, "pid": int(entry.name), "rss_mb": round(rss / 1024, 1)})
+    procs.sort(key=lambda p: p["rss_mb"], reverse=True)
+    return procs[:limit]
+
+
 def cpu_temperature() -> float | None:
     base = Path("/sys/class/thermal")
     for zone in sorted(base.glob("thermal_zone*")) if base.exists() else []:
@@ -98,6 +125,7 @@ def status(ctx: Any) -> dict[str, Any]:
         "queue_length": None if queue is None else len(queue),
         "disk": {"total_mb": disk.total // 2**20, "free_mb": disk.free // 2**20},
         "memory": memory(),
+        "top_processes": top_processes(),
         "cpu_temperature": cpu_temperature(),
         "uptime": {"system_s": uptime_seconds(), "gk_s": time.time() - STARTED},
         "load": os.getloadavg(),
