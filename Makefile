@@ -63,7 +63,7 @@ IMAGE_DEBS := mkosi systemd-container bubblewrap debootstrap dosfstools mtools f
 IMAGE_ARM_DEBS := qemu-user-static binfmt-support qemu-system-arm qemu-efi-aarch64
 BACKPORTS := /etc/apt/sources.list.d/gk-backports.sources
 
-.PHONY: image image-deps image-test hwtest
+.PHONY: image image-deps image-test image-test-arm64 hwtest
 
 image-deps:
 	@[ "$$(id -u)" = 0 ] || { echo "make image-deps: needs root (apt-get): sudo make image-deps"; exit 1; }
@@ -82,6 +82,12 @@ image: setup image-deps
 
 image-test: setup image-deps
 	GK_REQUIRE_IMAGE_TEST=1 $(BIN)/pytest tests/image -s
+
+# arm64 under qemu-user builds in ~30-60 min and boots in qemu-system-aarch64 -M virt: opt-in, not in CI.
+image-test-arm64: setup
+	$(MAKE) image-deps ARCH=arm64
+	ARCH=arm64 bash image/build.sh
+	GK_IMAGE_ARM64=$$(ls image/out/gk-*-arm64.img | head -1) $(BIN)/pytest tests/image/test_image_arm64.py -s
 
 hwtest: setup
 	$(BIN)/pytest hwtests -s

@@ -18,6 +18,8 @@ from pathlib import Path
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")  # qemu-efi-aarch64: UEFI for qemu -M virt
+AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
 GUEST_PORTS = {"http": 80, "https": 443, "smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
 BOOT_PART_OFFSET = 1024 * 1024  # p1 starts at 1 MiB (image/assemble.sh)
 
@@ -34,6 +36,7 @@ class Guest:
     workdir: Path
     memory_mb: int = 1024
     disk_gb: int = 4
+    arch: str = "x86-64"  # or "arm64": qemu-system-aarch64 -M virt with AAVMF
     ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
@@ -47,7 +50,7 @@ class Guest:
             subprocess.run(["cp", "--sparse=always", str(self.image), str(self.disk)], check=True)
             with open(self.disk, "r+b") as f:
                 f.truncate(self.disk_gb * 1024**3)
-            shutil.copy(OVMF_VARS, self.vars)
+            shutil.copy(AAVMF_VARS if self.arch == "arm64" else OVMF_VARS, self.vars)
         self.ports = {name: free_port() for name in GUEST_PORTS}
 
     @property
@@ -57,10 +60,30 @@ class Guest:
     def start(self) -> None:
         self.boots += 1
         fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{self.ports[n]}-:{p}" for n, p in GUEST_PORTS.items())
+        if self.arch == "arm64":
+            # cortex-a72 is the Raspberry Pi 4's core; two vCPUs run as two host threads (MTTCG);
+            # the virtio keyboard takes the monitor's sendkey for the button.
+            machine = [
+                "qemu-system-aarch64",
+                "-machine",
+                "virt",
+                "-accel",
+                "tcg,thread=multi",
+                "-cpu",
+                "cortex-a72",
+                "-smp",
+                "2",
+                "-device",
+                "virtio-keyboard-pci",
+            ]
+            code = AAVMF_CODE
+        else:
+            machine = ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "1"]
+            code = OVMF_CODE
         cmd = [
-            "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "1",
+            *machine,
             "-m", str(self.memory_mb), "-display", "none", "-no-user-config", "-nodefaults",
-            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
             "-drive", f"if=pflash,format=raw,unit=1,file={self.vars}",
             "-drive", f"file={self.disk},format=raw,if=virtio,cache=writeback,discard=unmap",
             "-netdev", f"user,id=n0,restrict=off,{fwd}", "-device", "virtio-net-pci,netdev=n0",
