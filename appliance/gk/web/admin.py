@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import bottle
 
+from gk import localtime
 from gk.accounts import AccountError
 from gk.web import forms
 from gk.web.app import Web
+from gk.web.i18n import translator
 
 
 def register(web: Web) -> None:
@@ -61,3 +63,30 @@ def register(web: Web) -> None:
         web.sessions.delete_user(address)
         ctx.accounts.record_event("password_reset", "web", web.client_ip(), address, f"by {admin.address}")
         return users_page(address="", notice=f"New password set for {address}.")
+
+    def settings_page(**kw: object) -> str:
+        web.require_admin()
+        current = kw.pop("timezone", None) or localtime.zone(web.data_dir).key
+        return web.render(
+            "admin_settings.html",
+            zones=sorted(localtime.valid_zones()),
+            timezone=current,
+            errors=kw.pop("errors", {}),
+            **kw,
+        )
+
+    @app.get("/admin/settings")
+    def settings() -> str:
+        return settings_page()
+
+    @app.post("/admin/settings")
+    def save_settings() -> str:
+        admin = web.require_admin()
+        tz = forms.text("timezone")
+        try:
+            localtime.set_zone(web.data_dir, tz)
+        except localtime.TimeZoneError as exc:
+            bottle.response.status = 400
+            return settings_page(timezone=tz, errors={"timezone": str(exc)})
+        ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"time zone {tz}")
+        return settings_page(notice=translator(web.lang())("Time zone saved."))

@@ -18,6 +18,7 @@ from typing import Any
 
 import bottle
 
+from gk import localtime
 from gk.web.app import Web
 
 STARTED = time.time()
@@ -142,7 +143,7 @@ def register(web: Web) -> None:
         st = status(ctx)
         events = ctx.accounts.recent_events(30)
         for e in events:
-            e["when"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"]))
+            e["when"] = localtime.format_ts(ctx.data_dir, e["ts"])
         return web.render("dashboard.html", st=st, events=events, fmt_duration=fmt_duration)
 
     @app.get("/api/status")

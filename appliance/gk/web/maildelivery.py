@@ -26,7 +26,7 @@ import bottle
 import gevent
 import gevent.pool
 
-from gk import claim
+from gk import claim, localtime
 from gk.config import ConfigError
 from gk.web import forms, smarthost
 from gk.web.app import Web
@@ -79,9 +79,11 @@ def check(ctx: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(pool.imap(lambda rec: check_live([rec], resolver)[0], records))
 
 
-def _when(ts: float | None) -> str:
+def _when(ts: float | None, data_dir: Any = None) -> str:
     if not ts:
         return "-"
+    if data_dir is not None:
+        return localtime.format_ts(data_dir, ts)
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -100,7 +102,7 @@ def queue_messages(ctx: Any) -> list[dict[str, Any]] | None:
                 "user": row["user"],
                 "subject": row.get("subject") or "",
                 "size": row["size"],
-                "created": _when(row["created"]),
+                "created": _when(row["created"], ctx.data_dir),
                 "recipients": [],
             },
         )
@@ -109,7 +111,7 @@ def queue_messages(ctx: Any) -> list[dict[str, Any]] | None:
                 "rcpt": row["rcpt"],
                 "state": row["state"],
                 "attempts": row["attempts"],
-                "next": _when(row["next_attempt"]) if row["state"] == "queued" else "-",
+                "next": _when(row["next_attempt"], ctx.data_dir) if row["state"] == "queued" else "-",
                 "last_error": row["last_error"] or "",
                 "last_host": row["last_host"] or "",
             }

@@ -12,8 +12,10 @@ text; attachments stream. Composing builds the message in memory (bounded by
 
 from __future__ import annotations
 
+import datetime
 import email.policy
 import email.utils
+import functools
 import mimetypes
 import time
 from email.message import EmailMessage
@@ -22,6 +24,7 @@ from typing import Any
 
 import bottle
 
+from gk import localtime
 from gk.mail.mailbox import FolderNotFound, MailboxError, get_store
 from gk.mail.mailbox.mime import find_part
 from gk.mail.mailbox.textindex import decode_words
@@ -94,7 +97,7 @@ def register(web: Web) -> None:
             q=q,
             page=page,
             has_next=(page + 1) * PAGE < total,
-            fmt_date=fmt_date,
+            fmt_date=functools.partial(fmt_date, tz=localtime.zone(web.data_dir)),
             notice=bottle.request.query.getunicode("notice", default="") or "",
         )
 
@@ -253,7 +256,7 @@ def register(web: Web) -> None:
         if draft["cc"].strip():
             msg["Cc"] = draft["cc"]
         msg["Subject"] = draft["subject"]
-        msg["Date"] = email.utils.formatdate(localtime=True)
+        msg["Date"] = email.utils.format_datetime(localtime.now(web.data_dir))
         msg["Message-ID"] = email.utils.make_msgid(domain=user.domain)
         if draft["ref"]:
             msg["In-Reply-To"] = draft["ref"]
@@ -292,9 +295,7 @@ def register(web: Web) -> None:
         )
 
 
-def fmt_date(ts: int) -> str:
-    now = time.time()
-    t = time.localtime(ts)
-    if now - ts < 20 * 3600:
-        return time.strftime("%H:%M", t)
-    return time.strftime("%Y-%m-%d", t)
+def fmt_date(ts: int, tz: datetime.tzinfo | None = None) -> str:
+    """A message date in the list: the time for the last 20 hours, else the day (owner's zone)."""
+    t = datetime.datetime.fromtimestamp(ts, tz)
+    return t.strftime("%H:%M") if time.time() - ts < 20 * 3600 else t.strftime("%Y-%m-%d")

@@ -20,7 +20,7 @@ from typing import Any
 import bottle
 import gevent
 
-from gk import claim
+from gk import claim, localtime
 from gk.accounts import AccountError
 from gk.accounts.store import check_address
 from gk.config import ConfigError
@@ -278,7 +278,7 @@ def register(web: Web) -> None:
                 errors["timezone"] = "Choose a time zone from the list."
                 bottle.response.status = 400
             else:
-                claim.set_settings(web.data_dir, timezone=tz)
+                localtime.set_zone(web.data_dir, tz)
                 mark("timezone")
                 raise bottle.redirect("/wizard/tls")
         return page("timezone", zones=zones, timezone=tz, errors=errors)
