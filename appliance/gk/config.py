@@ -83,6 +83,9 @@ class ServerConfig:
     gc_interval: float = opt(
         1.0, "seconds between forced garbage collections (bounds RSS under TLS churn; 0 = off)", at_least(0)
     )
+    sqlite_cache_kib: int = opt(
+        2048, "SQLite page cache of each shared database in KiB (gk tune sizes it to the RAM)", at_least(64)
+    )
 
 
 @dataclass

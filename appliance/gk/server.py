@@ -111,6 +111,9 @@ def serve(config: Config, data_dir: Path) -> int:
 
     asyncio.set_event_loop_policy(asyncio_gevent.EventLoopPolicy())
     pin_malloc_thresholds()
+    from gk.store import db
+
+    db.set_default_cache(config.server.sqlite_cache_kib)
     started = time.monotonic()
     log.info("GK %s starting, data dir %s", __version__, data_dir.resolve())
     ctx: AppContext = build_context(config, data_dir)

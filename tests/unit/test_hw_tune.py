@@ -89,3 +89,20 @@ def test_measure_reads_this_machine(tmp_path: Path) -> None:
 def test_docs_table_matches_code() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "tuning.md").read_text()
     assert tune.markdown_table() in doc, "docs/tuning.md is stale: regenerate it with `gk tune --table`"
+
+
+def test_tuned_keys_missing_from_an_existing_table_go_into_it_not_a_second_one():
+    """A gk.toml written before a tuned key existed: the key joins its table (declaring [server]
+    twice would be invalid TOML and stop gk serve at boot)."""
+    import tomllib
+
+    from gk.hw.tune import Hardware, profile_for, tune_config_text
+
+    old = '[server]\nhostname = "box"\n\n[auth]\n# argon2_time_cost = 3\nlogin_cache_seconds = 60\n'
+    text = tune_config_text(old, profile_for(Hardware(1024, 4, "sd", 10_000)).config_keys())
+    doc = tomllib.loads(text)
+    assert doc["server"] == {"hostname": "box", "sqlite_cache_kib": doc["server"]["sqlite_cache_kib"]}
+    assert doc["auth"]["login_cache_seconds"] == 60 and "argon2_memory_kib" in doc["auth"]
+    assert text.count("[server]") == 1 and text.count("[auth]") == 1
+    again = tune_config_text(text, profile_for(Hardware(8192, 8, "nvme", 100_000)).config_keys())
+    assert tomllib.loads(again)["server"]["sqlite_cache_kib"] > doc["server"]["sqlite_cache_kib"]

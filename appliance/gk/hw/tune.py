@@ -53,6 +53,7 @@ class Profile:
     def config_keys(self) -> dict[str, int]:
         """The gk.toml keys this profile sets (section.key -> value)."""
         return {
+            "server.sqlite_cache_kib": self.sqlite_cache_kib,
             "smtp.max_connections": self.smtp_max_connections,
             "imap.max_connections": self.imap_max_connections,
             "auth.argon2_memory_kib": self.argon2_memory_kib,
@@ -161,11 +162,24 @@ def tune_config_text(text: str, keys: dict[str, int]) -> str:
             continue
         lines[i] = f"{m.group(2)} = {keys[dotted]}  {TUNED_MARK}"
         done.add(dotted)
+    missing: dict[str, list[str]] = {}
     for dotted in keys:
         if dotted in done or dotted in owner_set:
             continue
         sec, key = dotted.split(".", 1)
-        lines += ["", f"[{sec}]", f"{key} = {keys[dotted]}  {TUNED_MARK}"]
+        missing.setdefault(sec, []).append(f"{key} = {keys[dotted]}  {TUNED_MARK}")
+    for sec, new_lines in missing.items():
+        # into the existing table (TOML forbids declaring a table twice), else a new one at the end
+        header = next((i for i, ln in enumerate(lines) if re.match(rf"\s*\[{sec}\]\s*$", ln)), None)
+        if header is None:
+            lines += ["", f"[{sec}]", *new_lines]
+            continue
+        end = header + 1
+        while end < len(lines) and not re.match(r"\s*\[", lines[end]):
+            end += 1
+        while end > header + 1 and not lines[end - 1].strip():
+            end -= 1
+        lines[end:end] = new_lines
     return "\n".join(lines) + "\n"
 
 

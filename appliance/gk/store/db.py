@@ -73,14 +73,28 @@ class Database:
             self.conn.close()
 
 
+# Page cache of a database opened without its own size: ``server.sqlite_cache_kib`` (set by
+# ``gk tune`` from the RAM), installed by ``gk serve`` at start through ``set_default_cache``.
+_default_cache_kib = 2048
+
+
+def set_default_cache(kib: int) -> None:
+    global _default_cache_kib
+    _default_cache_kib = max(64, int(kib))
+
+
 def open_database(
     path: Path,
     migrations: Sequence[Migration],
     *,
     synchronous: str = "FULL",
-    cache_kib: int = 2048,
+    cache_kib: int | None = None,
 ) -> Database:
-    """Open (creating if needed) ``path`` and bring its schema to ``len(migrations)``."""
+    """Open (creating if needed) ``path`` and bring its schema to ``len(migrations)``.
+
+    ``cache_kib`` None = the server-wide default (``server.sqlite_cache_kib``)."""
+    if cache_kib is None:
+        cache_kib = _default_cache_kib
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.row_factory = sqlite3.Row
