@@ -25,10 +25,12 @@ _FLAG_KEYS = {
     "UNDRAFT": ("noflag", "\\Draft"),
     "UNFLAGGED": ("noflag", "\\Flagged"),
     "UNSEEN": ("noflag", "\\Seen"),
-    "OLD": ("all",),
     "ALL": ("all",),
-    "RECENT": ("none",),  # GK does not track \Recent (dropped by IMAP4rev2)
-    "NEW": ("none",),
+    # \Recent lives in the session, not the index: ("recent",) is replaced by the session's
+    # recent UID ranges (resolve_recent) just before the search runs
+    "RECENT": ("recent",),
+    "NEW": ("and", [("recent",), ("noflag", "\\Seen")]),
+    "OLD": ("not", ("recent",)),
 }
 _STRING_KEYS = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"}
 _DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
@@ -121,6 +123,20 @@ class SearchParser:
             self.uses_modseq = True
             return ("modseq", p.number("a mod-sequence"))
         raise BadCommand(f"unknown search key {word}")
+
+
+def resolve_recent(c: Criteria, ranges: list[tuple[int, int]]) -> Criteria:
+    """``c`` with every ``("recent",)`` replaced by ``("uids", ranges)`` (the session's \\Recent)."""
+    kind = c[0]
+    if kind == "recent":
+        return ("uids", list(ranges))
+    if kind == "and":
+        return ("and", [resolve_recent(x, ranges) for x in c[1]])
+    if kind == "or":
+        return ("or", resolve_recent(c[1], ranges), resolve_recent(c[2], ranges))
+    if kind == "not":
+        return ("not", resolve_recent(c[1], ranges))
+    return c
 
 
 def seq_ranges_to_uids(ranges: list[tuple[int, int]], uids: Sequence[int]) -> list[tuple[int, int]]:

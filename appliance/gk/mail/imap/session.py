@@ -37,7 +37,7 @@ from gk.mail.imap.listing import Listed, list_lines
 from gk.mail.imap.parser import CommandReader, Parser, ReaderError
 from gk.mail.imap.protocol import BASE_CAPS, BadCommand, Literal, NoCommand, SeqSet, seq_text
 from gk.mail.imap.response import flag_list, internal_date, pack, string
-from gk.mail.imap.search import SearchParser, seq_ranges_to_uids
+from gk.mail.imap.search import SearchParser, resolve_recent, seq_ranges_to_uids
 from gk.mail.mailbox import MailboxError, UserMailbox, notify
 from gk.mail.mailbox.mime import body_structure
 
@@ -50,7 +50,16 @@ CHUNK = 65536
 
 
 class Selected:
-    __slots__ = ("name", "readonly", "uids", "modseq", "uidvalidity")
+    """A session's view of its selected folder.
+
+    \\Recent (RFC 3501 2.3.2): ``recent`` holds the UID ranges (inclusive, ascending) that are
+    recent in this session; ``rtop`` is the highest UID already considered. A read-write session
+    claims the UIDs it reports through the folder's ``recentuid`` in the index (so exactly one
+    session gets each message); a read-only one (EXAMINE) sees the unclaimed ones without
+    claiming them. Usually one range: a few ints per session.
+    """
+
+    __slots__ = ("name", "readonly", "uids", "modseq", "uidvalidity", "recent", "rtop")
 
     def __init__(self, name: str, readonly: bool, uids: array[int], modseq: int, uidvalidity: int):
         self.name = name
@@ -58,10 +67,33 @@ class Selected:
         self.uids = uids
         self.modseq = modseq
         self.uidvalidity = uidvalidity
+        self.recent: list[tuple[int, int]] = []
+        self.rtop = 0
 
     def seq_of(self, uid: int) -> int:
         i = bisect.bisect_left(self.uids, uid)
         return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+
+    def claim_recent(self, mb: UserMailbox) -> None:
+        """Take this session's share of \\Recent among the UIDs in its view not considered yet."""
+        top = self.uids[-1] if self.uids else 0
+        if top <= self.rtop:
+            return
+        mark = mb.recent_uid(self.name) if self.readonly else mb.claim_recent(self.name, top)
+        lo = max(self.rtop, mark)
+        self.rtop = top
+        if top > lo:
+            if self.recent and self.recent[-1][1] == lo:
+                self.recent[-1] = (self.recent[-1][0], top)
+            else:
+                self.recent.append((lo + 1, top))
+
+    def is_recent(self, uid: int) -> bool:
+        i = bisect.bisect_right(self.recent, (uid, 1 << 32)) - 1  # the last range starting at or below uid
+        return i >= 0 and self.recent[i][1] >= uid
+
+    def recent_count(self) -> int:
+        return sum(bisect.bisect_right(self.uids, hi) - bisect.bisect_left(self.uids, lo) for lo, hi in self.recent)
 
 
 class Logout(Exception):
@@ -279,15 +311,16 @@ class Session:
             self.write(f"* {i + 1} EXPUNGE\r\n".encode())
         known = set(old) - {old[i] for i in gone}
         sel.uids = current
+        sel.claim_recent(mb)
         if len(current) != len(old) - len(gone) or gone:
-            self.write(f"* {len(current)} EXISTS\r\n".encode())
+            self.write(f"* {len(current)} EXISTS\r\n* {sel.recent_count()} RECENT\r\n".encode())
         for u, flags, modseq in mb.changes_since(sel.name, sel.modseq):
             if u in known:
                 self._flags_line(sel.seq_of(u), u, flags, modseq, True)
         sel.modseq = top
 
     def _flags_line(self, seq: int, uid: int, flags: tuple[str, ...], modseq: int, with_uid: bool) -> None:
-        items = b"FLAGS " + flag_list(flags)
+        items = b"FLAGS " + flag_list(self._with_recent(uid, flags))
         if with_uid:
             items += b" UID %d" % uid
         if self.condstore:
@@ -295,6 +328,12 @@ class Session:
         self.write(b"* %d FETCH (" % seq + items + b")\r\n")
 
     # -- helpers ----------------------------------------------------------------------------
+    def _with_recent(self, uid: int, flags: tuple[str, ...]) -> tuple[str, ...]:
+        """The flags to show: the stored ones, plus \\Recent where this session has it."""
+        if self.sel is not None and self.sel.is_recent(uid):
+            return (*flags, "\\Recent")
+        return flags
+
     def _need_sel(self) -> tuple[Selected, UserMailbox]:
         assert self.sel is not None and self.mb is not None
         return self.sel, self.mb
@@ -480,6 +519,7 @@ class Session:
         info = mb.folder(name)
         uids = mb.uids(info.name)
         self.sel = Selected(info.name, readonly, uids, info.highestmodseq, info.uidvalidity)
+        self.sel.claim_recent(mb)
         self.state = SELECTED
         self.changed.clear()
         keywords = mb.keywords(info.name)
@@ -487,7 +527,7 @@ class Session:
         self.write(f"* FLAGS ({flags})\r\n".encode())
         perm = "" if readonly else flags + " \\*"
         self.write(f"* OK [PERMANENTFLAGS ({perm})] flags permitted\r\n".encode())
-        self.write(f"* {len(uids)} EXISTS\r\n* 0 RECENT\r\n".encode())
+        self.write(f"* {len(uids)} EXISTS\r\n* {self.sel.recent_count()} RECENT\r\n".encode())
         unseen = mb.first_unseen(info.name)
         if unseen:
             self.write(f"* OK [UNSEEN {self.sel.seq_of(unseen)}] first unseen\r\n".encode())
@@ -604,9 +644,14 @@ class Session:
         p.end()
         assert self.mb is not None
         info = self.mb.folder(name)
+        recent = 0
+        if "RECENT" in items:  # unclaimed ones (recent for whoever selects next), plus our own
+            recent = self.mb.count_above(info.name, self.mb.recent_uid(info.name))
+            if self.sel is not None and self.sel.name == info.name and not self.sel.readonly:
+                recent += self.sel.recent_count()
         values = {
             "MESSAGES": info.exists,
-            "RECENT": 0,
+            "RECENT": recent,
             "UIDNEXT": info.uidnext,
             "UIDVALIDITY": info.uidvalidity,
             "UNSEEN": info.unseen,
@@ -713,6 +758,7 @@ class Session:
         criteria = sp.program()
         p.end()
         self._updates(uid)
+        criteria = resolve_recent(criteria, sel.recent)
         found = [u for u in mb.search(sel.name, criteria) if sel.seq_of(u)]
         nums = found if uid else [sel.seq_of(u) for u in found]
         line = "* SEARCH" + "".join(f" {n}" for n in nums)
@@ -774,7 +820,7 @@ class Session:
         if "UID" in names:
             items.append(b"UID %d" % u)
         if "FLAGS" in names or seen:
-            items.append(b"FLAGS " + flag_list(info.flags))
+            items.append(b"FLAGS " + flag_list(self._with_recent(u, info.flags)))
         if "MODSEQ" in names:
             items.append(b"MODSEQ (%d)" % info.modseq)
         if "INTERNALDATE" in names:

@@ -1,13 +1,13 @@
 """The per-user SQLite index of a user's Maildirs (``mail/<address>/index.sqlite3``).
 
 The Maildir is the source of truth; this file caches what IMAP needs fast: per folder the
-UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ; per message its UID (strictly ascending, never reused
-inside one UIDVALIDITY), Maildir base name and current file name, size, internal date, Date
-header, flags (system flags and a folder's first 26 keywords mirrored into the ``:2,`` info of
-the file name, keywords as a–z through Dovecot's ``dovecot-keywords`` map), MODSEQ and the
-cached ENVELOPE and MIME structure (JSON); and an FTS5 trigram table over decoded headers and
-body text. Lost or corrupt, it is rebuilt from the Maildir (flags from file names, internal dates
-from file mtimes) with fresh UIDVALIDITYs.
+UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the highest UID claimed as \\Recent; per message its
+UID (strictly ascending, never reused inside one UIDVALIDITY), Maildir base name and current
+file name, size, internal date, Date header, flags (system flags and a folder's first 26
+keywords mirrored into the ``:2,`` info of the file name, keywords as a–z through Dovecot's
+``dovecot-keywords`` map), MODSEQ and the cached ENVELOPE and MIME structure (JSON); and an
+FTS5 trigram table over decoded headers and body text. Lost or corrupt, it is rebuilt from the
+Maildir (flags from file names, internal dates from file mtimes) with fresh UIDVALIDITYs.
 
 Cost: about 1–2 KB per message plus the FTS content and trigram index (~3–4× the indexed text,
 which is capped at 1 MB per message); SQLite page cache 512 KB per open user.
@@ -55,6 +55,13 @@ MIGRATIONS = [
     CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
         DELETE FROM fts WHERE rowid = old.id;
     END;
+    """,
+    # IMAP \Recent (RFC 3501 2.3.2): the highest UID some read-write session has claimed as
+    # recent; messages above it are recent for the next session to report them. Messages that
+    # existed before this migration count as already seen (no burst of \Recent on upgrade).
+    """
+    ALTER TABLE folders ADD COLUMN recentuid INTEGER NOT NULL DEFAULT 0;
+    UPDATE folders SET recentuid = uidnext - 1;
     """,
 ]
 

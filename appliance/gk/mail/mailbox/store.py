@@ -526,6 +526,28 @@ class UserMailbox:
         """The folder's current HIGHESTMODSEQ (bumped by every new message, flag change, expunge)."""
         return int(self._folder_row(name)["highestmodseq"])
 
+    def recent_uid(self, name: str) -> int:
+        """The highest UID a read-write IMAP session has claimed as \\Recent (those above are unclaimed)."""
+        return int(self._folder_row(name)["recentuid"])
+
+    def claim_recent(self, name: str, top: int) -> int:
+        """Claim every UID up to ``top`` as \\Recent for the calling session; returns the previous
+        mark, so the caller's recent messages are those in (previous, top]. Atomic: of two sessions
+        only one gets a message (RFC 3501 2.3.2). Writes one integer, and only when it grows."""
+        with self.lock:
+            f = self._folder_row(name)
+            with self.db.transaction() as c:
+                prev = int(c.execute("SELECT recentuid FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
+                if top > prev:
+                    c.execute("UPDATE folders SET recentuid = ? WHERE id = ?", (top, f["id"]))
+            return prev
+
+    def count_above(self, name: str, uid: int) -> int:
+        """How many messages of a folder have a UID above ``uid``."""
+        f = self._folder_row(name)
+        row = self.db.one("SELECT count(*) FROM messages WHERE folder_id = ? AND uid > ?", (f["id"], uid))
+        return int(row[0]) if row else 0
+
     def keywords(self, name: str) -> list[str]:
         """Keywords (non-system flags) in use in a folder, for SELECT's FLAGS response."""
         f = self._folder_row(name)
