@@ -1,5 +1,6 @@
 """\\Recent (RFC 3501 2.3.2) across real concurrent sessions: a message is recent in exactly one
-session, the first read-write one to report it (SELECT, or EXISTS after NOOP/IDLE); EXAMINE
+session, the first read-write one to report it (SELECT, or EXISTS after NOOP/IDLE, for an
+APPEND from another session, a file dropped into new/ or an SMTP delivery); EXAMINE
 shows \\Recent without taking it away; STATUS (RECENT), SEARCH RECENT/NEW/OLD and FETCH FLAGS
 agree; \\Recent can never be stored; an index from before \\Recent counts its mail as old."""
 
@@ -9,6 +10,7 @@ import re
 import socket
 import time
 
+import pytest
 from test_imap_support import ALICE, PASSWORD, client, drop, module_server, simple_message, tls_client_context
 
 imap_server = module_server()
@@ -168,10 +170,10 @@ def test_examine_sees_recent_but_does_not_claim(imap_server):  # type: ignore[no
 
 
 def test_new_message_during_idle_is_recent_in_one_session_only(imap_server):  # type: ignore[no-untyped-def]
-    folder = _folder_with(imap_server, 1)
+    folder = _folder_with(imap_server, 0)
     a = Raw(imap_server, folder)
     b = Raw(imap_server, folder)
-    assert _recent(a.selected) == [1] and _recent(b.selected) == [0]
+    assert _recent(a.selected) == [0] and _recent(b.selected) == [0]
     a.send("i1 IDLE")
     assert a.f.readline().startswith(b"+")
     c = client(imap_server)
@@ -179,19 +181,19 @@ def test_new_message_during_idle_is_recent_in_one_session_only(imap_server):  # 
     t0 = time.monotonic()
     got = a.wait_for(b"RECENT")
     assert time.monotonic() - t0 < 2.0
-    assert got[-2:] == [b"* 2 EXISTS\r\n", b"* 2 RECENT\r\n"]  # its first one and the new one
+    assert got[-2:] == [b"* 1 EXISTS\r\n", b"* 1 RECENT\r\n"]
     a.send("DONE")
     a.wait_for(b"i1 OK")
     out = b.cmd("NOOP")
-    assert b"* 2 EXISTS\r\n" in out and _recent(out) == [0]
-    assert b"\\Recent" in _flags(a)[2] and b"\\Recent" not in _flags(b)[2]
+    assert b"* 1 EXISTS\r\n" in out and _recent(out) == [0]
+    assert b"\\Recent" in _flags(a)[1] and b"\\Recent" not in _flags(b)[1]
     # the other way round: b polls first and takes the next one
     c.append(folder, simple_message("while polling"))
     out = b.cmd("NOOP")
-    assert b"* 3 EXISTS\r\n" in out and _recent(out) == [1]
+    assert b"* 2 EXISTS\r\n" in out and _recent(out) == [1]
     out = a.cmd("NOOP")
-    assert b"* 3 EXISTS\r\n" in out and _recent(out) == [2]
-    assert _search(a, "RECENT") == [1, 2] and _search(b, "RECENT") == [3]
+    assert b"* 2 EXISTS\r\n" in out and _recent(out) == [1]  # still only its first one
+    assert _search(a, "RECENT") == [1] and _search(b, "RECENT") == [2]
     c.logout()
     a.close()
     b.close()
@@ -207,6 +209,35 @@ def test_delivery_into_inbox_is_recent_once(imap_server):  # type: ignore[no-unt
     assert _recent(out_a) == [_recent(a.selected)[0] + 1]
     assert _recent(b.selected) == [0] and _recent(out_b) == [0]
     assert b"\\Recent" in _flags(a)[exists + 1] and b"\\Recent" not in _flags(b)[exists + 1]
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def smtp_server(tmp_path_factory):  # type: ignore[no-untyped-def]
+    from test_smtp_support import module_server as smtp_module_server
+
+    with smtp_module_server(tmp_path_factory) as srv:
+        yield srv
+
+
+def test_smtp_delivery_during_idle_is_recent_in_the_idling_session_only(smtp_server):  # type: ignore[no-untyped-def]
+    from test_smtp_support import smtp25
+
+    a = Raw(smtp_server, "INBOX")
+    b = Raw(smtp_server, "INBOX")
+    assert _recent(a.selected) == [0] and _recent(b.selected) == [0]
+    a.send("i1 IDLE")
+    assert a.f.readline().startswith(b"+")
+    with smtp25(smtp_server) as s:
+        s.sendmail("carol@example.net", [ALICE], simple_message("over smtp"))
+    got = a.wait_for(b"RECENT")
+    assert got[-2:] == [b"* 1 EXISTS\r\n", b"* 1 RECENT\r\n"]
+    a.send("DONE")
+    a.wait_for(b"i1 OK")
+    out = b.cmd("NOOP")
+    assert b"* 1 EXISTS\r\n" in out and _recent(out) == [0]
+    assert _status_recent(smtp_server, "INBOX", b) == 0 and _status_recent(smtp_server, "INBOX", a) == 1
     a.close()
     b.close()
 
