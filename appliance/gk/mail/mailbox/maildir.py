@@ -44,7 +44,8 @@ def unique_name() -> str:
     now = time.time()
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
-    return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}.{_HOST}"
+    # zero-padded microseconds: names sort in creation order (ls, tools and tests read them so)
+    return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter)}.{_HOST}"
 
 
 def write_tmp(maildir: Path, chunks, *, sync: bool = True) -> Path:  # type: ignore[no-untyped-def]
