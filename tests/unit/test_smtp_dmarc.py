@@ -21,6 +21,18 @@ def test_alignment():
     assert not aligned("example.net", "example.com", "r")
 
 
+def test_organizational_domain_follows_the_public_suffix_list():
+    # multi-label public suffixes: two sites under co.uk are not one organization
+    assert org_domain("mail.example.co.uk") == "example.co.uk"
+    assert not aligned("attacker.co.uk", "victim.co.uk", "r")
+    assert aligned("bounces.victim.co.uk", "victim.co.uk", "r")
+    assert org_domain("a.b.example.com.au") == "example.com.au"
+    # private suffixes: each github.io site is its own organization
+    assert not aligned("evil.github.io", "good.github.io", "r")
+    # a public suffix or a bare label stays itself
+    assert org_domain("co.uk") == "co.uk" and org_domain("localhost") == "localhost"
+
+
 def test_authentication_results_header():
     h = authentication_results(
         "mx.test.example",
