@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
 from test_imap_support import (
     ALICE,
     PASSWORD,
@@ -16,6 +15,7 @@ from test_imap_support import (
     fresh_folder,
     module_server,
     simple_message,
+    smtp_delivery_server,
     tls_client_context,
 )
 
@@ -151,12 +151,7 @@ def test_file_dropped_behind_our_back_is_found(imap_server):  # type: ignore[no-
     c.logout()
 
 
-@pytest.fixture
-def smtp_server(tmp_path_factory):  # type: ignore[no-untyped-def]
-    from test_smtp_support import module_server as smtp_module_server
-
-    with smtp_module_server(tmp_path_factory) as srv:
-        yield srv
+smtp_server = smtp_delivery_server()
 
 
 def test_mail_delivered_over_smtp_appears_and_wakes_idle(smtp_server):  # type: ignore[no-untyped-def]

@@ -10,8 +10,16 @@ import re
 import socket
 import time
 
-import pytest
-from test_imap_support import ALICE, PASSWORD, client, drop, module_server, simple_message, tls_client_context
+from test_imap_support import (
+    ALICE,
+    PASSWORD,
+    client,
+    drop,
+    module_server,
+    simple_message,
+    smtp_delivery_server,
+    tls_client_context,
+)
 
 imap_server = module_server()
 
@@ -213,12 +221,7 @@ def test_delivery_into_inbox_is_recent_once(imap_server):  # type: ignore[no-unt
     b.close()
 
 
-@pytest.fixture
-def smtp_server(tmp_path_factory):  # type: ignore[no-untyped-def]
-    from test_smtp_support import module_server as smtp_module_server
-
-    with smtp_module_server(tmp_path_factory) as srv:
-        yield srv
+smtp_server = smtp_delivery_server()
 
 
 def test_smtp_delivery_during_idle_is_recent_in_the_idling_session_only(smtp_server):  # type: ignore[no-untyped-def]

@@ -65,6 +65,20 @@ def module_server(imap: dict | None = None):  # type: ignore[no-untyped-def]
     return fixture
 
 
+def smtp_delivery_server():  # type: ignore[no-untyped-def]
+    """A function-scoped fixture: a ``gk serve`` with SMTP on (test_smtp_support's server), for
+    IMAP tests that need a real delivery. Use as ``smtp_server = smtp_delivery_server()``."""
+
+    @pytest.fixture
+    def fixture(tmp_path_factory):  # type: ignore[no-untyped-def]
+        from test_smtp_support import module_server as smtp_module_server
+
+        with smtp_module_server(tmp_path_factory) as srv:
+            yield srv
+
+    return fixture
+
+
 _counter = [0]
 
 
