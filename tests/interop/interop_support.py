@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.skips import skip_or_fail
 
 PASSWORD = "interop password 4711"
 ALICE = "alice@example.org"
@@ -29,7 +30,7 @@ def need(*tools: str) -> None:
     """Skip when a Debian client is missing (``make test`` installs them via TEST_DEBS)."""
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"missing client(s) {missing}: run `make test-sysdeps`")
+        skip_or_fail(f"missing client(s) {missing}: run `make test-sysdeps`")
 
 
 def module_server(name: str = "gk"):  # type: ignore[no-untyped-def]

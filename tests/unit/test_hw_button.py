@@ -6,12 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.skips import skip_or_fail
 
 from gk import claim
 from gk.hw import button
 from gk.hw.leds import Led
 
-evdev = pytest.importorskip("evdev", reason="python evdev not installed (pip install 'appliance[hw]')")
+try:
+    import evdev
+except ImportError:
+    skip_or_fail("python evdev not installed (pip install -e 'appliance[test]')")
 
 
 def test_hold_tracker_thresholds() -> None:

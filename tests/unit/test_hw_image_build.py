@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.skips import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = ["mkfs.ext4", "mkfs.vfat", "mcopy", "mtype", "sfdisk", "debugfs"]
@@ -72,7 +73,7 @@ def test_build_refuses_without_root(tmp_path: Path) -> None:
     cmd = ["bash", str(REPO / "image/build.sh")]
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
-            pytest.skip("setpriv missing")
+            skip_or_fail("setpriv missing (apt-get install util-linux)")
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OUT": str(tmp_path / "out")})
     assert r.returncode == 1
