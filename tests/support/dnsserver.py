@@ -12,27 +12,13 @@ Names not in the zone answer NXDOMAIN; known names without the asked type answer
 
 from __future__ import annotations
 
-import random
-import socket
 import threading
 from collections import defaultdict
 
 from dnslib import QTYPE, RCODE, RR, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 
-
-def _free_port() -> int:
-    """A port free for both UDP and TCP, below the kernel's ephemeral range (see gkserver.free_port)."""
-    for _ in range(500):
-        port = random.randint(20000, 32000)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-            try:
-                u.bind(("127.0.0.1", port))
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-32000")
+from support.ports import free_port
 
 
 class _ZoneResolver(BaseResolver):
@@ -66,7 +52,7 @@ class _ZoneResolver(BaseResolver):
 class LoopbackDNS:
     def __init__(self, address: str = "127.0.0.1") -> None:
         self.address = address
-        self.port = _free_port()
+        self.port = free_port(udp=True)
         self.resolver = _ZoneResolver()
         self._servers: list[DNSServer] = []
 

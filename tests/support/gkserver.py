@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GK = [sys.executable, "-m", "gk"]
@@ -27,24 +27,6 @@ PORT_KEYS = [
     ("imap", "port"),
     ("imap", "tls_port"),
 ]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A free TCP port below the kernel's ephemeral range (32768-60999 here).
-
-    A port the kernel handed out with bind(0) can be taken again as the source port of any
-    outgoing connection before the server binds it ("Address already in use"); ports below
-    the ephemeral range are never used that way.
-    """
-    for _ in range(500):
-        port = random.randint(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-32000")
 
 
 def gk(data_dir: Path, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
