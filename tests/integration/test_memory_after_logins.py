@@ -39,3 +39,23 @@ def test_argon2_memory_is_given_back(make_server):  # type: ignore[no-untyped-de
     time.sleep(0.5)
     grown = rss_kb(srv.pid()) - before
     assert grown < 8 * 1024, f"RSS grew by {grown} kB over two password checks (a hash is 19,456 kB)"
+
+
+def mapped_libraries(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+
+def test_idle_server_loads_web_and_dkim_libraries_only_when_used(make_server):  # type: ignore[no-untyped-def]
+    """nh3 (HTML sanitizer, 1.4 MB) and PyNaCl (pulled in by dkimpy) are imported on first use:
+    an idle box whose web UI nobody opened and that has seen no signed mail does not map them.
+    A web page then works (jinja2 built on the first render)."""
+    import urllib.request
+
+    srv = make_server("gk", {"http": {"https_port": 0}})
+    srv.start()
+    maps = mapped_libraries(srv.pid())
+    assert "nh3" not in maps and "_sodium" not in maps, "idle gk serve mapped nh3 or PyNaCl at start"
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.port('http.port')}/", timeout=30) as resp:
+        page = resp.read().decode()
+    assert resp.status == 200 and "<html" in page.lower()

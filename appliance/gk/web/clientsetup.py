@@ -8,7 +8,6 @@ the profile is an Apple configuration profile (plist via the stdlib ``plistlib``
 
 from __future__ import annotations
 
-import plistlib
 import uuid
 from typing import Any
 
@@ -106,4 +105,6 @@ def register(web: Web) -> None:
         }
         bottle.response.content_type = "application/x-apple-aspen-config"
         bottle.response.set_header("Content-Disposition", f'attachment; filename="{host}-{user.local}.mobileconfig"')
+        import plistlib  # pulls in xml.parsers.expat: only when a profile is downloaded
+
         return plistlib.dumps(profile)

@@ -6,7 +6,8 @@ reading the spool file line by line (``wire_lines``: the same CRLF lines that go
 and hands dkimpy only the header block to build and sign the ``DKIM-Signature`` header.
 That uses dkimpy's ``DomainSigner.gen_header`` (pinned dkimpy 1.1.8; the unit tests check
 the result against dkimpy's own ``sign`` and ``verify``). Memory: the header block (at most
-256 KiB) plus one line; CPU: one SHA-256 pass over the body per key.
+256 KiB) plus one line; CPU: one SHA-256 pass over the body per key. dkimpy is imported on the
+first message signed, not at start.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ import logging
 import re
 import time
 from pathlib import Path
-
-import dkim
-from dkim.canonicalization import CanonicalizationPolicy
-from dkim.crypto import parse_pem_private_key
 
 from gk.mail.dkim.keys import DKIMKey
 from gk.mail.outbound.wire import wire_lines
@@ -81,6 +78,10 @@ def _split(path: Path) -> tuple[bytes, bytes]:
 
 
 def _sign_one(header_block: bytes, body_hash: bytes, key: DKIMKey) -> bytes:
+    import dkim
+    from dkim.canonicalization import CanonicalizationPolicy
+    from dkim.crypto import parse_pem_private_key
+
     algorithm = b"rsa-sha256" if key.algorithm == "rsa" else b"ed25519-sha256"
     d = dkim.DKIM(header_block + b"\r\n", signature_algorithm=algorithm, linesep=b"\r\n")
     if algorithm == b"rsa-sha256":
