@@ -217,3 +217,26 @@ def test_connection_limit_answers_421(make_server, dns_server):
     first.cmd("QUIT")
     assert wait_for(lambda: RawSMTP(port).greeting.startswith("220"))
     assert second.cmd("NOOP").startswith("250")
+
+
+def test_postmaster_and_abuse_reach_the_admin(make_server, dns_server):
+    """RFC 5321 §4.5.1: <Postmaster> (no domain) and postmaster@ each local domain are accepted;
+    RFC 2142's abuse@ too. They reach the first admin unless an alias says otherwise."""
+    from test_smtp_support import PASSWORD, start_smtp_server
+
+    srv = start_smtp_server(make_server, dns_server, name="roles")
+    srv.add_user("owner@example.org", PASSWORD, admin=True)
+    body = b"From: <reporter@sender.example>\r\nSubject: report\r\n\r\nplease look\r\n"
+    with smtp25(srv) as s:
+        s.ehlo()
+        assert s.mail("reporter@sender.example")[0] == 250
+        assert s.rcpt("<Postmaster>")[0] == 250
+        assert s.rcpt("Abuse@Example.org")[0] == 250
+        code, msg = s.rcpt("postmaster@elsewhere.example")
+        assert (code, msg[:5]) == (550, b"5.7.1")  # not a local domain: still no relay
+        assert s.data(body)[0] == 250
+        s.sendmail("reporter@sender.example", ["postmaster@example.org"], body)  # the alias to alice wins
+    got = messages(srv, "owner@example.org")
+    assert len(got) == 1  # one copy for the two role addresses
+    assert parsed(got[0])["Subject"] == "report"
+    assert len(messages(srv, "alice@example.org")) == 1

@@ -80,6 +80,9 @@ class User:
         return self.address.rpartition("@")[2]
 
 
+ROLE_LOCAL_PARTS = ("postmaster", "abuse")  # RFC 5321 §4.5.1, RFC 2142
+
+
 def normalize_address(address: str) -> str:
     address = address.strip().lower()
     local, at, domain = address.rpartition("@")
@@ -263,11 +266,16 @@ class AccountStore:
         return [(r["source"], r["target"]) for r in self.db.query("SELECT * FROM aliases ORDER BY source")]
 
     def resolve_recipient(self, address: str) -> User | None:
-        """The user that mail to ``address`` goes to (plus-addressing, aliases), or None."""
+        """The user that mail to ``address`` goes to (plus-addressing, aliases), or None.
+
+        ``postmaster@`` and ``abuse@`` every local domain, and the bare ``<postmaster>``, reach
+        the first admin unless a user or alias of that name exists: RFC 5321 §4.5.1 requires
+        postmaster, RFC 2142 names abuse, and other mail servers send their reports there.
+        """
         addr = normalize_address(address)
         local, _, domain = addr.rpartition("@")
         if not local:
-            return None
+            return self.role_owner() if addr == "postmaster" else None
         candidates = [addr]
         if "+" in local:
             candidates.append(local.partition("+")[0] + "@" + domain)
@@ -278,7 +286,14 @@ class AccountStore:
             row = self.db.one("SELECT target FROM aliases WHERE source = ?", (cand,))
             if row:
                 return self.get_user(row["target"])
+        if local in ROLE_LOCAL_PARTS and self.is_local_domain(domain):
+            return self.role_owner()
         return None
+
+    def role_owner(self) -> User | None:
+        """Who reads postmaster@ and abuse@: the first admin (by creation), if any."""
+        row = self.db.one("SELECT * FROM users WHERE is_admin = 1 ORDER BY id LIMIT 1")
+        return self._user(row) if row else None
 
     # -- security events ------------------------------------------------------------------
     def record_event(self, kind: str, service: str, ip: str = "", account: str = "", detail: str = "") -> None:

@@ -68,7 +68,7 @@ def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
     """``(local user address, None)``, ``(None, None)`` for a remote address, or ``(None, reply)``."""
     addr = normalize_address(address)
     domain = addr.rpartition("@")[2]
-    if ctx.accounts.is_local_domain(domain):
+    if addr == "postmaster" or ctx.accounts.is_local_domain(domain):
         owner = ctx.accounts.resolve_recipient(addr)
         if owner is None:
             return None, f"550 5.1.1 <{address}>: no such user here"

@@ -59,7 +59,7 @@ class SMTPPolicy:
             return RcptDecision(f"452 4.5.3 Too many recipients (at most {self.max_recipients} per message)")
         addr = normalize_address(address)
         local, _, domain = addr.rpartition("@")
-        if not local or not domain:
+        if (not local or not domain) and addr != "postmaster":  # "<Postmaster>" alone: RFC 5321 §4.5.1
             return RcptDecision(f"553 5.1.3 <{address}>: a recipient needs a domain")
         if kind.is_submission:
             if user is None:
