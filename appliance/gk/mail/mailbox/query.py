@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 from typing import Any
 
 Criteria = tuple[Any, ...]
@@ -37,6 +38,32 @@ def _fts(column: str, text: str, params: list[Any]) -> str:
     return f"m.id IN (SELECT rowid FROM fts WHERE {column} LIKE ? ESCAPE '\\')"
 
 
+def _uid_ranges(ranges: list[tuple[int, int]], params: list[Any]) -> str:
+    """``m.uid`` in any of ``ranges``. Single UIDs go into one ``IN (json_each)`` set, real ranges
+    into a balanced OR tree: a long chain of ORs (a sequence set like ``1,3,5,…`` of over 1,000
+    ranges) exceeds SQLite's expression depth limit of 1,000."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    singles = [lo for lo, hi in merged if lo == hi]
+    spans = [(lo, hi) for lo, hi in merged if lo != hi]
+    terms: list[str] = []
+    if singles:
+        params.append(json.dumps(singles))
+        terms.append("m.uid IN (SELECT value FROM json_each(?))")
+    for lo, hi in spans:
+        terms.append("(m.uid BETWEEN ? AND ?)")
+        params += [lo, hi]
+    if not terms:
+        return "0"
+    while len(terms) > 1:
+        terms = [f"({' OR '.join(terms[i : i + 8])})" for i in range(0, len(terms), 8)]
+    return terms[0]
+
+
 def compile_criteria(c: Criteria, params: list[Any]) -> str:
     """SQL boolean expression over ``messages m`` for criteria ``c`` (params appended)."""
     kind = c[0]
@@ -52,13 +79,7 @@ def compile_criteria(c: Criteria, params: list[Any]) -> str:
     if kind == "not":
         return f"(NOT {compile_criteria(c[1], params)})"
     if kind == "uids":
-        if not c[1]:
-            return "0"
-        ors = []
-        for lo, hi in c[1]:
-            ors.append("(m.uid BETWEEN ? AND ?)")
-            params += [lo, hi]
-        return "(" + " OR ".join(ors) + ")"
+        return _uid_ranges(c[1], params)
     if kind in ("flag", "noflag"):
         params.append(" " + c[1].lower() + " ")
         expr = "instr(lower(m.flags), ?) > 0"
