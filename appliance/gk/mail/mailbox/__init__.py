@@ -23,6 +23,8 @@ Public API (for IMAP and the webmail)::
     mb.move(name, uids, dest) / mb.copy(...) -> (dest uidvalidity, [(old uid, new uid)])
     mb.delete_messages(name, uids)         # to Trash; inside Trash: removed for good
     mb.expunge(name, uids=None) -> [uid]   # remove \\Deleted messages
+    mb.vanished(name, modseq, ranges=None) -> [uid] | None   # expunged after modseq (QRESYNC);
+                                           # None: pruned that far back, answer conservatively
     mb.search(name, criteria) -> [uid]     # criteria tuples, see query.py; search_text(name, text)
     mb.append(name, bytes|Path|file, flags=(), internaldate=None) -> (uidvalidity, uid)
 

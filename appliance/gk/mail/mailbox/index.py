@@ -6,7 +6,8 @@ UID (strictly ascending, never reused inside one UIDVALIDITY), Maildir base name
 file name, size, internal date, Date header, flags (system flags and a folder's first 26
 keywords mirrored into the ``:2,`` info of the file name, keywords as a–z through Dovecot's
 ``dovecot-keywords`` map), MODSEQ and the cached ENVELOPE and MIME structure (JSON); and an
-FTS5 trigram table over decoded headers and body text. Lost or corrupt, it is rebuilt from the
+FTS5 trigram table over decoded headers and body text; and per folder the UIDs expunged
+recently with the MODSEQ of their expunge (QRESYNC's VANISHED). Lost or corrupt, it is rebuilt from the
 Maildir (flags from file names, internal dates from file mtimes) with fresh UIDVALIDITYs.
 
 Cost: about 1–2 KB per message plus the FTS content and trigram index (~3–4× the indexed text,
@@ -62,6 +63,23 @@ MIGRATIONS = [
     """
     ALTER TABLE folders ADD COLUMN recentuid INTEGER NOT NULL DEFAULT 0;
     UPDATE folders SET recentuid = uidnext - 1;
+    """,
+    # QRESYNC (RFC 7162): expunged UIDs with the MODSEQ of their expunge, so a client that
+    # resynchronizes from a MODSEQ learns exactly which UIDs vanished since. Bounded: the oldest
+    # tombstones are pruned (store.MAX_TOMBSTONES), and ``expungedfloor`` says up to which
+    # MODSEQ they may be missing; below it VANISHED is answered conservatively (every UID in the
+    # asked range that no longer exists, RFC 7162 3.6). Expunges from before this migration are
+    # unknown: the floor starts at the folder's current HIGHESTMODSEQ.
+    """
+    CREATE TABLE expunged (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (folder_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX expunged_modseq ON expunged(folder_id, modseq);
+    ALTER TABLE folders ADD COLUMN expungedfloor INTEGER NOT NULL DEFAULT 0;
+    UPDATE folders SET expungedfloor = highestmodseq;
     """,
 ]
 

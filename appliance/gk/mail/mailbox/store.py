@@ -25,7 +25,9 @@ Changes are announced with ``notify.publish(address, folder, kind)``, kind one o
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -55,6 +57,7 @@ _LETTER = {"\\Draft": "D", "\\Flagged": "F", "$Forwarded": "P", "\\Answered": "R
 _FROM_LETTER = {v: k for k, v in _LETTER.items()}
 SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive"}
 THREADPOOL_PARSE = 1024 * 1024
+MAX_TOMBSTONES = 20_000  # expunged UIDs remembered per folder for QRESYNC (~40 bytes each)
 
 
 class MailboxError(Exception):
@@ -415,9 +418,10 @@ class UserMailbox:
         for entry in os.scandir(d / "cur"):
             if not entry.name.startswith("."):
                 files[split_name(entry.name)[0]] = entry.name
-        rows = self.db.query("SELECT id, base, name, flags FROM messages WHERE folder_id = ?", (f["id"],))
+        rows = self.db.query("SELECT id, uid, base, name, flags FROM messages WHERE folder_id = ?", (f["id"],))
         known = {r["base"]: r for r in rows}
         gone = [r["id"] for b, r in known.items() if b not in files]
+        gone_uids = [r["uid"] for b, r in known.items() if b not in files]
         renamed = [(files[b], r) for b, r in known.items() if b in files and files[b] != r["name"]]
         added = sorted(b for b in files if b not in known)
         kinds: set[str] = set()
@@ -425,6 +429,7 @@ class UserMailbox:
             with self.db.transaction() as c:
                 modseq = self._bump(c, f["id"])
                 c.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in gone])
+                self._tombstones(c, f["id"], gone_uids, modseq)
                 for fname, r in renamed:
                     letters = split_name(fname)[1]
                     old = flags_tuple(r["flags"])
@@ -447,6 +452,25 @@ class UserMailbox:
             kinds.add("new")
         for kind in kinds:
             notify.publish(self.address, f["name"], kind)
+
+    def _tombstones(self, c: Any, folder_id: int, uids: list[int], modseq: int) -> None:
+        """Remember expunged ``uids`` with the MODSEQ of their expunge (for QRESYNC's VANISHED);
+        past ``MAX_TOMBSTONES`` in a folder the oldest half goes and the folder's floor rises."""
+        if not uids:
+            return
+        c.executemany(
+            "INSERT OR REPLACE INTO expunged(folder_id, uid, modseq) VALUES (?,?,?)",
+            [(folder_id, u, modseq) for u in uids],
+        )
+        count = int(c.execute("SELECT count(*) FROM expunged WHERE folder_id = ?", (folder_id,)).fetchone()[0])
+        if count <= MAX_TOMBSTONES:
+            return
+        cut = c.execute(
+            "SELECT modseq FROM expunged WHERE folder_id = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?",
+            (folder_id, MAX_TOMBSTONES // 2),
+        ).fetchone()[0]
+        c.execute("DELETE FROM expunged WHERE folder_id = ? AND modseq <= ?", (folder_id, cut))
+        c.execute("UPDATE folders SET expungedfloor = max(expungedfloor, ?) WHERE id = ?", (cut, folder_id))
 
     def _bump(self, c: Any, folder_id: int) -> int:
         c.execute("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?", (folder_id,))
@@ -526,6 +550,10 @@ class UserMailbox:
         """The folder's current HIGHESTMODSEQ (bumped by every new message, flag change, expunge)."""
         return int(self._folder_row(name)["highestmodseq"])
 
+    def uidnext(self, name: str) -> int:
+        """The UID the folder's next message will get."""
+        return int(self._folder_row(name)["uidnext"])
+
     def recent_uid(self, name: str) -> int:
         """The highest UID a read-write IMAP session has claimed as \\Recent (those above are unclaimed)."""
         return int(self._folder_row(name)["recentuid"])
@@ -541,6 +569,24 @@ class UserMailbox:
                 if top > prev:
                     c.execute("UPDATE folders SET recentuid = ? WHERE id = ?", (top, f["id"]))
             return prev
+
+    def vanished(self, name: str, modseq: int, ranges: list[tuple[int, int]] | None = None) -> list[int] | None:
+        """UIDs expunged after ``modseq`` (within the UID ``ranges`` if given), ascending; None when
+        tombstones that old were pruned (the caller then answers conservatively, RFC 7162 3.6)."""
+        with self.lock:
+            f = self._folder_row(name)
+            if modseq < f["expungedfloor"]:
+                return None
+            rows = self.db.query(
+                "SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid", (f["id"], modseq)
+            )
+            uids = [r[0] for r in rows]
+        if ranges is None:
+            return uids
+        spans = sorted(ranges)
+        starts = [lo for lo, _ in spans]
+        reach = list(itertools.accumulate((hi for _, hi in spans), max))  # highest end so far
+        return [u for u in uids if (i := bisect.bisect_right(starts, u) - 1) >= 0 and reach[i] >= u]
 
     def count_above(self, name: str, uid: int) -> int:
         """How many messages of a folder have a UID above ``uid``."""
@@ -812,7 +858,7 @@ class UserMailbox:
         before = self._scanned.get(f["name"])
         done: list[int] = []
         with self.db.transaction() as c:
-            self._bump(c, f["id"])
+            modseq = self._bump(c, f["id"])
             for i in range(0, len(uids), 500):
                 chunk = uids[i : i + 500]
                 rows = c.execute(
@@ -824,6 +870,7 @@ class UserMailbox:
                         os.unlink(d / "cur" / r["name"])
                     c.execute("DELETE FROM messages WHERE id = ?", (r["id"],))
                     done.append(r["uid"])
+            self._tombstones(c, f["id"], done, modseq)
         maildir.fsync_dir(d / "cur")
         self._remember_scan(f["name"], before)
         if done:
