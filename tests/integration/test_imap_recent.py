@@ -7,72 +7,21 @@ agree; \\Recent can never be stored; an index from before \\Recent counts its ma
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 from test_imap_support import (
     ALICE,
-    PASSWORD,
+    Raw,
     client,
     drop,
     module_server,
     simple_message,
     smtp_delivery_server,
-    tls_client_context,
 )
 
 imap_server = module_server()
 
 _n = [0]
-
-
-class Raw:
-    """A line-level IMAP session over TLS: every untagged line of a command is checked."""
-
-    def __init__(self, srv, folder: str | None = None, examine: bool = False):  # type: ignore[no-untyped-def]
-        sock = socket.create_connection(("127.0.0.1", srv.port("imap.tls_port")), timeout=30)
-        self.sock = tls_client_context().wrap_socket(sock)
-        self.f = self.sock.makefile("rwb")
-        assert self.f.readline().startswith(b"* OK")
-        self.n = 0
-        self.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
-        self.selected: list[bytes] = []
-        if folder:
-            self.selected = self.cmd(f"{'EXAMINE' if examine else 'SELECT'} {folder}")
-
-    def cmd(self, line: str, ok: bool = True) -> list[bytes]:
-        self.n += 1
-        tag = f"r{self.n}"
-        self.send(f"{tag} {line}")
-        out = []
-        while True:
-            resp = self.f.readline()
-            assert resp, "connection closed"
-            out.append(resp)
-            if resp.startswith(tag.encode() + b" "):
-                if ok:
-                    assert resp.split()[1] == b"OK", out
-                return out
-
-    def send(self, line: str) -> None:
-        self.f.write(line.encode() + b"\r\n")
-        self.f.flush()
-
-    def wait_for(self, want: bytes) -> list[bytes]:
-        """Read lines until one contains ``want``; return them all."""
-        got = []
-        while True:
-            line = self.f.readline()
-            assert line, "connection closed"
-            got.append(line)
-            if want in line:
-                return got
-
-    def close(self) -> None:
-        try:
-            self.cmd("LOGOUT")
-        finally:
-            self.sock.close()
 
 
 def _recent(lines: list[bytes]) -> list[int]:

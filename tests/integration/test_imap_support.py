@@ -4,6 +4,7 @@ imapclient connections over implicit TLS or STARTTLS, and sample messages."""
 from __future__ import annotations
 
 import imaplib
+import socket
 import ssl
 from pathlib import Path
 
@@ -77,6 +78,57 @@ def smtp_delivery_server():  # type: ignore[no-untyped-def]
             yield srv
 
     return fixture
+
+
+class Raw:
+    """A line-level IMAP session over TLS as ``ALICE`` (or ``user``): ``cmd`` returns every line
+    of a command's answer, so tests can check untagged responses exactly."""
+
+    def __init__(self, srv, folder: str | None = None, examine: bool = False, user: str = ALICE):  # type: ignore[no-untyped-def]
+        sock = socket.create_connection(("127.0.0.1", srv.port("imap.tls_port")), timeout=30)
+        self.sock = tls_client_context().wrap_socket(sock)
+        self.f = self.sock.makefile("rwb")
+        assert self.f.readline().startswith(b"* OK")
+        self.n = 0
+        self.tag = ""  # the last command's tag
+        self.cmd(f'LOGIN {user} "{PASSWORD}"')
+        self.selected: list[bytes] = []
+        if folder:
+            self.selected = self.cmd(f"{'EXAMINE' if examine else 'SELECT'} {folder}")
+
+    def cmd(self, line: str, ok: bool = True) -> list[bytes]:
+        self.n += 1
+        tag = self.tag = f"r{self.n}"
+        self.send(f"{tag} {line}")
+        out = []
+        while True:
+            resp = self.f.readline()
+            assert resp, "connection closed"
+            out.append(resp)
+            if resp.startswith(tag.encode() + b" "):
+                if ok:
+                    assert resp.split()[1] == b"OK", out
+                return out
+
+    def send(self, line: str) -> None:
+        self.f.write(line.encode() + b"\r\n")
+        self.f.flush()
+
+    def wait_for(self, want: bytes) -> list[bytes]:
+        """Read lines until one contains ``want``; return them all."""
+        got = []
+        while True:
+            line = self.f.readline()
+            assert line, "connection closed"
+            got.append(line)
+            if want in line:
+                return got
+
+    def close(self) -> None:
+        try:
+            self.cmd("LOGOUT")
+        finally:
+            self.sock.close()
 
 
 _counter = [0]
