@@ -1,5 +1,6 @@
 """LIST / LSUB: pattern matching (``*`` any, ``%`` any but the delimiter) and mailbox attributes
-(CHILDREN, SPECIAL-USE, and the RFC 5258 selection/return options SUBSCRIBED, SPECIAL-USE)."""
+(CHILDREN, SPECIAL-USE, and the RFC 5258 selection/return options SUBSCRIBED, SPECIAL-USE).
+LIST-STATUS (RFC 5819) is the session's: it writes a STATUS line after each listed folder."""
 
 from __future__ import annotations
 
@@ -45,9 +46,10 @@ def list_lines(
     select_special: bool = False,
     return_subscribed: bool = False,
     return_special: bool = True,
-) -> list[bytes]:
+) -> list[tuple[str, bytes]]:
+    """(folder name, LIST line) of each folder listed, in order."""
     names = {f.name for f in folders}
-    lines: list[bytes] = []
+    lines: list[tuple[str, bytes]] = []
     regexes = [pattern_regex(reference, p) for p in patterns]
     seen: set[str] = set()
     for f in folders:
@@ -66,5 +68,5 @@ def list_lines(
         if f.subscribed and (return_subscribed or select_subscribed):
             attrs.append("\\Subscribed")
         wire = f.name if f.name == "INBOX" else utf7.encode(f.name)
-        lines.append(f'* {command} ({" ".join(attrs)}) "{DELIM}" '.encode() + string(wire) + b"\r\n")
+        lines.append((f.name, f'* {command} ({" ".join(attrs)}) "{DELIM}" '.encode() + string(wire) + b"\r\n"))
     return lines

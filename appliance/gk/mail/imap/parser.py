@@ -336,6 +336,12 @@ class Parser:
             if not self.try_(b","):
                 return SeqSet(tuple(ranges))
 
+    def seq_set_or_saved(self) -> SeqSet:
+        """A sequence set, or ``$`` (SEARCHRES: the last saved search result)."""
+        if self.try_(b"$"):
+            return SeqSet((), saved=True)
+        return self.seq_set()
+
     def date(self) -> dt.date:
         quoted = self.try_(b'"')
         tok = self._take(lambda c: c not in b' ")').decode("ascii", "replace")

@@ -3,11 +3,16 @@ sequence sets, capabilities and limits."""
 
 from __future__ import annotations
 
+import bisect
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-BASE_CAPS = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE"
+BASE_CAPS = (
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE"
+    " QRESYNC ESEARCH SEARCHRES LIST-STATUS"
+)
 
 MAX_DEPTH = 16  # nesting of parenthesized lists (SEARCH, FETCH, APPEND flags)
 MAX_LITERALS = 64  # literals in one command (APPEND of one message uses one or two)
@@ -76,9 +81,11 @@ class Literal:
 
 @dataclass(frozen=True, slots=True)
 class SeqSet:
-    """A parsed sequence set; ``None`` as a bound stands for ``*``."""
+    """A parsed sequence set; ``None`` as a bound stands for ``*``. ``saved``: the set was ``$``
+    (SEARCHRES, RFC 5182), the session's saved search result; ``ranges`` is empty then."""
 
     ranges: tuple[tuple[int | None, int | None], ...]
+    saved: bool = False
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Concrete (lo, hi) ranges, ``*`` = ``largest``; lo <= hi."""
@@ -104,3 +111,52 @@ def seq_text(numbers: list[int]) -> str:
         out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
         i = j + 1
     return ",".join(out)
+
+
+def runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted numbers as (lo, hi) runs of consecutive ones: ``[1, 2, 3, 7]`` → ``[(1, 3), (7, 7)]``."""
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and n == out[-1][1] + 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
+
+
+def ranges_text(ranges: Sequence[tuple[int, int]]) -> str:
+    """Sequence-set text of ascending, disjoint (lo, hi) ranges: ``[(1, 3), (7, 7)]`` → ``1:3,7``."""
+    return ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in ranges)
+
+
+def missing(ranges: Sequence[tuple[int, int]], present: Sequence[int]) -> list[tuple[int, int]]:
+    """The parts of ``ranges`` (ascending, disjoint) not in ``present`` (ascending), as ranges."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        i = bisect.bisect_left(present, lo)
+        cur = lo
+        while i < len(present) and present[i] <= hi:
+            if present[i] > cur:
+                out.append((cur, present[i] - 1))
+            cur = present[i] + 1
+            i += 1
+        if cur <= hi:
+            out.append((cur, hi))
+    return out
+
+
+def merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(lo, hi) ranges sorted and merged where they overlap or touch."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def in_ranges(ranges: Sequence[tuple[int, int]], n: int) -> bool:
+    """Whether ``n`` is in ``ranges`` (ascending and disjoint, as ``merge`` makes them)."""
+    i = bisect.bisect_right(ranges, (n, 1 << 64)) - 1
+    return i >= 0 and ranges[i][1] >= n

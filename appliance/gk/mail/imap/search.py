@@ -1,4 +1,5 @@
-"""SEARCH: RFC 3501 search keys (+ CONDSTORE's MODSEQ) → ``gk.mail.mailbox.query`` criteria.
+"""SEARCH: RFC 3501 search keys (+ CONDSTORE's MODSEQ) → ``gk.mail.mailbox.query`` criteria;
+ESEARCH's ``RETURN (MIN MAX COUNT ALL SAVE)`` (RFC 4731, RFC 5182) and its answer.
 
 The session's view (its UID list) turns message sequence sets into UID ranges, so the whole
 search runs as one SQL query in the index; BODY/TEXT use the FTS5 trigram table.
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gk.mail.imap.parser import Parser
-from gk.mail.imap.protocol import BadCommand, NoCommand, SeqSet
+from gk.mail.imap.protocol import BadCommand, NoCommand, SeqSet, seq_text
 
 Criteria = tuple[Any, ...]
 
@@ -80,8 +81,8 @@ class SearchParser:
                 p.sp()
                 keys.append(self.key())
             return keys[0] if len(keys) == 1 else ("and", keys)
-        if c is not None and (48 <= c <= 57 or c == ord("*")):
-            return ("uids", self.seq_to_uids(p.seq_set()))
+        if c is not None and (48 <= c <= 57 or c in (ord("*"), ord("$"))):
+            return ("uids", self.seq_to_uids(p.seq_set_or_saved()))
         word = p.atom("a search key").upper()
         if word in _FLAG_KEYS:
             return _FLAG_KEYS[word]
@@ -112,7 +113,7 @@ class SearchParser:
             return ("or", a, self.key())
         if word == "UID":
             p.sp()
-            return ("uids", self.uid_ranges(p.seq_set()))
+            return ("uids", self.uid_ranges(p.seq_set_or_saved()))
         if word == "MODSEQ":
             p.sp()
             if p.peek() == ord('"'):  # entry name and type: accepted and ignored
@@ -147,3 +148,51 @@ def seq_ranges_to_uids(ranges: list[tuple[int, int]], uids: Sequence[int]) -> li
         if lo <= hi:
             out.append((uids[lo - 1], uids[hi - 1]))
     return out
+
+
+RETURN_OPTIONS = ("MIN", "MAX", "COUNT", "ALL", "SAVE")
+
+
+def return_options(p: Parser) -> set[str]:
+    """ESEARCH's ``RETURN (…)`` list (after ``RETURN ``); ``()`` means ``(ALL)`` (RFC 4731 3.1)."""
+    p.open_list()
+    out: set[str] = set()
+    while not p.close_list():
+        if out:
+            p.sp()
+        opt = p.atom("a search return option").upper()
+        if opt not in RETURN_OPTIONS:
+            raise BadCommand(f"unknown search return option {opt}")
+        out.add(opt)
+    return out or {"ALL"}
+
+
+def picked(options: set[str], found: list[int]) -> list[int]:
+    """The matches RETURN ``options`` are about: all of them if ALL or COUNT is asked (or SAVE
+    alone), else just the lowest (MIN) and/or highest (MAX) one. RFC 5182 2.4 saves these, and
+    RFC 7162 3.1.5 reports the highest MODSEQ among them."""
+    if not found or options & {"ALL", "COUNT"} or not options & {"MIN", "MAX"}:
+        return found
+    ends = {found[0]} if "MIN" in options else set()
+    if "MAX" in options:
+        ends.add(found[-1])
+    return sorted(ends)
+
+
+def esearch_line(tag: str, uid: bool, options: set[str], nums: list[int], modseq: int | None) -> bytes:
+    """``* ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 3 ALL 2,7:9`` for the ascending ``nums``
+    (UIDs or sequence numbers). No MIN, MAX or ALL when nothing matched (COUNT is 0)."""
+    out = [f'* ESEARCH (TAG "{tag}")']
+    if uid:
+        out.append("UID")
+    if nums and "MIN" in options:
+        out.append(f"MIN {nums[0]}")
+    if nums and "MAX" in options:
+        out.append(f"MAX {nums[-1]}")
+    if "COUNT" in options:
+        out.append(f"COUNT {len(nums)}")
+    if nums and "ALL" in options:
+        out.append("ALL " + seq_text(nums))
+    if modseq is not None and nums:
+        out.append(f"MODSEQ {modseq}")
+    return (" ".join(out) + "\r\n").encode()

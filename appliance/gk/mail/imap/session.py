@@ -21,11 +21,13 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import itertools
 import logging
 import socket
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -35,9 +37,28 @@ from gk.mail.imap import fetch as fetchmod
 from gk.mail.imap import utf7
 from gk.mail.imap.listing import Listed, list_lines
 from gk.mail.imap.parser import CommandReader, Parser, ReaderError
-from gk.mail.imap.protocol import BASE_CAPS, BadCommand, Literal, NoCommand, SeqSet, seq_text
+from gk.mail.imap.protocol import (
+    BASE_CAPS,
+    BadCommand,
+    Literal,
+    NoCommand,
+    SeqSet,
+    in_ranges,
+    merge,
+    missing,
+    ranges_text,
+    runs,
+    seq_text,
+)
 from gk.mail.imap.response import flag_list, internal_date, pack, string
-from gk.mail.imap.search import SearchParser, resolve_recent, seq_ranges_to_uids
+from gk.mail.imap.search import (
+    SearchParser,
+    esearch_line,
+    picked,
+    resolve_recent,
+    return_options,
+    seq_ranges_to_uids,
+)
 from gk.mail.mailbox import MailboxError, UserMailbox, notify
 from gk.mail.mailbox.mime import body_structure
 
@@ -56,10 +77,11 @@ class Selected:
     recent in this session; ``rtop`` is the highest UID already considered. A read-write session
     claims the UIDs it reports through the folder's ``recentuid`` in the index (so exactly one
     session gets each message); a read-only one (EXAMINE) sees the unclaimed ones without
-    claiming them. Usually one range: a few ints per session.
+    claiming them. Usually one range: a few ints per session. ``saved`` is SEARCHRES's ``$``
+    (RFC 5182), as UIDs: it names the same messages in UID and non-UID commands.
     """
 
-    __slots__ = ("name", "readonly", "uids", "modseq", "uidvalidity", "recent", "rtop")
+    __slots__ = ("name", "readonly", "uids", "modseq", "uidvalidity", "recent", "rtop", "saved")
 
     def __init__(self, name: str, readonly: bool, uids: array[int], modseq: int, uidvalidity: int):
         self.name = name
@@ -69,6 +91,7 @@ class Selected:
         self.uidvalidity = uidvalidity
         self.recent: list[tuple[int, int]] = []
         self.rtop = 0
+        self.saved: list[int] = []  # SEARCHRES ``$``: UIDs of the last SEARCH RETURN (SAVE)
 
     def seq_of(self, uid: int) -> int:
         i = bisect.bisect_left(self.uids, uid)
@@ -100,6 +123,61 @@ class Logout(Exception):
     pass
 
 
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
+MAX_MATCH_PAIRS = 100_000  # QRESYNC sequence match data checked at most
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """SELECT's ``(QRESYNC (uidvalidity modseq [known-uids] [(known-seqs known-uids)]))``."""
+
+    uidvalidity: int
+    modseq: int
+    known: SeqSet | None
+    match: tuple[SeqSet, SeqSet] | None
+
+    @staticmethod
+    def parse(p: Parser) -> Resync:
+        def uid_set() -> SeqSet:
+            s = p.seq_set()
+            if s.contains_star():
+                raise BadCommand("'*' is not allowed in QRESYNC UID sets")
+            return s
+
+        p.open_list()
+        uidvalidity = p.number("a UIDVALIDITY", nz=True)
+        p.sp()
+        modseq = p.number("a mod-sequence")
+        known = match = None
+        if p.try_(b" ") and p.peek() != ord("("):
+            known = uid_set()
+            p.try_(b" ")
+        if p.peek() == ord("("):
+            p.open_list()
+            seqs = uid_set()
+            p.sp()
+            uids = uid_set()
+            p.expect(b")")
+            p.depth -= 1
+            match = (seqs, uids)
+        p.expect(b")")
+        p.depth -= 1
+        return Resync(uidvalidity, modseq, known, match)
+
+
+def _pairs(seqs: SeqSet, uids: SeqSet) -> Iterator[tuple[int, int]]:
+    """The (sequence number, UID) pairs of QRESYNC's sequence match data, in order (at most
+    ``MAX_MATCH_PAIRS``)."""
+
+    def each(s: SeqSet) -> Iterator[int]:
+        for lo, hi in s.ranges:
+            assert lo is not None and hi is not None
+            step = 1 if hi >= lo else -1
+            yield from range(lo, hi + step, step)
+
+    return itertools.islice(zip(each(seqs), each(uids), strict=False), MAX_MATCH_PAIRS)
+
+
 class Session:
     def __init__(self, service: Any, sock: socket.socket, address: tuple[str, int], tls: bool):
         self.svc = service
@@ -113,6 +191,7 @@ class Session:
         self.mb: UserMailbox | None = None
         self.sel: Selected | None = None
         self.condstore = False
+        self.qresync = False  # ENABLE QRESYNC: expunges are reported as VANISHED (RFC 7162 3.2.10)
         self.out: list[bytes] = []
         self.outlen = 0
         self.changed = gevent.event.Event()
@@ -307,8 +386,13 @@ class Session:
         if gone and not expunge_ok:
             return
         old = sel.uids
-        for i in reversed(gone):
-            self.write(f"* {i + 1} EXPUNGE\r\n".encode())
+        if gone and self.qresync:
+            self.write(f"* VANISHED {ranges_text(runs([old[i] for i in gone]))}\r\n".encode())
+        else:
+            for i in reversed(gone):
+                self.write(f"* {i + 1} EXPUNGE\r\n".encode())
+        if gone and sel.saved:  # RFC 5182 2.1: expunged messages leave $
+            sel.saved = [u for u in sel.saved if u in cur_set]
         known = set(old) - {old[i] for i in gone}
         sel.uids = current
         sel.claim_recent(mb)
@@ -340,11 +424,16 @@ class Session:
 
     def _uid_ranges(self, s: SeqSet) -> list[tuple[int, int]]:
         sel, _ = self._need_sel()
+        if s.saved:
+            return runs(sel.saved)
         largest = sel.uids[-1] if sel.uids else 0
         return s.resolve(largest)
 
     def _seq_ranges(self, s: SeqSet) -> list[tuple[int, int]]:
+        """UID ranges of the messages a sequence set (or ``$``) names."""
         sel, _ = self._need_sel()
+        if s.saved:
+            return runs(sel.saved)
         ranges = s.resolve(len(sel.uids))
         if not s.contains_star():
             for _lo, hi in ranges:
@@ -491,6 +580,9 @@ class Session:
             if cap == "CONDSTORE" and not self.condstore:
                 self.condstore = True
                 enabled.append(cap)
+            elif cap == "QRESYNC" and not self.qresync:  # implies CONDSTORE (RFC 7162 3.2.3)
+                self.qresync = self.condstore = True
+                enabled.append(cap)
         p.end()
         self.write(("* ENABLED" + "".join(" " + c for c in enabled) + "\r\n").encode())
         self.ok(tag, "ENABLE completed")
@@ -503,17 +595,26 @@ class Session:
     def _select(self, tag: str, p: Parser, readonly: bool) -> None:
         p.sp()
         name = self._folder_arg(p)
+        resync: Resync | None = None
         if p.try_(b" "):
             p.open_list()
             while not p.close_list():
                 opt = p.atom("a select option").upper()
-                if opt != "CONDSTORE":
+                if opt == "CONDSTORE":
+                    self.condstore = True
+                elif opt == "QRESYNC":
+                    if not self.qresync:
+                        raise BadCommand("QRESYNC is not enabled; send ENABLE QRESYNC first")
+                    p.sp()
+                    resync = Resync.parse(p)
+                else:
                     raise BadCommand(f"unknown SELECT option {opt}")
-                self.condstore = True
                 p.try_(b" ")
         p.end()
         mb = self.mb
         assert mb is not None
+        if self.sel is not None:  # RFC 7162 3.2.11: ends the old folder's responses
+            self.write(b"* OK [CLOSED] previous folder closed\r\n")
         self.sel = None
         self.state = AUTH
         info = mb.folder(name)
@@ -534,7 +635,44 @@ class Session:
         self.write(f"* OK [UIDVALIDITY {info.uidvalidity}] UIDs valid\r\n".encode())
         self.write(f"* OK [UIDNEXT {info.uidnext}] predicted next UID\r\n".encode())
         self.write(f"* OK [HIGHESTMODSEQ {info.highestmodseq}] highest\r\n".encode())
+        if resync is not None and resync.uidvalidity == info.uidvalidity:
+            self._resync(self.sel, mb, resync, info.uidnext)
         self.ok(tag, f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {'EXAMINE' if readonly else 'SELECT'} completed")
+
+    def _resync(self, sel: Selected, mb: UserMailbox, r: Resync, uidnext: int) -> None:
+        """SELECT's QRESYNC answer (RFC 7162 3.2.5.1): ``VANISHED (EARLIER)`` for what was expunged
+        since the client's MODSEQ, then FETCH (UID FLAGS MODSEQ) for what changed since, both
+        limited to the client's known UIDs when it sent them."""
+        known = merge(r.known.resolve(0)) if r.known is not None else None
+        floor = 0
+        if r.match is not None:  # the highest UID whose sequence number is the same for us both:
+            seqs, uids = r.match  # nothing at or below it was expunged (3.2.5.2)
+            for seq, u in _pairs(seqs, uids):
+                if sel.seq_of(u) == seq:
+                    floor = max(floor, u)
+        self._vanished_earlier(sel, mb, r.modseq, known or [(1, uidnext - 1)], uidnext, floor)
+        for u, flags, modseq in mb.changes_since(sel.name, r.modseq):
+            seq = sel.seq_of(u)
+            if seq and (known is None or in_ranges(known, u)):
+                self._flags_line(seq, u, flags, modseq, True)
+
+    def _vanished_earlier(
+        self, sel: Selected, mb: UserMailbox, since: int, scope: list[tuple[int, int]], uidnext: int, floor: int = 0
+    ) -> None:
+        """``* VANISHED (EARLIER)`` with the UIDs in ``scope`` expunged after MODSEQ ``since``; when
+        tombstones that old were pruned, every UID in scope (above ``floor``, below UIDNEXT) that
+        no longer exists: a superset RFC 7162 3.6 allows."""
+        scope = [(max(lo, floor + 1), min(hi, uidnext - 1)) for lo, hi in merge(scope)]
+        scope = [(lo, hi) for lo, hi in scope if lo <= hi]
+        if not scope:
+            return
+        gone = mb.vanished(sel.name, since, scope)
+        if gone is None:
+            ranges = missing(scope, sel.uids)
+        else:
+            ranges = runs([u for u in gone if not sel.seq_of(u)])
+        if ranges:
+            self.write(f"* VANISHED (EARLIER) {ranges_text(ranges)}\r\n".encode())
 
     def cmd_select(self, tag: str, p: Parser) -> None:
         self._select(tag, p, False)
@@ -612,12 +750,16 @@ class Session:
                 p.try_(b" ")
         else:
             patterns.append(p.list_mailbox())
+        status: list[str] | None = None
         if command == "LIST" and p.try_(b" RETURN "):
             p.open_list()
             while not p.close_list():
                 opt = p.atom("a return option").upper()
                 if opt == "SUBSCRIBED":
                     ret_sub = True
+                elif opt == "STATUS":  # LIST-STATUS (RFC 5819)
+                    p.sp()
+                    status = self._status_items(p)
                 elif opt not in ("CHILDREN", "SPECIAL-USE"):
                     raise BadCommand(f"unknown LIST return option {opt}")
                 p.try_(b" ")
@@ -625,23 +767,40 @@ class Session:
         if patterns == [""]:
             self.write(b"* " + command.encode() + b' (\\Noselect) "/" ""\r\n')
         else:
-            for line in list_lines(self._listed(), ref, patterns, command, sel_sub, sel_special, ret_sub):
+            for name, line in list_lines(self._listed(), ref, patterns, command, sel_sub, sel_special, ret_sub):
                 self.write(line)
+                if status:
+                    try:
+                        self.write(self._status_line(name, status))
+                    except MailboxError:  # deleted meanwhile: listed, but no STATUS
+                        pass
         self.ok(tag, f"{command} completed")
 
     def cmd_lsub(self, tag: str, p: Parser) -> None:
         self.cmd_list(tag, p, "LSUB")
 
+    def _status_items(self, p: Parser) -> list[str]:
+        p.open_list()
+        items = []
+        while not p.close_list():
+            item = p.atom("a status item").upper()
+            if item not in STATUS_ITEMS:
+                raise BadCommand(f"unknown STATUS item {item}")
+            items.append(item)
+            p.try_(b" ")
+        return items
+
     def cmd_status(self, tag: str, p: Parser) -> None:
         p.sp()
         name = self._folder_arg(p)
         p.sp()
-        p.open_list()
-        items = []
-        while not p.close_list():
-            items.append(p.atom("a status item").upper())
-            p.try_(b" ")
+        items = self._status_items(p)
         p.end()
+        self.write(self._status_line(name, items))
+        self._updates(True)
+        self.ok(tag, "STATUS completed")
+
+    def _status_line(self, name: str, items: list[str]) -> bytes:
         assert self.mb is not None
         info = self.mb.folder(name)
         recent = 0
@@ -658,15 +817,9 @@ class Session:
             "HIGHESTMODSEQ": info.highestmodseq,
             "SIZE": info.size,
         }
-        out = []
-        for it in items:
-            if it not in values:
-                raise BadCommand(f"unknown STATUS item {it}")
-            out.append(f"{it} {values[it]}")
+        out = " ".join(f"{it} {values[it]}" for it in items)
         wire = info.name if info.name == "INBOX" else utf7.encode(info.name)
-        self.write(b"* STATUS " + string(wire) + f" ({' '.join(out)})\r\n".encode())
-        self._updates(True)
-        self.ok(tag, "STATUS completed")
+        return b"* STATUS " + string(wire) + f" ({out})\r\n".encode()
 
     def cmd_append(self, tag: str, p: Parser) -> None:
         p.sp()
@@ -741,7 +894,7 @@ class Session:
         uids: list[int] | None = None
         if uid:
             p.sp()
-            uids = self._target_uids(p.seq_set(), True)
+            uids = self._target_uids(p.seq_set_or_saved(), True)
         p.end()
         if sel.readonly:
             raise NoCommand("folder is read-only", "READ-ONLY")
@@ -752,15 +905,33 @@ class Session:
     def cmd_search(self, tag: str, p: Parser, uid: bool = False) -> None:
         sel, mb = self._need_sel()
         p.sp()
-        if p.try_(b"RETURN "):
-            raise BadCommand("ESEARCH is not supported")
+        options: set[str] | None = None
+        if p.try_(b"RETURN "):  # ESEARCH (RFC 4731)
+            options = return_options(p)
+            p.sp()
         sp = SearchParser(p, self._seq_ranges, self._uid_ranges)
-        criteria = sp.program()
-        p.end()
+        try:
+            criteria = sp.program()  # a $ in it is resolved here, before this search saves its own
+            p.end()
+        except (BadCommand, NoCommand):
+            if options is not None and "SAVE" in options:  # RFC 5182 2.1: a failed SEARCH empties $
+                sel.saved = []
+            raise
         self._updates(uid)
         criteria = resolve_recent(criteria, sel.recent)
         found = [u for u in mb.search(sel.name, criteria) if sel.seq_of(u)]
         nums = found if uid else [sel.seq_of(u) for u in found]
+        if options is not None:
+            if "SAVE" in options:  # SEARCHRES (RFC 5182): $ for the commands that follow
+                sel.saved = picked(options, found)
+            shown = options - {"SAVE"}
+            if shown:
+                modseq = None
+                if sp.uses_modseq and found:
+                    modseq = max(i.modseq for i in mb.infos(sel.name, picked(shown, found)).values())
+                self.write(esearch_line(tag, uid, shown, nums, modseq))
+            self.ok(tag, ("UID " if uid else "") + "SEARCH completed")
+            return
         line = "* SEARCH" + "".join(f" {n}" for n in nums)
         if sp.uses_modseq and found:
             best = max(i.modseq for i in mb.infos(sel.name, found).values())
@@ -771,21 +942,33 @@ class Session:
     def cmd_fetch(self, tag: str, p: Parser, uid: bool = False) -> None:
         sel, mb = self._need_sel()
         p.sp()
-        seqset = p.seq_set()
+        seqset = p.seq_set_or_saved()
         p.sp()
         atts = fetchmod.parse_atts(p)
         changed_since: int | None = None
+        vanished = False
         if p.try_(b" "):
             p.open_list()
             while not p.close_list():
                 mod = p.atom("a FETCH modifier").upper()
-                if mod != "CHANGEDSINCE":
+                if mod == "CHANGEDSINCE":
+                    p.sp()
+                    changed_since = p.number("a mod-sequence")
+                    self.condstore = True
+                elif mod == "VANISHED":  # RFC 7162 3.2.6
+                    vanished = True
+                else:
                     raise BadCommand(f"unknown FETCH modifier {mod}")
-                p.sp()
-                changed_since = p.number("a mod-sequence")
-                self.condstore = True
+                p.try_(b" ")
         p.end()
+        if vanished and not (uid and self.qresync and changed_since is not None):
+            raise BadCommand("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
         self._updates(uid)
+        if vanished:
+            assert changed_since is not None
+            uidnext = mb.uidnext(sel.name)
+            scope = runs(sel.saved) if seqset.saved else seqset.resolve(max(uidnext - 1, 1))
+            self._vanished_earlier(sel, mb, changed_since, scope, uidnext)
         names = {a.name for a in atts}
         if uid:
             names.add("UID")
@@ -860,7 +1043,7 @@ class Session:
     def cmd_store(self, tag: str, p: Parser, uid: bool = False) -> None:
         sel, mb = self._need_sel()
         p.sp()
-        seqset = p.seq_set()
+        seqset = p.seq_set_or_saved()
         p.sp()
         unchanged: int | None = None
         if p.peek() == ord("("):
@@ -923,7 +1106,7 @@ class Session:
     def _copy(self, tag: str, p: Parser, uid: bool, move: bool) -> None:
         sel, mb = self._need_sel()
         p.sp()
-        seqset = p.seq_set()
+        seqset = p.seq_set_or_saved()
         p.sp()
         dest = self._folder_arg(p)
         p.end()
