@@ -15,6 +15,7 @@ are not decoded: RFC 3501 wants the wire form); 8-bit bytes survive via ``surrog
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -26,6 +27,7 @@ MAX_HEADER = 256 * 1024  # header bytes of one part we parse; the rest are skipp
 MAX_DEPTH = 20  # nesting of multiparts / message/rfc822 we descend into
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
 
 
 @dataclass(slots=True)
@@ -153,16 +155,146 @@ def _params(msg: Message, header: str) -> list[tuple[str, str]]:
     return out
 
 
+_ADDR_TOKEN = re.compile(r'\s+|"(?:\\.|[^"\\])*"?|\[(?:\\.|[^\]\\])*\]?|[()<>@,;:.\\]|[^\s"()<>@,;:.\\\[\]]+')
+
+
+def _address_tokens(value: str) -> list[tuple[str, str]]:
+    """RFC 5322 tokens of an address list: ("q", quoted text), ("c", comment), ("s", special),
+    ("a", atom or domain literal); whitespace dropped, comments (nested) kept apart."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(value):
+        if value[i] == "(":
+            depth, j, buf = 0, i, []
+            while j < len(value):
+                ch = value[j]
+                if ch == "\\" and j + 1 < len(value):
+                    buf.append(value[j + 1])
+                    j += 2
+                    continue
+                if ch == "(":
+                    depth += 1
+                    if depth > 1:
+                        buf.append(ch)
+                elif ch == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                    buf.append(ch)
+                else:
+                    buf.append(ch)
+                j += 1
+            out.append(("c", " ".join("".join(buf).split())))
+            i = j + 1
+            continue
+        m = _ADDR_TOKEN.match(value, i)
+        if m is None:  # a stray ")" or "]"
+            i += 1
+            continue
+        tok = m.group(0)
+        i = m.end()
+        if tok.isspace():
+            continue
+        if tok.startswith('"'):
+            inner = tok[1:-1] if len(tok) > 1 and tok.endswith('"') else tok[1:]
+            out.append(("q", re.sub(r"\\(.)", r"\1", inner)))
+        elif len(tok) == 1 and tok in "<>@,;:.\\":
+            out.append(("s", tok))
+        else:
+            out.append(("a", tok))
+    return out
+
+
+def _phrase(tokens: list[tuple[str, str]]) -> str | None:
+    words: list[str] = []
+    for kind, v in tokens:
+        if kind == "s" and v == "." and words:
+            words[-1] += "."
+        elif kind in ("a", "q"):
+            words.append(v)
+    return " ".join(words) or None
+
+
+def _mailbox(tokens: list[tuple[str, str]]) -> list[Any] | None:
+    """One mailbox as an ENVELOPE address: [name, adl, mailbox, host]."""
+    if not any(k != "c" for k, _ in tokens):
+        return None
+    comments = [v for k, v in tokens if k == "c" and v]
+    route: str | None = None
+    if ("s", "<") in tokens:
+        lt = tokens.index(("s", "<"))
+        name = _phrase(tokens[:lt])
+        inner = [t for t in tokens[lt + 1 :] if t[0] != "c"]
+        if ("s", ">") in inner:
+            inner = inner[: inner.index(("s", ">"))]
+        if inner and inner[0] == ("s", "@") and ("s", ":") in inner:  # obs-route "@a,@b:"
+            colon = inner.index(("s", ":"))
+            route = "".join(v for _, v in inner[:colon])
+            inner = inner[colon + 1 :]
+        spec = inner
+    else:
+        name = comments[-1] if comments else None
+        spec = [t for t in tokens if t[0] != "c"]
+    if ("s", "@") in spec:
+        at = len(spec) - 1 - spec[::-1].index(("s", "@"))
+        local_toks, host_toks = spec[:at], spec[at + 1 :]
+    else:
+        local_toks, host_toks = spec, []
+    local = "".join(
+        f'"{v}"' if k == "q" and not re.fullmatch(r"[\w!#$%&'*+/=?^`{|}~.-]+", v) else v for k, v in local_toks
+    )
+    host = "".join(v for _, v in host_toks)
+    if not local and not host:
+        return None
+    return [name, route, local or None, host or None]
+
+
+def parse_address_list(value: str) -> list[list[Any]]:
+    """ENVELOPE addresses of a header value (RFC 3501 §7.4.2): a group ``g: a, b;`` becomes its
+    start marker (NIL NIL "g" NIL), its members and the end marker (NIL NIL NIL NIL)."""
+    out: list[list[Any]] = []
+    item: list[tuple[str, str]] = []
+    in_angle = False
+    in_group = False
+
+    def flush() -> None:
+        mbox = _mailbox(item)
+        if mbox is not None:
+            out.append(mbox)
+        item.clear()
+
+    for tok in _address_tokens(value):
+        if tok == ("s", "<"):
+            in_angle = True
+        elif tok == ("s", ">"):
+            in_angle = False
+        elif not in_angle and tok == ("s", ":") and not in_group:
+            out.append([None, None, _phrase(item) or "", None])
+            item.clear()
+            in_group = True
+            continue
+        elif not in_angle and tok == ("s", ";") and in_group:
+            flush()
+            out.append([None, None, None, None])
+            in_group = False
+            continue
+        elif not in_angle and tok == ("s", ","):
+            flush()
+            continue
+        item.append(tok)
+    flush()
+    if in_group:  # an unterminated group still ends
+        out.append([None, None, None, None])
+    return out
+
+
 def _addresses(msg: Message, name: str) -> list[list[Any]] | None:
     values = msg.get_all(name)
     if not values:
         return None
     out: list[list[Any]] = []
-    for display, addr in email.utils.getaddresses([" ".join(str(v).split()) for v in values]):
-        if not addr and not display:
-            continue
-        local, _, host = addr.rpartition("@") if "@" in addr else (addr, "", "")
-        out.append([display or None, None, local or None, host or None])
+    for v in values:
+        out += parse_address_list(" ".join(str(v).split()))
     return out or None
 
 
@@ -220,7 +352,9 @@ def _fill(part: Part, msg: Message, default_type: str) -> None:
 def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth: int, top: bool) -> Part:
     header_start = lines.pos
     raw, body_start = _read_headers(lines, boundaries)
-    msg = _HEADER_PARSER.parsebytes(raw)
+    # RFC 5322 §2.2.3 unfolding: a CRLF before whitespace is not part of the value (a folded
+    # ``boundary="foo<CRLF> bar"`` is the boundary ``foo bar``)
+    msg = _HEADER_PARSER.parsebytes(_FOLD.sub(b"", raw))
     if top and depth == 0:
         lines.top_headers = msg
     part = Part(header_start, body_start, body_start)
@@ -283,6 +417,8 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
     part.lines = count
     if lines.peek() and last:  # the CRLF before a boundary belongs to the boundary
         part.end -= _eol_len(last)
+        if last in (b"\r\n", b"\n"):
+            part.lines -= 1  # ... so a blank last line is no line of the part's text
     return part
 
 
@@ -377,17 +513,26 @@ class Multipart(list):  # type: ignore[type-arg]
 
 # -- sections ------------------------------------------------------------------------------
 def find_part(top: Part, path: list[int]) -> Part | None:
-    """Resolve a section part path (``[1, 2]`` for ``1.2``) per RFC 3501 §6.4.5."""
+    """Resolve a section part path (``[1, 2]`` for ``1.2``) per RFC 3501 §6.4.5.
+
+    A message's parts are its multipart children, or, when it is not multipart, part 1: its
+    own body. A message/rfc822 part's subparts are those of the message it encapsulates, so
+    with a message/rfc822 inside a message/rfc822 ``1.1`` is the inner message and ``1.1.1``
+    its text.
+    """
     cur = top
+    is_message = True  # cur stands for a message (numbering its parts), not for a body part
     for n in path:
-        if cur.is_message and cur is not top and cur.message is not None:
+        if not is_message and cur.is_message and cur.message is not None:
             cur = cur.message
+            is_message = True
         if cur.is_multipart and cur.children:
             if not 1 <= n <= len(cur.children):
                 return None
             cur = cur.children[n - 1]
-        elif n == 1:
-            cur = cur  # the body of a non-multipart message is part 1
+            is_message = False
+        elif is_message and n == 1:
+            is_message = False  # the body of a non-multipart message is its part 1
         else:
             return None
     return cur
