@@ -69,4 +69,18 @@ def list_lines(
             attrs.append("\\Subscribed")
         wire = f.name if f.name == "INBOX" else utf7.encode(f.name)
         lines.append((f.name, f'* {command} ({" ".join(attrs)}) "{DELIM}" '.encode() + string(wire) + b"\r\n"))
+    if command == "LSUB":
+        # RFC 3501 6.3.9: with "%", a subscribed "a/b/c" under an unsubscribed "a" that the
+        # pattern matches makes LSUB return "a", flagged \Noselect
+        for f in folders:
+            if not f.subscribed or any(r.match(f.name) for r in regexes):
+                continue
+            parts = f.name.split(DELIM)
+            for i in range(1, len(parts)):
+                parent = DELIM.join(parts[:i])
+                if parent in seen or not any(r.match(parent) for r in regexes):
+                    continue
+                seen.add(parent)
+                wire = parent if parent == "INBOX" else utf7.encode(parent)
+                lines.append((parent, b'* LSUB (\\Noselect) "/" ' + string(wire) + b"\r\n"))
     return lines

@@ -412,6 +412,16 @@ class Session:
         self.write(b"* %d FETCH (" % seq + items + b")\r\n")
 
     # -- helpers ----------------------------------------------------------------------------
+    def _condstore_on(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 3.1: FETCH MODSEQ or CHANGEDSINCE, STORE
+        UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ). The first one issued while a folder
+        is selected also reports that folder's HIGHESTMODSEQ (as far as this session has seen)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.sel is not None:
+            self.write(f"* OK [HIGHESTMODSEQ {self.sel.modseq}] highest\r\n".encode())
+
     def _with_recent(self, uid: int, flags: tuple[str, ...]) -> tuple[str, ...]:
         """The flags to show: the stored ones, plus \\Recent where this session has it."""
         if self.sel is not None and self.sel.is_recent(uid):
@@ -796,6 +806,8 @@ class Session:
         p.sp()
         items = self._status_items(p)
         p.end()
+        if "HIGHESTMODSEQ" in items:
+            self._condstore_on()
         self.write(self._status_line(name, items))
         self._updates(True)
         self.ok(tag, "STATUS completed")
@@ -917,6 +929,8 @@ class Session:
             if options is not None and "SAVE" in options:  # RFC 5182 2.1: a failed SEARCH empties $
                 sel.saved = []
             raise
+        if sp.uses_modseq:
+            self._condstore_on()
         self._updates(uid)
         criteria = resolve_recent(criteria, sel.recent)
         found = [u for u in mb.search(sel.name, criteria) if sel.seq_of(u)]
@@ -954,7 +968,6 @@ class Session:
                 if mod == "CHANGEDSINCE":
                     p.sp()
                     changed_since = p.number("a mod-sequence")
-                    self.condstore = True
                 elif mod == "VANISHED":  # RFC 7162 3.2.6
                     vanished = True
                 else:
@@ -963,6 +976,8 @@ class Session:
         p.end()
         if vanished and not (uid and self.qresync and changed_since is not None):
             raise BadCommand("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
+        if changed_since is not None or any(a.name == "MODSEQ" for a in atts):
+            self._condstore_on()  # once the command is known to be good
         self._updates(uid)
         if vanished:
             assert changed_since is not None
@@ -1056,7 +1071,6 @@ class Session:
             if not p.close_list():
                 raise BadCommand("expected ')'")
             p.sp()
-            self.condstore = True
         item = p.atom("+FLAGS, -FLAGS or FLAGS").upper() if p.peek() not in (ord("+"), ord("-")) else None
         if item is None:
             sign = chr(p.line[p.pos])
@@ -1076,6 +1090,8 @@ class Session:
             raise NoCommand("folder is read-only", "READ-ONLY")
         if any(f in ("\\Recent", "\\*") for f in flags):
             raise BadCommand("\\Recent and \\* cannot be stored")
+        if unchanged is not None:
+            self._condstore_on()
         mode = {"+": "add", "-": "remove"}.get(item[0], "replace")
         silent = item.endswith(".SILENT")
         self._updates(uid)
