@@ -83,9 +83,13 @@ def test_enable_and_capability(imap_server):  # type: ignore[no-untyped-def]
     assert out[-1].split()[1] == b"BAD" and _untagged(out) == []
     assert _untagged(r.cmd("ENABLE QRESYNC CONDSTORE")) == [b"* ENABLED QRESYNC\r\n"]  # CONDSTORE came with it
     assert _untagged(r.cmd("ENABLE QRESYNC")) == [b"* ENABLED\r\n"]
-    # CONDSTORE is on: FETCH FLAGS carries MODSEQ
+    # CONDSTORE is on: FETCH FLAGS carries MODSEQ; QRESYNC is on: every FETCH names its UID
     assert re.fullmatch(
-        rb"\* 1 FETCH \(FLAGS \(\\Seen \\Recent\) MODSEQ \(\d+\)\)\r\n", _untagged(r.cmd("FETCH 1 (FLAGS)"))[0]
+        rb"\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Recent\) MODSEQ \(\d+\)\)\r\n", _untagged(r.cmd("FETCH 1 (FLAGS)"))[0]
+    )
+    assert re.fullmatch(
+        rb"\* 1 FETCH \(FLAGS \(\\Seen \\Flagged \\Recent\) UID 1 MODSEQ \(\d+\)\)\r\n",
+        _untagged(r.cmd("STORE 1 +FLAGS (\\Flagged)"))[0],
     )
     # VANISHED needs UID FETCH and CHANGEDSINCE
     for bad in ("FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)", "UID FETCH 1:* (FLAGS) (VANISHED)"):

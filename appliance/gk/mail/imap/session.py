@@ -405,7 +405,7 @@ class Session:
 
     def _flags_line(self, seq: int, uid: int, flags: tuple[str, ...], modseq: int, with_uid: bool) -> None:
         items = b"FLAGS " + flag_list(self._with_recent(uid, flags))
-        if with_uid:
+        if with_uid or self.qresync:  # with QRESYNC every FETCH names its UID (as Dovecot and James do)
             items += b" UID %d" % uid
         if self.condstore:
             items += b" MODSEQ (%d)" % modseq
@@ -985,7 +985,7 @@ class Session:
             scope = runs(sel.saved) if seqset.saved else seqset.resolve(max(uidnext - 1, 1))
             self._vanished_earlier(sel, mb, changed_since, scope, uidnext)
         names = {a.name for a in atts}
-        if uid:
+        if uid or self.qresync:
             names.add("UID")
         if changed_since is not None or (self.condstore and "FLAGS" in names):
             names.add("MODSEQ")
