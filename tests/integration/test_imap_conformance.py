@@ -136,3 +136,18 @@ def test_lsub_percent_shows_unsubscribed_parent_as_noselect(imap_server):  # typ
     # with "*" the subscribed folder itself matches: no \Noselect parents
     assert _untagged(r.cmd('LSUB "" lsubtop*')) == [b'* LSUB (\\HasNoChildren) "/" "lsubtop/mid/leaf"\r\n']
     r.close()
+
+
+def test_search_past_the_last_message_matches_nothing_but_fetch_is_bad(imap_server):  # type: ignore[no-untyped-def]
+    """SEARCH with a sequence number past the mailbox's size answers OK and matches nothing
+    (as Dovecot and Cyrus do); FETCH of such a number stays BAD (RFC 9051 §9)."""
+    r = Raw(imap_server, _folder(imap_server, GROUPS, GROUPS))
+    out = r.cmd("SEARCH 1000")
+    assert _untagged(out) == [b"* SEARCH\r\n"] and out[-1].split()[1] == b"OK"
+    out = r.cmd("SEARCH 2:1000")
+    assert _untagged(out) == [b"* SEARCH 2\r\n"]
+    out = r.cmd("SEARCH RETURN (COUNT) 7,1000")
+    assert _untagged(out) == [b'* ESEARCH (TAG "%s") COUNT 0\r\n' % r.tag.encode()]
+    out = r.cmd("FETCH 1000 FLAGS", ok=False)
+    assert out[-1].split()[1] == b"BAD"
+    r.close()

@@ -439,13 +439,17 @@ class Session:
         largest = sel.uids[-1] if sel.uids else 0
         return s.resolve(largest)
 
-    def _seq_ranges(self, s: SeqSet) -> list[tuple[int, int]]:
-        """UID ranges of the messages a sequence set (or ``$``) names."""
+    def _seq_ranges(self, s: SeqSet, strict: bool = True) -> list[tuple[int, int]]:
+        """UID ranges of the messages a sequence set (or ``$``) names.
+
+        A number past the mailbox's size is BAD (RFC 9051 §9) except in SEARCH (``strict``
+        False), where it simply matches nothing, as Dovecot and Cyrus answer.
+        """
         sel, _ = self._need_sel()
         if s.saved:
             return runs(sel.saved)
         ranges = s.resolve(len(sel.uids))
-        if not s.contains_star():
+        if strict and not s.contains_star():
             for _lo, hi in ranges:
                 if hi > len(sel.uids):
                     raise BadCommand("message sequence number out of range")
@@ -921,7 +925,7 @@ class Session:
         if p.try_(b"RETURN "):  # ESEARCH (RFC 4731)
             options = return_options(p)
             p.sp()
-        sp = SearchParser(p, self._seq_ranges, self._uid_ranges)
+        sp = SearchParser(p, lambda s: self._seq_ranges(s, strict=False), self._uid_ranges)
         try:
             criteria = sp.program()  # a $ in it is resolved here, before this search saves its own
             p.end()
