@@ -113,11 +113,28 @@ def test_button_command_runs_without_gk_cli_and_refuses_a_bad_key(tmp_path: Path
     import sys
 
     code = (
-        "import sys, gk.hw.button_command as b; rc = b.main(sys.argv[1:]); print('gevent' in sys.modules); sys.exit(rc)"
+        "import sys, gk.hw.button_command as b; rc = b.main(sys.argv[1:]); "
+        "print(sorted({'gevent', 'asyncio', 'gk.claim', 'evdev'} & set(sys.modules))); sys.exit(rc)"
     )
     r = subprocess.run(
         [sys.executable, "-c", code, "--data-dir", str(tmp_path), "--key", "KEY_NOPE"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert r.returncode == 2 and "unknown key" in r.stderr
-    assert r.stdout.strip() == "False", "the button service must not pull in gevent"
+    # evdev was loaded to look the key up, but without its asyncio front end (~9 MB) or gevent
+    assert r.stdout.strip() == "['evdev']", "the button service must not pull in gevent, asyncio or gk.claim"
+
+
+def test_evdev_without_asyncio_still_reads_events(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, struct; from gk.hw import button; ev = button._evdev(); "
+        "r, w = os.pipe(); os.write(w, struct.pack('llHHi', 5, 0, ev.ecodes.EV_KEY, ev.ecodes.KEY_F12, 1)); "
+        "d = ev.InputDevice.__new__(ev.InputDevice); d.fd = r; "
+        "print([(e.code, e.value) for e in [d.read_one()]], type(d).__mro__[1].__module__, 'asyncio' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [f"[({evdev.ecodes.KEY_F12},", "1)]", "evdev.eventio", "False"], r.stdout

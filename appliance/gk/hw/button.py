@@ -12,8 +12,9 @@ Claim state is written by a forked child running as the data dir's owner, so the
 stay the gk user's. A factory reset first leaves a marker in the first-boot state dir: if the
 power fails mid-wipe, first boot finishes the wipe.
 
-Cost: one sleeping process (~25 MB RSS with the Python runtime), woken only by key events of
-the watched devices and a 0.5 s tick while the button is held.
+Cost: one sleeping process (~15 MB RSS with the Python runtime), woken only by key events of
+the watched devices and a 0.5 s tick while the button is held. evdev is loaded without its
+asyncio front end (``_evdev``) and the claim code only in the child that acts on a press.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -78,8 +80,22 @@ class HoldTracker:
         return now
 
 
+def _evdev() -> Any:
+    """The evdev package, loaded without asyncio when this process has not loaded evdev yet.
+
+    evdev's ``InputDevice`` imports ``evdev.eventio_async`` (asyncio, and with it ssl and
+    concurrent.futures: ~9 MB RSS) and falls back to the blocking ``evdev.eventio`` when that
+    import fails; the button only uses blocking reads under ``select``, so it blocks the import.
+    """
+    if "evdev" not in sys.modules:
+        sys.modules.setdefault("evdev.eventio_async", None)  # type: ignore[arg-type]
+    import evdev
+
+    return evdev
+
+
 def key_code(name: str) -> int:
-    from evdev import ecodes
+    ecodes = _evdev().ecodes
 
     code = ecodes.ecodes.get(name.upper())
     if not isinstance(code, int) or not name.upper().startswith(("KEY_", "BTN_")):
@@ -89,8 +105,9 @@ def key_code(name: str) -> int:
 
 def find_devices(code: int, name_glob: str = "*") -> list[Any]:
     """Input devices (evdev.InputDevice) that can send ``code`` and whose name matches the glob."""
-    import evdev
     import pyudev
+
+    evdev = _evdev()
 
     found = []
     ctx = pyudev.Context()
@@ -175,6 +192,14 @@ def factory_reset(data_dir: Path, state_dir: Path | None = None, reboot: bool = 
         subprocess.run(["systemctl", "reboot"], check=False)
 
 
+def _claim() -> Any:
+    """gk.claim (SQLite, the setup-code store), imported where a press is acted on: in the child
+    that as_owner forks, so the resident service never carries it."""
+    from gk import claim
+
+    return claim
+
+
 class ButtonService:
     def __init__(
         self,
@@ -195,14 +220,12 @@ class ButtonService:
         self.tracker = HoldTracker()
 
     def act(self, action: str) -> None:
-        from gk import claim
-
         if action == PRESS:
             log.info("button: short press (confirms an open claim step)")
-            as_owner(self.data_dir, lambda: claim.button_pressed(self.data_dir))
+            as_owner(self.data_dir, lambda: _claim().button_pressed(self.data_dir))
         elif action == RECOVERY:
             log.warning("button: held >= %.0f s: owner recovery open for 15 minutes", RECOVERY_SECONDS)
-            as_owner(self.data_dir, lambda: claim.open_recovery(self.data_dir, minutes=15))
+            as_owner(self.data_dir, lambda: _claim().open_recovery(self.data_dir, minutes=15))
             if self.publish_cmd:
                 subprocess.run(self.publish_cmd, shell=True, check=False)
         elif action == FACTORY_RESET:
@@ -219,7 +242,7 @@ class ButtonService:
             self.led.pattern("fast")
 
     def handle(self, events: Iterable[Any], now: float) -> None:
-        from evdev import ecodes
+        ecodes = _evdev().ecodes
 
         for ev in events:
             if ev.type != ecodes.EV_KEY or ev.code != self.code:
