@@ -27,7 +27,7 @@ def test_append_uid_flags_date_and_literal_plus(make_server):  # type: ignore[no
     m.select("INBOX")
     typ, data = m.fetch("1", "(FLAGS INTERNALDATE BODY.PEEK[])")
     assert b"\\Seen" in data[0][0] and b"$Gift" in data[0][0]
-    assert b'INTERNALDATE "24-Dec-2025 17:30:00 +0000"' in data[0][0]
+    assert b'INTERNALDATE "24-Dec-2025 18:30:00 +0100"' in data[0][0]  # as given (RFC 3501 2.3.3)
     assert data[0][1] == simple_message("gift")
     typ, data = m.append("NoSuchFolder", None, None, simple_message("x"))
     assert typ == "NO" and b"TRYCREATE" in data[0]

@@ -355,7 +355,8 @@ class Parser:
         except ValueError as exc:
             raise BadCommand("no such date") from exc
 
-    def date_time(self) -> float:
+    def date_time(self) -> tuple[float, int]:
+        """A quoted RFC 3501 date-time: (unix seconds, its zone in minutes east of UTC)."""
         raw = self.quoted().decode("ascii", "replace")
         m = _DATE_TIME.match(raw)
         if not m or m.group(2).lower() not in _MONTHS:
@@ -366,4 +367,6 @@ class Parser:
             when = dt.datetime(int(y), _MONTHS.index(mon.lower()) + 1, int(d), int(hh), int(mm), int(ss), tzinfo=tz)
         except ValueError as exc:
             raise BadCommand("no such date-time") from exc
-        return when.timestamp()
+        offset = when.utcoffset()
+        assert offset is not None
+        return when.timestamp(), int(offset.total_seconds()) // 60

@@ -53,13 +53,20 @@ def flag_list(flags: Any) -> bytes:
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-def internal_date(ts: float) -> bytes:
-    t = time.gmtime(ts)
-    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+def internal_date(ts: float, tzoffset: int = 0) -> bytes:
+    """INTERNALDATE as stored: the local time in the message's zone (``tzoffset`` minutes east
+    of UTC) with that zone, as APPEND gave it (RFC 3501 2.3.3)."""
+    t = time.gmtime(ts + 60 * tzoffset)
+    sign = b"-" if tzoffset < 0 else b"+"
+    hours, minutes = divmod(abs(tzoffset), 60)
+    return b'"%02d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
         t.tm_mday,
         _MONTHS[t.tm_mon - 1].encode(),
         t.tm_year,
         t.tm_hour,
         t.tm_min,
         t.tm_sec,
+        sign,
+        hours,
+        minutes,
     )

@@ -843,11 +843,12 @@ class Session:
         p.sp()
         flags: list[str] = []
         when: float | None = None
+        zone: int | None = None
         if p.peek() == ord("("):
             flags = [f for f in p.flag_list() if f != "\\Recent"]
             p.sp()
         if p.peek() == ord('"'):
-            when = p.date_time()
+            when, zone = p.date_time()
             p.sp()
         lit = p.literal()
         p.end()
@@ -859,7 +860,7 @@ class Session:
         if lit.size == 0:
             raise NoCommand("an empty message cannot be appended")
         source = lit.bytes() if lit.in_memory else lit.stream()
-        uidvalidity, uid = self.mb.append(name, source, flags, when)
+        uidvalidity, uid = self.mb.append(name, source, flags, when, zone)
         self._updates(True)
         self.ok(tag, f"[APPENDUID {uidvalidity} {uid}] APPEND completed")
 
@@ -1026,7 +1027,7 @@ class Session:
         if "MODSEQ" in names:
             items.append(b"MODSEQ (%d)" % info.modseq)
         if "INTERNALDATE" in names:
-            items.append(b"INTERNALDATE " + internal_date(info.internaldate))
+            items.append(b"INTERNALDATE " + internal_date(info.internaldate, info.tzoffset))
         if "RFC822.SIZE" in names:
             items.append(b"RFC822.SIZE %d" % info.size)
         if "ENVELOPE" in names:

@@ -12,7 +12,7 @@ Public API (for IMAP and the webmail)::
     mb.folder(name) -> FolderInfo          # status of one folder (syncs it first)
     mb.create_folder(name) / delete_folder(name) / rename_folder(old, new) / subscribe(name, on)
     mb.messages(name, offset=0, limit=50, newest_first=True) -> list[MessageInfo]
-                                           # uid, flags, size, internaldate, modseq, envelope,
+                                           # uid, flags, size, internaldate, modseq, envelope, tzoffset,
                                            # .subject / .sender (decoded), .seen
     mb.info(name, uid) -> MessageInfo      # one message; infos(name, uids) -> {uid: MessageInfo}
     mb.open_message(name, uid) -> file     # the stored bytes, streamed (close it)
@@ -26,7 +26,7 @@ Public API (for IMAP and the webmail)::
     mb.vanished(name, modseq, ranges=None) -> [uid] | None   # expunged after modseq (QRESYNC);
                                            # None: pruned that far back, answer conservatively
     mb.search(name, criteria) -> [uid]     # criteria tuples, see query.py; search_text(name, text)
-    mb.append(name, bytes|Path|file, flags=(), internaldate=None) -> (uidvalidity, uid)
+    mb.append(name, bytes|Path|file, flags=(), internaldate=None, tzoffset=None) -> (uidvalidity, uid)
 
 Folder names are Unicode with "/" between levels; "INBOX" is the inbox; Sent, Drafts, Trash,
 Junk and Archive always exist (special_use "\\Sent" …). Errors are ``MailboxError`` (with an
@@ -52,10 +52,15 @@ from gk.mail.mailbox.store import (
 
 
 def get_store(ctx: Any) -> MailboxStore:
-    """The one MailboxStore of the process (made and registered on first use)."""
+    """The one MailboxStore of the process (made and registered on first use). Mail that comes
+    without a zone of its own (SMTP, webmail, files found in the Maildir) gets the owner's time
+    zone (``gk.localtime``) as its internal date's zone."""
     store = ctx.services.get("mailbox")
     if store is None:
-        store = MailboxStore(ctx.mail_root)
+        from gk import localtime
+
+        data_dir = ctx.data_dir
+        store = MailboxStore(ctx.mail_root, zone=lambda: localtime.zone(data_dir))
         ctx.services["mailbox"] = store
     return store
 

@@ -3,12 +3,13 @@
 The Maildir is the source of truth; this file caches what IMAP needs fast: per folder the
 UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the highest UID claimed as \\Recent; per message its
 UID (strictly ascending, never reused inside one UIDVALIDITY), Maildir base name and current
-file name, size, internal date, Date header, flags (system flags and a folder's first 26
+file name, size, internal date (UTC seconds) and its zone (minutes east of UTC), Date header, flags (system flags and a folder's first 26
 keywords mirrored into the ``:2,`` info of the file name, keywords as a–z through Dovecot's
 ``dovecot-keywords`` map), MODSEQ and the cached ENVELOPE and MIME structure (JSON); and an
 FTS5 trigram table over decoded headers and body text; and per folder the UIDs expunged
 recently with the MODSEQ of their expunge (QRESYNC's VANISHED). Lost or corrupt, it is rebuilt from the
-Maildir (flags from file names, internal dates from file mtimes) with fresh UIDVALIDITYs.
+Maildir (flags from file names, internal dates from file mtimes, their zone the server's
+zone at that time) with fresh UIDVALIDITYs.
 
 Cost: about 1–2 KB per message plus the FTS content and trigram index (~3–4× the indexed text,
 which is capped at 1 MB per message); SQLite page cache 512 KB per open user.
@@ -80,6 +81,12 @@ MIGRATIONS = [
     CREATE INDEX expunged_modseq ON expunged(folder_id, modseq);
     ALTER TABLE folders ADD COLUMN expungedfloor INTEGER NOT NULL DEFAULT 0;
     UPDATE folders SET expungedfloor = highestmodseq;
+    """,
+    # INTERNALDATE's zone (RFC 3501 2.3.3, 6.3.11): APPEND's date-time carries one and FETCH
+    # gives it back as given; SEARCH BEFORE/ON/SINCE compare the calendar date in that zone.
+    # Minutes east of UTC; messages indexed before this migration were shown in UTC: 0.
+    """
+    ALTER TABLE messages ADD COLUMN tzoffset INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 

@@ -4,7 +4,8 @@ Criteria are plain tuples so IMAP SEARCH and the webmail build them without know
 
 ``("all",)`` ``("and", [c, …])`` ``("or", a, b)`` ``("not", c)`` ``("uids", [(lo, hi), …])``
 ``("flag", "\\Seen")`` ``("noflag", "\\Seen")`` ``("before"|"on"|"since", date)`` on the internal
-date, ``("sentbefore"|"senton"|"sentsince", date)`` on the Date header, ``("larger"|"smaller", n)``,
+date's calendar date in its own zone, ``("sentbefore"|"senton"|"sentsince", date)`` on the Date
+header's date as written, ``("larger"|"smaller", n)``,
 ``("from"|"to"|"cc"|"bcc"|"subject", text)``, ``("header", name, text)``, ``("body"|"text", text)``,
 ``("modseq", n)``, ``("none",)``.
 
@@ -85,7 +86,10 @@ def compile_criteria(c: Criteria, params: list[Any]) -> str:
         expr = "instr(lower(m.flags), ?) > 0"
         return expr if kind == "flag" else f"NOT ({expr})"
     if kind in ("before", "on", "since", "sentbefore", "senton", "sentsince"):
-        col = "m.sentdate" if kind.startswith("sent") else "m.internaldate"
+        # RFC 3501 6.4.4: dates "disregarding time and timezone", i.e. the calendar date where
+        # the message is: the internal date's seconds moved into its own zone (tzoffset, minutes
+        # east of UTC), and the Date header's date as written (sentdate: its midnight, UTC)
+        col = "m.sentdate" if kind.startswith("sent") else "(m.internaldate + 60 * m.tzoffset)"
         start = _day_start(c[1])
         op = kind.removeprefix("sent")
         if op == "before":

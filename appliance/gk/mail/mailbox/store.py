@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import datetime as dt
 import itertools
 import json
 import os
 import shutil
+import sqlite3
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import parsedate_tz
@@ -94,6 +96,7 @@ class MessageInfo:
     internaldate: int  # unix seconds
     modseq: int
     envelope: list[Any]  # RFC 3501 ENVELOPE fields, raw (see mime.envelope)
+    tzoffset: int = 0  # the internal date's zone, minutes east of UTC (as APPEND gave it)
 
     @property
     def subject(self) -> str:
@@ -183,11 +186,18 @@ def _parse_file(path: str) -> tuple[Part, dict[str, str], str | None]:
     return top, text, date
 
 
-class UserMailbox:
-    """One user's folders and messages. Get it from ``MailboxStore.user(address)``."""
+ZoneSource = Callable[[], dt.tzinfo]
 
-    def __init__(self, mail_root: Path, address: str):
+
+class UserMailbox:
+    """One user's folders and messages. Get it from ``MailboxStore.user(address)``.
+
+    ``zone`` gives the server's time zone: the zone of the internal date of messages that come
+    without one (SMTP delivery, webmail, files found in the Maildir); None: UTC."""
+
+    def __init__(self, mail_root: Path, address: str, zone: ZoneSource | None = None):
         self.address = address
+        self.zone = zone
         self.root = maildir.user_root(mail_root, address)
         self.root.mkdir(parents=True, exist_ok=True)
         self.db: Database = open_index(mail_root / address / "index.sqlite3")
@@ -476,10 +486,30 @@ class UserMailbox:
         c.execute("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?", (folder_id,))
         return int(c.execute("SELECT highestmodseq FROM folders WHERE id = ?", (folder_id,)).fetchone()[0])
 
-    def _index_files(self, f: Any, d: Path, names: list[str], flags: Iterable[str] = ()) -> list[int]:
-        """Give ``names`` (files in cur/, in this order) the next UIDs; parse and index them."""
+    def _local_offset(self, ts: float) -> int:
+        """The server zone's offset (minutes east of UTC) at ``ts``; 0 without a zone."""
+        if self.zone is None:
+            return 0
+        try:
+            off = dt.datetime.fromtimestamp(ts, self.zone()).utcoffset()
+        except (OverflowError, OSError, ValueError, sqlite3.Error):
+            return 0  # a date out of range, the settings unreadable: UTC, as before zones
+        return int(off.total_seconds() / 60) if off else 0
+
+    def _index_files(
+        self,
+        f: Any,
+        d: Path,
+        names: list[str],
+        flags: Iterable[str] = (),
+        dates: Sequence[tuple[int, int]] | None = None,
+    ) -> list[int]:
+        """Give ``names`` (files in cur/, in this order) the next UIDs; parse and index them.
+
+        ``dates``: per name its (internal date, zone offset in minutes); without it the file's
+        mtime in the server's zone."""
         entries = []
-        for fname in names:
+        for i, fname in enumerate(names):
             path = d / "cur" / fname
             try:
                 st = path.stat()
@@ -491,25 +521,27 @@ class UserMailbox:
                 top, text, date = _parse_file(str(path))
             letters = split_name(fname)[1]
             fl = list(flags) + self._flags_of(d, letters)
-            entries.append((fname, st, top, text, date, fl))
+            when, zone = dates[i] if dates is not None else (int(st.st_mtime), self._local_offset(st.st_mtime))
+            entries.append((fname, st, top, text, date, fl, when, zone))
         uids = []
         for start in range(0, len(entries), 500):
             with self.db.transaction() as c:
                 modseq = self._bump(c, f["id"])
                 uidnext = int(c.execute("SELECT uidnext FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
-                for fname, st, top, text, date, fl in entries[start : start + 500]:
+                for fname, st, top, text, date, fl, when, zone in entries[start : start + 500]:
                     env = top.envelope
                     top_json = top.to_json()
                     cur = c.execute(
-                        "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, sentdate, flags,"
-                        " modseq, envelope, structure) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, tzoffset, sentdate,"
+                        " flags, modseq, envelope, structure) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             f["id"],
                             uidnext,
                             split_name(fname)[0],
                             fname,
                             st.st_size,
-                            int(st.st_mtime),
+                            when,
+                            zone,
                             _sentdate(date),
                             flags_text(fl),
                             modseq,
@@ -619,11 +651,11 @@ class UserMailbox:
 
     def _infos(self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid") -> list[MessageInfo]:
         rows = self.db.query(
-            f"SELECT uid, flags, size, internaldate, modseq, envelope FROM messages WHERE folder_id = ? AND {where}"
-            f" ORDER BY {order}",
+            f"SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset FROM messages"
+            f" WHERE folder_id = ? AND {where} ORDER BY {order}",
             (f["id"], *params),
         )
-        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
     def messages(self, name: str, offset: int = 0, limit: int = 50, newest_first: bool = True) -> list[MessageInfo]:
         """A page of a folder's messages (for the webmail list), newest first by default."""
@@ -758,10 +790,13 @@ class UserMailbox:
         source: bytes | Path | IO[bytes],
         flags: Iterable[str] = (),
         internaldate: float | None = None,
+        tzoffset: int | None = None,
     ) -> tuple[int, int]:
         """Store a message durably (fsync file and dir) in folder ``name``; returns (uidvalidity, uid).
 
         ``source`` is bytes, a path (copied, not moved) or a readable binary file (streamed).
+        ``internaldate`` (unix seconds, default now) is shown in zone ``tzoffset`` (minutes east
+        of UTC, default the server's zone at that time).
         """
         f = self._folder_row(name)
         d = self._dir(f["name"])
@@ -775,14 +810,17 @@ class UserMailbox:
         try:
             if internaldate is not None:
                 os.utime(tmp, (internaldate, internaldate))
-            size = tmp.stat().st_size
+            st = tmp.stat()
+            size = st.st_size
+            when = int(st.st_mtime)
+            dates = [(when, self._local_offset(when) if tzoffset is None else tzoffset)]
             fl = [canon_flag(x) for x in flags]
             target = d / "cur" / f"{tmp.name},S={size}:2,{self._letters(d, fl)}"
             with self.lock:
                 before = self._scanned.get(f["name"])
                 os.rename(tmp, target)
                 maildir.fsync_dir(d / "cur")
-                uids = self._index_files(f, d, [target.name], [x for x in fl if x not in _LETTER])
+                uids = self._index_files(f, d, [target.name], [x for x in fl if x not in _LETTER], dates)
                 self._remember_scan(f["name"], before)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -791,18 +829,20 @@ class UserMailbox:
         return f["uidvalidity"], uids[0]
 
     def copy(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
-        """Copy messages (with flags and internal dates) to ``dest``: (dest uidvalidity, [(src, new uid)])."""
+        """Copy messages (with flags, internal dates and their zones) to ``dest``: (dest uidvalidity,
+        [(src, new uid)])."""
         with self.lock:
             f = self._folder_row(name)
             g = self._folder_row(dest)
             src_dir, dst_dir = self._dir(f["name"]), self._dir(g["name"])
             rows = self.db.query(
-                "SELECT uid, name, flags, internaldate FROM messages WHERE folder_id = ? ORDER BY uid", (f["id"],)
+                "SELECT uid, name, flags, internaldate, tzoffset FROM messages WHERE folder_id = ? ORDER BY uid",
+                (f["id"],),
             )
             want = set(uids)
             pairs: list[tuple[int, int]] = []
             before = self._scanned.get(g["name"])
-            names: list[tuple[int, str, list[str]]] = []
+            names: list[tuple[int, str, list[str], tuple[int, int]]] = []
             for r in rows:
                 if r["uid"] not in want:
                     continue
@@ -819,11 +859,11 @@ class UserMailbox:
                     continue
                 except OSError:
                     shutil.copyfile(src, dst)
-                names.append((r["uid"], new_name, keywords))
+                names.append((r["uid"], new_name, keywords, (r["internaldate"], r["tzoffset"])))
             if names:
                 maildir.fsync_dir(dst_dir / "cur")
-            for src_uid, new_name, keywords in names:
-                (new_uid,) = self._index_files(g, dst_dir, [new_name], keywords)
+            for src_uid, new_name, keywords, date in names:
+                (new_uid,) = self._index_files(g, dst_dir, [new_name], keywords, [date])
                 pairs.append((src_uid, new_uid))
             self._remember_scan(g["name"], before)
         if pairs:
@@ -953,9 +993,10 @@ class MailboxStore:
 
     name = "mailbox"
 
-    def __init__(self, mail_root: Path, max_open: int = 32):
+    def __init__(self, mail_root: Path, max_open: int = 32, zone: ZoneSource | None = None):
         self.mail_root = mail_root
         self.max_open = max_open
+        self.zone = zone  # the server's time zone for mail that comes without one (None: UTC)
         self._open: OrderedDict[str, UserMailbox] = OrderedDict()
         self.listeners: list[tuple[str, str, int]] = []
 
@@ -965,7 +1006,7 @@ class MailboxStore:
             raise MailboxError(f"bad address {address!r}")
         mb = self._open.get(address)
         if mb is None:
-            mb = UserMailbox(self.mail_root, address)
+            mb = UserMailbox(self.mail_root, address, self.zone)
             self._open[address] = mb
         self._open.move_to_end(address)
         self._trim()
