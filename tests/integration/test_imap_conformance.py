@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from support.messages import NESTED_TWICE
 from test_imap_support import Raw, client, module_server
 
 imap_server = module_server()
@@ -78,22 +79,8 @@ def test_body_of_multipart_with_folded_boundary(imap_server):  # type: ignore[no
     r.close()
 
 
-TWICE = (
-    b"From: outer@x.example\r\n"
-    b"Content-Type: message/rfc822\r\n"
-    b"\r\n"
-    b"From: middle@x.example\r\n"
-    b"Content-Type: message/rfc822\r\n"
-    b"\r\n"
-    b"From: inner@x.example\r\n"
-    b"Subject: deepest\r\n"
-    b"\r\n"
-    b"innermost text\r\n"
-)
-
-
 def test_sections_through_two_encapsulated_messages(imap_server):  # type: ignore[no-untyped-def]
-    r = Raw(imap_server, _folder(imap_server, TWICE))
+    r = Raw(imap_server, _folder(imap_server, NESTED_TWICE))
     assert r.cmd("FETCH 1 BODY.PEEK[1.1.HEADER]")[:-1] == [
         b"* 1 FETCH (BODY[1.1.HEADER] {43}\r\n",
         b"From: inner@x.example\r\n",

@@ -4,68 +4,30 @@ correct sequence numbers; a file dropped into new/ behind the server's back is f
 
 from __future__ import annotations
 
-import socket
 import time
 
 from test_imap_support import (
     ALICE,
-    PASSWORD,
+    Raw,
     client,
     drop,
     fresh_folder,
     module_server,
     simple_message,
     smtp_delivery_server,
-    tls_client_context,
 )
 
 imap_server = module_server()
 
 
-class RawIMAP:
-    """A line-level IMAP client over TLS, to time untagged responses exactly."""
-
-    def __init__(self, srv):  # type: ignore[no-untyped-def]
-        sock = socket.create_connection(("127.0.0.1", srv.port("imap.tls_port")), timeout=30)
-        self.sock = tls_client_context().wrap_socket(sock)
-        self.f = self.sock.makefile("rwb")
-        assert self.f.readline().startswith(b"* OK")
-        self.n = 0
-
-    def cmd(self, line: str) -> list[bytes]:
-        self.n += 1
-        tag = f"r{self.n}"
-        self.send(f"{tag} {line}")
-        out = []
-        while True:
-            resp = self.f.readline()
-            assert resp, "connection closed"
-            out.append(resp)
-            if resp.startswith(tag.encode() + b" "):
-                assert resp.split()[1] == b"OK", out
-                return out
-
-    def send(self, line: str) -> None:
-        self.f.write(line.encode() + b"\r\n")
-        self.f.flush()
-
-    def line(self) -> bytes:
-        return self.f.readline()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _idle(srv, folder: str) -> RawIMAP:  # type: ignore[no-untyped-def]
-    r = RawIMAP(srv)
-    r.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
-    r.cmd(f"SELECT {folder}")
+def _idle(srv, folder: str) -> Raw:  # type: ignore[no-untyped-def]
+    r = Raw(srv, folder)
     r.send("i1 IDLE")
     assert r.line().startswith(b"+")
     return r
 
 
-def _wait_line(r: RawIMAP, want: bytes) -> tuple[bytes, float]:
+def _wait_line(r: Raw, want: bytes) -> tuple[bytes, float]:
     while True:
         line = r.line()
         assert line, "connection closed"
@@ -98,7 +60,6 @@ def test_idle_wakes_on_append_flag_change_and_expunge(imap_server):  # type: ign
     assert line == b"* 1 EXPUNGE\r\n" and t1 - t0 < 1.0
     r.send("DONE")
     assert _wait_line(r, b"i1 ")[0].startswith(b"i1 OK")
-    r.cmd("LOGOUT")
     r.close()
     c.logout()
 
@@ -109,10 +70,9 @@ def test_two_sessions_see_each_others_expunges(imap_server):  # type: ignore[no-
     for i in range(5):
         c.append(folder, simple_message(f"m{i}"))
     c.logout()
-    a, b = RawIMAP(imap_server), RawIMAP(imap_server)
+    a, b = Raw(imap_server, folder), Raw(imap_server, folder)
     for r in (a, b):
-        r.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
-        assert b"* 5 EXISTS\r\n" in r.cmd(f"SELECT {folder}")
+        assert b"* 5 EXISTS\r\n" in r.selected
     a.cmd("STORE 2,4 +FLAGS.SILENT (\\Deleted)")
     out = a.cmd("EXPUNGE")
     assert out[:2] == [b"* 4 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n"]

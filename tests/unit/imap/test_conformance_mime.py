@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 
+from support.messages import NESTED_TWICE
+
 from gk.mail.imap.fetch import FetchAtt, section_range
 from gk.mail.mailbox.mime import body_structure, parse_address_list, parse_structure
 
@@ -68,20 +70,6 @@ def test_folded_boundary_parameter_is_unfolded() -> None:
         ["TEXT", "X-THING", ["CHARSET", "us-ascii"], None, None, "7BIT", 10, 1],
         "MIXED",
     ]
-
-
-NESTED_TWICE = (
-    b"From: outer@x.example\r\n"
-    b"Content-Type: message/rfc822\r\n"
-    b"\r\n"
-    b"From: middle@x.example\r\n"
-    b"Content-Type: message/rfc822\r\n"
-    b"\r\n"
-    b"From: inner@x.example\r\n"
-    b"Subject: deepest\r\n"
-    b"\r\n"
-    b"innermost text\r\n"
-)
 
 
 def _section(raw: bytes, path: list[int], spec: str = "") -> bytes:
