@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from support.messages import NESTED_TWICE
+from support.messages import FOLDED, NESTED_TWICE
 from test_imap_support import Raw, client, module_server
 
 imap_server = module_server()
@@ -54,20 +54,6 @@ def test_envelope_keeps_groups_and_source_routes(imap_server):  # type: ignore[n
         b' (NIL NIL "solo" "three.example")) NIL NIL NIL NIL))\r\n'
     ]
     r.close()
-
-
-FOLDED = (
-    b"From: a@b.example\r\n"
-    b"Mime-Version: 1.0\r\n"
-    b'Content-Type: multipart/mixed; boundary="two\r\n words"\r\n'
-    b"\r\n"
-    b"--two words\r\n"
-    b"Content-Type: text/x-thing; charset=us-ascii\r\n"
-    b"\r\n"
-    b"hi there\r\n"
-    b"\r\n"
-    b"--two words--\r\n"
-)
 
 
 def test_body_of_multipart_with_folded_boundary(imap_server):  # type: ignore[no-untyped-def]

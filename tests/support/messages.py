@@ -16,3 +16,17 @@ NESTED_TWICE = (
     b"\r\n"
     b"innermost text\r\n"
 )
+
+# a multipart whose boundary parameter is folded onto a second line
+FOLDED = (
+    b"From: a@b.example\r\n"
+    b"Mime-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="two\r\n words"\r\n'
+    b"\r\n"
+    b"--two words\r\n"
+    b"Content-Type: text/x-thing; charset=us-ascii\r\n"
+    b"\r\n"
+    b"hi there\r\n"
+    b"\r\n"
+    b"--two words--\r\n"
+)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 
-from support.messages import NESTED_TWICE
+from support.messages import FOLDED, NESTED_TWICE
 
 from gk.mail.imap.fetch import FetchAtt, section_range
 from gk.mail.mailbox.mime import body_structure, parse_address_list, parse_structure
@@ -46,19 +46,6 @@ def test_quoted_display_name_with_comma_is_one_mailbox() -> None:
         ["Lee, Pat", None, "pat", "x.example"],
         [None, None, "jo", "y.example"],
     ]
-
-
-FOLDED = (
-    b"From: a@b.example\r\n"
-    b'Content-Type: multipart/mixed; boundary="two\r\n words"\r\n'
-    b"\r\n"
-    b"--two words\r\n"
-    b"Content-Type: text/x-thing; charset=us-ascii\r\n"
-    b"\r\n"
-    b"hi there\r\n"
-    b"\r\n"
-    b"--two words--\r\n"
-)
 
 
 def test_folded_boundary_parameter_is_unfolded() -> None:
