@@ -173,14 +173,26 @@ class GK:
             check=True,
             capture_output=True,
         )
-        self.log = open(base / "serve.log", "wb")
-        self.proc = subprocess.Popen([*gk, "serve", "--data-dir", str(base)], stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 60
-        while b"ready in" not in (base / "serve.log").read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gk serve did not start:\n" + (base / "serve.log").read_text())
-            time.sleep(0.1)
         self.maildir_new = base / "mail" / RCPT / "Maildir" / "new"
+        # The first start generates the TLS and DKIM keys (and imports `cryptography` to do it);
+        # a box then runs restarted processes for the rest of its life (the image's first boot
+        # makes the keys before GK starts), so the bench measures a restarted one.
+        self._start()
+        self.stop()
+        self._start()
+
+    def _start(self) -> None:
+        log_path = self.dir / "serve.log"
+        self.log = open(log_path, "ab")
+        offset = log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gk", "serve", "--data-dir", str(self.dir)], stdout=self.log, stderr=self.log
+        )
+        deadline = time.monotonic() + 60
+        while b"ready in" not in log_path.read_bytes()[offset:]:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gk serve did not start:\n" + log_path.read_text())
+            time.sleep(0.1)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
