@@ -44,7 +44,9 @@ format: setup
 	$(BIN)/ruff format appliance tests bench
 	$(BIN)/ruff check --fix appliance tests bench
 
-test: setup test-sysdeps lint
+# Every Debian package a test needs, the image tools included (the QEMU image test and the
+# unit tests of the disk assembly), is installed before pytest collects anything (issue 9 part 0).
+test: setup test-sysdeps image-deps lint
 	$(BIN)/pytest
 
 bench: setup
@@ -66,9 +68,9 @@ BACKPORTS := /etc/apt/sources.list.d/gk-backports.sources
 .PHONY: image image-deps image-test image-test-arm64 hwtest
 
 image-deps:
-	@[ "$$(id -u)" = 0 ] || { echo "make image-deps: needs root (apt-get): sudo make image-deps"; exit 1; }
-	@test -f $(BACKPORTS) || printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $(BACKPORTS)
 	@v=$$(mkosi --version 2>/dev/null | awk '{print $$2}'); if [ "$${v%%.*}" != 24 ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: mkosi 24 missing — run: sudo make image-deps (adds bookworm-backports, apt-get install -t bookworm-backports mkosi)"; exit 1; fi; \
+	  test -f $(BACKPORTS) || printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $(BACKPORTS); \
 	  echo "installing mkosi 24 from bookworm-backports"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports mkosi >/dev/null \
 	  || { echo "make image-deps: apt-get could not install mkosi from bookworm-backports (network? mirror?)"; exit 1; }; fi

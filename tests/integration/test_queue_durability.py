@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import collections
 import email
+import json
 import time
 
+from support.gkserver import gk
 from test_queue_support import ALICE, message, peers, start_gk, submit, wait_queue_empty  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
@@ -79,3 +81,30 @@ def test_kill_9_after_the_peer_saved_but_before_its_250_sends_once_more(make_ser
     wait_queue_empty(srv)
     time.sleep(1)
     assert len(peer.messages()) == 2  # sent once more, never a third time
+
+
+def test_a_recipient_sent_just_before_kill_9_leaves_no_row_behind(make_server, dns_server, peers):
+    """The state a kill -9 leaves between "recipient sent" and "message removed" (two commits),
+    made deterministically: the peer holds its 250 until GK is killed, then the row is marked
+    sent the way the first commit would have. After the restart the queue must be empty at once,
+    with its spool file gone, and nothing sent again."""
+    from gk.mail.queue.store import QueueStore
+
+    peer = peers("127.0.0.2")
+    peer.configure(reply_delay=600)  # the peer never answers before the kill
+    dns_server.add("example.org", "MX", "10 mx1.example.org.").add("mx1.example.org", "A", "127.0.0.2")
+    srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.01])
+    submit(srv.port("smtp.submission_port"), ALICE, PASSWORD, ALICE, ["bob@example.org"], [message(1)])
+    peer.wait_for(1)
+    srv.kill9()
+    store = QueueStore(srv.data_dir)
+    [row] = store.snapshot()
+    [rcpt] = store.recipients_of(row["id"])
+    store.record_attempt(rcpt["id"], host="mx1.example.org", outcome="sent", reply="250 2.0.0 OK")
+    store.close()
+    srv.start()
+    assert "removed 1 finished message(s) a crash left in the queue" in srv.log()
+    assert json.loads(gk(srv.data_dir, "queue", "list", "--json").stdout) == []
+    assert list((srv.data_dir / "spool" / "queue").iterdir()) == []
+    time.sleep(1)
+    assert len(peer.messages()) == 1  # nothing was sent again

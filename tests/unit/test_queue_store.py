@@ -76,3 +76,23 @@ def test_retry_and_snapshot(tmp_path):
         "hi",
     )
     assert [a["outcome"] for a in store.attempts_of(r["id"])] == ["deferred"]
+
+
+def test_a_message_finished_just_before_a_crash_is_removed_at_start(tmp_path):
+    """kill -9 between the commit that ends the last recipient and the one that removes the
+    message left a row nothing ever picked up again (issue 9 part 0)."""
+    store = QueueStore(tmp_path)
+    name, size = store.write_spool(b"", spool_source(tmp_path))
+    done = store.add("a@l.example", ["b@x.example", "c@y.example"], name, size, user="a@l.example")
+    name2, size2 = store.write_spool(b"", spool_source(tmp_path))
+    pending = store.add("a@l.example", ["d@x.example", "e@x.example"], name2, size2, user="a@l.example")
+    b, c = store.recipients_of(done)
+    store.record_attempt(b["id"], host="mx", outcome="sent", reply="250 ok")
+    store.record_attempt(c["id"], host="mx", outcome="bounced", reply="550 no")
+    store.record_attempt(store.recipients_of(pending)[0]["id"], host="mx", outcome="sent", reply="250 ok")
+    store.close()  # the crash: finish_message_if_done never ran
+    store = QueueStore(tmp_path)
+    assert store.finish_done_messages() == 1
+    assert store.message(done) is None and store.message(pending) is not None
+    assert [p.name for p in store.spool_dir.iterdir()] == [name2]
+    assert store.finish_done_messages() == 0

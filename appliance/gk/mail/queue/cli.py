@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import sys
 import tempfile
@@ -27,7 +28,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="queue_cmd", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
-    sub.add_parser("list", parents=[common], help="pending messages and recipients")
+    ls = sub.add_parser("list", parents=[common], help="pending messages and recipients")
+    ls.add_argument("--json", action="store_true", help="one JSON list of recipient rows, for scripts and tests")
     s = sub.add_parser("show", parents=[common], help="one message: recipients, attempts, replies")
     s.add_argument("id", type=int)
     r = sub.add_parser("retry", parents=[common], help="try a message (or --all) again now")
@@ -48,6 +50,9 @@ def handle(args: argparse.Namespace) -> int:
     try:
         if args.queue_cmd == "list":
             rows = store.snapshot(limit=100000)
+            if args.json:
+                print(json.dumps(rows))
+                return 0
             if not rows:
                 print("queue is empty")
             for r in rows:

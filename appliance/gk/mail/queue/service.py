@@ -5,7 +5,7 @@ sender domain's DKIM key, copies it into the spool (fsynced) and commits the rec
 (``synchronous=FULL``) before it returns, so the caller may answer ``250`` and delete its own
 file. File work runs in gevent's threadpool; the commit is a short SQLite transaction.
 ``snapshot()`` lists pending recipients for the dashboard and ``/api/mail/queue``.
-At start: DKIM keys are created for every local domain that lacks them, spool files left
+At start: messages whose recipients all finished just before a crash are removed, DKIM keys are created for every local domain that lacks them, spool files left
 by a crash before their commit are removed, and the delivery workers start (see runner.py).
 The queue opens no listener.
 """
@@ -43,6 +43,9 @@ class QueueService:
         self.listeners: list[tuple[str, str, int]] = []
 
     def start(self) -> QueueService:
+        finished = self.store.finish_done_messages()
+        if finished:
+            log.info("removed %d finished message(s) a crash left in the queue", finished)
         removed = self.store.clean_orphans()
         if removed:
             log.info("removed %d spool file(s) a crash left without a queue entry", removed)

@@ -6,7 +6,8 @@ fsynced, renamed, directory fsynced), and shared by its recipients; SQLite
 recipient with its state, attempt count, next attempt time and last reply. ``add`` returns
 only after both are on disk, so a caller may answer ``250``. A message whose recipients are
 all finished (sent or bounced) is removed with its spool file; a spool file without a row
-(a crash between the file and the commit) is removed at start.
+(a crash between the file and the commit) is removed at start, and so is a message whose
+recipients all finished just before a crash (``finish_done_messages``).
 
 State of a recipient: ``queued`` (waiting or being tried) → ``sent`` | ``bounced``.
 Finished recipients are deleted with their message, so the tables hold only pending mail;
@@ -114,6 +115,18 @@ class QueueStore:
                 os.unlink(entry.path)
                 removed += 1
         return removed
+
+    def finish_done_messages(self) -> int:
+        """Remove every message whose recipients are all finished, with its spool file.
+
+        ``record_attempts`` (which ends a recipient) and ``finish_message_if_done`` are two
+        commits: a kill -9 between them leaves a row whose recipients are all ``sent`` or
+        ``bounced`` and that nothing would ever pick up again. Called at start."""
+        rows = self.db.query(
+            "SELECT id FROM messages m WHERE NOT EXISTS"
+            " (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = 'queued')"
+        )
+        return sum(1 for r in rows if self.finish_message_if_done(int(r["id"])))
 
     # -- messages ------------------------------------------------------------------------
     def add(
