@@ -154,6 +154,10 @@ def serve(config: Config, data_dir: Path) -> int:
     if config.server.gc_interval > 0:
         helpers.append(gevent.spawn(_gc_loop, config.server.gc_interval))
     helpers.append(gevent.spawn(_watchdog_loop))
+    from gk import hublag
+
+    if lag := hublag.start_from_environment():
+        helpers.append(lag)
     # Objects alive after startup (modules, config, templates) live as long as the process:
     # freezing them keeps the periodic gc.collect() from rescanning them every second.
     gc.collect()
