@@ -30,6 +30,7 @@ FEATURE_HELP = {
     "tune": "write the hardware profile for this board (RAM, cores, storage)",
     "button": "run the reset-button service (short press, 10 s recovery, 30 s factory reset)",
     "provision": "first-boot provisioning: config, secrets, TLS, DKIM, setup code",
+    "diagnose": "check DNS records, reverse DNS, blocklists, port 25, certificate, clock, disk",
 }
 
 
@@ -186,7 +187,7 @@ def _register_feature_commands() -> None:
     """Import feature modules that add subcommands (queue, dns, tune, button…)."""
     import importlib
 
-    for module in ("gk.mail.queue.cli", "gk.mail.dnsrecords", "gk.hw.cli", "gk.claim.cli"):
+    for module in ("gk.mail.queue.cli", "gk.mail.dnsrecords", "gk.hw.cli", "gk.claim.cli", "gk.diagnosis.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -197,6 +197,20 @@ class QueueConfig:
 
 
 @dataclass
+class DiagnosisConfig:
+    port25_probe_host: str = opt(
+        "gmail-smtp-in.l.google.com",
+        "host the outgoing port-25 check connects to, only when the owner runs it ('' = skip)",
+    )
+    port25_probe_port: int = opt(25, "port of that host (tests use a loopback listener)", port_number())
+    blocklists: list[str] = opt(
+        ["zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"],
+        "DNS blocklists the public address is looked up in",
+    )
+    timeout: float = opt(5.0, "seconds each network check may take", at_least(0.1))
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
@@ -206,6 +220,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     dns: DNSConfig = field(default_factory=DNSConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
 
 
 class ConfigError(Exception):

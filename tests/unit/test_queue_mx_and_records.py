@@ -56,7 +56,17 @@ def test_records_and_live_check(tmp_path, dns_server):
         ("TXT", "gk._domainkey.l.example"),
         ("TXT", "gked._domainkey.l.example"),
         ("TXT", "_dmarc.l.example"),
+        ("A", "mx.l.example"),
+        ("SRV", "_submissions._tcp.l.example"),
+        ("SRV", "_submission._tcp.l.example"),
+        ("SRV", "_imaps._tcp.l.example"),
+        ("CNAME", "autoconfig.l.example"),
+        ("CNAME", "autodiscover.l.example"),
     ]
+    from gk.config import load
+
+    port = load(tmp_path).smtp.submissions_port  # 465 on the box, the dev port in a checkout
+    assert records[6]["value"] == f"0 1 {port} mx.l.example."  # RFC 6186/8314: implicit TLS first
     assert records[0]["value"] == "10 mx.l.example."
     assert records[2]["value"].startswith("v=DKIM1; k=rsa; p=MII")
     assert records[3]["value"].startswith("v=DKIM1; k=ed25519; p=")
@@ -64,6 +74,9 @@ def test_records_and_live_check(tmp_path, dns_server):
     dns_server.add("l.example", "MX", "10 mx.l.example.")
     dns_server.add("l.example", "TXT", "v=spf1 a -all")  # differs
     dns_server.add("gk._domainkey.l.example", "TXT", records[2]["value"])
+    dns_server.add("mx.l.example", "A", "192.0.2.7")
+    dns_server.add("_imaps._tcp.l.example", "SRV", records[8]["value"])
+    dns_server.add("_submission._tcp.l.example", "SRV", "0 1 25 mx.l.example.")
     status = {r["name"] + r["type"]: r["status"] for r in check_live(records, resolver_for(dns_server.port))}
     assert status == {
         "l.exampleMX": "ok",
@@ -71,4 +84,10 @@ def test_records_and_live_check(tmp_path, dns_server):
         "gk._domainkey.l.exampleTXT": "ok",
         "gked._domainkey.l.exampleTXT": "missing",
         "_dmarc.l.exampleTXT": "missing",
+        "mx.l.exampleA": "ok",
+        "_submissions._tcp.l.exampleSRV": "missing",
+        "_submission._tcp.l.exampleSRV": "different",
+        "_imaps._tcp.l.exampleSRV": "ok",
+        "autoconfig.l.exampleCNAME": "missing",
+        "autodiscover.l.exampleCNAME": "missing",
     }

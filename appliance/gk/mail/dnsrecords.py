@@ -3,7 +3,8 @@
 ``records_for(ctx_or_data_dir, domain)`` returns MX, SPF, DKIM (RSA, plus Ed25519 when
 ``queue.dkim_ed25519_selector`` is set) and DMARC records as dicts ``{type, name, value,
 purpose}``; DKIM keys are created if missing, so the records can be published before the
-first start. ``check_live(records, resolver)`` looks each one up and says ``ok``,
+first start. the mail host's A record, the SRV records of RFC 6186/8314 and the ``autoconfig``/``autodiscover``
+names come after them. ``check_live(records, resolver)`` looks each one up and says ``ok``,
 ``missing`` or ``different``. ``gk dns records DOMAIN [--check] [--json]`` prints them.
 MTA-STS/TLS-RPT records are not offered: GK does not serve an MTA-STS policy (yet).
 Cost: a few file reads; the live check is one DNS query per record.
@@ -73,7 +74,46 @@ def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
             "purpose": "DMARC: what receivers do with mail failing SPF and DKIM",
         }
     )
+    records.append(
+        {
+            "type": "A",
+            "name": hostname,
+            "value": "",
+            "purpose": "the mail host's public IPv4 address (your router's); any value is accepted",
+        }
+    )
+    records.extend(client_setup_records(cfg, domain, hostname))
     return records
+
+
+def client_setup_records(cfg: Config, domain: str, hostname: str) -> list[dict[str, str]]:
+    """SRV records for automatic client setup (RFC 6186, implicit TLS preferred as RFC 8314 §5.1
+    asks) and the autoconfig/autodiscover names Thunderbird and Outlook try first."""
+    out = []
+    for service, port in (
+        ("_submissions._tcp", cfg.smtp.submissions_port),
+        ("_submission._tcp", cfg.smtp.submission_port),
+        ("_imaps._tcp", cfg.imap.tls_port),
+    ):
+        if port:
+            out.append(
+                {
+                    "type": "SRV",
+                    "name": f"{service}.{domain}",
+                    "value": f"0 1 {port} {hostname}.",
+                    "purpose": "lets mail apps find the server by themselves (RFC 6186)",
+                }
+            )
+    for name in ("autoconfig", "autodiscover"):
+        out.append(
+            {
+                "type": "CNAME",
+                "name": f"{name}.{domain}",
+                "value": f"{hostname}.",
+                "purpose": "lets Thunderbird and Outlook fetch the settings from GK",
+            }
+        )
+    return out
 
 
 def _normalize(rtype: str, value: str) -> str:
@@ -81,6 +121,8 @@ def _normalize(rtype: str, value: str) -> str:
     if rtype == "MX":
         pref, _, host = value.partition(" ")
         return f"{pref} {host.strip().rstrip('.')}"
+    if rtype in ("SRV", "CNAME"):
+        return " ".join(value.split()).rstrip(".")
     return " ".join(value.replace(" ;", ";").split())
 
 
@@ -102,7 +144,15 @@ def check_live(records: list[dict[str, str]], resolver: dns.resolver.Resolver) -
         except dns.exception.DNSException as exc:
             status = "error"
             found = [str(exc)]
-        if status != "error" and found:
+        if status != "error" and not found and rec["type"] == "CNAME":
+            found = _addresses(resolver, rec["name"])  # an A record instead of the CNAME works too
+            if found:
+                status = "ok"
+                out.append({**rec, "status": status, "found": found})
+                continue
+        if status != "error" and found and not rec["value"]:
+            status = "ok"  # any value will do (the host's address)
+        elif status != "error" and found:
             want = _normalize(rec["type"], rec["value"])
             if rec["type"] == "TXT":
                 prefix = rec["value"].split(";")[0].split(" ")[0].lower()
@@ -110,6 +160,13 @@ def check_live(records: list[dict[str, str]], resolver: dns.resolver.Resolver) -
             status = "ok" if any(_normalize(rec["type"], f) == want for f in found) else "different"
         out.append({**rec, "status": status, "found": found})
     return out
+
+
+def _addresses(resolver: dns.resolver.Resolver, name: str) -> list[str]:
+    try:
+        return [r.to_text() for r in resolver.resolve(name, "A", search=False)]
+    except dns.exception.DNSException:
+        return []
 
 
 def configure(p: argparse.ArgumentParser) -> None:

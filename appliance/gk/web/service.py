@@ -16,7 +16,7 @@ from gevent.pywsgi import WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 from gk import claim
-from gk.web import account, admin, clientsetup, dashboard, maildelivery, webmail, wizard
+from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
 from gk.web.app import Web
 
 log = logging.getLogger("gk.web")
@@ -49,7 +49,7 @@ def start(ctx: Any) -> WebService:
     if code:
         log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)
     web = Web(ctx)
-    for module in (wizard, account, dashboard, admin, maildelivery, clientsetup, webmail):
+    for module in (wizard, account, dashboard, admin, maildelivery, diagnosis, clientsetup, webmail):
         module.register(web)
     # features started before the web mount their sub-apps by exposing
     # ``web_mounts = [(prefix, bottle_app, csrf_exempt)]`` on their service object
