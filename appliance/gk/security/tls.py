@@ -2,13 +2,17 @@
 
 `cryptography` is imported only while generating (it costs ~7 MB RSS in a long-lived process).
 The pair lives in ``DATA_DIR/tls/{cert,key}.pem`` (key mode 0600). ECDSA P-256: fast
-handshakes on small ARM boards and accepted by every current client.
+handshakes on small ARM boards and accepted by every current client. It names the host name,
+``gk.local``, ``<host>.local``, localhost and the box's IPv4 addresses, is valid 825 days with the
+serverAuth extended key usage (what Apple clients require), and is made anew — and loaded into
+the running listeners — when the host name changes (``renew_self_signed``).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +27,33 @@ class TLSFiles:
     key: Path
 
 
+# Apple clients refuse a server certificate valid longer than 825 days or without the serverAuth
+# extended key usage; every other client accepts both.
+SELF_SIGNED_DAYS = 825
+
+
+def local_addresses() -> list[str]:
+    """The box's IPv4 interface addresses (SIOCGIFADDR per interface: no traffic, stdlib only)."""
+    import fcntl
+    import struct
+
+    out = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:
+                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
+            except OSError:
+                continue
+            out.append(socket.inet_ntoa(packed[20:24]))
+    return sorted(set(out))
+
+
+def certificate_names(cert: Path) -> list[str]:
+    """DNS names and addresses a PEM certificate is for (stdlib decoder; no `cryptography` import)."""
+    info = ssl._ssl._test_decode_cert(str(cert))  # type: ignore[attr-defined]
+    return [value.lower() for _, value in info.get("subjectAltName", ())]
+
+
 def generate_self_signed(cert: Path, key: Path, hostname: str) -> None:
     # imported here: `cryptography` costs ~7 MB RSS and is needed only when a key is made
     from cryptography import x509
@@ -32,10 +63,10 @@ def generate_self_signed(cert: Path, key: Path, hostname: str) -> None:
 
     cert.parent.mkdir(parents=True, exist_ok=True)
     private = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
-    if not hostname.endswith(".local"):
-        names.append(x509.DNSName(hostname.split(".")[0] + ".local"))
-    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    dns_names = dict.fromkeys([hostname, "gk.local", hostname.split(".")[0] + ".local", "localhost"])
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    for address in dict.fromkeys(["127.0.0.1", *local_addresses()]):
+        names.append(x509.IPAddress(ipaddress.ip_address(address)))
     subject = x509.Name(
         [x509.NameAttribute(NameOID.COMMON_NAME, hostname), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "GK")]
     )
@@ -47,9 +78,10 @@ def generate_self_signed(cert: Path, key: Path, hostname: str) -> None:
         .public_key(private.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
+        .not_valid_after(now - datetime.timedelta(days=1) + datetime.timedelta(days=SELF_SIGNED_DAYS))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(private, hashes.SHA256())
     )
     # key first: a certificate without its key is unusable, a key without its certificate is remade
@@ -72,7 +104,28 @@ def ensure_tls(data_dir: Path, cfg: TLSConfig, hostname: str) -> TLSFiles:
     files = TLSFiles(data_dir / "tls" / "cert.pem", data_dir / "tls" / "key.pem")
     if not (files.cert.exists() and files.key.exists()):
         generate_self_signed(files.cert, files.key, hostname)
+    else:
+        renew_self_signed(data_dir, cfg, hostname)
     return files
+
+
+def renew_self_signed(data_dir: Path, cfg: TLSConfig, hostname: str, live: ssl.SSLContext | None = None) -> bool:
+    """Make a new self-signed pair when GK's own certificate does not name ``hostname`` (the host
+    name changed) and load it into ``live``, the context every listener shares: the next TLS
+    handshake uses it, no restart needed. An owner's own certificate (``[tls]``) is never touched.
+    True when a new pair was made."""
+    if cfg.cert_file or cfg.key_file:
+        return False
+    cert, key = data_dir / "tls" / "cert.pem", data_dir / "tls" / "key.pem"
+    try:
+        if hostname.lower() in certificate_names(cert):
+            return False
+    except (OSError, ssl.SSLError):
+        pass  # unreadable: make a new one
+    generate_self_signed(cert, key, hostname)
+    if live is not None:
+        live.load_cert_chain(str(cert), str(key))
+    return True
 
 
 def server_context(files: TLSFiles) -> ssl.SSLContext:

@@ -11,6 +11,7 @@ Wizard choices live in the claim store (``gk.claim``), so they survive a crash m
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 import types
@@ -26,6 +27,8 @@ from gk.accounts.store import check_address
 from gk.config import ConfigError
 from gk.web import forms, smarthost
 from gk.web.app import Web
+
+log = logging.getLogger("gk.web")
 
 STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
 TITLES = {
@@ -382,6 +385,7 @@ def register(web: Web) -> None:
             settings = claim.all_settings(web.data_dir)
             if settings.get("hostname"):
                 apply_hostname(web.data_dir, settings["hostname"])
+                renew_certificate(ctx, settings["hostname"])
             claim.complete(web.data_dir)
             web.forget_state()
             ctx.accounts.record_event("wizard_complete", "web", web.client_ip(), str(web.user().address))  # type: ignore[union-attr]
@@ -410,6 +414,16 @@ def dns_records(ctx: Any, domain: str, hostname: str) -> list[tuple[str, str, st
         (domain, "TXT", "v=spf1 mx -all"),
         (f"_dmarc.{domain}", "TXT", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"),
     ]
+
+
+def renew_certificate(ctx: Any, hostname: str) -> None:
+    """The self-signed certificate names the host chosen in the wizard from the next handshake on."""
+    from gk.security.tls import renew_self_signed
+
+    if gevent.get_hub().threadpool.apply(renew_self_signed, (ctx.data_dir, ctx.config.tls, hostname)):
+        # loaded on the hub, where handshakes run: the shared context is never changed from two threads
+        ctx.ssl_context.load_cert_chain(str(ctx.tls.cert), str(ctx.tls.key))
+        log.info("made a new self-signed certificate for %s", hostname)
 
 
 def apply_hostname(data_dir: Any, hostname: str) -> None:
