@@ -128,6 +128,25 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    from gk.setupfile import AnswersError, apply, parse
+
+    try:
+        text = sys.stdin.read() if str(args.answers) == "-" else args.answers.read_text(encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"cannot read the answers file: {exc}", 2)
+    try:
+        answers = parse(text, str(args.answers))
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        gkconfig.ensure_config_file(args.data_dir)
+        for line in apply(args.data_dir, answers):
+            print(line)
+    except AnswersError as exc:
+        print(f"gk setup: {exc}", file=sys.stderr)
+        return 2 if "already set up" not in str(exc) else 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     default_dir = gkconfig.default_data_dir()
     # Subcommands accept --data-dir too; SUPPRESS keeps their default from hiding the top-level one.
@@ -169,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     ad2.add_argument("source")
     als.add_parser("list", parents=[common])
     al.set_defaults(func=cmd_alias)
+
+    st = sub.add_parser("setup", parents=[common], help="first boot without a browser, from a TOML answers file")
+    st.add_argument("--answers", type=Path, required=True, help="the answers file ('-' = stdin); see gk/setupfile.py")
+    st.set_defaults(func=cmd_setup)
 
     c = sub.add_parser("config", parents=[common], help="show or check the configuration")
     cs = c.add_subparsers(dest="config_cmd", required=True)
