@@ -48,10 +48,15 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = GKServer(tmp_path_factory.mktemp("web-e2e") / "gk")
+    from support.dnsserver import LoopbackDNS
+
+    dns = LoopbackDNS().start()  # the diagnosis page looks records up: only ever on loopback
+    no_probe = {"port25_probe_host": "", "blocklists": []}
+    srv = GKServer(tmp_path_factory.mktemp("web-e2e") / "gk", overrides={"dns": dns.config(), "diagnosis": no_probe})
     srv.start()
     yield srv
     srv.stop()
+    dns.stop()
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +247,34 @@ def test_xss_mail_is_inert(server, browser, state):
     assert bob.dialogs == []  # type: ignore[attr-defined]
     assert bob.url.startswith(state["base"] + "/mail/read")
     shot(bob, "xss-mail-phone")
+
+
+def test_devices_qr_code_scans_to_this_page(server, browser, state):
+    """The QR code on "Connect your devices", as a phone's camera sees it on the screen: zbarimg
+    (Debian's zbar-tools, the decoder many Linux scanner apps use) reads the page's address."""
+    import subprocess
+
+    from support.skips import skip_or_fail
+
+    if not shutil.which("zbarimg"):
+        skip_or_fail("zbarimg missing (apt-get install zbar-tools; make test installs it)")
+    admin = state["admin"]
+    admin.goto(state["base"] + "/devices")
+    qr = admin.locator("#phone svg.qr")
+    qr.screenshot(path=str(ART / "devices-qr.png"))
+    shot(admin, "devices", both=True)
+    out = subprocess.run(["zbarimg", "--raw", "-q", str(ART / "devices-qr.png")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    url = out.stdout.strip()
+    assert url == admin.locator("#phone figcaption").inner_text().strip()
+    assert url.endswith("/devices") and url.startswith("https://127.0.0.1:")
+
+
+def test_diagnosis_page(server, browser, state):
+    admin = state["admin"]
+    admin.goto(state["base"] + "/admin/diagnosis")
+    admin.click("#run")
+    admin.wait_for_selector("#summary")
+    assert admin.locator("li.finding[data-key='disk']").count() == 1
+    assert admin.locator("li.finding[data-key='dns:hostname']").count() == 1
+    shot(admin, "diagnosis", both=True)

@@ -331,10 +331,18 @@ def test_autoconfig_and_mobileconfig(make_server):
     assert mail["PayloadType"] == "com.apple.mail.managed" and mail["EmailAddress"] == ADMIN
     assert mail["IncomingMailServerPortNumber"] == server.port("imap.tls_port")
     assert mail["OutgoingMailServerPortNumber"] == server.port("smtp.submissions_port")
+    # the self-signed certificate travels in the profile as a root the device then trusts
+    [cert] = [p for p in profile["PayloadContent"] if p["PayloadType"] == "com.apple.security.root"]
+    served = ssl.PEM_cert_to_DER_cert((server.data_dir / "tls" / "cert.pem").read_text())
+    assert cert["PayloadContent"] == served and cert["PayloadUUID"] != mail["PayloadUUID"]
     resp, _ = anon.get("/.well-known/caldav")
     assert resp.status == 301 and resp.headers["Location"].endswith("/dav/")
     resp, page = c.get("/devices")
     assert str(server.port("imap.tls_port")) in page and "mail.test.example" in page
+    assert (
+        '<svg xmlns="http://www.w3.org/2000/svg"' in page
+        and f"127.0.0.1:{server.port('http.https_port')}/devices" in page
+    )
 
 
 def test_http_redirects_to_https_once_wizard_set_it(server):

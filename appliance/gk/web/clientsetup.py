@@ -3,11 +3,16 @@ and the "connect your devices" page with the exact server names, ports and secur
 
 The autoconfig XML follows Mozilla's ``config-v1.1.xml`` format (clientConfig version 1.1);
 the profile is an Apple configuration profile (plist via the stdlib ``plistlib``) holding a
-``com.apple.mail.managed`` payload — no password inside: the device asks for it.
+``com.apple.mail.managed`` payload — no password inside: the device asks for it — and, while
+the box uses its own self-signed certificate, a ``com.apple.security.root`` payload carrying
+it, so the phone trusts the box once the profile is installed. The devices page shows a QR
+code (``segno``, imported on first view) of its own address, to open it on a phone.
 """
 
 from __future__ import annotations
 
+import io
+import ssl
 import uuid
 from typing import Any
 
@@ -37,6 +42,47 @@ def endpoints(ctx: Any, host: str) -> list[dict[str, Any]]:
     return out
 
 
+def page_url(web: Web) -> str:
+    """The address of the devices page as this browser reached the box, over HTTPS when on."""
+    host = bottle.request.urlparts.hostname or server_name(web)
+    if ":" in host:
+        host = f"[{host}]"
+    port = web.ctx.config.http.https_port
+    if port:
+        return f"https://{host}{'' if port == 443 else f':{port}'}/devices"
+    port = web.ctx.config.http.port
+    return f"http://{host}{'' if port == 80 else f':{port}'}/devices"
+
+
+def qr_svg(text: str) -> str:
+    import segno
+
+    out = io.BytesIO()
+    segno.make(text, error="m").save(
+        out, kind="svg", xmldecl=False, svgns=True, scale=4, border=2, title=text, svgclass="qr", lineclass=None
+    )
+    return out.getvalue().decode()
+
+
+def certificate_payload(ctx: Any, host: str, uid: Any) -> dict[str, Any] | None:
+    """The box's own self-signed certificate as a trusted root, or None for an owner's certificate."""
+    if ctx.config.tls.cert_file:
+        return None
+    try:
+        pem = ctx.tls.cert.read_text()
+    except OSError:
+        return None
+    return {
+        "PayloadType": "com.apple.security.root",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"gk.{host}.certificate",
+        "PayloadUUID": uid("certificate"),
+        "PayloadDisplayName": f"GK certificate for {host}",
+        "PayloadCertificateFileName": f"{host}.cer",
+        "PayloadContent": ssl.PEM_cert_to_DER_cert(pem),
+    }
+
+
 def register(web: Web) -> None:
     app = web.app
     ctx = web.ctx
@@ -64,7 +110,10 @@ def register(web: Web) -> None:
     def devices() -> str:
         user = web.require_user()
         host = server_name(web)
-        return web.render("devices.html", host=host, endpoints=endpoints(ctx, host), address=user.address)
+        url = page_url(web)
+        return web.render(
+            "devices.html", host=host, endpoints=endpoints(ctx, host), address=user.address, url=url, qr=qr_svg(url)
+        )
 
     @app.get("/devices/gk.mobileconfig")
     def mobileconfig() -> bytes:
@@ -103,6 +152,9 @@ def register(web: Web) -> None:
             "PayloadDescription": "Mail settings for this GK server. Calendars and contacts follow once available.",
             "PayloadContent": [mail],
         }
+        cert = certificate_payload(ctx, host, uid)
+        if cert is not None:
+            profile["PayloadContent"].append(cert)
         bottle.response.content_type = "application/x-apple-aspen-config"
         bottle.response.set_header("Content-Disposition", f'attachment; filename="{host}-{user.local}.mobileconfig"')
         import plistlib  # pulls in xml.parsers.expat: only when a profile is downloaded

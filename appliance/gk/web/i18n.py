@@ -209,6 +209,8 @@ FR_DIAGNOSIS: dict[str, str] = {
     "the mail host's public IPv4 address (your router's); any value is accepted": "l'adresse IPv4 publique de l'hôte de courrier (celle de votre box) ; toute valeur est acceptée",
     "lets mail apps find the server by themselves (RFC 6186)": "permet aux applications de courrier de trouver le serveur seules (RFC 6186)",
     "lets Thunderbird and Outlook fetch the settings from GK": "permet à Thunderbird et Outlook de récupérer les réglages depuis GK",
+    "On a phone": "Sur un téléphone",
+    "Scan this code with the phone's camera to open this page there, then download the profile or copy the settings.": "Scannez ce code avec l'appareil photo du téléphone pour y ouvrir cette page, puis téléchargez le profil ou recopiez les réglages.",
 }
 
 CATALOGUES = {"fr": {**FR, **FR_DIAGNOSIS}}
