@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.gk-installed
 DATA_DIR ?= ./var
 # Debian packages the tests and benches use (installed by apt-get when root).
-TEST_DEBS := swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium isync fetchmail mutt curl msmtp offlineimap3 getmail6 zbar-tools
+TEST_DEBS := swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium isync fetchmail mutt curl msmtp offlineimap3 getmail6 zbar-tools pebble
 BENCH_DEBS := postfix dovecot-imapd
 
 .PHONY: setup run test lint format bench sysdeps test-sysdeps clean

@@ -30,6 +30,7 @@ FEATURE_HELP = {
     "tune": "write the hardware profile for this board (RAM, cores, storage)",
     "button": "run the reset-button service (short press, 10 s recovery, 30 s factory reset)",
     "provision": "first-boot provisioning: config, secrets, TLS, DKIM, setup code",
+    "acme": "Let's Encrypt certificate for the host name: renew now, or status",
     "diagnose": "check DNS records, reverse DNS, blocklists, port 25, certificate, clock, disk",
 }
 
@@ -210,7 +211,14 @@ def _register_feature_commands() -> None:
     """Import feature modules that add subcommands (queue, dns, tune, button…)."""
     import importlib
 
-    for module in ("gk.mail.queue.cli", "gk.mail.dnsrecords", "gk.hw.cli", "gk.claim.cli", "gk.diagnosis.cli"):
+    for module in (
+        "gk.mail.queue.cli",
+        "gk.mail.dnsrecords",
+        "gk.hw.cli",
+        "gk.claim.cli",
+        "gk.diagnosis.cli",
+        "gk.acme.cli",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

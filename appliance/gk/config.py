@@ -197,6 +197,22 @@ class QueueConfig:
 
 
 @dataclass
+class ACMEConfig:
+    enabled: bool = opt(
+        False, "get and renew the certificate from an ACME CA by HTTP-01 on port 80 (needs a public host name)"
+    )
+    directory_url: str = opt(
+        "https://acme-v02.api.letsencrypt.org/directory", "the CA's ACME directory (Let's Encrypt)"
+    )
+    email: str = opt("", "contact address the CA may write to about expiry ('' = none)")
+    ca_file: str = opt("", "PEM bundle trusted for the CA's own HTTPS ('' = the system's; tests: pebble's)")
+    renew_days: float = opt(30.0, "renew when the certificate has fewer days left than this", at_least(1))
+    check_hours: float = opt(12.0, "hours between certificate checks", at_least(0.001))
+    first_check_seconds: float = opt(5.0, "seconds after start before the first check", at_least(0))
+    timeout: float = opt(120.0, "seconds the CA may take to validate and issue", at_least(1))
+
+
+@dataclass
 class DiagnosisConfig:
     port25_probe_host: str = opt(
         "gmail-smtp-in.l.google.com",
@@ -221,6 +237,7 @@ class Config:
     dns: DNSConfig = field(default_factory=DNSConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
+    acme: ACMEConfig = field(default_factory=ACMEConfig)
 
 
 class ConfigError(Exception):

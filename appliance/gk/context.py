@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,4 +52,11 @@ def build_context(config: Config, data_dir: Path) -> AppContext:
     accounts = open_accounts(config, data_dir)
     auth = Authenticator(accounts, LoginThrottle(config.auth), config.imap.login_cache_seconds)
     tls = ensure_tls(data_dir, config.tls, hostname)
+    if config.acme.enabled and not config.tls.cert_file:
+        from gk import acme
+        from gk.acme.service import hostname_for, usable
+
+        host = hostname_for(types.SimpleNamespace(data_dir=data_dir, hostname=hostname))
+        if usable(data_dir, host):
+            tls = TLSFiles(*acme.cert_paths(data_dir))  # the CA's certificate, from the first handshake
     return AppContext(config, data_dir, hostname, accounts, auth, tls, server_context(tls))

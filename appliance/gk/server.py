@@ -34,6 +34,7 @@ COMPONENTS: list[str] = [
     "gk.mail.smtp.service",
     "gk.mail.imap.service",
     "gk.mail.queue.service",
+    "gk.acme.service",
     "gk.web.service",
 ]
 
@@ -144,7 +145,9 @@ def serve(config: Config, data_dir: Path) -> int:
     try:
         for module_name in COMPONENTS:
             module = importlib.import_module(module_name)
-            services.append(module.start(ctx))
+            svc = module.start(ctx)
+            if svc is not None:  # a feature turned off in gk.toml starts nothing
+                services.append(svc)
     except Exception:
         log.exception("startup failed; stopping")
         for svc in reversed(services):

@@ -39,7 +39,7 @@ HTMX = "htmx-2.0.11.min.js"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 RECOVERY_PATHS = ("/wizard", "/wizard/", "/wizard/claim", "/wizard/claim/button", "/wizard/password")
 # reachable while the wizard is not complete, besides the wizard itself
-OPEN_PATHS = ("/static/",)
+OPEN_PATHS = ("/static/", "/.well-known/acme-challenge/")
 
 bottle.BaseRequest.MEMFILE_MAX = 256 * 1024  # larger bodies spool to a temp file, not RAM
 
@@ -200,7 +200,9 @@ class Web:
             and st == claim.COMPLETE
             and self.ctx.config.http.https_port
             and claim.get_setting(self.data_dir, "https_redirect") == "1"
-            and not path.startswith(("/.well-known/autoconfig/", "/mail/config-v1.1.xml"))
+            and not path.startswith(
+                ("/.well-known/autoconfig/", "/mail/config-v1.1.xml", "/.well-known/acme-challenge/")
+            )
         ):
             host = (req.get_header("Host") or self.ctx.hostname).rsplit(":", 1)[0]
             port = self.ctx.config.http.https_port

@@ -101,6 +101,16 @@ def register(web: Web) -> None:
     app.route("/.well-known/autoconfig/mail/config-v1.1.xml", callback=autoconfig)
     app.route("/mail/config-v1.1.xml", callback=autoconfig)
 
+    @app.get("/.well-known/acme-challenge/<token>")
+    def acme_challenge(token: str) -> str:
+        """HTTP-01 (RFC 8555 §8.3): the key authorisation ``gk acme renew`` left for the CA."""
+        acme = ctx.services.get("acme")
+        answer = acme.challenge(token) if acme is not None else None
+        if answer is None:
+            raise bottle.HTTPError(404, "Not found")
+        bottle.response.content_type = "text/plain"
+        return answer
+
     @app.route("/.well-known/caldav")
     @app.route("/.well-known/carddav")
     def dav_redirect() -> None:

@@ -144,7 +144,9 @@ def register(web: Web) -> None:
         events = ctx.accounts.recent_events(30)
         for e in events:
             e["when"] = localtime.format_ts(ctx.data_dir, e["ts"])
-        return web.render("dashboard.html", st=st, events=events, fmt_duration=fmt_duration)
+        acme = ctx.services.get("acme")
+        acme_status = acme.status if acme is not None else None
+        return web.render("dashboard.html", st=st, events=events, fmt_duration=fmt_duration, acme=acme_status)
 
     @app.get("/api/status")
     def api_status() -> str:

@@ -210,6 +210,7 @@ FR_DIAGNOSIS: dict[str, str] = {
     "lets mail apps find the server by themselves (RFC 6186)": "permet aux applications de courrier de trouver le serveur seules (RFC 6186)",
     "lets Thunderbird and Outlook fetch the settings from GK": "permet à Thunderbird et Outlook de récupérer les réglages depuis GK",
     "On a phone": "Sur un téléphone",
+    "No certificate from Let's Encrypt yet: browsers and phones see the self-signed one.": "Pas encore de certificat de Let's Encrypt : navigateurs et téléphones voient le certificat auto-signé.",
     "Scan this code with the phone's camera to open this page there, then download the profile or copy the settings.": "Scannez ce code avec l'appareil photo du téléphone pour y ouvrir cette page, puis téléchargez le profil ou recopiez les réglages.",
 }
 
