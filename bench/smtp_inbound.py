@@ -159,6 +159,8 @@ class GK:
                 "check_spf": checks,
                 "check_dkim": checks,
                 "check_dmarc": checks,
+                # every bench client comes from 127.0.0.1: lift the per-IP cap (default 10)
+                "max_connections_per_ip": 1000,
             },
             "imap": {"port": free_port(), "tls_port": free_port()},
             "dns": {"nameservers": ["127.0.0.1"], "port": dns_port, "timeout": 2.0},

@@ -122,9 +122,22 @@ class SMTPConfig:
     max_message_size: int = opt(50 * 1024 * 1024, "largest message accepted, bytes (SIZE)", at_least(1024))
     max_recipients: int = opt(100, "recipients per message", at_least(1))
     max_line_length: int = opt(4096, "longest command or DATA line, bytes including CRLF", at_least(1000))
-    max_connections: int = opt(200, "concurrent SMTP sessions over all ports", at_least(1))
+    max_connections: int = opt(200, "concurrent sessions on port 25 (MX); submission has its own budget", at_least(1))
+    max_connections_per_ip: int = opt(10, "concurrent port-25 sessions from one client IP (IPv6: one /64)", at_least(1))
+    max_submission_connections: int = opt(50, "concurrent sessions on ports 587 and 465 together", at_least(1))
+    max_submission_connections_per_ip: int = opt(
+        20, "concurrent 587/465 sessions from one client IP (a household behind NAT shares one)", at_least(1)
+    )
     command_timeout: float = opt(300.0, "seconds to wait for the next command", at_least(1))
     data_idle_timeout: float = opt(180.0, "seconds of silence allowed between DATA lines", at_least(1))
+    data_timeout: float = opt(
+        900.0, "longest a whole DATA transfer may take, seconds (then 421 4.4.2 and the session closes)", at_least(1)
+    )
+    soft_error_limit: int = opt(3, "errors in one session before each error reply is delayed", at_least(0))
+    hard_error_limit: int = opt(20, "errors in one session before it is closed with 421 4.7.0", at_least(1))
+    error_sleep_time: float = opt(
+        1.0, "delay of the first error reply past soft_error_limit; grows by as much with each error", at_least(0)
+    )
     require_tls_for_auth: bool = opt(True, "offer AUTH only over TLS (never turn off outside tests)")
     dmarc_reject_action: str = opt(
         "reject", "what to do with mail failing DMARC with p=reject", one_of("reject", "junk")

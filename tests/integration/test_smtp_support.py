@@ -116,8 +116,9 @@ def wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
 class RawSMTP:
     """Line-level SMTP over a socket: send exact bytes, read whole replies."""
 
-    def __init__(self, port: int, tls: bool = False):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    def __init__(self, port: int, tls: bool = False, source: str | None = None):
+        # source: another loopback address (127.0.0.2, ...) to act as another client IP
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0) if source else None)
         if tls:
             sock = tls_client_context().wrap_socket(sock)
         self.sock = sock

@@ -117,3 +117,18 @@ def test_bulk_path_matches_line_by_line(pieces, sizes):
                 break
         results.append((out.getvalue(), r.size, r.error, r.done, r.leftover))
     assert results[0] == results[1]
+
+
+def test_a_failure_to_store_drops_the_rest_up_to_the_final_dot():
+    """A full disk mid-message: nothing more is stored, the end of data is still found (the
+    commands inside the body stay body), and the failure's reply comes after it."""
+    out = io.BytesIO()
+    r = DataReceiver(out, max_size=10_000, max_line=1000)
+    assert not r.feed(b"Subject: x\r\n\r\nfirst\r\n")
+    r.fail("452 4.3.1 Insufficient system storage")
+    r.fail("451 4.3.0 a later failure does not replace the first")
+    assert not r.feed(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nevil\r\n..\r\n")
+    assert r.feed(b"more\r\n.\r\nNOOP\r\n")
+    assert out.getvalue() == b"Subject: x\r\n\r\nfirst\r\n"
+    assert r.error == "452 4.3.1 Insufficient system storage"
+    assert r.leftover == b"NOOP\r\n"

@@ -108,3 +108,57 @@ def test_submit_hands_remote_mail_to_the_queue_with_a_received_field(ctx, tmp_pa
     assert list((tmp_path / "spool" / "submit").iterdir()) == []  # the queue keeps its own copy
     (bob_copy,) = list((tmp_path / "mail" / "bob@example.org" / "Maildir" / "new").iterdir())
     assert b"Delivered-To: bob@example.org" in bob_copy.read_bytes()
+
+
+def test_connection_slots_keep_separate_budgets_and_a_per_client_cap():
+    from gk.mail.smtp.policy import ConnectionSlots
+
+    slots = ConnectionSlots(mx_total=3, mx_per_ip=2, submission_total=2, submission_per_ip=1)
+    assert slots.acquire(IN, "192.0.2.1") is None
+    assert slots.acquire(IN, "192.0.2.1") is None
+    assert slots.acquire(IN, "192.0.2.1").startswith("421 4.7.0 Too many connections from your address")
+    assert slots.acquire(IN, "::ffff:192.0.2.1") is not None  # the same IPv4 client
+    assert slots.acquire(IN, "198.51.100.7") is None
+    assert slots.acquire(IN, "203.0.113.9").startswith("421 4.7.0 Too many connections;")  # MX is full
+    # port 25 is full, submission is not: its own budget
+    assert slots.acquire(SUB, "192.0.2.1") is None
+    assert slots.acquire(ListenerKind.SUBMISSIONS, "192.0.2.1") is not None  # 587 and 465 share a cap
+    assert slots.acquire(ListenerKind.SUBMISSIONS, "192.0.2.2") is None
+    assert slots.acquire(SUB, "192.0.2.3") is not None  # submission full
+    slots.release(IN, "192.0.2.1")
+    assert slots.acquire(IN, "203.0.113.9") is None
+    assert slots.in_use(IN) == 3 and slots.in_use(SUB) == 2
+    for ip in ("192.0.2.1", "198.51.100.7", "203.0.113.9"):
+        slots.release(IN, ip)
+    slots.release(SUB, "192.0.2.1")
+    slots.release(ListenerKind.SUBMISSIONS, "192.0.2.2")
+    assert slots.in_use(IN) == 0 and slots.in_use(SUB) == 0 and not slots.per_client  # nothing kept
+
+
+def test_an_ipv6_client_counts_per_slash_64():
+    from gk.mail.smtp.policy import ConnectionSlots, client_key
+
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert client_key("not an address") == "not an address"
+    slots = ConnectionSlots(mx_total=10, mx_per_ip=1, submission_total=10, submission_per_ip=1)
+    assert slots.acquire(IN, "2001:db8:1:2::1") is None
+    assert slots.acquire(IN, "2001:db8:1:2::99") is not None
+
+
+def test_error_budget_slows_down_then_disconnects_and_forgives_after_delivery():
+    from gk.mail.smtp.policy import ErrorBudget
+
+    b = ErrorBudget(soft_limit=2, hard_limit=5, sleep_time=0.5)
+    verdicts = [b.record("550 5.1.1 <x@example.org>: no such user here") for _ in range(5)]
+    assert [v.delay for v in verdicts] == [0.0, 0.0, 0.5, 1.0, 1.5]  # growing past the soft limit
+    assert [v.disconnect for v in verdicts] == [False, False, False, False, True]
+    b.delivered()
+    assert b.record(b"550 5.7.1 relaying denied").delay == 0.0 and b.errors == 1
+    # successes, intermediate replies and replies that are not the client's fault do not count
+    for reply in ("250 2.1.5 OK", "354 End data", "334 ", "421 4.3.2 bye", "451 4.3.0 local", "452 4.5.3 too many"):
+        assert not ErrorBudget.is_error(reply), reply
+        b.record(reply)
+    assert b.errors == 1
+    assert ErrorBudget.is_error("501 5.1.7 Bad sender address syntax") and ErrorBudget.is_error(b"535 5.7.8 no")

@@ -10,6 +10,8 @@ It also enforces:
 
 - the size limit (``552 5.3.4``) and the line length limit (``500 5.5.6``): once exceeded, the
   rest of the message is read and discarded, and the error is given after the final dot;
+- a failure to store (``fail``, a full disk): nothing more is written, the rest is read to the
+  final dot and dropped, and the failure's reply is given after it (never the body as commands);
 - SMTP smuggling (bare CR or bare LF next to a dot, e.g. ``\\n.\\n``, ``\\r.\\r``,
   ``\\n.\\r\\n``, ``\\r\\n.\\n``): only ``CRLF . CRLF`` ends the data; a message that contains a
   dot framed by a bare CR/LF is refused with ``550 5.6.0`` after the real end of data, so a
@@ -44,6 +46,7 @@ class DataReceiver:
         self.too_big = False
         self.line_too_long = False
         self.smuggling = False
+        self.failure: str | None = None  # the reply of a failure to store the message (fail)
         self.done = False
         self._partial = bytearray()  # start of a line whose CRLF has not arrived yet
         self.leftover = b""  # bytes after the final dot (pipelined commands)
@@ -57,7 +60,12 @@ class DataReceiver:
             return f"552 5.3.4 Message too big: the limit is {self.max_size} bytes"
         if self.line_too_long:
             return f"500 5.5.6 Line too long: the limit is {self.max_line} bytes (RFC 5321 4.5.3.1.6)"
-        return None
+        return self.failure
+
+    def fail(self, reply: str) -> None:
+        """Storing failed: keep reading to the final dot without storing, then answer ``reply``."""
+        if self.failure is None:
+            self.failure = reply
 
     def feed(self, data: bytes) -> bool:
         if self.done:
@@ -136,7 +144,7 @@ class DataReceiver:
 
     @property
     def refused(self) -> bool:
-        return self.too_big or self.line_too_long or self.smuggling
+        return self.too_big or self.line_too_long or self.smuggling or self.failure is not None
 
     def _line(self, line: bytes, writes: list[bytes]) -> None:
         body = line[:-2]

@@ -33,7 +33,7 @@ from gk.mail.delivery import Target, Trace, get_delivery, received
 from gk.mail.dnsresolver import make_resolver
 from gk.mail.mailbox import maildir
 from gk.mail.smtp import spool
-from gk.mail.smtp.policy import ListenerKind, SMTPPolicy
+from gk.mail.smtp.policy import ConnectionSlots, ListenerKind, SMTPPolicy
 from gk.mail.smtp.session import GKSMTP
 
 log = logging.getLogger("gk.smtp")
@@ -64,6 +64,7 @@ class SMTPService:
         for leftover in self.spool_dir.iterdir():  # never acknowledged: a crash interrupted them
             leftover.unlink(missing_ok=True)
         self.sessions: set[GKSMTP] = set()
+        self.slots = ConnectionSlots.from_config(self.cfg)  # MX and submission budgets, per client
         self.accepting = 0  # deliveries in progress (they finish even if their client left)
         self.listeners: list[tuple[str, str, int]] = []
         self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()

@@ -10,7 +10,16 @@ What aiosmtpd 1.4.6 does not do and this subclass adds:
 - AUTH PLAIN/LOGIN checked by ``ctx.auth.login`` (throttling, lockout, security events) in a
   greenlet, never inside the coroutine; no AUTH at all on port 25;
 - every policy question (``policy.SMTPPolicy``) and every delivery runs in a greenlet through
-  ``bridge.in_greenlet``, so no coroutine ever blocks the hub.
+  ``bridge.in_greenlet``, so no coroutine ever blocks the hub;
+- connection budgets per listener kind and client (``policy.ConnectionSlots``), an overall DATA
+  deadline (``smtp.data_timeout``) besides the idle one, and error replies that slow down and
+  end a session that keeps failing (``policy.ErrorBudget``: RCPT probing);
+- any failure while DATA arrives (a full disk) turns the rest of the data into discarded bytes up
+  to the final dot, then one reply and a fresh envelope: the body is never read as commands;
+- stricter protocol: no STARTTLS once in TLS, and STARTTLS forgets the login (RFC 3207 §4.2);
+  AUTH PLAIN refuses an authorization identity other than the user (RFC 4616 §2); an overlong
+  line in an AUTH exchange is read to its end and refused; an unbalanced ``<`` in MAIL/RCPT is
+  a syntax error.
 
 Memory per session: the protocol objects (~10 KB), the stream buffer (bounded by
 ``smtp.max_line_length``) and one 64 KiB read chunk during DATA.
@@ -21,19 +30,21 @@ from __future__ import annotations
 import asyncio
 import binascii
 import collections
+import errno
 import logging
 import re
 import secrets
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword
 
+from gk.accounts import normalize_address
 from gk.mail.delivery import Trace, protocol_keyword
 from gk.mail.smtp.bridge import in_greenlet
 from gk.mail.smtp.data_stream import DataReceiver
-from gk.mail.smtp.policy import ListenerKind
+from gk.mail.smtp.policy import ErrorBudget, ListenerKind
 from gk.mail.smtp.replies import enhance
 from gk.mail.smtp.spool import SpoolWriter
 
@@ -47,6 +58,44 @@ READ_CHUNK = 65536
 # replies that may wait for the next pipelined command's reply (never 354, 334, 221, 421, 220)
 _HOLDABLE = frozenset({b"250", b"251", b"252", b"452", b"501", b"503", b"550", b"551", b"552", b"553", b"555"})
 _SIMPLE_ADDR = re.compile(r"^\s*<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)?)>\s*(.*)$", re.DOTALL)
+_TIMEOUT_TEXT = "Timeout waiting for the client; closing"
+
+
+def path_brackets_ok(arg: str) -> bool:
+    """Whether the path of ``MAIL FROM:``/``RCPT TO:`` (keyword stripped, parameters may follow)
+    has its angle brackets in order: ``<`` opens it, the first ``>`` outside a quoted local part
+    closes it, then the end or a space before the parameters. A bare address (no brackets,
+    tolerated as most MTAs do) may hold none. The email package's parser mends ``<broken``
+    into an address, so this is checked before it runs."""
+    s = arg.lstrip()
+    if not s.startswith("<"):
+        head = s.split(None, 1)[0] if s.strip() else ""
+        return "<" not in head and ">" not in head
+    quoted = escaped = False
+    for i in range(1, len(s)):
+        ch = s[i]
+        if escaped:
+            escaped = False
+        elif quoted:
+            if ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            return False
+        elif ch == ">":
+            rest = s[i + 1 :]
+            return not rest or rest[0] in " \t"
+    return False
+
+
+def storage_reply(exc: BaseException) -> str:
+    """The reply to a message that could not be stored while it arrived."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "452 4.3.1 Insufficient system storage; try again later"
+    return "451 4.3.0 Local error while storing the message; try again later"
 
 
 class GKEnvelope(Envelope):
@@ -101,6 +150,10 @@ class GKSMTP(SMTP):
         self._greeting_pending = True  # the greeting carries no enhanced code (RFC 2034 §3)
         self._raw_replies = False  # nor do the replies to EHLO/HELO
         self._replies: list[bytes] = []  # replies held back while pipelined commands wait
+        self._slot_ip: str | None = None  # the client whose connection slot this session holds
+        self._refusal: str | None = None  # the 421 for a connection over its budget
+        self._timeout_text = _TIMEOUT_TEXT
+        self.errors = ErrorBudget.from_config(cfg)
         self.line_length_limit = cfg.max_line_length
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         implicit = kind is ListenerKind.SUBMISSIONS
@@ -134,8 +187,16 @@ class GKSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         super().connection_made(transport)
+        if not first:
+            # STARTTLS: aiosmtpd made a new session (HELO, AUTH) and envelope; GK's login goes too
+            # (RFC 3207 §4.2: nothing learned before TLS counts after it)
+            self.gk_user = None
+            self._replies.clear()
         if first:
             self.service.sessions.add(self)
+            self._refusal = self.service.slots.acquire(self.kind, self.peer_ip)
+            if self._refusal is None:
+                self._slot_ip = self.peer_ip
             if hasattr(transport, "max_size"):
                 # asyncio reads up to 256 KiB per recv: glibc serves that with mmap + munmap on
                 # every read; 64 KiB (READ_CHUNK) comes from the heap
@@ -143,12 +204,16 @@ class GKSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.service.sessions.discard(self)
+        if self._slot_ip is not None:
+            self.service.slots.release(self.kind, self._slot_ip)
+            self._slot_ip = None
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
-        if len(self.service.sessions) > self.service.cfg.max_connections:
+        if self._refusal is not None:
             self._greeting_pending = False
-            await self.push("421 4.7.0 Too many connections; try again later")
+            log.info("refused connection from %s on %s: %s", self.peer_ip, self.kind.value, self._refusal)
+            await self.push(self._refusal)
             if self.transport is not None:
                 self.transport.close()
             return
@@ -173,7 +238,7 @@ class GKSMTP(SMTP):
 
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(f"421 4.4.2 {self.hostname} Timeout waiting for the client; closing\r\n".encode())
+            self.transport.write(f"421 4.4.2 {self.hostname} {self._timeout_text}\r\n".encode())
         super()._timeout_cb()
 
     def goodbye(self, reply: str = "421 4.3.2 Service shutting down; try again later") -> None:
@@ -190,7 +255,13 @@ class GKSMTP(SMTP):
             elif not self._raw_replies:
                 status = enhance(status)
             status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
+        verdict = self.errors.record(status)
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
         self._replies.append(status + b"\r\n")
+        if verdict.disconnect:
+            await self._close_after_errors()
+            return
         # RFC 2920: while pipelined commands wait in the buffer, their replies go out together
         if status[:3] in _HOLDABLE and b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
             return
@@ -199,7 +270,21 @@ class GKSMTP(SMTP):
         self._writer.write(out)
         await self._writer.drain()
 
+    async def _close_after_errors(self) -> None:
+        log.info("closing session from %s on %s: %d errors", self.peer_ip, self.kind.value, self.errors.errors)
+        self._replies.append(enhance(ErrorBudget.TOO_MANY).encode() + b"\r\n")
+        out = b"".join(self._replies)
+        self._replies.clear()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out)
+            self.transport.close()
+        # like QUIT: the command loop ends at its next await, pipelined commands stay unread
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+
     async def smtp_EHLO(self, hostname: str) -> None:
+        # aiosmtpd adds to the MAIL line limit at every EHLO: start from the base each time
+        self.command_size_limits.clear()
         self._raw_replies = True
         try:
             await super().smtp_EHLO(hostname)
@@ -212,6 +297,29 @@ class GKSMTP(SMTP):
             await super().smtp_HELO(hostname)
         finally:
             self._raw_replies = False
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None or self.kind is ListenerKind.SUBMISSIONS:
+            await self.push("503 5.5.1 TLS is already active")  # RFC 3207 §4.2: no second STARTTLS
+            return
+        await super().smtp_STARTTLS(arg)
+
+    # -- MAIL, RCPT -----------------------------------------------------------------------
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if arg is not None and self.session is not None and self.session.host_name:
+            path = self._strip_command_keyword("FROM:", arg)
+            if path is not None and (not path_brackets_ok(path) or self._getaddr(path)[0] is None):
+                await self.push("501 5.1.7 Bad sender address syntax")
+                return
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if arg is not None and self.session is not None and self.session.host_name and self.envelope is not None:
+            path = self._strip_command_keyword("TO:", arg) if self.envelope.mail_from else None
+            if path is not None and (not path_brackets_ok(path) or self._getaddr(path)[0] is None):
+                await self.push("501 5.1.3 Bad recipient address syntax")
+                return
+        await super().smtp_RCPT(arg)
 
     # -- AUTH -----------------------------------------------------------------------------
     async def smtp_AUTH(self, arg: str) -> None:
@@ -235,6 +343,12 @@ class GKSMTP(SMTP):
         if len(parts) != 3:
             await self.push("501 5.5.2 Cannot split AUTH PLAIN value")
             return AuthResult(success=False, handled=True)
+        authzid, authcid = (p.decode("utf-8", "replace") for p in parts[:2])
+        if authzid and normalize_address(authzid) != normalize_address(authcid):
+            # RFC 4616 §2: the server fails an identity it cannot authorize (IMAP refuses it too);
+            # no password is checked, so this tells a guesser nothing
+            log.info("AUTH PLAIN from %s: authorization identity differs from the user", self.peer_ip)
+            return AuthResult(success=False, handled=False, message="535 5.7.8 Acting as another user is not allowed")
         return await self._login(parts[1], parts[2])
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
@@ -252,6 +366,46 @@ class GKSMTP(SMTP):
         if not isinstance(password, bytes):
             return AuthResult(success=False, handled=True)
         return await self._login(login, password)
+
+    async def challenge_auth(
+        self, challenge: str | bytes, encode_to_b64: bool = True, log_client_response: bool = False
+    ) -> Any:
+        """aiosmtpd's, with the answer line read to its end whatever its length: its
+        ``readline`` raised on a line over the limit (``451`` and a traceback) and left the
+        rest of the line to be read as commands."""
+        raw = challenge.encode() if isinstance(challenge, str) else challenge
+        await self.push(b"334 " + (b64encode(raw) if encode_to_b64 else raw))
+        line = await self._read_line()
+        if line is None:
+            await self.push(f"500 5.5.6 Line too long: the limit is {self.line_length_limit} bytes")
+            return MISSING
+        blob = line.strip()
+        if blob == b"*":
+            await self.push("501 5.7.0 Auth aborted")
+            return MISSING
+        try:
+            return b64decode(blob, validate=True)
+        except (binascii.Error, ValueError):
+            await self.push("501 5.5.2 Cannot decode base64")
+            return MISSING
+
+    async def _read_line(self) -> bytes | None:
+        """The next line, or None after reading and dropping a line over the limit."""
+        try:
+            return await self._reader.readuntil()
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionResetError("client closed the connection") from exc
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
+        while True:
+            await self._reader.readexactly(consumed)
+            try:
+                await self._reader.readuntil()
+                return None
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionResetError("client closed the connection") from exc
+            except asyncio.LimitOverrunError as exc:
+                consumed = exc.consumed
 
     async def _login(self, login: bytes, password: bytes) -> AuthResult:
         try:
@@ -308,37 +462,39 @@ class GKSMTP(SMTP):
         handed_over = False
         try:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
-            idle = self.service.cfg.data_idle_timeout
-            while True:
-                self._reset_timeout(idle)
-                chunk = await self._reader.read(READ_CHUNK)
-                if not chunk:
-                    raise ConnectionResetError("client closed the connection during DATA")
-                done = receiver.feed(chunk)
-                if spool.needs_flush and not receiver.refused:
-                    await in_greenlet(spool.flush, shield=True)
-                if done:
-                    break
-            if receiver.leftover:
-                # pipelined commands after the final dot go back to the command reader
-                self._reader._buffer[0:0] = receiver.leftover  # type: ignore[attr-defined]
+            try:
+                await self._receive(spool, receiver)
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                # where the data ends is unknown now: close rather than read the rest as commands
+                log.exception("SMTP session from %s: error during DATA", self.peer_ip)
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.write(b"421 4.3.0 Internal error while receiving the message; closing\r\n")
+                    self.transport.close()
+                raise ConnectionResetError("session closed after an error during DATA") from exc
             self._reset_timeout()
             reply = receiver.error
             if reply is None:
-                message = spool.finish_in_memory() or await in_greenlet(spool.finish, shield=True)
-                envelope = self.envelope
-                handed_over = True
-                reply = await in_greenlet(
-                    self.service.accept,
-                    self.kind,
-                    self.gk_user,
-                    self.trace(),
-                    "" if envelope.mail_from in (None, "<>") else envelope.mail_from,
-                    dict(envelope.local_users),
-                    message,
-                    receiver.size,
-                    shield=True,
-                )
+                try:
+                    message = spool.finish_in_memory() or await in_greenlet(spool.finish, shield=True)
+                except Exception as exc:  # OSError: disk full while writing the last part
+                    log.warning("could not store the message from %s: %s", self.peer_ip, exc)
+                    reply = storage_reply(exc)
+                else:
+                    envelope = self.envelope
+                    handed_over = True
+                    reply = await in_greenlet(
+                        self.service.accept,
+                        self.kind,
+                        self.gk_user,
+                        self.trace(),
+                        "" if envelope.mail_from in (None, "<>") else envelope.mail_from,
+                        dict(envelope.local_users),
+                        message,
+                        receiver.size,
+                        shield=True,
+                    )
             else:
                 log.info("refused DATA from %s: %s", self.peer_ip, reply)
         finally:
@@ -346,4 +502,41 @@ class GKSMTP(SMTP):
             if not handed_over:
                 gevent.spawn(spool.discard)
         self._set_post_data_state()
+        if reply.startswith("2"):
+            self.errors.delivered()
         await self.push(reply)
+
+    async def _receive(self, spool: SpoolWriter, receiver: DataReceiver) -> None:
+        """Read DATA up to the final dot into ``receiver``. A spool write that fails (full
+        disk) only stops the storing: the rest is still read, to the final dot, and dropped,
+        and the receiver's error gives the reply. Times out after ``data_idle_timeout`` of
+        silence or ``data_timeout`` in all, whichever comes first (421 4.4.2, closed)."""
+        cfg = self.service.cfg
+        idle = cfg.data_idle_timeout
+        deadline = self.loop.time() + cfg.data_timeout
+        try:
+            while True:
+                remaining = deadline - self.loop.time()
+                if remaining < idle:
+                    self._timeout_text = f"DATA not finished within {cfg.data_timeout:g} seconds; closing"
+                if remaining <= 0:
+                    self._timeout_cb()
+                    raise ConnectionResetError("DATA deadline passed")
+                self._reset_timeout(min(idle, remaining))
+                chunk = await self._reader.read(READ_CHUNK)
+                if not chunk:
+                    raise ConnectionResetError("client closed the connection during DATA")
+                done = receiver.feed(chunk)
+                if spool.needs_flush and not receiver.refused:
+                    try:
+                        await in_greenlet(spool.flush, shield=True)
+                    except Exception as exc:  # OSError: disk full, I/O error
+                        log.warning("could not spool DATA from %s: %s; dropping the rest", self.peer_ip, exc)
+                        receiver.fail(storage_reply(exc))
+                if done:
+                    break
+        finally:
+            self._timeout_text = _TIMEOUT_TEXT
+        if receiver.leftover:
+            # pipelined commands after the final dot go back to the command reader
+            self._reader._buffer[0:0] = receiver.leftover  # type: ignore[attr-defined]

@@ -69,11 +69,12 @@ class SpoolWriter:
 
 
 def _close_and_remove(f: BinaryIO, path: Path) -> None:
-    f.close()
     try:
-        os.unlink(path)
-    except FileNotFoundError:
+        f.close()  # flushes what is buffered: fails again on a full disk, and still closes
+    except OSError:
         pass
+    finally:
+        _unlink(path)
 
 
 def remove(message: Path | bytes) -> None:
