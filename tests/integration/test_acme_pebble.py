@@ -146,3 +146,18 @@ def test_failed_validation_keeps_the_self_signed_certificate_and_says_why(make_s
     admin = run_wizard(srv)
     resp, page = admin.get("/dashboard")
     assert resp.status == 200 and 'id="acme-failed"' in page and "fail.acme.example" in page
+
+
+def test_turned_on_from_the_settings_page_without_a_restart(make_server, pebble, dns_server):
+    dns_server.add("mail.test.example", "A", "127.0.0.1")  # the host name the wizard sets
+    srv = acme_server(make_server, pebble, dns_server, enabled=False).start()
+    admin = run_wizard(srv)
+    resp, page = admin.get("/admin/settings")
+    assert resp.status == 200 and 'name="acme"' in page
+    assert admin.post("/admin/settings/certificate", {"acme": "1"}, csrf=False)[0].status == 403
+    resp, page = admin.post("/admin/settings/certificate", {"acme": "1", "email": "owner@test.example"})
+    assert resp.status == 200 and "Let&#39;s Encrypt is on" in page
+    wait_log(srv, "acme: certificate for mail.test.example in use")
+    cert = served_certificate(srv.port("http.https_port"))
+    assert cert.issuer != cert.subject
+    assert "enabled = true" in (srv.data_dir / "gk.toml").read_text()

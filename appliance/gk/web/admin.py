@@ -1,12 +1,14 @@
-"""Admin pages: add and remove users, reset a user's password, grant admin rights."""
+"""Admin pages: add and remove users, reset a user's password, grant admin rights; settings
+(time zone, Let's Encrypt)."""
 
 from __future__ import annotations
 
 import bottle
+import gevent
 
 from gk import localtime
 from gk.accounts import AccountError
-from gk.web import forms
+from gk.web import forms, smarthost
 from gk.web.app import Web
 from gk.web.i18n import translator
 
@@ -67,10 +69,13 @@ def register(web: Web) -> None:
     def settings_page(**kw: object) -> str:
         web.require_admin()
         current = kw.pop("timezone", None) or localtime.zone(web.data_dir).key
+        acme = ctx.services.get("acme")
         return web.render(
             "admin_settings.html",
             zones=sorted(localtime.valid_zones()),
             timezone=current,
+            acme_cfg=ctx.config.acme,
+            acme=acme.status if acme is not None else None,
             errors=kw.pop("errors", {}),
             **kw,
         )
@@ -90,3 +95,30 @@ def register(web: Web) -> None:
             return settings_page(timezone=tz, errors={"timezone": str(exc)})
         ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"time zone {tz}")
         return settings_page(notice=translator(web.lang())("Time zone saved."))
+
+    @app.post("/admin/settings/certificate")
+    def save_certificate() -> str:
+        """Turn Let's Encrypt on or off (gk.toml ``[acme]``), live: the renewal service starts now."""
+        admin = web.require_admin()
+        enabled = bool(forms.text("acme"))
+        email = forms.text("email")
+        if email and "@" not in email:
+            bottle.response.status = 400
+            return settings_page(errors={"email": "Enter a mail address, or leave it empty."})
+        cfg = gevent.get_hub().threadpool.apply(
+            smarthost.write_config, (ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
+        )
+        ctx.config.acme.enabled, ctx.config.acme.email = cfg.acme.enabled, cfg.acme.email
+        running = ctx.services.get("acme")
+        if enabled and running is None:
+            from gk.acme import service as acme_service
+
+            acme_service.start(ctx)
+        elif not enabled and running is not None:
+            running.stop(0)
+            ctx.services.pop("acme", None)
+        ctx.accounts.record_event(
+            "settings", "web", web.client_ip(), admin.address, f"acme {'on' if enabled else 'off'}"
+        )
+        notice = "Let's Encrypt is on: the certificate is requested now." if enabled else "Let's Encrypt is off."
+        return settings_page(notice=translator(web.lang())(notice))

@@ -210,6 +210,12 @@ FR_DIAGNOSIS: dict[str, str] = {
     "lets mail apps find the server by themselves (RFC 6186)": "permet aux applications de courrier de trouver le serveur seules (RFC 6186)",
     "lets Thunderbird and Outlook fetch the settings from GK": "permet à Thunderbird et Outlook de récupérer les réglages depuis GK",
     "On a phone": "Sur un téléphone",
+    "With a public host name and port 80 forwarded to this box, Let's Encrypt gives it a certificate every browser and phone trusts, renewed automatically.": "Avec un nom d'hôte public et le port 80 redirigé vers ce boîtier, Let's Encrypt lui donne un certificat reconnu par tous les navigateurs et téléphones, renouvelé automatiquement.",
+    "Get a certificate from Let's Encrypt": "Obtenir un certificat de Let's Encrypt",
+    "Address for expiry notices (optional)": "Adresse pour les avis d'expiration (facultatif)",
+    "Let's Encrypt is on: the certificate is requested now.": "Let's Encrypt est activé : le certificat est demandé maintenant.",
+    "Let's Encrypt is off.": "Let's Encrypt est désactivé.",
+    "Enter a mail address, or leave it empty.": "Saisissez une adresse de courriel, ou laissez vide.",
     "No certificate from Let's Encrypt yet: browsers and phones see the self-signed one.": "Pas encore de certificat de Let's Encrypt : navigateurs et téléphones voient le certificat auto-signé.",
     "Scan this code with the phone's camera to open this page there, then download the profile or copy the settings.": "Scannez ce code avec l'appareil photo du téléphone pour y ouvrir cette page, puis téléchargez le profil ou recopiez les réglages.",
 }

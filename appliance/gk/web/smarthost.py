@@ -173,18 +173,18 @@ def edit_table(text: str, table: str, values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def new_config_text(old: str, values: dict[str, Any]) -> str:
+def new_config_text(old: str, values: dict[str, Any], table: str = "queue") -> str:
     """The new gk.toml text; line-edited if that parses back right, else a full tomli_w rewrite."""
     original = tomllib.loads(old) if old.strip() else {}
-    edited = edit_table(old, "queue", values)
+    edited = edit_table(old, table, values)
     try:
         parsed = tomllib.loads(edited)
     except tomllib.TOMLDecodeError:
         parsed = None
-    want = {**original, "queue": {**original.get("queue", {}), **values}}
+    want = {**original, table: {**original.get(table, {}), **values}}
     if parsed == want:
         return edited
-    log.info("gk.toml: rewriting the file to set [queue] (its comments are not kept)")
+    log.info("gk.toml: rewriting the file to set [%s] (its comments are not kept)", table)
     return tomli_w.dumps(want)
 
 
@@ -212,14 +212,14 @@ def _write_atomic(path: Path, text: str, private: bool) -> None:
         os.close(dfd)
 
 
-def write_config(data_dir: Path, values: dict[str, Any]) -> gkconfig.Config:
-    """Write ``values`` into gk.toml's ``[queue]`` (checked by GK's loader first); the loaded result."""
+def write_config(data_dir: Path, values: dict[str, Any], table: str = "queue") -> gkconfig.Config:
+    """Write ``values`` into gk.toml's ``[table]`` (checked by GK's loader first); the loaded result."""
     path = gkconfig.config_path(data_dir)
     try:
         old = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         old = ""
-    text = new_config_text(old, values)
+    text = new_config_text(old, values, table)
     builder = gkconfig.base_builder(data_dir)
     builder.source = str(path)
     builder.merge(tomllib.loads(text))
