@@ -110,15 +110,21 @@ def test_uidvalidity_of_a_recreated_folder_is_greater(tmp_path):  # type: ignore
     assert mb.folder("Again").uidvalidity > seen[2]
 
 
-def test_damage_met_by_a_query_is_quarantined_and_rebuilt(tmp_path, caplog):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("table", ["messages", "folders", "fts_data", "header"])
+def test_damage_met_by_a_query_is_quarantined_and_rebuilt(tmp_path, caplog, table):  # type: ignore[no-untyped-def]
     root = tmp_path / "mail"
     store, mb = _fill(root)
     before = _state(mb, "INBOX")
     store.stop(0)  # a clean stop: no quick_check at the next open, the damage is met later
-    _damage(root / ADDR / "index.sqlite3", "messages")
+    if table == "header":  # "file is not a database"
+        with open(root / ADDR / "index.sqlite3", "r+b") as f:
+            f.write(b"\0" * 100)
+    else:
+        _damage(root / ADDR / "index.sqlite3", table)
     with caplog.at_level(logging.ERROR, logger="gk.mailbox"):
         mb = MailboxStore(root).user(ADDR)
         assert _state(mb, "INBOX") == before
+        assert mb.search_text("INBOX", "body 3") == [4]
     assert len(_quarantined(root)) == 1
     assert "index.sqlite3 is damaged" in caplog.text and "moved aside to index.sqlite3.corrupt-" in caplog.text
 

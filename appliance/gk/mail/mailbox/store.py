@@ -1217,6 +1217,9 @@ def _recovering(fn: Callable[..., Any], retry: bool) -> Callable[..., Any]:
             if not is_corruption(exc):
                 raise
             self._recover(exc)
+            if args and isinstance(args[0], str):  # the folder the call is about: refill it first
+                with contextlib.suppress(MailboxError):
+                    self.sync(args[0])
             if retry:
                 return fn(self, *args, **kwargs)
             raise MailboxError(
