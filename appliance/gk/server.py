@@ -176,6 +176,12 @@ def serve(config: Config, data_dir: Path) -> int:
             svc.stop(config.server.shutdown_grace)
         except Exception:
             log.exception("error stopping %s", getattr(svc, "name", svc))
+    mailbox = ctx.services.get("mailbox")  # not a listener: closed after every protocol on it
+    if mailbox is not None and mailbox not in services:
+        try:
+            mailbox.stop(config.server.shutdown_grace)  # a clean close: no quick_check at next start
+        except Exception:
+            log.exception("error closing the mailbox store")
     gevent.killall(helpers)
     log.info("stopped")
     return 0

@@ -9,7 +9,13 @@ keywords mirrored into the ``:2,`` info of the file name, keywords as a–z thro
 FTS5 trigram table over decoded headers and body text; and per folder the UIDs expunged
 recently with the MODSEQ of their expunge (QRESYNC's VANISHED). Lost or corrupt, it is rebuilt from the
 Maildir (flags from file names, internal dates from file mtimes, their zone the server's
-zone at that time) with fresh UIDVALIDITYs.
+zone at that time) with the same UIDVALIDITYs and UIDs (kept in the Maildir, see ``uidlist``).
+
+Damage (SQLITE_CORRUPT / SQLITE_NOTADB, as a torn write on an SD card leaves) is found when
+opening (``PRAGMA quick_check`` when the last run did not close the index cleanly) or by any
+query later (``UserMailbox`` recovers): the damaged file is moved aside as
+``index.sqlite3.corrupt-<UTC time>`` (the newest ``KEEP_QUARANTINED`` are kept for a post-mortem)
+and a fresh index is built from the Maildir.
 
 Cost: about 1–2 KB per message plus the FTS content and trigram index (~3–4× the indexed text,
 which is capped at 1 MB per message); SQLite page cache 512 KB per open user.
@@ -18,10 +24,15 @@ which is capped at 1 MB per message); SQLite page cache 512 KB per open user.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import time
 from pathlib import Path
 
+import gevent
+
 from gk.store import Database, open_database
+from gk.store.files import fsync_dir
 
 log = logging.getLogger("gk.mailbox")
 
@@ -91,14 +102,88 @@ MIGRATIONS = [
 ]
 
 
-def open_index(path: Path) -> Database:
-    """Open a user's index, rebuilding it (empty, then filled by sync) if it is unreadable."""
+KEEP_QUARANTINED = 3
+_CORRUPTION = (11, 26)  # SQLITE_CORRUPT (and its extended codes), SQLITE_NOTADB
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """A damaged database file, as opposed to a full disk, a lock or a bug in a query."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _CORRUPTION
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+class IndexDamaged(sqlite3.DatabaseError):
+    """Raised when ``PRAGMA quick_check`` finds damage sqlite3 itself has not reported yet."""
+
+    sqlite_errorcode = 11
+
+
+def quick_check(path: Path) -> str | None:
+    """Run ``PRAGMA quick_check`` on its own connection; None if the file is sound, else why not.
+
+    Reads every page (seconds on a large index on an SD card): call it off the hub."""
+    try:
+        conn = sqlite3.connect(path, timeout=10.0)
+        try:
+            rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if is_corruption(exc):
+            return str(exc)
+        raise
+    if rows == [("ok",)]:
+        return None
+    return "; ".join(str(r[0]) for r in rows)
+
+
+def quarantine(path: Path, reason: str) -> Path:
+    """Move a damaged index (and its WAL) aside, keep it, say so in the log; returns the new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("", "-wal"):
+        src = Path(str(path) + suffix)
+        if src.exists():
+            os.rename(src, Path(str(dest) + suffix))
+    Path(str(path) + "-shm").unlink(missing_ok=True)
+    old = sorted(p for p in path.parent.glob(f"{path.name}.corrupt-*") if not p.name.endswith("-wal"))
+    for p in old[:-KEEP_QUARANTINED]:
+        p.unlink(missing_ok=True)
+        Path(str(p) + "-wal").unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    log.error(
+        "mail index %s is damaged (%s): moved aside to %s; rebuilding it from the Maildir", path, reason, dest.name
+    )
+    return dest
+
+
+def open_index(path: Path, check: bool = False) -> Database:
+    """Open a user's index; a damaged one is quarantined and a fresh one (filled by sync) made.
+
+    ``check``: the last run did not close this index cleanly, so run ``PRAGMA quick_check``
+    first (in the threadpool: it reads the whole file)."""
+    if check and path.exists():
+        problem = gevent.get_hub().threadpool.apply(quick_check, (path,))
+        if problem:
+            quarantine(path, f"quick_check after an unclean shutdown: {problem}")
+    db = None
     try:
         db = open_database(path, MIGRATIONS, cache_kib=512)
         db.one("SELECT count(*) FROM folders")
         return db
     except sqlite3.DatabaseError as exc:
-        log.warning("mail index %s unreadable (%s): rebuilding from the Maildir", path, exc)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+        if not is_corruption(exc):
+            raise
+        if db is not None:
+            db.close()
+        quarantine(path, str(exc))
         return open_database(path, MIGRATIONS, cache_kib=512)

@@ -12,12 +12,21 @@ or writes the index, so two sessions never assign the same UID. Parsing a file l
 
 Durability: a message is fsynced and its directory fsynced before ``append`` returns; index
 commits use ``synchronous=FULL``. Flag changes are committed to the index, then mirrored into
-the file name (``:2,FRS``) without a directory fsync: the index is the durable copy.
+the file names (``:2,FRS``) and the directory fsynced once per call, before the caller answers.
+UIDVALIDITY and UIDs live in the Maildir too (``uidlist``: ``,U=<uid>`` in file names,
+``gk-uidlist`` per folder), so a rebuilt index shows clients the same UIDs. MOVE renames the
+files (UID in the new name) before one index transaction: after a crash each message is in
+exactly one folder and the next sync indexes it there. A damaged index (``sqlite3`` reports
+corruption anywhere, or ``quick_check`` after an unclean shutdown, told by the
+``index.open`` marker a clean close removes) is quarantined and rebuilt (``_recover``).
 
 Sync: ``sync(folder)`` reconciles the index with the directory: files in ``new/`` move to
-``cur/``, unknown files get the next UIDs, vanished files are expunged, flags changed in a file
-name by another program are taken over. It skips the directory scan when neither ``new/`` nor
-``cur/`` changed their mtime since the last scan (memory: two ints per folder).
+``cur/`` with their UID in the name, unknown files join with the UID in their name (or the next
+ones), vanished files are expunged, flags changed in a file name by another program are taken
+over — except in the first scan of a folder after an unclean shutdown, where the index wins
+(renames lost in a power cut are redone, so an acknowledged STORE stays). It skips the directory
+scan when neither ``new/`` nor ``cur/`` changed their mtime since the last scan (memory: two
+ints per folder).
 
 Changes are announced with ``notify.publish(address, folder, kind)``, kind one of ``new``,
 ``flags``, ``expunge``, ``folders``.
@@ -28,6 +37,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import json
 import os
@@ -46,12 +56,13 @@ from typing import IO, Any, BinaryIO
 import gevent
 import gevent.lock
 
-from gk.mail.mailbox import maildir, notify
-from gk.mail.mailbox.index import open_index
+from gk.mail.mailbox import maildir, notify, uidlist
+from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.mime import Part, parse_with_headers
 from gk.mail.mailbox.query import Criteria, compile_criteria
 from gk.mail.mailbox.textindex import decode_words, header_message, message_text
 from gk.store import Database
+from gk.store.files import write_durable
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 _CANON = {f.lower(): f for f in SYSTEM_FLAGS}
@@ -60,6 +71,7 @@ _FROM_LETTER = {v: k for k, v in _LETTER.items()}
 SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive"}
 THREADPOOL_PARSE = 1024 * 1024
 MAX_TOMBSTONES = 20_000  # expunged UIDs remembered per folder for QRESYNC (~40 bytes each)
+OPEN_MARKER = "index.open"  # exists while a process has the user's index open (removed by close)
 
 
 class MailboxError(Exception):
@@ -200,34 +212,103 @@ class UserMailbox:
         self.zone = zone
         self.root = maildir.user_root(mail_root, address)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.db: Database = open_index(mail_root / address / "index.sqlite3")
+        self.index_path = mail_root / address / "index.sqlite3"
+        self._marker = mail_root / address / OPEN_MARKER
+        # The marker is still there: the last process with this index open died (kill -9, power
+        # cut). Its index may be torn (checked before use), and flag renames it made in cur/
+        # may be lost: the first scan of each folder trusts the index over file names.
+        self.unclean = self._marker.exists()
+        self.db: Database = open_index(self.index_path, check=self.unclean)
+        write_durable(self._marker, f"{os.getpid()}\n".encode(), 0o600)
         self.db.conn.create_function("gk_header", 4, self._sql_header, deterministic=True)
         self.lock = gevent.lock.RLock()
         self._scanned: dict[str, tuple[int, int]] = {}
+        self._reconciled: set[str] = set()  # folders scanned since the index was opened
+        self._adopting: set[str] = set()  # folders (re)entered into the index from their gk-uidlist
+        self._floors: dict[str, int] = {}  # each folder's gk-uidlist floor as last read or written
         self.users = 0  # sessions holding this object (MailboxStore keeps it open while > 0)
         with self.lock:
-            maildir.ensure_maildir(self.root)
-            self._ensure_folder("INBOX", None)
-            for name, use in SPECIAL_USE.items():
-                self._ensure_folder(name, use)
-            self._discover_folders()
+            try:
+                self._init_folders()
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                self._recover(exc)
+
+    def _init_folders(self) -> None:
+        maildir.ensure_maildir(self.root)
+        self._ensure_folder("INBOX", None)
+        for name, use in SPECIAL_USE.items():
+            self._ensure_folder(name, use)
+        self._discover_folders()
+        # Indexes from before UIDs lived in the Maildir: write each folder's gk-uidlist once.
+        for r in self.db.query("SELECT name, uidvalidity, uidnext FROM folders"):
+            d = self._dir(r["name"])
+            if not (d / uidlist.UIDLIST).exists() and d.is_dir():
+                uidlist.write(d, r["uidvalidity"], r["uidnext"])
+        top = self.db.one("SELECT max(uidvalidity) FROM folders")
+        if top and top[0] and uidlist.read_highwater(self.root) < top[0]:
+            uidlist.write_highwater(self.root, top[0])
+
+    def _recover(self, exc: BaseException) -> None:
+        """The index is damaged: move it aside, open a fresh one and refill it from the Maildir
+        (same UIDVALIDITYs and UIDs, flags from file names). Sessions keep their state: the UIDs
+        they know stay valid."""
+        with self.lock:
+            with contextlib.suppress(Exception):
+                self.db.close()
+            if self.index_path.exists():
+                quarantine(self.index_path, str(exc))
+            self.db = open_index(self.index_path)
+            self.db.conn.create_function("gk_header", 4, self._sql_header, deterministic=True)
+            self._scanned.clear()
+            self._reconciled.clear()
+            self._adopting.clear()
+            self._floors.clear()
+            self.unclean = False  # the file names are all there is now
+            self._init_folders()
 
     # -- folders ----------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
         return maildir.folder_path(self.root.parent.parent, self.address, name)
 
     def _new_uidvalidity(self) -> int:
+        """Greater than any UIDVALIDITY the user's folders ever had (even deleted ones, even
+        within the same second: RFC 3501 2.3.1.1); recorded in the Maildir before it is used."""
         row = self.db.one("SELECT max(uidvalidity) FROM folders")
-        last = row[0] if row and row[0] else 0
-        return max(int(time.time()) & 0x7FFFFFFF, last + 1)
+        last = max(row[0] if row and row[0] else 0, uidlist.read_highwater(self.root))
+        value = max(int(time.time()) & 0x7FFFFFFF, last + 1)
+        uidlist.write_highwater(self.root, value)
+        return value
 
-    def _ensure_folder(self, name: str, special: str | None) -> None:
-        maildir.ensure_maildir(self._dir(name))
-        if not self.db.one("SELECT 1 FROM folders WHERE name = ?", (name,)):
+    def _ensure_folder(self, name: str, special: str | None, fresh: bool = False) -> None:
+        """Give folder ``name`` an index row (and a Maildir). A folder whose Maildir has a
+        ``gk-uidlist`` keeps its UIDVALIDITY and, at its first scan, its messages' UIDs, unless
+        ``fresh`` (CREATE: a new mailbox, whatever was there before)."""
+        d = self._dir(name)
+        maildir.ensure_maildir(d)
+        if self.db.one("SELECT 1 FROM folders WHERE name = ?", (name,)):
+            return
+        saved = None if fresh else uidlist.read(d)
+        if saved is None:
+            uidvalidity = self._new_uidvalidity()
+            uidlist.write(d, uidvalidity, 1)
+            self._floors[name] = 1
             self.db.execute(
-                "INSERT INTO folders(name, uidvalidity, special) VALUES (?,?,?)",
-                (name, self._new_uidvalidity(), special),
+                "INSERT INTO folders(name, uidvalidity, special) VALUES (?,?,?)", (name, uidvalidity, special)
             )
+            return
+        # Rebuilt from the Maildir: MODSEQs restart from a number above any the lost index can
+        # have given (microseconds now), so a CONDSTORE client re-reads flags, not messages;
+        # VANISHED below it is answered conservatively (QRESYNC, RFC 7162 3.6).
+        modseq = time.time_ns() // 1000
+        self._floors[name] = saved.floor
+        self._adopting.add(name)
+        self.db.execute(
+            "INSERT INTO folders(name, uidvalidity, uidnext, highestmodseq, expungedfloor, special)"
+            " VALUES (?,?,?,?,?,?)",
+            (name, saved.uidvalidity, saved.floor, modseq, modseq, special),
+        )
 
     def _discover_folders(self) -> None:
         """Folders created behind our back (``.Name`` dirs) join the index; vanished ones leave it."""
@@ -291,7 +372,7 @@ class UserMailbox:
             parts = name.split("/")
             for i in range(1, len(parts)):
                 self._ensure_folder("/".join(parts[:i]), None)
-            self._ensure_folder(name, None)
+            self._ensure_folder(name, None, fresh=True)
         notify.publish(self.address, name, "folders")
 
     def delete_folder(self, name: str) -> None:
@@ -302,10 +383,12 @@ class UserMailbox:
                 raise MailboxError(f"{f['name']} cannot be deleted", "CANNOT")
             if self.db.one("SELECT 1 FROM folders WHERE name LIKE ? ESCAPE '\\'", (_like_prefix(f["name"]),)):
                 raise MailboxError(f"{f['name']} has subfolders; delete them first", "INUSE")
-            shutil.rmtree(self._dir(f["name"]), ignore_errors=True)
+            d = self._dir(f["name"])
+            (d / uidlist.UIDLIST).unlink(missing_ok=True)  # a leftover must never be adopted
+            shutil.rmtree(d, ignore_errors=True)
             maildir.fsync_dir(self.root)
             self.db.execute("DELETE FROM folders WHERE id = ?", (f["id"],))
-            self._scanned.pop(f["name"], None)
+            self._forget(f["name"])
         notify.publish(self.address, f["name"], "folders")
 
     def rename_folder(self, old: str, new: str) -> None:
@@ -331,12 +414,21 @@ class UserMailbox:
                 target = new + k["name"][len(f["name"]) :]
                 os.rename(self._dir(k["name"]), self._dir(target))
                 self.db.execute("UPDATE folders SET name = ? WHERE id = ?", (target, k["id"]))
-                self._scanned.pop(k["name"], None)
+                if k["name"] in self._adopting:
+                    self._adopting.add(target)
+                self._forget(k["name"])
             parent = new.rpartition("/")[0]
             if parent and not self.db.one("SELECT 1 FROM folders WHERE name = ?", (parent,)):
                 self._ensure_folder(parent, None)
             maildir.fsync_dir(self.root)
         notify.publish(self.address, f["name"], "folders")
+
+    def _forget(self, name: str) -> None:
+        """Drop what is remembered in memory about folder ``name`` (deleted or renamed)."""
+        self._scanned.pop(name, None)
+        self._reconciled.discard(name)
+        self._adopting.discard(name)
+        self._floors.pop(name, None)
 
     def subscribe(self, name: str, on: bool = True) -> None:
         with self.lock:
@@ -413,55 +505,117 @@ class UserMailbox:
             self._scanned[name] = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
 
     def _scan(self, f: Any, d: Path) -> None:
-        moved = False
-        for entry in os.scandir(d / "new"):
-            if entry.name.startswith("."):
-                continue
-            target = entry.name if ":2," in entry.name else entry.name + ":2,"
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(entry.path, d / "cur" / target)
-                moved = True
-        if moved:
-            maildir.fsync_dir(d / "cur")
-            maildir.fsync_dir(d / "new")
-        files: dict[str, str] = {}
+        """Reconcile one folder's index rows with its ``cur/`` and ``new/`` (see the module doc)."""
+        name = f["name"]
+        index_wins = self.unclean and name not in self._reconciled
+        adopting = name in self._adopting
+        files: dict[str, str] = {}  # base without ,U= -> file name in cur/
         for entry in os.scandir(d / "cur"):
             if not entry.name.startswith("."):
-                files[split_name(entry.name)[0]] = entry.name
+                files[uidlist.without_uid(split_name(entry.name)[0])] = entry.name
+        incoming = sorted(e.name for e in os.scandir(d / "new") if not e.name.startswith("."))
         rows = self.db.query("SELECT id, uid, base, name, flags FROM messages WHERE folder_id = ?", (f["id"],))
-        known = {r["base"]: r for r in rows}
-        gone = [r["id"] for b, r in known.items() if b not in files]
-        gone_uids = [r["uid"] for b, r in known.items() if b not in files]
-        renamed = [(files[b], r) for b, r in known.items() if b in files and files[b] != r["name"]]
-        added = sorted(b for b in files if b not in known)
+        known = {uidlist.without_uid(r["base"]): r for r in rows}
+        used = {r["uid"] for r in rows}
+        uidnext = int(f["uidnext"])
+        renames: list[tuple[Path, Path]] = []
+        fixes: list[tuple[str, Any]] = []  # (file name after the renames, its row)
+        for key, fname in files.items():
+            r = known.get(key)
+            if r is None:
+                continue
+            base, letters = split_name(fname)
+            if index_wins:  # a rename lost in a power cut: the index holds what the client was told
+                letters = split_name(r["name"])[1]
+            target = f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"
+            if target != fname:
+                renames.append((d / "cur" / fname, d / "cur" / target))
+            if target != r["name"]:
+                fixes.append((target, r))
+        # Files the index does not know: the UID in the name if it is free (and, outside a rebuild,
+        # not below UIDNEXT: such a UID may have been given out before), else the next ones.
+        adopted: list[tuple[str, int]] = []
+        numbered: list[tuple[str, str]] = []  # (dir, name) without a usable UID, in arrival order
+        for key in sorted(k for k in files if k not in known):
+            fname = files[key]
+            uid = uidlist.uid_of(split_name(fname)[0])
+            if uid is not None and uid not in used and (adopting or uid >= uidnext):
+                used.add(uid)
+                adopted.append((fname, uid))
+            else:
+                numbered.append(("cur", fname))
+        numbered += [("new", n) for n in incoming]
+        nxt = max([uidnext, *(u + 1 for u in used)])
+        added: list[tuple[str, int]] = list(adopted)
+        for sub, fname in numbered:
+            base, letters = split_name(fname)
+            target = f"{uidlist.with_uid(base, nxt)}:2,{letters}"
+            renames.append((d / sub / fname, d / "cur" / target))
+            added.append((target, nxt))
+            nxt += 1
+        done = self._rename_files(renames, d, sync_new=bool(incoming))
+        lost = {dst.name for src, dst in renames if dst not in done}
+        fixes = [(t, r) for t, r in fixes if t not in lost]
+        added = [(t, u) for t, u in added if t not in lost]
+        gone = [r for key, r in known.items() if key not in files]
         kinds: set[str] = set()
-        if gone or renamed:
+        if gone:
+            self._persist_floor(f, d, max(r["uid"] for r in gone) + 1)
+        if gone or fixes:
             with self.db.transaction() as c:
                 modseq = self._bump(c, f["id"])
-                c.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in gone])
-                self._tombstones(c, f["id"], gone_uids, modseq)
-                for fname, r in renamed:
-                    letters = split_name(fname)[1]
+                c.executemany("DELETE FROM messages WHERE id = ?", [(r["id"],) for r in gone])
+                self._tombstones(c, f["id"], [r["uid"] for r in gone], modseq)
+                named = {x.lower() for x in self._keywords_map(d)}
+                for fname, r in fixes:
+                    base, letters = split_name(fname)
                     old = flags_tuple(r["flags"])
-                    in_name = self._flags_of(d, letters)
-                    named = {x.lower() for x in self._keywords_map(d)}
                     keep = [x for x in old if x not in _LETTER and x.lower() not in named]  # beyond a–z
-                    new = keep + in_name
-                    if set(new) != set(old):
+                    new = keep + self._flags_of(d, letters)
+                    if not index_wins and set(new) != set(old):
                         c.execute(
-                            "UPDATE messages SET name = ?, flags = ?, modseq = ? WHERE id = ?",
-                            (fname, flags_text(new), modseq, r["id"]),
+                            "UPDATE messages SET base = ?, name = ?, flags = ?, modseq = ? WHERE id = ?",
+                            (base, fname, flags_text(new), modseq, r["id"]),
                         )
                         kinds.add("flags")
                     else:
-                        c.execute("UPDATE messages SET name = ? WHERE id = ?", (fname, r["id"]))
+                        c.execute("UPDATE messages SET base = ?, name = ? WHERE id = ?", (base, fname, r["id"]))
             if gone:
                 kinds.add("expunge")
         if added:
-            self._index_files(f, d, [files[b] for b in added])
+            self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
             kinds.add("new")
+        if adopting:
+            self.db.execute("UPDATE folders SET recentuid = max(recentuid, uidnext - 1) WHERE id = ?", (f["id"],))
+            self._adopting.discard(name)
+        self._reconciled.add(name)
         for kind in kinds:
-            notify.publish(self.address, f["name"], kind)
+            notify.publish(self.address, name, kind)
+
+    def _rename_files(self, renames: list[tuple[Path, Path]], d: Path, sync_new: bool = False) -> set[Path]:
+        """Do ``renames`` in the threadpool (the hub keeps serving), then fsync ``cur/`` (and
+        ``new/``) once; returns the targets that exist now (a source may have vanished)."""
+        if not renames and not sync_new:
+            return set()
+        return gevent.get_hub().threadpool.apply(
+            _rename_batch, (renames, [d / "cur", d / "new"] if sync_new else [d / "cur"])
+        )
+
+    def _persist_floor(self, f: Any, d: Path, needed: int) -> None:
+        """Before messages up to UID ``needed - 1`` leave a folder: make its ``gk-uidlist`` floor
+        cover them, so a rebuilt index never gives their UIDs again. Mostly a no-op."""
+        floor = self._floors.get(f["name"])
+        if floor is None:
+            saved = uidlist.read(d)
+            floor = saved.floor if saved else 0
+            self._floors[f["name"]] = floor
+        if floor >= needed:
+            return
+        row = self.db.one("SELECT uidvalidity, uidnext FROM folders WHERE id = ?", (f["id"],))
+        assert row is not None
+        value = max(needed, int(row["uidnext"]))
+        uidlist.write(d, int(row["uidvalidity"]), value)
+        self._floors[f["name"]] = value
 
     def _tombstones(self, c: Any, folder_id: int, uids: list[int], modseq: int) -> None:
         """Remember expunged ``uids`` with the MODSEQ of their expunge (for QRESYNC's VANISHED);
@@ -503,8 +657,11 @@ class UserMailbox:
         names: list[str],
         flags: Iterable[str] = (),
         dates: Sequence[tuple[int, int]] | None = None,
+        *,
+        uids: Sequence[int],
     ) -> list[int]:
-        """Give ``names`` (files in cur/, in this order) the next UIDs; parse and index them.
+        """Parse and index ``names`` (files in cur/ that carry their UID, given in ``uids``); UIDNEXT
+        moves past them. Returns the UIDs indexed (a file that vanished meanwhile is left out).
 
         ``dates``: per name its (internal date, zone offset in minutes); without it the file's
         mtime in the server's zone."""
@@ -522,13 +679,13 @@ class UserMailbox:
             letters = split_name(fname)[1]
             fl = list(flags) + self._flags_of(d, letters)
             when, zone = dates[i] if dates is not None else (int(st.st_mtime), self._local_offset(st.st_mtime))
-            entries.append((fname, st, top, text, date, fl, when, zone))
-        uids = []
+            entries.append((uids[i], fname, st, top, text, date, fl, when, zone))
+        done = []
         for start in range(0, len(entries), 500):
             with self.db.transaction() as c:
                 modseq = self._bump(c, f["id"])
                 uidnext = int(c.execute("SELECT uidnext FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
-                for fname, st, top, text, date, fl, when, zone in entries[start : start + 500]:
+                for uid, fname, st, top, text, date, fl, when, zone in entries[start : start + 500]:
                     env = top.envelope
                     top_json = top.to_json()
                     cur = c.execute(
@@ -536,7 +693,7 @@ class UserMailbox:
                         " flags, modseq, envelope, structure) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             f["id"],
-                            uidnext,
+                            uid,
                             split_name(fname)[0],
                             fname,
                             st.st_size,
@@ -556,12 +713,12 @@ class UserMailbox:
                             *(text[k] for k in ("hfrom", "hto", "hcc", "hbcc", "subject", "headers", "body")),
                         ),
                     )
-                    uids.append(uidnext)
-                    uidnext += 1
+                    done.append(uid)
+                    uidnext = max(uidnext, uid + 1)
                 c.execute("UPDATE folders SET uidnext = ? WHERE id = ?", (uidnext, f["id"]))
             if start + 500 < len(entries):
                 gevent.sleep(0)
-        return uids
+        return done
 
     # -- reading ----------------------------------------------------------------------------
     def uids(self, name: str) -> array[int]:
@@ -776,9 +933,10 @@ class UserMailbox:
                         if fname != r["name"]:
                             renames.append((r["name"], fname))
                         changed.append((r["uid"], flags_tuple(flags_text(new)), modseq))
-            for old_name, new_name in renames:
-                with contextlib.suppress(FileNotFoundError):
-                    os.rename(d / "cur" / old_name, d / "cur" / new_name)
+            # One directory fsync per call (one STORE), before the caller answers OK: a power
+            # cut after the answer cannot bring back the old file names (and with them the old
+            # flags, should the index be lost too).
+            self._rename_files([(d / "cur" / old, d / "cur" / new) for old, new in renames], d)
             self._remember_scan(f["name"], before)
         if changed:
             notify.publish(self.address, f["name"], "flags")
@@ -815,24 +973,39 @@ class UserMailbox:
             when = int(st.st_mtime)
             dates = [(when, self._local_offset(when) if tzoffset is None else tzoffset)]
             fl = [canon_flag(x) for x in flags]
-            target = d / "cur" / f"{tmp.name},S={size}:2,{self._letters(d, fl)}"
+            letters = self._letters(d, fl)
             with self.lock:
+                self.sync(f["name"])  # UIDs found in file names are taken before we pick the next
+                f = self._folder_row(f["name"])
+                uid = int(f["uidnext"])
+                target = d / "cur" / f"{uidlist.with_uid(f'{tmp.name},S={size}', uid)}:2,{letters}"
                 before = self._scanned.get(f["name"])
                 os.rename(tmp, target)
                 maildir.fsync_dir(d / "cur")
-                uids = self._index_files(f, d, [target.name], [x for x in fl if x not in _LETTER], dates)
+                try:
+                    self._index_files(f, d, [target.name], [x for x in fl if x not in _LETTER], dates, uids=[uid])
+                except sqlite3.DatabaseError as exc:
+                    if not is_corruption(exc):
+                        raise
+                    # The message is stored, its UID in its name: the rebuilt index has it.
+                    self._recover(exc)
+                    self.sync(f["name"])
+                    f = self._folder_row(f["name"])
+                    if not self.infos(f["name"], [uid]):
+                        raise
                 self._remember_scan(f["name"], before)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         notify.publish(self.address, f["name"], "new")
-        return f["uidvalidity"], uids[0]
+        return f["uidvalidity"], uid
 
     def copy(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
         """Copy messages (with flags, internal dates and their zones) to ``dest``: (dest uidvalidity,
         [(src, new uid)])."""
         with self.lock:
             f = self._folder_row(name)
+            self.sync(dest)  # UIDs found in file names are taken before we pick the next
             g = self._folder_row(dest)
             src_dir, dst_dir = self._dir(f["name"]), self._dir(g["name"])
             rows = self.db.query(
@@ -842,7 +1015,8 @@ class UserMailbox:
             want = set(uids)
             pairs: list[tuple[int, int]] = []
             before = self._scanned.get(g["name"])
-            names: list[tuple[int, str, list[str], tuple[int, int]]] = []
+            names: list[tuple[int, str, list[str], tuple[int, int], int]] = []
+            nxt = int(g["uidnext"])
             for r in rows:
                 if r["uid"] not in want:
                     continue
@@ -850,7 +1024,8 @@ class UserMailbox:
                 new_base = maildir.unique_name() + "," + ",".join(base.split(",")[1:]) if "," in base else None
                 keywords = [x for x in flags_tuple(r["flags"]) if x not in _LETTER]
                 sysflags = [x for x in flags_tuple(r["flags"]) if x in _LETTER]
-                new_name = (new_base or maildir.unique_name()) + ":2," + self._letters(dst_dir, sysflags + keywords)
+                new_base = uidlist.with_uid(new_base or maildir.unique_name(), nxt)
+                new_name = new_base + ":2," + self._letters(dst_dir, sysflags + keywords)
                 src = src_dir / "cur" / r["name"]
                 dst = dst_dir / "cur" / new_name
                 try:
@@ -859,23 +1034,70 @@ class UserMailbox:
                     continue
                 except OSError:
                     shutil.copyfile(src, dst)
-                names.append((r["uid"], new_name, keywords, (r["internaldate"], r["tzoffset"])))
+                names.append((r["uid"], new_name, keywords, (r["internaldate"], r["tzoffset"]), nxt))
+                nxt += 1
             if names:
                 maildir.fsync_dir(dst_dir / "cur")
-            for src_uid, new_name, keywords, date in names:
-                (new_uid,) = self._index_files(g, dst_dir, [new_name], keywords, [date])
-                pairs.append((src_uid, new_uid))
+            for src_uid, new_name, keywords, date, new_uid in names:
+                if self._index_files(g, dst_dir, [new_name], keywords, [date], uids=[new_uid]):
+                    pairs.append((src_uid, new_uid))
             self._remember_scan(g["name"], before)
         if pairs:
             notify.publish(self.address, g["name"], "new")
         return g["uidvalidity"], pairs
 
     def move(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
-        """Move messages to ``dest`` (copy, then expunge from the source)."""
+        """Move messages to ``dest``: (dest uidvalidity, [(old uid, new uid)]).
+
+        Atomic for an observer after a crash: each file is renamed into ``dest`` with its new UID
+        in its name (one rename: it is in one folder or the other, never both, never neither),
+        both directories are fsynced, then one index transaction moves the rows (their parsed
+        structure and text index with them). A crash before that commit leaves index rows whose
+        files are gone (expunged by the next sync of the source) and files the index does not
+        know yet (indexed by the next sync of ``dest`` under the UIDs in their names)."""
         with self.lock:
-            uidvalidity, pairs = self.copy(name, uids, dest)
-            self._expunge(name, [p[0] for p in pairs])
-        return uidvalidity, pairs
+            f = self._folder_row(name)
+            self.sync(dest)
+            g = self._folder_row(dest)
+            src_dir, dst_dir = self._dir(f["name"]), self._dir(g["name"])
+            want = sorted(set(uids))
+            rows = []
+            for i in range(0, len(want), 500):
+                chunk = want[i : i + 500]
+                rows += self.db.query(
+                    f"SELECT id, uid, name, flags FROM messages WHERE folder_id = ? AND uid IN"
+                    f" ({','.join('?' * len(chunk))}) ORDER BY uid",
+                    (f["id"], *chunk),
+                )
+            if not rows:
+                return g["uidvalidity"], []
+            self._persist_floor(f, src_dir, rows[-1]["uid"] + 1)
+            src_before, dst_before = self._scanned.get(f["name"]), self._scanned.get(g["name"])
+            nxt = int(g["uidnext"])
+            plan: list[tuple[Any, int, str]] = []  # (row, new uid, new file name)
+            for r in rows:
+                base = split_name(r["name"])[0]
+                new_name = f"{uidlist.with_uid(base, nxt)}:2,{self._letters(dst_dir, flags_tuple(r['flags']))}"
+                plan.append((r, nxt, new_name))
+                nxt += 1
+            renames = [(src_dir / "cur" / r["name"], dst_dir / "cur" / n) for r, _, n in plan]
+            done = gevent.get_hub().threadpool.apply(_rename_batch, (renames, [dst_dir / "cur", src_dir / "cur"]))
+            moved = [(r, u, n) for r, u, n in plan if dst_dir / "cur" / n in done]
+            with self.db.transaction() as c:
+                src_modseq = self._bump(c, f["id"])
+                dst_modseq = self._bump(c, g["id"])
+                c.executemany(
+                    "UPDATE messages SET folder_id = ?, uid = ?, base = ?, name = ?, modseq = ? WHERE id = ?",
+                    [(g["id"], u, split_name(n)[0], n, dst_modseq, r["id"]) for r, u, n in moved],
+                )
+                self._tombstones(c, f["id"], [r["uid"] for r, _, _ in moved], src_modseq)
+                c.execute("UPDATE folders SET uidnext = max(uidnext, ?) WHERE id = ?", (nxt, g["id"]))
+            self._remember_scan(f["name"], src_before)
+            self._remember_scan(g["name"], dst_before)
+        if moved:
+            notify.publish(self.address, f["name"], "expunge")
+            notify.publish(self.address, g["name"], "new")
+        return g["uidvalidity"], [(r["uid"], u) for r, u, _ in moved]
 
     def expunge(self, name: str, uids: Iterable[int] | None = None) -> list[int]:
         """Remove messages flagged ``\\Deleted`` (only those in ``uids`` if given); returns their UIDs."""
@@ -896,22 +1118,24 @@ class UserMailbox:
         if not uids:
             return []
         before = self._scanned.get(f["name"])
-        done: list[int] = []
+        rows = []
+        for i in range(0, len(uids), 500):
+            chunk = uids[i : i + 500]
+            rows += self.db.query(
+                f"SELECT id, uid, name FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})",
+                (f["id"], *chunk),
+            )
+        if not rows:
+            return []
+        # Files first (off the hub), rows after: a crash in between leaves rows without files,
+        # which the next sync expunges; never files without rows (they would come back).
+        self._persist_floor(f, d, max(r["uid"] for r in rows) + 1)
+        gevent.get_hub().threadpool.apply(_unlink_batch, ([d / "cur" / r["name"] for r in rows], d / "cur"))
+        done = [r["uid"] for r in rows]
         with self.db.transaction() as c:
             modseq = self._bump(c, f["id"])
-            for i in range(0, len(uids), 500):
-                chunk = uids[i : i + 500]
-                rows = c.execute(
-                    f"SELECT id, uid, name FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})",
-                    (f["id"], *chunk),
-                ).fetchall()
-                for r in rows:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(d / "cur" / r["name"])
-                    c.execute("DELETE FROM messages WHERE id = ?", (r["id"],))
-                    done.append(r["uid"])
+            c.executemany("DELETE FROM messages WHERE id = ?", [(r["id"],) for r in rows])
             self._tombstones(c, f["id"], done, modseq)
-        maildir.fsync_dir(d / "cur")
         self._remember_scan(f["name"], before)
         if done:
             notify.publish(self.address, f["name"], "expunge")
@@ -964,7 +1188,74 @@ class UserMailbox:
         return any(needle in decode_words(v).lower() or needle in str(v).lower() for v in values)
 
     def close(self) -> None:
-        self.db.close()
+        """Close the index cleanly: the marker goes, so the next open skips ``quick_check``."""
+        with self.lock:
+            self.db.close()
+            self._marker.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                maildir.fsync_dir(self._marker.parent)
+
+
+# Public operations that recover from a damaged index: the index is quarantined and rebuilt
+# from the Maildir (same UIDs), then the operation runs again. Those that change the Maildir
+# are only retried where running them twice is harmless; APPEND handles its own case.
+_RETRIED = (
+    "folder_names folders folder create_folder delete_folder rename_folder subscribe sync uids"
+    " highestmodseq uidnext recent_uid claim_recent vanished count_above keywords first_unseen"
+    " changes_since messages infos info structure open_message message_bytes headers set_flags"
+    " expunge search search_text"
+).split()
+_NOT_RETRIED = ("copy", "move", "delete_messages")
+
+
+def _recovering(fn: Callable[..., Any], retry: bool) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(self: UserMailbox, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            self._recover(exc)
+            if args and isinstance(args[0], str):  # the folder the call is about: refill it first
+                with contextlib.suppress(MailboxError):
+                    self.sync(args[0])
+            if retry:
+                return fn(self, *args, **kwargs)
+            raise MailboxError(
+                "the mail index was damaged and has been rebuilt from the Maildir; check the result and retry",
+                "UNAVAILABLE",
+            ) from None
+
+    return wrapper
+
+
+for _name in _RETRIED:
+    setattr(UserMailbox, _name, _recovering(getattr(UserMailbox, _name), retry=True))
+for _name in _NOT_RETRIED:
+    setattr(UserMailbox, _name, _recovering(getattr(UserMailbox, _name), retry=False))
+
+
+def _rename_batch(renames: list[tuple[Path, Path]], dirs: list[Path]) -> set[Path]:
+    """Rename files (runs in the threadpool), then fsync ``dirs``: the renames are durable."""
+    done: set[Path] = set()
+    for src, dst in renames:
+        try:
+            os.rename(src, dst)
+        except FileNotFoundError:
+            continue
+        done.add(dst)
+    for d in dirs:
+        maildir.fsync_dir(d)
+    return done
+
+
+def _unlink_batch(paths: list[Path], d: Path) -> None:
+    """Remove files (runs in the threadpool), then fsync their directory."""
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+    maildir.fsync_dir(d)
 
 
 def _like_prefix(name: str) -> str:
@@ -998,19 +1289,21 @@ class MailboxStore:
         self.max_open = max_open
         self.zone = zone  # the server's time zone for mail that comes without one (None: UTC)
         self._open: OrderedDict[str, UserMailbox] = OrderedDict()
+        self._opening = gevent.lock.RLock()  # opening may wait on the threadpool (quick_check)
         self.listeners: list[tuple[str, str, int]] = []
 
     def user(self, address: str) -> UserMailbox:
         address = address.strip().lower()
         if not address or "/" in address or address.startswith(".") or "\x00" in address:
             raise MailboxError(f"bad address {address!r}")
-        mb = self._open.get(address)
-        if mb is None:
-            mb = UserMailbox(self.mail_root, address, self.zone)
-            self._open[address] = mb
-        self._open.move_to_end(address)
-        self._trim()
-        return mb
+        with self._opening:
+            mb = self._open.get(address)
+            if mb is None:
+                mb = UserMailbox(self.mail_root, address, self.zone)
+                self._open[address] = mb
+            self._open.move_to_end(address)
+            self._trim()
+            return mb
 
     def acquire(self, address: str) -> UserMailbox:
         mb = self.user(address)
