@@ -761,10 +761,17 @@ class Session:
         self.cmd_subscribe(tag, p, False)
 
     def _listed(self) -> list[Listed]:
+        """Every folder, and every subscribed name without a folder (LSUB and LIST (SUBSCRIBED)
+        show those too), INBOX first, then by name."""
         assert self.mb is not None
         self.mb.folder_names()
-        rows = self.mb.db.query("SELECT name, special, subscribed FROM folders ORDER BY name = 'INBOX' DESC, name")
-        return [Listed(r[0], r[1], bool(r[2])) for r in rows]
+        subs = self.mb.subscriptions()
+        rows = self.mb.db.query("SELECT name, special FROM folders")
+        out = [Listed(r[0], r[1], r[0] in subs) for r in rows]
+        names = {r[0] for r in rows}
+        out += [Listed(n, None, True, exists=False) for n in subs if n not in names]
+        out.sort(key=lambda f: (f.name != "INBOX", f.name))
+        return out
 
     def cmd_list(self, tag: str, p: Parser, command: str = "LIST") -> None:
         p.sp()
