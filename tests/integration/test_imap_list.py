@@ -170,3 +170,22 @@ def test_subscriptions_are_names_that_outlive_their_folders(imap_server):  # typ
     r.cmd("RENAME subs2/test3 subs3")
     assert _untagged(r.cmd('LSUB "" subs3*')) == [b'* LSUB (\\HasNoChildren) "/" "subs3/test3"\r\n']
     r.close()
+
+
+def test_invalid_modified_utf7_name_is_no_not_bad(imap_server):  # type: ignore[no-untyped-def]
+    """A well-formed command whose mailbox name is not valid modified UTF-7 is refused with NO
+    (as Dovecot does, and imaptest expects for CREATE and SELECT), and the session goes on."""
+    r = Raw(imap_server)
+    for name in ('"&Jjo!"', '"&ZeVnLIqe"', '"&AGE-"', '"a&-b&"'):  # bad base64, unterminated, non-canonical
+        for command in ("CREATE", "SELECT", "EXAMINE", "STATUS", "DELETE", "SUBSCRIBE"):
+            line = f"{command} {name}" + (" (MESSAGES)" if command == "STATUS" else "")
+            out = r.cmd(line, ok=False)
+            assert out[-1].split()[1:3] == [b"NO", b"[CANNOT]"], (line, out)
+    # 8-bit bytes that are not UTF-8 either
+    r.n += 1
+    r.f.write(b"r%d CREATE {4+}\r\nx\xff\xfey\r\n" % r.n)
+    r.f.flush()
+    assert r.line().split()[1:3] == [b"NO", b"[CANNOT]"]
+    r.cmd('CREATE "Gr&APw-n"')  # a valid name still works
+    assert _untagged(r.cmd('LIST "" "Gr&APw-n"')) == [b'* LIST (\\HasNoChildren) "/" "Gr&APw-n"\r\n']
+    r.close()
