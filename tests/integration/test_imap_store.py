@@ -198,3 +198,49 @@ def test_new_keyword_is_announced_in_flags_to_every_session(imap_server):  # typ
     for r in [*sessions, ro]:
         r.close()
     c.logout()
+
+
+def test_concurrent_keyword_stores_never_show_an_unannounced_keyword(imap_server):  # type: ignore[no-untyped-def]
+    """imaptest's concurrent flag test in small: clients store new keywords, remove them, fetch
+    and poll at once on one folder; no session may see a keyword its FLAGS did not name."""
+    import random
+    import threading
+
+    c = client(imap_server)
+    folder = fresh_folder(c, "kwrace")
+    for i in range(8):
+        c.append(folder, simple_message(f"m{i}"))
+    c.logout()
+    errors: list[str] = []
+    done: list[int] = []
+
+    def run(n: int) -> None:
+        rnd = random.Random(n)
+        r = Raw(imap_server)
+        chk = KeywordCheck()
+        chk.feed(r.cmd(f"SELECT {folder}"))
+        for i in range(30):
+            op = rnd.randrange(5)
+            msg = rnd.randint(1, 8)
+            if op == 0:
+                chk.feed(r.cmd(f"STORE {msg} +FLAGS (c{n}k{i})"))
+            elif op == 1:
+                chk.feed(r.cmd(f"STORE {msg} +FLAGS.SILENT (c{n}k{i} shared{i % 3})"))
+            elif op == 2:
+                chk.feed(r.cmd(f"STORE {msg} -FLAGS (shared{i % 3})"))
+            elif op == 3:
+                chk.feed(r.cmd("FETCH 1:* (FLAGS)"))
+            else:
+                chk.feed(r.cmd("NOOP"))
+        chk.feed(r.cmd("FETCH 1:* (FLAGS)"))
+        r.close()
+        errors.extend(f"client {n}: {e}" for e in chk.errors)
+        done.append(n)
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert sorted(done) == list(range(8))
+    assert not errors, (len(errors), errors[:5])
