@@ -61,3 +61,29 @@ def test_made_once_from_the_old_flags_and_kept_when_the_index_is_lost(tmp_path):
     assert "Lists" in mb.folder_names()
     assert mb.subscriptions() == DEFAULTS - {"Junk"}
     mb.close()
+
+
+def test_a_list_that_cannot_be_written(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A full disk: SUBSCRIBE is refused with OVERQUOTA and changes nothing; opening a mailbox
+    whose list must first be made still works (the list is kept in memory until it can be saved)."""
+    import errno
+
+    root = tmp_path / "mail"
+    mb = MailboxStore(root).user("ann@example.org")
+    mb.create_folder("x")
+
+    def full(root, names):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(subscriptions, "save", full)
+    with pytest.raises(MailboxError) as err:
+        mb.subscribe("x")
+    assert err.value.code == "OVERQUOTA" and "x" not in mb.subscriptions()
+    with pytest.raises(MailboxError):
+        mb.subscribe("Junk", False)
+    assert "Junk" in mb.subscriptions()
+    (mb.root / subscriptions.FILE_NAME).unlink()
+    mb.close()
+    mb = MailboxStore(root).user("ann@example.org")
+    assert "Junk" in mb.subscriptions() and not (mb.root / subscriptions.FILE_NAME).exists()
+    mb.close()

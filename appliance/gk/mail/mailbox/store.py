@@ -339,7 +339,7 @@ class UserMailbox:
                     self._subs.add(target)
                     moved_subs = True
             if moved_subs:
-                subscriptions.save(self.root, self._subs)
+                subscriptions.save_or_warn(self.root, self._subs)
             parent = new.rpartition("/")[0]
             if parent and not self.db.one("SELECT 1 FROM folders WHERE name = ?", (parent,)):
                 self._ensure_folder(parent, None)
@@ -353,7 +353,7 @@ class UserMailbox:
         names = subscriptions.load(self.root)
         if names is None:
             names = {r["name"] for r in self.db.query("SELECT name FROM folders WHERE subscribed")}
-            subscriptions.save(self.root, names)
+            subscriptions.save_or_warn(self.root, names)
         return names
 
     def subscriptions(self) -> set[str]:
@@ -377,9 +377,12 @@ class UserMailbox:
                 self._subs.discard(name)
             try:
                 subscriptions.save(self.root, self._subs)
-            except OSError:
-                self._subs = self._load_subscriptions()  # as it is on disk
-                raise
+            except OSError as exc:
+                if on:  # undone: the list in memory stays the one on disk
+                    self._subs.discard(name)
+                else:
+                    self._subs.add(name)
+                raise MailboxError(*subscriptions.write_error(exc)) from exc
 
     # -- flags in file names -----------------------------------------------------------------
     def _keywords_map(self, d: Path) -> list[str]:

@@ -15,11 +15,15 @@ new one. A few hundred bytes per user; the ``UserMailbox`` keeps it in memory as
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from gk.mail.mailbox import maildir
+
+log = logging.getLogger("gk.mailbox")
 
 FILE_NAME = "gk-subscriptions"
 
@@ -43,3 +47,20 @@ def save(root: Path, names: Iterable[str]) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, root / FILE_NAME)
     maildir.fsync_dir(root)
+
+
+def save_or_warn(root: Path, names: Iterable[str]) -> None:
+    """``save``, logging instead of raising, where the caller's in-memory list stays right and the
+    next save writes it (opening a mailbox on a full disk must not refuse the login)."""
+    try:
+        save(root, names)
+    except OSError as exc:
+        log.warning("subscription list %s not saved (%s); kept in memory", root / FILE_NAME, exc)
+
+
+def write_error(exc: OSError) -> tuple[str, str]:
+    """(text, IMAP response code) for a refused SUBSCRIBE/UNSUBSCRIBE: a full disk is OVERQUOTA
+    (as Dovecot answers), anything else SERVERBUG."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "not enough disk space to save the subscription list", "OVERQUOTA"
+    return f"the subscription list could not be saved ({exc.strerror or exc})", "SERVERBUG"
