@@ -186,6 +186,11 @@ def test_invalid_modified_utf7_name_is_no_not_bad(imap_server):  # type: ignore[
     r.f.write(b"r%d CREATE {4+}\r\nx\xff\xfey\r\n" % r.n)
     r.f.flush()
     assert r.line().split()[1:3] == [b"NO", b"[CANNOT]"]
+    # a SELECT refused for its name leaves no folder selected, as any failed SELECT (RFC 3501 6.3.1)
+    r.cmd("SELECT INBOX")
+    out = r.cmd('SELECT "&Jjo!"', ok=False)
+    assert out[-1].split()[1:3] == [b"NO", b"[CANNOT]"]
+    assert r.cmd("CHECK", ok=False)[-1].split()[1] == b"BAD"  # CHECK needs a selected folder
     r.cmd('CREATE "Gr&APw-n"')  # a valid name still works
     assert _untagged(r.cmd('LIST "" "Gr&APw-n"')) == [b'* LIST (\\HasNoChildren) "/" "Gr&APw-n"\r\n']
     r.close()

@@ -637,7 +637,14 @@ class Session:
 
     def _select(self, tag: str, p: Parser, readonly: bool) -> None:
         p.sp()
-        name = self._folder_arg(p)
+        try:
+            name = self._folder_arg(p)
+        except NoCommand:  # a SELECT that fails leaves no folder selected (RFC 3501 6.3.1)
+            if self.sel is not None:
+                self.write(b"* OK [CLOSED] previous folder closed\r\n")
+            self.sel = None
+            self.state = AUTH
+            raise
         resync: Resync | None = None
         if p.try_(b" "):
             p.open_list()
