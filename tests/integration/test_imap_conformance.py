@@ -101,9 +101,7 @@ def test_lsub_percent_shows_unsubscribed_parent_as_noselect(imap_server):  # typ
     r = Raw(imap_server)
     r.cmd("CREATE lsubtop/mid/leaf")
     r.cmd("CREATE lsubtop/other")
-    r.cmd("UNSUBSCRIBE lsubtop")
-    r.cmd("UNSUBSCRIBE lsubtop/mid")
-    r.cmd("UNSUBSCRIBE lsubtop/other")
+    r.cmd("SUBSCRIBE lsubtop/mid/leaf")  # CREATE subscribes nothing (nor the parents it makes)
     assert _untagged(r.cmd('LSUB "" lsubtop/%')) == [b'* LSUB (\\Noselect) "/" "lsubtop/mid"\r\n']
     assert _untagged(r.cmd('LSUB "" lsubto%')) == [b'* LSUB (\\Noselect) "/" "lsubtop"\r\n']
     # with "*" the subscribed folder itself matches: no \Noselect parents

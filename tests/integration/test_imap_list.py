@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import imaplib
 
-from test_imap_support import client, imaps, maildir, module_server, simple_message
+from test_imap_support import Raw, client, imaps, maildir, module_server, simple_message
 
 imap_server = module_server()
 
@@ -74,10 +74,11 @@ def test_subscribe_lsub_status_namespace_id(imap_server):  # type: ignore[no-unt
     c.create_folder("Lists")
     c.append("Lists", simple_message("one"), flags=[b"\\Seen"])
     c.append("Lists", simple_message("two"))
-    c.unsubscribe_folder("Lists")
-    assert "Lists" not in [n for _f, _d, n in c.list_sub_folders()]
+    assert "Lists" not in [n for _f, _d, n in c.list_sub_folders()]  # CREATE does not subscribe
     c.subscribe_folder("Lists")
     assert "Lists" in [n for _f, _d, n in c.list_sub_folders()]
+    c.unsubscribe_folder("Lists")
+    assert "Lists" not in [n for _f, _d, n in c.list_sub_folders()]
     st = c.folder_status("Lists", [b"MESSAGES", b"UNSEEN", b"UIDNEXT", b"UIDVALIDITY", b"HIGHESTMODSEQ", b"RECENT"])
     assert st[b"MESSAGES"] == 2 and st[b"UNSEEN"] == 1 and st[b"UIDNEXT"] == 3
     assert st[b"RECENT"] == 2  # no session has selected Lists yet: both are recent for the next
@@ -114,3 +115,82 @@ def test_select_examine_unselect_close(imap_server):  # type: ignore[no-untyped-
     except imaplib.IMAP4.error:
         pass
     c.logout()
+
+
+def _untagged(lines: list[bytes]) -> list[bytes]:
+    return [x for x in lines if x.startswith(b"* ")]
+
+
+def test_subscriptions_are_names_that_outlive_their_folders(imap_server):  # type: ignore[no-untyped-def]
+    """RFC 3501 6.3.6-6.3.9 as imaptest's ``subscribe`` test and Dovecot see it: CREATE does not
+    subscribe, DELETE does not unsubscribe, UNSUBSCRIBE of a subscribed name without a folder is
+    OK, and LSUB "%" shows the unsubscribed parents of subscribed folders as \\Noselect."""
+    r = Raw(imap_server)
+    lsub = _untagged(r.cmd('LSUB "" "*"'))
+    for name in (b"INBOX", b"Sent", b"Drafts", b"Trash", b"Junk", b"Archive"):
+        assert any(x.endswith(b' "' + name + b'"\r\n') for x in lsub), (name, lsub)  # defaults subscribed
+    r.cmd("CREATE subs1")
+    assert _untagged(r.cmd('LSUB "" subs1')) == []
+    assert _untagged(r.cmd('LIST "" subs1 RETURN (SUBSCRIBED)')) == [b'* LIST (\\HasNoChildren) "/" "subs1"\r\n']
+    r.cmd("SUBSCRIBE subs1")
+    assert _untagged(r.cmd('LSUB "" subs1')) == [b'* LSUB (\\HasNoChildren) "/" "subs1"\r\n']
+    r.cmd("DELETE subs1")
+    assert _untagged(r.cmd('LSUB "" subs1')) == [b'* LSUB (\\Noselect) "/" "subs1"\r\n']
+    assert _untagged(r.cmd('LIST "" subs1')) == []
+    assert _untagged(r.cmd('LIST (SUBSCRIBED) "" subs1')) == [b'* LIST (\\NonExistent \\Subscribed) "/" "subs1"\r\n']
+    r.cmd("CREATE subs1")  # made again: still subscribed
+    assert _untagged(r.cmd('LSUB "" subs1')) == [b'* LSUB (\\HasNoChildren) "/" "subs1"\r\n']
+    r.cmd("DELETE subs1")
+    r.cmd("UNSUBSCRIBE subs1")  # no folder, but a subscribed name
+    assert _untagged(r.cmd('LSUB "" subs1')) == []
+    out = r.cmd("UNSUBSCRIBE subs1", ok=False)
+    assert out[-1].split()[1:3] == [b"NO", b"[NONEXISTENT]"], out
+    out = r.cmd("SUBSCRIBE nosuchfolder", ok=False)
+    assert out[-1].split()[1:3] == [b"NO", b"[NONEXISTENT]"], out
+    # imaptest "subscribe": unsubscribed parents of subscribed folders come back as \Noselect
+    for name in ("subs2/", "subs2/test", "subs2/test2/", "subs2/test3/", "subs2/test2/test", "subs2/test3/test3"):
+        r.cmd(f"CREATE {name}")
+    for name in ("subs2/test", "subs2/test2/test", "subs2/test3/test3"):
+        r.cmd(f"SUBSCRIBE {name}")
+    assert _untagged(r.cmd('LSUB "" subs2/%')) == [
+        b'* LSUB (\\HasNoChildren) "/" "subs2/test"\r\n',
+        b'* LSUB (\\Noselect) "/" "subs2/test2"\r\n',
+        b'* LSUB (\\Noselect) "/" "subs2/test3"\r\n',
+    ]
+    assert _untagged(r.cmd('LSUB "" *test')) == [
+        b'* LSUB (\\HasNoChildren) "/" "subs2/test"\r\n',
+        b'* LSUB (\\HasNoChildren) "/" "subs2/test2/test"\r\n',
+    ]
+    r.cmd("UNSUBSCRIBE subs2/test2/test")
+    assert _untagged(r.cmd('LSUB "" subs2/*')) == [
+        b'* LSUB (\\HasNoChildren) "/" "subs2/test"\r\n',
+        b'* LSUB (\\HasNoChildren) "/" "subs2/test3/test3"\r\n',
+    ]
+    # RENAME carries the subscription along
+    r.cmd("RENAME subs2/test3 subs3")
+    assert _untagged(r.cmd('LSUB "" subs3*')) == [b'* LSUB (\\HasNoChildren) "/" "subs3/test3"\r\n']
+    r.close()
+
+
+def test_invalid_modified_utf7_name_is_no_not_bad(imap_server):  # type: ignore[no-untyped-def]
+    """A well-formed command whose mailbox name is not valid modified UTF-7 is refused with NO
+    (as Dovecot does, and imaptest expects for CREATE and SELECT), and the session goes on."""
+    r = Raw(imap_server)
+    for name in ('"&Jjo!"', '"&ZeVnLIqe"', '"&AGE-"', '"a&-b&"'):  # bad base64, unterminated, non-canonical
+        for command in ("CREATE", "SELECT", "EXAMINE", "STATUS", "DELETE", "SUBSCRIBE"):
+            line = f"{command} {name}" + (" (MESSAGES)" if command == "STATUS" else "")
+            out = r.cmd(line, ok=False)
+            assert out[-1].split()[1:3] == [b"NO", b"[CANNOT]"], (line, out)
+    # 8-bit bytes that are not UTF-8 either
+    r.n += 1
+    r.f.write(b"r%d CREATE {4+}\r\nx\xff\xfey\r\n" % r.n)
+    r.f.flush()
+    assert r.line().split()[1:3] == [b"NO", b"[CANNOT]"]
+    # a SELECT refused for its name leaves no folder selected, as any failed SELECT (RFC 3501 6.3.1)
+    r.cmd("SELECT INBOX")
+    out = r.cmd('SELECT "&Jjo!"', ok=False)
+    assert out[-1].split()[1:3] == [b"NO", b"[CANNOT]"]
+    assert r.cmd("CHECK", ok=False)[-1].split()[1] == b"BAD"  # CHECK needs a selected folder
+    r.cmd('CREATE "Gr&APw-n"')  # a valid name still works
+    assert _untagged(r.cmd('LIST "" "Gr&APw-n"')) == [b'* LIST (\\HasNoChildren) "/" "Gr&APw-n"\r\n']
+    r.close()

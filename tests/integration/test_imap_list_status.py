@@ -26,7 +26,8 @@ def _setup(srv) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         c.append("ls", simple_message(f"m{i}"), flags=[b"\\Seen"] if i == 0 else [])
     c.append("ls/Grüße", simple_message("g"))
-    c.unsubscribe_folder("ls/kid")
+    c.subscribe_folder("ls")  # CREATE does not subscribe: ls/kid stays unsubscribed
+    c.subscribe_folder("ls/Grüße")
     c.logout()
 
 

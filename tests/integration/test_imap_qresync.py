@@ -157,6 +157,8 @@ def test_uid_fetch_changedsince_vanished(imap_server):  # type: ignore[no-untype
         b"* VANISHED 2,10\r\n",  # this session learns of the expunges first (UID FETCH may say so)
         b"* 8 EXISTS\r\n",
         b"* 8 RECENT\r\n",  # this session's \\Recent, not the flags
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)\r\n",  # a new keyword (RFC 3501 7.2.6)
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important \\*)] flags permitted\r\n",
         f"* 5 FETCH (FLAGS (\\Seen $Important \\Recent) UID 6 MODSEQ ({m6}))\r\n".encode(),
         b"* VANISHED (EARLIER) 2,10\r\n",
         f"* 5 FETCH (UID 6 FLAGS (\\Seen $Important \\Recent) MODSEQ ({m6}))\r\n".encode(),

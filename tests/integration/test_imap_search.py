@@ -139,3 +139,32 @@ def test_text_search_over_many_messages_uses_the_index(imap_server):  # type: ig
     assert c.search(["BODY", "line 42 "]) == [43]
     assert len(c.search(["SUBJECT", "msg"])) == 120
     c.logout()
+
+
+def _addressed(headers: str) -> bytes:
+    return f"{headers}\r\nSubject: addresses\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n".encode()
+
+
+def test_address_search_matches_parsed_addresses_too(imap_server):  # type: ignore[no-untyped-def]
+    """FROM/TO/CC/BCC match the header text and its parsed addresses: RFC 5322 comments and
+    spaces inside an address do not hide it (imaptest's search-addresses, as Dovecot does)."""
+    c = client(imap_server)
+    name = fresh_folder(c, "addr")
+    for headers in (
+        "From: user-from@domain.org\r\nTo: user-to@domain.org",
+        "From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>",
+        "From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to (c) @ domain . org>",
+        "From: user-from@domain.org (RealFrom)\r\nCc: user-cc@domain.org",
+        "From: Real (middle) Name <other@domain.org>\r\nBcc: user-bcc (hidden) @domain.org",
+    ):
+        c.append(name, _addressed(headers))
+    c.logout()
+    assert _search(imap_server, name, "FROM", "user-from@domain.org") == [1, 2, 3, 4]
+    assert _search(imap_server, name, "FROM", "USER-FROM@DOMAIN.ORG") == [1, 2, 3, 4]
+    assert _search(imap_server, name, "TO", "user-to@domain.org") == [1, 2, 3]
+    assert _search(imap_server, name, "BCC", "user-bcc@domain.org") == [5]
+    assert _search(imap_server, name, "FROM", "ser-fro") == [1, 2, 3, 4]  # substrings as before
+    assert _search(imap_server, name, "FROM", "realfrom") == [2, 4]
+    assert _search(imap_server, name, "FROM", "comment") == [3]  # the header text still counts
+    assert _search(imap_server, name, "FROM", '"Real Name"') == [5]
+    assert _search(imap_server, name, "FROM", "nobody@domain.org") == []

@@ -1,6 +1,10 @@
 """LIST / LSUB: pattern matching (``*`` any, ``%`` any but the delimiter) and mailbox attributes
 (CHILDREN, SPECIAL-USE, and the RFC 5258 selection/return options SUBSCRIBED, SPECIAL-USE).
-LIST-STATUS (RFC 5819) is the session's: it writes a STATUS line after each listed folder."""
+LIST-STATUS (RFC 5819) is the session's: it writes a STATUS line after each listed folder.
+
+Subscriptions are names, not folders (RFC 3501 6.3.6): a subscribed name without a folder is
+listed by LSUB as ``\\Noselect`` and by ``LIST (SUBSCRIBED)`` as ``\\NonExistent \\Subscribed``
+(RFC 5258 5); a plain LIST does not show it."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class Listed:
     name: str
     special: str | None
     subscribed: bool
+    exists: bool = True  # False: only a subscribed name (its folder was deleted or never made)
 
 
 def list_lines(
@@ -48,7 +53,7 @@ def list_lines(
     return_special: bool = True,
 ) -> list[tuple[str, bytes]]:
     """(folder name, LIST line) of each folder listed, in order."""
-    names = {f.name for f in folders}
+    names = {f.name for f in folders if f.exists}
     lines: list[tuple[str, bytes]] = []
     regexes = [pattern_regex(reference, p) for p in patterns]
     seen: set[str] = set()
@@ -59,10 +64,15 @@ def list_lines(
             continue
         if select_special and not f.special:
             continue
+        if not f.exists and not (select_subscribed or command == "LSUB"):
+            continue
         seen.add(f.name)
         attrs = []
-        has_kids = any(n.startswith(f.name + DELIM) for n in names)
-        attrs.append("\\HasChildren" if has_kids else "\\HasNoChildren")
+        if not f.exists:
+            attrs.append("\\Noselect" if command == "LSUB" else "\\NonExistent")
+        else:
+            has_kids = any(n.startswith(f.name + DELIM) for n in names)
+            attrs.append("\\HasChildren" if has_kids else "\\HasNoChildren")
         if f.special and (return_special or select_special):
             attrs.append(f.special)
         if f.subscribed and (return_subscribed or select_subscribed):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import IO
 
 from gk.mail.imap import utf7
-from gk.mail.imap.protocol import MAX_DEPTH, MAX_LITERALS, MAX_SEQ_RANGES, BadCommand, Literal, SeqSet
+from gk.mail.imap.protocol import MAX_DEPTH, MAX_LITERALS, MAX_SEQ_RANGES, BadCommand, Literal, NoCommand, SeqSet
 
 Part = bytes | Literal
 
@@ -254,7 +254,11 @@ class Parser:
             raise BadCommand(f"{what} is not UTF-8") from exc
 
     def mailbox(self) -> str:
-        """A mailbox name (modified UTF-7 on the wire, or UTF-8) as Unicode."""
+        """A mailbox name (modified UTF-7 on the wire, or UTF-8) as Unicode.
+
+        A well-formed string that is not a valid name is NO [CANNOT], not BAD: the command's
+        syntax is right, the name is what the server refuses (as Dovecot answers, and imaptest
+        expects for CREATE and SELECT)."""
         raw = self.astring("a mailbox name")
         try:
             text = raw.decode("ascii")
@@ -262,13 +266,13 @@ class Parser:
             try:
                 return raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise BadCommand("mailbox name is neither modified UTF-7 nor UTF-8") from exc
+                raise NoCommand("mailbox name is neither modified UTF-7 nor UTF-8", "CANNOT") from exc
         if text.upper() == "INBOX":
             return "INBOX"
         try:
             return utf7.decode(text)
         except utf7.UTF7Error as exc:
-            raise BadCommand(str(exc)) from exc
+            raise NoCommand(str(exc), "CANNOT") from exc
 
     def list_mailbox(self) -> str:
         c = self.peek()

@@ -26,7 +26,7 @@ import logging
 import socket
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,10 +78,12 @@ class Selected:
     claims the UIDs it reports through the folder's ``recentuid`` in the index (so exactly one
     session gets each message); a read-only one (EXAMINE) sees the unclaimed ones without
     claiming them. Usually one range: a few ints per session. ``saved`` is SEARCHRES's ``$``
-    (RFC 5182), as UIDs: it names the same messages in UID and non-UID commands.
+    (RFC 5182), as UIDs: it names the same messages in UID and non-UID commands. ``keywords``
+    (lower-case → as first seen) are the keywords this session's last FLAGS response named: a
+    FETCH may show only those (RFC 3501 7.2.6), so a new one is announced first.
     """
 
-    __slots__ = ("name", "readonly", "uids", "modseq", "uidvalidity", "recent", "rtop", "saved")
+    __slots__ = ("name", "readonly", "uids", "modseq", "uidvalidity", "recent", "rtop", "saved", "keywords")
 
     def __init__(self, name: str, readonly: bool, uids: array[int], modseq: int, uidvalidity: int):
         self.name = name
@@ -92,6 +94,7 @@ class Selected:
         self.recent: list[tuple[int, int]] = []
         self.rtop = 0
         self.saved: list[int] = []  # SEARCHRES ``$``: UIDs of the last SEARCH RETURN (SAVE)
+        self.keywords: dict[str, str] = {}
 
     def seq_of(self, uid: int) -> int:
         i = bisect.bisect_left(self.uids, uid)
@@ -398,18 +401,44 @@ class Session:
         sel.claim_recent(mb)
         if len(current) != len(old) - len(gone) or gone:
             self.write(f"* {len(current)} EXISTS\r\n* {sel.recent_count()} RECENT\r\n".encode())
-        for u, flags, modseq in mb.changes_since(sel.name, sel.modseq):
+        changes = mb.changes_since(sel.name, sel.modseq)
+        self._announce_keywords(f for _, flags, _ in changes for f in flags)  # new messages' too
+        for u, flags, modseq in changes:
             if u in known:
                 self._flags_line(sel.seq_of(u), u, flags, modseq, True)
         sel.modseq = top
 
     def _flags_line(self, seq: int, uid: int, flags: tuple[str, ...], modseq: int, with_uid: bool) -> None:
+        self._announce_keywords(flags)
         items = b"FLAGS " + flag_list(self._with_recent(uid, flags))
         if with_uid or self.qresync:  # with QRESYNC every FETCH names its UID (as Dovecot and James do)
             items += b" UID %d" % uid
         if self.condstore:
             items += b" MODSEQ (%d)" % modseq
         self.write(b"* %d FETCH (" % seq + items + b")\r\n")
+
+    def _send_flags(self, sel: Selected) -> None:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` with the keywords this session knows of."""
+        flags = PERMANENT + "".join(" " + k for k in sorted(sel.keywords.values()))
+        self.write(f"* FLAGS ({flags})\r\n".encode())
+        perm = "" if sel.readonly else flags + " \\*"
+        self.write(f"* OK [PERMANENTFLAGS ({perm})] flags permitted\r\n".encode())
+
+    def _announce_keywords(self, flags: Iterable[str]) -> None:
+        """Send FLAGS again when ``flags`` hold a keyword this session has not announced (a STORE
+        or APPEND of this or another session made it): RFC 3501 7.2.6 wants it before any FETCH
+        that shows the keyword, and clients that check (imaptest) flag it otherwise. The list only
+        grows while the folder is selected, as Dovecot's does."""
+        sel = self.sel
+        if sel is None:
+            return
+        new = False
+        for f in flags:
+            if not f.startswith("\\") and f.lower() not in sel.keywords:
+                sel.keywords[f.lower()] = f
+                new = True
+        if new:
+            self._send_flags(sel)
 
     # -- helpers ----------------------------------------------------------------------------
     def _condstore_on(self) -> None:
@@ -608,7 +637,14 @@ class Session:
 
     def _select(self, tag: str, p: Parser, readonly: bool) -> None:
         p.sp()
-        name = self._folder_arg(p)
+        try:
+            name = self._folder_arg(p)
+        except NoCommand:  # a SELECT that fails leaves no folder selected (RFC 3501 6.3.1)
+            if self.sel is not None:
+                self.write(b"* OK [CLOSED] previous folder closed\r\n")
+            self.sel = None
+            self.state = AUTH
+            raise
         resync: Resync | None = None
         if p.try_(b" "):
             p.open_list()
@@ -637,11 +673,9 @@ class Session:
         self.sel.claim_recent(mb)
         self.state = SELECTED
         self.changed.clear()
-        keywords = mb.keywords(info.name)
-        flags = PERMANENT + "".join(" " + k for k in keywords)
-        self.write(f"* FLAGS ({flags})\r\n".encode())
-        perm = "" if readonly else flags + " \\*"
-        self.write(f"* OK [PERMANENTFLAGS ({perm})] flags permitted\r\n".encode())
+        for k in mb.keywords(info.name):
+            self.sel.keywords.setdefault(k.lower(), k)
+        self._send_flags(self.sel)
         self.write(f"* {len(uids)} EXISTS\r\n* {self.sel.recent_count()} RECENT\r\n".encode())
         unseen = mb.first_unseen(info.name)
         if unseen:
@@ -734,10 +768,17 @@ class Session:
         self.cmd_subscribe(tag, p, False)
 
     def _listed(self) -> list[Listed]:
+        """Every folder, and every subscribed name without a folder (LSUB and LIST (SUBSCRIBED)
+        show those too), INBOX first, then by name."""
         assert self.mb is not None
         self.mb.folder_names()
-        rows = self.mb.db.query("SELECT name, special, subscribed FROM folders ORDER BY name = 'INBOX' DESC, name")
-        return [Listed(r[0], r[1], bool(r[2])) for r in rows]
+        subs = self.mb.subscriptions()
+        rows = self.mb.db.query("SELECT name, special FROM folders")
+        out = [Listed(r[0], r[1], r[0] in subs) for r in rows]
+        names = {r[0] for r in rows}
+        out += [Listed(n, None, True, exists=False) for n in subs if n not in names]
+        out.sort(key=lambda f: (f.name != "INBOX", f.name))
+        return out
 
     def cmd_list(self, tag: str, p: Parser, command: str = "LIST") -> None:
         p.sp()
@@ -1023,6 +1064,7 @@ class Session:
         if "UID" in names:
             items.append(b"UID %d" % u)
         if "FLAGS" in names or seen:
+            self._announce_keywords(info.flags)
             items.append(b"FLAGS " + flag_list(self._with_recent(u, info.flags)))
         if "MODSEQ" in names:
             items.append(b"MODSEQ (%d)" % info.modseq)
@@ -1105,6 +1147,8 @@ class Session:
         changed, failed = mb.set_flags(sel.name, targets, flags, mode, unchanged)
         if caught_up:
             sel.modseq = mb.highestmodseq(sel.name)
+        if changed and mode != "remove":  # announced even when .SILENT, before any FETCH
+            self._announce_keywords(flags)
         report = {c[0]: c for c in changed}
         if not silent or self.condstore:
             infos = mb.infos(sel.name, [t for t in targets if t not in failed]) if not silent else {}

@@ -11,6 +11,7 @@ Public API (for IMAP and the webmail)::
                                            # highestmodseq, exists, unseen, size; INBOX first
     mb.folder(name) -> FolderInfo          # status of one folder (syncs it first)
     mb.create_folder(name) / delete_folder(name) / rename_folder(old, new) / subscribe(name, on)
+    mb.subscriptions() -> set[str]         # subscribed names, folder or not (subscriptions.py)
     mb.messages(name, offset=0, limit=50, newest_first=True) -> list[MessageInfo]
                                            # uid, flags, size, internaldate, modseq, envelope, tzoffset,
                                            # .subject / .sender (decoded), .seen

@@ -56,7 +56,7 @@ from typing import IO, Any, BinaryIO
 import gevent
 import gevent.lock
 
-from gk.mail.mailbox import maildir, notify, uidlist
+from gk.mail.mailbox import maildir, notify, subscriptions, uidlist
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.mime import Part, parse_with_headers
 from gk.mail.mailbox.query import Criteria, compile_criteria
@@ -249,6 +249,7 @@ class UserMailbox:
         top = self.db.one("SELECT max(uidvalidity) FROM folders")
         if top and top[0] and uidlist.read_highwater(self.root) < top[0]:
             uidlist.write_highwater(self.root, top[0])
+        self._subs = self._load_subscriptions()
 
     def _recover(self, exc: BaseException) -> None:
         """The index is damaged: move it aside, open a fresh one and refill it from the Maildir
@@ -355,7 +356,7 @@ class UserMailbox:
             return FolderInfo(
                 f["name"],
                 f["special"],
-                bool(f["subscribed"]),
+                f["name"] in self._subs,
                 f["uidvalidity"],
                 f["uidnext"],
                 f["highestmodseq"],
@@ -410,6 +411,7 @@ class UserMailbox:
                 "SELECT id, name FROM folders WHERE name = ? OR name LIKE ? ESCAPE '\\' ORDER BY length(name)",
                 (f["name"], _like_prefix(f["name"])),
             )
+            moved_subs = False
             for k in kids:
                 target = new + k["name"][len(f["name"]) :]
                 os.rename(self._dir(k["name"]), self._dir(target))
@@ -417,6 +419,12 @@ class UserMailbox:
                 if k["name"] in self._adopting:
                     self._adopting.add(target)
                 self._forget(k["name"])
+                if k["name"] in self._subs:  # the subscription follows its folder (as Dovecot)
+                    self._subs.discard(k["name"])
+                    self._subs.add(target)
+                    moved_subs = True
+            if moved_subs:
+                subscriptions.save_or_warn(self.root, self._subs)
             parent = new.rpartition("/")[0]
             if parent and not self.db.one("SELECT 1 FROM folders WHERE name = ?", (parent,)):
                 self._ensure_folder(parent, None)
@@ -430,10 +438,43 @@ class UserMailbox:
         self._adopting.discard(name)
         self._floors.pop(name, None)
 
-    def subscribe(self, name: str, on: bool = True) -> None:
+    # -- subscriptions (a list of names of its own: see subscriptions.py) -------------------
+    def _load_subscriptions(self) -> set[str]:
+        """The subscription list; the first time, made from the index's old per-folder flags
+        (so the default folders, and whatever the user had, stay subscribed)."""
+        names = subscriptions.load(self.root)
+        if names is None:
+            names = {r["name"] for r in self.db.query("SELECT name FROM folders WHERE subscribed")}
+            subscriptions.save_or_warn(self.root, names)
+        return names
+
+    def subscriptions(self) -> set[str]:
+        """Every subscribed name, whether or not a folder of that name exists now."""
         with self.lock:
-            f = self._folder_row(name)
-            self.db.execute("UPDATE folders SET subscribed = ? WHERE id = ?", (int(on), f["id"]))
+            return set(self._subs)
+
+    def subscribe(self, name: str, on: bool = True) -> None:
+        """SUBSCRIBE needs an existing folder (as Dovecot); UNSUBSCRIBE needs the name to be
+        subscribed, folder or not (a subscription outlives its folder, RFC 3501 6.3.6)."""
+        with self.lock:
+            if on:
+                name = self._folder_row(name)["name"]
+                if name in self._subs:
+                    return
+                self._subs.add(name)
+            else:
+                name = check_folder_name(name)
+                if name not in self._subs:
+                    raise MailboxError(f"{name} is not subscribed", "NONEXISTENT")
+                self._subs.discard(name)
+            try:
+                subscriptions.save(self.root, self._subs)
+            except OSError as exc:
+                if on:  # undone: the list in memory stays the one on disk
+                    self._subs.discard(name)
+                else:
+                    self._subs.add(name)
+                raise MailboxError(*subscriptions.write_error(exc)) from exc
 
     # -- flags in file names -----------------------------------------------------------------
     def _keywords_map(self, d: Path) -> list[str]:

@@ -17,7 +17,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import BinaryIO
 
-from gk.mail.mailbox.mime import MAX_HEADER, Part, iter_parts
+from gk.mail.mailbox.mime import MAX_HEADER, Part, iter_parts, parse_address_list
 
 MAX_PART_TEXT = 512 * 1024
 MAX_BODY_TEXT = 1024 * 1024
@@ -32,6 +32,27 @@ def decode_words(value: str | None) -> str:
         return str(make_header(decode_header(" ".join(str(value).split()))))
     except (UnicodeError, LookupError, ValueError, binascii.Error):
         return " ".join(str(value).split())
+
+
+def address_text(value: str | None) -> str:
+    """An address header's text for FROM/TO/CC/BCC substring search: the decoded header, then
+    each address as parsed (``local@domain`` and the display name) where the header does not
+    already spell it so. RFC 5322 allows comments and spaces inside an address
+    (``<user-from (comment)@ (comment) domain.org>``): SEARCH FROM user-from@domain.org must
+    find it (imaptest's search-addresses; Dovecot matches parsed addresses too)."""
+    text = decode_words(value)
+    if not value:
+        return text
+    seen = text.lower()
+    extra: list[str] = []
+    for name, _route, local, host in parse_address_list(" ".join(str(value).split())):
+        if not host:
+            continue  # a group's start or end marker
+        for form in (decode_words(name), f"{local or ''}@{host}"):
+            if form and form.lower() not in seen:
+                extra.append(form)
+                seen += "\n" + form.lower()
+    return "\n".join([text, *extra])
 
 
 def read_range(f: BinaryIO, start: int, end: int, cap: int | None = None) -> bytes:
@@ -83,10 +104,10 @@ def message_text(f: BinaryIO, top: Part, msg: Message | None = None) -> dict[str
         body.append(t)
         total += len(t)
     return {
-        "hfrom": decode_words(msg.get("From")),
-        "hto": decode_words(msg.get("To")),
-        "hcc": decode_words(msg.get("Cc")),
-        "hbcc": decode_words(msg.get("Bcc")),
+        "hfrom": address_text(msg.get("From")),
+        "hto": address_text(msg.get("To")),
+        "hcc": address_text(msg.get("Cc")),
+        "hbcc": address_text(msg.get("Bcc")),
         "subject": decode_words(msg.get("Subject")),
         "headers": headers,
         "body": "\n".join(body),
