@@ -160,3 +160,21 @@ def test_the_store_parses_off_the_hub_even_small_messages(tmp_path, monkeypatch)
     top = mb.structure("INBOX", 2)
     assert len(top.children) == MAX_PARTS and top.children[-1].subtype == "octet-stream"
     assert mb.info("INBOX", 2).subject == "bomb"
+
+
+def test_a_tree_indexed_before_the_cap_is_reparsed_once(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A part bomb indexed by a GK without the cap (a 13 MB tree) is re-parsed, capped, and stored
+    again the first time it is read, off the hub."""
+    from gk.mail.mailbox import mime
+
+    mb = MailboxStore(tmp_path / "mail").user("alice@example.org")
+    with monkeypatch.context() as m:
+        m.setattr(mime, "MAX_PARTS", 10**9)  # the old parser
+        mb.append("INBOX", part_bomb(100_000))
+    stored = mb.db.one("SELECT length(structure) FROM messages")[0]  # type: ignore[index]
+    assert stored > 10_000_000
+    top = mb.structure("INBOX", 1)
+    assert len(top.children) == MAX_PARTS and top.children[-1].subtype == "octet-stream"
+    assert top.envelope is not None and top.envelope[1] == "bomb"
+    assert mb.db.one("SELECT length(structure) FROM messages")[0] < 400_000  # type: ignore[index]
+    assert len(mb.structure("INBOX", 1).children) == MAX_PARTS

@@ -48,7 +48,7 @@ import gevent.lock
 
 from gk.mail.mailbox import maildir, notify
 from gk.mail.mailbox.index import open_index
-from gk.mail.mailbox.mime import Part, parse_with_headers
+from gk.mail.mailbox.mime import MAX_DEPTH, MAX_PARTS, Part, iter_parts, parse_structure, parse_with_headers
 from gk.mail.mailbox.query import Criteria, compile_criteria
 from gk.mail.mailbox.textindex import decode_words, header_message, message_text
 from gk.store import Database
@@ -59,6 +59,7 @@ _LETTER = {"\\Draft": "D", "\\Flagged": "F", "$Forwarded": "P", "\\Answered": "R
 _FROM_LETTER = {v: k for k, v in _LETTER.items()}
 SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive"}
 MAX_TOMBSTONES = 20_000  # expunged UIDs remembered per folder for QRESYNC (~40 bytes each)
+STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
 class MailboxError(Exception):
@@ -187,6 +188,21 @@ def _parse_file(path: str) -> tuple[str, str, dict[str, str], str | None]:
         text = message_text(f, top, headers)
         date = headers.get("Date")
     return json.dumps(top.envelope), json.dumps(top.to_json()), text, date
+
+
+def _load_structure(raw: str, path: str) -> tuple[Part, str | None]:
+    """A large stored MIME tree (in the threadpool); one stored before the part cap
+    (``mime.MAX_PARTS``: 100,000 parts took 13 MB of JSON) is re-parsed from the file, capped.
+    Returns (tree, the new JSON to store, or None)."""
+    top = Part.from_json(json.loads(raw))
+    if sum(1 for _ in iter_parts(top)) <= MAX_PARTS + MAX_DEPTH + 1:
+        return top, None
+    try:
+        with open(path, "rb") as f:
+            top = parse_structure(f)
+    except FileNotFoundError:
+        return top, None
+    return top, json.dumps(top.to_json())
 
 
 ZoneSource = Callable[[], dt.tzinfo]
@@ -690,9 +706,19 @@ class UserMailbox:
         return f, row
 
     def structure(self, name: str, uid: int) -> Part:
-        """The MIME tree with byte offsets (``mime.Part``); ``top.envelope`` holds the ENVELOPE."""
-        _, row = self._row(name, uid)
-        top = Part.from_json(json.loads(row["structure"]))
+        """The MIME tree with byte offsets (``mime.Part``); ``top.envelope`` holds the ENVELOPE.
+
+        A large tree is loaded in the threadpool (the hub keeps serving); one indexed before the
+        part cap is re-parsed, capped, and stored again (see ``_load_structure``)."""
+        f, row = self._row(name, uid)
+        raw = row["structure"]
+        if len(raw) <= STRUCTURE_OFF_HUB:
+            top = Part.from_json(json.loads(raw))
+        else:
+            path = str(self._dir(f["name"]) / "cur" / row["name"])
+            top, fresh = gevent.get_hub().threadpool.apply(_load_structure, (raw, path))
+            if fresh is not None:
+                self.db.execute("UPDATE messages SET structure = ? WHERE id = ?", (fresh, row["id"]))
         top.envelope = json.loads(row["envelope"])
         return top
 
