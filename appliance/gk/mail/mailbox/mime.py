@@ -7,6 +7,15 @@ header blocks capped at ``MAX_HEADER``), and records for every part the offsets 
 and body, its Content-* fields and line count. The result is a small tree (``Part``) that is
 stored as JSON in the index, so a FETCH later seeks straight to the bytes it needs.
 
+Limits: a hostile message can be made of nothing but parts (a 1 MB message of 100,000 empty
+parts took seconds of CPU and ~100 MB for its tree and JSON). The tree keeps at most
+``MAX_PARTS`` parts, ``MAX_DEPTH`` levels and ``MAX_TREE_HEADERS`` bytes of header blocks (the
+JSON is at most a few MB, whatever the message); beyond any of them the rest is opaque
+(``application/octet-stream``): what remains of each open multipart once the budget is spent
+is one last child, a message/rfc822 or multipart too deep is one leaf. BODYSTRUCTURE stays
+valid (RFC 3501), and every byte is still served raw (``BODY[]``, ``BODY[TEXT]``, the opaque
+part's own section). Dovecot caps parts the same way (10,000 parts, 100 levels).
+
 ENVELOPE and BODYSTRUCTURE are built from that tree (RFC 3501 §7.4.2) as nested lists of
 str/int/None that ``gk.mail.imap.response`` renders. Header values are kept raw (encoded-words
 are not decoded: RFC 3501 wants the wire form); 8-bit bytes survive via ``surrogateescape``.
@@ -25,6 +34,9 @@ from typing import Any, BinaryIO
 
 MAX_HEADER = 256 * 1024  # header bytes of one part we parse; the rest are skipped (still served raw)
 MAX_DEPTH = 20  # nesting of multiparts / message/rfc822 we descend into
+MAX_PARTS = 2000  # parts of one message with a structure of their own; the rest is one opaque part
+MAX_TREE_HEADERS = 1024 * 1024  # header bytes of all parts in the tree; past it the rest is opaque
+OPAQUE_DESCRIPTION = "not parsed by GK: too many MIME parts, levels or header bytes"
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
@@ -59,8 +71,13 @@ class Part:
         return self.maintype == "multipart"
 
     @property
+    def is_message_type(self) -> bool:
+        """Declared message/rfc822 (or message/global), whether or not it was opened."""
+        return self.maintype == "message" and self.subtype in ("rfc822", "global")
+
+    @property
     def is_message(self) -> bool:
-        return self.maintype == "message" and self.subtype in ("rfc822", "global") and self.message is not None
+        return self.is_message_type and self.message is not None
 
     def param(self, name: str) -> str | None:
         for k, v in self.params:
@@ -102,13 +119,21 @@ class Part:
 
 
 class _Lines:
-    """A peekable line reader over a binary file that knows each line's offset."""
+    """A peekable line reader over a binary file that knows each line's offset, and the parse's
+    part budget (how many parts and header bytes the tree has so far)."""
 
     def __init__(self, f: BinaryIO, start: int = 0):
         self.f = f
         self.pos = start
         self._peeked: bytes | None = None
         self.top_headers: Message | None = None
+        self.parts = 0
+        self.header_bytes = 0
+
+    @property
+    def budget_left(self) -> bool:
+        """May the tree take one more part (``MAX_PARTS``, ``MAX_TREE_HEADERS``)?"""
+        return self.parts < MAX_PARTS and self.header_bytes < MAX_TREE_HEADERS
 
     def peek(self) -> bytes:
         if self._peeked is None:
@@ -350,8 +375,10 @@ def _fill(part: Part, msg: Message, default_type: str) -> None:
 
 
 def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth: int, top: bool) -> Part:
+    lines.parts += 1
     header_start = lines.pos
     raw, body_start = _read_headers(lines, boundaries)
+    lines.header_bytes += len(raw)
     # RFC 5322 §2.2.3 unfolding: a CRLF before whitespace is not part of the value (a folded
     # ``boundary="foo<CRLF> bar"`` is the boundary ``foo bar``)
     msg = _HEADER_PARSER.parsebytes(_FOLD.sub(b"", raw))
@@ -362,7 +389,10 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
     if top:
         part.envelope = envelope(msg)
     boundary = part.param("boundary") if part.is_multipart else None
-    if part.is_multipart and boundary and depth < MAX_DEPTH:
+    descend = depth < MAX_DEPTH and lines.budget_left
+    if not descend and (part.is_multipart and boundary or part.is_message_type):
+        _make_opaque(part)  # a container we do not open: a leaf with its body as it is
+    if part.is_multipart and boundary and descend:
         b = boundary.encode("utf-8", "surrogateescape")
         inner = [*boundaries, b]
         child_default = "message/rfc822" if part.subtype == "digest" else "text/plain"
@@ -384,7 +414,10 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
                 break
             lines.next()
         while not closed:
-            child = _parse_part(lines, inner, child_default, depth + 1, False)
+            if not lines.budget_left:
+                child = _opaque_rest(lines, inner, b)
+            else:
+                child = _parse_part(lines, inner, child_default, depth + 1, False)
             part.children.append(child)
             line = lines.peek()
             if not line or _boundary_hit(line, inner) != b:
@@ -397,7 +430,7 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
         part.end = lines.pos
         _trim_end(part, lines, boundaries)
         return part
-    if part.maintype == "message" and part.subtype in ("rfc822", "global") and depth < MAX_DEPTH:
+    if part.is_message_type:
         part.message = _parse_part(lines, boundaries, "text/plain", depth + 1, True)
         part.envelope = part.message.envelope
         part.message.envelope = None
@@ -419,6 +452,38 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
         part.end -= _eol_len(last)
         if last in (b"\r\n", b"\n"):
             part.lines -= 1  # ... so a blank last line is no line of the part's text
+    return part
+
+
+def _make_opaque(part: Part) -> None:
+    """Turn a container past the limits into a leaf clients can fetch as an attachment (a
+    message/rfc822 without its ENVELOPE and body would be an invalid BODYSTRUCTURE)."""
+    part.maintype, part.subtype = "application", "octet-stream"
+    part.params = [(k, v) for k, v in part.params if k == "NAME"]
+    part.description = part.description or OPAQUE_DESCRIPTION
+
+
+def _opaque_rest(lines: _Lines, boundaries: list[bytes], b: bytes) -> Part:
+    """Once the tree's budget is spent: the rest of the multipart delimited by ``b``, up
+    to its close delimiter (or an outer boundary, or the end), as one opaque part. Costs one
+    line in memory, whatever the number of parts it hides."""
+    lines.parts += 1
+    start = lines.pos
+    part = Part(start, start, start, "application", "octet-stream", description=OPAQUE_DESCRIPTION)
+    close = b"--" + b + b"--"
+    last = b""
+    while True:
+        line = lines.peek()
+        if not line:
+            break
+        hit = _boundary_hit(line, boundaries)
+        if hit is not None and (hit != b or line.rstrip(b" \t\r\n") == close):
+            break
+        lines.next()
+        last = line
+    part.end = lines.pos
+    if lines.peek() and last:  # the CRLF before a boundary belongs to the boundary
+        part.end -= _eol_len(last)
     return part
 
 
