@@ -391,3 +391,20 @@ def test_account_password_app_password_language_queue_api(make_server):
     resp, body = admin.get("/api/mail/queue")
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["messages"] == []
+
+
+def test_login_next_accepts_only_a_local_path(server):
+    """Issue 9 §4: ``next=/%09/evil.example/phish`` answered ``303 Location: https://evil.example/phish``."""
+    run_wizard(server)
+    port = server.port("http.port")
+    for raw in ("/%09/evil.example/phish", "/%0A/evil.example", "//evil.example", "/%5Cevil.example", "/%2509/evil"):
+        c = Client(server)
+        resp, page = c.get("/login?next=" + raw)
+        assert resp.status == 200 and 'name="next" value="/"' in page, raw
+        resp, _ = c.post("/login", {"address": ADMIN, "password": ADMIN_PW, "next": urllib.parse.unquote(raw)})
+        assert resp.status == 303, raw
+        assert resp.headers["Location"] == f"http://127.0.0.1:{port}/", (raw, resp.headers["Location"])
+    c = Client(server)
+    c.get("/login?next=/mail%3Ffolder%3DSent")
+    resp, _ = c.post("/login", {"address": ADMIN, "password": ADMIN_PW, "next": "/mail?folder=Sent"})
+    assert resp.headers["Location"] == f"http://127.0.0.1:{port}/mail?folder=Sent"

@@ -139,6 +139,12 @@ def test_safe_next_and_https_origin():
     assert safe_next("/mail?folder=Sent") == "/mail?folder=Sent"
     for bad in ("//evil.example/", "https://evil.example/", "javascript:alert(1)", "/\\evil.example"):
         assert safe_next(bad) == "/"
+    # issue 9: a TAB (or any control/space) survived and urljoin stripped it into //evil.example
+    for bad in ("/\t/evil.example/phish", "/\n/evil.example", "/ /evil.example", "/%09/evil.example", "/%2F/evil"):
+        assert safe_next(bad) == "/", repr(bad)
+    for bad in ("/%5Cevil.example", "/mail\x00", "/\u2028/evil", "/%E2%80%8B/x", "mail"):
+        assert safe_next(bad) == "/", repr(bad)
+    assert safe_next("/mail/read?folder=INBOX&uid=3") == "/mail/read?folder=INBOX&uid=3"
     assert https_origin({"HTTP_HOST": "gk.local:8080"}, 8443) == "https://gk.local:8443"
     assert https_origin({"HTTP_HOST": "gk.local"}, 443) == "https://gk.local"
     assert https_origin({"HTTP_HOST": "evil' 'unsafe-inline"}, 443) == ""
