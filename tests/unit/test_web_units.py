@@ -102,6 +102,17 @@ def test_sanitizer_removes_script_handlers_and_js_links():
     assert mailrender.has_remote_images(dirty)
 
 
+def test_sanitizer_allows_data_urls_only_in_img_src():
+    dirty = (
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">a</a><a href=" DA\tTA&colon;text/html,x">b</a>'
+        '<area href="data:x"><blockquote cite="data:x">q</blockquote><img src="data:text/html,x">'
+        '<img src="data:image/gif;base64,R0lGOD=="><a href="https://ok.example/" title="data: kept">ok</a>'
+    )
+    clean = mailrender.sanitize_html(dirty, show_images=False)
+    assert clean.lower().count("data:") == 2, clean  # the inline image and the harmless title
+    assert 'src="data:image/gif;base64,R0lGOD=="' in clean and 'title="data: kept"' in clean
+
+
 def _message(encoding: str, body: bytes) -> bytes:
     return (
         b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
