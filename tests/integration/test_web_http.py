@@ -25,9 +25,10 @@ NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "im
 class Client:
     """A tiny cookie-keeping HTTP(S) client that reads the CSRF token from pages."""
 
-    def __init__(self, srv: GKServer, https: bool = False):
+    def __init__(self, srv: GKServer, https: bool = False, source: str = ""):
         self.srv = srv
         self.https = https
+        self.source = (source, 0) if source else None  # another loopback address, e.g. 127.0.0.2
         self.cookies: dict[str, str] = {}
         self.csrf = ""
 
@@ -36,9 +37,13 @@ class Client:
             tls = ssl.create_default_context()
             tls.check_hostname = False
             tls.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection("127.0.0.1", self.srv.port("http.https_port"), context=tls, timeout=30)
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.srv.port("http.https_port"), context=tls, timeout=30, source_address=self.source
+            )
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.srv.port("http.port"), timeout=30)
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", self.srv.port("http.port"), timeout=30, source_address=self.source
+            )
         hdrs = dict(headers or {})
         if self.cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -192,15 +197,35 @@ def test_csrf_missing_or_wrong_is_refused_and_changes_nothing(server):
 
 
 def test_wrong_setup_code_is_refused_then_throttled(make_server):
-    srv = make_server(overrides={**NO_MAIL, "auth": {"lockout_failures_ip": 3, "delay_after_failures": 10}}).start()
-    c = Client(srv)
+    srv = make_server(overrides={**NO_MAIL, "http": {"setup_code_lockout_failures": 3}}).start()
+    c = Client(srv, https=True)
     c.get("/wizard/claim")
     for _ in range(3):
         resp, page = c.post("/wizard/claim", {"code": "AAAA-BBBB-CCCC"})
         assert resp.status == 400 and "Wrong setup code" in page
     resp, page = c.post("/wizard/claim", {"code": setup_code(srv)})
-    assert "Too many wrong codes" in page  # locked out: even the right code waits
+    assert resp.status == 429 and "Too many wrong codes" in page  # locked out: even the right code waits
     assert (srv.data_dir / "setup-code.txt").exists()
+
+
+def test_wrong_codes_from_one_address_do_not_lock_out_another(make_server):
+    """Issue 9 §4: 10 wrong codes from any LAN address locked the owner out for 15 minutes, renewable."""
+    srv = make_server(overrides=NO_MAIL).start()  # default limits: 10 wrong codes lock an address
+    attacker = Client(srv, https=True, source="127.0.0.2")
+    attacker.get("/wizard/claim")
+    statuses = []
+    for i in range(11):
+        resp, page = attacker.post("/wizard/claim", {"code": f"AAAA-BBBB-{i:04d}"})
+        statuses.append(resp.status)
+    assert statuses[:10] == [400] * 10 and statuses[10] == 429, statuses
+    resp, page = attacker.post("/wizard/claim", {"code": setup_code(srv)})
+    assert resp.status == 429 and "Too many wrong codes" in page  # that address is locked out
+    owner = Client(srv, https=True)  # 127.0.0.1: another device on the LAN
+    owner.get("/wizard/claim")
+    resp, page = owner.post("/wizard/claim", {"code": setup_code(srv)})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/admin"), (resp.status, page[-500:])
+    events = srv.log()
+    assert "Traceback" not in events
 
 
 def test_wizard_completes_then_is_dead_login_works(server):

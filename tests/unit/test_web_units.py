@@ -216,3 +216,17 @@ def test_top_processes_lists_this_process_biggest_first():
     mine = [p for p in procs if p["pid"] == os.getpid()]
     assert mine and mine[0]["rss_mb"] >= 64 and mine[0]["name"].startswith(("python", "pytest"))
     del ballast
+
+
+def test_setup_code_guard_is_per_address_with_growing_delays():
+    from gk.claim.codeguard import CodeGuard
+
+    now = [1000.0]
+    guard = CodeGuard(lockout_failures=10, lockout_seconds=900, clock=lambda: now[0])
+    delays = [guard.attempt("192.168.1.66") for _ in range(10)]
+    assert delays[:3] == [0.0, 0.0, 0.0] and delays[3:7] == [1.0, 2.0, 4.0, 8.0] and delays[9] == 8.0
+    assert guard.attempt("192.168.1.66") is None and guard.locked("::ffff:192.168.1.66") > 0
+    assert guard.attempt("192.168.1.20") == 0.0  # the owner's device is not affected
+    guard.success("192.168.1.20")
+    now[0] += 901
+    assert guard.attempt("192.168.1.66") == 0.0  # the lockout ends; it is not renewed by waiting

@@ -3,7 +3,8 @@
 
 Served only to LAN clients until complete (``app.Web._before``), then dead (404) except for
 the claim and password steps while owner recovery is open. Claiming takes the setup code
-(wrong codes share the login throttle: per-IP delays, then lockout, each a security event)
+(wrong codes are throttled per client address by ``gk.claim.codeguard``: delays, then that address
+alone locked out; each a security event)
 or a button press made while this browser's claim page was open (polled with htmx).
 Wizard choices live in the claim store (``gk.claim``), so they survive a crash mid-wizard.
 """
@@ -23,6 +24,7 @@ import gevent
 from gk import claim, localtime
 from gk.accounts import AccountError
 from gk.accounts.store import check_address
+from gk.claim.codeguard import CodeGuard
 from gk.config import ConfigError
 from gk.web import forms, smarthost
 from gk.web.app import Web
@@ -43,7 +45,6 @@ TITLES = {
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
-THROTTLE_KEY = "setup-code"
 
 # Placeholder list until the AI feature lands: (id, label, RAM needed in MB).
 AI_MODELS = [
@@ -68,6 +69,7 @@ def total_ram_mb() -> int:
 def register(web: Web) -> None:
     app = web.app
     ctx = web.ctx
+    code_guard = CodeGuard(ctx.config.http.setup_code_lockout_failures, ctx.config.http.setup_code_lockout_seconds)
 
     def done(step: str) -> bool:
         return claim.get_setting(web.data_dir, "done:" + step) == "1"
@@ -148,18 +150,18 @@ def register(web: Web) -> None:
         if claim.state(web.data_dir) != claim.UNCLAIMED and not claim.recovery_open(web.data_dir):
             raise bottle.HTTPError(403, "This server is already being set up from another browser.")
         ip = web.client_ip()
-        throttle = ctx.auth.throttle
-        if throttle.locked(ip, THROTTLE_KEY):
+        delay = code_guard.attempt(ip)
+        if delay is None:  # this address only: the owner on another device can still claim
             ctx.accounts.record_event("setup_code_locked", "web", ip)
+            bottle.response.status = 429
             return page("claim", errors={"code": web_t("Too many wrong codes; wait a few minutes.")})
-        code = forms.text("code")
-        if code and claim.check_code(web.data_dir, code):
-            throttle.success(ip, THROTTLE_KEY)
-            raise bottle.redirect(claimed("setup code"))
-        delay, _locked = throttle.failure(ip, THROTTLE_KEY)
-        ctx.accounts.record_event("setup_code_failed", "web", ip)
         if delay:
             gevent.sleep(delay)
+        code = forms.text("code")
+        if code and claim.check_code(web.data_dir, code):
+            code_guard.success(ip)
+            raise bottle.redirect(claimed("setup code"))
+        ctx.accounts.record_event("setup_code_failed", "web", ip)
         bottle.response.status = 400
         return page("claim", errors={"code": web_t("Wrong setup code.")})
 
