@@ -68,10 +68,9 @@ def test_send_read_reply_with_attachment(server):
     resp, _ = bob.get(part)
     assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
     # the downloaded attachment is byte-exact (fetch raw bytes)
-    import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", server.port("http.port"))
-    conn.request("GET", part, headers={"Cookie": f"gk_session={bob.cookies['gk_session']}"})
+    conn = bob.connection()
+    conn.request("GET", part, headers={"Cookie": bob.cookie_header()})
     assert conn.getresponse().read() == payload
     _, inbox = bob.get("/mail")
     assert 'class="unread"' not in inbox  # reading marked it \\Seen

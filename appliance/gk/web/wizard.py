@@ -11,7 +11,6 @@ Wizard choices live in the claim store (``gk.claim``), so they survive a crash m
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import types
@@ -26,8 +25,10 @@ from gk.accounts import AccountError
 from gk.accounts.store import check_address
 from gk.claim.codeguard import CodeGuard
 from gk.config import ConfigError
+from gk.security import tls
 from gk.web import forms, smarthost
 from gk.web.app import Web
+from gk.web.headers import https_origin
 
 STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
 TITLES = {
@@ -41,6 +42,7 @@ TITLES = {
     "outgoing": "Outgoing mail",
     "ai": "AI model",
     "summary": "Summary",
+    "https": "Continue over HTTPS",
 }
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
@@ -107,6 +109,31 @@ def register(web: Web) -> None:
             **kw,
         )
 
+    def https_url(path: str) -> str:
+        origin = https_origin(bottle.request.environ, ctx.config.http.https_port)
+        if not origin:
+            port = ctx.config.http.https_port
+            origin = f"https://{ctx.hostname}" + ("" if port == 443 else f":{port}")
+        return origin + path
+
+    def over_https_only() -> None:
+        """Before every wizard route: over plain HTTP (with HTTPS on) the wizard is only a page that
+        sends the owner to HTTPS and shows the certificate fingerprint to expect in the browser's
+        warning; the setup code and the administrator password never cross the network in clear
+        text, and a POST over HTTP changes nothing (403)."""
+        req = bottle.request
+        if not req.path.startswith("/wizard") or web.is_https() or not ctx.config.http.https_port:
+            return
+        try:
+            fingerprint = tls.fingerprint_sha256(ctx.tls.cert)
+        except (OSError, ValueError):
+            fingerprint = ""
+        target = req.path if req.method in ("GET", "HEAD") and req.path.startswith("/wizard/") else "/wizard"
+        body = page("https", fingerprint=fingerprint, https_url=https_url(target))
+        raise bottle.HTTPResponse(body, status=200 if req.method in ("GET", "HEAD") else 403)
+
+    app.add_hook("before_request", over_https_only)
+
     @app.get("/wizard")
     @app.get("/wizard/")
     def wizard_home() -> None:
@@ -120,12 +147,11 @@ def register(web: Web) -> None:
         raise bottle.redirect("/wizard/summary")
 
     def claimed(how: str) -> str:
-        sess = web.session()
-        assert sess is not None
         recovering = in_recovery()
         if not recovering:
             claim.claim(web.data_dir, how)
             claim.close_recovery(web.data_dir)  # recovery during setup: this browser takes over
+        sess = web.rotate_session()  # the claimant's id is not one seen before the claim
         sess.data["claimant"] = True
         sess.data.pop("claim_page_at", None)
         web.sessions.save_data(sess)
@@ -292,15 +318,10 @@ def register(web: Web) -> None:
             claim.set_settings(web.data_dir, https_redirect="1" if forms.text("https_redirect") else "0")
             mark("tls")
             raise bottle.redirect("/wizard/users")
-        fingerprint = ""
         try:
-            from cryptography import x509
-            from cryptography.hazmat.primitives import hashes
-
-            cert = x509.load_pem_x509_certificate(ctx.tls.cert.read_bytes())
-            fingerprint = cert.fingerprint(hashes.SHA256()).hex(":").upper()
+            fingerprint = tls.fingerprint_sha256(ctx.tls.cert)
         except (OSError, ValueError):
-            fingerprint = hashlib.sha256(b"").hexdigest()
+            fingerprint = ""
         return page(
             "tls",
             fingerprint=fingerprint,
