@@ -337,6 +337,52 @@ def test_button_press_claims_an_open_claim_page(server):
     assert c.get("/wizard/admin")[0].status == 200
 
 
+def press_button(srv: GKServer) -> None:
+    subprocess.run([*GK, "claim", "button", "--data-dir", str(srv.data_dir)], check=True, capture_output=True)
+
+
+def test_button_press_with_two_browsers_waiting_goes_to_neither(server):
+    """Issue 9 §4: a LAN device polling the button endpoint every 0.2 s won the claim when the owner
+    pressed the button. With two browsers waiting, the press is refused to both, each told to use
+    the setup code, and the owner still claims with it."""
+    intruder = Client(server, https=True, source="127.0.0.2")
+    intruder.get("/wizard/claim")
+    resp, _ = intruder.post("/wizard/claim/button", {})
+    assert resp.status == 200 and "HX-Redirect" not in resp.headers
+    owner = Client(server, https=True)
+    owner.get("/wizard/claim")
+    assert "HX-Redirect" not in owner.post("/wizard/claim/button", {})[0].headers
+    press_button(server)
+    for who in (intruder, owner):  # the intruder polls first, as it would at 0.2 s
+        resp, page = who.post("/wizard/claim/button", {})
+        assert resp.status == 286 and "HX-Redirect" not in resp.headers, resp.status
+        assert "Enter the setup code instead" in page
+    assert (server.data_dir / "setup-code.txt").exists()  # still unclaimed
+    assert intruder.get("/wizard/claim")[0].status == 200
+    press_button(server)  # pressing again does not help the intruder either
+    for who in (intruder, owner):
+        resp, _ = who.post("/wizard/claim/button", {})
+        assert "HX-Redirect" not in resp.headers
+    resp, _ = owner.post("/wizard/claim", {"code": setup_code(server)})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/admin")
+
+
+def test_button_press_goes_to_the_browser_waiting_before_it(server):
+    owner = Client(server, https=True)
+    owner.get("/wizard/claim")
+    owner.post("/wizard/claim/button", {})
+    press_button(server)
+    late = Client(server, https=True, source="127.0.0.2")  # opened the page after the press
+    late.get("/wizard/claim")
+    for _ in range(3):
+        resp, _ = late.post("/wizard/claim/button", {})
+        assert resp.status == 200 and "HX-Redirect" not in resp.headers
+    resp, _ = owner.post("/wizard/claim/button", {})
+    assert resp.headers["HX-Redirect"] == "/wizard/admin"
+    assert owner.get("/wizard/admin")[0].status == 200
+    assert late.get("/wizard/claim")[0].status == 403  # being set up by another browser
+
+
 def test_autoconfig_and_mobileconfig(make_server):
     server = make_server().start()  # every mail port configured
     c = run_wizard(server)

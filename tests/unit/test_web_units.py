@@ -230,3 +230,24 @@ def test_setup_code_guard_is_per_address_with_growing_delays():
     guard.success("192.168.1.20")
     now[0] += 901
     assert guard.attempt("192.168.1.66") == 0.0  # the lockout ends; it is not renewed by waiting
+
+
+def test_button_waiters_count_browsers_waiting_at_the_press():
+    from gk.claim.waiters import LIVE_SECONDS, ButtonWaiters
+
+    now = [5000.0]
+    w = ButtonWaiters(clock=lambda: now[0])
+    w.announce("owner", fresh=True)
+    now[0] += 1
+    assert w.waiting_at(now[0]) == {"owner"}
+    w.announce("late", fresh=True)  # opened after the press at 5001 - 0.5
+    assert w.waiting_at(now[0] - 0.5) == {"owner"}
+    w.announce("poller")
+    assert w.waiting_at(now[0]) == {"owner", "late", "poller"}
+    now[0] += LIVE_SECONDS + 5
+    w.announce("owner")  # the others stopped polling: a closed tab does not block the owner
+    assert w.waiting_at(now[0]) == {"owner"}
+    w.refuse({"owner"})
+    assert w.refused("owner")
+    w.announce("owner", fresh=True)  # reopening the claim page starts over
+    assert not w.refused("owner")

@@ -5,14 +5,14 @@ Served only to LAN clients until complete (``app.Web._before``), then dead (404)
 the claim and password steps while owner recovery is open. Claiming takes the setup code
 (wrong codes are throttled per client address by ``gk.claim.codeguard``: delays, then that address
 alone locked out; each a security event)
-or a button press made while this browser's claim page was open (polled with htmx).
+or a button press made while this browser's claim page was open (polled with htmx), granted only
+when no other browser was waiting for it (``gk.claim.waiters``).
 Wizard choices live in the claim store (``gk.claim``), so they survive a crash mid-wizard.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import types
 import zoneinfo
 from typing import Any
@@ -24,12 +24,14 @@ from gk import claim, localtime
 from gk.accounts import AccountError
 from gk.accounts.store import check_address
 from gk.claim.codeguard import CodeGuard
+from gk.claim.waiters import ButtonWaiters
 from gk.config import ConfigError
 from gk.security import tls
 from gk.web import forms, smarthost
 from gk.web.app import Web
 from gk.web.headers import https_origin
 
+HTMX_STOP_POLLING = 286  # htmx stops an "every 2s" trigger on this status
 STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
 TITLES = {
     "claim": "Claim this server",
@@ -71,6 +73,7 @@ def total_ram_mb() -> int:
 def register(web: Web) -> None:
     app = web.app
     ctx = web.ctx
+    waiters = ButtonWaiters()
     code_guard = CodeGuard(ctx.config.http.setup_code_lockout_failures, ctx.config.http.setup_code_lockout_seconds)
 
     def done(step: str) -> bool:
@@ -153,7 +156,6 @@ def register(web: Web) -> None:
             claim.close_recovery(web.data_dir)  # recovery during setup: this browser takes over
         sess = web.rotate_session()  # the claimant's id is not one seen before the claim
         sess.data["claimant"] = True
-        sess.data.pop("claim_page_at", None)
         web.sessions.save_data(sess)
         ctx.accounts.record_event("claimed", "web", web.client_ip(), "", f"by {how}")
         web.forget_state()
@@ -167,8 +169,7 @@ def register(web: Web) -> None:
             raise bottle.HTTPError(403, "This server is already being set up from another browser.")
         sess = web.session()
         assert sess is not None
-        sess.data["claim_page_at"] = time.time()
-        web.sessions.save_data(sess)
+        waiters.announce(sess.sid, fresh=True)  # this browser now waits for a button press
         return page("claim")
 
     @app.post("/wizard/claim")
@@ -198,13 +199,34 @@ def register(web: Web) -> None:
 
     @app.post("/wizard/claim/button")
     def claim_button() -> str:
+        """Polled by the claim page (htmx, every 2 s). A press is granted only to the one browser
+        that was waiting when it happened (``gk.claim.waiters``); with several waiting, none gets
+        it and each is told to use the setup code (HTTP 286 tells htmx to stop polling)."""
         sess = web.session()
         assert sess is not None
-        since = float(sess.data.get("claim_page_at", time.time()))
-        if claim.take_button_press(web.data_dir, since):
-            bottle.response.set_header("HX-Redirect", claimed("button"))
-            return ""
-        return web.render("wizard/button_wait.html")
+        key = sess.sid
+        waiters.announce(key)
+        if waiters.refused(key):
+            bottle.response.status = HTMX_STOP_POLLING
+            return web.render("wizard/button_wait.html", refused=True)
+        press = claim.pending_button_press(web.data_dir)
+        if press is not None:
+            press_id, pressed_at = press
+            at_press = waiters.waiting_at(pressed_at)
+            if len(at_press) > 1:
+                claim.consume_button_press(web.data_dir, press_id)  # nobody gets this press
+                waiters.refuse(at_press)
+                ctx.accounts.record_event(
+                    "button_claim_refused", "web", web.client_ip(), "", f"{len(at_press)} browsers were waiting"
+                )
+                if key in at_press:
+                    bottle.response.status = HTMX_STOP_POLLING
+                    return web.render("wizard/button_wait.html", refused=True)
+            elif at_press == {key} and claim.consume_button_press(web.data_dir, press_id):
+                waiters.forget(key)
+                bottle.response.set_header("HX-Redirect", claimed("button"))
+                return ""
+        return web.render("wizard/button_wait.html", refused=False)
 
     # -- recovery: new password for an administrator -------------------------------------
     @app.route("/wizard/password", method=["GET", "POST"])
