@@ -112,6 +112,10 @@ class HTTPConfig:
         ],
         "client networks the first-boot wizard and owner recovery are served to (loopback, RFC 1918, link-local, ULA)",
     )
+    setup_code_lockout_failures: int = opt(
+        10, "wrong setup codes from one client address that lock that address (only) out", at_least(1)
+    )
+    setup_code_lockout_seconds: float = opt(900.0, "how long such an address is refused, seconds", at_least(1))
 
 
 @dataclass

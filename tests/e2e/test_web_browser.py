@@ -108,9 +108,15 @@ def state():
 
 def test_wizard_full_run(server, browser, state):
     base = f"http://127.0.0.1:{server.port('http.port')}"
+    https_base = f"https://127.0.0.1:{server.port('http.https_port')}"
     page = new_page(browser)
     page.goto(base + "/")
-    assert page.url.endswith("/wizard/claim")
+    # over plain HTTP the wizard only sends the owner to HTTPS, with the fingerprint to expect
+    assert page.url.endswith("/wizard") and page.locator("input[name=code]").count() == 0
+    assert page.locator("#fingerprint").inner_text().startswith("SHA-256 ")
+    shot(page, "wizard-0-https", both=True)
+    page.click("#continue-https")
+    page.wait_for_url(https_base + "/wizard/claim")
     shot(page, "wizard-1-claim", both=True)
     page.fill("#f-code", "WRNG-CODE-0000")
     page.click("form[action='/wizard/claim'] button")

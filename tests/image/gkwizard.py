@@ -3,11 +3,18 @@
 It fills each step's form the way a person would accept the defaults: hidden fields and
 pre-filled values are kept, the first option of a select is chosen, unchecked boxes stay
 unchecked, and the test's own values override by field name.
+
+Over plain HTTP the wizard is only a page that sends the owner to HTTPS ("Continue over HTTPS",
+``id="continue-https"``); like a person, the browser follows it (accepting the self-signed
+certificate) and stays on HTTPS. Its link names the guest's port 443, which QEMU forwards to
+another host port: give that as ``https_base``.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -75,14 +82,32 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+CONTINUE_HTTPS = re.compile(r'id="continue-https" href="(https://[^/"]+)')
+
+
 class Browser:
-    def __init__(self, base: str):
+    def __init__(self, base: str, https_base: str = ""):
         self.base = base.rstrip("/")
+        self.https_base = https_base.rstrip("/")
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect())
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE  # the box's self-signed certificate, as the owner accepts it
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), NoRedirect(), urllib.request.HTTPSHandler(context=tls)
+        )
 
     def request(self, path: str, data: dict[str, str] | None = None) -> tuple[int, str, str]:
-        """(status, Location, body) of one request; redirects are returned, not followed."""
+        """(status, Location, body) of one request; redirects are returned, not followed, except
+        the wizard's page that sends a plain-HTTP visitor to HTTPS (the GET is repeated there)."""
+        status, location, body = self._request(path, data)
+        link = CONTINUE_HTTPS.search(body) if data is None and status == 200 else None
+        if link and not self.base.startswith("https:"):
+            self.base = self.https_base or link.group(1)
+            return self._request(path, data)
+        return status, location, body
+
+    def _request(self, path: str, data: dict[str, str] | None) -> tuple[int, str, str]:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
         req = urllib.request.Request(self.base + path, data=body)
         try:

@@ -82,7 +82,10 @@ def main() -> int:
     try:
         guest.start()
         t.wait_http(guest, "/wizard/claim", t.BOOT_TIMEOUT)
-        t.run_wizard(Browser(f"http://127.0.0.1:{guest.ports['http']}"), t.setup_code_from_boot_partition(guest))
+        t.run_wizard(
+            Browser(f"http://127.0.0.1:{guest.ports['http']}", f"https://127.0.0.1:{guest.ports['https']}"),
+            t.setup_code_from_boot_partition(guest),
+        )
         subject, marker = f"memdiag {uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         t.send_mail(guest, subject, marker)
         assert marker.encode() in t.read_mail(guest, subject)

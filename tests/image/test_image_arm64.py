@@ -44,7 +44,9 @@ def test_arm64_boot_claim_mail_button(tmp_path: Path) -> None:
         assert status == 200, f"wizard claim page: HTTP {status}"
         code = setup_code_from_boot_partition(guest)
         assert code in guest.serial(), "the setup code was not shown on the console"
-        run_wizard(Browser(f"http://127.0.0.1:{guest.ports['http']}"), code)
+        run_wizard(
+            Browser(f"http://127.0.0.1:{guest.ports['http']}", f"https://127.0.0.1:{guest.ports['https']}"), code
+        )
         guest.wait_banner("submission", b"220", 300)
         subject, marker = f"arm64 test {uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         send_mail(guest, subject, marker)

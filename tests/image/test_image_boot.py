@@ -160,7 +160,7 @@ def test_flash_boot_claim_mail_reboot_button(gk_image: Path, tmp_path: Path) -> 
         guest.wait_serial(r"root file system: [0-9.]+G", 30)  # grown from ~1.6 GB to the 4 GB disk
 
         # 2. Claim with the code from the card, create the admin and a second user over HTTP.
-        b = Browser(f"http://127.0.0.1:{guest.ports['http']}")
+        b = Browser(f"http://127.0.0.1:{guest.ports['http']}", f"https://127.0.0.1:{guest.ports['https']}")
         run_wizard(b, code)
         status, _, _ = Browser(f"http://127.0.0.1:{guest.ports['http']}").request("/wizard/claim")
         assert status in (302, 303, 403, 404), f"the claim page still answers {status} after the wizard finished"
@@ -190,7 +190,7 @@ def test_flash_boot_claim_mail_reboot_button(gk_image: Path, tmp_path: Path) -> 
         guest.monitor("sendkey f12 11000")
         guest.wait_serial(r"owner recovery open", 120)
         new_code = setup_code_from_boot_partition(guest, 120, not_this=code)
-        rb = Browser(f"http://127.0.0.1:{guest.ports['http']}")
+        rb = Browser(f"http://127.0.0.1:{guest.ports['http']}", f"https://127.0.0.1:{guest.ports['https']}")
         status, location, _ = rb.submit("/wizard/claim", {"code": new_code})
         assert status in (302, 303) and location.endswith("/wizard/password"), f"recovery claim: {status} {location}"
     except BaseException:

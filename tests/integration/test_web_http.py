@@ -3,11 +3,13 @@ wizard, claim throttling, the wizard closing for good, owner recovery, autoconfi
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import importlib.util
 import json
 import plistlib
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -25,23 +27,37 @@ NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "im
 class Client:
     """A tiny cookie-keeping HTTP(S) client that reads the CSRF token from pages."""
 
-    def __init__(self, srv: GKServer, https: bool = False):
+    def __init__(self, srv: GKServer, https: bool = False, source: str = ""):
         self.srv = srv
         self.https = https
+        self.source = (source, 0) if source else None  # another loopback address, e.g. 127.0.0.2
         self.cookies: dict[str, str] = {}
         self.csrf = ""
 
-    def request(self, method: str, path: str, form: dict | None = None, headers: dict | None = None):
+    def connection(self) -> http.client.HTTPConnection:
         if self.https:
             tls = ssl.create_default_context()
             tls.check_hostname = False
             tls.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection("127.0.0.1", self.srv.port("http.https_port"), context=tls, timeout=30)
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.srv.port("http.port"), timeout=30)
+            return http.client.HTTPSConnection(
+                "127.0.0.1", self.srv.port("http.https_port"), context=tls, timeout=30, source_address=self.source
+            )
+        return http.client.HTTPConnection(
+            "127.0.0.1", self.srv.port("http.port"), timeout=30, source_address=self.source
+        )
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+    def session_id(self) -> str:
+        """The session cookie's value (``gk_session`` over HTTP, ``__Host-gk_session`` over HTTPS)."""
+        return self.cookies.get("__Host-gk_session" if self.https else "gk_session", "")
+
+    def request(self, method: str, path: str, form: dict | None = None, headers: dict | None = None):
+        conn = self.connection()
         hdrs = dict(headers or {})
         if self.cookies:
-            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            hdrs["Cookie"] = self.cookie_header()
         body = None
         if form is not None:
             body = urllib.parse.urlencode(form)
@@ -74,9 +90,8 @@ class Client:
             )
             parts.append(head.encode() + data + b"\r\n")
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.srv.port("http.port"), timeout=30)
-        hdrs = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        conn = self.connection()
+        hdrs = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Cookie": self.cookie_header()}
         conn.request("POST", path, body=body, headers=hdrs)
         resp = conn.getresponse()
         text = resp.read().decode("utf-8", "replace")
@@ -100,8 +115,9 @@ def setup_code(srv: GKServer) -> str:
 
 
 def run_wizard(srv: GKServer, https_redirect: bool = False, stop_at: str = "") -> Client:
-    """Click through the whole wizard (outgoing mail: direct); ``stop_at="outgoing"`` stops before that step."""
-    c = Client(srv)
+    """Click through the whole wizard over HTTPS, as the plain-HTTP wizard page sends the owner
+    there (outgoing mail: direct); ``stop_at="outgoing"`` stops before that step."""
+    c = Client(srv, https=True)
     c.get("/wizard/claim")
     resp, _ = c.post("/wizard/claim", {"code": setup_code(srv)})
     assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/admin")
@@ -179,7 +195,7 @@ def test_wizard_is_lan_only(make_server):
 
 
 def test_csrf_missing_or_wrong_is_refused_and_changes_nothing(server):
-    c = Client(server)
+    c = Client(server, https=True)
     c.get("/wizard/claim")
     resp, _ = c.post("/wizard/claim", {"code": setup_code(server)}, csrf=False)
     assert resp.status == 403
@@ -192,15 +208,35 @@ def test_csrf_missing_or_wrong_is_refused_and_changes_nothing(server):
 
 
 def test_wrong_setup_code_is_refused_then_throttled(make_server):
-    srv = make_server(overrides={**NO_MAIL, "auth": {"lockout_failures_ip": 3, "delay_after_failures": 10}}).start()
-    c = Client(srv)
+    srv = make_server(overrides={**NO_MAIL, "http": {"setup_code_lockout_failures": 3}}).start()
+    c = Client(srv, https=True)
     c.get("/wizard/claim")
     for _ in range(3):
         resp, page = c.post("/wizard/claim", {"code": "AAAA-BBBB-CCCC"})
         assert resp.status == 400 and "Wrong setup code" in page
     resp, page = c.post("/wizard/claim", {"code": setup_code(srv)})
-    assert "Too many wrong codes" in page  # locked out: even the right code waits
+    assert resp.status == 429 and "Too many wrong codes" in page  # locked out: even the right code waits
     assert (srv.data_dir / "setup-code.txt").exists()
+
+
+def test_wrong_codes_from_one_address_do_not_lock_out_another(make_server):
+    """Issue 9 §4: 10 wrong codes from any LAN address locked the owner out for 15 minutes, renewable."""
+    srv = make_server(overrides=NO_MAIL).start()  # default limits: 10 wrong codes lock an address
+    attacker = Client(srv, https=True, source="127.0.0.2")
+    attacker.get("/wizard/claim")
+    statuses = []
+    for i in range(11):
+        resp, page = attacker.post("/wizard/claim", {"code": f"AAAA-BBBB-{i:04d}"})
+        statuses.append(resp.status)
+    assert statuses[:10] == [400] * 10 and statuses[10] == 429, statuses
+    resp, page = attacker.post("/wizard/claim", {"code": setup_code(srv)})
+    assert resp.status == 429 and "Too many wrong codes" in page  # that address is locked out
+    owner = Client(srv, https=True)  # 127.0.0.1: another device on the LAN
+    owner.get("/wizard/claim")
+    resp, page = owner.post("/wizard/claim", {"code": setup_code(srv)})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/admin"), (resp.status, page[-500:])
+    events = srv.log()
+    assert "Traceback" not in events
 
 
 def test_wizard_completes_then_is_dead_login_works(server):
@@ -251,7 +287,7 @@ def test_owner_recovery_reopens_only_claim_and_password(server):
     )
     code = setup_code(server)
     assert code in out.stdout
-    c = Client(server)
+    c = Client(server, https=True)
     resp, _ = c.get("/wizard/admin")
     assert resp.status == 404
     resp, _ = c.get("/wizard/claim")
@@ -270,12 +306,12 @@ def test_owner_recovery_reopens_only_claim_and_password(server):
 
 
 def test_recovery_during_setup_lets_another_browser_resume(server):
-    a = Client(server)
+    a = Client(server, https=True)
     a.get("/wizard/claim")
     a.post("/wizard/claim", {"code": setup_code(server)})
     a.get("/wizard/admin")
     a.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
-    b = Client(server)
+    b = Client(server, https=True)
     assert b.get("/wizard/claim")[0].status == 403  # being set up by another browser
     subprocess.run([*GK, "claim", "recover", "--data-dir", str(server.data_dir)], check=True, capture_output=True)
     b.get("/wizard/claim")
@@ -291,7 +327,7 @@ def test_recovery_during_setup_lets_another_browser_resume(server):
 
 
 def test_button_press_claims_an_open_claim_page(server):
-    c = Client(server)
+    c = Client(server, https=True)
     c.get("/wizard/claim")
     resp, _ = c.post("/wizard/claim/button", {})
     assert resp.status == 200 and "HX-Redirect" not in resp.headers
@@ -299,6 +335,52 @@ def test_button_press_claims_an_open_claim_page(server):
     resp, _ = c.post("/wizard/claim/button", {})
     assert resp.headers["HX-Redirect"] == "/wizard/admin"
     assert c.get("/wizard/admin")[0].status == 200
+
+
+def press_button(srv: GKServer) -> None:
+    subprocess.run([*GK, "claim", "button", "--data-dir", str(srv.data_dir)], check=True, capture_output=True)
+
+
+def test_button_press_with_two_browsers_waiting_goes_to_neither(server):
+    """Issue 9 §4: a LAN device polling the button endpoint every 0.2 s won the claim when the owner
+    pressed the button. With two browsers waiting, the press is refused to both, each told to use
+    the setup code, and the owner still claims with it."""
+    intruder = Client(server, https=True, source="127.0.0.2")
+    intruder.get("/wizard/claim")
+    resp, _ = intruder.post("/wizard/claim/button", {})
+    assert resp.status == 200 and "HX-Redirect" not in resp.headers
+    owner = Client(server, https=True)
+    owner.get("/wizard/claim")
+    assert "HX-Redirect" not in owner.post("/wizard/claim/button", {})[0].headers
+    press_button(server)
+    for who in (intruder, owner):  # the intruder polls first, as it would at 0.2 s
+        resp, page = who.post("/wizard/claim/button", {})
+        assert resp.status == 286 and "HX-Redirect" not in resp.headers, resp.status
+        assert "Enter the setup code instead" in page
+    assert (server.data_dir / "setup-code.txt").exists()  # still unclaimed
+    assert intruder.get("/wizard/claim")[0].status == 200
+    press_button(server)  # pressing again does not help the intruder either
+    for who in (intruder, owner):
+        resp, _ = who.post("/wizard/claim/button", {})
+        assert "HX-Redirect" not in resp.headers
+    resp, _ = owner.post("/wizard/claim", {"code": setup_code(server)})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/admin")
+
+
+def test_button_press_goes_to_the_browser_waiting_before_it(server):
+    owner = Client(server, https=True)
+    owner.get("/wizard/claim")
+    owner.post("/wizard/claim/button", {})
+    press_button(server)
+    late = Client(server, https=True, source="127.0.0.2")  # opened the page after the press
+    late.get("/wizard/claim")
+    for _ in range(3):
+        resp, _ = late.post("/wizard/claim/button", {})
+        assert resp.status == 200 and "HX-Redirect" not in resp.headers
+    resp, _ = owner.post("/wizard/claim/button", {})
+    assert resp.headers["HX-Redirect"] == "/wizard/admin"
+    assert owner.get("/wizard/admin")[0].status == 200
+    assert late.get("/wizard/claim")[0].status == 403  # being set up by another browser
 
 
 def test_autoconfig_and_mobileconfig(make_server):
@@ -324,8 +406,8 @@ def test_autoconfig_and_mobileconfig(make_server):
     resp, _ = c.get("/devices/gk.mobileconfig")
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/x-apple-aspen-config"
     assert "attachment" in resp.headers["Content-Disposition"]
-    conn = http.client.HTTPConnection("127.0.0.1", server.port("http.port"))
-    conn.request("GET", "/devices/gk.mobileconfig", headers={"Cookie": f"gk_session={c.cookies['gk_session']}"})
+    conn = c.connection()
+    conn.request("GET", "/devices/gk.mobileconfig", headers={"Cookie": c.cookie_header()})
     profile = plistlib.loads(conn.getresponse().read())
     mail = profile["PayloadContent"][0]
     assert mail["PayloadType"] == "com.apple.mail.managed" and mail["EmailAddress"] == ADMIN
@@ -347,16 +429,75 @@ def test_autoconfig_and_mobileconfig(make_server):
 
 def test_http_redirects_to_https_once_wizard_set_it(server):
     c = run_wizard(server, https_redirect=True)
-    resp, _ = c.get("/dashboard?x=1")
+    h = Client(server)
+    resp, _ = h.get("/dashboard?x=1")
     assert resp.status == 301
     assert resp.headers["Location"] == f"https://127.0.0.1:{server.port('http.https_port')}/dashboard?x=1"
+    assert c.get("/dashboard")[0].status == 200
+    assert "Set-Cookie" not in c.get("/dashboard")[0].headers
+
+
+def test_wizard_moves_to_https_before_the_setup_code(server):
+    """Issue 9 §4: the wizard posted the setup code and admin password over HTTP. Over HTTP it is
+    now one page that sends the owner to HTTPS and shows the certificate fingerprint to expect."""
+    with socket.create_connection(("127.0.0.1", server.port("http.https_port")), timeout=30) as raw:
+        tls = ssl.create_default_context()
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        with tls.wrap_socket(raw) as t:
+            served = hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest().upper()
+    expected = ":".join(served[i : i + 2] for i in range(0, 64, 2))  # as a browser shows it
+    h = Client(server)
+    for path in ("/", "/wizard/claim", "/wizard/admin"):
+        resp, page = h.get(path)
+        if resp.status == 303:
+            resp, page = h.get(urllib.parse.urlsplit(resp.headers["Location"]).path)
+        assert resp.status == 200, path
+        assert expected in page and 'name="code"' not in page and 'type="password"' not in page, path
+        link = re.search(r'id="continue-https" href="([^"]+)"', page).group(1)
+        assert link.startswith(f"https://127.0.0.1:{server.port('http.https_port')}/wizard"), link
+    # a POST over HTTP, with a valid CSRF token and the right code, changes nothing
+    resp, page = h.post("/wizard/claim", {"code": setup_code(server)})
+    assert resp.status == 403 and (server.data_dir / "setup-code.txt").exists()
+    assert "gk_session" in h.cookies and "Secure" not in resp.headers.get("Set-Cookie", "")
+    # the HTTP session does not carry over to HTTPS, under either cookie name
     s = Client(server, https=True)
-    s.cookies = dict(c.cookies)
+    for name in ("gk_session", "__Host-gk_session"):
+        s.cookies = {name: h.cookies["gk_session"]}
+        resp, _ = s.get("/wizard/claim")
+        assert resp.status == 200
+        cookie = resp.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-gk_session=") and "Secure" in cookie and h.cookies["gk_session"] not in cookie
+    s.cookies = {"__Host-gk_session": h.cookies["gk_session"]}
+    resp, _ = s.request("POST", "/wizard/claim", form={"code": setup_code(server), "csrf": h.csrf})
+    assert resp.status == 403 and (server.data_dir / "setup-code.txt").exists()  # the HTTP token is no good
+    # over HTTPS: a new session id at the claim and again once the administrator exists
+    o = Client(server, https=True)
+    o.get("/wizard/claim")
+    anonymous = o.session_id()
+    resp, _ = o.post("/wizard/claim", {"code": setup_code(server)})
+    assert resp.status == 303 and "Secure" in resp.headers["Set-Cookie"]
+    claimant = o.session_id()
+    assert claimant and claimant != anonymous
+    o.get("/wizard/admin")
+    resp, _ = o.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
+    assert resp.status == 303 and o.session_id() not in (anonymous, claimant)
+    assert o.get("/wizard/host")[0].status == 200
+    for old in (anonymous, claimant):  # the earlier ids open nothing
+        stale = Client(server, https=True)
+        stale.cookies = {"__Host-gk_session": old}
+        resp, _ = stale.get("/wizard/host")
+        assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/claim")
+
+
+def test_http_login_session_is_not_valid_over_https(server):
+    run_wizard(server)  # HTTPS stays optional (https_redirect off): a login over HTTP works on HTTP only
+    h = Client(server)
+    h.login(ADMIN, ADMIN_PW)
+    assert h.get("/dashboard")[0].status == 200
+    s = Client(server, https=True)
+    s.cookies = {"__Host-gk_session": h.cookies["gk_session"], "gk_session": h.cookies["gk_session"]}
     resp, _ = s.get("/dashboard")
-    assert resp.status == 200
-    # the session begun over HTTP gets its cookie re-sent with Secure on the first HTTPS request
-    assert "Secure" in resp.headers["Set-Cookie"] and c.cookies["gk_session"] in resp.headers["Set-Cookie"]
-    assert "Set-Cookie" not in s.get("/dashboard")[0].headers
+    assert resp.status == 303 and "/login" in resp.headers["Location"]
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -399,3 +540,20 @@ def test_account_password_app_password_language_queue_api(make_server):
     resp, body = admin.get("/api/mail/queue")
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["messages"] == []
+
+
+def test_login_next_accepts_only_a_local_path(server):
+    """Issue 9 §4: ``next=/%09/evil.example/phish`` answered ``303 Location: https://evil.example/phish``."""
+    run_wizard(server)
+    port = server.port("http.port")
+    for raw in ("/%09/evil.example/phish", "/%0A/evil.example", "//evil.example", "/%5Cevil.example", "/%2509/evil"):
+        c = Client(server)
+        resp, page = c.get("/login?next=" + raw)
+        assert resp.status == 200 and 'name="next" value="/"' in page, raw
+        resp, _ = c.post("/login", {"address": ADMIN, "password": ADMIN_PW, "next": urllib.parse.unquote(raw)})
+        assert resp.status == 303, raw
+        assert resp.headers["Location"] == f"http://127.0.0.1:{port}/", (raw, resp.headers["Location"])
+    c = Client(server)
+    c.get("/login?next=/mail%3Ffolder%3DSent")
+    resp, _ = c.post("/login", {"address": ADMIN, "password": ADMIN_PW, "next": "/mail?folder=Sent"})
+    assert resp.headers["Location"] == f"http://127.0.0.1:{port}/mail?folder=Sent"

@@ -68,10 +68,9 @@ def test_send_read_reply_with_attachment(server):
     resp, _ = bob.get(part)
     assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
     # the downloaded attachment is byte-exact (fetch raw bytes)
-    import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", server.port("http.port"))
-    conn.request("GET", part, headers={"Cookie": f"gk_session={bob.cookies['gk_session']}"})
+    conn = bob.connection()
+    conn.request("GET", part, headers={"Cookie": bob.cookie_header()})
     assert conn.getresponse().read() == payload
     _, inbox = bob.get("/mail")
     assert 'class="unread"' not in inbox  # reading marked it \\Seen
@@ -148,3 +147,44 @@ def test_html_mail_is_sanitized_and_framed(server):
     resp, body = bob.get(body_url.replace("images=0", "images=1"))
     assert "tracker.evil.example" in body and "https:" in resp.headers["Content-Security-Policy"]
     assert "<script" not in body.lower()
+
+
+DATA_LINK_MAIL = (
+    "From: Mallory <mallory@evil.example>\r\nTo: bob@test.example\r\nSubject: Data links\r\n"
+    "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    '<p>Hi</p><a id="l1" href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">open</a>'
+    '<a href=" DATA&colon;text/html,<script>alert(2)</script>">two</a><area href="data:text/html,x">'
+    '<img src="data:image/png;base64,iVBORw0KGgo=" alt="inline"><img src="data:text/html,x" alt="bad">\r\n'
+)
+
+
+def test_bad_uid_notice_text_and_data_links(server):
+    """Issue 9 §4: a 20-digit uid gave a 500 (OverflowError); ``?notice=`` printed any text in the
+    success banner; ``data:`` URLs survived in mail links (allowed only in ``img src``)."""
+    run_wizard(server)
+    drop_in_maildir(server, BOB, DATA_LINK_MAIL)
+    bob = Client(server)
+    bob.login(BOB, BOB_PW)
+    for uid in ("99999999999999999999", "4294967296", "-1", "0", "1e3", "٣"):
+        resp, page = bob.get("/mail/read?folder=INBOX&uid=" + urllib.parse.quote(uid))
+        assert resp.status in (400, 404) and "Bad message id" in page, uid
+        assert bob.get("/mail/body?folder=INBOX&uid=" + urllib.parse.quote(uid))[0].status in (400, 404)
+    bob.get("/mail")  # a page with this session's CSRF token
+    resp, _ = bob.post("/mail/flag", {"folder": "INBOX", "uid": "99999999999999999999", "flag": "seen", "on": "1"})
+    assert resp.status == 400
+    assert bob.get("/mail?page=99999999999999999999")[0].status == 200
+    assert bob.get("/mail/read?folder=INBOX&uid=4294967295")[0].status == 404  # in range, no such message
+    # the banner shows known notices only, translated; never text from the URL
+    resp, page = bob.get("/mail?" + urllib.parse.urlencode({"notice": "Your password expired: call +1 555 0100"}))
+    assert resp.status == 200 and "call +1 555" not in page and 'class="notice"' not in page
+    _, page = bob.get("/mail?notice=sent&count=2")
+    assert "Message sent. (2)" in page
+    _, page = bob.get("/mail?notice=sent&count=2", headers={"Accept-Language": "fr"})
+    assert "Message envoyé. (2)" in page or "Message sent. (2)" in page  # the user's language may be set
+    # data: survives only as an inline image
+    _, inbox = bob.get("/mail")
+    _, msg = bob.get(message_links(inbox)[0])
+    body_url = re.search(r'<iframe id="body"[^>]*src="([^"]+)"', msg).group(1).replace("&amp;", "&")
+    resp, body = bob.get(body_url)
+    assert resp.status == 200 and "<p>Hi</p>" in body
+    assert body.lower().count("data:") == 1 and 'src="data:image/png;base64,iVBORw0KGgo="' in body, body

@@ -102,6 +102,17 @@ def test_sanitizer_removes_script_handlers_and_js_links():
     assert mailrender.has_remote_images(dirty)
 
 
+def test_sanitizer_allows_data_urls_only_in_img_src():
+    dirty = (
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">a</a><a href=" DA\tTA&colon;text/html,x">b</a>'
+        '<area href="data:x"><blockquote cite="data:x">q</blockquote><img src="data:text/html,x">'
+        '<img src="data:image/gif;base64,R0lGOD=="><a href="https://ok.example/" title="data: kept">ok</a>'
+    )
+    clean = mailrender.sanitize_html(dirty, show_images=False)
+    assert clean.lower().count("data:") == 2, clean  # the inline image and the harmless title
+    assert 'src="data:image/gif;base64,R0lGOD=="' in clean and 'title="data: kept"' in clean
+
+
 def _message(encoding: str, body: bytes) -> bytes:
     return (
         b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
@@ -139,6 +150,12 @@ def test_safe_next_and_https_origin():
     assert safe_next("/mail?folder=Sent") == "/mail?folder=Sent"
     for bad in ("//evil.example/", "https://evil.example/", "javascript:alert(1)", "/\\evil.example"):
         assert safe_next(bad) == "/"
+    # issue 9: a TAB (or any control/space) survived and urljoin stripped it into //evil.example
+    for bad in ("/\t/evil.example/phish", "/\n/evil.example", "/ /evil.example", "/%09/evil.example", "/%2F/evil"):
+        assert safe_next(bad) == "/", repr(bad)
+    for bad in ("/%5Cevil.example", "/mail\x00", "/\u2028/evil", "/%E2%80%8B/x", "mail"):
+        assert safe_next(bad) == "/", repr(bad)
+    assert safe_next("/mail/read?folder=INBOX&uid=3") == "/mail/read?folder=INBOX&uid=3"
     assert https_origin({"HTTP_HOST": "gk.local:8080"}, 8443) == "https://gk.local:8443"
     assert https_origin({"HTTP_HOST": "gk.local"}, 443) == "https://gk.local"
     assert https_origin({"HTTP_HOST": "evil' 'unsafe-inline"}, 443) == ""
@@ -199,3 +216,38 @@ def test_top_processes_lists_this_process_biggest_first():
     mine = [p for p in procs if p["pid"] == os.getpid()]
     assert mine and mine[0]["rss_mb"] >= 64 and mine[0]["name"].startswith(("python", "pytest"))
     del ballast
+
+
+def test_setup_code_guard_is_per_address_with_growing_delays():
+    from gk.claim.codeguard import CodeGuard
+
+    now = [1000.0]
+    guard = CodeGuard(lockout_failures=10, lockout_seconds=900, clock=lambda: now[0])
+    delays = [guard.attempt("192.168.1.66") for _ in range(10)]
+    assert delays[:3] == [0.0, 0.0, 0.0] and delays[3:7] == [1.0, 2.0, 4.0, 8.0] and delays[9] == 8.0
+    assert guard.attempt("192.168.1.66") is None and guard.locked("::ffff:192.168.1.66") > 0
+    assert guard.attempt("192.168.1.20") == 0.0  # the owner's device is not affected
+    guard.success("192.168.1.20")
+    now[0] += 901
+    assert guard.attempt("192.168.1.66") == 0.0  # the lockout ends; it is not renewed by waiting
+
+
+def test_button_waiters_count_browsers_waiting_at_the_press():
+    from gk.claim.waiters import LIVE_SECONDS, ButtonWaiters
+
+    now = [5000.0]
+    w = ButtonWaiters(clock=lambda: now[0])
+    w.announce("owner", fresh=True)
+    now[0] += 1
+    assert w.waiting_at(now[0]) == {"owner"}
+    w.announce("late", fresh=True)  # opened after the press at 5001 - 0.5
+    assert w.waiting_at(now[0] - 0.5) == {"owner"}
+    w.announce("poller")
+    assert w.waiting_at(now[0]) == {"owner", "late", "poller"}
+    now[0] += LIVE_SECONDS + 5
+    w.announce("owner")  # the others stopped polling: a closed tab does not block the owner
+    assert w.waiting_at(now[0]) == {"owner"}
+    w.refuse({"owner"})
+    assert w.refused("owner")
+    w.announce("owner", fresh=True)  # reopening the claim page starts over
+    assert not w.refused("owner")

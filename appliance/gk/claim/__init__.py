@@ -170,6 +170,24 @@ def take_button_press(data_dir: Path, since: float) -> bool:
         return True
 
 
+def pending_button_press(data_dir: Path) -> tuple[int, float] | None:
+    """(id, time) of the oldest recent press nobody has consumed yet, or None."""
+    with _db(data_dir) as db:
+        row = db.one(
+            "SELECT id, ts FROM button_presses WHERE consumed = 0 AND ts >= ? ORDER BY ts LIMIT 1",
+            (time.time() - BUTTON_VALID_SECONDS,),
+        )
+    return (int(row["id"]), float(row["ts"])) if row else None
+
+
+def consume_button_press(data_dir: Path, press_id: int) -> bool:
+    """Mark press ``press_id`` used; True only for the one caller that consumed it."""
+    with _db(data_dir) as db, db.transaction() as c:
+        return (
+            c.execute("UPDATE button_presses SET consumed = 1 WHERE id = ? AND consumed = 0", (press_id,)).rowcount == 1
+        )
+
+
 def _recovery_open(db: Database) -> bool:
     return float(_get(db, "recovery_until", "0") or 0) > time.time()
 
@@ -212,4 +230,6 @@ __all__ = [
     "recovery_open",
     "close_recovery",
     "take_button_press",
+    "pending_button_press",
+    "consume_button_press",
 ]

@@ -11,7 +11,10 @@ the running listeners — when the host name changes (``renew_self_signed``).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
+import logging
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -19,6 +22,9 @@ from pathlib import Path
 
 from gk.config import TLSConfig
 from gk.store.files import write_durable
+
+HANDSHAKE_TIMEOUT = 30.0  # seconds a client gets to finish the TLS handshake
+PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
 
 
 @dataclass(frozen=True)
@@ -134,3 +140,53 @@ def server_context(files: TLSFiles) -> ssl.SSLContext:
     ctx.load_cert_chain(str(files.cert), str(files.key))
     ctx.options |= ssl.OP_NO_COMPRESSION
     return ctx
+
+
+def fingerprint_sha256(cert: Path) -> str:
+    """SHA-256 of the (first) certificate in ``cert``, as browsers show it: ``AB:CD:…``.
+
+    Plain stdlib (no ``cryptography`` import, which costs ~7 MB RSS): the wizard shows it on
+    every plain-HTTP setup page so the owner can check the certificate warning that follows.
+    """
+    m = PEM_CERT_RE.search(cert.read_text(encoding="ascii", errors="replace"))
+    if not m:
+        raise ValueError(f"{cert}: no PEM certificate in the file")
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(m.group(0))).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "no handshake in time"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+def accept(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    label: str,
+    address: tuple[str, int] | None,
+    log: logging.Logger,
+    timeout: float = HANDSHAKE_TIMEOUT,
+) -> ssl.SSLSocket | None:
+    """The server side of an implicit-TLS connection, or None (the socket closed) if it failed.
+
+    A client that rejects our self-signed certificate, or speaks no TLS, is one INFO line with
+    its address and the reason, not an ERROR with a traceback. A connection closed before it
+    sent a byte (a port probe such as the dashboard's listener check) is only a DEBUG line.
+    The socket keeps ``timeout`` afterwards; the caller sets the session's own.
+    """
+    peer = address[0] if address else "?"
+    sock.settimeout(timeout)
+    try:
+        if not sock.recv(1, socket.MSG_PEEK):
+            log.debug("%s: %s closed the connection before a TLS handshake", label, peer)
+            sock.close()
+            return None
+        return context.wrap_socket(sock, server_side=True)
+    except OSError as exc:  # ssl.SSLError, resets, timeouts
+        log.info("%s: TLS handshake with %s failed: %s", label, peer, _reason(exc))
+        sock.close()
+        return None

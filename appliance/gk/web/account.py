@@ -7,6 +7,8 @@ security events and argon2-in-threadpool as SMTP and IMAP.
 from __future__ import annotations
 
 import secrets
+import unicodedata
+import urllib.parse
 
 import bottle
 
@@ -19,10 +21,16 @@ APP_PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 
 def safe_next(target: str) -> str:
-    """Only local paths: ``/mail`` yes, ``//evil.example`` or ``https://…`` no."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """Only a local path: ``/mail`` yes; ``//evil.example``, ``/\\evil``, ``https://…`` no, and no
+    control character or white space anywhere, raw or percent-decoded: browsers and ``urljoin``
+    strip TAB/CR/LF, so ``/%09/evil.example`` would become ``//evil.example``. Anything else is ``/``."""
+    decoded = urllib.parse.unquote(target)
+    for candidate in (target, decoded):
+        if not candidate.startswith("/") or candidate.startswith(("//", "/\\")) or "\\" in candidate:
+            return "/"
+        if any(ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in candidate):
+            return "/"
+    return target
 
 
 def new_app_password() -> str:

@@ -5,7 +5,7 @@
 Other features mount their own bottle apps with ``web.mount(prefix, app)`` (DAV, chat, AI).
 
 Per request, before any route: (1) HTTP is redirected to HTTPS once the wizard turned that
-on; (2) until the wizard is complete every page except static files redirects to it and
+on, and the wizard itself is served over HTTPS only (``wizard.over_https_only``); (2) until the wizard is complete every page except static files redirects to it and
 only LAN clients are served; after completion the wizard answers 404 unless owner recovery
 reopened its claim and password steps; (3) every POST/PUT/PATCH/DELETE must carry the
 session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``), else 403 and nothing
@@ -30,7 +30,7 @@ import bottle
 from gk import claim
 from gk.accounts import User
 from gk.web import i18n
-from gk.web.headers import COOKIE, SecurityHeaders, session_cookie
+from gk.web.headers import SecurityHeaders, cookie_name, session_cookie
 from gk.web.netpolicy import is_lan, parse_networks
 from gk.web.sessions import Session, SessionStore
 
@@ -95,19 +95,22 @@ class Web:
         return bottle.request.environ.get("wsgi.url_scheme") == "https"
 
     # -- sessions ------------------------------------------------------------------------
+    def scheme(self) -> str:
+        return "https" if self.is_https() else "http"
+
     def session(self, create: bool = True) -> Session | None:
+        """This request's session. A session is valid only on the scheme it was issued on: an id
+        that crossed the network in clear text (the wizard's first page, a login over HTTP) must
+        not open anything over HTTPS, so HTTPS reads its own cookie and checks the stored scheme."""
         env = bottle.request.environ
         if "gk.session" in env:
             sess = env["gk.session"]
         else:
-            sess = self.sessions.get(bottle.request.get_cookie(COOKIE) or "")
-            if sess is not None and self.is_https() and not sess.data.get("tls"):
-                # a session begun over plain HTTP (the wizard before TLS): re-send its cookie as Secure
-                sess.data["tls"] = True
-                self.sessions.save_data(sess)
-                self._send_cookie(sess, int(self.sessions.login_seconds) if sess.address else None)
+            sess = self.sessions.get(bottle.request.get_cookie(cookie_name(self.is_https())) or "")
+            if sess is not None and sess.data.get("scheme") != self.scheme():
+                sess = None
         if sess is None and create:
-            sess = self.sessions.create()
+            sess = self.sessions.create(data={"scheme": self.scheme()})
             self._send_cookie(sess)
         env["gk.session"] = sess
         return sess
@@ -116,10 +119,26 @@ class Web:
         bottle.request.environ["gk.cookie"] = session_cookie(sess.sid, self.is_https(), max_age)
 
     def log_in(self, user: User) -> Session:
-        old = self.session(create=False)
+        """A new session id for ``user`` (no fixation): the old one is dropped, its data kept."""
+        old = self.session()
         sess = self.sessions.login(old, user.address)
         bottle.request.environ["gk.session"] = sess
+        bottle.request.environ.pop("gk.user", None)
         self._send_cookie(sess, int(self.sessions.login_seconds))
+        return sess
+
+    def rotate_session(self) -> Session:
+        """A new id for this session (same user and data), after it gained a privilege: the
+        wizard's claim, the administrator's creation."""
+        old = self.session()
+        assert old is not None
+        if old.address:
+            user = self.ctx.accounts.get_user(old.address)
+            if user is not None:
+                return self.log_in(user)
+        sess = self.sessions.login(old, "")
+        bottle.request.environ["gk.session"] = sess
+        self._send_cookie(sess)
         return sess
 
     def log_out(self) -> None:

@@ -23,10 +23,17 @@ COMMON = [
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
 ]
 COOKIE = "gk_session"
+# over HTTPS: the __Host- prefix makes browsers refuse it unless Secure, Path=/ and host-only, so
+# nothing sent over plain HTTP can set or overwrite it; each scheme keeps its own session
+COOKIE_TLS = "__Host-gk_session"
+
+
+def cookie_name(secure: bool) -> str:
+    return COOKIE_TLS if secure else COOKIE
 
 
 def session_cookie(sid: str, secure: bool, max_age: int | None) -> str:
-    parts = [f"{COOKIE}={sid}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    parts = [f"{cookie_name(secure)}={sid}", "Path=/", "HttpOnly", "SameSite=Lax"]
     if max_age is not None:
         parts.append(f"Max-Age={max_age}")
     if secure:

@@ -8,7 +8,9 @@ console. Cost: ~3 MB for bottle + Jinja2 + compiled templates; one greenlet per 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,7 @@ from gevent.pywsgi import WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 from gk import claim
+from gk.security import tls
 from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
 from gk.web.app import Web
 
@@ -44,6 +47,27 @@ class _QuietLog:
         log.debug(line.rstrip())
 
 
+class _HTTPSServer(WSGIServer):
+    """pywsgi over TLS whose handshake failures are one INFO line (``gk.security.tls.accept``).
+
+    gevent's own ``wrap_socket_and_handle`` lets a failed handshake escape the greenlet: each
+    client that rejected the self-signed certificate, and each dashboard listener probe, was
+    an ERROR with a traceback.
+    """
+
+    def __init__(self, *args: Any, ssl_context: Any, **kwargs: Any):
+        super().__init__(*args, ssl_context=ssl_context, **kwargs)
+        self._tls_context = ssl_context
+
+    def wrap_socket_and_handle(self, client_socket: socket.socket, address: Any) -> Any:
+        sock = tls.accept(client_socket, self._tls_context, "https", address, log)
+        if sock is None:
+            return None
+        sock.settimeout(None)  # as pywsgi's own TLS sockets: the handler manages keep-alive
+        with contextlib.closing(sock):
+            return self.handle(sock, address)
+
+
 def start(ctx: Any) -> WebService:
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
@@ -67,7 +91,7 @@ def start(ctx: Any) -> WebService:
         svc.listeners.append(("http", bind, srv.server_port))
         log.info("listening http on %s:%d (web UI, wizard, autoconfig)", bind, srv.server_port)
     if cfg.https_port:
-        srv = WSGIServer(
+        srv = _HTTPSServer(
             (bind, cfg.https_port),
             web.wsgi,
             handler_class=WebSocketHandler,

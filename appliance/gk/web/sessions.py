@@ -1,7 +1,8 @@
 """Server-side web sessions in ``DATA_DIR/web.sqlite3``.
 
-The browser holds only a random 256-bit id (cookie ``gk_session``: HttpOnly, SameSite=Lax,
-Secure on HTTPS); the table stores its SHA-256, so a copy of the database cannot be replayed
+The browser holds only a random 256-bit id (cookie ``gk_session`` over HTTP, ``__Host-gk_session``
+over HTTPS: HttpOnly, SameSite=Lax, Secure on HTTPS); a session is valid only on the scheme it was
+issued on (``data["scheme"]``, checked by ``app.Web.session``); the table stores its SHA-256, so a copy of the database cannot be replayed
 as cookies. Each session carries its CSRF token (synchronizer-token pattern), the logged-in
 user (or none, for a visitor of the login page or the wizard), and a small JSON dict of
 wizard/UI state. Logging in rotates the id (no session fixation); logging out deletes the row.

@@ -33,6 +33,10 @@ from gk.web.app import Web
 from gk.web.i18n import translator
 
 PAGE = 50
+MAX_PAGE = 1_000_000  # 50 million messages: beyond any folder, within SQLite's OFFSET
+MAX_UID = 2**32 - 1
+# the banner of the message list: a known key from the query, never text from the URL itself
+NOTICES = {"sent": "Message sent."}
 MAX_COMPOSE = 25 * 1024 * 1024
 FLAGS = {"seen": "\\Seen", "flagged": "\\Flagged"}
 BODY_CSP = (
@@ -53,10 +57,13 @@ def register(web: Web) -> None:
         return bottle.request.query.getunicode("folder", default="INBOX") or "INBOX"
 
     def uid_param(value: str | None = None) -> int:
-        try:
-            return int(value if value is not None else bottle.request.query.get("uid", ""))
-        except ValueError as exc:
-            raise bottle.HTTPError(400, "bad message id") from exc
+        """A message UID: 1 to 2^32-1 (RFC 3501 nz-number); anything else is a 400, not an
+        OverflowError from SQLite deep in the store."""
+        raw = value if value is not None else bottle.request.query.get("uid", "")
+        uid = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else 0
+        if not 0 < uid <= MAX_UID:
+            raise bottle.HTTPError(400, "Bad message id: uid must be a number from 1 to 4294967295.")
+        return uid
 
     def info_or_404(mb: Any, folder: str, uid: int) -> Any:
         try:
@@ -73,7 +80,7 @@ def register(web: Web) -> None:
         folder = folder_param()
         q = (bottle.request.query.getunicode("q", default="") or "").strip()
         try:
-            page = max(0, int(bottle.request.query.get("page", "0")))
+            page = min(MAX_PAGE, max(0, int(bottle.request.query.get("page", "0"))))
         except ValueError:
             page = 0
         try:
@@ -98,7 +105,7 @@ def register(web: Web) -> None:
             page=page,
             has_next=(page + 1) * PAGE < total,
             fmt_date=functools.partial(fmt_date, tz=localtime.zone(web.data_dir)),
-            notice=bottle.request.query.getunicode("notice", default="") or "",
+            notice=notice_text(bottle.request.query, translator(web.lang())),
         )
 
     @app.get("/mail/read")
@@ -290,9 +297,18 @@ def register(web: Web) -> None:
         except MailboxError:
             pass
         count = len(result.delivered) + len(result.queued)
-        raise bottle.redirect(
-            "/mail?" + bottle.urlencode({"folder": "INBOX", "notice": _("Message sent.") + f" ({count})"})
-        )
+        raise bottle.redirect("/mail?" + bottle.urlencode({"folder": "INBOX", "notice": "sent", "count": count}))
+
+
+def notice_text(query: Any, _: Any) -> str:
+    """The success banner for ``?notice=<key>``: only keys in ``NOTICES`` show (translated), so a
+    link cannot make the UI print an attacker's text; ``count`` must be a small number."""
+    message = NOTICES.get(query.get("notice", ""))
+    if message is None:
+        return ""
+    count = query.get("count", "")
+    text = str(_(message))
+    return f"{text} ({int(count)})" if count.isdigit() and len(count) <= 6 else text
 
 
 def fmt_date(ts: int, tz: datetime.tzinfo | None = None) -> str:

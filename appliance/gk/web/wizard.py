@@ -3,17 +3,17 @@
 
 Served only to LAN clients until complete (``app.Web._before``), then dead (404) except for
 the claim and password steps while owner recovery is open. Claiming takes the setup code
-(wrong codes share the login throttle: per-IP delays, then lockout, each a security event)
-or a button press made while this browser's claim page was open (polled with htmx).
+(wrong codes are throttled per client address by ``gk.claim.codeguard``: delays, then that address
+alone locked out; each a security event)
+or a button press made while this browser's claim page was open (polled with htmx), granted only
+when no other browser was waiting for it (``gk.claim.waiters``).
 Wizard choices live in the claim store (``gk.claim``), so they survive a crash mid-wizard.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import time
 import types
 import zoneinfo
 from typing import Any
@@ -24,11 +24,16 @@ import gevent
 from gk import claim, localtime
 from gk.accounts import AccountError
 from gk.accounts.store import check_address
+from gk.claim.codeguard import CodeGuard
+from gk.claim.waiters import ButtonWaiters
 from gk.config import ConfigError
+from gk.security import tls
 from gk.web import forms, smarthost
 from gk.web.app import Web
+from gk.web.headers import https_origin
 
 log = logging.getLogger("gk.web")
+HTMX_STOP_POLLING = 286  # htmx stops an "every 2s" trigger on this status
 
 STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
 TITLES = {
@@ -42,11 +47,11 @@ TITLES = {
     "outgoing": "Outgoing mail",
     "ai": "AI model",
     "summary": "Summary",
+    "https": "Continue over HTTPS",
 }
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
-THROTTLE_KEY = "setup-code"
 
 # Placeholder list until the AI feature lands: (id, label, RAM needed in MB).
 AI_MODELS = [
@@ -71,6 +76,8 @@ def total_ram_mb() -> int:
 def register(web: Web) -> None:
     app = web.app
     ctx = web.ctx
+    waiters = ButtonWaiters()
+    code_guard = CodeGuard(ctx.config.http.setup_code_lockout_failures, ctx.config.http.setup_code_lockout_seconds)
 
     def done(step: str) -> bool:
         return claim.get_setting(web.data_dir, "done:" + step) == "1"
@@ -108,6 +115,31 @@ def register(web: Web) -> None:
             **kw,
         )
 
+    def https_url(path: str) -> str:
+        origin = https_origin(bottle.request.environ, ctx.config.http.https_port)
+        if not origin:
+            port = ctx.config.http.https_port
+            origin = f"https://{ctx.hostname}" + ("" if port == 443 else f":{port}")
+        return origin + path
+
+    def over_https_only() -> None:
+        """Before every wizard route: over plain HTTP (with HTTPS on) the wizard is only a page that
+        sends the owner to HTTPS and shows the certificate fingerprint to expect in the browser's
+        warning; the setup code and the administrator password never cross the network in clear
+        text, and a POST over HTTP changes nothing (403)."""
+        req = bottle.request
+        if not req.path.startswith("/wizard") or web.is_https() or not ctx.config.http.https_port:
+            return
+        try:
+            fingerprint = tls.fingerprint_sha256(ctx.tls.cert)
+        except (OSError, ValueError):
+            fingerprint = ""
+        target = req.path if req.method in ("GET", "HEAD") and req.path.startswith("/wizard/") else "/wizard"
+        body = page("https", fingerprint=fingerprint, https_url=https_url(target))
+        raise bottle.HTTPResponse(body, status=200 if req.method in ("GET", "HEAD") else 403)
+
+    app.add_hook("before_request", over_https_only)
+
     @app.get("/wizard")
     @app.get("/wizard/")
     def wizard_home() -> None:
@@ -121,14 +153,12 @@ def register(web: Web) -> None:
         raise bottle.redirect("/wizard/summary")
 
     def claimed(how: str) -> str:
-        sess = web.session()
-        assert sess is not None
         recovering = in_recovery()
         if not recovering:
             claim.claim(web.data_dir, how)
             claim.close_recovery(web.data_dir)  # recovery during setup: this browser takes over
+        sess = web.rotate_session()  # the claimant's id is not one seen before the claim
         sess.data["claimant"] = True
-        sess.data.pop("claim_page_at", None)
         web.sessions.save_data(sess)
         ctx.accounts.record_event("claimed", "web", web.client_ip(), "", f"by {how}")
         web.forget_state()
@@ -142,8 +172,7 @@ def register(web: Web) -> None:
             raise bottle.HTTPError(403, "This server is already being set up from another browser.")
         sess = web.session()
         assert sess is not None
-        sess.data["claim_page_at"] = time.time()
-        web.sessions.save_data(sess)
+        waiters.announce(sess.sid, fresh=True)  # this browser now waits for a button press
         return page("claim")
 
     @app.post("/wizard/claim")
@@ -151,18 +180,18 @@ def register(web: Web) -> None:
         if claim.state(web.data_dir) != claim.UNCLAIMED and not claim.recovery_open(web.data_dir):
             raise bottle.HTTPError(403, "This server is already being set up from another browser.")
         ip = web.client_ip()
-        throttle = ctx.auth.throttle
-        if throttle.locked(ip, THROTTLE_KEY):
+        delay = code_guard.attempt(ip)
+        if delay is None:  # this address only: the owner on another device can still claim
             ctx.accounts.record_event("setup_code_locked", "web", ip)
+            bottle.response.status = 429
             return page("claim", errors={"code": web_t("Too many wrong codes; wait a few minutes.")})
-        code = forms.text("code")
-        if code and claim.check_code(web.data_dir, code):
-            throttle.success(ip, THROTTLE_KEY)
-            raise bottle.redirect(claimed("setup code"))
-        delay, _locked = throttle.failure(ip, THROTTLE_KEY)
-        ctx.accounts.record_event("setup_code_failed", "web", ip)
         if delay:
             gevent.sleep(delay)
+        code = forms.text("code")
+        if code and claim.check_code(web.data_dir, code):
+            code_guard.success(ip)
+            raise bottle.redirect(claimed("setup code"))
+        ctx.accounts.record_event("setup_code_failed", "web", ip)
         bottle.response.status = 400
         return page("claim", errors={"code": web_t("Wrong setup code.")})
 
@@ -173,13 +202,34 @@ def register(web: Web) -> None:
 
     @app.post("/wizard/claim/button")
     def claim_button() -> str:
+        """Polled by the claim page (htmx, every 2 s). A press is granted only to the one browser
+        that was waiting when it happened (``gk.claim.waiters``); with several waiting, none gets
+        it and each is told to use the setup code (HTTP 286 tells htmx to stop polling)."""
         sess = web.session()
         assert sess is not None
-        since = float(sess.data.get("claim_page_at", time.time()))
-        if claim.take_button_press(web.data_dir, since):
-            bottle.response.set_header("HX-Redirect", claimed("button"))
-            return ""
-        return web.render("wizard/button_wait.html")
+        key = sess.sid
+        waiters.announce(key)
+        if waiters.refused(key):
+            bottle.response.status = HTMX_STOP_POLLING
+            return web.render("wizard/button_wait.html", refused=True)
+        press = claim.pending_button_press(web.data_dir)
+        if press is not None:
+            press_id, pressed_at = press
+            at_press = waiters.waiting_at(pressed_at)
+            if len(at_press) > 1:
+                claim.consume_button_press(web.data_dir, press_id)  # nobody gets this press
+                waiters.refuse(at_press)
+                ctx.accounts.record_event(
+                    "button_claim_refused", "web", web.client_ip(), "", f"{len(at_press)} browsers were waiting"
+                )
+                if key in at_press:
+                    bottle.response.status = HTMX_STOP_POLLING
+                    return web.render("wizard/button_wait.html", refused=True)
+            elif at_press == {key} and claim.consume_button_press(web.data_dir, press_id):
+                waiters.forget(key)
+                bottle.response.set_header("HX-Redirect", claimed("button"))
+                return ""
+        return web.render("wizard/button_wait.html", refused=False)
 
     # -- recovery: new password for an administrator -------------------------------------
     @app.route("/wizard/password", method=["GET", "POST"])
@@ -293,15 +343,10 @@ def register(web: Web) -> None:
             claim.set_settings(web.data_dir, https_redirect="1" if forms.text("https_redirect") else "0")
             mark("tls")
             raise bottle.redirect("/wizard/users")
-        fingerprint = ""
         try:
-            from cryptography import x509
-            from cryptography.hazmat.primitives import hashes
-
-            cert = x509.load_pem_x509_certificate(ctx.tls.cert.read_bytes())
-            fingerprint = cert.fingerprint(hashes.SHA256()).hex(":").upper()
+            fingerprint = tls.fingerprint_sha256(ctx.tls.cert)
         except (OSError, ValueError):
-            fingerprint = hashlib.sha256(b"").hexdigest()
+            fingerprint = ""
         return page(
             "tls",
             fingerprint=fingerprint,

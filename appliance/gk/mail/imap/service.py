@@ -7,14 +7,14 @@ listeners, then waits up to ``grace`` seconds before killing what is left.
 Implicit TLS (993) is negotiated in the session greenlet, not by ``StreamServer``: the handshake
 gets a deadline (a silent TCP connection would otherwise hold a pool slot for ever) and a failed
 handshake (a client rejecting our self-signed certificate, a port scan) is one log line instead
-of a traceback.
+of a traceback (``gk.security.tls.accept``; a connection closed before any byte, as the dashboard's
+listener probe, is a debug line).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import ssl
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from gevent.server import StreamServer
 
 from gk.mail.imap.session import Session
 from gk.mail.mailbox import get_store
+from gk.security.tls import accept as accept_tls
 
 log = logging.getLogger("gk.imap")
 
@@ -46,13 +47,11 @@ class IMAPService:
     def _handler(self, tls: bool):  # type: ignore[no-untyped-def]
         def handle(sock: socket.socket, address: tuple[str, int]) -> None:
             if tls:
-                sock.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.ctx.config.imap.idle_timeout))
-                try:
-                    sock = self.ctx.ssl_context.wrap_socket(sock, server_side=True)
-                except (OSError, ssl.SSLError) as exc:
-                    log.info("imaps: TLS handshake with %s failed: %s", address[0] if address else "?", exc)
-                    sock.close()
+                timeout = min(TLS_HANDSHAKE_TIMEOUT, self.ctx.config.imap.idle_timeout)
+                tls_sock = accept_tls(sock, self.ctx.ssl_context, "imaps", address, log, timeout)
+                if tls_sock is None:
                     return
+                sock = tls_sock
             session = Session(self, sock, address, tls)
             self.sessions.add(session)
             try:

@@ -34,11 +34,12 @@ import errno
 import logging
 import re
 import secrets
+import ssl
 from base64 import b64decode, b64encode
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, TLSSetupException
 
 from gk.accounts import normalize_address
 from gk.mail.delivery import Trace, protocol_keyword
@@ -107,6 +108,8 @@ class GKEnvelope(Envelope):
 class _Hooks:
     """aiosmtpd handler hooks: they only ask the policy (in a greenlet) and record the answer."""
 
+    peer = "?"  # the client's address, for log lines (set when the connection is made)
+
     async def handle_EHLO(self, server: GKSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]):
         session.host_name = hostname
         out = [
@@ -135,6 +138,10 @@ class _Hooks:
         return decision.reply
 
     async def handle_exception(self, error: Exception) -> str:
+        cause = error.__cause__ if isinstance(error, TLSSetupException) else error
+        if isinstance(cause, ssl.SSLError):  # a client rejecting our certificate on STARTTLS
+            log.info("smtp: TLS handshake with %s failed: %s", self.peer, cause.reason or cause)
+            return "454 4.7.0 TLS not available"
         log.exception("SMTP session error", exc_info=error)
         return "451 4.3.0 Internal error; try again later"
 
@@ -197,6 +204,8 @@ class GKSMTP(SMTP):
             self._refusal = self.service.slots.acquire(self.kind, self.peer_ip)
             if self._refusal is None:
                 self._slot_ip = self.peer_ip
+            peer = transport.get_extra_info("peername")
+            self.event_handler.peer = str(peer[0]) if peer else "?"
             if hasattr(transport, "max_size"):
                 # asyncio reads up to 256 KiB per recv: glibc serves that with mmap + munmap on
                 # every read; 64 KiB (READ_CHUNK) comes from the heap
