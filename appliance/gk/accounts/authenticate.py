@@ -1,16 +1,24 @@
-"""Password checks for every protocol: throttling, argon2id off the hub, a verified-credential cache.
+"""Password checks for every protocol: throttling, argon2id off the hub, bounded by memory, cached.
 
 ``Authenticator.login(address, password, ip, service)`` is what SMTP AUTH, IMAP LOGIN and the
 web login call. It
 
-1. refuses at once while the IP or account is locked out (``LoginThrottle``);
-2. answers from an in-memory cache of recently verified credentials when it can: the entry is
+1. joins an identical check already running (same address and password): a mail client opening
+   five connections at once costs one argon2 run, and a burst of one guess costs one check;
+2. reserves the attempt with the throttle *before* checking (``LoginThrottle.admit``): refused at
+   once while this client is locked out for this account (or, unknown to the account, over all
+   accounts or behind a distributed attack), else it sleeps its growing delay (a greenlet sleep)
+   first. The policy is in ``throttle.py``;
+3. answers from an in-memory cache of recently verified credentials when it can: the entry is
    ``HMAC-SHA256(process key, address NUL password)`` — never the password — lives
    ``imap.login_cache_seconds`` and is dropped when the password or app passwords change.
-   Mail clients reconnect constantly; this keeps logins fast without lowering argon2's cost;
-3. otherwise runs argon2id verification in gevent's native threadpool so the hub keeps serving;
-4. on failure sleeps the throttle's growing delay (a greenlet sleep), records a security event
-   with IP and account, and logs it.
+   Mail clients reconnect constantly; this keeps logins fast without lowering argon2's cost.
+   The cache sits behind the throttle, so it is no unthrottled oracle for guesses;
+4. otherwise runs argon2id in gevent's native threadpool so the hub keeps serving, at most
+   ``parallel_hashes`` at once (each holds ``argon2_memory_kib``; see ``passwords.py``): the rest
+   wait on a gevent semaphore, cooperatively;
+5. on success remembers the client as known to the account (``known_ips.py``); on failure
+   records a security event with IP and account, and logs it.
 """
 
 from __future__ import annotations
@@ -18,14 +26,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import gevent
+from gevent.event import AsyncResult
+from gevent.lock import BoundedSemaphore
 
+from gk.accounts.known_ips import KnownIPs
+from gk.accounts.passwords import parallel_hashes
 from gk.accounts.store import AccountStore, User, normalize_address
-from gk.accounts.throttle import LoginThrottle
+from gk.accounts.throttle import LoginThrottle, client_key
 
 log = logging.getLogger("gk.auth")
 
@@ -48,15 +62,35 @@ def _in_threadpool(fn, *args):  # type: ignore[no-untyped-def]
         return fn(*args)
 
 
+def default_parallel_hashes(memory_kib: int) -> int:
+    from gk.hw.tune import read_ram_mb
+
+    try:
+        ram_mb = read_ram_mb()
+    except (OSError, ValueError):
+        ram_mb = 512
+    return parallel_hashes(memory_kib, ram_mb, os.cpu_count() or 1)
+
+
 class Authenticator:
     MAX_CACHE = 10_000
 
-    def __init__(self, accounts: AccountStore, throttle: LoginThrottle, cache_seconds: float = 300.0):
+    def __init__(
+        self,
+        accounts: AccountStore,
+        throttle: LoginThrottle,
+        cache_seconds: float = 300.0,
+        parallel: int = 0,
+    ):
         self.accounts = accounts
         self.throttle = throttle
         self.cache_seconds = cache_seconds
+        self.known = KnownIPs(accounts)
+        self.parallel = parallel or default_parallel_hashes(accounts.hasher.memory_kib)
+        self._hash_slots = BoundedSemaphore(self.parallel)
         self._key = secrets.token_bytes(32)
         self._cache: dict[str, tuple[bytes, float]] = {}
+        self._running: dict[bytes, AsyncResult] = {}
         accounts.on_password_change(self.forget)
 
     def forget(self, address: str) -> None:
@@ -67,51 +101,75 @@ class Authenticator:
             self._key, address.encode() + b"\0" + password.encode("utf-8", "surrogateescape"), hashlib.sha256
         ).digest()
 
+    def _argon2(self, fn, *args: Any) -> Any:  # type: ignore[no-untyped-def]
+        """Run one argon2 call in the threadpool, at most ``parallel`` at once (each holds m KiB)."""
+        with self._hash_slots:
+            return _in_threadpool(fn, *args)
+
     def _verify(self, address: str, password: str) -> User | None:
         user = self.accounts.get_user(address)
         stored = self.accounts.password_hash(address)
+        hasher = self.accounts.hasher
         if user is None or stored is None:
             # spend the same time as a real check so user existence does not leak by timing
-            _in_threadpool(self.accounts.hasher.verify, _DUMMY_HASH.get(self.accounts), password)
+            self._argon2(hasher.verify, _DUMMY_HASH.get(self.accounts, self._argon2), password)
             return None
-        if _in_threadpool(self.accounts.hasher.verify, stored, password):
-            if self.accounts.hasher.needs_rehash(stored):
-                self.accounts.update_hash(address, _in_threadpool(self.accounts.hasher.hash, password))
+        if self._argon2(hasher.verify, stored, password):
+            if hasher.needs_rehash(stored):
+                self.accounts.update_hash(address, self._argon2(hasher.hash, password))
             return user
         for app_id, app_hash in self.accounts.app_password_hashes(address):
-            if _in_threadpool(self.accounts.hasher.verify, app_hash, password):
+            if self._argon2(hasher.verify, app_hash, password):
                 self.accounts.touch_app_password(app_id)
                 return user
         return None
 
     def login(self, address: str, password: str, ip: str, service: str) -> LoginResult:
         addr = normalize_address(address)
-        left = self.throttle.locked(ip, addr)
-        if left:
-            self.accounts.record_event("login_locked", service, ip, addr, f"locked for {left:.0f}s more")
-            log.warning("%s login refused (locked out %.0fs more) ip=%s account=%s", service, left, ip, addr)
-            return LoginResult(None, locked=True, reason="too many failed logins; try again later")
-        now = time.monotonic()
         digest = self._digest(addr, password)
-        cached = self._cache.get(addr)
+        running = self._running.get(digest)
+        if running is not None:  # the same credential is being checked: its answer is ours
+            user = running.get()
+            return LoginResult(user) if user is not None else LoginResult(None, reason="authentication failed")
+        client = client_key(ip)
+        attempt = self.throttle.admit(ip, addr, known=self.known.contains(addr, client))
+        if attempt.refused:
+            self.accounts.record_event("login_locked", service, ip, addr, f"{attempt.why}; {attempt.refused:.0f}s more")
+            log.warning(
+                "%s login refused (%s, %.0fs more) ip=%s account=%s", service, attempt.why, attempt.refused, ip, addr
+            )
+            return LoginResult(None, locked=True, reason="too many failed logins; try again later")
+        result = AsyncResult()
+        self._running[digest] = result
         user: User | None = None
-        if cached and cached[1] > now and hmac.compare_digest(cached[0], digest):
-            user = self.accounts.get_user(addr)
-        if user is None:
-            user = self._verify(addr, password)
-            if user and self.cache_seconds > 0:
-                if len(self._cache) > self.MAX_CACHE:
-                    self._cache.clear()
-                self._cache[addr] = (digest, now + self.cache_seconds)
+        try:
+            if attempt.wait:
+                gevent.sleep(attempt.wait)
+            user = self._check(addr, password, digest)
+        finally:
+            del self._running[digest]
+            result.set(user)
+            locked = self.throttle.done(attempt, user is not None)
         if user is not None:
-            self.throttle.success(ip, addr)
+            self.known.remember(addr, client)
             return LoginResult(user)
-        delay, locked = self.throttle.failure(ip, addr)
         self.accounts.record_event("login_failed", service, ip, addr, "locked out" if locked else "")
         log.warning("%s login failed ip=%s account=%s%s", service, ip, addr, " (now locked out)" if locked else "")
-        if delay:
-            gevent.sleep(delay)
         return LoginResult(None, locked=locked, reason="authentication failed")
+
+    def _check(self, addr: str, password: str, digest: bytes) -> User | None:
+        now = time.monotonic()
+        cached = self._cache.get(addr)
+        if cached and cached[1] > now and hmac.compare_digest(cached[0], digest):
+            user = self.accounts.get_user(addr)
+            if user is not None:
+                return user
+        user = self._verify(addr, password)
+        if user and self.cache_seconds > 0:
+            if len(self._cache) > self.MAX_CACHE:
+                self._cache.clear()
+            self._cache[addr] = (digest, time.monotonic() + self.cache_seconds)
+        return user
 
 
 class _DummyHash:
@@ -120,10 +178,10 @@ class _DummyHash:
     def __init__(self) -> None:
         self._by_store: dict[int, str] = {}
 
-    def get(self, accounts: AccountStore) -> str:
+    def get(self, accounts: AccountStore, run=lambda fn, *a: fn(*a)) -> str:  # type: ignore[no-untyped-def]
         key = id(accounts)
         if key not in self._by_store:
-            self._by_store[key] = accounts.hasher.hash(secrets.token_hex(16))
+            self._by_store[key] = run(accounts.hasher.hash, secrets.token_hex(16))
         return self._by_store[key]
 
 
