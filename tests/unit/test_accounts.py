@@ -231,3 +231,38 @@ def test_verification_runs_off_the_hub(store):
     assert auth.login("alice@example.org", "password1", "127.0.0.1", "imap").ok
     assert ticks, "the hub was blocked during argon2 verification"
     g.kill()
+
+
+def test_throttle_flood_of_fresh_clients_keeps_earned_locks_and_bounded_tables():
+    """The old tables were cleared whole at 50,000 keys: flooding fresh addresses wiped every lock."""
+    now = [1000.0]
+    t = LoginThrottle(AuthConfig(delay_after_failures=100, lockout_failures_account=3), lambda: now[0])
+    t.MAX_TRACKED = 100
+    for _ in range(3):
+        t.done(t.admit("6.6.6.6", "a@x.org"), ok=False)
+    assert t.admit("6.6.6.6", "a@x.org").refused
+    for i in range(1000):
+        t.done(t.admit(f"10.0.{i // 250}.{i % 250}", f"u{i}@x.org"), ok=False)
+    assert max(len(t._pairs), len(t._clients), len(t._accounts)) <= 100
+    assert t.admit("6.6.6.6", "a@x.org").refused  # still locked
+
+
+def test_authenticator_records_refusals_once_a_minute_and_survives_a_full_disk(store, monkeypatch):
+    import sqlite3
+
+    store.add_user("alice@example.org", "password1")
+    auth = Authenticator(store, LoginThrottle(AuthConfig(delay_after_failures=100, lockout_failures_account=2)))
+    for _ in range(2):
+        auth.login("alice@example.org", "bad-password", "10.1.1.1", "smtp")
+    for _ in range(20):
+        assert auth.login("alice@example.org", "password1", "10.1.1.1", "smtp").locked
+    assert [e["kind"] for e in store.recent_events()].count("login_locked") == 1
+
+    def full(*a, **kw):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "record_event", full)
+    monkeypatch.setattr(store, "remember_client", full)
+    result = auth.login("alice@example.org", "another-bad", "10.2.2.2", "imap")
+    assert not result.ok and not result.locked
+    assert auth.login("alice@example.org", "password1", "10.2.2.2", "imap").ok

@@ -18,7 +18,10 @@ web login call. It
    ``parallel_hashes`` at once (each holds ``argon2_memory_kib``; see ``passwords.py``): the rest
    wait on a gevent semaphore, cooperatively;
 5. on success remembers the client as known to the account (``known_ips.py``); on failure
-   records a security event with IP and account, and logs it.
+   records a security event with IP and account, and logs it. A refusal is recorded once a
+   minute per (client, account), so an attacker hammering a lock does not write to the SD card
+   at his own rate. A database error (a full disk) on these writes is logged and the login
+   answered as usual: the throttle has already been settled.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import hmac
 import logging
 import os
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +43,7 @@ from gevent.lock import BoundedSemaphore
 from gk.accounts.known_ips import KnownIPs
 from gk.accounts.passwords import parallel_hashes
 from gk.accounts.store import AccountStore, User, normalize_address
-from gk.accounts.throttle import LoginThrottle, client_key
+from gk.accounts.throttle import Attempt, LoginThrottle, client_key
 
 log = logging.getLogger("gk.auth")
 
@@ -74,6 +78,7 @@ def default_parallel_hashes(memory_kib: int) -> int:
 
 class Authenticator:
     MAX_CACHE = 10_000
+    REFUSAL_EVENT_EVERY = 60.0
 
     def __init__(
         self,
@@ -91,6 +96,7 @@ class Authenticator:
         self._key = secrets.token_bytes(32)
         self._cache: dict[str, tuple[bytes, float]] = {}
         self._running: dict[bytes, AsyncResult] = {}
+        self._refusals: dict[tuple[str, str], float] = {}  # (client, account) -> last refusal event
         accounts.on_password_change(self.forget)
 
     def forget(self, address: str) -> None:
@@ -134,10 +140,7 @@ class Authenticator:
         client = client_key(ip)
         attempt = self.throttle.admit(ip, addr, known=self.known.contains(addr, client))
         if attempt.refused:
-            self.accounts.record_event("login_locked", service, ip, addr, f"{attempt.why}; {attempt.refused:.0f}s more")
-            log.warning(
-                "%s login refused (%s, %.0fs more) ip=%s account=%s", service, attempt.why, attempt.refused, ip, addr
-            )
+            self._refused(attempt, service, ip, addr)
             return LoginResult(None, locked=True, reason="too many failed logins; try again later")
         result = AsyncResult()
         self._running[digest] = result
@@ -151,11 +154,29 @@ class Authenticator:
             result.set(user)
             locked = self.throttle.done(attempt, user is not None)
         if user is not None:
-            self.known.remember(addr, client)
+            self._write(self.known.remember, addr, client)
             return LoginResult(user)
-        self.accounts.record_event("login_failed", service, ip, addr, "locked out" if locked else "")
+        self._write(self.accounts.record_event, "login_failed", service, ip, addr, "locked out" if locked else "")
         log.warning("%s login failed ip=%s account=%s%s", service, ip, addr, " (now locked out)" if locked else "")
         return LoginResult(None, locked=locked, reason="authentication failed")
+
+    def _write(self, fn, *args: Any) -> None:  # type: ignore[no-untyped-def]
+        try:
+            fn(*args)
+        except sqlite3.Error as exc:  # e.g. a full disk: the login's answer does not depend on it
+            log.error("cannot record a login in accounts.sqlite3: %s", exc)
+
+    def _refused(self, attempt: Attempt, service: str, ip: str, addr: str) -> None:
+        now = time.monotonic()
+        key = (attempt.ip, addr)
+        if now - self._refusals.get(key, -1e9) < self.REFUSAL_EVENT_EVERY:
+            return
+        if len(self._refusals) > self.MAX_CACHE:
+            self._refusals.clear()
+        self._refusals[key] = now
+        detail = f"{attempt.why}; {attempt.refused:.0f}s more (recorded once a minute)"
+        self._write(self.accounts.record_event, "login_locked", service, ip, addr, detail)
+        log.warning("%s login refused (%s) ip=%s account=%s", service, detail, ip, addr)
 
     def _check(self, addr: str, password: str, digest: bytes) -> User | None:
         now = time.monotonic()

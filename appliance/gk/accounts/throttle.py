@@ -26,16 +26,18 @@ Policy (``[auth]`` in gk.toml; docs/security.md tells the owner the same):
   (``known_ips.KnownIPs``, persisted): they are exempt from the per-client and per-account
   guards, so an outsider can neither lock nor slow the owner's usual devices, browser included.
 
-Failures older than ``failure_window`` are forgotten. The counters are in memory (a restart
-forgets them, which costs an attacker's budget nothing he could not get by waiting); each table
-is bounded (``MAX_TRACKED``) so a flood of fresh addresses cannot grow memory without bound.
+Failures older than ``failure_window`` are forgotten, and so is a pair's lock count once its
+last lock ended that long ago. The counters are in memory (a restart forgets them, which gives an
+attacker nothing he could not get by waiting). Each table holds at most ``MAX_TRACKED`` entries
+(about 10 MB worst case over the three): past that the least recently used entries that are
+neither locked nor in flight go first, so flooding fresh addresses neither grows memory nor
+wipes the locks an attacker earned (the previous code cleared every table at once).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,29 +60,65 @@ def client_key(ip: str) -> str:
     return str(addr)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pair:
     """One client's attempts on one account."""
 
-    failures: deque[float] = field(default_factory=deque)
+    failures: list[float] = field(default_factory=list)
     pending: int = 0
     next_at: float = 0.0  # the next attempt is not checked before this moment
     locked_until: float = 0.0
     locks: int = 0  # locks earned so far: each doubles the next one
 
+    @property
+    def idle(self) -> bool:
+        return not self.pending and not self.locked_until
 
-@dataclass
+
+@dataclass(slots=True)
 class _Client:
-    failures: deque[float] = field(default_factory=deque)
+    failures: list[float] = field(default_factory=list)
     pending: int = 0
     locked_until: float = 0.0
 
+    @property
+    def idle(self) -> bool:
+        return not self.pending and not self.locked_until
 
-@dataclass
+
+@dataclass(slots=True)
 class _Account:
-    unknown_failures: deque[float] = field(default_factory=deque)  # failures from unknown clients
+    unknown_failures: list[float] = field(default_factory=list)  # failures from unknown clients
     pending: int = 0  # attempts in flight from unknown clients
     lane_next: float = 0.0  # the unknown-client lane's next free slot
+
+    @property
+    def idle(self) -> bool:
+        return not self.pending
+
+
+_Entry = _Pair | _Client | _Account
+
+
+def _touch(table: dict, key: object, make: Callable[[], _Entry], limit: int) -> _Entry:  # type: ignore[type-arg]
+    """The entry for ``key``, made if missing, moved to the most recently used end; evicts past ``limit``."""
+    entry = table.pop(key, None)
+    if entry is None:
+        entry = make()
+        if len(table) >= limit:
+            _evict(table, limit)
+    table[key] = entry
+    return entry
+
+
+def _evict(table: dict, limit: int) -> None:  # type: ignore[type-arg]
+    """Drop a tenth of ``limit``: idle entries first (least recently used first), then the oldest."""
+    target = len(table) - limit + limit // 10 + 1
+    idle = [k for k, e in table.items() if e.idle][:target]
+    for k in idle:
+        del table[k]
+    for k in list(table)[: max(0, target - len(idle))]:
+        del table[k]
 
 
 @dataclass(frozen=True)
@@ -98,7 +136,7 @@ class Attempt:
 
 
 class LoginThrottle:
-    MAX_TRACKED = 50_000
+    MAX_TRACKED = 10_000
 
     def __init__(self, cfg: AuthConfig, clock: Callable[[], float] = time.monotonic):
         self.cfg = cfg
@@ -108,18 +146,21 @@ class LoginThrottle:
         self._accounts: dict[str, _Account] = {}
 
     # -- bookkeeping -----------------------------------------------------------------------
-    def _prune(self, q: deque[float], now: float) -> None:
+    def _prune(self, q: list[float], now: float) -> None:
         horizon = now - self.cfg.failure_window
-        while q and q[0] < horizon:
-            q.popleft()
+        if q and q[0] < horizon:
+            q[:] = [t for t in q if t >= horizon]
 
     def _get(self, ip: str, account: str, now: float) -> tuple[_Pair, _Client, _Account]:
-        for table in (self._pairs, self._clients, self._accounts):
-            if len(table) > self.MAX_TRACKED:
-                table.clear()  # a flood of fresh keys; in-flight attempts tolerate a vanished entry
-        pair = self._pairs.setdefault((ip, account), _Pair())
-        client = self._clients.setdefault(ip, _Client())
-        acc = self._accounts.setdefault(account, _Account())
+        n = self.MAX_TRACKED  # an in-flight attempt whose entry was evicted anyway settles on a new one
+        pair: _Pair = _touch(self._pairs, (ip, account), _Pair, n)  # type: ignore[assignment]
+        client: _Client = _touch(self._clients, ip, _Client, n)  # type: ignore[assignment]
+        acc: _Account = _touch(self._accounts, account, _Account, n)  # type: ignore[assignment]
+        for e in (pair, client):
+            if e.locked_until and e.locked_until <= now - self.cfg.failure_window:
+                e.locked_until = 0.0  # long over: the entry may be evicted again
+                if isinstance(e, _Pair):
+                    e.locks = 0
         self._prune(pair.failures, now)
         self._prune(client.failures, now)
         self._prune(acc.unknown_failures, now)
