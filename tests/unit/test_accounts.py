@@ -154,10 +154,20 @@ def test_authenticator_bounds_parallel_argon2_runs(store):
         store.add_user(f"u{i}@example.org", f"password {i}")
     store.hasher = Slow()
     auth = Authenticator(store, LoginThrottle(AuthConfig()), cache_seconds=0, parallel=2)
+    ticks = []
+
+    def ticker():
+        while True:
+            ticks.append(len([j for j in jobs if not j.ready()]))
+            gevent.sleep(0.001)
+
     jobs = [gevent.spawn(auth.login, f"u{i}@example.org", f"password {i}", "127.0.0.1", "imap") for i in range(10)]
+    g = gevent.spawn(ticker)
     gevent.joinall(jobs, timeout=120)
+    g.kill()
     assert all(j.value.ok for j in jobs)
     assert peak[0] <= 2
+    assert any(waiting > 2 for waiting in ticks), "the hub was blocked while logins queued for a hash slot"
 
 
 def test_authenticator_joins_an_identical_check_in_flight(store):
