@@ -100,8 +100,13 @@ def imap_login(srv, address: str, password: str, src: str) -> str:  # type: igno
     return "OK"
 
 
-def web_login(srv, address: str, password: str, src: str) -> int:  # type: ignore[no-untyped-def]
-    """The web login form from ``src`` (a GET for the session and CSRF token, then the POST): the status."""
+DEVICES: dict[str, str] = {}  # Set-Cookie of the last web login that issued a device token
+
+
+def web_login(srv, address: str, password: str, src: str, device: str = "") -> int:  # type: ignore[no-untyped-def]
+    """The web login form from ``src`` (a GET for the session and CSRF token, then the POST): the status.
+
+    ``device``: the browser's device cookie to send (``gk_device=…``)."""
 
     def request(method: str, body: str | None, cookie: str) -> tuple[http.client.HTTPResponse, str]:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port("http.port"), timeout=120, source_address=(src, 0))
@@ -118,7 +123,11 @@ def web_login(srv, address: str, password: str, src: str) -> int:  # type: ignor
     cookie = "; ".join(v.split(";", 1)[0] for v in resp.headers.get_all("Set-Cookie") or [])
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     form = urllib.parse.urlencode({"address": address, "password": password, "csrf": csrf, "next": "/"})
-    return request("POST", form, cookie)[0].status
+    resp = request("POST", form, "; ".join(c for c in (cookie, device) if c))[0]
+    for value in resp.headers.get_all("Set-Cookie") or []:
+        if value.startswith("gk_device="):
+            DEVICES[address] = value
+    return resp.status
 
 
 def at_once(jobs: list) -> list:  # type: ignore[type-arg]
@@ -212,12 +221,21 @@ def test_guesses_from_elsewhere_do_not_lock_the_owner_out(srv):  # type: ignore[
     assert all(code in (535, 454) for code in burst), burst
     # the owner, from home: web, SMTP, IMAP, app password — none locked, none refused
     assert web_login(srv, ALICE, PASSWORD, home) == 303
+    cookie = DEVICES[ALICE]  # the browser is now known to alice's account, wherever it goes
+    assert "HttpOnly" in cookie and "Path=/login" in cookie and "Max-Age=2592000" in cookie, cookie
     assert smtp_auth(srv, ALICE, PASSWORD, home) == 235
     assert imap_login(srv, ALICE, PASSWORD, home) == "OK"
     assert imap_login(srv, ALICE, APP_PASSWORD, home) == "OK"
     # from an address alice never used, once the attack has stopped: slowed at most, let in
     assert web_login(srv, ALICE, PASSWORD, "127.0.0.8") == 303
     assert smtp_auth(srv, ALICE, PASSWORD, "127.0.0.9") == 235
+    # a network shared with a sprayer (a hotel's NAT): that address is locked for accounts it does
+    # not know; alice's browser, known by its device cookie, still gets in from there
+    shared = "127.0.0.10"
+    for victim in VICTIMS * 4:
+        smtp_auth(srv, victim, "spray", shared)
+    assert web_login(srv, ALICE, PASSWORD, shared) == 429
+    assert web_login(srv, ALICE, PASSWORD, shared, device=cookie.split(";", 1)[0]) == 303
 
 
 def status_kb(pid: int, field: str) -> int:

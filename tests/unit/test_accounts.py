@@ -184,15 +184,32 @@ def test_known_clients_are_persisted_and_bounded(store):
     store.add_user("alice@example.org", "password1")
     now = [1_000_000.0]
     known = KnownIPs(store, clock=lambda: now[0])
-    for i in range(12):
+    for i in range(KnownIPs.KEEP + 2):
         now[0] += 4000
         known.remember("alice@example.org", f"10.0.0.{i}")
     again = KnownIPs(store, clock=lambda: now[0])  # a restart
-    assert again.contains("alice@example.org", "10.0.0.11")
-    assert not again.contains("alice@example.org", "10.0.0.0")  # only the ten most recent
+    assert again.contains("alice@example.org", f"10.0.0.{KnownIPs.KEEP + 1}")
+    assert not again.contains("alice@example.org", "10.0.0.0")  # only the most recent
     assert len(store.known_clients("alice@example.org", 0)) == KnownIPs.KEEP
     now[0] += 31 * 86400
-    assert not KnownIPs(store, clock=lambda: now[0]).contains("alice@example.org", "10.0.0.11")
+    assert not KnownIPs(store, clock=lambda: now[0]).contains("alice@example.org", f"10.0.0.{KnownIPs.KEEP + 1}")
+
+
+def test_a_known_browser_is_let_in_from_a_locked_address(store):
+    """The web login's device token makes the owner's browser a known client wherever it is."""
+    store.add_user("alice@example.org", "password1")
+    cfg = AuthConfig(delay_after_failures=100, lockout_failures_ip=3, lockout_failures_account=10)
+    auth = Authenticator(store, LoginThrottle(cfg))
+    first = auth.login("alice@example.org", "password1", "192.0.2.1", "web")
+    assert first.ok and len(first.device) >= 24
+    assert not auth.login("alice@example.org", "password1", "192.0.2.1", "imap").device  # mail: no token
+    for victim in ("a@x.org", "b@x.org", "c@x.org"):  # a sprayer on a shared network
+        auth.login(victim, "guess", "198.51.100.9", "smtp")
+    assert auth.login("alice@example.org", "password1", "198.51.100.9", "web").locked
+    forged = auth.login("alice@example.org", "password1", "198.51.100.9", "web", device="made-up-token")
+    assert forged.locked  # a token is known only after a login with it
+    again = auth.login("alice@example.org", "password1", "198.51.100.9", "web", device=first.device)
+    assert again.ok and again.device == first.device
 
 
 def test_authenticator_cache_app_passwords_and_events(store):

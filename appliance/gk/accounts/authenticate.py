@@ -17,7 +17,11 @@ web login call. It
 4. otherwise runs argon2id in gevent's native threadpool so the hub keeps serving, at most
    ``parallel_hashes`` at once (each holds ``argon2_memory_kib``; see ``passwords.py``): the rest
    wait on a gevent semaphore, cooperatively;
-5. on success remembers the client as known to the account (``known_ips.py``); on failure
+5. on success remembers the client as known to the account (``known_ips.py``) — and, for the
+   web, the browser: ``device`` is the browser's device token (a cookie), known like an address,
+   so an owner's browser is never locked or slowed by others' failures even from a new address
+   (OWASP's "device cookies"); a new token is issued when the presented one is not known to the
+   account. On failure
    records a security event with IP and account, and logs it. A refusal is recorded once a
    minute per (client, account), so an attacker hammering a lock does not write to the SD card
    at his own rate. A database error (a full disk) on these writes is logged and the login
@@ -48,11 +52,15 @@ from gk.accounts.throttle import Attempt, LoginThrottle, client_key
 log = logging.getLogger("gk.auth")
 
 
+DEVICE_PREFIX = "device:"  # a device token's entry among an account's known clients
+
+
 @dataclass(frozen=True)
 class LoginResult:
     user: User | None
     locked: bool = False
     reason: str = ""
+    device: str = ""  # web logins: the device token the browser should keep
 
     @property
     def ok(self) -> bool:
@@ -130,7 +138,7 @@ class Authenticator:
                 return user
         return None
 
-    def login(self, address: str, password: str, ip: str, service: str) -> LoginResult:
+    def login(self, address: str, password: str, ip: str, service: str, device: str = "") -> LoginResult:
         addr = normalize_address(address)
         digest = self._digest(addr, password)
         running = self._running.get(digest)
@@ -138,7 +146,8 @@ class Authenticator:
             user = running.get()
             return LoginResult(user) if user is not None else LoginResult(None, reason="authentication failed")
         client = client_key(ip)
-        attempt = self.throttle.admit(ip, addr, known=self.known.contains(addr, client))
+        device_known = bool(device) and len(device) <= 64 and self.known.contains(addr, DEVICE_PREFIX + device)
+        attempt = self.throttle.admit(ip, addr, known=device_known or self.known.contains(addr, client))
         if attempt.refused:
             self._refused(attempt, service, ip, addr)
             return LoginResult(None, locked=True, reason="too many failed logins; try again later")
@@ -155,7 +164,11 @@ class Authenticator:
             locked = self.throttle.done(attempt, user is not None)
         if user is not None:
             self._write(self.known.remember, addr, client)
-            return LoginResult(user)
+            if service != "web":
+                return LoginResult(user)
+            token = device if device_known else secrets.token_urlsafe(18)
+            self._write(self.known.remember, addr, DEVICE_PREFIX + token)
+            return LoginResult(user, device=token)
         self._write(self.accounts.record_event, "login_failed", service, ip, addr, "locked out" if locked else "")
         log.warning("%s login failed ip=%s account=%s%s", service, ip, addr, " (now locked out)" if locked else "")
         return LoginResult(None, locked=locked, reason="authentication failed")

@@ -1,7 +1,8 @@
 """The clients each account logged in from lately: the throttle never locks or slows them for others' failures.
 
 A client is ``throttle.client_key(ip)`` (IPv4 address, or the /64 of a global IPv6 address, so a
-phone's rotating privacy addresses stay one known client).
+phone's rotating privacy addresses stay one known client), or ``device:TOKEN`` for a browser that
+logged into the web UI (its device cookie, see ``authenticate.py``).
 
 Persisted (``known_ips`` in accounts.sqlite3), not only in memory: a board restarts for updates
 and after power cuts, and an attacker can keep hammering an account across the restart; a list in
@@ -20,7 +21,7 @@ from gk.accounts.store import AccountStore
 
 
 class KnownIPs:
-    KEEP = 10
+    KEEP = 20
     DAYS = 30.0
     REFRESH = 3600.0
     MAX_CACHED = 10_000
