@@ -138,7 +138,8 @@ class Authenticator:
                 return user
         return None
 
-    def login(self, address: str, password: str, ip: str, service: str, device: str = "") -> LoginResult:
+    def login(self, address: str, password: str, ip: str, service: str, device: str | None = None) -> LoginResult:
+        """Check a login; ``device``: the browser's device token ("" = none yet; None = not a browser login)."""
         addr = normalize_address(address)
         digest = self._digest(addr, password)
         running = self._running.get(digest)
@@ -146,7 +147,7 @@ class Authenticator:
             user = running.get()
             return LoginResult(user) if user is not None else LoginResult(None, reason="authentication failed")
         client = client_key(ip)
-        device_known = bool(device) and len(device) <= 64 and self.known.contains(addr, DEVICE_PREFIX + device)
+        device_known = bool(device and len(device) <= 64 and self.known.contains(addr, DEVICE_PREFIX + device))
         attempt = self.throttle.admit(ip, addr, known=device_known or self.known.contains(addr, client))
         if attempt.refused:
             self._refused(attempt, service, ip, addr)
@@ -164,9 +165,9 @@ class Authenticator:
             locked = self.throttle.done(attempt, user is not None)
         if user is not None:
             self._write(self.known.remember, addr, client)
-            if service != "web":
+            if device is None:
                 return LoginResult(user)
-            token = device if device_known else secrets.token_urlsafe(18)
+            token = device if device and device_known else secrets.token_urlsafe(18)
             self._write(self.known.remember, addr, DEVICE_PREFIX + token)
             return LoginResult(user, device=token)
         self._write(self.accounts.record_event, "login_failed", service, ip, addr, "locked out" if locked else "")
