@@ -4,7 +4,8 @@ loopback source addresses (Linux routes all of 127/8 to lo, so each 127.0.0.x is
 (a) a burst of simultaneous guesses gets no more password checks than the per-(client, account)
     limit; (b) a success on the client's own account does not reset its failures on others;
 (c) guesses from elsewhere, one client or many, lock neither web, SMTP nor IMAP of the owner
-    from an address he used before, app passwords included; (d) ten logins missing the credential
+    from an address he used before, app passwords included, nor his browser (device cookie),
+    nor — the wizard shares the throttle — the setup code from his address; (d) ten logins missing the credential
     cache at once do not hold ten argon2 hashes (19 MiB each) at once: peak RSS from /proc.
 """
 
@@ -236,6 +237,31 @@ def test_guesses_from_elsewhere_do_not_lock_the_owner_out(srv):  # type: ignore[
         smtp_auth(srv, victim, "spray", shared)
     assert web_login(srv, ALICE, PASSWORD, shared) == 429
     assert web_login(srv, ALICE, PASSWORD, shared, device=cookie.split(";", 1)[0]) == 303
+
+
+def test_wrong_setup_codes_from_one_address_do_not_lock_out_another(make_server):  # type: ignore[no-untyped-def]
+    """The wizard's setup code shares the throttle: 10 wrong codes from anywhere locked the owner out."""
+    srv = make_server("gk", {"http": {"https_port": 0}, "auth": AUTH}).start()
+
+    def claim(code: str, src: str) -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port("http.port"), timeout=120, source_address=(src, 0))
+        conn.request("GET", "/wizard/claim")
+        resp = conn.getresponse()
+        page = resp.read().decode()
+        cookie = "; ".join(v.split(";", 1)[0] for v in resp.headers.get_all("Set-Cookie") or [])
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        body = urllib.parse.urlencode({"code": code, "csrf": csrf})
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        conn.request("POST", "/wizard/claim", body=body, headers=headers)
+        resp = conn.getresponse()
+        page = resp.read().decode()
+        conn.close()
+        return "claimed" if resp.status == 303 else ("locked" if "Too many wrong codes" in page else "wrong")
+
+    neighbour = [claim("AAAA-BBBB-CCCC", "127.0.0.2") for _ in range(AUTH["lockout_failures_account"] + 1)]
+    assert neighbour[0] == "wrong" and neighbour[-1] == "locked", neighbour
+    code = (srv.data_dir / "setup-code.txt").read_text().strip()
+    assert claim(code, "127.0.0.1") == "claimed"  # the owner's browser, elsewhere on the LAN
 
 
 def status_kb(pid: int, field: str) -> int:
