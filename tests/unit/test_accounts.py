@@ -178,6 +178,21 @@ def test_authenticator_joins_an_identical_check_in_flight(store):
     assert all(j.value.ok for j in jobs)  # five connections of one mail client: no delay, no lockout
 
 
+def test_a_locked_out_client_cannot_join_the_owners_check_in_flight(store):
+    store.hasher = PasswordHasher()  # real cost: the owner's check is in flight for a while
+    store.add_user("alice@example.org", "password1")
+    cfg = AuthConfig(delay_after_failures=100, lockout_failures_account=2)
+    auth = Authenticator(store, LoginThrottle(cfg), cache_seconds=0)
+    for _ in range(2):
+        auth.login("alice@example.org", "guess", "203.0.113.9", "imap")
+    owner = gevent.spawn(auth.login, "alice@example.org", "password1", "192.0.2.1", "imap")
+    gevent.sleep(0)  # the owner's argon2 check now runs in the threadpool
+    assert auth._running
+    attacker = auth.login("alice@example.org", "password1", "203.0.113.9", "imap")
+    assert not attacker.ok and attacker.locked
+    assert owner.get(timeout=60).ok
+
+
 def test_known_clients_are_persisted_and_bounded(store):
     from gk.accounts.known_ips import KnownIPs
 

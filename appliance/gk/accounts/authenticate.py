@@ -3,12 +3,14 @@
 ``Authenticator.login(address, password, ip, service)`` is what SMTP AUTH, IMAP LOGIN and the
 web login call. It
 
-1. joins an identical check already running (same address and password): a mail client opening
-   five connections at once costs one argon2 run, and a burst of one guess costs one check;
-2. reserves the attempt with the throttle *before* checking (``LoginThrottle.admit``): refused at
+1. reserves the attempt with the throttle *before* checking (``LoginThrottle.admit``): refused at
    once while this client is locked out for this account (or, unknown to the account, over all
    accounts or behind a distributed attack), else it sleeps its growing delay (a greenlet sleep)
    first. The policy is in ``throttle.py``;
+2. joins an identical check already running (same address and password) instead of waiting and
+   checking again: a mail client opening five connections at once costs one argon2 run. The
+   attempt was admitted first all the same, so a locked-out client cannot test guesses against
+   the checks of the owner's own logins;
 3. answers from an in-memory cache of recently verified credentials when it can: the entry is
    ``HMAC-SHA256(process key, address NUL password)`` — never the password — lives
    ``imap.login_cache_seconds`` and is dropped when the password or app passwords change.
@@ -21,11 +23,10 @@ web login call. It
    web, the browser: ``device`` is the browser's device token (a cookie), known like an address,
    so an owner's browser is never locked or slowed by others' failures even from a new address
    (OWASP's "device cookies"); a new token is issued when the presented one is not known to the
-   account. On failure
-   records a security event with IP and account, and logs it. A refusal is recorded once a
-   minute per (client, account), so an attacker hammering a lock does not write to the SD card
-   at his own rate. A database error (a full disk) on these writes is logged and the login
-   answered as usual: the throttle has already been settled.
+   account. On failure it records a security event with IP and account, and logs it. A refusal
+   is recorded once a minute per (client, account), so an attacker hammering a lock does not
+   write to the SD card at his own rate. A database error (a full disk) on these writes is
+   logged and the login answered as usual: the throttle has already been settled.
 """
 
 from __future__ import annotations
@@ -142,27 +143,34 @@ class Authenticator:
         """Check a login; ``device``: the browser's device token ("" = none yet; None = not a browser login)."""
         addr = normalize_address(address)
         digest = self._digest(addr, password)
-        running = self._running.get(digest)
-        if running is not None:  # the same credential is being checked: its answer is ours
-            user = running.get()
-            return LoginResult(user) if user is not None else LoginResult(None, reason="authentication failed")
         client = client_key(ip)
         device_known = bool(device and len(device) <= 64 and self.known.contains(addr, DEVICE_PREFIX + device))
         attempt = self.throttle.admit(ip, addr, known=device_known or self.known.contains(addr, client))
         if attempt.refused:
             self._refused(attempt, service, ip, addr)
             return LoginResult(None, locked=True, reason="too many failed logins; try again later")
-        result = AsyncResult()
-        self._running[digest] = result
         user: User | None = None
-        try:
-            if attempt.wait:
-                gevent.sleep(attempt.wait)
-            user = self._check(addr, password, digest)
-        finally:
-            del self._running[digest]
-            result.set(user)
-            locked = self.throttle.done(attempt, user is not None)
+        running = self._running.get(digest)
+        if running is not None:
+            # the same credential is being checked: its answer is ours, without a wait or a check
+            # (admitted first all the same: a locked-out client must not learn it this way)
+            joined = " (the same as a check in flight)"
+            try:
+                user = running.get()
+            finally:
+                locked = self.throttle.done(attempt, user is not None)
+        else:
+            joined = ""
+            result = AsyncResult()
+            self._running[digest] = result
+            try:
+                if attempt.wait:
+                    gevent.sleep(attempt.wait)
+                user = self._check(addr, password, digest)
+            finally:
+                del self._running[digest]
+                result.set(user)
+                locked = self.throttle.done(attempt, user is not None)
         if user is not None:
             self._write(self.known.remember, addr, client)
             if device is None:
@@ -171,7 +179,9 @@ class Authenticator:
             self._write(self.known.remember, addr, DEVICE_PREFIX + token)
             return LoginResult(user, device=token)
         self._write(self.accounts.record_event, "login_failed", service, ip, addr, "locked out" if locked else "")
-        log.warning("%s login failed ip=%s account=%s%s", service, ip, addr, " (now locked out)" if locked else "")
+        log.warning(
+            "%s login failed ip=%s account=%s%s%s", service, ip, addr, joined, " (now locked out)" if locked else ""
+        )
         return LoginResult(None, locked=locked, reason="authentication failed")
 
     def _write(self, fn, *args: Any) -> None:  # type: ignore[no-untyped-def]
