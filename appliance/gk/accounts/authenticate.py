@@ -145,7 +145,10 @@ class Authenticator:
         digest = self._digest(addr, password)
         client = client_key(ip)
         device_known = bool(device and len(device) <= 64 and self.known.contains(addr, DEVICE_PREFIX + device))
-        attempt = self.throttle.admit(ip, addr, known=device_known or self.known.contains(addr, client))
+        # a known browser is throttled as itself, not as its address: someone guessing from the
+        # same address (a shared NAT) locks his own (address, account) pair, not the owner's browser
+        as_client = DEVICE_PREFIX + str(device) if device_known else ip
+        attempt = self.throttle.admit(as_client, addr, known=device_known or self.known.contains(addr, client))
         if attempt.refused:
             self._refused(attempt, service, ip, addr)
             return LoginResult(None, locked=True, reason="too many failed logins; try again later")
