@@ -173,11 +173,20 @@ class AuthConfig:
     argon2_time_cost: int = opt(2, "argon2id iterations", at_least(1))
     argon2_memory_kib: int = opt(19456, "argon2id memory per hash, KiB", at_least(8192))
     argon2_parallelism: int = opt(1, "argon2id lanes", at_least(1))
-    delay_after_failures: int = opt(3, "failed logins (per IP or account) before replies are delayed", at_least(1))
-    max_delay: float = opt(8.0, "longest delay added to a failed login, seconds", at_least(0))
-    lockout_failures_ip: int = opt(20, "failures from one IP that lock it out", at_least(1))
-    lockout_failures_account: int = opt(10, "failures on one account that lock it out", at_least(1))
-    lockout_seconds: float = opt(900.0, "length of a lockout", at_least(1))
+    parallel_hashes: int = opt(0, "password checks running at once (0 = from RAM and cores: 2 on 512 MB)", at_least(0))
+    delay_after_failures: int = opt(
+        3, "failed logins of one client on one account before its attempts are delayed", at_least(1)
+    )
+    max_delay: float = opt(8.0, "longest delay before a login attempt, seconds", at_least(0))
+    lockout_failures_ip: int = opt(
+        20, "failures from one client (any accounts) that lock it out of accounts it has not used lately", at_least(1)
+    )
+    lockout_failures_account: int = opt(
+        10, "failures of one client on one account that lock it out of that account (see docs/security.md)", at_least(1)
+    )
+    lockout_seconds: float = opt(
+        900.0, "length of a first lockout, seconds (doubles for each repeat, up to a day)", at_least(1)
+    )
     failure_window: float = opt(3600.0, "failures older than this are forgotten, seconds", at_least(1))
 
 

@@ -50,7 +50,9 @@ def build_context(config: Config, data_dir: Path) -> AppContext:
     data_dir.mkdir(parents=True, exist_ok=True)
     hostname = hostname_of(config)
     accounts = open_accounts(config, data_dir)
-    auth = Authenticator(accounts, LoginThrottle(config.auth), config.imap.login_cache_seconds)
+    auth = Authenticator(
+        accounts, LoginThrottle(config.auth), config.imap.login_cache_seconds, config.auth.parallel_hashes
+    )
     tls = ensure_tls(data_dir, config.tls, hostname)
     if config.acme.enabled and not config.tls.cert_file:
         from gk import acme

@@ -1,12 +1,15 @@
-"""argon2id password hashing sized for a 512 MB board.
+"""argon2id password hashing sized for a 512 MB board, and how many hashes may run at once.
 
 Parameters (``[auth]`` in gk.toml): m = 19 MiB, t = 2, p = 1 — the OWASP-recommended
-minimum for argon2id. Why: each concurrent verification holds ``m`` of RAM, and verifications
-run in gevent's native threadpool (default size = cores, 4 on a Pi): 4 × 19 MiB = 76 MiB
-worst case, which a 512 MB board can spare; 64 MiB per hash (RFC 9106's second choice) would
-make four parallel logins cost a quarter of the board. t = 2 keeps one verification at about
-25 ms on this x86 machine and ~150 ms on a Cortex-A53, so a phone's reconnect stays snappy.
-A stored hash carries its own parameters, so raising them later re-hashes on next login.
+minimum for argon2id. Why: each running verification holds ``m`` of RAM. gevent's native
+threadpool has 10 threads, so without a bound ten logins that miss the credential cache at once
+hold 10 × 19 MiB (measured: RSS 46 → 235 MB). ``parallel_hashes`` bounds them by memory instead:
+a tenth of RAM (at least 40 MiB) divided by ``m``, at most one per core — 2 on a 512 MB board
+(38 MiB), 4 on a 4-core 1 GB board; the authenticator queues the rest cooperatively.
+64 MiB per hash (RFC 9106's second choice) would make two parallel logins cost a quarter of a
+512 MB board's budget. t = 2 keeps one verification at about 25 ms on this x86 machine and
+~150 ms on a Cortex-A53, so a phone's reconnect stays snappy. A stored hash carries its own
+parameters, so raising them later re-hashes on next login.
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ class PasswordHasher:
             return self._impl().check_needs_rehash(stored)
         except InvalidHashError:
             return True
+
+
+def parallel_hashes(memory_kib: int, ram_mb: int, cores: int) -> int:
+    """How many argon2id hashes of ``memory_kib`` may run at once on a board with ``ram_mb`` and ``cores``."""
+    budget_kib = max(40, ram_mb // 10) * 1024
+    return max(1, min(cores, budget_kib // max(1, memory_kib)))
 
 
 MIN_PASSWORD_LENGTH = 8

@@ -51,6 +51,14 @@ MIGRATIONS = [
     );
     CREATE INDEX security_events_ts ON security_events(ts);
     """,
+    """
+    CREATE TABLE known_ips (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        client TEXT NOT NULL,
+        last_ok REAL NOT NULL,
+        PRIMARY KEY (user_id, client)
+    );
+    """,
 ]
 
 ADDRESS_RE = re.compile(
@@ -296,6 +304,32 @@ class AccountStore:
         return self._user(row) if row else None
 
     # -- security events ------------------------------------------------------------------
+    # -- clients each user logged in from (see known_ips.py) -------------------------------
+    def known_clients(self, address: str, since: float) -> dict[str, float]:
+        rows = self.db.query(
+            "SELECT k.client, k.last_ok FROM known_ips k JOIN users u ON u.id = k.user_id"
+            " WHERE u.address = ? AND k.last_ok >= ?",
+            (normalize_address(address), since),
+        )
+        return {r["client"]: r["last_ok"] for r in rows}
+
+    def remember_client(self, address: str, client: str, now: float, keep: int) -> None:
+        """Record a successful login from ``client``; keep the ``keep`` most recent per user."""
+        user = self.get_user(address)
+        if user is None:
+            return
+        with self.db.transaction() as c:
+            c.execute(
+                "INSERT INTO known_ips (user_id, client, last_ok) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id, client) DO UPDATE SET last_ok = excluded.last_ok",
+                (user.id, client, now),
+            )
+            c.execute(
+                "DELETE FROM known_ips WHERE user_id = ? AND client NOT IN"
+                " (SELECT client FROM known_ips WHERE user_id = ? ORDER BY last_ok DESC LIMIT ?)",
+                (user.id, user.id, keep),
+            )
+
     def record_event(self, kind: str, service: str, ip: str = "", account: str = "", detail: str = "") -> None:
         self.db.execute(
             "INSERT INTO security_events(ts, kind, service, ip, account, detail) VALUES (?,?,?,?,?,?)",

@@ -13,11 +13,14 @@ import urllib.parse
 import bottle
 
 from gk.accounts import AccountError
+from gk.accounts.known_ips import KnownIPs
 from gk.web import forms
 from gk.web.app import Web
 from gk.web.i18n import LANGUAGES, translator
 
 APP_PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+DEVICE_COOKIE = "gk_device"  # the browser's device token: a known client to the login throttle
+DEVICE_COOKIE_SECONDS = int(KnownIPs.DAYS * 86400)
 
 
 def safe_next(target: str) -> str:
@@ -60,10 +63,16 @@ def register(web: Web) -> None:
         _ = translator(web.lang())
         address, password = forms.text("address"), forms.raw("password")
         nxt = safe_next(forms.text("next") or "/")
-        result = ctx.auth.login(address, password, web.client_ip(), "web")
+        device = bottle.request.get_cookie(DEVICE_COOKIE) or ""
+        result = ctx.auth.login(address, password, web.client_ip(), "web", device=device)
         if result.ok:
             assert result.user is not None
             web.log_in(result.user)
+            if result.device:  # this browser is known to the account: others' failures never lock it out
+                bottle.response.set_cookie(
+                    DEVICE_COOKIE, result.device, path="/login", max_age=DEVICE_COOKIE_SECONDS,
+                    httponly=True, samesite="strict", secure=web.is_https(),
+                )  # fmt: skip
             raise bottle.redirect(nxt)
         bottle.response.status = 429 if result.locked else 401
         error = _("Too many failed attempts; try again later.") if result.locked else _("Wrong address or password.")
