@@ -928,14 +928,17 @@ class UserMailbox:
 
     # -- search -----------------------------------------------------------------------------
     def search(self, name: str, criteria: Criteria) -> list[int]:
-        """UIDs matching ``criteria`` (see ``gk.mail.mailbox.query``), ascending."""
+        """UIDs matching ``criteria`` (see ``gk.mail.mailbox.query``), ascending.
+
+        The query runs in the native threadpool (a BODY or HEADER search of a big folder takes
+        seconds): the lock is held, the hub keeps serving others. SQLite serializes the
+        connection, so a greenlet using this index meanwhile waits for the query, not the hub."""
         with self.lock:
             f = self._folder_row(name)
             params: list[Any] = [f["id"]]
             where = compile_criteria(criteria, params)
-            rows = self.db.query(
-                f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid", params
-            )
+            sql = f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid"
+            rows = gevent.get_hub().threadpool.apply(_query_rows, (self.db.conn, sql, params))
             return [r[0] for r in rows]
 
     def search_text(self, name: str, text: str) -> list[int]:
@@ -965,6 +968,11 @@ class UserMailbox:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _query_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[Any]:
+    """Run in a native thread: the bare connection (``Database``'s lock is a gevent lock)."""
+    return conn.execute(sql, params).fetchall()
 
 
 def _like_prefix(name: str) -> str:
