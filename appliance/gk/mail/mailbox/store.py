@@ -930,15 +930,18 @@ class UserMailbox:
     def search(self, name: str, criteria: Criteria) -> list[int]:
         """UIDs matching ``criteria`` (see ``gk.mail.mailbox.query``), ascending.
 
-        The query runs in the native threadpool (a BODY or HEADER search of a big folder takes
-        seconds): the lock is held, the hub keeps serving others. SQLite serializes the
-        connection, so a greenlet using this index meanwhile waits for the query, not the hub."""
+        The query runs in the native threadpool on a read-only connection of its own (a BODY or
+        HEADER search of a big folder takes seconds): the lock is held, the hub keeps serving
+        others, and nothing that reads this index on the shared connection meanwhile waits for
+        the query (SQLite serializes one connection across threads; WAL lets readers run side
+        by side)."""
         with self.lock:
             f = self._folder_row(name)
             params: list[Any] = [f["id"]]
             where = compile_criteria(criteria, params)
             sql = f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid"
-            rows = gevent.get_hub().threadpool.apply(_query_rows, (self.db.conn, sql, params))
+            cur = self._dir(f["name"]) / "cur"
+            rows = gevent.get_hub().threadpool.apply(_search_rows, (self.db.path, sql, params, cur))
             return [r[0] for r in rows]
 
     def search_text(self, name: str, text: str) -> list[int]:
@@ -949,30 +952,48 @@ class UserMailbox:
         row = self.db.conn.execute("SELECT name FROM folders WHERE id = ?", (folder_id,)).fetchone()
         if row is None:
             return False
-        try:
-            with open(self._dir(row[0]) / "cur" / fname, "rb") as fh:
-                from gk.mail.mailbox.mime import MAX_HEADER
-
-                head = fh.read(MAX_HEADER)
-        except FileNotFoundError:
-            return False
-        end = head.find(b"\r\n\r\n")
-        head = head[: end if end >= 0 else len(head)]
-        from email.parser import BytesHeaderParser
-        from email.policy import compat32
-
-        msg = BytesHeaderParser(policy=compat32).parsebytes(head)
-        values = msg.get_all(field) or []
-        needle = text.lower()
-        return any(needle in decode_words(v).lower() or needle in str(v).lower() for v in values)
+        return _header_matches(self._dir(row[0]) / "cur" / fname, field, text)
 
     def close(self) -> None:
         self.db.close()
 
 
-def _query_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[Any]:
-    """Run in a native thread: the bare connection (``Database``'s lock is a gevent lock)."""
-    return conn.execute(sql, params).fetchall()
+def _header_matches(path: Path, field: str, text: str) -> bool:
+    """SEARCH HEADER: whether a ``field`` of the message file at ``path`` contains ``text``."""
+    try:
+        with open(path, "rb") as fh:
+            from gk.mail.mailbox.mime import MAX_HEADER
+
+            head = fh.read(MAX_HEADER)
+    except FileNotFoundError:
+        return False
+    end = head.find(b"\r\n\r\n")
+    head = head[: end if end >= 0 else len(head)]
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+    values = msg.get_all(field) or []
+    needle = text.lower()
+    return any(needle in decode_words(v).lower() or needle in str(v).lower() for v in values)
+
+
+def _search_rows(index: Path, sql: str, params: list[Any], cur: Path) -> list[Any]:
+    """Run in a native thread: one search on its own read-only connection to the index, with
+    ``gk_header`` reading the searched folder's files (``cur``)."""
+    conn = sqlite3.connect(index.resolve().as_uri() + "?mode=ro", uri=True, timeout=10.0, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA cache_size=-256")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.create_function(
+            "gk_header",
+            4,
+            lambda _folder, fname, field, text: _header_matches(cur / fname, field, text),
+            deterministic=True,
+        )
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
 
 
 def _like_prefix(name: str) -> str:
