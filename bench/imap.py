@@ -148,7 +148,12 @@ class GK(Server):
             "server": {"bind": "127.0.0.1", "hostname": "bench.example"},
             "http": {"port": free_port(), "https_port": 0},
             "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
-            "imap": {"port": free_port(), "tls_port": self.port, "max_connections": 1000},
+            "imap": {
+                "port": free_port(),
+                "tls_port": self.port,
+                "max_connections": 1000,
+                "max_connections_per_ip": 1000,
+            },
         }
         self.data.mkdir(parents=True)
         (self.data / "gk.toml").write_text(tomli_w.dumps(cfg))

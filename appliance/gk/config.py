@@ -161,9 +161,11 @@ class IMAPConfig:
     port: int = opt(143, "IMAP port with STARTTLS (0 = disabled)", port_number())
     tls_port: int = opt(993, "IMAP with implicit TLS (0 = disabled)", port_number())
     max_connections: int = opt(500, "concurrent IMAP sessions", at_least(1))
+    max_connections_per_ip: int = opt(50, "concurrent IMAP sessions from one IP address", at_least(1))
     max_line_length: int = opt(65536, "longest command line, bytes", at_least(1000))
     max_literal_size: int = opt(64 * 1024 * 1024, "largest literal (APPEND), bytes", at_least(1024))
-    idle_timeout: float = opt(1800.0, "seconds an unauthenticated or idle session may stay silent", at_least(10))
+    idle_timeout: float = opt(1800.0, "seconds a logged-in session may stay silent", at_least(10))
+    login_timeout: float = opt(60.0, "seconds a session that has not logged in may stay silent", at_least(1))
     login_cache_seconds: float = opt(300.0, "lifetime of a verified-credential cache entry (0 = off)", at_least(0))
     max_commands_per_second: int = opt(500, "commands one IMAP session may send per second (bursts of 2x)", at_least(1))
 

@@ -7,7 +7,9 @@ has it. Addresses are stored lower-case; recipients resolve through plus-address
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,12 +333,19 @@ class AccountStore:
             )
 
     def record_event(self, kind: str, service: str, ip: str = "", account: str = "", detail: str = "") -> None:
-        self.db.execute(
-            "INSERT INTO security_events(ts, kind, service, ip, account, detail) VALUES (?,?,?,?,?,?)",
-            (time.time(), kind, service, ip, account, detail[:500]),
-        )
-        # keep the table bounded on a small SD card
-        self.db.execute("DELETE FROM security_events WHERE id <= (SELECT MAX(id) FROM security_events) - 10000")
+        """Best effort: on a full or failing disk the event is logged instead, and the caller (a
+        failed login about to sleep its throttle delay) goes on."""
+        try:
+            self.db.execute(
+                "INSERT INTO security_events(ts, kind, service, ip, account, detail) VALUES (?,?,?,?,?,?)",
+                (time.time(), kind, service, ip, account, detail[:500]),
+            )
+            # keep the table bounded on a small SD card
+            self.db.execute("DELETE FROM security_events WHERE id <= (SELECT MAX(id) FROM security_events) - 10000")
+        except sqlite3.OperationalError as exc:
+            logging.getLogger("gk.auth").warning(
+                "security event %s (%s ip=%s account=%s) not recorded: %s", kind, service, ip, account, exc
+            )
 
     def recent_events(self, limit: int = 50) -> list[dict]:
         return [dict(r) for r in self.db.query("SELECT * FROM security_events ORDER BY id DESC LIMIT ?", (limit,))]

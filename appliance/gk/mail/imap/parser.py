@@ -2,11 +2,16 @@
 
 ``CommandReader.read()`` returns one command as alternating parts — text line, ``Literal``,
 text line, … — reading ``{n}`` literals (after a ``+`` continuation) and ``{n+}`` (LITERAL+)
-into memory or a spool file. Limits: ``max_line`` bytes per text line (longer lines are
-drained and answered with BAD), ``max_literal`` bytes per literal, ``MAX_LITERALS`` per
-command. ``Parser`` walks those parts with the RFC 3501 grammar: atoms, astrings, quoted
-strings, literals, lists (nesting ≤ ``MAX_DEPTH``), sequence sets, flags and dates. Every
-failure is a ``BadCommand`` with a reason; nothing else escapes it (see the property tests).
+into memory or a spool file. Limits, per command: ``max_line`` bytes of text over all its lines
+(longer ones are drained and answered with BAD, as Dovecot counts its line length),
+``max_literal`` bytes per literal and ``max_literal_total`` over all its literals (the session
+lowers both to ``PREAUTH_LITERAL_BYTES`` before login), ``MAX_LITERALS`` literals, and at most
+``MEMORY_LITERAL`` literal bytes in memory (the rest goes to the spool). A literal the spool
+disk cannot hold is read and discarded, then answered ``NO [OVERQUOTA]``: the session stays in
+step with the client. ``Parser`` walks those parts with the RFC 3501 grammar: atoms, astrings,
+quoted strings, literals, lists (nesting ≤ ``max_depth``), numbers (≤ ``MAX_NUMBER``, mod-sequences
+≤ ``MAX_MODSEQ``), sequence sets, flags and dates. Every failure is a ``BadCommand`` with a
+reason; nothing else escapes it (see the property tests).
 """
 
 from __future__ import annotations
@@ -17,7 +22,20 @@ from collections.abc import Callable
 from typing import IO
 
 from gk.mail.imap import utf7
-from gk.mail.imap.protocol import MAX_DEPTH, MAX_LITERALS, MAX_SEQ_RANGES, BadCommand, Literal, NoCommand, SeqSet
+from gk.mail.imap.protocol import (
+    MAX_DEPTH,
+    MAX_LITERALS,
+    MAX_MODSEQ,
+    MAX_NUMBER,
+    MAX_SEQ_RANGES,
+    MEMORY_LITERAL,
+    STORAGE_ERROR_TEXT,
+    BadCommand,
+    Literal,
+    NoCommand,
+    SeqSet,
+    storage_error_code,
+)
 
 Part = bytes | Literal
 
@@ -30,12 +48,15 @@ _DATE_TIME = re.compile(r"^([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) 
 
 
 class ReaderError(Exception):
-    """A command that could not be read whole; ``tag`` is what we could see of it."""
+    """A command that could not be read whole; ``tag`` is what we could see of it, ``reply`` the
+    tagged answer's start (``BAD``, or ``NO [OVERQUOTA]`` when the spool disk is full); ``fatal``:
+    the client is sending data we cannot skip, so the session ends."""
 
-    def __init__(self, tag: str, message: str, fatal: bool = False):
+    def __init__(self, tag: str, message: str, fatal: bool = False, reply: str = "BAD"):
         super().__init__(message)
         self.tag = tag
         self.fatal = fatal
+        self.reply = reply
 
 
 def _tag_of(line: bytes) -> str:
@@ -54,71 +75,137 @@ class CommandReader:
         max_line: int = 65536,
         max_literal: int = 64 * 1024 * 1024,
         spool_dir: str | None = None,
+        max_literal_total: int | None = None,
     ):
         self.rfile = rfile
         self.send_continuation = send_continuation
         self.max_line = max_line
         self.max_literal = max_literal
+        # room for one literal of the largest size plus a few small ones (a mailbox name)
+        self.max_literal_total = max_literal + MEMORY_LITERAL if max_literal_total is None else max_literal_total
         self.spool_dir = spool_dir
+        self.limit_hint = ""  # appended to a refusal: what the client can do about it
 
-    def read_line(self) -> bytes | None:
-        """One CRLF-terminated line without its terminator; None at EOF."""
-        line = self.rfile.readline(self.max_line + 2)
+    def read_line(self, limit: int | None = None) -> bytes | None:
+        """One CRLF-terminated line of at most ``limit`` (default ``max_line``) bytes without its
+        terminator; None at EOF."""
+        limit = self.max_line if limit is None else limit
+        line = self.rfile.readline(limit + 2)
         if not line:
             return None
         if not line.endswith(b"\n"):
-            if len(line) < self.max_line:
+            if len(line) < limit + 2:
                 return None  # EOF in the middle of a line
             # drain the rest of this over-long line, then refuse it
             while True:
                 more = self.rfile.readline(65536)
                 if not more or more.endswith(b"\n"):
                     break
-            raise ReaderError(_tag_of(line), f"line longer than {self.max_line} bytes")
+            what = "line" if limit == self.max_line else "command"
+            raise ReaderError(_tag_of(line), f"{what} longer than {self.max_line} bytes")
         return line.rstrip(b"\r\n") if line.endswith(b"\r\n") else line[:-1]
 
     def read(self) -> list[Part] | None:
         parts: list[Part] = []
         tag = "*"
+        text = 0  # bytes of command text so far
+        total = 0  # literal bytes so far
+        memory = 0  # literal bytes held in memory
+        failed: ReaderError | None = None  # the spool failed: read the command to its end, then say so
+
+        def close_all() -> None:
+            for p in parts:
+                if isinstance(p, Literal):
+                    p.close()
+
         while True:
-            line = self.read_line()
+            try:
+                line = self.read_line(max(self.max_line - text, 0))
+            except ReaderError as exc:
+                close_all()
+                if parts:  # a continuation line: answer with the command's tag
+                    raise ReaderError(tag, str(exc)) from None
+                raise
             if line is None:
-                for p in parts:
-                    if isinstance(p, Literal):
-                        p.close()
+                close_all()
                 return None
+            text += len(line)
             if not parts:
                 tag = _tag_of(line)
             m = _LITERAL_AT_END.search(line)
             if not m:
                 parts.append(line)
+                if failed is not None:
+                    close_all()
+                    raise failed
                 return parts
             size, plus = int(m.group(1)), bool(m.group(2))
             parts.append(line[: m.start()])
-            if size > self.max_literal or len(parts) > 2 * MAX_LITERALS:
-                for p in parts:
-                    if isinstance(p, Literal):
-                        p.close()
+            refusal = ""
+            if size > self.max_literal:
+                refusal = f"literal of {size} bytes is over the limit of {self.max_literal}"
+            elif total + size > self.max_literal_total:
+                refusal = (
+                    f"literals of {total + size} bytes in one command are over the limit of {self.max_literal_total}"
+                )
+            elif len(parts) > 2 * MAX_LITERALS:
+                refusal = f"more than {MAX_LITERALS} literals in one command"
+            if refusal:
+                close_all()
                 # a synchronizing literal was never sent: the client waits for our answer.
                 # A LITERAL+ one is on its way: we cannot resync cheaply, so end the session.
-                raise ReaderError(tag, f"literal of {size} bytes is over the limit of {self.max_literal}", fatal=plus)
+                raise ReaderError(tag, refusal + self.limit_hint, fatal=plus)
+            total += size
+            keep = size <= MEMORY_LITERAL - memory
+            if keep:
+                memory += size
+            if failed is not None and not plus:
+                close_all()
+                raise failed  # the client waits for our answer: it will not send this literal
             if not plus:
                 self.send_continuation()
-            lit = Literal(size, self.spool_dir)
+            lit: Literal | None = None
+            if failed is None:
+                try:
+                    lit = Literal(size, self.spool_dir, in_memory=keep)
+                except OSError as exc:
+                    failed = self._spool_failed(tag, exc)
             left = size
             chunks: list[bytes] = []
             while left:
                 chunk = self.rfile.read(min(left, 65536))
                 if not chunk:
-                    lit.close()
+                    if lit is not None:
+                        lit.close()
+                    close_all()
                     return None
+                left -= len(chunk)
+                if lit is None:
+                    continue  # discarded: the spool could not take it
                 if lit.in_memory:
                     chunks.append(chunk)
-                else:
+                    continue
+                try:
                     lit.write(chunk)
-                left -= len(chunk)
-            lit.finish(chunks)
-            parts.append(lit)
+                except OSError as exc:
+                    lit.close()
+                    lit, failed = None, self._spool_failed(tag, exc)
+            if lit is not None:
+                try:
+                    lit.finish(chunks)
+                    parts.append(lit)
+                except OSError as exc:
+                    lit.close()
+                    failed = self._spool_failed(tag, exc)
+            if failed is not None:
+                close_all()
+                parts = [p for p in parts if not isinstance(p, Literal)]
+
+    def _spool_failed(self, tag: str, exc: OSError) -> ReaderError:
+        code = storage_error_code(exc)
+        if code is None:
+            raise exc
+        return ReaderError(tag, f"cannot store the literal: {STORAGE_ERROR_TEXT[code]}", reply=f"NO [{code}]")
 
 
 class Parser:
@@ -129,6 +216,7 @@ class Parser:
         self.i = 0
         self.pos = 0
         self.depth = 0
+        self.max_depth = MAX_DEPTH  # SEARCH raises it (and counts NOT and OR as levels)
 
     # -- low level --------------------------------------------------------------------------
     @property
@@ -187,14 +275,22 @@ class Parser:
             raise BadCommand("missing or invalid tag")
         return tok.decode("ascii")
 
-    def number(self, what: str = "a number", nz: bool = False) -> int:
+    def number(self, what: str = "a number", nz: bool = False, limit: int = MAX_NUMBER) -> int:
+        """A decimal number, at most ``limit`` (RFC 3501: 32-bit unsigned) — a bigger one is BAD,
+        never an overflow deeper down (SQLite takes 64-bit signed integers)."""
         tok = self._take(lambda c: 48 <= c <= 57)
-        if not tok or len(tok) > 20:
+        if not tok:
             raise BadCommand(f"expected {what}")
-        n = int(tok)
+        n = int(tok[:30])
+        if len(tok) > 30 or n > limit:
+            raise BadCommand(f"{what} must be at most {limit}")
         if nz and n == 0:
             raise BadCommand(f"{what} must not be 0")
         return n
+
+    def mod_sequence(self, what: str = "a mod-sequence", nz: bool = False) -> int:
+        """An RFC 7162 mod-sequence: up to 2**63 - 1."""
+        return self.number(what, nz, MAX_MODSEQ)
 
     def quoted(self) -> bytes:
         self.expect(b'"')
@@ -292,9 +388,16 @@ class Parser:
 
     def open_list(self) -> None:
         self.expect(b"(")
+        self.enter("lists")
+
+    def enter(self, what: str) -> None:
+        """One level deeper (a list, or SEARCH's NOT and OR); ``leave`` when done."""
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise BadCommand(f"lists nested deeper than {MAX_DEPTH}")
+        if self.depth > self.max_depth:
+            raise BadCommand(f"{what} nested deeper than {self.max_depth}")
+
+    def leave(self) -> None:
+        self.depth -= 1
 
     def close_list(self) -> bool:
         if self.try_(b")"):

@@ -4,6 +4,9 @@ sequence sets, capabilities and limits."""
 from __future__ import annotations
 
 import bisect
+import errno
+import sqlite3
+import ssl
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,10 +17,22 @@ BASE_CAPS = (
     " QRESYNC ESEARCH SEARCHRES LIST-STATUS"
 )
 
-MAX_DEPTH = 16  # nesting of parenthesized lists (SEARCH, FETCH, APPEND flags)
+MAX_DEPTH = 16  # nesting of parenthesized lists (FETCH, APPEND flags, SELECT options)
 MAX_LITERALS = 64  # literals in one command (APPEND of one message uses one or two)
 MAX_SEQ_RANGES = 10_000  # ranges in one sequence set
-MEMORY_LITERAL = 256 * 1024  # literals above this are spooled to a temporary file
+MEMORY_LITERAL = 256 * 1024  # literal bytes one command may hold in memory; the rest is spooled to a file
+# Before login a command may carry this many literal bytes in all (a user name and a password
+# as literals, or SASL data): an unauthenticated client can neither hold memory nor fill the
+# spool disk. Over it, a synchronizing literal is refused (BAD) before it is sent.
+PREAUTH_LITERAL_BYTES = 8 * 1024
+# SEARCH: nesting counts parentheses, NOT and OR alike: each is a level of recursion in the
+# parser and the criteria, and a parenthesis in the SQL, whose parser stack overflows at about
+# 28 of them (measured: 28 right-nested ORs, 17 of NOT OR); keys count every key (an AND of
+# them is a chain in SQLite's expression tree, whose depth limit is 1,000).
+MAX_SEARCH_DEPTH = MAX_DEPTH
+MAX_SEARCH_KEYS = 500
+MAX_NUMBER = 2**32 - 1  # RFC 3501 number: 32-bit unsigned
+MAX_MODSEQ = 2**63 - 1  # RFC 7162 mod-sequence-value: 63 bits (SQLite's signed 64-bit integer)
 
 
 class BadCommand(Exception):
@@ -32,16 +47,45 @@ class NoCommand(Exception):
         self.code = code
 
 
+def storage_error_code(exc: BaseException) -> str | None:
+    """The RFC 5530 response code for a failure of the disk or the index (not of the network):
+    ``OVERQUOTA`` when the disk is full (as Dovecot answers ENOSPC), ``UNAVAILABLE`` when it
+    cannot be read or written; None for anything else (a socket error ends the session)."""
+    if isinstance(exc, sqlite3.Error):
+        primary = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if primary == 13:  # SQLITE_FULL
+            return "OVERQUOTA"
+        if primary in (5, 6, 8, 10, 14):  # BUSY, LOCKED, READONLY, IOERR, CANTOPEN
+            return "UNAVAILABLE"
+        return None
+    if not isinstance(exc, OSError) or isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+        return None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "OVERQUOTA"
+    if exc.errno in (errno.EIO, errno.EROFS, errno.EMFILE, errno.ENFILE):
+        return "UNAVAILABLE"
+    return None
+
+
+STORAGE_ERROR_TEXT = {
+    "OVERQUOTA": "not enough disk space; the session goes on",
+    "UNAVAILABLE": "the mail storage is unavailable; try again later",
+}
+
+
 class Literal:
-    """A literal's bytes, in memory when small, else in an anonymous temporary file."""
+    """A literal's bytes, in memory when small, else in an anonymous temporary file.
+
+    ``in_memory``: the reader's decision (it keeps a command's total in memory under
+    ``MEMORY_LITERAL``); None: by this literal's size alone."""
 
     __slots__ = ("size", "_data", "_file")
 
-    def __init__(self, size: int, spool_dir: str | None = None):
+    def __init__(self, size: int, spool_dir: str | None = None, in_memory: bool | None = None):
         self.size = size
         self._data: bytes | None = None
         self._file: IO[bytes] | None = None
-        if size > MEMORY_LITERAL:
+        if not (size <= MEMORY_LITERAL if in_memory is None else in_memory):
             self._file = tempfile.TemporaryFile(dir=spool_dir)
 
     def write(self, chunk: bytes) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gk.mail.imap.parser import Parser
-from gk.mail.imap.protocol import BadCommand, NoCommand, SeqSet, seq_text
+from gk.mail.imap.protocol import MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS, BadCommand, NoCommand, SeqSet, seq_text
 
 Criteria = tuple[Any, ...]
 
@@ -49,6 +49,7 @@ class SearchParser:
         self.uid_ranges = uid_ranges
         self.charset = "utf-8"
         self.uses_modseq = False
+        self.keys = 0
 
     def _text(self) -> str:
         raw = self.p.astring("a search string")
@@ -58,6 +59,16 @@ class SearchParser:
             return raw.decode("latin-1")
 
     def program(self) -> Criteria:
+        """The search keys, at most ``MAX_SEARCH_KEYS`` of them nested at most ``MAX_SEARCH_DEPTH``
+        deep (parentheses, NOT and OR): a bigger program is BAD before it costs anything."""
+        p = self.p
+        saved, p.max_depth = p.max_depth, MAX_SEARCH_DEPTH
+        try:
+            return self._program()
+        finally:
+            p.max_depth = saved
+
+    def _program(self) -> Criteria:
         p = self.p
         if p.try_(b"CHARSET "):
             cs = p.astring("a charset").decode("ascii", "replace").upper()
@@ -73,6 +84,9 @@ class SearchParser:
 
     def key(self) -> Criteria:
         p = self.p
+        self.keys += 1
+        if self.keys > MAX_SEARCH_KEYS:
+            raise BadCommand(f"more than {MAX_SEARCH_KEYS} search keys")
         c = p.peek()
         if c == ord("("):
             p.open_list()
@@ -105,12 +119,18 @@ class SearchParser:
             return ("header", name, self._text())
         if word == "NOT":
             p.sp()
-            return ("not", self.key())
+            p.enter("NOT")
+            inner = self.key()
+            p.leave()
+            return ("not", inner)
         if word == "OR":
             p.sp()
+            p.enter("OR")
             a = self.key()
             p.sp()
-            return ("or", a, self.key())
+            b = self.key()
+            p.leave()
+            return ("or", a, b)
         if word == "UID":
             p.sp()
             return ("uids", self.uid_ranges(p.seq_set_or_saved()))
@@ -122,7 +142,7 @@ class SearchParser:
                 p.atom("an entry type")
                 p.sp()
             self.uses_modseq = True
-            return ("modseq", p.number("a mod-sequence"))
+            return ("modseq", p.mod_sequence())
         raise BadCommand(f"unknown search key {word}")
 
 

@@ -1,8 +1,14 @@
 """``start(ctx)``: the IMAP listeners (143 STARTTLS, 993 implicit TLS) on gevent StreamServers.
 
 Also registers the mailbox store (``ctx.services["mailbox"]``) if nobody did yet. Sessions are
-greenlets in a ``gevent.pool.Pool`` of ``imap.max_connections``; ``stop(grace)`` closes the
-listeners, then waits up to ``grace`` seconds before killing what is left.
+greenlets in a ``gevent.pool.Pool``; ``stop(grace)`` closes the listeners, then waits up to
+``grace`` seconds before killing what is left.
+
+Connection slots: at most ``imap.max_connections`` sessions, ``imap.max_connections_per_ip``
+from one address. A client over either limit is still accepted and told ``* BYE [UNAVAILABLE]``
+(after the TLS handshake on 993), then closed: a full server answers rather than leaving new
+clients hanging without a greeting. The pool has ``REFUSE_SLOTS`` more greenlets than sessions
+for those short refusals; when they too are busy, new connections wait in the listen backlog.
 
 Implicit TLS (993) is negotiated in the session greenlet, not by ``StreamServer``: the handshake
 gets a deadline (a silent TCP connection would otherwise hold a pool slot for ever) and a failed
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +35,9 @@ from gk.security.tls import accept as accept_tls
 
 log = logging.getLogger("gk.imap")
 
-TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds; capped by imap.idle_timeout
+TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds; capped by imap.login_timeout
+REFUSE_SLOTS = 64  # greenlets beyond imap.max_connections that only say BYE and close
+REFUSE_TIMEOUT = 10.0  # seconds a refusal may take (its TLS handshake and BYE)
 
 
 class IMAPService:
@@ -39,15 +48,54 @@ class IMAPService:
         self.store = get_store(ctx)
         self.spool_dir = Path(ctx.data_dir) / "tmp" / "imap"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self.pool = gevent.pool.Pool(ctx.config.imap.max_connections)
+        self.pool = gevent.pool.Pool(ctx.config.imap.max_connections + REFUSE_SLOTS)
         self.servers: list[StreamServer] = []
         self.listeners: list[tuple[str, str, int]] = []
         self.sessions: set[Session] = set()
+        self.active = 0  # connections holding a session slot (TLS handshake included)
+        self.per_ip: dict[str, int] = {}
+
+    def _refusal(self, ip: str) -> str:
+        """Why a new connection from ``ip`` gets no session ('' = it gets one)."""
+        cfg = self.ctx.config.imap
+        if self.active >= cfg.max_connections:
+            return "too many connections; try again later"
+        if self.per_ip.get(ip, 0) >= cfg.max_connections_per_ip:
+            return "too many connections from your address"
+        return ""
+
+    def _refuse(self, sock: socket.socket, ip: str, tls: bool, why: str) -> None:
+        log.info("imap: refused a connection from %s: %s", ip or "?", why)
+        try:
+            sock.settimeout(REFUSE_TIMEOUT)
+            if tls:
+                sock = self.ctx.ssl_context.wrap_socket(sock, server_side=True)
+            sock.sendall(f"* BYE [UNAVAILABLE] {why}\r\n".encode())
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            sock.close()
 
     def _handler(self, tls: bool):  # type: ignore[no-untyped-def]
         def handle(sock: socket.socket, address: tuple[str, int]) -> None:
+            ip = address[0] if address else ""
+            why = self._refusal(ip)
+            if why:
+                self._refuse(sock, ip, tls, why)
+                return
+            self.active += 1
+            self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+            try:
+                serve(sock, address)
+            finally:
+                self.active -= 1
+                left = self.per_ip.pop(ip) - 1
+                if left:
+                    self.per_ip[ip] = left
+
+        def serve(sock: socket.socket, address: tuple[str, int]) -> None:
             if tls:
-                timeout = min(TLS_HANDSHAKE_TIMEOUT, self.ctx.config.imap.idle_timeout)
+                timeout = min(TLS_HANDSHAKE_TIMEOUT, self.ctx.config.imap.login_timeout)
                 tls_sock = accept_tls(sock, self.ctx.ssl_context, "imaps", address, log, timeout)
                 if tls_sock is None:
                     return

@@ -24,6 +24,7 @@ import bisect
 import itertools
 import logging
 import socket
+import sqlite3
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +40,9 @@ from gk.mail.imap.listing import Listed, list_lines
 from gk.mail.imap.parser import CommandReader, Parser, ReaderError
 from gk.mail.imap.protocol import (
     BASE_CAPS,
+    MEMORY_LITERAL,
+    PREAUTH_LITERAL_BYTES,
+    STORAGE_ERROR_TEXT,
     BadCommand,
     Literal,
     NoCommand,
@@ -49,6 +53,7 @@ from gk.mail.imap.protocol import (
     ranges_text,
     runs,
     seq_text,
+    storage_error_code,
 )
 from gk.mail.imap.response import flag_list, internal_date, pack, string
 from gk.mail.imap.search import (
@@ -150,7 +155,7 @@ class Resync:
         p.open_list()
         uidvalidity = p.number("a UIDVALIDITY", nz=True)
         p.sp()
-        modseq = p.number("a mod-sequence")
+        modseq = p.mod_sequence()
         known = match = None
         if p.try_(b" ") and p.peek() != ord("("):
             known = uid_set()
@@ -217,6 +222,21 @@ class Session:
             self.cfg.max_literal_size,
             str(self.svc.spool_dir),
         )
+        self._apply_limits()
+
+    def _apply_limits(self) -> None:
+        """Before login: small literals only (no memory held, nothing spooled for a stranger) and
+        the short ``imap.login_timeout``; after: the configured literal size and idle timeout."""
+        r = self.reader
+        if self.state == NOTAUTH:
+            r.max_literal = r.max_literal_total = PREAUTH_LITERAL_BYTES
+            r.limit_hint = " before login"
+            self.sock.settimeout(self.cfg.login_timeout)
+        else:
+            r.max_literal = self.cfg.max_literal_size
+            r.max_literal_total = self.cfg.max_literal_size + MEMORY_LITERAL
+            r.limit_hint = ""
+            self.sock.settimeout(self.cfg.idle_timeout)
 
     def _continuation(self) -> None:
         self.write(b"+ Ready for literal data\r\n")
@@ -258,7 +278,7 @@ class Session:
 
     # -- main loop --------------------------------------------------------------------------
     def run(self) -> None:
-        self.sock.settimeout(self.cfg.idle_timeout)
+        self._apply_limits()
         try:
             self.write(f"* OK [CAPABILITY {self.caps()}] {self.ctx.hostname} GK IMAP ready\r\n".encode())
             self.flush()
@@ -268,7 +288,7 @@ class Session:
                     parts = self.reader.read()
                     self.waiting = False
                 except ReaderError as exc:
-                    self.write(f"{exc.tag} BAD {exc}\r\n".encode())
+                    self.write(f"{exc.tag} {exc.reply} {exc}\r\n".encode())
                     if exc.fatal:
                         self.write(b"* BYE literal too large\r\n")
                         self.flush()
@@ -358,7 +378,17 @@ class Session:
         except MailboxError as exc:
             code = f"[{exc.code}] " if exc.code else ""
             self.write(f"{tag} NO {code}{exc}\r\n".encode("utf-8", "replace"))
-        except (OSError, Logout, gevent.GreenletExit):
+        except (OSError, sqlite3.Error) as exc:
+            code = storage_error_code(exc)  # the disk or the index failed, not the client's socket
+            if code is None and isinstance(exc, OSError):
+                raise
+            if code is None:
+                log.exception("imap command failed (user %s)", self.user or "-")
+                self.write(f"{tag} NO [SERVERBUG] internal error; the session goes on\r\n".encode())
+            else:
+                log.warning("imap command failed (user %s): storage: %s", self.user or "-", exc)
+                self.write(f"{tag} NO [{code}] {STORAGE_ERROR_TEXT[code]}\r\n".encode())
+        except (Logout, gevent.GreenletExit):
             raise
         except Exception:
             log.exception("imap command failed (user %s)", self.user or "-")
@@ -558,6 +588,7 @@ class Session:
         self.user = result.user.address
         self.mb = self.svc.store.acquire(self.user)
         self.state = AUTH
+        self._apply_limits()
         notify.subscribe(self.user, self._on_change)
         self.ok(tag, f"[CAPABILITY {self.caps()}] logged in")
 
@@ -1013,7 +1044,7 @@ class Session:
                 mod = p.atom("a FETCH modifier").upper()
                 if mod == "CHANGEDSINCE":
                     p.sp()
-                    changed_since = p.number("a mod-sequence")
+                    changed_since = p.mod_sequence()
                 elif mod == "VANISHED":  # RFC 7162 3.2.6
                     vanished = True
                 else:
@@ -1114,7 +1145,7 @@ class Session:
             if mod != "UNCHANGEDSINCE":
                 raise BadCommand(f"unknown STORE modifier {mod}")
             p.sp()
-            unchanged = p.number("a mod-sequence")
+            unchanged = p.mod_sequence()
             if not p.close_list():
                 raise BadCommand("expected ')'")
             p.sp()

@@ -1252,14 +1252,20 @@ class UserMailbox:
 
     # -- search -----------------------------------------------------------------------------
     def search(self, name: str, criteria: Criteria) -> list[int]:
-        """UIDs matching ``criteria`` (see ``gk.mail.mailbox.query``), ascending."""
+        """UIDs matching ``criteria`` (see ``gk.mail.mailbox.query``), ascending.
+
+        The query runs in the native threadpool on a read-only connection of its own (a BODY or
+        HEADER search of a big folder takes seconds): the lock is held, the hub keeps serving
+        others, and nothing that reads this index on the shared connection meanwhile waits for
+        the query (SQLite serializes one connection across threads; WAL lets readers run side
+        by side)."""
         with self.lock:
             f = self._folder_row(name)
             params: list[Any] = [f["id"]]
             where = compile_criteria(criteria, params)
-            rows = self.db.query(
-                f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid", params
-            )
+            sql = f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid"
+            cur = self._dir(f["name"]) / "cur"
+            rows = gevent.get_hub().threadpool.apply(_search_rows, (self.db.path, sql, params, cur))
             return [r[0] for r in rows]
 
     def search_text(self, name: str, text: str) -> list[int]:
@@ -1270,22 +1276,7 @@ class UserMailbox:
         row = self.db.conn.execute("SELECT name FROM folders WHERE id = ?", (folder_id,)).fetchone()
         if row is None:
             return False
-        try:
-            with open(self._dir(row[0]) / "cur" / fname, "rb") as fh:
-                from gk.mail.mailbox.mime import MAX_HEADER
-
-                head = fh.read(MAX_HEADER)
-        except FileNotFoundError:
-            return False
-        end = head.find(b"\r\n\r\n")
-        head = head[: end if end >= 0 else len(head)]
-        from email.parser import BytesHeaderParser
-        from email.policy import compat32
-
-        msg = BytesHeaderParser(policy=compat32).parsebytes(head)
-        values = msg.get_all(field) or []
-        needle = text.lower()
-        return any(needle in decode_words(v).lower() or needle in str(v).lower() for v in values)
+        return _header_matches(self._dir(row[0]) / "cur" / fname, field, text)
 
     def close(self) -> None:
         """Close the index cleanly: the marker goes, so the next open skips ``quick_check``."""
@@ -1356,6 +1347,44 @@ def _unlink_batch(paths: list[Path], d: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
     maildir.fsync_dir(d)
+
+
+def _header_matches(path: Path, field: str, text: str) -> bool:
+    """SEARCH HEADER: whether a ``field`` of the message file at ``path`` contains ``text``."""
+    try:
+        with open(path, "rb") as fh:
+            from gk.mail.mailbox.mime import MAX_HEADER
+
+            head = fh.read(MAX_HEADER)
+    except FileNotFoundError:
+        return False
+    end = head.find(b"\r\n\r\n")
+    head = head[: end if end >= 0 else len(head)]
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+    values = msg.get_all(field) or []
+    needle = text.lower()
+    return any(needle in decode_words(v).lower() or needle in str(v).lower() for v in values)
+
+
+def _search_rows(index: Path, sql: str, params: list[Any], cur: Path) -> list[Any]:
+    """Run in a native thread: one search on its own read-only connection to the index, with
+    ``gk_header`` reading the searched folder's files (``cur``)."""
+    conn = sqlite3.connect(index.resolve().as_uri() + "?mode=ro", uri=True, timeout=10.0, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA cache_size=-256")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.create_function(
+            "gk_header",
+            4,
+            lambda _folder, fname, field, text: _header_matches(cur / fname, field, text),
+            deterministic=True,
+        )
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
 
 
 def _like_prefix(name: str) -> str:
