@@ -405,7 +405,7 @@ def list_row(mb: Any, folder: str, m: Any, count: int, tz: datetime.tzinfo, lang
     return {
         "folder": folder,
         "uid": m.uid,
-        "who": addresses_text(m.envelope[5]) if sent else m.sender,
+        "who": addresses_text((m.envelope[5] or []) + (m.envelope[6] or [])) if sent else m.sender,
         "sent": sent,
         "subject": m.subject,
         "date": fmt_date(m.internaldate, tz, lang),
@@ -611,16 +611,40 @@ def thread_groups(messages: list[Any]) -> list[tuple[Any, int]]:
         mid = (message_ids(m.envelope[9]) or [""])[0] if len(m.envelope) > 9 else ""
         if mid:
             by_id.setdefault(mid, i)
+
+    def join(i: int, j: int | None) -> None:
+        if j is not None and find(j) != find(i):
+            parent[find(i)] = find(j)
+
+    by_subject: dict[str, list[int]] = {}
+    is_reply: set[int] = set()
     for i, m in enumerate(messages):
-        for ref in message_ids(m.envelope[8]) if len(m.envelope) > 8 else []:
-            j = by_id.get(ref)
-            if j is not None and find(j) != find(i):
-                parent[find(i)] = find(j)
+        replies_to = message_ids(m.envelope[8]) if len(m.envelope) > 8 else []
+        for ref in replies_to:
+            join(i, by_id.get(ref))
+        if replies_to:
+            is_reply.add(i)
+        if base_subject(m.subject):
+            by_subject.setdefault(base_subject(m.subject), []).append(i)
+    for same in by_subject.values():
+        # a reply's parent may sit in another folder (our own reply, in Sent): replies join the
+        # messages of the same subject, as JWZ threading does when the chain is missing here
+        if len(same) > 1 and any(i in is_reply for i in same):
+            for i in same[1:]:
+                join(i, same[0])
     groups: dict[int, list[Any]] = {}
     for i, m in enumerate(messages):
         groups.setdefault(find(i), []).append(m)
     out = [(max(ms, key=lambda m: (m.internaldate, m.uid)), len(ms)) for ms in groups.values()]
     return sorted(out, key=lambda g: (g[0].internaldate, g[0].uid), reverse=True)
+
+
+_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|tr|aw|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.I)
+
+
+def base_subject(subject: str) -> str:
+    """The subject without reply/forward prefixes (Re:, Fwd:, TR:, AW: …), folded for comparison."""
+    return " ".join(_REPLY_PREFIX.sub("", subject or "").split()).casefold()
 
 
 THREAD_FOLDERS = ("INBOX", "Sent", "Archive")
@@ -660,7 +684,7 @@ def thread_of(mb: Any, folder: str, uid: int, hdr: Any, tz: datetime.tzinfo, lan
             if mid in seen:
                 continue
             seen.add(mid)
-            who = addresses_text(m.envelope[5]) if sent else m.sender
+            who = addresses_text((m.envelope[5] or []) + (m.envelope[6] or [])) if sent else m.sender
             out.append(
                 {
                     "folder": name,
