@@ -472,3 +472,37 @@ def test_bulk_actions_folders_and_search_everywhere(server):
     # a bad uid in a bulk post is a 400, not a crash
     bob.get("/mail")
     assert bulk(bob, "INBOX", ["99999999999999999999"], "read")[0].status == 400
+
+
+STYLED_MAIL = (
+    "From: News <news@shop.example>\r\nTo: bob@test.example\r\nSubject: Styled news\r\n"
+    "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    "<html><head><style>.promo { color: #c00; font-weight: bold }</style></head><body>"
+    '<table bgcolor="#eeeeee" width="600" cellpadding="8"><tr><td class="promo" '
+    'style="font-size:18px; position:fixed; behavior:url(x.htc); background-image:url(https://t.example/p.gif)">'
+    "Sale</td></tr></table><style>@import url(https://t.example/x.css);</style>"
+    '<script>alert(1)</script><p style="color:green" onclick="alert(2)">ok</p></body></html>\r\n'
+)
+
+
+def test_html_mail_keeps_its_own_sanitized_styling(server):
+    """Issue 10: HTML mail shown with its own styling (sheets, style attributes filtered to layout
+    and colour properties, presentational attributes) while the frame's CSP still forbids script,
+    @import and remote images until the reader asks for them."""
+    run_wizard(server)
+    drop_in_maildir(server, BOB, STYLED_MAIL)
+    bob = Client(server)
+    bob.login(BOB, BOB_PW)
+    _, inbox = bob.get("/mail")
+    _, page = bob.get(link_for(inbox, "Styled news"))
+    assert "Remote images are blocked" in page  # the url() in a style counts as a remote image
+    url = re.search(r'<iframe id="body"[^>]*src="([^"]+)"', page).group(1).replace("&amp;", "&")
+    resp, body = bob.get(url)
+    assert ".promo { color: #c00" in body and 'class="promo"' in body and 'bgcolor="#eeeeee"' in body
+    assert "font-size:18px" in body and 'style="color:green"' in body
+    assert "position:fixed" not in body and "behavior" not in body
+    low = body.lower()
+    assert "<script" not in low and "onclick" not in low
+    csp = resp.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp and "img-src data:;" in csp
+    assert "sandbox" in csp and "allow-scripts" not in csp

@@ -176,7 +176,7 @@ def register(web: Web) -> None:
         clean = mailrender.sanitize_html(mailrender.part_text(mb.open_message(folder, uid), html_part), show)
         bottle.request.environ["gk.csp"] = BODY_CSP.format(extra=" https: http:" if show else "")
         bottle.response.content_type = "text/html; charset=utf-8"
-        return '<!doctype html><meta charset="utf-8"><base target="_blank">' + clean
+        return '<!doctype html><meta charset="utf-8"><base target="_blank">' + mailrender.BASE_STYLE + clean
 
     @app.get("/mail/part")
     def part() -> Any:
