@@ -467,6 +467,8 @@ def test_bulk_actions_folders_and_search_everywhere(server):
     tuids = re.findall(r'name="uid" value="(\d+)"', trips)
     bulk(bob, "Trips", tuids, "move", "INBOX")
     bob.get("/mail/folders")
+    resp, page = bob.post("/mail/folders", {"action": "delete", "old": "Trips"})
+    assert resp.status == 400 and "Tick the box" in page  # unconfirmed: nothing deleted
     resp, _ = bob.post("/mail/folders", {"action": "delete", "old": "Trips", "confirm": "1"})
     assert resp.status == 303 and "Trips" not in bob.get("/mail/folders")[1]
     # a bad uid in a bulk post is a 400, not a crash

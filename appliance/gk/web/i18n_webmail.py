@@ -5,6 +5,9 @@ from __future__ import annotations
 
 FR_WEBMAIL: dict[str, str] = {
     "(no subject)": "(sans objet)",
+    "(The original message is attached.)": "(Le message d'origine est joint.)",
+    "{sender} wrote:": "{sender} a écrit :",
+    "Tick the box to confirm.": "Cochez la case pour confirmer.",
     "All folders": "Tous les dossiers",
     "Archive": "Archives",
     "Conversation": "Conversation",

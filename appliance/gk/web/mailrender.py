@@ -314,7 +314,7 @@ def preview(f: BinaryIO, top: Part) -> str:
         text = html_to_text(text)
     lines = []
     for ln in text.splitlines():
-        if ln.startswith(">") or ln.rstrip().endswith(" wrote:"):
+        if ln.startswith(">") or ln.rstrip().endswith((" wrote:", " a écrit :")):
             continue
         if ln.strip() == "--":
             break

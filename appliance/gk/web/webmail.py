@@ -274,6 +274,8 @@ def register(web: Web) -> None:
             elif action == "rename":
                 mb.rename_folder(forms.text("old"), name)
             elif action == "delete":
+                if forms.text("confirm") != "1":  # the form's checkbox: deleting drops the messages
+                    raise MailboxError(str(_("Tick the box to confirm.")))
                 mb.delete_folder(forms.text("old"))
             else:
                 raise bottle.HTTPError(400, "unknown action")
@@ -311,7 +313,7 @@ def register(web: Web) -> None:
                 return web.render(
                     "mail/compose.html", draft=draft, errors={}, folders=mb.folders(), folder="Drafts", saved=saved
                 )
-            sender = decode_words(hdr.get("Reply-To", "") or hdr.get("From", "") or "")
+            sender = address_list(hdr.get("Reply-To", "") or hdr.get("From", "") or "")
             own_id = message_ids(hdr.get("Message-ID", ""))
             draft["refs"] = " ".join(thread_references(hdr))
             draft["orig_folder"], draft["orig_uid"] = folder, str(uid)
@@ -320,11 +322,12 @@ def register(web: Web) -> None:
                 if mode == "replyall":
                     draft["cc"] = reply_all_cc(hdr, sender, own_addresses(ctx, user))
                 draft["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-                draft["body"] = f"\n\n{sender} wrote:\n" + "\n".join("> " + ln for ln in quoted[:20000].splitlines())
+                wrote = str(translator(web.lang())("{sender} wrote:")).replace("{sender}", sender)
+                draft["body"] = f"\n\n{wrote}\n" + "\n".join("> " + ln for ln in quoted[:20000].splitlines())
                 draft["ref"] = own_id[0] if own_id else ""
             else:
                 draft["subject"] = subject if subject.lower().startswith("fwd:") else f"Fwd: {subject}"
-                draft["body"] = "\n\n(The original message is attached.)\n"
+                draft["body"] = "\n\n" + str(translator(web.lang())("(The original message is attached.)")) + "\n"
                 draft["fwd_folder"], draft["fwd_uid"] = folder, str(uid)
         return web.render("mail/compose.html", draft=draft, errors={}, folders=mb.folders(), folder="")
 
@@ -491,12 +494,30 @@ def reply_all_cc(hdr: Any, reply_to: str, is_own: Any) -> str:
     already in To (each address once)."""
     seen = {a.lower() for _n, a in getaddresses([reply_to]) if a}
     out = []
-    for name, addr in getaddresses([decode_words(hdr.get("To", "") or ""), decode_words(hdr.get("Cc", "") or "")]):
+    for name, addr in getaddresses([str(hdr.get("To", "") or ""), str(hdr.get("Cc", "") or "")]):
+        name = decode_words(name)
         if not addr or "@" not in addr or addr.lower() in seen or is_own(addr):
             continue
         seen.add(addr.lower())
-        out.append(email.utils.formataddr((name, addr)) if name else addr)
+        out.append(display_address(name, addr))
     return ", ".join(out)
+
+
+def address_list(value: Any) -> str:
+    """A raw address header as form text: parsed first, then each name decoded (decoding first
+    would split ``=?utf-8?q?Doe=2C_John?=`` at its comma)."""
+    pairs = getaddresses([str(value or "")])
+    return ", ".join(display_address(decode_words(n), a) for n, a in pairs if a)
+
+
+def display_address(name: str, addr: str) -> str:
+    """``Name <addr>`` for a form field, in plain Unicode (``formataddr`` would RFC 2047-encode it:
+    the email package encodes once the message is built); quoted when the name has specials."""
+    if not name:
+        return addr
+    if re.search(r'[()<>\[\]:;@\\,."]', name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{addr}>"
 
 
 def upload_filename(raw: str) -> str:
