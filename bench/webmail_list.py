@@ -29,7 +29,7 @@ def _message(i: int) -> bytes:
         f"Subject: {'Re: ' if i % 4 else ''}Topic {thread}\r\nMessage-ID: <m{i}@bench>\r\n{irt}"
         "MIME-Version: 1.0\r\n"
     )
-    text = ("Line of text number %d with some words in it.\r\n" % i) * 40
+    text = f"Line of text number {i} with some words in it.\r\n" * 40
     if i % 3:
         return (head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text).encode()
     att = base64.encodebytes(bytes(range(256)) * 200).decode().replace("\n", "\r\n")

@@ -382,7 +382,9 @@ def test_drafts_round_trip(server):
     admin = run_wizard(server)
     admin.get("/mail/compose")
     resp, _ = admin.post_multipart(
-        "/mail/send", {"action": "save", "to": "", "cc": "", "subject": "Half done", "body": "First thoughts"}
+        "/mail/send",
+        {"action": "save", "to": "", "cc": "", "subject": "Half done", "body": "First thoughts"},
+        [("attachment", "plan été.pdf", b"%PDF-1.4 plan")],
     )
     assert resp.status == 303 and "mode=draft" in resp.headers["Location"]
     _, drafts = admin.get("/mail?folder=Drafts")
@@ -390,6 +392,7 @@ def test_drafts_round_trip(server):
     draft_link = re.search(r'href="(/mail/compose\?mode=draft[^"]+)"', drafts).group(1).replace("&amp;", "&")
     _, page = admin.get(draft_link)
     assert form_value(page, "subject") == "Half done" and form_value(page, "body").strip() == "First thoughts"
+    keep = re.search(r'name="keep" value="([^"]+)" checked> plan été.pdf', page).group(1)  # the draft's file
     # saved again: the new version replaces the old one
     resp, _ = admin.post_multipart(
         "/mail/send",
@@ -400,6 +403,7 @@ def test_drafts_round_trip(server):
             "subject": "Half done",
             "body": "Second thoughts",
             "draft_uid": form_value(page, "draft_uid"),
+            "keep": keep,
         },
     )
     assert resp.status == 303
@@ -410,12 +414,22 @@ def test_drafts_round_trip(server):
     assert form_value(page, "to") == BOB and "Second thoughts" in form_value(page, "body")
     resp, _ = admin.post_multipart(
         "/mail/send",
-        {"to": BOB, "cc": "", "subject": "Half done", "body": "Final", "draft_uid": form_value(page, "draft_uid")},
+        {
+            "to": BOB,
+            "cc": "",
+            "subject": "Half done",
+            "body": "Final",
+            "draft_uid": form_value(page, "draft_uid"),
+            "keep": re.search(r'name="keep" value="([^"]+)" checked> plan été.pdf', page).group(1),
+        },
     )
     assert resp.status == 303
     assert "Half done" not in admin.get("/mail?folder=Drafts")[1]  # sent: the draft is gone
     assert "Half done" in admin.get("/mail?folder=Sent")[1]
-    assert [m.get_content().strip() for m in maildir_messages(server, BOB) if m["Subject"] == "Half done"] == ["Final"]
+    (final,) = [m for m in maildir_messages(server, BOB) if m["Subject"] == "Half done"]
+    assert final.get_body(("plain",)).get_content().strip() == "Final"
+    (att,) = list(final.iter_attachments())  # the file saved with the first version, carried through
+    assert att.get_filename() == "plan été.pdf" and att.get_content() == b"%PDF-1.4 plan"
 
 
 def bulk(client: Client, folder: str, uids: list[str], action: str, dest: str = ""):

@@ -10,6 +10,7 @@ FR_WEBMAIL: dict[str, str] = {
     "Tick the box to confirm.": "Cochez la case pour confirmer.",
     "All folders": "Tous les dossiers",
     "Archive": "Archives",
+    "Attachments of the draft": "Pièces jointes du brouillon",
     "Conversation": "Conversation",
     "Create": "Créer",
     "Date": "Date",

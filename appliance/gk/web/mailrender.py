@@ -144,7 +144,20 @@ STYLE_PROPERTIES = {
     *("overflow-wrap", "display", "float", "clear", "list-style", "list-style-type", "table-layout"),
     *("opacity", "box-sizing", "direction", "overflow", "mso-line-height-rule"),
 }
-PRESENTATION_ATTRIBUTES = {"style", "class", "id", "align", "valign", "bgcolor", "width", "height", "dir"}
+# "*" replaces ammonia's generic attributes, so its defaults (lang, title) are listed again
+PRESENTATION_ATTRIBUTES = {
+    "lang",
+    "title",
+    "style",
+    "class",
+    "id",
+    "align",
+    "valign",
+    "bgcolor",
+    "width",
+    "height",
+    "dir",
+}
 EXTRA_TAG_ATTRIBUTES = {
     "table": {"border", "cellpadding", "cellspacing", "background"},
     "td": {"nowrap", "background"},

@@ -310,8 +310,16 @@ def register(web: Web) -> None:
                     draft_uid=str(uid),
                 )
                 saved = q.get("saved") == "1"
+                kept = mailrender.attachments(mb.structure(folder, uid), mb.open_message(folder, uid))
                 return web.render(
-                    "mail/compose.html", draft=draft, errors={}, folders=mb.folders(), folder="Drafts", saved=saved
+                    "mail/compose.html",
+                    draft=draft,
+                    errors={},
+                    folders=mb.folders(),
+                    folder="Drafts",
+                    saved=saved,
+                    kept=kept,
+                    fmt_size=functools.partial(fmt_size, lang=web.lang()),
                 )
             sender = address_list(hdr.get("Reply-To", "") or hdr.get("From", "") or "")
             own_id = message_ids(hdr.get("Message-ID", ""))
@@ -366,8 +374,9 @@ def register(web: Web) -> None:
             info_or_404(mb, draft["fwd_folder"], uid)
             original = mb.message_bytes(draft["fwd_folder"], uid)
             msg.add_attachment(original, maintype="message", subtype="rfc822", filename="forwarded.eml")
-        data = msg.as_bytes()
         old_draft = draft["draft_uid"]
+        keep_draft_attachments(mb, msg, old_draft, forms.all_of("keep"))
+        data = msg.as_bytes()
         if saving:
             _v, new_uid = mb.append("Drafts", data, flags=("\\Draft", "\\Seen"))
             drop_draft(mb, old_draft)
@@ -420,6 +429,32 @@ def list_row(mb: Any, folder: str, m: Any, count: int, tz: datetime.tzinfo, lang
         "preview": preview,
         "attached": attached,
     }
+
+
+def keep_draft_attachments(mb: Any, msg: EmailMessage, raw_uid: str, paths: list[str]) -> None:
+    """Carry the attachments of a resumed draft (those still ticked in the form) into the new
+    version or the sent message: each decoded from the old draft and attached again under its
+    own name and type. Bounded by ``MAX_COMPOSE`` in all."""
+    if not paths or not (raw_uid.isascii() and raw_uid.isdigit() and 0 < int(raw_uid) <= MAX_UID):
+        return
+    try:
+        top = mb.structure("Drafts", int(raw_uid))
+    except (MailboxError, LookupError, KeyError):
+        return
+    wanted = {a["path"] for a in mailrender.attachments(top)} & set(paths)
+    total = 0
+    for path, part in mailrender.numbered_parts(top):
+        if path not in wanted:
+            continue
+        data = b"".join(mailrender.stream_part(mb.open_message("Drafts", int(raw_uid)), part))
+        total += len(data)
+        if total > MAX_COMPOSE:
+            raise bottle.HTTPError(413, "The message is too large.")
+        name = mailrender.part_filename(part)
+        if part.maintype == "message" and part.subtype == "rfc822":
+            msg.add_attachment(data, maintype="message", subtype="rfc822", filename=name)
+        else:
+            msg.add_attachment(data, maintype=part.maintype, subtype=part.subtype, filename=name)
 
 
 def drop_draft(mb: Any, raw_uid: str) -> None:
