@@ -265,6 +265,17 @@ def test_threaded_conversation_on_phone(server, browser, state):
     bob.wait_for_url("**/mail/read?**")
     assert "Shall we meet at eight?" in bob.locator("#body").inner_text()
     assert bob.locator("#thread li[aria-current]").count() == 1
+    # the same conversation in French: dates, folder names and actions in the reader's language
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, ignore_https_errors=True, locale="fr-FR")
+    fr = ctx.new_page()
+    login(fr, base, BOB, BOB_PW)
+    fr.locator("#messages li", has_text="Dinner on Friday?").locator("a").click()
+    fr.wait_for_url("**/mail/read?**")
+    assert "Répondre à tous" in fr.locator(".actions").inner_text()
+    assert "Envoyés" in fr.locator("#thread").inner_text()
+    assert fr.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(fr, "thread-phone-fr")
+    ctx.close()
 
 
 def test_xss_mail_is_inert(server, browser, state):
