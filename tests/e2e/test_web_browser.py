@@ -208,7 +208,7 @@ def test_send_read_reply(server, browser, state):
     admin.fill("#f-to", BOB)
     admin.fill("#f-subject", "Dinner on Friday?")
     admin.fill("#f-body", "Shall we meet at eight?\nOwner")
-    admin.click("form.compose button[type=submit]")
+    admin.click("form.compose button[value=send]")
     admin.wait_for_url("**/mail?**")
     assert "Message sent" in admin.locator(".notice").inner_text()
 
@@ -225,7 +225,7 @@ def test_send_read_reply(server, browser, state):
     assert bob.input_value("#f-subject") == "Re: Dinner on Friday?"
     assert "> Shall we meet at eight?" in bob.input_value("#f-body")
     bob.fill("#f-body", "Yes, see you there.\n" + bob.input_value("#f-body"))
-    bob.click("form.compose button[type=submit]")
+    bob.click("form.compose button[value=send]")
     bob.wait_for_url("**/mail?**")
     state["bob"] = bob
 
@@ -234,6 +234,48 @@ def test_send_read_reply(server, browser, state):
     shot(admin, "inbox-desktop")
     admin.click("text=Re: Dinner on Friday?")
     assert "Yes, see you there." in admin.locator("#body").inner_text()
+
+
+def test_threaded_conversation_on_phone(server, browser, state):
+    """Issue 10: the owner answers Bob's reply; on Bob's phone the inbox shows the conversation
+    as one row and the reader lists all three messages (two received, his own from Sent), with
+    no part of the page wider than the 390 px screen."""
+    base, admin, bob = state["base"], state["admin"], state["bob"]
+    admin.click("a.button:text-is('Reply')")
+    admin.wait_for_url("**/mail/compose?**")
+    assert "<" in admin.input_value("input[name=refs]")  # the chain travels with the reply
+    admin.fill("#f-body", "Great, I booked a table.\n" + admin.input_value("#f-body"))
+    admin.click("form.compose button[value=send]")
+    admin.wait_for_url("**/mail?**")
+
+    bob.goto(base + "/mail")
+    row = bob.locator("#messages li", has_text="Dinner on Friday?")
+    assert row.count() == 1 and row.locator(".tcount").inner_text() == "2"
+    assert "Great, I booked a table." in row.locator(".preview").inner_text()
+    shot(bob, "thread-list-phone")
+    row.locator("a").click()
+    bob.wait_for_url("**/mail/read?**")
+    thread = bob.locator("#thread li")
+    assert thread.count() == 3
+    assert "To:" in thread.nth(1).inner_text() and "Sent" in thread.nth(1).inner_text()
+    assert "Great, I booked a table." in bob.locator("#body").inner_text()
+    assert bob.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(bob, "thread-phone")
+    thread.nth(0).locator("a").click()
+    bob.wait_for_url("**/mail/read?**")
+    assert "Shall we meet at eight?" in bob.locator("#body").inner_text()
+    assert bob.locator("#thread li[aria-current]").count() == 1
+    # the same conversation in French: dates, folder names and actions in the reader's language
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, ignore_https_errors=True, locale="fr-FR")
+    fr = ctx.new_page()
+    login(fr, base, BOB, BOB_PW)
+    fr.locator("#messages li", has_text="Dinner on Friday?").locator("a").click()
+    fr.wait_for_url("**/mail/read?**")
+    assert "Répondre à tous" in fr.locator(".actions").inner_text()
+    assert "Envoyés" in fr.locator("#thread").inner_text()
+    assert fr.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(fr, "thread-phone-fr")
+    ctx.close()
 
 
 def test_xss_mail_is_inert(server, browser, state):

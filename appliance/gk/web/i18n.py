@@ -6,6 +6,8 @@ Language: the logged-in user's setting (``users.language``), else the best of th
 
 from __future__ import annotations
 
+from gk.web.i18n_webmail import FR_WEBMAIL
+
 LANGUAGES = {"en": "English", "fr": "Français"}
 
 FR: dict[str, str] = {
@@ -220,7 +222,7 @@ FR_DIAGNOSIS: dict[str, str] = {
     "Scan this code with the phone's camera to open this page there, then download the profile or copy the settings.": "Scannez ce code avec l'appareil photo du téléphone pour y ouvrir cette page, puis téléchargez le profil ou recopiez les réglages.",
 }
 
-CATALOGUES = {"fr": {**FR, **FR_DIAGNOSIS}}
+CATALOGUES = {"fr": {**FR, **FR_DIAGNOSIS, **FR_WEBMAIL}}
 
 
 def negotiate(accept_language: str, user_language: str = "") -> str:
