@@ -362,7 +362,8 @@ def submit(port: int, user: str, password: str, mail_from: str, rcpts: list[str]
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # GK's self-signed certificate
-    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+    # generous: each 250 waits for fsyncs, which a disk busy with other work can hold up for long
+    with smtplib.SMTP("127.0.0.1", port, timeout=180) as s:
         s.starttls(context=ctx)
         s.login(user, password)
         for body in bodies:

@@ -115,16 +115,16 @@ class GKServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 text = self.log()[offset:]
-                if "Address already in use" in text:
+                if "address already in use" in text.lower():  # gevent says "Address", asyncio "address"
                     raise PortTaken(text)
                 raise RuntimeError(f"gk serve exited with {self.proc.returncode}:\n{self.log()}")
             if "ready in" in self.log()[offset:]:
-                self._wait_listeners(deadline)
+                self._wait_listeners(deadline, offset)
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"gk serve not ready after {wait}s:\n{self.log()}")
 
-    def _wait_listeners(self, deadline: float) -> None:
+    def _wait_listeners(self, deadline: float, offset: int = 0) -> None:
         """Every configured port is listening before a test gets the server.
 
         "ready in" is logged after the listeners opened; this checks it from outside (the
@@ -137,6 +137,8 @@ class GKServer:
         while True:
             assert self.proc
             if self.proc.poll() is not None:
+                if "address already in use" in self.log()[offset:].lower():
+                    raise PortTaken(self.log()[offset:])  # another process took a port first: new ports
                 raise RuntimeError(f"gk serve exited with {self.proc.returncode} after ready:\n{self.log()}")
             listening = listening_ports()
             pending = {name: port for name, port in pending.items() if port not in listening}

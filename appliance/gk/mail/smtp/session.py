@@ -537,6 +537,9 @@ class GKSMTP(SMTP):
                     raise ConnectionResetError("client closed the connection during DATA")
                 done = receiver.feed(chunk)
                 if spool.needs_flush and not receiver.refused:
+                    # the server's own disk work is no client silence: the idle timer waits for it
+                    if self._timeout_handle is not None:
+                        self._timeout_handle.cancel()
                     try:
                         await in_greenlet(spool.flush, shield=True)
                     except Exception as exc:  # OSError: disk full, I/O error
