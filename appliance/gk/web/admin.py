@@ -10,7 +10,6 @@ from gk import localtime
 from gk.accounts import AccountError
 from gk.web import forms, smarthost
 from gk.web.app import Web
-from gk.web.i18n import translator
 
 
 def register(web: Web) -> None:
@@ -94,7 +93,7 @@ def register(web: Web) -> None:
             bottle.response.status = 400
             return settings_page(timezone=tz, errors={"timezone": str(exc)})
         ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"time zone {tz}")
-        return settings_page(notice=translator(web.lang())("Time zone saved."))
+        return settings_page(notice=web.gettext("Time zone saved."))
 
     @app.post("/admin/settings/certificate")
     def save_certificate() -> str:
@@ -104,7 +103,7 @@ def register(web: Web) -> None:
         email = forms.text("email")
         if email and "@" not in email:
             bottle.response.status = 400
-            return settings_page(errors={"email": "Enter a mail address, or leave it empty."})
+            return settings_page(errors={"email": web.gettext("Enter a mail address, or leave it empty.")})
         cfg = gevent.get_hub().threadpool.apply(
             smarthost.write_config, (ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
         )
@@ -120,5 +119,8 @@ def register(web: Web) -> None:
         ctx.accounts.record_event(
             "settings", "web", web.client_ip(), admin.address, f"acme {'on' if enabled else 'off'}"
         )
-        notice = "Let's Encrypt is on: the certificate is requested now." if enabled else "Let's Encrypt is off."
-        return settings_page(notice=translator(web.lang())(notice))
+        if enabled:
+            notice = web.gettext("Let's Encrypt is on: the certificate is requested now.")
+        else:
+            notice = web.gettext("Let's Encrypt is off.")
+        return settings_page(notice=notice)

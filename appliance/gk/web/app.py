@@ -172,6 +172,10 @@ class Web:
         user = self.user()
         return i18n.negotiate(bottle.request.get_header("Accept-Language", ""), user.language if user else "")
 
+    def gettext(self, text: str, **kw: object) -> str:
+        """``text`` in this request's language, ``{placeholders}`` filled from ``kw``."""
+        return i18n.translator(self.lang())(text, **kw)
+
     def render(self, template: str, **kw: Any) -> str:
         sess = self.session()
         assert sess is not None

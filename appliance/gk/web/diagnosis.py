@@ -18,13 +18,19 @@ import time
 from typing import Any
 
 from gk.diagnosis import Finding, Inputs, run
+from gk.locale import N_
 from gk.mail.dnsresolver import make_resolver
 from gk.web import i18n, maildelivery
 from gk.web.app import Web
 
 log = logging.getLogger("gk.web")
 
-GROUPS = [("dns", "DNS records"), ("network", "Network"), ("certificate", "Certificate"), ("system", "System")]
+GROUPS = [
+    ("dns", N_("DNS records")),
+    ("network", N_("Network")),
+    ("certificate", N_("Certificate")),
+    ("system", N_("System")),
+]
 ORDER = {"error": 0, "warning": 1, "info": 2, "ok": 3}
 _last: dict[str, Any] = {}
 

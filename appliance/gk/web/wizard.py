@@ -27,6 +27,7 @@ from gk.accounts.store import check_address
 from gk.claim.codeguard import CodeGuard
 from gk.claim.waiters import ButtonWaiters
 from gk.config import ConfigError
+from gk.locale import N_
 from gk.security import tls
 from gk.web import forms, smarthost
 from gk.web.app import Web
@@ -37,17 +38,17 @@ HTMX_STOP_POLLING = 286  # htmx stops an "every 2s" trigger on this status
 
 STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
 TITLES = {
-    "claim": "Claim this server",
-    "admin": "Administrator account",
-    "host": "Host name and mail domain",
-    "timezone": "Time zone",
-    "tls": "Certificate",
-    "users": "Users",
-    "dns": "DNS records to publish",
-    "outgoing": "Outgoing mail",
-    "ai": "AI model",
-    "summary": "Summary",
-    "https": "Continue over HTTPS",
+    "claim": N_("Claim this server"),
+    "admin": N_("Administrator account"),
+    "host": N_("Host name and mail domain"),
+    "timezone": N_("Time zone"),
+    "tls": N_("Certificate"),
+    "users": N_("Users"),
+    "dns": N_("DNS records to publish"),
+    "outgoing": N_("Outgoing mail"),
+    "ai": N_("AI model"),
+    "summary": N_("Summary"),
+    "https": N_("Continue over HTTPS"),
 }
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
@@ -184,7 +185,7 @@ def register(web: Web) -> None:
         if delay is None:  # this address only: the owner on another device can still claim
             ctx.accounts.record_event("setup_code_locked", "web", ip)
             bottle.response.status = 429
-            return page("claim", errors={"code": web_t("Too many wrong codes; wait a few minutes.")})
+            return page("claim", errors={"code": web.gettext("Too many wrong codes; wait a few minutes.")})
         if delay:
             gevent.sleep(delay)
         code = forms.text("code")
@@ -193,12 +194,7 @@ def register(web: Web) -> None:
             raise bottle.redirect(claimed("setup code"))
         ctx.accounts.record_event("setup_code_failed", "web", ip)
         bottle.response.status = 400
-        return page("claim", errors={"code": web_t("Wrong setup code.")})
-
-    def web_t(text: str) -> str:
-        from gk.web.i18n import translator
-
-        return str(translator(web.lang())(text))
+        return page("claim", errors={"code": web.gettext("Wrong setup code.")})
 
     @app.post("/wizard/claim/button")
     def claim_button() -> str:
@@ -246,7 +242,7 @@ def register(web: Web) -> None:
             if address not in admins:
                 errors["address"] = "Choose one of the administrator accounts."
             elif pw != pw2:
-                errors["password2"] = web_t("The two passwords differ.")
+                errors["password2"] = web.gettext("The two passwords differ.")
             else:
                 try:
                     ctx.accounts.set_password(address, pw)
@@ -283,9 +279,9 @@ def register(web: Web) -> None:
                     web.log_in(result.user)
                     mark("admin")
                     raise bottle.redirect("/wizard")
-                errors["password"] = web_t("Wrong address or password.")
+                errors["password"] = web.gettext("Wrong address or password.")
             elif pw != pw2:
-                errors["password2"] = web_t("The two passwords differ.")
+                errors["password2"] = web.gettext("The two passwords differ.")
             if not errors:
                 try:
                     user = ctx.accounts.add_user(address, pw, admin=True)
