@@ -19,6 +19,7 @@ from typing import Any
 import bottle
 
 from gk import claim
+from gk.locale import N_
 from gk.web.app import Web
 
 PROFILE_NS = uuid.UUID("6f1f4c52-9a0e-4c1e-8f43-3b1c2e0d9a77")
@@ -107,7 +108,7 @@ def register(web: Web) -> None:
         acme = ctx.services.get("acme")
         answer = acme.challenge(token) if acme is not None else None
         if answer is None:
-            raise bottle.HTTPError(404, "Not found")
+            raise bottle.HTTPError(404, N_("Not found"))
         bottle.response.content_type = "text/plain"
         return answer
 
