@@ -10,8 +10,9 @@ language's translations (edit it with any gettext tool: Poedit, Lokalize, Weblat
 viewer's language is not known yet (diagnosis findings, security event names, folder names,
 HTTP error messages) and translated where it is shown.
 
-Cost: a catalog is loaded on first use per language (the French ``.mo`` is ~40 KB, mapped into
-a dict), then kept for the life of the process.
+Cost: a catalog is loaded on first use per language and kept for the life of the process: the
+French ``.mo`` is 33 KB on disk and adds ~0.4 MB of RSS once read into its dict (measured with
+/proc/self/status around the first ``translator("fr")`` call); English loads nothing.
 """
 
 from __future__ import annotations
