@@ -93,6 +93,7 @@ def test_translations_keep_the_placeholders(lang: str) -> None:
             try:
                 if fields(s) != fields(ids[0]):
                     wrong.append(f"{ids[0]!r} -> {s!r}")
+                s.format(**{name: 1 for name in fields(s)})  # the format specs ({m:02d}) work too
             except ValueError as exc:  # an unbalanced brace would crash str.format at run time
                 wrong.append(f"{s!r}: {exc}")
     assert not wrong, "\n".join(wrong)
