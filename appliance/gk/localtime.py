@@ -15,6 +15,7 @@ import zoneinfo
 from pathlib import Path
 
 from gk import claim
+from gk.locale import N_
 from gk.store.files import write_durable
 
 ZONE_FILE = "timezone"
@@ -23,7 +24,12 @@ _cache: dict[Path, tuple[float, zoneinfo.ZoneInfo]] = {}
 
 
 class TimeZoneError(ValueError):
-    pass
+    """An unknown zone name; ``template``/``params`` as ``gk.accounts.AccountError``'s."""
+
+    def __init__(self, template: str, **params: object):
+        super().__init__(template.format(**params) if params else template)
+        self.template = template
+        self.params = params
 
 
 def valid_zones() -> set[str]:
@@ -48,7 +54,7 @@ def zone(data_dir: Path) -> zoneinfo.ZoneInfo:
 def set_zone(data_dir: Path, name: str) -> None:
     """Save ``name`` (an IANA zone such as Europe/Paris) and publish it for the system clock."""
     if name not in valid_zones():
-        raise TimeZoneError(f"unknown time zone {name!r}: choose one such as Europe/Paris or UTC")
+        raise TimeZoneError(N_("unknown time zone {name!r}: choose one such as Europe/Paris or UTC"), name=name)
     claim.set_settings(Path(data_dir), timezone=name)
     write_durable(Path(data_dir) / ZONE_FILE, (name + "\n").encode(), 0o644)
     _cache.pop(Path(data_dir), None)

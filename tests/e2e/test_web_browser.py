@@ -178,7 +178,8 @@ def test_wizard_full_run(server, browser, state):
     page.click("button[type=submit]")
     # TLS was turned on: the dashboard comes over HTTPS with the device's certificate
     page.wait_for_url(f"https://127.0.0.1:{server.port('http.https_port')}/dashboard")
-    assert page.locator("#events").inner_text().count("wizard_complete") == 1
+    assert page.locator("#events tr[data-kind=wizard_complete]").count() == 1
+    assert page.locator("#events").inner_text().count("Setup finished") == 1
     shot(page, "dashboard-desktop")
     state["base"] = f"https://127.0.0.1:{server.port('http.https_port')}"
     state["admin"] = page

@@ -20,6 +20,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from gk.config import AuthConfig
+from gk.locale import N_
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,17 @@ MIN_PASSWORD_LENGTH = 8
 
 
 def password_problem(password: str) -> str | None:
-    """Why a new password is unacceptable, or None."""
+    """Why a new password is unacceptable (in English), or None."""
+    problem = password_problem_template(password)
+    return problem[0].format(**problem[1]) if problem else None
+
+
+def password_problem_template(password: str) -> tuple[str, dict[str, object]] | None:
+    """Why a new password is unacceptable, as a catalog template (``gk.locale``) and its values."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"password must have at least {MIN_PASSWORD_LENGTH} characters"
+        return N_("password must have at least {n} characters"), {"n": MIN_PASSWORD_LENGTH}
     if len(password) > 1024:
-        return "password must have at most 1024 characters"
+        return N_("password must have at most {n} characters"), {"n": 1024}
     if "\x00" in password or "\n" in password or "\r" in password:
-        return "password must not contain NUL or line breaks"
+        return N_("password must not contain NUL or line breaks"), {}
     return None

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gk.accounts.passwords import PasswordHasher, password_problem
+from gk.accounts.passwords import PasswordHasher, password_problem_template
+from gk.locale import N_
 from gk.store import Database, open_database
 
 MIGRATIONS = [
@@ -69,7 +70,14 @@ ADDRESS_RE = re.compile(
 
 
 class AccountError(ValueError):
-    """A refused account operation, with a message fit for the user."""
+    """A refused account operation, with a message fit for the user: ``str(exc)`` is English;
+    ``template`` (marked for the catalog, ``gk.locale``) and ``params`` let the web UI show it
+    in the viewer's language."""
+
+    def __init__(self, template: str, **params: object):
+        super().__init__(template.format(**params) if params else template)
+        self.template = template
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,8 @@ def check_address(address: str) -> str:
     addr = normalize_address(address)
     if not ADDRESS_RE.match(addr) or len(addr) > 254 or "+" in addr.partition("@")[0]:
         raise AccountError(
-            f"{address!r} is not a usable mail address (want local@domain.tld; '+' is reserved for plus-addressing)"
+            N_("{address!r} is not a usable mail address (want local@domain.tld; '+' is reserved for plus-addressing)"),
+            address=address,
         )
     return addr
 
@@ -140,16 +149,18 @@ class AccountStore:
 
     def add_user(self, address: str, password: str, *, admin: bool = False, display_name: str = "") -> User:
         addr = check_address(address)
-        problem = password_problem(password)
+        problem = password_problem_template(password)
         if problem:
-            raise AccountError(problem)
+            raise AccountError(problem[0], **problem[1])
         if self.db.one("SELECT 1 FROM aliases WHERE source = ?", (addr,)):
-            raise AccountError(f"{addr} is already an alias; remove it first (gk alias del {addr})")
+            raise AccountError(
+                N_("{address} is already an alias; remove it first (gk alias del {address})"), address=addr
+            )
         hashed = self.hasher.hash(password)
         now = time.time()
         with self.db.transaction() as c:
             if c.execute("SELECT 1 FROM users WHERE address = ?", (addr,)).fetchone():
-                raise AccountError(f"user {addr} already exists")
+                raise AccountError(N_("user {address} already exists"), address=addr)
             c.execute(
                 "INSERT INTO users(address, password_hash, is_admin, display_name, created, password_changed)"
                 " VALUES (?,?,?,?,?,?)",
@@ -171,9 +182,9 @@ class AccountStore:
         return [self._user(r) for r in self.db.query("SELECT * FROM users ORDER BY address")]
 
     def set_password(self, address: str, password: str) -> None:
-        problem = password_problem(password)
+        problem = password_problem_template(password)
         if problem:
-            raise AccountError(problem)
+            raise AccountError(problem[0], **problem[1])
         hashed = self.hasher.hash(password)
         addr = normalize_address(address)
         with self.db.transaction() as c:
@@ -182,7 +193,7 @@ class AccountStore:
                 (hashed, time.time(), addr),
             )
             if cur.rowcount == 0:
-                raise AccountError(f"no such user {addr}")
+                raise AccountError(N_("no such user {address}"), address=addr)
         self._changed(addr)
 
     def set_admin(self, address: str, admin: bool) -> None:
@@ -200,7 +211,7 @@ class AccountStore:
         with self.db.transaction() as c:
             cur = c.execute("DELETE FROM users WHERE address = ?", (addr,))
             if cur.rowcount == 0:
-                raise AccountError(f"no such user {addr}")
+                raise AccountError(N_("no such user {address}"), address=addr)
             c.execute("DELETE FROM aliases WHERE target = ?", (addr,))
         self._changed(addr)
 
@@ -215,7 +226,7 @@ class AccountStore:
     def add_app_password(self, address: str, name: str, password: str) -> int:
         user = self.get_user(address)
         if not user:
-            raise AccountError(f"no such user {address}")
+            raise AccountError(N_("no such user {address}"), address=address)
         cur = self.db.execute(
             "INSERT INTO app_passwords(user_id, name, password_hash, created) VALUES (?,?,?,?)",
             (user.id, name, self.hasher.hash(password), time.time()),
@@ -262,15 +273,15 @@ class AccountStore:
         src = check_address(source)
         dst = normalize_address(target)
         if not self.get_user(dst):
-            raise AccountError(f"alias target {dst} is not a user here (add it with gk user add)")
+            raise AccountError(N_("alias target {address} is not a user here (add it with gk user add)"), address=dst)
         if self.get_user(src):
-            raise AccountError(f"{src} is a user; an alias cannot shadow it")
+            raise AccountError(N_("{address} is a user; an alias cannot shadow it"), address=src)
         self.db.execute("INSERT OR REPLACE INTO aliases(source, target) VALUES (?, ?)", (src, dst))
 
     def delete_alias(self, source: str) -> None:
         cur = self.db.execute("DELETE FROM aliases WHERE source = ?", (normalize_address(source),))
         if cur.rowcount == 0:
-            raise AccountError(f"no such alias {source}")
+            raise AccountError(N_("no such alias {address}"), address=source)
 
     def list_aliases(self) -> list[tuple[str, str]]:
         return [(r["source"], r["target"]) for r in self.db.query("SELECT * FROM aliases ORDER BY source")]

@@ -142,7 +142,13 @@ class ACMEService:
             return
         self.ctx.ssl_context.load_cert_chain(str(cert), str(key))  # on the hub, where handshakes run
         left = days_left(cert) or 0
-        self.status.update(state="ok", detail=f"{host}, {left:.0f} days left", cert_mtime=cert.stat().st_mtime)
+        self.status.update(
+            state="ok",
+            detail=f"{host}, {left:.0f} days left",
+            host=host,
+            days_left=round(left),
+            cert_mtime=cert.stat().st_mtime,
+        )
         log.info("acme: certificate for %s in use (%.0f days left)", host, left)
 
 

@@ -18,6 +18,7 @@ import dns.resolver
 import dns.reversename
 
 from gk.config import Config
+from gk.locale import N_
 
 OK, WARNING, ERROR, INFO = "ok", "warning", "error", "info"
 # Records a mail domain cannot work without; the rest (SRV, autoconfig) only ease client setup.
@@ -98,9 +99,9 @@ def check_dns(inputs: Inputs) -> list[Finding]:
                 "dns",
                 "dns:none",
                 INFO,
-                "No mail domain yet",
-                "Mail between the box's users on the home network works without any domain.",
-                "To receive mail from the internet, add a user on a domain you own.",
+                N_("No mail domain yet"),
+                N_("Mail between the box's users on the home network works without any domain."),
+                N_("To receive mail from the internet, add a user on a domain you own."),
             )
         ]
     view = _RecordsView(inputs)
@@ -114,21 +115,23 @@ def check_dns(inputs: Inputs) -> list[Finding]:
             params = {"type": rec["type"], "name": rec["name"], "value": rec["value"] or "-", "found": found}
             params["purpose"] = rec["purpose"]
             if rec["status"] == "ok":
-                detail = "{purpose}."
+                detail = N_("{purpose}.")
                 fix = ""
             elif rec["status"] == "missing":
-                detail = "{purpose}: DNS has no such record."
-                fix = "Publish {type} {name} = {value} at the domain's DNS provider."
+                detail = N_("{purpose}: DNS has no such record.")
+                fix = N_("Publish {type} {name} = {value} at the domain's DNS provider.")
                 if not rec["value"]:
-                    fix = "Publish an A record for {name} with your public IP address at the domain's DNS provider."
+                    fix = N_("Publish an A record for {name} with your public IP address at the domain's DNS provider.")
             elif rec["status"] == "different":
-                detail = "{purpose}: DNS answers {found}."
-                fix = "Change {type} {name} to {value} at the domain's DNS provider."
+                detail = N_("{purpose}: DNS answers {found}.")
+                fix = N_("Change {type} {name} to {value} at the domain's DNS provider.")
             else:
-                detail = "DNS did not answer: {found}."
-                fix = "Check the box's network and DNS resolver, then run the checks again."
+                detail = N_("DNS did not answer: {found}.")
+                fix = N_("Check the box's network and DNS resolver, then run the checks again.")
             out.append(
-                Finding("dns", f"dns:{rec['type']}:{rec['name']}", status, "{type} record {name}", detail, fix, params)
+                Finding(
+                    "dns", f"dns:{rec['type']}:{rec['name']}", status, N_("{type} record {name}"), detail, fix, params
+                )
             )
     return out
 
@@ -141,12 +144,12 @@ def _hostname_finding(inputs: Inputs) -> Finding:
             "dns",
             "dns:hostname",
             ERROR,
-            "The host name {host} is a local name",
-            "Mail servers on the internet cannot find a local name, and refuse mail that greets them with one.",
-            "Set a host name under your domain, such as mail.{domain}, in Settings.",
+            N_("The host name {host} is a local name"),
+            N_("Mail servers on the internet cannot find a local name, and refuse mail that greets them with one."),
+            N_("Set a host name under your domain, such as mail.{domain}, in Settings."),
             params,
         )
-    return Finding("dns", "dns:hostname", OK, "The host name is {host}", "", "", params)
+    return Finding("dns", "dns:hostname", OK, N_("The host name is {host}"), "", "", params)
 
 
 class _RecordsView:
@@ -179,9 +182,9 @@ def check_network(inputs: Inputs) -> list[Finding]:
                 "network",
                 "rdns:none",
                 INFO,
-                "Reverse DNS and blocklists not checked",
-                "The mail host {host} has no address in DNS yet.",
-                "Publish an A record for {host} with your public IP address.",
+                N_("Reverse DNS and blocklists not checked"),
+                N_("The mail host {host} has no address in DNS yet."),
+                N_("Publish an A record for {host} with your public IP address."),
                 {"host": host},
             )
         )
@@ -194,9 +197,11 @@ def check_network(inputs: Inputs) -> list[Finding]:
             "network",
             "port25:in",
             INFO,
-            "Incoming mail (port 25)",
-            "The box cannot test from inside whether the internet reaches its port 25.",
-            "Forward TCP ports 25, 465, 587 and 993 on your router to this box, then send a mail from an outside address.",
+            N_("Incoming mail (port 25)"),
+            N_("The box cannot test from inside whether the internet reaches its port 25."),
+            N_(
+                "Forward TCP ports 25, 465, 587 and 993 on your router to this box, then send a mail from an outside address."
+            ),
         )
     )
     return out
@@ -215,9 +220,9 @@ def _reverse_dns(inputs: Inputs, ip: str) -> list[Finding]:
                 "network",
                 f"rdns:{ip}",
                 INFO,
-                "{host} points to {ip}, a local address",
-                "Fine for mail on the home network; the internet cannot reach a local address.",
-                "For mail from the internet, point {host} at your public address.",
+                N_("{host} points to {ip}, a local address"),
+                N_("Fine for mail on the home network; the internet cannot reach a local address."),
+                N_("For mail from the internet, point {host} at your public address."),
                 params,
             )
         ]
@@ -230,21 +235,39 @@ def _reverse_dns(inputs: Inputs, ip: str) -> list[Finding]:
     except dns.exception.DNSException as exc:
         params["error"] = str(exc).rstrip(".")
         return [
-            Finding("network", f"rdns:{ip}", WARNING, "Reverse DNS of {ip}", "DNS did not answer: {error}.", "", params)
+            Finding(
+                "network",
+                f"rdns:{ip}",
+                WARNING,
+                N_("Reverse DNS of {ip}"),
+                N_("DNS did not answer: {error}."),
+                "",
+                params,
+            )
         ]
     params["found"] = ", ".join(names) or "-"
     if inputs.hostname.lower() in names:
         return [
-            Finding("network", f"rdns:{ip}", OK, "Reverse DNS of {ip}", "{ip} is named {host} both ways.", "", params)
+            Finding(
+                "network",
+                f"rdns:{ip}",
+                OK,
+                N_("Reverse DNS of {ip}"),
+                N_("{ip} is named {host} both ways."),
+                "",
+                params,
+            )
         ]
     return [
         Finding(
             "network",
             f"rdns:{ip}",
             ERROR,
-            "Reverse DNS of {ip}",
-            "{ip} is named {found}, not {host}: Gmail, Outlook and others refuse or junk mail from an address whose reverse DNS does not match.",
-            "Ask your internet provider to set the reverse DNS (PTR) of {ip} to {host}, or send through a relay.",
+            N_("Reverse DNS of {ip}"),
+            N_(
+                "{ip} is named {found}, not {host}: Gmail, Outlook and others refuse or junk mail from an address whose reverse DNS does not match."
+            ),
+            N_("Ask your internet provider to set the reverse DNS (PTR) of {ip} to {host}, or send through a relay."),
             params,
         )
     ]
@@ -261,12 +284,20 @@ def _blocklists(inputs: Inputs, ip: str) -> list[Finding]:
         try:
             answers = [r.to_text() for r in inputs.resolver.resolve(f"{reversed_ip}.{zone}", "A", search=False)]
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            out.append(Finding("network", f"dnsbl:{zone}", OK, "{ip} on {zone}", "Not listed.", "", params))
+            out.append(Finding("network", f"dnsbl:{zone}", OK, N_("{ip} on {zone}"), N_("Not listed."), "", params))
             continue
         except dns.exception.DNSException as exc:
             params["error"] = str(exc).rstrip(".")
             out.append(
-                Finding("network", f"dnsbl:{zone}", WARNING, "{ip} on {zone}", "Could not check: {error}.", "", params)
+                Finding(
+                    "network",
+                    f"dnsbl:{zone}",
+                    WARNING,
+                    N_("{ip} on {zone}"),
+                    N_("Could not check: {error}."),
+                    "",
+                    params,
+                )
             )
             continue
         if all(ipaddress.ip_address(a) in REFUSED for a in answers):
@@ -275,9 +306,9 @@ def _blocklists(inputs: Inputs, ip: str) -> list[Finding]:
                     "network",
                     f"dnsbl:{zone}",
                     WARNING,
-                    "{ip} on {zone}",
-                    "The blocklist refused the query (it does not answer public resolvers).",
-                    "Use your internet provider's DNS resolver in [dns] nameservers to check this list.",
+                    N_("{ip} on {zone}"),
+                    N_("The blocklist refused the query (it does not answer public resolvers)."),
+                    N_("Use your internet provider's DNS resolver in [dns] nameservers to check this list."),
                     params,
                 )
             )
@@ -288,9 +319,9 @@ def _blocklists(inputs: Inputs, ip: str) -> list[Finding]:
                 "network",
                 f"dnsbl:{zone}",
                 ERROR,
-                "{ip} on {zone}",
-                "Listed ({found}): many servers refuse mail from a listed address.",
-                "Look the address up on the list's web site and ask for removal, or send through a relay.",
+                N_("{ip} on {zone}"),
+                N_("Listed ({found}): many servers refuse mail from a listed address."),
+                N_("Look the address up on the list's web site and ask for removal, or send through a relay."),
                 params,
             )
         )
@@ -306,7 +337,11 @@ def _port25(inputs: Inputs) -> Finding:
         target, port, what = d.port25_probe_host, d.port25_probe_port, "probe"
     else:
         return Finding(
-            "network", "port25:out", INFO, "Outgoing port 25", "Not checked ([diagnosis] port25_probe_host is empty)."
+            "network",
+            "port25:out",
+            INFO,
+            N_("Outgoing port 25"),
+            N_("Not checked ([diagnosis] port25_probe_host is empty)."),
         )
     params: dict[str, Any] = {"target": target, "port": port}
     try:
@@ -317,9 +352,9 @@ def _port25(inputs: Inputs) -> Finding:
             "network",
             "port25:out",
             WARNING,
-            "Outgoing port 25 not checked",
-            "{target} could not be looked up: {error}.",
-            "Check the box's network and DNS resolver, then run the checks again.",
+            N_("Outgoing port 25 not checked"),
+            N_("{target} could not be looked up: {error}."),
+            N_("Check the box's network and DNS resolver, then run the checks again."),
             params,
         )
     try:
@@ -333,23 +368,23 @@ def _port25(inputs: Inputs) -> Finding:
                 "network",
                 "port25:out",
                 ERROR,
-                "The relay {target}:{port} cannot be reached",
-                "Outgoing mail waits in the queue: {error}.",
-                "Check the relay's host name and port on the Mail delivery page.",
+                N_("The relay {target}:{port} cannot be reached"),
+                N_("Outgoing mail waits in the queue: {error}."),
+                N_("Check the relay's host name and port on the Mail delivery page."),
                 params,
             )
         return Finding(
             "network",
             "port25:out",
             ERROR,
-            "Outgoing port 25 is blocked",
-            "Connecting to {target}:{port} failed ({error}); many internet providers block port 25.",
-            "Ask your provider to open outgoing port 25, or send through a relay (Mail delivery page).",
+            N_("Outgoing port 25 is blocked"),
+            N_("Connecting to {target}:{port} failed ({error}); many internet providers block port 25."),
+            N_("Ask your provider to open outgoing port 25, or send through a relay (Mail delivery page)."),
             params,
         )
     params["greeting"] = greeting[:120]
-    title = "The relay {target}:{port} answers" if what == "relay" else "Outgoing port 25 is open"
-    return Finding("network", "port25:out", OK, title, "{target} answered: {greeting}", "", params)
+    title = N_("The relay {target}:{port} answers") if what == "relay" else N_("Outgoing port 25 is open")
+    return Finding("network", "port25:out", OK, title, N_("{target} answered: {greeting}"), "", params)
 
 
 def _address_of(inputs: Inputs, host: str) -> str:
@@ -371,9 +406,9 @@ def check_certificate(inputs: Inputs) -> list[Finding]:
                 "certificate",
                 "cert",
                 ERROR,
-                "No readable certificate",
-                "{file}: {error}",
-                "Restart GK: it makes a new one.",
+                N_("No readable certificate"),
+                N_("{file}: {error}"),
+                N_("Restart GK: it makes a new one."),
                 params,
             )
         ]
@@ -388,9 +423,9 @@ def check_certificate(inputs: Inputs) -> list[Finding]:
                 "certificate",
                 "cert:expiry",
                 ERROR,
-                "The certificate has expired",
-                "It expired {days} days ago.",
-                "Renew it, or remove it from [tls] to use a new self-signed one.",
+                N_("The certificate has expired"),
+                N_("It expired {days} days ago."),
+                N_("Renew it, or remove it from [tls] to use a new self-signed one."),
                 {**params, "days": -days},
             )
         )
@@ -400,15 +435,17 @@ def check_certificate(inputs: Inputs) -> list[Finding]:
                 "certificate",
                 "cert:expiry",
                 WARNING,
-                "The certificate expires in {days} days",
+                N_("The certificate expires in {days} days"),
                 "",
-                "Renew it before it expires.",
+                N_("Renew it before it expires."),
                 params,
             )
         )
     else:
         out.append(
-            Finding("certificate", "cert:expiry", OK, "The certificate is valid for {days} more days", "", "", params)
+            Finding(
+                "certificate", "cert:expiry", OK, N_("The certificate is valid for {days} more days"), "", "", params
+            )
         )
     if not _name_matches(inputs.hostname.lower(), names):
         out.append(
@@ -416,23 +453,25 @@ def check_certificate(inputs: Inputs) -> list[Finding]:
                 "certificate",
                 "cert:name",
                 ERROR,
-                "The certificate does not name {host}",
-                "It names {names}: mail apps will refuse or warn when they connect to {host}.",
-                "Use a certificate for {host}, or restart GK after changing the host name so it makes a new one.",
+                N_("The certificate does not name {host}"),
+                N_("It names {names}: mail apps will refuse or warn when they connect to {host}."),
+                N_("Use a certificate for {host}, or restart GK after changing the host name so it makes a new one."),
                 params,
             )
         )
     else:
-        out.append(Finding("certificate", "cert:name", OK, "The certificate names {host}", "", "", params))
+        out.append(Finding("certificate", "cert:name", OK, N_("The certificate names {host}"), "", "", params))
     if info.get("issuer") == info.get("subject"):
         out.append(
             Finding(
                 "certificate",
                 "cert:issuer",
                 WARNING,
-                "The certificate is self-signed",
-                "Browsers and phones warn once, and some mail servers will not trust this box's TLS.",
-                "Accept it on each device once (the Connect your devices page carries it), or install a certificate from a public authority.",
+                N_("The certificate is self-signed"),
+                N_("Browsers and phones warn once, and some mail servers will not trust this box's TLS."),
+                N_(
+                    "Accept it on each device once (the Connect your devices page carries it), or install a certificate from a public authority."
+                ),
                 params,
             )
         )
@@ -453,7 +492,9 @@ def check_system(inputs: Inputs) -> list[Finding]:
 
 def _clock() -> Finding:
     if Path("/run/systemd/timesync/synchronized").exists():
-        return Finding("system", "clock", OK, "The clock is synchronised", "systemd-timesyncd keeps it on time.")
+        return Finding(
+            "system", "clock", OK, N_("The clock is synchronised"), N_("systemd-timesyncd keeps it on time.")
+        )
     if shutil.which("timedatectl"):
         try:
             out = subprocess.run(
@@ -462,17 +503,17 @@ def _clock() -> Finding:
         except (OSError, subprocess.TimeoutExpired):
             out = ""
         if out == "yes":
-            return Finding("system", "clock", OK, "The clock is synchronised", "")
+            return Finding("system", "clock", OK, N_("The clock is synchronised"), "")
         if out == "no":
             return Finding(
                 "system",
                 "clock",
                 WARNING,
-                "The clock is not synchronised",
-                "A wrong clock breaks TLS certificates, DKIM signatures and calendar times.",
-                "Let the box reach an NTP server (UDP port 123).",
+                N_("The clock is not synchronised"),
+                N_("A wrong clock breaks TLS certificates, DKIM signatures and calendar times."),
+                N_("Let the box reach an NTP server (UDP port 123)."),
             )
-    return Finding("system", "clock", INFO, "Clock synchronisation unknown", "This system does not report it.")
+    return Finding("system", "clock", INFO, N_("Clock synchronisation unknown"), N_("This system does not report it."))
 
 
 def _disk(data_dir: Path) -> Finding:
@@ -484,9 +525,9 @@ def _disk(data_dir: Path) -> Finding:
             "system",
             "disk",
             ERROR,
-            "The disk is almost full",
-            "{free_mb} MB free of {total_mb} MB ({pct} %): new mail will be refused.",
-            "Delete old mail or move the data to a larger disk.",
+            N_("The disk is almost full"),
+            N_("{free_mb} MB free of {total_mb} MB ({pct} %): new mail will be refused."),
+            N_("Delete old mail or move the data to a larger disk."),
             params,
         )
     if free_pct < 15:
@@ -494,12 +535,14 @@ def _disk(data_dir: Path) -> Finding:
             "system",
             "disk",
             WARNING,
-            "The disk is filling up",
-            "{free_mb} MB free of {total_mb} MB ({pct} %).",
-            "Delete old mail or plan a larger disk.",
+            N_("The disk is filling up"),
+            N_("{free_mb} MB free of {total_mb} MB ({pct} %)."),
+            N_("Delete old mail or plan a larger disk."),
             params,
         )
-    return Finding("system", "disk", OK, "Disk space", "{free_mb} MB free of {total_mb} MB ({pct} %).", "", params)
+    return Finding(
+        "system", "disk", OK, N_("Disk space"), N_("{free_mb} MB free of {total_mb} MB ({pct} %)."), "", params
+    )
 
 
 def _memory() -> Finding:
@@ -510,7 +553,7 @@ def _memory() -> Finding:
                 key, _, rest = line.partition(":")
                 info[key] = int(rest.split()[0]) // 1024
     except (OSError, ValueError):
-        return Finding("system", "memory", INFO, "Memory", "Not reported by this system.")
+        return Finding("system", "memory", INFO, N_("Memory"), N_("Not reported by this system."))
     total, avail = info.get("MemTotal", 0), info.get("MemAvailable", 0)
     params = {"avail_mb": avail, "total_mb": total}
     if total and avail * 100 / total < 10:
@@ -518,12 +561,12 @@ def _memory() -> Finding:
             "system",
             "memory",
             WARNING,
-            "Memory is short",
-            "{avail_mb} MB available of {total_mb} MB.",
-            "Choose a smaller AI model or turn features off.",
+            N_("Memory is short"),
+            N_("{avail_mb} MB available of {total_mb} MB."),
+            N_("Choose a smaller AI model or turn features off."),
             params,
         )
-    return Finding("system", "memory", OK, "Memory", "{avail_mb} MB available of {total_mb} MB.", "", params)
+    return Finding("system", "memory", OK, N_("Memory"), N_("{avail_mb} MB available of {total_mb} MB."), "", params)
 
 
 def summary(findings: list[Finding]) -> dict[str, int]:

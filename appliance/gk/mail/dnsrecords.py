@@ -25,7 +25,14 @@ import dns.resolver
 from gk.config import Config
 from gk.config import load as load_config
 from gk.context import hostname_of
+from gk.locale import N_
 from gk.mail.dkim import dns_record, ensure_keys
+
+# what each record is for, shown next to it (translated where shown: gk.locale)
+DKIM_PURPOSE = {
+    "rsa": N_("DKIM public key (rsa) that signs outgoing mail"),
+    "ed25519": N_("DKIM public key (ed25519) that signs outgoing mail"),
+}
 
 
 def _config_and_dir(ctx_or_data_dir: Any) -> tuple[Config, Path, str]:
@@ -53,8 +60,8 @@ def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
     if cfg.queue.smarthost:
         spf = f"v=spf1 mx {_spf_mechanism(cfg.queue.smarthost)} ~all"
     records = [
-        {"type": "MX", "name": domain, "value": f"10 {hostname}.", "purpose": "mail for the domain comes to GK"},
-        {"type": "TXT", "name": domain, "value": spf, "purpose": "SPF: who may send mail for the domain"},
+        {"type": "MX", "name": domain, "value": f"10 {hostname}.", "purpose": N_("mail for the domain comes to GK")},
+        {"type": "TXT", "name": domain, "value": spf, "purpose": N_("SPF: who may send mail for the domain")},
     ]
     q = cfg.queue
     for key in ensure_keys(data_dir, domain, q.dkim_selector, q.dkim_ed25519_selector):
@@ -63,7 +70,9 @@ def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
                 "type": "TXT",
                 "name": key.dns_name,
                 "value": dns_record(key),
-                "purpose": f"DKIM public key ({key.algorithm}) that signs outgoing mail",
+                "purpose": DKIM_PURPOSE.get(
+                    key.algorithm, f"DKIM public key ({key.algorithm}) that signs outgoing mail"
+                ),
             }
         )
     records.append(
@@ -71,7 +80,7 @@ def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
             "type": "TXT",
             "name": f"_dmarc.{domain}",
             "value": "v=DMARC1; p=quarantine; adkim=r; aspf=r",
-            "purpose": "DMARC: what receivers do with mail failing SPF and DKIM",
+            "purpose": N_("DMARC: what receivers do with mail failing SPF and DKIM"),
         }
     )
     records.append(
@@ -79,7 +88,7 @@ def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
             "type": "A",
             "name": hostname,
             "value": "",
-            "purpose": "the mail host's public IPv4 address (your router's); any value is accepted",
+            "purpose": N_("the mail host's public IPv4 address (your router's); any value is accepted"),
         }
     )
     records.extend(client_setup_records(cfg, domain, hostname))
@@ -101,7 +110,7 @@ def client_setup_records(cfg: Config, domain: str, hostname: str) -> list[dict[s
                     "type": "SRV",
                     "name": f"{service}.{domain}",
                     "value": f"0 1 {port} {hostname}.",
-                    "purpose": "lets mail apps find the server by themselves (RFC 6186)",
+                    "purpose": N_("lets mail apps find the server by themselves (RFC 6186)"),
                 }
             )
     for name in ("autoconfig", "autodiscover"):
@@ -110,7 +119,7 @@ def client_setup_records(cfg: Config, domain: str, hostname: str) -> list[dict[s
                 "type": "CNAME",
                 "name": f"{name}.{domain}",
                 "value": f"{hostname}.",
-                "purpose": "lets Thunderbird and Outlook fetch the settings from GK",
+                "purpose": N_("lets Thunderbird and Outlook fetch the settings from GK"),
             }
         )
     return out

@@ -14,6 +14,7 @@ import bottle
 
 from gk.accounts import AccountError
 from gk.accounts.known_ips import KnownIPs
+from gk.locale import N_
 from gk.web import forms
 from gk.web.app import Web
 from gk.web.i18n import LANGUAGES, translator
@@ -112,7 +113,7 @@ def register(web: Web) -> None:
             try:
                 ctx.accounts.set_password(user.address, new)
             except AccountError as exc:
-                errors["password"] = str(exc)
+                errors["password"] = web.error_text(exc)
         if errors:
             bottle.response.status = 400
             return account_page(errors=errors)
@@ -135,7 +136,7 @@ def register(web: Web) -> None:
         name = forms.text("name")[:60]
         if not name:
             bottle.response.status = 400
-            return account_page(errors={"name": "Give the device a name, e.g. 'phone'."})
+            return account_page(errors={"name": web.gettext("Give the device a name, e.g. 'phone'.")})
         password = new_app_password()
         ctx.accounts.add_app_password(user.address, name, password)
         ctx.accounts.record_event("app_password_added", "web", web.client_ip(), user.address, name)
@@ -145,5 +146,5 @@ def register(web: Web) -> None:
     def delete_app_password(app_id: int) -> None:
         user = web.require_user()
         if not ctx.accounts.delete_app_password(user.address, app_id):
-            raise bottle.HTTPError(404, "Not found")
+            raise bottle.HTTPError(404, N_("Not found"))
         raise bottle.redirect("/account")

@@ -8,9 +8,17 @@ import gevent
 
 from gk import localtime
 from gk.accounts import AccountError
+from gk.locale import N_
 from gk.web import forms, smarthost
 from gk.web.app import Web
-from gk.web.i18n import translator
+
+# the Let's Encrypt service's states (gk.acme.service), as the settings page shows them
+ACME_STATES = {
+    "pending": N_("waiting for the first attempt"),
+    "requesting": N_("requesting a certificate"),
+    "failed": N_("failed"),
+    "ok": N_("in use"),
+}
 
 
 def register(web: Web) -> None:
@@ -34,37 +42,39 @@ def register(web: Web) -> None:
         except AccountError as exc:
             bottle.response.status = 400
             key = "password" if "password" in str(exc).lower() else "address"
-            return users_page(address=address, errors={key: str(exc)})
+            return users_page(address=address, errors={key: web.error_text(exc)})
         ctx.accounts.record_event("user_added", "web", web.client_ip(), user.address, f"by {admin.address}")
-        return users_page(address="", notice=f"Added {user.address}.")
+        return users_page(address="", notice=web.gettext("Added {address}.", address=user.address))
 
     @app.post("/admin/users/<address>/delete")
     def delete_user(address: str) -> str:
         admin = web.require_admin()
         if address == admin.address:
             bottle.response.status = 400
-            return users_page(address="", errors={"list": "You cannot remove your own account."})
+            return users_page(address="", errors={"list": web.gettext("You cannot remove your own account.")})
         try:
             ctx.accounts.delete_user(address)
         except AccountError as exc:
             raise bottle.HTTPError(404, str(exc)) from exc
         web.sessions.delete_user(address)
         ctx.accounts.record_event("user_deleted", "web", web.client_ip(), address, f"by {admin.address}")
-        return users_page(address="", notice=f"Removed {address} (its mail stays on disk).")
+        return users_page(
+            address="", notice=web.gettext("Removed {address} (its mail stays on disk).", address=address)
+        )
 
     @app.post("/admin/users/<address>/password")
     def reset_password(address: str) -> str:
         admin = web.require_admin()
         if ctx.accounts.get_user(address) is None:
-            raise bottle.HTTPError(404, "Not found")
+            raise bottle.HTTPError(404, N_("Not found"))
         try:
             ctx.accounts.set_password(address, forms.raw("password"))
         except AccountError as exc:
             bottle.response.status = 400
-            return users_page(address="", errors={"reset:" + address: str(exc)})
+            return users_page(address="", errors={"reset:" + address: web.error_text(exc)})
         web.sessions.delete_user(address)
         ctx.accounts.record_event("password_reset", "web", web.client_ip(), address, f"by {admin.address}")
-        return users_page(address="", notice=f"New password set for {address}.")
+        return users_page(address="", notice=web.gettext("New password set for {address}.", address=address))
 
     def settings_page(**kw: object) -> str:
         web.require_admin()
@@ -76,6 +86,7 @@ def register(web: Web) -> None:
             timezone=current,
             acme_cfg=ctx.config.acme,
             acme=acme.status if acme is not None else None,
+            acme_states=ACME_STATES,
             errors=kw.pop("errors", {}),
             **kw,
         )
@@ -92,9 +103,9 @@ def register(web: Web) -> None:
             localtime.set_zone(web.data_dir, tz)
         except localtime.TimeZoneError as exc:
             bottle.response.status = 400
-            return settings_page(timezone=tz, errors={"timezone": str(exc)})
+            return settings_page(timezone=tz, errors={"timezone": web.error_text(exc)})
         ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"time zone {tz}")
-        return settings_page(notice=translator(web.lang())("Time zone saved."))
+        return settings_page(notice=web.gettext("Time zone saved."))
 
     @app.post("/admin/settings/certificate")
     def save_certificate() -> str:
@@ -104,7 +115,7 @@ def register(web: Web) -> None:
         email = forms.text("email")
         if email and "@" not in email:
             bottle.response.status = 400
-            return settings_page(errors={"email": "Enter a mail address, or leave it empty."})
+            return settings_page(errors={"email": web.gettext("Enter a mail address, or leave it empty.")})
         cfg = gevent.get_hub().threadpool.apply(
             smarthost.write_config, (ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
         )
@@ -120,5 +131,8 @@ def register(web: Web) -> None:
         ctx.accounts.record_event(
             "settings", "web", web.client_ip(), admin.address, f"acme {'on' if enabled else 'off'}"
         )
-        notice = "Let's Encrypt is on: the certificate is requested now." if enabled else "Let's Encrypt is off."
-        return settings_page(notice=translator(web.lang())(notice))
+        if enabled:
+            notice = web.gettext("Let's Encrypt is on: the certificate is requested now.")
+        else:
+            notice = web.gettext("Let's Encrypt is off.")
+        return settings_page(notice=notice)

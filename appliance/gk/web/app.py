@@ -29,6 +29,7 @@ import bottle
 
 from gk import claim
 from gk.accounts import User
+from gk.locale import N_
 from gk.web import i18n
 from gk.web.headers import SecurityHeaders, cookie_name, session_cookie
 from gk.web.netpolicy import is_lan, parse_networks
@@ -40,6 +41,16 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 RECOVERY_PATHS = ("/wizard", "/wizard/", "/wizard/claim", "/wizard/claim/button", "/wizard/password")
 # reachable while the wizard is not complete, besides the wizard itself
 OPEN_PATHS = ("/static/", "/.well-known/acme-challenge/")
+
+# the error page's heading per status (app.Web._error)
+ERROR_HEADINGS = {
+    400: N_("Bad request"),
+    403: N_("Access denied"),
+    404: N_("Page not found"),
+    405: N_("Method not allowed"),
+    413: N_("Too large"),
+    503: N_("Not available"),
+}
 
 bottle.BaseRequest.MEMFILE_MAX = 256 * 1024  # larger bodies spool to a temp file, not RAM
 
@@ -55,9 +66,8 @@ class Web:
         self.csrf_exempt: list[str] = []
         self.app.add_hook("before_request", self._before)
         self.app.route("/static/<path:path>", callback=self._static)
-        self.app.error(403)(self._error)
-        self.app.error(404)(self._error)
-        self.app.error(405)(self._error)
+        for status in ERROR_HEADINGS:
+            self.app.error(status)(self._error)
         self.wsgi = SecurityHeaders(self.app, ctx.config.http.https_port)
 
     @cached_property
@@ -164,13 +174,25 @@ class Web:
     def require_admin(self) -> User:
         user = self.require_user()
         if not user.is_admin:
-            raise bottle.HTTPError(403, "administrators only")
+            raise bottle.HTTPError(403, N_("This page is for administrators only."))
         return user
 
     # -- rendering -----------------------------------------------------------------------
     def lang(self) -> str:
         user = self.user()
         return i18n.negotiate(bottle.request.get_header("Accept-Language", ""), user.language if user else "")
+
+    def gettext(self, text: str, **kw: object) -> str:
+        """``text`` in this request's language, ``{placeholders}`` filled from ``kw``."""
+        return i18n.translator(self.lang())(text, **kw)
+
+    def error_text(self, exc: Exception) -> str:
+        """A refusal's message in this request's language: exceptions that carry a catalog
+        ``template`` and its ``params`` (``AccountError``, ``TimeZoneError``) are translated."""
+        template = getattr(exc, "template", None)
+        if not isinstance(template, str):
+            return str(exc)
+        return self.gettext(template, **getattr(exc, "params", {}))
 
     def render(self, template: str, **kw: Any) -> str:
         sess = self.session()
@@ -179,6 +201,8 @@ class Web:
         st, _ = self.claim_state()
         return self.jinja.get_template(template).render(
             _=i18n.translator(lang),
+            folder_name=lambda name: i18n.folder_name(name, lang),
+            format_datetime=lambda when, seconds=True: i18n.format_datetime(when, lang, seconds),
             lang=lang,
             csrf=sess.csrf,
             user=self.user(),
@@ -204,9 +228,17 @@ class Web:
         return resp
 
     def _error(self, err: bottle.HTTPError) -> str:
+        """The 403/404/405 page in the viewer's language: a heading for the status, and the
+        message given with the error when the catalog knows it (raise sites mark theirs with
+        ``N_``); another's (bottle's "Not found: '/x'", a library's) shows only in English."""
         bottle.response.content_type = "text/html; charset=utf-8"
         try:
-            return self.render("error.html", status=err.status_code, message=str(err.body or err.status_line))
+            lang = self.lang()
+            message = str(err.body or "")
+            shown = i18n.translator(lang)(message) if i18n.known(lang, message) else ""
+            return self.render(
+                "error.html", status=err.status_code, heading=ERROR_HEADINGS.get(err.status_code, ""), message=shown
+            )
         except Exception:
             return f"{err.status_code}"
 
@@ -232,16 +264,16 @@ class Web:
             return
         if st != claim.COMPLETE:
             if not self.client_is_lan():
-                raise bottle.HTTPError(403, "Setup is only available from the local network.")
+                raise bottle.HTTPError(403, N_("Setup is only available from the local network."))
             if not path.startswith("/wizard"):
                 raise bottle.redirect("/wizard")
         elif path.startswith("/wizard"):
             if not (recovery and path in RECOVERY_PATHS):
-                raise bottle.HTTPError(404, "Not found")
+                raise bottle.HTTPError(404, N_("Not found"))
             if not self.client_is_lan():
-                raise bottle.HTTPError(403, "Owner recovery is only available from the local network.")
+                raise bottle.HTTPError(403, N_("Owner recovery is only available from the local network."))
         if req.method in UNSAFE and not path.startswith(tuple(self.csrf_exempt)):
             sess = self.session(create=False)
             token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
             if sess is None or not hmac.compare_digest(sess.csrf.encode(), token.encode()):
-                raise bottle.HTTPError(403, "Missing or invalid CSRF token; reload the page and try again.")
+                raise bottle.HTTPError(403, N_("Missing or invalid CSRF token; reload the page and try again."))

@@ -19,6 +19,7 @@ from typing import Any
 import bottle
 
 from gk import claim
+from gk.locale import N_
 from gk.web.app import Web
 
 PROFILE_NS = uuid.UUID("6f1f4c52-9a0e-4c1e-8f43-3b1c2e0d9a77")
@@ -64,8 +65,9 @@ def qr_svg(text: str) -> str:
     return out.getvalue().decode()
 
 
-def certificate_payload(ctx: Any, host: str, uid: Any) -> dict[str, Any] | None:
-    """The box's own self-signed certificate as a trusted root, or None for an owner's certificate."""
+def certificate_payload(ctx: Any, host: str, uid: Any, name: str = "") -> dict[str, Any] | None:
+    """The box's own self-signed certificate as a trusted root, or None for an owner's certificate;
+    ``name`` is what the phone shows for it (in the viewer's language)."""
     if ctx.config.tls.cert_file:
         return None
     try:
@@ -77,7 +79,7 @@ def certificate_payload(ctx: Any, host: str, uid: Any) -> dict[str, Any] | None:
         "PayloadVersion": 1,
         "PayloadIdentifier": f"gk.{host}.certificate",
         "PayloadUUID": uid("certificate"),
-        "PayloadDisplayName": f"GK certificate for {host}",
+        "PayloadDisplayName": name or f"GK certificate for {host}",
         "PayloadCertificateFileName": f"{host}.cer",
         "PayloadContent": ssl.PEM_cert_to_DER_cert(pem),
     }
@@ -107,7 +109,7 @@ def register(web: Web) -> None:
         acme = ctx.services.get("acme")
         answer = acme.challenge(token) if acme is not None else None
         if answer is None:
-            raise bottle.HTTPError(404, "Not found")
+            raise bottle.HTTPError(404, N_("Not found"))
         bottle.response.content_type = "text/plain"
         return answer
 
@@ -137,8 +139,8 @@ def register(web: Web) -> None:
             "PayloadVersion": 1,
             "PayloadIdentifier": f"gk.{host}.mail.{user.address}",
             "PayloadUUID": uid("mail"),
-            "PayloadDisplayName": f"Mail {user.address}",
-            "EmailAccountDescription": f"{user.address} on {host}",
+            "PayloadDisplayName": web.gettext("Mail {address}", address=user.address),
+            "EmailAccountDescription": web.gettext("{address} on {host}", address=user.address, host=host),
             "EmailAccountType": "EmailTypeIMAP",
             "EmailAddress": user.address,
             "IncomingMailServerHostName": host,
@@ -159,10 +161,12 @@ def register(web: Web) -> None:
             "PayloadIdentifier": f"gk.{host}.{user.address}",
             "PayloadUUID": uid("profile"),
             "PayloadDisplayName": f"GK {host} ({user.address})",
-            "PayloadDescription": "Mail settings for this GK server. Calendars and contacts follow once available.",
+            "PayloadDescription": web.gettext(
+                "Mail settings for this GK server. Calendars and contacts follow once available."
+            ),
             "PayloadContent": [mail],
         }
-        cert = certificate_payload(ctx, host, uid)
+        cert = certificate_payload(ctx, host, uid, web.gettext("GK certificate for {host}", host=host))
         if cert is not None:
             profile["PayloadContent"].append(cert)
         bottle.response.content_type = "application/x-apple-aspen-config"

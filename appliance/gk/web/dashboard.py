@@ -19,6 +19,8 @@ from typing import Any
 import bottle
 
 from gk import localtime
+from gk.locale import N_
+from gk.web import i18n
 from gk.web.app import Web
 
 STARTED = time.time()
@@ -97,12 +99,25 @@ def uptime_seconds() -> float:
         return 0.0
 
 
-def fmt_duration(seconds: float) -> str:
-    s = int(seconds)
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, _ = divmod(s, 60)
-    return (f"{d}d " if d else "") + f"{h}h {m:02d}m"
+# Security event names as the dashboard shows them; an unknown kind (a newer feature's) shows as is.
+EVENT_NAMES = {
+    "login_failed": N_("Failed sign-in"),
+    "login_locked": N_("Sign-in refused (locked out)"),
+    "claimed": N_("Server claimed"),
+    "setup_code_failed": N_("Wrong setup code"),
+    "setup_code_locked": N_("Setup code locked out"),
+    "button_claim_refused": N_("Button press refused"),
+    "owner_recovery": N_("Owner recovery"),
+    "wizard_complete": N_("Setup finished"),
+    "password_changed": N_("Password changed"),
+    "password_reset": N_("Password reset by an administrator"),
+    "app_password_added": N_("App password added"),
+    "user_added": N_("User added"),
+    "user_deleted": N_("User removed"),
+    "settings": N_("Settings changed"),
+    "mail_route_changed": N_("Outgoing mail route changed"),
+    "queue_delete": N_("Message deleted from the queue"),
+}
 
 
 def queue_snapshot(ctx: Any) -> list[dict] | None:
@@ -141,12 +156,20 @@ def register(web: Web) -> None:
     def dashboard() -> str:
         web.require_admin()
         st = status(ctx)
+        lang = web.lang()
         events = ctx.accounts.recent_events(30)
         for e in events:
-            e["when"] = localtime.format_ts(ctx.data_dir, e["ts"])
+            e["when"] = i18n.format_datetime(localtime.local(ctx.data_dir, e["ts"]) if e["ts"] else None, lang)
+            e["name"] = EVENT_NAMES.get(e["kind"], "")
         acme = ctx.services.get("acme")
         acme_status = acme.status if acme is not None else None
-        return web.render("dashboard.html", st=st, events=events, fmt_duration=fmt_duration, acme=acme_status)
+        return web.render(
+            "dashboard.html",
+            st=st,
+            events=events,
+            fmt_duration=lambda s: i18n.format_duration(s, lang),
+            acme=acme_status,
+        )
 
     @app.get("/api/status")
     def api_status() -> str:

@@ -17,14 +17,21 @@ import logging
 import time
 from typing import Any
 
+from gk import localtime
 from gk.diagnosis import Finding, Inputs, run
+from gk.locale import N_
 from gk.mail.dnsresolver import make_resolver
 from gk.web import i18n, maildelivery
 from gk.web.app import Web
 
 log = logging.getLogger("gk.web")
 
-GROUPS = [("dns", "DNS records"), ("network", "Network"), ("certificate", "Certificate"), ("system", "System")]
+GROUPS = [
+    ("dns", N_("DNS records")),
+    ("network", N_("Network")),
+    ("certificate", N_("Certificate")),
+    ("system", N_("System")),
+]
 ORDER = {"error": 0, "warning": 1, "info": 2, "ok": 3}
 _last: dict[str, Any] = {}
 
@@ -71,7 +78,10 @@ def register(web: Web) -> None:
                 if items:
                     groups.append((key, label, items))
         counts = {s: sum(1 for f in findings or [] if f.status == s) for s in ORDER}
-        return web.render("admin/diagnosis.html", groups=groups, ran=_last.get("when"), counts=counts)
+        ran = _last.get("when")
+        if ran is not None:
+            ran = i18n.format_datetime(localtime.local(web.data_dir, ran), lang, seconds=False)
+        return web.render("admin/diagnosis.html", groups=groups, ran=ran, counts=counts)
 
     @app.get("/admin/diagnosis")
     def diagnosis() -> str:
@@ -82,7 +92,7 @@ def register(web: Web) -> None:
         admin = web.require_admin()
         started = time.monotonic()
         findings = run(inputs_for(web))
-        _last.update(findings=findings, when=time.strftime("%Y-%m-%d %H:%M"))
+        _last.update(findings=findings, when=time.time())
         errors = sum(1 for f in findings if f.status == "error")
         log.info(
             "diagnosis run by %s: %d finding(s), %d error(s), %.1fs",

@@ -28,7 +28,8 @@ import gevent.pool
 
 from gk import claim, localtime
 from gk.config import ConfigError
-from gk.web import forms, smarthost
+from gk.locale import N_
+from gk.web import forms, i18n, smarthost
 from gk.web.app import Web
 
 log = logging.getLogger("gk.web")
@@ -79,15 +80,18 @@ def check(ctx: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(pool.imap(lambda rec: check_live([rec], resolver)[0], records))
 
 
-def _when(ts: float | None, data_dir: Any = None) -> str:
+def _when(ts: float | None, data_dir: Any = None, lang: str = "en") -> str:
     if not ts:
         return "-"
-    if data_dir is not None:
-        return localtime.format_ts(data_dir, ts)
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    when = localtime.local(data_dir, ts) if data_dir is not None else datetime.datetime.fromtimestamp(ts)
+    return i18n.format_datetime(when, lang)
 
 
-def queue_messages(ctx: Any) -> list[dict[str, Any]] | None:
+# a recipient's state in the queue (gk.mail.queue.store), as the page shows it
+QUEUE_STATES = {"queued": N_("waiting"), "sent": N_("sent"), "bounced": N_("bounced")}
+
+
+def queue_messages(ctx: Any, lang: str = "en") -> list[dict[str, Any]] | None:
     """The snapshot grouped by message: [{id, mail_from, subject, created, size, recipients: [...]}]."""
     queue = ctx.services.get("queue")
     if queue is None or not hasattr(queue, "snapshot"):
@@ -102,7 +106,7 @@ def queue_messages(ctx: Any) -> list[dict[str, Any]] | None:
                 "user": row["user"],
                 "subject": row.get("subject") or "",
                 "size": row["size"],
-                "created": _when(row["created"], ctx.data_dir),
+                "created": _when(row["created"], ctx.data_dir, lang),
                 "recipients": [],
             },
         )
@@ -111,7 +115,7 @@ def queue_messages(ctx: Any) -> list[dict[str, Any]] | None:
                 "rcpt": row["rcpt"],
                 "state": row["state"],
                 "attempts": row["attempts"],
-                "next": _when(row["next_attempt"], ctx.data_dir) if row["state"] == "queued" else "-",
+                "next": _when(row["next_attempt"], ctx.data_dir, lang) if row["state"] == "queued" else "-",
                 "last_error": row["last_error"] or "",
                 "last_host": row["last_host"] or "",
             }
@@ -135,8 +139,9 @@ def register(web: Web) -> None:
             domains=domains,
             checked=checked,
             hostname=hostname,
-            queue=queue_messages(ctx),
-            route=smarthost.describe(ctx.config.queue),
+            queue=queue_messages(ctx, web.lang()),
+            route=smarthost.describe(ctx.config.queue, web.gettext),
+            queue_states=QUEUE_STATES,
             errors=kw.pop("errors", {}),
             **kw,
         )
@@ -144,7 +149,7 @@ def register(web: Web) -> None:
     def queue_service() -> Any:
         queue = ctx.services.get("queue")
         if queue is None or not hasattr(queue, "store"):
-            raise bottle.HTTPError(503, "The outbound queue is not running.")
+            raise bottle.HTTPError(503, N_("The outbound queue is not running."))
         return queue
 
     @app.get("/admin/mail")
@@ -163,9 +168,9 @@ def register(web: Web) -> None:
         n = queue.retry(msg_id)
         if not n:
             bottle.response.status = 404
-            return mail_page(errors={"queue": f"Message {msg_id} is not waiting in the queue."})
+            return mail_page(errors={"queue": web.gettext("Message {id} is not waiting in the queue.", id=msg_id)})
         log.info("queue msg=%d: retry now (by %s from the web)", msg_id, admin.address)
-        return mail_page(notice=f"Message {msg_id}: {n} recipient(s) will be tried again now.")
+        return mail_page(notice=web.gettext("Message {id}: {n} recipient(s) will be tried again now.", id=msg_id, n=n))
 
     @app.post("/admin/mail/queue/<msg_id:int>/delete")
     def queue_delete(msg_id: int) -> str:
@@ -173,10 +178,10 @@ def register(web: Web) -> None:
         queue = queue_service()
         if not queue.delete(msg_id):
             bottle.response.status = 404
-            return mail_page(errors={"queue": f"Message {msg_id} is not in the queue."})
+            return mail_page(errors={"queue": web.gettext("Message {id} is not in the queue.", id=msg_id)})
         log.info("queue msg=%d: deleted without a bounce (by %s from the web)", msg_id, admin.address)
         ctx.accounts.record_event("queue_delete", "web", web.client_ip(), admin.address, f"message {msg_id}")
-        return mail_page(notice=f"Message {msg_id} deleted from the queue (no bounce is sent).")
+        return mail_page(notice=web.gettext("Message {id} deleted from the queue (no bounce is sent).", id=msg_id))
 
     @app.post("/admin/mail/smarthost")
     def mail_route() -> str:
@@ -187,8 +192,12 @@ def register(web: Web) -> None:
             try:
                 smarthost.save(ctx, values, admin.address, web.client_ip())
             except (ConfigError, OSError) as exc:
-                errors["mode"] = f"Could not save gk.toml: {exc}"
+                errors["mode"] = web.gettext("Could not save gk.toml: {error}", error=exc)
         if errors:
             bottle.response.status = 400
             return mail_page(choice=choice, errors=errors)
-        return mail_page(notice="Saved: outgoing mail now goes " + smarthost.describe(ctx.config.queue) + ".")
+        return mail_page(
+            notice=web.gettext(
+                "Saved: outgoing mail now goes {route}.", route=smarthost.describe(ctx.config.queue, web.gettext)
+            )
+        )

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import gevent.lock
 import tomli_w
 
 from gk import config as gkconfig
+from gk.locale import N_
 
 log = logging.getLogger("gk.web")
 
@@ -69,11 +71,21 @@ def current(queue_cfg: Any) -> Choice:
     )
 
 
-def describe(queue_cfg: Any) -> str:
+def describe(queue_cfg: Any, _: Callable[..., str] | None = None) -> str:
+    """The route in words, in the language of ``_`` (a ``gk.web.i18n.translator``; English without)."""
+    tr = _ or (lambda text, **kw: text.format(**kw) if kw else text)
     if not queue_cfg.smarthost:
-        return "directly to each domain's mail servers (port 25)"
-    auth = f", as {queue_cfg.smarthost_username}" if queue_cfg.smarthost_username else ""
-    return f"through {queue_cfg.smarthost}:{queue_cfg.smarthost_port} ({queue_cfg.smarthost_tls}{auth})"
+        return tr(N_("directly to each domain's mail servers (port 25)"))
+    q = queue_cfg
+    if q.smarthost_username:
+        return tr(
+            N_("through {host}:{port} ({tls}, as {user})"),
+            host=q.smarthost,
+            port=q.smarthost_port,
+            tls=q.smarthost_tls,
+            user=q.smarthost_username,
+        )
+    return tr(N_("through {host}:{port} ({tls})"), host=q.smarthost, port=q.smarthost_port, tls=q.smarthost_tls)
 
 
 def valid_host(host: str) -> bool:
@@ -95,37 +107,37 @@ def parse_form(form: dict[str, str], queue_cfg: Any) -> tuple[dict[str, Any], di
     errors: dict[str, str] = {}
     shown = Choice(mode, host, queue_cfg.smarthost_port, tls, username, bool(queue_cfg.smarthost_password))
     if mode not in ("direct", "relay"):
-        errors["mode"] = "Choose direct delivery or a relay host."
+        errors["mode"] = N_("Choose direct delivery or a relay host.")
         return {}, errors, shown
     if mode == "direct":
         # the relay's credentials are not kept once it is no longer used
         values = {"smarthost": "", "smarthost_username": "", "smarthost_password": ""}
         return values, errors, shown
     if not host:
-        errors["host"] = "Enter the relay's host name, such as smtp.example.net."
+        errors["host"] = N_("Enter the relay's host name, such as smtp.example.net.")
     elif not valid_host(host):
-        errors["host"] = "Not a valid host name or IP address."
+        errors["host"] = N_("Not a valid host name or IP address.")
     port = 0
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        errors["port"] = "Enter a port number from 1 to 65535 (usually 587, or 465 for implicit TLS)."
+        errors["port"] = N_("Enter a port number from 1 to 65535 (usually 587, or 465 for implicit TLS).")
         shown.port = port_text[:20]
     else:
         port = int(port_text)
         shown.port = port
     if tls not in TLS_MODES:
-        errors["tls"] = "Choose STARTTLS, implicit TLS or none."
+        errors["tls"] = N_("Choose STARTTLS, implicit TLS or none.")
     if len(username) > 255 or CONTROL_RE.search(username):
-        errors["username"] = "The user name is too long or has control characters."
+        errors["username"] = N_("The user name is too long or has control characters.")
     if len(password) > 1024 or CONTROL_RE.search(password):
-        errors["password"] = "The password is too long or has control characters."
+        errors["password"] = N_("The password is too long or has control characters.")
     if username and tls == "none" and "tls" not in errors:
-        errors["tls"] = "A password is only sent over an encrypted connection: choose STARTTLS or implicit TLS."
+        errors["tls"] = N_("A password is only sent over an encrypted connection: choose STARTTLS or implicit TLS.")
     if username and not password:
         same_user = username == queue_cfg.smarthost_username and host == queue_cfg.smarthost
         if same_user and queue_cfg.smarthost_password:
             password = queue_cfg.smarthost_password  # the field is never filled in: blank keeps it
         else:
-            errors.setdefault("password", "Enter the relay's password for this user name.")
+            errors.setdefault("password", N_("Enter the relay's password for this user name."))
     if not username:
         password = ""
     values = {

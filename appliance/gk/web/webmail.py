@@ -26,6 +26,7 @@ from typing import Any
 import bottle
 
 from gk import localtime
+from gk.locale import N_
 from gk.mail.mailbox import FolderNotFound, MailboxError, get_store
 from gk.mail.mailbox.mime import find_part
 from gk.mail.mailbox.textindex import decode_words
@@ -330,12 +331,12 @@ def register(web: Web) -> None:
                 if mode == "replyall":
                     draft["cc"] = reply_all_cc(hdr, sender, own_addresses(ctx, user))
                 draft["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-                wrote = str(translator(web.lang())("{sender} wrote:")).replace("{sender}", sender)
+                wrote = str(translator(web.lang())(N_("{sender} wrote:"))).replace("{sender}", sender)
                 draft["body"] = f"\n\n{wrote}\n" + "\n".join("> " + ln for ln in quoted[:20000].splitlines())
                 draft["ref"] = own_id[0] if own_id else ""
             else:
                 draft["subject"] = subject if subject.lower().startswith("fwd:") else f"Fwd: {subject}"
-                draft["body"] = "\n\n" + str(translator(web.lang())("(The original message is attached.)")) + "\n"
+                draft["body"] = "\n\n" + str(translator(web.lang())(N_("(The original message is attached.)"))) + "\n"
                 draft["fwd_folder"], draft["fwd_uid"] = folder, str(uid)
         return web.render("mail/compose.html", draft=draft, errors={}, folders=mb.folders(), folder="")
 

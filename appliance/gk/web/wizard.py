@@ -23,10 +23,12 @@ import gevent
 
 from gk import claim, localtime
 from gk.accounts import AccountError
+from gk.accounts.passwords import MIN_PASSWORD_LENGTH
 from gk.accounts.store import check_address
 from gk.claim.codeguard import CodeGuard
 from gk.claim.waiters import ButtonWaiters
 from gk.config import ConfigError
+from gk.locale import N_
 from gk.security import tls
 from gk.web import forms, smarthost
 from gk.web.app import Web
@@ -37,17 +39,17 @@ HTMX_STOP_POLLING = 286  # htmx stops an "every 2s" trigger on this status
 
 STEPS = ["claim", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
 TITLES = {
-    "claim": "Claim this server",
-    "admin": "Administrator account",
-    "host": "Host name and mail domain",
-    "timezone": "Time zone",
-    "tls": "Certificate",
-    "users": "Users",
-    "dns": "DNS records to publish",
-    "outgoing": "Outgoing mail",
-    "ai": "AI model",
-    "summary": "Summary",
-    "https": "Continue over HTTPS",
+    "claim": N_("Claim this server"),
+    "admin": N_("Administrator account"),
+    "host": N_("Host name and mail domain"),
+    "timezone": N_("Time zone"),
+    "tls": N_("Certificate"),
+    "users": N_("Users"),
+    "dns": N_("DNS records to publish"),
+    "outgoing": N_("Outgoing mail"),
+    "ai": N_("AI model"),
+    "summary": N_("Summary"),
+    "https": N_("Continue over HTTPS"),
 }
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
@@ -55,7 +57,7 @@ HOSTNAME_RE = re.compile(
 
 # Placeholder list until the AI feature lands: (id, label, RAM needed in MB).
 AI_MODELS = [
-    ("none", "No assistant", 0),
+    ("none", N_("No assistant"), 0),
     ("qwen2.5-0.5b-q4", "Qwen2.5 0.5B Instruct (Q4_K_M, ~400 MB)", 900),
     ("llama3.2-1b-q4", "Llama 3.2 1B Instruct (Q4_K_M, ~800 MB)", 1800),
     ("llama3.2-3b-q4", "Llama 3.2 3B Instruct (Q4_K_M, ~2 GB)", 3800),
@@ -112,6 +114,7 @@ def register(web: Web) -> None:
             index=steps.index(step) if step in steps else 0,
             errors=kw.pop("errors", {}),
             code_file=str(web.data_dir / claim.SETUP_CODE_FILE),
+            min_password=MIN_PASSWORD_LENGTH,
             **kw,
         )
 
@@ -169,7 +172,7 @@ def register(web: Web) -> None:
         if is_claimant():
             raise bottle.redirect("/wizard")
         if claim.state(web.data_dir) != claim.UNCLAIMED and not claim.recovery_open(web.data_dir):
-            raise bottle.HTTPError(403, "This server is already being set up from another browser.")
+            raise bottle.HTTPError(403, N_("This server is already being set up from another browser."))
         sess = web.session()
         assert sess is not None
         waiters.announce(sess.sid, fresh=True)  # this browser now waits for a button press
@@ -178,13 +181,13 @@ def register(web: Web) -> None:
     @app.post("/wizard/claim")
     def claim_submit() -> str:
         if claim.state(web.data_dir) != claim.UNCLAIMED and not claim.recovery_open(web.data_dir):
-            raise bottle.HTTPError(403, "This server is already being set up from another browser.")
+            raise bottle.HTTPError(403, N_("This server is already being set up from another browser."))
         ip = web.client_ip()
         delay = code_guard.attempt(ip)
         if delay is None:  # this address only: the owner on another device can still claim
             ctx.accounts.record_event("setup_code_locked", "web", ip)
             bottle.response.status = 429
-            return page("claim", errors={"code": web_t("Too many wrong codes; wait a few minutes.")})
+            return page("claim", errors={"code": web.gettext("Too many wrong codes; wait a few minutes.")})
         if delay:
             gevent.sleep(delay)
         code = forms.text("code")
@@ -193,12 +196,7 @@ def register(web: Web) -> None:
             raise bottle.redirect(claimed("setup code"))
         ctx.accounts.record_event("setup_code_failed", "web", ip)
         bottle.response.status = 400
-        return page("claim", errors={"code": web_t("Wrong setup code.")})
-
-    def web_t(text: str) -> str:
-        from gk.web.i18n import translator
-
-        return str(translator(web.lang())(text))
+        return page("claim", errors={"code": web.gettext("Wrong setup code.")})
 
     @app.post("/wizard/claim/button")
     def claim_button() -> str:
@@ -235,7 +233,7 @@ def register(web: Web) -> None:
     @app.route("/wizard/password", method=["GET", "POST"])
     def recovery_password() -> str:
         if not in_recovery():
-            raise bottle.HTTPError(404, "Not found")
+            raise bottle.HTTPError(404, N_("Not found"))
         if not is_claimant():
             raise bottle.redirect("/wizard/claim")
         admins = [u.address for u in ctx.accounts.list_users() if u.is_admin]
@@ -244,14 +242,14 @@ def register(web: Web) -> None:
             address = forms.text("address")
             pw, pw2 = forms.raw("password"), forms.raw("password2")
             if address not in admins:
-                errors["address"] = "Choose one of the administrator accounts."
+                errors["address"] = web.gettext("Choose one of the administrator accounts.")
             elif pw != pw2:
-                errors["password2"] = web_t("The two passwords differ.")
+                errors["password2"] = web.gettext("The two passwords differ.")
             else:
                 try:
                     ctx.accounts.set_password(address, pw)
                 except AccountError as exc:
-                    errors["password"] = str(exc)
+                    errors["password"] = web.error_text(exc)
             if not errors:
                 web.sessions.delete_user(address)
                 claim.close_recovery(web.data_dir)
@@ -274,7 +272,7 @@ def register(web: Web) -> None:
             try:
                 address = check_address(address)
             except AccountError as exc:
-                errors["address"] = str(exc)
+                errors["address"] = web.error_text(exc)
             existing = ctx.accounts.get_user(address) if not errors else None
             if existing is not None and existing.is_admin:
                 # resuming the wizard in another browser (after owner recovery during setup)
@@ -283,14 +281,14 @@ def register(web: Web) -> None:
                     web.log_in(result.user)
                     mark("admin")
                     raise bottle.redirect("/wizard")
-                errors["password"] = web_t("Wrong address or password.")
+                errors["password"] = web.gettext("Wrong address or password.")
             elif pw != pw2:
-                errors["password2"] = web_t("The two passwords differ.")
+                errors["password2"] = web.gettext("The two passwords differ.")
             if not errors:
                 try:
                     user = ctx.accounts.add_user(address, pw, admin=True)
                 except AccountError as exc:
-                    errors["password" if "password" in str(exc).lower() else "address"] = str(exc)
+                    errors["password" if "password" in str(exc).lower() else "address"] = web.error_text(exc)
                 else:
                     web.log_in(user)
                     claim.set_settings(web.data_dir, mail_domain=user.domain)
@@ -309,9 +307,9 @@ def register(web: Web) -> None:
         if bottle.request.method == "POST":
             hostname, domain = forms.text("hostname").lower(), forms.text("domain").lower()
             if not HOSTNAME_RE.match(hostname):
-                errors["hostname"] = "Enter a full host name such as mail.example.org."
+                errors["hostname"] = web.gettext("Enter a full host name such as mail.example.org.")
             if not HOSTNAME_RE.match(domain):
-                errors["domain"] = "Enter a domain such as example.org."
+                errors["domain"] = web.gettext("Enter a domain such as example.org.")
             if not errors:
                 claim.set_settings(web.data_dir, hostname=hostname, mail_domain=domain)
                 mark("host")
@@ -328,7 +326,7 @@ def register(web: Web) -> None:
         if bottle.request.method == "POST":
             tz = forms.text("timezone")
             if tz not in zones:
-                errors["timezone"] = "Choose a time zone from the list."
+                errors["timezone"] = web.gettext("Choose a time zone from the list.")
                 bottle.response.status = 400
             else:
                 localtime.set_zone(web.data_dir, tz)
@@ -369,7 +367,7 @@ def register(web: Web) -> None:
                 ctx.accounts.add_user(address, forms.raw("password"))
                 address = ""
             except AccountError as exc:
-                errors["password" if "password" in str(exc).lower() else "address"] = str(exc)
+                errors["password" if "password" in str(exc).lower() else "address"] = web.error_text(exc)
                 bottle.response.status = 400
         domain = claim.get_setting(web.data_dir, "mail_domain", "")
         return page("users", users=ctx.accounts.list_users(), address=address, domain=domain, errors=errors)
@@ -398,7 +396,7 @@ def register(web: Web) -> None:
                 try:
                     smarthost.save(ctx, values, user.address, web.client_ip())
                 except (ConfigError, OSError) as exc:
-                    errors["mode"] = f"Could not save gk.toml: {exc}"
+                    errors["mode"] = web.gettext("Could not save gk.toml: {error}", error=exc)
                 else:
                     mark("outgoing")
                     raise bottle.redirect("/wizard/ai")
@@ -414,7 +412,7 @@ def register(web: Web) -> None:
         if bottle.request.method == "POST":
             choice = forms.text("model")
             if choice not in {m[0] for m in fitting}:
-                errors["model"] = "Choose one of the listed models."
+                errors["model"] = web.gettext("Choose one of the listed models.")
                 bottle.response.status = 400
             else:
                 claim.set_settings(web.data_dir, ai_model=choice)
@@ -439,7 +437,7 @@ def register(web: Web) -> None:
             "summary",
             settings=claim.all_settings(web.data_dir),
             users=ctx.accounts.list_users(),
-            outgoing=smarthost.describe(ctx.config.queue),
+            outgoing=smarthost.describe(ctx.config.queue, web.gettext),
         )
 
 
