@@ -228,6 +228,9 @@ class ChatService:
         if not ROOM_NAME_RE.match(name):
             raise ChatError("bad_name", "room names are 1-50 of a-z 0-9 _ . - (starting with a letter or digit)")
         room = self.store.create_room(name, creator, private)
+        if creator:  # the creator is the first member (a private room would lock them out)
+            self.store.join(room.id, creator)
+            self._members.setdefault(name, set()).add(creator)
         return room
 
     def join(self, name: str, account: str, create: bool = True, origin: Any = None) -> tuple[Room, bool]:
@@ -237,7 +240,9 @@ class ChatService:
         if room is None:
             if not create:
                 raise ChatError("no_such_room", f"no room named {name}")
-            room = self.create_room(name, account)
+            if not ROOM_NAME_RE.match(name):
+                raise ChatError("bad_name", "room names are 1-50 of a-z 0-9 _ . - (starting with a letter or digit)")
+            room = self.store.create_room(name, account)  # public; the join below makes it a member
         if room.private and account not in self._members.get(name, ()) and not self.store.is_invited(room.id, account):
             raise ChatError("invite_only", f"#{name} is private: ask a member to invite you")
         new = self.store.join(room.id, account)
