@@ -326,3 +326,79 @@ def test_flood_disconnects(make_server):  # type: ignore[no-untyped-def]
     c.send(b"\r\n".join(b"PING :%d" % i for i in range(200)))
     assert "Excess flood" in c.expect(r"^ERROR ")
     c.close()
+
+
+def test_cli_rooms_and_history(chat_server):  # type: ignore[no-untyped-def]
+    from support.gkserver import gk
+
+    c = connect(port(chat_server), BOB, "echo-message")
+    c.send("JOIN #cli-room")
+    c.expect(r" 366 bob #cli-room ")
+    c.send("TOPIC #cli-room :shown by the CLI")
+    c.expect(r"TOPIC #cli-room")
+    c.send("PRIVMSG #cli-room :written over IRC")
+    c.expect(r"PRIVMSG #cli-room :written over IRC$")
+    c.send("PRIVMSG alice :a direct one")
+    c.expect(r"PRIVMSG alice :a direct one$")
+    rooms = gk(chat_server.data_dir, "chat", "rooms").stdout
+    assert "#cli-room\tpublic\t1 member(s)\t1 message(s)\tshown by the CLI" in rooms
+    assert "#general\tpublic" in rooms
+    out = gk(chat_server.data_dir, "chat", "history", "#cli-room").stdout
+    assert out.strip().endswith("<bob> written over IRC")
+    assert gk(chat_server.data_dir, "chat", "history", "alice,bob").stdout.strip().endswith("<bob> a direct one")
+    missing = gk(chat_server.data_dir, "chat", "history", "nowhere", check=False)
+    assert missing.returncode == 1 and "no room named #nowhere" in missing.stderr
+    c.close()
+
+
+def test_typing_reactions_redaction_read_markers(chat_server):  # type: ignore[no-untyped-def]
+    caps = "server-time message-tags echo-message draft/message-redaction draft/read-marker"
+    a = connect(port(chat_server), ALICE, caps)
+    b = connect(port(chat_server), BOB, caps)
+    a2 = connect(port(chat_server), ALICE, caps)  # alice's second device
+    for c in (a, b, a2):
+        c.until(r" 366 \S+ #general ")
+    a.send("@+typing=active TAGMSG #general")
+    b.expect(r"^@\+typing=active\S* :alice!\S+ TAGMSG #general$")
+    b.send("PRIVMSG #general :react to me")
+    msgid = re.search(r"msgid=([^; ]+)", a.expect(r"PRIVMSG #general :react to me$")).group(1)  # type: ignore[union-attr]
+    a.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #general")
+    got = b.expect(r"TAGMSG #general$")
+    assert "+draft/react=👍" in got and f"+draft/reply={msgid}" in got and ":alice!" in got
+    a.send("@+draft/react=x;+draft/reply=unknown TAGMSG #general")
+    a.expect(r"FAIL TAGMSG UNKNOWN_MSGID unknown ")
+    a.send(f"REDACT #general {msgid}")
+    a.expect(rf"FAIL REDACT REDACT_FORBIDDEN #general {msgid} ")
+    b.send(f"REDACT #general {msgid}")
+    assert ":bob!" in a.expect(rf"REDACT #general {msgid}$")
+    a.send("CHATHISTORY LATEST #general * 50")
+    a.send("PING :end")
+    assert not any("react to me" in ln for ln in a.until(r"PONG \S+ :end$"))  # redacted: gone from history
+    a.send("MARKREAD #general timestamp=2030-01-01T00:00:00.000Z")
+    a2.expect(r"MARKREAD #general timestamp=2030-01-01T00:00:00.000Z$")  # the other device is told
+    b.send("MARKREAD #general")
+    b.expect(r"MARKREAD #general \*$")
+    a2.send("MARKREAD #general")
+    a2.expect(r"MARKREAD #general timestamp=2030-01-01T00:00:00.000Z$")
+    for c in (a, b, a2):
+        c.close()
+
+
+def test_join_errors_and_invite(chat_server):  # type: ignore[no-untyped-def]
+    a = connect(port(chat_server), ALICE, "")
+    b = connect(port(chat_server), BOB, "")
+    a.until(r" 366 alice #general ")
+    b.until(r" 366 bob #general ")
+    # (private rooms are made in the core, see the unit tests; IRC cannot make one yet)
+    b.send("JOIN #nope,#Bad!Name")
+    b.expect(r" 366 bob #nope ")
+    b.expect(r" 476 bob #Bad!Name ")
+    b.send("INVITE nobody #nope")
+    b.expect(r" 401 bob nobody ")
+    b.send("INVITE alice #nope")
+    b.expect(r" 341 bob alice :?#nope$")
+    a.expect(r":bob!\S+ INVITE alice :?#nope$")
+    a.send("JOIN #nope")
+    b.expect(r":alice!\S+ JOIN #nope$")
+    a.close()
+    b.close()
