@@ -402,3 +402,30 @@ def test_join_errors_and_invite(chat_server):  # type: ignore[no-untyped-def]
     b.expect(r":alice!\S+ JOIN #nope$")
     a.close()
     b.close()
+
+
+def test_labeled_response(chat_server):  # type: ignore[no-untyped-def]
+    c = connect(port(chat_server), ALICE, "labeled-response echo-message message-tags batch")
+    c.until(r" 366 alice #general ")
+    c.send("@label=p1 PING :x")
+    assert c.expect(r"PONG").startswith("@label=p1 :")
+    c.send("@label=a1 PONG :nothing back")
+    c.expect(r"^@label=a1 :\S+ ACK$")
+    c.send("@label=m1 PRIVMSG #general :labeled hello")
+    echo = c.expect(r"PRIVMSG #general :labeled hello$")
+    assert echo.startswith("@label=m1;msgid=")
+    c.send("@label=j1 JOIN #labeled")
+    lines = c.until(r"BATCH -")
+    start = re.match(r"^@label=j1 :\S+ BATCH \+(\S+) labeled-response$", lines[0])
+    assert start, lines
+    ref = start.group(1)
+    assert all(ln.startswith(f"@batch={ref}") for ln in lines[1:-1]), lines
+    assert [ln.split(" ")[2] for ln in lines[1:-1]] == ["JOIN", "331", "353", "366"]
+    c.send("@label=h1 CHATHISTORY LATEST #general * 1")
+    lines = c.until(r"BATCH -\S+$")
+    lines += c.until(r"BATCH -\S+$")  # the inner chathistory batch ends, then the labeled one
+    assert re.match(r"^@label=h1 :\S+ BATCH \+\S+ labeled-response$", lines[0])
+    inner = re.search(r" BATCH \+(\S+) chathistory #general$", lines[1])
+    assert inner and lines[1].startswith("@batch=")
+    assert f"batch={inner.group(1)}" in lines[2] and "labeled hello" in lines[2]
+    c.close()

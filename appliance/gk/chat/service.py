@@ -23,6 +23,7 @@ class ChatComponent:
         cfg = ctx.config.chat
         self.chat = ChatService.open(ctx.data_dir, cfg.default_rooms, self._user_exists)
         self.irc: Any = None
+        self.listeners: list[tuple[str, str, int]] = []  # (label, bind, port), like the other services
         # (prefix, bottle app, csrf exempt): read by gk.web from ctx.services["chat"]
         self.web_mounts: list[tuple[str, Any, bool]] = []
         self.chat.web_mounts = self.web_mounts  # type: ignore[attr-defined]
@@ -38,6 +39,7 @@ class ChatComponent:
 
             self.irc = IRCServer(self.ctx, self.chat)
             self.irc.listen(port)
+            self.listeners.append(("irc", self.ctx.config.server.bind, self.irc.port))
 
     def stop(self, grace: float) -> None:
         if self.irc is not None:

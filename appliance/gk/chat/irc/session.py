@@ -29,7 +29,7 @@ import gevent.queue
 from gk.chat import core
 from gk.chat.core import ChatError
 from gk.chat.irc import numerics as N
-from gk.chat.irc.parser import MAX_LINE, Line, LineTooLong, ParseError, message, parse
+from gk.chat.irc.parser import MAX_LINE, Line, LineTooLong, ParseError, format_tags, message, parse
 from gk.chat.store import Message
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ CAPS: dict[str, str] = {
     "draft/chathistory": "",
     "draft/read-marker": "",
     "draft/message-redaction": "",
+    "labeled-response": "",
 }
 
 PRE_REGISTRATION = {"CAP", "AUTHENTICATE", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
@@ -92,7 +93,9 @@ class Session:
         self.account: str | None = None
         self.registered = False
         self.closed = False
-        self.label: str | None = None
+        # labeled-response: lines this session's own greenlet sends while a labeled command runs
+        self._capture: list[bytes] | None = None
+        self._reader: Any = None
         self.out: gevent.queue.Queue[bytes | None] = gevent.queue.Queue()
         self.tokens = float(self.cfg.line_burst)
         self.last = time.monotonic()
@@ -110,6 +113,9 @@ class Session:
     def send(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._capture is not None and gevent.getcurrent() is self._reader:
+            self._capture.append(data)
+            return
         if self.out.qsize() >= SENDQ:
             log.info("irc: %s@%s dropped: send queue full", self.nick, self.ip)
             self.closed = True
@@ -119,11 +125,7 @@ class Session:
         self.out.put(data)
 
     def reply(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None:
-        t = dict(tags or {})
-        if self.label is not None:
-            t["label"] = self.label
-            self.label = None  # one reply carries the label; a batch carries it for many
-        self.send(message(command, *params, source=self.server.name, tags=t))
+        self.send(message(command, *params, source=self.server.name, tags=tags))
 
     def num(self, code: str, *params: str) -> None:
         self.reply(code, self.nick, *params)
@@ -199,6 +201,7 @@ class Session:
 
     def run(self) -> None:
         writer = gevent.spawn(self._writer)
+        self._reader = gevent.getcurrent()
         self.sock.settimeout(self.cfg.registration_timeout)
         pinged = False
         reason = "Closing link"
@@ -239,8 +242,33 @@ class Session:
             log.debug("irc: malformed line from %s: %s", self.ip, exc)
             self.num(N.ERR_UNKNOWNCOMMAND, "*", f"Malformed line: {exc}")
             return
+        label = line.tags.get("label") if "labeled-response" in self.caps else None
+        if label:
+            self._capture = []
+            try:
+                self._dispatch(line)
+            finally:
+                lines, self._capture = self._capture, None
+                self._labeled(label[:64], lines)
+        else:
+            self._dispatch(line)
+
+    def _labeled(self, label: str, lines: list[bytes]) -> None:
+        """The replies of a labeled command: none → ACK, one → tagged, more → one batch."""
+        if not lines:
+            self.reply("ACK", tags={"label": label})
+        elif len(lines) == 1:
+            self.send(_add_tags(lines[0], {"label": label}))
+        else:
+            self._batch += 1
+            ref = f"L{self._batch}"
+            self.reply("BATCH", "+" + ref, "labeled-response", tags={"label": label})
+            for ln in lines:
+                self.send(ln if _has_batch(ln) else _add_tags(ln, {"batch": ref}))
+            self.send(message("BATCH", "-" + ref, source=self.server.name))
+
+    def _dispatch(self, line: Line) -> None:
         cmd = line.command
-        self.label = line.tags.get("label") if "labeled-response" in self.caps else None
         handler: Callable[[Line], None] | None = getattr(self, "cmd_" + cmd, None)
         if handler is None:
             self.num(N.ERR_UNKNOWNCOMMAND, cmd, "Unknown command")
@@ -252,8 +280,6 @@ class Session:
             handler(line)
         except NeedMore:
             self.num(N.ERR_NEEDMOREPARAMS, cmd, "Not enough parameters")
-        if self.label is not None:  # a command with no reply gets an ACK for its label
-            self.reply("ACK")
 
     # -- registration -------------------------------------------------------------------------
     def cmd_CAP(self, line: Line) -> None:
@@ -847,6 +873,20 @@ class Session:
 
     def cmd_QUIT(self, line: Line) -> None:
         raise Quit("Quit: " + line.param(0) if line.param(0) else "Closing link")
+
+
+def _add_tags(line: bytes, tags: dict[str, str]) -> bytes:
+    extra = format_tags(tags).encode()
+    if line.startswith(b"@"):
+        return b"@" + extra + b";" + line[1:]
+    return b"@" + extra + b" " + line
+
+
+def _has_batch(line: bytes) -> bool:
+    if not line.startswith(b"@"):
+        return False
+    head = line[1 : line.find(b" ")]
+    return any(t.startswith(b"batch=") for t in head.split(b";"))
 
 
 class NeedMore(Exception):
