@@ -429,3 +429,18 @@ def test_labeled_response(chat_server):  # type: ignore[no-untyped-def]
     assert inner and lines[1].startswith("@batch=")
     assert f"batch={inner.group(1)}" in lines[2] and "labeled hello" in lines[2]
     c.close()
+
+
+def test_pipelined_messages_keep_their_order(chat_server):  # type: ignore[no-untyped-def]
+    """A pasted burst is posted concurrently (group commit) but echoed and stored in order."""
+    c = connect(port(chat_server), BOB, "echo-message batch")
+    c.send("JOIN #paste")
+    c.expect(r" 366 bob #paste ")
+    n = 200
+    c.send(b"\r\n".join(b"PRIVMSG #paste :line %d" % i for i in range(n)) + b"\r\nPRIVMSG #paste :last")
+    echoed = [ln.rsplit(":", 1)[1] for ln in c.until(r"PRIVMSG #paste :last$") if " PRIVMSG #paste :" in ln]
+    assert echoed == [f"line {i}" for i in range(n)] + ["last"]
+    c.send("CHATHISTORY LATEST #paste * 1000")
+    stored = [ln.rsplit(":", 1)[1] for ln in c.until(r"BATCH -") if " PRIVMSG #paste :" in ln]
+    assert stored == echoed
+    c.close()
