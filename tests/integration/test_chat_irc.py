@@ -321,10 +321,20 @@ def test_flood_disconnects(make_server):  # type: ignore[no-untyped-def]
     )
     srv.write_config()
     srv.add_user(ALICE, PASSWORD)
+    srv.add_user("carol@example.org", PASSWORD)
+    srv.add_user("carol@other.example", PASSWORD)
     srv.start()
     c = connect(port(srv), ALICE)
     c.send(b"\r\n".join(b"PING :%d" % i for i in range(200)))
     assert "Excess flood" in c.expect(r"^ERROR ")
+    c.close()
+    # chat names are local parts: two users named carol would share one identity, so neither logs in
+    c = IRC(port(srv))
+    c.send("CAP REQ :sasl")
+    c.send("AUTHENTICATE PLAIN")
+    c.expect(r"^AUTHENTICATE \+")
+    c.send("AUTHENTICATE " + sasl("carol@example.org", PASSWORD))
+    c.expect(r" 904 ")
     c.close()
 
 

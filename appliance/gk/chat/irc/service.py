@@ -61,7 +61,15 @@ class IRCServer:
         throttle's delay)."""
         address = self._address_of(authc) or authc
         result = self.ctx.auth.login(address, password, ip, "irc")
-        return result.user.local if result.ok else None
+        if not result.ok:
+            return None
+        local = result.user.local
+        if sum(u.local == local for u in self.ctx.accounts.list_users()) > 1:
+            # chat names are local parts: two users alice@a and alice@b would share one chat
+            # identity (and its direct messages), so neither gets in until one is renamed
+            log.warning("irc login refused for %s: the name %r belongs to several users", address, local)
+            return None
+        return local
 
     # -- presence -------------------------------------------------------------------------------
     def attach(self, session: Session) -> None:
