@@ -279,6 +279,9 @@ def test_second_device_sees_live_and_replays_history(chat_server):  # type: igno
     laptop.send("CHATHISTORY LATEST #family timestamp=2000-01-01T00:00:00.000Z 2")
     lines = laptop.until(r"BATCH -")
     assert [ln.rsplit(":", 1)[1] for ln in lines if " PRIVMSG " in ln] == ["message 3", "message 4"]
+    laptop.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 50")
+    targets = laptop.until(r"BATCH -")
+    assert any(re.search(r" CHATHISTORY TARGETS #family timestamp=\S+Z$", ln) for ln in targets), targets
     laptop.send("CHATHISTORY LATEST #family bogus 2")
     laptop.expect(r"FAIL CHATHISTORY INVALID_PARAMS")
     laptop.send("CHATHISTORY LATEST #secret-of-others * 2")
@@ -310,12 +313,17 @@ def test_malformed_and_oversize_lines(chat_server):  # type: ignore[no-untyped-d
     c.close()
 
 
-def test_flood_disconnects(make_server):  # type: ignore[no-untyped-def]
+def test_flood_lockout_and_shared_names(make_server):  # type: ignore[no-untyped-def]
     srv = make_server(
         "flood",
         {
             "http": {"https_port": 0},
-            "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
+            "auth": {
+                "argon2_time_cost": 1,
+                "argon2_memory_kib": 8192,
+                "lockout_failures_account": 2,
+                "delay_after_failures": 5,
+            },
             "chat": {"line_burst": 20, "lines_per_second": 1.0},
         },
     )
@@ -336,6 +344,17 @@ def test_flood_disconnects(make_server):  # type: ignore[no-untyped-def]
     c.send("AUTHENTICATE " + sasl("carol@example.org", PASSWORD))
     c.expect(r" 904 ")
     c.close()
+    # the same lockout as IMAP and SMTP: after 2 failures even the right password is refused
+    srv.add_user(BOB, PASSWORD)
+    c = IRC(port(srv))
+    c.send("CAP REQ :sasl")
+    for password in ("wrong 1", "wrong 2", PASSWORD):
+        c.send("AUTHENTICATE PLAIN")
+        c.expect(r"^AUTHENTICATE \+")
+        c.send("AUTHENTICATE " + sasl(BOB, password))
+        c.expect(r" 904 ")
+    c.close()
+    assert "irc login refused (locked out" in srv.log()
 
 
 def test_cli_rooms_and_history(chat_server):  # type: ignore[no-untyped-def]
@@ -453,4 +472,47 @@ def test_pipelined_messages_keep_their_order(chat_server):  # type: ignore[no-un
     c.send("CHATHISTORY LATEST #paste * 1000")
     stored = [ln.rsplit(":", 1)[1] for ln in c.until(r"BATCH -") if " PRIVMSG #paste :" in ln]
     assert stored == echoed
+    c.close()
+
+
+def test_garbage_after_registration_never_crashes(chat_server):  # type: ignore[no-untyped-def]
+    import random
+
+    rnd = random.Random(12)
+    commands = "PRIVMSG NOTICE JOIN PART TOPIC NAMES WHO WHOIS LIST MODE INVITE TAGMSG AWAY CHATHISTORY REDACT MARKREAD CAP AUTHENTICATE NICK USER PING".split()
+    pieces = [
+        "#general",
+        "#",
+        "*",
+        ":",
+        "::",
+        "alice",
+        "bob",
+        "msgid=zz",
+        "timestamp=x",
+        "LATEST",
+        "BETWEEN",
+        "-1",
+        "99999999999",
+        "\u00e9",
+        "+i",
+        "@",
+        ",",
+        "#a,#b,,",
+        "=",
+        "TARGETS",
+    ]
+    c = connect(port(chat_server), ALICE, "message-tags batch labeled-response echo-message")
+    c.until(r" 366 alice #general ")
+    lines = []
+    for i in range(150):
+        tags = rnd.choice(["", f"@label=g{i} ", "@+draft/reply=;+typing= ", "@=;;a= "])
+        params = " ".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
+        lines.append(f"{tags}{rnd.choice(commands)} {params}".encode())
+    for chunk in range(0, len(lines), 10):
+        c.send(b"\r\n".join(lines[chunk : chunk + 10]))
+        c.send(f"PING :alive{chunk}")
+        c.expect(rf"PONG \S+ :alive{chunk}$")
+    assert "session crashed" not in chat_server.log()
+    assert "Traceback" not in chat_server.log()
     c.close()
