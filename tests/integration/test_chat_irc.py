@@ -387,6 +387,13 @@ def test_typing_reactions_redaction_read_markers(chat_server):  # type: ignore[n
     a2 = connect(port(chat_server), ALICE, caps)  # alice's second device
     for c in (a, b, a2):
         c.until(r" 366 \S+ #general ")
+    # direct messages reach every device of both sides: bob's, and alice's phone and laptop
+    b.send("PRIVMSG alice :to both of your devices")
+    a.expect(r":bob!\S+ PRIVMSG alice :to both of your devices$")
+    a2.expect(r":bob!\S+ PRIVMSG alice :to both of your devices$")
+    a.send("PRIVMSG bob :answered from the phone")
+    b.expect(r":alice!\S+ PRIVMSG bob :answered from the phone$")
+    a2.expect(r":alice!\S+ PRIVMSG bob :answered from the phone$")  # the laptop sees its own side
     a.send("@+typing=active TAGMSG #general")
     b.expect(r"^@\+typing=active\S* :alice!\S+ TAGMSG #general$")
     b.send("PRIVMSG #general :react to me")

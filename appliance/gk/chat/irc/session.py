@@ -408,8 +408,13 @@ class Session:
             return
         if not self.account:
             raise Quit("You must log in with SASL (PLAIN, your GK address and password or an app password)")
+        # first use joins the default rooms (a write: it yields). Then, with no yield until the
+        # last JOIN is queued, subscribe and send the welcome: no event is missed between the
+        # welcome and the subscription, and none lands in the middle of the welcome
+        self.chat.connected(self.account)
         old = self.nick
         self.nick = self.account
+        self.server.attach(self)
         if old != self.nick:
             self.send(message("NICK", self.nick, source=f"{old}!{old}@{self.host}"))
         self.registered = True
@@ -434,8 +439,6 @@ class Session:
         ]
         self.num(N.RPL_ISUPPORT, *tokens, "are supported by this server")
         self.num(N.ERR_NOMOTD, "MOTD File is missing")
-        self.chat.connected(self.account)  # (first use: joins the default rooms, replayed below)
-        self.server.attach(self)
         for room in self.chat.rooms_of(self.account):
             self._send_join(room.name, self.account)
 
