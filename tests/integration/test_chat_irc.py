@@ -420,12 +420,11 @@ def test_typing_reactions_redaction_read_markers(chat_server):  # type: ignore[n
         c.close()
 
 
-def test_join_errors_and_invite(chat_server):  # type: ignore[no-untyped-def]
+def test_join_errors_invite_and_private_rooms(chat_server):  # type: ignore[no-untyped-def]
     a = connect(port(chat_server), ALICE, "")
     b = connect(port(chat_server), BOB, "")
     a.until(r" 366 alice #general ")
     b.until(r" 366 bob #general ")
-    # (private rooms are made in the core, see the unit tests; IRC cannot make one yet)
     b.send("JOIN #nope,#Bad!Name")
     b.expect(r" 366 bob #nope ")
     b.expect(r" 476 bob #Bad!Name ")
@@ -434,6 +433,20 @@ def test_join_errors_and_invite(chat_server):  # type: ignore[no-untyped-def]
     b.send("INVITE alice #nope")
     b.expect(r" 341 bob alice :?#nope$")
     a.expect(r":bob!\S+ INVITE alice :?#nope$")
+    a.send("JOIN #nope")
+    b.expect(r":alice!\S+ JOIN #nope$")
+    # a member makes the room private (+i): from then on, joining needs an invitation
+    b.send("MODE #nope +i")
+    a.expect(r":bob!\S+ MODE #nope \+i$")
+    b.expect(r":bob!\S+ MODE #nope \+i$")
+    a.send("PART #nope")
+    b.expect(r":alice!\S+ PART #nope")
+    a.send("JOIN #nope")
+    a.expect(r" 473 alice #nope ")
+    a.send("LIST")
+    assert not any("#nope" in ln for ln in a.until(r" 323 "))  # a private room is not listed to others
+    b.send("INVITE alice #nope")
+    a.expect(r"INVITE alice :?#nope$")
     a.send("JOIN #nope")
     b.expect(r":alice!\S+ JOIN #nope$")
     a.close()

@@ -110,6 +110,13 @@ class TopicChanged(Event):
 
 
 @dataclass(frozen=True)
+class RoomAccessChanged(Event):
+    room: str
+    private: bool
+    by: str
+
+
+@dataclass(frozen=True)
 class Typing(Event):
     target: str  # '#room' or the DM key
     account: str
@@ -281,6 +288,17 @@ class ChatService:
         self.publish(TopicChanged(frozenset(self._members[name]), name, room.topic, by, room.topic_time))
         return room
 
+    def set_private(self, name: str, private: bool, by: str, origin: Any = None) -> Room:
+        """Make a room private (joined by invitation only) or public; any member may."""
+        name = name.lower()
+        room = self._room(name)
+        if by not in self._members.get(name, ()):
+            raise ChatError("not_member", f"you are not in #{name}")
+        if room.private != private:
+            self.store.set_private(room.id, private)
+            self.publish(RoomAccessChanged(frozenset(self._members[name]), name, private, by, origin=origin))
+        return self._room(name)
+
     # -- targets ------------------------------------------------------------------------------
     def audience(self, target: str) -> frozenset[str]:
         if target.startswith("#"):
@@ -435,6 +453,7 @@ __all__ = [
     "Parted",
     "Invited",
     "TopicChanged",
+    "RoomAccessChanged",
     "Typing",
     "ReadMarker",
     "TagMessage",

@@ -369,6 +369,9 @@ class ChatStore:
             )
         )
 
+    def set_private(self, room_id: int, private: bool) -> None:
+        self.writer.submit(lambda c: c.execute("UPDATE rooms SET private = ? WHERE id = ?", (int(private), room_id)))
+
     def first_seen(self, account: str) -> bool:
         """Record an account's first use of the chat; True the first time only."""
         return bool(

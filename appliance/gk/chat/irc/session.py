@@ -464,6 +464,8 @@ class Session:
             self.send(message("PART", "#" + ev.room, ev.reason or "Leaving", source=self.hostmask(ev.account)))
         elif isinstance(ev, core.TopicChanged):
             self.send(message("TOPIC", "#" + ev.room, ev.topic, source=self.hostmask(ev.by)))
+        elif isinstance(ev, core.RoomAccessChanged):
+            self.send(message("MODE", "#" + ev.room, "+i" if ev.private else "-i", source=self.hostmask(ev.by)))
         elif isinstance(ev, core.Invited):
             if ev.account == self.account:
                 self.send(message("INVITE", ev.account, "#" + ev.room, source=self.hostmask(ev.by)))
@@ -694,6 +696,12 @@ class Session:
             self.num(N.RPL_CREATIONTIME, "#" + room.name, str(room.created // 1000))
         elif line.params[1].lstrip("+") == "b":
             self.num(N.RPL_ENDOFBANLIST, "#" + room.name, "End of channel ban list")
+        elif line.params[1] in ("+i", "-i"):
+            assert self.account
+            try:
+                self.chat.set_private(room.name, line.params[1] == "+i", self.account, origin=self)
+            except ChatError as exc:
+                self.num(N.ERR_NOTONCHANNEL, "#" + room.name, str(exc))
         else:
             self.num(N.ERR_CHANOPRIVSNEEDED, "#" + room.name, "Room settings are changed in the web UI")
 
