@@ -97,6 +97,9 @@ def test_dm_edit_redact_react_marker_search(chat):
     assert [x.text for x in chat.search("bob", "one")] == ["lunch at one?"]
     assert chat.search("bob", "noon") == []  # the FTS index follows edits
     assert chat.search("carol", "one") == []  # not her conversation
+    chat.post("carol", "bob", "lunch at one too")
+    assert chat.store.dm_targets_of("a_ice") == [] and chat.store.dm_targets_of("%") == []  # no LIKE wildcards
+    assert sorted(chat.store.dm_targets_of("bob")) == [dm_target("alice", "bob"), dm_target("bob", "carol")]
     assert chat.search("bob", 'one" OR "x') == []  # user text is never FTS syntax
     assert chat.mark_read("bob", "alice", m.time) == m.time
     assert chat.mark_read("bob", "alice", m.time - 5) == m.time  # markers only move forward
@@ -104,7 +107,7 @@ def test_dm_edit_redact_react_marker_search(chat):
     chat.redact("alice", m.msgid)
     assert chat.history("bob", "alice", "latest", 5) == []
     assert chat.store.reactions(m.msgid) == []
-    assert chat.search("bob", "one") == []
+    assert [x.text for x in chat.search("bob", "one")] == ["lunch at one too"]
 
 
 def test_private_room_invite_flow(chat):

@@ -430,15 +430,7 @@ class ChatService:
         return self.store.targets(account, start, end, limit)
 
     def search(self, account: str, query: str, limit: int = 50) -> list[Message]:
-        targets = self.targets_of(account)
-        targets += [
-            r[0]
-            for r in self.store.reader.query(
-                "SELECT DISTINCT target FROM messages WHERE target LIKE ? OR target LIKE ?",
-                (account + "\n%", "%\n" + account),
-            )
-        ]
-        return self.store.search(query, targets, limit)
+        return self.store.search(query, self.targets_of(account) + self.store.dm_targets_of(account), limit)
 
 
 __all__ = [

@@ -534,16 +534,29 @@ class ChatStore:
         t2 = v2 if c2 == "time" else self.reader.one("SELECT time FROM messages WHERE seq = ?", (v2,))[0]  # type: ignore[index]
         return bool(t1 <= t2)
 
+    def dm_targets_of(self, account: str) -> list[str]:
+        """The stored targets of ``account``'s direct conversations (exact match on either side
+        of the key: no LIKE, whose ``_`` and ``%`` would match other people's conversations).
+        Scans the target index once: for TARGETS and search, not for every message."""
+        rows = self.reader.query(
+            "SELECT DISTINCT target FROM messages WHERE room_id IS NULL AND instr(target, char(10)) > 0"
+            " AND (substr(target, 1, instr(target, char(10)) - 1) = ?1"
+            "      OR substr(target, instr(target, char(10)) + 1) = ?1)",
+            (account,),
+        )
+        return [r[0] for r in rows]
+
     def targets(self, account: str, start: int, end: int, limit: int) -> list[tuple[str, int]]:
         """Conversations of ``account`` with a message between two times: [(target, latest time)]."""
         lo, hi = min(start, end), max(start, end)
+        mine = ["#" + r.name.lower() for r in self.rooms_of(account)] + self.dm_targets_of(account)
+        if not mine:
+            return []
+        marks = ",".join("?" * len(mine))
         rows = self.reader.query(
             "SELECT target, max(time) AS t FROM messages WHERE time > ? AND time < ? AND redacted IS NULL"
-            " AND (target IN (SELECT '#' || lower(r.name) FROM rooms r JOIN members m ON m.room_id = r.id"
-            "                 WHERE m.account = ?)"
-            "      OR target LIKE ? OR target LIKE ?)"
-            " GROUP BY target ORDER BY t LIMIT ?",
-            (lo, hi, account, account + "\n%", "%\n" + account, min(limit, MAX_HISTORY)),
+            f" AND target IN ({marks}) GROUP BY target ORDER BY t LIMIT ?",
+            (lo, hi, *mine, min(limit, MAX_HISTORY)),
         )
         return [(r[0], int(r[1])) for r in rows]
 

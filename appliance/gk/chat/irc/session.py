@@ -203,6 +203,7 @@ class Session:
         writer = gevent.spawn(self._writer)
         self._reader = gevent.getcurrent()
         self.sock.settimeout(self.cfg.registration_timeout)
+        deadline = time.monotonic() + self.cfg.registration_timeout
         pinged = False
         reason = "Closing link"
         try:
@@ -217,6 +218,8 @@ class Session:
                     pinged = True
                     continue
                 pinged = False
+                if not self.registered and time.monotonic() > deadline:
+                    raise Quit("Registration timed out")  # a client trickling lines never to log in
                 raw, more = item
                 if raw.strip():
                     if self._flooded():
