@@ -29,8 +29,6 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 class IRCServer:
-    name_ = "irc"
-
     def __init__(self, ctx: Any, chat: ChatService):
         self.ctx = ctx
         self.chat = chat
@@ -89,12 +87,12 @@ class IRCServer:
 
     def is_away(self, account: str) -> bool:
         sessions = self.by_account.get(account)
-        return not sessions or all(getattr(s, "away", "") for s in sessions)
+        return not sessions or all(s.away for s in sessions)
 
     def away_message(self, account: str) -> str:
         for s in self.by_account.get(account, ()):
-            if getattr(s, "away", ""):
-                return str(s.away)
+            if s.away:
+                return s.away
         return "Not connected"
 
     # -- listener -------------------------------------------------------------------------------

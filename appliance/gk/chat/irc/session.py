@@ -93,6 +93,7 @@ class Session:
         self.account: str | None = None
         self.registered = False
         self.closed = False
+        self.away = ""  # AWAY message of this connection ('' = here)
         # labeled-response: lines this session's own greenlet sends while a labeled command runs
         self._capture: list[bytes] | None = None
         self._reader: Any = None
