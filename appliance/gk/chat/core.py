@@ -55,6 +55,9 @@ class Event:
 class MessagePosted(Event):
     message: Message
     client_tags: dict[str, str] = field(default_factory=dict)  # e.g. +draft/reply passed through
+    # protocol renderings shared by the subscribers that would render it alike (one IRC line
+    # per distinct set of tag capabilities, not one per connection)
+    rendered: dict[Any, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

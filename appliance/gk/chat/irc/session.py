@@ -458,7 +458,11 @@ class Session:
         if isinstance(ev, core.MessagePosted):
             if mine and "echo-message" not in self.caps:
                 return
-            self.send(self._privmsg(ev.message, ev.client_tags))
+            key = ("irc", self._target_name(ev.message.target, ev.message.sender), *self._tag_caps())
+            line = ev.rendered.get(key)
+            if line is None:
+                line = ev.rendered[key] = self._privmsg(ev.message, ev.client_tags)
+            self.send(line)
         elif isinstance(ev, core.Joined):
             if ev.account == self.account:
                 self._send_join(ev.room, ev.account)
@@ -497,6 +501,11 @@ class Session:
             tags, target, sender = dict(ev.client_tags), ev.target, ev.account
         tags.update(self._server_tags(None, sender, None))
         self.send(message("TAGMSG", self._target_name(target, sender), source=self.hostmask(sender), tags=tags))
+
+    def _tag_caps(self) -> tuple[bool, bool, bool]:
+        """The capabilities that change how a message line is written."""
+        c = self.caps
+        return ("server-time" in c, "message-tags" in c, "account-tag" in c)
 
     def _server_tags(self, ms: int | None, sender: str, msgid: str | None) -> dict[str, str]:
         tags: dict[str, str] = {}
