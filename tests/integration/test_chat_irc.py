@@ -445,8 +445,12 @@ def test_join_errors_invite_and_private_rooms(chat_server):  # type: ignore[no-u
     a.expect(r" 473 alice #nope ")
     a.send("LIST")
     assert not any("#nope" in ln for ln in a.until(r" 323 "))  # a private room is not listed to others
+    b2 = connect(port(chat_server), BOB, "invite-notify")  # another member (bob's second device)
+    b2.until(r" 366 bob #nope ")
     b.send("INVITE alice #nope")
     a.expect(r"INVITE alice :?#nope$")
+    b2.expect(r":bob!\S+ INVITE alice :?#nope$")  # invite-notify: members see invitations
+    b2.close()
     a.send("JOIN #nope")
     b.expect(r":alice!\S+ JOIN #nope$")
     a.close()

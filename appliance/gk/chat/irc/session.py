@@ -53,6 +53,10 @@ CAPS: dict[str, str] = {
     "draft/read-marker": "",
     "draft/message-redaction": "",
     "labeled-response": "",
+    "invite-notify": "",
+    # accounts never change during a connection (SASL before registration, no logout), so
+    # account-notify is honoured by never having an ACCOUNT change to send
+    "account-notify": "",
 }
 
 PRE_REGISTRATION = {"CAP", "AUTHENTICATE", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
@@ -475,7 +479,7 @@ class Session:
         elif isinstance(ev, core.RoomAccessChanged):
             self.send(message("MODE", "#" + ev.room, "+i" if ev.private else "-i", source=self.hostmask(ev.by)))
         elif isinstance(ev, core.Invited):
-            if ev.account == self.account:
+            if ev.account == self.account or ("invite-notify" in self.caps and not mine):
                 self.send(message("INVITE", ev.account, "#" + ev.room, source=self.hostmask(ev.by)))
         elif isinstance(ev, core.Typing | core.TagMessage | core.Reacted):
             self._tagmsg(ev, mine)
