@@ -32,6 +32,7 @@ FEATURE_HELP = {
     "provision": "first-boot provisioning: config, secrets, TLS, DKIM, setup code",
     "acme": "Let's Encrypt certificate for the host name: renew now, or status",
     "diagnose": "check DNS records, reverse DNS, blocklists, port 25, certificate, clock, disk",
+    "chat": "chat rooms and message history (rooms|history)",
 }
 
 
@@ -218,6 +219,7 @@ def _register_feature_commands() -> None:
         "gk.claim.cli",
         "gk.diagnosis.cli",
         "gk.acme.cli",
+        "gk.chat.cli",
     ):
         try:
             importlib.import_module(module)

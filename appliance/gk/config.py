@@ -32,6 +32,7 @@ STANDARD_PORTS = {
     "smtp.submissions_port": 465,
     "imap.port": 143,
     "imap.tls_port": 993,
+    "chat.irc_port": 6697,
 }
 DEV_PORTS = {
     "http.port": 8080,
@@ -41,6 +42,7 @@ DEV_PORTS = {
     "smtp.submissions_port": 2465,
     "imap.port": 2143,
     "imap.tls_port": 2993,
+    "chat.irc_port": 2697,
 }
 
 Check = Callable[[Any], str | None]
@@ -255,6 +257,18 @@ class DiagnosisConfig:
 
 
 @dataclass
+class ChatConfig:
+    enabled: bool = opt(True, "run the chat (rooms, history, the IRC server for stock clients)")
+    irc_port: int = opt(6697, "IRC with implicit TLS for stock clients (0 = disabled)", port_number())
+    max_connections: int = opt(500, "concurrent IRC sessions", at_least(1))
+    lines_per_second: float = opt(5.0, "lines one IRC connection may send per second, sustained", at_least(0.1))
+    line_burst: int = opt(50, "lines one IRC connection may send in a burst before flood control", at_least(1))
+    registration_timeout: float = opt(60.0, "seconds a new IRC connection has to log in", at_least(1))
+    ping_interval: float = opt(120.0, "seconds of silence before the server PINGs a client", at_least(5))
+    default_rooms: list[str] = opt(["general"], "public rooms created at start; new users join them")
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
@@ -266,6 +280,7 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     acme: ACMEConfig = field(default_factory=ACMEConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
 
 
 class ConfigError(Exception):

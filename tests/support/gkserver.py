@@ -26,6 +26,7 @@ PORT_KEYS = [
     ("smtp", "submissions_port"),
     ("imap", "port"),
     ("imap", "tls_port"),
+    ("chat", "irc_port"),
 ]
 
 

@@ -1,0 +1,455 @@
+"""``ChatService``: the chat's public face. Protocols (IRC now; the web chat and IRC over
+WebSocket next) call its plain methods and subscribe to its typed events; none of them touches
+the store or another protocol.
+
+Rules kept here, once for every protocol: who may see and post where (public rooms are open
+to every user of the box, private ones by invitation; a direct message needs an existing
+account), which accounts an event goes to (``audience``), room names, the default rooms.
+
+Fan-out: ``subscribe(callback, account)`` registers a callback for the events whose audience
+holds ``account`` (``account=None``: every event, for bridges and digests). Callbacks run on
+the poster's greenlet, so they must only queue (an IRC session puts lines on its send queue);
+an exception in one is logged and never reaches the poster or the other subscribers.
+Membership of every room is cached in memory (a set of account names per room: a few KB for a
+family or a team) so fan-out never reads the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gk.chat.store import ChatStore, Message, Room, StoreError, dm_target, now_ms, open_store, room_target
+
+log = logging.getLogger("gk.chat")
+
+ROOM_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,49}$")
+MAX_TEXT = 16_000  # characters of one message (IRC lines are far shorter; the web chat is not)
+
+
+class ChatError(ValueError):
+    """A refused chat operation. ``code`` names the reason for protocols to map to their own
+    replies: no_such_room, no_such_user, not_member, invite_only, bad_name, no_such_message,
+    not_allowed, too_long."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    audience: frozenset[str]  # accounts that may see it
+    # the connection that caused it (a protocol session), so it can tell its own echo apart
+    origin: Any = field(default=None, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class MessagePosted(Event):
+    message: Message
+    client_tags: dict[str, str] = field(default_factory=dict)  # e.g. +draft/reply passed through
+    # protocol renderings shared by the subscribers that would render it alike (one IRC line
+    # per distinct set of tag capabilities, not one per connection)
+    rendered: dict[Any, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MessageEdited(Event):
+    message: Message  # with the new text
+    time: int
+
+
+@dataclass(frozen=True)
+class MessageRedacted(Event):
+    msgid: str
+    target: str
+    by: str
+    time: int
+
+
+@dataclass(frozen=True)
+class Reacted(Event):
+    msgid: str
+    target: str
+    account: str
+    reaction: str
+    added: bool
+    time: int
+
+
+@dataclass(frozen=True)
+class Joined(Event):
+    room: str
+    account: str
+
+
+@dataclass(frozen=True)
+class Parted(Event):
+    room: str
+    account: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Invited(Event):
+    room: str
+    account: str
+    by: str
+
+
+@dataclass(frozen=True)
+class TopicChanged(Event):
+    room: str
+    topic: str
+    by: str
+    time: int
+
+
+@dataclass(frozen=True)
+class RoomAccessChanged(Event):
+    room: str
+    private: bool
+    by: str
+
+
+@dataclass(frozen=True)
+class Typing(Event):
+    target: str  # '#room' or the DM key
+    account: str
+    state: str  # active, paused, done
+
+
+@dataclass(frozen=True)
+class ReadMarker(Event):
+    account: str
+    target: str
+    time: int
+
+
+@dataclass(frozen=True)
+class TagMessage(Event):
+    """Client-only tags sent to a target (IRC TAGMSG) that no other event covers."""
+
+    target: str
+    account: str
+    client_tags: dict[str, str]
+
+
+Subscriber = Callable[[Event], None]
+
+
+class ChatService:
+    name = "chat"
+
+    def __init__(
+        self,
+        store: ChatStore,
+        default_rooms: list[str] | None = None,
+        user_exists: Callable[[str], bool] | None = None,
+    ):
+        self.store = store
+        # chat account names are the box's user names (mail local parts); None = anyone (tests)
+        self._user_exists = user_exists
+        self.default_rooms = [r.lower() for r in (default_rooms or [])]
+        self._members: dict[str, set[str]] = store.all_members()
+        self._subs: dict[str | None, list[Subscriber]] = {}
+        for name in self.default_rooms:
+            if store.room(name) is None:
+                store.create_room(name)
+
+    @classmethod
+    def open(
+        cls, data_dir: Path, default_rooms: list[str] | None = None, user_exists: Callable[[str], bool] | None = None
+    ) -> ChatService:
+        return cls(open_store(data_dir), default_rooms, user_exists)
+
+    def stop(self, grace: float = 0) -> None:
+        self.store.close()
+
+    # -- subscribers --------------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber, account: str | None = None) -> None:
+        self._subs.setdefault(account, []).append(callback)
+
+    def unsubscribe(self, callback: Subscriber, account: str | None = None) -> None:
+        subs = self._subs.get(account)
+        if subs and callback in subs:
+            subs.remove(callback)
+            if not subs:
+                del self._subs[account]
+
+    def publish(self, event: Event) -> None:
+        targets: list[Subscriber] = list(self._subs.get(None, ()))
+        for account in event.audience:
+            targets.extend(self._subs.get(account, ()))
+        for cb in targets:
+            try:
+                cb(event)
+            except Exception:
+                log.exception("chat subscriber %r failed on %s", cb, type(event).__name__)
+
+    # -- accounts -----------------------------------------------------------------------------
+    def user_exists(self, account: str) -> bool:
+        return True if self._user_exists is None else self._user_exists(account)
+
+    def connected(self, account: str) -> None:
+        """An account starts using the chat (a login): the first time, it joins the default rooms."""
+        if self.store.first_seen(account):
+            for name in self.default_rooms:
+                try:
+                    self.join(name, account)
+                except ChatError:
+                    log.warning("could not join %s to default room %s", account, name)
+
+    # -- rooms --------------------------------------------------------------------------------
+    def _room(self, name: str) -> Room:
+        room = self.store.room(name.lower())
+        if room is None:
+            raise ChatError("no_such_room", f"no room named {name}")
+        return room
+
+    def room(self, name: str) -> Room | None:
+        return self.store.room(name.lower())
+
+    def members(self, room: str) -> set[str]:
+        return set(self._members.get(room.lower(), ()))
+
+    def is_member(self, room: str, account: str) -> bool:
+        return account in self._members.get(room.lower(), ())
+
+    def rooms(self, account: str | None = None) -> list[Room]:
+        """Rooms ``account`` may see (public ones and private ones it belongs to); all if None."""
+        rooms = self.store.rooms()
+        if account is None:
+            return rooms
+        return [r for r in rooms if not r.private or account in self._members.get(r.name.lower(), ())]
+
+    def rooms_of(self, account: str) -> list[Room]:
+        return self.store.rooms_of(account)
+
+    def create_room(self, name: str, creator: str, private: bool = False) -> Room:
+        name = name.lower()
+        if not ROOM_NAME_RE.match(name):
+            raise ChatError("bad_name", "room names are 1-50 of a-z 0-9 _ . - (starting with a letter or digit)")
+        room = self.store.create_room(name, creator, private)
+        if creator:  # the creator is the first member (a private room would lock them out)
+            self.store.join(room.id, creator)
+            self._members.setdefault(name, set()).add(creator)
+        return room
+
+    def join(self, name: str, account: str, create: bool = True, origin: Any = None) -> tuple[Room, bool]:
+        """Join a room (creating a public one if it does not exist); (room, newly joined)."""
+        name = name.lower()
+        room = self.store.room(name)
+        if room is None:
+            if not create:
+                raise ChatError("no_such_room", f"no room named {name}")
+            if not ROOM_NAME_RE.match(name):
+                raise ChatError("bad_name", "room names are 1-50 of a-z 0-9 _ . - (starting with a letter or digit)")
+            room = self.store.create_room(name, account)  # public; the join below makes it a member
+        if room.private and account not in self._members.get(name, ()) and not self.store.is_invited(room.id, account):
+            raise ChatError("invite_only", f"#{name} is private: ask a member to invite you")
+        new = self.store.join(room.id, account)
+        self._members.setdefault(name, set()).add(account)
+        if new:
+            self.publish(Joined(frozenset(self._members[name]), name, account, origin=origin))
+        return room, new
+
+    def part(self, name: str, account: str, reason: str = "") -> None:
+        name = name.lower()
+        room = self._room(name)
+        if account not in self._members.get(name, ()):
+            raise ChatError("not_member", f"you are not in #{name}")
+        audience = frozenset(self._members[name])
+        self.store.part(room.id, account)
+        self._members[name].discard(account)
+        self.publish(Parted(audience, name, account, reason))
+
+    def invite(self, name: str, account: str, by: str) -> None:
+        name = name.lower()
+        room = self._room(name)
+        if by not in self._members.get(name, ()):
+            raise ChatError("not_member", f"you are not in #{name}")
+        if not self.user_exists(account):
+            raise ChatError("no_such_user", f"no user {account}")
+        self.store.invite(room.id, account, by)
+        self.publish(Invited(frozenset(self._members[name] | {account}), name, account, by))
+
+    def set_topic(self, name: str, topic: str, by: str) -> Room:
+        name = name.lower()
+        room = self._room(name)
+        if by not in self._members.get(name, ()):
+            raise ChatError("not_member", f"you are not in #{name}")
+        self.store.set_topic(room.id, topic[:390], by)
+        room = self._room(name)
+        self.publish(TopicChanged(frozenset(self._members[name]), name, room.topic, by, room.topic_time))
+        return room
+
+    def set_private(self, name: str, private: bool, by: str, origin: Any = None) -> Room:
+        """Make a room private (joined by invitation only) or public; any member may."""
+        name = name.lower()
+        room = self._room(name)
+        if by not in self._members.get(name, ()):
+            raise ChatError("not_member", f"you are not in #{name}")
+        if room.private != private:
+            self.store.set_private(room.id, private)
+            self.publish(RoomAccessChanged(frozenset(self._members[name]), name, private, by, origin=origin))
+        return self._room(name)
+
+    # -- targets ------------------------------------------------------------------------------
+    def audience(self, target: str) -> frozenset[str]:
+        if target.startswith("#"):
+            return frozenset(self._members.get(target[1:], ()))
+        return frozenset(target.split("\n"))
+
+    def resolve(self, account: str, to: str) -> str:
+        """A stored target for ``account`` writing to ``to`` ('#room' or another account);
+        raises ChatError when it may not write or read there."""
+        if to.startswith("#"):
+            name = to[1:].lower()
+            if self.store.room(name) is None:
+                raise ChatError("no_such_room", f"no room named {to}")
+            if account not in self._members.get(name, ()):
+                raise ChatError("not_member", f"you are not in {to}")
+            return room_target(name)
+        if not self.user_exists(to):
+            raise ChatError("no_such_user", f"no user {to}")
+        return dm_target(account, to)
+
+    def targets_of(self, account: str) -> list[str]:
+        """Every stored target ``account`` may read (its rooms; DMs are matched by key)."""
+        return [room_target(r) for r, m in self._members.items() if account in m]
+
+    # -- messages -----------------------------------------------------------------------------
+    def post(
+        self,
+        account: str,
+        to: str,
+        text: str,
+        *,
+        kind: str = "PRIVMSG",
+        reply_to: str | None = None,
+        client_tags: dict[str, str] | None = None,
+        origin: Any = None,
+    ) -> Message:
+        """Store a message and fan it out; returns it once it is on disk."""
+        if len(text) > MAX_TEXT:
+            raise ChatError("too_long", f"messages are limited to {MAX_TEXT} characters")
+        target = self.resolve(account, to)
+        room = self.store.room(target[1:]) if target.startswith("#") else None
+        msg = self.store.add_message(
+            account, target, text, room_id=room.id if room else None, kind=kind, reply_to=reply_to
+        )
+        self.publish(MessagePosted(self.audience(target), msg, dict(client_tags or {}), origin=origin))
+        return msg
+
+    def _own_message(self, account: str, msgid: str) -> Message:
+        msg = self.store.message(msgid)
+        if msg is None or msg.redacted or account not in self.audience(msg.target):
+            raise ChatError("no_such_message", "no such message")
+        if msg.sender != account:
+            raise ChatError("not_allowed", "only the sender may change a message")
+        return msg
+
+    def edit(self, account: str, msgid: str, text: str) -> Message:
+        self._own_message(account, msgid)
+        t = self.store.edit(msgid, text)
+        msg = self.store.message(msgid)
+        assert msg is not None
+        self.publish(MessageEdited(self.audience(msg.target), msg, t))
+        return msg
+
+    def redact(self, account: str, msgid: str, origin: Any = None) -> None:
+        msg = self._own_message(account, msgid)
+        t = self.store.redact(msgid)
+        self.publish(MessageRedacted(self.audience(msg.target), msgid, msg.target, account, t, origin=origin))
+
+    def react(self, account: str, msgid: str, reaction: str, add: bool = True, origin: Any = None) -> None:
+        msg = self.store.message(msgid)
+        if msg is None or msg.redacted or account not in self.audience(msg.target):
+            raise ChatError("no_such_message", "no such message")
+        self.store.react(msgid, account, reaction[:64], add)
+        self.publish(
+            Reacted(self.audience(msg.target), msgid, msg.target, account, reaction[:64], add, now_ms(), origin=origin)
+        )
+
+    def typing(self, account: str, to: str, state: str = "active", origin: Any = None) -> None:
+        target = self.resolve(account, to)
+        self.publish(Typing(self.audience(target), target, account, state, origin=origin))
+
+    def tag_message(self, account: str, to: str, client_tags: dict[str, str], origin: Any = None) -> str:
+        target = self.resolve(account, to)
+        self.publish(TagMessage(self.audience(target), target, account, client_tags, origin=origin))
+        return target
+
+    # -- read markers -------------------------------------------------------------------------
+    def mark_read(self, account: str, to: str, t: int, origin: Any = None) -> int:
+        target = self.resolve(account, to)
+        stored = self.store.set_read_marker(account, target, t)
+        self.publish(ReadMarker(frozenset({account}), account, target, stored, origin=origin))
+        return stored
+
+    def read_marker(self, account: str, to: str) -> int | None:
+        return self.store.read_marker(account, self.resolve(account, to))
+
+    # -- history and search -------------------------------------------------------------------
+    def history(
+        self,
+        account: str,
+        to: str,
+        mode: str,
+        limit: int,
+        ref: str | int | None = None,
+        ref2: str | int | None = None,
+    ) -> list[Message]:
+        """mode: latest (ref optional: only newer), before, after, around, between (ref, ref2).
+        References are msgids or times in ms. Oldest first."""
+        target = self.resolve(account, to)
+        s = self.store
+        try:
+            if mode == "latest":
+                return s.latest(target, limit, ref)
+            if ref is None:
+                raise ChatError("bad_params", f"{mode} needs a reference")
+            if mode == "before":
+                return s.before(target, ref, limit)
+            if mode == "after":
+                return s.after(target, ref, limit)
+            if mode == "around":
+                return s.around(target, ref, limit)
+            if mode == "between" and ref2 is not None:
+                return s.between(target, ref, ref2, limit)
+        except StoreError as exc:
+            raise ChatError("no_such_message", str(exc)) from exc
+        raise ChatError("bad_params", f"unknown history mode {mode}")
+
+    def conversations(self, account: str, start: int, end: int, limit: int) -> list[tuple[str, int]]:
+        return self.store.targets(account, start, end, limit)
+
+    def search(self, account: str, query: str, limit: int = 50) -> list[Message]:
+        return self.store.search(query, self.targets_of(account) + self.store.dm_targets_of(account), limit)
+
+
+__all__ = [
+    "ChatService",
+    "ChatError",
+    "Event",
+    "MessagePosted",
+    "MessageEdited",
+    "MessageRedacted",
+    "Reacted",
+    "Joined",
+    "Parted",
+    "Invited",
+    "TopicChanged",
+    "RoomAccessChanged",
+    "Typing",
+    "ReadMarker",
+    "TagMessage",
+]

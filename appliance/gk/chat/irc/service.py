@@ -1,0 +1,139 @@
+"""The IRC listener: implicit TLS on ``chat.irc_port`` (6697; dev 2697), one greenlet per
+session in a pool of ``chat.max_connections``.
+
+Also the little state sessions share: who is connected (``attach``/``detach``, one chat
+subscription per session, so every device of an account sees everything), away messages, and
+logins (SASL PLAIN through ``ctx.auth``: GK passwords and app passwords, the same throttling and
+lockout as IMAP and SMTP). Account names on IRC are the users' local parts (nick = account,
+reserved: nobody else can take it).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from typing import Any
+
+import gevent
+import gevent.pool
+from gevent.server import StreamServer
+
+from gk.chat.core import ChatService
+from gk.chat.irc.session import Session
+
+log = logging.getLogger("gk.chat.irc")
+
+TLS_HANDSHAKE_TIMEOUT = 30.0
+
+
+class IRCServer:
+    def __init__(self, ctx: Any, chat: ChatService):
+        self.ctx = ctx
+        self.chat = chat
+        self.cfg = ctx.config.chat
+        self.hostname = ctx.hostname
+        self.name = ctx.hostname  # the server name in prefixes
+        self.started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.pool = gevent.pool.Pool(self.cfg.max_connections)
+        self.server: StreamServer | None = None
+        self.port = 0
+        self.sessions: set[Session] = set()
+        self.by_account: dict[str, set[Session]] = {}
+
+    # -- accounts -------------------------------------------------------------------------------
+    def _address_of(self, name: str) -> str | None:
+        name = name.strip().lower()
+        if "@" in name:
+            return name
+        matches = [u.address for u in self.ctx.accounts.list_users() if u.local == name]
+        return matches[0] if len(matches) == 1 else None
+
+    def user_exists(self, name: str) -> bool:
+        name = name.lower()
+        return any(u.local == name for u in self.ctx.accounts.list_users())
+
+    def login(self, authc: str, password: str, ip: str) -> str | None:
+        """The chat account name (local part) for valid credentials, else None (after the
+        throttle's delay)."""
+        address = self._address_of(authc) or authc
+        result = self.ctx.auth.login(address, password, ip, "irc")
+        if not result.ok:
+            return None
+        local = result.user.local
+        if sum(u.local == local for u in self.ctx.accounts.list_users()) > 1:
+            # chat names are local parts: two users alice@a and alice@b would share one chat
+            # identity (and its direct messages), so neither gets in until one is renamed
+            log.warning("irc login refused for %s: the name %r belongs to several users", address, local)
+            return None
+        return local
+
+    # -- presence -------------------------------------------------------------------------------
+    def attach(self, session: Session) -> None:
+        assert session.account
+        self.by_account.setdefault(session.account, set()).add(session)
+        self.chat.subscribe(session.on_event, session.account)
+
+    def detach(self, session: Session) -> None:
+        if session.account and session in self.by_account.get(session.account, ()):
+            self.chat.unsubscribe(session.on_event, session.account)
+            self.by_account[session.account].discard(session)
+            if not self.by_account[session.account]:
+                del self.by_account[session.account]
+
+    def set_away(self, session: Session, text: str) -> None:
+        session.away = text[:300]
+
+    def is_away(self, account: str) -> bool:
+        sessions = self.by_account.get(account)
+        return not sessions or all(s.away for s in sessions)
+
+    def away_message(self, account: str) -> str:
+        for s in self.by_account.get(account, ()):
+            if s.away:
+                return s.away
+        return "Not connected"
+
+    # -- listener -------------------------------------------------------------------------------
+    def _handle(self, sock: socket.socket, address: Any) -> None:
+        sock.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.cfg.registration_timeout))
+        try:
+            sock = self.ctx.ssl_context.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            log.info("irc: TLS handshake with %s failed: %s", address[0] if address else "?", exc)
+            sock.close()
+            return
+        session = Session(self, sock, address)
+        self.sessions.add(session)
+        try:
+            session.run()
+        except Exception:
+            log.exception("irc session crashed")
+        finally:
+            self.sessions.discard(session)
+            self.detach(session)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def listen(self, port: int) -> None:
+        bind = self.ctx.config.server.bind
+        listener = StreamServer.get_listener((bind, port), family=socket.AF_INET6 if ":" in bind else socket.AF_INET)
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server = StreamServer(listener, self._handle, spawn=self.pool)
+        self.server.start()
+        self.port = self.server.server_port
+        log.info("listening irc on %s:%d (implicit TLS, SASL PLAIN)", bind, self.port)
+
+    def stop(self, grace: float) -> None:
+        if self.server is not None:
+            self.server.close()
+        for s in list(self.sessions):
+            s.closed = True
+            s.send(b"ERROR :Server shutting down\r\n")
+            s.abort()
+        if grace > 0 and len(self.pool):
+            self.pool.join(timeout=min(grace, 5))
+        self.pool.kill(block=True, timeout=1)

@@ -1,0 +1,542 @@
+"""The IRC server against a real ``gk serve``: raw TLS sockets, lines checked as the client
+reads them. Registration (CAP 302, SASL PLAIN mandatory), two users talking, echo-message with
+msgid/server-time tags, chathistory replay on a second device, malformed and oversize lines,
+flood limits."""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+import ssl
+import time
+
+import pytest
+
+PASSWORD = "correct horse battery staple"
+ALICE = "alice@example.org"
+BOB = "bob@example.org"
+
+_TLS: list[ssl.SSLContext] = []
+
+
+def tls() -> ssl.SSLContext:
+    if not _TLS:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        _TLS.append(ctx)
+    return _TLS[0]
+
+
+class IRC:
+    """A raw IRC client: send lines, read lines, wait for a line matching a pattern."""
+
+    def __init__(self, port: int):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock = tls().wrap_socket(sock)
+        self.buf = b""
+        self.seen: list[str] = []
+
+    def send(self, line: str | bytes) -> None:
+        data = line if isinstance(line, bytes) else line.encode()
+        self.sock.sendall(data + b"\r\n")
+
+    def line(self, timeout: float = 60) -> str | None:
+        self.sock.settimeout(timeout)
+        while b"\n" not in self.buf:
+            try:
+                data = self.sock.recv(65536)
+            except (ConnectionError, ssl.SSLError):
+                data = b""
+            except TimeoutError:
+                raise AssertionError(f"no line in {timeout:.0f}s; seen {self.seen[-20:]}") from None
+            if not data:
+                return None
+            self.buf += data
+        raw, self.buf = self.buf.split(b"\n", 1)
+        text = raw.rstrip(b"\r").decode()
+        self.seen.append(text)
+        return text
+
+    def expect(self, pattern: str, timeout: float = 60) -> str:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ln = self.line(max(0.1, deadline - time.monotonic()))
+            if ln is None:
+                raise AssertionError(f"connection closed waiting for {pattern!r}; seen {self.seen[-20:]}")
+            if rx.search(ln):
+                return ln
+        raise AssertionError(f"no line matching {pattern!r}; seen {self.seen[-20:]}")
+
+    def until(self, pattern: str) -> list[str]:
+        """Every line up to and including the first one matching ``pattern``."""
+        start = len(self.seen)
+        self.expect(pattern)
+        return self.seen[start:]
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def sasl(user: str, password: str) -> str:
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def connect(port: int, user: str = ALICE, caps: str = "", password: str = PASSWORD, nick: str = "x") -> IRC:
+    c = IRC(port)
+    c.send("CAP LS 302")
+    c.send(f"NICK {nick}")
+    c.send("USER u 0 * :Real Name")
+    c.expect(r"CAP \* LS ")
+    c.send("CAP REQ :" + " ".join(["sasl", *caps.split()]))
+    c.expect(r"CAP .* ACK ")
+    c.send("AUTHENTICATE PLAIN")
+    c.expect(r"^AUTHENTICATE \+")
+    c.send("AUTHENTICATE " + sasl(user, password))
+    c.expect(r" 903 ")
+    c.send("CAP END")
+    c.expect(r" 001 ")
+    return c
+
+
+ALL_CAPS = "server-time message-tags echo-message batch account-tag extended-join draft/chathistory"
+
+
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory):  # type: ignore[no-untyped-def]
+    from support.gkserver import GKServer
+
+    srv = GKServer(
+        tmp_path_factory.mktemp("chat"),
+        {
+            "http": {"https_port": 0},
+            "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
+            "chat": {"line_burst": 400, "lines_per_second": 200.0},
+        },
+    )
+    srv.write_config()
+    srv.add_user(ALICE, PASSWORD)
+    srv.add_user(BOB, PASSWORD)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def port(srv) -> int:  # type: ignore[no-untyped-def]
+    return srv.port("chat.irc_port")
+
+
+def test_registration_sasl_and_welcome(chat_server):  # type: ignore[no-untyped-def]
+    c = IRC(port(chat_server))
+    c.send("CAP LS 302")
+    ls = c.expect(r"CAP \* LS ")
+    assert "sasl=PLAIN" in ls and "draft/chathistory" in ls and "echo-message" in ls
+    c.send("NICK somebody")
+    c.send("USER u 0 * :Alice")
+    c.send("CAP REQ :sasl server-time")
+    assert c.expect(r"CAP \S+ (ACK|NAK)").endswith("ACK :sasl server-time")
+    c.send("CAP REQ :sasl no-such-cap")
+    assert c.expect(r"CAP \S+ (ACK|NAK)").endswith("NAK :sasl no-such-cap")
+    c.send("AUTHENTICATE PLAIN")
+    c.expect(r"^AUTHENTICATE \+$")
+    c.send("AUTHENTICATE " + sasl("alice", PASSWORD))  # the local part works as the user name too
+    assert " 900 somebody alice!alice@" in c.expect(r" 900 ")
+    c.expect(r" 903 ")
+    c.send("CAP END")
+    lines = c.until(r" (422|376) ")
+    assert any(" NICK alice" in ln for ln in lines), lines  # nick = the account, reserved
+    assert any(re.search(r" 001 alice :Welcome", ln) for ln in lines)
+    isupport = next(ln for ln in lines if " 005 " in ln)
+    assert "CHATHISTORY=1000" in isupport and "MSGREFTYPES=msgid,timestamp" in isupport
+    # the default room is joined on first use, and replayed on every connection
+    c.expect(r"^@time=\S+ :alice!alice@\S+ JOIN #general$")
+    c.expect(r" 366 alice #general ")
+    c.send("NICK bob")
+    c.expect(r" 432 alice bob ")
+    c.send("PING :tok")
+    c.expect(r"PONG \S+ :tok$")
+    c.send("FROBNICATE x")
+    c.expect(r" 421 alice FROBNICATE :Unknown command")
+    c.send("JOIN")
+    c.expect(r" 461 alice JOIN :Not enough parameters")
+    c.send("QUIT :bye")
+    c.expect(r"^ERROR ")
+    c.close()
+
+
+def test_sasl_failure_and_no_login_without_sasl(chat_server):  # type: ignore[no-untyped-def]
+    c = IRC(port(chat_server))
+    c.send("CAP LS 302")
+    c.send("CAP REQ :sasl")
+    c.send("AUTHENTICATE PLAIN")
+    c.expect(r"^AUTHENTICATE \+")
+    c.send("AUTHENTICATE " + sasl(ALICE, "wrong password"))
+    c.expect(r" 904 ")
+    c.send("AUTHENTICATE SCRAM-SHA-256")
+    c.expect(r" 908 \S+ PLAIN ")
+    c.send("NICK alice")
+    c.send("USER u 0 * :x")
+    c.send("PRIVMSG #general :hi")
+    c.expect(r" 451 ")
+    c.send("CAP END")
+    assert "SASL" in c.expect(r"^ERROR ")
+    assert c.line(30) is None
+    c.close()
+    # a client that never asks for CAP is refused too
+    c = IRC(port(chat_server))
+    c.send("NICK alice")
+    c.send("USER u 0 * :x")
+    c.expect(r"^ERROR :You must log in with SASL")
+    c.close()
+
+
+def test_two_users_talk_with_echo_and_tags(chat_server):  # type: ignore[no-untyped-def]
+    a = connect(port(chat_server), ALICE, ALL_CAPS)
+    b = connect(port(chat_server), BOB, "server-time message-tags account-tag")
+    a.expect(r" 366 alice #general ")
+    b.expect(r" 366 bob #general ")
+    a.send("JOIN #talk")
+    a.expect(r"^@\S+ :alice!alice@\S+ JOIN #talk alice :?alice$")  # extended-join
+    b.send("JOIN #talk")
+    joined = a.expect(r"JOIN #talk")
+    assert ":bob!bob@" in joined
+    a.send("PRIVMSG #talk :hello bob")
+    echo = a.expect(r"PRIVMSG #talk :hello bob$")
+    tags = dict(t.partition("=")[::2] for t in echo[1:].split(" ", 1)[0].split(";"))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", tags["time"])
+    assert len(tags["msgid"]) >= 10 and tags["account"] == "alice"
+    got = b.expect(r"PRIVMSG #talk :hello bob$")
+    assert f"msgid={tags['msgid']}" in got and ":alice!alice@" in got
+    # a direct message, and a reply tag carried through
+    b.send(f"@+draft/reply={tags['msgid']} PRIVMSG alice :hi alice")
+    dm = a.expect(r"PRIVMSG alice :hi alice$")
+    assert f"+draft/reply={tags['msgid']}" in dm and ":bob!bob@" in dm
+    b.send("PRIVMSG nobody :x")
+    b.expect(r" 401 bob nobody ")
+    b.send("PRIVMSG #nowhere :x")
+    b.expect(r" 403 bob #nowhere ")
+    # topic, names, who, whois, list, mode, away
+    a.send("TOPIC #talk :plans for the weekend")
+    b.expect(r":alice!\S+ TOPIC #talk :plans for the weekend$")
+    b.send("NAMES #talk")
+    assert b.expect(r" 353 bob = #talk ").endswith(":alice bob")
+    b.send("WHO #talk")
+    b.expect(r" 352 bob #talk alice ")
+    b.expect(r" 315 bob #talk ")
+    b.send("WHOIS alice")
+    b.expect(r" 330 bob alice alice ")
+    b.expect(r" 318 bob alice ")
+    b.send("LIST")
+    assert b.expect(r" 322 bob #talk ").endswith(" 2 :plans for the weekend")
+    b.expect(r" 323 ")
+    b.send("MODE #talk")
+    b.expect(r" 324 bob #talk :?\+nt")
+    b.send("AWAY :lunch")
+    b.expect(r" 306 bob ")
+    b.send("PART #talk :later")
+    a.expect(r":bob!\S+ PART #talk :later$")
+    b.send("PRIVMSG #talk :still here?")
+    b.expect(r" 404 bob #talk ")
+    a.close()
+    b.close()
+
+
+def test_second_device_sees_live_and_replays_history(chat_server):  # type: ignore[no-untyped-def]
+    p = port(chat_server)
+    phone = connect(p, ALICE, ALL_CAPS)
+    phone.send("JOIN #family")
+    phone.expect(r" 366 alice #family ")
+    sent = []
+    for i in range(5):
+        phone.send(f"PRIVMSG #family :message {i}")
+        echo = phone.expect(rf"PRIVMSG #family :message {i}$")
+        sent.append(re.search(r"msgid=([^; ]+)", echo).group(1))  # type: ignore[union-attr]
+    laptop = connect(p, ALICE, ALL_CAPS)
+    laptop.expect(r"JOIN #family")  # memberships are replayed to a new device
+    laptop.send("CHATHISTORY LATEST #family * 3")
+    lines = laptop.until(r"^:\S+ BATCH -")
+    assert any(re.search(r"BATCH \+\S+ chathistory #family$", ln) for ln in lines)
+    texts = [ln.rsplit(":", 1)[1] for ln in lines if " PRIVMSG " in ln]
+    assert texts == ["message 2", "message 3", "message 4"]
+    assert all("batch=" in ln for ln in lines if " PRIVMSG " in ln)
+    laptop.send(f"CHATHISTORY BEFORE #family msgid={sent[2]} 10")
+    lines = laptop.until(r"BATCH -")
+    assert [ln.rsplit(":", 1)[1] for ln in lines if " PRIVMSG " in ln] == ["message 0", "message 1"]
+    laptop.send(f"CHATHISTORY AFTER #family msgid={sent[2]} 1")
+    lines = laptop.until(r"BATCH -")
+    assert [ln.rsplit(":", 1)[1] for ln in lines if " PRIVMSG " in ln] == ["message 3"]
+    laptop.send(f"CHATHISTORY BETWEEN #family msgid={sent[0]} msgid={sent[4]} 10")
+    lines = laptop.until(r"BATCH -")
+    assert [ln.rsplit(":", 1)[1] for ln in lines if " PRIVMSG " in ln] == ["message 1", "message 2", "message 3"]
+    laptop.send(f"CHATHISTORY AROUND #family msgid={sent[2]} 3")
+    lines = laptop.until(r"BATCH -")
+    assert [ln.rsplit(":", 1)[1] for ln in lines if " PRIVMSG " in ln] == ["message 1", "message 2", "message 3"]
+    laptop.send("CHATHISTORY LATEST #family timestamp=2000-01-01T00:00:00.000Z 2")
+    lines = laptop.until(r"BATCH -")
+    assert [ln.rsplit(":", 1)[1] for ln in lines if " PRIVMSG " in ln] == ["message 3", "message 4"]
+    laptop.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 50")
+    targets = laptop.until(r"BATCH -")
+    assert any(re.search(r" CHATHISTORY TARGETS #family timestamp=\S+Z$", ln) for ln in targets), targets
+    laptop.send("CHATHISTORY LATEST #family bogus 2")
+    laptop.expect(r"FAIL CHATHISTORY INVALID_PARAMS")
+    laptop.send("CHATHISTORY LATEST #secret-of-others * 2")
+    laptop.expect(r"FAIL CHATHISTORY INVALID_TARGET")
+    # live on both devices: a message from the laptop reaches the phone, echoed to the laptop
+    laptop.send("PRIVMSG #family :from the laptop")
+    laptop.expect(r"PRIVMSG #family :from the laptop$")
+    phone.expect(r":alice!\S+ PRIVMSG #family :from the laptop$")
+    phone.close()
+    laptop.close()
+
+
+def test_malformed_and_oversize_lines(chat_server):  # type: ignore[no-untyped-def]
+    c = connect(port(chat_server), ALICE, "message-tags")
+    c.send(b"PRIVMSG #general :" + b"x" * 600)
+    c.expect(r" 417 alice :Input line was too long")
+    c.send(b"@+a=" + b"y" * 9000 + b" PRIVMSG #general :hi")
+    c.expect(r" 417 ")
+    c.send(b"x" * 20000)  # no newline for longer than any line may be
+    c.expect(r" 417 ")
+    c.send(b"@bad key=1 PING :x")
+    c.expect(r" 421 alice \* :Malformed")
+    c.send(b"\xff\xfe PING")
+    c.expect(r" 421 ")
+    c.send(b":")
+    c.expect(r" 421 ")
+    c.send("PING :still alive")
+    c.expect(r"PONG \S+ :still alive$")
+    c.close()
+
+
+def test_flood_lockout_and_shared_names(make_server):  # type: ignore[no-untyped-def]
+    srv = make_server(
+        "flood",
+        {
+            "http": {"https_port": 0},
+            "auth": {
+                "argon2_time_cost": 1,
+                "argon2_memory_kib": 8192,
+                "lockout_failures_account": 2,
+                "delay_after_failures": 5,
+            },
+            "chat": {"line_burst": 20, "lines_per_second": 1.0},
+        },
+    )
+    srv.write_config()
+    srv.add_user(ALICE, PASSWORD)
+    srv.add_user("carol@example.org", PASSWORD)
+    srv.add_user("carol@other.example", PASSWORD)
+    srv.start()
+    c = connect(port(srv), ALICE)
+    c.send(b"\r\n".join(b"PING :%d" % i for i in range(200)))
+    assert "Excess flood" in c.expect(r"^ERROR ")
+    c.close()
+    # chat names are local parts: two users named carol would share one identity, so neither logs in
+    c = IRC(port(srv))
+    c.send("CAP REQ :sasl")
+    c.send("AUTHENTICATE PLAIN")
+    c.expect(r"^AUTHENTICATE \+")
+    c.send("AUTHENTICATE " + sasl("carol@example.org", PASSWORD))
+    c.expect(r" 904 ")
+    c.close()
+    # the same lockout as IMAP and SMTP: after 2 failures even the right password is refused
+    srv.add_user(BOB, PASSWORD)
+    c = IRC(port(srv))
+    c.send("CAP REQ :sasl")
+    for password in ("wrong 1", "wrong 2", PASSWORD):
+        c.send("AUTHENTICATE PLAIN")
+        c.expect(r"^AUTHENTICATE \+")
+        c.send("AUTHENTICATE " + sasl(BOB, password))
+        c.expect(r" 904 ")
+    c.close()
+    assert "irc login refused (locked out" in srv.log()
+
+
+def test_cli_rooms_and_history(chat_server):  # type: ignore[no-untyped-def]
+    from support.gkserver import gk
+
+    c = connect(port(chat_server), BOB, "echo-message")
+    c.send("JOIN #cli-room")
+    c.expect(r" 366 bob #cli-room ")
+    c.send("TOPIC #cli-room :shown by the CLI")
+    c.expect(r"TOPIC #cli-room")
+    c.send("PRIVMSG #cli-room :written over IRC")
+    c.expect(r"PRIVMSG #cli-room :written over IRC$")
+    c.send("PRIVMSG alice :a direct one")
+    c.expect(r"PRIVMSG alice :a direct one$")
+    rooms = gk(chat_server.data_dir, "chat", "rooms").stdout
+    assert "#cli-room\tpublic\t1 member(s)\t1 message(s)\tshown by the CLI" in rooms
+    assert "#general\tpublic" in rooms
+    out = gk(chat_server.data_dir, "chat", "history", "#cli-room").stdout
+    assert out.strip().endswith("<bob> written over IRC")
+    assert gk(chat_server.data_dir, "chat", "history", "alice,bob").stdout.strip().endswith("<bob> a direct one")
+    missing = gk(chat_server.data_dir, "chat", "history", "nowhere", check=False)
+    assert missing.returncode == 1 and "no room named #nowhere" in missing.stderr
+    c.close()
+
+
+def test_typing_reactions_redaction_read_markers(chat_server):  # type: ignore[no-untyped-def]
+    caps = "server-time message-tags echo-message draft/message-redaction draft/read-marker"
+    a = connect(port(chat_server), ALICE, caps)
+    b = connect(port(chat_server), BOB, caps)
+    a2 = connect(port(chat_server), ALICE, caps)  # alice's second device
+    for c in (a, b, a2):
+        c.until(r" 366 \S+ #general ")
+    # direct messages reach every device of both sides: bob's, and alice's phone and laptop
+    b.send("PRIVMSG alice :to both of your devices")
+    a.expect(r":bob!\S+ PRIVMSG alice :to both of your devices$")
+    a2.expect(r":bob!\S+ PRIVMSG alice :to both of your devices$")
+    a.send("PRIVMSG bob :answered from the phone")
+    b.expect(r":alice!\S+ PRIVMSG bob :answered from the phone$")
+    a2.expect(r":alice!\S+ PRIVMSG bob :answered from the phone$")  # the laptop sees its own side
+    a.send("@+typing=active TAGMSG #general")
+    b.expect(r"^@\+typing=active\S* :alice!\S+ TAGMSG #general$")
+    b.send("PRIVMSG #general :react to me")
+    msgid = re.search(r"msgid=([^; ]+)", a.expect(r"PRIVMSG #general :react to me$")).group(1)  # type: ignore[union-attr]
+    a.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #general")
+    got = b.expect(r"TAGMSG #general$")
+    assert "+draft/react=👍" in got and f"+draft/reply={msgid}" in got and ":alice!" in got
+    a.send("@+draft/react=x;+draft/reply=unknown TAGMSG #general")
+    a.expect(r"FAIL TAGMSG UNKNOWN_MSGID unknown ")
+    a.send(f"REDACT #general {msgid}")
+    a.expect(rf"FAIL REDACT REDACT_FORBIDDEN #general {msgid} ")
+    b.send(f"REDACT #general {msgid}")
+    assert ":bob!" in a.expect(rf"REDACT #general {msgid}$")
+    a.send("CHATHISTORY LATEST #general * 50")
+    a.send("PING :end")
+    assert not any("react to me" in ln for ln in a.until(r"PONG \S+ :end$"))  # redacted: gone from history
+    a.send("MARKREAD #general timestamp=2030-01-01T00:00:00.000Z")
+    a2.expect(r"MARKREAD #general timestamp=2030-01-01T00:00:00.000Z$")  # the other device is told
+    b.send("MARKREAD #general")
+    b.expect(r"MARKREAD #general \*$")
+    a2.send("MARKREAD #general")
+    a2.expect(r"MARKREAD #general timestamp=2030-01-01T00:00:00.000Z$")
+    for c in (a, b, a2):
+        c.close()
+
+
+def test_join_errors_invite_and_private_rooms(chat_server):  # type: ignore[no-untyped-def]
+    a = connect(port(chat_server), ALICE, "")
+    b = connect(port(chat_server), BOB, "")
+    a.until(r" 366 alice #general ")
+    b.until(r" 366 bob #general ")
+    b.send("JOIN #nope,#Bad!Name")
+    b.expect(r" 366 bob #nope ")
+    b.expect(r" 476 bob #Bad!Name ")
+    b.send("INVITE nobody #nope")
+    b.expect(r" 401 bob nobody ")
+    b.send("INVITE alice #nope")
+    b.expect(r" 341 bob alice :?#nope$")
+    a.expect(r":bob!\S+ INVITE alice :?#nope$")
+    a.send("JOIN #nope")
+    b.expect(r":alice!\S+ JOIN #nope$")
+    # a member makes the room private (+i): from then on, joining needs an invitation
+    b.send("MODE #nope +i")
+    a.expect(r":bob!\S+ MODE #nope \+i$")
+    b.expect(r":bob!\S+ MODE #nope \+i$")
+    a.send("PART #nope")
+    b.expect(r":alice!\S+ PART #nope")
+    a.send("JOIN #nope")
+    a.expect(r" 473 alice #nope ")
+    a.send("LIST")
+    assert not any("#nope" in ln for ln in a.until(r" 323 "))  # a private room is not listed to others
+    b2 = connect(port(chat_server), BOB, "invite-notify")  # another member (bob's second device)
+    b2.until(r" 366 bob #nope ")
+    b.send("INVITE alice #nope")
+    a.expect(r"INVITE alice :?#nope$")
+    b2.expect(r":bob!\S+ INVITE alice :?#nope$")  # invite-notify: members see invitations
+    b2.close()
+    a.send("JOIN #nope")
+    b.expect(r":alice!\S+ JOIN #nope$")
+    a.close()
+    b.close()
+
+
+def test_labeled_response(chat_server):  # type: ignore[no-untyped-def]
+    c = connect(port(chat_server), ALICE, "labeled-response echo-message message-tags batch")
+    c.until(r" 366 alice #general ")
+    c.send("@label=p1 PING :x")
+    assert c.expect(r"PONG").startswith("@label=p1 :")
+    c.send("@label=a1 PONG :nothing back")
+    c.expect(r"^@label=a1 :\S+ ACK$")
+    c.send("@label=m1 PRIVMSG #general :labeled hello")
+    echo = c.expect(r"PRIVMSG #general :labeled hello$")
+    assert echo.startswith("@label=m1;msgid=")
+    c.send("@label=j1 JOIN #labeled")
+    lines = c.until(r"BATCH -")
+    start = re.match(r"^@label=j1 :\S+ BATCH \+(\S+) labeled-response$", lines[0])
+    assert start, lines
+    ref = start.group(1)
+    assert all(ln.startswith(f"@batch={ref}") for ln in lines[1:-1]), lines
+    assert [ln.split(" ")[2] for ln in lines[1:-1]] == ["JOIN", "331", "353", "366"]
+    c.send("@label=h1 CHATHISTORY LATEST #general * 1")
+    lines = c.until(r"BATCH -\S+$")
+    lines += c.until(r"BATCH -\S+$")  # the inner chathistory batch ends, then the labeled one
+    assert re.match(r"^@label=h1 :\S+ BATCH \+\S+ labeled-response$", lines[0])
+    inner = re.search(r" BATCH \+(\S+) chathistory #general$", lines[1])
+    assert inner and lines[1].startswith("@batch=")
+    assert f"batch={inner.group(1)}" in lines[2] and "labeled hello" in lines[2]
+    c.close()
+
+
+def test_pipelined_messages_keep_their_order(chat_server):  # type: ignore[no-untyped-def]
+    """A pasted burst is posted concurrently (group commit) but echoed and stored in order."""
+    c = connect(port(chat_server), BOB, "echo-message batch")
+    c.send("JOIN #paste")
+    c.expect(r" 366 bob #paste ")
+    n = 200
+    c.send(b"\r\n".join(b"PRIVMSG #paste :line %d" % i for i in range(n)) + b"\r\nPRIVMSG #paste :last")
+    echoed = [ln.rsplit(":", 1)[1] for ln in c.until(r"PRIVMSG #paste :last$") if " PRIVMSG #paste :" in ln]
+    assert echoed == [f"line {i}" for i in range(n)] + ["last"]
+    c.send("CHATHISTORY LATEST #paste * 1000")
+    stored = [ln.rsplit(":", 1)[1] for ln in c.until(r"BATCH -") if " PRIVMSG #paste :" in ln]
+    assert stored == echoed
+    c.close()
+
+
+def test_garbage_after_registration_never_crashes(chat_server):  # type: ignore[no-untyped-def]
+    import random
+
+    rnd = random.Random(12)
+    commands = "PRIVMSG NOTICE JOIN PART TOPIC NAMES WHO WHOIS LIST MODE INVITE TAGMSG AWAY CHATHISTORY REDACT MARKREAD CAP AUTHENTICATE NICK USER PING".split()
+    pieces = [
+        "#general",
+        "#",
+        "*",
+        ":",
+        "::",
+        "alice",
+        "bob",
+        "msgid=zz",
+        "timestamp=x",
+        "LATEST",
+        "BETWEEN",
+        "-1",
+        "99999999999",
+        "\u00e9",
+        "+i",
+        "@",
+        ",",
+        "#a,#b,,",
+        "=",
+        "TARGETS",
+    ]
+    c = connect(port(chat_server), ALICE, "message-tags batch labeled-response echo-message")
+    c.until(r" 366 alice #general ")
+    lines = []
+    for i in range(150):
+        tags = rnd.choice(["", f"@label=g{i} ", "@+draft/reply=;+typing= ", "@=;;a= "])
+        params = " ".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
+        lines.append(f"{tags}{rnd.choice(commands)} {params}".encode())
+    for chunk in range(0, len(lines), 10):
+        c.send(b"\r\n".join(lines[chunk : chunk + 10]))
+        c.send(f"PING :alive{chunk}")
+        c.expect(rf"PONG \S+ :alive{chunk}$")
+    assert "session crashed" not in chat_server.log()
+    assert "Traceback" not in chat_server.log()
+    c.close()

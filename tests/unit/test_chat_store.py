@@ -1,0 +1,159 @@
+"""The chat store and core on a real SQLite file: group commit (many concurrent posts share
+commits), history windows, edits, redactions, reactions, read markers, FTS search, private
+rooms, and event fan-out that survives a failing subscriber."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import gevent
+import pytest
+
+from gk.chat.core import ChatError, ChatService, Joined, MessagePosted
+from gk.chat.store import ChatStore, dm_target
+
+
+@pytest.fixture
+def chat(tmp_path):
+    svc = ChatService(ChatStore(tmp_path / "chat.sqlite3"), ["general"], lambda name: name in {"alice", "bob", "carol"})
+    yield svc
+    svc.stop()
+
+
+def test_wal_full_sync_and_default_room(chat, tmp_path):
+    assert chat.store.reader.one("PRAGMA journal_mode")[0] == "wal"
+    assert chat.store._wconn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert [r.name for r in chat.rooms()] == ["general"]
+    chat.connected("alice")
+    chat.connected("alice")  # the second login does not re-join
+    assert chat.members("general") == {"alice"}
+
+
+def test_group_commit_batches_concurrent_posts(chat):
+    chat.join("general", "alice")
+    n = 300
+    greenlets = [gevent.spawn(chat.post, "alice", "#general", f"m{i}") for i in range(n)]
+    gevent.joinall(greenlets, raise_error=True)
+    ids = [g.value.msgid for g in greenlets]
+    assert len(set(ids)) == n
+    assert chat.store.count("#general") == n
+    # every post was acknowledged after a commit, and they shared commits
+    assert chat.store.writer.jobs >= n
+    assert chat.store.writer.batches < n / 2
+    # the data is visible to an independent connection (it was committed, not cached)
+    conn = sqlite3.connect(chat.store.path)
+    assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == n
+
+
+def test_failing_job_does_not_sink_its_batch(chat):
+    w = chat.store.writer
+
+    def bad(c):
+        c.execute("INSERT INTO rooms(name, created) VALUES ('general', 0)")  # UNIQUE violation
+
+    def good(c):
+        c.execute("INSERT INTO rooms(name, created) VALUES ('other', 0)")
+        return "ok"
+
+    g1, g2 = gevent.spawn(w.submit, bad), gevent.spawn(w.submit, good)
+    gevent.joinall([g1, g2])
+    assert isinstance(g1.exception, sqlite3.IntegrityError)
+    assert g2.value == "ok" and chat.room("other") is not None
+
+
+def test_history_windows(chat):
+    chat.join("general", "alice")
+    msgs = [chat.post("alice", "#general", f"m{i}") for i in range(10)]
+    text = lambda ms: [m.text for m in ms]  # noqa: E731
+    assert text(chat.history("alice", "#general", "latest", 3)) == ["m7", "m8", "m9"]
+    assert text(chat.history("alice", "#general", "latest", 5, msgs[7].msgid)) == ["m8", "m9"]
+    assert text(chat.history("alice", "#general", "before", 2, msgs[5].msgid)) == ["m3", "m4"]
+    assert text(chat.history("alice", "#general", "after", 2, msgs[5].msgid)) == ["m6", "m7"]
+    assert text(chat.history("alice", "#general", "around", 4, msgs[5].msgid)) == ["m3", "m4", "m5", "m6"]
+    assert text(chat.history("alice", "#general", "between", 10, msgs[2].msgid, msgs[5].msgid)) == ["m3", "m4"]
+    assert text(chat.history("alice", "#general", "between", 1, msgs[5].msgid, msgs[2].msgid)) == ["m4"]
+    assert text(chat.history("alice", "#general", "after", 2, msgs[0].time - 1)) == ["m0", "m1"]
+    with pytest.raises(ChatError) as e:
+        chat.history("alice", "#general", "before", 2, "nope")
+    assert e.value.code == "no_such_message"
+    with pytest.raises(ChatError) as e:
+        chat.history("bob", "#general", "latest", 2)  # not a member
+    assert e.value.code == "not_member"
+
+
+def test_dm_edit_redact_react_marker_search(chat):
+    m = chat.post("alice", "bob", "lunch at noon?")
+    assert m.target == dm_target("alice", "bob") == dm_target("bob", "alice")
+    assert [x.text for x in chat.history("bob", "alice", "latest", 5)] == ["lunch at noon?"]
+    with pytest.raises(ChatError):
+        chat.post("alice", "nobody", "x")
+    with pytest.raises(ChatError) as e:
+        chat.edit("bob", m.msgid, "hacked")
+    assert e.value.code == "not_allowed"
+    chat.edit("alice", m.msgid, "lunch at one?")
+    assert chat.store.message(m.msgid).text == "lunch at one?"
+    chat.react("bob", m.msgid, "👍")
+    assert chat.store.reactions(m.msgid) == [("bob", "👍")]
+    assert [x.text for x in chat.search("bob", "one")] == ["lunch at one?"]
+    assert chat.search("bob", "noon") == []  # the FTS index follows edits
+    assert chat.search("carol", "one") == []  # not her conversation
+    chat.post("carol", "bob", "lunch at one too")
+    assert chat.store.dm_targets_of("a_ice") == [] and chat.store.dm_targets_of("%") == []  # no LIKE wildcards
+    assert sorted(chat.store.dm_targets_of("bob")) == [dm_target("alice", "bob"), dm_target("bob", "carol")]
+    assert chat.search("bob", 'one" OR "x') == []  # user text is never FTS syntax
+    assert chat.mark_read("bob", "alice", m.time) == m.time
+    assert chat.mark_read("bob", "alice", m.time - 5) == m.time  # markers only move forward
+    assert chat.read_marker("bob", "alice") == m.time
+    chat.redact("alice", m.msgid)
+    assert chat.history("bob", "alice", "latest", 5) == []
+    assert chat.store.reactions(m.msgid) == []
+    assert [x.text for x in chat.search("bob", "one")] == ["lunch at one too"]
+
+
+def test_private_room_invite_flow(chat):
+    chat.create_room("board", "alice", private=True)
+    with pytest.raises(ChatError) as e:
+        chat.join("board", "bob")
+    assert e.value.code == "invite_only"
+    assert "board" not in [r.name for r in chat.rooms("bob")]
+    assert chat.members("board") == {"alice"}  # the creator is its first member
+    chat.invite("board", "bob", "alice")
+    chat.join("board", "bob")
+    assert chat.members("board") == {"alice", "bob"}
+    assert "board" in [r.name for r in chat.rooms("bob")]
+
+
+def test_events_fan_out_and_a_failing_subscriber(chat):
+    seen_a, seen_b, everything = [], [], []
+
+    def broken(ev):
+        raise RuntimeError("subscriber bug")
+
+    chat.subscribe(broken, "alice")
+    chat.subscribe(seen_a.append, "alice")
+    chat.subscribe(seen_b.append, "bob")
+    chat.subscribe(everything.append)
+    chat.join("general", "alice")
+    chat.join("general", "bob")
+    m = chat.post("alice", "#general", "hi all", origin="dev1")
+    assert any(isinstance(e, MessagePosted) and e.message.msgid == m.msgid and e.origin == "dev1" for e in seen_a)
+    assert any(isinstance(e, MessagePosted) for e in seen_b)
+    assert any(isinstance(e, Joined) and e.account == "bob" for e in seen_a)
+    chat.post("carol", "bob", "psst")  # a DM reaches bob only
+    assert sum(isinstance(e, MessagePosted) for e in seen_a) == 1
+    assert sum(isinstance(e, MessagePosted) for e in seen_b) == 2
+    assert sum(isinstance(e, MessagePosted) for e in everything) == 2
+    chat.unsubscribe(seen_b.append, "bob")
+    chat.post("alice", "#general", "again")
+    assert sum(isinstance(e, MessagePosted) for e in seen_b) == 2
+
+
+def test_reopen_keeps_everything(tmp_path):
+    svc = ChatService(ChatStore(tmp_path / "c.sqlite3"), ["general"])
+    svc.join("general", "alice")
+    svc.post("alice", "#general", "persisted")
+    svc.stop()
+    svc = ChatService(ChatStore(tmp_path / "c.sqlite3"), ["general"])
+    assert svc.members("general") == {"alice"}
+    assert [m.text for m in svc.history("alice", "#general", "latest", 5)] == ["persisted"]
+    svc.stop()
