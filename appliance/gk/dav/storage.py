@@ -96,6 +96,9 @@ MIGRATIONS = [
 ITEM_COLUMNS = "href, uid, etag, name, component, start, end, modified, text"
 
 
+_new_item = object.__new__
+
+
 def http_date(ts: float) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(ts))
 
@@ -140,17 +143,23 @@ class Collection(storage.BaseCollection):
         return row
 
     def _item(self, row: sqlite3.Row) -> radicale_item.Item:
-        return radicale_item.Item(
-            collection=self,
-            href=row["href"],
-            last_modified=http_date(row["modified"]),
-            text=row["text"],
-            etag=row["etag"],
-            uid=row["uid"],
-            name=row["name"],
-            component_name=row["component"],
-            time_range=(row["start"], row["end"]),
-        )
+        """An ``Item`` with every cached field filled from the row (no vobject parse). Built without
+        ``Item.__init__``, whose path-sanitizing asserts cost 60 µs per item: a third of an initial
+        sync-collection of 2,000 items. The fields are those of Radicale 3.9's ``Item`` (pinned);
+        the storage tests run Radicale's code over these items."""
+        item = _new_item(radicale_item.Item)
+        item._collection_path = self._path
+        item.collection = self
+        item.href = row["href"]
+        item.last_modified = http_date(row["modified"])
+        item._text = row["text"]
+        item._vobject_item = None
+        item._etag = row["etag"]
+        item._uid = row["uid"]
+        item._name = row["name"]
+        item._component_name = row["component"]
+        item._time_range = (row["start"], row["end"])
+        return item
 
     # -- reading -------------------------------------------------------------------------
     def get_multi(self, hrefs: Iterable[str]) -> Iterator[tuple[str, radicale_item.Item | None]]:
