@@ -103,6 +103,29 @@ def request(
         conn.close()
 
 
+def chunked_put(srv: GKServer, path: str, size: int) -> int:
+    """A PUT with ``Transfer-Encoding: chunked`` (no Content-Length) of ``size`` bytes; its status."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port("http.https_port"), context=ctx, timeout=60)
+    auth = "Basic " + base64.b64encode(f"{ALICE}:{ALICE_PW}".encode()).decode()
+    chunk = b"z" * 65536
+    try:
+        try:
+            conn.request(
+                "PUT",
+                path,
+                body=(chunk for _ in range(size // len(chunk))),
+                encode_chunked=True,
+                headers={"Authorization": auth, "Content-Type": "text/calendar"},
+            )
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered before the end of the body
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 PRINCIPAL_PROPFIND = (
     '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>'
 )
@@ -251,8 +274,13 @@ def test_bad_input_gets_protocol_errors(server):
     big = event("big", 5, "x" * (2 * 1024 * 1024))
     status, _, body = request(server, "PUT", cal + "big.ics", big, headers={"Content-Type": "text/calendar"})
     assert status == 403 and "max-resource-size" in body and "urn:ietf:params:xml:ns:caldav" in body
+    status, _, body = request(
+        server, "PUT", f"/dav/{ALICE}/contacts/big.vcf", VCARD.replace("FN:", "NOTE:" + "y" * 2_000_000 + "\r\nFN:")
+    )
+    assert status == 403 and "max-resource-size" in body and "urn:ietf:params:xml:ns:carddav" in body
     status, _, _ = request(server, "PUT", cal + "huge.ics", b"x" * (11 * 1024 * 1024))
     assert status == 413
+    assert chunked_put(server, cal + "chunked.ics", 11 * 1024 * 1024) == 413
     bomb = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
         '<D:propfind xmlns:D="DAV:"><D:prop><D:displayname>&lol2;</D:displayname></D:prop></D:propfind>'
