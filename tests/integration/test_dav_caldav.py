@@ -16,6 +16,7 @@ from pathlib import Path
 
 import caldav
 import pytest
+from caldav.lib import error as caldav_error
 from support.gkserver import GKServer
 
 from gk import claim
@@ -263,8 +264,13 @@ def test_wrong_password_and_anonymous_are_refused(server):
     assert status == 401 and "basic" in headers.get("www-authenticate", "").lower()
     status, _, _ = request(server, "PROPFIND", f"/dav/{ALICE}/", PRINCIPAL_PROPFIND, user=None)
     assert status == 401
-    with pytest.raises(caldav.lib.error.AuthorizationError):
+    with pytest.raises(caldav_error.AuthorizationError):
         client(server, ALICE, "wrong").principal()
+    for bad in ("Basic !!!notbase64", "Basic " + base64.b64encode(b"no-colon").decode(), "Basic /w=="):
+        status, _, _ = request(
+            server, "PROPFIND", "/dav/", PRINCIPAL_PROPFIND, user=None, headers={"Authorization": bad}
+        )
+        assert status == 401, bad
     assert re.search(r"dav login failed ip=127\.0\.0\.1 account=alice@test\.example", server.log())
 
 

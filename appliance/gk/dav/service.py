@@ -23,6 +23,7 @@ web calendar and the wizard's "Family" calendar (next sessions).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -69,6 +70,17 @@ def _precondition(start_response: StartResponse, ns: str, name: str) -> list[byt
         f'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:" xmlns:P="{ns}"><P:{name}/></D:error>\n'
     ).encode()
     return _reply(start_response, "403 Forbidden", body, "application/xml; charset=utf-8")
+
+
+def _basic_auth_ok(header: str) -> bool:
+    """False for an ``Authorization: Basic`` header that is not base64 of UTF-8 ``user:password``."""
+    if not header.startswith("Basic"):
+        return True
+    try:
+        decoded = base64.b64decode(header[len("Basic") :].strip().encode("ascii"), validate=True).decode("utf-8")
+    except (ValueError, UnicodeError):
+        return False
+    return ":" in decoded
 
 
 class DAVService:
@@ -171,6 +183,13 @@ class DAVService:
                 return _text(start_response, "400 Bad Request", "invalid Content-Length")
             if length > limit:
                 return _text(start_response, "413 Payload Too Large", f"DAV requests are limited to {limit} bytes")
+        if not _basic_auth_ok(str(environ.get("HTTP_AUTHORIZATION", ""))):
+            # Radicale would answer a 500 for undecodable Basic credentials
+            start_response(
+                "401 Unauthorized",
+                [("WWW-Authenticate", 'Basic realm="GK calendars and contacts"'), ("Content-Length", "0")],
+            )
+            return []
         path = str(environ.get("PATH_INFO", ""))
         if method == "PUT" and length > self.cfg.max_resource_size and not path.endswith("/"):
             vcard = "vcard" in str(environ.get("CONTENT_TYPE", "")).lower() or path.lower().endswith(".vcf")
