@@ -269,6 +269,17 @@ class ChatConfig:
 
 
 @dataclass
+class DAVConfig:
+    enabled: bool = opt(True, "calendars and contacts (CalDAV/CardDAV) under /dav/ on the web listeners")
+    max_resource_size: int = opt(
+        1024 * 1024, "largest calendar object or vCard one PUT may store, bytes", at_least(1024)
+    )
+    max_request_size: int = opt(
+        10 * 1024 * 1024, "largest DAV request body (a whole-calendar import), bytes", at_least(4096)
+    )
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
@@ -281,6 +292,7 @@ class Config:
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     acme: ACMEConfig = field(default_factory=ACMEConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    dav: DAVConfig = field(default_factory=DAVConfig)
 
 
 class ConfigError(Exception):

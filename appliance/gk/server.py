@@ -36,6 +36,7 @@ COMPONENTS: list[str] = [
     "gk.mail.queue.service",
     "gk.acme.service",
     "gk.chat.service",
+    "gk.dav.service",
     "gk.web.service",
 ]
 

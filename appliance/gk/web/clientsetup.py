@@ -113,8 +113,11 @@ def register(web: Web) -> None:
         bottle.response.content_type = "text/plain"
         return answer
 
-    @app.route("/.well-known/caldav")
-    @app.route("/.well-known/carddav")
+    # any method: DAVx⁵ and iOS probe with PROPFIND; a PROPFIND on the server root (a client
+    # given only the host name) is sent to the DAV root too
+    @app.route("/.well-known/caldav", method="ANY")
+    @app.route("/.well-known/carddav", method="ANY")
+    @app.route("/", method="PROPFIND")
     def dav_redirect() -> None:
         raise bottle.redirect("/dav/", 301)
 

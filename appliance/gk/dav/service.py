@@ -1,0 +1,220 @@
+"""``gk.dav.service``: Radicale under ``/dav/`` on the web listeners, built on the first DAV request.
+
+``start(ctx)`` costs nothing but this module: it registers ``web_mounts`` (CSRF-exempt: DAV
+clients authenticate every request with HTTP Basic over HTTPS and send no CSRF token) and
+returns. The first request to ``/dav/`` imports Radicale (~18 MB of RSS, measured by
+``bench/dav.py``) and builds its ``Application`` from a configuration made here in code: no
+config file is read, hooks and Radicale's sharing/web UI are off, and storage, auth and rights
+are GK's plugins (``gk.dav.storage``, ``gk.dav.auth``, ``gk.dav.rights``).
+
+Before Radicale sees a request, ``DAVService.wsgi`` bounds it: bodies over ``dav.max_request_size``
+get 413, a PUT of one resource over ``dav.max_resource_size`` gets 403 with the CalDAV/CardDAV
+``max-resource-size`` precondition, chunked bodies are read up to the limit, and XML bodies
+carrying a DTD (``<!DOCTYPE``/``<!ENTITY``: entity bombs, external entities) get 400 — no DAV
+client sends one. Radicale itself parses XML with defusedxml, which would refuse them too but
+with a 500.
+
+Every user gets a calendar, a task list and an address book the first time they use DAV
+(Radicale creates the principal and ``storage.predefined_collections`` on the first
+authenticated request): a box whose users never sync a calendar carries no DAV rows, and
+account creation needs no DAV import. ``ensure_user(address)`` does the same on demand for the
+web calendar and the wizard's "Family" calendar (next sessions).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gevent.lock
+
+log = logging.getLogger("gk.dav")
+
+PREFIX = "/dav/"
+XML_METHODS = {"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL"}
+CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
+
+DEFAULT_COLLECTIONS: dict[str, dict[str, str]] = {
+    "calendar": {
+        "tag": "VCALENDAR",
+        "D:displayname": "Calendar",
+        "C:supported-calendar-component-set": "VEVENT",
+    },
+    "tasks": {
+        "tag": "VCALENDAR",
+        "D:displayname": "Tasks",
+        "C:supported-calendar-component-set": "VTODO",
+    },
+    "contacts": {"tag": "VADDRESSBOOK", "D:displayname": "Contacts"},
+}
+
+StartResponse = Callable[..., Any]
+
+
+def _reply(start_response: StartResponse, status: str, body: bytes, content_type: str) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _text(start_response: StartResponse, status: str, message: str) -> list[bytes]:
+    return _reply(start_response, status, (message + "\n").encode(), "text/plain; charset=utf-8")
+
+
+def _precondition(start_response: StartResponse, ns: str, name: str) -> list[bytes]:
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:" xmlns:P="{ns}"><P:{name}/></D:error>\n'
+    ).encode()
+    return _reply(start_response, "403 Forbidden", body, "application/xml; charset=utf-8")
+
+
+def _basic_auth_ok(header: str) -> bool:
+    """False for an ``Authorization: Basic`` header that is not base64 of UTF-8 ``user:password``."""
+    if not header.startswith("Basic"):
+        return True
+    try:
+        decoded = base64.b64decode(header[len("Basic") :].strip().encode("ascii"), validate=True).decode("utf-8")
+    except (ValueError, UnicodeError):
+        return False
+    return ":" in decoded
+
+
+class DAVService:
+    """The DAV component: ``web_mounts`` for the web service, ``ensure_user`` for other features."""
+
+    name = "dav"
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.cfg = ctx.config.dav
+        self.db_path = ctx.data_dir / "dav.sqlite3"
+        self._app: Any = None
+        self._loading = gevent.lock.Semaphore()
+        self.web_mounts = [(PREFIX, self.wsgi, True)]
+
+    # -- Radicale, on first use ----------------------------------------------------------
+    def configuration(self) -> Any:
+        from radicale import config as radicale_config
+
+        from gk.dav.auth import Auth
+        from gk.dav.rights import Rights
+        from gk.dav.storage import Storage
+
+        configuration = radicale_config.Configuration(radicale_config.DEFAULT_CONFIG_SCHEMA)
+        configuration.update(
+            {
+                "server": {
+                    "max_content_length": str(self.cfg.max_request_size),
+                    "max_resource_size": str(self.cfg.max_resource_size),
+                    "delay_on_error": "0",
+                },
+                "auth": {"type": Auth.factory(self.ctx.auth), "delay": "0", "realm": "GK calendars and contacts"},
+                "rights": {"type": Rights.factory()},
+                "storage": {
+                    "type": Storage.factory(self.db_path),
+                    "predefined_collections": json.dumps(DEFAULT_COLLECTIONS),
+                },
+                "web": {"type": "none"},
+                "hook": {"type": "none"},
+                "sharing": {"type": "none"},
+            },
+            "gk.dav",
+            privileged=True,
+        )
+        return configuration
+
+    def application(self) -> Any:
+        if self._app is None:
+            with self._loading:
+                if self._app is None:
+                    log.info("dav: loading Radicale (first DAV request)")
+                    # Radicale logs every request and its whole configuration at INFO
+                    logging.getLogger("radicale").setLevel(logging.WARNING)
+                    from radicale.app import Application
+
+                    self._app = Application(self.configuration())
+        return self._app
+
+    @property
+    def storage(self) -> Any:
+        return self.application()._storage
+
+    def ensure_user(self, address: str) -> None:
+        """The user's principal and default collections, if missing (what the first DAV login does)."""
+        st = self.storage
+        principal = f"/{address}/"
+        with st.acquire_lock("w", address):
+            if next(iter(st.discover(principal)), None) is not None:
+                return
+            st.create_collection(principal)
+            for name, props in DEFAULT_COLLECTIONS.items():
+                st.create_collection(principal + name, props=dict(props))
+
+    # -- WSGI ------------------------------------------------------------------------------
+    def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        refused = self._bound_request(environ, start_response)
+        if refused is not None:
+            return refused
+        return self.application()(environ, start_response)
+
+    def _bound_request(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
+        """Size and XML checks before Radicale reads a byte; None = pass the request on."""
+        method = str(environ.get("REQUEST_METHOD", "")).upper()
+        limit = self.cfg.max_request_size
+        length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
+        chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+        body: bytes | None = None
+        if chunked and not length_text:
+            body = environ["wsgi.input"].read(limit + 1)
+            if len(body) > limit:
+                return _text(start_response, "413 Payload Too Large", f"DAV requests are limited to {limit} bytes")
+            length = len(body)
+            environ["CONTENT_LENGTH"] = str(length)
+        else:
+            try:
+                length = int(length_text or 0)
+            except ValueError:
+                return _text(start_response, "400 Bad Request", "invalid Content-Length")
+            if length < 0:
+                return _text(start_response, "400 Bad Request", "invalid Content-Length")
+            if length > limit:
+                return _text(start_response, "413 Payload Too Large", f"DAV requests are limited to {limit} bytes")
+        if not _basic_auth_ok(str(environ.get("HTTP_AUTHORIZATION", ""))):
+            # Radicale would answer a 500 for undecodable Basic credentials
+            start_response(
+                "401 Unauthorized",
+                [("WWW-Authenticate", 'Basic realm="GK calendars and contacts"'), ("Content-Length", "0")],
+            )
+            return []
+        path = str(environ.get("PATH_INFO", ""))
+        if method == "PUT" and length > self.cfg.max_resource_size and not path.endswith("/"):
+            vcard = "vcard" in str(environ.get("CONTENT_TYPE", "")).lower() or path.lower().endswith(".vcf")
+            return _precondition(start_response, CARDDAV_NS if vcard else CALDAV_NS, "max-resource-size")
+        if method in XML_METHODS and length:
+            if body is None:
+                body = environ["wsgi.input"].read(length)
+                if len(body) < length:
+                    return _text(start_response, "400 Bad Request", "request body shorter than its Content-Length")
+            probe = body.replace(b"\0", b"").upper()
+            if b"<!DOCTYPE" in probe or b"<!ENTITY" in probe:
+                log.warning("dav: refused an XML body with a DTD from %s", environ.get("REMOTE_ADDR", "?"))
+                return _text(start_response, "400 Bad Request", "XML with a DTD is not accepted")
+        if body is not None:
+            environ["wsgi.input"] = io.BytesIO(body)
+        return None
+
+    def stop(self, grace: float) -> None:
+        if self._app is not None:
+            self._app._storage.close()
+
+
+def start(ctx: Any) -> DAVService | None:
+    if not ctx.config.dav.enabled:
+        return None
+    svc = DAVService(ctx)
+    ctx.services[svc.name] = svc
+    return svc
