@@ -546,13 +546,10 @@ def _disk(data_dir: Path) -> Finding:
 
 
 def _memory() -> Finding:
-    info: dict[str, int] = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                info[key] = int(rest.split()[0]) // 1024
-    except (OSError, ValueError):
+    from gk.hw.tune import meminfo_mb
+
+    info = meminfo_mb()
+    if not info:
         return Finding("system", "memory", INFO, N_("Memory"), N_("Not reported by this system."))
     total, avail = info.get("MemTotal", 0), info.get("MemAvailable", 0)
     params = {"avail_mb": avail, "total_mb": total}

@@ -12,6 +12,7 @@ Cost: reads a few /proc and /sys files; no resident process. The table is docs/t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -71,6 +72,19 @@ TIERS: list[tuple[str, int, int, int, int, int, int, int, str, int, int, int]] =
     ("4G", 5600, 2048, 16384, 200, 500, 65536, 3, "qwen2.5-3b-instruct-q4_k_m", 2000, 2900, 3400),
     ("8G", 1 << 30, 4096, 32768, 200, 500, 65536, 3, "qwen2.5-7b-instruct-q4_k_m", 4700, 6200, 7000),
 ]
+
+
+def meminfo_mb(meminfo: Path = Path("/proc/meminfo")) -> dict[str, int]:
+    """Every ``/proc/meminfo`` field in MiB ({} where the system has no such file)."""
+    info: dict[str, int] = {}
+    try:
+        for line in meminfo.read_text().splitlines():
+            key, _, rest = line.partition(":")
+            with contextlib.suppress(ValueError, IndexError):
+                info[key] = int(rest.split()[0]) // 1024
+    except OSError:
+        pass
+    return info
 
 
 def read_ram_mb(meminfo: Path = Path("/proc/meminfo")) -> int:

@@ -36,14 +36,9 @@ def listener_up(host: str, port: int) -> bool:
 
 
 def memory() -> dict[str, int]:
-    info: dict[str, int] = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                info[key] = int(rest.split()[0]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    from gk.hw.tune import meminfo_mb
+
+    info = meminfo_mb()
     rss = 0
     try:
         with open("/proc/self/status") as f:
