@@ -94,13 +94,21 @@ def fat_mount(tmp_path: Path):  # type: ignore[no-untyped-def]
     img, mnt = tmp_path / "boot.img", tmp_path / "boot"
     subprocess.run(["mkfs.vfat", "-F", "32", "-n", "GK-BOOT", "-C", str(img), "65536"], check=True, capture_output=True)
     mnt.mkdir()
-    r = subprocess.run(["mount", "-o", "loop,ro,umask=0077", str(img), str(mnt)], capture_output=True, text=True)
+    # A writable loop device mounted read-only, like the card: `mount -o loop,ro` would make the
+    # device itself read-only, and no remount could write.
+    r = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True)
     if r.returncode != 0:
-        pytest.skip(f"cannot loop-mount a FAT image here ({r.stderr.strip()}); the QEMU image test checks the same")
+        pytest.skip(f"no loop device here ({r.stderr.strip()}); the QEMU image test checks the same")
+    dev = r.stdout.strip()
+    r = subprocess.run(["mount", "-t", "vfat", "-o", "ro,umask=0077", dev, str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run(["losetup", "-d", dev], check=False)
+        pytest.skip(f"cannot mount a FAT file system here ({r.stderr.strip()}); the QEMU image test checks the same")
     try:
         yield img, mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+        subprocess.run(["losetup", "-d", dev], check=False)
 
 
 def helper(mnt: Path, *args: str) -> subprocess.CompletedProcess[str]:
