@@ -32,6 +32,8 @@ FEATURE_HELP = {
     "provision": "first-boot provisioning: config, secrets, TLS, DKIM, setup code",
     "acme": "Let's Encrypt certificate for the host name: renew now, or status",
     "diagnose": "check DNS records, reverse DNS, blocklists, port 25, certificate, clock, disk",
+    "token": "API tokens for the assistant's OpenAI-compatible API and MCP (add|list|del)",
+    "ai": "the private assistant: models on disk, the one in use, memory it needs (status)",
 }
 
 
@@ -218,6 +220,7 @@ def _register_feature_commands() -> None:
         "gk.claim.cli",
         "gk.diagnosis.cli",
         "gk.acme.cli",
+        "gk.ai.cli",
     ):
         try:
             importlib.import_module(module)

@@ -35,6 +35,7 @@ COMPONENTS: list[str] = [
     "gk.mail.imap.service",
     "gk.mail.queue.service",
     "gk.acme.service",
+    "gk.ai.service",
     "gk.web.service",
 ]
 
