@@ -250,6 +250,9 @@ class AIConfig:
     min_free_mb: int = opt(64, "memory left to the rest of the box after a model is loaded, MiB", at_least(0))
     max_queue: int = opt(16, "requests that may wait for the assistant (more get HTTP 503)", at_least(1))
     max_tokens: int = opt(512, "longest answer when a request sets no max_tokens", at_least(1))
+    state_cache_mb: int = opt(
+        0, "MiB of saved KV states, so a conversation resumed after another does not re-read its history", at_least(0)
+    )
 
 
 @dataclass

@@ -100,7 +100,11 @@ def write(path: Path, *, seed: int = 1234, n_embd: int = 64, n_layer: int = 2, n
         w.add_tensor(f"blk.{i}.ffn_up.weight", mat(n_ff, n_embd))
         w.add_tensor(f"blk.{i}.ffn_down.weight", mat(n_embd, n_ff))
     w.add_tensor("output_norm.weight", ones(n_embd))
-    w.add_tensor("output.weight", mat(n_vocab, n_embd))
+    # the output rows of the control and byte tokens are zero and those of the pieces larger, so
+    # the text sampled is mostly printable pieces (few lone UTF-8 bytes, end of turn is rare)
+    out = mat(n_vocab, n_embd) * np.float32(1.5)
+    out[[i for i, t in enumerate(types) if t != NORMAL]] = 0
+    w.add_tensor("output.weight", out)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -124,6 +124,14 @@ def parse_chat_request(body: Any, default_max_tokens: int) -> tuple[str, bool, d
         if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
             raise APIError(400, "stop must be a string or up to 4 strings", param="stop")
         params["stop"] = stop
+    bias = body.get("logit_bias")
+    if bias is not None:
+        try:
+            params["logit_bias"] = {int(k): float(v) for k, v in bias.items() if -100 <= float(v) <= 100}
+        except (AttributeError, TypeError, ValueError):
+            raise APIError(400, "logit_bias maps token ids to numbers in -100..100", param="logit_bias") from None
+        if len(params["logit_bias"]) != len(bias) or len(bias) > 1024:
+            raise APIError(400, "logit_bias maps token ids to numbers in -100..100", param="logit_bias")
     if rf := _response_format(body.get("response_format")):
         params["response_format"] = rf
     return model, stream, params

@@ -94,13 +94,13 @@ class GGUFInfo:
 
 
 class _Reader:
-    def __init__(self, f: BinaryIO, size: int):
-        self.f, self.size = f, size
+    def __init__(self, f: BinaryIO, size: int, name: str):
+        self.f, self.size, self.name = f, size, name
 
     def read(self, n: int) -> bytes:
         data = self.f.read(n)
         if len(data) != n:
-            raise ModelError("the file ends inside its header (truncated download?)")
+            raise ModelError(f"{self.name}: the file ends inside its header (truncated download?)")
         return data
 
     def unpack(self, fmt: str) -> Any:
@@ -109,7 +109,7 @@ class _Reader:
     def string(self, keep: bool = True) -> str:
         n = self.unpack("<Q")
         if n > self.size:
-            raise ModelError("a header string is longer than the file (corrupt GGUF)")
+            raise ModelError(f"{self.name}: a header string is longer than the file (corrupt GGUF)")
         if not keep:
             self.f.seek(n, os.SEEK_CUR)
             return ""
@@ -123,7 +123,7 @@ class _Reader:
         if vtype == 9:
             itype, n = self.unpack("<I"), self.unpack("<Q")
             if n > MAX_COUNT:
-                raise ModelError("an array in the header is impossibly long (corrupt GGUF)")
+                raise ModelError(f"{self.name}: an array in the header is impossibly long (corrupt GGUF)")
             if itype in _SCALARS:
                 width = struct.calcsize(_SCALARS[itype])
                 self.f.seek(width * n, os.SEEK_CUR)
@@ -131,7 +131,7 @@ class _Reader:
                 for _ in range(n):
                     self.value(itype, keep=False)
             return n  # arrays are skipped; their length is what callers use
-        raise ModelError(f"unknown value type {vtype} in the header (corrupt GGUF)")
+        raise ModelError(f"{self.name}: unknown value type {vtype} in the header (corrupt GGUF)")
 
 
 def inspect(path: Path) -> GGUFInfo:
@@ -139,7 +139,7 @@ def inspect(path: Path) -> GGUFInfo:
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
-            r = _Reader(f, size)
+            r = _Reader(f, size, path.name)
             if r.read(4) != GGUF_MAGIC:
                 raise ModelError(f"{path.name} is not a GGUF file (bad magic)")
             version = r.unpack("<I")

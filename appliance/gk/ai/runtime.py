@@ -10,8 +10,9 @@ hub keeps serving. ``n_threads`` = cores − 1 leaves the hub a core.
 Requests wait in a FIFO on the hub (``position`` says where: 0 = generating, 1 = next…); the
 dispatcher greenlet hands the head to the thread. Each token goes back to the waiting greenlet
 with ``hub.loop.run_callback_threadsafe`` (an async watcher: wakes the hub without polling).
-``Request.cancel()`` (a client gone) is seen by llama.cpp's stopping criterion at the next
-token, so a generation stops within a token or two.
+``Request.cancel()`` (a client gone) is seen before the next token is sampled (the logits
+processor makes it the end of turn; a stream also stops at the next chunk), so a generation
+stops within a token or two.
 
 The model is loaded on first use, memory-mapped (the page cache holds the weights; nothing is
 copied into the heap), after a memory check that refuses with the numbers (needed, available)
@@ -19,7 +20,9 @@ instead of letting the kernel's OOM killer take the whole mail server; it is unl
 returned with ``malloc_trim``) after ``idle_unload_seconds`` without requests. ``llama_cpp`` is
 imported only then: the ~23 MB it costs is not paid by a box that never uses the assistant.
 Because the one ``Llama`` keeps its evaluated tokens, a follow-up turn of the same conversation
-re-evaluates only its new tokens (llama-cpp-python's prefix match).
+re-evaluates only its new tokens (llama-cpp-python's prefix match); with ``state_cache_mb`` the
+KV state of each answered conversation is also saved, and restored when that conversation
+comes back after another one used the context.
 """
 
 from __future__ import annotations
@@ -60,10 +63,6 @@ class Cancelled(Exception):
     """The request was cancelled before it produced a result."""
 
 
-class _Stop(BaseException):
-    """Raised inside llama-cpp-python's generation loop to abandon a cancelled request."""
-
-
 @dataclass
 class RuntimeSettings:
     """What the runtime needs from ``[ai]`` (a plain copy, so tests can build one directly)."""
@@ -75,6 +74,7 @@ class RuntimeSettings:
     idle_unload_seconds: float = 300.0
     min_free_mb: int = 64
     max_queue: int = 16
+    state_cache_mb: int = 0  # saved KV states of recent conversations (0 = prefix match only)
 
     @classmethod
     def from_config(cls, cfg: Any) -> RuntimeSettings:
@@ -251,15 +251,28 @@ class Runtime:
             llm = self._ensure_loaded(req.model)
             from llama_cpp import LogitsProcessorList
 
+            params = dict(req.params)
+            # applied here: llama-cpp-python drops a logits_processor given with logit_bias
+            # (list.extend's None), and this processor is how cancellation gets in
+            bias = params.pop("logit_bias", None) or {}
+            bias_ids = [i for i in bias if 0 <= i < llm.n_vocab()]
+            bias_values = [bias[i] for i in bias_ids]
+            constrained = "response_format" in params
+            eos = llm.token_eos()
+
             def watch(_ids: Any, scores: Any) -> Any:
-                # called by llama-cpp-python before each token is sampled; its chat handler drops
-                # a caller's stopping_criteria, so cancellation raises out of the generation here
-                if req.cancelled:
-                    raise _Stop
+                # llama.cpp calls this (a ctypes callback: an exception raised here is swallowed)
+                # before each token is sampled. A cancelled request is made to sample its end of
+                # turn; a grammar-constrained one stops when the stream loop below breaks.
                 req.tokens += 1
+                if req.cancelled and not constrained and 0 <= eos < len(scores):
+                    scores[:] = -float("inf")
+                    scores[eos] = 0.0
+                elif bias_ids:
+                    scores[bias_ids] += bias_values
                 return scores
 
-            params = dict(req.params, logits_processor=LogitsProcessorList([watch]))
+            params["logits_processor"] = LogitsProcessorList([watch])
             if req.stream:
                 it = llm.create_chat_completion(**params, stream=True)
                 try:
@@ -274,8 +287,6 @@ class Runtime:
                 result = llm.create_chat_completion(**params, stream=False)
                 self._post(req, ("chunk", result))
                 self._post(req, ("done", None))
-        except _Stop:
-            self._post(req, ("done", None) if req.stream else ("error", Cancelled("cancelled")))
         except ValueError as exc:
             err: Exception = exc
             if "exceed context window" in str(exc):
@@ -302,7 +313,8 @@ class Runtime:
         n_ctx = self.settings.context_size
         if trained := info.arch_int("context_length"):
             n_ctx = min(n_ctx, trained)
-        needed = models.needed_bytes(info, n_ctx, self.settings.batch_size) + self.settings.min_free_mb * 2**20
+        needed = models.needed_bytes(info, n_ctx, self.settings.batch_size)
+        needed += (self.settings.min_free_mb + self.settings.state_cache_mb) * 2**20
         available = self.available_memory()
         if needed > available:
             raise models.NotEnoughMemory(path.name, needed, available)
@@ -324,6 +336,10 @@ class Runtime:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {path.name}: {exc}") from exc
+        if self.settings.state_cache_mb:
+            # a conversation's KV state is saved after each answer and restored when it comes back
+            # after another one used the context (longest token prefix wins; LRU within the budget)
+            self.llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=self.settings.state_cache_mb * 2**20))
         evaluate = self.llm.eval
 
         def counted_eval(tokens: Any) -> None:  # what a turn really costs, for tests and status
@@ -334,7 +350,11 @@ class Runtime:
         self.loaded_path = path
         self.stats["loads"] += 1
         log.info(
-            "ai: loaded %s (%d MiB, n_ctx %d) in %.2f s", path.name, info.size >> 20, n_ctx, time.monotonic() - started
+            "ai: loaded %s (%.1f MiB, n_ctx %d) in %.2f s",
+            path.name,
+            info.size / 2**20,
+            n_ctx,
+            time.monotonic() - started,
         )
         return self.llm
 
