@@ -22,6 +22,7 @@ from gk.store.db import Database, open_database
 PREFIX = "gk-"
 SCOPES = ("ai", "mcp")
 
+# ai.sqlite3's schema, shared by this module and conversations.py (one migration list per file)
 MIGRATIONS = [
     """
     CREATE TABLE api_tokens (
@@ -35,7 +36,30 @@ MIGRATIONS = [
     );
     CREATE INDEX api_tokens_address ON api_tokens(address);
     """,
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX conversations_address ON conversations(address, updated);
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX messages_conversation ON messages(conversation_id, id);
+    """,
 ]
+
+
+def open_ai_database(path: Path) -> Database:
+    return open_database(path, MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -56,7 +80,7 @@ class TokenStore:
     """The ``api_tokens`` table of ``ai.sqlite3``; one connection, shared by greenlets."""
 
     def __init__(self, path: Path):
-        self.db: Database = open_database(path, MIGRATIONS)
+        self.db: Database = open_ai_database(path)
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> TokenStore:
