@@ -24,8 +24,8 @@ from pathlib import Path
 SHAPE = {"n_embd": 512, "n_layer": 8, "n_ff": 1536, "n_head": 8, "n_ctx": 4096, "f16": True}
 PROMPT_TOKENS = 1500  # the conversation of the turn-2 measurement
 SPEED_PROMPT_TOKENS = 400  # the prompt of the speed comparison
-ROUNDS = 3
-GEN_TOKENS = 64
+ROUNDS = 5
+GEN_TOKENS = 200
 N_CTX = 4096
 
 

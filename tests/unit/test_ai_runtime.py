@@ -78,6 +78,9 @@ def test_cancel_stops_within_a_token_or_two(make_runtime):
     req.cancel()
     list(chunks)  # the stream ends (chunks already on their way are delivered): no error
     assert req.tokens - seen <= 3, (seen, req.tokens)  # sampled after the cancel: a token or two
+    deadline = time.monotonic() + 60  # the dispatcher lets go of it once the thread returns
+    while rt.position(req) != -1 and time.monotonic() < deadline:
+        gevent.sleep(0.01)
     assert rt.position(req) == -1
     # not streamed: the answer ends early, with what was generated so far
     req = rt.submit("tiny.gguf", {"messages": PROMPT, "max_tokens": 800, "seed": 1, "logit_bias": LONG}, stream=False)
@@ -92,7 +95,7 @@ def test_cancel_stops_within_a_token_or_two(make_runtime):
 
 def test_two_requests_are_served_in_order(make_runtime):
     rt = make_runtime()
-    params = {"messages": PROMPT, "max_tokens": 40, "temperature": 1.0, "seed": 3}
+    params = {"messages": PROMPT, "max_tokens": 40, "temperature": 1.0, "seed": 3, "logit_bias": LONG}
     first = rt.submit("tiny.gguf", params, stream=True)
     second = rt.submit("tiny.gguf", params, stream=True)
     assert (rt.position(first), rt.position(second)) == (1, 2)
