@@ -195,3 +195,21 @@ def test_revoked_token_is_refused_and_status_shows_the_model(server):
     assert gk(server.data_dir, "token", "add", "nobody@test.example", check=False).returncode == 1
     status = gk(server.data_dir, "ai", "status").stdout
     assert "* tiny.gguf: llama" in status and "fits" in status
+
+
+def test_a_model_too_big_for_the_memory_is_refused_with_the_numbers(make_server, tiny_gguf):
+    from gk import claim
+
+    srv = make_server("small-box", {"ai": {"min_free_mb": 50_000_000, "threads": 1}})
+    srv.write_config()
+    (srv.data_dir / "models").mkdir()
+    shutil.copy(tiny_gguf, srv.data_dir / "models" / "tiny.gguf")
+    srv.add_user(USER, "correct horse battery")
+    claim.complete(srv.data_dir)
+    token = gk(srv.data_dir, "token", "add", USER).stdout.strip()
+    srv.start(wait=120)
+    with pytest.raises(openai.InternalServerError) as err:
+        client(srv, token).chat.completions.create(model="tiny.gguf", messages=MESSAGES, max_tokens=4)
+    assert err.value.status_code == 503 and err.value.code == "insufficient_memory"
+    assert re.search(r"needs about \d+ MiB of memory but only \d+ MiB is available", err.value.message)
+    assert srv.proc.poll() is None  # refused, not killed
