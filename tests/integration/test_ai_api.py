@@ -213,3 +213,38 @@ def test_a_model_too_big_for_the_memory_is_refused_with_the_numbers(make_server,
     assert err.value.status_code == 503 and err.value.code == "insufficient_memory"
     assert re.search(r"needs about \d+ MiB of memory but only \d+ MiB is available", err.value.message)
     assert srv.proc.poll() is None  # refused, not killed
+
+
+def test_forced_tool_call_has_arguments_matching_the_schema(server):
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "file_mail",
+            "description": "Move a mail to a folder",
+            "parameters": {
+                "type": "object",
+                "properties": {"folder": {"enum": ["inbox", "bills"]}, "flag": {"type": "boolean"}},
+                "required": ["folder", "flag"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    out = client(server).chat.completions.create(
+        model="tiny.gguf",
+        messages=[{"role": "user", "content": "file the electricity bill"}],
+        tools=[tool],
+        tool_choice={"type": "function", "function": {"name": "file_mail"}},
+        max_tokens=200,
+        seed=5,
+    )
+    call = out.choices[0].message.tool_calls[0]
+    assert call.function.name == "file_mail"
+    args = json.loads(call.function.arguments)
+    assert args["folder"] in ("inbox", "bills") and isinstance(args["flag"], bool)
+    with pytest.raises(openai.BadRequestError):
+        client(server).chat.completions.create(
+            model="tiny.gguf",
+            messages=MESSAGES,
+            tools=[tool],
+            tool_choice={"type": "function", "function": {"name": "x"}},
+        )

@@ -2,7 +2,8 @@
 client speak, on GK's own web listeners (a bottle sub-app, no FastAPI/uvicorn/pydantic).
 
 ``POST /v1/chat/completions`` (``stream`` as server-sent events or one JSON body;
-``response_format`` ``json_object``/``json_schema`` enforced by llama.cpp's grammar sampler),
+``response_format`` ``json_object``/``json_schema`` and forced ``tool_choice`` enforced by
+llama.cpp's grammar sampler),
 ``GET /v1/models`` (the GGUF files in ``DATA_DIR/models``). Every request carries
 ``Authorization: Bearer gk-…`` (``gk token add``); the app is mounted CSRF-exempt because it is
 authenticated per request, not by the session cookie. Errors use OpenAI's shape
@@ -88,6 +89,38 @@ def _response_format(rf: Any) -> dict[str, Any] | None:
     return {"type": "json_object", "schema": spec.get("schema") or {"type": "object"}}
 
 
+def _tools(tools: Any, choice: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """``tools`` for the chat template, and a forced call (a named function, or ``required`` with
+    one tool) whose arguments llama.cpp's grammar builds from the function's JSON schema: the
+    constrained path that works with any model. ``auto`` renders the tools in the prompt and
+    returns text (parsing each model family's own call syntax is a later step)."""
+    if tools is None:
+        return [], None
+    if not isinstance(tools, list) or len(tools) > 128:
+        raise APIError(400, "tools must be a list of functions", param="tools")
+    names = []
+    for i, t in enumerate(tools):
+        fn = t.get("function") if isinstance(t, dict) and t.get("type") == "function" else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise APIError(400, f"tools[{i}] must be {{type: function, function: {{name, parameters}}}}", param="tools")
+        if not isinstance(fn.get("parameters", {}), dict):
+            raise APIError(400, f"tools[{i}].function.parameters must be a JSON schema object", param="tools")
+        fn.setdefault("parameters", {"type": "object", "properties": {}})
+        names.append(fn["name"])
+    if choice is None or choice in ("auto", "none"):
+        return tools, None
+    if choice == "required":
+        if len(names) != 1:
+            raise APIError(
+                400, "tool_choice required needs exactly one tool here: name the function", param="tool_choice"
+            )
+        choice = {"type": "function", "function": {"name": names[0]}}
+    name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    if name not in names:
+        raise APIError(400, "tool_choice must be auto, none, required or a function among tools", param="tool_choice")
+    return tools, {"type": "function", "function": {"name": name}}
+
+
 def parse_chat_request(body: Any, default_max_tokens: int) -> tuple[str, bool, dict[str, Any]]:
     """Validate a chat completion body; returns (model, stream, llama.cpp parameters)."""
     if not isinstance(body, dict):
@@ -132,6 +165,11 @@ def parse_chat_request(body: Any, default_max_tokens: int) -> tuple[str, bool, d
             raise APIError(400, "logit_bias maps token ids to numbers in -100..100", param="logit_bias") from None
         if len(params["logit_bias"]) != len(bias) or len(bias) > 1024:
             raise APIError(400, "logit_bias maps token ids to numbers in -100..100", param="logit_bias")
+    tools, tool_choice = _tools(body.get("tools"), body.get("tool_choice"))
+    if tools:
+        params["tools"] = tools
+        if tool_choice is not None:
+            params["tool_choice"] = tool_choice
     if rf := _response_format(body.get("response_format")):
         params["response_format"] = rf
     return model, stream, params
