@@ -13,11 +13,13 @@ BENCH_DEBS := postfix dovecot-imapd
 
 setup: $(STAMP)
 
+# llama-cpp-python (extra `ai`) compiles llama.cpp: GGML_NATIVE=OFF keeps the wheel that lands in
+# pip's cache portable (a -march=native build crashes on another CPU).
 $(STAMP): appliance/pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "make: $(PY) not found: install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "make: venv failed: apt-get install python3.11-venv"; exit 1; }
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e 'appliance[test]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF $${CMAKE_ARGS:-}" $(BIN)/pip install -q -e 'appliance[test,ai]'
 	@touch $(STAMP)
 
 # Install Debian packages named in $(DEBS) when missing: apt-get as root, else say which.

@@ -23,6 +23,15 @@ def make_server(tmp_path):
         srv.stop()
 
 
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory):
+    """The tiny random-weight GGUF model (support/tinygguf.py), written once per test session."""
+    pytest.importorskip("gguf", reason="the `ai` extra is not installed (make setup installs it)")
+    from support import tinygguf
+
+    return tinygguf.write(tmp_path_factory.mktemp("models") / "tiny.gguf")
+
+
 @pytest.fixture
 def dns_server():
     """A real DNS server on a loopback port (see support/dnsserver.py)."""

@@ -33,6 +33,8 @@ FEATURE_HELP = {
     "acme": "Let's Encrypt certificate for the host name: renew now, or status",
     "diagnose": "check DNS records, reverse DNS, blocklists, port 25, certificate, clock, disk",
     "chat": "chat rooms and message history (rooms|history)",
+    "token": "API tokens for the assistant's OpenAI-compatible API and MCP (add|list|del)",
+    "ai": "the private assistant: models on disk, the one in use, memory it needs (status)",
 }
 
 
@@ -220,6 +222,7 @@ def _register_feature_commands() -> None:
         "gk.diagnosis.cli",
         "gk.acme.cli",
         "gk.chat.cli",
+        "gk.ai.cli",
     ):
         try:
             importlib.import_module(module)

@@ -280,6 +280,22 @@ class DAVConfig:
 
 
 @dataclass
+class AIConfig:
+    enabled: bool = opt(True, "the private assistant and its OpenAI-compatible API at /v1 (needs a model)")
+    model: str = opt("", "GGUF file in DATA_DIR/models to use ('' = the first one there)")
+    context_size: int = opt(2048, "tokens of context (prompt + answer); gk tune sizes it to the RAM", at_least(128))
+    batch_size: int = opt(256, "tokens evaluated per llama.cpp batch when reading a prompt", at_least(8))
+    threads: int = opt(0, "inference threads (0 = cores - 1, so the mail server keeps a core)", at_least(0))
+    idle_unload_seconds: float = opt(300.0, "unload the model after this long without a request", at_least(1))
+    min_free_mb: int = opt(64, "memory left to the rest of the box after a model is loaded, MiB", at_least(0))
+    max_queue: int = opt(16, "requests that may wait for the assistant (more get HTTP 503)", at_least(1))
+    max_tokens: int = opt(512, "longest answer when a request sets no max_tokens", at_least(1))
+    state_cache_mb: int = opt(
+        0, "MiB of saved KV states, so a conversation resumed after another does not re-read its history", at_least(0)
+    )
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
@@ -293,6 +309,7 @@ class Config:
     acme: ACMEConfig = field(default_factory=ACMEConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     dav: DAVConfig = field(default_factory=DAVConfig)
+    ai: AIConfig = field(default_factory=AIConfig)
 
 
 class ConfigError(Exception):

@@ -37,6 +37,7 @@ COMPONENTS: list[str] = [
     "gk.acme.service",
     "gk.chat.service",
     "gk.dav.service",
+    "gk.ai.service",
     "gk.web.service",
 ]
 
