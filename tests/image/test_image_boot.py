@@ -55,10 +55,16 @@ def figure(line: str) -> None:
     print(f"IMAGE FIGURE: {line}", file=sys.stderr)
 
 
+def browser(guest: Guest) -> Browser:
+    """A client of the guest's web UI through QEMU's forwards. The HTTPS base matters: the
+    wizard's plain-HTTP page links to the guest's own port 443, not where QEMU forwards it."""
+    return Browser(f"http://127.0.0.1:{guest.ports['http']}", f"https://127.0.0.1:{guest.ports['https']}")
+
+
 def wait_http(guest: Guest, path: str, timeout: float) -> tuple[float, int]:
     """Seconds from QEMU start until GK's web server answers ``path`` (any HTTP status)."""
     deadline = time.monotonic() + timeout
-    b = Browser(f"http://127.0.0.1:{guest.ports['http']}")
+    b = browser(guest)  # (a client without the HTTPS base followed the page's link and timed out)
     while time.monotonic() < deadline:
         assert guest.alive(), f"QEMU exited; serial tail:\n{guest.serial()[-3000:]}"
         try:
@@ -179,14 +185,14 @@ def set_time_zone(admin: Browser, guest: Guest, zone: str) -> None:
 
 
 def admin_browser(guest: Guest) -> Browser:
-    b = Browser(f"http://127.0.0.1:{guest.ports['http']}")
+    b = browser(guest)
     status, location, _ = b.submit("/login", {"address": ADMIN, "password": ADMIN_PW})
     assert status in (302, 303), f"admin web login: {status} {location}"
     return b
 
 
 def guest_memory(guest: Guest) -> dict[str, int]:
-    b = Browser(f"http://127.0.0.1:{guest.ports['http']}")
+    b = browser(guest)
     status, location, _ = b.submit("/login", {"address": ADMIN, "password": ADMIN_PW})
     assert status in (302, 303), f"admin web login after reboot: {status} {location}"
     status, _, body = b.request("/api/status")
@@ -215,9 +221,9 @@ def test_flash_boot_claim_mail_reboot_button(gk_image: Path, tmp_path: Path) -> 
         assert_boots_clean(guest, "first boot")
 
         # 2. Claim with the code from the card, create the admin and a second user over HTTP.
-        b = Browser(f"http://127.0.0.1:{guest.ports['http']}", f"https://127.0.0.1:{guest.ports['https']}")
+        b = browser(guest)
         run_wizard(b, code)
-        status, _, _ = Browser(f"http://127.0.0.1:{guest.ports['http']}").request("/wizard/claim")
+        status, _, _ = browser(guest).request("/wizard/claim")
         assert status in (302, 303, 403, 404), f"the claim page still answers {status} after the wizard finished"
 
         # 3. Mail: SMTP submission as the admin to bob, read back over IMAPS.
@@ -256,7 +262,7 @@ def test_flash_boot_claim_mail_reboot_button(gk_image: Path, tmp_path: Path) -> 
         guest.monitor("sendkey f12 11000")
         guest.wait_serial(r"owner recovery open", 120)
         new_code = setup_code_from_boot_partition(guest, 120, not_this=code)
-        rb = Browser(f"http://127.0.0.1:{guest.ports['http']}", f"https://127.0.0.1:{guest.ports['https']}")
+        rb = browser(guest)
         status, location, _ = rb.submit("/wizard/claim", {"code": new_code})
         assert status in (302, 303) and location.endswith("/wizard/password"), f"recovery claim: {status} {location}"
         assert_boots_clean(guest, "after owner recovery")  # the new code was written, read-only again
