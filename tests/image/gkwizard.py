@@ -116,6 +116,15 @@ class Browser:
         except urllib.error.HTTPError as e:
             return e.code, e.headers.get("Location", ""), e.read().decode(errors="replace")
 
+    def form_index(self, path: str, action: str) -> int:
+        status, location, body = self.request(path)
+        assert status == 200, f"GET {path}: {status} {location} {body[:300]}"
+        parser = _Forms()
+        parser.feed(body)
+        posts = [str(f["action"]) for f in parser.forms if f["method"] == "post"]
+        assert action in posts, f"GET {path}: no form posting to {action} (forms post to {posts})"
+        return posts.index(action)
+
     def form(self, path: str, index: int = -1) -> tuple[str, dict[str, str]]:
         status, location, body = self.request(path)
         assert status == 200, f"GET {path}: {status} {location} {body[:300]}"
@@ -127,7 +136,11 @@ class Browser:
         action = str(f["action"]) or path
         return action, dict(f["fields"])  # type: ignore[arg-type]
 
-    def submit(self, path: str, values: dict[str, str], index: int = -1) -> tuple[int, str, str]:
+    def submit(self, path: str, values: dict[str, str], index: int = -1, action: str = "") -> tuple[int, str, str]:
+        """Fill in and post a form of ``path``: the one posting to ``action`` if given, else the
+        ``index``-th (a page may hold several, the header's sign-out form first)."""
+        if action:
+            index = self.form_index(path, action)
         action, fields = self.form(path, index)
         fields.update(values)
         return self.request(action, fields)

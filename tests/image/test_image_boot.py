@@ -175,7 +175,7 @@ def guest_time_zone(guest: Guest) -> str:
 def set_time_zone(admin: Browser, guest: Guest, zone: str) -> None:
     """Save ``zone`` on /admin/settings; the guest's clock must follow within a minute."""
     abbreviation = dt.datetime.now(zoneinfo.ZoneInfo(zone)).strftime("%Z")
-    status, _, body = admin.submit("/admin/settings", {"timezone": zone}, index=0)  # the time zone form (the first)
+    status, _, body = admin.submit("/admin/settings", {"timezone": zone}, action="/admin/settings")
     assert status == 200 and "Time zone saved." in body, f"/admin/settings {zone}: {status} {body[:300]}"
     want = f"{zone}\n{zone}\n{abbreviation}"
     deadline = time.monotonic() + 60

@@ -22,7 +22,7 @@ import urllib.request
 
 import pytest
 from cryptography import x509
-from support.gkserver import free_port
+from support.gkserver import PORT_KEYS, free_port
 from support.skips import skip_or_fail
 from test_queue_support import ca  # noqa: F401
 from test_web_http import NO_MAIL, run_wizard
@@ -107,7 +107,9 @@ def acme_server(make_server, pebble, dns_server, host: str = HOST, **acme):  # t
     cfg.update(acme)
     overrides = {**NO_MAIL, "server": {"hostname": host}, "dns": dns_server.config(), "acme": cfg}
     srv = make_server(overrides=overrides)
-    srv.ports = {k: free_port() for k in ("http.https_port",)} | {"http.port": pebble["http_port"]}
+    # every listener on a port of its own (a port left out falls back to its dev default, which
+    # the next test's server then finds taken); HTTP on the port pebble validates against
+    srv.ports = {f"{section}.{key}": free_port() for section, key in PORT_KEYS} | {"http.port": pebble["http_port"]}
     return srv
 
 
