@@ -131,6 +131,24 @@ def send_mail(guest: Guest, subject: str, marker: str) -> None:
 
 
 def read_mail(guest: Guest, subject: str) -> bytes:
+    """The message over IMAPS. Once (1 of 6 runs, 2026-11-29) the guest's IMAP server closed the
+    session at its first SELECT (EOF) while the message was being delivered; the cause is not
+    found yet. A dropped session is retried on a new connection, and the gk journal is printed,
+    so the next run that meets it shows the server's side."""
+    for attempt in range(3):
+        try:
+            return _read_mail(guest, subject)
+        except (imaplib.IMAP4.abort, ssl.SSLError, OSError) as exc:
+            _, journal = guest.sh("journalctl -u gk.service --no-pager -n 80")
+            print(f"\nIMAP session dropped ({exc}); gk journal tail:\n{journal}", file=sys.stderr)
+            figure(f"IMAP session dropped at attempt {attempt + 1}: {exc}")
+            if attempt == 2:
+                raise
+            time.sleep(5)
+    raise AssertionError("unreachable")
+
+
+def _read_mail(guest: Guest, subject: str) -> bytes:
     deadline = time.monotonic() + 60
     with imaplib.IMAP4_SSL("127.0.0.1", guest.ports["imaps"], ssl_context=unverified(), timeout=120) as m:
         m.login(BOB, BOB_PW)
