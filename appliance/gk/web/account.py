@@ -16,7 +16,7 @@ from gk.accounts import AccountError
 from gk.accounts.known_ips import KnownIPs
 from gk.locale import N_
 from gk.web import forms
-from gk.web.app import Web
+from gk.web.app import ANYONE, USER, Route, Web
 from gk.web.i18n import LANGUAGES, translator
 
 APP_PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
@@ -42,109 +42,121 @@ def new_app_password() -> str:
     return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
 
 
-def register(web: Web) -> None:
-    app = web.app
-    ctx = web.ctx
-
-    @app.get("/")
-    def home() -> None:
-        user = web.user()
-        if user is None:
-            raise bottle.redirect("/login")
-        raise bottle.redirect("/mail")
-
-    @app.get("/login")
-    def login_form() -> str:
-        if web.user():
-            raise bottle.redirect("/")
-        return web.render("login.html", error="", address="", next=safe_next(bottle.request.query.get("next", "/")))
-
-    @app.post("/login")
-    def login_submit() -> str:
-        _ = translator(web.lang())
-        address, password = forms.text("address"), forms.raw("password")
-        nxt = safe_next(forms.text("next") or "/")
-        device = bottle.request.get_cookie(DEVICE_COOKIE) or ""
-        result = ctx.auth.login(address, password, web.client_ip(), "web", device=device)
-        if result.ok:
-            assert result.user is not None
-            web.log_in(result.user)
-            if result.device:  # this browser is known to the account: others' failures never lock it out
-                bottle.response.set_cookie(
-                    DEVICE_COOKIE, result.device, path="/login", max_age=DEVICE_COOKIE_SECONDS,
-                    httponly=True, samesite="strict", secure=web.is_https(),
-                )  # fmt: skip
-            raise bottle.redirect(nxt)
-        bottle.response.status = 429 if result.locked else 401
-        error = _("Too many failed attempts; try again later.") if result.locked else _("Wrong address or password.")
-        return web.render("login.html", error=error, address=address, next=nxt)
-
-    @app.post("/logout")
-    def logout() -> None:
-        web.log_out()
+def home(web: Web) -> None:
+    user = web.user()
+    if user is None:
         raise bottle.redirect("/login")
+    raise bottle.redirect("/mail")
 
-    def account_page(**kw: object) -> str:
-        user = web.require_user()
-        return web.render(
-            "account.html",
-            apps=ctx.accounts.list_app_passwords(user.address),
-            languages=LANGUAGES,
-            errors=kw.pop("errors", {}),
-            **kw,
-        )
 
-    @app.get("/account")
-    def account() -> str:
-        return account_page()
+def login_form(web: Web) -> str:
+    if web.user():
+        raise bottle.redirect("/")
+    return web.render("login.html", error="", address="", next=safe_next(bottle.request.query.get("next", "/")))
 
-    @app.post("/account/password")
-    def change_password() -> str:
-        user = web.require_user()
-        _ = translator(web.lang())
-        errors: dict[str, str] = {}
-        current, new, new2 = forms.raw("current"), forms.raw("password"), forms.raw("password2")
-        result = ctx.auth.login(user.address, current, web.client_ip(), "web")
-        if not result.ok:
-            errors["current"] = _("Wrong address or password.")
-        elif new != new2:
-            errors["password2"] = _("The two passwords differ.")
-        else:
-            try:
-                ctx.accounts.set_password(user.address, new)
-            except AccountError as exc:
-                errors["password"] = web.error_text(exc)
-        if errors:
-            bottle.response.status = 400
-            return account_page(errors=errors)
-        sess = web.session()
-        web.sessions.delete_user(user.address, keep=sess.sid if sess else "")
-        ctx.accounts.record_event("password_changed", "web", web.client_ip(), user.address)
-        return account_page(notice=_("Password changed."))
 
-    @app.post("/account/language")
-    def set_language() -> None:
-        user = web.require_user()
-        lang = forms.text("language")
-        if lang in LANGUAGES or lang == "":
-            ctx.accounts.set_profile(user.address, language=lang)
-        raise bottle.redirect("/account")
+def login_submit(web: Web) -> str:
+    ctx = web.ctx
+    _ = translator(web.lang())
+    address, password = forms.text("address"), forms.raw("password")
+    nxt = safe_next(forms.text("next") or "/")
+    device = bottle.request.get_cookie(DEVICE_COOKIE) or ""
+    result = ctx.auth.login(address, password, web.client_ip(), "web", device=device)
+    if result.ok:
+        assert result.user is not None
+        web.log_in(result.user)
+        if result.device:  # this browser is known to the account: others' failures never lock it out
+            bottle.response.set_cookie(
+                DEVICE_COOKIE, result.device, path="/login", max_age=DEVICE_COOKIE_SECONDS,
+                httponly=True, samesite="strict", secure=web.is_https(),
+            )  # fmt: skip
+        raise bottle.redirect(nxt)
+    bottle.response.status = 429 if result.locked else 401
+    error = _("Too many failed attempts; try again later.") if result.locked else _("Wrong address or password.")
+    return web.render("login.html", error=error, address=address, next=nxt)
 
-    @app.post("/account/app-passwords")
-    def add_app_password() -> str:
-        user = web.require_user()
-        name = forms.text("name")[:60]
-        if not name:
-            bottle.response.status = 400
-            return account_page(errors={"name": web.gettext("Give the device a name, e.g. 'phone'.")})
-        password = new_app_password()
-        ctx.accounts.add_app_password(user.address, name, password)
-        ctx.accounts.record_event("app_password_added", "web", web.client_ip(), user.address, name)
-        return account_page(new_app=(name, password))
 
-    @app.post("/account/app-passwords/<app_id:int>/delete")
-    def delete_app_password(app_id: int) -> None:
-        user = web.require_user()
-        if not ctx.accounts.delete_app_password(user.address, app_id):
-            raise bottle.HTTPError(404, N_("Not found"))
-        raise bottle.redirect("/account")
+def logout(web: Web) -> None:
+    web.log_out()
+    raise bottle.redirect("/login")
+
+
+def account_page(web: Web, **kw: object) -> str:
+    user = web.signed_in()
+    return web.render(
+        "account.html",
+        apps=web.ctx.accounts.list_app_passwords(user.address),
+        languages=LANGUAGES,
+        errors=kw.pop("errors", {}),
+        **kw,
+    )
+
+
+def account(web: Web) -> str:
+    return account_page(web)
+
+
+def change_password(web: Web) -> str:
+    ctx = web.ctx
+    user = web.signed_in()
+    _ = translator(web.lang())
+    errors: dict[str, str] = {}
+    current, new, new2 = forms.raw("current"), forms.raw("password"), forms.raw("password2")
+    result = ctx.auth.login(user.address, current, web.client_ip(), "web")
+    if not result.ok:
+        errors["current"] = _("Wrong address or password.")
+    elif new != new2:
+        errors["password2"] = _("The two passwords differ.")
+    else:
+        try:
+            ctx.accounts.set_password(user.address, new)
+        except AccountError as exc:
+            errors["password"] = web.error_text(exc)
+    if errors:
+        bottle.response.status = 400
+        return account_page(web, errors=errors)
+    sess = web.session()
+    web.sessions.delete_user(user.address, keep=sess.sid if sess else "")
+    ctx.accounts.record_event("password_changed", "web", web.client_ip(), user.address)
+    return account_page(web, notice=_("Password changed."))
+
+
+def set_language(web: Web) -> None:
+    user = web.signed_in()
+    lang = forms.text("language")
+    if lang in LANGUAGES or lang == "":
+        web.ctx.accounts.set_profile(user.address, language=lang)
+    raise bottle.redirect("/account")
+
+
+def add_app_password(web: Web) -> str:
+    ctx = web.ctx
+    user = web.signed_in()
+    name = forms.text("name")[:60]
+    if not name:
+        bottle.response.status = 400
+        return account_page(web, errors={"name": web.gettext("Give the device a name, e.g. 'phone'.")})
+    password = new_app_password()
+    ctx.accounts.add_app_password(user.address, name, password)
+    ctx.accounts.record_event("app_password_added", "web", web.client_ip(), user.address, name)
+    return account_page(web, new_app=(name, password))
+
+
+def delete_app_password(web: Web, app_id: int) -> None:
+    user = web.signed_in()
+    if not web.ctx.accounts.delete_app_password(user.address, app_id):
+        raise bottle.HTTPError(404, N_("Not found"))
+    raise bottle.redirect("/account")
+
+
+ROUTES = (
+    Route("GET", "/", home, ANYONE),
+    Route("GET", "/login", login_form, ANYONE),
+    Route("POST", "/login", login_submit, ANYONE),
+    Route("POST", "/logout", logout, ANYONE),
+    Route("GET", "/account", account, USER),
+    Route("POST", "/account/password", change_password, USER),
+    Route("POST", "/account/language", set_language, USER),
+    Route("POST", "/account/app-passwords", add_app_password, USER),
+    Route("POST", "/account/app-passwords/<app_id:int>/delete", delete_app_password, USER),
+)

@@ -1,15 +1,22 @@
 """The root bottle app: request gating (wizard, LAN, HTTPS, CSRF), sessions and rendering.
 
-``Web`` holds what every route module needs; route modules (``wizard``, ``account``,
-``dashboard``, ``admin``, ``clientsetup``, ``webmail``) each export ``register(web)``.
-Other features mount their own bottle apps with ``web.mount(prefix, app)`` (DAV, chat, AI).
+``Web`` holds what every route module needs. A route module's routes are data: a table of
+``Route(method, path, handler, policy)`` (``account.ROUTES``, ``admin.ROUTES``, …) given to
+``web.add_routes``; a handler is a module-level function called as ``handler(web, **url_args)``.
+The policy says who may call the route (``Access``: anyone, the claim gate, a signed-in user, an
+administrator) and whether its unsafe methods need the CSRF token; it is applied here, in
+``_before``, and nowhere else. Other features mount their own bottle apps with
+``web.mount(prefix, app)`` (DAV, chat, AI).
 
 Per request, before any route: (1) HTTP is redirected to HTTPS once the wizard turned that
-on, and the wizard itself is served over HTTPS only (``wizard.over_https_only``); (2) until the wizard is complete every page except static files redirects to it and
-only LAN clients are served; after completion the wizard answers 404 unless owner recovery
-reopened its claim and password steps; (3) every POST/PUT/PATCH/DELETE must carry the
-session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``), else 403 and nothing
-changes.
+on; (2) the claim gate: until the wizard is complete every page except static files redirects
+to it and only LAN clients are served; after completion the wizard answers 404 unless owner
+recovery reopened its claim and password steps (``recovery_paths``); (3) every
+POST/PUT/PATCH/DELETE must carry the session's CSRF token (form field ``csrf`` or header
+``X-CSRF-Token``), else 403 and nothing changes, unless the route's policy (or a mount's
+``csrf_exempt``) says otherwise; (4) the wizard is served over HTTPS only (HTTP gets the
+page ``wizard.over_http`` renders); (5) the route's ``Access``: a visitor on a user's page is
+sent to the login page, a user on an administrator's page gets 403.
 
 Cost: one Jinja2 environment with compiled templates cached (~2 MB, plus 3.3 MB for importing
 jinja2), created on the first page rendered so a box whose web UI is not open does not pay for
@@ -19,11 +26,14 @@ itself.
 
 from __future__ import annotations
 
+import enum
 import hmac
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import bottle
 
@@ -54,6 +64,40 @@ ERROR_HEADINGS = {
 
 bottle.BaseRequest.MEMFILE_MAX = 256 * 1024  # larger bodies spool to a temp file, not RAM
 
+T = TypeVar("T")
+
+
+class Access(enum.Enum):
+    """Who may call a route (checked by ``Web._before`` before the handler runs)."""
+
+    ANYONE = "anyone"  # anonymous visitors too (the login page, autoconfig, static files)
+    SETUP = "setup"  # the claim gate: the wizard, LAN-only until complete, then only owner recovery
+    USER = "user"  # a signed-in user; a visitor is sent to /login?next=<path>
+    ADMIN = "admin"  # a signed-in administrator; a visitor is sent to the login page, a user gets 403
+
+
+@dataclass(frozen=True)
+class Policy:
+    access: Access
+    csrf: bool = True  # POST/PUT/PATCH/DELETE must carry the session's CSRF token (else 403)
+
+
+ANYONE = Policy(Access.ANYONE)
+SETUP = Policy(Access.SETUP)
+USER = Policy(Access.USER)
+ADMIN = Policy(Access.ADMIN)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One line of a route table: ``handler(web, **url_args)`` answers ``method`` (one, or a tuple)
+    on ``path`` (a bottle rule, e.g. ``/admin/users/<address>/delete``) under ``policy``."""
+
+    method: str | tuple[str, ...]
+    path: str
+    handler: Callable[..., Any]
+    policy: Policy
+
 
 class Web:
     def __init__(self, ctx: Any):
@@ -64,8 +108,16 @@ class Web:
         self.app = bottle.Bottle(catchall=True)
         self._state: tuple[float, str, bool] = (0.0, "", False)
         self.csrf_exempt: list[str] = []
+        # the policy of every route added with add_routes (mounted sub-apps have none)
+        self.policies: dict[bottle.Route, Policy] = {}
+        # per-app state of route modules (the wizard's button waiters, its steps), by type
+        self._parts: dict[type, object] = {}
+        # the page a plain-HTTP request to the wizard gets while HTTPS is on (set by the wizard)
+        self.setup_over_http: Callable[[Web], str] | None = None
+        # the wizard's paths still served while owner recovery is open (set by the wizard)
+        self.recovery_paths: tuple[str, ...] = RECOVERY_PATHS
         self.app.add_hook("before_request", self._before)
-        self.app.route("/static/<path:path>", callback=self._static)
+        self.add_routes([Route("GET", "/static/<path:path>", _static, ANYONE)])
         for status in ERROR_HEADINGS:
             self.app.error(status)(self._error)
         self.wsgi = SecurityHeaders(self.app, ctx.config.http.https_port)
@@ -82,6 +134,46 @@ class Web:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+
+    # -- routes --------------------------------------------------------------------------
+    def add_routes(self, routes: Iterable[Route]) -> None:
+        """Serve a route table; each route's policy is enforced by ``_before``."""
+        for r in routes:
+            methods = [r.method] if isinstance(r.method, str) else list(r.method)
+            for method in methods:
+                self._add(method, r.path, r.handler, r.policy)
+
+    def _add(self, method: str, path: str, handler: Callable[..., Any], policy: Policy) -> None:
+        def callback(**args: Any) -> Any:
+            return handler(self, **args)
+
+        callback.__name__ = callback.__qualname__ = getattr(handler, "__name__", "handler")
+        route = bottle.Route(self.app, path, method, callback)
+        self.app.add_route(route)
+        self.policies[route] = policy
+
+    def add_registered(self, register: Callable[[Web], None], policy: Policy) -> None:
+        """A module still registering its routes itself (``register(web)``, e.g. ``webmail``):
+        every route it adds gets ``policy``."""
+        before = len(self.app.routes)
+        register(self)
+        for route in self.app.routes[before:]:
+            self.policies[route] = policy
+
+    def policy_of(self, environ: dict[str, Any]) -> Policy | None:
+        """The policy of the route this request goes to (None: no route, or a mounted app's)."""
+        try:
+            route, _ = self.app.router.match(environ)
+        except bottle.HTTPError:
+            return None
+        return self.policies.get(route)
+
+    def attach(self, part: object) -> None:
+        """Keep a route module's per-app state (one object per type)."""
+        self._parts[type(part)] = part
+
+    def attached(self, kind: type[T]) -> T:
+        return cast(T, self._parts[kind])
 
     # -- state ---------------------------------------------------------------------------
     def claim_state(self) -> tuple[str, bool]:
@@ -177,6 +269,13 @@ class Web:
             raise bottle.HTTPError(403, N_("This page is for administrators only."))
         return user
 
+    def signed_in(self) -> User:
+        """The signed-in user of a USER or ADMIN route (its policy already turned visitors away)."""
+        user = self.user()
+        if user is None:  # a handler under another policy: refuse as its policy would have
+            raise bottle.redirect("/login?next=" + bottle.request.path)
+        return user
+
     # -- rendering -----------------------------------------------------------------------
     def lang(self) -> str:
         user = self.user()
@@ -222,11 +321,6 @@ class Web:
             self.csrf_exempt.append(prefix)
 
     # -- hooks ---------------------------------------------------------------------------
-    def _static(self, path: str) -> bottle.HTTPResponse:
-        resp = bottle.static_file(path, root=str(HERE / "static"))
-        resp.set_header("Cache-Control", "public, max-age=86400")
-        return resp
-
     def _error(self, err: bottle.HTTPError) -> str:
         """The 403/404/405 page in the viewer's language: a heading for the status, and the
         message given with the error when the catalog knows it (raise sites mark theirs with
@@ -268,12 +362,33 @@ class Web:
             if not path.startswith("/wizard"):
                 raise bottle.redirect("/wizard")
         elif path.startswith("/wizard"):
-            if not (recovery and path in RECOVERY_PATHS):
+            if not (recovery and path in self.recovery_paths):
                 raise bottle.HTTPError(404, N_("Not found"))
             if not self.client_is_lan():
                 raise bottle.HTTPError(403, N_("Owner recovery is only available from the local network."))
-        if req.method in UNSAFE and not path.startswith(tuple(self.csrf_exempt)):
+        policy = self.policy_of(req.environ)
+        csrf = policy.csrf if policy is not None else not path.startswith(tuple(self.csrf_exempt))
+        if req.method in UNSAFE and csrf:
             sess = self.session(create=False)
             token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
             if sess is None or not hmac.compare_digest(sess.csrf.encode(), token.encode()):
                 raise bottle.HTTPError(403, N_("Missing or invalid CSRF token; reload the page and try again."))
+        if path.startswith("/wizard") and not self.is_https() and self.ctx.config.http.https_port:
+            # the wizard over plain HTTP (HTTPS on) is only a page that sends the owner to HTTPS:
+            # the setup code and the administrator password never cross the network in clear
+            # text, and a POST over HTTP changes nothing (403)
+            if self.setup_over_http is not None:
+                body = self.setup_over_http(self)
+                raise bottle.HTTPResponse(body, status=200 if req.method in ("GET", "HEAD") else 403)
+        if policy is None:
+            return
+        if policy.access is Access.USER:
+            self.require_user()
+        elif policy.access is Access.ADMIN:
+            self.require_admin()
+
+
+def _static(web: Web, path: str) -> bottle.HTTPResponse:
+    resp = bottle.static_file(path, root=str(HERE / "static"))
+    resp.set_header("Cache-Control", "public, max-age=86400")
+    return resp

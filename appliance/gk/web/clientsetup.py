@@ -20,7 +20,7 @@ import bottle
 
 from gk import claim
 from gk.locale import N_
-from gk.web.app import Web
+from gk.web.app import ANYONE, USER, Route, Web
 
 PROFILE_NS = uuid.UUID("6f1f4c52-9a0e-4c1e-8f43-3b1c2e0d9a77")
 
@@ -85,95 +85,101 @@ def certificate_payload(ctx: Any, host: str, uid: Any, name: str = "") -> dict[s
     }
 
 
-def register(web: Web) -> None:
-    app = web.app
+def autoconfig(web: Web) -> str:
     ctx = web.ctx
+    address = bottle.request.query.getunicode("emailaddress", default="") or ""
+    domain = address.rpartition("@")[2].lower() if "@" in address else ""
+    if not domain or not ctx.accounts.is_local_domain(domain):
+        domain = claim.get_setting(web.data_dir, "mail_domain", "") or domain
+    bottle.response.content_type = "application/xml; charset=utf-8"
+    bottle.response.set_header("Cache-Control", "max-age=3600")
+    return web.jinja.get_template("autoconfig.xml").render(
+        domain=domain, host=server_name(web), endpoints=endpoints(ctx, server_name(web))
+    )
 
-    def autoconfig() -> str:
-        address = bottle.request.query.getunicode("emailaddress", default="") or ""
-        domain = address.rpartition("@")[2].lower() if "@" in address else ""
-        if not domain or not ctx.accounts.is_local_domain(domain):
-            domain = claim.get_setting(web.data_dir, "mail_domain", "") or domain
-        bottle.response.content_type = "application/xml; charset=utf-8"
-        bottle.response.set_header("Cache-Control", "max-age=3600")
-        return web.jinja.get_template("autoconfig.xml").render(
-            domain=domain, host=server_name(web), endpoints=endpoints(ctx, server_name(web))
-        )
 
-    app.route("/.well-known/autoconfig/mail/config-v1.1.xml", callback=autoconfig)
-    app.route("/mail/config-v1.1.xml", callback=autoconfig)
+def acme_challenge(web: Web, token: str) -> str:
+    """HTTP-01 (RFC 8555 §8.3): the key authorisation ``gk acme renew`` left for the CA."""
+    acme = web.ctx.services.get("acme")
+    answer = acme.challenge(token) if acme is not None else None
+    if answer is None:
+        raise bottle.HTTPError(404, N_("Not found"))
+    bottle.response.content_type = "text/plain"
+    return answer
 
-    @app.get("/.well-known/acme-challenge/<token>")
-    def acme_challenge(token: str) -> str:
-        """HTTP-01 (RFC 8555 §8.3): the key authorisation ``gk acme renew`` left for the CA."""
-        acme = ctx.services.get("acme")
-        answer = acme.challenge(token) if acme is not None else None
-        if answer is None:
-            raise bottle.HTTPError(404, N_("Not found"))
-        bottle.response.content_type = "text/plain"
-        return answer
 
+def dav_redirect(web: Web) -> None:
+    raise bottle.redirect("/dav/", 301)
+
+
+def devices(web: Web) -> str:
+    user = web.signed_in()
+    host = server_name(web)
+    url = page_url(web)
+    return web.render(
+        "devices.html", host=host, endpoints=endpoints(web.ctx, host), address=user.address, url=url, qr=qr_svg(url)
+    )
+
+
+def mobileconfig(web: Web) -> bytes:
+    ctx = web.ctx
+    user = web.signed_in()
+    host = server_name(web)
+    uid = lambda tag: str(uuid.uuid5(PROFILE_NS, f"{host}/{user.address}/{tag}")).upper()  # noqa: E731
+    imap_port = ctx.config.imap.tls_port or ctx.config.imap.port
+    smtp_port = ctx.config.smtp.submissions_port or ctx.config.smtp.submission_port
+    mail = {
+        "PayloadType": "com.apple.mail.managed",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"gk.{host}.mail.{user.address}",
+        "PayloadUUID": uid("mail"),
+        "PayloadDisplayName": web.gettext("Mail {address}", address=user.address),
+        "EmailAccountDescription": web.gettext("{address} on {host}", address=user.address, host=host),
+        "EmailAccountType": "EmailTypeIMAP",
+        "EmailAddress": user.address,
+        "IncomingMailServerHostName": host,
+        "IncomingMailServerPortNumber": imap_port,
+        "IncomingMailServerUseSSL": True,
+        "IncomingMailServerUsername": user.address,
+        "IncomingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingMailServerHostName": host,
+        "OutgoingMailServerPortNumber": smtp_port,
+        "OutgoingMailServerUseSSL": True,
+        "OutgoingMailServerUsername": user.address,
+        "OutgoingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingPasswordSameAsIncomingPassword": True,
+    }
+    contents: list[dict[str, Any]] = [mail]
+    profile = {
+        "PayloadType": "Configuration",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"gk.{host}.{user.address}",
+        "PayloadUUID": uid("profile"),
+        "PayloadDisplayName": f"GK {host} ({user.address})",
+        "PayloadDescription": web.gettext(
+            "Mail settings for this GK server. Calendars and contacts follow once available."
+        ),
+        "PayloadContent": contents,
+    }
+    cert = certificate_payload(ctx, host, uid, web.gettext("GK certificate for {host}", host=host))
+    if cert is not None:
+        contents.append(cert)
+    bottle.response.content_type = "application/x-apple-aspen-config"
+    bottle.response.set_header("Content-Disposition", f'attachment; filename="{host}-{user.local}.mobileconfig"')
+    import plistlib  # pulls in xml.parsers.expat: only when a profile is downloaded
+
+    return plistlib.dumps(profile)
+
+
+ROUTES = (
+    Route("GET", "/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig, ANYONE),
+    Route("GET", "/mail/config-v1.1.xml", autoconfig, ANYONE),
+    Route("GET", "/.well-known/acme-challenge/<token>", acme_challenge, ANYONE),
     # any method: DAVx⁵ and iOS probe with PROPFIND; a PROPFIND on the server root (a client
     # given only the host name) is sent to the DAV root too
-    @app.route("/.well-known/caldav", method="ANY")
-    @app.route("/.well-known/carddav", method="ANY")
-    @app.route("/", method="PROPFIND")
-    def dav_redirect() -> None:
-        raise bottle.redirect("/dav/", 301)
-
-    @app.get("/devices")
-    def devices() -> str:
-        user = web.require_user()
-        host = server_name(web)
-        url = page_url(web)
-        return web.render(
-            "devices.html", host=host, endpoints=endpoints(ctx, host), address=user.address, url=url, qr=qr_svg(url)
-        )
-
-    @app.get("/devices/gk.mobileconfig")
-    def mobileconfig() -> bytes:
-        user = web.require_user()
-        host = server_name(web)
-        uid = lambda tag: str(uuid.uuid5(PROFILE_NS, f"{host}/{user.address}/{tag}")).upper()  # noqa: E731
-        imap_port = ctx.config.imap.tls_port or ctx.config.imap.port
-        smtp_port = ctx.config.smtp.submissions_port or ctx.config.smtp.submission_port
-        mail = {
-            "PayloadType": "com.apple.mail.managed",
-            "PayloadVersion": 1,
-            "PayloadIdentifier": f"gk.{host}.mail.{user.address}",
-            "PayloadUUID": uid("mail"),
-            "PayloadDisplayName": web.gettext("Mail {address}", address=user.address),
-            "EmailAccountDescription": web.gettext("{address} on {host}", address=user.address, host=host),
-            "EmailAccountType": "EmailTypeIMAP",
-            "EmailAddress": user.address,
-            "IncomingMailServerHostName": host,
-            "IncomingMailServerPortNumber": imap_port,
-            "IncomingMailServerUseSSL": True,
-            "IncomingMailServerUsername": user.address,
-            "IncomingMailServerAuthentication": "EmailAuthPassword",
-            "OutgoingMailServerHostName": host,
-            "OutgoingMailServerPortNumber": smtp_port,
-            "OutgoingMailServerUseSSL": True,
-            "OutgoingMailServerUsername": user.address,
-            "OutgoingMailServerAuthentication": "EmailAuthPassword",
-            "OutgoingPasswordSameAsIncomingPassword": True,
-        }
-        profile = {
-            "PayloadType": "Configuration",
-            "PayloadVersion": 1,
-            "PayloadIdentifier": f"gk.{host}.{user.address}",
-            "PayloadUUID": uid("profile"),
-            "PayloadDisplayName": f"GK {host} ({user.address})",
-            "PayloadDescription": web.gettext(
-                "Mail settings for this GK server. Calendars and contacts follow once available."
-            ),
-            "PayloadContent": [mail],
-        }
-        cert = certificate_payload(ctx, host, uid, web.gettext("GK certificate for {host}", host=host))
-        if cert is not None:
-            profile["PayloadContent"].append(cert)
-        bottle.response.content_type = "application/x-apple-aspen-config"
-        bottle.response.set_header("Content-Disposition", f'attachment; filename="{host}-{user.local}.mobileconfig"')
-        import plistlib  # pulls in xml.parsers.expat: only when a profile is downloaded
-
-        return plistlib.dumps(profile)
+    Route("ANY", "/.well-known/caldav", dav_redirect, ANYONE),
+    Route("ANY", "/.well-known/carddav", dav_redirect, ANYONE),
+    Route("PROPFIND", "/", dav_redirect, ANYONE),
+    Route("GET", "/devices", devices, USER),
+    Route("GET", "/devices/gk.mobileconfig", mobileconfig, USER),
+)

@@ -23,7 +23,7 @@ import bottle
 from gk import localtime
 from gk.locale import N_
 from gk.web import i18n
-from gk.web.app import Web
+from gk.web.app import ADMIN, Route, Web
 
 STARTED = time.time()
 
@@ -167,41 +167,41 @@ def status(ctx: Any) -> dict[str, Any]:
     }
 
 
-def register(web: Web) -> None:
-    app = web.app
+def dashboard(web: Web) -> str:
     ctx = web.ctx
+    st = status(ctx)
+    lang = web.lang()
+    events = ctx.accounts.recent_events(30)
+    for e in events:
+        e["when"] = i18n.format_datetime(localtime.local(ctx.data_dir, e["ts"]) if e["ts"] else None, lang)
+        e["name"] = EVENT_NAMES.get(e["kind"], "")
+    acme = ctx.services.get("acme")
+    acme_status = acme.status if acme is not None else None
+    return web.render(
+        "dashboard.html",
+        st=st,
+        events=events,
+        fmt_duration=lambda s: i18n.format_duration(s, lang),
+        acme=acme_status,
+    )
 
-    @app.get("/dashboard")
-    def dashboard() -> str:
-        web.require_admin()
-        st = status(ctx)
-        lang = web.lang()
-        events = ctx.accounts.recent_events(30)
-        for e in events:
-            e["when"] = i18n.format_datetime(localtime.local(ctx.data_dir, e["ts"]) if e["ts"] else None, lang)
-            e["name"] = EVENT_NAMES.get(e["kind"], "")
-        acme = ctx.services.get("acme")
-        acme_status = acme.status if acme is not None else None
-        return web.render(
-            "dashboard.html",
-            st=st,
-            events=events,
-            fmt_duration=lambda s: i18n.format_duration(s, lang),
-            acme=acme_status,
-        )
 
-    @app.get("/api/status")
-    def api_status() -> str:
-        web.require_admin()
-        bottle.response.content_type = "application/json"
-        return json.dumps(status(ctx))
+def api_status(web: Web) -> str:
+    bottle.response.content_type = "application/json"
+    return json.dumps(status(web.ctx))
 
-    @app.get("/api/mail/queue")
-    def api_queue() -> str:
-        web.require_admin()
-        bottle.response.content_type = "application/json"
-        snap = queue_snapshot(ctx)
-        if snap is None:
-            bottle.response.status = 503
-            return json.dumps({"error": "the outbound queue is not running"})
-        return json.dumps({"messages": snap}, default=str)
+
+def api_queue(web: Web) -> str:
+    bottle.response.content_type = "application/json"
+    snap = queue_snapshot(web.ctx)
+    if snap is None:
+        bottle.response.status = 503
+        return json.dumps({"error": "the outbound queue is not running"})
+    return json.dumps({"messages": snap}, default=str)
+
+
+ROUTES = (
+    Route("GET", "/dashboard", dashboard, ADMIN),
+    Route("GET", "/api/status", api_status, ADMIN),
+    Route("GET", "/api/mail/queue", api_queue, ADMIN),
+)

@@ -22,7 +22,7 @@ from gk.diagnosis import Finding, Inputs, run
 from gk.locale import N_
 from gk.mail.dnsresolver import make_resolver
 from gk.web import i18n, maildelivery
-from gk.web.app import Web
+from gk.web.app import ADMIN, Route, Web
 
 log = logging.getLogger("gk.web")
 
@@ -64,41 +64,39 @@ def localized(findings: list[Finding], lang: str) -> list[dict[str, Any]]:
     return out
 
 
-def register(web: Web) -> None:
-    app = web.app
+def page(web: Web) -> str:
+    findings: list[Finding] | None = _last.get("findings")
+    lang = web.lang()
+    groups = []
+    if findings is not None:
+        for key, label in GROUPS:
+            items = localized([f for f in findings if f.group == key], lang)
+            if items:
+                groups.append((key, label, items))
+    counts = {s: sum(1 for f in findings or [] if f.status == s) for s in ORDER}
+    ran = _last.get("when")
+    if ran is not None:
+        ran = i18n.format_datetime(localtime.local(web.data_dir, ran), lang, seconds=False)
+    return web.render("admin/diagnosis.html", groups=groups, ran=ran, counts=counts)
 
-    def page() -> str:
-        web.require_admin()
-        findings: list[Finding] | None = _last.get("findings")
-        lang = web.lang()
-        groups = []
-        if findings is not None:
-            for key, label in GROUPS:
-                items = localized([f for f in findings if f.group == key], lang)
-                if items:
-                    groups.append((key, label, items))
-        counts = {s: sum(1 for f in findings or [] if f.status == s) for s in ORDER}
-        ran = _last.get("when")
-        if ran is not None:
-            ran = i18n.format_datetime(localtime.local(web.data_dir, ran), lang, seconds=False)
-        return web.render("admin/diagnosis.html", groups=groups, ran=ran, counts=counts)
 
-    @app.get("/admin/diagnosis")
-    def diagnosis() -> str:
-        return page()
+def diagnosis_run(web: Web) -> str:
+    admin = web.signed_in()
+    started = time.monotonic()
+    findings = run(inputs_for(web))
+    _last.update(findings=findings, when=time.time())
+    errors = sum(1 for f in findings if f.status == "error")
+    log.info(
+        "diagnosis run by %s: %d finding(s), %d error(s), %.1fs",
+        admin.address,
+        len(findings),
+        errors,
+        time.monotonic() - started,
+    )
+    return page(web)
 
-    @app.post("/admin/diagnosis")
-    def diagnosis_run() -> str:
-        admin = web.require_admin()
-        started = time.monotonic()
-        findings = run(inputs_for(web))
-        _last.update(findings=findings, when=time.time())
-        errors = sum(1 for f in findings if f.status == "error")
-        log.info(
-            "diagnosis run by %s: %d finding(s), %d error(s), %.1fs",
-            admin.address,
-            len(findings),
-            errors,
-            time.monotonic() - started,
-        )
-        return page()
+
+ROUTES = (
+    Route("GET", "/admin/diagnosis", page, ADMIN),
+    Route("POST", "/admin/diagnosis", diagnosis_run, ADMIN),
+)

@@ -30,7 +30,7 @@ from gk import claim, localtime
 from gk.config import ConfigError
 from gk.locale import N_
 from gk.web import forms, i18n, smarthost
-from gk.web.app import Web
+from gk.web.app import ADMIN, Route, Web
 
 log = logging.getLogger("gk.web")
 
@@ -123,81 +123,88 @@ def queue_messages(ctx: Any, lang: str = "en") -> list[dict[str, Any]] | None:
     return list(messages.values())
 
 
-def register(web: Web) -> None:
-    app = web.app
+def mail_page(web: Web, checked: bool = False, **kw: Any) -> str:
     ctx = web.ctx
+    hostname = hostname_for_records(web)
+    domains = domain_records(ctx, hostname)
+    if checked:
+        domains = [(d, check(ctx, recs)) for d, recs in domains]
+    kw.setdefault("choice", smarthost.current(ctx.config.queue))
+    return web.render(
+        "admin/mail.html",
+        domains=domains,
+        checked=checked,
+        hostname=hostname,
+        queue=queue_messages(ctx, web.lang()),
+        route=smarthost.describe(ctx.config.queue, web.gettext),
+        queue_states=QUEUE_STATES,
+        errors=kw.pop("errors", {}),
+        **kw,
+    )
 
-    def mail_page(checked: bool = False, **kw: Any) -> str:
-        web.require_admin()
-        hostname = hostname_for_records(web)
-        domains = domain_records(ctx, hostname)
-        if checked:
-            domains = [(d, check(ctx, recs)) for d, recs in domains]
-        kw.setdefault("choice", smarthost.current(ctx.config.queue))
-        return web.render(
-            "admin/mail.html",
-            domains=domains,
-            checked=checked,
-            hostname=hostname,
-            queue=queue_messages(ctx, web.lang()),
-            route=smarthost.describe(ctx.config.queue, web.gettext),
-            queue_states=QUEUE_STATES,
-            errors=kw.pop("errors", {}),
-            **kw,
-        )
 
-    def queue_service() -> Any:
-        queue = ctx.services.get("queue")
-        if queue is None or not hasattr(queue, "store"):
-            raise bottle.HTTPError(503, N_("The outbound queue is not running."))
-        return queue
+def queue_service(web: Web) -> Any:
+    queue = web.ctx.services.get("queue")
+    if queue is None or not hasattr(queue, "store"):
+        raise bottle.HTTPError(503, N_("The outbound queue is not running."))
+    return queue
 
-    @app.get("/admin/mail")
-    def mail_delivery() -> str:
-        return mail_page()
 
-    @app.post("/admin/mail/check")
-    def mail_check() -> str:
-        web.require_admin()
-        return mail_page(checked=True)
+def mail_delivery(web: Web) -> str:
+    return mail_page(web)
 
-    @app.post("/admin/mail/queue/<msg_id:int>/retry")
-    def queue_retry(msg_id: int) -> str:
-        admin = web.require_admin()
-        queue = queue_service()
-        n = queue.retry(msg_id)
-        if not n:
-            bottle.response.status = 404
-            return mail_page(errors={"queue": web.gettext("Message {id} is not waiting in the queue.", id=msg_id)})
-        log.info("queue msg=%d: retry now (by %s from the web)", msg_id, admin.address)
-        return mail_page(notice=web.gettext("Message {id}: {n} recipient(s) will be tried again now.", id=msg_id, n=n))
 
-    @app.post("/admin/mail/queue/<msg_id:int>/delete")
-    def queue_delete(msg_id: int) -> str:
-        admin = web.require_admin()
-        queue = queue_service()
-        if not queue.delete(msg_id):
-            bottle.response.status = 404
-            return mail_page(errors={"queue": web.gettext("Message {id} is not in the queue.", id=msg_id)})
-        log.info("queue msg=%d: deleted without a bounce (by %s from the web)", msg_id, admin.address)
-        ctx.accounts.record_event("queue_delete", "web", web.client_ip(), admin.address, f"message {msg_id}")
-        return mail_page(notice=web.gettext("Message {id} deleted from the queue (no bounce is sent).", id=msg_id))
+def mail_check(web: Web) -> str:
+    return mail_page(web, checked=True)
 
-    @app.post("/admin/mail/smarthost")
-    def mail_route() -> str:
-        admin = web.require_admin()
-        form = {k: forms.raw(k) for k in ("mode", "host", "port", "tls", "username", "password")}
-        values, errors, choice = smarthost.parse_form(form, ctx.config.queue)
-        if not errors:
-            try:
-                smarthost.save(ctx, values, admin.address, web.client_ip())
-            except (ConfigError, OSError) as exc:
-                errors["mode"] = web.gettext("Could not save gk.toml: {error}", error=exc)
-        if errors:
-            bottle.response.status = 400
-            return mail_page(choice=choice, errors=errors)
-        return mail_page(
-            notice=web.gettext(
-                "Saved: outgoing mail now goes {route}.", route=smarthost.describe(ctx.config.queue, web.gettext)
-            )
-        )
+
+def queue_retry(web: Web, msg_id: int) -> str:
+    admin = web.signed_in()
+    queue = queue_service(web)
+    n = queue.retry(msg_id)
+    if not n:
+        bottle.response.status = 404
+        return mail_page(web, errors={"queue": web.gettext("Message {id} is not waiting in the queue.", id=msg_id)})
+    log.info("queue msg=%d: retry now (by %s from the web)", msg_id, admin.address)
+    return mail_page(web, notice=web.gettext("Message {id}: {n} recipient(s) will be tried again now.", id=msg_id, n=n))
+
+
+def queue_delete(web: Web, msg_id: int) -> str:
+    admin = web.signed_in()
+    queue = queue_service(web)
+    if not queue.delete(msg_id):
+        bottle.response.status = 404
+        return mail_page(web, errors={"queue": web.gettext("Message {id} is not in the queue.", id=msg_id)})
+    log.info("queue msg=%d: deleted without a bounce (by %s from the web)", msg_id, admin.address)
+    web.ctx.accounts.record_event("queue_delete", "web", web.client_ip(), admin.address, f"message {msg_id}")
+    return mail_page(web, notice=web.gettext("Message {id} deleted from the queue (no bounce is sent).", id=msg_id))
+
+
+def mail_route(web: Web) -> str:
+    ctx = web.ctx
+    admin = web.signed_in()
+    form = {k: forms.raw(k) for k in ("mode", "host", "port", "tls", "username", "password")}
+    values, errors, choice = smarthost.parse_form(form, ctx.config.queue)
+    if not errors:
+        try:
+            smarthost.save(ctx, values, admin.address, web.client_ip())
+        except (ConfigError, OSError) as exc:
+            errors["mode"] = web.gettext("Could not save gk.toml: {error}", error=exc)
+    if errors:
+        bottle.response.status = 400
+        return mail_page(web, choice=choice, errors=errors)
+    return mail_page(
+        web,
+        notice=web.gettext(
+            "Saved: outgoing mail now goes {route}.", route=smarthost.describe(ctx.config.queue, web.gettext)
+        ),
+    )
+
+
+ROUTES = (
+    Route("GET", "/admin/mail", mail_delivery, ADMIN),
+    Route("POST", "/admin/mail/check", mail_check, ADMIN),
+    Route("POST", "/admin/mail/queue/<msg_id:int>/retry", queue_retry, ADMIN),
+    Route("POST", "/admin/mail/queue/<msg_id:int>/delete", queue_delete, ADMIN),
+    Route("POST", "/admin/mail/smarthost", mail_route, ADMIN),
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from geventwebsocket.handler import WebSocketHandler
 from gk import claim
 from gk.security import tls
 from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
-from gk.web.app import Web
+from gk.web.app import USER, Web
 
 log = logging.getLogger("gk.web")
 
@@ -81,13 +82,23 @@ class _HTTPSServer(WSGIServer):
             return self.handle(sock, address)
 
 
+def build(ctx: Any, wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS) -> Web:
+    """The web app with every route table of the web UI (no listener: ``start`` adds them; the
+    in-process tests call this). ``wizard_steps``: the wizard, in order (features add theirs
+    with ``wizard.with_step``)."""
+    web = Web(ctx)
+    wizard.install(web, wizard_steps)
+    for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup):
+        web.add_routes(module.ROUTES)
+    web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
+    return web
+
+
 def start(ctx: Any) -> WebService:
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
         log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)
-    web = Web(ctx)
-    for module in (wizard, account, dashboard, admin, maildelivery, diagnosis, clientsetup, webmail):
-        module.register(web)
+    web = build(ctx)
     # features started before the web mount their sub-apps by exposing
     # ``web_mounts = [(prefix, bottle_app, csrf_exempt)]`` on their service object
     for other in list(ctx.services.values()):
