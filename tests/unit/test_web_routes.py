@@ -1,0 +1,335 @@
+"""The web UI's routes in-process (``support.wsgiclient``: real WSGI calls, real SQLite stores, no
+``gk serve``): the policy table (every route has one; anonymous visitors reach only the
+anonymous ones; a user is refused the administrator's; every POST without the CSRF token is a
+403 that changes nothing), each area's routes, and the wizard as a list of steps.
+
+One subprocess smoke test per area stays in tests/integration/test_web_*.py and tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import bottle
+import pytest
+from support.wsgiclient import Client, complete_setup, make_context, make_web
+
+from gk import claim
+from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, wizard
+from gk.web.app import RECOVERY_PATHS, SETUP, Access, Route, Web
+
+ADMIN, ADMIN_PW = "owner@test.example", "correct horse battery"
+USER, USER_PW = "bob@test.example", "bob password 12345"
+
+# what a visitor with no session may reach once setup is complete (a reviewed allow-list)
+ANONYMOUS = {
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/static/<path:path>"),
+    ("GET", "/.well-known/autoconfig/mail/config-v1.1.xml"),
+    ("GET", "/mail/config-v1.1.xml"),
+    ("GET", "/.well-known/acme-challenge/<token>"),
+    ("ANY", "/.well-known/caldav"),
+    ("ANY", "/.well-known/carddav"),
+    ("PROPFIND", "/"),
+}
+# a value for each URL wildcard, to call every route
+SAMPLE = {"<path:path>": "gk.css", "<address>": USER, "<app_id:int>": "1", "<msg_id:int>": "1", "<token>": "x"}
+
+
+def concrete(rule: str) -> str:
+    for wildcard, value in SAMPLE.items():
+        rule = rule.replace(wildcard, value)
+    assert "<" not in rule, rule
+    return rule
+
+
+def own_routes(web: Web) -> list[bottle.Route]:
+    return [r for r in web.app.routes if r.app is web.app]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Web:
+    """A set-up server with an administrator and a user (shared: the tests below change nothing)."""
+    web = make_web(tmp_path_factory.mktemp("site"))
+    complete_setup(web)
+    web.ctx.accounts.add_user(ADMIN, ADMIN_PW, admin=True)
+    web.ctx.accounts.add_user(USER, USER_PW)
+    return web
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Web:
+    """A server of its own, set up, with an administrator and a user."""
+    web = make_web(tmp_path)
+    complete_setup(web)
+    web.ctx.accounts.add_user(ADMIN, ADMIN_PW, admin=True)
+    web.ctx.accounts.add_user(USER, USER_PW)
+    return web
+
+
+def signed_in(web: Web, address: str, password: str) -> Client:
+    c = Client(web)
+    c.login(address, password)
+    c.get("/account")  # a page with the session's CSRF token
+    assert c.csrf
+    return c
+
+
+# -- the policy table ------------------------------------------------------------------------
+
+
+def test_every_route_has_a_policy_and_the_wizard_is_behind_the_claim_gate(site: Web) -> None:
+    routes = own_routes(site)
+    assert len(routes) > 40
+    for route in routes:
+        policy = site.policies.get(route)
+        assert policy is not None, (route.method, route.rule)
+        assert policy.csrf, (route.method, route.rule)  # no route of the UI is exempt today
+        # the claim gate is the /wizard prefix (app.Web._before): the two must agree
+        assert (policy.access is Access.SETUP) == route.rule.startswith("/wizard"), route.rule
+    anonymous = {(r.method, r.rule) for r in routes if site.policies[r].access is Access.ANYONE}
+    assert anonymous == ANONYMOUS
+    assert all(
+        site.policies[r].access is Access.USER for r in routes if r.rule.startswith("/mail/") and "config" not in r.rule
+    )
+
+
+def test_the_route_tables_are_data(site: Web) -> None:
+    for module in (account, admin, clientsetup, dashboard, diagnosis, maildelivery):
+        assert module.ROUTES and all(isinstance(r, Route) for r in module.ROUTES), module.__name__
+        assert not hasattr(module, "register"), module.__name__
+        for r in module.ROUTES:
+            assert r.handler.__module__ == module.__name__ and "<locals>" not in r.handler.__qualname__
+    table = {(r.method if isinstance(r.method, str) else "+".join(r.method), r.path) for r in wizard.routes()}
+    assert ("GET+POST", "/wizard/host") in table and ("POST", "/wizard/claim/button") in table
+    assert all(r.policy is SETUP for r in wizard.routes())
+    assert site.recovery_paths == RECOVERY_PATHS  # derived from the steps that owner recovery serves
+
+
+def test_anonymous_reaches_only_the_anonymous_routes(site: Web) -> None:
+    for route in own_routes(site):
+        if route.method not in ("GET", "POST") or route.rule.startswith("/wizard"):
+            continue
+        c = Client(site)
+        c.get("/login")  # a session and its token: the POST reaches the policy, not the CSRF check
+        resp = c.request(route.method, concrete(route.rule), form={"csrf": c.csrf} if route.method == "POST" else None)
+        where = (route.method, route.rule, resp.status, resp.location)
+        if (route.method, route.rule) in ANONYMOUS:
+            assert not resp.location.startswith("/login?next="), where
+        else:
+            assert resp.status == 303 and resp.location.endswith("/login?next=" + concrete(route.rule)), where
+
+
+def test_a_user_is_refused_every_admin_route(site: Web) -> None:
+    c = signed_in(site, USER, USER_PW)
+    admin_routes = [r for r in own_routes(site) if site.policies[r].access is Access.ADMIN]
+    assert {r.rule for r in admin_routes} >= {"/dashboard", "/api/status", "/admin/users", "/admin/mail"}
+    for route in admin_routes:
+        resp = c.request(route.method, concrete(route.rule), form={"csrf": c.csrf} if route.method == "POST" else None)
+        assert resp.status == 403 and "administrators only" in resp.text, (route.method, route.rule)
+
+
+def test_every_post_without_the_csrf_token_is_403(site: Web) -> None:
+    c = signed_in(site, ADMIN, ADMIN_PW)
+    posts = [r for r in own_routes(site) if r.method == "POST" and not r.rule.startswith("/wizard")]
+    assert len(posts) > 20
+    users_before = [u.address for u in site.ctx.accounts.list_users()]
+    for route in posts:
+        form = {"address": "eve@test.example", "password": "eve password 12345", "timezone": "Asia/Tokyo"}
+        resp = c.post(concrete(route.rule), form, csrf=False)
+        assert resp.status == 403 and "CSRF" in resp.text, (route.rule, resp.status)
+        resp = c.request("POST", concrete(route.rule), form={**form, "csrf": "forged"})
+        assert resp.status == 403, route.rule
+    assert [u.address for u in site.ctx.accounts.list_users()] == users_before
+    assert claim.get_setting(site.data_dir, "timezone", "") != "Asia/Tokyo"
+
+
+def test_wizard_posts_without_the_csrf_token_are_403(tmp_path: Path) -> None:
+    web = make_web(tmp_path)
+    code = claim.ensure_setup_code(web.data_dir)
+    c = Client(web)
+    c.get("/wizard/claim")
+    for route in wizard.routes():
+        for method in [route.method] if isinstance(route.method, str) else route.method:
+            if method == "POST":
+                resp = c.request("POST", route.path, form={"code": str(code)})
+                assert resp.status == 403, route.path
+    assert claim.state(web.data_dir) == claim.UNCLAIMED
+
+
+# -- each area ----------------------------------------------------------------------------
+
+
+def test_account_login_language_and_app_passwords(fresh: Web) -> None:
+    c = Client(fresh)
+    assert c.get("/").location.endswith("/login")
+    c.get("/login")
+    resp = c.post("/login", {"address": USER, "password": "wrong one", "next": "/account"})
+    assert resp.status == 401 and "Wrong address or password" in resp.text
+    resp = c.post("/login", {"address": USER, "password": USER_PW, "next": "//evil.example"})
+    assert resp.status == 303 and resp.location == "https://gk.test.example:8443/"  # only local paths
+    assert c.get("/").location.endswith("/mail")
+    c.get("/account")
+    assert c.post("/account/language", {"language": "fr"}).location.endswith("/account")
+    page = c.get("/account").text
+    assert 'lang="fr"' in page
+    resp = c.post("/account/app-passwords", {"name": "phone"})
+    assert resp.status == 200 and re.search(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", resp.text)
+    (app,) = fresh.ctx.accounts.list_app_passwords(USER)
+    assert c.post(f"/account/app-passwords/{app['id']}/delete").status == 303
+    assert fresh.ctx.accounts.list_app_passwords(USER) == []
+    assert c.post(f"/account/app-passwords/{app['id']}/delete").status == 404
+    resp = c.post("/logout")
+    assert resp.location.endswith("/login") and c.get("/account").location.endswith("/login?next=/account")
+
+
+def test_admin_users_and_settings(fresh: Web) -> None:
+    c = signed_in(fresh, ADMIN, ADMIN_PW)
+    resp = c.post("/admin/users", {"address": "carol@test.example", "password": "carol password 1"})
+    assert resp.status == 200 and "carol@test.example" in resp.text
+    assert fresh.ctx.accounts.get_user("carol@test.example") is not None
+    assert c.post("/admin/users", {"address": "not an address", "password": "x"}).status == 400
+    assert c.post(f"/admin/users/{ADMIN}/delete").status == 400  # not one's own account
+    assert c.post("/admin/users/nobody@test.example/password", {"password": "whatever 12345"}).status == 404
+    bob = signed_in(fresh, USER, USER_PW)
+    assert c.post(f"/admin/users/{USER}/password", {"password": "a new one 12345"}).status == 200
+    assert bob.get("/account").location.endswith("/login?next=/account")  # the user's sessions ended
+    assert c.post("/admin/users/carol@test.example/delete").status == 200
+    assert fresh.ctx.accounts.get_user("carol@test.example") is None
+    assert c.post("/admin/settings", {"timezone": "Mars/Olympus"}).status == 400
+    assert c.post("/admin/settings", {"timezone": "Europe/Paris"}).status == 200
+    assert "<option selected>Europe/Paris</option>" in c.get("/admin/settings").text
+
+
+def test_dashboard_and_its_apis(site: Web) -> None:
+    c = signed_in(site, ADMIN, ADMIN_PW)
+    assert c.get("/dashboard").status == 200
+    resp = c.get("/api/status")
+    assert resp.status == 200 and resp.header("Content-Type").startswith("application/json")
+    assert {"listeners", "disk", "memory", "uptime"} <= set(json.loads(resp.text))
+    resp = c.get("/api/mail/queue")
+    assert resp.status == 503 and "not running" in json.loads(resp.text)["error"]
+
+
+def test_mail_delivery_and_diagnosis_pages(site: Web) -> None:
+    c = signed_in(site, ADMIN, ADMIN_PW)
+    page = c.get("/admin/mail").text
+    assert "test.example" in page and "v=spf1" in page
+    assert c.post("/admin/mail/queue/1/retry").status == 503  # no queue in-process
+    resp = c.post("/admin/mail/smarthost", {"mode": "relay", "host": "", "port": "587"})
+    assert resp.status == 400
+    assert c.get("/admin/diagnosis").status == 200
+
+
+def test_client_setup_routes(site: Web) -> None:
+    c = Client(site)
+    resp = c.get(f"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={USER}")
+    assert resp.status == 200 and "<incomingServer" in resp.text and "gk.test.example" in resp.text
+    for method, path in (("GET", "/.well-known/caldav"), ("PROPFIND", "/.well-known/carddav"), ("PROPFIND", "/")):
+        resp = c.request(method, path)
+        assert resp.status == 301 and resp.location.endswith("/dav/"), path
+    assert c.get("/.well-known/acme-challenge/nothing").status == 404
+    c = signed_in(site, USER, USER_PW)
+    assert "993" in c.get("/devices").text
+    resp = c.get("/devices/gk.mobileconfig")
+    assert resp.status == 200 and resp.header("Content-Type") == "application/x-apple-aspen-config"
+
+
+# -- the wizard as a list of steps ------------------------------------------------------
+
+
+def test_the_wizard_steps_in_order() -> None:
+    ids = [s.id for s in wizard.STEPS]
+    assert ids == ["claim", "password", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
+    assert [s.id for s in wizard.STEPS if s.recovery] == ["claim", "password"]
+    assert [s.id for s in wizard.STEPS if not s.setup] == ["password"]
+    assert all(s.title for s in wizard.STEPS if s.setup)
+    extra = wizard.WizardStep("chat", "Chat", lambda web: "chat")
+    assert [s.id for s in wizard.with_step(wizard.STEPS, extra)][-3:] == ["ai", "chat", "summary"]
+
+
+def test_the_whole_wizard_in_process(tmp_path: Path) -> None:
+    web = make_web(tmp_path)
+    code = claim.ensure_setup_code(web.data_dir)
+    c = Client(web)
+    assert c.get("/dashboard").location.endswith("/wizard")
+    assert c.get("/wizard/host").location.endswith("/wizard/claim")  # not the claimant yet
+    c.get("/wizard/claim")
+    assert c.post("/wizard/claim", {"code": "AAAA-BBBB-CCCC"}).status == 400
+    assert c.post("/wizard/claim", {"code": str(code)}).location.endswith("/wizard/admin")
+    assert c.get("/wizard/host").location.endswith("/wizard/admin")  # no administrator yet
+    c.get("/wizard/admin")
+    resp = c.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
+    assert resp.location.endswith("/wizard/host")
+    c.get("/wizard/host")
+    nexts = [
+        ("/wizard/host", {"hostname": "mail.test.example", "domain": "test.example"}, "/wizard/timezone"),
+        ("/wizard/timezone", {"timezone": "Europe/Paris"}, "/wizard/tls"),
+        ("/wizard/tls", {}, "/wizard/users"),
+        ("/wizard/users", {"action": "continue"}, "/wizard/dns"),
+        ("/wizard/dns", {}, "/wizard/outgoing"),
+        ("/wizard/outgoing", {"mode": "direct"}, "/wizard/ai"),
+        ("/wizard/ai", {"model": "none"}, "/wizard/summary"),
+    ]
+    for path, form, target in nexts:
+        resp = c.post(path, form)
+        assert resp.status == 303 and resp.location.endswith(target), (path, resp.status, resp.text[-300:])
+    assert c.get("/wizard").location.endswith("/wizard/summary")
+    assert c.post("/wizard/summary").location.endswith("/dashboard")
+    assert claim.state(web.data_dir) == claim.COMPLETE
+    assert c.get("/wizard/host").status == 404 and c.get("/dashboard").status == 200
+
+
+def test_a_feature_step_is_one_entry(tmp_path: Path) -> None:
+    """A step added to the list is served, sent to while not done, and reached after the one before it."""
+    from gk.web import service
+
+    def chat_step(web: Web) -> str:
+        if bottle.request.method == "POST":
+            wizard.mark(web, "chat")
+            raise bottle.redirect(wizard.after(web, "chat"))
+        return "chat step"
+
+    steps = wizard.with_step(wizard.STEPS, wizard.WizardStep("chat", "Chat", chat_step))
+    web = service.build(make_context(tmp_path), steps)
+    code = claim.ensure_setup_code(web.data_dir)
+    c = Client(web)
+    c.get("/wizard/claim")
+    c.post("/wizard/claim", {"code": str(code)})
+    c.get("/wizard/admin")
+    c.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
+    for step in ("host", "timezone", "tls", "users", "dns", "outgoing"):
+        wizard.mark(web, step)
+    assert c.get("/wizard").location.endswith("/wizard/ai")
+    c.get("/wizard/host")
+    assert c.post("/wizard/ai", {"model": "none"}).location.endswith("/wizard/chat")
+    assert c.get("/wizard").location.endswith("/wizard/chat")
+    assert c.get("/wizard/chat").text == "chat step"
+    assert c.post("/wizard/chat").location.endswith("/wizard/summary")
+    assert c.get("/wizard").location.endswith("/wizard/summary")
+
+
+def test_the_wizard_over_plain_http_only_sends_to_https(tmp_path: Path) -> None:
+    web = make_web(tmp_path)
+    code = claim.ensure_setup_code(web.data_dir)
+    c = Client(web, https=False)
+    resp = c.get("/wizard/claim")
+    assert resp.status == 200 and "https://gk.test.example:8443/wizard/claim" in resp.text
+    assert str(code) not in resp.text
+    resp = c.post("/wizard/claim", {"code": str(code)})
+    assert resp.status == 403 and claim.state(web.data_dir) == claim.UNCLAIMED
+
+
+def test_the_claim_gate_refuses_outside_the_lan(tmp_path: Path) -> None:
+    web = make_web(tmp_path)
+    claim.ensure_setup_code(web.data_dir)
+    c = Client(web, remote="203.0.113.7")
+    for path in ("/wizard/claim", "/login", "/"):
+        resp = c.get(path)
+        assert resp.status == 403 and "local network" in resp.text, path
+    assert c.get("/static/gk.css").status == 200  # static files are outside the gate
