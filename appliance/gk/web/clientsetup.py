@@ -106,7 +106,9 @@ def register(web: Web) -> None:
     @app.get("/.well-known/acme-challenge/<token>")
     def acme_challenge(token: str) -> str:
         """HTTP-01 (RFC 8555 §8.3): the key authorisation ``gk acme renew`` left for the CA."""
-        acme = ctx.services.get("acme")
+        from gk.acme.service import ACMEService
+
+        acme = ctx.services.maybe(ACMEService)
         answer = acme.challenge(token) if acme is not None else None
         if answer is None:
             raise bottle.HTTPError(404, N_("Not found"))

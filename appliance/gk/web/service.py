@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,19 +82,17 @@ class _HTTPSServer(WSGIServer):
             return self.handle(sock, address)
 
 
-def start(ctx: Any) -> WebService:
+def start(ctx: Any, mounts: Sequence[tuple[str, Any, bool]] = ()) -> WebService:
+    """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``)."""
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
         log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)
     web = Web(ctx)
     for module in (wizard, account, dashboard, admin, maildelivery, diagnosis, clientsetup, webmail):
         module.register(web)
-    # features started before the web mount their sub-apps by exposing
-    # ``web_mounts = [(prefix, bottle_app, csrf_exempt)]`` on their service object
-    for other in list(ctx.services.values()):
-        for prefix, sub_app, exempt in getattr(other, "web_mounts", ()) or ():
-            web.mount(prefix, sub_app, csrf_exempt=exempt)
-            log.info("mounted %s at %s", getattr(other, "name", "?"), prefix)
+    for prefix, sub_app, exempt in mounts:
+        web.mount(prefix, sub_app, csrf_exempt=exempt)
+        log.info("mounted %s", prefix)
     cfg = ctx.config.http
     bind = ctx.config.server.bind
     svc = WebService(web, [])
@@ -115,5 +114,4 @@ def start(ctx: Any) -> WebService:
         svc.servers.append(srv)
         svc.listeners.append(("https", bind, srv.server_port))
         log.info("listening https on %s:%d (web UI over TLS)", bind, srv.server_port)
-    ctx.services[svc.name] = svc
     return svc
