@@ -176,8 +176,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    args = build_parser(argv).parse_args(argv)
     try:
+        args = build_parser(argv).parse_args(argv)  # imports the given command's module
         return int(args.func(args) or 0)
     except gkconfig.ConfigError as exc:
         print(str(exc), file=sys.stderr)
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if not exc.name or exc.name.split(".")[0] == "gk":
             raise  # a missing module of GK itself is a bug, not a missing extra
-        return clikit.fail(f"{args.command}: needs the Python package {exc.name!r}, which is not installed", 1)
+        return clikit.fail(f"this command needs the Python package {exc.name!r}, which is not installed", 1)
     except KeyboardInterrupt:
         return 130
 

@@ -109,3 +109,27 @@ def test_stop_all_stops_every_service_last_first_even_after_one_fails(caplog):
     assert services.maybe(_Svc) is None and list(services.running()) == []
     services.register("late", late)
     assert services.remove(_Svc) is late and list(services.running()) == []
+
+
+BLOCK_DNS = (
+    "import sys, importlib.abc\n"
+    "class Block(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'dns' or name.startswith('dns.'):\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "import gk.cli\n"
+    "sys.exit(gk.cli.main(sys.argv[1:]))\n"
+)
+
+
+def test_a_command_whose_package_is_missing_says_which_and_the_others_still_run(tmp_path):
+    def gk(*args: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-c", BLOCK_DNS, *args, "--data-dir", str(tmp_path)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    missing = gk("dns", "records", "example.org")
+    assert missing.returncode == 1 and "needs the Python package 'dns'" in missing.stderr, missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert "dns" in gk("--help").stdout  # still listed
+    assert gk("claim", "status").returncode == 0
