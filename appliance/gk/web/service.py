@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelive
 from gk.web.app import Web
 
 log = logging.getLogger("gk.web")
+
+WSGIApp = Callable[..., Iterable[bytes]]
 
 
 @dataclass
@@ -82,7 +84,7 @@ class _HTTPSServer(WSGIServer):
             return self.handle(sock, address)
 
 
-def start(ctx: Any, mounts: Sequence[tuple[str, Any, bool]] = ()) -> WebService:
+def start(ctx: Any, mounts: Sequence[tuple[str, WSGIApp, bool]] = ()) -> WebService:
     """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``)."""
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
