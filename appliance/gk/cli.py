@@ -1,6 +1,8 @@
-"""The ``gk`` command: serve, user, alias, config (and the subcommands later features add).
+"""The ``gk`` command: serve, user, alias, setup, config, and the commands ``gk.features`` declares.
 
-Every subcommand takes ``--data-dir DIR`` (default: ``$GK_DATA_DIR``, else ``./var`` in a
+Only this module is the entry point (it monkey-patches on import): feature ``cli.py`` modules
+use ``gk.clikit`` and never import it. A feature command's module is imported only when that
+command is given, so ``gk --help`` imports no feature code. Every subcommand takes ``--data-dir DIR`` (default: ``$GK_DATA_DIR``, else ``./var`` in a
 checkout, else ``/var/lib/gk``). Exit codes: 0 ok, 1 operation refused, 2 bad usage/config.
 """
 
@@ -11,58 +13,12 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import getpass  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from gk import __version__  # noqa: E402
+from gk import __version__, clikit, features  # noqa: E402
 from gk import config as gkconfig  # noqa: E402
-
-# Later features register extra subcommands here: name -> (configure parser, handler).
-EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
-
-
-FEATURE_HELP = {
-    "queue": "list, show, retry or delete outbound mail (list|show|retry|delete|inject)",
-    "dns": "print (and --check) the DNS records a mail domain must publish",
-    "claim": "first-boot claim and owner recovery (status|button|recover)",
-    "tune": "write the hardware profile for this board (RAM, cores, storage)",
-    "button": "run the reset-button service (short press, 10 s recovery, 30 s factory reset)",
-    "provision": "first-boot provisioning: config, secrets, TLS, DKIM, setup code",
-    "acme": "Let's Encrypt certificate for the host name: renew now, or status",
-    "diagnose": "check DNS records, reverse DNS, blocklists, port 25, certificate, clock, disk",
-    "chat": "chat rooms and message history (rooms|history)",
-    "token": "API tokens for the assistant's OpenAI-compatible API and MCP (add|list|del)",
-    "ai": "the private assistant: models on disk, the one in use, memory it needs (status)",
-}
-
-
-def _fail(msg: str, code: int = 1) -> int:
-    print(f"gk: {msg}", file=sys.stderr)
-    return code
-
-
-def _load(args: argparse.Namespace) -> gkconfig.Config:
-    return gkconfig.load(args.data_dir)
-
-
-def _read_password(args: argparse.Namespace, prompt: str = "Password: ") -> str:
-    if getattr(args, "password_stdin", False):
-        line = sys.stdin.readline()
-        return line.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise SystemExit(_fail("no terminal to ask for a password; pass --password-stdin and pipe it", 2))
-    first = getpass.getpass(prompt)
-    if getpass.getpass("Again: ") != first:
-        raise SystemExit(_fail("the two passwords differ", 2))
-    return first
-
-
-def _accounts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from gk.context import open_accounts
-
-    return open_accounts(_load(args), args.data_dir)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -70,7 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     gkconfig.ensure_config_file(args.data_dir)
-    cfg = _load(args)
+    cfg = clikit.load(args)
     setup_logging(cfg.server.log_level)
     return serve(cfg, args.data_dir)
 
@@ -78,13 +34,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     from gk.accounts import AccountError
 
-    store = _accounts(args)
+    store = clikit.accounts(args)
     try:
         if args.user_cmd == "add":
-            user = store.add_user(args.address, _read_password(args), admin=args.admin)
+            user = store.add_user(args.address, clikit.read_password(args), admin=args.admin)
             print(f"added {user.address}{' (admin)' if user.is_admin else ''}")
         elif args.user_cmd == "passwd":
-            store.set_password(args.address, _read_password(args, "New password: "))
+            store.set_password(args.address, clikit.read_password(args, "New password: "))
             print(f"password changed for {args.address.lower()}")
         elif args.user_cmd == "del":
             store.delete_user(args.address)
@@ -95,14 +51,14 @@ def cmd_user(args: argparse.Namespace) -> int:
         elif args.user_cmd == "admin":
             store.set_admin(args.address, not args.revoke)
     except AccountError as exc:
-        return _fail(str(exc))
+        return clikit.fail(str(exc))
     return 0
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
     from gk.accounts import AccountError
 
-    store = _accounts(args)
+    store = clikit.accounts(args)
     try:
         if args.alias_cmd == "add":
             store.add_alias(args.source, args.target)
@@ -113,13 +69,13 @@ def cmd_alias(args: argparse.Namespace) -> int:
             for src, dst in store.list_aliases():
                 print(f"{src}\t{dst}")
     except AccountError as exc:
-        return _fail(str(exc))
+        return clikit.fail(str(exc))
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     try:
-        cfg = _load(args)
+        cfg = clikit.load(args)
     except gkconfig.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -138,7 +94,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     try:
         text = sys.stdin.read() if str(args.answers) == "-" else args.answers.read_text(encoding="utf-8")
     except OSError as exc:
-        return _fail(f"cannot read the answers file: {exc}", 2)
+        return clikit.fail(f"cannot read the answers file: {exc}", 2)
     try:
         answers = parse(text, str(args.answers))
         args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +107,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser. A feature command's module is imported (and its options configured)
+    only when ``argv`` names that command; ``argv=None`` configures every command."""
     default_dir = gkconfig.default_data_dir()
     # Subcommands accept --data-dir too; SUPPRESS keeps their default from hiding the top-level one.
     common = argparse.ArgumentParser(add_help=False)
@@ -203,43 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_parser("check", parents=[common], help="validate DATA_DIR/gk.toml")
     c.set_defaults(func=cmd_config)
 
-    for name, (configure, handler) in EXTRA_COMMANDS.items():
-        ep = sub.add_parser(name, parents=[common], help=FEATURE_HELP.get(name))
-        configure(ep)
-        ep.set_defaults(func=handler)
+    given = None if argv is None else set(argv)
+    for command in features.commands():
+        ep = sub.add_parser(command.name, parents=[common], help=command.help)
+        if given is None or command.name in given:
+            configure, handler = command.load()
+            configure(ep)
+            ep.set_defaults(func=handler)
+        else:  # not given: never parsed, but keep args.func callable
+            ep.set_defaults(func=lambda args, c=command: c.load()[1](args))
     return p
 
 
-def _register_feature_commands() -> None:
-    """Import feature modules that add subcommands (queue, dns, tune, button…)."""
-    import importlib
-
-    for module in (
-        "gk.mail.queue.cli",
-        "gk.mail.dnsrecords",
-        "gk.hw.cli",
-        "gk.claim.cli",
-        "gk.diagnosis.cli",
-        "gk.acme.cli",
-        "gk.chat.cli",
-        "gk.ai.cli",
-    ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-
-
 def main(argv: list[str] | None = None) -> int:
-    _register_feature_commands()
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
     try:
+        args = build_parser(argv).parse_args(argv)  # imports the given command's module
         return int(args.func(args) or 0)
     except gkconfig.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if not exc.name or exc.name.split(".")[0] == "gk":
+            raise  # a missing module of GK itself is a bug, not a missing extra
+        return clikit.fail(f"this command needs the Python package {exc.name!r}, which is not installed", 1)
     except KeyboardInterrupt:
         return 130
 

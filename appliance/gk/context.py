@@ -2,16 +2,91 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypeVar, cast
 
 from gk.accounts import AccountStore, Authenticator, LoginThrottle, PasswordHasher
 from gk.config import Config
 from gk.security.tls import TLSFiles, ensure_tls, server_context
+
+T = TypeVar("T")
+
+
+class Service(Protocol):
+    """What a feature's ``start(ctx)`` returns: a name and a ``stop(grace)`` that closes its
+    listeners and waits up to ``grace`` seconds for its sessions to finish."""
+
+    name: str
+
+    def stop(self, grace: float) -> None: ...
+
+
+class ServiceUnavailable(LookupError):
+    """Asked for a service whose feature is off (or not started yet)."""
+
+
+class Services:
+    """The running services, found by their class: ``ctx.services.require(MailboxStore)``.
+
+    Keyed by class rather than by a string, so a lookup names the type it gets back (mypy checks
+    the call site, a rename breaks the import instead of returning None) and a typo cannot
+    silently read as "feature off". ``require`` raises ``ServiceUnavailable`` naming the class;
+    ``maybe`` returns None for a feature that is off. ``register`` also puts the service in the
+    lifecycle list that ``stop_all`` walks in reverse; ``provide`` only makes an object findable
+    (e.g. the chat core, stopped by its component).
+    """
+
+    def __init__(self) -> None:
+        self._by_type: dict[type, object] = {}
+        self._running: list[tuple[str, Service]] = []
+
+    def register(self, feature: str, svc: Service) -> None:
+        self._running.append((feature, svc))
+        self.provide(svc)
+
+    def provide(self, obj: T, as_type: type[T] | None = None) -> None:
+        """Make ``obj`` findable by its class (or ``as_type``: a test's stand-in)."""
+        self._by_type[as_type or type(obj)] = obj
+
+    def require(self, cls: type[T]) -> T:
+        found = self.maybe(cls)
+        if found is None:
+            raise ServiceUnavailable(f"{cls.__module__}.{cls.__qualname__} is not running (its feature is off)")
+        return found
+
+    def maybe(self, cls: type[T]) -> T | None:
+        if not isinstance(cls, type):
+            raise TypeError(f"services are found by their class, not {cls!r}")
+        return cast("T | None", self._by_type.get(cls))
+
+    def remove(self, cls: type[T]) -> T | None:
+        """Forget a service stopped while the server runs (``[acme]`` turned off from the web)."""
+        found = self._by_type.pop(cls, None)
+        self._running = [(f, s) for f, s in self._running if s is not found]
+        return cast("T | None", found)
+
+    def running(self) -> Iterator[tuple[str, Service]]:
+        """(feature name, service) in start order."""
+        return iter(list(self._running))
+
+    def stop_all(self, grace: float, log: logging.Logger) -> None:
+        """Stop every registered service, the last started first; one failing stops the rest all the same."""
+        while self._running:
+            feature, svc = self._running.pop()
+            try:
+                svc.stop(grace)
+            except Exception:
+                log.exception("error stopping %s", feature)
+            else:
+                log.info("stopped %s", feature)
+            if self._by_type.get(type(svc)) is svc:
+                del self._by_type[type(svc)]
 
 
 @dataclass
@@ -23,8 +98,8 @@ class AppContext:
     auth: Authenticator
     tls: TLSFiles
     ssl_context: ssl.SSLContext
-    # feature services register themselves here by name (e.g. "mailbox", "queue")
-    services: dict[str, Any] = field(default_factory=dict)
+    # the running features' services, found by class (``gk.server`` registers what each starts)
+    services: Services = field(default_factory=Services)
 
     @property
     def mail_root(self) -> Path:

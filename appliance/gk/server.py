@@ -1,22 +1,21 @@
 """``gk serve``: the one gevent process that runs every listener.
 
-Each feature is a module in ``COMPONENTS`` with ``start(ctx: AppContext) -> Service``; a
-Service has a ``name`` and ``stop(grace: float)`` that closes its listeners and waits up to
-``grace`` seconds for its sessions to finish. SIGTERM/SIGINT stop the components in reverse
-order, so no session is cut in the middle of a write.
+Starts the features of ``gk.features.FEATURES`` in order, each ``start(ctx) -> Service | None``
+(None: turned off in gk.toml), and registers what each returns in ``ctx.services``. A Service
+has a ``name`` and ``stop(grace: float)`` that closes its listeners and waits up to ``grace``
+seconds for its sessions to finish. SIGTERM/SIGINT stop every registered service in reverse
+order (the mailbox store last), so no session is cut in the middle of a write.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import os
 import signal
 import socket
 import time
 from pathlib import Path
-from typing import Protocol
 
 import gevent
 import gevent.event
@@ -24,28 +23,9 @@ import gevent.event
 from gk import __version__
 from gk.config import Config
 from gk.context import AppContext, build_context
-from gk.mail.mailbox import maildir
+from gk.features import FEATURES
 
 log = logging.getLogger("gk.server")
-
-# Feature modules started in this order (and stopped in reverse).
-COMPONENTS: list[str] = [
-    # "gk.mail.smtp.service", "gk.mail.imap.service", "gk.web.service", "gk.mail.queue.service"
-    "gk.mail.smtp.service",
-    "gk.mail.imap.service",
-    "gk.mail.queue.service",
-    "gk.acme.service",
-    "gk.chat.service",
-    "gk.dav.service",
-    "gk.ai.service",
-    "gk.web.service",
-]
-
-
-class Service(Protocol):
-    name: str
-
-    def stop(self, grace: float) -> None: ...
 
 
 def setup_logging(level: str) -> None:
@@ -137,24 +117,18 @@ def serve(config: Config, data_dir: Path) -> int:
     started = time.monotonic()
     log.info("GK %s starting, data dir %s", __version__, data_dir.resolve())
     ctx: AppContext = build_context(config, data_dir)
-    removed = sum(maildir.clean_tmp(md) for md in maildir.all_maildirs(ctx.mail_root))
-    if removed:
-        log.info("removed %d unacknowledged file(s) left in Maildir tmp/ by a crash", removed)
 
-    services: list[Service] = []
     stopping = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
     try:
-        for module_name in COMPONENTS:
-            module = importlib.import_module(module_name)
-            svc = module.start(ctx)
+        for feature in FEATURES:
+            svc = feature.start(ctx) if feature.start is not None else None
             if svc is not None:  # a feature turned off in gk.toml starts nothing
-                services.append(svc)
+                ctx.services.register(feature.name, svc)
     except Exception:
         log.exception("startup failed; stopping")
-        for svc in reversed(services):
-            svc.stop(0)
+        ctx.services.stop_all(0, log)
         return 1
     helpers = []
     if config.server.gc_interval > 0:
@@ -169,22 +143,13 @@ def serve(config: Config, data_dir: Path) -> int:
     gc.collect()
     gc.freeze()
     release_free_memory()
-    log.info("ready in %.2fs", time.monotonic() - started)
+    running = ", ".join(name for name, _ in ctx.services.running())
+    log.info("ready in %.2fs (features: %s)", time.monotonic() - started, running)
     sd_notify("READY=1")
     stopping.wait()
     sd_notify("STOPPING=1")
     log.info("stopping: draining sessions (up to %.0fs)", config.server.shutdown_grace)
-    for svc in reversed(services):
-        try:
-            svc.stop(config.server.shutdown_grace)
-        except Exception:
-            log.exception("error stopping %s", getattr(svc, "name", svc))
-    mailbox = ctx.services.get("mailbox")  # not a listener: closed after every protocol on it
-    if mailbox is not None and mailbox not in services:
-        try:
-            mailbox.stop(config.server.shutdown_grace)  # a clean close: no quick_check at next start
-        except Exception:
-            log.exception("error closing the mailbox store")
+    ctx.services.stop_all(config.server.shutdown_grace, log)
     gevent.killall(helpers)
     log.info("stopped")
     return 0

@@ -8,7 +8,9 @@ import pytest
 
 from gk.accounts import AccountStore, PasswordHasher
 from gk.config import AuthConfig
+from gk.context import Services
 from gk.mail import submission
+from gk.mail.queue.service import QueueService
 from gk.mail.smtp.policy import ListenerKind, SMTPPolicy
 
 IN, SUB = ListenerKind.INBOUND, ListenerKind.SUBMISSION
@@ -21,7 +23,7 @@ def ctx(tmp_path):
     accounts.add_user("alice@example.org", "correct horse battery staple")
     accounts.add_user("bob@example.org", "correct horse battery staple")
     accounts.add_alias("sales@example.org", "alice@example.org")
-    return SimpleNamespace(accounts=accounts, services={})
+    return SimpleNamespace(accounts=accounts, services=Services())
 
 
 def test_inbound_accepts_any_sender_and_only_local_existing_recipients(ctx):
@@ -55,7 +57,7 @@ def test_submission_remote_recipients_need_the_queue(ctx):
     assert p.rcpt_to(SUB, alice, "ghost@example.org", 0).reply.startswith("550 5.1.1")
     refused = p.rcpt_to(SUB, alice, "friend@remote.example", 0)
     assert refused.reply == submission.NO_OUTBOUND and refused.reply.startswith("550 5.3.3")
-    ctx.services["queue"] = object()
+    ctx.services.provide(object(), QueueService)  # type: ignore[arg-type]
     d = p.rcpt_to(SUB, alice, "friend@remote.example", 0)
     assert d.accepted and d.local_user is None
 
@@ -87,7 +89,7 @@ def test_submit_hands_remote_mail_to_the_queue_with_a_received_field(ctx, tmp_pa
             seen.append((mail_from, recipients, message_path.read_bytes(), user))
             return 7
 
-    ctx.services["queue"] = RecordingQueue()
+    ctx.services.provide(RecordingQueue(), QueueService)  # type: ignore[arg-type]
     alice = ctx.accounts.get_user("alice@example.org")
     trace = Trace(helo="laptop.example.net", peer_ip="192.0.2.5", protocol="ESMTPSA", auth_user=alice.address)
     result = gevent.spawn(

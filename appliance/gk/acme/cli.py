@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gk import cli as gkcli
+from gk import clikit
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def handle(args: argparse.Namespace) -> int:
     from gk.acme.service import days_left, hostname_for
     from gk.context import hostname_of
 
-    cfg = gkcli._load(args)
+    cfg = clikit.load(args)
     host = getattr(args, "hostname", "") or hostname_for(
         types.SimpleNamespace(data_dir=args.data_dir, hostname=hostname_of(cfg))
     )
@@ -43,6 +43,3 @@ def handle(args: argparse.Namespace) -> int:
 
     print(f"{cert}: {', '.join(certificate_names(cert))}; {left:.0f} days left; enabled: {cfg.acme.enabled}")
     return 0
-
-
-gkcli.EXTRA_COMMANDS["acme"] = (configure, handle)

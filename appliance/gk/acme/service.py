@@ -1,6 +1,6 @@
 """The ACME side of ``gk serve``: challenge files for the web UI, renewal checks, live reload.
 
-See the package docstring. ``ctx.services["acme"]`` when ``[acme] enabled``; the web UI asks it
+See the package docstring. ``ctx.services.maybe(ACMEService)`` when ``[acme] enabled``; the web UI asks it
 for ``challenge(token)`` and ``status``.
 """
 
@@ -156,5 +156,4 @@ def start(ctx: Any) -> ACMEService | None:
     if not ctx.config.acme.enabled:
         return None
     svc = ACMEService(ctx)
-    ctx.services[svc.name] = svc
     return svc.start()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from gk import cli as gkcli
+from gk import clikit
 
 
 def configure_token(p: argparse.ArgumentParser) -> None:
@@ -31,14 +32,14 @@ def handle_token(args: argparse.Namespace) -> int:
     try:
         if args.token_cmd == "add":
             address = normalize_address(args.address)
-            if gkcli._accounts(args).get_user(address) is None:
-                return gkcli._fail(f"no account {address} (create it with: gk user add {address})")
+            if clikit.accounts(args).get_user(address) is None:
+                return clikit.fail(f"no account {address} (create it with: gk user add {address})")
             scopes = [s.strip() for s in args.scope.split(",") if s.strip()]
             if not scopes or any(s not in SCOPES for s in scopes):
-                return gkcli._fail(f"--scope: choose among {', '.join(SCOPES)}", 2)
+                return clikit.fail(f"--scope: choose among {', '.join(SCOPES)}", 2)
             token_id, token = store.add(address, label=args.label, scope=",".join(scopes))
             print(token)
-            print(f"token {token_id} for {address}: shown only now, keep it somewhere safe", file=gkcli.sys.stderr)
+            print(f"token {token_id} for {address}: shown only now, keep it somewhere safe", file=sys.stderr)
             return 0
         if args.token_cmd == "list":
             address = normalize_address(args.address) if args.address else None
@@ -47,7 +48,7 @@ def handle_token(args: argparse.Namespace) -> int:
                 print(f"{t.id}\t{t.address}\t{t.scope}\t{created}\t{t.label}")
             return 0
         if not store.delete(args.id):
-            return gkcli._fail(f"no token {args.id}")
+            return clikit.fail(f"no token {args.id}")
         print(f"token {args.id} revoked")
         return 0
     finally:
@@ -65,7 +66,7 @@ def handle_ai(args: argparse.Namespace) -> int:
     from gk.ai import models
     from gk.ai.runtime import RuntimeSettings
 
-    cfg = gkcli._load(args).ai
+    cfg = clikit.load(args).ai
     settings = RuntimeSettings.from_config(cfg)
     found = models.list_models(args.data_dir)
     chosen = cfg.model or (found[0].name if found else "")
@@ -87,7 +88,3 @@ def handle_ai(args: argparse.Namespace) -> int:
         print(f"{mark} {path.name}: {info.architecture}, {info.size / 2**20:.1f} MiB on disk, "
               f"needs ~{needed >> 20} MiB to run: {fits}")  # fmt: skip
     return 0
-
-
-gkcli.EXTRA_COMMANDS["token"] = (configure_token, handle_token)
-gkcli.EXTRA_COMMANDS["ai"] = (configure_ai, handle_ai)

@@ -1,6 +1,6 @@
-"""The assistant inside ``gk serve``: ``ctx.services["ai"]``, the runtime, the tokens, ``/v1``.
+"""The assistant inside ``gk serve``: ``ctx.services.maybe(AIService)``, the runtime, the tokens, ``/v1``.
 
-Started before the web service so its ``web_mounts`` are mounted. Idle cost: one greenlet
+``api`` is the ``/v1`` app, mounted by the web service (declared in ``gk.features``). Idle cost: one greenlet
 waiting on an event and a bottle app; no llama.cpp, no model, no database open until the
 first request (``ai.sqlite3`` is opened on the first authenticated call).
 """
@@ -27,7 +27,7 @@ class AIService:
         self.max_tokens: int = cfg.max_tokens
         self.runtime = Runtime(self.data_dir, RuntimeSettings.from_config(cfg))
         self._tokens: TokenStore | None = None
-        self.web_mounts = [("/v1", api.make_app(self), True)]
+        self.api = api.make_app(self)
 
     @property
     def tokens(self) -> TokenStore:
@@ -48,5 +48,4 @@ def start(ctx: Any) -> AIService | None:
     if not ctx.config.ai.enabled:
         return None
     svc = AIService(ctx.data_dir, ctx.config.ai)
-    ctx.services[svc.name] = svc
     return svc

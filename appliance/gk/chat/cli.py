@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from gk import cli as gkcli
+from gk import clikit
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def handle(args: argparse.Namespace) -> int:
         else:
             name = target.lstrip("#").lower()
             if store.room(name) is None:
-                return gkcli._fail(f"no room named #{name}; `gk chat rooms` lists them")
+                return clikit.fail(f"no room named #{name}; `gk chat rooms` lists them")
             target = room_target(name)
         for m in store.latest(target, max(1, min(args.limit, 1000))):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(m.time / 1000))
@@ -53,6 +53,3 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
-
-
-gkcli.EXTRA_COMMANDS["chat"] = (configure, handle)

@@ -1,8 +1,8 @@
-"""``start(ctx)``: the chat in ``gk serve``: the chat core (``ctx.services["chat"]``, a
-``ChatService``) and the IRC listener. None when ``[chat] enabled = false``.
+"""``start(ctx)``: the chat in ``gk serve``: the chat core (``ctx.services.maybe(ChatService)``)
+and the IRC listener. None when ``[chat] enabled = false``.
 
-Seams for what comes next: the web chat and IRC over WebSocket mount through ``web_mounts``
-(empty for now) and subscribe to the same ``ChatService``.
+Seams for what comes next: the web chat and IRC over WebSocket are mounts declared in
+``gk.features`` and subscribe to the same ``ChatService``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ class ChatComponent:
         self.chat = ChatService.open(ctx.data_dir, cfg.default_rooms, self._user_exists)
         self.irc: Any = None
         self.listeners: list[tuple[str, str, int]] = []  # (label, bind, port), like the other services
-        # (prefix, bottle app, csrf exempt): read by gk.web from ctx.services["chat"]
-        self.web_mounts: list[tuple[str, Any, bool]] = []
-        self.chat.web_mounts = self.web_mounts  # type: ignore[attr-defined]
 
     def _user_exists(self, name: str) -> bool:
         name = name.lower()
@@ -52,5 +49,5 @@ def start(ctx: Any) -> ChatComponent | None:
         return None
     comp = ChatComponent(ctx)
     comp.start()
-    ctx.services["chat"] = comp.chat
+    ctx.services.provide(comp.chat)  # stopped by the component
     return comp

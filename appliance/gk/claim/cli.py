@@ -6,10 +6,9 @@ import argparse
 from pathlib import Path
 
 from gk import claim
-from gk.cli import EXTRA_COMMANDS
 
 
-def _configure(p: argparse.ArgumentParser) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="data directory")
     sub = p.add_subparsers(dest="claim_cmd", required=True)
@@ -19,7 +18,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     r.add_argument("--minutes", type=float, default=15.0)
 
 
-def _run(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     if args.claim_cmd == "status":
         print(f"state: {claim.state(args.data_dir)}; recovery open: {claim.recovery_open(args.data_dir)}")
     elif args.claim_cmd == "button":
@@ -29,6 +28,3 @@ def _run(args: argparse.Namespace) -> int:
         code = claim.open_recovery(args.data_dir, args.minutes)
         print(f"owner recovery open for {args.minutes:g} minutes; setup code: {code}")
     return 0
-
-
-EXTRA_COMMANDS["claim"] = (_configure, _run)

@@ -1,8 +1,8 @@
 """``gk.dav.service``: Radicale under ``/dav/`` on the web listeners, built on the first DAV request.
 
-``start(ctx)`` costs nothing but this module: it registers ``web_mounts`` (CSRF-exempt: DAV
-clients authenticate every request with HTTP Basic over HTTPS and send no CSRF token) and
-returns. The first request to ``/dav/`` imports Radicale (~18 MB of RSS, measured by
+``start(ctx)`` costs nothing but this module: ``gk.features`` declares ``wsgi`` mounted at
+``/dav/`` (CSRF-exempt: DAV clients authenticate every request with HTTP Basic over HTTPS and
+send no CSRF token). The first request to ``/dav/`` imports Radicale (~18 MB of RSS, measured by
 ``bench/dav.py``) and builds its ``Application`` from a configuration made here in code: no
 config file is read, hooks and Radicale's sharing/web UI are off, and storage, auth and rights
 are GK's plugins (``gk.dav.storage``, ``gk.dav.auth``, ``gk.dav.rights``).
@@ -84,7 +84,7 @@ def _basic_auth_ok(header: str) -> bool:
 
 
 class DAVService:
-    """The DAV component: ``web_mounts`` for the web service, ``ensure_user`` for other features."""
+    """The DAV component: ``wsgi`` for the web service, ``ensure_user`` for other features."""
 
     name = "dav"
 
@@ -94,7 +94,6 @@ class DAVService:
         self.db_path = ctx.data_dir / "dav.sqlite3"
         self._app: Any = None
         self._loading = gevent.lock.Semaphore()
-        self.web_mounts = [(PREFIX, self.wsgi, True)]
 
     # -- Radicale, on first use ----------------------------------------------------------
     def configuration(self) -> Any:
@@ -216,5 +215,4 @@ def start(ctx: Any) -> DAVService | None:
     if not ctx.config.dav.enabled:
         return None
     svc = DAVService(ctx)
-    ctx.services[svc.name] = svc
     return svc

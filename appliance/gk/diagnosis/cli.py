@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from gk import cli as gkcli
-
 MARK = {"ok": "ok  ", "warning": "WARN", "error": "FAIL", "info": "note"}
 GROUPS = ("dns", "network", "certificate", "system")
 
@@ -38,6 +36,3 @@ def handle(args: argparse.Namespace) -> int:
             f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['ok']} ok, {counts['info']} note(s)"
         )
     return 1 if any(f.status == "error" for f in findings) else 0
-
-
-gkcli.EXTRA_COMMANDS["diagnose"] = (configure, handle)

@@ -1,4 +1,4 @@
-"""Registers ``gk tune``, ``gk button`` and ``gk provision`` (imported by gk.cli when present).
+"""``gk tune``, ``gk button`` and ``gk provision`` (declared in ``gk.features``).
 
 evdev and pyudev are imported only by ``gk button`` itself: the image has them from Debian
 (python3-evdev, python3-pyudev); a checkout without them still runs every other command.
@@ -11,11 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from gk.cli import EXTRA_COMMANDS
-from gk.hw import button_command
 
-
-def _configure_tune(p: argparse.ArgumentParser) -> None:
+def configure_tune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apply", action="store_true", help="write the profile (tune.json, gk.toml keys, zram)")
     p.add_argument("--systemd", action="store_true", help="also set gk.service MemoryHigh/MemoryMax (at boot)")
     p.add_argument("--etc", type=Path, default=Path("/etc"), help=argparse.SUPPRESS)
@@ -24,7 +21,7 @@ def _configure_tune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", action="store_true", help="print the docs/tuning.md table")
 
 
-def _run_tune(args: argparse.Namespace) -> int:
+def handle_tune(args: argparse.Namespace) -> int:
     import dataclasses
 
     from gk.hw import tune
@@ -43,12 +40,12 @@ def _run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_provision(p: argparse.ArgumentParser) -> None:
+def configure_provision(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=Path, help="create users from 'address password [admin]' lines (unclaimed only)")
     p.add_argument("--print-setup-code", action="store_true", help="print the setup code (nothing once claimed)")
 
 
-def _run_provision(args: argparse.Namespace) -> int:
+def handle_provision(args: argparse.Namespace) -> int:
     from gk.hw import provision
 
     try:
@@ -56,8 +53,3 @@ def _run_provision(args: argparse.Namespace) -> int:
     except (PermissionError, ValueError) as exc:
         print(f"gk provision: {exc}", file=sys.stderr)
         return 1
-
-
-EXTRA_COMMANDS["tune"] = (_configure_tune, _run_tune)
-EXTRA_COMMANDS["button"] = (button_command.configure, button_command.run)
-EXTRA_COMMANDS["provision"] = (_configure_provision, _run_provision)

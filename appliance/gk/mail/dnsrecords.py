@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +202,3 @@ def handle(args: argparse.Namespace) -> int:
     if args.check and any(r["status"] != "ok" for r in records):
         return 1
     return 0
-
-
-# Registered when gk.cli imports this module; importing it elsewhere (the web UI, tests) leaves
-# gk.cli (and its gevent monkey-patching) alone.
-_cli = sys.modules.get("gk.cli")
-if _cli is not None:
-    _cli.EXTRA_COMMANDS["dns"] = (configure, handle)

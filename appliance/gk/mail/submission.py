@@ -6,7 +6,7 @@ Policy, in order:
    plus-address of it, or an alias that points at the user — else ``SubmissionError`` 553 5.7.1;
 2. recipients in local domains must exist (``550 5.1.1``) and are delivered to their Maildir
    at once, durably, before ``submit`` returns;
-3. remote recipients go to ``ctx.services["queue"].enqueue(...)`` (durable before it returns);
+3. remote recipients go to ``ctx.services.maybe(QueueService).enqueue(...)`` (durable before it returns);
    while no queue service runs they are refused with ``550 5.3.3`` naming the reason. A queue
    refusal (``QueueError``) is permanent (``553``/``554``: a bad address will never be queued)
    unless it was caused by an ``OSError`` (disk full, I/O error: ``451 4.3.0``, try again).
@@ -28,7 +28,7 @@ import gevent
 
 from gk.accounts import User, normalize_address
 from gk.mail.delivery import Target, Trace, get_delivery, received
-from gk.mail.queue.service import QueueError
+from gk.mail.queue.service import QueueError, QueueService
 
 NO_OUTBOUND = "550 5.3.3 Outbound delivery is not available yet: only local recipients can be reached"
 
@@ -61,7 +61,7 @@ def owns_address(accounts: Any, user: User, address: str) -> bool:
 
 
 def remote_outbound_available(ctx: Any) -> bool:
-    return "queue" in ctx.services
+    return ctx.services.maybe(QueueService) is not None
 
 
 def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
@@ -130,7 +130,7 @@ def submit(
             local.append(Target(rcpt, owner))
         else:
             remote.append(rcpt)
-    queue = ctx.services.get("queue")
+    queue = ctx.services.maybe(QueueService)
     if remote and queue is None:
         raise SubmissionError(NO_OUTBOUND)
     message = message_path_or_bytes

@@ -78,7 +78,9 @@ def reset_password(web: Web, address: str) -> str:
 def settings_page(web: Web, **kw: object) -> str:
     ctx = web.ctx
     current = kw.pop("timezone", None) or localtime.zone(web.data_dir).key
-    acme = ctx.services.get("acme")
+    from gk.acme.service import ACMEService
+
+    acme = ctx.services.maybe(ACMEService)
     return web.render(
         "admin_settings.html",
         zones=sorted(localtime.valid_zones()),
@@ -120,14 +122,16 @@ def save_certificate(web: Web) -> str:
         smarthost.write_config, (ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
     )
     ctx.config.acme.enabled, ctx.config.acme.email = cfg.acme.enabled, cfg.acme.email
-    running = ctx.services.get("acme")
-    if enabled and running is None:
-        from gk.acme import service as acme_service
+    from gk.acme import service as acme_service
 
-        acme_service.start(ctx)
+    running = ctx.services.maybe(acme_service.ACMEService)
+    if enabled and running is None:
+        started = acme_service.start(ctx)
+        if started is not None:
+            ctx.services.register("acme", started)  # stopped with the others at shutdown
     elif not enabled and running is not None:
+        ctx.services.remove(acme_service.ACMEService)
         running.stop(0)
-        ctx.services.pop("acme", None)
     ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"acme {'on' if enabled else 'off'}")
     if enabled:
         notice = web.gettext("Let's Encrypt is on: the certificate is requested now.")

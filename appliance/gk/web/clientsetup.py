@@ -100,7 +100,9 @@ def autoconfig(web: Web) -> str:
 
 def acme_challenge(web: Web, token: str) -> str:
     """HTTP-01 (RFC 8555 §8.3): the key authorisation ``gk acme renew`` left for the CA."""
-    acme = web.ctx.services.get("acme")
+    from gk.acme.service import ACMEService
+
+    acme = web.ctx.services.maybe(ACMEService)
     answer = acme.challenge(token) if acme is not None else None
     if answer is None:
         raise bottle.HTTPError(404, N_("Not found"))

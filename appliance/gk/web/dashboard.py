@@ -139,8 +139,10 @@ EVENT_NAMES = {
 
 
 def queue_snapshot(ctx: Any) -> list[dict] | None:
-    queue = ctx.services.get("queue")
-    if queue is None or not hasattr(queue, "snapshot"):
+    from gk.mail.queue.service import QueueService
+
+    queue = ctx.services.maybe(QueueService)
+    if queue is None:
         return None
     return list(queue.snapshot())
 
@@ -148,7 +150,7 @@ def queue_snapshot(ctx: Any) -> list[dict] | None:
 def status(ctx: Any) -> dict[str, Any]:
     listeners = []
     listening = listening_ports()
-    for name, svc in sorted(ctx.services.items()):
+    for name, svc in sorted(ctx.services.running(), key=lambda pair: pair[0]):
         for label, host, port in getattr(svc, "listeners", []) or []:
             listeners.append(
                 {"service": name, "label": label, "host": host, "port": port, "up": listener_up(host, port, listening)}
@@ -175,7 +177,9 @@ def dashboard(web: Web) -> str:
     for e in events:
         e["when"] = i18n.format_datetime(localtime.local(ctx.data_dir, e["ts"]) if e["ts"] else None, lang)
         e["name"] = EVENT_NAMES.get(e["kind"], "")
-    acme = ctx.services.get("acme")
+    from gk.acme.service import ACMEService
+
+    acme = ctx.services.maybe(ACMEService)
     acme_status = acme.status if acme is not None else None
     return web.render(
         "dashboard.html",

@@ -93,8 +93,10 @@ QUEUE_STATES = {"queued": N_("waiting"), "sent": N_("sent"), "bounced": N_("boun
 
 def queue_messages(ctx: Any, lang: str = "en") -> list[dict[str, Any]] | None:
     """The snapshot grouped by message: [{id, mail_from, subject, created, size, recipients: [...]}]."""
-    queue = ctx.services.get("queue")
-    if queue is None or not hasattr(queue, "snapshot"):
+    from gk.mail.queue.service import QueueService
+
+    queue = ctx.services.maybe(QueueService)
+    if queue is None:
         return None
     messages: dict[int, dict[str, Any]] = {}
     for row in queue.snapshot():
@@ -144,8 +146,10 @@ def mail_page(web: Web, checked: bool = False, **kw: Any) -> str:
 
 
 def queue_service(web: Web) -> Any:
-    queue = web.ctx.services.get("queue")
-    if queue is None or not hasattr(queue, "store"):
+    from gk.mail.queue.service import QueueService
+
+    queue = web.ctx.services.maybe(QueueService)
+    if queue is None:
         raise bottle.HTTPError(503, N_("The outbound queue is not running."))
     return queue
 

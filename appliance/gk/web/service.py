@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelive
 from gk.web.app import USER, Web
 
 log = logging.getLogger("gk.web")
+
+WSGIApp = Callable[..., Iterable[bytes]]
 
 
 @dataclass
@@ -94,17 +96,15 @@ def build(ctx: Any, wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS) ->
     return web
 
 
-def start(ctx: Any) -> WebService:
+def start(ctx: Any, mounts: Sequence[tuple[str, WSGIApp, bool]] = ()) -> WebService:
+    """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``)."""
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
         log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)
     web = build(ctx)
-    # features started before the web mount their sub-apps by exposing
-    # ``web_mounts = [(prefix, bottle_app, csrf_exempt)]`` on their service object
-    for other in list(ctx.services.values()):
-        for prefix, sub_app, exempt in getattr(other, "web_mounts", ()) or ():
-            web.mount(prefix, sub_app, csrf_exempt=exempt)
-            log.info("mounted %s at %s", getattr(other, "name", "?"), prefix)
+    for prefix, sub_app, exempt in mounts:
+        web.mount(prefix, sub_app, csrf_exempt=exempt)
+        log.info("mounted %s", prefix)
     cfg = ctx.config.http
     bind = ctx.config.server.bind
     svc = WebService(web, [])
@@ -126,5 +126,4 @@ def start(ctx: Any) -> WebService:
         svc.servers.append(srv)
         svc.listeners.append(("https", bind, srv.server_port))
         log.info("listening https on %s:%d (web UI over TLS)", bind, srv.server_port)
-    ctx.services[svc.name] = svc
     return svc

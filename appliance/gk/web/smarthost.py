@@ -253,7 +253,9 @@ def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
         cfg: gkconfig.Config = gevent.get_hub().threadpool.apply(write_config, (ctx.data_dir, values))
         for key in KEYS:
             setattr(ctx.config.queue, key, getattr(cfg.queue, key))
-    queue = ctx.services.get("queue")
+    from gk.mail.queue.service import QueueService
+
+    queue = ctx.services.maybe(QueueService)
     if queue is not None:
         queue.retry(None)  # waiting mail takes the new route now
     log.info("outgoing mail now goes %s (set by %s from the web)", describe(ctx.config.queue), who)

@@ -1,6 +1,6 @@
 """``start(ctx)``: the IMAP listeners (143 STARTTLS, 993 implicit TLS) on gevent StreamServers.
 
-Also registers the mailbox store (``ctx.services["mailbox"]``) if nobody did yet. Sessions are
+Serves the mailbox store the ``mailbox`` feature started (``get_store``). Sessions are
 greenlets in a ``gevent.pool.Pool``; ``stop(grace)`` closes the listeners, then waits up to
 ``grace`` seconds before killing what is left.
 
@@ -142,5 +142,4 @@ def start(ctx: Any) -> IMAPService:
         svc.listen("imap", cfg.port, False, "STARTTLS, LOGIN after TLS")
     if cfg.tls_port:
         svc.listen("imaps", cfg.tls_port, True, "implicit TLS")
-    ctx.services[svc.name] = svc
     return svc

@@ -5,7 +5,7 @@ and then calls ``notify.publish(address, "INBOX", "new")``.
 
 Public API (for IMAP and the webmail)::
 
-    store = get_store(ctx)                 # the MailboxStore, also ctx.services["mailbox"]
+    store = get_store(ctx)                 # the MailboxStore (ctx.services.require(MailboxStore))
     mb = store.user(user.address)          # UserMailbox of the *authenticated* user only
     mb.folders() -> list[FolderInfo]       # name, special_use, subscribed, uidvalidity, uidnext,
                                            # highestmodseq, exists, unseen, size; INBOX first
@@ -53,17 +53,9 @@ from gk.mail.mailbox.store import (
 
 
 def get_store(ctx: Any) -> MailboxStore:
-    """The one MailboxStore of the process (made and registered on first use). Mail that comes
-    without a zone of its own (SMTP, webmail, files found in the Maildir) gets the owner's time
-    zone (``gk.localtime``) as its internal date's zone."""
-    store = ctx.services.get("mailbox")
-    if store is None:
-        from gk import localtime
-
-        data_dir = ctx.data_dir
-        store = MailboxStore(ctx.mail_root, zone=lambda: localtime.zone(data_dir))
-        ctx.services["mailbox"] = store
-    return store
+    """The one MailboxStore of the process, started by the ``mailbox`` feature
+    (``gk.mail.mailbox.service``) before every protocol on it."""
+    return ctx.services.require(MailboxStore)
 
 
 __all__ = [

@@ -1404,7 +1404,7 @@ def _file_chunks(fh: IO[bytes], close: bool = True) -> Iterator[bytes]:
 
 
 class MailboxStore:
-    """All users' mailboxes; registered as ``ctx.services["mailbox"]``.
+    """All users' mailboxes; ``ctx.services.require(MailboxStore)`` in ``gk serve``.
 
     ``user(address)`` returns the ``UserMailbox`` of an address the caller has authenticated
     (cached; at most ``max_open`` idle users keep their index open). Callers that hold one for

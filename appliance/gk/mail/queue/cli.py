@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gk import cli as gkcli
+from gk import clikit
 
 
 def _when(ts: float | None) -> str:
@@ -63,7 +63,7 @@ def handle(args: argparse.Namespace) -> int:
         elif args.queue_cmd == "show":
             msg = store.message(args.id)
             if not msg:
-                return gkcli._fail(f"no queued message {args.id}")
+                return clikit.fail(f"no queued message {args.id}")
             for key in ("id", "mail_from", "user", "header_from", "subject", "message_id", "size", "spool"):
                 print(f"{key}: {msg[key]}")
             print(f"created: {_when(msg['created'])}")
@@ -75,12 +75,12 @@ def handle(args: argparse.Namespace) -> int:
                     print(f"  {_when(a['ts'])} {a['outcome']} via {a['host'] or '-'}: {a['reply']}")
         elif args.queue_cmd == "retry":
             if args.id is None and not args.all:
-                return gkcli._fail("give a message id or --all", 2)
+                return clikit.fail("give a message id or --all", 2)
             n = store.retry(None if args.all else args.id)
             print(f"{n} recipient(s) will be tried again now")
         elif args.queue_cmd == "delete":
             if not store.delete(args.id):
-                return gkcli._fail(f"no queued message {args.id}")
+                return clikit.fail(f"no queued message {args.id}")
             print(f"deleted message {args.id}")
         elif args.queue_cmd == "inject":
             return _inject(args, store)
@@ -93,7 +93,7 @@ def _inject(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-
     from gk.context import open_accounts
     from gk.mail.queue import spooling
 
-    cfg = gkcli._load(args)
+    cfg = clikit.load(args)
     accounts = open_accounts(cfg, args.data_dir)
     fd, name = tempfile.mkstemp(prefix="inject-", dir=store.spool_dir.parent)
     tmp = Path(name)
@@ -118,6 +118,3 @@ def _inject(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-
         tmp.unlink(missing_ok=True)
     print(msg_id)
     return 0
-
-
-gkcli.EXTRA_COMMANDS["queue"] = (configure, handle)

@@ -1,4 +1,4 @@
-"""The queue as a ``gk serve`` component: ``ctx.services["queue"]``.
+"""The queue as a ``gk serve`` feature: ``ctx.services.maybe(QueueService)``.
 
 ``enqueue(mail_from, recipients, message_path, *, user) -> int`` signs the message with the
 sender domain's DKIM key, copies it into the spool (fsynced) and commits the recipients
@@ -126,5 +126,4 @@ class QueueService:
 
 def start(ctx: AppContext) -> QueueService:
     svc = QueueService(ctx)
-    ctx.services["queue"] = svc
     return svc.start()

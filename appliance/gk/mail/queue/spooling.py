@@ -1,6 +1,6 @@
 """Turning a finished message into a queued one: DKIM-sign, spool once, commit the rows.
 
-Shared by the queue service (``ctx.services["queue"].enqueue``) and ``gk queue inject``.
+Shared by the queue service (``QueueService.enqueue``) and ``gk queue inject``.
 File work (reading for DKIM, copying, fsync) is a blocking function meant for gevent's
 threadpool; the SQLite commit happens on the caller's greenlet afterwards.
 """

@@ -208,5 +208,4 @@ def start(ctx: AppContext) -> SMTPService:
     except BaseException:
         service.stop(0)
         raise
-    ctx.services[service.name] = service
     return service
