@@ -11,6 +11,7 @@ Each feature owns one section dataclass here; a feature adds fields to its own s
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
 import os
 import re
@@ -580,16 +581,24 @@ def update_config_file(data_dir: Path, table: str, values: dict[str, Any], *, pr
     The new text is checked with the loader first: ``ConfigError`` (the file, or the values,
     would not load) leaves the file untouched."""
     path = config_path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # read-modify-write under an exclusive flock on the data dir: two writers (the relay form and
+    # the certificate form, or `gk setup` and a running server) never lose each other's keys
+    dfd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        old = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        old = ""
-    text = new_config_text(old, values, table)
-    builder = base_builder(data_dir)
-    builder.source = str(path)
-    builder.merge(tomllib.loads(text))
-    cfg = builder.build()
-    write_config_text(data_dir, text, private=private)
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+        try:
+            old = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = ""
+        text = new_config_text(old, values, table)
+        builder = base_builder(data_dir)
+        builder.source = str(path)
+        builder.merge(tomllib.loads(text))
+        cfg = builder.build()
+        write_config_text(data_dir, text, private=private)
+    finally:
+        os.close(dfd)  # releases the lock
     return cfg
 
 

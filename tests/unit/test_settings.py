@@ -281,3 +281,26 @@ def test_localtime_and_settings_do_not_depend_on_claim() -> None:
         env={**os.environ},
     )
     assert loaded.stdout.strip() == "False"
+
+
+def test_gk_toml_read_modify_write_waits_for_another_writer(tmp_path: Path) -> None:
+    """update_config_file holds an flock on the data dir: a writer in another process or thread
+    (gk setup, the certificate form) cannot slip between its read and its rename."""
+    import fcntl
+    import threading
+
+    gkconfig.update_config_file(tmp_path, "acme", {"email": "me@example.org"})
+    held = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    writer = threading.Thread(
+        target=gkconfig.update_config_file, args=(tmp_path, "queue", {"smarthost": "relay.example"})
+    )
+    writer.start()
+    writer.join(1.0)
+    assert writer.is_alive()  # waiting for the lock (it would have finished long ago otherwise)
+    text_while_held = (tmp_path / "gk.toml").read_text()
+    os.close(held)
+    writer.join(60)
+    assert not writer.is_alive() and "relay.example" not in text_while_held
+    loaded = gkconfig.load(tmp_path)
+    assert loaded.queue.smarthost == "relay.example" and loaded.acme.email == "me@example.org"
