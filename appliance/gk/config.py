@@ -11,7 +11,10 @@ Each feature owns one section dataclass here; a feature adds fields to its own s
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import logging
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Callable
@@ -20,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from gk.store.files import write_durable
+
+log = logging.getLogger("gk.config")
 
 APPLIANCE_DATA_DIR = Path("/var/lib/gk")
 
@@ -485,11 +492,114 @@ def commented_defaults(data_dir: Path) -> str:
 def ensure_config_file(data_dir: Path) -> Path:
     path = config_path(data_dir)
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(commented_defaults(data_dir), encoding="utf-8")
-        os.replace(tmp, path)
+        write_config_text(data_dir, commented_defaults(data_dir), new_mode=0o644)  # no secrets in it yet
     return path
+
+
+# -- writing gk.toml -----------------------------------------------------------------------------
+# The one writer of DATA_DIR/gk.toml (the fresh commented file, the wizard's host name, the
+# relay host): temp file, fsync, rename, fsync of the directory, so a crash or power cut at any
+# point leaves the old file or the new one, never a mix. Callers that read-modify-write must
+# serialise themselves (``gk.settings`` does).
+def write_config_text(
+    data_dir: Path, text: str, *, private: bool = False, new_mode: int = 0o600, mode: int | None = None
+) -> None:
+    """Replace gk.toml with ``text`` durably; keeps the file's mode (``new_mode`` for a new file,
+    ``mode`` to set one) and, when run as root (``gk tune``), its owner.
+
+    ``private``: the text holds a secret (a relay password), so the file becomes owner-only."""
+    path = config_path(data_dir)
+    owner: tuple[int, int] | None = None
+    try:
+        st = path.stat()
+        keep = st.st_mode & 0o777
+        if os.geteuid() == 0:
+            owner = (st.st_uid, st.st_gid)
+    except FileNotFoundError:
+        keep = new_mode
+    mode = keep if mode is None else mode
+    if private:
+        mode &= 0o600
+    write_durable(path, text.encode("utf-8"), mode, owner=owner)
+
+
+def _toml_line(key: str, value: Any) -> str:
+    return tomli_w.dumps({key: value}).strip()
+
+
+def edit_table(text: str, table: str, values: dict[str, Any]) -> str:
+    """``text`` with ``key = value`` lines of ``[table]`` set (replaced in place or added after the header)."""
+    lines = text.splitlines()
+    section = ""
+    header_at: int | None = None
+    found: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("["):
+            section = s.split("#", 1)[0].strip()
+            if section == f"[{table}]":
+                header_at = i
+            continue
+        if section == f"[{table}]":
+            m = re.match(r"^([A-Za-z0-9_-]+)\s*=", s)
+            if m and m.group(1) in values:
+                found[m.group(1)] = i
+    for key, i in found.items():
+        lines[i] = _toml_line(key, values[key])
+    missing = [_toml_line(k, v) for k, v in values.items() if k not in found]
+    if missing:
+        if header_at is None:
+            if lines and lines[-1].strip():
+                lines.append("")
+            lines += [f"[{table}]", *missing]
+        else:
+            lines[header_at + 1 : header_at + 1] = missing
+    return "\n".join(lines) + "\n"
+
+
+def new_config_text(old: str, values: dict[str, Any], table: str) -> str:
+    """The new gk.toml text: line-edited (comments kept) if that parses back right, else a tomli_w rewrite.
+
+    The rewrite happens for forms the line editor does not handle (dotted keys, inline tables,
+    multi-line strings); the values are kept, the comments are lost."""
+    original = tomllib.loads(old) if old.strip() else {}
+    edited = edit_table(old, table, values)
+    try:
+        parsed = tomllib.loads(edited)
+    except tomllib.TOMLDecodeError:
+        parsed = None
+    want = {**original, table: {**original.get(table, {}), **values}}
+    if parsed == want:
+        return edited
+    log.info("gk.toml: rewriting the file to set [%s] (its comments are not kept)", table)
+    return tomli_w.dumps(want)
+
+
+def update_config_file(data_dir: Path, table: str, values: dict[str, Any], *, private: bool = False) -> Config:
+    """Set ``values`` in gk.toml's ``[table]`` and return the loaded result.
+
+    The new text is checked with the loader first: ``ConfigError`` (the file, or the values,
+    would not load) leaves the file untouched."""
+    path = config_path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # read-modify-write under an exclusive flock on the data dir: two writers (the relay form and
+    # the certificate form, or `gk setup` and a running server) never lose each other's keys
+    dfd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+        try:
+            old = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = ""
+        text = new_config_text(old, values, table)
+        builder = base_builder(data_dir)
+        builder.source = str(path)
+        builder.merge(tomllib.loads(text))
+        cfg = builder.build()
+        write_config_text(data_dir, text, private=private)
+    finally:
+        os.close(dfd)  # releases the lock
+    return cfg
 
 
 __all__ = [
@@ -499,5 +609,7 @@ __all__ = [
     "load",
     "to_toml",
     "ensure_config_file",
+    "update_config_file",
+    "write_config_text",
     "default_data_dir",
 ]

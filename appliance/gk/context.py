@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
+from gk import settings
 from gk.accounts import AccountStore, Authenticator, LoginThrottle, PasswordHasher
 from gk.config import Config
 from gk.security.tls import TLSFiles, ensure_tls, server_context
@@ -136,4 +137,5 @@ def build_context(config: Config, data_dir: Path) -> AppContext:
         host = hostname_for(types.SimpleNamespace(data_dir=data_dir, hostname=hostname))
         if usable(data_dir, host):
             tls = TLSFiles(*acme.cert_paths(data_dir))  # the CA's certificate, from the first handshake
+    settings.of(data_dir).bind(config)  # opens the owner's settings (moving them out of claim once)
     return AppContext(config, data_dir, hostname, accounts, auth, tls, server_context(tls))

@@ -2,25 +2,23 @@
 person a time (webmail dates, the dashboard's security events, the mail queue) and in the
 ``Date:`` of mail written in webmail.
 
-Stored as the ``timezone`` setting and mirrored to ``DATA_DIR/timezone`` (one line, the IANA
-name), which the image's ``gk-timezone.path`` watches to set the system clock's zone as root
-(GK itself runs unprivileged). Cost: one settings read every ``CACHE_SECONDS`` per data dir.
+Stored as the ``timezone`` setting of ``gk.settings`` and mirrored to ``DATA_DIR/timezone``
+(one line, the IANA name) by a settings callback, after the setting is durable; the image's
+``gk-timezone.path`` watches that file to set the system clock's zone as root (GK itself runs
+unprivileged). Cost: the settings' cached read (refreshed every 30 s) per call.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 import zoneinfo
 from pathlib import Path
 
-from gk import claim
+from gk import settings
 from gk.locale import N_
 from gk.store.files import write_durable
 
 ZONE_FILE = "timezone"
-CACHE_SECONDS = 30.0
-_cache: dict[Path, tuple[float, zoneinfo.ZoneInfo]] = {}
 
 
 class TimeZoneError(ValueError):
@@ -38,26 +36,28 @@ def valid_zones() -> set[str]:
 
 def zone(data_dir: Path) -> zoneinfo.ZoneInfo:
     """The configured zone (UTC when none is set or the name is unknown on this system)."""
-    key = Path(data_dir)
-    hit = _cache.get(key)
-    if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
-        return hit[1]
-    name = claim.get_setting(key, "timezone", "UTC") or "UTC"
+    name = settings.of(data_dir).timezone() or "UTC"
     try:
-        tz = zoneinfo.ZoneInfo(name)
+        return zoneinfo.ZoneInfo(name)  # ZoneInfo keeps its own cache by name
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        tz = zoneinfo.ZoneInfo("UTC")
-    _cache[key] = (time.monotonic(), tz)
-    return tz
+        return zoneinfo.ZoneInfo("UTC")
 
 
 def set_zone(data_dir: Path, name: str) -> None:
     """Save ``name`` (an IANA zone such as Europe/Paris) and publish it for the system clock."""
     if name not in valid_zones():
         raise TimeZoneError(N_("unknown time zone {name!r}: choose one such as Europe/Paris or UTC"), name=name)
-    claim.set_settings(Path(data_dir), timezone=name)
-    write_durable(Path(data_dir) / ZONE_FILE, (name + "\n").encode(), 0o644)
-    _cache.pop(Path(data_dir), None)
+    settings.of(data_dir).update(timezone=name)  # _publish writes the zone file
+
+
+def _publish(change: settings.Change) -> None:
+    """Settings callback: the system clock's zone follows the saved one."""
+    name = change.settings.timezone()
+    if name:
+        write_durable(change.settings.data_dir / ZONE_FILE, (name + "\n").encode(), 0o644)
+
+
+settings.subscribe_all(_publish, {settings.TIMEZONE})
 
 
 def local(data_dir: Path, ts: float) -> dt.datetime:

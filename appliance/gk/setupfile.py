@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gk import claim, localtime
+from gk import claim, localtime, settings
 from gk.accounts import AccountError
 from gk.accounts.passwords import password_problem
 from gk.accounts.store import check_address
@@ -133,7 +133,6 @@ def apply(data_dir: Path, answers: Answers) -> list[str]:
     from gk.context import open_accounts
     from gk.security.tls import renew_self_signed
     from gk.web import smarthost
-    from gk.web.wizard import apply_hostname
 
     if claim.is_complete(data_dir):
         raise AnswersError(str(data_dir), ["this box is already set up; use the web UI or `gk claim recover`"])
@@ -155,16 +154,15 @@ def apply(data_dir: Path, answers: Answers) -> list[str]:
         if accounts.get_user(address) is None:
             accounts.add_user(address, password)
             done.append(f"user {address}")
-    claim.set_settings(
-        data_dir,
-        hostname=answers.hostname,
+    owner = settings.of(data_dir)
+    owner.update(
+        hostname=answers.hostname,  # into gk.toml: read at the next start
         mail_domain=answers.domain,
-        https_redirect="1" if answers.https_redirect else "0",
+        https_redirect=answers.https_redirect,
         ai_model=answers.ai_model,
     )
     localtime.set_zone(data_dir, answers.timezone)
-    smarthost.write_config(data_dir, values)
-    apply_hostname(data_dir, answers.hostname)
+    owner.set_relay(values)
     renew_self_signed(data_dir, cfg.tls, answers.hostname)
     done.append(f"host {answers.hostname}, mail domain {answers.domain}, time zone {answers.timezone}")
     done.append("outgoing mail " + smarthost.describe(load(data_dir).queue))

@@ -16,7 +16,7 @@ import bottle
 import pytest
 from support.wsgiclient import Client, complete_setup, make_context, make_web
 
-from gk import claim
+from gk import claim, settings
 from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, wizard
 from gk.web.app import RECOVERY_PATHS, SETUP, Access, Route, Web
 
@@ -150,7 +150,7 @@ def test_every_post_without_the_csrf_token_is_403(site: Web) -> None:
         resp = c.request("POST", concrete(route.rule), form={**form, "csrf": "forged"})
         assert resp.status == 403, route.rule
     assert [u.address for u in site.ctx.accounts.list_users()] == users_before
-    assert claim.get_setting(site.data_dir, "timezone", "") != "Asia/Tokyo"
+    assert settings.of(site.data_dir).timezone() != "Asia/Tokyo"
 
 
 def test_wizard_posts_without_the_csrf_token_are_403(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import gevent
 import gevent.lock
 import gevent.subprocess
 
-from gk import claim
+from gk import settings
 from gk.acme import cert_paths, challenge_dir
 from gk.security.tls import certificate_names
 
@@ -29,7 +29,7 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 def hostname_for(ctx: Any) -> str:
     """The host name the certificate must name: the wizard's choice, else the running one."""
-    return claim.get_setting(ctx.data_dir, "hostname", "") or ctx.hostname
+    return settings.of(ctx.data_dir).hostname() or ctx.hostname
 
 
 def days_left(cert: Path, now: float | None = None) -> float | None:

@@ -1,5 +1,7 @@
 """Claim and owner-recovery state: the one-time setup code, wizard progress, recovery window.
 
+Only that: the owner's settings (time zone, host name, …) are ``gk.settings``'s.
+
 Below both the web wizard and the hardware button service (which runs in another process):
 every function takes the data dir and opens ``DATA_DIR/claim.sqlite3`` itself, so
 ``button_pressed(data_dir)`` and ``open_recovery(data_dir, minutes=15)`` work from anywhere
@@ -130,22 +132,17 @@ def complete(data_dir: Path) -> None:
         _set(db, "setup_code", "")
 
 
-# -- wizard settings and progress --------------------------------------------------------
-def get_setting(data_dir: Path, key: str, default: str = "") -> str:
+# -- wizard progress ---------------------------------------------------------------------
+# (the owner's settings chosen in the wizard live in ``gk.settings``; an older GK kept them
+# here as "opt:<key>" rows, which ``gk.settings`` moves out on its first start)
+def step_done(data_dir: Path, step: str) -> bool:
     with _db(data_dir) as db:
-        return _get(db, "opt:" + key, default)
+        return _get(db, "opt:done:" + step) == "1"
 
 
-def set_settings(data_dir: Path, **values: str) -> None:
-    with _db(data_dir) as db, db.transaction():
-        for key, value in values.items():
-            _set(db, "opt:" + key, value)
-
-
-def all_settings(data_dir: Path) -> dict[str, str]:
+def mark_step_done(data_dir: Path, step: str) -> None:
     with _db(data_dir) as db:
-        rows = db.query("SELECT key, value FROM settings WHERE key LIKE 'opt:%'")
-    return {r["key"][4:]: r["value"] for r in rows}
+        _set(db, "opt:done:" + step, "1")
 
 
 # -- hardware button and owner recovery --------------------------------------------------
@@ -232,4 +229,6 @@ __all__ = [
     "take_button_press",
     "pending_button_press",
     "consume_button_press",
+    "step_done",
+    "mark_step_done",
 ]

@@ -212,7 +212,7 @@ def apply(prof: Profile, hw: Hardware, data_dir: Path, etc: Path = Path("/etc"),
             gkconfig.ConfigBuilder(str(cfg_path)).merge(tomllib.loads(new)).build()
         except gkconfig.ConfigError as exc:  # never leave a gk.toml that `gk serve` rejects
             raise ValueError(f"tuned {cfg_path} would not load: {exc}") from exc
-        _atomic_write(cfg_path, new, 0o640)
+        gkconfig.write_config_text(data_dir, new, mode=0o640)  # the one durable gk.toml writer
         changed.append(f"{cfg_path}: " + ", ".join(f"{k}={v}" for k, v in prof.config_keys().items()))
     zram = etc / "systemd" / "zram-generator.conf"
     if zram.parent.is_dir() and os.access(zram.parent, os.W_OK):

@@ -37,7 +37,7 @@ from typing import Any, TypeVar, cast
 
 import bottle
 
-from gk import claim
+from gk import claim, settings
 from gk.accounts import User
 from gk.locale import N_
 from gk.web import i18n
@@ -344,7 +344,7 @@ class Web:
             not self.is_https()
             and st == claim.COMPLETE
             and self.ctx.config.http.https_port
-            and claim.get_setting(self.data_dir, "https_redirect") == "1"
+            and settings.of(self.data_dir).https_redirect()
             and not path.startswith(
                 ("/.well-known/autoconfig/", "/mail/config-v1.1.xml", "/.well-known/acme-challenge/")
             )

@@ -18,7 +18,7 @@ from typing import Any
 
 import bottle
 
-from gk import claim
+from gk import settings
 from gk.locale import N_
 from gk.web.app import ANYONE, USER, Route, Web
 
@@ -26,7 +26,7 @@ PROFILE_NS = uuid.UUID("6f1f4c52-9a0e-4c1e-8f43-3b1c2e0d9a77")
 
 
 def server_name(web: Web) -> str:
-    return claim.get_setting(web.data_dir, "hostname", "") or web.ctx.hostname
+    return settings.of(web.data_dir).hostname() or web.ctx.hostname
 
 
 def endpoints(ctx: Any, host: str) -> list[dict[str, Any]]:
@@ -90,7 +90,7 @@ def autoconfig(web: Web) -> str:
     address = bottle.request.query.getunicode("emailaddress", default="") or ""
     domain = address.rpartition("@")[2].lower() if "@" in address else ""
     if not domain or not ctx.accounts.is_local_domain(domain):
-        domain = claim.get_setting(web.data_dir, "mail_domain", "") or domain
+        domain = settings.of(web.data_dir).mail_domain() or domain
     bottle.response.content_type = "application/xml; charset=utf-8"
     bottle.response.set_header("Cache-Control", "max-age=3600")
     return web.jinja.get_template("autoconfig.xml").render(

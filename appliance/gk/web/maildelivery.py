@@ -26,7 +26,7 @@ import bottle
 import gevent
 import gevent.pool
 
-from gk import claim, localtime
+from gk import localtime, settings
 from gk.config import ConfigError
 from gk.locale import N_
 from gk.web import forms, i18n, smarthost
@@ -37,7 +37,7 @@ log = logging.getLogger("gk.web")
 
 def hostname_for_records(web: Web) -> str:
     """The host name the MX should name: the wizard's choice (it takes effect at restart), else the running one."""
-    return claim.get_setting(web.data_dir, "hostname", "") or web.ctx.hostname
+    return settings.of(web.data_dir).hostname() or web.ctx.hostname
 
 
 # (domain, hostname, smarthost, selectors, DKIM dir mtime) -> records. Loading a DKIM key parses

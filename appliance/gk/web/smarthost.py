@@ -2,21 +2,15 @@
 
 Used by the wizard's "Outgoing mail" step and the admin page "Mail delivery". ``parse_form``
 validates the posted fields and returns errors keyed by field name (shown next to the field).
-``save`` writes the ``[queue]`` smarthost keys into ``DATA_DIR/gk.toml`` and then applies them
-to the running process by setting the fields of ``ctx.config.queue`` in place: the queue
-runner holds that very object (``QueueRunner.cfg``) and reads it each time it picks a
-destination or opens a connection, so the next delivery uses the new route without a restart
-(a session already open finishes its current batch on the old route); mail waiting for a
-retry is made due at once, so it takes the new route now.
-
-gk.toml is edited line by line inside its ``[queue]`` table, so comments and every other key
-stay as they were; if the file uses a form the line editor does not handle (dotted keys,
-inline tables, multi-line strings), the result would not parse back to the wanted values and
-the file is rewritten from tomllib + tomli_w instead (its comments are then lost; the values
-are kept). The new text is checked with GK's own config loader before it replaces the file;
-the write is atomic (temp file, fsync, rename, fsync of the directory) and the file is made
-owner-only (0600) once it holds a relay password. The password is never rendered back into a
-page: an empty password field keeps the stored one (for the same user name).
+``save`` hands the ``[queue]`` smarthost keys to ``gk.settings`` (the relay host is an owner
+setting), which writes them into ``DATA_DIR/gk.toml`` with ``gk.config``'s one durable writer
+(line-edited so comments stay; checked by the loader first; owner-only once it holds a relay
+password), then replaces the running config's ``[queue]`` section and calls the queue's
+settings callback: the runner takes the new section, so the next delivery uses the new route
+without a restart (a session already open finishes its current batch on the old route), and
+mail waiting for a retry is made due at once, so it takes the new route now. The password is
+never rendered back into a page: an empty password field keeps the stored one (for the same
+user name).
 
 Cost: one small file read and write per save, done in gevent's threadpool; nothing kept in memory.
 """
@@ -25,19 +19,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gevent
-import gevent.lock
-import tomli_w
-
 from gk import config as gkconfig
+from gk import settings
 from gk.locale import N_
 
 log = logging.getLogger("gk.web")
@@ -111,7 +100,7 @@ def parse_form(form: dict[str, str], queue_cfg: Any) -> tuple[dict[str, Any], di
         return {}, errors, shown
     if mode == "direct":
         # the relay's credentials are not kept once it is no longer used
-        values = {"smarthost": "", "smarthost_username": "", "smarthost_password": ""}
+        values: dict[str, Any] = {"smarthost": "", "smarthost_username": "", "smarthost_password": ""}
         return values, errors, shown
     if not host:
         errors["host"] = N_("Enter the relay's host name, such as smtp.example.net.")
@@ -150,113 +139,29 @@ def parse_form(form: dict[str, str], queue_cfg: Any) -> tuple[dict[str, Any], di
     return values, errors, shown
 
 
-# -- gk.toml -------------------------------------------------------------------------------------
-def _toml_line(key: str, value: Any) -> str:
-    return tomli_w.dumps({key: value}).strip()
-
-
-def edit_table(text: str, table: str, values: dict[str, Any]) -> str:
-    """``text`` with ``key = value`` lines of ``[table]`` set (replaced in place or added after the header)."""
-    lines = text.splitlines()
-    section = ""
-    header_at: int | None = None
-    found: dict[str, int] = {}
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if s.startswith("["):
-            section = s.split("#", 1)[0].strip()
-            if section == f"[{table}]":
-                header_at = i
-            continue
-        if section == f"[{table}]":
-            m = re.match(r"^([A-Za-z0-9_-]+)\s*=", s)
-            if m and m.group(1) in values:
-                found[m.group(1)] = i
-    for key, i in found.items():
-        lines[i] = _toml_line(key, values[key])
-    missing = [_toml_line(k, v) for k, v in values.items() if k not in found]
-    if missing:
-        if header_at is None:
-            if lines and lines[-1].strip():
-                lines.append("")
-            lines += [f"[{table}]", *missing]
-        else:
-            lines[header_at + 1 : header_at + 1] = missing
-    return "\n".join(lines) + "\n"
+# -- gk.toml: written by gk.config's one durable writer, through gk.settings -----------------------
+edit_table = gkconfig.edit_table
 
 
 def new_config_text(old: str, values: dict[str, Any], table: str = "queue") -> str:
-    """The new gk.toml text; line-edited if that parses back right, else a full tomli_w rewrite."""
-    original = tomllib.loads(old) if old.strip() else {}
-    edited = edit_table(old, table, values)
-    try:
-        parsed = tomllib.loads(edited)
-    except tomllib.TOMLDecodeError:
-        parsed = None
-    want = {**original, table: {**original.get(table, {}), **values}}
-    if parsed == want:
-        return edited
-    log.info("gk.toml: rewriting the file to set [%s] (its comments are not kept)", table)
-    return tomli_w.dumps(want)
-
-
-def _write_atomic(path: Path, text: str, private: bool) -> None:
-    mode = 0o600
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        pass
-    if private:
-        mode &= 0o600
-    tmp = path.with_name(path.name + ".web.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    return gkconfig.new_config_text(old, values, table)
 
 
 def write_config(data_dir: Path, values: dict[str, Any], table: str = "queue") -> gkconfig.Config:
     """Write ``values`` into gk.toml's ``[table]`` (checked by GK's loader first); the loaded result."""
-    path = gkconfig.config_path(data_dir)
-    try:
-        old = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        old = ""
-    text = new_config_text(old, values, table)
-    builder = gkconfig.base_builder(data_dir)
-    builder.source = str(path)
-    builder.merge(tomllib.loads(text))
-    cfg = builder.build()  # ConfigError: the file (or our values) would not load; nothing written
-    _write_atomic(path, text, private=bool(values.get("smarthost_password")))
-    return cfg
-
-
-_save_lock = gevent.lock.BoundedSemaphore()
+    return gkconfig.update_config_file(data_dir, table, values, private=bool(values.get("smarthost_password")))
 
 
 def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
-    """Persist to gk.toml (in the threadpool) and apply to the running queue.
+    """Persist to gk.toml and apply to the running process, through ``gk.settings``.
 
-    Mail already waiting for its next attempt is made due at once: the route just changed,
-    most likely because the old one did not work, so it should not wait up to half an hour.
+    The running config's ``[queue]`` section is replaced (not mutated) after the durable write;
+    the queue's settings callback then takes the new section and makes the mail already waiting
+    for its next attempt due at once: the route just changed, most likely because the old one
+    did not work, so it should not wait up to half an hour.
     """
-    with _save_lock:  # two admins saving at once must not interleave read-modify-write of gk.toml
-        cfg: gkconfig.Config = gevent.get_hub().threadpool.apply(write_config, (ctx.data_dir, values))
-        for key in KEYS:
-            setattr(ctx.config.queue, key, getattr(cfg.queue, key))
-    from gk.mail.queue.service import QueueService
-
-    queue = ctx.services.maybe(QueueService)
-    if queue is not None:
-        queue.retry(None)  # waiting mail takes the new route now
+    owner = settings.of(ctx.data_dir)
+    owner.bind(ctx.config)
+    owner.set_relay(values)
     log.info("outgoing mail now goes %s (set by %s from the web)", describe(ctx.config.queue), who)
     ctx.accounts.record_event("mail_route_changed", "web", ip, who, describe(ctx.config.queue))

@@ -7,7 +7,7 @@ the claim and password steps while owner recovery is open. Claiming takes the se
 alone locked out; each a security event)
 or a button press made while this browser's claim page was open (polled with htmx), granted only
 when no other browser was waiting for it (``gk.claim.waiters``).
-Wizard choices live in the claim store (``gk.claim``), so they survive a crash mid-wizard.
+Wizard progress lives in the claim store (``gk.claim``), the choices in ``gk.settings``: both survive a crash mid-wizard.
 
 The wizard is data: ``STEPS``, an ordered list of ``WizardStep`` (id, title, handler, who may
 open it, whether it belongs to setup and/or owner recovery, whether it may be left undone).
@@ -31,7 +31,7 @@ from typing import Any
 import bottle
 import gevent
 
-from gk import claim, localtime
+from gk import claim, localtime, settings
 from gk.accounts import AccountError
 from gk.accounts.passwords import MIN_PASSWORD_LENGTH
 from gk.accounts.store import check_address
@@ -114,11 +114,11 @@ def wizard(web: Web) -> Wizard:
 
 
 def done(web: Web, step: str) -> bool:
-    return claim.get_setting(web.data_dir, "done:" + step) == "1"
+    return claim.step_done(web.data_dir, step)
 
 
 def mark(web: Web, step: str) -> None:
-    claim.set_settings(web.data_dir, **{"done:" + step: "1"})
+    claim.mark_step_done(web.data_dir, step)
 
 
 def in_recovery(web: Web) -> bool:
@@ -337,7 +337,7 @@ def admin_step(web: Web) -> str:
                 errors["password" if "password" in str(exc).lower() else "address"] = web.error_text(exc)
             else:
                 web.log_in(user)
-                claim.set_settings(web.data_dir, mail_domain=user.domain)
+                settings.of(web.data_dir).update(mail_domain=user.domain)
                 mark(web, "admin")
                 raise bottle.redirect(after(web, "admin"))
         bottle.response.status = 400
@@ -348,8 +348,8 @@ def admin_step(web: Web) -> str:
 def host_step(web: Web) -> str:
     ctx = web.ctx
     errors: dict[str, str] = {}
-    hostname = claim.get_setting(web.data_dir, "hostname", ctx.hostname)
-    domain = claim.get_setting(web.data_dir, "mail_domain", "")
+    hostname = settings.of(web.data_dir).hostname() or ctx.hostname
+    domain = settings.of(web.data_dir).mail_domain()
     if bottle.request.method == "POST":
         hostname, domain = forms.text("hostname").lower(), forms.text("domain").lower()
         if not HOSTNAME_RE.match(hostname):
@@ -357,7 +357,7 @@ def host_step(web: Web) -> str:
         if not HOSTNAME_RE.match(domain):
             errors["domain"] = web.gettext("Enter a domain such as example.org.")
         if not errors:
-            claim.set_settings(web.data_dir, hostname=hostname, mail_domain=domain)
+            settings.of(web.data_dir).update(hostname=hostname, mail_domain=domain)
             mark(web, "host")
             raise bottle.redirect(after(web, "host"))
         bottle.response.status = 400
@@ -367,7 +367,7 @@ def host_step(web: Web) -> str:
 def timezone_step(web: Web) -> str:
     errors: dict[str, str] = {}
     zones = sorted(zoneinfo.available_timezones())
-    tz = claim.get_setting(web.data_dir, "timezone", "UTC")
+    tz = settings.of(web.data_dir).timezone() or "UTC"
     if bottle.request.method == "POST":
         tz = forms.text("timezone")
         if tz not in zones:
@@ -383,7 +383,7 @@ def timezone_step(web: Web) -> str:
 def tls_step(web: Web) -> str:
     ctx = web.ctx
     if bottle.request.method == "POST":
-        claim.set_settings(web.data_dir, https_redirect="1" if forms.text("https_redirect") else "0")
+        settings.of(web.data_dir).update(https_redirect=bool(forms.text("https_redirect")))
         mark(web, "tls")
         raise bottle.redirect(after(web, "tls"))
     try:
@@ -395,7 +395,7 @@ def tls_step(web: Web) -> str:
         "tls",
         fingerprint=fingerprint,
         https_port=ctx.config.http.https_port,
-        redirect=claim.get_setting(web.data_dir, "https_redirect", "1") == "1",
+        redirect=settings.of(web.data_dir).https_redirect(default=True),
         own_cert=bool(ctx.config.tls.cert_file),
     )
 
@@ -415,7 +415,7 @@ def users_step(web: Web) -> str:
         except AccountError as exc:
             errors["password" if "password" in str(exc).lower() else "address"] = web.error_text(exc)
             bottle.response.status = 400
-    domain = claim.get_setting(web.data_dir, "mail_domain", "")
+    domain = settings.of(web.data_dir).mail_domain()
     return page(web, "users", users=ctx.accounts.list_users(), address=address, domain=domain, errors=errors)
 
 
@@ -424,8 +424,8 @@ def dns_step(web: Web) -> str:
     if bottle.request.method == "POST":
         mark(web, "dns")
         raise bottle.redirect(after(web, "dns"))
-    domain = claim.get_setting(web.data_dir, "mail_domain", "")
-    hostname = claim.get_setting(web.data_dir, "hostname", ctx.hostname)
+    domain = settings.of(web.data_dir).mail_domain()
+    hostname = settings.of(web.data_dir).hostname() or ctx.hostname
     records = dns_records(ctx, domain, hostname)
     has_dkim = any("v=DKIM1" in value for _, _, value in records)
     return page(web, "dns", records=records, domain=domain, has_dkim=has_dkim)
@@ -461,20 +461,18 @@ def ai_step(web: Web) -> str:
             errors["model"] = web.gettext("Choose one of the listed models.")
             bottle.response.status = 400
         else:
-            claim.set_settings(web.data_dir, ai_model=choice)
+            settings.of(web.data_dir).update(ai_model=choice)
             mark(web, "ai")
             raise bottle.redirect(after(web, "ai"))
-    current = claim.get_setting(web.data_dir, "ai_model", fitting[-1][0])
+    current = settings.of(web.data_dir).ai_model(default=fitting[-1][0])
     return page(web, "ai", models=fitting, ram=ram, current=current, errors=errors)
 
 
 def summary_step(web: Web) -> str:
     ctx = web.ctx
     if bottle.request.method == "POST":
-        settings = claim.all_settings(web.data_dir)
-        if settings.get("hostname"):
-            apply_hostname(web.data_dir, settings["hostname"])
-            renew_certificate(ctx, settings["hostname"])
+        if chosen_host := settings.of(web.data_dir).hostname():  # saved to gk.toml by the host step
+            renew_certificate(ctx, chosen_host)
         claim.complete(web.data_dir)
         web.forget_state()
         ctx.accounts.record_event("wizard_complete", "web", web.client_ip(), web.signed_in().address)
@@ -482,7 +480,7 @@ def summary_step(web: Web) -> str:
     return page(
         web,
         "summary",
-        settings=claim.all_settings(web.data_dir),
+        settings=settings.of(web.data_dir).snapshot(),
         users=ctx.accounts.list_users(),
         outgoing=smarthost.describe(ctx.config.queue, web.gettext),
     )
@@ -563,29 +561,3 @@ def renew_certificate(ctx: Any, hostname: str) -> None:
         # loaded on the hub, where handshakes run: the shared context is never changed from two threads
         ctx.ssl_context.load_cert_chain(str(ctx.tls.cert), str(ctx.tls.key))
         log.info("made a new self-signed certificate for %s", hostname)
-
-
-def apply_hostname(data_dir: Any, hostname: str) -> None:
-    """Set ``server.hostname`` in gk.toml by editing that one line (comments and other keys kept)."""
-    path = data_dir / "gk.toml"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        lines = []
-    section = ""
-    new = f'hostname = "{hostname}"'
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if s.startswith("["):
-            section = s.strip("[] ")
-        elif section == "server" and re.match(r"^hostname\s*=", s):
-            lines[i] = new
-            break
-    else:
-        if "[server]" in [x.strip() for x in lines]:
-            lines.insert([x.strip() for x in lines].index("[server]") + 1, new)
-        else:
-            lines[:0] = ["[server]", new, ""]
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)

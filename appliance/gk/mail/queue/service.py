@@ -13,11 +13,13 @@ The queue opens no listener.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gevent
 
+from gk import settings
 from gk.context import AppContext
 from gk.mail.dkim import ensure_keys
 from gk.mail.dnsresolver import make_resolver
@@ -41,6 +43,7 @@ class QueueService:
         self.store = QueueStore(ctx.data_dir)
         self.runner = QueueRunner(ctx, self.store, make_resolver(ctx.config.dns))
         self.listeners: list[tuple[str, str, int]] = []
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     def start(self) -> QueueService:
         finished = self.store.finish_done_messages()
@@ -52,10 +55,17 @@ class QueueService:
         for domain in sorted(self.ctx.accounts.local_domains()):
             self._ensure_keys(domain)
         self.runner.start()
+        self._unsubscribe = settings.of(self.ctx.data_dir).subscribe(self._relay_changed, settings.RELAY_KEYS)
         pending = len(self.store.due(float("inf"), limit=100000))
         how = f"smarthost {self.cfg.smarthost}:{self.cfg.smarthost_port}" if self.cfg.smarthost else "MX"
         log.info("queue started: %d recipient(s) pending, delivering by %s", pending, how)
         return self
+
+    def _relay_changed(self, change: settings.Change) -> None:
+        """Settings callback: take the new ``[queue]`` section (gk.settings replaced it on the
+        running config after the durable write); mail waiting for a retry takes the new route now."""
+        self.cfg = self.runner.cfg = self.ctx.config.queue
+        self.retry(None)
 
     def _ensure_keys(self, domain: str) -> None:
         try:
@@ -120,6 +130,7 @@ class QueueService:
         return bool(ok)
 
     def stop(self, grace: float) -> None:
+        self._unsubscribe()
         self.runner.stop(grace)
         self.store.close()
 
