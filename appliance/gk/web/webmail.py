@@ -27,9 +27,8 @@ import bottle
 
 from gk import localtime
 from gk.locale import N_
-from gk.mail.mailbox import FolderNotFound, MailboxError, get_store
-from gk.mail.mailbox.mime import find_part
-from gk.mail.mailbox.textindex import decode_words
+from gk.mail.mailbox import FolderNotFound, MailboxError, MessageInfo, UserMailbox, get_store, reading
+from gk.mail.mailbox.reading import decode_words
 from gk.web import forms, mailrender
 from gk.web.app import Web
 from gk.web.i18n import translator
@@ -57,7 +56,7 @@ def register(web: Web) -> None:
     app = web.app
     ctx = web.ctx
 
-    def mailbox() -> tuple[Any, Any]:
+    def mailbox() -> tuple[Any, UserMailbox]:
         user = web.require_user()
         return user, get_store(ctx).user(user.address)
 
@@ -73,7 +72,7 @@ def register(web: Web) -> None:
             raise bottle.HTTPError(400, "Bad message id: uid must be a number from 1 to 4294967295.")
         return uid
 
-    def info_or_404(mb: Any, folder: str, uid: int) -> Any:
+    def info_or_404(mb: UserMailbox, folder: str, uid: int) -> MessageInfo:
         try:
             return mb.info(folder, uid)
         except (FolderNotFound, MailboxError, KeyError, LookupError) as exc:
@@ -134,13 +133,15 @@ def register(web: Web) -> None:
         folder, uid = folder_param(), uid_param()
         info = info_or_404(mb, folder, uid)
         top = mb.structure(folder, uid)
-        html_part, plain_part = mailrender.choose_body(top)
+        html_part, plain_part = reading.choose_body(top)
         text = ""
-        if plain_part is not None and html_part is None:
-            text = mailrender.part_text(mb.open_message(folder, uid), plain_part)
         remote_images = False
-        if html_part is not None:
-            remote_images = mailrender.has_remote_images(mailrender.part_text(mb.open_message(folder, uid), html_part))
+        with mb.open_message(folder, uid) as fh:
+            if plain_part is not None and html_part is None:
+                text = reading.part_text(fh, plain_part)
+            if html_part is not None:
+                remote_images = mailrender.has_remote_images(reading.part_text(fh, html_part))
+            attachments = reading.attachments(top, fh)
         if not info.seen:
             mb.set_flags(folder, [uid], ["\\Seen"], mode="add")
         hdr = mb.headers(folder, uid)
@@ -161,7 +162,7 @@ def register(web: Web) -> None:
             remote_images=remote_images,
             show_images=show,
             body_url="/mail/body?" + bottle.urlencode({"folder": folder, "uid": uid, "images": "1" if show else "0"}),
-            attachments=mailrender.attachments(top, mb.open_message(folder, uid)),
+            attachments=attachments,
             flagged="\\Flagged" in info.flags,
         )
 
@@ -170,11 +171,11 @@ def register(web: Web) -> None:
         user, mb = mailbox()
         folder, uid = folder_param(), uid_param()
         info_or_404(mb, folder, uid)
-        html_part, _ = mailrender.choose_body(mb.structure(folder, uid))
-        if html_part is None:
+        html = reading.body_html(mb, folder, uid)
+        if html is None:
             raise bottle.HTTPError(404, "No HTML body")
         show = bottle.request.query.get("images") == "1"
-        clean = mailrender.sanitize_html(mailrender.part_text(mb.open_message(folder, uid), html_part), show)
+        clean = mailrender.sanitize_html(html, show)
         bottle.request.environ["gk.csp"] = BODY_CSP.format(extra=" https: http:" if show else "")
         bottle.response.content_type = "text/html; charset=utf-8"
         return '<!doctype html><meta charset="utf-8"><base target="_blank">' + mailrender.BASE_STYLE + clean
@@ -184,21 +185,22 @@ def register(web: Web) -> None:
         user, mb = mailbox()
         folder, uid = folder_param(), uid_param()
         info_or_404(mb, folder, uid)
-        top = mb.structure(folder, uid)
+        path = bottle.request.query.get("part") or ""
         try:
-            path = [int(x) for x in (bottle.request.query.get("part") or "").split(".")]
+            [int(x) for x in path.split(".")]
         except ValueError as exc:
             raise bottle.HTTPError(400, "bad part") from exc
-        p = find_part(top, path)
-        if p is None or p.is_multipart:
+        found = reading.attachment(mb, folder, uid, path)
+        if found is None:
             raise bottle.HTTPError(404, "No such part")
-        name = mailrender.part_filename(p)
+        described, chunks = found
+        name = described.name
         bottle.response.content_type = "application/octet-stream"
         bottle.response.set_header(
             "Content-Disposition", f"attachment; filename*=UTF-8''{bottle.urlquote(name.encode('utf-8'))}"
         )
         bottle.request.environ["gk.csp"] = "default-src 'none'; sandbox"
-        return mailrender.stream_part(mb.open_message(folder, uid), p)
+        return chunks  # closes the message file when the response ends (or is cut)
 
     @app.post("/mail/flag")
     def flag() -> None:
@@ -299,7 +301,7 @@ def register(web: Web) -> None:
             info_or_404(mb, folder, uid)
             hdr = mb.headers(folder, uid)
             subject = decode_words(hdr.get("Subject", "") or "")
-            quoted = body_text(mb, folder, uid)
+            quoted = reading.body_text(mb, folder, uid)
             if mode == "draft":
                 draft.update(
                     to=decode_words(hdr.get("To", "") or ""),
@@ -311,7 +313,7 @@ def register(web: Web) -> None:
                     draft_uid=str(uid),
                 )
                 saved = q.get("saved") == "1"
-                kept = mailrender.attachments(mb.structure(folder, uid), mb.open_message(folder, uid))
+                kept = reading.message_attachments(mb, folder, uid)
                 return web.render(
                     "mail/compose.html",
                     draft=draft,
@@ -404,15 +406,18 @@ def register(web: Web) -> None:
         raise bottle.redirect("/mail?" + bottle.urlencode({"folder": "INBOX", "notice": "sent", "count": count}))
 
 
-def list_row(mb: Any, folder: str, m: Any, count: int, tz: datetime.tzinfo, lang: str) -> dict[str, Any]:
+def list_row(
+    mb: UserMailbox, folder: str, m: MessageInfo, count: int, tz: datetime.tzinfo, lang: str
+) -> dict[str, Any]:
     """One line of the message list: who (the recipients in Sent and Drafts), subject, date in
     the owner's zone and language, a preview line and an attachment marker. Cost per row: the
-    stored MIME tree (from the index) and at most ``mailrender.PREVIEW_READ`` bytes of the body."""
+    stored MIME tree (from the index) and at most ``reading.PREVIEW_READ`` bytes of the body."""
     sent = folder in ("Sent", "Drafts")
     try:
         top = mb.structure(folder, m.uid)
-        preview = mailrender.preview(mb.open_message(folder, m.uid), top)
-        attached = bool(mailrender.attachments(top))
+        with mb.open_message(folder, m.uid) as fh:
+            preview = reading.preview(fh, top)
+        attached = bool(reading.attachments(top))
     except (MailboxError, LookupError, OSError):
         preview, attached = "", False
     return {
@@ -432,7 +437,7 @@ def list_row(mb: Any, folder: str, m: Any, count: int, tz: datetime.tzinfo, lang
     }
 
 
-def keep_draft_attachments(mb: Any, msg: EmailMessage, raw_uid: str, paths: list[str]) -> None:
+def keep_draft_attachments(mb: UserMailbox, msg: EmailMessage, raw_uid: str, paths: list[str]) -> None:
     """Carry the attachments of a resumed draft (those still ticked in the form) into the new
     version or the sent message: each decoded from the old draft and attached again under its
     own name and type. Bounded by ``MAX_COMPOSE`` in all."""
@@ -442,23 +447,24 @@ def keep_draft_attachments(mb: Any, msg: EmailMessage, raw_uid: str, paths: list
         top = mb.structure("Drafts", int(raw_uid))
     except (MailboxError, LookupError, KeyError):
         return
-    wanted = {a["path"] for a in mailrender.attachments(top)} & set(paths)
+    wanted = {a.path for a in reading.attachments(top)} & set(paths)
     total = 0
-    for path, part in mailrender.numbered_parts(top):
-        if path not in wanted:
-            continue
-        data = b"".join(mailrender.stream_part(mb.open_message("Drafts", int(raw_uid)), part))
-        total += len(data)
-        if total > MAX_COMPOSE:
-            raise bottle.HTTPError(413, "The message is too large.")
-        name = mailrender.part_filename(part)
-        if part.maintype == "message" and part.subtype == "rfc822":
-            msg.add_attachment(data, maintype="message", subtype="rfc822", filename=name)
-        else:
-            msg.add_attachment(data, maintype=part.maintype, subtype=part.subtype, filename=name)
+    with mb.open_message("Drafts", int(raw_uid)) as fh:
+        for path, part in reading.numbered_parts(top):
+            if path not in wanted:
+                continue
+            data = b"".join(reading.decoded_chunks(fh, part))
+            total += len(data)
+            if total > MAX_COMPOSE:
+                raise bottle.HTTPError(413, "The message is too large.")
+            name = reading.part_filename(part)
+            if part.maintype == "message" and part.subtype == "rfc822":
+                msg.add_attachment(data, maintype="message", subtype="rfc822", filename=name)
+            else:
+                msg.add_attachment(data, maintype=part.maintype, subtype=part.subtype, filename=name)
 
 
-def drop_draft(mb: Any, raw_uid: str) -> None:
+def drop_draft(mb: UserMailbox, raw_uid: str) -> None:
     """Remove the draft a sent or re-saved message replaces (for good: Drafts is not Trash)."""
     if not (raw_uid.isascii() and raw_uid.isdigit() and 0 < int(raw_uid) <= MAX_UID):
         return
@@ -566,17 +572,6 @@ def upload_filename(raw: str) -> str:
         name = raw
     name = re.sub(r'[\x00-\x1f/\\"]', "_", name).strip()
     return name[:200] or "attachment"
-
-
-def body_text(mb: Any, folder: str, uid: int) -> str:
-    """The text of a message's body (plain part, else its HTML as text), for quoting or a draft."""
-    top = mb.structure(folder, uid)
-    html_part, plain_part = mailrender.choose_body(top)
-    if plain_part is not None:
-        return mailrender.part_text(mb.open_message(folder, uid), plain_part)
-    if html_part is not None:
-        return mailrender.html_to_text(mailrender.part_text(mb.open_message(folder, uid), html_part))
-    return ""
 
 
 def notice_text(query: Any, _: Any) -> str:
@@ -708,7 +703,7 @@ THREAD_FOLDERS = ("INBOX", "Sent", "Archive")
 MAX_THREAD = 100
 
 
-def thread_of(mb: Any, folder: str, uid: int, hdr: Any, tz: datetime.tzinfo, lang: str) -> list[dict[str, Any]]:
+def thread_of(mb: UserMailbox, folder: str, uid: int, hdr: Any, tz: datetime.tzinfo, lang: str) -> list[dict[str, Any]]:
     """The conversation a message belongs to, across this folder, INBOX, Sent and Archive, oldest
     first: the messages that carry the thread root (the first References id) in Message-ID,
     In-Reply-To or References. Cost: one indexed header search per folder."""
