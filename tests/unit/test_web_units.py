@@ -11,6 +11,7 @@ import time
 import pytest
 
 from gk import claim
+from gk.mail.mailbox import reading
 from gk.mail.mailbox.mime import parse_structure
 from gk.web import i18n, mailrender
 from gk.web.account import safe_next
@@ -135,10 +136,10 @@ def test_attachment_streams_decoded(encoding):
         body = payload
     raw = _message(encoding, body)
     top = parse_structure(io.BytesIO(raw))
-    atts = mailrender.attachments(top)
-    assert [a["name"] for a in atts] == ["f.bin"]
-    part = [p for path, p in mailrender.numbered_parts(top) if path == atts[0]["path"]][0]
-    chunks = list(mailrender.stream_part(io.BytesIO(raw), part))
+    atts = reading.attachments(top)
+    assert [a.name for a in atts] == ["f.bin"]
+    part = [p for path, p in reading.numbered_parts(top) if path == atts[0].path][0]
+    chunks = list(reading.stream_part(io.BytesIO(raw), part))
     assert len(chunks) > 1  # streamed, not whole
     got = b"".join(chunks)
     if encoding == "8bit":

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from gk.mail.mailbox import reading
 from gk.mail.mailbox.mime import parse_structure
-from gk.web import mailrender, webmail
+from gk.web import webmail
 
 
 def _with_attachment(disposition: str, body: bytes, encoding: str = "base64", eol: bytes = b"\r\n") -> bytes:
@@ -39,14 +40,14 @@ def _with_attachment(disposition: str, body: bytes, encoding: str = "base64", eo
 def test_attachment_names_decode_rfc2231_and_2047(disposition, name):
     raw = _with_attachment(disposition, base64.encodebytes(b"x"))
     top = parse_structure(io.BytesIO(raw))
-    assert [a["name"] for a in mailrender.attachments(top)] == [name]
+    assert [a.name for a in reading.attachments(top)] == [name]
 
 
 def test_decode_rfc2231_name_singly_and_doubly_encoded():
-    assert mailrender.decode_rfc2231_name("utf-8''%C3%A9t%C3%A9") == "été"
-    assert mailrender.decode_rfc2231_name("utf-8''%C3%83%C2%A9t%C3%83%C2%A9") == "été"  # the index's form
-    assert mailrender.decode_rfc2231_name("no-quote.txt") == "no-quote.txt"
-    assert mailrender.decode_rfc2231_name("bogus-charset''%41") == "A"
+    assert reading.decode_rfc2231_name("utf-8''%C3%A9t%C3%A9") == "été"
+    assert reading.decode_rfc2231_name("utf-8''%C3%83%C2%A9t%C3%83%C2%A9") == "été"  # the index's form
+    assert reading.decode_rfc2231_name("no-quote.txt") == "no-quote.txt"
+    assert reading.decode_rfc2231_name("bogus-charset''%41") == "A"
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 3, 56, 57, 58, 1000, 65_537])
@@ -55,15 +56,15 @@ def test_decoded_size_of_base64_is_exact(size, eol):
     payload = bytes(i % 251 for i in range(size))
     raw = _with_attachment('Content-Disposition: attachment; filename="f"', base64.encodebytes(payload), eol=eol)
     top = parse_structure(io.BytesIO(raw))
-    (att,) = mailrender.attachments(top, io.BytesIO(raw))
-    assert att["size"] == size
+    (att,) = reading.attachments(top, io.BytesIO(raw))
+    assert att.size == size
 
 
 def test_decoded_size_of_quoted_printable_counts_bytes():
     raw = _with_attachment('Content-Disposition: attachment; filename="f"', b"caf=C3=A9 =\n\n", "quoted-printable")
     top = parse_structure(io.BytesIO(raw))
-    (att,) = mailrender.attachments(top, io.BytesIO(raw))
-    assert att["size"] < top.children[1].size
+    (att,) = reading.attachments(top, io.BytesIO(raw))
+    assert att.size < top.children[1].size
 
 
 def test_preview_skips_quotes_and_signature():
@@ -72,7 +73,7 @@ def test_preview_skips_quotes_and_signature():
         b"Bob wrote:\r\n> old text\r\nNew   text\r\nhere\r\n-- \r\nSig\r\n"
     )
     top = parse_structure(io.BytesIO(raw))
-    assert mailrender.preview(io.BytesIO(raw), top) == "New text here"
+    assert reading.preview(io.BytesIO(raw), top) == "New text here"
 
 
 def _info(uid, subject, mid, irt="", ts=0):

@@ -18,7 +18,6 @@ code (the SMTP session calls it through its greenlet bridge).
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import gevent
 
 from gk.accounts import User, normalize_address
 from gk.mail.delivery import Target, Trace, get_delivery, received
+from gk.mail.mailbox import RawMessage
 from gk.mail.queue.service import QueueError, QueueService
 
 NO_OUTBOUND = "550 5.3.3 Outbound delivery is not available yet: only local recipients can be reached"
@@ -86,20 +86,17 @@ def queue_refusal_reply(exc: QueueError) -> str:
     return f"554 5.3.0 Message not queued: {text}"
 
 
-def _write_spool(directory: Path, top: bytes, message: Path | bytes) -> Path:
+def _write_spool(directory: Path, top: bytes, message: RawMessage | Path | bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="submit-", dir=directory)
     with os.fdopen(fd, "wb") as f:
         f.write(top)
-        if isinstance(message, bytes):
-            f.write(message)
-        else:
-            with open(message, "rb") as src:
-                shutil.copyfileobj(src, f, 65536)
+        for chunk in RawMessage.of(message).chunks():
+            f.write(chunk)
     return Path(name)
 
 
-def _spool_for_queue(ctx: Any, top: bytes, message: Path | bytes) -> Path:
+def _spool_for_queue(ctx: Any, top: bytes, message: RawMessage | Path | bytes) -> Path:
     """The message with our Received field on top, as a file for the queue (written in the
     threadpool: file creation can wait on the journal, and big messages are copied)."""
     return gevent.get_hub().threadpool.apply(_write_spool, (ctx.data_dir / "spool" / "submit", top, message))
@@ -108,7 +105,7 @@ def _spool_for_queue(ctx: Any, top: bytes, message: Path | bytes) -> Path:
 def submit(
     ctx: Any,
     user: User,
-    message_path_or_bytes: Path | bytes,
+    message_path_or_bytes: RawMessage | Path | bytes,
     recipients: list[str],
     mail_from: str | None = None,
     *,
@@ -133,7 +130,7 @@ def submit(
     queue = ctx.services.maybe(QueueService)
     if remote and queue is None:
         raise SubmissionError(NO_OUTBOUND)
-    message = message_path_or_bytes
+    message = RawMessage.of(message_path_or_bytes)
     result = SubmitResult()
     t = trace or Trace(protocol="HTTPS", auth_user=user.address)
     if local:

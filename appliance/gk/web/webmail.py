@@ -19,6 +19,7 @@ import functools
 import mimetypes
 import re
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
@@ -26,10 +27,10 @@ from typing import Any
 import bottle
 
 from gk import localtime
+from gk.accounts import User
 from gk.locale import N_
-from gk.mail.mailbox import FolderNotFound, MailboxError, get_store
-from gk.mail.mailbox.mime import find_part
-from gk.mail.mailbox.textindex import decode_words
+from gk.mail.mailbox import FolderNotFound, MailboxError, MessageInfo, UserMailbox, get_store, reading
+from gk.mail.mailbox.reading import decode_words
 from gk.web import forms, mailrender
 from gk.web.app import Web
 from gk.web.i18n import translator
@@ -53,366 +54,393 @@ BODY_CSP = (
 )
 
 
-def register(web: Web) -> None:
-    app = web.app
-    ctx = web.ctx
+def mailbox(web: Web) -> tuple[User, UserMailbox]:
+    """The logged-in user and their mailbox (never another's)."""
+    user = web.require_user()
+    return user, get_store(web.ctx).user(user.address)
 
-    def mailbox() -> tuple[Any, Any]:
-        user = web.require_user()
-        return user, get_store(ctx).user(user.address)
 
-    def folder_param() -> str:
-        return bottle.request.query.getunicode("folder", default="INBOX") or "INBOX"
+def folder_param() -> str:
+    return bottle.request.query.getunicode("folder", default="INBOX") or "INBOX"
 
-    def uid_param(value: str | None = None) -> int:
-        """A message UID: 1 to 2^32-1 (RFC 3501 nz-number); anything else is a 400, not an
-        OverflowError from SQLite deep in the store."""
-        raw = value if value is not None else bottle.request.query.get("uid", "")
-        uid = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else 0
-        if not 0 < uid <= MAX_UID:
-            raise bottle.HTTPError(400, "Bad message id: uid must be a number from 1 to 4294967295.")
-        return uid
 
-    def info_or_404(mb: Any, folder: str, uid: int) -> Any:
-        try:
-            return mb.info(folder, uid)
-        except (FolderNotFound, MailboxError, KeyError, LookupError) as exc:
-            raise bottle.HTTPError(404, "No such message") from exc
+def uid_param(value: str | None = None) -> int:
+    """A message UID: 1 to 2^32-1 (RFC 3501 nz-number); anything else is a 400, not an
+    OverflowError from SQLite deep in the store."""
+    raw = value if value is not None else bottle.request.query.get("uid", "")
+    uid = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else 0
+    if not 0 < uid <= MAX_UID:
+        raise bottle.HTTPError(400, "Bad message id: uid must be a number from 1 to 4294967295.")
+    return uid
 
-    def back_url(folder: str) -> str:
-        return "/mail?" + bottle.urlencode({"folder": folder})
 
-    @app.get("/mail")
-    def mail_list() -> str:
-        user, mb = mailbox()
-        folder = folder_param()
-        q = (bottle.request.query.getunicode("q", default="") or "").strip()
-        everywhere = bottle.request.query.get("scope") == "all"
-        try:
-            page = min(MAX_PAGE, max(0, int(bottle.request.query.get("page", "0"))))
-        except ValueError:
-            page = 0
-        try:
-            info = mb.folder(folder)
-        except (FolderNotFound, MailboxError) as exc:
-            raise bottle.HTTPError(404, "No such folder") from exc
-        folders = mb.folders()
-        lang, tz = web.lang(), localtime.zone(web.data_dir)
-        rows: list[dict[str, Any]] = []
-        if q:
-            hits: list[tuple[int, str, Any]] = []
-            for name in [f.name for f in folders] if everywhere else [folder]:
-                try:
-                    uids = sorted(mb.search_text(name, q), reverse=True)[: (page + 1) * PAGE + 1]
-                    found = mb.infos(name, uids)
-                except (FolderNotFound, MailboxError):
-                    continue
-                hits += [(found[u].internaldate, name, found[u]) for u in uids if u in found]
-            hits.sort(key=lambda h: (h[0], h[2].uid), reverse=True)
-            total = len(hits)
-            rows = [list_row(mb, name, m, 1, tz, lang) for _t, name, m in hits[page * PAGE : (page + 1) * PAGE]]
-        else:
-            total = info.exists
-            groups = thread_groups(mb.messages(folder, offset=page * PAGE, limit=PAGE))
-            rows = [list_row(mb, folder, m, n, tz, lang) for m, n in groups]
-        return web.render(
-            "mail/list.html",
-            folders=folders,
-            folder=folder,
-            rows=rows,
-            q=q,
-            everywhere=everywhere,
-            page=page,
-            has_next=(page + 1) * PAGE < total,
-            recipients_view=info.special_use in ("\\Sent", "\\Drafts"),
-            notice=notice_text(bottle.request.query, translator(web.lang())),
-        )
+def info_or_404(mb: UserMailbox, folder: str, uid: int) -> MessageInfo:
+    try:
+        return mb.info(folder, uid)
+    except (FolderNotFound, MailboxError, KeyError, LookupError) as exc:
+        raise bottle.HTTPError(404, "No such message") from exc
 
-    @app.get("/mail/read")
-    def read() -> str:
-        user, mb = mailbox()
-        folder, uid = folder_param(), uid_param()
-        info = info_or_404(mb, folder, uid)
-        top = mb.structure(folder, uid)
-        html_part, plain_part = mailrender.choose_body(top)
-        text = ""
-        if plain_part is not None and html_part is None:
-            text = mailrender.part_text(mb.open_message(folder, uid), plain_part)
-        remote_images = False
-        if html_part is not None:
-            remote_images = mailrender.has_remote_images(mailrender.part_text(mb.open_message(folder, uid), html_part))
-        if not info.seen:
-            mb.set_flags(folder, [uid], ["\\Seen"], mode="add")
-        hdr = mb.headers(folder, uid)
-        show = bottle.request.query.get("images") == "1"
-        lang, tz = web.lang(), localtime.zone(web.data_dir)
-        return web.render(
-            "mail/read.html",
-            date=fmt_header_date(hdr.get("Date", ""), info.internaldate, tz, lang),
-            thread=thread_of(mb, folder, uid, hdr, tz, lang),
-            fmt_size=functools.partial(fmt_size, lang=lang),
-            folders=mb.folders(),
-            folder=folder,
-            uid=uid,
-            info=info,
-            headers={k: decode_words(hdr.get(k, "") or "") for k in ("From", "To", "Cc", "Date", "Subject")},
-            text=text,
-            has_html=html_part is not None,
-            remote_images=remote_images,
-            show_images=show,
-            body_url="/mail/body?" + bottle.urlencode({"folder": folder, "uid": uid, "images": "1" if show else "0"}),
-            attachments=mailrender.attachments(top, mb.open_message(folder, uid)),
-            flagged="\\Flagged" in info.flags,
-        )
 
-    @app.get("/mail/body")
-    def body() -> str:
-        user, mb = mailbox()
-        folder, uid = folder_param(), uid_param()
-        info_or_404(mb, folder, uid)
-        html_part, _ = mailrender.choose_body(mb.structure(folder, uid))
-        if html_part is None:
-            raise bottle.HTTPError(404, "No HTML body")
-        show = bottle.request.query.get("images") == "1"
-        clean = mailrender.sanitize_html(mailrender.part_text(mb.open_message(folder, uid), html_part), show)
-        bottle.request.environ["gk.csp"] = BODY_CSP.format(extra=" https: http:" if show else "")
-        bottle.response.content_type = "text/html; charset=utf-8"
-        return '<!doctype html><meta charset="utf-8"><base target="_blank">' + mailrender.BASE_STYLE + clean
+def back_url(folder: str) -> str:
+    return "/mail?" + bottle.urlencode({"folder": folder})
 
-    @app.get("/mail/part")
-    def part() -> Any:
-        user, mb = mailbox()
-        folder, uid = folder_param(), uid_param()
-        info_or_404(mb, folder, uid)
-        top = mb.structure(folder, uid)
-        try:
-            path = [int(x) for x in (bottle.request.query.get("part") or "").split(".")]
-        except ValueError as exc:
-            raise bottle.HTTPError(400, "bad part") from exc
-        p = find_part(top, path)
-        if p is None or p.is_multipart:
-            raise bottle.HTTPError(404, "No such part")
-        name = mailrender.part_filename(p)
-        bottle.response.content_type = "application/octet-stream"
-        bottle.response.set_header(
-            "Content-Disposition", f"attachment; filename*=UTF-8''{bottle.urlquote(name.encode('utf-8'))}"
-        )
-        bottle.request.environ["gk.csp"] = "default-src 'none'; sandbox"
-        return mailrender.stream_part(mb.open_message(folder, uid), p)
 
-    @app.post("/mail/flag")
-    def flag() -> None:
-        user, mb = mailbox()
-        folder, uid = forms.text("folder") or "INBOX", uid_param(forms.text("uid"))
-        info_or_404(mb, folder, uid)
-        flag_name = FLAGS.get(forms.text("flag"))
-        if not flag_name:
-            raise bottle.HTTPError(400, "unknown flag")
-        mb.set_flags(folder, [uid], [flag_name], mode="add" if forms.text("on") == "1" else "remove")
-        target = forms.text("back") or "read"
-        if target == "list":
-            raise bottle.redirect(back_url(folder))
-        raise bottle.redirect("/mail/read?" + bottle.urlencode({"folder": folder, "uid": uid}))
-
-    @app.post("/mail/move")
-    def move() -> None:
-        user, mb = mailbox()
-        folder, uid = forms.text("folder") or "INBOX", uid_param(forms.text("uid"))
-        info_or_404(mb, folder, uid)
-        dest = forms.text("dest")
-        try:
-            mb.move(folder, [uid], dest)
-        except (FolderNotFound, MailboxError) as exc:
-            raise bottle.HTTPError(400, str(exc)) from exc
-        raise bottle.redirect(back_url(folder))
-
-    @app.post("/mail/delete")
-    def delete() -> None:
-        user, mb = mailbox()
-        folder, uid = forms.text("folder") or "INBOX", uid_param(forms.text("uid"))
-        info_or_404(mb, folder, uid)
-        mb.delete_messages(folder, [uid])
-        raise bottle.redirect(back_url(folder))
-
-    @app.post("/mail/bulk")
-    def bulk() -> None:
-        """The list's checkboxes: mark read/unread, flag, move or delete the selected messages
-        (one store call per action, however many are selected)."""
-        user, mb = mailbox()
-        folder = forms.text("folder") or "INBOX"
-        uids = sorted({uid_param(raw) for raw in forms.all_of("uid")})
-        action = forms.text("action")
-        if uids:
+def mail_list(web: Web) -> str:
+    user, mb = mailbox(web)
+    folder = folder_param()
+    q = (bottle.request.query.getunicode("q", default="") or "").strip()
+    everywhere = bottle.request.query.get("scope") == "all"
+    try:
+        page = min(MAX_PAGE, max(0, int(bottle.request.query.get("page", "0"))))
+    except ValueError:
+        page = 0
+    try:
+        info = mb.folder(folder)
+    except (FolderNotFound, MailboxError) as exc:
+        raise bottle.HTTPError(404, "No such folder") from exc
+    folders = mb.folders()
+    lang, tz = web.lang(), localtime.zone(web.data_dir)
+    rows: list[dict[str, Any]] = []
+    if q:
+        hits: list[tuple[int, str, Any]] = []
+        for name in [f.name for f in folders] if everywhere else [folder]:
             try:
-                if action in BULK_FLAGS:
-                    flag_name, mode = BULK_FLAGS[action]
-                    mb.set_flags(folder, uids, [flag_name], mode=mode)
-                elif action == "move":
-                    mb.move(folder, uids, forms.text("dest"))
-                elif action == "delete":
-                    mb.delete_messages(folder, uids)
-                else:
-                    raise bottle.HTTPError(400, "unknown action")
-            except (FolderNotFound, MailboxError) as exc:
-                raise bottle.HTTPError(400, str(exc)) from exc
+                uids = sorted(mb.search_text(name, q), reverse=True)[: (page + 1) * PAGE + 1]
+                found = mb.infos(name, uids)
+            except (FolderNotFound, MailboxError):
+                continue
+            hits += [(found[u].internaldate, name, found[u]) for u in uids if u in found]
+        hits.sort(key=lambda h: (h[0], h[2].uid), reverse=True)
+        total = len(hits)
+        rows = [list_row(mb, name, m, 1, tz, lang) for _t, name, m in hits[page * PAGE : (page + 1) * PAGE]]
+    else:
+        total = info.exists
+        groups = thread_groups(mb.messages(folder, offset=page * PAGE, limit=PAGE))
+        rows = [list_row(mb, folder, m, n, tz, lang) for m, n in groups]
+    return web.render(
+        "mail/list.html",
+        folders=folders,
+        folder=folder,
+        rows=rows,
+        q=q,
+        everywhere=everywhere,
+        page=page,
+        has_next=(page + 1) * PAGE < total,
+        recipients_view=info.special_use in ("\\Sent", "\\Drafts"),
+        notice=notice_text(bottle.request.query, translator(web.lang())),
+    )
+
+
+def read(web: Web) -> str:
+    user, mb = mailbox(web)
+    folder, uid = folder_param(), uid_param()
+    info = info_or_404(mb, folder, uid)
+    top = mb.structure(folder, uid)
+    html_part, plain_part = reading.choose_body(top)
+    text = ""
+    remote_images = False
+    with mb.open_message(folder, uid) as fh:
+        if plain_part is not None and html_part is None:
+            text = reading.part_text(fh, plain_part)
+        if html_part is not None:
+            remote_images = mailrender.has_remote_images(reading.part_text(fh, html_part))
+        attachments = reading.attachments(top, fh)
+    if not info.seen:
+        mb.set_flags(folder, [uid], ["\\Seen"], mode="add")
+    hdr = mb.headers(folder, uid)
+    show = bottle.request.query.get("images") == "1"
+    lang, tz = web.lang(), localtime.zone(web.data_dir)
+    return web.render(
+        "mail/read.html",
+        date=fmt_header_date(hdr.get("Date", ""), info.internaldate, tz, lang),
+        thread=thread_of(mb, folder, uid, hdr, tz, lang),
+        fmt_size=functools.partial(fmt_size, lang=lang),
+        folders=mb.folders(),
+        folder=folder,
+        uid=uid,
+        info=info,
+        headers={k: decode_words(hdr.get(k, "") or "") for k in ("From", "To", "Cc", "Date", "Subject")},
+        text=text,
+        has_html=html_part is not None,
+        remote_images=remote_images,
+        show_images=show,
+        body_url="/mail/body?" + bottle.urlencode({"folder": folder, "uid": uid, "images": "1" if show else "0"}),
+        attachments=attachments,
+        flagged="\\Flagged" in info.flags,
+    )
+
+
+def body(web: Web) -> str:
+    user, mb = mailbox(web)
+    folder, uid = folder_param(), uid_param()
+    info_or_404(mb, folder, uid)
+    html = reading.body_html(mb, folder, uid)
+    if html is None:
+        raise bottle.HTTPError(404, "No HTML body")
+    show = bottle.request.query.get("images") == "1"
+    clean = mailrender.sanitize_html(html, show)
+    bottle.request.environ["gk.csp"] = BODY_CSP.format(extra=" https: http:" if show else "")
+    bottle.response.content_type = "text/html; charset=utf-8"
+    return '<!doctype html><meta charset="utf-8"><base target="_blank">' + mailrender.BASE_STYLE + clean
+
+
+def part(web: Web) -> Any:
+    user, mb = mailbox(web)
+    folder, uid = folder_param(), uid_param()
+    info_or_404(mb, folder, uid)
+    path = bottle.request.query.get("part") or ""
+    try:
+        [int(x) for x in path.split(".")]
+    except ValueError as exc:
+        raise bottle.HTTPError(400, "bad part") from exc
+    found = reading.attachment(mb, folder, uid, path)
+    if found is None:
+        raise bottle.HTTPError(404, "No such part")
+    described, chunks = found
+    name = described.name
+    bottle.response.content_type = "application/octet-stream"
+    bottle.response.set_header(
+        "Content-Disposition", f"attachment; filename*=UTF-8''{bottle.urlquote(name.encode('utf-8'))}"
+    )
+    bottle.request.environ["gk.csp"] = "default-src 'none'; sandbox"
+    return chunks  # closes the message file when the response ends (or is cut)
+
+
+def flag(web: Web) -> None:
+    user, mb = mailbox(web)
+    folder, uid = forms.text("folder") or "INBOX", uid_param(forms.text("uid"))
+    info_or_404(mb, folder, uid)
+    flag_name = FLAGS.get(forms.text("flag"))
+    if not flag_name:
+        raise bottle.HTTPError(400, "unknown flag")
+    mb.set_flags(folder, [uid], [flag_name], mode="add" if forms.text("on") == "1" else "remove")
+    target = forms.text("back") or "read"
+    if target == "list":
         raise bottle.redirect(back_url(folder))
+    raise bottle.redirect("/mail/read?" + bottle.urlencode({"folder": folder, "uid": uid}))
 
-    @app.get("/mail/folders")
-    def folders_page() -> str:
-        user, mb = mailbox()
-        return web.render("mail/folders.html", folders=mb.folders(), folder="", error="")
 
-    @app.post("/mail/folders")
-    def folders_change() -> Any:
-        """Create, rename or delete a folder (special-use folders and INBOX keep their names:
-        the store refuses, and the refusal is shown)."""
-        user, mb = mailbox()
-        _ = translator(web.lang())
-        action, name = forms.text("action"), forms.text("name").strip()
+def move(web: Web) -> None:
+    user, mb = mailbox(web)
+    folder, uid = forms.text("folder") or "INBOX", uid_param(forms.text("uid"))
+    info_or_404(mb, folder, uid)
+    dest = forms.text("dest")
+    try:
+        mb.move(folder, [uid], dest)
+    except (FolderNotFound, MailboxError) as exc:
+        raise bottle.HTTPError(400, str(exc)) from exc
+    raise bottle.redirect(back_url(folder))
+
+
+def delete(web: Web) -> None:
+    user, mb = mailbox(web)
+    folder, uid = forms.text("folder") or "INBOX", uid_param(forms.text("uid"))
+    info_or_404(mb, folder, uid)
+    mb.delete_messages(folder, [uid])
+    raise bottle.redirect(back_url(folder))
+
+
+def bulk(web: Web) -> None:
+    """The list's checkboxes: mark read/unread, flag, move or delete the selected messages
+    (one store call per action, however many are selected)."""
+    user, mb = mailbox(web)
+    folder = forms.text("folder") or "INBOX"
+    uids = sorted({uid_param(raw) for raw in forms.all_of("uid")})
+    action = forms.text("action")
+    if uids:
         try:
-            if action == "create":
-                mb.create_folder(name)
-            elif action == "rename":
-                mb.rename_folder(forms.text("old"), name)
+            if action in BULK_FLAGS:
+                flag_name, mode = BULK_FLAGS[action]
+                mb.set_flags(folder, uids, [flag_name], mode=mode)
+            elif action == "move":
+                mb.move(folder, uids, forms.text("dest"))
             elif action == "delete":
-                if forms.text("confirm") != "1":  # the form's checkbox: deleting drops the messages
-                    raise MailboxError(str(_("Tick the box to confirm.")))
-                mb.delete_folder(forms.text("old"))
+                mb.delete_messages(folder, uids)
             else:
                 raise bottle.HTTPError(400, "unknown action")
-        except (FolderNotFound, MailboxError, ValueError) as exc:
-            bottle.response.status = 400
-            error = f"{_('The folder could not be changed')}: {exc}"
-            return web.render("mail/folders.html", folders=mb.folders(), folder="", error=error)
-        raise bottle.redirect("/mail/folders")
+        except (FolderNotFound, MailboxError) as exc:
+            raise bottle.HTTPError(400, str(exc)) from exc
+    raise bottle.redirect(back_url(folder))
 
-    # -- compose -------------------------------------------------------------------------
-    @app.get("/mail/compose")
-    def compose() -> str:
-        user, mb = mailbox()
-        q = bottle.request.query
-        mode = q.get("mode", "")
-        draft = {"to": q.getunicode("to", default="") or "", "cc": "", "subject": "", "body": ""}
-        draft.update({"ref": "", "refs": "", "orig_folder": "", "orig_uid": "", "draft_uid": ""})
-        if mode in ("reply", "replyall", "forward", "draft"):
-            folder, uid = folder_param(), uid_param()
-            info_or_404(mb, folder, uid)
-            hdr = mb.headers(folder, uid)
-            subject = decode_words(hdr.get("Subject", "") or "")
-            quoted = body_text(mb, folder, uid)
-            if mode == "draft":
-                draft.update(
-                    to=decode_words(hdr.get("To", "") or ""),
-                    cc=decode_words(hdr.get("Cc", "") or ""),
-                    subject=subject,
-                    body=quoted,
-                    ref=" ".join(message_ids(hdr.get("In-Reply-To", ""))),
-                    refs=" ".join(message_ids(hdr.get("References", ""))),
-                    draft_uid=str(uid),
-                )
-                saved = q.get("saved") == "1"
-                kept = mailrender.attachments(mb.structure(folder, uid), mb.open_message(folder, uid))
-                return web.render(
-                    "mail/compose.html",
-                    draft=draft,
-                    errors={},
-                    folders=mb.folders(),
-                    folder="Drafts",
-                    saved=saved,
-                    kept=kept,
-                    fmt_size=functools.partial(fmt_size, lang=web.lang()),
-                )
-            sender = address_list(hdr.get("Reply-To", "") or hdr.get("From", "") or "")
-            own_id = message_ids(hdr.get("Message-ID", ""))
-            draft["refs"] = " ".join(thread_references(hdr))
-            draft["orig_folder"], draft["orig_uid"] = folder, str(uid)
-            if mode in ("reply", "replyall"):
-                draft["to"] = sender
-                if mode == "replyall":
-                    draft["cc"] = reply_all_cc(hdr, sender, own_addresses(ctx, user))
-                draft["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-                wrote = str(translator(web.lang())(N_("{sender} wrote:"))).replace("{sender}", sender)
-                draft["body"] = f"\n\n{wrote}\n" + "\n".join("> " + ln for ln in quoted[:20000].splitlines())
-                draft["ref"] = own_id[0] if own_id else ""
-            else:
-                draft["subject"] = subject if subject.lower().startswith("fwd:") else f"Fwd: {subject}"
-                draft["body"] = "\n\n" + str(translator(web.lang())(N_("(The original message is attached.)"))) + "\n"
-                draft["fwd_folder"], draft["fwd_uid"] = folder, str(uid)
-        return web.render("mail/compose.html", draft=draft, errors={}, folders=mb.folders(), folder="")
 
-    @app.post("/mail/send")
-    def send() -> str:
-        from gk.mail.submission import SubmissionError, submit
+def folders_page(web: Web) -> str:
+    user, mb = mailbox(web)
+    return web.render("mail/folders.html", folders=mb.folders(), folder="", error="")
 
-        user, mb = mailbox()
-        _ = translator(web.lang())
-        if bottle.request.content_length > MAX_COMPOSE:
-            raise bottle.HTTPError(413, "The message is too large.")
-        fields = ("to", "cc", "subject", "body", "ref", "refs", "fwd_folder", "fwd_uid", "orig_folder", "orig_uid")
-        draft = {k: forms.raw(k) for k in (*fields, "draft_uid")}
-        saving = forms.text("action") == "save"
-        errors: dict[str, str] = {}
-        rcpts = [a for _n, a in getaddresses([draft["to"], draft["cc"]]) if a]
-        if not saving and (not rcpts or any("@" not in a for a in rcpts)):
-            errors["to"] = str(_("Enter at least one address such as name@example.org."))
-        if errors:
-            bottle.response.status = 400
-            return web.render("mail/compose.html", draft=draft, errors=errors, folders=mb.folders(), folder="")
-        msg = build_message(web, user, draft)
-        for upload in bottle.request.files.getall("attachment"):
-            if not upload.raw_filename:
-                continue
-            data = upload.file.read(MAX_COMPOSE + 1)
-            name = upload_filename(upload.raw_filename)
-            ctype = upload.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
-            maintype, _s, subtype = ctype.partition("/")
-            # the email package writes a non-ASCII name as RFC 2231 ``filename*=utf-8''…``
-            msg.add_attachment(
-                data, maintype=maintype or "application", subtype=subtype or "octet-stream", filename=name
+
+def folders_change(web: Web) -> Any:
+    """Create, rename or delete a folder (special-use folders and INBOX keep their names:
+    the store refuses, and the refusal is shown)."""
+    user, mb = mailbox(web)
+    _ = translator(web.lang())
+    action, name = forms.text("action"), forms.text("name").strip()
+    try:
+        if action == "create":
+            mb.create_folder(name)
+        elif action == "rename":
+            mb.rename_folder(forms.text("old"), name)
+        elif action == "delete":
+            if forms.text("confirm") != "1":  # the form's checkbox: deleting drops the messages
+                raise MailboxError(str(_("Tick the box to confirm.")))
+            mb.delete_folder(forms.text("old"))
+        else:
+            raise bottle.HTTPError(400, "unknown action")
+    except (FolderNotFound, MailboxError, ValueError) as exc:
+        bottle.response.status = 400
+        error = f"{_('The folder could not be changed')}: {exc}"
+        return web.render("mail/folders.html", folders=mb.folders(), folder="", error=error)
+    raise bottle.redirect("/mail/folders")
+
+
+# -- compose -------------------------------------------------------------------------
+def compose(web: Web) -> str:
+    user, mb = mailbox(web)
+    q = bottle.request.query
+    mode = q.get("mode", "")
+    draft = {"to": q.getunicode("to", default="") or "", "cc": "", "subject": "", "body": ""}
+    draft.update({"ref": "", "refs": "", "orig_folder": "", "orig_uid": "", "draft_uid": ""})
+    if mode in ("reply", "replyall", "forward", "draft"):
+        folder, uid = folder_param(), uid_param()
+        info_or_404(mb, folder, uid)
+        hdr = mb.headers(folder, uid)
+        subject = decode_words(hdr.get("Subject", "") or "")
+        quoted = reading.body_text(mb, folder, uid)
+        if mode == "draft":
+            draft.update(
+                to=decode_words(hdr.get("To", "") or ""),
+                cc=decode_words(hdr.get("Cc", "") or ""),
+                subject=subject,
+                body=quoted,
+                ref=" ".join(message_ids(hdr.get("In-Reply-To", ""))),
+                refs=" ".join(message_ids(hdr.get("References", ""))),
+                draft_uid=str(uid),
             )
-        if draft["fwd_folder"] and draft["fwd_uid"]:
-            uid = uid_param(draft["fwd_uid"])
-            info_or_404(mb, draft["fwd_folder"], uid)
-            original = mb.message_bytes(draft["fwd_folder"], uid)
-            msg.add_attachment(original, maintype="message", subtype="rfc822", filename="forwarded.eml")
-        old_draft = draft["draft_uid"]
-        keep_draft_attachments(mb, msg, old_draft, forms.all_of("keep"))
-        data = msg.as_bytes()
-        if saving:
-            _v, new_uid = mb.append("Drafts", data, flags=("\\Draft", "\\Seen"))
-            drop_draft(mb, old_draft)
-            raise bottle.redirect(
-                "/mail/compose?" + bottle.urlencode({"mode": "draft", "folder": "Drafts", "uid": new_uid, "saved": "1"})
+            saved = q.get("saved") == "1"
+            kept = reading.message_attachments(mb, folder, uid)
+            return web.render(
+                "mail/compose.html",
+                draft=draft,
+                errors={},
+                folders=mb.folders(),
+                folder="Drafts",
+                saved=saved,
+                kept=kept,
+                fmt_size=functools.partial(fmt_size, lang=web.lang()),
             )
-        try:
-            result = submit(ctx, user, data, rcpts)
-        except SubmissionError as exc:
-            bottle.response.status = 400
-            errors["to"] = str(exc)
-            return web.render("mail/compose.html", draft=draft, errors=errors, folders=mb.folders(), folder="")
-        try:
-            mb.append("Sent", data, flags=("\\Seen",))
-        except MailboxError:
-            pass
+        sender = address_list(hdr.get("Reply-To", "") or hdr.get("From", "") or "")
+        own_id = message_ids(hdr.get("Message-ID", ""))
+        draft["refs"] = " ".join(thread_references(hdr))
+        draft["orig_folder"], draft["orig_uid"] = folder, str(uid)
+        if mode in ("reply", "replyall"):
+            draft["to"] = sender
+            if mode == "replyall":
+                draft["cc"] = reply_all_cc(hdr, sender, own_addresses(web.ctx, user))
+            draft["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+            wrote = str(translator(web.lang())(N_("{sender} wrote:"))).replace("{sender}", sender)
+            draft["body"] = f"\n\n{wrote}\n" + "\n".join("> " + ln for ln in quoted[:20000].splitlines())
+            draft["ref"] = own_id[0] if own_id else ""
+        else:
+            draft["subject"] = subject if subject.lower().startswith("fwd:") else f"Fwd: {subject}"
+            draft["body"] = "\n\n" + str(translator(web.lang())(N_("(The original message is attached.)"))) + "\n"
+            draft["fwd_folder"], draft["fwd_uid"] = folder, str(uid)
+    return web.render("mail/compose.html", draft=draft, errors={}, folders=mb.folders(), folder="")
+
+
+def send(web: Web) -> str:
+    from gk.mail.submission import SubmissionError, submit
+
+    user, mb = mailbox(web)
+    _ = translator(web.lang())
+    if bottle.request.content_length > MAX_COMPOSE:
+        raise bottle.HTTPError(413, "The message is too large.")
+    fields = ("to", "cc", "subject", "body", "ref", "refs", "fwd_folder", "fwd_uid", "orig_folder", "orig_uid")
+    draft = {k: forms.raw(k) for k in (*fields, "draft_uid")}
+    saving = forms.text("action") == "save"
+    errors: dict[str, str] = {}
+    rcpts = [a for _n, a in getaddresses([draft["to"], draft["cc"]]) if a]
+    if not saving and (not rcpts or any("@" not in a for a in rcpts)):
+        errors["to"] = str(_("Enter at least one address such as name@example.org."))
+    if errors:
+        bottle.response.status = 400
+        return web.render("mail/compose.html", draft=draft, errors=errors, folders=mb.folders(), folder="")
+    msg = build_message(web, user, draft)
+    for upload in bottle.request.files.getall("attachment"):
+        if not upload.raw_filename:
+            continue
+        data = upload.file.read(MAX_COMPOSE + 1)
+        name = upload_filename(upload.raw_filename)
+        ctype = upload.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        maintype, _s, subtype = ctype.partition("/")
+        # the email package writes a non-ASCII name as RFC 2231 ``filename*=utf-8''…``
+        msg.add_attachment(data, maintype=maintype or "application", subtype=subtype or "octet-stream", filename=name)
+    if draft["fwd_folder"] and draft["fwd_uid"]:
+        uid = uid_param(draft["fwd_uid"])
+        info_or_404(mb, draft["fwd_folder"], uid)
+        original = mb.message_bytes(draft["fwd_folder"], uid)
+        msg.add_attachment(original, maintype="message", subtype="rfc822", filename="forwarded.eml")
+    old_draft = draft["draft_uid"]
+    keep_draft_attachments(mb, msg, old_draft, forms.all_of("keep"))
+    data = msg.as_bytes()
+    if saving:
+        _v, new_uid = mb.append("Drafts", data, flags=("\\Draft", "\\Seen"))
         drop_draft(mb, old_draft)
-        if draft["orig_folder"] and draft["orig_uid"] and draft["ref"]:
-            try:  # the original is marked answered, as IMAP clients do
-                mb.set_flags(draft["orig_folder"], [uid_param(draft["orig_uid"])], ["\\Answered"], mode="add")
-            except (MailboxError, LookupError, KeyError, bottle.HTTPError):
-                pass
-        count = len(result.delivered) + len(result.queued)
-        raise bottle.redirect("/mail?" + bottle.urlencode({"folder": "INBOX", "notice": "sent", "count": count}))
+        raise bottle.redirect(
+            "/mail/compose?" + bottle.urlencode({"mode": "draft", "folder": "Drafts", "uid": new_uid, "saved": "1"})
+        )
+    try:
+        result = submit(web.ctx, user, data, rcpts)
+    except SubmissionError as exc:
+        bottle.response.status = 400
+        errors["to"] = str(exc)
+        return web.render("mail/compose.html", draft=draft, errors=errors, folders=mb.folders(), folder="")
+    try:
+        mb.append("Sent", data, flags=("\\Seen",))
+    except MailboxError:
+        pass
+    drop_draft(mb, old_draft)
+    if draft["orig_folder"] and draft["orig_uid"] and draft["ref"]:
+        try:  # the original is marked answered, as IMAP clients do
+            mb.set_flags(draft["orig_folder"], [uid_param(draft["orig_uid"])], ["\\Answered"], mode="add")
+        except (MailboxError, LookupError, KeyError, bottle.HTTPError):
+            pass
+    count = len(result.delivered) + len(result.queued)
+    raise bottle.redirect("/mail?" + bottle.urlencode({"folder": "INBOX", "notice": "sent", "count": count}))
 
 
-def list_row(mb: Any, folder: str, m: Any, count: int, tz: datetime.tzinfo, lang: str) -> dict[str, Any]:
+ROUTES: list[tuple[str, str, Callable[[Web], Any]]] = [
+    ("GET", "/mail", mail_list),
+    ("GET", "/mail/read", read),
+    ("GET", "/mail/body", body),
+    ("GET", "/mail/part", part),
+    ("POST", "/mail/flag", flag),
+    ("POST", "/mail/move", move),
+    ("POST", "/mail/delete", delete),
+    ("POST", "/mail/bulk", bulk),
+    ("GET", "/mail/folders", folders_page),
+    ("POST", "/mail/folders", folders_change),
+    ("GET", "/mail/compose", compose),
+    ("POST", "/mail/send", send),
+]
+
+
+def register(web: Web) -> None:
+    """Mount the webmail's routes (module-level handlers, each given the ``Web``)."""
+    for method, path, handler in ROUTES:
+        web.app.route(path, method, functools.partial(handler, web))
+
+
+def list_row(
+    mb: UserMailbox, folder: str, m: MessageInfo, count: int, tz: datetime.tzinfo, lang: str
+) -> dict[str, Any]:
     """One line of the message list: who (the recipients in Sent and Drafts), subject, date in
     the owner's zone and language, a preview line and an attachment marker. Cost per row: the
-    stored MIME tree (from the index) and at most ``mailrender.PREVIEW_READ`` bytes of the body."""
+    stored MIME tree (from the index) and at most ``reading.PREVIEW_READ`` bytes of the body."""
     sent = folder in ("Sent", "Drafts")
     try:
         top = mb.structure(folder, m.uid)
-        preview = mailrender.preview(mb.open_message(folder, m.uid), top)
-        attached = bool(mailrender.attachments(top))
+        with mb.open_message(folder, m.uid) as fh:
+            preview = reading.preview(fh, top)
+        attached = bool(reading.attachments(top))
     except (MailboxError, LookupError, OSError):
         preview, attached = "", False
     return {
@@ -432,7 +460,7 @@ def list_row(mb: Any, folder: str, m: Any, count: int, tz: datetime.tzinfo, lang
     }
 
 
-def keep_draft_attachments(mb: Any, msg: EmailMessage, raw_uid: str, paths: list[str]) -> None:
+def keep_draft_attachments(mb: UserMailbox, msg: EmailMessage, raw_uid: str, paths: list[str]) -> None:
     """Carry the attachments of a resumed draft (those still ticked in the form) into the new
     version or the sent message: each decoded from the old draft and attached again under its
     own name and type. Bounded by ``MAX_COMPOSE`` in all."""
@@ -442,23 +470,24 @@ def keep_draft_attachments(mb: Any, msg: EmailMessage, raw_uid: str, paths: list
         top = mb.structure("Drafts", int(raw_uid))
     except (MailboxError, LookupError, KeyError):
         return
-    wanted = {a["path"] for a in mailrender.attachments(top)} & set(paths)
+    wanted = {a.path for a in reading.attachments(top)} & set(paths)
     total = 0
-    for path, part in mailrender.numbered_parts(top):
-        if path not in wanted:
-            continue
-        data = b"".join(mailrender.stream_part(mb.open_message("Drafts", int(raw_uid)), part))
-        total += len(data)
-        if total > MAX_COMPOSE:
-            raise bottle.HTTPError(413, "The message is too large.")
-        name = mailrender.part_filename(part)
-        if part.maintype == "message" and part.subtype == "rfc822":
-            msg.add_attachment(data, maintype="message", subtype="rfc822", filename=name)
-        else:
-            msg.add_attachment(data, maintype=part.maintype, subtype=part.subtype, filename=name)
+    with mb.open_message("Drafts", int(raw_uid)) as fh:
+        for path, part in reading.numbered_parts(top):
+            if path not in wanted:
+                continue
+            data = b"".join(reading.decoded_chunks(fh, part))
+            total += len(data)
+            if total > MAX_COMPOSE:
+                raise bottle.HTTPError(413, "The message is too large.")
+            name = reading.part_filename(part)
+            if part.maintype == "message" and part.subtype == "rfc822":
+                msg.add_attachment(data, maintype="message", subtype="rfc822", filename=name)
+            else:
+                msg.add_attachment(data, maintype=part.maintype, subtype=part.subtype, filename=name)
 
 
-def drop_draft(mb: Any, raw_uid: str) -> None:
+def drop_draft(mb: UserMailbox, raw_uid: str) -> None:
     """Remove the draft a sent or re-saved message replaces (for good: Drafts is not Trash)."""
     if not (raw_uid.isascii() and raw_uid.isdigit() and 0 < int(raw_uid) <= MAX_UID):
         return
@@ -469,7 +498,7 @@ def drop_draft(mb: Any, raw_uid: str) -> None:
         pass
 
 
-def build_message(web: Web, user: Any, draft: dict[str, str]) -> EmailMessage:
+def build_message(web: Web, user: User, draft: dict[str, str]) -> EmailMessage:
     """The message headers and text body from the compose form: In-Reply-To names the message
     answered, References carries the whole chain (RFC 5322 §3.6.4) so every client threads it."""
     msg = EmailMessage(policy=email.policy.SMTP)
@@ -518,7 +547,7 @@ def thread_references(hdr: Any) -> list[str]:
     return out
 
 
-def own_addresses(ctx: Any, user: Any) -> Any:
+def own_addresses(ctx: Any, user: User) -> Callable[[str], bool]:
     """A predicate: is this address the user's own (plus-address or alias included)?"""
     from gk.mail.submission import owns_address
 
@@ -566,17 +595,6 @@ def upload_filename(raw: str) -> str:
         name = raw
     name = re.sub(r'[\x00-\x1f/\\"]', "_", name).strip()
     return name[:200] or "attachment"
-
-
-def body_text(mb: Any, folder: str, uid: int) -> str:
-    """The text of a message's body (plain part, else its HTML as text), for quoting or a draft."""
-    top = mb.structure(folder, uid)
-    html_part, plain_part = mailrender.choose_body(top)
-    if plain_part is not None:
-        return mailrender.part_text(mb.open_message(folder, uid), plain_part)
-    if html_part is not None:
-        return mailrender.html_to_text(mailrender.part_text(mb.open_message(folder, uid), html_part))
-    return ""
 
 
 def notice_text(query: Any, _: Any) -> str:
@@ -708,7 +726,7 @@ THREAD_FOLDERS = ("INBOX", "Sent", "Archive")
 MAX_THREAD = 100
 
 
-def thread_of(mb: Any, folder: str, uid: int, hdr: Any, tz: datetime.tzinfo, lang: str) -> list[dict[str, Any]]:
+def thread_of(mb: UserMailbox, folder: str, uid: int, hdr: Any, tz: datetime.tzinfo, lang: str) -> list[dict[str, Any]]:
     """The conversation a message belongs to, across this folder, INBOX, Sent and Archive, oldest
     first: the messages that carry the thread root (the first References id) in Message-ID,
     In-Reply-To or References. Cost: one indexed header search per folder."""

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from gk.mail.mailbox import FolderNotFound, MailboxError, MailboxStore, maildir, notify
-from gk.mail.mailbox.textindex import part_text
+from gk.mail.mailbox.reading import part_text
 
 
 def _msg(i: int, body: str = "hello") -> bytes:

@@ -1,4 +1,5 @@
-"""Local Maildir delivery with group-committed fsyncs (see local.py and committer.py)."""
+"""Local Maildir delivery: trace headers and the per-recipient copies (local.py), written through
+the mailbox's one writer path (``gk.mail.mailbox.MaildirWriter``, group-committed fsyncs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from gk.mail.delivery.local import LocalDelivery, Target
 from gk.mail.delivery.trace import Trace, protocol_keyword, received
+from gk.mail.mailbox import get_writer
 
 _by_context: dict[int, LocalDelivery] = {}
 
@@ -14,7 +16,7 @@ def get_delivery(ctx: Any) -> LocalDelivery:
     """The process-wide ``LocalDelivery`` (one group committer for every feature that delivers)."""
     svc = _by_context.get(id(ctx))
     if svc is None:
-        svc = _by_context[id(ctx)] = LocalDelivery(ctx.mail_root, ctx.hostname)
+        svc = _by_context[id(ctx)] = LocalDelivery(ctx.mail_root, ctx.hostname, get_writer(ctx))
     return svc
 
 

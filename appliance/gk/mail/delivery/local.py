@@ -4,16 +4,17 @@ For each recipient a copy is made with its own trace headers first (Return-Path,
 then the headers common to all recipients: Authentication-Results and Received), then the
 message with any forged ``Authentication-Results`` carrying our authserv-id removed (RFC 8601
 §5). A message that stayed in memory (up to 64 KiB: most mail) is rendered into bytes here and
-handed to the ``GroupCommitter``, which writes, syncs and publishes a whole batch of deliveries
-in one threadpool call. A spooled (big) message is copied into ``tmp/`` in the threadpool —
-headers, then the body by the kernel (``copy_file_range``) — fsynced, and published by the same
-committer. Only after every copy is in ``new/`` does ``deliver`` return; a failure leaves nothing
-in ``new/`` for the failed copies and the caller answers 4xx.
+handed to the mailbox's writer (``gk.mail.mailbox.MaildirWriter``: its group committer writes,
+syncs and publishes a whole batch of deliveries in one threadpool call). A spooled (big) message
+is copied into ``tmp/`` in the threadpool — headers, then the body by the kernel
+(``copy_file_range``) — fsynced, and published by the same writer. Only after every copy is in
+``new/`` does ``deliver`` return; a failure leaves nothing in ``new/`` for the failed copies and
+the caller answers 4xx.
 
 File I/O runs in gevent's native threadpool (a 30 MB copy never blocks the hub); a big copy
 streams through the kernel, so memory use is a 64 KiB line buffer whatever the message size;
 a small one costs its size once per recipient until its batch is committed.
-After publication subscribers are told (``gk.mail.mailbox.notify.publish``).
+The writer announces each folder that got mail, once (``gk.mail.mailbox.announce_new``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from pathlib import Path
 
 import gevent
 
-from gk.mail.delivery.committer import GroupCommitter
 from gk.mail.delivery.trace import delivered_to, return_path
-from gk.mail.mailbox import maildir, notify
+from gk.mail.mailbox import GroupCommitter, MaildirWriter, NewCopy, RawMessage, unique_name
 
 log = logging.getLogger("gk.delivery")
 
@@ -90,23 +90,25 @@ def render(top: bytes, message: bytes, authserv_id: str) -> bytes:
     return b"".join(out)
 
 
-def copy_with_headers(md: Path, top: bytes, source: Path | bytes, authserv_id: str) -> Path:
+def copy_with_headers(md: Path, top: bytes, source: RawMessage | Path | bytes, authserv_id: str) -> Path:
     """Write ``top`` + the message into ``md/tmp/``; fsynced. Runs in a thread.
 
     ``source`` is the message itself (small messages stay in memory) or its spool file.
     """
     if not (md / "tmp").is_dir():
-        maildir.ensure_maildir(md)
-    tmp = md / "tmp" / maildir.unique_name()
+        for sub in ("tmp", "new", "cur"):
+            (md / sub).mkdir(parents=True, exist_ok=True)
+    tmp = md / "tmp" / unique_name()
     ours = authserv_id.lower().encode()
+    message = RawMessage.of(source)
     try:
-        if isinstance(source, bytes):
+        if message.data is not None:
             with open(tmp, "xb") as dst:
-                dst.write(render(top, source, authserv_id))
+                dst.write(render(top, message.data, authserv_id))
                 dst.flush()
                 os.fsync(dst.fileno())
             return tmp
-        with open(source, "rb") as src, open(tmp, "xb") as dst:
+        with message.open() as src, open(tmp, "xb") as dst:
             dst.write(top)
             _filter_header_lines(iter(lambda: src.readline(_MAX_HEADER_LINE), b""), ours, dst.write)
             dst.flush()
@@ -131,50 +133,52 @@ def copy_with_headers(md: Path, top: bytes, source: Path | bytes, authserv_id: s
 
 
 class LocalDelivery:
-    def __init__(self, mail_root: Path, hostname: str):
+    def __init__(self, mail_root: Path, hostname: str, writer: MaildirWriter | None = None):
         self.mail_root = mail_root
         self.hostname = hostname
-        self.committer = GroupCommitter()
+        self.writer = writer if writer is not None else MaildirWriter(mail_root)
 
-    def deliver(self, spool: Path | bytes, targets: list[Target], common: bytes, mail_from: str) -> list[Path]:
+    @property
+    def committer(self) -> GroupCommitter:
+        """The writer's group committer (its ``batches`` / ``committed`` counters)."""
+        return self.writer.committer
+
+    def deliver(
+        self, spool: RawMessage | Path | bytes, targets: list[Target], common: bytes, mail_from: str
+    ) -> list[Path]:
         """Deliver durably to every target; returns the paths in ``new/``. Raises on failure."""
-        copies: list[tuple[Target, Path, bytes]] = []
+        message = RawMessage.of(spool)
+        copies: list[tuple[Target, bytes]] = []
         seen: set[tuple[str, str]] = set()
         for t in targets:
             if (t.user, t.folder) in seen:
                 continue
             seen.add((t.user, t.folder))
-            md = maildir.folder_path(self.mail_root, t.user, t.folder)
-            copies.append((t, md, return_path(mail_from) + delivered_to(t.rcpt) + common))
-        if isinstance(spool, bytes):
-            items = [(md, render(top, spool, self.hostname)) for _, md, top in copies]
-            results = self.committer.publish_data(items)
+            copies.append((t, return_path(mail_from) + delivered_to(t.rcpt) + common))
+        if message.data is not None:
+            data = message.data
+            new = [NewCopy(t.user, t.folder, RawMessage(data=render(top, data, self.hostname))) for t, top in copies]
         else:
-            results = self._deliver_spooled(spool, copies)
+            new = self._copy_spooled(message, copies)
+        results = self.writer.deliver(new)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             raise OSError(f"delivery of {len(failed)} of {len(results)} copies failed: {failed[0]}")
-        for t, _, _ in copies:
-            notify.publish(t.user, t.folder, "new")
-        return results  # type: ignore[return-value]
+        return [r for r in results if isinstance(r, Path)]
 
-    def _deliver_spooled(self, spool: Path, copies: list[tuple[Target, Path, bytes]]) -> list[Path | BaseException]:
+    def _copy_spooled(self, message: RawMessage, copies: list[tuple[Target, bytes]]) -> list[NewCopy]:
+        """Each recipient's copy of a big message, written and fsynced in its folder's ``tmp/``
+        (in the threadpool); on a failure none is left behind."""
         pool = gevent.get_hub().threadpool
-        tmps: list[tuple[Path, Path]] = []
+        new: list[NewCopy] = []
         try:
-            for _, md, top in copies:
-                tmps.append((md, pool.apply(copy_with_headers, (md, top, spool, self.hostname))))
+            for t, top in copies:
+                md = self.writer.folder_dir(t.user, t.folder)
+                tmp = pool.apply(copy_with_headers, (md, top, message, self.hostname))
+                new.append(NewCopy(t.user, t.folder, RawMessage(path=tmp)))
         except BaseException:
-            for _, tmp in tmps:
-                tmp.unlink(missing_ok=True)
+            for c in new:
+                if c.message.path is not None:
+                    c.message.path.unlink(missing_ok=True)
             raise
-        jobs = [gevent.spawn(self.committer.publish, tmp, md) for md, tmp in tmps]
-        gevent.joinall(jobs)
-        results: list[Path | BaseException] = []
-        for (_, tmp), job in zip(tmps, jobs, strict=True):
-            if job.successful():
-                results.append(job.value)
-            else:
-                tmp.unlink(missing_ok=True)
-                results.append(job.exception or RuntimeError("delivery failed"))
-        return results
+        return new

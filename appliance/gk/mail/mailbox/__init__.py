@@ -1,25 +1,29 @@
 """The mailbox store: per-user Maildirs (the source of truth) and their SQLite index.
 
-Below both the IMAP server and the webmail; SMTP delivery writes through ``maildir.deliver``
-and then calls ``notify.publish(address, "INBOX", "new")``.
+Below both the IMAP server and the webmail. This package's face is the only door: other
+packages import ``gk.mail.mailbox`` and its public modules ``reading`` (a message as text),
+``writer`` (new mail into Maildirs) and ``message`` (``RawMessage``) — never ``store``,
+``mime``, ``textindex``, ``maildir``, ``index``… — and never touch a mailbox's database
+(``tests/unit/test_mailbox_face.py`` checks it).
 
-Public API (for IMAP and the webmail)::
+Public API (for IMAP, the webmail, delivery, the queue's bounces, the assistant's tools)::
 
     store = get_store(ctx)                 # the MailboxStore (ctx.services.require(MailboxStore))
     mb = store.user(user.address)          # UserMailbox of the *authenticated* user only
     mb.folders() -> list[FolderInfo]       # name, special_use, subscribed, uidvalidity, uidnext,
                                            # highestmodseq, exists, unseen, size; INBOX first
+    mb.list_folders() -> list[ListedFolder]  # names for LIST/LSUB: folders and subscribed names
+                                           # without a folder (exists=False); no counts
     mb.folder(name) -> FolderInfo          # status of one folder (syncs it first)
     mb.create_folder(name) / delete_folder(name) / rename_folder(old, new) / subscribe(name, on)
-    mb.subscriptions() -> set[str]         # subscribed names, folder or not (subscriptions.py)
+    mb.subscriptions() -> set[str]         # subscribed names, folder or not
     mb.messages(name, offset=0, limit=50, newest_first=True) -> list[MessageInfo]
                                            # uid, flags, size, internaldate, modseq, envelope, tzoffset,
                                            # .subject / .sender (decoded), .seen
     mb.info(name, uid) -> MessageInfo      # one message; infos(name, uids) -> {uid: MessageInfo}
-    mb.open_message(name, uid) -> file     # the stored bytes, streamed (close it)
+    with mb.open_message(name, uid) as fh: # the stored bytes, a binary file: always close it
     mb.headers(name, uid) -> email.message.Message   # top header block (raw values)
-    mb.structure(name, uid) -> mime.Part   # MIME tree with byte offsets; textindex.part_text(f, part)
-                                           # gives a text part's decoded text
+    mb.structure(name, uid) -> Part        # MIME tree with byte offsets (find_part, body_structure)
     mb.set_flags(name, uids, flags, mode="add"|"remove"|"replace") -> (changed, failed)
     mb.move(name, uids, dest) / mb.copy(...) -> (dest uidvalidity, [(old uid, new uid)])
     mb.delete_messages(name, uids)         # to Trash; inside Trash: removed for good
@@ -27,29 +31,47 @@ Public API (for IMAP and the webmail)::
     mb.vanished(name, modseq, ranges=None) -> [uid] | None   # expunged after modseq (QRESYNC);
                                            # None: pruned that far back, answer conservatively
     mb.search(name, criteria) -> [uid]     # criteria tuples, see query.py; search_text(name, text)
-    mb.append(name, bytes|Path|file, flags=(), internaldate=None, tzoffset=None) -> (uidvalidity, uid)
+    mb.append(name, RawMessage|bytes|Path|file, flags=(), internaldate=None, tzoffset=None)
+                                           # -> (uidvalidity, uid); indexed at once
+
+    reading.body_text(mb, name, uid) -> str            # plain body, else the HTML's text
+    reading.body_html(mb, name, uid) -> str | None     # raw HTML (sanitize before showing)
+    reading.message_attachments(mb, name, uid) -> list[Attachment]
+    reading.attachment(mb, name, uid, "1.2") -> (Attachment, Iterator[bytes]) | None
+    reading.message_preview(mb, name, uid) -> str      # and choose_body, part_text, … on a Part
+
+    writer = get_writer(ctx)               # MaildirWriter: deliver([NewCopy]), deliver_bounce()
+    store.clean_tmp()                      # at start: files a crash left in tmp/
 
 Folder names are Unicode with "/" between levels; "INBOX" is the inbox; Sent, Drafts, Trash,
 Junk and Archive always exist (special_use "\\Sent" …). Errors are ``MailboxError`` (with an
 IMAP response code in ``.code``); ``FolderNotFound`` is one. Change notifications:
 ``notify.subscribe(address, callback(address, folder, kind))``, kind ``new`` / ``flags`` /
-``expunge`` / ``folders``.
+``expunge`` / ``folders``; new mail is announced in one place, ``writer.announce_new``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gk.mail.mailbox import reading
+from gk.mail.mailbox.committer import GroupCommitter
+from gk.mail.mailbox.maildir import unique_name
+from gk.mail.mailbox.message import RawMessage
+from gk.mail.mailbox.mime import Multipart, Part, body_structure, find_part
+from gk.mail.mailbox.reading import Attachment
 from gk.mail.mailbox.store import (
     SPECIAL_USE,
     FolderInfo,
     FolderNotFound,
+    ListedFolder,
     MailboxError,
     MailboxStore,
     MessageInfo,
     UserMailbox,
     check_folder_name,
 )
+from gk.mail.mailbox.writer import MaildirWriter, NewCopy, announce_new
 
 
 def get_store(ctx: Any) -> MailboxStore:
@@ -58,14 +80,40 @@ def get_store(ctx: Any) -> MailboxStore:
     return ctx.services.require(MailboxStore)
 
 
+_writers: dict[int, MaildirWriter] = {}
+
+
+def get_writer(ctx: Any) -> MaildirWriter:
+    """The process-wide ``MaildirWriter`` (one group committer for every feature that delivers:
+    SMTP, submission, the queue's bounces)."""
+    w = _writers.get(id(ctx))
+    if w is None:
+        w = _writers[id(ctx)] = MaildirWriter(ctx.mail_root)
+    return w
+
+
 __all__ = [
     "SPECIAL_USE",
+    "Attachment",
     "FolderInfo",
     "FolderNotFound",
+    "GroupCommitter",
+    "ListedFolder",
     "MailboxError",
     "MailboxStore",
+    "MaildirWriter",
     "MessageInfo",
+    "Multipart",
+    "NewCopy",
+    "Part",
+    "RawMessage",
     "UserMailbox",
+    "announce_new",
+    "body_structure",
     "check_folder_name",
+    "find_part",
     "get_store",
+    "get_writer",
+    "reading",
+    "unique_name",
 ]

@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 
 from gk.context import AppContext
-from gk.mail.mailbox import maildir
 from gk.mail.mailbox.store import MailboxStore
 
 log = logging.getLogger("gk.mailbox")
 
 
 def start(ctx: AppContext) -> MailboxStore:
-    removed = sum(maildir.clean_tmp(md) for md in maildir.all_maildirs(ctx.mail_root))
-    if removed:
-        log.info("removed %d unacknowledged file(s) left in Maildir tmp/ by a crash", removed)
     from gk import localtime
 
     data_dir = ctx.data_dir
     # mail that comes without a zone of its own (SMTP, webmail, files found in the Maildir)
     # gets the owner's time zone as its internal date's zone
-    return MailboxStore(ctx.mail_root, zone=lambda: localtime.zone(data_dir))
+    store = MailboxStore(ctx.mail_root, zone=lambda: localtime.zone(data_dir))
+    removed = store.clean_tmp()
+    if removed:
+        log.info("removed %d unacknowledged file(s) left in Maildir tmp/ by a crash", removed)
+    return store

@@ -46,7 +46,7 @@ import sqlite3
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import parsedate_tz
@@ -56,8 +56,9 @@ from typing import IO, Any, BinaryIO
 import gevent
 import gevent.lock
 
-from gk.mail.mailbox import maildir, notify, subscriptions, uidlist
+from gk.mail.mailbox import maildir, notify, subscriptions, uidlist, writer
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
+from gk.mail.mailbox.message import RawMessage
 from gk.mail.mailbox.mime import MAX_DEPTH, MAX_PARTS, Part, iter_parts, parse_structure, parse_with_headers
 from gk.mail.mailbox.query import Criteria, compile_criteria
 from gk.mail.mailbox.textindex import decode_words, header_message, message_text
@@ -100,6 +101,16 @@ class FolderInfo:
     exists: int
     unseen: int
     size: int  # bytes of all messages
+
+
+@dataclass(frozen=True, slots=True)
+class ListedFolder:
+    """A name for LIST/LSUB: a folder (``exists``) or a subscribed name without a folder."""
+
+    name: str
+    special_use: str | None
+    subscribed: bool
+    exists: bool = True  # False: only a subscription (its folder was deleted or never made)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +398,21 @@ class UserMailbox:
         with self.lock:
             self._discover_folders()
             return [r["name"] for r in self.db.query("SELECT name FROM folders ORDER BY name = 'INBOX' DESC, name")]
+
+    def list_folders(self, include_subscribed: bool = True) -> list[ListedFolder]:
+        """Every folder (after picking up folders made behind our back) and, with
+        ``include_subscribed``, every subscribed name without a folder (LSUB and
+        LIST (SUBSCRIBED) show those too); INBOX first, then by name. No counts: cheap."""
+        with self.lock:
+            self._discover_folders()
+            subs = set(self._subs)
+            rows = self.db.query("SELECT name, special FROM folders")
+        out = [ListedFolder(r[0], r[1], r[0] in subs) for r in rows]
+        if include_subscribed:
+            names = {r[0] for r in rows}
+            out += [ListedFolder(n, None, True, exists=False) for n in subs if n not in names]
+        out.sort(key=lambda f: (f.name != "INBOX", f.name))
+        return out
 
     def folders(self) -> list[FolderInfo]:
         """Every folder with counts (INBOX first), after picking up folders made behind our back."""
@@ -1045,26 +1071,22 @@ class UserMailbox:
     def append(
         self,
         name: str,
-        source: bytes | Path | IO[bytes],
+        source: RawMessage | bytes | Path | IO[bytes],
         flags: Iterable[str] = (),
         internaldate: float | None = None,
         tzoffset: int | None = None,
     ) -> tuple[int, int]:
         """Store a message durably (fsync file and dir) in folder ``name``; returns (uidvalidity, uid).
+        One of the writer paths of ``writer.py``: indexed at once, announced once.
 
-        ``source`` is bytes, a path (copied, not moved) or a readable binary file (streamed).
+        ``source`` is a ``RawMessage`` (or bytes, a path — copied, not moved — or a readable
+        binary file, streamed and left open).
         ``internaldate`` (unix seconds, default now) is shown in zone ``tzoffset`` (minutes east
         of UTC, default the server's zone at that time).
         """
         f = self._folder_row(name)
         d = self._dir(f["name"])
-        if isinstance(source, bytes):
-            chunks: Iterable[bytes] = [source]
-        elif isinstance(source, Path):
-            chunks = _file_chunks(open(source, "rb"))
-        else:
-            chunks = _file_chunks(source, close=False)
-        tmp = maildir.write_tmp(d, chunks)
+        tmp = maildir.write_tmp(d, RawMessage.of(source).chunks())
         try:
             if internaldate is not None:
                 os.utime(tmp, (internaldate, internaldate))
@@ -1097,7 +1119,7 @@ class UserMailbox:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        notify.publish(self.address, f["name"], "new")
+        writer.announce_new(self.address, f["name"])
         return f["uidvalidity"], uid
 
     def copy(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
@@ -1291,7 +1313,7 @@ class UserMailbox:
 # from the Maildir (same UIDs), then the operation runs again. Those that change the Maildir
 # are only retried where running them twice is harmless; APPEND handles its own case.
 _RETRIED = (
-    "folder_names folders folder create_folder delete_folder rename_folder subscribe sync uids"
+    "folder_names list_folders folders folder create_folder delete_folder rename_folder subscribe sync uids"
     " highestmodseq uidnext recent_uid claim_recent vanished count_above keywords first_unseen"
     " changes_since messages infos info structure open_message message_bytes headers set_flags"
     " expunge search search_text"
@@ -1391,18 +1413,6 @@ def _like_prefix(name: str) -> str:
     return name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
 
 
-def _file_chunks(fh: IO[bytes], close: bool = True) -> Iterator[bytes]:
-    try:
-        while True:
-            chunk = fh.read(65536)
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        if close:
-            fh.close()
-
-
 class MailboxStore:
     """All users' mailboxes; ``ctx.services.require(MailboxStore)`` in ``gk serve``.
 
@@ -1448,6 +1458,11 @@ class MailboxStore:
         while len(self._open) > self.max_open and idle:
             addr = idle.pop(0)
             self._open.pop(addr).close()
+
+    def clean_tmp(self, older_than: float = 0.0) -> int:
+        """Remove the files a crash left in the ``tmp/`` of every user's folders (never
+        acknowledged, so never promised); at start, before any writer runs. Returns how many."""
+        return sum(maildir.clean_tmp(md, older_than) for md in maildir.all_maildirs(self.mail_root))
 
     def stop(self, grace: float) -> None:
         for mb in self._open.values():

@@ -7,31 +7,18 @@ message with a large attachment reads a few hundred KB at most.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import quopri
 import re
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import BinaryIO
 
 from gk.mail.mailbox.mime import MAX_HEADER, Part, iter_parts, parse_address_list
+from gk.mail.mailbox.reading import decode_words, part_text, read_range
 
 MAX_PART_TEXT = 512 * 1024
 MAX_BODY_TEXT = 1024 * 1024
 _TAG = re.compile(r"<[^>]*>|&nbsp;")
-
-
-def decode_words(value: str | None) -> str:
-    """An RFC 2047 header value as Unicode (bad encodings kept as they are)."""
-    if not value:
-        return ""
-    try:
-        return str(make_header(decode_header(" ".join(str(value).split()))))
-    except (UnicodeError, LookupError, ValueError, binascii.Error):
-        return " ".join(str(value).split())
 
 
 def address_text(value: str | None) -> str:
@@ -55,36 +42,6 @@ def address_text(value: str | None) -> str:
     return "\n".join([text, *extra])
 
 
-def read_range(f: BinaryIO, start: int, end: int, cap: int | None = None) -> bytes:
-    f.seek(start)
-    n = end - start if cap is None else min(end - start, cap)
-    return f.read(max(0, n))
-
-
-def decode_body(raw: bytes, encoding: str) -> bytes:
-    enc = encoding.lower()
-    try:
-        if enc == "base64":
-            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", raw) + b"==", validate=False)
-        if enc == "quoted-printable":
-            return quopri.decodestring(raw)
-    except (binascii.Error, ValueError):
-        return raw
-    return raw
-
-
-def part_text(f: BinaryIO, part: Part, cap: int = MAX_PART_TEXT) -> str:
-    raw = decode_body(read_range(f, part.body_start, part.end, cap), part.encoding)
-    charset = part.param("charset") or "us-ascii"
-    try:
-        text = raw.decode(charset, "replace")
-    except LookupError:
-        text = raw.decode("utf-8", "replace")
-    if part.subtype == "html":
-        text = _TAG.sub(" ", text)
-    return text
-
-
 def header_message(f: BinaryIO, part: Part) -> Message:
     return BytesHeaderParser(policy=compat32).parsebytes(read_range(f, part.header_start, part.body_start, MAX_HEADER))
 
@@ -100,7 +57,9 @@ def message_text(f: BinaryIO, top: Part, msg: Message | None = None) -> dict[str
             continue
         if total >= MAX_BODY_TEXT:
             break
-        t = part_text(f, p)
+        t = part_text(f, p, MAX_PART_TEXT)
+        if p.subtype == "html":
+            t = _TAG.sub(" ", t)
         body.append(t)
         total += len(t)
     return {

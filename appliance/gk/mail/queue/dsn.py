@@ -3,8 +3,8 @@
 A DSN is ``multipart/report; report-type=delivery-status`` with a human text part, the
 ``message/delivery-status`` fields per recipient and the original's header block
 (``text/rfc822-headers``, at most 64 KiB: the body is never copied). It is delivered straight
-into the owning user's INBOX through the Maildir primitives and announced with
-``notify.publish`` — it is never queued, so a bounce can never bounce. Mail with the null
+into the owning user's INBOX through the mailbox's one writer path (``MaildirWriter``, which
+announces it) — it is never queued, so a bounce can never bounce. Mail with the null
 sender ``<>`` (itself a DSN or auto-reply) never gets a DSN.
 Written by hand: the stdlib ``email`` package has no builder for delivery-status parts, and
 the format is a few header blocks.
@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from gk.mail.mailbox import maildir, notify
+from gk.mail.mailbox import MaildirWriter
 
 HEADER_LIMIT = 64 * 1024
 _STATUS_RE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
@@ -130,19 +130,10 @@ def _one_line(s: str) -> str:
     return " ".join(s.split())[:900]
 
 
-def write_to_inbox(mail_root: Path, address: str, message: bytes) -> Path:
-    """Durably put a DSN into ``address``'s INBOX (blocking file I/O: run it in the threadpool)."""
-    box = maildir.ensure_maildir(maildir.folder_path(mail_root, address, "INBOX"))
-    return maildir.deliver(box, [message])
-
-
-def deliver_to_user(mail_root: Path, address: str, message: bytes) -> Path:
-    """``write_to_inbox`` in gevent's threadpool, then tell IMAP/webmail sessions about it."""
-    import gevent
-
-    path: Path = gevent.get_hub().threadpool.apply(write_to_inbox, (mail_root, address, message))
-    notify.publish(address, "INBOX", "new")
-    return path
+def deliver_to_user(writer: MaildirWriter, address: str, message: bytes) -> Path:
+    """Durably put a DSN into ``address``'s INBOX (group-committed like any delivery) and tell
+    the user's IMAP/webmail sessions; raises ``OSError`` when it could not be written."""
+    return writer.deliver_bounce(address, message)
 
 
 def hours_from_now(hours: float) -> float:

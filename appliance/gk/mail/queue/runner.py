@@ -34,6 +34,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
+from gk.mail.mailbox import get_writer
 from gk.mail.outbound import client, mx
 from gk.mail.outbound.client import Auth, Session, Target, TemporaryFailure, TLSPolicy
 from gk.mail.outbound.mtasts import MTASTSCache
@@ -340,7 +341,7 @@ class QueueRunner:
             retry_until=retry_until,
         )
         try:
-            dsn.deliver_to_user(self.ctx.mail_root, owner.address, body)
+            dsn.deliver_to_user(get_writer(self.ctx), owner.address, body)
         except OSError as exc:
             log.error("queue msg=%d: %s DSN to %s not delivered: %s", row["message_id"], kind, owner.address, exc)
             return

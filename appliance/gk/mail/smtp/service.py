@@ -31,7 +31,7 @@ from gk.mail import submission
 from gk.mail.authcheck import InboundChecker
 from gk.mail.delivery import Target, Trace, get_delivery, received
 from gk.mail.dnsresolver import make_resolver
-from gk.mail.mailbox import maildir
+from gk.mail.mailbox import unique_name
 from gk.mail.smtp import spool
 from gk.mail.smtp.policy import ConnectionSlots, ListenerKind, SMTPPolicy
 from gk.mail.smtp.session import GKSMTP
@@ -133,7 +133,7 @@ class SMTPService:
     # -- messages ---------------------------------------------------------------------------
     def new_spool_path(self) -> Path:
         self._counter += 1
-        return self.spool_dir / f"{maildir.unique_name()}.{self._counter}"
+        return self.spool_dir / f"{unique_name()}.{self._counter}"
 
     def accept(
         self,
