@@ -25,7 +25,13 @@ from gk.mail.mailbox import (
 
 APPLIANCE = Path(__file__).resolve().parents[2] / "appliance"
 PACKAGE = APPLIANCE / "gk" / "mail" / "mailbox"
-PUBLIC = {"__init__", "reading", "writer", "message"}  # the face: everything else is private
+PUBLIC = {
+    "__init__",
+    "reading",
+    "writer",
+    "message",
+    "service",
+}  # the face (service: the feature entry gk.features starts); everything else is private
 
 # Known violations, each to disappear with the change named (the test fails if one is fixed
 # and still listed: the list stays exact).
