@@ -4,6 +4,7 @@ sequence sets, capabilities and limits."""
 from __future__ import annotations
 
 import bisect
+import builtins
 import errno
 import sqlite3
 import ssl
@@ -104,13 +105,13 @@ class Literal:
     def in_memory(self) -> bool:
         return self._file is None
 
-    def bytes(self) -> bytes:
+    def bytes(self) -> builtins.bytes:
         """The data (only for small literals: names, search strings, passwords)."""
         if self._file is not None:
             raise BadCommand("literal too large here")
         return self._data or b""
 
-    def stream(self) -> IO[bytes]:
+    def stream(self) -> IO[builtins.bytes]:
         import io
 
         if self._file is not None:
