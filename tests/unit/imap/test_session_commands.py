@@ -78,3 +78,23 @@ def test_logout_ends_the_session(client: Client) -> None:
     assert untagged == [b"* BYE logging out"]
     client.greenlet.join(timeout=60)
     assert not client.alive
+
+
+def test_a_file_error_in_a_command_is_logged_and_the_session_goes_on(
+    harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before issue 11 an OSError from the store (a file gone under a rename race) ended the session
+    without a word: the client saw EOF and the log nothing."""
+    from gk.mail.mailbox import UserMailbox
+
+    def vanished(self: UserMailbox, name: str) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/gone/cur/1,U=1:2,")
+
+    harness.deliver(_msg(1))
+    monkeypatch.setattr(UserMailbox, "first_unseen", vanished)
+    _, tagged = client.cmd("SELECT INBOX")
+    assert b" NO [SERVERBUG] " in tagged
+    assert any("imap command failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    monkeypatch.undo()
+    assert b"* 1 EXISTS" in client.ok("SELECT INBOX")
+

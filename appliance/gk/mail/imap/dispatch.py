@@ -1,7 +1,7 @@
 """Dispatch: one command line → its handler, through a table of (handler, states allowed), and
 every refusal or failure → a tagged reply (BAD, NO with a response code, or ``NO [SERVERBUG]``
-when the server itself failed: the session goes on). Only the socket's errors and LOGOUT end
-the session.
+when the server itself failed, logged with its traceback: the session goes on). Only the
+connection's errors (``protocol.is_network_error``) and LOGOUT end the session.
 
 The table names the mixins' functions (``FolderCommands.cmd_select`` …), not ``Session``'s, so
 this module sits below ``session`` and imports nothing above the command mixins."""
@@ -21,7 +21,7 @@ from gk.mail.imap.folders import FolderCommands
 from gk.mail.imap.idle import IdleCommands
 from gk.mail.imap.messages import MessageCommands
 from gk.mail.imap.parser import Parser
-from gk.mail.imap.protocol import STORAGE_ERROR_TEXT, BadCommand, NoCommand, storage_error_code
+from gk.mail.imap.protocol import STORAGE_ERROR_TEXT, BadCommand, NoCommand, is_network_error, storage_error_code
 from gk.mail.mailbox import MailboxError
 
 log = logging.getLogger("gk.imap")
@@ -104,9 +104,10 @@ def handle(session: Connection, parts: list[Any]) -> None:
         session.write(f"{tag} NO {code}{exc}\r\n".encode("utf-8", "replace"))
     except (OSError, sqlite3.Error) as exc:
         storage = storage_error_code(exc)  # the disk or the index failed, not the client's socket
-        if storage is None and isinstance(exc, OSError):
+        if storage is None and is_network_error(exc):
             raise
-        if storage is None:
+        if storage is None:  # a bug (a file missing under a rename race …): logged, and the session
+            # goes on; before issue 11 such an OSError ended the session without a word (EOF)
             log.exception("imap command failed (user %s)", session.user or "-")
             session.write(f"{tag} NO [SERVERBUG] internal error; the session goes on\r\n".encode())
         else:

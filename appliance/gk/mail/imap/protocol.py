@@ -68,6 +68,20 @@ def storage_error_code(exc: BaseException) -> str | None:
     return None
 
 
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether an ``OSError`` came from the client's connection (it ends the session) rather than
+    from files (a missing file, a failed rename: a bug or a race; the command fails, the session
+    goes on). A socket's errors never name a file; file operations do."""
+    if not isinstance(exc, OSError):
+        return False
+    if isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+        return True
+    return not (isinstance(exc, _FILE_ERRORS) or exc.filename)
+
+
 STORAGE_ERROR_TEXT = {
     "OVERQUOTA": "not enough disk space; the session goes on",
     "UNAVAILABLE": "the mail storage is unavailable; try again later",

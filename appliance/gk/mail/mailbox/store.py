@@ -73,6 +73,7 @@ MAX_TOMBSTONES = 20_000  # expunged UIDs remembered per folder for QRESYNC (~40 
 OPEN_MARKER = "index.open"  # exists while a process has the user's index open (removed by close)
 PARSE_BATCH_FILES = 64  # messages parsed per threadpool hand-off when indexing ...
 PARSE_BATCH_BYTES = 4 * 1024 * 1024  # ... or this many bytes of them
+STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) may hide a same-tick change
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -587,13 +588,20 @@ class UserMailbox:
             if not force and self._scanned.get(f["name"]) == stamp:
                 return
             self._scan(f, d)
-            self._scanned[f["name"]] = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+            # The stamp from BEFORE the scan: a file delivered into new/ while the scan ran (it
+            # yields to the hub) changes the mtime, so the next sync looks again (issue 11: with
+            # the stamp taken after, such a message stayed unseen until the next change). A stamp
+            # that young may share its clock tick with a delivery after it: not trusted.
+            if time.time_ns() - max(stamp) > STAMP_SETTLED_NS:
+                self._scanned[f["name"]] = stamp
+            else:
+                self._scanned.pop(f["name"], None)
 
     def _remember_scan(self, name: str, before: tuple[int, int] | None) -> None:
         """After our own change in ``cur/``: keep the scan stamp if nobody else changed the dir."""
         d = self._dir(name)
-        if before is not None and self._scanned.get(name) == before:
-            self._scanned[name] = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+        if before is not None and self._scanned.get(name) == before:  # new/ is not ours: a delivery
+            self._scanned[name] = (before[0], os.stat(d / "cur").st_mtime_ns)  # meanwhile is seen next
 
     def _scan(self, f: Any, d: Path) -> None:
         """Reconcile one folder's index rows with its ``cur/`` and ``new/`` (see the module doc)."""
