@@ -98,3 +98,35 @@ def test_a_file_error_in_a_command_is_logged_and_the_session_goes_on(
     monkeypatch.undo()
     assert b"* 1 EXISTS" in client.ok("SELECT INBOX")
 
+
+def test_two_sessions_see_adds_flags_and_expunges_as_deltas(harness: IMAPHarness, client: Client) -> None:
+    """Issue 11: sessions apply typed events (EXISTS, FETCH FLAGS, EXPUNGE) without re-listing the
+    folder: neither session ever diffs its view against the whole folder."""
+    for i in range(3):
+        harness.deliver(_msg(i))
+    idler = harness.connect()
+    idler.login()
+    client.ok("SELECT INBOX")
+    idler.ok("SELECT INBOX")
+    idler.send(b"i1 IDLE\r\n")
+    assert idler.line().startswith(b"+ ")
+    harness.deliver(_msg(3))  # SMTP's path: files in new/, then the folder is synced by a session
+    assert idler.line() == b"* 4 EXISTS"
+    assert idler.line() == b"* 1 RECENT"
+    assert b"* 4 EXISTS" in client.ok("NOOP")
+    client.ok("STORE 2 +FLAGS.SILENT (\\Deleted $Done)")
+    assert idler.line() == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)"
+    idler.line()  # PERMANENTFLAGS
+    assert idler.line() == b"* 2 FETCH (FLAGS (\\Deleted $Done) UID 2)"
+    client.ok("APPEND INBOX {5+}\r\nhello")
+    assert idler.line() == b"* 5 EXISTS"
+    idler.line()  # RECENT
+    untagged = client.ok("EXPUNGE")
+    assert untagged[0] == b"* 2 EXPUNGE"
+    assert idler.line() == b"* 2 EXPUNGE"
+    idler.send(b"DONE\r\n")
+    _, tagged = idler.until_tagged("i1")
+    assert tagged.startswith(b"i1 OK")
+    found = idler.ok("UID SEARCH ALL")
+    assert found == [b"* SEARCH 1 3 4 5"]
+    assert client.session.full_diffs == 0 and idler.session.full_diffs == 0

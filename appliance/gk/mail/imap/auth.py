@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 
+from gk import events
 from gk.mail.imap.connection import AUTH, Logout
 from gk.mail.imap.parser import Parser
 from gk.mail.imap.protocol import BadCommand, NoCommand
 from gk.mail.imap.view import SelectedView
-from gk.mail.mailbox import notify
 
 
 class AuthCommands(SelectedView):
@@ -33,7 +33,7 @@ class AuthCommands(SelectedView):
         self.mb = self.svc.store.acquire(self.user)
         self.state = AUTH
         self._apply_limits()
-        notify.subscribe(self.user, self._on_change)
+        events.subscribe(self.user, self._on_event)
         self.ok(tag, f"[CAPABILITY {self.caps()}] logged in")
 
     def cmd_login(self, tag: str, p: Parser) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import gevent
 import gevent.event
 
+from gk import events
 from gk.mail.imap.parser import CommandReader, Parser
 from gk.mail.imap.protocol import BASE_CAPS, MEMORY_LITERAL, PREAUTH_LITERAL_BYTES, BadCommand
 from gk.mail.imap.response import string
@@ -104,6 +105,11 @@ class Connection:
         self.out: list[bytes] = []
         self.outlen = 0
         self.changed = gevent.event.Event()
+        self.pending: list[
+            events.MessagesAdded | events.FlagsChanged | events.Expunged
+        ] = []  # events of the selected folder not applied yet (see view.py)
+        self.full_diffs = 0  # times the view was diffed against the whole folder (tests and logs)
+        self.overflow = False  # more than view.MAX_PENDING queued: resynchronize in full
         self.waiting = False  # blocked reading the next command (or in IDLE): safe to send BYE
         try:  # replies are written whole; do not let Nagle hold back the last segment
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

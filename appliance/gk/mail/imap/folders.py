@@ -132,6 +132,8 @@ class FolderCommands(SelectedView):
         self.sel.claim_recent(mb)
         self.state = SELECTED
         self.changed.clear()
+        self.pending.clear()  # the view above is newer than any event queued before
+        self.overflow = False
         for k in mb.keywords(info.name):
             self.sel.keywords.setdefault(k.lower(), k)
         self._send_flags(self.sel)

@@ -2,7 +2,7 @@
 and deliveries changed in its selected folder.
 
 IDLE: a greenlet waits for ``DONE`` while the session waits on its ``changed`` event (set by
-``gk.mail.mailbox.notify``) or, every ``IDLE_POLL`` seconds, re-checks the Maildir (files
+``view.SelectedView._on_event`` for events of ``gk.events``) or, every ``IDLE_POLL`` seconds, re-checks the Maildir (files
 dropped in by another program)."""
 
 from __future__ import annotations

@@ -128,10 +128,9 @@ class MessageCommands(SelectedView):
             if want_seen:
                 unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]
                 if unseen:
-                    caught_up = mb.highestmodseq(sel.name) == sel.modseq
-                    mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
-                    if caught_up:  # our own change: do not report it again as an update
-                        sel.modseq = mb.highestmodseq(sel.name)
+                    caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
+                    seen, _ = mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
+                    self._own_flags(sel, seen, caught_up)  # shown below: not again as an update
                     infos = mb.infos(sel.name, chunk)
             for u in chunk:
                 info = infos.get(u)
@@ -229,11 +228,10 @@ class MessageCommands(SelectedView):
         mode = {"+": "add", "-": "remove"}.get(item[0], "replace")
         silent = item.endswith(".SILENT")
         self._updates(uid)
-        caught_up = mb.highestmodseq(sel.name) == sel.modseq
+        caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
         targets = self._target_uids(seqset, uid)
         changed, failed = mb.set_flags(sel.name, targets, flags, mode, unchanged)
-        if caught_up:
-            sel.modseq = mb.highestmodseq(sel.name)
+        self._own_flags(sel, changed, caught_up)
         if changed and mode != "remove":  # announced even when .SILENT, before any FETCH
             self._announce_keywords(flags)
         report = {c[0]: c for c in changed}

@@ -1,26 +1,40 @@
 """The selected folder as one session sees it (``Selected``) and how other sessions' changes reach it.
 
 Consistency between sessions: every session keeps its own view (the UID list it announced and
-the HIGHESTMODSEQ it has reported). At the points RFC 3501 §7.4.1 allows (NOOP, IDLE, after
-commands other than FETCH/STORE/SEARCH, and as late as possible before the tagged reply),
-``_updates`` diffs that view against the index and sends ``EXPUNGE`` (highest first, so each
-number is valid when sent), ``EXISTS`` and ``FETCH (FLAGS …)``. Where EXPUNGE is not allowed,
-pending expunges hold back all updates until the next allowed point.
+the HIGHESTMODSEQ it has reported). Changes reach it as typed events of ``gk.events`` (issue 11):
+``MessagesAdded``, ``FlagsChanged`` and ``Expunged`` of its selected folder are queued by
+``_on_event`` (which also wakes IDLE), and at the points RFC 3501 §7.4.1 allows (NOOP, IDLE, after
+commands other than FETCH/STORE/SEARCH, and as late as possible before the tagged reply)
+``_updates`` folds the queued events into deltas and sends them as the full diff did: ``EXPUNGE``
+(highest first, so each number is valid when sent) or ``VANISHED``, ``EXISTS``, ``FLAGS`` for new
+keywords, then ``FETCH (FLAGS …)`` for messages the client knew. No re-listing of the folder: the
+cost is that of the changes, not of the folder. Where EXPUNGE is not allowed, a pending expunge
+holds back all updates until the next allowed point.
+
+The check: every event carries the folder's HIGHESTMODSEQ after it, so a session that applied all
+of its folder's events has reached the index's HIGHESTMODSEQ. When it has not (a change made
+without an event, an index rebuilt, more than ``MAX_PENDING`` events queued), ``_full_diff`` diffs
+the whole view against the index, as every update did before.
 """
 
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Iterable
 
+from gk import events
 from gk.mail.imap.connection import Connection, Selected
 from gk.mail.imap.parser import Parser
 from gk.mail.imap.protocol import BadCommand, SeqSet, merge, missing, ranges_text, runs
 from gk.mail.imap.response import flag_list
 from gk.mail.imap.search import seq_ranges_to_uids
-from gk.mail.mailbox import MailboxError, UserMailbox, notify
+from gk.mail.mailbox import MailboxError, UserMailbox
 
 PERMANENT = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+MAX_PENDING = 2000  # events queued for one session before it drops them and resynchronizes in full
+
+FolderEvent = events.MessagesAdded | events.FlagsChanged | events.Expunged
 
 
 class SelectedView(Connection):
@@ -28,29 +42,125 @@ class SelectedView(Connection):
 
     def close(self) -> None:
         if self.user:
-            notify.unsubscribe(self.user, self._on_change)
+            events.unsubscribe(self.user, self._on_event)
         super().close()
 
     # -- updates ----------------------------------------------------------------------------
-    def _on_change(self, address: str, folder: str, kind: str) -> None:
-        if self.sel is not None and folder == self.sel.name:
-            self.changed.set()
+    def _on_event(self, ev: events.Event) -> None:
+        """A bus subscriber (runs in the publisher's greenlet): queue, wake, never block."""
+        sel = self.sel
+        if sel is None or ev.folder != sel.name:
+            return
+        if isinstance(ev, events.MessagesAdded | events.FlagsChanged | events.Expunged):
+            if len(self.pending) >= MAX_PENDING:
+                self.pending.clear()
+                self.overflow = True
+            elif not self.overflow:
+                self.pending.append(ev)
+        self.changed.set()
 
     def _updates(self, expunge_ok: bool = True) -> None:
         sel, mb = self.sel, self.mb
         if sel is None or mb is None:
             return
         try:
-            mb.sync(sel.name)
+            mb.sync(sel.name)  # files delivered or changed behind the index: their events queue here
+        except MailboxError:
+            return
+        if self.overflow:
+            self.overflow = False
+            self.pending.clear()
+            self._full_diff(sel, mb, expunge_ok)
+            return
+        if self.pending:
+            # The queued events, folded into what the client must learn (as the full diff would
+            # tell it): expunges of messages it knows, additions, the last flags of the others.
+            expunged: set[int] = set()
+            added: set[int] = set()
+            flags: dict[int, tuple[tuple[str, ...], int]] = {}
+            for ev in self.pending:
+                if isinstance(ev, events.Expunged):
+                    expunged.update(ev.uids)
+                elif isinstance(ev, events.MessagesAdded):
+                    added.update(ev.uids)
+                else:
+                    for u, fl, ms in ev.changes:
+                        flags[u] = (fl, ms)
+            gone = sorted(u for u in expunged if sel.seq_of(u))
+            if gone and not expunge_ok:
+                return  # held back, with every other update, until EXPUNGE is allowed
+            modseq = max(ev.modseq for ev in self.pending)
+            self.pending.clear()
+            known = {u: None for u in flags if sel.seq_of(u) and u not in expunged}
+            new = sorted(u for u in added - expunged if not sel.seq_of(u))
+            if gone:
+                self._expunge_lines(sel, gone)
+            if new:
+                if not sel.uids or new[0] > sel.uids[-1]:
+                    sel.uids.extend(new)
+                else:  # UIDs below the top (adopted from file names after an index rebuild)
+                    sel.uids = array("I", sorted({*sel.uids, *new}))
+            if gone or new:
+                sel.claim_recent(mb)
+                self.write(f"* {len(sel.uids)} EXISTS\r\n* {sel.recent_count()} RECENT\r\n".encode())
+            keywords = [f for u in known for f in flags[u][0]]
+            if new:
+                keywords += [f for i in mb.infos(sel.name, new).values() for f in i.flags]
+            self._announce_keywords(keywords)
+            for u in sorted(known):
+                fl, ms = flags[u]
+                self._flags_line(sel.seq_of(u), u, fl, ms, True)
+            sel.modseq = max(sel.modseq, modseq)
+        try:
+            top = mb.highestmodseq(sel.name)
+        except MailboxError:
+            return
+        if top != sel.modseq:  # a change without its event (or an index rebuilt): diff in full
+            self._full_diff(sel, mb, expunge_ok)
+
+    def _expunge_lines(self, sel: Selected, gone: list[int]) -> None:
+        """EXPUNGE (highest first) or VANISHED for ``gone`` (UIDs in the view, ascending); they leave it."""
+        if self.qresync:
+            self.write(f"* VANISHED {ranges_text(runs(gone))}\r\n".encode())
+        else:
+            for u in reversed(gone):
+                self.write(f"* {sel.seq_of(u)} EXPUNGE\r\n".encode())
+        drop = set(gone)
+        sel.uids = array("I", (u for u in sel.uids if u not in drop))
+        if sel.saved:  # RFC 5182 2.1: expunged messages leave $
+            sel.saved = [u for u in sel.saved if u not in drop]
+
+    def _own_flags(self, sel: Selected, changed: list[tuple[int, tuple[str, ...], int]], caught_up: bool) -> None:
+        """After this session changed flags (STORE, FETCH's implicit \\Seen) and answered for them
+        itself: its own ``FlagsChanged`` (published in the call) is not reported again. When the
+        session was caught up before, the event goes and the view's HIGHESTMODSEQ follows it."""
+        own = {(u, m) for u, _, m in changed}
+        if not own:
+            return
+        for i, ev in enumerate(self.pending):
+            if isinstance(ev, events.FlagsChanged) and any((u, m) in own for u, _, m in ev.changes):
+                rest = tuple(c for c in ev.changes if (c[0], c[2]) not in own)
+                if caught_up and i == 0 and not rest:
+                    self.pending.pop(0)
+                    sel.modseq = max(sel.modseq, ev.modseq)
+                else:
+                    self.pending[i] = events.FlagsChanged(ev.user, ev.folder, rest, ev.modseq)
+                return
+
+    def _full_diff(self, sel: Selected, mb: UserMailbox, expunge_ok: bool) -> None:
+        """The full diff of the view against the index (the fallback; see the module docstring)."""
+        try:
             top = mb.highestmodseq(sel.name)
         except MailboxError:
             return
         if top == sel.modseq:
             return
+        self.full_diffs += 1
         current = mb.uids(sel.name)
         cur_set = set(current)
         gone = [i for i, u in enumerate(sel.uids) if u not in cur_set]
         if gone and not expunge_ok:
+            self.overflow = True  # try again at the next point where EXPUNGE is allowed
             return
         old = sel.uids
         if gone and self.qresync:

@@ -1,34 +1,43 @@
-"""In-process change notifications for mailboxes (new mail, flags, expunge).
+"""The old string-kind notification API, kept as a thin layer over ``gk.events`` (issue 11).
 
-Everything runs in one gevent process, so a publish is a direct call of each subscriber;
-subscribers must not block (IMAP sessions set a gevent Event and return).
+``publish(address, folder, "new")`` is what code that writes files into a Maildir behind the index
+(SMTP delivery, bounces) calls: it publishes ``events.MaildirChanged``. ``subscribe`` hands a
+callback ``(address, folder, kind)`` every mail event of that user with its old kind (``new``,
+``flags``, ``expunge``, ``folders``). New code uses ``gk.events`` directly.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
+
+from gk import events
 
 Callback = Callable[[str, str, str], None]  # (address, folder, kind)
 
-_subscribers: dict[str, list[Callback]] = defaultdict(list)
+_KINDS: dict[type, str] = {
+    events.MessagesAdded: "new",
+    events.MaildirChanged: "new",
+    events.FlagsChanged: "flags",
+    events.Expunged: "expunge",
+    events.FoldersChanged: "folders",
+}
+_adapters: dict[tuple[str, Callback], events.Subscriber] = {}
 
 
 def subscribe(address: str, callback: Callback) -> None:
-    _subscribers[address].append(callback)
+    def adapter(ev: events.Event) -> None:
+        callback(ev.user, ev.folder, _KINDS.get(type(ev), "new"))
+
+    _adapters[(address, callback)] = adapter
+    events.subscribe(address, adapter)
 
 
 def unsubscribe(address: str, callback: Callback) -> None:
-    subs = _subscribers.get(address)
-    if subs and callback in subs:
-        subs.remove(callback)
-        if not subs:
-            del _subscribers[address]
+    adapter = _adapters.pop((address, callback), None)
+    if adapter is not None:
+        events.unsubscribe(address, adapter)
 
 
-def publish(address: str, folder: str, kind: str) -> None:
-    for cb in list(_subscribers.get(address, ())):
-        try:
-            cb(address, folder, kind)
-        except Exception:  # a broken subscriber must not break delivery
-            pass
+def publish(address: str, folder: str, kind: str = "new") -> None:
+    """Files landed in ``folder``'s Maildir behind the index (``kind`` is always "new" today)."""
+    events.publish(events.MaildirChanged(address, folder))
