@@ -18,7 +18,7 @@ def test_events_reach_the_users_subscribers_in_order_and_no_one_else() -> None:
     bus.subscribe("alice@example.org", alice.append)
     bus.subscribe("bob@example.org", bob.append)
     bus.subscribe(None, everyone.append)
-    sent = [
+    sent: list[events.Event] = [
         events.MessagesAdded("alice@example.org", "INBOX", (1, 2), 3),
         events.FlagsChanged("alice@example.org", "INBOX", ((1, ("\\Seen",), 4),), 4),
         events.Expunged("alice@example.org", "INBOX", (2,), 5),
