@@ -14,12 +14,12 @@ from pathlib import Path
 import gevent
 import pytest
 
+from gk import events as bus
 from gk.mail.mailbox import (
     MailboxStore,
     MaildirWriter,
     NewCopy,
     RawMessage,
-    notify,  # the test subscribes like an IMAP session does
     reading,
 )
 
@@ -38,8 +38,6 @@ PUBLIC = {
 ALLOWED = {
     # to remove once imap uses list_folders
     ("gk/mail/imap/session.py", "database: self.mb.db"),
-    # to remove once imap subscribes to the typed event bus (gk/events.py) instead of notify
-    ("gk/mail/imap/session.py", "import gk.mail.mailbox.notify"),
     # to remove once imap imports Part, find_part, Multipart, body_structure from gk.mail.mailbox
     ("gk/mail/imap/session.py", "import gk.mail.mailbox.mime"),
     ("gk/mail/imap/fetch.py", "import gk.mail.mailbox.mime"),
@@ -210,8 +208,12 @@ def test_the_writer_writes_durably_and_announces_each_folder_once(tmp_path):
     store = MailboxStore(tmp_path / "mail")
     writer = MaildirWriter(tmp_path / "mail")
     events: list[tuple[str, str, str]] = []
-    notify.subscribe("alice@example.org", lambda a, f, k: events.append((a, f, k)))
-    notify.subscribe("bob@example.org", lambda a, f, k: events.append((a, f, k)))
+
+    def seen(ev: bus.Event) -> None:
+        events.append((ev.user, ev.folder, "new" if isinstance(ev, bus.MaildirChanged) else type(ev).__name__))
+
+    bus.subscribe("alice@example.org", seen)
+    bus.subscribe("bob@example.org", seen)
     try:
         junk = writer.folder_dir("bob@example.org", "Junk")
         for sub in ("tmp", "new", "cur"):  # as delivery's copy_with_headers leaves it
@@ -234,23 +236,28 @@ def test_the_writer_writes_durably_and_announces_each_folder_once(tmp_path):
         assert sorted(m.subject for m in mb.messages("INBOX")) == ["bounce", "one", "two"]  # indexed
         assert [m.subject for m in store.user("bob@example.org").messages("Junk")] == ["big"]
     finally:
-        notify._subscribers.clear()
+        bus.unsubscribe("alice@example.org", seen)
+        bus.unsubscribe("bob@example.org", seen)
 
 
 def test_append_is_announced_once_through_the_writer(tmp_path, monkeypatch):
     from gk.mail.mailbox import writer as writer_module
 
-    calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(writer_module.notify, "publish", lambda a, f, k: calls.append((f, k)))
+    calls: list[bus.Event] = []
+    monkeypatch.setattr(writer_module.events, "publish", calls.append)
     mb = MailboxStore(tmp_path / "mail").user("alice@example.org")
-    mb.append("Sent", RawMessage(data=b"Subject: s\r\n\r\nx\r\n"), flags=("\\Seen",))
-    assert calls == [("Sent", "new")]
+    _v, uid = mb.append("Sent", RawMessage(data=b"Subject: s\r\n\r\nx\r\n"), flags=("\\Seen",))
+    assert calls == [bus.MessagesAdded("alice@example.org", "Sent", (uid,), mb.highestmodseq("Sent"))]
 
 
 def test_a_failed_copy_leaves_nothing_and_is_not_announced(tmp_path):
     writer = MaildirWriter(tmp_path / "mail")
     events: list[str] = []
-    notify.subscribe("alice@example.org", lambda a, f, k: events.append(f))
+
+    def seen(ev: bus.Event) -> None:
+        events.append(ev.folder)
+
+    bus.subscribe("alice@example.org", seen)
     try:
         md = writer.folder_dir("alice@example.org", "INBOX")
         for sub in ("tmp", "new", "cur"):
@@ -260,7 +267,7 @@ def test_a_failed_copy_leaves_nothing_and_is_not_announced(tmp_path):
         assert isinstance(result, OSError)
         assert events == [] and os.listdir(md / "new") == []
     finally:
-        notify._subscribers.clear()
+        bus.unsubscribe("alice@example.org", seen)
 
 
 # -- RawMessage ------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from gk.mail.mailbox import FolderNotFound, MailboxError, MailboxStore, maildir, notify
+from gk import events as bus
+from gk.mail.mailbox import FolderNotFound, MailboxError, MailboxStore, maildir
 from gk.mail.mailbox.reading import part_text
 
 
@@ -18,8 +19,8 @@ def _msg(i: int, body: str = "hello") -> bytes:
 def test_webmail_api(tmp_path):  # type: ignore[no-untyped-def]
     store = MailboxStore(tmp_path / "mail")
     mb = store.user("Alice@Example.org")
-    events: list[tuple[str, str, str]] = []
-    notify.subscribe("alice@example.org", lambda a, f, k: events.append((a, f, k)))
+    events: list[bus.Event] = []
+    bus.subscribe("alice@example.org", events.append)
     try:
         for i in range(7):
             mb.append("INBOX", _msg(i))
@@ -39,9 +40,13 @@ def test_webmail_api(tmp_path):  # type: ignore[no-untyped-def]
         top = mb.structure("INBOX", 6)
         with mb.open_message("INBOX", 6) as fh:
             assert part_text(fh, top).strip() == "hello 5"
-        assert ("alice@example.org", "INBOX", "new") in events and ("alice@example.org", "Trash", "expunge") in events
+        assert bus.MessagesAdded("alice@example.org", "INBOX", (7,), 8) in events
+        assert bus.FlagsChanged("alice@example.org", "INBOX", ((5, ("\\Seen",), 9),), 9) in events
+        moved = [e for e in events if e.folder == "Trash" and not isinstance(e, bus.FlagsChanged)]
+        assert [type(e).__name__ for e in moved] == ["MessagesAdded", "Expunged"]
+        assert moved[0].uids == (1, 2) and moved[1].uids == (1,)  # type: ignore[union-attr]
     finally:
-        notify._subscribers.clear()
+        bus.unsubscribe("alice@example.org", events.append)
 
 
 def test_sync_picks_up_changes_behind_its_back(tmp_path):  # type: ignore[no-untyped-def]

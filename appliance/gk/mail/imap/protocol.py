@@ -4,6 +4,7 @@ sequence sets, capabilities and limits."""
 from __future__ import annotations
 
 import bisect
+import builtins
 import errno
 import sqlite3
 import ssl
@@ -67,6 +68,20 @@ def storage_error_code(exc: BaseException) -> str | None:
     return None
 
 
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether an ``OSError`` came from the client's connection (it ends the session) rather than
+    from files (a missing file, a failed rename: a bug or a race; the command fails, the session
+    goes on). A socket's errors never name a file; file operations do."""
+    if not isinstance(exc, OSError):
+        return False
+    if isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+        return True
+    return not (isinstance(exc, _FILE_ERRORS) or exc.filename)
+
+
 STORAGE_ERROR_TEXT = {
     "OVERQUOTA": "not enough disk space; the session goes on",
     "UNAVAILABLE": "the mail storage is unavailable; try again later",
@@ -104,13 +119,13 @@ class Literal:
     def in_memory(self) -> bool:
         return self._file is None
 
-    def bytes(self) -> bytes:
+    def bytes(self) -> builtins.bytes:
         """The data (only for small literals: names, search strings, passwords)."""
         if self._file is not None:
             raise BadCommand("literal too large here")
         return self._data or b""
 
-    def stream(self) -> IO[bytes]:
+    def stream(self) -> IO[builtins.bytes]:
         import io
 
         if self._file is not None:

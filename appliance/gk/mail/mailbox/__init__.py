@@ -45,9 +45,9 @@ Public API (for IMAP, the webmail, delivery, the queue's bounces, the assistant'
 
 Folder names are Unicode with "/" between levels; "INBOX" is the inbox; Sent, Drafts, Trash,
 Junk and Archive always exist (special_use "\\Sent" …). Errors are ``MailboxError`` (with an
-IMAP response code in ``.code``); ``FolderNotFound`` is one. Change notifications:
-``notify.subscribe(address, callback(address, folder, kind))``, kind ``new`` / ``flags`` /
-``expunge`` / ``folders``; new mail is announced in one place, ``writer.announce_new``.
+IMAP response code in ``.code``); ``FolderNotFound`` is one. Changes are typed events on the
+process's bus, published after commit (``gk.events``: MessagesAdded, FlagsChanged, Expunged,
+FoldersChanged, MaildirChanged); new mail is announced in one place, ``writer.announce_new``.
 """
 
 from __future__ import annotations

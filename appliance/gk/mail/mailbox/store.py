@@ -28,8 +28,8 @@ over — except in the first scan of a folder after an unclean shutdown, where t
 scan when neither ``new/`` nor ``cur/`` changed their mtime since the last scan (memory: two
 ints per folder).
 
-Changes are announced with ``notify.publish(address, folder, kind)``, kind one of ``new``,
-``flags``, ``expunge``, ``folders``.
+Changes are announced after commit as typed events of ``gk.events`` (``MessagesAdded``,
+``FlagsChanged``, ``Expunged``, ``FoldersChanged``), each with the folder's HIGHESTMODSEQ after it.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ from typing import IO, Any, BinaryIO
 import gevent
 import gevent.lock
 
-from gk.mail.mailbox import maildir, notify, subscriptions, uidlist, writer
+from gk import events
+from gk.mail.mailbox import maildir, subscriptions, uidlist, writer
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.message import RawMessage
 from gk.mail.mailbox.mime import MAX_DEPTH, MAX_PARTS, Part, iter_parts, parse_structure, parse_with_headers
@@ -74,6 +75,7 @@ MAX_TOMBSTONES = 20_000  # expunged UIDs remembered per folder for QRESYNC (~40 
 OPEN_MARKER = "index.open"  # exists while a process has the user's index open (removed by close)
 PARSE_BATCH_FILES = 64  # messages parsed per threadpool hand-off when indexing ...
 PARSE_BATCH_BYTES = 4 * 1024 * 1024  # ... or this many bytes of them
+STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) may hide a same-tick change
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -450,7 +452,7 @@ class UserMailbox:
             for i in range(1, len(parts)):
                 self._ensure_folder("/".join(parts[:i]), None)
             self._ensure_folder(name, None, fresh=True)
-        notify.publish(self.address, name, "folders")
+        events.publish(events.FoldersChanged(self.address, name))
 
     def delete_folder(self, name: str) -> None:
         """Delete a folder and its messages (not INBOX, not a special-use folder)."""
@@ -466,7 +468,7 @@ class UserMailbox:
             maildir.fsync_dir(self.root)
             self.db.execute("DELETE FROM folders WHERE id = ?", (f["id"],))
             self._forget(f["name"])
-        notify.publish(self.address, f["name"], "folders")
+        events.publish(events.FoldersChanged(self.address, f["name"]))
 
     def rename_folder(self, old: str, new: str) -> None:
         """Rename a folder and its subfolders; renaming INBOX moves its messages into ``new``."""
@@ -505,7 +507,7 @@ class UserMailbox:
             if parent and not self.db.one("SELECT 1 FROM folders WHERE name = ?", (parent,)):
                 self._ensure_folder(parent, None)
             maildir.fsync_dir(self.root)
-        notify.publish(self.address, f["name"], "folders")
+        events.publish(events.FoldersChanged(self.address, f["name"]))
 
     def _forget(self, name: str) -> None:
         """Drop what is remembered in memory about folder ``name`` (deleted or renamed)."""
@@ -613,13 +615,20 @@ class UserMailbox:
             if not force and self._scanned.get(f["name"]) == stamp:
                 return
             self._scan(f, d)
-            self._scanned[f["name"]] = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+            # The stamp from BEFORE the scan: a file delivered into new/ while the scan ran (it
+            # yields to the hub) changes the mtime, so the next sync looks again (issue 11: with
+            # the stamp taken after, such a message stayed unseen until the next change). A stamp
+            # that young may share its clock tick with a delivery after it: not trusted.
+            if time.time_ns() - max(stamp) > STAMP_SETTLED_NS:
+                self._scanned[f["name"]] = stamp
+            else:
+                self._scanned.pop(f["name"], None)
 
     def _remember_scan(self, name: str, before: tuple[int, int] | None) -> None:
         """After our own change in ``cur/``: keep the scan stamp if nobody else changed the dir."""
         d = self._dir(name)
-        if before is not None and self._scanned.get(name) == before:
-            self._scanned[name] = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+        if before is not None and self._scanned.get(name) == before:  # new/ is not ours: a delivery
+            self._scanned[name] = (before[0], os.stat(d / "cur").st_mtime_ns)  # meanwhile is seen next
 
     def _scan(self, f: Any, d: Path) -> None:
         """Reconcile one folder's index rows with its ``cur/`` and ``new/`` (see the module doc)."""
@@ -676,6 +685,8 @@ class UserMailbox:
         added = [(t, u) for t, u in added if t not in lost]
         gone = [r for key, r in known.items() if key not in files]
         kinds: set[str] = set()
+        flagged: list[tuple[int, tuple[str, ...], int]] = []
+        indexed: list[int] = []
         if gone:
             self._persist_floor(f, d, max(r["uid"] for r in gone) + 1)
         if gone or fixes:
@@ -695,19 +706,26 @@ class UserMailbox:
                             (base, fname, flags_text(new), modseq, r["id"]),
                         )
                         kinds.add("flags")
+                        flagged.append((r["uid"], flags_tuple(flags_text(new)), modseq))
                     else:
                         c.execute("UPDATE messages SET base = ?, name = ? WHERE id = ?", (base, fname, r["id"]))
             if gone:
                 kinds.add("expunge")
         if added:
-            self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
+            indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
             kinds.add("new")
         if adopting:
             self.db.execute("UPDATE folders SET recentuid = max(recentuid, uidnext - 1) WHERE id = ?", (f["id"],))
             self._adopting.discard(name)
         self._reconciled.add(name)
-        for kind in kinds:
-            notify.publish(self.address, name, kind)
+        if kinds:
+            top = self.highestmodseq(name)
+            if gone:
+                events.publish(events.Expunged(self.address, name, tuple(sorted(r["uid"] for r in gone)), top))
+            if flagged:
+                events.publish(events.FlagsChanged(self.address, name, tuple(flagged), top))
+            if indexed:
+                events.publish(events.MessagesAdded(self.address, name, tuple(indexed), top))
 
     def _rename_files(self, renames: list[tuple[Path, Path]], d: Path, sync_new: bool = False) -> set[Path]:
         """Do ``renames`` in the threadpool (the hub keeps serving), then fsync ``cur/`` (and
@@ -1065,7 +1083,7 @@ class UserMailbox:
             self._rename_files([(d / "cur" / old, d / "cur" / new) for old, new in renames], d)
             self._remember_scan(f["name"], before)
         if changed:
-            notify.publish(self.address, f["name"], "flags")
+            events.publish(events.FlagsChanged(self.address, f["name"], tuple(changed), changed[-1][2]))
         return changed, failed
 
     def append(
@@ -1119,7 +1137,7 @@ class UserMailbox:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        writer.announce_new(self.address, f["name"])
+        writer.announce_new(self.address, f["name"], (uid,), self.highestmodseq(f["name"]))
         return f["uidvalidity"], uid
 
     def copy(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
@@ -1165,7 +1183,8 @@ class UserMailbox:
                     pairs.append((src_uid, new_uid))
             self._remember_scan(g["name"], before)
         if pairs:
-            notify.publish(self.address, g["name"], "new")
+            top = self.highestmodseq(g["name"])
+            events.publish(events.MessagesAdded(self.address, g["name"], tuple(u for _, u in pairs), top))
         return g["uidvalidity"], pairs
 
     def move(self, name: str, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
@@ -1217,8 +1236,8 @@ class UserMailbox:
             self._remember_scan(f["name"], src_before)
             self._remember_scan(g["name"], dst_before)
         if moved:
-            notify.publish(self.address, f["name"], "expunge")
-            notify.publish(self.address, g["name"], "new")
+            events.publish(events.Expunged(self.address, f["name"], tuple(r["uid"] for r, _, _ in moved), src_modseq))
+            events.publish(events.MessagesAdded(self.address, g["name"], tuple(u for _, u, _ in moved), dst_modseq))
         return g["uidvalidity"], [(r["uid"], u) for r, u, _ in moved]
 
     def expunge(self, name: str, uids: Iterable[int] | None = None) -> list[int]:
@@ -1260,7 +1279,7 @@ class UserMailbox:
             self._tombstones(c, f["id"], done, modseq)
         self._remember_scan(f["name"], before)
         if done:
-            notify.publish(self.address, f["name"], "expunge")
+            events.publish(events.Expunged(self.address, f["name"], tuple(sorted(done)), modseq))
         return sorted(done)
 
     def delete_messages(self, name: str, uids: Iterable[int]) -> None:

@@ -10,7 +10,7 @@ Three kinds of writers put new messages into a user's mailbox:
   written into ``cur/`` with its UID and indexed at once (the client is told the UID).
 
 Each is durable before it returns (file and directory fsynced) and announces its folder once
-through ``announce_new``: the one ``notify.publish(…, "new")`` for new mail. Delivered files
+through ``announce_new``: the one publication of new mail on the event bus (``gk.events``). Delivered files
 wait in ``new/`` for the index: the first sync of the folder (the IMAP sessions told by the
 announcement, the webmail's next page) moves them to ``cur/`` with their UIDs and indexes them
 off the SMTP reply's path.
@@ -25,16 +25,21 @@ from pathlib import Path
 
 import gevent
 
-from gk.mail.mailbox import maildir, notify
+from gk import events
+from gk.mail.mailbox import maildir
 from gk.mail.mailbox.committer import GroupCommitter
 from gk.mail.mailbox.message import RawMessage
 
 log = logging.getLogger("gk.mailbox")
 
 
-def announce_new(address: str, folder: str) -> None:
-    """Tell the user's sessions that new mail is in ``folder`` (after it is durable)."""
-    notify.publish(address, folder, "new")
+def announce_new(address: str, folder: str, uids: tuple[int, ...] = (), modseq: int = 0) -> None:
+    """Tell the user's sessions that new mail is in ``folder`` (after it is durable): with its
+    ``uids`` when it is indexed already (APPEND), else files landed behind the index (delivery)."""
+    if uids:
+        events.publish(events.MessagesAdded(address, folder, uids, modseq))
+    else:
+        events.publish(events.MaildirChanged(address, folder))
 
 
 @dataclass(frozen=True, slots=True)

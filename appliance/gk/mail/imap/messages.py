@@ -1,0 +1,290 @@
+"""Selected state: commands on messages — CLOSE, UNSELECT, EXPUNGE, SEARCH (ESEARCH, SEARCHRES),
+FETCH (CONDSTORE/QRESYNC modifiers), STORE (UNCHANGEDSINCE), COPY and MOVE, each also as UID."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gk.mail.imap import fetch as fetchmod
+from gk.mail.imap.connection import AUTH
+from gk.mail.imap.parser import Parser
+from gk.mail.imap.protocol import BadCommand, NoCommand, runs, seq_text
+from gk.mail.imap.response import flag_list, internal_date, pack
+from gk.mail.imap.search import SearchParser, esearch_line, picked, resolve_recent, return_options
+from gk.mail.imap.view import Selected, SelectedView
+from gk.mail.mailbox import MailboxError, UserMailbox
+from gk.mail.mailbox.mime import body_structure
+
+
+class MessageCommands(SelectedView):
+    def cmd_close(self, tag: str, p: Parser) -> None:
+        p.end()
+        sel, mb = self._need_sel()
+        if not sel.readonly:
+            mb.expunge(sel.name)
+        self.sel = None
+        self.state = AUTH
+        self.ok(tag, "CLOSE completed")
+
+    def cmd_unselect(self, tag: str, p: Parser) -> None:
+        p.end()
+        self.sel = None
+        self.state = AUTH
+        self.ok(tag, "UNSELECT completed")
+
+    def cmd_expunge(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        uids: list[int] | None = None
+        if uid:
+            p.sp()
+            uids = self._target_uids(p.seq_set_or_saved(), True)
+        p.end()
+        if sel.readonly:
+            raise NoCommand("folder is read-only", "READ-ONLY")
+        mb.expunge(sel.name, uids)
+        self._updates(True)
+        self.ok(tag, "EXPUNGE completed")
+
+    def cmd_search(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        options: set[str] | None = None
+        if p.try_(b"RETURN "):  # ESEARCH (RFC 4731)
+            options = return_options(p)
+            p.sp()
+        sp = SearchParser(p, lambda s: self._seq_ranges(s, strict=False), self._uid_ranges)
+        try:
+            criteria = sp.program()  # a $ in it is resolved here, before this search saves its own
+            p.end()
+        except (BadCommand, NoCommand):
+            if options is not None and "SAVE" in options:  # RFC 5182 2.1: a failed SEARCH empties $
+                sel.saved = []
+            raise
+        if sp.uses_modseq:
+            self._condstore_on()
+        self._updates(uid)
+        criteria = resolve_recent(criteria, sel.recent)
+        found = [u for u in mb.search(sel.name, criteria) if sel.seq_of(u)]
+        nums = found if uid else [sel.seq_of(u) for u in found]
+        if options is not None:
+            if "SAVE" in options:  # SEARCHRES (RFC 5182): $ for the commands that follow
+                sel.saved = picked(options, found)
+            shown = options - {"SAVE"}
+            if shown:
+                modseq = None
+                if sp.uses_modseq and found:
+                    modseq = max(i.modseq for i in mb.infos(sel.name, picked(shown, found)).values())
+                self.write(esearch_line(tag, uid, shown, nums, modseq))
+            self.ok(tag, ("UID " if uid else "") + "SEARCH completed")
+            return
+        line = "* SEARCH" + "".join(f" {n}" for n in nums)
+        if sp.uses_modseq and found:
+            best = max(i.modseq for i in mb.infos(sel.name, found).values())
+            line += f" (MODSEQ {best})"
+        self.write((line + "\r\n").encode())
+        self.ok(tag, ("UID " if uid else "") + "SEARCH completed")
+
+    def cmd_fetch(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        seqset = p.seq_set_or_saved()
+        p.sp()
+        atts = fetchmod.parse_atts(p)
+        changed_since: int | None = None
+        vanished = False
+        if p.try_(b" "):
+            p.open_list()
+            while not p.close_list():
+                mod = p.atom("a FETCH modifier").upper()
+                if mod == "CHANGEDSINCE":
+                    p.sp()
+                    changed_since = p.mod_sequence()
+                elif mod == "VANISHED":  # RFC 7162 3.2.6
+                    vanished = True
+                else:
+                    raise BadCommand(f"unknown FETCH modifier {mod}")
+                p.try_(b" ")
+        p.end()
+        if vanished and not (uid and self.qresync and changed_since is not None):
+            raise BadCommand("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
+        if changed_since is not None or any(a.name == "MODSEQ" for a in atts):
+            self._condstore_on()  # once the command is known to be good
+        self._updates(uid)
+        if vanished:
+            assert changed_since is not None
+            uidnext = mb.uidnext(sel.name)
+            scope = runs(sel.saved) if seqset.saved else seqset.resolve(max(uidnext - 1, 1))
+            self._vanished_earlier(sel, mb, changed_since, scope, uidnext)
+        names = {a.name for a in atts}
+        if uid or self.qresync:
+            names.add("UID")
+        if changed_since is not None or (self.condstore and "FLAGS" in names):
+            names.add("MODSEQ")
+        targets = self._target_uids(seqset, uid)
+        want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
+        for start in range(0, len(targets), 200):
+            chunk = targets[start : start + 200]
+            infos = mb.infos(sel.name, chunk)
+            if want_seen:
+                unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]
+                if unseen:
+                    caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
+                    seen, _ = mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
+                    self._own_flags(sel, seen, caught_up)  # shown below: not again as an update
+                    infos = mb.infos(sel.name, chunk)
+            for u in chunk:
+                info = infos.get(u)
+                if info is None:
+                    continue  # expunged by another session; reported at the next allowed point
+                if changed_since is not None and info.modseq <= changed_since:
+                    continue
+                self._fetch_one(sel, mb, u, info, atts, names, want_seen)
+        self.ok(tag, ("UID " if uid else "") + "FETCH completed")
+
+    def _fetch_one(
+        self, sel: Selected, mb: UserMailbox, u: int, info: Any, atts: list[Any], names: set[str], seen: bool
+    ) -> None:
+        items: list[bytes] = []
+        if "UID" in names:
+            items.append(b"UID %d" % u)
+        if "FLAGS" in names or seen:
+            self._announce_keywords(info.flags)
+            items.append(b"FLAGS " + flag_list(self._with_recent(u, info.flags)))
+        if "MODSEQ" in names:
+            items.append(b"MODSEQ (%d)" % info.modseq)
+        if "INTERNALDATE" in names:
+            items.append(b"INTERNALDATE " + internal_date(info.internaldate, info.tzoffset))
+        if "RFC822.SIZE" in names:
+            items.append(b"RFC822.SIZE %d" % info.size)
+        if "ENVELOPE" in names:
+            items.append(b"ENVELOPE " + pack(info.envelope))
+        top = None
+        if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section for a in atts):
+            top = mb.structure(sel.name, u)
+        if "BODYSTRUCTURE" in names:
+            assert top is not None
+            items.append(b"BODYSTRUCTURE " + pack(body_structure(top, True)))
+        if "BODY" in names:
+            assert top is not None
+            items.append(b"BODY " + pack(body_structure(top, False)))
+        sections = [a for a in atts if a.is_section]
+        fh = None
+        if sections:
+            try:  # open before writing anything: a file removed behind our back skips the message
+                fh = mb.open_message(sel.name, u)
+            except MailboxError:
+                return
+        self.write(b"* %d FETCH (" % sel.seq_of(u) + b" ".join(items))
+        if fh is not None:
+            assert top is not None
+            with fh:
+                for i, att in enumerate(sections):
+                    data, start, length = fetchmod.section_data(fh, top, att, info.size)
+                    sep = b" " if items or i else b""
+                    if data is not None:
+                        self.write(sep + att.label.encode() + b" {%d}\r\n" % len(data) + data)
+                    else:
+                        self.write(sep + att.label.encode() + b" {%d}\r\n" % length)
+                        self.stream(fh, start, length)
+        self.write(b")\r\n")
+
+    def cmd_store(self, tag: str, p: Parser, uid: bool = False) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        seqset = p.seq_set_or_saved()
+        p.sp()
+        unchanged: int | None = None
+        if p.peek() == ord("("):
+            p.open_list()
+            mod = p.atom("a STORE modifier").upper()
+            if mod != "UNCHANGEDSINCE":
+                raise BadCommand(f"unknown STORE modifier {mod}")
+            p.sp()
+            unchanged = p.mod_sequence()
+            if not p.close_list():
+                raise BadCommand("expected ')'")
+            p.sp()
+        item = p.atom("+FLAGS, -FLAGS or FLAGS").upper() if p.peek() not in (ord("+"), ord("-")) else None
+        if item is None:
+            sign = chr(p.line[p.pos])
+            p.pos += 1
+            item = sign + p.atom("FLAGS").upper()
+        if item.lstrip("+-") not in ("FLAGS", "FLAGS.SILENT"):
+            raise BadCommand(f"unknown STORE item {item}")
+        p.sp()
+        if p.peek() == ord("("):
+            flags = p.flag_list()
+        else:
+            flags = [p.flag()]
+            while p.try_(b" "):
+                flags.append(p.flag())
+        p.end()
+        if sel.readonly:
+            raise NoCommand("folder is read-only", "READ-ONLY")
+        if any(f in ("\\Recent", "\\*") for f in flags):
+            raise BadCommand("\\Recent and \\* cannot be stored")
+        if unchanged is not None:
+            self._condstore_on()
+        mode = {"+": "add", "-": "remove"}.get(item[0], "replace")
+        silent = item.endswith(".SILENT")
+        self._updates(uid)
+        caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
+        targets = self._target_uids(seqset, uid)
+        changed, failed = mb.set_flags(sel.name, targets, flags, mode, unchanged)
+        self._own_flags(sel, changed, caught_up)
+        if changed and mode != "remove":  # announced even when .SILENT, before any FETCH
+            self._announce_keywords(flags)
+        report = {c[0]: c for c in changed}
+        if not silent or self.condstore:
+            infos = mb.infos(sel.name, [t for t in targets if t not in failed]) if not silent else {}
+            for t in targets:
+                if t in failed:
+                    continue
+                if t in report:
+                    _, fl, ms = report[t]
+                elif not silent and t in infos:
+                    fl, ms = infos[t].flags, infos[t].modseq
+                else:
+                    continue
+                self._flags_line(sel.seq_of(t), t, fl, ms, uid)
+        if failed:
+            nums = failed if uid else [sel.seq_of(u) for u in failed]
+            self.ok(tag, f"[MODIFIED {seq_text(sorted(nums))}] conditional STORE failed for some")
+        else:
+            self.ok(tag, ("UID " if uid else "") + "STORE completed")
+
+    def _copy(self, tag: str, p: Parser, uid: bool, move: bool) -> None:
+        sel, mb = self._need_sel()
+        p.sp()
+        seqset = p.seq_set_or_saved()
+        p.sp()
+        dest = self._folder_arg(p)
+        p.end()
+        if move and sel.readonly:
+            raise NoCommand("folder is read-only", "READ-ONLY")
+        try:
+            mb.folder(dest)
+        except MailboxError as exc:
+            raise NoCommand(f"no folder {dest}", "TRYCREATE") from exc
+        if not uid:
+            self._seq_ranges(seqset)  # validates the numbers
+        targets = self._target_uids(seqset, uid)
+        op = mb.move if move else mb.copy
+        uidvalidity, pairs = op(sel.name, targets, dest)
+        code = ""
+        if pairs:
+            code = f"[COPYUID {uidvalidity} {seq_text([a for a, _ in pairs])} {seq_text([b for _, b in pairs])}] "
+        if move:
+            if code:
+                self.write(f"* OK {code}moved\r\n".encode())
+            self._updates(True)
+            self.ok(tag, "MOVE completed")
+        else:
+            self._updates(uid)
+            self.ok(tag, f"{code}COPY completed")
+
+    def cmd_copy(self, tag: str, p: Parser, uid: bool = False) -> None:
+        self._copy(tag, p, uid, False)
+
+    def cmd_move(self, tag: str, p: Parser, uid: bool = False) -> None:
+        self._copy(tag, p, uid, True)

@@ -1,0 +1,132 @@
+"""Per-command tests of the real IMAP session through the in-process harness
+(tests/support/imapharness.py): no ``gk serve``, a socket pair, the real store and accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.imapharness import Client, IMAPHarness
+
+
+def _msg(i: int) -> bytes:
+    return f"From: Ann <ann@example.com>\r\nSubject: note {i}\r\n\r\nbody {i}\r\n".encode()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[IMAPHarness]:
+    h = IMAPHarness(tmp_path / "gk")
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def client(harness: IMAPHarness) -> Client:
+    c = harness.connect()
+    c.login()
+    return c
+
+
+def test_states_refuse_commands_of_other_states(harness: IMAPHarness) -> None:
+    c = harness.connect()
+    _, tagged = c.cmd("SELECT INBOX")
+    assert b" BAD " in tagged and b"before logging in" in tagged
+    c.login()
+    _, tagged = c.cmd("FETCH 1 FLAGS")
+    assert b" BAD " in tagged and b"without a selected folder" in tagged
+    _, tagged = c.cmd("LOGIN a b")
+    assert b" BAD " in tagged
+    assert c.alive
+
+
+def test_select_reports_delivered_mail_and_fetch_reads_it(harness: IMAPHarness, client: Client) -> None:
+    for i in range(3):
+        harness.deliver(_msg(i))
+    untagged = client.ok("SELECT INBOX")
+    assert b"* 3 EXISTS" in untagged and b"* 3 RECENT" in untagged
+    untagged = client.ok("UID FETCH 2 (UID BODY.PEEK[TEXT])")
+    assert len(untagged) == 1 and b"UID 2" in untagged[0] and b"body 1" in untagged[0]
+
+
+def test_noop_reports_a_delivery_and_idle_pushes_one(harness: IMAPHarness, client: Client) -> None:
+    client.ok("SELECT INBOX")
+    harness.deliver(_msg(1))
+    assert b"* 1 EXISTS" in client.ok("NOOP")
+    client.send(b"i1 IDLE\r\n")
+    assert client.line().startswith(b"+ ")
+    harness.deliver(_msg(2))
+    assert client.line() == b"* 2 EXISTS"
+    client.send(b"DONE\r\n")
+    _, tagged = client.until_tagged("i1")
+    assert tagged.startswith(b"i1 OK")
+
+
+def test_store_in_one_session_reaches_the_other(harness: IMAPHarness, client: Client) -> None:
+    harness.deliver(_msg(1))
+    other = harness.connect()
+    other.login()
+    client.ok("SELECT INBOX")
+    other.ok("SELECT INBOX")
+    client.ok("STORE 1 +FLAGS.SILENT (\\Flagged)")
+    flags = [x for x in other.ok("NOOP") if b"FETCH" in x]
+    assert len(flags) == 1 and b"\\Flagged" in flags[0]
+
+
+def test_logout_ends_the_session(client: Client) -> None:
+    untagged = client.ok("LOGOUT")
+    assert untagged == [b"* BYE logging out"]
+    client.greenlet.join(timeout=60)
+    assert not client.alive
+
+
+def test_a_file_error_in_a_command_is_logged_and_the_session_goes_on(
+    harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before issue 11 an OSError from the store (a file gone under a rename race) ended the session
+    without a word: the client saw EOF and the log nothing."""
+    from gk.mail.mailbox import UserMailbox
+
+    def vanished(self: UserMailbox, name: str) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/gone/cur/1,U=1:2,")
+
+    harness.deliver(_msg(1))
+    monkeypatch.setattr(UserMailbox, "first_unseen", vanished)
+    _, tagged = client.cmd("SELECT INBOX")
+    assert b" NO [SERVERBUG] " in tagged
+    assert any("imap command failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    monkeypatch.undo()
+    assert b"* 1 EXISTS" in client.ok("SELECT INBOX")
+
+
+def test_two_sessions_see_adds_flags_and_expunges_as_deltas(harness: IMAPHarness, client: Client) -> None:
+    """Issue 11: sessions apply typed events (EXISTS, FETCH FLAGS, EXPUNGE) without re-listing the
+    folder: neither session ever diffs its view against the whole folder."""
+    for i in range(3):
+        harness.deliver(_msg(i))
+    idler = harness.connect()
+    idler.login()
+    client.ok("SELECT INBOX")
+    idler.ok("SELECT INBOX")
+    idler.send(b"i1 IDLE\r\n")
+    assert idler.line().startswith(b"+ ")
+    harness.deliver(_msg(3))  # SMTP's path: files in new/, then the folder is synced by a session
+    assert idler.line() == b"* 4 EXISTS"
+    assert idler.line() == b"* 1 RECENT"
+    assert b"* 4 EXISTS" in client.ok("NOOP")
+    client.ok("STORE 2 +FLAGS.SILENT (\\Deleted $Done)")
+    assert idler.line() == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)"
+    idler.line()  # PERMANENTFLAGS
+    assert idler.line() == b"* 2 FETCH (FLAGS (\\Deleted $Done) UID 2)"
+    client.ok("APPEND INBOX {5+}\r\nhello")
+    assert idler.line() == b"* 5 EXISTS"
+    idler.line()  # RECENT
+    untagged = client.ok("EXPUNGE")
+    assert untagged[0] == b"* 2 EXPUNGE"
+    assert idler.line() == b"* 2 EXPUNGE"
+    idler.send(b"DONE\r\n")
+    _, tagged = idler.until_tagged("i1")
+    assert tagged.startswith(b"i1 OK")
+    found = idler.ok("UID SEARCH ALL")
+    assert found == [b"* SEARCH 1 3 4 5"]
+    assert client.session.full_diffs == 0 and idler.session.full_diffs == 0
