@@ -35,14 +35,7 @@ PUBLIC = {
 
 # Known violations, each to disappear with the change named (the test fails if one is fixed
 # and still listed: the list stays exact).
-ALLOWED = {
-    # to remove once imap uses list_folders
-    ("gk/mail/imap/session.py", "database: self.mb.db"),
-    # to remove once imap imports Part, find_part, Multipart, body_structure from gk.mail.mailbox
-    ("gk/mail/imap/session.py", "import gk.mail.mailbox.mime"),
-    ("gk/mail/imap/fetch.py", "import gk.mail.mailbox.mime"),
-    ("gk/mail/imap/response.py", "import gk.mail.mailbox.mime"),
-}
+ALLOWED: set[tuple[str, str]] = set()  # none left: IMAP lists with list_folders and imports the face
 
 _FROM_SUB = re.compile(r"^\s*from\s+gk\.mail\.mailbox\.(\w+)\s+import\b", re.M)
 _IMPORT_SUB = re.compile(r"^\s*import\s+gk\.mail\.mailbox\.(\w+)", re.M)

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from gk.mail.imap.parser import Parser
 from gk.mail.imap.protocol import BadCommand
-from gk.mail.mailbox.mime import Part, find_part
+from gk.mail.mailbox import Part, find_part
 
 _ATT_CHARS = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
 _SPECS = {"", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}

@@ -212,16 +212,9 @@ class FolderCommands(SelectedView):
 
     def _listed(self) -> list[Listed]:
         """Every folder, and every subscribed name without a folder (LSUB and LIST (SUBSCRIBED)
-        show those too), INBOX first, then by name."""
+        show those too), INBOX first, then by name (the mailbox's ``list_folders``)."""
         assert self.mb is not None
-        self.mb.folder_names()
-        subs = self.mb.subscriptions()
-        rows = self.mb.db.query("SELECT name, special FROM folders")
-        out = [Listed(r[0], r[1], r[0] in subs) for r in rows]
-        names = {r[0] for r in rows}
-        out += [Listed(n, None, True, exists=False) for n in subs if n not in names]
-        out.sort(key=lambda f: (f.name != "INBOX", f.name))
-        return out
+        return [Listed(f.name, f.special_use, f.subscribed, f.exists) for f in self.mb.list_folders()]
 
     def cmd_list(self, tag: str, p: Parser, command: str = "LIST") -> None:
         p.sp()

@@ -12,8 +12,7 @@ from gk.mail.imap.protocol import BadCommand, NoCommand, runs, seq_text
 from gk.mail.imap.response import flag_list, internal_date, pack
 from gk.mail.imap.search import SearchParser, esearch_line, picked, resolve_recent, return_options
 from gk.mail.imap.view import Selected, SelectedView
-from gk.mail.mailbox import MailboxError, UserMailbox
-from gk.mail.mailbox.mime import body_structure
+from gk.mail.mailbox import MailboxError, UserMailbox, body_structure
 
 
 class MessageCommands(SelectedView):

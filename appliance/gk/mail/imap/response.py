@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gk.mail.mailbox.mime import Multipart
+from gk.mail.mailbox import Multipart
 
 
 class Atom(str):
