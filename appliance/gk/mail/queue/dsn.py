@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +142,3 @@ def deliver_to_user(mail_root: Path, address: str, message: bytes) -> Path:
     path: Path = gevent.get_hub().threadpool.apply(write_to_inbox, (mail_root, address, message))
     notify.publish(address, "INBOX", "new")
     return path
-
-
-def hours_from_now(hours: float) -> float:
-    return time.time() + hours * 3600
