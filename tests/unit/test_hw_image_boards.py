@@ -11,6 +11,7 @@ parse the build does), then the image's effective root overlay is laid out as mk
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -83,6 +84,21 @@ def test_every_target_is_one_folder_that_build_sh_accepts() -> None:
     # Nothing in the shared config belongs to one board.
     common = "\n".join(ln for ln in (IMAGE / "mkosi.conf").read_text().splitlines() if not ln.startswith("#"))
     assert "[Match]" not in common and not any(p in common.split() for p in [*UEFI_PACKAGES, "raspi-firmware"])
+
+
+@pytest.mark.parametrize(("env", "target"), [({"ARCH": "x86-64"}, "x86-64"), ({"ARCH": "aarch64"}, "arm64"),
+                                           ({"BOARD": "rpi4"}, "rpi4"), ({"ARCH": "x86-64", "BOARD": "rpi5"}, "rpi5")])  # fmt: skip
+def test_build_sh_takes_the_target_from_its_folder(env: dict[str, str], target: str) -> None:
+    """As a user, build.sh stops at the root check: by then it has named the image after the target."""
+    cmd = ["bash", str(IMAGE / "build.sh")]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            skip_or_fail("setpriv missing (apt-get install util-linux)")
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    base = {k: v for k, v in os.environ.items() if k not in ("ARCH", "BOARD")}
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**base, **env, "OUT": "/nonexistent"}, timeout=60)
+    assert r.returncode == 1 and "needs root" in r.stderr, r.stderr
+    assert "preflight for gk-" in r.stdout and r.stdout.split("preflight for ")[1].split()[0].endswith(f"-{target}")
 
 
 @pytest.mark.parametrize("target", PI)
