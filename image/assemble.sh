@@ -4,15 +4,15 @@
 # mtools, the root with `mkfs.ext4 -d`, the partition table with sfdisk, and dd lays both in.
 # The image is written as OUT.partial and renamed only when complete.
 #
-# usage: assemble.sh ROOT_DIR TARGET OUT.img   (TARGET: a file in image/targets/)
+# usage: assemble.sh ROOT_DIR TARGET OUT.img   (TARGET: a folder in image/mkosi.profiles/)
 # Layout: p1 FAT32 "GK-BOOT" 256 MiB (GPT ESP or MBR type 0c), p2 ext4 "gk-root" sized to the
 # root tree + 25 % + 256 MiB; first boot grows p2 to the card.
 set -euo pipefail
 root=$1; target=$2; out=$3
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC1090
-. "$here/targets/$target.env"
-export EFI_BINARY EFI_NAME CMDLINE BOARD_DIR 2>/dev/null || true
+. "$here/mkosi.profiles/$target/target.env"
+export EFI_BINARY EFI_NAME CMDLINE 2>/dev/null || true
 tmp=$(mktemp -d "$(dirname "$out")/.assemble.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
 boot_mib=256
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make image`: build gk-<version>-<target>.img.xz (+ .sha256, .bmap) for one target.
 #
-#   ARCH=x86-64|arm64   BOARD=generic|rpi4|rpi5 (rpi* imply arm64)   OUT=image/out
+#   ARCH=x86-64|arm64   BOARD=generic|rpi4|rpi5 (a board names its own arch)   OUT=image/out
 #   GK_IMAGE_CACHE=/var/cache/gk-image (apt packages, mkosi incremental tree, wheels)
 #
 # Steps: preflight (root, tools, space, binfmt) → wheels (cached per arch) → mkosi (directory
@@ -11,7 +11,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
 ARCH=${ARCH:-x86-64}; BOARD=${BOARD:-generic}
-case "$BOARD" in rpi4|rpi5) ARCH=arm64 ;; generic) ;; *) echo "image: unknown BOARD=$BOARD (generic, rpi4, rpi5)" >&2; exit 2 ;; esac
+# A target is a folder, mkosi.profiles/<target>/ (x86-64 and arm64 for BOARD=generic), whose
+# mkosi.conf names its architecture: a new board is a new folder, nothing here.
+if [ "$BOARD" != generic ]; then
+  conf="$here/mkosi.profiles/$BOARD/mkosi.conf"
+  case "$BOARD" in */*|.*|'') conf=/nonexistent ;; esac
+  [ -f "$conf" ] || { echo "image: unknown BOARD=$BOARD (generic or one of: $(cd "$here/mkosi.profiles" && echo *))" >&2; exit 2; }
+  ARCH=$(sed -n 's/^Architecture=//p' "$conf")
+fi
 case "$ARCH" in x86-64|x86_64|amd64) ARCH=x86-64 ;; arm64|aarch64) ARCH=arm64 ;; *) echo "image: unknown ARCH=$ARCH (x86-64, arm64)" >&2; exit 2 ;; esac
 target=$ARCH; [ "$BOARD" = generic ] || target=$BOARD
 OUT=${OUT:-$here/out}; CACHE=${GK_IMAGE_CACHE:-/var/cache/gk-image}
@@ -47,8 +54,7 @@ step "wheels for $ARCH (cached in $CACHE/wheels)"
 
 step "root file system with mkosi $mkv (packages cached; first run downloads ~300 MB)"
 rm -rf "$work/mkosi.output"; mkdir -p "$work/mkosi.output" "$CACHE/mkosi-cache/$target" "$CACHE/mkosi-pkgcache"
-profile=(); [ "$BOARD" = generic ] || profile=(--profile "$BOARD")
-(cd "$here" && exec nice -n "${GK_NICE:-10}" mkosi --force --incremental --architecture "$ARCH" "${profile[@]}" \
+(cd "$here" && exec nice -n "${GK_NICE:-10}" mkosi --force --incremental --architecture "$ARCH" --profile "$target" \
     --output-dir "$work/mkosi.output" --cache-dir "$CACHE/mkosi-cache/$target" --package-cache-dir "$CACHE/mkosi-pkgcache" \
     --build-sources "$work/wheels:wheels" --image-version "$version" build) > "$work/mkosi.log" 2>&1 &
 mk=$!
@@ -69,7 +75,7 @@ step "kernel and initrd"
 # An empty machine id: every flashed card gets its own at first boot (systemd first-boot semantics).
 : > "$root/etc/machine-id"; rm -f "$root/var/lib/dbus/machine-id"
 kver=$(ls "$root/lib/modules" | sort -V | tail -1)
-[ -f "$root/boot/vmlinuz-$kver" ] || die "no kernel in the root tree" "check the linux-image package in image/mkosi.conf.d"
+[ -f "$root/boot/vmlinuz-$kver" ] || die "no kernel in the root tree" "check the linux-image package in image/mkosi.profiles/$target/mkosi.conf"
 if [ ! -f "$root/boot/initrd.img-$kver" ]; then
   echo "   mkinitramfs $kver in a chroot"
   chroot "$root" mkinitramfs -o "/boot/initrd.img-$kver" "$kver"

@@ -3,7 +3,7 @@
 # ROOT/boot/firmware during the build (firmware blobs, DTBs, kernel, initrd, config.txt and
 # cmdline.txt generated from overlays/rpi*/root/etc/default/raspi-*), plus GK's button overlay.
 # The same hook keeps the partition current after kernel updates on the board.
-# usage: rpi.sh ROOT STAGE   (env from targets/<board>.env)
+# usage: rpi.sh ROOT STAGE   (env from mkosi.profiles/<board>/target.env)
 set -euo pipefail
 root=$1; stage=$2; repo=$(cd "$(dirname "$0")/../.." && pwd)
 fw="$root/boot/firmware"

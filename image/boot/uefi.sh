@@ -1,7 +1,8 @@
 #!/bin/bash
 # Fill the FAT boot partition staging dir for UEFI: systemd-boot as the removable-media loader,
 # one loader entry, the kernel and initrd under fixed names (the kernel hook in overlays keeps
-# them current after unattended upgrades).  usage: uefi.sh ROOT STAGE   (env from targets/*.env)
+# them current after unattended upgrades).
+# usage: uefi.sh ROOT STAGE   (env from mkosi.profiles/<target>/target.env)
 set -euo pipefail
 root=$1; stage=$2
 kver=$(ls "$root/lib/modules" | sort -V | tail -1)

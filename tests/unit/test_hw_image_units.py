@@ -66,7 +66,7 @@ def test_the_timezone_switch_is_enabled_on_the_image() -> None:
 
 
 def test_fstab_mounts_the_boot_partition_read_only() -> None:
-    tables = [REPO / "overlays/common/etc/fstab", REPO / "overlays/rpi/root/etc/fstab"]
+    tables = [REPO / "overlays/uefi/etc/fstab", REPO / "overlays/rpi/root/etc/fstab"]
     for table in tables:
         lines = [ln.split() for ln in table.read_text().splitlines() if ln.startswith("LABEL=GK-BOOT")]
         assert len(lines) == 1, table

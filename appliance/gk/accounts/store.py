@@ -174,10 +174,6 @@ class AccountStore:
         row = self.db.one("SELECT * FROM users WHERE address = ?", (normalize_address(address),))
         return self._user(row) if row else None
 
-    def get_user_by_id(self, user_id: int) -> User | None:
-        row = self.db.one("SELECT * FROM users WHERE id = ?", (user_id,))
-        return self._user(row) if row else None
-
     def list_users(self) -> list[User]:
         return [self._user(r) for r in self.db.query("SELECT * FROM users ORDER BY address")]
 

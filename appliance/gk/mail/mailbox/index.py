@@ -117,12 +117,6 @@ def is_corruption(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
-class IndexDamaged(sqlite3.DatabaseError):
-    """Raised when ``PRAGMA quick_check`` finds damage sqlite3 itself has not reported yet."""
-
-    sqlite_errorcode = 11
-
-
 def quick_check(path: Path) -> str | None:
     """Run ``PRAGMA quick_check`` on its own connection; None if the file is sound, else why not.
 

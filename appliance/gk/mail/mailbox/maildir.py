@@ -20,8 +20,6 @@ from gk.store.files import fsync_dir
 _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 
-SPECIAL_FOLDERS = ("Sent", "Drafts", "Trash", "Junk", "Archive")
-
 
 def user_root(mail_root: Path, address: str) -> Path:
     return mail_root / address / "Maildir"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +133,3 @@ def deliver_to_user(writer: MaildirWriter, address: str, message: bytes) -> Path
     """Durably put a DSN into ``address``'s INBOX (group-committed like any delivery) and tell
     the user's IMAP/webmail sessions; raises ``OSError`` when it could not be written."""
     return writer.deliver_bounce(address, message)
-
-
-def hours_from_now(hours: float) -> float:
-    return time.time() + hours * 3600

@@ -9,8 +9,8 @@ What aiosmtpd 1.4.6 does not do and this subclass adds:
   (``replies.enhance``), a ``421 4.4.2`` before a timeout closes the session;
 - AUTH PLAIN/LOGIN checked by ``ctx.auth.login`` (throttling, lockout, security events) in a
   greenlet, never inside the coroutine; no AUTH at all on port 25;
-- every policy question (``policy.SMTPPolicy``) and every delivery runs in a greenlet through
-  ``bridge.in_greenlet``, so no coroutine ever blocks the hub;
+- every delivery runs in a greenlet through ``bridge.in_greenlet``; policy questions
+  (``policy.SMTPPolicy``: short SQLite reads that never yield) are asked in the coroutine itself;
 - connection budgets per listener kind and client (``policy.ConnectionSlots``), an overall DATA
   deadline (``smtp.data_timeout``) besides the idle one, and error replies that slow down and
   end a session that keeps failing (``policy.ErrorBudget``: RCPT probing);
@@ -106,7 +106,7 @@ class GKEnvelope(Envelope):
 
 
 class _Hooks:
-    """aiosmtpd handler hooks: they only ask the policy (in a greenlet) and record the answer."""
+    """aiosmtpd handler hooks: they only ask the policy (in the coroutine: no greenlet hop) and record the answer."""
 
     peer = "?"  # the client's address, for log lines (set when the connection is made)
 
