@@ -32,6 +32,7 @@ from gk.mail.delivery.local import LocalDelivery, Target
 from gk.mail.imap.service import IMAPService
 from gk.mail.imap.session import Session
 from gk.mail.mailbox import MailboxStore
+from gk.mail.mailbox import service as mailbox_service
 
 USER = "alice@example.org"
 PASSWORD = "correct horse battery staple 1"
@@ -58,6 +59,7 @@ class IMAPHarness:
         self.ctx: AppContext = build_context(config, data_dir)
         for address, password in users:
             self.ctx.accounts.add_user(address, password)
+        self.ctx.services.register("mailbox", mailbox_service.start(self.ctx))  # as gk.features does
         self.service = IMAPService(self.ctx)
         self.store: MailboxStore = self.service.store
         self.delivery = LocalDelivery(self.ctx.mail_root, self.ctx.hostname)
