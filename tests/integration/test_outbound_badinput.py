@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Bad input on the way out: no DNS, a timing-out MX, a peer dropping mid-DATA, a garbled reply,
 a 4xx storm. Each leads to retries with the reason recorded — never a lost message, a crash
 or a hot loop.
@@ -10,7 +10,9 @@ import os
 import time
 
 from support.gkserver import gk
-from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk, wait_queue_empty  # noqa: F401
+from support.outbound import ALICE, dsns, inject, message, start_gk, wait_queue_empty
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 
 
 def cpu_seconds(pid: int) -> float:

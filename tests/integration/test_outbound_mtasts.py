@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """MTA-STS (RFC 8461): a domain in ``enforce`` mode gets mail only over verified TLS to a listed MX.
 
 The policy is served over real HTTPS (a certificate from the test CA) on loopback; the TXT
@@ -13,7 +13,9 @@ import time
 
 import pytest
 from support.gkserver import free_port, gk
-from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk  # noqa: F401
+from support.outbound import ALICE, dsns, inject, message, start_gk
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 
 POLICY_SERVER = r"""
 import http.server, ssl, sys

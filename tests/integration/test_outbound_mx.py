@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Outbound delivery by MX: first MX, fallback when it refuses, STARTTLS, DKIM, null MX, no DNS.
 
 A real ``gk serve`` delivers to a real peer MTA (aiosmtpd in its own process) on another
@@ -13,7 +13,9 @@ import time
 import dkim
 import dns.resolver
 from support.gkserver import gk
-from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk, wait_queue_empty  # noqa: F401
+from support.outbound import ALICE, dsns, inject, message, start_gk, wait_queue_empty
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 
 
 def test_delivers_to_first_mx_with_starttls_and_dkim(make_server, dns_server, peers, ca):

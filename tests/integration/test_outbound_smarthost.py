@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Relaying all outbound mail through a smarthost with STARTTLS and AUTH."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 from support.gkserver import gk
-from test_queue_support import ALICE, ca, dsns, message, peers, start_gk, submit  # noqa: F401
+from support.outbound import ALICE, dsns, message, start_gk, submit
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
 
