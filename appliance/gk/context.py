@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ def build_context(config: Config, data_dir: Path) -> AppContext:
         from gk import acme
         from gk.acme.service import hostname_for, usable
 
-        host = hostname_for(types.SimpleNamespace(data_dir=data_dir, hostname=hostname))
+        host = hostname_for(data_dir, hostname)
         if usable(data_dir, host):
             tls = TLSFiles(*acme.cert_paths(data_dir))  # the CA's certificate, from the first handshake
     return AppContext(config, data_dir, hostname, accounts, auth, tls, server_context(tls))

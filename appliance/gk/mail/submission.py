@@ -22,13 +22,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
 from gk.accounts import User, normalize_address
 from gk.mail.delivery import Target, Trace, get_delivery, received
 from gk.mail.queue.service import QueueError
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 NO_OUTBOUND = "550 5.3.3 Outbound delivery is not available yet: only local recipients can be reached"
 
@@ -60,11 +63,11 @@ def owns_address(accounts: Any, user: User, address: str) -> bool:
     return owner is not None and owner.id == user.id
 
 
-def remote_outbound_available(ctx: Any) -> bool:
+def remote_outbound_available(ctx: AppContext) -> bool:
     return "queue" in ctx.services
 
 
-def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
+def classify_recipient(ctx: AppContext, address: str) -> tuple[str | None, str | None]:
     """``(local user address, None)``, ``(None, None)`` for a remote address, or ``(None, reply)``."""
     addr = normalize_address(address)
     domain = addr.rpartition("@")[2]
@@ -99,14 +102,14 @@ def _write_spool(directory: Path, top: bytes, message: Path | bytes) -> Path:
     return Path(name)
 
 
-def _spool_for_queue(ctx: Any, top: bytes, message: Path | bytes) -> Path:
+def _spool_for_queue(ctx: AppContext, top: bytes, message: Path | bytes) -> Path:
     """The message with our Received field on top, as a file for the queue (written in the
     threadpool: file creation can wait on the journal, and big messages are copied)."""
     return gevent.get_hub().threadpool.apply(_write_spool, (ctx.data_dir / "spool" / "submit", top, message))
 
 
 def submit(
-    ctx: Any,
+    ctx: AppContext,
     user: User,
     message_path_or_bytes: Path | bytes,
     recipients: list[str],
@@ -140,7 +143,7 @@ def submit(
         common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
         get_delivery(ctx).deliver(message, local, common, sender)
         result.delivered = [target.rcpt for target in local]
-    if remote:
+    if remote and queue is not None:  # checked above: not None when remote
         path = _spool_for_queue(ctx, received(t, ctx.hostname), message)
         try:
             result.queue_id = queue.enqueue(sender, remote, path, user=user.address)

@@ -23,7 +23,7 @@ import hmac
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 
@@ -34,6 +34,9 @@ from gk.web import i18n
 from gk.web.headers import SecurityHeaders, cookie_name, session_cookie
 from gk.web.netpolicy import is_lan, parse_networks
 from gk.web.sessions import Session, SessionStore
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 HERE = Path(__file__).resolve().parent
 HTMX = "htmx-2.0.11.min.js"
@@ -56,7 +59,7 @@ bottle.BaseRequest.MEMFILE_MAX = 256 * 1024  # larger bodies spool to a temp fil
 
 
 class Web:
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.data_dir: Path = ctx.data_dir
         self.sessions = SessionStore(ctx.data_dir / "web.sqlite3", ctx.config.http.session_days)

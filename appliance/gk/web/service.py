@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gevent.pywsgi import WSGIServer
 from geventwebsocket.handler import WebSocketHandler
@@ -21,6 +21,9 @@ from gk import claim
 from gk.security import tls
 from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
 from gk.web.app import Web
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 
@@ -81,7 +84,7 @@ class _HTTPSServer(WSGIServer):
             return self.handle(sock, address)
 
 
-def start(ctx: Any) -> WebService:
+def start(ctx: AppContext) -> WebService:
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
         log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)

@@ -31,7 +31,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.lock
@@ -39,6 +39,9 @@ import tomli_w
 
 from gk import config as gkconfig
 from gk.locale import N_
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 
@@ -111,7 +114,7 @@ def parse_form(form: dict[str, str], queue_cfg: Any) -> tuple[dict[str, Any], di
         return {}, errors, shown
     if mode == "direct":
         # the relay's credentials are not kept once it is no longer used
-        values = {"smarthost": "", "smarthost_username": "", "smarthost_password": ""}
+        values: dict[str, Any] = {"smarthost": "", "smarthost_username": "", "smarthost_password": ""}
         return values, errors, shown
     if not host:
         errors["host"] = N_("Enter the relay's host name, such as smtp.example.net.")
@@ -243,7 +246,7 @@ def write_config(data_dir: Path, values: dict[str, Any], table: str = "queue") -
 _save_lock = gevent.lock.BoundedSemaphore()
 
 
-def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
+def save(ctx: AppContext, values: dict[str, Any], who: str, ip: str) -> None:
     """Persist to gk.toml (in the threadpool) and apply to the running queue.
 
     Mail already waiting for its next attempt is made due at once: the route just changed,

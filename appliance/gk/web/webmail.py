@@ -21,7 +21,7 @@ import re
 import time
 from email.message import EmailMessage
 from email.utils import getaddresses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 
@@ -33,6 +33,9 @@ from gk.mail.mailbox.textindex import decode_words
 from gk.web import forms, mailrender
 from gk.web.app import Web
 from gk.web.i18n import translator
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 PAGE = 50
 MAX_PAGE = 1_000_000  # 50 million messages: beyond any folder, within SQLite's OFFSET
@@ -518,7 +521,7 @@ def thread_references(hdr: Any) -> list[str]:
     return out
 
 
-def own_addresses(ctx: Any, user: Any) -> Any:
+def own_addresses(ctx: AppContext, user: Any) -> Any:
     """A predicate: is this address the user's own (plus-address or alias included)?"""
     from gk.mail.submission import owns_address
 

@@ -16,7 +16,7 @@ import logging
 import re
 import types
 import zoneinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 import gevent
@@ -33,6 +33,9 @@ from gk.security import tls
 from gk.web import forms, smarthost
 from gk.web.app import Web
 from gk.web.headers import https_origin
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 HTMX_STOP_POLLING = 286  # htmx stops an "every 2s" trigger on this status
@@ -295,8 +298,10 @@ def register(web: Web) -> None:
                     mark("admin")
                     raise bottle.redirect("/wizard/host")
             bottle.response.status = 400
-        user = web.user()
-        return page("admin", address=address, existing=user.address if user and user.is_admin else "", errors=errors)
+        current = web.user()
+        return page(
+            "admin", address=address, existing=current.address if current and current.is_admin else "", errors=errors
+        )
 
     @app.route("/wizard/host", method=["GET", "POST"])
     def host_step() -> str:
@@ -441,7 +446,7 @@ def register(web: Web) -> None:
         )
 
 
-def dns_records(ctx: Any, domain: str, hostname: str) -> list[tuple[str, str, str]]:
+def dns_records(ctx: AppContext, domain: str, hostname: str) -> list[tuple[str, str, str]]:
     """(name, type, value) to publish: ``gk.mail.dnsrecords`` (MX, SPF, DKIM, DMARC) when present."""
     if not domain:
         return []
@@ -459,7 +464,7 @@ def dns_records(ctx: Any, domain: str, hostname: str) -> list[tuple[str, str, st
     ]
 
 
-def renew_certificate(ctx: Any, hostname: str) -> None:
+def renew_certificate(ctx: AppContext, hostname: str) -> None:
     """The self-signed certificate names the host chosen in the wizard from the next handshake on."""
     from gk.security.tls import renew_self_signed
 

@@ -4,6 +4,7 @@ sequence sets, capabilities and limits."""
 from __future__ import annotations
 
 import bisect
+import builtins
 import errno
 import sqlite3
 import ssl
@@ -110,7 +111,7 @@ class Literal:
             raise BadCommand("literal too large here")
         return self._data or b""
 
-    def stream(self) -> IO[bytes]:
+    def stream(self) -> IO[builtins.bytes]:  # `bytes` here is the method above
         import io
 
         if self._file is not None:

@@ -373,7 +373,7 @@ class Session:
         except BadCommand as exc:
             self.write(f"{tag} BAD {exc}\r\n".encode("utf-8", "replace"))
         except NoCommand as exc:
-            code = f"[{exc.code}] " if exc.code else ""
+            code: str | None = f"[{exc.code}] " if exc.code else ""
             self.write(f"{tag} NO {code}{exc}\r\n".encode("utf-8", "replace"))
         except MailboxError as exc:
             code = f"[{exc.code}] " if exc.code else ""
@@ -607,7 +607,11 @@ class Session:
         mech = p.atom("a SASL mechanism").upper()
         initial: bytes | None = None
         if p.try_(b" "):
-            initial = p.atom("an initial response").encode() if p.peek() != ord("=") else (p.expect(b"=") or b"")
+            if p.peek() == ord("="):
+                p.expect(b"=")  # "=": an empty initial response (RFC 4959)
+                initial = b""
+            else:
+                initial = p.atom("an initial response").encode()
         p.end()
         if not self.tls:
             raise NoCommand("authentication is disabled before STARTTLS", "PRIVACYREQUIRED")
@@ -1108,9 +1112,9 @@ class Session:
         top = None
         if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section for a in atts):
             top = mb.structure(sel.name, u)
-        if "BODYSTRUCTURE" in names:
+        if top is not None and "BODYSTRUCTURE" in names:
             items.append(b"BODYSTRUCTURE " + pack(body_structure(top, True)))
-        if "BODY" in names:
+        if top is not None and "BODY" in names:
             items.append(b"BODY " + pack(body_structure(top, False)))
         sections = [a for a in atts if a.is_section]
         fh = None

@@ -38,7 +38,7 @@ IMAP response code in ``.code``); ``FolderNotFound`` is one. Change notification
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gk.mail.mailbox.store import (
     SPECIAL_USE,
@@ -51,8 +51,11 @@ from gk.mail.mailbox.store import (
     check_folder_name,
 )
 
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
-def get_store(ctx: Any) -> MailboxStore:
+
+def get_store(ctx: AppContext) -> MailboxStore:
     """The one MailboxStore of the process (made and registered on first use). Mail that comes
     without a zone of its own (SMTP, webmail, files found in the Maildir) gets the owner's time
     zone (``gk.localtime``) as its internal date's zone."""
