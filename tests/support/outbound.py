@@ -5,6 +5,7 @@ INBOX, and a real mail client submitting to GK."""
 from __future__ import annotations
 
 import email
+import json
 import time
 
 from support.gkserver import gk
@@ -64,3 +65,34 @@ def submit(port: int, user: str, password: str, mail_from: str, rcpts: list[str]
         s.login(user, password)
         for body in bodies:
             s.sendmail(mail_from, rcpts, body.encode())
+
+
+# -- the queue as `gk queue ... --json` shows it ----------------------------------------------
+def queue_list(srv) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Every pending recipient row (`gk queue list --json`)."""
+    return json.loads(gk(srv.data_dir, "queue", "list", "--json").stdout)
+
+
+def queue_show(srv, msg_id: int) -> dict | None:  # type: ignore[no-untyped-def]
+    """One queued message with its recipients and their attempts (`gk queue show ID --json`),
+    None once it has left the queue."""
+    cp = gk(srv.data_dir, "queue", "show", str(msg_id), "--json", check=False)
+    if cp.returncode == 1 and "no queued message" in cp.stderr:
+        return None
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)
+
+
+def wait_deferred(srv, msg_id: int, rcpt: str, attempts: int = 1, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
+    """The recipient row of ``rcpt`` (with its ``attempts`` list) once the queue has recorded at
+    least ``attempts`` deferred attempts of it and it is still queued for a retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = queue_show(srv, msg_id)
+        row = next((r for r in (msg or {}).get("recipients", []) if r["rcpt"] == rcpt), None)
+        if row and row["state"] == "queued" and sum(a["outcome"] == "deferred" for a in row["attempts"]) >= attempts:
+            return row
+        assert time.monotonic() < deadline, (
+            f"msg {msg_id} rcpt {rcpt} not deferred {attempts}x: {msg}\n{srv.log()[-3000:]}"
+        )
+        time.sleep(0.2)
