@@ -9,7 +9,7 @@ DATA_DIR ?= ./var
 TEST_DEBS := swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium isync fetchmail mutt curl msmtp offlineimap3 getmail6 zbar-tools pebble
 BENCH_DEBS := postfix dovecot-imapd
 
-.PHONY: setup run test lint format bench sysdeps test-sysdeps clean
+.PHONY: setup run test check lint format bench sysdeps test-sysdeps clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check appliance tests bench
 	$(BIN)/ruff format --check appliance tests bench
+	$(BIN)/mypy --config-file appliance/pyproject.toml appliance/gk
 
 format: setup
 	$(BIN)/ruff format appliance tests bench
@@ -50,6 +51,13 @@ format: setup
 # unit tests of the disk assembly), is installed before pytest collects anything (issue 9 part 0).
 test: setup test-sysdeps image-deps lint
 	$(BIN)/pytest
+
+# Quick iteration (a few minutes, no Debian tools needed): lint, the unit tests, the CLI contract
+# and one real `gk serve` per protocol. `make test` stays the whole suite (CI runs that).
+CHECK_TESTS := tests/unit tests/integration/test_cli.py tests/integration/test_smtp_inbound.py \
+	tests/integration/test_imap_login.py tests/integration/test_queue_retry.py tests/integration/test_web_http.py
+check: setup lint
+	$(BIN)/pytest -q $(CHECK_TESTS)
 
 bench: setup
 	$(call need_debs,$(BENCH_DEBS) swaks)

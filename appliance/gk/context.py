@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +133,7 @@ def build_context(config: Config, data_dir: Path) -> AppContext:
         from gk import acme
         from gk.acme.service import hostname_for, usable
 
-        host = hostname_for(types.SimpleNamespace(data_dir=data_dir, hostname=hostname))
+        host = hostname_for(data_dir, hostname)
         if usable(data_dir, host):
             tls = TLSFiles(*acme.cert_paths(data_dir))  # the CA's certificate, from the first handshake
     settings.of(data_dir).bind(config)  # opens the owner's settings (moving them out of claim once)

@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Certificates by ACME against Debian's ``pebble`` (Let's Encrypt's test CA) on loopback.
 
 Pebble resolves the host name through the loopback DNS server and validates HTTP-01 by
@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 from support.gkserver import PORT_KEYS, free_port
 from support.skips import skip_or_fail
-from test_queue_support import ca  # noqa: F401
+from support.testca import ca  # noqa: F401
 from test_web_http import NO_MAIL, run_wizard
 
 HOST = "mail.acme.example"

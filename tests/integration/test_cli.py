@@ -39,13 +39,24 @@ def test_config_show_and_check(tmp_path):
     assert "smtp.bogus: unknown key" in r.stderr
 
 
-def test_serve_writes_commented_config_and_stops_on_sigterm(make_server):
+def test_serve_makes_its_tls_pair_keeps_a_given_config_and_stops_on_sigterm(make_server):
+    """A first start makes the self-signed pair naming the configured host, leaves a gk.toml it
+    was given as written (commented defaults are only for a missing one: the next test), and
+    SIGTERM stops it cleanly."""
+    from gk.security.tls import certificate_names
+
     srv = make_server()
+    srv.session_keys = False  # this test is about the server making its own pair
+    srv.write_config()
+    given = (srv.data_dir / "gk.toml").read_text()
+    assert not (srv.data_dir / "tls").exists()
     srv.start()
     assert srv.stop() == 0
     log = srv.log()
     assert "ready in" in log and "stopped" in log
-    assert (srv.data_dir / "tls" / "cert.pem").exists()
+    assert "mx.test.example" in certificate_names(srv.data_dir / "tls" / "cert.pem")
+    assert (srv.data_dir / "tls" / "key.pem").stat().st_mode & 0o077 == 0
+    assert (srv.data_dir / "gk.toml").read_text() == given
 
 
 def test_serve_refuses_bad_config_naming_the_key(tmp_path):

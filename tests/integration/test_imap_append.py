@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 
-from test_imap_support import (
+from support.imap import (
     ALICE,
     PASSWORD,
     client,

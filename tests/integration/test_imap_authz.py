@@ -5,7 +5,7 @@ from __future__ import annotations
 import imaplib
 
 import pytest
-from test_imap_support import BOB, client, imaps, maildir, module_server, simple_message
+from support.imap import BOB, client, imaps, maildir, module_server, simple_message
 
 imap_server = module_server()
 

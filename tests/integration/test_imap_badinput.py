@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from test_imap_support import ALICE, PASSWORD, client, module_server, tls_client_context
+from support.imap import ALICE, PASSWORD, client, module_server, tls_client_context
 
 imap_server = module_server({"max_line_length": 2000, "max_literal_size": 4096})
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
+from support.imap import Raw, client, module_server
 from support.messages import FOLDED, NESTED_TWICE
-from test_imap_support import Raw, client, module_server
 
 imap_server = module_server()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_imap_support import client, fresh_folder, imaps, module_server, simple_message
+from support.imap import client, fresh_folder, imaps, module_server, simple_message
 
 imap_server = module_server()
 

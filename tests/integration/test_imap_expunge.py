@@ -3,7 +3,7 @@ the files leave the Maildir."""
 
 from __future__ import annotations
 
-from test_imap_support import client, fresh_folder, imaps, maildir, module_server, simple_message
+from support.imap import client, fresh_folder, imaps, maildir, module_server, simple_message
 
 imap_server = module_server()
 

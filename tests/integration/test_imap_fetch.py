@@ -9,7 +9,7 @@ import imaplib
 import re
 
 import pytest
-from test_imap_support import NESTED, client, fresh_folder, imaps, maildir, module_server, simple_message
+from support.imap import NESTED, client, fresh_folder, imaps, maildir, module_server, simple_message
 
 imap_server = module_server()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from test_imap_support import (
+from support.imap import (
     ALICE,
     Raw,
     client,
@@ -115,7 +115,7 @@ smtp_server = smtp_delivery_server()
 
 
 def test_mail_delivered_over_smtp_appears_and_wakes_idle(smtp_server):  # type: ignore[no-untyped-def]
-    from test_smtp_support import smtp25
+    from support.smtp import smtp25
 
     srv = smtp_server
     r = _idle(srv, "INBOX")
@@ -165,7 +165,7 @@ def test_concurrent_appends_get_unique_ascending_uids(imap_server):  # type: ign
 
 
 def test_sigterm_says_bye_to_idle_sessions(make_server):  # type: ignore[no-untyped-def]
-    from test_imap_support import start_imap_server
+    from support.imap import start_imap_server
 
     srv = start_imap_server(make_server)
     r = _idle(srv, "INBOX")

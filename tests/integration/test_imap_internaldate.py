@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import time
 
-from test_imap_support import Raw, maildir, start_imap_server
+from support.imap import Raw, maildir, start_imap_server
 
 # (APPEND date-time, Date header): near midnight in three zones; UTC dates differ from local ones
 MESSAGES = [

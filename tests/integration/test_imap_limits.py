@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_imap_support import (
+from support.imap import (
     ALICE,
     BOB,
     PASSWORD,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import imaplib
 
-from test_imap_support import Raw, client, imaps, maildir, module_server, simple_message
+from support.imap import Raw, client, imaps, maildir, module_server, simple_message
 
 imap_server = module_server()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from test_imap_support import Raw, client, module_server, simple_message
+from support.imap import Raw, client, module_server, simple_message
 
 imap_server = module_server()
 

@@ -9,7 +9,7 @@ import socket
 import ssl
 
 import pytest
-from test_imap_support import ALICE, PASSWORD, imaps, module_server, tls_client_context
+from support.imap import ALICE, PASSWORD, imaps, module_server, tls_client_context
 
 imap_server = module_server()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from test_imap_support import ALICE, Raw, client, module_server, simple_message
+from support.imap import ALICE, Raw, client, module_server, simple_message
 
 imap_server = module_server()
 

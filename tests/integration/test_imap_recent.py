@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from test_imap_support import (
+from support.imap import (
     ALICE,
     Raw,
     client,
@@ -174,7 +174,7 @@ smtp_server = smtp_delivery_server()
 
 
 def test_smtp_delivery_during_idle_is_recent_in_the_idling_session_only(smtp_server):  # type: ignore[no-untyped-def]
-    from test_smtp_support import smtp25
+    from support.smtp import smtp25
 
     a = Raw(smtp_server, "INBOX")
     b = Raw(smtp_server, "INBOX")

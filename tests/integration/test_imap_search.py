@@ -7,7 +7,7 @@ import datetime as dt
 import imaplib
 
 import pytest
-from test_imap_support import NESTED, client, fresh_folder, imaps, module_server, simple_message
+from support.imap import NESTED, client, fresh_folder, imaps, module_server, simple_message
 
 imap_server = module_server()
 

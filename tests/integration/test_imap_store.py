@@ -8,7 +8,7 @@ import imaplib
 import re
 
 import pytest
-from test_imap_support import Raw, client, fresh_folder, imaps, maildir, module_server, simple_message
+from support.imap import Raw, client, fresh_folder, imaps, maildir, module_server, simple_message
 
 imap_server = module_server()
 
@@ -102,7 +102,7 @@ def test_condstore_unchangedsince_and_changedsince(imap_server):  # type: ignore
 
 
 def test_flags_survive_a_kill_9(make_server):  # type: ignore[no-untyped-def]
-    from test_imap_support import start_imap_server
+    from support.imap import start_imap_server
 
     srv = start_imap_server(make_server)
     c = client(srv)

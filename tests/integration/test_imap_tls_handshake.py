@@ -8,7 +8,7 @@ import socket
 import ssl
 
 import pytest
-from test_imap_support import imaps, module_server
+from support.imap import imaps, module_server
 
 imap_server = module_server({"idle_timeout": 10})
 

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 
 import pytest
-from test_smtp_support import tls_client_context
+from support.smtp import tls_client_context
 
 PASSWORD = "correct horse battery staple"
 ALICE, BOB, MALLORY = "alice@example.org", "bob@example.org", "mallory@example.org"

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from test_imap_support import (
+from support.imap import (
     ALICE,
     PASSWORD,
     client,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import imaplib
 import time
 
-from test_imap_support import tls_client_context
+from support.imap import tls_client_context
 
 
 def rss_kb(pid: int) -> int:

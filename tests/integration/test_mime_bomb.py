@@ -13,8 +13,8 @@ import time
 
 import pytest
 from imapclient.response_parser import parse_fetch_response
-from test_imap_support import ALICE, BOB, Raw, smtp_delivery_server
-from test_smtp_support import smtp25
+from support.imap import ALICE, BOB, Raw, smtp_delivery_server
+from support.smtp import smtp25
 
 from gk.mail.mailbox.mime import MAX_PARTS
 

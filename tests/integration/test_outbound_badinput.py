@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Bad input on the way out: no DNS, a timing-out MX, a peer dropping mid-DATA, a garbled reply,
 a 4xx storm. Each leads to retries with the reason recorded — never a lost message, a crash
 or a hot loop.
@@ -10,7 +10,19 @@ import os
 import time
 
 from support.gkserver import gk
-from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk, wait_queue_empty  # noqa: F401
+from support.outbound import (
+    ALICE,
+    dsns,
+    inject,
+    message,
+    queue_list,
+    queue_show,
+    start_gk,
+    wait_deferred,
+    wait_queue_empty,
+)
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 
 
 def cpu_seconds(pid: int) -> float:
@@ -22,22 +34,14 @@ def example_org(dns_server) -> None:  # type: ignore[no-untyped-def]
     dns_server.add("example.org", "MX", "10 mx1.example.org.").add("mx1.example.org", "A", "127.0.0.2")
 
 
-def wait_log(srv, text: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while text not in srv.log():
-        assert time.monotonic() < deadline, f"{text!r} not logged:\n{srv.log()[-3000:]}"
-        time.sleep(0.1)
-
-
 def test_no_dns_answer_keeps_the_message_and_does_not_spin(make_server, dns_server, peers):
     dns_server.stop()  # the resolver's address answers nothing: every lookup times out
     srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.02])
     msg_id = inject(srv, ALICE, ["bob@example.org"], message(1))
-    wait_log(srv, f"queue msg={msg_id} rcpt=bob@example.org deferred")
-    listing = gk(srv.data_dir, "queue", "list").stdout
-    assert "bob@example.org" in listing and "timed out" in listing
-    shown = gk(srv.data_dir, "queue", "show", str(msg_id)).stdout
-    assert "deferred" in shown and "MX lookup of example.org" in shown
+    row = wait_deferred(srv, msg_id, "bob@example.org")
+    assert "MX lookup of example.org" in row["attempts"][0]["reply"]
+    (listed,) = queue_list(srv)
+    assert listed["rcpt"] == "bob@example.org" and "timed out" in listed["last_error"]
     before, t0 = cpu_seconds(srv.pid()), time.monotonic()
     time.sleep(3)
     used = cpu_seconds(srv.pid()) - before
@@ -45,8 +49,8 @@ def test_no_dns_answer_keeps_the_message_and_does_not_spin(make_server, dns_serv
     assert srv.proc.poll() is None and dsns(srv) == []
     doomed = inject(srv, ALICE, ["carol@example.org"], message(2, to="carol@example.org"))
     assert gk(srv.data_dir, "queue", "delete", str(doomed)).stdout.strip() == f"deleted message {doomed}"
-    assert "carol@example.org" not in gk(srv.data_dir, "queue", "list").stdout
-    assert gk(srv.data_dir, "queue", "show", str(doomed), check=False).returncode == 1
+    assert [r["rcpt"] for r in queue_list(srv)] == ["bob@example.org"]
+    assert queue_show(srv, doomed) is None
     # DNS comes back: the message goes out
     dns_server.start()
     example_org(dns_server)
@@ -64,8 +68,8 @@ def test_timing_out_mx_is_retried(make_server, dns_server, peers):
     example_org(dns_server)
     srv = start_gk(make_server, dns_server, peers.port, retry_minutes=[0.01], command_timeout=1.0)
     inject(srv, ALICE, ["bob@example.org"], message(1))
-    wait_log(srv, "queue msg=1 rcpt=bob@example.org deferred")
-    assert "timed out" in gk(srv.data_dir, "queue", "show", "1").stdout
+    row = wait_deferred(srv, 1, "bob@example.org")
+    assert "timed out" in row["attempts"][0]["reply"]
     peer.configure(slow=0)
     msgs = peer.wait_for(1)
     time.sleep(1)

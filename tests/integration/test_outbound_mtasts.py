@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """MTA-STS (RFC 8461): a domain in ``enforce`` mode gets mail only over verified TLS to a listed MX.
 
 The policy is served over real HTTPS (a certificate from the test CA) on loopback; the TXT
@@ -12,8 +12,10 @@ import sys
 import time
 
 import pytest
-from support.gkserver import free_port, gk
-from test_queue_support import ALICE, ca, dsns, inject, message, peers, start_gk  # noqa: F401
+from support.gkserver import free_port
+from support.outbound import ALICE, dsns, inject, message, queue_list, start_gk, wait_deferred
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 
 POLICY_SERVER = r"""
 import http.server, ssl, sys
@@ -85,15 +87,14 @@ def test_enforce_policy_delivers_only_over_verified_tls_to_listed_mx(make_server
     inject(srv, ALICE, ["bob@sts-other.example"], message(3, to="bob@sts-other.example"))
     (meta, _), *_ = good.wait_for(1)
     assert meta["rcpt_tos"] == ["bob@sts-ok.example"] and meta["tls"] is True
-    deadline = time.monotonic() + 30
-    while not ("msg=2 rcpt=bob@sts-bad.example deferred" in srv.log() and "msg=3 rcpt" in srv.log()):
-        assert time.monotonic() < deadline, srv.log()[-4000:]
-        time.sleep(0.1)
+    bad_row = wait_deferred(srv, 2, "bob@sts-bad.example")
+    other_row = wait_deferred(srv, 3, "bob@sts-other.example")
+    assert "MTA-STS enforce requires a valid one" in bad_row["attempts"][0]["reply"]
+    assert "matches its MTA-STS policy" in other_row["attempts"][0]["reply"]
     log = srv.log()
     assert "MTA-STS policy of sts-ok.example: mode=enforce" in log
     assert "certificate of mx.sts-bad.example not verified" in log and "MTA-STS enforce requires a valid one" in log
     assert "MX mx.sts-other.example not allowed by the MTA-STS policy" in log
     time.sleep(1)
     assert bad.messages() == [] and len(good.messages()) == 1 and dsns(srv) == []
-    listing = gk(srv.data_dir, "queue", "list").stdout
-    assert "bob@sts-bad.example" in listing and "bob@sts-other.example" in listing
+    assert sorted(r["rcpt"] for r in queue_list(srv)) == ["bob@sts-bad.example", "bob@sts-other.example"]

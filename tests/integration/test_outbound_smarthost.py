@@ -1,12 +1,11 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Relaying all outbound mail through a smarthost with STARTTLS and AUTH."""
 
 from __future__ import annotations
 
-import time
-
-from support.gkserver import gk
-from test_queue_support import ALICE, ca, dsns, message, peers, start_gk, submit  # noqa: F401
+from support.outbound import ALICE, dsns, message, queue_list, start_gk, submit, wait_deferred
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
 
@@ -59,10 +58,9 @@ def test_smarthost_with_unverified_certificate_gets_no_password(make_server, dns
         smarthost_password="relay secret",
     )
     submit(srv.port("smtp.submission_port"), ALICE, PASSWORD, ALICE, ["zoe@far.example"], [message(1)])
-    deadline = time.monotonic() + 30
-    while "smarthost AUTH requires a valid one" not in srv.log():
-        assert time.monotonic() < deadline, srv.log()
-        time.sleep(0.1)
-    assert "certificate of 127.0.0.5 not verified (self-signed certificate)" in srv.log()
+    row = wait_deferred(srv, 1, "zoe@far.example")
+    reply = row["attempts"][0]["reply"]
+    assert "certificate of 127.0.0.5 not verified (self-signed certificate)" in reply, reply
+    assert "smarthost AUTH requires a valid one" in reply, reply
     assert relay.messages() == [] and dsns(srv) == []
-    assert "zoe@far.example" in gk(srv.data_dir, "queue", "list").stdout
+    assert [r["rcpt"] for r in queue_list(srv)] == ["zoe@far.example"]

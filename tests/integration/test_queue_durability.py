@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """kill -9 while 200 queued messages are being delivered; restart; count what the peer got.
 
 Every message acknowledged at port 587 must arrive. A message arrives exactly once, except
@@ -15,7 +15,8 @@ import json
 import time
 
 from support.gkserver import gk
-from test_queue_support import ALICE, message, peers, start_gk, submit, wait_queue_empty  # noqa: F401
+from support.outbound import ALICE, message, start_gk, submit, wait_queue_empty
+from support.peermta import peers  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
 COUNT = 200

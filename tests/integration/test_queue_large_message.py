@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """A 40 MB message is DKIM-signed, spooled and delivered without being held in memory.
 
 Peak RSS is measured, not time: the ``gk queue inject`` process (which signs and spools) and
@@ -14,7 +14,8 @@ import sys
 import dkim
 import dns.resolver
 from support.gkserver import gk
-from test_queue_support import ALICE, peers, start_gk  # noqa: F401
+from support.outbound import ALICE, start_gk
+from support.peermta import peers  # noqa: F401
 
 SIZE_MB = 40
 

@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Retries, bounces and expiry, with mail sent like a real client through GK's port 587.
 
 The retry clock is sped up by configuration (``queue.retry_minutes`` in fractions of a
@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import time
 
-from test_queue_support import ALICE, dsns, inject, message, peers, start_gk, submit, wait_queue_empty  # noqa: F401
+from support.outbound import ALICE, dsns, inject, message, start_gk, submit, wait_queue_empty
+from support.peermta import peers  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
 

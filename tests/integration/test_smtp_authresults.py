@@ -10,7 +10,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from test_smtp_support import empty_maildirs, messages, module_server, parsed, smtp25
+from support.smtp import empty_maildirs, messages, module_server, parsed, smtp25
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_forged_authentication_results_are_removed(srv):
 
 
 def test_dmarc_reject_action_junk(make_server, dns_server, signing_key):
-    from test_smtp_support import start_smtp_server
+    from support.smtp import start_smtp_server
 
     _zone(dns_server, signing_key[1])
     srv = start_smtp_server(make_server, dns_server, smtp={"dmarc_reject_action": "junk"}, name="junk")

@@ -9,7 +9,7 @@ import smtplib
 import time
 
 import pytest
-from test_smtp_support import RawSMTP, empty_maildirs, messages, module_server, smtp25, wait_for
+from support.smtp import RawSMTP, empty_maildirs, messages, module_server, smtp25, wait_for
 
 COMMAND_TIMEOUT = 3.0
 DATA_IDLE_TIMEOUT = 2.0
@@ -134,7 +134,7 @@ def test_silent_client_in_data_is_cut_off_after_the_idle_timeout(srv):
 
 
 def test_sigterm_lets_a_transfer_in_progress_finish(make_server, dns_server):
-    from test_smtp_support import start_smtp_server
+    from support.smtp import start_smtp_server
 
     srv = start_smtp_server(make_server, dns_server, name="drain")
     c = RawSMTP(srv.port("smtp.port"))

@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 
-from test_smtp_support import smtp25, start_smtp_server
+from support.smtp import smtp25, start_smtp_server
 
 CONNECTIONS = 8
 PER_CONNECTION = 25

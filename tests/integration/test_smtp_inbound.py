@@ -7,7 +7,7 @@ import smtplib
 import subprocess
 
 import pytest
-from test_smtp_support import RawSMTP, empty_maildirs, messages, module_server, parsed, smtp25, wait_for
+from support.smtp import RawSMTP, empty_maildirs, messages, module_server, parsed, smtp25, wait_for
 
 ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}\b")
 
@@ -207,7 +207,7 @@ def test_null_sender_bounce_is_accepted(srv):
 
 
 def test_connection_limit_answers_421(make_server, dns_server):
-    from test_smtp_support import start_smtp_server
+    from support.smtp import start_smtp_server
 
     limited = start_smtp_server(make_server, dns_server, smtp={"max_connections": 2}, name="limited")
     port = limited.port("smtp.port")
@@ -224,7 +224,7 @@ def test_connection_limit_answers_421(make_server, dns_server):
 def test_postmaster_and_abuse_reach_the_admin(make_server, dns_server):
     """RFC 5321 §4.5.1: <Postmaster> (no domain) and postmaster@ each local domain are accepted;
     RFC 2142's abuse@ too. They reach the first admin unless an alias says otherwise."""
-    from test_smtp_support import PASSWORD, start_smtp_server
+    from support.smtp import PASSWORD, start_smtp_server
 
     srv = start_smtp_server(make_server, dns_server, name="roles")
     srv.add_user("owner@example.org", PASSWORD, admin=True)

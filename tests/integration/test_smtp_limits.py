@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from test_smtp_support import (
+from support.smtp import (
     PASSWORD,
     RawSMTP,
     empty_maildirs,

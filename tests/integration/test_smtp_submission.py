@@ -7,7 +7,7 @@ import smtplib
 import subprocess
 
 import pytest
-from test_smtp_support import (
+from support.smtp import (
     PASSWORD,
     RawSMTP,
     empty_maildirs,

@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_queue_support)
+# ruff: noqa: F811  (pytest fixtures imported from support.peermta / support.testca)
 """Outgoing mail in the web UI against a real ``gk serve``: the wizard's "Outgoing mail" step
 (saved to gk.toml, validated per field), the admin page "Mail delivery" (DNS records and their
 check against a real loopback DNS server, queue retry/delete with CSRF, admin only), and a
@@ -13,7 +13,9 @@ import re
 import time
 
 from support.gkserver import free_port, gk
-from test_queue_support import ALICE, ca, message, peers, start_gk, submit, wait_queue_empty  # noqa: F401
+from support.outbound import ALICE, message, start_gk, submit, wait_queue_empty
+from support.peermta import peers  # noqa: F401
+from support.testca import ca  # noqa: F401
 from test_web_http import ADMIN, NO_MAIL, Client, run_wizard
 
 ALICE_PW = "correct horse battery staple"

@@ -13,10 +13,20 @@ from typing import Any
 
 import tomli_w
 
+from support import material
 from support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GK = [sys.executable, "-m", "gk"]
+
+
+def _env() -> dict[str, str]:
+    """The environment of every ``gk`` subprocess: unbuffered output, and GK's compiled modules
+    kept (``__pycache__``, ignored by git): under PYTHONDONTWRITEBYTECODE=1 each of the suite's
+    hundreds of ``gk`` processes would compile GK from source again (~0.1 s of CPU each)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return dict(env, PYTHONUNBUFFERED="1")
+
 
 PORT_KEYS = [
     ("http", "port"),
@@ -38,6 +48,7 @@ def gk(data_dir: Path, *args: str, input: str | None = None, check: bool = True)
         text=True,
         check=check,
         timeout=60,
+        env=_env(),
     )
 
 
@@ -72,6 +83,9 @@ class GKServer:
     ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    # copy the session's TLS pair and DKIM keys in before the first start (support/material.py);
+    # False for a test of the server making its own
+    session_keys: bool = True
 
     def write_config(self) -> None:
         cfg: dict[str, dict[str, Any]] = {"server": {"bind": "127.0.0.1", "hostname": "mx.test.example"}}
@@ -90,8 +104,35 @@ class GKServer:
         return self.ports[name]
 
     def add_user(self, address: str, password: str, admin: bool = False) -> None:
-        args = ["user", "add", address, "--password-stdin"] + (["--admin"] if admin else [])
-        gk(self.data_dir, *args, input=password + "\n")
+        """What ``gk user add`` does, in this process: the CLI is tested on its own
+        (test_cli.py), and a ``gk`` subprocess per seeded user costs a second of wall time."""
+        from gk.config import load
+        from gk.context import open_accounts
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_accounts(load(self.data_dir), self.data_dir)
+        try:
+            store.add_user(address, password, admin=admin)
+        finally:
+            store.db.close()
+
+    def _seed_keys(self) -> None:
+        """The session's TLS pair for the configured host name and a DKIM key for each local
+        user's domain, unless the config names its own certificate or DKIM selectors."""
+        from gk.config import load
+        from gk.context import hostname_of, open_accounts
+
+        cfg = load(self.data_dir)
+        if cfg.tls.cert_file or cfg.tls.key_file or cfg.queue.dkim_ed25519_selector:
+            return
+        domains: set[str] = set()
+        if (self.data_dir / "accounts.sqlite3").exists():
+            store = open_accounts(cfg, self.data_dir)
+            try:
+                domains = {u.address.rsplit("@", 1)[1] for u in store.list_users()}
+            finally:
+                store.db.close()
+        material.seed(self.data_dir, hostname_of(cfg), domains, cfg.queue.dkim_selector)
 
     def start(self, wait: float = 30.0) -> GKServer:
         STARTED.append(self)
@@ -107,11 +148,14 @@ class GKServer:
 
     def _start_once(self, wait: float) -> GKServer:
         self.write_config()
+        if self.session_keys:
+            self._seed_keys()
         self.log_path = self.data_dir / "serve.log"
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([*GK, "serve", "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=env)
+        self.proc = subprocess.Popen(
+            [*GK, "serve", "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=_env()
+        )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -20,16 +20,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    import types
 
     from gk.acme import cert_paths
     from gk.acme.service import days_left, hostname_for
     from gk.context import hostname_of
 
     cfg = clikit.load(args)
-    host = getattr(args, "hostname", "") or hostname_for(
-        types.SimpleNamespace(data_dir=args.data_dir, hostname=hostname_of(cfg))
-    )
+    host = getattr(args, "hostname", "") or hostname_for(args.data_dir, hostname_of(cfg))
     if args.acme_cmd == "renew":
         from gk.acme.issue import main
 

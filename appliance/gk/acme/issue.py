@@ -48,7 +48,7 @@ def issue(config: Config, data_dir: Path, hostname: str, say=print) -> Path:  # 
 
     cfg = config.acme
     account_key = _account_key(data_dir)
-    net = client.ClientNetwork(account_key, alg=_alg(), user_agent="GK", verify_ssl=cfg.ca_file or True)
+    net = client.ClientNetwork(account_key, alg=_alg(), user_agent="GK", verify_ssl=cfg.ca_file or True)  # type: ignore[arg-type]  # a CA file path too (requests)
     try:
         directory = client.ClientV2.get_directory(cfg.directory_url, net)
     except Exception as exc:

@@ -12,7 +12,7 @@ import ssl
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.lock
@@ -22,14 +22,17 @@ from gk import settings
 from gk.acme import cert_paths, challenge_dir
 from gk.security.tls import certificate_names
 
+if TYPE_CHECKING:
+    from gk.context import AppContext
+
 log = logging.getLogger("gk.acme")
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
-def hostname_for(ctx: Any) -> str:
+def hostname_for(data_dir: Path, hostname: str) -> str:
     """The host name the certificate must name: the wizard's choice, else the running one."""
-    return settings.of(ctx.data_dir).hostname() or ctx.hostname
+    return settings.of(data_dir).hostname() or hostname
 
 
 def days_left(cert: Path, now: float | None = None) -> float | None:
@@ -55,7 +58,7 @@ def usable(data_dir: Path, hostname: str, min_days: float = 0) -> bool:
 class ACMEService:
     name = "acme"
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.cfg = ctx.config.acme
         self.status: dict[str, Any] = {"state": "pending", "detail": "", "checked": 0.0}
@@ -94,7 +97,7 @@ class ACMEService:
 
     def check(self) -> bool:
         """Renew when needed; True when a new certificate is in use."""
-        host = hostname_for(self.ctx)
+        host = hostname_for(self.ctx.data_dir, self.ctx.hostname)
         self.status["checked"] = time.time()
         if usable(self.ctx.data_dir, host, self.cfg.renew_days):
             self._use(host)
@@ -152,7 +155,7 @@ class ACMEService:
         log.info("acme: certificate for %s in use (%.0f days left)", host, left)
 
 
-def start(ctx: Any) -> ACMEService | None:
+def start(ctx: AppContext) -> ACMEService | None:
     if not ctx.config.acme.enabled:
         return None
     svc = ACMEService(ctx)

@@ -42,8 +42,7 @@ def handle_token(args: argparse.Namespace) -> int:
             print(f"token {token_id} for {address}: shown only now, keep it somewhere safe", file=sys.stderr)
             return 0
         if args.token_cmd == "list":
-            address = normalize_address(args.address) if args.address else None
-            for t in store.list(address):
+            for t in store.list(normalize_address(args.address) if args.address else None):
                 created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created))
                 print(f"{t.id}\t{t.address}\t{t.scope}\t{created}\t{t.label}")
             return 0

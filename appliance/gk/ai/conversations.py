@@ -10,6 +10,7 @@ are ``synchronous=FULL`` commits: an answer shown to the user is on disk.
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ class ConversationStore:
             conn.execute("UPDATE conversations SET updated = ?, title = ? WHERE id = ?", (now, title, conv_id))
         return int(cur.lastrowid or 0)
 
-    def messages(self, address: str, conv_id: int) -> list[dict[str, Any]]:
+    def messages(self, address: str, conv_id: int) -> builtins.list[dict[str, Any]]:
         rows = self.db.query(
             "SELECT m.id, m.role, m.content, m.created FROM messages m JOIN conversations c ON c.id = m.conversation_id"
             " WHERE c.id = ? AND c.address = ? ORDER BY m.id",
@@ -83,7 +84,7 @@ class ConversationStore:
         )
         return [dict(r) for r in rows]
 
-    def messages_for_model(self, address: str, conv_id: int) -> list[dict[str, str]]:
+    def messages_for_model(self, address: str, conv_id: int) -> builtins.list[dict[str, str]]:
         return [{"role": m["role"], "content": m["content"]} for m in self.messages(address, conv_id)]
 
     def rename(self, address: str, conv_id: int, title: str) -> bool:
@@ -99,7 +100,7 @@ class ConversationStore:
             cur = conn.execute("DELETE FROM conversations WHERE id = ? AND address = ?", (conv_id, address))
         return cur.rowcount > 0
 
-    def search(self, address: str, text: str) -> list[Conversation]:
+    def search(self, address: str, text: str) -> builtins.list[Conversation]:
         like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self.db.query(
             "SELECT DISTINCT c.* FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id"

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk.ai import api
 from gk.ai.runtime import Runtime, RuntimeSettings
 from gk.ai.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.ai")
 
@@ -44,7 +47,7 @@ class AIService:
             self._tokens.close()
 
 
-def start(ctx: Any) -> AIService | None:
+def start(ctx: AppContext) -> AIService | None:
     if not ctx.config.ai.enabled:
         return None
     svc = AIService(ctx.data_dir, ctx.config.ai)

@@ -8,9 +8,12 @@ Seams for what comes next: the web chat and IRC over WebSocket are mounts declar
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk.chat.core import ChatService
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.chat")
 
@@ -18,7 +21,7 @@ log = logging.getLogger("gk.chat")
 class ChatComponent:
     name = "chat"
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: AppContext):
         self.ctx = ctx
         cfg = ctx.config.chat
         self.chat = ChatService.open(ctx.data_dir, cfg.default_rooms, self._user_exists)
@@ -44,7 +47,7 @@ class ChatComponent:
         self.chat.stop(grace)
 
 
-def start(ctx: Any) -> ChatComponent | None:
+def start(ctx: AppContext) -> ChatComponent | None:
     if not ctx.config.chat.enabled:
         return None
     comp = ChatComponent(ctx)

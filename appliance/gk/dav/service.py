@@ -28,9 +28,12 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent.lock
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.dav")
 
@@ -88,7 +91,7 @@ class DAVService:
 
     name = "dav"
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.cfg = ctx.config.dav
         self.db_path = ctx.data_dir / "dav.sqlite3"
@@ -211,7 +214,7 @@ class DAVService:
             self._app._storage.close()
 
 
-def start(ctx: Any) -> DAVService | None:
+def start(ctx: AppContext) -> DAVService | None:
     if not ctx.config.dav.enabled:
         return None
     svc = DAVService(ctx)

@@ -21,7 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
@@ -29,6 +29,9 @@ from gk.accounts import User, normalize_address
 from gk.mail.delivery import Target, Trace, get_delivery, received
 from gk.mail.mailbox import RawMessage
 from gk.mail.queue.service import QueueError, QueueService
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 NO_OUTBOUND = "550 5.3.3 Outbound delivery is not available yet: only local recipients can be reached"
 
@@ -60,11 +63,11 @@ def owns_address(accounts: Any, user: User, address: str) -> bool:
     return owner is not None and owner.id == user.id
 
 
-def remote_outbound_available(ctx: Any) -> bool:
+def remote_outbound_available(ctx: AppContext) -> bool:
     return ctx.services.maybe(QueueService) is not None
 
 
-def classify_recipient(ctx: Any, address: str) -> tuple[str | None, str | None]:
+def classify_recipient(ctx: AppContext, address: str) -> tuple[str | None, str | None]:
     """``(local user address, None)``, ``(None, None)`` for a remote address, or ``(None, reply)``."""
     addr = normalize_address(address)
     domain = addr.rpartition("@")[2]
@@ -96,14 +99,14 @@ def _write_spool(directory: Path, top: bytes, message: RawMessage | Path | bytes
     return Path(name)
 
 
-def _spool_for_queue(ctx: Any, top: bytes, message: RawMessage | Path | bytes) -> Path:
+def _spool_for_queue(ctx: AppContext, top: bytes, message: RawMessage | Path | bytes) -> Path:
     """The message with our Received field on top, as a file for the queue (written in the
     threadpool: file creation can wait on the journal, and big messages are copied)."""
     return gevent.get_hub().threadpool.apply(_write_spool, (ctx.data_dir / "spool" / "submit", top, message))
 
 
 def submit(
-    ctx: Any,
+    ctx: AppContext,
     user: User,
     message_path_or_bytes: RawMessage | Path | bytes,
     recipients: list[str],
@@ -137,7 +140,7 @@ def submit(
         common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
         get_delivery(ctx).deliver(message, local, common, sender)
         result.delivered = [target.rcpt for target in local]
-    if remote:
+    if remote and queue is not None:  # checked above: not None when remote
         path = _spool_for_queue(ctx, received(t, ctx.hostname), message)
         try:
             result.queue_id = queue.enqueue(sender, remote, path, user=user.address)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import bottle
 
@@ -44,6 +44,9 @@ from gk.web import i18n
 from gk.web.headers import SecurityHeaders, cookie_name, session_cookie
 from gk.web.netpolicy import is_lan, parse_networks
 from gk.web.sessions import Session, SessionStore
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 HERE = Path(__file__).resolve().parent
 HTMX = "htmx-2.0.11.min.js"
@@ -100,7 +103,7 @@ class Route:
 
 
 class Web:
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.data_dir: Path = ctx.data_dir
         self.sessions = SessionStore(ctx.data_dir / "web.sqlite3", ctx.config.http.session_days)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import io
 import ssl
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 
 from gk import settings
 from gk.locale import N_
 from gk.web.app import ANYONE, USER, Route, Web
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 PROFILE_NS = uuid.UUID("6f1f4c52-9a0e-4c1e-8f43-3b1c2e0d9a77")
 
@@ -29,7 +32,7 @@ def server_name(web: Web) -> str:
     return settings.of(web.data_dir).hostname() or web.ctx.hostname
 
 
-def endpoints(ctx: Any, host: str) -> list[dict[str, Any]]:
+def endpoints(ctx: AppContext, host: str) -> list[dict[str, Any]]:
     """Mail endpoints with the ports of the running config (0 = disabled, left out)."""
     out = []
     for kind, port, security in (
@@ -65,7 +68,7 @@ def qr_svg(text: str) -> str:
     return out.getvalue().decode()
 
 
-def certificate_payload(ctx: Any, host: str, uid: Any, name: str = "") -> dict[str, Any] | None:
+def certificate_payload(ctx: AppContext, host: str, uid: Any, name: str = "") -> dict[str, Any] | None:
     """The box's own self-signed certificate as a trusted root, or None for an owner's certificate;
     ``name`` is what the phone shows for it (in the viewer's language)."""
     if ctx.config.tls.cert_file:

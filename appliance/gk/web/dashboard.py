@@ -16,7 +16,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 
@@ -24,6 +24,9 @@ from gk import localtime
 from gk.locale import N_
 from gk.web import i18n
 from gk.web.app import ADMIN, Route, Web
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 STARTED = time.time()
 
@@ -138,7 +141,7 @@ EVENT_NAMES = {
 }
 
 
-def queue_snapshot(ctx: Any) -> list[dict] | None:
+def queue_snapshot(ctx: AppContext) -> list[dict] | None:
     from gk.mail.queue.service import QueueService
 
     queue = ctx.services.maybe(QueueService)
@@ -147,7 +150,7 @@ def queue_snapshot(ctx: Any) -> list[dict] | None:
     return list(queue.snapshot())
 
 
-def status(ctx: Any) -> dict[str, Any]:
+def status(ctx: AppContext) -> dict[str, Any]:
     listeners = []
     listening = listening_ports()
     for name, svc in sorted(ctx.services.running(), key=lambda pair: pair[0]):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 import gevent
@@ -31,6 +31,9 @@ from gk.config import ConfigError
 from gk.locale import N_
 from gk.web import forms, i18n, smarthost
 from gk.web.app import ADMIN, Route, Web
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 
@@ -46,7 +49,7 @@ def hostname_for_records(web: Web) -> str:
 _records_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
 
-def domain_records(ctx: Any, hostname: str) -> list[tuple[str, list[dict[str, Any]]]]:
+def domain_records(ctx: AppContext, hostname: str) -> list[tuple[str, list[dict[str, Any]]]]:
     """[(domain, records)] for every local domain (the threadpool: DKIM keys may be generated)."""
     from gk.mail import dnsrecords
 
@@ -71,7 +74,7 @@ def domain_records(ctx: Any, hostname: str) -> list[tuple[str, list[dict[str, An
     return out
 
 
-def check(ctx: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def check(ctx: AppContext, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from gk.mail.dnsrecords import check_live
     from gk.mail.dnsresolver import make_resolver
 
@@ -91,7 +94,7 @@ def _when(ts: float | None, data_dir: Any = None, lang: str = "en") -> str:
 QUEUE_STATES = {"queued": N_("waiting"), "sent": N_("sent"), "bounced": N_("bounced")}
 
 
-def queue_messages(ctx: Any, lang: str = "en") -> list[dict[str, Any]] | None:
+def queue_messages(ctx: AppContext, lang: str = "en") -> list[dict[str, Any]] | None:
     """The snapshot grouped by message: [{id, mail_from, subject, created, size, recipients: [...]}]."""
     from gk.mail.queue.service import QueueService
 

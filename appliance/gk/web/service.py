@@ -13,7 +13,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gevent.pywsgi import WSGIServer
 from geventwebsocket.handler import WebSocketHandler
@@ -22,6 +22,9 @@ from gk import claim
 from gk.security import tls
 from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
 from gk.web.app import USER, Web
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 
@@ -84,7 +87,7 @@ class _HTTPSServer(WSGIServer):
             return self.handle(sock, address)
 
 
-def build(ctx: Any, wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS) -> Web:
+def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS) -> Web:
     """The web app with every route table of the web UI (no listener: ``start`` adds them; the
     in-process tests call this). ``wizard_steps``: the wizard, in order (features add theirs
     with ``wizard.with_step``)."""
@@ -96,7 +99,7 @@ def build(ctx: Any, wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS) ->
     return web
 
 
-def start(ctx: Any, mounts: Sequence[tuple[str, WSGIApp, bool]] = ()) -> WebService:
+def start(ctx: AppContext, mounts: Sequence[tuple[str, WSGIApp, bool]] = ()) -> WebService:
     """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``)."""
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:

@@ -23,11 +23,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk import config as gkconfig
 from gk import settings
 from gk.locale import N_
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 
@@ -152,7 +155,7 @@ def write_config(data_dir: Path, values: dict[str, Any], table: str = "queue") -
     return gkconfig.update_config_file(data_dir, table, values, private=bool(values.get("smarthost_password")))
 
 
-def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
+def save(ctx: AppContext, values: dict[str, Any], who: str, ip: str) -> None:
     """Persist to gk.toml and apply to the running process, through ``gk.settings``.
 
     The running config's ``[queue]`` section is replaced (not mutated) after the durable write;

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import getaddresses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 
@@ -34,6 +34,9 @@ from gk.mail.mailbox.reading import decode_words
 from gk.web import forms, mailrender
 from gk.web.app import Web
 from gk.web.i18n import translator
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 PAGE = 50
 MAX_PAGE = 1_000_000  # 50 million messages: beyond any folder, within SQLite's OFFSET
@@ -547,7 +550,7 @@ def thread_references(hdr: Any) -> list[str]:
     return out
 
 
-def own_addresses(ctx: Any, user: User) -> Callable[[str], bool]:
+def own_addresses(ctx: AppContext, user: User) -> Callable[[str], bool]:
     """A predicate: is this address the user's own (plus-address or alias included)?"""
     from gk.mail.submission import owns_address
 

@@ -26,7 +26,7 @@ import types
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 import gevent
@@ -43,6 +43,9 @@ from gk.security import tls
 from gk.web import forms, smarthost
 from gk.web.app import SETUP, Route, Web
 from gk.web.headers import https_origin
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 HTMX_STOP_POLLING = 286  # htmx stops an "every 2s" trigger on this status
@@ -341,8 +344,9 @@ def admin_step(web: Web) -> str:
                 mark(web, "admin")
                 raise bottle.redirect(after(web, "admin"))
         bottle.response.status = 400
-    user = web.user()
-    return page(web, "admin", address=address, existing=user.address if user and user.is_admin else "", errors=errors)
+    current = web.user()
+    shown = current.address if current and current.is_admin else ""
+    return page(web, "admin", address=address, existing=shown, errors=errors)
 
 
 def host_step(web: Web) -> str:
@@ -535,7 +539,7 @@ def install(web: Web, steps: Sequence[WizardStep] = STEPS) -> None:
     web.add_routes(routes(steps))
 
 
-def dns_records(ctx: Any, domain: str, hostname: str) -> list[tuple[str, str, str]]:
+def dns_records(ctx: AppContext, domain: str, hostname: str) -> list[tuple[str, str, str]]:
     """(name, type, value) to publish: ``gk.mail.dnsrecords`` (MX, SPF, DKIM, DMARC) when present."""
     if not domain:
         return []
@@ -553,7 +557,7 @@ def dns_records(ctx: Any, domain: str, hostname: str) -> list[tuple[str, str, st
     ]
 
 
-def renew_certificate(ctx: Any, hostname: str) -> None:
+def renew_certificate(ctx: AppContext, hostname: str) -> None:
     """The self-signed certificate names the host chosen in the wizard from the next handshake on."""
     from gk.security.tls import renew_self_signed
 

@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.pool
@@ -23,13 +23,16 @@ from gevent.server import StreamServer
 from gk.chat.core import ChatService
 from gk.chat.irc.session import Session
 
+if TYPE_CHECKING:
+    from gk.context import AppContext
+
 log = logging.getLogger("gk.chat.irc")
 
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 class IRCServer:
-    def __init__(self, ctx: Any, chat: ChatService):
+    def __init__(self, ctx: AppContext, chat: ChatService):
         self.ctx = ctx
         self.chat = chat
         self.cfg = ctx.config.chat
@@ -59,7 +62,7 @@ class IRCServer:
         throttle's delay)."""
         address = self._address_of(authc) or authc
         result = self.ctx.auth.login(address, password, ip, "irc")
-        if not result.ok:
+        if not result.ok or result.user is None:
             return None
         local = result.user.local
         if sum(u.local == local for u in self.ctx.accounts.list_users()) > 1:

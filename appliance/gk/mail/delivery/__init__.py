@@ -3,16 +3,19 @@ the mailbox's one writer path (``gk.mail.mailbox.MaildirWriter``, group-committe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gk.mail.delivery.local import LocalDelivery, Target
 from gk.mail.delivery.trace import Trace, protocol_keyword, received
 from gk.mail.mailbox import get_writer
 
+if TYPE_CHECKING:
+    from gk.context import AppContext
+
 _by_context: dict[int, LocalDelivery] = {}
 
 
-def get_delivery(ctx: Any) -> LocalDelivery:
+def get_delivery(ctx: AppContext) -> LocalDelivery:
     """The process-wide ``LocalDelivery`` (one group committer for every feature that delivers)."""
     svc = _by_context.get(id(ctx))
     if svc is None:

@@ -125,7 +125,7 @@ class Literal:
             raise BadCommand("literal too large here")
         return self._data or b""
 
-    def stream(self) -> IO[builtins.bytes]:
+    def stream(self) -> IO[builtins.bytes]:  # `bytes` here is the method above
         import io
 
         if self._file is not None:

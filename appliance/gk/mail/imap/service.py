@@ -23,7 +23,7 @@ import logging
 import socket
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.pool
@@ -32,6 +32,9 @@ from gevent.server import StreamServer
 from gk.mail.imap.session import Session
 from gk.mail.mailbox import get_store
 from gk.security.tls import accept as accept_tls
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.imap")
 
@@ -43,7 +46,7 @@ REFUSE_TIMEOUT = 10.0  # seconds a refusal may take (its TLS handshake and BYE)
 class IMAPService:
     name = "imap"
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.store = get_store(ctx)
         self.spool_dir = Path(ctx.data_dir) / "tmp" / "imap"
@@ -135,7 +138,7 @@ class IMAPService:
         self.pool.kill(block=True, timeout=1)
 
 
-def start(ctx: Any) -> IMAPService:
+def start(ctx: AppContext) -> IMAPService:
     svc = IMAPService(ctx)
     cfg = ctx.config.imap
     if cfg.port:

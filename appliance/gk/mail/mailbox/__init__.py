@@ -52,7 +52,7 @@ FoldersChanged, MaildirChanged); new mail is announced in one place, ``writer.an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gk.mail.mailbox import reading
 from gk.mail.mailbox.committer import GroupCommitter
@@ -73,8 +73,11 @@ from gk.mail.mailbox.store import (
 )
 from gk.mail.mailbox.writer import MaildirWriter, NewCopy, announce_new
 
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
-def get_store(ctx: Any) -> MailboxStore:
+
+def get_store(ctx: AppContext) -> MailboxStore:
     """The one MailboxStore of the process, started by the ``mailbox`` feature
     (``gk.mail.mailbox.service``) before every protocol on it."""
     return ctx.services.require(MailboxStore)
@@ -83,7 +86,7 @@ def get_store(ctx: Any) -> MailboxStore:
 _writers: dict[int, MaildirWriter] = {}
 
 
-def get_writer(ctx: Any) -> MaildirWriter:
+def get_writer(ctx: AppContext) -> MaildirWriter:
     """The process-wide ``MaildirWriter`` (one group committer for every feature that delivers:
     SMTP, submission, the queue's bounces)."""
     w = _writers.get(id(ctx))

@@ -32,6 +32,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON list of recipient rows, for scripts and tests")
     s = sub.add_parser("show", parents=[common], help="one message: recipients, attempts, replies")
     s.add_argument("id", type=int)
+    s.add_argument(
+        "--json", action="store_true", help="one JSON object: the message, its recipients and their attempts"
+    )
     r = sub.add_parser("retry", parents=[common], help="try a message (or --all) again now")
     r.add_argument("id", type=int, nargs="?")
     r.add_argument("--all", action="store_true")
@@ -64,6 +67,10 @@ def handle(args: argparse.Namespace) -> int:
             msg = store.message(args.id)
             if not msg:
                 return clikit.fail(f"no queued message {args.id}")
+            if args.json:
+                rcpts = [{**r, "attempts": store.attempts_of(r["id"])} for r in store.recipients_of(args.id)]
+                print(json.dumps({**msg, "recipients": rcpts}))
+                return 0
             for key in ("id", "mail_from", "user", "header_from", "subject", "message_id", "size", "spool"):
                 print(f"{key}: {msg[key]}")
             print(f"created: {_when(msg['created'])}")

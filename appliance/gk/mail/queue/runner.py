@@ -28,7 +28,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
@@ -40,6 +40,9 @@ from gk.mail.outbound.client import Auth, Session, Target, TemporaryFailure, TLS
 from gk.mail.outbound.mtasts import MTASTSCache
 from gk.mail.queue import dsn
 from gk.mail.queue.store import Attempt, QueueStore
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 log = logging.getLogger("gk.mail.queue")
 
@@ -53,7 +56,7 @@ class Destination:
 
 
 class QueueRunner:
-    def __init__(self, ctx: Any, store: QueueStore, resolver: Any):
+    def __init__(self, ctx: AppContext, store: QueueStore, resolver: Any):
         self.ctx = ctx
         self.cfg = ctx.config.queue
         self.store = store
@@ -228,16 +231,19 @@ class QueueRunner:
             if not hosts:
                 raise TemporaryFailure(f"no MX host of {dest.domain} matches its MTA-STS policy")
         errors = []
-        for host in hosts:
-            if not host.addresses:
-                errors.append(host.error or f"{host.name}: no address")
+        for mx_host in hosts:
+            if not mx_host.addresses:
+                errors.append(mx_host.error or f"{mx_host.name}: no address")
                 continue
-            for addr in host.addresses:
+            for addr in mx_host.addresses:
                 try:
-                    session = client.connect(Target(host.name, addr, cfg.remote_smtp_port), ehlo, policy, **timeouts)
+                    target = Target(mx_host.name, addr, cfg.remote_smtp_port)
+                    session = client.connect(
+                        target, ehlo, policy, connect_timeout=cfg.connect_timeout, command_timeout=cfg.command_timeout
+                    )
                 except TemporaryFailure as exc:
-                    errors.append(f"{host.name}[{addr}]: {exc}")
-                    log.info("outbound %s[%s]:%d failed: %s", host.name, addr, cfg.remote_smtp_port, exc)
+                    errors.append(f"{mx_host.name}[{addr}]: {exc}")
+                    log.info("outbound %s[%s]:%d failed: %s", mx_host.name, addr, cfg.remote_smtp_port, exc)
                     continue
                 self._log_connected(session)
                 return session

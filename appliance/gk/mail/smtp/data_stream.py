@@ -29,16 +29,20 @@ covered by unit tests (tests/unit/test_smtp_data_stream.py).
 from __future__ import annotations
 
 import re
-from typing import BinaryIO
+from typing import Protocol
 
 # A "." alone between any mix of line breaks where at least one of them is a bare CR or LF.
 _SMUGGLE = re.compile(rb"(?:^|[\r\n])\.(?:[\r\n]|$)")
 
 
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
 class DataReceiver:
     """Feed raw DATA bytes with ``feed``; it returns True once ``CRLF.CRLF`` was seen."""
 
-    def __init__(self, out: BinaryIO, *, max_size: int, max_line: int):
+    def __init__(self, out: Sink, *, max_size: int, max_line: int):
         self.out = out
         self.max_size = max_size
         self.max_line = max_line

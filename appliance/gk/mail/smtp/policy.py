@@ -26,10 +26,13 @@ import enum
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk.accounts import User, normalize_address
 from gk.mail import submission
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
 
 
 class ListenerKind(enum.Enum):
@@ -53,7 +56,7 @@ class RcptDecision:
 
 
 class SMTPPolicy:
-    def __init__(self, ctx: Any, max_recipients: int):
+    def __init__(self, ctx: AppContext, max_recipients: int):
         self.ctx = ctx
         self.max_recipients = max_recipients
 

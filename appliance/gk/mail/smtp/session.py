@@ -50,6 +50,8 @@ from gk.mail.smtp.replies import enhance
 from gk.mail.smtp.spool import SpoolWriter
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from gk.mail.smtp.service import SMTPService
 
 log = logging.getLogger("gk.smtp")
@@ -110,7 +112,9 @@ class _Hooks:
 
     peer = "?"  # the client's address, for log lines (set when the connection is made)
 
-    async def handle_EHLO(self, server: GKSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]):
+    async def handle_EHLO(
+        self, server: GKSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         out = [
             r
@@ -120,7 +124,9 @@ class _Hooks:
         out[-1:-1] = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
         return out
 
-    async def handle_MAIL(self, server: GKSMTP, session: Any, envelope: GKEnvelope, address: str, options: list[str]):
+    async def handle_MAIL(
+        self, server: GKSMTP, session: Any, envelope: GKEnvelope, address: str, options: list[str]
+    ) -> str:
         # policy answers come from SQLite (C calls that never yield) — no greenlet hop needed
         reply = server.service.policy.mail_from(server.kind, server.gk_user, address)
         if reply:
@@ -129,7 +135,9 @@ class _Hooks:
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
 
-    async def handle_RCPT(self, server: GKSMTP, session: Any, envelope: GKEnvelope, address: str, options: list[str]):
+    async def handle_RCPT(
+        self, server: GKSMTP, session: Any, envelope: GKEnvelope, address: str, options: list[str]
+    ) -> str:
         decision = server.service.policy.rcpt_to(server.kind, server.gk_user, address, len(envelope.rcpt_tos))
         if decision.accepted:
             envelope.rcpt_tos.append(address)
@@ -147,6 +155,10 @@ class _Hooks:
 
 
 class GKSMTP(SMTP):
+    # narrower than aiosmtpd's: a stream connection's transport, the envelope of _create_envelope
+    transport: asyncio.Transport | None
+    envelope: GKEnvelope | None
+
     def __init__(self, service: SMTPService, kind: ListenerKind, loop: asyncio.AbstractEventLoop):
         cfg = service.cfg
         self.service = service
@@ -486,7 +498,9 @@ class GKSMTP(SMTP):
             reply = receiver.error
             if reply is None:
                 try:
-                    message = spool.finish_in_memory() or await in_greenlet(spool.finish, shield=True)
+                    message: Path | bytes | None = spool.finish_in_memory()
+                    if not message:
+                        message = await in_greenlet(spool.finish, shield=True)
                 except Exception as exc:  # OSError: disk full while writing the last part
                     log.warning("could not store the message from %s: %s", self.peer_ip, exc)
                     reply = storage_reply(exc)
@@ -510,6 +524,7 @@ class GKSMTP(SMTP):
             self.busy = False
             if not handed_over:
                 gevent.spawn(spool.discard)
+        assert reply is not None  # refused, or set by the store or the delivery
         self._set_post_data_state()
         if reply.startswith("2"):
             self.errors.delivered()
