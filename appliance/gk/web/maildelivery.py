@@ -26,7 +26,7 @@ import bottle
 import gevent
 import gevent.pool
 
-from gk import claim, localtime
+from gk import claim, localtime, pools
 from gk.config import ConfigError
 from gk.locale import N_
 from gk.web import forms, i18n, smarthost
@@ -62,7 +62,7 @@ def domain_records(ctx: Any, hostname: str) -> list[tuple[str, list[dict[str, An
         key = (domain, hostname, q.smarthost, q.dkim_selector, q.dkim_ed25519_selector, mtime)
         recs = _records_cache.get(key)
         if recs is None:
-            recs = gevent.get_hub().threadpool.apply(dnsrecords.records_for, (view, domain))
+            recs = pools.run_cpu(dnsrecords.records_for, view, domain)
             if mtime:
                 if len(_records_cache) > 64:
                     _records_cache.clear()

@@ -38,6 +38,7 @@ import gevent.lock
 import tomli_w
 
 from gk import config as gkconfig
+from gk import pools
 from gk.locale import N_
 
 log = logging.getLogger("gk.web")
@@ -250,7 +251,7 @@ def save(ctx: Any, values: dict[str, Any], who: str, ip: str) -> None:
     most likely because the old one did not work, so it should not wait up to half an hour.
     """
     with _save_lock:  # two admins saving at once must not interleave read-modify-write of gk.toml
-        cfg: gkconfig.Config = gevent.get_hub().threadpool.apply(write_config, (ctx.data_dir, values))
+        cfg: gkconfig.Config = pools.run_io(write_config, ctx.data_dir, values)
         for key in KEYS:
             setattr(ctx.config.queue, key, getattr(cfg.queue, key))
     queue = ctx.services.get("queue")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import gevent
 
+from gk import pools
 from gk.mail.delivery.committer import GroupCommitter
 from gk.mail.delivery.trace import delivered_to, return_path
 from gk.mail.mailbox import maildir, notify
@@ -159,11 +160,10 @@ class LocalDelivery:
         return results  # type: ignore[return-value]
 
     def _deliver_spooled(self, spool: Path, copies: list[tuple[Target, Path, bytes]]) -> list[Path | BaseException]:
-        pool = gevent.get_hub().threadpool
         tmps: list[tuple[Path, Path]] = []
         try:
             for _, md, top in copies:
-                tmps.append((md, pool.apply(copy_with_headers, (md, top, spool, self.hostname))))
+                tmps.append((md, pools.run_io(copy_with_headers, md, top, spool, self.hostname)))
         except BaseException:
             for _, tmp in tmps:
                 tmp.unlink(missing_ok=True)

@@ -56,6 +56,7 @@ from typing import IO, Any, BinaryIO
 import gevent
 import gevent.lock
 
+from gk import pools
 from gk.mail.mailbox import maildir, notify, subscriptions, uidlist
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.mime import MAX_DEPTH, MAX_PARTS, Part, iter_parts, parse_structure, parse_with_headers
@@ -228,7 +229,7 @@ def _parse_off_hub(files: list[tuple[str, int]]) -> list[Parsed | None]:
         batch.append(path)
         size += n
         if len(batch) >= PARSE_BATCH_FILES or size >= PARSE_BATCH_BYTES or i == len(files) - 1:
-            out += gevent.get_hub().threadpool.apply(_parse_files, (batch,))
+            out += pools.run_cpu(_parse_files, batch)
             batch, size = [], 0
     return out
 
@@ -688,9 +689,7 @@ class UserMailbox:
         ``new/``) once; returns the targets that exist now (a source may have vanished)."""
         if not renames and not sync_new:
             return set()
-        return gevent.get_hub().threadpool.apply(
-            _rename_batch, (renames, [d / "cur", d / "new"] if sync_new else [d / "cur"])
-        )
+        return pools.run_io(_rename_batch, renames, [d / "cur", d / "new"] if sync_new else [d / "cur"])
 
     def _persist_floor(self, f: Any, d: Path, needed: int) -> None:
         """Before messages up to UID ``needed - 1`` leave a folder: make its ``gk-uidlist`` floor
@@ -947,7 +946,7 @@ class UserMailbox:
             top = Part.from_json(json.loads(raw))
         else:
             path = str(self._dir(f["name"]) / "cur" / row["name"])
-            top, fresh = gevent.get_hub().threadpool.apply(_load_structure, (raw, path))
+            top, fresh = pools.run_cpu(_load_structure, raw, path)
             if fresh is not None:
                 self.db.execute("UPDATE messages SET structure = ? WHERE id = ?", (fresh, row["id"]))
         top.envelope = json.loads(row["envelope"])
@@ -1181,7 +1180,7 @@ class UserMailbox:
                 plan.append((r, nxt, new_name))
                 nxt += 1
             renames = [(src_dir / "cur" / r["name"], dst_dir / "cur" / n) for r, _, n in plan]
-            done = gevent.get_hub().threadpool.apply(_rename_batch, (renames, [dst_dir / "cur", src_dir / "cur"]))
+            done = pools.run_io(_rename_batch, renames, [dst_dir / "cur", src_dir / "cur"])
             moved = [(r, u, n) for r, u, n in plan if dst_dir / "cur" / n in done]
             with self.db.transaction() as c:
                 src_modseq = self._bump(c, f["id"])
@@ -1230,7 +1229,7 @@ class UserMailbox:
         # Files first (off the hub), rows after: a crash in between leaves rows without files,
         # which the next sync expunges; never files without rows (they would come back).
         self._persist_floor(f, d, max(r["uid"] for r in rows) + 1)
-        gevent.get_hub().threadpool.apply(_unlink_batch, ([d / "cur" / r["name"] for r in rows], d / "cur"))
+        pools.run_io(_unlink_batch, [d / "cur" / r["name"] for r in rows], d / "cur")
         done = [r["uid"] for r in rows]
         with self.db.transaction() as c:
             modseq = self._bump(c, f["id"])
@@ -1265,7 +1264,7 @@ class UserMailbox:
             where = compile_criteria(criteria, params)
             sql = f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid"
             cur = self._dir(f["name"]) / "cur"
-            rows = gevent.get_hub().threadpool.apply(_search_rows, (self.db.path, sql, params, cur))
+            rows = pools.run_io(_search_rows, self.db.path, sql, params, cur)
             return [r[0] for r in rows]
 
     def search_text(self, name: str, text: str) -> list[int]:

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from gk import pools
 from gk.mail.mailbox import maildir, notify
 
 HEADER_LIMIT = 64 * 1024
@@ -138,9 +139,8 @@ def write_to_inbox(mail_root: Path, address: str, message: bytes) -> Path:
 
 def deliver_to_user(mail_root: Path, address: str, message: bytes) -> Path:
     """``write_to_inbox`` in gevent's threadpool, then tell IMAP/webmail sessions about it."""
-    import gevent
 
-    path: Path = gevent.get_hub().threadpool.apply(write_to_inbox, (mail_root, address, message))
+    path: Path = pools.run_io(write_to_inbox, mail_root, address, message)
     notify.publish(address, "INBOX", "new")
     return path
 

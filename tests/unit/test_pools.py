@@ -1,0 +1,145 @@
+"""gk.pools: named native thread pools sized from `gk tune`, the inference thread apart from the
+disk-I/O and CPU pools, and errors raised in a pool thread reaching the calling greenlet."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import gevent
+import gevent.event
+import pytest
+
+from gk import pools
+from gk.hw import tune
+
+
+@pytest.fixture(autouse=True)
+def fresh_pools() -> Iterator[None]:
+    """Each test gets pools built from the sizes it configures (and leaves none running)."""
+    pools.shutdown()
+    saved = pools._sizes
+    yield
+    pools.shutdown()
+    pools._sizes = saved
+
+
+def _tune_json(data_dir: Path, hw: tune.Hardware) -> tune.Profile:
+    prof = tune.profile_for(hw)
+    tune.apply(prof, hw, data_dir, etc=data_dir / "etc")
+    return prof
+
+
+def test_sizes_come_from_gk_tune_apply(tmp_path: Path) -> None:
+    hw = tune.Hardware(ram_mb=3800, cores=4, storage="nvme", storage_free_mb=50_000)
+    prof = _tune_json(tmp_path, hw)
+    assert (prof.io_threads, prof.cpu_threads) == (8, 4)
+    sizes = pools.configure(tmp_path)
+    assert sizes == pools.Sizes(io=8, cpu=4, llm=1)
+    p = pools.get()
+    assert (p.io.maxsize, p.cpu.maxsize, p.llm.maxsize) == (8, 4, 1)
+
+
+def test_sd_card_gets_fewer_io_threads_and_one_cpu_thread_per_core(tmp_path: Path) -> None:
+    hw = tune.Hardware(ram_mb=460, cores=1, storage="sd", storage_free_mb=20_000)
+    _tune_json(tmp_path, hw)
+    assert pools.configure(tmp_path) == pools.Sizes(io=4, cpu=1, llm=1)
+    assert tune.pool_sizes(tune.Hardware(ram_mb=8000, cores=2, storage="ssd", storage_free_mb=1)) == (4, 2)
+    assert tune.pool_sizes(tune.Hardware(ram_mb=8000, cores=16, storage="ssd", storage_free_mb=1)) == (8, 16)
+
+
+def test_tune_json_without_pool_keys_falls_back_to_this_machine(tmp_path: Path) -> None:
+    (tmp_path / "tune.json").write_text(json.dumps({"profile": {"tier": "1G"}}))
+    io, cpu = tune.pool_sizes(tune.measure(tmp_path))
+    assert pools.configure(tmp_path) == pools.Sizes(io=io, cpu=cpu, llm=1)
+
+
+def test_explicit_sizes_win(tmp_path: Path) -> None:
+    pools.configure(sizes=pools.Sizes(io=3, cpu=2))
+    p = pools.get()
+    assert (p.io.maxsize, p.cpu.maxsize, p.llm.maxsize) == (3, 2, 1)
+
+
+def test_work_runs_in_a_native_thread_of_its_own_pool() -> None:
+    pools.configure(sizes=pools.Sizes(io=2, cpu=2))
+    main = threading.get_ident()
+    io_thread = pools.run_io(threading.get_ident)
+    cpu_thread = pools.run_cpu(threading.get_ident)
+    llm_thread = pools.llm_pool().apply(threading.get_ident)
+    assert main not in (io_thread, cpu_thread, llm_thread)
+    assert len({io_thread, cpu_thread, llm_thread}) == 3
+
+
+def test_the_inference_thread_is_separate_a_busy_model_never_holds_up_io_or_cpu_work() -> None:
+    """The one LLM thread is held (as by a long generation) while disk-I/O and CPU work still run."""
+    pools.configure(sizes=pools.Sizes(io=1, cpu=1))
+    release = threading.Event()
+    started = threading.Event()
+
+    def generate() -> int:
+        started.set()
+        release.wait(120)
+        return threading.get_ident()
+
+    gen = gevent.spawn(pools.llm_pool().apply, generate)
+    while not started.is_set():
+        gevent.sleep(0.01)
+    try:
+        io_thread = pools.run_io(threading.get_ident)  # would block forever if they shared the thread
+        cpu_thread = pools.run_cpu(threading.get_ident)
+        assert not gen.ready()
+    finally:
+        release.set()
+    llm_thread = gen.get(timeout=120)
+    assert llm_thread not in (io_thread, cpu_thread)
+    assert pools.get().llm.maxsize == 1
+
+
+def test_an_exception_in_a_pooled_call_reaches_the_caller() -> None:
+    def boom(what: str) -> None:
+        raise OSError(28, f"No space left on device: {what}")
+
+    with pytest.raises(OSError, match="No space left on device: spool"):
+        pools.run_io(boom, "spool")
+    with pytest.raises(ValueError, match="bad key"):
+        pools.run_cpu(lambda: (_ for _ in ()).throw(ValueError("bad key")))
+    assert pools.run_io(lambda a, b=0: a + b, 1, b=2) == 3  # the pool still serves after an error
+
+
+def test_nested_call_from_a_pool_thread_runs_in_that_thread() -> None:
+    """A pooled function that itself calls run_io (a helper shared with the hub side) does not
+    deadlock a 1-thread pool or start a second hub's pools: it runs where it is."""
+    pools.configure(sizes=pools.Sizes(io=1, cpu=1))
+
+    def outer() -> tuple[int, int]:
+        return threading.get_ident(), pools.run_io(threading.get_ident)
+
+    here, inner = pools.run_io(outer)
+    assert here == inner
+    assert pools.run_cpu(lambda: pools.run_io(threading.get_ident)) != threading.get_ident()
+
+
+def test_the_hub_keeps_running_greenlets_while_a_pooled_call_blocks() -> None:
+    pools.configure(sizes=pools.Sizes(io=1, cpu=1))
+    ticks: list[int] = []
+    release = threading.Event()
+
+    def ticker() -> None:
+        while not release.is_set():
+            ticks.append(1)
+            gevent.sleep(0.001)
+
+    def blocking() -> str:
+        release.wait(120)
+        return "done"
+
+    t = gevent.spawn(ticker)
+    call = gevent.spawn(pools.run_io, blocking)
+    while len(ticks) < 5:  # the hub ran the ticker while the pool thread blocked
+        gevent.sleep(0.01)
+    assert not call.ready()
+    release.set()
+    assert call.get(timeout=120) == "done"
+    t.join(timeout=120)
