@@ -4,6 +4,7 @@ disk-I/O and CPU pools, and errors raised in a pool thread reaching the calling 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +144,71 @@ def test_the_hub_keeps_running_greenlets_while_a_pooled_call_blocks() -> None:
     release.set()
     assert call.get(timeout=120) == "done"
     t.join(timeout=120)
+
+
+def _commit_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the thread every SQLite COMMIT of gk.store runs in."""
+    from gk.store import db as gkdb
+
+    seen: list[int] = []
+    real = gkdb.Database._commit
+
+    def commit(self: gkdb.Database) -> None:
+        seen.append(threading.get_ident())
+        real(self)
+
+    monkeypatch.setattr(gkdb.Database, "_commit", commit)
+    return seen
+
+
+def test_mailbox_index_commits_and_inserts_run_off_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """synchronous=FULL commits wait on the disk in the I/O pool; what was committed is there
+    (and durable: the index is reopened from the file)."""
+    from gk.mail.mailbox import MailboxStore
+
+    store = MailboxStore(tmp_path / "mail")
+    mb = store.user("ann@example.org")
+    cur = tmp_path / "mail" / "ann@example.org" / "Maildir" / "cur"
+    for i in range(30):  # never-indexed files, as a first open finds them
+        (cur / f"17000000{i:02}.M{i}P1.host:2,S").write_bytes(f"Subject: m{i}\r\n\r\nbody {i}\r\n".encode())
+    seen = _commit_threads(monkeypatch)
+    mb.sync("INBOX", force=True)
+    mb.set_flags("INBOX", [3], ["\\Flagged"])
+    assert seen and threading.get_ident() not in seen
+    store.stop(0)
+    again = MailboxStore(tmp_path / "mail").user("ann@example.org")
+    assert len(again.uids("INBOX")) == 30
+    assert "\\Flagged" in again.info("INBOX", 3).flags and again.info("INBOX", 30).subject == "m29"
+
+
+def test_queue_commits_run_off_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gk.mail.queue.store import QueueStore
+
+    src = tmp_path / "src.eml"
+    src.write_bytes(b"Subject: x\r\n\r\nbody\r\n")
+    store = QueueStore(tmp_path)  # (its schema migration commits on the hub, once, at start)
+    seen = _commit_threads(monkeypatch)
+    name, size = store.write_spool(b"", src)
+    msg_id = store.add("a@l.example", ["b@x.example"], name, size, user="a@l.example")
+    assert seen and threading.get_ident() not in seen
+    store.close()
+    assert [r["rcpt"] for r in QueueStore(tmp_path).recipients_of(msg_id)] == ["b@x.example"]
+
+
+def test_a_failed_commit_reaches_the_caller_and_rolls_back(tmp_path: Path) -> None:
+    from gk.store import open_database
+
+    db = open_database(tmp_path / "t.sqlite3", ["CREATE TABLE t (x INTEGER PRIMARY KEY)"])
+    db.commit_runner = pools.run_io
+
+    def refuse(self: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(db), "_commit", refuse)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"), db.transaction() as c:
+            c.execute("INSERT INTO t VALUES (1)")
+    db.conn.execute("ROLLBACK")
+    with db.transaction() as c:
+        c.execute("INSERT INTO t VALUES (2)")
+    assert [r[0] for r in db.query("SELECT x FROM t")] == [2]

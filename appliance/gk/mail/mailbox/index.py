@@ -178,6 +178,7 @@ def open_index(path: Path, check: bool = False) -> Database:
     try:
         db = open_database(path, MIGRATIONS, cache_kib=512)
         db.one("SELECT count(*) FROM folders")
+        db.commit_runner = pools.run_io  # a synchronous=FULL commit waits on the disk, not the hub
         return db
     except sqlite3.DatabaseError as exc:
         if not is_corruption(exc):
@@ -185,4 +186,6 @@ def open_index(path: Path, check: bool = False) -> Database:
         if db is not None:
             db.close()
         quarantine(path, str(exc))
-        return open_database(path, MIGRATIONS, cache_kib=512)
+        db = open_database(path, MIGRATIONS, cache_kib=512)
+        db.commit_runner = pools.run_io
+        return db
