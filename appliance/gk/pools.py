@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import gevent
+import gevent.event
 import gevent.threadpool
 
 from gk.hw import tune
@@ -53,14 +54,21 @@ class Sizes:
     llm: int = 1  # never more: one model, one context, serialised
 
 
+class _Pool(gevent.threadpool.ThreadPool):  # type: ignore[misc]
+    """A gevent ThreadPool whose threads know they are pool threads (``in_pool_thread``)."""
+
+    def spawn(self, func: Callable[..., T], *args: object, **kwargs: object) -> gevent.event.AsyncResult:
+        return super().spawn(_marked, func, *args, **kwargs)
+
+
 class Pools:
     """The named pools of one hub."""
 
     def __init__(self, sizes: Sizes):
         self.sizes = sizes
-        self.io = gevent.threadpool.ThreadPool(sizes.io)
-        self.cpu = gevent.threadpool.ThreadPool(sizes.cpu)
-        self.llm = gevent.threadpool.ThreadPool(sizes.llm)
+        self.io = _Pool(sizes.io)
+        self.cpu = _Pool(sizes.cpu)
+        self.llm = _Pool(sizes.llm)
 
     def kill(self) -> None:
         for pool in (self.io, self.cpu, self.llm):
@@ -130,7 +138,7 @@ def in_pool_thread() -> bool:
 def _run(
     pool: gevent.threadpool.ThreadPool, fn: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]
 ) -> T:
-    result: T = pool.apply(_marked, (fn, *args), kwargs)
+    result: T = pool.apply(fn, args, kwargs)
     return result
 
 

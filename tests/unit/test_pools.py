@@ -212,3 +212,17 @@ def test_a_failed_commit_reaches_the_caller_and_rolls_back(tmp_path: Path) -> No
     with db.transaction() as c:
         c.execute("INSERT INTO t VALUES (2)")
     assert [r[0] for r in db.query("SELECT x FROM t")] == [2]
+
+
+def test_the_inference_thread_counts_as_a_pool_thread() -> None:
+    """Work that inference code hands to the I/O pool from its thread runs there at once (no
+    second hub and set of pools made in the inference thread)."""
+    pools.configure(sizes=pools.Sizes(io=1, cpu=1))
+    pools.get()
+    before = len(pools._by_hub)
+
+    def in_llm() -> tuple[bool, int, int]:
+        return pools.in_pool_thread(), threading.get_ident(), pools.run_io(threading.get_ident)
+
+    marked, here, inner = pools.llm_pool().apply(in_llm)
+    assert marked and here == inner and len(pools._by_hub) == before
