@@ -163,6 +163,8 @@ class GK:
                 "max_connections_per_ip": 1000,
             },
             "imap": {"port": free_port(), "tls_port": free_port()},
+            # two GKs run side by side: each needs its own IRC port (the default is shared)
+            "chat": {"irc_port": free_port()},
             "dns": {"nameservers": ["127.0.0.1"], "port": dns_port, "timeout": 2.0},
         }
         base.mkdir(parents=True)

@@ -114,6 +114,10 @@ def serve(config: Config, data_dir: Path) -> int:
     from gk.store import db
 
     db.set_default_cache(config.server.sqlite_cache_kib)
+    from gk import pools
+
+    sizes = pools.configure(data_dir)  # tune.json's pool sizes, else this machine's
+    log.info("thread pools: disk I/O %d, CPU %d, inference 1", sizes.io, sizes.cpu)
     started = time.monotonic()
     log.info("GK %s starting, data dir %s", __version__, data_dir.resolve())
     ctx: AppContext = build_context(config, data_dir)

@@ -45,6 +45,7 @@ import gevent
 import gevent.lock
 
 from gk import config as gkconfig
+from gk import pools
 from gk.store import Database, open_database
 
 log = logging.getLogger("gk.settings")
@@ -215,14 +216,12 @@ class Settings:
     def _write_toml(
         self, table: str, values: dict[str, Any], private: bool = False, offload: bool = True
     ) -> gkconfig.Config:
-        """Read-modify-write of gk.toml, one at a time; the file I/O in gevent's threadpool."""
+        """Read-modify-write of gk.toml, one at a time; the file I/O in the disk pool (``gk.pools``)."""
         if not offload:
             config = gkconfig.update_config_file(self.data_dir, table, values, private=private)
         else:
             with self._write_lock:  # two admins saving at once must not interleave
-                config = gevent.get_hub().threadpool.apply(
-                    gkconfig.update_config_file, (self.data_dir, table, values), {"private": private}
-                )
+                config = pools.run_io(gkconfig.update_config_file, self.data_dir, table, values, private=private)
         self._toml_cache = None
         return config
 

@@ -16,7 +16,7 @@ web login call. It
    ``imap.login_cache_seconds`` and is dropped when the password or app passwords change.
    Mail clients reconnect constantly; this keeps logins fast without lowering argon2's cost.
    The cache sits behind the throttle, so it is no unthrottled oracle for guesses;
-4. otherwise runs argon2id in gevent's native threadpool so the hub keeps serving, at most
+4. otherwise runs argon2id in the CPU pool (``gk.pools``) so the hub keeps serving, at most
    ``parallel_hashes`` at once (each holds ``argon2_memory_kib``; see ``passwords.py``): the rest
    wait on a gevent semaphore, cooperatively;
 5. on success remembers the client as known to the account (``known_ips.py``) — and, for the
@@ -45,6 +45,7 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.lock import BoundedSemaphore
 
+from gk import pools
 from gk.accounts.known_ips import KnownIPs
 from gk.accounts.passwords import parallel_hashes
 from gk.accounts.store import AccountStore, User, normalize_address
@@ -69,10 +70,7 @@ class LoginResult:
 
 
 def _in_threadpool(fn, *args):  # type: ignore[no-untyped-def]
-    try:
-        return gevent.get_hub().threadpool.apply(fn, args)
-    except Exception:  # pragma: no cover - e.g. called outside a hub in a CLI
-        return fn(*args)
+    return pools.run_cpu(fn, *args)
 
 
 def default_parallel_hashes(memory_kib: int) -> int:
@@ -117,7 +115,7 @@ class Authenticator:
         ).digest()
 
     def _argon2(self, fn, *args: Any) -> Any:  # type: ignore[no-untyped-def]
-        """Run one argon2 call in the threadpool, at most ``parallel`` at once (each holds m KiB)."""
+        """Run one argon2 call in the CPU pool, at most ``parallel`` at once (each holds m KiB)."""
         with self._hash_slots:
             return _in_threadpool(fn, *args)
 

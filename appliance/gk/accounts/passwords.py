@@ -1,11 +1,13 @@
 """argon2id password hashing sized for a 512 MB board, and how many hashes may run at once.
 
 Parameters (``[auth]`` in gk.toml): m = 19 MiB, t = 2, p = 1 — the OWASP-recommended
-minimum for argon2id. Why: each running verification holds ``m`` of RAM. gevent's native
-threadpool has 10 threads, so without a bound ten logins that miss the credential cache at once
-hold 10 × 19 MiB (measured: RSS 46 → 235 MB). ``parallel_hashes`` bounds them by memory instead:
-a tenth of RAM (at least 40 MiB) divided by ``m``, at most one per core — 2 on a 512 MB board
-(38 MiB), 4 on a 4-core 1 GB board; the authenticator queues the rest cooperatively.
+minimum for argon2id. Why: each running verification holds ``m`` of RAM. Hashes run in the
+CPU pool of ``gk.pools`` (one thread per core, from ``gk tune``); with gevent's shared 10-thread
+pool, as before, ten logins that missed the credential cache at once held 10 × 19 MiB (measured:
+RSS 46 → 235 MB). ``parallel_hashes`` bounds them by memory as well as by cores: a tenth of RAM
+(at least 40 MiB) divided by ``m``, at most one per core — 2 on a 512 MB board (38 MiB), 4 on a
+4-core 1 GB board (its CPU pool's size), 1 on a 1-core one; the authenticator queues the rest
+cooperatively, so argon2 never takes more than its share of the CPU pool.
 64 MiB per hash (RFC 9106's second choice) would make two parallel logins cost a quarter of a
 512 MB board's budget. t = 2 keeps one verification at about 25 ms on this x86 machine and
 ~150 ms on a Cortex-A53, so a phone's reconnect stays snappy. A stored hash carries its own

@@ -3,7 +3,7 @@
 Why a thread of its own: llama.cpp holds the calling thread for the whole generation. Run on
 the gevent hub it stalled every session in the process for the generation (DESIGN.md: 495 ms
 for 106 tokens); run in gevent's shared threadpool it would queue behind (and in front of) the
-Maildir writes a mail ``250`` waits on. So ``Runtime`` owns a ``ThreadPool(1)``: a single
+Maildir writes a mail ``250`` waits on. So ``Runtime`` uses ``gk.pools``' ``llm`` pool: a single
 native thread that does every llama.cpp call (load, generate, unload), serialised, while the
 hub keeps serving. ``n_threads`` = cores − 1 leaves the hub a core.
 
@@ -41,8 +41,8 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.queue
-import gevent.threadpool
 
+from gk import pools
 from gk.ai import models
 from gk.ai.models import ModelError
 
@@ -142,7 +142,7 @@ class Runtime:
         self.settings = settings
         self.available_memory = available_memory
         self.hub = gevent.get_hub()
-        self.pool = gevent.threadpool.ThreadPool(1)  # THE inference thread (never the hub's pool)
+        self.pool = pools.llm_pool()  # THE inference thread (gk/pools.py: never the I/O or CPU pool)
         self.pending: collections.deque[Request] = collections.deque()
         self.current: Request | None = None
         self._wake = gevent.event.Event()
@@ -200,11 +200,8 @@ class Runtime:
         for req in self.pending:
             req._put(("error", Cancelled("the server is stopping")))
         self.pending.clear()
-        try:
-            if self.llm is not None:
-                self.pool.apply(self._unload_now)
-        finally:
-            self.pool.kill()
+        if self.llm is not None:  # the inference thread is the process's (gk/pools.py): it stays
+            self.pool.apply(self._unload_now)
 
     def _dispatch(self) -> None:
         while True:

@@ -32,6 +32,7 @@ import gevent
 import gevent.event
 import gevent.lock
 
+from gk import pools
 from gk.store.db import Database, open_database
 
 log = logging.getLogger("gk.chat.store")
@@ -280,7 +281,7 @@ class GroupWriter:
 
 
 def _in_threadpool(fn: Callable[..., Any], *args: Any) -> Any:
-    return gevent.get_hub().threadpool.apply(fn, args)
+    return pools.run_io(fn, *args)
 
 
 class ChatStore:

@@ -50,6 +50,8 @@ class Profile:
     llm_threads: int
     memory_high_mb: int
     memory_max_mb: int
+    io_threads: int = 4  # gk/pools.py: the disk-I/O pool
+    cpu_threads: int = 1  # gk/pools.py: the CPU pool (argon2 further bounded by memory)
 
     def config_keys(self) -> dict[str, int]:
         """The gk.toml keys this profile sets (section.key -> value)."""
@@ -134,7 +136,20 @@ def profile_for(hw: Hardware) -> Profile:
         smtp, imap = max(10, smtp // 2), max(25, imap // 2)
     zram = min(zram, hw.ram_mb // 2)  # zram beyond half the RAM thrashes on a small board
     threads = 0 if not model else max(1, min(hw.cores - 1 if hw.cores > 2 else hw.cores, 8))
-    return Profile(name, zram, cache, smtp, imap, a_mem, a_t, model, model_mb, threads, high, mx)
+    io, cpu = pool_sizes(hw)
+    return Profile(name, zram, cache, smtp, imap, a_mem, a_t, model, model_mb, threads, high, mx, io, cpu)
+
+
+def pool_sizes(hw: Hardware) -> tuple[int, int]:
+    """(disk-I/O threads, CPU threads) for ``gk.pools``.
+
+    CPU: one thread per core — more only adds GIL contention. Disk I/O: a thread waiting on an
+    fsync holds no core, so twice the cores (4 to 8) keep concurrent deliveries' commits from
+    queueing behind one another; an SD card or USB stick serialises random writes itself: 4.
+    """
+    cores = max(1, hw.cores)
+    io = 4 if hw.storage in ("sd", "usb") else max(4, min(8, 2 * cores))
+    return io, cores
 
 
 def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:

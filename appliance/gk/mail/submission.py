@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import gevent
-
+from gk import pools
 from gk.accounts import User, normalize_address
 from gk.mail.delivery import Target, Trace, get_delivery, received
 from gk.mail.mailbox import RawMessage
@@ -102,7 +101,7 @@ def _write_spool(directory: Path, top: bytes, message: RawMessage | Path | bytes
 def _spool_for_queue(ctx: AppContext, top: bytes, message: RawMessage | Path | bytes) -> Path:
     """The message with our Received field on top, as a file for the queue (written in the
     threadpool: file creation can wait on the journal, and big messages are copied)."""
-    return gevent.get_hub().threadpool.apply(_write_spool, (ctx.data_dir / "spool" / "submit", top, message))
+    return pools.run_io(_write_spool, ctx.data_dir / "spool" / "submit", top, message)
 
 
 def submit(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,10 @@ class Database:
         self.conn = conn
         self._lock = threading.RLock()
         self._depth = 0
+        # Runs a transaction's COMMIT (the WAL write and, with synchronous=FULL, its fsync) —
+        # e.g. ``gk.pools.run_io`` so the hub serves others meanwhile. The lock stays held by
+        # the committing greenlet, so the connection is still used by one caller at a time.
+        self.commit_runner: Callable[[Callable[[], object]], object] | None = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -54,7 +58,13 @@ class Database:
                 self.conn.execute("ROLLBACK")
                 raise
             self._depth = 0
-            self.conn.execute("COMMIT")
+            if self.commit_runner is not None:
+                self.commit_runner(self._commit)
+            else:
+                self._commit()
+
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         with self._lock:

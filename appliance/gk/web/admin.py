@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import bottle
-import gevent
 
-from gk import localtime
+from gk import localtime, pools
 from gk.accounts import AccountError
 from gk.locale import N_
 from gk.web import forms, smarthost
@@ -118,9 +117,7 @@ def save_certificate(web: Web) -> str:
     if email and "@" not in email:
         bottle.response.status = 400
         return settings_page(web, errors={"email": web.gettext("Enter a mail address, or leave it empty.")})
-    cfg = gevent.get_hub().threadpool.apply(
-        smarthost.write_config, (ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
-    )
+    cfg = pools.run_io(smarthost.write_config, ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
     ctx.config.acme.enabled, ctx.config.acme.email = cfg.acme.enabled, cfg.acme.email
     from gk.acme import service as acme_service
 

@@ -26,7 +26,7 @@ import bottle
 import gevent
 import gevent.pool
 
-from gk import localtime, settings
+from gk import localtime, pools, settings
 from gk.config import ConfigError
 from gk.locale import N_
 from gk.web import forms, i18n, smarthost
@@ -65,7 +65,7 @@ def domain_records(ctx: AppContext, hostname: str) -> list[tuple[str, list[dict[
         key = (domain, hostname, q.smarthost, q.dkim_selector, q.dkim_ed25519_selector, mtime)
         recs = _records_cache.get(key)
         if recs is None:
-            recs = gevent.get_hub().threadpool.apply(dnsrecords.records_for, (view, domain))
+            recs = pools.run_cpu(dnsrecords.records_for, view, domain)
             if mtime:
                 if len(_records_cache) > 64:
                     _records_cache.clear()

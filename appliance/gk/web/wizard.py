@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import bottle
 import gevent
 
-from gk import claim, localtime, settings
+from gk import claim, localtime, pools, settings
 from gk.accounts import AccountError
 from gk.accounts.passwords import MIN_PASSWORD_LENGTH
 from gk.accounts.store import check_address
@@ -561,7 +561,7 @@ def renew_certificate(ctx: AppContext, hostname: str) -> None:
     """The self-signed certificate names the host chosen in the wizard from the next handshake on."""
     from gk.security.tls import renew_self_signed
 
-    if gevent.get_hub().threadpool.apply(renew_self_signed, (ctx.data_dir, ctx.config.tls, hostname)):
+    if pools.run_cpu(renew_self_signed, ctx.data_dir, ctx.config.tls, hostname):
         # loaded on the hub, where handshakes run: the shared context is never changed from two threads
         ctx.ssl_context.load_cert_chain(str(ctx.tls.cert), str(ctx.tls.key))
         log.info("made a new self-signed certificate for %s", hostname)

@@ -3,7 +3,7 @@
 dkimpy needs the whole message in memory and canonicalizes it in Python: for a big message
 that is seconds of CPU. So: the DKIM-Signature headers are read from the spool, the public keys
 (``<s>._domainkey.<d>`` TXT) are fetched on the hub through GK's resolver, and the
-verification itself runs in gevent's native threadpool with a ``dnsfunc`` that answers from
+verification itself runs in the CPU pool (``gk.pools``) with a ``dnsfunc`` that answers from
 those prefetched keys. Messages above ``max_size`` are not verified (``dkim=neutral``): dkimpy
 holds several copies of the message while it works, which a 512 MB board cannot afford for
 very large messages. dkimpy (and PyNaCl, which it loads) is imported on the first signed
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import dns.exception
 import dns.resolver
-import gevent
+
+from gk import pools
 
 MAX_SIGNATURES = 5
 
@@ -103,7 +104,7 @@ def verify(
                 temp[name] = str(got)
             else:
                 keys[name] = got
-    outcomes = gevent.get_hub().threadpool.apply(_verify_all, (message_path, len(sigs), keys))
+    outcomes = pools.run_cpu(_verify_all, message_path, len(sigs), keys)
     results = []
     for s, outcome in zip(sigs, outcomes, strict=True):
         d = s.get(b"d", b"").decode(errors="replace").lower()

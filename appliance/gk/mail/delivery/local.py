@@ -25,8 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import gevent
-
+from gk import pools
 from gk.mail.delivery.trace import delivered_to, return_path
 from gk.mail.mailbox import GroupCommitter, MaildirWriter, NewCopy, RawMessage, unique_name
 
@@ -169,12 +168,11 @@ class LocalDelivery:
     def _copy_spooled(self, message: RawMessage, copies: list[tuple[Target, bytes]]) -> list[NewCopy]:
         """Each recipient's copy of a big message, written and fsynced in its folder's ``tmp/``
         (in the threadpool); on a failure none is left behind."""
-        pool = gevent.get_hub().threadpool
         new: list[NewCopy] = []
         try:
             for t, top in copies:
                 md = self.writer.folder_dir(t.user, t.folder)
-                tmp = pool.apply(copy_with_headers, (md, top, message, self.hostname))
+                tmp = pools.run_io(copy_with_headers, md, top, message, self.hostname)
                 new.append(NewCopy(t.user, t.folder, RawMessage(path=tmp)))
         except BaseException:
             for c in new:

@@ -46,6 +46,7 @@ from pathlib import Path
 import gevent
 import gevent.event
 
+from gk import pools
 from gk.mail.mailbox import maildir
 
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (no ldconfig lookup)
@@ -205,7 +206,6 @@ class GroupCommitter:
         return [j.result if j.result is not None else RuntimeError("not committed") for j in jobs]
 
     def _run(self) -> None:
-        pool = gevent.get_hub().threadpool
         while True:
             self._wake.wait()
             self._wake.clear()
@@ -213,7 +213,7 @@ class GroupCommitter:
                 batches, self._pending = self._pending, []
                 jobs = [j for b in batches for j in b.jobs]
                 try:
-                    pool.apply(commit_batch, (jobs,))
+                    pools.run_io(commit_batch, jobs)
                 except BaseException as exc:
                     for job in jobs:
                         if job.result is None:

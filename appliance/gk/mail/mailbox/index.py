@@ -29,8 +29,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-import gevent
-
+from gk import pools
 from gk.store import Database, open_database
 from gk.store.files import fsync_dir
 
@@ -164,15 +163,16 @@ def open_index(path: Path, check: bool = False) -> Database:
     """Open a user's index; a damaged one is quarantined and a fresh one (filled by sync) made.
 
     ``check``: the last run did not close this index cleanly, so run ``PRAGMA quick_check``
-    first (in the threadpool: it reads the whole file)."""
+    first (in the disk-I/O pool: it reads the whole file)."""
     if check and path.exists():
-        problem = gevent.get_hub().threadpool.apply(quick_check, (path,))
+        problem = pools.run_io(quick_check, path)
         if problem:
             quarantine(path, f"quick_check after an unclean shutdown: {problem}")
     db = None
     try:
         db = open_database(path, MIGRATIONS, cache_kib=512)
         db.one("SELECT count(*) FROM folders")
+        db.commit_runner = pools.run_io  # a synchronous=FULL commit waits on the disk, not the hub
         return db
     except sqlite3.DatabaseError as exc:
         if not is_corruption(exc):
@@ -180,4 +180,6 @@ def open_index(path: Path, check: bool = False) -> Database:
         if db is not None:
             db.close()
         quarantine(path, str(exc))
-        return open_database(path, MIGRATIONS, cache_kib=512)
+        db = open_database(path, MIGRATIONS, cache_kib=512)
+        db.commit_runner = pools.run_io
+        return db

@@ -56,7 +56,7 @@ from typing import IO, Any, BinaryIO
 import gevent
 import gevent.lock
 
-from gk import events
+from gk import events, pools
 from gk.mail.mailbox import maildir, subscriptions, uidlist, writer
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.message import RawMessage
@@ -73,6 +73,7 @@ _FROM_LETTER = {v: k for k, v in _LETTER.items()}
 SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive"}
 MAX_TOMBSTONES = 20_000  # expunged UIDs remembered per folder for QRESYNC (~40 bytes each)
 OPEN_MARKER = "index.open"  # exists while a process has the user's index open (removed by close)
+INDEX_GROUP = 500  # messages a transaction when indexing; one group parses while the last commits
 PARSE_BATCH_FILES = 64  # messages parsed per threadpool hand-off when indexing ...
 PARSE_BATCH_BYTES = 4 * 1024 * 1024  # ... or this many bytes of them
 STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) may hide a same-tick change
@@ -241,7 +242,7 @@ def _parse_off_hub(files: list[tuple[str, int]]) -> list[Parsed | None]:
         batch.append(path)
         size += n
         if len(batch) >= PARSE_BATCH_FILES or size >= PARSE_BATCH_BYTES or i == len(files) - 1:
-            out += gevent.get_hub().threadpool.apply(_parse_files, (batch,))
+            out += pools.run_cpu(_parse_files, batch)
             batch, size = [], 0
     return out
 
@@ -732,9 +733,7 @@ class UserMailbox:
         ``new/``) once; returns the targets that exist now (a source may have vanished)."""
         if not renames and not sync_new:
             return set()
-        return gevent.get_hub().threadpool.apply(
-            _rename_batch, (renames, [d / "cur", d / "new"] if sync_new else [d / "cur"])
-        )
+        return pools.run_io(_rename_batch, renames, [d / "cur", d / "new"] if sync_new else [d / "cur"])
 
     def _persist_floor(self, f: Any, d: Path, needed: int) -> None:
         """Before messages up to UID ``needed - 1`` leave a folder: make its ``gk-uidlist`` floor
@@ -749,7 +748,7 @@ class UserMailbox:
         row = self.db.one("SELECT uidvalidity, uidnext FROM folders WHERE id = ?", (f["id"],))
         assert row is not None
         value = max(needed, int(row["uidnext"]))
-        uidlist.write(d, int(row["uidvalidity"]), value)
+        pools.run_io(uidlist.write, d, int(row["uidvalidity"]), value)  # a durable write: fsyncs
         self._floors[f["name"]] = value
 
     def _tombstones(self, c: Any, folder_id: int, uids: list[int], modseq: int) -> None:
@@ -806,16 +805,40 @@ class UserMailbox:
                 found.append((i, fname, (d / "cur" / fname).stat()))
             except FileNotFoundError:
                 continue
-        parsed = _parse_off_hub([(str(d / "cur" / fname), st.st_size) for _, fname, st in found])
-        entries = []
-        for (i, fname, st), result in zip(found, parsed, strict=True):
-            if result is None:
-                continue  # removed behind our back since the stat
-            env, structure, text, date = result
-            letters = split_name(fname)[1]
-            fl = list(flags) + self._flags_of(d, letters)
-            when, zone = dates[i] if dates is not None else (int(st.st_mtime), self._local_offset(st.st_mtime))
-            entries.append((uids[i], fname, st, env, structure, text, date, fl, when, zone))
+        # Parse a group (CPU pool) while the group before it is inserted and committed (I/O
+        # pool): FTS5 tokenizes every body (~0.5 ms a message) in C with the GIL released, so
+        # the two overlap; a first open of 5,000 messages had held the hub ~2.5 s with the
+        # inserts on it. One group in flight at a time, in order: UIDNEXT only grows.
+        done: list[int] = []
+        writing: gevent.Greenlet | None = None
+        try:
+            for start in range(0, len(found), INDEX_GROUP):
+                group = found[start : start + INDEX_GROUP]
+                parsed = _parse_off_hub([(str(d / "cur" / fname), st.st_size) for _, fname, st in group])
+                entries = []
+                for (i, fname, st), result in zip(group, parsed, strict=True):
+                    if result is None:
+                        continue  # removed behind our back since the stat
+                    env, structure, text, date = result
+                    letters = split_name(fname)[1]
+                    fl = list(flags) + self._flags_of(d, letters)
+                    when, zone = dates[i] if dates is not None else (int(st.st_mtime), self._local_offset(st.st_mtime))
+                    entries.append((uids[i], fname, st, env, structure, text, date, fl, when, zone))
+                if writing is not None:
+                    done += writing.get()
+                writing = gevent.spawn(pools.run_io, self._insert_indexed, f["id"], entries)
+            if writing is not None:
+                done += writing.get()
+        finally:
+            if writing is not None and not writing.ready():
+                writing.join()  # a parse failed: let the group being written finish, never abandon it
+        return done
+
+    def _insert_indexed(self, folder_id: int, entries: list[tuple[Any, ...]]) -> list[int]:
+        """Insert parsed messages (``_index_files``), 500 a transaction; runs in a pool thread
+        while the caller's greenlet holds ``self.lock`` (the connection's own lock serialises
+        any other user of it)."""
+        f = {"id": folder_id}
         done = []
         for start in range(0, len(entries), 500):
             with self.db.transaction() as c:
@@ -850,8 +873,6 @@ class UserMailbox:
                     done.append(uid)
                     uidnext = max(uidnext, uid + 1)
                 c.execute("UPDATE folders SET uidnext = ? WHERE id = ?", (uidnext, f["id"]))
-            if start + 500 < len(entries):
-                gevent.sleep(0)
         return done
 
     # -- reading ----------------------------------------------------------------------------
@@ -991,7 +1012,7 @@ class UserMailbox:
             top = Part.from_json(json.loads(raw))
         else:
             path = str(self._dir(f["name"]) / "cur" / row["name"])
-            top, fresh = gevent.get_hub().threadpool.apply(_load_structure, (raw, path))
+            top, fresh = pools.run_cpu(_load_structure, raw, path)
             if fresh is not None:
                 self.db.execute("UPDATE messages SET structure = ? WHERE id = ?", (fresh, row["id"]))
         top.envelope = json.loads(row["envelope"])
@@ -1222,7 +1243,7 @@ class UserMailbox:
                 plan.append((r, nxt, new_name))
                 nxt += 1
             renames = [(src_dir / "cur" / r["name"], dst_dir / "cur" / n) for r, _, n in plan]
-            done = gevent.get_hub().threadpool.apply(_rename_batch, (renames, [dst_dir / "cur", src_dir / "cur"]))
+            done = pools.run_io(_rename_batch, renames, [dst_dir / "cur", src_dir / "cur"])
             moved = [(r, u, n) for r, u, n in plan if dst_dir / "cur" / n in done]
             with self.db.transaction() as c:
                 src_modseq = self._bump(c, f["id"])
@@ -1271,7 +1292,7 @@ class UserMailbox:
         # Files first (off the hub), rows after: a crash in between leaves rows without files,
         # which the next sync expunges; never files without rows (they would come back).
         self._persist_floor(f, d, max(r["uid"] for r in rows) + 1)
-        gevent.get_hub().threadpool.apply(_unlink_batch, ([d / "cur" / r["name"] for r in rows], d / "cur"))
+        pools.run_io(_unlink_batch, [d / "cur" / r["name"] for r in rows], d / "cur")
         done = [r["uid"] for r in rows]
         with self.db.transaction() as c:
             modseq = self._bump(c, f["id"])
@@ -1306,7 +1327,7 @@ class UserMailbox:
             where = compile_criteria(criteria, params)
             sql = f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid"
             cur = self._dir(f["name"]) / "cur"
-            rows = gevent.get_hub().threadpool.apply(_search_rows, (self.db.path, sql, params, cur))
+            rows = pools.run_io(_search_rows, self.db.path, sql, params, cur)
             return [r[0] for r in rows]
 
     def search_text(self, name: str, text: str) -> list[int]:

@@ -17,9 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gevent
-
-from gk import settings
+from gk import pools, settings
 from gk.context import AppContext
 from gk.mail.dkim import ensure_keys
 from gk.mail.dnsresolver import make_resolver
@@ -69,8 +67,8 @@ class QueueService:
 
     def _ensure_keys(self, domain: str) -> None:
         try:
-            gevent.get_hub().threadpool.apply(
-                ensure_keys, (self.ctx.data_dir, domain, self.cfg.dkim_selector, self.cfg.dkim_ed25519_selector)
+            pools.run_cpu(
+                ensure_keys, self.ctx.data_dir, domain, self.cfg.dkim_selector, self.cfg.dkim_ed25519_selector
             )
         except (OSError, ValueError) as exc:
             log.warning("DKIM key for %s not created: %s", domain, exc)
@@ -87,8 +85,8 @@ class QueueService:
         header_from, _, _ = spooling.header_fields(spooling.read_header_block(message_path))
         domain = spooling.signing_domain(header_from, mail_from, self.ctx.accounts.is_local_domain)
         try:
-            prepared: spooling.Prepared = gevent.get_hub().threadpool.apply(
-                spooling.prepare, (self.store, self.cfg, self.ctx.data_dir, message_path, domain)
+            prepared: spooling.Prepared = pools.run_io(
+                spooling.prepare, self.store, self.cfg, self.ctx.data_dir, message_path, domain
             )
         except OSError as exc:
             raise QueueError(f"could not spool the message: {exc}") from exc

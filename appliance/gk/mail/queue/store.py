@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gk import pools
 from gk.store import Database, open_database
 from gk.store.files import fsync_dir
 
@@ -84,6 +85,7 @@ class QueueStore:
         self.spool_dir = data_dir / "spool" / "queue"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.db: Database = open_database(data_dir / "queue.sqlite3", MIGRATIONS, synchronous="FULL")
+        self.db.commit_runner = pools.run_io  # the commit's fsync waits in the disk-I/O pool
 
     # -- spool files ---------------------------------------------------------------------
     def spool_path(self, name: str) -> Path:

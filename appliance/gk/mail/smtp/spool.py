@@ -3,7 +3,7 @@
 Most mail is small: a message up to ``threshold`` bytes (64 KiB) stays in one buffer and is
 handed to delivery as bytes — no spool file is created, written or removed. Beyond that the
 buffer is flushed, ``threshold`` bytes at a time, into ``DATA_DIR/spool/smtp-in/<name>`` by
-gevent's native threadpool: on ext4 a file create or extend can wait for a journal commit
+the disk-I/O pool (``gk.pools``): on ext4 a file create or extend can wait for a journal commit
 (every fsync of a concurrent delivery makes one), and that wait must never stall the hub.
 Memory per session in DATA: at most ``threshold`` + one read chunk, whatever the message size.
 """
@@ -15,13 +15,9 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-import gevent
+from gk import pools
 
 DEFAULT_THRESHOLD = 64 * 1024
-
-
-def _pool():  # type: ignore[no-untyped-def]
-    return gevent.get_hub().threadpool
 
 
 class SpoolWriter:
@@ -47,7 +43,7 @@ class SpoolWriter:
         """Move the buffer into the spool file (blocks the calling greenlet, not the hub)."""
         data = self.buffer.getvalue()
         self.buffer = io.BytesIO()
-        _pool().apply(self._write_file, (data,))
+        pools.run_io(self._write_file, data)
 
     def finish_in_memory(self) -> bytes | None:
         """The message when it never left memory (no file I/O, callable from a coroutine)."""
@@ -58,12 +54,12 @@ class SpoolWriter:
         if self._file is None:
             return self.buffer.getvalue()
         self.flush()
-        _pool().apply(self._file.close)
+        pools.run_io(self._file.close)
         return self.path
 
     def discard(self) -> None:
         if self._file is not None:
-            _pool().apply(_close_and_remove, (self._file, self.path))
+            pools.run_io(_close_and_remove, self._file, self.path)
             self._file = None
         self.buffer = io.BytesIO()
 
@@ -80,7 +76,7 @@ def _close_and_remove(f: BinaryIO, path: Path) -> None:
 def remove(message: Path | bytes) -> None:
     """Remove a finished spool file (no-op for in-memory messages); blocks only the greenlet."""
     if isinstance(message, Path):
-        _pool().apply(_unlink, (message,))
+        pools.run_io(_unlink, message)
 
 
 def _unlink(path: Path) -> None:
