@@ -59,6 +59,12 @@ def server(tmp_path_factory):
         for user in (ALICE, BOB)
     }
     srv.ai_only = gk(srv.data_dir, "token", "add", ALICE, "--label", "ai only").stdout.strip()
+    from gk import config
+    from gk.context import open_accounts
+
+    accounts = open_accounts(config.load(srv.data_dir), srv.data_dir)
+    accounts.set_profile(BOB, language="fr")  # his titles in French unless the request asks otherwise
+    accounts.db.close()
     srv.start()
     yield srv
     srv.stop()
@@ -233,6 +239,25 @@ def test_raw_titles_in_french(server):
     assert titles["mail_search"] == "Rechercher dans le courrier"
     _, out = post(server, rpc("tools/list"))
     assert {t["name"]: t["title"] for t in out["result"]["tools"]}["mail_search"] == "Search mail"
+
+
+def test_raw_titles_follow_the_users_language(server):
+    _, out = post(server, rpc("tools/list"), token=server.tokens[BOB])
+    assert {t["name"]: t["title"] for t in out["result"]["tools"]}["mail_read"] == "Lire un message"
+    _, out = post(server, rpc("tools/list"), token=server.tokens[BOB], headers={"Accept-Language": "en"})
+    assert {t["name"]: t["title"] for t in out["result"]["tools"]}["mail_read"] == "Read a mail message"
+
+
+def test_token_of_a_deleted_account_is_refused(server):
+    carol = "carol@test.example"
+    server.add_user(carol, "correct horse battery")
+    token = gk(server.data_dir, "token", "add", carol, "--scope", "mcp").stdout.strip()
+    resp, _ = post(server, rpc("ping"), token=token)
+    assert resp.status == 200
+    gk(server.data_dir, "user", "del", carol)
+    resp, _ = post(server, rpc("ping"), token=token)
+    assert resp.status == 401
+    assert not (server.data_dir / "mail" / carol).exists()  # no mailbox made for a token alone
 
 
 def test_raw_get_is_405(server):

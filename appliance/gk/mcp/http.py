@@ -40,8 +40,9 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     return resp
 
 
-def _lang(header: str) -> str:
-    first = header.split(",", 1)[0].strip().lower()
+def _lang(header: str, preferred: str = "") -> str:
+    """Titles' language: the request's ``Accept-Language`` first, else the user's own setting."""
+    first = (header.split(",", 1)[0].strip() or preferred).lower()
     return "fr" if first.startswith("fr") else "en"
 
 
@@ -92,8 +93,8 @@ def make_app(svc: Any) -> bottle.Bottle:
         if req.content_length > svc.cfg.max_request_size:
             return refuse(413, jsonrpc.INVALID_REQUEST, f"request body over {svc.cfg.max_request_size} bytes")
         token = auth.bearer(req.get_header("Authorization") or "")
-        address = svc.verify(token) if token else None
-        if address is None:
+        user = svc.verify(token) if token else None
+        if user is None:
             challenge = auth.challenge(req.environ, "invalid_token" if token else "")
             return refuse(401, jsonrpc.INVALID_REQUEST, "missing or invalid bearer token (gk token add ADDRESS --scope mcp)",
                           {"WWW-Authenticate": challenge})  # fmt: skip
@@ -107,7 +108,8 @@ def make_app(svc: Any) -> bottle.Bottle:
         if not msg.is_request:
             return bottle.HTTPResponse(status=202)  # notifications/initialized, cancellations, responses
         try:
-            value = dispatch(msg.method or "", msg.params, address, _lang(req.get_header("Accept-Language") or ""))
+            lang = _lang(req.get_header("Accept-Language") or "", user.language)
+            value = dispatch(msg.method or "", msg.params, user.address, lang)
         except RPCError as exc:
             return _json(jsonrpc.error(msg.id, exc.code, exc.message))
         except Exception:
