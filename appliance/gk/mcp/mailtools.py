@@ -84,8 +84,16 @@ class MailTools:
     def __init__(self, store: MailboxStore):
         self.store = store
 
-    def _mailbox(self, address: str) -> UserMailbox:
-        return self.store.user(address)
+    def _mailbox(self, address: str, folder: str | None = None) -> UserMailbox:
+        """The user's mailbox; with ``folder``, that folder synced first (mail delivered into
+        new/ since the last look is indexed before searching) and known to exist."""
+        mb = self.store.user(address)
+        if folder is not None:
+            try:
+                mb.folder(folder)
+            except MailboxError as exc:
+                raise ToolFailed(str(exc)) from exc
+        return mb
 
     def _newest(self, mb: UserMailbox, folder: str, uids: list[int], limit: int) -> dict[str, Any]:
         chosen = sorted(uids, reverse=True)[:limit]
@@ -104,7 +112,7 @@ class MailTools:
 
     def list_unread(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
         folder = args.get("folder", "INBOX")
-        mb = self._mailbox(address)
+        mb = self._mailbox(address, folder)
         try:
             uids = mb.search(folder, ("noflag", "\\Seen"))
             return self._newest(mb, folder, uids, args.get("limit", DEFAULT_LIMIT))
@@ -113,7 +121,7 @@ class MailTools:
 
     def search(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
         folder = args.get("folder", "INBOX")
-        mb = self._mailbox(address)
+        mb = self._mailbox(address, folder)
         try:
             uids = mb.search_text(folder, args["text"])
             return self._newest(mb, folder, uids, args.get("limit", DEFAULT_LIMIT))
@@ -123,7 +131,7 @@ class MailTools:
     def read(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
         folder, uid = args["folder"], args["uid"]
         max_chars = args.get("max_chars", DEFAULT_CHARS)
-        mb = self._mailbox(address)
+        mb = self._mailbox(address, folder)
         try:
             info = mb.info(folder, uid)
             body = reading.body_text(mb, folder, uid)
