@@ -16,7 +16,9 @@ owner's approval flow), chat/calendar tools, resources, prompts, OAuth.
 
 Cost: nothing is imported unless ``[mcp] enabled`` (``gk serve`` imports ``gk.mcp.service`` in
 ``gk.features._start_mcp``); started, it is two small bottle apps, four ``Tool`` objects and
-the token table opened on the first request. Idle RSS of a default ``gk serve`` (every feature
-on), median of 3 runs on the dev box: 60.8 MB with ``[mcp] enabled = false``, 60.9 MB with it
-on (+0.1 MB; /tmp/rss_mcp.py-style measurement: ``GKServer`` started, 5 s idle, ``VmRSS``).
+the token table opened on the first request. ``.venv/bin/python -m bench mcp_rss`` (idle RSS of
+a default ``gk serve``, every other feature on, median of 3 starts, on the 2-core dev box):
+60.8 MB with ``[mcp] enabled = false``, 60.8–60.9 MB with it on (+0.0–0.1 MB); after 100
+``tools/call`` 61.5–61.8 MB (+0.7–0.9 MB: the token table's connection, the mailbox opened, the
+reading path's imports).
 """
