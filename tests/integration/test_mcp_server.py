@@ -242,7 +242,9 @@ def post(srv: GKServer, body: bytes | str | dict, token: str | None = "alice", h
     resp = conn.getresponse()
     raw = resp.read()
     conn.close()
-    return resp, (json.loads(raw) if raw else None)
+    if not raw:
+        return resp, None
+    return resp, (json.loads(raw) if resp.getheader("Content-Type", "").startswith("application/json") else raw)
 
 
 def rpc(method: str, params: dict | None = None, id_: int | None = 1) -> dict:
@@ -387,3 +389,22 @@ def test_raw_tokens_401_with_resource_metadata(server):
     # a session cookie or basic auth is no way in either
     resp, _ = post(server, rpc("tools/list"), token=None, headers={"Authorization": "Basic YWxpY2U6eA=="})
     assert resp.status == 401
+
+
+def test_mcp_off_in_gk_toml_mounts_nothing(make_server):  # type: ignore[no-untyped-def]
+    from gk import claim
+
+    srv = make_server("off", {**NO_MAIL, "ai": {"enabled": False}, "mcp": {"enabled": False}})
+    srv.write_config()
+    srv.add_user(ALICE, "correct horse battery")
+    claim.complete(srv.data_dir)
+    token = gk(srv.data_dir, "token", "add", ALICE, "--scope", "mcp").stdout.strip()
+    srv.start()
+    srv.tokens = {ALICE: token}
+    resp, body = post(srv, rpc("ping"))
+    assert resp.status in (403, 404) and not isinstance(body, dict)  # the web's own refusal (CSRF, or no route)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port("http.port"), timeout=60)
+    conn.request("GET", "/.well-known/oauth-protected-resource/mcp")
+    assert conn.getresponse().status == 404
+    ready = [line for line in srv.log().splitlines() if "ready in" in line]
+    assert ready and "mcp" not in ready[0]
