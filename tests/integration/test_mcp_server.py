@@ -343,6 +343,14 @@ def test_raw_unknown_tool_and_schema_invalid_arguments(server):
         assert out["result"]["isError"] is True and "structuredContent" not in out["result"], args
 
 
+def test_raw_content_type_must_be_json(server):
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", ""):
+        resp, out = post(server, rpc("ping"), headers={"Content-Type": ctype})
+        assert resp.status == 415 and out["error"]["code"] == -32600, ctype
+    resp, out = post(server, rpc("ping"), headers={"Content-Type": "application/json; charset=utf-8"})
+    assert resp.status == 200 and out["result"] == {}
+
+
 def test_raw_oversize_body_is_413(server):
     big = json.dumps(rpc("tools/call", {"name": "mail_search", "arguments": {"text": "x" * (300 * 1024)}}))
     resp, out = post(server, big)

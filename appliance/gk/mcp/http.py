@@ -4,7 +4,8 @@
 notification or a response gets 202 with no body. No session (no ``Mcp-Session-Id``), no SSE:
 ``GET`` and ``DELETE`` are 405. Checked before anything else, in this order: ``Origin`` (absent,
 the Host header's host, or one of ``[mcp] allowed_origins``: else 403, DNS-rebinding
-protection), ``MCP-Protocol-Version`` when sent (400 unless supported), the body's size (413),
+protection), ``MCP-Protocol-Version`` when sent (400 unless supported), ``Content-Type``
+(415 unless ``application/json``), the body's size (413),
 the bearer token (401 with ``WWW-Authenticate``).
 """
 
@@ -90,6 +91,9 @@ def make_app(svc: Any) -> bottle.Bottle:
             return refuse(
                 400, jsonrpc.INVALID_REQUEST, f"unsupported MCP-Protocol-Version; supported: {', '.join(SUPPORTED)}"
             )
+        ctype = (req.get_header("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":  # also keeps browsers' form and text/plain "simple" posts out
+            return refuse(415, jsonrpc.INVALID_REQUEST, "Content-Type must be application/json")
         if req.content_length > svc.cfg.max_request_size:
             return refuse(413, jsonrpc.INVALID_REQUEST, f"request body over {svc.cfg.max_request_size} bytes")
         token = auth.bearer(req.get_header("Authorization") or "")
