@@ -74,14 +74,17 @@ def url(srv: GKServer) -> str:
     return f"http://127.0.0.1:{srv.port('http.port')}/mcp"
 
 
-def session_run(srv: GKServer, token: str, work):  # type: ignore[no-untyped-def]
+def session_run(srv: GKServer, token: str, work, https: bool = False):  # type: ignore[no-untyped-def]
     """Run ``await work(session)`` in a fresh SDK session (initialize → initialized → …)."""
     import httpx2
 
+    endpoint = f"https://127.0.0.1:{srv.port('http.https_port')}/mcp" if https else url(srv)
+
     async def main():  # type: ignore[no-untyped-def]
         headers = {"Authorization": f"Bearer {token}"}
-        async with httpx2.AsyncClient(headers=headers, timeout=60) as client:
-            async with streamable_http_client(url(srv), http_client=client) as (read, write):
+        # the box's self-signed certificate: the test checks the transport, not the PKI
+        async with httpx2.AsyncClient(headers=headers, timeout=60, verify=not https) as client:
+            async with streamable_http_client(endpoint, http_client=client) as (read, write):
                 async with ClientSession(read, write) as session:
                     init = await session.initialize()
                     return init, await work(session)
@@ -141,6 +144,15 @@ def test_every_result_matches_its_tools_declared_schemas(server):
         jsonschema.validate(result.structured_content, tool.output_schema)
         if tool.name != "mail_list_folders":
             jsonschema.validate({}, {**tool.input_schema, "required": []})  # defaults cover the rest
+
+
+def test_sdk_over_https(server):
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await session.call_tool("mail_list_unread", {"limit": 5})
+
+    init, result = session_run(server, server.tokens[BOB], work, https=True)
+    assert init.protocol_version == "2025-11-25"
+    assert "Bob's parcel" in {m["subject"] for m in result.structured_content["messages"]}
 
 
 def test_list_folders_as_each_user(server):
