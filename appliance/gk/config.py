@@ -303,6 +303,17 @@ class AIConfig:
 
 
 @dataclass
+class MCPConfig:
+    enabled: bool = opt(
+        True, "the MCP server at /mcp: the user's mail as read-only tools for MCP clients (bearer tokens)"
+    )
+    allowed_origins: list[str] = opt(
+        [], "browser origins (scheme://host[:port]) allowed to call /mcp besides the box's own host name"
+    )
+    max_request_size: int = opt(256 * 1024, "largest JSON-RPC request body, bytes", at_least(1024))
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
@@ -317,6 +328,7 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     dav: DAVConfig = field(default_factory=DAVConfig)
     ai: AIConfig = field(default_factory=AIConfig)
+    mcp: MCPConfig = field(default_factory=MCPConfig)
 
 
 class ConfigError(Exception):

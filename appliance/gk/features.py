@@ -134,6 +134,12 @@ def _start_ai(ctx: AppContext) -> Service | None:
     return service.start(ctx)
 
 
+def _start_mcp(ctx: AppContext) -> Service | None:
+    from gk.mcp import service
+
+    return service.start(ctx)
+
+
 def _start_web(ctx: AppContext) -> Service | None:
     from gk.web import service
 
@@ -152,6 +158,20 @@ def _ai_api(svc: object) -> WSGIApp:
 
     assert isinstance(svc, AIService)
     return svc.api
+
+
+def _mcp_app(svc: object) -> WSGIApp:
+    from gk.mcp.service import MCPService
+
+    assert isinstance(svc, MCPService)
+    return svc.app
+
+
+def _mcp_metadata(svc: object) -> WSGIApp:
+    from gk.mcp.service import MCPService
+
+    assert isinstance(svc, MCPService)
+    return svc.metadata_app
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -209,6 +229,15 @@ FEATURES: tuple[Feature, ...] = (
             ),
         ),
         (Mount("/v1", _ai_api, Csrf.EXEMPT, Auth.PER_REQUEST),),
+    ),
+    Feature(
+        "mcp",
+        "mcp",
+        _start_mcp,
+        mounts=(
+            Mount("/mcp", _mcp_app, Csrf.EXEMPT, Auth.PER_REQUEST),
+            Mount("/.well-known/oauth-protected-resource", _mcp_metadata, Csrf.CHECKED, Auth.PER_REQUEST),
+        ),
     ),
     # the web last: it mounts the apps of the features started before it
     Feature("web", "http", _start_web),

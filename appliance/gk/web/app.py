@@ -318,8 +318,9 @@ class Web:
         """Mount another feature's bottle app (DAV, chat, AI). The wizard gate and security headers
         apply to it; ``csrf_exempt`` is for APIs authenticated per request (HTTP Basic, bearer
         tokens) rather than by the session cookie, e.g. CalDAV clients sending PUT/DELETE."""
+        bare = not prefix.endswith("/")  # "/mcp": the path itself too (an MCP endpoint is one URL)
         prefix = "/" + prefix.strip("/") + "/"
-        self.app.mount(prefix, app)
+        self.app.mount(prefix.rstrip("/") if bare else prefix, app)
         if csrf_exempt:
             self.csrf_exempt.append(prefix)
 
@@ -370,7 +371,7 @@ class Web:
             if not self.client_is_lan():
                 raise bottle.HTTPError(403, N_("Owner recovery is only available from the local network."))
         policy = self.policy_of(req.environ)
-        csrf = policy.csrf if policy is not None else not path.startswith(tuple(self.csrf_exempt))
+        csrf = policy.csrf if policy is not None else not (path + "/").startswith(tuple(self.csrf_exempt))
         if req.method in UNSAFE and csrf:
             sess = self.session(create=False)
             token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""

@@ -1,0 +1,24 @@
+"""The MCP server at ``/mcp``: the signed-in user's mail as tools for any MCP client (issue 15,
+first slice: the read-only mail tools).
+
+Modules: ``jsonrpc`` (JSON-RPC 2.0 messages and error codes, batches refused), ``registry``
+(tools with JSON-Schema inputs and outputs, annotations, EN/FR titles from the catalog, the
+argument checks), ``mailtools`` (``mail_list_folders``, ``mail_list_unread``, ``mail_search``,
+``mail_read``: through the mailbox's face only, as the token's user), ``auth`` (bearer tokens
+with the ``mcp`` scope from ``gk.ai.tokens``, the 401 challenge and RFC 9728 metadata),
+``http`` (the Streamable HTTP transport in bottle: stateless, JSON responses, no SSE),
+``service`` (the feature's service, declared in ``gk.features`` with its two mounts).
+
+Protocol: 2025-11-25 (also 2025-06-18 and 2025-03-26 when a client asks for them) through
+``initialize`` without sessions. Not yet: the 2026-07-28 stateless envelope
+(``server/discover``, ``Mcp-Method`` headers), tools that change anything (they need the
+owner's approval flow), chat/calendar tools, resources, prompts, OAuth.
+
+Cost: nothing is imported unless ``[mcp] enabled`` (``gk serve`` imports ``gk.mcp.service`` in
+``gk.features._start_mcp``); started, it is two small bottle apps, four ``Tool`` objects and
+the token table opened on the first request. ``.venv/bin/python -m bench mcp_rss`` (idle RSS of
+a default ``gk serve``, every other feature on, median of 3 starts, on the 2-core dev box):
+60.8 MB with ``[mcp] enabled = false``, 60.8–60.9 MB with it on (+0.0–0.1 MB); after 100
+``tools/call`` 61.5–61.8 MB (+0.7–0.9 MB: the token table's connection, the mailbox opened, the
+reading path's imports).
+"""

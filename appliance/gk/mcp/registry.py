@@ -1,0 +1,162 @@
+"""Tools: a name, a title (a catalog msgid: English, or French by ``Accept-Language``), a
+JSON-Schema input and output, annotations, and a function of (the user's address, arguments).
+
+Arguments are checked against the input schema before the function runs, with the small
+subset of JSON Schema the tools use (``type`` object/string/integer/boolean, ``properties``,
+``required``, ``additionalProperties: false``, ``minimum``/``maximum``,
+``minLength``/``maxLength``) — no ``jsonschema`` dependency in the server. An unknown keyword
+in a tool's schema is a programming error (``Tool.__post_init__`` refuses it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gk.locale import catalog
+
+SCHEMA_KEYWORDS = {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "description",
+    "default",
+    "items",
+}
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+class InvalidArguments(ValueError):
+    """Arguments that do not match a tool's input schema (the message names the field)."""
+
+
+class ToolFailed(Exception):
+    """A tool that ran and failed for a reason the caller can act on (no such folder…):
+    answered as a tool result with ``isError`` so the model sees it."""
+
+
+def _check_schema(schema: dict[str, Any], where: str) -> None:
+    unknown = set(schema) - SCHEMA_KEYWORDS
+    if unknown:
+        raise ValueError(f"{where}: JSON Schema keywords not supported here: {sorted(unknown)}")
+    for name, sub in schema.get("properties", {}).items():
+        _check_schema(sub, f"{where}.{name}")
+    if isinstance(schema.get("items"), dict):
+        _check_schema(schema["items"], f"{where}[]")
+
+
+def validate(schema: dict[str, Any], value: Any, where: str = "arguments") -> None:
+    """Raise ``InvalidArguments`` when ``value`` does not match ``schema`` (the subset above)."""
+    kind = schema.get("type")
+    if kind is not None and not _TYPES[kind](value):
+        raise InvalidArguments(f"{where}: expected {kind}, got {json.dumps(value)[:40]}")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for name in schema.get("required", ()):
+            if name not in value:
+                raise InvalidArguments(f"{where}.{name}: required")
+        if schema.get("additionalProperties") is False:
+            extra = sorted(set(value) - set(props))
+            if extra:
+                raise InvalidArguments(f"{where}: unknown argument {extra[0]!r}")
+        for name, sub in props.items():
+            if name in value:
+                validate(sub, value[name], f"{where}.{name}")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            validate(schema["items"], item, f"{where}[{i}]")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise InvalidArguments(f"{where}: at least {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise InvalidArguments(f"{where}: at most {schema['maximum']}")
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            raise InvalidArguments(f"{where}: at least {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise InvalidArguments(f"{where}: at most {schema['maxLength']} characters")
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    title: str  # a catalog msgid, marked with N_ where the tool is declared
+    description: str  # for the model: English
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    run: Callable[[str, dict[str, Any]], dict[str, Any]]  # (address, arguments) -> structured result
+    text: Callable[[dict[str, Any]], str] = field(default=lambda out: json.dumps(out, ensure_ascii=False))
+    read_only: bool = True
+    destructive: bool = False
+    idempotent: bool = True
+    open_world: bool = False
+
+    def __post_init__(self) -> None:
+        _check_schema(self.input_schema, self.name + ".input")
+        _check_schema(self.output_schema, self.name + ".output")
+        if self.input_schema.get("type") != "object" or self.output_schema.get("type") != "object":
+            raise ValueError(f"{self.name}: input and output schemas are objects")
+
+    def describe(self, lang: str = "en") -> dict[str, Any]:
+        title = catalog(lang).gettext(self.title)
+        return {
+            "name": self.name,
+            "title": title,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+            "outputSchema": self.output_schema,
+            "annotations": {
+                "title": title,
+                "readOnlyHint": self.read_only,
+                "destructiveHint": self.destructive,
+                "idempotentHint": self.idempotent,
+                "openWorldHint": self.open_world,
+            },
+        }
+
+
+class UnknownTool(KeyError):
+    pass
+
+
+class Registry:
+    def __init__(self, tools: list[Tool] | tuple[Tool, ...] = ()):
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            self.add(tool)
+
+    def add(self, tool: Tool) -> None:
+        if tool.name in self._tools:
+            raise ValueError(f"tool {tool.name!r} registered twice")
+        self._tools[tool.name] = tool
+
+    def list(self, lang: str = "en") -> list[dict[str, Any]]:
+        return [t.describe(lang) for t in self._tools.values()]
+
+    def call(self, address: str, name: str, arguments: Any) -> dict[str, Any]:
+        """The ``tools/call`` result for ``name``: ``UnknownTool`` when there is none; invalid
+        arguments and ``ToolFailed`` become a result with ``isError`` (the 2025-11-25 rule: the
+        model can read and correct them), never a crash."""
+        tool = self._tools.get(name)
+        if tool is None:
+            raise UnknownTool(name)
+        try:
+            validate(tool.input_schema, {} if arguments is None else arguments)
+            out = tool.run(address, dict(arguments or {}))
+        except (InvalidArguments, ToolFailed) as exc:
+            return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
+        return {"content": [{"type": "text", "text": tool.text(out)}], "structuredContent": out, "isError": False}
