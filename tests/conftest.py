@@ -58,10 +58,3 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
         state = "running" if srv.proc.poll() is None else f"exited {srv.proc.returncode}"
         tail = "\n".join(srv.log().splitlines()[-40:])
         report.sections.append((f"gk serve {srv.data_dir} ({state}, ports {srv.ports})", tail))
-
-
-def pytest_configure(config):  # type: ignore[no-untyped-def]
-    config.addinivalue_line(
-        "markers",
-        "documenting: pins a temporary state to undo later (see the test's docstring); it passes now",
-    )

@@ -4,13 +4,13 @@ over SMTP, the other's flag change and its expunge, each as a delta."""
 
 from __future__ import annotations
 
-from test_imap_support import ALICE, Raw, simple_message, smtp_delivery_server
+from support.imap import ALICE, Raw, simple_message, smtp_delivery_server
 
 smtp_server = smtp_delivery_server()
 
 
 def test_idle_and_selected_sessions_see_smtp_adds_flags_and_expunges(smtp_server):  # type: ignore[no-untyped-def]
-    from test_smtp_support import smtp25
+    from support.smtp import smtp25
 
     srv = smtp_server
     with smtp25(srv) as s:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import threading
 
-from test_imap_support import PASSWORD, imaps, simple_message, smtp_delivery_server
+from support.imap import PASSWORD, imaps, simple_message, smtp_delivery_server
 
 smtp_server = smtp_delivery_server()
 ROUNDS = 4
 
 
 def test_first_select_while_smtp_delivers(smtp_server):  # type: ignore[no-untyped-def]
-    from test_smtp_support import smtp25
+    from support.smtp import smtp25
 
     srv = smtp_server
     for n in range(ROUNDS):

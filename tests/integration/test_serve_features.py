@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from test_imap_support import ALICE, client, start_imap_server
+from support.imap import ALICE, client, start_imap_server
 
 from gk.features import FEATURES
 

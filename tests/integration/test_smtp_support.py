@@ -1,1 +1,0 @@
-from support.smtp import *  # noqa: F403  moved: import from support.smtp
