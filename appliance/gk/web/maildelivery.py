@@ -27,9 +27,8 @@ import gevent
 import gevent.pool
 
 from gk import localtime, pools, settings
-from gk.config import ConfigError
 from gk.locale import N_
-from gk.web import forms, i18n, smarthost
+from gk.web import i18n, smarthost
 from gk.web.app import ADMIN, Route, Web
 
 if TYPE_CHECKING:
@@ -190,13 +189,7 @@ def queue_delete(web: Web, msg_id: int) -> str:
 def mail_route(web: Web) -> str:
     ctx = web.ctx
     admin = web.signed_in()
-    form = {k: forms.raw(k) for k in ("mode", "host", "port", "tls", "username", "password")}
-    values, errors, choice = smarthost.parse_form(form, ctx.config.queue)
-    if not errors:
-        try:
-            smarthost.save(ctx, values, admin.address, web.client_ip())
-        except (ConfigError, OSError) as exc:
-            errors["mode"] = web.gettext("Could not save gk.toml: {error}", error=exc)
+    errors, choice = smarthost.save_form(web, admin.address)
     if errors:
         bottle.response.status = 400
         return mail_page(web, choice=choice, errors=errors)

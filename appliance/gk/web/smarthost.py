@@ -31,6 +31,9 @@ from gk.locale import N_
 
 if TYPE_CHECKING:
     from gk.context import AppContext
+    from gk.web.app import Web
+
+FORM_FIELDS = ("mode", "host", "port", "tls", "username", "password")
 
 log = logging.getLogger("gk.web")
 
@@ -168,3 +171,18 @@ def save(ctx: AppContext, values: dict[str, Any], who: str, ip: str) -> None:
     owner.set_relay(values)
     log.info("outgoing mail now goes %s (set by %s from the web)", describe(ctx.config.queue), who)
     ctx.accounts.record_event("mail_route_changed", "web", ip, who, describe(ctx.config.queue))
+
+
+def save_form(web: Web, who: str) -> tuple[dict[str, str], Choice]:
+    """The posted route form parsed and, when valid, saved (``save``): ``(errors, choice)``.
+    Used by the wizard's outgoing step and the mail delivery page."""
+    from gk.web import forms
+
+    ctx = web.ctx
+    values, errors, choice = parse_form({k: forms.raw(k) for k in FORM_FIELDS}, ctx.config.queue)
+    if not errors:
+        try:
+            save(ctx, values, who, web.client_ip())
+        except (gkconfig.ConfigError, OSError) as exc:
+            errors["mode"] = web.gettext("Could not save gk.toml: {error}", error=exc)
+    return errors, choice

@@ -37,7 +37,6 @@ from gk.accounts.passwords import MIN_PASSWORD_LENGTH
 from gk.accounts.store import check_address
 from gk.claim.codeguard import CodeGuard
 from gk.claim.waiters import ButtonWaiters
-from gk.config import ConfigError
 from gk.locale import N_
 from gk.security import tls
 from gk.web import forms, smarthost
@@ -441,16 +440,10 @@ def outgoing_step(web: Web) -> str:
     errors: dict[str, str] = {}
     choice = smarthost.current(ctx.config.queue)
     if bottle.request.method == "POST":
-        form = {k: forms.raw(k) for k in ("mode", "host", "port", "tls", "username", "password")}
-        values, errors, choice = smarthost.parse_form(form, ctx.config.queue)
+        errors, choice = smarthost.save_form(web, user.address)
         if not errors:
-            try:
-                smarthost.save(ctx, values, user.address, web.client_ip())
-            except (ConfigError, OSError) as exc:
-                errors["mode"] = web.gettext("Could not save gk.toml: {error}", error=exc)
-            else:
-                mark(web, "outgoing")
-                raise bottle.redirect(after(web, "outgoing"))
+            mark(web, "outgoing")
+            raise bottle.redirect(after(web, "outgoing"))
         bottle.response.status = 400
     return page(web, "outgoing", choice=choice, errors=errors)
 
