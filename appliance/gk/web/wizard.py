@@ -130,7 +130,7 @@ def in_recovery(web: Web) -> bool:
 
 
 def is_claimant(web: Web) -> bool:
-    sess = web.session()
+    sess = web.session(create=False)  # no session, no claimant: a visitor being redirected writes nothing
     return bool(sess and sess.data.get("claimant"))
 
 
