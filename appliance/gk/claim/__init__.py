@@ -12,8 +12,12 @@ setup code or a button press; the wizard runs its remaining steps) → ``complet
 closed for good). ``open_recovery`` opens a window during which only the claim and password
 steps answer again; finishing the password step closes it.
 
-Cost: no resident memory (a connection per call, closed after); each call is one small
-SQLite transaction (~1 ms on an SD card with fsync).
+Cost: each call is one small SQLite transaction (~1 ms on an SD card with fsync), on a
+connection opened for it and closed after. ``gate(data_dir)`` is the exception, for the web's
+check on every request: the state and the recovery deadline kept in memory, re-read only when
+``PRAGMA data_version`` on one kept read connection says another connection (this process's
+writers above, or the button service's, or ``gk claim recover``'s) committed since — a few µs
+instead of opening the database.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import contextlib
 import hmac
 import os
 import secrets
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +64,66 @@ def _get(db: Database, key: str, default: str = "") -> str:
 
 def _set(db: Database, key: str, value: str) -> None:
     db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
+
+
+class _Gate:
+    """The claim state and recovery deadline of one data dir, with what they were read at."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, ino: tuple[int, int]) -> None:
+        self.path, self.conn, self.ino = path, conn, ino
+        self.version = -1
+        self.state, self.recovery_until = UNCLAIMED, 0.0
+
+
+_gates: dict[Path, _Gate] = {}
+_gates_lock = threading.Lock()
+
+
+def _open_gate(path: Path) -> _Gate:
+    with _db(path.parent):  # creates and migrates the database if it is new
+        pass
+    st = os.stat(path)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA cache_size = -64")
+    return _Gate(path, conn, (st.st_dev, st.st_ino))
+
+
+def gate(data_dir: Path) -> tuple[str, bool]:
+    """(state, recovery open) for a check on every request, as fresh as ``state`` and
+    ``recovery_open``: any commit to the claim database, from this process or another, is seen
+    by the next call; the recovery window's end is compared with the clock on every call."""
+    path = Path(data_dir) / "claim.sqlite3"
+    with _gates_lock:
+        g = _gates.get(path)
+        try:
+            st = os.stat(path)
+            if g is not None and (st.st_dev, st.st_ino) != g.ino:  # the file was replaced
+                g.conn.close()
+                g = None
+        except FileNotFoundError:
+            if g is not None:
+                g.conn.close()
+            g = None
+        if g is None:
+            g = _open_gate(path)
+            _gates[path] = g
+        version = int(g.conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != g.version:
+            rows = dict(
+                g.conn.execute("SELECT key, value FROM settings WHERE key IN ('state', 'recovery_until')").fetchall()
+            )
+            g.state = rows.get("state", UNCLAIMED)
+            g.recovery_until = float(rows.get("recovery_until") or 0)
+            g.version = version
+        return g.state, g.recovery_until > time.time()
+
+
+def forget_gates() -> None:
+    """Close the kept read connections (tests; a data dir about to be removed)."""
+    with _gates_lock:
+        for g in _gates.values():
+            g.conn.close()
+        _gates.clear()
 
 
 def new_code() -> str:
@@ -225,6 +291,8 @@ __all__ = [
     "state",
     "is_complete",
     "recovery_open",
+    "gate",
+    "forget_gates",
     "close_recovery",
     "take_button_press",
     "pending_button_press",

@@ -20,15 +20,14 @@ sent to the login page, a user on an administrator's page gets 403.
 
 Cost: one Jinja2 environment with compiled templates cached (~2 MB, plus 3.3 MB for importing
 jinja2), created on the first page rendered so a box whose web UI is not open does not pay for
-it; the claim state cached for two seconds, no other per-request memory beyond the request
-itself.
+it; the claim state kept in memory by ``claim.gate`` (re-read only after a commit to the claim
+database, from any process), no other per-request memory beyond the request itself.
 """
 
 from __future__ import annotations
 
 import enum
 import hmac
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -109,7 +108,6 @@ class Web:
         self.sessions = SessionStore(ctx.data_dir / "web.sqlite3", ctx.config.http.session_days)
         self.lan = parse_networks(ctx.config.http.lan_networks)
         self.app = bottle.Bottle(catchall=True)
-        self._state: tuple[float, str, bool] = (0.0, "", False)
         self.csrf_exempt: list[str] = []
         # the policy of every route added with add_routes (mounted sub-apps have none)
         self.policies: dict[bottle.Route, Policy] = {}
@@ -180,15 +178,12 @@ class Web:
 
     # -- state ---------------------------------------------------------------------------
     def claim_state(self) -> tuple[str, bool]:
-        """(claim state, recovery open), cached for 2 s (the button service writes from another process)."""
-        at, st, rec = self._state
-        if time.monotonic() - at > 2.0:
-            st, rec = claim.state(self.data_dir), claim.recovery_open(self.data_dir)
-            self._state = (time.monotonic(), st, rec)
-        return st, rec
+        """(claim state, recovery open): ``claim.gate`` sees every commit to the claim database,
+        this process's or another's (the button service, ``gk claim recover``), on the next call."""
+        return claim.gate(self.data_dir)
 
     def forget_state(self) -> None:
-        self._state = (0.0, "", False)
+        """Nothing to forget any more (``claim.gate`` follows the database); kept for callers."""
 
     def client_ip(self) -> str:
         return str(bottle.request.environ.get("REMOTE_ADDR", ""))

@@ -129,7 +129,7 @@ def in_recovery(web: Web) -> bool:
 
 
 def is_claimant(web: Web) -> bool:
-    sess = web.session()
+    sess = web.session(create=False)  # no session, no claimant: a visitor being redirected writes nothing
     return bool(sess and sess.data.get("claimant"))
 
 
@@ -218,7 +218,8 @@ def claimed(web: Web, how: str) -> str:
 def claim_step(web: Web) -> str:
     if bottle.request.method == "GET" and is_claimant(web):
         raise bottle.redirect("/wizard")
-    if claim.state(web.data_dir) != claim.UNCLAIMED and not claim.recovery_open(web.data_dir):
+    st, recovery = web.claim_state()  # as fresh as reading the claim database (claim.gate)
+    if st != claim.UNCLAIMED and not recovery:
         raise bottle.HTTPError(403, N_("This server is already being set up from another browser."))
     if bottle.request.method == "GET":
         sess = web.session()

@@ -130,3 +130,34 @@ def test_two_sessions_see_adds_flags_and_expunges_as_deltas(harness: IMAPHarness
     found = idler.ok("UID SEARCH ALL")
     assert found == [b"* SEARCH 1 3 4 5"]
     assert client.session.full_diffs == 0 and idler.session.full_diffs == 0
+
+
+def test_a_long_fetch_lets_other_greenlets_run_before_it_ends(harness: IMAPHarness, client: Client) -> None:
+    """FETCH 1:* over many messages yields to the hub every ``YIELD_EVERY`` messages: another
+    greenlet runs while the response is half built (its lines still in the session's buffer)."""
+    import gevent
+
+    from gk.mail.imap.messages import YIELD_EVERY
+
+    for i in range(2 * YIELD_EVERY + 10):
+        harness.deliver(_msg(i))
+    client.ok("SELECT INBOX")
+    session = client.session
+    midway: list[int] = []
+    done = False
+
+    def watch() -> None:
+        while not done:
+            out = b"".join(session.out)
+            if b" FETCH (" in out and b" OK " not in out:
+                midway.append(out.count(b" FETCH ("))
+            gevent.sleep(0)
+
+    watcher = gevent.spawn(watch)
+    try:
+        untagged, tagged = client.cmd("FETCH 1:* (ENVELOPE FLAGS)")
+    finally:
+        done = True
+        watcher.join(10)
+    assert b" OK " in tagged and len(untagged) == 2 * YIELD_EVERY + 10
+    assert midway and min(midway) == YIELD_EVERY  # the first turn came after YIELD_EVERY messages

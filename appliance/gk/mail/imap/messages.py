@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import gevent
+
 from gk.mail.imap import fetch as fetchmod
 from gk.mail.imap.connection import AUTH
 from gk.mail.imap.parser import Parser
@@ -13,6 +15,10 @@ from gk.mail.imap.response import flag_list, internal_date, pack
 from gk.mail.imap.search import SearchParser, esearch_line, picked, resolve_recent, return_options
 from gk.mail.imap.view import Selected, SelectedView
 from gk.mail.mailbox import MailboxError, UserMailbox, body_structure
+
+# a FETCH over many messages lets the other sessions (SMTP, web, other IMAP clients) run after
+# this many: ~1-3 ms of packing on this machine, instead of the whole 1:* at once
+YIELD_EVERY = 50
 
 
 class MessageCommands(SelectedView):
@@ -121,6 +127,7 @@ class MessageCommands(SelectedView):
             names.add("MODSEQ")
         targets = self._target_uids(seqset, uid)
         want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
+        done = 0
         for start in range(0, len(targets), 200):
             chunk = targets[start : start + 200]
             infos = mb.infos(sel.name, chunk)
@@ -138,6 +145,9 @@ class MessageCommands(SelectedView):
                 if changed_since is not None and info.modseq <= changed_since:
                     continue
                 self._fetch_one(sel, mb, u, info, atts, names, want_seen)
+                done += 1
+                if done % YIELD_EVERY == 0:
+                    gevent.sleep(0)  # other greenlets get their turn (a message expunged meanwhile is skipped)
         self.ok(tag, ("UID " if uid else "") + "FETCH completed")
 
     def _fetch_one(
@@ -156,10 +166,14 @@ class MessageCommands(SelectedView):
         if "RFC822.SIZE" in names:
             items.append(b"RFC822.SIZE %d" % info.size)
         if "ENVELOPE" in names:
-            items.append(b"ENVELOPE " + pack(info.envelope))
+            key = (mb.address, sel.name, sel.uidvalidity, u)
+            items.append(b"ENVELOPE " + self.svc.envelopes.get(key, info.envelope))
         top = None
         if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section for a in atts):
-            top = mb.structure(sel.name, u)
+            try:
+                top = mb.structure(sel.name, u)
+            except MailboxError:  # expunged by another session since the infos were read
+                return
         if "BODYSTRUCTURE" in names:
             assert top is not None
             items.append(b"BODYSTRUCTURE " + pack(body_structure(top, True)))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -17,16 +18,31 @@ class Atom(str):
     """Sent verbatim (flags, keywords, response atoms)."""
 
 
+# what a quoted string cannot hold (RFC 3501 quoted: 7-bit, no NUL, CR or LF): a literal then
+_NOT_QUOTABLE = re.compile(rb"[\x00\n\r\x7f-\xff]")
+
+
 def string(value: str | bytes | None) -> bytes:
     if value is None:
         return b"NIL"
     data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-    if len(data) > 1000 or any(c in (0, 10, 13) or c > 126 for c in data):
+    if len(data) > 1000 or _NOT_QUOTABLE.search(data) is not None:
         return b"{%d}\r\n" % len(data) + data
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    if b"\\" in data or b'"' in data:
+        data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return b'"' + data + b'"'
 
 
 def pack(value: Any) -> bytes:
+    # the exact types an ENVELOPE or BODYSTRUCTURE is made of first: FETCH packs thousands a
+    # second on the hub (subclasses — Atom, bool, Multipart — take the general path below)
+    kind = type(value)
+    if kind is str:
+        return string(value)
+    if kind is list:
+        return (
+            b"(" + b" ".join([b"NIL" if v is None else string(v) if type(v) is str else pack(v) for v in value]) + b")"
+        )
     if value is None:
         return b"NIL"
     if isinstance(value, Atom):
@@ -48,6 +64,25 @@ def pack(value: Any) -> bytes:
 
 def flag_list(flags: Any) -> bytes:
     return b"(" + " ".join(flags).encode("utf-8", "replace") + b")"
+
+
+class EnvelopeCache:
+    """Packed ENVELOPEs, kept by (user, folder, UIDVALIDITY, UID): a message under one UID never
+    changes (RFC 3501 2.3.1.1), so clients that FETCH 1:* ENVELOPE over and over (every sync)
+    pay for packing once. Bounded: ``size`` entries (~300 bytes each), oldest dropped first."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.packed: dict[tuple[str, str, int, int], bytes] = {}
+
+    def get(self, key: tuple[str, str, int, int], envelope: list[Any]) -> bytes:
+        data = self.packed.get(key)
+        if data is None:
+            data = pack(envelope)
+            if len(self.packed) >= self.size:
+                del self.packed[next(iter(self.packed))]
+            self.packed[key] = data
+        return data
 
 
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
