@@ -6,6 +6,7 @@ negotiation, oversize messages, malformed lines."""
 from __future__ import annotations
 
 import re
+import ssl
 import time
 
 import pytest
@@ -19,9 +20,10 @@ websocket = pytest.importorskip("websocket", reason="websocket-client is in the 
 class WS:
     """An IRC client over one WebSocket: one line per message."""
 
-    def __init__(self, port: int, subprotocols: list[str] | None = None, origin: str | None = None):
+    def __init__(self, port: int, subprotocols: list[str] | None = None, origin: str | None = None, tls: bool = False):
         self.ws = websocket.create_connection(
-            f"ws://127.0.0.1:{port}/chat/irc",
+            f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/chat/irc",
+            sslopt={"cert_reqs": ssl.CERT_NONE, "check_hostname": False},
             timeout=60,
             subprotocols=subprotocols if subprotocols is not None else ["text.ircv3.net"],
             origin=origin,
@@ -102,7 +104,7 @@ def chat_server(tmp_path_factory):  # type: ignore[no-untyped-def]
     srv = GKServer(
         tmp_path_factory.mktemp("chatws"),
         {
-            "http": {"https_port": 0, "websocket_origins": ["https://webirc.example.net"]},
+            "http": {"websocket_origins": ["https://webirc.example.net"]},
             "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
             "chat": {"line_burst": 400, "lines_per_second": 200.0},
         },
@@ -259,4 +261,35 @@ def test_oversize_message_is_an_error_and_a_close(chat_server):  # type: ignore[
     w.close()
     # the server is fine: the next connection works
     w = ws_connect(http_port(chat_server), ALICE)
+    w.close()
+
+
+def test_over_https_too(chat_server):  # type: ignore[no-untyped-def]
+    w = ws_connect(chat_server.port("http.https_port"), BOB, tls=True)
+    w.send("PING :tls")
+    w.expect(r"PONG \S+ :tls$")
+    w.close()
+
+
+def test_flood_limits_as_on_tcp(make_server):  # type: ignore[no-untyped-def]
+    srv = make_server(
+        overrides={
+            "http": {"https_port": 0},
+            "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
+            "chat": {"line_burst": 20, "lines_per_second": 1.0},
+        }
+    )
+    srv.write_config()
+    srv.add_user(ALICE, PASSWORD)
+    claim.claim(srv.data_dir, "test")
+    claim.complete(srv.data_dir)
+    srv.start()
+    w = ws_connect(srv.port("http.port"), ALICE)
+    for i in range(60):
+        try:
+            w.send(f"PING :{i}")
+        except (websocket.WebSocketConnectionClosedException, OSError):
+            break
+    lines = w.until_closed()
+    assert any(ln.startswith("ERROR :Excess flood") for ln in lines), lines
     w.close()
