@@ -46,6 +46,12 @@ class WebService:
 
     def stop(self, grace: float) -> None:
         for srv in self.servers:
+            srv.close()  # no new connections
+            # open WebSockets (IRC sessions) would hold the drain for all of ``grace``: their
+            # sockets are shut down so each app sees the end of its stream and returns
+            for client in list(getattr(srv, "clients", {}).values()):
+                with contextlib.suppress(OSError, AttributeError):
+                    client.ws.handler.socket.shutdown(socket.SHUT_RDWR)
             srv.stop(timeout=grace)
 
 
