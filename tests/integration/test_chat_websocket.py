@@ -293,3 +293,33 @@ def test_flood_limits_as_on_tcp(make_server):  # type: ignore[no-untyped-def]
     lines = w.until_closed()
     assert any(ln.startswith("ERROR :Excess flood") for ln in lines), lines
     w.close()
+
+
+def test_fragments_pings_and_bad_utf8(chat_server):  # type: ignore[no-untyped-def]
+    abnf = websocket.ABNF
+    w = ws_connect(http_port(chat_server), ALICE)
+    # one IRC line in three fragments, a ping between them: one message, answered once
+    w.ws.send_frame(abnf.create_frame("PING ", abnf.OPCODE_TEXT, fin=0))
+    w.ws.ping(b"are you there")
+    w.ws.send_frame(abnf.create_frame(":frag", abnf.OPCODE_CONT, fin=0))
+    w.ws.send_frame(abnf.create_frame("mented", abnf.OPCODE_CONT, fin=1))
+    w.ws.settimeout(60)
+    pongs, texts = [], []
+    while not any(t.endswith(b" :fragmented") for t in texts):
+        frame = w.ws.recv_frame()
+        (pongs if frame.opcode == abnf.OPCODE_PONG else texts).append(frame.data)
+    assert pongs == [b"are you there"], (pongs, texts[-5:])
+    # a text message that is not UTF-8 breaks the text subprotocol: close 1007
+    w.ws.send_frame(abnf.create_frame(b"PING :\xff\xfe", abnf.OPCODE_TEXT))
+    frame = w.ws.recv_frame()
+    while frame.opcode != abnf.OPCODE_CLOSE:
+        frame = w.ws.recv_frame()
+    assert frame.data[:2] == (1007).to_bytes(2, "big"), frame.data
+    w.close()
+    # in binary.ircv3.net any bytes are a line; the session answers its own way (no crash)
+    w = ws_connect(http_port(chat_server), ALICE, subprotocols=["binary.ircv3.net"])
+    w.send(b"\xff\xfe PING")
+    w.expect(r" 421 ")
+    w.send(b"PING :after")
+    w.expect(r"PONG \S+ :after$")
+    w.close()
