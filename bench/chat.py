@@ -67,9 +67,10 @@ class GKServer(Server):
         self.data = root / "gk"
         self.data.mkdir(parents=True)
         self.port = free_port()
+        self.http_port = free_port()
         cfg = {
             "server": {"bind": "127.0.0.1", "hostname": "bench.example"},
-            "http": {"port": free_port(), "https_port": 0},
+            "http": {"port": self.http_port, "https_port": 0},
             "smtp": {"port": free_port(), "submission_port": 0, "submissions_port": 0},
             "imap": {"port": 0, "tls_port": free_port()},
             "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
@@ -84,6 +85,10 @@ class GKServer(Server):
                 check=True,
                 capture_output=True,
             )
+        from gk import claim
+
+        claim.claim(self.data, "bench")  # an unclaimed box serves only the wizard (and no /chat/irc)
+        claim.complete(self.data)
         self.log = open(self.data / "serve.log", "wb")
         self.proc = subprocess.Popen([*GK_CMD, "serve", "--data-dir", str(self.data)], stdout=self.log, stderr=self.log)
         _wait_for(lambda: b"ready in" in (self.data / "serve.log").read_bytes(), self.proc, self.data / "serve.log")
@@ -249,6 +254,33 @@ def _round(
     return elapsed
 
 
+def ws_idle_rss(srv: GKServer) -> float:
+    """KB of GK's RSS per idle IRC-over-WebSocket connection (plain HTTP listener, IDLE of them)."""
+    import base64
+
+    import websocket
+
+    token = base64.b64encode(f"\0recv\0{PASSWORD}".encode()).decode()
+    time.sleep(SETTLE)
+    before = srv.rss()
+    conns = []
+    for k in range(IDLE):
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{srv.http_port}/chat/irc", timeout=120, subprotocols=["text.ircv3.net"]
+        )
+        for line in ("CAP REQ :sasl", f"NICK w{k}", "USER b 0 * :b", "AUTHENTICATE PLAIN", f"AUTHENTICATE {token}"):
+            ws.send(line)
+        ws.send("CAP END")
+        while " 366 " not in ws.recv():
+            pass
+        conns.append(ws)
+    time.sleep(SETTLE)
+    after = srv.rss()
+    for ws in conns:
+        ws.close()
+    return (after - before) / IDLE
+
+
 def fanout(srv: Server, ctx: ssl.SSLContext) -> tuple[float, float]:
     """(messages/s reaching every receiver, seconds) for ROUNDS x MESSAGES lines from SENDERS
     clients (the sum of the rounds' times; the gaps between rounds not counted)."""
@@ -276,6 +308,8 @@ def fanout(srv: Server, ctx: ssl.SSLContext) -> tuple[float, float]:
 def run(srv: Server, ctx: ssl.SSLContext) -> tuple[float, float, float]:
     try:
         per = idle_rss(srv, ctx)
+        if isinstance(srv, GKServer):
+            print(f"GK: {ws_idle_rss(srv):.1f} KB per idle IRC-over-WebSocket connection ({IDLE})", flush=True)
         rate, elapsed = fanout(srv, ctx)
         return per, rate, elapsed
     finally:
