@@ -124,10 +124,16 @@ class WebSocketTransport:
     def _close(self, code: int, reason: str = "") -> None:
         if self.closed:
             return
-        try:
-            self._control(OP_CLOSE, code.to_bytes(2, "big") + reason.encode()[:120])
-        except OSError:
-            pass
+        # never wait for the lock here: abort() runs on the greenlet of whoever overflowed a slow
+        # client's send queue, while the writer may be stuck writing to that client
+        if self._lock.acquire(blocking=False):
+            try:
+                payload = code.to_bytes(2, "big") + reason.encode()[:120]
+                self.ws.raw_write(Header.encode_header(True, OP_CLOSE, b"", len(payload), 0) + payload)
+            except (OSError, AttributeError, TypeError):
+                pass
+            finally:
+                self._lock.release()
         self.closed = True
         self.ws.closed = True  # geventwebsocket must not send a second close frame
         if self._raw is not None:
