@@ -256,8 +256,14 @@ def test_unauthenticated_privmsg_refused_and_malformed_line_survived(chat_server
 def test_oversize_message_is_an_error_and_a_close(chat_server):  # type: ignore[no-untyped-def]
     w = ws_connect(http_port(chat_server), ALICE)
     w.send("PRIVMSG #general :" + "x" * 9000)
-    lines = w.until_closed()
-    assert any(ln.startswith("ERROR :Input line was too long") for ln in lines), lines
+    abnf = websocket.ABNF
+    frame = w.ws.recv_frame()
+    texts = []
+    while frame.opcode != abnf.OPCODE_CLOSE:
+        texts.append(frame.data.decode())
+        frame = w.ws.recv_frame()
+    assert any(t.startswith("ERROR :Input line was too long") for t in texts), texts
+    assert frame.data[:2] == (1009).to_bytes(2, "big"), frame.data  # Message Too Big
     w.close()
     # the server is fine: the next connection works
     w = ws_connect(http_port(chat_server), ALICE)
