@@ -125,6 +125,10 @@ class HTTPConfig:
         10, "wrong setup codes from one client address that lock that address (only) out", at_least(1)
     )
     setup_code_lockout_seconds: float = opt(900.0, "how long such an address is refused, seconds", at_least(1))
+    websocket_origins: list[str] = opt(
+        [],
+        "other web origins (https://host[:port]) whose pages may open WebSockets here; the box's own is always allowed",
+    )
 
 
 @dataclass

@@ -68,6 +68,9 @@ class Mount:
     app: Callable[[object], WSGIApp]
     csrf: Csrf
     auth: Auth
+    # WebSocket subprotocols the app speaks, the client's preferred first wins (the web
+    # listener negotiates them before the upgrade, and checks the Origin of every upgrade)
+    subprotocols: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.csrf is Csrf.EXEMPT and self.auth is not Auth.PER_REQUEST:
@@ -143,7 +146,19 @@ def _start_mcp(ctx: AppContext) -> Service | None:
 def _start_web(ctx: AppContext) -> Service | None:
     from gk.web import service
 
-    return service.start(ctx, [(prefix, app, csrf is Csrf.EXEMPT) for prefix, app, csrf, _ in mounts_for(ctx)])
+    mounts = list(mounts_for(ctx))
+    return service.start(
+        ctx,
+        [(m.prefix, app, m.csrf is Csrf.EXEMPT) for m, app in mounts],
+        {m.prefix: m.subprotocols for m, _ in mounts if m.subprotocols},
+    )
+
+
+def _irc_websocket(svc: object) -> WSGIApp:
+    from gk.chat.service import ChatComponent
+
+    assert isinstance(svc, ChatComponent)
+    return svc.irc_websocket
 
 
 def _dav_app(svc: object) -> WSGIApp:
@@ -205,7 +220,20 @@ FEATURES: tuple[Feature, ...] = (
         (Command("acme", "Let's Encrypt certificate for the host name: renew now, or status", "gk.acme.cli"),),
     ),
     Feature(
-        "chat", "chat", _start_chat, (Command("chat", "chat rooms and message history (rooms|history)", "gk.chat.cli"),)
+        "chat",
+        "chat",
+        _start_chat,
+        (Command("chat", "chat rooms and message history (rooms|history)", "gk.chat.cli"),),
+        # IRC over WebSocket: SASL inside the IRC session, no cookie, nothing a form could post
+        (
+            Mount(
+                "/chat/irc",
+                _irc_websocket,
+                Csrf.EXEMPT,
+                Auth.PER_REQUEST,
+                ("binary.ircv3.net", "text.ircv3.net"),
+            ),
+        ),
     ),
     Feature("dav", "dav", _start_dav, mounts=(Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),)),
     Feature(
@@ -290,12 +318,12 @@ def commands() -> Iterator[Command]:
         yield from feature.commands
 
 
-def mounts_for(ctx: AppContext) -> Iterator[tuple[str, WSGIApp, Csrf, Auth]]:
-    """(prefix, app, csrf, auth) of every started feature that declares mounts, in list order."""
+def mounts_for(ctx: AppContext) -> Iterator[tuple[Mount, WSGIApp]]:
+    """(mount, its app) of every started feature that declares mounts, in list order."""
     running = dict(ctx.services.running())
     for feature in FEATURES:
         svc = running.get(feature.name)
         if svc is None:
             continue
         for mount in feature.mounts:
-            yield mount.prefix, mount.app(svc), mount.csrf, mount.auth
+            yield mount, mount.app(svc)

@@ -1,8 +1,9 @@
 """``start(ctx)``: the chat in ``gk serve``: the chat core (``ctx.services.maybe(ChatService)``)
 and the IRC listener. None when ``[chat] enabled = false``.
 
-Seams for what comes next: the web chat and IRC over WebSocket are mounts declared in
-``gk.features`` and subscribe to the same ``ChatService``.
+IRC over WebSocket is the mount ``/chat/irc`` declared in ``gk.features`` (``irc_websocket``):
+the same IRC sessions as the TLS port, on the web listeners. The web chat will be another mount
+subscribing to the same ``ChatService``.
 """
 
 from __future__ import annotations
@@ -33,13 +34,20 @@ class ChatComponent:
         return any(u.local == name for u in self.ctx.accounts.list_users())
 
     def start(self) -> None:
+        from gk.chat.irc.service import IRCServer
+
+        # the IRC sessions' shared state serves the WebSocket mount even with the port off
+        self.irc = IRCServer(self.ctx, self.chat)
         port = self.ctx.config.chat.irc_port
         if port:
-            from gk.chat.irc.service import IRCServer
-
-            self.irc = IRCServer(self.ctx, self.chat)
             self.irc.listen(port)
             self.listeners.append(("irc", self.ctx.config.server.bind, self.irc.port))
+
+    def irc_websocket(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        """WSGI app of the ``/chat/irc`` mount (IRCv3 WebSocket)."""
+        from gk.chat.irc import websocket
+
+        return websocket.serve(self.irc, environ, start_response)
 
     def stop(self, grace: float) -> None:
         if self.irc is not None:

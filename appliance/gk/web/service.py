@@ -1,7 +1,9 @@
 """``gk.web.service``: HTTP on ``http.port`` and HTTPS on ``http.https_port`` (the device certificate).
 
-Both listeners are ``gevent.pywsgi`` servers with geventwebsocket's handler (the chat
-WebSocket mounts on the same app later) serving one WSGI app (``gk.web.app.Web``). First
+Both listeners are ``gevent.pywsgi`` servers with geventwebsocket's handler serving one WSGI app
+(``gk.web.app.Web``). A WebSocket upgrade is checked before the 101 (``_Handler``): a browser
+page of another origin gets 403 (cross-site WebSocket hijacking), and a mount that declares
+subprotocols (IRC at ``/chat/irc``) gets the first one the client lists that it speaks. First
 start writes the one-time setup code to ``DATA_DIR/setup-code.txt`` and logs it for the
 console. Cost: ~3 MB for bottle + Jinja2 + compiled templates; one greenlet per connection.
 """
@@ -14,6 +16,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from gevent.pywsgi import WSGIServer
 from geventwebsocket.handler import WebSocketHandler
@@ -43,13 +46,65 @@ class WebService:
 
     def stop(self, grace: float) -> None:
         for srv in self.servers:
+            srv.close()  # no new connections
+            # open WebSockets (IRC sessions) would hold the drain for all of ``grace``: their
+            # sockets are shut down so each app sees the end of its stream and returns
+            for client in list(getattr(srv, "clients", {}).values()):
+                with contextlib.suppress(OSError, AttributeError):
+                    client.ws.handler.socket.shutdown(socket.SHUT_RDWR)
             srv.stop(timeout=grace)
+
+
+@dataclass
+class WebSocketPolicy:
+    """Which WebSocket upgrades the listeners accept: ``origins`` besides the request's own host
+    (``http.websocket_origins``), ``subprotocols`` by mount prefix (``gk.features.Mount``)."""
+
+    origins: frozenset[str] = frozenset()
+    subprotocols: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def origin_refused(self, environ: dict[str, Any]) -> str | None:
+        """Why this upgrade's Origin is refused, or None. No Origin: not a browser (a browser
+        always sends one), nothing to hijack. Same host (any scheme or port the Host header
+        names) or a configured origin: accepted."""
+        origin = environ.get("HTTP_ORIGIN", "").strip()
+        if not origin:
+            return None
+        if origin.lower().rstrip("/") in self.origins:
+            return None
+        try:
+            netloc = urlsplit(origin).netloc.lower()
+        except ValueError:
+            netloc = ""
+        host = environ.get("HTTP_HOST", "").strip().lower()
+        if netloc and host and netloc == host:
+            return None
+        return f"WebSocket from origin {origin[:100]} refused: not this server's page"
+
+    def subprotocol(self, environ: dict[str, Any]) -> str | None:
+        """The first subprotocol the client asks for that the mount speaks; the mount's own URL
+        without its trailing slash (``/chat/irc``, what clients are given) is routed to it."""
+        path = environ.get("PATH_INFO", "")
+        for prefix, spoken in self.subprotocols.items():
+            base = "/" + prefix.strip("/")
+            if path == base:
+                environ["PATH_INFO"] = path = base + "/"
+            if path.startswith(base + "/"):
+                asked = [p.strip() for p in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",")]
+                return next((p for p in asked if p in spoken), None)
+        return None
 
 
 class _Handler(WebSocketHandler):
     """TCP_NODELAY on every connection: pywsgi sends the headers and the body of a response in two
     writes, and Nagle holds the body until the client ACKs the headers, which a client delays up
-    to 40 ms (measured: a 1 KB DAV GET took 44 ms on a keep-alive connection, 10 ms with this, on a loaded 2-core box)."""
+    to 40 ms (measured: a 1 KB DAV GET took 44 ms on a keep-alive connection, 10 ms with this, on a loaded 2-core box).
+
+    WebSocket upgrades go through ``server.gk_websockets`` (a ``WebSocketPolicy``) first:
+    geventwebsocket upgrades any path and sends the 101 before the app runs, so the Origin
+    check and the subprotocol choice have to happen here."""
+
+    _subprotocol: str | None = None
 
     def handle(self) -> None:
         try:
@@ -57,6 +112,25 @@ class _Handler(WebSocketHandler):
         except (OSError, AttributeError):
             pass
         super().handle()
+
+    def upgrade_websocket(self) -> Any:
+        env = self.environ
+        policy: WebSocketPolicy | None = getattr(self.server, "gk_websockets", None)
+        if policy is None or env.get("HTTP_UPGRADE", "").lower() != "websocket":
+            return super().upgrade_websocket()
+        refused = policy.origin_refused(env)
+        if refused:
+            log.info("%s (%s)", refused, env.get("REMOTE_ADDR", "?"))
+            self.start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+            return [refused.encode() + b"\n"]
+        self._subprotocol = policy.subprotocol(env)
+        env["gk.websocket.subprotocol"] = self._subprotocol or ""
+        return super().upgrade_websocket()
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if self._subprotocol and status.startswith("101"):
+            headers = [*headers, ("Sec-WebSocket-Protocol", self._subprotocol)]
+        return super().start_response(status, headers, exc_info)
 
 
 class _QuietLog:
@@ -99,8 +173,13 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     return web
 
 
-def start(ctx: AppContext, mounts: Sequence[tuple[str, WSGIApp, bool]] = ()) -> WebService:
-    """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``)."""
+def start(
+    ctx: AppContext,
+    mounts: Sequence[tuple[str, WSGIApp, bool]] = (),
+    subprotocols: dict[str, tuple[str, ...]] | None = None,
+) -> WebService:
+    """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``);
+    ``subprotocols``: the WebSocket subprotocols of those prefixes that speak any."""
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
         log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)
@@ -111,8 +190,12 @@ def start(ctx: AppContext, mounts: Sequence[tuple[str, WSGIApp, bool]] = ()) -> 
     cfg = ctx.config.http
     bind = ctx.config.server.bind
     svc = WebService(web, [])
+    policy = WebSocketPolicy(
+        frozenset(o.strip().lower().rstrip("/") for o in cfg.websocket_origins), subprotocols or {}
+    )
     if cfg.port:
         srv = WSGIServer((bind, cfg.port), web.wsgi, handler_class=_Handler, log=_QuietLog())
+        srv.gk_websockets = policy
         srv.start()
         svc.servers.append(srv)
         svc.listeners.append(("http", bind, srv.server_port))
@@ -125,6 +208,7 @@ def start(ctx: AppContext, mounts: Sequence[tuple[str, WSGIApp, bool]] = ()) -> 
             log=_QuietLog(),
             ssl_context=ctx.ssl_context,
         )
+        srv.gk_websockets = policy
         srv.start()
         svc.servers.append(srv)
         svc.listeners.append(("https", bind, srv.server_port))

@@ -107,6 +107,19 @@ class IRCServer:
             log.info("irc: TLS handshake with %s failed: %s", address[0] if address else "?", exc)
             sock.close()
             return
+        self.serve(sock, address)
+
+    def serve(self, sock: Any, address: Any) -> None:
+        """Run one session on ``sock`` (a TLS socket, or the WebSocket adapter of
+        ``gk.chat.irc.websocket``) until it ends. The WebSocket sessions run on the web
+        listener's greenlets, so ``chat.max_connections`` is counted here for both."""
+        if len(self.sessions) >= self.cfg.max_connections:
+            try:
+                sock.sendall(b"ERROR :Too many connections\r\n")
+                sock.close()
+            except OSError:
+                pass
+            return
         session = Session(self, sock, address)
         self.sessions.add(session)
         try:
