@@ -70,3 +70,27 @@ def test_leaf_sections_match_the_email_package(msg) -> None:  # type: ignore[no-
         expected = py.get_payload(decode=False)
         assert body.decode("utf-8").rstrip("\r\n") == expected.rstrip("\r\n"), path
         assert part.maintype == py.get_content_maintype() and part.subtype == py.get_content_subtype()
+
+
+def test_rfc2231_parameters_reach_bodystructure_encoded_once_with_their_star() -> None:
+    """``filename*=utf-8''%C3%A9…`` (continued, or in another charset) is sent to IMAP clients as
+    ``"FILENAME*" "utf-8''%C3%A9…"``: the bytes percent-encoded once. The index used to re-encode
+    the email package's Latin-1 stand-ins as UTF-8 (``%C3%83%C2%A9``), which clients showed as
+    garbage, and drop the star."""
+    import io
+
+    from gk.mail.mailbox import body_structure, reading
+    from gk.mail.mailbox.mime import parse_structure
+
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+        b"--b\r\nContent-Type: application/pdf; name*=iso-8859-1''%E9t%E9.pdf\r\n"
+        b"Content-Disposition: attachment; filename*0*=utf-8''%C3%A9t; filename*1*=%C3%A9.pdf\r\n\r\nx\r\n--b--\r\n"
+    )
+    top = parse_structure(io.BytesIO(raw))
+    pdf = top.children[1]
+    bs = body_structure(top)[1]
+    assert bs[2] == ["NAME*", "iso-8859-1''%E9t%E9.pdf"]
+    assert bs[8] == ["ATTACHMENT", ["FILENAME*", "utf-8''%C3%A9t%C3%A9.pdf"]]
+    assert reading.part_filename(pdf) == "été.pdf"
+    assert pdf.param("name") == "iso-8859-1''%E9t%E9.pdf"

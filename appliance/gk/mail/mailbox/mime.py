@@ -23,8 +23,8 @@ are not decoded: RFC 3501 wants the wire form); 8-bit bytes survive via ``surrog
 
 from __future__ import annotations
 
-import email.utils
 import re
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -81,7 +81,7 @@ class Part:
 
     def param(self, name: str) -> str | None:
         for k, v in self.params:
-            if k.lower() == name:
+            if k.lower() in (name, name + "*"):  # "NAME*": an RFC 2231 value, still encoded
                 return v
         return None
 
@@ -249,10 +249,21 @@ def _params(msg: Message, header: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     raw = msg.get_params(header=header, unquote=True) or []
     for k, v in raw[1:]:
-        if isinstance(v, tuple):  # RFC 2231 value: keep its wire form
-            v = email.utils.encode_rfc2231(v[2], v[0], v[1])
-        out.append((k.upper(), str(v)))
+        if isinstance(v, tuple):  # RFC 2231 (``name*=utf-8''%C3%A9…``): its wire form, as IMAP sends it
+            out.append((k.upper() + "*", _rfc2231_wire(v)))
+        else:
+            out.append((k.upper(), str(v)))
     return out
+
+
+def _rfc2231_wire(value: tuple[str | None, str | None, str]) -> str:
+    """``charset'lang'%XX…`` for a value the email package decoded (its text holds the bytes as
+    Latin-1 characters, continuations joined): the bytes percent-encoded once. Encoding the
+    package's text again as UTF-8 would double-encode every non-ASCII byte (``é`` as
+    ``%C3%83%C2%A9``), which clients show as garbage."""
+    charset, language, text = value
+    raw = text.encode("latin-1", "replace")
+    return f"{charset or 'us-ascii'}'{language or ''}'" + urllib.parse.quote(raw, safe="")
 
 
 _ADDR_TOKEN = re.compile(r'\s+|"(?:\\.|[^"\\])*"?|\[(?:\\.|[^\]\\])*\]?|[()<>@,;:.\\]|[^\s"()<>@,;:.\\\[\]]+')
@@ -526,7 +537,7 @@ def _make_opaque(part: Part) -> None:
     """Turn a container past the limits into a leaf clients can fetch as an attachment (a
     message/rfc822 without its ENVELOPE and body would be an invalid BODYSTRUCTURE)."""
     part.maintype, part.subtype = "application", "octet-stream"
-    part.params = [(k, v) for k, v in part.params if k == "NAME"]
+    part.params = [(k, v) for k, v in part.params if k in ("NAME", "NAME*")]
     part.description = part.description or OPAQUE_DESCRIPTION
 
 

@@ -123,7 +123,7 @@ def part_filename(part: Part) -> str:
     name = ""
     if part.disposition:
         for k, v in part.disposition[1]:
-            if k.lower() == "filename":
+            if k.lower() in ("filename", "filename*"):
                 name = v
     name = name or part.param("name") or ""
     name = decode_rfc2231_name(name) if name else ""
