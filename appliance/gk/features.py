@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gk.context import AppContext, Service
+    from gk.web.wizard import WizardStep
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Handle = Callable[[argparse.Namespace], int]
@@ -84,6 +85,9 @@ class Feature:
     start: Callable[[AppContext], Service | None] | None = None  # None: a CLI-only feature
     commands: tuple[Command, ...] = ()
     mounts: tuple[Mount, ...] = ()
+    # its first-boot wizard steps: (module, attribute) of each ``gk.web.wizard.WizardStep``, shown
+    # (before the summary, in list order) when the feature started
+    wizard: tuple[tuple[str, str], ...] = ()
 
 
 # -- start functions: each imports its service module only when gk serve starts it -------------
@@ -151,6 +155,7 @@ def _start_web(ctx: AppContext) -> Service | None:
         ctx,
         [(m.prefix, app, m.csrf is Csrf.EXEMPT) for m, app in mounts],
         {m.prefix: m.subprotocols for m, _ in mounts if m.subprotocols},
+        wizard_steps_for(ctx),
     )
 
 
@@ -257,6 +262,7 @@ FEATURES: tuple[Feature, ...] = (
             ),
         ),
         (Mount("/v1", _ai_api, Csrf.EXEMPT, Auth.PER_REQUEST),),
+        wizard=(("gk.web.wizard", "AI_STEP"),),
     ),
     Feature(
         "mcp",
@@ -327,3 +333,17 @@ def mounts_for(ctx: AppContext) -> Iterator[tuple[Mount, WSGIApp]]:
             continue
         for mount in feature.mounts:
             yield mount, mount.app(svc)
+
+
+def wizard_steps_for(ctx: AppContext) -> tuple[WizardStep, ...]:
+    """The first-boot wizard: the web UI's own steps plus those of every started feature, each
+    just before the summary, in list order."""
+    from gk.web import wizard
+
+    running = dict(ctx.services.running())
+    steps = wizard.CORE_STEPS
+    for feature in FEATURES:
+        if feature.name in running:
+            for module, attr in feature.wizard:
+                steps = wizard.with_step(steps, getattr(importlib.import_module(module), attr))
+    return steps

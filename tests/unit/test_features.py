@@ -133,3 +133,29 @@ def test_a_command_whose_package_is_missing_says_which_and_the_others_still_run(
     assert "Traceback" not in missing.stderr
     assert "dns" in gk("--help").stdout  # still listed
     assert gk("claim", "status").returncode == 0
+
+
+def test_wizard_steps_come_from_the_features_that_started():
+    """A feature's wizard step is one entry in its declaration: shown (before the summary) when
+    the feature runs, absent when gk.toml turns the feature off."""
+    import types
+
+    from gk.features import wizard_steps_for
+    from gk.web import wizard
+
+    for feature in FEATURES:
+        for module, attr in feature.wizard:  # every declared step loads and is a WizardStep
+            import importlib
+
+            assert isinstance(getattr(importlib.import_module(module), attr), wizard.WizardStep)
+
+    def ctx_running(*names: str) -> types.SimpleNamespace:
+        services = Services()
+        for name in names:
+            services.register(name, types.SimpleNamespace(name=name, stop=lambda grace: None))
+        return types.SimpleNamespace(services=services)
+
+    with_ai = [s.id for s in wizard_steps_for(ctx_running("mailbox", "ai", "web"))]  # type: ignore[arg-type]
+    assert with_ai[-2:] == ["ai", "summary"] and with_ai == [s.id for s in wizard.STEPS]
+    without_ai = [s.id for s in wizard_steps_for(ctx_running("mailbox", "web"))]  # type: ignore[arg-type]
+    assert "ai" not in without_ai and without_ai[-1] == "summary"

@@ -177,13 +177,15 @@ def start(
     ctx: AppContext,
     mounts: Sequence[tuple[str, WSGIApp, bool]] = (),
     subprotocols: dict[str, tuple[str, ...]] | None = None,
+    wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS,
 ) -> WebService:
     """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``);
-    ``subprotocols``: the WebSocket subprotocols of those prefixes that speak any."""
+    ``subprotocols``: the WebSocket subprotocols of those prefixes that speak any;
+    ``wizard_steps``: the first-boot wizard with the steps of the features that started."""
     code = claim.ensure_setup_code(ctx.data_dir)
     if code:
         log.warning("this server is not claimed yet: open the web UI from the LAN; setup code %s", code)
-    web = build(ctx)
+    web = build(ctx, wizard_steps)
     for prefix, sub_app, exempt in mounts:
         web.mount(prefix, sub_app, csrf_exempt=exempt)
         log.info("mounted %s", prefix)

@@ -484,7 +484,7 @@ def summary_step(web: Web) -> str:
     )
 
 
-STEPS: tuple[WizardStep, ...] = (
+CORE_STEPS: tuple[WizardStep, ...] = (  # the web UI's own; features add theirs (gk.features)
     WizardStep(
         "claim",
         N_("Claim this server"),
@@ -501,15 +501,19 @@ STEPS: tuple[WizardStep, ...] = (
     WizardStep("users", N_("Users"), users_step),
     WizardStep("dns", N_("DNS records to publish"), dns_step),
     WizardStep("outgoing", N_("Outgoing mail"), outgoing_step),
-    WizardStep("ai", N_("AI model"), ai_step),
     WizardStep("summary", N_("Summary"), summary_step),
 )
+# a feature's step: declared by its entry in gk.features (shown when the feature runs)
+AI_STEP = WizardStep("ai", N_("AI model"), ai_step)
 
 
 def with_step(steps: Sequence[WizardStep], step: WizardStep) -> tuple[WizardStep, ...]:
     """``steps`` with a feature's ``step`` added just before the summary (which stays last)."""
     *before, last = steps
     return (*before, step, last) if last.id == "summary" else (*steps, step)
+
+
+STEPS: tuple[WizardStep, ...] = with_step(CORE_STEPS, AI_STEP)  # every step, as a default box shows them
 
 
 def routes(steps: Sequence[WizardStep] = STEPS) -> list[Route]:
