@@ -1,4 +1,4 @@
-"""The ``gk`` command: serve, user, alias, setup, config, and the commands ``gk.features`` declares.
+"""The ``gk`` command: serve, user, alias, domain, setup, config, and the commands ``gk.features`` declares.
 
 Only this module is the entry point (it monkey-patches on import): feature ``cli.py`` modules
 use ``gk.clikit`` and never import it. A feature command's module is imported only when that
@@ -37,7 +37,9 @@ def cmd_user(args: argparse.Namespace) -> int:
     store = clikit.accounts(args)
     try:
         if args.user_cmd == "add":
-            user = store.add_user(args.address, clikit.read_password(args), admin=args.admin)
+            user = store.add_user(
+                args.address, clikit.read_password(args), admin=args.admin, new_domain=args.new_domain
+            )
             print(f"added {user.address}{' (admin)' if user.is_admin else ''}")
         elif args.user_cmd == "passwd":
             store.set_password(args.address, clikit.read_password(args, "New password: "))
@@ -61,13 +63,30 @@ def cmd_alias(args: argparse.Namespace) -> int:
     store = clikit.accounts(args)
     try:
         if args.alias_cmd == "add":
-            store.add_alias(args.source, args.target)
+            store.add_alias(args.source, args.target, new_domain=args.new_domain)
             print(f"{args.source.lower()} -> {args.target.lower()}")
         elif args.alias_cmd == "del":
             store.delete_alias(args.source)
         elif args.alias_cmd == "list":
             for src, dst in store.list_aliases():
                 print(f"{src}\t{dst}")
+    except AccountError as exc:
+        return clikit.fail(str(exc))
+    return 0
+
+
+def cmd_domain(args: argparse.Namespace) -> int:
+    from gk.accounts import AccountError
+
+    store = clikit.accounts(args)
+    try:
+        if args.domain_cmd == "add":
+            print(f"{store.add_domain(args.domain)} is a local mail domain")
+        elif args.domain_cmd == "del":
+            store.delete_domain(args.domain)
+        elif args.domain_cmd == "list":
+            for name, count in store.list_domains():
+                print(f"{name}\t{count}")
     except AccountError as exc:
         return clikit.fail(str(exc))
     return 0
@@ -129,6 +148,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     a = us.add_parser("add", parents=[common], help="add a user (its domain becomes a local mail domain)")
     a.add_argument("address")
     a.add_argument("--admin", action="store_true")
+    a.add_argument("--new-domain", action="store_true", help="also make the address's domain a local mail domain")
     a.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     pw = us.add_parser("passwd", parents=[common], help="change a user's password")
     pw.add_argument("address")
@@ -146,10 +166,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     aa = als.add_parser("add", parents=[common], help="deliver mail for SOURCE to user TARGET")
     aa.add_argument("source")
     aa.add_argument("target")
+    aa.add_argument("--new-domain", action="store_true", help="also make the source's domain a local mail domain")
     ad2 = als.add_parser("del", parents=[common])
     ad2.add_argument("source")
     als.add_parser("list", parents=[common])
     al.set_defaults(func=cmd_alias)
+
+    dm = sub.add_parser("domain", parents=[common], help="manage the box's local mail domains")
+    dms = dm.add_subparsers(dest="domain_cmd", required=True)
+    da = dms.add_parser("add", parents=[common], help="deliver mail for every address at DOMAIN here")
+    da.add_argument("domain")
+    dd = dms.add_parser("del", parents=[common], help="remove a domain no user or alias uses")
+    dd.add_argument("domain")
+    dms.add_parser("list", parents=[common], help="list domains with their number of users and aliases")
+    dm.set_defaults(func=cmd_domain)
 
     st = sub.add_parser("setup", parents=[common], help="first boot without a browser, from a TOML answers file")
     st.add_argument("--answers", type=Path, required=True, help="the answers file ('-' = stdin); see gk/setupfile.py")

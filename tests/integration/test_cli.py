@@ -21,6 +21,14 @@ def test_user_lifecycle(tmp_path):
     assert r.returncode == 1 and "at least 8 characters" in r.stderr
     gk(tmp_path, "user", "passwd", "bob@example.org", "--password-stdin", input="password-3\n")
     assert gk(tmp_path, "user", "list").stdout.splitlines() == ["alice@example.org\tadmin", "bob@example.org\tuser"]
+    r = gk(tmp_path, "user", "add", "mom@family.example", "--password-stdin", input="password-4\n", check=False)
+    assert r.returncode == 1 and "gk domain add family.example" in r.stderr
+    gk(tmp_path, "user", "add", "mom@family.example", "--new-domain", "--password-stdin", input="password-4\n")
+    r = gk(tmp_path, "domain", "add", "gmail.com", check=False)
+    assert r.returncode == 1 and "public mail provider" in r.stderr
+    assert gk(tmp_path, "domain", "list").stdout.splitlines() == ["example.org\t2", "family.example\t1"]
+    gk(tmp_path, "user", "del", "mom@family.example")
+    gk(tmp_path, "domain", "del", "family.example")
     gk(tmp_path, "alias", "add", "postmaster@example.org", "alice@example.org")
     assert "postmaster@example.org\talice@example.org" in gk(tmp_path, "alias", "list").stdout
     gk(tmp_path, "user", "del", "bob@example.org")

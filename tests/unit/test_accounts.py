@@ -12,6 +12,56 @@ def store(tmp_path):
     return AccountStore(tmp_path / "accounts.sqlite3", FAST)
 
 
+def test_local_domains_are_explicit_and_never_a_public_provider(store):
+    store.add_user("alice@example.org", "password1", admin=True)  # the first domain needs no confirmation
+    assert store.local_domains() == {"example.org"}
+    with pytest.raises(AccountError, match="not a mail domain of this box yet") as exc:
+        store.add_user("mom@family.example", "password2", new_domain=False)
+    assert exc.value.domain == "family.example"  # type: ignore[attr-defined]
+    assert store.get_user("mom@family.example") is None and not store.is_local_domain("family.example")
+    store.add_user("mom@family.example", "password2", new_domain=True)
+    assert store.local_domains() == {"example.org", "family.example"}
+    for address in ("mom@gmail.com", "dad@mail.yahoo.fr", "kid@Outlook.COM"):
+        with pytest.raises(AccountError, match="public mail provider"):
+            store.add_user(address, "password3", new_domain=True)
+    with pytest.raises(AccountError, match="public mail provider"):
+        store.add_alias("family@gmail.com", "alice@example.org")
+    with pytest.raises(AccountError, match="public mail provider"):
+        store.add_domain("googlemail.com")
+    assert "gmail.com" not in store.local_domains()
+    # mail to gmail.com stays outbound: no user, no role address, no local domain
+    assert store.resolve_recipient("postmaster@gmail.com") is None
+    # a domain stays local with no user left, until removed; one in use cannot be removed
+    store.delete_user("mom@family.example")
+    assert store.is_local_domain("family.example")
+    assert store.list_domains() == [("example.org", 1), ("family.example", 0)]
+    with pytest.raises(AccountError, match="still has 1"):
+        store.delete_domain("example.org")
+    store.delete_domain("family.example")
+    assert store.local_domains() == {"example.org"}
+    with pytest.raises(AccountError, match="not a domain of this box"):
+        store.delete_domain("family.example")
+
+
+def test_domains_in_use_before_the_upgrade_stay_local(tmp_path):
+    import sqlite3
+
+    from gk.accounts.store import MIGRATIONS
+
+    path = tmp_path / "accounts.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + MIGRATIONS[1])
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO users(address, password_hash, created, password_changed) VALUES ('a@one.example', 'x', 1, 1)"
+    )
+    db.execute("INSERT INTO aliases(source, target) VALUES ('info@two.example', 'a@one.example')")
+    db.commit()
+    db.close()
+    store = AccountStore(path, FAST)
+    assert store.local_domains() == {"one.example", "two.example"}
+
+
 def test_hash_is_argon2id_with_configured_cost():
     h = PasswordHasher().hash("correct horse")
     assert h.startswith("$argon2id$v=19$m=19456,t=2,p=1$")

@@ -38,7 +38,14 @@ ANONYMOUS = {
     ("PROPFIND", "/"),
 }
 # a value for each URL wildcard, to call every route
-SAMPLE = {"<path:path>": "gk.css", "<address>": USER, "<app_id:int>": "1", "<msg_id:int>": "1", "<token>": "x"}
+SAMPLE = {
+    "<path:path>": "gk.css",
+    "<address>": USER,
+    "<app_id:int>": "1",
+    "<msg_id:int>": "1",
+    "<token>": "x",
+    "<name>": "other.example",
+}
 
 
 def concrete(rule: str) -> str:
@@ -337,3 +344,36 @@ def test_the_claim_gate_refuses_outside_the_lan(tmp_path: Path) -> None:
         resp = c.get(path)
         assert resp.status == 403 and "local network" in resp.text, path
     assert c.get("/static/gk.css").status == 200  # static files are outside the gate
+
+
+def test_admin_adds_a_user_on_a_new_domain_only_when_confirmed_never_on_a_public_provider(fresh: Web) -> None:
+    accounts = fresh.ctx.accounts
+    c = signed_in(fresh, ADMIN, ADMIN_PW)
+    resp = c.post("/admin/users", {"address": "mom@family.example", "password": "mom password 123"})
+    assert resp.status == 400 and "not a mail domain of this box yet" in resp.text
+    assert 'name="new_domain" value="family.example"' in resp.text  # the question, as a checkbox
+    assert accounts.get_user("mom@family.example") is None and not accounts.is_local_domain("family.example")
+    # a confirmation for another domain than the address's does not count
+    form = {"address": "mom@family.example", "password": "mom password 123", "new_domain": "test.example"}
+    assert c.post("/admin/users", form).status == 400
+    resp = c.post("/admin/users", {**form, "new_domain": "family.example"})
+    assert resp.status == 200 and accounts.get_user("mom@family.example") is not None
+    assert accounts.is_local_domain("family.example")
+    # gmail.com is refused even when "confirmed": the household could no longer mail anyone there
+    form = {"address": "mom@gmail.com", "password": "mom password 123", "new_domain": "gmail.com"}
+    resp = c.post("/admin/users", form)
+    assert resp.status == 400 and "public mail provider" in resp.text
+    assert accounts.get_user("mom@gmail.com") is None and not accounts.is_local_domain("gmail.com")
+    assert c.post("/admin/domains", {"domain": "outlook.fr"}).status == 400
+    # domains are listed, added and removed explicitly; one in use cannot be removed
+    resp = c.post("/admin/domains", {"domain": "Shop.Example"})
+    assert resp.status == 200 and "shop.example" in resp.text and accounts.is_local_domain("shop.example")
+    assert c.post("/admin/domains/family.example/delete").status == 400
+    assert c.post("/admin/domains/shop.example/delete").status == 200
+    assert not accounts.is_local_domain("shop.example")
+    page = c.get("/admin/users").text
+    assert "family.example" in page and "test.example" in page and "shop.example" not in page
+    # French
+    c.post("/account/language", {"language": "fr"})
+    resp = c.post("/admin/users", {"address": "dad@other.example", "password": "dad password 123"})
+    assert resp.status == 400 and "pas encore un domaine" in resp.text

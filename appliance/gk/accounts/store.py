@@ -1,7 +1,10 @@
 """Users, local domains, aliases, app passwords and security events (``DATA_DIR/accounts.sqlite3``).
 
-A user is a mail address; its domain is a local mail domain for as long as one user or alias
-has it. Addresses are stored lower-case; recipients resolve through plus-addressing
+A user is a mail address on one of the box's local mail domains. Local domains are explicit
+(``gk domain add``, the admin's Users page): adding a user or an alias on a new domain adds it only
+when the caller says so (``new_domain=True``; the very first domain, the wizard's, needs no
+saying), never for a big public provider (``gk.accounts.providers``), and a domain stays local
+until it is removed, even with no user left on it. Addresses are stored lower-case; recipients resolve through plus-addressing
 (``alice+tag@`` → ``alice@``) and aliases (``gk alias add``).
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gk.accounts.passwords import PasswordHasher, password_problem_template
+from gk.accounts.providers import is_public_provider
 from gk.locale import N_
 from gk.store import Database, open_database
 
@@ -62,6 +66,18 @@ MIGRATIONS = [
         PRIMARY KEY (user_id, client)
     );
     """,
+    # explicit local domains: before, a domain was local while a user or alias had it, so adding
+    # mom@gmail.com silently made gmail.com local; the domains in use at upgrade stay local
+    """
+    CREATE TABLE domains (
+        name TEXT PRIMARY KEY,
+        added REAL NOT NULL
+    );
+    INSERT OR IGNORE INTO domains(name, added)
+        SELECT substr(address, instr(address, '@') + 1), created FROM users ORDER BY created;
+    INSERT OR IGNORE INTO domains(name, added)
+        SELECT substr(source, instr(source, '@') + 1), CAST(strftime('%s', 'now') AS REAL) FROM aliases;
+    """,
 ]
 
 ADDRESS_RE = re.compile(
@@ -78,6 +94,20 @@ class AccountError(ValueError):
         super().__init__(template.format(**params) if params else template)
         self.template = template
         self.params = params
+
+
+class DomainNotLocal(AccountError):
+    """The address's domain is not (yet) a local domain: the caller must confirm adding it."""
+
+    def __init__(self, domain: str):
+        super().__init__(
+            N_(
+                "{domain} is not a mail domain of this box yet: adding it means mail to every address"
+                " at {domain} is delivered here (confirm, or use gk domain add {domain})"
+            ),
+            domain=domain,
+        )
+        self.domain = domain
 
 
 @dataclass(frozen=True)
@@ -147,11 +177,23 @@ class AccountStore:
         for cb in self._listeners:
             cb(address)
 
-    def add_user(self, address: str, password: str, *, admin: bool = False, display_name: str = "") -> User:
+    def add_user(
+        self,
+        address: str,
+        password: str,
+        *,
+        admin: bool = False,
+        display_name: str = "",
+        new_domain: bool = True,
+    ) -> User:
+        """Add a user. A domain not yet local is added with it unless ``new_domain`` is False
+        (the web admin and ``gk user add`` pass False until the admin confirms; the first domain
+        of an empty box needs no confirmation); a public provider's never is."""
         addr = check_address(address)
         problem = password_problem_template(password)
         if problem:
             raise AccountError(problem[0], **problem[1])
+        self._check_domain(addr.rpartition("@")[2], new_domain)
         if self.db.one("SELECT 1 FROM aliases WHERE source = ?", (addr,)):
             raise AccountError(
                 N_("{address} is already an alias; remove it first (gk alias del {address})"), address=addr
@@ -161,6 +203,7 @@ class AccountStore:
         with self.db.transaction() as c:
             if c.execute("SELECT 1 FROM users WHERE address = ?", (addr,)).fetchone():
                 raise AccountError(N_("user {address} already exists"), address=addr)
+            c.execute("INSERT OR IGNORE INTO domains(name, added) VALUES (?, ?)", (addr.rpartition("@")[2], now))
             c.execute(
                 "INSERT INTO users(address, password_hash, is_admin, display_name, created, password_changed)"
                 " VALUES (?,?,?,?,?,?)",
@@ -258,20 +301,68 @@ class AccountStore:
 
     # -- domains and aliases --------------------------------------------------------------
     def local_domains(self) -> set[str]:
-        domains = {r[0].rpartition("@")[2] for r in self.db.query("SELECT address FROM users")}
-        domains |= {r[0].rpartition("@")[2] for r in self.db.query("SELECT source FROM aliases")}
-        return domains
+        return {r[0] for r in self.db.query("SELECT name FROM domains")}
+
+    def list_domains(self) -> list[tuple[str, int]]:
+        """Each local domain with its number of users and aliases, by name."""
+        rows = self.db.query(
+            "SELECT d.name,"
+            " (SELECT COUNT(*) FROM users WHERE substr(address, instr(address, '@') + 1) = d.name)"
+            " + (SELECT COUNT(*) FROM aliases WHERE substr(source, instr(source, '@') + 1) = d.name)"
+            " FROM domains d ORDER BY d.name"
+        )
+        return [(r[0], int(r[1])) for r in rows]
 
     def is_local_domain(self, domain: str) -> bool:
-        return normalize_address("x@" + domain).partition("@")[2] in self.local_domains()
+        name = normalize_address("x@" + domain).partition("@")[2]
+        return self.db.one("SELECT 1 FROM domains WHERE name = ?", (name,)) is not None
 
-    def add_alias(self, source: str, target: str) -> None:
+    def add_domain(self, domain: str) -> str:
+        """Make ``domain`` local (idempotent); refuses malformed names and public providers."""
+        name = check_address("postmaster@" + domain.strip().rstrip(".")).partition("@")[2]
+        if is_public_provider(name):
+            raise AccountError(
+                N_(
+                    "{domain} belongs to a public mail provider: it cannot be a domain of this box, or mail"
+                    " from the household to anyone at {domain} would stay here"
+                ),
+                domain=name,
+            )
+        self.db.execute("INSERT OR IGNORE INTO domains(name, added) VALUES (?, ?)", (name, time.time()))
+        return name
+
+    def delete_domain(self, domain: str) -> None:
+        name = normalize_address("x@" + domain).partition("@")[2]
+        with self.db.transaction() as c:
+            used = c.execute(
+                "SELECT (SELECT COUNT(*) FROM users WHERE substr(address, instr(address, '@') + 1) = ?)"
+                " + (SELECT COUNT(*) FROM aliases WHERE substr(source, instr(source, '@') + 1) = ?)",
+                (name, name),
+            ).fetchone()[0]
+            if used:
+                raise AccountError(
+                    N_("{domain} still has {count} users or aliases: remove them first"), domain=name, count=used
+                )
+            if c.execute("DELETE FROM domains WHERE name = ?", (name,)).rowcount == 0:
+                raise AccountError(N_("{domain} is not a domain of this box"), domain=name)
+
+    def _check_domain(self, domain: str, new_domain: bool) -> None:
+        if self.is_local_domain(domain):
+            return
+        if is_public_provider(domain):
+            self.add_domain(domain)  # raises with the reason
+        if not new_domain and self.db.one("SELECT 1 FROM domains LIMIT 1") is not None:
+            raise DomainNotLocal(domain)
+        self.add_domain(domain)
+
+    def add_alias(self, source: str, target: str, *, new_domain: bool = True) -> None:
         src = check_address(source)
         dst = normalize_address(target)
         if not self.get_user(dst):
             raise AccountError(N_("alias target {address} is not a user here (add it with gk user add)"), address=dst)
         if self.get_user(src):
             raise AccountError(N_("{address} is a user; an alias cannot shadow it"), address=src)
+        self._check_domain(src.rpartition("@")[2], new_domain)
         self.db.execute("INSERT OR REPLACE INTO aliases(source, target) VALUES (?, ?)", (src, dst))
 
     def delete_alias(self, source: str) -> None:

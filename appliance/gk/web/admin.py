@@ -1,5 +1,6 @@
-"""Admin pages: add and remove users, reset a user's password, grant admin rights; settings
-(time zone, Let's Encrypt)."""
+"""Admin pages: add and remove users, reset a user's password, grant admin rights; the box's
+local mail domains (added explicitly: a user on a new domain asks first, public providers are
+refused); settings (time zone, Let's Encrypt)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import bottle
 
 from gk import localtime, pools
 from gk.accounts import AccountError
+from gk.accounts.store import DomainNotLocal
 from gk.locale import N_
 from gk.web import forms, smarthost
 from gk.web.app import ADMIN, Route, Web
@@ -21,7 +23,15 @@ ACME_STATES = {
 
 
 def users_page(web: Web, **kw: object) -> str:
-    return web.render("admin_users.html", users=web.ctx.accounts.list_users(), errors=kw.pop("errors", {}), **kw)
+    accounts = web.ctx.accounts
+    kw.setdefault("confirm_domain", "")
+    return web.render(
+        "admin_users.html",
+        users=accounts.list_users(),
+        domains=accounts.list_domains(),
+        errors=kw.pop("errors", {}),
+        **kw,
+    )
 
 
 def users(web: Web) -> str:
@@ -32,14 +42,47 @@ def add_user(web: Web) -> str:
     ctx = web.ctx
     admin = web.signed_in()
     address = forms.text("address").lower()
+    # the admin ticked "add this domain" for exactly this address's domain
+    confirmed = bool(forms.text("new_domain")) and forms.text("new_domain") == address.rpartition("@")[2]
     try:
-        user = ctx.accounts.add_user(address, forms.raw("password"), admin=bool(forms.text("admin")))
+        user = ctx.accounts.add_user(
+            address, forms.raw("password"), admin=bool(forms.text("admin")), new_domain=confirmed
+        )
+    except DomainNotLocal as exc:
+        bottle.response.status = 400
+        return users_page(web, address=address, confirm_domain=exc.domain, errors={"address": web.error_text(exc)})
     except AccountError as exc:
         bottle.response.status = 400
         key = "password" if "password" in str(exc).lower() else "address"
         return users_page(web, address=address, errors={key: web.error_text(exc)})
     ctx.accounts.record_event("user_added", "web", web.client_ip(), user.address, f"by {admin.address}")
     return users_page(web, address="", notice=web.gettext("Added {address}.", address=user.address))
+
+
+def add_domain(web: Web) -> str:
+    ctx = web.ctx
+    admin = web.signed_in()
+    try:
+        name = ctx.accounts.add_domain(forms.text("domain").lower())
+    except AccountError as exc:
+        bottle.response.status = 400
+        return users_page(web, address="", errors={"domain": web.error_text(exc)}, domain=forms.text("domain"))
+    ctx.accounts.record_event("domain_added", "web", web.client_ip(), admin.address, name)
+    return users_page(web, address="", notice=web.gettext("{domain} is now a mail domain of this box.", domain=name))
+
+
+def delete_domain(web: Web, name: str) -> str:
+    ctx = web.ctx
+    admin = web.signed_in()
+    try:
+        ctx.accounts.delete_domain(name)
+    except AccountError as exc:
+        bottle.response.status = 400
+        return users_page(web, address="", errors={"domains": web.error_text(exc)})
+    ctx.accounts.record_event("domain_deleted", "web", web.client_ip(), admin.address, name)
+    return users_page(
+        web, address="", notice=web.gettext("{domain} is no longer a mail domain of this box.", domain=name)
+    )
 
 
 def delete_user(web: Web, address: str) -> str:
@@ -142,6 +185,8 @@ ROUTES = (
     Route("POST", "/admin/users", add_user, ADMIN),
     Route("POST", "/admin/users/<address>/delete", delete_user, ADMIN),
     Route("POST", "/admin/users/<address>/password", reset_password, ADMIN),
+    Route("POST", "/admin/domains", add_domain, ADMIN),
+    Route("POST", "/admin/domains/<name>/delete", delete_domain, ADMIN),
     Route("GET", "/admin/settings", settings, ADMIN),
     Route("POST", "/admin/settings", save_settings, ADMIN),
     Route("POST", "/admin/settings/certificate", save_certificate, ADMIN),

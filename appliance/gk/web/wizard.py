@@ -34,7 +34,7 @@ import gevent
 from gk import claim, localtime, pools, settings
 from gk.accounts import AccountError
 from gk.accounts.passwords import MIN_PASSWORD_LENGTH
-from gk.accounts.store import check_address
+from gk.accounts.store import DomainNotLocal, check_address
 from gk.claim.codeguard import CodeGuard
 from gk.claim.waiters import ButtonWaiters
 from gk.locale import N_
@@ -407,20 +407,33 @@ def tls_step(web: Web) -> str:
 def users_step(web: Web) -> str:
     ctx = web.ctx
     errors: dict[str, str] = {}
-    address = ""
+    address = confirm_domain = ""
     if bottle.request.method == "POST":
         if forms.text("action") == "continue":
             mark(web, "users")
             raise bottle.redirect(after(web, "users"))
         address = forms.text("address").lower()
+        confirmed = bool(forms.text("new_domain")) and forms.text("new_domain") == address.rpartition("@")[2]
         try:
-            ctx.accounts.add_user(address, forms.raw("password"))
+            ctx.accounts.add_user(address, forms.raw("password"), new_domain=confirmed)
             address = ""
+        except DomainNotLocal as exc:
+            errors["address"] = web.error_text(exc)
+            confirm_domain = exc.domain
+            bottle.response.status = 400
         except AccountError as exc:
             errors["password" if "password" in str(exc).lower() else "address"] = web.error_text(exc)
             bottle.response.status = 400
     domain = settings.of(web.data_dir).mail_domain()
-    return page(web, "users", users=ctx.accounts.list_users(), address=address, domain=domain, errors=errors)
+    return page(
+        web,
+        "users",
+        users=ctx.accounts.list_users(),
+        address=address,
+        domain=domain,
+        errors=errors,
+        confirm_domain=confirm_domain,
+    )
 
 
 def dns_step(web: Web) -> str:
