@@ -105,6 +105,18 @@ class AppContext:
     def mail_root(self) -> Path:
         return self.data_dir / "mail"
 
+    def follow_hostname(self) -> None:
+        """Take a new host name saved in the settings (wizard, admin settings) from the next
+        SMTP greeting, bounce, Received header and IMAP greeting on, without a restart. The
+        self-signed certificate is renewed by the page that saved it (``gk.web.wizard.renew_certificate``):
+        mid-wizard it must wait for the summary, or the owner's browser would warn again."""
+
+        def changed(change: settings.Change) -> None:
+            if new := settings.of(self.data_dir).hostname():
+                self.hostname = new
+
+        settings.of(self.data_dir).subscribe(changed, {settings.HOSTNAME})
+
 
 def hostname_of(config: Config) -> str:
     """``server.hostname``, else the system's FQDN, else ``<hostname>.local`` (mDNS), never "localhost"."""
@@ -137,4 +149,6 @@ def build_context(config: Config, data_dir: Path) -> AppContext:
         if usable(data_dir, host):
             tls = TLSFiles(*acme.cert_paths(data_dir))  # the CA's certificate, from the first handshake
     settings.of(data_dir).bind(config)  # opens the owner's settings (moving them out of claim once)
-    return AppContext(config, data_dir, hostname, accounts, auth, tls, server_context(tls))
+    ctx = AppContext(config, data_dir, hostname, accounts, auth, tls, server_context(tls))
+    ctx.follow_hostname()
+    return ctx

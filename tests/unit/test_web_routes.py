@@ -377,3 +377,23 @@ def test_admin_adds_a_user_on_a_new_domain_only_when_confirmed_never_on_a_public
     c.post("/account/language", {"language": "fr"})
     resp = c.post("/admin/users", {"address": "dad@other.example", "password": "dad password 123"})
     assert resp.status == 400 and "pas encore un domaine" in resp.text
+
+
+def test_admin_changes_the_host_name_live_and_the_certificate_follows(fresh: Web) -> None:
+    from gk.mail.delivery import get_delivery
+    from gk.security.tls import certificate_names
+
+    ctx = fresh.ctx
+    assert "mail.new.example" not in certificate_names(ctx.tls.cert)
+    c = signed_in(fresh, ADMIN, ADMIN_PW)
+    page = c.get("/admin/settings").text
+    assert 'name="hostname" type="text" value="gk.test.example"' in page
+    resp = c.post("/admin/settings/host", {"hostname": "not a host", "domain": "gmail.com"})
+    assert resp.status == 400 and "public mail provider" in resp.text and ctx.hostname == "gk.test.example"
+    resp = c.post("/admin/settings/host", {"hostname": "Mail.New.Example", "domain": "new.example"})
+    assert resp.status == 200 and "Host name and mail domain saved." in resp.text
+    # no restart: the running context, local delivery's Received header and the certificate follow
+    assert ctx.hostname == "mail.new.example" and get_delivery(ctx).hostname == "mail.new.example"
+    assert "mail.new.example" in certificate_names(ctx.tls.cert)
+    assert settings.of(fresh.data_dir).mail_domain() == "new.example" and ctx.accounts.is_local_domain("new.example")
+    assert 'value="mail.new.example"' in c.get("/admin/settings").text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import bottle
 
 from gk import localtime, pools
+from gk import settings as gksettings
 from gk.accounts import AccountError
 from gk.accounts.store import DomainNotLocal
 from gk.locale import N_
@@ -120,6 +121,9 @@ def reset_password(web: Web, address: str) -> str:
 def settings_page(web: Web, **kw: object) -> str:
     ctx = web.ctx
     current = kw.pop("timezone", None) or localtime.zone(web.data_dir).key
+    owner = gksettings.of(web.data_dir)
+    kw.setdefault("hostname", owner.hostname() or ctx.hostname)
+    kw.setdefault("domain", owner.mail_domain())
     from gk.acme.service import ACMEService
 
     acme = ctx.services.maybe(ACMEService)
@@ -149,6 +153,33 @@ def save_settings(web: Web) -> str:
         return settings_page(web, timezone=tz, errors={"timezone": web.error_text(exc)})
     web.ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"time zone {tz}")
     return settings_page(web, notice=web.gettext("Time zone saved."))
+
+
+def save_host(web: Web) -> str:
+    """Change the host name and the mail domain after the wizard, live: the next SMTP greeting,
+    bounce and TLS handshake use the new name (the self-signed certificate is made anew)."""
+    from gk.web.wizard import HOSTNAME_RE, renew_certificate
+
+    ctx = web.ctx
+    admin = web.signed_in()
+    hostname, domain = forms.text("hostname").lower().rstrip("."), forms.text("domain").lower().rstrip(".")
+    errors: dict[str, str] = {}
+    if not HOSTNAME_RE.match(hostname):
+        errors["hostname"] = web.gettext("Enter a full host name such as mail.example.org.")
+    if not HOSTNAME_RE.match(domain):
+        errors["domain"] = web.gettext("Enter a domain such as example.org.")
+    else:
+        try:
+            ctx.accounts.add_domain(domain)  # the mail domain is a local one (public providers refused)
+        except AccountError as exc:
+            errors["domain"] = web.error_text(exc)
+    if errors:
+        bottle.response.status = 400
+        return settings_page(web, hostname=hostname, domain=domain, errors=errors)
+    gksettings.of(web.data_dir).update(hostname=hostname, mail_domain=domain)
+    renew_certificate(ctx, hostname)
+    ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"host {hostname} domain {domain}")
+    return settings_page(web, notice=web.gettext("Host name and mail domain saved."))
 
 
 def save_certificate(web: Web) -> str:
@@ -190,4 +221,5 @@ ROUTES = (
     Route("GET", "/admin/settings", settings, ADMIN),
     Route("POST", "/admin/settings", save_settings, ADMIN),
     Route("POST", "/admin/settings/certificate", save_certificate, ADMIN),
+    Route("POST", "/admin/settings/host", save_host, ADMIN),
 )

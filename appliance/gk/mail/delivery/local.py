@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,10 +133,15 @@ def copy_with_headers(md: Path, top: bytes, source: RawMessage | Path | bytes, a
 
 
 class LocalDelivery:
-    def __init__(self, mail_root: Path, hostname: str, writer: MaildirWriter | None = None):
+    def __init__(self, mail_root: Path, hostname: str | Callable[[], str], writer: MaildirWriter | None = None):
         self.mail_root = mail_root
-        self.hostname = hostname
+        # a function when the host name can change while GK runs (the context's, see get_delivery)
+        self._hostname = hostname
         self.writer = writer if writer is not None else MaildirWriter(mail_root)
+
+    @property
+    def hostname(self) -> str:
+        return self._hostname if isinstance(self._hostname, str) else self._hostname()
 
     @property
     def committer(self) -> GroupCommitter:

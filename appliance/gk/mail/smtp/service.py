@@ -44,10 +44,14 @@ _QUIET_ERRORS = (ssl.SSLError, ConnectionError, TimeoutError)
 class SMTPService:
     name = "smtp"
 
+    @property
+    def hostname(self) -> str:
+        """The greeting's and Received's name: the context's, which follows a change in the settings."""
+        return self.ctx.hostname
+
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.cfg = ctx.config.smtp
-        self.hostname = ctx.hostname
         self.ssl_context = ctx.ssl_context
         self.policy = SMTPPolicy(ctx, self.cfg.max_recipients)
         self.delivery = get_delivery(ctx)
