@@ -270,6 +270,15 @@ def test_threaded_conversation_on_phone(server, browser, state):
     ctx = browser.new_context(viewport=PHONE, is_mobile=True, ignore_https_errors=True, locale="fr-FR")
     fr = ctx.new_page()
     login(fr, base, BOB, BOB_PW)
+    # the header is one line on a phone: its links fold behind the Menu button
+    box = fr.locator("header.top").bounding_box()
+    assert box is not None and box["height"] < 70, box
+    assert not fr.locator("header.top nav").is_visible()
+    fr.click("label.menu-button")
+    assert fr.locator("header.top nav a[href='/account']").is_visible()
+    shot(fr, "menu-open-phone-fr")
+    fr.click("label.menu-button")
+    assert not fr.locator("header.top nav").is_visible()
     fr.locator("#messages li", has_text="Dinner on Friday?").locator("a").click()
     fr.wait_for_url("**/mail/read?**")
     assert "Répondre à tous" in fr.locator(".actions").inner_text()
