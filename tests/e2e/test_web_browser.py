@@ -325,6 +325,13 @@ def test_xss_mail_is_inert(server, browser, state):
     bob.wait_for_url("**/mail/read?**")
     frame = bob.frame_locator("#body")
     assert frame.locator("p").first.inner_text() == "Hello Bob"  # the harmless part renders
+    # the frame is sized to the mail (a few lines), not a fixed box (issue 10)
+    bob.wait_for_selector("iframe#body.fitted")
+    height = bob.evaluate("document.getElementById('body').getBoundingClientRect().height")
+    inner = bob.evaluate("document.getElementById('body').contentDocument.body.getBoundingClientRect().bottom")
+    assert inner <= height < 300, (inner, height)
+    inner = bob.evaluate("document.getElementById('body').contentDocument.documentElement.scrollHeight")
+    assert inner <= height + 1, (inner, height)  # nothing of the mail is cut off
     frame.locator("a", has_text="click me").click()  # a javascript: link, were it kept, would fire now
     bob.wait_for_timeout(500)  # give any script, handler or redirect the chance to run
     assert frame.locator("script, iframe, svg, [onerror], [onload]").count() == 0

@@ -6,8 +6,11 @@ Reading a message (which body to show, its text, its attachments) is the mailbox
 HTML mail goes through nh3 (ammonia, a maintained allow-list sanitizer): scripts, styles,
 event-handler attributes, forms and ``javascript:`` URLs are removed; remote images are
 dropped unless the reader chose "show images". The result is served from its own URL into
-a sandboxed iframe (no ``allow-scripts``) with its own CSP (``default-src 'none'``), so even
-a sanitizer bug could not run script in the UI's origin. nh3 (1.4 MB of RSS) is imported on
+a sandboxed iframe (no ``allow-scripts``) with its own CSP (``default-src 'none'``, so no
+script source at all), so even a sanitizer bug could not run script in the UI's origin. The
+sandbox keeps ``allow-same-origin`` only so the reader page's own script (static/mailframe.js)
+can measure the mail and size the frame to it; without ``allow-scripts`` and with that CSP the
+mail document itself runs nothing. nh3 (1.4 MB of RSS) is imported on
 the first HTML body shown, not at start.
 """
 

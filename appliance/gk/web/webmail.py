@@ -53,7 +53,7 @@ BULK_FLAGS = {
 }
 BODY_CSP = (
     "default-src 'none'; img-src data:{extra}; style-src 'unsafe-inline'; form-action 'none'; "
-    "base-uri 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
+    "base-uri 'none'; frame-ancestors 'self'; sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox"
 )
 
 
