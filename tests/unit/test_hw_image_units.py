@@ -76,6 +76,7 @@ def test_fstab_mounts_the_boot_partition_read_only() -> None:
 def test_boot_partition_writers_go_through_the_helper() -> None:
     writers = [
         REPO / "firstboot/tree/usr/lib/gk/firstboot",
+        REPO / "firstboot/tree/usr/lib/gk/setup-from-boot",
         REPO / "overlays/uefi/etc/kernel/postinst.d/zz-gk-boot-partition",
         REPO / "overlays/uefi/etc/initramfs/post-update.d/gk-boot-partition",
     ]
