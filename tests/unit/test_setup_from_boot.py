@@ -29,9 +29,7 @@ timezone = "Europe/Paris"
 def run(tmp_path: Path, boot: Path) -> subprocess.CompletedProcess[str]:
     stub = tmp_path / "boot-partition"
     stub.write_text(
-        "#!/bin/sh\n"
-        f'BOOT="{boot}"\n'
-        'case "$1" in dir) echo "$BOOT";; run) shift; GK_BOOT_DIR="$BOOT" "$@";; esac\n'
+        f'#!/bin/sh\nBOOT="{boot}"\ncase "$1" in dir) echo "$BOOT";; run) shift; GK_BOOT_DIR="$BOOT" "$@";; esac\n'
     )
     stub.chmod(0o755)
     gk = tmp_path / "gk"
