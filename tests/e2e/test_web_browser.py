@@ -110,7 +110,9 @@ def shot(page, name: str, both: bool = False) -> None:
 
 
 def new_page(browser, viewport=DESKTOP, mobile=False):
-    ctx = browser.new_context(viewport=viewport, is_mobile=mobile, ignore_https_errors=True, locale="en-US")
+    ctx = browser.new_context(
+        viewport=viewport, is_mobile=mobile, ignore_https_errors=True, locale="en-US", timezone_id="Europe/Paris"
+    )
     ctx.set_default_timeout(90_000)  # a loaded 2-core machine: an argon2 login can take seconds
     page = ctx.new_page()
     dialogs: list[str] = []
@@ -161,16 +163,27 @@ def test_wizard_full_run(server, browser, state):
     page.fill("#f-password2", ADMIN_PW)
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/host")
+    assert page.input_value("#f-domain") == "home.example"  # the administrator's
     page.fill("#f-hostname", "mail.home.example")
     page.fill("#f-domain", "home.example")
     shot(page, "wizard-3-host", both=True)
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/timezone")
-    page.select_option("#f-timezone", "Europe/Paris")
+    assert page.input_value("#f-timezone") == "Europe/Paris"  # the browser's zone, detected
     shot(page, "wizard-4-timezone", both=True)
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/tls")
     shot(page, "wizard-5-tls", both=True)
+    # Back, and the progress's links to the steps done, lead to earlier steps and forward again
+    page.click("p.back a")
+    page.wait_for_url("**/wizard/timezone")
+    page.click("ol.steps a[href='/wizard/host']")
+    page.wait_for_url("**/wizard/host")
+    assert page.input_value("#f-hostname") == "mail.home.example"
+    assert page.locator("ol.steps li[aria-current] .label").inner_text() == "Host name and mail domain"
+    page.click("ol.steps a[href='/wizard/timezone']")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/wizard/tls")
     assert page.is_checked("input[name=https_redirect]")
     page.click("button[type=submit]")
     page.wait_for_url("**/wizard/users")
@@ -200,6 +213,7 @@ def test_wizard_full_run(server, browser, state):
     page.wait_for_url("**/wizard/summary")
     assert "Europe/Paris" in page.content() and BOB in page.content()
     assert "directly" in page.locator("#summary-outgoing").inner_text()
+    assert page.locator("a.edit[href='/wizard/timezone']").count() == 1  # every answer can be edited
     shot(page, "wizard-10-summary", both=True)
     page.click("button[type=submit]")
     # TLS was turned on: the dashboard comes over HTTPS with the device's certificate

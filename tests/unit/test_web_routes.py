@@ -277,7 +277,11 @@ def test_the_whole_wizard_in_process(tmp_path: Path) -> None:
     c.get("/wizard/admin")
     resp = c.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
     assert resp.location.endswith("/wizard/host")
-    c.get("/wizard/host")
+    page = c.get("/wizard/host").text
+    # the host name is suggested from the administrator's domain, never the machine's own name
+    assert 'name="hostname" type="text" value="mail.test.example"' in page, page
+    assert '<a href="/wizard/claim">' not in page  # no way back into the claim
+    assert '<p class="back"><a href="/wizard/admin">' in page
     nexts = [
         ("/wizard/host", {"hostname": "mail.test.example", "domain": "test.example"}, "/wizard/timezone"),
         ("/wizard/timezone", {"timezone": "Europe/Paris"}, "/wizard/tls"),
@@ -290,6 +294,9 @@ def test_the_whole_wizard_in_process(tmp_path: Path) -> None:
     for path, form, target in nexts:
         resp = c.post(path, form)
         assert resp.status == 303 and resp.location.endswith(target), (path, resp.status, resp.text[-300:])
+    page = c.get("/wizard/tls").text  # a done step, revisited: Back and the progress lead to earlier ones
+    assert '<p class="back"><a href="/wizard/timezone">' in page and '<a href="/wizard/host">' in page
+    assert '<a class="edit" href="/wizard/outgoing"' in c.get("/wizard/summary").text
     assert c.get("/wizard").location.endswith("/wizard/summary")
     assert c.post("/wizard/summary").location.endswith("/dashboard")
     assert claim.state(web.data_dir) == claim.COMPLETE
@@ -322,6 +329,9 @@ def test_a_feature_step_is_one_entry(tmp_path: Path) -> None:
     assert c.get("/wizard").location.endswith("/wizard/chat")
     assert c.get("/wizard/chat").text == "chat step"
     assert c.post("/wizard/chat").location.endswith("/wizard/summary")
+    page = c.get("/wizard/tls").text  # a done step, revisited: Back and the progress lead to earlier ones
+    assert '<p class="back"><a href="/wizard/timezone">' in page and '<a href="/wizard/host">' in page
+    assert '<a class="edit" href="/wizard/outgoing"' in c.get("/wizard/summary").text
     assert c.get("/wizard").location.endswith("/wizard/summary")
 
 

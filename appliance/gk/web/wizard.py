@@ -143,12 +143,22 @@ def page(web: Web, step: str, **kw: Any) -> str:
     shown = wizard(web).shown(in_recovery(web))
     steps = [s.id for s in shown]
     titles = {s.id: s.title for s in wizard(web).steps if s.title} | {"https": N_("Continue over HTTPS")}
+    index = steps.index(step) if step in steps else 0
+    # a step the claimant may go back to: after the claim, and done (or before the current one)
+    revisitable = {
+        s.id
+        for i, s in enumerate(shown)
+        if s.needs is not Needs.VISITOR and s.id != "https" and is_claimant(web) and (i < index or done(web, s.id))
+    }
+    earlier = [s for s in steps[:index] if s in revisitable]
     return web.render(
         f"wizard/{step}.html",
         step=step,
         steps=steps,
         titles=titles,
-        index=steps.index(step) if step in steps else 0,
+        index=index,
+        revisitable=revisitable,
+        back=earlier[-1] if earlier and step not in ("admin", "password") else "",
         errors=kw.pop("errors", {}),
         code_file=str(web.data_dir / claim.SETUP_CODE_FILE),
         min_password=MIN_PASSWORD_LENGTH,
@@ -352,8 +362,9 @@ def admin_step(web: Web) -> str:
 def host_step(web: Web) -> str:
     ctx = web.ctx
     errors: dict[str, str] = {}
-    hostname = settings.of(web.data_dir).hostname() or ctx.hostname
     domain = settings.of(web.data_dir).mail_domain()
+    # never the machine's own name (vm.local): mail.<the admin's domain> until the owner chooses
+    hostname = settings.of(web.data_dir).hostname() or (f"mail.{domain}" if domain else ctx.hostname)
     if bottle.request.method == "POST":
         hostname, domain = forms.text("hostname").lower(), forms.text("domain").lower()
         if not HOSTNAME_RE.match(hostname):
@@ -371,7 +382,8 @@ def host_step(web: Web) -> str:
 def timezone_step(web: Web) -> str:
     errors: dict[str, str] = {}
     zones = sorted(zoneinfo.available_timezones())
-    tz = settings.of(web.data_dir).timezone() or "UTC"
+    saved = settings.of(web.data_dir).timezone()
+    tz = saved or "UTC"
     if bottle.request.method == "POST":
         tz = forms.text("timezone")
         if tz not in zones:
@@ -381,7 +393,7 @@ def timezone_step(web: Web) -> str:
             localtime.set_zone(web.data_dir, tz)
             mark(web, "timezone")
             raise bottle.redirect(after(web, "timezone"))
-    return page(web, "timezone", zones=zones, timezone=tz, errors=errors)
+    return page(web, "timezone", zones=zones, timezone=tz, errors=errors, detect=not saved)
 
 
 def tls_step(web: Web) -> str:
