@@ -407,3 +407,25 @@ def test_admin_changes_the_host_name_live_and_the_certificate_follows(fresh: Web
     assert "mail.new.example" in certificate_names(ctx.tls.cert)
     assert settings.of(fresh.data_dir).mail_domain() == "new.example" and ctx.accounts.is_local_domain("new.example")
     assert 'value="mail.new.example"' in c.get("/admin/settings").text
+
+
+def test_the_language_switch_before_signing_in_is_kept(tmp_path: Path) -> None:
+    """Issue 10: a language switch on the claim, login and wizard pages (a cookie until there is
+    an account to keep it); a signed-in user's own setting wins over it."""
+    web = make_web(tmp_path)
+    claim.ensure_setup_code(web.data_dir)
+    c = Client(web)
+    page = c.get("/wizard/claim").text
+    assert 'href="?lang=fr"' in page and 'lang="en"' in page
+    page = c.get("/wizard/claim?lang=fr").text
+    assert '<html lang="fr">' in page and c.cookies.get("gk_lang") == "fr"
+    assert '<html lang="fr">' in c.get("/wizard/claim").text  # kept
+    assert '<html lang="en">' in c.get("/wizard/claim?lang=en").text
+    assert '<html lang="en">' in c.get("/wizard/claim?lang=xx").text  # unknown: ignored
+    complete_setup(web)
+    web.ctx.accounts.add_user(USER, USER_PW)
+    web.ctx.accounts.set_profile(USER, language="en")
+    c = Client(web)
+    assert '<html lang="fr">' in c.get("/login?lang=fr").text
+    c.login(USER, USER_PW)
+    assert '<html lang="en">' in c.get("/account").text  # the account's own language

@@ -52,6 +52,7 @@ HTMX = "htmx-2.0.11.min.js"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 RECOVERY_PATHS = ("/wizard", "/wizard/", "/wizard/claim", "/wizard/claim/button", "/wizard/password")
 # reachable while the wizard is not complete, besides the wizard itself
+LANG_COOKIE = "gk_lang"  # the language chosen before signing in (no account to keep it yet)
 OPEN_PATHS = ("/static/", "/.well-known/acme-challenge/")
 
 # the error page's heading per status (app.Web._error)
@@ -276,8 +277,19 @@ class Web:
 
     # -- rendering -----------------------------------------------------------------------
     def lang(self) -> str:
+        """The page's language: ``?lang=`` (the switch on the claim, login and wizard pages; kept
+        in a cookie), else the signed-in user's setting, else that cookie, else the browser's."""
+        chosen = bottle.request.query.get("lang", "")
+        if chosen in i18n.LANGUAGES:
+            secure = bottle.request.urlparts.scheme == "https"
+            bottle.response.set_cookie(
+                LANG_COOKIE, chosen, path="/", max_age=365 * 86400, samesite="Lax", httponly=True, secure=secure
+            )
+            return chosen
         user = self.user()
-        return i18n.negotiate(bottle.request.get_header("Accept-Language", ""), user.language if user else "")
+        cookie = bottle.request.get_cookie(LANG_COOKIE, "")
+        preferred = user.language if user and user.language in i18n.LANGUAGES else cookie
+        return i18n.negotiate(bottle.request.get_header("Accept-Language", ""), preferred)
 
     def gettext(self, text: str, **kw: object) -> str:
         """``text`` in this request's language, ``{placeholders}`` filled from ``kw``."""
@@ -301,6 +313,7 @@ class Web:
             folder_name=lambda name: i18n.folder_name(name, lang),
             format_datetime=lambda when, seconds=True: i18n.format_datetime(when, lang, seconds),
             lang=lang,
+            ui_languages=i18n.LANGUAGES,
             csrf=sess.csrf,
             user=self.user(),
             htmx=HTMX,

@@ -1,7 +1,8 @@
 """UI strings in the viewer's language, from the gettext catalog in ``gk.locale``.
 
-Language: the logged-in user's setting (``users.language``), else the best of the browser's
-``Accept-Language``, else English. A string missing from a catalog shows in English (the
+Language: the page's ``?lang=`` switch, else the logged-in user's setting (``users.language``),
+else the one chosen with the switch before (a cookie), else the best of the browser's
+``Accept-Language``, else English (``gk.web.app.Web.lang``). A string missing from a catalog shows in English (the
 translation-coverage test, tests/unit/test_i18n_catalog.py, keeps that from happening).
 
 ``translator(lang)`` is the ``_`` of templates and route code: ``_("text")`` translates,
