@@ -12,7 +12,7 @@ from typing import Any
 from gk.accounts import User
 from gk.ai.tokens import TokenStore
 from gk.mail.mailbox import get_store
-from gk.mcp import auth, http, mailtools
+from gk.mcp import auth, http, mailtools, scopes
 from gk.mcp.registry import Registry
 
 
@@ -31,11 +31,16 @@ class MCPService:
 
     def verify(self, token: str) -> User | None:
         """The user of an ``mcp``-scoped token, else None: a token outlives nothing, so the
-        token of a deleted account opens no (new, empty) mailbox."""
+        token of a deleted account opens no (new, empty) mailbox. Sets the request's scopes
+        (``gk.mcp.scopes.granted``): the tools it may see and call."""
         if self._tokens is None:
             self._tokens = TokenStore.for_data_dir(self.data_dir)
-        address = self._tokens.verify(token, auth.SCOPE)
-        return self.accounts.get_user(address) if address else None
+        scopes.granted.set(frozenset())
+        info = self._tokens.lookup(token)
+        if info is None or auth.SCOPE not in info.scopes:
+            return None
+        scopes.granted.set(info.scopes)
+        return self.accounts.get_user(info.address)
 
     def stop(self, grace: float) -> None:
         if self._tokens is not None:
