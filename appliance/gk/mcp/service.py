@@ -13,7 +13,27 @@ from gk.accounts import User
 from gk.ai.tokens import TokenStore
 from gk.mail.mailbox import get_store
 from gk.mcp import auth, http, mailtools, scopes
-from gk.mcp.registry import Registry
+from gk.mcp.registry import Registry, Tool
+
+
+def feature_tools(ctx: Any) -> list[Tool]:
+    """The read tools of the chat and of calendars/contacts, only when those features run
+    (absent otherwise, not stubs); their modules are imported only then."""
+    from gk.chat.core import ChatService
+    from gk.dav.service import DAVService
+
+    found: list[Tool] = []
+    chat = ctx.services.maybe(ChatService)
+    if chat is not None:
+        from gk.mcp import chattools
+
+        found += chattools.tools(chat)
+    dav = ctx.services.maybe(DAVService)
+    if dav is not None:
+        from gk.mcp import davtools
+
+        found += davtools.tools(lambda: dav.storage, Path(ctx.data_dir))
+    return found
 
 
 class MCPService:
@@ -24,7 +44,7 @@ class MCPService:
         self.data_dir = Path(ctx.data_dir)
         self.accounts = ctx.accounts
         self.hostnames = (ctx.hostname, "localhost")  # the names a browser page may call from
-        self.registry = Registry(mailtools.tools(get_store(ctx)))
+        self.registry = Registry(mailtools.tools(get_store(ctx)) + feature_tools(ctx))
         self._tokens: TokenStore | None = None
         self.app = http.make_app(self)
         self.metadata_app = http.make_metadata_app()
