@@ -289,14 +289,57 @@ def test_missing_or_bad_tokens_and_cookies_are_401(server):
         resp = api(server, "GET", "/folders", None, headers=headers)
         assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
     # a signed-in browser's session cookie opens nothing here (no CSRF exposure)
-    web = requests.Session()
-    page = f"http://127.0.0.1:{server.port('http.port')}"
-    form = web.get(page + "/login", timeout=30).text
-    csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0] if 'name="csrf"' in form else ""
-    web.post(page + "/login", data={"address": ALICE, "password": "correct horse battery", "csrf": csrf}, timeout=30)
-    assert web.get(page + "/account", timeout=30, allow_redirects=False).status_code == 200
+    web, _csrf = browser(server, ALICE)
     assert web.get(server.base + "/folders", timeout=30).status_code == 401
     assert web.post(server.base + "/send", json={"to": [BOB], "text": "csrf"}, timeout=30).status_code == 401
+
+
+def csrf_of(page: str) -> str:
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0] if 'name="csrf"' in page else ""
+
+
+def browser(srv: GKServer, address: str) -> tuple[requests.Session, str]:
+    """A signed-in web session and the CSRF token of its account page."""
+    web = requests.Session()
+    site = f"http://127.0.0.1:{srv.port('http.port')}"
+    form = web.get(site + "/login", timeout=30).text
+    web.post(site + "/login", data={"address": address, "password": "correct horse battery", "csrf": csrf_of(form)},
+             timeout=30)  # fmt: skip
+    page = web.get(site + "/account", timeout=30, allow_redirects=False)
+    assert page.status_code == 200
+    return web, csrf_of(page.text)
+
+
+def test_tokens_are_made_and_revoked_on_the_account_page(server):
+    import re
+
+    site = f"http://127.0.0.1:{server.port('http.port')}"
+    web, csrf = browser(server, ALICE)
+    form = {"csrf": csrf, "label": "phone app", "mail": "write", "chat": "read", "calendar": "", "mcp": "1"}
+    made = web.post(site + "/account/tokens", data=form, timeout=30)
+    assert made.status_code == 200
+    token = re.search(r'id="new-api-token">([^<]+)<', made.text).group(1)
+    assert token.startswith("gk-") and "Mail: read and write" in made.text and "Chat: read only" in made.text
+    me = requests.get(server.base + "/me", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    assert me["scopes"] == ["chat:read", "mail:read", "mail:write", "mcp"]
+    listing = gk(server.data_dir, "token", "list", ALICE).stdout
+    assert "phone app" in listing and "mcp,mail:read,mail:write,chat:read" in listing and token not in listing
+    again = web.get(site + "/account", timeout=30).text
+    assert "phone app" in again and token not in again  # shown once
+    ids = re.findall(r'action="/account/tokens/(\d+)/delete"', again)
+    assert ids
+    mine = ids[-1]
+    # without the CSRF token, or from bob's session: refused, the token still works
+    assert web.post(site + f"/account/tokens/{mine}/delete", data={}, timeout=30).status_code == 403
+    bob, bob_csrf = browser(server, BOB)
+    assert bob.post(site + f"/account/tokens/{mine}/delete", data={"csrf": bob_csrf}, timeout=30).status_code == 404
+    auth = {"Authorization": f"Bearer {token}"}
+    assert requests.get(server.base + "/folders", headers=auth, timeout=30).status_code == 200
+    gone = web.post(site + f"/account/tokens/{mine}/delete", data={"csrf": csrf}, timeout=30)
+    assert gone.status_code == 200 and "phone app" not in gone.text  # redirected to the account page
+    assert requests.get(server.base + "/folders", headers=auth, timeout=30).status_code == 401
+    empty = web.post(site + "/account/tokens", data={"csrf": csrf, "label": "nothing"}, timeout=30)
+    assert empty.status_code == 400 and "at least one access" in empty.text
 
 
 def test_bad_input_gets_json_errors(server):
