@@ -11,8 +11,10 @@ model's context).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
+from gk.accounts import User
 from gk.chat.core import ChatError, ChatService
 from gk.chat.store import Message
 from gk.locale import N_
@@ -48,9 +50,14 @@ _MESSAGES_OUT: dict[str, Any] = {
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "description": "most messages returned"}
 
 
-def account_of(address: str) -> str:
-    """The chat account of a box address (its local part, as the IRC login gives)."""
-    return address.rpartition("@")[0].lower()
+def account_of(address: str, users: Callable[[], list[User]]) -> str:
+    """The chat account of a box address: its local part, as the IRC login gives — refused,
+    as IRC refuses the login, when several users share that local part (alice@a and alice@b
+    would share one chat identity and each read the other's direct messages)."""
+    local = address.rpartition("@")[0].lower()
+    if sum(u.local == local for u in users()) != 1:
+        raise ToolFailed(f"the chat name {local!r} belongs to several users: the chat is closed to them")
+    return local
 
 
 def _time(ms: int) -> str:
@@ -89,11 +96,12 @@ def _messages_text(out: dict[str, Any]) -> str:
 
 
 class ChatTools:
-    def __init__(self, chat: ChatService):
+    def __init__(self, chat: ChatService, users: Callable[[], list[User]]):
         self.chat = chat
+        self.users = users
 
     def list_rooms(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
-        account = account_of(address)
+        account = account_of(address, self.users)
         rooms = []
         for r in self.chat.rooms(account)[:MAX_ROOMS]:
             rooms.append(
@@ -113,7 +121,7 @@ class ChatTools:
         return {"account": account, "rooms": rooms, "direct": direct}
 
     def read_history(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
-        account = account_of(address)
+        account = account_of(address, self.users)
         to = args["conversation"].strip()
         if not to:
             raise ToolFailed("conversation: a room such as #general, or a user name")
@@ -132,14 +140,14 @@ class ChatTools:
         return {"conversation": name, "messages": [_message(account, m) for m in msgs], "more": more}
 
     def search(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
-        account = account_of(address)
+        account = account_of(address, self.users)
         limit = args.get("limit", DEFAULT_LIMIT)
         found = self.chat.search(account, args["text"], limit)
         return {"conversation": "search", "messages": [_message(account, m) for m in found], "more": False}
 
 
-def tools(chat: ChatService) -> list[Tool]:
-    c = ChatTools(chat)
+def tools(chat: ChatService, users: Callable[[], list[User]]) -> list[Tool]:
+    c = ChatTools(chat, users)
     return [
         Tool(
             "chat_list_rooms",

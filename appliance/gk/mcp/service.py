@@ -27,7 +27,7 @@ def feature_tools(ctx: Any) -> list[Tool]:
     if chat is not None:
         from gk.mcp import chattools
 
-        found += chattools.tools(chat)
+        found += chattools.tools(chat, ctx.accounts.list_users)
     dav = ctx.services.maybe(DAVService)
     if dav is not None:
         from gk.mcp import davtools
