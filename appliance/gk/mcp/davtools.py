@@ -4,8 +4,8 @@ under the user's own principal ``/<address>/`` are read, never another's (shared
 not offered yet). Registered only when the DAV feature runs.
 
 ``calendar_list_events`` expands recurrences (RRULE, RDATE, EXDATE, overridden instances) in
-the range asked; the indexed time range of each item (``items.start``/``end``, recurrence
-included) decides which items are parsed at all. ``calendar_find_free_time`` subtracts the
+the range asked; the storage's indexed time range of each item (``items.start``/``end``,
+recurrence included) picks the rows read and parsed, through a CalDAV time-range filter. ``calendar_find_free_time`` subtracts the
 busy events (not TRANSPARENT, not CANCELLED) from working hours in the box's time zone.
 ``contacts_search`` matches names, e-mail addresses, phone numbers, nicknames and
 organisations. Outputs are capped (events, slots, contacts, description snippets) for a small
@@ -15,6 +15,7 @@ model's context; event text written by others (invitations) is untrusted data.
 from __future__ import annotations
 
 import datetime as dt
+import xml.etree.ElementTree as ET
 import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -162,6 +163,23 @@ def _instances(
                 yield comp, begin, begin + length, all_day, True
 
 
+def _time_filter(start: int, end: int) -> ET.Element:
+    """A CalDAV ``calendar-query`` filter: VEVENTs overlapping [start, end) (the storage turns
+    it into one indexed range scan)."""
+    caldav = "{urn:ietf:params:xml:ns:caldav}"
+    fmt = "%Y%m%dT%H%M%SZ"
+    top = ET.Element(caldav + "filter")
+    cal = ET.SubElement(top, caldav + "comp-filter", name="VCALENDAR")
+    event = ET.SubElement(cal, caldav + "comp-filter", name="VEVENT")
+    ET.SubElement(
+        event,
+        caldav + "time-range",
+        start=dt.datetime.fromtimestamp(start, dt.UTC).strftime(fmt),
+        end=dt.datetime.fromtimestamp(end, dt.UTC).strftime(fmt),
+    )
+    return top
+
+
 class DAVTools:
     def __init__(self, reader: DAVReader):
         self.dav = reader
@@ -174,12 +192,9 @@ class DAVTools:
             for name, col in self.dav.collections(address, "VCALENDAR"):
                 if calendar and calendar.lower() not in (name.lower(), col.path.rpartition("/")[2].lower()):
                     continue
-                for item in col.get_all():
-                    start_ts, end_ts = item.time_range
-                    # the indexed range (recurrence included) first: only overlapping items are parsed;
-                    # floating times may sit up to a day off UTC
-                    if item.component_name != "VEVENT" or start_ts > hi_ts + 86400 or end_ts < lo_ts - 86400:
-                        continue
+                # the storage's indexed time range (recurrence included) picks the rows: only
+                # those are read and parsed; a day's margin for floating times
+                for item, _simple in col.get_filtered([_time_filter(lo_ts - 86400, hi_ts + 86400)]):
                     for comp, begin, finish, all_day, recurring in _instances(item.vobject_item, lo, hi, tz):
                         out.append(
                             {
