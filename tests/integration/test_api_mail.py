@@ -65,7 +65,8 @@ def server(tmp_path_factory):
 
     # remote mail waits in the queue: its relay is a closed loopback port (connection refused)
     relay = {"smarthost": "127.0.0.1", "smarthost_port": free_port(), "smarthost_tls": "none"}
-    srv = GKServer(tmp_path_factory.mktemp("api") / "gk", {**NO_MAIL, "ai": {"enabled": False}, "queue": relay})
+    # the assistant on (no model: its /v1 API answers, nothing is loaded) for the scope checks of /v1
+    srv = GKServer(tmp_path_factory.mktemp("api") / "gk", {**NO_MAIL, "queue": relay})
     srv.write_config()
     srv.add_user(ALICE, "correct horse battery", admin=True)
     srv.add_user(BOB, "correct horse battery")
@@ -282,6 +283,13 @@ def test_scopes_are_enforced(server):
         assert resp.status_code == 403 and "mail:read" in resp.json()["error"]["message"]
     me = api(server, "GET", "/me", "alice_read").json()
     assert me == {"address": ALICE, "admin": True, "scopes": ["mail:read"]}
+
+
+def test_v1_takes_only_tokens_with_the_ai_scope(server):
+    models = f"http://127.0.0.1:{server.port('http.port')}/v1/models"
+    for who, status in (("alice_ai", 200), ("alice", 401), ("alice_read", 401), ("alice_chat", 401)):
+        resp = requests.get(models, headers={"Authorization": f"Bearer {server.tokens[who]}"}, timeout=60)
+        assert resp.status_code == status, (who, resp.text)
 
 
 def test_missing_or_bad_tokens_and_cookies_are_401(server):
