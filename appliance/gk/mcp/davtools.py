@@ -15,6 +15,7 @@ model's context; event text written by others (invitations) is untrusted data.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import xml.etree.ElementTree as ET
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from typing import Any
 from gk import localtime
 from gk.locale import N_
 from gk.mcp.registry import Tool, ToolFailed
+
+log = logging.getLogger("gk.mcp")
 
 DEFAULT_EVENTS = 50
 MAX_EVENTS = 200
@@ -195,7 +198,12 @@ class DAVTools:
                 # the storage's indexed time range (recurrence included) picks the rows: only
                 # those are read and parsed; a day's margin for floating times
                 for item, _simple in col.get_filtered([_time_filter(lo_ts - 86400, hi_ts + 86400)]):
-                    for comp, begin, finish, all_day, recurring in _instances(item.vobject_item, lo, hi, tz):
+                    try:
+                        instances = list(_instances(item.vobject_item, lo, hi, tz))
+                    except Exception:  # a client stored what vobject or dateutil cannot expand
+                        log.warning("calendar tool: skipped %s/%s (unreadable)", col.path, item.href)
+                        continue
+                    for comp, begin, finish, all_day, recurring in instances:
                         out.append(
                             {
                                 "calendar": name,
@@ -281,7 +289,11 @@ class DAVTools:
                 for item in col.get_all():
                     if not all(w in item.serialize().lower() for w in words):
                         continue  # a cheap filter on the text before parsing
-                    card = item.vobject_item
+                    try:
+                        card = item.vobject_item
+                    except Exception:
+                        log.warning("contacts tool: skipped %s/%s (unreadable)", col.path, item.href)
+                        continue
                     emails = [str(p.value) for p in card.contents.get("email", [])][:5]
                     phones = [str(p.value) for p in card.contents.get("tel", [])][:5]
                     name, nick = _text(card, "fn")[:MAX_TEXT], _text(card, "nickname")[:MAX_TEXT]
