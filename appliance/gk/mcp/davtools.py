@@ -14,17 +14,21 @@ model's context; event text written by others (invitations) is untrusted data.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import xml.etree.ElementTree as ET
 import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk import localtime
 from gk.locale import N_
 from gk.mcp.registry import Tool, ToolFailed
+
+if TYPE_CHECKING:  # Radicale is imported on the first DAV use, not with these tools
+    from gk.dav.storage import Collection, Storage
 
 log = logging.getLogger("gk.mcp")
 
@@ -59,14 +63,14 @@ _EVENT: dict[str, Any] = {
 class DAVReader:
     """The user's own collections in the running DAV storage (``DAVService.storage``)."""
 
-    def __init__(self, storage: Callable[[], Any], data_dir: Path):
+    def __init__(self, storage: Callable[[], Storage], data_dir: Path):
         self._storage = storage  # Radicale is built on first use: the property loads it
         self.data_dir = data_dir
 
     def zone(self) -> zoneinfo.ZoneInfo:
         return localtime.zone(self.data_dir)
 
-    def collections(self, address: str, tag: str) -> Iterator[tuple[str, Any]]:
+    def collections(self, address: str, tag: str) -> Iterator[tuple[str, Collection]]:
         """(display name, collection) of the user's collections of ``tag`` (VCALENDAR,
         VADDRESSBOOK), under the storage's read lock held by the caller."""
         st = self._storage()
@@ -81,7 +85,7 @@ class DAVReader:
                 continue
             yield str(found.get_meta("D:displayname") or path.rpartition("/")[2]), found
 
-    def lock(self, address: str) -> Any:
+    def lock(self, address: str) -> contextlib.AbstractContextManager[None]:
         return self._storage().acquire_lock("r", address)
 
 
@@ -324,7 +328,7 @@ def _events_text(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def tools(storage: Callable[[], Any], data_dir: Path) -> list[Tool]:
+def tools(storage: Callable[[], Storage], data_dir: Path) -> list[Tool]:
     t = DAVTools(DAVReader(storage, data_dir))
     contact = {
         "type": "object",
