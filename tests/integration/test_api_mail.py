@@ -227,6 +227,10 @@ def test_send_refusals_are_clear(server):
     assert bad.status_code == 422 and "nobody@test.example" in bad.json()["error"]["message"]
     bad = api(server, "POST", "/send", json={"to": [BOB], "attachments": [{"filename": "a", "content_base64": "!!"}]})
     assert bad.status_code == 400 and "base64" in bad.json()["error"]["message"]
+    for header_trick in ({"to": [BOB], "subject": "hi\r\nBcc: eve@far.example"},
+                         {"to": [BOB + "\r\nBcc: eve@far.example"]}):  # fmt: skip
+        resp = api(server, "POST", "/send", json={**header_trick, "text": "x"})
+        assert resp.status_code == 400, resp.text
 
 
 def test_queue_is_for_admins_and_shows_remote_mail(server):

@@ -379,7 +379,8 @@ class MailAPI:
             where = f"attachments[{i}]"
             if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
                 raise APIError(400, "bad_parameter", f"{where}: filename and content_base64 are required")
-            name = item["filename"].replace("/", "_").replace("\\", "_")[:200] or "attachment"
+            name = "".join("_" if c in "/\\" or ord(c) < 32 or ord(c) == 127 else c for c in item["filename"])
+            name = name[:200] or "attachment"
             ctype = item.get("content_type") or mimetypes.guess_type(name)[0] or "application/octet-stream"
             if not isinstance(ctype, str) or not re.fullmatch(r"[\w.+-]{1,64}/[\w.+-]{1,64}", ctype):
                 raise APIError(400, "bad_parameter", f"{where}.content_type: a MIME type such as text/plain")
