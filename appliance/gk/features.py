@@ -147,6 +147,12 @@ def _start_mcp(ctx: AppContext) -> Service | None:
     return service.start(ctx)
 
 
+def _start_api(ctx: AppContext) -> Service | None:
+    from gk.api import service
+
+    return service.start(ctx)
+
+
 def _start_web(ctx: AppContext) -> Service | None:
     from gk.web import service
 
@@ -192,6 +198,13 @@ def _mcp_metadata(svc: object) -> WSGIApp:
 
     assert isinstance(svc, MCPService)
     return svc.metadata_app
+
+
+def _api_app(svc: object) -> WSGIApp:
+    from gk.api.service import APIService
+
+    assert isinstance(svc, APIService)
+    return svc.app
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -273,6 +286,8 @@ FEATURES: tuple[Feature, ...] = (
             Mount("/.well-known/oauth-protected-resource", _mcp_metadata, Csrf.CHECKED, Auth.PER_REQUEST),
         ),
     ),
+    # the mail REST API: bearer tokens on every request, never the session cookie
+    Feature("api", start=_start_api, mounts=(Mount("/api/v1", _api_app, Csrf.EXEMPT, Auth.PER_REQUEST),)),
     # the web last: it mounts the apps of the features started before it
     Feature("web", "http", _start_web),
     Feature(

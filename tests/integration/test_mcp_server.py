@@ -45,7 +45,9 @@ def drop_in_maildir(srv: GKServer, address: str, raw: str, seen: bool = False) -
 def server(tmp_path_factory):
     from gk import claim
 
-    srv = GKServer(tmp_path_factory.mktemp("mcp") / "gk", {**NO_MAIL, "ai": {"enabled": False}})
+    # chat and DAV off: their tools are absent, not stubs (test_mcp_read_tools.py has them on)
+    off = {"ai": {"enabled": False}, "chat": {"enabled": False, "irc_port": 0}, "dav": {"enabled": False}}
+    srv = GKServer(tmp_path_factory.mktemp("mcp") / "gk", {**NO_MAIL, **off})
     srv.write_config()
     for user in (ALICE, BOB):
         srv.add_user(user, "correct horse battery")

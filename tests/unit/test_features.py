@@ -15,7 +15,7 @@ from gk.config import Config
 from gk.context import Services, ServiceUnavailable
 from gk.features import FEATURES, Auth, Csrf, Mount, commands
 
-CORE_COMMANDS = {"serve", "user", "alias", "setup", "config"}
+CORE_COMMANDS = {"serve", "user", "alias", "domain", "setup", "config"}
 
 
 def test_feature_names_commands_and_mount_prefixes_are_unique():

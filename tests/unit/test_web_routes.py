@@ -46,6 +46,7 @@ SAMPLE = {
     "<token>": "x",
     "<name>": "other.example",
 }
+SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
 
 
 def concrete(rule: str) -> str:

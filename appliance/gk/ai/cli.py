@@ -17,7 +17,13 @@ def configure_token(p: argparse.ArgumentParser) -> None:
     a = sub.add_parser("add", parents=[common], help="create a token for an account; printed once, stored hashed")
     a.add_argument("address")
     a.add_argument("--label", default="", help="what the token is for (e.g. 'Open WebUI on the laptop')")
-    a.add_argument("--scope", default="ai", help="comma-separated: ai (the /v1 API), mcp (default: ai)")
+    a.add_argument(
+        "--scope",
+        default="ai",
+        help="comma-separated: ai (the /v1 API), mcp (the /mcp tools), mail:read, mail:write, chat:read, "
+        "chat:write, calendar:read, calendar:write (calendars and contacts); aliases: read, write, all, mail, "
+        "chat, calendar, contacts; mcp alone = mcp,read (default: ai)",
+    )
     ls = sub.add_parser("list", parents=[common], help="tokens (never their value): id, account, label, scope")
     ls.add_argument("address", nargs="?", default="")
     d = sub.add_parser("del", parents=[common], help="revoke a token by its id (see gk token list)")
@@ -26,7 +32,7 @@ def configure_token(p: argparse.ArgumentParser) -> None:
 
 def handle_token(args: argparse.Namespace) -> int:
     from gk.accounts.store import normalize_address
-    from gk.ai.tokens import SCOPES, TokenStore
+    from gk.ai.tokens import ScopeError, TokenStore, format_scopes, parse_scopes
 
     store = TokenStore.for_data_dir(args.data_dir)
     try:
@@ -34,12 +40,13 @@ def handle_token(args: argparse.Namespace) -> int:
             address = normalize_address(args.address)
             if clikit.accounts(args).get_user(address) is None:
                 return clikit.fail(f"no account {address} (create it with: gk user add {address})")
-            scopes = [s.strip() for s in args.scope.split(",") if s.strip()]
-            if not scopes or any(s not in SCOPES for s in scopes):
-                return clikit.fail(f"--scope: choose among {', '.join(SCOPES)}", 2)
-            token_id, token = store.add(address, label=args.label, scope=",".join(scopes))
+            try:
+                scope = format_scopes(parse_scopes(args.scope))
+            except ScopeError as exc:
+                return clikit.fail(f"--scope: {exc}", 2)
+            token_id, token = store.add(address, label=args.label, scope=scope)
             print(token)
-            print(f"token {token_id} for {address}: shown only now, keep it somewhere safe", file=sys.stderr)
+            print(f"token {token_id} for {address} ({scope}): shown only now, keep it somewhere safe", file=sys.stderr)
             return 0
         if args.token_cmd == "list":
             for t in store.list(normalize_address(args.address) if args.address else None):

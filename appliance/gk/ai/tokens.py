@@ -1,4 +1,15 @@
-"""Per-user API tokens for ``/v1`` (the OpenAI-compatible API) and, later, the MCP endpoint.
+"""Per-user API tokens for ``/v1`` (the OpenAI-compatible API), ``/mcp`` and ``/api/v1`` (mail REST).
+
+Scopes say what a token may reach: the transports ``ai`` (``/v1``) and ``mcp`` (``/mcp``), and
+per feature, read-only or read-write: ``mail:read``, ``mail:write``, ``chat:read``,
+``chat:write``, ``calendar:read``, ``calendar:write`` (calendars and contacts). A ``:write``
+scope carries its ``:read`` (stored explicitly). Aliases (``parse_scopes``): ``read`` = every
+feature read-only, ``write`` = every feature read-write, ``all`` = everything, ``mail`` =
+``mail:read,mail:write`` (likewise ``chat``, ``calendar``; ``contacts`` names ``calendar``);
+``mcp`` given with no feature scope means ``mcp`` plus read-only access to every feature, what
+``gk token add ADDRESS --scope mcp`` always meant. Tokens made before scopes per feature
+existed keep their meaning (the third migration): ``mcp`` tokens reached the read-only mail
+tools, so they get ``mail:read``.
 
 Stored in ``DATA_DIR/ai.sqlite3`` as the SHA-256 of the token, never the token itself: ``gk
 token add`` prints it once. A plain SHA-256 is enough here (a slow password hash would not add
@@ -20,7 +31,56 @@ from pathlib import Path
 from gk.store.db import Database, open_database
 
 PREFIX = "gk-"
-SCOPES = ("ai", "mcp")
+TRANSPORTS = ("ai", "mcp")
+FEATURES = ("mail", "chat", "calendar")
+READ = tuple(f"{f}:read" for f in FEATURES)
+WRITE = tuple(f"{f}:write" for f in FEATURES)
+SCOPES = TRANSPORTS + tuple(s for f in FEATURES for s in (f"{f}:read", f"{f}:write"))
+ALIASES: dict[str, tuple[str, ...]] = {
+    "read": READ,
+    "write": READ + WRITE,
+    "rw": READ + WRITE,
+    "all": SCOPES,
+    **{f: (f"{f}:read", f"{f}:write") for f in FEATURES},
+    "contacts": ("calendar:read", "calendar:write"),
+    "contacts:read": ("calendar:read",),
+    "contacts:write": ("calendar:write",),
+    "dav": ("calendar:read", "calendar:write"),
+}
+
+
+class ScopeError(ValueError):
+    """A scope that does not exist (the message names it and lists the known ones)."""
+
+
+def parse_scopes(text: str) -> frozenset[str]:
+    """The scopes a comma- or space-separated list names, aliases expanded, ``:write``
+    carrying its ``:read``; ``ScopeError`` on an unknown name or an empty list."""
+    words = [w.strip().lower() for w in text.replace(" ", ",").split(",") if w.strip()]
+    if not words:
+        raise ScopeError("no scope given; choose among " + ", ".join(SCOPES + tuple(ALIASES)))
+    out: set[str] = set()
+    for word in words:
+        if word in SCOPES:
+            out.add(word)
+        elif word in ALIASES:
+            out.update(ALIASES[word])
+        else:
+            raise ScopeError(f"unknown scope {word!r}; choose among " + ", ".join(SCOPES + tuple(ALIASES)))
+    if "mcp" in out and not out & set(READ + WRITE):
+        out.update(READ)  # bare ``mcp``: the MCP tools, read-only
+    out.update(s.replace(":write", ":read") for s in list(out) if s.endswith(":write"))
+    return frozenset(out)
+
+
+def format_scopes(scopes: frozenset[str] | set[str]) -> str:
+    """Canonical stored form: known scopes in ``SCOPES`` order, comma-separated."""
+    return ",".join(s for s in SCOPES if s in scopes)
+
+
+def has_scope(granted: frozenset[str], needed: str) -> bool:
+    return needed in granted or (needed.endswith(":read") and needed.replace(":read", ":write") in granted)
+
 
 # ai.sqlite3's schema, shared by this module and conversations.py (one migration list per file)
 MIGRATIONS = [
@@ -55,6 +115,10 @@ MIGRATIONS = [
     );
     CREATE INDEX messages_conversation ON messages(conversation_id, id);
     """,
+    # scopes per feature (gk.ai.tokens): an ``mcp`` token reached the read-only mail tools
+    """
+    UPDATE api_tokens SET scope = scope || ',mail:read' WHERE instr(',' || scope || ',', ',mcp,') > 0;
+    """,
 ]
 
 
@@ -70,6 +134,10 @@ class TokenInfo:
     scope: str
     created: float
     last_used: float
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(s for s in self.scope.split(",") if s)
 
 
 def _digest(token: str) -> bytes:
@@ -87,7 +155,9 @@ class TokenStore:
         return cls(Path(data_dir) / "ai.sqlite3")
 
     def add(self, address: str, *, label: str = "", scope: str = "ai") -> tuple[int, str]:
-        """Create a token for ``address``; returns (id, token). The token is not kept."""
+        """Create a token for ``address`` with ``scope`` (``parse_scopes``' syntax: aliases
+        allowed; ``ScopeError`` when unknown); returns (id, token). The token is not kept."""
+        scope = format_scopes(parse_scopes(scope))
         token = PREFIX + secrets.token_urlsafe(32)
         with self.db.transaction() as conn:
             cur = conn.execute(
@@ -97,13 +167,21 @@ class TokenStore:
         return int(cur.lastrowid or 0), token
 
     def verify(self, token: str, scope: str = "ai") -> str | None:
-        """The address a valid token belongs to, else None."""
+        """The address a valid token with ``scope`` belongs to, else None."""
+        info = self.lookup(token)
+        if info is None or not has_scope(info.scopes, scope):
+            return None
+        return info.address
+
+    def lookup(self, token: str) -> TokenInfo | None:
+        """The token's row (address and scopes), else None."""
         if not token.startswith(PREFIX) or len(token) > 200:
             return None
-        row = self.db.one("SELECT id, address, scope FROM api_tokens WHERE token_sha256 = ?", (_digest(token),))
-        if row is None or scope not in row["scope"].split(","):
-            return None
-        return str(row["address"])
+        row = self.db.one(
+            "SELECT id, address, label, scope, created, last_used FROM api_tokens WHERE token_sha256 = ?",
+            (_digest(token),),
+        )
+        return TokenInfo(**dict(row)) if row is not None else None
 
     def list(self, address: str | None = None) -> list[TokenInfo]:
         sql = "SELECT id, address, label, scope, created, last_used FROM api_tokens"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gk.locale import catalog
+from gk.mcp import scopes
 
 SCHEMA_KEYWORDS = {
     "type",
@@ -145,14 +146,14 @@ class Registry:
         self._tools[tool.name] = tool
 
     def list(self, lang: str = "en") -> list[dict[str, Any]]:
-        return [t.describe(lang) for t in self._tools.values()]
+        return [t.describe(lang) for t in self._tools.values() if scopes.allowed(t)]
 
     def call(self, address: str, name: str, arguments: Any) -> dict[str, Any]:
         """The ``tools/call`` result for ``name``: ``UnknownTool`` when there is none; invalid
         arguments and ``ToolFailed`` become a result with ``isError`` (the 2025-11-25 rule: the
         model can read and correct them), never a crash."""
         tool = self._tools.get(name)
-        if tool is None:
+        if tool is None or not scopes.allowed(tool):  # out of the token's scopes: absent
             raise UnknownTool(name)
         try:
             validate(tool.input_schema, {} if arguments is None else arguments)

@@ -12,8 +12,28 @@ from typing import Any
 from gk.accounts import User
 from gk.ai.tokens import TokenStore
 from gk.mail.mailbox import get_store
-from gk.mcp import auth, http, mailtools
-from gk.mcp.registry import Registry
+from gk.mcp import auth, http, mailtools, scopes
+from gk.mcp.registry import Registry, Tool
+
+
+def feature_tools(ctx: Any) -> list[Tool]:
+    """The read tools of the chat and of calendars/contacts, only when those features run
+    (absent otherwise, not stubs); their modules are imported only then."""
+    from gk.chat.core import ChatService
+    from gk.dav.service import DAVService
+
+    found: list[Tool] = []
+    chat = ctx.services.maybe(ChatService)
+    if chat is not None:
+        from gk.mcp import chattools
+
+        found += chattools.tools(chat, ctx.accounts.list_users)
+    dav = ctx.services.maybe(DAVService)
+    if dav is not None:
+        from gk.mcp import davtools
+
+        found += davtools.tools(lambda: dav.storage, Path(ctx.data_dir))
+    return found
 
 
 class MCPService:
@@ -24,18 +44,23 @@ class MCPService:
         self.data_dir = Path(ctx.data_dir)
         self.accounts = ctx.accounts
         self.hostnames = (ctx.hostname, "localhost")  # the names a browser page may call from
-        self.registry = Registry(mailtools.tools(get_store(ctx)))
+        self.registry = Registry(mailtools.tools(get_store(ctx)) + feature_tools(ctx))
         self._tokens: TokenStore | None = None
         self.app = http.make_app(self)
         self.metadata_app = http.make_metadata_app()
 
     def verify(self, token: str) -> User | None:
         """The user of an ``mcp``-scoped token, else None: a token outlives nothing, so the
-        token of a deleted account opens no (new, empty) mailbox."""
+        token of a deleted account opens no (new, empty) mailbox. Sets the request's scopes
+        (``gk.mcp.scopes.granted``): the tools it may see and call."""
         if self._tokens is None:
             self._tokens = TokenStore.for_data_dir(self.data_dir)
-        address = self._tokens.verify(token, auth.SCOPE)
-        return self.accounts.get_user(address) if address else None
+        scopes.granted.set(frozenset())
+        info = self._tokens.lookup(token)
+        if info is None or auth.SCOPE not in info.scopes:
+            return None
+        scopes.granted.set(info.scopes)
+        return self.accounts.get_user(info.address)
 
     def stop(self, grace: float) -> None:
         if self._tokens is not None:

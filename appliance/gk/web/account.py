@@ -9,11 +9,13 @@ from __future__ import annotations
 import secrets
 import unicodedata
 import urllib.parse
+from typing import Any
 
 import bottle
 
 from gk.accounts import AccountError
 from gk.accounts.known_ips import KnownIPs
+from gk.ai.tokens import TokenStore
 from gk.locale import N_
 from gk.web import forms
 from gk.web.app import ANYONE, USER, Route, Web
@@ -81,11 +83,43 @@ def logout(web: Web) -> None:
     raise bottle.redirect("/login")
 
 
+def _tokens(web: Web) -> TokenStore:
+    """The API token table (``ai.sqlite3``), opened on the first use of the account page."""
+    try:
+        return web.attached(TokenStore)
+    except KeyError:
+        store = TokenStore.for_data_dir(web.ctx.data_dir)
+        web.attach(store)
+        return store
+
+
+# the token form: one choice per feature (none / read / read-write) and the two transports
+TOKEN_FEATURES = (("mail", N_("Mail")), ("chat", N_("Chat")), ("calendar", N_("Calendars and contacts")))
+TOKEN_TRANSPORTS = (("mcp", N_("AI clients (MCP)")), ("ai", N_("Assistant API (/v1)")))
+
+
+def token_scope_text(scopes: frozenset[str], _: Any) -> str:
+    """The scopes of a token as the account page shows them: "Mail: read and write, MCP"."""
+    parts = []
+    for key, label in TOKEN_FEATURES:
+        if f"{key}:write" in scopes:
+            parts.append(f"{_(label)}: {_('read and write')}")
+        elif f"{key}:read" in scopes:
+            parts.append(f"{_(label)}: {_('read only')}")
+    parts += [_(label) for key, label in TOKEN_TRANSPORTS if key in scopes]
+    return ", ".join(parts)
+
+
 def account_page(web: Web, **kw: object) -> str:
     user = web.signed_in()
+    _ = translator(web.lang())
+    tokens = [(t, token_scope_text(t.scopes, _)) for t in _tokens(web).list(user.address)]
     return web.render(
         "account.html",
         apps=web.ctx.accounts.list_app_passwords(user.address),
+        tokens=tokens,
+        token_features=TOKEN_FEATURES,
+        token_transports=TOKEN_TRANSPORTS,
         languages=LANGUAGES,
         errors=kw.pop("errors", {}),
         **kw,
@@ -149,6 +183,33 @@ def delete_app_password(web: Web, app_id: int) -> None:
     raise bottle.redirect("/account")
 
 
+def add_token(web: Web) -> str:
+    """A new API token with the scopes ticked: shown once on the page, stored hashed."""
+    user = web.signed_in()
+    label = forms.text("label")[:60]
+    scopes: list[str] = []
+    for key, _label in TOKEN_FEATURES:
+        level = forms.text(key)
+        if level in ("read", "write"):
+            scopes.append(f"{key}:{level}")
+    scopes += [key for key, _label in TOKEN_TRANSPORTS if forms.text(key) == "1"]
+    if not label or not scopes:
+        bottle.response.status = 400
+        error = web.gettext("Name the token and give it at least one access.")
+        return account_page(web, errors={"label": error})
+    token_id, token = _tokens(web).add(user.address, label=label, scope=",".join(scopes))
+    web.ctx.accounts.record_event("api_token_added", "web", web.client_ip(), user.address, f"{token_id} {label}")
+    return account_page(web, new_token=(label, token))
+
+
+def delete_token(web: Web, token_id: int) -> None:
+    user = web.signed_in()
+    if not _tokens(web).delete(token_id, user.address):  # another user's token: not found
+        raise bottle.HTTPError(404, N_("Not found"))
+    web.ctx.accounts.record_event("api_token_deleted", "web", web.client_ip(), user.address, str(token_id))
+    raise bottle.redirect("/account")
+
+
 ROUTES = (
     Route("GET", "/", home, ANYONE),
     Route("GET", "/login", login_form, ANYONE),
@@ -159,4 +220,6 @@ ROUTES = (
     Route("POST", "/account/language", set_language, USER),
     Route("POST", "/account/app-passwords", add_app_password, USER),
     Route("POST", "/account/app-passwords/<app_id:int>/delete", delete_app_password, USER),
+    Route("POST", "/account/tokens", add_token, USER),
+    Route("POST", "/account/tokens/<token_id:int>/delete", delete_token, USER),
 )

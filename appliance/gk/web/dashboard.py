@@ -133,6 +133,8 @@ EVENT_NAMES = {
     "password_changed": N_("Password changed"),
     "password_reset": N_("Password reset by an administrator"),
     "app_password_added": N_("App password added"),
+    "api_token_added": N_("API token created"),
+    "api_token_deleted": N_("API token revoked"),
     "user_added": N_("User added"),
     "user_deleted": N_("User removed"),
     "settings": N_("Settings changed"),
