@@ -327,3 +327,32 @@ def test_every_call_is_audited_with_who_approved(server):
     assert resp.status == 403
     resp, page = web(server, OWNER).get("/admin/audit")
     assert resp.status == 200 and ALICE in page and BOB in page and re.search(r"mail_send", page)
+
+
+def test_the_approval_pages_in_french(server):
+    from test_web_french import FR, assert_french, catalog_english
+
+    known = catalog_english()
+    alice = web(server, ALICE)
+    action = queued(call(server, server.tokens[ALICE], "mail_send", {"to": [BOB], "subject": "Bonjour", "body": "x"}))
+    _, page = alice.get(f"/approvals/{action}", headers=FR)
+    assert_french(page, "Envoyer un courriel", "en attente d’approbation", "Approuver", "Refuser", known=known)
+    resp, page = alice.request("POST", f"/approvals/{action}/reject", form={"csrf": alice.csrf}, headers=FR)
+    assert_french(page, "Refusée : rien n’a été fait.", known=known)
+    _, page = alice.get("/approvals", headers=FR)
+    assert_french(page, "Approbations", "Vos appels d’outils", "refusée", known=known)
+    _, page = web(server, OWNER).get("/admin/audit", headers=FR)  # its arguments column is the calls' own data
+    assert "Appels d’outils" in page and "Décidée par" in page and "mis en attente" in page
+
+
+def test_a_queued_action_survives_kill_9_and_is_approved_once_after(server):
+    """Last in this module: it restarts the server."""
+    action = queued(call(server, server.tokens[BOB], "chat_post", {"to": "alice", "text": "After the crash 5150"}))
+    server.kill9()
+    server.start()
+    bob = web(server, BOB)
+    _, page = bob.get(f"/approvals/{action}")
+    assert "After the crash 5150" in page and 'data-state="pending"' in page
+    resp, page = approve(bob, action)
+    assert 'data-state="done"' in page
+    assert gk(server.data_dir, "chat", "history", "alice,bob").stdout.count("After the crash 5150") == 1

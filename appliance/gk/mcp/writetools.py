@@ -246,7 +246,7 @@ class WriteTools:
         if total > MAX_MESSAGE or len(data) > MAX_MESSAGE:
             raise ToolFailed(f"the message would be over {MAX_MESSAGE // (1024 * 1024)} MB")
         summary = f"send mail to {', '.join(to + cc)[:150]}: {args['subject'][:100]!r}"
-        return self._queued(address, "mail_send", summary, {"rcpts": to + cc}, data)
+        return self._queued(address, "mail_send", summary, {"rcpts": to + cc, "subject": args["subject"]}, data)
 
     def _user_or_fail(self, address: str) -> User:
         user = self.ctx.accounts.get_user(address)
@@ -309,7 +309,11 @@ class WriteTools:
             msg["References"] = " ".join(refs)
         data = msg.as_bytes()
         summary = f"reply to {', '.join(to + cc)[:150]}: {subject[:100]!r}"
-        payload = {"rcpts": to + cc, "reply_to": {"folder": folder, "uid": uid, "message_id": own[0] if own else ""}}
+        payload = {
+            "rcpts": to + cc,
+            "subject": subject,
+            "reply_to": {"folder": folder, "uid": uid, "message_id": own[0] if own else ""},
+        }
         return self._queued(address, "mail_reply", summary, payload, data)
 
     # -- mail_move / mail_flag / mail_delete ----------------------------------------------------

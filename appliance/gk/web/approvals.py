@@ -39,6 +39,8 @@ TOOL_NAMES = {
     "mail_delete": N_("Delete mail messages"),
     "chat_post": N_("Post a chat message"),
 }
+OUTCOME_NAMES = {"ok": N_("answered"), "error": N_("tool error"), "queued": N_("queued"), "refused": N_("refused")}
+N_("{n} message(s)")  # the list's details (approvals/list.html)
 FLAG_NAMES = {"seen": N_("Read"), "flagged": N_("Flagged"), "answered": N_("Answered")}
 assert set(FLAG_NAMES) == set(FLAGS)
 
@@ -61,6 +63,7 @@ def _render(web: Web, template: str, **kw: object) -> str:
         state_names=STATE_NAMES,
         tool_names=TOOL_NAMES,
         flag_names=FLAG_NAMES,
+        outcome_names=OUTCOME_NAMES,
         when=lambda ts: _when(web, ts),
         **kw,
     )
