@@ -9,6 +9,7 @@ replay all fail; every call is in the audit log.
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import json
 import re
@@ -187,6 +188,31 @@ def test_send_waits_for_the_owners_click_in_their_own_web_session(server):
     # the nav badge counts what waits
     _, badge = alice.get("/approvals/count")
     assert badge == ""
+
+
+def test_the_approval_page_shows_the_whole_message_with_its_attachments(server):
+    drop_in_maildir(server, ALICE, mail("carol@else.example", ALICE, "Invoice 42", "Please pay."))
+    uid = uid_of(server, ALICE, "INBOX", "Invoice 42")
+    notes = base64.b64encode(b"hello notes").decode()
+    action = queued(call(server, server.tokens[ALICE], "mail_send", {
+        "to": [BOB], "cc": [OWNER], "subject": "Papers <b>here</b>", "body": "See attached <script>x()</script>",
+        "attachments": [{"filename": "notes.txt", "content_type": "text/plain", "content_base64": notes}],
+        "forward": [{"folder": "INBOX", "uid": uid}],
+    }))  # fmt: skip
+    alice = web(server, ALICE)
+    _, page = alice.get(f"/approvals/{action}")
+    assert f"{BOB}, {OWNER}" in page and "Papers &lt;b&gt;here&lt;/b&gt;" in page
+    assert "See attached &lt;script&gt;x()&lt;/script&gt;" in page and "<script>x()" not in page
+    assert "notes.txt (text/plain, 11 B)" in page
+    assert "carol@else.example: Invoice 42 (message/rfc822" in page
+    approve(alice, action)
+    conn = imap(server, BOB)
+    conn.select("INBOX", readonly=True)
+    _, data = conn.uid("SEARCH", "SUBJECT", "Papers")
+    _, structure = conn.uid("FETCH", data[0].split()[-1], "(BODYSTRUCTURE)")
+    conn.logout()
+    text = structure[0].decode()
+    assert '"notes.txt"' in text and '"MESSAGE" "RFC822"' in text.upper()
 
 
 def test_reply_flag_move_delete_after_approval(server):

@@ -241,7 +241,10 @@ class WriteTools:
             total += len(original)
             if total > MAX_MESSAGE:
                 break
-            msg.add_attachment(original, maintype="message", subtype="rfc822", filename="forwarded.eml")
+            # the message itself as the part's body (RFC 2046 5.2.1: message/rfc822 is 7bit or 8bit, never base64)
+            inner = email.message_from_bytes(original, policy=email.policy.compat32)
+            cte = "7bit" if original.isascii() else "8bit"
+            msg.add_attachment(inner, filename="forwarded.eml", cte=cte)
         data = msg.as_bytes()
         if total > MAX_MESSAGE or len(data) > MAX_MESSAGE:
             raise ToolFailed(f"the message would be over {MAX_MESSAGE // (1024 * 1024)} MB")
