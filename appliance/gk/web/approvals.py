@@ -16,6 +16,7 @@ import datetime as dt
 
 import bottle
 
+from gk import pools
 from gk.locale import N_
 from gk.mcp import approvals as store_mod
 from gk.mcp.approvals import ActionError, ApprovalStore
@@ -95,7 +96,8 @@ def detail(web: Web, action_id: str, status: int = 200, notice: str = "") -> str
     action = _own(web, action_id)
     if status != 200:
         bottle.response.status = status
-    return _render(web, "approvals/detail.html", action=action, view=rendered(action), notice=notice)
+    view = pools.run_cpu(rendered, action)  # a queued message is parsed off the hub (up to 10 MB)
+    return _render(web, "approvals/detail.html", action=action, view=view, notice=notice)
 
 
 def approve(web: Web, action_id: str) -> str:
