@@ -27,7 +27,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from gk import pools
+from gk import localtime, pools
 from gk.locale import N_
 from gk.mail.mailbox import MailboxError, UserMailbox, get_store
 from gk.mail.mailbox.reading import decode_words
@@ -195,7 +195,7 @@ class WriteTools:
         if cc:
             msg["Cc"] = ", ".join(cc)
         msg["Subject"] = subject
-        msg["Date"] = email.utils.formatdate(localtime=False)
+        msg["Date"] = email.utils.format_datetime(localtime.now(self.ctx.data_dir))  # the owner's zone
         msg["Message-ID"] = email.utils.make_msgid(domain=user.domain)
         msg["User-Agent"] = "GK assistant tools (approved by the owner)"
         msg.set_content(body)
