@@ -307,6 +307,14 @@ def test_expired_actions_cannot_be_approved(server):
     bob.get("/approvals")
     assert state(server, action) == "expired"
     assert "Too late" not in subjects(server, ALICE, "INBOX")
+    # a month later its message is dropped; the page still says what it was
+    db = sqlite3.connect(server.data_dir / "mcp.sqlite3")
+    with db:
+        db.execute("UPDATE pending_actions SET decided = ? WHERE id = ?", (time.time() - 40 * 86400, action))
+    db.close()
+    bob.get("/approvals")
+    resp, page = bob.get(f"/approvals/{action}")
+    assert resp.status == 200 and "no longer kept" in page and ALICE in page and "Too late" in page
 
 
 def test_schema_invalid_arguments_get_the_specs_tool_error(server):

@@ -88,3 +88,16 @@ def test_reject_and_expiry(store):
         approvals.approve(store, {"mail_delete": lambda o, x: "no"}, "alice@x.example", b.id)
     assert info.value.code == "not_pending"
     assert [x.state for x in store.list("alice@x.example")] == ["expired", "rejected"]
+
+
+def test_a_decided_actions_message_is_dropped_after_a_month(store):
+    a = store.queue("alice@x.example", "mail_send", "s", {"rcpts": ["b@y.example"]}, b"x" * 1000)
+    store.reject("alice@x.example", a.id, "alice@x.example")
+    store.expire()
+    assert store.get(a.id).message == b"x" * 1000  # type: ignore[union-attr]
+    with store.db.transaction() as conn:
+        conn.execute("UPDATE pending_actions SET decided = ? WHERE id = ?", (time.time() - 31 * 86400, a.id))
+    pending = store.queue("alice@x.example", "mail_send", "s", {"rcpts": []}, b"kept")
+    store.expire()
+    assert store.get(a.id).message is None and store.get(a.id).payload == {"rcpts": ["b@y.example"]}  # type: ignore[union-attr]
+    assert store.get(pending.id).message == b"kept"  # type: ignore[union-attr]

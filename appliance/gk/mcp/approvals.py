@@ -34,6 +34,7 @@ from gk.store.db import Database, open_database
 PENDING, EXECUTING, DONE, FAILED, REJECTED, EXPIRED = "pending", "executing", "done", "failed", "rejected", "expired"
 STATES = (PENDING, EXECUTING, DONE, FAILED, REJECTED, EXPIRED)
 DEFAULT_HOURS = 72
+KEEP_MESSAGE_DAYS = 30  # a decided action's message (up to 10 MB) is kept this long for the owner to look back
 
 MIGRATIONS = [
     """
@@ -170,10 +171,18 @@ class ApprovalStore:
         return action
 
     def expire(self) -> int:
+        """Pending actions past their time become ``expired``; the message of an action decided
+        more than ``KEEP_MESSAGE_DAYS`` ago is dropped (its payload and the audit stay)."""
+        now = time.time()
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "UPDATE pending_actions SET state = ?, decided = ? WHERE state = ? AND expires <= ?",
-                (EXPIRED, time.time(), PENDING, time.time()),
+                (EXPIRED, now, PENDING, now),
+            )
+            conn.execute(
+                "UPDATE pending_actions SET message = NULL WHERE message IS NOT NULL AND state NOT IN (?, ?) "
+                "AND decided < ?",
+                (PENDING, EXECUTING, now - KEEP_MESSAGE_DAYS * 86400),
             )
         return cur.rowcount
 
