@@ -315,6 +315,9 @@ class MCPConfig:
         [], "browser origins (scheme://host[:port]) allowed to call /mcp besides the box's own host name"
     )
     max_request_size: int = opt(256 * 1024, "largest JSON-RPC request body, bytes", at_least(1024))
+    approval_hours: int = opt(
+        72, "hours a tool's pending action (send, post, move, delete…) waits for the owner's approval", at_least(1)
+    )
 
 
 @dataclass

@@ -385,6 +385,46 @@ def test_diagnosis_page(server, browser, state):
     shot(admin, "diagnosis", both=True)
 
 
+def test_approve_an_assistants_mail_in_the_browser(server, browser, state):
+    """A mail_send from an MCP client waits on /approvals: the nav badge counts it, the page
+    shows the message, the click on Approve sends it once."""
+    import http.client
+    import json
+
+    from support.gkserver import gk
+
+    base, bob = state["base"], state["bob"]
+    token = gk(server.data_dir, "token", "add", BOB, "--scope", "mcp,mail:write").stdout.strip()
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "mail_send", "arguments": {
+        "to": [ADMIN], "subject": "Drafted by the assistant", "body": "Booked the table for eight."}}}  # fmt: skip
+    import ssl
+
+    tls = ssl.create_default_context()
+    tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # the box's self-signed certificate
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port("http.https_port"), timeout=60, context=tls)
+    conn.request("POST", "/mcp", json.dumps(call), {"Content-Type": "application/json",
+                 "Accept": "application/json, text/event-stream", "Authorization": f"Bearer {token}"})  # fmt: skip
+    answer = json.loads(conn.getresponse().read())
+    conn.close()
+    url = answer["result"]["structuredContent"]["approval_url"]
+    bob.goto(base + "/mail")
+    if bob.locator("label.menu-button").is_visible():  # Bob's phone: the links are behind the menu
+        bob.click("label.menu-button")
+    bob.wait_for_selector("#approvals-count")
+    assert bob.locator("#approvals-count").inner_text() == "1"
+    bob.goto(url)
+    assert ADMIN in bob.locator("#rcpts").inner_text()
+    assert "Booked the table for eight." in bob.locator("#body").inner_text()
+    shot(bob, "approval-phone")
+    bob.click("#approve")
+    bob.wait_for_selector("#notice")
+    assert bob.locator("#state").get_attribute("data-state") == "done"
+    assert bob.locator("#approve").count() == 0
+    admin = state["admin"]
+    admin.goto(base + "/mail")
+    assert "Drafted by the assistant" in admin.locator("#messages").inner_text()
+
+
 def test_accessibility_of_every_page(server, browser, state):
     """Issue 10: axe-core finds no serious or critical violation on any page. The pages above were
     scanned as they were screenshotted (wizard steps, mail, reader, devices, diagnosis); the rest

@@ -123,6 +123,8 @@ def test_every_admin_page_in_french_shows_no_catalog_english(make_server, dns_se
         "/admin/settings",
         "/devices",
         "/account",
+        "/approvals",
+        "/admin/audit",
     ):
         resp, page = c.get(path, headers=FR)
         assert resp.status == 200, path

@@ -45,6 +45,7 @@ SAMPLE = {
     "<msg_id:int>": "1",
     "<token>": "x",
     "<name>": "other.example",
+    "<action_id>": "x",
 }
 SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
 

@@ -11,8 +11,13 @@ with the ``mcp`` scope from ``gk.ai.tokens``, the 401 challenge and RFC 9728 met
 
 Protocol: 2025-11-25 (also 2025-06-18 and 2025-03-26 when a client asks for them) through
 ``initialize`` without sessions. Not yet: the 2026-07-28 stateless envelope
-(``server/discover``, ``Mcp-Method`` headers), tools that change anything (they need the
-owner's approval flow), chat/calendar tools, resources, prompts, OAuth.
+(``server/discover``, ``Mcp-Method`` headers), chat/calendar read tools, resources, prompts, OAuth.
+
+Side effects: ``writetools`` (``mail_send``, ``mail_reply``, ``mail_move``, ``mail_flag``,
+``mail_delete``, ``chat_post``) only queue pending actions (``approvals``, in ``mcp.sqlite3``)
+that the owner approves once in the web UI (``gk.web.approvals``); ``audit`` records every
+tool call; ``policy`` is what the assistant's runtime applies (results delimited and marked as
+data, outbound tools withdrawn for a turn that read untrusted content).
 
 Cost: nothing is imported unless ``[mcp] enabled`` (``gk serve`` imports ``gk.mcp.service`` in
 ``gk.features._start_mcp``); started, it is two small bottle apps, four ``Tool`` objects and

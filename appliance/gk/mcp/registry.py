@@ -4,7 +4,7 @@ JSON-Schema input and output, annotations, and a function of (the user's address
 Arguments are checked against the input schema before the function runs, with the small
 subset of JSON Schema the tools use (``type`` object/string/integer/boolean, ``properties``,
 ``required``, ``additionalProperties: false``, ``minimum``/``maximum``,
-``minLength``/``maxLength``) — no ``jsonschema`` dependency in the server. An unknown keyword
+``minLength``/``maxLength``, ``enum``, ``minItems``/``maxItems``) — no ``jsonschema`` dependency in the server. An unknown keyword
 in a tool's schema is a programming error (``Tool.__post_init__`` refuses it).
 """
 
@@ -30,6 +30,9 @@ SCHEMA_KEYWORDS = {
     "description",
     "default",
     "items",
+    "enum",
+    "minItems",
+    "maxItems",
 }
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
@@ -77,6 +80,13 @@ def validate(schema: dict[str, Any], value: Any, where: str = "arguments") -> No
         for name, sub in props.items():
             if name in value:
                 validate(sub, value[name], f"{where}.{name}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise InvalidArguments(f"{where}: one of {', '.join(json.dumps(v) for v in schema['enum'])}")
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            raise InvalidArguments(f"{where}: at least {schema['minItems']} items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise InvalidArguments(f"{where}: at most {schema['maxItems']} items")
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             validate(schema["items"], item, f"{where}[{i}]")

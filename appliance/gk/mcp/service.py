@@ -1,7 +1,9 @@
 """The MCP server inside ``gk serve``: ``ctx.services.maybe(MCPService)``; ``app`` is ``/mcp``.
 
-Started after the mailbox (its tools need the running ``MailboxStore``); the token table
-(``ai.sqlite3``) is opened on the first request that carries a token.
+Started after the mailbox and the chat (its tools need the running ``MailboxStore`` and
+``ChatService``); the token table (``ai.sqlite3``) is opened on the first request that carries
+a token. Every tool call goes through ``registry`` (an ``AuditedRegistry``: recorded in
+``mcp.sqlite3``); the side-effect tools only queue pending actions (``gk.mcp.approvals``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from gk.accounts import User
 from gk.ai.tokens import TokenStore
 from gk.mail.mailbox import get_store
 from gk.mcp import auth, http, mailtools, scopes
-from gk.mcp.registry import Registry, Tool
+from gk.mcp.approvals import ApprovalStore
+from gk.mcp.audit import AuditedRegistry, AuditLog
+from gk.mcp.registry import Tool
+from gk.mcp.writetools import WriteTools
 
 
 def feature_tools(ctx: Any) -> list[Tool]:
@@ -44,7 +49,12 @@ class MCPService:
         self.data_dir = Path(ctx.data_dir)
         self.accounts = ctx.accounts
         self.hostnames = (ctx.hostname, "localhost")  # the names a browser page may call from
-        self.registry = Registry(mailtools.tools(get_store(ctx)) + feature_tools(ctx))
+        self.approvals = ApprovalStore(self.data_dir, self.cfg.approval_hours)
+        self.write_tools = WriteTools(ctx, self.approvals)
+        self.audit = AuditLog(self.data_dir)
+        self.registry = AuditedRegistry(
+            mailtools.tools(get_store(ctx)) + self.write_tools.tools() + feature_tools(ctx), self.audit
+        )
         self._tokens: TokenStore | None = None
         self.app = http.make_app(self)
         self.metadata_app = http.make_metadata_app()

@@ -1,0 +1,140 @@
+"""The owner's approvals: the pending actions of the assistant's and MCP clients' tools
+(``gk.mcp.approvals``), each shown with its full payload, approved or rejected here — the only
+place they can be. Every route is a signed-in user's (``USER``) and every POST carries the
+session's CSRF token (the ``Web`` policy): a bearer token, an MCP request or a model's output
+has neither a session cookie nor the token, so it cannot approve anything. An action is found
+only among the signed-in user's own: another user's id answers 404, as an unknown one does.
+
+``/approvals`` lists the user's actions (pending first) and their own tool calls (the audit
+log); ``/admin/audit`` shows every user's calls to the administrator; ``/approvals/count`` is
+the navigation's badge (loaded by htmx, an empty answer when nothing waits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import bottle
+
+from gk import pools
+from gk.locale import N_
+from gk.mcp import approvals as store_mod
+from gk.mcp.approvals import ActionError, ApprovalStore
+from gk.mcp.audit import AuditLog
+from gk.mcp.writetools import FLAGS, WriteTools, rendered
+from gk.web.app import ADMIN, USER, Route, Web
+
+STATE_NAMES = {
+    store_mod.PENDING: N_("waiting for approval"),
+    store_mod.EXECUTING: N_("interrupted while running (not retried)"),
+    store_mod.DONE: N_("approved and done"),
+    store_mod.FAILED: N_("approved, but it failed"),
+    store_mod.REJECTED: N_("rejected"),
+    store_mod.EXPIRED: N_("expired"),
+}
+TOOL_NAMES = {
+    "mail_send": N_("Send mail"),
+    "mail_reply": N_("Reply to a mail message"),
+    "mail_move": N_("Move mail messages"),
+    "mail_flag": N_("Flag mail messages"),
+    "mail_delete": N_("Delete mail messages"),
+    "chat_post": N_("Post a chat message"),
+}
+OUTCOME_NAMES = {"ok": N_("answered"), "error": N_("tool error"), "queued": N_("queued"), "refused": N_("refused")}
+N_("{n} message(s)")  # the list's details (approvals/list.html)
+FLAG_NAMES = {"seen": N_("Read"), "flagged": N_("Flagged"), "answered": N_("Answered")}
+assert set(FLAG_NAMES) == set(FLAGS)
+
+
+def _store(web: Web) -> ApprovalStore:
+    return ApprovalStore(web.data_dir, web.ctx.config.mcp.approval_hours)
+
+
+def _when(web: Web, ts: float | None) -> str:
+    if not ts:
+        return ""
+    from gk.web import i18n
+
+    return i18n.format_datetime(dt.datetime.fromtimestamp(ts, dt.UTC), web.lang(), False)
+
+
+def _render(web: Web, template: str, **kw: object) -> str:
+    return web.render(
+        template,
+        state_names=STATE_NAMES,
+        tool_names=TOOL_NAMES,
+        flag_names=FLAG_NAMES,
+        outcome_names=OUTCOME_NAMES,
+        when=lambda ts: _when(web, ts),
+        **kw,
+    )
+
+
+def list_page(web: Web) -> str:
+    user = web.signed_in()
+    actions = _store(web).list(user.address)
+    calls = AuditLog(web.data_dir).calls(user.address, limit=100)
+    return _render(web, "approvals/list.html", actions=actions, calls=calls)
+
+
+def count(web: Web) -> str:
+    user = web.signed_in()
+    n = _store(web).count_pending(user.address)
+    bottle.response.set_header("Cache-Control", "no-store")
+    return f'<span class="count" id="approvals-count">{n}</span>' if n else ""
+
+
+def _own(web: Web, action_id: str) -> store_mod.PendingAction:
+    user = web.signed_in()
+    try:
+        return _store(web).of_owner(user.address, action_id)
+    except ActionError as exc:
+        raise bottle.HTTPError(404, N_("No such pending action.")) from exc
+
+
+def detail(web: Web, action_id: str, status: int = 200, notice: str = "") -> str:
+    action = _own(web, action_id)
+    if status != 200:
+        bottle.response.status = status
+    view = pools.run_cpu(rendered, action)  # a queued message is parsed off the hub (up to 10 MB)
+    return _render(web, "approvals/detail.html", action=action, view=view, notice=notice)
+
+
+def approve(web: Web, action_id: str) -> str:
+    user = web.signed_in()
+    store = _store(web)
+    try:
+        done = store_mod.approve(store, WriteTools(web.ctx, store).executors(), user.address, action_id)
+    except ActionError as exc:
+        if exc.code == "not_found":
+            raise bottle.HTTPError(404, N_("No such pending action.")) from exc
+        return detail(web, action_id, 409, web.gettext("This action was already decided or has expired."))
+    ok = done.state == store_mod.DONE
+    notice = web.gettext("Approved: done.") if ok else web.gettext("Approved, but it failed: {reason}", reason=done.result)  # fmt: skip
+    return detail(web, action_id, 200, notice)
+
+
+def reject(web: Web, action_id: str) -> str:
+    user = web.signed_in()
+    try:
+        _store(web).reject(user.address, action_id, user.address)
+    except ActionError as exc:
+        if exc.code == "not_found":
+            raise bottle.HTTPError(404, N_("No such pending action.")) from exc
+        return detail(web, action_id, 409, web.gettext("This action was already decided or has expired."))
+    return detail(web, action_id, 200, web.gettext("Rejected: nothing was done."))
+
+
+def admin_audit(web: Web) -> str:
+    web.signed_in()
+    return _render(web, "approvals/audit.html", calls=AuditLog(web.data_dir).calls(None, limit=500))
+
+
+ROUTES = (
+    Route("GET", "/approvals", list_page, USER),
+    Route("GET", "/approvals/count", count, USER),
+    Route("GET", "/approvals/<action_id>", detail, USER),
+    Route("POST", "/approvals/<action_id>/approve", approve, USER),
+    Route("POST", "/approvals/<action_id>/reject", reject, USER),
+    Route("GET", "/admin/audit", admin_audit, ADMIN),
+)
