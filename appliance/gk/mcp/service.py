@@ -13,7 +13,9 @@ from gk.accounts import User
 from gk.ai.tokens import TokenStore
 from gk.mail.mailbox import get_store
 from gk.mcp import auth, http, mailtools
+from gk.mcp.prompts import Prompts, mail_prompts
 from gk.mcp.registry import Registry
+from gk.mcp.resources import Resources, mail_resources
 
 
 class MCPService:
@@ -24,7 +26,10 @@ class MCPService:
         self.data_dir = Path(ctx.data_dir)
         self.accounts = ctx.accounts
         self.hostnames = (ctx.hostname, "localhost")  # the names a browser page may call from
-        self.registry = Registry(mailtools.tools(get_store(ctx)))
+        store = get_store(ctx)
+        self.registry = Registry(mailtools.tools(store))
+        self.resources = Resources([mail_resources(store)])
+        self.prompts = Prompts(mail_prompts(lambda address: store.user(address).folder_names()))
         self._tokens: TokenStore | None = None
         self.app = http.make_app(self)
         self.metadata_app = http.make_metadata_app()
@@ -38,6 +43,7 @@ class MCPService:
         return self.accounts.get_user(address) if address else None
 
     def stop(self, grace: float) -> None:
+        http.close(self.app)
         if self._tokens is not None:
             self._tokens.close()
 
