@@ -135,7 +135,7 @@ class Hub:
     def on_mail_event(self, event: events.Event) -> None:
         if isinstance(event, events.FoldersChanged):
             self.changed("resources", event.user)
-        elif isinstance(event, (events.MessagesAdded, events.FlagsChanged, events.Expunged)):
+        elif isinstance(event, (events.MessagesAdded, events.FlagsChanged, events.Expunged, events.MaildirChanged)):
             self.changed("resources/updated", event.user, folder_uri(event.folder))
 
 
