@@ -53,6 +53,15 @@ def server(tmp_path_factory):
     claim.complete(srv.data_dir)
     drop_in_maildir(srv, ALICE, mail("carol@else.example", ALICE, "Budget meeting", "The budget is due Friday."))
     drop_in_maildir(srv, BOB, mail("frank@else.example", BOB, "Bob's parcel", "Your parcel ships tomorrow."))
+    from gk.chat.core import ChatService
+
+    chat = ChatService.open(srv.data_dir, [], None)  # the chat store, seeded before gk serve opens it
+    chat.join("team", "alice")
+    chat.join("team", "bob")
+    chat.post("alice", "#team", "Lunch at noon?")
+    chat.create_room("secret", "bob", private=True)
+    chat.post("bob", "#secret", "the surprise party is friday")
+    chat.stop()
     srv.tokens = {
         u: gk(srv.data_dir, "token", "add", u, "--scope", "mcp", "--label", "proto").stdout.strip()
         for u in (ALICE, BOB)
@@ -259,6 +268,7 @@ def test_resource_templates_and_a_message_by_uri(server):
     assert templates == {
         "mail_folder": "gk-mail:///folder/{folder}",
         "mail_message": "gk-mail:///message/{folder}/{uid}",
+        "chat_room": "gk-chat:///room/{room}",
     }
     _, found = modern(
         server, "tools/call", {"name": "mail_search", "arguments": {"text": "budget"}}, name="mail_search"
@@ -278,6 +288,24 @@ def test_resource_templates_and_a_message_by_uri(server):
 def test_unknown_resource_is_invalid_params_with_its_uri(server, uri):
     resp, out = modern(server, "resources/read", {"uri": uri}, id_=12, name=uri)
     assert out["id"] == 12 and out["error"]["code"] == -32602 and out["error"]["data"] == {"uri": uri}
+
+
+def test_chat_rooms_are_resources_of_their_members_only(server):
+    _, out = modern(server, "resources/list")
+    rooms = {r["uri"]: r for r in out["result"]["resources"] if r["uri"].startswith("gk-chat:")}
+    assert set(rooms) == {"gk-chat:///room/team"} and rooms["gk-chat:///room/team"]["name"] == "#team"
+    _, out = modern(server, "resources/read", {"uri": "gk-chat:///room/team"}, name="gk-chat:///room/team")
+    text = out["result"]["contents"][0]["text"]
+    assert "<alice> Lunch at noon?" in text and "untrusted" in text
+    # alice is not in bob's private room: no such resource for her, whatever she asks
+    resp, out = modern(server, "resources/read", {"uri": "gk-chat:///room/secret"}, name="gk-chat:///room/secret")
+    assert out["error"]["code"] == -32602 and "surprise" not in json.dumps(out)
+    _, out = modern(
+        server, "resources/read", {"uri": "gk-chat:///room/secret"}, name="gk-chat:///room/secret", user=BOB
+    )
+    assert "<bob> the surprise party is friday" in out["result"]["contents"][0]["text"]
+    _, out = modern(server, "resources/templates/list")
+    assert "gk-chat:///room/{room}" in [t["uriTemplate"] for t in out["result"]["resourceTemplates"]]
 
 
 # -- prompts -------------------------------------------------------------------------------------
@@ -347,7 +375,7 @@ def test_the_python_sdk_lists_and_reads_resources_and_prompts(server):
     init, resources, templates, contents, prompts, prompt = anyio.run(main)
     assert init.capabilities.resources is not None and init.capabilities.prompts is not None
     assert "gk-mail:///folder/INBOX" in [str(r.uri) for r in resources.resources]
-    assert {t.name for t in templates.resource_templates} == {"mail_folder", "mail_message"}
+    assert {t.name for t in templates.resource_templates} == {"mail_folder", "mail_message", "chat_room"}
     assert "Bob's parcel" in contents.contents[0].text and "Budget" not in contents.contents[0].text
     assert {p.name: p.title for p in prompts.prompts}["summarise_unread_mail"] == "Résumer mon courrier non lu"
     assert prompt.messages[0].content.text.startswith("Résume mon courrier non lu dans INBOX")

@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import bottle
@@ -37,7 +37,11 @@ from gk.mcp.jsonrpc import RPCError
 from gk.mcp.prompts import Prompts
 from gk.mcp.protocol import Envelope
 from gk.mcp.registry import Registry, UnknownTool
-from gk.mcp.resources import Resources, folder_uri
+from gk.mcp.resources import ROOM_PREFIX, Resources, folder_uri
+
+if TYPE_CHECKING:
+    from gk.chat.core import ChatService
+    from gk.chat.core import Event as ChatEvent
 
 log = logging.getLogger("gk.mcp")
 
@@ -74,6 +78,11 @@ def _accepts(header: str, mime: str) -> bool:
         return True
     kinds = {part.split(";", 1)[0].strip().lower() for part in header.split(",")}
     return bool(kinds & {mime, mime.split("/")[0] + "/*", "*/*"})
+
+
+def account_of(address: str) -> str:
+    """The chat account of an address: its local part (as IRC and the web chat use it)."""
+    return address.rsplit("@", 1)[0].lower()
 
 
 def origin_allowed(origin: str, host: str, names: Iterable[str], allowed: Iterable[str]) -> bool:
@@ -132,6 +141,24 @@ class Hub:
             elif lst.agreed.get(f"{kind}ListChanged"):
                 lst.queue.put((f"notifications/{kind}/list_changed", {}))
 
+    def changed_for_accounts(self, kind: str, accounts: frozenset[str], uri: str | None = None) -> None:
+        """``changed`` for chat accounts (an address's local part)."""
+        for address in {lst.address for lst in self.listeners if account_of(lst.address) in accounts}:
+            self.changed(kind, address, uri)
+
+    def on_chat_event(self, event: ChatEvent) -> None:
+        from gk.chat import core
+
+        target = ""
+        if isinstance(event, (core.MessagePosted, core.MessageEdited)):
+            target = event.message.target
+        elif isinstance(event, core.MessageRedacted):
+            target = event.target
+        elif isinstance(event, (core.Joined, core.Parted)):
+            self.changed_for_accounts("resources", frozenset({event.account}))
+        if target.startswith("#"):
+            self.changed_for_accounts("resources/updated", event.audience, ROOM_PREFIX + target[1:])
+
     def on_mail_event(self, event: events.Event) -> None:
         if isinstance(event, events.FoldersChanged):
             self.changed("resources", event.user)
@@ -178,6 +205,8 @@ def make_app(svc: Any) -> bottle.Bottle:
     app = bottle.Bottle()
     main = Endpoint(svc.registry, svc.resources, svc.prompts)
     events.subscribe(None, main.hub.on_mail_event)
+    if getattr(svc, "chat", None) is not None:
+        svc.chat.subscribe(main.hub.on_chat_event)
     app.config["gk.mcp.endpoint"] = main
     signer = protocol.StateSigner()
     pending: dict[str, tuple[str, AsyncResult]] = {}  # request id -> (caller, its answer), 2025 era
@@ -473,11 +502,13 @@ def make_app(svc: Any) -> bottle.Bottle:
     return app
 
 
-def close(app: bottle.Bottle) -> None:
-    """At shutdown: no more mail events, and every listen stream ends with its result."""
+def close(app: bottle.Bottle, chat: ChatService | None = None) -> None:
+    """At shutdown: no more mail or chat events, and every listen stream ends with its result."""
     ep = app.config.get("gk.mcp.endpoint")
     if isinstance(ep, Endpoint):
         events.unsubscribe(None, ep.hub.on_mail_event)
+        if chat is not None:
+            chat.unsubscribe(ep.hub.on_chat_event)
         for lst in list(ep.hub.listeners):
             lst.queue.put(None)
 

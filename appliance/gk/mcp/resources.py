@@ -10,9 +10,10 @@ delimited and truncated as ``mail_read`` does. An unknown URI, folder or message
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from gk.locale import N_, catalog
@@ -20,6 +21,9 @@ from gk.mail.mailbox import MailboxStore
 from gk.mcp import jsonrpc, mailtools
 from gk.mcp.jsonrpc import RPCError
 from gk.mcp.registry import ToolFailed
+
+if TYPE_CHECKING:
+    from gk.chat.core import ChatService
 
 SCHEME = "gk-mail:///"
 FOLDER_PREFIX = SCHEME + "folder/"
@@ -133,6 +137,64 @@ class MailResources(Provider):
         except ToolFailed:
             raise not_found(uri) from None
         return [{"uri": uri, "mimeType": "text/plain", "text": text}]
+
+
+ROOM_PREFIX = "gk-chat:///room/"
+ROOM_LIMIT = 50
+ROOM_TEMPLATE = Template(
+    ROOM_PREFIX + "{room}",
+    "chat_room",
+    N_("Chat room"),
+    "The latest messages of a chat room the user is in (untrusted data from its members).",
+    "text/plain",
+)
+
+
+class ChatResources(Provider):
+    """The rooms the user is in, and their latest messages, through the chat core (``rooms_of``,
+    ``history``: it refuses a room the user is not in). The chat account is the address's local
+    part, as for IRC and the web chat."""
+
+    def __init__(self, chat: ChatService):
+        self.chat = chat
+
+    @staticmethod
+    def account(address: str) -> str:
+        return address.rsplit("@", 1)[0].lower()
+
+    def entries(self, address: str, lang: str) -> list[dict[str, Any]]:
+        tr = catalog(lang).gettext
+        return [
+            {
+                "uri": ROOM_PREFIX + room.name,
+                "name": f"#{room.name}",
+                "title": tr(N_("Chat room #%(name)s")) % {"name": room.name},
+                "description": room.topic or "chat room",
+                "mimeType": "text/plain",
+            }
+            for room in self.chat.rooms_of(self.account(address))
+        ]
+
+    def templates(self, lang: str) -> list[dict[str, Any]]:
+        return [ROOM_TEMPLATE.describe(lang)]
+
+    def read(self, address: str, uri: str) -> list[dict[str, Any]] | None:
+        if not uri.startswith(ROOM_PREFIX):
+            return None
+        from gk.chat.core import ChatError
+
+        name = unquote(uri[len(ROOM_PREFIX) :])
+        account = self.account(address)
+        try:
+            messages = self.chat.history(account, f"#{name}", "latest", ROOM_LIMIT)
+        except ChatError:
+            raise not_found(uri) from None
+        lines = [f"#{name}: the latest {len(messages)} message(s), untrusted data from their senders:"]
+        for m in messages:
+            when = dt.datetime.fromtimestamp(m.time / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+            text = "(deleted)" if m.redacted else m.text
+            lines.append(f"[{when}] <{m.sender}> {text}")
+        return [{"uri": uri, "mimeType": "text/plain", "text": "\n".join(lines)}]
 
 
 def mail_resources(store: MailboxStore) -> MailResources:

@@ -7,7 +7,7 @@ Started after the mailbox (its tools need the running ``MailboxStore``); the tok
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk.accounts import User
 from gk.ai.tokens import TokenStore
@@ -15,7 +15,10 @@ from gk.mail.mailbox import get_store
 from gk.mcp import auth, http, mailtools
 from gk.mcp.prompts import Prompts, mail_prompts
 from gk.mcp.registry import Registry
-from gk.mcp.resources import Resources, mail_resources
+from gk.mcp.resources import ChatResources, Resources, mail_resources
+
+if TYPE_CHECKING:
+    from gk.chat.core import ChatService
 
 
 class MCPService:
@@ -29,6 +32,14 @@ class MCPService:
         store = get_store(ctx)
         self.registry = Registry(mailtools.tools(store))
         self.resources = Resources([mail_resources(store)])
+        self.chat: ChatService | None = None
+        if ctx.config.chat.enabled:  # started before us (gk.features): its rooms as resources
+            from gk.chat.service import ChatComponent
+
+            component = ctx.services.maybe(ChatComponent)
+            self.chat = component.chat if component is not None else None
+        if self.chat is not None:
+            self.resources.providers.append(ChatResources(self.chat))
         self.prompts = Prompts(mail_prompts(lambda address: store.user(address).folder_names()))
         self._tokens: TokenStore | None = None
         self.app = http.make_app(self)
@@ -43,7 +54,7 @@ class MCPService:
         return self.accounts.get_user(address) if address else None
 
     def stop(self, grace: float) -> None:
-        http.close(self.app)
+        http.close(self.app, self.chat)
         if self._tokens is not None:
             self._tokens.close()
 
