@@ -20,7 +20,7 @@ from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from support.gkserver import GKServer, gk  # noqa: E402
 
-ALICE, BOB = "alice@test.example", "bob@test.example"
+ALICE, BOB, CAROL = "alice@test.example", "bob@test.example", "carol@test.example"
 NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
 V = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": V, "io.modelcontextprotocol/clientCapabilities": {}}
@@ -48,7 +48,7 @@ def server(tmp_path_factory):
 
     srv = GKServer(tmp_path_factory.mktemp("mcpproto") / "gk", {**NO_MAIL, "ai": {"enabled": False}})
     srv.write_config()
-    for user in (ALICE, BOB):
+    for user in (ALICE, BOB, CAROL):
         srv.add_user(user, "correct horse battery")
     claim.complete(srv.data_dir)
     drop_in_maildir(srv, ALICE, mail("carol@else.example", ALICE, "Budget meeting", "The budget is due Friday."))
@@ -64,7 +64,7 @@ def server(tmp_path_factory):
     chat.stop()
     srv.tokens = {
         u: gk(srv.data_dir, "token", "add", u, "--scope", "mcp", "--label", "proto").stdout.strip()
-        for u in (ALICE, BOB)
+        for u in (ALICE, BOB, CAROL)
     }
     srv.start()
     yield srv
@@ -443,3 +443,30 @@ def test_listen_needs_an_event_stream_and_a_filter(server):
     assert resp.status == 406
     resp, out = modern(server, "subscriptions/listen", {})
     assert resp.status == 400 and out["error"]["code"] == -32602
+
+
+def test_a_user_may_hold_only_a_few_listen_streams(server):
+    streams = [Listen(server, CAROL, {"resourcesListChanged": True}, id_=100 + i) for i in range(8)]
+    try:
+        for stream in streams:
+            assert stream.frame()["method"] == "notifications/subscriptions/acknowledged"
+        resp, out = modern(server, "subscriptions/listen", {"notifications": {}}, user=CAROL)
+        assert resp.status == 429 and out["error"]["code"] == -32600
+        alice = Listen(server, ALICE, {}, id_=200)  # another user still gets hers
+        assert alice.frame()["method"] == "notifications/subscriptions/acknowledged"
+        alice.close()
+    finally:
+        for stream in streams:
+            stream.close()
+    # closed streams are forgotten (at their next write: the keepalive) and carol may listen again
+    deadline = time.monotonic() + 90
+    while True:
+        again = Listen(server, CAROL, {}, id_=301)
+        if again.resp.status == 200:
+            assert again.frame()["method"] == "notifications/subscriptions/acknowledged"
+            again.close()
+            break
+        again.resp.read()
+        again.close()
+        assert time.monotonic() < deadline, "closed listen streams were never released"
+        time.sleep(2)
