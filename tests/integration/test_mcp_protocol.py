@@ -470,3 +470,47 @@ def test_a_user_may_hold_only_a_few_listen_streams(server):
         again.close()
         assert time.monotonic() < deadline, "closed listen streams were never released"
         time.sleep(2)
+
+
+# -- the official Python SDK as a 2026-07-28 client ----------------------------------------------
+
+
+def test_the_python_sdk_speaks_2026_07_28_to_gk(server):
+    """``mcp.Client`` in its default ``auto`` mode probes ``server/discover`` and, finding
+    2026-07-28, goes stateless: tools, resources, prompts, completion and a listen stream that
+    hears of alice's new mail, all through the SDK's own 2026-07-28 code."""
+    import httpx2
+    from mcp import Client
+
+    url = f"http://127.0.0.1:{server.port('http.port')}/mcp"
+
+    async def main():  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {server.tokens[ALICE]}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                seen: dict[str, Any] = {"version": client.protocol_version, "server": client.server_info}
+                seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+                found = await client.call_tool("mail_search", {"text": "budget"})
+                seen["found"] = found.structured_content
+                seen["resources"] = [str(r.uri) for r in (await client.list_resources()).resources]
+                room = await client.read_resource("gk-chat:///room/team")
+                seen["room"] = room.contents[0].text
+                prompt = await client.get_prompt("plan_my_week", {"focus": "budget"})
+                seen["prompt"] = prompt.messages[0].content.text
+                async with client.listen(resource_subscriptions=["gk-mail:///folder/INBOX"]) as sub:
+                    seen["honored"] = sub.honored.resource_subscriptions
+                    drop_in_maildir(server, ALICE, mail("erin@else.example", ALICE, "SDK news", "via listen"))
+                    await client.call_tool("mail_list_unread", {})
+                    with anyio.fail_after(60):
+                        seen["event"] = await sub.__anext__()
+                return seen
+
+    seen = anyio.run(main)
+    assert seen["version"] == V and seen["server"].name == "gk"
+    assert "mail_search" in seen["tools"]
+    assert [m["subject"] for m in seen["found"]["messages"]] == ["Budget meeting"]
+    assert {"gk-mail:///folder/INBOX", "gk-chat:///room/team"} <= set(seen["resources"])
+    assert "<alice> Lunch at noon?" in seen["room"]
+    assert "Focus: budget" in seen["prompt"]
+    assert seen["honored"] == ["gk-mail:///folder/INBOX"]
+    assert "gk-mail:///folder/INBOX" in repr(seen["event"])
