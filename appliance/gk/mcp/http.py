@@ -419,6 +419,9 @@ def make_app(svc: Any) -> bottle.Bottle:
                 yield _sse(jsonrpc.result(id_, protocol.finish(env, "tools/call", stop.value)))
             except RPCError as exc:
                 yield _sse(jsonrpc.error(id_, exc.code, exc.message, exc.data))
+            except Exception:  # the headers are gone: the error is the stream's last event
+                log.exception("mcp tools/call %s failed mid-stream", name)
+                yield _sse(jsonrpc.error(id_, jsonrpc.INTERNAL_ERROR, "internal error"))
 
         return bottle.HTTPResponse(stream(), status=200, headers=_sse_headers())
 
