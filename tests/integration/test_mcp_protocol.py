@@ -514,3 +514,19 @@ def test_the_python_sdk_speaks_2026_07_28_to_gk(server):
     assert "Focus: budget" in seen["prompt"]
     assert seen["honored"] == ["gk-mail:///folder/INBOX"]
     assert "gk-mail:///folder/INBOX" in repr(seen["event"])
+
+
+def test_no_conformance_fixtures_without_test_mode(server):
+    """Only GK_MCP_CONFORMANCE=1 (set by test_mcp_conformance.py alone) opens /mcp/conformance."""
+    for method in ("POST", "GET"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port("http.port"), timeout=60)
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) if method == "POST" else None
+        conn.request(
+            method, "/mcp/conformance", body, {"Content-Type": "application/json", "Accept": "application/json"}
+        )
+        resp = conn.getresponse()
+        raw = resp.read()
+        conn.close()
+        assert resp.status == 404 and b"test_simple_text" not in raw
+    _, out = modern(server, "tools/list")
+    assert not [t for t in out["result"]["tools"] if t["name"].startswith("test_")]
