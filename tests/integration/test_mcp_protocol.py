@@ -7,8 +7,10 @@ messages) and prompts (EN/FR) through both the 2026-07-28 wire and the official 
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import ssl
 import time
 from typing import Any
 
@@ -269,6 +271,7 @@ def test_resource_templates_and_a_message_by_uri(server):
         "mail_folder": "gk-mail:///folder/{folder}",
         "mail_message": "gk-mail:///message/{folder}/{uid}",
         "chat_room": "gk-chat:///room/{room}",
+        "calendar": "gk-cal:///calendar/{calendar}",
     }
     _, found = modern(
         server, "tools/call", {"name": "mail_search", "arguments": {"text": "budget"}}, name="mail_search"
@@ -306,6 +309,47 @@ def test_chat_rooms_are_resources_of_their_members_only(server):
     assert "<bob> the surprise party is friday" in out["result"]["contents"][0]["text"]
     _, out = modern(server, "resources/templates/list")
     assert "gk-chat:///room/{room}" in [t["uriTemplate"] for t in out["result"]["resourceTemplates"]]
+
+
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK tests//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+    "DTSTAMP:20261129T090000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:{summary}\r\n"
+    "LOCATION:Room 4\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def dav_put(srv: GKServer, user: str, path: str, body: str) -> int:
+    """A CalDAV PUT over HTTPS with the user's password, as a calendar app does."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the box's self-signed certificate
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port("http.https_port"), context=ctx, timeout=60)
+    auth = "Basic " + base64.b64encode(f"{user}:correct horse battery".encode()).decode()
+    conn.request("PUT", path, body.encode(), {"Authorization": auth, "Content-Type": "text/calendar"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp.status
+
+
+def test_calendars_are_resources_with_their_coming_events(server):
+    cal = f"/dav/{ALICE}/calendar/"
+    past = EVENT.format(uid="old", start="20250105T090000Z", end="20250105T100000Z", summary="Long gone")
+    soon = EVENT.format(uid="review", start="20270115T090000Z", end="20270115T100000Z", summary="Budget review")
+    assert dav_put(server, ALICE, cal + "old.ics", past) in (201, 204)
+    assert dav_put(server, ALICE, cal + "review.ics", soon) in (201, 204)
+    _, out = modern(server, "resources/list")
+    cals = {r["uri"]: r for r in out["result"]["resources"] if r["uri"].startswith("gk-cal:")}
+    assert "gk-cal:///calendar/calendar" in cals and cals["gk-cal:///calendar/calendar"]["title"] == "Calendar"
+    uri = "gk-cal:///calendar/calendar"
+    _, out = modern(server, "resources/read", {"uri": uri}, name=uri)
+    text = out["result"]["contents"][0]["text"]
+    assert "2027-01-15 09:00 UTC: Budget review (Room 4)" in text and "Long gone" not in text and "untrusted" in text
+    # bob's calendar URI is his own principal's: alice's event is never his
+    resp, out = modern(server, "resources/read", {"uri": uri}, name=uri, user=BOB)
+    assert "Budget review" not in json.dumps(out)
+    for bad in ("gk-cal:///calendar/../alice", "gk-cal:///calendar/contacts", "gk-cal:///calendar/nope"):
+        _, out = modern(server, "resources/read", {"uri": bad}, name=bad)
+        assert out["error"]["code"] == -32602 and out["error"]["data"] == {"uri": bad}
 
 
 # -- prompts -------------------------------------------------------------------------------------
@@ -375,7 +419,7 @@ def test_the_python_sdk_lists_and_reads_resources_and_prompts(server):
     init, resources, templates, contents, prompts, prompt = anyio.run(main)
     assert init.capabilities.resources is not None and init.capabilities.prompts is not None
     assert "gk-mail:///folder/INBOX" in [str(r.uri) for r in resources.resources]
-    assert {t.name for t in templates.resource_templates} == {"mail_folder", "mail_message", "chat_room"}
+    assert {t.name for t in templates.resource_templates} == {"mail_folder", "mail_message", "chat_room", "calendar"}
     assert "Bob's parcel" in contents.contents[0].text and "Budget" not in contents.contents[0].text
     assert {p.name: p.title for p in prompts.prompts}["summarise_unread_mail"] == "Résumer mon courrier non lu"
     assert prompt.messages[0].content.text.startswith("Résume mon courrier non lu dans INBOX")

@@ -15,7 +15,7 @@ from gk.mail.mailbox import get_store
 from gk.mcp import auth, http, mailtools
 from gk.mcp.prompts import Prompts, mail_prompts
 from gk.mcp.registry import Registry
-from gk.mcp.resources import ChatResources, Resources, mail_resources
+from gk.mcp.resources import CalendarResources, ChatResources, Resources, mail_resources
 
 if TYPE_CHECKING:
     from gk.chat.core import ChatService
@@ -40,6 +40,12 @@ class MCPService:
             self.chat = component.chat if component is not None else None
         if self.chat is not None:
             self.resources.providers.append(ChatResources(self.chat))
+        if ctx.config.dav.enabled:  # its calendars, read through the DAV storage (Radicale on first use)
+            from gk.dav.service import DAVService
+
+            dav = ctx.services.maybe(DAVService)
+            if dav is not None:
+                self.resources.providers.append(CalendarResources(dav))
         self.prompts = Prompts(mail_prompts(lambda address: store.user(address).folder_names()))
         self._tokens: TokenStore | None = None
         self.app = http.make_app(self)
