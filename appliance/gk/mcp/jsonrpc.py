@@ -19,12 +19,13 @@ INTERNAL_ERROR = -32603
 class RPCError(Exception):
     """A JSON-RPC error answer: ``code``, ``message``, and the HTTP status that carries it."""
 
-    def __init__(self, code: int, message: str, status: int = 200, id_: Any = None):
+    def __init__(self, code: int, message: str, status: int = 200, id_: Any = None, data: Any = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.id = id_
+        self.data = data
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Message:
     params: dict[str, Any]
     id: Any
     is_request: bool
+    response: dict[str, Any] | None = None  # a response to a request of ours: the whole message
 
 
 def parse(body: bytes) -> Message:
@@ -53,7 +55,7 @@ def parse(body: bytes) -> Message:
     method = data.get("method")
     if method is None:
         if has_id and ("result" in data or "error" in data):
-            return Message(None, {}, id_, False)  # a response to a server request: we send none
+            return Message(None, {}, id_, False, data)  # a response to a request the server sent
         raise RPCError(INVALID_REQUEST, "a request needs a method", 400, id_)
     if not isinstance(method, str):
         raise RPCError(INVALID_REQUEST, "method must be a string", 400, id_)
@@ -69,5 +71,12 @@ def result(id_: Any, value: dict[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "result": value}
 
 
-def error(id_: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}
+def error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": id_, "error": err}
+
+
+def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}

@@ -9,7 +9,7 @@ a token. Every tool call goes through ``registry`` (an ``AuditedRegistry``: reco
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk.accounts import User
 from gk.ai.tokens import TokenStore
@@ -17,8 +17,13 @@ from gk.mail.mailbox import get_store
 from gk.mcp import auth, http, mailtools, scopes
 from gk.mcp.approvals import ApprovalStore
 from gk.mcp.audit import AuditedRegistry, AuditLog
+from gk.mcp.prompts import Prompts, mail_prompts
 from gk.mcp.registry import Tool
+from gk.mcp.resources import CalendarResources, ChatResources, Resources, mail_resources
 from gk.mcp.writetools import WriteTools
+
+if TYPE_CHECKING:
+    from gk.chat.core import ChatService
 
 
 def feature_tools(ctx: Any) -> list[Tool]:
@@ -49,12 +54,29 @@ class MCPService:
         self.data_dir = Path(ctx.data_dir)
         self.accounts = ctx.accounts
         self.hostnames = (ctx.hostname, "localhost")  # the names a browser page may call from
+        store = get_store(ctx)
         self.approvals = ApprovalStore(self.data_dir, self.cfg.approval_hours)
         self.write_tools = WriteTools(ctx, self.approvals)
         self.audit = AuditLog(self.data_dir)
         self.registry = AuditedRegistry(
-            mailtools.tools(get_store(ctx)) + self.write_tools.tools() + feature_tools(ctx), self.audit
+            mailtools.tools(store) + self.write_tools.tools() + feature_tools(ctx), self.audit
         )
+        self.resources = Resources([mail_resources(store)])
+        self.chat: ChatService | None = None
+        if ctx.config.chat.enabled:  # started before us (gk.features): its rooms as resources
+            from gk.chat.service import ChatComponent
+
+            component = ctx.services.maybe(ChatComponent)
+            self.chat = component.chat if component is not None else None
+        if self.chat is not None:
+            self.resources.providers.append(ChatResources(self.chat))
+        if ctx.config.dav.enabled:  # its calendars, read through the DAV storage (Radicale on first use)
+            from gk.dav.service import DAVService
+
+            dav = ctx.services.maybe(DAVService)
+            if dav is not None:
+                self.resources.providers.append(CalendarResources(dav))
+        self.prompts = Prompts(mail_prompts(lambda address: store.user(address).folder_names()))
         self._tokens: TokenStore | None = None
         self.app = http.make_app(self)
         self.metadata_app = http.make_metadata_app()
@@ -73,6 +95,7 @@ class MCPService:
         return self.accounts.get_user(info.address)
 
     def stop(self, grace: float) -> None:
+        http.close(self.app, self.chat)
         if self._tokens is not None:
             self._tokens.close()
 
