@@ -96,6 +96,7 @@ def _collection_of(found: Any) -> Any:
 class DavWeb:
     def __init__(self, dav: DAVService):
         self.dav = dav
+        self._ensured: set[str] = set()
 
     @property
     def storage(self) -> Any:
@@ -106,8 +107,11 @@ class DavWeb:
 
     # -- collections -----------------------------------------------------------------------
     def ensure(self, user: str) -> None:
-        """The user's default calendar, task list and address book, if they have none yet."""
-        self.dav.ensure_user(user)
+        """The user's default calendar, task list and address book, if they have none yet (once
+        per process and user: it takes the storage's write lock)."""
+        if user not in self._ensured:
+            self.dav.ensure_user(user)
+            self._ensured.add(user)
 
     def _book(self, user: str, col: Any) -> Book | None:
         path = str(col.path)

@@ -51,6 +51,8 @@ REPEATS = (
     ("MONTHLY", N_("Every month")),
     ("YEARLY", N_("Every year")),
 )
+# the default collections (gk.dav.service.DEFAULT_COLLECTIONS): display name -> collection name
+DEFAULT_TITLES = {N_("Calendar"): "calendar", N_("Tasks"): "tasks", N_("Contacts"): "contacts"}
 IMPORTED = N_("Imported: {created} new, {updated} updated.")
 
 
@@ -162,7 +164,14 @@ def labels(web: Web) -> dict[str, Any]:
     def hm(value: dt.date | dt.datetime) -> str:
         return value.strftime("%H:%M") if isinstance(value, dt.datetime) else ""
 
+    def btitle(book: Book) -> str:
+        """The default collections' names in the viewer's language (they are stored in English)."""
+        if book.title in DEFAULT_TITLES and book.name == DEFAULT_TITLES[book.title]:
+            return _(book.title)
+        return book.title
+
     return {
+        "btitle": btitle,
         "month_year": month_year,
         "day_label": day_label,
         "weekdays": [_(w) for w in WEEKDAYS],
@@ -235,6 +244,7 @@ def _form_page(
         reminders=events.REMINDERS,
         zones=sorted(localtime.valid_zones()),
         error=error,
+        **labels(web),
         readonly=bool(href) and not any(b.path == cal and b.writable for b in books),
     )
 
@@ -374,6 +384,7 @@ def tasks_page(web: Web, error: str = "") -> str:
         tasks=_tasks(api, user.address, books),
         books=[b for b in books if b.writable],
         error=error,
+        **labels(web),
     )
 
 

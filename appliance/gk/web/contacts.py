@@ -21,7 +21,7 @@ from gk.dav.webapi import ADDRESSBOOK, Book, DavWeb, Entry, Invalid, NotFound, n
 from gk.locale import N_
 from gk.web import forms
 from gk.web.app import USER, Route, Web
-from gk.web.calendar import _download, signed_in, upload_text
+from gk.web.calendar import _download, labels, signed_in, upload_text
 
 EMAIL_TYPES = (("home", N_("Home")), ("work", N_("Work")), ("other", N_("Other")))
 PHONE_TYPES = (("cell", N_("Mobile")), ("home", N_("Home")), ("work", N_("Work")), ("other", N_("Other")))
@@ -180,8 +180,6 @@ def build_vcard(c: Card, old_text: str = "") -> Any:
         v.add("version").value = "3.0"
         v.add("uid").value = new_uid()
     for name in ("fn", "n", "org", "email", "tel", "bday", "note", "rev"):
-        if name == "adr":
-            continue
         while hasattr(v, name):
             v.remove(getattr(v, name))
     v.add("fn").value = c.name
@@ -261,6 +259,7 @@ def contacts_page(web: Web) -> str:
         books=books,
         writable=[b for b in books if b.writable],
         notice=notice,
+        **labels(web),
     )
 
 
@@ -301,6 +300,7 @@ def _form_page(web: Web, card: Card, book: str, href: str, etag: str, books: lis
         email_types=EMAIL_TYPES,
         phone_types=PHONE_TYPES,
         error=error,
+        **labels(web),
     )
 
 
