@@ -375,6 +375,9 @@ def test_import_and_export(server):
     assert resp.status == 400
     resp, page = c.post_multipart("/calendar/import", {"cal": f"{ALICE}/calendar"}, [("file", "c.ics", VCF.encode())])
     assert resp.status == 400 and "not an iCalendar" in page
+    # events into the task list: refused (its supported component set is VTODO)
+    resp, page = c.post_multipart("/calendar/import", {"cal": f"{ALICE}/tasks"}, [("file", "c.ics", ICS.encode())])
+    assert resp.status == 400 and "does not hold this kind of entry (VEVENT)" in page
     assert sorted(e.data for e in calendar_of(server).events()) == before
     # export: one VCALENDAR with every event
     resp, text = c.get(f"/calendar/export?cal={urllib.parse.quote(ALICE + '/calendar')}")

@@ -228,6 +228,8 @@ class DavWeb:
             item.prepare()
         except Exception as e:  # Radicale raises ValueError, RuntimeError, AttributeError...
             raise Invalid(N_("This entry is not valid: {reason}"), reason=str(e)[:200]) from e
+        if book.tag == CALENDAR and book.components and item.component_name not in book.components:
+            raise Invalid(N_("This calendar does not hold this kind of entry ({kind})."), kind=item.component_name)
         if len(item.serialize().encode()) > self.dav.cfg.max_resource_size:
             raise Invalid(
                 N_("This entry is larger than the limit of {size} bytes."), size=self.dav.cfg.max_resource_size
