@@ -161,7 +161,7 @@ def test_french_pages(server, browser):
     shot(page, "fr-month")
     page.click("text=Semaine")
     shot(page, "fr-week")
-    page.click(".views >> text=Liste")
+    page.click(".views >> text=Agenda")
     assert "Swimming lesson" in page.locator(".agenda").inner_text()
     shot(page, "fr-agenda")
     page.click("#new-event")

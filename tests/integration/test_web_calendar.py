@@ -180,6 +180,22 @@ def test_web_event_is_seen_by_caldav_with_zone_recurrence_and_alarm(server):
     assert page.count("Piano lesson") == 3  # 16, 23, 30 March
     _, page = c.get("/calendar?view=month&date=2026-04-01")
     assert page.count("Piano lesson") >= 1 and "09:00" in page
+    # one occurrence deleted from the web: an EXDATE, the three others stay for CalDAV
+    _, page = c.get("/calendar?view=agenda&date=2026-03-23")
+    link = re.search(r'href="(/calendar/event\?[^"]*occ=20260323T080000Z)"', page).group(1).replace("&amp;", "&")
+    _, form = c.get(link)
+    assert "whole series" in form and 'id="skip-occurrence"' in form
+    fields = dict(
+        re.findall(r'<input type="hidden" name="(cal|href|etag|occ)" value="([^"]*)"', form.split("/event/skip")[1])
+    )
+    fields["etag"] = fields["etag"].replace("&#34;", '"')
+    resp, _ = c.post("/calendar/event/skip", fields)
+    assert resp.status == 303
+    found = cal.search(start=dt.datetime(2026, 3, 1), end=dt.datetime(2026, 5, 1), event=True, expand=True)
+    days = sorted(
+        e.icalendar_component["dtstart"].dt.day for e in found if "Piano" in str(e.icalendar_component["summary"])
+    )
+    assert days == [6, 16, 30]  # 16 and 30 March, 6 April
 
 
 def test_caldav_event_shown_in_web_and_edit_keeps_unknown_properties(server):
@@ -424,3 +440,27 @@ def test_tasks(server):
     assert resp.status == 303
     todo = dav(server).calendar(url=f"/dav/{ALICE}/tasks/").todos(include_completed=True)
     assert any("STATUS:COMPLETED" in t.data for t in todo)
+
+
+def test_pages_in_french_have_no_english_left(server):
+    from test_web_french import FR, assert_french, catalog_english
+
+    known = catalog_english()
+    c = web(server)
+    new_event(c, title="Réunion", repeat="DAILY", repeat_end="count", count="2")
+    _, page = c.get("/calendar?view=agenda&date=2026-03-16", headers=FR)
+    link = re.search(r'href="(/calendar/event\?[^"]*occ=[^"]+)"', page).group(1).replace("&amp;", "&")
+    pages = {
+        "/calendar": ("Nouvel événement", "Mois"),
+        "/calendar?view=week&date=2026-03-16": ("Semaine",),
+        "/calendar?view=agenda&date=2026-03-16": ("Réunion",),
+        "/calendar/event?date=2026-03-16": ("Titre", "Répétition", "Rappel"),
+        link: ("Supprimer seulement cette occurrence",),
+        "/calendar/tasks": ("Nouvelle tâche",),
+        "/contacts": ("Nouveau contact",),
+        "/contacts/edit": ("Prénom", "Code postal"),
+    }
+    for path, expected in pages.items():
+        resp, page = c.get(path, headers=FR)
+        assert resp.status == 200, path
+        assert_french(page, *expected, known=known)

@@ -230,7 +230,15 @@ def calendar_page(web: Web) -> str:
 
 # -- one event -----------------------------------------------------------------------------------
 def _form_page(
-    web: Web, api: DavWeb, user: User, form: events.EventForm, cal: str, href: str, etag: str, error: str = ""
+    web: Web,
+    api: DavWeb,
+    user: User,
+    form: events.EventForm,
+    cal: str,
+    href: str,
+    etag: str,
+    error: str = "",
+    occ: str = "",
 ) -> str:
     books = [b for b in api.books(user.address, CALENDAR) if b.has_events and (b.writable or b.path == cal)]
     return web.render(
@@ -244,6 +252,7 @@ def _form_page(
         reminders=events.REMINDERS,
         zones=sorted(localtime.valid_zones()),
         error=error,
+        occ=occ,
         **labels(web),
         readonly=bool(href) and not any(b.path == cal and b.writable for b in books),
     )
@@ -262,7 +271,12 @@ def event_form(web: Web) -> str:
             raise bottle.HTTPError(404, N_("Not found")) from None
         except Exception:  # stored by a client in a shape the form cannot show
             raise bottle.HTTPError(404, N_("Not found")) from None
-        return _form_page(web, api, user, form, entry.book.path, entry.href, entry.etag)
+        occ = q.get("occ", "")
+        try:
+            occ_day = events.rid_value(occ) if occ and form.repeat + form.custom_rule else None
+        except ValueError:
+            occ_day = None
+        return _form_page(web, api, user, form, entry.book.path, entry.href, entry.etag, occ=occ if occ_day else "")
     tz = localtime.zone(web.data_dir)
     day = _date_param(q.get("date", ""), dt.datetime.now(tz).date())
     form = events.EventForm(start_date=day.isoformat(), end_date=day.isoformat(), timezone=zone)
@@ -290,6 +304,22 @@ def event_save(web: Web) -> Any:
     start = events.form_times(form)[0]
     day = start.date() if isinstance(start, dt.datetime) else start
     raise bottle.redirect("/calendar?" + urllib.parse.urlencode({"date": day.isoformat()}), 303)
+
+
+def event_skip(web: Web) -> None:
+    """Delete one occurrence of a repeating event (the others stay)."""
+    user, api = signed_in(web)
+    cal, href, etag = forms.text("cal"), forms.text("href"), forms.text("etag")
+    try:
+        entry = api.entry(user.address, cal, href, write=True)
+        api.save(user.address, cal, events.skip_occurrence(entry.text, forms.text("occ")), href=href, etag=etag)
+    except NotFound:
+        raise bottle.HTTPError(404, N_("Not found")) from None
+    except Invalid as e:
+        raise bottle.HTTPError(409, web.error_text(e)) from None
+    except ValueError:
+        raise bottle.HTTPError(400, N_("Bad request")) from None
+    raise bottle.redirect("/calendar", 303)
 
 
 def event_delete(web: Web) -> None:
@@ -462,6 +492,7 @@ ROUTES = [
     Route("GET", "/calendar/event", event_form, USER),
     Route("POST", "/calendar/event", event_save, USER),
     Route("POST", "/calendar/event/delete", event_delete, USER),
+    Route("POST", "/calendar/event/skip", event_skip, USER),
     Route("GET", "/calendar/export", export, USER),
     Route("POST", "/calendar/import", import_file, USER),
     Route("GET", "/calendar/tasks", tasks_page, USER),

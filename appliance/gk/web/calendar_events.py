@@ -12,6 +12,7 @@ and alarm it does not manage, so what a phone wrote is not lost by editing it in
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Occurrence:
     all_day: bool
     location: str = ""
     recurring: bool = False
+    rid: str = ""  # of a repeating event's occurrence: its RECURRENCE-ID (``_key``)
 
     def days(self) -> list[dt.date]:
         """The local dates this occurrence covers (an all-day DTEND is exclusive)."""
@@ -172,11 +174,12 @@ def occurrences(entry: Entry, start: dt.datetime, end: dt.datetime, tz: dt.tzinf
         for s in starts:
             if recurring and _key(s) in overrides:
                 continue
-            out.extend(_occurrence(entry, comp, s, s + length, start, end, tz, recurring))
-    for rid_comp in overrides.values():
+            rid = _key(s) if recurring else ""
+            out.extend(_occurrence(entry, comp, s, s + length, start, end, tz, recurring, rid))
+    for rid, rid_comp in overrides.items():
         s = _value(rid_comp, "dtstart")
         if isinstance(s, dt.date):
-            out.extend(_occurrence(entry, rid_comp, s, s + _duration(rid_comp, s), start, end, tz, True))
+            out.extend(_occurrence(entry, rid_comp, s, s + _duration(rid_comp, s), start, end, tz, True, rid))
     return out
 
 
@@ -189,6 +192,7 @@ def _occurrence(
     win_end: dt.datetime,
     tz: dt.tzinfo,
     recurring: bool,
+    rid: str,
 ) -> list[Occurrence]:
     all_day = _is_all_day(s)
     ls, le = _local(s, tz), _local(e, tz)
@@ -213,8 +217,37 @@ def _occurrence(
             all_day=all_day,
             location=_text(comp, "location"),
             recurring=recurring,
+            rid=rid,
         )
     ]
+
+
+def rid_value(rid: str) -> dt.date | dt.datetime:
+    """The date or time a ``_key`` names (ValueError if it names none)."""
+    from dateutil import tz as dateutil_tz  # type: ignore[import-untyped]
+
+    if re.fullmatch(r"\d{8}T\d{6}Z", rid):
+        return dt.datetime.strptime(rid, "%Y%m%dT%H%M%SZ").replace(tzinfo=dateutil_tz.UTC)
+    if re.fullmatch(r"\d{8}T\d{6}", rid):
+        return dt.datetime.strptime(rid, "%Y%m%dT%H%M%S")
+    if re.fullmatch(r"\d{8}", rid):
+        return dt.datetime.strptime(rid, "%Y%m%d").date()
+    raise ValueError(rid)
+
+
+def skip_occurrence(text: str, rid: str) -> Any:
+    """The object without the occurrence ``rid``: an EXDATE on the series, its override dropped."""
+    when = rid_value(rid)
+    cal = parse(text)
+    comps = list(getattr(cal, "vevent_list", []))
+    master = next((c for c in comps if not hasattr(c, "recurrence_id")), None)
+    if master is None or not (hasattr(master, "rrule") or hasattr(master, "rdate")):
+        raise ValueError("not a repeating event")
+    for comp in comps:
+        if hasattr(comp, "recurrence_id") and _key(_value(comp, "recurrence_id")) == rid:
+            cal.remove(comp)
+    master.add("exdate").value = [when]
+    return parse(cal.serialize())
 
 
 # -- the edit form ---------------------------------------------------------------------------
