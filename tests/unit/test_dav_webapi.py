@@ -83,3 +83,24 @@ def test_import_is_all_or_nothing_and_task_list_refuses_events(api):
         api.book(ALICE, "../etc/passwd")
     with pytest.raises(NotFound):
         api.entry(ALICE, f"{ALICE}/calendar", "../../x.ics")
+
+
+def test_time_range_query_finds_repeating_events_started_long_ago(api):
+    import datetime as dt
+
+    api.ensure(ALICE)
+    form = ev.EventForm(title="Birthday", all_day=True, start_date="1990-05-17", end_date="1990-05-17", repeat="YEARLY")
+    api.save(ALICE, f"{ALICE}/calendar", ev.build_event(form))
+    api.save(ALICE, f"{ALICE}/calendar", event("Once in 2026", "2026-03-02"))
+    book = api.book(ALICE, f"{ALICE}/calendar")
+
+    def titles(first: str, last: str) -> list[str]:
+        lo = int(dt.datetime.fromisoformat(first + "T00:00:00+00:00").timestamp())
+        hi = int(dt.datetime.fromisoformat(last + "T00:00:00+00:00").timestamp())
+        return sorted(ev.parse(e.text).vevent.summary.value for e in api.entries(ALICE, book, lo, hi))
+
+    # candidates: an endless rule meets every window; a single event only its own
+    assert titles("2031-05-01", "2031-06-01") == ["Birthday"]
+    assert titles("2026-03-01", "2026-03-03") == ["Birthday", "Once in 2026"]
+    assert titles("2026-04-01", "2026-05-01") == ["Birthday"]
+    assert titles("1980-01-01", "1981-01-01") == []
