@@ -141,6 +141,10 @@ def test_first_visit_creates_defaults_and_shows_today(server):
     for view in ("week", "agenda"):
         resp, page = c.get(f"/calendar?view={view}&date=2026-03-16")
         assert resp.status == 200
+    # odd URLs get a page, never an error: the last month there is, year 1, garbage
+    for query in ("date=9999-12-31", "view=week&date=0001-01-01", "date=2026-13-45&view=<script>"):
+        resp, page = c.get(f"/calendar?{query}")
+        assert resp.status == 200 and "<script>" not in page
     # a second visit is idempotent (no duplicate collections)
     c.get("/calendar")
     assert len(dav(server).principal().calendars()) == 2

@@ -130,6 +130,7 @@ def test_form_round_trip_keeps_unknown_properties_and_custom_rules():
         ({"title": ""}, "title"),
         ({"end_date": "2026-03-01"}, "end_date"),
         ({"start_date": "March 2"}, "start_date"),
+        ({"start_date": "0001-01-01"}, "start_date"),
         ({"start_time": "25:00"}, "start_time"),
         ({"timezone": "Nowhere/Land"}, "timezone"),
         ({"repeat": "HOURLY"}, "repeat"),

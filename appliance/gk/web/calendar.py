@@ -99,10 +99,13 @@ def upload_text(web: Web, name: str = "file") -> str:
 
 
 def _date_param(value: str, today: dt.date) -> dt.date:
+    """The ``date`` of the URL, today if missing or malformed, kept within 1900-2999 (a month
+    after 9999-12 has no date, and POSIX timestamps of year 1 are outside the storage's range)."""
     try:
-        return dt.date.fromisoformat(value) if value else today
+        day = dt.date.fromisoformat(value) if value else today
     except ValueError:
         return today
+    return min(max(day, dt.date(1900, 1, 1)), dt.date(2999, 12, 1))
 
 
 @dataclass

@@ -396,9 +396,12 @@ def attendee_list(text: str) -> list[str]:
 
 def _date(value: str, name: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise FormError(name, N_("Give a date as YYYY-MM-DD.")) from None
+    if not 1900 <= day.year <= 2999:
+        raise FormError(name, N_("Give a date between the years 1900 and 2999."))
+    return day
 
 
 def _time(value: str, name: str) -> dt.time:
