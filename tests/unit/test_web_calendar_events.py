@@ -166,3 +166,34 @@ def test_until_is_inclusive_of_the_last_day_in_utc():
     assert "UNTIL=20260304T225959Z" in text
     e = Entry(BOOK, "e.ics", '"x"', "u", text, "VEVENT", 0, 2**31)
     assert len(ev.occurrences(e, *window("2026-03-01", "2026-03-10"), PARIS)) == 3
+
+
+def test_week_grid_blocks_and_lanes():
+    from gk.web.calendar import _slots
+
+    def occ(start: str, end: str) -> ev.Occurrence:
+        return ev.Occurrence(
+            BOOK,
+            "h",
+            "u",
+            "x",
+            dt.datetime.fromisoformat(start).replace(tzinfo=PARIS),
+            dt.datetime.fromisoformat(end).replace(tzinfo=PARIS),
+            False,
+        )
+
+    day = dt.date(2026, 3, 29)  # 23 hours: the grid follows the wall clock
+    blocks, lanes = _slots(
+        day,
+        [
+            occ("2026-03-29T09:00", "2026-03-29T10:00"),
+            occ("2026-03-29T09:30", "2026-03-29T11:00"),
+            occ("2026-03-29T10:00", "2026-03-29T10:15"),
+            occ("2026-03-28T22:00", "2026-03-29T01:00"),  # from the day before
+            occ("2026-03-29T23:50", "2026-03-30T08:00"),  # into the next day
+        ],
+        PARIS,
+    )
+    got = sorted((b.row, b.span, b.lane) for b in blocks)
+    assert got == [(1, 4, 0), (37, 4, 0), (39, 6, 1), (41, 1, 0), (96, 1, 0)]
+    assert lanes == 2

@@ -53,6 +53,9 @@ REPEATS = (
 )
 # the default collections (gk.dav.service.DEFAULT_COLLECTIONS): display name -> collection name
 DEFAULT_TITLES = {N_("Calendar"): "calendar", N_("Tasks"): "tasks", N_("Contacts"): "contacts"}
+# calendar.css's .cal0-.cal7 (the CSP allows no inline style, so no arbitrary colour)
+PALETTE = ("#1d5fd1", "#1e7d32", "#b3261e", "#8a5a00", "#6a3fb5", "#00796b", "#c2185b", "#455a64")
+DEFAULT_COLOR = "#1d5fd1"
 IMPORTED = N_("Imported: {created} new, {updated} updated.")
 
 
@@ -114,6 +117,57 @@ class Day:
     in_range: bool
     today: bool
     items: list[events.Occurrence] = field(default_factory=list)
+    slots: list[Slot] = field(default_factory=list)  # the week grid's timed blocks
+    lanes: int = 1
+
+    @property
+    def all_day(self) -> list[events.Occurrence]:
+        return [o for o in self.items if o.all_day]
+
+
+@dataclass
+class Slot:
+    """A timed occurrence's block in one day column of the week grid: rows of 15 minutes
+    (1-96), a lane for overlapping blocks. Classes, not inline styles: the CSP allows none."""
+
+    occ: events.Occurrence
+    row: int
+    span: int
+    lane: int = 0
+
+    @property
+    def classes(self) -> str:
+        return f"r{self.row} s{self.span} c{self.lane + 1}"
+
+
+MAX_LANES = 4
+
+
+def _quarter(value: dt.datetime) -> int:
+    return (value.hour * 60 + value.minute) // 15
+
+
+def _slots(day: dt.date, items: list[events.Occurrence], tz: dt.tzinfo) -> tuple[list[Slot], int]:
+    """Blocks of the timed occurrences of ``day`` (wall-clock rows), and the lanes they need."""
+    start = dt.datetime.combine(day, dt.time(0), tz)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz)
+    out: list[Slot] = []
+    for o in items:
+        if o.all_day or not isinstance(o.start, dt.datetime) or not isinstance(o.end, dt.datetime):
+            continue
+        first = _quarter(o.start) if o.start >= start else 0
+        last = _quarter(o.end) if o.end < end else 96
+        span = max(1, min(last, 96) - first)
+        out.append(Slot(o, first + 1, min(span, 96 - first)))
+    out.sort(key=lambda b: (b.row, -b.span))
+    lane_ends: list[int] = []
+    for b in out:
+        lane = next((i for i, stop in enumerate(lane_ends) if stop <= b.row), len(lane_ends))
+        if lane == len(lane_ends):
+            lane_ends.append(0)
+        lane_ends[lane] = b.row + b.span
+        b.lane = min(lane, MAX_LANES - 1)
+    return out, min(max(len(lane_ends), 1), MAX_LANES)
 
 
 def _window(view: str, day: dt.date) -> tuple[dt.date, dt.date]:
@@ -167,6 +221,17 @@ def labels(web: Web) -> dict[str, Any]:
     def hm(value: dt.date | dt.datetime) -> str:
         return value.strftime("%H:%M") if isinstance(value, dt.datetime) else ""
 
+    def color(book: Book) -> str:
+        """The palette class of a calendar's colour (calendar.css ``.cal0``-``.cal7``)."""
+        if book.color.lower() == DEFAULT_COLOR:
+            return "cal0" if book.name == "calendar" else f"cal{sum(book.path.encode()) % len(PALETTE)}"
+        rgb = tuple(int(book.color[i : i + 2], 16) for i in (1, 3, 5))
+        best = min(
+            range(len(PALETTE)),
+            key=lambda i: sum((a - int(PALETTE[i][j : j + 2], 16)) ** 2 for a, j in zip(rgb, (1, 3, 5), strict=True)),
+        )
+        return f"cal{best}"
+
     def btitle(book: Book) -> str:
         """The default collections' names in the viewer's language (they are stored in English)."""
         if book.title in DEFAULT_TITLES and book.name == DEFAULT_TITLES[book.title]:
@@ -175,6 +240,7 @@ def labels(web: Web) -> dict[str, Any]:
 
     return {
         "btitle": btitle,
+        "color": color,
         "month_year": month_year,
         "day_label": day_label,
         "weekdays": [_(w) for w in WEEKDAYS],
@@ -205,6 +271,9 @@ def calendar_page(web: Web) -> str:
         for covered in occ.days():
             if covered in by_date:
                 by_date[covered].items.append(occ)
+    if view == "week":
+        for d in days:
+            d.slots, d.lanes = _slots(d.date, d.items, tz)
     notice = ""
     if q.get("imported") is not None:
         created, updated = q.get("imported", "0"), q.get("updated", "0")
