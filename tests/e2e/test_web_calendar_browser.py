@@ -64,8 +64,21 @@ def base(srv: GKServer) -> str:
 
 
 def new_page(browser, locale: str = "en-US"):
+    """A page that records console errors (a CSP violation, e.g. an inline style, is one)."""
     ctx = browser.new_context(viewport=DESKTOP, ignore_https_errors=True, locale=locale)
-    return ctx.new_page()
+    page = ctx.new_page()
+    errors: list[str] = []
+    # a failed load is checked by its response (the browser's own /favicon.ico is no error of ours)
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None,
+    )
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 and "favicon" not in r.url else None,
+    )
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
 
 
 def login(page, srv: GKServer) -> None:
@@ -128,6 +141,7 @@ def test_create_event_in_the_browser(server, browser):
     data = [e.data for e in events if "Swimming lesson" in e.data]
     assert len(data) == 1
     assert "RRULE:FREQ=WEEKLY;COUNT=3" in data[0] and "TZID=Europe/Paris" in data[0] and "TRIGGER:-PT15M" in data[0]
+    assert page.errors == []
     page.close()
 
 
@@ -151,6 +165,7 @@ def test_create_contact_in_the_browser(server, browser):
     page.goto(base(server) + "/contacts?q=lyon")
     assert page.locator("#contact-list a", has_text="Chloé Durand").count() == 1
     shot(page, "en-contacts")
+    assert page.errors == []
     page.close()
 
 
@@ -177,4 +192,5 @@ def test_french_pages(server, browser):
     page.click(".task-add button")
     assert page.locator("ul.tasks", has_text="Acheter du pain").count() == 1
     shot(page, "fr-tasks")
+    assert page.errors == []
     page.close()
