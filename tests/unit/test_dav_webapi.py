@@ -104,3 +104,26 @@ def test_time_range_query_finds_repeating_events_started_long_ago(api):
     assert titles("2026-03-01", "2026-03-03") == ["Birthday", "Once in 2026"]
     assert titles("2026-04-01", "2026-05-01") == ["Birthday"]
     assert titles("1980-01-01", "1981-01-01") == []
+
+
+def test_import_keeps_time_zones_of_each_object(api):
+    api.ensure(ALICE)
+    tz = (
+        "BEGIN:VTIMEZONE\r\nTZID:Custom/Island\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        "TZOFFSETFROM:+0530\r\nTZOFFSETTO:+0530\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n" + tz + "BEGIN:VEVENT\r\nUID:tz-1\r\n"
+        "DTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Custom/Island:20260302T090000\r\nDURATION:PT1H\r\n"
+        "SUMMARY:Island time\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:tz-2\r\nDTSTAMP:20260101T000000Z\r\n"
+        "DTSTART:20260302T090000Z\r\nSUMMARY:UTC\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    assert api.import_text(ALICE, f"{ALICE}/calendar", text) == (2, 0)
+    stored = {e.uid: e for e in api.entries(ALICE, api.book(ALICE, f"{ALICE}/calendar"))}
+    island = stored["tz-1"]
+    assert "BEGIN:VTIMEZONE" in island.text and "TZID:Custom/Island" in island.text
+    assert "BEGIN:VTIMEZONE" not in stored["tz-2"].text
+    # 09:00 at +05:30 is 03:30 UTC: the indexed range says so
+    import datetime as dt
+
+    assert island.start == int(dt.datetime(2026, 3, 2, 3, 30, tzinfo=dt.UTC).timestamp())

@@ -10,8 +10,8 @@ rights plugin as ``/dav/`` (``Rights.authorization``): a path the user may not r
 Items are checked and prepared with Radicale's own functions (``check_and_sanitize_items``,
 ``Item.prepare``) and bounded by ``dav.max_resource_size``, so the web cannot store what a PUT
 would have refused. An import is one write lock, hence one SQLite transaction: every object of
-the file is parsed and checked before the first is written, and a file that fails anywhere
-leaves the collection as it was.
+the file is parsed and checked (in the CPU pool, off the hub) before the first is written, and
+a file that fails anywhere leaves the collection as it was.
 """
 
 from __future__ import annotations
@@ -293,8 +293,12 @@ class DavWeb:
     def import_text(self, user: str, path: str, text: str) -> tuple[int, int]:
         """Add the objects of an .ics or .vcf file; (created, updated). An object whose UID is
         already in the collection replaces it (a re-import updates, never duplicates)."""
+        from gk import pools
+
         book = self.book(user, path, write=True)
-        items = list(self._parse_file(book, text))
+        # parsing and checking a file of up to dav.max_request_size is seconds of pure Python:
+        # in the CPU pool, never on the hub (the writes then run under the storage's lock here)
+        items = pools.run_cpu(lambda: list(self._parse_file(book, text)))
         if not items:
             raise Invalid(N_("The file holds nothing to import."))
         st = self.storage
@@ -336,18 +340,17 @@ class DavWeb:
                     )
                 except Exception as e:
                     raise Invalid(N_("This file could not be read: {reason}"), reason=str(e)[:200]) from e
-                timezones = list(getattr(cal, "vtimezone_list", []))
+                # one object per UID, as Radicale's whole-collection PUT splits a calendar: the
+                # VTIMEZONEs its times use are written again by vobject from their parsed zones
                 parts: list[Any] = []
                 for name in ("vevent", "vtodo", "vjournal"):
                     parts.extend(getattr(cal, f"{name}_list", []))
                 for _, group in itertools.groupby(sorted(parts, key=radicale_item.get_uid), radicale_item.get_uid):
                     one = vobject.iCalendar()
-                    for tz in timezones:
-                        one.add(tz)
                     for comp in group:
                         one.add(comp)
                     one.add(vobject.base.ContentLine("PRODID", [], PRODID))
-                    yield self._prepare(book, _reparse(one))
+                    yield self._prepare(book, one)
         else:
             if not components or any(c.name != "VCARD" for c in components):
                 raise Invalid(N_("This is not a vCard (.vcf) file."))
@@ -370,13 +373,6 @@ def _range_filter(component: str, start: int, end: int) -> Any:
     comp = ET.SubElement(cal, xmlutils.make_clark("C:comp-filter"), name=component)
     ET.SubElement(comp, xmlutils.make_clark("C:time-range"), start=stamp(start), end=stamp(end))
     return root
-
-
-def _reparse(component: Any) -> Any:
-    """A component rebuilt from its own text (parts moved between trees keep no stale parents)."""
-    import vobject  # type: ignore[import-untyped]
-
-    return vobject.readOne(component.serialize())
 
 
 def _free_href(col: Any, uid: str, suffix: str) -> str:
