@@ -200,6 +200,46 @@ def test_web_event_is_seen_by_caldav_with_zone_recurrence_and_alarm(server):
         e.icalendar_component["dtstart"].dt.day for e in found if "Piano" in str(e.icalendar_component["summary"])
     )
     assert days == [6, 16, 30]  # 16 and 30 March, 6 April
+    # one occurrence moved from the web: an override (RECURRENCE-ID) the CalDAV expansion shows
+    _, page = c.get("/calendar?view=agenda&date=2026-03-30")
+    link = re.search(r'href="(/calendar/event\?[^"]*occ=20260330T070000Z)"', page).group(1).replace("&amp;", "&")
+    _, form = c.get(link)
+    assert 'id="occurrence-note"' in form and 'value="2026-03-30"' in form and 'name="repeat"' not in form
+    etag = re.search(r'name="etag" value="([^"]+)"', form).group(1).replace("&#34;", '"')
+    href = re.search(r'name="href" value="([^"]+)"', form).group(1)
+    resp, page = new_event(
+        c,
+        href=href,
+        etag=etag,
+        occ="20260330T070000Z",
+        title="Piano lesson (moved)",
+        location="Music school",
+        start_date="2026-03-31",
+        end_date="2026-03-31",
+        start_time="17:00",
+        end_time="18:00",
+        reminder="15",
+        attendees="bob@test.example",
+    )
+    assert resp.status == 303, page
+    found = cal.search(start=dt.datetime(2026, 3, 1), end=dt.datetime(2026, 5, 1), event=True, expand=True)
+    got = sorted(
+        (
+            e.icalendar_component["dtstart"].dt.astimezone(dt.UTC).strftime("%m-%d %H:%M"),
+            str(e.icalendar_component["summary"]),
+        )
+        for e in found
+        if "Piano" in str(e.icalendar_component["summary"])
+    )
+    assert got == [
+        ("03-16 08:00", "Piano lesson"),
+        ("03-31 15:00", "Piano lesson (moved)"),
+        ("04-06 07:00", "Piano lesson"),
+    ]
+    raw = [e for e in cal.events() if "Piano" in e.data][0].data
+    assert "RECURRENCE-ID;TZID=Europe/Paris:20260330T090000" in raw and "RRULE:FREQ=WEEKLY;COUNT=4" in raw
+    _, page = c.get("/calendar?view=week&date=2026-03-30")
+    assert "Piano lesson (moved)" in page and "17:00" in page
 
 
 def test_caldav_event_shown_in_web_and_edit_keeps_unknown_properties(server):

@@ -197,3 +197,24 @@ def test_week_grid_blocks_and_lanes():
     got = sorted((b.row, b.span, b.lane) for b in blocks)
     assert got == [(1, 4, 0), (37, 4, 0), (39, 6, 1), (41, 1, 0), (96, 1, 0)]
     assert lanes == 2
+
+
+def test_one_occurrence_of_an_all_day_series_changed_then_deleted():
+    form = ev.EventForm(
+        title="Market", all_day=True, start_date="2026-03-07", end_date="2026-03-07", repeat="WEEKLY", timezone="UTC"
+    )
+    text = ev.build_event(form).serialize()
+    one = ev.form_from_event(text, "Europe/Paris", "20260314")
+    assert (one.start_date, one.end_date, one.all_day, one.repeat) == ("2026-03-14", "2026-03-14", True, "")
+    one.title, one.start_date, one.end_date = "Market (Sunday)", "2026-03-15", "2026-03-15"
+    text = ev.build_event(one, text, "20260314").serialize()
+    assert "RECURRENCE-ID;VALUE=DATE:20260314" in text
+    e = Entry(BOOK, "e.ics", '"x"', "u", text, "VEVENT", 0, 2**31)
+    got = sorted((o.start.isoformat(), o.title) for o in ev.occurrences(e, *window("2026-03-01", "2026-03-22"), PARIS))
+    assert got == [("2026-03-07", "Market"), ("2026-03-15", "Market (Sunday)"), ("2026-03-21", "Market")]
+    # the form of that occurrence now shows the override; deleting it leaves an EXDATE, no override
+    assert ev.form_from_event(text, "UTC", "20260314").title == "Market (Sunday)"
+    text = ev.skip_occurrence(text, "20260314").serialize()
+    assert "RECURRENCE-ID" not in text and "EXDATE;VALUE=DATE:20260314" in text
+    e = Entry(BOOK, "e.ics", '"x"', "u", text, "VEVENT", 0, 2**31)
+    assert len(ev.occurrences(e, *window("2026-03-01", "2026-03-22"), PARIS)) == 2

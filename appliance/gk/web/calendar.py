@@ -336,19 +336,22 @@ def event_form(web: Web) -> str:
     cal, href = q.getunicode("cal", default="") or "", q.getunicode("href", default="") or ""
     zone = zone_name(web)
     if href:
-        try:
-            entry = api.entry(user.address, cal, href)
-            form = events.form_from_event(entry.text, zone)
-        except NotFound:
-            raise bottle.HTTPError(404, N_("Not found")) from None
-        except Exception:  # stored by a client in a shape the form cannot show
-            raise bottle.HTTPError(404, N_("Not found")) from None
         occ = q.get("occ", "")
         try:
-            occ_day = events.rid_value(occ) if occ and form.repeat + form.custom_rule else None
+            entry = api.entry(user.address, cal, href)
+            series = events.form_from_event(entry.text, zone)
+            if occ and (series.repeat or series.custom_rule):
+                events.rid_value(occ)  # ValueError for a malformed one: the series is shown
+                form = events.form_from_event(entry.text, zone, occ)
+            else:
+                form, occ = series, ""
+        except NotFound:
+            raise bottle.HTTPError(404, N_("Not found")) from None
         except ValueError:
-            occ_day = None
-        return _form_page(web, api, user, form, entry.book.path, entry.href, entry.etag, occ=occ if occ_day else "")
+            form, occ = series, ""
+        except Exception:  # stored by a client in a shape the form cannot show
+            raise bottle.HTTPError(404, N_("Not found")) from None
+        return _form_page(web, api, user, form, entry.book.path, entry.href, entry.etag, occ=occ)
     tz = localtime.zone(web.data_dir)
     day = _date_param(q.get("date", ""), dt.datetime.now(tz).date())
     form = events.EventForm(start_date=day.isoformat(), end_date=day.isoformat(), timezone=zone)
@@ -365,14 +368,20 @@ def event_save(web: Web) -> Any:
         events.check_form(form)
     except events.FormError as e:
         form.errors[e.name] = web.gettext(e.template, **e.params)
-        return _form_page(web, api, user, form, cal, href, etag)
+        return _form_page(web, api, user, form, cal, href, etag, occ=forms.text("occ"))
+    occ = forms.text("occ") if href else ""
+    try:
+        if occ:
+            events.rid_value(occ)
+    except ValueError:
+        raise bottle.HTTPError(400, N_("Bad request")) from None
     try:
         old = api.entry(user.address, cal, href, write=True).text if href else ""
-        api.save(user.address, cal, events.build_event(form, old), href=href, etag=etag)
+        api.save(user.address, cal, events.build_event(form, old, occ), href=href, etag=etag)
     except NotFound:
         raise bottle.HTTPError(404, N_("Not found")) from None
     except Invalid as e:
-        return _form_page(web, api, user, form, cal, href, etag, error=web.error_text(e))
+        return _form_page(web, api, user, form, cal, href, etag, error=web.error_text(e), occ=occ)
     start = events.form_times(form)[0]
     day = start.date() if isinstance(start, dt.datetime) else start
     raise bottle.redirect("/calendar?" + urllib.parse.urlencode({"date": day.isoformat()}), 303)

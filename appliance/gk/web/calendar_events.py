@@ -272,8 +272,9 @@ class EventForm:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def form_from_event(text: str, zone_name: str) -> EventForm:
-    """The form of the series' master VEVENT (times in their own zone when they have one)."""
+def form_from_event(text: str, zone_name: str, rid: str = "") -> EventForm:
+    """The form of the series' master VEVENT (times in their own zone when they have one), or
+    with ``rid`` of that one occurrence: its override, else the master moved to its date."""
     cal = parse(text)
     comps = [c for c in getattr(cal, "vevent_list", []) if not hasattr(c, "recurrence_id")] or list(
         getattr(cal, "vevent_list", [])
@@ -282,15 +283,50 @@ def form_from_event(text: str, zone_name: str) -> EventForm:
         raise ValueError("no VEVENT")
     comp = comps[0]
     start = _value(comp, "dtstart")
+    if rid:
+        override = _override(cal, rid)
+        if override is not None:
+            f = form_from_component(override, zone_name)
+        else:
+            f = form_from_component(comp, zone_name, moved_to=_rid_like(rid, start))
+        f.repeat, f.custom_rule, f.repeat_end, f.count, f.until = "", "", "never", "", ""
+        return f
+    return form_from_component(comp, zone_name)
+
+
+def _override(cal: Any, rid: str) -> Any:
+    for c in getattr(cal, "vevent_list", []):
+        if hasattr(c, "recurrence_id") and _key(_value(c, "recurrence_id")) == rid:
+            return c
+    return None
+
+
+def _rid_like(rid: str, start: Any) -> dt.date | dt.datetime:
+    """The occurrence ``rid`` in the form of the series' DTSTART (its zone, or floating, or a date)."""
+    when = rid_value(rid)
+    if isinstance(start, dt.datetime) and isinstance(when, dt.datetime):
+        if start.tzinfo is not None and when.tzinfo is not None:
+            return when.astimezone(start.tzinfo)
+        return when.replace(tzinfo=start.tzinfo)
+    if _is_all_day(start) and isinstance(when, dt.datetime):
+        return when.date()
+    return when
+
+
+def form_from_component(comp: Any, zone_name: str, moved_to: dt.date | dt.datetime | None = None) -> EventForm:
+    start = _value(comp, "dtstart")
+    length = _duration(comp, start)
+    if moved_to is not None and type(moved_to) is type(start):
+        start = moved_to
     f = EventForm(title=_text(comp, "summary"), location=_text(comp, "location"))
     f.description = _text(comp, "description")
     f.timezone = zone_name
     if _is_all_day(start):
         f.all_day = True
-        end = start + _duration(comp, start) - dt.timedelta(days=1)
+        end = start + length - dt.timedelta(days=1)
         f.start_date, f.end_date = start.isoformat(), max(start, end).isoformat()
     elif isinstance(start, dt.datetime):
-        end = start + _duration(comp, start)
+        end = start + length
         if start.tzinfo is not None:
             key = getattr(start.tzinfo, "key", None) or getattr(start.tzinfo, "zone", None)
             if isinstance(key, str) and _known_zone(key):
@@ -423,10 +459,10 @@ def form_times(f: EventForm) -> tuple[dt.date | dt.datetime, dt.date | dt.dateti
     return st, et
 
 
-def build_event(f: EventForm, old_text: str = "") -> Any:
-    """The calendar object for the form: the old one with the form's properties replaced, or new."""
+def build_event(f: EventForm, old_text: str = "", rid: str = "") -> Any:
+    """The calendar object for the form: the old one with the form's properties replaced, or new.
+    With ``rid``: only that occurrence changes (an override with its RECURRENCE-ID)."""
     import vobject  # type: ignore[import-untyped]
-    from dateutil import tz as dateutil_tz  # type: ignore[import-untyped]
 
     if old_text:
         cal = parse(old_text)
@@ -440,6 +476,45 @@ def build_event(f: EventForm, old_text: str = "") -> Any:
         old_rule = ""
     if not hasattr(cal, "prodid"):
         cal.add("prodid").value = PRODID
+    if rid and old_text:
+        master_start = _value(comp, "dtstart")
+        override = _override(cal, rid)
+        if override is None:
+            override = _copy_component(comp)
+            for name in ("rrule", "rdate", "exdate", "exrule", "recurrence_id"):
+                while hasattr(override, name):
+                    override.remove(getattr(override, name))
+            override.add("recurrence-id").value = _rid_like(rid, master_start)
+            cal.add(override)
+        _apply(override, f, True)
+    else:
+        _apply(comp, f, bool(old_text))
+        # recurrence: the form's rule, or the custom one it could not show, kept as it was
+        new_rule = _rule(f, form_times(f)[0])
+        if not f.repeat and f.custom_rule and f.custom_rule == old_rule:
+            new_rule = old_rule
+        if new_rule != old_rule or not new_rule:
+            while hasattr(comp, "rrule"):
+                comp.remove(comp.rrule)
+            if new_rule:
+                comp.add("rrule").value = new_rule
+    # vobject names a zone by its IANA key only for our _Zone: re-read the text so that the
+    # serialized object carries TZID=Europe/Paris and its VTIMEZONE
+    return parse(cal.serialize())
+
+
+def _copy_component(comp: Any) -> Any:
+    import vobject  # type: ignore[import-untyped]
+
+    wrapper = vobject.iCalendar()
+    wrapper.add(comp.duplicate(comp))
+    return parse(wrapper.serialize()).vevent
+
+
+def _apply(comp: Any, f: EventForm, existing: bool) -> None:
+    """The form's properties on ``comp``; everything else on it is kept."""
+    from dateutil import tz as dateutil_tz  # type: ignore[import-untyped]
+
     start, end = form_times(f)
     for name in ("dtstart", "dtend", "duration", "summary", "location", "description", "dtstamp", "last_modified"):
         while hasattr(comp, name):
@@ -454,20 +529,11 @@ def build_event(f: EventForm, old_text: str = "") -> Any:
     now = dt.datetime.now(dateutil_tz.UTC).replace(microsecond=0)
     comp.add("dtstamp").value = now
     comp.add("last-modified").value = now
-    if old_text:
+    if existing:
         seq = _value(comp, "sequence", "0")
         while hasattr(comp, "sequence"):
             comp.remove(comp.sequence)
         comp.add("sequence").value = str(int(seq) + 1 if str(seq).isdigit() else 1)
-    # recurrence: the form's rule, or the custom one it could not show, kept as it was
-    new_rule = _rule(f, start)
-    if not f.repeat and f.custom_rule and f.custom_rule == old_rule:
-        new_rule = old_rule
-    if new_rule != old_rule or not new_rule:
-        while hasattr(comp, "rrule"):
-            comp.remove(comp.rrule)
-        if new_rule:
-            comp.add("rrule").value = new_rule
     # the reminder: the first DISPLAY alarm before the start is the form's; others are kept
     managed = None
     for alarm in getattr(comp, "valarm_list", []):
@@ -501,9 +567,6 @@ def build_event(f: EventForm, old_text: str = "") -> Any:
             line.value = "mailto:" + person
             line.params["PARTSTAT"] = ["NEEDS-ACTION"]
             kept.add(person.lower())
-    # vobject names a zone by its IANA key only for our _Zone: re-read the text so that the
-    # serialized object carries TZID=Europe/Paris and its VTIMEZONE
-    return parse(cal.serialize())
 
 
 def _rule(f: EventForm, start: dt.date | dt.datetime) -> str:
