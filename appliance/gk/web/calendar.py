@@ -6,6 +6,11 @@ and every lookup goes through the rights plugin for the signed-in user: another 
 calendar or event is a 404, exactly like one that does not exist. The first visit creates the
 user's default calendar, task list and address book if DAV has not yet (``DAVService.ensure_user``,
 idempotent). Times are shown in the owner's zone (``gk.localtime``).
+
+Cost: the first calendar or contacts page imports Radicale if no DAV client has yet (~18 MB,
+``gk.dav.service``); a month view reads only the objects whose indexed time range meets it
+and parses those (vobject), at most ``calendar_events.MAX_OCCURRENCES`` per object. Imports
+are parsed in the CPU pool (``gk.dav.webapi``).
 """
 
 from __future__ import annotations
@@ -64,11 +69,12 @@ def davweb(web: Web) -> DavWeb:
     svc = web.ctx.services.maybe(DAVService)
     if svc is None:
         raise bottle.HTTPError(404, N_("Calendars and contacts are turned off on this server."))
-    api = getattr(svc, "_gk_webapi", None)
-    if not isinstance(api, DavWeb):
+    try:
+        return web.attached(DavWeb)
+    except KeyError:
         api = DavWeb(svc)
-        svc._gk_webapi = api  # type: ignore[attr-defined]
-    return api
+        web.attach(api)
+        return api
 
 
 def signed_in(web: Web) -> tuple[User, DavWeb]:
