@@ -508,3 +508,28 @@ def test_pages_in_french_have_no_english_left(server):
         resp, page = c.get(path, headers=FR)
         assert resp.status == 200, path
         assert_french(page, *expected, known=known)
+
+
+def test_contact_put_over_carddav_is_shown_and_edited_in_web(server):
+    url = f"https://127.0.0.1:{server.port('http.https_port')}/dav/{ALICE}/contacts/frank.vcf"
+    card = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:frank-1\r\nFN:Frank Phone\r\nN:Phone;Frank;;;\r\n"
+        "TEL;TYPE=CELL:+33 7 00 00 00 01\r\nX-SOCIALPROFILE;TYPE=mastodon:https://example.social/@frank\r\nEND:VCARD\r\n"
+    )
+    resp = dav(server).put(url, card, {"Content-Type": "text/vcard; charset=utf-8"})
+    assert resp.status in (201, 204)
+    c = web(server)
+    _, page = c.get("/contacts?q=frank")
+    assert "Frank Phone" in page and "+33 7 00 00 00 01" in page
+    _, view = c.get(f"/contacts/contact?book={urllib.parse.quote(ALICE + '/contacts')}&href=frank.vcf")
+    etag = re.search(r'name="etag" value="([^"]+)"', view).group(1).replace("&#34;", '"')
+    resp, _ = c.post(
+        "/contacts/edit",
+        contact_form(href="frank.vcf", etag=etag, given="Frank", family="Phone", phone="+33 7 00 00 00 02"),
+    )
+    assert resp.status == 303
+    stored = carddav_get(server, f"/dav/{ALICE}/contacts/frank.vcf")
+    assert "+33 7 00 00 00 02" in stored and "X-SOCIALPROFILE" in stored and "UID:frank-1" in stored
+    resp, _ = c.post("/contacts/delete", {"book": f"{ALICE}/contacts", "href": "frank.vcf", "etag": ""})
+    assert resp.status == 303
+    assert dav(server).request(url).status == 404
