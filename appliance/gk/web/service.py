@@ -23,7 +23,19 @@ from geventwebsocket.handler import WebSocketHandler
 
 from gk import claim
 from gk.security import tls
-from gk.web import account, admin, approvals, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
+from gk.web import (
+    account,
+    admin,
+    approvals,
+    calendar,
+    clientsetup,
+    contacts,
+    dashboard,
+    diagnosis,
+    maildelivery,
+    webmail,
+    wizard,
+)
 from gk.web.app import USER, Web
 
 if TYPE_CHECKING:
@@ -170,6 +182,8 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup, approvals):
         web.add_routes(module.ROUTES)
     web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
+    web.add_routes(calendar.ROUTES)
+    web.add_routes(contacts.ROUTES)
     return web
 
 
