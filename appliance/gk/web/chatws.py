@@ -1,0 +1,227 @@
+"""The web chat's live timeline: one WebSocket per open chat page, at ``/chat/ws?to=<conversation>``,
+spoken by htmx's ``ws`` extension: the server sends HTML fragments that htmx swaps out of band
+(new messages appended to ``#timeline``, a changed message replaced by its id, the room list's
+unread counts, the typing line); the client sends small JSON objects (its form values):
+``{"kind": "resume", "after": "<msgid>"}`` when the socket opens, ``{"kind": "typing"}``.
+
+Who: the web session's cookie (the socket is a GET under the same cookie as the page; the web
+listener refused a foreign Origin with 403 before the upgrade, ``gk.web.service``). No session,
+or a conversation the user may not read: close code 1008 (htmx does not retry it).
+
+No gap, no duplicate. The page shows the newest messages and holds the id of the last one
+(``#chat-last``, replaced by every batch sent here). On open, and again after a reload or a
+dropped connection, the client sends ``resume`` with that id, and the server sends every
+message after it. The subscription to the core starts before that read, and a posted message
+is only a wake-up: each one makes the server read the conversation after the last message it
+sent (one indexed query), so messages go out in the store's order, each once, whatever order
+their events arrive in. Edits, deletions and reactions replace the message's element (idempotent).
+
+Cost: the web handler's greenlet, a reader greenlet and a queue per connection; nothing is
+cached. A client too slow to drain its queue (``MAX_QUEUE`` events) is closed with 1013 and
+resumes from its last message when htmx reconnects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import bottle
+import gevent
+import gevent.queue
+from geventwebsocket.websocket import Header
+
+from gk.chat.core import (
+    ChatError,
+    ChatService,
+    Event,
+    Invited,
+    Joined,
+    MessageEdited,
+    MessagePosted,
+    MessageRedacted,
+    Parted,
+    Reacted,
+    ReadMarker,
+    RoomAccessChanged,
+    TopicChanged,
+    Typing,
+)
+from gk.chat.irc.websocket import OP_TEXT, WebSocketTransport
+from gk.web import chat as webchat
+from gk.web.app import Web
+
+log = logging.getLogger("gk.web.chat")
+
+CLOSE_POLICY = 1008  # not signed in, or not allowed to read this conversation
+CLOSE_TRY_AGAIN = 1013  # too slow to drain: reconnect and resume
+MAX_QUEUE = 1000
+BATCH = 200  # messages one history read sends
+
+
+class LiveSocket(WebSocketTransport):
+    """The IRC WebSocket's frame reader (bounded message size, pings answered), sending one
+    text message per call instead of one per line."""
+
+    def __init__(self, ws: Any):
+        super().__init__(ws, binary=False)
+
+    def send_text(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self._write(Header.encode_header(True, OP_TEXT, b"", len(data), 0) + data)
+
+    def close_with(self, code: int, reason: str = "") -> None:
+        self._close(code, reason)
+
+
+class Live:
+    def __init__(self, web: Web, chat: ChatService, account: str, to: str, target: str, sock: LiveSocket):
+        self.web = web
+        self.chat = chat
+        self.account = account
+        self.to = to
+        self.target = target
+        self.sock = sock
+        self.queue: gevent.queue.Queue[Event | bytes] = gevent.queue.Queue()
+        self.last: str | None = None  # msgid of the last message sent; None until the client resumed
+
+    def on_event(self, ev: Event) -> None:  # a chat subscriber: only queue
+        if self.queue.qsize() >= MAX_QUEUE:
+            self.sock.close_with(CLOSE_TRY_AGAIN, "too slow")
+            return
+        self.queue.put(ev)
+
+    def _pump(self) -> None:
+        while True:
+            data = self.sock.recv(0)
+            self.queue.put(data)
+            if not data:
+                return
+
+    def run(self) -> None:
+        self.chat.subscribe(self.on_event, self.account)
+        reader = gevent.spawn(self._pump)
+        try:
+            while not self.sock.closed:
+                item = self.queue.get()
+                if isinstance(item, bytes):
+                    if not item:
+                        return
+                    self.on_client(item)
+                else:
+                    self.on_chat(item)
+        except OSError:
+            return
+        finally:
+            self.chat.unsubscribe(self.on_event, self.account)
+            reader.kill(block=False)
+
+    # -- from the browser ---------------------------------------------------------------------
+    def on_client(self, data: bytes) -> None:
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(msg, dict):
+            return
+        kind = msg.get("kind")
+        if kind == "resume":
+            after = msg.get("after")
+            self.last = after if isinstance(after, str) and after else ""
+            self.flush()
+        elif kind == "typing":
+            try:
+                self.chat.typing(self.account, self.to, "active")
+            except ChatError:
+                pass
+
+    # -- from the chat ------------------------------------------------------------------------
+    def on_chat(self, ev: Event) -> None:
+        mine = getattr(ev, "target", None) == self.target
+        if isinstance(ev, MessagePosted):
+            if ev.message.target == self.target:
+                self.flush()
+            else:
+                self.send_rooms()
+        elif isinstance(ev, MessageEdited):
+            if ev.message.target == self.target:
+                self.send_message(ev.message.msgid)
+        elif isinstance(ev, (MessageRedacted, Reacted)) and mine:
+            self.send_message(ev.msgid)
+        elif isinstance(ev, Typing) and mine and ev.account != self.account:
+            self.sock.send_text(self.web.render("chat/typing.html", who=ev.account, state=ev.state))
+        elif isinstance(ev, ReadMarker) and ev.target != self.target:
+            self.send_rooms()
+        elif isinstance(ev, TopicChanged) and "#" + ev.room == self.target:
+            self.sock.send_text(self.web.render("chat/topic.html", topic=ev.topic, oob=True))
+        elif isinstance(ev, (Joined, Parted, Invited, RoomAccessChanged)):
+            if isinstance(ev, Parted) and ev.account == self.account and "#" + ev.room == self.target:
+                self.sock.close_with(CLOSE_POLICY, "left the room")
+                return
+            self.send_rooms()
+
+    def flush(self) -> None:
+        """Send every message after the last one sent (nothing before the client resumed)."""
+        if self.last is None:
+            return
+        try:
+            self.chat.resolve(self.account, self.to)
+        except ChatError:  # no longer a member (parted, removed)
+            self.sock.close_with(CLOSE_POLICY, "not a member")
+            return
+        while True:
+            try:
+                if self.last:
+                    msgs = self.chat.history(self.account, self.to, "after", BATCH, self.last)
+                else:
+                    msgs = self.chat.history(self.account, self.to, "latest", BATCH)
+            except ChatError:  # the client's id is unknown here: start again from the newest
+                msgs = self.chat.history(self.account, self.to, "latest", BATCH)
+            if not msgs:
+                return
+            self.last = msgs[-1].msgid
+            vs = webchat.views(self.web, self.chat, self.account, msgs)
+            self.sock.send_text(self.web.render("chat/live.html", messages=vs, last=self.last, **self._common()))
+            self.chat.mark_read(self.account, self.to, msgs[-1].time, origin=self)
+            if len(msgs) < BATCH:
+                return
+
+    def send_message(self, msgid: str) -> None:
+        m = self.chat.store.message(msgid)
+        if m is None or m.target != self.target:
+            return
+        v = webchat.views(self.web, self.chat, self.account, [m])[0]
+        self.sock.send_text(self.web.render("chat/message_one.html", v=v, oob=True, **self._common()))
+
+    def send_rooms(self) -> None:
+        rooms, dms = webchat.conversations(self.chat, self.account)
+        self.sock.send_text(self.web.render("chat/convs.html", rooms=rooms, dms=dms, to=self.to, oob=True))
+
+    def _common(self) -> dict[str, Any]:
+        return {"account": self.account, "reactions": webchat.REACTIONS, "to": self.to}
+
+
+def live(web: Web) -> object:
+    """The ``/chat/ws`` route (its policy lets the request through; it checks the session here)."""
+    ws = bottle.request.environ.get("wsgi.websocket")
+    if ws is None:
+        raise bottle.HTTPError(400, "WebSocket only")
+    chat = web.ctx.services.maybe(ChatService)
+    sock = LiveSocket(ws)
+    try:
+        user = web.user()
+        to = (bottle.request.query.getunicode("to", default="") or "").strip()
+        if chat is None or user is None or not to:
+            sock.close_with(CLOSE_POLICY, "sign in")
+            return ""
+        account = webchat.account_of(user)
+        try:
+            target = chat.resolve(account, to)
+        except ChatError:
+            sock.close_with(CLOSE_POLICY, "not allowed")
+            return ""
+        Live(web, chat, account, to, target, sock).run()
+    finally:
+        sock.close()
+    return ""
