@@ -48,13 +48,15 @@ from gk.chat.core import (
     TopicChanged,
     Typing,
 )
-from gk.chat.irc.websocket import OP_TEXT, WebSocketTransport
+from gk.chat.irc.websocket import CLOSE_NORMAL, OP_TEXT, WebSocketTransport
+from gk.chat.store import now_ms
 from gk.web import chat as webchat
 from gk.web.app import Web
 
 log = logging.getLogger("gk.web.chat")
 
 CLOSE_POLICY = 1008  # not signed in, or not allowed to read this conversation
+CLOSE_RESTART = 1012  # the server is stopping (or the socket ended): htmx reconnects
 CLOSE_TRY_AGAIN = 1013  # too slow to drain: reconnect and resume
 MAX_QUEUE = 1000
 BATCH = 200  # messages one history read sends
@@ -73,6 +75,11 @@ class LiveSocket(WebSocketTransport):
 
     def close_with(self, code: int, reason: str = "") -> None:
         self._close(code, reason)
+
+    def _close(self, code: int, reason: str = "") -> None:
+        # a normal end seen from here is the server stopping (a client's own close needs no
+        # answer it would read): 1012, so htmx reconnects and resumes, where 1000 would stop it
+        super()._close(CLOSE_RESTART if code == CLOSE_NORMAL else code, reason)
 
 
 class Live:
@@ -130,6 +137,8 @@ class Live:
             after = msg.get("after")
             self.last = after if isinstance(after, str) and after else ""
             self.flush()
+            # the page learns that it is live (and from when): tests and styles can tell
+            self.sock.send_text(f'<span id="live-state" hx-swap-oob="true" data-live="{now_ms()}"></span>')
         elif kind == "typing":
             try:
                 self.chat.typing(self.account, self.to, "active")
