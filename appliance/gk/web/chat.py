@@ -66,6 +66,17 @@ def account_of(user: User) -> str:
     return user.local
 
 
+_connected: set[str] = set()  # accounts whose first use was recorded by this process
+
+
+def connected(chat: ChatService, account: str) -> None:
+    """The account's first use of the chat joins it to the default rooms (``ChatService.connected``);
+    recorded once per process, not at every page view (each is a write)."""
+    if account not in _connected:
+        chat.connected(account)
+        _connected.add(account)
+
+
 def refusal(web: Web, exc: ChatError) -> str:
     return refusal_of(web, exc.code)
 
@@ -200,7 +211,7 @@ def _conv(web: Web, chat: ChatService, account: str, to: str) -> str:
 def index(web: Web) -> None:
     chat = chat_of(web)
     account = account_of(web.signed_in())
-    chat.connected(account)
+    connected(chat, account)
     rooms = chat.rooms_of(account)
     first = next((r.name for r in rooms if r.name in chat.default_rooms), rooms[0].name if rooms else "")
     raise bottle.redirect(url_of("#" + first) if first else "/chat/rooms")
@@ -209,7 +220,7 @@ def index(web: Web) -> None:
 def room_page(web: Web, name: str) -> str:
     chat = chat_of(web)
     account = account_of(web.signed_in())
-    chat.connected(account)
+    connected(chat, account)
     room = chat.room(name)
     if room is None or (room.private and not chat.is_member(name, account)):
         raise bottle.HTTPError(404, N_("There is no such room."))
@@ -280,7 +291,7 @@ def rooms_page(web: Web) -> str:
     """Rooms to join (public ones), create a room, start a direct conversation."""
     chat = chat_of(web)
     account = account_of(web.signed_in())
-    chat.connected(account)
+    connected(chat, account)
     rooms, dms = conversations(chat, account)
     public = [r for r in chat.rooms(account) if not chat.is_member(r.name, account)]
     return web.render(

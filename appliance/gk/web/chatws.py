@@ -16,9 +16,10 @@ is only a wake-up: each one makes the server read the conversation after the las
 sent (one indexed query), so messages go out in the store's order, each once, whatever order
 their events arrive in. Edits, deletions and reactions replace the message's element (idempotent).
 
-Cost: the web handler's greenlet, a reader greenlet and a queue per connection; nothing is
-cached. A client too slow to drain its queue (``MAX_QUEUE`` events) is closed with 1013 and
-resumes from its last message when htmx reconnects.
+Cost: the web handler's greenlet and the frame reader's greenlet and queue per connection
+(chat events wait on that same queue); nothing is cached. Measured by ``bench/webchat_rss.py``
+(docs/performance.md). A client too slow to drain its queue (``MAX_QUEUE`` events) is closed
+with 1013 and resumes from its last message when htmx reconnects.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ class LiveSocket(WebSocketTransport):
     def __init__(self, ws: Any):
         super().__init__(ws, binary=False)
 
+    @property
+    def inbox(self) -> gevent.queue.Queue[Any]:
+        """The queue the frame reader puts client messages on (b'' at the end): the live loop
+        waits on it for chat events too, so no second greenlet or queue is needed."""
+        return self._lines
+
     def send_text(self, text: str) -> None:
         data = text.encode("utf-8")
         self._write(Header.encode_header(True, OP_TEXT, b"", len(data), 0) + data)
@@ -90,7 +97,7 @@ class Live:
         self.to = to
         self.target = target
         self.sock = sock
-        self.queue: gevent.queue.Queue[Event | bytes] = gevent.queue.Queue()
+        self.queue = sock.inbox  # client messages (bytes) and chat events, in arrival order
         self.last: str | None = None  # msgid of the last message sent; None until the client resumed
 
     def on_event(self, ev: Event) -> None:  # a chat subscriber: only queue
@@ -99,16 +106,8 @@ class Live:
             return
         self.queue.put(ev)
 
-    def _pump(self) -> None:
-        while True:
-            data = self.sock.recv(0)
-            self.queue.put(data)
-            if not data:
-                return
-
     def run(self) -> None:
         self.chat.subscribe(self.on_event, self.account)
-        reader = gevent.spawn(self._pump)
         try:
             while not self.sock.closed:
                 item = self.queue.get()
@@ -122,7 +121,6 @@ class Live:
             return
         finally:
             self.chat.unsubscribe(self.on_event, self.account)
-            reader.kill(block=False)
 
     # -- from the browser ---------------------------------------------------------------------
     def on_client(self, data: bytes) -> None:
@@ -225,6 +223,7 @@ def live(web: Web) -> object:
             sock.close_with(CLOSE_POLICY, "sign in")
             return ""
         account = webchat.account_of(user)
+        webchat.connected(chat, account)
         try:
             target = chat.resolve(account, to)
         except ChatError:
