@@ -60,6 +60,7 @@ def server(tmp_path_factory):  # type: ignore[no-untyped-def]
             "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
             "imap": {"port": 0, "tls_port": 0},
             "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
+            "chat": {"max_upload_bytes": 1024 * 1024},
         },
     )
     srv.write_config()
@@ -196,6 +197,14 @@ def test_two_browsers_and_irc_chat_live(server, browser):  # type: ignore[no-unt
     bob.locator("#timeline article .preview img").first.wait_for(timeout=60_000)
     irc.expect(r"PRIVMSG #general :\S*/chat/files/\S+/cake\.png")
     assert bob.locator("#timeline article .preview img").first.evaluate("img => img.naturalWidth") == 240
+    # too large: said in the send box, nothing posted
+    alice.locator("details.upload summary").click()
+    big = {"name": "video.bin", "mimeType": "application/octet-stream", "buffer": b"x" * (1024 * 1024 + 300_000)}
+    alice.set_input_files("details.upload input[type=file]", files=[big])
+    alice.click("details.upload button[type=submit]")
+    alice.locator("#compose .error", has_text="too large").wait_for(timeout=60_000)
+    assert "1 MB" in alice.locator("#compose .error").inner_text()
+    assert alice.locator("#timeline article", has_text="video.bin").count() == 0
     shot(alice, "chat-en-desktop")
     shot(bob, "chat-en-phone")
     bob.click("a.back")

@@ -193,6 +193,12 @@ def views(web: Web, chat: ChatService, account: str, msgs: list[Message]) -> lis
     return out
 
 
+def refuse(status: int) -> None:
+    """A refused form, answered with the send box and its error. htmx swaps only 2xx answers,
+    so a request from htmx gets 200 (the error shows in the box); other clients get ``status``."""
+    bottle.response.status = 200 if bottle.request.get_header("HX-Request") == "true" else status
+
+
 def _query(name: str) -> str:
     return (bottle.request.query.getunicode(name, default="") or "").strip()
 
@@ -378,7 +384,7 @@ def send(web: Web) -> str:
         if text.strip():
             chat.post(account, to, text, reply_to=reply.msgid if reply else None)
     except ChatError as exc:
-        bottle.response.status = 422 if exc.code == "too_long" else 403
+        refuse(422 if exc.code == "too_long" else 403)
         return _compose(web, to, None, refusal(web, exc), text)
     return _compose(web, to)
 

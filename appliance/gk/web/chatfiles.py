@@ -24,6 +24,7 @@ import base64
 import hmac
 import re
 import urllib.parse
+from typing import BinaryIO
 
 import bottle
 
@@ -36,7 +37,8 @@ from gk.web import forms
 from gk.web.app import Web
 
 FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
-MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the file in a web upload
+MULTIPART_SLACK = 64 * 1024
+DRAIN_FACTOR = 4  # an oversize web upload up to this many times the limit is read (and dropped) before the refusal  # form fields and boundaries around the file in a web upload
 TOO_LARGE = N_("This file is too large: files are limited to {mb} MB.")
 
 
@@ -125,9 +127,13 @@ def upload(web: Web) -> object:
     if session_user is None:
         raise _unauthorized()
     if length is not None and length > files.max_bytes + MULTIPART_SLACK:
-        # refused unread: the CSRF field is inside the body, but nothing is stored or changed
+        # refused unstored: the CSRF field is inside the body, but nothing is stored or changed.
+        # A browser still sending would see a reset instead of the answer: a body up to a few
+        # times the limit is read and dropped first; a larger one is cut off
+        if length <= DRAIN_FACTOR * files.max_bytes:
+            _drain(req.environ["wsgi.input"], length)
         bottle.response.set_header("Connection", "close")
-        bottle.response.status = 413
+        webchat.refuse(413)
         return webchat._compose(web, req.query.getunicode("to", default="") or "", None, _too_large(web, files))
     sess = web.session(create=False)
     token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
@@ -139,25 +145,33 @@ def upload(web: Web) -> object:
     try:
         target = chat.resolve(account, to)
     except ChatError as exc:
-        bottle.response.status = 403
+        webchat.refuse(403)
         return webchat._compose(web, to, None, webchat.refusal(web, exc))
     upload_ = req.files.get("file")
     if upload_ is None:
-        bottle.response.status = 400
+        webchat.refuse(400)
         return webchat._compose(web, to, None, web.gettext(N_("Choose a file to send.")), caption)
     try:
         f = files.save(account, upload_.raw_filename or "file", upload_.file)
     except FileTooLarge:
-        bottle.response.status = 413
+        webchat.refuse(413)
         return webchat._compose(web, to, None, _too_large(web, files), caption)
     files.share(f.id, target)
     url = base_url() + _quoted(f)
     try:
         chat.post(account, to, f"{caption} {url}".strip())
     except ChatError as exc:
-        bottle.response.status = 403
+        webchat.refuse(403)
         return webchat._compose(web, to, None, webchat.refusal(web, exc), caption)
     return webchat._compose(web, to)
+
+
+def _drain(stream: BinaryIO, length: int) -> None:
+    while length > 0:
+        data = stream.read(min(length, 256 * 1024))
+        if not data:
+            return
+        length -= len(data)
 
 
 def _quoted(f: SharedFile) -> str:
