@@ -93,8 +93,9 @@ class Live:
         )
         self.seen: list[str] = []
 
-    def resume(self, after: str) -> None:
-        self.ws.send(json.dumps({"kind": "resume", "after": after, "HEADERS": {"HX-Request": "true"}}))
+    def resume(self, after: str, first: str = "", since: str = "") -> None:
+        form = {"kind": "resume", "after": after, "first": first, "since": since, "HEADERS": {"HX-Request": "true"}}
+        self.ws.send(json.dumps(form))
 
     def typing(self) -> None:
         self.ws.send(json.dumps({"kind": "typing"}))
@@ -514,3 +515,41 @@ def test_filehost_for_irc_clients_and_irc_web_bridge(srv):  # type: ignore[no-un
     irc.expect(r":bob!\S+ PRIVMSG #general :hello irc, from the browser")
     irc.close()
     live.close()
+
+
+def test_changes_while_away_are_redrawn_on_resume(srv):  # type: ignore[no-untyped-def]
+    """Edits, deletions and reactions made while a page was disconnected replace its messages
+    when it resumes (new messages come after them, once)."""
+    alice, bob = user(srv, ALICE), user(srv, BOB)
+    page(alice, "/chat/rooms")
+    alice.post("/chat/rooms", {"name": "away"})
+    page(bob, "/chat/rooms")
+    bob.post("/chat/rooms", {"name": "away"})
+    for i in range(4):
+        send(alice, "#away", f"original {i}")
+    text = page(bob, "/chat/r/away")
+    ids = msg_ids(text)
+    first = re.search(r'name="first" value="([^"]*)"', text).group(1)
+    since = re.search(r'id="chat-since" name="since" value="(\d+)"', text).group(1)
+    assert first == ids[0]
+    live = Live(srv, bob, "#away")
+    live.resume(last_of(text), first, since)
+    mark = live.expect(r'id="chat-since"')
+    since = re.search(r'id="chat-since" name="since" value="(\d+)"', mark).group(1)
+    live.ws.sock.close()  # away
+    time.sleep(0.01)
+    page(alice, "/chat/r/away")
+    alice.post(f"/chat/m/{ids[0]}/edit", {"text": "rewritten 0"})
+    alice.post(f"/chat/m/{ids[1]}/delete", {})
+    alice.post(f"/chat/m/{ids[2]}/react", {"reaction": "🎉"})
+    send(alice, "#away", "new while away")
+    back = Live(srv, bob, "#away")
+    back.resume(last_of(text), first, since)
+    back.expect(r"new while away")
+    got = "".join(back.seen)
+    assert re.search(rf'id="m-{ids[0]}"[^>]*hx-swap-oob="true".*rewritten 0', got, re.S)
+    assert re.search(rf'id="m-{ids[1]}"[^>]*hx-swap-oob="true".*Message deleted', got, re.S)
+    assert re.search(rf'id="m-{ids[2]}"[^>]*hx-swap-oob="true".*🎉 1', got, re.S)
+    assert f'id="m-{ids[3]}"' not in got  # unchanged: not sent again
+    assert got.count("new while away") == 1
+    back.close()

@@ -25,7 +25,7 @@ from gk import localtime
 from gk.accounts import User
 from gk.chat.core import ChatError, ChatService
 from gk.chat.files import FileStore, SharedFile
-from gk.chat.store import Message, dm_target
+from gk.chat.store import Message, dm_target, now_ms
 from gk.locale import N_
 from gk.web import forms
 from gk.web.app import USER, Access, Policy, Route, Web
@@ -245,6 +245,7 @@ def dm_page(web: Web, name: str) -> str:
 
 
 def _page(web: Web, chat: ChatService, account: str, to: str, joinable: bool = False) -> str:
+    since = now_ms()  # before the read: a change after it is redrawn by the socket's resume
     rooms, dms = conversations(chat, account)
     msgs: list[Message] = []
     more = False
@@ -278,6 +279,7 @@ def _page(web: Web, chat: ChatService, account: str, to: str, joinable: bool = F
         messages=views(web, chat, account, msgs),
         more=more,
         last=msgs[-1].msgid if msgs else "",
+        since=since,
         account=account,
         reactions=REACTIONS,
         reply=None,

@@ -50,7 +50,7 @@ from gk.chat.core import (
     Typing,
 )
 from gk.chat.irc.websocket import CLOSE_NORMAL, OP_TEXT, WebSocketTransport
-from gk.chat.store import now_ms
+from gk.chat.store import StoreError, now_ms
 from gk.web import chat as webchat
 from gk.web.app import Web
 
@@ -134,9 +134,17 @@ class Live:
         if kind == "resume":
             after = msg.get("after")
             self.last = after if isinstance(after, str) and after else ""
+            now = now_ms()
+            first, since = msg.get("first"), msg.get("since")
+            if self.last and isinstance(first, str) and first and isinstance(since, str) and since.isdigit():
+                self.redraw(first, self.last, int(since))
             self.flush()
-            # the page learns that it is live (and from when): tests and styles can tell
-            self.sock.send_text(f'<span id="live-state" hx-swap-oob="true" data-live="{now_ms()}"></span>')
+            # the page learns that it is live and from when (its next resume redraws what
+            # changed after that): tests and styles can tell
+            self.sock.send_text(
+                f'<span id="live-state" hx-swap-oob="true" data-live="{now}"></span>'
+                f'<input type="hidden" id="chat-since" name="since" value="{now}" hx-swap-oob="true">'
+            )
         elif kind == "typing":
             try:
                 self.chat.typing(self.account, self.to, "active")
@@ -193,6 +201,19 @@ class Live:
             self.chat.mark_read(self.account, self.to, msgs[-1].time, origin=self)
             if len(msgs) < BATCH:
                 return
+
+    def redraw(self, first: str, last: str, since: int) -> None:
+        """The messages the page shows (``first`` to ``last``) that were edited, deleted or
+        reacted to while it was away (after ``since``): each replaced by its id."""
+        try:
+            changed = self.chat.store.changed_since(self.target, first, last, since)
+        except StoreError:  # an id from elsewhere: nothing of this conversation to redraw
+            return
+        if changed:
+            vs = webchat.views(self.web, self.chat, self.account, changed)
+            self.sock.send_text(
+                "".join(self.web.render("chat/message_one.html", v=v, oob=True, **self._common()) for v in vs)
+            )
 
     def send_message(self, msgid: str) -> None:
         m = self.chat.store.message(msgid)
