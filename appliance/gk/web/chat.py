@@ -484,10 +484,10 @@ def invite(web: Web, name: str) -> None:
     account = account_of(web.signed_in())
     who = forms.text("user").lower()
     try:
+        # the web chat's "invite" adds the person (a family's or a team's room): the invitation
+        # lets them through a private room's door, and the join puts the room in their list
         chat.invite(name, who, account)
-        room = chat.room(name)
-        if room is not None and not room.private:
-            chat.join(name, who)
+        chat.join(name, who, create=False)
     except ChatError as exc:
         raise bottle.HTTPError(403, ERRORS.get(exc.code, N_("Bad request"))) from None
     raise bottle.redirect(url_of("#" + name))
