@@ -513,6 +513,8 @@ def test_filehost_for_irc_clients_and_irc_web_bridge(srv):  # type: ignore[no-un
     # web → IRC
     send(bob, "#general", "hello irc, from the browser")
     irc.expect(r":bob!\S+ PRIVMSG #general :hello irc, from the browser")
+    live.typing()  # the browser's typing notice reaches IRC clients as +typing
+    irc.expect(r"^@\S*\+typing=active\S* :bob!\S+ TAGMSG #general$")
     irc.close()
     live.close()
 
