@@ -194,7 +194,9 @@ def test_csrf_on_every_form_post(srv):  # type: ignore[no-untyped-def]
 
 def test_websocket_needs_session_and_same_origin(srv):  # type: ignore[no-untyped-def]
     anon = Live(srv, None, "#general")
-    assert anon.closed_code() == 1008
+    # the route's policy turns a visitor away before the handler: the socket closes, nothing
+    # sent, with no code htmx would retry (1005: none given)
+    assert anon.closed_code() in (1005, 1008) and anon.seen == []
     alice = user(srv, ALICE)
     with pytest.raises(websocket.WebSocketBadStatusException) as exc:
         Live(srv, alice, "#general", origin="https://evil.example")
@@ -395,10 +397,10 @@ def test_upload_limits_and_authorization(srv):  # type: ignore[no-untyped-def]
     live.resume(last_of(start))
     page(alice, "/chat/r/photos")
     # no CSRF token: refused, nothing stored
-    resp, _ = _multipart(alice, "/chat/upload?to=%23photos", {"to": "#photos"}, "x.png", PNG)
+    resp, _ = _multipart(alice, "/chat/files/upload?to=%23photos", {"to": "#photos"}, "x.png", PNG)
     assert resp.status == 403
     resp, frag = _multipart(
-        alice, "/chat/upload?to=%23photos", {"to": "#photos", "csrf": alice.csrf, "text": "look"}, "dot.png", PNG
+        alice, "/chat/files/upload?to=%23photos", {"to": "#photos", "csrf": alice.csrf, "text": "look"}, "dot.png", PNG
     )
     assert resp.status == 200, frag
     got = live.expect(r"/chat/files/")
@@ -413,7 +415,7 @@ def test_upload_limits_and_authorization(srv):  # type: ignore[no-untyped-def]
     # HTML is never served as HTML: a download, octet-stream
     resp, _ = _multipart(
         alice,
-        "/chat/upload?to=%23photos",
+        "/chat/files/upload?to=%23photos",
         {"to": "#photos", "csrf": alice.csrf},
         "evil.html",
         b"<script>alert(1)</script>",
@@ -428,17 +430,25 @@ def test_upload_limits_and_authorization(srv):  # type: ignore[no-untyped-def]
     assert "sandbox" in resp.headers["Content-Security-Policy"]
     # too large: a clear refusal, nothing posted
     resp, frag = _multipart(
-        alice, "/chat/upload?to=%23photos", {"to": "#photos", "csrf": alice.csrf}, "big.bin", b"x" * (MAX_UPLOAD + 1)
+        alice,
+        "/chat/files/upload?to=%23photos",
+        {"to": "#photos", "csrf": alice.csrf},
+        "big.bin",
+        b"x" * (MAX_UPLOAD + 1),
     )
     assert resp.status == 413 and "too large" in frag and "MB" in frag
     resp, frag = _multipart(
-        alice, "/chat/upload?to=%23photos", {"to": "#photos", "csrf": alice.csrf}, "huge.bin", b"x" * (MAX_UPLOAD * 3)
+        alice,
+        "/chat/files/upload?to=%23photos",
+        {"to": "#photos", "csrf": alice.csrf},
+        "huge.bin",
+        b"x" * (MAX_UPLOAD * 3),
     )
     assert resp.status == 413 and "too large" in frag
     assert "big.bin" not in page(bob, "/chat/r/photos")
     # carol cannot upload into a room she is not in
     page(carol, "/chat/r/general")
-    resp, _ = _multipart(carol, "/chat/upload?to=%23photos", {"to": "#photos", "csrf": carol.csrf}, "x.png", PNG)
+    resp, _ = _multipart(carol, "/chat/files/upload?to=%23photos", {"to": "#photos", "csrf": carol.csrf}, "x.png", PNG)
     assert resp.status == 403
     live.close()
 
@@ -462,13 +472,13 @@ def test_filehost_for_irc_clients_and_irc_web_bridge(srv):  # type: ignore[no-un
     irc.send("CAP END")
     isupport = irc.expect(r" 005 .*CHATHISTORY")
     url = re.search(r"draft/FILEHOST=(\S+)", isupport).group(1)
-    assert url.endswith("/chat/upload")
+    assert url.endswith("/chat/files/upload")
     irc.expect(r" 366 alice #general ")
     # upload as an IRC client would: the body, Basic auth, 201 + Location
     conn = http.client.HTTPConnection("127.0.0.1", srv.port("http.port"), timeout=30)
     conn.request(
         "POST",
-        "/chat/upload",
+        "/chat/files/upload",
         body=PNG,
         headers={
             "Authorization": _basic("alice"),
@@ -483,14 +493,14 @@ def test_filehost_for_irc_clients_and_irc_web_bridge(srv):  # type: ignore[no-un
     assert "/chat/files/" in location and location.endswith("from_irc.png")
     conn.request(
         "POST",
-        "/chat/upload",
+        "/chat/files/upload",
         body=PNG,
         headers={"Authorization": "Basic " + base64.b64encode(b"alice:wrong").decode()},
     )
     resp = conn.getresponse()
     resp.read()
     assert resp.status == 401
-    conn.request("POST", "/chat/upload", body=b"x" * (MAX_UPLOAD + 1), headers={"Authorization": _basic("alice")})
+    conn.request("POST", "/chat/files/upload", body=b"x" * (MAX_UPLOAD + 1), headers={"Authorization": _basic("alice")})
     resp = conn.getresponse()
     assert resp.status == 413 and b"too large" in resp.read()
     conn.close()

@@ -39,6 +39,7 @@ ANONYMOUS = {
 }
 # a value for each URL wildcard, to call every route
 SAMPLE = {"<path:path>": "gk.css", "<address>": USER, "<app_id:int>": "1", "<msg_id:int>": "1", "<token>": "x"}
+SAMPLE |= {"<name>": "general", "<msgid>": "x"}  # the web chat's rooms and messages
 
 
 def concrete(rule: str) -> str:

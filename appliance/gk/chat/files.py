@@ -74,10 +74,10 @@ def filehost_url(ctx: AppContext) -> str:
     http = ctx.config.http
     if http.https_port:
         port = "" if http.https_port == 443 else f":{http.https_port}"
-        return f"https://{ctx.hostname}{port}/chat/upload"
+        return f"https://{ctx.hostname}{port}/chat/files/upload"
     if http.port:
         port = "" if http.port == 80 else f":{http.port}"
-        return f"http://{ctx.hostname}{port}/chat/upload"
+        return f"http://{ctx.hostname}{port}/chat/files/upload"
     return ""
 
 

@@ -28,7 +28,7 @@ from gk.chat.files import FileStore, SharedFile
 from gk.chat.store import Message, dm_target, now_ms
 from gk.locale import N_
 from gk.web import forms
-from gk.web.app import USER, Access, Policy, Route, Web
+from gk.web.app import USER, Route, Web
 
 PAGE = 50  # messages per page of history
 REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢")
@@ -147,8 +147,15 @@ class MessageView:
     to: str = ""
 
 
+IRC_CONTROL_RE = re.compile(r"\x03\d{0,2}(?:,\d{1,2})?|[\x00-\x09\x0b-\x1f\x7f]")  # IRC colours, bold…
+
+
 def render_text(text: str, files: FileStore | None) -> Markup:
-    """Escaped text with its links made clickable (http/https only) and its line breaks kept."""
+    """Escaped text with its links made clickable (http/https only) and its line breaks kept;
+    IRC formatting codes dropped, a CTCP ACTION (``/me waves``) shown as the action."""
+    if text.startswith("\x01ACTION "):
+        text = "* " + text[8:].rstrip("\x01")
+    text = IRC_CONTROL_RE.sub("", text)
     out: list[str] = []
     pos = 0
     for m in URL_RE.finditer(text):
@@ -519,22 +526,6 @@ def _live(web: Web) -> object:
     return chatws.live(web)
 
 
-def _upload(web: Web) -> object:
-    from gk.web import chatfiles
-
-    return chatfiles.upload(web)
-
-
-def _download(web: Web, fid: str, name: str) -> object:
-    from gk.web import chatfiles
-
-    return chatfiles.download(web, fid, name)
-
-
-# the WebSocket and the file routes authenticate themselves (a session, or HTTP Basic for IRC
-# clients' uploads and downloads): see gk.web.chatws and gk.web.chatfiles
-SELF = Policy(Access.ANYONE, csrf=False)
-
 ROUTES = [
     Route("GET", "/chat", index, USER),
     Route("GET", "/chat/rooms", rooms_page, USER),
@@ -553,9 +544,19 @@ ROUTES = [
     Route("POST", "/chat/m/<msgid>/edit", edit, USER),
     Route("POST", "/chat/m/<msgid>/delete", delete, USER),
     Route("POST", "/chat/m/<msgid>/react", react, USER),
-    Route("GET", "/chat/ws", _live, SELF),
-    Route("POST", "/chat/upload", _upload, SELF),
-    Route("GET", "/chat/files/<fid>/<name>", _download, SELF),
+    # the live timeline (a WebSocket: the page's session cookie; gk.web.chatws)
+    Route("GET", "/chat/ws", _live, USER),
 ]
+# the files (/chat/files/…) are a mounted app of their own (gk.web.chatfiles.app): IRC clients
+# authenticate there with HTTP Basic, without a session
 
-__all__ = ["ROUTES", "conversations", "views", "url_of", "to_of", "dm_target"]
+
+def install(web: Web) -> None:
+    """The web chat's routes and its files' app on ``web``."""
+    from gk.web import chatfiles
+
+    web.add_routes(ROUTES)
+    web.mount(chatfiles.PREFIX, chatfiles.app(web), csrf_exempt=True)
+
+
+__all__ = ["ROUTES", "install", "conversations", "views", "url_of", "to_of", "dm_target"]

@@ -1,4 +1,4 @@
-"""Files shared in the chat over HTTP: the upload endpoint (``POST /chat/upload``) and the files
+"""Files shared in the chat over HTTP: the upload endpoint (``POST /chat/files/upload``) and the files
 (``GET /chat/files/<id>/<name>``), over ``gk.chat.files.FileStore``.
 
 Upload, two ways in:
@@ -102,6 +102,20 @@ def _filename(disposition: str) -> str:
     if m:
         return (m.group(2) if m.group(2) is not None else m.group(1)).strip()
     return "file"
+
+
+PREFIX = "/chat/files/"
+
+
+def app(web: Web) -> bottle.Bottle:
+    """The files' app, mounted at ``PREFIX`` with the web UI's CSRF check off: each request is
+    authenticated here (HTTP Basic, or the session and, for the upload, its CSRF token)."""
+    sub = bottle.Bottle(catchall=True)
+    sub.route("/upload", "POST", lambda: upload(web))
+    sub.route("/<fid>/<name>", ("GET", "HEAD"), lambda fid, name: download(web, fid, name))
+    for status in (400, 403, 404, 405, 413):
+        sub.error(status)(web._error)
+    return sub
 
 
 def upload(web: Web) -> object:

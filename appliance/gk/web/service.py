@@ -170,7 +170,7 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup):
         web.add_routes(module.ROUTES)
     web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
-    web.add_routes(chat.ROUTES)  # the web chat (pages answer 404 while the chat is off)
+    chat.install(web)  # the web chat (its pages answer 404 while the chat is off)
     return web
 
 
