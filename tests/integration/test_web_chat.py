@@ -565,3 +565,23 @@ def test_changes_while_away_are_redrawn_on_resume(srv):  # type: ignore[no-untyp
     assert f'id="m-{ids[3]}"' not in got  # unchanged: not sent again
     assert got.count("new while away") == 1
     back.close()
+
+
+def test_chat_pages_in_french_have_no_english_left(srv):  # type: ignore[no-untyped-def]
+    from test_web_french import assert_french, catalog_english
+
+    known = catalog_english()
+    carol = user(srv, CAROL)
+    page(carol, "/chat/r/general")
+    send(carol, "#general", "bonjour à tous")
+    fr = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    for path, expected in [
+        ("/chat/r/general", ("Salons", "Messages directs", "Partager un fichier", "Répondre")),
+        ("/chat/rooms", ("Créer ou rejoindre un salon", "Message direct")),
+        ("/chat/search?q=hello", ("Rechercher dans les messages", "résultats")),
+    ]:
+        resp, text = carol.get(path, headers=fr)
+        assert resp.status == 200, path
+        assert_french(text, *expected, known=known)
+    resp, text = carol.get("/chat/r/nosuchroom", headers=fr)
+    assert resp.status == 404 and "Ce salon n&#39;existe pas." in text
