@@ -60,7 +60,7 @@ def server(tmp_path_factory):  # type: ignore[no-untyped-def]
             "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
             "imap": {"port": 0, "tls_port": 0},
             "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
-            "chat": {"max_upload_bytes": 1024 * 1024},
+            "chat": {"max_upload_bytes": 1024 * 1024, "line_burst": 400, "lines_per_second": 200.0},
         },
     )
     srv.write_config()
@@ -243,6 +243,30 @@ def test_dropped_connection_resumes_without_loss(server, browser):  # type: igno
     assert len(shown) == len(set(shown)), shown  # nothing twice
     tail = shown[shown.index("before the drop") :]
     assert tail == ["before the drop", *[f"while reconnecting {i}" for i in range(3)], "after the reconnect"], tail
+    irc.close()
+    bob.context.close()
+
+
+def test_scrollback_loads_older_messages(server, browser):  # type: ignore[no-untyped-def]
+    base = f"http://127.0.0.1:{server.port('http.port')}"
+    irc = irc_client(server)
+    irc.send("JOIN #history")
+    irc.expect(r" 366 bob #history ")
+    for i in range(80):
+        irc.send(f"PRIVMSG #history :history line {i:02d}")
+    irc.send("PING :done")
+    irc.expect(r"PONG .*done")
+    bob = open_chat(browser, base, BOB)
+    bob.goto(base + "/chat/r/history")
+    wait_live(bob)
+    see(bob, "history line 79")
+    assert bob.locator("#timeline article", has_text="history line 00").count() == 0
+    # scrolling up to the top brings the older ones in (the button loads itself when seen)
+    bob.locator("#older").scroll_into_view_if_needed()
+    see(bob, "history line 00")
+    shown = texts(bob)
+    assert shown == [f"history line {i:02d}" for i in range(80)], shown
+    assert not bob.errors, bob.errors  # type: ignore[attr-defined]
     irc.close()
     bob.context.close()
 
