@@ -585,3 +585,33 @@ def test_chat_pages_in_french_have_no_english_left(srv):  # type: ignore[no-unty
         assert_french(text, *expected, known=known)
     resp, text = carol.get("/chat/r/nosuchroom", headers=fr)
     assert resp.status == 404 and "Ce salon n&#39;existe pas." in text
+
+
+def test_a_chat_name_shared_by_two_users_is_refused(make_server):  # type: ignore[no-untyped-def]
+    """dave@a and dave@b would be one chat identity (each reading the other's direct messages):
+    the web chat refuses both, as the IRC server does."""
+    s = make_server(
+        overrides={
+            "http": {"https_port": 0},
+            "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
+            "imap": {"port": 0, "tls_port": 0},
+            "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
+        }
+    )
+    s.write_config()
+    s.add_user("dave@a.example", PASSWORD)
+    s.add_user("dave@b.example", PASSWORD)
+    claim.claim(s.data_dir, "test")
+    claim.complete(s.data_dir)
+    s.start()
+    dave = user(s, "dave@a.example")
+    resp, text = dave.get("/chat/r/general")
+    assert resp.status == 403 and "shared by several users" in text
+    assert Live(s, dave, "#general").closed_code() == 1008
+    conn = http.client.HTTPConnection("127.0.0.1", s.port("http.port"), timeout=30)
+    auth = "Basic " + base64.b64encode(f"dave@b.example:{PASSWORD}".encode()).decode()
+    conn.request("POST", "/chat/files/upload", body=PNG, headers={"Authorization": auth})
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 403
+    conn.close()

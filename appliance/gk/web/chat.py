@@ -62,8 +62,31 @@ def files_of(web: Web) -> FileStore | None:
     return web.ctx.services.maybe(FileStore)
 
 
-def account_of(user: User) -> str:
-    return user.local
+SHARED_NAME = N_(
+    "Your chat name is shared by several users of this server: ask the administrator to rename one of them."
+)
+
+
+def chat_name(web: Web, user: User) -> str | None:
+    """The chat account of ``user`` (the local part of the address), or None when another user
+    has the same local part: both would be one chat identity, reading each other's direct
+    messages (the IRC server refuses such logins too)."""
+    local = user.local
+    if sum(u.local == local for u in web.ctx.accounts.list_users()) > 1:
+        return None
+    return local
+
+
+def account_of(web: Web, user: User) -> str:
+    name = chat_name(web, user)
+    if name is None:
+        raise bottle.HTTPError(403, SHARED_NAME)
+    return name
+
+
+def me(web: Web) -> str:
+    """The signed-in user's chat account (403 when the name is shared)."""
+    return account_of(web, web.signed_in())
 
 
 _connected: set[str] = set()  # accounts whose first use was recorded by this process
@@ -223,7 +246,7 @@ def _conv(web: Web, chat: ChatService, account: str, to: str) -> str:
 
 def index(web: Web) -> None:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     connected(chat, account)
     rooms = chat.rooms_of(account)
     first = next((r.name for r in rooms if r.name in chat.default_rooms), rooms[0].name if rooms else "")
@@ -232,7 +255,7 @@ def index(web: Web) -> None:
 
 def room_page(web: Web, name: str) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     connected(chat, account)
     room = chat.room(name)
     if room is None or (room.private and not chat.is_member(name, account)):
@@ -244,7 +267,7 @@ def room_page(web: Web, name: str) -> str:
 
 def dm_page(web: Web, name: str) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     name = name.lower()
     if name == account or not chat.user_exists(name):
         raise bottle.HTTPError(404, N_("There is no such user."))
@@ -305,7 +328,7 @@ def _other_users(web: Web, account: str) -> list[str]:
 def rooms_page(web: Web) -> str:
     """Rooms to join (public ones), create a room, start a direct conversation."""
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     connected(chat, account)
     rooms, dms = conversations(chat, account)
     public = [r for r in chat.rooms(account) if not chat.is_member(r.name, account)]
@@ -322,7 +345,7 @@ def rooms_page(web: Web) -> str:
 
 def search_page(web: Web) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     q = _query("q")[:200]
     rooms, dms = conversations(chat, account)
     found = views(web, chat, account, chat.search(account, q, 50)) if q else []
@@ -334,7 +357,7 @@ def search_page(web: Web) -> str:
 
 def older(web: Web) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     to, before = _query("to"), _query("before")
     _conv(web, chat, account, to)
     try:
@@ -354,7 +377,7 @@ def older(web: Web) -> str:
 def compose(web: Web) -> str:
     """The send box, replying to ``reply`` when given (the Reply button of a message)."""
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     to = _query("to")
     _conv(web, chat, account, to)
     reply = _reply_of(chat, account, to, _query("reply"))
@@ -384,7 +407,7 @@ def _compose(web: Web, to: str, reply: Message | None = None, error: str = "", t
 
 def send(web: Web) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     to = forms.text("to")
     text = forms.raw("text").strip("\r\n")
     reply_to = forms.text("reply_to")
@@ -411,7 +434,7 @@ def _message_fragment(web: Web, view: MessageView, account: str) -> str:
 
 def edit_form(web: Web, msgid: str) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     v, to = _own_view(web, chat, account, msgid)
     if not v.mine or v.m.redacted:
         raise bottle.HTTPError(403, N_("Only the sender may change a message."))
@@ -420,7 +443,7 @@ def edit_form(web: Web, msgid: str) -> str:
 
 def edit(web: Web, msgid: str) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     text = forms.raw("text").strip("\r\n")
     if text.strip():
         try:
@@ -433,7 +456,7 @@ def edit(web: Web, msgid: str) -> str:
 
 def delete(web: Web, msgid: str) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     try:
         chat.redact(account, msgid)
     except ChatError as exc:
@@ -444,7 +467,7 @@ def delete(web: Web, msgid: str) -> str:
 
 def react(web: Web, msgid: str) -> str:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     reaction = forms.text("reaction")[:64]
     m = chat.store.message(msgid)
     if not reaction or m is None:
@@ -463,7 +486,7 @@ def react(web: Web, msgid: str) -> str:
 
 def create_or_join(web: Web) -> None:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     name = forms.text("name").lstrip("#").lower()
     try:
         if forms.text("private") and chat.room(name) is None:
@@ -478,7 +501,7 @@ def create_or_join(web: Web) -> None:
 
 def leave(web: Web, name: str) -> None:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     try:
         chat.part(name, account)
     except ChatError:
@@ -488,7 +511,7 @@ def leave(web: Web, name: str) -> None:
 
 def invite(web: Web, name: str) -> None:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     who = forms.text("user").lower()
     try:
         # the web chat's "invite" adds the person (a family's or a team's room): the invitation
@@ -502,7 +525,7 @@ def invite(web: Web, name: str) -> None:
 
 def set_topic(web: Web, name: str) -> None:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     try:
         chat.set_topic(name, forms.text("topic"), account)
     except ChatError as exc:
@@ -512,7 +535,7 @@ def set_topic(web: Web, name: str) -> None:
 
 def start_dm(web: Web) -> None:
     chat = chat_of(web)
-    account = account_of(web.signed_in())
+    account = me(web)
     who = forms.text("user").lower().partition("@")[0]
     if not who or who == account or not chat.user_exists(who):
         msg = refusal_of(web, "no_such_user")

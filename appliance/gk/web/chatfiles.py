@@ -129,7 +129,7 @@ def upload(web: Web) -> object:
             raise bottle.HTTPResponse(_too_large(web, files) + "\n", status=413, headers={"Content-Type": "text/plain"})
         name = _filename(req.get_header("Content-Disposition", ""))
         try:
-            f = files.save(webchat.account_of(user), name, req.environ["wsgi.input"], length)
+            f = files.save(webchat.account_of(web, user), name, req.environ["wsgi.input"], length)
         except FileTooLarge:
             raise bottle.HTTPResponse(
                 _too_large(web, files) + "\n", status=413, headers={"Content-Type": "text/plain", "Connection": "close"}
@@ -153,7 +153,7 @@ def upload(web: Web) -> object:
     token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
     if sess is None or not hmac.compare_digest(sess.csrf.encode(), token.encode()):
         raise bottle.HTTPError(403, N_("Missing or invalid CSRF token; reload the page and try again."))
-    account = webchat.account_of(session_user)
+    account = webchat.account_of(web, session_user)
     to = forms.text("to")
     caption = forms.raw("text").strip()
     try:
@@ -198,7 +198,7 @@ def download(web: Web, fid: str, name: str) -> object:
     if user is None:
         raise _unauthorized()
     f = files.get(fid)
-    if f is None or not files.may_read(f, webchat.account_of(user), chat):
+    if f is None or not files.may_read(f, webchat.account_of(web, user), chat):
         raise bottle.HTTPError(404, N_("Not found"))
     ctype = f.ctype if f.ctype in ALLOWED else OCTET
     disposition = "inline" if f.is_image else "attachment"

@@ -243,7 +243,10 @@ def live(web: Web) -> object:
         if chat is None or user is None or not to:
             sock.close_with(CLOSE_POLICY, "sign in")
             return ""
-        account = webchat.account_of(user)
+        account = webchat.chat_name(web, user)
+        if account is None:
+            sock.close_with(CLOSE_POLICY, "shared chat name")
+            return ""
         webchat.connected(chat, account)
         try:
             target = chat.resolve(account, to)
