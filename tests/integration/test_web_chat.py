@@ -615,3 +615,23 @@ def test_a_chat_name_shared_by_two_users_is_refused(make_server):  # type: ignor
     resp.read()
     assert resp.status == 403
     conn.close()
+
+
+def test_topic_live_and_leaving_a_room(srv):  # type: ignore[no-untyped-def]
+    alice, bob = user(srv, ALICE), user(srv, BOB)
+    page(alice, "/chat/rooms")
+    alice.post("/chat/rooms", {"name": "plans"})
+    alice.post("/chat/r/plans/invite", {"user": "bob"})
+    start = page(bob, "/chat/r/plans")
+    live = Live(srv, bob, "#plans")
+    live.resume(last_of(start))
+    resp, _ = alice.post("/chat/r/plans/topic", {"topic": "Summer <holidays>"})
+    assert resp.status == 303
+    assert 'id="topic"' in live.expect(r"Summer &lt;holidays&gt;")
+    # bob leaves: his socket on the room closes, the room leaves his list, its page is a join offer
+    resp, _ = bob.post("/chat/r/plans/leave", {})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/chat/rooms")
+    assert live.closed_code() == 1008
+    assert 'href="/chat/r/plans"' not in page(bob, "/chat/rooms").split("<section")[0]
+    assert "You are not in this room yet." in page(bob, "/chat/r/plans")
+    live.close()
