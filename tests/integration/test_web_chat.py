@@ -329,6 +329,16 @@ def test_unread_counts_dm_and_mentions(srv):  # type: ignore[no-untyped-def]
     assert "hi carol, in private" in dm
     rooms = page(carol, "/chat/rooms")
     assert not re.search(r'href="/chat/dm/alice"[^>]*>alice <span class="count"', rooms)  # read now
+    # messages shown live by an open page are read too (the marker follows within a second)
+    live = Live(srv, carol, "alice")
+    live.resume(last_of(dm))
+    send(alice, "carol", "seen live")
+    live.expect(r"seen live")
+    deadline = time.monotonic() + 60
+    while re.search(r'href="/chat/dm/alice"[^>]*>alice <span class="count"', page(carol, "/chat/rooms")):
+        assert time.monotonic() < deadline, "the open page never marked it read"
+        time.sleep(0.3)
+    live.close()
     assert "in private" not in page(user(srv, BOB), "/chat/search?q=private")  # bob is not in it
     assert user(srv, BOB).get("/chat/dm/nosuchperson")[0].status == 404
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import bottle
@@ -61,6 +62,8 @@ CLOSE_RESTART = 1012  # the server is stopping (or the socket ended): htmx recon
 CLOSE_TRY_AGAIN = 1013  # too slow to drain: reconnect and resume
 MAX_QUEUE = 1000
 BATCH = 200  # messages one history read sends
+MARK_EVERY = 1.0  # seconds between two read-marker writes of one page
+TYPING_EVERY = 2.0  # seconds between two typing notices of one page passed on
 
 
 class LiveSocket(WebSocketTransport):
@@ -99,6 +102,9 @@ class Live:
         self.sock = sock
         self.queue = sock.inbox  # client messages (bytes) and chat events, in arrival order
         self.last: str | None = None  # msgid of the last message sent; None until the client resumed
+        self.unread_from: int | None = None  # read-marker time waiting to be written
+        self.marker: gevent.Greenlet[Any, None] | None = None
+        self.typed = 0.0  # monotonic time of the last typing notice passed on
 
     def on_event(self, ev: Event) -> None:  # a chat subscriber: only queue
         if self.queue.qsize() >= MAX_QUEUE:
@@ -121,6 +127,9 @@ class Live:
             return
         finally:
             self.chat.unsubscribe(self.on_event, self.account)
+            if self.marker is not None:
+                self.marker.kill(block=False)
+                self.write_marker()
 
     # -- from the browser ---------------------------------------------------------------------
     def on_client(self, data: bytes) -> None:
@@ -146,6 +155,10 @@ class Live:
                 f'<input type="hidden" id="chat-since" name="since" value="{now}" hx-swap-oob="true">'
             )
         elif kind == "typing":
+            when = time.monotonic()
+            if when - self.typed < TYPING_EVERY:  # the page throttles; a hostile client is held too
+                return
+            self.typed = when
             try:
                 self.chat.typing(self.account, self.to, "active")
             except ChatError:
@@ -198,9 +211,26 @@ class Live:
             self.last = msgs[-1].msgid
             vs = webchat.views(self.web, self.chat, self.account, msgs)
             self.sock.send_text(self.web.render("chat/live.html", messages=vs, last=self.last, **self._common()))
-            self.chat.mark_read(self.account, self.to, msgs[-1].time, origin=self)
+            self.mark_read(msgs[-1].time)
             if len(msgs) < BATCH:
                 return
+
+    def mark_read(self, t: int) -> None:
+        """The page showed messages up to ``t``: the read marker moves there, written at most
+        once per ``MARK_EVERY`` seconds (a busy room read by many pages is not a write per
+        message per page)."""
+        self.unread_from = max(self.unread_from or 0, t)
+        if self.marker is None:
+            self.marker = gevent.spawn_later(MARK_EVERY, self.write_marker)
+
+    def write_marker(self) -> None:
+        self.marker = None
+        t, self.unread_from = self.unread_from, None
+        if t:
+            try:
+                self.chat.mark_read(self.account, self.to, t, origin=self)
+            except ChatError:
+                pass
 
     def redraw(self, first: str, last: str, since: int) -> None:
         """The messages the page shows (``first`` to ``last``) that were edited, deleted or
