@@ -510,6 +510,20 @@ def test_filehost_for_irc_clients_and_irc_web_bridge(srv):  # type: ignore[no-un
     resp = conn.getresponse()
     resp.read()
     assert resp.status == 401
+    # an app password (what a phone's IRC app keeps) works as well
+    from gk.config import load
+    from gk.context import open_accounts
+
+    accounts = open_accounts(load(srv.data_dir), srv.data_dir)
+    try:
+        accounts.add_app_password(ALICE, "phone", "abcd-efgh-ijkm-npqr")
+    finally:
+        accounts.db.close()
+    app = "Basic " + base64.b64encode(b"alice:abcd-efgh-ijkm-npqr").decode()
+    conn.request("POST", "/chat/files/upload", body=b"notes", headers={"Authorization": app})
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 201 and resp.headers["Location"].endswith("/file")
     conn.request("POST", "/chat/files/upload", body=b"x" * (MAX_UPLOAD + 1), headers={"Authorization": _basic("alice")})
     resp = conn.getresponse()
     assert resp.status == 413 and b"too large" in resp.read()
