@@ -659,3 +659,24 @@ def test_topic_live_and_leaving_a_room(srv):  # type: ignore[no-untyped-def]
     assert 'href="/chat/r/plans"' not in page(bob, "/chat/rooms").split("<section")[0]
     assert "You are not in this room yet." in page(bob, "/chat/r/plans")
     live.close()
+
+
+def test_an_acknowledged_upload_survives_kill9(srv):  # type: ignore[no-untyped-def]
+    """201 is sent after the file and its row are on disk: kill -9 right after loses neither."""
+    payload = PNG + bytes(range(256)) * 64
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port("http.port"), timeout=30)
+    conn.request(
+        "POST",
+        "/chat/files/upload",
+        body=payload,
+        headers={"Authorization": _basic("alice"), "Content-Disposition": 'attachment; filename="kept.png"'},
+    )
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 201
+    path = urllib.parse.urlsplit(resp.headers["Location"]).path
+    conn.close()
+    srv.kill9()
+    srv.start()
+    resp, data = _get_raw(srv, path, {"Authorization": _basic("alice")})
+    assert resp.status == 200 and data == payload
