@@ -358,7 +358,9 @@ def test_scrollback_and_search(srv):  # type: ignore[no-untyped-def]
     found = page(alice, "/chat/search?q=number+42")
     assert "line number 42" in found and "around=" in found
     link = re.search(r'href="(/chat/r/long\?around=[^"#]+)', found).group(1)
-    assert "line number 42" in page(alice, link)
+    context = page(alice, link)
+    assert "line number 42" in context and "line number 10" not in context  # around it, not the newest 50
+    assert "Back to the latest messages" in context and "ws-connect" not in context
 
 
 def _multipart(c: Client, path: str, fields: dict, name: str, data: bytes, ctype: str = "application/octet-stream"):  # type: ignore[no-untyped-def]

@@ -280,14 +280,17 @@ def _page(web: Web, chat: ChatService, account: str, to: str, joinable: bool = F
     msgs: list[Message] = []
     more = False
     target = ""
+    around = ""
     if not joinable:
         target = _conv(web, chat, account, to)
         around = _query("around")
-        if around:
+        if around:  # a search result in its context: no live tail (a link back to the latest)
             try:
                 msgs = chat.history(account, to, "around", PAGE, around)
             except ChatError:
                 msgs = []
+            if not msgs:
+                around = ""
         if not msgs:
             msgs = chat.history(account, to, "latest", PAGE)
         more = len(msgs) >= PAGE // 2 and bool(msgs) and bool(chat.history(account, to, "before", 1, msgs[0].msgid))
@@ -305,6 +308,8 @@ def _page(web: Web, chat: ChatService, account: str, to: str, joinable: bool = F
         target=target,
         room=room,
         joinable=joinable,
+        around=around,
+        url=url_of(to),
         members=sorted(chat.members(to[1:])) if room else [],
         messages=views(web, chat, account, msgs),
         more=more,
