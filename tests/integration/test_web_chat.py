@@ -682,3 +682,41 @@ def test_an_acknowledged_upload_survives_kill9(srv):  # type: ignore[no-untyped-
     srv.start()
     resp, data = _get_raw(srv, path, {"Authorization": _basic("alice")})
     assert resp.status == 200 and data == payload
+
+
+def test_a_page_far_behind_jumps_to_the_newest(srv):  # type: ignore[no-untyped-def]
+    """A page away while hundreds of messages came (or whose last message is unknown here) is
+    given the newest ones in place of its timeline, not the whole backlog."""
+    bob = user(srv, BOB)
+    page(bob, "/chat/rooms")
+    bob.post("/chat/rooms", {"name": "busy"})
+    send(bob, "#busy", "where bob left")
+    left = last_of(page(bob, "/chat/r/busy"))
+    irc = IRC(srv.port("chat.irc_port"))
+    irc.send("CAP REQ :sasl")
+    irc.send("NICK x")
+    irc.send("USER u 0 * :Alice")
+    irc.send("AUTHENTICATE PLAIN")
+    irc.send("AUTHENTICATE " + sasl("alice", PASSWORD))
+    irc.send("CAP END")
+    irc.expect(r" 001 ")
+    irc.send("JOIN #busy")
+    irc.expect(r" 366 alice #busy ")
+    for part in range(4):  # under the flood limit (400 lines at once in this server)
+        irc.sock.sendall(b"".join(b"PRIVMSG #busy :burst %d\r\n" % i for i in range(part * 130, part * 130 + 130)))
+        irc.send(f"PING :sent{part}")
+        irc.expect(rf"PONG .*sent{part}", timeout=120)
+        time.sleep(0.7)
+    live = Live(srv, bob, "#busy")
+    live.resume(left)
+    got = live.expect(r'<div id="timeline"[^>]*hx-swap-oob="true"')
+    assert "burst 519" in got and "burst 400" not in got and 'id="older"' in got
+    assert 'id="chat-last"' in got
+    live.expect(r'id="live-state"')
+    assert sum(s.count("<article") for s in live.seen) == 50
+    live.close()
+    unknown = Live(srv, bob, "#busy")
+    unknown.resume("no-such-message-id")
+    assert "burst 519" in unknown.expect(r'<div id="timeline"[^>]*hx-swap-oob="true"')
+    unknown.close()
+    irc.close()

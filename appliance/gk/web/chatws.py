@@ -61,7 +61,8 @@ CLOSE_POLICY = 1008  # not signed in, or not allowed to read this conversation
 CLOSE_RESTART = 1012  # the server is stopping (or the socket ended): htmx reconnects
 CLOSE_TRY_AGAIN = 1013  # too slow to drain: reconnect and resume
 MAX_QUEUE = 1000
-BATCH = 200  # messages one history read sends
+BATCH = 200  # messages one WebSocket message carries
+MAX_REPLAY = 500  # messages a resume sends after the page's last; further behind, it jumps to the newest
 MARK_EVERY = 1.0  # seconds between two read-marker writes of one page
 TYPING_EVERY = 2.0  # seconds between two typing notices of one page passed on
 
@@ -198,22 +199,36 @@ class Live:
         except ChatError:  # no longer a member (parted, removed)
             self.sock.close_with(CLOSE_POLICY, "not a member")
             return
-        while True:
-            try:
-                if self.last:
-                    msgs = self.chat.history(self.account, self.to, "after", BATCH, self.last)
-                else:
-                    msgs = self.chat.history(self.account, self.to, "latest", BATCH)
-            except ChatError:  # the client's id is unknown here: start again from the newest
+        try:
+            if self.last:
+                msgs = self.chat.history(self.account, self.to, "after", MAX_REPLAY + 1, self.last)
+            else:
                 msgs = self.chat.history(self.account, self.to, "latest", BATCH)
-            if not msgs:
-                return
-            self.last = msgs[-1].msgid
-            vs = webchat.views(self.web, self.chat, self.account, msgs)
+        except ChatError:  # the client's last message is gone (retention) or not from here
+            self.jump_to_latest()
+            return
+        if len(msgs) > MAX_REPLAY:
+            self.jump_to_latest()
+            return
+        for i in range(0, len(msgs), BATCH):
+            batch = msgs[i : i + BATCH]
+            self.last = batch[-1].msgid
+            vs = webchat.views(self.web, self.chat, self.account, batch)
             self.sock.send_text(self.web.render("chat/live.html", messages=vs, last=self.last, **self._common()))
-            self.mark_read(msgs[-1].time)
-            if len(msgs) < BATCH:
-                return
+            self.mark_read(batch[-1].time)
+
+    def jump_to_latest(self) -> None:
+        """The page is too far behind (away for a long time in a busy room): it is given the
+        newest messages in place of its timeline; its scrollback reaches the ones between."""
+        msgs = self.chat.history(self.account, self.to, "latest", webchat.PAGE)
+        if not msgs:
+            return
+        self.last = msgs[-1].msgid
+        vs = webchat.views(self.web, self.chat, self.account, msgs)
+        self.sock.send_text(
+            self.web.render("chat/timeline.html", messages=vs, more=True, last=self.last, oob=True, **self._common())
+        )
+        self.mark_read(msgs[-1].time)
 
     def mark_read(self, t: int) -> None:
         """The page showed messages up to ``t``: the read marker moves there, written at most
