@@ -2,11 +2,14 @@
 spoken by htmx's ``ws`` extension: the server sends HTML fragments that htmx swaps out of band
 (new messages appended to ``#timeline``, a changed message replaced by its id, the room list's
 unread counts, the typing line); the client sends small JSON objects (its form values):
-``{"kind": "resume", "after": "<msgid>"}`` when the socket opens, ``{"kind": "typing"}``.
+``{"kind": "resume", "after": "<msgid>", "first": "<msgid>", "since": "<ms>"}`` when the
+socket opens, ``{"kind": "typing"}`` (passed on at most every ``TYPING_EVERY`` seconds).
 
-Who: the web session's cookie (the socket is a GET under the same cookie as the page; the web
-listener refused a foreign Origin with 403 before the upgrade, ``gk.web.service``). No session,
-or a conversation the user may not read: close code 1008 (htmx does not retry it).
+Who: the web session's cookie (the socket is a GET under the same cookie as the page, a USER
+route; the web listener refused a foreign Origin with 403 before the upgrade,
+``gk.web.service``). A visitor is turned away by the route's policy (the socket closes with no
+code); a conversation the user may not read, or leaving it: close code 1008. htmx retries
+neither; it reconnects after 1006 (a dropped connection) and 1012 (the server stopping).
 
 No gap, no duplicate. The page shows the newest messages and holds the id of the last one
 (``#chat-last``, replaced by every batch sent here). On open, and again after a reload or a
@@ -14,7 +17,11 @@ dropped connection, the client sends ``resume`` with that id, and the server sen
 message after it. The subscription to the core starts before that read, and a posted message
 is only a wake-up: each one makes the server read the conversation after the last message it
 sent (one indexed query), so messages go out in the store's order, each once, whatever order
-their events arrive in. Edits, deletions and reactions replace the message's element (idempotent).
+their events arrive in. Edits, deletions and reactions replace the message's element (idempotent);
+those made while the page was away (after ``since``, among ``first``..``after``) are redrawn on
+resume. A page more than ``MAX_REPLAY`` messages behind, or whose last message is gone, gets
+the newest messages in place of its timeline (its scrollback reaches the ones between).
+Messages shown move the read marker, written at most every ``MARK_EVERY`` seconds.
 
 Cost: the web handler's greenlet and the frame reader's greenlet and queue per connection
 (chat events wait on that same queue); nothing is cached. Measured by ``bench/webchat_rss.py``
