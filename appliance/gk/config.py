@@ -277,6 +277,9 @@ class ChatConfig:
     registration_timeout: float = opt(60.0, "seconds a new IRC connection has to log in", at_least(1))
     ping_interval: float = opt(120.0, "seconds of silence before the server PINGs a client", at_least(5))
     default_rooms: list[str] = opt(["general"], "public rooms created at start; new users join them")
+    max_upload_bytes: int = opt(
+        10 * 1024 * 1024, "largest file one chat upload (web chat, IRC draft/FILEHOST) may store, bytes", at_least(1024)
+    )
 
 
 @dataclass

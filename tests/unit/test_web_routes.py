@@ -44,8 +44,9 @@ SAMPLE = {
     "<app_id:int>": "1",
     "<msg_id:int>": "1",
     "<token>": "x",
-    "<name>": "other.example",
+    "<name>": "general",
     "<action_id>": "x",
+    "<msgid>": "x",
 }
 SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
 

@@ -429,6 +429,11 @@ class ChatService:
             raise ChatError("no_such_message", str(exc)) from exc
         raise ChatError("bad_params", f"unknown history mode {mode}")
 
+    def unread_counts(self, account: str) -> dict[str, int]:
+        """Unread messages (from others, after the read marker) in each of ``account``'s rooms
+        and direct conversations, by stored target."""
+        return self.store.unread_counts(account, self.targets_of(account) + self.store.dm_targets_of(account))
+
     def conversations(self, account: str, start: int, end: int, limit: int) -> list[tuple[str, int]]:
         return self.store.targets(account, start, end, limit)
 

@@ -27,6 +27,7 @@ class ChatComponent:
         cfg = ctx.config.chat
         self.chat = ChatService.open(ctx.data_dir, cfg.default_rooms, self._user_exists)
         self.irc: Any = None
+        self.files: Any = None  # gk.chat.files.FileStore, set by start()
         self.listeners: list[tuple[str, str, int]] = []  # (label, bind, port), like the other services
 
     def _user_exists(self, name: str) -> bool:
@@ -52,6 +53,8 @@ class ChatComponent:
     def stop(self, grace: float) -> None:
         if self.irc is not None:
             self.irc.stop(grace)
+        if self.files is not None:
+            self.files.close()
         self.chat.stop(grace)
 
 
@@ -61,4 +64,9 @@ def start(ctx: AppContext) -> ChatComponent | None:
     comp = ChatComponent(ctx)
     comp.start()
     ctx.services.provide(comp.chat)  # stopped by the component
+    from gk.chat.files import FileStore
+
+    comp.files = FileStore(ctx.data_dir, ctx.config.chat.max_upload_bytes)  # shared files (web chat, FILEHOST)
+    comp.files.follow(comp.chat)
+    ctx.services.provide(comp.files)
     return comp

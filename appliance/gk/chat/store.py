@@ -581,6 +581,32 @@ class ChatStore:
         )
         return [_message(r) for r in rows]
 
+    def changed_since(self, target: str, first: str, last: str, since: int, limit: int = 200) -> list[Message]:
+        """Messages of ``target`` from ``first`` to ``last`` (msgids) edited, deleted or reacted to
+        after ``since`` (ms), deleted ones included: what a web page that was away since then
+        must redraw. A removed reaction leaves no time behind and is not found."""
+        lo, hi = self._bound(target, first)[1], self._bound(target, last)[1]
+        rows = self.reader.query(
+            "SELECT * FROM messages WHERE target = ?1 AND seq BETWEEN ?2 AND ?3 AND (edited > ?4 OR redacted > ?4"
+            " OR msgid IN (SELECT msgid FROM reactions WHERE time > ?4)) ORDER BY seq LIMIT ?5",
+            (target, lo, hi, since, limit),
+        )
+        return [_message(r) for r in rows]
+
+    def unread_counts(self, account: str, targets: list[str], cap: int = 100) -> dict[str, int]:
+        """Messages of others after ``account``'s read marker, per target (at most ``cap`` each):
+        one indexed count per conversation, for the web chat's room list."""
+        out: dict[str, int] = {}
+        for t in targets:
+            row = self.reader.one(
+                "SELECT count(*) FROM (SELECT 1 FROM messages WHERE target = ?1 AND redacted IS NULL"
+                " AND sender != ?2 AND time > coalesce((SELECT time FROM read_markers"
+                " WHERE account = ?2 AND target = ?1), 0) LIMIT ?3)",
+                (t, account, cap),
+            )
+            out[t] = int(row[0]) if row else 0
+        return out
+
     def count(self, target: str | None = None) -> int:
         if target is None:
             return int(self.reader.one("SELECT count(*) FROM messages")[0])  # type: ignore[index]

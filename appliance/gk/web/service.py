@@ -28,6 +28,7 @@ from gk.web import (
     admin,
     approvals,
     calendar,
+    chat,
     clientsetup,
     contacts,
     dashboard,
@@ -184,6 +185,7 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
     web.add_routes(calendar.ROUTES)
     web.add_routes(contacts.ROUTES)
+    chat.install(web)  # the web chat (its pages answer 404 while the chat is off)
     return web
 
 

@@ -28,6 +28,7 @@ import gevent.queue
 
 from gk.chat import core
 from gk.chat.core import ChatError
+from gk.chat.files import filehost_url
 from gk.chat.irc import numerics as N
 from gk.chat.irc.parser import MAX_LINE, Line, LineTooLong, ParseError, format_tags, message, parse
 from gk.chat.store import Message
@@ -445,6 +446,9 @@ class Session:
             "MSGREFTYPES=msgid,timestamp",
             "UTF8ONLY",
         ]
+        filehost = filehost_url(self.server.ctx)  # uploads: gk.web.chatfiles
+        if filehost:
+            tokens.append(f"draft/FILEHOST={filehost}")
         self.num(N.RPL_ISUPPORT, *tokens, "are supported by this server")
         self.num(N.ERR_NOMOTD, "MOTD File is missing")
         for room in self.chat.rooms_of(self.account):
