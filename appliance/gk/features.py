@@ -240,7 +240,18 @@ FEATURES: tuple[Feature, ...] = (
             ),
         ),
     ),
-    Feature("dav", "dav", _start_dav, mounts=(Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),)),
+    Feature(
+        "dav",
+        "dav",
+        _start_dav,
+        (
+            Command(
+                "dav", "calendars and contacts: list, export and import a user's (list|export|import)", "gk.dav.cli"
+            ),
+        ),
+        (Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),),
+        wizard=(("gk.dav.web", "FAMILY_STEP"),),
+    ),
     Feature(
         "ai",
         "ai",

@@ -44,54 +44,12 @@ from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
 
 from gk.dav.rwlock import RWLock
+from gk.dav.schema import MIGRATIONS
 from gk.store import Database, open_database
 
 SYNC_PREFIX = "http://gk.invalid/ns/sync/"
 # tombstones older than this are dropped (Radicale's default max_sync_token_age: 30 days)
 TOMBSTONE_SECONDS = 30 * 86400
-
-MIGRATIONS = [
-    """
-    CREATE TABLE collections (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        path TEXT NOT NULL UNIQUE,
-        parent TEXT,
-        tag TEXT NOT NULL DEFAULT '',
-        meta TEXT NOT NULL DEFAULT '{}',
-        seq INTEGER NOT NULL DEFAULT 0,
-        purged_seq INTEGER NOT NULL DEFAULT 0,
-        modified REAL NOT NULL
-    );
-    CREATE INDEX collections_parent ON collections(parent);
-    INSERT INTO collections (path, parent, modified) VALUES ('', NULL, 0);
-    CREATE TABLE items (
-        id INTEGER PRIMARY KEY,
-        collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-        href TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        etag TEXT NOT NULL,
-        name TEXT NOT NULL,
-        component TEXT NOT NULL,
-        start INTEGER NOT NULL,
-        end INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        modified REAL NOT NULL,
-        text TEXT NOT NULL,
-        UNIQUE (collection, href)
-    );
-    CREATE INDEX items_uid ON items(collection, uid);
-    CREATE INDEX items_seq ON items(collection, seq);
-    CREATE INDEX items_start ON items(collection, start);
-    CREATE TABLE tombstones (
-        collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-        href TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        deleted REAL NOT NULL,
-        PRIMARY KEY (collection, href)
-    ) WITHOUT ROWID;
-    CREATE INDEX tombstones_seq ON tombstones(collection, seq);
-    """,
-]
 
 ITEM_COLUMNS = "href, uid, etag, name, component, start, end, modified, text"
 
@@ -305,14 +263,15 @@ class Storage(storage.BaseStorage):
     _supports_trailing_whitespace = False
     _supports_problematic_chars = False
 
-    def __init__(self, configuration: Any, db_path: Path, lock: RWLock | None = None):
+    def __init__(self, configuration: Any, db_path: Path, lock: RWLock | None = None, db: Database | None = None):
         super().__init__(configuration)
-        self.db = open_database(db_path, MIGRATIONS)
+        self.db = db or open_database(db_path, MIGRATIONS)
         self.lock = lock or RWLock()
 
     @classmethod
-    def factory(cls, db_path: Path, lock: RWLock | None = None) -> Callable[[Any], Storage]:
-        return lambda configuration: cls(configuration, db_path, lock)
+    def factory(cls, db_path: Path, lock: RWLock | None = None, db: Database | None = None) -> Callable[[Any], Storage]:
+        """``lock`` and ``db``: the ones ``gk.dav.service`` shares with ``gk.dav.defaults`` writers."""
+        return lambda configuration: cls(configuration, db_path, lock, db)
 
     def close(self) -> None:
         self.db.close()
@@ -357,6 +316,16 @@ class Storage(storage.BaseStorage):
         for child in self.db.query("SELECT * FROM collections WHERE parent = ? ORDER BY path", (sane,)):
             with ccm(child["path"], None):
                 yield Collection(self, child["path"], child)
+        if "/" not in sane:
+            # a principal's home set also lists the collections shared with it (at their owner's
+            # path): DAVx5, iOS and Thunderbird find a shared calendar with the member's own ones
+            for child in self.db.query(
+                "SELECT c.* FROM shares s JOIN collections c ON c.path = s.owner || '/' || s.collection "
+                "WHERE s.member = ? ORDER BY c.path",
+                (sane,),
+            ):
+                with ccm(child["path"], None):
+                    yield Collection(self, child["path"], child)
 
     # -- writing -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -425,6 +394,12 @@ class Storage(storage.BaseStorage):
         with self._write() as conn:
             conn.execute(f"DELETE FROM collections WHERE {_descendants_clause()}", {"path": path})
             conn.execute("DELETE FROM collections WHERE path = ?", (path,))
+            # its shares go with it: a member must not re-create it in the owner's principal
+            conn.execute(
+                "DELETE FROM shares WHERE owner || '/' || collection = :path "
+                "OR substr(owner || '/' || collection, 1, length(:path) + 1) = :path || '/'",
+                {"path": path},
+            )
 
     def create_collection(
         self,

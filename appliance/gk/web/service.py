@@ -170,6 +170,9 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup):
         web.add_routes(module.ROUTES)
     web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
+    from gk.dav import web as dav_web  # /sharing (404 while DAV is off)
+
+    web.add_routes(dav_web.ROUTES)
     return web
 
 

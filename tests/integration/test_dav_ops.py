@@ -1,0 +1,162 @@
+"""DAV operations against a real ``gk serve``: default collections for every user (made at start,
+without importing Radicale), shared calendars found by members with the python ``caldav`` library
+in their own home set, and ``gk dav list|export|import|share`` beside the running server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tarfile
+import time
+import urllib.parse
+
+import caldav
+import pytest
+from caldav.lib import error as caldav_error
+from support.gkserver import GKServer, gk
+
+from gk import claim
+
+ALICE, ALICE_PW = "alice@ops.example", "alice password 1"
+BOB, BOB_PW = "bob@ops.example", "bob password 1"
+CAROL, CAROL_PW = "carol@ops.example", "carol password 1"
+pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
+
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//dav ops test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDTSTART:202604{day:02d}T090000Z\r\nDTEND:202604{day:02d}T100000Z\r\n"
+    "SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+VCARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nEND:VCARD\r\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = GKServer(tmp_path_factory.mktemp("davops") / "gk", NO_MAIL)
+    srv.write_config()
+    for address, password in ((ALICE, ALICE_PW), (BOB, BOB_PW), (CAROL, CAROL_PW)):
+        srv.add_user(address, password)
+    claim.claim(srv.data_dir, "test")
+    claim.complete(srv.data_dir)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def client(srv: GKServer, user: str, password: str) -> caldav.DAVClient:
+    return caldav.DAVClient(
+        url=f"https://127.0.0.1:{srv.port('http.https_port')}/dav/",
+        username=user,
+        password=password,
+        ssl_verify_cert=False,
+        enable_rfc6764=False,
+    )
+
+
+def dav(srv: GKServer, *args: str, check: bool = True):  # type: ignore[no-untyped-def]
+    return gk(srv.data_dir, "dav", *args, check=check)
+
+
+def test_defaults_exist_at_start_without_loading_radicale(server):
+    deadline = time.monotonic() + 60
+    while True:
+        out = dav(server, "list", CAROL).stdout
+        if "calendar" in out or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    names = sorted(line.split("\t")[0] for line in out.splitlines())
+    assert names == ["calendar", "contacts", "tasks"], out
+    assert "Tasks" in out and "address book" in out
+    # made in plain SQL by gk serve: Radicale is still not imported (its ~18 MB only on first use)
+    assert "loading Radicale" not in server.log()
+    assert dav(server, "list", "nobody@ops.example", check=False).returncode == 1
+
+
+def test_shared_calendar_is_found_by_members_only(server):
+    alice = client(server, ALICE, ALICE_PW).principal()
+    alice.calendar(name="Calendar").save_event(EVENT.format(uid="alice-1", day=3, summary="dentist"))
+    out = dav(server, "share", ALICE, "calendar", f"{BOB}=rw").stdout
+    assert f"{BOB} (rw)" in out
+    assert f"shared with {BOB} (rw)" in dav(server, "list", ALICE).stdout
+    assert f"{ALICE}/calendar\tshared with you (rw)" in dav(server, "list", BOB).stdout
+    # bob's client finds alice's calendar in his own home set, next to his own ones
+    bob = client(server, BOB, BOB_PW).principal()
+    urls = {urllib.parse.unquote(str(c.url)).split("/dav/", 1)[1]: c for c in bob.calendars()}
+    assert set(urls) == {f"{BOB}/calendar/", f"{BOB}/tasks/", f"{ALICE}/calendar/"}, urls
+    shared = urls[f"{ALICE}/calendar/"]
+    assert [str(e.icalendar_component["SUMMARY"]) for e in shared.events()] == ["dentist"]
+    shared.save_event(EVENT.format(uid="bob-in-alice", day=4, summary="added by bob"))
+    assert str(alice.calendar(name="Calendar").event_by_uid("bob-in-alice").icalendar_component["SUMMARY"]) == (
+        "added by bob"
+    )
+    # a member writes items, never deletes the owner's calendar
+    with pytest.raises(caldav_error.DAVError):
+        shared.delete()
+    assert alice.calendar(name="Calendar").event_by_uid("alice-1")
+    # carol, not a member, neither sees nor reads it
+    carol = client(server, CAROL, CAROL_PW).principal()
+    assert all(ALICE not in urllib.parse.unquote(str(c.url)) for c in carol.calendars())
+    with pytest.raises(caldav_error.DAVError):
+        caldav.Calendar(client=client(server, CAROL, CAROL_PW), url=shared.url).events()
+    # read-only: bob reads, cannot write; then no share at all
+    dav(server, "share", ALICE, "calendar", f"{BOB}=r")
+    assert [e.icalendar_component["UID"] for e in shared.events()]
+    with pytest.raises(caldav_error.DAVError):
+        shared.save_event(EVENT.format(uid="bob-2", day=5, summary="refused"))
+    dav(server, "share", ALICE, "calendar")
+    assert all(ALICE not in urllib.parse.unquote(str(c.url)) for c in bob.calendars())
+    with pytest.raises(caldav_error.DAVError):
+        shared.events()
+    assert dav(server, "share", ALICE, "nope", f"{BOB}=rw", check=False).returncode == 1
+    assert dav(server, "share", ALICE, "calendar", "ghost@ops.example=rw", check=False).returncode == 1
+
+
+def test_export_import_round_trip_is_idempotent(server, tmp_path):
+    alice = client(server, ALICE, ALICE_PW).principal()
+    cal = alice.calendar(name="Calendar")
+    for day in range(10, 15):
+        cal.save_event(EVENT.format(uid=f"trip-{day}", day=day, summary=f"trip {day}"))
+    conn = client(server, ALICE, ALICE_PW)
+    for i in range(3):  # the address book through plain PUTs
+        resp = conn.put(
+            f"https://127.0.0.1:{server.port('http.https_port')}/dav/{ALICE}/contacts/c{i}.vcf",
+            VCARD.format(uid=f"card-{i}", name=f"Person {i}"),
+            {"Content-Type": "text/vcard"},
+        )
+        assert resp.status == 201
+    archive = tmp_path / "alice.tar.gz"
+    out = dav(server, "export", ALICE, str(archive)).stdout
+    assert "exported 3 collection(s)" in out
+    with tarfile.open(archive) as tar:
+        files = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}  # type: ignore[union-attr]
+    assert set(files) == {"calendar.ics", "tasks.ics", "contacts.vcf", "collections.json"}
+    assert files["calendar.ics"].count("BEGIN:VEVENT") >= 5 and files["calendar.ics"].count("BEGIN:VCALENDAR") == 1
+    assert files["contacts.vcf"].count("BEGIN:VCARD") == 3
+    assert json.loads(files["collections.json"])["tasks"]["C:supported-calendar-component-set"] == "VTODO"
+    # into carol's account: the same objects, found by her client; a second import changes nothing
+    out = dav(server, "import", CAROL, str(archive)).stdout
+    assert "0 replaced" in out and "added" in out
+    again = dav(server, "import", CAROL, str(archive)).stdout
+    assert "0 added, 0 replaced" in again, again
+    carol = client(server, CAROL, CAROL_PW).principal()
+    week = carol.calendar(name="Calendar").search(
+        start=dt.datetime(2026, 4, 10), end=dt.datetime(2026, 4, 15), event=True, expand=False
+    )
+    assert sorted(str(e.icalendar_component["UID"]) for e in week) == [f"trip-{d}" for d in range(10, 15)]
+    # a changed event in the source replaces carol's copy in place (same UID, same href)
+    directory = tmp_path / "dir"
+    dav(server, "export", ALICE, str(directory))
+    text = (directory / "calendar.ics").read_text().replace("SUMMARY:trip 12", "SUMMARY:trip twelve")
+    (directory / "calendar.ics").write_text(text)
+    out = dav(server, "import", CAROL, str(directory)).stdout
+    assert "0 added, 1 replaced" in out, out
+    ev = carol.calendar(name="Calendar").event_by_uid("trip-12")
+    assert str(ev.icalendar_component["SUMMARY"]) == "trip twelve"
+    assert str(ev.url).endswith("trip-12.ics")
+    # broken input: an error message, nothing half-imported
+    (tmp_path / "broken.ics").write_text("BEGIN:VCALENDAR\nthis is not\n")
+    result = dav(server, "import", CAROL, str(tmp_path / "broken.ics"), check=False)
+    assert result.returncode == 1 and "not valid iCalendar" in result.stderr
+    assert "broken" not in dav(server, "list", CAROL).stdout
