@@ -140,6 +140,9 @@ def test_admin_mail_page_lists_records_and_checks_them_against_dns(make_server, 
     resp, page = admin.post("/admin/mail/check", {})
     assert resp.status == 200
     status = {(r["type"], r["name"]): r["status"] for r in records_on_page(page)}
+    # calendars and contacts (RFC 6764): SRV and TXT for CalDAV and CardDAV, not published yet
+    dav = {k: status.pop(k) for k in list(status) if "dav" in k[1]}
+    assert dav == {(t, f"_{s}s._tcp.test.example"): "missing" for t in ("SRV", "TXT") for s in ("caldav", "carddav")}
     assert {k: v for k, v in status.items() if k[0] in ("MX", "TXT")} == {
         ("MX", "test.example"): "ok",
         ("TXT", "test.example"): "different",
@@ -162,6 +165,8 @@ def test_admin_mail_page_lists_records_and_checks_them_against_dns(make_server, 
     dns_server.add("mail.test.example", "A", "192.0.2.25")  # any address will do
     dns_server.add("autoconfig.test.example", "CNAME", "mail.test.example.")
     dns_server.add("autodiscover.test.example", "A", "192.0.2.25")  # an A record instead of the CNAME works too
+    for (rtype, name), _ in dav.items():
+        dns_server.add(name, rtype, recs[(rtype, name)]["value"])
     _, page = admin.post("/admin/mail/check", {})
     assert {r["status"] for r in records_on_page(page)} == {"ok"}
     # a user who is not an administrator gets 403 on the page and its actions, and no nav link

@@ -93,3 +93,28 @@ def test_sharing_page_owner_picks_members(web_and_dav) -> None:  # type: ignore[
     owner.post("/sharing/calendar", {})
     assert svc.shares.members(ADMIN, "calendar") == {}
     assert Client(web).get("/sharing").status in (302, 303)
+
+
+def test_apple_profile_and_devices_page_set_up_calendars_and_contacts(web_and_dav) -> None:  # type: ignore[no-untyped-def]
+    import plistlib
+
+    web, _ = web_and_dav
+    complete_setup(web)
+    web.ctx.accounts.add_user(BOB, BOB_PW)
+    bob = Client(web)
+    bob.login(BOB, BOB_PW)
+    resp = bob.request("GET", "/devices/gk.mobileconfig")
+    assert resp.status == 200
+    profile = plistlib.loads(resp.text.encode())
+    by_type = {p["PayloadType"]: p for p in profile["PayloadContent"]}
+    port = web.ctx.config.http.https_port
+    for kind in ("CalDAV", "CardDAV"):
+        payload = by_type[f"com.apple.{kind.lower()}.account"]
+        assert payload[f"{kind}PrincipalURL"] == f"/dav/{BOB}/" and payload[f"{kind}Username"] == BOB
+        assert payload[f"{kind}Port"] == port and payload[f"{kind}UseSSL"] is True
+        assert payload[f"{kind}HostName"] == "gk.test.example"
+    uuids = [p["PayloadUUID"] for p in profile["PayloadContent"]]
+    assert len(set(uuids)) == len(uuids)
+    page = bob.get("/devices").text
+    assert 'id="calendars"' in page and f"https://gk.test.example:{port}/dav/" in page
+    assert "DAVx⁵" in page and "Thunderbird" in page and 'href="/sharing"' in page
