@@ -160,3 +160,126 @@ def test_export_import_round_trip_is_idempotent(server, tmp_path):
     result = dav(server, "import", CAROL, str(tmp_path / "broken.ics"), check=False)
     assert result.returncode == 1 and "not valid iCalendar" in result.stderr
     assert "broken" not in dav(server, "list", CAROL).stdout
+
+
+def raw(
+    srv: GKServer, method: str, path: str, body: str = "", user: str | None = None, password: str = "", **headers: str
+):  # type: ignore[no-untyped-def]
+    import base64
+    import http.client
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the self-signed device certificate
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port("http.https_port"), context=ctx, timeout=60)
+    hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
+    if body:
+        hdrs.setdefault("Content-Type", "application/xml; charset=utf-8")
+    if user:
+        hdrs["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    try:
+        conn.request(method, path, body=body.encode() if body else None, headers=hdrs)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def responses(body: str) -> dict[str, str]:
+    """href -> that response's XML, of a 207 multistatus."""
+    import xml.etree.ElementTree as ET
+
+    out = {}
+    for resp in ET.fromstring(body).iter("{DAV:}response"):
+        out[urllib.parse.unquote(resp.findtext("{DAV:}href") or "")] = ET.tostring(resp, encoding="unicode")
+    return out
+
+
+# what DAVx5 4.x sends (DavResourceFinder, then the collection list of its account refresh)
+DAVX5_START = (
+    '<?xml version="1.0" encoding="UTF-8"?><propfind xmlns="DAV:" xmlns:CAL="urn:ietf:params:xml:ns:caldav" '
+    'xmlns:CARD="urn:ietf:params:xml:ns:carddav"><prop><resourcetype/><displayname/><current-user-principal/>'
+    "<CAL:calendar-home-set/><CARD:addressbook-home-set/></prop></propfind>"
+)
+DAVX5_HOME = (
+    '<?xml version="1.0" encoding="UTF-8"?><propfind xmlns="DAV:" xmlns:CAL="urn:ietf:params:xml:ns:caldav" '
+    'xmlns:CARD="urn:ietf:params:xml:ns:carddav" xmlns:A="http://apple.com/ns/ical/" '
+    'xmlns:CS="http://calendarserver.org/ns/"><prop><resourcetype/><displayname/><owner/>'
+    "<current-user-privilege-set/><A:calendar-color/><CAL:calendar-description/><CAL:calendar-timezone/>"
+    "<CAL:supported-calendar-component-set/><CARD:addressbook-description/><CARD:supported-address-data/>"
+    "<CS:getctag/><sync-token/></prop></propfind>"
+)
+# iOS/macOS (accountsd): the server root first, then the principal
+IOS_ROOT = (
+    '<?xml version="1.0" encoding="UTF-8"?><A:propfind xmlns:A="DAV:"><A:prop><A:current-user-principal/>'
+    "<A:principal-URL/><A:resourcetype/></A:prop></A:propfind>"
+)
+IOS_PRINCIPAL = (
+    '<?xml version="1.0" encoding="UTF-8"?><A:propfind xmlns:A="DAV:" xmlns:B="urn:ietf:params:xml:ns:caldav" '
+    'xmlns:C="http://calendarserver.org/ns/"><A:prop><B:calendar-home-set/><B:calendar-user-address-set/>'
+    "<A:current-user-principal/><A:displayname/><C:dropbox-home-URL/><C:email-address-set/>"
+    "<B:schedule-inbox-URL/><B:schedule-outbox-URL/><A:principal-collection-set/></A:prop></A:propfind>"
+)
+# Thunderbird 115 (CalDavDetector): the URL it was given, Depth 0
+THUNDERBIRD = (
+    '<?xml version="1.0" encoding="UTF-8"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" '
+    'xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:resourcetype/><D:owner/><D:displayname/>'
+    "<D:current-user-principal/><D:current-user-privilege-set/><D:supported-report-set/>"
+    "<C:supported-calendar-component-set/><CS:getctag/><C:calendar-home-set/></D:prop></D:propfind>"
+)
+
+
+def test_discovery_as_davx5_ios_and_thunderbird_do(server):
+    dav(server, "share", ALICE, "calendar", f"{BOB}=r")
+    # DAVx5: well-known, unauthenticated first (a redirect, then 401 asking for Basic)
+    for well_known in ("/.well-known/caldav", "/.well-known/carddav"):
+        status, headers, _ = raw(server, "PROPFIND", well_known, DAVX5_START, Depth="0")
+        assert status == 301 and headers["location"].endswith("/dav/")
+    status, headers, _ = raw(server, "PROPFIND", "/dav/", DAVX5_START, Depth="0")
+    assert status == 401 and "basic" in headers["www-authenticate"].lower()
+    status, _, body = raw(server, "PROPFIND", "/dav/", DAVX5_START, BOB, BOB_PW, Depth="0")
+    assert (
+        status == 207
+        and f"<D:href>/dav/{BOB.replace('@', '%40')}/</D:href>" in body.replace("ns0:", "D:")
+        or (f"/dav/{BOB}/" in urllib.parse.unquote(body))
+    )
+    status, _, body = raw(server, "PROPFIND", f"/dav/{BOB}/", DAVX5_START, BOB, BOB_PW, Depth="0")
+    found = urllib.parse.unquote(body)
+    # both home sets on the one principal URL
+    assert status == 207 and found.count(f"/dav/{BOB}/") >= 3 and "calendar-home-set" in found
+    assert "addressbook-home-set" in found
+    status, _, body = raw(server, "PROPFIND", f"/dav/{BOB}/", DAVX5_HOME, BOB, BOB_PW, Depth="1")
+    assert status == 207
+    listed = responses(body)
+    assert set(listed) == {
+        f"/dav/{BOB}/",
+        f"/dav/{BOB}/calendar/",
+        f"/dav/{BOB}/tasks/",
+        f"/dav/{BOB}/contacts/",
+        f"/dav/{ALICE}/calendar/",
+    }, sorted(listed)
+    assert "VTODO" in listed[f"/dav/{BOB}/tasks/"] and "addressbook" in listed[f"/dav/{BOB}/contacts/"]
+    assert "sync-token" in listed[f"/dav/{BOB}/calendar/"] and "getctag" in listed[f"/dav/{BOB}/calendar/"]
+    own, shared = listed[f"/dav/{BOB}/calendar/"], listed[f"/dav/{ALICE}/calendar/"]
+    # DAVx5 shows a calendar shared read-only as read-only: no write privilege on it
+    privileges = shared.split("current-user-privilege-set")[1]  # between its start and end tags
+    assert "read" in privileges and "write" not in privileges, privileges
+    assert "write" in own.split("current-user-privilege-set")[1]
+    # iOS: the server root, then the principal
+    status, headers, _ = raw(server, "PROPFIND", "/", IOS_ROOT, BOB, BOB_PW, Depth="0")
+    assert status == 301 and headers["location"].endswith("/dav/")
+    status, _, body = raw(server, "PROPFIND", "/dav/", IOS_ROOT, BOB, BOB_PW, Depth="0")
+    assert status == 207 and f"/dav/{BOB}/" in urllib.parse.unquote(body)
+    status, _, body = raw(server, "PROPFIND", f"/dav/{BOB}/", IOS_PRINCIPAL, BOB, BOB_PW, Depth="0")
+    found = urllib.parse.unquote(body)
+    assert status == 207 and f"/dav/{BOB}/" in found.split("calendar-home-set", 1)[1]
+    # the principal's href, its calendar home set and its calendar-user-address-set (Radicale gives
+    # the principal URL there, no mailto: iOS then offers no invitations, a known Radicale limit)
+    assert found.count(f"/dav/{BOB}/") >= 3
+    # Thunderbird: Depth 0 on the URL it was given, then its calendars
+    status, _, body = raw(server, "PROPFIND", f"/dav/{BOB}/calendar/", THUNDERBIRD, BOB, BOB_PW, Depth="0")
+    found = urllib.parse.unquote(body)
+    assert status == 207 and "VEVENT" in found and "calendar-query" in found and f"/dav/{BOB}/" in found
+    status, _, body = raw(server, "PROPFIND", f"/dav/{ALICE}/calendar/", THUNDERBIRD, CAROL, CAROL_PW, Depth="0")
+    assert status in (403, 404) and "dentist" not in body
+    dav(server, "share", ALICE, "calendar")
