@@ -283,3 +283,123 @@ def test_discovery_as_davx5_ios_and_thunderbird_do(server):
     status, _, body = raw(server, "PROPFIND", f"/dav/{ALICE}/calendar/", THUNDERBIRD, CAROL, CAROL_PW, Depth="0")
     assert status in (403, 404) and "dentist" not in body
     dav(server, "share", ALICE, "calendar")
+
+
+MULTIGET = (
+    '<?xml version="1.0"?><C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    "<D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>"
+)
+
+
+def test_bad_input_never_crashes_nor_leaks(server):
+    alice_cal, bob_cal = f"/dav/{ALICE}/calendar/", f"/dav/{BOB}/calendar/"
+    status, _, _ = raw(
+        server,
+        "PUT",
+        alice_cal + "secret.ics",
+        EVENT.format(uid="secret-1", day=20, summary="alice secret"),
+        ALICE,
+        ALICE_PW,
+        Content_Type="text/calendar",
+    )
+    assert status == 201
+    # malformed vCard, a vCard in a calendar, an event without UID-bearing component: 400/403/415
+    status, _, _ = raw(
+        server, "PUT", f"/dav/{BOB}/contacts/x.vcf", "BEGIN:VCARD\r\nFN:x\r\n", BOB, BOB_PW, Content_Type="text/vcard"
+    )
+    assert status == 400
+    status, _, _ = raw(
+        server,
+        "PUT",
+        bob_cal + "card.ics",
+        VCARD.format(uid="c", name="n"),
+        BOB,
+        BOB_PW,
+        Content_Type="text/vcard",
+    )
+    assert status in (400, 403, 409, 415)
+    # external entities and entity expansion in request bodies: refused before any parsing
+    for body in (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        '<D:propfind xmlns:D="DAV:"><D:prop><D:displayname>&x;</D:displayname></D:prop></D:propfind>',
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><C:calendar-query xmlns:D="DAV:" '
+        'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>&c;</D:prop></C:calendar-query>',
+        '<?xml version="1.0" encoding="UTF-16"?>\0<\0!\0D\0O\0C\0T\0Y\0P\0E\0 x []>',
+    ):
+        status, _, answer = raw(server, "REPORT", bob_cal, body, BOB, BOB_PW, Depth="1")
+        assert status == 400 and "root:" not in answer
+    # hrefs naming another user's objects inside bob's own REPORT: no data of alice's
+    hrefs = "".join(
+        f"<D:href>{h}</D:href>"
+        for h in (
+            alice_cal + "secret.ics",
+            bob_cal + "../../" + ALICE + "/calendar/secret.ics",
+            f"/dav/{BOB}/calendar/%2e%2e/%2e%2e/{ALICE}/calendar/secret.ics",
+            f"https://evil.example/dav/{ALICE}/calendar/secret.ics",
+        )
+    )
+    status, _, answer = raw(server, "REPORT", bob_cal, MULTIGET.format(hrefs=hrefs), BOB, BOB_PW, Depth="1")
+    assert status in (207, 400, 403) and "alice secret" not in answer and "secret-1" not in answer
+    # path tricks in the request line and in MOVE/COPY destinations
+    for path in (
+        f"/dav/{BOB}/calendar/../../{ALICE}/calendar/secret.ics",
+        f"/dav/{BOB}/calendar/%2e%2e/%2e%2e/{ALICE}/calendar/secret.ics",
+        f"/dav/{BOB}/calendar/..%2f..%2f{ALICE}%2fcalendar%2fsecret.ics",
+        f"/dav//{ALICE}/calendar/secret.ics",
+        f"/dav/{ALICE.upper()}/calendar/secret.ics",
+    ):
+        status, _, answer = raw(server, "GET", path, "", BOB, BOB_PW)
+        assert status in (400, 403, 404) and "alice secret" not in answer, (path, status)
+    status, _, _ = raw(
+        server,
+        "PUT",
+        bob_cal + "mine.ics",
+        EVENT.format(uid="bob-mine", day=21, summary="bob's"),
+        BOB,
+        BOB_PW,
+        Content_Type="text/calendar",
+    )
+    assert status == 201
+    for dest in (
+        f"https://127.0.0.1:{server.port('http.https_port')}{alice_cal}planted.ics",
+        f"{alice_cal}planted.ics",
+        f"/dav/{BOB}/calendar/../../{ALICE}/calendar/planted.ics",
+    ):
+        status, _, _ = raw(server, "MOVE", bob_cal + "mine.ics", "", BOB, BOB_PW, Destination=dest)
+        assert status in (400, 403, 404, 409, 502), (dest, status)
+    status, _, _ = raw(server, "MOVE", alice_cal + "secret.ics", "", BOB, BOB_PW, Destination=bob_cal + "stolen.ics")
+    assert status in (403, 404)
+    status, _, answer = raw(server, "GET", alice_cal + "planted.ics", "", ALICE, ALICE_PW)
+    assert status == 404
+    status, _, answer = raw(server, "GET", alice_cal + "secret.ics", "", ALICE, ALICE_PW)
+    assert status == 200 and "alice secret" in answer
+    # a sync token of alice's calendar used on bob's: refused with the DAV precondition
+    status, _, body = raw(
+        server,
+        "REPORT",
+        alice_cal,
+        '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level>'
+        "<D:prop><D:getetag/></D:prop></D:sync-collection>",
+        ALICE,
+        ALICE_PW,
+        Depth="1",
+    )
+    token = body.split("sync-token>")[1].split("<")[0]
+    status, _, body = raw(
+        server,
+        "REPORT",
+        bob_cal,
+        '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token>'
+        + token
+        + "</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>",
+        BOB,
+        BOB_PW,
+        Depth="1",
+    )
+    assert status in (403, 409) and "valid-sync-token" in body and "secret" not in body
+    # still answering, and nothing above was an unhandled error
+    status, _, _ = raw(server, "PROPFIND", bob_cal, DAVX5_HOME, BOB, BOB_PW, Depth="0")
+    assert status == 207
+    # (Radicale logs refused input as warnings with their traceback: those are answered errors)
+    assert '" 500 ' not in server.log() and "An exception occurred" not in server.log()
