@@ -148,7 +148,14 @@ class DAVService:
                     logging.getLogger("radicale").setLevel(logging.WARNING)
                     from radicale.app import Application
 
-                    self._app = Application(self.configuration())
+                    app = Application(self.configuration())
+                    from gk.dav.itip import Scheduler
+                    from gk.dav.storage import Storage
+
+                    storage = app._storage
+                    assert isinstance(storage, Storage)
+                    storage.observer = Scheduler(self.ctx)  # invitations by mail
+                    self._app = app
         return self._app
 
     @property
@@ -250,5 +257,10 @@ def start(ctx: AppContext) -> DAVService | None:
         return None
     svc = DAVService(ctx)
     ctx.accounts.on_user_added(svc._user_added)
+    if ctx.config.dav.invitations:
+        from gk import events
+        from gk.dav.itip import ReplyWatcher
+
+        events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage))
     gevent.spawn(svc.ensure_all)
     return svc
