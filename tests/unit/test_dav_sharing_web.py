@@ -118,3 +118,14 @@ def test_apple_profile_and_devices_page_set_up_calendars_and_contacts(web_and_da
     page = bob.get("/devices").text
     assert 'id="calendars"' in page and f"https://gk.test.example:{port}/dav/" in page
     assert "DAVx⁵" in page and "Thunderbird" in page and 'href="/sharing"' in page
+
+
+def test_avahi_announces_caldav_and_carddav_on_the_lan() -> None:
+    import xml.etree.ElementTree as ET
+
+    repo = Path(__file__).resolve().parents[2]
+    root = ET.parse(repo / "overlays/common/etc/avahi/services/gk.service").getroot()
+    services = {s.findtext("type"): (s.findtext("port"), s.findtext("txt-record")) for s in root.iter("service")}
+    for kind in ("_caldavs._tcp", "_carddavs._tcp"):  # RFC 6764 §6: the HTTPS port and the path
+        assert services[kind] == (services["_https._tcp"][0], "path=/dav/"), services
+    assert services["_https._tcp"][0] == "443"
