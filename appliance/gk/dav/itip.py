@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
+import time
 from collections.abc import Iterable
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -143,7 +146,7 @@ def message(organizer: str, attendees: Iterable[str], method: str, ical: str, su
     msg.set_content(text)
     # RFC 6047 §2.4: the iTIP object as text/calendar with its method, in a multipart/alternative
     msg.add_alternative(ical, subtype="calendar", params={"method": method}, charset="utf-8")
-    return bytes(msg)
+    return msg.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as on the wire
 
 
 class Scheduler:
@@ -182,6 +185,7 @@ class Scheduler:
 # -- replies: an attendee's answer updates the organizer's copy ----------------------------------
 
 MAX_REPLY_BYTES = 256 * 1024
+RECENT_SECONDS = 600  # files of new/ older than this were looked at before (or predate the server)
 
 
 def _reply_parts(top: Any) -> bool:
@@ -265,12 +269,14 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
 class ReplyWatcher:
     """A bus subscriber: each message added to an INBOX is checked (from its cached MIME tree) for
     an iTIP REPLY; one found updates the mailbox owner's event, off the publisher's greenlet.
-    Mail delivered by SMTP lands behind the index (``MaildirChanged``): the folder is synced,
-    as an IMAP client showing it would."""
+    Mail delivered by SMTP lands behind the index (``MaildirChanged``): the fresh files of the
+    INBOX's ``new/`` are read as they are, never indexed nor moved (a reply already applied is
+    applied again harmlessly: the same status is written once)."""
 
     def __init__(self, ctx: AppContext, storage: Any):
         self.ctx = ctx
         self.storage = storage  # a callable giving the DAV storage (Radicale is imported on first use)
+        self._seen: dict[str, set[str]] = {}  # per user: files of new/ already looked at
 
     def __call__(self, event: Any) -> None:
         from gk import events
@@ -280,18 +286,46 @@ class ReplyWatcher:
         if isinstance(event, events.MessagesAdded):
             gevent.spawn(self._check, event.user, event.folder, event.uids)
         elif isinstance(event, events.MaildirChanged):
-            # mail delivered behind the index: index it (that publishes MessagesAdded, above)
-            gevent.spawn(self._sync, event.user, event.folder)
+            gevent.spawn(self._scan_new, event.user)
 
-    def _sync(self, user: str, folder: str) -> None:
-        from gk.mail.mailbox.store import MailboxStore
+    def _scan_new(self, user: str) -> None:
+        """Mail delivered behind the index: read the INBOX's fresh files in ``new/`` without
+        indexing or moving them (that stays the IMAP sessions' and the webmail's business)."""
+        from gk.mail.mailbox import maildir
 
-        store = self.ctx.services.maybe(MailboxStore)
-        if store is not None:
+        new = maildir.folder_path(self.ctx.mail_root, user, "INBOX") / "new"
+        seen = self._seen.setdefault(user, set())
+        horizon = time.time() - RECENT_SECONDS
+        try:
+            entries = list(os.scandir(new))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name in seen:
+                continue
             try:
-                store.user(user).sync(folder)
-            except Exception:
-                log.exception("dav: %s's %s not synced for iTIP replies", user, folder)
+                st = entry.stat()
+                if st.st_mtime < horizon or st.st_size > MAX_REPLY_BYTES:
+                    continue
+                seen.add(entry.name)
+                with open(entry.path, "rb") as f:
+                    raw = f.read(MAX_REPLY_BYTES + 1)
+            except OSError:
+                continue  # indexed and moved to cur/ meanwhile: MessagesAdded brings it
+            if b"text/calendar" not in raw.lower() or b"REPLY" not in raw.upper():
+                continue
+            self._apply(user, raw)
+        if len(seen) > 4096:
+            seen.clear()
+
+    def _apply(self, user: str, raw: bytes) -> None:
+        try:
+            sender, texts = reply_calendars(raw)
+            for text in texts:
+                if apply_reply(self.storage(), user, sender, text):
+                    log.info("dav: iTIP REPLY from %s updated an event of %s", sender, user)
+        except Exception:
+            log.exception("dav: iTIP reply to %s not applied", user)
 
     def _check(self, user: str, folder: str, uids: tuple[int, ...]) -> None:
         from gk.mail.mailbox.store import MailboxStore
@@ -305,9 +339,6 @@ class ReplyWatcher:
                 top = mb.structure(folder, uid)
                 if not _reply_parts(top) or top.end > MAX_REPLY_BYTES:
                     continue
-                sender, texts = reply_calendars(mb.message_bytes(folder, uid))
-                for text in texts:
-                    if apply_reply(self.storage(), user, sender, text):
-                        log.info("dav: iTIP REPLY from %s updated an event of %s", sender, user)
+                self._apply(user, mb.message_bytes(folder, uid))
             except Exception:
                 log.exception("dav: iTIP reply in %s's %s uid %d not applied", user, folder, uid)
