@@ -291,9 +291,12 @@ class ReplyWatcher:
     def _scan_new(self, user: str) -> None:
         """Mail delivered behind the index: read the INBOX's fresh files in ``new/`` without
         indexing or moving them (that stays the IMAP sessions' and the webmail's business)."""
-        from gk.mail.mailbox import maildir
+        from gk.mail.mailbox import MailboxStore
 
-        new = maildir.folder_path(self.ctx.mail_root, user, "INBOX") / "new"
+        store = self.ctx.services.maybe(MailboxStore)
+        if store is None:
+            return
+        new = store.user(user).root / "new"  # the INBOX is the Maildir's root folder
         seen = self._seen.setdefault(user, set())
         horizon = time.time() - RECENT_SECONDS
         try:
@@ -328,7 +331,7 @@ class ReplyWatcher:
             log.exception("dav: iTIP reply to %s not applied", user)
 
     def _check(self, user: str, folder: str, uids: tuple[int, ...]) -> None:
-        from gk.mail.mailbox.store import MailboxStore
+        from gk.mail.mailbox import MailboxStore
 
         store = self.ctx.services.maybe(MailboxStore)
         if store is None:
