@@ -246,7 +246,9 @@ FEATURES: tuple[Feature, ...] = (
         _start_dav,
         (
             Command(
-                "dav", "calendars and contacts: list, export and import a user's (list|export|import)", "gk.dav.cli"
+                "dav",
+                "calendars and contacts: list, export, import or share a user's (list|export|import|share)",
+                "gk.dav.cli",
             ),
         ),
         (Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),),
