@@ -291,6 +291,7 @@ class DAVConfig:
     max_request_size: int = opt(
         10 * 1024 * 1024, "largest DAV request body (a whole-calendar import), bytes", at_least(4096)
     )
+    invitations: bool = opt(True, "mail invitations (iMIP) to the attendees of events a user organizes")
 
 
 @dataclass

@@ -253,7 +253,20 @@ FEATURES: tuple[Feature, ...] = (
             ),
         ),
     ),
-    Feature("dav", "dav", _start_dav, mounts=(Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),)),
+    Feature(
+        "dav",
+        "dav",
+        _start_dav,
+        (
+            Command(
+                "dav",
+                "calendars and contacts: list, export, import or share a user's (list|export|import|share)",
+                "gk.dav.cli",
+            ),
+        ),
+        (Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),),
+        wizard=(("gk.dav.web", "FAMILY_STEP"),),
+    ),
     Feature(
         "ai",
         "ai",

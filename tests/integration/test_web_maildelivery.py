@@ -83,7 +83,7 @@ def test_wizard_outgoing_step_validates_saves_to_gk_toml_and_hides_the_password(
     assert RELAY_PW not in page
     assert toml.read_text() == before
     resp, _ = c.post("/wizard/outgoing", {**relay, "tls": "implicit", "password": RELAY_PW})
-    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/ai")
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/family")
     shown = config_show(srv)
     assert 'smarthost = "relay.example.net"' in shown and "smarthost_port = 2525" in shown
     assert 'smarthost_tls = "implicit"' in shown and 'smarthost_username = "gk-relay"' in shown
@@ -100,6 +100,7 @@ def test_wizard_outgoing_step_validates_saves_to_gk_toml_and_hides_the_password(
     shown = config_show(srv)
     assert 'smarthost_password = "********"' in shown and "smarthost_port = 587" in shown
     assert f'smarthost_password = "{RELAY_PW}"' in toml.read_text()
+    c.post("/wizard/family", {})
     c.post("/wizard/ai", {"model": "none"})
     resp, page = c.get("/wizard/summary")
     assert "through relay.example.net:587 (starttls, as gk-relay)" in page and RELAY_PW not in page
@@ -139,6 +140,9 @@ def test_admin_mail_page_lists_records_and_checks_them_against_dns(make_server, 
     resp, page = admin.post("/admin/mail/check", {})
     assert resp.status == 200
     status = {(r["type"], r["name"]): r["status"] for r in records_on_page(page)}
+    # calendars and contacts (RFC 6764): SRV and TXT for CalDAV and CardDAV, not published yet
+    dav = {k: status.pop(k) for k in list(status) if "dav" in k[1]}
+    assert dav == {(t, f"_{s}s._tcp.test.example"): "missing" for t in ("SRV", "TXT") for s in ("caldav", "carddav")}
     assert {k: v for k, v in status.items() if k[0] in ("MX", "TXT")} == {
         ("MX", "test.example"): "ok",
         ("TXT", "test.example"): "different",
@@ -161,6 +165,8 @@ def test_admin_mail_page_lists_records_and_checks_them_against_dns(make_server, 
     dns_server.add("mail.test.example", "A", "192.0.2.25")  # any address will do
     dns_server.add("autoconfig.test.example", "CNAME", "mail.test.example.")
     dns_server.add("autodiscover.test.example", "A", "192.0.2.25")  # an A record instead of the CNAME works too
+    for (rtype, name), _ in dav.items():
+        dns_server.add(name, rtype, recs[(rtype, name)]["value"])
     _, page = admin.post("/admin/mail/check", {})
     assert {r["status"] for r in records_on_page(page)} == {"ok"}
     # a user who is not an administrator gets 403 on the page and its actions, and no nav link

@@ -59,6 +59,7 @@ def test_rights_owner_only_with_a_share_hook():
         return "rw" if (owner, collection) == ("bob@test.example", "family") else "rX"
 
     shared = Rights(conf, shares=family)
-    assert shared.authorization(a, set(), "/bob@test.example/family/") == "rw"
+    # rw for its items; "d" forbids deleting the owner's collection itself (Radicale's DELETE)
+    assert shared.authorization(a, set(), "/bob@test.example/family/") == "rwd"
     assert shared.authorization(a, set(), "/bob@test.example/calendar/") == "r"  # only r/w pass
     assert shared.authorization(a, set(), "/bob@test.example/") == ""  # never another's principal

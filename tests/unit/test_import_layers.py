@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2] / "appliance" / "gk"
 # top to bottom; a module belongs to the longest prefix that names it
 LAYERS: list[list[str]] = [
     ["gk.__main__", "gk.cli", "gk.server", "gk.features"],  # entry points and the feature list
-    ["gk.web"],  # the web UI: mounts and pages over every feature
+    ["gk.web", "gk.dav.web"],  # the web UI: mounts and pages over every feature (DAV sharing pages)
     ["gk.diagnosis", "gk.setupfile", "gk.mcp", "gk.api"],  # over several features at once
     ["gk.ai", "gk.chat", "gk.dav", "gk.acme", "gk.hw"],  # features
     ["gk.mail.smtp", "gk.mail.imap", "gk.mail.queue", "gk.mail.submission", "gk.mail.dnsrecords"],  # protocols

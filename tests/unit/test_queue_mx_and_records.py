@@ -60,6 +60,10 @@ def test_records_and_live_check(tmp_path, dns_server):
         ("SRV", "_submissions._tcp.l.example"),
         ("SRV", "_submission._tcp.l.example"),
         ("SRV", "_imaps._tcp.l.example"),
+        ("SRV", "_caldavs._tcp.l.example"),
+        ("TXT", "_caldavs._tcp.l.example"),
+        ("SRV", "_carddavs._tcp.l.example"),
+        ("TXT", "_carddavs._tcp.l.example"),
         ("CNAME", "autoconfig.l.example"),
         ("CNAME", "autodiscover.l.example"),
     ]
@@ -68,6 +72,8 @@ def test_records_and_live_check(tmp_path, dns_server):
     port = load(tmp_path).smtp.submissions_port  # 465 on the box, the dev port in a checkout
     assert records[6]["value"] == f"0 1 {port} mx.l.example."  # RFC 6186/8314: implicit TLS first
     assert records[0]["value"] == "10 mx.l.example."
+    https = load(tmp_path).http.https_port  # RFC 6764: calendars and contacts at /dav/ over HTTPS
+    assert [r["value"] for r in records[9:13]] == [f"0 1 {https} mx.l.example.", "path=/dav/"] * 2
     assert records[2]["value"].startswith("v=DKIM1; k=rsa; p=MII")
     assert records[3]["value"].startswith("v=DKIM1; k=ed25519; p=")
     assert records_for(tmp_path, "l.example") == records  # keys are stable
@@ -88,6 +94,10 @@ def test_records_and_live_check(tmp_path, dns_server):
         "_submissions._tcp.l.exampleSRV": "missing",
         "_submission._tcp.l.exampleSRV": "different",
         "_imaps._tcp.l.exampleSRV": "ok",
+        "_caldavs._tcp.l.exampleSRV": "missing",
+        "_caldavs._tcp.l.exampleTXT": "missing",
+        "_carddavs._tcp.l.exampleSRV": "missing",
+        "_carddavs._tcp.l.exampleTXT": "missing",
         "autoconfig.l.exampleCNAME": "missing",
         "autodiscover.l.exampleCNAME": "missing",
     }

@@ -47,6 +47,7 @@ SAMPLE = {
     "<name>": "general",
     "<action_id>": "x",
     "<msgid>": "x",
+    "<collection>": "calendar",
 }
 SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
 

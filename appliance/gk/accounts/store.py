@@ -14,6 +14,7 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,7 @@ class AccountStore:
         self.db: Database = open_database(path, MIGRATIONS)
         self.hasher = hasher
         self._listeners: list = []  # callables(address) told when a password changes
+        self._added: list[Callable[[str], None]] = []  # callables(address) told when a user is created
 
     # -- users ---------------------------------------------------------------------------
     def _user(self, row) -> User:  # type: ignore[no-untyped-def]
@@ -176,6 +178,10 @@ class AccountStore:
     def _changed(self, address: str) -> None:
         for cb in self._listeners:
             cb(address)
+
+    def on_user_added(self, callback: Callable[[str], None]) -> None:
+        """``callback(address)`` after each user created through this store (DAV's default calendars)."""
+        self._added.append(callback)
 
     def add_user(
         self,
@@ -211,6 +217,8 @@ class AccountStore:
             )
         user = self.get_user(addr)
         assert user is not None
+        for cb in self._added:
+            cb(addr)
         return user
 
     def get_user(self, address: str) -> User | None:

@@ -6,8 +6,10 @@ sees anything of it: Radicale answers 403 and leaves another user's principal ou
 
 Shared calendars (the wizard's "Family" calendar, calendars an owner shares with chosen
 members) plug in through ``shares``: a callable ``(user, owner, collection) -> "r" | "rw" | ""``
-asked only for collections of other owners, so the sharing table (next session) needs no
-change here. Radicale's own ``sharing`` module stays off: it keeps its own CSV/file database.
+(``gk.dav.defaults.Shares.rights``, the ``shares`` table) asked only for collections of other
+owners. A member's "rw" is items only: Radicale's "d" is added, which forbids deleting the
+collection itself (``permit_delete_collection`` stays on for owners). Radicale's own
+``sharing`` module stays off: it keeps its own CSV/file database.
 """
 
 from __future__ import annotations
@@ -45,6 +47,6 @@ class Rights(rights.BaseRights):
         if owner == user:
             return "rw" if rest else "RW"
         if rest:
-            granted = self._shares(user, owner, rest)
-            return "".join(p for p in granted if p in "rw")
+            granted = "".join(p for p in self._shares(user, owner, rest) if p in "rw")
+            return granted + "d" if "w" in granted else granted
         return ""

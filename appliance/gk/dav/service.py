@@ -14,11 +14,12 @@ carrying a DTD (``<!DOCTYPE``/``<!ENTITY``: entity bombs, external entities) get
 client sends one. Radicale itself parses XML with defusedxml, which would refuse them too but
 with a 500.
 
-Every user gets a calendar, a task list and an address book the first time they use DAV
-(Radicale creates the principal and ``storage.predefined_collections`` on the first
-authenticated request): a box whose users never sync a calendar carries no DAV rows, and
-account creation needs no DAV import. ``ensure_user(address)`` does the same on demand for the
-web calendar and the wizard's "Family" calendar (next sessions).
+Every user gets a calendar, a task list and an address book (``gk.dav.defaults``, plain SQL, no
+Radicale import): at start for every account (an upgraded box's existing users), when an
+account is created while ``gk serve`` runs (``AccountStore.on_user_added``), and on a first DAV
+login in between (Radicale's ``storage.predefined_collections``, the same three). Shared
+calendars (the wizard's "Family" calendar): ``create_shared`` and ``shares.set_members``; a
+member finds them in their own home set (``gk.dav.storage``) and ``gk.dav.rights`` lets them in.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import gevent
 import gevent.lock
+
+from gk.dav import defaults
+from gk.dav.defaults import DEFAULT_COLLECTIONS, Shares
+from gk.dav.rwlock import RWLock
+from gk.dav.schema import MIGRATIONS
+from gk.store import Database, open_database
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -42,19 +50,6 @@ XML_METHODS = {"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL"}
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
 
-DEFAULT_COLLECTIONS: dict[str, dict[str, str]] = {
-    "calendar": {
-        "tag": "VCALENDAR",
-        "D:displayname": "Calendar",
-        "C:supported-calendar-component-set": "VEVENT",
-    },
-    "tasks": {
-        "tag": "VCALENDAR",
-        "D:displayname": "Tasks",
-        "C:supported-calendar-component-set": "VTODO",
-    },
-    "contacts": {"tag": "VADDRESSBOOK", "D:displayname": "Contacts"},
-}
 
 StartResponse = Callable[..., Any]
 
@@ -97,6 +92,21 @@ class DAVService:
         self.db_path = ctx.data_dir / "dav.sqlite3"
         self._app: Any = None
         self._loading = gevent.lock.Semaphore()
+        self.lock = RWLock()  # Radicale's storage lock, also taken by the writers below
+        self._db: Database | None = None
+        self._shares: Shares | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = open_database(self.db_path, MIGRATIONS)
+        return self._db
+
+    @property
+    def shares(self) -> Shares:
+        if self._shares is None:
+            self._shares = Shares(self.db)
+        return self._shares
 
     # -- Radicale, on first use ----------------------------------------------------------
     def configuration(self) -> Any:
@@ -115,9 +125,9 @@ class DAVService:
                     "delay_on_error": "0",
                 },
                 "auth": {"type": Auth.factory(self.ctx.auth), "delay": "0", "realm": "GK calendars and contacts"},
-                "rights": {"type": Rights.factory()},
+                "rights": {"type": Rights.factory(self.shares.rights)},
                 "storage": {
-                    "type": Storage.factory(self.db_path),
+                    "type": Storage.factory(self.db_path, self.lock, self.db),
                     "predefined_collections": json.dumps(DEFAULT_COLLECTIONS),
                 },
                 "web": {"type": "none"},
@@ -138,23 +148,50 @@ class DAVService:
                     logging.getLogger("radicale").setLevel(logging.WARNING)
                     from radicale.app import Application
 
-                    self._app = Application(self.configuration())
+                    app = Application(self.configuration())
+                    from gk.dav.itip import Scheduler
+                    from gk.dav.storage import Storage
+
+                    storage = app._storage
+                    assert isinstance(storage, Storage)
+                    storage.observer = Scheduler(self.ctx)  # invitations by mail
+                    self._app = app
         return self._app
 
     @property
     def storage(self) -> Any:
         return self.application()._storage
 
-    def ensure_user(self, address: str) -> None:
-        """The user's principal and default collections, if missing (what the first DAV login does)."""
-        st = self.storage
-        principal = f"/{address}/"
-        with st.acquire_lock("w", address):
-            if next(iter(st.discover(principal)), None) is not None:
-                return
-            st.create_collection(principal)
-            for name, props in DEFAULT_COLLECTIONS.items():
-                st.create_collection(principal + name, props=dict(props))
+    def ensure_user(self, address: str) -> bool:
+        """The user's principal and default collections, if missing; True when made now."""
+        with self.lock.acquire("w"):
+            return defaults.ensure_user(self.db, address)
+
+    def ensure_all(self) -> list[str]:
+        """``ensure_user`` for every account (at start: users of a box upgraded to DAV)."""
+        with self.lock.acquire("w"):
+            made = defaults.ensure_users(self.db, [u.address for u in self.ctx.accounts.list_users()])
+        if made:
+            log.info("dav: default calendar, tasks and contacts for %d user(s)", len(made))
+        return made
+
+    def create_shared(
+        self, owner: str, members: dict[str, str], name: str = defaults.FAMILY, title: str = "Family"
+    ) -> None:
+        """A calendar of ``owner`` shared with ``members`` (address -> "r" | "rw")."""
+        with self.lock.acquire("w"):
+            defaults.create_shared(self.db, owner, name, title)
+            self.shares.set_members(owner, name, members)
+
+    def set_members(self, owner: str, collection: str, members: dict[str, str]) -> None:
+        with self.lock.acquire("w"):
+            self.shares.set_members(owner, collection, members)
+
+    def _user_added(self, address: str) -> None:
+        try:
+            self.ensure_user(address)
+        except Exception:
+            log.exception("dav: could not make the default collections of %s", address)
 
     # -- WSGI ------------------------------------------------------------------------------
     def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -210,12 +247,20 @@ class DAVService:
         return None
 
     def stop(self, grace: float) -> None:
-        if self._app is not None:
-            self._app._storage.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 def start(ctx: AppContext) -> DAVService | None:
     if not ctx.config.dav.enabled:
         return None
     svc = DAVService(ctx)
+    ctx.accounts.on_user_added(svc._user_added)
+    if ctx.config.dav.invitations:
+        from gk import events
+        from gk.dav.itip import ReplyWatcher
+
+        events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage))
+    gevent.spawn(svc.ensure_all)
     return svc

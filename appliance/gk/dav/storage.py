@@ -32,66 +32,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
 
 from gk.dav.rwlock import RWLock
+from gk.dav.schema import MIGRATIONS
 from gk.store import Database, open_database
 
+log = logging.getLogger("gk.dav")
 SYNC_PREFIX = "http://gk.invalid/ns/sync/"
 # tombstones older than this are dropped (Radicale's default max_sync_token_age: 30 days)
 TOMBSTONE_SECONDS = 30 * 86400
-
-MIGRATIONS = [
-    """
-    CREATE TABLE collections (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        path TEXT NOT NULL UNIQUE,
-        parent TEXT,
-        tag TEXT NOT NULL DEFAULT '',
-        meta TEXT NOT NULL DEFAULT '{}',
-        seq INTEGER NOT NULL DEFAULT 0,
-        purged_seq INTEGER NOT NULL DEFAULT 0,
-        modified REAL NOT NULL
-    );
-    CREATE INDEX collections_parent ON collections(parent);
-    INSERT INTO collections (path, parent, modified) VALUES ('', NULL, 0);
-    CREATE TABLE items (
-        id INTEGER PRIMARY KEY,
-        collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-        href TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        etag TEXT NOT NULL,
-        name TEXT NOT NULL,
-        component TEXT NOT NULL,
-        start INTEGER NOT NULL,
-        end INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        modified REAL NOT NULL,
-        text TEXT NOT NULL,
-        UNIQUE (collection, href)
-    );
-    CREATE INDEX items_uid ON items(collection, uid);
-    CREATE INDEX items_seq ON items(collection, seq);
-    CREATE INDEX items_start ON items(collection, start);
-    CREATE TABLE tombstones (
-        collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-        href TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        deleted REAL NOT NULL,
-        PRIMARY KEY (collection, href)
-    ) WITHOUT ROWID;
-    CREATE INDEX tombstones_seq ON tombstones(collection, seq);
-    """,
-]
 
 ITEM_COLUMNS = "href, uid, etag, name, component, start, end, modified, text"
 
@@ -221,6 +181,7 @@ class Collection(storage.BaseCollection):
             self._storage._write_item(conn, self._id, href, item, seq, now)
         new = self.db.one(f"SELECT {ITEM_COLUMNS} FROM items WHERE collection = ? AND href = ?", (self._id, href))
         assert new is not None
+        self._storage._changed(self._path, href, old["text"] if old is not None else None, new["text"])
         return self._item(new), self._item(old) if old is not None else None
 
     def delete(self, href: str | None = None) -> None:
@@ -230,11 +191,13 @@ class Collection(storage.BaseCollection):
         if not pathutils.is_safe_filesystem_path_component(href):
             raise pathutils.UnsafePathError(href)
         with self._storage._write() as conn:
-            if not conn.execute("SELECT 1 FROM items WHERE collection = ? AND href = ?", (self._id, href)).fetchone():
+            old = conn.execute("SELECT text FROM items WHERE collection = ? AND href = ?", (self._id, href)).fetchone()
+            if old is None:
                 raise storage.ComponentNotFoundError(href)
             now = time.time()
             seq = self._bump(conn, now)
             self._storage._delete_item(conn, self._id, href, seq, now)
+        self._storage._changed(self._path, href, old["text"], None)
 
     def get_meta(self, key: str | None = None) -> Any:
         if self._meta_cache is None or self._storage.lock.locked == "w":
@@ -292,6 +255,15 @@ class Collection(storage.BaseCollection):
         return token, [r[0] for r in changed]
 
 
+class Change(NamedTuple):
+    """One object written by a request: its collection path, href and text before and after."""
+
+    path: str
+    href: str
+    old: str | None
+    new: str | None
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}/{name}" if path else name
 
@@ -305,14 +277,19 @@ class Storage(storage.BaseStorage):
     _supports_trailing_whitespace = False
     _supports_problematic_chars = False
 
-    def __init__(self, configuration: Any, db_path: Path, lock: RWLock | None = None):
+    def __init__(self, configuration: Any, db_path: Path, lock: RWLock | None = None, db: Database | None = None):
         super().__init__(configuration)
-        self.db = open_database(db_path, MIGRATIONS)
+        self.db = db or open_database(db_path, MIGRATIONS)
         self.lock = lock or RWLock()
+        # ``observer(user, changes)`` after each committed write request: its single-object PUTs
+        # and DELETEs as Change(collection path, href, old text, new text) (iTIP mail: gk.dav.itip)
+        self.observer: Callable[[str, list[Change]], None] | None = None
+        self._changes: list[Change] = []
 
     @classmethod
-    def factory(cls, db_path: Path, lock: RWLock | None = None) -> Callable[[Any], Storage]:
-        return lambda configuration: cls(configuration, db_path, lock)
+    def factory(cls, db_path: Path, lock: RWLock | None = None, db: Database | None = None) -> Callable[[Any], Storage]:
+        """``lock`` and ``db``: the ones ``gk.dav.service`` shares with ``gk.dav.defaults`` writers."""
+        return lambda configuration: cls(configuration, db_path, lock, db)
 
     def close(self) -> None:
         self.db.close()
@@ -357,6 +334,16 @@ class Storage(storage.BaseStorage):
         for child in self.db.query("SELECT * FROM collections WHERE parent = ? ORDER BY path", (sane,)):
             with ccm(child["path"], None):
                 yield Collection(self, child["path"], child)
+        if "/" not in sane:
+            # a principal's home set also lists the collections shared with it (at their owner's
+            # path): DAVx5, iOS and Thunderbird find a shared calendar with the member's own ones
+            for child in self.db.query(
+                "SELECT c.* FROM shares s JOIN collections c ON c.path = s.owner || '/' || s.collection "
+                "WHERE s.member = ? ORDER BY c.path",
+                (sane,),
+            ):
+                with ccm(child["path"], None):
+                    yield Collection(self, child["path"], child)
 
     # -- writing -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -425,6 +412,12 @@ class Storage(storage.BaseStorage):
         with self._write() as conn:
             conn.execute(f"DELETE FROM collections WHERE {_descendants_clause()}", {"path": path})
             conn.execute("DELETE FROM collections WHERE path = ?", (path,))
+            # its shares go with it: a member must not re-create it in the owner's principal
+            conn.execute(
+                "DELETE FROM shares WHERE owner || '/' || collection = :path "
+                "OR substr(owner || '/' || collection, 1, length(:path) + 1) = :path || '/'",
+                {"path": path},
+            )
 
     def create_collection(
         self,
@@ -498,14 +491,33 @@ class Storage(storage.BaseStorage):
             seq = dst._bump(conn, now)
             self._write_item(conn, dst._id, to_href, item, seq, now)
 
+    _changes_open = False
+
+    def _changed(self, path: str, href: str, old: str | None, new: str | None) -> None:
+        if self._changes_open and self.observer is not None:
+            self._changes.append(Change(path, href, old, new))
+
     @contextlib.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
         """Shared ("r") or exclusive ("w") access; a write lock is one SQLite transaction, so one
         DAV request is one commit (one fsync) whatever number of rows it touches. No hook."""
         with self.lock.acquire(mode):
             if mode == "w":
-                with self.db.transaction():
-                    yield
+                outer = not self._changes_open
+                if outer:
+                    self._changes, self._changes_open = [], True
+                try:
+                    with self.db.transaction():
+                        yield
+                finally:
+                    if outer:
+                        self._changes_open = False
+                changes, self._changes = (self._changes, []) if outer else ([], self._changes)
+                if changes and self.observer is not None:
+                    try:
+                        self.observer(user, changes)
+                    except Exception:
+                        log.exception("dav: change observer failed")
             else:
                 yield
 

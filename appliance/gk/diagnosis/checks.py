@@ -109,7 +109,8 @@ def check_dns(inputs: Inputs) -> list[Finding]:
     for domain in inputs.domains:
         wanted = (inputs.records or {}).get(domain) or records_for(view, domain)
         for rec in check_live(wanted, inputs.resolver):
-            essential = rec["type"] in ESSENTIAL or rec["type"] == "TXT"
+            # TXT (SPF, DKIM, DMARC) is essential, save the RFC 6764 DAV path hints (_caldavs._tcp)
+            essential = rec["type"] in ESSENTIAL or (rec["type"] == "TXT" and "._tcp." not in rec["name"])
             status = {"ok": OK, "error": WARNING}.get(rec["status"], ERROR if essential else WARNING)
             found = ", ".join(rec.get("found") or []) or "-"
             params = {"type": rec["type"], "name": rec["name"], "value": rec["value"] or "-", "found": found}

@@ -112,6 +112,25 @@ def client_setup_records(cfg: Config, domain: str, hostname: str) -> list[dict[s
                     "purpose": N_("lets mail apps find the server by themselves (RFC 6186)"),
                 }
             )
+    if cfg.dav.enabled and cfg.http.https_port:
+        # calendars and contacts (RFC 6764 §3): SRV for the host and port, TXT for the path
+        for service in ("_caldavs._tcp", "_carddavs._tcp"):
+            out.append(
+                {
+                    "type": "SRV",
+                    "name": f"{service}.{domain}",
+                    "value": f"0 1 {cfg.http.https_port} {hostname}.",
+                    "purpose": N_("lets calendar and contacts apps find the server by themselves (RFC 6764)"),
+                }
+            )
+            out.append(
+                {
+                    "type": "TXT",
+                    "name": f"{service}.{domain}",
+                    "value": "path=/dav/",
+                    "purpose": N_("where calendars and contacts are on the server (RFC 6764)"),
+                }
+            )
     for name in ("autoconfig", "autodiscover"):
         out.append(
             {

@@ -1,5 +1,6 @@
-"""Client setup for the LAN: Thunderbird autoconfig, Apple .mobileconfig, DAV well-known redirects,
-and the "connect your devices" page with the exact server names, ports and security.
+"""Client setup for the LAN: Thunderbird autoconfig, Apple .mobileconfig (mail, CalDAV, CardDAV),
+DAV well-known redirects, and the "connect your devices" page with the exact server names, ports
+and security (calendars and contacts: DAVx5, iOS/macOS, Thunderbird).
 
 The autoconfig XML follows Mozilla's ``config-v1.1.xml`` format (clientConfig version 1.1);
 the profile is an Apple configuration profile (plist via the stdlib ``plistlib``) holding a
@@ -121,9 +122,51 @@ def devices(web: Web) -> str:
     user = web.signed_in()
     host = server_name(web)
     url = page_url(web)
+    port, tls = dav_url(web, host)
+    dav = f"{'https' if tls else 'http'}://{host}{'' if port in (80, 443) else f':{port}'}/dav/"
     return web.render(
-        "devices.html", host=host, endpoints=endpoints(web.ctx, host), address=user.address, url=url, qr=qr_svg(url)
+        "devices.html",
+        host=host,
+        endpoints=endpoints(web.ctx, host),
+        address=user.address,
+        url=url,
+        qr=qr_svg(url),
+        dav_url=dav if web.ctx.config.dav.enabled else "",
     )
+
+
+def dav_url(web: Web, host: str) -> tuple[int, bool]:
+    """(port, TLS?) DAV clients reach ``/dav/`` on: the HTTPS port, else plain HTTP (LAN tests)."""
+    http = web.ctx.config.http
+    return (http.https_port, True) if http.https_port else (http.port, False)
+
+
+def dav_payloads(web: Web, host: str, address: str, uid: Any) -> list[dict[str, Any]]:
+    """The CalDAV and CardDAV accounts of an Apple profile (iOS/macOS ``com.apple.caldav.account``
+    and ``com.apple.carddav.account``), the principal URL given so the device skips discovery;
+    none while calendars and contacts are off."""
+    if not web.ctx.config.dav.enabled:
+        return []
+    port, tls = dav_url(web, host)
+    principal = f"/dav/{address}/"
+    out = []
+    for kind, label in (("CalDAV", web.gettext("Calendars")), ("CardDAV", web.gettext("Contacts"))):
+        out.append(
+            {
+                "PayloadType": f"com.apple.{kind.lower()}.account",
+                "PayloadVersion": 1,
+                "PayloadIdentifier": f"gk.{host}.{kind.lower()}.{address}",
+                "PayloadUUID": uid(kind.lower()),
+                "PayloadDisplayName": f"{label} {address}",
+                f"{kind}AccountDescription": web.gettext("{address} on {host}", address=address, host=host),
+                f"{kind}HostName": host,
+                f"{kind}Port": port,
+                f"{kind}UseSSL": tls,
+                f"{kind}PrincipalURL": principal,
+                f"{kind}Username": address,
+            }
+        )
+    return out
 
 
 def mobileconfig(web: Web) -> bytes:
@@ -154,16 +197,14 @@ def mobileconfig(web: Web) -> bytes:
         "OutgoingMailServerAuthentication": "EmailAuthPassword",
         "OutgoingPasswordSameAsIncomingPassword": True,
     }
-    contents: list[dict[str, Any]] = [mail]
+    contents: list[dict[str, Any]] = [mail, *dav_payloads(web, host, user.address, uid)]
     profile = {
         "PayloadType": "Configuration",
         "PayloadVersion": 1,
         "PayloadIdentifier": f"gk.{host}.{user.address}",
         "PayloadUUID": uid("profile"),
         "PayloadDisplayName": f"GK {host} ({user.address})",
-        "PayloadDescription": web.gettext(
-            "Mail settings for this GK server. Calendars and contacts follow once available."
-        ),
+        "PayloadDescription": web.gettext("Mail, calendar and contacts settings for this GK server."),
         "PayloadContent": contents,
     }
     cert = certificate_payload(ctx, host, uid, web.gettext("GK certificate for {host}", host=host))

@@ -186,6 +186,9 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     web.add_routes(calendar.ROUTES)
     web.add_routes(contacts.ROUTES)
     chat.install(web)  # the web chat (its pages answer 404 while the chat is off)
+    from gk.dav import web as dav_web  # /sharing (404 while DAV is off)
+
+    web.add_routes(dav_web.ROUTES)
     return web
 
 

@@ -1,0 +1,347 @@
+"""Invitations by mail (iTIP over iMIP, RFC 5546 and RFC 6047) for events a user organizes.
+
+After each committed DAV write (``Storage.observer``), for every event whose ORGANIZER is the
+user who made the request (``mailto:`` of their address):
+
+- a new event: ``METHOD:REQUEST`` to each attendee;
+- a changed event: ``REQUEST`` to every attendee when what they agreed to changed (time,
+  recurrence, place, summary, status, sequence), else to the attendees just added only; a
+  ``CANCEL`` to the attendees removed;
+- a deleted event: ``CANCEL`` to every attendee.
+
+Attendees marked ``SCHEDULE-AGENT=CLIENT`` (RFC 6638: the client sends for them) or
+``SCHEDULE-AGENT=NONE`` are left alone, and so are a participant status change alone (an
+attendee's answer written back) and objects written by ``gk dav import`` (no observer there).
+Each message goes through ``gk.mail.submission.submit`` as the organizer: local attendees get it
+in their INBOX at once, remote ones through the queue, DKIM-signed. Sending runs in its own
+greenlet after the request's commit: a slow disk or a refused recipient never delays or fails
+the PUT (it is logged).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import time
+from collections.abc import Iterable
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
+    from gk.dav.storage import Change
+
+log = logging.getLogger("gk.dav")
+
+# what an attendee agreed to: a change of any of these is sent again as a REQUEST
+SIGNIFICANT = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "LOCATION", "SUMMARY", "STATUS", "SEQUENCE")
+
+
+def _address(value: str) -> str:
+    value = value.strip()
+    return value[7:].lower() if value.lower().startswith("mailto:") else ""
+
+
+def _events(text: str | None) -> list[Any]:
+    if not text:
+        return []
+    import vobject  # type: ignore[import-untyped]
+
+    try:
+        cal = vobject.readOne(text)
+    except Exception:
+        return []
+    return list(getattr(cal, "vevent_list", []))
+
+
+def _organizer(events: list[Any]) -> str:
+    for ev in events:
+        org = ev.contents.get("organizer")
+        if org:
+            return _address(str(org[0].value))
+    return ""
+
+
+def _attendees(events: list[Any], organizer: str) -> set[str]:
+    out = set()
+    for ev in events:
+        for att in ev.contents.get("attendee", []):
+            agent = (att.params.get("SCHEDULE-AGENT") or ["SERVER"])[0].upper()
+            address = _address(str(att.value))
+            if address and address != organizer and agent == "SERVER":
+                out.add(address)
+    return out
+
+
+def _significant(events: list[Any]) -> list[tuple[str, tuple[str, ...]]]:
+    out = []
+    for ev in events:
+        rid = ev.contents.get("recurrence-id")
+        key = str(rid[0].value) if rid else ""
+        for name in SIGNIFICANT:
+            values = tuple(sorted(str(line.value) for line in ev.contents.get(name.lower(), [])))
+            out.append((f"{key}/{name}", values))
+    return sorted(out)
+
+
+def plan(organizer: str, old: str | None, new: str | None) -> list[tuple[str, set[str]]]:
+    """(method, attendees) to send for a write of an object from ``old`` to ``new`` text by ``organizer``."""
+    old_events, new_events = _events(old), _events(new)
+    sends: list[tuple[str, set[str]]] = []
+    old_att = _attendees(old_events, organizer) if _organizer(old_events) == organizer else set()
+    new_att = _attendees(new_events, organizer) if _organizer(new_events) == organizer else set()
+    if not new_events:
+        if old_att:
+            sends.append(("CANCEL", old_att))
+        return sends
+    if old_att - new_att:
+        sends.append(("CANCEL", old_att - new_att))
+    if new_att:
+        if not old_events or _significant(old_events) != _significant(new_events):
+            sends.append(("REQUEST", new_att))
+        elif new_att - old_att:
+            sends.append(("REQUEST", new_att - old_att))
+    return sends
+
+
+def itip_calendar(text: str, method: str) -> tuple[str, str]:
+    """The iTIP object (``METHOD``, no alarms; a CANCEL marked cancelled) and the summary."""
+    import vobject  # type: ignore[import-untyped]
+
+    cal = vobject.readOne(text)
+    for name in ("method", "x-wr-calname"):
+        for line in list(cal.contents.get(name, [])):
+            cal.remove(line)
+    cal.add("method").value = method
+    summary = ""
+    for ev in getattr(cal, "vevent_list", []):
+        for alarm in list(getattr(ev, "valarm_list", [])):
+            ev.remove(alarm)
+        if not summary and "summary" in ev.contents:
+            summary = str(ev.summary.value)
+        if method == "CANCEL":
+            for line in list(ev.contents.get("status", [])):
+                ev.remove(line)
+            ev.add("status").value = "CANCELLED"
+    return cal.serialize(), summary
+
+
+def message(organizer: str, attendees: Iterable[str], method: str, ical: str, summary: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = organizer
+    msg["To"] = ", ".join(sorted(attendees))
+    title = summary or "(no title)"
+    msg["Subject"] = f"Cancelled: {title}" if method == "CANCEL" else f"Invitation: {title}"
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Message-ID"] = email.utils.make_msgid(domain=organizer.rpartition("@")[2] or None)
+    text = (
+        f"{organizer} cancelled the event “{title}”.\n"
+        if method == "CANCEL"
+        else f"{organizer} invites you to “{title}”. Your calendar app can add it and answer.\n"
+    )
+    msg.set_content(text)
+    # RFC 6047 §2.4: the iTIP object as text/calendar with its method, in a multipart/alternative
+    msg.add_alternative(ical, subtype="calendar", params={"method": method}, charset="utf-8")
+    return msg.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as on the wire
+
+
+class Scheduler:
+    """``Storage.observer`` of ``gk serve``: plans after the commit, sends in a greenlet."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def __call__(self, user: str, changes: list[Change]) -> None:
+        if not user or not self.ctx.config.dav.invitations:
+            return
+        for change in changes:
+            if change.path.count("/") != 1:
+                continue
+            for method, attendees in plan(user.lower(), change.old, change.new):
+                text = change.new if method == "REQUEST" else change.old
+                assert text is not None
+                gevent.spawn(self._send, user, method, sorted(attendees), text)
+
+    def _send(self, user: str, method: str, attendees: list[str], text: str) -> None:
+        from gk.mail.submission import SubmissionError, submit
+
+        account = self.ctx.accounts.get_user(user)
+        if account is None:
+            return
+        try:
+            ical, summary = itip_calendar(text, method)
+            submit(self.ctx, account, message(account.address, attendees, method, ical, summary), attendees)
+            log.info("dav: iTIP %s from %s to %s", method, account.address, ", ".join(attendees))
+        except SubmissionError as exc:
+            log.warning("dav: iTIP %s from %s not sent: %s", method, account.address, exc.reply)
+        except Exception:
+            log.exception("dav: iTIP %s from %s not sent", method, account.address)
+
+
+# -- replies: an attendee's answer updates the organizer's copy ----------------------------------
+
+MAX_REPLY_BYTES = 256 * 1024
+RECENT_SECONDS = 600  # files of new/ older than this were looked at before (or predate the server)
+
+
+def _reply_parts(top: Any) -> bool:
+    """True when the MIME tree holds a ``text/calendar; method=REPLY`` part."""
+    stack = [top]
+    while stack:
+        part = stack.pop()
+        if part.maintype.lower() == "text" and part.subtype.lower() == "calendar":
+            if any(k.lower() == "method" and v.upper() == "REPLY" for k, v in part.params):
+                return True
+        stack.extend(part.children)
+    return False
+
+
+def reply_calendars(raw: bytes) -> tuple[str, list[str]]:
+    """(From address, the text of each ``text/calendar`` REPLY part) of a message."""
+    import email
+    import email.policy
+
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    sender = email.utils.parseaddr(str(msg.get("From", "")))[1].lower()
+    out = []
+    for part in msg.walk():
+        if part.get_content_type() == "text/calendar" and str(part.get_param("method", "")).upper() == "REPLY":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                out.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+    return sender, out
+
+
+def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
+    """Set the replying attendee's PARTSTAT in ``organizer``'s copy of the event; True when changed.
+
+    Only the attendee who sent the mail (``From``) is updated, and only on an event the
+    organizer organizes that lists that attendee: a reply can never touch anything else."""
+    import vobject  # type: ignore[import-untyped]
+    from radicale import item as radicale_item
+
+    reply = _events(text)
+    if not reply or _organizer(reply) != organizer:
+        return False
+    uid = str(reply[0].uid.value) if "uid" in reply[0].contents else ""
+    answers: dict[str, str] = {}
+    for ev in reply:
+        for att in ev.contents.get("attendee", []):
+            if _address(str(att.value)) == sender:
+                answers[str(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""] = (
+                    att.params.get("PARTSTAT") or ["NEEDS-ACTION"]
+                )[0].upper()
+    if not uid or not answers:
+        return False
+    row = storage.db.one(
+        "SELECT c.path, i.href, i.text FROM items i JOIN collections c ON c.id = i.collection "
+        "WHERE c.parent = ? AND i.uid = ? ORDER BY c.path LIMIT 1",
+        (organizer, uid),
+    )
+    if row is None:
+        return False
+    cal = vobject.readOne(row["text"])
+    changed = False
+    for ev in getattr(cal, "vevent_list", []):
+        if _organizer([ev]) != organizer:
+            continue
+        key = str(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""
+        partstat = answers.get(key, answers.get(""))
+        for att in ev.contents.get("attendee", []):
+            if partstat and _address(str(att.value)) == sender and att.params.get("PARTSTAT") != [partstat]:
+                att.params["PARTSTAT"] = [partstat]
+                att.params.pop("RSVP", None)
+                changed = True
+    if not changed:
+        return False
+    with storage.acquire_lock("w", organizer):
+        (col,) = list(storage.discover("/" + row["path"] + "/"))
+        item = radicale_item.Item(collection_path=col.path, vobject_item=cal)
+        item.prepare()
+        col.upload(row["href"], item)
+    return True
+
+
+class ReplyWatcher:
+    """A bus subscriber: each message added to an INBOX is checked (from its cached MIME tree) for
+    an iTIP REPLY; one found updates the mailbox owner's event, off the publisher's greenlet.
+    Mail delivered by SMTP lands behind the index (``MaildirChanged``): the fresh files of the
+    INBOX's ``new/`` are read as they are, never indexed nor moved (a reply already applied is
+    applied again harmlessly: the same status is written once)."""
+
+    def __init__(self, ctx: AppContext, storage: Any):
+        self.ctx = ctx
+        self.storage = storage  # a callable giving the DAV storage (Radicale is imported on first use)
+        self._seen: dict[str, set[str]] = {}  # per user: files of new/ already looked at
+
+    def __call__(self, event: Any) -> None:
+        from gk import events
+
+        if event.folder.upper() != "INBOX":
+            return
+        if isinstance(event, events.MessagesAdded):
+            gevent.spawn(self._check, event.user, event.folder, event.uids)
+        elif isinstance(event, events.MaildirChanged):
+            gevent.spawn(self._scan_new, event.user)
+
+    def _scan_new(self, user: str) -> None:
+        """Mail delivered behind the index: read the INBOX's fresh files in ``new/`` without
+        indexing or moving them (that stays the IMAP sessions' and the webmail's business)."""
+        from gk.mail.mailbox import MailboxStore
+
+        store = self.ctx.services.maybe(MailboxStore)
+        if store is None:
+            return
+        new = store.user(user).root / "new"  # the INBOX is the Maildir's root folder
+        seen = self._seen.setdefault(user, set())
+        horizon = time.time() - RECENT_SECONDS
+        try:
+            entries = list(os.scandir(new))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name in seen:
+                continue
+            try:
+                st = entry.stat()
+                if st.st_mtime < horizon or st.st_size > MAX_REPLY_BYTES:
+                    continue
+                seen.add(entry.name)
+                with open(entry.path, "rb") as f:
+                    raw = f.read(MAX_REPLY_BYTES + 1)
+            except OSError:
+                continue  # indexed and moved to cur/ meanwhile: MessagesAdded brings it
+            if b"text/calendar" not in raw.lower() or b"REPLY" not in raw.upper():
+                continue
+            self._apply(user, raw)
+        if len(seen) > 4096:
+            seen.clear()
+
+    def _apply(self, user: str, raw: bytes) -> None:
+        try:
+            sender, texts = reply_calendars(raw)
+            for text in texts:
+                if apply_reply(self.storage(), user, sender, text):
+                    log.info("dav: iTIP REPLY from %s updated an event of %s", sender, user)
+        except Exception:
+            log.exception("dav: iTIP reply to %s not applied", user)
+
+    def _check(self, user: str, folder: str, uids: tuple[int, ...]) -> None:
+        from gk.mail.mailbox import MailboxStore
+
+        store = self.ctx.services.maybe(MailboxStore)
+        if store is None:
+            return
+        mb = store.user(user)
+        for uid in uids:
+            try:
+                top = mb.structure(folder, uid)
+                if not _reply_parts(top) or top.end > MAX_REPLY_BYTES:
+                    continue
+                self._apply(user, mb.message_bytes(folder, uid))
+            except Exception:
+                log.exception("dav: iTIP reply in %s's %s uid %d not applied", user, folder, uid)

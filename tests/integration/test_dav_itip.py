@@ -1,0 +1,170 @@
+"""Invitations by mail (iMIP) between local users of a real ``gk serve``: an event alice organizes,
+saved with the python ``caldav`` library, mails an iTIP REQUEST to bob (his INBOX); bob's REPLY
+sent through SMTP submission updates his participation status in alice's calendar, and only his;
+deleting the event mails a CANCEL; an attendee the client schedules itself gets nothing.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import caldav
+import pytest
+from support.gkserver import GKServer
+from support.imap import tls_client_context
+
+from gk import claim
+
+ALICE, BOB, CAROL = "alice@itip.example", "bob@itip.example", "carol@itip.example"
+PASSWORD = "itip password 1"
+pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//itip test//EN\r\nBEGIN:VEVENT\r\nUID:meet-1\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDTSTART:20260610T090000Z\r\nDTEND:20260610T100000Z\r\nSUMMARY:{summary}\r\n"
+    "SEQUENCE:{seq}\r\nORGANIZER;CN=Alice:mailto:{alice}\r\n"
+    "ATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{alice}\r\n"
+    "ATTENDEE;CN=Bob;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{bob}\r\n"
+    "ATTENDEE;CN=Carol;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{carol}\r\n"
+    "ATTENDEE;SCHEDULE-AGENT=CLIENT;PARTSTAT=NEEDS-ACTION:mailto:dave@elsewhere.example\r\n"
+    "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:soon\r\nTRIGGER:-PT10M\r\nEND:VALARM\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+REPLY = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//itip test//EN\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\n"
+    "UID:meet-1\r\nDTSTAMP:20260102T000000Z\r\nSEQUENCE:0\r\nORGANIZER:mailto:{alice}\r\n"
+    "ATTENDEE;PARTSTAT=ACCEPTED:mailto:{bob}\r\nATTENDEE;PARTSTAT=DECLINED:mailto:{carol}\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = GKServer(tmp_path_factory.mktemp("itip") / "gk", {})
+    srv.write_config()
+    for address in (ALICE, BOB, CAROL):
+        srv.add_user(address, PASSWORD)
+    claim.claim(srv.data_dir, "test")
+    claim.complete(srv.data_dir)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def calendar(srv: GKServer, user: str) -> caldav.Calendar:
+    client = caldav.DAVClient(
+        url=f"https://127.0.0.1:{srv.port('http.https_port')}/dav/",
+        username=user,
+        password=PASSWORD,
+        ssl_verify_cert=False,
+        enable_rfc6764=False,
+    )
+    return client.principal().calendar(name="Calendar")
+
+
+def inbox(srv: GKServer, user: str) -> list[email.message.EmailMessage]:
+    root = srv.data_dir / "mail" / user / "Maildir"
+    for _ in range(20):  # the server moves files from new/ to cur/ as it indexes them
+        try:
+            files = sorted((p for sub in ("new", "cur") for p in (root / sub).glob("*")), key=lambda p: p.name)
+            raw = [p.read_bytes() for p in files]
+        except FileNotFoundError:
+            time.sleep(0.2)
+            continue
+        return [email.message_from_bytes(r, policy=email.policy.default) for r in raw]  # type: ignore[misc]
+    raise AssertionError(f"{root} kept changing")
+
+
+def wait_for(what, deadline: float = 90.0):  # type: ignore[no-untyped-def]
+    end = time.monotonic() + deadline
+    while True:
+        found = what()
+        if found or time.monotonic() > end:
+            return found
+        time.sleep(0.5)
+
+
+def itip_parts(msgs: list[email.message.EmailMessage], method: str) -> list[str]:
+    out = []
+    for msg in msgs:
+        for part in msg.walk():
+            if part.get_content_type() == "text/calendar" and part.get_param("method") == method:
+                out.append(part.get_content())
+    return out
+
+
+def test_request_reply_and_cancel(server: GKServer) -> None:
+    cal = calendar(server, ALICE)
+    cal.save_event(EVENT.format(summary="Planning", seq=0, alice=ALICE, bob=BOB, carol=CAROL))
+    requests = wait_for(lambda: itip_parts(inbox(server, BOB), "REQUEST"))
+    assert len(requests) == 1, requests
+    (request,) = requests
+    assert "METHOD:REQUEST" in request and "UID:meet-1" in request and "VALARM" not in request
+    (msg,) = inbox(server, BOB)
+    assert msg["From"] == ALICE and msg["Subject"] == "Invitation: Planning"
+    assert len(wait_for(lambda: itip_parts(inbox(server, CAROL), "REQUEST"))) == 1
+    assert itip_parts(inbox(server, ALICE), "REQUEST") == []  # the organizer is not invited to her own event
+    # an edit of her own alarm, nothing an attendee agreed to: no new invitation
+    ev = cal.event_by_uid("meet-1")
+    ev.data = ev.data.replace("TRIGGER:-PT10M", "TRIGGER:-PT20M")
+    ev.save(increase_seqno=False)  # (the caldav library bumps SEQUENCE by default: a new REQUEST)
+    # bob answers by mail: accepted; his mail also claims carol declined (he cannot answer for her)
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = BOB, ALICE, "Accepted: Planning"
+    reply.set_content("Bob accepted.")
+    reply.add_alternative(
+        REPLY.format(alice=ALICE, bob=BOB, carol=CAROL), subtype="calendar", params={"method": "REPLY"}
+    )
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", server.port("smtp.submissions_port"), context=tls_client_context(), timeout=30
+    ) as s:
+        s.login(BOB, PASSWORD)
+        s.send_message(reply)
+
+    def bob_accepted() -> str:
+        data = cal.event_by_uid("meet-1").data
+        return data if "ACCEPTED:mailto:" + BOB in data.replace("\r\n ", "") else ""
+
+    data = wait_for(bob_accepted)
+    unfolded = data.replace("\r\n ", "")
+    assert f"PARTSTAT=ACCEPTED:mailto:{BOB}" in unfolded, unfolded
+    assert f"PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{CAROL}" in unfolded or "DECLINED" not in unfolded
+    time.sleep(2)
+    assert len(itip_parts(inbox(server, BOB), "REQUEST")) == 1  # neither the alarm edit nor the reply re-invited
+    # a changed time is sent again; a deletion cancels
+    ev = cal.event_by_uid("meet-1")
+    ev.data = ev.data.replace("DTSTART:20260610T090000Z", "DTSTART:20260611T090000Z").replace(
+        "DTEND:20260610T100000Z", "DTEND:20260611T100000Z"
+    )
+    ev.save()
+    assert len(wait_for(lambda: len(itip_parts(inbox(server, BOB), "REQUEST")) == 2 and [1])) == 1
+    cal.event_by_uid("meet-1").delete()
+    cancels = wait_for(lambda: itip_parts(inbox(server, BOB), "CANCEL"))
+    assert len(cancels) == 1 and "STATUS:CANCELLED" in cancels[0] and "METHOD:CANCEL" in cancels[0]
+    assert '" 500 ' not in server.log() and "iTIP" in server.log()
+    assert "dave@elsewhere.example" not in server.log().split("iTIP", 1)[1]  # SCHEDULE-AGENT=CLIENT: not ours
+
+
+def test_reply_for_an_unknown_event_changes_nothing(server: GKServer) -> None:
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = BOB, CAROL, "Accepted"
+    reply.set_content("x")
+    reply.add_alternative(
+        REPLY.format(alice=CAROL, bob=BOB, carol=CAROL).replace("meet-1", "nope"),
+        subtype="calendar",
+        params={"method": "REPLY"},
+    )
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", server.port("smtp.submissions_port"), context=tls_client_context(), timeout=30
+    ) as s:
+        s.login(BOB, PASSWORD)
+        s.send_message(reply)
+    assert wait_for(lambda: inbox(server, CAROL) and [m for m in inbox(server, CAROL) if m["Subject"] == "Accepted"])
+    time.sleep(1)
+    assert "iTIP reply" not in server.log() and "Traceback" not in server.log()
+    assert Path(server.data_dir / "dav.sqlite3").exists()

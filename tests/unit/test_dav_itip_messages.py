@@ -1,0 +1,56 @@
+"""What ``gk.dav.itip.plan`` sends for each kind of write of an organized event (RFC 5546 methods)."""
+
+from __future__ import annotations
+
+from gk.dav.itip import itip_calendar, message, plan
+
+ORG = "alice@x.example"
+
+
+def event(
+    attendees: str = "bob@x.example", summary: str = "Meet", start: str = "20260610T090000Z", **extra: str
+) -> str:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//t//t//EN",
+        "BEGIN:VEVENT",
+        "UID:u1",
+        "DTSTAMP:20260101T000000Z",
+        f"DTSTART:{start}",
+        "DTEND:20260610T100000Z",
+        f"SUMMARY:{summary}",
+        f"ORGANIZER:mailto:{extra.get('organizer', ORG)}",
+        f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{ORG}",
+    ]
+    for a in attendees.split(","):
+        if a:
+            lines.append(f"ATTENDEE;PARTSTAT={extra.get('partstat', 'NEEDS-ACTION')}:mailto:{a}")
+    lines.append("ATTENDEE;SCHEDULE-AGENT=CLIENT:mailto:client@x.example")
+    if "alarm" in extra:
+        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:x", f"TRIGGER:{extra['alarm']}", "END:VALARM"]
+    lines += ["END:VEVENT", "END:VCALENDAR", ""]
+    return "\r\n".join(lines)
+
+
+def test_plan_follows_rfc5546() -> None:
+    assert plan(ORG, None, event()) == [("REQUEST", {"bob@x.example"})]
+    assert plan(ORG, event(alarm="-PT10M"), event(alarm="-PT20M")) == []  # only the organizer's alarm
+    assert plan(ORG, event(), event(partstat="ACCEPTED")) == []  # an answer written back
+    assert plan(ORG, event(), event(start="20260611T090000Z")) == [("REQUEST", {"bob@x.example"})]
+    assert plan(ORG, event(), event(summary="Moved")) == [("REQUEST", {"bob@x.example"})]
+    assert plan(ORG, event(), event("bob@x.example,carol@x.example")) == [("REQUEST", {"carol@x.example"})]
+    assert plan(ORG, event("bob@x.example,carol@x.example"), event()) == [("CANCEL", {"carol@x.example"})]
+    assert plan(ORG, event(), None) == [("CANCEL", {"bob@x.example"})]
+    assert plan(ORG, None, event(organizer="eve@y.example")) == []  # not hers to send
+    assert plan("bob@x.example", None, event()) == []  # an attendee's copy
+    assert plan(ORG, None, "BEGIN:VCALENDAR\r\nnot ical") == []
+    assert plan(ORG, None, event(attendees="")) == []
+
+
+def test_itip_object_and_message() -> None:
+    ical, summary = itip_calendar(event(alarm="-PT5M"), "CANCEL")
+    assert summary == "Meet" and "METHOD:CANCEL" in ical and "STATUS:CANCELLED" in ical and "VALARM" not in ical
+    raw = message(ORG, ["bob@x.example"], "CANCEL", ical, summary)
+    assert b"\r\nSubject: Cancelled: Meet\r\n" in raw
+    assert b'Content-Type: text/calendar; charset="utf-8"; method="CANCEL"' in raw
