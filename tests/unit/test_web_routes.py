@@ -38,7 +38,8 @@ ANONYMOUS = {
     ("PROPFIND", "/"),
 }
 # a value for each URL wildcard, to call every route
-SAMPLE = {"<path:path>": "gk.css", "<address>": USER, "<app_id:int>": "1", "<msg_id:int>": "1", "<token>": "x"}
+SAMPLE = {"<path:path>": "gk.css", "<address>": USER, "<app_id:int>": "1", "<msg_id:int>": "1", "<token>": "x",
+          "<conv:int>": "1"}  # fmt: skip
 
 
 def concrete(rule: str) -> str:

@@ -75,6 +75,7 @@ class RuntimeSettings:
     min_free_mb: int = 64
     max_queue: int = 16
     state_cache_mb: int = 0  # saved KV states of recent conversations (0 = prefix match only)
+    catalogue: str = ""  # [ai] catalogue: resolves a chosen catalogue id to its file
 
     @classmethod
     def from_config(cls, cfg: Any) -> RuntimeSettings:
@@ -98,10 +99,13 @@ class Request:
     started: float = 0.0
     tokens: int = 0  # sampled
     evaluated: int = 0  # read into the context (prompt and sampled tokens not already there)
+    tokens_at_cancel: int = 0  # sampled when cancel() was called
     _out: gevent.queue.Queue = field(default_factory=gevent.queue.Queue, repr=False)
 
     def cancel(self) -> None:
         """Stop generating (seen by the inference thread at the next token) or leave the queue."""
+        if not self.cancelled:
+            self.tokens_at_cancel = self.tokens
         self.cancelled = True
 
     def _put(self, item: tuple[str, Any]) -> None:  # runs on the hub (a threadsafe callback)
@@ -117,6 +121,20 @@ class Request:
                 raise value
             else:
                 return
+
+    def next_events(self, timeout: float) -> list[tuple[str, Any]]:
+        """What arrived since the last call (waiting up to ``timeout`` for the first): the web
+        assistant coalesces the chunks that came while it rendered the previous ones, and wakes
+        at least every ``timeout`` to show the queue position (and to notice a closed browser)."""
+        try:
+            items = [self._out.get(timeout=timeout)]
+        except gevent.queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._out.get_nowait())
+            except gevent.queue.Empty:
+                return items
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Non-stream mode: the whole completion."""
@@ -173,10 +191,8 @@ class Runtime:
             return -1
 
     def default_model(self) -> str:
-        if self.settings.model:
-            return self.settings.model
-        found = models.list_models(self.data_dir)
-        return found[0].name if found else ""
+        """The model chosen (``gk ai use``, the wizard, ``[ai] model``) or the first installed."""
+        return models.in_use(self.data_dir, self.settings.model, self.settings.catalogue)
 
     def unload(self) -> None:
         """Unload now (on the inference thread, after the current generation)."""
@@ -230,12 +246,13 @@ class Runtime:
                 self.current = None
                 self.last_used = time.monotonic()
                 log.info(
-                    "ai: request %d %s: %d token(s) read, %d sampled in %.2f s",
+                    "ai: request %d %s: %d token(s) read, %d sampled in %.2f s%s",
                     req.id,
                     "cancelled" if req.cancelled else "done",
                     req.evaluated,
                     req.tokens,
                     self.last_used - req.started,
+                    f" ({req.tokens - req.tokens_at_cancel} after the cancel)" if req.cancelled else "",
                 )
 
     # -- the inference thread's side (no gevent calls here but run_callback_threadsafe) ------

@@ -23,7 +23,18 @@ from geventwebsocket.handler import WebSocketHandler
 
 from gk import claim
 from gk.security import tls
-from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
+from gk.web import (
+    account,
+    admin,
+    assistant,
+    assistant_models,
+    clientsetup,
+    dashboard,
+    diagnosis,
+    maildelivery,
+    webmail,
+    wizard,
+)
 from gk.web.app import USER, Web
 
 if TYPE_CHECKING:
@@ -170,6 +181,8 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup):
         web.add_routes(module.ROUTES)
     web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
+    web.add_routes(assistant.ROUTES)
+    web.add_routes(assistant_models.ROUTES)
     return web
 
 
