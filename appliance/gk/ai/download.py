@@ -169,6 +169,8 @@ def _copy(src: IO[Any], out: IO[Any], digest: hashlib._Hash, done: int, total: i
                 f"the download was cut at {done} of {total} bytes ({exc}): pull again to resume"
             ) from exc
         if not block:
+            if total and done < total:
+                raise DownloadError(f"the download was cut at {done} of {total} bytes: pull again to resume")
             return done
         if total and done + len(block) > total:
             raise DownloadError(f"the server sent more than the pinned {total} bytes")
