@@ -268,10 +268,14 @@ class Runtime:
             params = dict(req.params)
             # applied here: llama-cpp-python drops a logits_processor given with logit_bias
             # (list.extend's None), and this processor is how cancellation gets in
+            if grammar_text := params.pop("gk_grammar", None):  # gk.ai.toolcalls: one call, forced
+                from llama_cpp import LlamaGrammar
+
+                params["grammar"] = LlamaGrammar.from_string(grammar_text, verbose=False)
             bias = params.pop("logit_bias", None) or {}
             bias_ids = [i for i in bias if 0 <= i < llm.n_vocab()]
             bias_values = [bias[i] for i in bias_ids]
-            constrained = "response_format" in params
+            constrained = "response_format" in params or "grammar" in params
             eos = llm.token_eos()
 
             def watch(_ids: Any, scores: Any) -> Any:
