@@ -181,7 +181,8 @@ def test_a_browser_that_goes_away_stops_the_generation(server):
     found = []
     while time.monotonic() < deadline and not found:
         found = re.findall(
-            r"ai: request \d+ cancelled: \d+ token\(s\) read, (\d+) sampled in [\d.]+ s \((\d+) after the cancel\)",
+            r"ai: request \d+ cancelled: \d+ token\(s\) read, (\d+) sampled in [\d.]+ s, \d+ in the context"
+            r" \((\d+) after the cancel\)",
             server.log(),
         )
         time.sleep(0.2)
@@ -286,3 +287,49 @@ def test_models_page_lists_the_catalogue_and_switches_models(server):
     assert not (server.data_dir / "models" / "other.gguf").exists()
     bob = login(server, BOB)
     assert bob.get("/admin/models")[0].status == 403
+
+
+def logged_request(server, since: int) -> tuple[int, int, int]:
+    """(tokens read, sampled, in the context after) of the first request logged after ``since``."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = re.findall(
+            r"ai: request \d+ \w+: (\d+) token\(s\) read, (\d+) sampled in [\d.]+ s, (\d+) in the context",
+            server.log()[since:],
+        )
+        if found:
+            return int(found[0][0]), int(found[0][1]), int(found[0][2])
+        assert time.monotonic() < deadline, server.log()[since:][-2000:]
+        time.sleep(0.2)
+
+
+def test_the_second_turn_reads_only_its_new_tokens(server):
+    """KV reuse across turns: the history is sent again verbatim after the same system prompt, so
+    llama.cpp's prefix match spares re-reading it (the runtime logs the tokens it evaluated and
+    the context's length). The first prompt (system prompt and first question) is not read again;
+    the first answer may be (the random model's sampled tokens are not always how its text
+    tokenizes again), as may the new question."""
+    alice = login(server, ALICE)
+    conv = new_conversation(alice, "first question")
+    mark = len(server.log())
+    stream = Stream(alice, conv)
+    events = stream.events()
+    for _ in range(40):  # a first answer of some length (stopped: the context holds 2,048 tokens)
+        assert next(e for e in events if e[0] == "text")
+    alice.request("POST", f"/assistant/c/{conv}/stop", {"csrf": alice.csrf})
+    assert next(data for name, data in events if name == "done")
+    read1, sampled1, context1 = logged_request(server, mark)
+    assert sampled1 >= 40  # the history the second turn must not re-read
+    alice.get(f"/assistant/c/{conv}")
+    alice.request("POST", f"/assistant/c/{conv}/send", {"message": "second question", "csrf": alice.csrf},
+                  headers={"HX-Request": "true"})  # fmt: skip
+    mark = len(server.log())
+    stream = Stream(alice, conv)
+    events = stream.events()
+    assert next(e for e in events if e[0] == "text")
+    alice.request("POST", f"/assistant/c/{conv}/stop", {"csrf": alice.csrf})
+    assert next(data for name, data in events if name == "done")
+    read2, sampled2, context2 = logged_request(server, mark)
+    prompt1 = context1 - sampled1  # the first prompt: the system prompt and the first question
+    reused = context2 - read2  # tokens of the second prompt that were already in the context
+    assert reused >= prompt1 > 100, (read1, sampled1, context1, read2, sampled2, context2)

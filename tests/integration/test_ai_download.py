@@ -186,3 +186,50 @@ def test_the_cli_pulls_uses_and_removes_a_model(hub, tmp_path, tiny_gguf):
     assert not (srv.data_dir / "models" / "tiny.gguf").exists()
     unknown = gk(srv.data_dir, "ai", "pull", "nope", check=False)
     assert unknown.returncode == 1 and "no model 'nope'" in unknown.stderr
+
+
+def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
+    import time
+
+    from support.gkserver import GKServer
+    from test_web_http import NO_MAIL, Client
+
+    from gk import claim
+
+    data = tiny_gguf.read_bytes()
+    hub.body = data
+    cat = write_catalogue(tmp_path / "cat.toml", hashlib.sha256(data).hexdigest(), len(data))
+    with_unpinned = cat.read_text() + (
+        '\n[[model]]\nid = "unpinned"\nname = "Unpinned"\nrepo = "x/y"\ncommit = ""\nfile = "u.gguf"\nsize = 0\n'
+        'approx_mb = 1\nsha256 = ""\nlicence = "MIT"\nram_class = 1\nram_mb = 64\nchat_format = "chatml"\n'
+        'tool_format = "none"\ngood = false\n'
+    )
+    cat.write_text(with_unpinned)
+    srv = GKServer(tmp_path / "gk", {**NO_MAIL, "ai": {"catalogue": str(cat), "download_url_base": base(hub)}})
+    srv.write_config()
+    srv.add_user("owner@test.example", "correct horse battery", admin=True)
+    claim.complete(srv.data_dir)
+    srv.start(wait=120)
+    try:
+        c = Client(srv)
+        c.login("owner@test.example", "correct horse battery")
+        _, page = c.get("/admin/models")
+        assert "Tiny test model" in page and "no pinned checksum yet" in page
+        resp, page = c.post("/admin/models/pull", {"model": "unpinned"})
+        assert resp.status == 400 and "cannot be downloaded safely" in page
+        resp, _ = c.post("/admin/models/pull", {"model": "tiny"})
+        assert resp.status == 303
+        deadline = time.monotonic() + 60
+        while True:
+            resp, frag = c.get("/admin/models/progress")
+            if resp.status == 286:  # htmx stops polling: nothing runs any more
+                break
+            assert resp.status == 200 and ("<progress" in frag or "installed" in frag)
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert "installed" in frag and "error" not in frag
+        assert (srv.data_dir / "models" / FILE).read_bytes() == data
+        _, page = c.get("/admin/models")
+        assert "<strong>in use</strong>" in page  # the only model: the assistant uses it
+    finally:
+        srv.stop()

@@ -112,8 +112,9 @@ def find(entries: list[Entry], name: str) -> Entry | None:
 def fitting(entries: list[Entry], ram_mb: int) -> list[Entry]:
     """What a board with ``ram_mb`` of memory can run, smallest first (a board's RAM is a bit
     below its class: a "2 GB" board reports ~1.8 GB, so the class is compared with 10 % slack)."""
+    order = {e.id: i for i, e in enumerate(entries)}  # equal memory: the catalogue's order
     fit = [e for e in entries if e.ram_mb <= ram_mb and e.ram_class * 1024 * 0.9 <= ram_mb]
-    return sorted(fit, key=lambda e: (e.ram_mb, e.id))
+    return sorted(fit, key=lambda e: (e.ram_mb, order[e.id]))
 
 
 def default_for(entries: list[Entry], ram_mb: int) -> Entry | None:

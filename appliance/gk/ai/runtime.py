@@ -100,6 +100,7 @@ class Request:
     tokens: int = 0  # sampled
     evaluated: int = 0  # read into the context (prompt and sampled tokens not already there)
     tokens_at_cancel: int = 0  # sampled when cancel() was called
+    context_tokens: int = 0  # in the context after the request (its prompt and what was sampled)
     _out: gevent.queue.Queue = field(default_factory=gevent.queue.Queue, repr=False)
 
     def cancel(self) -> None:
@@ -246,12 +247,13 @@ class Runtime:
                 self.current = None
                 self.last_used = time.monotonic()
                 log.info(
-                    "ai: request %d %s: %d token(s) read, %d sampled in %.2f s%s",
+                    "ai: request %d %s: %d token(s) read, %d sampled in %.2f s, %d in the context%s",
                     req.id,
                     "cancelled" if req.cancelled else "done",
                     req.evaluated,
                     req.tokens,
                     self.last_used - req.started,
+                    req.context_tokens,
                     f" ({req.tokens - req.tokens_at_cancel} after the cancel)" if req.cancelled else "",
                 )
 
@@ -322,6 +324,7 @@ class Runtime:
             self._post(req, ("error", exc))
         finally:
             req.evaluated = self._evaluated
+            req.context_tokens = int(getattr(self.llm, "n_tokens", 0) or 0)
             self.stats["tokens"] += req.tokens
 
     def _ensure_loaded(self, name: str) -> Any:
