@@ -333,3 +333,17 @@ def test_the_second_turn_reads_only_its_new_tokens(server):
     prompt1 = context1 - sampled1  # the first prompt: the system prompt and the first question
     reused = context2 - read2  # tokens of the second prompt that were already in the context
     assert reused >= prompt1 > 100, (read1, sampled1, context1, read2, sampled2, context2)
+
+
+def test_deleting_a_conversation_while_it_is_answered(server):
+    alice = login(server, ALICE)
+    conv = new_conversation(alice, "write until I delete you")
+    stream = Stream(alice, conv)
+    events = stream.events()
+    assert next(e for e in events if e[0] == "text")
+    alice.get(f"/assistant/c/{conv}")
+    resp, _ = alice.post(f"/assistant/c/{conv}/delete", {})
+    assert resp.status == 303
+    assert next(name for name, _ in events if name == "done")  # the answer stops, the stream ends cleanly
+    assert alice.get(f"/assistant/c/{conv}")[0].status == 404
+    assert "Traceback" not in server.log()

@@ -293,7 +293,10 @@ def _generate(web: Web, svc: AIService, req: Request, address: str, cid: int, la
             log.info("assistant: the browser left conversation %d after %d chunk(s); answer cancelled", cid, len(text))
         answer = "".join(text).strip()
         if answer:
-            svc.conversations.add_message(address, cid, "assistant", answer)
+            try:
+                svc.conversations.add_message(address, cid, "assistant", answer)
+            except KeyError:  # the conversation was deleted while its answer was written
+                pass
     yield _done(web, svc, address, cid, lang, note)
 
 
