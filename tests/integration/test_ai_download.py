@@ -233,3 +233,41 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
         assert "<strong>in use</strong>" in page  # the only model: the assistant uses it
     finally:
         srv.stop()
+
+
+def test_a_disk_that_fills_up_during_the_download_is_an_error_not_a_crash(hub, tmp_path, monkeypatch):
+    """The free-space check passed, then something else filled the disk: the write's ENOSPC is a
+    clear error and the partial file stays for a resume."""
+    import errno
+
+    real_open = Path.open
+
+    class Full:
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, data):
+            self.n += len(data)
+            if self.n > 400_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    def opener(self, mode="r", *a, **kw):
+        f = real_open(self, mode, *a, **kw)
+        return Full(f) if self.name.endswith(".part") and "b" in mode and mode[0] in "wa" else f
+
+    monkeypatch.setattr(Path, "open", opener)
+    with pytest.raises(download.DownloadError, match="No space left on device"):
+        download.pull(entry(), tmp_path, base(hub))
+    monkeypatch.undo()
+    assert (tmp_path / (FILE + ".part")).exists()
+    assert download.pull(entry(), tmp_path, base(hub)).read_bytes() == PAYLOAD  # resumed once space is back

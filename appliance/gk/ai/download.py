@@ -175,7 +175,12 @@ def _copy(src: IO[Any], out: IO[Any], digest: hashlib._Hash, done: int, total: i
         if total and done + len(block) > total:
             raise DownloadError(f"the server sent more than the pinned {total} bytes")
         digest.update(block)
-        out.write(block)
+        try:
+            out.write(block)
+        except OSError as exc:  # ENOSPC: the disk filled up after the check (another writer)
+            raise DownloadError(
+                f"cannot write the model at {done} of {total} bytes ({exc.strerror or exc}): free some space and pull again"
+            ) from exc
         done += len(block)
         progress(done, total)
 
