@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ class Hub(http.server.ThreadingHTTPServer):
     daemon_threads = True
     body = PAYLOAD
     cut_after: int | None = None  # close the connection after this many body bytes (once)
+    delay = 0.0  # seconds between 64 KiB pieces (a slow link)
     requests: list[str | None]
 
 
@@ -53,6 +55,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
             self.wfile.flush()
             self.connection.shutdown(2)  # cut mid-body: the client sees a short read
+            return
+        if self.server.delay:
+            for i in range(0, len(data), 65536):
+                self.wfile.write(data[i : i + 65536])
+                self.wfile.flush()
+                time.sleep(self.server.delay)
             return
         self.wfile.write(data)
 
@@ -189,8 +197,6 @@ def test_the_cli_pulls_uses_and_removes_a_model(hub, tmp_path, tiny_gguf):
 
 
 def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
-    import time
-
     from support.gkserver import GKServer
     from test_web_http import NO_MAIL, Client
 
@@ -217,6 +223,21 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
         assert "Tiny test model" in page and "no pinned checksum yet" in page
         resp, page = c.post("/admin/models/pull", {"model": "unpinned"})
         assert resp.status == 400 and "cannot be downloaded safely" in page
+        # a slow download is stopped from the page; its .part stays and the next pull resumes it
+        hub.delay = 0.3
+        resp, _ = c.post("/admin/models/pull", {"model": "tiny"})
+        assert resp.status == 303
+        _, page = c.get("/admin/models")
+        assert "<progress" in page
+        resp, _ = c.post("/admin/models/stop", {"model": "tiny"})
+        assert resp.status == 303
+        deadline = time.monotonic() + 60
+        while c.get("/admin/models/progress")[0].status != 286:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert "stopped at" in c.get("/admin/models/progress")[1]
+        assert (srv.data_dir / "models" / (FILE + ".part")).exists()
+        hub.delay = 0.0
         resp, _ = c.post("/admin/models/pull", {"model": "tiny"})
         assert resp.status == 303
         deadline = time.monotonic() + 60
@@ -229,6 +250,7 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
             time.sleep(0.2)
         assert "installed" in frag and "error" not in frag
         assert (srv.data_dir / "models" / FILE).read_bytes() == data
+        assert hub.requests[-1] and hub.requests[-1].startswith("bytes=")  # resumed
         _, page = c.get("/admin/models")
         assert "<strong>in use</strong>" in page  # the only model: the assistant uses it
     finally:

@@ -83,6 +83,15 @@ def pull(web: Web) -> str:
     raise bottle.redirect("/admin/models", 303)
 
 
+def stop_pull(web: Web) -> None:
+    """Stop a download at its next block; its .part stays, so Download resumes it."""
+    state = _svc(web).pulls.states.get(forms.text("model"))
+    if state is None:
+        raise bottle.HTTPError(404, N_("Not found"))
+    state.stop = True
+    raise bottle.redirect("/admin/models", 303)
+
+
 def progress(web: Web) -> str:
     svc = _svc(web)
     if not svc.pulls.running():
@@ -120,6 +129,7 @@ ROUTES = (
     Route("GET", "/admin/models", index, ADMIN),
     Route("POST", "/admin/models/pull", pull, ADMIN),
     Route("GET", "/admin/models/progress", progress, ADMIN),
+    Route("POST", "/admin/models/stop", stop_pull, ADMIN),
     Route("POST", "/admin/models/use", use, ADMIN),
     Route("POST", "/admin/models/remove", remove, ADMIN),
 )
