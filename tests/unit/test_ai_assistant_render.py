@@ -44,3 +44,18 @@ def test_a_partial_answer_renders():
 def test_the_system_prompt_is_in_the_readers_language():
     assert system_prompt("fr").startswith("Tu es l'assistant privé") and "Réponds en français" in system_prompt("fr")
     assert system_prompt("en").startswith("You are the private assistant") and "in English" in system_prompt("en")
+
+
+def test_a_tool_call_in_an_answer_is_shown_as_a_request_not_as_markup():
+    from gk.web.assistant import render_answer
+
+    qwen = 'Let me look.\n<tool_call>\n{"name": "search_mail", "arguments": {"query": "<b>facture</b>"}}\n</tool_call>'
+    html = render_answer(qwen, "qwen", "fr")
+    assert "<tool_call>" not in html and "&lt;tool_call&gt;" not in html
+    assert "search_mail" in html and "&lt;b&gt;facture&lt;/b&gt;" in html and "<b>" not in html
+    assert "Let me look." in html and "rien n'a été fait" in html.replace("&#x27;", "'").replace("&#39;", "'")
+    llama = '{"name": "get_weather", "parameters": {"city": "Lyon"}}'
+    assert 'class="tool-call"' in render_answer(llama, "llama3", "en")
+    # for a model without a call syntax, a JSON answer is just an answer
+    assert 'class="tool-call"' not in render_answer(llama, "none", "en")
+    assert render_answer("plain **text**", "qwen", "en") == render("plain **text**")

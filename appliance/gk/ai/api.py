@@ -286,21 +286,9 @@ def _tool_parsing(svc: Any, model: str, params: dict[str, Any]) -> tuple[str, li
     if not params.get("tools") or "tool_choice" in params:
         params.pop("gk_required", None)
         return None
-    from gk.ai import catalogue, toolcalls
+    from gk.ai import toolcalls
 
-    path = models.resolve(svc.data_dir, model)
-    template, hint = "", ""
-    if path is not None:
-        try:
-            template = models.inspect(path).chat_template
-        except ModelError:
-            pass
-        try:
-            entry = catalogue.find(catalogue.cached(getattr(svc.cfg, "catalogue", "")), path.name)
-        except catalogue.CatalogueError:
-            entry = None
-        hint = entry.tool_format if entry else ""
-    fam = toolcalls.family(template, hint)
+    fam = toolcalls.model_family(svc.data_dir, model, getattr(svc.cfg, "catalogue", ""))
     if params.pop("gk_required", False):
         params["gk_grammar"] = toolcalls.grammar(params["tools"], fam)
     return fam, [t["function"]["name"] for t in params["tools"]]

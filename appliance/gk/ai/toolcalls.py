@@ -25,6 +25,8 @@ import json
 import re
 import secrets
 from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 FAMILIES = ("qwen", "llama3", "none")
@@ -42,8 +44,10 @@ def family(chat_template: str, hint: str = "") -> str:
     return "none"
 
 
-def _call(obj: Any, names: set[str]) -> dict[str, Any] | None:
-    if not isinstance(obj, dict) or obj.get("name") not in names:
+def _call(obj: Any, names: set[str] | None) -> dict[str, Any] | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
+        return None
+    if names is not None and obj["name"] not in names:
         return None
     args = obj.get("arguments", obj.get("parameters", {}))
     if isinstance(args, str):  # some models write the arguments as a JSON string
@@ -73,9 +77,10 @@ def _objects(text: str) -> Iterable[Any]:
         yield value
 
 
-def parse(text: str, fam: str, names: Iterable[str]) -> tuple[str, list[dict[str, Any]]]:
-    """(text outside the calls, the calls as ``{"name", "arguments": dict}``) in ``text``."""
-    wanted = set(names)
+def parse(text: str, fam: str, names: Iterable[str] | None) -> tuple[str, list[dict[str, Any]]]:
+    """(text outside the calls, the calls as ``{"name", "arguments": dict}``) in ``text``; ``names``
+    None accepts any tool name (the web assistant shows a call it cannot run)."""
+    wanted = set(names) if names is not None else None
     if fam == "qwen" or "<tool_call>" in text:
         calls = []
         for m in QWEN_CALL.finditer(text):
@@ -86,12 +91,42 @@ def parse(text: str, fam: str, names: Iterable[str]) -> tuple[str, list[dict[str
         if calls:
             return QWEN_CALL.sub("", text).strip(), calls
     body = text.strip().removeprefix("<|python_tag|>").strip()
-    if body.startswith("{"):
+    if body.startswith("{") and (fam != "none" or wanted is not None):
         objs = list(_objects(body))
         calls = [c for c in (_call(o, wanted) for o in objs) if c is not None]
         if calls and len(calls) == len(objs):  # the whole answer is calls, nothing else
             return "", calls
     return text, []
+
+
+def model_family(data_dir: Path, model: str, catalogue_path: str = "") -> str:
+    """The tool-call family of an installed model: its catalogue entry's, else its template's."""
+    from gk.ai import models
+
+    path = models.resolve(data_dir, model)
+    if path is None:
+        return "none"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return "none"
+    return _file_family(str(path), stamp, catalogue_path)
+
+
+@lru_cache(maxsize=8)
+def _file_family(path: str, stamp: int, catalogue_path: str) -> str:
+    """``model_family`` of one version of a file (its header is read once, not per page)."""
+    from gk.ai import catalogue, models
+
+    try:
+        template = models.inspect(Path(path)).chat_template
+    except models.ModelError:
+        template = ""
+    try:
+        entry = catalogue.find(catalogue.cached(catalogue_path), Path(path).name)
+    except catalogue.CatalogueError:
+        entry = None
+    return family(template, entry.tool_format if entry else "")
 
 
 def openai_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

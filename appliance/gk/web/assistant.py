@@ -21,6 +21,7 @@ user's id is a 404, as is a missing one. Forms carry the CSRF token (htmx sends 
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import time
@@ -81,11 +82,41 @@ def _model_state(web: Web, svc: AIService) -> str:
     return svc.runtime.default_model()
 
 
-def _messages(svc: AIService, address: str, cid: int) -> list[dict[str, Any]]:
+def model_family(svc: AIService) -> str:
+    """The tool-call syntax of the model in use (gk.ai.toolcalls), to show its calls as calls."""
+    from gk.ai import toolcalls
+
+    return toolcalls.model_family(svc.data_dir, svc.runtime.default_model(), svc.cfg.catalogue)
+
+
+def render_answer(text: str, fam: str, lang: str) -> str:
+    """An answer as HTML: its Markdown, and each tool call the model wrote in its family's syntax
+    shown as a request (the assistant offers no tools yet: nothing is run), not as raw markup."""
+    from gk.ai import toolcalls
+
+    _ = i18n.translator(lang)
+    rest, calls = toolcalls.parse(text, fam, None)
+    out = render(rest) if rest.strip() else ""
+    for call in calls:
+        args = json.dumps(call["arguments"], ensure_ascii=False, indent=2)
+        out += (
+            '<div class="tool-call"><p><strong>'
+            + html.escape(_("The assistant asked to use the tool {name}:", name=call["name"]))
+            + "</strong></p><pre><code>"
+            + html.escape(args)
+            + '</code></pre><p class="note">'
+            + html.escape(_("Tools are not available in the assistant yet: nothing was done."))
+            + "</p></div>"
+        )
+    return out
+
+
+def _messages(svc: AIService, address: str, cid: int, lang: str) -> list[dict[str, Any]]:
+    fam = model_family(svc)
     out = []
     for m in svc.conversations.messages(address, cid):
         if m["role"] in ("user", "assistant"):
-            out.append({**m, "html": render(m["content"]) if m["role"] == "assistant" else ""})
+            out.append({**m, "html": render_answer(m["content"], fam, lang) if m["role"] == "assistant" else ""})
     return out
 
 
@@ -109,7 +140,7 @@ def index(web: Web) -> str:
 def conversation(web: Web, conv: int) -> str:
     svc = _svc(web)
     address, cid = _owned(web, svc, conv)
-    messages = _messages(svc, address, cid)
+    messages = _messages(svc, address, cid, web.lang())
     return web.render(
         "assistant/conversation.html",
         conversations=svc.conversations.list(address),
@@ -242,10 +273,10 @@ def stream(web: Web, conv: int) -> Iterator[bytes]:
     except QueueFull:
         return iter([_done(web, svc, address, cid, lang, _("Too many questions are waiting: try again in a moment."))])
     svc.active[(address, cid)] = req
-    return _generate(web, svc, req, address, cid, lang)
+    return _generate(web, svc, req, address, cid, lang, model_family(svc))
 
 
-def _generate(web: Web, svc: AIService, req: Request, address: str, cid: int, lang: str) -> Iterator[bytes]:
+def _generate(web: Web, svc: AIService, req: Request, address: str, cid: int, lang: str, fam: str) -> Iterator[bytes]:
     _ = i18n.translator(lang)
     text: list[str] = []
     note = ""
@@ -280,7 +311,7 @@ def _generate(web: Web, svc: AIService, req: Request, address: str, cid: int, la
                 else:
                     ended = True
             if len(text) != before:
-                yield event("text", render("".join(text)))
+                yield event("text", render_answer("".join(text), fam, lang))
             if ended:
                 break
         if req.cancelled and not note:
@@ -325,7 +356,7 @@ def _done(web: Web, svc: AIService, address: str, cid: int, lang: str, note: str
     last = messages[-1] if messages and messages[-1]["role"] == "assistant" else None
     html = web.jinja.get_template("assistant/answer.html").render(
         _=i18n.translator(lang),
-        message={**last, "html": render(last["content"])} if last else None,
+        message={**last, "html": render_answer(last["content"], model_family(svc), lang)} if last else None,
         note=note,
     )
     return event("done", html)
