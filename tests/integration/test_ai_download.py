@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import threading
 import time
 from pathlib import Path
@@ -224,11 +225,16 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
         resp, page = c.post("/admin/models/pull", {"model": "unpinned"})
         assert resp.status == 400 and "cannot be downloaded safely" in page
         # a slow download is stopped from the page; its .part stays and the next pull resumes it
-        hub.delay = 0.3
+        hub.delay = 0.5
         resp, _ = c.post("/admin/models/pull", {"model": "tiny"})
         assert resp.status == 303
         _, page = c.get("/admin/models")
         assert "<progress" in page
+        deadline = time.monotonic() + 60
+        while not re.search(r'<progress max="100" value="[1-9]', c.get("/admin/models/progress")[1]):
+            assert time.monotonic() < deadline  # some bytes arrived: the stop keeps a non-empty .part
+            time.sleep(0.1)
+        c.get("/admin/models")
         resp, _ = c.post("/admin/models/stop", {"model": "tiny"})
         assert resp.status == 303
         deadline = time.monotonic() + 60
