@@ -308,6 +308,14 @@ class AIConfig:
     state_cache_mb: int = opt(
         0, "MiB of saved KV states, so a conversation resumed after another does not re-read its history", at_least(0)
     )
+    download_url_base: str = opt(
+        "https://huggingface.co", "where `gk ai pull` fetches catalogue models: BASE/REPO/resolve/COMMIT/FILE (HTTPS)"
+    )
+    catalogue: str = opt("", "a model catalogue TOML file to use instead of the one shipped with GK ('' = built in)")
+    offline_dirs: list[str] = opt(
+        ["/boot/firmware/gk-models", "/boot/gk-models", "/media"],
+        "directories searched for GGUF files to import without the internet (boot partition, USB sticks)",
+    )
 
 
 @dataclass

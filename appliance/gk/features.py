@@ -281,7 +281,7 @@ FEATURES: tuple[Feature, ...] = (
             ),
             Command(
                 "ai",
-                "the private assistant: models on disk, the one in use, memory it needs (status)",
+                "the private assistant's models: catalogue, download, choice, removal (models|pull|use|rm|status)",
                 "gk.ai.cli",
                 "configure_ai",
                 "handle_ai",

@@ -42,6 +42,16 @@ AI_MODELS = ("none", "qwen2.5-0.5b-q4", "llama3.2-1b-q4", "llama3.2-3b-q4")
 HOST_FIELDS = {"hostname", "domain", "timezone", "https_redirect"}
 
 
+def _catalogue_ids() -> tuple[str, ...]:
+    """The model ids of the catalogue shipped with GK (gk/ai/catalogue.toml), as the wizard offers them."""
+    from gk.ai import catalogue
+
+    try:
+        return tuple(e.id for e in catalogue.cached())
+    except catalogue.CatalogueError:
+        return ()
+
+
 class AnswersError(Exception):
     def __init__(self, source: str, problems: list[str]):
         self.problems = problems
@@ -108,8 +118,8 @@ def parse(text: str, source: str = "answers") -> Answers:
         problems.append("[host] https_redirect: must be true or false")
     outgoing = {k: str(v) for k, v in data.get("outgoing", {"mode": "direct"}).items()}
     ai_model = _str(data.get("ai", {}), "model", "ai", problems, "none")
-    if ai_model not in AI_MODELS:
-        problems.append(f"[ai] model: {ai_model!r} is not one of " + ", ".join(AI_MODELS))
+    if ai_model not in AI_MODELS and ai_model not in _catalogue_ids():
+        problems.append(f"[ai] model: {ai_model!r} is not one of " + ", ".join(AI_MODELS + _catalogue_ids()))
     users = []
     for n, u in enumerate(data.get("users", []), 1):
         u_address = _str(u, "address", f"users #{n}", problems).lower()

@@ -48,10 +48,11 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
 
 
 def write(path: Path, *, seed: int = 1234, n_embd: int = 64, n_layer: int = 2, n_ff: int = 128,
-          n_head: int = 4, n_ctx: int = 2048, f16: bool = False) -> Path:  # fmt: skip
+          n_head: int = 4, n_ctx: int = 2048, f16: bool = False, chat_template: str = CHATML_TEMPLATE) -> Path:  # fmt: skip
     """Write the model to ``path`` (deterministic for a given seed) and return the path.
 
-    The defaults make the tests' 0.5 MB model; ``bench/llm.py`` asks for a bigger shape in f16."""
+    The defaults make the tests' 0.5 MB model; ``bench/llm.py`` asks for a bigger shape in f16;
+    the tool-call tests give templates of other families (``chat_template``)."""
     import gguf
     import numpy as np
 
@@ -87,7 +88,7 @@ def write(path: Path, *, seed: int = 1234, n_embd: int = 64, n_layer: int = 2, n
     w.add_eos_token_id(4)  # <|im_end|>, as ChatML models do
     w.add_add_bos_token(False)
     w.add_add_eos_token(False)
-    w.add_chat_template(CHATML_TEMPLATE)
+    w.add_chat_template(chat_template)
 
     # numpy shapes are ggml's ne reversed: a weight of ne [n_in, n_out] is an (n_out, n_in) array
     w.add_tensor("token_embd.weight", mat(n_vocab, n_embd))

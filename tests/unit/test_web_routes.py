@@ -48,6 +48,7 @@ SAMPLE = {
     "<action_id>": "x",
     "<msgid>": "x",
     "<collection>": "calendar",
+    "<conv:int>": "1",
 }
 SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
 

@@ -89,11 +89,11 @@ def _response_format(rf: Any) -> dict[str, Any] | None:
     return {"type": "json_object", "schema": spec.get("schema") or {"type": "object"}}
 
 
-def _tools(tools: Any, choice: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """``tools`` for the chat template, and a forced call (a named function, or ``required`` with
-    one tool) whose arguments llama.cpp's grammar builds from the function's JSON schema: the
-    constrained path that works with any model. ``auto`` renders the tools in the prompt and
-    returns text (parsing each model family's own call syntax is a later step)."""
+def _tools(tools: Any, choice: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | str | None]:
+    """``tools`` for the chat template, and the choice: a named function (its arguments made by
+    llama.cpp's grammar from the function's JSON schema), ``required`` (one call of any tool, by
+    ``gk.ai.toolcalls.grammar``), or None for ``auto`` (the model's text is parsed for calls in
+    its family's syntax). ``none`` offers no tools."""
     if tools is None:
         return [], None
     if not isinstance(tools, list) or len(tools) > 128:
@@ -107,18 +107,37 @@ def _tools(tools: Any, choice: Any) -> tuple[list[dict[str, Any]], dict[str, Any
             raise APIError(400, f"tools[{i}].function.parameters must be a JSON schema object", param="tools")
         fn.setdefault("parameters", {"type": "object", "properties": {}})
         names.append(fn["name"])
-    if choice is None or choice in ("auto", "none"):
+    if choice is None or choice == "auto":
         return tools, None
-    if choice == "required":
-        if len(names) != 1:
-            raise APIError(
-                400, "tool_choice required needs exactly one tool here: name the function", param="tool_choice"
-            )
-        choice = {"type": "function", "function": {"name": names[0]}}
+    if choice == "none":
+        return [], None
+    if choice == "required":  # one call of any of the tools: the grammar of gk.ai.toolcalls
+        return tools, "required"
     name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
     if name not in names:
         raise APIError(400, "tool_choice must be auto, none, required or a function among tools", param="tool_choice")
     return tools, {"type": "function", "function": {"name": name}}
+
+
+def _past_calls(calls: Any, where: str) -> list[dict[str, Any]]:
+    """An earlier assistant turn's ``tool_calls``, for the chat template (arguments as objects)."""
+    if not isinstance(calls, list):
+        raise APIError(400, f"{where} must be a list", param=where)
+    out = []
+    for c in calls:
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise APIError(400, f"{where}: each call needs function.name", param=where)
+        args: Any = fn.get("arguments", "{}")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args or "{}")
+            except ValueError:
+                raise APIError(400, f"{where}: function.arguments must be JSON", param=where) from None
+        out.append(
+            {"id": str(c.get("id", "")), "type": "function", "function": {"name": fn["name"], "arguments": args}}
+        )
+    return out
 
 
 def parse_chat_request(body: Any, default_max_tokens: int) -> tuple[str, bool, dict[str, Any]]:
@@ -136,7 +155,14 @@ def parse_chat_request(body: Any, default_max_tokens: int) -> tuple[str, bool, d
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise APIError(400, f"messages[{i}] needs a role among {', '.join(ROLES)}", param=f"messages[{i}]")
         role = "system" if m["role"] == "developer" else m["role"]
-        clean.append({"role": role, "content": _text(m.get("content"), f"messages[{i}].content")})
+        msg: dict[str, Any] = {"role": role, "content": _text(m.get("content"), f"messages[{i}].content")}
+        if role == "assistant" and m.get("tool_calls") is not None:
+            msg["tool_calls"] = _past_calls(m["tool_calls"], f"messages[{i}].tool_calls")
+        if role == "tool":
+            for key in ("tool_call_id", "name"):
+                if isinstance(m.get(key), str):
+                    msg[key] = m[key]
+        clean.append(msg)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise APIError(400, "stream must be true or false", param="stream")
@@ -168,7 +194,9 @@ def parse_chat_request(body: Any, default_max_tokens: int) -> tuple[str, bool, d
     tools, tool_choice = _tools(body.get("tools"), body.get("tool_choice"))
     if tools:
         params["tools"] = tools
-        if tool_choice is not None:
+        if tool_choice == "required":
+            params["gk_required"] = True
+        elif tool_choice is not None:
             params["tool_choice"] = tool_choice
     if rf := _response_format(body.get("response_format")):
         params["response_format"] = rf
@@ -222,6 +250,9 @@ def make_app(svc: Any) -> bottle.Bottle:
         if models.resolve(svc.data_dir, model) is None:
             raise APIError(404, f"the model {model!r} does not exist (GET /v1/models lists them)",
                            code="model_not_found", param="model")  # fmt: skip
+        calls = _tool_parsing(svc, model, params)
+        if calls is not None and stream:  # generated whole, parsed, then sent as chunks
+            return _streamed_whole(svc, model, params, calls)
         try:
             req = svc.runtime.submit(model, params, stream=stream)
         except QueueFull as exc:
@@ -236,6 +267,8 @@ def make_app(svc: Any) -> bottle.Bottle:
             if first is None:
                 raise APIError(500, "no completion was produced", type_="server_error")
             first["model"] = model
+            if calls is not None:
+                _with_calls(first, *calls)
             return _json(first)
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-cache")
@@ -245,6 +278,59 @@ def make_app(svc: Any) -> bottle.Bottle:
     for status in (404, 405, 500):
         app.error(status)(lambda err: _error_body(err))
     return app
+
+
+def _tool_parsing(svc: Any, model: str, params: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """(family, tool names) when the answer must be parsed for calls: ``auto`` and ``required``
+    (a named function is llama-cpp-python's own path). ``required`` adds the family's grammar."""
+    if not params.get("tools") or "tool_choice" in params:
+        params.pop("gk_required", None)
+        return None
+    from gk.ai import toolcalls
+
+    fam = toolcalls.model_family(svc.data_dir, model, getattr(svc.cfg, "catalogue", ""))
+    if params.pop("gk_required", False):
+        params["gk_grammar"] = toolcalls.grammar(params["tools"], fam)
+    return fam, [t["function"]["name"] for t in params["tools"]]
+
+
+def _with_calls(result: dict[str, Any], fam: str, names: list[str]) -> None:
+    """Turn the calls written in ``result``'s text into OpenAI ``tool_calls``."""
+    from gk.ai import toolcalls
+
+    choice = result["choices"][0]
+    message = choice["message"]
+    text, calls = toolcalls.parse(message.get("content") or "", fam, names)
+    if calls:
+        message["tool_calls"] = toolcalls.openai_calls(calls)
+        message["content"] = text or None
+        choice["finish_reason"] = "tool_calls"
+
+
+def _streamed_whole(svc: Any, model: str, params: dict[str, Any], calls: tuple[str, list[str]]) -> Any:
+    """A streamed request with tools: the answer is generated whole (a call's text cannot be told
+    from an answer's until it ends), parsed, then sent as the chunks OpenAI clients expect."""
+    try:
+        req = svc.runtime.submit(model, params, stream=False)
+    except QueueFull as exc:
+        raise APIError(503, str(exc), code="queue_full", type_="server_error") from exc
+    try:
+        result = req.result()
+    except BaseException as exc:
+        req.cancel()
+        raise _runtime_error(exc) from exc
+    _with_calls(result, *calls)
+    choice = result["choices"][0]
+    message = choice["message"]
+    base = {"id": result["id"], "object": "chat.completion.chunk", "created": result["created"], "model": model}
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": message.get("content")}]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        deltas.append({"tool_calls": [{"index": i, **call}]})
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    bottle.response.content_type = "text/event-stream"
+    bottle.response.set_header("Cache-Control", "no-cache")
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
 
 
 def _error_body(err: bottle.HTTPError) -> str:

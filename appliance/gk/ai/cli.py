@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from gk import clikit
 
@@ -66,22 +67,174 @@ def configure_ai(p: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
     sub.add_parser("status", parents=[common], help="the models in DATA_DIR/models, the one in use, memory needed")
+    sub.add_parser("models", parents=[common], help="the catalogue: what fits this board, what is installed")
+    pl = sub.add_parser(
+        "pull", parents=[common], help="download a catalogue model (resumable, sha256-checked) or import a GGUF file"
+    )
+    pl.add_argument(
+        "model", help="a catalogue id (gk ai models), or the path of a .gguf on a USB stick / boot partition"
+    )
+    u = sub.add_parser("use", parents=[common], help="make an installed model the assistant's")
+    u.add_argument("model", help="a catalogue id or a file name in DATA_DIR/models")
+    r = sub.add_parser("rm", parents=[common], help="delete an installed model (and a partial download of it)")
+    r.add_argument("model", help="a catalogue id or a file name in DATA_DIR/models")
 
 
 def handle_ai(args: argparse.Namespace) -> int:
+    if args.ai_cmd == "models":
+        return _models(args)
+    if args.ai_cmd == "pull":
+        return _pull(args)
+    if args.ai_cmd == "use":
+        return _use(args)
+    if args.ai_cmd == "rm":
+        return _rm(args)
+    return _status(args)
+
+
+def _catalogue(args: argparse.Namespace) -> list[Any]:
+    from gk.ai import catalogue
+
+    return catalogue.load(clikit.load(args).ai.catalogue)
+
+
+def _ram_mb() -> int:
+    from gk.ai import models
+
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return models.available_bytes() >> 20
+
+
+def _models(args: argparse.Namespace) -> int:
+    from gk.ai import catalogue, download, models
+
+    cfg = clikit.load(args).ai
+    try:
+        entries = catalogue.load(cfg.catalogue)
+    except catalogue.CatalogueError as exc:
+        return clikit.fail(str(exc))
+    ram = _ram_mb()
+    fits = {e.id for e in catalogue.fitting(entries, ram)}
+    default = catalogue.default_for(entries, ram)
+    in_use = models.in_use(args.data_dir, cfg.model, cfg.catalogue)
+    installed = {p.name for p in models.list_models(args.data_dir)}
+    print(f"this board: {ram} MB of RAM; catalogue ({len(entries)} models):")
+    for e in entries:
+        marks = [
+            "in use" if e.file == in_use else "installed" if e.file in installed else "",
+            "fits" if e.id in fits else "too big",
+            "default" if default is not None and e.id == default.id else "",
+            "" if e.downloadable else "no pinned hash yet: not downloadable",
+        ]
+        print(f"  {e.id:24} {e.approx_mb:5} MB  {e.ram_class} GB boards  {e.licence:28} "
+              f"{', '.join(m for m in marks if m)}")  # fmt: skip
+    others = sorted(installed - {e.file for e in entries})
+    for name in others:
+        print(f"  {name:24} (installed, not in the catalogue){'  in use' if name == in_use else ''}")
+    offline = download.offline_files(cfg.offline_dirs)
+    for p in offline:
+        print(f"  offline: {p} (gk ai pull {p})")
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from gk.ai import catalogue, download, models
+
+    cfg = clikit.load(args).ai
+    try:
+        entries = catalogue.load(cfg.catalogue)
+    except catalogue.CatalogueError as exc:
+        return clikit.fail(str(exc))
+    last = [-1.0]
+
+    def progress(done: int, total: int) -> None:
+        pct = 100.0 * done / total if total else 0.0
+        if pct - last[0] >= 1 or done == total:
+            last[0] = pct
+            print(f"\r{done >> 20} / {total >> 20} MiB ({pct:.0f} %)", end="", file=sys.stderr, flush=True)
+
+    target = models.models_dir(args.data_dir)
+    try:
+        if args.model.endswith(".gguf") and Path(args.model).is_file():
+            path = download.import_file(Path(args.model), target, entries, progress=progress)
+        else:
+            entry = catalogue.find(entries, args.model)
+            if entry is None:
+                return clikit.fail(f"no model {args.model!r} in the catalogue (see: gk ai models)")
+            path = download.pull(entry, target, cfg.download_url_base, progress=progress)
+    except download.DownloadError as exc:
+        print(file=sys.stderr)
+        return clikit.fail(str(exc))
+    print(file=sys.stderr)
+    try:
+        models.inspect(path)
+    except models.ModelError as exc:
+        path.unlink(missing_ok=True)
+        return clikit.fail(f"{exc}: the file was deleted")
+    print(f"installed {path.name} (sha256 verified); use it with: gk ai use {path.name}")
+    return 0
+
+
+def _installed(args: argparse.Namespace, name: str) -> Path | None:
+    from gk.ai import catalogue, models
+
+    path = models.resolve(args.data_dir, name)
+    if path is None:
+        entry = catalogue.find(_catalogue(args), name)
+        path = models.resolve(args.data_dir, entry.file) if entry else None
+    return path
+
+
+def _use(args: argparse.Namespace) -> int:
+    from gk import settings
+
+    path = _installed(args, args.model)
+    if path is None:
+        return clikit.fail(f"{args.model} is not installed (gk ai pull {args.model})")
+    settings.of(args.data_dir).update(ai_model=path.name)
+    print(f"the assistant now uses {path.name} (a running gk serve loads it on the next question)")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from gk import settings
+    from gk.ai import catalogue, models
+
+    path = _installed(args, args.model)
+    entry = catalogue.find(_catalogue(args), args.model)
+    name = path.name if path else entry.file if entry else args.model
+    part = models.models_dir(args.data_dir) / (name + ".part")
+    if path is None and not part.exists():
+        return clikit.fail(f"{args.model} is not installed")
+    for p in (path, part):
+        if p is not None:
+            p.unlink(missing_ok=True)
+    if settings.of(args.data_dir).ai_model() in (name, entry.id if entry else name):
+        settings.of(args.data_dir).update(ai_model="")
+    print(f"removed {name}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
     from gk.ai import models
     from gk.ai.runtime import RuntimeSettings
 
     cfg = clikit.load(args).ai
     settings = RuntimeSettings.from_config(cfg)
     found = models.list_models(args.data_dir)
-    chosen = cfg.model or (found[0].name if found else "")
+    chosen = models.in_use(args.data_dir, cfg.model, cfg.catalogue)
     print(f"assistant: {'enabled' if cfg.enabled else 'disabled'}; model: {chosen or '(none)'}; "
           f"context {cfg.context_size} tokens; {settings.n_threads} inference thread(s)")  # fmt: skip
     available = models.available_bytes()
     print(f"memory available: {available >> 20} MiB (keeping {cfg.min_free_mb} MiB free)")
     if not found:
-        print(f"no model in {models.models_dir(args.data_dir)}")
+        print(f"no model in {models.models_dir(args.data_dir)} (see: gk ai models, gk ai pull ID)")
     for path in found:
         mark = "*" if path.name == chosen else " "
         try:

@@ -237,3 +237,27 @@ def resolve(data_dir: Path, name: str) -> Path | None:
         if p.suffix == ".gguf" and p.is_file():
             return p
     return None
+
+
+def in_use(data_dir: Path, configured: str = "", catalogue_path: str = "") -> str:
+    """The file name of the model the assistant uses ('' = none installed): the one chosen with
+    ``gk ai use`` or the wizard (``settings`` ``ai_model``: a catalogue id or a file name), else
+    ``[ai] model``, else the first GGUF in ``DATA_DIR/models``."""
+    from gk import settings
+    from gk.ai import catalogue
+
+    choice = settings.of(data_dir).ai_model()
+    for name in (choice, configured):
+        if not name or name == "none":
+            continue
+        path = resolve(data_dir, name)
+        if path is None:
+            try:
+                entry = catalogue.find(catalogue.cached(catalogue_path), name)
+            except catalogue.CatalogueError:
+                entry = None
+            path = resolve(data_dir, entry.file) if entry else None
+        if path is not None:
+            return path.name
+    found = list_models(data_dir)
+    return found[0].name if found else ""

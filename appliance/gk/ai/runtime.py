@@ -75,6 +75,7 @@ class RuntimeSettings:
     min_free_mb: int = 64
     max_queue: int = 16
     state_cache_mb: int = 0  # saved KV states of recent conversations (0 = prefix match only)
+    catalogue: str = ""  # [ai] catalogue: resolves a chosen catalogue id to its file
 
     @classmethod
     def from_config(cls, cfg: Any) -> RuntimeSettings:
@@ -98,10 +99,14 @@ class Request:
     started: float = 0.0
     tokens: int = 0  # sampled
     evaluated: int = 0  # read into the context (prompt and sampled tokens not already there)
+    tokens_at_cancel: int = 0  # sampled when cancel() was called
+    context_tokens: int = 0  # in the context after the request (its prompt and what was sampled)
     _out: gevent.queue.Queue = field(default_factory=gevent.queue.Queue, repr=False)
 
     def cancel(self) -> None:
         """Stop generating (seen by the inference thread at the next token) or leave the queue."""
+        if not self.cancelled:
+            self.tokens_at_cancel = self.tokens
         self.cancelled = True
 
     def _put(self, item: tuple[str, Any]) -> None:  # runs on the hub (a threadsafe callback)
@@ -117,6 +122,20 @@ class Request:
                 raise value
             else:
                 return
+
+    def next_events(self, timeout: float) -> list[tuple[str, Any]]:
+        """What arrived since the last call (waiting up to ``timeout`` for the first): the web
+        assistant coalesces the chunks that came while it rendered the previous ones, and wakes
+        at least every ``timeout`` to show the queue position (and to notice a closed browser)."""
+        try:
+            items = [self._out.get(timeout=timeout)]
+        except gevent.queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._out.get_nowait())
+            except gevent.queue.Empty:
+                return items
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Non-stream mode: the whole completion."""
@@ -173,10 +192,8 @@ class Runtime:
             return -1
 
     def default_model(self) -> str:
-        if self.settings.model:
-            return self.settings.model
-        found = models.list_models(self.data_dir)
-        return found[0].name if found else ""
+        """The model chosen (``gk ai use``, the wizard, ``[ai] model``) or the first installed."""
+        return models.in_use(self.data_dir, self.settings.model, self.settings.catalogue)
 
     def unload(self) -> None:
         """Unload now (on the inference thread, after the current generation)."""
@@ -230,12 +247,14 @@ class Runtime:
                 self.current = None
                 self.last_used = time.monotonic()
                 log.info(
-                    "ai: request %d %s: %d token(s) read, %d sampled in %.2f s",
+                    "ai: request %d %s: %d token(s) read, %d sampled in %.2f s, %d in the context%s",
                     req.id,
                     "cancelled" if req.cancelled else "done",
                     req.evaluated,
                     req.tokens,
                     self.last_used - req.started,
+                    req.context_tokens,
+                    f" ({req.tokens - req.tokens_at_cancel} after the cancel)" if req.cancelled else "",
                 )
 
     # -- the inference thread's side (no gevent calls here but run_callback_threadsafe) ------
@@ -251,10 +270,14 @@ class Runtime:
             params = dict(req.params)
             # applied here: llama-cpp-python drops a logits_processor given with logit_bias
             # (list.extend's None), and this processor is how cancellation gets in
+            if grammar_text := params.pop("gk_grammar", None):  # gk.ai.toolcalls: one call, forced
+                from llama_cpp import LlamaGrammar
+
+                params["grammar"] = LlamaGrammar.from_string(grammar_text, verbose=False)
             bias = params.pop("logit_bias", None) or {}
             bias_ids = [i for i in bias if 0 <= i < llm.n_vocab()]
             bias_values = [bias[i] for i in bias_ids]
-            constrained = "response_format" in params
+            constrained = "response_format" in params or "grammar" in params
             eos = llm.token_eos()
 
             def watch(_ids: Any, scores: Any) -> Any:
@@ -301,6 +324,7 @@ class Runtime:
             self._post(req, ("error", exc))
         finally:
             req.evaluated = self._evaluated
+            req.context_tokens = int(getattr(self.llm, "n_tokens", 0) or 0)
             self.stats["tokens"] += req.tokens
 
     def _ensure_loaded(self, name: str) -> Any:

@@ -27,6 +27,8 @@ from gk.web import (
     account,
     admin,
     approvals,
+    assistant,
+    assistant_models,
     calendar,
     chat,
     clientsetup,
@@ -189,6 +191,8 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     from gk.dav import web as dav_web  # /sharing (404 while DAV is off)
 
     web.add_routes(dav_web.ROUTES)
+    web.add_routes(assistant.ROUTES)
+    web.add_routes(assistant_models.ROUTES)
     return web
 
 

@@ -53,13 +53,8 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
 
-# Placeholder list until the AI feature lands: (id, label, RAM needed in MB).
-AI_MODELS = [
-    ("none", N_("No assistant"), 0),
-    ("qwen2.5-0.5b-q4", "Qwen2.5 0.5B Instruct (Q4_K_M, ~400 MB)", 900),
-    ("llama3.2-1b-q4", "Llama 3.2 1B Instruct (Q4_K_M, ~800 MB)", 1800),
-    ("llama3.2-3b-q4", "Llama 3.2 3B Instruct (Q4_K_M, ~2 GB)", 3800),
-]
+# the AI step's first choice; the models are the catalogue's that fit (gk/ai/catalogue.toml)
+AI_MODELS = [("none", N_("No assistant"), 0)]
 
 
 def total_ram_mb() -> int:
@@ -474,9 +469,35 @@ def outgoing_step(web: Web) -> str:
     return page(web, "outgoing", choice=choice, errors=errors)
 
 
+def ai_choices(web: Web, ram: int) -> tuple[list[tuple[str, str, int]], str]:
+    """(id, label, MB needed) of "no assistant" and of each catalogue model that fits, smallest
+    first; and the default: the smallest good one that fits, else none (gk.ai.catalogue)."""
+    from gk.ai import catalogue
+
+    try:
+        entries = catalogue.cached(web.ctx.config.ai.catalogue)
+    except catalogue.CatalogueError as exc:
+        log.warning("wizard: %s", exc)
+        entries = []
+    fit = [(e.id, f"{e.name}, {e.approx_mb} MB ({e.licence})", e.ram_mb) for e in catalogue.fitting(entries, ram)]
+    default = catalogue.default_for(entries, ram)
+    return [AI_MODELS[0], *fit], default.id if default else "none"
+
+
+def start_model_download(web: Web, choice: str) -> None:
+    """The chosen catalogue model starts downloading in the background (the models page shows it)."""
+    from gk.ai import catalogue
+    from gk.ai.service import AIService
+
+    svc = web.ctx.services.maybe(AIService)
+    entry = catalogue.find(catalogue.cached(web.ctx.config.ai.catalogue), choice) if choice != "none" else None
+    if svc is not None and entry is not None and entry.downloadable:
+        svc.pulls.start(entry.id)
+
+
 def ai_step(web: Web) -> str:
     ram = total_ram_mb()
-    fitting = [(mid, label, need) for mid, label, need in AI_MODELS if need <= ram or mid == "none"]
+    fitting, default = ai_choices(web, ram)
     errors: dict[str, str] = {}
     if bottle.request.method == "POST":
         choice = forms.text("model")
@@ -485,9 +506,10 @@ def ai_step(web: Web) -> str:
             bottle.response.status = 400
         else:
             settings.of(web.data_dir).update(ai_model=choice)
+            start_model_download(web, choice)
             mark(web, "ai")
             raise bottle.redirect(after(web, "ai"))
-    current = settings.of(web.data_dir).ai_model(default=fitting[-1][0])
+    current = settings.of(web.data_dir).ai_model(default=default)
     return page(web, "ai", models=fitting, ram=ram, current=current, errors=errors)
 
 

@@ -1,0 +1,375 @@
+"""The assistant in the web UI: each user's conversations, and answers streamed as they are written.
+
+Pages: ``/assistant`` (the conversations, newest first, with search and a box to start one),
+``/assistant/c/<id>`` (one conversation). Sending a message stores it and answers with the
+message and an empty answer bubble that opens a server-sent event stream
+(``/assistant/c/<id>/stream``, htmx's SSE extension: no script of ours, nothing inline, the CSP
+stays ``script-src 'self'``). The answer is generated *inside* that stream: the request to the
+runtime is made when the browser connects and cancelled when it goes away (the server's next
+write fails: pywsgi closes the generator, which cancels; the runtime stops at its next token),
+so a closed tab stops the work. While another user's answer runs, the stream says the answer's
+place in the queue. ``Stop`` (``/assistant/c/<id>/stop``) cancels the answer; what was written
+so far is kept. Each update sends the whole answer so far as sanitized HTML
+(``assistant_markdown``), made from the chunks that arrived while the previous update was being
+sent (a slow browser gets fewer, larger updates; nothing queues up).
+
+The history sent to the model is the conversation's stored messages after a system prompt in
+the reader's language, identical from one turn to the next, so llama.cpp re-reads only the new
+turn (the runtime's prefix match / saved KV states). Every conversation is its owner's: another
+user's id is a 404, as is a missing one. Forms carry the CSRF token (htmx sends the header).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import bottle
+
+from gk.locale import N_
+from gk.web import forms, i18n
+from gk.web.app import USER, Route, Web
+from gk.web.assistant_markdown import render
+
+if TYPE_CHECKING:
+    from gk.ai.runtime import Request
+    from gk.ai.service import AIService
+
+log = logging.getLogger("gk.web")
+
+MAX_MESSAGE = 16_000  # characters of one message typed in the page
+POLL_SECONDS = 1.0  # the stream wakes at least this often while waiting (queue position, a gone browser)
+SSE_EXTENSION = "htmx-ext-sse-2.2.4.js"
+
+SYSTEM_PROMPT = N_(
+    "You are the private assistant of this home server. You run on the box itself: nothing the "
+    "user writes leaves the house. Answer in English, clearly and briefly; use Markdown for lists, "
+    "tables and code. If you do not know, say so."
+)
+
+
+def service(web: Web) -> AIService | None:
+    from gk.ai.service import AIService
+
+    return web.ctx.services.maybe(AIService)
+
+
+def _svc(web: Web) -> AIService:
+    svc = service(web)
+    if svc is None:
+        raise bottle.HTTPError(503, N_("The assistant is turned off on this server."))
+    return svc
+
+
+def system_prompt(lang: str) -> str:
+    return i18n.translator(lang)(SYSTEM_PROMPT)
+
+
+def _owned(web: Web, svc: AIService, conv: int) -> tuple[str, int]:
+    address = web.signed_in().address
+    cid = conv
+    if svc.conversations.get(address, cid) is None:
+        raise bottle.HTTPError(404, N_("Not found"))
+    return address, cid
+
+
+def _model_state(web: Web, svc: AIService) -> str:
+    """The model the assistant would use ('' when none is installed)."""
+    return svc.runtime.default_model()
+
+
+def model_family(svc: AIService) -> str:
+    """The tool-call syntax of the model in use (gk.ai.toolcalls), to show its calls as calls."""
+    from gk.ai import toolcalls
+
+    return toolcalls.model_family(svc.data_dir, svc.runtime.default_model(), svc.cfg.catalogue)
+
+
+def render_answer(text: str, fam: str, lang: str) -> str:
+    """An answer as HTML: its Markdown, and each tool call the model wrote in its family's syntax
+    shown as a request (the assistant offers no tools yet: nothing is run), not as raw markup."""
+    from gk.ai import toolcalls
+
+    _ = i18n.translator(lang)
+    rest, calls = toolcalls.parse(text, fam, None)
+    out = render(rest) if rest.strip() else ""
+    for call in calls:
+        args = json.dumps(call["arguments"], ensure_ascii=False, indent=2)
+        out += (
+            '<div class="tool-call"><p><strong>'
+            + html.escape(_("The assistant asked to use the tool {name}:", name=call["name"]))
+            + "</strong></p><pre><code>"
+            + html.escape(args)
+            + '</code></pre><p class="note">'
+            + html.escape(_("Tools are not available in the assistant yet: nothing was done."))
+            + "</p></div>"
+        )
+    return out
+
+
+def _messages(svc: AIService, address: str, cid: int, lang: str) -> list[dict[str, Any]]:
+    fam = model_family(svc)
+    out = []
+    for m in svc.conversations.messages(address, cid):
+        if m["role"] in ("user", "assistant"):
+            out.append({**m, "html": render_answer(m["content"], fam, lang) if m["role"] == "assistant" else ""})
+    return out
+
+
+def index(web: Web) -> str:
+    svc = _svc(web)
+    address = web.signed_in().address
+    query = (bottle.request.query.getunicode("q", "") or "").strip()[:200]
+    convs = svc.conversations.search(address, query) if query else svc.conversations.list(address)
+    return web.render(
+        "assistant/index.html",
+        conversations=convs,
+        query=query,
+        model=_model_state(web, svc),
+        current=None,
+        messages=[],
+        sse=SSE_EXTENSION,
+        pending=False,
+    )
+
+
+def conversation(web: Web, conv: int) -> str:
+    svc = _svc(web)
+    address, cid = _owned(web, svc, conv)
+    messages = _messages(svc, address, cid, web.lang())
+    return web.render(
+        "assistant/conversation.html",
+        conversations=svc.conversations.list(address),
+        query="",
+        model=_model_state(web, svc),
+        current=svc.conversations.get(address, cid),
+        messages=messages,
+        sse=SSE_EXTENSION,
+        # the last question has no answer yet (sent from another page, or a reload): answer it now
+        pending=bool(messages) and messages[-1]["role"] == "user",
+    )
+
+
+def _message_text() -> str:
+    text = forms.raw("message").strip()
+    if not text:
+        raise bottle.HTTPError(400, N_("Write a message first."))
+    if len(text) > MAX_MESSAGE:
+        raise bottle.HTTPError(413, N_("This message is too long."))
+    return text
+
+
+def new(web: Web) -> None:
+    svc = _svc(web)
+    address = web.signed_in().address
+    text = forms.raw("message").strip()
+    cid = svc.conversations.create(address, model=svc.runtime.default_model())
+    if text:
+        svc.conversations.add_message(address, cid, "user", _message_text())
+    raise bottle.redirect(f"/assistant/c/{cid}", 303)
+
+
+def send(web: Web, conv: int) -> str:
+    svc = _svc(web)
+    address, cid = _owned(web, svc, conv)
+    if (address, cid) in svc.active:
+        raise bottle.HTTPError(409, N_("The assistant is still answering: wait for the answer or stop it."))
+    text = _message_text()
+    svc.conversations.add_message(address, cid, "user", text)
+    if bottle.request.get_header("HX-Request") != "true":
+        raise bottle.redirect(f"/assistant/c/{cid}", 303)
+    current = svc.conversations.get(address, cid)
+    return web.render(
+        "assistant/sent.html",
+        message={"role": "user", "content": text, "created": time.time()},
+        current=current,
+    )
+
+
+def rename(web: Web, conv: int) -> None:
+    svc = _svc(web)
+    address, cid = _owned(web, svc, conv)
+    title = forms.text("title")
+    if title:
+        svc.conversations.rename(address, cid, title)
+    raise bottle.redirect(f"/assistant/c/{cid}", 303)
+
+
+def delete(web: Web, conv: int) -> None:
+    svc = _svc(web)
+    address, cid = _owned(web, svc, conv)
+    req = svc.active.get((address, cid))
+    if req is not None:
+        req.cancel()
+    svc.conversations.delete(address, cid)
+    raise bottle.redirect("/assistant", 303)
+
+
+def export(web: Web, conv: int) -> str:
+    svc = _svc(web)
+    address, cid = _owned(web, svc, conv)
+    data = svc.conversations.export(address, cid)
+    assert data is not None
+    fmt = bottle.request.query.get("format", "json")
+    name = f"conversation-{cid}"
+    if fmt == "md":
+        bottle.response.content_type = "text/markdown; charset=utf-8"
+        bottle.response.set_header("Content-Disposition", f'attachment; filename="{name}.md"')
+        parts = [f"# {data['title'] or name}\n"]
+        for m in data["messages"]:
+            parts.append(f"## {m['role']}\n\n{m['content']}\n")
+        return "\n".join(parts)
+    bottle.response.content_type = "application/json"
+    bottle.response.set_header("Content-Disposition", f'attachment; filename="{name}.json"')
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def stop(web: Web, conv: int) -> bottle.HTTPResponse:
+    svc = _svc(web)
+    address, cid = _owned(web, svc, conv)
+    req = svc.active.get((address, cid))
+    if req is not None:
+        req.cancel()
+    return bottle.HTTPResponse(status=204)
+
+
+# -- the stream -------------------------------------------------------------------------------
+
+
+def event(name: str, data: str) -> bytes:
+    """One server-sent event; each line of ``data`` is its own ``data:`` field (SSE joins them)."""
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"event: {name}\n{lines}\n".encode()
+
+
+def stream(web: Web, conv: int) -> Iterator[bytes]:
+    svc = _svc(web)
+    address, cid = _owned(web, svc, conv)
+    lang = web.lang()
+    _ = i18n.translator(lang)
+    bottle.response.content_type = "text/event-stream; charset=utf-8"
+    bottle.response.set_header("Cache-Control", "no-cache")
+    bottle.response.set_header("X-Accel-Buffering", "no")
+    history = svc.conversations.messages_for_model(address, cid)
+    if not history or history[-1]["role"] != "user":
+        return iter([_done(web, svc, address, cid, lang, "")])
+    if (address, cid) in svc.active:  # another window of this conversation is being answered
+        return iter([_done(web, svc, address, cid, lang, _("This answer is being written in another window."))])
+    model = svc.runtime.default_model()
+    if not model:
+        return iter([_done(web, svc, address, cid, lang, _("No model is installed: an administrator can add one."))])
+    from gk.ai.runtime import QueueFull
+
+    params = {
+        "messages": [{"role": "system", "content": system_prompt(lang)}, *history],
+        "max_tokens": svc.max_tokens,
+    }
+    try:
+        req = svc.runtime.submit(model, params, stream=True)
+    except QueueFull:
+        return iter([_done(web, svc, address, cid, lang, _("Too many questions are waiting: try again in a moment."))])
+    svc.active[(address, cid)] = req
+    return _generate(web, svc, req, address, cid, lang, model_family(svc))
+
+
+def _generate(web: Web, svc: AIService, req: Request, address: str, cid: int, lang: str, fam: str) -> Iterator[bytes]:
+    _ = i18n.translator(lang)
+    text: list[str] = []
+    note = ""
+    finished = False
+    shown_position = -2
+    try:
+        while True:
+            position = svc.runtime.position(req)
+            ahead = position - 1 + (svc.runtime.current is not None) if position > 0 else 0
+            if ahead != shown_position:
+                shown_position = ahead
+                waiting = _("Waiting for the assistant: {n} answer(s) before yours.", n=ahead) if ahead > 0 else ""
+                yield event("status", waiting)
+            items = req.next_events(POLL_SECONDS)
+            if not items:
+                yield b": waiting\n\n"  # a write: a browser that went away is noticed here
+                continue
+            if shown_position > 0:  # the answer has started: the waiting line goes
+                shown_position = 0
+                yield event("status", "")
+            ended = False
+            before = len(text)
+            for kind, value in items:
+                if kind == "chunk":
+                    for choice in value.get("choices", []):
+                        piece = choice.get("delta", {}).get("content")
+                        if piece:
+                            text.append(piece)
+                elif kind == "error":
+                    note = _error_note(value, _)
+                    ended = True
+                else:
+                    ended = True
+            if len(text) != before:
+                yield event("text", render_answer("".join(text), fam, lang))
+            if ended:
+                break
+        if req.cancelled and not note:
+            note = _("Stopped.")
+        finished = True
+    finally:
+        svc.active.pop((address, cid), None)
+        if not finished:  # the browser went away: stop generating
+            req.cancel()
+            log.info("assistant: the browser left conversation %d after %d chunk(s); answer cancelled", cid, len(text))
+        answer = "".join(text).strip()
+        if answer:
+            try:
+                svc.conversations.add_message(address, cid, "assistant", answer)
+            except KeyError:  # the conversation was deleted while its answer was written
+                pass
+    yield _done(web, svc, address, cid, lang, note)
+
+
+def _error_note(exc: Exception, _: Any) -> str:
+    from gk.ai.models import ModelError, NotEnoughMemory
+    from gk.ai.runtime import ContextOverflow
+
+    if isinstance(exc, ContextOverflow):
+        return str(_("This conversation is too long for the model: start a new one."))
+    if isinstance(exc, NotEnoughMemory):
+        return str(
+            _(
+                "Not enough memory for the model: it needs {needed} MiB, {available} MiB are free.",
+                needed=exc.needed // 2**20,
+                available=exc.available // 2**20,
+            )
+        )
+    if isinstance(exc, ModelError):
+        return str(_("The model could not be used: {error}", error=str(exc)))
+    return str(_("The answer failed: {error}", error=str(exc)))
+
+
+def _done(web: Web, svc: AIService, address: str, cid: int, lang: str, note: str) -> bytes:
+    """The final event: the answer as stored (replacing the streaming bubble), and a note."""
+    messages = svc.conversations.messages(address, cid)
+    last = messages[-1] if messages and messages[-1]["role"] == "assistant" else None
+    html = web.jinja.get_template("assistant/answer.html").render(
+        _=i18n.translator(lang),
+        message={**last, "html": render_answer(last["content"], model_family(svc), lang)} if last else None,
+        note=note,
+    )
+    return event("done", html)
+
+
+ROUTES = (
+    Route("GET", "/assistant", index, USER),
+    Route("POST", "/assistant/new", new, USER),
+    Route("GET", "/assistant/c/<conv:int>", conversation, USER),
+    Route("POST", "/assistant/c/<conv:int>/send", send, USER),
+    Route("GET", "/assistant/c/<conv:int>/stream", stream, USER),
+    Route("POST", "/assistant/c/<conv:int>/stop", stop, USER),
+    Route("POST", "/assistant/c/<conv:int>/rename", rename, USER),
+    Route("POST", "/assistant/c/<conv:int>/delete", delete, USER),
+    Route("GET", "/assistant/c/<conv:int>/export", export, USER),
+)

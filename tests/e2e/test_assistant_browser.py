@@ -1,0 +1,139 @@
+"""The assistant page in a real browser (Debian's chromium driven by Playwright) against a real
+``gk serve`` running the tiny random-weight GGUF: a question, the answer growing on screen as the
+server-sent events arrive (htmx's SSE extension under the strict CSP), Stop, a follow-up through
+the htmx form, and the page in French. Screenshots go to ``tests/artifacts/assistant/``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.gkserver import GKServer
+
+pytest.importorskip("llama_cpp", reason="the `ai` extra is not installed (make setup installs it)")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ART = Path(__file__).resolve().parents[1] / "artifacts" / "assistant"
+ALICE, CLAIRE, PW = "alice@home.example", "claire@home.example", "correct horse battery"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by make test")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_gguf):
+    from gk import claim
+
+    srv = GKServer(
+        tmp_path_factory.mktemp("assistant-e2e") / "gk",
+        {"ai": {"threads": 1, "max_tokens": 2000}, "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
+         "imap": {"port": 0, "tls_port": 0}},
+    )  # fmt: skip
+    srv.write_config()
+    (srv.data_dir / "models").mkdir()
+    shutil.copy(tiny_gguf, srv.data_dir / "models" / "tiny.gguf")
+    srv.add_user(ALICE, PW, admin=True)
+    srv.add_user(CLAIRE, PW)
+    claim.complete(srv.data_dir)
+    srv.start(wait=120)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if ART.exists():
+        shutil.rmtree(ART)
+    ART.mkdir(parents=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser, server, address: str, locale: str):
+    ctx = browser.new_context(locale=locale, viewport={"width": 1200, "height": 820})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    base = f"http://127.0.0.1:{server.port('http.port')}"
+    page.goto(base + "/login")
+    page.fill("input[name=address]", address)
+    page.fill("input[name=password]", PW)
+    page.click("form button[type=submit]")
+    page.wait_for_load_state()
+    # a CSP violation is reported to the console with the element that caused it
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error('CSP violation: '"
+        " + e.violatedDirective + ' ' + (e.target && e.target.outerHTML ? e.target.outerHTML.slice(0, 200) : '')))"
+    )
+    page.goto(base + "/assistant")
+    return page, problems
+
+
+def answer_grows(page) -> None:
+    """The streaming bubble's text gets longer while it is on screen (events are arriving)."""
+    body = page.locator("#answer .body")
+    page.wait_for_function(
+        "() => { const b = document.querySelector('#answer .body'); return b && b.innerText.length > 20 }"
+    )
+    first = len(body.inner_text())
+    deadline = time.monotonic() + 60
+    while len(body.inner_text()) <= first:
+        assert time.monotonic() < deadline, "the answer did not grow"
+        time.sleep(0.05)
+
+
+def test_a_streamed_answer_stop_and_a_follow_up(browser, server):
+    page, problems = open_page(browser, server, ALICE, "en-GB")
+    page.fill("#first", "Hello! Can you **help** me plan the week?")
+    page.click("form.ask button[type=submit]")
+    page.wait_for_url("**/assistant/c/*")
+    answer_grows(page)
+    page.screenshot(path=str(ART / "streaming-en.png"), full_page=True)
+    page.click("#answer button.stop")
+    page.wait_for_selector("#answer", state="detached")
+    assert "Stopped." in page.locator(".messages-list .msg.assistant .note").last.inner_text()
+    assert page.locator(".messages-list .msg.user").count() == 1
+    # a follow-up through the htmx form: appended without a page load, streamed, stopped
+    page.fill("#ask textarea", "And next week?")
+    page.click("#ask button[type=submit]")
+    page.wait_for_selector(".messages-list .msg.user >> nth=1")
+    answer_grows(page)
+    assert page.locator("#ask textarea").input_value() == ""  # the form came back empty
+    page.click("#answer button.stop")
+    page.wait_for_selector("#answer", state="detached")
+    assert page.locator(".messages-list .msg.assistant").count() == 2
+    page.screenshot(path=str(ART / "conversation-en.png"), full_page=True)
+    # it is all stored: a reload shows both turns and opens no stream
+    page.reload()
+    assert page.locator(".messages-list .msg.user").count() == 2 and page.locator("#answer").count() == 0
+    assert page.locator(".conversations li a[aria-current]").count() == 1
+    assert not [p for p in problems if "Content Security Policy" in p or "CSP violation" in p], problems
+
+
+def test_the_assistant_in_french(browser, server):
+    page, problems = open_page(browser, server, CLAIRE, "fr-FR")
+    assert page.locator("h1").inner_text() == "Assistant"
+    assert page.locator("button.new").inner_text() == "Nouvelle conversation"
+    page.fill("#first", "Bonjour, peux-tu m'aider à écrire un mot pour la voisine ?")
+    page.click("form.ask button[type=submit]")
+    page.wait_for_url("**/assistant/c/*")
+    answer_grows(page)
+    assert page.locator("#answer button.stop").inner_text() == "Arrêter"
+    page.screenshot(path=str(ART / "streaming-fr.png"), full_page=True)
+    page.click("#answer button.stop")
+    page.wait_for_selector("#answer", state="detached")
+    assert "Arrêté." in page.locator(".msg.assistant .note").last.inner_text()
+    page.screenshot(path=str(ART / "conversation-fr.png"), full_page=True)
+    assert not [p for p in problems if "Content Security Policy" in p or "CSP violation" in p], problems
