@@ -434,3 +434,14 @@ def test_the_language_switch_before_signing_in_is_kept(tmp_path: Path) -> None:
     assert '<html lang="fr">' in c.get("/login?lang=fr").text
     c.login(USER, USER_PW)
     assert '<html lang="en">' in c.get("/account").text  # the account's own language
+
+
+def test_every_security_event_has_a_name_on_the_dashboard() -> None:
+    """The dashboard shows each recorded kind by a translated name, never the raw key."""
+    from gk.web.dashboard import EVENT_NAMES
+
+    root = Path(__file__).resolve().parents[2] / "appliance" / "gk"
+    kinds = set()
+    for source in root.rglob("*.py"):
+        kinds |= set(re.findall(r'record_event\(\s*"([a-z_]+)"', source.read_text()))
+    assert kinds and kinds <= set(EVENT_NAMES), sorted(kinds - set(EVENT_NAMES))

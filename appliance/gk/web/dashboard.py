@@ -140,6 +140,9 @@ EVENT_NAMES = {
     "settings": N_("Settings changed"),
     "mail_route_changed": N_("Outgoing mail route changed"),
     "queue_delete": N_("Message deleted from the queue"),
+    "domain_added": N_("Mail domain added"),
+    "domain_deleted": N_("Mail domain removed"),
+    "dav_shared": N_("Calendar or address book shared"),
 }
 
 
