@@ -277,6 +277,11 @@ class ChatConfig:
     registration_timeout: float = opt(60.0, "seconds a new IRC connection has to log in", at_least(1))
     ping_interval: float = opt(120.0, "seconds of silence before the server PINGs a client", at_least(5))
     default_rooms: list[str] = opt(["general"], "public rooms created at start; new users join them")
+    digest_after: float = opt(
+        1800.0,
+        "seconds a mention or direct message stays unread before it is mailed to the user's inbox (0 = never)",
+        at_least(0),
+    )
 
 
 @dataclass

@@ -228,7 +228,7 @@ FEATURES: tuple[Feature, ...] = (
         "chat",
         "chat",
         _start_chat,
-        (Command("chat", "chat rooms and message history (rooms|history)", "gk.chat.cli"),),
+        (Command("chat", "chat rooms, message history and JSON export (rooms|history|export)", "gk.chat.cli"),),
         # IRC over WebSocket: SASL inside the IRC session, no cookie, nothing a form could post
         (
             Mount(

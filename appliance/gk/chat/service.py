@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gk.chat.core import ChatService
+from gk.chat.digest import DigestJob
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -27,6 +28,7 @@ class ChatComponent:
         cfg = ctx.config.chat
         self.chat = ChatService.open(ctx.data_dir, cfg.default_rooms, self._user_exists)
         self.irc: Any = None
+        self.digests: DigestJob | None = None
         self.listeners: list[tuple[str, str, int]] = []  # (label, bind, port), like the other services
 
     def _user_exists(self, name: str) -> bool:
@@ -42,6 +44,9 @@ class ChatComponent:
         if port:
             self.irc.listen(port)
             self.listeners.append(("irc", self.ctx.config.server.bind, self.irc.port))
+        # new users into the default rooms, unread mentions and DMs mailed as digests
+        self.digests = DigestJob(self.ctx, self.chat, self.ctx.config.chat.digest_after)
+        self.digests.start()
 
     def irc_websocket(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         """WSGI app of the ``/chat/irc`` mount (IRCv3 WebSocket)."""
@@ -50,6 +55,8 @@ class ChatComponent:
         return websocket.serve(self.irc, environ, start_response)
 
     def stop(self, grace: float) -> None:
+        if self.digests is not None:
+            self.digests.stop()
         if self.irc is not None:
             self.irc.stop(grace)
         self.chat.stop(grace)
