@@ -239,6 +239,7 @@ FEATURES: tuple[Feature, ...] = (
                 ("binary.ircv3.net", "text.ircv3.net"),
             ),
         ),
+        wizard=(("gk.web.roomsadmin", "CHAT_STEP"),),
     ),
     Feature("dav", "dav", _start_dav, mounts=(Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),)),
     Feature(

@@ -17,7 +17,7 @@ import pytest
 from support.gkserver import gk
 from support.imap import tls_client_context
 from support.irc import ALICE, BOB, PASSWORD, chat_config, connect
-from test_web_http import Client
+from test_web_http import NO_MAIL, Client, run_wizard
 
 from gk import claim
 
@@ -48,7 +48,7 @@ def chat_server(tmp_path_factory):  # type: ignore[no-untyped-def]
     )
     srv.write_config()
     for who in (ALICE, BOB, CAROL, DAVE, ERIN):
-        srv.add_user(who, PASSWORD)
+        srv.add_user(who, PASSWORD, admin=who == ALICE)
     set_language(srv, DAVE, "fr")
     claim.claim(srv.data_dir, "test")  # an unclaimed box serves only the wizard
     claim.complete(srv.data_dir)
@@ -220,3 +220,90 @@ def test_unread_mentions_and_direct_messages_are_mailed_once(chat_server):  # ty
     assert digests(chat_server, ERIN) == []
     # bob sent all of these: his only digest is alice's direct message of the first test
     assert all("lunch" not in m.get_content() for m in digests(chat_server, BOB))
+
+
+def test_admin_manages_rooms_and_members_see_it_live(chat_server):  # type: ignore[no-untyped-def]
+    web = Client(chat_server)
+    web.login(ALICE, PASSWORD)
+    _, page = web.get("/admin/rooms")
+    assert 'id="room-general"' in page and "/admin/rooms/general/delete" not in page  # a default room stays
+    resp, page = web.post("/admin/rooms", {"name": "bad name!"})
+    assert resp.status == 400 and "Room names are 1 to 50" in page
+    resp, page = web.post("/admin/rooms", {"name": "Family", "topic": "the family", "private": "1"})
+    assert resp.status == 200 and "Created #family." in page
+    resp, page = web.post("/admin/rooms", {"name": "family"})
+    assert resp.status == 400 and "exists already" in page
+    rooms = gk(chat_server.data_dir, "chat", "rooms").stdout
+    assert "#family\tprivate\t1 member(s)\t0 message(s)\tthe family" in rooms, rooms  # the admin is in it
+
+    b = connect(irc_port(chat_server), BOB, "echo-message message-tags")
+    try:
+        b.send("JOIN #family")
+        b.expect(r" 473 bob #family ")  # private: invitation only
+        resp, page = web.post("/admin/rooms/family/members", {"account": "bob"})
+        assert resp.status == 200 and "bob is a member of #family." in page
+        b.send("PRIVMSG #family :hello family")
+        b.expect(r"PRIVMSG #family :hello family")
+        resp, page = web.post("/admin/rooms/family", {"topic": "everyone's family room"})  # private unticked
+        assert resp.status == 200
+        b.expect(r"TOPIC #family :everyone's family room")
+        assert "#family\tpublic\t2 member(s)\t1 message(s)" in gk(chat_server.data_dir, "chat", "rooms").stdout
+
+        resp, body = web.get("/admin/rooms/family/export")
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/json")
+        exported = json.loads(body)
+        assert [m["text"] for m in exported["rooms"][0]["messages"]] == ["hello family"]
+        assert exported["direct"] == []  # a room's archive holds no one's private messages
+
+        resp, page = web.post("/admin/rooms/family/delete", {})
+        assert resp.status == 400 and "Tick the box" in page
+        resp, page = web.post("/admin/rooms/general/delete", {"confirm": "1"})
+        assert resp.status == 400 and "default room" in page
+        resp, page = web.post("/admin/rooms/family/delete", {"confirm": "1"})
+        assert resp.status == 200 and "Deleted #family" in page
+        b.expect(r"PART #family")
+        assert "#family" not in gk(chat_server.data_dir, "chat", "rooms").stdout
+        resp, _ = web.post("/admin/rooms/family", {"topic": "x"})
+        assert resp.status == 404
+    finally:
+        b.close()
+
+    resp, _ = web.post("/admin/rooms", {"name": "nocsrf"}, csrf=False)
+    assert resp.status == 403
+    user = Client(chat_server)
+    user.login(BOB, PASSWORD)
+    resp, page = user.get("/admin/rooms")
+    assert resp.status == 403 and "room-general" not in page
+    resp, _ = user.post("/admin/rooms", {"name": "mine"})
+    assert resp.status == 403
+    assert "#mine" not in gk(chat_server.data_dir, "chat", "rooms").stdout
+
+
+def test_devices_page_lists_the_irc_server_and_apps(chat_server):  # type: ignore[no-untyped-def]
+    web = Client(chat_server)
+    web.login(BOB, PASSWORD)
+    _, page = web.get("/devices")
+    m = re.search(r'<table id="chat-settings">.*?</table>', page, re.S)
+    assert m, page
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", m.group(0))
+    assert cells == ["mx.test.example", str(irc_port(chat_server)), "TLS", "SASL PLAIN", "bob", cells[5]]
+    for app in ("Goguma", "Halloy", "WeeChat", "irssi", 'href="/chat"'):
+        assert app in page
+    web.post("/account/language", {"language": "fr"})
+    _, page = web.get("/devices")
+    assert "Discuter sur téléphones et ordinateurs" in page and "votre mot de passe" in page
+
+
+def test_wizard_chat_step_creates_rooms(make_server):  # type: ignore[no-untyped-def]
+    srv = make_server("chatwizard", NO_MAIL).start()
+    c = run_wizard(srv, stop_at="outgoing")
+    resp, _ = c.post("/wizard/outgoing", {"mode": "direct"})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/chat")
+    _, page = c.get("/wizard/chat")
+    assert "<strong>#general</strong>" in page and str(srv.port("chat.irc_port")) in page
+    resp, page = c.post("/wizard/chat", {"rooms": "family\n#Projects, bad name!"})
+    assert resp.status == 400 and "Room names are 1 to 50" in page
+    resp, _ = c.post("/wizard/chat", {"rooms": "family\n#Projects"})
+    assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/ai")
+    rooms = gk(srv.data_dir, "chat", "rooms").stdout
+    assert re.search(r"^#family\tpublic\t", rooms, re.M) and re.search(r"^#projects\tpublic\t", rooms, re.M), rooms

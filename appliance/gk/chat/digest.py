@@ -211,7 +211,6 @@ def render(
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg["Message-ID"] = email.utils.make_msgid("chat-digest", domain=host)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: nothing should answer it
-    msg["Content-Language"] = lang
     lines = [
         _("Hello {name},", name=user.display_name or account),
         "",
@@ -238,6 +237,7 @@ def render(
         _("Stop these mails on your account page: {url}", url=f"{base_url}/account"),
     ]
     msg.set_content("\n".join(lines) + "\n", charset="utf-8")
+    msg["Content-Language"] = lang  # (set_content clears the Content-* headers)
     return msg.as_bytes()
 
 

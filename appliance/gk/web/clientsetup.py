@@ -122,8 +122,19 @@ def devices(web: Web) -> str:
     host = server_name(web)
     url = page_url(web)
     return web.render(
-        "devices.html", host=host, endpoints=endpoints(web.ctx, host), address=user.address, url=url, qr=qr_svg(url)
-    )
+        "devices.html", host=host, endpoints=endpoints(web.ctx, host), address=user.address, url=url, qr=qr_svg(url),
+        chat=chat_settings(web, host, user.local),
+    )  # fmt: skip
+
+
+def chat_settings(web: Web, host: str, account: str) -> dict[str, Any] | None:
+    """What an IRC app needs (server, TLS port, SASL PLAIN with the user's name), and the web
+    chat's address; None while the chat is off."""
+    from gk.chat.core import ChatService
+
+    if web.ctx.services.maybe(ChatService) is None:
+        return None
+    return {"host": host, "port": web.ctx.config.chat.irc_port, "account": account}
 
 
 def mobileconfig(web: Web) -> bytes:

@@ -23,7 +23,7 @@ from geventwebsocket.handler import WebSocketHandler
 
 from gk import claim
 from gk.security import tls
-from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, webmail, wizard
+from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, roomsadmin, webmail, wizard
 from gk.web.app import USER, Web
 
 if TYPE_CHECKING:
@@ -169,6 +169,7 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     wizard.install(web, wizard_steps)
     for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup):
         web.add_routes(module.ROUTES)
+    web.add_routes(roomsadmin.ROUTES)  # the chat's rooms (404 while the chat is off)
     web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
     return web
 
