@@ -39,6 +39,7 @@ ANONYMOUS = {
 }
 # a value for each URL wildcard, to call every route
 SAMPLE = {"<path:path>": "gk.css", "<address>": USER, "<app_id:int>": "1", "<msg_id:int>": "1", "<token>": "x"}
+SAMPLE["<name>"] = "general"  # a chat room (/admin/rooms/<name>)
 
 
 def concrete(rule: str) -> str:
