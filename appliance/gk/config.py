@@ -280,6 +280,11 @@ class ChatConfig:
     max_upload_bytes: int = opt(
         10 * 1024 * 1024, "largest file one chat upload (web chat, IRC draft/FILEHOST) may store, bytes", at_least(1024)
     )
+    digest_after: float = opt(
+        1800.0,
+        "seconds a mention or direct message stays unread before it is mailed to the user's inbox (0 = never)",
+        at_least(0),
+    )
 
 
 @dataclass

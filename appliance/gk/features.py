@@ -241,7 +241,7 @@ FEATURES: tuple[Feature, ...] = (
         "chat",
         "chat",
         _start_chat,
-        (Command("chat", "chat rooms and message history (rooms|history)", "gk.chat.cli"),),
+        (Command("chat", "chat rooms, message history and JSON export (rooms|history|export)", "gk.chat.cli"),),
         # IRC over WebSocket: SASL inside the IRC session, no cookie, nothing a form could post
         (
             Mount(
@@ -252,6 +252,7 @@ FEATURES: tuple[Feature, ...] = (
                 ("binary.ircv3.net", "text.ircv3.net"),
             ),
         ),
+        wizard=(("gk.web.roomsadmin", "CHAT_STEP"),),
     ),
     Feature(
         "dav",

@@ -13,6 +13,7 @@ import zoneinfo
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.gkserver import GKServer
@@ -107,7 +108,7 @@ def test_create_event_in_the_browser(server, browser):
 
     page = new_page(browser)
     login(page, server)
-    assert page.locator(".month .day.today").count() == 1
+    expect(page.locator(".month .day.today")).to_have_count(1)
     page.click("#new-event")
     page.wait_for_url("**/calendar/event**")
     page.fill("#f-title", "Swimming lesson")
@@ -127,10 +128,12 @@ def test_create_event_in_the_browser(server, browser):
     assert page.locator("a.occ", has_text="Swimming lesson").count() >= 1
     shot(page, "en-month")
     page.click("text=Week")
-    assert page.locator(".wday a.occ", has_text="Swimming lesson").count() == 1
+    page.wait_for_url("**view=week**")
+    expect(page.locator(".wday a.occ", has_text="Swimming lesson")).to_have_count(1)
     shot(page, "en-week")
     page.click("text=Agenda")
-    assert page.locator(".agenda a.occ", has_text="Swimming lesson").count() == 3
+    page.wait_for_url("**view=agenda**")
+    expect(page.locator(".agenda a.occ", has_text="Swimming lesson")).to_have_count(3)
     assert "18:30" in page.locator(".agenda").inner_text()
     shot(page, "en-agenda")
     # what a CalDAV client sees: the event, its zone, its rule and its alarm
@@ -163,7 +166,7 @@ def test_create_contact_in_the_browser(server, browser):
     assert page.locator("#contact-name").inner_text() == "Chloé Durand"
     shot(page, "en-contact-view")
     page.goto(base(server) + "/contacts?q=lyon")
-    assert page.locator("#contact-list a", has_text="Chloé Durand").count() == 1
+    expect(page.locator("#contact-list a", has_text="Chloé Durand")).to_have_count(1)
     shot(page, "en-contacts")
     assert page.errors == []
     page.close()
@@ -190,7 +193,7 @@ def test_french_pages(server, browser):
     page.goto(base(server) + "/calendar/tasks")
     page.fill("#f-task", "Acheter du pain")
     page.click(".task-add button")
-    assert page.locator("ul.tasks", has_text="Acheter du pain").count() == 1
+    expect(page.locator("ul.tasks", has_text="Acheter du pain")).to_have_count(1)
     shot(page, "fr-tasks")
     assert page.errors == []
     page.close()

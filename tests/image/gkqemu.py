@@ -29,7 +29,16 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")  # qemu-efi-aarch64: UEFI for qemu -M virt
 AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
-GUEST_PORTS = {"http": 80, "https": 443, "smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
+GUEST_PORTS = {
+    "http": 80,
+    "https": 443,
+    "smtp": 25,
+    "submission": 587,
+    "submissions": 465,
+    "imap": 143,
+    "imaps": 993,
+    "irc": 6697,
+}
 BOOT_PART_OFFSET = 1024 * 1024  # p1 starts at 1 MiB (image/assemble.sh)
 FAT32_STATE_OFFSET = 0x41  # FAT32 boot sector byte Linux sets to 1 (dirty) while mounted read-write
 

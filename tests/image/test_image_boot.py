@@ -31,6 +31,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from gkapps import caldav_create, caldav_find, guest_token, irc_history, irc_post, mcp_tools
 from gkqemu import Guest
 from gkwizard import Browser
 
@@ -248,6 +249,17 @@ def test_flash_boot_claim_mail_reboot_button(gk_image: Path, tmp_path: Path) -> 
         subject, marker = f"image test {uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         send_mail(guest, subject, marker)
         assert marker.encode() in read_mail(guest, subject)
+        # Chat, calendar and MCP, as a phone and an MCP client would (issues 12, 13, 15): a message
+        # over IRC with TLS and SASL through the guest's firewall (port 6697), an event over CalDAV,
+        # the tools over /mcp with a token made in the guest by `gk token add`.
+        chat_text = f"hello from the image test {marker[:8]} \u00e9t\u00e9"
+        chat_id = irc_post(guest, ADMIN, ADMIN_PW, "general", chat_text)
+        event_summary = f"image test event {marker[:8]}"
+        caldav_create(guest, BOB, BOB_PW, f"image-{marker}", event_summary)
+        assert caldav_find(guest, BOB, BOB_PW) == [event_summary]
+        tools = mcp_tools(guest, guest_token(guest, BOB))
+        figure(f"MCP tools listed in the guest: {len(tools)} ({', '.join(sorted(tools)[:6])}…)")
+        assert "mail_search" in tools, tools
         assert_boots_clean(guest, "after the wizard")
         # The time zone saved in the web UI reaches the system clock at once, twice in a row.
         admin = admin_browser(guest)
@@ -272,6 +284,14 @@ def test_flash_boot_claim_mail_reboot_button(gk_image: Path, tmp_path: Path) -> 
                f"{mem.get('gk_rss_mb')} MB (target <= 60)")  # fmt: skip
         # Measured 121 MB (docs/image.md, memory); 258 MB with transparent hugepages on.
         assert 0 < used <= 200, f"the idle guest uses {used} MB (target <= 200): tests/image/memdiag.py says where"
+        # What was written before the reboot is still there: the chat message (history replayed
+        # to another user's new device, and `gk chat history`) and the calendar event.
+        history = irc_history(guest, BOB, BOB_PW, "general")
+        assert any(f"msgid={chat_id}" in ln and ln.endswith(chat_text) for ln in history), history
+        _, cli = guest.sh("runuser -u gk -- env GK_DATA_DIR=/var/lib/gk /opt/gk/bin/gk chat history general")
+        assert f"<admin> {chat_text}" in cli, cli
+        assert caldav_find(guest, BOB, BOB_PW) == [event_summary], "the CalDAV event did not survive the reboot"
+        figure("after the reboot: the IRC message is in the chat history, the CalDAV event in the calendar")
         # /api/status (called above) reports the listeners without a TLS handshake left half-open.
         _, tracebacks = guest.sh("journalctl -b -u gk.service --no-pager -o cat | grep -c Traceback")
         assert tracebacks.strip() == "0", f"gk.service logged {tracebacks.strip()} tracebacks this boot"

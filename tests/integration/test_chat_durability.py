@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 import threading
 
-from test_chat_irc import ALICE, BOB, PASSWORD, connect, port
+from support.irc import ALICE, BOB, PASSWORD, connect
+from test_chat_irc import port
 
 CONNECTIONS = 4
 BURST = 400  # messages per connection, pipelined

@@ -5,106 +5,12 @@ flood limits."""
 
 from __future__ import annotations
 
-import base64
 import re
-import socket
-import ssl
-import time
 
 import pytest
+from support.irc import ALICE, ALL_CAPS, BOB, IRC, PASSWORD, connect, sasl
 
-PASSWORD = "correct horse battery staple"
-ALICE = "alice@example.org"
-BOB = "bob@example.org"
-
-_TLS: list[ssl.SSLContext] = []
-
-
-def tls() -> ssl.SSLContext:
-    if not _TLS:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        _TLS.append(ctx)
-    return _TLS[0]
-
-
-class IRC:
-    """A raw IRC client: send lines, read lines, wait for a line matching a pattern."""
-
-    def __init__(self, port: int):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-        self.sock = tls().wrap_socket(sock)
-        self.buf = b""
-        self.seen: list[str] = []
-
-    def send(self, line: str | bytes) -> None:
-        data = line if isinstance(line, bytes) else line.encode()
-        self.sock.sendall(data + b"\r\n")
-
-    def line(self, timeout: float = 60) -> str | None:
-        self.sock.settimeout(timeout)
-        while b"\n" not in self.buf:
-            try:
-                data = self.sock.recv(65536)
-            except (ConnectionError, ssl.SSLError):
-                data = b""
-            except TimeoutError:
-                raise AssertionError(f"no line in {timeout:.0f}s; seen {self.seen[-20:]}") from None
-            if not data:
-                return None
-            self.buf += data
-        raw, self.buf = self.buf.split(b"\n", 1)
-        text = raw.rstrip(b"\r").decode()
-        self.seen.append(text)
-        return text
-
-    def expect(self, pattern: str, timeout: float = 60) -> str:
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ln = self.line(max(0.1, deadline - time.monotonic()))
-            if ln is None:
-                raise AssertionError(f"connection closed waiting for {pattern!r}; seen {self.seen[-20:]}")
-            if rx.search(ln):
-                return ln
-        raise AssertionError(f"no line matching {pattern!r}; seen {self.seen[-20:]}")
-
-    def until(self, pattern: str) -> list[str]:
-        """Every line up to and including the first one matching ``pattern``."""
-        start = len(self.seen)
-        self.expect(pattern)
-        return self.seen[start:]
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def sasl(user: str, password: str) -> str:
-    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-
-
-def connect(port: int, user: str = ALICE, caps: str = "", password: str = PASSWORD, nick: str = "x") -> IRC:
-    c = IRC(port)
-    c.send("CAP LS 302")
-    c.send(f"NICK {nick}")
-    c.send("USER u 0 * :Real Name")
-    c.expect(r"CAP \* LS ")
-    c.send("CAP REQ :" + " ".join(["sasl", *caps.split()]))
-    c.expect(r"CAP .* ACK ")
-    c.send("AUTHENTICATE PLAIN")
-    c.expect(r"^AUTHENTICATE \+")
-    c.send("AUTHENTICATE " + sasl(user, password))
-    c.expect(r" 903 ")
-    c.send("CAP END")
-    c.expect(r" 001 ")
-    return c
-
-
-ALL_CAPS = "server-time message-tags echo-message batch account-tag extended-join draft/chathistory"
+__all__ = ["ALICE", "ALL_CAPS", "BOB", "IRC", "PASSWORD", "connect", "sasl"]  # for the other chat tests
 
 
 @pytest.fixture(scope="module")

@@ -5,96 +5,12 @@ negotiation, oversize messages, malformed lines."""
 
 from __future__ import annotations
 
-import re
-import ssl
-import time
-
 import pytest
-from test_chat_irc import ALICE, BOB, PASSWORD, connect, sasl
+from support.irc import ALICE, BOB, PASSWORD, WS, connect, ws_connect
 
 from gk import claim
 
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
-
-
-class WS:
-    """An IRC client over one WebSocket: one line per message."""
-
-    def __init__(self, port: int, subprotocols: list[str] | None = None, origin: str | None = None, tls: bool = False):
-        self.ws = websocket.create_connection(
-            f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/chat/irc",
-            sslopt={"cert_reqs": ssl.CERT_NONE, "check_hostname": False},
-            timeout=60,
-            subprotocols=subprotocols if subprotocols is not None else ["text.ircv3.net"],
-            origin=origin,
-            suppress_origin=origin is None,
-        )
-        self.seen: list[str] = []
-
-    @property
-    def subprotocol(self) -> str | None:
-        return self.ws.getsubprotocol()
-
-    def send(self, line: str | bytes) -> None:
-        if isinstance(line, bytes):
-            self.ws.send_binary(line)
-        else:
-            self.ws.send(line)
-
-    def line(self, timeout: float = 60) -> str | None:
-        self.ws.settimeout(timeout)
-        try:
-            opcode, data = self.ws.recv_data()
-        except websocket.WebSocketConnectionClosedException:
-            return None
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return None
-        text = data.decode()
-        assert "\n" not in text and "\r" not in text, text  # one line per message, no CRLF
-        self.seen.append(text)
-        return text
-
-    def expect(self, pattern: str, timeout: float = 60) -> str:
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ln = self.line(max(0.1, deadline - time.monotonic()))
-            if ln is None:
-                raise AssertionError(f"connection closed waiting for {pattern!r}; seen {self.seen[-20:]}")
-            if rx.search(ln):
-                return ln
-        raise AssertionError(f"no line matching {pattern!r}; seen {self.seen[-20:]}")
-
-    def until_closed(self, timeout: float = 60) -> list[str]:
-        start = len(self.seen)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.line(max(0.1, deadline - time.monotonic())) is None:
-                return self.seen[start:]
-        raise AssertionError(f"still open; seen {self.seen[-20:]}")
-
-    def close(self) -> None:
-        try:
-            self.ws.close()
-        except Exception:
-            pass
-
-
-def ws_connect(port: int, user: str = ALICE, caps: str = "", **kw) -> WS:  # type: ignore[no-untyped-def]
-    c = WS(port, **kw)
-    c.send("CAP LS 302")
-    c.send("NICK x")
-    c.send("USER u 0 * :Real Name")
-    c.expect(r"CAP \* LS ")
-    c.send("CAP REQ :" + " ".join(["sasl", *caps.split()]))
-    c.expect(r"CAP .* ACK ")
-    c.send("AUTHENTICATE PLAIN")
-    c.expect(r"^AUTHENTICATE \+$")
-    c.send("AUTHENTICATE " + sasl(user, PASSWORD))
-    c.expect(r" 903 ")
-    c.send("CAP END")
-    c.expect(r" 001 ")
-    return c
 
 
 @pytest.fixture(scope="module")

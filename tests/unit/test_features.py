@@ -159,3 +159,5 @@ def test_wizard_steps_come_from_the_features_that_started():
     assert with_ai[-2:] == ["ai", "summary"] and with_ai == [s.id for s in wizard.STEPS]
     without_ai = [s.id for s in wizard_steps_for(ctx_running("mailbox", "web"))]  # type: ignore[arg-type]
     assert "ai" not in without_ai and without_ai[-1] == "summary"
+    with_chat = [s.id for s in wizard_steps_for(ctx_running("mailbox", "chat", "ai", "web"))]  # type: ignore[arg-type]
+    assert with_chat[-3:] == ["chat", "ai", "summary"]  # the features' list order

@@ -440,6 +440,58 @@ class ChatService:
     def search(self, account: str, query: str, limit: int = 50) -> list[Message]:
         return self.store.search(query, self.targets_of(account) + self.store.dm_targets_of(account), limit)
 
+    # -- administration (the admin page, the wizard, the CLI; callers check the admin) -------
+    def enroll(self, accounts: list[str]) -> list[str]:
+        """Make each account that never used the chat a member of the default rooms (new users
+        of the box: run at start and by the periodic job); returns those enrolled now."""
+        known = self.store.known_accounts()
+        done = []
+        for account in accounts:
+            if account not in known:
+                self.connected(account)
+                done.append(account)
+        return done
+
+    def manage_room(self, name: str, by: str, *, topic: str | None = None, private: bool | None = None) -> Room:
+        """An administrator changes a room's topic or access without being a member."""
+        name = name.lower()
+        room = self._room(name)
+        audience = frozenset(self._members.get(name, ()))
+        if topic is not None and topic[:390] != room.topic:
+            self.store.set_topic(room.id, topic[:390], by)
+            room = self._room(name)
+            self.publish(TopicChanged(audience, name, room.topic, by, room.topic_time))
+        if private is not None and private != room.private:
+            self.store.set_private(room.id, private)
+            self.publish(RoomAccessChanged(audience, name, private, by))
+        return self._room(name)
+
+    def add_member(self, name: str, account: str) -> bool:
+        """An administrator adds someone to a room (private or not); True if newly a member."""
+        name = name.lower()
+        room = self._room(name)
+        if not self.user_exists(account):
+            raise ChatError("no_such_user", f"no user {account}")
+        new = self.store.join(room.id, account)
+        self._members.setdefault(name, set()).add(account)
+        if new:
+            self.publish(Joined(frozenset(self._members[name]), name, account))
+        return new
+
+    def delete_room(self, name: str, by: str) -> None:
+        """Remove a room and its history for good (export it first to keep it); its members
+        see themselves leave it."""
+        name = name.lower()
+        room = self._room(name)
+        if name in self.default_rooms:
+            raise ChatError("not_allowed", f"#{name} is a default room ([chat] default_rooms): it would come back")
+        members = sorted(self._members.get(name, ()))
+        audience = frozenset(members)
+        self.store.delete_room(room.id)
+        self._members.pop(name, None)
+        for account in members:
+            self.publish(Parted(audience, name, account, f"room deleted by {by}"))
+
 
 __all__ = [
     "ChatService",

@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gk.chat.core import ChatService
+from gk.chat.digest import DigestJob
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -28,6 +29,7 @@ class ChatComponent:
         self.chat = ChatService.open(ctx.data_dir, cfg.default_rooms, self._user_exists)
         self.irc: Any = None
         self.files: Any = None  # gk.chat.files.FileStore, set by start()
+        self.digests: DigestJob | None = None
         self.listeners: list[tuple[str, str, int]] = []  # (label, bind, port), like the other services
 
     def _user_exists(self, name: str) -> bool:
@@ -43,6 +45,9 @@ class ChatComponent:
         if port:
             self.irc.listen(port)
             self.listeners.append(("irc", self.ctx.config.server.bind, self.irc.port))
+        # new users into the default rooms, unread mentions and DMs mailed as digests
+        self.digests = DigestJob(self.ctx, self.chat, self.ctx.config.chat.digest_after)
+        self.digests.start()
 
     def irc_websocket(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         """WSGI app of the ``/chat/irc`` mount (IRCv3 WebSocket)."""
@@ -51,6 +56,8 @@ class ChatComponent:
         return websocket.serve(self.irc, environ, start_response)
 
     def stop(self, grace: float) -> None:
+        if self.digests is not None:
+            self.digests.stop()
         if self.irc is not None:
             self.irc.stop(grace)
         if self.files is not None:

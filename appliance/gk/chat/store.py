@@ -612,6 +612,49 @@ class ChatStore:
             return int(self.reader.one("SELECT count(*) FROM messages")[0])  # type: ignore[index]
         return int(self.reader.one("SELECT count(*) FROM messages WHERE target = ?", (target,))[0])  # type: ignore[index]
 
+    # -- export and digests (read-only scans, paged by seq) ------------------------------------
+    def messages_after(self, target: str | None, after_seq: int, limit: int) -> list[Message]:
+        """Messages (redacted ones included, text empty) with ``seq > after_seq``, oldest first:
+        one target's, or every target's when ``target`` is None; at most ``limit``."""
+        if target is None:
+            rows = self.reader.query("SELECT * FROM messages WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+        else:
+            rows = self.reader.query(
+                "SELECT * FROM messages WHERE target = ? AND seq > ? ORDER BY seq LIMIT ?", (target, after_seq, limit)
+            )
+        return [_message(r) for r in rows]
+
+    def dm_targets(self) -> list[str]:
+        """Every direct conversation's stored target (for exports)."""
+        rows = self.reader.query("SELECT DISTINCT target FROM messages WHERE room_id IS NULL ORDER BY target")
+        return [r[0] for r in rows if "\n" in r[0]]
+
+    def known_accounts(self) -> set[str]:
+        """Accounts that used the chat once (``first_seen``): they joined the default rooms."""
+        return {r[0] for r in self.reader.query("SELECT account FROM users")}
+
+    def last_seq(self) -> int:
+        return int(self.reader.one("SELECT coalesce(max(seq), 0) FROM messages")[0])  # type: ignore[index]
+
+    def delete_room(self, room_id: int) -> None:
+        """Remove a room with its members, invitations and messages (reactions, edits, read
+        markers of its messages go too)."""
+
+        def fn(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT name FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            if row is None:
+                raise StoreError("no such room")
+            target = "#" + str(row[0]).lower()
+            c.execute("DELETE FROM reactions WHERE msgid IN (SELECT msgid FROM messages WHERE room_id = ?)", (room_id,))
+            c.execute("DELETE FROM edits WHERE msgid IN (SELECT msgid FROM messages WHERE room_id = ?)", (room_id,))
+            c.execute("DELETE FROM messages WHERE room_id = ?", (room_id,))
+            c.execute("DELETE FROM read_markers WHERE target = ?", (target,))
+            c.execute("DELETE FROM members WHERE room_id = ?", (room_id,))
+            c.execute("DELETE FROM invites WHERE room_id = ?", (room_id,))
+            c.execute("DELETE FROM rooms WHERE id = ?", (room_id,))
+
+        self.writer.submit(fn)
+
 
 def open_store(data_dir: Path) -> ChatStore:
     return ChatStore(Path(data_dir) / "chat.sqlite3")

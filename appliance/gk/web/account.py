@@ -122,8 +122,35 @@ def account_page(web: Web, **kw: object) -> str:
         token_transports=TOKEN_TRANSPORTS,
         languages=LANGUAGES,
         errors=kw.pop("errors", {}),
+        chat_digest=chat_digest(web, user.local),
         **kw,
     )
+
+
+def chat_digest(web: Web, account: str) -> tuple[bool, int] | None:
+    """(digests wanted, minutes before one is sent) for the account page; None without chat."""
+    from gk.chat.core import ChatService
+
+    chat = web.ctx.services.maybe(ChatService)
+    after = web.ctx.config.chat.digest_after
+    if chat is None or not after:
+        return None
+    from gk.chat import digest
+
+    return digest.wanted(chat.store, account), max(1, round(after / 60))
+
+
+def set_chat_digest(web: Web) -> None:
+    """The user's opt-out (or back in) of the chat's mail digests."""
+    from gk.chat import digest
+    from gk.chat.core import ChatService
+
+    user = web.signed_in()
+    chat = web.ctx.services.maybe(ChatService)
+    if chat is None:
+        raise bottle.HTTPError(404, N_("Not found"))
+    digest.set_wanted(chat.store, user.local, bool(forms.text("digest")))
+    raise bottle.redirect("/account")
 
 
 def account(web: Web) -> str:
@@ -218,6 +245,7 @@ ROUTES = (
     Route("GET", "/account", account, USER),
     Route("POST", "/account/password", change_password, USER),
     Route("POST", "/account/language", set_language, USER),
+    Route("POST", "/account/chat-digest", set_chat_digest, USER),
     Route("POST", "/account/app-passwords", add_app_password, USER),
     Route("POST", "/account/app-passwords/<app_id:int>/delete", delete_app_password, USER),
     Route("POST", "/account/tokens", add_token, USER),

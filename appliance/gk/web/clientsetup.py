@@ -132,7 +132,18 @@ def devices(web: Web) -> str:
         url=url,
         qr=qr_svg(url),
         dav_url=dav if web.ctx.config.dav.enabled else "",
+        chat=chat_settings(web, host, user.local),
     )
+
+
+def chat_settings(web: Web, host: str, account: str) -> dict[str, Any] | None:
+    """What an IRC app needs (server, TLS port, SASL PLAIN with the user's name), and the web
+    chat's address; None while the chat is off."""
+    from gk.chat.core import ChatService
+
+    if web.ctx.services.maybe(ChatService) is None:
+        return None
+    return {"host": host, "port": web.ctx.config.chat.irc_port, "account": account}
 
 
 def dav_url(web: Web, host: str) -> tuple[int, bool]:

@@ -143,6 +143,8 @@ EVENT_NAMES = {
     "domain_added": N_("Mail domain added"),
     "domain_deleted": N_("Mail domain removed"),
     "dav_shared": N_("Calendar or address book shared"),
+    "chat_room_created": N_("Chat room created"),
+    "chat_room_deleted": N_("Chat room deleted"),
 }
 
 
