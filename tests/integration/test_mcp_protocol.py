@@ -296,7 +296,9 @@ def test_unknown_resource_is_invalid_params_with_its_uri(server, uri):
 def test_chat_rooms_are_resources_of_their_members_only(server):
     _, out = modern(server, "resources/list")
     rooms = {r["uri"]: r for r in out["result"]["resources"] if r["uri"].startswith("gk-chat:")}
-    assert set(rooms) == {"gk-chat:///room/team"} and rooms["gk-chat:///room/team"]["name"] == "#team"
+    # every user is in the default room (#general) and alice also in #team; never bob's private one
+    assert set(rooms) == {"gk-chat:///room/general", "gk-chat:///room/team"}
+    assert rooms["gk-chat:///room/team"]["name"] == "#team"
     _, out = modern(server, "resources/read", {"uri": "gk-chat:///room/team"}, name="gk-chat:///room/team")
     text = out["result"]["contents"][0]["text"]
     assert "<alice> Lunch at noon?" in text and "untrusted" in text
