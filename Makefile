@@ -83,7 +83,7 @@ clean:
 ARCH ?= x86-64
 BOARD ?= generic
 IMAGE_DEBS := mkosi systemd-container bubblewrap debootstrap dosfstools mtools fdisk e2fsprogs xz-utils \
-	bmap-tools zstd debian-archive-keyring qemu-system-x86 ovmf qemu-utils device-tree-compiler
+	bmap-tools zstd debian-archive-keyring qemu-system-x86 ovmf qemu-utils device-tree-compiler nftables
 IMAGE_ARM_DEBS := qemu-user-static binfmt-support qemu-system-arm qemu-efi-aarch64
 BACKPORTS := /etc/apt/sources.list.d/gk-backports.sources
 

@@ -65,10 +65,10 @@ def test_the_rules_load_without_etc_protocols() -> None:
     import shutil
     import subprocess
 
-    import pytest
+    from support.skips import skip_or_fail
 
     if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("unshare"):
-        pytest.skip("needs root, nft (Debian nftables) and unshare")
+        skip_or_fail("needs root, nft (Debian nftables, installed by make image-deps) and unshare")
     hide = "mount --bind /dev/null /etc/protocols && mount --bind /dev/null /etc/services"
     r = subprocess.run(
         ["unshare", "-m", "sh", "-c", f'{hide} && nft -c -f "$0"', str(RULES)], capture_output=True, text=True
