@@ -28,7 +28,7 @@ from gk.dav.service import DAVService
 from gk.dav.webapi import CALENDAR, Book, DavWeb, Invalid, NotFound, new_uid
 from gk.locale import N_
 from gk.web import calendar_events as events
-from gk.web import forms
+from gk.web import davfiles, forms
 from gk.web.app import USER, Route, Web
 from gk.web.i18n import translator
 
@@ -61,7 +61,6 @@ DEFAULT_TITLES = {N_("Calendar"): "calendar", N_("Tasks"): "tasks", N_("Contacts
 # calendar.css's .cal0-.cal7 (the CSP allows no inline style, so no arbitrary colour)
 PALETTE = ("#1d5fd1", "#1e7d32", "#b3261e", "#8a5a00", "#6a3fb5", "#00796b", "#c2185b", "#455a64")
 DEFAULT_COLOR = "#1d5fd1"
-IMPORTED = N_("Imported: {created} new, {updated} updated.")
 
 
 def davweb(web: Web) -> DavWeb:
@@ -86,25 +85,6 @@ def signed_in(web: Web) -> tuple[User, DavWeb]:
 
 def zone_name(web: Web) -> str:
     return str(getattr(localtime.zone(web.data_dir), "key", "UTC"))
-
-
-def upload_text(web: Web, name: str = "file") -> str:
-    """The uploaded file as text, bounded by ``dav.max_request_size``; Invalid if missing or too large."""
-    limit = int(web.ctx.config.dav.max_request_size)
-    if (bottle.request.content_length or 0) > limit + 64 * 1024:
-        raise Invalid(N_("The file is larger than the limit of {size} bytes."), size=limit)
-    upload = bottle.request.files.get(name)
-    if upload is None or not getattr(upload, "filename", ""):
-        raise Invalid(N_("Choose a file to import."))
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise Invalid(N_("The file is larger than the limit of {size} bytes."), size=limit)
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return str(data.decode(encoding))
-        except UnicodeDecodeError:
-            continue
-    raise Invalid(N_("This file could not be read: {reason}"), reason="encoding")
 
 
 def _date_param(value: str, today: dt.date) -> dt.date:
@@ -280,11 +260,7 @@ def calendar_page(web: Web) -> str:
     if view == "week":
         for d in days:
             d.slots, d.lanes = _slots(d.date, d.items, tz)
-    notice = ""
-    if q.get("imported") is not None:
-        created, updated = q.get("imported", "0"), q.get("updated", "0")
-        if created.isdigit() and updated.isdigit():
-            notice = web.gettext(IMPORTED, created=int(created), updated=int(updated))
+    notice = davfiles.imported_notice(web)
     return web.render(
         "calendar/view.html",
         view=view,
@@ -423,41 +399,12 @@ def event_delete(web: Web) -> None:
 # -- import / export -------------------------------------------------------------------------------
 def export(web: Web) -> Any:
     user, api = signed_in(web)
-    try:
-        book = api.book(user.address, bottle.request.query.getunicode("cal", default="") or "")
-        if book.tag != CALENDAR:
-            raise NotFound(book.path)
-        text = api.export_text(user.address, book)
-    except NotFound:
-        raise bottle.HTTPError(404, N_("Not found")) from None
-    return _download(text, book, "text/calendar", ".ics")
-
-
-def _download(text: str, book: Book, mime: str, suffix: str) -> bottle.HTTPResponse:
-    name = "".join(ch for ch in f"{book.owner}-{book.name}" if ch.isalnum() or ch in "@.-_") + suffix
-    resp = bottle.HTTPResponse(text.encode())
-    resp.set_header("Content-Type", f"{mime}; charset=utf-8")
-    resp.set_header("Content-Disposition", f'attachment; filename="{name}"')
-    return resp
+    return davfiles.export(user, api, "cal", CALENDAR, "text/calendar", ".ics")
 
 
 def import_file(web: Web) -> Any:
     user, api = signed_in(web)
-    cal = forms.text("cal")
-    try:
-        text = upload_text(web)
-        created, updated = api.import_text(user.address, cal, text)
-    except NotFound:
-        raise bottle.HTTPError(404, N_("Not found")) from None
-    except Invalid as e:
-        return _import_refused(web, api, user, e, "calendar")
-    query = urllib.parse.urlencode({"imported": created, "updated": updated})
-    raise bottle.redirect("/calendar?" + query, 303)
-
-
-def _import_refused(web: Web, api: DavWeb, user: User, e: Invalid, kind: str) -> Any:
-    bottle.response.status = 400
-    return web.render("calendar/import_refused.html", message=web.error_text(e), back="/" + kind)
+    return davfiles.import_file(web, user, api, "cal", "/calendar")
 
 
 # -- tasks -------------------------------------------------------------------------------------------

@@ -19,14 +19,13 @@ import bottle
 
 from gk.dav.webapi import ADDRESSBOOK, Book, DavWeb, Entry, Invalid, NotFound, new_uid
 from gk.locale import N_
-from gk.web import forms
+from gk.web import davfiles, forms
 from gk.web.app import USER, Route, Web
-from gk.web.calendar import _download, labels, signed_in, upload_text
+from gk.web.calendar import labels, signed_in
 
 EMAIL_TYPES = (("home", N_("Home")), ("work", N_("Work")), ("other", N_("Other")))
 PHONE_TYPES = (("cell", N_("Mobile")), ("home", N_("Home")), ("work", N_("Work")), ("other", N_("Other")))
 MAX_ROWS = 20  # emails or phones one form may carry
-IMPORTED = N_("Imported: {created} new, {updated} updated.")
 
 
 @dataclass
@@ -246,12 +245,7 @@ def contacts_page(web: Web) -> str:
         words = q.lower().split()
         rows = [r for r in rows if all(w in r.haystack for w in words)]
     rows.sort(key=lambda r: r.name.lower())
-    notice = ""
-    query = bottle.request.query
-    if query.get("imported") is not None:
-        created, updated = query.get("imported", "0"), query.get("updated", "0")
-        if created.isdigit() and updated.isdigit():
-            notice = web.gettext(IMPORTED, created=int(created), updated=int(updated))
+    notice = davfiles.imported_notice(web)
     return web.render(
         "contacts/list.html",
         rows=rows,
@@ -349,27 +343,12 @@ def contact_delete(web: Web) -> None:
 
 def export(web: Web) -> Any:
     user, api = signed_in(web)
-    try:
-        book = api.book(user.address, bottle.request.query.getunicode("book", default="") or "")
-        if book.tag != ADDRESSBOOK:
-            raise NotFound(book.path)
-        text = api.export_text(user.address, book)
-    except NotFound:
-        raise bottle.HTTPError(404, N_("Not found")) from None
-    return _download(text, book, "text/vcard", ".vcf")
+    return davfiles.export(user, api, "book", ADDRESSBOOK, "text/vcard", ".vcf")
 
 
 def import_file(web: Web) -> Any:
     user, api = signed_in(web)
-    try:
-        text = upload_text(web)
-        created, updated = api.import_text(user.address, forms.text("book"), text)
-    except NotFound:
-        raise bottle.HTTPError(404, N_("Not found")) from None
-    except Invalid as e:
-        bottle.response.status = 400
-        return web.render("calendar/import_refused.html", message=web.error_text(e), back="/contacts")
-    raise bottle.redirect("/contacts?" + urllib.parse.urlencode({"imported": created, "updated": updated}), 303)
+    return davfiles.import_file(web, user, api, "book", "/contacts")
 
 
 ROUTES = [
