@@ -20,6 +20,7 @@ from openapi_core import OpenAPI  # noqa: E402
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse  # noqa: E402
 from openapi_spec_validator import validate as validate_spec  # noqa: E402
 from support.gkserver import GKServer, gk  # noqa: E402
+from support.messages import drop_in_maildir  # noqa: E402
 from support.ports import free_port  # noqa: E402
 
 ALICE, BOB = "alice@test.example", "bob@test.example"
@@ -48,15 +49,6 @@ def rich(sender: str, to: str, subject: str) -> str:
         '--XX\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="report.pdf"\r\n'
         f"Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--XX--\r\n"
     )
-
-
-def drop_in_maildir(srv: GKServer, address: str, raw: str, seen: bool = False) -> None:
-    md = srv.data_dir / "mail" / address / "Maildir"
-    for sub in ("tmp", "new", "cur"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
-    name = f"{time.time():.6f}.test.{len(raw)}"
-    (md / "tmp" / name).write_bytes(raw.encode())
-    (md / "tmp" / name).rename(md / "cur" / f"{name}:2,S" if seen else md / "new" / name)
 
 
 @pytest.fixture(scope="module")

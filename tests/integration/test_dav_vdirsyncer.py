@@ -15,13 +15,10 @@ from pathlib import Path
 
 import caldav
 import pytest
-from support.gkserver import GKServer
+from support.gkserver import NO_MAIL, GKServer
 from support.testca import make_ca
 
-from gk import claim
-
 ALICE, ALICE_PW = "alice@test.example", "alice password 1"
-NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
 VDIRSYNCER = Path(sys.executable).parent / "vdirsyncer"
 
 EVENT = """BEGIN:VCALENDAR\r
@@ -92,11 +89,7 @@ def setup(tmp_path_factory):  # type: ignore[no-untyped-def]
     ca = make_ca(root / "ca")
     cert, key = ca.issue("127.0.0.1")
     srv = GKServer(root / "gk", {**NO_MAIL, "tls": {"cert_file": str(cert), "key_file": str(key)}})
-    srv.write_config()
-    srv.add_user(ALICE, ALICE_PW)
-    claim.claim(srv.data_dir, "test")
-    claim.complete(srv.data_dir)
-    srv.start()
+    srv.claimed({ALICE: ALICE_PW}).start()
     base = f"https://127.0.0.1:{srv.port('http.https_port')}"
     for d in ("calendar", "contacts", "status"):
         (root / d).mkdir()

@@ -21,6 +21,7 @@ mcp = pytest.importorskip("mcp", reason="the `test` extra is not installed (make
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from support.gkserver import GKServer, gk  # noqa: E402
+from support.messages import drop_in_maildir  # noqa: E402
 
 ALICE, BOB, CAROL = "alice@test.example", "bob@test.example", "carol@test.example"
 NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
@@ -33,15 +34,6 @@ def mail(sender: str, to: str, subject: str, body: str) -> str:
         f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{abs(hash(subject))}@test.example>\r\n"
         f"Date: Sun, 29 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     )
-
-
-def drop_in_maildir(srv: GKServer, address: str, raw: str) -> None:
-    md = srv.data_dir / "mail" / address / "Maildir"
-    for sub in ("tmp", "new", "cur"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
-    name = f"{time.time():.6f}.proto.{len(raw)}"
-    (md / "tmp" / name).write_bytes(raw.encode())
-    (md / "tmp" / name).rename(md / "new" / name)
 
 
 @pytest.fixture(scope="module")

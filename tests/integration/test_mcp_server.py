@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 
 import anyio
 import pytest
@@ -18,6 +17,7 @@ mcp = pytest.importorskip("mcp", reason="the `test` extra is not installed (make
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from support.gkserver import GKServer, gk  # noqa: E402
+from support.messages import drop_in_maildir  # noqa: E402
 
 ALICE, BOB = "alice@test.example", "bob@test.example"
 NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
@@ -30,15 +30,6 @@ def mail(sender: str, to: str, subject: str, body: str) -> str:
         f"Date: Sun, 29 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
         f"{body}\r\n"
     )
-
-
-def drop_in_maildir(srv: GKServer, address: str, raw: str, seen: bool = False) -> None:
-    md = srv.data_dir / "mail" / address / "Maildir"
-    for sub in ("tmp", "new", "cur"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
-    name = f"{time.time():.6f}.test.{len(raw)}"
-    (md / "tmp" / name).write_bytes(raw.encode())
-    (md / "tmp" / name).rename(md / "cur" / f"{name}:2,S" if seen else md / "new" / name)
 
 
 @pytest.fixture(scope="module")

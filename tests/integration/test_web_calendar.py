@@ -13,14 +13,11 @@ import urllib.parse
 
 import caldav
 import pytest
-from support.gkserver import GKServer
+from support.gkserver import NO_MAIL, GKServer
 from test_web_http import Client
-
-from gk import claim
 
 ALICE, ALICE_PW = "alice@test.example", "alice password 1"
 BOB, BOB_PW = "bob@test.example", "bob password 1"
-NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 
 ICS = """BEGIN:VCALENDAR\r
@@ -63,15 +60,7 @@ END:VCARD\r
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     srv = GKServer(tmp_path_factory.mktemp("webcal") / "gk", NO_MAIL)
-    srv.write_config()
-    srv.add_user(ALICE, ALICE_PW)
-    srv.add_user(BOB, BOB_PW)
-    claim.claim(srv.data_dir, "test")
-    claim.complete(srv.data_dir)
-    from gk import settings
-
-    settings.of(srv.data_dir).update(timezone="Europe/Paris")
-    srv.start()
+    srv.claimed({ALICE: ALICE_PW, BOB: BOB_PW}, timezone="Europe/Paris").start()
     yield srv
     srv.stop()
 
@@ -456,11 +445,7 @@ def test_import_and_export(server):
 
 def test_upload_size_is_limited(make_server):
     srv = make_server(overrides={**NO_MAIL, "dav": {"max_request_size": 8192}})
-    srv.write_config()
-    srv.add_user(ALICE, ALICE_PW)
-    claim.claim(srv.data_dir, "test")
-    claim.complete(srv.data_dir)
-    srv.start()
+    srv.claimed({ALICE: ALICE_PW}).start()
     c = web(srv)
     c.get("/calendar")
     big = ICS.replace("SUMMARY:Imported meeting", "SUMMARY:" + "x" * 20000)

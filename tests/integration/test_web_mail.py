@@ -4,10 +4,10 @@ attachments, flags, move, delete to Trash, search, per-user isolation, inert HTM
 from __future__ import annotations
 
 import re
-import time
 import urllib.parse
 
 import pytest
+from support.messages import drop_in_maildir
 from test_web_http import ADMIN, NO_MAIL, Client, run_wizard
 
 BOB, BOB_PW = "bob@test.example", "bob password 1"
@@ -24,16 +24,6 @@ XSS_MAIL = (
     '<img src="x" onerror="alert(2)"><a href="javascript:alert(3)">click</a>'
     '<img src="https://tracker.evil.example/pixel.gif"><div onclick="alert(4)">x</div>\r\n'
 )
-
-
-def drop_in_maildir(srv, address: str, raw: str) -> None:
-    """Deliver like an MDA: a file written to tmp/ then renamed into new/ (the store syncs from it)."""
-    md = srv.data_dir / "mail" / address / "Maildir"
-    for sub in ("tmp", "new", "cur"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
-    name = f"{time.time():.6f}.test.{len(raw)}"
-    (md / "tmp" / name).write_bytes(raw.encode())
-    (md / "tmp" / name).rename(md / "new" / name)
 
 
 def message_links(page: str) -> list[str]:

@@ -18,6 +18,11 @@ from support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GK = [sys.executable, "-m", "gk"]
+# overrides that turn the mail listeners off, for a server whose test needs only the web, DAV or chat
+NO_MAIL: dict[str, dict[str, Any]] = {
+    "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
+    "imap": {"port": 0, "tls_port": 0},
+}
 
 
 def _env() -> dict[str, str]:
@@ -115,6 +120,20 @@ class GKServer:
             store.add_user(address, password, admin=admin)
         finally:
             store.db.close()
+
+    def claimed(self, users: dict[str, str], admins: tuple[str, ...] = (), timezone: str = "") -> GKServer:
+        """The box as its wizard leaves it, not yet started: the config written, ``users`` (address:
+        password) added, the setup code spent and the wizard closed, the owner's zone set."""
+        from gk import claim, settings
+
+        self.write_config()
+        for address, password in users.items():
+            self.add_user(address, password, admin=address in admins)
+        claim.claim(self.data_dir, "test")
+        claim.complete(self.data_dir)
+        if timezone:
+            settings.of(self.data_dir).update(timezone=timezone)
+        return self
 
     def _seed_keys(self) -> None:
         """The session's TLS pair for the configured host name and a DKIM key for each local
