@@ -385,15 +385,9 @@ def event_skip(web: Web) -> None:
     raise bottle.redirect("/calendar", 303)
 
 
-def event_delete(web: Web) -> None:
+def event_delete(web: Web) -> Any:
     user, api = signed_in(web)
-    try:
-        api.delete(user.address, forms.text("cal"), forms.text("href"), forms.text("etag"))
-    except NotFound:
-        raise bottle.HTTPError(404, N_("Not found")) from None
-    except Invalid as e:
-        raise bottle.HTTPError(409, web.error_text(e)) from None
-    raise bottle.redirect("/calendar", 303)
+    return davfiles.delete_item(web, user, api, "cal", "/calendar")
 
 
 # -- import / export -------------------------------------------------------------------------------
@@ -512,13 +506,7 @@ def task_toggle(web: Web) -> Any:
 
 def task_delete(web: Web) -> Any:
     user, api = signed_in(web)
-    try:
-        api.delete(user.address, forms.text("cal"), forms.text("href"), forms.text("etag"))
-    except NotFound:
-        raise bottle.HTTPError(404, N_("Not found")) from None
-    except Invalid as e:
-        return tasks_page(web, web.error_text(e))
-    raise bottle.redirect("/calendar/tasks", 303)
+    return davfiles.delete_item(web, user, api, "cal", "/calendar/tasks", lambda error: tasks_page(web, error))
 
 
 ROUTES = [

@@ -330,15 +330,9 @@ def contact_save(web: Web) -> Any:
     raise bottle.redirect("/contacts/contact?" + query, 303)
 
 
-def contact_delete(web: Web) -> None:
+def contact_delete(web: Web) -> Any:
     user, api = signed_in(web)
-    try:
-        api.delete(user.address, forms.text("book"), forms.text("href"), forms.text("etag"))
-    except NotFound:
-        raise bottle.HTTPError(404, N_("Not found")) from None
-    except Invalid as e:
-        raise bottle.HTTPError(409, web.error_text(e)) from None
-    raise bottle.redirect("/contacts", 303)
+    return davfiles.delete_item(web, user, api, "book", "/contacts")
 
 
 def export(web: Web) -> Any:

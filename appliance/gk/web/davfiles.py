@@ -1,12 +1,14 @@
 """Whole collections as files, for the web calendar (``.ics``) and contacts (``.vcf``): the upload
 read within ``dav.max_request_size``, the import into a collection with the "Imported" notice on
-the page it returns to, and the export as a download. One place, so both pages refuse, limit
-and name files alike; the parsing and the rights are ``gk.dav.webapi``'s.
+the page it returns to, and the export as a download; and an item's deletion from those pages.
+One place, so both pages refuse, limit and name files alike; the parsing and the rights are
+``gk.dav.webapi``'s.
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import bottle
@@ -76,3 +78,19 @@ def imported_notice(web: Web) -> str:
     if created is None or not (created.isdigit() and updated.isdigit()):
         return ""
     return web.gettext(IMPORTED, created=int(created), updated=int(updated))
+
+
+def delete_item(
+    web: Web, user: User, api: DavWeb, param: str, back: str, refused: Callable[[str], Any] | None = None
+) -> Any:
+    """Deletes the item the form names (collection ``param``, ``href``, ``etag``) and goes back to
+    ``back``; an item changed since the page was shown is refused with 409, or by ``refused``."""
+    try:
+        api.delete(user.address, forms.text(param), forms.text("href"), forms.text("etag"))
+    except NotFound:
+        raise bottle.HTTPError(404, N_("Not found")) from None
+    except Invalid as e:
+        if refused is None:
+            raise bottle.HTTPError(409, web.error_text(e)) from None
+        return refused(web.error_text(e))
+    raise bottle.redirect(back, 303)
