@@ -6,23 +6,14 @@ the htmx form, and the page in French. Screenshots go to ``tests/artifacts/assis
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import browser as b
 from support.gkserver import GKServer
 
 pytest.importorskip("llama_cpp", reason="the `ai` extra is not installed (make setup installs it)")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-ART = Path(__file__).resolve().parents[1] / "artifacts" / "assistant"
 ALICE, CLAIRE, PW = "alice@home.example", "claire@home.example", "correct horse battery"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by make test")
 
 
 @pytest.fixture(scope="module")
@@ -53,32 +44,11 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if ART.exists():
-        shutil.rmtree(ART)
-    ART.mkdir(parents=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
 def open_page(browser, server, address: str, locale: str):
-    ctx = browser.new_context(locale=locale, viewport={"width": 1200, "height": 820})
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
+    page = b.new_page(browser, locale=locale, timezone=None)
+    problems: list[str] = page.errors  # type: ignore[attr-defined]
     base = f"http://127.0.0.1:{server.port('http.port')}"
-    page.goto(base + "/login")
-    page.fill("input[name=address]", address)
-    page.fill("input[name=password]", PW)
-    page.click("form button[type=submit]")
-    page.wait_for_load_state()
+    b.login(page, base, address, PW, next="/assistant")
     # a CSP violation is reported to the console with the element that caused it
     page.add_init_script(
         "document.addEventListener('securitypolicyviolation', e => console.error('CSP violation: '"
@@ -117,7 +87,7 @@ def test_a_streamed_answer_stop_and_a_follow_up(browser, server):
     answer_grows(page)
     page.click("#answer button.stop")
     page.wait_for_selector("#answer", state="detached")
-    page.screenshot(path=str(ART / "streaming-en.png"), full_page=True)  # the stopped answer
+    page.screenshot(path=str(b.artifacts("assistant") / "streaming-en.png"), full_page=True)  # the stopped answer
     assert "Stopped." in page.locator(".messages-list .msg.assistant .note").last.inner_text()
     assert page.locator(".messages-list .msg.user").count() == 1
     # a follow-up through the htmx form: appended without a page load, streamed, stopped
@@ -129,17 +99,19 @@ def test_a_streamed_answer_stop_and_a_follow_up(browser, server):
     page.click("#answer button.stop")
     page.wait_for_selector("#answer", state="detached")
     assert page.locator(".messages-list .msg.assistant").count() == 2
-    page.screenshot(path=str(ART / "conversation-en.png"), full_page=True)
+    page.screenshot(path=str(b.artifacts("assistant") / "conversation-en.png"), full_page=True)
     # it is all stored: a reload shows both turns and opens no stream
     page.reload()
     assert page.locator(".messages-list .msg.user").count() == 2 and page.locator("#answer").count() == 0
     assert page.locator(".conversations li a[aria-current]").count() == 1
+    b.assert_accessible(page, "assistant-conversation")  # issue 10: no serious or critical violation
     assert not [p for p in problems if "Content Security Policy" in p or "CSP violation" in p], problems
 
 
 def test_the_assistant_in_french(browser, server):
     page, problems = open_page(browser, server, CLAIRE, "fr-FR")
     assert page.locator("h1").inner_text() == "Assistant"
+    b.assert_accessible(page, "assistant-fr")
     assert page.locator("button.new").inner_text() == "Nouvelle conversation"
     page.fill("#first", "Bonjour, peux-tu m'aider à écrire un mot pour la voisine ?")
     page.click("form.ask button[type=submit]")
@@ -149,6 +121,6 @@ def test_the_assistant_in_french(browser, server):
     page.click("#answer button.stop")
     page.wait_for_selector("#answer", state="detached")
     assert "Arrêté." in page.locator(".msg.assistant .note").last.inner_text()
-    page.screenshot(path=str(ART / "streaming-fr.png"), full_page=True)
-    page.screenshot(path=str(ART / "conversation-fr.png"), full_page=True)
+    page.screenshot(path=str(b.artifacts("assistant") / "streaming-fr.png"), full_page=True)
+    page.screenshot(path=str(b.artifacts("assistant") / "conversation-fr.png"), full_page=True)
     assert not [p for p in problems if "Content Security Policy" in p or "CSP violation" in p], problems

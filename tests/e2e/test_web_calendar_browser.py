@@ -7,57 +7,24 @@ desktop and phone sizes to ``tests/artifacts/calendar/`` (git-ignored).
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import sys
 import zoneinfo
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from support import browser as b
+from support.gkserver import NO_MAIL, GKServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.gkserver import GKServer
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-ART = Path(__file__).resolve().parents[1] / "artifacts" / "calendar"
 ALICE, ALICE_PW = "alice@home.example", "alice password 1"
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
-NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
 
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by make test"),
-    pytest.mark.filterwarnings("ignore:Unverified HTTPS request"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from gk import claim, settings
-
     srv = GKServer(tmp_path_factory.mktemp("web-cal-e2e") / "gk", NO_MAIL)
-    srv.write_config()
-    srv.add_user(ALICE, ALICE_PW)
-    claim.claim(srv.data_dir, "test")
-    claim.complete(srv.data_dir)
-    settings.of(srv.data_dir).update(timezone="Europe/Paris")
-    srv.start()
+    srv.claimed({ALICE: ALICE_PW}, timezone="Europe/Paris").start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if ART.exists():
-        shutil.rmtree(ART)
-    ART.mkdir(parents=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def base(srv: GKServer) -> str:
@@ -65,38 +32,20 @@ def base(srv: GKServer) -> str:
 
 
 def new_page(browser, locale: str = "en-US"):
-    """A page that records console errors (a CSP violation, e.g. an inline style, is one)."""
-    ctx = browser.new_context(viewport=DESKTOP, ignore_https_errors=True, locale=locale)
-    page = ctx.new_page()
-    errors: list[str] = []
-    # a failed load is checked by its response (the browser's own /favicon.ico is no error of ours)
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None,
-    )
-    page.on(
-        "response",
-        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 and "favicon" not in r.url else None,
-    )
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
+    return b.new_page(browser, locale=locale, timezone=None)
 
 
 def login(page, srv: GKServer) -> None:
-    page.goto(base(srv) + "/login?next=/calendar")
-    page.fill("#f-address", ALICE)
-    page.fill("#f-password", ALICE_PW)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/calendar**")
+    b.login(page, base(srv), ALICE, ALICE_PW, next="/calendar")
+
+
+AXE_FOUND: dict[str, list[str]] = {}  # test_accessibility asserts it stays empty
 
 
 def shot(page, name: str) -> None:
-    """At desktop size, then again at phone size (the page is reloaded at that width)."""
-    page.set_viewport_size(DESKTOP)
-    page.screenshot(path=str(ART / f"{name}-desktop.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-    page.screenshot(path=str(ART / f"{name}-phone.png"), full_page=True)
-    page.set_viewport_size(DESKTOP)
+    """At desktop size, then again at phone size; and the axe-core scan at both sizes."""
+    b.axe_scan(page, name, AXE_FOUND)
+    b.shot(page, b.artifacts("calendar"), name, both=True)
 
 
 def today() -> dt.date:
@@ -197,3 +146,15 @@ def test_french_pages(server, browser):
     shot(page, "fr-tasks")
     assert page.errors == []
     page.close()
+
+
+def test_accessibility(server, browser):
+    """Issue 10: no serious or critical axe-core violation on the calendar's views, the event
+    form, contacts, tasks (every page above was scanned as it was screenshotted) and sharing."""
+    page = new_page(browser)
+    login(page, server)
+    page.goto(base(server) + "/sharing")
+    assert page.locator("h1").count() == 1
+    shot(page, "en-sharing")
+    page.close()
+    assert AXE_FOUND == {}, "\n".join(v for vs in AXE_FOUND.values() for v in vs)

@@ -9,25 +9,17 @@ desktop and phone, go to ``tests/artifacts/chat/``.
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from support import browser as b
+from support.browser import DESKTOP, PHONE
 from support.gkserver import GKServer
 
-from gk import claim
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-ART = Path(__file__).resolve().parents[1] / "artifacts" / "chat"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 PASSWORD = "correct horse battery staple"
 ALICE, BOB = "alice@home.example", "bob@home.example"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 
 
 def png(width: int = 240, height: int = 140) -> bytes:
@@ -48,8 +40,6 @@ def png(width: int = 240, height: int = 140) -> bytes:
 
 PNG = png()
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by make test")
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):  # type: ignore[no-untyped-def]
@@ -63,48 +53,15 @@ def server(tmp_path_factory):  # type: ignore[no-untyped-def]
             "chat": {"max_upload_bytes": 1024 * 1024, "line_burst": 400, "lines_per_second": 200.0},
         },
     )
-    srv.write_config()
-    srv.add_user(ALICE, PASSWORD)
-    srv.add_user(BOB, PASSWORD)
-    claim.claim(srv.data_dir, "test")
-    claim.complete(srv.data_dir)
-    srv.start()
+    srv.claimed({ALICE: PASSWORD, BOB: PASSWORD}).start()
     yield srv
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    if ART.exists():
-        shutil.rmtree(ART)
-    ART.mkdir(parents=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
 def open_chat(browser, base: str, address: str, viewport=DESKTOP, locale: str = "en-US", mobile: bool = False):  # type: ignore[no-untyped-def]
-    ctx = browser.new_context(viewport=viewport, is_mobile=mobile, locale=locale)
-    page = ctx.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    # CSP refusals, script errors, failed requests (the browser's own favicon probe aside)
-    page.on(
-        "console",
-        lambda m: m.type == "error" and "Failed to load resource" not in m.text and page.errors.append(m.text),  # type: ignore[attr-defined]
-    )
-    page.on(
-        "response",
-        lambda r: r.status >= 400 and "favicon" not in r.url and page.errors.append(f"{r.status} {r.url}"),  # type: ignore[attr-defined]
-    )
-    page.on("dialog", lambda d: d.accept())
-    page.goto(base + "/login?next=/chat")
-    page.fill("#f-address", address)
-    page.fill("#f-password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/chat/r/general")
+    # CSP refusals, script errors, failed requests go to page.errors
+    page = b.new_page(browser, viewport, locale=locale, mobile=mobile, timezone=None, dialogs="accept")
+    b.login(page, base, address, PASSWORD, next="/chat", lands="**/chat/r/general")
     wait_live(page)
     return page
 
@@ -150,8 +107,13 @@ def irc_client(server):  # type: ignore[no-untyped-def]
     return irc
 
 
+AXE_FOUND: dict[str, list[str]] = {}  # test_accessibility asserts it stays empty
+
+
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    page.screenshot(path=str(ART / f"{name}.png"))
+    """A screenshot at the page's size, and the axe-core scan at desktop and phone sizes."""
+    b.axe_scan(page, name, AXE_FOUND)
+    page.screenshot(path=str(b.artifacts("chat") / f"{name}.png"))
 
 
 def test_two_browsers_and_irc_chat_live(server, browser):  # type: ignore[no-untyped-def]
@@ -284,3 +246,14 @@ def test_french_desktop_and_phone(server, browser):  # type: ignore[no-untyped-d
     assert re.search("Créer ou rejoindre un salon", page.content())
     shot(page, "chat-rooms-fr-phone")
     page.context.close()
+
+
+def test_accessibility(server, browser):  # type: ignore[no-untyped-def]
+    """Issue 10: no serious or critical axe-core violation on a room, the room list and search
+    (the pages above were scanned as they were screenshotted)."""
+    base = f"http://127.0.0.1:{server.port('http.port')}"
+    page = open_chat(browser, base, BOB)
+    page.goto(base + "/chat/search?q=dinner")
+    shot(page, "chat-search-en")
+    page.context.close()
+    assert AXE_FOUND == {}, "\n".join(v for vs in AXE_FOUND.values() for v in vs)
