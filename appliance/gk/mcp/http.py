@@ -32,7 +32,7 @@ from gevent.queue import Empty, Queue
 
 import gk
 from gk import events
-from gk.mcp import auth, fixtures, jsonrpc, protocol
+from gk.mcp import auth, fixtures, jsonrpc, protocol, scopes
 from gk.mcp.jsonrpc import RPCError
 from gk.mcp.prompts import Prompts
 from gk.mcp.protocol import Envelope
@@ -233,13 +233,17 @@ def make_app(svc: Any) -> bottle.Bottle:
         if req.content_length > svc.cfg.max_request_size:
             return refuse(413, jsonrpc.INVALID_REQUEST, f"request body over {svc.cfg.max_request_size} bytes")
         address, preferred = "", ""
+        granted: frozenset[str] | None = None  # the token's scopes (None: the fixtures' endpoint, no token)
+        scopes.granted.set(None)
         if authenticate:
             token = auth.bearer(req.get_header("Authorization") or "")
-            user = svc.verify(token) if token else None
-            if user is None:
+            caller = svc.verify(token, req.environ) if token else None
+            scopes.granted.set(caller[1] if caller else frozenset())  # what Registry.list/call allow
+            if caller is None:
                 challenge = auth.challenge(req.environ, "invalid_token" if token else "")
-                return refuse(401, jsonrpc.INVALID_REQUEST, "missing or invalid bearer token (gk token add ADDRESS --scope mcp)",
+                return refuse(401, jsonrpc.INVALID_REQUEST, "missing or invalid bearer token (OAuth, or gk token add ADDRESS --scope mcp)",
                               {"WWW-Authenticate": challenge})  # fmt: skip
+            user, granted = caller
             address, preferred = user.address, user.language
         body = req.body.read(svc.cfg.max_request_size + 1)
         if len(body) > svc.cfg.max_request_size:  # chunked, or a lying Content-Length
@@ -276,7 +280,7 @@ def make_app(svc: Any) -> bottle.Bottle:
                 return listen(ep, msg.id, msg.params, address, accept)
             if method == "tools/call":
                 return call_tool(ep, msg.id, msg.params, env, address, accept)
-            value = dispatch(ep, method, msg.params, env, address, lang)
+            value = dispatch(ep, method, msg.params, env, address, lang, granted)
         except RPCError as exc:
             return _json(jsonrpc.error(msg.id, exc.code, exc.message, exc.data), exc.status)
         except Exception:
@@ -288,7 +292,13 @@ def make_app(svc: Any) -> bottle.Bottle:
         return RPCError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}", 404 if modern else 200)
 
     def dispatch(
-        ep: Endpoint, method: str, params: dict[str, Any], env: Envelope, address: str, lang: str
+        ep: Endpoint,
+        method: str,
+        params: dict[str, Any],
+        env: Envelope,
+        address: str,
+        lang: str,
+        granted: frozenset[str] | None,
     ) -> dict[str, Any]:
         if env.modern and method in protocol.REMOVED:
             raise not_found(method, True)
@@ -320,14 +330,14 @@ def make_app(svc: Any) -> bottle.Bottle:
         if method == "tools/list":
             return {"tools": ep.tools(lang)}
         if method == "resources/list" and ep.resources:
-            return {"resources": ep.resources.entries(address, lang)}
+            return {"resources": ep.resources.entries(address, lang, granted)}
         if method == "resources/templates/list" and ep.resources:
-            return {"resourceTemplates": ep.resources.templates(lang)}
+            return {"resourceTemplates": ep.resources.templates(lang, granted)}
         if method == "resources/read" and ep.resources:
             uri = params.get("uri")
             if not isinstance(uri, str) or not uri:
                 raise RPCError(jsonrpc.INVALID_PARAMS, "resources/read needs params.uri")
-            return {"contents": ep.resources.read(address, uri)}
+            return {"contents": ep.resources.read(address, uri, granted)}
         if method == "prompts/list" and ep.prompts:
             return {"prompts": ep.prompts.describe(lang)}
         if method == "prompts/get" and ep.prompts:
