@@ -349,6 +349,17 @@ def test_a_bare_mcp_token_with_one_feature_reads_only_that_features_resources(se
     denied = rpc(chat_only, "resources/read", {"uri": "gk-mail:///folder/INBOX"})
     assert denied["error"]["code"] == -32602
     assert "contents" in rpc(mail_only, "resources/read", {"uri": "gk-mail:///folder/INBOX"})["result"]
+    # subscriptions/listen (2026-07-28) agrees to updates of readable URIs only
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    wanted = ["gk-mail:///folder/INBOX", "gk-chat:///room/general"]
+    body = {"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen",
+            "params": {"_meta": meta, "notifications": {"resourceSubscriptions": wanted}}}  # fmt: skip
+    with requests.post(base(server) + "/mcp", json=body, stream=True, timeout=60,
+                       headers={"Authorization": f"Bearer {mail_only}", "Accept": "application/json, text/event-stream",
+                                "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"}) as r:  # fmt: skip
+        assert r.status_code == 200
+        ack = next(json.loads(line[6:]) for line in r.iter_lines() if line.startswith(b"data: "))
+    assert ack["params"]["notifications"]["resourceSubscriptions"] == ["gk-mail:///folder/INBOX"]
 
 
 # -- the MCP Inspector CLI ---------------------------------------------------------------------

@@ -114,3 +114,17 @@ def test_redirect_uris():
     for meta in ({"redirect_uris": []}, {"redirect_uris": bad[:1]}, {"redirect_uris": good, "grant_types": ["implicit"]}, []):  # fmt: skip
         with pytest.raises(ClientError):
             registration(meta)
+
+
+def test_pkce_s256_and_scopes():
+    from gk.oauth.server import oauth_scope, pkce_ok
+
+    # RFC 7636 appendix B
+    assert pkce_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+    assert not pkce_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+    assert not pkce_ok("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+    assert oauth_scope("") == "mcp mail:read chat:read calendar:read"
+    assert oauth_scope("mail:write") == "mcp mail:read mail:write"
+    assert oauth_scope("ai mcp") == "mcp mail:read chat:read calendar:read"  # never /v1; bare mcp = read-only
+    with pytest.raises(ValueError):
+        oauth_scope("mcp root")

@@ -277,7 +277,7 @@ def make_app(svc: Any) -> bottle.Bottle:
         lang = _lang(req.get_header("Accept-Language") or (locale if isinstance(locale, str) else ""), preferred)
         try:
             if method == "subscriptions/listen" and env.modern:
-                return listen(ep, msg.id, msg.params, address, accept)
+                return listen(ep, msg.id, msg.params, address, accept, granted)
             if method == "tools/call":
                 return call_tool(ep, msg.id, msg.params, env, address, accept)
             value = dispatch(ep, method, msg.params, env, address, lang, granted)
@@ -441,7 +441,9 @@ def make_app(svc: Any) -> bottle.Bottle:
         state = signer.open(params, id_) if env.modern else None
         return fixtures.Call(env, lambda kind: ep.hub.changed(kind), responses, state, signer.sign)
 
-    def listen(ep: Endpoint, id_: Any, params: dict[str, Any], address: str, accept: str) -> bottle.HTTPResponse:
+    def listen(
+        ep: Endpoint, id_: Any, params: dict[str, Any], address: str, accept: str, granted: frozenset[str] | None
+    ) -> bottle.HTTPResponse:
         wanted = params.get("notifications")
         if not isinstance(wanted, dict):
             raise RPCError(jsonrpc.INVALID_PARAMS, "subscriptions/listen needs params.notifications", 400)
@@ -460,7 +462,10 @@ def make_app(svc: Any) -> bottle.Bottle:
                 agreed[key] = True
         uris = wanted.get("resourceSubscriptions")
         if isinstance(uris, list) and ep.resources:
-            agreed["resourceSubscriptions"] = [u for u in uris if isinstance(u, str)][:100]
+            # only URIs the token may read: no update notices about another feature's data
+            agreed["resourceSubscriptions"] = [
+                u for u in uris if isinstance(u, str) and ep.resources.may_read(u, granted)
+            ][:100]
         lst = Listener(address, agreed)
         ep.hub.listeners.append(lst)
         meta = {protocol.META_SUBSCRIPTION: id_}

@@ -293,6 +293,9 @@ def mail_resources(store: MailboxStore) -> MailResources:
     return MailResources(mail.list_folders, list_messages, read_message)
 
 
+FEATURE_OF_SCHEME = {"gk-mail": "mail", "gk-chat": "chat", "gk-cal": "calendar"}
+
+
 class Resources:
     """All the providers of one endpoint. ``granted``: the scopes of the request's token (None:
     no token in play, every provider): a provider whose feature's ``:read`` scope is missing
@@ -312,6 +315,11 @@ class Resources:
 
     def templates(self, lang: str, granted: frozenset[str] | None) -> list[dict[str, Any]]:
         return [t for p in self._allowed(granted) for t in p.templates(lang)]
+
+    def may_read(self, uri: str, granted: frozenset[str] | None) -> bool:
+        """Is ``uri`` outside every provider the token may not read (by its scheme)?"""
+        feature = FEATURE_OF_SCHEME.get(uri.split(":", 1)[0])
+        return scopes.feature_allowed(feature, granted)
 
     def read(self, address: str, uri: str, granted: frozenset[str] | None) -> list[dict[str, Any]]:
         for p in self._allowed(granted):
