@@ -264,6 +264,13 @@ def test_bad_input_gets_the_rfcs_errors(server):
         assert r.status_code == 302
         q = parse_qs(urlsplit(r.headers["Location"]).query)
         assert r.headers["Location"].startswith(REDIRECT) and q["error"] == [error] and q["state"] == ["st4te"]
+    # the consent page in French; its form needs the session's CSRF token
+    r = alice.get(authorize_url(server, client_id, challenge), allow_redirects=False, timeout=60)
+    consent_url = urljoin(base(server), r.headers["Location"])
+    page = alice.get(consent_url, headers={"Accept-Language": "fr"}, timeout=60).text
+    assert "Connecter une application" in page and "raw client" in page and "Autoriser" in page
+    r = alice.post(consent_url, data={"action": "allow"}, allow_redirects=False, timeout=60)
+    assert r.status_code == 403 and "Location" not in r.headers
     # the user denies
     assert consent(alice, authorize_url(server, client_id, challenge), "deny")["error"] == "access_denied"
 
@@ -322,6 +329,17 @@ def test_bad_input_gets_the_rfcs_errors(server):
     with sqlite3.connect(server.data_dir / "oauth.sqlite3") as db:
         db.execute("UPDATE grants SET access_expires = ?", (time.time() - 1,))
     assert mcp_status(server, renewed["access_token"]) == 401
+
+    # RFC 7009 revocation: a stranger's client_id changes nothing; the owner's ends the grant
+    for who in (other_client, client_id):
+        r = requests.post(base(server) + "/oauth/revoke", data={"token": renewed["refresh_token"], "client_id": who},
+                          timeout=60)  # fmt: skip
+        assert r.status_code == 200
+        ok = token_request(
+            server, grant_type="refresh_token", refresh_token=renewed["refresh_token"], client_id=client_id
+        )
+        assert ("access_token" in ok[1]) if who == other_client else (ok[1]["error"] == "invalid_grant")
+        renewed = ok[1] if who == other_client else renewed
 
 
 def test_a_bare_mcp_token_with_one_feature_reads_only_that_features_resources(server):
