@@ -348,10 +348,10 @@ def make_app(svc: Any) -> bottle.Bottle:
                 return fixtures.input_prompt(fixture_call(ep, env, params, None))
             return ep.prompts.get(name, params.get("arguments"), lang)
         if method == "completion/complete" and ep.prompts:
-            return complete(ep, params, address)
+            return complete(ep, params, address, granted)
         raise not_found(method, env.modern)
 
-    def complete(ep: Endpoint, params: dict[str, Any], address: str) -> dict[str, Any]:
+    def complete(ep: Endpoint, params: dict[str, Any], address: str, granted: frozenset[str] | None) -> dict[str, Any]:
         ref, argument = params.get("ref"), params.get("argument")
         if not isinstance(ref, dict) or not isinstance(argument, dict):
             raise RPCError(jsonrpc.INVALID_PARAMS, "completion/complete needs params.ref and params.argument")
@@ -361,6 +361,8 @@ def make_app(svc: Any) -> bottle.Bottle:
         values: list[str] = []
         if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
             values = ep.prompts.complete(address, ref["name"], name, value)
+            if not scopes.feature_allowed("mail", granted):  # the completions are mail folder names
+                values = []
         elif ref.get("type") != "ref/resource":
             raise RPCError(jsonrpc.INVALID_PARAMS, "params.ref must be a ref/prompt or a ref/resource")
         return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}

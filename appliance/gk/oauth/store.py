@@ -7,7 +7,8 @@ random bytes from ``secrets``: a plain hash is enough, as in ``gk.ai.tokens``). 
 single-use and live ``CODE_SECONDS``; presenting a used code again revokes the grant it made
 (RFC 6749 §4.1.2). Access tokens live ``ACCESS_SECONDS`` and are bound to one resource (RFC
 8707 audience) and one grant; refresh tokens are rotated on each use (OAuth 2.1 §4.3.1 for
-public clients): the old one stops working. Deleting a grant (the user's account page, or a
+public clients): the old one stops working, and presenting it again ends the grant (RFC 9700
+§4.14.2: one of the two holders is a thief). Deleting a grant (the user's account page, or a
 replayed code) kills its refresh and access tokens at once. Writes are ``synchronous=FULL``.
 """
 
@@ -54,12 +55,14 @@ MIGRATIONS = [
         resource TEXT NOT NULL,
         refresh_sha256 BLOB UNIQUE,
         refresh_expires REAL NOT NULL DEFAULT 0,
+        previous_refresh_sha256 BLOB,
         access_sha256 BLOB UNIQUE,
         access_expires REAL NOT NULL DEFAULT 0,
         created REAL NOT NULL,
         last_used REAL NOT NULL DEFAULT 0
     );
     CREATE INDEX grants_address ON grants(address);
+    CREATE INDEX grants_previous_refresh ON grants(previous_refresh_sha256);
     CREATE TABLE codes (
         code_sha256 BLOB PRIMARY KEY,
         address TEXT NOT NULL,
@@ -237,13 +240,24 @@ class OAuthStore:
                 "SELECT id, client_id, scope, resource, refresh_expires FROM grants WHERE refresh_sha256 = ?",
                 (digest(refresh_token),),
             ).fetchone()
-            if row is None or row["refresh_expires"] < now:
-                raise InvalidGrant("unknown, rotated or expired refresh token")
-            if row["client_id"] != client_id:
-                raise InvalidGrant("refresh token issued to another client")
-            if resource is not None and resource != row["resource"]:
-                raise InvalidGrant("resource differs from the grant's")
-            return self._issue(conn, int(row["id"]), row["scope"], now)
+            error = ""
+            if row is None:
+                # a rotated refresh token presented again: stolen, or the client is confused;
+                # either way the grant ends (RFC 9700 §4.14.2)
+                conn.execute("DELETE FROM grants WHERE previous_refresh_sha256 = ?", (digest(refresh_token),))
+                error = "unknown or already rotated refresh token"
+            elif row["refresh_expires"] < now:
+                error = "refresh token expired"
+            elif row["client_id"] != client_id:
+                error = "refresh token issued to another client"
+            elif resource is not None and resource != row["resource"]:
+                error = "resource differs from the grant's"
+            else:
+                conn.execute("UPDATE grants SET previous_refresh_sha256 = refresh_sha256 WHERE id = ?", (row["id"],))
+                issued = self._issue(conn, int(row["id"]), row["scope"], now)
+        if error:
+            raise InvalidGrant(error)
+        return issued
 
     # -- access tokens (the resource server's side) ----------------------------------------
     def verify(self, access_token: str, resource: str) -> Grant | None:
