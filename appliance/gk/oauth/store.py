@@ -175,6 +175,7 @@ class OAuthStore:
         now = time.time()
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM codes WHERE expires < ?", (now - 86400,))  # used ones kept a day: replay seen
+            conn.execute("DELETE FROM grants WHERE refresh_expires > 0 AND refresh_expires < ?", (now,))  # lapsed
             conn.execute(
                 "INSERT INTO codes(code_sha256, address, client_id, client_name, redirect_uri, challenge, scope,"
                 " resource, expires) VALUES (?,?,?,?,?,?,?,?,?)",
