@@ -200,6 +200,34 @@ def _mcp_metadata(svc: object) -> WSGIApp:
     return svc.metadata_app
 
 
+def _oauth_metadata(svc: object) -> WSGIApp:
+    from gk.mcp.service import MCPService
+
+    assert isinstance(svc, MCPService)
+    return svc.oauth.metadata_app()
+
+
+def _oauth_token(svc: object) -> WSGIApp:
+    from gk.mcp.service import MCPService
+
+    assert isinstance(svc, MCPService)
+    return svc.oauth.token_app()
+
+
+def _oauth_register(svc: object) -> WSGIApp:
+    from gk.mcp.service import MCPService
+
+    assert isinstance(svc, MCPService)
+    return svc.oauth.register_app()
+
+
+def _oauth_revoke(svc: object) -> WSGIApp:
+    from gk.mcp.service import MCPService
+
+    assert isinstance(svc, MCPService)
+    return svc.oauth.revoke_app()
+
+
 def _api_app(svc: object) -> WSGIApp:
     from gk.api.service import APIService
 
@@ -298,6 +326,11 @@ FEATURES: tuple[Feature, ...] = (
         mounts=(
             Mount("/mcp", _mcp_app, Csrf.EXEMPT, Auth.PER_REQUEST),
             Mount("/.well-known/oauth-protected-resource", _mcp_metadata, Csrf.CHECKED, Auth.PER_REQUEST),
+            # GK as the OAuth authorization server of /mcp (gk.oauth; the consent page is a web route)
+            Mount("/.well-known/oauth-authorization-server", _oauth_metadata, Csrf.CHECKED, Auth.PER_REQUEST),
+            Mount("/oauth/token", _oauth_token, Csrf.EXEMPT, Auth.PER_REQUEST),
+            Mount("/oauth/register", _oauth_register, Csrf.EXEMPT, Auth.PER_REQUEST),
+            Mount("/oauth/revoke", _oauth_revoke, Csrf.EXEMPT, Auth.PER_REQUEST),
         ),
     ),
     # the mail REST API: bearer tokens on every request, never the session cookie

@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parents[2] / "appliance" / "gk"
 # top to bottom; a module belongs to the longest prefix that names it
 LAYERS: list[list[str]] = [
     ["gk.__main__", "gk.cli", "gk.server", "gk.features"],  # entry points and the feature list
-    ["gk.web", "gk.dav.web"],  # the web UI: mounts and pages over every feature (DAV sharing pages)
-    ["gk.diagnosis", "gk.setupfile", "gk.mcp", "gk.api"],  # over several features at once
+    [
+        "gk.web",
+        "gk.dav.web",
+        "gk.oauth.web",
+    ],  # the web UI: mounts and pages over every feature (DAV sharing, OAuth consent)
+    ["gk.diagnosis", "gk.setupfile", "gk.mcp", "gk.api", "gk.oauth"],  # over several features at once
     ["gk.ai", "gk.chat", "gk.dav", "gk.acme", "gk.hw"],  # features
     ["gk.mail.smtp", "gk.mail.imap", "gk.mail.queue", "gk.mail.submission", "gk.mail.dnsrecords"],  # protocols
     ["gk.mail.delivery", "gk.mail.outbound", "gk.mail.authcheck", "gk.mail.dkim", "gk.mail.dnsresolver"],

@@ -36,6 +36,7 @@ ANONYMOUS = {
     ("ANY", "/.well-known/caldav"),
     ("ANY", "/.well-known/carddav"),
     ("PROPFIND", "/"),
+    ("GET", "/oauth/authorize"),  # checks the client, then sends the browser to the signed-in consent page
 }
 # a value for each URL wildcard, to call every route
 SAMPLE = {
@@ -51,6 +52,8 @@ SAMPLE = {
     "<conv:int>": "1",
 }
 SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
+SAMPLE["<rid>"] = "x"  # an OAuth authorization request waiting for consent
+SAMPLE["<grant_id:int>"] = "1"  # a connected OAuth application
 
 
 def concrete(rule: str) -> str:

@@ -8,14 +8,15 @@ suite's, test mode only), ``registry``
 (tools with JSON-Schema inputs and outputs, annotations, EN/FR titles from the catalog, the
 argument checks), ``mailtools`` (``mail_list_folders``, ``mail_list_unread``, ``mail_search``,
 ``mail_read``: through the mailbox's face only, as the token's user), ``auth`` (bearer tokens
-with the ``mcp`` scope from ``gk.ai.tokens``, the 401 challenge and RFC 9728 metadata),
+with the ``mcp`` scope from ``gk.ai.tokens`` or OAuth access tokens from ``gk.oauth``, the 401
+challenge and RFC 9728 metadata),
 ``http`` (the Streamable HTTP transport in bottle: stateless, JSON or SSE answers,
 ``subscriptions/listen``),
 ``service`` (the feature's service, declared in ``gk.features`` with its two mounts).
 
 Protocol: 2026-07-28 (stateless: ``server/discover``, ``_meta`` per request, ``Mcp-Method`` and
 ``Mcp-Name`` headers) and 2025-11-25 (also 2025-06-18 and 2025-03-26) through ``initialize``
-without sessions. Not yet: OAuth.
+without sessions. OAuth 2.1 for MCP clients: ``gk.oauth`` (GK is the authorization server of ``/mcp``).
 
 Side effects: ``writetools`` (``mail_send``, ``mail_reply``, ``mail_move``, ``mail_flag``,
 ``mail_delete``, ``chat_post``) only queue pending actions (``approvals``, in ``mcp.sqlite3``)

@@ -24,7 +24,7 @@ import gevent
 from gk.mcp import jsonrpc, protocol
 from gk.mcp.jsonrpc import RPCError
 from gk.mcp.prompts import Argument, Prompt, user_text
-from gk.mcp.resources import Provider, not_found
+from gk.mcp.resources import not_found
 
 ENV = "GK_MCP_CONFORMANCE"
 
@@ -441,7 +441,8 @@ class FixtureTools:
         return self._tools.get(name)
 
 
-class FixtureResources(Provider):
+class FixtureResources:
+    feature: str | None = None
     STATIC = {
         "test://static-text": ("text/plain", {"text": "This is the content of the static text resource."}),
         "test://static-binary": ("image/png", {"blob": PNG}),

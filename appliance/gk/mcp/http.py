@@ -32,7 +32,7 @@ from gevent.queue import Empty, Queue
 
 import gk
 from gk import events
-from gk.mcp import auth, fixtures, jsonrpc, protocol
+from gk.mcp import auth, fixtures, jsonrpc, protocol, scopes
 from gk.mcp.jsonrpc import RPCError
 from gk.mcp.prompts import Prompts
 from gk.mcp.protocol import Envelope
@@ -233,13 +233,17 @@ def make_app(svc: Any) -> bottle.Bottle:
         if req.content_length > svc.cfg.max_request_size:
             return refuse(413, jsonrpc.INVALID_REQUEST, f"request body over {svc.cfg.max_request_size} bytes")
         address, preferred = "", ""
+        granted: frozenset[str] | None = None  # the token's scopes (None: the fixtures' endpoint, no token)
+        scopes.granted.set(None)
         if authenticate:
             token = auth.bearer(req.get_header("Authorization") or "")
-            user = svc.verify(token) if token else None
-            if user is None:
+            caller = svc.verify(token, req.environ) if token else None
+            scopes.granted.set(caller[1] if caller else frozenset())  # what Registry.list/call allow
+            if caller is None:
                 challenge = auth.challenge(req.environ, "invalid_token" if token else "")
-                return refuse(401, jsonrpc.INVALID_REQUEST, "missing or invalid bearer token (gk token add ADDRESS --scope mcp)",
+                return refuse(401, jsonrpc.INVALID_REQUEST, "missing or invalid bearer token (OAuth, or gk token add ADDRESS --scope mcp)",
                               {"WWW-Authenticate": challenge})  # fmt: skip
+            user, granted = caller
             address, preferred = user.address, user.language
         body = req.body.read(svc.cfg.max_request_size + 1)
         if len(body) > svc.cfg.max_request_size:  # chunked, or a lying Content-Length
@@ -273,10 +277,10 @@ def make_app(svc: Any) -> bottle.Bottle:
         lang = _lang(req.get_header("Accept-Language") or (locale if isinstance(locale, str) else ""), preferred)
         try:
             if method == "subscriptions/listen" and env.modern:
-                return listen(ep, msg.id, msg.params, address, accept)
+                return listen(ep, msg.id, msg.params, address, accept, granted)
             if method == "tools/call":
                 return call_tool(ep, msg.id, msg.params, env, address, accept)
-            value = dispatch(ep, method, msg.params, env, address, lang)
+            value = dispatch(ep, method, msg.params, env, address, lang, granted)
         except RPCError as exc:
             return _json(jsonrpc.error(msg.id, exc.code, exc.message, exc.data), exc.status)
         except Exception:
@@ -288,7 +292,13 @@ def make_app(svc: Any) -> bottle.Bottle:
         return RPCError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}", 404 if modern else 200)
 
     def dispatch(
-        ep: Endpoint, method: str, params: dict[str, Any], env: Envelope, address: str, lang: str
+        ep: Endpoint,
+        method: str,
+        params: dict[str, Any],
+        env: Envelope,
+        address: str,
+        lang: str,
+        granted: frozenset[str] | None,
     ) -> dict[str, Any]:
         if env.modern and method in protocol.REMOVED:
             raise not_found(method, True)
@@ -320,14 +330,14 @@ def make_app(svc: Any) -> bottle.Bottle:
         if method == "tools/list":
             return {"tools": ep.tools(lang)}
         if method == "resources/list" and ep.resources:
-            return {"resources": ep.resources.entries(address, lang)}
+            return {"resources": ep.resources.entries(address, lang, granted)}
         if method == "resources/templates/list" and ep.resources:
-            return {"resourceTemplates": ep.resources.templates(lang)}
+            return {"resourceTemplates": ep.resources.templates(lang, granted)}
         if method == "resources/read" and ep.resources:
             uri = params.get("uri")
             if not isinstance(uri, str) or not uri:
                 raise RPCError(jsonrpc.INVALID_PARAMS, "resources/read needs params.uri")
-            return {"contents": ep.resources.read(address, uri)}
+            return {"contents": ep.resources.read(address, uri, granted)}
         if method == "prompts/list" and ep.prompts:
             return {"prompts": ep.prompts.describe(lang)}
         if method == "prompts/get" and ep.prompts:
@@ -338,10 +348,10 @@ def make_app(svc: Any) -> bottle.Bottle:
                 return fixtures.input_prompt(fixture_call(ep, env, params, None))
             return ep.prompts.get(name, params.get("arguments"), lang)
         if method == "completion/complete" and ep.prompts:
-            return complete(ep, params, address)
+            return complete(ep, params, address, granted)
         raise not_found(method, env.modern)
 
-    def complete(ep: Endpoint, params: dict[str, Any], address: str) -> dict[str, Any]:
+    def complete(ep: Endpoint, params: dict[str, Any], address: str, granted: frozenset[str] | None) -> dict[str, Any]:
         ref, argument = params.get("ref"), params.get("argument")
         if not isinstance(ref, dict) or not isinstance(argument, dict):
             raise RPCError(jsonrpc.INVALID_PARAMS, "completion/complete needs params.ref and params.argument")
@@ -351,6 +361,8 @@ def make_app(svc: Any) -> bottle.Bottle:
         values: list[str] = []
         if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
             values = ep.prompts.complete(address, ref["name"], name, value)
+            if not scopes.feature_allowed("mail", granted):  # the completions are mail folder names
+                values = []
         elif ref.get("type") != "ref/resource":
             raise RPCError(jsonrpc.INVALID_PARAMS, "params.ref must be a ref/prompt or a ref/resource")
         return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
@@ -431,7 +443,9 @@ def make_app(svc: Any) -> bottle.Bottle:
         state = signer.open(params, id_) if env.modern else None
         return fixtures.Call(env, lambda kind: ep.hub.changed(kind), responses, state, signer.sign)
 
-    def listen(ep: Endpoint, id_: Any, params: dict[str, Any], address: str, accept: str) -> bottle.HTTPResponse:
+    def listen(
+        ep: Endpoint, id_: Any, params: dict[str, Any], address: str, accept: str, granted: frozenset[str] | None
+    ) -> bottle.HTTPResponse:
         wanted = params.get("notifications")
         if not isinstance(wanted, dict):
             raise RPCError(jsonrpc.INVALID_PARAMS, "subscriptions/listen needs params.notifications", 400)
@@ -450,7 +464,10 @@ def make_app(svc: Any) -> bottle.Bottle:
                 agreed[key] = True
         uris = wanted.get("resourceSubscriptions")
         if isinstance(uris, list) and ep.resources:
-            agreed["resourceSubscriptions"] = [u for u in uris if isinstance(u, str)][:100]
+            # only URIs the token may read: no update notices about another feature's data
+            agreed["resourceSubscriptions"] = [
+                u for u in uris if isinstance(u, str) and ep.resources.may_read(u, granted)
+            ][:100]
         lst = Listener(address, agreed)
         ep.hub.listeners.append(lst)
         meta = {protocol.META_SUBSCRIPTION: id_}

@@ -15,12 +15,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote
 
 from gk.locale import N_, catalog
 from gk.mail.mailbox import MailboxStore
-from gk.mcp import jsonrpc, mailtools
+from gk.mcp import jsonrpc, mailtools, scopes
 from gk.mcp.jsonrpc import RPCError
 from gk.mcp.registry import ToolFailed
 
@@ -74,26 +74,29 @@ TEMPLATES = (
 )
 
 
-class Provider:
-    """Resources of one kind: ``list``/``templates``/``read`` for a user, or None from ``read``
-    when the URI is not this provider's."""
+class Provider(Protocol):
+    """Resources of one kind: ``entries``/``templates``/``read`` for a user, or None from
+    ``read`` when the URI is not this provider's. ``feature``: the feature whose ``:read``
+    scope a token needs to list or read them (``gk.mcp.scopes``); None: the ``mcp`` scope is
+    enough (the conformance fixtures)."""
 
-    def entries(self, address: str, lang: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    feature: str | None
 
-    def templates(self, lang: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    def entries(self, address: str, lang: str) -> list[dict[str, Any]]: ...
 
-    def read(self, address: str, uri: str) -> list[dict[str, Any]] | None:
-        raise NotImplementedError
+    def templates(self, lang: str) -> list[dict[str, Any]]: ...
+
+    def read(self, address: str, uri: str) -> list[dict[str, Any]] | None: ...
 
 
 def folder_uri(name: str) -> str:
     return FOLDER_PREFIX + quote(name, safe="/")
 
 
-class MailResources(Provider):
+class MailResources:
     """Over ``gk.mcp.mailtools.MailTools``: its ``list_folders``/``read`` and a listing."""
+
+    feature: str | None = "mail"
 
     def __init__(
         self,
@@ -153,10 +156,12 @@ ROOM_TEMPLATE = Template(
 )
 
 
-class ChatResources(Provider):
+class ChatResources:
     """The rooms the user is in, and their latest messages, through the chat core (``rooms_of``,
     ``history``: it refuses a room the user is not in). The chat account is the address's local
     part, as for IRC and the web chat."""
+
+    feature: str | None = "chat"
 
     def __init__(self, chat: ChatService):
         self.chat = chat
@@ -212,9 +217,11 @@ CALENDAR_TEMPLATE = Template(
 )
 
 
-class CalendarResources(Provider):
+class CalendarResources:
     """The user's calendars and their coming events, read through the DAV storage (the
     Radicale storage plugin, under its read lock) at the user's own principal only."""
+
+    feature: str | None = "calendar"
 
     def __init__(self, dav: DAVService, now: Callable[[], float] = time.time):
         self.dav = dav
@@ -286,23 +293,36 @@ def mail_resources(store: MailboxStore) -> MailResources:
     return MailResources(mail.list_folders, list_messages, read_message)
 
 
+FEATURE_OF_SCHEME = {"gk-mail": "mail", "gk-chat": "chat", "gk-cal": "calendar"}
+
+
 class Resources:
-    """All the providers of one endpoint."""
+    """All the providers of one endpoint. ``granted``: the scopes of the request's token (None:
+    no token in play, every provider): a provider whose feature's ``:read`` scope is missing
+    lists nothing and reads nothing (its URIs are "not found", as if absent)."""
 
     def __init__(self, providers: list[Provider] | tuple[Provider, ...] = ()):
-        self.providers = list(providers)
+        self.providers: list[Provider] = list(providers)
 
     def __bool__(self) -> bool:
         return bool(self.providers)
 
-    def entries(self, address: str, lang: str) -> list[dict[str, Any]]:
-        return [r for p in self.providers for r in p.entries(address, lang)]
+    def _allowed(self, granted: frozenset[str] | None) -> list[Provider]:
+        return [p for p in self.providers if scopes.feature_allowed(p.feature, granted)]
 
-    def templates(self, lang: str) -> list[dict[str, Any]]:
-        return [t for p in self.providers for t in p.templates(lang)]
+    def entries(self, address: str, lang: str, granted: frozenset[str] | None) -> list[dict[str, Any]]:
+        return [r for p in self._allowed(granted) for r in p.entries(address, lang)]
 
-    def read(self, address: str, uri: str) -> list[dict[str, Any]]:
-        for p in self.providers:
+    def templates(self, lang: str, granted: frozenset[str] | None) -> list[dict[str, Any]]:
+        return [t for p in self._allowed(granted) for t in p.templates(lang)]
+
+    def may_read(self, uri: str, granted: frozenset[str] | None) -> bool:
+        """Is ``uri`` outside every provider the token may not read (by its scheme)?"""
+        feature = FEATURE_OF_SCHEME.get(uri.split(":", 1)[0])
+        return scopes.feature_allowed(feature, granted)
+
+    def read(self, address: str, uri: str, granted: frozenset[str] | None) -> list[dict[str, Any]]:
+        for p in self._allowed(granted):
             contents = p.read(address, uri)
             if contents is not None:
                 return contents

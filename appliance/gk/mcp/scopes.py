@@ -6,10 +6,13 @@ A tool belongs to a feature by its name (``mail_…``, ``chat_…``, ``calendar_
 neither lists nor calls a write tool: to it the tool does not exist (``Unknown tool``). Tools of
 no feature (the conformance suite's fixtures) need only the ``mcp`` scope that opened ``/mcp``.
 
-The request's scopes travel in a context variable set by ``MCPService.verify`` for the request
-being served (each request runs in its own greenlet's context, set again on every request of a
-keep-alive connection), so the transport (``http.py``) needs no change to enforce them;
-``Registry.list`` and ``Registry.call`` read it through ``allowed``.
+Resources follow the same rule (``feature_allowed``): a provider of mail, chat or calendars
+lists and reads nothing for a token without that feature's ``:read`` scope; the transport
+passes the request's scopes explicitly to ``Resources``. For tools, the transport sets the
+context variable ``granted`` right after authenticating the request (each request runs in its
+own greenlet's context, set again on every request of a keep-alive connection) and
+``Registry.list``/``Registry.call`` read it through ``allowed`` (the registry is shared with the
+assistant's runtime, which calls it with no token: ``granted`` is None there).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ def needed(tool: Tool) -> str | None:
     if feature is None:
         return None
     return f"{feature}:{'read' if tool.read_only else 'write'}"
+
+
+def feature_allowed(feature: str | None, have: frozenset[str] | None) -> bool:
+    """May a token with scopes ``have`` (None: no token in play) read ``feature``'s data?"""
+    return have is None or feature is None or has_scope(have, f"{feature}:read")
 
 
 def allowed(tool: Tool, scopes: frozenset[str] | None = None) -> bool:

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 from gk.accounts import User
 from gk.ai.tokens import TokenStore
 from gk.mail.mailbox import get_store
-from gk.mcp import auth, http, mailtools, scopes
+from gk.mcp import auth, http, mailtools
 from gk.mcp.approvals import ApprovalStore
 from gk.mcp.audit import AuditedRegistry, AuditLog
 from gk.mcp.prompts import Prompts, mail_prompts
 from gk.mcp.registry import Tool
 from gk.mcp.resources import CalendarResources, ChatResources, Resources, mail_resources
 from gk.mcp.writetools import WriteTools
+from gk.oauth.server import OAuthServer
+from gk.oauth.store import ACCESS_PREFIX
 
 if TYPE_CHECKING:
     from gk.chat.core import ChatService
@@ -78,26 +80,35 @@ class MCPService:
                 self.resources.providers.append(CalendarResources(dav))
         self.prompts = Prompts(mail_prompts(lambda address: store.user(address).folder_names()))
         self._tokens: TokenStore | None = None
+        self.oauth = OAuthServer(self.data_dir, self.hostnames)
         self.app = http.make_app(self)
         self.metadata_app = http.make_metadata_app()
 
-    def verify(self, token: str) -> User | None:
-        """The user of an ``mcp``-scoped token, else None: a token outlives nothing, so the
-        token of a deleted account opens no (new, empty) mailbox. Sets the request's scopes
-        (``gk.mcp.scopes.granted``): the tools it may see and call."""
-        if self._tokens is None:
-            self._tokens = TokenStore.for_data_dir(self.data_dir)
-        scopes.granted.set(frozenset())
-        info = self._tokens.lookup(token)
-        if info is None or auth.SCOPE not in info.scopes:
-            return None
-        scopes.granted.set(info.scopes)
-        return self.accounts.get_user(info.address)
+    def verify(self, token: str, environ: dict[str, Any]) -> tuple[User, frozenset[str]] | None:
+        """The user and scopes of a token good for ``/mcp``, else None: a ``gk token add`` token
+        with the ``mcp`` scope, or an OAuth access token issued for this very resource (its
+        audience, ``gk.oauth``). A token outlives nothing: the token of a deleted account opens
+        no (new, empty) mailbox."""
+        if token.startswith(ACCESS_PREFIX):
+            grant = self.oauth.verify(token, environ)
+            if grant is None or auth.SCOPE not in grant.scopes:
+                return None
+            address, granted = grant.address, grant.scopes
+        else:
+            if self._tokens is None:
+                self._tokens = TokenStore.for_data_dir(self.data_dir)
+            info = self._tokens.lookup(token)
+            if info is None or auth.SCOPE not in info.scopes:
+                return None
+            address, granted = info.address, info.scopes
+        user = self.accounts.get_user(address)
+        return (user, granted) if user is not None else None
 
     def stop(self, grace: float) -> None:
         http.close(self.app, self.chat)
         if self._tokens is not None:
             self._tokens.close()
+        self.oauth.close()
 
 
 def start(ctx: Any) -> MCPService | None:

@@ -111,6 +111,8 @@ def token_scope_text(scopes: frozenset[str], _: Any) -> str:
 
 
 def account_page(web: Web, **kw: object) -> str:
+    from gk.oauth import web as oauth_web
+
     user = web.signed_in()
     _ = translator(web.lang())
     tokens = [(t, token_scope_text(t.scopes, _)) for t in _tokens(web).list(user.address)]
@@ -123,6 +125,7 @@ def account_page(web: Web, **kw: object) -> str:
         languages=LANGUAGES,
         errors=kw.pop("errors", {}),
         chat_digest=chat_digest(web, user.local),
+        oauth_grants=oauth_web.grants_of(web, user.address),
         **kw,
     )
 

@@ -135,6 +135,8 @@ EVENT_NAMES = {
     "app_password_added": N_("App password added"),
     "api_token_added": N_("API token created"),
     "api_token_deleted": N_("API token revoked"),
+    "oauth_granted": N_("Application connected (OAuth)"),
+    "oauth_revoked": N_("Application disconnected (OAuth)"),
     "user_added": N_("User added"),
     "user_deleted": N_("User removed"),
     "settings": N_("Settings changed"),

@@ -195,6 +195,9 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     web.add_routes(dav_web.ROUTES)
     web.add_routes(assistant.ROUTES)
     web.add_routes(assistant_models.ROUTES)
+    from gk.oauth import web as oauth_web  # the OAuth consent page (404 while MCP is off)
+
+    web.add_routes(oauth_web.ROUTES)
     return web
 
 
