@@ -51,6 +51,7 @@ SAMPLE = {
     "<conv:int>": "1",
 }
 SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
+SAMPLE["<server_id:int>"] = "1"  # the assistant's external MCP servers
 
 
 def concrete(rule: str) -> str:

@@ -29,6 +29,7 @@ from gk.web import (
     approvals,
     assistant,
     assistant_models,
+    assistant_tools,
     calendar,
     chat,
     clientsetup,
@@ -195,6 +196,7 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     web.add_routes(dav_web.ROUTES)
     web.add_routes(assistant.ROUTES)
     web.add_routes(assistant_models.ROUTES)
+    web.add_routes(assistant_tools.ROUTES)
     return web
 
 
