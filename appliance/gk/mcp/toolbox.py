@@ -11,9 +11,10 @@ enabled or disabled per user.
   tools are listed with ``gk.mcp.client`` when the owner adds or refreshes the server (the list
   is kept, so a conversation does not wait on the network), offered to the model under the name
   ``<server>_<tool>``, and called over HTTP. Everything they return is untrusted (``policy``:
-  a turn that called one loses its outbound tools). A tool without ``readOnlyHint: true`` can
-  carry data out and act elsewhere with no approval GK could enforce, so it cannot be enabled:
-  only read-only external tools reach the model (docs/assistant.md).
+  a turn that called one loses its outbound tools). A tool without ``readOnlyHint: true`` is
+  not called when the model asks: the call (server, tool, arguments) becomes a pending action
+  (``EXTERNAL_CALL``) that the owner approves in the web UI like GK's own writes, and only then
+  is it made (``executor``; docs/assistant.md).
 - By default only ``DEFAULT_ON`` is enabled (reading, searching and listing unread mail, and
   sending — which waits for approval): every tool offered costs context. Measured with
   ``function``: all 16 built-in tools take 8,400 characters of JSON (~2,400 tokens, more than a
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gk.mcp import client, scopes
+from gk.mcp.approvals import ActionFailed, Executor, PendingAction
 from gk.mcp.audit import AuditedRegistry
 from gk.store import Database, open_database
 
@@ -45,6 +47,7 @@ USER_SCOPES = frozenset({"mcp", "mail:write", "chat:write", "calendar:write"})
 SLUG = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 MAX_SERVERS = 8  # per user
 DESCRIPTION_CHARS = 160
+EXTERNAL_CALL = "external_call"  # the pending action of an external tool that may act
 DEFAULT_ON = frozenset({"mail_list_unread", "mail_search", "mail_read", "mail_send"})
 
 MIGRATIONS = [
@@ -106,9 +109,9 @@ class Entry:
         return isinstance(a, dict) and a.get("readOnlyHint") is True
 
     @property
-    def can_enable(self) -> bool:
-        """External tools that may act (not read-only) are never given to the model."""
-        return not self.external or self.read_only
+    def needs_approval(self) -> bool:
+        """An external tool that may act: its calls wait for the owner's approval."""
+        return self.external and not self.read_only
 
 
 def _strip(schema: Any) -> Any:
@@ -258,10 +261,7 @@ class Toolbox:
         for server in settings.servers(address):
             for t in server.tools:
                 name = f"{server.name}_{t['name']}"[:64]
-                entry = Entry(name, t, server, False)
-                if entry.can_enable:
-                    entry = Entry(name, t, server, switches.get(name, False))
-                self.entries.append(entry)
+                self.entries.append(Entry(name, t, server, switches.get(name, False)))
 
     def offered(self) -> list[Entry]:
         return [e for e in self.entries if e.enabled]
@@ -278,16 +278,63 @@ class Toolbox:
                 return self.registry.call(self.address, entry.tool["name"], arguments)
             finally:
                 scopes.granted.reset(token)
+        action_id: str | None = None
         try:
-            result = client.call_tool(entry.server.url, entry.server.token, entry.tool["name"], arguments)
-            outcome = "error" if result.get("isError") else "ok"
+            if entry.needs_approval:
+                result = self._queue(entry, arguments)
+                action_id = result["structuredContent"]["action_id"]
+                outcome = "queued"
+            else:
+                result = client.call_tool(entry.server.url, entry.server.token, entry.tool["name"], arguments)
+                outcome = "error" if result.get("isError") else "ok"
         except client.MCPClientError as exc:
             result = {"content": [{"type": "text", "text": f"the server {entry.server.name} failed: {exc}"}],
                       "isError": True}  # fmt: skip
             outcome = "error"
         size = sum(len(str(c.get("text", ""))) for c in result.get("content") or () if isinstance(c, dict))
         try:
-            self.mcp.audit.record(self.address, "assistant", entry.name, arguments, size, outcome)
+            self.mcp.audit.record(self.address, "assistant", entry.name, arguments, size, outcome, action_id)
         except Exception:  # the log never turns a call into a crash (as AuditedRegistry)
             pass
         return result
+
+    def _queue(self, entry: Entry, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A pending action for a call of an external tool that may act."""
+        assert entry.server is not None
+        args = json.dumps(arguments, ensure_ascii=False)
+        summary = f"{entry.server.name}: {entry.tool['name']} {args[:200]}"
+        payload = {"server_id": entry.server.id, "server": entry.server.name, "url": entry.server.url,
+                   "tool": entry.tool["name"], "arguments": arguments}  # fmt: skip
+        action = self.mcp.approvals.queue(self.address, EXTERNAL_CALL, summary, payload)
+        text = (
+            f"Queued for approval (id {action.id}): {summary}. Nothing has happened yet: the owner must approve "
+            f"it in the GK web UI at /approvals/{action.id}. Do not call the tool again for the same action."
+        )
+        out = {"status": "pending_approval", "action_id": action.id, "approval_url": f"/approvals/{action.id}",
+               "summary": summary}  # fmt: skip
+        return {"content": [{"type": "text", "text": text}], "structuredContent": out, "isError": False}
+
+
+def executor(settings: Settings) -> Executor:
+    """Runs an approved ``EXTERNAL_CALL``: the call is made then, with the server's token of now,
+    if the owner still has that server at the same URL."""
+
+    def run(owner: str, action: PendingAction) -> str:
+        p = action.payload
+        server = settings.server(owner, int(p.get("server_id", 0)))
+        if server is None or server.url != p.get("url"):
+            raise ActionFailed("that MCP server was removed or changed since the call was asked")
+        try:
+            result = client.call_tool(server.url, server.token, str(p["tool"]), dict(p.get("arguments") or {}))
+        except client.MCPClientError as exc:
+            raise ActionFailed(str(exc)) from exc
+        text = "\n".join(
+            str(c.get("text", ""))
+            for c in result.get("content") or ()
+            if isinstance(c, dict) and c.get("type") == "text"
+        )[:2000]
+        if result.get("isError"):
+            raise ActionFailed(text or "the tool answered an error")
+        return text or "done"
+
+    return run

@@ -41,6 +41,7 @@ from gk.web import forms, i18n
 from gk.web.app import USER, Route, Web
 
 if TYPE_CHECKING:
+    from gk.mcp.approvals import Executor
     from gk.mcp.policy import TurnPolicy
     from gk.mcp.toolbox import Entry, Settings, Toolbox
 
@@ -74,6 +75,13 @@ def settings(web: Web) -> Settings:
     if found is None:
         found = _settings[path] = Settings(path)
     return found
+
+
+def executors(web: Web) -> dict[str, Executor]:
+    """The executor of the approved calls of external tools that act (``gk.web.approvals``)."""
+    from gk.mcp import toolbox as tb
+
+    return {tb.EXTERNAL_CALL: tb.executor(settings(web))}
 
 
 def toolbox(web: Web, address: str) -> Toolbox | None:
@@ -277,12 +285,7 @@ def switch(web: Web) -> None:
     entry = next((e for e in box.entries if e.name == name), None)
     if entry is None:
         raise bottle.HTTPError(404, N_("Not found"))
-    on = forms.text("enabled") == "1"
-    if on and not entry.can_enable:
-        raise bottle.HTTPError(
-            400, N_("This tool may act outside the box without your approval: it cannot be enabled.")
-        )
-    box.settings.set_enabled(address, name, on)
+    box.settings.set_enabled(address, name, forms.text("enabled") == "1")
     raise bottle.redirect("/assistant/tools", 303)
 
 
