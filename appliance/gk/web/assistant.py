@@ -38,6 +38,7 @@ from gk.web.assistant_markdown import render
 if TYPE_CHECKING:
     from gk.ai.runtime import Request
     from gk.ai.service import AIService
+    from gk.web.assistant_tools import AnswerTools
 
 log = logging.getLogger("gk.web")
 
@@ -297,7 +298,7 @@ def _generate(
     svc: AIService,
     model: str,
     params: dict[str, Any],
-    tools: Any,
+    tools: AnswerTools,
     address: str,
     cid: int,
     lang: str,
@@ -337,16 +338,25 @@ def _generate(
             if not calls:
                 break
             text = []  # stored here, with what the tools answered
-            svc.conversations.add_message(address, cid, "assistant", answer, {"calls": [c["name"] for c in calls]})
+            try:
+                svc.conversations.add_message(address, cid, "assistant", answer, {"calls": [c["name"] for c in calls]})
+            except KeyError:  # the conversation was deleted meanwhile: no tool runs for it
+                break
             params["messages"].append({"role": "assistant", "content": answer})
             if rest.strip():
                 blocks.append(render(rest))
             for call in calls[: tools.max_calls]:
                 meta, for_model = tools.run(call)
-                svc.conversations.add_message(address, cid, "tool", for_model, meta)
+                try:
+                    svc.conversations.add_message(address, cid, "tool", for_model, meta)
+                except KeyError:
+                    calls = []
+                    break
                 params["messages"].append({"role": "tool", "content": for_model})
                 blocks.append(tools.render(meta))
                 yield event("text", "".join(blocks))
+            if not calls:  # the conversation is gone
+                break
             step += 1
         if req is not None and req.cancelled and not note:
             note = _("Stopped.")
