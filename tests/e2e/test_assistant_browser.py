@@ -5,6 +5,8 @@ the htmx form, and the page in French. Screenshots go to ``tests/artifacts/assis
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 
 import pytest
@@ -14,6 +16,7 @@ from support.gkserver import GKServer
 pytest.importorskip("llama_cpp", reason="the `ai` extra is not installed (make setup installs it)")
 
 ALICE, CLAIRE, PW = "alice@home.example", "claire@home.example", "correct horse battery"
+DORA = "dora@home.example"  # the tool-call test's user (the others answer without tools: a shorter prompt)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,22 @@ def server(tmp_path_factory):
     shutil.copy(tiny_gguf, srv.data_dir / "models" / "tiny.gguf")
     srv.add_user(ALICE, PW, admin=True)
     srv.add_user(CLAIRE, PW)
+    srv.add_user(DORA, PW)
     claim.complete(srv.data_dir)
-    srv.start(wait=120)
+    from gk.mcp import toolbox
+
+    settings = toolbox.Settings(srv.data_dir)
+    for user in (ALICE, CLAIRE, DORA):
+        for tool in toolbox.DEFAULT_ON - ({"mail_send"} if user == DORA else set()):
+            settings.set_enabled(user, tool, False)
+    settings.close()
+    srv.forced = srv.data_dir.parent / "forced.json"  # the tool-call test's forced steps (none: free text)
+    srv.forced.write_text("[]")
+    os.environ["GK_AI_FORCED_CALLS"] = str(srv.forced)
+    try:
+        srv.start(wait=120)
+    finally:
+        os.environ.pop("GK_AI_FORCED_CALLS", None)
     yield srv
     srv.stop()
 
@@ -124,3 +141,39 @@ def test_the_assistant_in_french(browser, server):
     page.screenshot(path=str(b.artifacts("assistant") / "streaming-fr.png"), full_page=True)
     page.screenshot(path=str(b.artifacts("assistant") / "conversation-fr.png"), full_page=True)
     assert not [p for p in problems if "Content Security Policy" in p or "CSP violation" in p], problems
+
+
+def test_a_tool_call_shown_inline_and_approved_there(browser, server):
+    """The model (forced by a grammar to the call) asks to send a mail: the call and its pending
+    action appear in the conversation, the owner approves it inline, the approval page says it
+    was done, and the conversation then shows it done."""
+    body = {"to": {"type": "array", "items": {"enum": [CLAIRE]}, "minItems": 1, "maxItems": 1},
+            "subject": {"enum": ["Dinner"]}, "body": {"enum": ["Dinner is at eight."]}}  # fmt: skip
+    schema = {"type": "object", "properties": body, "required": list(body), "additionalProperties": False}
+    server.forced.write_text(json.dumps([{"name": "mail_send", "arguments": schema}]))
+    try:
+        page, problems = open_page(browser, server, DORA, "en-GB")
+        page.fill("#first", "Tell Claire that dinner is at eight.")
+        page.click("form.ask button[type=submit]")
+        page.wait_for_url("**/assistant/c/*")
+        conversation = page.url
+        page.wait_for_selector('#answer .tool-call[data-tool="mail_send"]', timeout=180_000)
+        try:  # the free answer after the call is not needed
+            page.click("#answer button.stop", timeout=5_000)
+        except Exception:
+            pass
+        page.wait_for_selector("#answer", state="detached", timeout=180_000)
+        pending = page.locator('.msg.tool .pending-action[data-state="pending"]')
+        assert "Dinner" in pending.inner_text()
+        page.screenshot(path=str(b.artifacts("assistant") / "tool-call-pending-en.png"), full_page=True)
+        pending.locator("button.approve").click()
+        page.wait_for_url("**/approvals/*/approve")
+        assert page.locator("#notice").inner_text() == "Approved: done."
+        page.goto(conversation)
+        page.locator(".msg.tool summary").first.click()  # the collapsed call opens
+        assert page.locator('.msg.tool .pending-action[data-state="done"]').count() == 1
+        assert page.locator(".msg.tool .pending-action button.approve").count() == 0
+        page.screenshot(path=str(b.artifacts("assistant") / "tool-call-done-en.png"), full_page=True)
+        assert not [p for p in problems if "Content Security Policy" in p or "CSP violation" in p], problems
+    finally:
+        server.forced.write_text("[]")

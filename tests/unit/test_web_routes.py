@@ -54,6 +54,7 @@ SAMPLE = {
 SAMPLE["<token_id:int>"] = "1"  # the account page's API tokens
 SAMPLE["<rid>"] = "x"  # an OAuth authorization request waiting for consent
 SAMPLE["<grant_id:int>"] = "1"  # a connected OAuth application
+SAMPLE["<server_id:int>"] = "1"  # the assistant's external MCP servers
 
 
 def concrete(rule: str) -> str:

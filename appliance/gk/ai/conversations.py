@@ -11,6 +11,7 @@ are ``synchronous=FULL`` commits: an answer shown to the user is on disk.
 from __future__ import annotations
 
 import builtins
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,11 @@ class ConversationStore:
         rows = self.db.query("SELECT * FROM conversations WHERE address = ? ORDER BY updated DESC, id DESC", (address,))
         return [Conversation(**dict(r)) for r in rows]
 
-    def add_message(self, address: str, conv_id: int, role: str, content: str) -> int:
-        """Append a message; the first user message titles an untitled conversation."""
+    def add_message(
+        self, address: str, conv_id: int, role: str, content: str, meta: dict[str, Any] | None = None
+    ) -> int:
+        """Append a message; the first user message titles an untitled conversation. ``meta``
+        (JSON) is what the page shows about a tool call or result, never given to the model."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         now = time.time()
@@ -69,8 +73,8 @@ class ConversationStore:
             if conv is None:
                 raise KeyError(conv_id)
             cur = conn.execute(
-                "INSERT INTO messages(conversation_id, role, content, created) VALUES (?,?,?,?)",
-                (conv_id, role, content, now),
+                "INSERT INTO messages(conversation_id, role, content, created, meta) VALUES (?,?,?,?,?)",
+                (conv_id, role, content, now, json.dumps(meta, ensure_ascii=False) if meta else ""),
             )
             title = conv["title"] or (" ".join(content.split())[:TITLE_CHARS] if role == "user" else "")
             conn.execute("UPDATE conversations SET updated = ?, title = ? WHERE id = ?", (now, title, conv_id))
@@ -78,11 +82,11 @@ class ConversationStore:
 
     def messages(self, address: str, conv_id: int) -> builtins.list[dict[str, Any]]:
         rows = self.db.query(
-            "SELECT m.id, m.role, m.content, m.created FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE c.id = ? AND c.address = ? ORDER BY m.id",
+            "SELECT m.id, m.role, m.content, m.created, m.meta FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id WHERE c.id = ? AND c.address = ? ORDER BY m.id",
             (conv_id, address),
         )
-        return [dict(r) for r in rows]
+        return [{**dict(r), "meta": json.loads(r["meta"]) if r["meta"] else {}} for r in rows]
 
     def messages_for_model(self, address: str, conv_id: int) -> builtins.list[dict[str, str]]:
         return [{"role": m["role"], "content": m["content"]} for m in self.messages(address, conv_id)]

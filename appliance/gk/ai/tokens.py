@@ -119,6 +119,10 @@ MIGRATIONS = [
     """
     UPDATE api_tokens SET scope = scope || ',mail:read' WHERE instr(',' || scope || ',', ',mcp,') > 0;
     """,
+    # the assistant's tool calls and results (gk.web.assistant): what the page shows about them
+    """
+    ALTER TABLE messages ADD COLUMN meta TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

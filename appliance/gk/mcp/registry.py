@@ -11,6 +11,7 @@ in a tool's schema is a programming error (``Tool.__post_init__`` refuses it).
 from __future__ import annotations
 
 import json
+from builtins import list as builtins_list
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,6 +155,10 @@ class Registry:
         if tool.name in self._tools:
             raise ValueError(f"tool {tool.name!r} registered twice")
         self._tools[tool.name] = tool
+
+    def tools(self) -> list[Tool]:
+        """Every tool registered (the assistant's toolbox builds its own audited registry)."""
+        return builtins_list(self._tools.values())
 
     def list(self, lang: str = "en") -> list[dict[str, Any]]:
         return [t.describe(lang) for t in self._tools.values() if scopes.allowed(t)]

@@ -22,6 +22,7 @@ from gk.mcp import approvals as store_mod
 from gk.mcp.approvals import ActionError, ApprovalStore
 from gk.mcp.audit import AuditLog
 from gk.mcp.writetools import FLAGS, WriteTools, rendered
+from gk.web import assistant_tools
 from gk.web.app import ADMIN, USER, Route, Web
 
 STATE_NAMES = {
@@ -39,6 +40,7 @@ TOOL_NAMES = {
     "mail_flag": N_("Flag mail messages"),
     "mail_delete": N_("Delete mail messages"),
     "chat_post": N_("Post a chat message"),
+    "external_call": N_("Use a tool of another MCP server"),
 }
 OUTCOME_NAMES = {"ok": N_("answered"), "error": N_("tool error"), "queued": N_("queued"), "refused": N_("refused")}
 N_("{n} message(s)")  # the list's details (approvals/list.html)
@@ -104,7 +106,9 @@ def approve(web: Web, action_id: str) -> str:
     user = web.signed_in()
     store = _store(web)
     try:
-        done = store_mod.approve(store, WriteTools(web.ctx, store).executors(), user.address, action_id)
+        executors = WriteTools(web.ctx, store).executors()
+        executors.update(assistant_tools.executors(web))  # the assistant's external tools that act
+        done = store_mod.approve(store, executors, user.address, action_id)
     except ActionError as exc:
         if exc.code == "not_found":
             raise bottle.HTTPError(404, N_("No such pending action.")) from exc

@@ -25,7 +25,7 @@ import html
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import bottle
@@ -38,6 +38,7 @@ from gk.web.assistant_markdown import render
 if TYPE_CHECKING:
     from gk.ai.runtime import Request
     from gk.ai.service import AIService
+    from gk.web.assistant_tools import AnswerTools
 
 log = logging.getLogger("gk.web")
 
@@ -89,14 +90,17 @@ def model_family(svc: AIService) -> str:
     return toolcalls.model_family(svc.data_dir, svc.runtime.default_model(), svc.cfg.catalogue)
 
 
-def render_answer(text: str, fam: str, lang: str) -> str:
+def render_answer(text: str, fam: str, lang: str, ran: bool = False) -> str:
     """An answer as HTML: its Markdown, and each tool call the model wrote in its family's syntax
-    shown as a request (the assistant offers no tools yet: nothing is run), not as raw markup."""
+    shown as a request, not as raw markup. ``ran``: the calls were run (each one's result is the
+    next message, shown there), so only the text around them is rendered here."""
     from gk.ai import toolcalls
 
     _ = i18n.translator(lang)
     rest, calls = toolcalls.parse(text, fam, None)
     out = render(rest) if rest.strip() else ""
+    if ran:
+        return out
     for call in calls:
         args = json.dumps(call["arguments"], ensure_ascii=False, indent=2)
         out += (
@@ -105,18 +109,32 @@ def render_answer(text: str, fam: str, lang: str) -> str:
             + "</strong></p><pre><code>"
             + html.escape(args)
             + '</code></pre><p class="note">'
-            + html.escape(_("Tools are not available in the assistant yet: nothing was done."))
+            + html.escape(_("This tool is not enabled for the assistant: nothing was done."))
             + "</p></div>"
         )
     return out
 
 
-def _messages(svc: AIService, address: str, cid: int, lang: str) -> list[dict[str, Any]]:
+def render_live(text: str, fam: str, lang: str) -> str:
+    """An answer being written: a tool call still being written shows as an ellipsis."""
+    cut = text.find("<tool_call>")
+    if cut >= 0:
+        return (render(text[:cut]) if text[:cut].strip() else "") + '<p class="typing">…</p>'
+    return render_answer(text, fam, lang)
+
+
+def _messages(web: Web, svc: AIService, address: str, cid: int, lang: str) -> list[dict[str, Any]]:
+    from gk.web import assistant_tools
+
     fam = model_family(svc)
     out = []
     for m in svc.conversations.messages(address, cid):
-        if m["role"] in ("user", "assistant"):
-            out.append({**m, "html": render_answer(m["content"], fam, lang) if m["role"] == "assistant" else ""})
+        if m["role"] == "assistant":
+            out.append({**m, "html": render_answer(m["content"], fam, lang, bool(m["meta"].get("calls")))})
+        elif m["role"] == "tool":
+            out.append({**m, "html": assistant_tools.render_call(web, m["meta"], lang)})
+        elif m["role"] == "user":
+            out.append({**m, "html": ""})
     return out
 
 
@@ -140,7 +158,7 @@ def index(web: Web) -> str:
 def conversation(web: Web, conv: int) -> str:
     svc = _svc(web)
     address, cid = _owned(web, svc, conv)
-    messages = _messages(svc, address, cid, web.lang())
+    messages = _messages(web, svc, address, cid, web.lang())
     return web.render(
         "assistant/conversation.html",
         conversations=svc.conversations.list(address),
@@ -247,6 +265,8 @@ def event(name: str, data: str) -> bytes:
 
 
 def stream(web: Web, conv: int) -> Iterator[bytes]:
+    from gk.web import assistant_tools
+
     svc = _svc(web)
     address, cid = _owned(web, svc, conv)
     lang = web.lang()
@@ -262,64 +282,88 @@ def stream(web: Web, conv: int) -> Iterator[bytes]:
     model = svc.runtime.default_model()
     if not model:
         return iter([_done(web, svc, address, cid, lang, _("No model is installed: an administrator can add one."))])
-    from gk.ai.runtime import QueueFull
-
-    params = {
-        "messages": [{"role": "system", "content": system_prompt(lang)}, *history],
+    fam = model_family(svc)
+    tools = assistant_tools.for_answer(web, address, fam)
+    params: dict[str, Any] = {
+        "messages": [{"role": "system", "content": system_prompt(lang) + tools.prompt}, *history],
         "max_tokens": svc.max_tokens,
     }
-    try:
-        req = svc.runtime.submit(model, params, stream=True)
-    except QueueFull:
-        return iter([_done(web, svc, address, cid, lang, _("Too many questions are waiting: try again in a moment."))])
-    svc.active[(address, cid)] = req
-    return _generate(web, svc, req, address, cid, lang, model_family(svc))
+    if tools.functions:
+        params["tools"] = tools.functions
+    return _generate(web, svc, model, params, tools, address, cid, lang, fam)
 
 
-def _generate(web: Web, svc: AIService, req: Request, address: str, cid: int, lang: str, fam: str) -> Iterator[bytes]:
+def _generate(
+    web: Web,
+    svc: AIService,
+    model: str,
+    params: dict[str, Any],
+    tools: AnswerTools,
+    address: str,
+    cid: int,
+    lang: str,
+    fam: str,
+) -> Iterator[bytes]:
+    """The answer: generated, and while the model calls tools (at most ``assistant_tools.MAX_STEPS``
+    rounds), each call run, shown and given back to the model, which then goes on. Every step's
+    prompt is the previous one plus what was written and the tool's result, so llama.cpp reads
+    only those (the tools offered stay the same for the whole answer: see ``assistant_tools``)."""
+    from gk.ai import toolcalls
+    from gk.ai.runtime import QueueFull
+
     _ = i18n.translator(lang)
     text: list[str] = []
+    blocks: list[str] = []  # what this answer did so far (its tool calls), shown above the text
     note = ""
     finished = False
-    shown_position = -2
+    req: Request | None = None
+    step = 0
     try:
         while True:
-            position = svc.runtime.position(req)
-            ahead = position - 1 + (svc.runtime.current is not None) if position > 0 else 0
-            if ahead != shown_position:
-                shown_position = ahead
-                waiting = _("Waiting for the assistant: {n} answer(s) before yours.", n=ahead) if ahead > 0 else ""
-                yield event("status", waiting)
-            items = req.next_events(POLL_SECONDS)
-            if not items:
-                yield b": waiting\n\n"  # a write: a browser that went away is noticed here
-                continue
-            if shown_position > 0:  # the answer has started: the waiting line goes
-                shown_position = 0
-                yield event("status", "")
-            ended = False
-            before = len(text)
-            for kind, value in items:
-                if kind == "chunk":
-                    for choice in value.get("choices", []):
-                        piece = choice.get("delta", {}).get("content")
-                        if piece:
-                            text.append(piece)
-                elif kind == "error":
-                    note = _error_note(value, _)
-                    ended = True
-                else:
-                    ended = True
-            if len(text) != before:
-                yield event("text", render_answer("".join(text), fam, lang))
-            if ended:
+            step_params = {**params, "messages": list(params["messages"])}
+            if grammar := tools.forced_grammar(step, fam):
+                step_params["gk_grammar"] = grammar
+            try:
+                req = svc.runtime.submit(model, step_params, stream=True)
+            except QueueFull:
+                note = _("Too many questions are waiting: try again in a moment.")
                 break
-        if req.cancelled and not note:
+            svc.active[(address, cid)] = req
+            text = []
+            note = yield from _one_step(svc, req, text, blocks, lang, fam)
+            answer = "".join(text).strip()
+            if note or req.cancelled or not tools.names or step >= tools.max_steps:
+                break
+            rest, calls = toolcalls.parse(answer, fam, tools.names)
+            if not calls:
+                break
+            text = []  # stored here, with what the tools answered
+            try:
+                svc.conversations.add_message(address, cid, "assistant", answer, {"calls": [c["name"] for c in calls]})
+            except KeyError:  # the conversation was deleted meanwhile: no tool runs for it
+                break
+            params["messages"].append({"role": "assistant", "content": answer})
+            if rest.strip():
+                blocks.append(render(rest))
+            for call in calls[: tools.max_calls]:
+                meta, for_model = tools.run(call)
+                try:
+                    svc.conversations.add_message(address, cid, "tool", for_model, meta)
+                except KeyError:
+                    calls = []
+                    break
+                params["messages"].append({"role": "tool", "content": for_model})
+                blocks.append(tools.render(meta))
+                yield event("text", "".join(blocks))
+            if not calls:  # the conversation is gone
+                break
+            step += 1
+        if req is not None and req.cancelled and not note:
             note = _("Stopped.")
         finished = True
     finally:
         svc.active.pop((address, cid), None)
-        if not finished:  # the browser went away: stop generating
+        if not finished and req is not None:  # the browser went away: stop generating
             req.cancel()
             log.info("assistant: the browser left conversation %d after %d chunk(s); answer cancelled", cid, len(text))
         answer = "".join(text).strip()
@@ -329,6 +373,47 @@ def _generate(web: Web, svc: AIService, req: Request, address: str, cid: int, la
             except KeyError:  # the conversation was deleted while its answer was written
                 pass
     yield _done(web, svc, address, cid, lang, note)
+
+
+def _one_step(
+    svc: AIService, req: Request, text: list[str], blocks: list[str], lang: str, fam: str
+) -> Generator[bytes, None, str]:
+    """Stream one generation into ``text`` (events: the queue position, the answer so far);
+    returns the note to show when it failed."""
+    _ = i18n.translator(lang)
+    note = ""
+    shown_position = -2
+    while True:
+        position = svc.runtime.position(req)
+        ahead = position - 1 + (svc.runtime.current is not None) if position > 0 else 0
+        if ahead != shown_position:
+            shown_position = ahead
+            waiting = _("Waiting for the assistant: {n} answer(s) before yours.", n=ahead) if ahead > 0 else ""
+            yield event("status", waiting)
+        items = req.next_events(POLL_SECONDS)
+        if not items:
+            yield b": waiting\n\n"  # a write: a browser that went away is noticed here
+            continue
+        if shown_position > 0:  # the answer has started: the waiting line goes
+            shown_position = 0
+            yield event("status", "")
+        ended = False
+        before = len(text)
+        for kind, value in items:
+            if kind == "chunk":
+                for choice in value.get("choices", []):
+                    piece = choice.get("delta", {}).get("content")
+                    if piece:
+                        text.append(piece)
+            elif kind == "error":
+                note = _error_note(value, _)
+                ended = True
+            else:
+                ended = True
+        if len(text) != before:
+            yield event("text", "".join(blocks) + render_live("".join(text), fam, lang))
+        if ended:
+            return note
 
 
 def _error_note(exc: Exception, _: Any) -> str:
@@ -351,13 +436,14 @@ def _error_note(exc: Exception, _: Any) -> str:
 
 
 def _done(web: Web, svc: AIService, address: str, cid: int, lang: str, note: str) -> bytes:
-    """The final event: the answer as stored (replacing the streaming bubble), and a note."""
-    messages = svc.conversations.messages(address, cid)
-    last = messages[-1] if messages and messages[-1]["role"] == "assistant" else None
-    html = web.jinja.get_template("assistant/answer.html").render(
-        _=i18n.translator(lang),
-        message={**last, "html": render_answer(last["content"], model_family(svc), lang)} if last else None,
-        note=note,
+    """The final event: this turn as stored (its tool calls and the answer, replacing the
+    streaming bubble), and a note."""
+    messages = _messages(web, svc, address, cid, lang)
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    turn = messages[last_user + 1 :]
+    last = turn.pop() if turn and turn[-1]["role"] == "assistant" else None
+    html = web.jinja.get_template("assistant/turn.html").render(
+        _=i18n.translator(lang), earlier=turn, message=last, note=note
     )
     return event("done", html)
 

@@ -29,6 +29,7 @@ from gk.web import (
     approvals,
     assistant,
     assistant_models,
+    assistant_tools,
     calendar,
     chat,
     clientsetup,
@@ -198,6 +199,7 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     from gk.oauth import web as oauth_web  # the OAuth consent page (404 while MCP is off)
 
     web.add_routes(oauth_web.ROUTES)
+    web.add_routes(assistant_tools.ROUTES)
     return web
 
 

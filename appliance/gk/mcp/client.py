@@ -1,0 +1,152 @@
+"""A small MCP client (Streamable HTTP, protocol 2025-11-25 and older) for the external MCP
+servers an owner adds to the assistant: ``initialize``, ``tools/list``, ``tools/call``.
+
+Why not the official SDK: it is asyncio + anyio + httpx + pydantic (~45 MB RSS, as much as GK
+idle) and would need its own event loop beside the gevent hub; the assistant needs three
+methods over HTTP POST. This client is the standard library's ``http.client`` (cooperative
+under gevent's monkey-patching), one connection per call, answers read as JSON or as an SSE
+stream (the message whose ``id`` is the request's), capped at ``MAX_ANSWER`` bytes, with a
+timeout. A server's session (``Mcp-Session-Id``) is kept for the calls of one ``Session``.
+
+Every failure is an ``MCPClientError`` whose message can be shown to the owner (and, for a
+call, given to the model as the tool's error).
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import gk
+
+PROTOCOL = "2025-11-25"
+MAX_ANSWER = 1024 * 1024  # bytes of one answer
+TIMEOUT = 30.0  # seconds for one request
+MAX_PAGES = 10  # tools/list pages followed (nextCursor)
+CLIENT_INFO = {"name": "gk-assistant", "version": gk.__version__}
+
+
+class MCPClientError(Exception):
+    """The server could not be reached or answered something else than a result."""
+
+
+def check_url(url: str) -> str:
+    """An http(s) URL with a host, else ``MCPClientError``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MCPClientError("the URL must be http:// or https:// with a host name")
+    return url.strip()
+
+
+def _sse_messages(body: bytes) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        data = b"\n".join(line[5:].lstrip(b" ") for line in block.split(b"\n") if line.startswith(b"data:"))
+        if data:
+            try:
+                msg = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(msg, dict):
+                out.append(msg)
+    return out
+
+
+@dataclass
+class Session:
+    url: str
+    token: str = ""
+    timeout: float = TIMEOUT
+    session_id: str = ""
+    version: str = PROTOCOL
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def _post(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        parts = urlsplit(check_url(self.url))
+        conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=self.timeout)
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": self.version,
+        }
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("POST", path, json.dumps(message).encode(), headers)
+            resp = conn.getresponse()
+            body = resp.read(MAX_ANSWER + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise MCPClientError(f"cannot reach {parts.netloc}: {exc}") from exc
+        finally:
+            conn.close()
+        if len(body) > MAX_ANSWER:
+            raise MCPClientError(f"the answer is over {MAX_ANSWER} bytes")
+        if resp.status in (401, 403):
+            raise MCPClientError(f"the server refused the token (HTTP {resp.status})")
+        if "id" not in message:
+            return None
+        if sid := resp.getheader("Mcp-Session-Id"):
+            self.session_id = sid
+        ctype = (resp.getheader("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype == "text/event-stream":
+            found = [m for m in _sse_messages(body) if m.get("id") == message["id"]]
+            answer: Any = found[-1] if found else None
+        else:
+            try:
+                answer = json.loads(body or b"null")
+            except ValueError:
+                answer = None
+        if not isinstance(answer, dict):
+            raise MCPClientError(f"not an MCP answer (HTTP {resp.status})")
+        if isinstance(answer.get("error"), dict):
+            raise MCPClientError(str(answer["error"].get("message", "error"))[:300])
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            raise MCPClientError(f"no result in the answer (HTTP {resp.status})")
+        return result
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or {}})
+        assert out is not None
+        return out
+
+    def open(self) -> Session:
+        """``initialize`` then ``notifications/initialized``."""
+        result = self.request(
+            "initialize", {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": CLIENT_INFO}
+        )
+        version = result.get("protocolVersion")
+        if isinstance(version, str) and version:
+            self.version = version
+        self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return self
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        tools: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            result = self.request("tools/list", {"cursor": cursor} if cursor else {})
+            tools += [t for t in result.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
+            cursor = result.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+        return tools
+
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return self.request("tools/call", {"name": name, "arguments": arguments})
+
+
+def list_tools(url: str, token: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+    return Session(url, token, timeout).open().list_tools()
+
+
+def call_tool(url: str, token: str, name: str, arguments: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
+    return Session(url, token, timeout).open().call_tool(name, arguments)
