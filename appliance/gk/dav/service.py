@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.lock
 
+from gk import pools
 from gk.dav import defaults
 from gk.dav.defaults import DEFAULT_COLLECTIONS, Shares
 from gk.dav.rwlock import RWLock
@@ -49,6 +50,7 @@ PREFIX = "/dav/"
 XML_METHODS = {"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL"}
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
+RADICALE_THREADS = 2
 
 
 StartResponse = Callable[..., Any]
@@ -95,11 +97,15 @@ class DAVService:
         self.lock = RWLock()  # Radicale's storage lock, also taken by the writers below
         self._db: Database | None = None
         self._shares: Shares | None = None
+        # Radicale requests running in pool threads at once: the I/O pool stays free for mail
+        self._running = gevent.lock.Semaphore(RADICALE_THREADS)
+        self.hub = gevent.get_hub()  # where the iTIP sender's greenlets run
 
     @property
     def db(self) -> Database:
         if self._db is None:
             self._db = open_database(self.db_path, MIGRATIONS)
+            self._db.commit_runner = pools.run_io  # a commit waits on the disk, not the hub
         return self._db
 
     @property
@@ -154,7 +160,7 @@ class DAVService:
 
                     storage = app._storage
                     assert isinstance(storage, Storage)
-                    storage.observer = Scheduler(self.ctx)  # invitations by mail
+                    storage.observer = Scheduler(self.ctx, self.hub)  # invitations by mail
                     self._app = app
         return self._app
 
@@ -195,10 +201,58 @@ class DAVService:
 
     # -- WSGI ------------------------------------------------------------------------------
     def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Bound and authenticate the request on the hub, then run Radicale in a pool thread.
+
+        Radicale's work is pure Python that never yields: an initial ``sync-collection`` or a
+        ``PROPFIND`` over 10,000 items builds and serializes its XML for seconds, and a PUT's
+        commit waits on an fsync. In a pool thread the hub keeps serving meanwhile (it takes the
+        GIL back within ``sys.getswitchinterval()``, 5 ms). The body is already read into memory
+        (``_bound_request``, at most ``dav.max_request_size``) and the credentials are checked
+        here with ``ctx.auth`` (its throttle and cache are greenlet code), so the thread touches
+        no socket and no greenlet-only object; the storage's lock and database are shared with
+        the hub (``gk.dav.rwlock``)."""
         refused = self._bound_request(environ, start_response)
         if refused is not None:
             return refused
-        return self.application()(environ, start_response)
+        refused = self._authenticate(environ, start_response)
+        if refused is not None:
+            return refused
+        captured: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Callable[[bytes], None]:
+            captured[:] = [(status, headers)]
+            return lambda data: None
+
+        def run() -> list[bytes]:
+            return list(self.application()(environ, capture))
+
+        with self._running:
+            body = pools.run_io(run)
+        status, headers = captured[0]
+        start_response(status, headers)
+        return body
+
+    def _authenticate(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
+        """Basic credentials through ``ctx.auth`` on the hub; the verified address is handed to
+        Radicale's auth plugin in the environ (``gk.dav.auth.VERIFIED``). Wrong ones: 401."""
+        from gk.dav.auth import SERVICE, VERIFIED
+
+        environ.pop(VERIFIED, None)
+        header = str(environ.get("HTTP_AUTHORIZATION", ""))
+        if not header.startswith("Basic"):
+            return None
+        decoded = base64.b64decode(header[len("Basic") :].strip().encode("ascii")).decode("utf-8")
+        login, _, password = decoded.partition(":")
+        if login and password and len(login) <= 320 and len(password) <= 1024:
+            result = self.ctx.auth.login(login, password, str(environ.get("REMOTE_ADDR") or ""), SERVICE)
+            if result.ok and result.user is not None:
+                environ[VERIFIED] = result.user.address
+                return None
+        start_response(
+            "401 Unauthorized",
+            [("WWW-Authenticate", 'Basic realm="GK calendars and contacts"'), ("Content-Length", "0")],
+        )
+        return []
 
     def _bound_request(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         """Size and XML checks before Radicale reads a byte; None = pass the request on."""
@@ -242,8 +296,12 @@ class DAVService:
             if b"<!DOCTYPE" in probe or b"<!ENTITY" in probe:
                 log.warning("dav: refused an XML body with a DTD from %s", environ.get("REMOTE_ADDR", "?"))
                 return _text(start_response, "400 Bad Request", "XML with a DTD is not accepted")
-        if body is not None:
-            environ["wsgi.input"] = io.BytesIO(body)
+        if body is None:
+            # Radicale runs in a pool thread (``wsgi``): it must not read the client's socket
+            body = environ["wsgi.input"].read(length) if length else b""
+            if len(body) < length:
+                return _text(start_response, "400 Bad Request", "request body shorter than its Content-Length")
+        environ["wsgi.input"] = io.BytesIO(body)
         return None
 
     def stop(self, grace: float) -> None:
