@@ -51,6 +51,7 @@ XML_METHODS = {"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL"}
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
 RADICALE_THREADS = 2
+VERIFIED_KEY = "gk.dav.verified_user"  # gk.dav.auth.VERIFIED (that module imports Radicale)
 
 
 StartResponse = Callable[..., Any]
@@ -229,14 +230,68 @@ class DAVService:
         with self._running:
             body = pools.run_io(run)
         status, headers = captured[0]
+        user = environ.get(VERIFIED_KEY)
+        principal = str(environ.get("PATH_INFO", "")).strip("/")
+        if (
+            user
+            and principal
+            and "/" not in principal  # a principal: its PROPFIND lists collections, never items
+            and str(environ.get("REQUEST_METHOD", "")).upper() == "PROPFIND"
+            and status.startswith("207")
+        ):
+            joined = b"".join(body)
+            gzipped = any(k.lower() == "content-encoding" and "gzip" in v.lower() for k, v in headers)
+            if gzipped and len(joined) < 1024 * 1024:
+                import gzip
+
+                rewritten = gzip.compress(self._user_addresses(gzip.decompress(joined), str(user)))
+            else:
+                rewritten = self._user_addresses(joined, str(user))
+            body = [rewritten]
+            headers = [(k, str(len(rewritten)) if k.lower() == "content-length" else v) for k, v in headers]
         start_response(status, headers)
         return body
+
+    def _user_addresses(self, body: bytes, user: str) -> bytes:
+        """RFC 6638 §2.4.1: the principal's ``calendar-user-address-set`` lists its ``mailto:``
+        addresses (the account's, then the aliases delivered to it) before the principal URL,
+        which is all Radicale gives. iOS and macOS take the first ``mailto:`` as "me": the
+        invitations a user organizes then show as theirs, and their own ATTENDEE line as theirs."""
+        import urllib.parse
+        import xml.etree.ElementTree as ET
+
+        if b"calendar-user-address-set" not in body:
+            return body
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return body
+        dav, caldav = "{DAV:}", "{" + CALDAV_NS + "}"
+        aliases = [src for src, target in self.ctx.accounts.list_aliases() if target.lower() == user.lower()]
+        addresses = [user, *sorted(a for a in aliases if "@" in a)]
+        changed = False
+        for response in root.iter(dav + "response"):
+            href = urllib.parse.unquote(response.findtext(dav + "href") or "")
+            if href.rstrip("/").rpartition("/")[2] != user:
+                continue  # another principal, or a collection
+            for prop in response.iter(caldav + "calendar-user-address-set"):
+                if prop.find(dav + "href") is None:
+                    continue  # asked, but not found on this resource
+                for i, address in enumerate(addresses):
+                    element = ET.Element(dav + "href")
+                    element.text = f"mailto:{address}"
+                    prop.insert(i, element)
+                changed = True
+        if not changed:
+            return body
+        return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
     def _authenticate(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         """Basic credentials through ``ctx.auth`` on the hub; the verified address is handed to
         Radicale's auth plugin in the environ (``gk.dav.auth.VERIFIED``). Wrong ones: 401."""
         from gk.dav.auth import SERVICE, VERIFIED
 
+        assert VERIFIED == VERIFIED_KEY
         environ.pop(VERIFIED, None)
         header = str(environ.get("HTTP_AUTHORIZATION", ""))
         if not header.startswith("Basic"):
