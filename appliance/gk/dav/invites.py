@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from gk.accounts import User
     from gk.context import AppContext
     from gk.dav.webapi import DavWeb
-    from gk.mail.mailbox.mime import Part
+    from gk.mail.mailbox import Part
 
 log = logging.getLogger("gk.dav")
 

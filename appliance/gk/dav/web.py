@@ -23,8 +23,7 @@ from gk.web.app import USER, Route, Web
 from gk.web.wizard import WizardStep, after, mark, page
 
 if TYPE_CHECKING:
-    from gk.mail.mailbox import UserMailbox
-    from gk.mail.mailbox.mime import Part
+    from gk.mail.mailbox import Part, UserMailbox
 
 # the default collections' display names, translated on the pages (stored in English)
 DEFAULT_TITLES = (N_("Calendar"), N_("Tasks"), N_("Contacts"))
