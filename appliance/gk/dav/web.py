@@ -215,9 +215,6 @@ def answer_invitation(web: Web) -> None:
         key = next((k for k, v in invites.DONE_ERRORS.items() if v == exc.template), "")
         back.pop("invitation", None)
         back["invitation_error"] = key
-    web.ctx.accounts.record_event(
-        "dav_invitation", "web", web.client_ip(), user.address, f"{choice} {inv.uid} from {inv.organizer.address}"
-    )
     raise bottle.redirect("/mail/read?" + bottle.urlencode(back))
 
 
