@@ -99,14 +99,15 @@ class DAVService:
         self._db: Database | None = None
         self._shares: Shares | None = None
         # Radicale requests running in pool threads at once: the I/O pool stays free for mail
-        self._running = gevent.lock.Semaphore(RADICALE_THREADS)
+        # (no ``commit_runner`` on the DAV database: a writer on the hub holding the storage lock
+        # would wait for an I/O thread that Radicale requests waiting on that lock may all hold)
+        self._running = gevent.lock.Semaphore(max(1, min(RADICALE_THREADS, pools.current_sizes().io - 1)))
         self.hub = gevent.get_hub()  # where the iTIP sender's greenlets run
 
     @property
     def db(self) -> Database:
         if self._db is None:
             self._db = open_database(self.db_path, MIGRATIONS)
-            self._db.commit_runner = pools.run_io  # a commit waits on the disk, not the hub
         return self._db
 
     @property
