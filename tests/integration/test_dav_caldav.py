@@ -171,6 +171,24 @@ def test_discovery_from_server_root_and_well_known(server):
     assert urllib.parse.unquote(body).count(f"/dav/{ALICE}/") >= 3  # href + both home sets on the one principal
 
 
+def test_principal_lists_the_users_mailto_addresses(server):
+    """RFC 6638 calendar-user-address-set: the user's mailto: address first (iOS and macOS take it
+    as "me" in invitations), then the principal URL; asked through the caldav library."""
+    principal = client(server).principal()
+    addresses = [str(a) for a in principal.calendar_user_address_set()]
+    assert addresses[0] == f"mailto:{ALICE}", addresses
+    assert any(urllib.parse.unquote(a).endswith(f"/dav/{ALICE}/") for a in addresses[1:]), addresses
+    status, _, body = request(
+        server,
+        "PROPFIND",
+        f"/dav/{ALICE}/",
+        '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:prop><C:calendar-user-address-set/><D:displayname/></D:prop></D:propfind>",
+        headers={"Depth": "1"},
+    )
+    assert status == 207 and body.count("mailto:") == 1 and BOB not in body
+
+
 def test_events_created_queried_updated_deleted(server):
     cal = client(server).principal().calendar(name="Calendar")
     for day in range(1, 29):

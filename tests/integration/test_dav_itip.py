@@ -168,3 +168,136 @@ def test_reply_for_an_unknown_event_changes_nothing(server: GKServer) -> None:
     time.sleep(1)
     assert "iTIP reply" not in server.log() and "Traceback" not in server.log()
     assert Path(server.data_dir / "dav.sqlite3").exists()
+
+
+# -- invitations answered from the webmail reader --------------------------------------------------
+
+ORGANIZER = "org@remote.example"
+INVITE = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Remote//EN\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\n"
+    "UID:remote-1@remote.example\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\n"
+    "SEQUENCE:{seq}\r\nSUMMARY:Board meeting\r\nLOCATION:Room 4\r\nORGANIZER;CN=Olga:mailto:{org}\r\n"
+    "ATTENDEE;CN=Olga;PARTSTAT=ACCEPTED:mailto:{org}\r\n"
+    "ATTENDEE;CN=Bob;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{bob}\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def deliver_invitation(srv: GKServer, method: str, seq: int, start: str, end: str) -> str:
+    """An invitation from a remote organizer, delivered to bob over SMTP port 25; its subject."""
+    subject = f"{method.title()} {seq}: Board meeting"
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = ORGANIZER, BOB, subject
+    msg.set_content("Olga invites you.")
+    ical = INVITE.format(method=method, seq=seq, start=start, end=end, org=ORGANIZER, bob=BOB)
+    msg.add_alternative(ical, subtype="calendar", params={"method": method})
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp.port"), timeout=30) as s:
+        s.ehlo("mx.remote.example")
+        s.send_message(msg, from_addr=ORGANIZER, to_addrs=[BOB])
+    return subject
+
+
+def web_session(srv: GKServer, user: str):  # type: ignore[no-untyped-def]
+    from test_web_http import Client
+
+    c = Client(srv, https=True)
+    c.login(user, PASSWORD)
+    c.get("/mail")
+    return c
+
+
+def read_url(c, subject: str) -> str:  # type: ignore[no-untyped-def]
+    """The reader URL of the INBOX message with ``subject`` (waits for its delivery)."""
+    import re
+
+    def find() -> str:
+        _, page = c.get("/mail?folder=INBOX")
+        for uid in re.findall(r"/mail/read\?folder=INBOX&amp;uid=(\d+)", page):
+            _, text = c.get(f"/mail/read?folder=INBOX&uid={uid}")
+            if subject in text:
+                return f"/mail/read?folder=INBOX&uid={uid}"
+        return ""
+
+    found = wait_for(find)
+    assert found, subject
+    return found
+
+
+def answer(c, url: str, choice: str, csrf: bool = True):  # type: ignore[no-untyped-def]
+    uid = url.rpartition("=")[2]
+    return c.post("/mail/invitation", {"folder": "INBOX", "uid": uid, "answer": choice}, csrf=csrf)
+
+
+def local_path(location: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(location)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def queued_to(srv: GKServer, rcpt: str) -> list[str]:
+    """Subjects of bob's replies the outbound queue took for ``rcpt``: remote.example does not
+    resolve here, so the queue bounces each at once and its DSN, quoting the reply's headers,
+    lands in bob's INBOX (the queue's rows go with the bounce)."""
+    out = []
+    for msg in inbox(srv, BOB):
+        raw = msg.as_bytes()
+        if b"multipart/report" in raw and f"To: {rcpt}".encode() in raw:
+            for subject in ("Accepted", "Tentative", "Declined"):
+                if f"Subject: {subject}: Board meeting".encode() in raw:
+                    out.append(subject)
+    return out
+
+
+def test_invitation_answered_from_webmail(server: GKServer) -> None:
+    """An invitation delivered by SMTP shows in bob's reader; Accept puts it in his calendar (seen
+    by the caldav client) and queues the REPLY to the remote organizer; an update with a higher
+    SEQUENCE moves it; a CANCEL removes it. Carol cannot act on bob's message, and a POST without
+    the CSRF token is refused."""
+    subject = deliver_invitation(server, "REQUEST", 0, "20260715T080000Z", "20260715T090000Z")
+    bob = web_session(server, BOB)
+    url = read_url(bob, subject)
+    _, page = bob.get(url)
+    assert 'id="invitation"' in page and "Board meeting" in page and "Room 4" in page
+    assert f"Olga &lt;{ORGANIZER}&gt;" in page and 'value="accept"' in page and 'value="decline"' in page
+
+    resp, _ = answer(bob, url, "accept", csrf=False)
+    assert resp.status == 403
+    carol = web_session(server, CAROL)
+    resp, _ = answer(carol, url, "accept")
+    assert resp.status == 404  # her own mailbox has no such message, or no invitation in it
+    assert f"iTIP REPLY ACCEPTED from {BOB}" not in server.log()
+
+    resp, _ = answer(bob, url, "accept")
+    assert resp.status == 303, resp.status
+    _, page = bob.get(local_path(resp.headers["Location"]))
+    assert 'id="invitation-done"' in page and 'id="invitation-state"' in page
+    event = calendar(server, BOB).event_by_uid("remote-1@remote.example")
+    data = event.data.replace("\r\n ", "")
+    assert "METHOD" not in data and f"PARTSTAT=ACCEPTED:mailto:{BOB}" in data and "20260715T080000Z" in data
+    replies = wait_for(lambda: queued_to(server, ORGANIZER))
+    assert replies == ["Accepted"], replies
+    assert f"iTIP REPLY ACCEPTED from {BOB} to {ORGANIZER}" in server.log()
+
+    # the organizer moves it: SEQUENCE 1, a day later; bob answers maybe, his copy follows
+    subject = deliver_invitation(server, "REQUEST", 1, "20260716T080000Z", "20260716T090000Z")
+    url = read_url(bob, subject)
+    _, page = bob.get(url)
+    assert "This is an update of an event in your calendar" in page
+    resp, _ = answer(bob, url, "tentative")
+    assert resp.status == 303
+    data = calendar(server, BOB).event_by_uid("remote-1@remote.example").data.replace("\r\n ", "")
+    assert "20260716T080000Z" in data and f"PARTSTAT=TENTATIVE:mailto:{BOB}" in data
+    replies = wait_for(lambda: len(queued_to(server, ORGANIZER)) == 2 and queued_to(server, ORGANIZER))
+    assert replies == ["Accepted", "Tentative"], replies
+
+    # cancelled: the reader offers the removal, which takes it out of his calendar
+    subject = deliver_invitation(server, "CANCEL", 2, "20260716T080000Z", "20260716T090000Z")
+    url = read_url(bob, subject)
+    _, page = bob.get(url)
+    assert 'value="remove"' in page
+    resp, _ = answer(bob, url, "remove")
+    assert resp.status == 303
+    with pytest.raises(caldav.error.NotFoundError):
+        calendar(server, BOB).event_by_uid("remote-1@remote.example")
+    assert "Traceback" not in server.log()

@@ -6,6 +6,7 @@ backend as the reference: a difference between the two is a bug in ours.
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -394,3 +395,40 @@ def test_token_older_than_kept_deletions_is_refused(tmp_path, monkeypatch):
         col.sync(before)  # would need a's tombstone: the client must resync fully
     _, changed = col.sync(after_a)
     assert list(changed) == ["b.ics"]
+
+
+def test_lock_shared_between_a_pool_thread_and_the_hub(tmp_path):
+    """Radicale's requests run in a pool thread (gk.dav.service): a writer there keeps a reader on
+    the hub out until it is done, and the hub keeps running other greenlets meanwhile."""
+    import threading
+
+    from gk import pools
+
+    lock = RWLock()
+    order: list[str] = []
+    inside = threading.Event()
+    ticks = []
+
+    def writer_in_thread() -> None:
+        with lock.acquire("w"):
+            order.append("w-in")
+            inside.set()
+            time.sleep(0.3)  # a native sleep: the thread holds the lock, not the hub
+            order.append("w-out")
+
+    def reader() -> None:
+        while not inside.is_set():
+            gevent.sleep(0.005)
+        with lock.acquire("r"):
+            order.append("r-in")
+
+    def ticker() -> None:
+        while len(order) < 3:
+            ticks.append(1)
+            gevent.sleep(0.01)
+
+    jobs = [gevent.spawn(pools.run_io, writer_in_thread), gevent.spawn(reader), gevent.spawn(ticker)]
+    gevent.joinall(jobs, timeout=60)
+    assert order == ["w-in", "w-out", "r-in"]
+    assert len(ticks) > 3  # the hub ran the ticker while the thread held the lock
+    assert lock.locked == ""

@@ -7,27 +7,43 @@ cost an argon2id hash, 19 MiB and tens of ms), and a ``login_failed`` security e
 client's address. Radicale's own login cache and constant-time padding are off: GK already
 spends the same time on unknown users (a dummy hash), and Radicale's padding would make every
 later failure wait as long as the longest throttle delay ever seen.
+
+In ``gk serve`` the check runs on the hub before Radicale is called in a pool thread
+(``DAVService._authenticate``: the throttle and cache are greenlet code); the verified address
+comes here in the environ under ``VERIFIED`` and is passed through Radicale's external-login
+hook with a secret of this process, which no client can send as a password.
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from radicale import auth
 
 SERVICE = "dav"
+VERIFIED = "gk.dav.verified_user"  # environ key set by gk.dav.service only (never an HTTP_ header)
 
 
 class Auth(auth.BaseAuth):
     def __init__(self, configuration: Any, authenticator: Any):
         super().__init__(configuration)
         self._authenticator = authenticator
+        self._secret = secrets.token_urlsafe(32)
 
     @classmethod
     def factory(cls, authenticator: Any) -> Any:
         return lambda configuration: cls(configuration, authenticator)
 
+    def get_external_login(self, environ: Mapping[str, Any]) -> tuple[()] | tuple[str, str]:
+        user = environ.get(VERIFIED)
+        return (str(user), self._secret) if user else ()
+
     def _login_ext(self, login: str, password: str, context: auth.AuthContext) -> str:
+        if hmac.compare_digest(password.encode(), self._secret.encode()):
+            return login
         if not login or not password or len(login) > 320 or len(password) > 1024:
             return ""
         result = self._authenticator.login(login, password, context.remote_addr or "", SERVICE)

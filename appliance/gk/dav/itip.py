@@ -152,8 +152,17 @@ def message(organizer: str, attendees: Iterable[str], method: str, ical: str, su
 class Scheduler:
     """``Storage.observer`` of ``gk serve``: plans after the commit, sends in a greenlet."""
 
-    def __init__(self, ctx: AppContext):
+    def __init__(self, ctx: AppContext, hub: Any = None):
         self.ctx = ctx
+        self.hub = hub  # the main hub: DAV requests run in pool threads, the sending on the hub
+
+    def _spawn(self, *args: Any) -> None:
+        from gk import pools
+
+        if self.hub is None or not pools.in_pool_thread():
+            gevent.spawn(self._send, *args)
+        else:
+            self.hub.loop.run_callback_threadsafe(gevent.spawn, self._send, *args)
 
     def __call__(self, user: str, changes: list[Change]) -> None:
         if not user or not self.ctx.config.dav.invitations:
@@ -164,7 +173,7 @@ class Scheduler:
             for method, attendees in plan(user.lower(), change.old, change.new):
                 text = change.new if method == "REQUEST" else change.old
                 assert text is not None
-                gevent.spawn(self._send, user, method, sorted(attendees), text)
+                self._spawn(user, method, sorted(attendees), text)
 
     def _send(self, user: str, method: str, attendees: list[str], text: str) -> None:
         from gk.mail.submission import SubmissionError, submit

@@ -1,10 +1,14 @@
-"""A gevent-cooperative read/write lock for the DAV storage (Radicale's ``acquire_lock``).
+"""A read/write lock for the DAV storage (Radicale's ``acquire_lock``), cooperative on the hub and
+usable from the pool threads that run Radicale's requests (``gk.dav.service``).
 
 Radicale's file backend locks with ``flock`` on a lock file, which blocks the whole gevent hub
-while another holder works; here waiting is a greenlet switch. Many readers or one writer;
-writer-preferring (a waiting writer closes the gate to new readers, so a stream of PROPFINDs
-cannot starve a PUT). Re-entrant per greenlet: a greenlet already inside passes straight in
-(Radicale nests a read inside a read for shared collections). Cost: two small objects.
+while another holder works; here a greenlet on the hub waits with a greenlet switch and a pool
+thread waits natively. It is built from gevent semaphores only, which gevent (≥ 20.12) makes safe
+across threads: a semaphore released in a pool thread wakes a greenlet waiting on the hub. Many
+readers or one writer; writer-preferring (a waiting writer holds the turnstile, so a stream of
+PROPFINDs cannot starve a PUT). Re-entrant per holder (a greenlet on the hub, or a pool thread):
+a holder already inside passes straight in (Radicale nests a read inside a read for shared
+collections). Cost: three semaphores and a dict.
 """
 
 from __future__ import annotations
@@ -13,22 +17,21 @@ import contextlib
 from collections.abc import Iterator
 
 import gevent
-import gevent.event
 import gevent.lock
 
 
 class RWLock:
     def __init__(self) -> None:
-        self._gate = gevent.lock.Semaphore(1)  # held by a writer while it waits and while it writes
-        self._no_readers = gevent.event.Event()
-        self._no_readers.set()
+        self._turnstile = gevent.lock.Semaphore(1)  # a writer holds it while it waits and writes
+        self._room = gevent.lock.Semaphore(1)  # held by the readers as a group, or by one writer
+        self._count = gevent.lock.Semaphore(1)  # guards ``_readers``
         self._readers = 0
-        self._holders: dict[object, str] = {}  # greenlet -> "r" or "w"
+        self._holders: dict[object, str] = {}  # greenlet (a pool thread's own greenlet) -> mode
 
     @property
     def locked(self) -> str:
         """ "w" while a writer holds the lock, "r" while readers do, "" when free (for tests)."""
-        if "w" in self._holders.values():
+        if "w" in list(self._holders.values()):
             return "w"
         return "r" if self._readers else ""
 
@@ -44,22 +47,26 @@ class RWLock:
         if held == "r":
             raise RuntimeError("cannot upgrade a DAV read lock to a write lock")
         if mode == "r":
-            with self._gate:
+            with self._turnstile:
+                pass
+            with self._count:
                 self._readers += 1
-                self._no_readers.clear()
+                if self._readers == 1:
+                    self._room.acquire()
             self._holders[me] = "r"
             try:
                 yield
             finally:
                 del self._holders[me]
-                self._readers -= 1
-                if self._readers == 0:
-                    self._no_readers.set()
+                with self._count:
+                    self._readers -= 1
+                    if self._readers == 0:
+                        self._room.release()
             return
-        with self._gate:
-            self._no_readers.wait()
-            self._holders[me] = "w"
-            try:
-                yield
-            finally:
-                del self._holders[me]
+        with self._turnstile:
+            with self._room:
+                self._holders[me] = "w"
+                try:
+                    yield
+                finally:
+                    del self._holders[me]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.lock
 
+from gk import pools
 from gk.dav import defaults
 from gk.dav.defaults import DEFAULT_COLLECTIONS, Shares
 from gk.dav.rwlock import RWLock
@@ -49,6 +50,8 @@ PREFIX = "/dav/"
 XML_METHODS = {"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL"}
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
+RADICALE_THREADS = 2
+VERIFIED_KEY = "gk.dav.verified_user"  # gk.dav.auth.VERIFIED (that module imports Radicale)
 
 
 StartResponse = Callable[..., Any]
@@ -95,6 +98,11 @@ class DAVService:
         self.lock = RWLock()  # Radicale's storage lock, also taken by the writers below
         self._db: Database | None = None
         self._shares: Shares | None = None
+        # Radicale requests running in pool threads at once: the I/O pool stays free for mail
+        # (no ``commit_runner`` on the DAV database: a writer on the hub holding the storage lock
+        # would wait for an I/O thread that Radicale requests waiting on that lock may all hold)
+        self._running = gevent.lock.Semaphore(max(1, min(RADICALE_THREADS, pools.current_sizes().io - 1)))
+        self.hub = gevent.get_hub()  # where the iTIP sender's greenlets run
 
     @property
     def db(self) -> Database:
@@ -154,7 +162,7 @@ class DAVService:
 
                     storage = app._storage
                     assert isinstance(storage, Storage)
-                    storage.observer = Scheduler(self.ctx)  # invitations by mail
+                    storage.observer = Scheduler(self.ctx, self.hub)  # invitations by mail
                     self._app = app
         return self._app
 
@@ -195,10 +203,112 @@ class DAVService:
 
     # -- WSGI ------------------------------------------------------------------------------
     def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Bound and authenticate the request on the hub, then run Radicale in a pool thread.
+
+        Radicale's work is pure Python that never yields: an initial ``sync-collection`` or a
+        ``PROPFIND`` over 10,000 items builds and serializes its XML for seconds, and a PUT's
+        commit waits on an fsync. In a pool thread the hub keeps serving meanwhile (it takes the
+        GIL back within ``sys.getswitchinterval()``, 5 ms). The body is already read into memory
+        (``_bound_request``, at most ``dav.max_request_size``) and the credentials are checked
+        here with ``ctx.auth`` (its throttle and cache are greenlet code), so the thread touches
+        no socket and no greenlet-only object; the storage's lock and database are shared with
+        the hub (``gk.dav.rwlock``)."""
         refused = self._bound_request(environ, start_response)
         if refused is not None:
             return refused
-        return self.application()(environ, start_response)
+        refused = self._authenticate(environ, start_response)
+        if refused is not None:
+            return refused
+        captured: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Callable[[bytes], None]:
+            captured[:] = [(status, headers)]
+            return lambda data: None
+
+        def run() -> list[bytes]:
+            return list(self.application()(environ, capture))
+
+        with self._running:
+            body = pools.run_io(run)
+        status, headers = captured[0]
+        user = environ.get(VERIFIED_KEY)
+        principal = str(environ.get("PATH_INFO", "")).strip("/")
+        if (
+            user
+            and principal
+            and "/" not in principal  # a principal: its PROPFIND lists collections, never items
+            and str(environ.get("REQUEST_METHOD", "")).upper() == "PROPFIND"
+            and status.startswith("207")
+        ):
+            joined = b"".join(body)
+            gzipped = any(k.lower() == "content-encoding" and "gzip" in v.lower() for k, v in headers)
+            if gzipped and len(joined) < 1024 * 1024:
+                import gzip
+
+                rewritten = gzip.compress(self._user_addresses(gzip.decompress(joined), str(user)))
+            else:
+                rewritten = self._user_addresses(joined, str(user))
+            body = [rewritten]
+            headers = [(k, str(len(rewritten)) if k.lower() == "content-length" else v) for k, v in headers]
+        start_response(status, headers)
+        return body
+
+    def _user_addresses(self, body: bytes, user: str) -> bytes:
+        """RFC 6638 §2.4.1: the principal's ``calendar-user-address-set`` lists its ``mailto:``
+        addresses (the account's, then the aliases delivered to it) before the principal URL,
+        which is all Radicale gives. iOS and macOS take the first ``mailto:`` as "me": the
+        invitations a user organizes then show as theirs, and their own ATTENDEE line as theirs."""
+        import urllib.parse
+        import xml.etree.ElementTree as ET
+
+        if b"calendar-user-address-set" not in body:
+            return body
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return body
+        dav, caldav = "{DAV:}", "{" + CALDAV_NS + "}"
+        aliases = [src for src, target in self.ctx.accounts.list_aliases() if target.lower() == user.lower()]
+        addresses = [user, *sorted(a for a in aliases if "@" in a)]
+        changed = False
+        for response in root.iter(dav + "response"):
+            href = urllib.parse.unquote(response.findtext(dav + "href") or "")
+            if href.rstrip("/").rpartition("/")[2] != user:
+                continue  # another principal, or a collection
+            for prop in response.iter(caldav + "calendar-user-address-set"):
+                if prop.find(dav + "href") is None:
+                    continue  # asked, but not found on this resource
+                for i, address in enumerate(addresses):
+                    element = ET.Element(dav + "href")
+                    element.text = f"mailto:{address}"
+                    prop.insert(i, element)
+                changed = True
+        if not changed:
+            return body
+        return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+    def _authenticate(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
+        """Basic credentials through ``ctx.auth`` on the hub; the verified address is handed to
+        Radicale's auth plugin in the environ (``gk.dav.auth.VERIFIED``). Wrong ones: 401."""
+        from gk.dav.auth import SERVICE, VERIFIED
+
+        assert VERIFIED == VERIFIED_KEY
+        environ.pop(VERIFIED, None)
+        header = str(environ.get("HTTP_AUTHORIZATION", ""))
+        if not header.startswith("Basic"):
+            return None
+        decoded = base64.b64decode(header[len("Basic") :].strip().encode("ascii")).decode("utf-8")
+        login, _, password = decoded.partition(":")
+        if login and password and len(login) <= 320 and len(password) <= 1024:
+            result = self.ctx.auth.login(login, password, str(environ.get("REMOTE_ADDR") or ""), SERVICE)
+            if result.ok and result.user is not None:
+                environ[VERIFIED] = result.user.address
+                return None
+        start_response(
+            "401 Unauthorized",
+            [("WWW-Authenticate", 'Basic realm="GK calendars and contacts"'), ("Content-Length", "0")],
+        )
+        return []
 
     def _bound_request(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         """Size and XML checks before Radicale reads a byte; None = pass the request on."""
@@ -242,8 +352,12 @@ class DAVService:
             if b"<!DOCTYPE" in probe or b"<!ENTITY" in probe:
                 log.warning("dav: refused an XML body with a DTD from %s", environ.get("REMOTE_ADDR", "?"))
                 return _text(start_response, "400 Bad Request", "XML with a DTD is not accepted")
-        if body is not None:
-            environ["wsgi.input"] = io.BytesIO(body)
+        if body is None:
+            # Radicale runs in a pool thread (``wsgi``): it must not read the client's socket
+            body = environ["wsgi.input"].read(length) if length else b""
+            if len(body) < length:
+                return _text(start_response, "400 Bad Request", "request body shorter than its Content-Length")
+        environ["wsgi.input"] = io.BytesIO(body)
         return None
 
     def stop(self, grace: float) -> None:

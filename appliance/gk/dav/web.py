@@ -1,5 +1,7 @@
-"""Web pages of the DAV feature: the wizard's "Family" calendar step and ``/sharing``, where an
-owner picks who may read or write each of their calendars and address books.
+"""Web pages of the DAV feature: the wizard's "Family" calendar step, ``/sharing``, where an
+owner picks who may read or write each of their calendars and address books, and the invitation
+box of the webmail reader (``reader_invitation``, answered by ``POST /mail/invitation``:
+``gk.dav.invites``).
 
 The calendar and contacts pages themselves are ``gk.web.calendar*``/``gk.web.contacts*``; these
 two only write the sharing table (``gk.dav.defaults``) through the running ``DAVService`` (its
@@ -7,6 +9,9 @@ write lock), so they answer 404 when DAV is off.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 import bottle
 
@@ -16,6 +21,9 @@ from gk.locale import N_
 from gk.web import forms
 from gk.web.app import USER, Route, Web
 from gk.web.wizard import WizardStep, after, mark, page
+
+if TYPE_CHECKING:
+    from gk.mail.mailbox import Part, UserMailbox
 
 # the default collections' display names, translated on the pages (stored in English)
 DEFAULT_TITLES = (N_("Calendar"), N_("Tasks"), N_("Contacts"))
@@ -106,7 +114,112 @@ def save_sharing(web: Web, collection: str) -> str:
     return sharing_page(web, notice=web.gettext("Sharing saved."))
 
 
+# -- invitations in the webmail reader ----------------------------------------------------------
+
+PARTSTATS = {
+    "ACCEPTED": N_("accepted"),
+    "TENTATIVE": N_("maybe"),
+    "DECLINED": N_("declined"),
+    "NEEDS-ACTION": N_("no answer yet"),
+    "DELEGATED": N_("delegated"),
+}
+# the reader's banner after an answer: a key from the query, never text from the URL itself
+DONE = {
+    "ACCEPTED": N_("You accepted: the event is in your calendar and the organizer was told."),
+    "TENTATIVE": N_("You answered maybe: the event is in your calendar and the organizer was told."),
+    "DECLINED": N_("You declined: the organizer was told."),
+    "removed": N_("The cancelled event was removed from your calendar."),
+    "absent": N_("This event is not in your calendar."),
+}
+
+
+def _when(value: dt.date | dt.datetime | None, tz: dt.tzinfo, lang: str) -> str:
+    from gk.web.webmail import DAYS, MONTHS, fmt_full
+
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(tz)
+        return fmt_full(value, lang)
+    months, days = MONTHS.get(lang, MONTHS["en"]), DAYS.get(lang, DAYS["en"])
+    if lang == "fr":
+        return f"{days[value.weekday()]} {value.day} {months[value.month - 1]} {value.year}"
+    return f"{days[value.weekday()]}, {months[value.month - 1]} {value.day}, {value.year}"
+
+
+def _load_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Part) -> Any:
+    from gk import pools
+    from gk.dav import invites
+    from gk.mail.mailbox import reading
+    from gk.web.webmail import own_addresses
+
+    part = invites.calendar_part(top)
+    if part is None:
+        return None
+    with mb.open_message(folder, uid) as fh:
+        text = reading.part_text(fh, part, invites.MAX_INVITE_BYTES)
+    is_own = own_addresses(web.ctx, web.signed_in())
+    return pools.run_cpu(invites.parse, text, is_own)  # vobject: pure Python, off the hub
+
+
+def reader_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Part) -> dict[str, Any] | None:
+    """What the mail reader shows of an invitation in this message (None: not one, or DAV off)."""
+    from gk import localtime
+    from gk.dav import invites
+    from gk.web.calendar import davweb
+
+    if web.ctx.services.maybe(DAVService) is None:
+        return None
+    inv = _load_invitation(web, mb, folder, uid, top)
+    if inv is None:
+        return None
+    user = web.signed_in().address
+    inv = invites.with_state(davweb(web), user, inv)
+    tz, lang = localtime.zone(web.data_dir), web.lang()
+    done = DONE.get(bottle.request.query.get("invitation", ""))
+    error = invites.DONE_ERRORS.get(bottle.request.query.get("invitation_error", ""))
+    return {
+        "inv": inv,
+        "start": _when(inv.start, tz, lang),
+        "end": _when(inv.end, tz, lang) if inv.end is not None and inv.end != inv.start else "",
+        "partstat": {k: web.gettext(v) for k, v in PARTSTATS.items()},
+        "done": web.gettext(done) if done else "",
+        "error": web.gettext(error) if error else "",
+    }
+
+
+def answer_invitation(web: Web) -> None:
+    """POST /mail/invitation: accept, maybe, decline (a REQUEST) or remove (a CANCEL), for a
+    message of the signed-in user's own mailbox only."""
+    from gk.dav import invites
+    from gk.web.calendar import davweb
+    from gk.web.webmail import info_or_404, mailbox, uid_param
+
+    _service(web)
+    user, mb = mailbox(web)
+    folder, uid = forms.text("folder") or "INBOX", uid_param(forms.text("uid"))
+    info_or_404(mb, folder, uid)
+    choice = forms.text("answer")
+    inv = _load_invitation(web, mb, folder, uid, mb.structure(folder, uid))
+    if inv is None:
+        raise bottle.HTTPError(404, "no invitation in this message")
+    back = {"folder": folder, "uid": str(uid)}
+    api = davweb(web)
+    try:
+        if choice == "remove":
+            back["invitation"] = "removed" if invites.remove(api, user.address, inv) else "absent"
+        else:
+            back["invitation"] = invites.answer(web.ctx, api, user, inv, choice)
+    except invites.InviteError as exc:
+        key = next((k for k, v in invites.DONE_ERRORS.items() if v == exc.template), "")
+        back.pop("invitation", None)
+        back["invitation_error"] = key
+    raise bottle.redirect("/mail/read?" + bottle.urlencode(back))
+
+
 ROUTES = (
     Route("GET", "/sharing", sharing, USER),
     Route("POST", "/sharing/<collection>", save_sharing, USER),
+    Route("POST", "/mail/invitation", answer_invitation, USER),
 )

@@ -153,8 +153,12 @@ def read(web: Web) -> str:
     hdr = mb.headers(folder, uid)
     show = bottle.request.query.get("images") == "1"
     lang, tz = web.lang(), localtime.zone(web.data_dir)
+    from gk.dav.web import reader_invitation  # an invitation's box (None: not one, or DAV off)
+
+    invitation = reader_invitation(web, mb, folder, uid, top)
     return web.render(
         "mail/read.html",
+        invitation=invitation,
         date=fmt_header_date(hdr.get("Date", ""), info.internaldate, tz, lang),
         thread=thread_of(mb, folder, uid, hdr, tz, lang),
         fmt_size=functools.partial(fmt_size, lang=lang),
