@@ -34,6 +34,13 @@ over — except in the first scan of a folder after an unclean shutdown, where t
 scan when neither ``new/`` nor ``cur/`` changed their mtime since the last scan (memory: two
 ints per folder).
 
+Lazy indexing: a scan that finds more than ``LAZY_FROM`` new files (a folder seen for the first
+time, a Maildir copied in) gives them UIDs, flags (file names), sizes and internal dates
+(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE parses the header block of
+the messages it needs, BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
+background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
+``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
+
 Changes are announced after commit as typed events of ``gk.events`` (``MessagesAdded``,
 ``FlagsChanged``, ``Expunged``, ``FoldersChanged``), each with the folder's HIGHESTMODSEQ after it.
 """
@@ -94,7 +101,8 @@ PARSE_BATCH_FILES = 64  # messages parsed per threadpool hand-off when indexing 
 PARSE_BATCH_BYTES = 4 * 1024 * 1024  # ... or this many bytes of them
 STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) may hide a same-tick change
 LAZY_FROM = 32  # a scan that finds more new files than this indexes them lazily (see _index_files)
-BACKFILL_BATCH = 32  # messages the background indexer parses and stores at a time
+BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a time
+BACKFILL_IDLE = 1.0  # ... once the user's mailbox has had no call for this long (seconds)
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -313,6 +321,7 @@ def _load_structure(raw: str, path: str) -> tuple[Part, str | None]:
 
 
 ZoneSource = Callable[[], dt.tzinfo]
+StrPath = str | Path
 
 
 class UserMailbox:
@@ -342,6 +351,7 @@ class UserMailbox:
         self._floors: dict[str, int] = {}  # each folder's gk-uidlist floor as last read or written
         self.users = 0  # sessions holding this object (MailboxStore keeps it open while > 0)
         self._closed = False
+        self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
         with self.lock:
             try:
@@ -699,7 +709,8 @@ class UserMailbox:
         known = {uidlist.without_uid(r["base"]): r for r in rows}
         used = {r["uid"] for r in rows}
         uidnext = int(f["uidnext"])
-        renames: list[tuple[Path, Path]] = []
+        cur = f"{d}/cur/"  # plain strings: 5,000 pathlib joins cost ~0.3 s of a first open
+        renames: list[tuple[StrPath, StrPath]] = []
         fixes: list[tuple[str, Any]] = []  # (file name after the renames, its row)
         for key, fname in files.items():
             r = known.get(key)
@@ -710,7 +721,7 @@ class UserMailbox:
                 letters = split_name(r["name"])[1]
             target = f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"
             if target != fname:
-                renames.append((d / "cur" / fname, d / "cur" / target))
+                renames.append((cur + fname, cur + target))
             if target != r["name"]:
                 fixes.append((target, r))
         # Files the index does not know: the UID in the name if it is free (and, outside a rebuild,
@@ -731,11 +742,11 @@ class UserMailbox:
         for sub, fname in numbered:
             base, letters = split_name(fname)
             target = f"{uidlist.with_uid(base, nxt)}:2,{letters}"
-            renames.append((d / sub / fname, d / "cur" / target))
+            renames.append((f"{d}/{sub}/{fname}", cur + target))
             added.append((target, nxt))
             nxt += 1
         done = self._rename_files(renames, d, sync_new=bool(incoming))
-        lost = {dst.name for src, dst in renames if dst not in done}
+        lost = {os.path.basename(dst) for src, dst in renames if dst not in done}
         fixes = [(t, r) for t, r in fixes if t not in lost]
         added = [(t, u) for t, u in added if t not in lost]
         gone = [r for key, r in known.items() if key not in files]
@@ -786,8 +797,8 @@ class UserMailbox:
                 events.publish(events.MessagesAdded(self.address, name, tuple(indexed), top))
 
     def _rename_files(
-        self, renames: list[tuple[Path, Path]], d: Path, sync_new: bool = False, fsync: bool = True
-    ) -> set[Path]:
+        self, renames: Sequence[tuple[StrPath, StrPath]], d: Path, sync_new: bool = False, fsync: bool = True
+    ) -> set[StrPath]:
         """Do ``renames`` in the threadpool (the hub keeps serving), then fsync ``cur/`` (and
         ``new/``) once unless not ``fsync``; returns the targets that exist now (a source may
         have vanished)."""
@@ -835,6 +846,29 @@ class UserMailbox:
         c.execute("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?", (folder_id,))
         return int(c.execute("SELECT highestmodseq FROM folders WHERE id = ?", (folder_id,)).fetchone()[0])
 
+    def _offsets(self) -> Callable[[float], int]:
+        """``_local_offset`` for many files at once: the zone is looked up once, offsets kept by hour."""
+        try:
+            zone = self.zone() if self.zone is not None else None
+        except sqlite3.Error:
+            zone = None
+        memo: dict[int, int] = {}
+
+        def offset(ts: float) -> int:
+            hour = int(ts) // 900  # zones change offset on quarter hours (UTC)
+            if hour not in memo:
+                if zone is None:
+                    memo[hour] = 0
+                else:
+                    try:
+                        off = dt.datetime.fromtimestamp(ts, zone).utcoffset()
+                    except (OverflowError, OSError, ValueError):
+                        off = None
+                    memo[hour] = int(off.total_seconds() / 60) if off else 0
+            return memo[hour]
+
+        return offset
+
     def _local_offset(self, ts: float) -> int:
         """The server zone's offset (minutes east of UTC) at ``ts``; 0 without a zone."""
         if self.zone is None:
@@ -868,11 +902,13 @@ class UserMailbox:
         when a FETCH asks for it, the whole parse by ``structure``, by SEARCH for what it must
         look into, and by the background indexer (``_backfill``) for the rest."""
         found = []
+        cur = f"{d}/cur/"
         for i, fname in enumerate(names):
             try:
-                found.append((i, fname, (d / "cur" / fname).stat()))
+                found.append((i, fname, os.stat(cur + fname)))
             except FileNotFoundError:
                 continue
+        offset = self._offsets()
         # Parse a group (CPU pool) while the group before it is inserted and committed (I/O
         # pool): FTS5 tokenizes every body (~0.5 ms a message) in C with the GIL released, so
         # the two overlap; a first open of 5,000 messages had held the hub ~2.5 s with the
@@ -880,12 +916,13 @@ class UserMailbox:
         done: list[int] = []
         writing: gevent.Greenlet | None = None
         try:
-            for start in range(0, len(found), INDEX_GROUP):
-                group = found[start : start + INDEX_GROUP]
+            step = max(len(found), 1) if lazy else INDEX_GROUP  # lazy: nothing to overlap, one commit
+            for start in range(0, len(found), step):
+                group = found[start : start + step]
                 parsed: list[Parsed | None] = (
                     [(None, None, None, None)] * len(group)
                     if lazy
-                    else _parse_off_hub([(str(d / "cur" / fname), st.st_size) for _, fname, st in group])
+                    else _parse_off_hub([(cur + fname, st.st_size) for _, fname, st in group])
                 )
                 entries = []
                 for (i, fname, st), result in zip(group, parsed, strict=True):
@@ -894,7 +931,7 @@ class UserMailbox:
                     env, structure, text, date = result
                     letters = split_name(fname)[1]
                     fl = list(flags) + self._flags_of(d, letters)
-                    when, zone = dates[i] if dates is not None else (int(st.st_mtime), self._local_offset(st.st_mtime))
+                    when, zone = dates[i] if dates is not None else (int(st.st_mtime), offset(st.st_mtime))
                     entries.append((uids[i], fname, st, env, structure, text, date, fl, when, zone))
                 if writing is not None:
                     done += writing.get()
@@ -912,11 +949,12 @@ class UserMailbox:
         any other user of it)."""
         f = {"id": folder_id}
         done = []
-        for start in range(0, len(entries), 500):
+        step = max(len(entries), 500) if all(e[3] is None for e in entries) else 500  # lazy rows are small
+        for start in range(0, len(entries), step):
             with self.db.transaction() as c:
                 modseq = self._bump(c, f["id"])
                 uidnext = int(c.execute("SELECT uidnext FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
-                for uid, fname, st, env, structure, text, date, fl, when, zone in entries[start : start + 500]:
+                for uid, fname, st, env, structure, text, date, fl, when, zone in entries[start : start + step]:
                     cur = c.execute(
                         "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, tzoffset, sentdate,"
                         " flags, modseq, envelope, structure) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -1071,7 +1109,8 @@ class UserMailbox:
                 pools.run_io(self._store_envelopes, updates)
 
     def _store_envelopes(self, updates: list[tuple[str, int | None, int]]) -> None:
-        with self.db.transaction() as c:
+        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work)
+        with self.db.relaxed_commits(), self.db.transaction() as c:
             c.executemany("UPDATE messages SET envelope = ?, sentdate = ? WHERE id = ? AND envelope IS NULL", updates)
 
     def _fill_parsed(self, f: Any, uids: Sequence[int] | None) -> None:
@@ -1089,8 +1128,9 @@ class UserMailbox:
 
     def _store_parsed(self, items: list[tuple[int, Parsed]]) -> None:
         """Store full parses of lazily indexed rows (in a pool thread; a row expunged or parsed
-        meanwhile is left alone). No MODSEQ bump: nothing a client sees has changed."""
-        with self.db.transaction() as c:
+        meanwhile is left alone). No MODSEQ bump: nothing a client sees has changed. No fsync
+        either: lost in a power cut, the rows are merely unparsed again."""
+        with self.db.relaxed_commits(), self.db.transaction() as c:
             for rowid, (env, structure, text, date) in items:
                 cur = c.execute(
                     "UPDATE messages SET envelope = ?, structure = ?, sentdate = ? WHERE id = ? AND structure IS NULL",
@@ -1106,14 +1146,20 @@ class UserMailbox:
 
     def _backfill(self) -> None:
         """Parse every lazily indexed message of the user, ``BACKFILL_BATCH`` at a time, oldest row
-        first: the files are parsed without the lock (CPU pool), each batch stored in one
-        transaction under it, so sessions wait at most one batch's insert. Crash-safe by
+        first, each batch only once no call has come for ``BACKFILL_IDLE``: while the parse runs
+        in a pool thread, every SQLite call or socket write of the hub waits for the GIL. The
+        files are parsed without the lock (CPU pool), each batch stored in one transaction under
+        it, so sessions wait at most one batch's insert. Crash-safe by
         construction: a row is either unparsed (NULL) or fully parsed (one transaction with its
         text index); the next open resumes with whatever is left."""
         last, passes = 0, 0
         skipped = False
         try:
             while not self._closed:
+                # The sessions first: a batch starts only once the mailbox has been left alone for
+                # BACKFILL_IDLE (its parse competes for the GIL, its insert for the lock).
+                while (wait := self._touched + BACKFILL_IDLE - time.monotonic()) > 0:
+                    gevent.sleep(wait)
                 with self.lock:
                     if self._closed:
                         return
@@ -1549,6 +1595,7 @@ _NOT_RETRIED = ("copy", "move", "delete_messages")
 def _recovering(fn: Callable[..., Any], retry: bool) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(self: UserMailbox, *args: Any, **kwargs: Any) -> Any:
+        self._touched = time.monotonic()
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
@@ -1574,9 +1621,9 @@ for _name in _NOT_RETRIED:
     setattr(UserMailbox, _name, _recovering(getattr(UserMailbox, _name), retry=False))
 
 
-def _rename_batch(renames: list[tuple[Path, Path]], dirs: list[Path]) -> set[Path]:
+def _rename_batch(renames: Sequence[tuple[StrPath, StrPath]], dirs: list[Path]) -> set[StrPath]:
     """Rename files (runs in the threadpool), then fsync ``dirs``: the renames are durable."""
-    done: set[Path] = set()
+    done: set[StrPath] = set()
     for src, dst in renames:
         try:
             os.rename(src, dst)
