@@ -346,11 +346,21 @@ class ReplyWatcher:
         if store is None:
             return
         mb = store.user(user)
-        for uid in uids:
+        # Sizes first and the bytes' cheap test (as _scan_new) before the MIME tree: a folder
+        # indexed lazily (issue 11: thousands of messages at its first SELECT) announces them all
+        # at once, unparsed, and asking each one's structure parsed them all on the spot.
+        sizes = {u: m.size for u, m in mb.infos(folder, uids, envelopes=False).items()}
+        for n, uid in enumerate(uids):
+            if n % 50 == 49:
+                gevent.sleep(0)
+            if sizes.get(uid, MAX_REPLY_BYTES + 1) > MAX_REPLY_BYTES:
+                continue
             try:
-                top = mb.structure(folder, uid)
-                if not _reply_parts(top) or top.end > MAX_REPLY_BYTES:
+                raw = mb.message_bytes(folder, uid)
+                if b"text/calendar" not in raw.lower() or b"REPLY" not in raw.upper():
                     continue
-                self._apply(user, mb.message_bytes(folder, uid))
+                if not _reply_parts(mb.structure(folder, uid)):
+                    continue
+                self._apply(user, raw)
             except Exception:
                 log.exception("dav: iTIP reply in %s's %s uid %d not applied", user, folder, uid)

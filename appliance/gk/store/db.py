@@ -66,6 +66,20 @@ class Database:
     def _commit(self) -> None:
         self.conn.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def relaxed_commits(self) -> Iterator[None]:
+        """Transactions inside commit with ``synchronous=NORMAL``: in WAL mode the COMMIT writes
+        the WAL without fsync, so it survives a crash of the process (kill -9) but not a power
+        cut until the next fsync of the WAL (any later ``FULL`` commit, or a checkpoint). The
+        connection's own setting comes back after; the lock keeps other callers out meanwhile."""
+        with self._lock:
+            before = int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                yield
+            finally:
+                self.conn.execute(f"PRAGMA synchronous={before}")
+
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         with self._lock:
             return self.conn.execute(sql, params)

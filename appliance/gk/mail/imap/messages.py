@@ -130,14 +130,14 @@ class MessageCommands(SelectedView):
         done = 0
         for start in range(0, len(targets), 200):
             chunk = targets[start : start + 200]
-            infos = mb.infos(sel.name, chunk)
+            infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names)
             if want_seen:
                 unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]
                 if unseen:
                     caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
                     seen, _ = mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
                     self._own_flags(sel, seen, caught_up)  # shown below: not again as an update
-                    infos = mb.infos(sel.name, chunk)
+                    infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names)
             for u in chunk:
                 info = infos.get(u)
                 if info is None:
@@ -167,7 +167,7 @@ class MessageCommands(SelectedView):
             items.append(b"RFC822.SIZE %d" % info.size)
         if "ENVELOPE" in names:
             key = (mb.address, sel.name, sel.uidvalidity, u)
-            items.append(b"ENVELOPE " + self.svc.envelopes.get(key, info.envelope))
+            items.append(b"ENVELOPE " + self.svc.envelopes.get(key, lambda: info.envelope))
         top = None
         if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section for a in atts):
             try:
@@ -249,7 +249,7 @@ class MessageCommands(SelectedView):
             self._announce_keywords(flags)
         report = {c[0]: c for c in changed}
         if not silent or self.condstore:
-            infos = mb.infos(sel.name, [t for t in targets if t not in failed]) if not silent else {}
+            infos = mb.infos(sel.name, [t for t in targets if t not in failed], envelopes=False) if not silent else {}
             for t in targets:
                 if t in failed:
                     continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gk.mail.mailbox import Multipart
@@ -75,10 +76,11 @@ class EnvelopeCache:
         self.size = size
         self.packed: dict[tuple[str, str, int, int], bytes] = {}
 
-    def get(self, key: tuple[str, str, int, int], envelope: list[Any]) -> bytes:
+    def get(self, key: tuple[str, str, int, int], envelope: Callable[[], list[Any]]) -> bytes:
+        """The packed ENVELOPE; ``envelope()`` (the decoded fields) is only called on a miss."""
         data = self.packed.get(key)
         if data is None:
-            data = pack(envelope)
+            data = pack(envelope())
             if len(self.packed) >= self.size:
                 del self.packed[next(iter(self.packed))]
             self.packed[key] = data

@@ -6,7 +6,8 @@ UID (strictly ascending, never reused inside one UIDVALIDITY), Maildir base name
 file name, size, internal date (UTC seconds) and its zone (minutes east of UTC), Date header, flags (system flags and a folder's first 26
 keywords mirrored into the ``:2,`` info of the file name, keywords as a–z through Dovecot's
 ``dovecot-keywords`` map), MODSEQ and the cached ENVELOPE and MIME structure (JSON); and an
-FTS5 trigram table over decoded headers and body text; and per folder the UIDs expunged
+FTS5 trigram table over decoded headers and body text (the last three filled lazily for a
+folder first seen with many messages: see ``store._index_files``); and per folder the UIDs expunged
 recently with the MODSEQ of their expunge (QRESYNC's VANISHED). Lost or corrupt, it is rebuilt from the
 Maildir (flags from file names, internal dates from file mtimes, their zone the server's
 zone at that time) with the same UIDVALIDITYs and UIDs (kept in the Maildir, see ``uidlist``).
@@ -97,6 +98,12 @@ MIGRATIONS = [
     # Minutes east of UTC; messages indexed before this migration were shown in UTC: 0.
     """
     ALTER TABLE messages ADD COLUMN tzoffset INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Lazy indexing (store._index_files): a big folder's first scan stores UIDs, flags, sizes and
+    # dates only; ``structure IS NULL`` marks a message not parsed yet (no FTS row, maybe no
+    # ENVELOPE), found through this small partial index by the background indexer and SEARCH.
+    """
+    CREATE INDEX IF NOT EXISTS messages_unparsed ON messages(folder_id, uid) WHERE structure IS NULL;
     """,
 ]
 

@@ -605,6 +605,15 @@ def parse_structure(f: BinaryIO) -> Part:
     return parse_with_headers(f)[0]
 
 
+def parse_envelope(f: BinaryIO) -> tuple[list[Any], str | None]:
+    """(ENVELOPE, Date header) from the top-level header block alone, parsed as
+    ``parse_with_headers`` does (same unfolding, same cap), without walking the body."""
+    f.seek(0)
+    raw, _ = _read_headers(_Lines(f), [])
+    msg = _HEADER_PARSER.parsebytes(_FOLD.sub(b"", raw))
+    return envelope(msg), msg.get("Date")
+
+
 def parse_with_headers(f: BinaryIO) -> tuple[Part, Message]:
     """``parse_structure`` plus the parsed top-level header block (parsed once, used twice)."""
     f.seek(0)

@@ -11,8 +11,14 @@ or writes the index, so two sessions never assign the same UID. Parsing messages
 in the native threadpool, in batches (the lock is held, the hub keeps serving others).
 
 Durability: a message is fsynced and its directory fsynced before ``append`` returns; index
-commits use ``synchronous=FULL``. Flag changes are committed to the index, then mirrored into
-the file names (``:2,FRS``) and the directory fsynced once per call, before the caller answers.
+commits use ``synchronous=FULL`` — except flag changes (STORE, the webmail's read/star). Those
+commit with ``synchronous=NORMAL`` (the WAL is written, not fsynced) and are mirrored into the
+file names (``:2,FRS``) without a directory fsync, before the caller answers: an acknowledged
+STORE survives a crash of the process (kill -9, an OOM kill: the kernel has the WAL and the
+renames), and a power cut may lose the last seconds of flag changes — never a message, never
+a UID: the next ``FULL`` commit (any delivery, APPEND, EXPUNGE, MOVE) or WAL checkpoint makes
+them durable too. This is Dovecot's default (``mail_fsync = optimized`` fsyncs no flag
+change); the cost it saves is two fsyncs per STORE (docs/performance.md).
 UIDVALIDITY and UIDs live in the Maildir too (``uidlist``: ``,U=<uid>`` in file names,
 ``gk-uidlist`` per folder), so a rebuilt index shows clients the same UIDs. MOVE renames the
 files (UID in the new name) before one index transaction: after a crash each message is in
@@ -28,6 +34,13 @@ over — except in the first scan of a folder after an unclean shutdown, where t
 scan when neither ``new/`` nor ``cur/`` changed their mtime since the last scan (memory: two
 ints per folder).
 
+Lazy indexing: a scan that finds more than ``LAZY_FROM`` new files (a folder seen for the first
+time, a Maildir copied in) gives them UIDs, flags (file names), sizes and internal dates
+(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE parses the header block of
+the messages it needs, BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
+background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
+``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
+
 Changes are announced after commit as typed events of ``gk.events`` (``MessagesAdded``,
 ``FlagsChanged``, ``Expunged``, ``FoldersChanged``), each with the folder's HIGHESTMODSEQ after it.
 """
@@ -40,6 +53,7 @@ import datetime as dt
 import functools
 import itertools
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -60,7 +74,15 @@ from gk import events, pools
 from gk.mail.mailbox import maildir, subscriptions, uidlist, writer
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.message import RawMessage
-from gk.mail.mailbox.mime import MAX_DEPTH, MAX_PARTS, Part, iter_parts, parse_structure, parse_with_headers
+from gk.mail.mailbox.mime import (
+    MAX_DEPTH,
+    MAX_PARTS,
+    Part,
+    iter_parts,
+    parse_envelope,
+    parse_structure,
+    parse_with_headers,
+)
 from gk.mail.mailbox.query import Criteria, compile_criteria
 from gk.mail.mailbox.textindex import decode_words, header_message, message_text
 from gk.store import Database
@@ -72,11 +94,15 @@ _LETTER = {"\\Draft": "D", "\\Flagged": "F", "$Forwarded": "P", "\\Answered": "R
 _FROM_LETTER = {v: k for k, v in _LETTER.items()}
 SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive"}
 MAX_TOMBSTONES = 20_000  # expunged UIDs remembered per folder for QRESYNC (~40 bytes each)
+log = logging.getLogger("gk.mailbox")
 OPEN_MARKER = "index.open"  # exists while a process has the user's index open (removed by close)
 INDEX_GROUP = 500  # messages a transaction when indexing; one group parses while the last commits
 PARSE_BATCH_FILES = 64  # messages parsed per threadpool hand-off when indexing ...
 PARSE_BATCH_BYTES = 4 * 1024 * 1024  # ... or this many bytes of them
 STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) may hide a same-tick change
+LAZY_FROM = 32  # a scan that finds more new files than this indexes them lazily (see _index_files)
+BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a time
+BACKFILL_IDLE = 1.0  # ... once the user's mailbox has had no call for this long (seconds)
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -123,8 +149,17 @@ class MessageInfo:
     size: int
     internaldate: int  # unix seconds
     modseq: int
-    envelope: list[Any]  # RFC 3501 ENVELOPE fields, raw (see mime.envelope)
+    envelope_json: str | None  # RFC 3501 ENVELOPE fields as stored (JSON); None: not asked for
     tzoffset: int = 0  # the internal date's zone, minutes east of UTC (as APPEND gave it)
+
+    @property
+    def envelope(self) -> list[Any]:
+        """The ENVELOPE fields, raw (see mime.envelope); all NIL when the caller did not ask
+        ``infos`` for envelopes and the message was not parsed yet. Decoded on each access."""
+        if self.envelope_json is None:
+            return [None] * 10
+        value: list[Any] = json.loads(self.envelope_json)
+        return value
 
     @property
     def subject(self) -> str:
@@ -206,7 +241,8 @@ def _sentdate(value: str | None) -> int | None:
         return None
 
 
-Parsed = tuple[str, str, dict[str, str], str | None]
+# (ENVELOPE JSON, structure JSON, FTS columns, Date); all None for a lazily indexed message
+Parsed = tuple[str | None, str | None, dict[str, str] | None, str | None]
 
 
 def _parse_file(path: str) -> Parsed | None:
@@ -227,6 +263,28 @@ def _parse_file(path: str) -> Parsed | None:
 
 def _parse_files(paths: list[str]) -> list[Parsed | None]:
     return [_parse_file(p) for p in paths]
+
+
+def _parse_envelopes(paths: list[str]) -> list[tuple[str, int | None] | None]:
+    """Only the top header block of each file: (ENVELOPE JSON, Date as sentdate); None if gone.
+    What a FETCH ENVELOPE of a lazily indexed message needs, ~10x cheaper than ``_parse_file``."""
+    out: list[tuple[str, int | None] | None] = []
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                env, date = parse_envelope(f)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append((json.dumps(env), _sentdate(date)))
+    return out
+
+
+def _insert_fts(c: sqlite3.Connection, rowid: int | None, text: dict[str, str]) -> None:
+    c.execute(
+        "INSERT INTO fts(rowid, hfrom, hto, hcc, hbcc, subject, headers, body) VALUES (?,?,?,?,?,?,?,?)",
+        (rowid, *(text[k] for k in ("hfrom", "hto", "hcc", "hbcc", "subject", "headers", "body"))),
+    )
 
 
 def _parse_off_hub(files: list[tuple[str, int]]) -> list[Parsed | None]:
@@ -263,6 +321,7 @@ def _load_structure(raw: str, path: str) -> tuple[Part, str | None]:
 
 
 ZoneSource = Callable[[], dt.tzinfo]
+StrPath = str | Path
 
 
 class UserMailbox:
@@ -291,6 +350,9 @@ class UserMailbox:
         self._adopting: set[str] = set()  # folders (re)entered into the index from their gk-uidlist
         self._floors: dict[str, int] = {}  # each folder's gk-uidlist floor as last read or written
         self.users = 0  # sessions holding this object (MailboxStore keeps it open while > 0)
+        self._closed = False
+        self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
+        self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
         with self.lock:
             try:
                 self._init_folders()
@@ -298,6 +360,8 @@ class UserMailbox:
                 if not is_corruption(exc):
                     raise
                 self._recover(exc)
+        if self.db.one("SELECT 1 FROM messages WHERE structure IS NULL LIMIT 1"):
+            self._kick_backfill()  # a lazy index left unfinished (restart, kill -9): resume
 
     def _init_folders(self) -> None:
         maildir.ensure_maildir(self.root)
@@ -645,7 +709,8 @@ class UserMailbox:
         known = {uidlist.without_uid(r["base"]): r for r in rows}
         used = {r["uid"] for r in rows}
         uidnext = int(f["uidnext"])
-        renames: list[tuple[Path, Path]] = []
+        cur = f"{d}/cur/"  # plain strings: 5,000 pathlib joins cost ~0.3 s of a first open
+        renames: list[tuple[StrPath, StrPath]] = []
         fixes: list[tuple[str, Any]] = []  # (file name after the renames, its row)
         for key, fname in files.items():
             r = known.get(key)
@@ -656,7 +721,7 @@ class UserMailbox:
                 letters = split_name(r["name"])[1]
             target = f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"
             if target != fname:
-                renames.append((d / "cur" / fname, d / "cur" / target))
+                renames.append((cur + fname, cur + target))
             if target != r["name"]:
                 fixes.append((target, r))
         # Files the index does not know: the UID in the name if it is free (and, outside a rebuild,
@@ -677,11 +742,11 @@ class UserMailbox:
         for sub, fname in numbered:
             base, letters = split_name(fname)
             target = f"{uidlist.with_uid(base, nxt)}:2,{letters}"
-            renames.append((d / sub / fname, d / "cur" / target))
+            renames.append((f"{d}/{sub}/{fname}", cur + target))
             added.append((target, nxt))
             nxt += 1
         done = self._rename_files(renames, d, sync_new=bool(incoming))
-        lost = {dst.name for src, dst in renames if dst not in done}
+        lost = {os.path.basename(dst) for src, dst in renames if dst not in done}
         fixes = [(t, r) for t, r in fixes if t not in lost]
         added = [(t, u) for t, u in added if t not in lost]
         gone = [r for key, r in known.items() if key not in files]
@@ -713,8 +778,11 @@ class UserMailbox:
             if gone:
                 kinds.add("expunge")
         if added:
-            indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
+            lazy = len(added) > LAZY_FROM
+            indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added], lazy=lazy)
             kinds.add("new")
+            if lazy:
+                self._kick_backfill()
         if adopting:
             self.db.execute("UPDATE folders SET recentuid = max(recentuid, uidnext - 1) WHERE id = ?", (f["id"],))
             self._adopting.discard(name)
@@ -728,12 +796,16 @@ class UserMailbox:
             if indexed:
                 events.publish(events.MessagesAdded(self.address, name, tuple(indexed), top))
 
-    def _rename_files(self, renames: list[tuple[Path, Path]], d: Path, sync_new: bool = False) -> set[Path]:
+    def _rename_files(
+        self, renames: Sequence[tuple[StrPath, StrPath]], d: Path, sync_new: bool = False, fsync: bool = True
+    ) -> set[StrPath]:
         """Do ``renames`` in the threadpool (the hub keeps serving), then fsync ``cur/`` (and
-        ``new/``) once; returns the targets that exist now (a source may have vanished)."""
+        ``new/``) once unless not ``fsync``; returns the targets that exist now (a source may
+        have vanished)."""
         if not renames and not sync_new:
             return set()
-        return pools.run_io(_rename_batch, renames, [d / "cur", d / "new"] if sync_new else [d / "cur"])
+        dirs = ([d / "cur", d / "new"] if sync_new else [d / "cur"]) if fsync else []
+        return pools.run_io(_rename_batch, renames, dirs)
 
     def _persist_floor(self, f: Any, d: Path, needed: int) -> None:
         """Before messages up to UID ``needed - 1`` leave a folder: make its ``gk-uidlist`` floor
@@ -774,6 +846,29 @@ class UserMailbox:
         c.execute("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?", (folder_id,))
         return int(c.execute("SELECT highestmodseq FROM folders WHERE id = ?", (folder_id,)).fetchone()[0])
 
+    def _offsets(self) -> Callable[[float], int]:
+        """``_local_offset`` for many files at once: the zone is looked up once, offsets kept by hour."""
+        try:
+            zone = self.zone() if self.zone is not None else None
+        except sqlite3.Error:
+            zone = None
+        memo: dict[int, int] = {}
+
+        def offset(ts: float) -> int:
+            hour = int(ts) // 900  # zones change offset on quarter hours (UTC)
+            if hour not in memo:
+                if zone is None:
+                    memo[hour] = 0
+                else:
+                    try:
+                        off = dt.datetime.fromtimestamp(ts, zone).utcoffset()
+                    except (OverflowError, OSError, ValueError):
+                        off = None
+                    memo[hour] = int(off.total_seconds() / 60) if off else 0
+            return memo[hour]
+
+        return offset
+
     def _local_offset(self, ts: float) -> int:
         """The server zone's offset (minutes east of UTC) at ``ts``; 0 without a zone."""
         if self.zone is None:
@@ -793,18 +888,27 @@ class UserMailbox:
         dates: Sequence[tuple[int, int]] | None = None,
         *,
         uids: Sequence[int],
+        lazy: bool = False,
     ) -> list[int]:
         """Parse and index ``names`` (files in cur/ that carry their UID, given in ``uids``); UIDNEXT
         moves past them. Returns the UIDs indexed (a file that vanished meanwhile is left out).
 
         ``dates``: per name its (internal date, zone offset in minutes); without it the file's
-        mtime in the server's zone."""
+        mtime in the server's zone.
+
+        ``lazy``: index without parsing — UID, size and internal date from ``stat``, flags from the
+        file name, ENVELOPE / MIME structure / text index left NULL (what a first SELECT of a big
+        folder needs: Dovecot does no more). They are filled later: ENVELOPE alone by ``infos``
+        when a FETCH asks for it, the whole parse by ``structure``, by SEARCH for what it must
+        look into, and by the background indexer (``_backfill``) for the rest."""
         found = []
+        cur = f"{d}/cur/"
         for i, fname in enumerate(names):
             try:
-                found.append((i, fname, (d / "cur" / fname).stat()))
+                found.append((i, fname, os.stat(cur + fname)))
             except FileNotFoundError:
                 continue
+        offset = self._offsets()
         # Parse a group (CPU pool) while the group before it is inserted and committed (I/O
         # pool): FTS5 tokenizes every body (~0.5 ms a message) in C with the GIL released, so
         # the two overlap; a first open of 5,000 messages had held the hub ~2.5 s with the
@@ -812,9 +916,14 @@ class UserMailbox:
         done: list[int] = []
         writing: gevent.Greenlet | None = None
         try:
-            for start in range(0, len(found), INDEX_GROUP):
-                group = found[start : start + INDEX_GROUP]
-                parsed = _parse_off_hub([(str(d / "cur" / fname), st.st_size) for _, fname, st in group])
+            step = max(len(found), 1) if lazy else INDEX_GROUP  # lazy: nothing to overlap, one commit
+            for start in range(0, len(found), step):
+                group = found[start : start + step]
+                parsed: list[Parsed | None] = (
+                    [(None, None, None, None)] * len(group)
+                    if lazy
+                    else _parse_off_hub([(cur + fname, st.st_size) for _, fname, st in group])
+                )
                 entries = []
                 for (i, fname, st), result in zip(group, parsed, strict=True):
                     if result is None:
@@ -822,7 +931,7 @@ class UserMailbox:
                     env, structure, text, date = result
                     letters = split_name(fname)[1]
                     fl = list(flags) + self._flags_of(d, letters)
-                    when, zone = dates[i] if dates is not None else (int(st.st_mtime), self._local_offset(st.st_mtime))
+                    when, zone = dates[i] if dates is not None else (int(st.st_mtime), offset(st.st_mtime))
                     entries.append((uids[i], fname, st, env, structure, text, date, fl, when, zone))
                 if writing is not None:
                     done += writing.get()
@@ -840,11 +949,12 @@ class UserMailbox:
         any other user of it)."""
         f = {"id": folder_id}
         done = []
-        for start in range(0, len(entries), 500):
+        step = max(len(entries), 500) if all(e[3] is None for e in entries) else 500  # lazy rows are small
+        for start in range(0, len(entries), step):
             with self.db.transaction() as c:
                 modseq = self._bump(c, f["id"])
                 uidnext = int(c.execute("SELECT uidnext FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
-                for uid, fname, st, env, structure, text, date, fl, when, zone in entries[start : start + 500]:
+                for uid, fname, st, env, structure, text, date, fl, when, zone in entries[start : start + step]:
                     cur = c.execute(
                         "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, tzoffset, sentdate,"
                         " flags, modseq, envelope, structure) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -863,13 +973,8 @@ class UserMailbox:
                             structure,
                         ),
                     )
-                    c.execute(
-                        "INSERT INTO fts(rowid, hfrom, hto, hcc, hbcc, subject, headers, body) VALUES (?,?,?,?,?,?,?,?)",
-                        (
-                            cur.lastrowid,
-                            *(text[k] for k in ("hfrom", "hto", "hcc", "hbcc", "subject", "headers", "body")),
-                        ),
-                    )
+                    if text is not None:
+                        _insert_fts(c, cur.lastrowid, text)
                     done.append(uid)
                     uidnext = max(uidnext, uid + 1)
                 c.execute("UPDATE folders SET uidnext = ? WHERE id = ?", (uidnext, f["id"]))
@@ -961,13 +1066,126 @@ class UserMailbox:
         )
         return [(r[0], flags_tuple(r[1]), r[2]) for r in rows]
 
-    def _infos(self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid") -> list[MessageInfo]:
-        rows = self.db.query(
+    def _infos(
+        self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid", envelopes: bool = True
+    ) -> list[MessageInfo]:
+        sql = (
             f"SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset FROM messages"
-            f" WHERE folder_id = ? AND {where} ORDER BY {order}",
-            (f["id"], *params),
+            f" WHERE folder_id = ? AND {where} ORDER BY {order}"
         )
-        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        rows = self.db.query(sql, (f["id"], *params))
+        if envelopes and any(r[5] is None for r in rows):
+            self._fill_envelopes(f, [r[0] for r in rows if r[5] is None])
+            rows = self.db.query(sql, (f["id"], *params))
+        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    # -- lazy indexing (see _index_files) ---------------------------------------------------
+    def _unparsed(self, f: Any, column: str, uids: Sequence[int] | None) -> list[Any]:
+        """(id, uid, name, size) of ``f``'s messages whose ``column`` is still NULL: of ``uids``, or all."""
+        sql = f"SELECT id, uid, name, size FROM messages WHERE folder_id = ? AND {column} IS NULL"
+        if uids is None:
+            return self.db.query(sql + " ORDER BY uid", (f["id"],))
+        rows: list[Any] = []
+        want = sorted(set(uids))
+        for i in range(0, len(want), 500):
+            chunk = want[i : i + 500]
+            rows += self.db.query(sql + f" AND uid IN ({','.join('?' * len(chunk))})", (f["id"], *chunk))
+        return rows
+
+    def _fill_envelopes(self, f: Any, uids: Sequence[int]) -> None:
+        """ENVELOPE (and the Date for SENTBEFORE…) of those of ``uids`` indexed lazily: only their
+        top header block is parsed (CPU pool), stored in one transaction (I/O pool)."""
+        with self.lock:
+            rows = self._unparsed(f, "envelope", uids)
+            if not rows:
+                return
+            cur = self._dir(f["name"]) / "cur"
+            updates: list[tuple[str, int | None, int]] = []
+            for start in range(0, len(rows), 4 * PARSE_BATCH_FILES):
+                batch = rows[start : start + 4 * PARSE_BATCH_FILES]
+                found = pools.run_cpu(_parse_envelopes, [str(cur / r["name"]) for r in batch])
+                updates += [(res[0], res[1], r["id"]) for r, res in zip(batch, found, strict=True) if res is not None]
+            if updates:
+                pools.run_io(self._store_envelopes, updates)
+
+    def _store_envelopes(self, updates: list[tuple[str, int | None, int]]) -> None:
+        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work)
+        with self.db.relaxed_commits(), self.db.transaction() as c:
+            c.executemany("UPDATE messages SET envelope = ?, sentdate = ? WHERE id = ? AND envelope IS NULL", updates)
+
+    def _fill_parsed(self, f: Any, uids: Sequence[int] | None) -> None:
+        """The whole parse (MIME structure, ENVELOPE, text index) of ``f``'s lazily indexed
+        messages: those of ``uids``, or all of them (SEARCH of text or headers)."""
+        with self.lock:
+            rows = self._unparsed(f, "structure", uids)
+            cur = self._dir(f["name"]) / "cur"
+            for start in range(0, len(rows), INDEX_GROUP):
+                group = rows[start : start + INDEX_GROUP]
+                parsed = _parse_off_hub([(str(cur / r["name"]), r["size"]) for r in group])
+                items = [(r["id"], p) for r, p in zip(group, parsed, strict=True) if p is not None]
+                if items:
+                    pools.run_io(self._store_parsed, items)
+
+    def _store_parsed(self, items: list[tuple[int, Parsed]]) -> None:
+        """Store full parses of lazily indexed rows (in a pool thread; a row expunged or parsed
+        meanwhile is left alone). No MODSEQ bump: nothing a client sees has changed. No fsync
+        either: lost in a power cut, the rows are merely unparsed again."""
+        with self.db.relaxed_commits(), self.db.transaction() as c:
+            for rowid, (env, structure, text, date) in items:
+                cur = c.execute(
+                    "UPDATE messages SET envelope = ?, structure = ?, sentdate = ? WHERE id = ? AND structure IS NULL",
+                    (env, structure, _sentdate(date), rowid),
+                )
+                if cur.rowcount and text is not None:
+                    _insert_fts(c, rowid, text)
+
+    def _kick_backfill(self) -> None:
+        """Start the background indexer unless it runs (it stops when nothing is left)."""
+        if not self._closed and (self._backfiller is None or self._backfiller.dead):
+            self._backfiller = gevent.spawn(self._backfill)
+
+    def _backfill(self) -> None:
+        """Parse every lazily indexed message of the user, ``BACKFILL_BATCH`` at a time, oldest row
+        first, each batch only once no call has come for ``BACKFILL_IDLE``: while the parse runs
+        in a pool thread, every SQLite call or socket write of the hub waits for the GIL. The
+        files are parsed without the lock (CPU pool), each batch stored in one transaction under
+        it, so sessions wait at most one batch's insert. Crash-safe by
+        construction: a row is either unparsed (NULL) or fully parsed (one transaction with its
+        text index); the next open resumes with whatever is left."""
+        last, passes = 0, 0
+        skipped = False
+        try:
+            while not self._closed:
+                # The sessions first: a batch starts only once the mailbox has been left alone for
+                # BACKFILL_IDLE (its parse competes for the GIL, its insert for the lock).
+                while (wait := self._touched + BACKFILL_IDLE - time.monotonic()) > 0:
+                    gevent.sleep(wait)
+                with self.lock:
+                    if self._closed:
+                        return
+                    rows = self.db.query(
+                        "SELECT m.id, m.name, f.name FROM messages m JOIN folders f ON f.id = m.folder_id"
+                        " WHERE m.structure IS NULL AND m.id > ? ORDER BY m.id LIMIT ?",
+                        (last, BACKFILL_BATCH),
+                    )
+                if not rows:
+                    passes += 1
+                    if not skipped or passes >= 3:  # a file that stays missing: the next sync expunges it
+                        return
+                    last, skipped = 0, False
+                    continue
+                last = rows[-1][0]
+                paths = [str(self._dir(r[2]) / "cur" / r[1]) for r in rows]
+                parsed = pools.run_cpu(_parse_files, paths)  # renamed meanwhile (a flag change): None
+                items = [(r[0], p) for r, p in zip(rows, parsed, strict=True) if p is not None]
+                skipped = skipped or len(items) < len(rows)
+                with self.lock:
+                    if self._closed:
+                        return
+                    if items:
+                        pools.run_io(self._store_parsed, items)
+        except Exception:
+            log.exception("mailbox %s: background indexing stopped (the next open resumes it)", self.address)
 
     def messages(self, name: str, offset: int = 0, limit: int = 50, newest_first: bool = True) -> list[MessageInfo]:
         """A page of a folder's messages (for the webmail list), newest first by default."""
@@ -977,14 +1195,15 @@ class UserMailbox:
             order = "uid DESC" if newest_first else "uid"
             return self._infos(f, "1", (), f"{order} LIMIT {int(limit)} OFFSET {int(offset)}")
 
-    def infos(self, name: str, uids: Iterable[int]) -> dict[int, MessageInfo]:
-        """MessageInfo for the given UIDs (missing ones are left out)."""
+    def infos(self, name: str, uids: Iterable[int], envelopes: bool = True) -> dict[int, MessageInfo]:
+        """MessageInfo for the given UIDs (missing ones are left out). ``envelopes=False``: the
+        caller does not read ``.envelope`` (FETCH FLAGS), so lazily indexed messages stay unparsed."""
         f = self._folder_row(name)
         want = sorted(set(uids))
         out: dict[int, MessageInfo] = {}
         for i in range(0, len(want), 500):
             chunk = want[i : i + 500]
-            for m in self._infos(f, f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk)):
+            for m in self._infos(f, f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk), envelopes=envelopes):
                 out[m.uid] = m
         return out
 
@@ -1008,6 +1227,16 @@ class UserMailbox:
         part cap is re-parsed, capped, and stored again (see ``_load_structure``)."""
         f, row = self._row(name, uid)
         raw = row["structure"]
+        if raw is None:  # indexed lazily: parse it now
+            for attempt in (0, 1):
+                self._fill_parsed(f, [uid])
+                f, row = self._row(name, uid)
+                raw = row["structure"]
+                if raw is not None:
+                    break
+                if attempt:
+                    raise MailboxError(f"message {uid} vanished from {name}", "EXPUNGEISSUED")
+                self.sync(name, force=True)  # its file was renamed behind our back
         if len(raw) <= STRUCTURE_OFF_HUB:
             top = Part.from_json(json.loads(raw))
         else:
@@ -1065,7 +1294,7 @@ class UserMailbox:
             renames: list[tuple[str, str]] = []
             uid_list = sorted(set(uids))
             before = self._scanned.get(f["name"])
-            with self.db.transaction() as c:
+            with self.db.relaxed_commits(), self.db.transaction() as c:  # see "Durability" above
                 modseq = None
                 for i in range(0, len(uid_list), 500):
                     chunk = uid_list[i : i + 500]
@@ -1098,10 +1327,9 @@ class UserMailbox:
                         if fname != r["name"]:
                             renames.append((r["name"], fname))
                         changed.append((r["uid"], flags_tuple(flags_text(new)), modseq))
-            # One directory fsync per call (one STORE), before the caller answers OK: a power
-            # cut after the answer cannot bring back the old file names (and with them the old
-            # flags, should the index be lost too).
-            self._rename_files([(d / "cur" / old, d / "cur" / new) for old, new in renames], d)
+            # Renamed before the caller answers OK, not fsynced (see "Durability" above): after a
+            # power cut the first scan of the folder trusts the index over the file names.
+            self._rename_files([(d / "cur" / old, d / "cur" / new) for old, new in renames], d, fsync=False)
             self._remember_scan(f["name"], before)
         if changed:
             events.publish(events.FlagsChanged(self.address, f["name"], tuple(changed), changed[-1][2]))
@@ -1325,6 +1553,8 @@ class UserMailbox:
             f = self._folder_row(name)
             params: list[Any] = [f["id"]]
             where = compile_criteria(criteria, params)
+            if "fts" in where or "sentdate" in where:  # needs what lazily indexed messages lack yet
+                self._fill_parsed(f, None)
             sql = f"SELECT m.uid FROM messages m WHERE m.folder_id = ? AND {where} ORDER BY m.uid"
             cur = self._dir(f["name"]) / "cur"
             rows = pools.run_io(_search_rows, self.db.path, sql, params, cur)
@@ -1342,6 +1572,7 @@ class UserMailbox:
 
     def close(self) -> None:
         """Close the index cleanly: the marker goes, so the next open skips ``quick_check``."""
+        self._closed = True  # the background indexer stops at its next step
         with self.lock:
             self.db.close()
             self._marker.unlink(missing_ok=True)
@@ -1364,6 +1595,7 @@ _NOT_RETRIED = ("copy", "move", "delete_messages")
 def _recovering(fn: Callable[..., Any], retry: bool) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(self: UserMailbox, *args: Any, **kwargs: Any) -> Any:
+        self._touched = time.monotonic()
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
@@ -1389,9 +1621,9 @@ for _name in _NOT_RETRIED:
     setattr(UserMailbox, _name, _recovering(getattr(UserMailbox, _name), retry=False))
 
 
-def _rename_batch(renames: list[tuple[Path, Path]], dirs: list[Path]) -> set[Path]:
+def _rename_batch(renames: Sequence[tuple[StrPath, StrPath]], dirs: list[Path]) -> set[StrPath]:
     """Rename files (runs in the threadpool), then fsync ``dirs``: the renames are durable."""
-    done: set[Path] = set()
+    done: set[StrPath] = set()
     for src, dst in renames:
         try:
             os.rename(src, dst)

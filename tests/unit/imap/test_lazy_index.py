@@ -1,0 +1,150 @@
+"""Lazy indexing of a big folder first seen by the store (issue 11 item 4): the first scan gives
+UIDs, flags, sizes and dates without parsing; ENVELOPE, BODYSTRUCTURE and SEARCH still answer
+exactly what an eager index answers, and an index left half-parsed (closed, killed) resumes
+and ends up the same as an eager one."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+
+from gk.mail.mailbox import MailboxStore, body_structure, maildir
+from gk.mail.mailbox import store as store_mod
+
+COUNT = store_mod.LAZY_FROM + 8
+
+
+def _msg(i: int) -> bytes:
+    head = f"From: =?utf-8?q?J=C3=B6rg?= <j{i}@example.de>\r\nTo: ann@example.org\r\nSubject: note {i}\r\n"
+    head += f"Date: Mon, {1 + i % 27} Jan 2024 10:00:00 +0100\r\nMessage-ID: <{i}@example.de>\r\n"
+    if i % 3:
+        return (head + f"\r\nplain body word{i} here\r\n").encode()
+    return (
+        head + 'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\nalt body word{i}\r\n--b\r\n"
+        f"Content-Type: text/html\r\n\r\n<p>alt body word{i}</p>\r\n--b--\r\n"
+    ).encode()
+
+
+def _fill(root: Path) -> None:
+    cur = maildir.user_root(root, "ann@example.org") / "cur"
+    cur.mkdir(parents=True, exist_ok=True)
+    for d in ("new", "tmp"):
+        (cur.parent / d).mkdir(exist_ok=True)
+    for i in range(COUNT):
+        data = _msg(i)
+        path = cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,{'S' if i % 2 else ''}"
+        path.write_bytes(data)
+        os.utime(path, (1_700_000_000 + i * 60,) * 2)
+
+
+def _table(path: Path) -> dict[str, list[Any]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            "messages": conn.execute(
+                "SELECT uid, size, internaldate, sentdate, flags, envelope, structure FROM messages ORDER BY uid"
+            ).fetchall(),
+            "fts": conn.execute(
+                "SELECT m.uid, f.hfrom, f.subject, f.body FROM fts f JOIN messages m ON m.id = f.rowid ORDER BY 1"
+            ).fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+def _wait_parsed(mb: Any) -> None:
+    deadline = time.monotonic() + 60
+    while mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0]:
+        assert time.monotonic() < deadline, "the background indexer did not finish"
+        gevent.sleep(0.05)
+
+
+@pytest.fixture
+def eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """The same Maildir indexed the old way (every message parsed at the first scan)."""
+    root = tmp_path / "eager"
+    _fill(root)
+    with monkeypatch.context() as m:
+        m.setattr(store_mod, "LAZY_FROM", 10**9)
+        mb = MailboxStore(root).user("ann@example.org")
+        assert mb.folder("INBOX").exists == COUNT
+        mb.close()
+    return _table(root / "ann@example.org" / "index.sqlite3")
+
+
+def test_first_scan_is_lazy_and_answers_like_an_eager_index(tmp_path: Path, eager: dict[str, list[Any]]) -> None:
+    root = tmp_path / "lazy"
+    _fill(root)
+    mb = MailboxStore(root).user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]  # on demand only, in this test
+    info = mb.folder("INBOX")
+    assert info.exists == COUNT and info.uidnext == COUNT + 1 and info.unseen == COUNT // 2
+    rows = mb.db.query("SELECT count(*) FROM messages WHERE structure IS NULL AND envelope IS NULL")
+    assert rows[0][0] == COUNT  # nothing parsed: UIDs, sizes, dates and flags only
+    flags_only = mb.infos("INBOX", range(1, COUNT + 1), envelopes=False)
+    assert [m.size for m in flags_only.values()] == [r[1] for r in eager["messages"]]
+    assert mb.db.one("SELECT count(*) FROM messages WHERE envelope IS NOT NULL")[0] == 0
+    # ENVELOPE on demand (top header block only), the same as the full parse gives
+    env = mb.infos("INBOX", [1, 2, 3])
+    assert [m.envelope_json for m in env.values()] == [r[5] for r in eager["messages"][:3]]
+    assert env[2].subject == "note 1" and env[2].sender == "Jörg <j1@example.de>"
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NOT NULL")[0] == 0
+    # BODYSTRUCTURE on demand: that message only
+    top = mb.structure("INBOX", 4)
+    assert "ALTERNATIVE" in body_structure(top, True)
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NOT NULL")[0] == 1
+    # SENTON and TEXT search need what the parse gives: the backlog is parsed first
+    assert mb.search("INBOX", ("text", "word7 ")) == [8]
+    assert mb.search("INBOX", ("body", "alt body word9")) == [10]
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == 0
+    # the rows a client can see are those of the eager index; UIDs and flags unchanged
+    mb.close()
+    assert _table(root / "ann@example.org" / "index.sqlite3") == eager
+
+
+def test_background_indexer_resumes_after_a_stop(tmp_path: Path, eager: dict[str, list[Any]]) -> None:
+    root = tmp_path / "lazy"
+    _fill(root)
+    store = MailboxStore(root)
+    mb = store.user("ann@example.org")
+    started: list[int] = []
+    real = mb._kick_backfill
+    mb._kick_backfill = lambda: started.append(1)  # type: ignore[method-assign]
+    mb.sync("INBOX")
+    assert started  # the scan asked for the background indexer
+    mb._kick_backfill = real  # type: ignore[method-assign]
+    # one batch stored, then the process "dies" (the index is closed without the rest)
+    rows = mb.db.query("SELECT id, name FROM messages ORDER BY id LIMIT ?", (store_mod.BACKFILL_BATCH,))
+    cur = maildir.user_root(root, "ann@example.org") / "cur"
+    parsed = store_mod._parse_files([str(cur / r[1]) for r in rows])
+    mb._store_parsed([(r[0], p) for r, p in zip(rows, parsed, strict=True) if p is not None])
+    mb.close()
+    half = _table(root / "ann@example.org" / "index.sqlite3")
+    assert 0 < len(half["fts"]) < COUNT
+    # a new process opens the index: the indexer resumes by itself and finishes
+    mb = MailboxStore(root).user("ann@example.org")
+    _wait_parsed(mb)
+    assert list(mb.uids("INBOX")) == list(range(1, COUNT + 1))
+    mb.close()
+    assert _table(root / "ann@example.org" / "index.sqlite3") == eager
+
+
+def test_flag_change_during_lazy_index_is_kept(tmp_path: Path) -> None:
+    """A STORE renames a file the background indexer is about to read: the message is parsed
+    all the same (a later pass finds it under its new name) and keeps its new flags."""
+    root = tmp_path / "lazy"
+    _fill(root)
+    mb = MailboxStore(root).user("ann@example.org")
+    mb.sync("INBOX")
+    mb.set_flags("INBOX", list(range(1, COUNT + 1)), ["\\Flagged"])
+    _wait_parsed(mb)
+    assert all("\\Flagged" in m.flags for m in mb.infos("INBOX", range(1, COUNT + 1)).values())
+    assert mb.db.one("SELECT count(*) FROM fts")[0] == COUNT
+    mb.close()
