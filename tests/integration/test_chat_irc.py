@@ -5,10 +5,17 @@ flood limits."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
+import ssl
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from support.irc import ALICE, ALL_CAPS, BOB, IRC, PASSWORD, connect, sasl
+from support.skips import skip_or_fail
 
 __all__ = ["ALICE", "ALL_CAPS", "BOB", "IRC", "PASSWORD", "connect", "sasl"]  # for the other chat tests
 
@@ -446,3 +453,95 @@ def test_garbage_after_registration_never_crashes(chat_server):  # type: ignore[
     assert "session crashed" not in chat_server.log()
     assert "Traceback" not in chat_server.log()
     c.close()
+
+
+def _weechat_log(home: Path, name: str) -> str:
+    path = home / "logs" / f"{name}.weechatlog"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _weechat_wait(home: Path, name: str, pattern: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> str:
+    """Wait until WeeChat's log of buffer ``name`` has a line matching ``pattern``."""
+    rx = re.compile(pattern, re.M)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _weechat_log(home, name)
+        if rx.search(text):
+            return text
+        assert proc.poll() is None, f"weechat exited: {_weechat_log(home, 'core.weechat')[-2000:]}"
+        time.sleep(0.2)
+    server = _weechat_log(home, "irc.server.gk")
+    raise AssertionError(f"no {pattern!r} in weechat's {name}: {text[-1500:]}\nserver buffer: {server[-2500:]}")
+
+
+def test_weechat_talks_over_tls_with_sasl(chat_server, tmp_path):  # type: ignore[no-untyped-def]
+    """Debian's WeeChat (weechat-headless, a real IRC client) as alice: TLS with the server's
+    certificate pinned by its SHA-256 fingerprint, SASL PLAIN, the capabilities it asks for,
+    #general joined; a line typed in WeeChat (its FIFO) reaches bob's raw connection, bob's
+    line and direct message reach WeeChat (its logs), and history it asks for with
+    CHATHISTORY (WeeChat 3.8 has no batch: the lines come plain, with their server-time)."""
+    exe = shutil.which("weechat-headless")
+    if exe is None or not list(Path("/usr/lib").glob("*/weechat/plugins/fifo.so")):
+        skip_or_fail(
+            "weechat-headless or its FIFO plugin missing: run `make test-sysdeps` (weechat-headless weechat-plugins)"
+        )
+    p = port(chat_server)
+    bob = connect(p, BOB, ALL_CAPS)
+    bob.send("PRIVMSG #general :said before weechat came")  # only history can bring it
+    bob.expect(r"PRIVMSG #general :said before weechat came$")
+    der = ssl.PEM_cert_to_DER_cert((chat_server.data_dir / "tls" / "cert.pem").read_text())
+    fingerprint = hashlib.sha256(der).hexdigest()
+    home = tmp_path / "weechat"
+    home.mkdir()
+    commands = [
+        "/set logger.file.flush_delay 0",
+        f"/server add gk 127.0.0.1/{p} -ssl",
+        f"/set irc.server.gk.ssl_fingerprint {fingerprint}",
+        "/set irc.server.gk.sasl_mechanism plain",
+        "/set irc.server.gk.sasl_username alice",
+        f'/set irc.server.gk.sasl_password "{PASSWORD}"',
+        "/set irc.server.gk.sasl_fail disconnect",
+        "/set irc.server.gk.nicks alice",
+        "/set irc.server.gk.autojoin #general",
+        "/connect gk",
+    ]
+    proc = subprocess.Popen(
+        [exe, "--dir", str(home), "--stdout", "--run-command", ";".join(commands)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        fifo = home / f"weechat_fifo_{proc.pid}"
+
+        def type_in(command: str) -> None:
+            with open(fifo, "w") as f:  # WeeChat's FIFO: "buffer *text or command"
+                f.write(f"irc.server.gk *{command}\n")
+
+        server = _weechat_wait(home, "irc.server.gk", r"Welcome to the GK chat, alice", proc)
+        assert "gnutls: certificate fingerprint matches" in server
+        assert re.search(r"client capability, enabled: sasl server-time message-tags", server), server
+        assert "You are now logged in as alice" in server
+        _weechat_wait(home, "irc.gk.#general", r"Channel #general: \d+ nicks", proc)
+        # WeeChat → bob
+        type_in("/msg #general hello from weechat")
+        line = bob.expect(r"PRIVMSG #general :hello from weechat$")
+        assert re.match(r"^@time=\S+;msgid=\S+;account=alice :alice!alice@\S+ PRIVMSG #general :", line), line
+        # bob → WeeChat, in the room and directly
+        bob.send("PRIVMSG #general :hello weechat, from bob")
+        bob.send("PRIVMSG alice :just between us")
+        _weechat_wait(home, "irc.gk.#general", r"^\S+ \S+\tbob\thello weechat, from bob$", proc)
+        _weechat_wait(home, "irc.gk.bob", r"^\S+ \S+\tbob\tjust between us$", proc)
+        # history the client asks for
+        type_in("/quote CHATHISTORY LATEST #general * 10")
+        text = _weechat_wait(home, "irc.gk.#general", r"\tbob\tsaid before weechat came$", proc)
+        assert text.count("said before weechat came") == 1
+        # its autojoin's JOIN (a room the server had shown it joining already) is ignored, as
+        # other servers do: WeeChat shows one join, not two
+        assert text.count("has joined #general") == 1, text
+        type_in("/quit")
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    bob.close()

@@ -99,6 +99,7 @@ class Session:
         self.registered = False
         self.closed = False
         self.away = ""  # AWAY message of this connection ('' = here)
+        self.joined: set[str] = set()  # rooms this connection was shown joining
         # labeled-response: lines this session's own greenlet sends while a labeled command runs
         self._capture: list[bytes] | None = None
         self._reader: Any = None
@@ -477,6 +478,8 @@ class Session:
             else:
                 self.send(self._join_line(ev.room, ev.account))
         elif isinstance(ev, core.Parted):
+            if ev.account == self.account:
+                self.joined.discard(ev.room)
             self.send(message("PART", "#" + ev.room, ev.reason or "Leaving", source=self.hostmask(ev.account)))
         elif isinstance(ev, core.TopicChanged):
             self.send(message("TOPIC", "#" + ev.room, ev.topic, source=self.hostmask(ev.by)))
@@ -553,6 +556,7 @@ class Session:
         return message("JOIN", *params, source=self.hostmask(account), tags=self._server_tags(None, account, None))
 
     def _send_join(self, room: str, account: str) -> None:
+        self.joined.add(room)
         self.send(self._join_line(room, account))
         self._topic(room)
         self._names(room)
@@ -576,7 +580,9 @@ class Session:
                 code = N.ERR_INVITEONLYCHAN if exc.code == "invite_only" else N.ERR_NOSUCHCHANNEL
                 self.num(code, chan, str(exc))
                 continue
-            if not new:
+            if not new and name not in self.joined:
+                # a member already (another device, the web): this connection sees the join once;
+                # a JOIN of a room it shows already is ignored, as other servers do
                 self._send_join(name, self.account)
 
     def cmd_PART(self, line: Line) -> None:
