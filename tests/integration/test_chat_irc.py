@@ -545,3 +545,48 @@ def test_weechat_talks_over_tls_with_sasl(chat_server, tmp_path):  # type: ignor
             proc.kill()
             proc.wait(10)
     bob.close()
+
+
+def test_monitor_away_notify_setname_kick(chat_server):  # type: ignore[no-untyped-def]
+    """MONITOR (730/731 as an account's first IRC connection comes and its last goes),
+    away-notify (AWAY lines to those sharing a room; "Not connected" when the last connection
+    ends), SETNAME, userhost-in-names, and KICK refused with 482 (rooms have no operators)."""
+    p = port(chat_server)
+    bob = connect(p, BOB, "message-tags away-notify setname userhost-in-names")
+    bob.send("MONITOR + nobody-here")
+    bob.expect(r" 731 bob :nobody-here$")
+    bob.send("MONITOR + alice")
+    if " 730 " in bob.expect(r" 73[01] bob :alice"):  # a connection of an earlier test is closing
+        bob.expect(r" 731 bob :alice$")
+    alice = connect(p, ALICE, "away-notify")
+    bob.expect(r" 730 bob :alice!alice@mx\.test\.example$")
+    bob.send("MONITOR L")
+    assert any(re.search(r" 732 bob :alice,nobody-here$", ln) for ln in bob.until(r" 733 bob :"))
+    alice.send("AWAY :at lunch")
+    alice.expect(r" 306 alice :")
+    bob.expect(r"^:alice!alice@mx\.test\.example AWAY :at lunch$")
+    alice.send("AWAY")
+    alice.expect(r" 305 alice :")
+    bob.expect(r"^:alice!alice@mx\.test\.example AWAY$")
+    bob.send("SETNAME :Bob the Builder")
+    bob.expect(r"^:bob!bob@\S+ SETNAME :Bob the Builder$")
+    alice.send("WHOIS bob")
+    alice.expect(r" 311 alice bob bob \S+ \* :Bob the Builder$")
+    bob.send("SETNAME :" + "x" * 101)
+    bob.expect(r"FAIL SETNAME INVALID_REALNAME")
+    bob.send("NAMES #general")
+    names = bob.expect(r" 353 bob = #general :")
+    assert "alice!alice@mx.test.example" in names and "bob!bob@mx.test.example" in names, names
+    bob.send("KICK #general alice :bye")
+    bob.expect(r" 482 bob #general :")
+    bob.send("KICK #no-such-room alice")
+    bob.expect(r" 403 bob #no-such-room :")
+    alice.send("QUIT")
+    bob.expect(r" 731 bob :alice$")
+    bob.expect(r"^:alice!alice@mx\.test\.example AWAY :Not connected$")
+    bob.send("MONITOR C")
+    bob.send("MONITOR L")
+    assert not any(" 732 " in ln for ln in bob.until(r" 733 bob :"))
+    bob.send("MONITOR X")
+    bob.expect(r" 421 bob MONITOR :")
+    bob.close()

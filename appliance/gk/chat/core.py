@@ -322,6 +322,15 @@ class ChatService:
             raise ChatError("no_such_user", f"no user {to}")
         return dm_target(account, to)
 
+    def peers(self, account: str) -> set[str]:
+        """Accounts sharing a room with ``account`` (itself included when it is in one): who
+        sees its presence change (IRC away-notify, setname). From the in-memory membership."""
+        out: set[str] = set()
+        for members in self._members.values():
+            if account in members:
+                out |= members
+        return out
+
     def targets_of(self, account: str) -> list[str]:
         """Every stored target ``account`` may read (its rooms; DMs are matched by key)."""
         return [room_target(r) for r, m in self._members.items() if account in m]

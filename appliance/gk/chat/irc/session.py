@@ -56,9 +56,17 @@ CAPS: dict[str, str] = {
     "labeled-response": "",
     "invite-notify": "",
     # accounts never change during a connection (SASL before registration, no logout), so
-    # account-notify is honoured by never having an ACCOUNT change to send
+    # account-notify is honoured by never having an ACCOUNT change to send; likewise chghost
+    # (user and host are the account and the server's name, fixed) and cap-notify (the list
+    # above never changes while the server runs)
     "account-notify": "",
+    "chghost": "",
+    "cap-notify": "",
+    "away-notify": "",
+    "setname": "",
+    "userhost-in-names": "",
 }
+MONITOR_MAX = 100  # accounts one connection may MONITOR (ISUPPORT MONITOR)
 
 PRE_REGISTRATION = {"CAP", "AUTHENTICATE", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
 
@@ -100,6 +108,7 @@ class Session:
         self.closed = False
         self.away = ""  # AWAY message of this connection ('' = here)
         self.joined: set[str] = set()  # rooms this connection was shown joining
+        self.monitoring: set[str] = set()  # accounts it watches (MONITOR, kept by the server)
         # labeled-response: lines this session's own greenlet sends while a labeled command runs
         self._capture: list[bytes] | None = None
         self._reader: Any = None
@@ -446,6 +455,7 @@ class Session:
             f"CHATHISTORY={HISTORY_MAX}",
             "MSGREFTYPES=msgid,timestamp",
             "UTF8ONLY",
+            f"MONITOR={MONITOR_MAX}",
         ]
         filehost = filehost_url(self.server.ctx)  # uploads: gk.web.chatfiles
         if filehost:
@@ -552,7 +562,7 @@ class Session:
     def _join_line(self, room: str, account: str) -> bytes:
         params = ["#" + room]
         if "extended-join" in self.caps:
-            params += [account, account]
+            params += [account, self.server.realname(account)]
         return message("JOIN", *params, source=self.hostmask(account), tags=self._server_tags(None, account, None))
 
     def _send_join(self, room: str, account: str) -> None:
@@ -631,8 +641,9 @@ class Session:
         members = sorted(self.chat.members(room))
         chan = "#" + room
         line: list[str] = []
+        full = "userhost-in-names" in self.caps
         for m in members:
-            line.append(m)
+            line.append(self.hostmask(m) if full else m)
             if len(line) >= 40:
                 self.num(N.RPL_NAMREPLY, "=", chan, " ".join(line))
                 line = []
@@ -662,7 +673,8 @@ class Session:
 
     def _who_line(self, chan: str, account: str) -> None:
         here = "G" if self.server.is_away(account) else "H"
-        self.num(N.RPL_WHOREPLY, chan, account, self.host, self.server.name, account, here, "0 " + account)
+        realname = self.server.realname(account)
+        self.num(N.RPL_WHOREPLY, chan, account, self.host, self.server.name, account, here, "0 " + realname)
 
     def cmd_WHO(self, line: Line) -> None:
         if not line.params:
@@ -688,7 +700,7 @@ class Session:
             self.num(N.ERR_NOSUCHNICK, nick, "No such nick")
             self.num(N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
             return
-        self.num(N.RPL_WHOISUSER, nick, nick, self.host, "*", nick)
+        self.num(N.RPL_WHOISUSER, nick, nick, self.host, "*", self.server.realname(nick))
         self.num(N.RPL_WHOISSERVER, nick, self.server.name, "GK")
         self.num(N.RPL_WHOISACCOUNT, nick, nick, "is logged in as")
         if self.server.is_away(nick):
@@ -749,6 +761,65 @@ class Session:
             self.num(code, nick if code == N.ERR_NOSUCHNICK else chan, str(exc))
             return
         self.num(N.RPL_INVITING, nick, chan)
+
+    def cmd_KICK(self, line: Line) -> None:
+        if len(line.params) < 2:
+            raise NeedMore
+        name = self._room_name(line.params[0])
+        if name is None or self.chat.room(name) is None:
+            self.num(N.ERR_NOSUCHCHANNEL, line.params[0], "No such channel")
+            return
+        # rooms have no operators: members are managed by an administrator in the web UI
+        self.num(N.ERR_CHANOPRIVSNEEDED, "#" + name, "Members are managed in the web UI (Administration)")
+
+    def cmd_MONITOR(self, line: Line) -> None:
+        """IRCv3 MONITOR: + - C L S; online = connected over IRC (any device)."""
+        if not line.params:
+            raise NeedMore
+        op = line.params[0].upper()
+        names = [n.lower() for n in line.param(1).split(",") if n] if len(line.params) > 1 else []
+        if op in ("+", "-") and not names:
+            raise NeedMore
+        if op == "+":
+            room = MONITOR_MAX - len(self.monitoring)
+            if len(set(names) - self.monitoring) > room:
+                self.num(N.ERR_MONLISTFULL, str(MONITOR_MAX), ",".join(names), "Monitor list is full")
+                names = names[: max(room, 0)]
+            for n in names:
+                self.server.monitor(self, n)
+            self._monitor_status(names)
+        elif op == "-":
+            for n in names:
+                self.server.unmonitor(self, n)
+        elif op == "C":
+            for n in list(self.monitoring):
+                self.server.unmonitor(self, n)
+        elif op == "L":
+            if self.monitoring:
+                self.num(N.RPL_MONLIST, ",".join(sorted(self.monitoring)))
+            self.num(N.RPL_ENDOFMONLIST, "End of MONITOR list")
+        elif op == "S":
+            self._monitor_status(sorted(self.monitoring))
+        else:
+            self.num(N.ERR_UNKNOWNCOMMAND, "MONITOR", f"Unknown MONITOR subcommand {op}")
+
+    def _monitor_status(self, names: list[str]) -> None:
+        online = [self.hostmask(n) for n in names if n in self.server.by_account]
+        offline = [n for n in names if n not in self.server.by_account]
+        if online:
+            self.num(N.RPL_MONONLINE, ",".join(online))
+        if offline:
+            self.num(N.RPL_MONOFFLINE, ",".join(offline))
+
+    def cmd_SETNAME(self, line: Line) -> None:
+        if not line.params:
+            raise NeedMore
+        assert self.account
+        name = line.params[-1].strip()
+        if not name or len(name) > 100:
+            self.reply("FAIL", "SETNAME", "INVALID_REALNAME", "Real names are 1-100 characters")
+            return
+        self.server.set_realname(self.account, name)
 
     # -- messages -----------------------------------------------------------------------------
     def _to(self, target: str) -> str:
