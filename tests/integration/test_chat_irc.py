@@ -416,7 +416,7 @@ def test_garbage_after_registration_never_crashes(chat_server):  # type: ignore[
     import random
 
     rnd = random.Random(12)
-    commands = "PRIVMSG NOTICE JOIN PART TOPIC NAMES WHO WHOIS LIST MODE INVITE TAGMSG AWAY CHATHISTORY REDACT MARKREAD CAP AUTHENTICATE NICK USER PING".split()
+    commands = "PRIVMSG NOTICE JOIN PART TOPIC NAMES WHO WHOIS LIST MODE INVITE TAGMSG AWAY CHATHISTORY REDACT MARKREAD CAP AUTHENTICATE NICK USER PING MONITOR SETNAME KICK BATCH".split()
     pieces = [
         "#general",
         "#",
@@ -590,3 +590,55 @@ def test_monitor_away_notify_setname_kick(chat_server):  # type: ignore[no-untyp
     bob.send("MONITOR X")
     bob.expect(r" 421 bob MONITOR :")
     bob.close()
+
+
+def test_multiline_batches(chat_server):  # type: ignore[no-untyped-def]
+    """draft/multiline: a batch of lines is one message (newlines kept, concat joins without
+    one), sent as a batch to clients with the capability and in history, as separate lines
+    (the msgid on the first) to the others; limits and a wrong target get FAIL BATCH."""
+    p = port(chat_server)
+    caps = "message-tags server-time batch echo-message draft/multiline draft/chathistory"
+    alice = connect(p, ALICE, caps)
+    assert "draft/multiline=max-bytes=4096,max-lines=100" in " ".join(alice.seen)
+    bob = connect(p, BOB, "message-tags draft/multiline")
+    old = connect(p, BOB, "message-tags")  # a second device of bob without the capability
+    alice.send("BATCH +m1 draft/multiline #general")
+    alice.send("@batch=m1 PRIVMSG #general :first line")
+    alice.send("@batch=m1 PRIVMSG #general :second ")
+    alice.send("@batch=m1;draft/multiline-concat PRIVMSG #general :line, joined")
+    alice.send("BATCH -m1")
+    got = bob.until(r"BATCH -ml\S+$")
+    opening = next(ln for ln in got if " BATCH +ml" in ln)
+    assert re.match(r"^@msgid=(\S+) :alice!\S+ BATCH \+ml\1 draft/multiline #general$", opening), got
+    ref = opening.split(" BATCH +")[1].split()[0]
+    body = [ln for ln in got if f"batch={ref}" in ln]
+    assert [ln.split(" PRIVMSG #general :", 1)[1] for ln in body] == ["first line", "second line, joined"], got
+    echo = alice.until(r"BATCH -ml\S+$")
+    assert sum(" PRIVMSG #general :" in ln for ln in echo) == 2
+    plain = [old.expect(r"PRIVMSG #general :first line$"), old.expect(r"PRIVMSG #general :second line, joined$")]
+    assert "msgid=" in plain[0] and "msgid=" not in plain[1], plain
+    # in history: the same batch inside the chathistory batch
+    alice.send("CHATHISTORY LATEST #general * 1")
+    hist = alice.until(r"^:\S+ BATCH -(?!ml)")
+    inner = next(ln for ln in hist if " BATCH +ml" in ln)
+    assert re.match(r"^@time=\S+;msgid=\S+;batch=\S+ :alice!\S+ BATCH \+ml\S+ draft/multiline #general$", inner), hist
+    texts = [ln.split(" PRIVMSG #general :", 1)[1] for ln in hist if " PRIVMSG " in ln]
+    assert texts == ["first line", "second line, joined"], hist
+    # refusals
+    alice.send("BATCH +m2 draft/multiline #general")
+    for i in range(101):
+        alice.send(f"@batch=m2 PRIVMSG #general :line {i}")
+    alice.send("BATCH -m2")
+    alice.expect(r"FAIL BATCH MULTILINE_MAX_LINES 100 :")
+    alice.send("BATCH +m3 draft/multiline #general")
+    alice.send("@batch=m3 PRIVMSG bob :elsewhere")
+    alice.send("BATCH -m3")
+    alice.expect(r"FAIL BATCH MULTILINE_INVALID_TARGET #general bob :")
+    alice.send("BATCH -never-opened")
+    alice.expect(r"FAIL BATCH MULTILINE_INVALID :")
+    old.send("BATCH +x draft/multiline #general")  # without the capability: unknown
+    old.expect(r" 421 bob BATCH :")
+    alice.send("PING :after")
+    alice.expect(r"PONG \S+ :after$")
+    for c in (alice, bob, old):
+        c.close()

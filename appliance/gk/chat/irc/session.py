@@ -65,7 +65,9 @@ CAPS: dict[str, str] = {
     "away-notify": "",
     "setname": "",
     "userhost-in-names": "",
+    "draft/multiline": "max-bytes=4096,max-lines=100",
 }
+MULTILINE_BYTES, MULTILINE_LINES = 4096, 100
 MONITOR_MAX = 100  # accounts one connection may MONITOR (ISUPPORT MONITOR)
 
 PRE_REGISTRATION = {"CAP", "AUTHENTICATE", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
@@ -109,6 +111,7 @@ class Session:
         self.away = ""  # AWAY message of this connection ('' = here)
         self.joined: set[str] = set()  # rooms this connection was shown joining
         self.monitoring: set[str] = set()  # accounts it watches (MONITOR, kept by the server)
+        self._multiline: dict[str, _Multiline] = {}  # draft/multiline batches being received
         # labeled-response: lines this session's own greenlet sends while a labeled command runs
         self._capture: list[bytes] | None = None
         self._reader: Any = None
@@ -280,6 +283,10 @@ class Session:
         except ParseError as exc:
             log.debug("irc: malformed line from %s: %s", self.ip, exc)
             self.num(N.ERR_UNKNOWNCOMMAND, "*", f"Malformed line: {exc}")
+            return
+        ref = line.tags.get("batch")
+        if ref is not None and ref in self._multiline:
+            self._multiline_part(ref, line)
             return
         label = line.tags.get("label") if "labeled-response" in self.caps else None
         if label:
@@ -523,10 +530,10 @@ class Session:
         tags.update(self._server_tags(None, sender, None))
         self.send(message("TAGMSG", self._target_name(target, sender), source=self.hostmask(sender), tags=tags))
 
-    def _tag_caps(self) -> tuple[bool, bool, bool]:
+    def _tag_caps(self) -> tuple[bool, bool, bool, bool]:
         """The capabilities that change how a message line is written."""
         c = self.caps
-        return ("server-time" in c, "message-tags" in c, "account-tag" in c)
+        return ("server-time" in c, "message-tags" in c, "account-tag" in c, "draft/multiline" in c)
 
     def _server_tags(self, ms: int | None, sender: str, msgid: str | None) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -556,8 +563,23 @@ class Session:
                 tags["+draft/reply"] = m.reply_to
         if batch:
             tags["batch"] = batch
-        text = m.text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " ") or " "
-        return message(m.kind, self._target_name(m.target, m.sender), text, source=self.hostmask(m.sender), tags=tags)
+        text = m.text.replace("\r\n", "\n").replace("\r", "\n")
+        target, source = self._target_name(m.target, m.sender), self.hostmask(m.sender)
+        if "\n" not in text:
+            return message(m.kind, target, text or " ", source=source, tags=tags)
+        lines = text.split("\n")
+        if "draft/multiline" in self.caps:  # one batch: the message's tags on its opening line
+            ref = "ml" + m.msgid  # the same for every connection: the rendering is shared
+            out = [message("BATCH", "+" + ref, "draft/multiline", target, source=source, tags=tags)]
+            out += [message(m.kind, target, ln, source=source, tags={"batch": ref}) for ln in lines]
+            out.append(message("BATCH", "-" + ref, source=source, tags={"batch": batch} if batch else None))
+            return b"".join(out)
+        # without it: one line each (the msgid on the first), blank lines left out
+        out = []
+        for ln in (ln for ln in lines if ln.strip()):
+            out.append(message(m.kind, target, ln, source=source, tags=tags))
+            tags = {k: v for k, v in tags.items() if k != "msgid"}
+        return b"".join(out) or message(m.kind, target, " ", source=source, tags=tags)
 
     def _join_line(self, room: str, account: str) -> bytes:
         params = ["#" + room]
@@ -854,6 +876,55 @@ class Session:
                 else:
                     self.num(N.ERR_CANNOTSENDTOCHAN, target, str(exc))
 
+    # -- draft/multiline: BATCH +ref draft/multiline <target>, PRIVMSGs tagged batch=ref (with
+    # draft/multiline-concat to join without a newline), BATCH -ref: one message with newlines
+    def cmd_BATCH(self, line: Line) -> None:
+        if "draft/multiline" not in self.caps:
+            self.num(N.ERR_UNKNOWNCOMMAND, "BATCH", "Unknown command")
+            return
+        if not line.params or len(line.params[0]) < 2 or line.params[0][0] not in "+-":
+            raise NeedMore
+        ref = line.params[0][1:]
+        if line.params[0][0] == "+":
+            if len(line.params) < 3 or line.params[1] != "draft/multiline":
+                self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "Only draft/multiline batches are accepted")
+                return
+            if len(self._multiline) >= 2 or ref in self._multiline:
+                self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "Too many open batches")
+                return
+            self._multiline[ref] = _Multiline(line.params[2], line.client_tags)
+            return
+        ml = self._multiline.pop(ref, None)
+        if ml is None:
+            self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "No such batch")
+            return
+        if ml.error:
+            self.reply("FAIL", "BATCH", *ml.error)
+            return
+        text = "".join(("" if i == 0 or concat else "\n") + part for i, (part, concat) in enumerate(ml.parts))
+        if not text.strip():
+            self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "An empty message")
+            return
+        tags = dict(ml.tags) if "message-tags" in self.caps else {}
+        self._post(Line(ml.kind, [ml.target, text], tags), ml.kind)
+
+    def _multiline_part(self, ref: str, line: Line) -> None:
+        ml = self._multiline[ref]
+        if ml.error:
+            return
+        if line.command not in ("PRIVMSG", "NOTICE") or len(line.params) < 2:
+            ml.error = ("MULTILINE_INVALID", "Only PRIVMSG or NOTICE lines belong in a multiline batch")
+        elif line.params[0].lower() != ml.target.lower() or (ml.parts and line.command != ml.kind):
+            ml.error = ("MULTILINE_INVALID_TARGET", ml.target, line.params[0], "Lines to another target")
+        else:
+            ml.kind = line.command
+            ml.size += len(line.params[1].encode())
+            ml.parts.append((line.params[1], "draft/multiline-concat" in line.tags))
+            if ml.size > MULTILINE_BYTES:
+                ml.error = ("MULTILINE_MAX_BYTES", str(MULTILINE_BYTES), "Multiline batch too long")
+            elif len(ml.parts) > MULTILINE_LINES:
+                ml.error = ("MULTILINE_MAX_LINES", str(MULTILINE_LINES), "Too many lines in a multiline batch")
+
     def cmd_PRIVMSG(self, line: Line) -> None:
         self._post(line, "PRIVMSG")
 
@@ -1008,7 +1079,7 @@ def _plain_post(raw: bytes) -> bool:
     """A PRIVMSG or NOTICE without a label (those may be posted concurrently, see _post_run)."""
     if raw.startswith(b"@"):
         sp = raw.find(b" ")
-        if sp < 0 or b"label=" in raw[:sp]:
+        if sp < 0 or b"label=" in raw[:sp] or b"batch=" in raw[:sp]:
             return False
         raw = raw[sp + 1 :].lstrip(b" ")
     head = raw[:8].upper()
@@ -1027,6 +1098,18 @@ def _has_batch(line: bytes) -> bool:
         return False
     head = line[1 : line.find(b" ")]
     return any(t.startswith(b"batch=") for t in head.split(b";"))
+
+
+class _Multiline:
+    """A draft/multiline batch being received: its target, client tags and lines so far."""
+
+    def __init__(self, target: str, tags: dict[str, str]):
+        self.target = target
+        self.tags = tags
+        self.kind = "PRIVMSG"
+        self.parts: list[tuple[str, bool]] = []  # (text, joined to the previous without a newline)
+        self.size = 0
+        self.error: tuple[str, ...] | None = None
 
 
 class NeedMore(Exception):
