@@ -642,3 +642,67 @@ def test_multiline_batches(chat_server):  # type: ignore[no-untyped-def]
     alice.expect(r"PONG \S+ :after$")
     for c in (alice, bob, old):
         c.close()
+
+
+def test_pydle_client_caps_sasl_monitor(chat_server):  # type: ignore[no-untyped-def]
+    """pydle (PyPI, an IRCv3 client library) as bob over TLS: CAP 302 with the capabilities it
+    knows, SASL PLAIN, MONITOR of alice (its on_user_online), a line it sends reaching a raw
+    client with bob's account tag, and one it receives."""
+    import asyncio
+    import threading
+
+    import pydle
+
+    p = port(chat_server)
+    alice = connect(p, ALICE, ALL_CAPS)
+    alice.send("JOIN #pydle")  # a room of its own: #general's state is other tests' (fuzzing)
+    alice.expect(r" 366 alice #pydle ")
+    events: dict[str, threading.Event] = {k: threading.Event() for k in ("joined", "online", "got")}
+    state: dict[str, object] = {}
+
+    class Bob(pydle.Client):  # type: ignore[misc]
+        async def on_connect(self) -> None:
+            await super().on_connect()
+            await self.join("#pydle")
+
+        async def on_join(self, channel: str, user: str) -> None:
+            await super().on_join(channel, user)
+            if channel == "#pydle" and user == self.nickname:
+                state["caps"] = dict(self._capabilities)
+                events["joined"].set()
+                await self.monitor("alice")
+                await self.message("#pydle", "hello from pydle")
+
+        async def on_user_online(self, nickname: str) -> None:
+            state["online"] = nickname
+            events["online"].set()
+
+        async def on_message(self, target: str, by: str, message: str) -> None:
+            if by == "alice" and message == "hello pydle":
+                events["got"].set()
+
+    bob = Bob("bob", sasl_username="bob", sasl_password=PASSWORD, sasl_mechanism="PLAIN")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(bob.connect("127.0.0.1", p, tls=True, tls_verify=False),), daemon=True
+    )
+    thread.start()
+    thread.join(60)
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        assert events["joined"].wait(90), alice.seen[-10:]
+        caps = state["caps"]
+        assert isinstance(caps, dict)
+        for cap in ("sasl", "message-tags", "echo-message", "account-tag", "away-notify", "extended-join"):
+            assert caps.get(cap) not in (None, False), caps
+        line = alice.expect(r"PRIVMSG #pydle :hello from pydle$")
+        assert ";account=bob " in line or "account=bob;" in line or line.startswith("@account=bob"), line
+        assert events["online"].wait(60) and state["online"] == "alice"
+        alice.send("PRIVMSG #pydle :hello pydle")
+        assert events["got"].wait(60)
+    finally:
+        asyncio.run_coroutine_threadsafe(bob.quit("done"), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        alice.close()
