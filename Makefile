@@ -8,7 +8,7 @@ CONFORMANCE := $(VENV)/mcp-conformance
 CONFORMANCE_STAMP := $(CONFORMANCE)/.installed
 DATA_DIR ?= ./var
 # Debian packages the tests and benches use (installed by apt-get when root).
-TEST_DEBS := swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium isync fetchmail mutt curl msmtp offlineimap3 getmail6 zbar-tools pebble
+TEST_DEBS := swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium isync fetchmail mutt curl msmtp offlineimap3 getmail6 zbar-tools pebble weechat-headless weechat-plugins
 BENCH_DEBS := postfix dovecot-imapd ngircd
 
 .PHONY: setup run test check lint format bench sysdeps test-sysdeps clean

@@ -1,19 +1,27 @@
-"""Chat fan-out and idle connections against ngircd (Debian's ``ngircd``, BENCH_DEBS), both over
-TLS on loopback, in the same run: RSS per idle IRC connection, and messages/s fanned out to
-``BENCH_CHAT_RECEIVERS`` clients in one channel from ``BENCH_CHAT_SENDERS`` senders sending two
-lines each (many people talking at once; each line counted once it reached every receiver).
+"""Chat under a team's load against ngircd (Debian's ``ngircd``, BENCH_DEBS), both in the same run:
+``BENCH_CHAT_CLIENTS`` clients (200) in ``BENCH_CHAT_ROOMS`` rooms (10), for GK half of them IRC
+over TLS and half IRC-over-WebSocket (``/chat/irc``; ngircd has no WebSocket: all TLS there).
+
+Measured for each server: RSS per idle logged-in connection; fan-out latency (p50/p99, from a
+line's send to its arrival at each other member of its room) at a steady ``BENCH_CHAT_PACE``
+lines/s per client (1) for ``BENCH_CHAT_SECONDS`` (10); then messages per second in bursts
+(every client sends ``BENCH_CHAT_BURST`` lines at once, ``BENCH_CHAT_ROUNDS`` rounds 3 s apart),
+counted when every member has every line, with the bursts' own latency percentiles. For GK the
+run ends by counting the messages in ``chat.sqlite3``: persisted = every line sent, once.
 
 Not the same work: GK persists every message in SQLite (group commit, synchronous=FULL) before
 fanning it out, tags it (msgid, time) and logs nobody in without SASL; ngircd keeps nothing.
 ngircd penalises a client past a few lines (measured here: ~3 lines/s per sender, not
-configurable in 26.1), so each sender sends only two lines and the fan-out, not one client's
-flood allowance, is measured; ngircd's logins are made 50 at a time (it takes ~1 s per login). Skipped (exit 0) when
-ngircd is not installed. Run: ``.venv/bin/python -m bench chat``.
+configurable in 26.1), so a burst is two lines per client and rounds are 3 s apart. ngircd's
+logins are made 50 at a time (it takes ~1 s per login). GK's 20 clients of a room are devices
+of one account (the room's): each line still goes to the 19 other connections (multiclient).
+Skipped (exit 0) when ngircd is not installed. Run: ``.venv/bin/python -m bench chat``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -21,16 +29,18 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bench._ports import free_port
 from bench.chat_rss import GK_CMD, SETTLE, rss_kb
 
-RECEIVERS = int(os.environ.get("BENCH_CHAT_RECEIVERS", "100"))
-SENDERS = int(os.environ.get("BENCH_CHAT_SENDERS", "100"))
-MESSAGES = int(os.environ.get("BENCH_CHAT_FANOUT_MESSAGES", "200"))
+CLIENTS = int(os.environ.get("BENCH_CHAT_CLIENTS", "200"))
+ROOMS = int(os.environ.get("BENCH_CHAT_ROOMS", "10"))
+PACE = float(os.environ.get("BENCH_CHAT_PACE", "1"))  # lines/s per client in the latency phase
+SECONDS = float(os.environ.get("BENCH_CHAT_SECONDS", "10"))
+BURST = int(os.environ.get("BENCH_CHAT_BURST", "2"))
 IDLE = int(os.environ.get("BENCH_CHAT_IDLE", "200"))
 ROUNDS = int(os.environ.get("BENCH_CHAT_ROUNDS", "5"))
 ROUND_GAP = 3.0  # seconds between rounds
@@ -44,7 +54,7 @@ class Server:
     parallel_logins = 1  # GK's login throttle counts concurrent attempts from one address
     proc: subprocess.Popen[bytes]
 
-    def login(self, nick: str) -> bytes:
+    def login(self, nick: str, room: int) -> bytes:
         raise NotImplementedError
 
     def rss(self) -> int:
@@ -77,7 +87,7 @@ class GKServer(Server):
             "chat": {"irc_port": self.port, "line_burst": 100000, "lines_per_second": 100000.0},
         }
         (self.data / "gk.toml").write_text(tomli_w.dumps(cfg))
-        for user in ("send", "recv"):
+        for user in ["idle", *(f"u{r}" for r in range(ROOMS))]:
             subprocess.run(
                 [*GK_CMD, "user", "add", f"{user}@bench.example", "--password-stdin", "--data-dir", str(self.data)],
                 input=PASSWORD + "\n",
@@ -93,15 +103,28 @@ class GKServer(Server):
         self.proc = subprocess.Popen([*GK_CMD, "serve", "--data-dir", str(self.data)], stdout=self.log, stderr=self.log)
         _wait_for(lambda: b"ready in" in (self.data / "serve.log").read_bytes(), self.proc, self.data / "serve.log")
 
-    def login(self, nick: str) -> bytes:
+    def lines(self, nick: str, room: int) -> list[str]:
         import base64
 
-        user = "send" if nick.startswith("s") else "recv"  # every receiver: a device of one account
+        user = "idle" if room < 0 else f"u{room}"  # a room's clients: devices of one account
         token = base64.b64encode(f"\0{user}\0{PASSWORD}".encode()).decode()
-        return (
-            f"CAP REQ :sasl\r\nNICK {nick}\r\nUSER b 0 * :b\r\nAUTHENTICATE PLAIN\r\n"
-            f"AUTHENTICATE {token}\r\nCAP END\r\nJOIN #bench\r\n"
-        ).encode()
+        return ["CAP REQ :sasl", f"NICK {nick}", "USER b 0 * :b", "AUTHENTICATE PLAIN", f"AUTHENTICATE {token}"] + [
+            "CAP END",
+            f"JOIN {channel(room)}",
+        ]
+
+    def login(self, nick: str, room: int) -> bytes:
+        return "".join(ln + "\r\n" for ln in self.lines(nick, room)).encode()
+
+    def persisted(self) -> int:
+        """Messages stored in the bench's rooms (read after the server stopped)."""
+        import sqlite3
+
+        db = sqlite3.connect(self.data / "chat.sqlite3")
+        try:
+            return int(db.execute("SELECT count(*) FROM messages WHERE target LIKE '#r%'").fetchone()[0])
+        finally:
+            db.close()
 
 
 class NgircdServer(Server):
@@ -152,8 +175,8 @@ Ports = {self.port}
         self.proc = subprocess.Popen([NGIRCD, "-n", "-f", str(conf)], stdout=self.log, stderr=self.log)
         _wait_for(lambda: _listening(self.port), self.proc, d / "ngircd.log")
 
-    def login(self, nick: str) -> bytes:
-        return f"NICK {nick}\r\nUSER b 0 * :b\r\nJOIN #bench\r\n".encode()
+    def login(self, nick: str, room: int) -> bytes:
+        return f"NICK {nick}\r\nUSER b 0 * :b\r\nJOIN {channel(room)}\r\n".encode()
 
 
 def _listening(port: int) -> bool:
@@ -172,25 +195,57 @@ def _wait_for(ready, proc: subprocess.Popen[bytes], log: Path) -> None:  # type:
         time.sleep(0.1)
 
 
-def connect(srv: Server, ctx: ssl.SSLContext, nick: str) -> ssl.SSLSocket:
+def channel(room: int) -> str:
+    return "#idle" if room < 0 else f"#r{room}"
+
+
+def _joined(room: int) -> re.Pattern[bytes]:
+    # the end of the room's NAMES (GK replays the default room's before it)
+    return re.compile(rb" 366 \S+ " + channel(room).encode() + rb" ")
+
+
+def connect(srv: Server, ctx: ssl.SSLContext, nick: str, room: int = -1) -> ssl.SSLSocket:
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port), timeout=120))
-    s.sendall(srv.login(nick))
+    s.sendall(srv.login(nick, room))
     buf = b""
-    while b" 366 " not in buf:
+    done = _joined(room)
+    while not done.search(buf):
         data = s.recv(65536)
         if not data:
             raise RuntimeError(f"{srv.name}: closed during login: " + buf.decode(errors="replace")[-500:])
         buf += data
-        if b"ERROR " in buf and b" 366 " not in buf:
+        if b"ERROR " in buf and not done.search(buf):
             raise RuntimeError(f"{srv.name}: " + buf.decode(errors="replace")[-500:])
     return s
 
 
-def connect_many(srv: Server, ctx: ssl.SSLContext, nicks: list[str]) -> list[ssl.SSLSocket]:
+def ws_connect(srv: GKServer, nick: str, room: int = -1) -> Any:
+    """A registered IRC-over-WebSocket client (plain HTTP listener), joined to ``#r<room>``."""
+    import websocket
+
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{srv.http_port}/chat/irc", timeout=120, subprotocols=["text.ircv3.net"]
+    )
+    for line in srv.lines(nick, room):
+        ws.send(line)
+    done = _joined(room)
+    while not done.search(ws.recv().encode() + b" "):
+        pass
+    return ws
+
+
+def connect_many(srv: Server, ctx: ssl.SSLContext, nicks: list[str], rooms: list[int] | None = None) -> list[Any]:
+    """Log ``nicks`` in (TLS, or WebSocket for GK's odd-numbered clients when ``rooms`` is given)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    def one(k: int) -> Any:
+        room = rooms[k] if rooms else -1
+        if rooms and isinstance(srv, GKServer) and k % 2:
+            return ws_connect(srv, nicks[k], room)
+        return connect(srv, ctx, nicks[k], room)
+
     with ThreadPoolExecutor(srv.parallel_logins) as pool:
-        return list(pool.map(lambda n: connect(srv, ctx, n), nicks))
+        return list(pool.map(one, range(len(nicks))))
 
 
 def idle_rss(srv: Server, ctx: ssl.SSLContext) -> float:
@@ -205,75 +260,11 @@ def idle_rss(srv: Server, ctx: ssl.SSLContext) -> float:
     return (after - before) / IDLE
 
 
-def _round(
-    srv: Server, receivers: list[ssl.SSLSocket], senders: list[ssl.SSLSocket], share: int, total: int, rnd: int
-) -> float:
-    """Seconds from the first send until every receiver has every line of this round."""
-    sel = selectors.DefaultSelector()
-    counts = dict.fromkeys(receivers, 0)
-    tails = dict.fromkeys(receivers, b"")
-    for s in receivers:
-        sel.register(s, selectors.EVENT_READ)
-
-    def send(s: ssl.SSLSocket, k: int) -> None:
-        s.setblocking(True)
-        s.sendall(b"".join(b"PRIVMSG #bench :fan-out %d-%d-%d\r\n" % (rnd, k, i) for i in range(share)))
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=send, args=(s, k), daemon=True) for k, s in enumerate(senders)]
-    for t in threads:
-        t.start()
-    done = 0
-    deadline = started + 600
-    while done < len(receivers) and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=5):
-            s = key.fileobj
-            assert isinstance(s, ssl.SSLSocket)
-            while True:
-                try:
-                    data = s.recv(1 << 20)
-                except (ssl.SSLWantReadError, BlockingIOError):
-                    break
-                if not data:
-                    raise RuntimeError(f"{srv.name}: a receiver was disconnected")
-                lines = (tails[s] + data).split(b"\n")
-                tails[s] = lines.pop()
-                counts[s] += sum(b"PRIVMSG #bench :fan-out" in ln for ln in lines)
-                for ln in lines:
-                    if ln.startswith(b"PING"):
-                        s.setblocking(True)
-                        s.sendall(b"PONG" + ln[4:].rstrip(b"\r") + b"\r\n")
-                        s.setblocking(False)
-            if counts[s] >= total:
-                sel.unregister(s)
-                done += 1
-    elapsed = time.monotonic() - started
-    sel.close()
-    if done < len(receivers):
-        raise RuntimeError(f"{srv.name}: {done}/{len(receivers)} receivers got everything in 600s")
-    return elapsed
-
-
 def ws_idle_rss(srv: GKServer) -> float:
     """KB of GK's RSS per idle IRC-over-WebSocket connection (plain HTTP listener, IDLE of them)."""
-    import base64
-
-    import websocket
-
-    token = base64.b64encode(f"\0recv\0{PASSWORD}".encode()).decode()
     time.sleep(SETTLE)
     before = srv.rss()
-    conns = []
-    for k in range(IDLE):
-        ws = websocket.create_connection(
-            f"ws://127.0.0.1:{srv.http_port}/chat/irc", timeout=120, subprotocols=["text.ircv3.net"]
-        )
-        for line in ("CAP REQ :sasl", f"NICK w{k}", "USER b 0 * :b", "AUTHENTICATE PLAIN", f"AUTHENTICATE {token}"):
-            ws.send(line)
-        ws.send("CAP END")
-        while " 366 " not in ws.recv():
-            pass
-        conns.append(ws)
+    conns = [ws_connect(srv, f"w{k}") for k in range(IDLE)]
     time.sleep(SETTLE)
     after = srv.rss()
     for ws in conns:
@@ -281,39 +272,174 @@ def ws_idle_rss(srv: GKServer) -> float:
     return (after - before) / IDLE
 
 
-def fanout(srv: Server, ctx: ssl.SSLContext) -> tuple[float, float]:
-    """(messages/s reaching every receiver, seconds) for ROUNDS x MESSAGES lines from SENDERS
-    clients (the sum of the rounds' times; the gaps between rounds not counted)."""
-    receivers = connect_many(srv, ctx, [f"r{k}" for k in range(RECEIVERS)])
-    senders = connect_many(srv, ctx, [f"s{k}" for k in range(SENDERS)])
-    time.sleep(1)
-    for s in receivers + senders:  # drop what login left (names, joins of the others)
-        s.setblocking(False)
-        try:
-            while s.recv(1 << 20):
-                pass
-        except (ssl.SSLWantReadError, BlockingIOError):
-            pass
-    share = MESSAGES // SENDERS
-    total = share * SENDERS
-    elapsed = 0.0
-    for rnd in range(ROUNDS):  # rounds apart, so ngircd's flood penalty has decayed in each
-        elapsed += _round(srv, receivers, senders, share, total, rnd)
-        time.sleep(ROUND_GAP)
-    for s in receivers + senders:
-        s.close()
-    return total * ROUNDS / elapsed, elapsed
+class Room:
+    """The clients of a bench: sockets (TLS or WebSocket), each in one room; one thread sends
+    and reads (no socket is used by two threads), latencies kept per delivery."""
+
+    LINE = re.compile(rb"PRIVMSG #r\d+ :b (\d+) (\d+)")
+
+    def __init__(self, srv: Server, clients: list[Any], rooms: list[int]):
+        self.srv = srv
+        self.clients = clients
+        self.rooms = rooms
+        self.size = [rooms.count(r) for r in range(ROOMS)]
+        self.sel = selectors.DefaultSelector()
+        self.tails: dict[int, bytes] = {}
+        for k, c in enumerate(clients):
+            sock = c.sock if not isinstance(c, ssl.SSLSocket) else c
+            if isinstance(c, ssl.SSLSocket):
+                c.setblocking(False)
+            self.sel.register(sock, selectors.EVENT_READ, k)
+            self.tails[k] = b""
+        self.got = 0
+        self.latencies: list[float] = []
+        self.drain(1.0)
+
+    def send(self, k: int, phase: int, n: int = 1) -> int:
+        """Client ``k`` sends ``n`` lines now; returns the deliveries expected."""
+        t = time.monotonic_ns()
+        lines = [b"PRIVMSG #r%d :b %d %d %d" % (self.rooms[k], phase, t, i) for i in range(n)]
+        c = self.clients[k]
+        if isinstance(c, ssl.SSLSocket):
+            data = b"".join(ln + b"\r\n" for ln in lines)
+            while data:
+                try:
+                    sent = c.send(data)
+                    data = data[sent:]
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                    self.read(0.01)
+        else:
+            for ln in lines:
+                c.send(ln.decode())
+        return n * (self.size[self.rooms[k]] - 1)
+
+    def read(self, timeout: float) -> None:
+        for key, _ in self.sel.select(timeout=timeout):
+            k = key.data
+            c = self.clients[k]
+            chunks: list[bytes] = []
+            if isinstance(c, ssl.SSLSocket):
+                while True:
+                    try:
+                        data = c.recv(1 << 20)
+                    except (ssl.SSLWantReadError, BlockingIOError):
+                        break
+                    if not data:
+                        raise RuntimeError(f"{self.srv.name}: client {k} was disconnected")
+                    chunks.append(data)
+            else:
+                chunks.append(c.recv().encode() + b"\n")
+            now = time.monotonic_ns()
+            lines = (self.tails[k] + b"".join(chunks)).split(b"\n")
+            self.tails[k] = lines.pop()
+            for ln in lines:
+                m = self.LINE.search(ln)
+                if m:
+                    self.got += 1
+                    self.latencies.append((now - int(m.group(2))) / 1e6)
+                elif ln.startswith(b"PING"):
+                    pong = b"PONG" + ln[4:].rstrip(b"\r")
+                    if isinstance(c, ssl.SSLSocket):
+                        c.setblocking(True)
+                        c.sendall(pong + b"\r\n")
+                        c.setblocking(False)
+                    else:
+                        c.send(pong.decode())
+
+    def drain(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.read(0.05)
+        self.got, self.latencies = 0, []
+
+    def wait(self, expected: int, timeout: float = 600) -> float:
+        """Read until ``expected`` deliveries arrived; the seconds it took."""
+        started = time.monotonic()
+        while self.got < expected:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{self.srv.name}: {self.got}/{expected} deliveries in {timeout:.0f}s")
+            self.read(1.0)
+        return time.monotonic() - started
+
+    def paced(self) -> tuple[int, list[float]]:
+        """Every client sends PACE lines/s for SECONDS (spread evenly); (lines, latencies ms)."""
+        self.got, self.latencies = 0, []
+        n = len(self.clients)
+        gap = 1.0 / (PACE * n)
+        total = int(SECONDS * PACE * n)
+        expected = 0
+        start = time.monotonic()
+        for i in range(total):
+            due = start + i * gap
+            while (wait := due - time.monotonic()) > 0:
+                self.read(wait)
+            expected += self.send(i % n, 1)
+        self.wait(expected)
+        return total, self.latencies
+
+    def bursts(self) -> tuple[float, float, list[float]]:
+        """ROUNDS rounds: every client sends BURST lines at once; (lines/s, seconds, latencies)."""
+        elapsed, lats = 0.0, []
+        for _rnd in range(ROUNDS):  # rounds apart, so ngircd's flood penalty has decayed in each
+            self.got, self.latencies = 0, []
+            started = time.monotonic()
+            expected = sum(self.send(k, 2, BURST) for k in range(len(self.clients)))
+            self.wait(expected)
+            elapsed += time.monotonic() - started
+            lats += self.latencies
+            self.drain(ROUND_GAP)
+        return len(self.clients) * BURST * ROUNDS / elapsed, elapsed, lats
+
+    def close(self) -> None:
+        self.sel.close()
+        for c in self.clients:
+            c.close()
 
 
-def run(srv: Server, ctx: ssl.SSLContext) -> tuple[float, float, float]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * p / 100))]
+
+
+def run(srv: Server, ctx: ssl.SSLContext) -> dict[str, float]:
+    out: dict[str, float] = {}
     try:
-        per = idle_rss(srv, ctx)
+        base = srv.rss()
+        out["idle_kb"] = idle_rss(srv, ctx)
         if isinstance(srv, GKServer):
-            print(f"GK: {ws_idle_rss(srv):.1f} KB per idle IRC-over-WebSocket connection ({IDLE})", flush=True)
-        rate, elapsed = fanout(srv, ctx)
-        return per, rate, elapsed
+            out["ws_idle_kb"] = ws_idle_rss(srv)
+        rooms = [k % ROOMS for k in range(CLIENTS)]
+        time.sleep(SETTLE)
+        before = srv.rss()
+        room = Room(srv, connect_many(srv, ctx, [f"c{k}" for k in range(CLIENTS)], rooms), rooms)
+        time.sleep(SETTLE)
+        out["rss_base_mb"] = base / 1024
+        out["mixed_kb"] = (srv.rss() - before) / CLIENTS
+        cpu, mine = cpu_s(srv.proc.pid), time.process_time()
+        sent, lats = room.paced()
+        out["paced_cpu"], out["paced_client_cpu"] = cpu_s(srv.proc.pid) - cpu, time.process_time() - mine
+        out["paced_lines"] = sent
+        out["paced_p50"], out["paced_p99"] = pct(lats, 50), pct(lats, 99)
+        cpu, mine = cpu_s(srv.proc.pid), time.process_time()
+        rate, elapsed, blats = room.bursts()
+        out["burst_cpu"], out["burst_client_cpu"] = cpu_s(srv.proc.pid) - cpu, time.process_time() - mine
+        out["burst_rate"], out["burst_s"] = rate, elapsed
+        out["burst_p50"], out["burst_p99"] = pct(blats, 50), pct(blats, 99)
+        out["sent"] = sent + CLIENTS * BURST * ROUNDS
+        room.close()
+        return out
     finally:
         srv.stop()
+        if isinstance(srv, GKServer):
+            out["persisted"] = srv.persisted()
 
 
 def main() -> int:
@@ -327,16 +453,33 @@ def main() -> int:
     try:
         for cls in (GKServer, NgircdServer):
             srv = cls(root)
-            results[srv.name] = run(srv, ctx)
-            per, rate, elapsed = results[srv.name]
+            r = results[srv.name] = run(srv, ctx)
+            mix = "half TLS, half WebSocket" if srv.name == "GK" else "all TLS"
             print(
-                f"{srv.name}: {per:.1f} KB per idle TLS connection ({IDLE});"
-                f" fan-out {ROUNDS}x{MESSAGES} lines from {SENDERS} senders to {RECEIVERS} receivers in {elapsed:.2f}s:"
-                f" {rate:.0f} msgs/s ({rate * RECEIVERS:.0f} deliveries/s)",
+                f"{srv.name}: RSS {r['rss_base_mb']:.1f} MB at start; {r['idle_kb']:.1f} KB per idle TLS connection ({IDLE})"
+            )
+            if "ws_idle_kb" in r:
+                print(f"{srv.name}: {r['ws_idle_kb']:.1f} KB per idle IRC-over-WebSocket connection ({IDLE})")
+            print(
+                f"{srv.name}: {CLIENTS} clients ({mix}) in {ROOMS} rooms: {r['mixed_kb']:.1f} KB per connection;"
+                f" paced {PACE:g} line/s each for {SECONDS:g}s ({r['paced_lines']:.0f} lines): fan-out"
+                f" p50 {r['paced_p50']:.1f} ms p99 {r['paced_p99']:.1f} ms (CPU: server {r['paced_cpu']:.1f}s,"
+                f" bench client {r['paced_client_cpu']:.1f}s)"
+            )
+            print(
+                f"{srv.name}: bursts of {BURST} lines from every client x{ROUNDS}: {r['burst_rate']:.0f} msgs/s"
+                f" ({r['burst_s']:.2f}s), fan-out p50 {r['burst_p50']:.1f} ms p99 {r['burst_p99']:.1f} ms"
+                f" (CPU: server {r['burst_cpu']:.1f}s, bench client {r['burst_client_cpu']:.1f}s)",
                 flush=True,
             )
+            if "persisted" in r:
+                print(f"{srv.name}: persisted {r['persisted']:.0f} of {r['sent']:.0f} lines sent (chat.sqlite3)")
         gk, ng = results["GK"], results["ngircd"]
-        print(f"GK/ngircd: RSS per idle connection {gk[0] / max(ng[0], 0.1):.2f}x, fan-out rate {gk[1] / ng[1]:.2f}x")
+        print(
+            f"GK/ngircd: RSS per idle connection {gk['idle_kb'] / max(ng['idle_kb'], 0.1):.2f}x,"
+            f" burst rate {gk['burst_rate'] / ng['burst_rate']:.2f}x,"
+            f" paced p99 {gk['paced_p99'] / max(ng['paced_p99'], 0.01):.2f}x"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

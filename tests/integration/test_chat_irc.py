@@ -5,10 +5,17 @@ flood limits."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
+import ssl
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from support.irc import ALICE, ALL_CAPS, BOB, IRC, PASSWORD, connect, sasl
+from support.skips import skip_or_fail
 
 __all__ = ["ALICE", "ALL_CAPS", "BOB", "IRC", "PASSWORD", "connect", "sasl"]  # for the other chat tests
 
@@ -409,7 +416,7 @@ def test_garbage_after_registration_never_crashes(chat_server):  # type: ignore[
     import random
 
     rnd = random.Random(12)
-    commands = "PRIVMSG NOTICE JOIN PART TOPIC NAMES WHO WHOIS LIST MODE INVITE TAGMSG AWAY CHATHISTORY REDACT MARKREAD CAP AUTHENTICATE NICK USER PING".split()
+    commands = "PRIVMSG NOTICE JOIN PART TOPIC NAMES WHO WHOIS LIST MODE INVITE TAGMSG AWAY CHATHISTORY REDACT MARKREAD CAP AUTHENTICATE NICK USER PING MONITOR SETNAME KICK BATCH".split()
     pieces = [
         "#general",
         "#",
@@ -446,3 +453,256 @@ def test_garbage_after_registration_never_crashes(chat_server):  # type: ignore[
     assert "session crashed" not in chat_server.log()
     assert "Traceback" not in chat_server.log()
     c.close()
+
+
+def _weechat_log(home: Path, name: str) -> str:
+    path = home / "logs" / f"{name}.weechatlog"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _weechat_wait(home: Path, name: str, pattern: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> str:
+    """Wait until WeeChat's log of buffer ``name`` has a line matching ``pattern``."""
+    rx = re.compile(pattern, re.M)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _weechat_log(home, name)
+        if rx.search(text):
+            return text
+        assert proc.poll() is None, f"weechat exited: {_weechat_log(home, 'core.weechat')[-2000:]}"
+        time.sleep(0.2)
+    server = _weechat_log(home, "irc.server.gk")
+    raise AssertionError(f"no {pattern!r} in weechat's {name}: {text[-1500:]}\nserver buffer: {server[-2500:]}")
+
+
+def test_weechat_talks_over_tls_with_sasl(chat_server, tmp_path):  # type: ignore[no-untyped-def]
+    """Debian's WeeChat (weechat-headless, a real IRC client) as alice: TLS with the server's
+    certificate pinned by its SHA-256 fingerprint, SASL PLAIN, the capabilities it asks for,
+    #general joined; a line typed in WeeChat (its FIFO) reaches bob's raw connection, bob's
+    line and direct message reach WeeChat (its logs), and history it asks for with
+    CHATHISTORY (WeeChat 3.8 has no batch: the lines come plain, with their server-time)."""
+    exe = shutil.which("weechat-headless")
+    if exe is None or not list(Path("/usr/lib").glob("*/weechat/plugins/fifo.so")):
+        skip_or_fail(
+            "weechat-headless or its FIFO plugin missing: run `make test-sysdeps` (weechat-headless weechat-plugins)"
+        )
+    p = port(chat_server)
+    bob = connect(p, BOB, ALL_CAPS)
+    bob.send("PRIVMSG #general :said before weechat came")  # only history can bring it
+    bob.expect(r"PRIVMSG #general :said before weechat came$")
+    der = ssl.PEM_cert_to_DER_cert((chat_server.data_dir / "tls" / "cert.pem").read_text())
+    fingerprint = hashlib.sha256(der).hexdigest()
+    home = tmp_path / "weechat"
+    home.mkdir()
+    commands = [
+        "/set logger.file.flush_delay 0",
+        f"/server add gk 127.0.0.1/{p} -ssl",
+        f"/set irc.server.gk.ssl_fingerprint {fingerprint}",
+        "/set irc.server.gk.sasl_mechanism plain",
+        "/set irc.server.gk.sasl_username alice",
+        f'/set irc.server.gk.sasl_password "{PASSWORD}"',
+        "/set irc.server.gk.sasl_fail disconnect",
+        "/set irc.server.gk.nicks alice",
+        "/set irc.server.gk.autojoin #general",
+        "/connect gk",
+    ]
+    proc = subprocess.Popen(
+        [exe, "--dir", str(home), "--stdout", "--run-command", ";".join(commands)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        fifo = home / f"weechat_fifo_{proc.pid}"
+
+        def type_in(command: str) -> None:
+            with open(fifo, "w") as f:  # WeeChat's FIFO: "buffer *text or command"
+                f.write(f"irc.server.gk *{command}\n")
+
+        server = _weechat_wait(home, "irc.server.gk", r"Welcome to the GK chat, alice", proc)
+        assert "gnutls: certificate fingerprint matches" in server
+        assert re.search(r"client capability, enabled: sasl server-time message-tags", server), server
+        assert "You are now logged in as alice" in server
+        _weechat_wait(home, "irc.gk.#general", r"Channel #general: \d+ nicks", proc)
+        # WeeChat → bob
+        type_in("/msg #general hello from weechat")
+        line = bob.expect(r"PRIVMSG #general :hello from weechat$")
+        assert re.match(r"^@time=\S+;msgid=\S+;account=alice :alice!alice@\S+ PRIVMSG #general :", line), line
+        # bob → WeeChat, in the room and directly
+        bob.send("PRIVMSG #general :hello weechat, from bob")
+        bob.send("PRIVMSG alice :just between us")
+        _weechat_wait(home, "irc.gk.#general", r"^\S+ \S+\tbob\thello weechat, from bob$", proc)
+        _weechat_wait(home, "irc.gk.bob", r"^\S+ \S+\tbob\tjust between us$", proc)
+        # history the client asks for
+        type_in("/quote CHATHISTORY LATEST #general * 10")
+        text = _weechat_wait(home, "irc.gk.#general", r"\tbob\tsaid before weechat came$", proc)
+        assert text.count("said before weechat came") == 1
+        # its autojoin's JOIN (a room the server had shown it joining already) is ignored, as
+        # other servers do: WeeChat shows one join, not two
+        assert text.count("has joined #general") == 1, text
+        type_in("/quit")
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    bob.close()
+
+
+def test_monitor_away_notify_setname_kick(chat_server):  # type: ignore[no-untyped-def]
+    """MONITOR (730/731 as an account's first IRC connection comes and its last goes),
+    away-notify (AWAY lines to those sharing a room; "Not connected" when the last connection
+    ends), SETNAME, userhost-in-names, and KICK refused with 482 (rooms have no operators)."""
+    p = port(chat_server)
+    bob = connect(p, BOB, "message-tags away-notify setname userhost-in-names")
+    bob.send("MONITOR + nobody-here")
+    bob.expect(r" 731 bob :nobody-here$")
+    bob.send("MONITOR + alice")
+    if " 730 " in bob.expect(r" 73[01] bob :alice"):  # a connection of an earlier test is closing
+        bob.expect(r" 731 bob :alice$")
+    alice = connect(p, ALICE, "away-notify")
+    bob.expect(r" 730 bob :alice!alice@mx\.test\.example$")
+    bob.send("MONITOR L")
+    assert any(re.search(r" 732 bob :alice,nobody-here$", ln) for ln in bob.until(r" 733 bob :"))
+    alice.send("AWAY :at lunch")
+    alice.expect(r" 306 alice :")
+    bob.expect(r"^:alice!alice@mx\.test\.example AWAY :at lunch$")
+    alice.send("AWAY")
+    alice.expect(r" 305 alice :")
+    bob.expect(r"^:alice!alice@mx\.test\.example AWAY$")
+    bob.send("SETNAME :Bob the Builder")
+    bob.expect(r"^:bob!bob@\S+ SETNAME :Bob the Builder$")
+    alice.send("WHOIS bob")
+    alice.expect(r" 311 alice bob bob \S+ \* :Bob the Builder$")
+    bob.send("SETNAME :" + "x" * 101)
+    bob.expect(r"FAIL SETNAME INVALID_REALNAME")
+    bob.send("NAMES #general")
+    names = bob.expect(r" 353 bob = #general :")
+    assert "alice!alice@mx.test.example" in names and "bob!bob@mx.test.example" in names, names
+    bob.send("KICK #general alice :bye")
+    bob.expect(r" 482 bob #general :")
+    bob.send("KICK #no-such-room alice")
+    bob.expect(r" 403 bob #no-such-room :")
+    alice.send("QUIT")
+    bob.expect(r" 731 bob :alice$")
+    bob.expect(r"^:alice!alice@mx\.test\.example AWAY :Not connected$")
+    bob.send("MONITOR C")
+    bob.send("MONITOR L")
+    assert not any(" 732 " in ln for ln in bob.until(r" 733 bob :"))
+    bob.send("MONITOR X")
+    bob.expect(r" 421 bob MONITOR :")
+    bob.close()
+
+
+def test_multiline_batches(chat_server):  # type: ignore[no-untyped-def]
+    """draft/multiline: a batch of lines is one message (newlines kept, concat joins without
+    one), sent as a batch to clients with the capability and in history, as separate lines
+    (the msgid on the first) to the others; limits and a wrong target get FAIL BATCH."""
+    p = port(chat_server)
+    caps = "message-tags server-time batch echo-message draft/multiline draft/chathistory"
+    alice = connect(p, ALICE, caps)
+    assert "draft/multiline=max-bytes=4096,max-lines=100" in " ".join(alice.seen)
+    bob = connect(p, BOB, "message-tags draft/multiline")
+    old = connect(p, BOB, "message-tags")  # a second device of bob without the capability
+    alice.send("BATCH +m1 draft/multiline #general")
+    alice.send("@batch=m1 PRIVMSG #general :first line")
+    alice.send("@batch=m1 PRIVMSG #general :second ")
+    alice.send("@batch=m1;draft/multiline-concat PRIVMSG #general :line, joined")
+    alice.send("BATCH -m1")
+    got = bob.until(r"BATCH -ml\S+$")
+    opening = next(ln for ln in got if " BATCH +ml" in ln)
+    assert re.match(r"^@msgid=(\S+) :alice!\S+ BATCH \+ml\1 draft/multiline #general$", opening), got
+    ref = opening.split(" BATCH +")[1].split()[0]
+    body = [ln for ln in got if f"batch={ref}" in ln]
+    assert [ln.split(" PRIVMSG #general :", 1)[1] for ln in body] == ["first line", "second line, joined"], got
+    echo = alice.until(r"BATCH -ml\S+$")
+    assert sum(" PRIVMSG #general :" in ln for ln in echo) == 2
+    plain = [old.expect(r"PRIVMSG #general :first line$"), old.expect(r"PRIVMSG #general :second line, joined$")]
+    assert "msgid=" in plain[0] and "msgid=" not in plain[1], plain
+    # in history: the same batch inside the chathistory batch
+    alice.send("CHATHISTORY LATEST #general * 1")
+    hist = alice.until(r"^:\S+ BATCH -(?!ml)")
+    inner = next(ln for ln in hist if " BATCH +ml" in ln)
+    assert re.match(r"^@time=\S+;msgid=\S+;batch=\S+ :alice!\S+ BATCH \+ml\S+ draft/multiline #general$", inner), hist
+    texts = [ln.split(" PRIVMSG #general :", 1)[1] for ln in hist if " PRIVMSG " in ln]
+    assert texts == ["first line", "second line, joined"], hist
+    # refusals
+    alice.send("BATCH +m2 draft/multiline #general")
+    for i in range(101):
+        alice.send(f"@batch=m2 PRIVMSG #general :line {i}")
+    alice.send("BATCH -m2")
+    alice.expect(r"FAIL BATCH MULTILINE_MAX_LINES 100 :")
+    alice.send("BATCH +m3 draft/multiline #general")
+    alice.send("@batch=m3 PRIVMSG bob :elsewhere")
+    alice.send("BATCH -m3")
+    alice.expect(r"FAIL BATCH MULTILINE_INVALID_TARGET #general bob :")
+    alice.send("BATCH -never-opened")
+    alice.expect(r"FAIL BATCH MULTILINE_INVALID :")
+    old.send("BATCH +x draft/multiline #general")  # without the capability: unknown
+    old.expect(r" 421 bob BATCH :")
+    alice.send("PING :after")
+    alice.expect(r"PONG \S+ :after$")
+    for c in (alice, bob, old):
+        c.close()
+
+
+def test_pydle_client_caps_sasl_monitor(chat_server):  # type: ignore[no-untyped-def]
+    """pydle (PyPI, an IRCv3 client library) as bob over TLS: CAP 302 with the capabilities it
+    knows, SASL PLAIN, MONITOR of alice (its on_user_online), a line it sends reaching a raw
+    client with bob's account tag, and one it receives."""
+    import asyncio
+    import threading
+
+    import pydle
+
+    p = port(chat_server)
+    alice = connect(p, ALICE, ALL_CAPS)
+    alice.send("JOIN #pydle")  # a room of its own: #general's state is other tests' (fuzzing)
+    alice.expect(r" 366 alice #pydle ")
+    events: dict[str, threading.Event] = {k: threading.Event() for k in ("joined", "online", "got")}
+    state: dict[str, object] = {}
+
+    class Bob(pydle.Client):  # type: ignore[misc]
+        async def on_connect(self) -> None:
+            await super().on_connect()
+            await self.join("#pydle")
+
+        async def on_join(self, channel: str, user: str) -> None:
+            await super().on_join(channel, user)
+            if channel == "#pydle" and user == self.nickname:
+                state["caps"] = dict(self._capabilities)
+                events["joined"].set()
+                await self.monitor("alice")
+                await self.message("#pydle", "hello from pydle")
+
+        async def on_user_online(self, nickname: str) -> None:
+            state["online"] = nickname
+            events["online"].set()
+
+        async def on_message(self, target: str, by: str, message: str) -> None:
+            if by == "alice" and message == "hello pydle":
+                events["got"].set()
+
+    bob = Bob("bob", sasl_username="bob", sasl_password=PASSWORD, sasl_mechanism="PLAIN")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(bob.connect("127.0.0.1", p, tls=True, tls_verify=False),), daemon=True
+    )
+    thread.start()
+    thread.join(60)
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        assert events["joined"].wait(90), alice.seen[-10:]
+        caps = state["caps"]
+        assert isinstance(caps, dict)
+        for cap in ("sasl", "message-tags", "echo-message", "account-tag", "away-notify", "extended-join"):
+            assert caps.get(cap) not in (None, False), caps
+        line = alice.expect(r"PRIVMSG #pydle :hello from pydle$")
+        assert ";account=bob " in line or "account=bob;" in line or line.startswith("@account=bob"), line
+        assert events["online"].wait(60) and state["online"] == "alice"
+        alice.send("PRIVMSG #pydle :hello pydle")
+        assert events["got"].wait(60)
+    finally:
+        asyncio.run_coroutine_threadsafe(bob.quit("done"), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        alice.close()

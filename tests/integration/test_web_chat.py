@@ -556,17 +556,20 @@ def test_filehost_for_irc_clients_and_irc_web_bridge(srv):  # type: ignore[no-un
 
 
 def test_changes_while_away_are_redrawn_on_resume(srv):  # type: ignore[no-untyped-def]
-    """Edits, deletions and reactions made while a page was disconnected replace its messages
-    when it resumes (new messages come after them, once)."""
+    """Edits, deletions and reactions (added or removed) made while a page was disconnected
+    replace its messages when it resumes (new messages come after them, once)."""
     alice, bob = user(srv, ALICE), user(srv, BOB)
     page(alice, "/chat/rooms")
     alice.post("/chat/rooms", {"name": "away"})
     page(bob, "/chat/rooms")
     bob.post("/chat/rooms", {"name": "away"})
-    for i in range(4):
+    for i in range(5):
         send(alice, "#away", f"original {i}")
     text = page(bob, "/chat/r/away")
     ids = msg_ids(text)
+    alice.post(f"/chat/m/{ids[3]}/react", {"reaction": "👍"})  # seen by the page, removed while away
+    text = page(bob, "/chat/r/away")
+    assert "👍 1" in text
     first = re.search(r'name="first" value="([^"]*)"', text).group(1)
     since = re.search(r'id="chat-since" name="since" value="(\d+)"', text).group(1)
     assert first == ids[0]
@@ -580,6 +583,7 @@ def test_changes_while_away_are_redrawn_on_resume(srv):  # type: ignore[no-untyp
     alice.post(f"/chat/m/{ids[0]}/edit", {"text": "rewritten 0"})
     alice.post(f"/chat/m/{ids[1]}/delete", {})
     alice.post(f"/chat/m/{ids[2]}/react", {"reaction": "🎉"})
+    alice.post(f"/chat/m/{ids[3]}/react", {"reaction": "👍"})  # the same reaction again: removed
     send(alice, "#away", "new while away")
     back = Live(srv, bob, "#away")
     back.resume(last_of(text), first, since)
@@ -588,7 +592,9 @@ def test_changes_while_away_are_redrawn_on_resume(srv):  # type: ignore[no-untyp
     assert re.search(rf'id="m-{ids[0]}"[^>]*hx-swap-oob="true".*rewritten 0', got, re.S)
     assert re.search(rf'id="m-{ids[1]}"[^>]*hx-swap-oob="true".*Message deleted', got, re.S)
     assert re.search(rf'id="m-{ids[2]}"[^>]*hx-swap-oob="true".*🎉 1', got, re.S)
-    assert f'id="m-{ids[3]}"' not in got  # unchanged: not sent again
+    unreacted = re.search(rf'id="m-{ids[3]}"[^>]*hx-swap-oob="true"(.*?)(id="m-|$)', got, re.S)
+    assert unreacted and "original 3" in unreacted.group(1) and "👍 1" not in unreacted.group(1), got
+    assert f'id="m-{ids[4]}"' not in got  # unchanged: not sent again
     assert got.count("new while away") == 1
     back.close()
 

@@ -157,3 +157,22 @@ def test_reopen_keeps_everything(tmp_path):
     assert svc.members("general") == {"alice"}
     assert [m.text for m in svc.history("alice", "#general", "latest", 5)] == ["persisted"]
     svc.stop()
+
+
+def test_changed_since_finds_reactions_added_and_removed(chat):
+    """A page resuming redraws what changed while it was away: a reaction removed leaves no row
+    behind, yet its message is found (its ``changed`` time moved)."""
+    import time
+
+    chat.join("general", "alice")
+    ms = [chat.post("alice", "#general", f"m{i}") for i in range(3)]
+    chat.react("alice", ms[0].msgid, "👍")
+    chat.react("alice", ms[1].msgid, "👍")
+    time.sleep(0.01)
+    since = int(time.time() * 1000)
+    time.sleep(0.01)
+    assert chat.store.changed_since("#general", ms[0].msgid, ms[2].msgid, since) == []
+    chat.react("alice", ms[1].msgid, "👍", add=False)
+    found = chat.store.changed_since("#general", ms[0].msgid, ms[2].msgid, since)
+    assert [m.msgid for m in found] == [ms[1].msgid]
+    assert chat.store.reactions(ms[1].msgid) == []

@@ -311,16 +311,30 @@ class ChatService:
     def resolve(self, account: str, to: str) -> str:
         """A stored target for ``account`` writing to ``to`` ('#room' or another account);
         raises ChatError when it may not write or read there."""
+        return self._resolve(account, to)[0]
+
+    def _resolve(self, account: str, to: str) -> tuple[str, Room | None]:
+        """``resolve``, with the room read on the way (None for a direct conversation)."""
         if to.startswith("#"):
             name = to[1:].lower()
-            if self.store.room(name) is None:
+            room = self.store.room(name)
+            if room is None:
                 raise ChatError("no_such_room", f"no room named {to}")
             if account not in self._members.get(name, ()):
                 raise ChatError("not_member", f"you are not in {to}")
-            return room_target(name)
+            return room_target(name), room
         if not self.user_exists(to):
             raise ChatError("no_such_user", f"no user {to}")
-        return dm_target(account, to)
+        return dm_target(account, to), None
+
+    def peers(self, account: str) -> set[str]:
+        """Accounts sharing a room with ``account`` (itself included when it is in one): who
+        sees its presence change (IRC away-notify, setname). From the in-memory membership."""
+        out: set[str] = set()
+        for members in self._members.values():
+            if account in members:
+                out |= members
+        return out
 
     def targets_of(self, account: str) -> list[str]:
         """Every stored target ``account`` may read (its rooms; DMs are matched by key)."""
@@ -341,8 +355,7 @@ class ChatService:
         """Store a message and fan it out; returns it once it is on disk."""
         if len(text) > MAX_TEXT:
             raise ChatError("too_long", f"messages are limited to {MAX_TEXT} characters")
-        target = self.resolve(account, to)
-        room = self.store.room(target[1:]) if target.startswith("#") else None
+        target, room = self._resolve(account, to)
         msg = self.store.add_message(
             account, target, text, room_id=room.id if room else None, kind=kind, reply_to=reply_to
         )

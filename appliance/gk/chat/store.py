@@ -114,6 +114,9 @@ MIGRATIONS = [
         INSERT INTO messages_fts(rowid, text) VALUES (new.seq, new.text);
     END;
     """,
+    # the last time a message's reactions changed (added or removed): a removal leaves no row
+    # behind, so a page resuming after it could not tell (changed_since)
+    "ALTER TABLE messages ADD COLUMN changed INTEGER;",
 ]
 
 MAX_HISTORY = 1000  # rows one history query returns at most (ISUPPORT CHATHISTORY)
@@ -457,6 +460,7 @@ class ChatStore:
                 c.execute(
                     "DELETE FROM reactions WHERE msgid = ? AND account = ? AND reaction = ?", (msgid, account, reaction)
                 )
+            c.execute("UPDATE messages SET changed = ? WHERE msgid = ?", (now_ms(), msgid))
 
         self.writer.submit(fn)
 
@@ -584,11 +588,11 @@ class ChatStore:
     def changed_since(self, target: str, first: str, last: str, since: int, limit: int = 200) -> list[Message]:
         """Messages of ``target`` from ``first`` to ``last`` (msgids) edited, deleted or reacted to
         after ``since`` (ms), deleted ones included: what a web page that was away since then
-        must redraw. A removed reaction leaves no time behind and is not found."""
+        must redraw. A reaction added or removed stamps its message's ``changed``."""
         lo, hi = self._bound(target, first)[1], self._bound(target, last)[1]
         rows = self.reader.query(
             "SELECT * FROM messages WHERE target = ?1 AND seq BETWEEN ?2 AND ?3 AND (edited > ?4 OR redacted > ?4"
-            " OR msgid IN (SELECT msgid FROM reactions WHERE time > ?4)) ORDER BY seq LIMIT ?5",
+            " OR changed > ?4 OR msgid IN (SELECT msgid FROM reactions WHERE time > ?4)) ORDER BY seq LIMIT ?5",
             (target, lo, hi, since, limit),
         )
         return [_message(r) for r in rows]

@@ -21,6 +21,8 @@ import gevent.pool
 from gevent.server import StreamServer
 
 from gk.chat.core import ChatService
+from gk.chat.irc import numerics as N
+from gk.chat.irc.parser import message
 from gk.chat.irc.session import Session
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ class IRCServer:
         self.port = 0
         self.sessions: set[Session] = set()
         self.by_account: dict[str, set[Session]] = {}
+        self.monitors: dict[str, set[Session]] = {}  # account → sessions watching it (MONITOR)
+        self.realnames: dict[str, str] = {}  # SETNAME, per account, while the process runs
 
     # -- accounts -------------------------------------------------------------------------------
     def _address_of(self, name: str) -> str | None:
@@ -73,20 +77,88 @@ class IRCServer:
         return local
 
     # -- presence -------------------------------------------------------------------------------
+    # An account is online while one of its IRC connections is, and away when it has none or
+    # all of them are away ("Not connected": always-on accounts, as Ergo shows them). Changes
+    # go to the connections that asked: MONITOR (730/731) and away-notify (AWAY lines to the
+    # connections of everyone sharing a room with it, the one that changed it excepted).
     def attach(self, session: Session) -> None:
-        assert session.account
-        self.by_account.setdefault(session.account, set()).add(session)
-        self.chat.subscribe(session.on_event, session.account)
+        account = session.account
+        assert account
+        online, away = account in self.by_account, self.is_away(account)
+        self.by_account.setdefault(account, set()).add(session)
+        self.chat.subscribe(session.on_event, account)
+        if not online:
+            self._monitor_notify(account, True)
+        if away and not self.is_away(account):
+            self._away_notify(account, session)
 
     def detach(self, session: Session) -> None:
-        if session.account and session in self.by_account.get(session.account, ()):
-            self.chat.unsubscribe(session.on_event, session.account)
-            self.by_account[session.account].discard(session)
-            if not self.by_account[session.account]:
-                del self.by_account[session.account]
+        for watched in list(session.monitoring):
+            self.unmonitor(session, watched)
+        account = session.account
+        if account and session in self.by_account.get(account, ()):
+            away = self.is_away(account)
+            self.chat.unsubscribe(session.on_event, account)
+            self.by_account[account].discard(session)
+            if not self.by_account[account]:
+                del self.by_account[account]
+                self._monitor_notify(account, False)
+            if not away and self.is_away(account):
+                self._away_notify(account, session)
 
     def set_away(self, session: Session, text: str) -> None:
+        assert session.account
+        before = self._away_state(session.account)
         session.away = text[:300]
+        if self._away_state(session.account) != before:
+            self._away_notify(session.account, session)
+
+    def _away_state(self, account: str) -> str | None:
+        return self.away_message(account) if self.is_away(account) else None
+
+    def _peer_sessions(self, account: str, cap: str) -> list[Session]:
+        return [
+            s
+            for peer in self.chat.peers(account) | {account}
+            for s in self.by_account.get(peer, ())
+            if s.registered and cap in s.caps
+        ]
+
+    def _away_notify(self, account: str, skip: Session | None) -> None:
+        text = self.away_message(account) if self.is_away(account) else ""
+        line = message("AWAY", *([text] if text else []), source=f"{account}!{account}@{self.hostname}")
+        for s in self._peer_sessions(account, "away-notify"):
+            if s is not skip:
+                s.send(line)
+
+    # -- MONITOR and SETNAME --------------------------------------------------------------------
+    def monitor(self, session: Session, account: str) -> None:
+        session.monitoring.add(account)
+        self.monitors.setdefault(account, set()).add(session)
+
+    def unmonitor(self, session: Session, account: str) -> None:
+        session.monitoring.discard(account)
+        watchers = self.monitors.get(account)
+        if watchers is not None:
+            watchers.discard(session)
+            if not watchers:
+                del self.monitors[account]
+
+    def _monitor_notify(self, account: str, online: bool) -> None:
+        for s in list(self.monitors.get(account, ())):
+            if online:
+                s.num(N.RPL_MONONLINE, f"{account}!{account}@{self.hostname}")
+            else:
+                s.num(N.RPL_MONOFFLINE, account)
+
+    def realname(self, account: str) -> str:
+        return self.realnames.get(account, account)
+
+    def set_realname(self, account: str, name: str) -> None:
+        self.realnames[account] = name
+        line = message("SETNAME", name, source=f"{account}!{account}@{self.hostname}")
+        for s in self._peer_sessions(account, "setname"):
+            s.send(line)
 
     def is_away(self, account: str) -> bool:
         sessions = self.by_account.get(account)

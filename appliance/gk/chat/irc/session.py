@@ -56,9 +56,19 @@ CAPS: dict[str, str] = {
     "labeled-response": "",
     "invite-notify": "",
     # accounts never change during a connection (SASL before registration, no logout), so
-    # account-notify is honoured by never having an ACCOUNT change to send
+    # account-notify is honoured by never having an ACCOUNT change to send; likewise chghost
+    # (user and host are the account and the server's name, fixed) and cap-notify (the list
+    # above never changes while the server runs)
     "account-notify": "",
+    "chghost": "",
+    "cap-notify": "",
+    "away-notify": "",
+    "setname": "",
+    "userhost-in-names": "",
+    "draft/multiline": "max-bytes=4096,max-lines=100",
 }
+MULTILINE_BYTES, MULTILINE_LINES = 4096, 100
+MONITOR_MAX = 100  # accounts one connection may MONITOR (ISUPPORT MONITOR)
 
 PRE_REGISTRATION = {"CAP", "AUTHENTICATE", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
 
@@ -99,6 +109,9 @@ class Session:
         self.registered = False
         self.closed = False
         self.away = ""  # AWAY message of this connection ('' = here)
+        self.joined: set[str] = set()  # rooms this connection was shown joining
+        self.monitoring: set[str] = set()  # accounts it watches (MONITOR, kept by the server)
+        self._multiline: dict[str, _Multiline] = {}  # draft/multiline batches being received
         # labeled-response: lines this session's own greenlet sends while a labeled command runs
         self._capture: list[bytes] | None = None
         self._reader: Any = None
@@ -270,6 +283,10 @@ class Session:
         except ParseError as exc:
             log.debug("irc: malformed line from %s: %s", self.ip, exc)
             self.num(N.ERR_UNKNOWNCOMMAND, "*", f"Malformed line: {exc}")
+            return
+        ref = line.tags.get("batch")
+        if ref is not None and ref in self._multiline:
+            self._multiline_part(ref, line)
             return
         label = line.tags.get("label") if "labeled-response" in self.caps else None
         if label:
@@ -445,6 +462,7 @@ class Session:
             f"CHATHISTORY={HISTORY_MAX}",
             "MSGREFTYPES=msgid,timestamp",
             "UTF8ONLY",
+            f"MONITOR={MONITOR_MAX}",
         ]
         filehost = filehost_url(self.server.ctx)  # uploads: gk.web.chatfiles
         if filehost:
@@ -477,6 +495,8 @@ class Session:
             else:
                 self.send(self._join_line(ev.room, ev.account))
         elif isinstance(ev, core.Parted):
+            if ev.account == self.account:
+                self.joined.discard(ev.room)
             self.send(message("PART", "#" + ev.room, ev.reason or "Leaving", source=self.hostmask(ev.account)))
         elif isinstance(ev, core.TopicChanged):
             self.send(message("TOPIC", "#" + ev.room, ev.topic, source=self.hostmask(ev.by)))
@@ -510,10 +530,10 @@ class Session:
         tags.update(self._server_tags(None, sender, None))
         self.send(message("TAGMSG", self._target_name(target, sender), source=self.hostmask(sender), tags=tags))
 
-    def _tag_caps(self) -> tuple[bool, bool, bool]:
+    def _tag_caps(self) -> tuple[bool, bool, bool, bool]:
         """The capabilities that change how a message line is written."""
         c = self.caps
-        return ("server-time" in c, "message-tags" in c, "account-tag" in c)
+        return ("server-time" in c, "message-tags" in c, "account-tag" in c, "draft/multiline" in c)
 
     def _server_tags(self, ms: int | None, sender: str, msgid: str | None) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -543,16 +563,32 @@ class Session:
                 tags["+draft/reply"] = m.reply_to
         if batch:
             tags["batch"] = batch
-        text = m.text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " ") or " "
-        return message(m.kind, self._target_name(m.target, m.sender), text, source=self.hostmask(m.sender), tags=tags)
+        text = m.text.replace("\r\n", "\n").replace("\r", "\n")
+        target, source = self._target_name(m.target, m.sender), self.hostmask(m.sender)
+        if "\n" not in text:
+            return message(m.kind, target, text or " ", source=source, tags=tags)
+        lines = text.split("\n")
+        if "draft/multiline" in self.caps:  # one batch: the message's tags on its opening line
+            ref = "ml" + m.msgid  # the same for every connection: the rendering is shared
+            out = [message("BATCH", "+" + ref, "draft/multiline", target, source=source, tags=tags)]
+            out += [message(m.kind, target, ln, source=source, tags={"batch": ref}) for ln in lines]
+            out.append(message("BATCH", "-" + ref, source=source, tags={"batch": batch} if batch else None))
+            return b"".join(out)
+        # without it: one line each (the msgid on the first), blank lines left out
+        out = []
+        for ln in (ln for ln in lines if ln.strip()):
+            out.append(message(m.kind, target, ln, source=source, tags=tags))
+            tags = {k: v for k, v in tags.items() if k != "msgid"}
+        return b"".join(out) or message(m.kind, target, " ", source=source, tags=tags)
 
     def _join_line(self, room: str, account: str) -> bytes:
         params = ["#" + room]
         if "extended-join" in self.caps:
-            params += [account, account]
+            params += [account, self.server.realname(account)]
         return message("JOIN", *params, source=self.hostmask(account), tags=self._server_tags(None, account, None))
 
     def _send_join(self, room: str, account: str) -> None:
+        self.joined.add(room)
         self.send(self._join_line(room, account))
         self._topic(room)
         self._names(room)
@@ -576,7 +612,9 @@ class Session:
                 code = N.ERR_INVITEONLYCHAN if exc.code == "invite_only" else N.ERR_NOSUCHCHANNEL
                 self.num(code, chan, str(exc))
                 continue
-            if not new:
+            if not new and name not in self.joined:
+                # a member already (another device, the web): this connection sees the join once;
+                # a JOIN of a room it shows already is ignored, as other servers do
                 self._send_join(name, self.account)
 
     def cmd_PART(self, line: Line) -> None:
@@ -625,8 +663,9 @@ class Session:
         members = sorted(self.chat.members(room))
         chan = "#" + room
         line: list[str] = []
+        full = "userhost-in-names" in self.caps
         for m in members:
-            line.append(m)
+            line.append(self.hostmask(m) if full else m)
             if len(line) >= 40:
                 self.num(N.RPL_NAMREPLY, "=", chan, " ".join(line))
                 line = []
@@ -656,7 +695,8 @@ class Session:
 
     def _who_line(self, chan: str, account: str) -> None:
         here = "G" if self.server.is_away(account) else "H"
-        self.num(N.RPL_WHOREPLY, chan, account, self.host, self.server.name, account, here, "0 " + account)
+        realname = self.server.realname(account)
+        self.num(N.RPL_WHOREPLY, chan, account, self.host, self.server.name, account, here, "0 " + realname)
 
     def cmd_WHO(self, line: Line) -> None:
         if not line.params:
@@ -682,7 +722,7 @@ class Session:
             self.num(N.ERR_NOSUCHNICK, nick, "No such nick")
             self.num(N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
             return
-        self.num(N.RPL_WHOISUSER, nick, nick, self.host, "*", nick)
+        self.num(N.RPL_WHOISUSER, nick, nick, self.host, "*", self.server.realname(nick))
         self.num(N.RPL_WHOISSERVER, nick, self.server.name, "GK")
         self.num(N.RPL_WHOISACCOUNT, nick, nick, "is logged in as")
         if self.server.is_away(nick):
@@ -744,6 +784,65 @@ class Session:
             return
         self.num(N.RPL_INVITING, nick, chan)
 
+    def cmd_KICK(self, line: Line) -> None:
+        if len(line.params) < 2:
+            raise NeedMore
+        name = self._room_name(line.params[0])
+        if name is None or self.chat.room(name) is None:
+            self.num(N.ERR_NOSUCHCHANNEL, line.params[0], "No such channel")
+            return
+        # rooms have no operators: members are managed by an administrator in the web UI
+        self.num(N.ERR_CHANOPRIVSNEEDED, "#" + name, "Members are managed in the web UI (Administration)")
+
+    def cmd_MONITOR(self, line: Line) -> None:
+        """IRCv3 MONITOR: + - C L S; online = connected over IRC (any device)."""
+        if not line.params:
+            raise NeedMore
+        op = line.params[0].upper()
+        names = [n.lower() for n in line.param(1).split(",") if n] if len(line.params) > 1 else []
+        if op in ("+", "-") and not names:
+            raise NeedMore
+        if op == "+":
+            room = MONITOR_MAX - len(self.monitoring)
+            if len(set(names) - self.monitoring) > room:
+                self.num(N.ERR_MONLISTFULL, str(MONITOR_MAX), ",".join(names), "Monitor list is full")
+                names = names[: max(room, 0)]
+            for n in names:
+                self.server.monitor(self, n)
+            self._monitor_status(names)
+        elif op == "-":
+            for n in names:
+                self.server.unmonitor(self, n)
+        elif op == "C":
+            for n in list(self.monitoring):
+                self.server.unmonitor(self, n)
+        elif op == "L":
+            if self.monitoring:
+                self.num(N.RPL_MONLIST, ",".join(sorted(self.monitoring)))
+            self.num(N.RPL_ENDOFMONLIST, "End of MONITOR list")
+        elif op == "S":
+            self._monitor_status(sorted(self.monitoring))
+        else:
+            self.num(N.ERR_UNKNOWNCOMMAND, "MONITOR", f"Unknown MONITOR subcommand {op}")
+
+    def _monitor_status(self, names: list[str]) -> None:
+        online = [self.hostmask(n) for n in names if n in self.server.by_account]
+        offline = [n for n in names if n not in self.server.by_account]
+        if online:
+            self.num(N.RPL_MONONLINE, ",".join(online))
+        if offline:
+            self.num(N.RPL_MONOFFLINE, ",".join(offline))
+
+    def cmd_SETNAME(self, line: Line) -> None:
+        if not line.params:
+            raise NeedMore
+        assert self.account
+        name = line.params[-1].strip()
+        if not name or len(name) > 100:
+            self.reply("FAIL", "SETNAME", "INVALID_REALNAME", "Real names are 1-100 characters")
+            return
+        self.server.set_realname(self.account, name)
+
     # -- messages -----------------------------------------------------------------------------
     def _to(self, target: str) -> str:
         return target if target.startswith("#") else target.lower()
@@ -776,6 +875,55 @@ class Session:
                     self.num(N.ERR_NOSUCHCHANNEL, target, "No such channel")
                 else:
                     self.num(N.ERR_CANNOTSENDTOCHAN, target, str(exc))
+
+    # -- draft/multiline: BATCH +ref draft/multiline <target>, PRIVMSGs tagged batch=ref (with
+    # draft/multiline-concat to join without a newline), BATCH -ref: one message with newlines
+    def cmd_BATCH(self, line: Line) -> None:
+        if "draft/multiline" not in self.caps:
+            self.num(N.ERR_UNKNOWNCOMMAND, "BATCH", "Unknown command")
+            return
+        if not line.params or len(line.params[0]) < 2 or line.params[0][0] not in "+-":
+            raise NeedMore
+        ref = line.params[0][1:]
+        if line.params[0][0] == "+":
+            if len(line.params) < 3 or line.params[1] != "draft/multiline":
+                self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "Only draft/multiline batches are accepted")
+                return
+            if len(self._multiline) >= 2 or ref in self._multiline:
+                self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "Too many open batches")
+                return
+            self._multiline[ref] = _Multiline(line.params[2], line.client_tags)
+            return
+        ml = self._multiline.pop(ref, None)
+        if ml is None:
+            self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "No such batch")
+            return
+        if ml.error:
+            self.reply("FAIL", "BATCH", *ml.error)
+            return
+        text = "".join(("" if i == 0 or concat else "\n") + part for i, (part, concat) in enumerate(ml.parts))
+        if not text.strip():
+            self.reply("FAIL", "BATCH", "MULTILINE_INVALID", "An empty message")
+            return
+        tags = dict(ml.tags) if "message-tags" in self.caps else {}
+        self._post(Line(ml.kind, [ml.target, text], tags), ml.kind)
+
+    def _multiline_part(self, ref: str, line: Line) -> None:
+        ml = self._multiline[ref]
+        if ml.error:
+            return
+        if line.command not in ("PRIVMSG", "NOTICE") or len(line.params) < 2:
+            ml.error = ("MULTILINE_INVALID", "Only PRIVMSG or NOTICE lines belong in a multiline batch")
+        elif line.params[0].lower() != ml.target.lower() or (ml.parts and line.command != ml.kind):
+            ml.error = ("MULTILINE_INVALID_TARGET", ml.target, line.params[0], "Lines to another target")
+        else:
+            ml.kind = line.command
+            ml.size += len(line.params[1].encode())
+            ml.parts.append((line.params[1], "draft/multiline-concat" in line.tags))
+            if ml.size > MULTILINE_BYTES:
+                ml.error = ("MULTILINE_MAX_BYTES", str(MULTILINE_BYTES), "Multiline batch too long")
+            elif len(ml.parts) > MULTILINE_LINES:
+                ml.error = ("MULTILINE_MAX_LINES", str(MULTILINE_LINES), "Too many lines in a multiline batch")
 
     def cmd_PRIVMSG(self, line: Line) -> None:
         self._post(line, "PRIVMSG")
@@ -931,7 +1079,7 @@ def _plain_post(raw: bytes) -> bool:
     """A PRIVMSG or NOTICE without a label (those may be posted concurrently, see _post_run)."""
     if raw.startswith(b"@"):
         sp = raw.find(b" ")
-        if sp < 0 or b"label=" in raw[:sp]:
+        if sp < 0 or b"label=" in raw[:sp] or b"batch=" in raw[:sp]:
             return False
         raw = raw[sp + 1 :].lstrip(b" ")
     head = raw[:8].upper()
@@ -950,6 +1098,18 @@ def _has_batch(line: bytes) -> bool:
         return False
     head = line[1 : line.find(b" ")]
     return any(t.startswith(b"batch=") for t in head.split(b";"))
+
+
+class _Multiline:
+    """A draft/multiline batch being received: its target, client tags and lines so far."""
+
+    def __init__(self, target: str, tags: dict[str, str]):
+        self.target = target
+        self.tags = tags
+        self.kind = "PRIVMSG"
+        self.parts: list[tuple[str, bool]] = []  # (text, joined to the previous without a newline)
+        self.size = 0
+        self.error: tuple[str, ...] | None = None
 
 
 class NeedMore(Exception):

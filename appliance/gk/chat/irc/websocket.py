@@ -89,17 +89,26 @@ class WebSocketTransport:
         """``data``: one or more CRLF-terminated lines (the session's writer batches them): one
         WebSocket message each, written together."""
         opcode = OP_BINARY if self.binary else OP_TEXT
-        frames = bytearray()
+        if not self.binary:
+            try:
+                data.decode("utf-8")  # the usual case: valid as a whole, no line re-encoded
+            except UnicodeDecodeError:
+                data = data.decode("utf-8", "replace").encode("utf-8")
+        frames: list[bytes] = []
         for line in data.split(b"\n"):
             line = line.rstrip(b"\r")
             if not line:
                 continue
-            if not self.binary:
-                line = line.decode("utf-8", "replace").encode("utf-8")
-            frames += Header.encode_header(True, opcode, b"", len(line), 0)
-            frames += line
+            n = len(line)  # server frames are unmasked and FIN; the header as RFC 6455 5.2
+            if n < 126:
+                frames.append(bytes((0x80 | opcode, n)))
+            elif n < 65536:
+                frames.append(bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big"))
+            else:
+                frames.append(bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big"))
+            frames.append(line)
         if frames:
-            self._write(bytes(frames))
+            self._write(b"".join(frames))
 
     def shutdown(self, _how: int = socket.SHUT_RDWR) -> None:
         self._close(CLOSE_NORMAL)
