@@ -33,7 +33,7 @@ import gevent
 
 from gk import claim, localtime, pools, settings
 from gk.accounts import AccountError
-from gk.accounts.passwords import MIN_PASSWORD_LENGTH
+from gk.accounts.passwords import MIN_PASSWORD_LENGTH, PASSWORD_RULE
 from gk.accounts.store import DomainNotLocal, check_address
 from gk.claim.codeguard import CodeGuard
 from gk.claim.waiters import ButtonWaiters
@@ -137,7 +137,10 @@ def after(web: Web, step: str) -> str:
 def page(web: Web, step: str, **kw: Any) -> str:
     shown = wizard(web).shown(in_recovery(web))
     steps = [s.id for s in shown]
-    titles = {s.id: s.title for s in wizard(web).steps if s.title} | {"https": N_("Continue over HTTPS")}
+    titles = {s.id: s.title for s in wizard(web).steps if s.title} | {
+        "https": N_("Continue over HTTPS"),
+        "claimed": N_("Set up from another browser"),
+    }
     index = steps.index(step) if step in steps else 0
     # a step the claimant may go back to: after the claim, and done (or before the current one)
     revisitable = {
@@ -157,6 +160,7 @@ def page(web: Web, step: str, **kw: Any) -> str:
         errors=kw.pop("errors", {}),
         code_file=str(web.data_dir / claim.SETUP_CODE_FILE),
         min_password=MIN_PASSWORD_LENGTH,
+        password_rule=PASSWORD_RULE,
         **kw,
     )
 
@@ -225,7 +229,9 @@ def claim_step(web: Web) -> str:
         raise bottle.redirect("/wizard")
     st, recovery = web.claim_state()  # as fresh as reading the claim database (claim.gate)
     if st != claim.UNCLAIMED and not recovery:
-        raise bottle.HTTPError(403, N_("This server is already being set up from another browser."))
+        # the owner who lost the claiming browser is told the way back (button hold, gk claim recover)
+        bottle.response.status = 403
+        return page(web, "claimed")
     if bottle.request.method == "GET":
         sess = web.session()
         assert sess is not None

@@ -29,7 +29,7 @@ from gk.accounts import User
 from gk.context import AppContext
 from gk.mail import submission
 from gk.mail.authcheck import InboundChecker
-from gk.mail.delivery import Target, Trace, get_delivery, received
+from gk.mail.delivery import Target, Trace, get_delivery, quota, received
 from gk.mail.dnsresolver import make_resolver
 from gk.mail.mailbox import unique_name
 from gk.mail.smtp import spool
@@ -152,6 +152,9 @@ class SMTPService:
         """Deliver or queue one received message (runs in a greenlet); returns the SMTP reply."""
         self.accepting += 1
         try:
+            for address, owner in recipients.items():
+                if owner is not None and quota.exceeded(self.ctx, owner, size):
+                    return quota.FULL_DATA.format(address=address)
             if kind.is_submission:
                 if user is None:
                     return "530 5.7.0 Authentication required"
