@@ -190,6 +190,7 @@ def test_wizard_full_run(server, browser, state):
     page.fill("#f-address", BOB)
     page.fill("#f-password", BOB_PW)
     page.click("button[value=add]")
+    page.wait_for_selector("p.notice")  # post/redirect/get: the step again, saying who was added
     assert BOB in page.locator("ul.list").inner_text()
     shot(page, "wizard-6-users", both=True)
     page.click("button[value=continue]")

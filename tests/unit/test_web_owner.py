@@ -172,6 +172,24 @@ def test_the_quota_is_set_on_the_users_page(web: Web) -> None:
     assert web.ctx.accounts.get_user(USER).quota_mb == 0  # type: ignore[union-attr]
 
 
+def test_the_forward_is_set_on_the_users_page(web: Web) -> None:
+    accounts = web.ctx.accounts
+    c = signed_in(web, ADMIN, ADMIN_PW)
+    form = {"display_name": "", "forward_to": "Bob@Elsewhere.Example"}  # "keep a copy" unticked
+    assert c.post(f"/admin/users/{USER}/profile", form).status == 303
+    user = accounts.get_user(USER)
+    assert user is not None and user.forward_to == "bob@elsewhere.example" and not user.forward_keep
+    assert 'class="tag forward">→ bob@elsewhere.example<' in c.get("/admin/users").text
+    accounts.add_alias("robert@test.example", USER)
+    for bad in ("not an address", USER, "robert@test.example"):  # malformed, or back to itself
+        resp = c.post(f"/admin/users/{USER}/profile", {"display_name": "", "forward_to": bad, "forward_keep": "1"})
+        assert resp.status == 400, bad
+    assert accounts.get_user(USER).forward_to == "bob@elsewhere.example"  # type: ignore[union-attr]
+    assert c.post(f"/admin/users/{USER}/profile", {"display_name": "", "forward_to": ""}).status == 303
+    user = accounts.get_user(USER)
+    assert user is not None and user.forward_to == "" and user.forward_keep  # no forward: mail stays here
+
+
 # -- the common-password check -------------------------------------------------------------------
 
 
@@ -208,6 +226,15 @@ def test_the_wizard_admin_step_refuses_a_common_password(tmp_path: Path) -> None
     assert "not a common or easily guessed password" in page
     resp = c.post("/wizard/admin", {"address": ADMIN, "password": "Password123", "password2": "Password123"})
     assert resp.status == 400 and "too easy to guess" in resp.text and web.ctx.accounts.get_user(ADMIN) is None
+    # the wizard's users step redirects after adding too (a reload adds nobody twice)
+    assert c.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW}).status == 303
+    c.get("/wizard/users")
+    resp = c.post("/wizard/users", {"action": "add", "address": USER, "password": "qwerty123"})
+    assert resp.status == 400 and "too easy to guess" in resp.text and 'value="bob@test.example"' in resp.text
+    resp = c.post("/wizard/users", {"action": "add", "address": USER, "password": USER_PW})
+    assert resp.status == 303 and resp.location.endswith("/wizard/users")
+    assert notices(c.get("/wizard/users").text) == ["Added bob@test.example."]
+    assert notices(c.get("/wizard/users").text) == []
 
 
 # -- next steps after Finish --------------------------------------------------------------------

@@ -83,6 +83,11 @@ MIGRATIONS = [
     """
     ALTER TABLE users ADD COLUMN quota_mb INTEGER NOT NULL DEFAULT 0;
     """,
+    # forward a user's mail to another address (gk.mail.smtp.forward), keeping a copy here or not
+    """
+    ALTER TABLE users ADD COLUMN forward_to TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN forward_keep INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 ADDRESS_RE = re.compile(
@@ -124,6 +129,8 @@ class User:
     language: str
     password_changed: float
     quota_mb: int = 0  # 0: no quota
+    forward_to: str = ""  # mail to this user also (or only) goes there
+    forward_keep: bool = True  # with forward_to: a copy stays in this mailbox
 
     @property
     def local(self) -> str:
@@ -176,6 +183,8 @@ class AccountStore:
             row["language"],
             row["password_changed"],
             int(row["quota_mb"] or 0),
+            row["forward_to"] or "",
+            bool(row["forward_keep"]),
         )
 
     def on_password_change(self, callback) -> None:  # type: ignore[no-untyped-def]
@@ -257,6 +266,19 @@ class AccountStore:
         if quota_mb < 0 or quota_mb > 10_000_000:
             raise AccountError(N_("a quota is a number of MB from 0 (none) to {n}"), n=10_000_000)
         self.db.execute("UPDATE users SET quota_mb = ? WHERE address = ?", (quota_mb, normalize_address(address)))
+
+    def set_forward(self, address: str, target: str, keep: bool = True) -> None:
+        """Forward ``address``'s mail to ``target`` ("" = no forward), keeping a copy here or not."""
+        addr = normalize_address(address)
+        dest = normalize_address(target) if target.strip() else ""
+        if dest:
+            if not ADDRESS_RE.match(dest) or len(dest) > 254:
+                raise AccountError(N_("{address!r} is not a usable mail address"), address=target)
+            if self.resolve_recipient(dest) == self.get_user(addr):
+                raise AccountError(N_("mail to {address} cannot be forwarded to itself"), address=addr)
+        self.db.execute(
+            "UPDATE users SET forward_to = ?, forward_keep = ? WHERE address = ?", (dest, int(keep or not dest), addr)
+        )
 
     def set_profile(self, address: str, *, display_name: str | None = None, language: str | None = None) -> None:
         addr = normalize_address(address)

@@ -118,6 +118,13 @@ def save_profile(web: Web, address: str) -> str:
     if error:
         bottle.response.status = 400
         return users_page(web, errors={"user:" + user.address: error}, open_user=user.address)
+    if "forward_to" in bottle.request.forms:
+        try:
+            ctx.accounts.set_forward(user.address, forms.text("forward_to"), keep=bool(forms.text("forward_keep")))
+        except AccountError as exc:
+            bottle.response.status = 400
+            errors = {"user:" + user.address: web.error_text(exc)}
+            return users_page(web, errors=errors, open_user=user.address)
     ctx.accounts.set_profile(user.address, display_name=display_name)
     ctx.accounts.set_quota(user.address, quota_mb)
     if make_admin != user.is_admin:

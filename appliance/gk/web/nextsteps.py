@@ -68,7 +68,7 @@ def _device(web: Web) -> bool:
 
 
 def _sent(web: Web, address: str) -> bool:
-    from gk.mail.mailbox.store import MailboxStore
+    from gk.mail.mailbox import MailboxStore
 
     store = web.ctx.services.maybe(MailboxStore)
     if store is None:

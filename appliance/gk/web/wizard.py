@@ -39,7 +39,7 @@ from gk.claim.codeguard import CodeGuard
 from gk.claim.waiters import ButtonWaiters
 from gk.locale import N_
 from gk.security import tls
-from gk.web import forms, smarthost
+from gk.web import flash, forms, smarthost
 from gk.web.app import SETUP, Route, Web
 from gk.web.headers import https_origin
 
@@ -428,8 +428,7 @@ def users_step(web: Web) -> str:
         address = forms.text("address").lower()
         confirmed = bool(forms.text("new_domain")) and forms.text("new_domain") == address.rpartition("@")[2]
         try:
-            ctx.accounts.add_user(address, forms.raw("password"), new_domain=confirmed)
-            address = ""
+            added = ctx.accounts.add_user(address, forms.raw("password"), new_domain=confirmed)
         except DomainNotLocal as exc:
             errors["address"] = web.error_text(exc)
             confirm_domain = exc.domain
@@ -437,10 +436,13 @@ def users_step(web: Web) -> str:
         except AccountError as exc:
             errors["password" if "password" in str(exc).lower() else "address"] = web.error_text(exc)
             bottle.response.status = 400
+        else:  # post/redirect/get: a reload of the page after adds nobody twice
+            flash.redirect(web, "/wizard/users", web.gettext("Added {address}.", address=added.address))
     domain = settings.of(web.data_dir).mail_domain()
     return page(
         web,
         "users",
+        notice=flash.take(web).get("notice", ""),
         users=ctx.accounts.list_users(),
         address=address,
         domain=domain,

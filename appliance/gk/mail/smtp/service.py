@@ -32,7 +32,7 @@ from gk.mail.authcheck import InboundChecker
 from gk.mail.delivery import Target, Trace, get_delivery, quota, received
 from gk.mail.dnsresolver import make_resolver
 from gk.mail.mailbox import unique_name
-from gk.mail.smtp import spool
+from gk.mail.smtp import forward, spool
 from gk.mail.smtp.policy import ConnectionSlots, ListenerKind, SMTPPolicy
 from gk.mail.smtp.session import GKSMTP
 
@@ -195,7 +195,13 @@ class SMTPService:
         if not targets:
             return "554 5.5.1 No valid recipients"
         common = outcome.header + received(trace, self.hostname, targets[0].rcpt if len(targets) == 1 else None)
-        self.delivery.deliver(message, targets, common, mail_from)
+        targets, outside = forward.plan(self.ctx, targets)
+        if outside:  # queued first: a forward that cannot be queued keeps its copy here
+            unsent = forward.send(self.ctx, outside, message, common, mail_from)
+            kept = {t.user for t in targets}
+            targets += [Target(u, u, folder) for u in unsent if u not in kept]
+        if targets:
+            self.delivery.deliver(message, targets, common, mail_from)
         log.info(
             "delivered %s from %s <%s> to %d recipient(s) in %s, %d bytes",
             trace.queue_id,
