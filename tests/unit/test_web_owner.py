@@ -83,6 +83,8 @@ def test_validation_errors_rerender_with_4xx_and_the_values_entered(web: Web) ->
     assert resp.status == 400 and 'value="nobody@"' in resp.text
     resp = c.post("/admin/settings/host", {"hostname": "not a host", "domain": "test.example"})
     assert resp.status == 400 and 'value="not a host"' in resp.text
+    resp = c.post("/admin/settings/certificate", {"acme": "1", "email": "not-an-address"})
+    assert resp.status == 400 and 'value="not-an-address"' in resp.text and not web.ctx.config.acme.enabled
     resp = c.post("/account/password", {"current": "wrong", "password": "x" * 12, "password2": "x" * 12})
     assert resp.status == 400 and 'class="field-error"' in resp.text
 

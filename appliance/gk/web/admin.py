@@ -308,7 +308,9 @@ def save_certificate(web: Web) -> str:
     email = forms.text("email")
     if email and "@" not in email:
         bottle.response.status = 400
-        return settings_page(web, errors={"email": web.gettext("Enter a mail address, or leave it empty.")})
+        return settings_page(
+            web, email=email, errors={"email": web.gettext("Enter a mail address, or leave it empty.")}
+        )
     cfg = pools.run_io(smarthost.write_config, ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
     ctx.config.acme.enabled, ctx.config.acme.email = cfg.acme.enabled, cfg.acme.email
     from gk.acme import service as acme_service
