@@ -1,5 +1,5 @@
 # ruff: noqa: F811  (pytest fixtures imported from support.peermta)
-"""Issue 10: forwards. Mail to a user with a forward outside reaches the other server through the
+"""Issue 10: forwards. Mail to a user (from outside, or from a user of the box) with a forward outside reaches the other server through the
 outbound queue with the envelope sender rewritten to the user's own address (SPF checks this
 box's domain), a bounce keeps its empty sender, a local forward is one hop, and "keep a copy"
 decides whether the mailbox keeps one — a real ``gk serve``, smtplib in, a peer MTA out, DNS on
@@ -55,3 +55,14 @@ def test_forwards_outside_and_inside(make_server, dns_server, peers):  # type: i
     bounce = [m for m, b in got if b"Subject: a bounce" in b]
     assert bounce and bounce[0]["mail_from"] in ("", "<>")  # the null reverse-path
     assert len(got) == 2  # the mail to bob went nowhere outside
+    # mail from a user of the box (submission, as the webmail's) follows the recipient's forward too
+    from support.smtp import tls_client_context
+
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp.submission_port"), timeout=30) as s:
+        s.starttls(context=tls_client_context())
+        s.login(BOB, "lamp orbit seventh gravel")
+        s.sendmail(BOB, [ALICE], f"From: <{BOB}>\r\nTo: <{ALICE}>\r\nSubject: from bob\r\n\r\nhi\r\n")
+    got = peer.wait_for(3, timeout=90)
+    inside = [m for m, b in got if b"Subject: from bob" in b]
+    assert inside and inside[0]["mail_from"] == ALICE and inside[0]["rcpt_tos"] == ["al@elsewhere.example"]
+    assert any(b"Subject: from bob" in m for m in delivered(srv, ALICE))

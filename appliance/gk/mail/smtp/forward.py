@@ -70,7 +70,7 @@ def _spool(directory: Path, top: bytes, message: RawMessage) -> Path:
 
 
 def send(
-    ctx: AppContext, forwards: dict[str, list[str]], message: Path | bytes, top: bytes, mail_from: str
+    ctx: AppContext, forwards: dict[str, list[str]], message: RawMessage | Path | bytes, top: bytes, mail_from: str
 ) -> set[str]:
     """Queue each user's outside forwards, the envelope sender rewritten (module docstring); the
     users whose forward could not be queued (their copy must then be kept here)."""
