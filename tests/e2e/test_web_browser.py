@@ -113,6 +113,7 @@ def test_wizard_full_run(server, browser, state):
     page.fill("#f-address", BOB)
     page.fill("#f-password", BOB_PW)
     page.click("button[value=add]")
+    page.wait_for_selector("p.notice")  # post/redirect/get: the step again, saying who was added
     assert BOB in page.locator("ul.list").inner_text()
     shot(page, "wizard-6-users", both=True)
     page.click("button[value=continue]")
@@ -316,6 +317,45 @@ def test_diagnosis_page(server, browser, state):
     assert admin.locator("li.finding[data-key='disk']").count() == 1
     assert admin.locator("li.finding[data-key='dns:hostname']").count() == 1
     shot(admin, "diagnosis", both=True)
+
+
+def test_next_steps_and_the_users_page_on_a_phone(server, browser, state):
+    """Issue 10: after Finish the dashboard lists the next steps; on a 390 px phone the admin adds
+    a user with a display name (post/redirect/get: a reload adds nothing), opens it and deletes it
+    only after ticking the confirmation, every control on screen."""
+    base, admin = state["base"], state["admin"]
+    admin.goto(base + "/dashboard")
+    steps = admin.locator("#next-steps li")
+    assert steps.count() == 4 and admin.locator("#next-steps li[data-step='device']").count() == 1
+    shot(admin, "dashboard-next-steps", both=True)
+    size = admin.viewport_size
+    admin.set_viewport_size(PHONE)
+    try:
+        admin.goto(base + "/admin/users")
+        admin.fill("#f-address", "carol@home.example")
+        admin.fill("#f-display_name", "Carol Été")
+        admin.fill("#f-password", "lamp orbit seventh gravel")
+        admin.click("form[action='/admin/users'] button[type=submit]")
+        admin.wait_for_url("**/admin/users")
+        assert "carol@home.example" in admin.locator("p.notice").inner_text()
+        users = admin.locator("li.user").count()
+        admin.reload()  # the page after a redirect: a reload repeats the GET only
+        assert admin.locator("li.user").count() == users and admin.locator("p.notice").count() == 0
+        entry = admin.locator("li.user", has_text="carol@home.example")
+        assert "Carol Été" in entry.locator("summary").inner_text()
+        entry.locator("summary").click()
+        delete = entry.locator("form.confirm button")
+        box = delete.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        shot(admin, "users-phone")
+        delete.click()  # the box is not ticked: the browser refuses to send
+        assert admin.locator("li.user", has_text="carol@home.example").count() == 1
+        entry.locator("input[name=confirm]").check()
+        delete.click()
+        admin.wait_for_selector("p.notice")
+        assert admin.locator("li.user", has_text="carol@home.example").count() == 0
+    finally:
+        admin.set_viewport_size(size)
 
 
 def test_approve_an_assistants_mail_in_the_browser(server, browser, state):

@@ -339,7 +339,9 @@ def test_tokens_are_made_and_revoked_on_the_account_page(server):
     assert bob.post(site + f"/account/tokens/{mine}/delete", data={"csrf": bob_csrf}, timeout=30).status_code == 404
     auth = {"Authorization": f"Bearer {token}"}
     assert requests.get(server.base + "/folders", headers=auth, timeout=30).status_code == 200
-    gone = web.post(site + f"/account/tokens/{mine}/delete", data={"csrf": csrf}, timeout=30)
+    kept = web.post(site + f"/account/tokens/{mine}/delete", data={"csrf": csrf}, timeout=30)
+    assert kept.status_code == 400  # a removal needs its ticked "confirm" box
+    gone = web.post(site + f"/account/tokens/{mine}/delete", data={"csrf": csrf, "confirm": "1"}, timeout=30)
     assert gone.status_code == 200 and "phone app" not in gone.text  # redirected to the account page
     assert requests.get(server.base + "/folders", headers=auth, timeout=30).status_code == 401
     empty = web.post(site + "/account/tokens", data={"csrf": csrf, "label": "nothing"}, timeout=30)

@@ -12,18 +12,20 @@ def test_version():
 
 
 def test_user_lifecycle(tmp_path):
-    r = gk(tmp_path, "user", "add", "alice@example.org", "--admin", "--password-stdin", input="password-1\n")
+    r = gk(tmp_path, "user", "add", "alice@example.org", "--admin", "--password-stdin", input="alpha kettle 71\n")
     assert "added alice@example.org (admin)" in r.stdout
-    gk(tmp_path, "user", "add", "bob@example.org", "--password-stdin", input="password-2\n")
-    r = gk(tmp_path, "user", "add", "bob@example.org", "--password-stdin", input="password-2\n", check=False)
+    gk(tmp_path, "user", "add", "bob@example.org", "--password-stdin", input="bravo kettle 72\n")
+    r = gk(tmp_path, "user", "add", "bob@example.org", "--password-stdin", input="bravo kettle 72\n", check=False)
     assert r.returncode == 1 and "already exists" in r.stderr
     r = gk(tmp_path, "user", "add", "carol@example.org", "--password-stdin", input="short\n", check=False)
     assert r.returncode == 1 and "at least 8 characters" in r.stderr
-    gk(tmp_path, "user", "passwd", "bob@example.org", "--password-stdin", input="password-3\n")
+    r = gk(tmp_path, "user", "add", "carol@example.org", "--password-stdin", input="password-1\n", check=False)
+    assert r.returncode == 1 and "too easy to guess" in r.stderr  # a common password, refused as on the web
+    gk(tmp_path, "user", "passwd", "bob@example.org", "--password-stdin", input="charlie kettle 73\n")
     assert gk(tmp_path, "user", "list").stdout.splitlines() == ["alice@example.org\tadmin", "bob@example.org\tuser"]
-    r = gk(tmp_path, "user", "add", "mom@family.example", "--password-stdin", input="password-4\n", check=False)
+    r = gk(tmp_path, "user", "add", "mom@family.example", "--password-stdin", input="delta kettle 74\n", check=False)
     assert r.returncode == 1 and "gk domain add family.example" in r.stderr
-    gk(tmp_path, "user", "add", "mom@family.example", "--new-domain", "--password-stdin", input="password-4\n")
+    gk(tmp_path, "user", "add", "mom@family.example", "--new-domain", "--password-stdin", input="delta kettle 74\n")
     r = gk(tmp_path, "domain", "add", "gmail.com", check=False)
     assert r.returncode == 1 and "public mail provider" in r.stderr
     assert gk(tmp_path, "domain", "list").stdout.splitlines() == ["example.org\t2", "family.example\t1"]

@@ -112,7 +112,7 @@ def test_wizard_outgoing_step_validates_saves_to_gk_toml_and_hides_the_password(
     assert resp.status == 200 and "v=spf1 mx a:relay.example.net ~all" in page and RELAY_PW not in page
     # back to direct delivery from the admin page: the relay's credentials are dropped
     resp, page = c.post("/admin/mail/smarthost", {"mode": "direct"})
-    assert resp.status == 200 and "Saved: outgoing mail now goes directly" in page
+    assert resp.status == 303 and "Saved: outgoing mail now goes directly" in c.get("/admin/mail")[1]
     shown = config_show(srv)
     assert 'smarthost = ""' in shown and 'smarthost_password = ""' in shown
     assert "# a note the owner wrote by hand" in toml.read_text()
@@ -211,16 +211,18 @@ def test_queue_retry_and_delete_buttons_need_csrf_and_act(make_server, dns_serve
     assert {m["id"]: m["next_attempt"] for m in queue_api(admin)} == next_before
     # retry: that message is tried again at once, the other keeps its 30-minute wait
     resp, page = admin.post(f"/admin/mail/queue/{ids[0]}/retry", {})
-    assert resp.status == 200 and "will be tried again now" in page
+    assert resp.status == 303 and "will be tried again now" in admin.get("/admin/mail")[1]
     wait_until(lambda: attempts().get(ids[0]) == 2, "the retried attempt")
     assert attempts()[ids[1]] == 1
     # delete: gone from the queue (and its spool file), the other stays
     resp, page = admin.post(f"/admin/mail/queue/{ids[1]}/delete", {})
-    assert resp.status == 200 and f"Message {ids[1]} deleted" in page
+    assert resp.status == 400 and ids[1] in {m["id"] for m in queue_api(admin)}  # not confirmed: kept
+    resp, page = admin.post(f"/admin/mail/queue/{ids[1]}/delete", {"confirm": "1"})
+    assert resp.status == 303 and f"Message {ids[1]} deleted" in admin.get("/admin/mail")[1]
     assert set(attempts()) == {ids[0]}
     assert "zoe@far.example" in gk(srv.data_dir, "queue", "list").stdout
     assert str(ids[1]) not in [line.split("\t")[0] for line in gk(srv.data_dir, "queue", "list").stdout.splitlines()]
-    resp, _ = admin.post(f"/admin/mail/queue/{ids[1]}/delete", {})
+    resp, _ = admin.post(f"/admin/mail/queue/{ids[1]}/delete", {"confirm": "1"})
     assert resp.status == 404
     resp, _ = admin.post(f"/admin/mail/queue/{ids[1]}/retry", {})
     assert resp.status == 404
@@ -234,7 +236,7 @@ def test_queue_retry_and_delete_buttons_need_csrf_and_act(make_server, dns_serve
     admin.get("/admin/mail")
     relay = {"mode": "relay", "host": "127.0.0.9", "port": str(dead_port), "tls": "none", "username": ""}
     resp, page = admin.post("/admin/mail/smarthost", relay)
-    assert resp.status == 200, page
+    assert resp.status == 303, page
     wait_until(lambda: attempts().get(ids[0]) == 3, "the attempt over the new route")
     (row,) = queue_api(admin)
     assert "smarthost" in row["last_error"], row
@@ -258,7 +260,8 @@ def test_relay_set_from_the_web_carries_the_next_message(make_server, dns_server
     admin.get("/admin/mail")
     form = {"mode": "relay", "host": "relay.example.net", "port": str(peers.port), "tls": "starttls"}
     resp, page = admin.post("/admin/mail/smarthost", {**form, "username": "gk-relay", "password": RELAY_PW})
-    assert resp.status == 200, page
+    assert resp.status == 303, page
+    page = admin.get("/admin/mail")[1]
     assert f"now goes through relay.example.net:{peers.port} (starttls, as gk-relay)" in page
     assert RELAY_PW not in page
     assert 'smarthost = "relay.example.net"' in config_show(srv)

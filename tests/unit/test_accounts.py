@@ -13,17 +13,17 @@ def store(tmp_path):
 
 
 def test_local_domains_are_explicit_and_never_a_public_provider(store):
-    store.add_user("alice@example.org", "password1", admin=True)  # the first domain needs no confirmation
+    store.add_user("alice@example.org", "alpha kettle 71", admin=True)  # the first domain needs no confirmation
     assert store.local_domains() == {"example.org"}
     with pytest.raises(AccountError, match="not a mail domain of this box yet") as exc:
-        store.add_user("mom@family.example", "password2", new_domain=False)
+        store.add_user("mom@family.example", "bravo kettle 72", new_domain=False)
     assert exc.value.domain == "family.example"  # type: ignore[attr-defined]
     assert store.get_user("mom@family.example") is None and not store.is_local_domain("family.example")
-    store.add_user("mom@family.example", "password2", new_domain=True)
+    store.add_user("mom@family.example", "bravo kettle 72", new_domain=True)
     assert store.local_domains() == {"example.org", "family.example"}
     for address in ("mom@gmail.com", "dad@mail.yahoo.fr", "kid@Outlook.COM"):
         with pytest.raises(AccountError, match="public mail provider"):
-            store.add_user(address, "password3", new_domain=True)
+            store.add_user(address, "charlie kettle 73", new_domain=True)
     with pytest.raises(AccountError, match="public mail provider"):
         store.add_alias("family@gmail.com", "alice@example.org")
     with pytest.raises(AccountError, match="public mail provider"):
@@ -70,14 +70,14 @@ def test_hash_is_argon2id_with_configured_cost():
 
 
 def test_users_domains_aliases_plus_addressing(store):
-    store.add_user("Alice@Example.ORG", "password1", admin=True)
-    store.add_user("bob@example.org", "password2")
+    store.add_user("Alice@Example.ORG", "alpha kettle 71", admin=True)
+    store.add_user("bob@example.org", "bravo kettle 72")
     with pytest.raises(AccountError, match="already exists"):
-        store.add_user("alice@example.org", "password3")
+        store.add_user("alice@example.org", "charlie kettle 73")
     with pytest.raises(AccountError, match="at least 8"):
         store.add_user("carol@example.org", "short")
     with pytest.raises(AccountError, match="not a usable mail address"):
-        store.add_user("no-at-sign", "password1")
+        store.add_user("no-at-sign", "alpha kettle 71")
     assert store.local_domains() == {"example.org"}
     assert store.resolve_recipient("ALICE+news@example.org").address == "alice@example.org"
     store.add_alias("postmaster@example.org", "alice@example.org")
@@ -201,7 +201,7 @@ def test_authenticator_bounds_parallel_argon2_runs(store):
             return getattr(real, name)
 
     for i in range(10):
-        store.add_user(f"u{i}@example.org", f"password {i}")
+        store.add_user(f"u{i}@example.org", f"lamp orbit {i} gravel")
     store.hasher = Slow()
     auth = Authenticator(store, LoginThrottle(AuthConfig()), cache_seconds=0, parallel=2)
     ticks = []
@@ -211,7 +211,9 @@ def test_authenticator_bounds_parallel_argon2_runs(store):
             ticks.append(len([j for j in jobs if not j.ready()]))
             gevent.sleep(0.001)
 
-    jobs = [gevent.spawn(auth.login, f"u{i}@example.org", f"password {i}", "127.0.0.1", "imap") for i in range(10)]
+    jobs = [
+        gevent.spawn(auth.login, f"u{i}@example.org", f"lamp orbit {i} gravel", "127.0.0.1", "imap") for i in range(10)
+    ]
     g = gevent.spawn(ticker)
     gevent.joinall(jobs, timeout=120)
     g.kill()
@@ -221,24 +223,24 @@ def test_authenticator_bounds_parallel_argon2_runs(store):
 
 
 def test_authenticator_joins_an_identical_check_in_flight(store):
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     auth = Authenticator(store, LoginThrottle(AuthConfig(delay_after_failures=1)), cache_seconds=0)
-    jobs = [gevent.spawn(auth.login, "alice@example.org", "password1", "127.0.0.1", "imap") for _ in range(5)]
+    jobs = [gevent.spawn(auth.login, "alice@example.org", "alpha kettle 71", "127.0.0.1", "imap") for _ in range(5)]
     gevent.joinall(jobs, timeout=120)
     assert all(j.value.ok for j in jobs)  # five connections of one mail client: no delay, no lockout
 
 
 def test_a_locked_out_client_cannot_join_the_owners_check_in_flight(store):
     store.hasher = PasswordHasher()  # real cost: the owner's check is in flight for a while
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     cfg = AuthConfig(delay_after_failures=100, lockout_failures_account=2)
     auth = Authenticator(store, LoginThrottle(cfg), cache_seconds=0)
     for _ in range(2):
         auth.login("alice@example.org", "guess", "203.0.113.9", "imap")
-    owner = gevent.spawn(auth.login, "alice@example.org", "password1", "192.0.2.1", "imap")
+    owner = gevent.spawn(auth.login, "alice@example.org", "alpha kettle 71", "192.0.2.1", "imap")
     gevent.sleep(0)  # the owner's argon2 check now runs in the threadpool
     assert auth._running
-    attacker = auth.login("alice@example.org", "password1", "203.0.113.9", "imap")
+    attacker = auth.login("alice@example.org", "alpha kettle 71", "203.0.113.9", "imap")
     assert not attacker.ok and attacker.locked
     assert owner.get(timeout=60).ok
 
@@ -246,7 +248,7 @@ def test_a_locked_out_client_cannot_join_the_owners_check_in_flight(store):
 def test_known_clients_are_persisted_and_bounded(store):
     from gk.accounts.known_ips import KnownIPs
 
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     now = [1_000_000.0]
     known = KnownIPs(store, clock=lambda: now[0])
     for i in range(KnownIPs.KEEP + 2):
@@ -262,33 +264,33 @@ def test_known_clients_are_persisted_and_bounded(store):
 
 def test_a_known_browser_is_let_in_from_a_locked_address(store):
     """The web login's device token makes the owner's browser a known client wherever it is."""
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     cfg = AuthConfig(delay_after_failures=100, lockout_failures_ip=4, lockout_failures_account=2)
     auth = Authenticator(store, LoginThrottle(cfg))
-    first = auth.login("alice@example.org", "password1", "192.0.2.1", "web", device="")
+    first = auth.login("alice@example.org", "alpha kettle 71", "192.0.2.1", "web", device="")
     assert first.ok and len(first.device) >= 24
-    assert not auth.login("alice@example.org", "password1", "192.0.2.1", "imap").device  # not a browser: no token
+    assert not auth.login("alice@example.org", "alpha kettle 71", "192.0.2.1", "imap").device  # not a browser: no token
     # someone on a shared network guesses alice's password (locking that address out of her
     # account), then sprays others (locking the address out of every account it does not know)
     for victim in ("alice@example.org", "alice@example.org", "a@x.org", "b@x.org"):
         assert not auth.login(victim, "guess", "198.51.100.9", "smtp").ok
-    assert auth.login("alice@example.org", "password1", "198.51.100.9", "web", device="").locked
-    forged = auth.login("alice@example.org", "password1", "198.51.100.9", "web", device="made-up-token")
+    assert auth.login("alice@example.org", "alpha kettle 71", "198.51.100.9", "web", device="").locked
+    forged = auth.login("alice@example.org", "alpha kettle 71", "198.51.100.9", "web", device="made-up-token")
     assert forged.locked  # a token is known only after a login with it
-    again = auth.login("alice@example.org", "password1", "198.51.100.9", "web", device=first.device)
+    again = auth.login("alice@example.org", "alpha kettle 71", "198.51.100.9", "web", device=first.device)
     assert again.ok and again.device == first.device
 
 
 def test_authenticator_cache_app_passwords_and_events(store):
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     auth = Authenticator(store, LoginThrottle(AuthConfig(delay_after_failures=100)), cache_seconds=60)
-    assert auth.login("alice@example.org", "password1", "127.0.0.1", "imap").ok
+    assert auth.login("alice@example.org", "alpha kettle 71", "127.0.0.1", "imap").ok
     assert auth._cache  # verified credential cached (as an HMAC, not the password)
-    assert all(b"password1" not in v[0] for v in auth._cache.values())
-    assert auth.login("alice@example.org", "password1", "127.0.0.1", "imap").ok
-    store.set_password("alice@example.org", "password9")
+    assert all(b"alpha kettle 71" not in v[0] for v in auth._cache.values())
+    assert auth.login("alice@example.org", "alpha kettle 71", "127.0.0.1", "imap").ok
+    store.set_password("alice@example.org", "delta kettle 79")
     assert not auth._cache  # dropped on password change
-    assert not auth.login("alice@example.org", "password1", "127.0.0.1", "imap").ok
+    assert not auth.login("alice@example.org", "alpha kettle 71", "127.0.0.1", "imap").ok
     store.add_app_password("alice@example.org", "phone", "app-secret-123")
     assert auth.login("alice@example.org", "app-secret-123", "127.0.0.1", "imap").ok
     assert not auth.login("ghost@example.org", "whatever1", "10.0.0.9", "smtp").ok
@@ -300,19 +302,19 @@ def test_authenticator_cache_app_passwords_and_events(store):
 
 
 def test_authenticator_locks_out(store):
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     cfg = AuthConfig(delay_after_failures=100, lockout_failures_account=3)
     auth = Authenticator(store, LoginThrottle(cfg))
     for _ in range(3):
         assert not auth.login("alice@example.org", "bad-password", "127.0.0.1", "smtp").ok
-    result = auth.login("alice@example.org", "password1", "127.0.0.1", "smtp")
+    result = auth.login("alice@example.org", "alpha kettle 71", "127.0.0.1", "smtp")
     assert not result.ok and result.locked
 
 
 def test_verification_runs_off_the_hub(store):
     """While argon2 runs in the threadpool another greenlet keeps running."""
     store.hasher = PasswordHasher()  # real cost
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     auth = Authenticator(store, LoginThrottle(AuthConfig()), cache_seconds=0)
     ticks = []
 
@@ -322,7 +324,7 @@ def test_verification_runs_off_the_hub(store):
             gevent.sleep(0.001)
 
     g = gevent.spawn(ticker)
-    assert auth.login("alice@example.org", "password1", "127.0.0.1", "imap").ok
+    assert auth.login("alice@example.org", "alpha kettle 71", "127.0.0.1", "imap").ok
     assert ticks, "the hub was blocked during argon2 verification"
     g.kill()
 
@@ -344,12 +346,12 @@ def test_throttle_flood_of_fresh_clients_keeps_earned_locks_and_bounded_tables()
 def test_authenticator_records_refusals_once_a_minute_and_survives_a_full_disk(store, monkeypatch):
     import sqlite3
 
-    store.add_user("alice@example.org", "password1")
+    store.add_user("alice@example.org", "alpha kettle 71")
     auth = Authenticator(store, LoginThrottle(AuthConfig(delay_after_failures=100, lockout_failures_account=2)))
     for _ in range(2):
         auth.login("alice@example.org", "bad-password", "10.1.1.1", "smtp")
     for _ in range(20):
-        assert auth.login("alice@example.org", "password1", "10.1.1.1", "smtp").locked
+        assert auth.login("alice@example.org", "alpha kettle 71", "10.1.1.1", "smtp").locked
     assert [e["kind"] for e in store.recent_events()].count("login_locked") == 1
 
     def full(*a, **kw):
@@ -359,4 +361,4 @@ def test_authenticator_records_refusals_once_a_minute_and_survives_a_full_disk(s
     monkeypatch.setattr(store, "remember_client", full)
     result = auth.login("alice@example.org", "another-bad", "10.2.2.2", "imap")
     assert not result.ok and not result.locked
-    assert auth.login("alice@example.org", "password1", "10.2.2.2", "imap").ok
+    assert auth.login("alice@example.org", "alpha kettle 71", "10.2.2.2", "imap").ok

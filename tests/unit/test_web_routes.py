@@ -199,11 +199,16 @@ def test_account_login_language_and_app_passwords(fresh: Web) -> None:
     page = c.get("/account").text
     assert 'lang="fr"' in page
     resp = c.post("/account/app-passwords", {"name": "phone"})
-    assert resp.status == 200 and re.search(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", resp.text)
+    assert resp.status == 303 and resp.location.endswith("/account#app-passwords")
+    page = c.get("/account").text  # the new password, shown once
+    assert re.search(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", page)
+    assert not re.search(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", c.get("/account").text)
     (app,) = fresh.ctx.accounts.list_app_passwords(USER)
-    assert c.post(f"/account/app-passwords/{app['id']}/delete").status == 303
+    assert c.post(f"/account/app-passwords/{app['id']}/delete").status == 400  # not confirmed
+    assert len(fresh.ctx.accounts.list_app_passwords(USER)) == 1
+    assert c.post(f"/account/app-passwords/{app['id']}/delete", {"confirm": "1"}).status == 303
     assert fresh.ctx.accounts.list_app_passwords(USER) == []
-    assert c.post(f"/account/app-passwords/{app['id']}/delete").status == 404
+    assert c.post(f"/account/app-passwords/{app['id']}/delete", {"confirm": "1"}).status == 404
     resp = c.post("/logout")
     assert resp.location.endswith("/login") and c.get("/account").location.endswith("/login?next=/account")
 
@@ -211,18 +216,20 @@ def test_account_login_language_and_app_passwords(fresh: Web) -> None:
 def test_admin_users_and_settings(fresh: Web) -> None:
     c = signed_in(fresh, ADMIN, ADMIN_PW)
     resp = c.post("/admin/users", {"address": "carol@test.example", "password": "carol password 1"})
-    assert resp.status == 200 and "carol@test.example" in resp.text
+    assert resp.status == 303 and resp.location.endswith("/admin/users")
+    assert "Added carol@test.example" in c.get("/admin/users").text
     assert fresh.ctx.accounts.get_user("carol@test.example") is not None
     assert c.post("/admin/users", {"address": "not an address", "password": "x"}).status == 400
     assert c.post(f"/admin/users/{ADMIN}/delete").status == 400  # not one's own account
     assert c.post("/admin/users/nobody@test.example/password", {"password": "whatever 12345"}).status == 404
     bob = signed_in(fresh, USER, USER_PW)
-    assert c.post(f"/admin/users/{USER}/password", {"password": "a new one 12345"}).status == 200
+    assert c.post(f"/admin/users/{USER}/password", {"password": "a new one 12345"}).status == 303
     assert bob.get("/account").location.endswith("/login?next=/account")  # the user's sessions ended
-    assert c.post("/admin/users/carol@test.example/delete").status == 200
+    assert c.post("/admin/users/carol@test.example/delete").status == 400  # not confirmed
+    assert c.post("/admin/users/carol@test.example/delete", {"confirm": "1"}).status == 303
     assert fresh.ctx.accounts.get_user("carol@test.example") is None
     assert c.post("/admin/settings", {"timezone": "Mars/Olympus"}).status == 400
-    assert c.post("/admin/settings", {"timezone": "Europe/Paris"}).status == 200
+    assert c.post("/admin/settings", {"timezone": "Europe/Paris"}).status == 303
     assert "<option selected>Europe/Paris</option>" in c.get("/admin/settings").text
 
 
@@ -376,7 +383,7 @@ def test_admin_adds_a_user_on_a_new_domain_only_when_confirmed_never_on_a_public
     form = {"address": "mom@family.example", "password": "mom password 123", "new_domain": "test.example"}
     assert c.post("/admin/users", form).status == 400
     resp = c.post("/admin/users", {**form, "new_domain": "family.example"})
-    assert resp.status == 200 and accounts.get_user("mom@family.example") is not None
+    assert resp.status == 303 and accounts.get_user("mom@family.example") is not None
     assert accounts.is_local_domain("family.example")
     # gmail.com is refused even when "confirmed": the household could no longer mail anyone there
     form = {"address": "mom@gmail.com", "password": "mom password 123", "new_domain": "gmail.com"}
@@ -386,10 +393,13 @@ def test_admin_adds_a_user_on_a_new_domain_only_when_confirmed_never_on_a_public
     assert c.post("/admin/domains", {"domain": "outlook.fr"}).status == 400
     # domains are listed, added and removed explicitly; one in use cannot be removed
     resp = c.post("/admin/domains", {"domain": "Shop.Example"})
-    assert resp.status == 200 and "shop.example" in resp.text and accounts.is_local_domain("shop.example")
-    assert c.post("/admin/domains/family.example/delete").status == 400
-    assert c.post("/admin/domains/shop.example/delete").status == 200
+    assert resp.status == 303 and accounts.is_local_domain("shop.example")
+    assert "shop.example is now a mail domain" in c.get("/admin/users").text
+    assert c.post("/admin/domains/family.example/delete", {"confirm": "1"}).status == 400
+    assert c.post("/admin/domains/shop.example/delete").status == 400  # not confirmed
+    assert c.post("/admin/domains/shop.example/delete", {"confirm": "1"}).status == 303
     assert not accounts.is_local_domain("shop.example")
+    assert "shop.example is no longer a mail domain" in c.get("/admin/users").text  # the flash, once
     page = c.get("/admin/users").text
     assert "family.example" in page and "test.example" in page and "shop.example" not in page
     # French
@@ -410,7 +420,7 @@ def test_admin_changes_the_host_name_live_and_the_certificate_follows(fresh: Web
     resp = c.post("/admin/settings/host", {"hostname": "not a host", "domain": "gmail.com"})
     assert resp.status == 400 and "public mail provider" in resp.text and ctx.hostname == "gk.test.example"
     resp = c.post("/admin/settings/host", {"hostname": "Mail.New.Example", "domain": "new.example"})
-    assert resp.status == 200 and "Host name and mail domain saved." in resp.text
+    assert resp.status == 303 and "Host name and mail domain saved." in c.get("/admin/settings").text
     # no restart: the running context, local delivery's Received header and the certificate follow
     assert ctx.hostname == "mail.new.example" and get_delivery(ctx).hostname == "mail.new.example"
     assert "mail.new.example" in certificate_names(ctx.tls.cert)

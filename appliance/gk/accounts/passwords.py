@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from gk import pools
 from gk.config import AuthConfig
 from gk.locale import N_
 
@@ -66,20 +67,45 @@ def parallel_hashes(memory_kib: int, ram_mb: int, cores: int) -> int:
 
 
 MIN_PASSWORD_LENGTH = 8
+# zxcvbn's score (0-4) a new password must reach: 0-1 are guessed in under a million tries (a
+# common password, a word with a digit, a keyboard walk, the account's own name); 2 takes ~10^8
+MIN_SCORE = 2
+# the rule as the forms show it: the same one password_problem enforces
+PASSWORD_RULE = N_("at least {n} characters, and not a common or easily guessed password")
+TOO_GUESSABLE = N_(
+    "this password is too easy to guess (a common password, a word with a few digits, a keyboard pattern"
+    " or your own name): choose a longer one, for example three or four unrelated words"
+)
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str, context: tuple[str, ...] = ()) -> str | None:
     """Why a new password is unacceptable (in English), or None."""
-    problem = password_problem_template(password)
+    problem = password_problem_template(password, context)
     return problem[0].format(**problem[1]) if problem else None
 
 
-def password_problem_template(password: str) -> tuple[str, dict[str, object]] | None:
-    """Why a new password is unacceptable, as a catalog template (``gk.locale``) and its values."""
+def password_problem_template(password: str, context: tuple[str, ...] = ()) -> tuple[str, dict[str, object]] | None:
+    """Why a new password is unacceptable, as a catalog template (``gk.locale``) and its values.
+    ``context``: words the password must not lean on (the address's local part and domain)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return N_("password must have at least {n} characters"), {"n": MIN_PASSWORD_LENGTH}
     if len(password) > 1024:
         return N_("password must have at most {n} characters"), {"n": 1024}
     if "\x00" in password or "\n" in password or "\r" in password:
         return N_("password must not contain NUL or line breaks"), {}
+    # pure Python, ~50 ms a check (bench/password_check.py): in the CPU pool, not on the hub
+    if pools.run_cpu(guess_score, password, context) < MIN_SCORE:
+        return TOO_GUESSABLE, {}
     return None
+
+
+def guess_score(password: str, context: tuple[str, ...] = ()) -> int:
+    """zxcvbn's estimate (0 = guessed at once … 4 = very hard): its dictionaries of common passwords
+    (the 30,000 most used), English words, names and TV words, plus keyboard walks, dates, repeats and
+    ``context``. Imported on first use (bench/password_check.py measures the import's RSS and time);
+    only the first 100 characters are scored, as zxcvbn's matching grows faster than linearly and a
+    password that long is not guessable anyway."""
+    from zxcvbn import zxcvbn
+
+    words = [w for part in context for w in part.replace("@", " ").replace(".", " ").split() if w]
+    return int(zxcvbn(password[:100], user_inputs=words)["score"])

@@ -79,6 +79,15 @@ MIGRATIONS = [
     INSERT OR IGNORE INTO domains(name, added)
         SELECT substr(source, instr(source, '@') + 1), CAST(strftime('%s', 'now') AS REAL) FROM aliases;
     """,
+    # per-user mail quota in MB (0 = none), gk.mail.delivery.quota
+    """
+    ALTER TABLE users ADD COLUMN quota_mb INTEGER NOT NULL DEFAULT 0;
+    """,
+    # forward a user's mail to another address (gk.mail.smtp.forward), keeping a copy here or not
+    """
+    ALTER TABLE users ADD COLUMN forward_to TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN forward_keep INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 ADDRESS_RE = re.compile(
@@ -119,6 +128,9 @@ class User:
     display_name: str
     language: str
     password_changed: float
+    quota_mb: int = 0  # 0: no quota
+    forward_to: str = ""  # mail to this user also (or only) goes there
+    forward_keep: bool = True  # with forward_to: a copy stays in this mailbox
 
     @property
     def local(self) -> str:
@@ -170,6 +182,9 @@ class AccountStore:
             row["display_name"],
             row["language"],
             row["password_changed"],
+            int(row["quota_mb"] or 0),
+            row["forward_to"] or "",
+            bool(row["forward_keep"]),
         )
 
     def on_password_change(self, callback) -> None:  # type: ignore[no-untyped-def]
@@ -196,7 +211,7 @@ class AccountStore:
         (the web admin and ``gk user add`` pass False until the admin confirms; the first domain
         of an empty box needs no confirmation); a public provider's never is."""
         addr = check_address(address)
-        problem = password_problem_template(password)
+        problem = password_problem_template(password, (addr, display_name))
         if problem:
             raise AccountError(problem[0], **problem[1])
         self._check_domain(addr.rpartition("@")[2], new_domain)
@@ -229,7 +244,7 @@ class AccountStore:
         return [self._user(r) for r in self.db.query("SELECT * FROM users ORDER BY address")]
 
     def set_password(self, address: str, password: str) -> None:
-        problem = password_problem_template(password)
+        problem = password_problem_template(password, (normalize_address(address),))
         if problem:
             raise AccountError(problem[0], **problem[1])
         hashed = self.hasher.hash(password)
@@ -245,6 +260,25 @@ class AccountStore:
 
     def set_admin(self, address: str, admin: bool) -> None:
         self.db.execute("UPDATE users SET is_admin = ? WHERE address = ?", (int(admin), normalize_address(address)))
+
+    def set_quota(self, address: str, quota_mb: int) -> None:
+        """The user's mail quota in MB (0: none), enforced by ``gk.mail.delivery.quota``."""
+        if quota_mb < 0 or quota_mb > 10_000_000:
+            raise AccountError(N_("a quota is a number of MB from 0 (none) to {n}"), n=10_000_000)
+        self.db.execute("UPDATE users SET quota_mb = ? WHERE address = ?", (quota_mb, normalize_address(address)))
+
+    def set_forward(self, address: str, target: str, keep: bool = True) -> None:
+        """Forward ``address``'s mail to ``target`` ("" = no forward), keeping a copy here or not."""
+        addr = normalize_address(address)
+        dest = normalize_address(target) if target.strip() else ""
+        if dest:
+            if not ADDRESS_RE.match(dest) or len(dest) > 254:
+                raise AccountError(N_("{address!r} is not a usable mail address"), address=target)
+            if self.resolve_recipient(dest) == self.get_user(addr):
+                raise AccountError(N_("mail to {address} cannot be forwarded to itself"), address=addr)
+        self.db.execute(
+            "UPDATE users SET forward_to = ?, forward_keep = ? WHERE address = ?", (dest, int(keep or not dest), addr)
+        )
 
     def set_profile(self, address: str, *, display_name: str | None = None, language: str | None = None) -> None:
         addr = normalize_address(address)

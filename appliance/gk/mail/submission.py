@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from gk import pools
 from gk.accounts import User, normalize_address
-from gk.mail.delivery import Target, Trace, get_delivery, received
+from gk.mail.delivery import Target, Trace, get_delivery, quota, received
 from gk.mail.mailbox import RawMessage
 from gk.mail.queue.service import QueueError, QueueService
+from gk.mail.smtp import forward
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -136,9 +137,19 @@ def submit(
     result = SubmitResult()
     t = trace or Trace(protocol="HTTPS", auth_user=user.address)
     if local:
-        common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
-        get_delivery(ctx).deliver(message, local, common, sender)
+        size = message.size() or 0
+        for target in local:  # a full mailbox refuses as SMTP DATA does (gk.mail.delivery.quota)
+            if quota.exceeded(ctx, target.user, size):
+                raise SubmissionError(quota.FULL_DATA.format(address=target.rcpt))
         result.delivered = [target.rcpt for target in local]
+        common = received(t, ctx.hostname, local[0].rcpt if len(local) == 1 else None)
+        local, outside = forward.plan(ctx, local)  # the recipients' forwards, as for mail from outside
+        if outside:
+            kept = {target.user for target in local}
+            unsent = forward.send(ctx, outside, message, common, sender)
+            local += [Target(u, u) for u in unsent if u not in kept]
+        if local:
+            get_delivery(ctx).deliver(message, local, common, sender)
     if remote and queue is not None:  # checked above: not None when remote
         path = _spool_for_queue(ctx, received(t, ctx.hostname), message)
         try:

@@ -15,9 +15,10 @@ import bottle
 
 from gk.accounts import AccountError
 from gk.accounts.known_ips import KnownIPs
+from gk.accounts.passwords import MIN_PASSWORD_LENGTH, PASSWORD_RULE
 from gk.ai.tokens import TokenStore
 from gk.locale import N_
-from gk.web import forms
+from gk.web import flash, forms
 from gk.web.app import ANYONE, USER, Route, Web
 from gk.web.i18n import LANGUAGES, translator
 
@@ -115,6 +116,13 @@ def account_page(web: Web, **kw: object) -> str:
 
     user = web.signed_in()
     _ = translator(web.lang())
+    shown = flash.take(web)  # what the post that redirected here left (a secret shown once)
+    if shown.get("notice"):
+        kw.setdefault("notice", shown["notice"])
+    if shown.get("app_password"):
+        kw.setdefault("new_app", (shown.get("app_name", ""), shown["app_password"]))
+    if shown.get("token"):
+        kw.setdefault("new_token", (shown.get("token_label", ""), shown["token"]))
     tokens = [(t, token_scope_text(t.scopes, _)) for t in _tokens(web).list(user.address)]
     return web.render(
         "account.html",
@@ -124,6 +132,7 @@ def account_page(web: Web, **kw: object) -> str:
         token_transports=TOKEN_TRANSPORTS,
         languages=LANGUAGES,
         errors=kw.pop("errors", {}),
+        password_rule=web.gettext(PASSWORD_RULE, n=MIN_PASSWORD_LENGTH),
         chat_digest=chat_digest(web, user.local),
         oauth_grants=oauth_web.grants_of(web, user.address),
         **kw,
@@ -153,7 +162,7 @@ def set_chat_digest(web: Web) -> None:
     if chat is None:
         raise bottle.HTTPError(404, N_("Not found"))
     digest.set_wanted(chat.store, user.local, bool(forms.text("digest")))
-    raise bottle.redirect("/account")
+    flash.redirect(web, "/account", web.gettext("Saved."))
 
 
 def account(web: Web) -> str:
@@ -182,7 +191,7 @@ def change_password(web: Web) -> str:
     sess = web.session()
     web.sessions.delete_user(user.address, keep=sess.sid if sess else "")
     ctx.accounts.record_event("password_changed", "web", web.client_ip(), user.address)
-    return account_page(web, notice=_("Password changed."))
+    flash.redirect(web, "/account", _("Password changed."))
 
 
 def set_language(web: Web) -> None:
@@ -190,7 +199,7 @@ def set_language(web: Web) -> None:
     lang = forms.text("language")
     if lang in LANGUAGES or lang == "":
         web.ctx.accounts.set_profile(user.address, language=lang)
-    raise bottle.redirect("/account")
+    flash.redirect(web, "/account", translator(lang or web.lang())(N_("Language saved.")))
 
 
 def add_app_password(web: Web) -> str:
@@ -203,14 +212,28 @@ def add_app_password(web: Web) -> str:
     password = new_app_password()
     ctx.accounts.add_app_password(user.address, name, password)
     ctx.accounts.record_event("app_password_added", "web", web.client_ip(), user.address, name)
-    return account_page(web, new_app=(name, password))
+    flash.redirect(web, "/account#app-passwords", app_name=name, app_password=password)
 
 
-def delete_app_password(web: Web, app_id: int) -> None:
+def not_confirmed(web: Web) -> str | None:
+    """A removal carries its ticked "confirm" box; else the page again (400), saying so."""
+    if forms.text("confirm") == "1":
+        return None
+    bottle.response.status = 400
+    return account_page(
+        web, notice="", errors={"confirm": web.gettext("Tick the box next to it to confirm the removal.")}
+    )
+
+
+def delete_app_password(web: Web, app_id: int) -> str:
     user = web.signed_in()
+    if not any(a["id"] == app_id for a in web.ctx.accounts.list_app_passwords(user.address)):
+        raise bottle.HTTPError(404, N_("Not found"))
+    if (refused := not_confirmed(web)) is not None:
+        return refused
     if not web.ctx.accounts.delete_app_password(user.address, app_id):
         raise bottle.HTTPError(404, N_("Not found"))
-    raise bottle.redirect("/account")
+    flash.redirect(web, "/account#app-passwords", web.gettext("App password removed: that device is signed out."))
 
 
 def add_token(web: Web) -> str:
@@ -229,15 +252,19 @@ def add_token(web: Web) -> str:
         return account_page(web, errors={"label": error})
     token_id, token = _tokens(web).add(user.address, label=label, scope=",".join(scopes))
     web.ctx.accounts.record_event("api_token_added", "web", web.client_ip(), user.address, f"{token_id} {label}")
-    return account_page(web, new_token=(label, token))
+    flash.redirect(web, "/account#api-tokens", token_label=label, token=token)
 
 
-def delete_token(web: Web, token_id: int) -> None:
+def delete_token(web: Web, token_id: int) -> str:
     user = web.signed_in()
-    if not _tokens(web).delete(token_id, user.address):  # another user's token: not found
+    if not any(t.id == token_id for t in _tokens(web).list(user.address)):  # another user's token: not found
+        raise bottle.HTTPError(404, N_("Not found"))
+    if (refused := not_confirmed(web)) is not None:
+        return refused
+    if not _tokens(web).delete(token_id, user.address):
         raise bottle.HTTPError(404, N_("Not found"))
     web.ctx.accounts.record_event("api_token_deleted", "web", web.client_ip(), user.address, str(token_id))
-    raise bottle.redirect("/account")
+    flash.redirect(web, "/account#api-tokens", web.gettext("Token revoked."))
 
 
 ROUTES = (

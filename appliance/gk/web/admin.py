@@ -8,10 +8,11 @@ import bottle
 
 from gk import localtime, pools
 from gk import settings as gksettings
-from gk.accounts import AccountError
+from gk.accounts import AccountError, User
+from gk.accounts.passwords import MIN_PASSWORD_LENGTH, PASSWORD_RULE
 from gk.accounts.store import DomainNotLocal
 from gk.locale import N_
-from gk.web import forms, smarthost
+from gk.web import flash, forms, smarthost
 from gk.web.app import ADMIN, Route, Web
 
 # the Let's Encrypt service's states (gk.acme.service), as the settings page shows them
@@ -26,38 +27,112 @@ ACME_STATES = {
 def users_page(web: Web, **kw: object) -> str:
     accounts = web.ctx.accounts
     kw.setdefault("confirm_domain", "")
+    kw.setdefault("address", "")
+    for key, value in flash.take(web).items():
+        kw.setdefault(key, value)
+    aliases = accounts.list_aliases()
+    by_target: dict[str, list[str]] = {}
+    for source, target in aliases:
+        by_target.setdefault(target, []).append(source)
+    users = accounts.list_users()
     return web.render(
         "admin_users.html",
-        users=accounts.list_users(),
+        users=users,
+        usage=mail_usage(web, users),
+        aliases=aliases,
+        aliases_of=by_target,
         domains=accounts.list_domains(),
         errors=kw.pop("errors", {}),
+        password_rule=web.gettext(PASSWORD_RULE, n=MIN_PASSWORD_LENGTH),
         **kw,
     )
 
 
+def mail_usage(web: Web, users: list[User]) -> dict[str, float]:
+    """MB of mail each user keeps (empty when the mailbox store is not running)."""
+    from gk.mail.delivery import quota
+    from gk.mail.mailbox import MailboxStore
+
+    store = web.ctx.services.maybe(MailboxStore)
+    if store is None:
+        return {}
+    return {u.address: round(quota.usage(store.user(u.address)) / quota.MB, 1) for u in users}
+
+
 def users(web: Web) -> str:
-    return users_page(web, address="")
+    return users_page(web)
+
+
+def not_confirmed(web: Web, what: str, errors_key: str, **kw: object) -> str | None:
+    """A destructive post carries its ticked "confirm" box; else the page again (400), saying so."""
+    if forms.text("confirm") == "1":
+        return None
+    bottle.response.status = 400
+    return users_page(web, errors={errors_key: web.gettext("Tick the box to confirm: {what}", what=what)}, **kw)
 
 
 def add_user(web: Web) -> str:
     ctx = web.ctx
     admin = web.signed_in()
     address = forms.text("address").lower()
+    display_name = forms.text("display_name")[:100]
+    is_admin = bool(forms.text("admin"))
     # the admin ticked "add this domain" for exactly this address's domain
     confirmed = bool(forms.text("new_domain")) and forms.text("new_domain") == address.rpartition("@")[2]
+    entered = {"address": address, "display_name": display_name, "new_admin": is_admin}
     try:
         user = ctx.accounts.add_user(
-            address, forms.raw("password"), admin=bool(forms.text("admin")), new_domain=confirmed
+            address, forms.raw("password"), admin=is_admin, display_name=display_name, new_domain=confirmed
         )
     except DomainNotLocal as exc:
         bottle.response.status = 400
-        return users_page(web, address=address, confirm_domain=exc.domain, errors={"address": web.error_text(exc)})
+        return users_page(web, confirm_domain=exc.domain, errors={"address": web.error_text(exc)}, **entered)
     except AccountError as exc:
         bottle.response.status = 400
         key = "password" if "password" in str(exc).lower() else "address"
-        return users_page(web, address=address, errors={key: web.error_text(exc)})
+        return users_page(web, errors={key: web.error_text(exc)}, **entered)
     ctx.accounts.record_event("user_added", "web", web.client_ip(), user.address, f"by {admin.address}")
-    return users_page(web, address="", notice=web.gettext("Added {address}.", address=user.address))
+    flash.redirect(web, "/admin/users", web.gettext("Added {address}.", address=user.address))
+
+
+def save_profile(web: Web, address: str) -> str:
+    """A user's display name and administrator flag (never one's own flag: no lock-out)."""
+    ctx = web.ctx
+    admin = web.signed_in()
+    user = ctx.accounts.get_user(address)
+    if user is None:
+        raise bottle.HTTPError(404, N_("Not found"))
+    display_name = forms.text("display_name")[:100]
+    make_admin = bool(forms.text("admin"))
+    error = ""
+    quota_mb = user.quota_mb
+    if user.address == admin.address and not make_admin:
+        error = web.gettext("You cannot remove your own administrator rights.")
+    elif "quota" in bottle.request.forms:
+        try:
+            quota_mb = int(forms.text("quota") or "0")
+            if not 0 <= quota_mb <= 10_000_000:
+                raise ValueError(quota_mb)
+        except ValueError:
+            error = web.gettext("Enter the quota as a number of MB (0 for none).")
+    if error:
+        bottle.response.status = 400
+        return users_page(web, errors={"user:" + user.address: error}, open_user=user.address)
+    if "forward_to" in bottle.request.forms:
+        try:
+            ctx.accounts.set_forward(user.address, forms.text("forward_to"), keep=bool(forms.text("forward_keep")))
+        except AccountError as exc:
+            bottle.response.status = 400
+            errors = {"user:" + user.address: web.error_text(exc)}
+            return users_page(web, errors=errors, open_user=user.address)
+    ctx.accounts.set_profile(user.address, display_name=display_name)
+    ctx.accounts.set_quota(user.address, quota_mb)
+    if make_admin != user.is_admin:
+        ctx.accounts.set_admin(user.address, make_admin)
+        web.sessions.delete_user(user.address)  # its sessions start again with the new rights
+        kind = "admin_granted" if make_admin else "admin_revoked"
+        ctx.accounts.record_event(kind, "web", web.client_ip(), user.address, f"by {admin.address}")
+    flash.redirect(web, "/admin/users", web.gettext("Saved {address}.", address=user.address))
 
 
 def add_domain(web: Web) -> str:
@@ -67,22 +142,25 @@ def add_domain(web: Web) -> str:
         name = ctx.accounts.add_domain(forms.text("domain").lower())
     except AccountError as exc:
         bottle.response.status = 400
-        return users_page(web, address="", errors={"domain": web.error_text(exc)}, domain=forms.text("domain"))
+        return users_page(web, errors={"domain": web.error_text(exc)}, domain=forms.text("domain"))
     ctx.accounts.record_event("domain_added", "web", web.client_ip(), admin.address, name)
-    return users_page(web, address="", notice=web.gettext("{domain} is now a mail domain of this box.", domain=name))
+    flash.redirect(web, "/admin/users#domains", web.gettext("{domain} is now a mail domain of this box.", domain=name))
 
 
 def delete_domain(web: Web, name: str) -> str:
     ctx = web.ctx
     admin = web.signed_in()
+    refused = not_confirmed(web, web.gettext("remove {domain}", domain=name), "domains")
+    if refused is not None:
+        return refused
     try:
         ctx.accounts.delete_domain(name)
     except AccountError as exc:
         bottle.response.status = 400
-        return users_page(web, address="", errors={"domains": web.error_text(exc)})
+        return users_page(web, errors={"domains": web.error_text(exc)})
     ctx.accounts.record_event("domain_deleted", "web", web.client_ip(), admin.address, name)
-    return users_page(
-        web, address="", notice=web.gettext("{domain} is no longer a mail domain of this box.", domain=name)
+    flash.redirect(
+        web, "/admin/users#domains", web.gettext("{domain} is no longer a mail domain of this box.", domain=name)
     )
 
 
@@ -91,16 +169,19 @@ def delete_user(web: Web, address: str) -> str:
     admin = web.signed_in()
     if address == admin.address:
         bottle.response.status = 400
-        return users_page(web, address="", errors={"list": web.gettext("You cannot remove your own account.")})
+        return users_page(web, errors={"list": web.gettext("You cannot remove your own account.")})
+    if ctx.accounts.get_user(address) is None:
+        raise bottle.HTTPError(404, N_("Not found"))
+    refused = not_confirmed(web, web.gettext("remove {address}", address=address), "user:" + address, open_user=address)
+    if refused is not None:
+        return refused
     try:
         ctx.accounts.delete_user(address)
     except AccountError as exc:
         raise bottle.HTTPError(404, str(exc)) from exc
     web.sessions.delete_user(address)
     ctx.accounts.record_event("user_deleted", "web", web.client_ip(), address, f"by {admin.address}")
-    return users_page(
-        web, address="", notice=web.gettext("Removed {address} (its mail stays on disk).", address=address)
-    )
+    flash.redirect(web, "/admin/users", web.gettext("Removed {address} (its mail stays on disk).", address=address))
 
 
 def reset_password(web: Web, address: str) -> str:
@@ -112,16 +193,53 @@ def reset_password(web: Web, address: str) -> str:
         ctx.accounts.set_password(address, forms.raw("password"))
     except AccountError as exc:
         bottle.response.status = 400
-        return users_page(web, address="", errors={"reset:" + address: web.error_text(exc)})
+        return users_page(web, errors={"reset:" + address: web.error_text(exc)}, open_user=address)
     web.sessions.delete_user(address)
     ctx.accounts.record_event("password_reset", "web", web.client_ip(), address, f"by {admin.address}")
-    return users_page(web, address="", notice=web.gettext("New password set for {address}.", address=address))
+    flash.redirect(web, "/admin/users", web.gettext("New password set for {address}.", address=address))
+
+
+def add_alias(web: Web) -> str:
+    """Another address delivered to a user (``gk alias add``); a new domain asks first, as for users."""
+    ctx = web.ctx
+    admin = web.signed_in()
+    source, target = forms.text("alias").lower(), forms.text("target").lower()
+    confirmed = bool(forms.text("new_domain")) and forms.text("new_domain") == source.rpartition("@")[2]
+    entered = {"alias": source, "alias_target": target}
+    try:
+        ctx.accounts.add_alias(source, target, new_domain=confirmed)
+    except DomainNotLocal as exc:
+        bottle.response.status = 400
+        return users_page(web, alias_confirm_domain=exc.domain, errors={"alias": web.error_text(exc)}, **entered)
+    except AccountError as exc:
+        bottle.response.status = 400
+        return users_page(web, errors={"alias": web.error_text(exc)}, **entered)
+    ctx.accounts.record_event("alias_added", "web", web.client_ip(), target, f"{source} by {admin.address}")
+    flash.redirect(
+        web, "/admin/users#aliases", web.gettext("Mail to {alias} now goes to {address}.", alias=source, address=target)
+    )
+
+
+def delete_alias(web: Web, address: str) -> str:
+    ctx = web.ctx
+    admin = web.signed_in()
+    refused = not_confirmed(web, web.gettext("remove {address}", address=address), "aliases")
+    if refused is not None:
+        return refused
+    try:
+        ctx.accounts.delete_alias(address)
+    except AccountError as exc:
+        raise bottle.HTTPError(404, N_("Not found")) from exc
+    ctx.accounts.record_event("alias_deleted", "web", web.client_ip(), "", f"{address} by {admin.address}")
+    flash.redirect(web, "/admin/users#aliases", web.gettext("Removed the alias {address}.", address=address))
 
 
 def settings_page(web: Web, **kw: object) -> str:
     ctx = web.ctx
     current = kw.pop("timezone", None) or localtime.zone(web.data_dir).key
     owner = gksettings.of(web.data_dir)
+    for key, value in flash.take(web).items():
+        kw.setdefault(key, value)
     kw.setdefault("hostname", owner.hostname() or ctx.hostname)
     kw.setdefault("domain", owner.mail_domain())
     from gk.acme.service import ACMEService
@@ -152,7 +270,7 @@ def save_settings(web: Web) -> str:
         bottle.response.status = 400
         return settings_page(web, timezone=tz, errors={"timezone": web.error_text(exc)})
     web.ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"time zone {tz}")
-    return settings_page(web, notice=web.gettext("Time zone saved."))
+    flash.redirect(web, "/admin/settings", web.gettext("Time zone saved."))
 
 
 def save_host(web: Web) -> str:
@@ -179,7 +297,7 @@ def save_host(web: Web) -> str:
     gksettings.of(web.data_dir).update(hostname=hostname, mail_domain=domain)
     renew_certificate(ctx, hostname)
     ctx.accounts.record_event("settings", "web", web.client_ip(), admin.address, f"host {hostname} domain {domain}")
-    return settings_page(web, notice=web.gettext("Host name and mail domain saved."))
+    flash.redirect(web, "/admin/settings#host", web.gettext("Host name and mail domain saved."))
 
 
 def save_certificate(web: Web) -> str:
@@ -190,7 +308,9 @@ def save_certificate(web: Web) -> str:
     email = forms.text("email")
     if email and "@" not in email:
         bottle.response.status = 400
-        return settings_page(web, errors={"email": web.gettext("Enter a mail address, or leave it empty.")})
+        return settings_page(
+            web, email=email, errors={"email": web.gettext("Enter a mail address, or leave it empty.")}
+        )
     cfg = pools.run_io(smarthost.write_config, ctx.data_dir, {"enabled": enabled, "email": email}, "acme")
     ctx.config.acme.enabled, ctx.config.acme.email = cfg.acme.enabled, cfg.acme.email
     from gk.acme import service as acme_service
@@ -208,7 +328,7 @@ def save_certificate(web: Web) -> str:
         notice = web.gettext("Let's Encrypt is on: the certificate is requested now.")
     else:
         notice = web.gettext("Let's Encrypt is off.")
-    return settings_page(web, notice=notice)
+    flash.redirect(web, "/admin/settings#certificate", notice)
 
 
 ROUTES = (
@@ -216,6 +336,9 @@ ROUTES = (
     Route("POST", "/admin/users", add_user, ADMIN),
     Route("POST", "/admin/users/<address>/delete", delete_user, ADMIN),
     Route("POST", "/admin/users/<address>/password", reset_password, ADMIN),
+    Route("POST", "/admin/users/<address>/profile", save_profile, ADMIN),
+    Route("POST", "/admin/aliases", add_alias, ADMIN),
+    Route("POST", "/admin/aliases/<address>/delete", delete_alias, ADMIN),
     Route("POST", "/admin/domains", add_domain, ADMIN),
     Route("POST", "/admin/domains/<name>/delete", delete_domain, ADMIN),
     Route("GET", "/admin/settings", settings, ADMIN),

@@ -22,7 +22,7 @@ import bottle
 
 from gk import localtime
 from gk.locale import N_
-from gk.web import i18n
+from gk.web import flash, i18n, nextsteps
 from gk.web.app import ADMIN, Route, Web
 
 if TYPE_CHECKING:
@@ -147,6 +147,10 @@ EVENT_NAMES = {
     "dav_shared": N_("Calendar or address book shared"),
     "chat_room_created": N_("Chat room created"),
     "chat_room_deleted": N_("Chat room deleted"),
+    "admin_granted": N_("Administrator rights given"),
+    "admin_revoked": N_("Administrator rights removed"),
+    "alias_added": N_("Alias added"),
+    "alias_deleted": N_("Alias removed"),
 }
 
 
@@ -199,6 +203,8 @@ def dashboard(web: Web) -> str:
         events=events,
         fmt_duration=lambda s: i18n.format_duration(s, lang),
         acme=acme_status,
+        next_steps=nextsteps.for_dashboard(web, web.signed_in().address),
+        notice=flash.take(web).get("notice", ""),
     )
 
 

@@ -36,6 +36,12 @@ ORDER = {"error": 0, "warning": 1, "info": 2, "ok": 3}
 _last: dict[str, Any] = {}
 
 
+def last_findings() -> list[Finding] | None:
+    """The last run's findings (None: no run since the start), for the dashboard's next steps."""
+    findings: list[Finding] | None = _last.get("findings")
+    return findings
+
+
 def inputs_for(web: Web) -> Inputs:
     ctx = web.ctx
     hostname = maildelivery.hostname_for_records(web)

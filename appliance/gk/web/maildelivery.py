@@ -28,7 +28,7 @@ import gevent.pool
 
 from gk import localtime, pools, settings
 from gk.locale import N_
-from gk.web import i18n, smarthost
+from gk.web import flash, forms, i18n, smarthost
 from gk.web.app import ADMIN, Route, Web
 
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ def mail_page(web: Web, checked: bool = False, **kw: Any) -> str:
     if checked:
         domains = [(d, check(ctx, recs)) for d, recs in domains]
     kw.setdefault("choice", smarthost.current(ctx.config.queue))
+    for key, value in flash.take(web).items():
+        kw.setdefault(key, value)
     return web.render(
         "admin/mail.html",
         domains=domains,
@@ -172,18 +174,24 @@ def queue_retry(web: Web, msg_id: int) -> str:
         bottle.response.status = 404
         return mail_page(web, errors={"queue": web.gettext("Message {id} is not waiting in the queue.", id=msg_id)})
     log.info("queue msg=%d: retry now (by %s from the web)", msg_id, admin.address)
-    return mail_page(web, notice=web.gettext("Message {id}: {n} recipient(s) will be tried again now.", id=msg_id, n=n))
+    notice = web.gettext("Message {id}: {n} recipient(s) will be tried again now.", id=msg_id, n=n)
+    flash.redirect(web, "/admin/mail#queue", notice)
 
 
 def queue_delete(web: Web, msg_id: int) -> str:
     admin = web.signed_in()
     queue = queue_service(web)
+    if forms.text("confirm") != "1":
+        bottle.response.status = 400
+        error = web.gettext("Tick the box to confirm: {what}", what=web.gettext("delete message {id}", id=msg_id))
+        return mail_page(web, errors={"queue": error})
     if not queue.delete(msg_id):
         bottle.response.status = 404
         return mail_page(web, errors={"queue": web.gettext("Message {id} is not in the queue.", id=msg_id)})
     log.info("queue msg=%d: deleted without a bounce (by %s from the web)", msg_id, admin.address)
     web.ctx.accounts.record_event("queue_delete", "web", web.client_ip(), admin.address, f"message {msg_id}")
-    return mail_page(web, notice=web.gettext("Message {id} deleted from the queue (no bounce is sent).", id=msg_id))
+    notice = web.gettext("Message {id} deleted from the queue (no bounce is sent).", id=msg_id)
+    flash.redirect(web, "/admin/mail#queue", notice)
 
 
 def mail_route(web: Web) -> str:
@@ -193,12 +201,10 @@ def mail_route(web: Web) -> str:
     if errors:
         bottle.response.status = 400
         return mail_page(web, choice=choice, errors=errors)
-    return mail_page(
-        web,
-        notice=web.gettext(
-            "Saved: outgoing mail now goes {route}.", route=smarthost.describe(ctx.config.queue, web.gettext)
-        ),
+    notice = web.gettext(
+        "Saved: outgoing mail now goes {route}.", route=smarthost.describe(ctx.config.queue, web.gettext)
     )
+    flash.redirect(web, "/admin/mail#route", notice)
 
 
 ROUTES = (

@@ -33,13 +33,13 @@ import gevent
 
 from gk import claim, localtime, pools, settings
 from gk.accounts import AccountError
-from gk.accounts.passwords import MIN_PASSWORD_LENGTH
+from gk.accounts.passwords import MIN_PASSWORD_LENGTH, PASSWORD_RULE
 from gk.accounts.store import DomainNotLocal, check_address
 from gk.claim.codeguard import CodeGuard
 from gk.claim.waiters import ButtonWaiters
 from gk.locale import N_
 from gk.security import tls
-from gk.web import forms, smarthost
+from gk.web import flash, forms, smarthost
 from gk.web.app import SETUP, Route, Web
 from gk.web.headers import https_origin
 
@@ -137,7 +137,10 @@ def after(web: Web, step: str) -> str:
 def page(web: Web, step: str, **kw: Any) -> str:
     shown = wizard(web).shown(in_recovery(web))
     steps = [s.id for s in shown]
-    titles = {s.id: s.title for s in wizard(web).steps if s.title} | {"https": N_("Continue over HTTPS")}
+    titles = {s.id: s.title for s in wizard(web).steps if s.title} | {
+        "https": N_("Continue over HTTPS"),
+        "claimed": N_("Set up from another browser"),
+    }
     index = steps.index(step) if step in steps else 0
     # a step the claimant may go back to: after the claim, and done (or before the current one)
     revisitable = {
@@ -157,6 +160,7 @@ def page(web: Web, step: str, **kw: Any) -> str:
         errors=kw.pop("errors", {}),
         code_file=str(web.data_dir / claim.SETUP_CODE_FILE),
         min_password=MIN_PASSWORD_LENGTH,
+        password_rule=PASSWORD_RULE,
         **kw,
     )
 
@@ -225,7 +229,9 @@ def claim_step(web: Web) -> str:
         raise bottle.redirect("/wizard")
     st, recovery = web.claim_state()  # as fresh as reading the claim database (claim.gate)
     if st != claim.UNCLAIMED and not recovery:
-        raise bottle.HTTPError(403, N_("This server is already being set up from another browser."))
+        # the owner who lost the claiming browser is told the way back (button hold, gk claim recover)
+        bottle.response.status = 403
+        return page(web, "claimed")
     if bottle.request.method == "GET":
         sess = web.session()
         assert sess is not None
@@ -422,8 +428,7 @@ def users_step(web: Web) -> str:
         address = forms.text("address").lower()
         confirmed = bool(forms.text("new_domain")) and forms.text("new_domain") == address.rpartition("@")[2]
         try:
-            ctx.accounts.add_user(address, forms.raw("password"), new_domain=confirmed)
-            address = ""
+            added = ctx.accounts.add_user(address, forms.raw("password"), new_domain=confirmed)
         except DomainNotLocal as exc:
             errors["address"] = web.error_text(exc)
             confirm_domain = exc.domain
@@ -431,10 +436,13 @@ def users_step(web: Web) -> str:
         except AccountError as exc:
             errors["password" if "password" in str(exc).lower() else "address"] = web.error_text(exc)
             bottle.response.status = 400
+        else:  # post/redirect/get: a reload of the page after adds nobody twice
+            flash.redirect(web, "/wizard/users", web.gettext("Added {address}.", address=added.address))
     domain = settings.of(web.data_dir).mail_domain()
     return page(
         web,
         "users",
+        notice=flash.take(web).get("notice", ""),
         users=ctx.accounts.list_users(),
         address=address,
         domain=domain,

@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from gk.mail.delivery import quota
 from gk.mail.imap import utf7
 from gk.mail.imap.connection import AUTH, SELECTED
 from gk.mail.imap.listing import Listed, list_lines
@@ -336,6 +337,8 @@ class FolderCommands(SelectedView):
             raise NoCommand(f"no folder {name}", "TRYCREATE") from exc
         if lit.size == 0:
             raise NoCommand("an empty message cannot be appended")
+        if quota.exceeded(self.ctx, self.user, lit.size):
+            raise NoCommand("the mailbox is over its quota", "OVERQUOTA")
         source = lit.bytes() if lit.in_memory else lit.stream()
         uidvalidity, uid = self.mb.append(name, source, flags, when, zone)
         self._updates(True)

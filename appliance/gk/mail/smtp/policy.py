@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gk.accounts import User, normalize_address
 from gk.mail import submission
+from gk.mail.delivery import quota
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -85,11 +86,15 @@ class SMTPPolicy:
                 return RcptDecision(problem)
             if owner is None and not submission.remote_outbound_available(self.ctx):
                 return RcptDecision(submission.NO_OUTBOUND)
+            if owner is not None and quota.exceeded(self.ctx, owner):
+                return RcptDecision(quota.FULL_RCPT.format(address=address))
             return RcptDecision("250 2.1.5 OK", owner)
         # a user or alias makes its domain local: resolve first (the common case, two indexed
         # lookups) and look at the whole list of local domains only to word a refusal
         owner_user = self.ctx.accounts.resolve_recipient(addr)
         if owner_user is not None:
+            if quota.exceeded(self.ctx, owner_user.address):
+                return RcptDecision(quota.FULL_RCPT.format(address=address))
             return RcptDecision("250 2.1.5 OK", owner_user.address)
         if not self.ctx.accounts.is_local_domain(domain):
             return RcptDecision(f"550 5.7.1 <{address}>: relaying denied")

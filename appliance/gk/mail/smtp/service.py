@@ -29,10 +29,10 @@ from gk.accounts import User
 from gk.context import AppContext
 from gk.mail import submission
 from gk.mail.authcheck import InboundChecker
-from gk.mail.delivery import Target, Trace, get_delivery, received
+from gk.mail.delivery import Target, Trace, get_delivery, quota, received
 from gk.mail.dnsresolver import make_resolver
 from gk.mail.mailbox import unique_name
-from gk.mail.smtp import spool
+from gk.mail.smtp import forward, spool
 from gk.mail.smtp.policy import ConnectionSlots, ListenerKind, SMTPPolicy
 from gk.mail.smtp.session import GKSMTP
 
@@ -152,6 +152,9 @@ class SMTPService:
         """Deliver or queue one received message (runs in a greenlet); returns the SMTP reply."""
         self.accepting += 1
         try:
+            for address, owner in recipients.items():
+                if owner is not None and quota.exceeded(self.ctx, owner, size):
+                    return quota.FULL_DATA.format(address=address)
             if kind.is_submission:
                 if user is None:
                     return "530 5.7.0 Authentication required"
@@ -192,7 +195,13 @@ class SMTPService:
         if not targets:
             return "554 5.5.1 No valid recipients"
         common = outcome.header + received(trace, self.hostname, targets[0].rcpt if len(targets) == 1 else None)
-        self.delivery.deliver(message, targets, common, mail_from)
+        targets, outside = forward.plan(self.ctx, targets)
+        if outside:  # queued first: a forward that cannot be queued keeps its copy here
+            unsent = forward.send(self.ctx, outside, message, common, mail_from)
+            kept = {t.user for t in targets}
+            targets += [Target(u, u, folder) for u in unsent if u not in kept]
+        if targets:
+            self.delivery.deliver(message, targets, common, mail_from)
         log.info(
             "delivered %s from %s <%s> to %d recipient(s) in %s, %d bytes",
             trace.queue_id,

@@ -1,0 +1,98 @@
+"""Forwards: mail to a user who set ``forward_to`` (admin's Users page) also goes there, or only
+there when the user keeps no copy.
+
+A forward to a local address is one more local copy (one hop: a forward is not followed again).
+A forward outside goes through the outbound queue with the envelope sender rewritten to the
+forwarding user's own address, so SPF checks this box's domain — which sends it — instead of the
+original sender's, and a failure comes back to that user; a bounce (empty sender) is forwarded
+with an empty sender, so it is never bounced again. The queue DKIM-signs it for the user's
+domain (``spooling.signing_domain``). Without the queue running, the forward is logged and the
+local copy kept, whatever the user chose: mail is never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gk import pools
+from gk.mail.delivery import Target
+from gk.mail.mailbox import RawMessage
+
+if TYPE_CHECKING:
+    from gk.context import AppContext
+
+log = logging.getLogger("gk.smtp")
+
+
+def plan(ctx: AppContext, targets: list[Target]) -> tuple[list[Target], dict[str, list[str]]]:
+    """(the local copies to write, {forwarding user: outside addresses}) for ``targets``."""
+    from gk.mail.queue.service import QueueService
+
+    queue_up = ctx.services.maybe(QueueService) is not None
+    local: list[Target] = []
+    outside: dict[str, list[str]] = {}
+    users = {t.user for t in targets}
+    for t in targets:
+        user = ctx.accounts.get_user(t.user)
+        if user is None or not user.forward_to:
+            local.append(t)
+            continue
+        owner = ctx.accounts.resolve_recipient(user.forward_to)
+        if owner is not None:
+            if owner.address not in users:
+                local.append(Target(user.forward_to, owner.address, t.folder))
+                users.add(owner.address)
+        elif queue_up:
+            outside.setdefault(user.address, []).append(user.forward_to)
+        else:
+            log.warning(
+                "forward of %s to %s not sent: the outbound queue is not running", user.address, user.forward_to
+            )
+            local.append(t)
+            continue
+        if user.forward_keep:
+            local.append(t)
+    return local, outside
+
+
+def _spool(directory: Path, top: bytes, message: RawMessage) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="forward-", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(top)
+        for chunk in message.chunks():
+            f.write(chunk)
+    return Path(name)
+
+
+def send(
+    ctx: AppContext, forwards: dict[str, list[str]], message: RawMessage | Path | bytes, top: bytes, mail_from: str
+) -> set[str]:
+    """Queue each user's outside forwards, the envelope sender rewritten (module docstring); the
+    users whose forward could not be queued (their copy must then be kept here)."""
+    from gk.mail.queue.service import QueueError, QueueService
+
+    queue = ctx.services.maybe(QueueService)
+    if not forwards:
+        return set()
+    if queue is None:
+        return set(forwards)
+    failed: set[str] = set()
+    path = pools.run_io(_spool, ctx.data_dir / "spool" / "submit", top, RawMessage.of(message))
+    try:
+        for user, recipients in forwards.items():
+            sender = user if mail_from else ""
+            try:
+                msg_id = queue.enqueue(sender, recipients, path, user=user)
+            except QueueError as exc:
+                log.warning("forward of %s to %s not queued: %s", user, ", ".join(recipients), exc)
+                failed.add(user)
+            else:
+                log.info("forwarded mail of %s to %s (queue id %d)", user, ", ".join(recipients), msg_id)
+    finally:
+        path.unlink(missing_ok=True)  # the queue keeps its own copy
+    return failed
