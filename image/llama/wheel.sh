@@ -99,6 +99,7 @@ if [ "$arch" = arm64 ] && [ -n "${GK_LLAMA_CHECK_GGUF:-}" ]; then
     q=$(command -v qemu-aarch64-static || command -v qemu-aarch64)
     chk="$cache/check-arm64"; rm -rf "$chk"; mkdir -p "$chk"
     (cd "$chk" && "$py" -m zipfile -e "$whl" w)
+    ln -s libllama.so "$chk/w/llama_cpp/lib/libllama.so.0"  # the program links by soname; Python opens the file
     aarch64-linux-gnu-g++ -std=c++17 -O1 -o "$chk/llama-simple" "$src/vendor/llama.cpp/examples/simple/simple.cpp" \
       -I "$src/vendor/llama.cpp/include" -I "$src/vendor/llama.cpp/ggml/include" \
       "$chk/w/llama_cpp/lib/libllama.so" "$chk/w/llama_cpp/lib/libggml-base.so.0" -Wl,-rpath,"$chk/w/llama_cpp/lib"
