@@ -169,6 +169,10 @@ def _gk(base: Path, ai: bool):  # type: ignore[no-untyped-def]
     cfg["ai"] = {"enabled": ai}
     cfg["chat"] = {"irc_port": free_port()}  # not the default 2697, which another GK may hold
     (base / "gk.toml").write_text(tomli_w.dumps(cfg))
+    from gk import claim
+
+    claim.claim(base, "bench")  # an unclaimed box sends /v1 (and everything but the wizard) to the wizard
+    claim.complete(base)
     return gk
 
 
@@ -256,6 +260,8 @@ class _Generator(threading.Thread):
             )
             try:
                 with urllib.request.urlopen(req, timeout=600) as r:
+                    if r.headers.get_content_type() != "text/event-stream":
+                        raise OSError(f"not an answer stream: {r.status} {r.url} {r.headers.get_content_type()}")
                     for line in r:
                         if not line.startswith(b"data: {"):
                             continue
