@@ -84,10 +84,20 @@ ARCH ?= x86-64
 BOARD ?= generic
 IMAGE_DEBS := mkosi systemd-container bubblewrap debootstrap dosfstools mtools fdisk e2fsprogs xz-utils \
 	bmap-tools zstd debian-archive-keyring qemu-system-x86 ovmf qemu-utils device-tree-compiler nftables
-IMAGE_ARM_DEBS := qemu-user-static binfmt-support qemu-system-arm qemu-efi-aarch64
+# arm64 targets also cross-compile llama.cpp for the assistant's wheel (make llama-wheel ARCH=arm64).
+IMAGE_ARM_DEBS := qemu-user-static binfmt-support qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu cmake ninja-build
 BACKPORTS := /etc/apt/sources.list.d/gk-backports.sources
 
-.PHONY: image image-deps image-test image-test-arm64 hwtest
+.PHONY: image image-deps image-test image-test-arm64 hwtest llama-wheel
+
+# The image's portable llama-cpp-python wheel for ARCH (image/llama/wheel.sh; image/wheels.sh calls
+# it for every image build). arm64 is cross-compiled with Debian's gcc-aarch64-linux-gnu (~10-20 min
+# on 2 cores, once per version; cached in GK_IMAGE_CACHE) and, with qemu-user-static, run on the
+# tiny test GGUF under qemu-aarch64. Not part of `make test`.
+llama-wheel: setup
+	$(if $(filter arm64 aarch64,$(ARCH)),$(call need_debs,$(IMAGE_ARM_DEBS)))
+	$(BIN)/python -c 'import sys; sys.path.insert(0, "tests"); from pathlib import Path; from support import tinygguf; tinygguf.write(Path("$(VENV)/tiny-check.gguf"))'
+	GK_LLAMA_CHECK_GGUF=$(abspath $(VENV))/tiny-check.gguf bash image/llama/wheel.sh $(ARCH) image/out
 
 image-deps:
 	@v=$$(mkosi --version 2>/dev/null | awk '{print $$2}'); if [ "$${v%%.*}" != 24 ]; then \
@@ -110,6 +120,7 @@ image-test: setup image-deps
 # arm64 under qemu-user builds in ~30-60 min and boots in qemu-system-aarch64 -M virt: opt-in, not in CI.
 image-test-arm64: setup
 	$(MAKE) image-deps ARCH=arm64
+	$(MAKE) llama-wheel ARCH=arm64
 	ARCH=arm64 bash image/build.sh
 	GK_IMAGE_ARM64=$$(ls image/out/gk-*-arm64.img | head -1) $(BIN)/pytest tests/image/test_image_arm64.py -s
 

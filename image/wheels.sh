@@ -7,7 +7,8 @@
 # usage: image/wheels.sh ARCH(x86-64|arm64) CACHE_DIR STAGE_DIR
 # x86-64 wheels come from `pip wheel` on this (x86-64, Python 3.11) host; arm64 takes the pure
 # wheels from the x86-64 set and downloads the manylinux aarch64 builds of the same versions.
-# (llama-cpp-python, sdist only, will need a per-arch compile here with -DGGML_NATIVE=OFF.)
+# llama-cpp-python (the assistant, issue 14), an sdist only, comes from image/llama/wheel.sh: a
+# portable build per architecture (GGML_NATIVE=OFF; arm64 cross-compiled), cached beside these.
 set -euo pipefail
 arch=${1:?arch}; cache=${2:?cache dir}; stage=${3:?stage dir}
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
@@ -18,6 +19,9 @@ py=${GK_HOST_PYTHON:-$repo/.venv/bin/python}
 reqs=$("$py" - "$repo/appliance/pyproject.toml" <<'PY'
 import sys, tomllib
 deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
+# The assistant's runtime: llama-cpp-python's own dependencies, pinned here (its wheel is built
+# by image/llama/wheel.sh at the version of the `ai` extra); gguf (test-only) stays out.
+deps += ["numpy==2.4.6", "diskcache==5.6.3", "typing-extensions==4.16.0"]
 print("\n".join(sorted(deps)))
 PY
 )
@@ -62,6 +66,8 @@ build_x86
 
 rm -rf "$stage"; mkdir -p "$stage"
 ln "$dest"/*.whl "$stage/" 2>/dev/null || cp "$dest"/*.whl "$stage/"
+GK_IMAGE_CACHE="$cache" "$here/llama/wheel.sh" "$arch" "$stage" \
+  || { echo "wheels: the llama-cpp-python wheel for $arch failed (see above; alone: make llama-wheel ARCH=$arch)" >&2; exit 1; }
 # Build GK's wheel from a copy: an in-tree build would leave build/ in the work tree.
 src=$(mktemp -d); trap 'rm -rf "$src"' EXIT
 tar -C "$repo/appliance" --exclude=build --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$src" -xf -

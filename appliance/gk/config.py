@@ -318,7 +318,7 @@ class AIConfig:
     )
     catalogue: str = opt("", "a model catalogue TOML file to use instead of the one shipped with GK ('' = built in)")
     offline_dirs: list[str] = opt(
-        ["/boot/firmware/gk-models", "/boot/gk-models", "/media"],
+        ["/boot/firmware/gk-models", "/boot/gk-models", "/media", "/boot/efi/gk-models"],
         "directories searched for GGUF files to import without the internet (boot partition, USB sticks)",
     )
 

@@ -136,6 +136,14 @@ class Browser:
         action = str(f["action"]) or path
         return action, dict(f["fields"])  # type: ignore[arg-type]
 
+    def post_forms(self, path: str) -> list[tuple[str, dict[str, str]]]:
+        """(action, fields) of every POST form of ``path``, in page order."""
+        status, location, body = self.request(path)
+        assert status == 200, f"GET {path}: {status} {location} {body[:300]}"
+        parser = _Forms()
+        parser.feed(body)
+        return [(str(f["action"]) or path, dict(f["fields"])) for f in parser.forms if f["method"] == "post"]  # type: ignore[arg-type]
+
     def submit(self, path: str, values: dict[str, str], index: int = -1, action: str = "") -> tuple[int, str, str]:
         """Fill in and post a form of ``path``: the one posting to ``action`` if given, else the
         ``index``-th (a page may hold several, the header's sign-out form first)."""
