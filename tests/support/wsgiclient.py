@@ -46,6 +46,19 @@ def complete_setup(web: Web) -> None:
     web.forget_state()
 
 
+ADMIN, ADMIN_PW = "owner@test.example", "correct horse battery"
+USER, USER_PW = "bob@test.example", "bob password 12345"
+
+
+def set_up_web(data_dir: Path) -> Web:
+    """A server set up (wizard done) with an administrator ``ADMIN`` and a user ``USER``."""
+    web = make_web(data_dir)
+    complete_setup(web)
+    web.ctx.accounts.add_user(ADMIN, ADMIN_PW, admin=True)
+    web.ctx.accounts.add_user(USER, USER_PW)
+    return web
+
+
 @dataclass
 class Response:
     status: int
@@ -137,3 +150,12 @@ class Client:
         self.get("/login")
         resp = self.post("/login", {"address": address, "password": password})
         assert resp.status == 303, (resp.status, resp.text[:300])
+
+
+def signed_in(web: Web, address: str, password: str) -> Client:
+    """A client logged in as ``address``, holding its session's CSRF token."""
+    c = Client(web)
+    c.login(address, password)
+    c.get("/account")  # a page with the session's CSRF token
+    assert c.csrf
+    return c

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from support.wsgiclient import Client, complete_setup, make_web
+from support.wsgiclient import ADMIN, ADMIN_PW, USER, USER_PW, Client, make_web, set_up_web, signed_in
 
 from gk import claim, settings
 from gk.accounts import AccountError
@@ -19,25 +19,10 @@ from gk.diagnosis import Finding
 from gk.web import diagnosis
 from gk.web.app import Web
 
-ADMIN, ADMIN_PW = "owner@test.example", "correct horse battery"
-USER, USER_PW = "bob@test.example", "bob password 12345"
-
 
 @pytest.fixture
 def web(tmp_path: Path) -> Web:
-    web = make_web(tmp_path)
-    complete_setup(web)
-    web.ctx.accounts.add_user(ADMIN, ADMIN_PW, admin=True)
-    web.ctx.accounts.add_user(USER, USER_PW)
-    return web
-
-
-def signed_in(web: Web, address: str, password: str) -> Client:
-    c = Client(web)
-    c.login(address, password)
-    c.get("/account")
-    assert c.csrf
-    return c
+    return set_up_web(tmp_path)
 
 
 def notices(page: str) -> list[str]:

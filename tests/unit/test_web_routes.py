@@ -14,14 +14,22 @@ from pathlib import Path
 
 import bottle
 import pytest
-from support.wsgiclient import Client, complete_setup, make_context, make_web
+from support.wsgiclient import (
+    ADMIN,
+    ADMIN_PW,
+    USER,
+    USER_PW,
+    Client,
+    complete_setup,
+    make_context,
+    make_web,
+    set_up_web,
+    signed_in,
+)
 
 from gk import claim, settings
 from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, wizard
 from gk.web.app import RECOVERY_PATHS, SETUP, Access, Route, Web
-
-ADMIN, ADMIN_PW = "owner@test.example", "correct horse battery"
-USER, USER_PW = "bob@test.example", "bob password 12345"
 
 # what a visitor with no session may reach once setup is complete (a reviewed allow-list)
 ANONYMOUS = {
@@ -71,29 +79,13 @@ def own_routes(web: Web) -> list[bottle.Route]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Web:
     """A set-up server with an administrator and a user (shared: the tests below change nothing)."""
-    web = make_web(tmp_path_factory.mktemp("site"))
-    complete_setup(web)
-    web.ctx.accounts.add_user(ADMIN, ADMIN_PW, admin=True)
-    web.ctx.accounts.add_user(USER, USER_PW)
-    return web
+    return set_up_web(tmp_path_factory.mktemp("site"))
 
 
 @pytest.fixture
 def fresh(tmp_path: Path) -> Web:
     """A server of its own, set up, with an administrator and a user."""
-    web = make_web(tmp_path)
-    complete_setup(web)
-    web.ctx.accounts.add_user(ADMIN, ADMIN_PW, admin=True)
-    web.ctx.accounts.add_user(USER, USER_PW)
-    return web
-
-
-def signed_in(web: Web, address: str, password: str) -> Client:
-    c = Client(web)
-    c.login(address, password)
-    c.get("/account")  # a page with the session's CSRF token
-    assert c.csrf
-    return c
+    return set_up_web(tmp_path)
 
 
 # -- the policy table ------------------------------------------------------------------------
