@@ -54,6 +54,10 @@ def server(tmp_path_factory):
         ).stdout.strip()
         for user in (ALICE, BOB)
     }
+    srv.cal_tokens = {  # the calendar write tools need calendar:write
+        user: gk(srv.data_dir, "token", "add", user, "--scope", "mcp,calendar:write", "--label", "cal").stdout.strip()
+        for user in (ALICE, BOB)
+    }
     srv.start()
     yield srv
     srv.stop()
@@ -392,3 +396,85 @@ def test_a_queued_action_survives_kill_9_and_is_approved_once_after(server):
     resp, page = approve(bob, action)
     assert 'data-state="done"' in page
     assert gk(server.data_dir, "chat", "history", "alice,bob").stdout.count("After the crash 5150") == 1
+
+
+# -- calendar_create_event / calendar_update_event / calendar_cancel_event ---------------------------
+CAL_TOOLS = {"calendar_create_event", "calendar_update_event", "calendar_cancel_event"}
+
+
+def events_on(srv: GKServer, address: str, day: str) -> list[dict]:
+    out = call(srv, srv.cal_tokens[address], "calendar_list_events", {"start": day, "end": day + "T23:59"})
+    assert not out.is_error, out.content
+    return out.structured_content["events"]
+
+
+def eventually_subject(srv: GKServer, address: str, subject: str, count: int = 1) -> None:
+    deadline = time.monotonic() + 90
+    while subjects(srv, address, "INBOX").count(subject) < count:
+        assert time.monotonic() < deadline, (subject, subjects(srv, address, "INBOX"))
+        time.sleep(0.5)
+
+
+def test_calendar_write_tools_need_calendar_write(server):
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await session.list_tools()
+
+    _, without = session_run(server, server.tokens[ALICE], work)
+    assert not CAL_TOOLS & {t.name for t in without.tools}
+    with pytest.raises(BaseExceptionGroup) as info:
+        call(server, server.tokens[ALICE], "calendar_create_event", {"title": "x", "start": "2026-12-01"})
+    assert "Unknown tool: calendar_create_event" in repr(info.value)
+    _, listed = session_run(server, server.cal_tokens[ALICE], work)
+    tools = {t.name: t for t in listed.tools}
+    assert CAL_TOOLS <= set(tools)
+    for name in CAL_TOOLS:
+        a = tools[name].annotations
+        assert a.read_only_hint is False and a.open_world_hint is True, name
+        assert a.destructive_hint is (name == "calendar_cancel_event"), name
+        assert a.idempotent_hint is (name != "calendar_create_event"), name
+    _, out = post(server, rpc("tools/list"), token=server.cal_tokens[ALICE], headers={"Accept-Language": "fr"})
+    titles = {t["name"]: t["title"] for t in out["result"]["tools"]}
+    assert titles["calendar_create_event"] == "Créer un événement d'agenda"
+
+
+def test_calendar_create_update_cancel_with_invitations_after_approval(server):
+    day, alice, bob = "2026-12-10", web(server, ALICE), web(server, BOB)
+    args = {"title": "Budget review", "start": f"{day}T14:00", "location": "Room 4", "attendees": [BOB]}
+    action = queued(call(server, server.cal_tokens[ALICE], "calendar_create_event", args))
+    assert events_on(server, ALICE, day) == []  # nothing until approved
+    _, page = alice.get(f"/approvals/{action}")
+    assert "Budget review" in page and "Room 4" in page and BOB in page and f"{day}T14:00" in page
+    resp, _ = approve(bob, action)
+    assert resp.status == 404 and state(server, action) == "pending"
+    resp, page = approve(alice, action)
+    assert resp.status == 200 and 'data-state="done"' in page, page
+    [event] = events_on(server, ALICE, day)
+    assert event["summary"] == "Budget review" and event["start"].startswith(f"{day}T14:00")
+    assert event["end"].startswith(f"{day}T15:00") and event["location"] == "Room 4"
+    eventually_subject(server, BOB, "Invitation: Budget review")
+    uid = event["uid"]
+
+    # bob cannot touch alice's event: not found, as a missing one
+    for tool, extra in (("calendar_update_event", {"title": "Hijacked"}), ("calendar_cancel_event", {})):
+        refused = call(server, server.cal_tokens[BOB], tool, {"uid": uid, **extra})
+        assert refused.is_error and "not found" in refused.content[0].text
+
+    # update: a new start keeps the hour's duration; nothing changes until approved
+    moved = {"uid": uid, "title": "Budget review (moved)", "start": "2026-12-11T16:00"}
+    action = queued(call(server, server.cal_tokens[ALICE], "calendar_update_event", moved))
+    assert [e["summary"] for e in events_on(server, ALICE, day)] == ["Budget review"]
+    resp, page = approve(alice, action)
+    assert 'data-state="done"' in page, page
+    assert events_on(server, ALICE, day) == []
+    [event] = events_on(server, ALICE, "2026-12-11")
+    assert event["summary"] == "Budget review (moved)" and event["uid"] == uid
+    assert event["start"].startswith("2026-12-11T16:00") and event["end"].startswith("2026-12-11T17:00")
+    eventually_subject(server, BOB, "Invitation: Budget review (moved)")
+
+    # cancel: the attendee is told
+    action = queued(call(server, server.cal_tokens[ALICE], "calendar_cancel_event", {"uid": uid}))
+    assert len(events_on(server, ALICE, "2026-12-11")) == 1
+    resp, page = approve(alice, action)
+    assert 'data-state="done"' in page, page
+    assert events_on(server, ALICE, "2026-12-11") == []
+    eventually_subject(server, BOB, "Cancelled: Budget review (moved)")

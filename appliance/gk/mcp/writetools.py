@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from gk.accounts import User
     from gk.chat.core import ChatService
     from gk.context import AppContext
+    from gk.mcp.calwrite import CalendarWrite
 
 MAX_MESSAGE = 10 * 1024 * 1024  # a queued message, forwarded messages included
 MAX_RECIPIENTS = 50
@@ -98,7 +99,7 @@ def request_base() -> str:
     return f"{environ.get('wsgi.url_scheme', 'http')}://{host}" if host else ""
 
 
-def _clean_address(value: str) -> str:
+def clean_address(value: str) -> str:
     """One bare address from a tool argument (``Name <a@b>`` accepted), else ToolFailed."""
     if any(ch in value for ch in "\r\n\0"):
         raise ToolFailed(f"not an address: {value[:80]!r}")
@@ -206,7 +207,7 @@ class WriteTools:
 
         out = []
         for value in values:
-            addr = _clean_address(value)
+            addr = clean_address(value)
             _local, problem = classify_recipient(self.ctx, addr)
             if problem:
                 raise ToolFailed(problem)
@@ -253,6 +254,10 @@ class WriteTools:
             raise ToolFailed(f"the message would be over {MAX_MESSAGE // (1024 * 1024)} MB")
         summary = f"send mail to {', '.join(to + cc)[:150]}: {args['subject'][:100]!r}"
         return self._queued(address, "mail_send", summary, {"rcpts": to + cc, "subject": args["subject"]}, data)
+
+    def queue(self, owner: str, tool: str, summary: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Store a pending action of another family of tools (``gk.mcp.calwrite``)."""
+        return self._queued(owner, tool, summary, payload)
 
     def _user_or_fail(self, address: str) -> User:
         user = self.ctx.accounts.get_user(address)
@@ -426,7 +431,13 @@ class WriteTools:
             "mail_flag": self.run_flag,
             "mail_delete": self.run_delete,
             "chat_post": self.run_post,
+            **self._calendar().executors(),  # they fail when calendars are off
         }
+
+    def _calendar(self) -> CalendarWrite:
+        from gk.mcp.calwrite import CalendarWrite
+
+        return CalendarWrite(self)
 
     def tools(self) -> list[Tool]:
         out = mail_tools(self)
@@ -434,6 +445,10 @@ class WriteTools:
 
         if self.ctx.services.maybe(ChatService) is not None:
             out.append(chat_tool(self))
+        from gk.dav.service import DAVService
+
+        if self.ctx.services.maybe(DAVService) is not None:
+            out += self._calendar().tools()
         return out
 
 
@@ -443,7 +458,7 @@ def _queued_text(out: dict[str, Any]) -> str:
     )
 
 
-def _write_tool(name: str, title: str, description: str, schema: dict[str, Any], run: Callable[[str, dict[str, Any]], dict[str, Any]], *, destructive: bool, idempotent: bool, open_world: bool) -> Tool:  # fmt: skip
+def write_tool(name: str, title: str, description: str, schema: dict[str, Any], run: Callable[[str, dict[str, Any]], dict[str, Any]], *, destructive: bool, idempotent: bool, open_world: bool) -> Tool:  # fmt: skip
     return Tool(
         name,
         title,
@@ -462,7 +477,7 @@ def _write_tool(name: str, title: str, description: str, schema: dict[str, Any],
 def mail_tools(w: WriteTools) -> list[Tool]:
     addresses = {"type": "array", "items": _ADDRESS, "maxItems": MAX_RECIPIENTS}
     return [
-        _write_tool(
+        write_tool(
             "mail_send",
             N_("Send mail"),
             "Send a new mail message from the user's address, optionally with small attachments (base64) "
@@ -512,7 +527,7 @@ def mail_tools(w: WriteTools) -> list[Tool]:
             idempotent=False,
             open_world=True,
         ),
-        _write_tool(
+        write_tool(
             "mail_reply",
             N_("Reply to a mail message"),
             "Reply to a message of the user's mailbox (to its sender, or to everyone with reply_all); "
@@ -533,7 +548,7 @@ def mail_tools(w: WriteTools) -> list[Tool]:
             idempotent=False,
             open_world=True,
         ),
-        _write_tool(
+        write_tool(
             "mail_move",
             N_("Move mail messages"),
             "Move messages from one folder of the user's mailbox to another.",
@@ -548,7 +563,7 @@ def mail_tools(w: WriteTools) -> list[Tool]:
             idempotent=True,
             open_world=False,
         ),
-        _write_tool(
+        write_tool(
             "mail_flag",
             N_("Flag mail messages"),
             "Set or clear a flag (seen, flagged, answered) on messages of a folder.",
@@ -568,7 +583,7 @@ def mail_tools(w: WriteTools) -> list[Tool]:
             idempotent=True,
             open_world=False,
         ),
-        _write_tool(
+        write_tool(
             "mail_delete",
             N_("Delete mail messages"),
             "Delete messages: moved to Trash, or removed for good when they already are in Trash.",
@@ -587,7 +602,7 @@ def mail_tools(w: WriteTools) -> list[Tool]:
 
 
 def chat_tool(w: WriteTools) -> Tool:
-    return _write_tool(
+    return write_tool(
         "chat_post",
         N_("Post a chat message"),
         "Post a message in a chat room the user is in (#name) or to another user of the box (their name).",
@@ -637,4 +652,4 @@ def rendered(action: PendingAction) -> dict[str, Any]:
     return out
 
 
-__all__ = ["WriteTools", "rendered", "request_base"]
+__all__ = ["WriteTools", "clean_address", "rendered", "request_base", "write_tool"]

@@ -40,6 +40,9 @@ TOOL_NAMES = {
     "mail_flag": N_("Flag mail messages"),
     "mail_delete": N_("Delete mail messages"),
     "chat_post": N_("Post a chat message"),
+    "calendar_create_event": N_("Create a calendar event"),
+    "calendar_update_event": N_("Update a calendar event"),
+    "calendar_cancel_event": N_("Cancel a calendar event"),
     "external_call": N_("Use a tool of another MCP server"),
 }
 OUTCOME_NAMES = {"ok": N_("answered"), "error": N_("tool error"), "queued": N_("queued"), "refused": N_("refused")}
