@@ -435,6 +435,17 @@ def test_calendar_write_tools_need_calendar_write(server):
     _, out = post(server, rpc("tools/list"), token=server.cal_tokens[ALICE], headers={"Accept-Language": "fr"})
     titles = {t["name"]: t["title"] for t in out["result"]["tools"]}
     assert titles["calendar_create_event"] == "Créer un événement d'agenda"
+    # bad input is the tool's error at once, nothing queued
+    for args in ({"title": "x", "start": "2026-12-01T10:00", "end": "2026-12-01T09:00"},
+                 {"title": "x", "start": "tomorrow"}, {"title": "x", "start": "2026-12-01", "calendar": "nope"},
+                 {"title": "x", "start": "2026-12-01", "attendees": ["not an address"]}):  # fmt: skip
+        refused = call(server, server.cal_tokens[ALICE], "calendar_create_event", args)
+        assert refused.is_error, args
+    # an all-day event is shown as such on the approval page
+    action = queued(call(server, server.cal_tokens[ALICE], "calendar_create_event",
+                         {"title": "Holiday 5521", "start": "2026-12-21", "end": "2026-12-24"}))  # fmt: skip
+    _, page = web(server, ALICE).get(f"/approvals/{action}")
+    assert "Holiday 5521" in page and "2026-12-21 → 2026-12-23 (All day)" in page, page
 
 
 def test_calendar_create_update_cancel_with_invitations_after_approval(server):

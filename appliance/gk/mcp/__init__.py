@@ -19,7 +19,8 @@ Protocol: 2026-07-28 (stateless: ``server/discover``, ``_meta`` per request, ``M
 without sessions. OAuth 2.1 for MCP clients: ``gk.oauth`` (GK is the authorization server of ``/mcp``).
 
 Side effects: ``writetools`` (``mail_send``, ``mail_reply``, ``mail_move``, ``mail_flag``,
-``mail_delete``, ``chat_post``) only queue pending actions (``approvals``, in ``mcp.sqlite3``)
+``mail_delete``, ``chat_post``; ``calwrite``: ``calendar_create_event``, ``calendar_update_event``,
+``calendar_cancel_event``) only queue pending actions (``approvals``, in ``mcp.sqlite3``)
 that the owner approves once in the web UI (``gk.web.approvals``); ``audit`` records every
 tool call; ``policy`` is what the assistant's runtime applies (results delimited and marked as
 data, outbound tools withdrawn for a turn that read untrusted content).

@@ -223,7 +223,7 @@ class CalendarWrite:
         try:
             form = events.form_from_event(entry.text, self._zone())
             old = events.form_times(form)
-        except (ValueError, events.FormError) as exc:
+        except Exception as exc:  # stored by a client in a shape the form cannot show
             raise ToolFailed("this event cannot be edited here") from exc
         before = self._view(form, entry.book)
         changed = [k for k in ("title", "start", "end", "all_day", "location", "description", "attendees") if k in args]
@@ -281,7 +281,7 @@ class CalendarWrite:
         entry = self._find(api, address, args["uid"], args.get("calendar", ""))
         try:
             view = self._view(events.form_from_event(entry.text, self._zone()), entry.book)
-        except (ValueError, events.FormError) as exc:
+        except Exception as exc:  # stored by a client in a shape the form cannot show
             raise ToolFailed("this event cannot be cancelled here") from exc
         who = f", cancellation to {', '.join(view['attendees'])[:120]}" if view["attendees"] else ""
         summary = f"cancel event {view['title'][:100]!r} on {view['start']}{who}"

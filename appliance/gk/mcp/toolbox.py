@@ -19,8 +19,9 @@ enabled or disabled per user.
   sending — which waits for approval): every tool offered costs context. Measured with
   ``function``: all 16 built-in tools take 8,400 characters of JSON (~2,400 tokens, more than a
   2,048-token board context; their full MCP descriptions 23,700), these four 2,650 (~700
-  tokens), as signature lines 690. The owner enables others on ``/assistant/tools``; external
-  tools start disabled.
+  tokens), as signature lines 690. The owner enables others on ``/assistant/tools`` (the
+  calendar writes ``calendar_create_event``/``_update_event``/``_cancel_event`` among them, listed
+  when DAV runs); external tools start disabled.
 
 ``offered`` gives the model compact descriptions (the first sentence of each description and
 the parameters without their descriptions): a board's context is small.
