@@ -482,6 +482,14 @@ def test_calendar_create_update_cancel_with_invitations_after_approval(server):
     assert event["start"].startswith("2026-12-11T16:00") and event["end"].startswith("2026-12-11T17:00")
     eventually_subject(server, BOB, "Invitation: Budget review (moved)")
 
+    # an action approved after the event changed elsewhere does nothing
+    stale = queued(call(server, server.cal_tokens[ALICE], "calendar_cancel_event", {"uid": uid}))
+    action = queued(call(server, server.cal_tokens[ALICE], "calendar_update_event", {"uid": uid, "location": "Room 9"}))
+    assert 'data-state="done"' in approve(alice, action)[1]
+    resp, page = approve(alice, stale)
+    assert 'data-state="failed"' in page and "changed elsewhere" in page, page
+    assert [e["location"] for e in events_on(server, ALICE, "2026-12-11")] == ["Room 9"]
+
     # cancel: the attendee is told
     action = queued(call(server, server.cal_tokens[ALICE], "calendar_cancel_event", {"uid": uid}))
     assert len(events_on(server, ALICE, "2026-12-11")) == 1
