@@ -168,6 +168,8 @@ def test_web_event_is_seen_by_caldav_with_zone_recurrence_and_alarm(server):
     raw = [e for e in cal.events() if "Piano" in e.data][0].data
     assert "TZID=Europe/Paris" in raw and "BEGIN:VTIMEZONE" in raw
     assert "TRIGGER:-PT15M" in raw and "mailto:bob@test.example" in raw and "LOCATION:Music school" in raw
+    # with attendees, the user organizes it: the DAV scheduler mails invitations only then
+    assert f"ORGANIZER:mailto:{ALICE}" in raw.replace("\r\n ", "")
     # the web month view shows all occurrences (expanded), at the local time
     _, page = c.get("/calendar?view=month&date=2026-03-16")
     assert page.count("Piano lesson") == 3  # 16, 23, 30 March

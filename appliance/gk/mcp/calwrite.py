@@ -206,7 +206,7 @@ class CalendarWrite:
         form = events.EventForm(**action.payload["form"])
         path = action.payload["event"]["calendar"]
         try:
-            saved = api.save(owner, path, _organized(events.build_event(form), owner, form))
+            saved = api.save(owner, path, events.organized(events.build_event(form), owner, form))
         except NotFound as exc:
             raise ActionFailed("the calendar is gone: nothing done") from exc
         except Invalid as exc:
@@ -264,7 +264,9 @@ class CalendarWrite:
             entry = api.entry(owner, path, p["href"], write=True)
             if entry.etag != p["etag"]:
                 raise ActionFailed("the event was changed elsewhere since: nothing done")
-            api.save(owner, path, _organized(events.build_event(form, entry.text), owner, form), p["href"], p["etag"])
+            api.save(
+                owner, path, events.organized(events.build_event(form, entry.text), owner, form), p["href"], p["etag"]
+            )
         except NotFound as exc:
             raise ActionFailed("the event is gone: nothing done") from exc
         except Conflict as exc:
@@ -386,19 +388,6 @@ class CalendarWrite:
                 open_world=True,
             ),
         ]
-
-
-def _organized(cal: Any, owner: str, form: EventForm) -> Any:
-    """The user as the ORGANIZER of an event with attendees and none yet: the DAV scheduler
-    mails invitations only for events the writer organizes (RFC 6638)."""
-    from gk.web import calendar_events as events
-
-    if not events.attendee_list(form.attendees):
-        return cal
-    for comp in getattr(cal, "vevent_list", []):
-        if "organizer" not in comp.contents:
-            comp.add("organizer").value = "mailto:" + owner
-    return cal
 
 
 __all__ = ["CalendarWrite"]

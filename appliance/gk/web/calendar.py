@@ -359,7 +359,13 @@ def event_save(web: Web) -> Any:
         raise bottle.HTTPError(400, N_("Bad request")) from None
     try:
         old = api.entry(user.address, cal, href, write=True).text if href else ""
-        api.save(user.address, cal, events.build_event(form, old, occ), href=href, etag=etag)
+        api.save(
+            user.address,
+            cal,
+            events.organized(events.build_event(form, old, occ), user.address, form),
+            href=href,
+            etag=etag,
+        )
     except NotFound:
         raise bottle.HTTPError(404, N_("Not found")) from None
     except Invalid as e:

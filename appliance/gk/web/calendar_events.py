@@ -569,6 +569,18 @@ def _apply(comp: Any, f: EventForm, existing: bool) -> None:
             kept.add(person.lower())
 
 
+def organized(cal: Any, owner: str, f: EventForm) -> Any:
+    """The user as the ORGANIZER of an event with attendees and none yet: the DAV scheduler mails
+    invitations only for events the writer organizes (RFC 6638), so an event made in the web
+    calendar or by an assistant's tool with attendees would otherwise invite nobody."""
+    if not attendee_list(f.attendees):
+        return cal
+    for comp in getattr(cal, "vevent_list", []):
+        if "organizer" not in comp.contents:
+            comp.add("organizer").value = "mailto:" + owner
+    return cal
+
+
 def _rule(f: EventForm, start: dt.date | dt.datetime) -> str:
     if not f.repeat:
         return ""
