@@ -205,7 +205,10 @@ def guest_time_zone(guest: Guest) -> str:
 def set_time_zone(admin: Browser, guest: Guest, zone: str) -> None:
     """Save ``zone`` on /admin/settings; the guest's clock must follow within a minute."""
     abbreviation = dt.datetime.now(zoneinfo.ZoneInfo(zone)).strftime("%Z")
-    status, _, body = admin.submit("/admin/settings", {"timezone": zone}, action="/admin/settings")
+    status, location, body = admin.submit("/admin/settings", {"timezone": zone}, action="/admin/settings")
+    # post/redirect/get: the saved message is on the page the 303 leads to
+    assert status == 303, f"/admin/settings {zone}: {status} {location} {body[:300]}"
+    status, _, body = admin.request("/" + location.split("/", 3)[-1] if location.startswith("http") else location)
     assert status == 200 and "Time zone saved." in body, f"/admin/settings {zone}: {status} {body[:300]}"
     want = f"{zone}\n{zone}\n{abbreviation}"
     deadline = time.monotonic() + 60
