@@ -94,6 +94,7 @@ class Memory:
     def __init__(self) -> None:
         self.tokens: OAuthToken | None = None
         self.client: OAuthClientInformationFull | None = None
+        self.authorize_urls: list[str] = []  # every authorization the client sent the user to
 
     async def get_tokens(self) -> OAuthToken | None:
         return self.tokens
@@ -116,6 +117,7 @@ def sdk_oauth_session(srv: GKServer, address: str, work):  # type: ignore[no-unt
     answer: dict[str, str] = {}
 
     async def redirect_handler(url: str) -> None:
+        storage.authorize_urls.append(url)
         answer.update(consent(web, url))
 
     async def callback_handler() -> AuthorizationCodeResult:
@@ -148,7 +150,9 @@ def test_sdk_oauth_flow_then_tools(server):
     (listed, folders), storage, web = sdk_oauth_session(server, ALICE, work)
     names = {t.name for t in listed.tools}
     assert {"mail_list_folders", "mail_search", "mail_read"} <= names
-    assert not names & {"mail_send", "mail_delete"}  # the default grant is read-only (least privilege)
+    # the default grant is read-only (least privilege), but an OAuth client still sees the write
+    # tools: calling one starts the step-up (test_sdk_oauth_client_steps_up_on_insufficient_scope)
+    assert {"mail_send", "mail_delete"} <= names
     assert folders.is_error is False and "INBOX" in json.dumps(folders.structured_content)
     tokens = storage.tokens
     assert tokens is not None and tokens.access_token.startswith("gko_at_") and tokens.refresh_token
@@ -179,6 +183,64 @@ def test_sdk_oauth_flow_then_tools(server):
     assert mcp_status(server, tokens.access_token) == 401
     assert token_request(server, grant_type="refresh_token", refresh_token=tokens.refresh_token,
                          client_id=storage.client.client_id)[1]["error"] == "invalid_grant"  # fmt: skip
+
+
+def test_sdk_oauth_client_steps_up_on_insufficient_scope(server):
+    """A read-only grant calls mail_send: 403 ``insufficient_scope`` naming ``mail:write``; the
+    SDK's OAuth client sends the user to consent again with its scopes plus the challenged one
+    (SEP-2350's union), gets a wider token and retries: the mail is queued for approval."""
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await session.call_tool("mail_send", {"to": [BOB], "subject": "step-up", "body": "hello"})
+
+    sent, storage, _ = sdk_oauth_session(server, ALICE, work)
+    assert len(storage.authorize_urls) == 2
+    first, second = (set(parse_qs(urlsplit(u).query)["scope"][0].split()) for u in storage.authorize_urls)
+    assert first == {"mcp", "mail:read", "chat:read", "calendar:read"}
+    assert second == first | {"mail:write"}
+    assert storage.tokens is not None and "mail:write" in storage.tokens.scope.split()
+    assert sent.is_error is False and sent.structured_content["action_id"]
+
+
+def test_insufficient_scope_is_a_403_challenge(server):
+    """Raw HTTP: the challenge names the scopes the refused operation needs (a 2025-11-25
+    request also gets the token's own, as that version recommends), for tools, resources and a
+    token made for another door; an unknown tool stays a JSON-RPC error."""
+    read_only = gk(server.data_dir, "token", "add", ALICE, "--scope", "mcp,mail:read").stdout.strip()
+    ai_only = gk(server.data_dir, "token", "add", ALICE, "--scope", "ai").stdout.strip()
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+
+    def rpc(token: str, method: str, params: dict, version: str = "2025-11-25") -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "MCP-Protocol-Version": version}
+        if version != "2025-11-25":
+            params = {**params, "_meta": meta}
+            headers["Mcp-Method"] = method
+            if method == "tools/call":
+                headers["Mcp-Name"] = params["name"]
+        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+        return requests.post(base(server) + "/mcp", json=body, headers=headers, timeout=60)
+
+    def challenge(r: requests.Response) -> dict[str, str]:
+        assert r.status_code == 403, r.text
+        assert r.json()["id"] == 7 and "insufficient scope" in r.json()["error"]["message"]
+        value = r.headers["WWW-Authenticate"]
+        assert value.startswith("Bearer ")
+        return dict(re.findall(r'(\w+)="([^"]*)"', value))
+
+    send = {"name": "mail_send", "arguments": {"to": [BOB], "body": "x"}}
+    legacy = challenge(rpc(read_only, "tools/call", send))
+    assert legacy["error"] == "insufficient_scope"
+    assert legacy["resource_metadata"] == base(server) + "/.well-known/oauth-protected-resource/mcp"
+    assert legacy["scope"].split() == ["mcp", "mail:read", "mail:write"]
+    assert challenge(rpc(read_only, "tools/call", send, "2026-07-28"))["scope"] == "mail:write"
+    assert challenge(rpc(read_only, "resources/read", {"uri": "gk-chat:///room/general"}))["scope"].split() == [
+        "mcp", "mail:read", "chat:read"]  # fmt: skip
+    assert challenge(rpc(ai_only, "tools/list", {}))["scope"] == "mcp"
+    # a static token cannot be widened: it is not shown what it cannot call
+    names = {t["name"] for t in rpc(read_only, "tools/list", {}).json()["result"]["tools"]}
+    assert "mail_search" in names and "mail_send" not in names
+    unknown = rpc(read_only, "tools/call", {"name": "mail_nope", "arguments": {}})
+    assert unknown.status_code == 200 and "Unknown tool" in unknown.json()["error"]["message"]
 
 
 # -- raw HTTP: discovery and every refusal -----------------------------------------------------
@@ -371,9 +433,9 @@ def test_a_bare_mcp_token_with_one_feature_reads_only_that_features_resources(se
     assert any(u.startswith("gk-chat:") for u in uris(chat_only))
     assert not any(u.startswith("gk-mail:") for u in uris(chat_only))
     denied = rpc(mail_only, "resources/read", {"uri": "gk-chat:///room/general"})
-    assert denied["error"]["code"] == -32602
+    assert "insufficient scope" in denied["error"]["message"]  # a 403 step-up challenge
     denied = rpc(chat_only, "resources/read", {"uri": "gk-mail:///folder/INBOX"})
-    assert denied["error"]["code"] == -32602
+    assert "insufficient scope" in denied["error"]["message"]
     assert "contents" in rpc(mail_only, "resources/read", {"uri": "gk-mail:///folder/INBOX"})["result"]
     # subscriptions/listen (2026-07-28) agrees to updates of readable URIs only
     meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}

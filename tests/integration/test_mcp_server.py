@@ -227,10 +227,11 @@ def test_sdk_with_a_bad_token_fails(server):
     async def work(session):  # type: ignore[no-untyped-def]
         return await session.list_tools()
 
-    for token in ("gk-not-a-real-token", server.ai_only):  # an `ai`-only token is no MCP token
+    for token, why in (("gk-not-a-real-token", "invalid bearer token"),
+                       (server.ai_only, "insufficient scope")):  # an `ai`-only token is no MCP token  # fmt: skip
         with pytest.raises(BaseExceptionGroup) as info:
             session_run(server, token, work)
-        assert "invalid bearer token" in repr(info.value)
+        assert why in repr(info.value) or ("403" in repr(info.value) and token == server.ai_only), repr(info.value)
 
 
 # -- raw HTTP: every bad input gets the spec's answer --------------------------------------------
@@ -391,9 +392,11 @@ def test_raw_protocol_version_header(server):
 def test_raw_tokens_401_with_resource_metadata(server):
     for token in (None, "gk-not-a-real-token", "not even a gk token", server.ai_only):
         resp, out = post(server, rpc("tools/list"), token=token)
-        assert resp.status == 401, token
+        # a valid token without the mcp scope: 403 insufficient_scope (it may step up to mcp)
+        assert resp.status == (403 if token == server.ai_only else 401), token
         challenge = resp.getheader("WWW-Authenticate")
         assert challenge.startswith("Bearer ") and "resource_metadata=" in challenge
+        assert ('error="insufficient_scope", scope="mcp"' in challenge) is (token == server.ai_only)
     meta_url = challenge.split('resource_metadata="', 1)[1].split('"', 1)[0]
     assert meta_url.endswith("/.well-known/oauth-protected-resource/mcp")
     conn = http.client.HTTPConnection("127.0.0.1", server.port("http.port"), timeout=60)

@@ -33,8 +33,18 @@ def test_registry_hides_and_refuses_what_the_request_may_not_use():
     try:
         assert {t["name"] for t in reg.list()} == {"mail_search"}
         assert reg.call("a@b.example", "mail_search", {})["isError"] is False
-        for hidden in ("mail_send", "chat_search"):
-            with pytest.raises(UnknownTool):
+        for hidden, need in (("mail_send", "mail:write"), ("chat_search", "chat:read")):
+            with pytest.raises(scopes.InsufficientScope) as info:  # the transport's 403 step-up challenge
                 reg.call("a@b.example", hidden, {})
+            assert info.value.scopes == (need,) and info.value.what == hidden
+        with pytest.raises(UnknownTool):
+            reg.call("a@b.example", "mail_nope", {})
+        widen = scopes.widenable.set(True)  # an OAuth token sees every tool: it can step up
+        try:
+            assert {t["name"] for t in reg.list()} == {"mail_search", "mail_send", "chat_search"}
+            with pytest.raises(scopes.InsufficientScope):
+                reg.call("a@b.example", "mail_send", {})
+        finally:
+            scopes.widenable.reset(widen)
     finally:
         scopes.granted.reset(token)

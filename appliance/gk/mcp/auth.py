@@ -17,7 +17,7 @@ from gk.oauth.server import DEFAULT_SCOPE, OAUTH_SCOPES, base_url
 SCOPE = "mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 
-__all__ = ["SCOPE", "METADATA_PATH", "base_url", "bearer", "challenge", "resource_metadata"]
+__all__ = ["SCOPE", "METADATA_PATH", "base_url", "bearer", "challenge", "insufficient_scope", "resource_metadata"]
 
 
 def bearer(header: str) -> str:
@@ -30,6 +30,13 @@ def challenge(environ: dict[str, Any], error: str = "") -> str:
     if error:
         value += f', error="{error}"'
     return value
+
+
+def insufficient_scope(environ: dict[str, Any], scope: str, description: str) -> str:
+    """The 403 step-up challenge: the scopes the refused operation needs (space-separated)."""
+    text = "".join(c for c in description if " " <= c <= "~" and c not in '"\\')[:200]  # a header value
+    return (f'Bearer error="insufficient_scope", scope="{scope}", '
+            f'resource_metadata="{base_url(environ)}{METADATA_PATH}/mcp", error_description="{text}"')  # fmt: skip
 
 
 def resource_metadata(environ: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,8 @@ from gk.mcp.prompts import Prompts
 from gk.mcp.protocol import Envelope
 from gk.mcp.registry import Registry, UnknownTool
 from gk.mcp.resources import ROOM_PREFIX, Resources, folder_uri
+from gk.oauth.server import OAUTH_SCOPES
+from gk.oauth.store import ACCESS_PREFIX
 
 if TYPE_CHECKING:
     from gk.chat.core import ChatService
@@ -235,10 +237,12 @@ def make_app(svc: Any) -> bottle.Bottle:
         address, preferred = "", ""
         granted: frozenset[str] | None = None  # the token's scopes (None: the fixtures' endpoint, no token)
         scopes.granted.set(None)
+        scopes.widenable.set(False)
         if authenticate:
             token = auth.bearer(req.get_header("Authorization") or "")
             caller = svc.verify(token, req.environ) if token else None
             scopes.granted.set(caller[1] if caller else frozenset())  # what Registry.list/call allow
+            scopes.widenable.set(caller is not None and token.startswith(ACCESS_PREFIX))  # OAuth: may step up
             if caller is None:
                 challenge = auth.challenge(req.environ, "invalid_token" if token else "")
                 return refuse(401, jsonrpc.INVALID_REQUEST, "missing or invalid bearer token (OAuth, or gk token add ADDRESS --scope mcp)",
@@ -252,6 +256,8 @@ def make_app(svc: Any) -> bottle.Bottle:
             msg = jsonrpc.parse(body)
         except RPCError as exc:
             return _json(jsonrpc.error(exc.id, exc.code, exc.message, exc.data), exc.status)
+        if granted is not None and auth.SCOPE not in granted:  # a valid token for another door (/v1, /api/v1)
+            return insufficient(scopes.InsufficientScope((auth.SCOPE,), "/mcp"), msg.id, False)
         if not msg.is_request:
             if msg.response is not None:
                 waiting = pending.get(str(msg.id))
@@ -281,12 +287,29 @@ def make_app(svc: Any) -> bottle.Bottle:
             if method == "tools/call":
                 return call_tool(ep, msg.id, msg.params, env, address, accept)
             value = dispatch(ep, method, msg.params, env, address, lang, granted)
+        except scopes.InsufficientScope as exc:
+            return insufficient(exc, msg.id, env.modern, granted)
         except RPCError as exc:
             return _json(jsonrpc.error(msg.id, exc.code, exc.message, exc.data), exc.status)
         except Exception:
             log.exception("mcp %s failed", method)
             return _json(jsonrpc.error(msg.id, jsonrpc.INTERNAL_ERROR, "internal error"), 500)
         return _json(jsonrpc.result(msg.id, protocol.finish(env, method, value)))
+
+    def insufficient(
+        exc: scopes.InsufficientScope, id_: Any, modern: bool, granted: frozenset[str] | None = None
+    ) -> bottle.HTTPResponse:
+        """403 with the step-up challenge (RFC 6750 §3.1, MCP "Scope Challenge Handling"). Its
+        ``scope`` names every scope the operation needs, at once; a 2025-era client also gets the
+        token's own (OAuth) scopes, as that version's spec recommends servers do, while a
+        2026-07-28 client adds the challenged scopes to those it holds itself."""
+        wanted = set(exc.scopes)
+        if not modern and granted:
+            wanted |= granted & set(OAUTH_SCOPES)
+        scope = " ".join(s for s in OAUTH_SCOPES if s in wanted)
+        challenge = auth.insufficient_scope(bottle.request.environ, scope, str(exc))
+        log.info("mcp: %s", exc)
+        return refuse(403, jsonrpc.INVALID_REQUEST, str(exc), {"WWW-Authenticate": challenge}, id_)
 
     def not_found(method: str, modern: bool) -> RPCError:
         return RPCError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}", 404 if modern else 200)

@@ -161,15 +161,17 @@ class Registry:
         return builtins_list(self._tools.values())
 
     def list(self, lang: str = "en") -> list[dict[str, Any]]:
-        return [t.describe(lang) for t in self._tools.values() if scopes.allowed(t)]
+        return [t.describe(lang) for t in self._tools.values() if scopes.listed(t)]
 
     def call(self, address: str, name: str, arguments: Any) -> dict[str, Any]:
         """The ``tools/call`` result for ``name``: ``UnknownTool`` when there is none; invalid
         arguments and ``ToolFailed`` become a result with ``isError`` (the 2025-11-25 rule: the
-        model can read and correct them), never a crash."""
+        model can read and correct them), never a crash. A tool out of the token's scopes
+        raises ``scopes.InsufficientScope`` (the transport's 403 step-up challenge)."""
         tool = self._tools.get(name)
-        if tool is None or not scopes.allowed(tool):  # out of the token's scopes: absent
+        if tool is None:
             raise UnknownTool(name)
+        scopes.require(tool)
         try:
             validate(tool.input_schema, {} if arguments is None else arguments)
             out = tool.run(address, dict(arguments or {}))

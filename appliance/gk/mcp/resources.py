@@ -299,7 +299,8 @@ FEATURE_OF_SCHEME = {"gk-mail": "mail", "gk-chat": "chat", "gk-cal": "calendar"}
 class Resources:
     """All the providers of one endpoint. ``granted``: the scopes of the request's token (None:
     no token in play, every provider): a provider whose feature's ``:read`` scope is missing
-    lists nothing and reads nothing (its URIs are "not found", as if absent)."""
+    lists nothing, and reading one of its URIs raises ``scopes.InsufficientScope`` (the 403
+    step-up challenge)."""
 
     def __init__(self, providers: list[Provider] | tuple[Provider, ...] = ()):
         self.providers: list[Provider] = list(providers)
@@ -322,6 +323,9 @@ class Resources:
         return scopes.feature_allowed(feature, granted)
 
     def read(self, address: str, uri: str, granted: frozenset[str] | None) -> list[dict[str, Any]]:
+        feature = FEATURE_OF_SCHEME.get(uri.split(":", 1)[0])
+        if any(p.feature == feature for p in self.providers):  # a feature served here: step-up can help
+            scopes.require_feature(feature, granted, uri)
         for p in self._allowed(granted):
             contents = p.read(address, uri)
             if contents is not None:

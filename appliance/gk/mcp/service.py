@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gk.accounts import User
 from gk.ai.tokens import TokenStore
 from gk.mail.mailbox import get_store
-from gk.mcp import auth, http, mailtools
+from gk.mcp import http, mailtools
 from gk.mcp.approvals import ApprovalStore
 from gk.mcp.audit import AuditedRegistry, AuditLog
 from gk.mcp.prompts import Prompts, mail_prompts
@@ -85,20 +85,20 @@ class MCPService:
         self.metadata_app = http.make_metadata_app()
 
     def verify(self, token: str, environ: dict[str, Any]) -> tuple[User, frozenset[str]] | None:
-        """The user and scopes of a token good for ``/mcp``, else None: a ``gk token add`` token
-        with the ``mcp`` scope, or an OAuth access token issued for this very resource (its
-        audience, ``gk.oauth``). A token outlives nothing: the token of a deleted account opens
-        no (new, empty) mailbox."""
+        """The user and scopes of a valid token, else None: a ``gk token add`` token, or an OAuth
+        access token issued for this very resource (its audience, ``gk.oauth``). The transport
+        refuses a valid token without the ``mcp`` scope with 403 ``insufficient_scope``. A token
+        outlives nothing: the token of a deleted account opens no (new, empty) mailbox."""
         if token.startswith(ACCESS_PREFIX):
             grant = self.oauth.verify(token, environ)
-            if grant is None or auth.SCOPE not in grant.scopes:
+            if grant is None:
                 return None
             address, granted = grant.address, grant.scopes
         else:
             if self._tokens is None:
                 self._tokens = TokenStore.for_data_dir(self.data_dir)
             info = self._tokens.lookup(token)
-            if info is None or auth.SCOPE not in info.scopes:
+            if info is None:
                 return None
             address, granted = info.address, info.scopes
         user = self.accounts.get_user(address)
