@@ -201,6 +201,20 @@ def test_sdk_oauth_client_steps_up_on_insufficient_scope(server):
     assert storage.tokens is not None and "mail:write" in storage.tokens.scope.split()
     assert sent.is_error is False and sent.structured_content["action_id"]
 
+    # gk token list shows the OAuth grants beside the API tokens; gk token del oauth:ID ends one
+    rows = json.loads(gk(server.data_dir, "token", "list", ALICE, "--json").stdout)
+    wide = [r for r in rows if r["kind"] == "oauth" and "mail:write" in r["scopes"]]
+    assert len(wide) == 1 and wide[0]["client_name"] == "SDK test client" and wide[0]["address"] == ALICE
+    assert wide[0]["id"].startswith("oauth:") and wide[0]["created"] <= wide[0]["last_used"] <= time.time()
+    assert set(wide[0]["scopes"]) == {"mcp", "mail:read", "mail:write", "chat:read", "calendar:read"}
+    text = gk(server.data_dir, "token", "list").stdout
+    line = next(x for x in text.splitlines() if x.startswith(wide[0]["id"] + "\t"))
+    assert "SDK test client (OAuth)" in line and "mail:write" in line
+    assert mcp_status(server, storage.tokens.access_token) == 200
+    assert "revoked" in gk(server.data_dir, "token", "del", wide[0]["id"]).stdout
+    assert mcp_status(server, storage.tokens.access_token) == 401
+    assert gk(server.data_dir, "token", "del", wide[0]["id"], check=False).returncode == 1
+
 
 def test_insufficient_scope_is_a_403_challenge(server):
     """Raw HTTP: the challenge names the scopes the refused operation needs (a 2025-11-25

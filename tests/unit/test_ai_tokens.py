@@ -95,3 +95,22 @@ def test_tokens_made_before_feature_scopes_keep_their_meaning(tmp_path):
         "gk-old-both": {"ai", "mcp", "mail:read"},
     }
     store.close()
+
+
+def test_last_used_is_stamped_at_most_every_few_minutes(tmp_path, monkeypatch):
+    import gk.ai.tokens as tokens
+
+    store = TokenStore.for_data_dir(tmp_path)
+    _, token = store.add("alice@example.org", scope="mcp")
+    assert store.list()[0].last_used == 0  # never used yet
+    now = [1_000_000.0]
+    monkeypatch.setattr(tokens.time, "time", lambda: now[0])
+    assert store.verify(token, scope="mcp") == "alice@example.org"
+    assert store.list()[0].last_used == 1_000_000.0
+    now[0] += tokens.TOUCH_SECONDS - 1  # within the window: no write
+    store.lookup(token)
+    assert store.list()[0].last_used == 1_000_000.0
+    now[0] += 2
+    store.lookup(token)
+    assert store.list()[0].last_used == now[0]
+    store.close()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk import clikit
+
+if TYPE_CHECKING:
+    from gk.ai.tokens import TokenStore
 
 
 def configure_token(p: argparse.ArgumentParser) -> None:
@@ -25,10 +29,18 @@ def configure_token(p: argparse.ArgumentParser) -> None:
         "chat:write, calendar:read, calendar:write (calendars and contacts); aliases: read, write, all, mail, "
         "chat, calendar, contacts; mcp alone = mcp,read (default: ai)",
     )
-    ls = sub.add_parser("list", parents=[common], help="tokens (never their value): id, account, label, scope")
+    ls = sub.add_parser(
+        "list",
+        parents=[common],
+        help="tokens (never their value) and OAuth grants of MCP clients: id, account, scope, created, last used, "
+        "label or client name",
+    )
     ls.add_argument("address", nargs="?", default="")
-    d = sub.add_parser("del", parents=[common], help="revoke a token by its id (see gk token list)")
-    d.add_argument("id", type=int)
+    ls.add_argument("--json", action="store_true", help="one JSON list of objects, for scripts and tests")
+    d = sub.add_parser(
+        "del", parents=[common], help="revoke a token by its id, or an OAuth grant by oauth:ID (see gk token list)"
+    )
+    d.add_argument("id", help="a token's id (3) or an OAuth grant's (oauth:3)")
 
 
 def handle_token(args: argparse.Namespace) -> int:
@@ -50,16 +62,78 @@ def handle_token(args: argparse.Namespace) -> int:
             print(f"token {token_id} for {address} ({scope}): shown only now, keep it somewhere safe", file=sys.stderr)
             return 0
         if args.token_cmd == "list":
-            for t in store.list(normalize_address(args.address) if args.address else None):
-                created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created))
-                print(f"{t.id}\t{t.address}\t{t.scope}\t{created}\t{t.label}")
+            rows = _token_rows(store, args.data_dir, normalize_address(args.address) if args.address else None)
+            if args.json:
+                print(json.dumps(rows, indent=1))
+                return 0
+            for r in rows:
+                created, used = _when(r["created"]), _when(r["last_used"]) if r["last_used"] else "never"
+                name = r["label"] if r["kind"] == "token" else f"{r['client_name'] or r['client_id']} (OAuth)"
+                print(f"{r['id']}\t{r['address']}\t{','.join(r['scopes'])}\t{created}\t{used}\t{name}")
             return 0
-        if not store.delete(args.id):
-            return clikit.fail(f"no token {args.id}")
-        print(f"token {args.id} revoked")
-        return 0
+        return _token_del(store, args.data_dir, args.id)
     finally:
         store.close()
+
+
+OAUTH_ID = "oauth:"
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))
+
+
+def _token_rows(store: TokenStore, data_dir: Path, address: str | None) -> list[dict[str, Any]]:
+    """The API tokens, then the OAuth grants (``oauth.sqlite3``, only if the server made it:
+    the CLI never creates the server's files), as ``gk token list --json`` prints them."""
+    from gk.ai.tokens import SCOPES
+    from gk.oauth.store import OAuthStore
+
+    rows: list[dict[str, Any]] = [
+        {"id": str(t.id), "kind": "token", "address": t.address, "scopes": [s for s in SCOPES if s in t.scopes],
+         "created": t.created, "last_used": t.last_used or None, "label": t.label}
+        for t in store.list(address)
+    ]  # fmt: skip
+    path = Path(data_dir) / "oauth.sqlite3"
+    if path.exists():
+        oauth = OAuthStore(path)
+        try:
+            rows += [
+                {"id": f"{OAUTH_ID}{g.id}", "kind": "oauth", "address": g.address,
+                 "scopes": [s for s in SCOPES if s in g.scopes], "created": g.created,
+                 "last_used": g.last_used or None, "client_id": g.client_id, "client_name": g.client_name,
+                 "resource": g.resource}
+                for g in oauth.all_grants(address)
+            ]  # fmt: skip
+        finally:
+            oauth.close()
+    return rows
+
+
+def _token_del(store: TokenStore, data_dir: Path, ident: str) -> int:
+    """``gk token del 3`` (an API token) or ``gk token del oauth:3`` (an OAuth grant: its refresh
+    and access tokens stop working at once)."""
+    from gk.oauth.store import OAuthStore
+
+    grant = ident.startswith(OAUTH_ID)
+    number = ident[len(OAUTH_ID) :] if grant else ident
+    if not number.isdigit():
+        return clikit.fail(f"{ident!r}: give a token's id (3) or an OAuth grant's (oauth:3), see gk token list", 2)
+    if not grant:
+        if not store.delete(int(number)):
+            return clikit.fail(f"no token {ident}")
+        print(f"token {ident} revoked")
+        return 0
+    path = Path(data_dir) / "oauth.sqlite3"
+    oauth = OAuthStore(path) if path.exists() else None
+    try:
+        if oauth is None or not oauth.delete_grant(int(number), None):
+            return clikit.fail(f"no OAuth grant {ident}")
+    finally:
+        if oauth is not None:
+            oauth.close()
+    print(f"OAuth grant {ident} revoked (its access and refresh tokens no longer work)")
+    return 0
 
 
 def configure_ai(p: argparse.ArgumentParser) -> None:

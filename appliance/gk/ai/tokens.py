@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from pathlib import Path
 from gk.store.db import Database, open_database
 
 PREFIX = "gk-"
+TOUCH_SECONDS = 300.0  # last_used is written at most this often per token (no write per request)
 TRANSPORTS = ("ai", "mcp")
 FEATURES = ("mail", "chat", "calendar")
 READ = tuple(f"{f}:read" for f in FEATURES)
@@ -185,7 +187,17 @@ class TokenStore:
             "SELECT id, address, label, scope, created, last_used FROM api_tokens WHERE token_sha256 = ?",
             (_digest(token),),
         )
-        return TokenInfo(**dict(row)) if row is not None else None
+        if row is None:
+            return None
+        info = TokenInfo(**dict(row))
+        now = time.time()
+        if now - info.last_used > TOUCH_SECONDS:  # "last used" for gk token list: a stamp, not a log
+            try:
+                with self.db.relaxed_commits(), self.db.transaction() as conn:
+                    conn.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (now, info.id))
+            except sqlite3.Error:  # a stamp never refuses a request (the database busy, read-only)
+                pass
+        return info
 
     def list(self, address: str | None = None) -> list[TokenInfo]:
         sql = "SELECT id, address, label, scope, created, last_used FROM api_tokens"

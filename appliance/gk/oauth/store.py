@@ -31,6 +31,7 @@ CODE_SECONDS = 120.0
 REQUEST_SECONDS = 600.0  # an authorization request waits this long for the user's consent
 ACCESS_SECONDS = 3600.0
 REFRESH_SECONDS = 30 * 86400.0
+TOUCH_SECONDS = 300.0  # a grant's last_used is written at most this often
 
 MIGRATIONS = [
     """
@@ -270,10 +271,17 @@ class OAuthStore:
             " FROM grants WHERE access_sha256 = ?",
             (digest(access_token),),
         )
-        if row is None or row["access_expires"] < time.time() or row["resource"] != resource:
+        now = time.time()
+        if row is None or row["access_expires"] < now or row["resource"] != resource:
             return None
         fields = dict(row)
         fields.pop("access_expires")
+        if now - fields["last_used"] > TOUCH_SECONDS:  # "last used" for gk token list, not per request
+            try:
+                with self.db.relaxed_commits(), self.db.transaction() as conn:
+                    conn.execute("UPDATE grants SET last_used = ? WHERE id = ?", (now, fields["id"]))
+            except sqlite3.Error:  # a stamp never refuses a request (the database busy, read-only)
+                pass
         return Grant(**fields)
 
     def revoke_token(self, token: str, client_id: str) -> None:
@@ -293,7 +301,22 @@ class OAuthStore:
         )
         return [Grant(**dict(r)) for r in rows]
 
-    def delete_grant(self, grant_id: int, address: str) -> bool:
+    def all_grants(self, address: str | None = None) -> list[Grant]:
+        """Every grant (``gk token list``), or one user's; by user, then age."""
+        if address:
+            return self.grants(address)
+        rows = self.db.query(
+            "SELECT id, address, client_id, client_name, scope, resource, created, last_used FROM grants"
+            " ORDER BY address, id"
+        )
+        return [Grant(**dict(r)) for r in rows]
+
+    def delete_grant(self, grant_id: int, address: str | None) -> bool:
+        """End a grant (its refresh and access tokens at once): the user's own (``address``), or
+        any (None: the administrator's ``gk token del oauth:ID``)."""
         with self.db.transaction() as conn:
-            cur = conn.execute("DELETE FROM grants WHERE id = ? AND address = ?", (grant_id, address))
+            if address is None:
+                cur = conn.execute("DELETE FROM grants WHERE id = ?", (grant_id,))
+            else:
+                cur = conn.execute("DELETE FROM grants WHERE id = ? AND address = ?", (grant_id, address))
         return cur.rowcount > 0
