@@ -7,7 +7,10 @@ user who made the request (``mailto:`` of their address):
 - a changed event: ``REQUEST`` to every attendee when what they agreed to changed (time,
   recurrence, place, summary, status, sequence), else to the attendees just added only; a
   ``CANCEL`` to the attendees removed;
-- a deleted event: ``CANCEL`` to every attendee.
+- a deleted event: ``CANCEL`` to every attendee;
+- one occurrence of a repeating event changed or cancelled (an override with its
+  ``RECURRENCE-ID``, or an ``EXDATE``; the series otherwise as it was): that instance alone, a
+  ``REQUEST`` or ``CANCEL`` carrying its ``RECURRENCE-ID`` (``instance_sends``).
 
 Attendees marked ``SCHEDULE-AGENT=CLIENT`` (RFC 6638: the client sends for them) or
 ``SCHEDULE-AGENT=NONE`` are left alone, and so are a participant status change alone (an
@@ -108,6 +111,148 @@ def plan(organizer: str, old: str | None, new: str | None) -> list[tuple[str, se
     return sends
 
 
+# -- one occurrence of a repeating event: iTIP for that instance only (RFC 5546 §3.2.2.1, §3.2.5)
+# a write that leaves the series' master as it was but for these (an EXDATE added, the SEQUENCE
+# bumped, the stamps) changes instances only: the attendees are sent those instances, each a
+# VEVENT with its RECURRENCE-ID, not the whole series again
+_INSTANCE_ONLY = frozenset({"EXDATE", "SEQUENCE", "DTSTAMP", "LAST-MODIFIED"})
+_STAMPS = frozenset({"DTSTAMP", "LAST-MODIFIED"})
+
+
+def _when_key(value: Any) -> str:
+    """An instance's identity (RECURRENCE-ID or EXDATE value): UTC for zoned times."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return value.strftime("%Y%m%dT%H%M%S")
+    if isinstance(value, dt.date):
+        return value.strftime("%Y%m%d")
+    return str(value)
+
+
+def _fingerprint(comp: Any, skip: frozenset[str]) -> list[str]:
+    out = []
+    for name, lines in comp.contents.items():
+        if name.upper() in skip:
+            continue
+        for line in lines:
+            if hasattr(line, "contents"):  # a sub-component (VALARM)
+                out.append(f"{name}:{_fingerprint(line, frozenset())}")
+            else:
+                params = sorted((k, tuple(v)) for k, v in line.params.items())
+                out.append(f"{name}:{line.value!r}:{params}")
+    return sorted(out)
+
+
+def _exdates(master: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for line in master.contents.get("exdate", []):
+        for value in line.value if isinstance(line.value, list) else [line.value]:
+            out[_when_key(value)] = value
+    return out
+
+
+def _instance_calendar(text: str, key: str, value: Any = None) -> str:
+    """``text``'s calendar (its VTIMEZONEs kept) with one VEVENT: the override of instance
+    ``key``, or (``value``: that instance's start) the master made into that instance."""
+    import datetime as dt
+
+    import vobject  # type: ignore[import-untyped]
+
+    cal = vobject.readOne(text)
+    keep = None
+    for ev in list(getattr(cal, "vevent_list", [])):
+        rid = ev.contents.get("recurrence-id")
+        if value is None and rid and _when_key(rid[0].value) == key and keep is None:
+            keep = ev
+        elif value is not None and not rid and keep is None:
+            keep = ev
+            start = ev.dtstart.value if "dtstart" in ev.contents else None
+            length = None
+            if "dtend" in ev.contents and start is not None:
+                length = ev.dtend.value - start
+            elif "duration" in ev.contents:
+                length = ev.duration.value
+            for name in ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "duration"):
+                for line in list(ev.contents.get(name, [])):
+                    ev.remove(line)
+            ev.add("recurrence-id").value = value
+            ev.add("dtstart").value = value
+            if isinstance(length, dt.timedelta):
+                ev.add("dtend").value = value + length
+        else:
+            cal.remove(ev)
+    return str(cal.serialize())
+
+
+def instance_sends(organizer: str, old: str | None, new: str | None) -> list[tuple[str, set[str], str]] | None:
+    """(method, attendees, iTIP text) when a write by ``organizer`` changed only instances of a
+    repeating event — an occurrence cancelled (a new EXDATE: ``CANCEL`` of that instance) or one
+    overridden (a new or changed VEVENT with a RECURRENCE-ID: ``REQUEST`` of it alone, ``CANCEL``
+    of it to attendees taken off it) — else None (``plan`` decides for the whole object)."""
+    old_events, new_events = _events(old), _events(new)
+    if not old_events or not new_events or old is None or new is None:
+        return None
+    if _organizer(old_events) != organizer or _organizer(new_events) != organizer:
+        return None
+    old_masters = [e for e in old_events if "recurrence-id" not in e.contents]
+    new_masters = [e for e in new_events if "recurrence-id" not in e.contents]
+    if len(old_masters) != 1 or len(new_masters) != 1:
+        return None
+    om, nm = old_masters[0], new_masters[0]
+    if "rrule" not in nm.contents and "rdate" not in nm.contents:
+        return None
+    if _fingerprint(om, _INSTANCE_ONLY) != _fingerprint(nm, _INSTANCE_ONLY):
+        return None
+    old_over = {_when_key(e.recurrence_id.value): e for e in old_events if "recurrence-id" in e.contents}
+    new_over = {_when_key(e.recurrence_id.value): e for e in new_events if "recurrence-id" in e.contents}
+    old_ex, new_ex = _exdates(om), _exdates(nm)
+    added = {k: v for k, v in new_ex.items() if k not in old_ex}
+    if set(old_ex) - set(new_ex) or set(old_over) - set(new_over) - set(added):
+        return None  # an instance restored: the whole series is sent again
+    changed = [k for k in sorted(new_over)
+               if k not in old_over or _fingerprint(new_over[k], _STAMPS) != _fingerprint(old_over[k], _STAMPS)]  # fmt: skip
+    if not added and not changed:
+        return None
+    everyone = _attendees([om], organizer)
+    sends: list[tuple[str, set[str], str]] = []
+    for key, value in sorted(added.items()):
+        was = old_over.get(key)
+        told = _attendees([was], organizer) if was is not None else everyone
+        if told:
+            text = _instance_calendar(old, key) if was is not None else _instance_calendar(new, key, value)
+            sends.append(("CANCEL", told, text))
+    for key in changed:
+        ev, was = new_over[key], old_over.get(key)
+        before = _attendees([was], organizer) if was is not None else everyone
+        now = _attendees([ev], organizer)
+        if before - now:
+            sends.append(("CANCEL", before - now, _instance_calendar(old, key) if was is not None
+                          else _instance_calendar(new, key)))  # fmt: skip
+        if was is None or _significant([was]) != _significant([ev]):
+            if now:
+                sends.append(("REQUEST", now, _instance_calendar(new, key)))
+        elif now - before:
+            sends.append(("REQUEST", now - before, _instance_calendar(new, key)))
+    return sends
+
+
+def sends(organizer: str, old: str | None, new: str | None) -> list[tuple[str, set[str], str]]:
+    """Every iTIP message a write from ``old`` to ``new`` by ``organizer`` calls for: (method,
+    attendees, the object to send) — instances alone when only instances changed."""
+    narrowed = instance_sends(organizer, old, new)
+    if narrowed is not None:
+        return narrowed
+    out = []
+    for method, attendees in plan(organizer, old, new):
+        text = new if method == "REQUEST" else old
+        if text is not None:
+            out.append((method, attendees, text))
+    return out
+
+
 def itip_calendar(text: str, method: str) -> tuple[str, str]:
     """The iTIP object (``METHOD``, no alarms; a CANCEL marked cancelled) and the summary."""
     import vobject  # type: ignore[import-untyped]
@@ -170,9 +315,7 @@ class Scheduler:
         for change in changes:
             if change.path.count("/") != 1:
                 continue
-            for method, attendees in plan(user.lower(), change.old, change.new):
-                text = change.new if method == "REQUEST" else change.old
-                assert text is not None
+            for method, attendees, text in sends(user.lower(), change.old, change.new):
                 self._spawn(user, method, sorted(attendees), text)
 
     def _send(self, user: str, method: str, attendees: list[str], text: str) -> None:
