@@ -445,7 +445,7 @@ def test_calendar_write_tools_need_calendar_write(server):
     action = queued(call(server, server.cal_tokens[ALICE], "calendar_create_event",
                          {"title": "Holiday 5521", "start": "2026-12-21", "end": "2026-12-24"}))  # fmt: skip
     _, page = web(server, ALICE).get(f"/approvals/{action}")
-    assert "Holiday 5521" in page and "2026-12-21 → 2026-12-23 (All day)" in page, page
+    assert "Holiday 5521" in page and "Mon December 21, 2026 → Wed December 23, 2026 (All day)" in page, page
 
 
 def test_calendar_create_update_cancel_with_invitations_after_approval(server):
@@ -454,7 +454,10 @@ def test_calendar_create_update_cancel_with_invitations_after_approval(server):
     action = queued(call(server, server.cal_tokens[ALICE], "calendar_create_event", args))
     assert events_on(server, ALICE, day) == []  # nothing until approved
     _, page = alice.get(f"/approvals/{action}")
-    assert "Budget review" in page and "Room 4" in page and BOB in page and f"{day}T14:00" in page
+    assert "Budget review" in page and "Room 4" in page and BOB in page
+    assert "Thu December 10, 2026, 14:00 – 15:00 (UTC)" in page, page  # the reader's language and zone
+    _, page = alice.get(f"/approvals/{action}", headers={"Accept-Language": "fr"})
+    assert "jeu. 10 décembre 2026, 14:00 – 15:00" in page, page
     resp, _ = approve(bob, action)
     assert resp.status == 404 and state(server, action) == "pending"
     resp, page = approve(alice, action)
@@ -497,3 +500,104 @@ def test_calendar_create_update_cancel_with_invitations_after_approval(server):
     assert 'data-state="done"' in page, page
     assert events_on(server, ALICE, "2026-12-11") == []
     eventually_subject(server, BOB, "Cancelled: Budget review (moved)")
+
+
+# -- one occurrence of a repeating event -------------------------------------------------------------
+SERIES = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//tests//EN
+BEGIN:VEVENT
+UID:weekly-sync-7731
+DTSTAMP:20261101T000000Z
+DTSTART:20261207T090000Z
+DTEND:20261207T093000Z
+RRULE:FREQ=WEEKLY;COUNT=4
+SUMMARY:Weekly sync 7731
+ORGANIZER:mailto:{alice}
+ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{bob}
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def itip_parts(srv: GKServer, address: str, subject: str) -> list[str]:
+    """The text/calendar parts of the mails with ``subject`` in the INBOX (IMAP)."""
+    import email
+    import email.policy
+
+    conn = imap(srv, address)
+    try:
+        conn.select("INBOX", readonly=True)
+        _, data = conn.uid("SEARCH", "SUBJECT", f'"{subject}"')
+        out = []
+        for uid in data[0].split():
+            _, msg = conn.uid("FETCH", uid, "(BODY.PEEK[])")
+            parsed = email.message_from_bytes(msg[0][1], policy=email.policy.default)
+            out += [p.get_content() for p in parsed.walk() if p.get_content_type() == "text/calendar"]
+        return out
+    finally:
+        conn.logout()
+
+
+def test_calendar_tools_change_and_cancel_one_occurrence(server):
+    """A weekly series with bob invited, saved by a CalDAV client; the tools move one occurrence
+    and cancel another (recurrence_id from calendar_list_events): an override with its
+    RECURRENCE-ID and an EXDATE, each mailed to bob as that instance alone."""
+    import caldav
+
+    client = caldav.DAVClient(url=f"https://127.0.0.1:{server.port('http.https_port')}/dav/", username=ALICE,
+                              password=PASSWORD, ssl_verify_cert=False, enable_rfc6764=False)  # fmt: skip
+    dav = client.principal().calendar(name="Calendar")
+    dav.save_event(SERIES.format(alice=ALICE, bob=BOB))
+    eventually_subject(server, BOB, "Invitation: Weekly sync 7731")
+    tok, alice = server.cal_tokens[ALICE], web(server, ALICE)
+
+    def series() -> list[dict]:
+        out = call(server, tok, "calendar_list_events", {"start": "2026-12-07", "end": "2026-12-31"})
+        return [e for e in out.structured_content["events"] if e["uid"] == "weekly-sync-7731"]
+
+    listed = series()
+    assert [e["start"][:16] for e in listed] == [f"2026-12-{d:02d}T09:00" for d in (7, 14, 21, 28)]
+    assert all(e["recurring"] and e["recurrence_id"] == e["start"] for e in listed)
+    second, third = listed[1]["recurrence_id"], listed[2]["recurrence_id"]
+
+    # no such occurrence, or an event that does not repeat: the tool's error, nothing queued
+    for rid in ("2026-12-15T09:00", "2026-12-14T09:30"):
+        bad = call(
+            server, tok, "calendar_update_event", {"uid": "weekly-sync-7731", "recurrence_id": rid, "location": "x"}
+        )
+        assert bad.is_error and "no occurrence" in bad.content[0].text, bad.content
+
+    # move the second occurrence two hours later, at another place: only that one changes
+    moved = {"uid": "weekly-sync-7731", "recurrence_id": second, "start": "2026-12-14T11:00", "location": "Room 2"}
+    action = queued(call(server, tok, "calendar_update_event", moved))
+    _, page = alice.get(f"/approvals/{action}")
+    assert "only the occurrence of Mon December 14, 2026, 09:00" in page, page
+    assert "Mon December 14, 2026, 11:00 – 11:30" in page and "whole repeating series" not in page, page
+    assert 'data-state="done"' in approve(alice, action)[1]
+    listed = series()
+    assert [e["start"][11:16] for e in listed] == ["09:00", "11:00", "09:00", "09:00"]
+    assert listed[1]["recurrence_id"] == second and listed[1]["location"] == "Room 2"
+    eventually_subject(server, BOB, "Invitation: Weekly sync 7731", count=2)
+    update = itip_parts(server, BOB, "Invitation: Weekly sync 7731")[-1]
+    assert "METHOD:REQUEST" in update and "RECURRENCE-ID:20261214T090000Z" in update, update
+    assert "RRULE" not in update and update.count("BEGIN:VEVENT") == 1 and "LOCATION:Room 2" in update
+
+    # cancel the third: an EXDATE; bob is told of that instance only
+    action = queued(call(server, tok, "calendar_cancel_event", {"uid": "weekly-sync-7731", "recurrence_id": third}))
+    _, page = alice.get(f"/approvals/{action}")
+    assert "only the occurrence of Mon December 21, 2026, 09:00" in page, page
+    assert 'data-state="done"' in approve(alice, action)[1]
+    assert [e["start"][8:10] for e in series()] == ["07", "14", "28"]
+    eventually_subject(server, BOB, "Cancelled: Weekly sync 7731")
+    [cancel] = itip_parts(server, BOB, "Cancelled: Weekly sync 7731")
+    assert "METHOD:CANCEL" in cancel and "RECURRENCE-ID:20261221T090000Z" in cancel, cancel
+    assert "RRULE" not in cancel and cancel.count("BEGIN:VEVENT") == 1
+
+    # what a CalDAV client now reads: the series, its EXDATE and the override
+    data = dav.event_by_uid("weekly-sync-7731").data
+    assert "RRULE:FREQ=WEEKLY;COUNT=4" in data and "EXDATE" in data and "20261221T090000Z" in data
+    assert "RECURRENCE-ID:20261214T090000Z" in data
+    # the cancelled occurrence is no longer one
+    gone = call(server, tok, "calendar_cancel_event", {"uid": "weekly-sync-7731", "recurrence_id": third})
+    assert gone.is_error and "no occurrence" in gone.content[0].text

@@ -9,8 +9,11 @@ under the storage's lock and the DAV rights, as the user — with the web calend
 builder (``gk.web.calendar_events``): a created event is in the next ``sync-collection`` of
 the user's phone. When the event has attendees the user is its ``ORGANIZER``, so the DAV
 storage's scheduler (``gk.dav.itip``) mails them the invitation (``REQUEST``), the update or the
-``CANCEL``, as for a CalDAV client's write. An update or cancel approved after the event changed
-elsewhere (its etag) does nothing. Only the user's own calendars are searched: another user's
+``CANCEL``, as for a CalDAV client's write. With ``recurrence_id`` an update or a cancel
+concerns one occurrence of a repeating event: an overriding VEVENT with its ``RECURRENCE-ID``,
+or an ``EXDATE`` (the web calendar's own ``build_event(rid=…)`` and ``skip_occurrence``), and
+the attendees are mailed that instance alone (``gk.dav.itip.instance_sends``). An update or
+cancel approved after the event changed elsewhere (its etag) does nothing. Only the user's own calendars are searched: another user's
 event is "not found", like a missing one.
 """
 
@@ -41,6 +44,13 @@ _WHEN = {
 }
 _UID = {"type": "string", "minLength": 1, "maxLength": 500, "description": "the event's uid (calendar_list_events)"}
 _CALENDAR = {"type": "string", "minLength": 1, "maxLength": 200, "description": "the calendar's name"}
+_RID = {
+    "type": "string",
+    "minLength": 10,
+    "maxLength": 40,
+    "description": "one occurrence of a repeating event, by its recurrence_id (calendar_list_events): only "
+    "that occurrence changes; without it, the whole series",
+}
 
 
 class CalendarWrite:
@@ -94,6 +104,44 @@ class CalendarWrite:
             except NotFound:
                 continue
         raise ToolFailed(f"event {uid!r} not found")
+
+    def _occurrence(self, text: str, when: str) -> tuple[str, str]:
+        """The occurrence of a repeating event that started at ``when`` (ISO 8601, as
+        ``calendar_list_events`` gives ``recurrence_id``): (its RECURRENCE-ID key as the web
+        calendar writes it, its start in the box's zone); ToolFailed when the event does not
+        repeat or has no such occurrence (one cancelled before included)."""
+        from gk.mcp.davtools import _parse_when
+        from gk.web import calendar_events as events
+
+        tz = localtime.zone(self.ctx.data_dir)
+        cal = events.parse(text)
+        comps = list(getattr(cal, "vevent_list", []))
+        master = next((c for c in comps if "recurrence-id" not in c.contents), None)
+        if master is None or not ("rrule" in master.contents or "rdate" in master.contents):
+            raise ToolFailed("this event does not repeat: leave recurrence_id out")
+        asked = _parse_when(when, tz, "recurrence_id").astimezone(tz)
+        start = master.dtstart.value
+        if not isinstance(start, dt.datetime):  # all-day: the day
+            key, shown = asked.strftime("%Y%m%d"), asked.date().isoformat()
+        elif start.tzinfo is None:  # floating: the wall-clock time, taken in the box's zone
+            key, shown = asked.strftime("%Y%m%dT%H%M%S"), asked.isoformat(timespec="minutes")
+        else:
+            key, shown = asked.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ"), asked.isoformat(timespec="minutes")
+        overridden = {events._key(c.recurrence_id.value) for c in comps if "recurrence-id" in c.contents}
+        if key not in overridden:
+            target = events.rid_value(key)
+            if not isinstance(target, dt.datetime):
+                target = dt.datetime(target.year, target.month, target.day)
+            try:
+                rules = master.getrruleset(addRDate=True)
+                second = dt.timedelta(seconds=1)
+                found = any(s == target for s in rules.between(target - second, target + second, inc=True))
+            except (TypeError, ValueError):
+                found = False
+            if not found:
+                raise ToolFailed(f"no occurrence of this event starts at {when} (see recurrence_id in "
+                                 "calendar_list_events)")  # fmt: skip
+        return key, shown
 
     def _attendees(self, address: str, values: list[str]) -> str:
         from gk.mcp.writetools import clean_address
@@ -151,8 +199,10 @@ class CalendarWrite:
         except events.FormError as exc:
             raise ToolFailed(f"{exc.name}: {exc}") from exc
 
-    def _view(self, form: EventForm, book: Book) -> dict[str, Any]:
-        """The event as the approval page and the tool's summary show it (the box's zone)."""
+    def _view(self, form: EventForm, book: Book, occurrence: str = "") -> dict[str, Any]:
+        """The event as the approval page and the tool's summary show it (the box's zone);
+        ``occurrence``: the original start of the one occurrence concerned (else the event,
+        or the whole series)."""
         from gk.web import calendar_events as events
 
         start, end = events.form_times(form)
@@ -173,6 +223,7 @@ class CalendarWrite:
             "calendar": book.path,
             "calendar_title": book.title,
             "repeats": bool(form.repeat or form.custom_rule),
+            "occurrence": occurrence,
         }
 
     @staticmethod
@@ -220,12 +271,13 @@ class CalendarWrite:
 
         api = self._api_or_fail()
         entry = self._find(api, address, args["uid"], args.get("calendar", ""))
+        rid, occurrence = self._occurrence(entry.text, args["recurrence_id"]) if "recurrence_id" in args else ("", "")
         try:
-            form = events.form_from_event(entry.text, self._zone())
+            form = events.form_from_event(entry.text, self._zone(), rid=rid)
             old = events.form_times(form)
         except Exception as exc:  # stored by a client in a shape the form cannot show
             raise ToolFailed("this event cannot be edited here") from exc
-        before = self._view(form, entry.book)
+        before = self._view(form, entry.book, occurrence)
         changed = [k for k in ("title", "start", "end", "all_day", "location", "description", "attendees") if k in args]
         if not changed:
             raise ToolFailed("nothing to change")
@@ -239,8 +291,9 @@ class CalendarWrite:
             form.attendees = self._attendees(address, args["attendees"])
         self._times(form, args, old)
         self._check(form)
-        view = self._view(form, entry.book)
-        summary = f"update event {form.title[:100]!r} ({', '.join(changed)})"
+        view = self._view(form, entry.book, occurrence)
+        only = f", the occurrence of {occurrence} only" if rid else ""
+        summary = f"update event {form.title[:100]!r} ({', '.join(changed)}{only})"
         payload = {
             "event": view,
             "before": before,
@@ -248,6 +301,7 @@ class CalendarWrite:
             "uid": entry.uid,
             "href": entry.href,
             "etag": entry.etag,
+            "recurrence_id": rid,
             "form": self._fields(form),
         }
         return self.w.queue(address, "calendar_update_event", summary, payload)
@@ -264,15 +318,17 @@ class CalendarWrite:
             entry = api.entry(owner, path, p["href"], write=True)
             if entry.etag != p["etag"]:
                 raise ActionFailed("the event was changed elsewhere since: nothing done")
-            api.save(
-                owner, path, events.organized(events.build_event(form, entry.text), owner, form), p["href"], p["etag"]
-            )
+            rid = p.get("recurrence_id", "")  # one occurrence: an override with its RECURRENCE-ID
+            built = events.build_event(form, entry.text, rid=rid)
+            api.save(owner, path, events.organized(built, owner, form), p["href"], p["etag"])
         except NotFound as exc:
             raise ActionFailed("the event is gone: nothing done") from exc
         except Conflict as exc:
             raise ActionFailed("the event was changed elsewhere since: nothing done") from exc
         except Invalid as exc:
             raise ActionFailed(str(exc)) from exc
+        if p.get("recurrence_id"):
+            return f"updated the occurrence of {p['event']['occurrence']} of event {p['uid']}"
         return f"updated event {p['uid']}"
 
     # -- cancel ---------------------------------------------------------------------------------
@@ -281,27 +337,38 @@ class CalendarWrite:
 
         api = self._api_or_fail()
         entry = self._find(api, address, args["uid"], args.get("calendar", ""))
+        rid, occurrence = self._occurrence(entry.text, args["recurrence_id"]) if "recurrence_id" in args else ("", "")
         try:
-            view = self._view(events.form_from_event(entry.text, self._zone()), entry.book)
+            view = self._view(events.form_from_event(entry.text, self._zone(), rid=rid), entry.book, occurrence)
         except Exception as exc:  # stored by a client in a shape the form cannot show
             raise ToolFailed("this event cannot be cancelled here") from exc
         who = f", cancellation to {', '.join(view['attendees'])[:120]}" if view["attendees"] else ""
-        summary = f"cancel event {view['title'][:100]!r} on {view['start']}{who}"
-        payload = {"event": view, "uid": entry.uid, "href": entry.href, "etag": entry.etag}
+        only = " (that occurrence only)" if rid else ""
+        summary = f"cancel event {view['title'][:100]!r} on {view['start']}{only}{who}"
+        payload = {"event": view, "uid": entry.uid, "href": entry.href, "etag": entry.etag, "recurrence_id": rid}
         return self.w.queue(address, "calendar_cancel_event", summary, payload)
 
     def run_cancel(self, owner: str, action: PendingAction) -> str:
         from gk.dav.webapi import Conflict, NotFound
+        from gk.web import calendar_events as events
 
         api = self._api()
         p = action.payload
+        path, rid = p["event"]["calendar"], p.get("recurrence_id", "")
         try:
-            api.delete(owner, p["event"]["calendar"], p["href"], p["etag"])
+            if not rid:
+                api.delete(owner, path, p["href"], p["etag"])
+                return f"cancelled event {p['uid']}"
+            # one occurrence: an EXDATE on the series (its override, if any, dropped)
+            entry = api.entry(owner, path, p["href"], write=True)
+            if entry.etag != p["etag"]:
+                raise ActionFailed("the event was changed elsewhere since: nothing done")
+            api.save(owner, path, events.skip_occurrence(entry.text, rid), p["href"], p["etag"])
         except NotFound as exc:
             raise ActionFailed("the event is gone: nothing done") from exc
         except Conflict as exc:
             raise ActionFailed("the event was changed elsewhere since: nothing done") from exc
-        return f"cancelled event {p['uid']}"
+        return f"cancelled the occurrence of {p['event']['occurrence']} of event {p['uid']}"
 
     def _api_or_fail(self) -> DavWeb:
         try:
@@ -358,11 +425,12 @@ class CalendarWrite:
             write_tool(
                 "calendar_update_event",
                 N_("Update a calendar event"),
-                "Change an event of the user's calendars (the whole series of a repeating one): only the fields "
-                "given change; a new start alone keeps the duration. Attendees get the update by mail.",
+                "Change an event of the user's calendars (the whole series of a repeating one, or with "
+                "recurrence_id one occurrence only): only the fields given change; a new start alone keeps the "
+                "duration. Attendees get the update by mail (of that occurrence only, when one).",
                 {
                     "type": "object",
-                    "properties": {"uid": _UID, "calendar": _CALENDAR, **fields},
+                    "properties": {"uid": _UID, "recurrence_id": _RID, "calendar": _CALENDAR, **fields},
                     "required": ["uid"],
                     "additionalProperties": False,
                 },
@@ -374,11 +442,12 @@ class CalendarWrite:
             write_tool(
                 "calendar_cancel_event",
                 N_("Cancel a calendar event"),
-                "Cancel (delete) an event of the user's calendars, the whole series of a repeating one; "
-                "attendees get the cancellation by mail.",
+                "Cancel (delete) an event of the user's calendars, the whole series of a repeating one, or with "
+                "recurrence_id one occurrence only; attendees get the cancellation by mail (of that occurrence "
+                "only, when one).",
                 {
                     "type": "object",
-                    "properties": {"uid": _UID, "calendar": _CALENDAR},
+                    "properties": {"uid": _UID, "recurrence_id": _RID, "calendar": _CALENDAR},
                     "required": ["uid"],
                     "additionalProperties": False,
                 },

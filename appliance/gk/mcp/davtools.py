@@ -54,6 +54,11 @@ _EVENT: dict[str, Any] = {
         "location": {"type": "string"},
         "description": {"type": "string", "description": "start of the description (untrusted data)"},
         "recurring": {"type": "boolean"},
+        "recurrence_id": {
+            "type": "string",
+            "description": "of an occurrence of a repeating event: which one (its original start), for "
+            "calendar_update_event and calendar_cancel_event to change or cancel that occurrence alone",
+        },
         "status": {"type": "string"},
     },
     "required": ["calendar", "uid", "summary", "start", "end", "all_day", "recurring"],
@@ -208,6 +213,10 @@ class DAVTools:
                         log.warning("calendar tool: skipped %s/%s (unreadable)", col.path, item.href)
                         continue
                     for comp, begin, finish, all_day, recurring in instances:
+                        if "recurrence-id" in comp.contents:  # an overridden occurrence: its original start
+                            rid: dict[str, str] = {"recurrence_id": _iso(_aware(comp.recurrence_id.value, tz), all_day, tz)}  # fmt: skip
+                        else:
+                            rid = {"recurrence_id": _iso(begin, all_day, tz)} if recurring else {}
                         out.append(
                             {
                                 "calendar": name,
@@ -219,6 +228,7 @@ class DAVTools:
                                 "location": _text(comp, "location")[:MAX_TEXT],
                                 "description": _text(comp, "description")[:MAX_TEXT],
                                 "recurring": recurring,
+                                **rid,
                                 "status": _text(comp, "status").upper(),
                                 "_begin": begin,
                                 "_end": finish,

@@ -63,7 +63,51 @@ def _when(web: Web, ts: float | None) -> str:
     return i18n.format_datetime(dt.datetime.fromtimestamp(ts, dt.UTC), web.lang(), False)
 
 
+def _parse(value: object, tz: dt.tzinfo) -> dt.date | dt.datetime | None:
+    """A stored ISO 8601 start or end: a date (all-day), or a time in the reader's zone."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when.astimezone(tz) if when.tzinfo else when.replace(tzinfo=tz)
+
+
+def event_when(lang: str, tz: dt.tzinfo, start: object, end: object = None) -> str:
+    """An event's start (and end) as the reader's language writes them, in the reader's zone:
+    "Thu December 10, 2026, 14:00 – 15:00" / "jeu. 10 décembre 2026, 14:00 – 15:00"; all-day
+    events by their days alone. Anything unreadable is shown as stored."""
+    from gk.web.calendar import MONTHS, WEEKDAYS  # the web calendar's date words
+    from gk.web.i18n import translator
+
+    _ = translator(lang)
+    first, last = _parse(start, tz), _parse(end, tz) if end is not None else None
+
+    def day(d: dt.date) -> str:
+        return _("{weekday} {month} {day}, {year}", weekday=_(WEEKDAYS[d.weekday()]), month=_(MONTHS[d.month - 1]),
+                 day=d.day, year=d.year)  # fmt: skip
+
+    if first is None:
+        return str(start)
+    if not isinstance(first, dt.datetime):
+        if isinstance(last, dt.date) and not isinstance(last, dt.datetime) and last != first:
+            return f"{day(first)} → {day(last)}"
+        return day(first)
+    text = _("{date}, {time}", date=day(first.date()), time=first.strftime("%H:%M"))
+    if isinstance(last, dt.datetime):
+        if last.date() == first.date():
+            return f"{text} – {last:%H:%M}"
+        return f"{text} → " + _("{date}, {time}", date=day(last.date()), time=last.strftime("%H:%M"))
+    return text
+
+
 def _render(web: Web, template: str, **kw: object) -> str:
+    from gk import localtime
+
+    lang, tz = web.lang(), localtime.zone(web.data_dir)
     return web.render(
         template,
         state_names=STATE_NAMES,
@@ -71,6 +115,8 @@ def _render(web: Web, template: str, **kw: object) -> str:
         flag_names=FLAG_NAMES,
         outcome_names=OUTCOME_NAMES,
         when=lambda ts: _when(web, ts),
+        event_when=lambda start, end=None: event_when(lang, tz, start, end),
+        zone_name=str(getattr(tz, "key", "UTC")),
         **kw,
     )
 
