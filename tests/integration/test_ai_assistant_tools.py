@@ -6,9 +6,10 @@ streamed into the conversation, stored, given back to the model, which answers.
 
 Covered: read tool → result → answer (with KV reuse across the steps), a write tool → pending
 action inline, nothing done until the owner approves in the web session (another user's session
-cannot), an untrusted read → the outbound tool refused for the rest of the answer, and an
+cannot), an untrusted read → the outbound tool refused for the rest of the answer, an
 external MCP server (this very server's /mcp with a third user's token) added by one user,
-invisible to another."""
+invisible to another, and the calendar: the week's events read, a slot booked → a pending
+action, approved, then on the user's calendar for a CalDAV client."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def server(tmp_path_factory):
     forced.write_text("[]")
     srv = GKServer(
         base / "gk",
-        {**NO_MAIL, "chat": {"enabled": False, "irc_port": 0}, "dav": {"enabled": False},
+        {**NO_MAIL, "chat": {"enabled": False, "irc_port": 0},  # DAV on: the calendar tools
          "ai": {"context_size": 8192, "threads": 1, "max_tokens": 300}},
     )  # fmt: skip
     srv.write_config()
@@ -244,3 +245,42 @@ def test_an_external_tool_that_acts_waits_for_the_owners_approval(server):
     assert db.execute(query).fetchall() == [(CAROL, "mail_flag", "pending")]  # GK's own tool queued it there
     db.close()
     assert ("assistant", "carol_mail_flag", "queued") in audit(server, BOB)
+
+
+def test_the_assistant_books_a_slot_with_the_calendar_tools(server):
+    """calendar_list_events then calendar_create_event (no attendee: it mails no one, so the
+    untrusted read before does not withdraw it) → a pending action inline; approved in the web
+    session, the event is in alice's calendar as the caldav library reads it."""
+    import caldav
+
+    alice = login(server, ALICE)
+    alice.get("/assistant/tools")
+    for name in ("calendar_list_events", "calendar_create_event"):  # off by default (context is small)
+        assert alice.post("/assistant/tools/switch", {"tool": name, "enabled": "1"})[0].status == 303
+    week = {"type": "object", "properties": {"start": const("2026-12-14"), "end": const("2026-12-21")},
+            "required": ["start", "end"], "additionalProperties": False}  # fmt: skip
+    slot = {"type": "object", "properties": {"title": const("Dentist 4417"), "start": const("2026-12-15T10:00"),
+            "end": const("2026-12-15T11:00")}, "required": ["title", "start", "end"],
+            "additionalProperties": False}  # fmt: skip
+    force(server, ("calendar_list_events", week), ("calendar_create_event", slot), None)
+    conv = new_conversation(alice, "Book the dentist on a free morning next week")
+    _, done = until_done(Stream(alice, conv))
+    assert 'data-tool="calendar_list_events" data-status="ok"' in done, done
+    assert 'data-tool="calendar_create_event" data-status="queued"' in done, done
+    action = re.search(r'class="pending-action" data-action="([^"]+)" data-state="pending"', done).group(1)
+    dav = caldav.DAVClient(url=f"https://127.0.0.1:{server.port('http.https_port')}/dav/", username=ALICE,
+                           password=PW, ssl_verify_cert=False, enable_rfc6764=False)  # fmt: skip
+    calendar = dav.principal().calendar(name="Calendar")
+    assert not [e for e in calendar.events() if "Dentist 4417" in e.data]  # nothing until approved
+    _, page = alice.get(f"/approvals/{action}")
+    assert "Dentist 4417" in page and "Tue December 15, 2026, 10:00 – 11:00" in page, page
+    resp, body = alice.post(f"/approvals/{action}/approve", {})
+    assert resp.status == 200 and "Approved: done." in body
+    [event] = [e for e in calendar.events() if "Dentist 4417" in e.data]
+    assert "SUMMARY:Dentist 4417" in event.data and "20261215T100000" in event.data and "ATTENDEE" not in event.data
+    calls = audit(server, ALICE)
+    assert ("assistant", "calendar_list_events", "ok") in calls and (
+        "assistant",
+        "calendar_create_event",
+        "queued",
+    ) in calls

@@ -12,7 +12,12 @@ and results so they serve GK's own tools and an external MCP server's alike:
   ``chat_post`` — are withdrawn for the rest of that turn: ``offered`` drops them from the
   tools shown to the model, ``check`` refuses a call the model makes anyway (``Withdrawn``).
   Safe by default: a tool whose annotations are missing counts as outbound (MCP's defaults:
-  ``readOnlyHint`` false, ``openWorldHint`` true) and as a source of untrusted content.
+  ``readOnlyHint`` false, ``openWorldHint`` true) and as a source of untrusted content. A few of
+  GK's own tools carry data out only through some arguments (``OUTBOUND_WHEN``): a
+  ``calendar_create_event`` without attendees writes to the user's own calendar and mails no
+  one, so it stays allowed — planning from the calendar (``calendar_list_events``, untrusted:
+  invitations are others' text) and then booking a slot works — while one inviting anybody is
+  refused like a send.
 
 Even an allowed outbound call only queues a pending action for the owner (``gk.mcp.approvals``):
 this policy is a second wall, not the only one.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +57,22 @@ def is_outbound(tool: dict[str, Any]) -> bool:
     return a.get("readOnlyHint", False) is not True and a.get("openWorldHint", True) is not False
 
 
+# GK's own tools that are outbound only when their arguments send something out
+OUTBOUND_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "calendar_create_event": lambda args: bool(args.get("attendees")),  # invitations leave the box
+}
+
+
+def call_is_outbound(tool: dict[str, Any], arguments: Any = None, external: bool = False) -> bool:
+    """Does this call (the tool with these arguments) carry data out? ``is_outbound`` but for a
+    built-in tool of ``OUTBOUND_WHEN`` called with arguments that send nothing (never an
+    external server's tool, whatever its name)."""
+    rule = None if external else OUTBOUND_WHEN.get(str(tool.get("name")))
+    if rule is not None and isinstance(arguments, dict):
+        return rule(arguments)
+    return is_outbound(tool)
+
+
 def brings_untrusted(tool: dict[str, Any], external: bool = False) -> bool:
     """Does this tool's result hold text written by others? Every tool of an external server
     does; of GK's own, every one but those listing names and counts."""
@@ -74,15 +95,16 @@ class TurnPolicy:
         if brings_untrusted(tool, external):
             self.tainted_by.append(str(tool.get("name", "?")))
 
-    def allowed(self, tool: dict[str, Any]) -> bool:
-        return not (self.tainted and is_outbound(tool))
+    def allowed(self, tool: dict[str, Any], arguments: Any = None, external: bool = False) -> bool:
+        """May this tool be called now (with ``arguments``: this very call)?"""
+        return not (self.tainted and call_is_outbound(tool, arguments, external))
 
     def offered(self, tools: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """The tools to show the model now (outbound ones gone once the turn is tainted)."""
         return [t for t in tools if self.allowed(t)]
 
-    def check(self, tool: dict[str, Any]) -> None:
-        if not self.allowed(tool):
+    def check(self, tool: dict[str, Any], arguments: Any = None, external: bool = False) -> None:
+        if not self.allowed(tool, arguments, external):
             raise Withdrawn(
                 f"{tool.get('name')} is withdrawn for the rest of this turn: the turn read untrusted content "
                 f"({', '.join(sorted(set(self.tainted_by)))}). Ask the owner to start a new request."
@@ -120,4 +142,4 @@ def for_model(
     return f'<tool-result id="{nonce}" tool="{name}" status="{status}" trust="{trust}">\n{note}\n{text}\n</tool-result id="{nonce}">'  # fmt: skip
 
 
-__all__ = ["TurnPolicy", "Withdrawn", "brings_untrusted", "for_model", "is_outbound"]
+__all__ = ["TurnPolicy", "Withdrawn", "brings_untrusted", "call_is_outbound", "for_model", "is_outbound"]

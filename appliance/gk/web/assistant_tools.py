@@ -150,7 +150,7 @@ class AnswerTools:
         else:
             meta["server"] = entry.server.name if entry.server else ""
             try:
-                self.turn.check(entry.tool)
+                self.turn.check(entry.tool, args, entry.external)
             except Withdrawn as exc:
                 result, status = _error(str(exc)), "withdrawn"
                 assert self.box is not None
