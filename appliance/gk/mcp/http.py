@@ -11,8 +11,11 @@ Checked before anything else, in this order: ``Origin`` (absent, the Host header
 of ``[mcp] allowed_origins``: else 403, DNS-rebinding protection), ``Content-Type`` (415 unless
 ``application/json``), ``Accept`` (406 when it admits no JSON), the body's size (413), the bearer
 token (401 with ``WWW-Authenticate``), the JSON-RPC message (400: ``-32700``/``-32600``, batches
-refused), then the protocol envelope (400: ``-32020`` header mismatch, ``-32602`` missing
-``_meta``, ``-32022`` unsupported version, ``-32021`` missing client capability).
+refused), the token's ``mcp`` scope, then the protocol envelope (400: ``-32020`` header mismatch,
+``-32602`` missing ``_meta``, ``-32022`` unsupported version, ``-32021`` missing client
+capability). A valid token lacking a scope the request needs (``mcp``, or a tool's or resource's
+feature scope: ``gk.mcp.scopes``) gets 403 with ``WWW-Authenticate: Bearer
+error="insufficient_scope", scope="…", resource_metadata="…"`` (step-up, MCP authorization).
 """
 
 from __future__ import annotations
