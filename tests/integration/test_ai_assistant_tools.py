@@ -268,6 +268,7 @@ def test_the_assistant_books_a_slot_with_the_calendar_tools(server):
     assert 'data-tool="calendar_list_events" data-status="ok"' in done, done
     assert 'data-tool="calendar_create_event" data-status="queued"' in done, done
     action = re.search(r'class="pending-action" data-action="([^"]+)" data-state="pending"', done).group(1)
+    assert '<p class="event-when">Tue December 15, 2026, 10:00 – 11:00</p>' in done, done  # the reader's dates
     dav = caldav.DAVClient(url=f"https://127.0.0.1:{server.port('http.https_port')}/dav/", username=ALICE,
                            password=PW, ssl_verify_cert=False, enable_rfc6764=False)  # fmt: skip
     calendar = dav.principal().calendar(name="Calendar")

@@ -219,13 +219,18 @@ def render_call(web: Web, meta: dict[str, Any], lang: str) -> str:
         return out
     from gk.mcp.approvals import ActionError, ApprovalStore
 
-    state = ""
+    state, when = "", ""
     try:
-        state = (
-            ApprovalStore(web.data_dir, web.ctx.config.mcp.approval_hours)
-            .of_owner(web.signed_in().address, action)
-            .state
+        pending = ApprovalStore(web.data_dir, web.ctx.config.mcp.approval_hours).of_owner(
+            web.signed_in().address, action
         )
+        state = pending.state
+        event = pending.payload.get("event") if pending.tool.startswith("calendar_") else None
+        if isinstance(event, dict):  # the event's time as the reader reads dates (the summary is the model's)
+            from gk import localtime
+            from gk.web.approvals import event_when
+
+            when = event_when(lang, localtime.zone(web.data_dir), event.get("start"), event.get("end"))
     except ActionError:
         pass
     quoted = html.escape(action)
@@ -234,6 +239,8 @@ def render_call(web: Web, meta: dict[str, Any], lang: str) -> str:
         f'<div class="pending-action" data-action="{quoted}" data-state="{html.escape(state)}">'
         f"<p>{html.escape(str(meta.get('summary', '')))} — <strong>{html.escape(state_name)}</strong></p>"
     )
+    if when:
+        out += f'<p class="event-when">{html.escape(when)}</p>'
     if state == "pending":
         sess = web.session()
         csrf = html.escape(sess.csrf) if sess is not None else ""
