@@ -316,3 +316,20 @@ def test_a_browser_that_lost_the_box_to_a_newer_claim_is_no_claimant(tmp_path: P
     assert claim.generation(web.data_dir) == 3 and third.get("/wizard/password").status == 200
     resp = second.get("/wizard/password")
     assert resp.status in (302, 303) and resp.location.endswith("/wizard/claim")
+
+
+def test_a_phone_signed_in_with_the_password_ticks_connect_a_phone(web: Web) -> None:
+    """Not only app passwords: a mail, calendar or contacts client's password login (IMAP,
+    submission, DAV) ticks it too; the web's own logins do not."""
+    settings.of(web.data_dir).update(mail_domain="home.lan")
+    c = signed_in(web, ADMIN, ADMIN_PW)
+
+    def ticked() -> bool:
+        return bool(re.search(r'<li class="done" data-step="device"', c.get("/dashboard").text))
+
+    assert web.ctx.auth.login(USER, USER_PW, "192.0.2.7", "web").ok  # a browser: not a phone
+    assert not ticked()
+    assert not web.ctx.auth.login(USER, "wrong password", "192.0.2.7", "dav").ok
+    assert not ticked()
+    assert web.ctx.auth.login(USER, USER_PW, "192.0.2.7", "dav").ok  # a phone's calendar sync
+    assert ticked()
