@@ -98,12 +98,23 @@ def imap_quota(srv) -> None:  # type: ignore[no-untyped-def]
     refused before ``+`` (synchronizing literal) or after its bytes (LITERAL+), on a raw socket."""
     m = imaps(srv)
     caps = m.capability()[1][0].split()
-    assert b"QUOTA" in caps and b"QUOTA=RES-STORAGE" in caps
+    assert b"QUOTA" in caps and b"QUOTA=RES-STORAGE" in caps and b"QUOTASET" not in caps
     used = used_kib(m)
     assert used > 600  # the two messages taken above
     typ, data = m.getquotaroot("INBOX")
     assert typ == "OK" and data == [[b'"INBOX" ""'], [f'"" (STORAGE {used} 1024)'.encode()]], data
     assert m.getquota('""') == ("OK", [f'"" (STORAGE {used} 1024)'.encode()])
+    # STATUS DELETED-STORAGE: what an EXPUNGE would free, in the same KiB
+    m.select("INBOX")
+    typ, data = m.search(None, "ALL")
+    first = data[0].split()[0]
+    m.store(first, "+FLAGS", "\\Deleted")
+    size = int(m.fetch(first, "(RFC822.SIZE)")[1][0].rsplit(b"RFC822.SIZE ", 1)[1].rstrip(b")"))
+    status = m.status("INBOX", "(DELETED-STORAGE SIZE)")[1][0]
+    assert f"DELETED-STORAGE {-(-size // 1024)} ".encode() in status, status
+    m.store(first, "-FLAGS", "\\Deleted")
+    assert b"DELETED-STORAGE 0 " in m.status("INBOX", "(DELETED-STORAGE SIZE)")[1][0]
+    m.close()
     typ, data = m.setquota('""', "(STORAGE 999999)")
     assert typ == "NO" and b"[NOPERM]" in data[0]
     typ, data = m.getquota(BOB)  # another user's root: not alice's to see
@@ -115,6 +126,7 @@ def imap_quota(srv) -> None:  # type: ignore[no-untyped-def]
     # an administrator sets and reads another user's quota (KiB, stored as whole MB)
     srv.add_user("admin@example.org", PASSWORD, admin=True)
     a = imaps(srv, "admin@example.org")
+    assert b"QUOTASET" in a.capability()[1][0].split()  # SETQUOTA is carried out for an administrator
     typ, data = a.setquota(BOB, "(STORAGE 1500)")
     assert typ == "OK" and data[0].endswith(b" 2048)"), data
     assert a.getquota(BOB)[1][0].startswith(f'"{BOB}" (STORAGE '.encode())

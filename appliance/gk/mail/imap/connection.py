@@ -183,7 +183,7 @@ class Connection:
             if not self.tls:
                 return BASE_CAPS + " STARTTLS LOGINDISABLED"
             return BASE_CAPS + " AUTH=PLAIN AUTH=LOGIN"
-        return BASE_CAPS + " " + quota.CAPS
+        return BASE_CAPS + " " + quota.caps(self)
 
     def shutdown(self) -> None:
         """Server stopping: say BYE to a waiting session; every session ends after its current command."""

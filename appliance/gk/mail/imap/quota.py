@@ -4,8 +4,8 @@
 message that cannot fit *before* its bytes are sent.
 
 One resource, STORAGE (in units of 1024 octets, RFC 9208 5.1): the sum of the sizes of every
-message in every folder of the user. There is no message-count limit, so RES-MESSAGE is not
-announced. Each user has one quota root, named ``""`` (as RFC 9208's examples name a user's
+message in every folder of the user; STATUS DELETED-STORAGE (what EXPUNGE would free, in the
+same unit) comes with it. There is no message-count limit, so RES-MESSAGE is not announced. Each user has one quota root, named ``""`` (as RFC 9208's examples name a user's
 root), holding all of that user's folders; a user without a quota has no quota root (GETQUOTAROOT
 answers ``* QUOTAROOT <mailbox>`` with no root, GETQUOTA ``""`` is ``NO [NONEXISTENT]``).
 An administrator may also name another user's root by that user's address, and may change a
@@ -36,6 +36,15 @@ if TYPE_CHECKING:
     from gk.mail.imap.connection import Connection
 
 CAPS = "QUOTA QUOTA=RES-STORAGE"
+
+
+def caps(session: Connection) -> str:
+    """After login: QUOTA and its one resource; QUOTASET (RFC 9208 3.1) to an administrator,
+    the only user whose SETQUOTA is carried out."""
+    user = session.ctx.accounts.get_user(session.user) if session.user else None
+    return CAPS + " QUOTASET" if user is not None and user.is_admin else CAPS
+
+
 KIB = 1024
 _APPEND = re.compile(rb"^[^ ]+ APPEND ", re.IGNORECASE)
 

@@ -508,6 +508,17 @@ class UserMailbox:
                 row[1],
             )
 
+    def deleted_size(self, name: str) -> int:
+        """Bytes of the folder's messages flagged \\Deleted: what EXPUNGE would free (IMAP STATUS
+        DELETED-STORAGE, RFC 9208)."""
+        with self.lock:
+            f = self._folder_row(name)
+            row = self.db.one(
+                "SELECT coalesce(sum(size),0) FROM messages WHERE folder_id = ? AND instr(flags, ' \\Deleted ') > 0",
+                (f["id"],),
+            )
+            return int(row[0]) if row is not None else 0
+
     def create_folder(self, name: str) -> None:
         with self.lock:
             name = check_folder_name(name)
