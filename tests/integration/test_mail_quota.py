@@ -114,6 +114,13 @@ def imap_quota(srv) -> None:  # type: ignore[no-untyped-def]
     assert f"DELETED-STORAGE {-(-size // 1024)} ".encode() in status, status
     m.store(first, "-FLAGS", "\\Deleted")
     assert b"DELETED-STORAGE 0 " in m.status("INBOX", "(DELETED-STORAGE SIZE)")[1][0]
+    # COPY: the 600 KB message a second time does not fit (nothing copied), MOVE adds nothing
+    m.create("Archive")
+    typ, data = m.copy(first, "Archive")
+    assert typ == "NO" and b"[OVERQUOTA]" in data[0], data
+    assert m.status("Archive", "(MESSAGES)")[1][0].endswith(b"(MESSAGES 0)")
+    assert m._simple_command("MOVE", first, "Archive")[0] == "OK"
+    assert used_kib(m) == used
     m.close()
     typ, data = m.setquota('""', "(STORAGE 999999)")
     assert typ == "NO" and b"[NOPERM]" in data[0]

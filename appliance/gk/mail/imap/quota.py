@@ -16,7 +16,8 @@ APPEND: the command reader calls ``append_literal_check`` for each literal of an
 size is announced; a size over what remains of the quota makes the reader answer
 ``NO [OVERQUOTA]`` instead of sending ``+`` for a synchronizing literal, or read and discard a
 LITERAL+ one and then answer ``NO [OVERQUOTA]`` (the session stays in step with the client). The
-check in ``cmd_append`` stays: the quota may shrink while the literal is being sent.
+check in ``cmd_append`` stays: the quota may shrink while the literal is being sent. A COPY whose
+copies cannot fit is refused the same way (``check_copy``); MOVE adds nothing to the usage.
 """
 
 from __future__ import annotations
@@ -149,3 +150,13 @@ def append_literal_check(session: Connection, parts: list[Part], size: int) -> R
         return None
     tag = first.split(b" ", 1)[0].decode("ascii", "replace")
     return ReaderError(tag, "the message does not fit in the mailbox's quota", reply="NO [OVERQUOTA]")
+
+
+def check_copy(session: Connection, folder: str, uids: list[int]) -> None:
+    """COPY (not MOVE, which frees what it adds): refused ``NO [OVERQUOTA]`` when the copies
+    would take the user over the quota (RFC 9208 4.3), before anything is copied."""
+    limit = quota.limit(session.ctx, session.user)
+    if not limit or not uids or session.mb is None:
+        return
+    if quota.usage(session.mb) + session.mb.size_of(folder, uids) > limit:
+        raise NoCommand("the copies do not fit in the mailbox's quota", "OVERQUOTA")
