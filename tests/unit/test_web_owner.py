@@ -283,3 +283,53 @@ def test_losing_the_browser_mid_setup_explains_the_way_back(tmp_path: Path) -> N
     resp = other.get("/wizard/claim")
     assert resp.status == 200 and 'name="code"' in resp.text
     assert other.post("/wizard/claim", {"code": new_code}).location.endswith("/wizard/admin")
+
+
+def test_a_browser_that_lost_the_box_to_a_newer_claim_is_no_claimant(tmp_path: Path) -> None:
+    """Claim generations: the first browser claims, the owner reclaims from another device (setup
+    code from ``gk claim recover``); the first browser, coming back with its old session, is sent
+    to the claim page and told the way back — during setup and after it, in recovery."""
+    web = make_web(tmp_path)
+    code = claim.ensure_setup_code(web.data_dir)
+    first = Client(web)
+    first.get("/wizard/claim")
+    assert first.post("/wizard/claim", {"code": str(code)}).location.endswith("/wizard/admin")
+    assert first.get("/wizard/admin").status == 200 and claim.generation(web.data_dir) == 1
+    second, new_code = Client(web), claim.open_recovery(web.data_dir)  # gk claim recover
+    second.get("/wizard/claim")
+    assert second.post("/wizard/claim", {"code": new_code}).location.endswith("/wizard/admin")
+    assert claim.generation(web.data_dir) == 2 and second.get("/wizard/admin").status == 200
+    # the first browser's session still exists, but a newer claim happened
+    resp = first.get("/wizard/admin")
+    assert resp.status in (302, 303) and resp.location.endswith("/wizard/claim")
+    resp = first.get("/wizard/claim")
+    assert resp.status == 403 and "gk claim recover" in resp.text and 'name="code"' not in resp.text
+    resp = first.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW})
+    assert resp.location.endswith("/wizard/claim")  # sent to the claim page, as a visitor
+    assert web.ctx.accounts.get_user(ADMIN) is None  # nothing done on the stale claim's behalf
+    # the second browser finishes; recovery later: a third claim ends the second one's claim too
+    assert second.post("/wizard/admin", {"address": ADMIN, "password": ADMIN_PW, "password2": ADMIN_PW}).status == 303
+    claim.complete(web.data_dir)
+    third, new_code = Client(web), claim.open_recovery(web.data_dir)
+    third.get("/wizard/claim")
+    assert third.post("/wizard/claim", {"code": new_code}).location.endswith("/wizard/password")
+    assert claim.generation(web.data_dir) == 3 and third.get("/wizard/password").status == 200
+    resp = second.get("/wizard/password")
+    assert resp.status in (302, 303) and resp.location.endswith("/wizard/claim")
+
+
+def test_a_phone_signed_in_with_the_password_ticks_connect_a_phone(web: Web) -> None:
+    """Not only app passwords: a mail, calendar or contacts client's password login (IMAP,
+    submission, DAV) ticks it too; the web's own logins do not."""
+    settings.of(web.data_dir).update(mail_domain="home.lan")
+    c = signed_in(web, ADMIN, ADMIN_PW)
+
+    def ticked() -> bool:
+        return bool(re.search(r'<li class="done" data-step="device"', c.get("/dashboard").text))
+
+    assert web.ctx.auth.login(USER, USER_PW, "192.0.2.7", "web").ok  # a browser: not a phone
+    assert not ticked()
+    assert not web.ctx.auth.login(USER, "wrong password", "192.0.2.7", "dav").ok
+    assert not ticked()
+    assert web.ctx.auth.login(USER, USER_PW, "192.0.2.7", "dav").ok  # a phone's calendar sync
+    assert ticked()

@@ -55,6 +55,10 @@ log = logging.getLogger("gk.auth")
 
 
 DEVICE_PREFIX = "device:"  # a device token's entry among an account's known clients
+# a login from a mail, calendar or contacts client (not the web) is kept among the account's known
+# clients as ``service:<name>`` too: the dashboard's "phone connected" tick (gk.web.nextsteps)
+SERVICE_PREFIX = "service:"
+DEVICE_SERVICES = ("imap", "submission", "submissions", "dav")
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,8 @@ class Authenticator:
         if user is not None:
             self._write(self.known.remember, addr, client)
             if device is None:
+                if service in DEVICE_SERVICES:  # written at most once an hour (KnownIPs.REFRESH)
+                    self._write(self.known.remember, addr, SERVICE_PREFIX + service)
                 return LoginResult(user)
             token = device if device and device_known else secrets.token_urlsafe(18)
             self._write(self.known.remember, addr, DEVICE_PREFIX + token)

@@ -12,6 +12,11 @@ setup code or a button press; the wizard runs its remaining steps) → ``complet
 closed for good). ``open_recovery`` opens a window during which only the claim and password
 steps answer again; finishing the password step closes it.
 
+Claim generation: every claim (setup code or button, at first or in recovery) counts one more
+(``generation``); the claiming browser's session keeps the number it claimed at, and is the
+claimant only while that is still the current one — a browser that lost the box to a newer claim
+(the owner reclaimed from another device) is no claimant when it comes back.
+
 Cost: each call is one small SQLite transaction (~1 ms on an SD card with fsync), on a
 connection opened for it and closed after. ``gate(data_dir)`` is the exception, for the web's
 check on every request: the state and the recovery deadline kept in memory, re-read only when
@@ -73,6 +78,7 @@ class _Gate:
         self.path, self.conn, self.ino = path, conn, ino
         self.version = -1
         self.state, self.recovery_until = UNCLAIMED, 0.0
+        self.generation = 0
 
 
 _gates: dict[Path, _Gate] = {}
@@ -92,6 +98,16 @@ def gate(data_dir: Path) -> tuple[str, bool]:
     """(state, recovery open) for a check on every request, as fresh as ``state`` and
     ``recovery_open``: any commit to the claim database, from this process or another, is seen
     by the next call; the recovery window's end is compared with the clock on every call."""
+    g = _fresh_gate(data_dir)
+    return g.state, g.recovery_until > time.time()
+
+
+def generation(data_dir: Path) -> int:
+    """The current claim generation (0: never claimed), as fresh and cheap as ``gate``."""
+    return _fresh_gate(data_dir).generation
+
+
+def _fresh_gate(data_dir: Path) -> _Gate:
     path = Path(data_dir) / "claim.sqlite3"
     with _gates_lock:
         g = _gates.get(path)
@@ -110,12 +126,15 @@ def gate(data_dir: Path) -> tuple[str, bool]:
         version = int(g.conn.execute("PRAGMA data_version").fetchone()[0])
         if version != g.version:
             rows = dict(
-                g.conn.execute("SELECT key, value FROM settings WHERE key IN ('state', 'recovery_until')").fetchall()
+                g.conn.execute(
+                    "SELECT key, value FROM settings WHERE key IN ('state', 'recovery_until', 'generation')"
+                ).fetchall()
             )
             g.state = rows.get("state", UNCLAIMED)
             g.recovery_until = float(rows.get("recovery_until") or 0)
+            g.generation = int(rows.get("generation") or 0)
             g.version = version
-        return g.state, g.recovery_until > time.time()
+        return g
 
 
 def forget_gates() -> None:
@@ -179,16 +198,34 @@ def check_code(data_dir: Path, code: str) -> bool:
     return hmac.compare_digest(normalize_code(stored).encode(), normalize_code(code).encode())
 
 
-def claim(data_dir: Path, how: str) -> None:
-    """Mark the box claimed (setup code or button). The code is spent: a new one is made for recovery."""
+def claim(data_dir: Path, how: str) -> int:
+    """Mark the box claimed (setup code or button). The code is spent: a new one is made for
+    recovery. Returns the new claim generation (the claimant's from now on)."""
     with _db(data_dir) as db, db.transaction():
         if _get(db, "state", UNCLAIMED) == UNCLAIMED:
             _set(db, "state", SETUP)
         _set(db, "claimed_by", how)
         _set(db, "claimed_at", str(time.time()))
         _set(db, "setup_code", "")
+        gen = _next_generation(db)
     with contextlib.suppress(FileNotFoundError):
         (Path(data_dir) / SETUP_CODE_FILE).unlink()
+    return gen
+
+
+def reclaim(data_dir: Path, how: str) -> int:
+    """A claim during owner recovery (the box stays complete): a new claim generation, so the
+    browser that claimed before is a claimant no more. Returns it."""
+    with _db(data_dir) as db, db.transaction():
+        _set(db, "claimed_by", how)
+        _set(db, "claimed_at", str(time.time()))
+        return _next_generation(db)
+
+
+def _next_generation(db: Database) -> int:
+    gen = int(_get(db, "generation", "0") or 0) + 1
+    _set(db, "generation", str(gen))
+    return gen
 
 
 def complete(data_dir: Path) -> None:
@@ -292,6 +329,8 @@ __all__ = [
     "is_complete",
     "recovery_open",
     "gate",
+    "generation",
+    "reclaim",
     "forget_gates",
     "close_recovery",
     "take_button_press",

@@ -27,6 +27,7 @@ def provision(data_dir: Path) -> list[str]:
     gkconfig.ensure_config_file(data_dir)
     cfg = gkconfig.load(data_dir)
     machine_secret(data_dir, "session")
+    machine_secret(data_dir, "srs")  # the SRS key of forwards (gk.mail.smtp.srs)
     done.append("secrets")
     hostname = hostname_of(cfg)
     tls = ensure_tls(data_dir, cfg.tls, hostname)

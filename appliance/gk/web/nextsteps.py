@@ -2,8 +2,9 @@
 
 Publish the DNS records → check them (the diagnosis) → connect a phone → send a test mail. Each
 tick comes from what the box has seen, never from a click: the last diagnosis run (the domain's MX
-record as DNS answers it; no DNS error), a device's login with an app password (what "Connect
-your devices" has phones use), a message in the administrator's Sent folder (the webmail and mail
+record as DNS answers it; no DNS error), a device's login (an app password — what "Connect
+your devices" has phones use — an OAuth grant, or the account's password from an IMAP, SMTP or
+DAV client rather than the web), a message in the administrator's Sent folder (the webmail and mail
 clients file what they send there). A box without a public domain (none, or a local one such as
 ``home.lan``) shows only the steps that apply to mail on the home network.
 
@@ -14,6 +15,7 @@ SQLite reads per dashboard view while the list is shown; nothing once dismissed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from gk import claim, settings
@@ -63,8 +65,23 @@ def _dns(web: Web) -> tuple[bool, bool]:
 
 
 def _device(web: Web) -> bool:
+    """A device signed in: an app password used, an OAuth grant used, or a password login from a
+    mail, calendar or contacts client (IMAP, SMTP submission, DAV; not the web), as the box keeps
+    them among each account's known clients (``authenticate.SERVICE_PREFIX``)."""
+    from gk.accounts.authenticate import SERVICE_PREFIX
+    from gk.accounts.known_ips import KnownIPs
+
     accounts = web.ctx.accounts
-    return any(a["last_used"] for u in accounts.list_users() for a in accounts.list_app_passwords(u.address))
+    users = accounts.list_users()
+    if any(a["last_used"] for u in users for a in accounts.list_app_passwords(u.address)):
+        return True
+    since = time.time() - KnownIPs.DAYS * 86400
+    if any(c.startswith(SERVICE_PREFIX) for u in users for c in accounts.known_clients(u.address, since)):
+        return True
+    from gk.mcp.service import MCPService
+
+    mcp = web.ctx.services.maybe(MCPService)
+    return mcp is not None and any(g.last_used for u in users for g in mcp.oauth.store.grants(u.address))
 
 
 def _sent(web: Web, address: str) -> bool:

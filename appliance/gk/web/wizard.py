@@ -124,8 +124,14 @@ def in_recovery(web: Web) -> bool:
 
 
 def is_claimant(web: Web) -> bool:
+    """This browser claimed the box, and no newer claim happened since (``claim.generation``):
+    a browser that lost the box to a reclaim from another device is sent to the claim page,
+    which explains the way back (403)."""
     sess = web.session(create=False)  # no session, no claimant: a visitor being redirected writes nothing
-    return bool(sess and sess.data.get("claimant"))
+    held = sess.data.get("claimant") if sess else None
+    if held is True:  # a session from before claim generations: it claimed the first time
+        held = 1
+    return isinstance(held, int) and held > 0 and held == claim.generation(web.data_dir)
 
 
 def after(web: Web, step: str) -> str:
@@ -214,10 +220,12 @@ def claimed(web: Web, how: str) -> str:
     ctx = web.ctx
     recovering = in_recovery(web)
     if not recovering:
-        claim.claim(web.data_dir, how)
+        gen = claim.claim(web.data_dir, how)
         claim.close_recovery(web.data_dir)  # recovery during setup: this browser takes over
+    else:
+        gen = claim.reclaim(web.data_dir, how)
     sess = web.rotate_session()  # the claimant's id is not one seen before the claim
-    sess.data["claimant"] = True
+    sess.data["claimant"] = gen  # the claim generation: a newer claim elsewhere ends this one
     web.sessions.save_data(sess)
     ctx.accounts.record_event("claimed", "web", web.client_ip(), "", f"by {how}")
     web.forget_state()

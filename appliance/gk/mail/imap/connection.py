@@ -21,6 +21,7 @@ import gevent
 import gevent.event
 
 from gk import events
+from gk.mail.imap import quota
 from gk.mail.imap.parser import CommandReader, Parser
 from gk.mail.imap.protocol import BASE_CAPS, MEMORY_LITERAL, PREAUTH_LITERAL_BYTES, BadCommand
 from gk.mail.imap.response import string
@@ -129,6 +130,7 @@ class Connection:
             self.cfg.max_literal_size,
             str(self.svc.spool_dir),
         )
+        self.reader.check_literal = lambda parts, size: quota.append_literal_check(self, parts, size)
         self._apply_limits()
 
     def _apply_limits(self) -> None:
@@ -181,7 +183,7 @@ class Connection:
             if not self.tls:
                 return BASE_CAPS + " STARTTLS LOGINDISABLED"
             return BASE_CAPS + " AUTH=PLAIN AUTH=LOGIN"
-        return BASE_CAPS
+        return BASE_CAPS + " " + quota.caps(self)
 
     def shutdown(self) -> None:
         """Server stopping: say BYE to a waiting session; every session ends after its current command."""

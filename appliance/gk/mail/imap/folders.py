@@ -18,7 +18,7 @@ from gk.mail.imap.response import string
 from gk.mail.imap.view import Selected, SelectedView
 from gk.mail.mailbox import MailboxError, UserMailbox
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED-STORAGE")
 MAX_MATCH_PAIRS = 100_000  # QRESYNC sequence match data checked at most
 
 
@@ -310,6 +310,7 @@ class FolderCommands(SelectedView):
             "UNSEEN": info.unseen,
             "HIGHESTMODSEQ": info.highestmodseq,
             "SIZE": info.size,
+            "DELETED-STORAGE": -(-self.mb.deleted_size(info.name) // 1024) if "DELETED-STORAGE" in items else 0,
         }
         out = " ".join(f"{it} {values[it]}" for it in items)
         wire = info.name if info.name == "INBOX" else utf7.encode(info.name)

@@ -8,6 +8,7 @@ from typing import Any
 import gevent
 
 from gk.mail.imap import fetch as fetchmod
+from gk.mail.imap import quota
 from gk.mail.imap.connection import AUTH
 from gk.mail.imap.parser import Parser
 from gk.mail.imap.protocol import BadCommand, NoCommand, runs, seq_text
@@ -282,6 +283,8 @@ class MessageCommands(SelectedView):
         if not uid:
             self._seq_ranges(seqset)  # validates the numbers
         targets = self._target_uids(seqset, uid)
+        if not move:
+            quota.check_copy(self, sel.name, targets)  # NO [OVERQUOTA] when the copies cannot fit
         op = mb.move if move else mb.copy
         uidvalidity, pairs = op(sel.name, targets, dest)
         code = ""

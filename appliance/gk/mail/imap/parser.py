@@ -85,6 +85,9 @@ class CommandReader:
         self.max_literal_total = max_literal + MEMORY_LITERAL if max_literal_total is None else max_literal_total
         self.spool_dir = spool_dir
         self.limit_hint = ""  # appended to a refusal: what the client can do about it
+        # called with (the parts so far, the size) for each literal announced: a ReaderError
+        # refuses it as ``failed`` does (before ``+``, or after discarding a LITERAL+ one)
+        self.check_literal: Callable[[list[Part], int], ReaderError | None] | None = None
 
     def read_line(self, limit: int | None = None) -> bytes | None:
         """One CRLF-terminated line of at most ``limit`` (default ``max_line``) bytes without its
@@ -159,6 +162,8 @@ class CommandReader:
             keep = size <= MEMORY_LITERAL - memory
             if keep:
                 memory += size
+            if failed is None and self.check_literal is not None:
+                failed = self.check_literal(parts, size)  # the IMAP QUOTA check (imap/quota.py)
             if failed is not None and not plus:
                 close_all()
                 raise failed  # the client waits for our answer: it will not send this literal

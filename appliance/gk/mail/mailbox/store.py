@@ -508,6 +508,25 @@ class UserMailbox:
                 row[1],
             )
 
+    def deleted_size(self, name: str) -> int:
+        """Bytes of the folder's messages flagged \\Deleted: what EXPUNGE would free (IMAP STATUS
+        DELETED-STORAGE, RFC 9208)."""
+        with self.lock:
+            f = self._folder_row(name)
+            row = self.db.one(
+                "SELECT coalesce(sum(size),0) FROM messages WHERE folder_id = ? AND instr(flags, ' \\Deleted ') > 0",
+                (f["id"],),
+            )
+            return int(row[0]) if row is not None else 0
+
+    def size_of(self, name: str, uids: Iterable[int]) -> int:
+        """Bytes of the messages ``uids`` of folder ``name`` (what a COPY adds to the quota's usage)."""
+        want = set(uids)
+        with self.lock:
+            f = self._folder_row(name)
+            rows = self.db.query("SELECT uid, size FROM messages WHERE folder_id = ?", (f["id"],))
+            return sum(int(r["size"]) for r in rows if r["uid"] in want)
+
     def create_folder(self, name: str) -> None:
         with self.lock:
             name = check_folder_name(name)

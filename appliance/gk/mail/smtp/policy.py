@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from gk.accounts import User, normalize_address
 from gk.mail import submission
 from gk.mail.delivery import quota
+from gk.mail.smtp import forward, srs
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -91,6 +92,14 @@ class SMTPPolicy:
             return RcptDecision("250 2.1.5 OK", owner)
         # a user or alias makes its domain local: resolve first (the common case, two indexed
         # lookups) and look at the whole list of local domains only to word a refusal
+        if srs.is_srs(addr) and self.ctx.accounts.is_local_domain(domain):  # a bounce of a forward
+            try:
+                forward.bounce_address(self.ctx, address)
+            except srs.SRSError as exc:
+                return RcptDecision(f"550 5.1.1 <{address}>: {exc}")
+            if not submission.remote_outbound_available(self.ctx):
+                return RcptDecision(submission.NO_OUTBOUND)
+            return RcptDecision("250 2.1.5 OK")  # no local user: sent back (forward.send_back)
         owner_user = self.ctx.accounts.resolve_recipient(addr)
         if owner_user is not None:
             if quota.exceeded(self.ctx, owner_user.address):

@@ -32,7 +32,7 @@ from gk.mail.authcheck import InboundChecker
 from gk.mail.delivery import Target, Trace, get_delivery, quota, received
 from gk.mail.dnsresolver import make_resolver
 from gk.mail.mailbox import unique_name
-from gk.mail.smtp import forward, spool
+from gk.mail.smtp import forward, spool, srs
 from gk.mail.smtp.policy import ConnectionSlots, ListenerKind, SMTPPolicy
 from gk.mail.smtp.session import GKSMTP
 
@@ -192,6 +192,13 @@ class SMTPService:
                 return f"550 5.7.1 Message rejected: it fails the DMARC policy of {domain}"
             folder = "Junk"
         targets = [Target(rcpt, user, folder) for rcpt, user in recipients.items() if user]
+        bounces = [rcpt for rcpt, user in recipients.items() if not user and srs.is_srs(rcpt)]
+        if bounces:  # to the SRS address of a forward: back to the original sender
+            unsent = forward.send_back(self.ctx, bounces, message, outcome.header + received(trace, self.hostname))
+            if unsent:
+                return "451 4.3.0 The bounce could not be queued; try again later"
+        if not targets and bounces:
+            return f"250 2.0.0 OK: sent back as {trace.queue_id}"
         if not targets:
             return "554 5.5.1 No valid recipients"
         common = outcome.header + received(trace, self.hostname, targets[0].rcpt if len(targets) == 1 else None)
