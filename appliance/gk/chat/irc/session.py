@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import secrets
 import socket
@@ -51,6 +52,10 @@ CAPS: dict[str, str] = {
     "extended-join": "",
     "multi-prefix": "",
     "draft/chathistory": "",
+    # CHATHISTORY replays JOIN, PART, TOPIC, MODE, TAGMSG (reactions, client tags) and REDACT
+    # too, each with the msgid and time it was sent live with (QUIT, KICK and NICK never
+    # happen: accounts are always present, members are managed in the web UI, nicks are fixed)
+    "draft/event-playback": "",
     "draft/read-marker": "",
     "draft/message-redaction": "",
     "labeled-response": "",
@@ -491,17 +496,23 @@ class Session:
             self.send(line)
         elif isinstance(ev, core.Joined):
             if ev.account == self.account:
-                self._send_join(ev.room, ev.account)
+                self._send_join(ev.room, ev.account, ev.event_id, ev.event_time)
             else:
-                self.send(self._join_line(ev.room, ev.account))
+                self.send(self._join_line(ev.room, ev.account, ev.event_id, ev.event_time))
         elif isinstance(ev, core.Parted):
             if ev.account == self.account:
                 self.joined.discard(ev.room)
-            self.send(message("PART", "#" + ev.room, ev.reason or "Leaving", source=self.hostmask(ev.account)))
+            tags = self._server_tags(ev.event_time, ev.account, ev.event_id)
+            self.send(
+                message("PART", "#" + ev.room, ev.reason or "Leaving", source=self.hostmask(ev.account), tags=tags)
+            )
         elif isinstance(ev, core.TopicChanged):
-            self.send(message("TOPIC", "#" + ev.room, ev.topic, source=self.hostmask(ev.by)))
+            tags = self._server_tags(ev.event_time, ev.by, ev.event_id)
+            self.send(message("TOPIC", "#" + ev.room, ev.topic, source=self.hostmask(ev.by), tags=tags))
         elif isinstance(ev, core.RoomAccessChanged):
-            self.send(message("MODE", "#" + ev.room, "+i" if ev.private else "-i", source=self.hostmask(ev.by)))
+            tags = self._server_tags(ev.event_time, ev.by, ev.event_id)
+            mode = "+i" if ev.private else "-i"
+            self.send(message("MODE", "#" + ev.room, mode, source=self.hostmask(ev.by), tags=tags))
         elif isinstance(ev, core.Invited):
             if ev.account == self.account or ("invite-notify" in self.caps and not mine):
                 self.send(message("INVITE", ev.account, "#" + ev.room, source=self.hostmask(ev.by)))
@@ -509,7 +520,9 @@ class Session:
             self._tagmsg(ev, mine)
         elif isinstance(ev, core.MessageRedacted):
             if "draft/message-redaction" in self.caps and (not mine or "echo-message" in self.caps):
-                self.send(message("REDACT", self._target_name(ev.target, ev.by), ev.msgid, source=self.hostmask(ev.by)))
+                tags = self._server_tags(ev.event_time, ev.by, ev.event_id)
+                name = self._target_name(ev.target, ev.by)
+                self.send(message("REDACT", name, ev.msgid, source=self.hostmask(ev.by), tags=tags))
         elif isinstance(ev, core.ReadMarker):
             if "draft/read-marker" in self.caps:
                 name = self._target_name(ev.target, ev.account)
@@ -527,7 +540,7 @@ class Session:
             tags, target, sender = {key: ev.reaction, "+draft/reply": ev.msgid}, ev.target, ev.account
         else:
             tags, target, sender = dict(ev.client_tags), ev.target, ev.account
-        tags.update(self._server_tags(None, sender, None))
+        tags.update(self._server_tags(ev.event_time, sender, ev.event_id))
         self.send(message("TAGMSG", self._target_name(target, sender), source=self.hostmask(sender), tags=tags))
 
     def _tag_caps(self) -> tuple[bool, bool, bool, bool]:
@@ -581,15 +594,46 @@ class Session:
             tags = {k: v for k, v in tags.items() if k != "msgid"}
         return b"".join(out) or message(m.kind, target, " ", source=source, tags=tags)
 
-    def _join_line(self, room: str, account: str) -> bytes:
+    def _join_line(self, room: str, account: str, msgid: str | None = None, ms: int | None = None) -> bytes:
         params = ["#" + room]
         if "extended-join" in self.caps:
             params += [account, self.server.realname(account)]
-        return message("JOIN", *params, source=self.hostmask(account), tags=self._server_tags(None, account, None))
+        return message("JOIN", *params, source=self.hostmask(account), tags=self._server_tags(ms, account, msgid))
 
-    def _send_join(self, room: str, account: str) -> None:
+    def _history_line(self, m: Message, batch: str | None) -> bytes | None:
+        """A message or an event of history as this client reads it; None for an event it
+        must not be sent (REDACT without draft/message-redaction, TAGMSG without message-tags).
+        Events carry the msgid and time they were sent live with."""
+        if m.kind in ("PRIVMSG", "NOTICE"):
+            return self._privmsg(m, batch=batch)
+        tags = self._server_tags(m.time, m.sender, m.msgid)
+        target, source = self._target_name(m.target, m.sender), self.hostmask(m.sender)
+        params = [target]
+        if m.kind == "JOIN":
+            if "extended-join" in self.caps:
+                params += [m.sender, self.server.realname(m.sender)]
+        elif m.kind == "PART":
+            params.append(m.text or "Leaving")
+        elif m.kind in ("TOPIC", "MODE"):
+            params.append(m.text)
+        elif m.kind == "REDACT":
+            if "draft/message-redaction" not in self.caps:
+                return None
+            params.append(m.text)
+        elif m.kind == "TAGMSG":
+            if "message-tags" not in self.caps:
+                return None
+            client: dict[str, str] = json.loads(m.text)
+            tags = {**client, **tags}  # client tags first, as the live TAGMSG
+        else:
+            return None
+        if batch:
+            tags["batch"] = batch
+        return message(m.kind, *params, source=source, tags=tags)
+
+    def _send_join(self, room: str, account: str, msgid: str | None = None, ms: int | None = None) -> None:
         self.joined.add(room)
-        self.send(self._join_line(room, account))
+        self.send(self._join_line(room, account, msgid, ms))
         self._topic(room)
         self._names(room)
 
@@ -1027,8 +1071,11 @@ class Session:
         except ValueError:
             self.reply("FAIL", "CHATHISTORY", "INVALID_PARAMS", sub or "*", "Invalid parameters")
             return
+        events = "draft/event-playback" in self.caps
         try:
-            msgs = self.chat.history(self.account, self._to(target), sub.lower(), min(limit, HISTORY_MAX), ref, ref2)
+            msgs = self.chat.history(
+                self.account, self._to(target), sub.lower(), min(limit, HISTORY_MAX), ref, ref2, events=events
+            )
         except ChatError as exc:
             if exc.code == "no_such_message":
                 self.reply("FAIL", "CHATHISTORY", "INVALID_MSGREFTYPE", sub, target, str(exc))
@@ -1037,7 +1084,9 @@ class Session:
             return
         batch = self._open_batch("chathistory", target)
         for m in msgs:
-            self.send(self._privmsg(m, batch=batch))
+            out = self._history_line(m, batch)
+            if out is not None:
+                self.send(out)
         self._close_batch(batch)
 
     def _history_targets(self, a: int, b: int, limit: int) -> None:
