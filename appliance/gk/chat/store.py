@@ -146,6 +146,10 @@ _HISTORY_SOURCE = (
     " WHERE target = ? AND redacted IS NULL"
     " UNION ALL SELECT seq, msgid, time, sender, target, kind, text, NULL, NULL, NULL FROM events WHERE target = ?)"
 )
+_INSERT_MESSAGE = (
+    "INSERT INTO messages(seq, msgid, time, sender, target, room_id, kind, text, reply_to)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 EVENT_KINDS = ("JOIN", "PART", "TOPIC", "MODE", "TAGMSG", "REDACT")
 
 MAX_HISTORY = 1000  # rows one history query returns at most (ISUPPORT CHATHISTORY)
@@ -240,6 +244,9 @@ WriteFn = Callable[[sqlite3.Connection], Any]
 @dataclass
 class _Job:
     fn: WriteFn
+    # an INSERT that may run with its neighbours as one ``executemany``: (sql, params), the
+    # sql's first placeholder the seq the writer assigns (``fn`` does the same alone)
+    bulk: tuple[str, tuple[Any, ...]] | None = None
     result: Any = None
     error: BaseException | None = None
 
@@ -254,17 +261,21 @@ class GroupWriter:
     """Runs write functions in batches: one threadpool call, one transaction, one fsync each.
 
     Each job runs inside a SAVEPOINT, so a failing job (a constraint) is rolled back alone and
-    its caller gets the exception; the rest of the batch commits."""
+    its caller gets the exception; the rest of the batch commits. Consecutive ``bulk`` jobs (new
+    messages) run as ONE ``executemany`` with seqs numbered from ``seq_sql`` — three statements
+    and three GIL round trips per message were most of the writer thread's time, and the hub
+    waited on that GIL; if the statement fails they run one by one as above."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, seq_sql: str = ""):
         self.conn = conn
+        self.seq_sql = seq_sql
         self._pending = _Batch()
         self._busy = False
         self.batches = 0  # committed batches (tests and benches read it)
         self.jobs = 0
 
-    def submit(self, fn: WriteFn) -> Any:
-        job = _Job(fn)
+    def submit(self, fn: WriteFn, bulk: tuple[str, tuple[Any, ...]] | None = None) -> Any:
+        job = _Job(fn, bulk if self.seq_sql else None)
         batch = self._pending
         batch.jobs.append(job)
         if not self._busy:
@@ -307,19 +318,53 @@ class GroupWriter:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for job in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.fn(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    job.error = exc
-                conn.execute("RELEASE job")
+            i = 0
+            while i < len(jobs):
+                bulk = jobs[i].bulk
+                if bulk is not None:
+                    j = i + 1
+                    while j < len(jobs) and (b := jobs[j].bulk) is not None and b[0] == bulk[0]:
+                        j += 1
+                    if self._bulk(conn, bulk[0], jobs[i:j]):
+                        i = j
+                        continue
+                    for job in jobs[i:j]:
+                        self._one(conn, job)
+                    i = j
+                    continue
+                self._one(conn, jobs[i])
+                i += 1
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _one(conn: sqlite3.Connection, job: _Job) -> None:
+        conn.execute("SAVEPOINT job")
+        try:
+            job.result = job.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            job.error = exc
+        conn.execute("RELEASE job")
+
+    def _bulk(self, conn: sqlite3.Connection, sql: str, jobs: list[_Job]) -> bool:
+        """Run ``jobs`` as one executemany; their results are their seqs. False (nothing
+        written) if it failed: the caller runs them one by one."""
+        conn.execute("SAVEPOINT bulk")
+        try:
+            base = int(conn.execute(self.seq_sql).fetchone()[0])
+            conn.executemany(sql, [(base + k, *job.bulk[1]) for k, job in enumerate(jobs) if job.bulk])
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO bulk")
+            conn.execute("RELEASE bulk")
+            return False
+        conn.execute("RELEASE bulk")
+        for k, job in enumerate(jobs):
+            job.result = base + k
+        return True
 
 
 def _in_threadpool(fn: Callable[..., Any], *args: Any) -> Any:
@@ -336,7 +381,7 @@ class ChatStore:
         self._wconn.row_factory = sqlite3.Row
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
             self._wconn.execute(f"PRAGMA {pragma}")
-        self.writer = GroupWriter(self._wconn)
+        self.writer = GroupWriter(self._wconn, _NEXT_SEQ)
 
     def close(self) -> None:
         self.reader.close()
@@ -488,15 +533,13 @@ class ChatStore:
         """Store a message; returns it once it is on disk (the caller may acknowledge it)."""
         msgid, t = new_msgid(), now_ms()
 
+        params = (msgid, t, sender, target, room_id, kind, text, reply_to)
+
         def fn(c: sqlite3.Connection) -> int:
-            cur = c.execute(
-                "INSERT INTO messages(seq, msgid, time, sender, target, room_id, kind, text, reply_to)"
-                f" VALUES (({_NEXT_SEQ}), ?, ?, ?, ?, ?, ?, ?, ?)",
-                (msgid, t, sender, target, room_id, kind, text, reply_to),
-            )
+            cur = c.execute(_INSERT_MESSAGE.replace("?", f"({_NEXT_SEQ})", 1), params)
             return int(cur.lastrowid or 0)
 
-        seq = self.writer.submit(fn)
+        seq = self.writer.submit(fn, bulk=(_INSERT_MESSAGE, params))
         return Message(seq, msgid, t, sender, target, kind, text, reply_to)
 
     def message(self, msgid: str) -> Message | None:

@@ -3,8 +3,10 @@ its own ``cmd_<NAME>`` method; chat events from ``ChatService`` become IRC lines
 
 Reading: a bounded line reader (``MAX_LINE`` bytes without a newline → 417 and the line is
 skipped), a token bucket per connection (``chat.lines_per_second``, ``chat.line_burst``;
-exhausted → ``ERROR :Excess flood`` and disconnect). Writing: events are queued (never written
-on the poster's greenlet) and a writer greenlet sends them; a client that lets its queue fill
+exhausted → ``ERROR :Excess flood`` and disconnect). Writing: events are buffered (never
+written on the poster's greenlet); one hub callback per turn of the loop writes every buffered
+connection without blocking (``IRCServer.mark_dirty``, ``try_flush``), and a connection's writer
+greenlet takes over only when its socket would block; a client that lets its buffer fill
 (``SENDQ`` lines) is disconnected instead of stalling the room.
 
 Cost per idle connection: two greenlets, a TLS socket and a small dict of state.
@@ -25,12 +27,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import gevent
-import gevent.queue
+import gevent.event
 
 from gk.chat import core
 from gk.chat.core import ChatError
 from gk.chat.files import filehost_url
 from gk.chat.irc import numerics as N
+from gk.chat.irc.nbio import nb_write
 from gk.chat.irc.parser import MAX_LINE, Line, LineTooLong, ParseError, format_tags, message, parse
 from gk.chat.store import Message
 
@@ -120,7 +123,14 @@ class Session:
         # labeled-response: lines this session's own greenlet sends while a labeled command runs
         self._capture: list[bytes] | None = None
         self._reader: Any = None
-        self.out: gevent.queue.Queue[bytes | None] = gevent.queue.Queue()
+        # output: lines wait in ``_outbuf``; the server writes them at the end of the hub's turn
+        # without blocking (``try_flush``), and what the socket does not take then is left to
+        # this session's writer greenlet (``_writer``), which owns the buffer until it is empty
+        self._outbuf: list[bytes] = []
+        self._wake = gevent.event.Event()
+        self._writer_owns = False  # the writer greenlet is sending or about to
+        self._stuck = False  # the transport keeps unwritten bytes the writer must push
+        self._eof = False  # no more output after the buffer: the writer ends
         self.tokens = float(self.cfg.line_burst)
         self.last = time.monotonic()
         self._sasl: list[str] | None = None  # base64 chunks of an AUTHENTICATE in progress
@@ -140,13 +150,52 @@ class Session:
         if self._capture is not None and gevent.getcurrent() is self._reader:
             self._capture.append(data)
             return
-        if self.out.qsize() >= SENDQ:
+        buf = self._outbuf
+        if len(buf) >= SENDQ:
             log.info("irc: %s@%s dropped: send queue full", self.nick, self.ip)
             self.closed = True
-            self.out.put(None)
+            self._finish()
             self.abort()
             return
-        self.out.put(data)
+        buf.append(data)
+        if len(buf) == 1 and not self._writer_owns:
+            self.server.mark_dirty(self)
+
+    def _finish(self) -> None:
+        """No more output once the buffer is written: the writer sends the rest and ends."""
+        self._eof = True
+        self._wake.set()
+
+    def try_flush(self) -> None:
+        """Write the buffer now without blocking (the server calls it from a hub callback, once
+        per turn of the loop for every session that got lines: no greenlet switch per
+        recipient). What the socket does not take goes to the writer greenlet, first in line
+        (a TLS write that would block must be retried with the same bytes first)."""
+        if self._writer_owns or self._eof or not self._outbuf:
+            return
+        data = b"".join(self._outbuf)
+        self._outbuf = []
+        try:
+            nb = getattr(self.sock, "nb_sendall", None)
+            if nb is not None:  # the WebSocket transport: frames and keeps what is left itself
+                done = nb(data)
+                if done is None:
+                    self._outbuf.insert(0, data)
+                elif not done:
+                    self._stuck = True
+                else:
+                    return
+            else:
+                n = nb_write(self.sock, data)
+                if n is not None and n >= len(data):
+                    return
+                self._outbuf.insert(0, data[n or 0 :])
+        except (OSError, ssl.SSLError):
+            self.closed = True
+            self._finish()
+            return
+        self._writer_owns = True
+        self._wake.set()
 
     def reply(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None:
         self.send(message(command, *params, source=self.server.name, tags=tags))
@@ -155,18 +204,20 @@ class Session:
         self.reply(code, self.nick, *params)
 
     def _writer(self) -> None:
+        """The slow path: writes what ``try_flush`` could not, blocking as long as it takes."""
         while True:
-            data = self.out.get()
-            if data is None:
-                return
-            chunks = [data]
-            while not self.out.empty() and len(chunks) < 256:
-                more = self.out.get_nowait()
-                if more is None:
-                    self._sendall(b"".join(chunks))
+            if not self._outbuf and not self._stuck:
+                self._writer_owns = False
+                if self._eof:
                     return
-                chunks.append(more)
-            if not self._sendall(b"".join(chunks)):
+                self._wake.clear()
+                self._wake.wait()
+                continue
+            self._writer_owns = True
+            data = b"".join(self._outbuf)
+            self._outbuf = []
+            self._stuck = False
+            if not self._sendall(data):
                 return
 
     def _sendall(self, data: bytes) -> bool:
@@ -263,7 +314,7 @@ class Session:
         finally:
             self.send(message("ERROR", reason))
             self.closed = True
-            self.out.put(None)
+            self._finish()
             writer.join(timeout=5)
             self._unsubscribe()
 
