@@ -109,6 +109,8 @@ class Session:
         self.ip = address[0] if address else "?"
         self.host = server.hostname
         self.caps: set[str] = set()
+        self._caps_key = self._tag_caps()  # what changes how a message line is written (CAP REQ)
+        self._echo = False
         self.negotiating = False
         self.nick = "*"
         self.user_given = False
@@ -173,19 +175,19 @@ class Session:
         (a TLS write that would block must be retried with the same bytes first)."""
         if self._writer_owns or self._eof or not self._outbuf:
             return
-        data = b"".join(self._outbuf)
-        self._outbuf = []
+        items, self._outbuf = self._outbuf, []
         try:
             nb = getattr(self.sock, "nb_sendall", None)
             if nb is not None:  # the WebSocket transport: frames and keeps what is left itself
-                done = nb(data)
+                done = nb(items)
                 if done is None:
-                    self._outbuf.insert(0, data)
+                    self._outbuf[:0] = items
                 elif not done:
                     self._stuck = True
                 else:
                     return
             else:
+                data = b"".join(items)
                 n = nb_write(self.sock, data)
                 if n is not None and n >= len(data):
                     return
@@ -324,10 +326,12 @@ class Session:
         Each post stores its message in the order spawned (nothing yields before the store
         queues the write) and echoes after the commit, in that same order; a client pasting
         100 lines costs a few fsyncs, not 100. Returns a new empty run."""
-        if len(run) == 1:
-            self.handle(run[0])
-        else:
-            gevent.joinall([gevent.spawn(self.handle, raw) for raw in run], raise_error=True)
+        rest = [gevent.spawn(self.handle, raw) for raw in run[1:]]
+        try:
+            self.handle(run[0])  # here: its write is queued before the others start
+        finally:
+            if rest:
+                gevent.joinall(rest, raise_error=True)
         return []
 
     def handle(self, raw: bytes) -> None:
@@ -407,6 +411,8 @@ class Session:
                     self.caps.discard(w[1:])
                 else:
                     self.caps.add(w)
+            self._caps_key = self._tag_caps()
+            self._echo = "echo-message" in self.caps
             self.reply("CAP", self.nick, "ACK", line.param(1))
         elif sub == "END":
             if not self.registered:
@@ -537,13 +543,15 @@ class Session:
         if self.closed or not self.registered:
             return
         mine = ev.origin is self
-        if isinstance(ev, core.MessagePosted):
-            if mine and "echo-message" not in self.caps:
+        if type(ev) is core.MessagePosted:  # the hot path: one per message and connection
+            if mine and not self._echo:
                 return
-            key = ("irc", self._target_name(ev.message.target, ev.message.sender), *self._tag_caps())
+            m = ev.message
+            target = m.target if m.target[0] == "#" else self._target_name(m.target, m.sender)
+            key = (target, self._caps_key)
             line = ev.rendered.get(key)
             if line is None:
-                line = ev.rendered[key] = self._privmsg(ev.message, ev.client_tags)
+                line = ev.rendered[key] = self._privmsg(m, ev.client_tags)
             self.send(line)
         elif isinstance(ev, core.Joined):
             if ev.account == self.account:

@@ -40,6 +40,11 @@ MAX_MESSAGE = MAX_LINE + 2  # a line with tags, and the CRLF some clients still 
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
+# framed renderings of recent lines, text and binary (bytes hash once, so a look-up per line
+# and connection is cheap); cleared when full: a few hundred KB at most
+FRAME_CACHE = 1024
+_FRAMED: dict[bool, dict[bytes, bytes]] = {False: {}, True: {}}
+
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL = 1002
 CLOSE_BAD_DATA = 1007
@@ -103,14 +108,23 @@ class WebSocketTransport:
         if frames or self._pending:
             self._write(frames)
 
-    def nb_sendall(self, data: bytes) -> bool | None:
-        """Write ``data`` now without blocking (from the IRC server's hub callback): True when
+    def nb_sendall(self, items: list[bytes]) -> bool | None:
+        """Write ``items`` (rendered lines) now without blocking (from the IRC server's hub callback): True when
         all of it went out; False when the socket took part of it (the rest is kept and the
         next ``sendall`` writes it first); None when it cannot be tried now (a write in
         progress or bytes kept): the caller's writer greenlet sends it with ``sendall``."""
         if self.closed or self._pending or self._lock.locked() or self._raw is None:
             return None
-        frames = self._frames(data)
+        cache = _FRAMED[self.binary]
+        out: list[bytes] = []
+        for item in items:  # the same rendered line goes to every connection: framed once
+            framed = cache.get(item)
+            if framed is None:
+                if len(cache) >= FRAME_CACHE:
+                    cache.clear()
+                framed = cache[item] = self._frames(item)
+            out.append(framed)
+        frames = b"".join(out)
         n = nb_write(self._raw, frames)
         if n is None:
             return None
