@@ -706,3 +706,62 @@ def test_pydle_client_caps_sasl_monitor(chat_server):  # type: ignore[no-untyped
         loop.call_soon_threadsafe(loop.stop)
         runner.join(10)
         alice.close()
+
+
+def test_event_playback(chat_server):  # type: ignore[no-untyped-def]
+    """draft/event-playback: CHATHISTORY replays JOIN, PART, TOPIC, MODE, reactions (TAGMSG)
+    and REDACT with the msgid and time they were sent live with: each replayed line is the live
+    line byte for byte plus its batch tag. Without the capability, only PRIVMSG/NOTICE as
+    before; an event's msgid is a history reference either way."""
+    p = port(chat_server)
+    caps = ALL_CAPS + " draft/message-redaction draft/event-playback"
+    a = connect(p, ALICE, caps)
+    b = connect(p, BOB, "server-time message-tags echo-message batch draft/chathistory draft/message-redaction")
+    a.until(r" 366 alice #general ")
+    b.until(r" 366 bob #general ")
+    live = []  # what alice's phone saw, in order
+    a.send("JOIN #replay")
+    live.append(a.expect(r"^@time=[^;]+;msgid=[^;]+;account=alice :alice!alice@\S+ JOIN #replay alice :.+$"))
+    a.until(r" 366 alice #replay ")
+    b.send("JOIN #replay")
+    live.append(a.expect(r"^@time=\S+;msgid=\S+;account=bob :bob!bob@\S+ JOIN #replay bob :.+$"))
+    a.send("PRIVMSG #replay :first")
+    live.append(a.expect(r"^@\S+ :alice!\S+ PRIVMSG #replay :first$"))
+    first = re.search(r"msgid=([^; ]+)", live[-1]).group(1)  # type: ignore[union-attr]
+    b.send(f"@+draft/react=👍;+draft/reply={first} TAGMSG #replay")
+    live.append(
+        a.expect(rf"^@\+draft/react=👍;\+draft/reply={first};time=\S+;msgid=\S+;account=bob :bob!\S+ TAGMSG #replay$")
+    )
+    b.send("TOPIC #replay :the topic")
+    live.append(a.expect(r"^@time=\S+;msgid=\S+;account=bob :bob!\S+ TOPIC #replay :the topic$"))
+    topic_id = re.search(r"msgid=([^; ]+)", live[-1]).group(1)  # type: ignore[union-attr]
+    a.send("PRIVMSG #replay :oops")
+    oops = re.search(r"msgid=([^; ]+)", a.expect(r"PRIVMSG #replay :oops$")).group(1)  # type: ignore[union-attr]
+    a.send(f"REDACT #replay {oops}")
+    live.append(a.expect(rf"^@time=\S+;msgid=\S+;account=alice :alice!\S+ REDACT #replay {oops}$"))
+    a.send("MODE #replay +i")
+    live.append(a.expect(r"^@time=\S+;msgid=\S+;account=alice :alice!\S+ MODE #replay \+i$"))
+    b.send("PART #replay :see you")
+    live.append(a.expect(r"^@time=\S+;msgid=\S+;account=bob :bob!\S+ PART #replay :see you$"))
+
+    def replay(c, command: str) -> list[str]:  # type: ignore[no-untyped-def]
+        c.send(command)
+        lines = c.until(r"^:\S+ BATCH -")
+        start = next(i for i, ln in enumerate(lines) if re.search(r"BATCH \+\S+ chathistory #replay$", ln))
+        lines = lines[start:]  # what came before: the end of the registration
+        ref = lines[0].split("BATCH +", 1)[1].split()[0]
+        assert lines[-1].endswith(f"BATCH -{ref}")
+        return [ln.replace(f";batch={ref} ", " ", 1) for ln in lines[1:-1]]
+
+    laptop = connect(p, ALICE, caps)  # alice's second device, the same capabilities as the phone
+    assert replay(laptop, "CHATHISTORY LATEST #replay * 50") == live  # the redacted message is not replayed
+    assert replay(laptop, "CHATHISTORY LATEST #replay * 3") == live[-3:]  # events count towards the limit
+    assert replay(laptop, f"CHATHISTORY AFTER #replay msgid={topic_id} 2") == live[5:7]
+    assert replay(laptop, f"CHATHISTORY BEFORE #replay msgid={topic_id} 2") == live[2:4]
+    # without draft/event-playback: the messages only, as before
+    old = connect(p, ALICE, ALL_CAPS)
+    assert replay(old, "CHATHISTORY LATEST #replay * 50") == [live[2]]
+    assert replay(old, f"CHATHISTORY BEFORE #replay msgid={topic_id} 10") == [live[2]]
+    assert replay(old, f"CHATHISTORY AFTER #replay msgid={topic_id} 10") == []
+    for c in (a, b, laptop, old):
+        c.close()

@@ -176,3 +176,31 @@ def test_changed_since_finds_reactions_added_and_removed(chat):
     found = chat.store.changed_since("#general", ms[0].msgid, ms[2].msgid, since)
     assert [m.msgid for m in found] == [ms[1].msgid]
     assert chat.store.reactions(ms[1].msgid) == []
+
+
+def test_bulk_inserts_share_one_statement_and_fall_back_one_by_one(chat, monkeypatch):
+    """New messages of one batch are one executemany with consecutive seqs; when that
+    statement fails (a duplicate msgid here), they run one by one and only the bad one fails.
+    Messages and events share one seq order."""
+    chat.join("general", "alice")
+    msgs = [g.value for g in gevent.joinall([gevent.spawn(chat.post, "alice", "#general", f"m{i}") for i in range(5)])]
+    seqs = sorted(m.seq for m in msgs)
+    assert seqs == list(range(seqs[0], seqs[0] + 5))
+    assert [m.text for m in chat.history("alice", "#general", "latest", 10)] == [f"m{i}" for i in range(5)]
+    import gk.chat.store as store_mod
+
+    ids = iter(["dup", "dup", "fresh"])
+    monkeypatch.setattr(store_mod, "new_msgid", lambda: next(ids))
+    gs = [gevent.spawn(chat.post, "alice", "#general", t) for t in ("a", "b", "c")]
+    gevent.joinall(gs)
+    assert [g.exception is None for g in gs] == [True, False, True]
+    assert isinstance(gs[1].exception, sqlite3.IntegrityError)
+    assert [m.text for m in chat.history("alice", "#general", "latest", 2)] == ["a", "c"]
+    # an event takes the next seq after the messages: replayed in order with them
+    monkeypatch.undo()
+    chat.set_topic("general", "news", "alice")
+    items = chat.history("alice", "#general", "latest", 2, events=True)
+    assert [(m.kind, m.text) for m in items] == [("PRIVMSG", "c"), ("TOPIC", "news")]
+    assert items[1].seq > items[0].seq and items[1].msgid
+    assert chat.history("alice", "#general", "after", 5, items[0].msgid) == []  # messages only
+    assert [m.kind for m in chat.history("alice", "#general", "after", 5, items[0].msgid, events=True)] == ["TOPIC"]

@@ -16,6 +16,7 @@ family or a team) so fan-out never reads the database.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gk.chat.store import ChatStore, Message, Room, StoreError, dm_target, now_ms, open_store, room_target
+from gk.chat.store import ChatStore, Message, Room, StoreError, dm_target, open_store, room_target
 
 log = logging.getLogger("gk.chat")
 
@@ -49,6 +50,10 @@ class Event:
     audience: frozenset[str]  # accounts that may see it
     # the connection that caused it (a protocol session), so it can tell its own echo apart
     origin: Any = field(default=None, compare=False, kw_only=True)
+    # the id and time of the event as recorded for history (IRC draft/event-playback), for the
+    # events that are: JOIN, PART, TOPIC, MODE, reactions and client tags, redactions
+    event_id: str | None = field(default=None, compare=False, kw_only=True)
+    event_time: int | None = field(default=None, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,9 @@ class ChatService:
         self._user_exists = user_exists
         self.default_rooms = [r.lower() for r in (default_rooms or [])]
         self._members: dict[str, set[str]] = store.all_members()
+        # rooms by lower-case name, read once: a post never queries the database for its room.
+        # Dropped (``_forget``) whenever this service changes a room; nothing else writes them
+        self._rooms: dict[str, Room] = {}
         self._subs: dict[str | None, list[Subscriber]] = {}
         for name in self.default_rooms:
             if store.room(name) is None:
@@ -209,13 +217,22 @@ class ChatService:
 
     # -- rooms --------------------------------------------------------------------------------
     def _room(self, name: str) -> Room:
-        room = self.store.room(name.lower())
+        room = self.room(name)
         if room is None:
             raise ChatError("no_such_room", f"no room named {name}")
         return room
 
     def room(self, name: str) -> Room | None:
-        return self.store.room(name.lower())
+        key = name.lower()
+        room = self._rooms.get(key)
+        if room is None:
+            room = self.store.room(key)
+            if room is not None:
+                self._rooms[key] = room
+        return room
+
+    def _forget(self, name: str) -> None:
+        self._rooms.pop(name.lower(), None)
 
     def members(self, room: str) -> set[str]:
         return set(self._members.get(room.lower(), ()))
@@ -239,14 +256,14 @@ class ChatService:
             raise ChatError("bad_name", "room names are 1-50 of a-z 0-9 _ . - (starting with a letter or digit)")
         room = self.store.create_room(name, creator, private)
         if creator:  # the creator is the first member (a private room would lock them out)
-            self.store.join(room.id, creator)
+            self.store.join_logged(room.id, creator, room_target(name))
             self._members.setdefault(name, set()).add(creator)
         return room
 
     def join(self, name: str, account: str, create: bool = True, origin: Any = None) -> tuple[Room, bool]:
         """Join a room (creating a public one if it does not exist); (room, newly joined)."""
         name = name.lower()
-        room = self.store.room(name)
+        room = self.room(name)
         if room is None:
             if not create:
                 raise ChatError("no_such_room", f"no room named {name}")
@@ -255,11 +272,12 @@ class ChatService:
             room = self.store.create_room(name, account)  # public; the join below makes it a member
         if room.private and account not in self._members.get(name, ()) and not self.store.is_invited(room.id, account):
             raise ChatError("invite_only", f"#{name} is private: ask a member to invite you")
-        new = self.store.join(room.id, account)
+        ev = self.store.join_logged(room.id, account, room_target(name))
         self._members.setdefault(name, set()).add(account)
-        if new:
-            self.publish(Joined(frozenset(self._members[name]), name, account, origin=origin))
-        return room, new
+        if ev is not None:
+            audience = frozenset(self._members[name])
+            self.publish(Joined(audience, name, account, origin=origin, event_id=ev.msgid, event_time=ev.time))
+        return room, ev is not None
 
     def part(self, name: str, account: str, reason: str = "") -> None:
         name = name.lower()
@@ -267,9 +285,13 @@ class ChatService:
         if account not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
         audience = frozenset(self._members[name])
-        self.store.part(room.id, account)
+        ev = self.store.part_logged(room.id, account, room_target(name), reason)
         self._members[name].discard(account)
-        self.publish(Parted(audience, name, account, reason))
+        self.publish(
+            Parted(
+                audience, name, account, reason, event_id=ev.msgid if ev else None, event_time=ev.time if ev else None
+            )
+        )
 
     def invite(self, name: str, account: str, by: str) -> None:
         name = name.lower()
@@ -286,9 +308,20 @@ class ChatService:
         room = self._room(name)
         if by not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
-        self.store.set_topic(room.id, topic[:390], by)
+        ev = self.store.set_topic(room.id, topic[:390], by, room_target(name))
+        self._forget(name)
         room = self._room(name)
-        self.publish(TopicChanged(frozenset(self._members[name]), name, room.topic, by, room.topic_time))
+        self.publish(
+            TopicChanged(
+                frozenset(self._members[name]),
+                name,
+                room.topic,
+                by,
+                room.topic_time,
+                event_id=ev.msgid if ev else None,
+                event_time=ev.time if ev else None,
+            )
+        )
         return room
 
     def set_private(self, name: str, private: bool, by: str, origin: Any = None) -> Room:
@@ -298,8 +331,19 @@ class ChatService:
         if by not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
         if room.private != private:
-            self.store.set_private(room.id, private)
-            self.publish(RoomAccessChanged(frozenset(self._members[name]), name, private, by, origin=origin))
+            ev = self.store.set_private(room.id, private, by, room_target(name))
+            self._forget(name)
+            self.publish(
+                RoomAccessChanged(
+                    frozenset(self._members[name]),
+                    name,
+                    private,
+                    by,
+                    origin=origin,
+                    event_id=ev.msgid if ev else None,
+                    event_time=ev.time if ev else None,
+                )
+            )
         return self._room(name)
 
     # -- targets ------------------------------------------------------------------------------
@@ -317,7 +361,7 @@ class ChatService:
         """``resolve``, with the room read on the way (None for a direct conversation)."""
         if to.startswith("#"):
             name = to[1:].lower()
-            room = self.store.room(name)
+            room = self.room(name)
             if room is None:
                 raise ChatError("no_such_room", f"no room named {to}")
             if account not in self._members.get(name, ()):
@@ -380,16 +424,38 @@ class ChatService:
 
     def redact(self, account: str, msgid: str, origin: Any = None) -> None:
         msg = self._own_message(account, msgid)
-        t = self.store.redact(msgid)
-        self.publish(MessageRedacted(self.audience(msg.target), msgid, msg.target, account, t, origin=origin))
+        ev = self.store.redact(msgid, account)
+        self.publish(
+            MessageRedacted(
+                self.audience(msg.target),
+                msgid,
+                msg.target,
+                account,
+                ev.time,
+                origin=origin,
+                event_id=ev.msgid,
+                event_time=ev.time,
+            )
+        )
 
     def react(self, account: str, msgid: str, reaction: str, add: bool = True, origin: Any = None) -> None:
         msg = self.store.message(msgid)
         if msg is None or msg.redacted or account not in self.audience(msg.target):
             raise ChatError("no_such_message", "no such message")
-        self.store.react(msgid, account, reaction[:64], add)
+        ev = self.store.react(msgid, account, reaction[:64], add)
         self.publish(
-            Reacted(self.audience(msg.target), msgid, msg.target, account, reaction[:64], add, now_ms(), origin=origin)
+            Reacted(
+                self.audience(msg.target),
+                msgid,
+                msg.target,
+                account,
+                reaction[:64],
+                add,
+                ev.time,
+                origin=origin,
+                event_id=ev.msgid,
+                event_time=ev.time,
+            )
         )
 
     def typing(self, account: str, to: str, state: str = "active", origin: Any = None) -> None:
@@ -397,8 +463,19 @@ class ChatService:
         self.publish(Typing(self.audience(target), target, account, state, origin=origin))
 
     def tag_message(self, account: str, to: str, client_tags: dict[str, str], origin: Any = None) -> str:
-        target = self.resolve(account, to)
-        self.publish(TagMessage(self.audience(target), target, account, client_tags, origin=origin))
+        target, room = self._resolve(account, to)
+        ev = self.store.add_event("TAGMSG", account, target, room.id if room else None, json.dumps(client_tags))
+        self.publish(
+            TagMessage(
+                self.audience(target),
+                target,
+                account,
+                client_tags,
+                origin=origin,
+                event_id=ev.msgid,
+                event_time=ev.time,
+            )
+        )
         return target
 
     # -- read markers -------------------------------------------------------------------------
@@ -420,24 +497,26 @@ class ChatService:
         limit: int,
         ref: str | int | None = None,
         ref2: str | int | None = None,
+        events: bool = False,
     ) -> list[Message]:
         """mode: latest (ref optional: only newer), before, after, around, between (ref, ref2).
-        References are msgids or times in ms. Oldest first."""
+        References are msgids or times in ms. Oldest first. ``events``: JOIN, PART, TOPIC,
+        MODE, TAGMSG and REDACT events merged in (``Message.kind`` names them)."""
         target = self.resolve(account, to)
         s = self.store
         try:
             if mode == "latest":
-                return s.latest(target, limit, ref)
+                return s.latest(target, limit, ref, events)
             if ref is None:
                 raise ChatError("bad_params", f"{mode} needs a reference")
             if mode == "before":
-                return s.before(target, ref, limit)
+                return s.before(target, ref, limit, events)
             if mode == "after":
-                return s.after(target, ref, limit)
+                return s.after(target, ref, limit, events)
             if mode == "around":
-                return s.around(target, ref, limit)
+                return s.around(target, ref, limit, events)
             if mode == "between" and ref2 is not None:
-                return s.between(target, ref, ref2, limit)
+                return s.between(target, ref, ref2, limit, events)
         except StoreError as exc:
             raise ChatError("no_such_message", str(exc)) from exc
         raise ChatError("bad_params", f"unknown history mode {mode}")
@@ -471,12 +550,28 @@ class ChatService:
         room = self._room(name)
         audience = frozenset(self._members.get(name, ()))
         if topic is not None and topic[:390] != room.topic:
-            self.store.set_topic(room.id, topic[:390], by)
+            ev = self.store.set_topic(room.id, topic[:390], by, room_target(name))
+            self._forget(name)
             room = self._room(name)
-            self.publish(TopicChanged(audience, name, room.topic, by, room.topic_time))
+            self.publish(
+                TopicChanged(
+                    audience,
+                    name,
+                    room.topic,
+                    by,
+                    room.topic_time,
+                    event_id=ev.msgid if ev else None,
+                    event_time=ev.time if ev else None,
+                )
+            )
         if private is not None and private != room.private:
-            self.store.set_private(room.id, private)
-            self.publish(RoomAccessChanged(audience, name, private, by))
+            ev = self.store.set_private(room.id, private, by, room_target(name))
+            self._forget(name)
+            self.publish(
+                RoomAccessChanged(
+                    audience, name, private, by, event_id=ev.msgid if ev else None, event_time=ev.time if ev else None
+                )
+            )
         return self._room(name)
 
     def add_member(self, name: str, account: str) -> bool:
@@ -485,11 +580,11 @@ class ChatService:
         room = self._room(name)
         if not self.user_exists(account):
             raise ChatError("no_such_user", f"no user {account}")
-        new = self.store.join(room.id, account)
+        ev = self.store.join_logged(room.id, account, room_target(name))
         self._members.setdefault(name, set()).add(account)
-        if new:
-            self.publish(Joined(frozenset(self._members[name]), name, account))
-        return new
+        if ev is not None:
+            self.publish(Joined(frozenset(self._members[name]), name, account, event_id=ev.msgid, event_time=ev.time))
+        return ev is not None
 
     def delete_room(self, name: str, by: str) -> None:
         """Remove a room and its history for good (export it first to keep it); its members
@@ -501,6 +596,7 @@ class ChatService:
         members = sorted(self._members.get(name, ()))
         audience = frozenset(members)
         self.store.delete_room(room.id)
+        self._forget(name)
         self._members.pop(name, None)
         for account in members:
             self.publish(Parted(audience, name, account, f"room deleted by {by}"))

@@ -19,6 +19,7 @@ greenlet, and the pending batch; nothing else is cached here.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import sqlite3
@@ -117,7 +118,39 @@ MIGRATIONS = [
     # the last time a message's reactions changed (added or removed): a removal leaves no row
     # behind, so a page resuming after it could not tell (changed_since)
     "ALTER TABLE messages ADD COLUMN changed INTEGER;",
+    # what IRC's draft/event-playback replays besides messages: JOIN, PART, TOPIC, MODE, TAGMSG
+    # (reactions and other client tags, ``text`` their JSON) and REDACT (``text`` the msgid
+    # redacted), each with a msgid and a time. ``seq`` shares one sequence with messages
+    # (``_NEXT_SEQ``), so one order holds across both tables and a msgid of either kind is a
+    # history reference.
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        msgid TEXT NOT NULL UNIQUE,
+        time INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        target TEXT NOT NULL,
+        room_id INTEGER REFERENCES rooms(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_target ON events(target, seq);
+    """,
 ]
+
+# the next seq of a message or an event: one sequence over both tables
+_NEXT_SEQ = "SELECT max(coalesce((SELECT max(seq) FROM messages), 0), coalesce((SELECT max(seq) FROM events), 0)) + 1"
+# the columns of a Message, from messages or from events (history with event playback)
+_HISTORY_SOURCE = (
+    "(SELECT seq, msgid, time, sender, target, kind, text, reply_to, edited, redacted FROM messages"
+    " WHERE target = ? AND redacted IS NULL"
+    " UNION ALL SELECT seq, msgid, time, sender, target, kind, text, NULL, NULL, NULL FROM events WHERE target = ?)"
+)
+_INSERT_MESSAGE = (
+    "INSERT INTO messages(seq, msgid, time, sender, target, room_id, kind, text, reply_to)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+EVENT_KINDS = ("JOIN", "PART", "TOPIC", "MODE", "TAGMSG", "REDACT")
 
 MAX_HISTORY = 1000  # rows one history query returns at most (ISUPPORT CHATHISTORY)
 
@@ -185,6 +218,16 @@ def _message(row: sqlite3.Row) -> Message:
     )
 
 
+def _log_event(c: sqlite3.Connection, kind: str, sender: str, target: str, room_id: int | None, text: str) -> Message:
+    """Record an event for history (inside a write job: the same transaction as the change)."""
+    msgid, t = new_msgid(), now_ms()
+    cur = c.execute(
+        f"INSERT INTO events(seq, msgid, time, sender, target, room_id, kind, text) VALUES (({_NEXT_SEQ}), ?, ?, ?, ?, ?, ?, ?)",
+        (msgid, t, sender, target, room_id, kind, text),
+    )
+    return Message(int(cur.lastrowid or 0), msgid, t, sender, target, kind, text)
+
+
 def _room(row: sqlite3.Row) -> Room:
     return Room(
         row["id"], row["name"], bool(row["private"]), row["topic"], row["topic_by"], row["topic_time"], row["created"]
@@ -201,6 +244,9 @@ WriteFn = Callable[[sqlite3.Connection], Any]
 @dataclass
 class _Job:
     fn: WriteFn
+    # an INSERT that may run with its neighbours as one ``executemany``: (sql, params), the
+    # sql's first placeholder the seq the writer assigns (``fn`` does the same alone)
+    bulk: tuple[str, tuple[Any, ...]] | None = None
     result: Any = None
     error: BaseException | None = None
 
@@ -215,17 +261,21 @@ class GroupWriter:
     """Runs write functions in batches: one threadpool call, one transaction, one fsync each.
 
     Each job runs inside a SAVEPOINT, so a failing job (a constraint) is rolled back alone and
-    its caller gets the exception; the rest of the batch commits."""
+    its caller gets the exception; the rest of the batch commits. Consecutive ``bulk`` jobs (new
+    messages) run as ONE ``executemany`` with seqs numbered from ``seq_sql`` — three statements
+    and three GIL round trips per message were most of the writer thread's time, and the hub
+    waited on that GIL; if the statement fails they run one by one as above."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, seq_sql: str = ""):
         self.conn = conn
+        self.seq_sql = seq_sql
         self._pending = _Batch()
         self._busy = False
         self.batches = 0  # committed batches (tests and benches read it)
         self.jobs = 0
 
-    def submit(self, fn: WriteFn) -> Any:
-        job = _Job(fn)
+    def submit(self, fn: WriteFn, bulk: tuple[str, tuple[Any, ...]] | None = None) -> Any:
+        job = _Job(fn, bulk if self.seq_sql else None)
         batch = self._pending
         batch.jobs.append(job)
         if not self._busy:
@@ -268,19 +318,53 @@ class GroupWriter:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for job in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.fn(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    job.error = exc
-                conn.execute("RELEASE job")
+            i = 0
+            while i < len(jobs):
+                bulk = jobs[i].bulk
+                if bulk is not None:
+                    j = i + 1
+                    while j < len(jobs) and (b := jobs[j].bulk) is not None and b[0] == bulk[0]:
+                        j += 1
+                    if self._bulk(conn, bulk[0], jobs[i:j]):
+                        i = j
+                        continue
+                    for job in jobs[i:j]:
+                        self._one(conn, job)
+                    i = j
+                    continue
+                self._one(conn, jobs[i])
+                i += 1
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _one(conn: sqlite3.Connection, job: _Job) -> None:
+        conn.execute("SAVEPOINT job")
+        try:
+            job.result = job.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            job.error = exc
+        conn.execute("RELEASE job")
+
+    def _bulk(self, conn: sqlite3.Connection, sql: str, jobs: list[_Job]) -> bool:
+        """Run ``jobs`` as one executemany; their results are their seqs. False (nothing
+        written) if it failed: the caller runs them one by one."""
+        conn.execute("SAVEPOINT bulk")
+        try:
+            base = int(conn.execute(self.seq_sql).fetchone()[0])
+            conn.executemany(sql, [(base + k, *job.bulk[1]) for k, job in enumerate(jobs) if job.bulk])
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO bulk")
+            conn.execute("RELEASE bulk")
+            return False
+        conn.execute("RELEASE bulk")
+        for k, job in enumerate(jobs):
+            job.result = base + k
+        return True
 
 
 def _in_threadpool(fn: Callable[..., Any], *args: Any) -> Any:
@@ -297,7 +381,7 @@ class ChatStore:
         self._wconn.row_factory = sqlite3.Row
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
             self._wconn.execute(f"PRAGMA {pragma}")
-        self.writer = GroupWriter(self._wconn)
+        self.writer = GroupWriter(self._wconn, _NEXT_SEQ)
 
     def close(self) -> None:
         self.reader.close()
@@ -352,6 +436,30 @@ class ChatStore:
 
         return bool(self.writer.submit(fn))
 
+    def join_logged(self, room_id: int, account: str, target: str) -> Message | None:
+        """``join``, recording a JOIN event when the account is newly a member (returned)."""
+
+        def fn(c: sqlite3.Connection) -> Message | None:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO members(room_id, account, joined) VALUES (?, ?, ?)", (room_id, account, now_ms())
+            )
+            c.execute("DELETE FROM invites WHERE room_id = ? AND account = ?", (room_id, account))
+            return _log_event(c, "JOIN", account, target, room_id, "") if cur.rowcount > 0 else None
+
+        result: Message | None = self.writer.submit(fn)
+        return result
+
+    def part_logged(self, room_id: int, account: str, target: str, reason: str) -> Message | None:
+        """Remove a member, recording a PART event (returned; None if it was no member)."""
+
+        def fn(c: sqlite3.Connection) -> Message | None:
+            if c.execute("DELETE FROM members WHERE room_id = ? AND account = ?", (room_id, account)).rowcount == 0:
+                return None
+            return _log_event(c, "PART", account, target, room_id, reason)
+
+        result: Message | None = self.writer.submit(fn)
+        return result
+
     def part(self, room_id: int, account: str) -> bool:
         def fn(c: sqlite3.Connection) -> bool:
             return c.execute("DELETE FROM members WHERE room_id = ? AND account = ?", (room_id, account)).rowcount > 0
@@ -371,15 +479,32 @@ class ChatStore:
             self.reader.one("SELECT 1 FROM invites WHERE room_id = ? AND account = ?", (room_id, account)) is not None
         )
 
-    def set_topic(self, room_id: int, topic: str, by: str) -> None:
-        self.writer.submit(
-            lambda c: c.execute(
+    def set_topic(self, room_id: int, topic: str, by: str, target: str | None = None) -> Message | None:
+        """Change a topic; with ``target`` (the room's) a TOPIC event is recorded and returned."""
+
+        def fn(c: sqlite3.Connection) -> Message | None:
+            c.execute(
                 "UPDATE rooms SET topic = ?, topic_by = ?, topic_time = ? WHERE id = ?", (topic, by, now_ms(), room_id)
             )
-        )
+            return _log_event(c, "TOPIC", by, target, room_id, topic) if target else None
 
-    def set_private(self, room_id: int, private: bool) -> None:
-        self.writer.submit(lambda c: c.execute("UPDATE rooms SET private = ? WHERE id = ?", (int(private), room_id)))
+        result: Message | None = self.writer.submit(fn)
+        return result
+
+    def set_private(self, room_id: int, private: bool, by: str = "", target: str | None = None) -> Message | None:
+        """Make a room private or public; with ``target`` a MODE event (+i/-i) is recorded."""
+
+        def fn(c: sqlite3.Connection) -> Message | None:
+            c.execute("UPDATE rooms SET private = ? WHERE id = ?", (int(private), room_id))
+            return _log_event(c, "MODE", by, target, room_id, "+i" if private else "-i") if target else None
+
+        result: Message | None = self.writer.submit(fn)
+        return result
+
+    def add_event(self, kind: str, sender: str, target: str, room_id: int | None, text: str) -> Message:
+        """Record an event that changes nothing else (a TAGMSG with client tags)."""
+        result: Message = self.writer.submit(lambda c: _log_event(c, kind, sender, target, room_id, text))
+        return result
 
     def first_seen(self, account: str) -> bool:
         """Record an account's first use of the chat; True the first time only."""
@@ -408,15 +533,13 @@ class ChatStore:
         """Store a message; returns it once it is on disk (the caller may acknowledge it)."""
         msgid, t = new_msgid(), now_ms()
 
+        params = (msgid, t, sender, target, room_id, kind, text, reply_to)
+
         def fn(c: sqlite3.Connection) -> int:
-            cur = c.execute(
-                "INSERT INTO messages(msgid, time, sender, target, room_id, kind, text, reply_to)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (msgid, t, sender, target, room_id, kind, text, reply_to),
-            )
+            cur = c.execute(_INSERT_MESSAGE.replace("?", f"({_NEXT_SEQ})", 1), params)
             return int(cur.lastrowid or 0)
 
-        seq = self.writer.submit(fn)
+        seq = self.writer.submit(fn, bulk=(_INSERT_MESSAGE, params))
         return Message(seq, msgid, t, sender, target, kind, text, reply_to)
 
     def message(self, msgid: str) -> Message | None:
@@ -436,21 +559,27 @@ class ChatStore:
         self.writer.submit(fn)
         return t
 
-    def redact(self, msgid: str) -> int:
-        """Delete a message's text for good (the row stays, marked, so ids never dangle)."""
+    def redact(self, msgid: str, by: str = "") -> Message:
+        """Delete a message's text for good (the row stays, marked, so ids never dangle); a
+        REDACT event is recorded (``text``: the msgid) and returned."""
         t = now_ms()
 
-        def fn(c: sqlite3.Connection) -> None:
-            if c.execute("UPDATE messages SET text = '', redacted = ? WHERE msgid = ?", (t, msgid)).rowcount == 0:
+        def fn(c: sqlite3.Connection) -> Message:
+            row = c.execute("SELECT target, room_id, sender FROM messages WHERE msgid = ?", (msgid,)).fetchone()
+            if row is None:
                 raise StoreError("no such message")
+            c.execute("UPDATE messages SET text = '', redacted = ? WHERE msgid = ?", (t, msgid))
             c.execute("DELETE FROM edits WHERE msgid = ?", (msgid,))
             c.execute("DELETE FROM reactions WHERE msgid = ?", (msgid,))
+            return _log_event(c, "REDACT", by or row[2], row[0], row[1], msgid)
 
-        self.writer.submit(fn)
-        return t
+        result: Message = self.writer.submit(fn)
+        return result
 
-    def react(self, msgid: str, account: str, reaction: str, add: bool = True) -> None:
-        def fn(c: sqlite3.Connection) -> None:
+    def react(self, msgid: str, account: str, reaction: str, add: bool = True) -> Message:
+        """Add or remove a reaction; a TAGMSG event (its client tags as JSON) is recorded."""
+
+        def fn(c: sqlite3.Connection) -> Message:
             if add:
                 c.execute(
                     "INSERT OR IGNORE INTO reactions(msgid, account, reaction, time) VALUES (?, ?, ?, ?)",
@@ -461,8 +590,14 @@ class ChatStore:
                     "DELETE FROM reactions WHERE msgid = ? AND account = ? AND reaction = ?", (msgid, account, reaction)
                 )
             c.execute("UPDATE messages SET changed = ? WHERE msgid = ?", (now_ms(), msgid))
+            row = c.execute("SELECT target, room_id FROM messages WHERE msgid = ?", (msgid,)).fetchone()
+            if row is None:
+                raise StoreError("no such message")
+            tags = {"+draft/react" if add else "+draft/unreact": reaction, "+draft/reply": msgid}
+            return _log_event(c, "TAGMSG", account, row[0], row[1], json.dumps(tags))
 
-        self.writer.submit(fn)
+        result: Message = self.writer.submit(fn)
+        return result
 
     def reactions(self, msgid: str) -> list[tuple[str, str]]:
         rows = self.reader.query("SELECT account, reaction FROM reactions WHERE msgid = ? ORDER BY time", (msgid,))
@@ -488,61 +623,78 @@ class ChatStore:
         return int(row[0]) if row else None
 
     # -- history ----------------------------------------------------------------------------
+    # ``events=True``: the JOIN/PART/TOPIC/MODE/TAGMSG/REDACT events are merged in (IRC's
+    # draft/event-playback); they share the messages' seq order and count towards ``limit``.
     def _bound(self, target: str, ref: str | int) -> tuple[str, int]:
-        """A reference as (column, value): a msgid → its seq, a timestamp (ms) → time."""
+        """A reference as (column, value): a msgid (of a message or an event) → its seq, a
+        timestamp (ms) → time."""
         if isinstance(ref, int):
             return "time", ref
         row = self.reader.one("SELECT seq FROM messages WHERE msgid = ? AND target = ?", (ref, target))
         if row is None:
+            row = self.reader.one("SELECT seq FROM events WHERE msgid = ? AND target = ?", (ref, target))
+        if row is None:
             raise StoreError("no such message")
         return "seq", int(row[0])
 
-    def _select(self, target: str, where: str, params: tuple[Any, ...], order: str, limit: int) -> list[Message]:
+    def _select(
+        self, target: str, where: str, params: tuple[Any, ...], order: str, limit: int, events: bool = False
+    ) -> list[Message]:
         limit = max(0, min(limit, MAX_HISTORY))
-        rows = self.reader.query(
-            f"SELECT * FROM messages WHERE target = ? AND redacted IS NULL {where} ORDER BY seq {order} LIMIT ?",
-            (target, *params, limit),
-        )
+        if events:
+            sql = f"SELECT * FROM {_HISTORY_SOURCE} WHERE 1 {where} ORDER BY seq {order} LIMIT ?"
+            rows = self.reader.query(sql, (target, target, *params, limit))
+        else:
+            rows = self.reader.query(
+                f"SELECT * FROM messages WHERE target = ? AND redacted IS NULL {where} ORDER BY seq {order} LIMIT ?",
+                (target, *params, limit),
+            )
         msgs = [_message(r) for r in rows]
         if order == "DESC":
             msgs.reverse()
         return msgs
 
-    def latest(self, target: str, limit: int, after: str | int | None = None) -> list[Message]:
+    def latest(self, target: str, limit: int, after: str | int | None = None, events: bool = False) -> list[Message]:
         """The newest ``limit`` messages (after ``after`` if given), oldest first."""
         if after is None:
-            return self._select(target, "", (), "DESC", limit)
+            return self._select(target, "", (), "DESC", limit, events)
         col, v = self._bound(target, after)
-        return self._select(target, f"AND {col} > ?", (v,), "DESC", limit)
+        return self._select(target, f"AND {col} > ?", (v,), "DESC", limit, events)
 
-    def before(self, target: str, ref: str | int, limit: int) -> list[Message]:
+    def before(self, target: str, ref: str | int, limit: int, events: bool = False) -> list[Message]:
         col, v = self._bound(target, ref)
-        return self._select(target, f"AND {col} < ?", (v,), "DESC", limit)
+        return self._select(target, f"AND {col} < ?", (v,), "DESC", limit, events)
 
-    def after(self, target: str, ref: str | int, limit: int) -> list[Message]:
+    def after(self, target: str, ref: str | int, limit: int, events: bool = False) -> list[Message]:
         col, v = self._bound(target, ref)
-        return self._select(target, f"AND {col} > ?", (v,), "ASC", limit)
+        return self._select(target, f"AND {col} > ?", (v,), "ASC", limit, events)
 
-    def around(self, target: str, ref: str | int, limit: int) -> list[Message]:
+    def around(self, target: str, ref: str | int, limit: int, events: bool = False) -> list[Message]:
         """``limit`` messages centred on ``ref`` (the referenced message included)."""
         col, v = self._bound(target, ref)
-        older = self._select(target, f"AND {col} < ?", (v,), "DESC", limit // 2)
-        newer = self._select(target, f"AND {col} >= ?", (v,), "ASC", limit - len(older))
+        older = self._select(target, f"AND {col} < ?", (v,), "DESC", limit // 2, events)
+        newer = self._select(target, f"AND {col} >= ?", (v,), "ASC", limit - len(older), events)
         return older + newer
 
-    def between(self, target: str, start: str | int, end: str | int, limit: int) -> list[Message]:
+    def between(self, target: str, start: str | int, end: str | int, limit: int, events: bool = False) -> list[Message]:
         """Messages strictly between two references; counted from ``start``'s side."""
         c1, v1 = self._bound(target, start)
         c2, v2 = self._bound(target, end)
-        if (c1 == c2 and v1 <= v2) or (c1 != c2 and self._ordered(target, c1, v1, c2, v2)):
-            return self._select(target, f"AND {c1} > ? AND {c2} < ?", (v1, v2), "ASC", limit)
-        return self._select(target, f"AND {c1} < ? AND {c2} > ?", (v1, v2), "DESC", limit)
+        if (c1 == c2 and v1 <= v2) or (c1 != c2 and self._ordered(c1, v1, c2, v2)):
+            return self._select(target, f"AND {c1} > ? AND {c2} < ?", (v1, v2), "ASC", limit, events)
+        return self._select(target, f"AND {c1} < ? AND {c2} > ?", (v1, v2), "DESC", limit, events)
 
-    def _ordered(self, target: str, c1: str, v1: int, c2: str, v2: int) -> bool:
+    def _time_of(self, col: str, v: int) -> int:
+        if col == "time":
+            return v
+        row = self.reader.one("SELECT time FROM messages WHERE seq = ?", (v,)) or self.reader.one(
+            "SELECT time FROM events WHERE seq = ?", (v,)
+        )
+        return int(row[0]) if row else 0
+
+    def _ordered(self, c1: str, v1: int, c2: str, v2: int) -> bool:
         # one msgid, one timestamp: compare on time
-        t1 = v1 if c1 == "time" else self.reader.one("SELECT time FROM messages WHERE seq = ?", (v1,))[0]  # type: ignore[index]
-        t2 = v2 if c2 == "time" else self.reader.one("SELECT time FROM messages WHERE seq = ?", (v2,))[0]  # type: ignore[index]
-        return bool(t1 <= t2)
+        return self._time_of(c1, v1) <= self._time_of(c2, v2)
 
     def dm_targets_of(self, account: str) -> list[str]:
         """The stored targets of ``account``'s direct conversations (exact match on either side
@@ -652,6 +804,7 @@ class ChatStore:
             c.execute("DELETE FROM reactions WHERE msgid IN (SELECT msgid FROM messages WHERE room_id = ?)", (room_id,))
             c.execute("DELETE FROM edits WHERE msgid IN (SELECT msgid FROM messages WHERE room_id = ?)", (room_id,))
             c.execute("DELETE FROM messages WHERE room_id = ?", (room_id,))
+            c.execute("DELETE FROM events WHERE room_id = ?", (room_id,))
             c.execute("DELETE FROM read_markers WHERE target = ?", (target,))
             c.execute("DELETE FROM members WHERE room_id = ?", (room_id,))
             c.execute("DELETE FROM invites WHERE room_id = ?", (room_id,))

@@ -48,6 +48,28 @@ class IRCServer:
         self.by_account: dict[str, set[Session]] = {}
         self.monitors: dict[str, set[Session]] = {}  # account → sessions watching it (MONITOR)
         self.realnames: dict[str, str] = {}  # SETNAME, per account, while the process runs
+        self._dirty: list[Session] = []  # sessions with lines to write at the end of this turn
+        self._flush_due = False
+
+    # -- output ---------------------------------------------------------------------------------
+    def mark_dirty(self, session: Session) -> None:
+        """``session`` has lines to write: one hub callback at the end of this turn of the
+        loop writes every such session's lines without blocking (``Session.try_flush``), so a
+        message fanned out to 19 connections costs one callback, not 19 greenlet switches,
+        and lines posted in the same turn go out in one write per connection."""
+        self._dirty.append(session)
+        if not self._flush_due:
+            self._flush_due = True
+            gevent.get_hub().loop.run_callback(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        dirty, self._dirty = self._dirty, []
+        for s in dirty:
+            try:
+                s.try_flush()
+            except Exception:  # never let it reach the hub
+                log.exception("irc: writing to %s failed", s.nick)
 
     # -- accounts -------------------------------------------------------------------------------
     def _address_of(self, name: str) -> str | None:

@@ -3,8 +3,10 @@ its own ``cmd_<NAME>`` method; chat events from ``ChatService`` become IRC lines
 
 Reading: a bounded line reader (``MAX_LINE`` bytes without a newline → 417 and the line is
 skipped), a token bucket per connection (``chat.lines_per_second``, ``chat.line_burst``;
-exhausted → ``ERROR :Excess flood`` and disconnect). Writing: events are queued (never written
-on the poster's greenlet) and a writer greenlet sends them; a client that lets its queue fill
+exhausted → ``ERROR :Excess flood`` and disconnect). Writing: events are buffered (never
+written on the poster's greenlet); one hub callback per turn of the loop writes every buffered
+connection without blocking (``IRCServer.mark_dirty``, ``try_flush``), and a connection's writer
+greenlet takes over only when its socket would block; a client that lets its buffer fill
 (``SENDQ`` lines) is disconnected instead of stalling the room.
 
 Cost per idle connection: two greenlets, a TLS socket and a small dict of state.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import secrets
 import socket
@@ -24,12 +27,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import gevent
-import gevent.queue
+import gevent.event
 
 from gk.chat import core
 from gk.chat.core import ChatError
 from gk.chat.files import filehost_url
 from gk.chat.irc import numerics as N
+from gk.chat.irc.nbio import nb_write
 from gk.chat.irc.parser import MAX_LINE, Line, LineTooLong, ParseError, format_tags, message, parse
 from gk.chat.store import Message
 
@@ -51,6 +55,10 @@ CAPS: dict[str, str] = {
     "extended-join": "",
     "multi-prefix": "",
     "draft/chathistory": "",
+    # CHATHISTORY replays JOIN, PART, TOPIC, MODE, TAGMSG (reactions, client tags) and REDACT
+    # too, each with the msgid and time it was sent live with (QUIT, KICK and NICK never
+    # happen: accounts are always present, members are managed in the web UI, nicks are fixed)
+    "draft/event-playback": "",
     "draft/read-marker": "",
     "draft/message-redaction": "",
     "labeled-response": "",
@@ -101,6 +109,8 @@ class Session:
         self.ip = address[0] if address else "?"
         self.host = server.hostname
         self.caps: set[str] = set()
+        self._caps_key = self._tag_caps()  # what changes how a message line is written (CAP REQ)
+        self._echo = False
         self.negotiating = False
         self.nick = "*"
         self.user_given = False
@@ -115,7 +125,14 @@ class Session:
         # labeled-response: lines this session's own greenlet sends while a labeled command runs
         self._capture: list[bytes] | None = None
         self._reader: Any = None
-        self.out: gevent.queue.Queue[bytes | None] = gevent.queue.Queue()
+        # output: lines wait in ``_outbuf``; the server writes them at the end of the hub's turn
+        # without blocking (``try_flush``), and what the socket does not take then is left to
+        # this session's writer greenlet (``_writer``), which owns the buffer until it is empty
+        self._outbuf: list[bytes] = []
+        self._wake = gevent.event.Event()
+        self._writer_owns = False  # the writer greenlet is sending or about to
+        self._stuck = False  # the transport keeps unwritten bytes the writer must push
+        self._eof = False  # no more output after the buffer: the writer ends
         self.tokens = float(self.cfg.line_burst)
         self.last = time.monotonic()
         self._sasl: list[str] | None = None  # base64 chunks of an AUTHENTICATE in progress
@@ -135,13 +152,52 @@ class Session:
         if self._capture is not None and gevent.getcurrent() is self._reader:
             self._capture.append(data)
             return
-        if self.out.qsize() >= SENDQ:
+        buf = self._outbuf
+        if len(buf) >= SENDQ:
             log.info("irc: %s@%s dropped: send queue full", self.nick, self.ip)
             self.closed = True
-            self.out.put(None)
+            self._finish()
             self.abort()
             return
-        self.out.put(data)
+        buf.append(data)
+        if len(buf) == 1 and not self._writer_owns:
+            self.server.mark_dirty(self)
+
+    def _finish(self) -> None:
+        """No more output once the buffer is written: the writer sends the rest and ends."""
+        self._eof = True
+        self._wake.set()
+
+    def try_flush(self) -> None:
+        """Write the buffer now without blocking (the server calls it from a hub callback, once
+        per turn of the loop for every session that got lines: no greenlet switch per
+        recipient). What the socket does not take goes to the writer greenlet, first in line
+        (a TLS write that would block must be retried with the same bytes first)."""
+        if self._writer_owns or self._eof or not self._outbuf:
+            return
+        items, self._outbuf = self._outbuf, []
+        try:
+            nb = getattr(self.sock, "nb_sendall", None)
+            if nb is not None:  # the WebSocket transport: frames and keeps what is left itself
+                done = nb(items)
+                if done is None:
+                    self._outbuf[:0] = items
+                elif not done:
+                    self._stuck = True
+                else:
+                    return
+            else:
+                data = b"".join(items)
+                n = nb_write(self.sock, data)
+                if n is not None and n >= len(data):
+                    return
+                self._outbuf.insert(0, data[n or 0 :])
+        except (OSError, ssl.SSLError):
+            self.closed = True
+            self._finish()
+            return
+        self._writer_owns = True
+        self._wake.set()
 
     def reply(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None:
         self.send(message(command, *params, source=self.server.name, tags=tags))
@@ -150,18 +206,20 @@ class Session:
         self.reply(code, self.nick, *params)
 
     def _writer(self) -> None:
+        """The slow path: writes what ``try_flush`` could not, blocking as long as it takes."""
         while True:
-            data = self.out.get()
-            if data is None:
-                return
-            chunks = [data]
-            while not self.out.empty() and len(chunks) < 256:
-                more = self.out.get_nowait()
-                if more is None:
-                    self._sendall(b"".join(chunks))
+            if not self._outbuf and not self._stuck:
+                self._writer_owns = False
+                if self._eof:
                     return
-                chunks.append(more)
-            if not self._sendall(b"".join(chunks)):
+                self._wake.clear()
+                self._wake.wait()
+                continue
+            self._writer_owns = True
+            data = b"".join(self._outbuf)
+            self._outbuf = []
+            self._stuck = False
+            if not self._sendall(data):
                 return
 
     def _sendall(self, data: bytes) -> bool:
@@ -258,7 +316,7 @@ class Session:
         finally:
             self.send(message("ERROR", reason))
             self.closed = True
-            self.out.put(None)
+            self._finish()
             writer.join(timeout=5)
             self._unsubscribe()
 
@@ -268,10 +326,12 @@ class Session:
         Each post stores its message in the order spawned (nothing yields before the store
         queues the write) and echoes after the commit, in that same order; a client pasting
         100 lines costs a few fsyncs, not 100. Returns a new empty run."""
-        if len(run) == 1:
-            self.handle(run[0])
-        else:
-            gevent.joinall([gevent.spawn(self.handle, raw) for raw in run], raise_error=True)
+        rest = [gevent.spawn(self.handle, raw) for raw in run[1:]]
+        try:
+            self.handle(run[0])  # here: its write is queued before the others start
+        finally:
+            if rest:
+                gevent.joinall(rest, raise_error=True)
         return []
 
     def handle(self, raw: bytes) -> None:
@@ -351,6 +411,8 @@ class Session:
                     self.caps.discard(w[1:])
                 else:
                     self.caps.add(w)
+            self._caps_key = self._tag_caps()
+            self._echo = "echo-message" in self.caps
             self.reply("CAP", self.nick, "ACK", line.param(1))
         elif sub == "END":
             if not self.registered:
@@ -481,27 +543,35 @@ class Session:
         if self.closed or not self.registered:
             return
         mine = ev.origin is self
-        if isinstance(ev, core.MessagePosted):
-            if mine and "echo-message" not in self.caps:
+        if type(ev) is core.MessagePosted:  # the hot path: one per message and connection
+            if mine and not self._echo:
                 return
-            key = ("irc", self._target_name(ev.message.target, ev.message.sender), *self._tag_caps())
+            m = ev.message
+            target = m.target if m.target[0] == "#" else self._target_name(m.target, m.sender)
+            key = (target, self._caps_key)
             line = ev.rendered.get(key)
             if line is None:
-                line = ev.rendered[key] = self._privmsg(ev.message, ev.client_tags)
+                line = ev.rendered[key] = self._privmsg(m, ev.client_tags)
             self.send(line)
         elif isinstance(ev, core.Joined):
             if ev.account == self.account:
-                self._send_join(ev.room, ev.account)
+                self._send_join(ev.room, ev.account, ev.event_id, ev.event_time)
             else:
-                self.send(self._join_line(ev.room, ev.account))
+                self.send(self._join_line(ev.room, ev.account, ev.event_id, ev.event_time))
         elif isinstance(ev, core.Parted):
             if ev.account == self.account:
                 self.joined.discard(ev.room)
-            self.send(message("PART", "#" + ev.room, ev.reason or "Leaving", source=self.hostmask(ev.account)))
+            tags = self._server_tags(ev.event_time, ev.account, ev.event_id)
+            self.send(
+                message("PART", "#" + ev.room, ev.reason or "Leaving", source=self.hostmask(ev.account), tags=tags)
+            )
         elif isinstance(ev, core.TopicChanged):
-            self.send(message("TOPIC", "#" + ev.room, ev.topic, source=self.hostmask(ev.by)))
+            tags = self._server_tags(ev.event_time, ev.by, ev.event_id)
+            self.send(message("TOPIC", "#" + ev.room, ev.topic, source=self.hostmask(ev.by), tags=tags))
         elif isinstance(ev, core.RoomAccessChanged):
-            self.send(message("MODE", "#" + ev.room, "+i" if ev.private else "-i", source=self.hostmask(ev.by)))
+            tags = self._server_tags(ev.event_time, ev.by, ev.event_id)
+            mode = "+i" if ev.private else "-i"
+            self.send(message("MODE", "#" + ev.room, mode, source=self.hostmask(ev.by), tags=tags))
         elif isinstance(ev, core.Invited):
             if ev.account == self.account or ("invite-notify" in self.caps and not mine):
                 self.send(message("INVITE", ev.account, "#" + ev.room, source=self.hostmask(ev.by)))
@@ -509,7 +579,9 @@ class Session:
             self._tagmsg(ev, mine)
         elif isinstance(ev, core.MessageRedacted):
             if "draft/message-redaction" in self.caps and (not mine or "echo-message" in self.caps):
-                self.send(message("REDACT", self._target_name(ev.target, ev.by), ev.msgid, source=self.hostmask(ev.by)))
+                tags = self._server_tags(ev.event_time, ev.by, ev.event_id)
+                name = self._target_name(ev.target, ev.by)
+                self.send(message("REDACT", name, ev.msgid, source=self.hostmask(ev.by), tags=tags))
         elif isinstance(ev, core.ReadMarker):
             if "draft/read-marker" in self.caps:
                 name = self._target_name(ev.target, ev.account)
@@ -527,7 +599,7 @@ class Session:
             tags, target, sender = {key: ev.reaction, "+draft/reply": ev.msgid}, ev.target, ev.account
         else:
             tags, target, sender = dict(ev.client_tags), ev.target, ev.account
-        tags.update(self._server_tags(None, sender, None))
+        tags.update(self._server_tags(ev.event_time, sender, ev.event_id))
         self.send(message("TAGMSG", self._target_name(target, sender), source=self.hostmask(sender), tags=tags))
 
     def _tag_caps(self) -> tuple[bool, bool, bool, bool]:
@@ -581,15 +653,46 @@ class Session:
             tags = {k: v for k, v in tags.items() if k != "msgid"}
         return b"".join(out) or message(m.kind, target, " ", source=source, tags=tags)
 
-    def _join_line(self, room: str, account: str) -> bytes:
+    def _join_line(self, room: str, account: str, msgid: str | None = None, ms: int | None = None) -> bytes:
         params = ["#" + room]
         if "extended-join" in self.caps:
             params += [account, self.server.realname(account)]
-        return message("JOIN", *params, source=self.hostmask(account), tags=self._server_tags(None, account, None))
+        return message("JOIN", *params, source=self.hostmask(account), tags=self._server_tags(ms, account, msgid))
 
-    def _send_join(self, room: str, account: str) -> None:
+    def _history_line(self, m: Message, batch: str | None) -> bytes | None:
+        """A message or an event of history as this client reads it; None for an event it
+        must not be sent (REDACT without draft/message-redaction, TAGMSG without message-tags).
+        Events carry the msgid and time they were sent live with."""
+        if m.kind in ("PRIVMSG", "NOTICE"):
+            return self._privmsg(m, batch=batch)
+        tags = self._server_tags(m.time, m.sender, m.msgid)
+        target, source = self._target_name(m.target, m.sender), self.hostmask(m.sender)
+        params = [target]
+        if m.kind == "JOIN":
+            if "extended-join" in self.caps:
+                params += [m.sender, self.server.realname(m.sender)]
+        elif m.kind == "PART":
+            params.append(m.text or "Leaving")
+        elif m.kind in ("TOPIC", "MODE"):
+            params.append(m.text)
+        elif m.kind == "REDACT":
+            if "draft/message-redaction" not in self.caps:
+                return None
+            params.append(m.text)
+        elif m.kind == "TAGMSG":
+            if "message-tags" not in self.caps:
+                return None
+            client: dict[str, str] = json.loads(m.text)
+            tags = {**client, **tags}  # client tags first, as the live TAGMSG
+        else:
+            return None
+        if batch:
+            tags["batch"] = batch
+        return message(m.kind, *params, source=source, tags=tags)
+
+    def _send_join(self, room: str, account: str, msgid: str | None = None, ms: int | None = None) -> None:
         self.joined.add(room)
-        self.send(self._join_line(room, account))
+        self.send(self._join_line(room, account, msgid, ms))
         self._topic(room)
         self._names(room)
 
@@ -1027,8 +1130,11 @@ class Session:
         except ValueError:
             self.reply("FAIL", "CHATHISTORY", "INVALID_PARAMS", sub or "*", "Invalid parameters")
             return
+        events = "draft/event-playback" in self.caps
         try:
-            msgs = self.chat.history(self.account, self._to(target), sub.lower(), min(limit, HISTORY_MAX), ref, ref2)
+            msgs = self.chat.history(
+                self.account, self._to(target), sub.lower(), min(limit, HISTORY_MAX), ref, ref2, events=events
+            )
         except ChatError as exc:
             if exc.code == "no_such_message":
                 self.reply("FAIL", "CHATHISTORY", "INVALID_MSGREFTYPE", sub, target, str(exc))
@@ -1037,7 +1143,9 @@ class Session:
             return
         batch = self._open_batch("chathistory", target)
         for m in msgs:
-            self.send(self._privmsg(m, batch=batch))
+            out = self._history_line(m, batch)
+            if out is not None:
+                self.send(out)
         self._close_batch(batch)
 
     def _history_targets(self, a: int, b: int, limit: int) -> None:

@@ -30,6 +30,7 @@ import gevent.lock
 import gevent.queue
 from geventwebsocket.websocket import Header
 
+from gk.chat.irc.nbio import nb_write
 from gk.chat.irc.parser import MAX_LINE
 
 log = logging.getLogger("gk.chat.irc")
@@ -38,6 +39,11 @@ SUBPROTOCOLS = ("binary.ircv3.net", "text.ircv3.net")
 MAX_MESSAGE = MAX_LINE + 2  # a line with tags, and the CRLF some clients still send
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+# framed renderings of recent lines, text and binary (bytes hash once, so a look-up per line
+# and connection is cheap); cleared when full: a few hundred KB at most
+FRAME_CACHE = 1024
+_FRAMED: dict[bool, dict[bytes, bytes]] = {False: {}, True: {}}
 
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL = 1002
@@ -73,6 +79,7 @@ class WebSocketTransport:
         self._lock = gevent.lock.Semaphore()
         self._lines: gevent.queue.Queue[bytes] = gevent.queue.Queue()
         self._raw = getattr(ws.handler, "socket", None)
+        self._pending = b""  # frames nb_sendall could not write without blocking
         self._reader = gevent.spawn(self._read_loop)
 
     # -- socket-like API ---------------------------------------------------------------------
@@ -80,14 +87,53 @@ class WebSocketTransport:
         self.timeout = timeout
 
     def recv(self, _bufsize: int) -> bytes:
+        """The next line, with every line already queued behind it (up to 100): lines a client
+        sent together reach the session together, which posts them together (one group
+        commit for a pasted burst, as over TLS)."""
         try:
-            return self._lines.get(timeout=self.timeout)
+            first = self._lines.get(timeout=self.timeout)
         except gevent.queue.Empty:
             raise TimeoutError from None
+        if not first or not self._lines.qsize():
+            return first
+        parts = [first]
+        while self._lines.qsize() and len(parts) < 100 and self._lines.peek_nowait():
+            parts.append(self._lines.get_nowait())
+        return b"".join(parts)
 
     def sendall(self, data: bytes) -> None:
         """``data``: one or more CRLF-terminated lines (the session's writer batches them): one
-        WebSocket message each, written together."""
+        WebSocket message each, written together — after what ``nb_sendall`` left unwritten."""
+        frames = self._frames(data)
+        if frames or self._pending:
+            self._write(frames)
+
+    def nb_sendall(self, items: list[bytes]) -> bool | None:
+        """Write ``items`` (rendered lines) now without blocking (from the IRC server's hub callback): True when
+        all of it went out; False when the socket took part of it (the rest is kept and the
+        next ``sendall`` writes it first); None when it cannot be tried now (a write in
+        progress or bytes kept): the caller's writer greenlet sends it with ``sendall``."""
+        if self.closed or self._pending or self._lock.locked() or self._raw is None:
+            return None
+        cache = _FRAMED[self.binary]
+        out: list[bytes] = []
+        for item in items:  # the same rendered line goes to every connection: framed once
+            framed = cache.get(item)
+            if framed is None:
+                if len(cache) >= FRAME_CACHE:
+                    cache.clear()
+                framed = cache[item] = self._frames(item)
+            out.append(framed)
+        frames = b"".join(out)
+        n = nb_write(self._raw, frames)
+        if n is None:
+            return None
+        if n >= len(frames):
+            return True
+        self._pending = frames[n:]  # TLS: n is 0 and these exact bytes must be written next
+        return False
+
+    def _frames(self, data: bytes) -> bytes:
         opcode = OP_BINARY if self.binary else OP_TEXT
         if not self.binary:
             try:
@@ -107,8 +153,7 @@ class WebSocketTransport:
             else:
                 frames.append(bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big"))
             frames.append(line)
-        if frames:
-            self._write(b"".join(frames))
+        return b"".join(frames)
 
     def shutdown(self, _how: int = socket.SHUT_RDWR) -> None:
         self._close(CLOSE_NORMAL)
@@ -121,6 +166,8 @@ class WebSocketTransport:
         if self.closed:
             raise BrokenPipeError("websocket closed")
         with self._lock:
+            if self._pending:  # what nb_sendall left: first, so frames stay whole and in order
+                data, self._pending = self._pending + data, b""
             try:
                 self.ws.raw_write(data)
             except (OSError, AttributeError, TypeError) as exc:  # raw_write is None once closed
