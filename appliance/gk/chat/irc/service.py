@@ -22,8 +22,10 @@ from gevent.server import StreamServer
 
 from gk.chat.core import ChatService
 from gk.chat.irc import numerics as N
+from gk.chat.irc.nbio import linger_close
 from gk.chat.irc.parser import message
 from gk.chat.irc.session import Session
+from gk.chat.irc.websocket import WebSocketTransport
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -223,10 +225,10 @@ class IRCServer:
         finally:
             self.sessions.discard(session)
             self.detach(session)
-            try:
-                sock.close()
-            except OSError:
-                pass
+            if isinstance(sock, WebSocketTransport):
+                sock.close()  # its web handler drains and closes the connection under it
+            else:
+                linger_close(sock)
 
     def listen(self, port: int) -> None:
         bind = self.ctx.config.server.bind

@@ -30,7 +30,7 @@ import gevent.lock
 import gevent.queue
 from geventwebsocket.websocket import Header
 
-from gk.chat.irc.nbio import nb_write
+from gk.chat.irc.nbio import linger_close, nb_write
 from gk.chat.irc.parser import MAX_LINE
 
 log = logging.getLogger("gk.chat.irc")
@@ -81,6 +81,11 @@ class WebSocketTransport:
         self._raw = getattr(ws.handler, "socket", None)
         self._pending = b""  # frames nb_sendall could not write without blocking
         self._reader = gevent.spawn(self._read_loop)
+
+    @property
+    def raw_socket(self) -> Any:
+        """The connection under the WebSocket (``linger_close`` drains it at the end)."""
+        return self._raw
 
     # -- socket-like API ---------------------------------------------------------------------
     def settimeout(self, timeout: float | None) -> None:
@@ -194,7 +199,7 @@ class WebSocketTransport:
         self.ws.closed = True  # geventwebsocket must not send a second close frame
         if self._raw is not None:
             try:
-                self._raw.shutdown(socket.SHUT_RDWR)
+                self._raw.shutdown(socket.SHUT_WR)  # the read side drains in linger_close
             except OSError:
                 pass
         if gevent.getcurrent() is not self._reader:
@@ -291,4 +296,5 @@ def serve(irc: Any, environ: dict[str, Any], start_response: Any) -> list[bytes]
         irc.serve(transport, address)
     finally:
         transport.close()
+        linger_close(transport.raw_socket)
     return []
