@@ -104,8 +104,8 @@ class ServerConfig:
     )
     switch_interval_ms: float = opt(
         5.0,
-        "longest a thread holding the GIL keeps the event loop waiting for it, in ms (Python's is 5; "
-        "lower keeps mail and web prompt while the assistant or DAV work in their threads)",
+        "longest a thread holding the GIL keeps the event loop waiting for it, in ms (Python's 5; "
+        "lower hands it back sooner to mail and web while DAV or the assistant run Python in their threads)",
         at_least(0.1),
     )
 
@@ -320,7 +320,7 @@ class AIConfig:
     batch_size: int = opt(256, "tokens evaluated per llama.cpp batch when reading a prompt", at_least(8))
     threads: int = opt(0, "inference threads (0 = cores - 1, so the mail server keeps a core)", at_least(0))
     nice: int = opt(
-        0, "OS priority of the inference threads, 0-19 (higher: mail and web get the CPU first)", between(0, 19)
+        10, "OS priority of the inference threads, 0-19 (higher: mail and web get the CPU first)", between(0, 19)
     )
     idle_unload_seconds: float = opt(300.0, "unload the model after this long without a request", at_least(1))
     min_free_mb: int = opt(64, "memory left to the rest of the box after a model is loaded, MiB", at_least(0))

@@ -98,8 +98,9 @@ def set_switch_interval(ms: float) -> None:
     of each generated token, MIME parsing): when the hub wakes to serve a socket while such a
     thread runs Python, it waits until that thread lets the GIL go, at the latest after this
     interval; each socket call the hub makes releases the GIL and can start that wait again.
-    Python's 5 ms is made for throughput; a mail server wants the event loop back sooner.
-    Measured in bench/hub_lag, bench/llm and bench/dav (docs/performance.md).
+    Python's 5 ms is the default: 1 and 0.5 ms showed no gain beyond the noise of a loaded
+    2-core machine in bench/hub_lag, bench/llm and bench/dav (docs/performance.md); the setting
+    is there to be measured on a quiet board.
     """
     sys.setswitchinterval(ms / 1000)
 

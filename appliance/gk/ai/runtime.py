@@ -5,7 +5,8 @@ the gevent hub it stalled every session in the process for the generation (DESIG
 for 106 tokens); run in gevent's shared threadpool it would queue behind (and in front of) the
 Maildir writes a mail ``250`` waits on. So ``Runtime`` uses ``gk.pools``' ``llm`` pool: a single
 native thread that does every llama.cpp call (load, generate, unload), serialised, while the
-hub keeps serving. ``n_threads`` = cores − 1 leaves the hub a core.
+hub keeps serving. ``n_threads`` = cores − 1 leaves the hub a core, and the inference thread runs
+at ``[ai] nice`` (10: when the CPU is short, the hub and the mail pools get it first).
 
 Requests wait in a FIFO on the hub (``position`` says where: 0 = generating, 1 = next…); the
 dispatcher greenlet hands the head to the thread. Each token goes back to the waiting greenlet
@@ -71,7 +72,7 @@ class RuntimeSettings:
     context_size: int = 2048
     batch_size: int = 256
     threads: int = 0  # 0 = cores - 1
-    nice: int = 0  # OS priority of the inference thread (and the llama.cpp threads it starts)
+    nice: int = 10  # OS priority of the inference thread (and the llama.cpp threads it starts)
     idle_unload_seconds: float = 300.0
     min_free_mb: int = 64
     max_queue: int = 16
