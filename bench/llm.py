@@ -19,7 +19,9 @@ Then two real ``gk serve`` processes (bench/hub_lag.py's harness):
 - SMTP delivery latency (MAIL FROM to the 250 after DATA, one message after another on one
   connection) and IMAP command latency (SELECT, FETCH FLAGS, NOOP over TLS), idle and while
   /v1/chat/completions streams answers back to back, with the hub lag of each phase
-  (``GK_HUB_LAG_FILE``); GK is restarted between the phases so each lag figure is its own.
+  (``GK_HUB_LAG_FILE``) and the named peer's (``bench/_floor.py``: a bare idle gevent process's
+  own loop lag over the same window, the machine's share); GK is restarted between the phases
+  so each lag figure is its own, and the phases alternate ``LATENCY_ROUNDS`` times.
 
 Targets (issue 14): GK >= 0.95x bare speed; turn-2 TTFT <= 0.2x turn 1; idle RSS +<= 3 MB;
 SMTP p99 and IMAP p99 during a generation <= 1.5x idle.
