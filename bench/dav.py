@@ -39,7 +39,9 @@ from pathlib import Path
 
 import tomli_w
 
+from bench._floor import Floor
 from bench._ports import free_port, wait_port
+from bench.hub_lag import SERVER_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = int(os.environ.get("BENCH_DAV_EVENTS", "2000"))
@@ -163,7 +165,7 @@ def start_gk(tmp: Path, name: str = "gk", dav: bool = True) -> tuple[subprocess.
     data.mkdir()
     port = free_port()
     cfg = {
-        "server": {"bind": "127.0.0.1", "hostname": "bench.example"},
+        "server": {"bind": "127.0.0.1", "hostname": "bench.example", **SERVER_OVERRIDES},
         "http": {"port": port, "https_port": 0},
         "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
         "imap": {"port": 0, "tls_port": 0},
@@ -222,33 +224,6 @@ def start_radicale(tmp: Path) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-IDLE_LAG = """
-import json, os, sys, time, gevent
-lags, written = [], time.monotonic()
-while True:
-    a = time.monotonic(); gevent.sleep(0.005); now = time.monotonic(); lags.append(max(0.0, now - a - 0.005))
-    if now - written >= 1.0:
-        written = now
-        ordered = sorted(lags)
-        with open(sys.argv[1] + ".tmp", "w") as f:
-            json.dump({"p99_ms": ordered[int(len(ordered) * 0.99)] * 1000, "max_ms": ordered[-1] * 1000}, f)
-        os.replace(sys.argv[1] + ".tmp", sys.argv[1])
-"""
-
-
-def floor_lag(path: Path) -> subprocess.Popen:
-    """The same 5 ms timer in a bare gevent process beside the run: this machine's own floor."""
-    return subprocess.Popen([sys.executable, "-c", IDLE_LAG, str(path)])
-
-
-def stop_floor(proc: subprocess.Popen, path: Path) -> dict[str, float]:
-    time.sleep(1.5)
-    proc.terminate()
-    proc.wait(timeout=30)
-    result: dict[str, float] = json.loads(path.read_text())
-    return result
-
-
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gk-bench-dav-") as d:
         tmp = Path(d)
@@ -274,11 +249,11 @@ def main() -> int:
             rss_dav = rss_kib(gk_proc.pid)
             print(f"events: {EVENTS}", flush=True)
             t = time.monotonic()
-            floor_proc = floor_lag(tmp / "floor.json")
-            gk_results = workload(gk, cal)
-            print(f"GK done in {time.monotonic() - t:.0f}s", flush=True)
-            rss_after = rss_kib(gk_proc.pid)
-            floor = stop_floor(floor_proc, tmp / "floor.json")  # also lets the lag file be rewritten
+            with Floor(tmp / "floor.json") as floor_run:  # its exit also lets the lag file be rewritten
+                gk_results = workload(gk, cal)
+                print(f"GK done in {time.monotonic() - t:.0f}s", flush=True)
+                rss_after = rss_kib(gk_proc.pid)
+            floor = floor_run.result
             lag = json.loads((tmp / "hublag-gk.json").read_text())
             rad = Client(rad_port)
             _ok(
@@ -305,10 +280,10 @@ def main() -> int:
                 big = Client(big_port)
                 _ok(big("PROPFIND", f"/dav/{USER}/", PROPFIND, Depth="1"), 207)
                 t = time.monotonic()
-                floor_proc = floor_lag(tmp / "floor-large.json")
-                large = workload(big, f"/dav/{USER}/calendar/", LARGE)
-                print(f"GK at {LARGE} events done in {time.monotonic() - t:.0f}s", flush=True)
-                large_floor = stop_floor(floor_proc, tmp / "floor-large.json")
+                with Floor(tmp / "floor-large.json") as floor_large:
+                    large = workload(big, f"/dav/{USER}/calendar/", LARGE)
+                    print(f"GK at {LARGE} events done in {time.monotonic() - t:.0f}s", flush=True)
+                large_floor = floor_large.result
                 large_lag = json.loads((tmp / "hublag-gk-large.json").read_text())
             finally:
                 big_proc.terminate()
@@ -323,8 +298,9 @@ def main() -> int:
         f"import on first use +{(rss_dav - rss_idle) / 1024:.1f} MB), after the import {rss_after / 1024:.1f} MB"
     )
     print(
+        f"gk serve [server] switch_interval_ms: {SERVER_OVERRIDES.get('switch_interval_ms', 'default')}\n"
         f"gk hub lag over the run at {EVENTS} events (Radicale in a pool thread): p99 {lag['p99_ms']:.1f} ms, "
-        f"max {lag['max_ms']:.1f} ms; a bare gevent process beside it: p99 {floor['p99_ms']:.1f} ms, "
+        f"max {lag['max_ms']:.1f} ms; the peer, a bare idle gevent process beside it (bench/_floor.py): p99 {floor['p99_ms']:.1f} ms, "
         f"max {floor['max_ms']:.1f} ms"
     )
     if large:
@@ -334,7 +310,7 @@ def main() -> int:
         if large_lag:
             print(
                 f"gk hub lag over the run at {LARGE} events: p99 {large_lag['p99_ms']:.1f} ms, "
-                f"max {large_lag['max_ms']:.1f} ms; a bare gevent process beside it: p99 "
+                f"max {large_lag['max_ms']:.1f} ms; the peer, a bare idle gevent process beside it (bench/_floor.py): p99 "
                 f"{large_floor['p99_ms']:.1f} ms, max {large_floor['max_ms']:.1f} ms"
             )
         verdict = "under" if large["sync-collection delta"] < 100 else "OVER"

@@ -69,6 +69,13 @@ def at_least(lo: float) -> Check:
     return check
 
 
+def between(lo: int, hi: int) -> Check:
+    def check(v: Any) -> str | None:
+        return None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
+    return check
+
+
 def one_of(*choices: str) -> Check:
     def check(v: Any) -> str | None:
         return None if v in choices else "must be one of " + ", ".join(repr(c) for c in choices)
@@ -94,6 +101,12 @@ class ServerConfig:
     )
     sqlite_cache_kib: int = opt(
         2048, "SQLite page cache of each shared database in KiB (gk tune sizes it to the RAM)", at_least(64)
+    )
+    switch_interval_ms: float = opt(
+        5.0,
+        "longest a thread holding the GIL keeps the event loop waiting for it, in ms (Python's 5; "
+        "lower hands it back sooner to mail and web while DAV or the assistant run Python in their threads)",
+        at_least(0.1),
     )
 
 
@@ -306,6 +319,9 @@ class AIConfig:
     context_size: int = opt(2048, "tokens of context (prompt + answer); gk tune sizes it to the RAM", at_least(128))
     batch_size: int = opt(256, "tokens evaluated per llama.cpp batch when reading a prompt", at_least(8))
     threads: int = opt(0, "inference threads (0 = cores - 1, so the mail server keeps a core)", at_least(0))
+    nice: int = opt(
+        10, "OS priority of the inference threads, 0-19 (higher: mail and web get the CPU first)", between(0, 19)
+    )
     idle_unload_seconds: float = opt(300.0, "unload the model after this long without a request", at_least(1))
     min_free_mb: int = opt(64, "memory left to the rest of the box after a model is loaded, MiB", at_least(0))
     max_queue: int = opt(16, "requests that may wait for the assistant (more get HTTP 503)", at_least(1))

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -89,6 +90,21 @@ def release_free_memory() -> None:
         pass
 
 
+def set_switch_interval(ms: float) -> None:
+    """How long a thread that holds the GIL keeps one that wants it waiting (``[server]
+    switch_interval_ms``).
+
+    The hub shares the GIL with the pool threads (Radicale's request handling, the Python part
+    of each generated token, MIME parsing): when the hub wakes to serve a socket while such a
+    thread runs Python, it waits until that thread lets the GIL go, at the latest after this
+    interval; each socket call the hub makes releases the GIL and can start that wait again.
+    Python's 5 ms is the default: 1 and 0.5 ms showed no gain beyond the noise of a loaded
+    2-core machine in bench/hub_lag, bench/llm and bench/dav (docs/performance.md); the setting
+    is there to be measured on a quiet board.
+    """
+    sys.setswitchinterval(ms / 1000)
+
+
 def _gc_loop(interval: float) -> None:
     while True:
         gevent.sleep(interval)
@@ -111,6 +127,7 @@ def serve(config: Config, data_dir: Path) -> int:
 
     asyncio.set_event_loop_policy(asyncio_gevent.EventLoopPolicy())
     pin_malloc_thresholds()
+    set_switch_interval(config.server.switch_interval_ms)
     from gk.store import db
 
     db.set_default_cache(config.server.sqlite_cache_kib)

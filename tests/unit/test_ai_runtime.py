@@ -212,3 +212,62 @@ def test_a_conversation_resumed_after_another_reuses_its_saved_state(make_runtim
     second = rt.submit("tiny.gguf", {"messages": a2, "max_tokens": 6}, stream=False)
     second.result(timeout=120)
     assert second.evaluated < 60, second.evaluated  # A's state came back: B did not cost A its history
+
+
+def test_the_inference_thread_runs_at_the_configured_nice(data_dir):
+    """[ai] nice lowers the inference thread's OS priority, and only that thread's: the hub (this
+    thread) keeps its own. Run on a hub of its own (a thread), so its pools, whose inference
+    thread keeps the priority for good, are not the ones the other tests use."""
+    import os
+    import threading
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def on_its_own_hub() -> None:
+        rt = Runtime(data_dir, RuntimeSettings(context_size=1024, threads=1, min_free_mb=0, nice=own + 3))
+        try:
+            rt.submit("tiny.gguf", {"messages": PROMPT, "max_tokens": 2}, stream=False).result(timeout=120)
+            seen["inference"] = rt.pool.apply(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            seen["hub"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            rt.stop()
+            from gk import pools
+
+            pools.shutdown()
+
+    t = threading.Thread(target=on_its_own_hub)
+    t.start()
+    t.join(300)
+    assert not errors, errors
+    assert seen == {"inference": min(19, own + 3), "hub": own}
+
+
+def test_cached_pieces_detokenize_as_llama_cpp_python_does(tiny_gguf):
+    """The runtime's detokenizer (one llama.cpp call per distinct token, then a dict) gives the
+    bytes of llama-cpp-python's own, for every token, for runs of them, with and without
+    special tokens and with the leading BOS whose following space is dropped."""
+    import llama_cpp
+
+    from gk.ai.runtime import cache_pieces
+
+    llm = llama_cpp.Llama(str(tiny_gguf), n_ctx=64, verbose=False)
+    try:
+        own = llm._model.detokenize
+        n = llm.n_vocab()
+        every = list(range(n))
+        text = llm.tokenize(" hello box, écrit-moi quelque chose".encode(), add_bos=True)
+        runs = [every, [t for t in every if t != llm.token_bos()], text, text[1:], [llm.token_bos()], []]
+        expected = [(own(r, special=False), own(r, special=True)) for r in runs]
+        cache_pieces(llm)
+        assert llm._model.detokenize is not own
+        for _ in range(2):  # filled on the first pass, read on the second
+            assert [
+                (llm._model.detokenize(r, special=False), llm._model.detokenize(r, special=True)) for r in runs
+            ] == expected
+        assert llm.detokenize(text) == expected[2][0]
+    finally:
+        llm.close()

@@ -40,3 +40,29 @@ def test_bad_toml_syntax_names_file(tmp_path: Path):
     with pytest.raises(config.ConfigError) as err:
         config.load(tmp_path)
     assert "gk.toml" in str(err.value) and "not valid TOML" in str(err.value)
+
+
+def test_gil_switch_interval_and_inference_nice_are_checked(tmp_path: Path):
+    cfg = config.load(tmp_path)
+    assert cfg.server.switch_interval_ms > 0 and 0 <= cfg.ai.nice <= 19
+    (tmp_path / "gk.toml").write_text("[server]\nswitch_interval_ms = 0.01\n[ai]\nnice = 20\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(tmp_path)
+    assert "server.switch_interval_ms: must be >= 0.1" in str(err.value)
+    assert "ai.nice: must be between 0 and 19" in str(err.value)
+    (tmp_path / "gk.toml").write_text("[server]\nswitch_interval_ms = 1\n[ai]\nnice = 5\n")
+    cfg = config.load(tmp_path)
+    assert (cfg.server.switch_interval_ms, cfg.ai.nice) == (1.0, 5)
+
+
+def test_serve_sets_the_gil_switch_interval():
+    import sys
+
+    from gk import server
+
+    before = sys.getswitchinterval()
+    try:
+        server.set_switch_interval(0.5)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        sys.setswitchinterval(before)

@@ -5,7 +5,8 @@ the gevent hub it stalled every session in the process for the generation (DESIG
 for 106 tokens); run in gevent's shared threadpool it would queue behind (and in front of) the
 Maildir writes a mail ``250`` waits on. So ``Runtime`` uses ``gk.pools``' ``llm`` pool: a single
 native thread that does every llama.cpp call (load, generate, unload), serialised, while the
-hub keeps serving. ``n_threads`` = cores − 1 leaves the hub a core.
+hub keeps serving. ``n_threads`` = cores − 1 leaves the hub a core, and the inference thread runs
+at ``[ai] nice`` (10: when the CPU is short, the hub and the mail pools get it first).
 
 Requests wait in a FIFO on the hub (``position`` says where: 0 = generating, 1 = next…); the
 dispatcher greenlet hands the head to the thread. Each token goes back to the waiting greenlet
@@ -71,6 +72,7 @@ class RuntimeSettings:
     context_size: int = 2048
     batch_size: int = 256
     threads: int = 0  # 0 = cores - 1
+    nice: int = 10  # OS priority of the inference thread (and the llama.cpp threads it starts)
     idle_unload_seconds: float = 300.0
     min_free_mb: int = 64
     max_queue: int = 16
@@ -263,6 +265,7 @@ class Runtime:
 
     def _run(self, req: Request) -> None:
         self._evaluated = 0
+        lower_priority(self.settings.nice)
         try:
             llm = self._ensure_loaded(req.model)
             from llama_cpp import LogitsProcessorList
@@ -367,6 +370,7 @@ class Runtime:
             # a conversation's KV state is saved after each answer and restored when it comes back
             # after another one used the context (longest token prefix wins; LRU within the budget)
             self.llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=self.settings.state_cache_mb * 2**20))
+        cache_pieces(self.llm)
         evaluate = self.llm.eval
 
         def counted_eval(tokens: Any) -> None:  # what a turn really costs, for tests and status
@@ -397,6 +401,74 @@ class Runtime:
         gc.collect()
         self.stats["unloads"] += 1
         _malloc_trim()
+
+
+def cache_pieces(llm: Any) -> None:
+    """Make ``llm``'s detokenizer look each token's text up once, instead of asking llama.cpp again
+    for every token of the answer at every new token.
+
+    llama-cpp-python's streamed completion detokenizes the whole answer so far after each
+    sampled token (stop sequences, UTF-8 checks): a Python loop with a ctypes call per token,
+    so token n costs n calls, each releasing and re-taking the GIL. Near the end of a
+    1,000-token answer that is milliseconds per token of Python on the inference thread, and
+    with a waiting hub every re-take makes the hub drop the GIL again after its switch interval:
+    IMAP and SMTP wait behind it (``bench/llm``). A token's text (``llama_token_to_piece``) never
+    changes for a loaded model, so one dict lookup per token gives the same bytes with the GIL
+    held for microseconds. Same output as llama-cpp-python 0.3.x's ``LlamaModel.detokenize``,
+    including its removal of the space after a leading BOS (``tests/unit/test_ai_runtime.py``).
+    """
+    model = getattr(llm, "_model", None)
+    vocab = getattr(model, "vocab", None)
+    if model is None or vocab is None:  # another llama-cpp-python layout: keep its own
+        return
+    import ctypes
+
+    import llama_cpp
+
+    bos = model.token_bos()
+    pieces: tuple[dict[int, bytes], dict[int, bytes]] = ({}, {})  # special=False, special=True
+    buffer = ctypes.create_string_buffer(64)
+
+    def piece(token: int, special: bool) -> bytes:
+        n = llama_cpp.llama_token_to_piece(vocab, llama_cpp.llama_token(token), buffer, len(buffer), 0, special)
+        if n < 0:  # the piece is longer than the buffer: -n bytes
+            big = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(vocab, llama_cpp.llama_token(token), big, len(big), 0, special)
+            return big.raw[: max(0, n)]
+        return buffer.raw[:n]
+
+    def detokenize(tokens: list[int], special: bool = False) -> bytes:
+        known = pieces[1 if special else 0]
+        out = []
+        for token in tokens:
+            text = known.get(token)
+            if text is None:
+                text = known[token] = piece(token, special)
+            out.append(text)
+        output = b"".join(out)
+        return output[1:] if tokens and tokens[0] == bos and output[:1] == b" " else output
+
+    model.detokenize = detokenize
+
+
+def lower_priority(nice: int) -> None:
+    """Give the calling thread (the inference thread) ``nice`` as its OS priority, once.
+
+    On Linux the nice value belongs to a thread (``setpriority`` with its native id), and the
+    threads llama.cpp starts for ``n_threads`` > 1 inherit it from the thread that creates them.
+    Raised, never lowered: a process that is not root may only lower its priority, and the
+    hub and the mail pools keep theirs, so when the CPU is short they are served first.
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    import threading
+
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError as exc:
+        log.warning("ai: could not lower the inference thread's priority: %s", exc)
 
 
 def _malloc_trim() -> None:
