@@ -163,7 +163,10 @@ class DAVService:
                     storage = app._storage
                     assert isinstance(storage, Storage)
                     storage.observer = Scheduler(self.ctx, self.hub)  # invitations by mail
-                    self._app = app
+                    from gk.dav.extensions import Extensions
+
+                    # paged sync-collection and RFC 6638 scheduling (free-busy) around Radicale
+                    self._app = Extensions(app, self.cfg.sync_page_size)
         return self._app
 
     @property
