@@ -301,3 +301,59 @@ def test_invitation_answered_from_webmail(server: GKServer) -> None:
     with pytest.raises(caldav.error.NotFoundError):
         calendar(server, BOB).event_by_uid("remote-1@remote.example")
     assert "Traceback" not in server.log()
+
+
+# -- RFC 6638: the scheduling inbox, and answers from CalDAV clients --------------------------------
+
+MEETING = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//itip test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDTSTART:20260710T090000Z\r\nDTEND:20260710T100000Z\r\nSUMMARY:Review\r\n"
+    "SEQUENCE:0\r\nORGANIZER;CN=Alice:mailto:{alice}\r\nATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{alice}\r\n"
+    "ATTENDEE;CN=Bob;PARTSTAT={bob_partstat};RSVP=TRUE:mailto:{bob}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def principal(srv: GKServer, user: str):  # type: ignore[no-untyped-def]
+    return caldav.DAVClient(
+        url=f"https://127.0.0.1:{srv.port('http.https_port')}/dav/",
+        username=user,
+        password=PASSWORD,
+        ssl_verify_cert=False,
+        enable_rfc6764=False,
+    ).principal()
+
+
+def test_invitation_lands_in_the_scheduling_inbox_and_a_caldav_answer_is_mailed(server: GKServer) -> None:
+    """Alice's invitation reaches Bob's RFC 6638 scheduling inbox as a scheduling object (read and
+    deleted with the caldav library, refused to Carol); Bob accepting from a CalDAV client (his copy
+    PUT with PARTSTAT=ACCEPTED, as iOS and Thunderbird do on a calendar-auto-schedule server) mails
+    the REPLY that updates Alice's event; Bob deleting his copy declines."""
+    calendar(server, ALICE).save_event(
+        MEETING.format(uid="review-1", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION")
+    )
+    bob_inbox = principal(server, BOB).schedule_inbox()
+
+    def delivered() -> list:
+        return [i for i in bob_inbox.get_items() if "review-1" in (i.load().data or "")]
+
+    (item,) = wait_for(delivered)
+    assert "METHOD:REQUEST" in item.data and f"mailto:{ALICE}" in item.data
+    carol = principal(server, CAROL)
+    for url, method in ((item.url, "GET"), (item.url, "DELETE"), (bob_inbox.url, "PROPFIND")):
+        with pytest.raises(caldav.lib.error.AuthorizationError):
+            carol.client.request(str(url), method)
+    item.delete()
+    assert not delivered()
+    # bob answers from his phone: his copy, accepted, in his own calendar
+    calendar(server, BOB).save_event(MEETING.format(uid="review-1", alice=ALICE, bob=BOB, bob_partstat="ACCEPTED"))
+    alice_cal = calendar(server, ALICE)
+
+    def bob_answered(partstat: str) -> str:
+        data = alice_cal.event_by_uid("review-1").data.replace("\r\n ", "")
+        return data if f"PARTSTAT={partstat}" in data.split(f"mailto:{BOB}")[0].rpartition("ATTENDEE")[2] else ""
+
+    assert wait_for(lambda: bob_answered("ACCEPTED")), alice_cal.event_by_uid("review-1").data
+    assert f"iTIP REPLY ACCEPTED from {BOB} to {ALICE}" in server.log()
+    calendar(server, BOB).event_by_uid("review-1").delete()
+    assert wait_for(lambda: bob_answered("DECLINED")), alice_cal.event_by_uid("review-1").data
+    assert '" 500 ' not in server.log()

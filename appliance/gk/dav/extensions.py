@@ -8,14 +8,18 @@ thread that runs the request:
   (``gk.dav.storage.Collection.sync``): the client asks again with it and gets the next page, so a
   phone with an old token, or none, pages through a huge collection. An ``nresults`` under 1
   cannot be honoured: 403 with that precondition.
-* **Scheduling for CalDAV clients** (RFC 6638), the part that fits here: the principal answers
-  ``schedule-inbox-URL``, ``schedule-outbox-URL`` and ``calendar-user-type``; the user's inbox
-  (``<user>/schedule-inbox/``, with ``schedule-default-calendar-URL``, their first calendar) and
-  outbox (``<user>/schedule-outbox/``) answer PROPFIND as the scheduling collections they are; a
-  ``VFREEBUSY`` ``REQUEST`` POSTed to the outbox (§5) is answered with each local attendee's busy
-  times, read from their own calendars (any authenticated user of the box may ask, as in Apple's
+* **Scheduling for CalDAV clients** (RFC 6638), the part that fits here: the DAV header says
+  ``calendar-auto-schedule`` (the server schedules: ``gk.dav.itip`` mails the organizer's REQUEST
+  and CANCEL, and, for a write from a CalDAV client, an attendee's REPLY); the principal answers
+  ``schedule-inbox-URL``, ``schedule-outbox-URL`` and ``calendar-user-type``; the inbox
+  (``<user>/schedule-inbox/``, with ``schedule-default-calendar-URL``, their first calendar)
+  holds the invitations mailed to the user as scheduling objects (``gk.dav.inbox``: PROPFIND,
+  GET, DELETE, calendar-multiget and calendar-query); the outbox (``<user>/schedule-outbox/``)
+  answers a ``VFREEBUSY`` ``REQUEST`` POSTed to it (§5) with each local attendee's busy times,
+  read from their own calendars (any authenticated user of the box may ask, as in Apple's
   calendar server's default); an attendee outside the box gets ``3.7;Invalid calendar user``.
-  Invitations themselves keep travelling by mail (``gk.dav.itip``): the inbox is always empty.
+  Not done: the invitation is not also written into the attendee's calendar (the tester's
+  ``scheduling.auto-schedule``), no ``Schedule-Tag``, no ``SCHEDULE-STATUS`` on ATTENDEE lines.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gk.dav.storage import SYNC_PAGE, Collection, Storage, SyncPage
+from gk.dav import inbox
+from gk.dav.storage import DAV_CLIENT, SYNC_PAGE, Collection, Storage, SyncPage
 
 log = logging.getLogger("gk.dav")
 
@@ -41,6 +46,7 @@ C = "{" + CALDAV_NS + "}"
 CS = "{http://calendarserver.org/ns/}"
 INBOX = "schedule-inbox"
 OUTBOX = "schedule-outbox"
+AUTO_SCHEDULE = "calendar-auto-schedule"
 VERIFIED_KEY = "gk.dav.verified_user"  # gk.dav.auth.VERIFIED
 MAX_RECIPIENTS = 100
 MAX_FREEBUSY_DAYS = 400
@@ -123,6 +129,20 @@ class Extensions:
         return storage
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        reset = DAV_CLIENT.set(True)
+        try:
+            return self._call(environ, start_response)
+        finally:
+            DAV_CLIENT.reset(reset)
+
+    def _call(self, environ: dict[str, Any], outer_start_response: StartResponse) -> Iterable[bytes]:
+        def start_response(status: str, headers: Headers, exc_info: object = None) -> Any:
+            # RFC 6638 §2: implicit scheduling is what GK does (gk.dav.itip), announced in DAV
+            headers = [(k, f"{v}, {AUTO_SCHEDULE}" if k.lower() == "dav" else v) for k, v in headers]
+            return (
+                outer_start_response(status, headers, exc_info) if exc_info else outer_start_response(status, headers)
+            )
+
         method = str(environ.get("REQUEST_METHOD", "")).upper()
         path = str(environ.get("PATH_INFO", "")) or "/"
         parts = [p for p in path.split("/") if p]
@@ -136,7 +156,7 @@ class Extensions:
             if status.startswith("207"):
                 body = self._edit_xml(headers, body, lambda root: self._principal_props(root, environ, user))
         else:
-            return self._app(environ, start_response)  # type: ignore[no-any-return]
+            return list(self._app(environ, start_response))
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
@@ -253,23 +273,77 @@ class Extensions:
             )
         if parts[0].lower() != user.lower():
             return _plain("403 Forbidden", "another user's scheduling collection")
-        box = parts[1]
-        if len(parts) > 2:
+        owner, box = user.lower(), parts[1]
+        if len(parts) > 3 or (len(parts) == 3 and box != INBOX):
             return _plain("404 Not Found", "no such scheduling message")
+        if len(parts) == 3:  # a message of the inbox
+            message = inbox.get(self.storage.db, owner, parts[2])
+            if message is None:
+                return _plain("404 Not Found", "no such scheduling message")
+            if method in ("GET", "HEAD"):
+                body = message.text.encode() if method == "GET" else b""
+                return "200 OK", [("Content-Type", "text/calendar; charset=utf-8"), ("ETag", message.etag)], body
+            if method == "DELETE":
+                inbox.delete(self.storage.db, self.storage.lock, owner, parts[2])
+                return "204 No Content", [], b""
+            if method == "PROPFIND":
+                return self._box_propfind(environ, user, box, only=message)
+            return _plain("405 Method Not Allowed", f"{method} is not allowed on a scheduling message")
         if method == "PROPFIND":
             return self._box_propfind(environ, user, box)
+        if method == "REPORT" and box == INBOX:
+            return self._inbox_report(environ, user)
         if method == "REPORT":
-            multistatus = ET.Element(DAV + "multistatus")
-            if box == INBOX:
-                ET.SubElement(multistatus, DAV + "sync-token").text = "http://gk.invalid/ns/sync/inbox-0"
-            return _xml("207 Multi-Status", multistatus)
+            return _error("403 Forbidden", DAV + "supported-report")
         if method == "POST" and box == OUTBOX:
             return self._freebusy(environ, user)
-        if method in ("GET", "HEAD"):
-            return _plain("200 OK", "")
         return _plain("405 Method Not Allowed", f"{method} is not allowed on a scheduling collection")
 
-    def _box_propfind(self, environ: dict[str, Any], user: str, box: str) -> tuple[str, Headers, bytes]:
+    def _message_response(
+        self, parent: ET.Element, home: str, message: inbox.Message, asked: list[str] | None, data: bool = False
+    ) -> None:
+        values: dict[str, Callable[[ET.Element], None]] = {
+            DAV + "getetag": _filled(message.etag),
+            DAV + "getcontenttype": _filled("text/calendar; charset=utf-8; component=VEVENT"),
+            DAV + "getcontentlength": _filled(str(len(message.text.encode()))),
+            DAV + "resourcetype": lambda e: None,
+        }
+        if data:
+            values[C + "calendar-data"] = _filled(message.text)
+        _prop_response(parent, f"{home}{INBOX}/{message.href}", asked, values)
+
+    def _inbox_report(self, environ: dict[str, Any], user: str) -> tuple[str, Headers, bytes]:
+        """calendar-multiget (the hrefs asked) and calendar-query (every message) on the inbox."""
+        home = f"{self._base(environ)}/{urllib.parse.quote(user)}/"
+        try:
+            root = ET.fromstring(environ["wsgi.input"].read())
+        except ET.ParseError:
+            return _plain("400 Bad Request", "malformed XML")
+        if root.tag not in (C + "calendar-multiget", C + "calendar-query"):
+            return _error("403 Forbidden", DAV + "supported-report")
+        prop = root.find(DAV + "prop")
+        asked = [child.tag for child in prop] if prop is not None else [DAV + "getetag"]
+        messages = inbox.messages(self.storage.db, user.lower())
+        multistatus = ET.Element(DAV + "multistatus")
+        if root.tag == C + "calendar-multiget":
+            by_href = {m.href: m for m in messages}
+            for element in root.findall(DAV + "href"):
+                href = urllib.parse.unquote(element.text or "").rstrip("/").rpartition("/")[2]
+                message = by_href.get(href)
+                if message is None:
+                    missing = ET.SubElement(multistatus, DAV + "response")
+                    _href(missing, element.text or "")
+                    ET.SubElement(missing, DAV + "status").text = "HTTP/1.1 404 Not Found"
+                    continue
+                self._message_response(multistatus, home, message, asked, data=True)
+        else:
+            for message in messages:
+                self._message_response(multistatus, home, message, asked, data=True)
+        return _xml("207 Multi-Status", multistatus)
+
+    def _box_propfind(
+        self, environ: dict[str, Any], user: str, box: str, only: inbox.Message | None = None
+    ) -> tuple[str, Headers, bytes]:
         base = self._base(environ)
         home = f"{base}/{urllib.parse.quote(user)}/"
         request = environ["wsgi.input"].read()
@@ -282,6 +356,10 @@ class Extensions:
             prop = root.find(DAV + "prop")
             if prop is not None:
                 asked = [child.tag for child in prop]
+        multistatus = ET.Element(DAV + "multistatus")
+        if only is not None:
+            self._message_response(multistatus, home, only, asked)
+            return _xml("207 Multi-Status", multistatus)
         values: dict[str, Callable[[ET.Element], None]] = {}
 
         def resourcetype(e: ET.Element) -> None:
@@ -290,52 +368,51 @@ class Extensions:
 
         def privileges(e: ET.Element) -> None:
             names = (
-                [DAV + "read", C + "schedule-deliver", C + "schedule-deliver-invite", C + "schedule-deliver-reply"]
+                [
+                    DAV + "read",
+                    DAV + "unbind",
+                    C + "schedule-deliver",
+                    C + "schedule-deliver-invite",
+                    C + "schedule-deliver-reply",
+                ]
                 if box == INBOX
                 else [DAV + "read", C + "schedule-send", C + "schedule-send-freebusy"]
             )
             for name in names:
                 ET.SubElement(ET.SubElement(e, DAV + "privilege"), name)
 
-        def text(value: str) -> Callable[[ET.Element], None]:
-            def fill(e: ET.Element) -> None:
-                e.text = value
-
-            return fill
-
         values[DAV + "resourcetype"] = resourcetype
         values[DAV + "current-user-privilege-set"] = privileges
-        values[DAV + "displayname"] = text("Inbox" if box == INBOX else "Outbox")
+        values[DAV + "displayname"] = _filled("Inbox" if box == INBOX else "Outbox")
         values[DAV + "owner"] = lambda e: _href(e, home)
         values[DAV + "current-user-principal"] = lambda e: _href(e, home)
+        messages: list[inbox.Message] = []
         if box == INBOX:
             calendar = self._default_calendar(user)
             if calendar:
                 values[C + "schedule-default-calendar-URL"] = lambda e: _href(
                     e, f"{base}/{urllib.parse.quote(calendar)}/"
                 )
-            values[CS + "getctag"] = text('"gk-inbox-0"')
-            values[DAV + "sync-token"] = text("http://gk.invalid/ns/sync/inbox-0")
+            version = inbox.version(self.storage.db, user.lower())
+            values[CS + "getctag"] = _filled(f'"gk-inbox-{version}"')
+            values[DAV + "getetag"] = _filled(f'"gk-inbox-{version}"')
 
             def components(e: ET.Element) -> None:
                 for name in ("VEVENT", "VTODO"):
                     ET.SubElement(e, C + "comp", {"name": name})
 
             values[C + "supported-calendar-component-set"] = components
-        multistatus = ET.Element(DAV + "multistatus")
-        response = ET.SubElement(multistatus, DAV + "response")
-        _href(response, f"{home}{box}/")
-        found = ET.Element(DAV + "prop")
-        missing = ET.Element(DAV + "prop")
-        for tag in asked if asked is not None else list(values):
-            element = ET.SubElement(found if tag in values else missing, tag)
-            if tag in values:
-                values[tag](element)
-        for prop, status in ((found, "200 OK"), (missing, "404 Not Found")):
-            if len(prop):
-                propstat = ET.SubElement(response, DAV + "propstat")
-                propstat.append(prop)
-                ET.SubElement(propstat, DAV + "status").text = f"HTTP/1.1 {status}"
+
+            def reports(e: ET.Element) -> None:
+                for name in (C + "calendar-multiget", C + "calendar-query"):
+                    ET.SubElement(ET.SubElement(ET.SubElement(e, DAV + "supported-report"), DAV + "report"), name)
+
+            values[DAV + "supported-report-set"] = reports
+            if str(environ.get("HTTP_DEPTH", "0")) != "0":
+                messages = inbox.messages(self.storage.db, user.lower())
+        _prop_response(multistatus, f"{home}{box}/", asked, values)
+        for message in messages:
+            self._message_response(multistatus, home, message, asked)
         return _xml("207 Multi-Status", multistatus)
 
     def _default_calendar(self, user: str) -> str:
@@ -477,6 +554,33 @@ def _reply(
 def _escape(value: str) -> str:
     """One content line's value without the line breaks that would end it."""
     return value.replace("\r", "").replace("\n", "")
+
+
+def _filled(value: str) -> Callable[[ET.Element], None]:
+    def fill(e: ET.Element) -> None:
+        e.text = value
+
+    return fill
+
+
+def _prop_response(
+    parent: ET.Element, href: str, asked: list[str] | None, values: dict[str, Callable[[ET.Element], None]]
+) -> None:
+    """One DAV:response of ``parent``: the asked properties (all of ``values`` for allprop) in a
+    200 propstat when known, in a 404 one when not."""
+    response = ET.SubElement(parent, DAV + "response")
+    _href(response, href)
+    found = ET.Element(DAV + "prop")
+    missing = ET.Element(DAV + "prop")
+    for tag in asked if asked is not None else list(values):
+        element = ET.SubElement(found if tag in values else missing, tag)
+        if tag in values:
+            values[tag](element)
+    for prop, status in ((found, "200 OK"), (missing, "404 Not Found")):
+        if len(prop):
+            propstat = ET.SubElement(response, DAV + "propstat")
+            propstat.append(prop)
+            ET.SubElement(propstat, DAV + "status").text = f"HTTP/1.1 {status}"
 
 
 def _answer_missing(response: ET.Element, values: dict[str, Callable[[ET.Element], None]]) -> bool:

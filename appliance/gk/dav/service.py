@@ -376,8 +376,13 @@ def start(ctx: AppContext) -> DAVService | None:
     ctx.accounts.on_user_added(svc._user_added)
     if ctx.config.dav.invitations:
         from gk import events
+        from gk.dav import inbox
         from gk.dav.itip import ReplyWatcher
 
-        events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage))
+        def to_inbox(user: str, uid: str, method: str, text: str) -> None:
+            if inbox.deliver(svc.db, svc.lock, user, uid, method, text):
+                log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
+
+        events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage, to_inbox))
     gevent.spawn(svc.ensure_all)
     return svc
