@@ -165,6 +165,27 @@ def _cancelled(events: list[Any]) -> bool:
     return any(str(ev.status.value).upper() == "CANCELLED" for ev in events if "status" in ev.contents)
 
 
+def _over(events: list[Any]) -> bool:
+    """True when no occurrence of the event can be ahead (ended, and not recurring)."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    for ev in events:
+        if "rrule" in ev.contents or "rdate" in ev.contents:
+            return False
+        line = ev.contents.get("dtend") or ev.contents.get("dtstart")
+        if not line:
+            return False
+        value = line[0].value
+        if not isinstance(value, dt.datetime):
+            value = dt.datetime.combine(value, dt.time()) + dt.timedelta(days=1)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        if value > now:
+            return False
+    return True
+
+
 def attendee_reply(user: str, old: str | None, new: str | None) -> str | None:
     """RFC 6638 §3.2.2 (implicit scheduling, attendee side): the PARTSTAT to send the organizer
     in a REPLY when ``user``, an attendee of someone else's event, answers it from a CalDAV client
@@ -182,6 +203,8 @@ def attendee_reply(user: str, old: str | None, new: str | None) -> str | None:
     after = _my_partstat(new_events, user)
     if after is None or after == before or after not in ("ACCEPTED", "DECLINED", "TENTATIVE"):
         return None
+    if not old_events and _over(new_events):
+        return None  # an old answered event uploaded (a migration through a client): nothing to tell
     if _organizer(old_events) not in ("", organizer):
         return None
     return after
