@@ -323,14 +323,25 @@ def principal(srv: GKServer, user: str):  # type: ignore[no-untyped-def]
     ).principal()
 
 
-def test_invitation_lands_in_the_scheduling_inbox_and_a_caldav_answer_is_mailed(server: GKServer) -> None:
-    """Alice's invitation reaches Bob's RFC 6638 scheduling inbox as a scheduling object (read and
-    deleted with the caldav library, refused to Carol); Bob accepting from a CalDAV client (his copy
-    PUT with PARTSTAT=ACCEPTED, as iOS and Thunderbird do on a calendar-auto-schedule server) mails
-    the REPLY that updates Alice's event; Bob deleting his copy declines."""
-    calendar(server, ALICE).save_event(
-        MEETING.format(uid="review-1", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION")
-    )
+def bob_line(data: str) -> str:
+    """Bob's ATTENDEE line of an event's text, unfolded."""
+    for line in data.replace("\r\n ", "").replace("\n ", "").splitlines():
+        if line.startswith("ATTENDEE") and line.lower().endswith(f"mailto:{BOB}"):
+            return line
+    return ""
+
+
+def test_invitation_lands_in_the_scheduling_inbox_and_the_calendar_and_a_caldav_answer_is_mailed(
+    server: GKServer,
+) -> None:
+    """RFC 6638 implicit scheduling between users of the box: Alice's invitation reaches Bob's
+    scheduling inbox as a scheduling object (read and deleted with the caldav library, refused to
+    Carol) and his calendar, to answer; Bob accepting from a CalDAV client (his copy PUT with
+    PARTSTAT=ACCEPTED, as iOS and Thunderbird do on a calendar-auto-schedule server) mails the
+    REPLY that updates Alice's event; Alice cancelling marks Bob's copy cancelled; Bob deleting
+    the copy of another invitation declines it."""
+    alice_cal = calendar(server, ALICE)
+    alice_cal.save_event(MEETING.format(uid="review-1", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
     bob_inbox = principal(server, BOB).schedule_inbox()
 
     def delivered() -> list:
@@ -344,16 +355,34 @@ def test_invitation_lands_in_the_scheduling_inbox_and_a_caldav_answer_is_mailed(
             carol.client.request(str(url), method)
     item.delete()
     assert not delivered()
-    # bob answers from his phone: his copy, accepted, in his own calendar
-    calendar(server, BOB).save_event(MEETING.format(uid="review-1", alice=ALICE, bob=BOB, bob_partstat="ACCEPTED"))
-    alice_cal = calendar(server, ALICE)
+    bob_cal = calendar(server, BOB)
 
-    def bob_answered(partstat: str) -> str:
-        data = alice_cal.event_by_uid("review-1").data.replace("\r\n ", "")
-        return data if f"PARTSTAT={partstat}" in data.split(f"mailto:{BOB}")[0].rpartition("ATTENDEE")[2] else ""
+    def bob_copy(uid: str) -> str:
+        found = [e.data for e in bob_cal.events() if f"UID:{uid}" in e.data]
+        return found[0] if found else ""
 
-    assert wait_for(lambda: bob_answered("ACCEPTED")), alice_cal.event_by_uid("review-1").data
+    copy = wait_for(lambda: bob_copy("review-1"))
+    assert "PARTSTAT=NEEDS-ACTION" in bob_line(copy) and "METHOD" not in copy, copy
+    # bob accepts from his phone: his copy, accepted
+    ev = bob_cal.event_by_uid("review-1")
+    for attendee in ev.icalendar_component.get("ATTENDEE"):
+        if str(attendee).lower() == f"mailto:{BOB}":
+            attendee.params["PARTSTAT"] = "ACCEPTED"
+    ev.save(increase_seqno=False)
+
+    def alice_sees(partstat: str, uid: str) -> str:
+        data = alice_cal.event_by_uid(uid).data
+        return data if f"PARTSTAT={partstat}" in bob_line(data) else ""
+
+    assert wait_for(lambda: alice_sees("ACCEPTED", "review-1")), alice_cal.event_by_uid("review-1").data
     assert f"iTIP REPLY ACCEPTED from {BOB} to {ALICE}" in server.log()
-    calendar(server, BOB).event_by_uid("review-1").delete()
-    assert wait_for(lambda: bob_answered("DECLINED")), alice_cal.event_by_uid("review-1").data
+    # alice cancels: bob's copy says so (and deleting it then declines nothing)
+    alice_cal.event_by_uid("review-1").delete()
+    assert wait_for(lambda: "STATUS:CANCELLED" in bob_copy("review-1")), bob_copy("review-1")
+    # another invitation, deleted by bob from his calendar: declined
+    alice_cal.save_event(MEETING.format(uid="review-2", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    wait_for(lambda: bob_copy("review-2"))
+    bob_cal.event_by_uid("review-2").delete()
+    assert wait_for(lambda: alice_sees("DECLINED", "review-2")), alice_cal.event_by_uid("review-2").data
+    assert f"iTIP REPLY DECLINED from {BOB} to {ALICE}" in server.log()
     assert '" 500 ' not in server.log()

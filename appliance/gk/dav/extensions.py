@@ -18,8 +18,8 @@ thread that runs the request:
   answers a ``VFREEBUSY`` ``REQUEST`` POSTed to it (§5) with each local attendee's busy times,
   read from their own calendars (any authenticated user of the box may ask, as in Apple's
   calendar server's default); an attendee outside the box gets ``3.7;Invalid calendar user``.
-  Not done: the invitation is not also written into the attendee's calendar (the tester's
-  ``scheduling.auto-schedule``), no ``Schedule-Tag``, no ``SCHEDULE-STATUS`` on ATTENDEE lines.
+  An invitation from a user of the box is also written into the attendee's calendar
+  (``gk.dav.itip.schedule_copy``). Not done: ``Schedule-Tag``, ``SCHEDULE-STATUS`` on ATTENDEE lines.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import json
 import logging
 import urllib.parse
 import uuid
@@ -416,22 +415,7 @@ class Extensions:
         return _xml("207 Multi-Status", multistatus)
 
     def _default_calendar(self, user: str) -> str:
-        """The path of the user's first calendar for events (``calendar`` when it is one)."""
-        rows = self.storage.db.query(
-            "SELECT path, meta FROM collections WHERE parent = ? AND tag = 'VCALENDAR' ORDER BY path", (user,)
-        )
-        best = ""
-        for row in rows:
-            try:
-                components = str(json.loads(row["meta"]).get("C:supported-calendar-component-set", "VEVENT"))
-            except ValueError:
-                continue
-            if "VEVENT" not in components.upper():
-                continue
-            if row["path"] == f"{user}/calendar":
-                return str(row["path"])
-            best = best or str(row["path"])
-        return best
+        return inbox.default_calendar(self.storage.db, user)
 
     # -- scheduling: free-busy -----------------------------------------------------------
     def _freebusy(self, environ: dict[str, Any], user: str) -> tuple[str, Headers, bytes]:

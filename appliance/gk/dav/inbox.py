@@ -9,6 +9,7 @@ included: ``gk.dav.itip.Scheduler`` mails them). Plain SQL: no Radicale import.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import time
 from typing import NamedTuple
@@ -90,3 +91,22 @@ def delete(db: Database, lock: RWLock, owner: str, href: str) -> bool:
 def version(db: Database, owner: str) -> int:
     r = db.one("SELECT version FROM schedule_inbox_state WHERE owner = ?", (owner,))
     return int(r["version"]) if r is not None else 0
+
+
+def default_calendar(db: Database, user: str) -> str:
+    """The path of the user's calendar for invitations (RFC 6638 ``schedule-default-calendar-URL``):
+    ``calendar`` when it holds events, else their first calendar that does; "" when none."""
+    best = ""
+    for row in db.query(
+        "SELECT path, meta FROM collections WHERE parent = ? AND tag = 'VCALENDAR' ORDER BY path", (user,)
+    ):
+        try:
+            components = str(json.loads(row["meta"]).get("C:supported-calendar-component-set", "VEVENT"))
+        except ValueError:
+            continue
+        if "VEVENT" not in components.upper():
+            continue
+        if row["path"] == f"{user}/calendar":
+            return str(row["path"])
+        best = best or str(row["path"])
+    return best

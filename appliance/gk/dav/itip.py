@@ -415,6 +415,69 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
     return True
 
 
+def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
+    """RFC 6638 §3.2.1 on the attendee's side, for an invitation from a user of this box: its
+    REQUEST written into ``user``'s calendar (their first event calendar, or over the copy they
+    have: their answer kept while the SEQUENCE stays), its CANCEL marking their copy cancelled.
+    A copy of a later SEQUENCE, or of the same UID from another organizer, is left alone. True
+    when something was written."""
+    import vobject  # type: ignore[import-untyped]
+    from radicale import item as radicale_item
+    from radicale import pathutils
+
+    from gk.dav import inbox
+
+    cal = vobject.readOne(text)
+    for line in list(cal.contents.get("method", [])):
+        cal.remove(line)  # RFC 4791 §4.1: a stored calendar object has no METHOD
+    events = list(getattr(cal, "vevent_list", []))
+    organizer = _organizer(events)
+    if not events or "uid" not in events[0].contents or not organizer:
+        return False
+    uid = str(events[0].uid.value)
+    sequence = max((int(str(e.sequence.value)) for e in events if "sequence" in e.contents), default=0)
+    with storage.acquire_lock("w", user):
+        row = storage.db.one(
+            "SELECT c.path, i.href, i.text FROM items i JOIN collections c ON c.id = i.collection "
+            "WHERE c.parent = ? AND i.uid = ? AND c.tag = 'VCALENDAR' ORDER BY c.path LIMIT 1",
+            (user, uid),
+        )
+        if row is not None:
+            old = _events(row["text"])
+            if _organizer(old) != organizer:
+                return False
+            old_sequence = max((int(str(e.sequence.value)) for e in old if "sequence" in e.contents), default=0)
+            if old_sequence > sequence:
+                return False
+            path, href = str(row["path"]), str(row["href"])
+            if method == "CANCEL":
+                cal = vobject.readOne(row["text"])
+                for ev in getattr(cal, "vevent_list", []):
+                    for line in list(ev.contents.get("status", [])):
+                        ev.remove(line)
+                    ev.add("status").value = "CANCELLED"
+            elif old_sequence == sequence:
+                answer = _my_partstat(old, user)
+                for ev in getattr(cal, "vevent_list", []):
+                    for att in ev.contents.get("attendee", []):
+                        if answer and _address(str(att.value)) == user:
+                            att.params["PARTSTAT"] = [answer]
+        else:
+            if method == "CANCEL":
+                return False
+            path = inbox.default_calendar(storage.db, user)
+            if not path:
+                return False
+            href = uid + ".ics"
+            if not pathutils.is_safe_filesystem_path_component(href):
+                href = radicale_item.get_etag(uid).strip('"') + ".ics"
+        (col,) = list(storage.discover("/" + path + "/"))
+        item = radicale_item.Item(collection_path=col.path, vobject_item=cal)
+        item.prepare()
+        col.upload(href, item)
+    return True
+
+
 class ReplyWatcher:
     """A bus subscriber: each message added to an INBOX is checked (from its cached MIME tree) for
     an iTIP REPLY; one found updates the mailbox owner's event, off the publisher's greenlet.
@@ -422,10 +485,10 @@ class ReplyWatcher:
     INBOX's ``new/`` are read as they are, never indexed nor moved (a reply already applied is
     applied again harmlessly: the same status is written once)."""
 
-    def __init__(self, ctx: AppContext, storage: Any, inbox: Callable[[str, str, str, str], None] | None = None):
+    def __init__(self, ctx: AppContext, storage: Any, inbox: Callable[[str, str, str, str, str], None] | None = None):
         self.ctx = ctx
         self.storage = storage  # a callable giving the DAV storage (Radicale is imported on first use)
-        # inbox(user, uid, method, text): an invitation mailed to the user, for their scheduling inbox
+        # inbox(user, sender, uid, method, text): an invitation mailed to the user, for their scheduling inbox
         self.inbox = inbox
         self._seen: dict[str, set[str]] = {}  # per user: files of new/ already looked at
 
@@ -493,7 +556,7 @@ class ReplyWatcher:
             for method, text in invitations:
                 uid = inbox_message(user.lower(), sender, method, text)
                 if uid is not None:
-                    self.inbox(user.lower(), uid, method, text)
+                    self.inbox(user.lower(), sender, uid, method, text)
         except Exception:
             log.exception("dav: iTIP invitation to %s not placed in the scheduling inbox", user)
 

@@ -379,9 +379,16 @@ def start(ctx: AppContext) -> DAVService | None:
         from gk.dav import inbox
         from gk.dav.itip import ReplyWatcher
 
-        def to_inbox(user: str, uid: str, method: str, text: str) -> None:
-            if inbox.deliver(svc.db, svc.lock, user, uid, method, text):
-                log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
+        def to_inbox(user: str, sender: str, uid: str, method: str, text: str) -> None:
+            if not inbox.deliver(svc.db, svc.lock, user, uid, method, text):
+                return  # seen before
+            log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
+            if ctx.accounts.get_user(sender) is None:
+                return  # from outside: the user adds it (webmail, their mail app), never a stranger
+            from gk.dav.itip import schedule_copy
+
+            if schedule_copy(svc.storage, user, method, text):
+                log.info("dav: iTIP %s from %s written into the calendar of %s", method, sender, user)
 
         events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage, to_inbox))
     gevent.spawn(svc.ensure_all)
