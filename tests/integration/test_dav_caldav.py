@@ -481,6 +481,8 @@ def test_principal_names_its_scheduling_inbox_and_outbox(server):
     for path in (f"/dav/{BOB}/schedule-inbox/", f"/dav/{BOB}/schedule-outbox/"):
         assert request(server, "PROPFIND", path, headers={"Depth": "0"})[0] == 403
     assert request(server, "PROPFIND", f"/dav/{ALICE}/schedule-inbox/", user=None)[0] == 401
+    status, headers, _ = request(server, "OPTIONS", f"/dav/{ALICE}/calendar/")
+    assert status == 200 and "calendar-auto-schedule" in headers["dav"] and "calendar-access" in headers["dav"]
 
 
 def test_outbox_answers_free_busy_for_local_users(server):

@@ -18,6 +18,7 @@ from gk.dav.rwlock import RWLock
 from gk.store import Database
 
 MAX_MESSAGES = 200  # per user: the oldest go first
+KEEP_DELETED = 1000  # markers of deleted messages kept per user (a mail seen again is not redelivered)
 MAX_TEXT = 256 * 1024
 
 
@@ -53,11 +54,16 @@ def deliver(db: Database, lock: RWLock, owner: str, uid: str, method: str, text:
             (owner, href, uid, method, text, time.time()),
         )
         if not cur.rowcount:
-            return None
+            return None  # there, or delivered and deleted before
         conn.execute(
-            "DELETE FROM schedule_inbox WHERE owner = ? AND id NOT IN "
-            "(SELECT id FROM schedule_inbox WHERE owner = ? ORDER BY id DESC LIMIT ?)",
+            "UPDATE schedule_inbox SET deleted = 1, text = '' WHERE owner = ? AND deleted = 0 AND id NOT IN "
+            "(SELECT id FROM schedule_inbox WHERE owner = ? AND deleted = 0 ORDER BY id DESC LIMIT ?)",
             (owner, owner, MAX_MESSAGES),
+        )
+        conn.execute(
+            "DELETE FROM schedule_inbox WHERE owner = ? AND deleted = 1 AND id NOT IN "
+            "(SELECT id FROM schedule_inbox WHERE owner = ? AND deleted = 1 ORDER BY id DESC LIMIT ?)",
+            (owner, owner, KEEP_DELETED),
         )
         _bump(conn, owner)
     return href
@@ -67,21 +73,26 @@ def messages(db: Database, owner: str) -> list[Message]:
     return [
         Message(r["href"], r["uid"], r["method"], r["text"], r["received"])
         for r in db.query(
-            "SELECT href, uid, method, text, received FROM schedule_inbox WHERE owner = ? ORDER BY id", (owner,)
+            "SELECT href, uid, method, text, received FROM schedule_inbox WHERE owner = ? AND deleted = 0 ORDER BY id",
+            (owner,),
         )
     ]
 
 
 def get(db: Database, owner: str, href: str) -> Message | None:
     r = db.one(
-        "SELECT href, uid, method, text, received FROM schedule_inbox WHERE owner = ? AND href = ?", (owner, href)
+        "SELECT href, uid, method, text, received FROM schedule_inbox WHERE owner = ? AND href = ? AND deleted = 0",
+        (owner, href),
     )
     return Message(r["href"], r["uid"], r["method"], r["text"], r["received"]) if r is not None else None
 
 
 def delete(db: Database, lock: RWLock, owner: str, href: str) -> bool:
     with lock.acquire("w"), db.transaction() as conn:
-        cur = conn.execute("DELETE FROM schedule_inbox WHERE owner = ? AND href = ?", (owner, href))
+        cur = conn.execute(
+            "UPDATE schedule_inbox SET deleted = 1, text = '' WHERE owner = ? AND href = ? AND deleted = 0",
+            (owner, href),
+        )
         if not cur.rowcount:
             return False
         _bump(conn, owner)

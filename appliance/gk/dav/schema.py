@@ -6,8 +6,9 @@ writable ("rw") by ``member``; read by ``gk.dav.rights`` on every request for an
 collection and by ``gk.dav.storage`` to list a member's shared collections in their home set.
 
 ``schedule_inbox``: each user's RFC 6638 scheduling inbox (``gk.dav.inbox``): the iTIP messages
-(REQUEST, CANCEL) addressed to them, apart from their calendars; ``schedule_inbox_state`` bumps a
-version on every change (the inbox's ctag and ETag of its listing).
+(REQUEST, CANCEL) addressed to them, apart from their calendars; a deleted one stays as a marker
+(text emptied) so the same mail seen again is not delivered again; ``schedule_inbox_state`` bumps
+a version on every change (the inbox's ctag).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ MIGRATIONS = [
         method TEXT NOT NULL,
         text TEXT NOT NULL,
         received REAL NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
         UNIQUE (owner, href)
     );
     CREATE TABLE schedule_inbox_state (
