@@ -447,8 +447,8 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
             if _organizer(old) != organizer:
                 return False
             old_sequence = max((int(str(e.sequence.value)) for e in old if "sequence" in e.contents), default=0)
-            if old_sequence > sequence:
-                return False
+            if old_sequence > sequence or (method == "REQUEST" and old_sequence == sequence and _cancelled(old)):
+                return False  # a later version, or a REQUEST read after its own CANCEL
             path, href = str(row["path"]), str(row["href"])
             if method == "CANCEL":
                 cal = vobject.readOne(row["text"])
