@@ -77,3 +77,32 @@ def test_schedule_copy_in_the_attendees_calendar(tmp_path) -> None:  # type: ign
     assert "SUMMARY:Moved" in copy()
     assert not schedule_copy(s, bob, "CANCEL", invite("CANCEL").replace("UID:m1", "UID:m2"))  # nothing to cancel
     s.close()
+
+
+def test_schedule_copy_merges_one_occurrence_into_the_series(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An iTIP for one occurrence (VEVENTs with RECURRENCE-ID only, RFC 5546 §3.2.2.1/§3.2.5) is
+    merged into the attendee's copy of the series, never replaces it; without a copy, ignored."""
+    from radicale import config as radicale_config
+
+    from gk.dav import defaults
+    from gk.dav.itip import schedule_copy
+    from gk.dav.storage import Storage
+
+    s = Storage(radicale_config.load(), tmp_path / "dav.sqlite3")
+    defaults.ensure_user(s.db, "bob@x.example")
+    bob = "bob@x.example"
+    series = invite(summary="Weekly").replace("SEQUENCE:0\r\n", "SEQUENCE:0\r\nRRULE:FREQ=WEEKLY;COUNT=5\r\n")
+    occurrence = invite(summary="Moved one", seq=1).replace(
+        "SEQUENCE:1\r\n", "SEQUENCE:1\r\nRECURRENCE-ID:20990108T090000Z\r\n"
+    )
+    assert not schedule_copy(s, bob, "REQUEST", occurrence)  # no series to merge it into
+    assert schedule_copy(s, bob, "REQUEST", series)
+    assert schedule_copy(s, bob, "REQUEST", occurrence)
+    text = str(s.db.one("SELECT text FROM items WHERE uid = 'm1'")["text"])
+    assert "RRULE:FREQ=WEEKLY" in text and "SUMMARY:Weekly" in text and "SUMMARY:Moved one" in text, text
+    assert text.count("BEGIN:VEVENT") == 2
+    cancel = invite("CANCEL", seq=1).replace("SEQUENCE:1\r\n", "SEQUENCE:1\r\nRECURRENCE-ID:20990108T090000Z\r\n")
+    assert schedule_copy(s, bob, "CANCEL", cancel)
+    text = str(s.db.one("SELECT text FROM items WHERE uid = 'm1'")["text"])
+    assert text.count("BEGIN:VEVENT") == 2 and "RRULE:FREQ=WEEKLY" in text and text.count("STATUS:CANCELLED") == 1
+    s.close()

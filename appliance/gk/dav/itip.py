@@ -415,6 +415,19 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
     return True
 
 
+def _rid_key(value: Any) -> str:
+    """An occurrence's identity from its RECURRENCE-ID: UTC for zoned times."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y%m%dT%H%M%S")
+    if isinstance(value, dt.date):
+        return value.strftime("%Y%m%d")
+    return str(value)
+
+
 def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
     """RFC 6638 §3.2.1 on the attendee's side, for an invitation from a user of this box: its
     REQUEST written into ``user``'s calendar (their first event calendar, or over the copy they
@@ -436,6 +449,10 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
         return False
     uid = str(events[0].uid.value)
     sequence = max((int(str(e.sequence.value)) for e in events if "sequence" in e.contents), default=0)
+    # one occurrence of a series (RFC 5546 §3.2.2.1, §3.2.5: VEVENTs with RECURRENCE-ID only): merged
+    # into the copy of the series, never replacing it
+    instances = {_rid_key(e.contents["recurrence-id"][0].value): e for e in events if "recurrence-id" in e.contents}
+    instance_only = len(instances) == len(events)
     with storage.acquire_lock("w", user):
         row = storage.db.one(
             "SELECT c.path, i.href, i.text FROM items i JOIN collections c ON c.id = i.collection "
@@ -447,10 +464,18 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
             if _organizer(old) != organizer:
                 return False
             old_sequence = max((int(str(e.sequence.value)) for e in old if "sequence" in e.contents), default=0)
-            if old_sequence > sequence or (method == "REQUEST" and old_sequence == sequence and _cancelled(old)):
-                return False  # a later version, or a REQUEST read after its own CANCEL
             path, href = str(row["path"]), str(row["href"])
-            if method == "CANCEL":
+            if instance_only:
+                cal = vobject.readOne(row["text"])
+                for ev in list(getattr(cal, "vevent_list", [])):
+                    rid = ev.contents.get("recurrence-id")
+                    if rid and _rid_key(rid[0].value) in instances:
+                        cal.remove(ev)
+                for instance in instances.values():
+                    cal.add(instance)
+            elif old_sequence > sequence or (method == "REQUEST" and old_sequence == sequence and _cancelled(old)):
+                return False  # a later version, or a REQUEST read after its own CANCEL
+            elif method == "CANCEL":
                 cal = vobject.readOne(row["text"])
                 for ev in getattr(cal, "vevent_list", []):
                     for line in list(ev.contents.get("status", [])):
@@ -463,8 +488,8 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
                         if answer and _address(str(att.value)) == user:
                             att.params["PARTSTAT"] = [answer]
         else:
-            if method == "CANCEL":
-                return False
+            if method == "CANCEL" or instance_only:
+                return False  # nothing to cancel, or an occurrence of a series the user does not have
             path = inbox.default_calendar(storage.db, user)
             if not path:
                 return False
