@@ -310,6 +310,11 @@ class DAVConfig:
         10 * 1024 * 1024, "largest DAV request body (a whole-calendar import), bytes", at_least(4096)
     )
     invitations: bool = opt(True, "mail invitations (iMIP) to the attendees of events a user organizes")
+    sync_page_size: int = opt(
+        1000,
+        "most changes one sync-collection answer lists; a client continues from its token (RFC 6578 §3.6; 0 = all)",
+        at_least(0),
+    )
 
 
 @dataclass

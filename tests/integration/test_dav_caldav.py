@@ -12,6 +12,7 @@ import http.client
 import re
 import ssl
 import urllib.parse
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import caldav
@@ -25,6 +26,7 @@ ALICE, ALICE_PW = "alice@test.example", "alice password 1"
 BOB, BOB_PW = "bob@test.example", "bob password 1"
 # the device certificate is self-signed: TLS is real, its verification is not the point here
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+SYNC_PAGE = 7
 NO_MAIL = {"smtp": {"port": 0, "submission_port": 0, "submissions_port": 0}, "imap": {"port": 0, "tls_port": 0}}
 
 EVENT = """BEGIN:VCALENDAR
@@ -57,7 +59,8 @@ def event(uid: str, day: int, summary: str = "meeting") -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = GKServer(tmp_path_factory.mktemp("dav") / "gk", NO_MAIL)
+    # a small sync page: the caldav library below goes through RFC 6578 truncation by itself
+    srv = GKServer(tmp_path_factory.mktemp("dav") / "gk", {**NO_MAIL, "dav": {"sync_page_size": SYNC_PAGE}})
     srv.write_config()
     srv.add_user(ALICE, ALICE_PW)
     srv.add_user(BOB, BOB_PW)
@@ -323,3 +326,215 @@ def test_bad_input_gets_protocol_errors(server):
     status, _, _ = request(server, "PROPFIND", cal, PRINCIPAL_PROPFIND, headers={"Depth": "0"})
     assert status == 207
     assert Path(server.data_dir / "dav.sqlite3").exists()
+
+
+SYNC_REPORT = (
+    '<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
+    "<D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>{limit}"
+    "<D:prop><D:getetag/></D:prop></D:sync-collection>"
+)
+
+
+def sync_page(srv: GKServer, path: str, token: str, nresults: int | None) -> tuple[str, dict[str, int], bool]:
+    """One raw sync-collection REPORT: (new token, href name -> status, truncated with a 507)."""
+    limit = f"<D:limit><D:nresults>{nresults}</D:nresults></D:limit>" if nresults is not None else ""
+    status, _, body = request(srv, "REPORT", path, SYNC_REPORT.format(token=token, limit=limit), headers={"Depth": "1"})
+    assert status == 207, (status, body)
+    root = ET.fromstring(body)
+    new_token = root.findtext("{DAV:}sync-token") or ""
+    found: dict[str, int] = {}
+    truncated = False
+    for response in root.findall("{DAV:}response"):
+        href = urllib.parse.unquote(response.findtext("{DAV:}href") or "")
+        statuses = [int(s.text.split()[1]) for s in response.iter("{DAV:}status") if s.text]
+        if href.rstrip("/") == urllib.parse.unquote(path).rstrip("/"):
+            assert statuses == [507] and response.find("{DAV:}error/{DAV:}number-of-matches-within-limits") is not None
+            truncated = True
+            continue
+        found[href.rsplit("/", 1)[1]] = statuses[0]
+    return new_token, found, truncated
+
+
+def test_sync_collection_is_paged_with_507_and_continues_from_its_token(server):
+    """RFC 6578 §3.6/§3.7 over raw HTTP: DAV:limit cuts an initial sync and a delta into pages, each
+    but the last with a 507 for the request-URI and a token the next request continues from;
+    following the tokens yields every member and every change exactly once. nresults 0: 403."""
+    path = f"/dav/{ALICE}/paging/"
+    status, _, _ = request(server, "MKCALENDAR", path)
+    assert status == 201
+    for i in range(12):
+        status, _, _ = request(
+            server, "PUT", f"{path}p{i}.ics", event(f"p{i}", i + 1), headers={"Content-Type": "text/calendar"}
+        )
+        assert status == 201
+    token, seen, pages = "", [], 0
+    while True:
+        token, found, truncated = sync_page(server, path, token, 5)
+        assert len(found) <= 5 and all(s == 200 for s in found.values())
+        seen += list(found)
+        pages += 1
+        if not truncated:
+            break
+    assert sorted(seen) == sorted(f"p{i}.ics" for i in range(12)) and pages == 3, (seen, pages)
+    # changes after the last token: one deleted, one changed, two added; pages of 3 (server page 7)
+    assert request(server, "DELETE", f"{path}p3.ics")[0] in (200, 204)
+    request(server, "PUT", f"{path}p4.ics", event("p4", 5, "changed"), headers={"Content-Type": "text/calendar"})
+    for name in ("q1", "q2"):
+        request(server, "PUT", f"{path}{name}.ics", event(name, 20), headers={"Content-Type": "text/calendar"})
+    changes: dict[str, int] = {}
+    token, found, truncated = sync_page(server, path, token, 3)
+    assert truncated and len(found) == 3
+    changes.update(found)
+    token, found, truncated = sync_page(server, path, token, 3)
+    assert not truncated and len(found) == 1
+    changes.update(found)
+    assert changes == {"p3.ics": 404, "p4.ics": 200, "q1.ics": 200, "q2.ics": 200}, changes
+    assert sync_page(server, path, token, 3)[1:] == ({}, False)
+    # without DAV:limit the server's own page (7) applies
+    _, found, truncated = sync_page(server, path, "", None)
+    assert truncated and len(found) == SYNC_PAGE
+    status, _, body = request(
+        server,
+        "REPORT",
+        path,
+        SYNC_REPORT.format(token="", limit="<D:limit><D:nresults>0</D:nresults></D:limit>"),
+        headers={"Depth": "1"},
+    )
+    assert status == 403 and "number-of-matches-within-limits" in body
+
+
+def test_caldav_library_follows_truncated_sync_pages(server):
+    """The python caldav library (3.6) follows the 507 pages by itself: an initial sync of 17 events
+    (server page 7) and a delta of 9 changes come back whole."""
+    cal = client(server, BOB, BOB_PW).principal().make_calendar(name="Many", cal_id="many")
+    for i in range(17):
+        cal.save_event(event(f"many-{i}", i % 28 + 1))
+    first = cal.objects_by_sync_token(load_objects=False)
+    assert len({str(o.url) for o in first}) == 17 and not getattr(first, "truncated", False)
+    for i in range(8):
+        cal.event_by_uid(f"many-{i}").delete()
+    cal.save_event(event("many-new", 27))
+    delta = cal.objects_by_sync_token(sync_token=first.sync_token, load_objects=False)
+    deleted = {str(u).rsplit("/", 1)[1] for u in delta.deleted_urls}
+    changed = {str(o.url).rsplit("/", 1)[1] for o in delta} - deleted
+    assert deleted == {f"many-{i}.ics" for i in range(8)} and changed == {"many-new.ics"}, (deleted, changed)
+    again = cal.objects_by_sync_token(sync_token=delta.sync_token, load_objects=False)
+    assert len(again) == 0 and not again.deleted_urls
+
+
+FREEBUSY = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//GK//dav test//EN\r
+METHOD:REQUEST\r
+BEGIN:VFREEBUSY\r
+UID:fb-1\r
+DTSTAMP:20260101T000000Z\r
+DTSTART:20260420T000000Z\r
+DTEND:20260427T000000Z\r
+ORGANIZER:mailto:{organizer}\r
+{attendees}END:VFREEBUSY\r
+END:VCALENDAR\r
+"""
+CAL = "{urn:ietf:params:xml:ns:caldav}"
+
+
+def freebusy(
+    srv: GKServer, organizer: str, attendees: list[str], user: str = ALICE, pw: str = ALICE_PW, box: str = ALICE
+):
+    body = FREEBUSY.format(organizer=organizer, attendees="".join(f"ATTENDEE:mailto:{a}\r\n" for a in attendees))
+    return request(
+        srv,
+        "POST",
+        f"/dav/{box}/schedule-outbox/",
+        body,
+        user=user,
+        password=pw,
+        headers={"Content-Type": "text/calendar; charset=utf-8"},
+    )
+
+
+def test_principal_names_its_scheduling_inbox_and_outbox(server):
+    """RFC 6638 §2.1/§2.2: schedule-inbox-URL and schedule-outbox-URL on the principal, through the
+    caldav library (as iOS/macOS ask); the inbox and outbox answer PROPFIND as scheduling
+    collections, the inbox with schedule-default-calendar-URL; another user's are refused."""
+    principal = client(server).principal()
+    inbox, outbox = principal.schedule_inbox(), principal.schedule_outbox()
+    assert urllib.parse.unquote(str(inbox.url)).endswith(f"/dav/{ALICE}/schedule-inbox/")
+    assert urllib.parse.unquote(str(outbox.url)).endswith(f"/dav/{ALICE}/schedule-outbox/")
+    status, _, body = request(
+        server,
+        "PROPFIND",
+        f"/dav/{ALICE}/schedule-inbox/",
+        '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:prop><D:resourcetype/><C:schedule-default-calendar-URL/><D:getlastmodified/></D:prop></D:propfind>",
+        headers={"Depth": "0"},
+    )
+    assert status == 207, body
+    root = ET.fromstring(body)
+    assert root.find(f".//{{DAV:}}resourcetype/{CAL}schedule-inbox") is not None
+    default = root.findtext(f".//{CAL}schedule-default-calendar-URL/{{DAV:}}href") or ""
+    assert urllib.parse.unquote(default).endswith(f"/dav/{ALICE}/calendar/"), body
+    missing = [p for p in root.iter("{DAV:}propstat") if "404" in (p.findtext("{DAV:}status") or "")]
+    assert missing and missing[0].find("{DAV:}prop/{DAV:}getlastmodified") is not None
+    status, _, body = request(server, "PROPFIND", f"/dav/{ALICE}/schedule-outbox/", headers={"Depth": "0"})
+    assert status == 207 and "schedule-outbox" in body
+    for path in (f"/dav/{BOB}/schedule-inbox/", f"/dav/{BOB}/schedule-outbox/"):
+        assert request(server, "PROPFIND", path, headers={"Depth": "0"})[0] == 403
+    assert request(server, "PROPFIND", f"/dav/{ALICE}/schedule-inbox/", user=None)[0] == 401
+    status, headers, _ = request(server, "OPTIONS", f"/dav/{ALICE}/calendar/")
+    assert status == 200 and "calendar-auto-schedule" in headers["dav"] and "calendar-access" in headers["dav"]
+
+
+def test_outbox_answers_free_busy_for_local_users(server):
+    """RFC 6638 §5: a VFREEBUSY REQUEST POSTed to the organizer's outbox gets a schedule-response
+    with each local attendee's busy time in the asked week (a recurring event expanded, a
+    transparent one left out), 3.7 for an address outside the box; wrong organizer, another user's
+    outbox, a non-freebusy message and malformed iCalendar are refused with their preconditions."""
+    bob_cal = client(server, BOB, BOB_PW).principal().calendar(name="Calendar")
+    bob_cal.save_event(EVENT.format(uid="fb-busy", start="20260421T090000Z", end="20260421T103000Z", summary="dentist"))
+    bob_cal.save_event(
+        EVENT.format(uid="fb-daily", start="20260401T070000Z", end="20260401T073000Z", summary="standup").replace(
+            "SUMMARY:standup", "SUMMARY:standup\nRRULE:FREQ=WEEKLY;COUNT=10"
+        )
+    )
+    bob_cal.save_event(
+        EVENT.format(uid="fb-free", start="20260422T120000Z", end="20260422T130000Z", summary="lunch?").replace(
+            "SUMMARY:lunch?", "SUMMARY:lunch?\nTRANSP:TRANSPARENT"
+        )
+    )
+    status, headers, body = freebusy(server, ALICE, [BOB, "nobody@elsewhere.example"])
+    assert status == 200 and headers["content-type"].startswith("application/xml"), body
+    root = ET.fromstring(body)
+    answers = {
+        urllib.parse.unquote(r.findtext(f"{CAL}recipient/{{DAV:}}href") or ""): r
+        for r in root.findall(f"{CAL}response")
+    }
+    assert set(answers) == {f"mailto:{BOB}", "mailto:nobody@elsewhere.example"}
+    assert (answers["mailto:nobody@elsewhere.example"].findtext(f"{CAL}request-status") or "").startswith("3.7")
+    bob = answers[f"mailto:{BOB}"]
+    assert (bob.findtext(f"{CAL}request-status") or "").startswith("2.0")
+    reply = (bob.findtext(f"{CAL}calendar-data") or "").replace("\r\n", "\n")
+    busy = sorted(line for line in reply.splitlines() if line.startswith("FREEBUSY"))
+    assert busy == [
+        "FREEBUSY;FBTYPE=BUSY:20260421T090000Z/20260421T103000Z",
+        "FREEBUSY;FBTYPE=BUSY:20260422T070000Z/20260422T073000Z",  # the weekly standup, 4th week
+    ], reply
+    assert "METHOD:REPLY" in reply and f"ATTENDEE:mailto:{BOB}" in reply and "UID:fb-1" in reply
+    assert "dentist" not in reply  # busy times only, never what
+    status, _, body = freebusy(server, BOB, [ALICE])
+    assert status == 403 and "organizer-allowed" in body
+    status, _, body = freebusy(server, BOB, [ALICE], user=BOB, pw=BOB_PW)
+    assert status == 403  # Bob asking through Alice's outbox
+    status, _, body = request(
+        server,
+        "POST",
+        f"/dav/{ALICE}/schedule-outbox/",
+        "BEGIN:VCALENDAR\r\nthis is not\r\n",
+        headers={"Content-Type": "text/calendar"},
+    )
+    assert status == 400 and "valid-calendar-data" in body
+    invite = event("not-fb", 3).replace("VERSION:2.0", "VERSION:2.0\nMETHOD:REQUEST")
+    status, _, body = request(
+        server, "POST", f"/dav/{ALICE}/schedule-outbox/", invite, headers={"Content-Type": "text/calendar"}
+    )
+    assert status == 403 and "valid-scheduling-message" in body, body

@@ -301,3 +301,91 @@ def test_invitation_answered_from_webmail(server: GKServer) -> None:
     with pytest.raises(caldav.error.NotFoundError):
         calendar(server, BOB).event_by_uid("remote-1@remote.example")
     assert "Traceback" not in server.log()
+
+
+# -- RFC 6638: the scheduling inbox, and answers from CalDAV clients --------------------------------
+
+MEETING = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//itip test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDTSTART:20990710T090000Z\r\nDTEND:20990710T100000Z\r\nSUMMARY:Review\r\n"
+    "SEQUENCE:0\r\nORGANIZER;CN=Alice:mailto:{alice}\r\nATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{alice}\r\n"
+    "ATTENDEE;CN=Bob;PARTSTAT={bob_partstat};RSVP=TRUE:mailto:{bob}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def principal(srv: GKServer, user: str):  # type: ignore[no-untyped-def]
+    return caldav.DAVClient(
+        url=f"https://127.0.0.1:{srv.port('http.https_port')}/dav/",
+        username=user,
+        password=PASSWORD,
+        ssl_verify_cert=False,
+        enable_rfc6764=False,
+    ).principal()
+
+
+def bob_line(data: str) -> str:
+    """Bob's ATTENDEE line of an event's text, unfolded."""
+    for line in data.replace("\r\n ", "").replace("\n ", "").splitlines():
+        if line.startswith("ATTENDEE") and line.lower().endswith(f"mailto:{BOB}"):
+            return line
+    return ""
+
+
+def test_invitation_lands_in_the_scheduling_inbox_and_the_calendar_and_a_caldav_answer_is_mailed(
+    server: GKServer,
+) -> None:
+    """RFC 6638 implicit scheduling between users of the box: Alice's invitation reaches Bob's
+    scheduling inbox as a scheduling object (read and deleted with the caldav library, refused to
+    Carol) and his calendar, to answer; Bob accepting from a CalDAV client (his copy PUT with
+    PARTSTAT=ACCEPTED, as iOS and Thunderbird do on a calendar-auto-schedule server) mails the
+    REPLY that updates Alice's event; Alice cancelling marks Bob's copy cancelled; Bob deleting
+    the copy of another invitation declines it."""
+    alice_cal = calendar(server, ALICE)
+    alice_cal.save_event(MEETING.format(uid="review-1", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    bob_inbox = principal(server, BOB).schedule_inbox()
+
+    def delivered() -> list:
+        return [i for i in bob_inbox.get_items() if "review-1" in (i.load().data or "")]
+
+    found = wait_for(delivered)
+    assert len(found) == 1, server.log()[-4000:]
+    (item,) = found
+    assert "METHOD:REQUEST" in item.data and f"mailto:{ALICE}" in item.data
+    carol = principal(server, CAROL)
+    for url, method in ((item.url, "GET"), (item.url, "DELETE"), (bob_inbox.url, "PROPFIND")):
+        with pytest.raises(caldav.lib.error.AuthorizationError):
+            carol.client.request(str(url), method)
+    item.delete()
+    assert not delivered()
+    bob_cal = calendar(server, BOB)
+
+    def bob_copy(uid: str) -> str:
+        found = [e.data for e in bob_cal.events() if f"UID:{uid}" in e.data]
+        return found[0] if found else ""
+
+    copy = wait_for(lambda: bob_copy("review-1"))
+    assert copy, server.log()[-4000:]
+    assert "PARTSTAT=NEEDS-ACTION" in bob_line(copy) and "METHOD" not in copy, copy
+    # bob accepts from his phone: his copy, accepted
+    ev = bob_cal.event_by_uid("review-1")
+    for attendee in ev.icalendar_component.get("ATTENDEE"):
+        if str(attendee).lower() == f"mailto:{BOB}":
+            attendee.params["PARTSTAT"] = "ACCEPTED"
+    ev.save(increase_seqno=False)
+
+    def alice_sees(partstat: str, uid: str) -> str:
+        data = alice_cal.event_by_uid(uid).data
+        return data if f"PARTSTAT={partstat}" in bob_line(data) else ""
+
+    assert wait_for(lambda: alice_sees("ACCEPTED", "review-1")), server.log()[-4000:]
+    assert f"iTIP REPLY ACCEPTED from {BOB} to {ALICE}" in server.log()
+    # alice cancels: bob's copy says so (and deleting it then declines nothing)
+    alice_cal.event_by_uid("review-1").delete()
+    assert wait_for(lambda: "STATUS:CANCELLED" in bob_copy("review-1")), server.log()[-4000:]
+    # another invitation, deleted by bob from his calendar: declined
+    alice_cal.save_event(MEETING.format(uid="review-2", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    assert wait_for(lambda: bob_copy("review-2")), server.log()[-4000:]
+    bob_cal.event_by_uid("review-2").delete()
+    assert wait_for(lambda: alice_sees("DECLINED", "review-2")), server.log()[-4000:]
+    assert f"iTIP REPLY DECLINED from {BOB} to {ALICE}" in server.log()
+    assert '" 500 ' not in server.log()

@@ -54,3 +54,44 @@ def test_itip_object_and_message() -> None:
     raw = message(ORG, ["bob@x.example"], "CANCEL", ical, summary)
     assert b"\r\nSubject: Cancelled: Meet\r\n" in raw
     assert b'Content-Type: text/calendar; charset="utf-8"; method="CANCEL"' in raw
+
+
+ANSWERED = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:u\r\nDTSTAMP:20260101T000000Z\r\n"
+    "DTSTART:{day}T090000Z\r\nDTEND:{day}T100000Z\r\n{status}ORGANIZER:mailto:a@x.example\r\n"
+    "ATTENDEE;PARTSTAT={partstat}:mailto:b@x.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def answered(day: str = "20990101", partstat: str = "NEEDS-ACTION", status: str = "") -> str:
+    return ANSWERED.format(day=day, partstat=partstat, status=status)
+
+
+def test_attendee_reply_only_for_an_answer_from_the_attendee() -> None:
+    """RFC 6638 §3.2.2, attendee side: a changed PARTSTAT is answered, a deletion declines; not the
+    organizer's own writes, an unchanged status, a cancelled event's removal, nor an old event
+    uploaded already answered (a migration through a client)."""
+    from gk.dav.itip import attendee_reply
+
+    b = "b@x.example"
+    assert attendee_reply(b, answered(), answered(partstat="ACCEPTED")) == "ACCEPTED"
+    assert attendee_reply(b, None, answered(partstat="TENTATIVE")) == "TENTATIVE"
+    assert attendee_reply(b, answered(partstat="ACCEPTED"), None) == "DECLINED"
+    assert attendee_reply(b, answered(partstat="ACCEPTED"), answered(partstat="ACCEPTED")) is None
+    assert attendee_reply(b, answered(), answered(partstat="NEEDS-ACTION")) is None
+    assert attendee_reply(b, answered(partstat="DECLINED"), None) is None
+    assert attendee_reply(b, answered(status="STATUS:CANCELLED\r\n"), None) is None
+    assert attendee_reply(b, None, answered(day="20200101", partstat="ACCEPTED")) is None
+    assert attendee_reply("a@x.example", answered(), answered(partstat="ACCEPTED")) is None
+    assert attendee_reply("c@x.example", answered(), answered(partstat="ACCEPTED")) is None
+
+
+def test_only_an_organizers_own_invitation_to_the_user_goes_to_the_scheduling_inbox() -> None:
+    from gk.dav.itip import inbox_message
+
+    request = answered().replace("VERSION:2.0\r\n", "VERSION:2.0\r\nMETHOD:REQUEST\r\n")
+    assert inbox_message("b@x.example", "a@x.example", "REQUEST", request) == "u"
+    assert inbox_message("b@x.example", "mallory@x.example", "REQUEST", request) is None  # not the organizer
+    assert inbox_message("c@x.example", "a@x.example", "REQUEST", request) is None  # not invited
+    assert inbox_message("b@x.example", "a@x.example", "CANCEL", request) is None  # the part lied about its method
+    assert inbox_message("b@x.example", "a@x.example", "REQUEST", "BEGIN:VCALENDAR\r\nnot\r\n") is None

@@ -432,3 +432,45 @@ def test_lock_shared_between_a_pool_thread_and_the_hub(tmp_path):
     assert order == ["w-in", "w-out", "r-in"]
     assert len(ticks) > 3  # the hub ran the ticker while the thread held the lock
     assert lock.locked == ""
+
+
+def test_truncated_initial_sync_continues_past_purged_deletions(tmp_path, monkeypatch):
+    """RFC 6578 §3.6 pages: an initial sync cut after 2 members continues from its token even when
+    deletions older than that token's position were purged meanwhile (the token's floor: those
+    objects were gone before the client's first page); the pages together list every member once,
+    and a later deletion of a member the client has is reported."""
+    import gk.dav.storage as dav_storage
+
+    monkeypatch.setattr(dav_storage, "TOMBSTONE_SECONDS", 0)
+    s = Storage(radicale_config.load(), tmp_path / "dav.sqlite3")
+    make_calendar(s)
+    for uid in "abcdefg":
+        put(s, "/alice/cal/", f"{uid}.ics", event(uid))
+    (col,) = discover(s, "/alice/cal/")
+    with s.acquire_lock("w", "alice"):
+        col.delete("g.ics")
+    gevent.sleep(0.01)
+    with s.acquire_lock("w", "alice"):
+        col.delete("f.ics")  # purges g's tombstone: purged_seq is now past a..e's positions
+
+    def page(token: str, limit: int) -> tuple[str, list[str], bool]:
+        sync_page = dav_storage.SyncPage(limit)
+        reset = dav_storage.SYNC_PAGE.set(sync_page)
+        try:
+            new, names = col.sync(token)
+        finally:
+            dav_storage.SYNC_PAGE.reset(reset)
+        return new, list(names), sync_page.truncated
+
+    token, names, truncated = page("", 2)
+    assert truncated and names == ["a.ics", "b.ics"] and token.count("-") == 2, token
+    seen = list(names)
+    while truncated:
+        token, names, truncated = page(token, 2)
+        seen += names
+    assert seen == ["a.ics", "b.ics", "c.ics", "d.ics", "e.ics"]
+    with s.acquire_lock("w", "alice"):
+        col.delete("a.ics")
+    assert page(token, 2)[1:] == (["a.ics"], False)
+    with pytest.raises(ValueError):
+        col.sync(token.rpartition("-")[0] + "-999")  # a floor from the future

@@ -27,7 +27,7 @@ import email.utils
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from typing import TYPE_CHECKING, Any
@@ -294,6 +294,67 @@ def message(organizer: str, attendees: Iterable[str], method: str, ical: str, su
     return msg.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as on the wire
 
 
+def _my_partstat(events: list[Any], user: str) -> str | None:
+    """The user's PARTSTAT on the main event (the master, else the first), None when not invited
+    there or when the client schedules for them (SCHEDULE-AGENT other than SERVER)."""
+    masters = [e for e in events if "recurrence-id" not in e.contents] or events
+    for ev in masters[:1]:
+        for att in ev.contents.get("attendee", []):
+            agent = (att.params.get("SCHEDULE-AGENT") or ["SERVER"])[0].upper()
+            if _address(str(att.value)) == user and agent == "SERVER":
+                return str((att.params.get("PARTSTAT") or ["NEEDS-ACTION"])[0]).upper()
+    return None
+
+
+def _cancelled(events: list[Any]) -> bool:
+    return any(str(ev.status.value).upper() == "CANCELLED" for ev in events if "status" in ev.contents)
+
+
+def _over(events: list[Any]) -> bool:
+    """True when no occurrence of the event can be ahead (ended, and not recurring)."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    for ev in events:
+        if "rrule" in ev.contents or "rdate" in ev.contents:
+            return False
+        line = ev.contents.get("dtend") or ev.contents.get("dtstart")
+        if not line:
+            return False
+        value = line[0].value
+        if not isinstance(value, dt.datetime):
+            value = dt.datetime.combine(value, dt.time()) + dt.timedelta(days=1)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        if value > now:
+            return False
+    return True
+
+
+def attendee_reply(user: str, old: str | None, new: str | None) -> str | None:
+    """RFC 6638 §3.2.2 (implicit scheduling, attendee side): the PARTSTAT to send the organizer
+    in a REPLY when ``user``, an attendee of someone else's event, answers it from a CalDAV client
+    (their participation status written changed, or the event deleted: DECLINED); None otherwise."""
+    old_events, new_events = _events(old), _events(new)
+    events = new_events or old_events
+    organizer = _organizer(events)
+    if not organizer or organizer == user:
+        return None
+    before = _my_partstat(old_events, user) if old_events else None
+    if not new_events:
+        if before is None or before == "DECLINED" or _cancelled(old_events):
+            return None
+        return "DECLINED"
+    after = _my_partstat(new_events, user)
+    if after is None or after == before or after not in ("ACCEPTED", "DECLINED", "TENTATIVE"):
+        return None
+    if not old_events and _over(new_events):
+        return None  # an old answered event uploaded (a migration through a client): nothing to tell
+    if _organizer(old_events) not in ("", organizer):
+        return None
+    return after
+
+
 class Scheduler:
     """``Storage.observer`` of ``gk serve``: plans after the commit, sends in a greenlet."""
 
@@ -312,11 +373,44 @@ class Scheduler:
     def __call__(self, user: str, changes: list[Change]) -> None:
         if not user or not self.ctx.config.dav.invitations:
             return
+        from gk.dav.storage import DAV_CLIENT
+
         for change in changes:
             if change.path.count("/") != 1:
                 continue
             for method, attendees, text in sends(user.lower(), change.old, change.new):
                 self._spawn(user, method, sorted(attendees), text)
+            if DAV_CLIENT.get():
+                # a CalDAV client's answer (the web UI and webmail mail their own REPLY)
+                partstat = attendee_reply(user.lower(), change.old, change.new)
+                text = change.new or change.old
+                if partstat is not None and text is not None:
+                    self._spawn_reply(user, partstat, text)
+
+    def _spawn_reply(self, *args: Any) -> None:
+        from gk import pools
+
+        if self.hub is None or not pools.in_pool_thread():
+            gevent.spawn(self._reply, *args)
+        else:
+            self.hub.loop.run_callback_threadsafe(gevent.spawn, self._reply, *args)
+
+    def _reply(self, user: str, partstat: str, text: str) -> None:
+        from gk.dav import invites
+
+        account = self.ctx.accounts.get_user(user)
+        if account is None:
+            return
+        try:
+            ical, _ = itip_calendar(text, "REQUEST")
+            inv = invites.parse(ical, lambda address: address.lower() == account.address.lower())
+            if inv is None or inv.me is None or not inv.organizer.address:
+                return
+            invites.send_reply(self.ctx, account, inv, partstat)
+        except invites.InviteError:
+            pass  # logged by send_reply
+        except Exception:
+            log.exception("dav: iTIP REPLY from %s not sent", account.address)
 
     def _send(self, user: str, method: str, attendees: list[str], text: str) -> None:
         from gk.mail.submission import SubmissionError, submit
@@ -340,16 +434,62 @@ MAX_REPLY_BYTES = 256 * 1024
 RECENT_SECONDS = 600  # files of new/ older than this were looked at before (or predate the server)
 
 
-def _reply_parts(top: Any) -> bool:
-    """True when the MIME tree holds a ``text/calendar; method=REPLY`` part."""
+def _reply_parts(top: Any, methods: tuple[str, ...] = ("REPLY",)) -> bool:
+    """True when the MIME tree holds a ``text/calendar`` part with one of ``methods``."""
     stack = [top]
     while stack:
         part = stack.pop()
         if part.maintype.lower() == "text" and part.subtype.lower() == "calendar":
-            if any(k.lower() == "method" and v.upper() == "REPLY" for k, v in part.params):
+            if any(k.lower() == "method" and v.upper() in methods for k, v in part.params):
                 return True
         stack.extend(part.children)
     return False
+
+
+INBOX_METHODS = ("REQUEST", "CANCEL")
+
+
+def invitation_calendars(raw: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """(From address, (method, text) of each ``text/calendar`` REQUEST or CANCEL part) of a
+    message, not looking into attached messages (a forwarded invitation is not one to this user)."""
+    import email
+    import email.policy
+
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    sender = email.utils.parseaddr(str(msg.get("From", "")))[1].lower()
+    out = []
+    stack: list[Any] = [msg]
+    while stack:
+        part = stack.pop(0)
+        if part.get_content_type() == "message/rfc822":
+            continue
+        if part.is_multipart():
+            stack.extend(part.get_payload())
+            continue
+        method = str(part.get_param("method", "")).upper()
+        if part.get_content_type() == "text/calendar" and method in INBOX_METHODS:
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                out.append((method, payload.decode(part.get_content_charset() or "utf-8", "replace")))
+    return sender, out
+
+
+def inbox_message(user: str, sender: str, method: str, text: str) -> str | None:
+    """The UID of an iTIP message to place in ``user``'s scheduling inbox: the method the
+    calendar says, its ORGANIZER the mail's sender, ``user`` among its attendees; else None."""
+    import vobject  # type: ignore[import-untyped]
+
+    try:
+        cal = vobject.readOne(text)
+    except Exception:
+        return None
+    declared = str(cal.method.value).upper() if "method" in cal.contents else ""
+    events = list(getattr(cal, "vevent_list", []))
+    if declared != method or not events or _organizer(events) != sender:
+        return None
+    if user not in {_address(str(a.value)) for ev in events for a in ev.contents.get("attendee", [])}:
+        return None
+    return str(events[0].uid.value) if "uid" in events[0].contents else None
 
 
 def reply_calendars(raw: bytes) -> tuple[str, list[str]]:
@@ -418,6 +558,94 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
     return True
 
 
+def _rid_key(value: Any) -> str:
+    """An occurrence's identity from its RECURRENCE-ID: UTC for zoned times."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y%m%dT%H%M%S")
+    if isinstance(value, dt.date):
+        return value.strftime("%Y%m%d")
+    return str(value)
+
+
+def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
+    """RFC 6638 §3.2.1 on the attendee's side, for an invitation from a user of this box: its
+    REQUEST written into ``user``'s calendar (their first event calendar, or over the copy they
+    have: their answer kept while the SEQUENCE stays), its CANCEL marking their copy cancelled.
+    A copy of a later SEQUENCE, or of the same UID from another organizer, is left alone. True
+    when something was written."""
+    import vobject  # type: ignore[import-untyped]
+    from radicale import item as radicale_item
+    from radicale import pathutils
+
+    from gk.dav import inbox
+
+    cal = vobject.readOne(text)
+    for line in list(cal.contents.get("method", [])):
+        cal.remove(line)  # RFC 4791 §4.1: a stored calendar object has no METHOD
+    events = list(getattr(cal, "vevent_list", []))
+    organizer = _organizer(events)
+    if not events or "uid" not in events[0].contents or not organizer:
+        return False
+    uid = str(events[0].uid.value)
+    sequence = max((int(str(e.sequence.value)) for e in events if "sequence" in e.contents), default=0)
+    # one occurrence of a series (RFC 5546 §3.2.2.1, §3.2.5: VEVENTs with RECURRENCE-ID only): merged
+    # into the copy of the series, never replacing it
+    instances = {_rid_key(e.contents["recurrence-id"][0].value): e for e in events if "recurrence-id" in e.contents}
+    instance_only = len(instances) == len(events)
+    with storage.acquire_lock("w", user):
+        row = storage.db.one(
+            "SELECT c.path, i.href, i.text FROM items i JOIN collections c ON c.id = i.collection "
+            "WHERE c.parent = ? AND i.uid = ? AND c.tag = 'VCALENDAR' ORDER BY c.path LIMIT 1",
+            (user, uid),
+        )
+        if row is not None:
+            old = _events(row["text"])
+            if _organizer(old) != organizer:
+                return False
+            old_sequence = max((int(str(e.sequence.value)) for e in old if "sequence" in e.contents), default=0)
+            path, href = str(row["path"]), str(row["href"])
+            if instance_only:
+                cal = vobject.readOne(row["text"])
+                for ev in list(getattr(cal, "vevent_list", [])):
+                    rid = ev.contents.get("recurrence-id")
+                    if rid and _rid_key(rid[0].value) in instances:
+                        cal.remove(ev)
+                for instance in instances.values():
+                    cal.add(instance)
+            elif old_sequence > sequence or (method == "REQUEST" and old_sequence == sequence and _cancelled(old)):
+                return False  # a later version, or a REQUEST read after its own CANCEL
+            elif method == "CANCEL":
+                cal = vobject.readOne(row["text"])
+                for ev in getattr(cal, "vevent_list", []):
+                    for line in list(ev.contents.get("status", [])):
+                        ev.remove(line)
+                    ev.add("status").value = "CANCELLED"
+            elif old_sequence == sequence:
+                answer = _my_partstat(old, user)
+                for ev in getattr(cal, "vevent_list", []):
+                    for att in ev.contents.get("attendee", []):
+                        if answer and _address(str(att.value)) == user:
+                            att.params["PARTSTAT"] = [answer]
+        else:
+            if method == "CANCEL" or instance_only:
+                return False  # nothing to cancel, or an occurrence of a series the user does not have
+            path = inbox.default_calendar(storage.db, user)
+            if not path:
+                return False
+            href = uid + ".ics"
+            if not pathutils.is_safe_filesystem_path_component(href):
+                href = radicale_item.get_etag(uid).strip('"') + ".ics"
+        (col,) = list(storage.discover("/" + path + "/"))
+        item = radicale_item.Item(collection_path=col.path, vobject_item=cal)
+        item.prepare()
+        col.upload(href, item)
+    return True
+
+
 class ReplyWatcher:
     """A bus subscriber: each message added to an INBOX is checked (from its cached MIME tree) for
     an iTIP REPLY; one found updates the mailbox owner's event, off the publisher's greenlet.
@@ -425,9 +653,11 @@ class ReplyWatcher:
     INBOX's ``new/`` are read as they are, never indexed nor moved (a reply already applied is
     applied again harmlessly: the same status is written once)."""
 
-    def __init__(self, ctx: AppContext, storage: Any):
+    def __init__(self, ctx: AppContext, storage: Any, inbox: Callable[[str, str, str, str, str], None] | None = None):
         self.ctx = ctx
         self.storage = storage  # a callable giving the DAV storage (Radicale is imported on first use)
+        # inbox(user, sender, uid, method, text): an invitation mailed to the user, for their scheduling inbox
+        self.inbox = inbox
         self._seen: dict[str, set[str]] = {}  # per user: files of new/ already looked at
 
     def __call__(self, event: Any) -> None:
@@ -467,11 +697,17 @@ class ReplyWatcher:
                     raw = f.read(MAX_REPLY_BYTES + 1)
             except OSError:
                 continue  # indexed and moved to cur/ meanwhile: MessagesAdded brings it
-            if b"text/calendar" not in raw.lower() or b"REPLY" not in raw.upper():
+            if b"text/calendar" not in raw.lower() or not self._wanted(raw.upper()):
                 continue
             self._apply(user, raw)
         if len(seen) > 4096:
             seen.clear()
+
+    def _wanted(self, upper: bytes) -> bool:
+        """The cheap test on a message's bytes (upper-cased): might it hold an iTIP part for us?"""
+        if b"REPLY" in upper:
+            return True
+        return self.inbox is not None and (b"REQUEST" in upper or b"CANCEL" in upper)
 
     def _apply(self, user: str, raw: bytes) -> None:
         try:
@@ -481,6 +717,16 @@ class ReplyWatcher:
                     log.info("dav: iTIP REPLY from %s updated an event of %s", sender, user)
         except Exception:
             log.exception("dav: iTIP reply to %s not applied", user)
+        if self.inbox is None:
+            return
+        try:
+            sender, invitations = invitation_calendars(raw)
+            for method, text in invitations:
+                uid = inbox_message(user.lower(), sender, method, text)
+                if uid is not None:
+                    self.inbox(user.lower(), sender, uid, method, text)
+        except Exception:
+            log.exception("dav: iTIP invitation to %s not placed in the scheduling inbox", user)
 
     def _check(self, user: str, folder: str, uids: tuple[int, ...]) -> None:
         from gk.mail.mailbox import MailboxStore
@@ -500,9 +746,10 @@ class ReplyWatcher:
                 continue
             try:
                 raw = mb.message_bytes(folder, uid)
-                if b"text/calendar" not in raw.lower() or b"REPLY" not in raw.upper():
+                if b"text/calendar" not in raw.lower() or not self._wanted(raw.upper()):
                     continue
-                if not _reply_parts(mb.structure(folder, uid)):
+                methods = ("REPLY", *INBOX_METHODS) if self.inbox is not None else ("REPLY",)
+                if not _reply_parts(mb.structure(folder, uid), methods):
                     continue
                 self._apply(user, raw)
             except Exception:

@@ -4,6 +4,11 @@ shared collections, the sharing table) and ``gk dav`` use it without importing R
 ``shares``: a collection of ``owner`` (``<owner>/<collection>``) readable ("r") or readable and
 writable ("rw") by ``member``; read by ``gk.dav.rights`` on every request for another owner's
 collection and by ``gk.dav.storage`` to list a member's shared collections in their home set.
+
+``schedule_inbox``: each user's RFC 6638 scheduling inbox (``gk.dav.inbox``): the iTIP messages
+(REQUEST, CANCEL) addressed to them, apart from their calendars; a deleted one stays as a marker
+(text emptied) so the same mail seen again is not delivered again; ``schedule_inbox_state`` bumps
+a version on every change (the inbox's ctag).
 """
 
 from __future__ import annotations
@@ -58,5 +63,22 @@ MIGRATIONS = [
         PRIMARY KEY (owner, collection, member)
     ) WITHOUT ROWID;
     CREATE INDEX shares_member ON shares(member);
+    """,
+    """
+    CREATE TABLE schedule_inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        href TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        method TEXT NOT NULL,
+        text TEXT NOT NULL,
+        received REAL NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (owner, href)
+    );
+    CREATE TABLE schedule_inbox_state (
+        owner TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 ]

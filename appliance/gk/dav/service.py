@@ -163,7 +163,10 @@ class DAVService:
                     storage = app._storage
                     assert isinstance(storage, Storage)
                     storage.observer = Scheduler(self.ctx, self.hub)  # invitations by mail
-                    self._app = app
+                    from gk.dav.extensions import Extensions
+
+                    # paged sync-collection and RFC 6638 scheduling (free-busy) around Radicale
+                    self._app = Extensions(app, self.cfg.sync_page_size)
         return self._app
 
     @property
@@ -373,8 +376,20 @@ def start(ctx: AppContext) -> DAVService | None:
     ctx.accounts.on_user_added(svc._user_added)
     if ctx.config.dav.invitations:
         from gk import events
+        from gk.dav import inbox
         from gk.dav.itip import ReplyWatcher
 
-        events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage))
+        def to_inbox(user: str, sender: str, uid: str, method: str, text: str) -> None:
+            if not inbox.deliver(svc.db, svc.lock, user, uid, method, text):
+                return  # seen before
+            log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
+            if ctx.accounts.get_user(sender) is None:
+                return  # from outside: the user adds it (webmail, their mail app), never a stranger
+            from gk.dav.itip import schedule_copy
+
+            if schedule_copy(svc.storage, user, method, text):
+                log.info("dav: iTIP %s from %s written into the calendar of %s", method, sender, user)
+
+        events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage, to_inbox))
     gevent.spawn(svc.ensure_all)
     return svc

@@ -31,6 +31,7 @@ from the indexed range, or serializing a whole calendar). SQLite's page cache is
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import sqlite3
@@ -52,6 +53,25 @@ log = logging.getLogger("gk.dav")
 SYNC_PREFIX = "http://gk.invalid/ns/sync/"
 # tombstones older than this are dropped (Radicale's default max_sync_token_age: 30 days)
 TOMBSTONE_SECONDS = 30 * 86400
+
+
+class SyncPage:
+    """The most changes one ``sync-collection`` answer may list (``limit``; 0 = all), set by
+    ``gk.dav.extensions`` for the request; ``truncated`` tells it the answer is a first page."""
+
+    __slots__ = ("limit", "truncated")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.truncated = False
+
+
+# set around one Radicale request, in the thread that runs it
+SYNC_PAGE: contextvars.ContextVar[SyncPage | None] = contextvars.ContextVar("gk_dav_sync_page", default=None)
+
+# True around a request from a CalDAV/CardDAV client (``gk.dav.extensions``), not the web UI's writes:
+# the attendee side of implicit scheduling answers those (``gk.dav.itip``)
+DAV_CLIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("gk_dav_client", default=False)
 
 ITEM_COLUMNS = "href, uid, etag, name, component, start, end, modified, text"
 
@@ -230,29 +250,54 @@ class Collection(storage.BaseCollection):
         return f'"{digest}"'
 
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        """The changes since ``old_token`` in the order they were made, at most ``SYNC_PAGE``'s
+        limit of them (RFC 6578 §3.6): a truncated answer's token is that of its last change, so
+        the client's next request continues from there. A page of an initial sync carries a floor,
+        ``<id>-<seq>-<floor>``: the collection's sequence when the first page was read; deletions up
+        to it concern objects the client never had, so neither their purge nor their absence from
+        the later pages matters."""
         row = self._row()
         token = f"{SYNC_PREFIX}{row['id']}-{row['seq']}"
+        page = SYNC_PAGE.get()
+        limit = page.limit if page is not None else 0
         if not old_token:
-            hrefs = [r[0] for r in self.db.query("SELECT href FROM items WHERE collection = ?", (self._id,))]
-            return token, hrefs
+            old_seq, floor = 0, int(row["seq"])
+        else:
+            old_seq, floor = self._parse_token(old_token, row)
+        if old_token and old_seq == row["seq"]:
+            return token, ()
+        sql = "SELECT href, seq FROM items WHERE collection = ? AND seq > ?"
+        params: list[int] = [self._id, old_seq]
+        if old_token:
+            sql += " UNION ALL SELECT href, seq FROM tombstones WHERE collection = ? AND seq > ?"
+            params += [self._id, max(old_seq, floor)]
+        sql += " ORDER BY seq"
+        if limit > 0:
+            sql += " LIMIT ?"
+            params.append(limit + 1)
+        changed = self.db.query(sql, params)
+        if limit <= 0 or len(changed) <= limit:
+            return token, [r[0] for r in changed]
+        assert page is not None
+        page.truncated = True
+        last = int(changed[limit - 1][1])
+        suffix = f"-{floor}" if floor > last else ""
+        return f"{SYNC_PREFIX}{row['id']}-{last}{suffix}", [r[0] for r in changed[:limit]]
+
+    def _parse_token(self, old_token: str, row: sqlite3.Row) -> tuple[int, int]:
+        """(sequence, floor) of one of this collection's tokens; ValueError for any other."""
         if not old_token.startswith(SYNC_PREFIX):
             raise ValueError(f"Malformed token: {old_token!r}")
-        col_id, _, seq_text = old_token[len(SYNC_PREFIX) :].partition("-")
-        if not (col_id.isdigit() and seq_text.isdigit()):
+        col_id, _, rest = old_token[len(SYNC_PREFIX) :].partition("-")
+        seq_text, _, floor_text = rest.partition("-")
+        if not (col_id.isdigit() and seq_text.isdigit() and (floor_text == "" or floor_text.isdigit())):
             raise ValueError(f"Malformed token: {old_token!r}")
-        old_seq = int(seq_text)
-        if int(col_id) != row["id"] or old_seq > row["seq"]:
+        old_seq, floor = int(seq_text), int(floor_text or 0)
+        if int(col_id) != row["id"] or old_seq > row["seq"] or floor > row["seq"]:
             raise ValueError(f"Token of another collection or from the future: {old_token!r}")
-        if old_seq < row["purged_seq"]:
+        if max(old_seq, floor) < row["purged_seq"]:
             raise ValueError(f"Token older than the kept deletions: {old_token!r}")
-        if old_seq == row["seq"]:
-            return token, ()
-        changed = self.db.query(
-            "SELECT href FROM items WHERE collection = ? AND seq > ? "
-            "UNION SELECT href FROM tombstones WHERE collection = ? AND seq > ?",
-            (self._id, old_seq, self._id, old_seq),
-        )
-        return token, [r[0] for r in changed]
+        return old_seq, floor
 
 
 class Change(NamedTuple):

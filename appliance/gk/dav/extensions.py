@@ -1,0 +1,595 @@
+"""What GK adds in front of Radicale's WSGI application (``DAVService.application``), in the
+thread that runs the request:
+
+* **Paged ``sync-collection``** (RFC 6578 §3.6, §3.7): an answer lists at most
+  ``dav.sync_page_size`` changes, or the client's ``DAV:limit``/``DAV:nresults`` when smaller. A
+  truncated answer carries a ``507 Insufficient Storage`` response for the request-URI (with the
+  ``DAV:number-of-matches-within-limits`` error) and the sync token of its last change
+  (``gk.dav.storage.Collection.sync``): the client asks again with it and gets the next page, so a
+  phone with an old token, or none, pages through a huge collection. An ``nresults`` under 1
+  cannot be honoured: 403 with that precondition.
+* **Scheduling for CalDAV clients** (RFC 6638), the part that fits here: the DAV header says
+  ``calendar-auto-schedule`` (the server schedules: ``gk.dav.itip`` mails the organizer's REQUEST
+  and CANCEL, and, for a write from a CalDAV client, an attendee's REPLY); the principal answers
+  ``schedule-inbox-URL``, ``schedule-outbox-URL`` and ``calendar-user-type``; the inbox
+  (``<user>/schedule-inbox/``, with ``schedule-default-calendar-URL``, their first calendar)
+  holds the invitations mailed to the user as scheduling objects (``gk.dav.inbox``: PROPFIND,
+  GET, DELETE, calendar-multiget and calendar-query); the outbox (``<user>/schedule-outbox/``)
+  answers a ``VFREEBUSY`` ``REQUEST`` POSTed to it (§5) with each local attendee's busy times,
+  read from their own calendars (any authenticated user of the box may ask, as in Apple's
+  calendar server's default); an attendee outside the box gets ``3.7;Invalid calendar user``.
+  An invitation from a user of the box is also written into the attendee's calendar
+  (``gk.dav.itip.schedule_copy``). Not done: ``Schedule-Tag``, ``SCHEDULE-STATUS`` on ATTENDEE lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import logging
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gk.dav import inbox
+from gk.dav.storage import DAV_CLIENT, SYNC_PAGE, Collection, Storage, SyncPage
+
+log = logging.getLogger("gk.dav")
+
+DAV = "{DAV:}"
+CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+C = "{" + CALDAV_NS + "}"
+CS = "{http://calendarserver.org/ns/}"
+INBOX = "schedule-inbox"
+OUTBOX = "schedule-outbox"
+AUTO_SCHEDULE = "calendar-auto-schedule"
+VERIFIED_KEY = "gk.dav.verified_user"  # gk.dav.auth.VERIFIED
+MAX_RECIPIENTS = 100
+MAX_FREEBUSY_DAYS = 400
+ICAL_UTC = "%Y%m%dT%H%M%SZ"
+
+StartResponse = Callable[..., Any]
+Headers = list[tuple[str, str]]
+
+
+def _xml(status: str, root: ET.Element) -> tuple[str, Headers, bytes]:
+    body = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return status, [("Content-Type", "application/xml; charset=utf-8")], body
+
+
+def _error(status: str, tag: str) -> tuple[str, Headers, bytes]:
+    root = ET.Element(DAV + "error")
+    ET.SubElement(root, tag)
+    return _xml(status, root)
+
+
+def _plain(status: str, text: str) -> tuple[str, Headers, bytes]:
+    return status, [("Content-Type", "text/plain; charset=utf-8")], (text + "\n").encode()
+
+
+def _href(parent: ET.Element, href: str) -> None:
+    ET.SubElement(parent, DAV + "href").text = href
+
+
+def _utc(value: Any) -> dt.datetime:
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _mailto(value: str) -> str:
+    value = value.strip()
+    if value.lower().startswith("mailto:"):
+        value = value[len("mailto:") :]
+    return urllib.parse.unquote(value).strip().lower()
+
+
+def merge_periods(
+    periods: Iterable[tuple[dt.datetime, dt.datetime, str]],
+) -> list[tuple[dt.datetime, dt.datetime, str]]:
+    """Overlapping or touching periods of one FBTYPE joined, sorted by start."""
+    by_type: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for start, end, fbtype in periods:
+        by_type.setdefault(fbtype, []).append((start, end))
+    merged: list[tuple[dt.datetime, dt.datetime, str]] = []
+    for fbtype, ranges in by_type.items():
+        ranges.sort()
+        cur_start, cur_end = ranges[0]
+        for start, end in ranges[1:]:
+            if start <= cur_end:
+                cur_end = max(cur_end, end)
+            else:
+                merged.append((cur_start, cur_end, fbtype))
+                cur_start, cur_end = start, end
+        merged.append((cur_start, cur_end, fbtype))
+    return sorted(merged)
+
+
+class Extensions:
+    """A WSGI application around Radicale's; every other attribute is Radicale's (``_storage``,
+    ``_rights``, ``configuration``)."""
+
+    def __init__(self, app: Any, sync_page_size: int):
+        self._app = app
+        self.sync_page_size = sync_page_size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
+
+    @property
+    def storage(self) -> Storage:
+        storage = self._app._storage
+        assert isinstance(storage, Storage)
+        return storage
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        reset = DAV_CLIENT.set(True)
+        try:
+            return self._call(environ, start_response)
+        finally:
+            DAV_CLIENT.reset(reset)
+
+    def _call(self, environ: dict[str, Any], outer_start_response: StartResponse) -> Iterable[bytes]:
+        def start_response(status: str, headers: Headers, exc_info: object = None) -> Any:
+            # RFC 6638 §2: implicit scheduling is what GK does (gk.dav.itip), announced in DAV
+            headers = [(k, f"{v}, {AUTO_SCHEDULE}" if k.lower() == "dav" else v) for k, v in headers]
+            return (
+                outer_start_response(status, headers, exc_info) if exc_info else outer_start_response(status, headers)
+            )
+
+        method = str(environ.get("REQUEST_METHOD", "")).upper()
+        path = str(environ.get("PATH_INFO", "")) or "/"
+        parts = [p for p in path.split("/") if p]
+        user = str(environ.get(VERIFIED_KEY) or "")
+        if len(parts) >= 2 and parts[1] in (INBOX, OUTBOX) and method != "OPTIONS":
+            status, headers, body = self._scheduling(environ, method, parts, user)
+        elif method == "REPORT":
+            status, headers, body = self._report(environ, start_response)
+        elif method == "PROPFIND" and user and len(parts) == 1:
+            status, headers, body = self._radicale(environ)
+            if status.startswith("207"):
+                body = self._edit_xml(headers, body, lambda root: self._principal_props(root, environ, user))
+        else:
+            return list(self._app(environ, start_response))
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+
+    def _radicale(self, environ: dict[str, Any]) -> tuple[str, Headers, bytes]:
+        captured: list[tuple[str, Headers]] = []
+
+        def capture(status: str, headers: Headers, exc_info: object = None) -> Callable[[bytes], None]:
+            captured[:] = [(status, list(headers))]
+            return lambda data: None
+
+        body = b"".join(self._app(environ, capture))
+        status, headers = captured[0]
+        return status, headers, body
+
+    @staticmethod
+    def _edit_xml(headers: Headers, body: bytes, edit: Callable[[ET.Element], bool]) -> bytes:
+        """``body`` after ``edit`` (True = changed) of its XML, gzip undone and redone as Radicale
+        sent it."""
+        gzipped = any(k.lower() == "content-encoding" and "gzip" in v.lower() for k, v in headers)
+        raw = gzip.decompress(body) if gzipped else body
+        try:
+            root = ET.fromstring(raw)
+        except ET.ParseError:
+            return body
+        if not edit(root):
+            return body
+        out = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+        return gzip.compress(out) if gzipped else out
+
+    # -- sync-collection paging ----------------------------------------------------------
+    def _report(self, environ: dict[str, Any], start_response: StartResponse) -> tuple[str, Headers, bytes]:
+        stream = environ["wsgi.input"]
+        request = stream.read()
+        environ["wsgi.input"] = io.BytesIO(request)
+        if b"sync-collection" not in request:
+            return self._radicale(environ)
+        try:
+            root = ET.fromstring(request)
+        except ET.ParseError:
+            return self._radicale(environ)  # Radicale's own 400
+        if root.tag != DAV + "sync-collection":
+            return self._radicale(environ)
+        limit = self.sync_page_size
+        nresults = root.find(f"{DAV}limit/{DAV}nresults")
+        if nresults is not None:
+            try:
+                asked = int((nresults.text or "").strip())
+            except ValueError:
+                asked = 0
+            if asked < 1:
+                return _error("403 Forbidden", DAV + "number-of-matches-within-limits")
+            limit = min(limit, asked) if limit > 0 else asked
+        page = SyncPage(limit)
+        reset = SYNC_PAGE.set(page)
+        try:
+            status, headers, body = self._radicale(environ)
+        finally:
+            SYNC_PAGE.reset(reset)
+        if page.truncated and status.startswith("207"):
+            uri = urllib.parse.quote(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
+            body = self._edit_xml(headers, body, lambda root: self._truncated(root, uri))
+        return status, headers, body
+
+    @staticmethod
+    def _truncated(root: ET.Element, uri: str) -> bool:
+        response = ET.Element(DAV + "response")
+        _href(response, uri)
+        ET.SubElement(response, DAV + "status").text = "HTTP/1.1 507 Insufficient Storage"
+        ET.SubElement(ET.SubElement(response, DAV + "error"), DAV + "number-of-matches-within-limits")
+        token = root.find(DAV + "sync-token")
+        # the responses, then the 507 one, then the token (RFC 6578's order; Radicale puts it first)
+        if token is not None:
+            root.remove(token)
+        root.append(response)
+        if token is not None:
+            root.append(token)
+        return True
+
+    # -- scheduling: principal properties ------------------------------------------------
+    def _base(self, environ: dict[str, Any]) -> str:
+        return str(environ.get("SCRIPT_NAME", "")).rstrip("/")
+
+    def _principal_props(self, root: ET.Element, environ: dict[str, Any], user: str) -> bool:
+        base = self._base(environ)
+        home = f"{base}/{urllib.parse.quote(user)}/"
+        values: dict[str, Callable[[ET.Element], None]] = {
+            C + "schedule-inbox-URL": lambda e: _href(e, f"{home}{INBOX}/"),
+            C + "schedule-outbox-URL": lambda e: _href(e, f"{home}{OUTBOX}/"),
+        }
+
+        def user_type(e: ET.Element) -> None:
+            e.text = "INDIVIDUAL"
+
+        values[C + "calendar-user-type"] = user_type
+        changed = False
+        for response in root.iter(DAV + "response"):
+            href = urllib.parse.unquote(response.findtext(DAV + "href") or "")
+            if href.rstrip("/").rpartition("/")[2].lower() != user.lower():
+                continue
+            changed |= _answer_missing(response, values)
+        return changed
+
+    # -- scheduling: inbox and outbox ----------------------------------------------------
+    def _scheduling(
+        self, environ: dict[str, Any], method: str, parts: list[str], user: str
+    ) -> tuple[str, Headers, bytes]:
+        if not user:
+            return (
+                "401 Unauthorized",
+                [("WWW-Authenticate", 'Basic realm="GK calendars and contacts"'), ("Content-Type", "text/plain")],
+                b"",
+            )
+        if parts[0].lower() != user.lower():
+            return _plain("403 Forbidden", "another user's scheduling collection")
+        owner, box = user.lower(), parts[1]
+        if len(parts) > 3 or (len(parts) == 3 and box != INBOX):
+            return _plain("404 Not Found", "no such scheduling message")
+        if len(parts) == 3:  # a message of the inbox
+            message = inbox.get(self.storage.db, owner, parts[2])
+            if message is None:
+                return _plain("404 Not Found", "no such scheduling message")
+            if method in ("GET", "HEAD"):
+                body = message.text.encode() if method == "GET" else b""
+                return "200 OK", [("Content-Type", "text/calendar; charset=utf-8"), ("ETag", message.etag)], body
+            if method == "DELETE":
+                inbox.delete(self.storage.db, self.storage.lock, owner, parts[2])
+                return "204 No Content", [], b""
+            if method == "PROPFIND":
+                return self._box_propfind(environ, user, box, only=message)
+            return _plain("405 Method Not Allowed", f"{method} is not allowed on a scheduling message")
+        if method == "PROPFIND":
+            return self._box_propfind(environ, user, box)
+        if method == "REPORT" and box == INBOX:
+            return self._inbox_report(environ, user)
+        if method == "REPORT":
+            return _error("403 Forbidden", DAV + "supported-report")
+        if method == "POST" and box == OUTBOX:
+            return self._freebusy(environ, user)
+        return _plain("405 Method Not Allowed", f"{method} is not allowed on a scheduling collection")
+
+    def _message_response(
+        self, parent: ET.Element, home: str, message: inbox.Message, asked: list[str] | None, data: bool = False
+    ) -> None:
+        values: dict[str, Callable[[ET.Element], None]] = {
+            DAV + "getetag": _filled(message.etag),
+            DAV + "getcontenttype": _filled("text/calendar; charset=utf-8; component=VEVENT"),
+            DAV + "getcontentlength": _filled(str(len(message.text.encode()))),
+            DAV + "resourcetype": lambda e: None,
+        }
+        if data:
+            values[C + "calendar-data"] = _filled(message.text)
+        _prop_response(parent, f"{home}{INBOX}/{message.href}", asked, values)
+
+    def _inbox_report(self, environ: dict[str, Any], user: str) -> tuple[str, Headers, bytes]:
+        """calendar-multiget (the hrefs asked) and calendar-query (every message) on the inbox."""
+        home = f"{self._base(environ)}/{urllib.parse.quote(user)}/"
+        try:
+            root = ET.fromstring(environ["wsgi.input"].read())
+        except ET.ParseError:
+            return _plain("400 Bad Request", "malformed XML")
+        if root.tag not in (C + "calendar-multiget", C + "calendar-query"):
+            return _error("403 Forbidden", DAV + "supported-report")
+        prop = root.find(DAV + "prop")
+        asked = [child.tag for child in prop] if prop is not None else [DAV + "getetag"]
+        messages = inbox.messages(self.storage.db, user.lower())
+        multistatus = ET.Element(DAV + "multistatus")
+        if root.tag == C + "calendar-multiget":
+            by_href = {m.href: m for m in messages}
+            for element in root.findall(DAV + "href"):
+                href = urllib.parse.unquote(element.text or "").rstrip("/").rpartition("/")[2]
+                message = by_href.get(href)
+                if message is None:
+                    missing = ET.SubElement(multistatus, DAV + "response")
+                    _href(missing, element.text or "")
+                    ET.SubElement(missing, DAV + "status").text = "HTTP/1.1 404 Not Found"
+                    continue
+                self._message_response(multistatus, home, message, asked, data=True)
+        else:
+            for message in messages:
+                self._message_response(multistatus, home, message, asked, data=True)
+        return _xml("207 Multi-Status", multistatus)
+
+    def _box_propfind(
+        self, environ: dict[str, Any], user: str, box: str, only: inbox.Message | None = None
+    ) -> tuple[str, Headers, bytes]:
+        base = self._base(environ)
+        home = f"{base}/{urllib.parse.quote(user)}/"
+        request = environ["wsgi.input"].read()
+        asked: list[str] | None = None  # None: allprop
+        if request.strip():
+            try:
+                root = ET.fromstring(request)
+            except ET.ParseError:
+                return _plain("400 Bad Request", "malformed XML")
+            prop = root.find(DAV + "prop")
+            if prop is not None:
+                asked = [child.tag for child in prop]
+        multistatus = ET.Element(DAV + "multistatus")
+        if only is not None:
+            self._message_response(multistatus, home, only, asked)
+            return _xml("207 Multi-Status", multistatus)
+        values: dict[str, Callable[[ET.Element], None]] = {}
+
+        def resourcetype(e: ET.Element) -> None:
+            ET.SubElement(e, DAV + "collection")
+            ET.SubElement(e, C + ("schedule-inbox" if box == INBOX else "schedule-outbox"))
+
+        def privileges(e: ET.Element) -> None:
+            names = (
+                [
+                    DAV + "read",
+                    DAV + "unbind",
+                    C + "schedule-deliver",
+                    C + "schedule-deliver-invite",
+                    C + "schedule-deliver-reply",
+                ]
+                if box == INBOX
+                else [DAV + "read", C + "schedule-send", C + "schedule-send-freebusy"]
+            )
+            for name in names:
+                ET.SubElement(ET.SubElement(e, DAV + "privilege"), name)
+
+        values[DAV + "resourcetype"] = resourcetype
+        values[DAV + "current-user-privilege-set"] = privileges
+        values[DAV + "displayname"] = _filled("Inbox" if box == INBOX else "Outbox")
+        values[DAV + "owner"] = lambda e: _href(e, home)
+        values[DAV + "current-user-principal"] = lambda e: _href(e, home)
+        messages: list[inbox.Message] = []
+        if box == INBOX:
+            calendar = self._default_calendar(user)
+            if calendar:
+                values[C + "schedule-default-calendar-URL"] = lambda e: _href(
+                    e, f"{base}/{urllib.parse.quote(calendar)}/"
+                )
+            version = inbox.version(self.storage.db, user.lower())
+            values[CS + "getctag"] = _filled(f'"gk-inbox-{version}"')
+            values[DAV + "getetag"] = _filled(f'"gk-inbox-{version}"')
+
+            def components(e: ET.Element) -> None:
+                for name in ("VEVENT", "VTODO"):
+                    ET.SubElement(e, C + "comp", {"name": name})
+
+            values[C + "supported-calendar-component-set"] = components
+
+            def reports(e: ET.Element) -> None:
+                for name in (C + "calendar-multiget", C + "calendar-query"):
+                    ET.SubElement(ET.SubElement(ET.SubElement(e, DAV + "supported-report"), DAV + "report"), name)
+
+            values[DAV + "supported-report-set"] = reports
+            if str(environ.get("HTTP_DEPTH", "0")) != "0":
+                messages = inbox.messages(self.storage.db, user.lower())
+        _prop_response(multistatus, f"{home}{box}/", asked, values)
+        for message in messages:
+            self._message_response(multistatus, home, message, asked)
+        return _xml("207 Multi-Status", multistatus)
+
+    def _default_calendar(self, user: str) -> str:
+        return inbox.default_calendar(self.storage.db, user)
+
+    # -- scheduling: free-busy -----------------------------------------------------------
+    def _freebusy(self, environ: dict[str, Any], user: str) -> tuple[str, Headers, bytes]:
+        import vobject  # type: ignore[import-untyped]
+
+        if "text/calendar" not in str(environ.get("CONTENT_TYPE", "")).lower():
+            return _error("415 Unsupported Media Type", C + "supported-calendar-data")
+        raw = environ["wsgi.input"].read()
+        try:
+            calendars = list(vobject.readComponents(raw.decode("utf-8")))
+            (calendar,) = calendars
+            method = str(calendar.method.value).upper() if "method" in calendar.contents else ""
+            requests = calendar.contents.get("vfreebusy", [])
+            if len(requests) != 1 or method != "REQUEST":
+                return _error("403 Forbidden", C + "valid-scheduling-message")
+            (request,) = requests
+            start = _utc(request.dtstart.value)
+            end = _utc(request.dtend.value)
+            organizer = _mailto(str(request.organizer.value))
+            attendees = [str(a.value) for a in request.contents.get("attendee", [])]
+            uid = str(request.uid.value) if "uid" in request.contents else ""
+        except Exception:
+            # vobject raises anything from ParseError to AttributeError on a bad calendar
+            return _error("400 Bad Request", C + "valid-calendar-data")
+        if method != "REQUEST" or any(k in calendar.contents for k in ("vevent", "vtodo", "vjournal")):
+            return _error("403 Forbidden", C + "valid-scheduling-message")
+        if organizer != user.lower():
+            return _error("403 Forbidden", C + "organizer-allowed")
+        if not attendees:
+            return _error("403 Forbidden", C + "recipient-specified")
+        if len(attendees) > MAX_RECIPIENTS or not start < end or (end - start).days > MAX_FREEBUSY_DAYS:
+            return _error("403 Forbidden", C + "valid-scheduling-message")
+        max_occurrence = int(self._app.configuration.get("reporting", "max_freebusy_occurrence"))
+        root = ET.Element(C + "schedule-response")
+        for attendee in attendees:
+            address = _mailto(attendee)
+            response = ET.SubElement(root, C + "response")
+            _href(ET.SubElement(response, C + "recipient"), attendee)
+            principal = self._principal(address)
+            if principal is None:
+                ET.SubElement(response, C + "request-status").text = "3.7;Invalid calendar user"
+                continue
+            try:
+                periods = self._busy(principal, start, end, max_occurrence)
+            except ValueError as e:  # too many occurrences (max_freebusy_occurrence)
+                log.warning("dav: free-busy of %s: %s", principal, e)
+                ET.SubElement(response, C + "request-status").text = "5.3;Too many occurrences"
+                continue
+            ET.SubElement(response, C + "request-status").text = "2.0;Success"
+            ET.SubElement(response, C + "calendar-data").text = _reply(uid, start, end, user, attendee, periods)
+        return _xml("200 OK", root)
+
+    def _principal(self, address: str) -> str | None:
+        if "/" in address or not address:
+            return None
+        row = self.storage.db.one(
+            "SELECT path FROM collections WHERE parent = '' AND path = ? COLLATE NOCASE", (address,)
+        )
+        return str(row["path"]) if row is not None else None
+
+    def _busy(
+        self, principal: str, start: dt.datetime, end: dt.datetime, max_occurrence: int
+    ) -> list[tuple[dt.datetime, dt.datetime, str]]:
+        from radicale.app.report import freebusy_periods
+
+        storage = self.storage
+        periods: list[tuple[dt.datetime, dt.datetime, str]] = []
+        with storage.acquire_lock("r"):
+            rows = storage.db.query(
+                "SELECT * FROM collections WHERE parent = ? AND tag = 'VCALENDAR' ORDER BY path", (principal,)
+            )
+            items: list[Any] = []
+            for row in rows:
+                collection = Collection(storage, row["path"], row)
+                items.extend(
+                    collection._item(r)
+                    for r in storage.db.query(
+                        "SELECT href, uid, etag, name, component, start, end, modified, text FROM items "
+                        "WHERE collection = ? AND component = 'VEVENT' AND start < ? AND end > ?",
+                        (row["id"], int(end.timestamp()), int(start.timestamp())),
+                    )
+                )
+        for item in items:
+            try:
+                periods.extend(freebusy_periods(item, start, end, max_occurrence))
+            except ValueError:
+                raise
+            except Exception:
+                log.warning("dav: free-busy skipped an unreadable event %s", item.href)
+        return merge_periods(periods)
+
+
+def _reply(
+    uid: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    organizer: str,
+    attendee: str,
+    periods: list[tuple[dt.datetime, dt.datetime, str]],
+) -> str:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//GK//CalDAV scheduling//EN",
+        "METHOD:REPLY",
+        "BEGIN:VFREEBUSY",
+        f"UID:{_escape(uid or str(uuid.uuid4()))}",
+        f"DTSTAMP:{dt.datetime.now(dt.UTC).strftime(ICAL_UTC)}",
+        f"DTSTART:{start.strftime(ICAL_UTC)}",
+        f"DTEND:{end.strftime(ICAL_UTC)}",
+        f"ORGANIZER:mailto:{organizer}",
+        f"ATTENDEE:{_escape(attendee)}",
+    ]
+    for p_start, p_end, fbtype in periods:
+        lines.append(f"FREEBUSY;FBTYPE={fbtype}:{p_start.strftime(ICAL_UTC)}/{p_end.strftime(ICAL_UTC)}")
+    lines += ["END:VFREEBUSY", "END:VCALENDAR", ""]
+    return "\r\n".join(lines)
+
+
+def _escape(value: str) -> str:
+    """One content line's value without the line breaks that would end it."""
+    return value.replace("\r", "").replace("\n", "")
+
+
+def _filled(value: str) -> Callable[[ET.Element], None]:
+    def fill(e: ET.Element) -> None:
+        e.text = value
+
+    return fill
+
+
+def _prop_response(
+    parent: ET.Element, href: str, asked: list[str] | None, values: dict[str, Callable[[ET.Element], None]]
+) -> None:
+    """One DAV:response of ``parent``: the asked properties (all of ``values`` for allprop) in a
+    200 propstat when known, in a 404 one when not."""
+    response = ET.SubElement(parent, DAV + "response")
+    _href(response, href)
+    found = ET.Element(DAV + "prop")
+    missing = ET.Element(DAV + "prop")
+    for tag in asked if asked is not None else list(values):
+        element = ET.SubElement(found if tag in values else missing, tag)
+        if tag in values:
+            values[tag](element)
+    for prop, status in ((found, "200 OK"), (missing, "404 Not Found")):
+        if len(prop):
+            propstat = ET.SubElement(response, DAV + "propstat")
+            propstat.append(prop)
+            ET.SubElement(propstat, DAV + "status").text = f"HTTP/1.1 {status}"
+
+
+def _answer_missing(response: ET.Element, values: dict[str, Callable[[ET.Element], None]]) -> bool:
+    """Move the properties of ``values`` a PROPFIND asked for from the response's 404 propstat to
+    its 200 one, filled in."""
+    found_prop: ET.Element | None = None
+    for propstat in response.findall(DAV + "propstat"):
+        if " 200 " in (propstat.findtext(DAV + "status") or ""):
+            found_prop = propstat.find(DAV + "prop")
+    moved = False
+    for propstat in list(response.findall(DAV + "propstat")):
+        prop = propstat.find(DAV + "prop")
+        if prop is None or " 404 " not in (propstat.findtext(DAV + "status") or ""):
+            continue
+        for element in list(prop):
+            if element.tag in values:
+                prop.remove(element)
+                if found_prop is None:
+                    ok = ET.Element(DAV + "propstat")
+                    found_prop = ET.SubElement(ok, DAV + "prop")
+                    ET.SubElement(ok, DAV + "status").text = "HTTP/1.1 200 OK"
+                    response.insert(1, ok)
+                values[element.tag](element)
+                found_prop.append(element)
+                moved = True
+        if not len(prop):
+            response.remove(propstat)
+    return moved

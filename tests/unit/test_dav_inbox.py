@@ -1,0 +1,108 @@
+"""The RFC 6638 scheduling inbox's table (``gk.dav.inbox``): delivery, listing per owner, deletion,
+and a mail seen again (the iTIP watcher sees a message when it lands and when it is indexed) not
+delivered again, even after its owner deleted it."""
+
+from __future__ import annotations
+
+from gk.dav import inbox
+from gk.dav.rwlock import RWLock
+from gk.dav.schema import MIGRATIONS
+from gk.store import open_database
+
+
+def test_deliver_list_delete_and_no_redelivery(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db, lock = open_database(tmp_path / "dav.sqlite3", MIGRATIONS), RWLock()
+    text = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n"
+    href = inbox.deliver(db, lock, "bob@x.example", "u1", "REQUEST", text)
+    assert href and inbox.deliver(db, lock, "bob@x.example", "u1", "REQUEST", text) is None
+    assert [m.href for m in inbox.messages(db, "bob@x.example")] == [href]
+    assert inbox.messages(db, "carol@x.example") == [] and inbox.get(db, "carol@x.example", href) is None
+    before = inbox.version(db, "bob@x.example")
+    assert inbox.delete(db, lock, "bob@x.example", href) and not inbox.delete(db, lock, "bob@x.example", href)
+    assert inbox.version(db, "bob@x.example") > before
+    assert inbox.messages(db, "bob@x.example") == [] and inbox.get(db, "bob@x.example", href) is None
+    assert inbox.deliver(db, lock, "bob@x.example", "u1", "REQUEST", text) is None  # seen again: not back
+    for i in range(inbox.MAX_MESSAGES + 5):
+        inbox.deliver(db, lock, "bob@x.example", f"n{i}", "REQUEST", text.replace("END", f"X-N:{i}\r\nEND", 1))
+    kept = inbox.messages(db, "bob@x.example")
+    assert len(kept) == inbox.MAX_MESSAGES and kept[-1].uid == f"n{inbox.MAX_MESSAGES + 4}"
+    db.close()
+
+
+INVITE = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\nUID:m1\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDTSTART:20990101T090000Z\r\nDTEND:20990101T100000Z\r\nSEQUENCE:{seq}\r\n"
+    "SUMMARY:{summary}\r\n{status}ORGANIZER:mailto:{org}\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@x.example\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def invite(method: str = "REQUEST", seq: int = 0, summary: str = "Plan", org: str = "alice@x.example") -> str:
+    status = "STATUS:CANCELLED\r\n" if method == "CANCEL" else ""
+    return INVITE.format(method=method, seq=seq, summary=summary, org=org, status=status)
+
+
+def test_schedule_copy_in_the_attendees_calendar(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """RFC 6638 auto-schedule (``gk.dav.itip.schedule_copy``): a REQUEST written into the attendee's
+    calendar without METHOD, their answer kept over a resend of the same SEQUENCE, a CANCEL marking
+    it cancelled and a late REQUEST of that SEQUENCE not undoing it, a newer SEQUENCE applied, an
+    older one or another organizer's object of that UID left alone."""
+    from radicale import config as radicale_config
+
+    from gk.dav import defaults
+    from gk.dav.itip import schedule_copy
+    from gk.dav.storage import Storage
+
+    s = Storage(radicale_config.load(), tmp_path / "dav.sqlite3")
+    defaults.ensure_user(s.db, "bob@x.example")
+    bob = "bob@x.example"
+
+    def copy() -> str:
+        row = s.db.one("SELECT i.text FROM items i JOIN collections c ON c.id = i.collection WHERE i.uid = 'm1'")
+        return str(row["text"]) if row is not None else ""
+
+    assert schedule_copy(s, bob, "REQUEST", invite())
+    assert "SUMMARY:Plan" in copy() and "METHOD" not in copy() and "PARTSTAT=NEEDS-ACTION" in copy()
+    s.db.execute("UPDATE items SET text = replace(text, 'NEEDS-ACTION', 'ACCEPTED')")
+    assert schedule_copy(s, bob, "REQUEST", invite(summary="Plan again"))  # same SEQUENCE: answer kept
+    assert "SUMMARY:Plan again" in copy() and "PARTSTAT=ACCEPTED" in copy()
+    assert schedule_copy(s, bob, "CANCEL", invite("CANCEL"))
+    assert "STATUS:CANCELLED" in copy() and "SUMMARY:Plan again" in copy()
+    assert not schedule_copy(s, bob, "REQUEST", invite())  # read after its own CANCEL
+    assert "STATUS:CANCELLED" in copy()
+    assert schedule_copy(s, bob, "REQUEST", invite(seq=2, summary="Moved"))
+    assert "SUMMARY:Moved" in copy() and "CANCELLED" not in copy() and "PARTSTAT=NEEDS-ACTION" in copy()
+    assert not schedule_copy(s, bob, "REQUEST", invite(seq=1, summary="Stale"))
+    assert not schedule_copy(s, bob, "REQUEST", invite(seq=5, summary="Other", org="mallory@x.example"))
+    assert "SUMMARY:Moved" in copy()
+    assert not schedule_copy(s, bob, "CANCEL", invite("CANCEL").replace("UID:m1", "UID:m2"))  # nothing to cancel
+    s.close()
+
+
+def test_schedule_copy_merges_one_occurrence_into_the_series(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An iTIP for one occurrence (VEVENTs with RECURRENCE-ID only, RFC 5546 §3.2.2.1/§3.2.5) is
+    merged into the attendee's copy of the series, never replaces it; without a copy, ignored."""
+    from radicale import config as radicale_config
+
+    from gk.dav import defaults
+    from gk.dav.itip import schedule_copy
+    from gk.dav.storage import Storage
+
+    s = Storage(radicale_config.load(), tmp_path / "dav.sqlite3")
+    defaults.ensure_user(s.db, "bob@x.example")
+    bob = "bob@x.example"
+    series = invite(summary="Weekly").replace("SEQUENCE:0\r\n", "SEQUENCE:0\r\nRRULE:FREQ=WEEKLY;COUNT=5\r\n")
+    occurrence = invite(summary="Moved one", seq=1).replace(
+        "SEQUENCE:1\r\n", "SEQUENCE:1\r\nRECURRENCE-ID:20990108T090000Z\r\n"
+    )
+    assert not schedule_copy(s, bob, "REQUEST", occurrence)  # no series to merge it into
+    assert schedule_copy(s, bob, "REQUEST", series)
+    assert schedule_copy(s, bob, "REQUEST", occurrence)
+    text = str(s.db.one("SELECT text FROM items WHERE uid = 'm1'")["text"])
+    assert "RRULE:FREQ=WEEKLY" in text and "SUMMARY:Weekly" in text and "SUMMARY:Moved one" in text, text
+    assert text.count("BEGIN:VEVENT") == 2
+    cancel = invite("CANCEL", seq=1).replace("SEQUENCE:1\r\n", "SEQUENCE:1\r\nRECURRENCE-ID:20990108T090000Z\r\n")
+    assert schedule_copy(s, bob, "CANCEL", cancel)
+    text = str(s.db.one("SELECT text FROM items WHERE uid = 'm1'")["text"])
+    assert text.count("BEGIN:VEVENT") == 2 and "RRULE:FREQ=WEEKLY" in text and text.count("STATUS:CANCELLED") == 1
+    s.close()
