@@ -474,6 +474,12 @@ def test_calendar_create_update_cancel_with_invitations_after_approval(server):
         refused = call(server, server.cal_tokens[BOB], tool, {"uid": uid, **extra})
         text = refused.content[0].text
         assert (refused.is_error and "not found" in text) or (not refused.is_error and "Queued" in text), text
+        if not refused.is_error and tool == "calendar_update_event":
+            # an action on bob's own copy: alice cannot approve it, and bob's approval leaves hers alone
+            mine = queued(refused)
+            assert approve(alice, mine)[0].status == 404 and state(server, mine) == "pending"
+            assert 'data-state="done"' in approve(bob, mine)[1]
+            assert [e["summary"] for e in events_on(server, ALICE, day)] == ["Budget review"]
 
     # update: a new start keeps the hour's duration; nothing changes until approved
     moved = {"uid": uid, "title": "Budget review (moved)", "start": "2026-12-11T16:00"}

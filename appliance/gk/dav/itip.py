@@ -383,9 +383,9 @@ class Scheduler:
             if DAV_CLIENT.get():
                 # a CalDAV client's answer (the web UI and webmail mail their own REPLY)
                 partstat = attendee_reply(user.lower(), change.old, change.new)
-                text = change.new or change.old
-                if partstat is not None and text is not None:
-                    self._spawn_reply(user, partstat, text)
+                answered = change.new or change.old
+                if partstat is not None and answered is not None:
+                    self._spawn_reply(user, partstat, answered)
 
     def _spawn_reply(self, *args: Any) -> None:
         from gk import pools
