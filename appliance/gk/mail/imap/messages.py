@@ -166,8 +166,9 @@ class MessageCommands(SelectedView):
         if "RFC822.SIZE" in names:
             items.append(b"RFC822.SIZE %d" % info.size)
         if "ENVELOPE" in names:
-            key = (mb.address, sel.name, sel.uidvalidity, u)
-            items.append(b"ENVELOPE " + self.svc.envelopes.get(key, lambda: info.envelope))
+            # kept in the index in its wire form (a message under one UID never changes, RFC 3501
+            # 2.3.1.1); none only for a message whose file vanished before it was read
+            items.append(b"ENVELOPE " + (info.envelope_wire or pack(info.envelope)))
         top = None
         if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section for a in atts):
             try:

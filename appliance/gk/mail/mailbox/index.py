@@ -105,6 +105,11 @@ MIGRATIONS = [
     """
     CREATE INDEX IF NOT EXISTS messages_unparsed ON messages(folder_id, uid) WHERE structure IS NULL;
     """,
+    # The ENVELOPE in IMAP's wire form (``envelope.wire``), made at the first FETCH ENVELOPE of
+    # the message and kept: later ones are a read of these bytes. NULL: not made yet.
+    """
+    ALTER TABLE messages ADD COLUMN envwire BLOB;
+    """,
 ]
 
 

@@ -63,7 +63,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from email.utils import parsedate_tz
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -72,6 +71,7 @@ import gevent.lock
 
 from gk import events, pools
 from gk.mail.mailbox import maildir, subscriptions, uidlist, writer
+from gk.mail.mailbox.envelope import read_envelope, sent_day, wire
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.message import RawMessage
 from gk.mail.mailbox.mime import (
@@ -79,7 +79,6 @@ from gk.mail.mailbox.mime import (
     MAX_PARTS,
     Part,
     iter_parts,
-    parse_envelope,
     parse_structure,
     parse_with_headers,
 )
@@ -151,6 +150,7 @@ class MessageInfo:
     modseq: int
     envelope_json: str | None  # RFC 3501 ENVELOPE fields as stored (JSON); None: not asked for
     tzoffset: int = 0  # the internal date's zone, minutes east of UTC (as APPEND gave it)
+    envelope_wire: bytes | None = None  # the ENVELOPE in IMAP's wire form (``infos`` with envelopes)
 
     @property
     def envelope(self) -> list[Any]:
@@ -227,18 +227,7 @@ def check_folder_name(name: str) -> str:
     return name
 
 
-def _sentdate(value: str | None) -> int | None:
-    if not value:
-        return None
-    t = parsedate_tz(value)
-    if not t:
-        return None
-    try:
-        import calendar
-
-        return calendar.timegm((t[0], t[1], t[2], 0, 0, 0, 0, 1, 0))
-    except (ValueError, OverflowError):
-        return None
+_sentdate = sent_day
 
 
 # (ENVELOPE JSON, structure JSON, FTS columns, Date); all None for a lazily indexed message
@@ -265,18 +254,23 @@ def _parse_files(paths: list[str]) -> list[Parsed | None]:
     return [_parse_file(p) for p in paths]
 
 
-def _parse_envelopes(paths: list[str]) -> list[tuple[str, int | None] | None]:
-    """Only the top header block of each file: (ENVELOPE JSON, Date as sentdate); None if gone.
-    What a FETCH ENVELOPE of a lazily indexed message needs, ~10x cheaper than ``_parse_file``."""
-    out: list[tuple[str, int | None] | None] = []
-    for p in paths:
+def _parse_envelopes(items: list[tuple[str, str | None]]) -> list[tuple[str, int | None, bytes] | None]:
+    """(ENVELOPE JSON, Date as sentdate, ENVELOPE wire form) of each (path, stored ENVELOPE JSON
+    or None); None if the file is gone. A stored ENVELOPE is only rendered; otherwise only the
+    top header block of the file is read (``envelope.read_envelope``): what a FETCH ENVELOPE of
+    a lazily indexed message needs."""
+    out: list[tuple[str, int | None, bytes] | None] = []
+    for p, stored in items:
+        if stored is not None:
+            out.append((stored, None, wire(json.loads(stored))))
+            continue
         try:
             with open(p, "rb") as f:
-                env, date = parse_envelope(f)
+                env, date = read_envelope(f)
         except FileNotFoundError:
             out.append(None)
             continue
-        out.append((json.dumps(env), _sentdate(date)))
+        out.append((json.dumps(env), _sentdate(date), wire(env)))
     return out
 
 
@@ -1070,14 +1064,16 @@ class UserMailbox:
         self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid", envelopes: bool = True
     ) -> list[MessageInfo]:
         sql = (
-            f"SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset FROM messages"
-            f" WHERE folder_id = ? AND {where} ORDER BY {order}"
+            f"SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset{', envwire' if envelopes else ''}"
+            f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}"
         )
         rows = self.db.query(sql, (f["id"], *params))
-        if envelopes and any(r[5] is None for r in rows):
-            self._fill_envelopes(f, [r[0] for r in rows if r[5] is None])
+        if not envelopes:
+            return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        if any(r[7] is None for r in rows):
+            self._fill_envelopes(f, [r[0] for r in rows if r[7] is None])
             rows = self.db.query(sql, (f["id"], *params))
-        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
     # -- lazy indexing (see _index_files) ---------------------------------------------------
     def _unparsed(self, f: Any, column: str, uids: Sequence[int] | None) -> list[Any]:
@@ -1093,25 +1089,39 @@ class UserMailbox:
         return rows
 
     def _fill_envelopes(self, f: Any, uids: Sequence[int]) -> None:
-        """ENVELOPE (and the Date for SENTBEFORE…) of those of ``uids`` indexed lazily: only their
-        top header block is parsed (CPU pool), stored in one transaction (I/O pool)."""
+        """The ENVELOPE wire form (``envwire``) of those of ``uids`` that have none: rendered from
+        the stored ENVELOPE, or — indexed lazily — read from the top header block of the file
+        with the Date for SENTBEFORE… (CPU pool); stored in one transaction (I/O pool)."""
         with self.lock:
-            rows = self._unparsed(f, "envelope", uids)
+            rows: list[Any] = []
+            want = sorted(set(uids))
+            for i in range(0, len(want), 500):
+                chunk = want[i : i + 500]
+                rows += self.db.query(
+                    "SELECT id, name, envelope FROM messages WHERE folder_id = ? AND envwire IS NULL"
+                    f" AND uid IN ({','.join('?' * len(chunk))})",
+                    (f["id"], *chunk),
+                )
             if not rows:
                 return
             cur = self._dir(f["name"]) / "cur"
-            updates: list[tuple[str, int | None, int]] = []
+            updates: list[tuple[str, int | None, bytes, int]] = []
             for start in range(0, len(rows), 4 * PARSE_BATCH_FILES):
                 batch = rows[start : start + 4 * PARSE_BATCH_FILES]
-                found = pools.run_cpu(_parse_envelopes, [str(cur / r["name"]) for r in batch])
-                updates += [(res[0], res[1], r["id"]) for r, res in zip(batch, found, strict=True) if res is not None]
+                found = pools.run_cpu(_parse_envelopes, [(str(cur / r[1]), r[2]) for r in batch])
+                updates += [(*res, r[0]) for r, res in zip(batch, found, strict=True) if res is not None]
             if updates:
                 pools.run_io(self._store_envelopes, updates)
 
-    def _store_envelopes(self, updates: list[tuple[str, int | None, int]]) -> None:
-        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work)
+    def _store_envelopes(self, updates: list[tuple[str, int | None, bytes, int]]) -> None:
+        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work). A row
+        # parsed meanwhile keeps its ENVELOPE and Date (the same values) and gets the wire form.
         with self.db.relaxed_commits(), self.db.transaction() as c:
-            c.executemany("UPDATE messages SET envelope = ?, sentdate = ? WHERE id = ? AND envelope IS NULL", updates)
+            c.executemany(
+                "UPDATE messages SET envelope = coalesce(envelope, ?), sentdate = coalesce(sentdate, ?),"
+                " envwire = ? WHERE id = ? AND envwire IS NULL",
+                updates,
+            )
 
     def _fill_parsed(self, f: Any, uids: Sequence[int] | None) -> None:
         """The whole parse (MIME structure, ENVELOPE, text index) of ``f``'s lazily indexed
