@@ -168,3 +168,13 @@ def test_generated_headers_match_the_general_parser(lines: list[str], eol: str, 
 def test_generated_address_lists_match_the_general_parser(value: str) -> None:
     normal = " ".join(value.split())
     assert fast.address_list(normal) == mime.parse_address_list(normal)
+
+
+_ANY = st.one_of(st.none(), st.text(max_size=30), st.sampled_from(["x" * 1001, "a\x00b", 'q"\\', "caf\u00e9"]))
+_ADDR = st.lists(st.lists(_ANY, min_size=4, max_size=4), max_size=3).map(lambda v: v or None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(_ANY, _ANY, _ADDR, _ADDR, _ADDR, _ADDR, _ADDR, _ADDR, _ANY, _ANY))
+def test_wire_is_what_pack_makes(env: tuple[object, ...]) -> None:
+    assert fast.wire(list(env)) == pack(list(env))

@@ -74,12 +74,17 @@ def header_block(f: BinaryIO) -> bytes | None:
     """The top header block as ``mime``'s reader cuts it (its lines, without the empty line that
     ends it), or None when it does not end within ``FIRST_READ`` bytes (then: the general path)."""
     f.seek(0)
-    data = f.read(FIRST_READ)
+    data = f.read(4096)  # most header blocks; the rest of the first read only when needed
+    if len(data) == 4096 and b"\n\r\n" not in data and b"\n\n" not in data:
+        data += f.read(FIRST_READ - 4096)
     if data[:1] == b"\n" or data[:2] == b"\r\n":
         return b""
-    ends = [i for i in (data.find(b"\n\n"), data.find(b"\n\r\n")) if i >= 0]
-    if ends:
-        return data[: min(ends) + 1]
+    end = data.find(b"\n\r\n")
+    bare = data.find(b"\n\n", 0, end if end >= 0 else len(data))
+    if bare >= 0:
+        end = bare
+    if end >= 0:
+        return data[: end + 1]
     return data if len(data) < FIRST_READ else None
 
 
@@ -183,9 +188,9 @@ def sent_day(value: str | None) -> int | None:
 
 # -- the wire form ---------------------------------------------------------------------------
 _NOT_QUOTABLE = re.compile(rb"[\x00\n\r\x7f-\xff]")
-# a str that goes out as a quoted string with nothing escaped (no NUL, CR, LF, DEL, 8-bit, quote
-# or backslash; at most 1,000 characters)
-_PLAIN_STRING = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x21\x23-\x5b\x5d-\x7e]{0,1000}")
+# characters of strs that go out as quoted strings with nothing escaped (no NUL, CR, LF, DEL,
+# 8-bit, quote or backslash)
+_PLAIN_CHARS = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x21\x23-\x5b\x5d-\x7e]*")
 
 
 def _string(value: str | None) -> bytes:
@@ -200,50 +205,51 @@ def _string(value: str | None) -> bytes:
     return b'"' + data + b'"'
 
 
-def _plain(value: str | None) -> str:
-    """A plain string's wire form (``_PLAIN_STRING``), else raise ``_NotPlain``."""
-    if value is None:
-        return "NIL"
-    if _PLAIN_STRING.fullmatch(value) is None:
-        raise _NotPlain
-    return '"' + value + '"'
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _plain_addresses(value: list[list[Any]] | None) -> str:
-    if not value:
-        return "NIL"
-    return "(" + " ".join(["(" + " ".join([_plain(x) for x in a]) + ")" for a in value]) + ")"
-
-
 def _address_list(value: list[list[Any]] | None) -> bytes:
     if not value:
         return b"NIL"
     return b"(" + b" ".join([b"(" + b" ".join([_string(x) for x in a]) + b")" for a in value]) + b")"
 
 
+def _strings(env: list[Any]) -> list[str | None]:
+    out: list[str | None] = [env[0], env[1]]
+    for a in env[2:8]:
+        if a:
+            for x in a:
+                out += x
+    out += (env[8], env[9])
+    return out
+
+
+def _quoted(value: str | None) -> str:
+    return "NIL" if value is None else '"' + value + '"'
+
+
+def _quoted_addresses(value: list[list[Any]] | None) -> str:
+    if not value:
+        return "NIL"
+    return "(" + " ".join(["(" + " ".join([_quoted(x) for x in a]) + ")" for a in value]) + ")"
+
+
 def wire(env: list[Any]) -> bytes:
     """The ENVELOPE as sent after ``ENVELOPE `` in a FETCH response (RFC 3501 7.4.2), the same
     bytes as ``gk.mail.imap.response.pack`` of it."""
-    try:  # the usual case: every string quoted as it is, built as one str
+    strings = [x for x in _strings(env) if x is not None]
+    if _PLAIN_CHARS.fullmatch("".join(strings)) is not None and max(map(len, strings), default=0) <= 1000:
+        # the usual case: every string quoted as it is, built as one str
         return (
             "("
             + " ".join(
                 [
-                    _plain(env[0]),
-                    _plain(env[1]),
-                    *[_plain_addresses(a) for a in env[2:8]],
-                    _plain(env[8]),
-                    _plain(env[9]),
+                    _quoted(env[0]),
+                    _quoted(env[1]),
+                    *[_quoted_addresses(a) for a in env[2:8]],
+                    _quoted(env[8]),
+                    _quoted(env[9]),
                 ]
             )
             + ")"
         ).encode("ascii")
-    except _NotPlain:
-        pass
     return b"(%s %s %s %s %s %s %s %s %s %s)" % (
         _string(env[0]),
         _string(env[1]),

@@ -1063,17 +1063,25 @@ class UserMailbox:
     def _infos(
         self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid", envelopes: bool = True
     ) -> list[MessageInfo]:
-        sql = (
-            f"SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset{', envwire' if envelopes else ''}"
-            f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}"
-        )
-        rows = self.db.query(sql, (f["id"], *params))
         if not envelopes:
+            rows = self.db.query(
+                "SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset"
+                f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
+                (f["id"], *params),
+            )
             return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
-        if any(r[7] is None for r in rows):
-            self._fill_envelopes(f, [r[0] for r in rows if r[7] is None])
-            rows = self.db.query(sql, (f["id"], *params))
-        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        rows = self.db.query(
+            "SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset, envwire, id, name"
+            f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
+            (f["id"], *params),
+        )
+        missing = [r for r in rows if r[7] is None]
+        made = self._fill_envelopes(f, [(r[8], r[9], r[5]) for r in missing]) if missing else {}
+        out = []
+        for r in rows:
+            env, wired = (r[5], r[7]) if r[7] is not None else made.get(r[8], (r[5], None))
+            out.append(MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], env, r[6], wired))
+        return out
 
     # -- lazy indexing (see _index_files) ---------------------------------------------------
     def _unparsed(self, f: Any, column: str, uids: Sequence[int] | None) -> list[Any]:
@@ -1088,30 +1096,22 @@ class UserMailbox:
             rows += self.db.query(sql + f" AND uid IN ({','.join('?' * len(chunk))})", (f["id"], *chunk))
         return rows
 
-    def _fill_envelopes(self, f: Any, uids: Sequence[int]) -> None:
-        """The ENVELOPE wire form (``envwire``) of those of ``uids`` that have none: rendered from
-        the stored ENVELOPE, or — indexed lazily — read from the top header block of the file
-        with the Date for SENTBEFORE… (CPU pool); stored in one transaction (I/O pool)."""
+    def _fill_envelopes(self, f: Any, rows: list[tuple[int, str, str | None]]) -> dict[int, tuple[str, bytes]]:
+        """The ENVELOPE wire form (``envwire``) of messages (row id, file name, stored ENVELOPE
+        JSON or None) that have none: rendered from the stored ENVELOPE, or — indexed lazily —
+        read from the top header block of the file with the Date for SENTBEFORE… (CPU pool);
+        stored in one transaction (I/O pool). Returns {row id: (ENVELOPE JSON, wire form)};
+        a message whose file is gone is left out."""
         with self.lock:
-            rows: list[Any] = []
-            want = sorted(set(uids))
-            for i in range(0, len(want), 500):
-                chunk = want[i : i + 500]
-                rows += self.db.query(
-                    "SELECT id, name, envelope FROM messages WHERE folder_id = ? AND envwire IS NULL"
-                    f" AND uid IN ({','.join('?' * len(chunk))})",
-                    (f["id"], *chunk),
-                )
-            if not rows:
-                return
-            cur = self._dir(f["name"]) / "cur"
+            cur = f"{self._dir(f['name'])}/cur/"
             updates: list[tuple[str, int | None, bytes, int]] = []
             for start in range(0, len(rows), 4 * PARSE_BATCH_FILES):
                 batch = rows[start : start + 4 * PARSE_BATCH_FILES]
-                found = pools.run_cpu(_parse_envelopes, [(str(cur / r[1]), r[2]) for r in batch])
+                found = pools.run_cpu(_parse_envelopes, [(cur + name, stored) for _, name, stored in batch])
                 updates += [(*res, r[0]) for r, res in zip(batch, found, strict=True) if res is not None]
             if updates:
                 pools.run_io(self._store_envelopes, updates)
+        return {rowid: (env, wired) for env, _, wired, rowid in updates}
 
     def _store_envelopes(self, updates: list[tuple[str, int | None, bytes, int]]) -> None:
         # A cache of the file's bytes: no fsync (a power cut loses nothing but the work). A row
