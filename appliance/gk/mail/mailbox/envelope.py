@@ -10,7 +10,7 @@ block of printable ASCII whose addresses are plain ``local@host``, ``Name <local
 (8-bit bytes, control characters, a lone CR, a Unix ``From `` line, groups, comments, quoted
 pairs, routes, domain literals, an odd Date) falls back to the general path of ``mime``, so
 the result is the same value that ``mime.parse_envelope`` gives, byte for byte
-(``tests/unit/mail/test_envelope_fast.py`` checks both on generated and hand-picked headers).
+(``tests/unit/imap/test_envelope_fast.py`` checks both on generated and hand-picked headers).
 Header values stay raw: RFC 2047 encoded-words are not decoded (RFC 3501 wants the wire form).
 """
 

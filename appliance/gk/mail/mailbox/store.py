@@ -36,8 +36,8 @@ ints per folder).
 
 Lazy indexing: a scan that finds more than ``LAZY_FROM`` new files (a folder seen for the first
 time, a Maildir copied in) gives them UIDs, flags (file names), sizes and internal dates
-(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE parses the header block of
-the messages it needs, BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
+(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE reads the header block of
+the messages it needs (``envelope.read_envelope``, and keeps the ENVELOPE's wire form), BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
 background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
 ``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
 
@@ -64,7 +64,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import gevent
 import gevent.lock
@@ -323,6 +323,7 @@ def _load_structure(raw: str, path: str) -> tuple[Part, str | None]:
 
 
 ZoneSource = Callable[[], dt.tzinfo]
+T = TypeVar("T")
 StrPath = str | Path
 
 
@@ -351,6 +352,10 @@ class UserMailbox:
         self._reconciled: set[str] = set()  # folders scanned since the index was opened
         self._adopting: set[str] = set()  # folders (re)entered into the index from their gk-uidlist
         self._floors: dict[str, int] = {}  # each folder's gk-uidlist floor as last read or written
+        # per folder id: what a SELECT reads of the whole folder (UIDs, counts, keywords, first
+        # unseen), valid while (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) stay the same — every new
+        # message, flag change and expunge bumps HIGHESTMODSEQ (see ``_folder_view``)
+        self._views: dict[int, tuple[tuple[int, int, int], dict[str, Any]]] = {}
         self.users = 0  # sessions holding this object (MailboxStore keeps it open while > 0)
         self._closed = False
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
@@ -397,6 +402,7 @@ class UserMailbox:
             self._reconciled.clear()
             self._adopting.clear()
             self._floors.clear()
+            self._views.clear()
             self.unclean = False  # the file names are all there is now
             self._init_folders()
 
@@ -488,15 +494,34 @@ class UserMailbox:
         """Every folder with counts (INBOX first), after picking up folders made behind our back."""
         return [self.folder(n) for n in self.folder_names()]
 
+    def _folder_view(self, f: Any, what: str, compute: Callable[[], T]) -> T:
+        """``compute()``, kept for folder row ``f`` until its UIDVALIDITY, UIDNEXT or HIGHESTMODSEQ
+        change (a SELECT of a 5,000-message folder read every UID, flag and size each time:
+        ~5-10 ms of the hub; Dovecot keeps the same in its index). ``f`` must be read before
+        ``compute`` runs, so what is kept is never older than its key."""
+        key = (int(f["uidvalidity"]), int(f["uidnext"]), int(f["highestmodseq"]))
+        entry = self._views.get(f["id"])
+        if entry is None or entry[0] != key:
+            entry = self._views[f["id"]] = (key, {})
+        values = entry[1]
+        if what not in values:
+            values[what] = compute()
+        value: T = values[what]
+        return value
+
     def folder(self, name: str) -> FolderInfo:
         """One folder's status (syncs it with its Maildir first)."""
         with self.lock:
             self.sync(name)
             f = self._folder_row(name)
-            row = self.db.one(
-                "SELECT count(*), coalesce(sum(size),0), sum(instr(flags, ' \\Seen ') = 0) FROM messages"
-                " WHERE folder_id = ?",
-                (f["id"],),
+            row = self._folder_view(
+                f,
+                "counts",
+                lambda: self.db.one(
+                    "SELECT count(*), coalesce(sum(size),0), sum(instr(flags, ' \\Seen ') = 0) FROM messages"
+                    " WHERE folder_id = ?",
+                    (f["id"],),
+                ),
             )
             assert row is not None
             return FolderInfo(
@@ -1009,15 +1034,15 @@ class UserMailbox:
         """All UIDs of a folder, ascending (4 bytes each): IMAP's sequence-number map."""
         with self.lock:
             f = self._folder_row(name)
-            return array(
-                "I",
-                (
-                    r[0]
-                    for r in self.db.conn.execute(
-                        "SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid", (f["id"],)
-                    )
-                ),
-            )
+
+            def read() -> array[int]:
+                (text,) = self.db.conn.execute(
+                    "SELECT json_group_array(uid) FROM (SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid)",
+                    (f["id"],),
+                ).fetchone()
+                return array("I", json.loads(text))
+
+            return array("I", self._folder_view(f, "uids", read))  # a copy: the caller's to change
 
     def highestmodseq(self, name: str) -> int:
         """The folder's current HIGHESTMODSEQ (bumped by every new message, flag change, expunge)."""
@@ -1037,6 +1062,8 @@ class UserMailbox:
         only one gets a message (RFC 3501 2.3.2). Writes one integer, and only when it grows."""
         with self.lock:
             f = self._folder_row(name)
+            if top <= int(f["recentuid"]):  # nothing to claim: no transaction (read under the lock)
+                return int(f["recentuid"])
             with self.db.transaction() as c:
                 prev = int(c.execute("SELECT recentuid FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
                 if top > prev:
@@ -1070,16 +1097,24 @@ class UserMailbox:
     def keywords(self, name: str) -> list[str]:
         """Keywords (non-system flags) in use in a folder, for SELECT's FLAGS response."""
         f = self._folder_row(name)
-        rows = self.db.query("SELECT DISTINCT flags FROM messages WHERE folder_id = ?", (f["id"],))
-        return sorted({k for r in rows for k in r[0].split() if not k.startswith("\\")})
+
+        def read() -> list[str]:
+            rows = self.db.query("SELECT DISTINCT flags FROM messages WHERE folder_id = ?", (f["id"],))
+            return sorted({k for r in rows for k in r[0].split() if not k.startswith("\\")})
+
+        return list(self._folder_view(f, "keywords", read))
 
     def first_unseen(self, name: str) -> int | None:
         """The lowest UID without \\Seen, or None."""
         f = self._folder_row(name)
-        row = self.db.one(
-            "SELECT min(uid) FROM messages WHERE folder_id = ? AND instr(flags, ' \\Seen ') = 0", (f["id"],)
-        )
-        return row[0] if row else None
+
+        def read() -> int | None:
+            row = self.db.one(
+                "SELECT min(uid) FROM messages WHERE folder_id = ? AND instr(flags, ' \\Seen ') = 0", (f["id"],)
+            )
+            return row[0] if row else None
+
+        return self._folder_view(f, "first_unseen", read)
 
     def changes_since(self, name: str, modseq: int) -> list[tuple[int, tuple[str, ...], int]]:
         """(uid, flags, modseq) of messages whose flags changed or that arrived after ``modseq``."""
