@@ -170,36 +170,3 @@ def test_envelope_wire_form_is_kept_and_read_back(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(store_mod, "_parse_envelopes", no_parse)
     assert mb.infos("INBOX", range(1, COUNT + 1)) == first
     mb.close()
-
-
-def test_small_flag_changes_commit_on_the_hub_and_every_64th_in_the_pool(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    mb = MailboxStore(tmp_path / "mail").user("ann@example.org")
-    for i in range(3):
-        mb.append("INBOX", _msg(i))
-    pages = mb.db.one("PRAGMA wal_autocheckpoint")[0]
-    handed: list[str] = []
-    real = store_mod.pools.run_io
-
-    def run_io(fn: Any, *args: Any) -> Any:
-        handed.append(getattr(fn, "__name__", "?"))
-        return real(fn, *args)
-
-    monkeypatch.setattr(store_mod.pools, "run_io", run_io)  # renames
-    mb.db.commit_runner = run_io  # commits
-    before = mb._flag_commits
-    for n in range(store_mod.FLAG_COMMITS_OFF_HUB):
-        mb.set_flags("INBOX", [1 + n % 3], ["\\Flagged"], "add" if n % 2 == 0 else "remove")
-    assert mb._flag_commits - before == store_mod.FLAG_COMMITS_OFF_HUB
-    assert handed == ["_commit"]  # one commit of 64 in the pool (the WAL checkpoint's turn), no rename
-    assert mb.db.one("PRAGMA wal_autocheckpoint")[0] == pages
-    handed.clear()
-    mb.set_flags("INBOX", [1, 2, 3], ["\\Seen"], "replace")
-    assert handed == []
-    mb.close()
-    again = MailboxStore(tmp_path / "mail").user("ann@example.org")
-    assert [m.flags for m in again.infos("INBOX", [1, 2, 3], envelopes=False).values()] == [("\\Seen",)] * 3
-    names = sorted(p.name for p in (maildir.user_root(tmp_path / "mail", "ann@example.org") / "cur").iterdir())
-    assert all(n.endswith(":2,S") for n in names)
-    again.close()

@@ -60,7 +60,7 @@ import sqlite3
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -102,14 +102,6 @@ STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) ma
 LAZY_FROM = 32  # a scan that finds more new files than this indexes them lazily (see _index_files)
 BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a time
 BACKFILL_IDLE = 1.0  # ... once the user's mailbox has had no call for this long (seconds)
-# A STORE's commit (synchronous=NORMAL: a WAL write, no fsync) and its few renames (no fsync)
-# take ~0.1 ms on the hub, while each hand-off to the I/O pool cost 0.3-1 ms on this loaded
-# 2-core machine (the thread must be scheduled, then the hub woken): they run on the hub, the
-# WAL's automatic checkpoint (which fsyncs) held off meanwhile; every FLAG_COMMITS_OFF_HUB-th
-# flag commit, and any with more renames than FLAG_RENAMES_ON_HUB, goes through the pool as
-# before, so the checkpoint still happens there.
-FLAG_COMMITS_OFF_HUB = 64
-FLAG_RENAMES_ON_HUB = 8
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -359,7 +351,6 @@ class UserMailbox:
         self.users = 0  # sessions holding this object (MailboxStore keeps it open while > 0)
         self._closed = False
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
-        self._flag_commits = 0  # flag-change transactions so far (see FLAG_COMMITS_OFF_HUB)
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
         with self.lock:
             try:
@@ -829,32 +820,11 @@ class UserMailbox:
     ) -> set[StrPath]:
         """Do ``renames`` in the threadpool (the hub keeps serving), then fsync ``cur/`` (and
         ``new/``) once unless not ``fsync``; returns the targets that exist now (a source may
-        have vanished). A few renames without fsync run on the hub (``FLAG_RENAMES_ON_HUB``)."""
+        have vanished)."""
         if not renames and not sync_new:
             return set()
-        if not fsync and len(renames) <= FLAG_RENAMES_ON_HUB:
-            return _rename_batch(renames, [])
         dirs = ([d / "cur", d / "new"] if sync_new else [d / "cur"]) if fsync else []
         return pools.run_io(_rename_batch, renames, dirs)
-
-    @contextlib.contextmanager
-    def _flag_commit(self, small: bool) -> Iterator[None]:
-        """Inside ``db.relaxed_commits()`` (whose lock it relies on): the transaction commits on
-        the hub, with the WAL's automatic checkpoint held off — unless it is not ``small`` or
-        every ``FLAG_COMMITS_OFF_HUB``-th time (then: the I/O pool, checkpoint included)."""
-        self._flag_commits += 1
-        if not small or self._flag_commits % FLAG_COMMITS_OFF_HUB == 0:
-            yield
-            return
-        runner = self.db.commit_runner
-        pages = int(self.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-        self.db.execute("PRAGMA wal_autocheckpoint=0")
-        self.db.commit_runner = None
-        try:
-            yield
-        finally:
-            self.db.commit_runner = runner
-            self.db.execute(f"PRAGMA wal_autocheckpoint={pages}")
 
     def _persist_floor(self, f: Any, d: Path, needed: int) -> None:
         """Before messages up to UID ``needed - 1`` leave a folder: make its ``gk-uidlist`` floor
@@ -1369,8 +1339,7 @@ class UserMailbox:
             renames: list[tuple[str, str]] = []
             uid_list = sorted(set(uids))
             before = self._scanned.get(f["name"])
-            small = len(uid_list) <= FLAG_RENAMES_ON_HUB
-            with self.db.relaxed_commits(), self._flag_commit(small), self.db.transaction() as c:  # "Durability" above
+            with self.db.relaxed_commits(), self.db.transaction() as c:  # see "Durability" above
                 modseq = None
                 for i in range(0, len(uid_list), 500):
                     chunk = uid_list[i : i + 500]
