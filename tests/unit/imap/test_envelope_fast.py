@@ -156,14 +156,14 @@ _LINE = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(_LINE, max_size=8), st.sampled_from(["\r\n", "\n"]), st.booleans())
 def test_generated_headers_match_the_general_parser(lines: list[str], eol: str, body: bool) -> None:
     data = eol.join(lines).encode("utf-8") + (eol + eol + "body" + eol if body else eol).encode()
     _same(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_VALUE)
 def test_generated_address_lists_match_the_general_parser(value: str) -> None:
     normal = " ".join(value.split())
@@ -174,7 +174,7 @@ _ANY = st.one_of(st.none(), st.text(max_size=30), st.sampled_from(["x" * 1001, "
 _ADDR = st.lists(st.lists(_ANY, min_size=4, max_size=4), max_size=3).map(lambda v: v or None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.tuples(_ANY, _ANY, _ADDR, _ADDR, _ADDR, _ADDR, _ADDR, _ADDR, _ANY, _ANY))
 def test_wire_is_what_pack_makes(env: tuple[object, ...]) -> None:
     assert fast.wire(list(env)) == pack(list(env))

@@ -170,3 +170,28 @@ def test_envelope_wire_form_is_kept_and_read_back(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(store_mod, "_parse_envelopes", no_parse)
     assert mb.infos("INBOX", range(1, COUNT + 1)) == first
     mb.close()
+
+
+def test_a_flag_change_is_one_pool_hand_off_commit_then_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mb = MailboxStore(tmp_path / "mail").user("ann@example.org")
+    for i in range(3):
+        mb.append("INBOX", _msg(i))
+    runner = mb.db.commit_runner
+    handed: list[str] = []
+    real = store_mod.pools.run_io
+
+    def run_io(fn: Any, *args: Any) -> Any:
+        handed.append(fn.__name__)
+        return real(fn, *args)
+
+    monkeypatch.setattr(store_mod.pools, "run_io", run_io)
+    mb.set_flags("INBOX", [1, 2], ["\\Seen"], "add")
+    assert handed == ["_commit_and_rename"] and mb.db.commit_runner is runner
+    names = sorted(p.name for p in (maildir.user_root(tmp_path / "mail", "ann@example.org") / "cur").iterdir())
+    assert [n.endswith(":2,S") for n in names] == [True, True, False]
+    mb.close()
+    again = MailboxStore(tmp_path / "mail").user("ann@example.org")
+    assert [m.seen for m in again.infos("INBOX", [1, 2, 3], envelopes=False).values()] == [True, True, False]
+    again.close()
