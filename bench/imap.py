@@ -148,6 +148,7 @@ class GK(Server):
             "server": {"bind": "127.0.0.1", "hostname": "bench.example"},
             "http": {"port": free_port(), "https_port": 0},
             "smtp": {"port": 0, "submission_port": 0, "submissions_port": 0},
+            "chat": {"irc_port": 0},  # its default port may be another server's on this machine
             "imap": {
                 "port": free_port(),
                 "tls_port": self.port,

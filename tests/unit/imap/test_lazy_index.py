@@ -148,3 +148,50 @@ def test_flag_change_during_lazy_index_is_kept(tmp_path: Path) -> None:
     assert all("\\Flagged" in m.flags for m in mb.infos("INBOX", range(1, COUNT + 1)).values())
     assert mb.db.one("SELECT count(*) FROM fts")[0] == COUNT
     mb.close()
+
+
+def test_envelope_wire_form_is_kept_and_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gk.mail.imap.response import pack
+
+    root = tmp_path / "lazy"
+    _fill(root)
+    mb = MailboxStore(root).user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]
+    mb.folder("INBOX")
+    mb.structure("INBOX", 4)  # one message fully parsed: its wire form comes from the stored ENVELOPE
+    first = mb.infos("INBOX", range(1, COUNT + 1))
+    assert all(m.envelope_wire == pack(m.envelope) for m in first.values())
+    stored = dict(mb.db.query("SELECT uid, envwire FROM messages"))
+    assert all(stored[u] == m.envelope_wire for u, m in first.items())
+
+    def no_parse(*_: object) -> object:
+        raise AssertionError("a kept wire form is read, not made again")
+
+    monkeypatch.setattr(store_mod, "_parse_envelopes", no_parse)
+    assert mb.infos("INBOX", range(1, COUNT + 1)) == first
+    mb.close()
+
+
+def test_a_flag_change_is_one_pool_hand_off_commit_then_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mb = MailboxStore(tmp_path / "mail").user("ann@example.org")
+    for i in range(3):
+        mb.append("INBOX", _msg(i))
+    runner = mb.db.commit_runner
+    handed: list[str] = []
+    real = store_mod.pools.run_io
+
+    def run_io(fn: Any, *args: Any) -> Any:
+        handed.append(fn.__name__)
+        return real(fn, *args)
+
+    monkeypatch.setattr(store_mod.pools, "run_io", run_io)
+    mb.set_flags("INBOX", [1, 2], ["\\Seen"], "add")
+    assert handed == ["_commit_and_rename"] and mb.db.commit_runner is runner
+    names = sorted(p.name for p in (maildir.user_root(tmp_path / "mail", "ann@example.org") / "cur").iterdir())
+    assert [n.endswith(":2,S") for n in names] == [True, True, False]
+    mb.close()
+    again = MailboxStore(tmp_path / "mail").user("ann@example.org")
+    assert [m.seen for m in again.infos("INBOX", [1, 2, 3], envelopes=False).values()] == [True, True, False]
+    again.close()

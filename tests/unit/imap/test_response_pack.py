@@ -67,22 +67,3 @@ def test_string_quotes_or_makes_a_literal() -> None:
     assert string("a\x7fb") == b"{3}\r\na\x7fb"  # DEL is not quotable either
     assert string("x" * 1001).startswith(b"{1001}\r\n")
     assert string(None) == b"NIL"
-
-
-def test_envelope_cache_packs_once_per_message_and_stays_bounded() -> None:
-    from gk.mail.imap.response import EnvelopeCache
-
-    cache = EnvelopeCache(size=2)
-    env = ["Mon, 1 Jan 2024 00:00:00 +0000", 'a "subject"', [["Ann", None, "ann", "example.com"]]]
-    env += [None] * 7
-    first = cache.get(("u@example.com", "INBOX", 7, 1), lambda: env)
-    assert first == pack(env)
-    other = [None, "changed", *env[2:]]
-
-    def never() -> list[object]:
-        raise AssertionError("a hit must not decode the envelope")
-
-    assert cache.get(("u@example.com", "INBOX", 7, 1), never) is first  # a UID's message never changes
-    assert cache.get(("u@example.com", "INBOX", 8, 1), lambda: other) == pack(other)  # new UIDVALIDITY
-    assert cache.get(("v@example.com", "INBOX", 7, 1), lambda: other) == pack(other)  # another user: never shared
-    assert len(cache.packed) == 2 and ("u@example.com", "INBOX", 7, 1) not in cache.packed  # oldest dropped

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.imapharness import Client, IMAPHarness
+from support.imapharness import USER, Client, IMAPHarness
 
 
 def _msg(i: int) -> bytes:
@@ -161,3 +161,38 @@ def test_a_long_fetch_lets_other_greenlets_run_before_it_ends(harness: IMAPHarne
         watcher.join(10)
     assert b" OK " in tagged and len(untagged) == 2 * YIELD_EVERY + 10
     assert midway and min(midway) == YIELD_EVERY  # the first turn came after YIELD_EVERY messages
+
+
+def test_lazy_folder_serves_envelopes_from_the_header_block_and_bodies_without_a_parse(
+    harness: IMAPHarness, client: Client
+) -> None:
+    import io
+
+    from gk.mail.imap.response import pack
+    from gk.mail.mailbox import maildir, mime
+    from gk.mail.mailbox import store as store_mod
+
+    cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
+    count = store_mod.LAZY_FROM + 4
+    raw = {}
+    for i in range(1, count + 1):
+        data = _msg(i).replace(b"Subject:", b'To: "Lee, Bo" <bo@example.org>, team: a@b.example;\r\nSubject:')
+        (cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,").write_bytes(data)
+        raw[i] = data
+    client.ok("SELECT INBOX")
+    mb = harness.store.user(USER)
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]  # no background parse in this test
+    untagged = client.ok("FETCH 1:* (UID BODY.PEEK[])")
+    assert len(untagged) == count
+    for line in untagged:
+        uid = int(line.split(b"UID ", 1)[1].split(b" ", 1)[0])
+        assert line.endswith(raw[uid] + b")")
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NOT NULL")[0] == 0  # none parsed
+    untagged = client.ok("UID FETCH 1:* (ENVELOPE)")
+    assert len(untagged) == count
+    for line in untagged:
+        uid = int(line.split(b"UID ", 1)[1].split(b" ", 1)[0])
+        env, _ = mime.parse_envelope(io.BytesIO(raw[uid]))
+        assert b"ENVELOPE " + pack(env) in line
+    assert mb.db.one("SELECT count(*) FROM messages WHERE envwire IS NULL")[0] == 0
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NOT NULL")[0] == 0

@@ -40,6 +40,11 @@ class FetchAtt:
     def is_section(self) -> bool:
         return self.name == "SECTION"
 
+    @property
+    def is_whole(self) -> bool:
+        """BODY[] / RFC822 (partial or not): the whole file, served without its MIME tree."""
+        return self.name == "SECTION" and not self.path and self.spec == ""
+
 
 def _section(p: Parser, peek: bool) -> FetchAtt:
     p.expect(b"[")
@@ -156,9 +161,14 @@ def section_range(top: Part, att: FetchAtt, size: int) -> tuple[int, int] | None
     return (msg.body_start, size if msg is top else msg.end)
 
 
-def section_data(f: BinaryIO, top: Part, att: FetchAtt, size: int) -> tuple[bytes | None, int, int]:
-    """What to send for a section: (small bytes, 0, 0) or (None, start, length) to stream."""
-    rng = section_range(top, att, size)
+def section_data(f: BinaryIO, top: Part | None, att: FetchAtt, size: int) -> tuple[bytes | None, int, int]:
+    """What to send for a section: (small bytes, 0, 0) or (None, start, length) to stream.
+    ``top`` may be None for a whole-message section (``FetchAtt.is_whole``)."""
+    if top is None:
+        assert att.is_whole
+        rng: tuple[int, int] | None = (0, size)
+    else:
+        rng = section_range(top, att, size)
     if rng is None:
         return b"", 0, 0
     start, end = rng

@@ -167,10 +167,13 @@ class MessageCommands(SelectedView):
         if "RFC822.SIZE" in names:
             items.append(b"RFC822.SIZE %d" % info.size)
         if "ENVELOPE" in names:
-            key = (mb.address, sel.name, sel.uidvalidity, u)
-            items.append(b"ENVELOPE " + self.svc.envelopes.get(key, lambda: info.envelope))
+            # kept in the index in its wire form (a message under one UID never changes, RFC 3501
+            # 2.3.1.1); none only for a message whose file vanished before it was read
+            items.append(b"ENVELOPE " + (info.envelope_wire or pack(info.envelope)))
         top = None
-        if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section for a in atts):
+        # BODY[] / RFC822 is the file as it is: no MIME tree needed (for a message indexed lazily
+        # it would mean a whole parse first, ~1 ms, just to learn the size the index has)
+        if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section and not a.is_whole for a in atts):
             try:
                 top = mb.structure(sel.name, u)
             except MailboxError:  # expunged by another session since the infos were read
@@ -190,7 +193,6 @@ class MessageCommands(SelectedView):
                 return
         self.write(b"* %d FETCH (" % sel.seq_of(u) + b" ".join(items))
         if fh is not None:
-            assert top is not None
             with fh:
                 for i, att in enumerate(sections):
                     data, start, length = fetchmod.section_data(fh, top, att, info.size)

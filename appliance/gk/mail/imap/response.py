@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from gk.mail.mailbox import Multipart
@@ -65,26 +64,6 @@ def pack(value: Any) -> bytes:
 
 def flag_list(flags: Any) -> bytes:
     return b"(" + " ".join(flags).encode("utf-8", "replace") + b")"
-
-
-class EnvelopeCache:
-    """Packed ENVELOPEs, kept by (user, folder, UIDVALIDITY, UID): a message under one UID never
-    changes (RFC 3501 2.3.1.1), so clients that FETCH 1:* ENVELOPE over and over (every sync)
-    pay for packing once. Bounded: ``size`` entries (~300 bytes each), oldest dropped first."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.packed: dict[tuple[str, str, int, int], bytes] = {}
-
-    def get(self, key: tuple[str, str, int, int], envelope: Callable[[], list[Any]]) -> bytes:
-        """The packed ENVELOPE; ``envelope()`` (the decoded fields) is only called on a miss."""
-        data = self.packed.get(key)
-        if data is None:
-            data = pack(envelope())
-            if len(self.packed) >= self.size:
-                del self.packed[next(iter(self.packed))]
-            self.packed[key] = data
-        return data
 
 
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

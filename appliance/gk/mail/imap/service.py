@@ -29,7 +29,6 @@ import gevent
 import gevent.pool
 from gevent.server import StreamServer
 
-from gk.mail.imap.response import EnvelopeCache
 from gk.mail.imap.session import Session
 from gk.mail.mailbox import get_store
 from gk.security.tls import accept as accept_tls
@@ -58,7 +57,6 @@ class IMAPService:
         self.sessions: set[Session] = set()
         self.active = 0  # connections holding a session slot (TLS handshake included)
         self.per_ip: dict[str, int] = {}
-        self.envelopes = EnvelopeCache()  # shared by the sessions: FETCH ENVELOPE packs each once
 
     def _refusal(self, ip: str) -> str:
         """Why a new connection from ``ip`` gets no session ('' = it gets one)."""

@@ -21,7 +21,8 @@ Public API (for IMAP, the webmail, delivery, the queue's bounces, the assistant'
                                            # uid, flags, size, internaldate, modseq, envelope, tzoffset,
                                            # .subject / .sender (decoded), .seen
     mb.info(name, uid) -> MessageInfo      # one message; infos(name, uids) -> {uid: MessageInfo}
-                                           # (envelopes=False: .envelope not needed, nothing parsed)
+                                           # (envelopes=False: .envelope not needed, nothing parsed;
+                                           # with envelopes: .envelope_wire, IMAP's ENVELOPE bytes)
     with mb.open_message(name, uid) as fh: # the stored bytes, a binary file: always close it
     mb.headers(name, uid) -> email.message.Message   # top header block (raw values)
     mb.structure(name, uid) -> Part        # MIME tree with byte offsets (find_part, body_structure)

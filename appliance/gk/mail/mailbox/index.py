@@ -5,7 +5,8 @@ UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the highest UID claimed as \\Recent; per
 UID (strictly ascending, never reused inside one UIDVALIDITY), Maildir base name and current
 file name, size, internal date (UTC seconds) and its zone (minutes east of UTC), Date header, flags (system flags and a folder's first 26
 keywords mirrored into the ``:2,`` info of the file name, keywords as a–z through Dovecot's
-``dovecot-keywords`` map), MODSEQ and the cached ENVELOPE and MIME structure (JSON); and an
+``dovecot-keywords`` map), MODSEQ and the cached ENVELOPE and MIME structure (JSON), the
+ENVELOPE also in IMAP's wire form once a FETCH asked for it; and an
 FTS5 trigram table over decoded headers and body text (the last three filled lazily for a
 folder first seen with many messages: see ``store._index_files``); and per folder the UIDs expunged
 recently with the MODSEQ of their expunge (QRESYNC's VANISHED). Lost or corrupt, it is rebuilt from the
@@ -104,6 +105,11 @@ MIGRATIONS = [
     # ENVELOPE), found through this small partial index by the background indexer and SEARCH.
     """
     CREATE INDEX IF NOT EXISTS messages_unparsed ON messages(folder_id, uid) WHERE structure IS NULL;
+    """,
+    # The ENVELOPE in IMAP's wire form (``envelope.wire``), made at the first FETCH ENVELOPE of
+    # the message and kept: later ones are a read of these bytes. NULL: not made yet.
+    """
+    ALTER TABLE messages ADD COLUMN envwire BLOB;
     """,
 ]
 

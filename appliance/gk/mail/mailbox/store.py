@@ -36,8 +36,8 @@ ints per folder).
 
 Lazy indexing: a scan that finds more than ``LAZY_FROM`` new files (a folder seen for the first
 time, a Maildir copied in) gives them UIDs, flags (file names), sizes and internal dates
-(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE parses the header block of
-the messages it needs, BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
+(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE reads the header block of
+the messages it needs (``envelope.read_envelope``, and keeps the ENVELOPE's wire form), BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
 background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
 ``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
 
@@ -63,15 +63,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from email.utils import parsedate_tz
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import gevent
 import gevent.lock
 
 from gk import events, pools
 from gk.mail.mailbox import maildir, subscriptions, uidlist, writer
+from gk.mail.mailbox.envelope import read_envelope, sent_day, wire
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.message import RawMessage
 from gk.mail.mailbox.mime import (
@@ -79,7 +79,6 @@ from gk.mail.mailbox.mime import (
     MAX_PARTS,
     Part,
     iter_parts,
-    parse_envelope,
     parse_structure,
     parse_with_headers,
 )
@@ -151,6 +150,7 @@ class MessageInfo:
     modseq: int
     envelope_json: str | None  # RFC 3501 ENVELOPE fields as stored (JSON); None: not asked for
     tzoffset: int = 0  # the internal date's zone, minutes east of UTC (as APPEND gave it)
+    envelope_wire: bytes | None = None  # the ENVELOPE in IMAP's wire form (``infos`` with envelopes)
 
     @property
     def envelope(self) -> list[Any]:
@@ -227,18 +227,7 @@ def check_folder_name(name: str) -> str:
     return name
 
 
-def _sentdate(value: str | None) -> int | None:
-    if not value:
-        return None
-    t = parsedate_tz(value)
-    if not t:
-        return None
-    try:
-        import calendar
-
-        return calendar.timegm((t[0], t[1], t[2], 0, 0, 0, 0, 1, 0))
-    except (ValueError, OverflowError):
-        return None
+_sentdate = sent_day
 
 
 # (ENVELOPE JSON, structure JSON, FTS columns, Date); all None for a lazily indexed message
@@ -265,18 +254,23 @@ def _parse_files(paths: list[str]) -> list[Parsed | None]:
     return [_parse_file(p) for p in paths]
 
 
-def _parse_envelopes(paths: list[str]) -> list[tuple[str, int | None] | None]:
-    """Only the top header block of each file: (ENVELOPE JSON, Date as sentdate); None if gone.
-    What a FETCH ENVELOPE of a lazily indexed message needs, ~10x cheaper than ``_parse_file``."""
-    out: list[tuple[str, int | None] | None] = []
-    for p in paths:
+def _parse_envelopes(items: list[tuple[str, str | None]]) -> list[tuple[str, int | None, bytes] | None]:
+    """(ENVELOPE JSON, Date as sentdate, ENVELOPE wire form) of each (path, stored ENVELOPE JSON
+    or None); None if the file is gone. A stored ENVELOPE is only rendered; otherwise only the
+    top header block of the file is read (``envelope.read_envelope``): what a FETCH ENVELOPE of
+    a lazily indexed message needs."""
+    out: list[tuple[str, int | None, bytes] | None] = []
+    for p, stored in items:
+        if stored is not None:
+            out.append((stored, None, wire(json.loads(stored))))
+            continue
         try:
             with open(p, "rb") as f:
-                env, date = parse_envelope(f)
+                env, date = read_envelope(f)
         except FileNotFoundError:
             out.append(None)
             continue
-        out.append((json.dumps(env), _sentdate(date)))
+        out.append((json.dumps(env), _sentdate(date), wire(env)))
     return out
 
 
@@ -321,6 +315,7 @@ def _load_structure(raw: str, path: str) -> tuple[Part, str | None]:
 
 
 ZoneSource = Callable[[], dt.tzinfo]
+T = TypeVar("T")
 StrPath = str | Path
 
 
@@ -349,6 +344,10 @@ class UserMailbox:
         self._reconciled: set[str] = set()  # folders scanned since the index was opened
         self._adopting: set[str] = set()  # folders (re)entered into the index from their gk-uidlist
         self._floors: dict[str, int] = {}  # each folder's gk-uidlist floor as last read or written
+        # per folder id: what a SELECT reads of the whole folder (UIDs, counts, keywords, first
+        # unseen), valid while (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) stay the same — every new
+        # message, flag change and expunge bumps HIGHESTMODSEQ (see ``_folder_view``)
+        self._views: dict[int, tuple[tuple[int, int, int], dict[str, Any]]] = {}
         self.users = 0  # sessions holding this object (MailboxStore keeps it open while > 0)
         self._closed = False
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
@@ -394,6 +393,7 @@ class UserMailbox:
             self._reconciled.clear()
             self._adopting.clear()
             self._floors.clear()
+            self._views.clear()
             self.unclean = False  # the file names are all there is now
             self._init_folders()
 
@@ -485,15 +485,34 @@ class UserMailbox:
         """Every folder with counts (INBOX first), after picking up folders made behind our back."""
         return [self.folder(n) for n in self.folder_names()]
 
+    def _folder_view(self, f: Any, what: str, compute: Callable[[], T]) -> T:
+        """``compute()``, kept for folder row ``f`` until its UIDVALIDITY, UIDNEXT or HIGHESTMODSEQ
+        change (a SELECT of a 5,000-message folder read every UID, flag and size each time:
+        ~5-10 ms of the hub; Dovecot keeps the same in its index). ``f`` must be read before
+        ``compute`` runs, so what is kept is never older than its key."""
+        key = (int(f["uidvalidity"]), int(f["uidnext"]), int(f["highestmodseq"]))
+        entry = self._views.get(f["id"])
+        if entry is None or entry[0] != key:
+            entry = self._views[f["id"]] = (key, {})
+        values = entry[1]
+        if what not in values:
+            values[what] = compute()
+        value: T = values[what]
+        return value
+
     def folder(self, name: str) -> FolderInfo:
         """One folder's status (syncs it with its Maildir first)."""
         with self.lock:
             self.sync(name)
             f = self._folder_row(name)
-            row = self.db.one(
-                "SELECT count(*), coalesce(sum(size),0), sum(instr(flags, ' \\Seen ') = 0) FROM messages"
-                " WHERE folder_id = ?",
-                (f["id"],),
+            row = self._folder_view(
+                f,
+                "counts",
+                lambda: self.db.one(
+                    "SELECT count(*), coalesce(sum(size),0), sum(instr(flags, ' \\Seen ') = 0) FROM messages"
+                    " WHERE folder_id = ?",
+                    (f["id"],),
+                ),
             )
             assert row is not None
             return FolderInfo(
@@ -1004,15 +1023,15 @@ class UserMailbox:
         """All UIDs of a folder, ascending (4 bytes each): IMAP's sequence-number map."""
         with self.lock:
             f = self._folder_row(name)
-            return array(
-                "I",
-                (
-                    r[0]
-                    for r in self.db.conn.execute(
-                        "SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid", (f["id"],)
-                    )
-                ),
-            )
+
+            def read() -> array[int]:
+                (text,) = self.db.conn.execute(
+                    "SELECT json_group_array(uid) FROM (SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid)",
+                    (f["id"],),
+                ).fetchone()
+                return array("I", json.loads(text))
+
+            return array("I", self._folder_view(f, "uids", read))  # a copy: the caller's to change
 
     def highestmodseq(self, name: str) -> int:
         """The folder's current HIGHESTMODSEQ (bumped by every new message, flag change, expunge)."""
@@ -1032,6 +1051,8 @@ class UserMailbox:
         only one gets a message (RFC 3501 2.3.2). Writes one integer, and only when it grows."""
         with self.lock:
             f = self._folder_row(name)
+            if top <= int(f["recentuid"]):  # nothing to claim: no transaction (read under the lock)
+                return int(f["recentuid"])
             with self.db.transaction() as c:
                 prev = int(c.execute("SELECT recentuid FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
                 if top > prev:
@@ -1065,16 +1086,24 @@ class UserMailbox:
     def keywords(self, name: str) -> list[str]:
         """Keywords (non-system flags) in use in a folder, for SELECT's FLAGS response."""
         f = self._folder_row(name)
-        rows = self.db.query("SELECT DISTINCT flags FROM messages WHERE folder_id = ?", (f["id"],))
-        return sorted({k for r in rows for k in r[0].split() if not k.startswith("\\")})
+
+        def read() -> list[str]:
+            rows = self.db.query("SELECT DISTINCT flags FROM messages WHERE folder_id = ?", (f["id"],))
+            return sorted({k for r in rows for k in r[0].split() if not k.startswith("\\")})
+
+        return list(self._folder_view(f, "keywords", read))
 
     def first_unseen(self, name: str) -> int | None:
         """The lowest UID without \\Seen, or None."""
         f = self._folder_row(name)
-        row = self.db.one(
-            "SELECT min(uid) FROM messages WHERE folder_id = ? AND instr(flags, ' \\Seen ') = 0", (f["id"],)
-        )
-        return row[0] if row else None
+
+        def read() -> int | None:
+            row = self.db.one(
+                "SELECT min(uid) FROM messages WHERE folder_id = ? AND instr(flags, ' \\Seen ') = 0", (f["id"],)
+            )
+            return row[0] if row else None
+
+        return self._folder_view(f, "first_unseen", read)
 
     def changes_since(self, name: str, modseq: int) -> list[tuple[int, tuple[str, ...], int]]:
         """(uid, flags, modseq) of messages whose flags changed or that arrived after ``modseq``."""
@@ -1088,15 +1117,25 @@ class UserMailbox:
     def _infos(
         self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid", envelopes: bool = True
     ) -> list[MessageInfo]:
-        sql = (
-            f"SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset FROM messages"
-            f" WHERE folder_id = ? AND {where} ORDER BY {order}"
+        if not envelopes:
+            rows = self.db.query(
+                "SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset"
+                f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
+                (f["id"], *params),
+            )
+            return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        rows = self.db.query(
+            "SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset, envwire, id, name"
+            f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
+            (f["id"], *params),
         )
-        rows = self.db.query(sql, (f["id"], *params))
-        if envelopes and any(r[5] is None for r in rows):
-            self._fill_envelopes(f, [r[0] for r in rows if r[5] is None])
-            rows = self.db.query(sql, (f["id"], *params))
-        return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        missing = [r for r in rows if r[7] is None]
+        made = self._fill_envelopes(f, [(r[8], r[9], r[5]) for r in missing]) if missing else {}
+        out = []
+        for r in rows:
+            env, wired = (r[5], r[7]) if r[7] is not None else made.get(r[8], (r[5], None))
+            out.append(MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], env, r[6], wired))
+        return out
 
     # -- lazy indexing (see _index_files) ---------------------------------------------------
     def _unparsed(self, f: Any, column: str, uids: Sequence[int] | None) -> list[Any]:
@@ -1111,26 +1150,32 @@ class UserMailbox:
             rows += self.db.query(sql + f" AND uid IN ({','.join('?' * len(chunk))})", (f["id"], *chunk))
         return rows
 
-    def _fill_envelopes(self, f: Any, uids: Sequence[int]) -> None:
-        """ENVELOPE (and the Date for SENTBEFORE…) of those of ``uids`` indexed lazily: only their
-        top header block is parsed (CPU pool), stored in one transaction (I/O pool)."""
+    def _fill_envelopes(self, f: Any, rows: list[tuple[int, str, str | None]]) -> dict[int, tuple[str, bytes]]:
+        """The ENVELOPE wire form (``envwire``) of messages (row id, file name, stored ENVELOPE
+        JSON or None) that have none: rendered from the stored ENVELOPE, or — indexed lazily —
+        read from the top header block of the file with the Date for SENTBEFORE… (CPU pool);
+        stored in one transaction (I/O pool). Returns {row id: (ENVELOPE JSON, wire form)};
+        a message whose file is gone is left out."""
         with self.lock:
-            rows = self._unparsed(f, "envelope", uids)
-            if not rows:
-                return
-            cur = self._dir(f["name"]) / "cur"
-            updates: list[tuple[str, int | None, int]] = []
+            cur = f"{self._dir(f['name'])}/cur/"
+            updates: list[tuple[str, int | None, bytes, int]] = []
             for start in range(0, len(rows), 4 * PARSE_BATCH_FILES):
                 batch = rows[start : start + 4 * PARSE_BATCH_FILES]
-                found = pools.run_cpu(_parse_envelopes, [str(cur / r["name"]) for r in batch])
-                updates += [(res[0], res[1], r["id"]) for r, res in zip(batch, found, strict=True) if res is not None]
+                found = pools.run_cpu(_parse_envelopes, [(cur + name, stored) for _, name, stored in batch])
+                updates += [(*res, r[0]) for r, res in zip(batch, found, strict=True) if res is not None]
             if updates:
                 pools.run_io(self._store_envelopes, updates)
+        return {rowid: (env, wired) for env, _, wired, rowid in updates}
 
-    def _store_envelopes(self, updates: list[tuple[str, int | None, int]]) -> None:
-        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work)
+    def _store_envelopes(self, updates: list[tuple[str, int | None, bytes, int]]) -> None:
+        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work). A row
+        # parsed meanwhile keeps its ENVELOPE and Date (the same values) and gets the wire form.
         with self.db.relaxed_commits(), self.db.transaction() as c:
-            c.executemany("UPDATE messages SET envelope = ?, sentdate = ? WHERE id = ? AND envelope IS NULL", updates)
+            c.executemany(
+                "UPDATE messages SET envelope = coalesce(envelope, ?), sentdate = coalesce(sentdate, ?),"
+                " envwire = ? WHERE id = ? AND envwire IS NULL",
+                updates,
+            )
 
     def _fill_parsed(self, f: Any, uids: Sequence[int] | None) -> None:
         """The whole parse (MIME structure, ENVELOPE, text index) of ``f``'s lazily indexed
@@ -1313,42 +1358,60 @@ class UserMailbox:
             renames: list[tuple[str, str]] = []
             uid_list = sorted(set(uids))
             before = self._scanned.get(f["name"])
-            with self.db.relaxed_commits(), self.db.transaction() as c:  # see "Durability" above
-                modseq = None
-                for i in range(0, len(uid_list), 500):
-                    chunk = uid_list[i : i + 500]
-                    rows = c.execute(
-                        f"SELECT id, uid, name, flags, modseq FROM messages WHERE folder_id = ? AND uid IN"
-                        f" ({','.join('?' * len(chunk))}) ORDER BY uid",
-                        (f["id"], *chunk),
-                    ).fetchall()
-                    for r in rows:
-                        if unchanged_since is not None and r["modseq"] > unchanged_since:
-                            failed.append(r["uid"])
-                            continue
-                        old = flags_tuple(r["flags"])
-                        if mode == "replace":
-                            new = want
-                        elif mode == "add":
-                            new = list(old) + [x for x in want if x.lower() not in {o.lower() for o in old}]
-                        else:
-                            new = [o for o in old if o.lower() not in wl]
-                        if {x.lower() for x in new} == {o.lower() for o in old}:
-                            continue
-                        if modseq is None:
-                            modseq = self._bump(c, f["id"])
-                        base, letters = split_name(r["name"])
-                        fname = f"{base}:2,{self._letters(d, new)}"
-                        c.execute(
-                            "UPDATE messages SET flags = ?, modseq = ?, name = ? WHERE id = ?",
-                            (flags_text(new), modseq, fname, r["id"]),
-                        )
-                        if fname != r["name"]:
-                            renames.append((r["name"], fname))
-                        changed.append((r["uid"], flags_tuple(flags_text(new)), modseq))
+            cur = f"{d}/cur/"
+            moves: list[tuple[StrPath, StrPath]] = []  # filled below, renamed right after the commit
+            runner = self.db.commit_runner
+
+            def commit_then_rename(commit: Callable[[], object]) -> object:
+                # one hand-off to the I/O pool for both (each hand-off is 0.3-1 ms on a loaded
+                # machine, more than the work): the commit, then the renames, in that order
+                if runner is None:  # an index opened without a pool (not in ``gk serve``)
+                    _commit_and_rename(commit, moves)
+                else:
+                    pools.run_io(_commit_and_rename, commit, moves)
+                return None
+
+            with self.db.relaxed_commits():  # see "Durability" above
+                self.db.commit_runner = commit_then_rename
+                try:
+                    with self.db.transaction() as c:
+                        modseq = None
+                        for i in range(0, len(uid_list), 500):
+                            chunk = uid_list[i : i + 500]
+                            rows = c.execute(
+                                f"SELECT id, uid, name, flags, modseq FROM messages WHERE folder_id = ? AND uid IN"
+                                f" ({','.join('?' * len(chunk))}) ORDER BY uid",
+                                (f["id"], *chunk),
+                            ).fetchall()
+                            for r in rows:
+                                if unchanged_since is not None and r["modseq"] > unchanged_since:
+                                    failed.append(r["uid"])
+                                    continue
+                                old = flags_tuple(r["flags"])
+                                if mode == "replace":
+                                    new = want
+                                elif mode == "add":
+                                    new = list(old) + [x for x in want if x.lower() not in {o.lower() for o in old}]
+                                else:
+                                    new = [o for o in old if o.lower() not in wl]
+                                if {x.lower() for x in new} == {o.lower() for o in old}:
+                                    continue
+                                if modseq is None:
+                                    modseq = self._bump(c, f["id"])
+                                base, letters = split_name(r["name"])
+                                fname = f"{base}:2,{self._letters(d, new)}"
+                                c.execute(
+                                    "UPDATE messages SET flags = ?, modseq = ?, name = ? WHERE id = ?",
+                                    (flags_text(new), modseq, fname, r["id"]),
+                                )
+                                if fname != r["name"]:
+                                    renames.append((r["name"], fname))
+                                changed.append((r["uid"], flags_tuple(flags_text(new)), modseq))
+                        moves.extend((cur + src, cur + dst) for src, dst in renames)
+                finally:
+                    self.db.commit_runner = runner
             # Renamed before the caller answers OK, not fsynced (see "Durability" above): after a
             # power cut the first scan of the folder trusts the index over the file names.
-            self._rename_files([(d / "cur" / old, d / "cur" / new) for old, new in renames], d, fsync=False)
             self._remember_scan(f["name"], before)
         if changed:
             events.publish(events.FlagsChanged(self.address, f["name"], tuple(changed), changed[-1][2]))
@@ -1652,6 +1715,12 @@ def _rename_batch(renames: Sequence[tuple[StrPath, StrPath]], dirs: list[Path]) 
     for d in dirs:
         maildir.fsync_dir(d)
     return done
+
+
+def _commit_and_rename(commit: Callable[[], object], renames: Sequence[tuple[StrPath, StrPath]]) -> None:
+    """A flag change's COMMIT, then its file renames (no fsync), in one pool hand-off."""
+    commit()
+    _rename_batch(renames, [])
 
 
 def _unlink_batch(paths: list[Path], d: Path) -> None:
