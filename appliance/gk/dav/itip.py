@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import gevent
 
@@ -646,6 +646,20 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
     return True
 
 
+READ_BATCH = 50  # messages read per I/O pool hand-off by ReplyWatcher._check
+
+
+def _read_all(handles: list[tuple[int, BinaryIO]]) -> list[tuple[int, bytes]]:
+    """Read opened message files (in the I/O pool); one that fails is left out."""
+    out = []
+    for uid, fh in handles:
+        try:
+            out.append((uid, fh.read(MAX_REPLY_BYTES + 1)))
+        except OSError:
+            continue
+    return out
+
+
 class ReplyWatcher:
     """A bus subscriber: each message added to an INBOX is checked (from its cached MIME tree) for
     an iTIP REPLY; one found updates the mailbox owner's event, off the publisher's greenlet.
@@ -729,6 +743,7 @@ class ReplyWatcher:
             log.exception("dav: iTIP invitation to %s not placed in the scheduling inbox", user)
 
     def _check(self, user: str, folder: str, uids: tuple[int, ...]) -> None:
+        from gk import pools
         from gk.mail.mailbox import MailboxStore
 
         store = self.ctx.services.maybe(MailboxStore)
@@ -739,18 +754,28 @@ class ReplyWatcher:
         # indexed lazily (issue 11: thousands of messages at its first SELECT) announces them all
         # at once, unparsed, and asking each one's structure parsed them all on the spot.
         sizes = {u: m.size for u, m in mb.infos(folder, uids, envelopes=False).items()}
-        for n, uid in enumerate(uids):
-            if n % 50 == 49:
-                gevent.sleep(0)
-            if sizes.get(uid, MAX_REPLY_BYTES + 1) > MAX_REPLY_BYTES:
-                continue
+        small = [u for u in uids if sizes.get(u, MAX_REPLY_BYTES + 1) <= MAX_REPLY_BYTES]
+        methods = ("REPLY", *INBOX_METHODS) if self.inbox is not None else ("REPLY",)
+        for start in range(0, len(small), READ_BATCH):
+            # files opened here (the index lookup is the hub's), read in the I/O pool: a first
+            # open announces thousands of messages, and reading them on the hub stalled IMAP
+            handles: list[tuple[int, BinaryIO]] = []
+            for uid in small[start : start + READ_BATCH]:
+                try:
+                    handles.append((uid, mb.open_message(folder, uid)))
+                except Exception:
+                    continue  # expunged meanwhile
             try:
-                raw = mb.message_bytes(folder, uid)
-                if b"text/calendar" not in raw.lower() or not self._wanted(raw.upper()):
-                    continue
-                methods = ("REPLY", *INBOX_METHODS) if self.inbox is not None else ("REPLY",)
-                if not _reply_parts(mb.structure(folder, uid), methods):
-                    continue
-                self._apply(user, raw)
-            except Exception:
-                log.exception("dav: iTIP reply in %s's %s uid %d not applied", user, folder, uid)
+                raws = pools.run_io(_read_all, handles)
+            finally:
+                for _, fh in handles:
+                    fh.close()
+            for uid, raw in raws:
+                try:
+                    if b"text/calendar" not in raw.lower() or not self._wanted(raw.upper()):
+                        continue
+                    if not _reply_parts(mb.structure(folder, uid), methods):
+                        continue
+                    self._apply(user, raw)
+                except Exception:
+                    log.exception("dav: iTIP reply in %s's %s uid %d not applied", user, folder, uid)
