@@ -308,12 +308,16 @@ class ChatService:
         room = self._room(name)
         if by not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
+        return self._store_topic(room, name, topic, by, frozenset(self._members[name]))
+
+    def _store_topic(self, room: Room, name: str, topic: str, by: str, audience: frozenset[str]) -> Room:
+        """Store a room's new topic (390 characters at most) and tell ``audience``."""
         ev = self.store.set_topic(room.id, topic[:390], by, room_target(name))
         self._forget(name)
         room = self._room(name)
         self.publish(
             TopicChanged(
-                frozenset(self._members[name]),
+                audience,
                 name,
                 room.topic,
                 by,
@@ -550,20 +554,7 @@ class ChatService:
         room = self._room(name)
         audience = frozenset(self._members.get(name, ()))
         if topic is not None and topic[:390] != room.topic:
-            ev = self.store.set_topic(room.id, topic[:390], by, room_target(name))
-            self._forget(name)
-            room = self._room(name)
-            self.publish(
-                TopicChanged(
-                    audience,
-                    name,
-                    room.topic,
-                    by,
-                    room.topic_time,
-                    event_id=ev.msgid if ev else None,
-                    event_time=ev.time if ev else None,
-                )
-            )
+            room = self._store_topic(room, name, topic, by, audience)
         if private is not None and private != room.private:
             ev = self.store.set_private(room.id, private, by, room_target(name))
             self._forget(name)

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import gevent
 
+from gk.dav.webapi import instance_key
+
 if TYPE_CHECKING:
     from gk.context import AppContext
     from gk.dav.storage import Change
@@ -119,19 +121,6 @@ _INSTANCE_ONLY = frozenset({"EXDATE", "SEQUENCE", "DTSTAMP", "LAST-MODIFIED"})
 _STAMPS = frozenset({"DTSTAMP", "LAST-MODIFIED"})
 
 
-def _when_key(value: Any) -> str:
-    """An instance's identity (RECURRENCE-ID or EXDATE value): UTC for zoned times."""
-    import datetime as dt
-
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return value.strftime("%Y%m%dT%H%M%S")
-    if isinstance(value, dt.date):
-        return value.strftime("%Y%m%d")
-    return str(value)
-
-
 def _fingerprint(comp: Any, skip: frozenset[str]) -> list[str]:
     out = []
     for name, lines in comp.contents.items():
@@ -150,7 +139,7 @@ def _exdates(master: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for line in master.contents.get("exdate", []):
         for value in line.value if isinstance(line.value, list) else [line.value]:
-            out[_when_key(value)] = value
+            out[instance_key(value)] = value
     return out
 
 
@@ -165,7 +154,7 @@ def _instance_calendar(text: str, key: str, value: Any = None) -> str:
     keep = None
     for ev in list(getattr(cal, "vevent_list", [])):
         rid = ev.contents.get("recurrence-id")
-        if value is None and rid and _when_key(rid[0].value) == key and keep is None:
+        if value is None and rid and instance_key(rid[0].value) == key and keep is None:
             keep = ev
         elif value is not None and not rid and keep is None:
             keep = ev
@@ -206,8 +195,8 @@ def instance_sends(organizer: str, old: str | None, new: str | None) -> list[tup
         return None
     if _fingerprint(om, _INSTANCE_ONLY) != _fingerprint(nm, _INSTANCE_ONLY):
         return None
-    old_over = {_when_key(e.recurrence_id.value): e for e in old_events if "recurrence-id" in e.contents}
-    new_over = {_when_key(e.recurrence_id.value): e for e in new_events if "recurrence-id" in e.contents}
+    old_over = {instance_key(e.recurrence_id.value): e for e in old_events if "recurrence-id" in e.contents}
+    new_over = {instance_key(e.recurrence_id.value): e for e in new_events if "recurrence-id" in e.contents}
     old_ex, new_ex = _exdates(om), _exdates(nm)
     added = {k: v for k, v in new_ex.items() if k not in old_ex}
     if set(old_ex) - set(new_ex) or set(old_over) - set(new_over) - set(added):

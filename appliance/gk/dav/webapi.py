@@ -397,3 +397,17 @@ def new_uid() -> str:
     import uuid
 
     return f"{uuid.uuid4()}@gk"
+
+
+def instance_key(value: Any) -> str:
+    """An occurrence's identity, to match a RECURRENCE-ID with an EXDATE or an expanded start:
+    UTC for zoned times, floating and all-day values as written."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return value.strftime("%Y%m%dT%H%M%S")
+    if isinstance(value, dt.date):
+        return value.strftime("%Y%m%d")
+    return str(value)

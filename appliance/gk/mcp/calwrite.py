@@ -127,7 +127,7 @@ class CalendarWrite:
             key, shown = asked.strftime("%Y%m%dT%H%M%S"), asked.isoformat(timespec="minutes")
         else:
             key, shown = asked.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ"), asked.isoformat(timespec="minutes")
-        overridden = {events._key(c.recurrence_id.value) for c in comps if "recurrence-id" in c.contents}
+        overridden = {events.instance_key(c.recurrence_id.value) for c in comps if "recurrence-id" in c.contents}
         if key not in overridden:
             target = events.rid_value(key)
             if not isinstance(target, dt.datetime):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gk.dav.webapi import PRODID, Book, Entry, new_uid
+from gk.dav.webapi import PRODID, Book, Entry, instance_key, new_uid
 from gk.locale import N_
 
 MAX_OCCURRENCES = 1000  # per object and window: a FREQ=SECONDLY rule cannot flood a page
@@ -114,17 +114,6 @@ def _local(value: dt.date | dt.datetime, tz: dt.tzinfo) -> dt.date | dt.datetime
     return value
 
 
-def _key(value: Any) -> str:
-    """An occurrence's identity for RECURRENCE-ID matching (UTC for zoned times)."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return value.strftime("%Y%m%dT%H%M%S")
-    if isinstance(value, dt.date):
-        return value.strftime("%Y%m%d")
-    return str(value)
-
-
 def parse(text: str) -> Any:
     import vobject  # type: ignore[import-untyped]
 
@@ -138,7 +127,7 @@ def occurrences(entry: Entry, start: dt.datetime, end: dt.datetime, tz: dt.tzinf
     except Exception:
         return []
     comps = list(getattr(cal, "vevent_list", []))
-    overrides = {_key(_value(c, "recurrence_id")): c for c in comps if hasattr(c, "recurrence_id")}
+    overrides = {instance_key(_value(c, "recurrence_id")): c for c in comps if hasattr(c, "recurrence_id")}
     out: list[Occurrence] = []
     for comp in comps:
         if hasattr(comp, "recurrence_id"):
@@ -172,9 +161,9 @@ def occurrences(entry: Entry, start: dt.datetime, end: dt.datetime, tz: dt.tzinf
         else:
             starts = [first]
         for s in starts:
-            if recurring and _key(s) in overrides:
+            if recurring and instance_key(s) in overrides:
                 continue
-            rid = _key(s) if recurring else ""
+            rid = instance_key(s) if recurring else ""
             out.extend(_occurrence(entry, comp, s, s + length, start, end, tz, recurring, rid))
     for rid, rid_comp in overrides.items():
         s = _value(rid_comp, "dtstart")
@@ -244,7 +233,7 @@ def skip_occurrence(text: str, rid: str) -> Any:
     if master is None or not (hasattr(master, "rrule") or hasattr(master, "rdate")):
         raise ValueError("not a repeating event")
     for comp in comps:
-        if hasattr(comp, "recurrence_id") and _key(_value(comp, "recurrence_id")) == rid:
+        if hasattr(comp, "recurrence_id") and instance_key(_value(comp, "recurrence_id")) == rid:
             cal.remove(comp)
     master.add("exdate").value = [when]
     return parse(cal.serialize())
@@ -296,7 +285,7 @@ def form_from_event(text: str, zone_name: str, rid: str = "") -> EventForm:
 
 def _override(cal: Any, rid: str) -> Any:
     for c in getattr(cal, "vevent_list", []):
-        if hasattr(c, "recurrence_id") and _key(_value(c, "recurrence_id")) == rid:
+        if hasattr(c, "recurrence_id") and instance_key(_value(c, "recurrence_id")) == rid:
             return c
     return None
 
