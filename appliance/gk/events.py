@@ -71,6 +71,7 @@ class FoldersChanged:
 class MaildirChanged:
     user: str
     folder: str
+    paths: tuple[str, ...] = ()  # the files just delivered into the folder's new/ (when known)
 
 
 MailEvent = MessagesAdded | FlagsChanged | Expunged | FoldersChanged | MaildirChanged

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import os
-import time
 from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -420,7 +418,6 @@ class Scheduler:
 # -- replies: an attendee's answer updates the organizer's copy ----------------------------------
 
 MAX_REPLY_BYTES = 256 * 1024
-RECENT_SECONDS = 600  # files of new/ older than this were looked at before (or predate the server)
 
 
 def _reply_parts(top: Any, methods: tuple[str, ...] = ("REPLY",)) -> bool:
@@ -635,7 +632,7 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
     return True
 
 
-READ_BATCH = 50  # messages read per I/O pool hand-off by ReplyWatcher._check
+READ_BATCH = 50  # messages read per I/O pool hand-off by ReplyWatcher
 
 
 def _read_all(handles: list[tuple[int, BinaryIO]]) -> list[tuple[int, bytes]]:
@@ -646,6 +643,21 @@ def _read_all(handles: list[tuple[int, BinaryIO]]) -> list[tuple[int, bytes]]:
             out.append((uid, fh.read(MAX_REPLY_BYTES + 1)))
         except OSError:
             continue
+    return out
+
+
+def _read_new(paths: tuple[str, ...]) -> list[bytes]:
+    """Read delivered files of small size (in the I/O pool); one moved to ``cur/`` meanwhile is
+    left out (its indexing announces it with ``MessagesAdded``)."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_REPLY_BYTES + 1)
+        except OSError:
+            continue
+        if len(raw) <= MAX_REPLY_BYTES:
+            out.append(raw)
     return out
 
 
@@ -661,7 +673,6 @@ class ReplyWatcher:
         self.storage = storage  # a callable giving the DAV storage (Radicale is imported on first use)
         # inbox(user, sender, uid, method, text): an invitation mailed to the user, for their scheduling inbox
         self.inbox = inbox
-        self._seen: dict[str, set[str]] = {}  # per user: files of new/ already looked at
 
     def __call__(self, event: Any) -> None:
         from gk import events
@@ -670,41 +681,22 @@ class ReplyWatcher:
             return
         if isinstance(event, events.MessagesAdded):
             gevent.spawn(self._check, event.user, event.folder, event.uids)
-        elif isinstance(event, events.MaildirChanged):
-            gevent.spawn(self._scan_new, event.user)
+        elif isinstance(event, events.MaildirChanged) and event.paths:
+            gevent.spawn(self._scan_new, event.user, event.paths)
 
-    def _scan_new(self, user: str) -> None:
-        """Mail delivered behind the index: read the INBOX's fresh files in ``new/`` without
-        indexing or moving them (that stays the IMAP sessions' and the webmail's business)."""
-        from gk.mail.mailbox import MailboxStore
+    def _scan_new(self, user: str, paths: tuple[str, ...]) -> None:
+        """Mail delivered behind the index: the files just put into the INBOX's ``new/`` (the
+        event names them) are read as they are, in the I/O pool, never indexed nor moved (that
+        stays the IMAP sessions' and the webmail's business). The directory is never listed: a
+        full ``new/`` of thousands of messages, listed at every delivery, held the hub for whole
+        seconds under a mail burst."""
+        from gk import pools
 
-        store = self.ctx.services.maybe(MailboxStore)
-        if store is None:
-            return
-        new = store.user(user).root / "new"  # the INBOX is the Maildir's root folder
-        seen = self._seen.setdefault(user, set())
-        horizon = time.time() - RECENT_SECONDS
-        try:
-            entries = list(os.scandir(new))
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name in seen:
-                continue
-            try:
-                st = entry.stat()
-                if st.st_mtime < horizon or st.st_size > MAX_REPLY_BYTES:
+        for start in range(0, len(paths), READ_BATCH):
+            for raw in pools.run_io(_read_new, paths[start : start + READ_BATCH]):
+                if b"text/calendar" not in raw.lower() or not self._wanted(raw.upper()):
                     continue
-                seen.add(entry.name)
-                with open(entry.path, "rb") as f:
-                    raw = f.read(MAX_REPLY_BYTES + 1)
-            except OSError:
-                continue  # indexed and moved to cur/ meanwhile: MessagesAdded brings it
-            if b"text/calendar" not in raw.lower() or not self._wanted(raw.upper()):
-                continue
-            self._apply(user, raw)
-        if len(seen) > 4096:
-            seen.clear()
+                self._apply(user, raw)
 
     def _wanted(self, upper: bytes) -> bool:
         """The cheap test on a message's bytes (upper-cased): might it hold an iTIP part for us?"""

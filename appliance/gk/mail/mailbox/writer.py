@@ -33,13 +33,16 @@ from gk.mail.mailbox.message import RawMessage
 log = logging.getLogger("gk.mailbox")
 
 
-def announce_new(address: str, folder: str, uids: tuple[int, ...] = (), modseq: int = 0) -> None:
+def announce_new(
+    address: str, folder: str, uids: tuple[int, ...] = (), modseq: int = 0, paths: tuple[str, ...] = ()
+) -> None:
     """Tell the user's sessions that new mail is in ``folder`` (after it is durable): with its
-    ``uids`` when it is indexed already (APPEND), else files landed behind the index (delivery)."""
+    ``uids`` when it is indexed already (APPEND), else the ``paths`` of files landed behind the
+    index (delivery)."""
     if uids:
         events.publish(events.MessagesAdded(address, folder, uids, modseq))
     else:
-        events.publish(events.MaildirChanged(address, folder))
+        events.publish(events.MaildirChanged(address, folder, paths))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +94,12 @@ class MaildirWriter:
                     path.unlink(missing_ok=True)
                 results[i] = job.exception or RuntimeError("delivery failed")
         done: list[Path | BaseException] = [r if r is not None else RuntimeError("not written") for r in results]
-        announced: set[tuple[str, str]] = set()
+        landed: dict[tuple[str, str], list[str]] = {}
         for c, r in zip(copies, done, strict=True):
-            if isinstance(r, Path) and (c.address, c.folder) not in announced:
-                announced.add((c.address, c.folder))
-                announce_new(c.address, c.folder)
+            if isinstance(r, Path):
+                landed.setdefault((c.address, c.folder), []).append(str(r))
+        for (address, folder), paths in landed.items():
+            announce_new(address, folder, paths=tuple(paths))
         return done
 
     def deliver_bounce(self, address: str, message: bytes) -> Path:
