@@ -37,7 +37,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests.append(self.headers.get("Range"))
-        if self.path != f"/{REPO}/resolve/{COMMIT}/{FILE}":
+        if self.path not in (f"/{REPO}/resolve/{COMMIT}/{FILE}", f"/{REPO}/resolve/main/{FILE}"):
             self.send_error(404)
             return
         body, start = self.server.body, 0
@@ -77,10 +77,12 @@ def hub():
     srv.server_close()
 
 
-def entry(sha: str = hashlib.sha256(PAYLOAD).hexdigest(), size: int = len(PAYLOAD)) -> catalogue.Entry:
+def entry(sha: str = hashlib.sha256(PAYLOAD).hexdigest(), size: int = len(PAYLOAD), commit: str = COMMIT,
+          revision: str = "") -> catalogue.Entry:  # fmt: skip
     return catalogue.Entry(
-        id="tiny", name="Tiny", repo=REPO, commit=COMMIT, file=FILE, size=size, approx_mb=1, sha256=sha,
+        id="tiny", name="Tiny", repo=REPO, commit=commit, file=FILE, size=size, approx_mb=1, sha256=sha,
         licence="MIT", ram_class=1, ram_mb=64, chat_format="chatml", tool_format="qwen", good=True,
+        source="test", revision=revision,
     )  # fmt: skip
 
 
@@ -115,6 +117,21 @@ def test_a_hash_mismatch_deletes_the_file(hub, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_entry_pinned_by_hash_follows_its_branch_and_refuses_a_changed_file(hub, tmp_path):
+    hashed = entry(commit="", revision="main")
+    assert hashed.pinned_by == "hash"
+    assert download.pull(hashed, tmp_path / "a", base(hub)).read_bytes() == PAYLOAD
+    hub.body = PAYLOAD[:-7] + b"THE END"  # the branch moved: same size, other bytes
+    with pytest.raises(download.DownloadError, match="sha256 mismatch") as err:
+        download.pull(hashed, tmp_path / "b", base(hub))
+    assert "'main' branch" in str(err.value) and "deleted" in str(err.value)
+    assert list((tmp_path / "b").iterdir()) == []
+    hub.body = PAYLOAD + b"and more"  # a longer file: refused as it arrives, nothing kept
+    with pytest.raises(download.DownloadError, match="more than the pinned") as err:
+        download.pull(hashed, tmp_path / "c", base(hub))
+    assert "'main' branch" in str(err.value) and list((tmp_path / "c").iterdir()) == []
+
+
 def test_not_enough_disk_is_refused_before_any_byte(hub, tmp_path):
     with pytest.raises(download.DownloadError, match="not enough disk space"):
         download.pull(entry(), tmp_path, base(hub), free=lambda p: len(PAYLOAD) // 2)
@@ -122,7 +139,7 @@ def test_not_enough_disk_is_refused_before_any_byte(hub, tmp_path):
 
 
 def test_an_entry_without_a_pinned_hash_is_refused(hub, tmp_path):
-    with pytest.raises(download.DownloadError, match="no pinned commit and sha256"):
+    with pytest.raises(download.DownloadError, match="no published sha256"):
         download.pull(entry(sha=""), tmp_path, base(hub))
     assert hub.requests == []
     shipped = catalogue.load()
@@ -180,8 +197,18 @@ def test_the_cli_pulls_uses_and_removes_a_model(hub, tmp_path, tiny_gguf):
         "catalogue": str(write_catalogue(tmp_path / "cat.toml", hashlib.sha256(data).hexdigest(), len(data))),
         "download_url_base": base(hub), "offline_dirs": [str(tmp_path / "offline")]}})  # fmt: skip
     srv.write_config()
+    cat = tmp_path / "cat.toml"
+    hashed = (
+        cat.read_text()
+        .replace('id = "tiny"', 'id = "tiny-main"')
+        .replace(f'commit = "{COMMIT}"', 'commit = ""\nrevision = "main"')
+    )
+    cat.write_text(cat.read_text() + "\n" + hashed.replace('file = "tiny.gguf"', 'file = "tiny-main.gguf"'))
     listing = gk(srv.data_dir, "ai", "models").stdout
     assert "tiny" in listing and "fits" in listing and "default" in listing
+    line = {ln.split()[0]: ln for ln in listing.splitlines() if ln.startswith("  tiny")}
+    assert "follows branch" not in line["tiny"]  # pinned by its commit
+    assert "sha256 pinned, URL follows branch main" in line["tiny-main"]
     cut = gk(srv.data_dir, "ai", "pull", "tiny", check=False)
     assert cut.returncode == 1 and "pull again to resume" in cut.stderr
     done = gk(srv.data_dir, "ai", "pull", "tiny")
@@ -210,6 +237,9 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
         '\n[[model]]\nid = "unpinned"\nname = "Unpinned"\nrepo = "x/y"\ncommit = ""\nfile = "u.gguf"\nsize = 0\n'
         'approx_mb = 1\nsha256 = ""\nlicence = "MIT"\nram_class = 1\nram_mb = 64\nchat_format = "chatml"\n'
         'tool_format = "none"\ngood = false\n'
+        '\n[[model]]\nid = "by-hash"\nname = "By hash"\nrepo = "x/y"\ncommit = ""\nrevision = "main"\n'
+        f'file = "h.gguf"\nsize = 10\napprox_mb = 1\nsha256 = "{"ab" * 32}"\nlicence = "MIT"\nram_class = 1\n'
+        'ram_mb = 64\nchat_format = "chatml"\ntool_format = "none"\ngood = false\n'
     )
     cat.write_text(with_unpinned)
     srv = GKServer(tmp_path / "gk", {**NO_MAIL, "ai": {"catalogue": str(cat), "download_url_base": base(hub)}})
@@ -222,6 +252,7 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
         c.login("owner@test.example", "correct horse battery")
         _, page = c.get("/admin/models")
         assert "Tiny test model" in page and "no pinned checksum yet" in page
+        assert page.count("follows the main branch") == 1  # said of the entry pinned by its hash only
         resp, page = c.post("/admin/models/pull", {"model": "unpinned"})
         assert resp.status == 400 and "cannot be downloaded safely" in page
         # a slow download is stopped from the page; its .part stays and the next pull resumes it

@@ -24,9 +24,24 @@ def test_the_shipped_catalogue_is_complete_and_well_formed():
         assert e.file.endswith(".gguf") and "Q4_K_M" in e.name and e.licence and e.ram_class in (2, 4, 8)
         assert e.tool_format in ("qwen", "llama3", "none") and e.source
         # pinned entries are complete; the others are refused by the downloader (test_ai_download)
-        assert e.downloadable == bool(e.sha256 and e.commit and e.size)
+        assert e.downloadable == bool(e.sha256 and (e.commit or e.revision) and e.size)
         if e.downloadable:
-            assert e.url("https://huggingface.co") == f"https://huggingface.co/{e.repo}/resolve/{e.commit}/{e.file}"
+            assert e.url("https://huggingface.co") == f"https://huggingface.co/{e.repo}/resolve/{e.ref}/{e.file}"
+            assert e.approx_mb == round(e.size / 2**20) and e.source
+    # every entry has a published hash; one is pinned by hash only (no published commit was found)
+    assert all(e.downloadable for e in entries)
+    assert {e.id: e.pinned_by for e in entries if e.pinned_by != "commit"} == {"qwen2.5-3b-instruct": "hash"}
+
+
+def test_an_entry_pinned_by_hash_follows_its_branch_and_says_so():
+    entry = catalogue.find(catalogue.load(), "qwen2.5-3b-instruct")
+    assert entry is not None and entry.commit == "" and entry.revision == "main"
+    assert entry.url("https://hub.example/") == (
+        "https://hub.example/bartowski/Qwen2.5-3B-Instruct-GGUF/resolve/main/Qwen2.5-3B-Instruct-Q4_K_M.gguf"
+    )
+    assert "'main' branch" in entry.mismatch_hint()
+    pinned = catalogue.find(catalogue.load(), "qwen2.5-1.5b-instruct")
+    assert pinned is not None and pinned.pinned_by == "commit" and pinned.mismatch_hint() == ""
 
 
 @pytest.mark.parametrize(
@@ -55,8 +70,18 @@ def test_a_bad_catalogue_is_refused_with_the_field(tmp_path: Path):
     with pytest.raises(catalogue.CatalogueError, match="missing"):
         catalogue.load(bad)
     good = (Path(catalogue.__file__).with_name("catalogue.toml")).read_text()
-    bad.write_text(good.replace('sha256 = ""', 'sha256 = "not-hex"', 1))
+    bad.write_text(good.replace('sha256 = "6eb9', 'sha256 = "xxxx', 1))
     with pytest.raises(catalogue.CatalogueError, match="sha256"):
+        catalogue.load(bad)
+    # a branch only where no commit is pinned, and a plain name (it goes into the URL)
+    bad.write_text(good.replace('commit = "41ba', 'revision = "main"\ncommit = "41ba', 1))
+    with pytest.raises(catalogue.CatalogueError, match="revision"):
+        catalogue.load(bad)
+    bad.write_text(good.replace('revision = "main"', 'revision = "../main"', 1))
+    with pytest.raises(catalogue.CatalogueError, match="revision"):
+        catalogue.load(bad)
+    bad.write_text(good.replace("size = 397808192", "size = 0", 1))  # downloadable needs its size
+    with pytest.raises(catalogue.CatalogueError, match="size"):
         catalogue.load(bad)
 
 

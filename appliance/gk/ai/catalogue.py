@@ -1,14 +1,18 @@
 """The models GK offers: ``catalogue.toml`` shipped in the package (or ``[ai] catalogue``).
 
 An entry pins a repository, a commit, a file, its size and its sha256, so what is downloaded is
-exactly what was chosen; ``downloadable`` is false for an entry whose commit or hash is not known
-yet, and the downloader refuses it. ``fitting`` is what a board of a given RAM can run, and
+exactly what was chosen. Where a published sha256 was found but no commit, an entry may name a
+branch as its ``revision`` instead (``pinned_by`` = "hash"): the hash still guarantees the bytes,
+but the branch can move, and a file changed upstream then fails the hash check with a message
+saying so (``mismatch_hint``) instead of being installed. ``downloadable`` is false for an entry
+whose hash (or both commit and revision) is not known yet, and the downloader refuses it. ``fitting`` is what a board of a given RAM can run, and
 ``default_for`` the wizard's default: the smallest "good" entry that fits, else the smallest
 that fits, else none.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 HEX = set("0123456789abcdef")
+REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class CatalogueError(Exception):
@@ -39,13 +44,35 @@ class Entry:
     tool_format: str
     good: bool
     source: str = ""
+    revision: str = ""  # a branch, used only when no commit is pinned (the sha256 still is)
 
     @property
     def downloadable(self) -> bool:
-        return len(self.commit) == 40 and len(self.sha256) == 64
+        return len(self.sha256) == 64 and (len(self.commit) == 40 or bool(self.revision))
+
+    @property
+    def pinned_by(self) -> str:
+        """ "commit" (the URL and the hash are both fixed), "hash" (a branch URL, a fixed hash) or ""."""
+        if not self.downloadable:
+            return ""
+        return "commit" if len(self.commit) == 40 else "hash"
+
+    @property
+    def ref(self) -> str:
+        """What the resolve URL names: the pinned commit, else the branch."""
+        return self.commit or self.revision
 
     def url(self, base: str) -> str:
-        return f"{base.rstrip('/')}/{self.repo}/resolve/{self.commit}/{self.file}"
+        return f"{base.rstrip('/')}/{self.repo}/resolve/{self.ref}/{self.file}"
+
+    def mismatch_hint(self) -> str:
+        """Why a downloaded file may not match, for the error a hash mismatch raises."""
+        if self.pinned_by == "hash":
+            return (
+                f" ({self.repo} is followed at its {self.revision!r} branch, pinned only by this hash: the file there "
+                "has probably changed since GK's catalogue was written; update GK, or copy a checked file offline)"
+            )
+        return ""
 
     @property
     def size_bytes(self) -> int:
@@ -55,7 +82,7 @@ class Entry:
 
 def _entry(raw: dict[str, object], where: str) -> Entry:
     fields = Entry.__dataclass_fields__
-    missing = [k for k in fields if k not in raw and k != "source"]
+    missing = [k for k in fields if k not in raw and k not in ("source", "revision")]
     if missing:
         raise CatalogueError(f"{where}: missing {', '.join(missing)}")
     values = {k: raw[k] for k in fields if k in raw}
@@ -66,10 +93,17 @@ def _entry(raw: dict[str, object], where: str) -> Entry:
     for key, kind in (("size", int), ("approx_mb", int), ("ram_class", int), ("ram_mb", int), ("good", bool)):
         if not isinstance(getattr(entry, key), kind):
             raise CatalogueError(f"{where}: {key} must be {kind.__name__}")
+    for key in ("id", "name", "repo", "commit", "file", "sha256", "licence", "source", "revision"):
+        if not isinstance(getattr(entry, key), str):
+            raise CatalogueError(f"{where}: {key} must be a string")
     if entry.sha256 and (len(entry.sha256) != 64 or not set(entry.sha256) <= HEX):
         raise CatalogueError(f"{where}: sha256 must be 64 lower-case hex digits or empty")
     if entry.commit and (len(entry.commit) != 40 or not set(entry.commit) <= HEX):
         raise CatalogueError(f"{where}: commit must be 40 lower-case hex digits or empty")
+    if entry.revision and (not REVISION.fullmatch(entry.revision) or entry.commit):
+        raise CatalogueError(f"{where}: revision must be a plain branch name, and only for an entry without a commit")
+    if entry.downloadable and entry.size <= 0:
+        raise CatalogueError(f"{where}: a downloadable entry needs its size")
     if "/" in entry.file or "\\" in entry.file or not entry.file.endswith(".gguf") or entry.file.startswith("."):
         raise CatalogueError(f"{where}: file must be a plain .gguf file name")
     return entry

@@ -185,6 +185,14 @@ def _ram_mb() -> int:
     return models.available_bytes() >> 20
 
 
+# how `gk ai models` says what guarantees a catalogue entry's bytes (gk.ai.catalogue.Entry.pinned_by)
+PINNING = {
+    "commit": "",
+    "hash": "sha256 pinned, URL follows branch {rev} (a changed file is refused)",
+    "": "no published sha256 yet: not downloadable",
+}
+
+
 def _models(args: argparse.Namespace) -> int:
     from gk.ai import catalogue, download, models
 
@@ -204,7 +212,7 @@ def _models(args: argparse.Namespace) -> int:
             "in use" if e.file == in_use else "installed" if e.file in installed else "",
             "fits" if e.id in fits else "too big",
             "default" if default is not None and e.id == default.id else "",
-            "" if e.downloadable else "no pinned hash yet: not downloadable",
+            PINNING[e.pinned_by].format(rev=e.revision),
         ]
         print(f"  {e.id:24} {e.approx_mb:5} MB  {e.ram_class} GB boards  {e.licence:28} "
               f"{', '.join(m for m in marks if m)}")  # fmt: skip

@@ -45,6 +45,10 @@ class DownloadError(Exception):
     """A download or import that did not give a verified model file."""
 
 
+class TooLong(DownloadError):
+    """The server sent more bytes than the catalogue's size: not the pinned file."""
+
+
 class Stopped(DownloadError):
     """The pull was stopped; its ``.part`` file stays for a resume."""
 
@@ -85,14 +89,16 @@ def _hash_existing(path: Path, digest: hashlib._Hash) -> int:
     return n
 
 
-def _finish(part: Path, final: Path, digest: hashlib._Hash, expected: str, size: int, got: int) -> Path:
+def _finish(part: Path, final: Path, digest: hashlib._Hash, expected: str, size: int, got: int, hint: str = "") -> Path:
     if size and got != size:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{final.name}: got {got} bytes, expected {size}: the file was deleted")
+        raise DownloadError(f"{final.name}: got {got} bytes, expected {size}: the file was deleted{hint}")
     actual = digest.hexdigest()
     if actual != expected:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{final.name}: sha256 mismatch (expected {expected}, got {actual}): the file was deleted")
+        raise DownloadError(
+            f"{final.name}: sha256 mismatch (expected {expected}, got {actual}): the file was deleted{hint}"
+        )
     part.replace(final)
     _fsync_dir(final.parent)
     return final
@@ -111,7 +117,7 @@ def pull(
     """Download ``entry`` into ``models_dir``; returns the verified file. Raises DownloadError."""
     if not entry.downloadable:
         raise DownloadError(
-            f"{entry.id}: the catalogue has no pinned commit and sha256 for this model yet, so it cannot be "
+            f"{entry.id}: the catalogue has no published sha256 (and commit) for this model yet, so it cannot be "
             "downloaded and verified (copy the file to an offline directory with a .sha256 beside it instead)"
         )
     url = entry.url(base_url)
@@ -133,7 +139,7 @@ def pull(
             f"{entry.file}: not enough disk space: {needed // 2**20} MiB needed, {available // 2**20} MiB free"
         )
     if have == entry.size:
-        return _finish(part, final, digest, entry.sha256, entry.size, have)
+        return _finish(part, final, digest, entry.sha256, entry.size, have, entry.mismatch_hint())
     headers = {"User-Agent": "gk-model-downloader", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
@@ -149,11 +155,15 @@ def pull(
         if have and resp.status != 206:  # the server ignored the Range: start again
             digest, have = hashlib.sha256(), 0
         mode = "ab" if have else "wb"
-        with part.open(mode) as out:
-            got = _copy(resp, out, digest, have, entry.size, progress, should_stop)
-            out.flush()
-            os.fsync(out.fileno())
-    return _finish(part, final, digest, entry.sha256, entry.size, got)
+        try:
+            with part.open(mode) as out:
+                got = _copy(resp, out, digest, have, entry.size, progress, should_stop)
+                out.flush()
+                os.fsync(out.fileno())
+        except TooLong as exc:  # not the file the catalogue describes: nothing of it is kept
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{entry.file}: {exc}: the file was deleted{entry.mismatch_hint()}") from exc
+    return _finish(part, final, digest, entry.sha256, entry.size, got, entry.mismatch_hint())
 
 
 def _copy(src: IO[Any], out: IO[Any], digest: hashlib._Hash, done: int, total: int, progress: Progress,
@@ -173,7 +183,7 @@ def _copy(src: IO[Any], out: IO[Any], digest: hashlib._Hash, done: int, total: i
                 raise DownloadError(f"the download was cut at {done} of {total} bytes: pull again to resume")
             return done
         if total and done + len(block) > total:
-            raise DownloadError(f"the server sent more than the pinned {total} bytes")
+            raise TooLong(f"the server sent more than the pinned {total} bytes")
         digest.update(block)
         try:
             out.write(block)
