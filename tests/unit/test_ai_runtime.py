@@ -202,16 +202,30 @@ def test_second_turn_evaluates_only_its_new_tokens(make_runtime):
 
 
 def test_a_conversation_resumed_after_another_reuses_its_saved_state(make_runtime):
-    rt = make_runtime(state_cache_mb=16)
+    greedy = {"max_tokens": 6, "temperature": 0.0}
     a1 = [{"role": "user", "content": "bonjour the mail box " * 20}]
     b1 = [{"role": "user", "content": "hello value name " * 20}]
-    reply = rt.submit("tiny.gguf", {"messages": a1, "max_tokens": 6}, stream=False).result(timeout=120)
-    rt.submit("tiny.gguf", {"messages": b1, "max_tokens": 6}, stream=False).result(timeout=120)
-    a2 = [*a1, {"role": "assistant", "content": reply["choices"][0]["message"]["content"]}]
-    a2.append({"role": "user", "content": "and then?"})
-    second = rt.submit("tiny.gguf", {"messages": a2, "max_tokens": 6}, stream=False)
-    second.result(timeout=120)
+
+    def a2(reply: dict) -> list[dict]:
+        return [*a1, {"role": "assistant", "content": reply["choices"][0]["message"]["content"]},
+                {"role": "user", "content": "and then?"}]  # fmt: skip
+
+    rt = make_runtime(state_cache_mb=16)
+    reply = rt.submit("tiny.gguf", {"messages": a1, **greedy}, stream=False).result(timeout=120)
+    rt.submit("tiny.gguf", {"messages": b1, **greedy}, stream=False).result(timeout=120)
+    second = rt.submit("tiny.gguf", {"messages": a2(reply), **greedy}, stream=False)
+    resumed = second.result(timeout=120)["choices"][0]["message"]["content"]
     assert second.evaluated < 60, second.evaluated  # A's state came back: B did not cost A its history
+    # a saved state keeps one row of logits, not llama-cpp-python's n_batch rows of the whole
+    # vocabulary (155 MB for a Qwen model), and the budget counts all that the states keep
+    cache = rt.llm.cache
+    assert len(cache.cache_state) >= 2 and all(s.scores.shape[0] == 1 for s in cache.cache_state.values())
+    assert 0 < cache.cache_size <= 16 * 2**20
+    # and the restored state answers what the same conversation answers when nothing came between
+    alone = make_runtime()
+    reply = alone.submit("tiny.gguf", {"messages": a1, **greedy}, stream=False).result(timeout=120)
+    direct = alone.submit("tiny.gguf", {"messages": a2(reply), **greedy}, stream=False).result(timeout=120)
+    assert direct["choices"][0]["message"]["content"] == resumed
 
 
 def test_the_inference_thread_runs_at_the_configured_nice(data_dir):

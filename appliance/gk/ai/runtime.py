@@ -369,7 +369,9 @@ class Runtime:
         if self.settings.state_cache_mb:
             # a conversation's KV state is saved after each answer and restored when it comes back
             # after another one used the context (longest token prefix wins; LRU within the budget)
-            self.llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=self.settings.state_cache_mb * 2**20))
+            from gk.ai import statecache  # llama-cpp-python's own cache keeps 155 MB of logits a state
+
+            statecache.install(self.llm, self.settings.state_cache_mb * 2**20)
         cache_pieces(self.llm)
         evaluate = self.llm.eval
 
