@@ -132,6 +132,23 @@ def test_an_entry_pinned_by_hash_follows_its_branch_and_refuses_a_changed_file(h
     assert "'main' branch" in str(err.value) and list((tmp_path / "c").iterdir()) == []
 
 
+def test_a_copy_on_the_boot_partition_is_installed_before_the_network_is_tried(hub, tmp_path):
+    """gk ai pull ID, the models page and the wizard's AI step (download.fetch): a box without the
+    internet installs the catalogue model its owner copied to the boot partition, hash-checked."""
+    boot = tmp_path / "boot" / "gk-models"
+    boot.mkdir(parents=True)
+    (boot / FILE).write_bytes(PAYLOAD)
+    path = download.fetch(entry(), tmp_path / "a", base(hub), [str(boot)])
+    assert path.read_bytes() == PAYLOAD and hub.requests == []  # not a byte from the network
+    # a wrong copy is left alone and the download is tried; when that fails too, both are said
+    (boot / FILE).write_bytes(PAYLOAD[:-1] + b"!")
+    assert download.fetch(entry(), tmp_path / "b", base(hub), [str(boot)]).read_bytes() == PAYLOAD
+    assert len(hub.requests) == 1 and (boot / FILE).exists()
+    with pytest.raises(download.DownloadError) as err:
+        download.fetch(entry(), tmp_path / "c", "http://127.0.0.1:9", [str(boot)])
+    assert "cannot reach" in str(err.value) and f"the copy at {boot / FILE} was not used" in str(err.value)
+
+
 def test_not_enough_disk_is_refused_before_any_byte(hub, tmp_path):
     with pytest.raises(download.DownloadError, match="not enough disk space"):
         download.pull(entry(), tmp_path, base(hub), free=lambda p: len(PAYLOAD) // 2)

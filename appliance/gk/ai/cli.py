@@ -249,7 +249,7 @@ def _pull(args: argparse.Namespace) -> int:
             entry = catalogue.find(entries, args.model)
             if entry is None:
                 return clikit.fail(f"no model {args.model!r} in the catalogue (see: gk ai models)")
-            path = download.pull(entry, target, cfg.download_url_base, progress=progress)
+            path = download.fetch(entry, target, cfg.download_url_base, cfg.offline_dirs, progress=progress)
     except download.DownloadError as exc:
         print(file=sys.stderr)
         return clikit.fail(str(exc))

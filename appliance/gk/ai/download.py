@@ -13,6 +13,10 @@ from a loopback address (the tests' local server): a model is code the box runs.
 file the catalogue does not know, a ``<file>.sha256`` beside it (``sha256sum``'s format). A file
 that can be checked against neither is refused.
 
+``fetch`` is what ``gk ai pull ID``, the models page and the wizard's AI step call: a copy of the
+entry's file in the offline directories is imported (same hash check) before the network is
+tried, so a box without the internet installs the model its owner put on the boot partition.
+
 ``progress(done, total)`` is called after each block (the CLI prints it, the web UI polls it);
 ``should_stop()`` is checked between blocks (a cancelled pull keeps its ``.part`` for a resume).
 Blocks are 256 KiB: hashing one takes well under a millisecond, so a pull running in a greenlet
@@ -255,3 +259,34 @@ def offline_files(dirs: list[str]) -> list[Path]:
             except OSError:
                 continue
     return found
+
+
+def fetch(
+    entry: Entry,
+    models_dir: Path,
+    base_url: str,
+    offline_dirs: list[str],
+    *,
+    progress: Progress = _nothing,
+    should_stop: Callable[[], bool] = _never,
+) -> Path:
+    """Install ``entry``: from a copy of its file in ``offline_dirs`` if there is one (checked
+    against the catalogue's hash), else downloaded. A local copy that fails the check is left
+    where it is, and the download is tried; if that fails too, both reasons are given."""
+    final = models_dir / entry.file
+    if final.exists():
+        return final
+    local_error = ""
+    for path in offline_files(offline_dirs):
+        if path.name == entry.file:
+            try:
+                return import_file(path, models_dir, [entry], progress=progress)
+            except DownloadError as exc:
+                local_error = f" (the copy at {path} was not used: {exc})"
+                break
+    try:
+        return pull(entry, models_dir, base_url, progress=progress, should_stop=should_stop)
+    except Stopped:
+        raise
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}{local_error}") from exc

@@ -81,9 +81,10 @@ class Pulls:
                 entry = catalogue.find(entries, state.name)
                 if entry is None:
                     raise download.DownloadError(f"no model {state.name!r} in the catalogue")
-                path = download.pull(
-                    entry, target, self.svc.cfg.download_url_base, progress=progress, should_stop=lambda: state.stop
-                )
+                path = download.fetch(
+                    entry, target, self.svc.cfg.download_url_base, self.svc.cfg.offline_dirs,
+                    progress=progress, should_stop=lambda: state.stop,
+                )  # fmt: skip
             try:
                 models.inspect(path)
             except models.ModelError:
