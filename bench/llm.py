@@ -7,6 +7,9 @@ Measured, for bare ``llama_cpp.Llama.create_chat_completion`` called directly an
 
 - prompt tokens/s (a ~``SPEED_PROMPT_TOKENS`` prompt, first token time) and generation
   tokens/s, the two alternated ``ROUNDS`` times, best of each kept (the machine is shared);
+  the bare peer runs on a thread of its own at the same OS priority as GK's inference thread
+  (``[ai] nice``): on a shared machine a nice-10 thread against a nice-0 one measured the other
+  processes' load (shorter time slices, more preemptions, colder caches), not GK;
 - turn 2 of a conversation: time to first token against turn 1 (the prefix of turn 1 is
   already in the context, so only the new tokens are evaluated), a ~``PROMPT_TOKENS`` turn 1.
 
@@ -102,6 +105,41 @@ class _Best:
         self.wall, self.n = min(self.wall, ttft if first_only else total), n
 
 
+class _Peer:
+    """Runs the bare peer's calls on one thread of its own at ``nice``, as GK's inference thread
+    runs (``gk.ai.runtime.lower_priority``; llama.cpp's worker threads inherit it). The caller
+    waits on an event: no polling adds to the process's CPU time."""
+
+    def __init__(self, nice: int):
+        import queue
+
+        from gk.ai.runtime import lower_priority
+
+        self.jobs: queue.Queue = queue.Queue()
+
+        def loop() -> None:
+            lower_priority(nice)
+            while True:
+                job, out, done = self.jobs.get()
+                try:
+                    out.append(("ok", job()))
+                except BaseException as exc:  # handed back to the caller
+                    out.append(("error", exc))
+                done.set()
+
+        threading.Thread(target=loop, daemon=True, name="bare-peer").start()
+
+    def run(self, job):  # type: ignore[no-untyped-def]
+        out: list = []
+        done = threading.Event()
+        self.jobs.put((job, out, done))
+        done.wait()
+        kind, value = out[0]
+        if kind == "error":
+            raise value
+        return value
+
+
 def _speed() -> int:
     try:
         import llama_cpp
@@ -136,7 +174,8 @@ def _speed() -> int:
                                verbose=False)  # fmt: skip
         rt = Runtime(data_dir, RuntimeSettings(context_size=N_CTX, batch_size=256, threads=threads, min_free_mb=0,
                                                nice=nice))  # fmt: skip
-        bare.create_chat_completion(messages=short, max_tokens=4)  # warm up both
+        peer = _Peer(nice)
+        peer.run(lambda: bare.create_chat_completion(messages=short, max_tokens=4))  # warm up both
         sys.setswitchinterval(gk_switch)
         rt.submit("bench.gguf", {"messages": short, "max_tokens": 4}, stream=False).result()
         sys.setswitchinterval(python_switch)
@@ -146,14 +185,14 @@ def _speed() -> int:
         # the machine is shared: alternate the two, ROUNDS times, and keep each one's best
         for _ in range(ROUNDS):
             bare.reset()
-            b_prompt.run(bare.create_chat_completion(messages=speed, stream=True, max_tokens=1), first_only=True)
+            peer.run(lambda: b_prompt.run(bare.create_chat_completion(messages=speed, stream=True, max_tokens=1), True))
             n_prompt = bare.n_tokens
             rt.llm.reset()
             sys.setswitchinterval(gk_switch)  # what gk serve sets ([server] switch_interval_ms)
             g_prompt.run(rt.submit("bench.gguf", {"messages": speed, "max_tokens": 1}, stream=True).chunks(), True)
             sys.setswitchinterval(python_switch)
             bare.reset()
-            b_gen.run(bare.create_chat_completion(messages=short, stream=True, **params))
+            peer.run(lambda: b_gen.run(bare.create_chat_completion(messages=short, stream=True, **params)))
             rt.llm.reset()
             sys.setswitchinterval(gk_switch)
             g_gen.run(rt.submit("bench.gguf", {"messages": short, **params}, stream=True).chunks())
@@ -168,8 +207,8 @@ def _speed() -> int:
         rt.stop()
         gevent.sleep(0)
 
-    print(f"GK: switch interval {gk_switch * 1000:g} ms, inference thread nice {nice} (bare: Python's defaults; "
-          "the inference thread's priority is its own, the bare one runs in the bench's main thread)")  # fmt: skip
+    print(f"GK: switch interval {gk_switch * 1000:g} ms, inference thread nice {nice}; bare: Python's switch "
+          f"interval, on a thread of its own at the same nice {nice}")  # fmt: skip
     print(f"best of {ROUNDS}, alternated; wall = what a user waits, CPU = the process's CPU seconds (the work)")
     for label, b, g, nb, ng in (
         (f"prompt ({n_prompt} tok)", b_prompt, g_prompt, n_prompt, n_prompt),
