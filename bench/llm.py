@@ -13,6 +13,9 @@ Measured, for bare ``llama_cpp.Llama.create_chat_completion`` called directly an
 - turn 2 of a conversation: time to first token against turn 1 (the prefix of turn 1 is
   already in the context, so only the new tokens are evaluated), a ~``PROMPT_TOKENS`` turn 1.
 
+- GK's fixed cost per request apart from llama.cpp's work: the tiny test GGUF, a short prompt,
+  one token, alternated with bare at the same nice (the queue, the inference thread, the hub).
+
 Then two real ``gk serve`` processes (bench/hub_lag.py's harness):
 
 - idle RSS without a model: GK with the assistant on (the default) against the same GK with
@@ -64,9 +67,10 @@ LATENCY_SAMPLES = 150  # SMTP messages, and IMAP rounds of three commands, per p
 TARGET_RSS_MB, TARGET_LATENCY_RATIO = 3.0, 1.5
 # BENCH_AI_NICE: [ai] nice for GK (the inference thread's OS priority) instead of its default;
 # BENCH_SWITCH_INTERVAL_MS (bench/hub_lag.py): [server] switch_interval_ms, also used around
-# GK's runs in the speed comparison; BENCH_LLM_PARTS: which of speed,rss,latency to run
+# GK's runs in the speed comparison; BENCH_LLM_PARTS: which of speed,overhead,rss,latency to run
 AI_OVERRIDES: dict[str, int] = {"nice": int(os.environ["BENCH_AI_NICE"])} if os.environ.get("BENCH_AI_NICE") else {}
-PARTS = os.environ.get("BENCH_LLM_PARTS", "speed,rss,latency").split(",")
+PARTS = os.environ.get("BENCH_LLM_PARTS", "speed,overhead,rss,latency").split(",")
+OVERHEAD_REQUESTS = 60
 LATENCY_ROUNDS = int(os.environ.get("BENCH_LLM_LATENCY_ROUNDS", "2"))
 
 
@@ -220,6 +224,61 @@ def _speed() -> int:
               " (target >= 0.95)")  # fmt: skip
     print(f"conversation TTFT:  turn 1 {t1_ttft * 1000:.0f} ms, turn 2 {t2_ttft * 1000:.0f} ms   "
           f"ratio {t2_ttft / t1_ttft:.2f}x (target <= 0.2)")  # fmt: skip
+    return 0
+
+
+def _overhead() -> int:
+    """GK's fixed cost per request apart from llama.cpp's work: the tiny test GGUF, a short prompt,
+    one token, OVERHEAD_REQUESTS alternated with bare at the same nice; medians per request."""
+    import statistics
+
+    import gevent
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support import tinygguf
+
+    from gk import config
+    from gk.ai.runtime import Runtime, RuntimeSettings
+
+    nice = AI_OVERRIDES.get("nice", config.Config().ai.nice)
+    msgs = _messages(30)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        (data_dir / "models").mkdir()
+        model = tinygguf.write(data_dir / "models" / "t.gguf")
+        import llama_cpp
+
+        bare = llama_cpp.Llama(str(model), n_ctx=1024, n_batch=256, n_threads=1, n_threads_batch=1, verbose=False)
+        rt = Runtime(data_dir, RuntimeSettings(context_size=1024, batch_size=256, threads=1, min_free_mb=0, nice=nice))
+        peer = _Peer(nice)
+
+        def timed(stream) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+            c0, t0 = time.process_time(), time.perf_counter()
+            for _ in stream:
+                pass
+            return time.perf_counter() - t0, time.process_time() - c0
+
+        def bare_once() -> tuple[float, float]:
+            bare.reset()
+            return timed(bare.create_chat_completion(messages=msgs, max_tokens=1, stream=True))
+
+        def gk_once() -> tuple[float, float]:
+            if rt.llm is not None:  # loaded by the warm-up
+                rt.llm.reset()
+            return timed(rt.submit("t.gguf", {"messages": msgs, "max_tokens": 1}, stream=True).chunks())
+
+        peer.run(bare_once)
+        gk_once()  # warm up both
+        b, g = [], []
+        for _ in range(OVERHEAD_REQUESTS):
+            b.append(peer.run(bare_once))
+            g.append(gk_once())
+        rt.stop()
+        gevent.sleep(0)
+    med = {n: [statistics.median(x[i] for x in xs) * 1000 for i in (0, 1)] for n, xs in (("bare", b), ("GK", g))}
+    print(f"per request, tiny model, {OVERHEAD_REQUESTS} alternated (medians): bare wall {med['bare'][0]:.2f} ms "
+          f"CPU {med['bare'][1]:.2f} ms; GK wall {med['GK'][0]:.2f} ms CPU {med['GK'][1]:.2f} ms: "
+          f"GK's queue, inference thread and hub hand-off cost {med['GK'][1] - med['bare'][1]:+.2f} ms of CPU")  # fmt: skip
     return 0
 
 
@@ -422,7 +481,7 @@ def _latency() -> int:
 
 def main() -> int:
     rc = 0
-    for part, run in (("speed", _speed), ("rss", _idle_rss), ("latency", _latency)):
+    for part, run in (("speed", _speed), ("overhead", _overhead), ("rss", _idle_rss), ("latency", _latency)):
         if part in PARTS:
             rc |= run()
     return rc

@@ -5,9 +5,9 @@ exactly what was chosen. Where a published sha256 was found but no commit, an en
 branch as its ``revision`` instead (``pinned_by`` = "hash"): the hash still guarantees the bytes,
 but the branch can move, and a file changed upstream then fails the hash check with a message
 saying so (``mismatch_hint``) instead of being installed. ``downloadable`` is false for an entry
-whose hash (or both commit and revision) is not known yet, and the downloader refuses it. ``fitting`` is what a board of a given RAM can run, and
-``default_for`` the wizard's default: the smallest "good" entry that fits, else the smallest
-that fits, else none.
+whose hash (or both commit and revision) is not known yet, and the downloader refuses it.
+``fitting`` is what a board of a given RAM can run, and ``default_for`` the wizard's default:
+the smallest "good" entry that fits, else the smallest that fits, else none.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Entry:
 
     @property
     def pinned_by(self) -> str:
-        """ "commit" (the URL and the hash are both fixed), "hash" (a branch URL, a fixed hash) or ""."""
+        """What fixes the bytes: "commit" (URL and hash), "hash" (a branch URL, a fixed hash), or ""."""
         if not self.downloadable:
             return ""
         return "commit" if len(self.commit) == 40 else "hash"
