@@ -30,7 +30,14 @@ def server(tmp_path_factory, tiny_gguf):
 
     from gk import claim
 
-    srv = GKServer(tmp_path_factory.mktemp("ai") / "gk", {"ai": {"context_size": 2048, "threads": 1}})
+    base = tmp_path_factory.mktemp("ai")
+    cat = base / "catalogue.toml"  # the tiny model as a catalogue entry: its id is a model name too
+    cat.write_text(
+        '[[model]]\nid = "tiny-chat"\nname = "Tiny"\nrepo = "t/t"\ncommit = ""\nfile = "tiny.gguf"\nsize = 0\n'
+        'approx_mb = 1\nsha256 = ""\nlicence = "MIT"\nram_class = 1\nram_mb = 64\nchat_format = "chatml"\n'
+        'tool_format = "template"\ngood = true\n'
+    )
+    srv = GKServer(base / "gk", {"ai": {"context_size": 2048, "threads": 1, "catalogue": str(cat)}})
     srv.write_config()
     (srv.data_dir / "models").mkdir()
     shutil.copy(tiny_gguf, srv.data_dir / "models" / "tiny.gguf")
@@ -110,6 +117,12 @@ def test_bad_token_is_401(server):
     assert err.value.status_code == 401
     with pytest.raises(openai.AuthenticationError):
         client(server, token="gk-nope").chat.completions.create(model="tiny.gguf", messages=MESSAGES)
+
+
+def test_a_catalogue_id_names_its_installed_file(server):
+    """What `gk ai models` lists and `gk ai use` takes works as the API's model name too."""
+    answer = client(server).chat.completions.create(model="tiny-chat", messages=MESSAGES, max_tokens=2)
+    assert answer.model == "tiny.gguf" and answer.choices[0].message.role == "assistant"
 
 
 def test_unknown_model_is_404(server):

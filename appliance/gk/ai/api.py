@@ -246,9 +246,10 @@ def make_app(svc: Any) -> bottle.Bottle:
         except (ValueError, UnicodeDecodeError) as exc:
             raise APIError(400, f"the body is not valid JSON: {exc}") from exc
         model, stream, params = parse_chat_request(body, svc.max_tokens)
-        model = model or svc.runtime.default_model()
-        if models.resolve(svc.data_dir, model) is None:
-            raise APIError(404, f"the model {model!r} does not exist (GET /v1/models lists them)",
+        asked = model or svc.runtime.default_model()
+        model = _installed(svc, asked)
+        if not model:
+            raise APIError(404, f"the model {asked!r} does not exist (GET /v1/models lists them)",
                            code="model_not_found", param="model")  # fmt: skip
         calls = _tool_parsing(svc, model, params)
         if calls is not None and stream:  # generated whole, parsed, then sent as chunks
@@ -278,6 +279,21 @@ def make_app(svc: Any) -> bottle.Bottle:
     for status in (404, 405, 500):
         app.error(status)(lambda err: _error_body(err))
     return app
+
+
+def _installed(svc: Any, name: str) -> str:
+    """The installed file ``name`` names: a file in ``DATA_DIR/models`` (``.gguf`` optional), or a
+    catalogue id as ``gk ai models`` lists it and ``gk ai use`` takes it; '' when not installed."""
+    path = models.resolve(svc.data_dir, name)
+    if path is None:
+        from gk.ai import catalogue
+
+        try:
+            entry = catalogue.find(catalogue.cached(getattr(svc.cfg, "catalogue", "")), name)
+        except catalogue.CatalogueError:
+            entry = None
+        path = models.resolve(svc.data_dir, entry.file) if entry is not None else None
+    return path.name if path is not None else ""
 
 
 def _tool_parsing(svc: Any, model: str, params: dict[str, Any]) -> tuple[str, list[str]] | None:
