@@ -347,3 +347,27 @@ def test_deleting_a_conversation_while_it_is_answered(server):
     assert next(name for name, _ in events if name == "done")  # the answer stops, the stream ends cleanly
     assert alice.get(f"/assistant/c/{conv}")[0].status == 404
     assert "Traceback" not in server.log()
+
+
+def test_a_conversation_longer_than_the_context_leaves_its_oldest_turn_out_and_says_so(server):
+    """Issue 14 item 5: a conversation that outgrew the context is answered from its latest turns
+    (the oldest are left out, and the note says so) instead of ending in an error."""
+    alice = login(server, ALICE)
+    # the tiny model: 2,048 tokens of context, about a token a character, ~1,160 of system prompt
+    conv = new_conversation(alice, "bonjour the mail box " * 20)  # ~420 tokens: fits
+    events = Stream(alice, conv).events()
+    assert next(e for e in events if e[0] == "text")
+    alice.request("POST", f"/assistant/c/{conv}/stop", {"csrf": alice.csrf})
+    assert next(data for name, data in events if name == "done")
+    alice.get(f"/assistant/c/{conv}")
+    alice.request("POST", f"/assistant/c/{conv}/send", {"message": "hello value name " * 30, "csrf": alice.csrf},
+                  headers={"HX-Request": "true"})  # fmt: skip  # ~510 more: over
+    events = Stream(alice, conv).events()
+    first = next(e for e in events if e[0] in ("text", "done"))
+    assert first[0] == "text", first  # an answer, not the error that ended the conversation
+    alice.request("POST", f"/assistant/c/{conv}/stop", {"csrf": alice.csrf})
+    done = next(data for name, data in events if name == "done")
+    assert "oldest messages were left out" in done and "too long for the model" not in done
+    # the stored conversation keeps every message: only the model's prompt left the first turn out
+    exported = json.loads(alice.get(f"/assistant/c/{conv}/export")[1])
+    assert [m["role"] for m in exported["messages"]][:3] == ["user", "assistant", "user"]

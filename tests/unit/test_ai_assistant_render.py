@@ -59,3 +59,15 @@ def test_a_tool_call_in_an_answer_is_shown_as_a_request_not_as_markup():
     # for a model without a call syntax, a JSON answer is just an answer
     assert 'class="tool-call"' not in render_answer(llama, "none", "en")
     assert render_answer("plain **text**", "qwen", "en") == render("plain **text**")
+
+
+def test_the_oldest_turn_is_dropped_whole_and_the_last_question_kept():
+    from gk.web.assistant import drop_oldest_turn
+
+    system = {"role": "system", "content": "s"}
+    msgs = [system, {"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+            {"role": "tool", "content": "t1"}, {"role": "user", "content": "q2"},
+            {"role": "assistant", "content": "a2"}, {"role": "user", "content": "q3"}]  # fmt: skip
+    assert drop_oldest_turn(msgs) and [m["content"] for m in msgs] == ["s", "q2", "a2", "q3"]
+    assert drop_oldest_turn(msgs) and [m["content"] for m in msgs] == ["s", "q3"]
+    assert not drop_oldest_turn(msgs) and [m["content"] for m in msgs] == ["s", "q3"]

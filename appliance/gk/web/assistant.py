@@ -318,6 +318,7 @@ def _generate(
     finished = False
     req: Request | None = None
     step = 0
+    shortened = False
     try:
         while True:
             step_params = {**params, "messages": list(params["messages"])}
@@ -330,7 +331,12 @@ def _generate(
                 break
             svc.active[(address, cid)] = req
             text = []
-            note = yield from _one_step(svc, req, text, blocks, lang, fam)
+            errors: list[Exception] = []
+            note = yield from _one_step(svc, req, text, blocks, lang, fam, errors)
+            if _too_long(errors, text) and step == 0 and drop_oldest_turn(params["messages"]):
+                shortened = True  # the prompt did not fit: the oldest turn is left out, and it is said
+                note = ""
+                continue
             answer = "".join(text).strip()
             if note or req.cancelled or not tools.names or step >= tools.max_steps:
                 break
@@ -360,6 +366,9 @@ def _generate(
             step += 1
         if req is not None and req.cancelled and not note:
             note = _("Stopped.")
+        if shortened:
+            left_out = _("The conversation is longer than the model can read: its oldest messages were left out.")
+            note = f"{left_out} {note}" if note else left_out
         finished = True
     finally:
         svc.active.pop((address, cid), None)
@@ -375,11 +384,34 @@ def _generate(
     yield _done(web, svc, address, cid, lang, note)
 
 
+def _too_long(errors: list[Exception], text: list[str]) -> bool:
+    from gk.ai.runtime import ContextOverflow
+
+    return not text and any(isinstance(e, ContextOverflow) for e in errors)
+
+
+def drop_oldest_turn(messages: list[dict[str, Any]]) -> bool:
+    """Leave out the oldest turn (a user message and what answered it) after the system prompt,
+    keeping the last user message; False when nothing is left to drop."""
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    if len(users) < 2:
+        return False
+    first = 1 if messages and messages[0]["role"] == "system" else 0
+    del messages[first : users[1]]
+    return True
+
+
 def _one_step(
-    svc: AIService, req: Request, text: list[str], blocks: list[str], lang: str, fam: str
+    svc: AIService,
+    req: Request,
+    text: list[str],
+    blocks: list[str],
+    lang: str,
+    fam: str,
+    errors: list[Exception] | None = None,
 ) -> Generator[bytes, None, str]:
     """Stream one generation into ``text`` (events: the queue position, the answer so far);
-    returns the note to show when it failed."""
+    returns the note to show when it failed (and appends its error to ``errors``)."""
     _ = i18n.translator(lang)
     note = ""
     shown_position = -2
@@ -407,6 +439,8 @@ def _one_step(
                         text.append(piece)
             elif kind == "error":
                 note = _error_note(value, _)
+                if errors is not None:
+                    errors.append(value)
                 ended = True
             else:
                 ended = True
