@@ -529,8 +529,11 @@ class ChatStore:
         room_id: int | None = None,
         kind: str = "PRIVMSG",
         reply_to: str | None = None,
+        queued: Callable[[Message], None] | None = None,
     ) -> Message:
-        """Store a message; returns it once it is on disk (the caller may acknowledge it)."""
+        """Store a message; returns it once it is on disk (the caller may acknowledge it).
+        ``queued`` is called with it (seq 0) just before its write is queued, nothing
+        yielding between: messages reach it in the order they are stored."""
         msgid, t = new_msgid(), now_ms()
 
         params = (msgid, t, sender, target, room_id, kind, text, reply_to)
@@ -539,6 +542,8 @@ class ChatStore:
             cur = c.execute(_INSERT_MESSAGE.replace("?", f"({_NEXT_SEQ})", 1), params)
             return int(cur.lastrowid or 0)
 
+        if queued is not None:
+            queued(Message(0, msgid, t, sender, target, kind, text, reply_to))
         seq = self.writer.submit(fn, bulk=(_INSERT_MESSAGE, params))
         return Message(seq, msgid, t, sender, target, kind, text, reply_to)
 

@@ -544,7 +544,9 @@ class Session:
             return
         mine = ev.origin is self
         if type(ev) is core.MessagePosted:  # the hot path: one per message and connection
-            if mine and not self._echo:
+            # others' messages are sent as soon as they are queued for disk (durable=False);
+            # the sender's own echo, its acknowledgement, only once it is on disk
+            if ev.durable != mine or (mine and not self._echo):
                 return
             m = ev.message
             target = m.target if m.target[0] == "#" else self._target_name(m.target, m.sender)
