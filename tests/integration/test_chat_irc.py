@@ -129,6 +129,15 @@ def test_two_users_talk_with_echo_and_tags(chat_server):  # type: ignore[no-unty
     b.send(f"@+draft/reply={tags['msgid']} PRIVMSG alice :hi alice")
     dm = a.expect(r"PRIVMSG alice :hi alice$")
     assert f"+draft/reply={tags['msgid']}" in dm and ":bob!bob@" in dm
+    # CTCP (WeeChat's, irssi's /ctcp, HexChat's replies) goes through live, and is not history
+    b.send("PRIVMSG alice :\x01VERSION\x01")
+    a.expect(r":bob!bob@\S+ PRIVMSG alice :\x01VERSION\x01$")
+    a.send("NOTICE bob :\x01VERSION weechat 4.5\x01")
+    a.expect(r":alice!alice@\S+ NOTICE bob :\x01VERSION weechat 4.5\x01$")  # echo-message
+    b.expect(r":alice!alice@\S+ NOTICE bob :\x01VERSION weechat 4.5\x01$")
+    a.send("CHATHISTORY LATEST bob * 10")
+    a.send("PING :ctcp")
+    assert not any("VERSION" in ln for ln in a.until(r"PONG \S+ :ctcp$"))
     b.send("PRIVMSG nobody :x")
     b.expect(r" 401 bob nobody ")
     b.send("PRIVMSG #nowhere :x")

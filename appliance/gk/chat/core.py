@@ -36,7 +36,17 @@ from typing import Any
 
 import gevent.event
 
-from gk.chat.store import ChatStore, Message, Room, StoreError, dm_target, open_store, room_target
+from gk.chat.store import (
+    ChatStore,
+    Message,
+    Room,
+    StoreError,
+    dm_target,
+    new_msgid,
+    now_ms,
+    open_store,
+    room_target,
+)
 
 log = logging.getLogger("gk.chat")
 
@@ -462,6 +472,20 @@ class ChatService:
                 self._pending.pop(msgid, None)
             done.set()
         self.publish(MessagePosted(audience, msg, tags, origin=origin))
+        return msg
+
+    def relay(self, account: str, to: str, text: str, *, kind: str = "PRIVMSG", origin: Any = None) -> Message:
+        """Send a line to the IRC connections of ``to`` without storing it: CTCP queries and
+        their replies (``\x01VERSION\x01``, ``\x01PING 123\x01``), which clients send and
+        answer by themselves; stored, they showed as garbage in the web chat's history, counted
+        as unread and were mailed in digests. The sender's echo-message copy follows at once."""
+        if len(text) > MAX_TEXT:
+            raise ChatError("too_long", f"messages are limited to {MAX_TEXT} characters")
+        target, _room = self._resolve(account, to)
+        msg = Message(0, new_msgid(), now_ms(), account, target, kind, text)
+        audience = self.audience(target)
+        self._publish_early(MessagePosted(audience, msg, {}, origin=origin, durable=False))
+        self._publish_early(MessagePosted(audience, msg, {}, origin=origin))  # only the echo uses it
         return msg
 
     def _durable(self, ref: str | int | None) -> None:

@@ -966,8 +966,13 @@ class Session:
         text = line.params[1]
         tags = line.client_tags if "message-tags" in self.caps else {}
         reply_to = tags.pop("+draft/reply", None)
+        # a CTCP query or reply (VERSION, PING, TIME...; not ACTION, which is /me): live only
+        ctcp = text.startswith("\x01") and not text.startswith("\x01ACTION")
         for target in line.params[0].split(",")[:4]:
             try:
+                if ctcp:
+                    self.chat.relay(self.account, self._to(target), text, kind=kind, origin=self)
+                    continue
                 self.chat.post(
                     self.account, self._to(target), text, kind=kind, reply_to=reply_to, client_tags=tags, origin=self
                 )
