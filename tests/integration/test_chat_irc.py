@@ -138,6 +138,18 @@ def test_two_users_talk_with_echo_and_tags(chat_server):  # type: ignore[no-unty
     a.send("CHATHISTORY LATEST bob * 10")
     a.send("PING :ctcp")
     assert not any("VERSION" in ln for ln in a.until(r"PONG \S+ :ctcp$"))
+    b.send("ISON alice nobody bob")
+    b.expect(r" 303 bob :alice bob$")
+    b.send("USERHOST alice nobody")
+    b.expect(r" 302 bob :alice=\+alice@\S+$")
+    for cmd, reply in (
+        ("VERSION", " 351 bob GK\\. "),
+        ("TIME", " 391 bob "),
+        ("MOTD", " 422 bob "),
+        ("LUSERS", " 251 bob "),
+    ):
+        b.send(cmd)
+        b.expect(reply)
     b.send("PRIVMSG nobody :x")
     b.expect(r" 401 bob nobody ")
     b.send("PRIVMSG #nowhere :x")

@@ -938,6 +938,40 @@ class Session:
         if offline:
             self.num(N.RPL_MONOFFLINE, ",".join(offline))
 
+    # -- what classic clients ask now and then (irssi's and WeeChat's notify lists poll ISON
+    # when MONITOR is not used, /version, /time, /motd, /lusers): answered, not 421
+    def cmd_ISON(self, line: Line) -> None:
+        if not line.params:
+            raise NeedMore
+        names = " ".join(line.params).split()[:100]
+        self.num(N.RPL_ISON, " ".join(n for n in names if n.lower() in self.server.by_account))
+
+    def cmd_USERHOST(self, line: Line) -> None:
+        if not line.params:
+            raise NeedMore
+        out = []
+        for nick in line.params[:5]:
+            name = nick.lower()
+            if name in self.server.by_account:
+                away = "-" if self.server.is_away(name) else "+"
+                out.append(f"{name}={away}{name}@{self.host}")
+        self.num(N.RPL_USERHOST, " ".join(out))
+
+    def cmd_VERSION(self, line: Line) -> None:
+        self.num(N.RPL_VERSION, "GK.", self.server.name, "IRCv3 chat of the GK appliance")
+
+    def cmd_TIME(self, line: Line) -> None:
+        now = datetime.now(UTC)
+        self.num(N.RPL_TIME, self.server.name, now.strftime("%A %B %d %Y -- %H:%M:%S +00:00"))
+
+    def cmd_MOTD(self, line: Line) -> None:
+        self.num(N.ERR_NOMOTD, "MOTD File is missing")
+
+    def cmd_LUSERS(self, line: Line) -> None:
+        users = len(self.server.by_account)
+        self.num(N.RPL_LUSERCLIENT, f"There are {users} users and 0 invisible on 1 servers")
+        self.num(N.RPL_LUSERME, f"I have {users} clients and 0 servers")
+
     def cmd_SETNAME(self, line: Line) -> None:
         if not line.params:
             raise NeedMore
