@@ -350,6 +350,13 @@ def test_typing_reactions_redaction_read_markers(chat_server):  # type: ignore[n
     b.expect(r"MARKREAD #general \*$")
     a2.send("MARKREAD #general")
     a2.expect(r"MARKREAD #general timestamp=2030-01-01T00:00:00.000Z$")
+    # a device that connects is told each room's marker right after the JOIN, before 366
+    a3 = connect(port(chat_server), ALICE, caps)
+    joined = a3.until(r" 366 \S+ #general ")
+    at = [i for i, ln in enumerate(joined) if "MARKREAD #general " in ln]
+    assert at and joined[at[0]].endswith("MARKREAD #general timestamp=2030-01-01T00:00:00.000Z")
+    assert " JOIN #general" in joined[at[0] - 1]
+    a3.close()
     for c in (a, b, a2):
         c.close()
 

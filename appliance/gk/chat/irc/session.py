@@ -695,6 +695,10 @@ class Session:
     def _send_join(self, room: str, account: str, msgid: str | None = None, ms: int | None = None) -> None:
         self.joined.add(room)
         self.send(self._join_line(room, account, msgid, ms))
+        if "draft/read-marker" in self.caps:  # the spec: after the JOIN, before RPL_ENDOFNAMES
+            # (Goguma reads it there: without it, what was read on another device shows unread)
+            t = self.chat.read_marker(account, "#" + room)
+            self.reply("MARKREAD", "#" + room, "timestamp=" + irc_time(t) if t else "*")
         self._topic(room)
         self._names(room)
 
