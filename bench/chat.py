@@ -9,13 +9,19 @@ lines/s per client (1) for ``BENCH_CHAT_SECONDS`` (10); then messages per second
 counted when every member has every line, with the bursts' own latency percentiles. For GK the
 run ends by counting the messages in ``chat.sqlite3``: persisted = every line sent, once.
 
-Not the same work: GK persists every message in SQLite (group commit, synchronous=FULL) before
-fanning it out, tags it (msgid, time) and logs nobody in without SASL; ngircd keeps nothing.
+Not the same work: GK persists every message in SQLite (group commit, synchronous=FULL), tags
+it (msgid, time) and logs nobody in without SASL; ngircd keeps nothing. GK hands a line to the
+room's other members while its commit is in flight and echoes it to its sender (echo-message,
+which GK's clients ask for and ngircd lacks) once it is on disk: that acknowledgement's latency
+is printed apart ("acknowledged"), and the fan-out figures never include the echoes.
 ngircd penalises a client past a few lines (measured here: ~3 lines/s per sender, not
 configurable in 26.1), so a burst is two lines per client and rounds are 3 s apart. ngircd's
 logins are made 50 at a time (it takes ~1 s per login). GK's 20 clients of a room are devices
 of one account (the room's): each line still goes to the 19 other connections (multiclient).
 Skipped (exit 0) when ngircd is not installed. Run: ``.venv/bin/python -m bench chat``.
+Profiling knobs: ``BENCH_CHAT_PYSPY=/path/to/py-spy`` records GK during each measured phase
+(``BENCH_CHAT_PYSPY_ARGS=--gil`` for CPU only), ``BENCH_CHAT_DUMP=prefix`` writes every paced
+delivery (send and receive times, CLOCK_MONOTONIC ns, and the client) to ``prefix-<server>.txt``.
 """
 
 from __future__ import annotations
