@@ -527,9 +527,10 @@ class Session:
             f"MONITOR={MONITOR_MAX}",
         ]
         filehost = filehost_url(self.server.ctx)  # uploads: gk.web.chatfiles
-        if filehost:
-            tokens.append(f"draft/FILEHOST={filehost}")
-        self.num(N.RPL_ISUPPORT, *tokens, "are supported by this server")
+        if filehost:  # the draft's name, and soju's, which gamja, senpai and Goguma look for
+            tokens += [f"draft/FILEHOST={filehost}", f"soju.im/FILEHOST={filehost}"]
+        for i in range(0, len(tokens), 12):  # at most 15 parameters a line (RFC 1459 2.3)
+            self.num(N.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
         self.num(N.ERR_NOMOTD, "MOTD File is missing")
         for room in self.chat.rooms_of(self.account):
             self._send_join(room.name, self.account)
