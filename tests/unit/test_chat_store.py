@@ -242,3 +242,20 @@ def test_early_subscribers_get_a_message_before_its_commit_and_again_once_durabl
     chat.unsubscribe(on_early, "bob")
     chat.post("alice", "#general", "after")
     assert len(early) == 2 and len(late) == 2
+
+
+def test_a_burst_is_published_after_its_commits_not_early(chat):
+    """While writes queue up for the next commit, new messages are not published early: the
+    batch then fans out together. Each message is marked with whether it went out early, so an
+    IRC connection sends every message exactly once."""
+    chat.join("general", "alice")
+    chat.join("general", "bob")
+    seen = []
+    chat.subscribe(lambda ev: seen.append(ev) if isinstance(ev, MessagePosted) else None, "bob", early=True)
+    posts = [gevent.spawn(chat.post, "alice", "#general", f"b{i}") for i in range(40)]
+    gevent.joinall(posts, raise_error=True)
+    before = {ev.message.msgid for ev in seen if not ev.durable}
+    after = {ev.message.msgid: ev.early for ev in seen if ev.durable}
+    assert len(after) == 40
+    assert 1 <= len(before) < 40  # the first went early; most of the burst waited for commits
+    assert all(after[msgid] == (msgid in before) for msgid in after)

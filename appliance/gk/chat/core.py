@@ -11,15 +11,18 @@ holds ``account`` (``account=None``: every event, for bridges and digests). Call
 the poster's greenlet, so they must only queue (an IRC session puts lines on its send queue);
 an exception in one is logged and never reaches the poster or the other subscribers.
 
-A new message is published twice. First, as its write is queued, to the ``early``
-subscribers only, as ``MessagePosted(durable=False)``: IRC connections, which render it from
-the event alone, so the room's other members read it while its group commit is in flight
-instead of after it (the commit's fsync and the hand-offs to and from the I/O pool were most
-of the fan-out's p99 in bench/chat). Then, once it is on disk, to every subscriber as
-``MessagePosted(durable=True)``: the sender's echo (the acknowledgement), the web chat (which
-reads history), files, digests. What is acknowledged is on disk; a kill -9 in the
-millisecond between can lose a line other members saw and its sender never had confirmed,
-as with Ergo or any IRC server that keeps history (they write it after fan-out).
+A new message that finds the group commit (nearly) idle is published twice. First, as its
+write is queued, to the ``early`` subscribers only, as ``MessagePosted(durable=False)``: IRC
+connections, which render it from the event alone, so the room's other members read it while
+its commit is in flight instead of after it (the commit's fsync and the hand-offs to and from
+the I/O pool were most of the fan-out's p99 at a steady rate in bench/chat). Then, once it is on
+disk, to every subscriber as ``MessagePosted(durable=True, early=True)``: the sender's echo (the
+acknowledgement), the web chat (which reads history), files, digests. When commits are
+already queued (a burst), a message is published once, after its commit: the batch's messages
+then go out together, in one write per connection, where early ones cost a write each (bursts
+ran at half the rate). What is acknowledged is on disk; a kill -9 in the millisecond between
+can lose a line other members saw and its sender never had confirmed, as with Ergo or any IRC
+server that keeps history (they write it after fan-out).
 Membership of every room is cached in memory (a set of account names per room: a few KB for a
 family or a team) so fan-out never reads the database.
 """
@@ -87,6 +90,8 @@ class MessagePosted(Event):
     rendered: dict[Any, bytes] = field(default_factory=dict, compare=False, repr=False)
     # False: published before its commit, to early subscribers only (its ``message.seq`` is 0)
     durable: bool = field(default=True, compare=False, kw_only=True)
+    # the early subscribers were handed it before its commit (this event, or an earlier one)
+    early: bool = field(default=False, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -461,7 +466,7 @@ class ChatService:
         def early(pending: Message) -> None:  # its write is queued: no other post comes between
             msgids.append(pending.msgid)
             self._pending[pending.msgid] = done
-            self._publish_early(MessagePosted(audience, pending, tags, origin=origin, durable=False))
+            self._publish_early(MessagePosted(audience, pending, tags, origin=origin, durable=False, early=True))
 
         try:
             msg = self.store.add_message(
@@ -471,7 +476,7 @@ class ChatService:
             for msgid in msgids:
                 self._pending.pop(msgid, None)
             done.set()
-        self.publish(MessagePosted(audience, msg, tags, origin=origin))
+        self.publish(MessagePosted(audience, msg, tags, origin=origin, early=bool(msgids)))
         return msg
 
     def relay(self, account: str, to: str, text: str, *, kind: str = "PRIVMSG", origin: Any = None) -> Message:
@@ -484,8 +489,8 @@ class ChatService:
         target, _room = self._resolve(account, to)
         msg = Message(0, new_msgid(), now_ms(), account, target, kind, text)
         audience = self.audience(target)
-        self._publish_early(MessagePosted(audience, msg, {}, origin=origin, durable=False))
-        self._publish_early(MessagePosted(audience, msg, {}, origin=origin))  # only the echo uses it
+        self._publish_early(MessagePosted(audience, msg, {}, origin=origin, durable=False, early=True))
+        self._publish_early(MessagePosted(audience, msg, {}, origin=origin, early=True))  # the echo
         return msg
 
     def _durable(self, ref: str | int | None) -> None:

@@ -545,9 +545,13 @@ class Session:
             return
         mine = ev.origin is self
         if type(ev) is core.MessagePosted:  # the hot path: one per message and connection
-            # others' messages are sent as soon as they are queued for disk (durable=False);
-            # the sender's own echo, its acknowledgement, only once it is on disk
-            if ev.durable != mine or (mine and not self._echo):
+            # others' messages as soon as they are queued for disk when they are published
+            # then (early), else once on disk; the sender's own echo, its acknowledgement,
+            # only once it is on disk
+            if mine:
+                if not ev.durable or not self._echo:
+                    return
+            elif ev.durable and ev.early:
                 return
             m = ev.message
             target = m.target if m.target[0] == "#" else self._target_name(m.target, m.sender)
