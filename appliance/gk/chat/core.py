@@ -460,11 +460,10 @@ class ChatService:
             raise ChatError("too_long", f"messages are limited to {MAX_TEXT} characters")
         target, room = self._resolve(account, to)
         audience, tags = self.audience(target), dict(client_tags or {})
-        done = gevent.event.Event()
-        msgids: list[str] = []
+        sent: list[tuple[str, gevent.event.Event]] = []  # (msgid, set once on disk) if early
 
         def early(pending: Message) -> None:  # its write is queued: no other post comes between
-            msgids.append(pending.msgid)
+            sent.append((pending.msgid, done := gevent.event.Event()))
             self._pending[pending.msgid] = done
             self._publish_early(MessagePosted(audience, pending, tags, origin=origin, durable=False, early=True))
 
@@ -473,10 +472,10 @@ class ChatService:
                 account, target, text, room_id=room.id if room else None, kind=kind, reply_to=reply_to, queued=early
             )
         finally:
-            for msgid in msgids:
+            for msgid, done in sent:
                 self._pending.pop(msgid, None)
-            done.set()
-        self.publish(MessagePosted(audience, msg, tags, origin=origin, early=bool(msgids)))
+                done.set()
+        self.publish(MessagePosted(audience, msg, tags, origin=origin, early=bool(sent)))
         return msg
 
     def relay(self, account: str, to: str, text: str, *, kind: str = "PRIVMSG", origin: Any = None) -> Message:

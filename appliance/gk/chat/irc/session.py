@@ -187,7 +187,7 @@ class Session:
                 else:
                     return
             else:
-                data = b"".join(items)
+                data = items[0] if len(items) == 1 else b"".join(items)
                 n = nb_write(self.sock, data)
                 if n is not None and n >= len(data):
                     return
@@ -554,8 +554,9 @@ class Session:
             elif ev.durable and ev.early:
                 return
             m = ev.message
-            target = m.target if m.target[0] == "#" else self._target_name(m.target, m.sender)
-            key = (target, self._caps_key)
+            # a room's line reads the same for every connection with the same capabilities
+            # (no per-recipient key object); a DM's target is the other side, per connection
+            key: Any = self._caps_key if m.target[0] == "#" else (self._target_name(m.target, m.sender), self._caps_key)
             line = ev.rendered.get(key)
             if line is None:
                 line = ev.rendered[key] = self._privmsg(m, ev.client_tags)
