@@ -9,13 +9,19 @@ lines/s per client (1) for ``BENCH_CHAT_SECONDS`` (10); then messages per second
 counted when every member has every line, with the bursts' own latency percentiles. For GK the
 run ends by counting the messages in ``chat.sqlite3``: persisted = every line sent, once.
 
-Not the same work: GK persists every message in SQLite (group commit, synchronous=FULL) before
-fanning it out, tags it (msgid, time) and logs nobody in without SASL; ngircd keeps nothing.
+Not the same work: GK persists every message in SQLite (group commit, synchronous=FULL), tags
+it (msgid, time) and logs nobody in without SASL; ngircd keeps nothing. GK hands a line to the
+room's other members while its commit is in flight and echoes it to its sender (echo-message,
+which GK's clients ask for and ngircd lacks) once it is on disk: that acknowledgement's latency
+is printed apart ("acknowledged"), and the fan-out figures never include the echoes.
 ngircd penalises a client past a few lines (measured here: ~3 lines/s per sender, not
 configurable in 26.1), so a burst is two lines per client and rounds are 3 s apart. ngircd's
 logins are made 50 at a time (it takes ~1 s per login). GK's 20 clients of a room are devices
 of one account (the room's): each line still goes to the 19 other connections (multiclient).
 Skipped (exit 0) when ngircd is not installed. Run: ``.venv/bin/python -m bench chat``.
+Profiling knobs: ``BENCH_CHAT_PYSPY=/path/to/py-spy`` records GK during each measured phase
+(``BENCH_CHAT_PYSPY_ARGS=--gil`` for CPU only), ``BENCH_CHAT_DUMP=prefix`` writes every paced
+delivery (send and receive times, CLOCK_MONOTONIC ns, and the client) to ``prefix-<server>.txt``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ IDLE = int(os.environ.get("BENCH_CHAT_IDLE", "200"))
 ROUNDS = int(os.environ.get("BENCH_CHAT_ROUNDS", "5"))
 ROUND_GAP = 3.0  # seconds between rounds
 PASSWORD = "bench password 1234"
+# a py-spy binary: GK's server is profiled during the paced phase and the bursts (raw
+# flamegraph stacks in BENCH_CHAT_PYSPY_OUT, default /tmp/gk-bench-chat-<phase>.txt)
+PYSPY = os.environ.get("BENCH_CHAT_PYSPY", "")
+DUMP = os.environ.get("BENCH_CHAT_DUMP", "")  # a path: every paced delivery (sent, received ns, client)
 NGIRCD = shutil.which("ngircd") or ("/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None)
 
 
@@ -108,7 +118,15 @@ class GKServer(Server):
 
         user = "idle" if room < 0 else f"u{room}"  # a room's clients: devices of one account
         token = base64.b64encode(f"\0{user}\0{PASSWORD}".encode()).decode()
-        return ["CAP REQ :sasl", f"NICK {nick}", "USER b 0 * :b", "AUTHENTICATE PLAIN", f"AUTHENTICATE {token}"] + [
+        # echo-message: the sender's own copy is its acknowledgement (sent once the line is on
+        # disk), timed apart from the fan-out to the others
+        return [
+            "CAP REQ :sasl echo-message",
+            f"NICK {nick}",
+            "USER b 0 * :b",
+            "AUTHENTICATE PLAIN",
+            f"AUTHENTICATE {token}",
+        ] + [
             "CAP END",
             f"JOIN {channel(room)}",
         ]
@@ -276,7 +294,7 @@ class Room:
     """The clients of a bench: sockets (TLS or WebSocket), each in one room; one thread sends
     and reads (no socket is used by two threads), latencies kept per delivery."""
 
-    LINE = re.compile(rb"PRIVMSG #r\d+ :b (\d+) (\d+)")
+    LINE = re.compile(rb"PRIVMSG #r\d+ :b (\d+) (\d+) \d+ (\d+)")
 
     def __init__(self, srv: Server, clients: list[Any], rooms: list[int]):
         self.srv = srv
@@ -293,14 +311,18 @@ class Room:
             self.sel.register(sock, selectors.EVENT_READ, k)
             self.tails[k] = b""
             self.frames[k] = b""
+        self.echo = isinstance(srv, GKServer)  # GK's clients asked for echo-message
         self.got = 0
         self.latencies: list[float] = []
+        self.acks: list[float] = []  # send to the sender's echo (GK: the line is on disk)
+        self.burst_acks: list[float] = []
+        self.trace: list[tuple[int, int, int]] = []  # (sent ns, received ns, client) with DUMP
         self.drain(1.0)
 
     def send(self, k: int, phase: int, n: int = 1) -> int:
         """Client ``k`` sends ``n`` lines now; returns the deliveries expected."""
         t = time.monotonic_ns()
-        lines = [b"PRIVMSG #r%d :b %d %d %d" % (self.rooms[k], phase, t, i) for i in range(n)]
+        lines = [b"PRIVMSG #r%d :b %d %d %d %d" % (self.rooms[k], phase, t, i, k) for i in range(n)]
         c = self.clients[k]
         if isinstance(c, ssl.SSLSocket):
             data = b"".join(ln + b"\r\n" for ln in lines)
@@ -313,7 +335,7 @@ class Room:
         else:
             for ln in lines:
                 c.send(ln.decode())
-        return n * (self.size[self.rooms[k]] - 1)
+        return n * (self.size[self.rooms[k]] - 1 + self.echo)
 
     def read(self, timeout: float) -> None:
         for key, _ in self.sel.select(timeout=timeout):
@@ -338,7 +360,12 @@ class Room:
                 m = self.LINE.search(ln)
                 if m:
                     self.got += 1
+                    if int(m.group(3)) == k:
+                        self.acks.append((now - int(m.group(2))) / 1e6)
+                        continue
                     self.latencies.append((now - int(m.group(2))) / 1e6)
+                    if DUMP:
+                        self.trace.append((int(m.group(2)), now, k))
                 elif ln.startswith(b"PING"):
                     pong = b"PONG" + ln[4:].rstrip(b"\r")
                     if isinstance(c, ssl.SSLSocket):
@@ -387,7 +414,7 @@ class Room:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.read(0.05)
-        self.got, self.latencies = 0, []
+        self.got, self.latencies, self.acks = 0, [], []
 
     def wait(self, expected: int, timeout: float = 600) -> float:
         """Read until ``expected`` deliveries arrived; the seconds it took."""
@@ -400,7 +427,7 @@ class Room:
 
     def paced(self) -> tuple[int, list[float]]:
         """Every client sends PACE lines/s for SECONDS (spread evenly); (lines, latencies ms)."""
-        self.got, self.latencies = 0, []
+        self.got, self.latencies, self.acks = 0, [], []
         n = len(self.clients)
         gap = 1.0 / (PACE * n)
         total = int(SECONDS * PACE * n)
@@ -416,14 +443,15 @@ class Room:
 
     def bursts(self) -> tuple[float, float, list[float]]:
         """ROUNDS rounds: every client sends BURST lines at once; (lines/s, seconds, latencies)."""
-        elapsed, lats = 0.0, []
+        elapsed, lats, self.burst_acks = 0.0, [], []
         for _rnd in range(ROUNDS):  # rounds apart, so ngircd's flood penalty has decayed in each
-            self.got, self.latencies = 0, []
+            self.got, self.latencies, self.acks = 0, [], []
             started = time.monotonic()
             expected = sum(self.send(k, 2, BURST) for k in range(len(self.clients)))
             self.wait(expected)
             elapsed += time.monotonic() - started
             lats += self.latencies
+            self.burst_acks += self.acks
             self.drain(ROUND_GAP)
         return len(self.clients) * BURST * ROUNDS / elapsed, elapsed, lats
 
@@ -433,10 +461,28 @@ class Room:
             c.close()
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used."""
+def cpu_s(pid: int, kernel: bool = False) -> float:
+    """CPU seconds (user + system, or system only) a process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[12]) + (0 if kernel else int(fields[11]))) / os.sysconf("SC_CLK_TCK")
+
+
+class Spy:
+    """py-spy recording a process while a phase runs (BENCH_CHAT_PYSPY); a no-op without it."""
+
+    def __init__(self, srv: Server, phase: str):
+        self.proc: subprocess.Popen[bytes] | None = None
+        if PYSPY and isinstance(srv, GKServer):
+            out = os.environ.get("BENCH_CHAT_PYSPY_OUT", "/tmp/gk-bench-chat") + f"-{phase}.txt"
+            cmd = [PYSPY, "record", "--pid", str(srv.proc.pid), "-r", "250", "-f", "raw", "-o", out, "--nonblocking"]
+            cmd += os.environ.get("BENCH_CHAT_PYSPY_ARGS", "").split()  # e.g. --gil: CPU, not waits
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # attached before the phase starts
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(2)
+            self.proc.wait(60)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -460,14 +506,25 @@ def run(srv: Server, ctx: ssl.SSLContext) -> dict[str, float]:
         time.sleep(SETTLE)
         out["rss_base_mb"] = base / 1024
         out["mixed_kb"] = (srv.rss() - before) / CLIENTS
-        cpu, mine = cpu_s(srv.proc.pid), time.process_time()
+        spy = Spy(srv, "paced")
+        cpu, mine, ksys = cpu_s(srv.proc.pid), time.process_time(), cpu_s(srv.proc.pid, True)
+        room.trace = []
         sent, lats = room.paced()
         out["paced_cpu"], out["paced_client_cpu"] = cpu_s(srv.proc.pid) - cpu, time.process_time() - mine
+        out["paced_sys"] = cpu_s(srv.proc.pid, True) - ksys
+        out["paced_ack_p50"], out["paced_ack_p99"] = pct(room.acks, 50), pct(room.acks, 99)
+        if DUMP:
+            Path(f"{DUMP}-{srv.name}.txt").write_text("".join(f"{a} {b} {k}\n" for a, b, k in room.trace))
+        spy.stop()
         out["paced_lines"] = sent
         out["paced_p50"], out["paced_p99"] = pct(lats, 50), pct(lats, 99)
-        cpu, mine = cpu_s(srv.proc.pid), time.process_time()
+        spy = Spy(srv, "bursts")
+        cpu, mine, ksys = cpu_s(srv.proc.pid), time.process_time(), cpu_s(srv.proc.pid, True)
         rate, elapsed, blats = room.bursts()
         out["burst_cpu"], out["burst_client_cpu"] = cpu_s(srv.proc.pid) - cpu, time.process_time() - mine
+        out["burst_sys"] = cpu_s(srv.proc.pid, True) - ksys
+        out["burst_ack_p50"], out["burst_ack_p99"] = pct(room.burst_acks, 50), pct(room.burst_acks, 99)
+        spy.stop()
         out["burst_rate"], out["burst_s"] = rate, elapsed
         out["burst_p50"], out["burst_p99"] = pct(blats, 50), pct(blats, 99)
         out["sent"] = sent + CLIENTS * BURST * ROUNDS
@@ -501,14 +558,22 @@ def main() -> int:
                 f"{srv.name}: {CLIENTS} clients ({mix}) in {ROOMS} rooms: {r['mixed_kb']:.1f} KB per connection;"
                 f" paced {PACE:g} line/s each for {SECONDS:g}s ({r['paced_lines']:.0f} lines): fan-out"
                 f" p50 {r['paced_p50']:.1f} ms p99 {r['paced_p99']:.1f} ms (CPU: server {r['paced_cpu']:.1f}s,"
-                f" bench client {r['paced_client_cpu']:.1f}s)"
+                f" {r['paced_sys']:.1f}s of it system, bench client {r['paced_client_cpu']:.1f}s)"
             )
             print(
                 f"{srv.name}: bursts of {BURST} lines from every client x{ROUNDS}: {r['burst_rate']:.0f} msgs/s"
                 f" ({r['burst_s']:.2f}s), fan-out p50 {r['burst_p50']:.1f} ms p99 {r['burst_p99']:.1f} ms"
-                f" (CPU: server {r['burst_cpu']:.1f}s, bench client {r['burst_client_cpu']:.1f}s)",
+                f" (CPU: server {r['burst_cpu']:.1f}s, {r['burst_sys']:.1f}s of it system,"
+                f" bench client {r['burst_client_cpu']:.1f}s)",
                 flush=True,
             )
+            if srv.name == "GK":
+                print(
+                    f"GK: acknowledged (echo-message, once on disk): paced p50 {r['paced_ack_p50']:.1f} ms"
+                    f" p99 {r['paced_ack_p99']:.1f} ms; bursts p50 {r['burst_ack_p50']:.1f} ms"
+                    f" p99 {r['burst_ack_p99']:.1f} ms",
+                    flush=True,
+                )
             if "persisted" in r:
                 print(f"{srv.name}: persisted {r['persisted']:.0f} of {r['sent']:.0f} lines sent (chat.sqlite3)")
         gk, ng = results["GK"], results["ngircd"]

@@ -129,6 +129,27 @@ def test_two_users_talk_with_echo_and_tags(chat_server):  # type: ignore[no-unty
     b.send(f"@+draft/reply={tags['msgid']} PRIVMSG alice :hi alice")
     dm = a.expect(r"PRIVMSG alice :hi alice$")
     assert f"+draft/reply={tags['msgid']}" in dm and ":bob!bob@" in dm
+    # CTCP (WeeChat's, irssi's /ctcp, HexChat's replies) goes through live, and is not history
+    b.send("PRIVMSG alice :\x01VERSION\x01")
+    a.expect(r":bob!bob@\S+ PRIVMSG alice :\x01VERSION\x01$")
+    a.send("NOTICE bob :\x01VERSION weechat 4.5\x01")
+    a.expect(r":alice!alice@\S+ NOTICE bob :\x01VERSION weechat 4.5\x01$")  # echo-message
+    b.expect(r":alice!alice@\S+ NOTICE bob :\x01VERSION weechat 4.5\x01$")
+    a.send("CHATHISTORY LATEST bob * 10")
+    a.send("PING :ctcp")
+    assert not any("VERSION" in ln for ln in a.until(r"PONG \S+ :ctcp$"))
+    b.send("ISON alice nobody bob")
+    b.expect(r" 303 bob :alice bob$")
+    b.send("USERHOST alice nobody")
+    b.expect(r" 302 bob :alice=\+alice@\S+$")
+    for cmd, reply in (
+        ("VERSION", " 351 bob GK\\. "),
+        ("TIME", " 391 bob "),
+        ("MOTD", " 422 bob "),
+        ("LUSERS", " 251 bob "),
+    ):
+        b.send(cmd)
+        b.expect(reply)
     b.send("PRIVMSG nobody :x")
     b.expect(r" 401 bob nobody ")
     b.send("PRIVMSG #nowhere :x")
@@ -329,6 +350,13 @@ def test_typing_reactions_redaction_read_markers(chat_server):  # type: ignore[n
     b.expect(r"MARKREAD #general \*$")
     a2.send("MARKREAD #general")
     a2.expect(r"MARKREAD #general timestamp=2030-01-01T00:00:00.000Z$")
+    # a device that connects is told each room's marker right after the JOIN, before 366
+    a3 = connect(port(chat_server), ALICE, caps)
+    joined = a3.until(r" 366 \S+ #general ")
+    at = [i for i, ln in enumerate(joined) if "MARKREAD #general " in ln]
+    assert at and joined[at[0]].endswith("MARKREAD #general timestamp=2030-01-01T00:00:00.000Z")
+    assert " JOIN #general" in joined[at[0] - 1]
+    a3.close()
     for c in (a, b, a2):
         c.close()
 

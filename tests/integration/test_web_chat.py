@@ -482,10 +482,13 @@ def test_filehost_for_irc_clients_and_irc_web_bridge(srv):  # type: ignore[no-un
     irc.send("AUTHENTICATE " + sasl("alice", PASSWORD))
     irc.expect(r" 903 ")
     irc.send("CAP END")
-    isupport = irc.expect(r" 005 .*CHATHISTORY")
-    url = re.search(r"draft/FILEHOST=(\S+)", isupport).group(1)
+    welcome = irc.until(r" 366 alice #general ")
+    isupport = " ".join(welcome)
+    for ln in (ln for ln in welcome if " 005 " in ln):  # 15 parameters at most (RFC 1459 2.3)
+        assert len(ln.split(" :", 1)[0].split()) - 2 + 1 <= 15, ln
+    url = re.search(r" draft/FILEHOST=(\S+)", isupport).group(1)
     assert url.endswith("/chat/files/upload")
-    irc.expect(r" 366 alice #general ")
+    assert f" soju.im/FILEHOST={url} " in isupport  # the name gamja, senpai and Goguma read
     # upload as an IRC client would: the body, Basic auth, 201 + Location
     conn = http.client.HTTPConnection("127.0.0.1", srv.port("http.port"), timeout=30)
     conn.request(

@@ -204,3 +204,58 @@ def test_bulk_inserts_share_one_statement_and_fall_back_one_by_one(chat, monkeyp
     assert items[1].seq > items[0].seq and items[1].msgid
     assert chat.history("alice", "#general", "after", 5, items[0].msgid) == []  # messages only
     assert [m.kind for m in chat.history("alice", "#general", "after", 5, items[0].msgid, events=True)] == ["TOPIC"]
+
+
+def test_early_subscribers_get_a_message_before_its_commit_and_again_once_durable(chat):
+    """IRC connections (early subscribers) are handed a new message as its write is queued,
+    so fan-out does not wait for the fsync; everyone else, and the durable copy that the
+    sender's echo is made of, comes only after the commit."""
+    chat.join("general", "alice")
+    chat.join("general", "bob")
+    early, late = [], []
+
+    def on_early(ev):
+        if isinstance(ev, MessagePosted):
+            # not on disk yet: the store does not know it, and it has no seq
+            early.append((ev.durable, ev.message.seq, chat.store.message(ev.message.msgid) is not None))
+
+    def on_late(ev):
+        if isinstance(ev, MessagePosted):
+            late.append((ev.durable, chat.store.message(ev.message.msgid) is not None))
+
+    reacting = []
+
+    def react_at_once(ev):  # a client reacting to the line the moment it arrives
+        if isinstance(ev, MessagePosted) and not ev.durable:
+            reacting.append(gevent.spawn(chat.react, "bob", ev.message.msgid, "+1"))
+
+    chat.subscribe(on_early, "bob", early=True)
+    chat.subscribe(react_at_once, "bob", early=True)
+    chat.subscribe(on_late, "bob")
+    m = chat.post("alice", "#general", "quick")
+    assert m.seq > 0
+    assert early == [(False, 0, False), (True, m.seq, True)]
+    gevent.joinall(reacting, raise_error=True)  # it waited for the commit, not "no such message"
+    assert chat.store.reactions(m.msgid) == [("bob", "+1")]
+    chat.unsubscribe(react_at_once, "bob")
+    assert late == [(True, True)]  # a plain subscriber never sees the message before its commit
+    chat.unsubscribe(on_early, "bob")
+    chat.post("alice", "#general", "after")
+    assert len(early) == 2 and len(late) == 2
+
+
+def test_a_burst_is_published_after_its_commits_not_early(chat):
+    """While writes queue up for the next commit, new messages are not published early: the
+    batch then fans out together. Each message is marked with whether it went out early, so an
+    IRC connection sends every message exactly once."""
+    chat.join("general", "alice")
+    chat.join("general", "bob")
+    seen = []
+    chat.subscribe(lambda ev: seen.append(ev) if isinstance(ev, MessagePosted) else None, "bob", early=True)
+    posts = [gevent.spawn(chat.post, "alice", "#general", f"b{i}") for i in range(40)]
+    gevent.joinall(posts, raise_error=True)
+    before = {ev.message.msgid for ev in seen if not ev.durable}
+    after = {ev.message.msgid: ev.early for ev in seen if ev.durable}
+    assert len(after) == 40
+    assert 1 <= len(before) < 40  # the first went early; most of the burst waited for commits
+    assert all(after[msgid] == (msgid in before) for msgid in after)

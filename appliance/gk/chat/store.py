@@ -239,6 +239,9 @@ class StoreError(ValueError):
 
 
 WriteFn = Callable[[sqlite3.Connection], Any]
+# a new message is handed to IRC connections before its commit only while fewer writes than
+# this wait for the next commit (ChatService.post: a steady rate, not a burst)
+EARLY_MAX = 4
 
 
 @dataclass
@@ -273,6 +276,10 @@ class GroupWriter:
         self._busy = False
         self.batches = 0  # committed batches (tests and benches read it)
         self.jobs = 0
+
+    def waiting(self) -> int:
+        """Writes queued for the next commit (0 when none is in flight: a write commits at once)."""
+        return len(self._pending.jobs)
 
     def submit(self, fn: WriteFn, bulk: tuple[str, tuple[Any, ...]] | None = None) -> Any:
         job = _Job(fn, bulk if self.seq_sql else None)
@@ -529,8 +536,12 @@ class ChatStore:
         room_id: int | None = None,
         kind: str = "PRIVMSG",
         reply_to: str | None = None,
+        queued: Callable[[Message], None] | None = None,
     ) -> Message:
-        """Store a message; returns it once it is on disk (the caller may acknowledge it)."""
+        """Store a message; returns it once it is on disk (the caller may acknowledge it).
+        ``queued`` is called with it (seq 0) just before its write is queued, nothing
+        yielding between (messages reach it in the order they are stored), when fewer than
+        ``EARLY_MAX`` writes wait for the next commit; else not at all."""
         msgid, t = new_msgid(), now_ms()
 
         params = (msgid, t, sender, target, room_id, kind, text, reply_to)
@@ -539,6 +550,8 @@ class ChatStore:
             cur = c.execute(_INSERT_MESSAGE.replace("?", f"({_NEXT_SEQ})", 1), params)
             return int(cur.lastrowid or 0)
 
+        if queued is not None and self.writer.waiting() < EARLY_MAX:
+            queued(Message(0, msgid, t, sender, target, kind, text, reply_to))
         seq = self.writer.submit(fn, bulk=(_INSERT_MESSAGE, params))
         return Message(seq, msgid, t, sender, target, kind, text, reply_to)
 

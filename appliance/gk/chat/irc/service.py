@@ -110,7 +110,7 @@ class IRCServer:
         assert account
         online, away = account in self.by_account, self.is_away(account)
         self.by_account.setdefault(account, set()).add(session)
-        self.chat.subscribe(session.on_event, account)
+        self.chat.subscribe(session.on_event, account, early=True)  # it renders from the event
         if not online:
             self._monitor_notify(account, True)
         if away and not self.is_away(account):

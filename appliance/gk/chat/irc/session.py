@@ -187,7 +187,7 @@ class Session:
                 else:
                     return
             else:
-                data = b"".join(items)
+                data = items[0] if len(items) == 1 else b"".join(items)
                 n = nb_write(self.sock, data)
                 if n is not None and n >= len(data):
                     return
@@ -527,9 +527,10 @@ class Session:
             f"MONITOR={MONITOR_MAX}",
         ]
         filehost = filehost_url(self.server.ctx)  # uploads: gk.web.chatfiles
-        if filehost:
-            tokens.append(f"draft/FILEHOST={filehost}")
-        self.num(N.RPL_ISUPPORT, *tokens, "are supported by this server")
+        if filehost:  # the draft's name, and soju's, which gamja, senpai and Goguma look for
+            tokens += [f"draft/FILEHOST={filehost}", f"soju.im/FILEHOST={filehost}"]
+        for i in range(0, len(tokens), 12):  # at most 15 parameters a line (RFC 1459 2.3)
+            self.num(N.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
         self.num(N.ERR_NOMOTD, "MOTD File is missing")
         for room in self.chat.rooms_of(self.account):
             self._send_join(room.name, self.account)
@@ -544,11 +545,18 @@ class Session:
             return
         mine = ev.origin is self
         if type(ev) is core.MessagePosted:  # the hot path: one per message and connection
-            if mine and not self._echo:
+            # others' messages as soon as they are queued for disk when they are published
+            # then (early), else once on disk; the sender's own echo, its acknowledgement,
+            # only once it is on disk
+            if mine:
+                if not ev.durable or not self._echo:
+                    return
+            elif ev.durable and ev.early:
                 return
             m = ev.message
-            target = m.target if m.target[0] == "#" else self._target_name(m.target, m.sender)
-            key = (target, self._caps_key)
+            # a room's line reads the same for every connection with the same capabilities
+            # (no per-recipient key object); a DM's target is the other side, per connection
+            key: Any = self._caps_key if m.target[0] == "#" else (self._target_name(m.target, m.sender), self._caps_key)
             line = ev.rendered.get(key)
             if line is None:
                 line = ev.rendered[key] = self._privmsg(m, ev.client_tags)
@@ -693,6 +701,10 @@ class Session:
     def _send_join(self, room: str, account: str, msgid: str | None = None, ms: int | None = None) -> None:
         self.joined.add(room)
         self.send(self._join_line(room, account, msgid, ms))
+        if "draft/read-marker" in self.caps:  # the spec: after the JOIN, before RPL_ENDOFNAMES
+            # (Goguma reads it there: without it, what was read on another device shows unread)
+            t = self.chat.read_marker(account, "#" + room)
+            self.reply("MARKREAD", "#" + room, "timestamp=" + irc_time(t) if t else "*")
         self._topic(room)
         self._names(room)
 
@@ -936,6 +948,40 @@ class Session:
         if offline:
             self.num(N.RPL_MONOFFLINE, ",".join(offline))
 
+    # -- what classic clients ask now and then (irssi's and WeeChat's notify lists poll ISON
+    # when MONITOR is not used, /version, /time, /motd, /lusers): answered, not 421
+    def cmd_ISON(self, line: Line) -> None:
+        if not line.params:
+            raise NeedMore
+        names = " ".join(line.params).split()[:100]
+        self.num(N.RPL_ISON, " ".join(n for n in names if n.lower() in self.server.by_account))
+
+    def cmd_USERHOST(self, line: Line) -> None:
+        if not line.params:
+            raise NeedMore
+        out = []
+        for nick in line.params[:5]:
+            name = nick.lower()
+            if name in self.server.by_account:
+                away = "-" if self.server.is_away(name) else "+"
+                out.append(f"{name}={away}{name}@{self.host}")
+        self.num(N.RPL_USERHOST, " ".join(out))
+
+    def cmd_VERSION(self, line: Line) -> None:
+        self.num(N.RPL_VERSION, "GK.", self.server.name, "IRCv3 chat of the GK appliance")
+
+    def cmd_TIME(self, line: Line) -> None:
+        now = datetime.now(UTC)
+        self.num(N.RPL_TIME, self.server.name, now.strftime("%A %B %d %Y -- %H:%M:%S +00:00"))
+
+    def cmd_MOTD(self, line: Line) -> None:
+        self.num(N.ERR_NOMOTD, "MOTD File is missing")
+
+    def cmd_LUSERS(self, line: Line) -> None:
+        users = len(self.server.by_account)
+        self.num(N.RPL_LUSERCLIENT, f"There are {users} users and 0 invisible on 1 servers")
+        self.num(N.RPL_LUSERME, f"I have {users} clients and 0 servers")
+
     def cmd_SETNAME(self, line: Line) -> None:
         if not line.params:
             raise NeedMore
@@ -964,8 +1010,13 @@ class Session:
         text = line.params[1]
         tags = line.client_tags if "message-tags" in self.caps else {}
         reply_to = tags.pop("+draft/reply", None)
+        # a CTCP query or reply (VERSION, PING, TIME...; not ACTION, which is /me): live only
+        ctcp = text.startswith("\x01") and not text.startswith("\x01ACTION")
         for target in line.params[0].split(",")[:4]:
             try:
+                if ctcp:
+                    self.chat.relay(self.account, self._to(target), text, kind=kind, origin=self)
+                    continue
                 self.chat.post(
                     self.account, self._to(target), text, kind=kind, reply_to=reply_to, client_tags=tags, origin=self
                 )
