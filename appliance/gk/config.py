@@ -97,7 +97,10 @@ class ServerConfig:
     log_level: str = opt("info", "log verbosity", one_of("debug", "info", "warning", "error"))
     shutdown_grace: float = opt(10.0, "seconds SIGTERM waits for open sessions to finish", at_least(0))
     gc_interval: float = opt(
-        1.0, "seconds between forced garbage collections (bounds RSS under TLS churn; 0 = off)", at_least(0)
+        1.0,
+        "seconds between checks for a full garbage collection, run when the event loop is idle or at the "
+        "latest every 60 s (bounds RSS under TLS churn; 0 = Python's own collections only)",
+        at_least(0),
     )
     sqlite_cache_kib: int = opt(
         2048, "SQLite page cache of each shared database in KiB (gk tune sizes it to the RAM)", at_least(64)
