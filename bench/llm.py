@@ -62,7 +62,12 @@ TARGET_RSS_MB, TARGET_LATENCY_RATIO = 3.0, 1.5
 # BENCH_AI_NICE: [ai] nice for GK (the inference thread's OS priority) instead of its default;
 # BENCH_SWITCH_INTERVAL_MS (bench/hub_lag.py): [server] switch_interval_ms, also used around
 # GK's runs in the speed comparison; BENCH_LLM_PARTS: which of speed,rss,latency to run
-AI_OVERRIDES: dict[str, int] = {"nice": int(os.environ["BENCH_AI_NICE"])} if os.environ.get("BENCH_AI_NICE") else {}
+AI_OVERRIDES: dict[str, int | str] = (
+    {"nice": int(os.environ["BENCH_AI_NICE"])} if os.environ.get("BENCH_AI_NICE") else {}
+)
+# BENCH_AI_SCHEDULER: [ai] scheduler (normal, batch, idle) for GK's inference thread
+if os.environ.get("BENCH_AI_SCHEDULER"):
+    AI_OVERRIDES["scheduler"] = os.environ["BENCH_AI_SCHEDULER"]
 PARTS = os.environ.get("BENCH_LLM_PARTS", "speed,rss,latency").split(",")
 LATENCY_ROUNDS = int(os.environ.get("BENCH_LLM_LATENCY_ROUNDS", "2"))
 
@@ -119,7 +124,8 @@ def _speed() -> int:
 
     defaults = config.Config()
     gk_switch = SERVER_OVERRIDES.get("switch_interval_ms", defaults.server.switch_interval_ms) / 1000
-    nice = AI_OVERRIDES.get("nice", defaults.ai.nice)
+    nice = int(AI_OVERRIDES.get("nice", defaults.ai.nice))
+    scheduler = str(AI_OVERRIDES.get("scheduler", defaults.ai.scheduler))
     python_switch = sys.getswitchinterval()
 
     threads = max(1, (os.cpu_count() or 2) - 1)
@@ -135,7 +141,7 @@ def _speed() -> int:
         bare = llama_cpp.Llama(str(model), n_ctx=N_CTX, n_batch=256, n_threads=threads, n_threads_batch=threads,
                                verbose=False)  # fmt: skip
         rt = Runtime(data_dir, RuntimeSettings(context_size=N_CTX, batch_size=256, threads=threads, min_free_mb=0,
-                                               nice=nice))  # fmt: skip
+                                               nice=nice, scheduler=scheduler))  # fmt: skip
         bare.create_chat_completion(messages=short, max_tokens=4)  # warm up both
         sys.setswitchinterval(gk_switch)
         rt.submit("bench.gguf", {"messages": short, "max_tokens": 4}, stream=False).result()
@@ -168,7 +174,7 @@ def _speed() -> int:
         rt.stop()
         gevent.sleep(0)
 
-    print(f"GK: switch interval {gk_switch * 1000:g} ms, inference thread nice {nice} (bare: Python's defaults; "
+    print(f"GK: switch interval {gk_switch * 1000:g} ms, inference thread nice {nice}, scheduler {scheduler} (bare: Python's defaults; "
           "the inference thread's priority is its own, the bare one runs in the bench's main thread)")  # fmt: skip
     print(f"best of {ROUNDS}, alternated; wall = what a user waits, CPU = the process's CPU seconds (the work)")
     for label, b, g, nb, ng in (

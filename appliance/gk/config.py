@@ -330,6 +330,12 @@ class AIConfig:
     nice: int = opt(
         10, "OS priority of the inference threads, 0-19 (higher: mail and web get the CPU first)", between(0, 19)
     )
+    scheduler: str = opt(
+        "normal",
+        "Linux scheduling class of the inference threads: normal (with nice above), batch (never preempts "
+        "on wake-up), idle (runs only on CPU time nothing else wants)",
+        one_of("normal", "batch", "idle"),
+    )
     idle_unload_seconds: float = opt(300.0, "unload the model after this long without a request", at_least(1))
     min_free_mb: int = opt(64, "memory left to the rest of the box after a model is loaded, MiB", at_least(0))
     max_queue: int = opt(16, "requests that may wait for the assistant (more get HTTP 503)", at_least(1))
