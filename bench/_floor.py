@@ -10,8 +10,8 @@ kept off a core for hundreds of ms, and GK's max cannot be read without it.
 ``with Floor(path) as floor: ...`` starts the process, ``floor.result`` after the block is
 ``{"samples", "p50_ms", "p99_ms", "max_ms", "seconds"}`` over the block (``seconds``: the
 largest lag of each wall-clock second, ``[[unix second, ms], ...]``, as ``gk.hublag`` writes it);
-``row(name, lag)`` formats a line; ``quiet_max(gk, peer)`` is GK's largest lag over the seconds in
-which the peer itself was not delayed.
+``row(name, lag)`` formats a line; ``excess_max(gk, peer)`` is GK's largest lag beyond the peer's
+in the same second.
 """
 
 from __future__ import annotations
@@ -76,15 +76,11 @@ def row(name: str, lag: dict[str, float]) -> str:
     )
 
 
-QUIET_MS = 10.0  # a second in which the idle peer's own lag stayed under this was a quiet one
-
-
-def quiet_max(gk: dict, peer: dict, quiet_ms: float = QUIET_MS) -> tuple[float, int, int]:
-    """GK's largest lag over the wall-clock seconds in which the peer's own largest lag was at most
-    ``quiet_ms`` (the machine left both processes alone): (max ms, quiet seconds, seconds both
-    measured). A stall of GK's own shows there; the machine's (a core taken by another process)
-    shows in the peer's same second and is set aside."""
+def excess_max(gk: dict, peer: dict) -> tuple[float, int]:
+    """GK's largest lag beyond the peer's own in the same wall-clock second, and how many seconds
+    both measured. A stall of GK's own shows in full (the idle peer, on a core of its own, is not
+    delayed by it); a stall of the machine's (a core taken by another process) delays the peer too
+    in that second and is subtracted."""
     peer_worst = {int(s): ms for s, ms in peer.get("seconds", [])}
-    both = [(ms, peer_worst[int(s)]) for s, ms in gk.get("seconds", []) if int(s) in peer_worst]
-    quiet = [ms for ms, peer_ms in both if peer_ms <= quiet_ms]
-    return (max(quiet) if quiet else 0.0), len(quiet), len(both)
+    both = [ms - peer_worst[int(s)] for s, ms in gk.get("seconds", []) if int(s) in peer_worst]
+    return (max(both) if both else 0.0), len(both)
