@@ -98,3 +98,27 @@ def test_a_pages_first_compile_runs_in_the_cpu_pool_with_its_layouts(tmp_path: P
     assert Client(web).get("/wizard/claim").status == 200
     assert threads == []  # compiled once
     assert threading.current_thread() is threading.main_thread()
+
+
+def test_web_session_writes_commit_in_the_disk_pool(tmp_path: Path) -> None:
+    """A client without cookies makes a session at every page: its commit (an fdatasync of the
+    WAL) runs in the disk-I/O pool, not on the hub; the row is there once ``create`` returns."""
+    from gk.web.sessions import SessionStore
+
+    store = SessionStore(tmp_path / "web.sqlite3", days=1)
+    where: list[bool] = []
+    commit = store.db._commit
+
+    def recording() -> None:
+        where.append(pools.in_pool_thread())
+        commit()
+
+    store.db._commit = recording  # type: ignore[method-assign]
+    session = store.create()
+    store.save_data(session)
+    store.delete(session.sid)
+    assert where == [True, True, True]
+    again = store.create("ann@example.org", {"k": 1})
+    fresh = SessionStore(tmp_path / "web.sqlite3", days=1)  # another connection sees it committed
+    got = fresh.get(again.sid)
+    assert got is not None and got.address == "ann@example.org" and got.data == {"k": 1}
