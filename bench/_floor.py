@@ -8,7 +8,10 @@ on this machine sees at that moment: on a shared, loaded machine an idle process
 kept off a core for hundreds of ms, and GK's max cannot be read without it.
 
 ``with Floor(path) as floor: ...`` starts the process, ``floor.result`` after the block is
-``{"samples", "p50_ms", "p99_ms", "max_ms"}`` over the block; ``row(name, lag)`` formats a line.
+``{"samples", "p50_ms", "p99_ms", "max_ms", "seconds"}`` over the block (``seconds``: the
+largest lag of each wall-clock second, ``[[unix second, ms], ...]``, as ``gk.hublag`` writes it);
+``row(name, lag)`` formats a line; ``excess_max(gk, peer)`` is GK's largest lag beyond the peer's
+in the same second.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ from types import TracebackType
 
 IDLE_LAG = """
 import json, os, sys, time, gevent
-lags, written = [], time.monotonic()
+lags, written, seconds = [], time.monotonic(), {}
 def summary():
     ordered = sorted(lags)
     n = len(ordered)
     return {"samples": n, "p50_ms": ordered[n // 2] * 1000, "p99_ms": ordered[min(n - 1, int(n * 0.99))] * 1000,
-            "max_ms": ordered[-1] * 1000}
+            "max_ms": ordered[-1] * 1000, "seconds": [[k, v * 1000] for k, v in seconds.items()]}
 while True:
     a = time.monotonic(); gevent.sleep(0.005); now = time.monotonic(); lags.append(max(0.0, now - a - 0.005))
+    sec = int(time.time()); seconds[sec] = max(seconds.get(sec, 0.0), lags[-1])
     if now - written >= 1.0:
         written = now
         with open(sys.argv[1] + ".tmp", "w") as f:
@@ -70,3 +74,13 @@ def row(name: str, lag: dict[str, float]) -> str:
         f"{name:34}{int(lag.get('samples', 0)):>9}{lag.get('p50_ms', 0.0):>9.2f}"
         f"{lag.get('p99_ms', 0.0):>9.2f}{lag.get('max_ms', 0.0):>9.1f}"
     )
+
+
+def excess_max(gk: dict, peer: dict) -> tuple[float, int]:
+    """GK's largest lag beyond the peer's own in the same wall-clock second, and how many seconds
+    both measured. A stall of GK's own shows in full (the idle peer, on a core of its own, is not
+    delayed by it); a stall of the machine's (a core taken by another process) delays the peer too
+    in that second and is subtracted."""
+    peer_worst = {int(s): ms for s, ms in peer.get("seconds", [])}
+    both = [ms - peer_worst[int(s)] for s, ms in gk.get("seconds", []) if int(s) in peer_worst]
+    return (max(both) if both else 0.0), len(both)

@@ -68,7 +68,12 @@ TARGET_RSS_MB, TARGET_LATENCY_RATIO = 3.0, 1.5
 # BENCH_AI_NICE: [ai] nice for GK (the inference thread's OS priority) instead of its default;
 # BENCH_SWITCH_INTERVAL_MS (bench/hub_lag.py): [server] switch_interval_ms, also used around
 # GK's runs in the speed comparison; BENCH_LLM_PARTS: which of speed,overhead,rss,latency to run
-AI_OVERRIDES: dict[str, int] = {"nice": int(os.environ["BENCH_AI_NICE"])} if os.environ.get("BENCH_AI_NICE") else {}
+AI_OVERRIDES: dict[str, int | str] = (
+    {"nice": int(os.environ["BENCH_AI_NICE"])} if os.environ.get("BENCH_AI_NICE") else {}
+)
+# BENCH_AI_SCHEDULER: [ai] scheduler (normal, batch, idle) for GK's inference thread
+if os.environ.get("BENCH_AI_SCHEDULER"):
+    AI_OVERRIDES["scheduler"] = os.environ["BENCH_AI_SCHEDULER"]
 PARTS = os.environ.get("BENCH_LLM_PARTS", "speed,overhead,rss,latency").split(",")
 OVERHEAD_REQUESTS = 60
 LATENCY_ROUNDS = int(os.environ.get("BENCH_LLM_LATENCY_ROUNDS", "2"))
@@ -110,11 +115,11 @@ class _Best:
 
 
 class _Peer:
-    """Runs the bare peer's calls on one thread of its own at ``nice``, as GK's inference thread
+    """Runs the bare peer's calls on one thread of its own at ``nice`` (and ``scheduler``), as GK's inference thread
     runs (``gk.ai.runtime.lower_priority``; llama.cpp's worker threads inherit it). The caller
     waits on an event: no polling adds to the process's CPU time."""
 
-    def __init__(self, nice: int):
+    def __init__(self, nice: int, scheduler: str = "normal"):
         import queue
 
         from gk.ai.runtime import lower_priority
@@ -122,7 +127,7 @@ class _Peer:
         self.jobs: queue.Queue = queue.Queue()
 
         def loop() -> None:
-            lower_priority(nice)
+            lower_priority(nice, scheduler)
             while True:
                 job, out, done = self.jobs.get()
                 try:
@@ -161,7 +166,8 @@ def _speed() -> int:
 
     defaults = config.Config()
     gk_switch = SERVER_OVERRIDES.get("switch_interval_ms", defaults.server.switch_interval_ms) / 1000
-    nice = AI_OVERRIDES.get("nice", defaults.ai.nice)
+    nice = int(AI_OVERRIDES.get("nice", defaults.ai.nice))
+    scheduler = str(AI_OVERRIDES.get("scheduler", defaults.ai.scheduler))
     python_switch = sys.getswitchinterval()
 
     threads = max(1, (os.cpu_count() or 2) - 1)
@@ -177,8 +183,8 @@ def _speed() -> int:
         bare = llama_cpp.Llama(str(model), n_ctx=N_CTX, n_batch=256, n_threads=threads, n_threads_batch=threads,
                                verbose=False)  # fmt: skip
         rt = Runtime(data_dir, RuntimeSettings(context_size=N_CTX, batch_size=256, threads=threads, min_free_mb=0,
-                                               nice=nice))  # fmt: skip
-        peer = _Peer(nice)
+                                               nice=nice, scheduler=scheduler))  # fmt: skip
+        peer = _Peer(nice, scheduler)
         peer.run(lambda: bare.create_chat_completion(messages=short, max_tokens=4))  # warm up both
         sys.setswitchinterval(gk_switch)
         rt.submit("bench.gguf", {"messages": short, "max_tokens": 4}, stream=False).result()
@@ -211,8 +217,8 @@ def _speed() -> int:
         rt.stop()
         gevent.sleep(0)
 
-    print(f"GK: switch interval {gk_switch * 1000:g} ms, inference thread nice {nice}; bare: Python's switch "
-          f"interval, on a thread of its own at the same nice {nice}")  # fmt: skip
+    print(f"GK: switch interval {gk_switch * 1000:g} ms, inference thread nice {nice}, scheduler {scheduler}; "
+          f"bare: Python's switch interval, on a thread of its own at the same nice and scheduler")  # fmt: skip
     print(f"best of {ROUNDS}, alternated; wall = what a user waits, CPU = the process's CPU seconds (the work)")
     for label, b, g, nb, ng in (
         (f"prompt ({n_prompt} tok)", b_prompt, g_prompt, n_prompt, n_prompt),

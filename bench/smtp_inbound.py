@@ -38,10 +38,10 @@ from bench._ports import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
 CONNECTIONS = 16
-MESSAGES = 3200
+MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "3200"))  # per run (smaller while iterating)
 WARMUP = 64
 SESSIONS_FOR_RSS = 100
-ROUNDS = 2
+ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "2"))
 RCPT = "bench@bench.example"
 BODY = (
     b"From: Load <load@sender.example>\r\nTo: <bench@bench.example>\r\nSubject: bench\r\n"

@@ -97,7 +97,10 @@ class ServerConfig:
     log_level: str = opt("info", "log verbosity", one_of("debug", "info", "warning", "error"))
     shutdown_grace: float = opt(10.0, "seconds SIGTERM waits for open sessions to finish", at_least(0))
     gc_interval: float = opt(
-        1.0, "seconds between forced garbage collections (bounds RSS under TLS churn; 0 = off)", at_least(0)
+        1.0,
+        "seconds between checks for a full garbage collection, run when the event loop is idle or at the "
+        "latest every 60 s (bounds RSS under TLS churn; 0 = Python's own collections only)",
+        at_least(0),
     )
     sqlite_cache_kib: int = opt(
         2048, "SQLite page cache of each shared database in KiB (gk tune sizes it to the RAM)", at_least(64)
@@ -326,6 +329,12 @@ class AIConfig:
     threads: int = opt(0, "inference threads (0 = cores - 1, so the mail server keeps a core)", at_least(0))
     nice: int = opt(
         10, "OS priority of the inference threads, 0-19 (higher: mail and web get the CPU first)", between(0, 19)
+    )
+    scheduler: str = opt(
+        "normal",
+        "Linux scheduling class of the inference threads: normal (with nice above), batch (never preempts "
+        "on wake-up), idle (runs only on CPU time nothing else wants)",
+        one_of("normal", "batch", "idle"),
     )
     idle_unload_seconds: float = opt(300.0, "unload the model after this long without a request", at_least(1))
     min_free_mb: int = opt(64, "memory left to the rest of the box after a model is loaded, MiB", at_least(0))

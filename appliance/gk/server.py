@@ -105,10 +105,61 @@ def set_switch_interval(ms: float) -> None:
     sys.setswitchinterval(ms / 1000)
 
 
-def _gc_loop(interval: float) -> None:
-    while True:
-        gevent.sleep(interval)
-        gc.collect()
+class GCPolicy:
+    """When ``gk serve`` runs a full (generation 2) garbage collection: when the hub is idle.
+
+    A full collection walks every tracked object that is not frozen (``gc.freeze()`` after
+    startup takes the modules, config and templates out of it): sessions, caches, TLS objects.
+    It is needed (TLS connection churn leaves reference cycles that only a full pass frees:
+    25 → 111 MB RSS over 3,000 connections without it, DESIGN.md), but it holds the hub for its
+    whole length, and at once a second under load it was one of the hub's longest stalls
+    (``bench hub_lag``'s gc figures). So Python's own full collections are turned off
+    (``threshold2`` raised; its young collections keep running on allocation counts) and the
+    loop runs one once a tick:
+
+    - when the hub used at most ``idle_share`` of a CPU since the last tick (no session is
+      waiting behind the pause) and at least ``min_gap`` seconds went by since the last one;
+    - or, however busy the hub is, when ``max_gap`` seconds went by (RSS stays bounded under a
+      load that never stops).
+
+    ``decide(now, hub_cpu)`` is the whole policy (no clock or gc call inside: unit-tested);
+    ``now`` and ``hub_cpu`` are the monotonic clock and the hub thread's CPU seconds.
+    """
+
+    def __init__(self, min_gap: float = 10.0, max_gap: float = 60.0, idle_share: float = 0.05):
+        self.min_gap, self.max_gap, self.idle_share = min_gap, max_gap, idle_share
+        self.last_full: float | None = None
+        self._last: tuple[float, float] | None = None
+
+    def decide(self, now: float, hub_cpu: float) -> bool:
+        """True: run a full collection now (and count it as done)."""
+        last, self._last = self._last, (now, hub_cpu)
+        if self.last_full is None:
+            self.last_full = now  # startup ended with a full collection and gc.freeze()
+        since = now - self.last_full
+        idle = last is not None and now > last[0] and (hub_cpu - last[1]) <= self.idle_share * (now - last[0])
+        if since >= self.max_gap or (idle and since >= self.min_gap):
+            self.last_full = now
+            return True
+        return False
+
+
+# Python's automatic full collections (``gc.set_threshold``'s third value) are left to the
+# policy above: so many young-generation-1 collections before one that it never comes first.
+_NO_AUTO_FULL = 1_000_000
+
+
+def _gc_loop(interval: float, policy: GCPolicy | None = None) -> None:
+    policy = policy or GCPolicy(min_gap=max(interval, 10.0), max_gap=max(interval, 60.0))
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, _NO_AUTO_FULL)
+    try:
+        while True:
+            gevent.sleep(interval)
+            if policy.decide(time.monotonic(), time.thread_time()):
+                gc.collect()
+    finally:
+        gc.set_threshold(young, middle, old)
 
 
 def _watchdog_loop() -> None:

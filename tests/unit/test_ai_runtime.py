@@ -285,3 +285,33 @@ def test_cached_pieces_detokenize_as_llama_cpp_python_does(tiny_gguf):
         assert llm.detokenize(text) == expected[2][0]
     finally:
         llm.close()
+
+
+def test_the_inference_thread_runs_in_the_configured_scheduling_class(data_dir):
+    """[ai] scheduler = batch puts the inference thread (and only it) in SCHED_BATCH; the hub keeps
+    its class. On a hub of its own, like the nice test above: that inference thread keeps it."""
+    import os
+    import threading
+
+    seen: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def on_its_own_hub() -> None:
+        rt = Runtime(data_dir, RuntimeSettings(context_size=1024, threads=1, min_free_mb=0, scheduler="batch"))
+        try:
+            rt.submit("tiny.gguf", {"messages": PROMPT, "max_tokens": 2}, stream=False).result(timeout=120)
+            seen["inference"] = rt.pool.apply(lambda: os.sched_getscheduler(threading.get_native_id()))
+            seen["hub"] = os.sched_getscheduler(threading.get_native_id())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            rt.stop()
+            from gk import pools
+
+            pools.shutdown()
+
+    t = threading.Thread(target=on_its_own_hub)
+    t.start()
+    t.join(300)
+    assert not errors, errors
+    assert seen == {"inference": os.SCHED_BATCH, "hub": os.SCHED_OTHER}

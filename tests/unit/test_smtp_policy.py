@@ -164,3 +164,15 @@ def test_error_budget_slows_down_then_disconnects_and_forgives_after_delivery():
         b.record(reply)
     assert b.errors == 1
     assert ErrorBudget.is_error("501 5.1.7 Bad sender address syntax") and ErrorBudget.is_error(b"535 5.7.8 no")
+
+
+def test_inbound_rcpt_reads_the_recipient_once(ctx, monkeypatch):
+    """Port 25's RCPT resolves the recipient (one read of the user) and checks its quota with that
+    row, not with a second read of the same user: each SQLite call on the hub hands the GIL away."""
+    ctx.accounts.set_quota("alice@example.org", 1)
+    reads: list[str] = []
+    get_user = ctx.accounts.get_user
+    monkeypatch.setattr(ctx.accounts, "get_user", lambda address: reads.append(address) or get_user(address))
+    p = SMTPPolicy(ctx, max_recipients=10)
+    assert p.rcpt_to(IN, None, "alice@example.org", 0).local_user == "alice@example.org"
+    assert reads == ["alice@example.org"]  # resolve_recipient's own read, no second one for the quota

@@ -73,6 +73,7 @@ class RuntimeSettings:
     batch_size: int = 256
     threads: int = 0  # 0 = cores - 1
     nice: int = 10  # OS priority of the inference thread (and the llama.cpp threads it starts)
+    scheduler: str = "normal"  # its Linux scheduling class: normal, batch or idle (lower_priority)
     idle_unload_seconds: float = 300.0
     min_free_mb: int = 64
     max_queue: int = 16
@@ -265,7 +266,7 @@ class Runtime:
 
     def _run(self, req: Request) -> None:
         self._evaluated = 0
-        lower_priority(self.settings.nice)
+        lower_priority(self.settings.nice, self.settings.scheduler)
         try:
             llm = self._ensure_loaded(req.model)
             from llama_cpp import LogitsProcessorList
@@ -453,24 +454,38 @@ def cache_pieces(llm: Any) -> None:
     model.detokenize = detokenize
 
 
-def lower_priority(nice: int) -> None:
-    """Give the calling thread (the inference thread) ``nice`` as its OS priority, once.
+SCHEDULERS = {"batch": "SCHED_BATCH", "idle": "SCHED_IDLE"}
 
-    On Linux the nice value belongs to a thread (``setpriority`` with its native id), and the
-    threads llama.cpp starts for ``n_threads`` > 1 inherit it from the thread that creates them.
-    Raised, never lowered: a process that is not root may only lower its priority, and the
-    hub and the mail pools keep theirs, so when the CPU is short they are served first.
+
+def lower_priority(nice: int, scheduler: str = "normal") -> None:
+    """Give the calling thread (the inference thread) ``nice`` as its OS priority and, with
+    ``scheduler`` ``batch`` or ``idle``, that Linux scheduling class, once.
+
+    On Linux the nice value and the scheduling policy belong to a thread (``setpriority`` and
+    ``sched_setscheduler`` with its native id), and the threads llama.cpp starts for ``n_threads``
+    > 1 inherit them from the thread that creates them. Raised, never lowered: a process that is
+    not root may only lower its priority, and the hub and the mail pools keep theirs, so when the
+    CPU is short they are served first. ``SCHED_BATCH`` never preempts another thread when it
+    wakes; ``SCHED_IDLE`` runs only when no other thread wants the core — on a box a generation
+    then waits behind every mail and web request, and on a machine that other work keeps busy it
+    may hardly run at all.
     """
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
     import threading
 
     tid = threading.get_native_id()
-    try:
-        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-    except OSError as exc:
-        log.warning("ai: could not lower the inference thread's priority: %s", exc)
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError as exc:
+            log.warning("ai: could not lower the inference thread's priority: %s", exc)
+    policy = getattr(os, SCHEDULERS.get(scheduler, ""), None) if scheduler in SCHEDULERS else None
+    if policy is not None and hasattr(os, "sched_setscheduler"):
+        try:
+            if os.sched_getscheduler(tid) != policy:
+                os.sched_setscheduler(tid, policy, os.sched_param(0))
+        except OSError as exc:
+            log.warning("ai: could not set the inference thread's scheduling class: %s", exc)
 
 
 def _malloc_trim() -> None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import bottle
 
-from gk import claim, settings
+from gk import claim, pools, settings
 from gk.accounts import User
 from gk.locale import N_
 from gk.web import i18n
@@ -123,6 +123,7 @@ class Web:
         for status in ERROR_HEADINGS:
             self.app.error(status)(self._error)
         self.wsgi = SecurityHeaders(self.app, ctx.config.http.https_port)
+        self._compiled: set[str] = set()  # templates already compiled (in jinja2's cache)
 
     @cached_property
     def jinja(self) -> Any:
@@ -136,6 +137,37 @@ class Web:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+
+    def template(self, name: str) -> Any:
+        """The compiled template ``name``; the first time (the jinja2 import and the compile) in
+        the CPU pool, not on the hub.
+
+        Both are pure Python: here the import took ~60 ms and a page's compile 10-50 ms (several
+        times that on a board), which on the hub held every mail and chat session during the
+        first view of each page after a start (``bench hub_lag``'s stall stacks,
+        ``GK_HUB_STALL_MS``). In a pool thread the hub gets the GIL back within a switch
+        interval; later calls find the template in jinja2's cache."""
+        if name not in self._compiled:
+            self._compiled.update(pools.run_cpu(self._compile, name))
+        return self.jinja.get_template(name)
+
+    def _compile(self, name: str) -> set[str]:
+        """Compile ``name`` and the templates it extends, includes or imports (jinja2 compiles
+        those only when the render reaches them); the names compiled."""
+        from jinja2 import meta
+
+        env = self.jinja
+        done: set[str] = set()
+        todo = [name]
+        while todo:
+            current = todo.pop()
+            if current in done or current in self._compiled:
+                continue
+            env.get_template(current)
+            done.add(current)
+            source = env.loader.get_source(env, current)[0]
+            todo.extend(ref for ref in meta.find_referenced_templates(env.parse(source)) if ref)
+        return done
 
     # -- routes --------------------------------------------------------------------------
     def add_routes(self, routes: Iterable[Route]) -> None:
@@ -308,7 +340,7 @@ class Web:
         assert sess is not None
         lang = self.lang()
         st, _ = self.claim_state()
-        return self.jinja.get_template(template).render(
+        return self.template(template).render(
             _=i18n.translator(lang),
             folder_name=lambda name: i18n.folder_name(name, lang),
             format_datetime=lambda when, seconds=True: i18n.format_datetime(when, lang, seconds),

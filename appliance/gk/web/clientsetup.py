@@ -97,7 +97,7 @@ def autoconfig(web: Web) -> str:
         domain = settings.of(web.data_dir).mail_domain() or domain
     bottle.response.content_type = "application/xml; charset=utf-8"
     bottle.response.set_header("Cache-Control", "max-age=3600")
-    return web.jinja.get_template("autoconfig.xml").render(
+    return web.template("autoconfig.xml").render(
         domain=domain, host=server_name(web), endpoints=endpoints(ctx, server_name(web))
     )
 

@@ -33,10 +33,12 @@ def limit(ctx: AppContext, address: str) -> int:
     return user.quota_mb * MB if user is not None else 0
 
 
-def exceeded(ctx: AppContext, address: str, adding: int = 0) -> bool:
+def exceeded(ctx: AppContext, address: str, adding: int = 0, *, quota_mb: int | None = None) -> bool:
     """Whether ``address``'s mailbox is full (``adding`` = 0) or would be over its quota with
-    ``adding`` more bytes. False without a quota or without a running mailbox store."""
-    quota = limit(ctx, address)
+    ``adding`` more bytes. False without a quota or without a running mailbox store.
+    ``quota_mb``: the user's ``quota_mb`` when the caller already read the user (SMTP RCPT on
+    the hub: one SQLite read a recipient fewer), else it is read here."""
+    quota = quota_mb * MB if quota_mb is not None else limit(ctx, address)
     if not quota:
         return False
     store = ctx.services.maybe(MailboxStore)

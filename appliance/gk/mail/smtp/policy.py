@@ -102,7 +102,7 @@ class SMTPPolicy:
             return RcptDecision("250 2.1.5 OK")  # no local user: sent back (forward.send_back)
         owner_user = self.ctx.accounts.resolve_recipient(addr)
         if owner_user is not None:
-            if quota.exceeded(self.ctx, owner_user.address):
+            if quota.exceeded(self.ctx, owner_user.address, quota_mb=owner_user.quota_mb):
                 return RcptDecision(quota.FULL_RCPT.format(address=address))
             return RcptDecision("250 2.1.5 OK", owner_user.address)
         if not self.ctx.accounts.is_local_domain(domain):
