@@ -195,3 +195,36 @@ def test_a_flag_change_is_one_pool_hand_off_commit_then_renames(
     again = MailboxStore(tmp_path / "mail").user("ann@example.org")
     assert [m.seen for m in again.infos("INBOX", [1, 2, 3], envelopes=False).values()] == [True, True, False]
     again.close()
+
+
+def test_a_folder_first_seen_full_keeps_its_file_names_and_its_uids_survive_a_lost_index(tmp_path: Path) -> None:
+    """No rename per file at the first scan: the UIDs go to gk-uidmap (one append), from which
+    a rebuilt index takes them back; a torn last line of the map is ignored."""
+    root = tmp_path / "lazy"
+    _fill(root)
+    cur = maildir.user_root(root, "ann@example.org") / "cur"
+    names = sorted(os.listdir(cur))
+    store = MailboxStore(root)
+    mb = store.user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]
+    assert mb.folder("INBOX").exists == COUNT
+    assert sorted(os.listdir(cur)) == names  # not one rename
+    mb.set_flags("INBOX", [3], ["\\Flagged"])
+    before = {m.uid: (m.size, m.flags) for m in mb.infos("INBOX", range(1, COUNT + 1), envelopes=False).values()}
+    subjects = {u: m.subject for u, m in mb.infos("INBOX", [1, 5, COUNT]).items()}
+    mb.close()
+    with open(cur.parent / store_mod.uidlist.UIDMAP, "ab") as f:
+        f.write(b"77 torn-in-the-middle")  # a crash cut the last append short
+    for suffix in ("", "-wal", "-shm"):
+        (root / "ann@example.org" / f"index.sqlite3{suffix}").unlink(missing_ok=True)
+    again = MailboxStore(root).user("ann@example.org")
+    again._kick_backfill = lambda: None  # type: ignore[method-assign]
+    assert again.folder("INBOX").exists == COUNT
+    after = {m.uid: (m.size, m.flags) for m in again.infos("INBOX", range(1, COUNT + 1), envelopes=False).values()}
+    assert after == before
+    assert {u: m.subject for u, m in again.infos("INBOX", [1, 5, COUNT]).items()} == subjects
+    # a later delivery appends to the same map after the torn line, and its line is read back
+    store_mod.uidlist.append_map(cur.parent, [("late", 99)])
+    assert store_mod.uidlist.read_map(cur.parent)["late"] == 99
+    assert "torn-in-the-middle" not in store_mod.uidlist.read_map(cur.parent)
+    again.close()

@@ -352,6 +352,7 @@ class UserMailbox:
         self._closed = False
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
+        self._unwritten: list[tuple[Path, int]] | None = None  # see _init_folders
         with self.lock:
             try:
                 self._init_folders()
@@ -364,19 +365,49 @@ class UserMailbox:
 
     def _init_folders(self) -> None:
         maildir.ensure_maildir(self.root)
-        self._ensure_folder("INBOX", None)
-        for name, use in SPECIAL_USE.items():
-            self._ensure_folder(name, use)
-        self._discover_folders()
-        # Indexes from before UIDs lived in the Maildir: write each folder's gk-uidlist once.
-        for r in self.db.query("SELECT name, uidvalidity, uidnext FROM folders"):
+        # The folders a new user gets (and any found on disk): one index transaction, and their
+        # gk-uidlist files (with gk-uidvalidity once) written side by side in the I/O pool — one
+        # after the other, their fsyncs took ~20 ms of a first login.
+        self._unwritten = []
+        try:
+            with self.db.transaction():
+                self._ensure_folder("INBOX", None)
+                for name, use in SPECIAL_USE.items():
+                    self._ensure_folder(name, use)
+                self._discover_folders()
+                self._write_uidlists()
+        finally:
+            self._unwritten = None
+        # Indexes from before UIDs lived in the Maildir: write each folder's gk-uidlist once and
+        # put the UIDs into the file names.
+        for r in self.db.query("SELECT id, name, uidvalidity, uidnext FROM folders"):
             d = self._dir(r["name"])
             if not (d / uidlist.UIDLIST).exists() and d.is_dir():
+                self._carry_over(r["id"], d)
                 uidlist.write(d, r["uidvalidity"], r["uidnext"])
         top = self.db.one("SELECT max(uidvalidity) FROM folders")
         if top and top[0] and uidlist.read_highwater(self.root) < top[0]:
             uidlist.write_highwater(self.root, top[0])
         self._subs = self._load_subscriptions()
+
+    def _carry_over(self, folder_id: int, d: Path) -> None:
+        """A folder indexed before UIDs lived in the Maildir: its files get their ``,U=``."""
+        cur = f"{d}/cur/"
+        plan = []
+        for r in self.db.query("SELECT id, uid, base, name FROM messages WHERE folder_id = ?", (folder_id,)):
+            if ",U=" not in r["base"]:
+                base, letters = split_name(r["name"])
+                plan.append((r["id"], cur + r["name"], cur + f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"))
+        if not plan:
+            return
+        done = pools.run_io(_rename_batch, [(src, dst) for _, src, dst in plan], [d / "cur"])
+        with self.db.transaction() as c:
+            for rowid, _, dst in plan:
+                if dst in done:
+                    fname = os.path.basename(dst)
+                    c.execute(
+                        "UPDATE messages SET base = ?, name = ? WHERE id = ?", (split_name(fname)[0], fname, rowid)
+                    )
 
     def _recover(self, exc: BaseException) -> None:
         """The index is damaged: move it aside, open a fresh one and refill it from the Maildir
@@ -407,8 +438,21 @@ class UserMailbox:
         row = self.db.one("SELECT max(uidvalidity) FROM folders")
         last = max(row[0] if row and row[0] else 0, uidlist.read_highwater(self.root))
         value = max(int(time.time()) & 0x7FFFFFFF, last + 1)
-        uidlist.write_highwater(self.root, value)
+        if self._unwritten is None:
+            uidlist.write_highwater(self.root, value)
         return value
+
+    def _write_uidlists(self) -> None:
+        """Write the gk-uidlist files ``_ensure_folder`` left in ``_unwritten`` and, before any of
+        their UIDVALIDITYs is used, gk-uidvalidity; side by side in the I/O pool."""
+        todo = self._unwritten or []
+        if not todo:
+            return
+        top = max(v for _, v in todo)
+        jobs = [gevent.spawn(pools.run_io, uidlist.write, d, v, 1) for d, v in todo]
+        jobs.append(gevent.spawn(pools.run_io, uidlist.write_highwater, self.root, top))
+        gevent.joinall(jobs, raise_error=True)
+        todo.clear()
 
     def _ensure_folder(self, name: str, special: str | None, fresh: bool = False) -> None:
         """Give folder ``name`` an index row (and a Maildir). A folder whose Maildir has a
@@ -421,7 +465,10 @@ class UserMailbox:
         saved = None if fresh else uidlist.read(d)
         if saved is None:
             uidvalidity = self._new_uidvalidity()
-            uidlist.write(d, uidvalidity, 1)
+            if self._unwritten is None:
+                uidlist.write(d, uidvalidity, 1)
+            else:
+                self._unwritten.append((d, uidvalidity))
             self._floors[name] = 1
             self.db.execute(
                 "INSERT INTO folders(name, uidvalidity, special) VALUES (?,?,?)", (name, uidvalidity, special)
@@ -740,11 +787,13 @@ class UserMailbox:
         adopting = name in self._adopting
         files: dict[str, str] = {}  # base without ,U= -> file name in cur/
         for entry in os.scandir(d / "cur"):
-            if not entry.name.startswith("."):
-                files[uidlist.without_uid(split_name(entry.name)[0])] = entry.name
+            ename = entry.name
+            if not ename.startswith("."):
+                b = ename.partition(":")[0]
+                files[uidlist.without_uid(b) if ",U=" in b else b] = ename
         incoming = sorted(e.name for e in os.scandir(d / "new") if not e.name.startswith("."))
         rows = self.db.query("SELECT id, uid, base, name, flags FROM messages WHERE folder_id = ?", (f["id"],))
-        known = {uidlist.without_uid(r["base"]): r for r in rows}
+        known = {uidlist.without_uid(r["base"]) if ",U=" in r["base"] else r["base"]: r for r in rows}
         used = {r["uid"] for r in rows}
         uidnext = int(f["uidnext"])
         cur = f"{d}/cur/"  # plain strings: 5,000 pathlib joins cost ~0.3 s of a first open
@@ -757,18 +806,27 @@ class UserMailbox:
             base, letters = split_name(fname)
             if index_wins:  # a rename lost in a power cut: the index holds what the client was told
                 letters = split_name(r["name"])[1]
-            target = f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"
+            if ",U=" not in base and ",U=" not in r["base"]:  # its UID is in gk-uidmap: name kept
+                target = f"{base}:2,{letters}"
+            else:
+                target = f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"
             if target != fname:
                 renames.append((cur + fname, cur + target))
             if target != r["name"]:
                 fixes.append((target, r))
-        # Files the index does not know: the UID in the name if it is free (and, outside a rebuild,
-        # not below UIDNEXT: such a UID may have been given out before), else the next ones.
+        # Files the index does not know: the UID in the name (or in gk-uidmap) if it is free (and,
+        # outside a rebuild, not below UIDNEXT: such a UID may have been given out before), else
+        # the next ones.
         adopted: list[tuple[str, int]] = []
         numbered: list[tuple[str, str]] = []  # (dir, name) without a usable UID, in arrival order
+        mapped: dict[str, int] | None = None  # gk-uidmap, read when a file without ,U= needs it
         for key in sorted(k for k in files if k not in known):
             fname = files[key]
             uid = uidlist.uid_of(split_name(fname)[0])
+            if uid is None:
+                if mapped is None:
+                    mapped = uidlist.read_map(d)
+                uid = mapped.get(key)
             if uid is not None and uid not in used and (adopting or uid >= uidnext):
                 used.add(uid)
                 adopted.append((fname, uid))
@@ -777,12 +835,23 @@ class UserMailbox:
         numbered += [("new", n) for n in incoming]
         nxt = max([uidnext, *(u + 1 for u in used)])
         added: list[tuple[str, int]] = list(adopted)
+        # Many files already in cur/ without a UID (a Maildir copied in): named as they are, their
+        # UIDs written to gk-uidmap in one append instead of a rename each (see ``uidlist``).
+        in_map = len(adopted) + len(numbered) > LAZY_FROM
+        map_lines: list[tuple[str, int]] = []
         for sub, fname in numbered:
             base, letters = split_name(fname)
+            if in_map and sub == "cur" and ",U=" not in base and uidlist.mappable(base):
+                map_lines.append((base, nxt))
+                added.append((fname, nxt))
+                nxt += 1
+                continue
             target = f"{uidlist.with_uid(base, nxt)}:2,{letters}"
             renames.append((f"{d}/{sub}/{fname}", cur + target))
             added.append((target, nxt))
             nxt += 1
+        if map_lines:  # durable before the index gives these UIDs to anyone
+            pools.run_io(uidlist.append_map, d, map_lines)
         done = self._rename_files(renames, d, sync_new=bool(incoming))
         lost = {os.path.basename(dst) for src, dst in renames if dst not in done}
         fixes = [(t, r) for t, r in fixes if t not in lost]
@@ -817,7 +886,10 @@ class UserMailbox:
                 kinds.add("expunge")
         if added:
             lazy = len(added) > LAZY_FROM
-            indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added], lazy=lazy)
+            if lazy:
+                indexed = self._index_lazy(f, d, added)
+            else:
+                indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
             kinds.add("new")
             if lazy:
                 self._kick_backfill()
@@ -980,6 +1052,42 @@ class UserMailbox:
             if writing is not None and not writing.ready():
                 writing.join()  # a parse failed: let the group being written finish, never abandon it
         return done
+
+    def _index_lazy(self, f: Any, d: Path, added: list[tuple[str, int]]) -> list[int]:
+        """``_index_files(..., lazy=True)`` of (file name in cur/, UID) pairs, for thousands at a
+        time (a first SELECT): the stats in the I/O pool, flags decoded once per distinct ``:2,``
+        info, the rows inserted in one ``executemany`` transaction (I/O pool). Returns the UIDs
+        indexed (a file that vanished meanwhile is left out)."""
+        cur = f"{d}/cur/"
+        stats = pools.run_io(_stat_files, cur, [fname for fname, _ in added])
+        offset = self._offsets()
+        decoded: dict[str, str] = {}  # ":2," info letters -> flags_text
+        rows: list[tuple[Any, ...]] = []
+        for (fname, uid), st in zip(added, stats, strict=True):
+            if st is None:
+                continue  # removed behind our back since the listing
+            base, letters = split_name(fname)
+            text = decoded.get(letters)
+            if text is None:
+                text = decoded[letters] = flags_text(self._flags_of(d, letters))
+            size, mtime = st
+            rows.append((f["id"], uid, base, fname, size, int(mtime), offset(mtime), text))
+        if not rows:
+            return []
+        return pools.run_io(self._insert_lazy, f["id"], rows)
+
+    def _insert_lazy(self, folder_id: int, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert unparsed rows (``_index_lazy``) in one transaction (in a pool thread)."""
+        with self.db.transaction() as c:
+            modseq = self._bump(c, folder_id)
+            c.executemany(
+                "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, tzoffset, flags, modseq)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [(*r, modseq) for r in rows],
+            )
+            top = max(r[1] for r in rows) + 1
+            c.execute("UPDATE folders SET uidnext = max(uidnext, ?) WHERE id = ?", (top, folder_id))
+        return [r[1] for r in rows]
 
     def _insert_indexed(self, folder_id: int, entries: list[tuple[Any, ...]]) -> list[int]:
         """Insert parsed messages (``_index_files``), 500 a transaction; runs in a pool thread
@@ -1715,6 +1823,19 @@ def _rename_batch(renames: Sequence[tuple[StrPath, StrPath]], dirs: list[Path]) 
     for d in dirs:
         maildir.fsync_dir(d)
     return done
+
+
+def _stat_files(cur: str, names: list[str]) -> list[tuple[int, float] | None]:
+    """(size, mtime) of each file ``cur + name`` (in the I/O pool); None for one gone."""
+    out: list[tuple[int, float] | None] = []
+    for name in names:
+        try:
+            st = os.stat(cur + name)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append((st.st_size, st.st_mtime))
+    return out
 
 
 def _commit_and_rename(commit: Callable[[], object], renames: Sequence[tuple[StrPath, StrPath]]) -> None:
