@@ -18,7 +18,12 @@ STORE survives a crash of the process (kill -9, an OOM kill: the kernel has the 
 renames), and a power cut may lose the last seconds of flag changes — never a message, never
 a UID: the next ``FULL`` commit (any delivery, APPEND, EXPUNGE, MOVE) or WAL checkpoint makes
 them durable too. This is Dovecot's default (``mail_fsync = optimized`` fsyncs no flag
-change); the cost it saves is two fsyncs per STORE (docs/performance.md).
+change); the cost it saves is two fsyncs per STORE (docs/performance.md). Neither the commit
+nor the rename blocks on the disk then (a WAL append and a directory entry, both in the page
+cache), so a change of at most ``HUB_RENAMES_MAX`` messages — a client's STORE — does both on
+the hub rather than through the I/O pool, whose hand-off cost more than the work (see
+``set_flags``); the WAL is only checkpointed (fsyncs) in the pool. Delivered and appended mail
+keeps ``FULL`` commits and fsynced files and directories.
 UIDVALIDITY and UIDs live in the Maildir too (``uidlist``: ``,U=<uid>`` in file names,
 ``gk-uidlist`` per folder), so a rebuilt index shows clients the same UIDs. MOVE renames the
 files (UID in the new name) before one index transaction: after a crash each message is in
@@ -35,8 +40,10 @@ scan when neither ``new/`` nor ``cur/`` changed their mtime since the last scan 
 ints per folder).
 
 Lazy indexing: a scan that finds more than ``LAZY_FROM`` new files (a folder seen for the first
-time, a Maildir copied in) gives them UIDs, flags (file names), sizes and internal dates
-(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE reads the header block of
+time, a Maildir copied in) gives them UIDs (those in ``cur/`` keep their names: the UIDs go to
+``gk-uidmap`` in one durable append, see ``uidlist``), flags (file names), sizes and internal
+dates (``stat``, in the I/O pool) in one transaction and parses nothing — what Dovecot's first
+SELECT does too; a FETCH ENVELOPE reads the header block of
 the messages it needs (``envelope.read_envelope``, and keeps the ENVELOPE's wire form), BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
 background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
 ``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
@@ -102,6 +109,9 @@ STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) ma
 LAZY_FROM = 32  # a scan that finds more new files than this indexes them lazily (see _index_files)
 BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a time
 BACKFILL_IDLE = 1.0  # ... once the user's mailbox has had no call for this long (seconds)
+HUB_RENAMES_MAX = 4  # a flag change of at most this many messages commits on the hub (set_flags) ...
+HUB_COMMITS_MAX = 32  # ... except every this many-th, in the I/O pool, where the WAL may be checkpointed
+WAL_AUTOCHECKPOINT = 1000  # pages: SQLite's default, restored after a commit on the hub
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -353,6 +363,9 @@ class UserMailbox:
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
         self._unwritten: list[tuple[Path, int]] | None = None  # see _init_folders
+        self._dirs: dict[str, Path] = {}  # folder name -> its Maildir (``_dir``)
+        self._rows: dict[str, tuple[int, Any]] = {}  # folder name -> (total_changes, row): _folder_row
+        self._hub_commits = 0  # flag commits made on the hub since the last in the I/O pool (set_flags)
         with self.lock:
             try:
                 self._init_folders()
@@ -420,6 +433,7 @@ class UserMailbox:
                 quarantine(self.index_path, str(exc))
             self.db = open_index(self.index_path)
             self.db.conn.create_function("gk_header", 4, self._sql_header, deterministic=True)
+            self._rows.clear()  # a new connection counts its changes from 0
             self._scanned.clear()
             self._reconciled.clear()
             self._adopting.clear()
@@ -430,7 +444,12 @@ class UserMailbox:
 
     # -- folders ----------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
-        return maildir.folder_path(self.root.parent.parent, self.address, name)
+        d = self._dirs.get(name)
+        if d is None:  # pathlib joins cost ~25 us each, several per STORE
+            if len(self._dirs) > 1000:
+                self._dirs.clear()
+            d = self._dirs[name] = maildir.folder_path(self.root.parent.parent, self.address, name)
+        return d
 
     def _new_uidvalidity(self) -> int:
         """Greater than any UIDVALIDITY the user's folders ever had (even deleted ones, even
@@ -502,10 +521,21 @@ class UserMailbox:
             self.db.execute("DELETE FROM folders WHERE name = ?", (name,))
 
     def _folder_row(self, name: str) -> Any:
+        """The folder's index row. Kept while the connection has changed no row since
+        (``total_changes``: every INSERT, UPDATE and DELETE of any table, committed or rolled
+        back, moves it): a STORE read it four times (~15 us each). Only this object writes the
+        index (one ``UserMailbox`` per user in the process)."""
         name = check_folder_name(name)
+        stamp = self.db.conn.total_changes
+        kept = self._rows.get(name)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
         row = self.db.one("SELECT * FROM folders WHERE name = ?", (name,))
         if row is None:
             raise FolderNotFound(name)
+        if len(self._rows) > 1000:
+            self._rows.clear()
+        self._rows[name] = (stamp, row)
         return row
 
     def folder_names(self) -> list[str]:
@@ -722,9 +752,11 @@ class UserMailbox:
     def _letters(self, d: Path, flags: Iterable[str]) -> str:
         """The ``:2,`` info for ``flags``: system flags as DFPRST, keywords as a–z (first 26 of a folder)."""
         flags = list(flags)
+        letters = set(info_letters(flags))
+        if all(f in _LETTER or f.startswith("\\") for f in flags):
+            return "".join(sorted(letters))  # no keyword: the folder's keyword map is not read
         kwmap = self._keywords_map(d)
         lower = [k.lower() for k in kwmap]
-        letters = set(info_letters(flags))
         added = False
         for f in flags:
             if f in _LETTER or f.startswith("\\"):
@@ -953,8 +985,10 @@ class UserMailbox:
         c.execute("UPDATE folders SET expungedfloor = max(expungedfloor, ?) WHERE id = ?", (cut, folder_id))
 
     def _bump(self, c: Any, folder_id: int) -> int:
-        c.execute("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?", (folder_id,))
-        return int(c.execute("SELECT highestmodseq FROM folders WHERE id = ?", (folder_id,)).fetchone()[0])
+        rows = c.execute(  # fetchall: the statement runs to its end, none is left pending
+            "UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", (folder_id,)
+        ).fetchall()
+        return int(rows[0][0])
 
     def _offsets(self) -> Callable[[float], int]:
         """``_local_offset`` for many files at once: the zone is looked up once, offsets kept by hour."""
@@ -1471,11 +1505,25 @@ class UserMailbox:
             runner = self.db.commit_runner
 
             def commit_then_rename(commit: Callable[[], object]) -> object:
-                # one hand-off to the I/O pool for both (each hand-off is 0.3-1 ms on a loaded
-                # machine, more than the work): the commit, then the renames, in that order
+                # The commit, then the renames, in that order. A few messages' worth (a client's
+                # STORE of one message): on the hub — a WAL append without fsync and a rename or
+                # two are page-cache work of ~50 us, less than a hand-off to the I/O pool (0.1-1
+                # ms on a loaded machine, the most of such a STORE's time: strace -T and py-spy,
+                # docs/performance.md). The WAL is never checkpointed there (a checkpoint
+                # fsyncs): every HUB_COMMITS_MAX-th such commit goes to the pool with the
+                # automatic checkpoint on, so the WAL stays bounded. More: one hand-off for both.
                 if runner is None:  # an index opened without a pool (not in ``gk serve``)
                     _commit_and_rename(commit, moves)
+                elif len(moves) <= HUB_RENAMES_MAX and self._hub_commits < HUB_COMMITS_MAX:
+                    self._hub_commits += 1
+                    conn = self.db.conn
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
+                    try:
+                        _commit_and_rename(commit, moves)
+                    finally:
+                        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
                 else:
+                    self._hub_commits = 0
                     pools.run_io(_commit_and_rename, commit, moves)
                 return None
 
