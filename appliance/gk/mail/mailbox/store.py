@@ -882,8 +882,6 @@ class UserMailbox:
             renames.append((f"{d}/{sub}/{fname}", cur + target))
             added.append((target, nxt))
             nxt += 1
-        if map_lines:  # durable before the index gives these UIDs to anyone
-            pools.run_io(uidlist.append_map, d, map_lines)
         done = self._rename_files(renames, d, sync_new=bool(incoming))
         lost = {os.path.basename(dst) for src, dst in renames if dst not in done}
         fixes = [(t, r) for t, r in fixes if t not in lost]
@@ -917,9 +915,9 @@ class UserMailbox:
             if gone:
                 kinds.add("expunge")
         if added:
-            lazy = len(added) > LAZY_FROM
+            lazy = len(added) > LAZY_FROM or bool(map_lines)
             if lazy:
-                indexed = self._index_lazy(f, d, added)
+                indexed = self._index_lazy(f, d, added, map_lines)
             else:
                 indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
             kinds.add("new")
@@ -1087,14 +1085,25 @@ class UserMailbox:
                 writing.join()  # a parse failed: let the group being written finish, never abandon it
         return done
 
-    def _index_lazy(self, f: Any, d: Path, added: list[tuple[str, int]]) -> list[int]:
+    def _index_lazy(self, f: Any, d: Path, added: list[tuple[str, int]], map_lines: list[tuple[str, int]]) -> list[int]:
         """``_index_files(..., lazy=True)`` of (file name in cur/, UID) pairs, for thousands at a
-        time (a first SELECT): the stats in the I/O pool, flags decoded once per distinct ``:2,``
-        info, the rows inserted in one ``executemany`` transaction (I/O pool). Returns the UIDs
-        indexed (a file that vanished meanwhile is left out)."""
-        cur = f"{d}/cur/"
-        stats = pools.run_io(_stat_files, cur, [fname for fname, _ in added])
-        offset = self._offsets()
+        time (a first SELECT), in one I/O pool hand-off: ``map_lines`` appended to gk-uidmap
+        (durable before the index gives out their UIDs), the stats, the flags decoded once per
+        distinct ``:2,`` info, the rows inserted in one ``executemany`` transaction. Returns the
+        UIDs indexed (a file that vanished meanwhile is left out)."""
+        offset = self._offsets()  # the zone is looked up here, on the hub
+        return pools.run_io(self._index_lazy_in_pool, f["id"], d, added, map_lines, offset)
+
+    def _index_lazy_in_pool(
+        self,
+        folder_id: int,
+        d: Path,
+        added: list[tuple[str, int]],
+        map_lines: list[tuple[str, int]],
+        offset: Callable[[float], int],
+    ) -> list[int]:
+        uidlist.append_map(d, map_lines)
+        stats = _stat_files(f"{d}/cur/", [fname for fname, _ in added])
         decoded: dict[str, str] = {}  # ":2," info letters -> flags_text
         rows: list[tuple[Any, ...]] = []
         for (fname, uid), st in zip(added, stats, strict=True):
@@ -1105,10 +1114,10 @@ class UserMailbox:
             if text is None:
                 text = decoded[letters] = flags_text(self._flags_of(d, letters))
             size, mtime = st
-            rows.append((f["id"], uid, base, fname, size, int(mtime), offset(mtime), text))
+            rows.append((folder_id, uid, base, fname, size, int(mtime), offset(mtime), text))
         if not rows:
             return []
-        return pools.run_io(self._insert_lazy, f["id"], rows)
+        return self._insert_lazy(folder_id, rows)
 
     def _insert_lazy(self, folder_id: int, rows: list[tuple[Any, ...]]) -> list[int]:
         """Insert unparsed rows (``_index_lazy``) in one transaction (in a pool thread)."""
@@ -1195,7 +1204,9 @@ class UserMailbox:
             f = self._folder_row(name)
             if top <= int(f["recentuid"]):  # nothing to claim: no transaction (read under the lock)
                 return int(f["recentuid"])
-            with self.db.transaction() as c:
+            # Not fsynced (a WAL append, as a flag change): lost in a power cut, the messages are
+            # \Recent once more for the next session — \Recent is advisory (RFC 9051 dropped it).
+            with self.db.relaxed_commits(), self.db.transaction() as c:
                 prev = int(c.execute("SELECT recentuid FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
                 if top > prev:
                     c.execute("UPDATE folders SET recentuid = ? WHERE id = ?", (top, f["id"]))
