@@ -364,7 +364,7 @@ class UserMailbox:
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
         self._unwritten: list[tuple[Path, int]] | None = None  # see _init_folders
         self._dirs: dict[str, Path] = {}  # folder name -> its Maildir (``_dir``)
-        self._rows: dict[str, tuple[int, Any]] = {}  # folder name -> (total_changes, row): _folder_row
+        self._rows: dict[str, tuple[tuple[int, int], Any]] = {}  # folder name -> (stamp, row): _folder_row
         self._hub_commits = 0  # flag commits made on the hub since the last in the I/O pool (set_flags)
         with self.lock:
             try:
@@ -521,12 +521,14 @@ class UserMailbox:
             self.db.execute("DELETE FROM folders WHERE name = ?", (name,))
 
     def _folder_row(self, name: str) -> Any:
-        """The folder's index row. Kept while the connection has changed no row since
-        (``total_changes``: every INSERT, UPDATE and DELETE of any table, committed or rolled
-        back, moves it): a STORE read it four times (~15 us each). Only this object writes the
-        index (one ``UserMailbox`` per user in the process)."""
+        """The folder's index row. Kept while no row changed since: neither through this
+        connection (``total_changes``: every INSERT, UPDATE and DELETE of any table, committed
+        or rolled back, moves it) nor through another (``PRAGMA data_version``: a commit by any
+        other connection moves it). A STORE read the row four times (~15 us each)."""
         name = check_folder_name(name)
-        stamp = self.db.conn.total_changes
+        version = self.db.one("PRAGMA data_version")
+        assert version is not None
+        stamp = (self.db.conn.total_changes, int(version[0]))
         kept = self._rows.get(name)
         if kept is not None and kept[0] == stamp:
             return kept[1]
