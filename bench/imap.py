@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import ssl
 import statistics
 import subprocess
@@ -173,8 +174,23 @@ class GK(Server):
         self.start()
 
     def start(self) -> None:
+        """Start ``gk serve`` and wait until it is ready as systemd learns it (``READY=1`` on
+        ``NOTIFY_SOCKET``, sent once every feature has started): the IMAP port accepts
+        connections before the features after it (web, DAV, chat…) are up, and a first open
+        timed from then measured that start-up too (0.4-0.8 s of a 0.2 s first open here).
+        Dovecot's port opens when it is ready."""
         gk = [sys.executable, "-m", "gk"]
-        self.proc = subprocess.Popen([*gk, "serve", "--data-dir", str(self.data)], stdout=self.log, stderr=self.log)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            path = self.data / "notify.sock"
+            path.unlink(missing_ok=True)
+            notify.bind(str(path))
+            notify.settimeout(120)
+            env = {**os.environ, "NOTIFY_SOCKET": str(path)}
+            self.proc = subprocess.Popen(
+                [*gk, "serve", "--data-dir", str(self.data)], stdout=self.log, stderr=self.log, env=env
+            )
+            while b"READY=1" not in notify.recv(4096):
+                pass
         wait_port(self.port)
 
     def pids(self) -> list[int]:

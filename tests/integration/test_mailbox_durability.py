@@ -216,3 +216,54 @@ def test_a_recreated_mailbox_gets_a_greater_uidvalidity(make_server):  # type: i
         c.delete_folder("Again")
     c.logout()
     assert seen[0] < seen[1] < seen[2], seen
+
+
+def test_a_maildir_copied_in_answers_at_once_and_its_stores_survive_kill_9(make_server):  # type: ignore[no-untyped-def]
+    """A folder first seen full (its files in cur/ without UIDs in their names, indexed lazily):
+    FETCH ENVELOPE / BODYSTRUCTURE and SEARCH right after the first SELECT answer what the
+    messages hold; STOREs answered OK (most committed on the hub, without a pool hand-off)
+    survive a kill -9 that follows the last OK at once; and a lost index gives every message
+    its UID back from gk-uidmap."""
+    count = 60
+    srv = start_imap_server(make_server)
+    imaps(srv).logout()  # the user's Maildir exists
+    cur = maildir(srv, folder="Copied") / "cur"
+    for sub in ("cur", "new", "tmp"):
+        (cur.parent / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        body = f"copied body {i}\r\n" + ("needle here\r\n" if i == 41 else "")
+        data = simple_message(f"copied {i}", body=body, sender=f"s{i}@example.net")
+        (cur / f"17000{i:05d}.M{i}P1.other,S={len(data)}:2,{'S' if i % 2 else ''}").write_bytes(data)
+    names = sorted(os.listdir(cur))
+    m = imaps(srv)
+    m.create("Copied")  # ALREADYEXISTS or OK: the folder is found on disk either way
+    typ, data = m.select("Copied")
+    assert typ == "OK" and int(data[0]) == count
+    typ, data = m.uid("FETCH", "1:*", "(UID ENVELOPE)")
+    assert typ == "OK"
+    envs = [item for item in data if isinstance(item, bytes)]
+    assert len(envs) == count
+    assert b'"copied 7" (("Carol" NIL "s7" "example.net"))' in envs[7]
+    typ, data = m.uid("FETCH", "42", "(BODYSTRUCTURE)")
+    assert typ == "OK" and b'("TEXT" "PLAIN" ("CHARSET" "utf-8")' in data[0]
+    assert m.uid("SEARCH", "TEXT", "needle")[1] == [b"42"]
+    assert m.uid("SEARCH", "FROM", "s13@")[1] == [b"14"]
+    assert sorted(os.listdir(cur)) == names  # no rename per file at the first open
+    for uid in range(1, 41):  # more than HUB_COMMITS_MAX: on the hub, and once in the pool
+        typ, _ = m.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Flagged)")
+        assert typ == "OK"
+    typ, _ = m.uid("STORE", "41:60", "+FLAGS.SILENT", "($Later)")
+    assert typ == "OK"
+    srv.kill9()
+    srv.start()
+    validity, before = _snapshot(srv, "Copied")
+    assert sorted(before) == list(range(1, count + 1))
+    for uid, (flags, subject) in before.items():
+        assert subject == f"Subject: copied {uid - 1}".encode()
+        want = {b"\\Flagged"} if uid <= 40 else {b"$Later"}
+        assert flags == want | ({b"\\Seen"} if (uid - 1) % 2 else set()), (uid, flags)
+    srv.stop()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{_index(srv)}{suffix}").unlink(missing_ok=True)
+    srv.start()
+    assert _snapshot(srv, "Copied") == (validity, before)  # UIDs from gk-uidmap, flags from names

@@ -163,8 +163,10 @@ def _commit_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_mailbox_index_commits_and_inserts_run_off_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """synchronous=FULL commits wait on the disk in the I/O pool; what was committed is there
-    (and durable: the index is reopened from the file)."""
+    (and durable: the index is reopened from the file). A flag change of one message commits
+    on the hub, with synchronous=NORMAL (no fsync: see mailbox/store.py set_flags)."""
     from gk.mail.mailbox import MailboxStore
+    from gk.store import db as gkdb
 
     store = MailboxStore(tmp_path / "mail")
     mb = store.user("ann@example.org")
@@ -173,8 +175,17 @@ def test_mailbox_index_commits_and_inserts_run_off_the_hub(tmp_path: Path, monke
         (cur / f"17000000{i:02}.M{i}P1.host:2,S").write_bytes(f"Subject: m{i}\r\n\r\nbody {i}\r\n".encode())
     seen = _commit_threads(monkeypatch)
     mb.sync("INBOX", force=True)
-    mb.set_flags("INBOX", [3], ["\\Flagged"])
     assert seen and threading.get_ident() not in seen
+    levels: list[tuple[int, int]] = []  # (thread, PRAGMA synchronous) of each commit
+    real = gkdb.Database._commit
+
+    def commit(self: gkdb.Database) -> None:
+        levels.append((threading.get_ident(), int(self.conn.execute("PRAGMA synchronous").fetchone()[0])))
+        real(self)
+
+    monkeypatch.setattr(gkdb.Database, "_commit", commit)
+    mb.set_flags("INBOX", [3], ["\\Flagged"])
+    assert levels == [(threading.get_ident(), 1)]  # on the hub only without fsync (NORMAL = 1)
     store.stop(0)
     again = MailboxStore(tmp_path / "mail").user("ann@example.org")
     assert len(again.uids("INBOX")) == 30

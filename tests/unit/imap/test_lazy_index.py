@@ -172,11 +172,12 @@ def test_envelope_wire_form_is_kept_and_read_back(tmp_path: Path, monkeypatch: p
     mb.close()
 
 
-def test_a_flag_change_is_one_pool_hand_off_commit_then_renames(
+def test_a_flag_change_commits_then_renames_on_the_hub_when_small_else_in_one_pool_hand_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    big = store_mod.HUB_RENAMES_MAX + 1
     mb = MailboxStore(tmp_path / "mail").user("ann@example.org")
-    for i in range(3):
+    for i in range(big + 1):
         mb.append("INBOX", _msg(i))
     runner = mb.db.commit_runner
     handed: list[str] = []
@@ -188,10 +189,53 @@ def test_a_flag_change_is_one_pool_hand_off_commit_then_renames(
 
     monkeypatch.setattr(store_mod.pools, "run_io", run_io)
     mb.set_flags("INBOX", [1, 2], ["\\Seen"], "add")
+    assert handed == [] and mb.db.commit_runner is runner  # a client's STORE: no hand-off
+    assert mb.db.one("PRAGMA wal_autocheckpoint")[0] == store_mod.WAL_AUTOCHECKPOINT
+    mb.set_flags("INBOX", range(1, big + 1), ["\\Flagged"], "add")
     assert handed == ["_commit_and_rename"] and mb.db.commit_runner is runner
-    names = sorted(p.name for p in (maildir.user_root(tmp_path / "mail", "ann@example.org") / "cur").iterdir())
-    assert [n.endswith(":2,S") for n in names] == [True, True, False]
+    cur = maildir.user_root(tmp_path / "mail", "ann@example.org") / "cur"
+    names = sorted(p.name for p in cur.iterdir())
+    assert [n.endswith(":2,FS") for n in names] == [True, True] + [False] * (big - 1)
+    # every HUB_COMMITS_MAX-th small change goes to the pool (where the WAL may be checkpointed)
+    handed.clear()
+    for i in range(store_mod.HUB_COMMITS_MAX + 1):
+        mb.set_flags("INBOX", [big + 1], ["\\Answered"], "add" if i % 2 == 0 else "remove")
+    assert handed == ["_commit_and_rename"]
     mb.close()
     again = MailboxStore(tmp_path / "mail").user("ann@example.org")
-    assert [m.seen for m in again.infos("INBOX", [1, 2, 3], envelopes=False).values()] == [True, True, False]
+    seen = [m.seen for m in again.infos("INBOX", range(1, big + 2), envelopes=False).values()]
+    assert seen == [True, True] + [False] * (big - 1)
+    again.close()
+
+
+def test_a_folder_first_seen_full_keeps_its_file_names_and_its_uids_survive_a_lost_index(tmp_path: Path) -> None:
+    """No rename per file at the first scan: the UIDs go to gk-uidmap (one append), from which
+    a rebuilt index takes them back; a torn last line of the map is ignored."""
+    root = tmp_path / "lazy"
+    _fill(root)
+    cur = maildir.user_root(root, "ann@example.org") / "cur"
+    names = sorted(os.listdir(cur))
+    store = MailboxStore(root)
+    mb = store.user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]
+    assert mb.folder("INBOX").exists == COUNT
+    assert sorted(os.listdir(cur)) == names  # not one rename
+    mb.set_flags("INBOX", [3], ["\\Flagged"])
+    before = {m.uid: (m.size, m.flags) for m in mb.infos("INBOX", range(1, COUNT + 1), envelopes=False).values()}
+    subjects = {u: m.subject for u, m in mb.infos("INBOX", [1, 5, COUNT]).items()}
+    mb.close()
+    with open(cur.parent / store_mod.uidlist.UIDMAP, "ab") as f:
+        f.write(b"77 torn-in-the-middle")  # a crash cut the last append short
+    for suffix in ("", "-wal", "-shm"):
+        (root / "ann@example.org" / f"index.sqlite3{suffix}").unlink(missing_ok=True)
+    again = MailboxStore(root).user("ann@example.org")
+    again._kick_backfill = lambda: None  # type: ignore[method-assign]
+    assert again.folder("INBOX").exists == COUNT
+    after = {m.uid: (m.size, m.flags) for m in again.infos("INBOX", range(1, COUNT + 1), envelopes=False).values()}
+    assert after == before
+    assert {u: m.subject for u, m in again.infos("INBOX", [1, 5, COUNT]).items()} == subjects
+    # a later delivery appends to the same map after the torn line, and its line is read back
+    store_mod.uidlist.append_map(cur.parent, [("late", 99)])
+    assert store_mod.uidlist.read_map(cur.parent)["late"] == 99
+    assert "torn-in-the-middle" not in store_mod.uidlist.read_map(cur.parent)
     again.close()

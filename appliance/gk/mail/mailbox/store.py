@@ -18,7 +18,12 @@ STORE survives a crash of the process (kill -9, an OOM kill: the kernel has the 
 renames), and a power cut may lose the last seconds of flag changes — never a message, never
 a UID: the next ``FULL`` commit (any delivery, APPEND, EXPUNGE, MOVE) or WAL checkpoint makes
 them durable too. This is Dovecot's default (``mail_fsync = optimized`` fsyncs no flag
-change); the cost it saves is two fsyncs per STORE (docs/performance.md).
+change); the cost it saves is two fsyncs per STORE (docs/performance.md). Neither the commit
+nor the rename blocks on the disk then (a WAL append and a directory entry, both in the page
+cache), so a change of at most ``HUB_RENAMES_MAX`` messages — a client's STORE — does both on
+the hub rather than through the I/O pool, whose hand-off cost more than the work (see
+``set_flags``); the WAL is only checkpointed (fsyncs) in the pool. Delivered and appended mail
+keeps ``FULL`` commits and fsynced files and directories.
 UIDVALIDITY and UIDs live in the Maildir too (``uidlist``: ``,U=<uid>`` in file names,
 ``gk-uidlist`` per folder), so a rebuilt index shows clients the same UIDs. MOVE renames the
 files (UID in the new name) before one index transaction: after a crash each message is in
@@ -35,8 +40,10 @@ scan when neither ``new/`` nor ``cur/`` changed their mtime since the last scan 
 ints per folder).
 
 Lazy indexing: a scan that finds more than ``LAZY_FROM`` new files (a folder seen for the first
-time, a Maildir copied in) gives them UIDs, flags (file names), sizes and internal dates
-(``stat``) in one transaction and parses nothing; a FETCH ENVELOPE reads the header block of
+time, a Maildir copied in) gives them UIDs (those in ``cur/`` keep their names: the UIDs go to
+``gk-uidmap`` in one durable append, see ``uidlist``), flags (file names), sizes and internal
+dates (``stat``, in the I/O pool) in one transaction and parses nothing — what Dovecot's first
+SELECT does too; a FETCH ENVELOPE reads the header block of
 the messages it needs (``envelope.read_envelope``, and keeps the ENVELOPE's wire form), BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
 background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
 ``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
@@ -102,6 +109,9 @@ STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) ma
 LAZY_FROM = 32  # a scan that finds more new files than this indexes them lazily (see _index_files)
 BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a time
 BACKFILL_IDLE = 1.0  # ... once the user's mailbox has had no call for this long (seconds)
+HUB_RENAMES_MAX = 4  # a flag change of at most this many messages commits on the hub (set_flags) ...
+HUB_COMMITS_MAX = 32  # ... except every this many-th, in the I/O pool, where the WAL may be checkpointed
+WAL_AUTOCHECKPOINT = 1000  # pages: SQLite's default, restored after a commit on the hub
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -352,6 +362,10 @@ class UserMailbox:
         self._closed = False
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
+        self._unwritten: list[tuple[Path, int]] | None = None  # see _init_folders
+        self._dirs: dict[str, Path] = {}  # folder name -> its Maildir (``_dir``)
+        self._rows: dict[str, tuple[tuple[int, int], Any]] = {}  # folder name -> (stamp, row): _folder_row
+        self._hub_commits = 0  # flag commits made on the hub since the last in the I/O pool (set_flags)
         with self.lock:
             try:
                 self._init_folders()
@@ -364,19 +378,49 @@ class UserMailbox:
 
     def _init_folders(self) -> None:
         maildir.ensure_maildir(self.root)
-        self._ensure_folder("INBOX", None)
-        for name, use in SPECIAL_USE.items():
-            self._ensure_folder(name, use)
-        self._discover_folders()
-        # Indexes from before UIDs lived in the Maildir: write each folder's gk-uidlist once.
-        for r in self.db.query("SELECT name, uidvalidity, uidnext FROM folders"):
+        # The folders a new user gets (and any found on disk): one index transaction, and their
+        # gk-uidlist files (with gk-uidvalidity once) written side by side in the I/O pool — one
+        # after the other, their fsyncs took ~20 ms of a first login.
+        self._unwritten = []
+        try:
+            with self.db.transaction():
+                self._ensure_folder("INBOX", None)
+                for name, use in SPECIAL_USE.items():
+                    self._ensure_folder(name, use)
+                self._discover_folders()
+                self._write_uidlists()
+        finally:
+            self._unwritten = None
+        # Indexes from before UIDs lived in the Maildir: write each folder's gk-uidlist once and
+        # put the UIDs into the file names.
+        for r in self.db.query("SELECT id, name, uidvalidity, uidnext FROM folders"):
             d = self._dir(r["name"])
             if not (d / uidlist.UIDLIST).exists() and d.is_dir():
+                self._carry_over(r["id"], d)
                 uidlist.write(d, r["uidvalidity"], r["uidnext"])
         top = self.db.one("SELECT max(uidvalidity) FROM folders")
         if top and top[0] and uidlist.read_highwater(self.root) < top[0]:
             uidlist.write_highwater(self.root, top[0])
         self._subs = self._load_subscriptions()
+
+    def _carry_over(self, folder_id: int, d: Path) -> None:
+        """A folder indexed before UIDs lived in the Maildir: its files get their ``,U=``."""
+        cur = f"{d}/cur/"
+        plan = []
+        for r in self.db.query("SELECT id, uid, base, name FROM messages WHERE folder_id = ?", (folder_id,)):
+            if ",U=" not in r["base"]:
+                base, letters = split_name(r["name"])
+                plan.append((r["id"], cur + r["name"], cur + f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"))
+        if not plan:
+            return
+        done = pools.run_io(_rename_batch, [(src, dst) for _, src, dst in plan], [d / "cur"])
+        with self.db.transaction() as c:
+            for rowid, _, dst in plan:
+                if dst in done:
+                    fname = os.path.basename(dst)
+                    c.execute(
+                        "UPDATE messages SET base = ?, name = ? WHERE id = ?", (split_name(fname)[0], fname, rowid)
+                    )
 
     def _recover(self, exc: BaseException) -> None:
         """The index is damaged: move it aside, open a fresh one and refill it from the Maildir
@@ -389,6 +433,7 @@ class UserMailbox:
                 quarantine(self.index_path, str(exc))
             self.db = open_index(self.index_path)
             self.db.conn.create_function("gk_header", 4, self._sql_header, deterministic=True)
+            self._rows.clear()  # a new connection counts its changes from 0
             self._scanned.clear()
             self._reconciled.clear()
             self._adopting.clear()
@@ -399,7 +444,12 @@ class UserMailbox:
 
     # -- folders ----------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
-        return maildir.folder_path(self.root.parent.parent, self.address, name)
+        d = self._dirs.get(name)
+        if d is None:  # pathlib joins cost ~25 us each, several per STORE
+            if len(self._dirs) > 1000:
+                self._dirs.clear()
+            d = self._dirs[name] = maildir.folder_path(self.root.parent.parent, self.address, name)
+        return d
 
     def _new_uidvalidity(self) -> int:
         """Greater than any UIDVALIDITY the user's folders ever had (even deleted ones, even
@@ -407,8 +457,21 @@ class UserMailbox:
         row = self.db.one("SELECT max(uidvalidity) FROM folders")
         last = max(row[0] if row and row[0] else 0, uidlist.read_highwater(self.root))
         value = max(int(time.time()) & 0x7FFFFFFF, last + 1)
-        uidlist.write_highwater(self.root, value)
+        if self._unwritten is None:
+            uidlist.write_highwater(self.root, value)
         return value
+
+    def _write_uidlists(self) -> None:
+        """Write the gk-uidlist files ``_ensure_folder`` left in ``_unwritten`` and, before any of
+        their UIDVALIDITYs is used, gk-uidvalidity; side by side in the I/O pool."""
+        todo = self._unwritten or []
+        if not todo:
+            return
+        top = max(v for _, v in todo)
+        jobs = [gevent.spawn(pools.run_io, uidlist.write, d, v, 1) for d, v in todo]
+        jobs.append(gevent.spawn(pools.run_io, uidlist.write_highwater, self.root, top))
+        gevent.joinall(jobs, raise_error=True)
+        todo.clear()
 
     def _ensure_folder(self, name: str, special: str | None, fresh: bool = False) -> None:
         """Give folder ``name`` an index row (and a Maildir). A folder whose Maildir has a
@@ -421,7 +484,10 @@ class UserMailbox:
         saved = None if fresh else uidlist.read(d)
         if saved is None:
             uidvalidity = self._new_uidvalidity()
-            uidlist.write(d, uidvalidity, 1)
+            if self._unwritten is None:
+                uidlist.write(d, uidvalidity, 1)
+            else:
+                self._unwritten.append((d, uidvalidity))
             self._floors[name] = 1
             self.db.execute(
                 "INSERT INTO folders(name, uidvalidity, special) VALUES (?,?,?)", (name, uidvalidity, special)
@@ -455,10 +521,23 @@ class UserMailbox:
             self.db.execute("DELETE FROM folders WHERE name = ?", (name,))
 
     def _folder_row(self, name: str) -> Any:
+        """The folder's index row. Kept while no row changed since: neither through this
+        connection (``total_changes``: every INSERT, UPDATE and DELETE of any table, committed
+        or rolled back, moves it) nor through another (``PRAGMA data_version``: a commit by any
+        other connection moves it). A STORE read the row four times (~15 us each)."""
         name = check_folder_name(name)
+        version = self.db.one("PRAGMA data_version")
+        assert version is not None
+        stamp = (self.db.conn.total_changes, int(version[0]))
+        kept = self._rows.get(name)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
         row = self.db.one("SELECT * FROM folders WHERE name = ?", (name,))
         if row is None:
             raise FolderNotFound(name)
+        if len(self._rows) > 1000:
+            self._rows.clear()
+        self._rows[name] = (stamp, row)
         return row
 
     def folder_names(self) -> list[str]:
@@ -675,9 +754,11 @@ class UserMailbox:
     def _letters(self, d: Path, flags: Iterable[str]) -> str:
         """The ``:2,`` info for ``flags``: system flags as DFPRST, keywords as a–z (first 26 of a folder)."""
         flags = list(flags)
+        letters = set(info_letters(flags))
+        if all(f in _LETTER or f.startswith("\\") for f in flags):
+            return "".join(sorted(letters))  # no keyword: the folder's keyword map is not read
         kwmap = self._keywords_map(d)
         lower = [k.lower() for k in kwmap]
-        letters = set(info_letters(flags))
         added = False
         for f in flags:
             if f in _LETTER or f.startswith("\\"):
@@ -710,8 +791,8 @@ class UserMailbox:
         with self.lock:
             f = self._folder_row(name)
             d = self._dir(f["name"])
-            try:
-                stamp = (os.stat(d / "new").st_mtime_ns, os.stat(d / "cur").st_mtime_ns)
+            try:  # plain strings: two pathlib joins per command cost more than the stats
+                stamp = (os.stat(f"{d}/new").st_mtime_ns, os.stat(f"{d}/cur").st_mtime_ns)
             except FileNotFoundError:
                 maildir.ensure_maildir(d)
                 stamp = (0, 0)
@@ -731,7 +812,7 @@ class UserMailbox:
         """After our own change in ``cur/``: keep the scan stamp if nobody else changed the dir."""
         d = self._dir(name)
         if before is not None and self._scanned.get(name) == before:  # new/ is not ours: a delivery
-            self._scanned[name] = (before[0], os.stat(d / "cur").st_mtime_ns)  # meanwhile is seen next
+            self._scanned[name] = (before[0], os.stat(f"{d}/cur").st_mtime_ns)  # meanwhile is seen next
 
     def _scan(self, f: Any, d: Path) -> None:
         """Reconcile one folder's index rows with its ``cur/`` and ``new/`` (see the module doc)."""
@@ -740,11 +821,13 @@ class UserMailbox:
         adopting = name in self._adopting
         files: dict[str, str] = {}  # base without ,U= -> file name in cur/
         for entry in os.scandir(d / "cur"):
-            if not entry.name.startswith("."):
-                files[uidlist.without_uid(split_name(entry.name)[0])] = entry.name
+            ename = entry.name
+            if not ename.startswith("."):
+                b = ename.partition(":")[0]
+                files[uidlist.without_uid(b) if ",U=" in b else b] = ename
         incoming = sorted(e.name for e in os.scandir(d / "new") if not e.name.startswith("."))
         rows = self.db.query("SELECT id, uid, base, name, flags FROM messages WHERE folder_id = ?", (f["id"],))
-        known = {uidlist.without_uid(r["base"]): r for r in rows}
+        known = {uidlist.without_uid(r["base"]) if ",U=" in r["base"] else r["base"]: r for r in rows}
         used = {r["uid"] for r in rows}
         uidnext = int(f["uidnext"])
         cur = f"{d}/cur/"  # plain strings: 5,000 pathlib joins cost ~0.3 s of a first open
@@ -757,18 +840,27 @@ class UserMailbox:
             base, letters = split_name(fname)
             if index_wins:  # a rename lost in a power cut: the index holds what the client was told
                 letters = split_name(r["name"])[1]
-            target = f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"
+            if ",U=" not in base and ",U=" not in r["base"]:  # its UID is in gk-uidmap: name kept
+                target = f"{base}:2,{letters}"
+            else:
+                target = f"{uidlist.with_uid(base, r['uid'])}:2,{letters}"
             if target != fname:
                 renames.append((cur + fname, cur + target))
             if target != r["name"]:
                 fixes.append((target, r))
-        # Files the index does not know: the UID in the name if it is free (and, outside a rebuild,
-        # not below UIDNEXT: such a UID may have been given out before), else the next ones.
+        # Files the index does not know: the UID in the name (or in gk-uidmap) if it is free (and,
+        # outside a rebuild, not below UIDNEXT: such a UID may have been given out before), else
+        # the next ones.
         adopted: list[tuple[str, int]] = []
         numbered: list[tuple[str, str]] = []  # (dir, name) without a usable UID, in arrival order
+        mapped: dict[str, int] | None = None  # gk-uidmap, read when a file without ,U= needs it
         for key in sorted(k for k in files if k not in known):
             fname = files[key]
             uid = uidlist.uid_of(split_name(fname)[0])
+            if uid is None:
+                if mapped is None:
+                    mapped = uidlist.read_map(d)
+                uid = mapped.get(key)
             if uid is not None and uid not in used and (adopting or uid >= uidnext):
                 used.add(uid)
                 adopted.append((fname, uid))
@@ -777,8 +869,17 @@ class UserMailbox:
         numbered += [("new", n) for n in incoming]
         nxt = max([uidnext, *(u + 1 for u in used)])
         added: list[tuple[str, int]] = list(adopted)
+        # Many files already in cur/ without a UID (a Maildir copied in): named as they are, their
+        # UIDs written to gk-uidmap in one append instead of a rename each (see ``uidlist``).
+        in_map = len(adopted) + len(numbered) > LAZY_FROM
+        map_lines: list[tuple[str, int]] = []
         for sub, fname in numbered:
             base, letters = split_name(fname)
+            if in_map and sub == "cur" and ",U=" not in base and uidlist.mappable(base):
+                map_lines.append((base, nxt))
+                added.append((fname, nxt))
+                nxt += 1
+                continue
             target = f"{uidlist.with_uid(base, nxt)}:2,{letters}"
             renames.append((f"{d}/{sub}/{fname}", cur + target))
             added.append((target, nxt))
@@ -816,8 +917,11 @@ class UserMailbox:
             if gone:
                 kinds.add("expunge")
         if added:
-            lazy = len(added) > LAZY_FROM
-            indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added], lazy=lazy)
+            lazy = len(added) > LAZY_FROM or bool(map_lines)
+            if lazy:
+                indexed = self._index_lazy(f, d, added, map_lines)
+            else:
+                indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
             kinds.add("new")
             if lazy:
                 self._kick_backfill()
@@ -881,8 +985,10 @@ class UserMailbox:
         c.execute("UPDATE folders SET expungedfloor = max(expungedfloor, ?) WHERE id = ?", (cut, folder_id))
 
     def _bump(self, c: Any, folder_id: int) -> int:
-        c.execute("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?", (folder_id,))
-        return int(c.execute("SELECT highestmodseq FROM folders WHERE id = ?", (folder_id,)).fetchone()[0])
+        rows = c.execute(  # fetchall: the statement runs to its end, none is left pending
+            "UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", (folder_id,)
+        ).fetchall()
+        return int(rows[0][0])
 
     def _offsets(self) -> Callable[[float], int]:
         """``_local_offset`` for many files at once: the zone is looked up once, offsets kept by hour."""
@@ -981,6 +1087,53 @@ class UserMailbox:
                 writing.join()  # a parse failed: let the group being written finish, never abandon it
         return done
 
+    def _index_lazy(self, f: Any, d: Path, added: list[tuple[str, int]], map_lines: list[tuple[str, int]]) -> list[int]:
+        """``_index_files(..., lazy=True)`` of (file name in cur/, UID) pairs, for thousands at a
+        time (a first SELECT), in one I/O pool hand-off: ``map_lines`` appended to gk-uidmap
+        (durable before the index gives out their UIDs), the stats, the flags decoded once per
+        distinct ``:2,`` info, the rows inserted in one ``executemany`` transaction. Returns the
+        UIDs indexed (a file that vanished meanwhile is left out)."""
+        offset = self._offsets()  # the zone is looked up here, on the hub
+        return pools.run_io(self._index_lazy_in_pool, f["id"], d, added, map_lines, offset)
+
+    def _index_lazy_in_pool(
+        self,
+        folder_id: int,
+        d: Path,
+        added: list[tuple[str, int]],
+        map_lines: list[tuple[str, int]],
+        offset: Callable[[float], int],
+    ) -> list[int]:
+        uidlist.append_map(d, map_lines)
+        stats = _stat_files(f"{d}/cur/", [fname for fname, _ in added])
+        decoded: dict[str, str] = {}  # ":2," info letters -> flags_text
+        rows: list[tuple[Any, ...]] = []
+        for (fname, uid), st in zip(added, stats, strict=True):
+            if st is None:
+                continue  # removed behind our back since the listing
+            base, letters = split_name(fname)
+            text = decoded.get(letters)
+            if text is None:
+                text = decoded[letters] = flags_text(self._flags_of(d, letters))
+            size, mtime = st
+            rows.append((folder_id, uid, base, fname, size, int(mtime), offset(mtime), text))
+        if not rows:
+            return []
+        return self._insert_lazy(folder_id, rows)
+
+    def _insert_lazy(self, folder_id: int, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert unparsed rows (``_index_lazy``) in one transaction (in a pool thread)."""
+        with self.db.transaction() as c:
+            modseq = self._bump(c, folder_id)
+            c.executemany(
+                "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, tzoffset, flags, modseq)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [(*r, modseq) for r in rows],
+            )
+            top = max(r[1] for r in rows) + 1
+            c.execute("UPDATE folders SET uidnext = max(uidnext, ?) WHERE id = ?", (top, folder_id))
+        return [r[1] for r in rows]
+
     def _insert_indexed(self, folder_id: int, entries: list[tuple[Any, ...]]) -> list[int]:
         """Insert parsed messages (``_index_files``), 500 a transaction; runs in a pool thread
         while the caller's greenlet holds ``self.lock`` (the connection's own lock serialises
@@ -1053,7 +1206,9 @@ class UserMailbox:
             f = self._folder_row(name)
             if top <= int(f["recentuid"]):  # nothing to claim: no transaction (read under the lock)
                 return int(f["recentuid"])
-            with self.db.transaction() as c:
+            # Not fsynced (a WAL append, as a flag change): lost in a power cut, the messages are
+            # \Recent once more for the next session — \Recent is advisory (RFC 9051 dropped it).
+            with self.db.relaxed_commits(), self.db.transaction() as c:
                 prev = int(c.execute("SELECT recentuid FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
                 if top > prev:
                     c.execute("UPDATE folders SET recentuid = ? WHERE id = ?", (top, f["id"]))
@@ -1363,11 +1518,25 @@ class UserMailbox:
             runner = self.db.commit_runner
 
             def commit_then_rename(commit: Callable[[], object]) -> object:
-                # one hand-off to the I/O pool for both (each hand-off is 0.3-1 ms on a loaded
-                # machine, more than the work): the commit, then the renames, in that order
+                # The commit, then the renames, in that order. A few messages' worth (a client's
+                # STORE of one message): on the hub — a WAL append without fsync and a rename or
+                # two are page-cache work of ~50 us, less than a hand-off to the I/O pool (0.1-1
+                # ms on a loaded machine, the most of such a STORE's time: strace -T and py-spy,
+                # docs/performance.md). The WAL is never checkpointed there (a checkpoint
+                # fsyncs): every HUB_COMMITS_MAX-th such commit goes to the pool with the
+                # automatic checkpoint on, so the WAL stays bounded. More: one hand-off for both.
                 if runner is None:  # an index opened without a pool (not in ``gk serve``)
                     _commit_and_rename(commit, moves)
+                elif len(moves) <= HUB_RENAMES_MAX and self._hub_commits < HUB_COMMITS_MAX:
+                    self._hub_commits += 1
+                    conn = self.db.conn
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
+                    try:
+                        _commit_and_rename(commit, moves)
+                    finally:
+                        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
                 else:
+                    self._hub_commits = 0
                     pools.run_io(_commit_and_rename, commit, moves)
                 return None
 
@@ -1715,6 +1884,19 @@ def _rename_batch(renames: Sequence[tuple[StrPath, StrPath]], dirs: list[Path]) 
     for d in dirs:
         maildir.fsync_dir(d)
     return done
+
+
+def _stat_files(cur: str, names: list[str]) -> list[tuple[int, float] | None]:
+    """(size, mtime) of each file ``cur + name`` (in the I/O pool); None for one gone."""
+    out: list[tuple[int, float] | None] = []
+    for name in names:
+        try:
+            st = os.stat(cur + name)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append((st.st_size, st.st_mtime))
+    return out
 
 
 def _commit_and_rename(commit: Callable[[], object], renames: Sequence[tuple[StrPath, StrPath]]) -> None:
