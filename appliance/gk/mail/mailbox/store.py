@@ -1219,6 +1219,7 @@ class UserMailbox:
         last, passes = 0, 0
         skipped = False
         try:
+            self._prefill_envelopes()
             while not self._closed:
                 # The sessions first: a batch starts only once the mailbox has been left alone for
                 # BACKFILL_IDLE (its parse competes for the GIL, its insert for the lock).
@@ -1250,6 +1251,34 @@ class UserMailbox:
                         pools.run_io(self._store_parsed, items)
         except Exception:
             log.exception("mailbox %s: background indexing stopped (the next open resumes it)", self.address)
+
+    def _prefill_envelopes(self) -> None:
+        """The ENVELOPE wire forms (``envwire``) of every message that has none, right away, in
+        batches of ``4 * PARSE_BATCH_FILES`` (``_fill_envelopes``: the top header block only, in
+        the CPU pool; the lock is held one batch at a time). A client's next step after SELECT is
+        a FETCH of every ENVELOPE (or the webmail's list): made in that FETCH, the 5,000 messages
+        of a lazily indexed folder cost ~0.4 s of parsing there (Dovecot: ~0.2 s); this pass
+        costs the same once, in the background, and the full parse (``_backfill``) comes after,
+        when the mailbox is idle. A FETCH that comes first fills the rows it needs itself."""
+        last = 0
+        while not self._closed:
+            with self.lock:
+                if self._closed:
+                    return
+                rows = self.db.query(
+                    "SELECT m.id, m.name, m.envelope, f.name FROM messages m JOIN folders f ON f.id = m.folder_id"
+                    " WHERE m.envwire IS NULL AND m.id > ? ORDER BY m.id LIMIT ?",
+                    (last, 4 * PARSE_BATCH_FILES),
+                )
+                if not rows:
+                    return
+                last = rows[-1][0]
+                by_folder: dict[str, list[tuple[int, str, str | None]]] = {}
+                for r in rows:
+                    by_folder.setdefault(r[3], []).append((r[0], r[1], r[2]))
+                for folder, items in by_folder.items():
+                    self._fill_envelopes({"name": folder}, items)
+            gevent.sleep(0)  # the sessions waiting for the lock go first
 
     def messages(self, name: str, offset: int = 0, limit: int = 50, newest_first: bool = True) -> list[MessageInfo]:
         """A page of a folder's messages (for the webmail list), newest first by default."""
