@@ -109,6 +109,23 @@ def test_first_scan_is_lazy_and_answers_like_an_eager_index(tmp_path: Path, eage
     assert _table(root / "ann@example.org" / "index.sqlite3") == eager
 
 
+def test_search_parses_the_backlog_in_overlapping_groups(
+    tmp_path: Path, eager: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first TEXT search parses the backlog group by group, each stored while the next
+    parses: every row ends up as the eager index has it, whatever the group boundaries."""
+    monkeypatch.setattr(store_mod, "INDEX_GROUP", 7)  # COUNT is not a multiple: a short last group
+    root = tmp_path / "lazy"
+    _fill(root)
+    mb = MailboxStore(root).user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]
+    mb.sync("INBOX")
+    assert mb.search("INBOX", ("text", "word33 ")) == [34]
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == 0
+    mb.close()
+    assert _table(root / "ann@example.org" / "index.sqlite3") == eager
+
+
 def test_background_indexer_resumes_after_a_stop(tmp_path: Path, eager: dict[str, list[Any]]) -> None:
     root = tmp_path / "lazy"
     _fill(root)

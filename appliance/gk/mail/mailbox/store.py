@@ -102,6 +102,7 @@ STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) ma
 LAZY_FROM = 32  # a scan that finds more new files than this indexes them lazily (see _index_files)
 BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a time
 BACKFILL_IDLE = 1.0  # ... once the user's mailbox has had no call for this long (seconds)
+PREFILL_IDLE = 0.05  # each batch of ENVELOPEs the background indexer makes first waits this long a lull
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -1183,12 +1184,25 @@ class UserMailbox:
         with self.lock:
             rows = self._unparsed(f, "structure", uids)
             cur = self._dir(f["name"]) / "cur"
-            for start in range(0, len(rows), INDEX_GROUP):
-                group = rows[start : start + INDEX_GROUP]
-                parsed = _parse_off_hub([(str(cur / r["name"]), r["size"]) for r in group])
-                items = [(r["id"], p) for r, p in zip(group, parsed, strict=True) if p is not None]
-                if items:
-                    pools.run_io(self._store_parsed, items)
+            # As in _index_files: a group parses (CPU pool) while the one before it is stored (I/O
+            # pool; FTS5 tokenizes in C with the GIL released), one group in flight at a time. In
+            # turn, the first TEXT search of 5,000 lazily indexed messages took the sum of both.
+            writing: gevent.Greenlet | None = None
+            try:
+                for start in range(0, len(rows), INDEX_GROUP):
+                    group = rows[start : start + INDEX_GROUP]
+                    parsed = _parse_off_hub([(str(cur / r["name"]), r["size"]) for r in group])
+                    items = [(r["id"], p) for r, p in zip(group, parsed, strict=True) if p is not None]
+                    if writing is not None:
+                        writing.get()
+                        writing = None
+                    if items:
+                        writing = gevent.spawn(pools.run_io, self._store_parsed, items)
+                if writing is not None:
+                    writing.get()
+            finally:
+                if writing is not None and not writing.ready():
+                    writing.join()  # a parse failed: let the group being stored finish, never abandon it
 
     def _store_parsed(self, items: list[tuple[int, Parsed]]) -> None:
         """Store full parses of lazily indexed rows (in a pool thread; a row expunged or parsed
@@ -1255,13 +1269,17 @@ class UserMailbox:
     def _prefill_envelopes(self) -> None:
         """The ENVELOPE wire forms (``envwire``) of every message that has none, right away, in
         batches of ``4 * PARSE_BATCH_FILES`` (``_fill_envelopes``: the top header block only, in
-        the CPU pool; the lock is held one batch at a time). A client's next step after SELECT is
+        the CPU pool; the lock is held one batch at a time, each after a lull of ``PREFILL_IDLE``
+        in the mailbox's calls). A client's next step after SELECT is
         a FETCH of every ENVELOPE (or the webmail's list): made in that FETCH, the 5,000 messages
         of a lazily indexed folder cost ~0.4 s of parsing there (Dovecot: ~0.2 s); this pass
         costs the same once, in the background, and the full parse (``_backfill``) comes after,
         when the mailbox is idle. A FETCH that comes first fills the rows it needs itself."""
         last = 0
         while not self._closed:
+            # a command in progress (the SELECT that indexed the folder, above all) goes first
+            while (wait := self._touched + PREFILL_IDLE - time.monotonic()) > 0:
+                gevent.sleep(wait)
             with self.lock:
                 if self._closed:
                     return
@@ -1278,7 +1296,6 @@ class UserMailbox:
                     by_folder.setdefault(r[3], []).append((r[0], r[1], r[2]))
                 for folder, items in by_folder.items():
                     self._fill_envelopes({"name": folder}, items)
-            gevent.sleep(0)  # the sessions waiting for the lock go first
 
     def messages(self, name: str, offset: int = 0, limit: int = 50, newest_first: bool = True) -> list[MessageInfo]:
         """A page of a folder's messages (for the webmail list), newest first by default."""
