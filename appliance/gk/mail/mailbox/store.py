@@ -102,7 +102,7 @@ STAMP_SETTLED_NS = 100_000_000  # a directory mtime younger than this (0.1 s) ma
 LAZY_FROM = 32  # a scan that finds more new files than this indexes them lazily (see _index_files)
 BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a time
 BACKFILL_IDLE = 1.0  # ... once the user's mailbox has had no call for this long (seconds)
-PREFILL_IDLE = 0.05  # each batch of ENVELOPEs the background indexer makes first waits this long a lull
+PREFILL_DELAY = 0.05  # the background indexer's ENVELOPE pass starts this long after it is kicked
 STRUCTURE_OFF_HUB = 64 * 1024  # stored MIME tree JSON (~500 parts) past which it is loaded in the threadpool
 
 
@@ -1268,25 +1268,26 @@ class UserMailbox:
 
     def _prefill_envelopes(self) -> None:
         """The ENVELOPE wire forms (``envwire``) of every message that has none, right away, in
-        batches of ``4 * PARSE_BATCH_FILES`` (``_fill_envelopes``: the top header block only, in
-        the CPU pool; the lock is held one batch at a time, each after a lull of ``PREFILL_IDLE``
-        in the mailbox's calls). A client's next step after SELECT is
+        batches of ``PARSE_BATCH_FILES`` (``_fill_envelopes``: the top header block only, in the
+        CPU pool; the lock is held one batch at a time, ~5-10 ms). Not gated on the mailbox being
+        idle as the full parse is: the DAV iTIP watcher reads every message a first open
+        announces, so the mailbox is busy for seconds after it, and gated, this pass came too
+        late for the FETCH it is for. A client's next step after SELECT is
         a FETCH of every ENVELOPE (or the webmail's list): made in that FETCH, the 5,000 messages
         of a lazily indexed folder cost ~0.4 s of parsing there (Dovecot: ~0.2 s); this pass
         costs the same once, in the background, and the full parse (``_backfill``) comes after,
         when the mailbox is idle. A FETCH that comes first fills the rows it needs itself."""
         last = 0
+        gevent.sleep(PREFILL_DELAY)  # the command that indexed the folder (a SELECT) answers first
         while not self._closed:
-            # a command in progress (the SELECT that indexed the folder, above all) goes first
-            while (wait := self._touched + PREFILL_IDLE - time.monotonic()) > 0:
-                gevent.sleep(wait)
+            gevent.sleep(0)  # between batches, the sessions waiting for the lock go first
             with self.lock:
                 if self._closed:
                     return
                 rows = self.db.query(
                     "SELECT m.id, m.name, m.envelope, f.name FROM messages m JOIN folders f ON f.id = m.folder_id"
                     " WHERE m.envwire IS NULL AND m.id > ? ORDER BY m.id LIMIT ?",
-                    (last, 4 * PARSE_BATCH_FILES),
+                    (last, PARSE_BATCH_FILES),
                 )
                 if not rows:
                     return
