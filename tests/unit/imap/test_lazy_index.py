@@ -109,6 +109,23 @@ def test_first_scan_is_lazy_and_answers_like_an_eager_index(tmp_path: Path, eage
     assert _table(root / "ann@example.org" / "index.sqlite3") == eager
 
 
+def test_search_parses_the_backlog_in_overlapping_groups(
+    tmp_path: Path, eager: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first TEXT search parses the backlog group by group, each stored while the next
+    parses: every row ends up as the eager index has it, whatever the group boundaries."""
+    monkeypatch.setattr(store_mod, "INDEX_GROUP", 7)  # COUNT is not a multiple: a short last group
+    root = tmp_path / "lazy"
+    _fill(root)
+    mb = MailboxStore(root).user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]
+    mb.sync("INBOX")
+    assert mb.search("INBOX", ("text", "word33 ")) == [34]
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == 0
+    mb.close()
+    assert _table(root / "ann@example.org" / "index.sqlite3") == eager
+
+
 def test_background_indexer_resumes_after_a_stop(tmp_path: Path, eager: dict[str, list[Any]]) -> None:
     root = tmp_path / "lazy"
     _fill(root)
@@ -169,6 +186,36 @@ def test_envelope_wire_form_is_kept_and_read_back(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(store_mod, "_parse_envelopes", no_parse)
     assert mb.infos("INBOX", range(1, COUNT + 1)) == first
+    mb.close()
+
+
+def test_background_indexer_makes_every_envelope_wire_form_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a lazy first scan the ENVELOPE wire forms are made at once, in the background (the
+    FETCH ENVELOPE a client sends next reads them), before the full parse, which waits for the
+    mailbox to be idle; they are what the general path renders."""
+    from gk.mail.imap.response import pack
+
+    monkeypatch.setattr(store_mod, "BACKFILL_IDLE", 3600.0)  # the full parse never starts here
+    root = tmp_path / "lazy"
+    _fill(root)
+    mb = MailboxStore(root).user("ann@example.org")
+    mb.sync("INBOX")
+    deadline = time.monotonic() + 60
+    while mb.db.one("SELECT count(*) FROM messages WHERE envwire IS NULL")[0]:
+        assert time.monotonic() < deadline, "the ENVELOPEs were not made in the background"
+        gevent.sleep(0.05)
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == COUNT
+
+    def no_parse(*_: object) -> object:
+        raise AssertionError("a kept wire form is read, not made again")
+
+    monkeypatch.setattr(store_mod, "_parse_envelopes", no_parse)
+    infos = mb.infos("INBOX", range(1, COUNT + 1))
+    assert len(infos) == COUNT
+    assert all(m.envelope_wire == pack(m.envelope) for m in infos.values())
+    assert infos[2].subject == "note 1" and infos[2].sender == "Jörg <j1@example.de>"
     mb.close()
 
 

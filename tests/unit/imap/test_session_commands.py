@@ -196,3 +196,35 @@ def test_lazy_folder_serves_envelopes_from_the_header_block_and_bodies_without_a
         assert b"ENVELOPE " + pack(env) in line
     assert mb.db.one("SELECT count(*) FROM messages WHERE envwire IS NULL")[0] == 0
     assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NOT NULL")[0] == 0
+
+
+def test_fetch_over_the_output_buffer_arrives_byte_exact(harness: IMAPHarness, client: Client) -> None:
+    """Replies are buffered and written ``CHUNK`` (64 KB) at a time: messages below, at, around
+    and well past that size, whole and partial, in one FETCH, arrive as stored, byte for byte."""
+    import random
+
+    from gk.mail.imap.connection import CHUNK
+
+    rnd = random.Random(5)
+    sizes = [300, CHUNK - 200, CHUNK + 1, 3 * CHUNK + 17, 2_000]
+    bodies = []
+    for i, size in enumerate(sizes):
+        head = f"From: Ann <ann@example.com>\r\nSubject: big {i}\r\n\r\n".encode()
+        line = bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(76)) + b"\r\n"
+        body = (line * (size // len(line) + 1))[: max(size - len(head), 0)]
+        bodies.append(head + body)
+        client.send(b"a%d APPEND INBOX {%d}\r\n" % (i, len(bodies[-1])))
+        assert client.line().startswith(b"+ ")
+        client.send(bodies[-1] + b"\r\n")
+        assert b" OK " in client.until_tagged(f"a{i}")[1]  # stored as given, byte for byte
+    client.ok("SELECT INBOX")
+    untagged = client.ok("FETCH 1:5 (BODY.PEEK[] BODY.PEEK[]<100.70000>)")
+    assert len(untagged) == len(sizes)
+    for n, (line, raw) in enumerate(zip(untagged, bodies, strict=True), 1):
+        part = raw[100:70100]
+        expected = (
+            b"* %d FETCH (BODY[] {%d}\r\n" % (n, len(raw)) + raw + b" BODY[]<100> {%d}\r\n" % len(part) + part + b")"
+        )
+        assert line == expected
+    # the next command's reply is not mixed with the end of a big one
+    assert client.ok("FETCH 4 (RFC822.SIZE)") == [b"* 4 FETCH (RFC822.SIZE %d)" % len(bodies[3])]

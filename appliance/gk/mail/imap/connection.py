@@ -165,18 +165,18 @@ class Connection:
             self.sock.sendall(data)
 
     def stream(self, f: Any, start: int, length: int) -> None:
+        """``length`` bytes of ``f`` from ``start``, through the buffer a ``CHUNK`` at a time: the
+        literal's announcement goes out with its first bytes and its last bytes with what follows
+        (the next message, the tagged reply), in writes of ``CHUNK`` to ``2 * CHUNK`` bytes; at most
+        that much is held, whatever the size. (Flushed before its first chunk and sent chunk by
+        chunk, a message over ``CHUNK`` cost two more small TLS records and sends.)"""
         f.seek(start)
-        if length <= CHUNK:  # small: into the buffer, so the reply goes out in one write
-            data = f.read(length)
-            self.write(data + b" " * (length - len(data)))
-            return
-        self.flush()
         while length > 0:
             chunk = f.read(min(CHUNK, length))
             if not chunk:  # file shorter than the index says: pad so the literal stays valid
                 chunk = b" " * min(CHUNK, length)
-            self.sock.sendall(chunk)
             length -= len(chunk)
+            self.write(chunk)
 
     def caps(self) -> str:
         if self.state == NOTAUTH:
