@@ -95,3 +95,27 @@ def test_only_an_organizers_own_invitation_to_the_user_goes_to_the_scheduling_in
     assert inbox_message("c@x.example", "a@x.example", "REQUEST", request) is None  # not invited
     assert inbox_message("b@x.example", "a@x.example", "CANCEL", request) is None  # the part lied about its method
     assert inbox_message("b@x.example", "a@x.example", "REQUEST", "BEGIN:VCALENDAR\r\nnot\r\n") is None
+
+
+def test_a_delivered_invitation_announced_twice_is_applied_once() -> None:
+    """A delivery is announced by its file in new/ and again by its UID when a sync indexes it:
+    the scheduling inbox gets the invitation once (applied twice, one the user deleted between
+    the two came back); the same bytes for another user are that user's own."""
+    from gk.dav.itip import ReplyWatcher
+
+    cal = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+        "UID:twice-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260102T100000Z\r\nSUMMARY:Twice\r\n"
+        "ORGANIZER:mailto:ann@example.org\r\nATTENDEE:mailto:bob@example.org\r\n"
+        "ATTENDEE:mailto:cat@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    raw = (
+        "From: Ann <ann@example.org>\r\nTo: bob@example.org\r\nSubject: Invitation\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset="utf-8"\r\n\r\n' + cal
+    ).encode()
+    placed: list[tuple[str, str]] = []
+    watcher = ReplyWatcher(None, lambda: None, lambda user, sender, uid, method, text: placed.append((user, uid)))  # type: ignore[arg-type]
+    watcher._apply("bob@example.org", raw)
+    watcher._apply("bob@example.org", raw)
+    watcher._apply("cat@example.org", raw)
+    assert placed == [("bob@example.org", "twice-1"), ("cat@example.org", "twice-1")]

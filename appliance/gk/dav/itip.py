@@ -24,7 +24,9 @@ the PUT (it is logged).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -632,6 +634,7 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
     return True
 
 
+APPLIED_KEPT = 1024  # digests of applied messages remembered by ReplyWatcher
 READ_BATCH = 50  # messages read per I/O pool hand-off by ReplyWatcher
 
 
@@ -688,6 +691,10 @@ class ReplyWatcher:
         self.storage = storage  # a callable giving the DAV storage (Radicale is imported on first use)
         # inbox(user, sender, uid, method, text): an invitation mailed to the user, for their scheduling inbox
         self.inbox = inbox
+        # digests of the messages applied lately: a delivered message is announced twice (its
+        # file in new/, then its UID when a sync indexes it), and applied twice an invitation
+        # the user had deleted from the scheduling inbox meanwhile came back
+        self._applied: OrderedDict[bytes, None] = OrderedDict()
 
     def __call__(self, event: Any) -> None:
         from gk import events
@@ -718,6 +725,12 @@ class ReplyWatcher:
         return (b"REPLY", b"REQUEST", b"CANCEL")
 
     def _apply(self, user: str, raw: bytes) -> None:
+        digest = hashlib.blake2b(raw, digest_size=16, person=user.lower().encode()[:16]).digest()
+        if digest in self._applied:
+            return
+        self._applied[digest] = None
+        if len(self._applied) > APPLIED_KEPT:
+            self._applied.popitem(last=False)
         try:
             sender, texts = reply_calendars(raw)
             for text in texts:
