@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+import dns.resolver
 from dnslib import QTYPE, RCODE, RR, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 
@@ -82,6 +83,14 @@ class LoopbackDNS:
         for server in self._servers:
             server.stop()
         self._servers.clear()
+
+    def client(self, cache: bool) -> dns.resolver.Resolver:
+        """A dnspython resolver asking only this server; ``cache``: with an LRU cache, as GK's."""
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers, r.port, r.timeout, r.lifetime = [self.address], self.port, 2.0, 4.0
+        if cache:
+            r.cache = dns.resolver.LRUCache(max_size=100)
+        return r
 
     def config(self) -> dict:
         """The ``[dns]`` table pointing GK at this server."""

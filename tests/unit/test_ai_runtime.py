@@ -228,23 +228,21 @@ def test_a_conversation_resumed_after_another_reuses_its_saved_state(make_runtim
     assert direct["choices"][0]["message"]["content"] == resumed
 
 
-def test_the_inference_thread_runs_at_the_configured_nice(data_dir):
-    """[ai] nice lowers the inference thread's OS priority, and only that thread's: the hub (this
-    thread) keeps its own. Run on a hub of its own (a thread), so its pools, whose inference
-    thread keeps the priority for good, are not the ones the other tests use."""
-    import os
+def _on_its_own_hub(data_dir, settings: RuntimeSettings, probe) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """One generation by a runtime on a hub of its own (a thread), so its pools, whose inference
+    thread keeps its OS priority and class for good, are not the ones the other tests use; then
+    ``probe`` (a thread's native id -> a number) of the inference thread and of that hub."""
     import threading
 
-    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     seen: dict[str, int] = {}
     errors: list[BaseException] = []
 
-    def on_its_own_hub() -> None:
-        rt = Runtime(data_dir, RuntimeSettings(context_size=1024, threads=1, min_free_mb=0, nice=own + 3))
+    def run() -> None:
+        rt = Runtime(data_dir, settings)
         try:
             rt.submit("tiny.gguf", {"messages": PROMPT, "max_tokens": 2}, stream=False).result(timeout=120)
-            seen["inference"] = rt.pool.apply(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-            seen["hub"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            seen["inference"] = rt.pool.apply(lambda: probe(threading.get_native_id()))
+            seen["hub"] = probe(threading.get_native_id())
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -253,10 +251,22 @@ def test_the_inference_thread_runs_at_the_configured_nice(data_dir):
 
             pools.shutdown()
 
-    t = threading.Thread(target=on_its_own_hub)
+    t = threading.Thread(target=run)
     t.start()
     t.join(300)
     assert not errors, errors
+    return seen
+
+
+def test_the_inference_thread_runs_at_the_configured_nice(data_dir):
+    """[ai] nice lowers the inference thread's OS priority, and only that thread's: the hub (this
+    thread) keeps its own."""
+    import os
+    import threading
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    settings = RuntimeSettings(context_size=1024, threads=1, min_free_mb=0, nice=own + 3)
+    seen = _on_its_own_hub(data_dir, settings, lambda tid: os.getpriority(os.PRIO_PROCESS, tid))
     assert seen == {"inference": min(19, own + 3), "hub": own}
 
 
@@ -289,29 +299,9 @@ def test_cached_pieces_detokenize_as_llama_cpp_python_does(tiny_gguf):
 
 def test_the_inference_thread_runs_in_the_configured_scheduling_class(data_dir):
     """[ai] scheduler = batch puts the inference thread (and only it) in SCHED_BATCH; the hub keeps
-    its class. On a hub of its own, like the nice test above: that inference thread keeps it."""
+    its class."""
     import os
-    import threading
 
-    seen: dict[str, int] = {}
-    errors: list[BaseException] = []
-
-    def on_its_own_hub() -> None:
-        rt = Runtime(data_dir, RuntimeSettings(context_size=1024, threads=1, min_free_mb=0, scheduler="batch"))
-        try:
-            rt.submit("tiny.gguf", {"messages": PROMPT, "max_tokens": 2}, stream=False).result(timeout=120)
-            seen["inference"] = rt.pool.apply(lambda: os.sched_getscheduler(threading.get_native_id()))
-            seen["hub"] = os.sched_getscheduler(threading.get_native_id())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            rt.stop()
-            from gk import pools
-
-            pools.shutdown()
-
-    t = threading.Thread(target=on_its_own_hub)
-    t.start()
-    t.join(300)
-    assert not errors, errors
+    settings = RuntimeSettings(context_size=1024, threads=1, min_free_mb=0, scheduler="batch")
+    seen = _on_its_own_hub(data_dir, settings, os.sched_getscheduler)
     assert seen == {"inference": os.SCHED_BATCH, "hub": os.SCHED_OTHER}

@@ -24,19 +24,11 @@ def zone() -> Iterator[LoopbackDNS]:
         server.stop()
 
 
-def _resolver(zone: LoopbackDNS, cache: bool) -> dns.resolver.Resolver:
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers, r.port, r.timeout, r.lifetime = [zone.address], zone.port, 2.0, 4.0
-    if cache:
-        r.cache = dns.resolver.LRUCache(max_size=100)
-    return r
-
-
 PASS = SPFResult("pass", "sender.example", "mailfrom")
 
 
 def test_a_domains_policy_is_read_once_while_fresh(zone: LoopbackDNS) -> None:
-    resolver = _resolver(zone, cache=True)
+    resolver = zone.client(cache=True)
     first = dmarc.evaluate(resolver, ["sender.example"], PASS, [])
     asked = len(zone.queries)
     resolver.cache = dns.resolver.LRUCache(max_size=100)  # dnspython's own cache emptied: ours answers
@@ -47,7 +39,7 @@ def test_a_domains_policy_is_read_once_while_fresh(zone: LoopbackDNS) -> None:
 
 
 def test_no_record_cache_without_a_caching_resolver(zone: LoopbackDNS) -> None:
-    resolver = _resolver(zone, cache=False)
+    resolver = zone.client(cache=False)
     dmarc.evaluate(resolver, ["sender.example"], PASS, [])
     asked = len(zone.queries)
     assert dmarc.evaluate(resolver, ["sender.example"], PASS, []).policy == "reject"
@@ -55,7 +47,7 @@ def test_no_record_cache_without_a_caching_resolver(zone: LoopbackDNS) -> None:
 
 
 def test_a_domain_without_a_record_is_asked_again(zone: LoopbackDNS) -> None:
-    resolver = _resolver(zone, cache=True)
+    resolver = zone.client(cache=True)
     assert dmarc.evaluate(resolver, ["new.example"], PASS, []).result == "none"
     zone.add("_dmarc.new.example", "TXT", "v=DMARC1; p=quarantine")  # published now
     resolver.cache = dns.resolver.LRUCache(max_size=100)  # (dnspython kept the NXDOMAIN)

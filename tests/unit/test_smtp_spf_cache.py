@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import dns.resolver
 import pytest
 from support.dnsserver import LoopbackDNS
 
@@ -24,16 +23,8 @@ def zone() -> Iterator[LoopbackDNS]:
         server.stop()
 
 
-def _resolver(zone: LoopbackDNS, cache: bool) -> dns.resolver.Resolver:
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers, r.port, r.timeout, r.lifetime = [zone.address], zone.port, 2.0, 4.0
-    if cache:
-        r.cache = dns.resolver.LRUCache(max_size=100)
-    return r
-
-
 def test_a_repeated_check_is_answered_from_the_result_cache(zone: LoopbackDNS) -> None:
-    spf.install_lookup(_resolver(zone, cache=True))
+    spf.install_lookup(zone.client(cache=True))
     first = spf.check_spf("192.0.2.1", "ann@sender.example", "mx.sender.example")
     asked = len(zone.queries)
     again = spf.check_spf("192.0.2.1", "ann@sender.example", "mx.sender.example")
@@ -44,7 +35,7 @@ def test_a_repeated_check_is_answered_from_the_result_cache(zone: LoopbackDNS) -
 
 
 def test_no_result_cache_without_a_caching_resolver(zone: LoopbackDNS) -> None:
-    spf.install_lookup(_resolver(zone, cache=False))
+    spf.install_lookup(zone.client(cache=False))
     spf.check_spf("192.0.2.1", "ann@sender.example", "mx.sender.example")
     asked = len(zone.queries)
     spf.check_spf("192.0.2.1", "ann@sender.example", "mx.sender.example")
@@ -52,17 +43,17 @@ def test_no_result_cache_without_a_caching_resolver(zone: LoopbackDNS) -> None:
 
 
 def test_a_result_from_a_missing_record_is_not_kept(zone: LoopbackDNS) -> None:
-    spf.install_lookup(_resolver(zone, cache=True))
+    spf.install_lookup(zone.client(cache=True))
     assert spf.check_spf("192.0.2.1", "ann@nospf.example", "mx.nospf.example").result == "none"
     assert not spf._results
     zone.add("nospf.example", "TXT", "v=spf1 -all")  # published now: the next check sees it
-    spf.install_lookup(_resolver(zone, cache=True))  # (a fresh resolver cache: NXDATA was cached)
+    spf.install_lookup(zone.client(cache=True))  # (a fresh resolver cache: NXDATA was cached)
     assert spf.check_spf("192.0.2.1", "ann@nospf.example", "mx.nospf.example").result == "fail"
 
 
 def test_installing_a_resolver_forgets_cached_results(zone: LoopbackDNS) -> None:
-    spf.install_lookup(_resolver(zone, cache=True))
+    spf.install_lookup(zone.client(cache=True))
     spf.check_spf("192.0.2.1", "ann@sender.example", "mx.sender.example")
     assert spf._results
-    spf.install_lookup(_resolver(zone, cache=True))
+    spf.install_lookup(zone.client(cache=True))
     assert not spf._results
