@@ -42,6 +42,7 @@ import gevent.event
 import gevent.threadpool
 
 from gk.hw import tune
+from gk.locks import SharedLock
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -75,7 +76,7 @@ class Pools:
             pool.kill()
 
 
-_lock = threading.Lock()
+_lock = SharedLock()  # the hub and the pools' own threads (gk.locks)
 _local = threading.local()  # .in_pool: this thread is one of the pools' workers
 _sizes: Sizes | None = None
 _by_hub: weakref.WeakKeyDictionary[gevent.hub.Hub, Pools] = weakref.WeakKeyDictionary()

@@ -32,11 +32,11 @@ import hmac
 import os
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from gk.locks import SharedLock
 from gk.store import Database, open_database
 
 MIGRATIONS = [
@@ -82,7 +82,7 @@ class _Gate:
 
 
 _gates: dict[Path, _Gate] = {}
-_gates_lock = threading.Lock()
+_gates_lock = SharedLock()  # web requests on the hub, DAV logins in pool threads (gk.locks)
 
 
 def _open_gate(path: Path) -> _Gate:

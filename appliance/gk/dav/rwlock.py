@@ -3,12 +3,12 @@ usable from the pool threads that run Radicale's requests (``gk.dav.service``).
 
 Radicale's file backend locks with ``flock`` on a lock file, which blocks the whole gevent hub
 while another holder works; here a greenlet on the hub waits with a greenlet switch and a pool
-thread waits natively. It is built from gevent semaphores only, which gevent (≥ 20.12) makes safe
-across threads: a semaphore released in a pool thread wakes a greenlet waiting on the hub. Many
+thread waits natively. It is built from ``gk.locks.SharedLock`` (native locks that any thread
+may release), not gevent semaphores: those lose wake-ups across threads (``gk.locks``). Many
 readers or one writer; writer-preferring (a waiting writer holds the turnstile, so a stream of
 PROPFINDs cannot starve a PUT). Re-entrant per holder (a greenlet on the hub, or a pool thread):
 a holder already inside passes straight in (Radicale nests a read inside a read for shared
-collections). Cost: three semaphores and a dict.
+collections). Cost: three locks and a dict.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import contextlib
 from collections.abc import Iterator
 
 import gevent
-import gevent.lock
+
+from gk.locks import SharedLock
 
 
 class RWLock:
     def __init__(self) -> None:
-        self._turnstile = gevent.lock.Semaphore(1)  # a writer holds it while it waits and writes
-        self._room = gevent.lock.Semaphore(1)  # held by the readers as a group, or by one writer
-        self._count = gevent.lock.Semaphore(1)  # guards ``_readers``
+        self._turnstile = SharedLock()  # a writer holds it while it waits and writes
+        self._room = SharedLock()  # held by the readers as a group, or by one writer
+        self._count = SharedLock()  # guards ``_readers``
         self._readers = 0
         self._holders: dict[object, str] = {}  # greenlet (a pool thread's own greenlet) -> mode
 

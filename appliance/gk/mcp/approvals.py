@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gk.locks import SharedLock
 from gk.store.db import Database, open_database
 
 PENDING, EXECUTING, DONE, FAILED, REJECTED, EXPIRED = "pending", "executing", "done", "failed", "rejected", "expired"
@@ -71,7 +71,7 @@ MIGRATIONS = [
 ]
 
 _open: dict[Path, Database] = {}
-_open_lock = threading.Lock()
+_open_lock = SharedLock()  # the hub and pool threads (gk.locks)
 
 
 def database(data_dir: Path) -> Database:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from gk.locks import SharedRLock
 
 Migration = str  # a SQL script; index + 1 is the schema version it produces
 
@@ -31,7 +32,7 @@ class Database:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
-        self._lock = threading.RLock()
+        self._lock = SharedRLock()  # greenlets on the hub and pool threads both query (gk.locks)
         self._depth = 0
         # Runs a transaction's COMMIT (the WAL write and, with synchronous=FULL, its fsync) —
         # e.g. ``gk.pools.run_io`` so the hub serves others meanwhile. The lock stays held by
