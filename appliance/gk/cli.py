@@ -8,9 +8,18 @@ checkout, else ``/var/lib/gk``). Exit codes: 0 ok, 1 operation refused, 2 bad us
 
 from __future__ import annotations
 
-from gevent import monkey
+from gevent import events, monkey
 
-monkey.patch_all()
+# patch_all() looks for gevent plugins 25 times, each a scan of every installed package's
+# metadata with importlib.metadata (~1 MB of RSS that gk serve kept for good). GK installs no
+# plugin, and gevent's own (a warning when signal is patched without os) does not apply to
+# patch_all(): its subscribers are notified, its entry points not looked up, during the patch.
+_notify_and_call_entry_points = events.notify_and_call_entry_points
+events.notify_and_call_entry_points = events.notify
+try:
+    monkey.patch_all()
+finally:
+    events.notify_and_call_entry_points = _notify_and_call_entry_points
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

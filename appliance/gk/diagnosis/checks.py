@@ -11,14 +11,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import dns.exception
-import dns.resolver
-import dns.reversename
+from typing import TYPE_CHECKING, Any
 
 from gk.config import Config
 from gk.locale import N_
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 OK, WARNING, ERROR, INFO = "ok", "warning", "error", "info"
 # Records a mail domain cannot work without; the rest (SRV, autoconfig) only ease client setup.
@@ -164,6 +163,8 @@ class _RecordsView:
 
 # -- network: reverse DNS, blocklists, port 25 ---------------------------------------------------
 def host_addresses(inputs: Inputs) -> list[str]:
+    import dns.exception
+
     found = []
     for rtype in ("A", "AAAA"):
         try:
@@ -214,6 +215,10 @@ def _is_public(ip: str) -> bool:
 
 
 def _reverse_dns(inputs: Inputs, ip: str) -> list[Finding]:
+    import dns.exception
+    import dns.resolver
+    import dns.reversename
+
     params = {"ip": ip, "host": inputs.hostname}
     if not _is_public(ip):
         return [
@@ -275,6 +280,9 @@ def _reverse_dns(inputs: Inputs, ip: str) -> list[Finding]:
 
 
 def _blocklists(inputs: Inputs, ip: str) -> list[Finding]:
+    import dns.exception
+    import dns.resolver
+
     addr = ipaddress.ip_address(ip)
     if addr.version != 4 or not _is_public(ip):
         return []
@@ -330,6 +338,8 @@ def _blocklists(inputs: Inputs, ip: str) -> list[Finding]:
 
 
 def _port25(inputs: Inputs) -> Finding:
+    import dns.exception
+
     q = inputs.config.queue
     d = inputs.config.diagnosis
     if q.smarthost:

@@ -4,22 +4,51 @@ Built from the ``[dns]`` config section: ``nameservers`` (empty = the system's
 ``/etc/resolv.conf``), ``port`` and ``timeout``. Tests point it at a loopback DNS server on a
 free port, so every lookup in a test is a real DNS query. dnspython's socket calls are
 cooperative under gevent's monkey-patching, so a lookup never blocks the hub.
-Cost: one ``Resolver`` object (a few KB); no cache unless a caller adds one.
+Cost: one ``Resolver`` object (a few KB); no cache unless a caller adds one. dnspython itself
+(~3.4 MB of RSS with the ``importlib.metadata`` scan its import does) is loaded on the first
+lookup, not when ``gk serve`` starts: the SMTP and queue services make their resolvers at start,
+and an idle box never looks a name up (docs/performance.md).
 """
 
 from __future__ import annotations
 
-import dns.resolver
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from gk.config import DNSConfig
 
+if TYPE_CHECKING:
+    import dns.resolver
 
-def make_resolver(dns_cfg: DNSConfig, *, cache_size: int = 0) -> dns.resolver.Resolver:
-    """A dnspython resolver using ``[dns]`` nameservers/port/timeout.
 
-    ``cache_size`` > 0 adds dnspython's LRU cache (answers kept for their TTL, at most that many
-    entries, ~0.5 KB each): the inbound checks ask the same SPF/DMARC/DKIM names over and over.
-    """
+class _LazyResolver:
+    """A dnspython ``Resolver`` made on first use: every attribute read or write goes to it."""
+
+    __slots__ = ("_make", "_real", "__weakref__")
+    _make: Callable[[], dns.resolver.Resolver]
+    _real: dns.resolver.Resolver | None
+
+    def __init__(self, make: Callable[[], dns.resolver.Resolver]):
+        object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_real", None)
+
+    def _resolver(self) -> dns.resolver.Resolver:
+        real = self._real
+        if real is None:
+            real = self._make()
+            object.__setattr__(self, "_real", real)
+        return real
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._resolver(), name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self._resolver(), name, value)
+
+
+def _build(dns_cfg: DNSConfig, cache_size: int) -> dns.resolver.Resolver:
+    import dns.resolver
+
     if dns_cfg.nameservers:
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = list(dns_cfg.nameservers)
@@ -35,6 +64,16 @@ def make_resolver(dns_cfg: DNSConfig, *, cache_size: int = 0) -> dns.resolver.Re
     if cache_size > 0:
         resolver.cache = dns.resolver.LRUCache(max_size=cache_size)
     return resolver
+
+
+def make_resolver(dns_cfg: DNSConfig, *, cache_size: int = 0) -> dns.resolver.Resolver:
+    """A dnspython resolver using ``[dns]`` nameservers/port/timeout, made on its first use.
+
+    ``cache_size`` > 0 adds dnspython's LRU cache (answers kept for their TTL, at most that many
+    entries, ~0.5 KB each): the inbound checks ask the same SPF/DMARC/DKIM names over and over.
+    """
+    # the stand-in answers every attribute as the Resolver it makes, hence the cast
+    return cast("dns.resolver.Resolver", _LazyResolver(lambda: _build(dns_cfg, cache_size)))
 
 
 __all__ = ["make_resolver"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from gk.mail.authcheck import dkimverify, dmarc, spf
 from gk.mail.authcheck.headers import from_domains, parse_headers, read_header_block
 from gk.mail.authcheck.results import authentication_results
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,14 @@ class InboundChecker:
         self.authserv_id = authserv_id
         self.do_spf, self.do_dkim, self.do_dmarc = check_spf, check_dkim, check_dmarc
         self.dkim_max_size = dkim_max_size
-        spf.install_lookup(resolver)
+        # pyspf's lookup goes through the resolver from the first check on: pyspf and dnspython
+        # (``make_resolver``'s is built on its first use) load then, not at start
+        self._lookup_installed = False
 
     def check(self, message: Path | bytes, size: int, ip: str, helo: str, mail_from: str) -> CheckOutcome:
+        if not self._lookup_installed:
+            spf.install_lookup(self.resolver)
+            self._lookup_installed = True
         headers = parse_headers(read_header_block(message))
         spf_result = spf.check_spf(ip, mail_from, helo, timeout=self.resolver.lifetime) if self.do_spf else None
         dkims = dkimverify.verify(self.resolver, message, headers, size, self.dkim_max_size) if self.do_dkim else []

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
-
-import dns.exception
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from gk import pools
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 MAX_SIGNATURES = 5
 
@@ -47,6 +48,9 @@ def _signature_tags(headers: Message) -> list[dict[bytes, bytes]]:
 
 
 def _fetch_key(resolver: dns.resolver.Resolver, name: str) -> bytes | None | Exception:
+    import dns.exception  # on the first signed message, not at start (see gk.mail.authcheck.spf)
+    import dns.resolver
+
     try:
         answer = resolver.resolve(name, "TXT", search=False)
     except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):

@@ -21,13 +21,13 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
-
-import dns.exception
-import dns.resolver
+from typing import TYPE_CHECKING, Any
 
 from gk.mail.authcheck.dkimverify import DKIMResult
 from gk.mail.authcheck.spf import SPFResult
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ def parse_record(txt: str) -> dict[str, str] | None:
 
 
 def _lookup(resolver: dns.resolver.Resolver, domain: str) -> list[dict[str, str]]:
+    import dns.resolver  # on the first check, not at start (see gk.mail.authcheck.spf)
+
     kept = _records.setdefault(resolver, OrderedDict()) if resolver.cache is not None else None
     key = domain.lower().rstrip(".")
     if kept is not None and (hit := kept.get(key)) is not None and hit[0] > time.time():
@@ -110,6 +112,9 @@ def evaluate(
         return DMARCResult("none", reason="no From domain")
     if len(from_domains) > 1:
         return DMARCResult("permerror", reason="several From domains")
+    import dns.exception
+    import dns.resolver
+
     domain = from_domains[0]
     org = org_domain(domain)
     try:

@@ -4,6 +4,8 @@ pyspf looks names up through its module-level ``spf.DNSLookup`` function; ``inst
 replaces it with one that uses the resolver from ``[dns]`` (so tests reach the loopback DNS
 server). There is one DNS configuration per process, so replacing the module hook is safe.
 Run checks in a greenlet on the hub: dnspython's sockets are cooperative under gevent.
+pyspf and dnspython are imported by ``install_lookup`` (the SMTP service's first check), not at
+start: an idle ``gk serve`` does not carry them (~3.5 MB RSS, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.resolver
-import spf
+if TYPE_CHECKING:
+    import dns.resolver
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ _seen = threading.local()  # .ttls: the TTLs of this check's answers (greenlet-l
 
 
 def install_lookup(resolver: dns.resolver.Resolver) -> None:
+    import dns.exception
+    import dns.resolver
+    import spf
+
     global _cache_results
     _results.clear()
     _cache_results = resolver.cache is not None
@@ -87,6 +93,8 @@ def check_spf(ip: str, mail_from: str, helo: str, timeout: float = 10.0) -> SPFR
     ttls: list[float] = []
     _seen.ttls = ttls
     try:
+        import spf
+
         result, explanation = spf.check2(i=ip, s=sender, h=helo or domain, querytime=timeout)
     except Exception as exc:  # pyspf raises on odd input; an SPF problem must not lose mail
         return SPFResult("temperror", domain, identity, str(exc))

@@ -18,9 +18,10 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.resolver
+if TYPE_CHECKING:
+    import dns.resolver
 
 log = logging.getLogger("gk.mail.outbound")
 
@@ -92,6 +93,9 @@ class MTASTSCache:
         self.policies: dict[str, Policy] = {}
 
     def _txt_id(self, domain: str) -> str | None:
+        import dns.exception  # at the first lookup, not at start: an idle gk serve does not carry dnspython
+        import dns.resolver
+
         try:
             answers = self.resolver.resolve(f"_mta-sts.{domain}", "TXT", search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -109,6 +113,8 @@ class MTASTSCache:
         return None
 
     def _fetch(self, domain: str) -> str:
+        import dns.exception
+
         ctx = ssl.create_default_context()
         if self.ca_file:
             ctx.load_verify_locations(cafile=self.ca_file)

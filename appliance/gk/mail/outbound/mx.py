@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.name
-import dns.resolver
+if TYPE_CHECKING:
+    import dns.resolver
 
 
 class DNSTemporaryError(Exception):
@@ -42,6 +42,9 @@ class MXHost:
 
 
 def _query(resolver: dns.resolver.Resolver, name: str, rtype: str) -> list:  # type: ignore[type-arg]
+    import dns.exception  # at the first lookup, not at start: an idle gk serve does not carry dnspython
+    import dns.resolver
+
     try:
         return list(resolver.resolve(name, rtype, search=False))
     except dns.resolver.NoAnswer:
@@ -58,6 +61,8 @@ def _query(resolver: dns.resolver.Resolver, name: str, rtype: str) -> list:  # t
 
 def host_addresses(resolver: dns.resolver.Resolver, host: str) -> list[str]:
     """A then AAAA addresses of ``host`` (NXDOMAIN → [])."""
+    import dns.resolver
+
     out: list[str] = []
     for rtype in ("A", "AAAA"):
         try:
@@ -69,6 +74,8 @@ def host_addresses(resolver: dns.resolver.Resolver, host: str) -> list[str]:
 
 def resolve_mx(resolver: dns.resolver.Resolver, domain: str) -> list[MXHost]:
     """The hosts to try for ``domain``, best first, each with its addresses."""
+    import dns.resolver
+
     domain = domain.rstrip(".").lower()
     try:
         answers = _query(resolver, domain, "MX")
