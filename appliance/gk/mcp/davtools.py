@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import xml.etree.ElementTree as ET
 import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,8 @@ from gk.locale import N_
 from gk.mcp.registry import Tool, ToolFailed
 
 if TYPE_CHECKING:  # Radicale is imported on the first DAV use, not with these tools
+    import xml.etree.ElementTree as ET
+
     from gk.dav.storage import Collection, Storage
 
 log = logging.getLogger("gk.mcp")
@@ -178,6 +179,8 @@ def _instances(
 def _time_filter(start: int, end: int) -> ET.Element:
     """A CalDAV ``calendar-query`` filter: VEVENTs overlapping [start, end) (the storage turns
     it into one indexed range scan)."""
+    import xml.etree.ElementTree as ET  # on the first calendar tool call: an idle server does not carry it
+
     caldav = "{urn:ietf:params:xml:ns:caldav}"
     fmt = "%Y%m%dT%H%M%SZ"
     top = ET.Element(caldav + "filter")

@@ -21,7 +21,6 @@ user's id is a 404, as is a missing one. Forms carry the CSRF token (htmx sends 
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import time
@@ -94,6 +93,8 @@ def render_answer(text: str, fam: str, lang: str, ran: bool = False) -> str:
     """An answer as HTML: its Markdown, and each tool call the model wrote in its family's syntax
     shown as a request, not as raw markup. ``ran``: the calls were run (each one's result is the
     next message, shown there), so only the text around them is rendered here."""
+    import html
+
     from gk.ai import toolcalls
 
     _ = i18n.translator(lang)

@@ -13,7 +13,6 @@ renders in about a millisecond, so a streamed answer is re-rendered whole at eac
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -28,6 +27,8 @@ SCHEMES = {"http", "https", "mailto"}
 
 def _link_close(renderer: Any, tokens: Sequence[Any], idx: int, options: Any, env: Any) -> str:
     """``</a>`` plus the address when the text shown is not the address itself."""
+    import html
+
     depth, i = 0, idx
     while i > 0:
         i -= 1
@@ -47,6 +48,8 @@ def _link_close(renderer: Any, tokens: Sequence[Any], idx: int, options: Any, en
 
 def _image(renderer: Any, tokens: Sequence[Any], idx: int, options: Any, env: Any) -> str:
     """An image as a link to it: nothing is fetched until the reader clicks."""
+    import html
+
     tok = tokens[idx]
     src = str(tok.attrGet("src") or "")
     alt = "".join(c.content for c in tok.children or []) or src

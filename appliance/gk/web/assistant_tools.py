@@ -27,7 +27,6 @@ llama.cpp. Without the variable nothing is forced.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -200,6 +199,8 @@ def for_answer(web: Web, address: str, fam: str) -> AnswerTools:
 
 def render_call(web: Web, meta: dict[str, Any], lang: str) -> str:
     """One tool call and its result, collapsed; a pending action with its Approve/Reject forms."""
+    import html
+
     from gk.web.approvals import STATE_NAMES
 
     _ = i18n.translator(lang)

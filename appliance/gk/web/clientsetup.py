@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import ssl
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import bottle
@@ -26,7 +25,7 @@ from gk.web.app import ANYONE, USER, Route, Web
 if TYPE_CHECKING:
     from gk.context import AppContext
 
-PROFILE_NS = uuid.UUID("6f1f4c52-9a0e-4c1e-8f43-3b1c2e0d9a77")
+PROFILE_NS = "6f1f4c52-9a0e-4c1e-8f43-3b1c2e0d9a77"  # the profiles' UUID namespace (uuid.UUID on use)
 
 
 def server_name(web: Web) -> str:
@@ -181,10 +180,13 @@ def dav_payloads(web: Web, host: str, address: str, uid: Any) -> list[dict[str, 
 
 
 def mobileconfig(web: Web) -> bytes:
+    import uuid  # on the first profile download, not at start
+
     ctx = web.ctx
     user = web.signed_in()
     host = server_name(web)
-    uid = lambda tag: str(uuid.uuid5(PROFILE_NS, f"{host}/{user.address}/{tag}")).upper()  # noqa: E731
+    namespace = uuid.UUID(PROFILE_NS)
+    uid = lambda tag: str(uuid.uuid5(namespace, f"{host}/{user.address}/{tag}")).upper()  # noqa: E731
     imap_port = ctx.config.imap.tls_port or ctx.config.imap.port
     smtp_port = ctx.config.smtp.submissions_port or ctx.config.smtp.submission_port
     mail = {

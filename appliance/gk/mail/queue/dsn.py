@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +72,8 @@ def build(
     arrival: float,
     retry_until: float | None = None,
 ) -> bytes:
+    import uuid  # at the first bounce, not at start
+
     boundary = f"=_gk_{uuid.uuid4().hex}"
     now = email.utils.formatdate(localtime=False)
     if kind == "failed":

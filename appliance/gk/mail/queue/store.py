@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +92,8 @@ class QueueStore:
 
     def write_spool(self, prefix: bytes, source: Path) -> tuple[str, int]:
         """Copy ``prefix`` + the file ``source`` into a new durable spool file; returns (name, size)."""
+        import uuid  # at the first spooled message, not at start
+
         name = f"{uuid.uuid4().hex}.eml"
         tmp = self.spool_dir / f"{name}.tmp"
         size = 0
