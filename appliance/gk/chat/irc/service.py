@@ -24,10 +24,9 @@ from gk.chat.core import ChatService
 from gk.chat.irc import numerics as N
 from gk.chat.irc.nbio import linger_close
 from gk.chat.irc.parser import message
-from gk.chat.irc.session import Session
-from gk.chat.irc.websocket import WebSocketTransport
 
 if TYPE_CHECKING:
+    from gk.chat.irc.session import Session
     from gk.context import AppContext
 
 log = logging.getLogger("gk.chat.irc")
@@ -216,6 +215,10 @@ class IRCServer:
             except OSError:
                 pass
             return
+        # the IRC session's and WebSocket transport's modules load at the first connection, not at start
+        from gk.chat.irc.session import Session
+        from gk.chat.irc.websocket import WebSocketTransport
+
         session = Session(self, sock, address)
         self.sessions.add(session)
         try:

@@ -29,12 +29,12 @@ import gevent
 import gevent.pool
 from gevent.server import StreamServer
 
-from gk.mail.imap.session import Session
 from gk.mail.mailbox import get_store
 from gk.security.tls import accept as accept_tls
 
 if TYPE_CHECKING:
     from gk.context import AppContext
+    from gk.mail.imap.session import Session
 
 log = logging.getLogger("gk.imap")
 
@@ -103,6 +103,9 @@ class IMAPService:
                 if tls_sock is None:
                     return
                 sock = tls_sock
+            # the IMAP commands' modules load at the first connection, not at start (docs/performance.md)
+            from gk.mail.imap.session import Session
+
             session = Session(self, sock, address, tls)
             self.sessions.add(session)
             try:

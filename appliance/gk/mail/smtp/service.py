@@ -21,7 +21,7 @@ import logging
 import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
@@ -34,7 +34,9 @@ from gk.mail.dnsresolver import make_resolver
 from gk.mail.mailbox import unique_name
 from gk.mail.smtp import forward, spool, srs
 from gk.mail.smtp.policy import ConnectionSlots, ListenerKind, SMTPPolicy
-from gk.mail.smtp.session import GKSMTP
+
+if TYPE_CHECKING:
+    from gk.mail.smtp.session import GKSMTP
 
 log = logging.getLogger("gk.smtp")
 
@@ -103,6 +105,10 @@ class SMTPService:
                 continue
 
             def factory(kind: ListenerKind = kind) -> GKSMTP:
+                # aiosmtpd (with attrs) and the session load at the first connection, not at
+                # start: ~1.4 MB of RSS an idle box does not carry (docs/performance.md)
+                from gk.mail.smtp.session import GKSMTP
+
                 return GKSMTP(self, kind, self.loop)
 
             coro = self.loop.create_server(factory, bind, port, ssl=tls, reuse_address=True, backlog=128)
