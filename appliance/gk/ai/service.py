@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import gevent.threadpool
 
-from gk.ai import api
 from gk.ai.conversations import ConversationStore
 from gk.ai.runtime import Request, Runtime, RuntimeSettings
 from gk.ai.tokens import TokenStore
 
 if TYPE_CHECKING:
+    import bottle
+
     from gk.context import AppContext
 
 log = logging.getLogger("gk.ai")
@@ -116,7 +117,15 @@ class AIService:
         # cancels them, and a second window on the same conversation does not start another
         self.active: dict[tuple[str, int], Request] = {}
         self.pulls = Pulls(self)
-        self.api = api.make_app(self)
+        self._api: bottle.Bottle | None = None  # gk.ai.api's bottle app, made on the first /v1 request
+
+    def api(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """WSGI app of ``/v1`` (the OpenAI-compatible API), loaded on its first request, not at start."""
+        if self._api is None:
+            from gk.ai import api
+
+            self._api = api.make_app(self)
+        return self._api(environ, start_response)
 
     @property
     def tokens(self) -> TokenStore:

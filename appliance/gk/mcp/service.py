@@ -4,6 +4,9 @@ Started after the mailbox and the chat (its tools need the running ``MailboxStor
 ``ChatService``); the token table (``ai.sqlite3``) is opened on the first request that carries
 a token. Every tool call goes through ``registry`` (an ``AuditedRegistry``: recorded in
 ``mcp.sqlite3``); the side-effect tools only queue pending actions (``gk.mcp.approvals``).
+The tools, resources, prompts and the ``/mcp`` transport are built on their first use (the
+first ``/mcp`` request or assistant turn), not at start: ~1 MB of RSS an idle box does not
+carry (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -13,19 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 from gk.accounts import User
 from gk.ai.tokens import TokenStore
-from gk.mail.mailbox import get_store
-from gk.mcp import http, mailtools
 from gk.mcp.approvals import ApprovalStore
 from gk.mcp.audit import AuditedRegistry, AuditLog
-from gk.mcp.prompts import Prompts, mail_prompts
-from gk.mcp.registry import Tool
-from gk.mcp.resources import CalendarResources, ChatResources, Resources, mail_resources
-from gk.mcp.writetools import WriteTools
 from gk.oauth.server import OAuthServer
 from gk.oauth.store import ACCESS_PREFIX
 
 if TYPE_CHECKING:
+    import bottle
+
     from gk.chat.core import ChatService
+    from gk.mcp.prompts import Prompts
+    from gk.mcp.registry import Tool
+    from gk.mcp.resources import Resources
+    from gk.mcp.writetools import WriteTools
 
 
 def feature_tools(ctx: Any) -> list[Tool]:
@@ -56,33 +59,78 @@ class MCPService:
         self.data_dir = Path(ctx.data_dir)
         self.accounts = ctx.accounts
         self.hostnames = (ctx.hostname, "localhost")  # the names a browser page may call from
-        store = get_store(ctx)
+        self._ctx = ctx
         self.approvals = ApprovalStore(self.data_dir, self.cfg.approval_hours)
-        self.write_tools = WriteTools(ctx, self.approvals)
         self.audit = AuditLog(self.data_dir)
-        self.registry = AuditedRegistry(
-            mailtools.tools(store) + self.write_tools.tools() + feature_tools(ctx), self.audit
-        )
-        self.resources = Resources([mail_resources(store)])
         self.chat: ChatService | None = None
         if ctx.config.chat.enabled:  # started before us (gk.features): its rooms as resources
             from gk.chat.service import ChatComponent
 
             component = ctx.services.maybe(ChatComponent)
             self.chat = component.chat if component is not None else None
-        if self.chat is not None:
-            self.resources.providers.append(ChatResources(self.chat))
-        if ctx.config.dav.enabled:  # its calendars, read through the DAV storage (Radicale on first use)
-            from gk.dav.service import DAVService
-
-            dav = ctx.services.maybe(DAVService)
-            if dav is not None:
-                self.resources.providers.append(CalendarResources(dav))
-        self.prompts = Prompts(mail_prompts(lambda address: store.user(address).folder_names()))
+        self._parts: tuple[WriteTools, AuditedRegistry, Resources, Prompts] | None = None
+        self._app: bottle.Bottle | None = None
+        self._metadata_app: bottle.Bottle | None = None
         self._tokens: TokenStore | None = None
         self.oauth = OAuthServer(self.data_dir, self.hostnames)
-        self.app = http.make_app(self)
-        self.metadata_app = http.make_metadata_app()
+
+    def _build(self) -> tuple[WriteTools, AuditedRegistry, Resources, Prompts]:
+        """The tools, resources and prompts, made at their first use."""
+        if self._parts is None:
+            from gk.mail.mailbox import get_store
+            from gk.mcp import mailtools
+            from gk.mcp.prompts import Prompts, mail_prompts
+            from gk.mcp.resources import CalendarResources, ChatResources, Resources, mail_resources
+            from gk.mcp.writetools import WriteTools
+
+            ctx = self._ctx
+            store = get_store(ctx)
+            write_tools = WriteTools(ctx, self.approvals)
+            registry = AuditedRegistry(mailtools.tools(store) + write_tools.tools() + feature_tools(ctx), self.audit)
+            resources = Resources([mail_resources(store)])
+            if self.chat is not None:
+                resources.providers.append(ChatResources(self.chat))
+            if ctx.config.dav.enabled:  # its calendars, read through the DAV storage (Radicale on first use)
+                from gk.dav.service import DAVService
+
+                dav = ctx.services.maybe(DAVService)
+                if dav is not None:
+                    resources.providers.append(CalendarResources(dav))
+            prompts = Prompts(mail_prompts(lambda address: store.user(address).folder_names()))
+            self._parts = (write_tools, registry, resources, prompts)
+        return self._parts
+
+    @property
+    def write_tools(self) -> WriteTools:
+        return self._build()[0]
+
+    @property
+    def registry(self) -> AuditedRegistry:
+        return self._build()[1]
+
+    @property
+    def resources(self) -> Resources:
+        return self._build()[2]
+
+    @property
+    def prompts(self) -> Prompts:
+        return self._build()[3]
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """WSGI app of ``/mcp`` (``gk.mcp.http``'s, made on the first request)."""
+        if self._app is None:
+            from gk.mcp import http
+
+            self._app = http.make_app(self)
+        return self._app(environ, start_response)
+
+    def metadata_app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """WSGI app of the protected-resource metadata (made on the first request)."""
+        if self._metadata_app is None:
+            from gk.mcp import http
+
+            self._metadata_app = http.make_metadata_app()
+        return self._metadata_app(environ, start_response)
 
     def verify(self, token: str, environ: dict[str, Any]) -> tuple[User, frozenset[str]] | None:
         """The user and scopes of a valid token, else None: a ``gk token add`` token, or an OAuth
@@ -105,7 +153,10 @@ class MCPService:
         return (user, granted) if user is not None else None
 
     def stop(self, grace: float) -> None:
-        http.close(self.app, self.chat)
+        if self._app is not None:
+            from gk.mcp import http
+
+            http.close(self._app, self.chat)
         if self._tokens is not None:
             self._tokens.close()
         self.oauth.close()
