@@ -214,6 +214,7 @@ def serve(config: Config, data_dir: Path) -> int:
     # freezing them keeps the periodic gc.collect() from rescanning them every second.
     gc.collect()
     gc.freeze()
+    db.release_caches()  # startup's pages out of the SQLite caches, before the heap is trimmed
     release_free_memory()
     running = ", ".join(name for name, _ in ctx.services.running())
     log.info("ready in %.2fs (features: %s)", time.monotonic() - started, running)
