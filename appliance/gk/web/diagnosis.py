@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gk import localtime
-from gk.diagnosis import Finding, Inputs, run
 from gk.locale import N_
 from gk.mail.dnsresolver import make_resolver
 from gk.web import i18n, maildelivery
 from gk.web.app import ADMIN, Route, Web
+
+if TYPE_CHECKING:
+    from gk.diagnosis import Finding, Inputs
 
 log = logging.getLogger("gk.web")
 
@@ -43,6 +45,8 @@ def last_findings() -> list[Finding] | None:
 
 
 def inputs_for(web: Web) -> Inputs:
+    from gk.diagnosis import Inputs  # the checks load with the first run, not at start
+
     ctx = web.ctx
     hostname = maildelivery.hostname_for_records(web)
     records = dict(maildelivery.domain_records(ctx, hostname))
@@ -87,6 +91,8 @@ def page(web: Web) -> str:
 
 
 def diagnosis_run(web: Web) -> str:
+    from gk.diagnosis import run  # the checks load with the first run, not at start
+
     admin = web.signed_in()
     started = time.monotonic()
     findings = run(inputs_for(web))
