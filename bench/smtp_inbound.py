@@ -335,6 +335,10 @@ def main() -> int:
     dns = LoopbackDNS().start()
     dns.add("sender.example", "TXT", "v=spf1 ip4:127.0.0.1 -all")
     dns.add("_dmarc.sender.example", "TXT", "v=DMARC1; p=none")
+    # The box runs GK from compiled bytecode (the image's compileall); a checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would compile every module from source at each start, which
+    # leaves ~0.8 MB more in the idle RSS than the box has. Stale .pyc files are recompiled.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "appliance" / "gk")], check=True)
     base = Path(tempfile.mkdtemp(prefix="gk-bench-smtp-", dir="/var/tmp"))
     os.chmod(base, 0o755)  # Postfix's unprivileged daemons must reach their directories
     rss_idle = rss_busy = rss_hwm = 0.0
