@@ -14,12 +14,15 @@ from gevent import events, monkey
 # metadata with importlib.metadata (~1 MB of RSS that gk serve kept for good). GK installs no
 # plugin, and gevent's own (a warning when signal is patched without os) does not apply to
 # patch_all(): its subscribers are notified, its entry points not looked up, during the patch.
-_notify_and_call_entry_points = events.notify_and_call_entry_points
-events.notify_and_call_entry_points = events.notify
+# (A gevent internal: without it, on another gevent, the patch runs as gevent ships it.)
+_notify_and_call_entry_points = getattr(events, "notify_and_call_entry_points", None)
+if _notify_and_call_entry_points is not None:
+    events.notify_and_call_entry_points = events.notify
 try:
     monkey.patch_all()
 finally:
-    events.notify_and_call_entry_points = _notify_and_call_entry_points
+    if _notify_and_call_entry_points is not None:
+        events.notify_and_call_entry_points = _notify_and_call_entry_points
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
