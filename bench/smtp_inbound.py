@@ -114,11 +114,12 @@ class Result:
     p50: float
     p99: float
     cpu_ms: float | None = None  # CPU (user + system) of the server process per message
+    hub_ms: float | None = None  # of it, the main thread's: the gevent hub, where the GIL-bound work is
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads), from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
+def cpu_seconds(pid: int, thread: bool = False) -> float:
+    """utime + stime of one process (all its threads), or of its main thread alone, from /proc."""
+    with open(f"/proc/{pid}/task/{pid}/stat" if thread else f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -130,6 +131,7 @@ def run_load(name: str, port: int, maildir_new: Path, total: int = MESSAGES, pid
         time.sleep(0.05)
     before = count_files(maildir_new)
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    hub_before = cpu_seconds(pid, thread=True) if pid else 0.0
     started = time.monotonic()
     latencies = asyncio.run(_load(port, CONNECTIONS, total))
     deadline = time.monotonic() + 120
@@ -141,7 +143,8 @@ def run_load(name: str, port: int, maildir_new: Path, total: int = MESSAGES, pid
         raise RuntimeError(f"{name}: only {delivered} of {len(latencies)} messages reached the Maildir")
     q = statistics.quantiles(latencies, n=100)
     cpu = (cpu_seconds(pid) - cpu_before) * 1000 / len(latencies) if pid else None
-    return Result(name, len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, cpu)
+    hub = (cpu_seconds(pid, thread=True) - hub_before) * 1000 / len(latencies) if pid else None
+    return Result(name, len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, cpu, hub)
 
 
 # -- GK ----------------------------------------------------------------------------------------
@@ -379,9 +382,10 @@ def main() -> int:
     results = list(best.values())
     peer = results[0]
     print(f"load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"{'server':34} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>10}")
+    print(f"{'server':34} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>10} {'hub ms/msg':>10}")
     for r in results:
         cpu = f"{r.cpu_ms:10.2f}" if r.cpu_ms is not None else f"{'-':>10}"
+        cpu += f" {r.hub_ms:10.2f}" if r.hub_ms is not None else f" {'-':>10}"
         print(f"{r.name:34} {r.rate:8.0f} {r.p50:8.2f} {r.p99:8.2f} {cpu}")
     for r in results[1:]:
         print(

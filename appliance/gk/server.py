@@ -36,6 +36,13 @@ def setup_logging(level: str) -> None:
     )
     # aiosmtpd 1.4.6 warns on every AUTH (DESIGN.md); its session log is ours to write.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
+    # the format above names no caller, thread or process: each record skips looking them up
+    # (a stack walk and two calls: about half the cost of the one log line per SMTP delivery,
+    # 7.7 % -> 3.9 % of the hub under bench smtp_inbound, py-spy)
+    logging._srcfile = None  # type: ignore[attr-defined]  # documented: "Optimization" in the logging HOWTO
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def sd_notify(message: str) -> None:

@@ -132,3 +132,12 @@ def test_a_failure_to_store_drops_the_rest_up_to_the_final_dot():
     assert out.getvalue() == b"Subject: x\r\n\r\nfirst\r\n"
     assert r.error == "452 4.3.1 Insufficient system storage"
     assert r.leftover == b"NOOP\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 45), min_size=1, max_size=8), st.integers(3, 40))
+def test_long_line_check_matches_splitting_every_line(lengths: list[int], limit: int) -> None:
+    from gk.mail.smtp.data_stream import _has_long_line
+
+    seg = b"".join(b"x" * n + b"\r\n" for n in lengths)
+    assert _has_long_line(seg, limit) == (max(lengths) + 2 > limit)

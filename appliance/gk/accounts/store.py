@@ -147,7 +147,9 @@ ROLE_LOCAL_PARTS = ("postmaster", "abuse")  # RFC 5321 §4.5.1, RFC 2142
 def normalize_address(address: str) -> str:
     address = address.strip().lower()
     local, at, domain = address.rpartition("@")
-    if not at:
+    if not at or domain.isascii():
+        # an ASCII domain is its own IDNA form (or an invalid one, kept as it is): the codec
+        # runs 2-3 times per SMTP RCPT otherwise
         return address
     try:
         domain = domain.encode("idna").decode("ascii")

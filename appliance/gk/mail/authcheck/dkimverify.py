@@ -13,11 +13,11 @@ message, not at start: ~2 MB of RSS an idle box does not carry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gk import pools
+from gk.mail.authcheck.headers import Headers
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -34,7 +34,7 @@ class DKIMResult:
     reason: str = ""
 
 
-def _signature_tags(headers: Message) -> list[dict[bytes, bytes]]:
+def _signature_tags(headers: Headers) -> list[dict[bytes, bytes]]:
     import dkim.util
 
     out = []
@@ -85,7 +85,7 @@ def _verify_all(message_path: Path | bytes, count: int, keys: dict[str, bytes | 
 
 
 def verify(
-    resolver: dns.resolver.Resolver, message_path: Path | bytes, headers: Message, size: int, max_size: int
+    resolver: dns.resolver.Resolver, message_path: Path | bytes, headers: Headers, size: int, max_size: int
 ) -> list[DKIMResult]:
     sigs = _signature_tags(headers)
     if not sigs:

@@ -32,6 +32,8 @@ from gk.mail.mailbox.message import RawMessage
 
 log = logging.getLogger("gk.mailbox")
 
+_DIRS_KEPT = 1024  # folder directories MaildirWriter remembers
+
 
 def announce_new(
     address: str, folder: str, uids: tuple[int, ...] = (), modseq: int = 0, paths: tuple[str, ...] = ()
@@ -62,10 +64,19 @@ class MaildirWriter:
     def __init__(self, mail_root: Path) -> None:
         self.mail_root = mail_root
         self.committer = GroupCommitter()
+        # (address, folder) -> its directory: pathlib joins were ~2 % of the hub's time per
+        # delivery (py-spy, bench smtp_inbound); a few hundred small entries at most
+        self._dirs: dict[tuple[str, str], Path] = {}
 
     def folder_dir(self, address: str, folder: str) -> Path:
         """The Maildir directory of ``folder`` (its ``tmp/`` takes a big copy before ``deliver``)."""
-        return maildir.folder_path(self.mail_root, address, folder)
+        key = (address, folder)
+        path = self._dirs.get(key)
+        if path is None:
+            if len(self._dirs) >= _DIRS_KEPT:
+                self._dirs.clear()
+            path = self._dirs[key] = maildir.folder_path(self.mail_root, address, folder)
+        return path
 
     def deliver(self, copies: Sequence[NewCopy]) -> list[Path | BaseException]:
         """Write every copy durably into its folder's ``new/``; one result per copy (its path,

@@ -35,6 +35,19 @@ from typing import Protocol
 _SMUGGLE = re.compile(rb"(?:^|[\r\n])\.(?:[\r\n]|$)")
 
 
+def _has_long_line(seg: bytes, limit: int) -> bool:
+    """Whether a line of ``seg`` (whole CRLF-ended lines) is longer than ``limit`` bytes with its
+    CRLF: a jump of up to ``limit`` bytes per step to the last CRLF within reach, instead of
+    splitting every line out (a bytes object per line of every message)."""
+    pos, end = 0, len(seg)
+    while end - pos > limit:
+        last = seg.rfind(b"\r\n", pos, pos + limit)  # the last line within reach ends here
+        if last < 0:
+            return True
+        pos = last + 2
+    return False
+
+
 class Sink(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
@@ -125,7 +138,7 @@ class DataReceiver:
         crlf = seg.count(b"\r\n")
         if seg.count(b"\r") != crlf or seg.count(b"\n") != crlf:
             return False
-        if len(seg) > self.max_line and max(map(len, seg.split(b"\r\n"))) + 2 > self.max_line:
+        if _has_long_line(seg, self.max_line):
             return False
         out = seg.replace(b"\r\n.", b"\r\n")
         if out[:1] == b".":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,13 +28,17 @@ from gk.mail.mailbox import RawMessage
 from gk.mail.smtp import srs
 
 if TYPE_CHECKING:
+    from gk.accounts import User
     from gk.context import AppContext
 
 log = logging.getLogger("gk.smtp")
 
 
-def plan(ctx: AppContext, targets: list[Target]) -> tuple[list[Target], dict[str, list[str]]]:
-    """(the local copies to write, {forwarding user: outside addresses}) for ``targets``."""
+def plan(
+    ctx: AppContext, targets: list[Target], known: Mapping[str, User] | None = None
+) -> tuple[list[Target], dict[str, list[str]]]:
+    """(the local copies to write, {forwarding user: outside addresses}) for ``targets``.
+    ``known``: users already read (SMTP's RCPT), by address; the others are read here."""
     from gk.mail.queue.service import QueueService
 
     queue_up = ctx.services.maybe(QueueService) is not None
@@ -41,7 +46,9 @@ def plan(ctx: AppContext, targets: list[Target]) -> tuple[list[Target], dict[str
     outside: dict[str, list[str]] = {}
     users = {t.user for t in targets}
     for t in targets:
-        user = ctx.accounts.get_user(t.user)
+        user = known.get(t.user) if known else None
+        if user is None:
+            user = ctx.accounts.get_user(t.user)
         if user is None or not user.forward_to:
             local.append(t)
             continue

@@ -51,6 +51,7 @@ class ListenerKind(enum.Enum):
 class RcptDecision:
     reply: str
     local_user: str | None = None  # the user the address delivers to (local recipients)
+    user: User | None = None  # that user's record when it was read (port 25): DATA reuses it
 
     @property
     def accepted(self) -> bool:
@@ -104,7 +105,7 @@ class SMTPPolicy:
         if owner_user is not None:
             if quota.exceeded(self.ctx, owner_user.address, quota_mb=owner_user.quota_mb):
                 return RcptDecision(quota.FULL_RCPT.format(address=address))
-            return RcptDecision("250 2.1.5 OK", owner_user.address)
+            return RcptDecision("250 2.1.5 OK", owner_user.address, owner_user)
         if not self.ctx.accounts.is_local_domain(domain):
             return RcptDecision(f"550 5.7.1 <{address}>: relaying denied")
         return RcptDecision(f"550 5.1.1 <{address}>: no such user here")

@@ -154,12 +154,20 @@ class SMTPService:
         recipients: dict[str, str | None],
         message: Path | bytes,
         size: int,
+        users: dict[str, User] | None = None,
     ) -> str:
-        """Deliver or queue one received message (runs in a greenlet); returns the SMTP reply."""
+        """Deliver or queue one received message (runs in a greenlet); returns the SMTP reply.
+        ``users``: the recipients' records as RCPT read them (local user -> User), so DATA
+        reads none of them again (quota, forwards)."""
+        known = users or {}
         self.accepting += 1
         try:
             for address, owner in recipients.items():
-                if owner is not None and quota.exceeded(self.ctx, owner, size):
+                if owner is None:
+                    continue
+                record = known.get(owner)
+                quota_mb = record.quota_mb if record is not None else None
+                if quota.exceeded(self.ctx, owner, size, quota_mb=quota_mb):
                     return quota.FULL_DATA.format(address=address)
             if kind.is_submission:
                 if user is None:
@@ -175,7 +183,7 @@ class SMTPService:
                     size,
                 )
                 return f"250 2.0.0 OK: queued as {trace.queue_id}"
-            return self._accept_inbound(trace, mail_from, recipients, message, size)
+            return self._accept_inbound(trace, mail_from, recipients, message, size, known)
         except submission.SubmissionError as exc:
             return exc.reply
         except Exception:
@@ -186,7 +194,13 @@ class SMTPService:
             spool.remove(message)
 
     def _accept_inbound(
-        self, trace: Trace, mail_from: str, recipients: dict[str, str | None], message: Path | bytes, size: int
+        self,
+        trace: Trace,
+        mail_from: str,
+        recipients: dict[str, str | None],
+        message: Path | bytes,
+        size: int,
+        users: dict[str, User],
     ) -> str:
         outcome = self.checker.check(message, size, trace.peer_ip, trace.helo, mail_from)
         folder = "INBOX"
@@ -208,7 +222,7 @@ class SMTPService:
         if not targets:
             return "554 5.5.1 No valid recipients"
         common = outcome.header + received(trace, self.hostname, targets[0].rcpt if len(targets) == 1 else None)
-        targets, outside = forward.plan(self.ctx, targets)
+        targets, outside = forward.plan(self.ctx, targets, users)
         if outside:  # queued first: a forward that cannot be queued keeps its copy here
             unsent = forward.send(self.ctx, outside, message, common, mail_from)
             kept = {t.user for t in targets}

@@ -32,8 +32,8 @@ import binascii
 import collections
 import errno
 import logging
+import random
 import re
-import secrets
 import ssl
 from base64 import b64decode, b64encode
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, TLSSetupException
 
-from gk.accounts import normalize_address
+from gk.accounts import User, normalize_address
 from gk.mail.delivery import Trace, protocol_keyword
 from gk.mail.smtp.bridge import in_greenlet
 from gk.mail.smtp.data_stream import DataReceiver
@@ -62,6 +62,7 @@ READ_CHUNK = 65536
 _HOLDABLE = frozenset({b"250", b"251", b"252", b"452", b"501", b"503", b"550", b"551", b"552", b"553", b"555"})
 _SIMPLE_ADDR = re.compile(r"^\s*<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)?)>\s*(.*)$", re.DOTALL)
 _TIMEOUT_TEXT = "Timeout waiting for the client; closing"
+_queue_ids = random.Random()  # seeded once from os.urandom
 
 
 def path_brackets_ok(arg: str) -> bool:
@@ -105,6 +106,7 @@ class GKEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.local_users: dict[str, str | None] = {}  # RCPT address -> local user (None = remote)
+        self.users: dict[str, User] = {}  # local user -> its record as RCPT read it (port 25)
 
 
 class _Hooks:
@@ -143,6 +145,8 @@ class _Hooks:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(options)
             envelope.local_users[address] = decision.local_user
+            if decision.user is not None:
+                envelope.users[decision.user.address] = decision.user
         return decision.reply
 
     async def handle_exception(self, error: Exception) -> str:
@@ -464,7 +468,7 @@ class GKSMTP(SMTP):
             protocol=protocol_keyword(self.session.extended_smtp, bool(tls), self.gk_user is not None),
             tls=tls,
             auth_user=self.gk_user.address if self.gk_user is not None else "",
-            queue_id=secrets.token_hex(6).upper(),
+            queue_id=f"{_queue_ids.getrandbits(48):012X}",  # a name in logs, no secret: no system call
         )
 
     async def smtp_DATA(self, arg: str) -> None:
@@ -477,7 +481,7 @@ class GKSMTP(SMTP):
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
             return
-        spool = SpoolWriter(self.service.new_spool_path())
+        spool = SpoolWriter(self.service.new_spool_path)
         receiver = DataReceiver(spool, max_size=self.service.cfg.max_message_size, max_line=self.line_length_limit)
         self.busy = True
         handed_over = False
@@ -516,6 +520,7 @@ class GKSMTP(SMTP):
                         dict(envelope.local_users),
                         message,
                         receiver.size,
+                        dict(envelope.users),
                         shield=True,
                     )
             else:

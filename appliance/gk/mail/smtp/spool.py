@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,11 +22,20 @@ DEFAULT_THRESHOLD = 64 * 1024
 
 
 class SpoolWriter:
-    def __init__(self, path: Path, threshold: int = DEFAULT_THRESHOLD):
-        self.path = path
+    """``path``: the spool file's, or a function naming it when it is first needed (a message
+    that stays in memory never asks for a name)."""
+
+    def __init__(self, path: Path | Callable[[], Path], threshold: int = DEFAULT_THRESHOLD):
+        self._path = path
         self.threshold = threshold
         self.buffer = io.BytesIO()
         self._file: BinaryIO | None = None
+
+    @property
+    def path(self) -> Path:
+        if not isinstance(self._path, Path):
+            self._path = self._path()
+        return self._path
 
     def write(self, data: bytes) -> None:
         self.buffer.write(data)
