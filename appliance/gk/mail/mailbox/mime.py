@@ -399,8 +399,8 @@ def parse_address_list(value: str) -> list[list[Any]]:
     return out
 
 
-def _addresses(msg: Message, name: str) -> list[list[Any]] | None:
-    values = msg.get_all(name)
+def _addresses(fields: dict[str, list[Any]], name: str) -> list[list[Any]] | None:
+    values = fields.get(name)
     if not values:
         return None
     out: list[list[Any]] = []
@@ -409,20 +409,35 @@ def _addresses(msg: Message, name: str) -> list[list[Any]] | None:
     return out or None
 
 
+_ENVELOPE_FIELDS = frozenset(
+    ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id")
+)
+
+
 def envelope(msg: Message) -> list[Any]:
     """RFC 3501 ENVELOPE fields from a parsed header block (raw values, unfolded)."""
-    frm = _addresses(msg, "From")
+    fields: dict[str, list[Any]] = {}  # msg.get_all(name) of each, from one pass over the fields
+    for k, v in msg.items():
+        key = k.lower()
+        if key in _ENVELOPE_FIELDS:
+            fields.setdefault(key, []).append(v)
+
+    def first(name: str) -> str | None:
+        values = fields.get(name)
+        return _decode(values[0]) if values else None
+
+    frm = _addresses(fields, "from")
     return [
-        _decode(msg.get("Date")),
-        _decode(msg.get("Subject")),
+        first("date"),
+        first("subject"),
         frm,
-        _addresses(msg, "Sender") or frm,
-        _addresses(msg, "Reply-To") or frm,
-        _addresses(msg, "To"),
-        _addresses(msg, "Cc"),
-        _addresses(msg, "Bcc"),
-        _decode(msg.get("In-Reply-To")),
-        _decode(msg.get("Message-ID")),
+        _addresses(fields, "sender") or frm,
+        _addresses(fields, "reply-to") or frm,
+        _addresses(fields, "to"),
+        _addresses(fields, "cc"),
+        _addresses(fields, "bcc"),
+        first("in-reply-to"),
+        first("message-id"),
     ]
 
 
@@ -443,21 +458,27 @@ def _read_headers(lines: _Lines, boundaries: list[bytes]) -> tuple[bytes, int]:
 
 
 def _fill(part: Part, msg: Message, default_type: str) -> None:
-    ctype = msg.get_content_type() if msg.get("Content-Type") else default_type
+    # msg.get(name) of the Content-* fields from one pass over the fields (each get is a pass)
+    get: dict[str, Any] = {}
+    for k, v in msg.items():
+        key = k.lower()
+        if key.startswith("content-") and key not in get:
+            get[key] = v
+    ctype = msg.get_content_type() if get.get("content-type") else default_type
     part.maintype, _, part.subtype = ctype.partition("/")
-    part.params = _params(msg, "content-type") if msg.get("Content-Type") else []
+    part.params = _params(msg, "content-type") if get.get("content-type") else []
     if part.maintype == "text" and not part.param("charset"):
         part.params.insert(0, ("CHARSET", "US-ASCII"))
-    part.cid = _decode(msg.get("Content-ID"))
-    part.description = _decode(msg.get("Content-Description"))
-    part.encoding = (_decode(msg.get("Content-Transfer-Encoding")) or "7BIT").upper()
-    part.md5 = _decode(msg.get("Content-MD5"))
-    disp = msg.get("Content-Disposition")
+    part.cid = _decode(get.get("content-id"))
+    part.description = _decode(get.get("content-description"))
+    part.encoding = (_decode(get.get("content-transfer-encoding")) or "7BIT").upper()
+    part.md5 = _decode(get.get("content-md5"))
+    disp = get.get("content-disposition")
     if disp:
         kind = str(disp).split(";")[0].strip()
         part.disposition = (kind.upper(), _params(msg, "content-disposition"))
-    part.language = _decode(msg.get("Content-Language"))
-    part.location = _decode(msg.get("Content-Location"))
+    part.language = _decode(get.get("content-language"))
+    part.location = _decode(get.get("content-location"))
 
 
 def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth: int, top: bool) -> Part:
