@@ -708,7 +708,7 @@ class UserMailbox:
         names = subscriptions.load(self.root)
         if names is None:
             names = {r["name"] for r in self.db.query("SELECT name FROM folders WHERE subscribed")}
-            subscriptions.save_or_warn(self.root, names)
+            pools.run_io(subscriptions.save_or_warn, self.root, names)  # two fsyncs: not on the hub
         return names
 
     def subscriptions(self) -> set[str]:
@@ -859,7 +859,9 @@ class UserMailbox:
         mapped: dict[str, int] | None = None  # gk-uidmap, read when a file without ,U= needs it
         for key in sorted(k for k in files if k not in known):
             fname = files[key]
-            uid = uidlist.uid_of(split_name(fname)[0])
+            uid = (
+                uidlist.uid_of(split_name(fname)[0]) if ",U=" in fname else None
+            )  # a regex each: 5,000 at a first open
             if uid is None:
                 if mapped is None:
                     mapped = uidlist.read_map(d)
@@ -1125,8 +1127,12 @@ class UserMailbox:
         return self._insert_lazy(folder_id, rows)
 
     def _insert_lazy(self, folder_id: int, rows: list[tuple[Any, ...]]) -> list[int]:
-        """Insert unparsed rows (``_index_lazy``) in one transaction (in a pool thread)."""
+        """Insert unparsed rows (``_index_lazy``) in one transaction (in a pool thread). Into an
+        empty folder (a first open), the rows are the whole folder: what SELECT reads of it next
+        (``_folder_view``: UIDs, counts, keywords, first unseen) is made from them here rather than
+        by four queries over the rows just written (~5 ms of the hub for 5,000 messages)."""
         with self.db.transaction() as c:
+            empty = c.execute("SELECT 1 FROM messages WHERE folder_id = ? LIMIT 1", (folder_id,)).fetchone() is None
             modseq = self._bump(c, folder_id)
             c.executemany(
                 "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, tzoffset, flags, modseq)"
@@ -1135,6 +1141,11 @@ class UserMailbox:
             )
             top = max(r[1] for r in rows) + 1
             c.execute("UPDATE folders SET uidnext = max(uidnext, ?) WHERE id = ?", (top, folder_id))
+            key = c.execute(
+                "SELECT uidvalidity, uidnext, highestmodseq FROM folders WHERE id = ?", (folder_id,)
+            ).fetchone()
+        if empty:
+            self._views[folder_id] = ((int(key[0]), int(key[1]), int(key[2])), _views_of(rows))
         return [r[1] for r in rows]
 
     def _insert_indexed(self, folder_id: int, entries: list[tuple[Any, ...]]) -> list[int]:
@@ -1935,16 +1946,36 @@ def _rename_batch(renames: Sequence[tuple[StrPath, StrPath]], dirs: list[Path]) 
     return done
 
 
+def _views_of(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """``_folder_view``'s values of a folder made of ``rows`` (``_index_lazy_in_pool``'s: uid at 1,
+    size at 4, flags text at 7), the same the queries of ``folder``, ``uids``, ``keywords`` and
+    ``first_unseen`` give."""
+    unseen = [r[1] for r in rows if " \\Seen " not in r[7]]
+    return {
+        "counts": (len(rows), sum(r[4] for r in rows), len(unseen)),
+        "uids": array("I", sorted(r[1] for r in rows)),
+        "keywords": sorted({k for r in rows for k in r[7].split() if not k.startswith("\\")}),
+        "first_unseen": min(unseen) if unseen else None,
+    }
+
+
 def _stat_files(cur: str, names: list[str]) -> list[tuple[int, float] | None]:
     """(size, mtime) of each file ``cur + name`` (in the I/O pool); None for one gone."""
     out: list[tuple[int, float] | None] = []
-    for name in names:
-        try:
-            st = os.stat(cur + name)
-        except FileNotFoundError:
-            out.append(None)
-            continue
-        out.append((st.st_size, st.st_mtime))
+    try:
+        fd = os.open(cur, os.O_RDONLY | os.O_DIRECTORY)  # names resolved in the directory, not the whole path
+    except FileNotFoundError:
+        return [None] * len(names)
+    try:
+        for name in names:
+            try:
+                st = os.stat(name, dir_fd=fd)
+            except FileNotFoundError:
+                out.append(None)
+                continue
+            out.append((st.st_size, st.st_mtime))
+    finally:
+        os.close(fd)
     return out
 
 
