@@ -7,11 +7,13 @@ from __future__ import annotations
 import binascii
 import io
 from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gk.mail.mailbox.mime import parse_with_headers
+from gk.mail.mailbox.mime import parse_header_block, parse_with_headers
 from gk.mail.mailbox.reading import decode_words
 from gk.mail.mailbox.textindex import message_text
 
@@ -55,3 +57,39 @@ def test_message_text_with_the_parsed_headers_equals_reading_them_again() -> Non
     f = io.BytesIO(MESSAGES[1])
     top, headers = parse_with_headers(f)
     assert "b@y.org" not in message_text(f, top, headers)["hfrom"]  # FROM searches the first field
+
+
+_LINES = [
+    b"From: a@b",
+    b"From a@b",
+    b"To:x",
+    b" cont",
+    b"\tcont",
+    b"X-A: v ",
+    b": nope",
+    b"Sub ject: x",
+    b"Content-Type: text/html; charset=\"utf-8\"; name*=utf-8''%C3%A9",
+    b"\xc3\xa9: x",
+    b"A: \xff",
+    b"B: c\rd",
+    b"",
+    b"C:",
+    b"D:  \t lead",
+    b"E: a:b:c",
+    b"F: \x0b\x1c",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(_LINES), max_size=6),
+    st.sampled_from([b"\r\n", b"\n"]),
+    st.booleans(),
+)
+def test_header_block_parse_gives_what_the_email_package_gives(lines: list[bytes], eol: bytes, last: bool) -> None:
+    raw = eol.join(lines) + (eol if last else b"")
+    ours, theirs = parse_header_block(raw), BytesHeaderParser(policy=compat32).parsebytes(raw)
+    assert ours.items() == theirs.items()
+    assert ours.get_content_type() == theirs.get_content_type()
+    assert ours.get_params() == theirs.get_params()
+    assert ours.get_unixfrom() == theirs.get_unixfrom()

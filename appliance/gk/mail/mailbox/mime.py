@@ -40,6 +40,27 @@ OPAQUE_DESCRIPTION = "not parsed by GK: too many MIME parts, levels or header by
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
+# the bytes of a header block parse_header_block reads itself (printable ASCII, TAB, CR, LF)
+_PLAIN_BYTES = bytes([9, 10, 13, *range(0x20, 0x7F)])
+_FIELD_LINE = re.compile(r"[\x21-\x39\x3b-\x7e]+:")  # a field as the email package's feedparser sees it
+
+
+def parse_header_block(raw: bytes) -> Message:
+    """``BytesHeaderParser(policy=compat32)`` of an unfolded header block (``_FOLD`` applied).
+
+    Its common case — printable ASCII, lines ending in CRLF or LF, every line a ``name: value``
+    field, no Unix ``From `` line — is cut here into the same fields in a fraction of the
+    feedparser's time (the index parses every part's header block of every message); anything
+    else goes through the email package."""
+    if raw.translate(None, _PLAIN_BYTES) or raw.count(b"\r") != raw.count(b"\r\n") or raw.startswith(b"From "):
+        return _HEADER_PARSER.parsebytes(raw)
+    msg = Message(policy=compat32)
+    for line in raw.decode("ascii").splitlines():
+        if _FIELD_LINE.match(line) is None:
+            return _HEADER_PARSER.parsebytes(raw)  # a line that is no field (or a continuation)
+        name, value = line.split(":", 1)
+        msg.set_raw(name, value.lstrip(" \t"))  # as the feedparser stores a field
+    return msg
 
 
 @dataclass(slots=True)
@@ -488,7 +509,7 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
     lines.header_bytes += len(raw)
     # RFC 5322 §2.2.3 unfolding: a CRLF before whitespace is not part of the value (a folded
     # ``boundary="foo<CRLF> bar"`` is the boundary ``foo bar``)
-    msg = _HEADER_PARSER.parsebytes(_FOLD.sub(b"", raw))
+    msg = parse_header_block(_FOLD.sub(b"", raw))
     if top and depth == 0:
         lines.top_headers = msg
     part = Part(header_start, body_start, body_start)
@@ -631,7 +652,7 @@ def parse_envelope(f: BinaryIO) -> tuple[list[Any], str | None]:
     ``parse_with_headers`` does (same unfolding, same cap), without walking the body."""
     f.seek(0)
     raw, _ = _read_headers(_Lines(f), [])
-    msg = _HEADER_PARSER.parsebytes(_FOLD.sub(b"", raw))
+    msg = parse_header_block(_FOLD.sub(b"", raw))
     return envelope(msg), msg.get("Date")
 
 
