@@ -830,12 +830,12 @@ class UserMailbox:
                 files[uidlist.without_uid(b) if ",U=" in b else b] = ename
         incoming = sorted(e.name for e in os.scandir(d / "new") if not e.name.startswith("."))
         rows = self.db.query("SELECT id, uid, base, name, flags FROM messages WHERE folder_id = ?", (f["id"],))
-        # A folder first seen full (a Maildir copied in): its files are stat'ed in the I/O pool
-        # while the UIDs are given out here (~13 ms of 5,000 stats off the first SELECT's path)
+        # A folder first seen full (a Maildir copied in): its files are stat'ed and the server's
+        # zone looked up (the settings database) in the I/O pool while the UIDs are given out
+        # here (~13 ms of 5,000 stats and ~5 ms of zone off the first SELECT's path)
         prestat: gevent.Greenlet | None = None
         if not rows and len(files) > LAZY_FROM:
-            names = list(files.values())
-            prestat = gevent.spawn(lambda: dict(zip(names, pools.run_io(_stat_files, f"{d}/cur/", names), strict=True)))
+            prestat = gevent.spawn(pools.run_io, self._prestat, f"{d}/cur/", list(files.values()))
         known = {uidlist.without_uid(r["base"]) if ",U=" in r["base"] else r["base"]: r for r in rows}
         used = {r["uid"] for r in rows}
         uidnext = int(f["uidnext"])
@@ -930,7 +930,7 @@ class UserMailbox:
         if added:
             lazy = len(added) > LAZY_FROM or bool(map_lines)
             if lazy:
-                indexed = self._index_lazy(f, d, added, map_lines, prestat.get() if prestat is not None else None)
+                indexed = self._index_lazy(f, d, added, map_lines, *(prestat.get() if prestat is not None else ()))
             else:
                 indexed = self._index_files(f, d, [t for t, _ in added], uids=[u for _, u in added])
             kinds.add("new")
@@ -1105,14 +1105,21 @@ class UserMailbox:
         added: list[tuple[str, int]],
         map_lines: list[tuple[str, int]],
         stats: dict[str, tuple[int, float] | None] | None = None,
+        offset: Callable[[float], int] | None = None,
     ) -> list[int]:
         """``_index_files(..., lazy=True)`` of (file name in cur/, UID) pairs, for thousands at a
         time (a first SELECT), in one I/O pool hand-off: ``map_lines`` appended to gk-uidmap
         (durable before the index gives out their UIDs), the stats, the flags decoded once per
         distinct ``:2,`` info, the rows inserted in one ``executemany`` transaction. Returns the
         UIDs indexed (a file that vanished meanwhile is left out)."""
-        offset = self._offsets()  # the zone is looked up here, on the hub
+        offset = offset or self._offsets()  # the zone is looked up here, on the hub, unless _prestat did
         return pools.run_io(self._index_lazy_in_pool, f["id"], d, added, map_lines, offset, stats or {})
+
+    def _prestat(
+        self, cur: str, names: list[str]
+    ) -> tuple[dict[str, tuple[int, float] | None], Callable[[float], int]]:
+        """(stat of each file ``cur + name``, ``_offsets()``) for ``_index_lazy`` (in the I/O pool)."""
+        return dict(zip(names, _stat_files(cur, names), strict=True)), self._offsets()
 
     def _index_lazy_in_pool(
         self,
