@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +287,25 @@ def test_a_folder_first_seen_full_keeps_its_file_names_and_its_uids_survive_a_lo
     assert store_mod.uidlist.read_map(cur.parent)["late"] == 99
     assert "torn-in-the-middle" not in store_mod.uidlist.read_map(cur.parent)
     again.close()
+
+
+def test_first_scan_primes_the_select_views_with_what_the_queries_give(tmp_path: Path) -> None:
+    """A first open makes SELECT's views (UIDs, counts, keywords, first unseen) from the rows it
+    inserts; they equal what the queries over the index give. Its files get the server's zone."""
+    root = tmp_path / "lazy"
+    _fill(root)
+    cur = maildir.user_root(root, "ann@example.org") / "cur"
+    (cur.parent / "dovecot-keywords").write_text("0 $Junk\n1 work\n")
+    first = sorted(cur.iterdir())[3]
+    first.rename(cur / (first.name.split(":")[0] + ":2,Sab"))  # keywords from the file name
+    mb = MailboxStore(root, zone=lambda: zoneinfo.ZoneInfo("America/New_York")).user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]
+    mb.sync("INBOX")
+    # the zone (looked up in the I/O pool with the stats) is the internal dates' (Nov 2023: EST)
+    assert {m.tzoffset for m in mb.infos("INBOX", range(1, COUNT + 1), envelopes=False).values()} == {-300}
+    assert [set(v[1]) for v in mb._views.values()] == [{"counts", "uids", "keywords", "first_unseen"}]
+    primed = (mb.folder("INBOX"), list(mb.uids("INBOX")), mb.keywords("INBOX"), mb.first_unseen("INBOX"))
+    assert primed[2] == ["$Junk", "work"] and primed[3] == 1
+    mb._views.clear()
+    assert (mb.folder("INBOX"), list(mb.uids("INBOX")), mb.keywords("INBOX"), mb.first_unseen("INBOX")) == primed
+    mb.close()

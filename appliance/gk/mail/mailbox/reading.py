@@ -55,10 +55,13 @@ def decode_words(value: str | None) -> str:
     """An RFC 2047 header value as Unicode (bad encodings kept as they are)."""
     if not value:
         return ""
+    text = " ".join(str(value).split())
+    if "=?" not in text:  # no encoded word: what the email package would give back (most headers)
+        return text
     try:
-        return str(make_header(decode_header(" ".join(str(value).split()))))
+        return str(make_header(decode_header(text)))
     except (UnicodeError, LookupError, ValueError, binascii.Error):
-        return " ".join(str(value).split())
+        return text
 
 
 def read_range(f: BinaryIO, start: int, end: int, cap: int | None = None) -> bytes:

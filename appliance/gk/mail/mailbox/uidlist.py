@@ -68,7 +68,9 @@ def with_uid(base: str, uid: int) -> str:
 def read(folder_dir: Path) -> UidList | None:
     """A folder's ``gk-uidlist``; None when it is missing or unreadable (the folder is new to us)."""
     try:
-        text = (folder_dir / UIDLIST).read_text("ascii", "replace")
+        # bytes.decode: read_text's text layer looks the codec up, importing encodings.ascii at the
+        # process's first open (~10 ms of a first login here)
+        text = (folder_dir / UIDLIST).read_bytes().decode("ascii", "replace")
     except (FileNotFoundError, NotADirectoryError):
         return None
     fields = {f[0]: f[1:] for f in text.split() if len(f) > 1}
@@ -88,7 +90,7 @@ def write(folder_dir: Path, uidvalidity: int, floor: int) -> None:
 def read_highwater(root: Path) -> int:
     """The highest UIDVALIDITY given to any folder of the user (0 if unknown)."""
     try:
-        return int((root / HIGHWATER).read_text("ascii").strip() or 0)
+        return int((root / HIGHWATER).read_bytes().decode("ascii").strip() or 0)
     except (FileNotFoundError, ValueError):
         return 0
 
