@@ -74,10 +74,12 @@ def test_cancel_stops_within_a_token_or_two(make_runtime):
     chunks = req.chunks(timeout=120)
     for _ in range(3):
         next(chunks)
-    seen = req.tokens
     req.cancel()
     list(chunks)  # the stream ends (chunks already on their way are delivered): no error
-    assert req.tokens - seen <= 3, (seen, req.tokens)  # sampled after the cancel: a token or two
+    # sampled after the cancel: a token or two. Counted from the cancel itself, not from a read
+    # of the count before it: on a busy machine the inference thread can take the GIL between
+    # the two and sample a few more tokens before the cancel exists.
+    assert req.tokens - req.tokens_at_cancel <= 2, (req.tokens_at_cancel, req.tokens)
     deadline = time.monotonic() + 60  # the dispatcher lets go of it once the thread returns
     while rt.position(req) != -1 and time.monotonic() < deadline:
         gevent.sleep(0.01)
@@ -100,18 +102,18 @@ def test_two_requests_are_served_in_order(make_runtime):
     second = rt.submit("tiny.gguf", params, stream=True)
     assert (rt.position(first), rt.position(second)) == (1, 2)
     done: list[tuple[str, float]] = []
-    positions: list[int] = []
 
     def consume(name, req):
         for _ in req.chunks(timeout=120):
-            if name == "first":
-                positions.append(rt.position(second))
+            pass
         done.append((name, time.monotonic()))
 
     gevent.joinall([gevent.spawn(consume, "second", second), gevent.spawn(consume, "first", first)], raise_error=True)
     assert [n for n, _ in done] == ["first", "second"]
-    assert second.started >= first.started and second.started > 0
-    assert positions and positions[0] == 1  # the second waited, first in line, while the first ran
+    # the second waited, first in line, until the inference thread let go of the first (its
+    # own timestamps: how far the consumers had read says nothing on a busy machine, where
+    # the thread may finish the first before its consumer reads a chunk)
+    assert 0 < first.started < first.finished <= second.started
 
 
 def test_the_hub_keeps_running_during_a_generation(make_runtime):

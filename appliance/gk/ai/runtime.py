@@ -100,6 +100,7 @@ class Request:
     cancelled: bool = False
     enqueued: float = field(default_factory=time.monotonic)
     started: float = 0.0
+    finished: float = 0.0  # the inference thread let go of it (monotonic)
     tokens: int = 0  # sampled
     evaluated: int = 0  # read into the context (prompt and sampled tokens not already there)
     tokens_at_cancel: int = 0  # sampled when cancel() was called
@@ -248,7 +249,7 @@ class Runtime:
                 req._put(("error", exc))
             finally:
                 self.current = None
-                self.last_used = time.monotonic()
+                self.last_used = req.finished = time.monotonic()
                 log.info(
                     "ai: request %d %s: %d token(s) read, %d sampled in %.2f s, %d in the context%s",
                     req.id,
