@@ -98,7 +98,34 @@ def parse_att(p: Parser) -> FetchAtt:
     raise BadCommand(f"unknown FETCH attribute {name!r}" if name else "expected a FETCH attribute")
 
 
+# The attribute lists a session sends are few and repeated (a client fetches each body with the
+# same ``(BODY.PEEK[])``): parsed once, the rest of a command line maps to its attributes and
+# the bytes they took. FetchAtt values are never changed after parsing; each call gets its own
+# list. Only lines without literals, and short ones, are kept (the cache holds < 64 KB).
+_PARSED: dict[bytes, tuple[list[FetchAtt], int]] = {}
+_PARSED_MAX = 256
+_PARSED_KEY_MAX = 200
+
+
 def parse_atts(p: Parser) -> list[FetchAtt]:
+    """The FETCH attributes (a macro, one attribute or a parenthesized list) at ``p``."""
+    if p.i != len(p.parts) - 1:  # a literal follows somewhere: parse it as it comes
+        return _parse_atts(p)
+    rest = p.line[p.pos :]
+    hit = _PARSED.get(rest)
+    if hit is not None:
+        p.pos += hit[1]
+        return list(hit[0])
+    start = p.pos
+    atts = _parse_atts(p)
+    if len(rest) <= _PARSED_KEY_MAX:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[rest] = (list(atts), p.pos - start)
+    return atts
+
+
+def _parse_atts(p: Parser) -> list[FetchAtt]:
     if p.peek() == ord("("):
         p.open_list()
         atts: list[FetchAtt] = []

@@ -188,7 +188,7 @@ class MessageCommands(SelectedView):
         fh = None
         if sections:
             try:  # open before writing anything: a file removed behind our back skips the message
-                fh = mb.open_message(sel.name, u)
+                fh = mb.open_message(sel.name, u, info.file)
             except MailboxError:
                 return
         self.write(b"* %d FETCH (" % sel.seq_of(u) + b" ".join(items))

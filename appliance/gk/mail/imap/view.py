@@ -63,8 +63,8 @@ class SelectedView(Connection):
         sel, mb = self.sel, self.mb
         if sel is None or mb is None:
             return
-        try:
-            mb.sync(sel.name)  # files delivered or changed behind the index: their events queue here
+        try:  # files delivered or changed behind the index: their events queue here
+            top = mb.sync_modseq(sel.name)  # no other greenlet runs before ``top`` is used below
         except MailboxError:
             return
         if self.overflow:
@@ -111,10 +111,6 @@ class SelectedView(Connection):
                 fl, ms = flags[u]
                 self._flags_line(sel.seq_of(u), u, fl, ms, True)
             sel.modseq = max(sel.modseq, modseq)
-        try:
-            top = mb.highestmodseq(sel.name)
-        except MailboxError:
-            return
         if top != sel.modseq:  # a change without its event (or an index rebuilt): diff in full
             self._full_diff(sel, mb, expunge_ok)
 
