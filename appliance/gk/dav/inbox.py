@@ -42,12 +42,23 @@ def _bump(conn: sqlite3.Connection, owner: str) -> None:
     )
 
 
+def _href(owner: str, text: str) -> str:
+    return hashlib.sha256(f"{owner}\0{text}".encode()).hexdigest()[:40] + ".ics"
+
+
+def is_new(db: Database, owner: str, uid: str, text: str) -> bool:
+    """True when ``deliver`` would store this message: not too large, with a UID, never seen."""
+    if len(text) > MAX_TEXT or not uid:
+        return False
+    return db.one("SELECT 1 FROM schedule_inbox WHERE owner = ? AND href = ?", (owner, _href(owner, text))) is None
+
+
 def deliver(db: Database, lock: RWLock, owner: str, uid: str, method: str, text: str) -> str | None:
     """Store one iTIP message for ``owner`` (lower-case address); its href, None when it was
     there already (the same text: a mail seen twice) or is too large."""
     if len(text) > MAX_TEXT or not uid:
         return None
-    href = hashlib.sha256(f"{owner}\0{text}".encode()).hexdigest()[:40] + ".ics"
+    href = _href(owner, text)
     with lock.acquire("w"), db.transaction() as conn:
         cur = conn.execute(
             "INSERT OR IGNORE INTO schedule_inbox (owner, href, uid, method, text, received) VALUES (?, ?, ?, ?, ?, ?)",

@@ -380,15 +380,19 @@ def start(ctx: AppContext) -> DAVService | None:
         from gk.dav.itip import ReplyWatcher
 
         def to_inbox(user: str, sender: str, uid: str, method: str, text: str) -> None:
-            if not inbox.deliver(svc.db, svc.lock, user, uid, method, text):
+            if not inbox.is_new(svc.db, user, uid, text):
                 return  # seen before
-            log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
-            if ctx.accounts.get_user(sender) is None:
-                return  # from outside: the user adds it (webmail, their mail app), never a stranger
-            from gk.dav.itip import schedule_copy
+            # From a user of this box, the calendar copy is written first (RFC 6638 §3.2.1:
+            # processed by the time the client sees it in the inbox — a client that finds the
+            # inbox item looks for the event next). From outside, the user adds it (webmail,
+            # their mail app), never a stranger.
+            if ctx.accounts.get_user(sender) is not None:
+                from gk.dav.itip import schedule_copy
 
-            if schedule_copy(svc.storage, user, method, text):
-                log.info("dav: iTIP %s from %s written into the calendar of %s", method, sender, user)
+                if schedule_copy(svc.storage, user, method, text):
+                    log.info("dav: iTIP %s from %s written into the calendar of %s", method, sender, user)
+            if inbox.deliver(svc.db, svc.lock, user, uid, method, text):
+                log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
 
         events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage, to_inbox))
     gevent.spawn(svc.ensure_all)
