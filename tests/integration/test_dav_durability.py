@@ -8,7 +8,7 @@ import re
 
 import pytest
 from support.gkserver import GKServer
-from test_dav_caldav import ALICE, ALICE_PW, NO_MAIL, PRINCIPAL_PROPFIND, event, request
+from test_dav_caldav import ALICE, ALICE_PW, BOB, BOB_PW, NO_MAIL, PRINCIPAL_PROPFIND, event, request
 
 from gk import claim
 from gk.config import load
@@ -17,10 +17,12 @@ from gk.context import open_accounts
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 
 
-def started(srv: GKServer, app_password: str = "") -> GKServer:
-    """Alice (and her app password), the wizard marked complete, then ``gk serve``."""
+def started(srv: GKServer, app_password: str = "", bob: bool = False) -> GKServer:
+    """Alice (and her app password; Bob), the wizard marked complete, then ``gk serve``."""
     srv.write_config()
     srv.add_user(ALICE, ALICE_PW)
+    if bob:
+        srv.add_user(BOB, BOB_PW)
     if app_password:
         open_accounts(load(srv.data_dir), srv.data_dir).add_app_password(ALICE, "phone", app_password)
     claim.claim(srv.data_dir, "test")
@@ -28,12 +30,24 @@ def started(srv: GKServer, app_password: str = "") -> GKServer:
     return srv.start()
 
 
+def invitation(i: int) -> str:
+    """Event ``k<i>`` organized by Alice; every fourth one invites Bob (a user of the box)."""
+    text = event(f"k{i}", 1 + i % 28, f"durable {i}")
+    if i % 4 == 0:
+        text = text.replace(
+            "END:VEVENT", f"ORGANIZER:mailto:{ALICE}\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{BOB}\nEND:VEVENT"
+        )
+    return text
+
+
 def test_acknowledged_puts_survive_kill9(make_server):
-    srv = started(make_server(overrides=NO_MAIL))
+    """And so do the invitations they carry to another user of the box (RFC 6638 implicit
+    scheduling commits with the organizer's PUT): Bob's calendar copy and inbox item."""
+    srv = started(make_server(overrides=NO_MAIL), bob=True)
     cal = f"/dav/{ALICE}/calendar/"
 
     def put(i: int) -> tuple[int, str]:
-        status, headers, _ = request(srv, "PUT", f"{cal}k{i}.ics", event(f"k{i}", 1 + i % 28, f"durable {i}"))
+        status, headers, _ = request(srv, "PUT", f"{cal}k{i}.ics", invitation(i))
         return status, headers.get("etag", "")
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -44,6 +58,13 @@ def test_acknowledged_puts_survive_kill9(make_server):
     for i, (_, etag) in acked.items():
         status, headers, body = request(srv, "GET", f"{cal}k{i}.ics")
         assert status == 200 and f"durable {i}" in body and headers["etag"] == etag, i
+    for i in range(0, 40, 4):
+        status, _, body = request(srv, "GET", f"/dav/{BOB}/calendar/k{i}.ics", user=BOB, password=BOB_PW)
+        assert status == 200 and f"durable {i}" in body, (i, status)
+    status, _, listing = request(
+        srv, "PROPFIND", f"/dav/{BOB}/schedule-inbox/", user=BOB, password=BOB_PW, headers={"Depth": "1"}
+    )
+    assert status == 207 and listing.count(".ics</") == 10, listing
 
 
 def test_app_password_works_and_failures_lock_the_account(make_server):

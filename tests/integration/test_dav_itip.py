@@ -389,3 +389,43 @@ def test_invitation_lands_in_the_scheduling_inbox_and_the_calendar_and_a_caldav_
     assert wait_for(lambda: alice_sees("DECLINED", "review-2")), server.log()[-4000:]
     assert f"iTIP REPLY DECLINED from {BOB} to {ALICE}" in server.log()
     assert '" 500 ' not in server.log()
+
+
+def test_scheduling_between_users_of_the_box_is_done_when_the_request_returns(server: GKServer) -> None:
+    """RFC 6638 implicit scheduling between two users of the box is synchronous, as on Radicale,
+    sabre/dav, Nextcloud or Apple's server: with no wait at all after each request, Bob's calendar
+    and scheduling inbox hold Alice's invitation, Alice's copy holds Bob's answer, and Bob's copy
+    is cancelled with her event. The iTIP mail still reaches Bob's INBOX, naming him as already
+    scheduled (``X-GK-Scheduled``), and is not applied a second time."""
+    uid = "sync-1"
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    bob_inbox = principal(server, BOB).schedule_inbox()
+
+    def bob_copy() -> str:
+        found = [e.data for e in bob_cal.events() if f"UID:{uid}" in e.data]
+        return found[0] if found else ""
+
+    def in_inbox(method: str) -> list[str]:
+        return [i.data for i in bob_inbox.get_items() if f"UID:{uid}" in (i.load().data or "") and method in i.data]
+
+    alice_cal.save_event(MEETING.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    copy = bob_copy()
+    assert "PARTSTAT=NEEDS-ACTION" in bob_line(copy) and "METHOD" not in copy, server.log()[-4000:]
+    assert len(in_inbox("METHOD:REQUEST")) == 1
+    # bob accepts from his CalDAV client: alice's copy says so when his PUT returns
+    ev = bob_cal.event_by_uid(uid)
+    for attendee in ev.icalendar_component.get("ATTENDEE"):
+        if str(attendee).lower() == f"mailto:{BOB}":
+            attendee.params["PARTSTAT"] = "ACCEPTED"
+    ev.save(increase_seqno=False)
+    assert "PARTSTAT=ACCEPTED" in bob_line(alice_cal.event_by_uid(uid).data)
+    # alice deletes her event: bob's copy is cancelled (his answer kept) when her DELETE returns
+    alice_cal.event_by_uid(uid).delete()
+    assert "STATUS:CANCELLED" in bob_copy() and "PARTSTAT=ACCEPTED" in bob_line(bob_copy())
+    assert len(in_inbox("METHOD:CANCEL")) == 1
+    # the mails still reach bob's INBOX, marked as scheduled for him
+    mails = wait_for(lambda: [m for m in inbox(server, BOB) if uid in "".join(itip_parts([m], "CANCEL"))])
+    assert mails and mails[0]["X-GK-Scheduled"] == BOB, [dict(m) for m in mails]
+    assert len(in_inbox("METHOD:REQUEST")) == 1 and len(in_inbox("METHOD:CANCEL")) == 1
+    assert "STATUS:CANCELLED" in bob_copy()
+    assert '" 500 ' not in server.log()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -289,11 +289,17 @@ def reply_calendar(inv: Invitation, partstat: str) -> str:
 SUBJECTS = {"ACCEPTED": "Accepted", "TENTATIVE": "Tentative", "DECLINED": "Declined"}
 
 
-def reply_message(inv: Invitation, partstat: str, ical: str) -> bytes:
+def reply_message(inv: Invitation, partstat: str, ical: str, scheduled: Sequence[str] = ()) -> bytes:
+    """The iMIP mail of a REPLY; ``scheduled``: the organizer when it was applied to their copy
+    already (``gk.dav.itip.SCHEDULED_HEADER``)."""
+    from gk.dav.itip import SCHEDULED_HEADER
+
     assert inv.me is not None
     msg = EmailMessage()
     msg["From"] = inv.me.address
     msg["To"] = inv.organizer.address
+    if scheduled:
+        msg[SCHEDULED_HEADER] = ", ".join(sorted(scheduled))
     title = inv.summary or "(no title)"
     msg["Subject"] = f"{SUBJECTS[partstat]}: {title}"
     msg["Date"] = email.utils.formatdate(localtime=False)
@@ -303,11 +309,41 @@ def reply_message(inv: Invitation, partstat: str, ical: str) -> bytes:
     return msg.as_bytes(policy=SMTP_POLICY)
 
 
-def send_reply(ctx: AppContext, user: User, inv: Invitation, partstat: str) -> None:
+def reply_locally(ctx: AppContext, storage: Any, inv: Invitation, partstat: str) -> list[str]:
+    """RFC 6638 §3.2.2: the answer applied at once to the organizer's copy when the organizer is
+    a user of this box (before the answer's page or request returns); [the organizer] when
+    applied, [] when the organizer is elsewhere or it failed (the mailed REPLY then applies it)."""
+    from gk.dav.itip import local_user, reply_local
+
+    assert inv.me is not None
+    organizer = inv.organizer.address.lower()
+    if not local_user(ctx, storage, organizer):
+        return []
+    with storage.acquire_lock("w", organizer):
+        if reply_local(storage, organizer, inv.me.address.lower(), reply_calendar(inv, partstat)):
+            return [organizer]
+    return []
+
+
+def send_reply(
+    ctx: AppContext, user: User, inv: Invitation, partstat: str, scheduled: Sequence[str] | None = None
+) -> None:
+    """Mail the REPLY to the organizer; ``scheduled``: the organizers it was applied to already
+    (None: apply it now to a local organizer's copy, ``reply_locally``)."""
     from gk.mail.submission import SubmissionError, submit
 
     assert inv.me is not None
-    raw = reply_message(inv, partstat, reply_calendar(inv, partstat))
+    if scheduled is None:
+        scheduled = []
+        from gk.dav.service import DAVService
+
+        dav = ctx.services.maybe(DAVService)
+        if dav is not None:
+            try:
+                scheduled = reply_locally(ctx, dav.storage, inv, partstat)
+            except Exception:
+                log.exception("dav: iTIP REPLY from %s not applied at once", inv.me.address)
+    raw = reply_message(inv, partstat, reply_calendar(inv, partstat), scheduled)
     try:
         submit(ctx, user, raw, [inv.organizer.address], mail_from=inv.me.address)
     except SubmissionError as exc:

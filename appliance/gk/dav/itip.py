@@ -264,10 +264,16 @@ def itip_calendar(text: str, method: str) -> tuple[str, str]:
     return cal.serialize(), summary
 
 
-def message(organizer: str, attendees: Iterable[str], method: str, ical: str, summary: str) -> bytes:
+def message(
+    organizer: str, attendees: Iterable[str], method: str, ical: str, summary: str, scheduled: Iterable[str] = ()
+) -> bytes:
+    """The iMIP mail of an iTIP object; ``scheduled``: the local attendees it was applied to
+    already (``SCHEDULED_HEADER``)."""
     msg = EmailMessage()
     msg["From"] = organizer
     msg["To"] = ", ".join(sorted(attendees))
+    if scheduled:
+        msg[SCHEDULED_HEADER] = ", ".join(sorted(scheduled))
     title = summary or "(no title)"
     msg["Subject"] = f"Cancelled: {title}" if method == "CANCEL" else f"Invitation: {title}"
     msg["Date"] = email.utils.formatdate(localtime=False)
@@ -344,72 +350,188 @@ def attendee_reply(user: str, old: str | None, new: str | None) -> str | None:
     return after
 
 
-class Scheduler:
-    """``Storage.observer`` of ``gk serve``: plans after the commit, sends in a greenlet."""
+# the users of this box a mailed iTIP message was already applied to, synchronously (the
+# ``Scheduler``): their ``ReplyWatcher`` leaves the mail alone. Honoured whoever sent the mail: it
+# can only keep a message from being applied, so a forged one only silences its own sender.
+SCHEDULED_HEADER = "X-GK-Scheduled"
 
-    def __init__(self, ctx: AppContext, hub: Any = None):
+
+def scheduled_for(raw: bytes) -> set[str]:
+    """The addresses a mail's ``SCHEDULED_HEADER`` names (lower-case)."""
+    import email.parser
+    import email.policy
+
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    if SCHEDULED_HEADER.lower().encode() not in head.lower():
+        return set()
+    msg = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head + b"\r\n\r\n")
+    out: set[str] = set()
+    for value in msg.get_all(SCHEDULED_HEADER) or []:
+        out.update(a.strip().lower() for a in str(value).split(",") if a.strip())
+    return out
+
+
+def local_user(ctx: AppContext | None, storage: Any, address: str) -> bool:
+    """True when ``address`` is a user of this box with a DAV principal (their calendars)."""
+    if not address or "/" in address:
+        return False
+    if storage.db.one("SELECT 1 FROM collections WHERE path = ?", (address,)) is None:
+        return False
+    return ctx is None or ctx.accounts.get_user(address) is not None
+
+
+def deliver_local(storage: Any, attendee: str, organizer: str, method: str, ical: str) -> bool:
+    """RFC 6638 §3.2.1 for an attendee who is a user of this box: the iTIP ``ical`` (a REQUEST
+    or CANCEL from ``organizer``) written into their calendar, then into their scheduling inbox
+    (a client that finds the inbox item looks for the event next), in one savepoint of the
+    transaction the caller holds; True when applied (the mail copy is then left alone), False
+    when refused (not addressed to them) or failed (the mail copy then still applies it)."""
+    from gk.dav import inbox
+
+    uid = inbox_message(attendee, organizer, method, ical)
+    if uid is None:
+        return False
+    with storage.db.transaction() as conn:
+        conn.execute("SAVEPOINT gk_schedule")
+        try:
+            if schedule_copy(storage, attendee, method, ical):
+                log.info("dav: iTIP %s from %s written into the calendar of %s", method, organizer, attendee)
+            if inbox.deliver(storage.db, storage.lock, attendee, uid, method, ical):
+                log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, attendee)
+        except Exception:
+            conn.execute("ROLLBACK TO gk_schedule")
+            conn.execute("RELEASE gk_schedule")
+            log.exception("dav: iTIP %s from %s not delivered to %s", method, organizer, attendee)
+            return False
+        conn.execute("RELEASE gk_schedule")
+    return True
+
+
+def reply_local(storage: Any, organizer: str, attendee: str, reply: str) -> bool:
+    """RFC 6638 §3.2.2 for an organizer who is a user of this box: ``attendee``'s REPLY applied to
+    the organizer's copy in one savepoint; True when applied (or nothing to change), False when
+    it failed (the mail copy then still applies it)."""
+    with storage.db.transaction() as conn:
+        conn.execute("SAVEPOINT gk_schedule")
+        try:
+            if apply_reply(storage, organizer, attendee, reply):
+                log.info("dav: iTIP REPLY from %s updated an event of %s", attendee, organizer)
+        except Exception:
+            conn.execute("ROLLBACK TO gk_schedule")
+            conn.execute("RELEASE gk_schedule")
+            log.exception("dav: iTIP REPLY from %s not applied for %s", attendee, organizer)
+            return False
+        conn.execute("RELEASE gk_schedule")
+    return True
+
+
+class Scheduler:
+    """``Storage.scheduler`` of ``gk serve``: RFC 6638 implicit scheduling for each write request.
+
+    Inside the request's transaction, holding the DAV write lock (``Storage.acquire_lock``): what
+    to send is planned, and what goes to users of this box is applied at once — an invitation,
+    update or cancellation into each local attendee's calendar and scheduling inbox, an attendee's
+    answer (a CalDAV client's) into a local organizer's copy — so it commits with the request,
+    before its 2xx: a client reading the other user's calendar right after sees it. After the
+    commit, the iTIP mail goes out in a greenlet on the hub, to every attendee as before (remote
+    ones need it; local ones see it in their mail, where the webmail reader answers it), naming
+    in ``SCHEDULED_HEADER`` the local ones it was already applied to, whose ``ReplyWatcher`` then
+    leaves it alone: applied again later it could undo a newer state (an update or an answer
+    made in between)."""
+
+    def __init__(self, ctx: AppContext, hub: Any = None, storage: Any = None):
         self.ctx = ctx
         self.hub = hub  # the main hub: DAV requests run in pool threads, the sending on the hub
+        self.storage = storage  # the DAV storage, written by the local deliveries
 
-    def _spawn(self, *args: Any) -> None:
+    def _spawn(self, fn: Callable[..., None], *args: Any) -> None:
         from gk import pools
 
         if self.hub is None or not pools.in_pool_thread():
-            gevent.spawn(self._send, *args)
+            gevent.spawn(fn, *args)
         else:
-            self.hub.loop.run_callback_threadsafe(gevent.spawn, self._send, *args)
+            self.hub.loop.run_callback_threadsafe(gevent.spawn, fn, *args)
 
-    def __call__(self, user: str, changes: list[Change]) -> None:
+    def __call__(self, user: str, changes: list[Change]) -> Callable[[], None] | None:
         if not user or not self.ctx.config.dav.invitations:
-            return
+            return None
         from gk.dav.storage import DAV_CLIENT
 
+        user = user.lower()
+        jobs: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         for change in changes:
             if change.path.count("/") != 1:
                 continue
-            for method, attendees, text in sends(user.lower(), change.old, change.new):
-                self._spawn(user, method, sorted(attendees), text)
+            for method, attendees, text in sends(user, change.old, change.new):
+                ical, summary = itip_calendar(text, method)
+                applied = [
+                    a
+                    for a in sorted(attendees)
+                    if self.storage is not None
+                    and local_user(self.ctx, self.storage, a)
+                    and deliver_local(self.storage, a, user, method, ical)
+                ]
+                jobs.append((self._send, (user, method, sorted(attendees), ical, summary, applied)))
             if DAV_CLIENT.get():
-                # a CalDAV client's answer (the web UI and webmail mail their own REPLY)
-                partstat = attendee_reply(user.lower(), change.old, change.new)
+                # a CalDAV client's answer (the web UI and webmail answer through gk.dav.invites)
+                partstat = attendee_reply(user, change.old, change.new)
                 answered = change.new or change.old
                 if partstat is not None and answered is not None:
-                    self._spawn_reply(user, partstat, answered)
+                    jobs.append((self._reply, self._answer(user, partstat, answered)))
+        if not jobs:
+            return None
 
-    def _spawn_reply(self, *args: Any) -> None:
-        from gk import pools
+        def after() -> None:
+            for fn, args in jobs:
+                self._spawn(fn, *args)
 
-        if self.hub is None or not pools.in_pool_thread():
-            gevent.spawn(self._reply, *args)
-        else:
-            self.hub.loop.run_callback_threadsafe(gevent.spawn, self._reply, *args)
+        return after
 
-    def _reply(self, user: str, partstat: str, text: str) -> None:
+    def _answer(self, user: str, partstat: str, text: str) -> tuple[Any, ...]:
+        """The REPLY of ``user``'s answer, applied now to a local organizer's copy: the
+        ``_reply`` arguments (the invitation as parsed, the organizers it was applied to)."""
+        from gk.dav import invites
+
+        try:
+            ical, _ = itip_calendar(text, "REQUEST")
+            inv = invites.parse(ical, lambda address: address.lower() == user)
+        except Exception:
+            log.exception("dav: iTIP REPLY from %s not planned", user)
+            return (user, partstat, None, [])
+        if inv is None or inv.me is None or not inv.organizer.address:
+            return (user, partstat, None, [])
+        organizer = inv.organizer.address.lower()
+        applied = []
+        if (
+            self.storage is not None
+            and local_user(self.ctx, self.storage, organizer)
+            and reply_local(self.storage, organizer, user, invites.reply_calendar(inv, partstat))
+        ):
+            applied.append(organizer)
+        return (user, partstat, inv, applied)
+
+    def _reply(self, user: str, partstat: str, inv: Any, applied: list[str]) -> None:
         from gk.dav import invites
 
         account = self.ctx.accounts.get_user(user)
-        if account is None:
+        if account is None or inv is None:
             return
         try:
-            ical, _ = itip_calendar(text, "REQUEST")
-            inv = invites.parse(ical, lambda address: address.lower() == account.address.lower())
-            if inv is None or inv.me is None or not inv.organizer.address:
-                return
-            invites.send_reply(self.ctx, account, inv, partstat)
+            invites.send_reply(self.ctx, account, inv, partstat, scheduled=applied)
         except invites.InviteError:
             pass  # logged by send_reply
         except Exception:
             log.exception("dav: iTIP REPLY from %s not sent", account.address)
 
-    def _send(self, user: str, method: str, attendees: list[str], text: str) -> None:
+    def _send(self, user: str, method: str, attendees: list[str], ical: str, summary: str, applied: list[str]) -> None:
         from gk.mail.submission import SubmissionError, submit
 
         account = self.ctx.accounts.get_user(user)
         if account is None:
             return
         try:
-            ical, summary = itip_calendar(text, method)
-            submit(self.ctx, account, message(account.address, attendees, method, ical, summary), attendees)
+            raw = message(account.address, attendees, method, ical, summary, applied)
+            submit(self.ctx, account, raw, attendees)
             log.info("dav: iTIP %s from %s to %s", method, account.address, ", ".join(attendees))
         except SubmissionError as exc:
             log.warning("dav: iTIP %s from %s not sent: %s", method, account.address, exc.reply)
@@ -744,6 +866,8 @@ class ReplyWatcher:
         self._applied[digest] = None
         if len(self._applied) > APPLIED_KEPT:
             self._applied.popitem(last=False)
+        if user.lower() in scheduled_for(raw):
+            return  # applied when it was sent (Scheduler): applied again it could undo a newer state
         try:
             sender, texts = reply_calendars(raw)
             for text in texts:

@@ -162,7 +162,8 @@ class DAVService:
 
                     storage = app._storage
                     assert isinstance(storage, Storage)
-                    storage.observer = Scheduler(self.ctx, self.hub)  # invitations by mail
+                    # implicit scheduling: local attendees inside the request, iTIP mail after it
+                    storage.scheduler = Scheduler(self.ctx, self.hub, storage)
                     from gk.dav.extensions import Extensions
 
                     # paged sync-collection and RFC 6638 scheduling (free-busy) around Radicale

@@ -329,7 +329,13 @@ class Storage(storage.BaseStorage):
         # ``observer(user, changes)`` after each committed write request: its single-object PUTs
         # and DELETEs as Change(collection path, href, old text, new text) (iTIP mail: gk.dav.itip)
         self.observer: Callable[[str, list[Change]], None] | None = None
+        # ``scheduler(user, changes)`` inside each write request's transaction, before its commit
+        # (RFC 6638 implicit scheduling between users of the box: gk.dav.itip.Scheduler): what it
+        # writes into other users' collections commits with the request, before its 2xx; it
+        # returns what to run after the commit (the iTIP mail), or None
+        self.scheduler: Callable[[str, list[Change]], Callable[[], None] | None] | None = None
         self._changes: list[Change] = []
+        self._scheduling = False  # the scheduler runs: its writes record no change, call no one
 
     @classmethod
     def factory(cls, db_path: Path, lock: RWLock | None = None, db: Database | None = None) -> Callable[[Any], Storage]:
@@ -539,32 +545,60 @@ class Storage(storage.BaseStorage):
     _changes_open = False
 
     def _changed(self, path: str, href: str, old: str | None, new: str | None) -> None:
-        if self._changes_open and self.observer is not None:
+        if self._changes_open and not self._scheduling and (self.observer or self.scheduler) is not None:
             self._changes.append(Change(path, href, old, new))
 
     @contextlib.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
         """Shared ("r") or exclusive ("w") access; a write lock is one SQLite transaction, so one
-        DAV request is one commit (one fsync) whatever number of rows it touches. No hook."""
+        DAV request is one commit (one fsync) whatever number of rows it touches. No hook.
+
+        The scheduler's writes into the attendees' (or the organizer's) collections are made by
+        the holder of the write lock, inside its transaction: the lock is re-entrant for its
+        holder, so they take no other lock of the DAV storage, and they are one commit with the
+        request that caused them."""
         with self.lock.acquire(mode):
-            if mode == "w":
-                outer = not self._changes_open
-                if outer:
-                    self._changes, self._changes_open = [], True
-                try:
-                    with self.db.transaction():
-                        yield
-                finally:
-                    if outer:
-                        self._changes_open = False
-                changes, self._changes = (self._changes, []) if outer else ([], self._changes)
-                if changes and self.observer is not None:
-                    try:
-                        self.observer(user, changes)
-                    except Exception:
-                        log.exception("dav: change observer failed")
-            else:
+            if mode != "w":
                 yield
+                return
+            if self._scheduling:
+                with self.db.transaction():
+                    yield
+                return
+            outer = not self._changes_open
+            if outer:
+                self._changes, self._changes_open = [], True
+            after: Callable[[], None] | None = None
+            try:
+                with self.db.transaction():
+                    yield
+                    if outer and self._changes and self.scheduler is not None:
+                        after = self._schedule(user, list(self._changes))
+            finally:
+                if outer:
+                    self._changes_open = False
+            changes, self._changes = (self._changes, []) if outer else ([], self._changes)
+            if changes and self.observer is not None:
+                try:
+                    self.observer(user, changes)
+                except Exception:
+                    log.exception("dav: change observer failed")
+            if after is not None:
+                try:
+                    after()
+                except Exception:
+                    log.exception("dav: scheduling after the commit failed")
+
+    def _schedule(self, user: str, changes: list[Change]) -> Callable[[], None] | None:
+        assert self.scheduler is not None
+        self._scheduling = True
+        try:
+            return self.scheduler(user, changes)
+        except Exception:
+            log.exception("dav: scheduling failed")  # the request's own write still commits
+            return None
+        finally:
+            self._scheduling = False
 
     def verify(self) -> bool:
         ok = True
