@@ -106,3 +106,54 @@ def test_schedule_copy_merges_one_occurrence_into_the_series(tmp_path) -> None: 
     text = str(s.db.one("SELECT text FROM items WHERE uid = 'm1'")["text"])
     assert text.count("BEGIN:VEVENT") == 2 and "RRULE:FREQ=WEEKLY" in text and text.count("STATUS:CANCELLED") == 1
     s.close()
+
+
+def test_a_scheduler_writes_inside_the_request_and_commits_with_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``Storage.scheduler`` (RFC 6638 implicit scheduling between users of the box) runs inside
+    the write request's transaction, holding its lock: its writes into Bob's calendar and
+    scheduling inbox record no change of their own (no scheduling of the scheduling) and are in
+    the database when the request's lock is released; its after-commit step runs then; a failing
+    scheduler never fails the request's own write."""
+    from radicale import config as radicale_config
+    from radicale import item as radicale_item
+
+    from gk.dav import defaults
+    from gk.dav.itip import deliver_local, itip_calendar, sends
+    from gk.dav.storage import Change, Storage
+
+    s = Storage(radicale_config.load(), tmp_path / "dav.sqlite3")
+    alice, bob = "alice@x.example", "bob@x.example"
+    for user in (alice, bob):
+        defaults.ensure_user(s.db, user)
+    calls: list[tuple[str, list[Change]]] = []
+    after: list[str] = []
+
+    def scheduler(user: str, changes: list[Change]):  # type: ignore[no-untyped-def]
+        calls.append((user, changes))
+        assert s.lock.locked == "w" and s.db._depth == 1  # inside the request's transaction
+        for change in changes:
+            for method, attendees, text in sends(user, change.old, change.new):
+                for attendee in attendees:
+                    assert deliver_local(s, attendee, user, method, itip_calendar(text, method)[0])
+        return lambda: after.append(str(s.lock.locked))
+
+    s.scheduler = scheduler
+    event = invite().replace("METHOD:REQUEST\r\n", "")  # organized by alice, inviting bob
+    with s.acquire_lock("w", alice):
+        (col,) = list(s.discover(f"/{alice}/calendar/"))
+        col.upload("m1.ics", radicale_item.Item(collection_path=col.path, text=event))
+    assert [(u, [c.href for c in ch]) for u, ch in calls] == [(alice, ["m1.ics"])]  # bob's writes: none
+    assert after == ["w"]  # after the commit, before the lock is released
+    assert [m.method for m in inbox.messages(s.db, bob)] == ["REQUEST"]
+    assert s.db.one("SELECT 1 FROM items WHERE uid = 'm1' AND collection = "
+                    "(SELECT id FROM collections WHERE path = ?)", (f"{bob}/calendar",)) is not None  # fmt: skip
+
+    def broken(user: str, changes: list[Change]) -> None:
+        raise RuntimeError("scheduler down")
+
+    s.scheduler = broken
+    with s.acquire_lock("w", alice):
+        (col,) = list(s.discover(f"/{alice}/calendar/"))
+        col.upload("m2.ics", radicale_item.Item(collection_path=col.path, text=event.replace("UID:m1", "UID:m2")))
+    assert s.db.one("SELECT 1 FROM items WHERE uid = 'm2'") is not None
+    s.close()

@@ -119,3 +119,27 @@ def test_a_delivered_invitation_announced_twice_is_applied_once() -> None:
     watcher._apply("bob@example.org", raw)
     watcher._apply("cat@example.org", raw)
     assert placed == [("bob@example.org", "twice-1"), ("cat@example.org", "twice-1")]
+
+
+def test_a_mail_already_scheduled_for_its_recipient_is_left_to_the_others() -> None:
+    """The iTIP mail of an invitation applied synchronously to the local attendees names them in
+    ``X-GK-Scheduled`` (``gk.dav.itip.Scheduler``): their watcher leaves it alone (applied again
+    later it could undo a newer update), another recipient's still applies it."""
+    from gk.dav.itip import ReplyWatcher, message, scheduled_for
+
+    cal = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+        "UID:marked-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260102T100000Z\r\nSUMMARY:Marked\r\n"
+        "ORGANIZER:mailto:ann@example.org\r\nATTENDEE:mailto:bob@example.org\r\n"
+        "ATTENDEE:mailto:cat@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    raw = message(
+        "ann@example.org", ["bob@example.org", "cat@example.org"], "REQUEST", cal, "Marked", ["Bob@Example.org"]
+    )
+    assert scheduled_for(raw) == {"bob@example.org"}
+    assert scheduled_for(message("ann@example.org", ["bob@example.org"], "REQUEST", cal, "Marked")) == set()
+    placed: list[tuple[str, str]] = []
+    watcher = ReplyWatcher(None, lambda: None, lambda user, sender, uid, method, text: placed.append((user, uid)))  # type: ignore[arg-type]
+    watcher._apply("bob@example.org", raw)
+    watcher._apply("cat@example.org", raw)
+    assert placed == [("cat@example.org", "marked-1")]

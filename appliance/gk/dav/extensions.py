@@ -19,7 +19,7 @@ thread that runs the request:
   read from their own calendars (any authenticated user of the box may ask, as in Apple's
   calendar server's default); an attendee outside the box gets ``3.7;Invalid calendar user``.
   An invitation from a user of the box is also written into the attendee's calendar
-  (``gk.dav.itip.schedule_copy``). Not done: ``Schedule-Tag``, ``SCHEDULE-STATUS`` on ATTENDEE lines.
+  (``gk.dav.itip.schedule_copy``), within the organizer's request (``gk.dav.itip.Scheduler``). Not done: ``Schedule-Tag``, ``SCHEDULE-STATUS`` on ATTENDEE lines.
 """
 
 from __future__ import annotations

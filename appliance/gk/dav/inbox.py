@@ -2,8 +2,8 @@
 them, kept in ``dav.sqlite3`` (``schedule_inbox``) apart from their calendars, so no calendar
 listing, export or reply lookup ever mistakes one for an event. Served at
 ``/dav/<user>/schedule-inbox/`` by ``gk.dav.extensions`` (PROPFIND, GET, DELETE, multiget), filled
-by ``gk.dav.itip.ReplyWatcher`` from the invitations mailed to the user (a local organizer's
-included: ``gk.dav.itip.Scheduler`` mails them). Plain SQL: no Radicale import.
+inside a local organizer's request by ``gk.dav.itip.Scheduler``, and by ``gk.dav.itip.ReplyWatcher``
+from the invitations mailed to the user from outside. Plain SQL: no Radicale import.
 """
 
 from __future__ import annotations

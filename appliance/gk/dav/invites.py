@@ -5,9 +5,9 @@ what the reader shows (title, times, place, organizer, attendees, the reader's o
 whether the calendar already holds this event, an older or a newer version of it). ``answer``
 puts the event in the user's calendar through the DAV storage (the collection that already
 holds its UID, else the default calendar), with the user's ``PARTSTAT``, and mails the iTIP
-``REPLY`` (RFC 5546 §3.2.3) to the organizer through GK's submission path (local organizers get
-it in their INBOX, where ``gk.dav.itip.ReplyWatcher`` applies it; remote ones through the
-queue). Declining removes the user's copy, if any. A ``REQUEST`` with a lower ``SEQUENCE`` than
+``REPLY`` (RFC 5546 §3.2.3) to the organizer through GK's submission path (a local organizer's
+copy is updated at once, before the answer's page returns, and the mail marked so; remote ones
+get it through the queue). Declining removes the user's copy, if any. A ``REQUEST`` with a lower ``SEQUENCE`` than
 the stored copy is outdated and refused; a higher one replaces it. ``METHOD:CANCEL`` offers the
 removal of the user's copy, and only of a copy organized by the same organizer: a forged cancel
 cannot delete an unrelated event.

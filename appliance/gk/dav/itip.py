@@ -14,11 +14,14 @@ user who made the request (``mailto:`` of their address):
 
 Attendees marked ``SCHEDULE-AGENT=CLIENT`` (RFC 6638: the client sends for them) or
 ``SCHEDULE-AGENT=NONE`` are left alone, and so are a participant status change alone (an
-attendee's answer written back) and objects written by ``gk dav import`` (no observer there).
-Each message goes through ``gk.mail.submission.submit`` as the organizer: local attendees get it
-in their INBOX at once, remote ones through the queue, DKIM-signed. Sending runs in its own
-greenlet after the request's commit: a slow disk or a refused recipient never delays or fails
-the PUT (it is logged).
+attendee's answer written back) and objects written by ``gk dav import`` (no scheduler there).
+An attendee who is a user of this box gets it at once, inside the organizer's request (the
+``Scheduler``, run by ``Storage.acquire_lock`` before the commit): in their calendar and their
+scheduling inbox before the PUT or DELETE returns, and so does a local organizer get an
+attendee's answer. Each message is also mailed, through ``gk.mail.submission.submit`` as the
+organizer: local attendees get it in their INBOX (marked ``SCHEDULED_HEADER``: already applied),
+remote ones through the queue, DKIM-signed. Mailing runs in its own greenlet after the request's
+commit: a slow disk or a refused recipient never delays or fails the PUT (it is logged).
 """
 
 from __future__ import annotations

@@ -383,7 +383,8 @@ def start(ctx: AppContext) -> DAVService | None:
         def to_inbox(user: str, sender: str, uid: str, method: str, text: str) -> None:
             if not inbox.is_new(svc.db, user, uid, text):
                 return  # seen before
-            # From a user of this box, the calendar copy is written first (RFC 6638 §3.2.1:
+            # From a user of this box (a mail not applied when it was sent: gk.dav.itip.Scheduler
+            # applies its own at once), the calendar copy is written first (RFC 6638 §3.2.1:
             # processed by the time the client sees it in the inbox — a client that finds the
             # inbox item looks for the event next). From outside, the user adds it (webmail,
             # their mail app), never a stranger.
