@@ -374,6 +374,15 @@ def scheduled_for(raw: bytes) -> set[str]:
     return out
 
 
+def _message_id(raw: bytes) -> str:
+    import email.parser
+    import email.policy
+
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    msg = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head + b"\r\n\r\n")
+    return str(msg.get("Message-ID", "")).strip()[:200]
+
+
 def local_user(ctx: AppContext | None, storage: Any, address: str) -> bool:
     """True when ``address`` is a user of this box with a DAV principal (their calendars)."""
     if not address or "/" in address:
@@ -870,7 +879,9 @@ class ReplyWatcher:
         if len(self._applied) > APPLIED_KEPT:
             self._applied.popitem(last=False)
         if user.lower() in scheduled_for(raw):
-            return  # applied when it was sent (Scheduler): applied again it could undo a newer state
+            # applied when it was sent (Scheduler): applied again it could undo a newer state
+            log.info("dav: iTIP mail %s to %s was applied when sent", _message_id(raw), user.lower())
+            return
         try:
             sender, texts = reply_calendars(raw)
             for text in texts:
