@@ -440,6 +440,16 @@ def test_scheduling_between_users_of_the_box_is_done_when_the_request_returns(se
         assert wait_for(lambda: skipped(mails[0])), server.log()[-4000:]  # noqa: B023 - called at once
     assert len(in_inbox("METHOD:REQUEST")) == 1 and len(in_inbox("METHOD:CANCEL")) == 1
     assert "STATUS:CANCELLED" in bob_copy()
+    # only what scheduling allows: an event alice writes as organized by carol, or where bob is
+    # scheduled by the client (SCHEDULE-AGENT=CLIENT), puts nothing in bob's calendar or inbox
+    forged = MEETING.format(uid="sync-carol", alice=CAROL, bob=BOB, bob_partstat="NEEDS-ACTION")
+    client = MEETING.format(uid="sync-client", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION").replace(
+        "ATTENDEE;CN=Bob;", "ATTENDEE;CN=Bob;SCHEDULE-AGENT=CLIENT;"
+    )
+    for text in (forged, client):
+        alice_cal.save_event(text)
+    bob_uids = " ".join(e.data for e in bob_cal.events()) + " ".join(i.load().data for i in bob_inbox.get_items())
+    assert "UID:sync-carol" not in bob_uids and "UID:sync-client" not in bob_uids
     # bob answers another invitation from his webmail reader: alice's copy shows it when that returns
     alice_cal.save_event(
         MEETING.format(uid="sync-2", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION").replace(
