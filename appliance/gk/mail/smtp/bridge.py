@@ -1,12 +1,15 @@
 """Calling gevent code from aiosmtpd coroutines without blocking the hub (DESIGN.md rules).
 
 ``await in_greenlet(fn, *args)`` runs ``fn`` in a new greenlet and resumes the coroutine when it
-ends. The result is handed back with ``loop.call_soon`` and the loop's gevent selector is woken
-by setting its ready event (``wake``): both greenlets run on the one OS thread, so no lock is
-needed, and a plain ``future.set_result`` from another greenlet would wait for the next I/O
-event. ``call_soon_threadsafe`` did the same through the loop's self-pipe: a ``send`` and a
-``recv`` system call and one more selector round per message, ~4 % of the hub's time under
-SMTP load (py-spy). A loop whose selector is not gevent's falls back to it.
+ends. When it ends, the greenlet's link (run by the hub, on this same OS thread, while the
+loop's greenlet waits in its selector) settles the future itself and wakes the loop's gevent
+selector by setting its ready event (``wake``): the future's done-callback (the coroutine's
+wake-up) is then run by the very next loop iteration. Handing ``_settle`` to the loop with
+``call_soon`` instead cost one more loop iteration (a selector round and a hub switch) per
+delivery; ``call_soon_threadsafe`` cost that plus the self-pipe's ``send`` and ``recv``
+(~4 % of the hub's time under SMTP load, py-spy). No lock is needed: both greenlets run on
+the one OS thread, and a future is only touched by one of them at a time. A loop whose
+selector is not gevent's falls back to ``call_soon_threadsafe``.
 ``asyncio_gevent.sync_to_async`` is not used: it joins the greenlet through the default
 executor, which caps concurrent calls at a handful of workers.
 
@@ -17,6 +20,7 @@ delivery that has started finishes, so a message is never half-delivered.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,27 +41,38 @@ def _settle(fut: asyncio.Future, glet: gevent.Greenlet) -> None:
         fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
 
 
-def _waker(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[..., object], Any, Any], object]:
-    """How to schedule a callback on ``loop`` from another greenlet of this thread and wake it."""
+def _waker(loop: asyncio.AbstractEventLoop) -> Callable[[asyncio.Future, gevent.Greenlet], None]:
+    """How another greenlet of this thread settles a future of ``loop`` and wakes the loop
+    (made once per loop and kept on it)."""
+    found: Callable[[asyncio.Future, gevent.Greenlet], None] | None = getattr(loop, "_gk_waker", None)
+    if found is not None:
+        return found
     selector = getattr(loop, "_selector", None)
     ready = getattr(selector, "_ready", None)  # gevent.selectors.GeventSelector's wake-up event
     if not isinstance(selector, gevent.selectors.GeventSelector) or not isinstance(ready, gevent.event.Event):
-        return loop.call_soon_threadsafe
 
-    def call_and_wake(callback: Callable[..., object], *args: Any) -> object:
-        handle = loop.call_soon(callback, *args)
-        ready.set()
-        return handle
+        def via_pipe(fut: asyncio.Future, glet: gevent.Greenlet) -> None:
+            loop.call_soon_threadsafe(_settle, fut, glet)
 
-    return call_and_wake
+        waker = via_pipe
+    else:
+
+        def settle_and_wake(fut: asyncio.Future, glet: gevent.Greenlet) -> None:
+            if loop.is_closed():
+                return
+            _settle(fut, glet)  # schedules the coroutine's wake-up with the loop's call_soon
+            ready.set()
+
+        waker = settle_and_wake
+    setattr(loop, "_gk_waker", waker)  # noqa: B010 (an attribute asyncio's loop does not declare)
+    return waker
 
 
 async def in_greenlet(fn: Callable[..., T], *args: Any, shield: bool = False) -> T:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future = loop.create_future()
     glet = gevent.spawn(fn, *args)
-    schedule = _waker(loop)
-    glet.link(lambda g: schedule(_settle, fut, g))
+    glet.link(functools.partial(_waker(loop), fut))
     try:
         return await fut
     except asyncio.CancelledError:
