@@ -954,7 +954,7 @@ class UserMailbox:
         if added:
             lazy = len(added) > LAZY_FROM or bool(map_lines)
             if lazy and not rows and not gone and not fixes:
-                self._defer_build(f, d, added, map_lines, prestat, adopting)
+                self._defer_build(f, d, added, map_lines, prestat, adopting, nxt)
                 self._adopting.discard(name)
                 self._reconciled.add(name)
                 return
@@ -965,6 +965,9 @@ class UserMailbox:
             kinds.add("new")
             if lazy:
                 self._kick_backfill()
+        if not rows and nxt > int(self._folder_row(name)["uidnext"]):  # past gk-uidmap's UIDs (see above)
+            with self.db.transaction() as c:
+                c.execute("UPDATE folders SET uidnext = max(uidnext, ?) WHERE id = ?", (nxt, f["id"]))
         if adopting:
             self.db.execute("UPDATE folders SET recentuid = max(recentuid, uidnext - 1) WHERE id = ?", (f["id"],))
             self._adopting.discard(name)
@@ -1030,17 +1033,18 @@ class UserMailbox:
         d: Path,
         known: dict[str, tuple[int, float] | None],
         offset: Callable[[float], int] | None,
+        uidnext: int = 0,
     ) -> None:
         """Show folder ``f`` as built with ``added`` (``views``: ``_folder_view``'s values) and
         start writing its rows (``_commit_build``); see ``_defer_build``."""
         row = {k: f[k] for k in f.keys()}
-        row["uidnext"] = max(int(f["uidnext"]), max(u for _, u in added) + 1)
+        row["uidnext"] = max(int(f["uidnext"]), max(u for _, u in added) + 1, uidnext)
         row["highestmodseq"] = int(f["highestmodseq"]) + 1  # the commit's one _bump
         if adopting:
             row["recentuid"] = max(int(f["recentuid"]), row["uidnext"] - 1)
         self._views[f["id"]] = ((int(row["uidvalidity"]), row["uidnext"], row["highestmodseq"]), views)
         b = self._build = _Build(row["name"], row)
-        b.job = gevent.spawn(self._commit_build, b, int(f["recentuid"]), d, added, known, offset)
+        b.job = gevent.spawn(self._commit_build, b, int(f["recentuid"]), d, added, known, offset, row["uidnext"])
 
     def _defer_build(
         self,
@@ -1050,6 +1054,7 @@ class UserMailbox:
         map_lines: list[tuple[str, int]],
         prestat: gevent.Greenlet | None,
         adopting: bool,
+        uidnext: int,
     ) -> None:
         """A folder's first build (no index row yet, many files: a first SELECT): what SELECT
         shows of the folder (``_folder_row``, ``_folder_view``: UIDs, counts, keywords, first
@@ -1086,7 +1091,7 @@ class UserMailbox:
                 st = known.get(fname)
                 size = st[0] if st is not None else 0
             sizes += size
-        self._start_build(f, added, _views_from(uids, sizes, texts), adopting, d, known, offset)
+        self._start_build(f, added, _views_from(uids, sizes, texts), adopting, d, known, offset, uidnext)
 
     def _commit_build(
         self,
@@ -1096,6 +1101,7 @@ class UserMailbox:
         added: list[tuple[str, int]],
         known: dict[str, tuple[int, float] | None],
         offset: Callable[[float], int] | None,
+        uidnext: int,
     ) -> None:
         """``_defer_build``'s writer: the rows in one transaction (I/O pool), then, on the hub
         without yielding, the mailbox back to reading its index and the news published. Failed,
@@ -1103,7 +1109,7 @@ class UserMailbox:
         fid, name = int(b.row["id"]), b.name
         indexed: list[int] = []
         try:
-            indexed = pools.run_io(self._write_build, fid, d, added, offset, known)
+            indexed = pools.run_io(self._write_build, fid, d, added, offset, known, uidnext)
         except Exception:
             log.exception(
                 "mailbox %s: indexing folder %s failed; it is scanned again at its next use", self.address, name
@@ -1132,13 +1138,14 @@ class UserMailbox:
         added: list[tuple[str, int]],
         offset: Callable[[float], int] | None,
         known: dict[str, tuple[int, float] | None],
+        uidnext: int,
     ) -> list[int]:
         """``_commit_build``'s rows, in the I/O pool, committed without fsync (``synchronous=NORMAL``:
         a crash of the process keeps them; a power cut may lose them, and the next open builds
         them again from the Maildir with the same UIDs — nothing a client was told is lost). The
         next ``FULL`` commit (a delivery, an APPEND) or WAL checkpoint makes them durable."""
         with self.db.relaxed_commits():
-            return self._index_lazy_in_pool(folder_id, d, added, [], offset, known, keep_gone=True)
+            return self._index_lazy_in_pool(folder_id, d, added, [], offset, known, keep_gone=True, uidnext=uidnext)
 
     def _join_build(self) -> None:
         """Wait until a folder's first build (``_defer_build``) is committed."""
@@ -1337,6 +1344,7 @@ class UserMailbox:
         offset: Callable[[float], int] | None,
         known: dict[str, tuple[int, float] | None],
         keep_gone: bool = False,
+        uidnext: int = 0,
     ) -> list[int]:
         """(``keep_gone``: a file removed since the listing gets its row all the same — a client
         was shown its UID; the next sync expunges it.)"""
@@ -1361,9 +1369,9 @@ class UserMailbox:
             rows.append((folder_id, uid, base, fname, size, int(mtime), offset(mtime), text))
         if not rows:
             return []
-        return self._insert_lazy(folder_id, rows)
+        return self._insert_lazy(folder_id, rows, uidnext)
 
-    def _insert_lazy(self, folder_id: int, rows: list[tuple[Any, ...]]) -> list[int]:
+    def _insert_lazy(self, folder_id: int, rows: list[tuple[Any, ...]], uidnext: int = 0) -> list[int]:
         """Insert unparsed rows (``_index_lazy``) in one transaction (in a pool thread). Into an
         empty folder (a first open), the rows are the whole folder: what SELECT reads of it next
         (``_folder_view``: UIDs, counts, keywords, first unseen) is made from them here rather than
@@ -1376,7 +1384,7 @@ class UserMailbox:
                 " VALUES (?,?,?,?,?,?,?,?,?)",
                 [(*r, modseq) for r in rows],
             )
-            top = max(r[1] for r in rows) + 1
+            top = max(max(r[1] for r in rows) + 1, uidnext)
             c.execute("UPDATE folders SET uidnext = max(uidnext, ?) WHERE id = ?", (top, folder_id))
             key = c.execute(
                 "SELECT uidvalidity, uidnext, highestmodseq FROM folders WHERE id = ?", (folder_id,)
