@@ -47,6 +47,10 @@ SELECT does too; a FETCH ENVELOPE reads the header block of
 the messages it needs (``envelope.read_envelope``, and keeps the ENVELOPE's wire form), BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
 background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
 ``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
+Such a first build of a folder without index rows answers before its rows are written
+(``_defer_build``): its UIDs are durable in the Maildir first (``gk-uidmap``, file names), what
+SELECT shows is made from the listing, and every other call waits for the rows' commit — a
+crash before it gives the same UIDs again, never one already shown to another message.
 
 Changes are announced after commit as typed events of ``gk.events`` (``MessagesAdded``,
 ``FlagsChanged``, ``Expunged``, ``FoldersChanged``), each with the folder's HIGHESTMODSEQ after it.
@@ -2289,15 +2293,8 @@ _SIZE_FIELD_M = re.compile(r",S=(\d{1,15})(?=[,:\n]|$)", re.MULTILINE)  # in nam
 def _list_folder(cur: str, new: str) -> tuple[list[str], list[str]]:
     """The file names in a Maildir's ``cur/`` and, sorted, ``new/`` (dot files left out); in the
     I/O pool: on a cold SD card a directory of thousands of files is read from the card."""
-    try:
-        listed = [n for n in os.listdir(cur) if not n.startswith(".")]
-    except FileNotFoundError:
-        listed = []
-    try:
-        incoming = sorted(n for n in os.listdir(new) if not n.startswith("."))
-    except FileNotFoundError:
-        incoming = []
-    return listed, incoming
+    listed = [n for n in os.listdir(cur) if not n.startswith(".")]
+    return listed, sorted(n for n in os.listdir(new) if not n.startswith("."))
 
 
 def _size_in_name(fname: str) -> int | None:
