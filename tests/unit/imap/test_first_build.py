@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -148,4 +149,30 @@ def test_killed_before_the_rows_commit_the_same_uids_come_back(tmp_path: Path, r
         assert mb.message_bytes("INBOX", uid) == (md / "cur" / names[uid - 1]).read_bytes()
     _, uid = mb.append("INBOX", _msg(100))
     assert uid == COUNT + 1  # not one of the UIDs shown for the messages removed
+    mb.close()
+
+
+def test_a_build_whose_rows_fail_to_commit_is_made_again_with_the_same_uids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mail = tmp_path / "mail"
+    _copy_in(maildir.user_root(mail, USER))
+    real = store_mod.UserMailbox._write_build
+    calls: list[int] = []
+
+    def fails_once(self: store_mod.UserMailbox, *args: object) -> list[int]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_mod.UserMailbox, "_write_build", fails_once)
+    mb = MailboxStore(mail).user(USER)
+    info = mb.folder("INBOX")
+    shown = list(mb.uids("INBOX"))
+    assert shown == list(range(1, COUNT + 1))
+    infos = mb.infos("INBOX", shown, envelopes=False)  # waits for the rows: made again
+    assert len(calls) == 2 and "indexing folder INBOX failed" in caplog.text
+    assert sorted(infos) == shown and mb.folder("INBOX").uidvalidity == info.uidvalidity
+    assert [infos[u].seen for u in shown[:4]] == [False, True, False, True]
     mb.close()

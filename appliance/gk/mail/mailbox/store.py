@@ -1118,13 +1118,15 @@ class UserMailbox:
             log.exception(
                 "mailbox %s: indexing folder %s failed; it is scanned again at its next use", self.address, name
             )
-        self._build = None
-        self._rows.pop(name, None)
-        if len(indexed) < len(added):  # not written, or files gone meanwhile: look again
-            self._scanned.pop(name, None)
-            if not indexed:
+        finally:  # even killed (GreenletExit at shutdown): the mailbox reads its index again
+            self._build = None
+            self._rows.pop(name, None)
+            if not indexed:  # not written: the next sync scans the folder again (the same UIDs)
+                b.failed = True
+                self._scanned.pop(name, None)
                 self._views.pop(fid, None)
-                return
+        if not indexed:
+            return
         if int(b.row["recentuid"]) > recent:  # claimed meanwhile (advisory: not fsynced, as claim_recent)
             with self.db.relaxed_commits():
                 self.db.execute(
@@ -1152,10 +1154,17 @@ class UserMailbox:
             return self._index_lazy_in_pool(folder_id, d, added, [], offset, known, keep_gone=True, uidnext=uidnext)
 
     def _join_build(self) -> None:
-        """Wait until a folder's first build (``_defer_build``) is committed."""
-        b = self._build
-        if b is not None and b.job is not None and b.job is not gevent.getcurrent():
+        """Wait until a folder's first build (``_defer_build``) is committed. One whose rows
+        failed to commit is made again once (the same UIDs), so the caller finds the messages a
+        client was shown."""
+        for attempt in range(2):
+            b = self._build
+            if b is None or b.job is None or b.job is gevent.getcurrent():
+                return
             b.job.join()
+            if not b.failed or attempt:
+                return
+            self.sync(b.name)
 
     def _answers_from_build(self, call: str, args: tuple[Any, ...]) -> bool:
         """Whether public call ``call`` is about the folder being built and answered from memory."""
@@ -2236,9 +2245,9 @@ def _recovering(fn: Callable[..., Any], retry: bool) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(self: UserMailbox, *args: Any, **kwargs: Any) -> Any:
         self._touched = time.monotonic()
-        if self._build is not None and not self._answers_from_build(fn.__name__, args):
-            self._join_build()
         try:
+            if self._build is not None and not self._answers_from_build(fn.__name__, args):
+                self._join_build()
             return fn(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc):
@@ -2284,6 +2293,7 @@ class _Build:
     name: str
     row: dict[str, Any]  # the folder's index row as it is once the rows are committed
     job: gevent.Greenlet | None = None  # the writer (``_commit_build``)
+    failed: bool = False  # its rows were not written
 
 
 _SIZE_FIELD = re.compile(r",S=(\d{1,15})(?=[,:]|$)")
