@@ -176,3 +176,32 @@ def test_a_build_whose_rows_fail_to_commit_is_made_again_with_the_same_uids(
     assert sorted(infos) == shown and mb.folder("INBOX").uidvalidity == info.uidvalidity
     assert [infos[u].seen for u in shown[:4]] == [False, True, False, True]
     mb.close()
+
+
+def test_killed_before_the_rows_commit_with_mail_in_new_too(tmp_path: Path) -> None:
+    """Files in new/ are renamed into cur/ with their UID in the name before the answer; the
+    highest of them removed before the restart, its UID is not given out again either."""
+    mail = tmp_path / "mail"
+    md = maildir.user_root(mail, USER)
+    _copy_in(md)
+    for i in range(2):
+        maildir.deliver(md, [_msg(200 + i)])
+    os.utime(md / "new", (1_700_000_000,) * 2)
+    run = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_ANSWER, str(mail), USER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "appliance")},
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    uidvalidity, _, shown = run.stdout.split()
+    assert shown == ",".join(str(u) for u in range(1, COUNT + 3))
+    (top,) = [p for p in (md / "cur").iterdir() if p.name.split(":")[0].endswith(f",U={COUNT + 2}")]
+    top.unlink()
+    mb = MailboxStore(mail).user(USER)
+    assert mb.folder("INBOX").uidvalidity == int(uidvalidity)
+    assert list(mb.uids("INBOX")) == list(range(1, COUNT + 2))
+    assert mb.message_bytes("INBOX", COUNT + 1) == _msg(200)
+    assert mb.append("INBOX", _msg(100))[1] == COUNT + 3
+    mb.close()
