@@ -87,6 +87,7 @@ def test_first_scan_is_lazy_and_answers_like_an_eager_index(tmp_path: Path, eage
     mb._kick_backfill = lambda: None  # type: ignore[method-assign]  # on demand only, in this test
     info = mb.folder("INBOX")
     assert info.exists == COUNT and info.uidnext == COUNT + 1 and info.unseen == COUNT // 2
+    mb._join_build()  # the rows are written after the answer (store._defer_build): read them
     rows = mb.db.query("SELECT count(*) FROM messages WHERE structure IS NULL AND envelope IS NULL")
     assert rows[0][0] == COUNT  # nothing parsed: UIDs, sizes, dates and flags only
     flags_only = mb.infos("INBOX", range(1, COUNT + 1), envelopes=False)
@@ -136,6 +137,7 @@ def test_background_indexer_resumes_after_a_stop(tmp_path: Path, eager: dict[str
     real = mb._kick_backfill
     mb._kick_backfill = lambda: started.append(1)  # type: ignore[method-assign]
     mb.sync("INBOX")
+    mb._join_build()  # the rows are written after the answer (store._defer_build)
     assert started  # the scan asked for the background indexer
     mb._kick_backfill = real  # type: ignore[method-assign]
     # one batch stored, then the process "dies" (the index is closed without the rest)
@@ -203,6 +205,7 @@ def test_background_indexer_makes_every_envelope_wire_form_first(
     _fill(root)
     mb = MailboxStore(root).user("ann@example.org")
     mb.sync("INBOX")
+    mb._join_build()  # the rows are written after the answer (store._defer_build)
     deadline = time.monotonic() + 60
     while mb.db.one("SELECT count(*) FROM messages WHERE envwire IS NULL")[0]:
         assert time.monotonic() < deadline, "the ENVELOPEs were not made in the background"
