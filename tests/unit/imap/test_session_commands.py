@@ -228,3 +228,19 @@ def test_fetch_over_the_output_buffer_arrives_byte_exact(harness: IMAPHarness, c
         assert line == expected
     # the next command's reply is not mixed with the end of a big one
     assert client.ok("FETCH 4 (RFC822.SIZE)") == [b"* 4 FETCH (RFC822.SIZE %d)" % len(bodies[3])]
+
+
+def test_a_reply_larger_than_the_socket_buffer_is_sent_whole(harness: IMAPHarness, client: Client) -> None:
+    """A reply goes out in one ``send``; where the socket takes only part of it (a plain socket
+    with a small send buffer), the rest follows and the client reads the literal byte for byte."""
+    import socket
+
+    raw = b"From: Ann <ann@example.com>\r\nSubject: wide\r\n\r\n" + b"0123456789abcdef" * 12_000 + b"\r\n"
+    client.send(b"a1 APPEND INBOX {%d}\r\n" % len(raw))
+    assert client.line().startswith(b"+ ")
+    client.send(raw + b"\r\n")
+    assert b" OK " in client.until_tagged("a1")[1]
+    client.ok("SELECT INBOX")
+    client.session.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    assert client.ok("FETCH 1 (BODY.PEEK[])") == [b"* 1 FETCH (BODY[] {%d}\r\n" % len(raw) + raw + b")"]
+    assert client.ok("NOOP") == []
