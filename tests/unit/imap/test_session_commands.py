@@ -228,3 +228,56 @@ def test_fetch_over_the_output_buffer_arrives_byte_exact(harness: IMAPHarness, c
         assert line == expected
     # the next command's reply is not mixed with the end of a big one
     assert client.ok("FETCH 4 (RFC822.SIZE)") == [b"* 4 FETCH (RFC822.SIZE %d)" % len(bodies[3])]
+
+
+def test_a_reply_larger_than_the_socket_buffer_is_sent_whole(harness: IMAPHarness, client: Client) -> None:
+    """A reply goes out in one ``send``; where the socket takes only part of it (a plain socket
+    with a small send buffer), the rest follows and the client reads the literal byte for byte."""
+    import socket
+
+    raw = b"From: Ann <ann@example.com>\r\nSubject: wide\r\n\r\n" + b"0123456789abcdef" * 12_000 + b"\r\n"
+    client.send(b"a1 APPEND INBOX {%d}\r\n" % len(raw))
+    assert client.line().startswith(b"+ ")
+    client.send(raw + b"\r\n")
+    assert b" OK " in client.until_tagged("a1")[1]
+    client.ok("SELECT INBOX")
+    client.session.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    assert client.ok("FETCH 1 (BODY.PEEK[])") == [b"* 1 FETCH (BODY[] {%d}\r\n" % len(raw) + raw + b")"]
+    assert client.ok("NOOP") == []
+
+
+class _CountingSocket:
+    """The session's real socket, with its writes counted (``send``/``sendall`` calls)."""
+
+    def __init__(self, sock: object) -> None:
+        self.sock = sock
+        self.writes: list[bytes] = []
+
+    def send(self, data: bytes) -> int:
+        n: int = self.sock.send(data)  # type: ignore[attr-defined]
+        self.writes.append(bytes(data[:n]))
+        return n
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.sock.sendall(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.sock, name)
+
+
+def test_pipelined_commands_are_answered_in_one_write(harness: IMAPHarness, client: Client) -> None:
+    """Commands a client sent together are answered together (one write for all their replies,
+    in order), and a command sent alone is answered before the session waits for the next."""
+    for i in range(3):
+        harness.deliver(_msg(i))
+    client.ok("SELECT INBOX")
+    counted = _CountingSocket(client.session.sock)
+    client.session.sock = counted  # type: ignore[assignment]
+    client.send(b"p1 NOOP\r\np2 FETCH 2 (BODY.PEEK[TEXT])\r\np3 STORE 1 +FLAGS (\\Flagged)\r\n")
+    assert client.until_tagged("p1") == ([], b"p1 OK NOOP completed")
+    assert client.until_tagged("p2")[0] == [b"* 2 FETCH (BODY[TEXT] {8}\r\nbody 1\r\n)"]
+    untagged, tagged = client.until_tagged("p3")
+    assert untagged == [b"* 1 FETCH (FLAGS (\\Flagged \\Recent))"] and tagged == b"p3 OK STORE completed"
+    assert len(counted.writes) == 1, counted.writes
+    assert client.ok("NOOP") == [] and len(counted.writes) == 2  # alone: answered at once

@@ -35,9 +35,9 @@ class Session(AuthCommands, FolderCommands, MessageCommands, IdleCommands):
             self.flush()
             while self.state != LOGOUT:
                 try:
-                    self.waiting = True
-                    parts = self.reader.read()
-                    self.waiting = False
+                    self.waiting = self.coalesce = True
+                    parts = self.reader.read()  # flushes the replies before it waits (connection._Input)
+                    self.waiting = self.coalesce = False
                 except ReaderError as exc:
                     self.write(f"{exc.tag} {exc.reply} {exc}\r\n".encode())
                     if exc.fatal:
@@ -55,7 +55,8 @@ class Session(AuthCommands, FolderCommands, MessageCommands, IdleCommands):
                     for p in parts:
                         if isinstance(p, Literal):
                             p.close()
-                self.flush()
+                # not flushed here: the reply goes out when the next read would wait, together
+                # with the replies to the commands the client pipelined behind this one
         except TimeoutError:
             try:
                 self.write(b"* BYE autologout; idle for too long\r\n")
