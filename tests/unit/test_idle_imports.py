@@ -4,7 +4,8 @@ Each module below is loaded by the first use of a feature, not at start (docs/pe
 "Idle RSS with every feature on"): dnspython and pyspf by the first DNS lookup, aiosmtpd (with
 attrs) by the first SMTP connection, the IMAP and IRC sessions by their first connection, MCP's
 transport by the first /mcp request, html/uuid/ElementTree by the functions that use them,
-importlib.metadata never (gevent's plugin lookup is skipped). A fresh interpreter imports what
+importlib.metadata never (gevent's plugin lookup is skipped), argon2-cffi by the first
+password hash or check. A fresh interpreter imports what
 ``gk serve`` imports at start (the CLI with its monkey-patching, the server and every feature's
 service module) and lists which of them got in.
 """
@@ -23,7 +24,7 @@ import gk.mcp.service, gk.api.service, gk.web.service
 LAZY = (
     "dns", "spf", "aiosmtpd", "attr", "importlib.metadata", "html.entities", "uuid",
     "xml.etree.ElementTree", "gk.mail.smtp.session", "gk.mail.imap.session", "gk.chat.irc.session",
-    "gk.mcp.http", "gk.ai.api", "gk.diagnosis.checks", "jinja2", "llama_cpp", "cryptography",
+    "gk.mcp.http", "gk.ai.api", "gk.diagnosis.checks", "jinja2", "llama_cpp", "cryptography", "argon2",
 )
 print(",".join(m for m in LAZY if m in sys.modules))
 """

@@ -17,13 +17,14 @@ parameters, so raising them later re-hashes on next login.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import argon2
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING
 
 from gk import pools
 from gk.config import AuthConfig
 from gk.locale import N_
+
+if TYPE_CHECKING:
+    import argon2
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class PasswordHasher:
         return cls(auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism)
 
     def _impl(self) -> argon2.PasswordHasher:
+        # argon2-cffi and its cffi bindings (~1.5 MB of RSS) load at the first hash or login,
+        # not at start: an idle box has no password to check (issue 11, idle RSS <= 45 MB)
+        import argon2
+
         return argon2.PasswordHasher(
             time_cost=self.time_cost,
             memory_cost=self.memory_kib,
@@ -48,12 +53,16 @@ class PasswordHasher:
         return self._impl().hash(password)
 
     def verify(self, stored: str, password: str) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
         try:
             return self._impl().verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
     def needs_rehash(self, stored: str) -> bool:
+        from argon2.exceptions import InvalidHashError
+
         try:
             return self._impl().check_needs_rehash(stored)
         except InvalidHashError:
