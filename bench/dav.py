@@ -5,6 +5,10 @@ Workload (plain HTTP on loopback for both, one persistent client connection, Bas
 
 - import ``EVENTS`` events one PUT each, spread over 2026 (mean ms per PUT over the whole import,
   and over the last 100 PUTs, where the file backend's O(n) per write shows);
+- ``INVITES`` PUTs of an event inviting another user of the box (median): GK schedules it inside
+  the request (RFC 6638: the attendee's copy and scheduling-inbox item committed before the
+  201), Radicale has no scheduling and stores the same PUT as it is — the row is what local
+  scheduling adds to what a client waits for;
 - initial ``sync-collection`` (no token) and delta ``sync-collection`` after one update and one
   delete (median of 5);
 - one-week ``calendar-query`` (median of 5) and ``PROPFIND`` depth 1 with getetag (median of 3);
@@ -48,6 +52,8 @@ EVENTS = int(os.environ.get("BENCH_DAV_EVENTS", "2000"))
 LARGE = int(os.environ.get("BENCH_DAV_LARGE", "10000"))
 USER = "bench@bench.example"
 PASSWORD = "bench password 1234"
+FRIEND = "friend@bench.example"  # a second user of the box: the attendee of the invitation rows
+INVITES = 20
 
 EVENT = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//bench//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
@@ -65,22 +71,38 @@ WEEK = (
     '<C:comp-filter name="VEVENT"><C:time-range start="20260608T000000Z" end="20260615T000000Z"/>'
     "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
 )
+ALL_DATA = (
+    '<?xml version="1.0" encoding="utf-8"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>'
+)
 PROPFIND = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
 
 
-def event(i: int, summary: str = "", total: int = EVENTS) -> str:
+def event(i: int, summary: str = "", total: int = EVENTS, uid: str = "") -> str:
     day = i * 365 // max(total, 1)
     t = time.gmtime(1767225600 + day * 86400 + (i % 9 + 8) * 3600)
     start = time.strftime("%Y%m%dT%H%M%SZ", t)
     end = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.mktime(t) - time.timezone + 3600))
-    return EVENT.format(uid=f"ev{i}", start=start, end=end, summary=summary or f"meeting {i}", room=i % 40)
+    return EVENT.format(uid=uid or f"ev{i}", start=start, end=end, summary=summary or f"meeting {i}", room=i % 40)
+
+
+def invitation(i: int) -> str:
+    """Event ``i`` organized by ``USER`` with ``FRIEND`` invited, as Thunderbird or Apple Calendar
+    PUT it: GK schedules it (RFC 6638) inside the request, writing FRIEND's copy and scheduling-
+    inbox item before the 201, then mails the iTIP REQUEST; Radicale has no scheduling and
+    stores it as it is (the same PUT, its plain cost)."""
+    people = (
+        f"ORGANIZER;CN=Bench:mailto:{USER}\r\nATTENDEE;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:{USER}\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{FRIEND}\r\nEND:VEVENT"
+    )
+    return event(i, f"invitation {i}", uid=f"inv{i}").replace("END:VEVENT", people, 1)
 
 
 class Client:
-    def __init__(self, port: int):
+    def __init__(self, port: int, user: str = USER):
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        self.auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        self.auth = "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
 
     def __call__(self, method: str, path: str, body: str = "", **headers: str) -> tuple[int, dict[str, str], str]:
         hdrs = {"Authorization": self.auth, **{k.replace("_", "-"): v for k, v in headers.items()}}
@@ -117,6 +139,10 @@ def workload(c: Client, cal: str, n: int = EVENTS) -> dict[str, float]:
         put_ms.append(ms)
     out["PUT mean (whole import)"] = statistics.mean(put_ms)
     out["PUT mean (last 100)"] = statistics.mean(put_ms[-100:])
+    out["PUT inviting a local user"] = statistics.median(
+        timed(lambda i=i: _ok(c("PUT", f"{cal}inv{i}.ics", invitation(i), Content_Type="text/calendar"), 201))
+        for i in range(INVITES)
+    )
     body = ""
 
     def initial() -> None:
@@ -178,13 +204,14 @@ def start_gk(tmp: Path, name: str = "gk", dav: bool = True) -> tuple[subprocess.
     }
     (data / "gk.toml").write_text(tomli_w.dumps(cfg))
     gk = [sys.executable, "-m", "gk"]
-    subprocess.run(
-        [*gk, "user", "add", USER, "--password-stdin", "--data-dir", str(data)],
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    for user in (USER, FRIEND):
+        subprocess.run(
+            [*gk, "user", "add", user, "--password-stdin", "--data-dir", str(data)],
+            input=PASSWORD + "\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
     sys.path.insert(0, str(REPO / "appliance"))
     from gk import claim
 
@@ -258,6 +285,10 @@ def main() -> int:
                 print(f"GK done in {time.monotonic() - t:.0f}s", flush=True)
                 rss_after = rss_kib(gk_proc.pid)
             floor = floor_run.result
+            # the invitation rows measured scheduling, not a PUT that skipped it
+            _, _, mine = _ok(Client(gk_port, FRIEND)("REPORT", f"/dav/{FRIEND}/calendar/", ALL_DATA, Depth="1"), 207)
+            if mine.count("UID:inv") != INVITES:
+                raise RuntimeError(f"{FRIEND}'s calendar holds {mine.count('UID:inv')} of the {INVITES} invitations")
             lag = json.loads((tmp / "hublag-gk.json").read_text())
             rad = Client(rad_port)
             _ok(
