@@ -190,7 +190,9 @@ def serve(config: Config, data_dir: Path) -> int:
 
     db.set_default_cache(config.server.sqlite_cache_kib)
     from gk import pools
+    from gk.security import keymaker
 
+    keymaker.use_child_process()  # keys and certificates: cryptography stays out of this process
     sizes = pools.configure(data_dir)  # tune.json's pool sizes, else this machine's
     log.info("thread pools: disk I/O %d, CPU %d, inference 1", sizes.io, sizes.cpu)
     started = time.monotonic()

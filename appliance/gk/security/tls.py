@@ -1,6 +1,7 @@
 """TLS for every listener: the configured cert/key, or a self-signed pair made at first start.
 
-`cryptography` is imported only while generating (it costs ~7 MB RSS in a long-lived process).
+`cryptography` is imported only while generating, and in ``gk serve`` only by a child process
+(``gk.security.keymaker``: it costs ~11 MB RSS in a long-lived process).
 The pair lives in ``DATA_DIR/tls/{cert,key}.pem`` (key mode 0600). ECDSA P-256: fast
 handshakes on small ARM boards and accepted by every current client. It names the host name,
 ``gk.local``, ``<host>.local``, localhost and the box's IPv4 addresses, is valid 825 days with the
@@ -61,7 +62,15 @@ def certificate_names(cert: Path) -> list[str]:
 
 
 def generate_self_signed(cert: Path, key: Path, hostname: str) -> None:
-    # imported here: `cryptography` costs ~7 MB RSS and is needed only when a key is made
+    """Make the self-signed pair (``write_self_signed``); in ``gk serve``, in a child process
+    (``gk.security.keymaker``: the serving process never imports ``cryptography``)."""
+    from gk.security import keymaker
+
+    keymaker.make_self_signed(cert, key, hostname)
+
+
+def write_self_signed(cert: Path, key: Path, hostname: str) -> None:
+    # imported here: `cryptography` costs ~11 MB RSS and is needed only when a key is made
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

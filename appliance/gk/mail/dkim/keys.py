@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gk.security import keymaker
 from gk.store.files import write_durable
 
-# `cryptography` costs ~7 MB RSS in a long-lived process and is needed only to make a key, to
-# print a DNS record or to sign with Ed25519: it is imported inside those functions.
+# `cryptography` costs ~11 MB RSS in a long-lived process: a key is made by gk.security.keymaker
+# (in gk serve, a child process), an RSA key's DNS record is read with dkimpy's ASN.1 helpers,
+# and only an Ed25519 key (opt-in) imports it, to sign or to print its record.
+RSA_ENCRYPTION = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # OID 1.2.840.113549.1.1.1
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9.-]+$")
 
@@ -50,20 +53,42 @@ class DKIMKey:
 
     def public_value(self) -> str:
         """The ``p=`` value of the DNS record."""
+        if self.algorithm == "rsa":
+            return base64.b64encode(rsa_public_der(self.private_pem())).decode("ascii")
         from cryptography.hazmat.primitives import serialization
 
         key = serialization.load_pem_private_key(self.private_pem(), password=None)
-        if self.algorithm == "rsa":
-            der = key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            return base64.b64encode(der).decode("ascii")
         raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return base64.b64encode(raw).decode("ascii")
 
     @property
     def dns_name(self) -> str:
         return f"{self.selector}._domainkey.{self.domain}"
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER element (X.690 §8.1: definite length). Written here: dkimpy's ``asn1_encode``
+    fails on lengths of 256 bytes and more (``asn1_length`` calls ``insert`` with one argument)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def rsa_public_der(pem: bytes) -> bytes:
+    """The SubjectPublicKeyInfo (DER, RFC 5280 §4.1.2.7, RFC 8017 A.1.1) of an RSA private key in
+    PEM (PKCS#1 or PKCS#8, read by dkimpy): what a DKIM record's ``p=`` holds (RFC 6376 §3.6.1)."""
+    from dkim.crypto import parse_pem_private_key
+
+    key = parse_pem_private_key(pem)
+
+    def integer(n: int) -> bytes:
+        return _der(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big"))  # minimal, with a 0 where the top bit is set
+
+    rsa_key = _der(0x30, integer(key["modulus"]) + integer(key["publicExponent"]))
+    algorithm = _der(0x30, _der(0x06, RSA_ENCRYPTION) + _der(0x05, b""))
+    return _der(0x30, algorithm + _der(0x03, b"\x00" + rsa_key))
 
 
 def dns_record(key: DKIMKey) -> str:
@@ -77,11 +102,11 @@ def _domain_dir(data_dir: Path, domain: str) -> Path:
     return data_dir / "dkim" / domain
 
 
-def _write_private(path: Path, pem: bytes) -> None:
+def write_private(path: Path, pem: bytes) -> None:
     write_durable(path, pem, 0o600)
 
 
-def _pem(key: Any) -> bytes:
+def pem_of(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return key.private_bytes(
@@ -108,13 +133,9 @@ def ensure_keys(data_dir: Path, domain: str, selector: str, ed25519_selector: st
     d = _domain_dir(data_dir, domain)
     rsa_path = d / f"rsa-{selector}.pem"
     if not rsa_path.is_file():
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        _write_private(rsa_path, _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+        keymaker.make_dkim_rsa(rsa_path)
     if ed25519_selector:
         ed_path = d / f"ed25519-{ed25519_selector}.pem"
         if not ed_path.is_file():
-            from cryptography.hazmat.primitives.asymmetric import ed25519
-
-            _write_private(ed_path, _pem(ed25519.Ed25519PrivateKey.generate()))
+            keymaker.make_dkim_ed25519(ed_path)
     return load_keys(data_dir, domain, selector, ed25519_selector)
