@@ -181,7 +181,7 @@ class GK:
             capture_output=True,
         )
         self.maildir_new = base / "mail" / RCPT / "Maildir" / "new"
-        # The first start generates the TLS and DKIM keys (and imports `cryptography` to do it);
+        # The first start generates the TLS and DKIM keys (in a child process: gk.security.keymaker);
         # a box then runs restarted processes for the rest of its life (the image's first boot
         # makes the keys before GK starts), so the bench measures a restarted one.
         self._start()
