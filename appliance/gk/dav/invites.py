@@ -313,14 +313,15 @@ def reply_locally(ctx: AppContext, storage: Any, inv: Invitation, partstat: str)
     """RFC 6638 §3.2.2: the answer applied at once to the organizer's copy when the organizer is
     a user of this box (before the answer's page or request returns); [the organizer] when
     applied, [] when the organizer is elsewhere or it failed (the mailed REPLY then applies it)."""
-    from gk.dav.itip import local_user, reply_local
+    from gk.dav.itip import addresses_of, local_owner, reply_local
 
     assert inv.me is not None
-    organizer = inv.organizer.address.lower()
-    if not local_user(ctx, storage, organizer):
+    organizer = local_owner(ctx, storage, inv.organizer.address)  # the user, invited as an alias too
+    if not organizer:
         return []
     with storage.acquire_lock("w", organizer):
-        if reply_local(storage, organizer, inv.me.address.lower(), reply_calendar(inv, partstat)):
+        reply = reply_calendar(inv, partstat)
+        if reply_local(storage, organizer, inv.me.address.lower(), reply, addresses_of(ctx, organizer)):
             return [organizer]
     return []
 
