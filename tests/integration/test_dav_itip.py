@@ -22,6 +22,7 @@ from gk import claim
 
 ALICE, BOB, CAROL = "alice@itip.example", "bob@itip.example", "carol@itip.example"
 ROBERT = "robert@itip.example"  # an alias of bob's
+ALLY = "ally@itip.example"  # an alias of alice's
 PASSWORD = "itip password 1"
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 
@@ -51,6 +52,7 @@ def server(tmp_path_factory):
     for address in (ALICE, BOB, CAROL):
         srv.add_user(address, PASSWORD)
     add_alias(srv, ROBERT, BOB)
+    add_alias(srv, ALLY, ALICE)
     claim.claim(srv.data_dir, "test")
     claim.complete(srv.data_dir)
     srv.start()
@@ -566,3 +568,34 @@ def test_an_alias_of_a_user_is_scheduled_to_that_user(server: GKServer) -> None:
         assert wait_for(lambda: f"iTIP mail {msg['Message-ID']} to {BOB} was applied when sent" in server.log())  # noqa: B023 - called at once
     assert len(scheduling_items(server, BOB, uid, "REQUEST")) == 2  # the invitation and its update, once each
     assert '" 500 ' not in server.log() and "Traceback" not in server.log()
+
+
+def test_an_invitation_to_an_alias_answered_from_webmail_and_one_organized_as_an_alias(server: GKServer) -> None:
+    """Bob declines, from his webmail reader, an invitation alice sent to his alias: her copy's
+    alias line says so and the REPLY is in her scheduling inbox when his answer returns. An event
+    alice organizes as her own alias (a client offering her calendar-user-address-set) is hers:
+    bob gets it at once, and his CalDAV answer updates her copy and reaches her inbox."""
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(
+        MEETING.format(uid="alias-web", alice=ALICE, bob=ROBERT, bob_partstat="NEEDS-ACTION").replace(
+            "SUMMARY:Review", "SUMMARY:Alias answered in webmail"
+        )
+    )
+    bob = web_session(server, BOB)
+    resp, _ = answer(bob, read_url(bob, "Invitation: Alias answered in webmail"), "decline")
+    assert resp.status == 303, resp.status
+    assert "PARTSTAT=DECLINED" in attendee_line(alice_cal.event_by_uid("alias-web").data, ROBERT)
+    (reply,) = scheduling_items(server, ALICE, "alias-web", "REPLY")
+    assert "PARTSTAT=DECLINED" in attendee_line(reply, ROBERT)
+    # organized as alice's alias
+    uid = "alias-org"
+    alice_cal.save_event(MEETING.format(uid=uid, alice=ALLY, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    assert f"ORGANIZER;CN=Alice:mailto:{ALLY}" in bob_cal.event_by_uid(uid).data.replace("\r\n ", "")
+    assert len(scheduling_items(server, BOB, uid, "REQUEST")) == 1
+    answer_as(bob_cal, uid, BOB, "TENTATIVE")
+    assert "PARTSTAT=TENTATIVE" in attendee_line(alice_cal.event_by_uid(uid).data, BOB)
+    assert len(scheduling_items(server, ALICE, uid, "REPLY")) == 1
+    # the invitation mailed from her alias, marked as scheduled for bob
+    mails = wait_for(lambda: [m for m in inbox(server, BOB) if uid in "".join(itip_parts([m], "REQUEST"))])
+    assert mails and mails[0]["From"] == ALLY and mails[0]["X-GK-Scheduled"] == BOB, [dict(m) for m in mails]
+    assert '" 500 ' not in server.log()
