@@ -599,3 +599,35 @@ def test_an_invitation_to_an_alias_answered_from_webmail_and_one_organized_as_an
     mails = wait_for(lambda: [m for m in inbox(server, BOB) if uid in "".join(itip_parts([m], "REQUEST"))])
     assert mails and mails[0]["From"] == ALLY and mails[0]["X-GK-Scheduled"] == BOB, [dict(m) for m in mails]
     assert '" 500 ' not in server.log()
+
+
+WEEKLY = MEETING.replace("SUMMARY:Review\r\n", "SUMMARY:Weekly\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n")
+OCCURRENCE = (
+    "BEGIN:VEVENT\r\nUID:{uid}\r\nRECURRENCE-ID:20990717T090000Z\r\nDTSTAMP:20260101T000000Z\r\n"
+    "DTSTART:20990717T090000Z\r\nDTEND:20990717T100000Z\r\nSUMMARY:Weekly\r\nSEQUENCE:0\r\n"
+    "ORGANIZER;CN=Alice:mailto:{alice}\r\nATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{alice}\r\n"
+    "ATTENDEE;CN=Bob;PARTSTAT={partstat}:mailto:{bob}\r\nEND:VEVENT\r\n"
+)
+
+
+def test_one_occurrence_answered_from_a_caldav_client(server: GKServer) -> None:
+    """RFC 6638 §3.2.2 for one occurrence: bob accepts only the second meeting of alice's weekly
+    series from his client (an override of it in his copy, as Apple Calendar's and Thunderbird's
+    "only this event" write): alice's copy gets that occurrence with bob's answer, the series
+    keeping his NEEDS-ACTION, and the REPLY in her scheduling inbox names that occurrence only."""
+    uid = "weekly-1"
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(WEEKLY.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    ev = bob_cal.event_by_uid(uid)
+    occurrence = OCCURRENCE.format(uid=uid, alice=ALICE, bob=BOB, partstat="ACCEPTED")
+    ev.data = ev.data.replace("\r\n", "\n").replace("\n", "\r\n").replace("END:VCALENDAR", occurrence + "END:VCALENDAR")
+    ev.save(increase_seqno=False)
+    data = alice_cal.event_by_uid(uid).data.replace("\r\n ", "")
+    series, _, override = data.partition("RECURRENCE-ID")
+    assert "PARTSTAT=NEEDS-ACTION" in attendee_line(series, BOB), data
+    assert "PARTSTAT=ACCEPTED" in attendee_line(override, BOB) and "20990717T090000Z" in override, data
+    (reply,) = scheduling_items(server, ALICE, uid, "REPLY")
+    assert reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID:20990717T090000Z" in reply, reply
+    assert "PARTSTAT=ACCEPTED" in attendee_line(reply, BOB)
+    assert wait_for(lambda: f"iTIP REPLY ACCEPTED from {BOB} to {ALICE}" in server.log())
+    assert '" 500 ' not in server.log()

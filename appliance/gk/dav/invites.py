@@ -327,10 +327,16 @@ def reply_locally(ctx: AppContext, storage: Any, inv: Invitation, partstat: str)
 
 
 def send_reply(
-    ctx: AppContext, user: User, inv: Invitation, partstat: str, scheduled: Sequence[str] | None = None
+    ctx: AppContext,
+    user: User,
+    inv: Invitation,
+    partstat: str,
+    scheduled: Sequence[str] | None = None,
+    ical: str | None = None,
 ) -> None:
     """Mail the REPLY to the organizer; ``scheduled``: the organizers it was applied to already
-    (None: apply it now to a local organizer's copy, ``reply_locally``)."""
+    (None: apply it now to a local organizer's copy, ``reply_locally``); ``ical``: the REPLY
+    when it is not the whole invitation's (occurrences answered alone)."""
     from gk.mail.submission import SubmissionError, submit
 
     assert inv.me is not None
@@ -344,7 +350,7 @@ def send_reply(
                 scheduled = reply_locally(ctx, dav.storage, inv, partstat)
             except Exception:
                 log.exception("dav: iTIP REPLY from %s not applied at once", inv.me.address)
-    raw = reply_message(inv, partstat, reply_calendar(inv, partstat), scheduled)
+    raw = reply_message(inv, partstat, ical or reply_calendar(inv, partstat), scheduled)
     try:
         submit(ctx, user, raw, [inv.organizer.address], mail_from=inv.me.address)
     except SubmissionError as exc:

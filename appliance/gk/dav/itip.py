@@ -390,6 +390,67 @@ def attendee_reply(user: str, old: str | None, new: str | None, mine: Mine | Non
     return after
 
 
+ANSWERED = ("ACCEPTED", "DECLINED", "TENTATIVE")
+
+
+def _my_answers(events: list[Any], mine: Mine) -> dict[str, tuple[Any, str, str]]:
+    """For each VEVENT inviting the user (SCHEDULE-AGENT=SERVER), by occurrence (``_rid_key``, ""
+    for the series): (the VEVENT, the address it invites them by, their PARTSTAT)."""
+    out: dict[str, tuple[Any, str, str]] = {}
+    for ev in events:
+        rid = ev.contents.get("recurrence-id")
+        key = _rid_key(rid[0].value) if rid else ""
+        for att in ev.contents.get("attendee", []):
+            agent = (att.params.get("SCHEDULE-AGENT") or ["SERVER"])[0].upper()
+            address = _address(str(att.value))
+            if address and agent == "SERVER" and mine(address):
+                out[key] = (ev, address, str((att.params.get("PARTSTAT") or ["NEEDS-ACTION"])[0]).upper())
+                break
+    return out
+
+
+def occurrence_reply(user: str, old: str | None, new: str | None, mine: Mine | None = None) -> tuple[str, str] | None:
+    """RFC 6638 §3.2.2 for occurrences of a repeating event: (the iTIP REPLY, the first answer)
+    when ``user`` answered occurrences on their own — an override in their copy whose PARTSTAT
+    differs from what it was (or from the series' when the override is new), as Apple Calendar
+    and Thunderbird write "only this event" — else None (``attendee_reply`` decides for the
+    whole event). The REPLY holds those occurrences only, each with the user's answer."""
+    import datetime as dt
+
+    import vobject  # type: ignore[import-untyped]
+
+    own = mine or _mine(user)
+    old_events, new_events = _events(old), _events(new)
+    organizer = _organizer(new_events)
+    if not old_events or not organizer or own(organizer) or _organizer(old_events) != organizer:
+        return None
+    before, after = _my_answers(old_events, own), _my_answers(new_events, own)
+    if "" not in before or "" not in after:
+        return None
+    changed = [
+        key
+        for key in sorted(after)
+        if key and after[key][2] in ANSWERED and after[key][2] != before.get(key, before[""])[2]
+    ]
+    if not changed:
+        return None
+    out = vobject.iCalendar()
+    out.add("prodid").value = "-//GK//Invitations//EN"
+    out.add("method").value = "REPLY"
+    now = dt.datetime.now(vobject.icalendar.utc).replace(microsecond=0)
+    for key in changed:
+        ev, address, partstat = after[key]
+        line = out.add("vevent")
+        for name in ("uid", "recurrence-id", "sequence", "dtstart", "dtend", "duration", "summary", "organizer"):
+            for prop in ev.contents.get(name, []):
+                line.add(prop.duplicate(prop))
+        line.add("dtstamp").value = now
+        att = line.add("attendee")
+        att.value = f"mailto:{address}"
+        att.params["PARTSTAT"] = [partstat]
+    return str(out.serialize()), after[changed[0]][2]
+
+
 # the users of this box a mailed iTIP message was already applied to, synchronously (the
 # ``Scheduler``): their ``ReplyWatcher`` leaves the mail alone. Honoured whoever sent the mail: it
 # can only keep a message from being applied, so a forged one only silences its own sender.
@@ -470,7 +531,17 @@ def deliver_local(
     return True
 
 
-def reply_local(storage: Any, organizer: str, attendee: str, reply: str, mine: Mine | None = None) -> bool:
+def reply_attendee(reply: str) -> str:
+    """The (first) ATTENDEE value of an iTIP REPLY: who answers."""
+    for ev in _events(reply):
+        for att in ev.contents.get("attendee", []):
+            return str(att.value)
+    return ""
+
+
+def reply_local(
+    storage: Any, organizer: str, attendee: str, reply: str, mine: Mine | None = None, occurrences: bool = False
+) -> bool:
     """RFC 6638 §3.2.2 for an organizer who is a user of this box: ``attendee``'s REPLY applied to
     the organizer's copy, and (when it changed their answer) placed in the organizer's scheduling
     inbox (§4: where Apple Calendar and Thunderbird show "Bob accepted"), in one savepoint; True
@@ -479,7 +550,7 @@ def reply_local(storage: Any, organizer: str, attendee: str, reply: str, mine: M
     with storage.db.transaction() as conn:
         conn.execute("SAVEPOINT gk_schedule")
         try:
-            if apply_reply(storage, organizer, attendee, reply, mine):
+            if apply_reply(storage, organizer, attendee, reply, mine, occurrences):
                 log.info("dav: iTIP REPLY from %s updated an event of %s", attendee, organizer)
                 reply_to_inbox(storage, organizer, reply)
         except Exception:
@@ -552,6 +623,14 @@ class Scheduler:
                 answered = change.new or change.old
                 if partstat is not None and answered is not None:
                     jobs.append((self._reply, self._answer(user, partstat, answered, mine)))
+                elif partstat is None and change.new is not None:
+                    try:
+                        occurrences = occurrence_reply(user, change.old, change.new, mine)
+                    except Exception:
+                        log.exception("dav: iTIP REPLY from %s for occurrences not planned", user)
+                        occurrences = None
+                    if occurrences is not None:
+                        jobs.append((self._reply, self._answer(user, occurrences[1], change.new, mine, occurrences[0])))
         if not jobs:
             return None
 
@@ -585,9 +664,10 @@ class Scheduler:
             if deliver_local(self.storage, owner, organizer, method, ical, addresses_of(self.ctx, owner))
         ]
 
-    def _answer(self, user: str, partstat: str, text: str, mine: Mine) -> tuple[Any, ...]:
-        """The REPLY of ``user``'s answer, applied now to a local organizer's copy: the
-        ``_reply`` arguments (the invitation as parsed, the organizers it was applied to)."""
+    def _answer(self, user: str, partstat: str, text: str, mine: Mine, reply: str | None = None) -> tuple[Any, ...]:
+        """The REPLY of ``user``'s answer (``reply``: given, for occurrences answered alone),
+        applied now to a local organizer's copy: the ``_reply`` arguments (the invitation as
+        parsed, the organizers it was applied to, the REPLY given)."""
         from gk.dav import invites
 
         try:
@@ -595,9 +675,9 @@ class Scheduler:
             inv = invites.parse(ical, mine)
         except Exception:
             log.exception("dav: iTIP REPLY from %s not planned", user)
-            return (user, partstat, None, [])
+            return (user, partstat, None, [], reply)
         if inv is None or inv.me is None or not inv.organizer.address:
-            return (user, partstat, None, [])
+            return (user, partstat, None, [], reply)
         owner = local_owner(self.ctx, self.storage, inv.organizer.address) if self.storage is not None else ""
         applied = []
         if (
@@ -606,22 +686,23 @@ class Scheduler:
             and reply_local(
                 self.storage,
                 owner,
-                inv.me.address.lower(),
-                invites.reply_calendar(inv, partstat),
+                _address(reply_attendee(reply)) if reply else inv.me.address.lower(),
+                reply or invites.reply_calendar(inv, partstat),
                 addresses_of(self.ctx, owner),
+                occurrences=reply is not None,
             )
         ):
             applied.append(owner)
-        return (user, partstat, inv, applied)
+        return (user, partstat, inv, applied, reply)
 
-    def _reply(self, user: str, partstat: str, inv: Any, applied: list[str]) -> None:
+    def _reply(self, user: str, partstat: str, inv: Any, applied: list[str], reply: str | None = None) -> None:
         from gk.dav import invites
 
         account = self.ctx.accounts.get_user(user)
         if account is None or inv is None:
             return
         try:
-            invites.send_reply(self.ctx, account, inv, partstat, scheduled=applied)
+            invites.send_reply(self.ctx, account, inv, partstat, scheduled=applied, ical=reply)
         except invites.InviteError:
             pass  # logged by send_reply
         except Exception:
@@ -734,12 +815,17 @@ def reply_calendars(raw: bytes) -> tuple[str, list[str]]:
     return sender, out
 
 
-def apply_reply(storage: Any, organizer: str, sender: str, text: str, mine: Mine | None = None) -> bool:
+def apply_reply(
+    storage: Any, organizer: str, sender: str, text: str, mine: Mine | None = None, occurrences: bool = False
+) -> bool:
     """Set the replying attendee's PARTSTAT in ``organizer``'s copy of the event; True when changed.
 
     Only the attendee who sent the mail (``From``) is updated, and only on an event the
     organizer organizes (as their address, or one of ``mine``: an alias) that lists that
-    attendee: a reply can never touch anything else."""
+    attendee: a reply can never touch anything else. ``occurrences``: an answer to one occurrence
+    of a repeating event the organizer's copy has no override for gets one, made from the series
+    (a local attendee's answer, applied inside their request; a mailed one would make the
+    organizer's own write send that occurrence to everyone again)."""
     import vobject  # type: ignore[import-untyped]
     from radicale import item as radicale_item
 
@@ -749,12 +835,15 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str, mine: Mine
         return False
     uid = str(reply[0].uid.value) if "uid" in reply[0].contents else ""
     answers: dict[str, str] = {}
+    starts: dict[str, Any] = {}  # the RECURRENCE-ID of each occurrence answered
     for ev in reply:
+        rid = ev.contents.get("recurrence-id")
+        key = _rid_key(rid[0].value) if rid else ""
         for att in ev.contents.get("attendee", []):
             if _address(str(att.value)) == sender:
-                answers[str(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""] = (
-                    att.params.get("PARTSTAT") or ["NEEDS-ACTION"]
-                )[0].upper()
+                answers[key] = (att.params.get("PARTSTAT") or ["NEEDS-ACTION"])[0].upper()
+                if rid:
+                    starts[key] = rid[0].value
     if not uid or not answers:
         return False
     row = storage.db.one(
@@ -766,10 +855,12 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str, mine: Mine
         return False
     cal = vobject.readOne(row["text"])
     changed = False
+    if occurrences:
+        _add_overrides(cal, own, sender, {k: v for k, v in starts.items() if k in answers})
     for ev in getattr(cal, "vevent_list", []):
         if _organizer([ev]) != own:
             continue
-        key = str(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""
+        key = _rid_key(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""
         partstat = answers.get(key, answers.get(""))
         for att in ev.contents.get("attendee", []):
             if partstat and _address(str(att.value)) == sender and att.params.get("PARTSTAT") != [partstat]:
@@ -784,6 +875,37 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str, mine: Mine
         item.prepare()
         col.upload(row["href"], item)
     return True
+
+
+def _add_overrides(cal: Any, organizer: str, attendee: str, starts: dict[str, Any]) -> None:
+    """An override (RFC 5545 §3.8.4.4) of each occurrence of ``starts`` the repeating event of
+    ``cal`` has none for, made from its series (``attendee`` invited there, ``organizer``'s)."""
+    import datetime as dt
+
+    events = list(getattr(cal, "vevent_list", []))
+    have = {_rid_key(e.contents["recurrence-id"][0].value) for e in events if "recurrence-id" in e.contents}
+    masters = [e for e in events if "recurrence-id" not in e.contents]
+    if len(masters) != 1 or _organizer(masters) != organizer or "rrule" not in masters[0].contents:
+        return
+    master = masters[0]
+    if not any(_address(str(a.value)) == attendee for a in master.contents.get("attendee", [])):
+        return
+    if "dtstart" not in master.contents:
+        return
+    start = master.dtstart.value
+    length = master.dtend.value - start if "dtend" in master.contents else None
+    for key, value in sorted(starts.items()):
+        if key in have or type(value) is not type(start):
+            continue
+        override = master.duplicate(master)
+        for name in ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "recurrence-id"):
+            for line in list(override.contents.get(name, [])):
+                override.remove(line)
+        override.add("recurrence-id").value = value
+        override.add("dtstart").value = value
+        if isinstance(length, dt.timedelta):
+            override.add("dtend").value = value + length
+        cal.add(override)
 
 
 def _rid_key(value: Any) -> str:
