@@ -623,7 +623,7 @@ class Scheduler:
                 answered = change.new or change.old
                 if partstat is not None and answered is not None:
                     jobs.append((self._reply, self._answer(user, partstat, answered, mine)))
-                elif partstat is None and change.new is not None:
+                elif partstat is None and change.new is not None and "RECURRENCE-ID" in change.new.upper():
                     try:
                         occurrences = occurrence_reply(user, change.old, change.new, mine)
                     except Exception:
