@@ -566,8 +566,10 @@ def reply_to_inbox(storage: Any, organizer: str, reply: str) -> bool:
     """An attendee's iTIP REPLY, applied to ``organizer``'s copy, kept in their scheduling inbox."""
     from gk.dav import inbox
 
-    events = _events(reply)
-    uid = str(events[0].uid.value) if events and "uid" in events[0].contents else ""
+    uid = next((line[4:].strip() for line in reply.splitlines() if line[:4].upper() == "UID:"), "")
+    if not uid:  # (folded: the parser's)
+        events = _events(reply)
+        uid = str(events[0].uid.value) if events and "uid" in events[0].contents else ""
     if not uid or not inbox.deliver(storage.db, storage.lock, organizer, uid, "REPLY", reply):
         return False
     log.info("dav: iTIP REPLY placed in the scheduling inbox of %s", organizer)
@@ -643,8 +645,8 @@ class Scheduler:
     def _organized_as(self, user: str, mine: Mine, text: str | None) -> str:
         """The address ``user`` organizes the event of ``text`` as: theirs, or an alias of theirs
         written as its ORGANIZER (a client that offers the calendar-user-address-set)."""
-        if not text or "ORGANIZER" not in text.upper():
-            return user
+        if not text or "ORGANIZER" not in text.upper() or f"mailto:{user}" in text.lower():
+            return user  # (their own address in it: no alias to look for, no parse)
         organizer = _organizer(_events(text))
         return organizer if organizer and organizer != user and mine(organizer) else user
 
