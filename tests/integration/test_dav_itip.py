@@ -589,7 +589,10 @@ def test_an_invitation_to_an_alias_answered_from_webmail_and_one_organized_as_an
     assert "PARTSTAT=DECLINED" in attendee_line(reply, ROBERT)
     # organized as alice's alias
     uid = "alias-org"
-    alice_cal.save_event(MEETING.format(uid=uid, alice=ALLY, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    organized_as_ally = MEETING.format(uid=uid, alice=ALLY, bob=BOB, bob_partstat="NEEDS-ACTION").replace(
+        f"ATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{ALLY}", f"ATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{ALICE}"
+    )  # (her own address on her attendee line)
+    alice_cal.save_event(organized_as_ally)
     assert f"ORGANIZER;CN=Alice:mailto:{ALLY}" in bob_cal.event_by_uid(uid).data.replace("\r\n ", "")
     assert len(scheduling_items(server, BOB, uid, "REQUEST")) == 1
     answer_as(bob_cal, uid, BOB, "TENTATIVE")

@@ -645,8 +645,12 @@ class Scheduler:
     def _organized_as(self, user: str, mine: Mine, text: str | None) -> str:
         """The address ``user`` organizes the event of ``text`` as: theirs, or an alias of theirs
         written as its ORGANIZER (a client that offers the calendar-user-address-set)."""
-        if not text or "ORGANIZER" not in text.upper() or f"mailto:{user}" in text.lower():
-            return user  # (their own address in it: no alias to look for, no parse)
+        if not text or "ORGANIZER" not in text.upper():
+            return user
+        unfolded = text.replace("\r\n ", "").replace("\n ", "").replace("\r\n\t", "").replace("\n\t", "")
+        lines = [line.strip().lower() for line in unfolded.splitlines() if line[:9].upper() == "ORGANIZER"]
+        if all(line.endswith(f":mailto:{user}") for line in lines):
+            return user  # (organized as their own address, or by no one: no alias to look for, no parse)
         organizer = _organizer(_events(text))
         return organizer if organizer and organizer != user and mine(organizer) else user
 
