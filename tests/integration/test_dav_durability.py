@@ -65,6 +65,33 @@ def test_acknowledged_puts_survive_kill9(make_server):
         srv, "PROPFIND", f"/dav/{BOB}/schedule-inbox/", user=BOB, password=BOB_PW, headers={"Depth": "1"}
     )
     assert status == 207 and listing.count(".ics</") == 10, listing
+    # bob accepts them from his client: alice's copies and her scheduling inbox (the REPLYs)
+    # commit with each of his PUTs
+
+    def accept(i: int) -> int:
+        path = f"/dav/{BOB}/calendar/k{i}.ics"
+        _, _, body = request(srv, "GET", path, user=BOB, password=BOB_PW)
+        body = body.replace("\r\n ", "").replace(
+            f"PARTSTAT=NEEDS-ACTION:mailto:{BOB}", f"PARTSTAT=ACCEPTED:mailto:{BOB}"
+        )
+        status, _, _ = request(srv, "PUT", path, body, user=BOB, password=BOB_PW)
+        return status
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(accept, range(0, 40, 4))) == {204}
+    srv.kill9()
+    srv.start()
+    for i in range(0, 40, 4):
+        _, _, body = request(srv, "GET", f"{cal}k{i}.ics")
+        assert f"PARTSTAT=ACCEPTED:mailto:{BOB}" in body.replace("\r\n ", ""), (i, body)
+    status, _, listing = request(srv, "REPORT", f"/dav/{ALICE}/schedule-inbox/", INBOX_QUERY, headers={"Depth": "1"})
+    assert status == 207 and listing.count("METHOD:REPLY") == 10, listing
+
+
+INBOX_QUERY = (
+    '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>'
+)
 
 
 def test_app_password_works_and_failures_lock_the_account(make_server):

@@ -21,6 +21,8 @@ from support.imap import tls_client_context
 from gk import claim
 
 ALICE, BOB, CAROL = "alice@itip.example", "bob@itip.example", "carol@itip.example"
+ROBERT = "robert@itip.example"  # an alias of bob's
+ALLY = "ally@itip.example"  # an alias of alice's
 PASSWORD = "itip password 1"
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 
@@ -49,11 +51,25 @@ def server(tmp_path_factory):
     srv.write_config()
     for address in (ALICE, BOB, CAROL):
         srv.add_user(address, PASSWORD)
+    add_alias(srv, ROBERT, BOB)
+    add_alias(srv, ALLY, ALICE)
     claim.claim(srv.data_dir, "test")
     claim.complete(srv.data_dir)
     srv.start()
     yield srv
     srv.stop()
+
+
+def add_alias(srv: GKServer, source: str, target: str) -> None:
+    """What ``gk alias add`` does, in this process (as ``GKServer.add_user``)."""
+    from gk.config import load
+    from gk.context import open_accounts
+
+    store = open_accounts(load(srv.data_dir), srv.data_dir)
+    try:
+        store.add_alias(source, target)
+    finally:
+        store.db.close()
 
 
 def calendar(srv: GKServer, user: str) -> caldav.Calendar:
@@ -460,4 +476,161 @@ def test_scheduling_between_users_of_the_box_is_done_when_the_request_returns(se
     resp, _ = answer(bob, read_url(bob, "Invitation: Answered in webmail"), "decline")
     assert resp.status == 303, resp.status
     assert "PARTSTAT=DECLINED" in bob_line(alice_cal.event_by_uid("sync-2").data)
+    assert '" 500 ' not in server.log()
+
+
+def attendee_line(data: str, address: str) -> str:
+    """The ATTENDEE line of ``address`` in an event's text, unfolded."""
+    for line in data.replace("\r\n ", "").replace("\n ", "").splitlines():
+        if line.startswith("ATTENDEE") and line.lower().endswith(f"mailto:{address.lower()}"):
+            return line
+    return ""
+
+
+def answer_as(cal: caldav.Calendar, uid: str, address: str, partstat: str) -> None:
+    """A CalDAV client's answer: the attendee's copy PUT with their PARTSTAT changed."""
+    ev = cal.event_by_uid(uid)
+    for attendee in ev.icalendar_component.get("ATTENDEE"):
+        if str(attendee).lower() == f"mailto:{address.lower()}":
+            attendee.params["PARTSTAT"] = partstat
+    ev.save(increase_seqno=False)
+
+
+def scheduling_items(srv: GKServer, user: str, uid: str, method: str) -> list[str]:
+    box = principal(srv, user).schedule_inbox()
+    texts = [i.load().data or "" for i in box.get_items()]
+    return [t for t in texts if f"UID:{uid}" in t and f"METHOD:{method}" in t]
+
+
+def test_an_answer_reaches_the_organizers_scheduling_inbox(server: GKServer) -> None:
+    """RFC 6638 §3.2.2 and §4: when bob answers alice's invitation (accepts from his CalDAV
+    client, or declines by deleting his copy), the iTIP REPLY is in alice's scheduling inbox when
+    his request returns, where Apple Calendar and Thunderbird show "Bob accepted"; an answer
+    that changes nothing adds no second item."""
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(MEETING.format(uid="inbox-reply-1", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    assert scheduling_items(server, ALICE, "inbox-reply-1", "REPLY") == []
+    answer_as(bob_cal, "inbox-reply-1", BOB, "ACCEPTED")
+    (reply,) = scheduling_items(server, ALICE, "inbox-reply-1", "REPLY")
+    assert "PARTSTAT=ACCEPTED" in attendee_line(reply, BOB) and f"ORGANIZER;CN=Alice:mailto:{ALICE}" in reply
+    assert attendee_line(reply, ALICE) == ""  # only the one who answered
+    answer_as(bob_cal, "inbox-reply-1", BOB, "ACCEPTED")  # saved again, the same answer
+    assert len(scheduling_items(server, ALICE, "inbox-reply-1", "REPLY")) == 1
+    # another invitation, deleted by bob from his calendar: declined, in alice's inbox too
+    alice_cal.save_event(MEETING.format(uid="inbox-reply-2", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    bob_cal.event_by_uid("inbox-reply-2").delete()
+    (reply,) = scheduling_items(server, ALICE, "inbox-reply-2", "REPLY")
+    assert "PARTSTAT=DECLINED" in attendee_line(reply, BOB), reply
+    assert scheduling_items(server, BOB, "inbox-reply-2", "REPLY") == []  # the attendee gets none
+    assert '" 500 ' not in server.log()
+
+
+def test_an_alias_of_a_user_is_scheduled_to_that_user(server: GKServer) -> None:
+    """RFC 6638 §2.4.1: bob's calendar-user-address-set lists his alias, so his client knows an
+    invitation to it as his; alice inviting the alias (or a plus or case variant of bob's address)
+    puts the event in bob's calendar and scheduling inbox when her PUT returns; his acceptance
+    from a CalDAV client shows on the alias's line of alice's copy and in her inbox; the mail to
+    the alias names bob as already scheduled, and his mail watcher leaves it alone."""
+    hrefs = [str(h) for h in principal(server, BOB).calendar_user_address_set()]
+    assert f"mailto:{BOB}" in hrefs and f"mailto:{ROBERT}" in hrefs, hrefs
+    assert hrefs.index(f"mailto:{BOB}") < hrefs.index(f"mailto:{ROBERT}")
+    assert f"mailto:{ROBERT}" not in [str(h) for h in principal(server, CAROL).calendar_user_address_set()]
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    uid = "alias-1"
+    alice_cal.save_event(MEETING.format(uid=uid, alice=ALICE, bob=ROBERT, bob_partstat="NEEDS-ACTION"))
+    copy = [e.data for e in bob_cal.events() if f"UID:{uid}" in e.data]
+    assert copy and "PARTSTAT=NEEDS-ACTION" in attendee_line(copy[0], ROBERT), server.log()[-4000:]
+    assert len(scheduling_items(server, BOB, uid, "REQUEST")) == 1
+    answer_as(bob_cal, uid, ROBERT, "ACCEPTED")
+    assert "PARTSTAT=ACCEPTED" in attendee_line(alice_cal.event_by_uid(uid).data, ROBERT)
+    (reply,) = scheduling_items(server, ALICE, uid, "REPLY")
+    assert "PARTSTAT=ACCEPTED" in attendee_line(reply, ROBERT)
+    # alice moves the meeting: bob's copy follows, his answer kept while the SEQUENCE stays
+    ev = alice_cal.event_by_uid(uid)
+    ev.data = ev.data.replace("SUMMARY:Review", "SUMMARY:Review moved")
+    ev.save(increase_seqno=False)
+    copy = bob_cal.event_by_uid(uid).data
+    assert "Review moved" in copy and "PARTSTAT=ACCEPTED" in attendee_line(copy, ROBERT), copy
+    # a plus-address and a case variant of bob's own are bob too
+    for n, address in enumerate(("bob+team@itip.example", "Bob@ITIP.example")):
+        alice_cal.save_event(
+            MEETING.format(uid=f"alias-{n + 2}", alice=ALICE, bob=address, bob_partstat="NEEDS-ACTION")
+        )
+        assert bob_cal.event_by_uid(f"alias-{n + 2}"), server.log()[-4000:]
+
+    # the mailed REQUEST reached bob's INBOX through the alias, marked as scheduled for bob
+    def mailed() -> list[email.message.EmailMessage]:
+        return [m for m in inbox(server, BOB) if uid in "".join(itip_parts([m], "REQUEST"))]
+
+    mails = wait_for(lambda: len(mailed()) == 2 and mailed())  # the invitation and its update
+    assert mails and all(m["To"] == ROBERT and m["X-GK-Scheduled"] == BOB for m in mails), [dict(m) for m in mails]
+    for msg in mails:
+        assert wait_for(lambda: f"iTIP mail {msg['Message-ID']} to {BOB} was applied when sent" in server.log())  # noqa: B023 - called at once
+    assert len(scheduling_items(server, BOB, uid, "REQUEST")) == 2  # the invitation and its update, once each
+    assert '" 500 ' not in server.log() and "Traceback" not in server.log()
+
+
+def test_an_invitation_to_an_alias_answered_from_webmail_and_one_organized_as_an_alias(server: GKServer) -> None:
+    """Bob declines, from his webmail reader, an invitation alice sent to his alias: her copy's
+    alias line says so and the REPLY is in her scheduling inbox when his answer returns. An event
+    alice organizes as her own alias (a client offering her calendar-user-address-set) is hers:
+    bob gets it at once, and his CalDAV answer updates her copy and reaches her inbox."""
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(
+        MEETING.format(uid="alias-web", alice=ALICE, bob=ROBERT, bob_partstat="NEEDS-ACTION").replace(
+            "SUMMARY:Review", "SUMMARY:Alias answered in webmail"
+        )
+    )
+    bob = web_session(server, BOB)
+    resp, _ = answer(bob, read_url(bob, "Invitation: Alias answered in webmail"), "decline")
+    assert resp.status == 303, resp.status
+    assert "PARTSTAT=DECLINED" in attendee_line(alice_cal.event_by_uid("alias-web").data, ROBERT)
+    (reply,) = scheduling_items(server, ALICE, "alias-web", "REPLY")
+    assert "PARTSTAT=DECLINED" in attendee_line(reply, ROBERT)
+    # organized as alice's alias
+    uid = "alias-org"
+    organized_as_ally = MEETING.format(uid=uid, alice=ALLY, bob=BOB, bob_partstat="NEEDS-ACTION").replace(
+        f"ATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{ALLY}", f"ATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{ALICE}"
+    )  # (her own address on her attendee line)
+    alice_cal.save_event(organized_as_ally)
+    assert f"ORGANIZER;CN=Alice:mailto:{ALLY}" in bob_cal.event_by_uid(uid).data.replace("\r\n ", "")
+    assert len(scheduling_items(server, BOB, uid, "REQUEST")) == 1
+    answer_as(bob_cal, uid, BOB, "TENTATIVE")
+    assert "PARTSTAT=TENTATIVE" in attendee_line(alice_cal.event_by_uid(uid).data, BOB)
+    assert len(scheduling_items(server, ALICE, uid, "REPLY")) == 1
+    # the invitation mailed from her alias, marked as scheduled for bob
+    mails = wait_for(lambda: [m for m in inbox(server, BOB) if uid in "".join(itip_parts([m], "REQUEST"))])
+    assert mails and mails[0]["From"] == ALLY and mails[0]["X-GK-Scheduled"] == BOB, [dict(m) for m in mails]
+    assert '" 500 ' not in server.log()
+
+
+WEEKLY = MEETING.replace("SUMMARY:Review\r\n", "SUMMARY:Weekly\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n")
+OCCURRENCE = (
+    "BEGIN:VEVENT\r\nUID:{uid}\r\nRECURRENCE-ID:20990717T090000Z\r\nDTSTAMP:20260101T000000Z\r\n"
+    "DTSTART:20990717T090000Z\r\nDTEND:20990717T100000Z\r\nSUMMARY:Weekly\r\nSEQUENCE:0\r\n"
+    "ORGANIZER;CN=Alice:mailto:{alice}\r\nATTENDEE;CN=Alice;PARTSTAT=ACCEPTED:mailto:{alice}\r\n"
+    "ATTENDEE;CN=Bob;PARTSTAT={partstat}:mailto:{bob}\r\nEND:VEVENT\r\n"
+)
+
+
+def test_one_occurrence_answered_from_a_caldav_client(server: GKServer) -> None:
+    """RFC 6638 §3.2.2 for one occurrence: bob accepts only the second meeting of alice's weekly
+    series from his client (an override of it in his copy, as Apple Calendar's and Thunderbird's
+    "only this event" write): alice's copy gets that occurrence with bob's answer, the series
+    keeping his NEEDS-ACTION, and the REPLY in her scheduling inbox names that occurrence only."""
+    uid = "weekly-1"
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(WEEKLY.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    ev = bob_cal.event_by_uid(uid)
+    occurrence = OCCURRENCE.format(uid=uid, alice=ALICE, bob=BOB, partstat="ACCEPTED")
+    ev.data = ev.data.replace("\r\n", "\n").replace("\n", "\r\n").replace("END:VCALENDAR", occurrence + "END:VCALENDAR")
+    ev.save(increase_seqno=False)
+    data = alice_cal.event_by_uid(uid).data.replace("\r\n ", "")
+    series, _, override = data.partition("RECURRENCE-ID")
+    assert "PARTSTAT=NEEDS-ACTION" in attendee_line(series, BOB), data
+    assert "PARTSTAT=ACCEPTED" in attendee_line(override, BOB) and "20990717T090000Z" in override, data
+    (reply,) = scheduling_items(server, ALICE, uid, "REPLY")
+    assert reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID:20990717T090000Z" in reply, reply
+    assert "PARTSTAT=ACCEPTED" in attendee_line(reply, BOB)
+    assert wait_for(lambda: f"iTIP REPLY ACCEPTED from {BOB} to {ALICE}" in server.log())
     assert '" 500 ' not in server.log()

@@ -157,3 +157,63 @@ def test_a_scheduler_writes_inside_the_request_and_commits_with_it(tmp_path) -> 
         col.upload("m2.ics", radicale_item.Item(collection_path=col.path, text=event.replace("UID:m1", "UID:m2")))
     assert s.db.one("SELECT 1 FROM items WHERE uid = 'm2'") is not None
     s.close()
+
+
+def test_a_reply_updates_the_organizers_copy_and_lands_in_their_scheduling_inbox(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """RFC 6638 §3.2.2 and §4 (``gk.dav.itip.reply_local``): an attendee's REPLY sets their
+    PARTSTAT in the organizer's copy and is kept in the organizer's scheduling inbox, once (the
+    same answer again changes nothing, adds nothing); a REPLY from someone not invited touches
+    neither. An event organized as an alias of the organizer's (``mine``) is theirs too, and an
+    invitation to an alias of the attendee's reaches the attendee."""
+    from radicale import config as radicale_config
+    from radicale import item as radicale_item
+
+    from gk.dav import defaults
+    from gk.dav.itip import inbox_message, reply_local, schedule_copy
+    from gk.dav.storage import Storage
+
+    s = Storage(radicale_config.load(), tmp_path / "dav.sqlite3")
+    alice, bob, al, robert = "alice@x.example", "bob@x.example", "al@x.example", "robert@x.example"
+    for user in (alice, bob):
+        defaults.ensure_user(s.db, user)
+    with s.acquire_lock("w", alice):
+        (col,) = list(s.discover(f"/{alice}/calendar/"))
+        for uid, org in (("m1", alice), ("m2", al)):
+            text = invite(org=org).replace("METHOD:REQUEST\r\n", "").replace("UID:m1", f"UID:{uid}")
+            col.upload(f"{uid}.ics", radicale_item.Item(collection_path=col.path, text=text))
+
+    def reply(uid: str, org: str, who: str) -> str:
+        return (
+            invite(org=org)
+            .replace("METHOD:REQUEST", "METHOD:REPLY")
+            .replace("UID:m1", f"UID:{uid}")
+            .replace("PARTSTAT=NEEDS-ACTION:mailto:bob@x.example", f"PARTSTAT=ACCEPTED:mailto:{who}")
+        )
+
+    def alices(uid: str) -> str:
+        return str(s.db.one("SELECT text FROM items WHERE uid = ?", (uid,))["text"])
+
+    with s.acquire_lock("w", alice):
+        assert reply_local(s, alice, "carol@x.example", reply("m1", alice, "carol@x.example"))
+    assert inbox.messages(s.db, alice) == [] and "ACCEPTED" not in alices("m1")
+    for _ in range(2):
+        with s.acquire_lock("w", alice):
+            assert reply_local(s, alice, bob, reply("m1", alice, bob))
+    assert "PARTSTAT=ACCEPTED:mailto:bob@x.example" in alices("m1")
+    (kept,) = inbox.messages(s.db, alice)
+    assert kept.method == "REPLY" and kept.uid == "m1" and "METHOD:REPLY" in kept.text
+    with s.acquire_lock("w", alice):  # organized as her alias: hers when she says so
+        assert reply_local(s, alice, bob, reply("m2", al, bob))
+    assert "ACCEPTED" not in alices("m2")
+    with s.acquire_lock("w", alice):
+        assert reply_local(s, alice, bob, reply("m2", al, bob), lambda a: a in (alice, al))
+    assert "PARTSTAT=ACCEPTED:mailto:bob@x.example" in alices("m2")
+    assert [m.uid for m in inbox.messages(s.db, alice)] == ["m1", "m2"]
+    # an invitation to bob's alias is bob's when his addresses say so
+    to_robert = invite().replace("UID:m1", "UID:m3").replace("mailto:bob@x.example", f"mailto:{robert}")
+    assert inbox_message(bob, alice, "REQUEST", to_robert) is None
+    assert inbox_message(bob, alice, "REQUEST", to_robert, lambda a: a in (bob, robert)) == "m3"
+    with s.acquire_lock("w", bob):
+        assert schedule_copy(s, bob, "REQUEST", to_robert, lambda a: a in (bob, robert))
+        assert not schedule_copy(s, alice, "REQUEST", to_robert, lambda a: a in (alice, al))  # her own event
+    s.close()

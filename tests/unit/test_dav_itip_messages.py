@@ -143,3 +143,33 @@ def test_a_mail_already_scheduled_for_its_recipient_is_left_to_the_others() -> N
     watcher._apply("bob@example.org", raw)
     watcher._apply("cat@example.org", raw)
     assert placed == [("cat@example.org", "marked-1")]
+
+
+def test_occurrence_reply_only_for_an_occurrence_answered_alone() -> None:
+    """RFC 6638 §3.2.2 for one occurrence: an override of the attendee's whose PARTSTAT differs
+    from the series' (new) or from its own before is answered, in a REPLY of that occurrence
+    alone; an override with the series' answer, or no answer, or the series' own change, is not;
+    nor an alias's override without the alias known as the user's."""
+    from gk.dav.itip import occurrence_reply
+
+    b = "b@x.example"
+    series = answered().replace("END:VEVENT", "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT", 1)
+
+    def with_override(partstat: str, who: str = b) -> str:
+        override = answered(day="20990108", partstat=partstat).split("BEGIN:VEVENT", 1)[1].split("END:VEVENT")[0]
+        override = override.replace("DTSTART", "RECURRENCE-ID:20990108T090000Z\r\nDTSTART", 1)
+        return series.replace(
+            "END:VCALENDAR", "BEGIN:VEVENT" + override.replace(b, who) + "END:VEVENT\r\nEND:VCALENDAR"
+        )
+
+    found = occurrence_reply(b, series, with_override("ACCEPTED"))
+    assert found is not None and found[1] == "ACCEPTED", found
+    reply = found[0].replace("\r\n ", "")
+    assert "METHOD:REPLY" in reply and reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID" in reply
+    assert f"PARTSTAT=ACCEPTED:mailto:{b}" in reply and "mailto:a@x.example\r\n" in reply  # the organizer only
+    assert occurrence_reply(b, with_override("ACCEPTED"), with_override("ACCEPTED")) is None
+    assert occurrence_reply(b, with_override("ACCEPTED"), with_override("DECLINED")) is not None
+    assert occurrence_reply(b, series, with_override("NEEDS-ACTION")) is None
+    assert occurrence_reply(b, series, series.replace("NEEDS-ACTION", "ACCEPTED")) is None  # attendee_reply's
+    assert occurrence_reply("a@x.example", series, with_override("ACCEPTED")) is None  # the organizer
+    assert occurrence_reply(b, series, with_override("ACCEPTED", "r@x.example")) is None

@@ -417,8 +417,17 @@ class AccountStore:
     def list_aliases(self) -> list[tuple[str, str]]:
         return [(r["source"], r["target"]) for r in self.db.query("SELECT * FROM aliases ORDER BY source")]
 
-    def resolve_recipient(self, address: str) -> User | None:
+    def aliases_of(self, target: str) -> list[str]:
+        """The aliases that point at the user ``target``, sorted."""
+        rows = self.db.query(
+            "SELECT source FROM aliases WHERE target = ? ORDER BY source", (normalize_address(target),)
+        )
+        return [r["source"] for r in rows]
+
+    def resolve_recipient(self, address: str, roles: bool = True) -> User | None:
         """The user that mail to ``address`` goes to (plus-addressing, aliases), or None.
+        ``roles=False``: the user or alias of that name only (a calendar user address, never the
+        role owner below).
 
         ``postmaster@`` and ``abuse@`` every local domain, and the bare ``<postmaster>``, reach
         the first admin unless a user or alias of that name exists: RFC 5321 §4.5.1 requires
@@ -427,7 +436,7 @@ class AccountStore:
         addr = normalize_address(address)
         local, _, domain = addr.rpartition("@")
         if not local:
-            return self.role_owner() if addr == "postmaster" else None
+            return self.role_owner() if addr == "postmaster" and roles else None
         candidates = [addr]
         if "+" in local:
             candidates.append(local.partition("+")[0] + "@" + domain)
@@ -438,7 +447,7 @@ class AccountStore:
             row = self.db.one("SELECT target FROM aliases WHERE source = ?", (cand,))
             if row:
                 return self.get_user(row["target"])
-        if local in ROLE_LOCAL_PARTS and self.is_local_domain(domain):
+        if roles and local in ROLE_LOCAL_PARTS and self.is_local_domain(domain):
             return self.role_owner()
         return None
 

@@ -1,9 +1,10 @@
 """Each user's scheduling inbox (RFC 6638 §2.2): the iTIP REQUEST and CANCEL messages addressed to
-them, kept in ``dav.sqlite3`` (``schedule_inbox``) apart from their calendars, so no calendar
-listing, export or reply lookup ever mistakes one for an event. Served at
-``/dav/<user>/schedule-inbox/`` by ``gk.dav.extensions`` (PROPFIND, GET, DELETE, multiget), filled
-inside a local organizer's request by ``gk.dav.itip.Scheduler``, and by ``gk.dav.itip.ReplyWatcher``
-from the invitations mailed to the user from outside. Plain SQL: no Radicale import.
+them, and the REPLY of each attendee who answered an event they organize (§4), kept in
+``dav.sqlite3`` (``schedule_inbox``) apart from their calendars, so no calendar listing, export or
+reply lookup ever mistakes one for an event. Served at ``/dav/<user>/schedule-inbox/`` by
+``gk.dav.extensions`` (PROPFIND, GET, DELETE, multiget), filled inside a local organizer's (or
+attendee's) request by ``gk.dav.itip.Scheduler``, and by ``gk.dav.itip.ReplyWatcher`` from the
+iTIP messages mailed to the user from outside. Plain SQL: no Radicale import.
 """
 
 from __future__ import annotations

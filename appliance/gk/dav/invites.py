@@ -313,23 +313,30 @@ def reply_locally(ctx: AppContext, storage: Any, inv: Invitation, partstat: str)
     """RFC 6638 §3.2.2: the answer applied at once to the organizer's copy when the organizer is
     a user of this box (before the answer's page or request returns); [the organizer] when
     applied, [] when the organizer is elsewhere or it failed (the mailed REPLY then applies it)."""
-    from gk.dav.itip import local_user, reply_local
+    from gk.dav.itip import addresses_of, local_owner, reply_local
 
     assert inv.me is not None
-    organizer = inv.organizer.address.lower()
-    if not local_user(ctx, storage, organizer):
+    organizer = local_owner(ctx, storage, inv.organizer.address)  # the user, invited as an alias too
+    if not organizer:
         return []
     with storage.acquire_lock("w", organizer):
-        if reply_local(storage, organizer, inv.me.address.lower(), reply_calendar(inv, partstat)):
+        reply = reply_calendar(inv, partstat)
+        if reply_local(storage, organizer, inv.me.address.lower(), reply, addresses_of(ctx, organizer)):
             return [organizer]
     return []
 
 
 def send_reply(
-    ctx: AppContext, user: User, inv: Invitation, partstat: str, scheduled: Sequence[str] | None = None
+    ctx: AppContext,
+    user: User,
+    inv: Invitation,
+    partstat: str,
+    scheduled: Sequence[str] | None = None,
+    ical: str | None = None,
 ) -> None:
     """Mail the REPLY to the organizer; ``scheduled``: the organizers it was applied to already
-    (None: apply it now to a local organizer's copy, ``reply_locally``)."""
+    (None: apply it now to a local organizer's copy, ``reply_locally``); ``ical``: the REPLY
+    when it is not the whole invitation's (occurrences answered alone)."""
     from gk.mail.submission import SubmissionError, submit
 
     assert inv.me is not None
@@ -343,7 +350,7 @@ def send_reply(
                 scheduled = reply_locally(ctx, dav.storage, inv, partstat)
             except Exception:
                 log.exception("dav: iTIP REPLY from %s not applied at once", inv.me.address)
-    raw = reply_message(inv, partstat, reply_calendar(inv, partstat), scheduled)
+    raw = reply_message(inv, partstat, ical or reply_calendar(inv, partstat), scheduled)
     try:
         submit(ctx, user, raw, [inv.organizer.address], mail_from=inv.me.address)
     except SubmissionError as exc:

@@ -18,7 +18,9 @@ attendee's answer written back) and objects written by ``gk dav import`` (no sch
 An attendee who is a user of this box gets it at once, inside the organizer's request (the
 ``Scheduler``, run by ``Storage.acquire_lock`` before the commit): in their calendar and their
 scheduling inbox before the PUT or DELETE returns, and so does a local organizer get an
-attendee's answer. Each message is also mailed, through ``gk.mail.submission.submit`` as the
+attendee's answer (in their copy, and as the REPLY in their scheduling inbox). A user of this box
+is known by any of their addresses (``local_owner``, ``addresses_of``): their own, a case or plus
+variant of it, or an alias to them, as mail is delivered. Each message is also mailed, through ``gk.mail.submission.submit`` as the
 organizer: local attendees get it in their INBOX (marked ``SCHEDULED_HEADER``: already applied),
 remote ones through the queue, DKIM-signed. Mailing runs in its own greenlet after the request's
 commit: a slow disk or a refused recipient never delays or fails the PUT (it is logged).
@@ -52,6 +54,37 @@ SIGNIFICANT = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "LOCA
 def _address(value: str) -> str:
     value = value.strip()
     return value[7:].lower() if value.lower().startswith("mailto:") else ""
+
+
+# a calendar user's own addresses: a predicate, true for the user's address and (with the
+# accounts, ``addresses_of``) its case and plus variants and the aliases to the user
+Mine = Callable[[str], bool]
+
+
+def _mine(user: str | Mine) -> Mine:
+    if callable(user):
+        return user
+    address = user.lower()
+    return lambda other: other.lower() == address
+
+
+def addresses_of(ctx: AppContext | None, user: str) -> Mine:
+    """Is a calendar user address ``user``'s own? Their address, a case or plus variant of it, or an
+    alias to them: resolved as mail to it is delivered (``resolve_recipient``), the role addresses
+    (postmaster, abuse) aside. Answers are remembered for the predicate's life (one request)."""
+    user = user.lower()
+    if ctx is None:
+        return _mine(user)
+    known: dict[str, bool] = {user: True}
+
+    def mine(address: str) -> bool:
+        address = address.strip().lower()
+        if address not in known:
+            owner = ctx.accounts.resolve_recipient(address, roles=False) if address else None
+            known[address] = owner is not None and owner.address.lower() == user
+        return known[address]
+
+    return mine
 
 
 def _events(text: str | None) -> list[Any]:
@@ -292,14 +325,16 @@ def message(
     return msg.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as on the wire
 
 
-def _my_partstat(events: list[Any], user: str) -> str | None:
+def _my_partstat(events: list[Any], user: str | Mine) -> str | None:
     """The user's PARTSTAT on the main event (the master, else the first), None when not invited
     there or when the client schedules for them (SCHEDULE-AGENT other than SERVER)."""
+    mine = _mine(user)
     masters = [e for e in events if "recurrence-id" not in e.contents] or events
     for ev in masters[:1]:
         for att in ev.contents.get("attendee", []):
             agent = (att.params.get("SCHEDULE-AGENT") or ["SERVER"])[0].upper()
-            if _address(str(att.value)) == user and agent == "SERVER":
+            address = _address(str(att.value))
+            if address and mine(address) and agent == "SERVER":
                 return str((att.params.get("PARTSTAT") or ["NEEDS-ACTION"])[0]).upper()
     return None
 
@@ -329,21 +364,23 @@ def _over(events: list[Any]) -> bool:
     return True
 
 
-def attendee_reply(user: str, old: str | None, new: str | None) -> str | None:
+def attendee_reply(user: str, old: str | None, new: str | None, mine: Mine | None = None) -> str | None:
     """RFC 6638 §3.2.2 (implicit scheduling, attendee side): the PARTSTAT to send the organizer
     in a REPLY when ``user``, an attendee of someone else's event, answers it from a CalDAV client
-    (their participation status written changed, or the event deleted: DECLINED); None otherwise."""
+    (their participation status written changed, or the event deleted: DECLINED); None otherwise.
+    ``mine``: the user's own addresses (``addresses_of``; their aliases are invited as them)."""
+    own = mine or _mine(user)
     old_events, new_events = _events(old), _events(new)
     events = new_events or old_events
     organizer = _organizer(events)
-    if not organizer or organizer == user:
+    if not organizer or own(organizer):
         return None
-    before = _my_partstat(old_events, user) if old_events else None
+    before = _my_partstat(old_events, own) if old_events else None
     if not new_events:
         if before is None or before == "DECLINED" or _cancelled(old_events):
             return None
         return "DECLINED"
-    after = _my_partstat(new_events, user)
+    after = _my_partstat(new_events, own)
     if after is None or after == before or after not in ("ACCEPTED", "DECLINED", "TENTATIVE"):
         return None
     if not old_events and _over(new_events):
@@ -351,6 +388,67 @@ def attendee_reply(user: str, old: str | None, new: str | None) -> str | None:
     if _organizer(old_events) not in ("", organizer):
         return None
     return after
+
+
+ANSWERED = ("ACCEPTED", "DECLINED", "TENTATIVE")
+
+
+def _my_answers(events: list[Any], mine: Mine) -> dict[str, tuple[Any, str, str]]:
+    """For each VEVENT inviting the user (SCHEDULE-AGENT=SERVER), by occurrence (``_rid_key``, ""
+    for the series): (the VEVENT, the address it invites them by, their PARTSTAT)."""
+    out: dict[str, tuple[Any, str, str]] = {}
+    for ev in events:
+        rid = ev.contents.get("recurrence-id")
+        key = _rid_key(rid[0].value) if rid else ""
+        for att in ev.contents.get("attendee", []):
+            agent = (att.params.get("SCHEDULE-AGENT") or ["SERVER"])[0].upper()
+            address = _address(str(att.value))
+            if address and agent == "SERVER" and mine(address):
+                out[key] = (ev, address, str((att.params.get("PARTSTAT") or ["NEEDS-ACTION"])[0]).upper())
+                break
+    return out
+
+
+def occurrence_reply(user: str, old: str | None, new: str | None, mine: Mine | None = None) -> tuple[str, str] | None:
+    """RFC 6638 §3.2.2 for occurrences of a repeating event: (the iTIP REPLY, the first answer)
+    when ``user`` answered occurrences on their own — an override in their copy whose PARTSTAT
+    differs from what it was (or from the series' when the override is new), as Apple Calendar
+    and Thunderbird write "only this event" — else None (``attendee_reply`` decides for the
+    whole event). The REPLY holds those occurrences only, each with the user's answer."""
+    import datetime as dt
+
+    import vobject  # type: ignore[import-untyped]
+
+    own = mine or _mine(user)
+    old_events, new_events = _events(old), _events(new)
+    organizer = _organizer(new_events)
+    if not old_events or not organizer or own(organizer) or _organizer(old_events) != organizer:
+        return None
+    before, after = _my_answers(old_events, own), _my_answers(new_events, own)
+    if "" not in before or "" not in after:
+        return None
+    changed = [
+        key
+        for key in sorted(after)
+        if key and after[key][2] in ANSWERED and after[key][2] != before.get(key, before[""])[2]
+    ]
+    if not changed:
+        return None
+    out = vobject.iCalendar()
+    out.add("prodid").value = "-//GK//Invitations//EN"
+    out.add("method").value = "REPLY"
+    now = dt.datetime.now(vobject.icalendar.utc).replace(microsecond=0)
+    for key in changed:
+        ev, address, partstat = after[key]
+        line = out.add("vevent")
+        for name in ("uid", "recurrence-id", "sequence", "dtstart", "dtend", "duration", "summary", "organizer"):
+            for prop in ev.contents.get(name, []):
+                line.add(prop.duplicate(prop))
+        line.add("dtstamp").value = now
+        att = line.add("attendee")
+        att.value = f"mailto:{address}"
+        att.params["PARTSTAT"] = [partstat]
+    return str(out.serialize()), after[changed[0]][2]
 
 
 # the users of this box a mailed iTIP message was already applied to, synchronously (the
@@ -383,30 +481,44 @@ def _message_id(raw: bytes) -> str:
     return str(msg.get("Message-ID", "")).strip()[:200]
 
 
-def local_user(ctx: AppContext | None, storage: Any, address: str) -> bool:
-    """True when ``address`` is a user of this box with a DAV principal (their calendars)."""
+def local_owner(ctx: AppContext | None, storage: Any, address: str) -> str:
+    """The user of this box (their address, the path of their DAV principal) that the calendar
+    user ``address`` is: theirs, a case or plus variant of it, or an alias to them, resolved as
+    mail to it is delivered (the role addresses aside); "" for none, or a user with no calendars."""
+    address = address.strip().lower()
+    if ctx is not None and address:
+        account = ctx.accounts.resolve_recipient(address, roles=False)
+        address = account.address.lower() if account is not None else ""
     if not address or "/" in address:
-        return False
+        return ""
     if storage.db.one("SELECT 1 FROM collections WHERE path = ?", (address,)) is None:
-        return False
-    return ctx is None or ctx.accounts.get_user(address) is not None
+        return ""
+    return address
 
 
-def deliver_local(storage: Any, attendee: str, organizer: str, method: str, ical: str) -> bool:
+def local_user(ctx: AppContext | None, storage: Any, address: str) -> bool:
+    """True when ``address`` is a user of this box with a DAV principal (``local_owner``)."""
+    return bool(local_owner(ctx, storage, address))
+
+
+def deliver_local(
+    storage: Any, attendee: str, organizer: str, method: str, ical: str, mine: Mine | None = None
+) -> bool:
     """RFC 6638 §3.2.1 for an attendee who is a user of this box: the iTIP ``ical`` (a REQUEST
     or CANCEL from ``organizer``) written into their calendar, then into their scheduling inbox
     (a client that finds the inbox item looks for the event next), in one savepoint of the
     transaction the caller holds; True when applied (the mail copy is then left alone), False
-    when refused (not addressed to them) or failed (the mail copy then still applies it)."""
+    when refused (not addressed to them) or failed (the mail copy then still applies it).
+    ``mine``: the attendee's own addresses (invited by an alias, they are invited)."""
     from gk.dav import inbox
 
-    uid = inbox_message(attendee, organizer, method, ical)
+    uid = inbox_message(attendee, organizer, method, ical, mine)
     if uid is None:
         return False
     with storage.db.transaction() as conn:
         conn.execute("SAVEPOINT gk_schedule")
         try:
-            if schedule_copy(storage, attendee, method, ical):
+            if schedule_copy(storage, attendee, method, ical, mine):
                 log.info("dav: iTIP %s from %s written into the calendar of %s", method, organizer, attendee)
             if inbox.deliver(storage.db, storage.lock, attendee, uid, method, ical):
                 log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, attendee)
@@ -419,21 +531,48 @@ def deliver_local(storage: Any, attendee: str, organizer: str, method: str, ical
     return True
 
 
-def reply_local(storage: Any, organizer: str, attendee: str, reply: str) -> bool:
+def reply_attendee(reply: str) -> str:
+    """The (first) ATTENDEE value of an iTIP REPLY: who answers."""
+    for ev in _events(reply):
+        for att in ev.contents.get("attendee", []):
+            return str(att.value)
+    return ""
+
+
+def reply_local(
+    storage: Any, organizer: str, attendee: str, reply: str, mine: Mine | None = None, occurrences: bool = False
+) -> bool:
     """RFC 6638 §3.2.2 for an organizer who is a user of this box: ``attendee``'s REPLY applied to
-    the organizer's copy in one savepoint; True when applied (or nothing to change), False when
-    it failed (the mail copy then still applies it)."""
+    the organizer's copy, and (when it changed their answer) placed in the organizer's scheduling
+    inbox (§4: where Apple Calendar and Thunderbird show "Bob accepted"), in one savepoint; True
+    when applied (or nothing to change), False when it failed (the mail copy then still applies
+    it). ``mine``: the organizer's own addresses (an event organized as an alias)."""
     with storage.db.transaction() as conn:
         conn.execute("SAVEPOINT gk_schedule")
         try:
-            if apply_reply(storage, organizer, attendee, reply):
+            if apply_reply(storage, organizer, attendee, reply, mine, occurrences):
                 log.info("dav: iTIP REPLY from %s updated an event of %s", attendee, organizer)
+                reply_to_inbox(storage, organizer, reply)
         except Exception:
             conn.execute("ROLLBACK TO gk_schedule")
             conn.execute("RELEASE gk_schedule")
             log.exception("dav: iTIP REPLY from %s not applied for %s", attendee, organizer)
             return False
         conn.execute("RELEASE gk_schedule")
+    return True
+
+
+def reply_to_inbox(storage: Any, organizer: str, reply: str) -> bool:
+    """An attendee's iTIP REPLY, applied to ``organizer``'s copy, kept in their scheduling inbox."""
+    from gk.dav import inbox
+
+    uid = next((line[4:].strip() for line in reply.splitlines() if line[:4].upper() == "UID:"), "")
+    if not uid:  # (folded: the parser's)
+        events = _events(reply)
+        uid = str(events[0].uid.value) if events and "uid" in events[0].contents else ""
+    if not uid or not inbox.deliver(storage.db, storage.lock, organizer, uid, "REPLY", reply):
+        return False
+    log.info("dav: iTIP REPLY placed in the scheduling inbox of %s", organizer)
     return True
 
 
@@ -470,26 +609,30 @@ class Scheduler:
         from gk.dav.storage import DAV_CLIENT
 
         user = user.lower()
+        mine = addresses_of(self.ctx, user)
         jobs: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         for change in changes:
             if change.path.count("/") != 1:
                 continue
-            for method, attendees, text in sends(user, change.old, change.new):
+            organizer = self._organized_as(user, mine, change.new or change.old)
+            for method, attendees, text in sends(organizer, change.old, change.new):
                 ical, summary = itip_calendar(text, method)
-                applied = [
-                    a
-                    for a in sorted(attendees)
-                    if self.storage is not None
-                    and local_user(self.ctx, self.storage, a)
-                    and deliver_local(self.storage, a, user, method, ical)
-                ]
-                jobs.append((self._send, (user, method, sorted(attendees), ical, summary, applied)))
+                applied = self._deliver(user, organizer, method, attendees, ical)
+                jobs.append((self._send, (user, method, sorted(attendees), ical, summary, applied, organizer)))
             if DAV_CLIENT.get():
                 # a CalDAV client's answer (the web UI and webmail answer through gk.dav.invites)
-                partstat = attendee_reply(user, change.old, change.new)
+                partstat = attendee_reply(user, change.old, change.new, mine)
                 answered = change.new or change.old
                 if partstat is not None and answered is not None:
-                    jobs.append((self._reply, self._answer(user, partstat, answered)))
+                    jobs.append((self._reply, self._answer(user, partstat, answered, mine)))
+                elif partstat is None and change.new is not None and "RECURRENCE-ID" in change.new.upper():
+                    try:
+                        occurrences = occurrence_reply(user, change.old, change.new, mine)
+                    except Exception:
+                        log.exception("dav: iTIP REPLY from %s for occurrences not planned", user)
+                        occurrences = None
+                    if occurrences is not None:
+                        jobs.append((self._reply, self._answer(user, occurrences[1], change.new, mine, occurrences[0])))
         if not jobs:
             return None
 
@@ -499,51 +642,97 @@ class Scheduler:
 
         return after
 
-    def _answer(self, user: str, partstat: str, text: str) -> tuple[Any, ...]:
-        """The REPLY of ``user``'s answer, applied now to a local organizer's copy: the
-        ``_reply`` arguments (the invitation as parsed, the organizers it was applied to)."""
+    def _organized_as(self, user: str, mine: Mine, text: str | None) -> str:
+        """The address ``user`` organizes the event of ``text`` as: theirs, or an alias of theirs
+        written as its ORGANIZER (a client that offers the calendar-user-address-set)."""
+        if not text or "ORGANIZER" not in text.upper():
+            return user
+        unfolded = text.replace("\r\n ", "").replace("\n ", "").replace("\r\n\t", "").replace("\n\t", "")
+        lines = [line.strip().lower() for line in unfolded.splitlines() if line[:9].upper() == "ORGANIZER"]
+        if all(line.endswith(f":mailto:{user}") for line in lines):
+            return user  # (organized as their own address, or by no one: no alias to look for, no parse)
+        organizer = _organizer(_events(text))
+        return organizer if organizer and organizer != user and mine(organizer) else user
+
+    def _deliver(self, user: str, organizer: str, method: str, attendees: set[str], ical: str) -> list[str]:
+        """The iTIP message applied to each attendee who is a user of this box (invited by their
+        address or an alias of it: once per user); the users it was applied to."""
+        if self.storage is None:
+            return []
+        owners: dict[str, list[str]] = {}
+        for address in sorted(attendees):
+            owner = local_owner(self.ctx, self.storage, address)
+            if owner and owner != user:  # (an alias of the organizer's own: their event already)
+                owners.setdefault(owner, []).append(address)
+        return [
+            owner
+            for owner in sorted(owners)
+            if deliver_local(self.storage, owner, organizer, method, ical, addresses_of(self.ctx, owner))
+        ]
+
+    def _answer(self, user: str, partstat: str, text: str, mine: Mine, reply: str | None = None) -> tuple[Any, ...]:
+        """The REPLY of ``user``'s answer (``reply``: given, for occurrences answered alone),
+        applied now to a local organizer's copy: the ``_reply`` arguments (the invitation as
+        parsed, the organizers it was applied to, the REPLY given)."""
         from gk.dav import invites
 
         try:
             ical, _ = itip_calendar(text, "REQUEST")
-            inv = invites.parse(ical, lambda address: address.lower() == user)
+            inv = invites.parse(ical, mine)
         except Exception:
             log.exception("dav: iTIP REPLY from %s not planned", user)
-            return (user, partstat, None, [])
+            return (user, partstat, None, [], reply)
         if inv is None or inv.me is None or not inv.organizer.address:
-            return (user, partstat, None, [])
-        organizer = inv.organizer.address.lower()
+            return (user, partstat, None, [], reply)
+        owner = local_owner(self.ctx, self.storage, inv.organizer.address) if self.storage is not None else ""
         applied = []
         if (
-            self.storage is not None
-            and local_user(self.ctx, self.storage, organizer)
-            and reply_local(self.storage, organizer, user, invites.reply_calendar(inv, partstat))
+            owner
+            and owner != user
+            and reply_local(
+                self.storage,
+                owner,
+                _address(reply_attendee(reply)) if reply else inv.me.address.lower(),
+                reply or invites.reply_calendar(inv, partstat),
+                addresses_of(self.ctx, owner),
+                occurrences=reply is not None,
+            )
         ):
-            applied.append(organizer)
-        return (user, partstat, inv, applied)
+            applied.append(owner)
+        return (user, partstat, inv, applied, reply)
 
-    def _reply(self, user: str, partstat: str, inv: Any, applied: list[str]) -> None:
+    def _reply(self, user: str, partstat: str, inv: Any, applied: list[str], reply: str | None = None) -> None:
         from gk.dav import invites
 
         account = self.ctx.accounts.get_user(user)
         if account is None or inv is None:
             return
         try:
-            invites.send_reply(self.ctx, account, inv, partstat, scheduled=applied)
+            invites.send_reply(self.ctx, account, inv, partstat, scheduled=applied, ical=reply)
         except invites.InviteError:
             pass  # logged by send_reply
         except Exception:
             log.exception("dav: iTIP REPLY from %s not sent", account.address)
 
-    def _send(self, user: str, method: str, attendees: list[str], ical: str, summary: str, applied: list[str]) -> None:
+    def _send(
+        self,
+        user: str,
+        method: str,
+        attendees: list[str],
+        ical: str,
+        summary: str,
+        applied: list[str],
+        organizer: str = "",
+    ) -> None:
         from gk.mail.submission import SubmissionError, submit
 
         account = self.ctx.accounts.get_user(user)
         if account is None:
             return
         try:
-            raw = message(account.address, attendees, method, ical, summary, applied)
-            submit(self.ctx, account, raw, attendees)
+            # from the address the event names as its organizer (an alias of the user's: theirs)
+            raw = message(organizer or account.address, attendees, method, ical, summary, applied)
+            submit(self.ctx, account, raw, attendees, mail_from=organizer or None)
             log.info("dav: iTIP %s from %s to %s", method, account.address, ", ".join(attendees))
         except SubmissionError as exc:
             log.warning("dav: iTIP %s from %s not sent: %s", method, account.address, exc.reply)
@@ -596,9 +785,11 @@ def invitation_calendars(raw: bytes) -> tuple[str, list[tuple[str, str]]]:
     return sender, out
 
 
-def inbox_message(user: str, sender: str, method: str, text: str) -> str | None:
+def inbox_message(user: str, sender: str, method: str, text: str, mine: Mine | None = None) -> str | None:
     """The UID of an iTIP message to place in ``user``'s scheduling inbox: the method the
-    calendar says, its ORGANIZER the mail's sender, ``user`` among its attendees; else None."""
+    calendar says, its ORGANIZER the mail's sender (not the user: their own event), ``user``
+    (an address of theirs: ``mine``) among its attendees; else None."""
+    own = mine or _mine(user)
     import vobject  # type: ignore[import-untyped]
 
     try:
@@ -607,9 +798,9 @@ def inbox_message(user: str, sender: str, method: str, text: str) -> str | None:
         return None
     declared = str(cal.method.value).upper() if "method" in cal.contents else ""
     events = list(getattr(cal, "vevent_list", []))
-    if declared != method or not events or _organizer(events) != sender:
+    if declared != method or not events or _organizer(events) != sender or own(sender):
         return None
-    if user not in {_address(str(a.value)) for ev in events for a in ev.contents.get("attendee", [])}:
+    if not any(own(a) for a in {_address(str(a.value)) for ev in events for a in ev.contents.get("attendee", [])} if a):
         return None
     return str(events[0].uid.value) if "uid" in events[0].contents else None
 
@@ -630,25 +821,35 @@ def reply_calendars(raw: bytes) -> tuple[str, list[str]]:
     return sender, out
 
 
-def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
+def apply_reply(
+    storage: Any, organizer: str, sender: str, text: str, mine: Mine | None = None, occurrences: bool = False
+) -> bool:
     """Set the replying attendee's PARTSTAT in ``organizer``'s copy of the event; True when changed.
 
     Only the attendee who sent the mail (``From``) is updated, and only on an event the
-    organizer organizes that lists that attendee: a reply can never touch anything else."""
+    organizer organizes (as their address, or one of ``mine``: an alias) that lists that
+    attendee: a reply can never touch anything else. ``occurrences``: an answer to one occurrence
+    of a repeating event the organizer's copy has no override for gets one, made from the series
+    (a local attendee's answer, applied inside their request; a mailed one would make the
+    organizer's own write send that occurrence to everyone again)."""
     import vobject  # type: ignore[import-untyped]
     from radicale import item as radicale_item
 
     reply = _events(text)
-    if not reply or _organizer(reply) != organizer:
+    own = _organizer(reply)
+    if not reply or not own or not (mine or _mine(organizer))(own):
         return False
     uid = str(reply[0].uid.value) if "uid" in reply[0].contents else ""
     answers: dict[str, str] = {}
+    starts: dict[str, Any] = {}  # the RECURRENCE-ID of each occurrence answered
     for ev in reply:
+        rid = ev.contents.get("recurrence-id")
+        key = _rid_key(rid[0].value) if rid else ""
         for att in ev.contents.get("attendee", []):
             if _address(str(att.value)) == sender:
-                answers[str(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""] = (
-                    att.params.get("PARTSTAT") or ["NEEDS-ACTION"]
-                )[0].upper()
+                answers[key] = (att.params.get("PARTSTAT") or ["NEEDS-ACTION"])[0].upper()
+                if rid:
+                    starts[key] = rid[0].value
     if not uid or not answers:
         return False
     row = storage.db.one(
@@ -660,10 +861,12 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
         return False
     cal = vobject.readOne(row["text"])
     changed = False
+    if occurrences:
+        _add_overrides(cal, own, sender, {k: v for k, v in starts.items() if k in answers})
     for ev in getattr(cal, "vevent_list", []):
-        if _organizer([ev]) != organizer:
+        if _organizer([ev]) != own:
             continue
-        key = str(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""
+        key = _rid_key(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""
         partstat = answers.get(key, answers.get(""))
         for att in ev.contents.get("attendee", []):
             if partstat and _address(str(att.value)) == sender and att.params.get("PARTSTAT") != [partstat]:
@@ -680,6 +883,37 @@ def apply_reply(storage: Any, organizer: str, sender: str, text: str) -> bool:
     return True
 
 
+def _add_overrides(cal: Any, organizer: str, attendee: str, starts: dict[str, Any]) -> None:
+    """An override (RFC 5545 §3.8.4.4) of each occurrence of ``starts`` the repeating event of
+    ``cal`` has none for, made from its series (``attendee`` invited there, ``organizer``'s)."""
+    import datetime as dt
+
+    events = list(getattr(cal, "vevent_list", []))
+    have = {_rid_key(e.contents["recurrence-id"][0].value) for e in events if "recurrence-id" in e.contents}
+    masters = [e for e in events if "recurrence-id" not in e.contents]
+    if len(masters) != 1 or _organizer(masters) != organizer or "rrule" not in masters[0].contents:
+        return
+    master = masters[0]
+    if not any(_address(str(a.value)) == attendee for a in master.contents.get("attendee", [])):
+        return
+    if "dtstart" not in master.contents:
+        return
+    start = master.dtstart.value
+    length = master.dtend.value - start if "dtend" in master.contents else None
+    for key, value in sorted(starts.items()):
+        if key in have or type(value) is not type(start):
+            continue
+        override = master.duplicate(master)
+        for name in ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "recurrence-id"):
+            for line in list(override.contents.get(name, [])):
+                override.remove(line)
+        override.add("recurrence-id").value = value
+        override.add("dtstart").value = value
+        if isinstance(length, dt.timedelta):
+            override.add("dtend").value = value + length
+        cal.add(override)
+
+
 def _rid_key(value: Any) -> str:
     """An occurrence's identity from its RECURRENCE-ID: UTC for zoned times."""
     import datetime as dt
@@ -693,12 +927,13 @@ def _rid_key(value: Any) -> str:
     return str(value)
 
 
-def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
+def schedule_copy(storage: Any, user: str, method: str, text: str, mine: Mine | None = None) -> bool:
     """RFC 6638 §3.2.1 on the attendee's side, for an invitation from a user of this box: its
     REQUEST written into ``user``'s calendar (their first event calendar, or over the copy they
     have: their answer kept while the SEQUENCE stays), its CANCEL marking their copy cancelled.
-    A copy of a later SEQUENCE, or of the same UID from another organizer, is left alone. True
-    when something was written."""
+    A copy of a later SEQUENCE, or of the same UID from another organizer, is left alone, and so
+    is the user's own event (organized by an address of theirs, ``mine``). True when something
+    was written."""
     import vobject  # type: ignore[import-untyped]
     from radicale import item as radicale_item
     from radicale import pathutils
@@ -710,7 +945,8 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
         cal.remove(line)  # RFC 4791 §4.1: a stored calendar object has no METHOD
     events = list(getattr(cal, "vevent_list", []))
     organizer = _organizer(events)
-    if not events or "uid" not in events[0].contents or not organizer:
+    own = mine or _mine(user)
+    if not events or "uid" not in events[0].contents or not organizer or own(organizer):
         return False
     uid = str(events[0].uid.value)
     sequence = max((int(str(e.sequence.value)) for e in events if "sequence" in e.contents), default=0)
@@ -747,10 +983,11 @@ def schedule_copy(storage: Any, user: str, method: str, text: str) -> bool:
                         ev.remove(line)
                     ev.add("status").value = "CANCELLED"
             elif old_sequence == sequence:
-                answer = _my_partstat(old, user)
+                answer = _my_partstat(old, own)
                 for ev in getattr(cal, "vevent_list", []):
                     for att in ev.contents.get("attendee", []):
-                        if answer and _address(str(att.value)) == user:
+                        address = _address(str(att.value))
+                        if answer and address and own(address):
                             att.params["PARTSTAT"] = [answer]
         else:
             if method == "CANCEL" or instance_only:
@@ -882,11 +1119,14 @@ class ReplyWatcher:
             # applied when it was sent (Scheduler): applied again it could undo a newer state
             log.info("dav: iTIP mail %s to %s was applied when sent", _message_id(raw), user.lower())
             return
+        mine = addresses_of(self.ctx, user)
         try:
             sender, texts = reply_calendars(raw)
             for text in texts:
-                if apply_reply(self.storage(), user, sender, text):
+                storage = self.storage()
+                if apply_reply(storage, user.lower(), sender, text, mine):
                     log.info("dav: iTIP REPLY from %s updated an event of %s", sender, user)
+                    reply_to_inbox(storage, user.lower(), text)
         except Exception:
             log.exception("dav: iTIP reply to %s not applied", user)
         if self.inbox is None:
@@ -894,7 +1134,7 @@ class ReplyWatcher:
         try:
             sender, invitations = invitation_calendars(raw)
             for method, text in invitations:
-                uid = inbox_message(user.lower(), sender, method, text)
+                uid = inbox_message(user.lower(), sender, method, text, mine)
                 if uid is not None:
                     self.inbox(user.lower(), sender, uid, method, text)
         except Exception:

@@ -272,8 +272,7 @@ class DAVService:
         except ET.ParseError:
             return body
         dav, caldav = "{DAV:}", "{" + CALDAV_NS + "}"
-        aliases = [src for src, target in self.ctx.accounts.list_aliases() if target.lower() == user.lower()]
-        addresses = [user, *sorted(a for a in aliases if "@" in a)]
+        addresses = [user, *(a for a in self.ctx.accounts.aliases_of(user) if "@" in a)]
         changed = False
         for response in root.iter(dav + "response"):
             href = urllib.parse.unquote(response.findtext(dav + "href") or "")
@@ -389,9 +388,9 @@ def start(ctx: AppContext) -> DAVService | None:
             # inbox item looks for the event next). From outside, the user adds it (webmail,
             # their mail app), never a stranger.
             if ctx.accounts.get_user(sender) is not None:
-                from gk.dav.itip import schedule_copy
+                from gk.dav.itip import addresses_of, schedule_copy
 
-                if schedule_copy(svc.storage, user, method, text):
+                if schedule_copy(svc.storage, user, method, text, addresses_of(ctx, user)):
                     log.info("dav: iTIP %s from %s written into the calendar of %s", method, sender, user)
             if inbox.deliver(svc.db, svc.lock, user, uid, method, text):
                 log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
