@@ -3,6 +3,8 @@ FETCH (CONDSTORE/QRESYNC modifiers), STORE (UNCHANGEDSINCE), COPY and MOVE, each
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from operator import itemgetter
 from typing import Any
 
 import gevent
@@ -20,6 +22,10 @@ from gk.mail.mailbox import MailboxError, UserMailbox, body_structure
 # a FETCH over many messages lets the other sessions (SMTP, web, other IMAP clients) run after
 # this many: ~1-3 ms of packing on this machine, instead of the whole 1:* at once
 YIELD_EVERY = 50
+# the FETCH items ``_fetch_flags`` answers alone (a mail client's resync: ``UID FETCH 1:* (UID
+# FLAGS)``, with CONDSTORE ``(FLAGS) (CHANGEDSINCE n)``), and its lines made between two yields
+FLAG_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})
+FLAG_LINES_EVERY = 1000
 
 
 class MessageCommands(SelectedView):
@@ -127,6 +133,10 @@ class MessageCommands(SelectedView):
         if changed_since is not None or (self.condstore and "FLAGS" in names):
             names.add("MODSEQ")
         targets = self._target_uids(seqset, uid)
+        if names <= FLAG_ITEMS:
+            self._fetch_flags(sel, mb, targets, names, changed_since)
+            self.ok(tag, ("UID " if uid else "") + "FETCH completed")
+            return
         want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
         done = 0
         for start in range(0, len(targets), 200):
@@ -150,6 +160,48 @@ class MessageCommands(SelectedView):
                 if done % YIELD_EVERY == 0:
                     gevent.sleep(0)  # other greenlets get their turn (a message expunged meanwhile is skipped)
         self.ok(tag, ("UID " if uid else "") + "FETCH completed")
+
+    def _fetch_flags(
+        self, sel: Selected, mb: UserMailbox, targets: list[int], names: set[str], changed_since: int | None
+    ) -> None:
+        """FETCH of UID / FLAGS / MODSEQ alone: the lines ``_fetch_one`` makes, from one read of
+        (uid, flags, modseq) for the whole set (``flag_rows``, answered from memory during a
+        folder's first build), each distinct flags text rendered once. The rows are read at one
+        point in time; a change after it reaches the session as an update, as with any FETCH."""
+        rows = mb.flag_rows(sel.name, targets)
+        if changed_since is not None:
+            rows = [r for r in rows if r[2] > changed_since]
+        with_flags = "FLAGS" in names
+        if with_flags:  # every keyword shown is announced before the first line
+            self._announce_keywords(f for text in {r[1] for r in rows} for f in text.split())
+        picks = [0] + [i for i, n in ((1, "UID"), (2, "FLAGS"), (3, "MODSEQ")) if n in names]
+        fmt = (
+            b"* %d FETCH (" + b" ".join([b"", b"UID %d", b"FLAGS %s", b"MODSEQ (%d)"][i] for i in picks[1:]) + b")\r\n"
+        )
+        pick = itemgetter(*picks)  # two indexes at least: a tuple
+        shown: dict[str, bytes] = {}
+        recent: dict[str, bytes] = {}
+        view = sel.uids
+        has_recent = bool(sel.recent)
+        pos = 0
+        lines: list[bytes] = []
+        for u, text, modseq in rows:
+            pos = bisect_left(view, u, pos)
+            if pos == len(view) or view[pos] != u:
+                continue  # not in this session's view (cannot be: the targets come from it)
+            flags = b""
+            if with_flags:
+                if has_recent and sel.is_recent(u):
+                    flags = recent.get(text) or recent.setdefault(text, flag_list((*text.split(), "\\Recent")))
+                else:
+                    flags = shown.get(text) or shown.setdefault(text, flag_list(text.split()))
+            lines.append(fmt % pick((pos + 1, u, flags, modseq)))
+            if len(lines) >= FLAG_LINES_EVERY:
+                self.write(b"".join(lines))
+                lines.clear()
+                gevent.sleep(0)  # other greenlets get their turn
+        if lines:
+            self.write(b"".join(lines))
 
     def _fetch_one(
         self, sel: Selected, mb: UserMailbox, u: int, info: Any, atts: list[Any], names: set[str], seen: bool
