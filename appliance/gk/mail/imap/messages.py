@@ -3,7 +3,8 @@ FETCH (CONDSTORE/QRESYNC modifiers), STORE (UNCHANGEDSINCE), COPY and MOVE, each
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -25,6 +26,7 @@ YIELD_EVERY = 50
 # the FETCH items ``_fetch_flags`` answers alone (a mail client's resync: ``UID FETCH 1:* (UID
 # FLAGS)``, with CONDSTORE ``(FLAGS) (CHANGEDSINCE n)``), and its lines made between two yields
 FLAG_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})
+FLAG_LINES_FIRST = 200
 FLAG_LINES_EVERY = 1000
 
 
@@ -179,29 +181,43 @@ class MessageCommands(SelectedView):
             b"* %d FETCH (" + b" ".join([b"", b"UID %d", b"FLAGS %s", b"MODSEQ (%d)"][i] for i in picks[1:]) + b")\r\n"
         )
         pick = itemgetter(*picks)  # two indexes at least: a tuple
-        shown: dict[str, bytes] = {}
-        recent: dict[str, bytes] = {}
+        if not rows:
+            return
+        uids, texts, modseqs = zip(*rows, strict=True)
         view = sel.uids
-        has_recent = bool(sel.recent)
-        pos = 0
-        lines: list[bytes] = []
-        for u, text, modseq in rows:
-            pos = bisect_left(view, u, pos)
-            if pos == len(view) or view[pos] != u:
-                continue  # not in this session's view (cannot be: the targets come from it)
-            flags = b""
-            if with_flags:
-                if has_recent and sel.is_recent(u):
-                    flags = recent.get(text) or recent.setdefault(text, flag_list((*text.split(), "\\Recent")))
-                else:
-                    flags = shown.get(text) or shown.setdefault(text, flag_list(text.split()))
-            lines.append(fmt % pick((pos + 1, u, flags, modseq)))
-            if len(lines) >= FLAG_LINES_EVERY:
-                self.write(b"".join(lines))
-                lines.clear()
+        seqs: Sequence[int]
+        if len(uids) == len(view) and uids[0] == view[0] and uids[-1] == view[-1]:
+            seqs = range(1, len(view) + 1)  # the whole view (rows ⊆ targets ⊆ view, ascending)
+        else:
+            seqs = [bisect_left(view, u) + 1 for u in uids]
+        flags: Sequence[bytes] = ()
+        if with_flags:
+            distinct = set(texts)
+            shown = {t: flag_list(t.split()) for t in distinct}
+            recent = bytearray(len(uids))  # 1 where this session has \Recent
+            for lo, hi in sel.recent:
+                first, last = bisect_left(uids, lo), bisect_right(uids, hi)
+                recent[first:last] = b"\x01" * (last - first)
+            if any(recent):
+                marked = {t: flag_list((*t.split(), "\\Recent")) for t in distinct}
+                flags = [marked[t] if r else shown[t] for t, r in zip(texts, recent, strict=True)]
+            else:
+                flags = list(map(shown.__getitem__, texts))
+        else:
+            flags = [b""] * len(uids)
+        # formatted in C (zip, itemgetter, bytes %): no Python frame per message. A small first
+        # chunk goes out at once, so the client parses it while the rest is made
+        i, n = 0, FLAG_LINES_FIRST
+        while i < len(uids):
+            j = i + n
+            self.write(
+                b"".join(map(fmt.__mod__, map(pick, zip(seqs[i:j], uids[i:j], flags[i:j], modseqs[i:j], strict=True))))
+            )
+            if i == 0:
+                self.flush()
+            i, n = j, FLAG_LINES_EVERY
+            if i < len(uids):
                 gevent.sleep(0)  # other greenlets get their turn
-        if lines:
-            self.write(b"".join(lines))
 
     def _fetch_one(
         self, sel: Selected, mb: UserMailbox, u: int, info: Any, atts: list[Any], names: set[str], seen: bool
