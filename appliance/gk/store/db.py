@@ -91,6 +91,13 @@ class Database:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
 
+    def tuples(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        """``query`` with plain tuples for rows (no ``sqlite3.Row`` made per row: for thousands)."""
+        with self._lock:
+            cur = self.conn.cursor()
+            cur.row_factory = None
+            return cur.execute(sql, params).fetchall()
+
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
         with self._lock:
             return self.conn.execute(sql, params).fetchone()

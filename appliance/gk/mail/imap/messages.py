@@ -3,6 +3,9 @@ FETCH (CONDSTORE/QRESYNC modifiers), STORE (UNCHANGEDSINCE), COPY and MOVE, each
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import gevent
@@ -20,6 +23,11 @@ from gk.mail.mailbox import MailboxError, UserMailbox, body_structure
 # a FETCH over many messages lets the other sessions (SMTP, web, other IMAP clients) run after
 # this many: ~1-3 ms of packing on this machine, instead of the whole 1:* at once
 YIELD_EVERY = 50
+# the FETCH items ``_fetch_flags`` answers alone (a mail client's resync: ``UID FETCH 1:* (UID
+# FLAGS)``, with CONDSTORE ``(FLAGS) (CHANGEDSINCE n)``), and its lines made between two yields
+FLAG_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})
+FLAG_LINES_FIRST = 200
+FLAG_LINES_EVERY = 1000
 
 
 class MessageCommands(SelectedView):
@@ -127,6 +135,10 @@ class MessageCommands(SelectedView):
         if changed_since is not None or (self.condstore and "FLAGS" in names):
             names.add("MODSEQ")
         targets = self._target_uids(seqset, uid)
+        if names <= FLAG_ITEMS:
+            self._fetch_flags(sel, mb, targets, names, changed_since)
+            self.ok(tag, ("UID " if uid else "") + "FETCH completed")
+            return
         want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
         done = 0
         for start in range(0, len(targets), 200):
@@ -150,6 +162,62 @@ class MessageCommands(SelectedView):
                 if done % YIELD_EVERY == 0:
                     gevent.sleep(0)  # other greenlets get their turn (a message expunged meanwhile is skipped)
         self.ok(tag, ("UID " if uid else "") + "FETCH completed")
+
+    def _fetch_flags(
+        self, sel: Selected, mb: UserMailbox, targets: list[int], names: set[str], changed_since: int | None
+    ) -> None:
+        """FETCH of UID / FLAGS / MODSEQ alone: the lines ``_fetch_one`` makes, from one read of
+        (uid, flags, modseq) for the whole set (``flag_rows``, answered from memory during a
+        folder's first build), each distinct flags text rendered once. The rows are read at one
+        point in time; a change after it reaches the session as an update, as with any FETCH."""
+        rows = mb.flag_rows(sel.name, targets)
+        if changed_since is not None:
+            rows = [r for r in rows if r[2] > changed_since]
+        with_flags = "FLAGS" in names
+        if with_flags:  # every keyword shown is announced before the first line
+            self._announce_keywords(f for text in {r[1] for r in rows} for f in text.split())
+        picks = [0] + [i for i, n in ((1, "UID"), (2, "FLAGS"), (3, "MODSEQ")) if n in names]
+        fmt = (
+            b"* %d FETCH (" + b" ".join([b"", b"UID %d", b"FLAGS %s", b"MODSEQ (%d)"][i] for i in picks[1:]) + b")\r\n"
+        )
+        pick = itemgetter(*picks)  # two indexes at least: a tuple
+        if not rows:
+            return
+        uids, texts, modseqs = zip(*rows, strict=True)
+        view = sel.uids
+        seqs: Sequence[int]
+        if len(uids) == len(view) and uids[0] == view[0] and uids[-1] == view[-1]:
+            seqs = range(1, len(view) + 1)  # the whole view (rows ⊆ targets ⊆ view, ascending)
+        else:
+            seqs = [bisect_left(view, u) + 1 for u in uids]
+        flags: Sequence[bytes] = ()
+        if with_flags:
+            distinct = set(texts)
+            shown = {t: flag_list(t.split()) for t in distinct}
+            recent = bytearray(len(uids))  # 1 where this session has \Recent
+            for lo, hi in sel.recent:
+                first, last = bisect_left(uids, lo), bisect_right(uids, hi)
+                recent[first:last] = b"\x01" * (last - first)
+            if any(recent):
+                marked = {t: flag_list((*t.split(), "\\Recent")) for t in distinct}
+                flags = [marked[t] if r else shown[t] for t, r in zip(texts, recent, strict=True)]
+            else:
+                flags = list(map(shown.__getitem__, texts))
+        else:
+            flags = [b""] * len(uids)
+        # formatted in C (zip, itemgetter, bytes %): no Python frame per message. A small first
+        # chunk goes out at once, so the client parses it while the rest is made
+        i, n = 0, FLAG_LINES_FIRST
+        while i < len(uids):
+            j = i + n
+            self.write(
+                b"".join(map(fmt.__mod__, map(pick, zip(seqs[i:j], uids[i:j], flags[i:j], modseqs[i:j], strict=True))))
+            )
+            if i == 0:
+                self.flush()
+            i, n = j, FLAG_LINES_EVERY
+            if i < len(uids):
+                gevent.sleep(0)  # other greenlets get their turn
 
     def _fetch_one(
         self, sel: Selected, mb: UserMailbox, u: int, info: Any, atts: list[Any], names: set[str], seen: bool

@@ -1047,7 +1047,8 @@ class UserMailbox:
             "first_unseen": None if first is None else start + first,
         }
         mapping.get()
-        self._start_build(f, added, views, adopting, d, known, offset)
+        listing = (range(start, start + len(names)), [texts[i] for i in infos])
+        self._start_build(f, added, views, adopting, d, known, offset, listing=listing)
         return True
 
     def _start_build(
@@ -1060,16 +1061,18 @@ class UserMailbox:
         known: dict[str, tuple[int, float] | None],
         offset: Callable[[float], int] | None,
         uidnext: int = 0,
+        listing: tuple[Sequence[int], Sequence[str]] = ((), ()),
     ) -> None:
-        """Show folder ``f`` as built with ``added`` (``views``: ``_folder_view``'s values) and
-        start writing its rows (``_commit_build``); see ``_defer_build``."""
+        """Show folder ``f`` as built with ``added`` (``views``: ``_folder_view``'s values;
+        ``listing``: the UIDs and flags texts its rows get, see ``flag_rows``) and start writing
+        its rows (``_commit_build``); see ``_defer_build``."""
         row = {k: f[k] for k in f.keys()}
         row["uidnext"] = max(int(f["uidnext"]), max(u for _, u in added) + 1, uidnext)
         row["highestmodseq"] = int(f["highestmodseq"]) + 1  # the commit's one _bump
         if adopting:
             row["recentuid"] = max(int(f["recentuid"]), row["uidnext"] - 1)
         self._views[f["id"]] = ((int(row["uidvalidity"]), row["uidnext"], row["highestmodseq"]), views)
-        b = self._build = _Build(row["name"], row)
+        b = self._build = _Build(row["name"], row, listing=listing)
         b.job = gevent.spawn(self._commit_build, b, int(f["recentuid"]), d, added, known, offset, row["uidnext"])
 
     def _defer_build(
@@ -1117,7 +1120,7 @@ class UserMailbox:
                 st = known.get(fname)
                 size = st[0] if st is not None else 0
             sizes += size
-        self._start_build(f, added, _views_from(uids, sizes, texts), adopting, d, known, offset, uidnext)
+        self._start_build(f, added, _views_from(uids, sizes, texts), adopting, d, known, offset, uidnext, (uids, texts))
 
     def _commit_build(
         self,
@@ -1582,6 +1585,35 @@ class UserMailbox:
             (f["id"], modseq),
         )
         return [(r[0], flags_tuple(r[1]), r[2]) for r in rows]
+
+    def flag_rows(self, name: str, uids: Sequence[int]) -> list[tuple[int, str, int]]:
+        """(uid, flags text, modseq) of ``uids`` (ascending, without repeats; missing ones are left
+        out): all a FETCH of UID / FLAGS / MODSEQ reads, for thousands at a time. While the folder's
+        first build is committed (``_defer_build``) it is answered from the build's listing: the
+        rows it writes hold those flags and that MODSEQ, and nothing can change them before they
+        are committed (every call that would waits for the commit, ``_join_build``)."""
+        b = self._build
+        if b is not None and b.name == check_folder_name(name):
+            if b.flags is None:
+                b.flags = dict(zip(*b.listing, strict=True))
+            flags, modseq = b.flags, int(b.row["highestmodseq"])
+            return [(u, flags[u], modseq) for u in uids if u in flags]
+        if not uids:
+            return []
+        fid = self._folder_row(name)["id"]
+        sql = "SELECT uid, flags, modseq FROM messages WHERE folder_id = ? AND "
+        lo, hi = uids[0], uids[-1]
+        if len(uids) * 2 >= hi - lo + 1:  # dense (1:*): one range scan, the UIDs not asked for dropped
+            rows = self.db.tuples(sql + "uid BETWEEN ? AND ? ORDER BY uid", (fid, lo, hi))
+            if len(uids) == hi - lo + 1:
+                return rows
+            want = set(uids)
+            return [r for r in rows if r[0] in want]
+        out: list[tuple[int, str, int]] = []
+        for i in range(0, len(uids), 500):
+            chunk = uids[i : i + 500]
+            out += self.db.tuples(sql + f"uid IN ({','.join('?' * len(chunk))}) ORDER BY uid", (fid, *chunk))
+        return out
 
     def _infos(
         self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid", envelopes: bool = True
@@ -2252,14 +2284,14 @@ class UserMailbox:
 _RETRIED = (
     "folder_names list_folders folders folder create_folder delete_folder rename_folder subscribe sync uids"
     " highestmodseq sync_modseq uidnext recent_uid claim_recent vanished count_above keywords first_unseen"
-    " changes_since messages infos info structure open_message message_bytes headers set_flags"
+    " changes_since messages infos flag_rows info structure open_message message_bytes headers set_flags"
     " expunge search search_text"
 ).split()
 _NOT_RETRIED = ("copy", "move", "delete_messages")
 # Public operations answered from memory, for the folder being built, while its first build is
 # committed (``_defer_build``): what SELECT / EXAMINE and the checks before each command ask.
 _FROM_BUILD = frozenset(
-    "folder uids keywords first_unseen claim_recent recent_uid highestmodseq uidnext sync sync_modseq".split()
+    "folder uids keywords first_unseen claim_recent recent_uid highestmodseq uidnext sync sync_modseq flag_rows".split()
 )
 
 
@@ -2316,6 +2348,9 @@ class _Build:
     row: dict[str, Any]  # the folder's index row as it is once the rows are committed
     job: gevent.Greenlet | None = None  # the writer (``_commit_build``)
     failed: bool = False  # its rows were not written
+    # the UIDs and their flags texts the rows get (in UID order), for ``flag_rows``
+    listing: tuple[Sequence[int], Sequence[str]] = ((), ())
+    flags: dict[int, str] | None = None  # ``listing`` as a dict, made at its first use
 
 
 _SIZE_FIELD = re.compile(r",S=(\d{1,15})(?=[,:]|$)")
