@@ -260,6 +260,8 @@ def test_invitation_answered_from_webmail(server: GKServer) -> None:
     _, page = bob.get(url)
     assert 'id="invitation"' in page and "Board meeting" in page and "Room 4" in page
     assert f"Olga &lt;{ORGANIZER}&gt;" in page and 'value="accept"' in page and 'value="decline"' in page
+    # remote.example publishes no SPF, DKIM or DMARC: the reader warns the organizer may be forged
+    assert 'id="invitation-unverified"' in page
 
     resp, _ = answer(bob, url, "accept", csrf=False)
     assert resp.status == 403
@@ -457,7 +459,10 @@ def test_scheduling_between_users_of_the_box_is_done_when_the_request_returns(se
         )
     )
     bob = web_session(server, BOB)
-    resp, _ = answer(bob, read_url(bob, "Invitation: Answered in webmail"), "decline")
+    url = read_url(bob, "Invitation: Answered in webmail")
+    _, page = bob.get(url)
+    assert 'id="invitation"' in page and 'id="invitation-unverified"' not in page  # alice's own, submitted
+    resp, _ = answer(bob, url, "decline")
     assert resp.status == 303, resp.status
     assert "PARTSTAT=DECLINED" in bob_line(alice_cal.event_by_uid("sync-2").data)
     assert '" 500 ' not in server.log()
