@@ -251,6 +251,9 @@ class SMTPService:
         size: int,
         users: dict[str, User],
     ) -> str:
+        # our Authentication-Results carry the host name delivery strips forged copies of and
+        # readers trust (gk.mail.authcheck.sender): the current one, which the settings can change
+        self.checker.authserv_id = self.hostname
         outcome = self.checker.check(message, size, trace.peer_ip, trace.helo, mail_from)
         folder = "INBOX"
         failed = outcome.dmarc_policy_failed
