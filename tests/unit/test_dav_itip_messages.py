@@ -201,6 +201,7 @@ def test_an_invitation_from_an_unverified_sender_is_not_placed() -> None:
         invitation("ann@example.org", theirs),
         invitation("alice@box.example", local),
         invitation("ann@example.org", b"", "CANCEL"),
+        invitation("", PASSED),  # no From address: nobody to vouch for, "" is never a sender
     ):
         watcher._apply("bob@example.org", raw)
     import gk.dav.itip as itip

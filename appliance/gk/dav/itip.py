@@ -891,7 +891,7 @@ class ReplyWatcher:
         verified = verified_sender(raw, self.ctx.hostname, self.ctx.accounts)
         try:
             sender, texts = reply_calendars(raw)
-            if texts and sender != verified:
+            if texts and (not verified or sender != verified):
                 log.warning("dav: iTIP REPLY to %s not applied: its sender %s is not authenticated", user, sender)
                 texts = []
             for text in texts:
@@ -903,7 +903,7 @@ class ReplyWatcher:
             return
         try:
             sender, invitations = invitation_calendars(raw)
-            if invitations and sender != verified:
+            if invitations and (not verified or sender != verified):
                 log.warning("dav: iTIP mail to %s not placed: its sender %s is not authenticated", user, sender)
                 invitations = []
             for method, text in invitations:
