@@ -276,6 +276,8 @@ def test_invitation_answered_from_webmail(server: GKServer) -> None:
     _, page = bob.get(url)
     assert 'id="invitation"' in page and "Board meeting" in page and "Room 4" in page
     assert f"Olga &lt;{ORGANIZER}&gt;" in page and 'value="accept"' in page and 'value="decline"' in page
+    # remote.example publishes no SPF, DKIM or DMARC: the reader warns the organizer may be forged
+    assert 'id="invitation-unverified"' in page
 
     resp, _ = answer(bob, url, "accept", csrf=False)
     assert resp.status == 403
@@ -473,7 +475,10 @@ def test_scheduling_between_users_of_the_box_is_done_when_the_request_returns(se
         )
     )
     bob = web_session(server, BOB)
-    resp, _ = answer(bob, read_url(bob, "Invitation: Answered in webmail"), "decline")
+    url = read_url(bob, "Invitation: Answered in webmail")
+    _, page = bob.get(url)
+    assert 'id="invitation"' in page and 'id="invitation-unverified"' not in page  # alice's own, submitted
+    resp, _ = answer(bob, url, "decline")
     assert resp.status == 303, resp.status
     assert "PARTSTAT=DECLINED" in bob_line(alice_cal.event_by_uid("sync-2").data)
     assert '" 500 ' not in server.log()
@@ -634,3 +639,113 @@ def test_one_occurrence_answered_from_a_caldav_client(server: GKServer) -> None:
     assert "PARTSTAT=ACCEPTED" in attendee_line(reply, BOB)
     assert wait_for(lambda: f"iTIP REPLY ACCEPTED from {BOB} to {ALICE}" in server.log())
     assert '" 500 ' not in server.log()
+
+
+# -- forged senders: mail that names someone it is not from never schedules anything -----------------
+
+
+def send_on_port_25(srv: GKServer, sender: str, rcpt: str, subject: str, method: str, ical: str) -> None:
+    """An iTIP mail from a stranger on port 25 (no AUTH), its From and envelope ``sender``."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, rcpt, subject
+    msg.set_content(subject)
+    msg.add_alternative(ical, subtype="calendar", params={"method": method})
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp.port"), timeout=30) as s:
+        s.ehlo("mx.stranger.example")
+        s.send_message(msg, from_addr=sender, to_addrs=[rcpt])
+
+
+def scheduled_uids(srv: GKServer, user: str) -> str:
+    """Every UID in ``user``'s calendar and scheduling inbox, as one text."""
+    items = principal(srv, user).schedule_inbox().get_items()
+    return " ".join(e.data for e in calendar(srv, user).events()) + " ".join(i.load().data for i in items)
+
+
+def forged_request(uid: str, organizer: str) -> str:
+    text = MEETING.format(uid=uid, alice=organizer, bob=BOB, bob_partstat="NEEDS-ACTION")
+    return text.replace("VERSION:2.0\r\n", "VERSION:2.0\r\nMETHOD:REQUEST\r\n")
+
+
+def forged_reply(uid: str, organizer: str, attendee: str) -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//x//EN\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20260102T000000Z\r\nSEQUENCE:0\r\nORGANIZER:mailto:{organizer}\r\n"
+        f"ATTENDEE;PARTSTAT=DECLINED:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def test_a_forged_invitation_or_answer_from_a_user_of_the_box_is_refused(server: GKServer) -> None:
+    """A stranger on port 25 writing as alice (a REQUEST to bob) or as bob (a REPLY declining
+    alice's event): refused with 550 5.7.1 (itip.example publishes no DMARC record, but it is the
+    box's own domain), nothing in bob's calendar or scheduling inbox, alice's event unchanged."""
+    alice_cal = calendar(server, ALICE)
+    alice_cal.save_event(MEETING.format(uid="spoof-reply-1", alice=ALICE, bob=BOB, bob_partstat="ACCEPTED"))
+    for sender, rcpt, method, ical in (
+        (ALICE, BOB, "REQUEST", forged_request("spoof-request-1", ALICE)),
+        (BOB, ALICE, "REPLY", forged_reply("spoof-reply-1", ALICE, BOB)),
+    ):
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            send_on_port_25(server, sender, rcpt, f"Forged {method}", method, ical)
+        assert err.value.smtp_code == 550 and b"5.7.1" in err.value.smtp_error
+    assert "spoof-request-1" not in scheduled_uids(server, BOB)
+    assert "PARTSTAT=ACCEPTED" in bob_line(alice_cal.event_by_uid("spoof-reply-1").data)
+    assert not [m for m in inbox(server, BOB) if m["Subject"] == "Forged REQUEST"]
+
+
+def test_an_unverified_remote_sender_schedules_nothing(server: GKServer) -> None:
+    """From outside, a sender the box cannot vouch for (remote.example publishes no SPF, DKIM or
+    DMARC record) gets its mail delivered, but its REQUEST is not placed in bob's scheduling
+    inbox and its REPLY does not change the PARTSTAT of an attendee of alice's event."""
+    eve = "eve@remote.example"
+    alice_cal = calendar(server, ALICE)
+    alice_cal.save_event(
+        MEETING.format(uid="remote-reply-1", alice=ALICE, bob=BOB, bob_partstat="ACCEPTED").replace(
+            "END:VEVENT", f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{eve}\r\nEND:VEVENT"
+        )
+    )
+    send_on_port_25(server, eve, BOB, "Unverified REQUEST", "REQUEST", forged_request("remote-request-1", eve))
+    send_on_port_25(server, eve, ALICE, "Unverified REPLY", "REPLY", forged_reply("remote-reply-1", ALICE, eve))
+    for line in (
+        f"iTIP mail to {BOB} not placed: its sender {eve} is not authenticated",
+        f"iTIP REPLY to {ALICE} not applied: its sender {eve} is not authenticated",
+    ):
+        assert wait_for(lambda: line in server.log()), server.log()[-4000:]  # noqa: B023 - called at once
+    assert wait_for(lambda: [m for m in inbox(server, BOB) if m["Subject"] == "Unverified REQUEST"])
+    assert "remote-request-1" not in scheduled_uids(server, BOB)
+    data = alice_cal.event_by_uid("remote-reply-1").data.replace("\r\n ", "")
+    assert f"PARTSTAT=ACCEPTED:mailto:{eve}" in data, data
+
+
+@pytest.fixture(scope="module")
+def unchecked(tmp_path_factory):
+    """A box whose owner turned the DMARC check off: a forged local From reaches the INBOX."""
+    srv = GKServer(tmp_path_factory.mktemp("itip-unchecked") / "gk", {"smtp": {"check_dmarc": False}})
+    srv.write_config()
+    for address in (ALICE, BOB):
+        srv.add_user(address, PASSWORD)
+    claim.claim(srv.data_dir, "test")
+    claim.complete(srv.data_dir)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_a_forged_local_sender_that_got_through_schedules_nothing(unchecked: GKServer) -> None:
+    """Defence in depth: with the SMTP check off, the forged REQUEST "from alice" is delivered to
+    bob's INBOX, yet the iTIP watcher acts only on senders the box vouches for: nothing in bob's
+    calendar or scheduling inbox. Alice's genuine invitation, submitted with AUTH, is applied."""
+    send_on_port_25(unchecked, ALICE, BOB, "Forged REQUEST", "REQUEST", forged_request("forged-through-1", ALICE))
+    assert wait_for(lambda: f"sender {ALICE} is not authenticated" in unchecked.log()), unchecked.log()[-4000:]
+    assert [m for m in inbox(unchecked, BOB) if m["Subject"] == "Forged REQUEST"]
+    assert "forged-through-1" not in scheduled_uids(unchecked, BOB)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = ALICE, BOB, "Genuine REQUEST"
+    msg.set_content("Alice invites you.")
+    msg.add_alternative(forged_request("genuine-1", ALICE), subtype="calendar", params={"method": "REQUEST"})
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", unchecked.port("smtp.submissions_port"), context=tls_client_context(), timeout=30
+    ) as s:
+        s.login(ALICE, PASSWORD)
+        s.send_message(msg)
+    assert wait_for(lambda: "genuine-1" in scheduled_uids(unchecked, BOB)), unchecked.log()[-4000:]
+    assert "forged-through-1" not in scheduled_uids(unchecked, BOB)

@@ -46,7 +46,9 @@ def server(tmp_path_factory):
     drop_in_maildir(srv, ALICE, mail("carol@else.example", ALICE, "Budget meeting", "Alice, the budget is due Friday."))
     drop_in_maildir(srv, ALICE, mail("dave@else.example", ALICE, "Quarterly report", LONG_BODY))
     drop_in_maildir(srv, ALICE, mail("erin@else.example", ALICE, "Old news", "already read"), seen=True)
-    drop_in_maildir(srv, BOB, mail("frank@else.example", BOB, "Bob's parcel", "Your parcel ships tomorrow."))
+    # as the box delivers mail from outside that passed DMARC (its own Authentication-Results)
+    passed = "Authentication-Results: mx.test.example; dmarc=pass (p=reject) header.from=else.example\r\n"
+    drop_in_maildir(srv, BOB, passed + mail("frank@else.example", BOB, "Bob's parcel", "Your parcel ships tomorrow."))
     srv.tokens = {
         user: gk(srv.data_dir, "token", "add", user, "--scope", "mcp", "--label", "tests").stdout.strip()
         for user in (ALICE, BOB)
@@ -212,6 +214,20 @@ def test_read_is_truncated_marked_untrusted_and_per_user(server):
     bob = call(server, server.tokens[BOB], "mail_read", {"folder": "INBOX", "uid": uid})
     assert bob.is_error or bob.structured_content["subject"] in {"Bob's parcel", "Fresh delivery"}
     assert "Quarterly" not in json.dumps(bob.structured_content or {}) + str(bob.content)
+
+
+def test_read_says_whether_the_box_vouches_for_the_sender(server):
+    """A From is anyone's to write: mail_read says whether the box verified it (its own
+    Authentication-Results: DMARC pass here), and its text warns the model when it did not."""
+    found = call(server, server.tokens[ALICE], "mail_search", {"text": "Quarterly"})
+    uid = found.structured_content["messages"][0]["uid"]
+    msg = call(server, server.tokens[ALICE], "mail_read", {"folder": "INBOX", "uid": uid})
+    assert msg.structured_content["sender_verified"] is False
+    assert "dave@else.example (sender not verified" in msg.content[0].text
+    found = call(server, server.tokens[BOB], "mail_search", {"text": "parcel"})
+    uid = found.structured_content["messages"][0]["uid"]
+    msg = call(server, server.tokens[BOB], "mail_read", {"folder": "INBOX", "uid": uid})
+    assert msg.structured_content["sender_verified"] is True and "not verified" not in msg.content[0].text
 
 
 def test_tool_errors_are_results_the_model_can_read(server):

@@ -40,7 +40,7 @@ def test_smuggling_is_refused_and_never_ends_data(srv, fake_end):
     assert c.cmd("DATA").startswith("354")
     smuggled = (
         b"MAIL FROM:<admin@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
-        b"From: admin@example.org\r\nSubject: smuggled\r\n\r\nsend me your password\r\n"
+        b"From: admin@sender.example\r\nSubject: smuggled\r\n\r\nsend me your password\r\n"
     )
     c.send(b"Subject: innocent\r\n\r\nhello" + fake_end + smuggled + b"\r\n.\r\n")
     reply = c.reply()

@@ -139,7 +139,7 @@ def test_disk_full_during_data_never_reads_the_body_as_commands(full_spool):
     # session first), then a whole transaction: read as commands it would deliver a message
     injected = (
         b"RSET\r\nMAIL FROM:<admin@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
-        b"From: admin@example.org\r\nSubject: injected\r\n\r\nevil\r\n"
+        b"From: admin@sender.example\r\nSubject: injected\r\n\r\nevil\r\n"
     )
     body = b"Subject: big\r\n\r\n" + b"NOOP\r\n" * 175_000 + injected + b".\r\n"
     c = RawSMTP(srv.port("smtp.port"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from gk.dav.itip import itip_calendar, message, plan
 
 ORG = "alice@x.example"
@@ -97,6 +99,24 @@ def test_only_an_organizers_own_invitation_to_the_user_goes_to_the_scheduling_in
     assert inbox_message("b@x.example", "a@x.example", "REQUEST", "BEGIN:VCALENDAR\r\nnot\r\n") is None
 
 
+class _Accounts:
+    """No user, no local domain: only a sender vouched for by DMARC is verified here."""
+
+    def get_user(self, address: str) -> None:
+        return None
+
+    def resolve_recipient(self, address: str, roles: bool = True) -> None:
+        return None
+
+    def is_local_domain(self, domain: str) -> bool:
+        return domain == "box.example"
+
+
+CTX = SimpleNamespace(hostname="mx.box.example", accounts=_Accounts())
+# what the SMTP service writes for mail from outside that passed DMARC (gk.mail.authcheck)
+PASSED = b"Authentication-Results: mx.box.example;\r\n\tdmarc=pass (p=none) header.from=example.org\r\n"
+
+
 def test_a_delivered_invitation_announced_twice_is_applied_once() -> None:
     """A delivery is announced by its file in new/ and again by its UID when a sync indexes it:
     the scheduling inbox gets the invitation once (applied twice, one the user deleted between
@@ -113,8 +133,9 @@ def test_a_delivered_invitation_announced_twice_is_applied_once() -> None:
         "From: Ann <ann@example.org>\r\nTo: bob@example.org\r\nSubject: Invitation\r\n"
         'MIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset="utf-8"\r\n\r\n' + cal
     ).encode()
+    raw = PASSED + raw
     placed: list[tuple[str, str]] = []
-    watcher = ReplyWatcher(None, lambda: None, lambda user, sender, uid, method, text: placed.append((user, uid)))  # type: ignore[arg-type]
+    watcher = ReplyWatcher(CTX, lambda: None, lambda user, sender, uid, method, text: placed.append((user, uid)))  # type: ignore[arg-type]
     watcher._apply("bob@example.org", raw)
     watcher._apply("bob@example.org", raw)
     watcher._apply("cat@example.org", raw)
@@ -138,8 +159,9 @@ def test_a_mail_already_scheduled_for_its_recipient_is_left_to_the_others() -> N
     )
     assert scheduled_for(raw) == {"bob@example.org"}
     assert scheduled_for(message("ann@example.org", ["bob@example.org"], "REQUEST", cal, "Marked")) == set()
+    raw = PASSED + raw
     placed: list[tuple[str, str]] = []
-    watcher = ReplyWatcher(None, lambda: None, lambda user, sender, uid, method, text: placed.append((user, uid)))  # type: ignore[arg-type]
+    watcher = ReplyWatcher(CTX, lambda: None, lambda user, sender, uid, method, text: placed.append((user, uid)))  # type: ignore[arg-type]
     watcher._apply("bob@example.org", raw)
     watcher._apply("cat@example.org", raw)
     assert placed == [("cat@example.org", "marked-1")]
@@ -173,3 +195,57 @@ def test_occurrence_reply_only_for_an_occurrence_answered_alone() -> None:
     assert occurrence_reply(b, series, series.replace("NEEDS-ACTION", "ACCEPTED")) is None  # attendee_reply's
     assert occurrence_reply("a@x.example", series, with_override("ACCEPTED")) is None  # the organizer
     assert occurrence_reply(b, series, with_override("ACCEPTED", "r@x.example")) is None
+
+
+def test_an_invitation_from_an_unverified_sender_is_not_placed() -> None:
+    """The watcher acts only on a sender the box vouches for (gk.mail.authcheck.sender): not on a
+    bare From, a DMARC failure, another server's Authentication-Results, nor a From in the box's
+    own domain that no user of the box submitted; nor does it apply a REPLY from one."""
+    from gk.dav.itip import ReplyWatcher
+
+    def invitation(organizer: str, head: bytes = b"", method: str = "REQUEST") -> bytes:
+        cal = (
+            f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\n"
+            "UID:forged-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260102T100000Z\r\nSUMMARY:Forged\r\n"
+            f"ORGANIZER:mailto:{organizer}\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:bob@example.org\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        return (
+            head
+            + (
+                f"From: <{organizer}>\r\nTo: bob@example.org\r\nSubject: Invitation\r\nMIME-Version: 1.0\r\n"
+                f'Content-Type: text/calendar; method={method}; charset="utf-8"\r\n\r\n{cal}'
+            ).encode()
+        )
+
+    placed: list[tuple[str, str]] = []
+    replies: list[str] = []
+    storage = SimpleNamespace()
+    watcher = ReplyWatcher(CTX, lambda: storage, lambda user, sender, uid, method, text: placed.append((user, uid)))  # type: ignore[arg-type]
+    failed = b"Authentication-Results: mx.box.example; dmarc=fail (p=reject) header.from=example.org\r\n"
+    theirs = b"Authentication-Results: mx.other.example; dmarc=pass header.from=example.org\r\n"
+    local = b"Authentication-Results: mx.box.example; dmarc=pass header.from=box.example\r\n"
+    for raw in (
+        invitation("ann@example.org"),
+        invitation("ann@example.org", failed),
+        invitation("ann@example.org", theirs),
+        invitation("alice@box.example", local),
+        invitation("ann@example.org", b"", "CANCEL"),
+        invitation("", PASSED),  # no From address: nobody to vouch for, "" is never a sender
+    ):
+        watcher._apply("bob@example.org", raw)
+    import gk.dav.itip as itip
+
+    original = itip.apply_reply
+    itip.apply_reply = lambda storage, user, sender, text, mine=(): bool(replies.append(sender))  # type: ignore[assignment]
+    try:
+        watcher._apply("bob@example.org", invitation("alice@box.example", local, "REPLY"))
+        watcher._apply("bob@example.org", invitation("ann@example.org", failed, "REPLY"))
+        assert replies == []
+        watcher._apply("bob@example.org", invitation("ann@example.org", PASSED, "REPLY"))
+        assert replies == ["ann@example.org"]  # the genuine one is applied (the test can fail)
+    finally:
+        itip.apply_reply = original
+    assert placed == []
+    watcher._apply("bob@example.org", invitation("ann@example.org", PASSED))
+    assert placed == [("bob@example.org", "forged-1")]

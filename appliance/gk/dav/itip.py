@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import gevent
 
 from gk.dav.webapi import instance_key
+from gk.mail.authcheck.sender import verified_sender
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -1053,7 +1054,8 @@ def _read_new(files: list[tuple[str, str]], words: tuple[bytes, ...]) -> list[tu
 
 class ReplyWatcher:
     """A bus subscriber: each message added to an INBOX is checked (from its cached MIME tree) for
-    an iTIP REPLY; one found updates the mailbox owner's event, off the publisher's greenlet.
+    an iTIP REPLY; one found updates the mailbox owner's event, off the publisher's greenlet —
+    only when the box vouches for its From address (``gk.mail.authcheck.sender.verified_sender``).
     Mail delivered by SMTP lands behind the index (``MaildirChanged``): the fresh files of the
     INBOX's ``new/`` are read as they are, never indexed nor moved (a reply already applied is
     applied again harmlessly: the same status is written once)."""
@@ -1120,8 +1122,16 @@ class ReplyWatcher:
             log.info("dav: iTIP mail %s to %s was applied when sent", _message_id(raw), user.lower())
             return
         mine = addresses_of(self.ctx, user)
+        # only mail whose sender this box vouches for (its own Authentication-Results: a user of
+        # the box who submitted it, or DMARC / aligned SPF or DKIM from outside): the From field
+        # alone is anyone's to write, and a forged one would change an answer in an organizer's
+        # event or place (or cancel) an invitation in the scheduling inbox
+        verified = verified_sender(raw, self.ctx.hostname, self.ctx.accounts)
         try:
             sender, texts = reply_calendars(raw)
+            if texts and (not verified or sender != verified):
+                log.warning("dav: iTIP REPLY to %s not applied: its sender %s is not authenticated", user, sender)
+                texts = []
             for text in texts:
                 storage = self.storage()
                 if apply_reply(storage, user.lower(), sender, text, mine):
@@ -1133,6 +1143,9 @@ class ReplyWatcher:
             return
         try:
             sender, invitations = invitation_calendars(raw)
+            if invitations and (not verified or sender != verified):
+                log.warning("dav: iTIP mail to %s not placed: its sender %s is not authenticated", user, sender)
+                invitations = []
             for method, text in invitations:
                 uid = inbox_message(user.lower(), sender, method, text, mine)
                 if uid is not None:

@@ -163,6 +163,17 @@ def _load_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Part
     return pools.run_cpu(invites.parse, text, is_own)  # vobject: pure Python, off the hub
 
 
+def _verified_sender(web: Web, mb: UserMailbox, folder: str, uid: int) -> str:
+    """The message's From address when the box vouches for it, else "" (its header section read
+    in the I/O pool: at most 64 KiB)."""
+    from gk import pools
+    from gk.mail.authcheck.sender import verified_sender
+
+    with mb.open_message(folder, uid) as fh:
+        head = pools.run_io(fh.read, 65536)
+    return verified_sender(head, web.ctx.hostname, web.ctx.accounts)
+
+
 def reader_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Part) -> dict[str, Any] | None:
     """What the mail reader shows of an invitation in this message (None: not one, or DAV off)."""
     from gk import localtime
@@ -176,6 +187,7 @@ def reader_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Par
         return None
     user = web.signed_in().address
     inv = invites.with_state(davweb(web), user, inv)
+    sender = _verified_sender(web, mb, folder, uid)
     tz, lang = localtime.zone(web.data_dir), web.lang()
     done = DONE.get(bottle.request.query.get("invitation", ""))
     error = invites.DONE_ERRORS.get(bottle.request.query.get("invitation_error", ""))
@@ -184,6 +196,9 @@ def reader_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Par
         "start": _when(inv.start, tz, lang),
         "end": _when(inv.end, tz, lang) if inv.end is not None and inv.end != inv.start else "",
         "partstat": {k: web.gettext(v) for k, v in PARTSTATS.items()},
+        # the organizer as the box can vouch for it (gk.mail.authcheck.sender): else a warning,
+        # the From field and ORGANIZER being anyone's to write
+        "unverified": not sender or sender != inv.organizer.address.lower(),
         "done": web.gettext(done) if done else "",
         "error": web.gettext(error) if error else "",
     }

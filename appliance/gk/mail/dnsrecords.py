@@ -25,6 +25,7 @@ from gk.config import Config
 from gk.config import load as load_config
 from gk.context import hostname_of
 from gk.locale import N_
+from gk.mail.authcheck.dmarc import OWN_DOMAIN_POLICY
 from gk.mail.dkim import dns_record, ensure_keys
 
 # what each record is for, shown next to it (translated where shown: gk.locale)
@@ -78,7 +79,8 @@ def records_for(ctx_or_data_dir: Any, domain: str) -> list[dict[str, str]]:
         {
             "type": "TXT",
             "name": f"_dmarc.{domain}",
-            "value": "v=DMARC1; p=quarantine; adkim=r; aspf=r",
+            # the policy the SMTP service applies itself to mail claiming this domain on port 25
+            "value": f"v=DMARC1; p={OWN_DOMAIN_POLICY}; adkim=r; aspf=r",
             "purpose": N_("DMARC: what receivers do with mail failing SPF and DKIM"),
         }
     )

@@ -5,7 +5,9 @@ Policy, in order:
 1. the envelope sender must be an address the user owns — the user's own address, a
    plus-address of it, or an alias that points at the user — else ``SubmissionError`` 553 5.7.1;
 2. recipients in local domains must exist (``550 5.1.1``) and are delivered to their Maildir
-   at once, durably, before ``submit`` returns;
+   at once, durably, before ``submit`` returns, marked ``Authentication-Results: <host>;
+   auth=pass smtp.auth=<user>`` (a field local delivery strips from what the message brought:
+   ``gk.mail.authcheck.sender`` trusts it);
 3. remote recipients go to ``ctx.services.maybe(QueueService).enqueue(...)`` (durable before it returns);
    while no queue service runs they are refused with ``550 5.3.3`` naming the reason. A queue
    refusal (``QueueError``) is permanent (``553``/``554``: a bad address will never be queued)
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from gk import pools
 from gk.accounts import User, normalize_address
+from gk.mail.authcheck.results import submitted
 from gk.mail.delivery import Target, Trace, get_delivery, quota, received
 from gk.mail.mailbox import RawMessage
 from gk.mail.queue.service import QueueError, QueueService
@@ -149,7 +152,9 @@ def submit(
             unsent = forward.send(ctx, outside, message, common, sender)
             local += [Target(u, u) for u in unsent if u not in kept]
         if local:
-            get_delivery(ctx).deliver(message, local, common, sender)
+            # the mark that this user sent it, for features acting on mail (gk.mail.authcheck.sender)
+            mark = submitted(ctx.hostname, user.address)
+            get_delivery(ctx).deliver(message, local, mark + common, sender)
     if remote and queue is not None:  # checked above: not None when remote
         path = _spool_for_queue(ctx, received(t, ctx.hostname), message)
         try:

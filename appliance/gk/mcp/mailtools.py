@@ -10,6 +10,7 @@ how much was left out.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from gk.locale import N_
@@ -79,10 +80,14 @@ def _listing(out: dict[str, Any]) -> str:
 
 
 class MailTools:
-    """The tools over the running ``MailboxStore``; each call opens the caller's mailbox."""
+    """The tools over the running ``MailboxStore``; each call opens the caller's mailbox.
+    ``vouch``: a message's header section -> its From address when the box vouches for it, else ""
+    (``gk.mail.authcheck.sender.verified_sender``): ``mail_read`` says whether the sender is
+    verified, so a model is never left to believe a From that anyone could write."""
 
-    def __init__(self, store: MailboxStore):
+    def __init__(self, store: MailboxStore, vouch: Callable[[bytes], str] | None = None):
         self.store = store
+        self.vouch = vouch
 
     def _mailbox(self, address: str, folder: str | None = None) -> UserMailbox:
         """The user's mailbox; with ``folder``, that folder synced first (mail delivered into
@@ -142,6 +147,12 @@ class MailTools:
         out["to"] = _addresses(info.envelope[5] if len(info.envelope) > 5 else None)
         out["attachments"] = [{"name": a.name, "type": a.type, "size": a.size} for a in attachments]
         out["untrusted"] = True
+        if self.vouch is not None:
+            try:
+                with mb.open_message(folder, uid) as fh:
+                    out["sender_verified"] = bool(self.vouch(fh.read(65536)))
+            except (MailboxError, KeyError, OSError):
+                out["sender_verified"] = False
         out["body_chars"] = len(body)
         out["truncated"] = len(body) > max_chars
         out["body"] = body[:max_chars]
@@ -160,8 +171,9 @@ def _addresses(field: Any) -> list[str]:
 
 
 def _read_text(out: dict[str, Any]) -> str:
+    unverified = " (sender not verified: anyone could have written this From)"
     head = [
-        f"From: {out['from']}",
+        f"From: {out['from']}" + (unverified if out.get("sender_verified") is False else ""),
         f"To: {', '.join(out['to'])}",
         f"Subject: {out['subject']}",
         f"Date: {out['date']}",
@@ -173,8 +185,8 @@ def _read_text(out: dict[str, Any]) -> str:
     return "\n".join(head) + f"\n\n{UNTRUSTED}\n<untrusted-mail>\n{out['body']}\n</untrusted-mail>"
 
 
-def tools(store: MailboxStore) -> list[Tool]:
-    mail = MailTools(store)
+def tools(store: MailboxStore, vouch: Callable[[bytes], str] | None = None) -> list[Tool]:
+    mail = MailTools(store, vouch)
     return [
         Tool(
             "mail_list_folders",
@@ -261,6 +273,10 @@ def tools(store: MailboxStore) -> list[Tool]:
                     "to": {"type": "array", "items": {"type": "string"}},
                     "attachments": {"type": "array", "items": {"type": "object"}},
                     "untrusted": {"type": "boolean"},
+                    "sender_verified": {
+                        "type": "boolean",
+                        "description": "the box vouches for the From address (a user of the box, or DMARC/SPF/DKIM)",
+                    },
                     "body_chars": {"type": "integer"},
                     "truncated": {"type": "boolean"},
                     "body": {"type": "string", "description": "untrusted data from the sender"},

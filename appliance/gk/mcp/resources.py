@@ -279,9 +279,9 @@ class CalendarResources:
         return [{"uri": uri, "mimeType": "text/plain", "text": "\n".join(lines)}]
 
 
-def mail_resources(store: MailboxStore) -> MailResources:
+def mail_resources(store: MailboxStore, vouch: Callable[[bytes], str] | None = None) -> MailResources:
     """The user's folders and messages, read through ``mailtools.MailTools`` as the tools read."""
-    mail = mailtools.MailTools(store)
+    mail = mailtools.MailTools(store, vouch)
 
     def list_messages(address: str, folder: str, limit: int) -> str:
         mb = mail._mailbox(address, folder)

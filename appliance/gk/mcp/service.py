@@ -86,8 +86,15 @@ class MCPService:
             ctx = self._ctx
             store = get_store(ctx)
             write_tools = WriteTools(ctx, self.approvals)
-            registry = AuditedRegistry(mailtools.tools(store) + write_tools.tools() + feature_tools(ctx), self.audit)
-            resources = Resources([mail_resources(store)])
+
+            def vouch(head: bytes) -> str:
+                from gk.mail.authcheck.sender import verified_sender
+
+                return verified_sender(head, ctx.hostname, ctx.accounts)
+
+            tools = mailtools.tools(store, vouch)
+            registry = AuditedRegistry(tools + write_tools.tools() + feature_tools(ctx), self.audit)
+            resources = Resources([mail_resources(store, vouch)])
             if self.chat is not None:
                 resources.providers.append(ChatResources(self.chat))
             if ctx.config.dav.enabled:  # its calendars, read through the DAV storage (Radicale on first use)

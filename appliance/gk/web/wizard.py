@@ -611,10 +611,12 @@ def dns_records(ctx: AppContext, domain: str, hostname: str) -> list[tuple[str, 
         return [(r["name"], r["type"], r["value"]) for r in dnsrecords.records_for(view, domain)]
     except ImportError:
         pass
+    from gk.mail.authcheck.dmarc import OWN_DOMAIN_POLICY
+
     return [
         (domain, "MX", f"10 {hostname}."),
         (domain, "TXT", "v=spf1 mx -all"),
-        (f"_dmarc.{domain}", "TXT", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"),
+        (f"_dmarc.{domain}", "TXT", f"v=DMARC1; p={OWN_DOMAIN_POLICY}; rua=mailto:postmaster@{domain}"),
     ]
 
 

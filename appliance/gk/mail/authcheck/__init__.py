@@ -7,6 +7,7 @@ of the message in memory inside the worker thread (bounded by ``smtp.dkim_max_ve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,11 +45,14 @@ class InboundChecker:
         check_dkim: bool = True,
         check_dmarc: bool = True,
         dkim_max_size: int = 10 * 1024 * 1024,
+        is_local_domain: Callable[[str], bool] | None = None,
     ):
         self.resolver = resolver
         self.authserv_id = authserv_id
         self.do_spf, self.do_dkim, self.do_dmarc = check_spf, check_dkim, check_dmarc
         self.dkim_max_size = dkim_max_size
+        # the box's own domains: mail claiming them must authenticate (``dmarc.own_domain``)
+        self.is_local_domain = is_local_domain
         # pyspf's lookup goes through the resolver from the first check on: pyspf and dnspython
         # (``make_resolver``'s is built on its first use) load then, not at start
         self._lookup_installed = False
@@ -62,9 +66,12 @@ class InboundChecker:
         dkims = dkimverify.verify(self.resolver, message, headers, size, self.dkim_max_size) if self.do_dkim else []
         dmarc_result = None
         if self.do_dmarc:
+            domains = from_domains(headers)
             dmarc_result = dmarc.evaluate(
-                self.resolver, from_domains(headers), spf_result or spf.SPFResult("none", "", "mailfrom"), dkims
+                self.resolver, domains, spf_result or spf.SPFResult("none", "", "mailfrom"), dkims
             )
+            if self.is_local_domain is not None:
+                dmarc_result = dmarc.own_domain(dmarc_result, domains, self.is_local_domain)
         header = authentication_results(self.authserv_id, spf_result, dkims, dmarc_result, mail_from)
         return CheckOutcome(header, spf_result, dkims, dmarc_result)
 

@@ -20,6 +20,7 @@ import functools
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,14 @@ from gk.mail.authcheck.spf import SPFResult
 
 if TYPE_CHECKING:
     import dns.resolver
+
+
+# The DMARC policy GK asks its owner to publish for the box's own domains (``gk dns records``,
+# the wizard), and the one it applies itself to mail claiming those domains on port 25 whatever
+# DNS says (``own_domain``): the box is the only legitimate sender of its domains, so it knows
+# the answer before the owner has published anything. Mox and Stalwart suggest p=reject too.
+OWN_DOMAIN_POLICY = "reject"
+OWN_DOMAIN_REASON = "a local domain: only this box's users send from it"
 
 
 @dataclass(frozen=True)
@@ -136,3 +145,20 @@ def evaluate(
     spf_ok = spf.result == "pass" and aligned(spf.domain, domain, rec.get("aspf", "r"))
     dkim_ok = any(d.result == "pass" and aligned(d.domain, domain, rec.get("adkim", "r")) for d in dkims)
     return DMARCResult("pass" if spf_ok or dkim_ok else "fail", policy, domain)
+
+
+def own_domain(result: DMARCResult, from_domains: list[str], is_local: Callable[[str], bool]) -> DMARCResult:
+    """``result`` for mail received on port 25 with the box's own domains in mind: a message whose
+    From names one of them passes only with SPF or DKIM aligned with it (``result`` a pass for
+    that domain); anything else — no DMARC record published yet (``none``), a lookup error, a
+    published ``p=none`` or several From domains, one of them ours — fails under
+    ``OWN_DOMAIN_POLICY``. Mail the box's users send never comes this way (submission on 587/465
+    and the webmail deliver locally without port 25), so nothing legitimate is lost but mail
+    that left the box and came back unsigned and from a foreign address (a list that rewrites
+    the body without rewriting From, as p=reject anywhere would refuse it)."""
+    ours = [d for d in from_domains if is_local(d)]
+    if not ours:
+        return result
+    if result.result == "pass" and len(from_domains) == 1:
+        return result
+    return DMARCResult("fail", OWN_DOMAIN_POLICY, ours[0], OWN_DOMAIN_REASON)

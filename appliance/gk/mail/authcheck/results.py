@@ -1,4 +1,8 @@
-"""The Authentication-Results header field (RFC 8601) for one message."""
+"""The Authentication-Results header field (RFC 8601) for one message: the checks of mail
+received on port 25 (``authentication_results``), and for mail a user of the box submitted and
+the box delivered here itself, ``auth=pass smtp.auth=<user>`` (``submitted``). Either carries
+this box's authserv-id, which local delivery strips from what the message brought with it
+(``gk.mail.delivery.local``): a reader trusts them (``gk.mail.authcheck.sender``)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,12 @@ _SAFE = re.compile(r"[^A-Za-z0-9@._+=/-]")
 
 def _v(text: str) -> str:
     return _SAFE.sub("", text)[:255] or "unknown"
+
+
+def _reason(text: str) -> str:
+    """A reason's text for a quoted string (RFC 8601 §2.2): one line, no quote, backslash or
+    semicolon (a reader splitting the field at ";" must not be misled)."""
+    return re.sub(r'[^ -~]|["\\;]', "", text)[:255]
 
 
 def authentication_results(
@@ -32,9 +42,15 @@ def authentication_results(
     if dmarc is not None:
         if dmarc.from_domain:
             policy = f" (p={dmarc.policy})" if dmarc.policy else ""
-            parts.append(f"dmarc={dmarc.result}{policy} header.from={_v(dmarc.from_domain)}")
+            reason = f' reason="{_reason(dmarc.reason)}"' if dmarc.reason else ""
+            parts.append(f"dmarc={dmarc.result}{policy}{reason} header.from={_v(dmarc.from_domain)}")
         else:
             parts.append(f"dmarc={dmarc.result}")
     if not parts:
         return f"Authentication-Results: {authserv_id}; none\r\n".encode()
     return (f"Authentication-Results: {authserv_id};\r\n\t" + ";\r\n\t".join(parts) + "\r\n").encode()
+
+
+def submitted(authserv_id: str, user: str) -> bytes:
+    """The field of a message ``user`` submitted (SMTP AUTH or the webmail), delivered locally."""
+    return f"Authentication-Results: {authserv_id}; auth=pass smtp.auth={_v(user)}\r\n".encode()

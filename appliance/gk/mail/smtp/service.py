@@ -3,7 +3,9 @@
 aiosmtpd runs on the gevent hub: an ``asyncio_gevent`` event loop runs in its own greenlet and
 the listeners are created on it with ``asyncio.run_coroutine_threadsafe`` (the gevent→asyncio
 direction DESIGN.md measured). Accepted messages are handled in greenlets (``accept``):
-inbound mail gets SPF/DKIM/DMARC checks and local delivery; submitted mail goes through
+inbound mail gets SPF/DKIM/DMARC checks and local delivery (mail claiming one of the box's own
+domains in From fails DMARC under p=reject unless SPF or DKIM aligned with it passed, published
+record or not: ``gk.mail.authcheck.dmarc.own_domain``); submitted mail goes through
 ``gk.mail.submission.submit``.
 
 ``stop(grace)`` closes the listeners, says ``421`` to idle sessions, lets sessions inside DATA
@@ -107,6 +109,9 @@ class SMTPService:
             check_dkim=self.cfg.check_dkim,
             check_dmarc=self.cfg.check_dmarc,
             dkim_max_size=self.cfg.dkim_max_verify_size,
+            # port 25 mail whose From names one of the box's own domains must authenticate
+            # (gk.mail.authcheck.dmarc.own_domain): only submission (587/465) carries theirs
+            is_local_domain=ctx.accounts.is_local_domain,
         )
         self.spool_dir = ctx.data_dir / "spool" / "smtp-in"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -246,6 +251,9 @@ class SMTPService:
         size: int,
         users: dict[str, User],
     ) -> str:
+        # our Authentication-Results carry the host name delivery strips forged copies of and
+        # readers trust (gk.mail.authcheck.sender): the current one, which the settings can change
+        self.checker.authserv_id = self.hostname
         outcome = self.checker.check(message, size, trace.peer_ip, trace.helo, mail_from)
         folder = "INBOX"
         failed = outcome.dmarc_policy_failed

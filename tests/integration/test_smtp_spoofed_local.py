@@ -1,0 +1,87 @@
+"""Mail claiming one of the box's own domains on port 25, the way Mox and Stalwart treat it:
+example.org (a fresh box: no SPF, DKIM or DMARC record published yet) is local, so a stranger's
+``From: alice@example.org`` to bob fails DMARC under the policy GK asks its owner to publish
+(p=reject): refused with 550 5.7.1 and nothing delivered, or filed as Junk with
+``dmarc_reject_action = "junk"``, the reason in Authentication-Results. Alice's own mail to bob
+comes by submission (587, AUTH over TLS) and is delivered, marked as hers (auth=pass); a remote
+sender is not affected."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+from support.smtp import empty_maildirs, messages, module_server, parsed, smtp25, submission
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    with module_server(tmp_path_factory) as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(shared):
+    empty_maildirs(shared)
+    return shared
+
+
+def _message(sender: str, subject: str) -> bytes:
+    return (
+        f"From: Alice <{sender}>\r\nTo: <bob@example.org>\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject.replace(' ', '.')}@test>\r\n\r\nPlease wire the money today.\r\n"
+    ).encode()
+
+
+def test_a_local_from_on_port_25_is_refused(srv) -> None:  # type: ignore[no-untyped-def]
+    with smtp25(srv) as s, pytest.raises(smtplib.SMTPDataError) as err:
+        s.sendmail("alice@example.org", ["bob@example.org"], _message("alice@example.org", "spoofed"))
+    assert err.value.smtp_code == 550
+    assert b"5.7.1" in err.value.smtp_error and b"example.org" in err.value.smtp_error
+    # the envelope says someone else: the header's From is what a reader sees, and what counts
+    with smtp25(srv) as s, pytest.raises(smtplib.SMTPDataError) as err:
+        s.sendmail("x@remote.example", ["bob@example.org"], _message("Alice@Example.ORG", "spoofed 2"))
+    assert err.value.smtp_code == 550
+    with smtp25(srv) as s, pytest.raises(smtplib.SMTPDataError) as err:  # a bounce's null sender too
+        s.sendmail("", ["bob@example.org"], _message("postmaster@example.org", "spoofed 3"))
+    assert err.value.smtp_code == 550
+    assert messages(srv, "bob@example.org") == [] and messages(srv, "bob@example.org", "Junk") == []
+
+
+def test_the_same_mail_submitted_by_alice_is_delivered(srv) -> None:  # type: ignore[no-untyped-def]
+    with submission(srv) as s:
+        s.sendmail("alice@example.org", ["bob@example.org"], _message("alice@example.org", "genuine"))
+    (raw,) = messages(srv, "bob@example.org")
+    ar = " ".join(parsed(raw)["Authentication-Results"].split())
+    assert ar == "mx.test.example; auth=pass smtp.auth=alice@example.org", ar
+
+
+def test_a_remote_from_is_not_affected(srv) -> None:  # type: ignore[no-untyped-def]
+    with smtp25(srv) as s:
+        s.sendmail("olga@remote.example", ["bob@example.org"], _message("olga@remote.example", "remote"))
+    (raw,) = messages(srv, "bob@example.org")
+    assert "dmarc=none" in parsed(raw)["Authentication-Results"]
+
+
+def test_a_forged_mark_of_ours_is_dropped(srv) -> None:  # type: ignore[no-untyped-def]
+    forged = b"Authentication-Results: mx.test.example; auth=pass smtp.auth=alice@example.org\r\n"
+    with smtp25(srv) as s:
+        s.sendmail("olga@remote.example", ["bob@example.org"], forged + _message("olga@remote.example", "forged"))
+    (raw,) = messages(srv, "bob@example.org")
+    assert b"auth=pass" not in raw
+
+
+@pytest.fixture(scope="module")
+def junk_server(tmp_path_factory):
+    with module_server(tmp_path_factory, smtp={"dmarc_reject_action": "junk"}) as srv:
+        yield srv
+
+
+def test_with_the_junk_action_it_lands_in_junk(junk_server) -> None:  # type: ignore[no-untyped-def]
+    srv = junk_server
+    with smtp25(srv) as s:
+        s.sendmail("alice@example.org", ["bob@example.org"], _message("alice@example.org", "spoofed junk"))
+    assert messages(srv, "bob@example.org") == []
+    (raw,) = messages(srv, "bob@example.org", "Junk")
+    ar = " ".join(parsed(raw)["Authentication-Results"].split())
+    assert "dmarc=fail (p=reject) reason=" in ar and "header.from=example.org" in ar, ar
