@@ -43,6 +43,10 @@ class MessagesAdded:
     folder: str
     uids: tuple[int, ...]  # ascending
     modseq: int
+    # those of ``uids`` a folder's first indexing found already in cur/ (a Maildir copied in, the
+    # history of a box restored): not new mail, so nothing acts on them as such (the DAV iTIP
+    # watcher: applied again, years-old REPLYs would overwrite today's answers)
+    imported: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,3 +249,21 @@ def test_an_invitation_from_an_unverified_sender_is_not_placed() -> None:
     assert placed == []
     watcher._apply("bob@example.org", invitation("ann@example.org", PASSED))
     assert placed == [("bob@example.org", "forged-1")]
+
+
+def test_the_watcher_leaves_a_first_builds_imported_history_alone() -> None:
+    """A first indexing's copied-in messages (``MessagesAdded.imported``) are not mail to act on:
+    their years-old REPLYs would overwrite today's answers. Those it took from new/ are checked."""
+    import gevent
+
+    from gk import events
+    from gk.dav.itip import ReplyWatcher
+
+    checked: list[tuple[int, ...]] = []
+    watcher = ReplyWatcher(CTX, lambda: None)  # type: ignore[arg-type]
+    watcher._check = lambda user, folder, uids: checked.append(uids)  # type: ignore[method-assign]
+    watcher(events.MessagesAdded("bob@box.example", "INBOX", (1, 2, 3), 4, imported=(1, 2, 3)))
+    watcher(events.MessagesAdded("bob@box.example", "INBOX", (1, 2, 3, 4, 5), 4, imported=(1, 2, 3)))
+    watcher(events.MessagesAdded("bob@box.example", "INBOX", (6,), 5))
+    gevent.sleep(0)
+    assert checked == [(4, 5), (6,)]

@@ -1078,7 +1078,15 @@ class ReplyWatcher:
         if event.folder.upper() != "INBOX":
             return
         if isinstance(event, events.MessagesAdded):
-            gevent.spawn(self._check, event.user, event.folder, event.uids)
+            # a first indexing's copied-in history is not mail to act on (its old REPLYs would
+            # overwrite newer answers), and reading its thousands of files held the GIL for
+            # seconds after a first open; mail delivered meanwhile is in new/ (not ``imported``)
+            uids = event.uids
+            if event.imported:
+                old = set(event.imported)
+                uids = tuple(u for u in uids if u not in old)
+            if uids:
+                gevent.spawn(self._check, event.user, event.folder, uids)
         elif isinstance(event, events.MaildirChanged) and event.paths:
             self._delivered.extend((event.user, path) for path in event.paths)
             if self._scanner is None:

@@ -205,3 +205,33 @@ def test_killed_before_the_rows_commit_with_mail_in_new_too(tmp_path: Path) -> N
     assert mb.message_bytes("INBOX", COUNT + 1) == _msg(200)
     assert mb.append("INBOX", _msg(100))[1] == COUNT + 3
     mb.close()
+
+
+def test_a_first_build_announces_the_copied_in_history_as_imported(tmp_path: Path) -> None:
+    """The MessagesAdded of a first build names the files it found in cur/ (a Maildir copied in)
+    as ``imported``, and not those it took from new/ (mail delivered): the DAV iTIP watcher acts
+    on the second kind only (gk.dav.itip.ReplyWatcher)."""
+    from gk import events
+
+    mail = tmp_path / "mail"
+    md = maildir.user_root(mail, USER)
+    _copy_in(md)
+    for i in range(2):
+        maildir.deliver(md, [_msg(300 + i)])
+    os.utime(md / "new", (1_700_000_000,) * 2)
+    seen: list[events.Event] = []
+    events.subscribe(USER, seen.append)
+    store = MailboxStore(mail)
+    try:
+        mb = store.user(USER)
+        assert mb.folder("INBOX").exists == COUNT + 2
+        mb._join_build()
+        added = [e for e in seen if isinstance(e, events.MessagesAdded) and e.folder == "INBOX"]
+        assert len(added) == 1, seen
+        assert added[0].uids == tuple(range(1, COUNT + 3))
+        assert added[0].imported == tuple(range(1, COUNT + 1))  # the two delivered ones are not history
+        mb.append("INBOX", _msg(100))  # later mail is never imported
+        assert [e.imported for e in seen if isinstance(e, events.MessagesAdded)][-1] == ()
+    finally:
+        events.unsubscribe(USER, seen.append)
+        store.stop(5)

@@ -934,6 +934,7 @@ class UserMailbox:
         # UIDs written to gk-uidmap in one append instead of a rename each (see ``uidlist``).
         in_map = len(adopted) + len(numbered) > LAZY_FROM
         map_lines: list[tuple[str, int]] = []
+        fresh: set[int] = set()  # the UIDs of files from new/: mail delivered, not a copied-in history
         for sub, fname in numbered:
             base, letters = split_name(fname)
             if in_map and sub == "cur" and ",U=" not in base and uidlist.mappable(base):
@@ -942,6 +943,8 @@ class UserMailbox:
                 nxt += 1
                 continue
             target = f"{uidlist.with_uid(base, nxt)}:2,{letters}"
+            if sub == "new":
+                fresh.add(nxt)
             renames.append((f"{d}/{sub}/{fname}", cur + target))
             added.append((target, nxt))
             nxt += 1
@@ -980,7 +983,7 @@ class UserMailbox:
         if added:
             lazy = len(added) > LAZY_FROM or bool(map_lines)
             if lazy and not rows and not gone and not fixes:
-                self._defer_build(f, d, added, map_lines, prestat, adopting, nxt)
+                self._defer_build(f, d, added, map_lines, prestat, adopting, nxt, frozenset(fresh))
                 self._adopting.discard(name)
                 self._reconciled.add(name)
                 return
@@ -1062,17 +1065,19 @@ class UserMailbox:
         offset: Callable[[float], int] | None,
         uidnext: int = 0,
         listing: tuple[Sequence[int], Sequence[str]] = ((), ()),
+        fresh: frozenset[int] = frozenset(),
     ) -> None:
         """Show folder ``f`` as built with ``added`` (``views``: ``_folder_view``'s values;
-        ``listing``: the UIDs and flags texts its rows get, see ``flag_rows``) and start writing
-        its rows (``_commit_build``); see ``_defer_build``."""
+        ``listing``: the UIDs and flags texts its rows get, see ``flag_rows``; ``fresh``: the UIDs
+        of files from new/, the others announced as ``imported``) and start writing its rows
+        (``_commit_build``); see ``_defer_build``."""
         row = {k: f[k] for k in f.keys()}
         row["uidnext"] = max(int(f["uidnext"]), max(u for _, u in added) + 1, uidnext)
         row["highestmodseq"] = int(f["highestmodseq"]) + 1  # the commit's one _bump
         if adopting:
             row["recentuid"] = max(int(f["recentuid"]), row["uidnext"] - 1)
         self._views[f["id"]] = ((int(row["uidvalidity"]), row["uidnext"], row["highestmodseq"]), views)
-        b = self._build = _Build(row["name"], row, listing=listing)
+        b = self._build = _Build(row["name"], row, listing=listing, fresh=fresh)
         b.job = gevent.spawn(self._commit_build, b, int(f["recentuid"]), d, added, known, offset, row["uidnext"])
 
     def _defer_build(
@@ -1084,6 +1089,7 @@ class UserMailbox:
         prestat: gevent.Greenlet | None,
         adopting: bool,
         uidnext: int,
+        fresh: frozenset[int] = frozenset(),
     ) -> None:
         """A folder's first build (no index row yet, many files: a first SELECT): what SELECT
         shows of the folder (``_folder_row``, ``_folder_view``: UIDs, counts, keywords, first
@@ -1120,7 +1126,8 @@ class UserMailbox:
                 st = known.get(fname)
                 size = st[0] if st is not None else 0
             sizes += size
-        self._start_build(f, added, _views_from(uids, sizes, texts), adopting, d, known, offset, uidnext, (uids, texts))
+        views = _views_from(uids, sizes, texts)
+        self._start_build(f, added, views, adopting, d, known, offset, uidnext, (uids, texts), fresh)
 
     def _commit_build(
         self,
@@ -1157,9 +1164,9 @@ class UserMailbox:
                 self.db.execute(
                     "UPDATE folders SET recentuid = max(recentuid, ?) WHERE id = ?", (int(b.row["recentuid"]), fid)
                 )
-        events.publish(
-            events.MessagesAdded(self.address, name, tuple(indexed), int(self._folder_row(name)["highestmodseq"]))
-        )
+        imported = tuple(u for u in indexed if u not in b.fresh)
+        modseq = int(self._folder_row(name)["highestmodseq"])
+        events.publish(events.MessagesAdded(self.address, name, tuple(indexed), modseq, imported))
         self._kick_backfill()
 
     def _write_build(
@@ -2351,6 +2358,7 @@ class _Build:
     # the UIDs and their flags texts the rows get (in UID order), for ``flag_rows``
     listing: tuple[Sequence[int], Sequence[str]] = ((), ())
     flags: dict[int, str] | None = None  # ``listing`` as a dict, made at its first use
+    fresh: frozenset[int] = frozenset()  # the UIDs of files from new/ (the others: ``imported``)
 
 
 _SIZE_FIELD = re.compile(r",S=(\d{1,15})(?=[,:]|$)")
