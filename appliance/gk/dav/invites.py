@@ -27,7 +27,7 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from typing import TYPE_CHECKING, Any
 
-from gk.dav.itip import _address
+from gk.dav.itip import _address, reply_component
 from gk.locale import N_
 
 if TYPE_CHECKING:
@@ -273,14 +273,7 @@ def reply_calendar(inv: Invitation, partstat: str) -> str:
     out.add("method").value = "REPLY"
     now = dt.datetime.now(vobject.icalendar.utc).replace(microsecond=0)
     for ev in getattr(request, "vevent_list", []):
-        new = out.add("vevent")
-        for name in ("uid", "recurrence-id", "sequence", "dtstart", "dtend", "duration", "summary", "organizer"):
-            for line in ev.contents.get(name, []):
-                new.add(line.duplicate(line))
-        new.add("dtstamp").value = now
-        att = new.add("attendee")
-        att.value = f"mailto:{inv.me.address}"
-        att.params["PARTSTAT"] = [partstat]
+        att = reply_component(out, ev, inv.me.address, partstat, now)
         if inv.me.name:
             att.params["CN"] = [inv.me.name]
     return str(out.serialize())

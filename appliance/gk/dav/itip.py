@@ -180,10 +180,24 @@ def _exdates(master: Any) -> dict[str, Any]:
     return out
 
 
+def _make_instance(ev: Any, value: Any, length: Any, dropped: tuple[str, ...]) -> None:
+    """Make VEVENT ``ev`` (a master's copy) the instance starting at ``value``: ``dropped``
+    removed (its recurrence rules, its own start and end), RECURRENCE-ID and DTSTART that start,
+    DTEND after ``length`` when it is a duration."""
+    import datetime as dt
+
+    for name in dropped:
+        for line in list(ev.contents.get(name, [])):
+            ev.remove(line)
+    ev.add("recurrence-id").value = value
+    ev.add("dtstart").value = value
+    if isinstance(length, dt.timedelta):
+        ev.add("dtend").value = value + length
+
+
 def _instance_calendar(text: str, key: str, value: Any = None) -> str:
     """``text``'s calendar (its VTIMEZONEs kept) with one VEVENT: the override of instance
     ``key``, or (``value``: that instance's start) the master made into that instance."""
-    import datetime as dt
 
     import vobject  # type: ignore[import-untyped]
 
@@ -201,13 +215,7 @@ def _instance_calendar(text: str, key: str, value: Any = None) -> str:
                 length = ev.dtend.value - start
             elif "duration" in ev.contents:
                 length = ev.duration.value
-            for name in ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "duration"):
-                for line in list(ev.contents.get(name, [])):
-                    ev.remove(line)
-            ev.add("recurrence-id").value = value
-            ev.add("dtstart").value = value
-            if isinstance(length, dt.timedelta):
-                ev.add("dtend").value = value + length
+            _make_instance(ev, value, length, ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "duration"))
         else:
             cal.remove(ev)
     return str(cal.serialize())
@@ -441,15 +449,25 @@ def occurrence_reply(user: str, old: str | None, new: str | None, mine: Mine | N
     now = dt.datetime.now(vobject.icalendar.utc).replace(microsecond=0)
     for key in changed:
         ev, address, partstat = after[key]
-        line = out.add("vevent")
-        for name in ("uid", "recurrence-id", "sequence", "dtstart", "dtend", "duration", "summary", "organizer"):
-            for prop in ev.contents.get(name, []):
-                line.add(prop.duplicate(prop))
-        line.add("dtstamp").value = now
-        att = line.add("attendee")
-        att.value = f"mailto:{address}"
-        att.params["PARTSTAT"] = [partstat]
+        reply_component(out, ev, address, partstat, now)
     return str(out.serialize()), after[changed[0]][2]
+
+
+REPLY_COPIED = ("uid", "recurrence-id", "sequence", "dtstart", "dtend", "duration", "summary", "organizer")
+
+
+def reply_component(out: Any, ev: Any, address: str, partstat: str, now: Any) -> Any:
+    """Add to iTIP REPLY ``out`` the VEVENT answering request component ``ev`` (RFC 5546 §3.2.3:
+    the properties that identify it, a DTSTAMP, the one ATTENDEE who answers); its ATTENDEE."""
+    line = out.add("vevent")
+    for name in REPLY_COPIED:
+        for prop in ev.contents.get(name, []):
+            line.add(prop.duplicate(prop))
+    line.add("dtstamp").value = now
+    att = line.add("attendee")
+    att.value = f"mailto:{address}"
+    att.params["PARTSTAT"] = [partstat]
+    return att
 
 
 # the users of this box a mailed iTIP message was already applied to, synchronously (the
@@ -887,7 +905,6 @@ def apply_reply(
 def _add_overrides(cal: Any, organizer: str, attendee: str, starts: dict[str, Any]) -> None:
     """An override (RFC 5545 §3.8.4.4) of each occurrence of ``starts`` the repeating event of
     ``cal`` has none for, made from its series (``attendee`` invited there, ``organizer``'s)."""
-    import datetime as dt
 
     events = list(getattr(cal, "vevent_list", []))
     have = {_rid_key(e.contents["recurrence-id"][0].value) for e in events if "recurrence-id" in e.contents}
@@ -905,13 +922,9 @@ def _add_overrides(cal: Any, organizer: str, attendee: str, starts: dict[str, An
         if key in have or type(value) is not type(start):
             continue
         override = master.duplicate(master)
-        for name in ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "recurrence-id"):
-            for line in list(override.contents.get(name, [])):
-                override.remove(line)
-        override.add("recurrence-id").value = value
-        override.add("dtstart").value = value
-        if isinstance(length, dt.timedelta):
-            override.add("dtend").value = value + length
+        _make_instance(
+            override, value, length, ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "recurrence-id")
+        )
         cal.add(override)
 
 

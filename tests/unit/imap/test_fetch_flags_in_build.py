@@ -40,13 +40,6 @@ def _copy_in(md: Path, *, with_uids: bool = False) -> None:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[IMAPHarness]:
-    h = IMAPHarness(tmp_path / "gk")
-    yield h
-    h.close()
-
-
-@pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """The first build's rows held back until ``gate`` gets an item."""
     opened: list[bool] = []

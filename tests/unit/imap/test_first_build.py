@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,13 +46,6 @@ def _copy_in(md: Path) -> list[str]:
     for sub in ("cur", "new"):  # copied in a while ago (a directory changed this instant is looked at again)
         os.utime(md / sub, (1_700_000_000,) * 2)
     return sorted(names)
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[IMAPHarness]:
-    h = IMAPHarness(tmp_path / "gk")
-    yield h
-    h.close()
 
 
 def test_commands_after_a_first_select_see_the_whole_folder(

@@ -3,22 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from support.imapharness import USER, Client, IMAPHarness
 
 
 def _msg(i: int) -> bytes:
     return f"From: Ann <ann@example.com>\r\nSubject: note {i}\r\n\r\nbody {i}\r\n".encode()
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[IMAPHarness]:
-    h = IMAPHarness(tmp_path / "gk")
-    yield h
-    h.close()
 
 
 @pytest.fixture
