@@ -235,7 +235,13 @@ def _handshake(
         tls = "implicit-verified" if implicit_tls and verify else "implicit-unverified" if implicit_tls else "none"
         detail = ""
         if not implicit_tls and starttls and smtp.has_extn("starttls"):
-            code, msg = smtp.starttls(context=ctx)
+            try:
+                code, msg = smtp.starttls(context=ctx)
+            except ConnectionError as exc:
+                # the peer dropped the connection in the handshake rather than sending an alert
+                # (an OpenSSL that finds no protocol or cipher it may use resets): a failed
+                # handshake all the same, which opportunistic TLS answers in plain text (connect)
+                raise ssl.SSLError(f"connection lost in the TLS handshake: {exc}") from exc
             if code != 220:
                 raise TemporaryFailure(f"STARTTLS answered {code} {_reply_text(msg)}")
             smtp.sock.settimeout(command_timeout)  # type: ignore[union-attr]
