@@ -121,7 +121,7 @@ WIDE_STORE = 500  # a flag change of more UIDs reads the rows it touches in thei
 HUB_COMMITS_MAX = 32  # ... and every this many-th starts a WAL checkpoint in the I/O pool, not waited for
 WAL_AUTOCHECKPOINT = 1000  # pages: SQLite's default, restored after a commit on the hub
 PREFILL_DELAY = 0.05  # the background indexer's ENVELOPE pass starts this long after it is kicked
-# ... and takes this many rows a time (one lock hold, ~15-25 ms here): at 64 a batch, the pass was
+# ... and takes this many rows a time (one parse, ~15-25 ms here): at 64 a batch, the pass was
 # paced by the hand-offs, not the parsing (py-spy: 0.3 s of CPU in 2 s), and 700-1,350 of 5,000
 # envelopes were still missing when bench imap's FETCH came ~0.9 s after the first open
 PREFILL_BATCH = 4 * PARSE_BATCH_FILES
@@ -1779,8 +1779,8 @@ class UserMailbox:
 
     def _prefill_envelopes(self) -> None:
         """The ENVELOPE wire forms (``envwire``) of every message that has none, right away, in
-        batches of ``PREFILL_BATCH`` (``_fill_envelopes``: the top header block only, in the
-        CPU pool; the lock is held one batch at a time, ~15-25 ms). Not gated on the mailbox being
+        batches of ``PREFILL_BATCH`` (the top header block only, in the CPU pool; the lock is held
+        for each batch's read of rows and its write, not its parse). Not gated on the mailbox being
         idle as the full parse is: a first open's client keeps the mailbox busy right after it
         (and the DAV iTIP watcher read every message a first open announced until it learnt to
         leave ``MessagesAdded.imported`` alone), and gated, this pass came too
@@ -1801,14 +1801,36 @@ class UserMailbox:
                     " WHERE m.envwire IS NULL AND m.id > ? ORDER BY m.id LIMIT ?",
                     (last, PREFILL_BATCH),
                 )
-                if not rows:
-                    return
-                last = rows[-1][0]
-                by_folder: dict[str, list[tuple[int, str, str | None]]] = {}
-                for r in rows:
-                    by_folder.setdefault(r[3], []).append((r[0], r[1], r[2]))
-                for folder, items in by_folder.items():
-                    self._fill_envelopes({"name": folder}, items)
+            if not rows:
+                return
+            last = rows[-1][0]
+            by_folder: dict[str, list[tuple[int, str, str | None]]] = {}
+            for r in rows:
+                by_folder.setdefault(r[3], []).append((r[0], r[1], r[2]))
+            # parsed without the lock (the files only), stored under it: a SELECT waits for one
+            # batch's UPDATE, not its parse (held for the parse, 20 login+SELECTs during this pass
+            # took 1.4-1.7x Dovecot's time in bench imap). A row a FETCH filled meanwhile keeps its
+            # own (``_store_envelopes``); a file renamed meanwhile is parsed by the FETCH that needs it.
+            updates: list[tuple[str, int | None, bytes, int, str]] = []
+            for folder, items in by_folder.items():
+                cur = f"{self._dir(folder)}/cur/"
+                found = pools.run_cpu(_parse_envelopes, [(cur + name, stored) for _, name, stored in items])
+                updates += [(*res, r[0], r[1]) for r, res in zip(items, found, strict=True) if res is not None]
+            if updates:
+                with self.lock:
+                    if self._closed:
+                        return
+                    pools.run_io(self._store_prefilled, updates)
+
+    def _store_prefilled(self, updates: list[tuple[str, int | None, bytes, int, str]]) -> None:
+        # as _store_envelopes, for rows read before the parse without the lock: the row must
+        # still be the same file (an expunged message's row id can be given to a new one)
+        with self.db.relaxed_commits(), self.db.transaction() as c:
+            c.executemany(
+                "UPDATE messages SET envelope = coalesce(envelope, ?), sentdate = coalesce(sentdate, ?),"
+                " envwire = ? WHERE id = ? AND name = ? AND envwire IS NULL",
+                updates,
+            )
 
     def messages(self, name: str, offset: int = 0, limit: int = 50, newest_first: bool = True) -> list[MessageInfo]:
         """A page of a folder's messages (for the webmail list), newest first by default."""
