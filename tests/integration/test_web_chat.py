@@ -304,9 +304,17 @@ def test_edit_delete_react_reply(srv):  # type: ignore[no-untyped-def]
     # alice edits hers
     resp, form = alice.get(f"/chat/m/{mid}/edit")
     assert resp.status == 200 and 'name="text"' in form
-    resp, frag = alice.post(f"/chat/m/{mid}/edit", {"text": "typo in this message"})
-    assert resp.status == 200 and "(edited)" in frag
+    # the browser's own submission (no script, or Enter pressed before htmx bound the form): back
+    # to the room, never a bare fragment; htmx's gets the message to swap in
+    resp, _ = alice.post(f"/chat/m/{mid}/edit", {"text": "typo in this message"})
+    assert resp.status == 303 and resp.getheader("Location", "").endswith("/chat/r/general")
     live.expect(rf'id="m-{mid}".*typo in this message')
+    resp, frag = alice.request(
+        "POST", f"/chat/m/{mid}/edit", form={"text": "typo in this message!", "csrf": alice.csrf},
+        headers={"HX-Request": "true"},
+    )  # fmt: skip
+    assert resp.status == 200 and "(edited)" in frag and "message!" in frag
+    live.expect(rf'id="m-{mid}".*typo in this message!')
     resp, frag = alice.post(f"/chat/m/{mid}/delete", {})
     assert resp.status == 200 and "Message deleted" in frag
     live.expect(rf'id="m-{mid}".*Message deleted')
@@ -414,7 +422,8 @@ def test_upload_limits_and_authorization(srv):  # type: ignore[no-untyped-def]
     resp, frag = _multipart(
         alice, "/chat/files/upload?to=%23photos", {"to": "#photos", "csrf": alice.csrf, "text": "look"}, "dot.png", PNG
     )
-    assert resp.status == 200, frag
+    # a form the browser sent itself (no HX-Request): back to the room
+    assert resp.status == 303 and resp.getheader("Location", "").endswith("/chat/r/photos"), frag
     got = live.expect(r"/chat/files/")
     path = re.search(r'<img src="(/chat/files/[^"]+)"', got).group(1)
     # a member sees it, inline, with a safe type; a non-member gets 404 like a missing file
@@ -433,7 +442,7 @@ def test_upload_limits_and_authorization(srv):  # type: ignore[no-untyped-def]
         b"<script>alert(1)</script>",
         "text/html",
     )
-    assert resp.status == 200
+    assert resp.status == 303
     got = live.expect(r"evil\.html")
     href = re.search(r'href="(/chat/files/[^"]+evil\.html)"', got).group(1)
     resp, _ = _get_raw(srv, href, {"Cookie": bob.cookie_header()})

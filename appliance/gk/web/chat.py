@@ -229,6 +229,13 @@ def refuse(status: int) -> None:
     bottle.response.status = 200 if bottle.request.get_header("HX-Request") == "true" else status
 
 
+def back_unless_htmx(to: str) -> None:
+    """A form the browser sent itself (no script, or pressed before htmx had bound it) is
+    answered with the conversation, not with a fragment: a 303 back to it."""
+    if bottle.request.get_header("HX-Request") != "true":
+        raise bottle.redirect(url_of(to) if to else "/chat", 303)
+
+
 def _query(name: str) -> str:
     return (bottle.request.query.getunicode(name, default="") or "").strip()
 
@@ -423,6 +430,7 @@ def send(web: Web) -> str:
     except ChatError as exc:
         refuse(422 if exc.code == "too_long" else 403)
         return _compose(web, to, None, refusal(web, exc), text)
+    back_unless_htmx(to)
     return _compose(web, to)
 
 
@@ -455,7 +463,8 @@ def edit(web: Web, msgid: str) -> str:
             chat.edit(account, msgid, text)
         except ChatError as exc:
             raise bottle.HTTPError(403, ERRORS.get(exc.code, N_("Bad request"))) from None
-    v, _ = _own_view(web, chat, account, msgid)
+    v, to = _own_view(web, chat, account, msgid)
+    back_unless_htmx(to)
     return _message_fragment(web, v, account)
 
 

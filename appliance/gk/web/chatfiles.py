@@ -177,6 +177,7 @@ def upload(web: Web) -> object:
     except ChatError as exc:
         webchat.refuse(403)
         return webchat._compose(web, to, None, webchat.refusal(web, exc), caption)
+    webchat.back_unless_htmx(to)
     return webchat._compose(web, to)
 
 
