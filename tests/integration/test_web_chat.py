@@ -294,7 +294,9 @@ def test_edit_delete_react_reply(srv):  # type: ignore[no-untyped-def]
     assert bob.post(f"/chat/m/{mid}/delete", {})[0].status == 403
     assert bob.get(f"/chat/m/{mid}/edit")[0].status == 403
     # bob reacts: alice sees it live
-    resp, frag = bob.post(f"/chat/m/{mid}/react", {"reaction": "👍"})
+    resp, frag = bob.request(
+        "POST", f"/chat/m/{mid}/react", form={"reaction": "👍", "csrf": bob.csrf}, headers={"HX-Request": "true"}
+    )
     assert resp.status == 200 and "👍 1" in frag
     live.expect(rf'id="m-{mid}".*👍 1')
     # bob replies: the quote shows

@@ -491,7 +491,8 @@ def react(web: Web, msgid: str) -> str:
         chat.react(account, msgid, reaction, add=not mine)
     except ChatError as exc:
         raise bottle.HTTPError(404, ERRORS.get(exc.code, N_("Bad request"))) from None
-    v, _ = _own_view(web, chat, account, msgid)
+    v, to = _own_view(web, chat, account, msgid)
+    back_unless_htmx(to)
     return _message_fragment(web, v, account)
 
 
