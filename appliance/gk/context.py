@@ -100,6 +100,12 @@ class AppContext:
     ssl_context: ssl.SSLContext
     # the running features' services, found by class (``gk.server`` registers what each starts)
     services: Services = field(default_factory=Services)
+    # the name our Authentication-Results carry: fixed at the first start, never the host name
+    # of the moment (``settings.Settings.authserv_id``, which build_context reads)
+    authserv_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.authserv_id = self.authserv_id or self.hostname.lower()
 
     @property
     def mail_root(self) -> Path:
@@ -149,6 +155,7 @@ def build_context(config: Config, data_dir: Path) -> AppContext:
         if usable(data_dir, host):
             tls = TLSFiles(*acme.cert_paths(data_dir))  # the CA's certificate, from the first handshake
     settings.of(data_dir).bind(config)  # opens the owner's settings (moving them out of claim once)
-    ctx = AppContext(config, data_dir, hostname, accounts, auth, tls, server_context(tls))
+    authserv_id = settings.of(data_dir).authserv_id(hostname)
+    ctx = AppContext(config, data_dir, hostname, accounts, auth, tls, server_context(tls), authserv_id=authserv_id)
     ctx.follow_hostname()
     return ctx

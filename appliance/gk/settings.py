@@ -71,6 +71,7 @@ TIMEZONE, MAIL_DOMAIN, HTTPS_REDIRECT, AI_MODEL, HOSTNAME = (
 STORED_KEYS = (TIMEZONE, MAIL_DOMAIN, HTTPS_REDIRECT, AI_MODEL)
 RELAY_KEYS = ("smarthost", "smarthost_port", "smarthost_tls", "smarthost_username", "smarthost_password")
 MIGRATED_MARK = "migrated_from_claim"
+AUTHSERV_ID = "authserv_id"  # meta: the name our Authentication-Results carry, fixed once
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,21 @@ class Settings:
         server = self._toml().get("server", {})
         value = server.get("hostname", "") if isinstance(server, dict) else ""
         return value if isinstance(value, str) else ""
+
+    def authserv_id(self, hostname: str) -> str:
+        """The authserv-id of this box's ``Authentication-Results`` (RFC 8601 §2.5): the host name
+        of the first start that asked, kept for good. Local delivery strips fields carrying it
+        from what a message brings and readers trust only the fields carrying it
+        (``gk.mail.authcheck.sender``). Were it the current host name, a change would make every
+        message delivered before read as unverified, and trusting the old names too would trust
+        a forged field stamped, before the change, with the name the box was about to take."""
+        with self._db() as db:
+            row = db.one("SELECT value FROM meta WHERE key = ?", (AUTHSERV_ID,))
+            if row is None:
+                with db.transaction() as c:
+                    c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (AUTHSERV_ID, hostname.lower()))
+                row = db.one("SELECT value FROM meta WHERE key = ?", (AUTHSERV_ID,))
+        return str(row["value"]) if row is not None else hostname.lower()
 
     def snapshot(self) -> dict[str, str]:
         """Every setting that was chosen, as text (the wizard's summary shows it)."""

@@ -85,3 +85,43 @@ def test_with_the_junk_action_it_lands_in_junk(junk_server) -> None:  # type: ig
     (raw,) = messages(srv, "bob@example.org", "Junk")
     ar = " ".join(parsed(raw)["Authentication-Results"].split())
     assert "dmarc=fail (p=reject) reason=" in ar and "header.from=example.org" in ar, ar
+
+
+def test_a_new_host_name_keeps_the_authserv_id(srv) -> None:  # type: ignore[no-untyped-def]
+    """Authentication-Results carry the name of the box's first start for good: after the owner
+    renames the box, mail delivered before still reads as verified, and a field a stranger
+    stamped with the new name (before or after) is not the box's. Last in this module: it
+    restarts the shared server under another name."""
+    from gk import config
+    from gk.context import open_accounts
+    from gk.mail.authcheck.sender import verified_sender
+
+    with submission(srv) as s:
+        s.sendmail("alice@example.org", ["bob@example.org"], _message("alice@example.org", "before"))
+    srv.stop()
+    srv.overrides["server"] = {"hostname": "mx.renamed.example"}  # what the settings write to gk.toml
+    srv.start()
+    with smtp25(srv) as s:
+        assert "mx.renamed.example" in s.ehlo()[1].decode()  # the new name greets
+    with submission(srv) as s:
+        s.sendmail("alice@example.org", ["bob@example.org"], _message("alice@example.org", "after"))
+    forged = (
+        b"Authentication-Results: mx.renamed.example; dmarc=pass header.from=remote.example\r\n"
+        b"Authentication-Results: mx.test.example; dmarc=pass header.from=remote.example\r\n"
+        + _message("mallory@remote.example", "forged").replace(b"From: Alice", b"From: Mallory")
+    )
+    with smtp25(srv) as s:
+        s.sendmail("mallory@remote.example", ["bob@example.org"], forged)
+    got = {parsed(raw)["Subject"]: raw for raw in messages(srv, "bob@example.org")}
+    assert set(got) == {"before", "after", "forged"}
+    accounts = open_accounts(config.load(srv.data_dir), srv.data_dir)
+    try:
+        for subject in ("before", "after"):
+            ar = " ".join(parsed(got[subject])["Authentication-Results"].split())
+            assert ar == "mx.test.example; auth=pass smtp.auth=alice@example.org", (subject, ar)
+            assert verified_sender(got[subject], "mx.test.example", accounts) == "alice@example.org"
+        fields = [" ".join(v.split()) for v in parsed(got["forged"]).get_all("Authentication-Results")]
+        assert not any(f.startswith("mx.test.example; dmarc=pass") for f in fields), fields  # stripped
+        assert verified_sender(got["forged"], "mx.test.example", accounts) == ""
+    finally:
+        accounts.db.close()

@@ -62,7 +62,7 @@ class IMAPHarness:
         self.ctx.services.register("mailbox", mailbox_service.start(self.ctx))  # as gk.features does
         self.service = IMAPService(self.ctx)
         self.store: MailboxStore = self.service.store
-        self.delivery = LocalDelivery(self.ctx.mail_root, self.ctx.hostname)
+        self.delivery = LocalDelivery(self.ctx.mail_root, self.ctx.authserv_id)
         self.clients: list[Client] = []
 
     def connect(self) -> Client:

@@ -112,7 +112,7 @@ class _Accounts:
         return domain == "box.example"
 
 
-CTX = SimpleNamespace(hostname="mx.box.example", accounts=_Accounts())
+CTX = SimpleNamespace(hostname="mx.box.example", authserv_id="mx.box.example", accounts=_Accounts())
 # what the SMTP service writes for mail from outside that passed DMARC (gk.mail.authcheck)
 PASSED = b"Authentication-Results: mx.box.example;\r\n\tdmarc=pass (p=none) header.from=example.org\r\n"
 

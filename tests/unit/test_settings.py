@@ -69,6 +69,14 @@ def test_settings_survive_a_reopen_and_the_host_name_lives_only_in_gk_toml(tmp_p
     assert not (tmp_path / "claim.sqlite3").exists() or not claim_rows(tmp_path)  # nothing in claim
 
 
+def test_the_authserv_id_is_the_first_host_name_asked_with_for_good(tmp_path: Path) -> None:
+    s = fresh(tmp_path)
+    assert s.authserv_id("GK.Local") == "gk.local"
+    s.update(hostname="mail.example.org")
+    assert s.authserv_id("mail.example.org") == "gk.local"
+    assert fresh(tmp_path).authserv_id("other.example") == "gk.local"  # stored, not remembered
+
+
 def test_callbacks_run_after_the_value_is_durable(tmp_path: Path) -> None:
     s = fresh(tmp_path)
     seen: list[tuple[frozenset[str], str, str]] = []

@@ -413,8 +413,9 @@ def test_admin_changes_the_host_name_live_and_the_certificate_follows(fresh: Web
     assert resp.status == 400 and "public mail provider" in resp.text and ctx.hostname == "gk.test.example"
     resp = c.post("/admin/settings/host", {"hostname": "Mail.New.Example", "domain": "new.example"})
     assert resp.status == 303 and "Host name and mail domain saved." in c.get("/admin/settings").text
-    # no restart: the running context, local delivery's Received header and the certificate follow
-    assert ctx.hostname == "mail.new.example" and get_delivery(ctx).hostname == "mail.new.example"
+    # no restart: the running context (greetings, Received headers) and the certificate follow;
+    # the authserv-id of Authentication-Results stays (older mail stays verified)
+    assert ctx.hostname == "mail.new.example" and get_delivery(ctx).authserv_id == "gk.test.example"
     assert "mail.new.example" in certificate_names(ctx.tls.cert)
     assert settings.of(fresh.data_dir).mail_domain() == "new.example" and ctx.accounts.is_local_domain("new.example")
     assert 'value="mail.new.example"' in c.get("/admin/settings").text

@@ -1147,7 +1147,7 @@ class ReplyWatcher:
         # the box who submitted it, or DMARC / aligned SPF or DKIM from outside): the From field
         # alone is anyone's to write, and a forged one would change an answer in an organizer's
         # event or place (or cancel) an invitation in the scheduling inbox
-        verified = verified_sender(raw, self.ctx.hostname, self.ctx.accounts)
+        verified = verified_sender(raw, self.ctx.authserv_id, self.ctx.accounts)
         try:
             sender, texts = reply_calendars(raw)
             if texts and (not verified or sender != verified):

@@ -171,7 +171,7 @@ def _verified_sender(web: Web, mb: UserMailbox, folder: str, uid: int) -> str:
 
     with mb.open_message(folder, uid) as fh:
         head = pools.run_io(fh.read, 65536)
-    return verified_sender(head, web.ctx.hostname, web.ctx.accounts)
+    return verified_sender(head, web.ctx.authserv_id, web.ctx.accounts)
 
 
 def reader_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Part) -> dict[str, Any] | None:

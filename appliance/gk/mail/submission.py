@@ -153,7 +153,7 @@ def submit(
             local += [Target(u, u) for u in unsent if u not in kept]
         if local:
             # the mark that this user sent it, for features acting on mail (gk.mail.authcheck.sender)
-            mark = submitted(ctx.hostname, user.address)
+            mark = submitted(ctx.authserv_id, user.address)
             get_delivery(ctx).deliver(message, local, mark + common, sender)
     if remote and queue is not None:  # checked above: not None when remote
         path = _spool_for_queue(ctx, received(t, ctx.hostname), message)

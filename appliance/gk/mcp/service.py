@@ -90,7 +90,7 @@ class MCPService:
             def vouch(head: bytes) -> str:
                 from gk.mail.authcheck.sender import verified_sender
 
-                return verified_sender(head, ctx.hostname, ctx.accounts)
+                return verified_sender(head, ctx.authserv_id, ctx.accounts)
 
             tools = mailtools.tools(store, vouch)
             registry = AuditedRegistry(tools + write_tools.tools() + feature_tools(ctx), self.audit)

@@ -4,7 +4,9 @@ Features that act on mail by themselves (the DAV iTIP watcher: an invitation put
 scheduling inbox, an attendee's answer written into an organizer's event; the webmail's
 invitation actions) must not take the ``From`` field's word for it. They read the box's own
 ``Authentication-Results`` fields instead (those carrying its authserv-id: local delivery strips
-any the message brought, RFC 8601 §5, so a remote sender cannot forge them):
+any the message brought, RFC 8601 §5, so a remote sender cannot forge them). The authserv-id
+is ``AppContext.authserv_id``: the host name of the box's first start, kept when the owner
+renames the box (``settings.Settings.authserv_id``), so older mail stays verified:
 
 - ``auth=pass smtp.auth=<user>`` (mail a user of the box submitted, ``results.submitted``): the
   From address must be one that user owns (their address, a plus-address, an alias to them);

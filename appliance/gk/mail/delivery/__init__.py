@@ -19,7 +19,7 @@ def get_delivery(ctx: AppContext) -> LocalDelivery:
     """The process-wide ``LocalDelivery`` (one group committer for every feature that delivers)."""
     svc = _by_context.get(id(ctx))
     if svc is None:
-        svc = _by_context[id(ctx)] = LocalDelivery(ctx.mail_root, lambda: ctx.hostname, get_writer(ctx))
+        svc = _by_context[id(ctx)] = LocalDelivery(ctx.mail_root, lambda: ctx.authserv_id, get_writer(ctx))
     return svc
 
 

@@ -133,15 +133,16 @@ def copy_with_headers(md: Path, top: bytes, source: RawMessage | Path | bytes, a
 
 
 class LocalDelivery:
-    def __init__(self, mail_root: Path, hostname: str | Callable[[], str], writer: MaildirWriter | None = None):
+    def __init__(self, mail_root: Path, authserv_id: str | Callable[[], str], writer: MaildirWriter | None = None):
         self.mail_root = mail_root
-        # a function when the host name can change while GK runs (the context's, see get_delivery)
-        self._hostname = hostname
+        # the name of the Authentication-Results delivery strips from what a message brings
+        # (``AppContext.authserv_id``; a function: read at each delivery)
+        self._authserv_id = authserv_id
         self.writer = writer if writer is not None else MaildirWriter(mail_root)
 
     @property
-    def hostname(self) -> str:
-        return self._hostname if isinstance(self._hostname, str) else self._hostname()
+    def authserv_id(self) -> str:
+        return self._authserv_id if isinstance(self._authserv_id, str) else self._authserv_id()
 
     @property
     def committer(self) -> GroupCommitter:
@@ -162,7 +163,7 @@ class LocalDelivery:
             copies.append((t, return_path(mail_from) + delivered_to(t.rcpt) + common))
         if message.data is not None:
             data = message.data
-            new = [NewCopy(t.user, t.folder, RawMessage(data=render(top, data, self.hostname))) for t, top in copies]
+            new = [NewCopy(t.user, t.folder, RawMessage(data=render(top, data, self.authserv_id))) for t, top in copies]
         else:
             new = self._copy_spooled(message, copies)
         results = self.writer.deliver(new)
@@ -178,7 +179,7 @@ class LocalDelivery:
         try:
             for t, top in copies:
                 md = self.writer.folder_dir(t.user, t.folder)
-                tmp = pools.run_io(copy_with_headers, md, top, message, self.hostname)
+                tmp = pools.run_io(copy_with_headers, md, top, message, self.authserv_id)
                 new.append(NewCopy(t.user, t.folder, RawMessage(path=tmp)))
         except BaseException:
             for c in new:

@@ -104,7 +104,8 @@ class SMTPService:
         self.delivery = get_delivery(ctx)
         self.checker = InboundChecker(
             make_resolver(ctx.config.dns, cache_size=2048),
-            ctx.hostname,
+            # the name delivery strips forged copies of and readers trust (gk.mail.authcheck.sender)
+            ctx.authserv_id,
             check_spf=self.cfg.check_spf,
             check_dkim=self.cfg.check_dkim,
             check_dmarc=self.cfg.check_dmarc,
@@ -251,9 +252,6 @@ class SMTPService:
         size: int,
         users: dict[str, User],
     ) -> str:
-        # our Authentication-Results carry the host name delivery strips forged copies of and
-        # readers trust (gk.mail.authcheck.sender): the current one, which the settings can change
-        self.checker.authserv_id = self.hostname
         outcome = self.checker.check(message, size, trace.peer_ip, trace.helo, mail_from)
         folder = "INBOX"
         failed = outcome.dmarc_policy_failed
