@@ -75,8 +75,11 @@ def wait_live(page, since: int = 0) -> int:  # type: ignore[no-untyped-def]
 
 
 def say(page, text: str) -> None:  # type: ignore[no-untyped-def]
-    page.fill("#compose-text", text)
-    page.press("#compose-text", "Enter")
+    # the send box is swapped in after each send and by Reply: typed into once htmx has settled
+    # it (the class goes as hx-post is bound); before, Enter would be the browser's own POST
+    box = "#send-form:not(.htmx-added) #compose-text"
+    page.fill(box, text)
+    page.press(box, "Enter")
     page.wait_for_function("() => document.querySelector('#compose-text').value === ''", timeout=60_000)
 
 
