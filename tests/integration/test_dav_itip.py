@@ -641,6 +641,28 @@ def test_one_occurrence_answered_from_a_caldav_client(server: GKServer) -> None:
     assert '" 500 ' not in server.log()
 
 
+def test_one_occurrence_deleted_from_a_caldav_client_is_declined(server: GKServer) -> None:
+    """Thunderbird's "delete only this occurrence" on an invitation: bob's copy gets an EXDATE.
+    Alice's copy gets that occurrence with bob DECLINED (the series keeps his answer), and the
+    REPLY in her scheduling inbox names that occurrence only."""
+    uid = "weekly-exdate-1"
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(WEEKLY.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="ACCEPTED"))
+    ev = bob_cal.event_by_uid(uid)
+    ev.data = (
+        ev.data.replace("\r\n", "\n").replace("\n", "\r\n").replace("RRULE:", "EXDATE:20990717T090000Z\r\nRRULE:", 1)
+    )
+    ev.save(increase_seqno=False)
+    data = alice_cal.event_by_uid(uid).data.replace("\r\n ", "")
+    series, _, override = data.partition("RECURRENCE-ID")
+    assert "PARTSTAT=ACCEPTED" in attendee_line(series, BOB), data
+    assert "PARTSTAT=DECLINED" in attendee_line(override, BOB) and "20990717T090000Z" in override, data
+    (reply,) = scheduling_items(server, ALICE, uid, "REPLY")
+    assert reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID:20990717T090000Z" in reply, reply
+    assert "PARTSTAT=DECLINED" in attendee_line(reply, BOB)
+    assert '" 500 ' not in server.log()
+
+
 # -- forged senders: mail that names someone it is not from never schedules anything -----------------
 
 

@@ -197,6 +197,30 @@ def test_occurrence_reply_only_for_an_occurrence_answered_alone() -> None:
     assert occurrence_reply(b, series, with_override("ACCEPTED", "r@x.example")) is None
 
 
+def test_an_occurrence_the_attendee_deletes_is_declined() -> None:
+    """Thunderbird's "delete only this occurrence" on an invitation writes an EXDATE into the
+    attendee's copy: the organizer gets a REPLY declining that occurrence (sabre/vobject's broker
+    does the same), once; an override of it removed with the EXDATE is declined too."""
+    from gk.dav.itip import occurrence_reply
+
+    b = "b@x.example"
+    series = answered(partstat="ACCEPTED").replace("END:VEVENT", "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT", 1)
+    dropped = series.replace("RRULE:", "EXDATE:20990108T090000Z\r\nRRULE:", 1)
+    found = occurrence_reply(b, series, dropped)
+    assert found is not None and found[1] == "DECLINED", found
+    reply = found[0].replace("\r\n ", "")
+    assert reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID:20990108T090000Z" in reply, reply
+    assert "DTSTART:20990108T090000Z" in reply and "RRULE" not in reply and "EXDATE" not in reply
+    assert f"PARTSTAT=DECLINED:mailto:{b}" in reply
+    assert occurrence_reply(b, dropped, dropped) is None  # said once
+    assert occurrence_reply("a@x.example", series, dropped) is None  # the organizer's own EXDATE
+    override = answered(day="20990108", partstat="TENTATIVE").split("BEGIN:VEVENT", 1)[1].split("END:VEVENT")[0]
+    override = override.replace("DTSTART", "RECURRENCE-ID:20990108T090000Z\r\nDTSTART", 1)
+    with_override = series.replace("END:VCALENDAR", "BEGIN:VEVENT" + override + "END:VEVENT\r\nEND:VCALENDAR")
+    found = occurrence_reply(b, with_override, dropped)
+    assert found is not None and "PARTSTAT=DECLINED" in found[0].replace("\r\n ", ""), found
+
+
 def test_an_invitation_from_an_unverified_sender_is_not_placed() -> None:
     """The watcher acts only on a sender the box vouches for (gk.mail.authcheck.sender): not on a
     bare From, a DMARC failure, another server's Authentication-Results, nor a From in the box's

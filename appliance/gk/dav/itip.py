@@ -403,12 +403,12 @@ ANSWERED = ("ACCEPTED", "DECLINED", "TENTATIVE")
 
 
 def _my_answers(events: list[Any], mine: Mine) -> dict[str, tuple[Any, str, str]]:
-    """For each VEVENT inviting the user (SCHEDULE-AGENT=SERVER), by occurrence (``_rid_key``, ""
+    """For each VEVENT inviting the user (SCHEDULE-AGENT=SERVER), by occurrence (``instance_key``, ""
     for the series): (the VEVENT, the address it invites them by, their PARTSTAT)."""
     out: dict[str, tuple[Any, str, str]] = {}
     for ev in events:
         rid = ev.contents.get("recurrence-id")
-        key = _rid_key(rid[0].value) if rid else ""
+        key = instance_key(rid[0].value) if rid else ""
         for att in ev.contents.get("attendee", []):
             agent = (att.params.get("SCHEDULE-AGENT") or ["SERVER"])[0].upper()
             address = _address(str(att.value))
@@ -418,12 +418,19 @@ def _my_answers(events: list[Any], mine: Mine) -> dict[str, tuple[Any, str, str]
     return out
 
 
+def _touches_occurrences(text: str) -> bool:
+    """Whether an attendee's write may answer occurrences alone (an override, an EXDATE)."""
+    up = text.upper()
+    return "RECURRENCE-ID" in up or "EXDATE" in up
+
+
 def occurrence_reply(user: str, old: str | None, new: str | None, mine: Mine | None = None) -> tuple[str, str] | None:
     """RFC 6638 §3.2.2 for occurrences of a repeating event: (the iTIP REPLY, the first answer)
     when ``user`` answered occurrences on their own — an override in their copy whose PARTSTAT
     differs from what it was (or from the series' when the override is new), as Apple Calendar
-    and Thunderbird write "only this event" — else None (``attendee_reply`` decides for the
-    whole event). The REPLY holds those occurrences only, each with the user's answer."""
+    and Thunderbird write "only this event", or an occurrence deleted from their copy (a new
+    EXDATE: DECLINED) — else None (``attendee_reply`` decides for the whole event). The REPLY
+    holds those occurrences only, each with the user's answer."""
     import datetime as dt
 
     import vobject  # type: ignore[import-untyped]
@@ -436,21 +443,35 @@ def occurrence_reply(user: str, old: str | None, new: str | None, mine: Mine | N
     before, after = _my_answers(old_events, own), _my_answers(new_events, own)
     if "" not in before or "" not in after:
         return None
-    changed = [
-        key
-        for key in sorted(after)
+    answers = {
+        key: after[key]
+        for key in after
         if key and after[key][2] in ANSWERED and after[key][2] != before.get(key, before[""])[2]
-    ]
-    if not changed:
+    }
+    # an occurrence the attendee deleted from their copy (a new EXDATE: Thunderbird's "delete
+    # only this occurrence") is declined, as sabre/vobject's broker does; the organizer would
+    # otherwise count on them
+    master, address = after[""][0], after[""][1]
+    if "rrule" in master.contents or "rdate" in master.contents:
+        known = _exdates(before[""][0])
+        for key, value in _exdates(master).items():
+            if key not in known and key not in after and before.get(key, before[""])[2] != "DECLINED":
+                instance = master.duplicate(master)
+                length = master.dtend.value - master.dtstart.value if "dtend" in master.contents else None
+                dropped = ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "recurrence-id")
+                _make_instance(instance, value, length, dropped)
+                answers[key] = (instance, address, "DECLINED")
+    if not answers:
         return None
     out = vobject.iCalendar()
     out.add("prodid").value = "-//GK//Invitations//EN"
     out.add("method").value = "REPLY"
     now = dt.datetime.now(vobject.icalendar.utc).replace(microsecond=0)
+    changed = sorted(answers)
     for key in changed:
-        ev, address, partstat = after[key]
+        ev, address, partstat = answers[key]
         reply_component(out, ev, address, partstat, now)
-    return str(out.serialize()), after[changed[0]][2]
+    return str(out.serialize()), answers[changed[0]][2]
 
 
 REPLY_COPIED = ("uid", "recurrence-id", "sequence", "dtstart", "dtend", "duration", "summary", "organizer")
@@ -644,7 +665,7 @@ class Scheduler:
                 answered = change.new or change.old
                 if partstat is not None and answered is not None:
                     jobs.append((self._reply, self._answer(user, partstat, answered, mine)))
-                elif partstat is None and change.new is not None and "RECURRENCE-ID" in change.new.upper():
+                elif partstat is None and change.new is not None and _touches_occurrences(change.new):
                     try:
                         occurrences = occurrence_reply(user, change.old, change.new, mine)
                     except Exception:
@@ -863,7 +884,7 @@ def apply_reply(
     starts: dict[str, Any] = {}  # the RECURRENCE-ID of each occurrence answered
     for ev in reply:
         rid = ev.contents.get("recurrence-id")
-        key = _rid_key(rid[0].value) if rid else ""
+        key = instance_key(rid[0].value) if rid else ""
         for att in ev.contents.get("attendee", []):
             if _address(str(att.value)) == sender:
                 answers[key] = (att.params.get("PARTSTAT") or ["NEEDS-ACTION"])[0].upper()
@@ -885,7 +906,7 @@ def apply_reply(
     for ev in getattr(cal, "vevent_list", []):
         if _organizer([ev]) != own:
             continue
-        key = _rid_key(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""
+        key = instance_key(ev.contents["recurrence-id"][0].value) if "recurrence-id" in ev.contents else ""
         partstat = answers.get(key, answers.get(""))
         for att in ev.contents.get("attendee", []):
             if partstat and _address(str(att.value)) == sender and att.params.get("PARTSTAT") != [partstat]:
@@ -907,7 +928,7 @@ def _add_overrides(cal: Any, organizer: str, attendee: str, starts: dict[str, An
     ``cal`` has none for, made from its series (``attendee`` invited there, ``organizer``'s)."""
 
     events = list(getattr(cal, "vevent_list", []))
-    have = {_rid_key(e.contents["recurrence-id"][0].value) for e in events if "recurrence-id" in e.contents}
+    have = {instance_key(e.contents["recurrence-id"][0].value) for e in events if "recurrence-id" in e.contents}
     masters = [e for e in events if "recurrence-id" not in e.contents]
     if len(masters) != 1 or _organizer(masters) != organizer or "rrule" not in masters[0].contents:
         return
@@ -926,19 +947,6 @@ def _add_overrides(cal: Any, organizer: str, attendee: str, starts: dict[str, An
             override, value, length, ("rrule", "rdate", "exdate", "exrule", "dtstart", "dtend", "recurrence-id")
         )
         cal.add(override)
-
-
-def _rid_key(value: Any) -> str:
-    """An occurrence's identity from its RECURRENCE-ID: UTC for zoned times."""
-    import datetime as dt
-
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y%m%dT%H%M%S")
-    if isinstance(value, dt.date):
-        return value.strftime("%Y%m%d")
-    return str(value)
 
 
 def schedule_copy(storage: Any, user: str, method: str, text: str, mine: Mine | None = None) -> bool:
@@ -966,7 +974,7 @@ def schedule_copy(storage: Any, user: str, method: str, text: str, mine: Mine | 
     sequence = max((int(str(e.sequence.value)) for e in events if "sequence" in e.contents), default=0)
     # one occurrence of a series (RFC 5546 §3.2.2.1, §3.2.5: VEVENTs with RECURRENCE-ID only): merged
     # into the copy of the series, never replacing it
-    instances = {_rid_key(e.contents["recurrence-id"][0].value): e for e in events if "recurrence-id" in e.contents}
+    instances = {instance_key(e.contents["recurrence-id"][0].value): e for e in events if "recurrence-id" in e.contents}
     instance_only = len(instances) == len(events)
     with storage.acquire_lock("w", user):
         row = storage.db.one(
@@ -984,7 +992,7 @@ def schedule_copy(storage: Any, user: str, method: str, text: str, mine: Mine | 
                 cal = vobject.readOne(row["text"])
                 for ev in list(getattr(cal, "vevent_list", [])):
                     rid = ev.contents.get("recurrence-id")
-                    if rid and _rid_key(rid[0].value) in instances:
+                    if rid and instance_key(rid[0].value) in instances:
                         cal.remove(ev)
                 for instance in instances.values():
                     cal.add(instance)
