@@ -274,6 +274,43 @@ def test_caldav_event_shown_in_web_and_edit_keeps_unknown_properties(server):
     assert not [e for e in cal.events() if "phone-1" in e.data]
 
 
+def _skip_or_delete_fields(form: str, action: str) -> dict[str, str]:
+    fields = dict(re.findall(r'<input type="hidden" name="(cal|href|etag|occ)" value="([^"]*)"', form.split(action)[1]))
+    fields["etag"] = fields["etag"].replace("&#34;", '"')
+    return fields
+
+
+def test_an_invitation_deleted_in_the_web_is_declined(server):
+    """Bob deletes from his web calendar one occurrence of alice's weekly invitation, then the
+    whole event: as from a CalDAV client (RFC 6638 §3.2.2), alice's copy gets bob DECLINED for
+    that occurrence, then for the series. The Accept/Decline buttons are not the only answer."""
+    alice = web(server)
+    resp, _ = new_event(
+        alice, title="Standup", start_date="2026-05-04", end_date="2026-05-04", repeat="WEEKLY",
+        repeat_end="count", count="3", attendees=BOB,
+    )  # fmt: skip
+    assert resp.status == 303
+    uid = [e for e in calendar_of(server).events() if "Standup" in e.data][0].icalendar_component["uid"]
+    assert "Standup" in calendar_of(server, BOB, BOB_PW).event_by_uid(uid).data  # bob's copy
+    bob = web(server, BOB, BOB_PW)
+    _, page = bob.get("/calendar?view=agenda&date=2026-05-11")
+    link = re.search(r'href="(/calendar/event\?[^"]*occ=20260511T070000Z)"', page).group(1).replace("&amp;", "&")
+    _, form = bob.get(link)
+    resp, _ = bob.post("/calendar/event/skip", _skip_or_delete_fields(form, "/event/skip"))
+    assert resp.status == 303
+    data = calendar_of(server).event_by_uid(uid).data.replace("\r\n ", "")
+    series, _, override = data.partition("RECURRENCE-ID")
+    bob_in = [line for line in override.splitlines() if BOB in line and line.startswith("ATTENDEE")]
+    assert "20260511T070000Z" in override and bob_in and "PARTSTAT=DECLINED" in bob_in[0], data
+    assert "PARTSTAT=DECLINED" not in "".join(line for line in series.splitlines() if BOB in line)
+    _, form = bob.get(link.split("&occ=")[0])
+    resp, _ = bob.post("/calendar/event/delete", _skip_or_delete_fields(form, "/event/delete"))
+    assert resp.status == 303
+    data = calendar_of(server).event_by_uid(uid).data.replace("\r\n ", "")
+    series = data.partition("RECURRENCE-ID")[0]
+    assert "PARTSTAT=DECLINED" in "".join(line for line in series.splitlines() if BOB in line), data
+
+
 def test_all_day_event_and_bad_form(server):
     c = web(server)
     resp, page = new_event(c, title="Holiday", all_day="1", start_date="2026-03-20", end_date="2026-03-22")

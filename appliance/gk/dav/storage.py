@@ -69,8 +69,9 @@ class SyncPage:
 # set around one Radicale request, in the thread that runs it
 SYNC_PAGE: contextvars.ContextVar[SyncPage | None] = contextvars.ContextVar("gk_dav_sync_page", default=None)
 
-# True around a request from a CalDAV/CardDAV client (``gk.dav.extensions``), not the web UI's writes:
-# the attendee side of implicit scheduling answers those (``gk.dav.itip``)
+# True around a request from a CalDAV/CardDAV client (``gk.dav.extensions``) and the web calendar's
+# deletions (``gk.web.calendar.answering``), not its other writes: the attendee side of implicit
+# scheduling answers those (``gk.dav.itip``)
 DAV_CLIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("gk_dav_client", default=False)
 
 ITEM_COLUMNS = "href, uid, etag, name, component, start, end, modified, text"

@@ -15,8 +15,10 @@ are parsed in the CPU pool (``gk.dav.webapi``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,13 +377,28 @@ def event_save(web: Web) -> Any:
     raise bottle.redirect("/calendar?" + urllib.parse.urlencode({"date": day.isoformat()}), 303)
 
 
+@contextlib.contextmanager
+def answering() -> Iterator[None]:
+    """A deletion from the web calendar answers an invitation as a CalDAV client's does (RFC 6638
+    §3.2.2, ``gk.dav.itip``): the whole event or one occurrence of someone else's is declined to
+    its organizer. (Accept/Decline buttons answer through ``gk.dav.invites`` instead.)"""
+    from gk.dav.storage import DAV_CLIENT  # (Radicale's modules: imported once DAV serves, not before)
+
+    reset = DAV_CLIENT.set(True)
+    try:
+        yield
+    finally:
+        DAV_CLIENT.reset(reset)
+
+
 def event_skip(web: Web) -> None:
     """Delete one occurrence of a repeating event (the others stay)."""
     user, api = signed_in(web)
     cal, href, etag = forms.text("cal"), forms.text("href"), forms.text("etag")
     try:
         entry = api.entry(user.address, cal, href, write=True)
-        api.save(user.address, cal, events.skip_occurrence(entry.text, forms.text("occ")), href=href, etag=etag)
+        with answering():
+            api.save(user.address, cal, events.skip_occurrence(entry.text, forms.text("occ")), href=href, etag=etag)
     except NotFound:
         raise bottle.HTTPError(404, N_("Not found")) from None
     except Invalid as e:
@@ -393,7 +410,8 @@ def event_skip(web: Web) -> None:
 
 def event_delete(web: Web) -> Any:
     user, api = signed_in(web)
-    return davfiles.delete_item(web, user, api, "cal", "/calendar")
+    with answering():
+        return davfiles.delete_item(web, user, api, "cal", "/calendar")
 
 
 # -- import / export -------------------------------------------------------------------------------
