@@ -81,7 +81,7 @@ def test_submit_hands_remote_mail_to_the_queue_with_a_received_field(ctx, tmp_pa
 
     ctx.data_dir = tmp_path
     ctx.mail_root = tmp_path / "mail"
-    ctx.hostname = "mx.test.example"
+    ctx.hostname = ctx.authserv_id = "mx.test.example"
     seen: list[tuple[str, list[str], bytes, str]] = []
 
     class RecordingQueue:  # stands in for the queue service: records what submit hands over
