@@ -58,14 +58,20 @@ class InboundChecker:
         self._lookup_installed = False
 
     def check(self, message: Path | bytes, size: int, ip: str, helo: str, mail_from: str) -> CheckOutcome:
-        if not self._lookup_installed:
-            spf.install_lookup(self.resolver)
-            self._lookup_installed = True
-        headers = parse_headers(read_header_block(message))
-        spf_result = spf.check_spf(ip, mail_from, helo, timeout=self.resolver.lifetime) if self.do_spf else None
-        dkims = dkimverify.verify(self.resolver, message, headers, size, self.dkim_max_size) if self.do_dkim else []
+        spf_result = None
+        if self.do_spf:
+            if not self._lookup_installed:
+                spf.install_lookup(self.resolver)
+                self._lookup_installed = True
+            spf_result = spf.check_spf(ip, mail_from, helo, timeout=self.resolver.lifetime)
+        # the header section only for the checks that read it: with every check off, neither
+        # it nor pyspf and dnspython are loaded
+        headers = parse_headers(read_header_block(message)) if self.do_dkim or self.do_dmarc else None
+        dkims: list[dkimverify.DKIMResult] = []
+        if self.do_dkim and headers is not None:
+            dkims = dkimverify.verify(self.resolver, message, headers, size, self.dkim_max_size)
         dmarc_result = None
-        if self.do_dmarc:
+        if self.do_dmarc and headers is not None:
             domains = from_domains(headers)
             dmarc_result = dmarc.evaluate(
                 self.resolver, domains, spf_result or spf.SPFResult("none", "", "mailfrom"), dkims

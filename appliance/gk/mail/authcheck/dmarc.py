@@ -156,9 +156,9 @@ def own_domain(result: DMARCResult, from_domains: list[str], is_local: Callable[
     and the webmail deliver locally without port 25), so nothing legitimate is lost but mail
     that left the box and came back unsigned and from a foreign address (a list that rewrites
     the body without rewriting From, as p=reject anywhere would refuse it)."""
+    if result.result == "pass" and len(from_domains) == 1 and result.from_domain == from_domains[0]:
+        return result  # ours or not, an aligned pass stands: no look-up of the box's domains
     ours = [d for d in from_domains if is_local(d)]
     if not ours:
-        return result
-    if result.result == "pass" and len(from_domains) == 1:
         return result
     return DMARCResult("fail", OWN_DOMAIN_POLICY, ours[0], OWN_DOMAIN_REASON)
