@@ -11,7 +11,11 @@ With a caching resolver (the SMTP service's), a domain's parsed policy records a
 the DNS answer they came from expires (``RECORD_CACHE_MAX`` domains per resolver): the
 resolver's own cache would return the same answer for as long, and dnspython's lookup path
 (name parsing, a resolution object) was ~40 % of the checks' time on the hub per message of a
-burst from one sender (``bench smtp_inbound``, cProfile). Answer-less lookups are not kept.
+burst from one sender (``bench smtp_inbound``, cProfile). A domain without a record (NXDOMAIN
+or no TXT) is kept as such for its negative TTL, the SOA's (RFC 2308; not at all without an SOA:
+``dnsresolver.negative_expiration``): most senders publish no DMARC record, and each of their
+messages asked twice (the domain, then its organizational domain), each answer an exception
+from dnspython's cache. Memory: ~0.3 KB an entry, ~0.3 MB at most.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gk.mail.authcheck.dkimverify import DKIMResult
 from gk.mail.authcheck.spf import SPFResult
+from gk.mail.dnsresolver import negative_expiration
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -91,13 +96,20 @@ def _lookup(resolver: dns.resolver.Resolver, domain: str) -> list[dict[str, str]
     key = domain.lower().rstrip(".")
     if kept is not None and (hit := kept.get(key)) is not None and hit[0] > time.time():
         return hit[1]
+    name = f"_dmarc.{domain}"
+    expiration: float | None
+    records: list[dict[str, str]]
     try:
-        answer = resolver.resolve(f"_dmarc.{domain}", "TXT", search=False)
-    except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
-        return []
-    records = _parse_answer(answer)
-    if kept is not None:
-        kept[key] = (answer.expiration, records)
+        answer = resolver.resolve(name, "TXT", search=False, raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN as exc:
+        records, expiration = [], negative_expiration(resolver, name, exc)
+    else:
+        if answer.rrset is None:
+            records, expiration = [], negative_expiration(resolver, name, answer)
+        else:
+            records, expiration = _parse_answer(answer), answer.expiration
+    if kept is not None and expiration is not None:
+        kept[key] = (expiration, records)
         kept.move_to_end(key)
         while len(kept) > RECORD_CACHE_MAX:
             kept.popitem(last=False)
