@@ -78,3 +78,44 @@ def test_unsigned_mail_does_not_load_dkimpy() -> None:
     header, loaded = _run(False, True, False)
     assert "dkim=none" in header
     assert "'dkim'" not in loaded and "'spf'" not in loaded
+
+
+FIRST = """
+import sys, threading
+import gevent.monkey
+
+gevent.monkey.patch_all()
+from gk import pools
+from gk.config import DNSConfig
+from gk.mail.authcheck import InboundChecker
+from gk.mail.dnsresolver import make_resolver
+
+main = threading.get_ident()
+seen = []
+real = pools.run_cpu
+
+
+def run_cpu(fn, *args):
+    def recorded(*args):
+        before = {m for m in ("spf", "dns.resolver", "publicsuffixlist") if m in sys.modules}
+        fn(*args)
+        after = {m for m in ("spf", "dns.resolver", "publicsuffixlist") if m in sys.modules}
+        seen.append((threading.get_ident() != main, sorted(after - before)))
+
+    return real(recorded, *args)
+
+
+pools.run_cpu = run_cpu
+checker = InboundChecker(
+    make_resolver(DNSConfig(nameservers=["127.0.0.1"], port=9, timeout=0.2)), "gk.test.example", check_dkim=False
+)
+message = b"From: Ann <ann@sender.example>\\r\\nSubject: hi\\r\\n\\r\\nbody\\r\\n"
+for _ in range(2):
+    checker.check(message, len(message), "192.0.2.1", "mx.sender.example", "ann@sender.example")
+print(seen)
+"""
+
+
+def test_the_first_check_loads_pyspf_dnspython_and_the_suffix_list_in_the_cpu_pool() -> None:
+    out = subprocess.run([sys.executable, "-c", FIRST], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[(True, ['dns.resolver', 'publicsuffixlist', 'spf'])]"
