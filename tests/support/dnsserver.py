@@ -8,6 +8,10 @@
 
 Point GK at it with ``[dns] nameservers = ["127.0.0.1"]`` and ``port = dns.port``.
 Names not in the zone answer NXDOMAIN; known names without the asked type answer NOERROR/empty.
+Every record has a TTL of 60 s unless ``add`` says otherwise. A negative answer (NXDOMAIN or
+NOERROR/empty) carries in its authority section the SOA of the nearest enclosing name given
+one (``dns.soa("example.org", minimum=5)``): its negative TTL is min(SOA TTL, MINIMUM) (RFC
+2308); without one it carries none, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from support.ports import free_port
 class _ZoneResolver(BaseResolver):
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.ttls: dict[tuple[str, str, str], int] = {}  # (name, type, value) -> TTL when not 60
+        self.soas: dict[str, tuple[int, int]] = {}  # zone -> (SOA TTL, MINIMUM)
         self.lock = threading.Lock()
         self.queries: list[tuple[str, str]] = []
 
@@ -35,18 +41,25 @@ class _ZoneResolver(BaseResolver):
         with self.lock:
             self.queries.append((qname, qtype))
             known = any(name == qname for name, _ in self.records)
-            values = list(self.records.get((qname, qtype), []))
+            values = [(v, self.ttls.get((qname, qtype, v), 60)) for v in self.records.get((qname, qtype), [])]
+            labels = qname.split(".")
+            zone = next((".".join(labels[i:]) for i in range(len(labels)) if ".".join(labels[i:]) in self.soas), None)
+            soa = self.soas.get(zone) if zone is not None else None
         if not known:
             reply.header.rcode = RCODE.NXDOMAIN
-            return reply
-        for value in values:
+        for value, ttl in values:
             if qtype == "TXT":
                 # long TXT values (DKIM keys) are split into 255-byte strings
                 chunks = [value[i : i + 255] for i in range(0, len(value), 255)] or [""]
                 txt = " ".join('"' + c.replace('"', '\\"') + '"' for c in chunks)
-                reply.add_answer(*RR.fromZone(f"{qname}. 60 IN TXT {txt}"))
+                reply.add_answer(*RR.fromZone(f"{qname}. {ttl} IN TXT {txt}"))
             else:
-                reply.add_answer(*RR.fromZone(f"{qname}. 60 IN {qtype} {value}"))
+                reply.add_answer(*RR.fromZone(f"{qname}. {ttl} IN {qtype} {value}"))
+        if not values and soa is not None:
+            ttl, minimum = soa
+            reply.add_auth(
+                *RR.fromZone(f"{zone}. {ttl} IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 {minimum}")
+            )
         return reply
 
 
@@ -57,9 +70,19 @@ class LoopbackDNS:
         self.resolver = _ZoneResolver()
         self._servers: list[DNSServer] = []
 
-    def add(self, name: str, rtype: str, value: str) -> LoopbackDNS:
+    def add(self, name: str, rtype: str, value: str, ttl: int = 60) -> LoopbackDNS:
+        name, rtype = name.rstrip(".").lower(), rtype.upper()
         with self.resolver.lock:
-            self.resolver.records[(name.rstrip(".").lower(), rtype.upper())].append(value)
+            self.resolver.records[(name, rtype)].append(value)
+            if ttl != 60:
+                self.resolver.ttls[(name, rtype, value)] = ttl
+        return self
+
+    def soa(self, zone: str, minimum: int, ttl: int = 3600) -> LoopbackDNS:
+        """Negative answers for names at or below ``zone`` carry its SOA: they may be cached for
+        min(``ttl``, ``minimum``) seconds (RFC 2308)."""
+        with self.resolver.lock:
+            self.resolver.soas[zone.rstrip(".").lower()] = (ttl, minimum)
         return self
 
     def clear(self, name: str, rtype: str | None = None) -> None:

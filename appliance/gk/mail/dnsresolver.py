@@ -66,6 +66,37 @@ def _build(dns_cfg: DNSConfig, cache_size: int) -> dns.resolver.Resolver:
     return resolver
 
 
+def negative_expiration(resolver: dns.resolver.Resolver, name: str, answer: object) -> float | None:
+    """Until when (``time.time()`` clock) a negative answer about ``name`` may be reused: the
+    ``Answer`` of a no-data lookup (``raise_on_no_answer=False``, no rrset) or the ``NXDOMAIN``
+    it raised. None when it must not be kept: no caching resolver, or no SOA in the response's
+    authority section (RFC 2308 §5: without one there is no negative TTL; dnspython would keep it
+    5 minutes). Else the expiry of dnspython's own cache entry, whose TTL is the SOA's
+    (min of its TTL and MINIMUM, RFC 2308 §5): a lookup now would answer from that entry until
+    then, so a result kept as long is never staler than a fresh one."""
+    import dns.name
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.resolver
+
+    if resolver.cache is None:
+        return None
+    if isinstance(answer, dns.resolver.NXDOMAIN):
+        qname = dns.name.from_text(name)
+        response = answer.responses().get(qname)
+        cached = resolver.cache.get((qname, dns.rdatatype.ANY, dns.rdataclass.IN))
+        expiration = cached.expiration if cached is not None else None
+    elif isinstance(answer, dns.resolver.Answer) and answer.rrset is None:
+        response, expiration = answer.response, answer.expiration
+    else:
+        return None
+    if response is None or expiration is None:
+        return None
+    if not any(rrset.rdtype == dns.rdatatype.SOA for rrset in response.authority):
+        return None
+    return float(expiration)
+
+
 def make_resolver(dns_cfg: DNSConfig, *, cache_size: int = 0) -> dns.resolver.Resolver:
     """A dnspython resolver using ``[dns]`` nameservers/port/timeout, made on its first use.
 
@@ -76,4 +107,4 @@ def make_resolver(dns_cfg: DNSConfig, *, cache_size: int = 0) -> dns.resolver.Re
     return cast("dns.resolver.Resolver", _LazyResolver(lambda: _build(dns_cfg, cache_size)))
 
 
-__all__ = ["make_resolver"]
+__all__ = ["make_resolver", "negative_expiration"]

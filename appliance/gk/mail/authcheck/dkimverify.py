@@ -35,10 +35,13 @@ class DKIMResult:
 
 
 def _signature_tags(headers: Headers) -> list[dict[bytes, bytes]]:
-    import dkim.util
+    values = (headers.get_all("DKIM-Signature") or [])[:MAX_SIGNATURES]
+    if not values:
+        return []
+    import dkim.util  # on the first signed message: unsigned mail never loads dkimpy
 
     out = []
-    for value in (headers.get_all("DKIM-Signature") or [])[:MAX_SIGNATURES]:
+    for value in values:
         try:
             raw = str(value).encode("utf-8", "surrogateescape")
             out.append(dkim.util.parse_tag_value(raw.replace(b"\r\n", b"").replace(b"\n", b"")))

@@ -11,7 +11,11 @@ With a caching resolver (the SMTP service's), a domain's parsed policy records a
 the DNS answer they came from expires (``RECORD_CACHE_MAX`` domains per resolver): the
 resolver's own cache would return the same answer for as long, and dnspython's lookup path
 (name parsing, a resolution object) was ~40 % of the checks' time on the hub per message of a
-burst from one sender (``bench smtp_inbound``, cProfile). Answer-less lookups are not kept.
+burst from one sender (``bench smtp_inbound``, cProfile). A domain without a record (NXDOMAIN
+or no TXT) is kept as such for its negative TTL, the SOA's (RFC 2308; not at all without an SOA:
+``dnsresolver.negative_expiration``): most senders publish no DMARC record, and each of their
+messages asked twice (the domain, then its organizational domain), each answer an exception
+from dnspython's cache. Memory: ~0.3 KB an entry, ~0.3 MB at most.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gk.mail.authcheck.dkimverify import DKIMResult
 from gk.mail.authcheck.spf import SPFResult
+from gk.mail.dnsresolver import negative_expiration
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -54,16 +59,24 @@ _records: weakref.WeakKeyDictionary[dns.resolver.Resolver, OrderedDict[str, tupl
 )
 
 
+def load_suffix_list() -> Any:
+    """The Public Suffix List, parsed on the first call (~80-140 ms of CPU here: the SMTP
+    service's first check does it in the CPU pool, ``InboundChecker._load``)."""
+    if not _psl:
+        from publicsuffixlist import PublicSuffixList
+
+        psl = PublicSuffixList()
+        if not _psl:
+            _psl.append(psl)
+    return _psl[0]
+
+
 @functools.lru_cache(maxsize=4096)
 def org_domain(domain: str) -> str:
     """The organizational domain: one label below the longest public suffix (the name itself
     when it is a public suffix or has no dot)."""
     name = domain.lower().rstrip(".")
-    if not _psl:
-        from publicsuffixlist import PublicSuffixList
-
-        _psl.append(PublicSuffixList())
-    return _psl[0].privatesuffix(name) or name
+    return load_suffix_list().privatesuffix(name) or name
 
 
 def aligned(a: str, b: str, mode: str) -> bool:
@@ -91,13 +104,20 @@ def _lookup(resolver: dns.resolver.Resolver, domain: str) -> list[dict[str, str]
     key = domain.lower().rstrip(".")
     if kept is not None and (hit := kept.get(key)) is not None and hit[0] > time.time():
         return hit[1]
+    name = f"_dmarc.{domain}"
+    expiration: float | None
+    records: list[dict[str, str]]
     try:
-        answer = resolver.resolve(f"_dmarc.{domain}", "TXT", search=False)
-    except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
-        return []
-    records = _parse_answer(answer)
-    if kept is not None:
-        kept[key] = (answer.expiration, records)
+        answer = resolver.resolve(name, "TXT", search=False, raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN as exc:
+        records, expiration = [], negative_expiration(resolver, name, exc)
+    else:
+        if answer.rrset is None:
+            records, expiration = [], negative_expiration(resolver, name, answer)
+        else:
+            records, expiration = _parse_answer(answer), answer.expiration
+    if kept is not None and expiration is not None:
+        kept[key] = (expiration, records)
         kept.move_to_end(key)
         while len(kept) > RECORD_CACHE_MAX:
             kept.popitem(last=False)
@@ -156,9 +176,9 @@ def own_domain(result: DMARCResult, from_domains: list[str], is_local: Callable[
     and the webmail deliver locally without port 25), so nothing legitimate is lost but mail
     that left the box and came back unsigned and from a foreign address (a list that rewrites
     the body without rewriting From, as p=reject anywhere would refuse it)."""
+    if result.result == "pass" and len(from_domains) == 1 and result.from_domain == from_domains[0]:
+        return result  # ours or not, an aligned pass stands: no look-up of the box's domains
     ours = [d for d in from_domains if is_local(d)]
     if not ours:
-        return result
-    if result.result == "pass" and len(from_domains) == 1:
         return result
     return DMARCResult("fail", OWN_DOMAIN_POLICY, ours[0], OWN_DOMAIN_REASON)
