@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from gk.mail.imap.parser import Parser
 from gk.mail.imap.protocol import BadCommand
-from gk.mail.mailbox import Part, find_part
+from gk.mail.mailbox import Part, find_part, header_end
 
 _ATT_CHARS = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
 _SPECS = {"", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
@@ -44,6 +44,15 @@ class FetchAtt:
     def is_whole(self) -> bool:
         """BODY[] / RFC822 (partial or not): the whole file, served without its MIME tree."""
         return self.name == "SECTION" and not self.path and self.spec == ""
+
+    @property
+    def needs_tree(self) -> bool:
+        """Served from the message's MIME tree (``section_data``'s ``top``)? Not a section of the
+        top level: the whole file, its header block (``BODY[HEADER]``, ``BODY[HEADER.FIELDS (…)]``:
+        what a mail client's message list fetches) or its body (``BODY[TEXT]``) are cut where
+        the header block ends (``header_end``), read from the file alone. A lazily indexed
+        message's tree is a whole parse of it (~1 ms), a parsed one's a JSON load."""
+        return self.name == "SECTION" and bool(self.path)
 
 
 def _section(p: Parser, peek: bool) -> FetchAtt:
@@ -190,10 +199,13 @@ def section_range(top: Part, att: FetchAtt, size: int) -> tuple[int, int] | None
 
 def section_data(f: BinaryIO, top: Part | None, att: FetchAtt, size: int) -> tuple[bytes | None, int, int]:
     """What to send for a section: (small bytes, 0, 0) or (None, start, length) to stream.
-    ``top`` may be None for a whole-message section (``FetchAtt.is_whole``)."""
+    ``top`` may be None for a section that needs no tree (``FetchAtt.needs_tree``)."""
     if top is None:
-        assert att.is_whole
+        assert not att.needs_tree
         rng: tuple[int, int] | None = (0, size)
+        if not att.is_whole:
+            body = header_end(f)
+            rng = (body, size) if att.spec == "TEXT" else (0, body)
     else:
         rng = section_range(top, att, size)
     if rng is None:

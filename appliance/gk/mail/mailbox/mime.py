@@ -647,6 +647,14 @@ def parse_structure(f: BinaryIO) -> Part:
     return parse_with_headers(f)[0]
 
 
+def header_end(f: BinaryIO) -> int:
+    """Where the top-level body starts (``parse_structure(f).body_start``: the header block's
+    end as the whole parse finds it), from the header block alone: a FETCH of
+    ``BODY[HEADER.FIELDS (…)]`` or ``BODY[HEADER]`` needs no MIME tree."""
+    f.seek(0)
+    return _read_headers(_Lines(f), [])[1]
+
+
 def parse_envelope(f: BinaryIO) -> tuple[list[Any], str | None]:
     """(ENVELOPE, Date header) from the top-level header block alone, parsed as
     ``parse_with_headers`` does (same unfolding, same cap), without walking the body."""
