@@ -85,6 +85,7 @@ TRICKY = [
     b"Subject: x\r\nFrom someone else\r\n\r\n",
     # bare LF, a lone CR, 8-bit bytes, control characters, quotes and backslashes in values
     b"Subject: lf only\nFrom: a@b.example\n\nbody\n",
+    b"Subject: s\r\n\n\r\nFrom: after@the.end\r\n\r\n",
     b"Subject: a\rb\r\n\r\n",
     b"Subject: caf\xc3\xa9\r\nFrom: J\xc3\xb6rg <j@x.example>\r\n\r\n",
     b"Subject: bell\x07here\r\n\r\n",
@@ -185,6 +186,13 @@ def test_no_file_is_left_open(tmp_path: Path) -> None:
     got = fast.read_envelopes(items)
     assert len(os.listdir("/proc/self/fd")) == before
     assert got[:3] == [_want(fast_one.read_bytes()), _want(general_one.read_bytes()), None]
+
+
+@pytest.mark.parametrize("data", TRICKY)
+def test_the_header_block_is_cut_where_the_general_reader_ends_it(data: bytes) -> None:
+    cut = fast._cut(data[:FIRST])
+    if cut is not None:
+        assert cut == mime._read_headers(mime._Lines(io.BytesIO(data)), [])[0]
 
 
 def test_sentdate_matches_parsedate_tz() -> None:

@@ -35,6 +35,9 @@ class FetchAtt:
     partial: tuple[int, int] | None = None
     peek: bool = True
     label: str = ""
+    # HEADER.FIELDS: whether to send the field of each header name met, as its line has it (the
+    # bytes before the colon): made once per distinct name, not per line of every message
+    known: dict[bytes, bool] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_section(self) -> bool:
@@ -158,19 +161,32 @@ def _parse_atts(p: Parser) -> list[FetchAtt]:
     return [parse_att(p)]
 
 
-def _header_fields(raw: bytes, names: list[str], negate: bool) -> bytes:
-    wanted = {n.lower() for n in names}
+def _header_fields(raw: bytes, names: list[str], negate: bool, known: dict[bytes, bool] | None = None) -> bytes:
+    """The lines of the fields named (``negate``: of the others) of a header block, each with its
+    continuation lines, and the empty line that ends them. ``known``: the decision of each raw
+    name met so far for these ``names`` (a FetchAtt's, kept across messages; at most 1,024)."""
+    if known is None:
+        known = {}
+    wanted: set[str] | None = None
     out: list[bytes] = []
     keep = False
     for line in raw.splitlines(keepends=True):
-        if line in (b"\r\n", b"\n"):
+        if line == b"\r\n" or line == b"\n":
             break
-        if line[:1] in (b" ", b"\t"):
+        first = line[:1]
+        if first == b" " or first == b"\t":
             if keep:
                 out.append(line)
             continue
-        name = line.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
-        keep = (name in wanted) != negate
+        head = line.split(b":", 1)[0]
+        decided = known.get(head)
+        if decided is None:
+            if wanted is None:
+                wanted = {n.lower() for n in names}
+            decided = (head.strip().decode("ascii", "replace").lower() in wanted) != negate
+            if len(known) < 1024:
+                known[head] = decided
+        keep = decided
         if keep:
             out.append(line)
     return b"".join(out) + b"\r\n"
@@ -213,7 +229,9 @@ def section_data(f: BinaryIO, top: Part | None, att: FetchAtt, size: int) -> tup
     start, end = rng
     if att.spec.startswith("HEADER.FIELDS"):
         f.seek(start)
-        data = _header_fields(f.read(min(end - start, MAX_HEADER_READ)), att.fields, att.spec.endswith("NOT"))
+        data = _header_fields(
+            f.read(min(end - start, MAX_HEADER_READ)), att.fields, att.spec.endswith("NOT"), att.known
+        )
         if att.partial:
             o, n = att.partial
             data = data[o : o + n]

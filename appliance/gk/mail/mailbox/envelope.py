@@ -74,7 +74,7 @@ def _cut(data: bytes) -> bytes | None:
     if data[:1] == b"\n" or data[:2] == b"\r\n":
         return b""
     end = data.find(b"\n\r\n")
-    bare = data.find(b"\n\n", 0, end if end >= 0 else len(data))
+    bare = data.find(b"\n\n", 0, end + 1 if end >= 0 else len(data))  # "\n\n\r\n": the "\n" line first
     if bare >= 0:
         end = bare
     if end >= 0:

@@ -1617,7 +1617,7 @@ class UserMailbox:
     ) -> list[MessageInfo]:
         if not envelopes:
             rows = self.db.query(
-                "SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset, name"
+                "SELECT uid, flags, size, internaldate, modseq, NULL, tzoffset, name"
                 f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
                 (f["id"], *params),
             )
@@ -1828,13 +1828,19 @@ class UserMailbox:
 
     def infos(self, name: str, uids: Iterable[int], envelopes: bool = True) -> dict[int, MessageInfo]:
         """MessageInfo for the given UIDs (missing ones are left out). ``envelopes=False``: the
-        caller does not read ``.envelope`` (FETCH FLAGS), so lazily indexed messages stay unparsed."""
+        caller does not read ``.envelope`` (FETCH FLAGS, a FETCH of sizes and header fields): it
+        is not read (``envelope_json`` None), and lazily indexed messages stay unparsed."""
         f = self._folder_row(name)
         want = sorted(set(uids))
         out: dict[int, MessageInfo] = {}
         for i in range(0, len(want), 500):
             chunk = want[i : i + 500]
-            for m in self._infos(f, f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk), envelopes=envelopes):
+            params: tuple[int, ...]
+            if chunk[-1] - chunk[0] + 1 == len(chunk):  # a run of UIDs (a FETCH 1:* in chunks): one range scan
+                where, params = "uid BETWEEN ? AND ?", (chunk[0], chunk[-1])
+            else:
+                where, params = f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk)
+            for m in self._infos(f, where, params, envelopes=envelopes):
                 out[m.uid] = m
         return out
 
