@@ -75,3 +75,30 @@ def test_folder_names_cannot_escape(tmp_path):  # type: ignore[no-untyped-def]
     with pytest.raises(MailboxError):
         MailboxStore(tmp_path / "mail").user("../etc")
     assert sorted(p.name for p in (tmp_path / "mail").iterdir()) == ["carol@example.org"]
+
+
+def test_infos_of_runs_and_of_scattered_uids(tmp_path):  # type: ignore[no-untyped-def]
+    """A run of UIDs is read as one range, scattered ones by name: either way the messages asked
+    for and no other, the ENVELOPE left out when not asked for."""
+    store = MailboxStore(tmp_path / "mail")
+    mb = store.user("alice@example.org")
+    for i in range(12):
+        mb.append("INBOX", _msg(i))
+    mb.set_flags("INBOX", [3, 4, 9], ["\\Deleted"])
+    mb.expunge("INBOX")
+    for uids, want in [
+        (range(1, 13), [1, 2, 5, 6, 7, 8, 10, 11, 12]),  # a run, with expunged UIDs in it
+        ([5, 6, 7], [5, 6, 7]),
+        ([2, 5, 6, 8], [2, 5, 6, 8]),
+        ([12, 2, 3], [2, 12]),  # not a run: 3..11 must not come back
+        ([1, 1, 2], [1, 2]),
+        (range(11, 20), [11, 12]),
+    ]:
+        got = mb.infos("INBOX", uids)
+        assert sorted(got) == want
+        assert all(got[u].subject.endswith(f" {u - 1}") for u in want)
+        bare = mb.infos("INBOX", uids, envelopes=False)
+        assert sorted(bare) == want and all(m.envelope_json is None for m in bare.values())
+        assert [(m.flags, m.size, m.modseq) for m in bare.values()] == [
+            (got[u].flags, got[u].size, got[u].modseq) for u in bare
+        ]

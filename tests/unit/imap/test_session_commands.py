@@ -188,6 +188,36 @@ def test_lazy_folder_serves_envelopes_from_the_header_block_and_bodies_without_a
     assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NOT NULL")[0] == 0
 
 
+def test_lazy_folder_serves_a_mail_clients_list_fetch_without_a_parse(harness: IMAPHarness, client: Client) -> None:
+    """A client's message list after its first SELECT (Thunderbird: size, flags and a few header
+    fields of every message) and the top-level header and body sections read the file alone,
+    parsing no message; the bytes are those served once every message is parsed."""
+    from gk.mail.mailbox import maildir
+    from gk.mail.mailbox import store as store_mod
+
+    cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
+    count = store_mod.LAZY_FROM + 4
+    for i in range(1, count + 1):
+        data = _msg(i).replace(b"Subject:", b"X-Priority: 3\r\nContent-Type: text/plain\r\nSubject:")
+        if i % 2:
+            data = data.replace(b"\r\n", b"\n")
+        (cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,").write_bytes(data)
+    client.ok("SELECT INBOX")
+    mb = harness.store.user(USER)
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]  # no background parse in this test
+    command = (
+        "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Subject Date X-Priority"
+        " Content-Type)] BODY.PEEK[HEADER] BODY.PEEK[TEXT]<2.5> RFC822.HEADER)"
+    )
+    lazy = client.ok(command)
+    assert len(lazy) == count and b"X-Priority: 3" in lazy[0] and b"BODY[TEXT]<2> {5}\r\ndy 1" in lazy[0]
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NOT NULL")[0] == 0  # none parsed
+    for uid in range(1, count + 1):
+        mb.structure("INBOX", uid)  # parsed now: the same sections from the MIME tree
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == 0
+    assert client.ok(command) == lazy
+
+
 def test_fetch_over_the_output_buffer_arrives_byte_exact(harness: IMAPHarness, client: Client) -> None:
     """Replies are buffered and written ``CHUNK`` (64 KB) at a time: messages below, at, around
     and well past that size, whole and partial, in one FETCH, arrive as stored, byte for byte."""

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from gk.mail.imap.parser import Parser
 from gk.mail.imap.protocol import BadCommand
-from gk.mail.mailbox import Part, find_part
+from gk.mail.mailbox import Part, find_part, header_end
 
 _ATT_CHARS = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
 _SPECS = {"", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
@@ -35,6 +35,9 @@ class FetchAtt:
     partial: tuple[int, int] | None = None
     peek: bool = True
     label: str = ""
+    # HEADER.FIELDS: whether to send the field of each header name met, as its line has it (the
+    # bytes before the colon): made once per distinct name, not per line of every message
+    known: dict[bytes, bool] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_section(self) -> bool:
@@ -44,6 +47,15 @@ class FetchAtt:
     def is_whole(self) -> bool:
         """BODY[] / RFC822 (partial or not): the whole file, served without its MIME tree."""
         return self.name == "SECTION" and not self.path and self.spec == ""
+
+    @property
+    def needs_tree(self) -> bool:
+        """Served from the message's MIME tree (``section_data``'s ``top``)? Not a section of the
+        top level: the whole file, its header block (``BODY[HEADER]``, ``BODY[HEADER.FIELDS (…)]``:
+        what a mail client's message list fetches) or its body (``BODY[TEXT]``) are cut where
+        the header block ends (``header_end``), read from the file alone. A lazily indexed
+        message's tree is a whole parse of it (~1 ms), a parsed one's a JSON load."""
+        return self.name == "SECTION" and bool(self.path)
 
 
 def _section(p: Parser, peek: bool) -> FetchAtt:
@@ -149,19 +161,32 @@ def _parse_atts(p: Parser) -> list[FetchAtt]:
     return [parse_att(p)]
 
 
-def _header_fields(raw: bytes, names: list[str], negate: bool) -> bytes:
-    wanted = {n.lower() for n in names}
+def _header_fields(raw: bytes, names: list[str], negate: bool, known: dict[bytes, bool] | None = None) -> bytes:
+    """The lines of the fields named (``negate``: of the others) of a header block, each with its
+    continuation lines, and the empty line that ends them. ``known``: the decision of each raw
+    name met so far for these ``names`` (a FetchAtt's, kept across messages; at most 1,024)."""
+    if known is None:
+        known = {}
+    wanted: set[str] | None = None
     out: list[bytes] = []
     keep = False
     for line in raw.splitlines(keepends=True):
-        if line in (b"\r\n", b"\n"):
+        if line == b"\r\n" or line == b"\n":
             break
-        if line[:1] in (b" ", b"\t"):
+        first = line[:1]
+        if first == b" " or first == b"\t":
             if keep:
                 out.append(line)
             continue
-        name = line.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
-        keep = (name in wanted) != negate
+        head = line.split(b":", 1)[0]
+        decided = known.get(head)
+        if decided is None:
+            if wanted is None:
+                wanted = {n.lower() for n in names}
+            decided = (head.strip().decode("ascii", "replace").lower() in wanted) != negate
+            if len(known) < 1024:
+                known[head] = decided
+        keep = decided
         if keep:
             out.append(line)
     return b"".join(out) + b"\r\n"
@@ -190,10 +215,13 @@ def section_range(top: Part, att: FetchAtt, size: int) -> tuple[int, int] | None
 
 def section_data(f: BinaryIO, top: Part | None, att: FetchAtt, size: int) -> tuple[bytes | None, int, int]:
     """What to send for a section: (small bytes, 0, 0) or (None, start, length) to stream.
-    ``top`` may be None for a whole-message section (``FetchAtt.is_whole``)."""
+    ``top`` may be None for a section that needs no tree (``FetchAtt.needs_tree``)."""
     if top is None:
-        assert att.is_whole
+        assert not att.needs_tree
         rng: tuple[int, int] | None = (0, size)
+        if not att.is_whole:
+            body = header_end(f)
+            rng = (body, size) if att.spec == "TEXT" else (0, body)
     else:
         rng = section_range(top, att, size)
     if rng is None:
@@ -201,7 +229,9 @@ def section_data(f: BinaryIO, top: Part | None, att: FetchAtt, size: int) -> tup
     start, end = rng
     if att.spec.startswith("HEADER.FIELDS"):
         f.seek(start)
-        data = _header_fields(f.read(min(end - start, MAX_HEADER_READ)), att.fields, att.spec.endswith("NOT"))
+        data = _header_fields(
+            f.read(min(end - start, MAX_HEADER_READ)), att.fields, att.spec.endswith("NOT"), att.known
+        )
         if att.partial:
             o, n = att.partial
             data = data[o : o + n]

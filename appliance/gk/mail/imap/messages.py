@@ -239,9 +239,10 @@ class MessageCommands(SelectedView):
             # 2.3.1.1); none only for a message whose file vanished before it was read
             items.append(b"ENVELOPE " + (info.envelope_wire or pack(info.envelope)))
         top = None
-        # BODY[] / RFC822 is the file as it is: no MIME tree needed (for a message indexed lazily
-        # it would mean a whole parse first, ~1 ms, just to learn the size the index has)
-        if "BODYSTRUCTURE" in names or "BODY" in names or any(a.is_section and not a.is_whole for a in atts):
+        # BODY[] / RFC822 is the file as it is, BODY[HEADER…] its top header block: no MIME tree
+        # needed (for a message indexed lazily it would mean a whole parse first, ~1 ms, to learn
+        # the size the index has or where the header block ends)
+        if "BODYSTRUCTURE" in names or "BODY" in names or any(a.needs_tree for a in atts):
             try:
                 top = mb.structure(sel.name, u)
             except MailboxError:  # expunged by another session since the infos were read

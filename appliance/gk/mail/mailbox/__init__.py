@@ -26,6 +26,7 @@ Public API (for IMAP, the webmail, delivery, the queue's bounces, the assistant'
     with mb.open_message(name, uid) as fh: # the stored bytes, a binary file: always close it
     mb.headers(name, uid) -> email.message.Message   # top header block (raw values)
     mb.structure(name, uid) -> Part        # MIME tree with byte offsets (find_part, body_structure)
+    header_end(fh) -> int                  # where the top-level body starts, without the MIME tree
     mb.set_flags(name, uids, flags, mode="add"|"remove"|"replace") -> (changed, failed)
     mb.move(name, uids, dest) / mb.copy(...) -> (dest uidvalidity, [(old uid, new uid)])
     mb.delete_messages(name, uids)         # to Trash; inside Trash: removed for good
@@ -60,7 +61,7 @@ from gk.mail.mailbox import reading
 from gk.mail.mailbox.committer import GroupCommitter
 from gk.mail.mailbox.maildir import unique_name
 from gk.mail.mailbox.message import RawMessage
-from gk.mail.mailbox.mime import Multipart, Part, body_structure, find_part
+from gk.mail.mailbox.mime import Multipart, Part, body_structure, find_part, header_end
 from gk.mail.mailbox.reading import Attachment
 from gk.mail.mailbox.store import (
     SPECIAL_USE,
@@ -119,6 +120,7 @@ __all__ = [
     "find_part",
     "get_store",
     "get_writer",
+    "header_end",
     "reading",
     "unique_name",
 ]

@@ -17,6 +17,8 @@ Header values stay raw: RFC 2047 encoded-words are not decoded (RFC 3501 wants t
 from __future__ import annotations
 
 import calendar
+import json
+import os
 import re
 from email.utils import parsedate_tz
 from typing import Any, BinaryIO
@@ -29,12 +31,14 @@ FIRST_READ = 16 * 1024  # a header block must end within this many bytes for the
 # left after deleting them makes the fast path step aside, and so do a CR that does not end a
 # line (the email package splits lines on it) and a Unix "From " line
 _PLAIN_BYTES = bytes([9, 10, 13, *range(0x20, 0x7F)])
-# a line that is not a header field as the email package's feedparser sees it (its
-# ``headerRE``, less the continuation and "From " cases excluded above): the headers end there
-_NOT_FIELD = re.compile(r"\n(?![\x21-\x39\x3b-\x7e]*:)[^\n]")
-# a field ENVELOPE reads, its value as compat32 keeps it (leading blanks and the line end cut)
-_WANTED_FIELD = re.compile(
-    r"\n(date|subject|from|sender|reply-to|to|cc|bcc|in-reply-to|message-id):[ \t]*([^\r\n]*)", re.I
+# one pass over an (unfolded) header block's lines: a field ENVELOPE reads, its name and its value
+# as compat32 keeps it (leading blanks and the line end cut), or a line that is not a header field
+# as the email package's feedparser sees it (its ``headerRE``, less the continuation and "From "
+# cases excluded before): the headers end there
+_FIELDS = re.compile(
+    r"\n(?:(date|subject|from|sender|reply-to|to|cc|bcc|in-reply-to|message-id):[ \t]*([^\r\n]*)"
+    r"|(?![\x21-\x39\x3b-\x7e]*:)([^\n]))",
+    re.I,
 )
 # RFC 5322 atext (a dot-atom's pieces); a phrase word of the fast path is one of these runs
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -50,24 +54,9 @@ _DATE = re.compile(
     r"(?:[A-Za-z]{3}, )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4})"
     r" \d{2}:\d{2}(?::\d{2})? [+-]\d{4}"
 )
+# (ENVELOPE JSON, Date as sentdate, ENVELOPE wire form) of one message
+Parsed = tuple[str, int | None, bytes]
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
-
-
-class HeaderFields:
-    """The ENVELOPE fields of one header block, with the two calls of ``email.message.Message``
-    that ``mime.envelope`` makes (names case-insensitive, values raw and unfolded)."""
-
-    __slots__ = ("fields",)
-
-    def __init__(self, fields: dict[str, list[str]]):
-        self.fields = fields
-
-    def get(self, name: str) -> str | None:
-        values = self.fields.get(name.lower())
-        return values[0] if values else None
-
-    def get_all(self, name: str) -> list[str] | None:
-        return self.fields.get(name.lower())
 
 
 def header_block(f: BinaryIO) -> bytes | None:
@@ -77,10 +66,15 @@ def header_block(f: BinaryIO) -> bytes | None:
     data = f.read(4096)  # most header blocks; the rest of the first read only when needed
     if len(data) == 4096 and b"\n\r\n" not in data and b"\n\n" not in data:
         data += f.read(FIRST_READ - 4096)
+    return _cut(data)
+
+
+def _cut(data: bytes) -> bytes | None:
+    """``header_block`` of the first bytes of a file (up to ``FIRST_READ``, all if fewer)."""
     if data[:1] == b"\n" or data[:2] == b"\r\n":
         return b""
     end = data.find(b"\n\r\n")
-    bare = data.find(b"\n\n", 0, end if end >= 0 else len(data))
+    bare = data.find(b"\n\n", 0, end + 1 if end >= 0 else len(data))  # "\n\n\r\n": the "\n" line first
     if bare >= 0:
         end = bare
     if end >= 0:
@@ -88,26 +82,15 @@ def header_block(f: BinaryIO) -> bytes | None:
     return data if len(data) < FIRST_READ else None
 
 
-def plain_fields(raw: bytes) -> HeaderFields | None:
-    """The fields of a header block whose bytes take the fast path, else None. Same values as
-    ``email.parser.BytesHeaderParser(policy=compat32)`` after ``mime``'s unfolding gives."""
-    if (
-        raw.translate(None, _PLAIN_BYTES)
-        or raw.count(b"\r") != raw.count(b"\r\n")
-        or raw.startswith(b"From ")
-        or b"\nFrom " in raw
-    ):
-        return None
-    text = "\n" + mime._FOLD.sub(b"", raw).decode("ascii")
-    if text[1:2] in (" ", "\t"):
-        return None  # a first line that is a continuation: the email package's defect handling
-    stop = _NOT_FIELD.search(text)
-    if stop is not None:
-        text = text[: stop.start()]  # the email package ends the headers at a line that is not a field
-    fields: dict[str, list[str]] = {}
-    for m in _WANTED_FIELD.finditer(text):
-        fields.setdefault(m.group(1).lower(), []).append(m.group(2))
-    return HeaderFields(fields)
+def _head(fd: int) -> bytes | None:
+    """``header_block`` of an open file descriptor: one 4 KB ``read`` for most messages (no
+    buffered file object: its making was a sixth of a message's time here)."""
+    data = os.read(fd, 4096)
+    if b"\n\r\n" not in data and b"\n\n" not in data:
+        # the rest of the first read, up to its end or the file's (a short read is no end of file)
+        while len(data) < FIRST_READ and (more := os.read(fd, FIRST_READ - len(data))):
+            data += more
+    return _cut(data)
 
 
 def address_list(value: str) -> list[list[Any]]:
@@ -131,40 +114,141 @@ def address_list(value: str) -> list[list[Any]]:
     return out
 
 
-def _addresses(fields: HeaderFields, name: str) -> list[list[Any]] | None:
-    values = fields.get_all(name)
-    if not values:
-        return None
+# An ENVELOPE is kept twice, as JSON (``json.dumps``) and in IMAP's wire form (``wire``); both
+# are a bracketed list of the ten fields' own forms joined by a separator (", " / " "), so each
+# field's two forms are made once and both lists joined from them. A string of the fast path is
+# printable ASCII: with no quote or backslash and at most 1,000 characters, its JSON and its wire
+# form are the same quoted string.
+Pieces = tuple[str, str]  # (JSON, wire form) of one field
+_NIL: Pieces = ("null", "NIL")
+
+
+def _string_pieces(value: str | None) -> Pieces:
+    """The two forms of a string field (its raw value whitespace-normalized, as ``mime._decode``)."""
+    if value is None:
+        return _NIL
+    value = " ".join(value.split())
+    if '"' in value or "\\" in value or len(value) > 1000:
+        return json.dumps(value), _string(value).decode("utf-8", "surrogateescape")
+    quoted = '"' + value + '"'
+    return quoted, quoted
+
+
+def _address_pieces(values: list[str], seen: dict[str, Pieces | None]) -> Pieces | None:
+    """The two forms of an address field's list (all its values' addresses, as ``mime._addresses``),
+    None for no address. ``seen``: the forms of the values already met (a folder's senders and
+    recipients repeat: its messages' pieces are made once)."""
+    key = values[0] if len(values) == 1 else "\n".join(values)  # no value holds a line end
+    try:
+        return seen[key]
+    except KeyError:
+        pass
     out: list[list[Any]] = []
     for v in values:
         out += address_list(" ".join(v.split()))
-    return out or None
+    made = (json.dumps(out), _address_list(out).decode("utf-8", "surrogateescape")) if out else None
+    seen[key] = made
+    return made
 
 
-def fast_envelope(fields: HeaderFields) -> list[Any]:
-    """``mime.envelope`` of the fields (the same value), with the fast address lists."""
-    frm = _addresses(fields, "from")
-    return [
-        mime._decode(fields.get("date")),
-        mime._decode(fields.get("subject")),
-        frm,
-        _addresses(fields, "sender") or frm,
-        _addresses(fields, "reply-to") or frm,
-        _addresses(fields, "to"),
-        _addresses(fields, "cc"),
-        _addresses(fields, "bcc"),
-        mime._decode(fields.get("in-reply-to")),
-        mime._decode(fields.get("message-id")),
-    ]
+def _fast(raw: bytes, seen: dict[str, Pieces | None], days: dict[tuple[str, ...], int | None]) -> Parsed | None:
+    """(ENVELOPE JSON, sent day, wire form) of a header block whose bytes take the fast path, else
+    None (the general path). The same values as ``mime.parse_envelope``, ``sent_day`` of its Date
+    and ``wire`` give: the fields ``email.parser.BytesHeaderParser(policy=compat32)`` finds after
+    ``mime``'s unfolding, read in one pass of ``_FIELDS``."""
+    if (
+        raw.translate(None, _PLAIN_BYTES)
+        or raw.count(b"\r") != raw.count(b"\r\n")
+        or raw.startswith(b"From ")
+        or b"\nFrom " in raw
+    ):
+        return None
+    if b"\n " in raw or b"\n\t" in raw:
+        # mime._FOLD (``\r?\n`` before a blank), cut by plain replaces: every CR here ends a line
+        # and no line is empty (the block ends there), so no replace makes a fold of its own
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\n ", b" ").replace(b"\n\t", b"\t")
+    text = "\n" + raw.decode("ascii")
+    if text[1:2] in (" ", "\t"):
+        return None  # a first line that is a continuation: the email package's defect handling
+    fields: dict[str, list[str]] = {}
+    for name, value, stop in _FIELDS.findall(text):
+        if stop:
+            break  # the email package ends the headers at a line that is not a field
+        key = name.lower()
+        if key in fields:
+            fields[key].append(value)
+        else:
+            fields[key] = [value]
+    get = fields.get
+    v = get("date")
+    date = v[0] if v else None
+    d = _string_pieces(date)
+    v = get("subject")
+    s = _string_pieces(v[0] if v else None)
+    v = get("in-reply-to")
+    irt = _string_pieces(v[0] if v else None)
+    v = get("message-id")
+    mid = _string_pieces(v[0] if v else None)
+    v = get("from")
+    frm = (v and _address_pieces(v, seen)) or _NIL
+    v = get("sender")
+    sender = (v and _address_pieces(v, seen)) or frm
+    v = get("reply-to")
+    reply = (v and _address_pieces(v, seen)) or frm
+    v = get("to")
+    to = (v and _address_pieces(v, seen)) or _NIL
+    v = get("cc")
+    cc = (v and _address_pieces(v, seen)) or _NIL
+    v = get("bcc")
+    bcc = (v and _address_pieces(v, seen)) or _NIL
+    day: int | None = None
+    if date:
+        m = _DATE.fullmatch(date)
+        if m is None:
+            day = sent_day(date)
+        else:
+            when = m.group(1, 2, 3)
+            try:
+                day = days[when]
+            except KeyError:
+                day = days[when] = sent_day(date)
+    return (
+        f"[{d[0]}, {s[0]}, {frm[0]}, {sender[0]}, {reply[0]}, {to[0]}, {cc[0]}, {bcc[0]}, {irt[0]}, {mid[0]}]",
+        day,
+        f"({d[1]} {s[1]} {frm[1]} {sender[1]} {reply[1]} {to[1]} {cc[1]} {bcc[1]} {irt[1]} {mid[1]})".encode(
+            "utf-8", "surrogateescape"
+        ),
+    )
 
 
-def read_envelope(f: BinaryIO) -> tuple[list[Any], str | None]:
-    """(ENVELOPE, raw Date header) of a message file: ``mime.parse_envelope``'s value, fast."""
-    raw = header_block(f)
-    fields = plain_fields(raw) if raw is not None else None
-    if fields is None:
-        return mime.parse_envelope(f)
-    return fast_envelope(fields), fields.get("date")
+def read_envelopes(items: list[tuple[str, str | None]]) -> list[Parsed | None]:
+    """(ENVELOPE JSON, Date as sentdate, ENVELOPE wire form) of each (path, stored ENVELOPE JSON
+    or None); None if the file is gone. A stored ENVELOPE is only rendered; otherwise only the
+    top header block of the file is read: the same values as ``mime.parse_envelope`` of the file,
+    ``sent_day`` of its Date and ``wire`` of the ENVELOPE, fast for the usual header block."""
+    out: list[Parsed | None] = []
+    seen: dict[str, Pieces | None] = {}
+    days: dict[tuple[str, ...], int | None] = {}
+    for path, stored in items:
+        if stored is not None:
+            out.append((stored, None, wire(json.loads(stored))))
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        try:
+            raw = _head(fd)
+            got = _fast(raw, seen, days) if raw is not None else None
+            if got is None:  # the general path, on the same file (renamed meanwhile, it is still there)
+                with open(fd, "rb", closefd=False) as f:
+                    env, date = mime.parse_envelope(f)
+                got = (json.dumps(env), sent_day(date), wire(env))
+        finally:
+            os.close(fd)
+        out.append(got)
+    return out
 
 
 def sent_day(value: str | None) -> int | None:

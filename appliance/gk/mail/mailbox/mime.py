@@ -647,6 +647,30 @@ def parse_structure(f: BinaryIO) -> Part:
     return parse_with_headers(f)[0]
 
 
+def header_end(f: BinaryIO) -> int:
+    """Where the top-level body starts (``parse_structure(f).body_start``: the header block's
+    end as the whole parse finds it), from the header block alone: a FETCH of
+    ``BODY[HEADER.FIELDS (…)]`` or ``BODY[HEADER]`` needs no MIME tree."""
+    f.seek(0)
+    head = f.read(4096)
+    if head[:1] == b"\n":
+        return 1
+    if head[:2] == b"\r\n":
+        return 2
+    # The usual block ends in the first 4 KB: there, each line before its empty line is shorter
+    # than readline's 64 KB and the first "\n\r\n" or "\n\n" is where _read_headers ends it
+    crlf = head.find(b"\n\r\n")
+    lf = head.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(head))  # "\n\n\r\n": the "\n" line first
+    if lf >= 0:
+        return lf + 2
+    if crlf >= 0:
+        return crlf + 3
+    if len(head) < 4096:
+        return len(head)  # the whole file, with no empty line: headers only
+    f.seek(0)
+    return _read_headers(_Lines(f), [])[1]
+
+
 def parse_envelope(f: BinaryIO) -> tuple[list[Any], str | None]:
     """(ENVELOPE, Date header) from the top-level header block alone, parsed as
     ``parse_with_headers`` does (same unfolding, same cap), without walking the body."""

@@ -44,7 +44,7 @@ time, a Maildir copied in) gives them UIDs (those in ``cur/`` keep their names: 
 ``gk-uidmap`` in one durable append, see ``uidlist``), flags (file names), sizes and internal
 dates (``stat``, in the I/O pool) in one transaction and parses nothing — what Dovecot's first
 SELECT does too; a FETCH ENVELOPE reads the header block of
-the messages it needs (``envelope.read_envelope``, and keeps the ENVELOPE's wire form), BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
+the messages it needs (``envelope.read_envelopes``, and keeps the ENVELOPE's wire form), BODYSTRUCTURE / BODY[] / a SEARCH of text the whole message, and a
 background indexer (``_backfill``) the rest once the user's mailbox has been left alone for
 ``BACKFILL_IDLE`` (its parse, Python in a pool thread, competes with the hub for the GIL).
 Such a first build of a folder without index rows answers before its rows are written
@@ -83,7 +83,7 @@ import gevent.lock
 
 from gk import events, pools
 from gk.mail.mailbox import maildir, subscriptions, uidlist, writer
-from gk.mail.mailbox.envelope import read_envelope, sent_day, wire
+from gk.mail.mailbox.envelope import read_envelopes, sent_day
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.message import RawMessage
 from gk.mail.mailbox.mime import (
@@ -278,24 +278,10 @@ def _parse_files(paths: list[str]) -> list[Parsed | None]:
     return [_parse_file(p) for p in paths]
 
 
-def _parse_envelopes(items: list[tuple[str, str | None]]) -> list[tuple[str, int | None, bytes] | None]:
-    """(ENVELOPE JSON, Date as sentdate, ENVELOPE wire form) of each (path, stored ENVELOPE JSON
-    or None); None if the file is gone. A stored ENVELOPE is only rendered; otherwise only the
-    top header block of the file is read (``envelope.read_envelope``): what a FETCH ENVELOPE of
-    a lazily indexed message needs."""
-    out: list[tuple[str, int | None, bytes] | None] = []
-    for p, stored in items:
-        if stored is not None:
-            out.append((stored, None, wire(json.loads(stored))))
-            continue
-        try:
-            with open(p, "rb") as f:
-                env, date = read_envelope(f)
-        except FileNotFoundError:
-            out.append(None)
-            continue
-        out.append((json.dumps(env), _sentdate(date), wire(env)))
-    return out
+# (ENVELOPE JSON, Date as sentdate, ENVELOPE wire form) of each (path, stored ENVELOPE JSON or
+# None); None if the file is gone. A stored ENVELOPE is only rendered; otherwise only the top
+# header block of the file is read: what a FETCH ENVELOPE of a lazily indexed message needs.
+_parse_envelopes = read_envelopes
 
 
 def _insert_fts(c: sqlite3.Connection, rowid: int | None, text: dict[str, str]) -> None:
@@ -1631,7 +1617,7 @@ class UserMailbox:
     ) -> list[MessageInfo]:
         if not envelopes:
             rows = self.db.query(
-                "SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset, name"
+                "SELECT uid, flags, size, internaldate, modseq, NULL, tzoffset, name"
                 f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
                 (f["id"], *params),
             )
@@ -1842,13 +1828,19 @@ class UserMailbox:
 
     def infos(self, name: str, uids: Iterable[int], envelopes: bool = True) -> dict[int, MessageInfo]:
         """MessageInfo for the given UIDs (missing ones are left out). ``envelopes=False``: the
-        caller does not read ``.envelope`` (FETCH FLAGS), so lazily indexed messages stay unparsed."""
+        caller does not read ``.envelope`` (FETCH FLAGS, a FETCH of sizes and header fields): it
+        is not read (``envelope_json`` None), and lazily indexed messages stay unparsed."""
         f = self._folder_row(name)
         want = sorted(set(uids))
         out: dict[int, MessageInfo] = {}
         for i in range(0, len(want), 500):
             chunk = want[i : i + 500]
-            for m in self._infos(f, f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk), envelopes=envelopes):
+            params: tuple[int, ...]
+            if chunk[-1] - chunk[0] + 1 == len(chunk):  # a run of UIDs (a FETCH 1:* in chunks): one range scan
+                where, params = "uid BETWEEN ? AND ?", (chunk[0], chunk[-1])
+            else:
+                where, params = f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk)
+            for m in self._infos(f, where, params, envelopes=envelopes):
                 out[m.uid] = m
         return out
 
