@@ -218,6 +218,43 @@ def test_lazy_folder_serves_a_mail_clients_list_fetch_without_a_parse(harness: I
     assert client.ok(command) == lazy
 
 
+def test_lazy_folder_parses_the_trees_a_fetch_needs_in_one_pass(harness: IMAPHarness, client: Client) -> None:
+    """A phone's first sync after SELECT (K-9, iOS Mail: BODYSTRUCTURE of the newest messages)
+    on a lazily indexed folder: the trees are parsed in one pass, one store transaction for the
+    lot instead of one a message, and the answer is the one the per-message path gives."""
+    from gk.mail.mailbox import maildir
+    from gk.mail.mailbox import store as store_mod
+
+    cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
+    count = store_mod.LAZY_FROM + 8
+    for i in range(1, count + 1):
+        data = (
+            _msg(i)
+            .replace(b"Subject:", b'Content-Type: multipart/mixed; boundary="b"\r\nSubject:')
+            .replace(b"\r\n\r\n", b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n", 1)
+            + b"\r\n--b--\r\n"
+        )
+        (cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,").write_bytes(data)
+    client.ok("SELECT INBOX")
+    mb = harness.store.user(USER)
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]  # no background parse in this test
+    stores: list[int] = []
+    real = mb._store_parsed
+    mb._store_parsed = lambda items: (stores.append(len(items)), real(items))[1]  # type: ignore[method-assign]
+    atts = "(UID FLAGS BODYSTRUCTURE BODY.PEEK[1])"
+    newest = client.ok(f"UID FETCH {count - 19}:* {atts}")
+    assert len(newest) == 20 and b'BODYSTRUCTURE (("TEXT" "PLAIN"' in newest[0]
+    assert stores == [20], stores  # one transaction, not twenty
+    stores.clear()
+    one_by_one = [client.ok(f"UID FETCH {u} {atts}")[0] for u in range(1, 21)]  # still lazy: the old path
+    assert stores == [1] * 20, stores
+    stores.clear()
+    # the same answers either way, parsed or not
+    assert client.ok(f"UID FETCH 1:20 {atts}") == one_by_one
+    assert [client.ok(f"UID FETCH {u} {atts}")[0] for u in range(count - 19, count + 1)] == newest
+    assert stores == []
+
+
 def test_fetch_over_the_output_buffer_arrives_byte_exact(harness: IMAPHarness, client: Client) -> None:
     """Replies are buffered and written ``CHUNK`` (64 KB) at a time: messages below, at, around
     and well past that size, whole and partial, in one FETCH, arrive as stored, byte for byte."""

@@ -140,9 +140,12 @@ class MessageCommands(SelectedView):
             self.ok(tag, ("UID " if uid else "") + "FETCH completed")
             return
         want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
+        trees = "BODYSTRUCTURE" in names or "BODY" in names or any(a.needs_tree for a in atts)
         done = 0
         for start in range(0, len(targets), 200):
             chunk = targets[start : start + 200]
+            if trees and len(chunk) > 1:
+                mb.fill_structures(sel.name, chunk)  # the lazily indexed ones parsed in one pass
             infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names)
             if want_seen:
                 unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]

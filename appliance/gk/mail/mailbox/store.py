@@ -1857,6 +1857,13 @@ class UserMailbox:
             raise MailboxError(f"no message with UID {uid} in {name}", "NONEXISTENT")
         return f, row
 
+    def fill_structures(self, name: str, uids: Sequence[int]) -> None:
+        """Parse now, in one pass, the MIME trees of those of ``uids`` indexed lazily: a FETCH of
+        BODYSTRUCTURE (or of a part) over many such messages — a phone's first sync of the newest
+        ones — gets one parse hand-off and one transaction a group, where ``structure`` alone
+        makes one of each a message. Nothing to do (all parsed): one indexed query."""
+        self._fill_parsed(self._folder_row(name), uids)
+
     def structure(self, name: str, uid: int) -> Part:
         """The MIME tree with byte offsets (``mime.Part``); ``top.envelope`` holds the ENVELOPE.
 
@@ -2310,7 +2317,7 @@ class UserMailbox:
 _RETRIED = (
     "folder_names list_folders folders folder create_folder delete_folder rename_folder subscribe sync uids"
     " highestmodseq sync_modseq uidnext recent_uid claim_recent vanished count_above keywords first_unseen"
-    " changes_since messages infos flag_rows info structure open_message message_bytes headers set_flags"
+    " changes_since messages infos flag_rows info fill_structures structure open_message message_bytes headers set_flags"
     " expunge search search_text"
 ).split()
 _NOT_RETRIED = ("copy", "move", "delete_messages")
