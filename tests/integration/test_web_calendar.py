@@ -291,11 +291,15 @@ def test_an_invitation_deleted_in_the_web_is_declined(server):
     )  # fmt: skip
     assert resp.status == 303
     uid = [e for e in calendar_of(server).events() if "Standup" in e.data][0].icalendar_component["uid"]
+    _, page = alice.get("/calendar?view=agenda&date=2026-05-04")
+    own = re.search(r'href="(/calendar/event\?[^"]*occ=20260504T070000Z)"', page).group(1).replace("&amp;", "&")
+    assert 'id="invitation-note"' not in alice.get(own)[1]  # her own event
     assert "Standup" in calendar_of(server, BOB, BOB_PW).event_by_uid(uid).data  # bob's copy
     bob = web(server, BOB, BOB_PW)
     _, page = bob.get("/calendar?view=agenda&date=2026-05-11")
     link = re.search(r'href="(/calendar/event\?[^"]*occ=20260511T070000Z)"', page).group(1).replace("&amp;", "&")
     _, form = bob.get(link)
+    assert 'id="invitation-note"' in form and f"An invitation from {ALICE}" in form  # he is told
     resp, _ = bob.post("/calendar/event/skip", _skip_or_delete_fields(form, "/event/skip"))
     assert resp.status == 303
     data = calendar_of(server).event_by_uid(uid).data.replace("\r\n ", "")

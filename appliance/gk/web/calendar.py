@@ -295,6 +295,7 @@ def _form_page(
     etag: str,
     error: str = "",
     occ: str = "",
+    invited_by: str = "",
 ) -> str:
     books = [b for b in api.books(user.address, CALENDAR) if b.has_events and (b.writable or b.path == cal)]
     return web.render(
@@ -309,6 +310,7 @@ def _form_page(
         zones=sorted(localtime.valid_zones()),
         error=error,
         occ=occ,
+        invited_by=invited_by,
         **labels(web),
         readonly=bool(href) and not any(b.path == cal and b.writable for b in books),
     )
@@ -335,12 +337,24 @@ def event_form(web: Web) -> str:
             form, occ = series, ""
         except Exception:  # stored by a client in a shape the form cannot show
             raise bottle.HTTPError(404, N_("Not found")) from None
-        return _form_page(web, api, user, form, entry.book.path, entry.href, entry.etag, occ=occ)
+        return _form_page(
+            web, api, user, form, entry.book.path, entry.href, entry.etag, occ=occ,
+            invited_by=_invited_by(web, user, entry.text),
+        )  # fmt: skip
     tz = localtime.zone(web.data_dir)
     day = _date_param(q.get("date", ""), dt.datetime.now(tz).date())
     form = events.EventForm(start_date=day.isoformat(), end_date=day.isoformat(), timezone=zone)
     mine = [b for b in api.books(user.address, CALENDAR) if b.has_events and b.writable]
     return _form_page(web, api, user, form, cal or (mine[0].path if mine else ""), "", "")
+
+
+def _invited_by(web: Web, user: User, text: str) -> str:
+    """Who invited ``user`` to the event of ``text`` (its organizer), "" for their own events."""
+    organizer = events.organizer_of(text)
+    if not organizer or organizer == user.address.lower():
+        return ""
+    owner = web.ctx.accounts.resolve_recipient(organizer, roles=False)
+    return "" if owner is not None and owner.id == user.id else organizer  # (an alias of theirs)
 
 
 def event_save(web: Web) -> Any:

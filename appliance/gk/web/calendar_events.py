@@ -558,6 +558,20 @@ def _apply(comp: Any, f: EventForm, existing: bool) -> None:
             kept.add(person.lower())
 
 
+def organizer_of(text: str) -> str:
+    """The ORGANIZER address of an event (its first VEVENT's; lower-case, no ``mailto:``), or ""."""
+    try:
+        comps = list(getattr(parse(text), "vevent_list", []))
+    except Exception:
+        return ""
+    for comp in comps[:1]:
+        line = comp.contents.get("organizer")
+        if line:
+            value = str(line[0].value).strip()
+            return (value[7:] if value.lower().startswith("mailto:") else value).lower()
+    return ""
+
+
 def organized(cal: Any, owner: str, f: EventForm) -> Any:
     """The user as the ORGANIZER of an event with attendees and none yet: the DAV scheduler mails
     invitations only for events the writer organizes (RFC 6638), so an event made in the web
