@@ -618,6 +618,25 @@ OCCURRENCE = (
 )
 
 
+def bob_rewrites_his_copy(bob_cal, uid: str, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
+    """Bob's client saves his copy of ``uid`` with ``old`` replaced by ``new`` (once)."""
+    ev = bob_cal.event_by_uid(uid)
+    ev.data = ev.data.replace("\r\n", "\n").replace("\n", "\r\n").replace(old, new, 1)
+    ev.save(increase_seqno=False)
+
+
+def assert_occurrence_answered(server: GKServer, uid: str, series: str, answer: str) -> None:
+    """Alice's copy: bob's ``series`` answer kept, his ``answer`` for the 17 July occurrence (an
+    override of it); her scheduling inbox: one REPLY, of that occurrence only."""
+    data = calendar(server, ALICE).event_by_uid(uid).data.replace("\r\n ", "")
+    whole, _, override = data.partition("RECURRENCE-ID")
+    assert f"PARTSTAT={series}" in attendee_line(whole, BOB), data
+    assert f"PARTSTAT={answer}" in attendee_line(override, BOB) and "20990717T090000Z" in override, data
+    (reply,) = scheduling_items(server, ALICE, uid, "REPLY")
+    assert reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID:20990717T090000Z" in reply, reply
+    assert f"PARTSTAT={answer}" in attendee_line(reply, BOB)
+
+
 def test_one_occurrence_answered_from_a_caldav_client(server: GKServer) -> None:
     """RFC 6638 §3.2.2 for one occurrence: bob accepts only the second meeting of alice's weekly
     series from his client (an override of it in his copy, as Apple Calendar's and Thunderbird's
@@ -626,17 +645,9 @@ def test_one_occurrence_answered_from_a_caldav_client(server: GKServer) -> None:
     uid = "weekly-1"
     alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
     alice_cal.save_event(WEEKLY.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
-    ev = bob_cal.event_by_uid(uid)
     occurrence = OCCURRENCE.format(uid=uid, alice=ALICE, bob=BOB, partstat="ACCEPTED")
-    ev.data = ev.data.replace("\r\n", "\n").replace("\n", "\r\n").replace("END:VCALENDAR", occurrence + "END:VCALENDAR")
-    ev.save(increase_seqno=False)
-    data = alice_cal.event_by_uid(uid).data.replace("\r\n ", "")
-    series, _, override = data.partition("RECURRENCE-ID")
-    assert "PARTSTAT=NEEDS-ACTION" in attendee_line(series, BOB), data
-    assert "PARTSTAT=ACCEPTED" in attendee_line(override, BOB) and "20990717T090000Z" in override, data
-    (reply,) = scheduling_items(server, ALICE, uid, "REPLY")
-    assert reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID:20990717T090000Z" in reply, reply
-    assert "PARTSTAT=ACCEPTED" in attendee_line(reply, BOB)
+    bob_rewrites_his_copy(bob_cal, uid, "END:VCALENDAR", occurrence + "END:VCALENDAR")
+    assert_occurrence_answered(server, uid, "NEEDS-ACTION", "ACCEPTED")
     assert wait_for(lambda: f"iTIP REPLY ACCEPTED from {BOB} to {ALICE}" in server.log())
     assert '" 500 ' not in server.log()
 
@@ -648,18 +659,8 @@ def test_one_occurrence_deleted_from_a_caldav_client_is_declined(server: GKServe
     uid = "weekly-exdate-1"
     alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
     alice_cal.save_event(WEEKLY.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="ACCEPTED"))
-    ev = bob_cal.event_by_uid(uid)
-    ev.data = (
-        ev.data.replace("\r\n", "\n").replace("\n", "\r\n").replace("RRULE:", "EXDATE:20990717T090000Z\r\nRRULE:", 1)
-    )
-    ev.save(increase_seqno=False)
-    data = alice_cal.event_by_uid(uid).data.replace("\r\n ", "")
-    series, _, override = data.partition("RECURRENCE-ID")
-    assert "PARTSTAT=ACCEPTED" in attendee_line(series, BOB), data
-    assert "PARTSTAT=DECLINED" in attendee_line(override, BOB) and "20990717T090000Z" in override, data
-    (reply,) = scheduling_items(server, ALICE, uid, "REPLY")
-    assert reply.count("BEGIN:VEVENT") == 1 and "RECURRENCE-ID:20990717T090000Z" in reply, reply
-    assert "PARTSTAT=DECLINED" in attendee_line(reply, BOB)
+    bob_rewrites_his_copy(bob_cal, uid, "RRULE:", "EXDATE:20990717T090000Z\r\nRRULE:")
+    assert_occurrence_answered(server, uid, "ACCEPTED", "DECLINED")
     assert '" 500 ' not in server.log()
 
 
