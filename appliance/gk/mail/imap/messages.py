@@ -140,20 +140,22 @@ class MessageCommands(SelectedView):
             self.ok(tag, ("UID " if uid else "") + "FETCH completed")
             return
         want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
-        trees = "BODYSTRUCTURE" in names or "BODY" in names or any(a.needs_tree for a in atts)
+        # BODYSTRUCTURE comes in its wire form with the infos (made once, when the message is parsed)
+        trees = "BODY" in names or any(a.needs_tree for a in atts)
+        wires = "BODYSTRUCTURE" in names
         done = 0
         for start in range(0, len(targets), 200):
             chunk = targets[start : start + 200]
             if trees and len(chunk) > 1:
                 mb.fill_structures(sel.name, chunk)  # the lazily indexed ones parsed in one pass
-            infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names)
+            infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names, bodystructures=wires)
             if want_seen:
                 unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]
                 if unseen:
                     caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
                     seen, _ = mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
                     self._own_flags(sel, seen, caught_up)  # shown below: not again as an update
-                    infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names)
+                    infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names, bodystructures=wires)
             for u in chunk:
                 info = infos.get(u)
                 if info is None:
@@ -245,14 +247,17 @@ class MessageCommands(SelectedView):
         # BODY[] / RFC822 is the file as it is, BODY[HEADER…] its top header block: no MIME tree
         # needed (for a message indexed lazily it would mean a whole parse first, ~1 ms, to learn
         # the size the index has or where the header block ends)
-        if "BODYSTRUCTURE" in names or "BODY" in names or any(a.needs_tree for a in atts):
+        wired = info.bodystructure_wire
+        if ("BODYSTRUCTURE" in names and wired is None) or "BODY" in names or any(a.needs_tree for a in atts):
             try:
                 top = mb.structure(sel.name, u)
             except MailboxError:  # expunged by another session since the infos were read
                 return
         if "BODYSTRUCTURE" in names:
-            assert top is not None
-            items.append(b"BODYSTRUCTURE " + pack(body_structure(top, True)))
+            if wired is None:  # a message whose file vanished before its wire form was made
+                assert top is not None
+                wired = pack(body_structure(top, True))
+            items.append(b"BODYSTRUCTURE " + wired)
         if "BODY" in names:
             assert top is not None
             items.append(b"BODY " + pack(body_structure(top, False)))

@@ -129,7 +129,7 @@ def _string_pieces(value: str | None) -> Pieces:
         return _NIL
     value = " ".join(value.split())
     if '"' in value or "\\" in value or len(value) > 1000:
-        return json.dumps(value), _string(value).decode("utf-8", "surrogateescape")
+        return json.dumps(value), imap_string(value).decode("utf-8", "surrogateescape")
     quoted = '"' + value + '"'
     return quoted, quoted
 
@@ -277,7 +277,7 @@ _NOT_QUOTABLE = re.compile(rb"[\x00\n\r\x7f-\xff]")
 _PLAIN_CHARS = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x21\x23-\x5b\x5d-\x7e]*")
 
 
-def _string(value: str | None) -> bytes:
+def imap_string(value: str | None) -> bytes:
     """An IMAP string as ``gk.mail.imap.response.string`` renders it: NIL, quoted, or a literal."""
     if value is None:
         return b"NIL"
@@ -292,7 +292,7 @@ def _string(value: str | None) -> bytes:
 def _address_list(value: list[list[Any]] | None) -> bytes:
     if not value:
         return b"NIL"
-    return b"(" + b" ".join([b"(" + b" ".join([_string(x) for x in a]) + b")" for a in value]) + b")"
+    return b"(" + b" ".join([b"(" + b" ".join([imap_string(x) for x in a]) + b")" for a in value]) + b")"
 
 
 def _strings(env: list[Any]) -> list[str | None]:
@@ -335,9 +335,9 @@ def wire(env: list[Any]) -> bytes:
             + ")"
         ).encode("ascii")
     return b"(%s %s %s %s %s %s %s %s %s %s)" % (
-        _string(env[0]),
-        _string(env[1]),
+        imap_string(env[0]),
+        imap_string(env[1]),
         *[_address_list(a) for a in env[2:8]],
-        _string(env[8]),
-        _string(env[9]),
+        imap_string(env[8]),
+        imap_string(env[9]),
     )

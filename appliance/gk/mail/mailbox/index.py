@@ -111,6 +111,11 @@ MIGRATIONS = [
     """
     ALTER TABLE messages ADD COLUMN envwire BLOB;
     """,
+    # The BODYSTRUCTURE in IMAP's wire form (``bodywire.wire``), made when the message is parsed
+    # (or, indexed lazily, at the first FETCH BODYSTRUCTURE) and kept. NULL: not made yet.
+    """
+    ALTER TABLE messages ADD COLUMN bswire BLOB;
+    """,
 ]
 
 

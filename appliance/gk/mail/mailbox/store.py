@@ -82,7 +82,7 @@ import gevent
 import gevent.lock
 
 from gk import events, pools
-from gk.mail.mailbox import maildir, subscriptions, uidlist, writer
+from gk.mail.mailbox import bodywire, maildir, subscriptions, uidlist, writer
 from gk.mail.mailbox.envelope import read_envelopes, sent_day
 from gk.mail.mailbox.index import is_corruption, open_index, quarantine
 from gk.mail.mailbox.message import RawMessage
@@ -175,6 +175,7 @@ class MessageInfo:
     tzoffset: int = 0  # the internal date's zone, minutes east of UTC (as APPEND gave it)
     envelope_wire: bytes | None = None  # the ENVELOPE in IMAP's wire form (``infos`` with envelopes)
     file: str = ""  # its file name in cur/ when read (``infos`` without envelopes): ``open_message``'s hint
+    bodystructure_wire: bytes | None = None  # BODYSTRUCTURE in IMAP's wire form (``infos`` with bodystructures)
 
     @property
     def envelope(self) -> list[Any]:
@@ -255,12 +256,12 @@ _sentdate = sent_day
 
 
 # (ENVELOPE JSON, structure JSON, FTS columns, Date); all None for a lazily indexed message
-Parsed = tuple[str | None, str | None, dict[str, str] | None, str | None]
+Parsed = tuple[str | None, str | None, dict[str, str] | None, str | None, bytes | None]
 
 
 def _parse_file(path: str) -> Parsed | None:
-    """What the index keeps of a message file: (ENVELOPE JSON, structure JSON, FTS columns, Date);
-    None if the file is gone.
+    """What the index keeps of a message file: (ENVELOPE JSON, structure JSON, FTS columns, Date,
+    BODYSTRUCTURE wire form); None if the file is gone.
 
     Runs in the native threadpool, JSON included: its cost grows with the message's parts and
     lines (bounded by ``mime.MAX_PARTS`` / ``MAX_TREE_HEADERS``, not by the file size)."""
@@ -271,7 +272,7 @@ def _parse_file(path: str) -> Parsed | None:
             date = headers.get("Date")
     except FileNotFoundError:
         return None
-    return json.dumps(top.envelope), json.dumps(top.to_json()), text, date
+    return json.dumps(top.envelope), json.dumps(top.to_json()), text, date, bodywire.wire(top)
 
 
 def _parse_files(paths: list[str]) -> list[Parsed | None]:
@@ -289,6 +290,25 @@ def _insert_fts(c: sqlite3.Connection, rowid: int | None, text: dict[str, str]) 
         "INSERT INTO fts(rowid, hfrom, hto, hcc, hbcc, subject, headers, body) VALUES (?,?,?,?,?,?,?,?)",
         (rowid, *(text[k] for k in ("hfrom", "hto", "hcc", "hbcc", "subject", "headers", "body"))),
     )
+
+
+def _body_wires(items: list[tuple[str, str | None]]) -> list[bytes | None]:
+    """The BODYSTRUCTURE wire form of each (path, stored MIME tree JSON or None): from the
+    stored tree (one stored before the part cap re-parsed, as ``structure`` does), else from a
+    parse of the file's structure; None if the file is gone. In the CPU pool."""
+    out: list[bytes | None] = []
+    for path, raw in items:
+        try:
+            if raw is not None:
+                top = _load_structure(raw, path)[0]
+            else:
+                with open(path, "rb") as f:
+                    top = parse_structure(f)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append(bodywire.wire(top))
+    return out
 
 
 def _parse_off_hub(files: list[tuple[str, int]]) -> list[Parsed | None]:
@@ -1324,7 +1344,7 @@ class UserMailbox:
             for start in range(0, len(found), step):
                 group = found[start : start + step]
                 parsed: list[Parsed | None] = (
-                    [(None, None, None, None)] * len(group)
+                    [(None, None, None, None, None)] * len(group)
                     if lazy
                     else _parse_off_hub([(cur + fname, st.st_size) for _, fname, st in group])
                 )
@@ -1332,11 +1352,11 @@ class UserMailbox:
                 for (i, fname, st), result in zip(group, parsed, strict=True):
                     if result is None:
                         continue  # removed behind our back since the stat
-                    env, structure, text, date = result
+                    env, structure, text, date, bswire = result
                     letters = split_name(fname)[1]
                     fl = list(flags) + self._flags_of(d, letters)
                     when, zone = dates[i] if dates is not None else (int(st.st_mtime), offset(st.st_mtime))
-                    entries.append((uids[i], fname, st, env, structure, text, date, fl, when, zone))
+                    entries.append((uids[i], fname, st, env, structure, bswire, text, date, fl, when, zone))
                 if writing is not None:
                     done += writing.get()
                 writing = gevent.spawn(pools.run_io, self._insert_indexed, f["id"], entries)
@@ -1439,10 +1459,10 @@ class UserMailbox:
             with self.db.transaction() as c:
                 modseq = self._bump(c, f["id"])
                 uidnext = int(c.execute("SELECT uidnext FROM folders WHERE id = ?", (f["id"],)).fetchone()[0])
-                for uid, fname, st, env, structure, text, date, fl, when, zone in entries[start : start + step]:
+                for uid, fname, st, env, structure, bswire, text, date, fl, when, zone in entries[start : start + step]:
                     cur = c.execute(
                         "INSERT INTO messages(folder_id, uid, base, name, size, internaldate, tzoffset, sentdate,"
-                        " flags, modseq, envelope, structure) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        " flags, modseq, envelope, structure, bswire) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             f["id"],
                             uid,
@@ -1456,6 +1476,7 @@ class UserMailbox:
                             modseq,
                             env,
                             structure,
+                            bswire,
                         ),
                     )
                     if text is not None:
@@ -1613,26 +1634,50 @@ class UserMailbox:
         return out
 
     def _infos(
-        self, f: Any, where: str, params: tuple[Any, ...], order: str = "uid", envelopes: bool = True
+        self,
+        f: Any,
+        where: str,
+        params: tuple[Any, ...],
+        order: str = "uid",
+        envelopes: bool = True,
+        bodystructures: bool = False,
     ) -> list[MessageInfo]:
+        bs = ", bswire" if bodystructures else ", NULL"
         if not envelopes:
             rows = self.db.query(
-                "SELECT uid, flags, size, internaldate, modseq, NULL, tzoffset, name"
+                f"SELECT uid, flags, size, internaldate, modseq, NULL, tzoffset, NULL, id, name{bs}"
                 f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
                 (f["id"], *params),
             )
-            return [MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], r[5], r[6], None, r[7]) for r in rows]
-        rows = self.db.query(
-            "SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset, envwire, id, name"
-            f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
-            (f["id"], *params),
-        )
-        missing = [r for r in rows if r[7] is None]
-        made = self._fill_envelopes(f, [(r[8], r[9], r[5]) for r in missing]) if missing else {}
+        else:
+            rows = self.db.query(
+                f"SELECT uid, flags, size, internaldate, modseq, envelope, tzoffset, envwire, id, name{bs}"
+                f" FROM messages WHERE folder_id = ? AND {where} ORDER BY {order}",
+                (f["id"], *params),
+            )
+        made: dict[int, tuple[str, bytes]] = {}
+        if envelopes and (missing := [r for r in rows if r[7] is None]):
+            made = self._fill_envelopes(f, [(r[8], r[9], r[5]) for r in missing])
+        wires: dict[int, bytes] = {}
+        if bodystructures and (unwired := [(r[8], r[9]) for r in rows if r[10] is None]):
+            wires = self._fill_bodywires(f, unwired)
         out = []
         for r in rows:
-            env, wired = (r[5], r[7]) if r[7] is not None else made.get(r[8], (r[5], None))
-            out.append(MessageInfo(r[0], flags_tuple(r[1]), r[2], r[3], r[4], env, r[6], wired))
+            env, wired = (r[5], r[7]) if r[7] is not None or not envelopes else made.get(r[8], (r[5], None))
+            out.append(
+                MessageInfo(
+                    r[0],
+                    flags_tuple(r[1]),
+                    r[2],
+                    r[3],
+                    r[4],
+                    env,
+                    r[6],
+                    wired,
+                    "" if envelopes else r[9],
+                    r[10] if r[10] is not None else wires.get(r[8]),
+                )
+            )
         return out
 
     # -- lazy indexing (see _index_files) ---------------------------------------------------
@@ -1675,6 +1720,35 @@ class UserMailbox:
                 updates,
             )
 
+    def _fill_bodywires(self, f: Any, rows: list[tuple[int, str]]) -> dict[int, bytes]:
+        """The BODYSTRUCTURE wire form (``bswire``) of messages (row id, file name) that have none:
+        rendered from the stored MIME tree, or, for a message indexed lazily, from a parse of its
+        structure alone (CPU pool): a phone's first sync of a folder copied in waits for neither
+        the text index nor an ENVELOPE it does not ask for, and the message stays lazily indexed
+        for the rest. Stored in one transaction (I/O pool). Returns {row id: wire form}; a
+        message whose file is gone is left out."""
+        with self.lock:
+            cur = f"{self._dir(f['name'])}/cur/"
+            ids = [r[0] for r in rows]
+            trees: dict[int, str] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                q = f"SELECT id, structure FROM messages WHERE structure IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
+                trees.update(self.db.tuples(q, tuple(chunk)))
+            updates: list[tuple[bytes, int]] = []
+            for start in range(0, len(rows), 4 * PARSE_BATCH_FILES):
+                batch = rows[start : start + 4 * PARSE_BATCH_FILES]
+                found = pools.run_cpu(_body_wires, [(cur + name, trees.get(rowid)) for rowid, name in batch])
+                updates += [(w, r[0]) for r, w in zip(batch, found, strict=True) if w is not None]
+            if updates:
+                pools.run_io(self._store_bodywires, updates)
+        return {rowid: w for w, rowid in updates}
+
+    def _store_bodywires(self, updates: list[tuple[bytes, int]]) -> None:
+        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work)
+        with self.db.relaxed_commits(), self.db.transaction() as c:
+            c.executemany("UPDATE messages SET bswire = ? WHERE id = ? AND bswire IS NULL", updates)
+
     def _fill_parsed(self, f: Any, uids: Sequence[int] | None) -> None:
         """The whole parse (MIME structure, ENVELOPE, text index) of ``f``'s lazily indexed
         messages: those of ``uids``, or all of them (SEARCH of text or headers)."""
@@ -1706,10 +1780,11 @@ class UserMailbox:
         meanwhile is left alone). No MODSEQ bump: nothing a client sees has changed. No fsync
         either: lost in a power cut, the rows are merely unparsed again."""
         with self.db.relaxed_commits(), self.db.transaction() as c:
-            for rowid, (env, structure, text, date) in items:
+            for rowid, (env, structure, text, date, bswire) in items:
                 cur = c.execute(
-                    "UPDATE messages SET envelope = ?, structure = ?, sentdate = ? WHERE id = ? AND structure IS NULL",
-                    (env, structure, _sentdate(date), rowid),
+                    "UPDATE messages SET envelope = ?, structure = ?, sentdate = ?, bswire = coalesce(bswire, ?)"
+                    " WHERE id = ? AND structure IS NULL",
+                    (env, structure, _sentdate(date), bswire, rowid),
                 )
                 if cur.rowcount and text is not None:
                     _insert_fts(c, rowid, text)
@@ -1826,10 +1901,13 @@ class UserMailbox:
             order = "uid DESC" if newest_first else "uid"
             return self._infos(f, "1", (), f"{order} LIMIT {int(limit)} OFFSET {int(offset)}")
 
-    def infos(self, name: str, uids: Iterable[int], envelopes: bool = True) -> dict[int, MessageInfo]:
+    def infos(
+        self, name: str, uids: Iterable[int], envelopes: bool = True, bodystructures: bool = False
+    ) -> dict[int, MessageInfo]:
         """MessageInfo for the given UIDs (missing ones are left out). ``envelopes=False``: the
         caller does not read ``.envelope`` (FETCH FLAGS, a FETCH of sizes and header fields): it
-        is not read (``envelope_json`` None), and lazily indexed messages stay unparsed."""
+        is not read (``envelope_json`` None), and lazily indexed messages stay unparsed.
+        ``bodystructures``: with ``bodystructure_wire`` (made now for messages that have none)."""
         f = self._folder_row(name)
         want = sorted(set(uids))
         out: dict[int, MessageInfo] = {}
@@ -1840,7 +1918,7 @@ class UserMailbox:
                 where, params = "uid BETWEEN ? AND ?", (chunk[0], chunk[-1])
             else:
                 where, params = f"uid IN ({','.join('?' * len(chunk))})", tuple(chunk)
-            for m in self._infos(f, where, params, envelopes=envelopes):
+            for m in self._infos(f, where, params, envelopes=envelopes, bodystructures=bodystructures):
                 out[m.uid] = m
         return out
 

@@ -1,0 +1,111 @@
+"""The BODYSTRUCTURE wire form kept in the index (``bswire``): the same bytes the IMAP layer's
+packer makes of the tree, made once, and for a folder indexed lazily without the whole parse."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support.imapharness import USER, Client, IMAPHarness
+from test_mime_structure import trees
+
+from gk.mail.imap.response import pack
+from gk.mail.mailbox import bodywire, maildir
+from gk.mail.mailbox import store as store_mod
+from gk.mail.mailbox.mime import body_structure, parse_structure
+
+# parameters, descriptions and names a quoted string cannot carry as they are
+ODD = st.text(alphabet=st.sampled_from(['"', "\\", "é", "a", " ", "\x7f", "=", ";"]), min_size=1, max_size=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(trees(), ODD, st.booleans())
+def test_the_wire_form_is_what_the_imap_packer_makes(msg, odd: str, long: bool) -> None:  # type: ignore[no-untyped-def]
+    msg["Content-Description"] = odd * (200 if long else 1)  # > 1,000 bytes: a literal
+    msg.set_param("x-odd", odd)
+    raw = msg.as_bytes()
+    top = parse_structure(io.BytesIO(raw))
+    assert bodywire.wire(top) == pack(body_structure(top, True))
+
+
+def _mixed(i: int) -> bytes:
+    return (
+        f"From: Ann <ann@example.com>\r\nSubject: note {i}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\nbody {i} xylophone\r\n--b\r\n"
+        'Content-Type: application/pdf; name="a.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        "JVBERi0=\r\n--b--\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def client(harness: IMAPHarness) -> Client:
+    c = harness.connect()
+    c.login()
+    return c
+
+
+def _lazy_folder(harness: IMAPHarness, client: Client) -> int:
+    cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
+    count = store_mod.LAZY_FROM + 8
+    for i in range(1, count + 1):
+        data = _mixed(i)
+        (cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,").write_bytes(data)
+    client.ok("SELECT INBOX")
+    harness.store.user(USER)._kick_backfill = lambda: None  # type: ignore[method-assign]  # no background parse
+    return count
+
+
+def test_a_phones_first_sync_of_a_lazy_folder_skips_the_whole_parse(harness: IMAPHarness, client: Client) -> None:
+    """FETCH BODYSTRUCTURE over messages indexed lazily (a Maildir copied in): their structure is
+    read and its wire form kept, but they stay unparsed for the rest (no text index yet, the
+    background indexer's job); the answers are those of a parsed folder, and a second FETCH
+    reads the kept bytes without opening a file."""
+    count = _lazy_folder(harness, client)
+    mb = harness.store.user(USER)
+    lazy = client.ok("FETCH 1:* (UID BODYSTRUCTURE)")
+    assert len(lazy) == count
+    assert b'BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 16 1 NIL NIL NIL NIL)' in lazy[0]
+    assert b'"MIXED" ("BOUNDARY" "b") NIL NIL NIL)' in lazy[0]
+    unparsed = mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0]  # type: ignore[index]
+    assert unparsed == count  # the text index and the rest: later
+    assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
+    opened: list[object] = []
+    real = store_mod._body_wires
+    store_mod._body_wires = lambda items: (opened.append(items), real(items))[1]  # type: ignore[assignment]
+    try:
+        assert client.ok("FETCH 1:* (UID BODYSTRUCTURE)") == lazy
+        assert opened == []  # the kept bytes
+        # the whole parse (a BODY section needs the tree) agrees, and keeps the wire form
+        client.ok("FETCH 1:* (BODY.PEEK[1])")
+        assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == 0  # type: ignore[index]
+        assert client.ok("FETCH 1:* (UID BODYSTRUCTURE)") == lazy
+        assert opened == []
+    finally:
+        store_mod._body_wires = real  # type: ignore[assignment]
+    assert client.ok('SEARCH TEXT "xylophone"')[0] == b"* SEARCH " + " ".join(map(str, range(1, count + 1))).encode()
+
+
+def test_an_index_from_before_the_wire_form_makes_it_from_the_stored_tree(harness: IMAPHarness, client: Client) -> None:
+    """Messages parsed by an older GK have a tree but no ``bswire``: the first FETCH makes it from
+    the tree (the file is not parsed again) and keeps it; the answer is the tree's."""
+    for i in range(1, 4):
+        harness.deliver(_mixed(i))
+    client.ok("SELECT INBOX")
+    mb = harness.store.user(USER)
+    fresh = client.ok("FETCH 1:* (UID BODYSTRUCTURE)")
+    with sqlite3.connect(mb.db.path) as conn:
+        assert conn.execute("SELECT count(*) FROM messages WHERE bswire IS NOT NULL").fetchone()[0] == 3
+    mb.db.execute("UPDATE messages SET bswire = NULL")
+    parsed: list[str] = []
+    real = store_mod.parse_structure
+    store_mod.parse_structure = lambda f: (parsed.append(f.name), real(f))[1]  # type: ignore[assignment]
+    try:
+        assert client.ok("FETCH 1:* (UID BODYSTRUCTURE)") == fresh
+    finally:
+        store_mod.parse_structure = real  # type: ignore[assignment]
+    assert parsed == []
+    assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
