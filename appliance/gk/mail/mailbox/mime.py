@@ -19,6 +19,15 @@ part's own section). Dovecot caps parts the same way (10,000 parts, 100 levels).
 ENVELOPE and BODYSTRUCTURE are built from that tree (RFC 3501 §7.4.2) as nested lists of
 str/int/None that ``gk.mail.imap.response`` renders. Header values are kept raw (encoded-words
 are not decoded: RFC 3501 wants the wire form); 8-bit bytes survive via ``surrogateescape``.
+
+Speed: the index parses every message, so the common cases skip the email package's slow paths
+— ``parse_header_block`` cuts a plain header block into fields itself and ``_fast_params``
+reads the plain forms of Content-Type / Content-Disposition (``text/plain; charset=utf-8``,
+``attachment; filename="a.pdf"``). The email package (``BytesHeaderParser``, ``Message``'s
+``get_content_type`` / ``get_params``) remains the reference: anything else (8-bit bytes,
+RFC 2231, comments, backslashes, odd quoting…) goes through it, and the tests check both give
+the same tree (``tests/unit/imap/test_mime_fast.py``). A caller that has the top message's
+ENVELOPE already skips it with ``parse_with_headers(f, envelope=False)``.
 """
 
 from __future__ import annotations
@@ -152,6 +161,7 @@ class _Lines:
         self.pos = start
         self._peeked: bytes | None = None
         self.top_headers: Message | None = None
+        self.top_envelope = True  # build the top message's ENVELOPE (an encapsulated one's always)
         self.parts = 0
         self.header_bytes = 0
 
@@ -264,6 +274,43 @@ def _boundary_hit(line: bytes, boundaries: list[bytes]) -> bytes | None:
 
 def _decode(raw: str | None) -> str | None:
     return None if raw is None else " ".join(str(raw).split())
+
+
+# One ``; name=value`` of the plain forms _fast_params reads: an RFC 2045 token as name (no "*":
+# no RFC 2231), a token or a quoted string without backslash or quote as value, blanks around;
+# or a name alone, or nothing (``;;``, a trailing ``;``)
+_TOKEN = r"[!#$%&'+\-.0-9A-Z^_`a-z{|}~]+"
+_FAST_PARAM = re.compile(rf'[ \t]*;[ \t]*(?:({_TOKEN})(?:[ \t]*=[ \t]*(?:({_TOKEN})|"([^"\\]*)"))?)?[ \t]*')
+
+
+def _fast_params(value: Any) -> tuple[str, list[tuple[str, str]]] | None:
+    """(the text before the first ``;``, ``_params`` of the field) of a Content-Type or
+    Content-Disposition value in one of its plain forms (``text/plain; charset=utf-8``,
+    ``attachment; filename="a b.pdf"``): what the email package makes of it, in a tenth of its
+    time (its ``get_params`` reads the field again and runs the RFC 2231 machinery). None for
+    any other value (8-bit, RFC 2231, comments, backslashes, stray quotes…): the caller then
+    asks the email package, the reference (``tests/unit/imap/test_mime_fast.py``)."""
+    if type(value) is not str or not value.isascii():
+        return None
+    semi = value.find(";")
+    if semi < 0:
+        return value, []  # the type alone: its quotes, if any, do not matter
+    head = value[:semi]
+    if '"' in head:  # the email package's split of the value would count its quotes
+        return None
+    params: list[tuple[str, str]] = []
+    pos, end = semi, len(value)
+    while pos < end:
+        m = _FAST_PARAM.match(value, pos)
+        if m is None:
+            return None
+        name, token, quoted = m.groups()
+        if name is None:
+            params.append(("", ""))
+        else:
+            params.append((name.upper(), token if token is not None else quoted if quoted is not None else ""))
+        pos = m.end()
+    return head, params
 
 
 def _params(msg: Message, header: str) -> list[tuple[str, str]]:
@@ -479,15 +526,29 @@ def _read_headers(lines: _Lines, boundaries: list[bytes]) -> tuple[bytes, int]:
 
 
 def _fill(part: Part, msg: Message, default_type: str) -> None:
-    # msg.get(name) of the Content-* fields from one pass over the fields (each get is a pass)
+    # msg.get(name) of the Content-* fields from one pass over the fields (each get is a pass;
+    # msg.items() would also run the policy's fetch over every other field)
     get: dict[str, Any] = {}
-    for k, v in msg.items():
+    fetch = msg.policy.header_fetch_parse
+    for k, v in msg.raw_items():
         key = k.lower()
         if key.startswith("content-") and key not in get:
-            get[key] = v
-    ctype = msg.get_content_type() if get.get("content-type") else default_type
-    part.maintype, _, part.subtype = ctype.partition("/")
-    part.params = _params(msg, "content-type") if get.get("content-type") else []
+            get[key] = fetch(k, v)
+    value = get.get("content-type")
+    if value:
+        fast = _fast_params(value)
+        if fast is None:  # the reference: the email package's reading of the field
+            ctype = msg.get_content_type()
+            part.params = _params(msg, "content-type")
+        else:
+            ctype = fast[0].strip().lower()  # as Message.get_content_type
+            if ctype.count("/") != 1:
+                ctype = "text/plain"  # RFC 2045 §5.2 (a malformed type), as get_content_type
+            part.params = fast[1]
+        part.maintype, _, part.subtype = ctype.partition("/")
+    else:
+        part.maintype, _, part.subtype = default_type.partition("/")
+        part.params = []
     if part.maintype == "text" and not part.param("charset"):
         part.params.insert(0, ("CHARSET", "US-ASCII"))
     part.cid = _decode(get.get("content-id"))
@@ -496,8 +557,11 @@ def _fill(part: Part, msg: Message, default_type: str) -> None:
     part.md5 = _decode(get.get("content-md5"))
     disp = get.get("content-disposition")
     if disp:
-        kind = str(disp).split(";")[0].strip()
-        part.disposition = (kind.upper(), _params(msg, "content-disposition"))
+        fast = _fast_params(disp)
+        if fast is None:
+            part.disposition = (str(disp).split(";")[0].strip().upper(), _params(msg, "content-disposition"))
+        else:
+            part.disposition = (fast[0].strip().upper(), fast[1])
     part.language = _decode(get.get("content-language"))
     part.location = _decode(get.get("content-location"))
 
@@ -514,7 +578,7 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
         lines.top_headers = msg
     part = Part(header_start, body_start, body_start)
     _fill(part, msg, default_type)
-    if top:
+    if top and (depth or lines.top_envelope):
         part.envelope = envelope(msg)
     boundary = part.param("boundary") if part.is_multipart else None
     descend = depth < MAX_DEPTH and lines.budget_left
@@ -642,9 +706,10 @@ def _count_lines(lines: _Lines, start: int, end: int) -> int:
     return n
 
 
-def parse_structure(f: BinaryIO) -> Part:
-    """Scan a whole message file; the returned top Part carries the message's envelope."""
-    return parse_with_headers(f)[0]
+def parse_structure(f: BinaryIO, envelope: bool = True) -> Part:
+    """Scan a whole message file; the returned top Part carries the message's envelope (None
+    with ``envelope=False``: see ``parse_with_headers``)."""
+    return parse_with_headers(f, envelope)[0]
 
 
 def header_end(f: BinaryIO) -> int:
@@ -680,10 +745,15 @@ def parse_envelope(f: BinaryIO) -> tuple[list[Any], str | None]:
     return envelope(msg), msg.get("Date")
 
 
-def parse_with_headers(f: BinaryIO) -> tuple[Part, Message]:
-    """``parse_structure`` plus the parsed top-level header block (parsed once, used twice)."""
+def parse_with_headers(f: BinaryIO, envelope: bool = True) -> tuple[Part, Message]:
+    """``parse_structure`` plus the parsed top-level header block (parsed once, used twice).
+
+    ``envelope=False`` skips the top message's ENVELOPE (``top.envelope`` stays None; address
+    parsing was about a third of the parse) for a caller that has it already; the ENVELOPE of
+    an encapsulated message/rfc822 part is still built, its BODYSTRUCTURE holds it."""
     f.seek(0)
     lines = _Lines(f)
+    lines.top_envelope = envelope
     top = _parse_part(lines, [], "text/plain", 0, True)
     assert lines.top_headers is not None
     return top, lines.top_headers
