@@ -102,7 +102,7 @@ def test_an_index_from_before_the_wire_form_makes_it_from_the_stored_tree(harnes
     mb.db.execute("UPDATE messages SET bswire = NULL")
     parsed: list[str] = []
     real = store_mod.parse_structure
-    store_mod.parse_structure = lambda f: (parsed.append(f.name), real(f))[1]  # type: ignore[assignment]
+    store_mod.parse_structure = lambda f, **kw: (parsed.append(f.name), real(f, **kw))[1]  # type: ignore[assignment]
     try:
         assert client.ok("FETCH 1:* (UID BODYSTRUCTURE)") == fresh
     finally:

@@ -156,6 +156,40 @@ def test_background_indexer_resumes_after_a_stop(tmp_path: Path, eager: dict[str
     assert _table(root / "ann@example.org" / "index.sqlite3") == eager
 
 
+def test_the_full_parse_leaves_an_envelope_it_holds_alone(
+    tmp_path: Path, eager: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full parse of messages whose ENVELOPE the index holds (read from the header block
+    first) does not build it again: the addresses were a third of a parse. The rows still end
+    up as the eager index has them."""
+    from gk.mail.mailbox import mime
+
+    root = tmp_path / "lazy"
+    _fill(root)
+    mb = MailboxStore(root).user("ann@example.org")
+    mb._kick_backfill = lambda: None  # type: ignore[method-assign]
+    mb.sync("INBOX")
+    mb.infos("INBOX", range(1, 11))  # ten ENVELOPEs from the header blocks
+    built: list[object] = []
+    real = mime.envelope
+    monkeypatch.setattr(mime, "envelope", lambda msg: (built.append(msg), real(msg))[1])
+    assert mb.search("INBOX", ("text", "word33 ")) == [34]  # the whole backlog parsed for it
+    assert len(built) == COUNT - 10  # only the ENVELOPEs it did not hold
+    mb.close()
+    assert _table(root / "ann@example.org" / "index.sqlite3") == eager
+    # the background indexer reads every ENVELOPE first (``_prefill_envelopes``): none built twice
+    root = tmp_path / "lazy2"
+    _fill(root)
+    built.clear()
+    mb = MailboxStore(root).user("ann@example.org")
+    mb.sync("INBOX")
+    mb._join_build()  # the rows are written after the answer (store._defer_build)
+    _wait_parsed(mb)
+    assert built == []
+    mb.close()
+    assert _table(root / "ann@example.org" / "index.sqlite3") == eager
+
+
 def test_flag_change_during_lazy_index_is_kept(tmp_path: Path) -> None:
     """A STORE renames a file the background indexer is about to read: the message is parsed
     all the same (a later pass finds it under its new name) and keeps its new flags."""

@@ -146,9 +146,9 @@ def test_the_store_parses_off_the_hub_even_small_messages(tmp_path, monkeypatch)
     real = store.parse_with_headers
     threads: list[int] = []
 
-    def recording(f):  # type: ignore[no-untyped-def]
+    def recording(f, **kw):  # type: ignore[no-untyped-def]
         threads.append(threading.get_ident())
-        return real(f)
+        return real(f, **kw)
 
     monkeypatch.setattr(store, "parse_with_headers", recording)
     mb = MailboxStore(tmp_path / "mail").user("alice@example.org")

@@ -72,7 +72,7 @@ import sqlite3
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -255,28 +255,35 @@ def check_folder_name(name: str) -> str:
 _sentdate = sent_day
 
 
-# (ENVELOPE JSON, structure JSON, FTS columns, Date); all None for a lazily indexed message
+# (ENVELOPE JSON, structure JSON, FTS columns, Date, BODYSTRUCTURE wire form); all None for a
+# lazily indexed message, the ENVELOPE None for a file parsed without it
 Parsed = tuple[str | None, str | None, dict[str, str] | None, str | None, bytes | None]
 
 
-def _parse_file(path: str) -> Parsed | None:
+def _parse_file(path: str, envelope: bool = True) -> Parsed | None:
     """What the index keeps of a message file: (ENVELOPE JSON, structure JSON, FTS columns, Date,
-    BODYSTRUCTURE wire form); None if the file is gone.
+    BODYSTRUCTURE wire form); None if the file is gone. ``envelope=False``: the index holds the
+    ENVELOPE already (a lazily indexed message's was read from its header block), not made again:
+    its addresses were a third of a parse.
 
     Runs in the native threadpool, JSON included: its cost grows with the message's parts and
     lines (bounded by ``mime.MAX_PARTS`` / ``MAX_TREE_HEADERS``, not by the file size)."""
     try:
         with open(path, "rb") as f:
-            top, headers = parse_with_headers(f)
+            top, headers = parse_with_headers(f, envelope=envelope)
             text = message_text(f, top, headers)
             date = headers.get("Date")
     except FileNotFoundError:
         return None
-    return json.dumps(top.envelope), json.dumps(top.to_json()), text, date, bodywire.wire(top)
+    env = json.dumps(top.envelope) if envelope else None
+    top.envelope = None  # kept in its own column (``structure`` sets it from there)
+    return env, json.dumps(top.to_json()), text, date, bodywire.wire(top)
 
 
-def _parse_files(paths: list[str]) -> list[Parsed | None]:
-    return [_parse_file(p) for p in paths]
+def _parse_files(paths: list[str], known: Collection[str] = ()) -> list[Parsed | None]:
+    """``_parse_file`` of each path; ``known``: the paths whose ENVELOPE the index holds."""
+    held = set(known)
+    return [_parse_file(p, p not in held) for p in paths]
 
 
 # (ENVELOPE JSON, Date as sentdate, ENVELOPE wire form) of each (path, stored ENVELOPE JSON or
@@ -303,7 +310,7 @@ def _body_wires(items: list[tuple[str, str | None]]) -> list[bytes | None]:
                 top = _load_structure(raw, path)[0]
             else:
                 with open(path, "rb") as f:
-                    top = parse_structure(f)
+                    top = parse_structure(f, envelope=False)
         except FileNotFoundError:
             out.append(None)
             continue
@@ -311,7 +318,7 @@ def _body_wires(items: list[tuple[str, str | None]]) -> list[bytes | None]:
     return out
 
 
-def _parse_off_hub(files: list[tuple[str, int]]) -> list[Parsed | None]:
+def _parse_off_hub(files: list[tuple[str, int]], known: Collection[str] = ()) -> list[Parsed | None]:
     """Parse (path, size) files in the native threadpool, never on the hub, whatever their size
     (a 700 KB message of 100,000 empty parts held every connection of the process for seconds).
     Batched (``PARSE_BATCH_FILES`` / ``PARSE_BATCH_BYTES`` a hand-off): on a busy machine each
@@ -324,7 +331,7 @@ def _parse_off_hub(files: list[tuple[str, int]]) -> list[Parsed | None]:
         batch.append(path)
         size += n
         if len(batch) >= PARSE_BATCH_FILES or size >= PARSE_BATCH_BYTES or i == len(files) - 1:
-            out += pools.run_cpu(_parse_files, batch)
+            out += pools.run_cpu(_parse_files, batch, [p for p in batch if p in known])
             batch, size = [], 0
     return out
 
@@ -1682,8 +1689,9 @@ class UserMailbox:
 
     # -- lazy indexing (see _index_files) ---------------------------------------------------
     def _unparsed(self, f: Any, column: str, uids: Sequence[int] | None) -> list[Any]:
-        """(id, uid, name, size) of ``f``'s messages whose ``column`` is still NULL: of ``uids``, or all."""
-        sql = f"SELECT id, uid, name, size FROM messages WHERE folder_id = ? AND {column} IS NULL"
+        """(id, uid, name, size, has an ENVELOPE) of ``f``'s messages whose ``column`` is still NULL:
+        of ``uids``, or all."""
+        sql = f"SELECT id, uid, name, size, envelope IS NOT NULL AS known FROM messages WHERE folder_id = ? AND {column} IS NULL"
         if uids is None:
             return self.db.query(sql + " ORDER BY uid", (f["id"],))
         rows: list[Any] = []
@@ -1762,7 +1770,8 @@ class UserMailbox:
             try:
                 for start in range(0, len(rows), INDEX_GROUP):
                     group = rows[start : start + INDEX_GROUP]
-                    parsed = _parse_off_hub([(str(cur / r["name"]), r["size"]) for r in group])
+                    known = {str(cur / r["name"]) for r in group if r["known"]}
+                    parsed = _parse_off_hub([(str(cur / r["name"]), r["size"]) for r in group], known)
                     items = [(r["id"], p) for r, p in zip(group, parsed, strict=True) if p is not None]
                     if writing is not None:
                         writing.get()
@@ -1782,7 +1791,8 @@ class UserMailbox:
         with self.db.relaxed_commits(), self.db.transaction() as c:
             for rowid, (env, structure, text, date, bswire) in items:
                 cur = c.execute(
-                    "UPDATE messages SET envelope = ?, structure = ?, sentdate = ?, bswire = coalesce(bswire, ?)"
+                    "UPDATE messages SET envelope = coalesce(?, envelope), structure = ?, sentdate = ?,"
+                    " bswire = coalesce(bswire, ?)"
                     " WHERE id = ? AND structure IS NULL",
                     (env, structure, _sentdate(date), bswire, rowid),
                 )
@@ -1815,8 +1825,9 @@ class UserMailbox:
                     if self._closed:
                         return
                     rows = self.db.query(
-                        "SELECT m.id, m.name, f.name FROM messages m JOIN folders f ON f.id = m.folder_id"
-                        " WHERE m.structure IS NULL AND m.id > ? ORDER BY m.id LIMIT ?",
+                        "SELECT m.id, m.name, f.name, m.envelope IS NOT NULL FROM messages m"
+                        " JOIN folders f ON f.id = m.folder_id WHERE m.structure IS NULL AND m.id > ?"
+                        " ORDER BY m.id LIMIT ?",
                         (last, BACKFILL_BATCH),
                     )
                 if not rows:
@@ -1827,7 +1838,8 @@ class UserMailbox:
                     continue
                 last = rows[-1][0]
                 paths = [str(self._dir(r[2]) / "cur" / r[1]) for r in rows]
-                parsed = pools.run_cpu(_parse_files, paths)  # renamed meanwhile (a flag change): None
+                known = [p for r, p in zip(rows, paths, strict=True) if r[3]]
+                parsed = pools.run_cpu(_parse_files, paths, known)  # renamed meanwhile (a flag change): None
                 items = [(r[0], p) for r, p in zip(rows, parsed, strict=True) if p is not None]
                 skipped = skipped or len(items) < len(rows)
                 with self.lock:
