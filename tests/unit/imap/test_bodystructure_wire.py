@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import time
 
+import gevent
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,23 +50,26 @@ def client(harness: IMAPHarness) -> Client:
     return c
 
 
-def _lazy_folder(harness: IMAPHarness, client: Client) -> int:
+def _lazy_folder(harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(store_mod, "BACKFILL_IDLE", 3600.0)  # no full parse in the background
+    monkeypatch.setattr(store_mod, "PREFILL_BODIES", 0)  # nor any BODYSTRUCTURE made ahead
     cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
     count = store_mod.LAZY_FROM + 8
     for i in range(1, count + 1):
         data = _mixed(i)
         (cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,").write_bytes(data)
     client.ok("SELECT INBOX")
-    harness.store.user(USER)._kick_backfill = lambda: None  # type: ignore[method-assign]  # no background parse
     return count
 
 
-def test_a_phones_first_sync_of_a_lazy_folder_skips_the_whole_parse(harness: IMAPHarness, client: Client) -> None:
+def test_a_phones_first_sync_of_a_lazy_folder_skips_the_whole_parse(
+    harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """FETCH BODYSTRUCTURE over messages indexed lazily (a Maildir copied in): their structure is
     read and its wire form kept, but they stay unparsed for the rest (no text index yet, the
     background indexer's job); the answers are those of a parsed folder, and a second FETCH
     reads the kept bytes without opening a file."""
-    count = _lazy_folder(harness, client)
+    count = _lazy_folder(harness, client, monkeypatch)
     mb = harness.store.user(USER)
     lazy = client.ok("FETCH 1:* (UID BODYSTRUCTURE)")
     assert len(lazy) == count
@@ -109,3 +114,35 @@ def test_an_index_from_before_the_wire_form_makes_it_from_the_stored_tree(harnes
         store_mod.parse_structure = real  # type: ignore[assignment]
     assert parsed == []
     assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
+
+
+def test_the_background_pass_makes_the_newest_first(
+    harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a lazy first scan the background pass makes, right after the ENVELOPEs, the
+    BODYSTRUCTURE of each folder's newest messages (what a phone's first sync asks for), and
+    only theirs; the full parse, which waits for the mailbox to be idle, has not started."""
+    monkeypatch.setattr(store_mod, "BACKFILL_IDLE", 3600.0)  # the full parse never starts here
+    monkeypatch.setattr(store_mod, "PREFILL_BODIES", 10)
+    cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
+    count = store_mod.LAZY_FROM + 8
+    for i in range(1, count + 1):
+        data = _mixed(i)
+        (cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,").write_bytes(data)
+    client.ok("SELECT INBOX")
+    mb = harness.store.user(USER)
+    deadline = time.monotonic() + 60
+    while mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NOT NULL")[0] < 10:  # type: ignore[index]
+        assert time.monotonic() < deadline, "the newest BODYSTRUCTUREs were not made in the background"
+        gevent.sleep(0.05)
+    made = [r[0] for r in mb.db.query("SELECT uid FROM messages WHERE bswire IS NOT NULL ORDER BY uid")]
+    assert made == list(range(count - 9, count + 1))
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == count  # type: ignore[index]
+    opened: list[object] = []
+    real = store_mod._body_wires
+    monkeypatch.setattr(store_mod, "_body_wires", lambda items: (opened.append(items), real(items))[1])
+    newest = client.ok(f"UID FETCH {count - 9}:* (UID BODYSTRUCTURE)")
+    assert len(newest) == 10 and b'"MIXED" ("BOUNDARY" "b")' in newest[0]
+    assert opened == []  # made by the background pass
+    client.ok("UID FETCH 1:2 (UID BODYSTRUCTURE)")
+    assert len(opened) == 1  # older ones: made by the FETCH
