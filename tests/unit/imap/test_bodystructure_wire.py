@@ -50,9 +50,12 @@ def client(harness: IMAPHarness) -> Client:
     return c
 
 
-def _lazy_folder(harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(store_mod, "BACKFILL_IDLE", 3600.0)  # no full parse in the background
-    monkeypatch.setattr(store_mod, "PREFILL_BODIES", 0)  # nor any BODYSTRUCTURE made ahead
+def _lazy_folder(harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch, ahead: int = 0) -> int:
+    """A Maildir copied in (more files than LAZY_FROM), then SELECTed: indexed lazily. The full
+    parse never starts in the background; ``ahead``: how many of the newest messages get their
+    BODYSTRUCTURE made by the background pass."""
+    monkeypatch.setattr(store_mod, "BACKFILL_IDLE", 3600.0)
+    monkeypatch.setattr(store_mod, "PREFILL_BODIES", ahead)
     cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
     count = store_mod.LAZY_FROM + 8
     for i in range(1, count + 1):
@@ -122,14 +125,7 @@ def test_the_background_pass_makes_the_newest_first(
     """After a lazy first scan the background pass makes, right after the ENVELOPEs, the
     BODYSTRUCTURE of each folder's newest messages (what a phone's first sync asks for), and
     only theirs; the full parse, which waits for the mailbox to be idle, has not started."""
-    monkeypatch.setattr(store_mod, "BACKFILL_IDLE", 3600.0)  # the full parse never starts here
-    monkeypatch.setattr(store_mod, "PREFILL_BODIES", 10)
-    cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
-    count = store_mod.LAZY_FROM + 8
-    for i in range(1, count + 1):
-        data = _mixed(i)
-        (cur / f"{1_700_000_000 + i}.M{i}P1.test,S={len(data)}:2,").write_bytes(data)
-    client.ok("SELECT INBOX")
+    count = _lazy_folder(harness, client, monkeypatch, ahead=10)
     mb = harness.store.user(USER)
     deadline = time.monotonic() + 60
     while mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NOT NULL")[0] < 10:  # type: ignore[index]
