@@ -51,7 +51,13 @@ _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 # the bytes of a header block parse_header_block reads itself (printable ASCII, TAB, CR, LF)
 _PLAIN_BYTES = bytes([9, 10, 13, *range(0x20, 0x7F)])
-_FIELD_LINE = re.compile(r"[\x21-\x39\x3b-\x7e]+:")  # a field as the email package's feedparser sees it
+# a line that is a field as the email package's feedparser sees it: (name, value) of each
+_FIELDS = re.compile(r"^([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)", re.MULTILINE)
+
+
+def _unfold(raw: bytes) -> bytes:
+    """``_FOLD.sub(b"", raw)``; most header blocks of parts have no folded line."""
+    return _FOLD.sub(b"", raw) if b"\n " in raw or b"\n\t" in raw else raw
 
 
 def parse_header_block(raw: bytes) -> Message:
@@ -63,12 +69,13 @@ def parse_header_block(raw: bytes) -> Message:
     else goes through the email package."""
     if raw.translate(None, _PLAIN_BYTES) or raw.count(b"\r") != raw.count(b"\r\n") or raw.startswith(b"From "):
         return _HEADER_PARSER.parsebytes(raw)
+    text = raw.decode("ascii")
+    fields = _FIELDS.findall(text)  # at most one a line, each from the line's start
+    if len(fields) != (text.count("\n") + (not text.endswith("\n")) if text else 0):
+        return _HEADER_PARSER.parsebytes(raw)  # a line that is no field (or a continuation)
     msg = Message(policy=compat32)
-    for line in raw.decode("ascii").splitlines():
-        if _FIELD_LINE.match(line) is None:
-            return _HEADER_PARSER.parsebytes(raw)  # a line that is no field (or a continuation)
-        name, value = line.split(":", 1)
-        msg.set_raw(name, value.lstrip(" \t"))  # as the feedparser stores a field
+    for name, value in fields:
+        msg.set_raw(name, value)  # as the feedparser stores a field: blanks after the colon cut
     return msg
 
 
@@ -510,22 +517,33 @@ def envelope(msg: Message) -> list[Any]:
 
 
 def _read_headers(lines: _Lines, boundaries: list[bytes]) -> tuple[bytes, int]:
-    """Read one header block; returns (header bytes (capped), body offset)."""
+    """Read one header block; returns (header bytes (capped), body offset).
+
+    ``lines.peek()`` / ``next()`` inlined: one ``readline`` a line, the boundary test only for a
+    line that starts with ``--``."""
     buf: list[bytes] = []
     size = 0
+    readline = lines.f.readline
+    line = lines.peek()
+    pos = lines.pos
     while True:
-        line = lines.peek()
-        if not line or _boundary_hit(line, boundaries):
-            return b"".join(buf), lines.pos
-        lines.next()
-        if line in (b"\r\n", b"\n"):
-            return b"".join(buf), lines.pos
+        if not line or boundaries and line.startswith(b"--") and _boundary_hit(line, boundaries):
+            lines._peeked = line  # as peek() left it: the line that ends the block is not read
+            lines.pos = pos
+            return b"".join(buf), pos
+        pos += len(line)
+        if line == b"\r\n" or line == b"\n":
+            lines._peeked = None
+            lines.pos = pos
+            return b"".join(buf), pos
         if size < MAX_HEADER:
             buf.append(line)
             size += len(line)
+        line = readline(65536)
 
 
 def _fill(part: Part, msg: Message, default_type: str) -> None:
+    """Set a new ``part``'s type and Content-* fields from its parsed header block."""
     # msg.get(name) of the Content-* fields from one pass over the fields (each get is a pass;
     # msg.items() would also run the policy's fetch over every other field)
     get: dict[str, Any] = {}
@@ -551,6 +569,8 @@ def _fill(part: Part, msg: Message, default_type: str) -> None:
         part.params = []
     if part.maintype == "text" and not part.param("charset"):
         part.params.insert(0, ("CHARSET", "US-ASCII"))
+    if len(get) == (value is not None):
+        return  # no Content-* field but the type: the other fields keep Part's defaults
     part.cid = _decode(get.get("content-id"))
     part.description = _decode(get.get("content-description"))
     part.encoding = (_decode(get.get("content-transfer-encoding")) or "7BIT").upper()
@@ -573,7 +593,7 @@ def _parse_part(lines: _Lines, boundaries: list[bytes], default_type: str, depth
     lines.header_bytes += len(raw)
     # RFC 5322 §2.2.3 unfolding: a CRLF before whitespace is not part of the value (a folded
     # ``boundary="foo<CRLF> bar"`` is the boundary ``foo bar``)
-    msg = parse_header_block(_FOLD.sub(b"", raw))
+    msg = parse_header_block(_unfold(raw))
     if top and depth == 0:
         lines.top_headers = msg
     part = Part(header_start, body_start, body_start)
@@ -741,7 +761,7 @@ def parse_envelope(f: BinaryIO) -> tuple[list[Any], str | None]:
     ``parse_with_headers`` does (same unfolding, same cap), without walking the body."""
     f.seek(0)
     raw, _ = _read_headers(_Lines(f), [])
-    msg = parse_header_block(_FOLD.sub(b"", raw))
+    msg = parse_header_block(_unfold(raw))
     return envelope(msg), msg.get("Date")
 
 
