@@ -126,8 +126,9 @@ def _reference() -> Iterator[None]:
 
 
 def _tree(data: bytes, envelope: bool) -> str:
-    """The parse's JSON and top header fields, or the exception it raises (the email package's
-    RFC 2231 decoding fails on ``name*0*=a; name*=b``: the fast path must leave that to it too)."""
+    """The parse's JSON and top header fields, or the exception it raises: the fast paths must
+    fail where the reference fails (the email package's RFC 2231 sort did, before ``_params``
+    caught it)."""
     try:
         top, headers = mime.parse_with_headers(io.BytesIO(data), envelope=envelope)
     except Exception as e:
@@ -343,3 +344,17 @@ def test_generated_messages_parse_as_with_the_email_package(top: str, body: str,
         data = data.replace(b"\r\n", b"\n")
     fast, reference = _both(data, envelope)
     assert fast == reference, data
+
+
+def test_rfc2231_sections_the_email_package_cannot_sort_do_not_stop_the_parse() -> None:
+    """``name*0*=a; name*=b``: the email package's sort of the sections fails (None < 0); before,
+    the whole parse raised, and with it the indexing of every message parsed in its batch."""
+    data = (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: application/pdf; name*0*=utf-8''a; name*=utf-8''%C3%A9; x=\"q;r\"\r\n"
+        b"Content-Disposition: attachment; filename*=z; filename*1=y\r\n\r\nAAAA\r\n--b--\r\n"
+    )
+    pdf = mime.parse_structure(io.BytesIO(data)).children[0]
+    assert pdf.params == [("NAME*0*", "utf-8''a"), ("NAME*", "utf-8''%C3%A9"), ("X", "q;r")]
+    assert pdf.disposition == ("ATTACHMENT", [("FILENAME*", "z"), ("FILENAME*1", "y")])
+    assert mime.body_structure(pdf)[2] == ["NAME*0*", "utf-8''a", "NAME*", "utf-8''%C3%A9", "X", "q;r"]

@@ -32,6 +32,7 @@ ENVELOPE already skips it with ``parse_with_headers(f, envelope=False)``.
 
 from __future__ import annotations
 
+import email.utils
 import re
 import urllib.parse
 from collections.abc import Iterator
@@ -322,12 +323,41 @@ def _fast_params(value: Any) -> tuple[str, list[tuple[str, str]]] | None:
 
 def _params(msg: Message, header: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    raw = msg.get_params(header=header, unquote=True) or []
+    try:
+        raw = msg.get_params(header=header, unquote=True) or []
+    except TypeError:
+        # RFC 2231 sections of one name both numbered and not (``n*0*=a; n*=b``): the email
+        # package's sort of them fails (None < 0), and with it the whole message's parse
+        return _wire_params(str(msg.get(header, "")))
     for k, v in raw[1:]:
         if isinstance(v, tuple):  # RFC 2231 (``name*=utf-8''%C3%A9…``): its wire form, as IMAP sends it
             out.append((k.upper() + "*", _rfc2231_wire(v)))
         else:
             out.append((k.upper(), str(v)))
+    return out
+
+
+def _wire_params(value: str) -> list[tuple[str, str]]:
+    """The parameters of a field as they stand, for a value the email package cannot read: cut
+    at each ``;`` outside quotes, names upper-cased, values unquoted, RFC 2231 sections apart."""
+    pieces: list[str] = []
+    start, quoted, i = 0, False, 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and quoted:
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif ch == ";" and not quoted:
+            pieces.append(value[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(value[start:])
+    out: list[tuple[str, str]] = []
+    for piece in pieces[1:]:
+        name, _, v = piece.partition("=")
+        out.append((name.strip().upper(), email.utils.unquote(v.strip())))
     return out
 
 
