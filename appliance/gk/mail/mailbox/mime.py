@@ -294,8 +294,9 @@ _FAST_PARAM = re.compile(rf'[ \t]*;[ \t]*(?:({_TOKEN})(?:[ \t]*=[ \t]*(?:({_TOKE
 def _fast_params(value: Any) -> tuple[str, list[tuple[str, str]]] | None:
     """(the text before the first ``;``, ``_params`` of the field) of a Content-Type or
     Content-Disposition value in one of its plain forms (``text/plain; charset=utf-8``,
-    ``attachment; filename="a b.pdf"``): what the email package makes of it, in a tenth of its
-    time (its ``get_params`` reads the field again and runs the RFC 2231 machinery). None for
+    ``attachment; filename="a b.pdf"``): what the email package makes of it, in a seventh of its
+    time (``application/pdf; name="doc.pdf"``: 1.1 µs, against 7.7 µs for ``get_content_type``
+    and ``get_params``, which read the field again and run the RFC 2231 machinery). None for
     any other value (8-bit, RFC 2231, comments, backslashes, stray quotes…): the caller then
     asks the email package, the reference (``tests/unit/imap/test_mime_fast.py``)."""
     if type(value) is not str or not value.isascii():
