@@ -3,9 +3,14 @@ only the top message's ENVELOPE (an encapsulated message's stays: its BODYSTRUCT
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import re
+from collections.abc import Iterator
 from email.message import Message
+from email.policy import compat32
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -47,24 +52,93 @@ def test_a_message_that_is_a_message_rfc822_keeps_its_inner_envelope() -> None:
     assert top.to_json() == mime.parse_structure(io.BytesIO(data)).to_json()
 
 
-# -- the fast reading of Content-Type / Content-Disposition --------------------------------------
-# ``mime._fast_params`` reads the plain forms of those fields itself and leaves every other value
-# to the email package (``None``). With it made to answer None for every value, the parse is the
-# reference one, and each test below checks the two give the same tree, to the byte of JSON.
+# -- the fast paths against the reference -------------------------------------------------------
+# ``mime._fast_params`` reads the plain forms of Content-Type / Content-Disposition itself and
+# leaves every other value to the email package (``None``); ``parse_header_block`` cuts plain
+# header blocks itself; ``_read_headers`` and ``_fill`` skip work. The reference is the code
+# before them, copied here: the email package's reading of every field, line by line.
+_FIELD_LINE = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
+_PLAIN_BYTES = bytes([9, 10, 13, *range(0x20, 0x7F)])
+
+
+def _reference_parse_header_block(raw: bytes) -> Message:
+    if raw.translate(None, _PLAIN_BYTES) or raw.count(b"\r") != raw.count(b"\r\n") or raw.startswith(b"From "):
+        return mime._HEADER_PARSER.parsebytes(raw)
+    msg = Message(policy=compat32)
+    for line in raw.decode("ascii").splitlines():
+        if _FIELD_LINE.match(line) is None:
+            return mime._HEADER_PARSER.parsebytes(raw)
+        name, value = line.split(":", 1)
+        msg.set_raw(name, value.lstrip(" \t"))
+    return msg
+
+
+def _reference_read_headers(lines: mime._Lines, boundaries: list[bytes]) -> tuple[bytes, int]:
+    buf: list[bytes] = []
+    size = 0
+    while True:
+        line = lines.peek()
+        if not line or mime._boundary_hit(line, boundaries):
+            return b"".join(buf), lines.pos
+        lines.next()
+        if line in (b"\r\n", b"\n"):
+            return b"".join(buf), lines.pos
+        if size < mime.MAX_HEADER:
+            buf.append(line)
+            size += len(line)
+
+
+def _reference_fill(part: mime.Part, msg: Message, default_type: str) -> None:
+    get: dict[str, Any] = {}
+    for k, v in msg.items():
+        key = k.lower()
+        if key.startswith("content-") and key not in get:
+            get[key] = v
+    ctype = msg.get_content_type() if get.get("content-type") else default_type
+    part.maintype, _, part.subtype = ctype.partition("/")
+    part.params = mime._params(msg, "content-type") if get.get("content-type") else []
+    if part.maintype == "text" and not part.param("charset"):
+        part.params.insert(0, ("CHARSET", "US-ASCII"))
+    part.cid = mime._decode(get.get("content-id"))
+    part.description = mime._decode(get.get("content-description"))
+    part.encoding = (mime._decode(get.get("content-transfer-encoding")) or "7BIT").upper()
+    part.md5 = mime._decode(get.get("content-md5"))
+    disp = get.get("content-disposition")
+    if disp:
+        kind = str(disp).split(";")[0].strip()
+        part.disposition = (kind.upper(), mime._params(msg, "content-disposition"))
+    part.language = mime._decode(get.get("content-language"))
+    part.location = mime._decode(get.get("content-location"))
+
+
+@contextlib.contextmanager
+def _reference() -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for name, value in [
+            ("_fast_params", lambda value: None),
+            ("parse_header_block", _reference_parse_header_block),
+            ("_read_headers", _reference_read_headers),
+            ("_unfold", lambda raw: mime._FOLD.sub(b"", raw)),
+            ("_fill", _reference_fill),
+        ]:
+            stack.enter_context(mock.patch.object(mime, name, value))
+        yield
 
 
 def _tree(data: bytes, envelope: bool) -> str:
-    """The parse's JSON, or the exception it raises (the email package's RFC 2231 decoding fails
-    on ``name*0*=a; name*=b``, and the fast path must leave that value to it too)."""
+    """The parse's JSON and top header fields, or the exception it raises: the fast paths must
+    fail where the reference fails (the email package's RFC 2231 sort did, before ``_params``
+    caught it)."""
     try:
-        return json.dumps(mime.parse_with_headers(io.BytesIO(data), envelope=envelope)[0].to_json())
+        top, headers = mime.parse_with_headers(io.BytesIO(data), envelope=envelope)
     except Exception as e:
         return repr(e)
+    return json.dumps([top.to_json(), [(k, str(v)) for k, v in headers.items()]])
 
 
 def _both(data: bytes, envelope: bool = True) -> tuple[str, str]:
     fast = _tree(data, envelope)
-    with mock.patch.object(mime, "_fast_params", lambda value: None):
+    with _reference():
         reference = _tree(data, envelope)
     return fast, reference
 
@@ -187,27 +261,49 @@ def test_generated_fields_read_as_the_email_package_reads_them(value: str) -> No
     _same(_fields(value))
 
 
-def _leaf(ctype: str, disposition: str | None, body: str) -> str:
+def _leaf(ctype: str, other: list[str], blank: bool, body: str, cut: bool) -> str:
+    """A part; without ``blank`` its header block ends at the next boundary (or at the end of
+    the file), and ``cut`` takes its last CRLF (that of its last header field with no body)."""
     head = f"Content-Type: {ctype}\r\n" if ctype else ""
-    if disposition is not None:
-        head += f"Content-Disposition: {disposition}\r\n"
-    return head + "\r\n" + body
+    head += "".join(f"{field}\r\n" for field in other)
+    out = head + ("\r\n" if blank else "") + body
+    return out[:-2] if cut and out.endswith("\r\n") else out
 
 
-_BOUNDARY = st.sampled_from(["b", "b2", "=_x.y", "a b", "b;c"])
-_BOUNDARY_PARAM = st.sampled_from(
-    ['boundary="{}"', "boundary={}", 'Boundary = "{}" ', 'boundary="{}";', "boundary*={}"]
+_OTHER = st.one_of(
+    st.builds("Content-Disposition: {}".format, st.one_of(_VALUE, st.just('attachment; filename="a.pdf"'))),
+    st.sampled_from(
+        [
+            "Content-Transfer-Encoding: base64",
+            "content-transfer-encoding:  Quoted-Printable ",
+            "Content-ID: <c@x>",
+            "Content-Description: a  b\r\n c",
+            "Content-MD5: e2fc714c4727ee9395f324cd2e7f331f",
+            "Content-Language: en,\r\n\tde",
+            "Content-Location: http://x.example/a",
+            "Content-Type: text/x-second",
+            "X-Other: 1",
+            "Content-Disposition:",
+            "Content-ID:",
+        ]
+    ),
 )
 _LEAF = st.builds(
     _leaf,
     st.one_of(_VALUE, st.sampled_from(["", "text/plain; charset=utf-8", "message/rfc822", "text/html"])),
-    st.one_of(st.none(), _VALUE, st.just('attachment; filename="a.pdf"')),
-    st.sampled_from(["", "text\r\n", "line\r\nline\r\n", "Subject: inner\r\n\r\ninner\r\n"]),
+    st.lists(_OTHER, max_size=3),
+    st.booleans().map(lambda no: not no),  # mostly a blank line ends the header block
+    st.sampled_from(["", "text\r\n", "line\r\nline\r\n", "Subject: inner\r\n\r\ninner\r\n", "-- \r\n"]),
+    st.booleans(),
+)
+_BOUNDARY = st.sampled_from(["b", "b2", "=_x.y", "a b", "b;c"])
+_BOUNDARY_PARAM = st.sampled_from(
+    ['boundary="{}"', "boundary={}", 'Boundary = "{}" ', 'boundary="{}";', "boundary*={}", '\r\n\tboundary="{}"']
 )
 
 
-def _multipart(sub: str, param: str, boundary: str, children: list[str]) -> str:
-    out = f"Content-Type: multipart/{sub}; {param.format(boundary)}\r\n\r\npreamble\r\n"
+def _multipart(sub: str, fold: str, param: str, boundary: str, children: list[str]) -> str:
+    out = f"Content-Type: multipart/{sub};{fold}{param.format(boundary)}\r\n\r\npreamble\r\n"
     for child in children:
         out += f"--{boundary}\r\n{child}\r\n"
     return out + f"--{boundary}--\r\n"
@@ -218,6 +314,7 @@ _MESSAGE = st.recursive(
     lambda inner: st.builds(
         _multipart,
         st.sampled_from(["mixed", "alternative", "digest", "RELATED"]),
+        st.sampled_from([" ", "\r\n ", "\r\n\t", "\t"]),
         _BOUNDARY_PARAM,
         _BOUNDARY,
         st.lists(inner, min_size=1, max_size=3),
@@ -226,11 +323,38 @@ _MESSAGE = st.recursive(
 )
 
 
+_TOP = st.sampled_from(
+    [
+        "",
+        "From x Mon Jan  1 00:00:00 2024\r\n",
+        "Received: a\r\n\tb\r\n",
+        "X-8bit: caf\udcc3\udca9\r\n",
+        "bad line\r\n",
+        "not a field: x\r\n",
+        " starts folded\r\n",
+    ]
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(_MESSAGE, st.booleans(), st.booleans())
-def test_generated_messages_parse_as_with_the_email_package(body: str, lf: bool, envelope: bool) -> None:
-    data = ("From: a@b.example\r\nSubject: s\r\n" + body).encode("utf-8", "surrogateescape")
+@given(_TOP, _MESSAGE, st.booleans(), st.booleans())
+def test_generated_messages_parse_as_with_the_email_package(top: str, body: str, lf: bool, envelope: bool) -> None:
+    data = (top + "From: a@b.example\r\nSubject: s\r\n" + body).encode("utf-8", "surrogateescape")
     if lf:
         data = data.replace(b"\r\n", b"\n")
     fast, reference = _both(data, envelope)
     assert fast == reference, data
+
+
+def test_rfc2231_sections_the_email_package_cannot_sort_do_not_stop_the_parse() -> None:
+    """``name*0*=a; name*=b``: the email package's sort of the sections fails (None < 0); before,
+    the whole parse raised, and with it the indexing of every message parsed in its batch."""
+    data = (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: application/pdf; name*0*=utf-8''a; name*=utf-8''%C3%A9; x=\"q;r\"\r\n"
+        b"Content-Disposition: attachment; filename*=z; filename*1=y\r\n\r\nAAAA\r\n--b--\r\n"
+    )
+    pdf = mime.parse_structure(io.BytesIO(data)).children[0]
+    assert pdf.params == [("NAME*0*", "utf-8''a"), ("NAME*", "utf-8''%C3%A9"), ("X", "q;r")]
+    assert pdf.disposition == ("ATTACHMENT", [("FILENAME*", "z"), ("FILENAME*1", "y")])
+    assert mime.body_structure(pdf)[2] == ["NAME*0*", "utf-8''a", "NAME*", "utf-8''%C3%A9", "X", "q;r"]
