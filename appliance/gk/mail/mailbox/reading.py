@@ -24,6 +24,7 @@ import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -60,7 +61,7 @@ def decode_words(value: str | None) -> str:
         return text
     try:
         return str(make_header(decode_header(text)))
-    except (UnicodeError, LookupError, ValueError, binascii.Error):
+    except (LookupError, ValueError, binascii.Error, MessageError):  # MessageError: a broken base64 word
         return text
 
 
@@ -89,7 +90,7 @@ def _decode_text(raw: bytes, part: Part) -> str:
     charset = part.param("charset") or "utf-8"
     try:
         return raw.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name; "idna" refuses "replace"
         return raw.decode("utf-8", "replace")
 
 

@@ -91,6 +91,7 @@ from gk.mail.mailbox.mime import (
     MAX_DEPTH,
     MAX_PARTS,
     Part,
+    header_end,
     iter_parts,
     parse_structure,
     parse_with_headers,
@@ -296,9 +297,37 @@ def _parse_file(path: str, envelope: bool = True) -> Parsed | None:
             date = headers.get("Date")
     except FileNotFoundError:
         return None
+    except Exception as exc:  # a message no parser here foresaw: it must not stop its folder's index
+        return _opaque(path, envelope, exc)
     env = json.dumps(top.envelope) if envelope else None
     top.envelope = None  # kept in its own column (``structure`` sets it from there)
     return env, json.dumps(top.to_json()), text, date, bodywire.wire(top)
+
+
+def _opaque_tree(path: str, exc: Exception) -> Part:
+    log.warning("%s: not parsed (%s: %s); indexed as one opaque part", path, type(exc).__name__, exc)
+    with open(path, "rb") as f:
+        return Part(0, header_end(f), os.fstat(f.fileno()).st_size, "application", "octet-stream")
+
+
+def _opaque(path: str, envelope: bool, exc: Exception) -> Parsed | None:
+    """What the index keeps of a message the parse failed on (a bug, or an input the email
+    package refuses; a malformed encoded word in From once made a whole INBOX fail to open):
+    its body as one ``application/octet-stream`` part after its header block, every byte still
+    served (``BODY[]``, ``BODY[TEXT]``), its ENVELOPE from the header block if that reads, no
+    text index. None if the file is gone."""
+    try:
+        top = _opaque_tree(path, exc)
+        env: str | None = None
+        if envelope:
+            try:
+                found = read_envelopes([(path, None)])[0]
+            except Exception:  # the header block too: an ENVELOPE of NILs
+                found = None
+            env = found[0] if found is not None else json.dumps([None] * 10)
+    except FileNotFoundError:
+        return None
+    return env, json.dumps(top.to_json()), None, None, bodywire.wire(top)
 
 
 def _parse_files(paths: list[str], known: Collection[str] = ()) -> list[Parsed | None]:
@@ -335,6 +364,12 @@ def _body_wires(items: list[tuple[str, str | None]]) -> list[bytes | None]:
         except FileNotFoundError:
             out.append(None)
             continue
+        except Exception as exc:  # as _parse_file: one opaque part
+            try:
+                top = _opaque_tree(path, exc)
+            except FileNotFoundError:
+                out.append(None)
+                continue
         out.append(bodywire.wire(top))
     return out
 
