@@ -24,6 +24,7 @@ HOSTILE = [
     b"Content-Type: text/plain; charset=idna\r\n",  # a codec that refuses errors="replace"
     b"Content-Type: text/plain; charset=base64\r\n",  # not a text encoding
     b'Content-Type: text/plain; name*0*=a; name*=b; charset="utf-8"\r\n',  # RFC 2231 parts and whole
+    b"Date: Thu, \xff16 Nov 2023 03:13:20 -0000\r\n",  # 8-bit in the Date: a Header object, not a str
 ]
 
 
@@ -54,6 +55,7 @@ def test_a_folder_with_hostile_headers_opens_and_serves_them(harness: IMAPHarnes
     assert HOSTILE[0] in body
     found = client.ok('SEARCH TEXT "hostile world"')[0]
     assert found == b"* SEARCH " + " ".join(str(n) for n in range(1, count + 1)).encode()
+    assert client.ok("SEARCH SENTBEFORE 1-Jan-2000")[0] == b"* SEARCH"  # no date read from the 8-bit one
 
 
 def test_a_message_the_parse_fails_on_is_one_opaque_part(
@@ -110,6 +112,7 @@ def test_the_parse_never_raises_on_hostile_words_and_parameters(
     path = tmp_path_factory.mktemp("m") / "msg"
     ctype = "text/plain" + "".join(f"; {k}={v}" for k, v in params)
     head = f"From: {' '.join(words)} <a@example.org>\r\nSubject: {words[0]}\r\nContent-Type: {ctype}\r\n"
+    head += f"Date: {words[-1]} 16 Nov 2023\r\n"
     path.write_bytes(head.encode("utf-8", "surrogateescape") + b"\r\nbody\r\n")
     calls: list[Exception] = []
     real = store_mod._opaque
@@ -120,5 +123,7 @@ def test_the_parse_never_raises_on_hostile_words_and_parameters(
     finally:
         store_mod._opaque = real  # type: ignore[assignment]
     assert parsed is not None and wires[0] is not None
+    store_mod._sentdate(parsed[3])  # stored with the row: must not raise either
+    assert store_mod.read_envelopes([(str(path), None)])[0] is not None
     assert calls == []  # read as it stands, not given up on
     assert Path(path).exists()

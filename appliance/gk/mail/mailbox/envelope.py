@@ -251,16 +251,23 @@ def read_envelopes(items: list[tuple[str, str | None]]) -> list[Parsed | None]:
     return out
 
 
-def sent_day(value: str | None) -> int | None:
+def sent_day(value: object) -> int | None:
     """The Date header's calendar day as UTC midnight (for SENTBEFORE/SENTON/SENTSINCE), as
-    ``email.utils.parsedate_tz`` reads it; the usual RFC 5322 form without calling it."""
+    ``email.utils.parsedate_tz`` reads it; the usual RFC 5322 form without calling it. ``value``:
+    a str, or the ``Header`` the email package gives for a field with 8-bit bytes (such a Date
+    once made a whole INBOX fail to open); None, or a date that does not read, gives None."""
     if not value:
         return None
+    if not isinstance(value, str):
+        value = str(value)
     m = _DATE.fullmatch(value)
     if m is not None:
         year, month, day = int(m.group(3)), _MONTHS[m.group(2)], int(m.group(1))
     else:
-        t = parsedate_tz(value)
+        try:
+            t = parsedate_tz(value)
+        except (ValueError, IndexError, TypeError):
+            return None
         if not t:
             return None
         year, month, day = t[0], t[1], t[2]
