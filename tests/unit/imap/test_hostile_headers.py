@@ -127,3 +127,20 @@ def test_the_parse_never_raises_on_hostile_words_and_parameters(
     assert store_mod.read_envelopes([(str(path), None)])[0] is not None
     assert calls == []  # read as it stands, not given up on
     assert Path(path).exists()
+
+
+@pytest.mark.parametrize("tail", [b"A", b"A=", b"QUJD\r\nA"])
+def test_a_base64_part_with_a_stray_last_character_decodes(tail: bytes) -> None:
+    """The webmail's download and preview decode base64 as it streams; a part whose last group
+    has one character (no whole byte) raised binascii.Error out of the generator before."""
+    import io
+
+    from gk.mail.mailbox import mime, reading
+
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="a"\r\n\r\n--a\r\nContent-Type: application/pdf\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0x\r\n" + tail + b"\r\n--a--\r\n"
+    )
+    f = io.BytesIO(raw)
+    part = mime.parse_structure(f).children[0]
+    assert b"".join(reading.decoded_chunks(f, part)).startswith(b"%PDF-1")

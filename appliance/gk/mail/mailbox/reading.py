@@ -243,7 +243,10 @@ def decoded_chunks(f: BinaryIO, part: Part) -> Iterator[bytes]:
         else:
             yield chunk
     if carry and enc == "base64":
-        yield base64.b64decode(carry + b"=" * (-len(carry) % 4))
+        try:
+            yield base64.b64decode(carry + b"=" * (-len(carry) % 4))
+        except binascii.Error:  # one stray character at the end holds no byte: nothing to add
+            return
 
 
 def decoded_size(f: BinaryIO, part: Part) -> int:
