@@ -8,9 +8,10 @@ imaplib workload over implicit TLS:
   credentials: GK's verified-credential cache, Dovecot's ``auth_cache``);
 - login+select, fetch all envelopes, fetch the header fields of every message as Thunderbird
   does (right after the envelopes, in the same session), the BODYSTRUCTURE of the newest 100 as
-  a phone's first sync does (GK's background pass makes those first, after the ENVELOPEs;
-  Dovecot parses them in the FETCH), then of 100 older ones as the phone does when its user
-  scrolls back (parsed by neither server yet: both parse them in the FETCH), fetch 200 full bodies, 50 searches
+  a phone's first sync does, then of 100 older ones as the phone does when its user scrolls
+  back (GK's background pass makes every message's, newest first, right after the ENVELOPEs;
+  Dovecot parses them in the FETCH; GK's own parse in the FETCH, when it comes first, is
+  measured in-process in ``docs/performance.md``), fetch 200 full bodies, 50 searches
   (incl. TEXT/BODY), 200 flag updates — each timed, then the GK/Dovecot time ratio (bodies and flag updates: the
   median of ``BENCH_IMAP_REPEAT`` runs, 5 by default, each in a session of its own);
 - IDLE wake-up latency: one session IDLEs, another APPENDs; time until ``EXISTS`` (median of 5);
@@ -410,12 +411,12 @@ def workload(srv: Server, samples: dict[str, list[float]]) -> dict[str, float]:
     # what Thunderbird fetches after its first SELECT of a folder (its message list): not the
     # ENVELOPE but a few header fields of every message
     res["fetch headers (Thunderbird)"] = timed(lambda: m.uid("FETCH", "1:*", THUNDERBIRD_FETCH))
-    # a phone's first sync (K-9, iOS Mail): the MIME structure of the newest messages (GK's
-    # background pass makes them first, right after the ENVELOPEs; Dovecot parses them here) ...
+    # a phone's first sync (K-9, iOS Mail): the MIME structure of the newest messages ...
     newest = f"{MESSAGES - 99}:{MESSAGES}"
     res["fetch 100 bodystructures (phone)"] = timed(lambda: m.fetch(newest, "(UID FLAGS BODYSTRUCTURE)"))
-    # ... and of older ones, as the phone's user scrolls back: parsed by neither server yet (GK's
-    # full parse goes oldest first, and only while the mailbox is idle: not up to these)
+    # ... and of older ones, as the phone's user scrolls back. GK's background pass makes every
+    # message's, newest first, right after the ENVELOPEs (its full parse goes oldest first, and
+    # only while the mailbox is idle: not up to these); Dovecot parses them here
     older = f"{MESSAGES // 2 - 99}:{MESSAGES // 2}"
     res["fetch 100 older bodystructures"] = timed(lambda: m.fetch(older, "(UID FLAGS BODYSTRUCTURE)"))
     rnd = random.Random(7)

@@ -123,14 +123,16 @@ def test_the_background_pass_makes_the_newest_first(
     harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a lazy first scan the background pass makes, right after the ENVELOPEs, the
-    BODYSTRUCTURE of each folder's newest messages (what a phone's first sync asks for), and
-    only theirs; the full parse, which waits for the mailbox to be idle, has not started."""
+    BODYSTRUCTURE of each folder's newest messages (what a phone's first sync asks for), and,
+    while the mailbox is busy, only theirs; the full parse, which waits for the mailbox to be
+    idle, has not started."""
     count = _lazy_folder(harness, client, monkeypatch, ahead=10)
     mb = harness.store.user(USER)
     deadline = time.monotonic() + 60
     while mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NOT NULL")[0] < 10:  # type: ignore[index]
         assert time.monotonic() < deadline, "the newest BODYSTRUCTUREs were not made in the background"
         gevent.sleep(0.05)
+    gevent.sleep(0.2)  # ... and no more come
     made = [r[0] for r in mb.db.query("SELECT uid FROM messages WHERE bswire IS NOT NULL ORDER BY uid")]
     assert made == list(range(count - 9, count + 1))
     assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == count  # type: ignore[index]
@@ -142,3 +144,44 @@ def test_the_background_pass_makes_the_newest_first(
     assert opened == []  # made by the background pass
     client.ok("UID FETCH 1:2 (UID BODYSTRUCTURE)")
     assert len(opened) == 1  # older ones: made by the FETCH
+
+
+def test_an_idle_mailbox_gets_the_rest_newest_first_before_the_full_parse(
+    harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the mailbox is idle, the pass makes the BODYSTRUCTURE of the older messages too,
+    newest first, ``IDLE_BODIES`` a batch, all before the full parse starts, but not of a message
+    over ``IDLE_BODY_SIZE`` (left to the full parse, which reads it anyway)."""
+    calls: list[tuple[str, list[str]]] = []
+    wires, parses = store_mod._body_wires, store_mod._parse_files
+    monkeypatch.setattr(
+        store_mod, "_body_wires", lambda items: (calls.append(("wire", [p for p, _ in items])), wires(items))[1]
+    )
+    monkeypatch.setattr(
+        store_mod,
+        "_parse_files",
+        lambda paths, known=(): (calls.append(("parse", list(paths))), parses(paths, known))[1],
+    )
+    monkeypatch.setattr(store_mod, "IDLE_BODIES", 8)
+    monkeypatch.setattr(store_mod, "IDLE_BODY_SIZE", len(_mixed(99)) + 100)
+    cur = maildir.user_root(harness.ctx.mail_root, USER) / "cur"
+    big = _mixed(0).replace(b"JVBERi0=", b"JVBERi0=\r\n" * 100)
+    (cur / f"1699999999.M0P1.test,S={len(big)}:2,").write_bytes(big)  # the oldest: uid 1
+    count = _lazy_folder(harness, client, monkeypatch, ahead=10) + 1
+    mb = harness.store.user(USER)
+    mb._join_build()  # the SELECT answered from the listing; its index rows are written after it
+    assert mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0] == count  # type: ignore[index]
+    monkeypatch.setattr(store_mod, "BACKFILL_IDLE", 0.05)
+    mb._touched = 0.0  # idle as from now (the pass already waits with the old setting)
+    deadline = time.monotonic() + 60
+    while mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0]:  # type: ignore[index]
+        assert time.monotonic() < deadline, "the background pass did not finish"
+        gevent.sleep(0.05)
+    uid_of = {r[1]: r[0] for r in mb.db.query("SELECT uid, name FROM messages")}
+    kinds = [k for k, _ in calls]
+    first_parse = kinds.index("parse")
+    assert "wire" not in kinds[first_parse:]  # every BODYSTRUCTURE pass before the full parse
+    order = [[uid_of[p.rsplit("/", 1)[1]] for p in paths] for _, paths in calls[:first_parse]]
+    assert [len(b) for b in order] == [10, 8, 8, 8, 6]  # the newest 10, then the 30 older but the big one
+    assert sum(order, []) == list(range(count, 1, -1))  # newest first
+    assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
