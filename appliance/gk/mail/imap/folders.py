@@ -329,6 +329,7 @@ class FolderCommands(SelectedView):
         if p.peek() == ord('"'):
             when, zone = p.date_time()
             p.sp()
+        binary = p.try_(b"~")  # a literal8 (RFC 3516 4.4)
         lit = p.literal()
         p.end()
         assert self.mb is not None
@@ -336,6 +337,10 @@ class FolderCommands(SelectedView):
             self.mb.folder(name)
         except MailboxError as exc:
             raise NoCommand(f"no folder {name}", "TRYCREATE") from exc
+        if binary and lit.has_nul():
+            # a Maildir message is served as IMAP literals, which cannot carry NUL (RFC 3501 4.3):
+            # binary content is refused as RFC 3516 4.4 says a server that does not store it must
+            raise NoCommand("messages with NUL bytes are not stored here; encode the part (base64)", "UNKNOWN-CTE")
         if lit.size == 0:
             raise NoCommand("an empty message cannot be appended")
         if quota.exceeded(self.ctx, self.user, lit.size):

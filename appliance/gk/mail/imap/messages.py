@@ -1,5 +1,5 @@
 """Selected state: commands on messages — CLOSE, UNSELECT, EXPUNGE, SEARCH (ESEARCH, SEARCHRES),
-FETCH (CONDSTORE/QRESYNC modifiers), STORE (UNCHANGEDSINCE), COPY and MOVE, each also as UID."""
+FETCH (CONDSTORE/QRESYNC modifiers, BINARY), STORE (UNCHANGEDSINCE), COPY and MOVE, each also as UID."""
 
 from __future__ import annotations
 
@@ -139,11 +139,12 @@ class MessageCommands(SelectedView):
             self._fetch_flags(sel, mb, targets, names, changed_since)
             self.ok(tag, ("UID " if uid else "") + "FETCH completed")
             return
-        want_seen = not sel.readonly and any(a.is_section and not a.peek for a in atts)
+        want_seen = not sel.readonly and any((a.is_section or a.name == "BINARY") and not a.peek for a in atts)
         # BODYSTRUCTURE comes in its wire form with the infos (made once, when the message is parsed)
         trees = "BODY" in names or any(a.needs_tree for a in atts)
         wires = "BODYSTRUCTURE" in names
         done = 0
+        unknown_cte = ""
         for start in range(0, len(targets), 200):
             chunk = targets[start : start + 200]
             if trees and len(chunk) > 1:
@@ -162,10 +163,15 @@ class MessageCommands(SelectedView):
                     continue  # expunged by another session; reported at the next allowed point
                 if changed_since is not None and info.modseq <= changed_since:
                     continue
-                self._fetch_one(sel, mb, u, info, atts, names, want_seen)
+                try:
+                    self._fetch_one(sel, mb, u, info, atts, names, want_seen)
+                except fetchmod.UnknownCTE as exc:
+                    unknown_cte = str(exc)  # this message is left out; the others are answered
                 done += 1
                 if done % YIELD_EVERY == 0:
                     gevent.sleep(0)  # other greenlets get their turn (a message expunged meanwhile is skipped)
+        if unknown_cte:  # RFC 3516 4.3: the request fails
+            raise NoCommand(f"cannot decode the Content-Transfer-Encoding {unknown_cte!r}", "UNKNOWN-CTE")
         self.ok(tag, ("UID " if uid else "") + "FETCH completed")
 
     def _fetch_flags(
@@ -261,7 +267,10 @@ class MessageCommands(SelectedView):
         if "BODY" in names:
             assert top is not None
             items.append(b"BODY " + pack(body_structure(top, False)))
-        sections = [a for a in atts if a.is_section]
+        sections = [a for a in atts if a.is_section or a.is_binary]
+        for att in sections:
+            if att.is_binary:
+                fetchmod.binary_check(top, att)  # NO [UNKNOWN-CTE] before a byte of this message is sent
         fh = None
         if sections:
             try:  # open before writing anything: a file removed behind our back skips the message
@@ -272,8 +281,17 @@ class MessageCommands(SelectedView):
         if fh is not None:
             with fh:
                 for i, att in enumerate(sections):
-                    data, start, length = fetchmod.section_data(fh, top, att, info.size)
                     sep = b" " if items or i else b""
+                    if att.is_binary:
+                        data, start, length = fetchmod.binary_data(fh, top, att, info.size)
+                        if att.name == "BINARY.SIZE":
+                            self.write(sep + att.label.encode() + b" %d" % (length if data is None else len(data)))
+                            continue
+                        if data is not None and b"\0" in data:  # RFC 3516 4.3: NUL only in a literal8
+                            self.write(sep + att.label.encode() + b" ~{%d}\r\n" % len(data) + data)
+                            continue
+                    else:
+                        data, start, length = fetchmod.section_data(fh, top, att, info.size)
                     if data is not None:
                         self.write(sep + att.label.encode() + b" {%d}\r\n" % len(data) + data)
                     else:

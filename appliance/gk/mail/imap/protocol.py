@@ -15,7 +15,7 @@ from typing import IO
 
 BASE_CAPS = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE"
-    " QRESYNC ESEARCH SEARCHRES LIST-STATUS"
+    " QRESYNC ESEARCH SEARCHRES LIST-STATUS BINARY"
 )
 
 MAX_DEPTH = 16  # nesting of parenthesized lists (FETCH, APPEND flags, SELECT options)
@@ -132,6 +132,19 @@ class Literal:
             self._file.seek(0)
             return self._file
         return io.BytesIO(self._data or b"")
+
+    def has_nul(self) -> bool:
+        """Does the data hold a NUL byte (an APPEND's ``~{n}`` literal8, RFC 3516 4.4)?"""
+        if self._file is None:
+            return b"\0" in (self._data or b"")
+        f = self.stream()
+        try:
+            while chunk := f.read(65536):
+                if b"\0" in chunk:
+                    return True
+            return False
+        finally:
+            f.seek(0)
 
     def close(self) -> None:
         if self._file is not None:
