@@ -345,9 +345,10 @@ def _content_type(value: str) -> _Kind:
     else:
         upper = maintype.upper()
         kind = (b"(" + _q(upper) + b" " + _q(subtype.upper()) + b" " + _plist(params), upper == "TEXT", None)
-    if len(_TYPES) >= 1024:
-        _TYPES.clear()
-    _TYPES[value] = kind
+    if len(value) <= 256:  # (a hostile message's long values are not kept)
+        if len(_TYPES) >= 1024:
+            _TYPES.clear()
+        _TYPES[value] = kind
     return kind
 
 
@@ -361,9 +362,10 @@ def _disposition(value: str) -> bytes:
         if fast is None:
             raise _GiveUp
         out = b"(" + _q(fast[0].strip().upper()) + b" " + _plist(fast[1]) + b")"
-        if len(_DISPOSITIONS) >= 1024:
-            _DISPOSITIONS.clear()
-        _DISPOSITIONS[value] = out
+        if len(value) <= 256:
+            if len(_DISPOSITIONS) >= 1024:
+                _DISPOSITIONS.clear()
+            _DISPOSITIONS[value] = out
     return out
 
 
