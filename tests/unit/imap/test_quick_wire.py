@@ -360,3 +360,19 @@ def test_the_store_takes_the_quick_path_for_a_never_parsed_message(
     assert got[:-1] == [_reference(p.read_bytes()) for p in [*paths, odd]]
     assert got[-1] is None
     assert len(calls) == 21 and None not in calls[:20] and calls[20] is None  # FORWARD: the parse
+
+
+def test_a_bug_in_quick_wire_falls_back_to_the_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception out of quick_wire (other than its own give-up) is logged and the parse makes
+    the BODYSTRUCTURE: the message is not turned into one opaque part."""
+    path = tmp_path / "m1"
+    path.write_bytes(bench_imap.make_message(random.Random(42), 1))
+
+    def broken(data: bytes) -> bytes | None:
+        raise IndexError("a planted bug")
+
+    monkeypatch.setattr(store_mod, "quick_wire", broken)
+    assert store_mod._body_wires([(str(path), None)]) == [_reference(path.read_bytes())]
+    assert "quickwire failed" in caplog.text

@@ -352,6 +352,16 @@ def _insert_fts(c: sqlite3.Connection, rowid: int | None, text: dict[str, str]) 
     )
 
 
+def _quick(data: bytes, path: str) -> bytes | None:
+    """``quick_wire(data)``; a bug in it (an exception but its own give-up, which it turns into
+    None) logs and gives the parse its turn, never an opaque part for a message the parse reads."""
+    try:
+        return quick_wire(data)
+    except Exception:
+        log.exception("%s: quickwire failed; the parse makes its BODYSTRUCTURE", path)
+        return None
+
+
 def _body_wires(items: list[tuple[str, str | None]]) -> list[bytes | None]:
     """The BODYSTRUCTURE wire form of each (path, stored MIME tree JSON or None): from the
     stored tree (one stored before the part cap re-parsed, as ``structure`` does), else from a
@@ -364,7 +374,7 @@ def _body_wires(items: list[tuple[str, str | None]]) -> list[bytes | None]:
             else:
                 with _for_parse(path) as f:
                     # the usual shapes straight from the bytes (quickwire: ~5x faster, same bytes)
-                    wire = quick_wire(f.getvalue()) if isinstance(f, io.BytesIO) else None
+                    wire = _quick(f.getvalue(), path) if isinstance(f, io.BytesIO) else None
                     if wire is not None:
                         out.append(wire)
                         continue
