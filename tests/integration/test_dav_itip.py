@@ -864,6 +864,22 @@ def test_schedule_tag_changes_with_the_organizer_only(server: GKServer) -> None:
     status, headers, text = dav_http(server, ALICE, "GET", alice_url)
     assert "PARTSTAT=ACCEPTED" in attendee_line(text, BOB) and headers["schedule-tag"] == alice_tag
     assert text != alice_text
+    # alice's client, at her tag but with the text from before bob's answer, adds a description:
+    # §3.2.10, the server merges his answer (an "inconsequential" change) into what it stores,
+    # with no ETag in the answer (the stored text is not the one sent); her PUT, a new tag
+    described = alice_text.replace("SUMMARY:Review", "SUMMARY:Review\r\nDESCRIPTION:agenda attached")
+    status, headers, _ = dav_http(
+        server,
+        ALICE,
+        "PUT",
+        alice_url,
+        described,
+        {"If-Schedule-Tag-Match": alice_tag, "Content-Type": "text/calendar"},
+    )
+    assert status in (201, 204) and "etag" not in headers and headers["schedule-tag"] != alice_tag, headers
+    text = dav_http(server, ALICE, "GET", alice_url)[2]
+    assert "PARTSTAT=ACCEPTED" in attendee_line(text, BOB) and "agenda attached" in text, text
+    assert propfind_tag(server, BOB, bob_url) == bob_tag  # (nothing bob agreed to changed: his copy as it was)
     # an alarm and TRANSP of his own, with the caldav library: still his tag
     ev = bob_cal.event_by_uid(uid)
     ev.data = ev.data.replace(
@@ -913,4 +929,14 @@ def test_schedule_tag_changes_with_the_organizer_only(server: GKServer) -> None:
     # the caldav library reads the property too
     tag = alice_cal.event_by_uid(uid).get_property(caldav.elements.cdav.ScheduleTag())
     assert tag == new_alice
+    # a MOVE into another calendar of hers: the tag asked of the source; the answer gives the moved one's
+    other = principal(server, ALICE).make_calendar(name="Tag moves", cal_id="tag-moves")
+    destination = {"Destination": f"{str(other.url).rstrip('/')}/{uid}.ics"}
+    assert dav_http(server, ALICE, "MOVE", alice_url, "", {**destination, "If-Schedule-Tag-Match": alice_tag})[0] == 412
+    status, headers, _ = dav_http(
+        server, ALICE, "MOVE", alice_url, "", {**destination, "If-Schedule-Tag-Match": new_alice}
+    )
+    assert status in (201, 204) and headers.get("schedule-tag"), (status, headers)
+    assert dav_http(server, ALICE, "GET", destination["Destination"])[1]["schedule-tag"] == headers["schedule-tag"]
+    assert dav_http(server, ALICE, "GET", alice_url)[0] == 404
     assert '" 500 ' not in server.log()

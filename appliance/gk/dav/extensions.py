@@ -19,7 +19,21 @@ thread that runs the request:
   read from their own calendars (any authenticated user of the box may ask, as in Apple's
   calendar server's default); an attendee outside the box gets ``3.7;Invalid calendar user``.
   An invitation from a user of the box is also written into the attendee's calendar
-  (``gk.dav.itip.schedule_copy``), within the organizer's request (``gk.dav.itip.Scheduler``). Not done: ``Schedule-Tag``, ``SCHEDULE-STATUS`` on ATTENDEE lines.
+  (``gk.dav.itip.schedule_copy``), within the organizer's request (``gk.dav.itip.Scheduler``).
+* **Schedule-Tag** (RFC 6638 §3.2.10, §8.2, §8.3; the rules in ``gk.dav.scheduletag``): the
+  ``Schedule-Tag`` header on GET, HEAD and 2xx PUT and MOVE answers for a scheduling object
+  (Radicale has no COPY: 405), and ``CALDAV:schedule-tag`` in a PROPFIND or REPORT that names it
+  (not in allprop).
+  ``If-Schedule-Tag-Match`` on PUT, DELETE and MOVE is checked against the request-URI's tag
+  and the write made in one hold of the write lock: 412 when it does not match or the object has
+  none, 400 with ``If-Match`` too (two validators for one write: refused, not one of them ignored). A matched PUT of the
+  organizer's copy has the attendees' answers stored since merged in (the "inconsequential"
+  changes the server MUST resolve), and its answer then carries no ETag.
+  Cost on a 512 MB board: no resident memory (a 16-byte tag per scheduling object on disk, one
+  indexed lookup per GET or asked property, one upsert per write, and two vobject parses of a
+  few ms on a client's write of an attendee's copy or a matched organizer's PUT).
+
+Not done: ``SCHEDULE-STATUS`` on ATTENDEE lines.
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gk.dav import inbox
+from gk.dav import inbox, scheduletag
 from gk.dav.storage import DAV_CLIENT, SYNC_PAGE, Collection, Storage, SyncPage
 
 log = logging.getLogger("gk.dav")
@@ -237,7 +251,7 @@ class Extensions:
         taken: a slow upload holds no one up."""
         match = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")
         if match is not None and environ.get("HTTP_IF_MATCH") is not None:
-            # §8.2: a client MUST NOT send If-Match with it (two preconditions on one write)
+            # two validators for one write: refused rather than one of them silently ignored
             status, headers, body = _plain("400 Bad Request", "If-Schedule-Tag-Match with If-Match")
             start_response(status, headers + [("Content-Length", str(len(body)))])
             return [body]
@@ -250,14 +264,25 @@ class Extensions:
             if not 0 <= length <= limit:
                 return list(self._app(environ, start_response))  # Radicale's own 400 or 413
             environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length) if length else b"")
+        state = scheduletag.Merge()
         with self.storage.lock.acquire("w"):
+            merging = None
             if match is not None and self._may_write(user, path):
                 current = self._tag_of(path)
                 if current is None or current != match.strip():
                     status, headers, body = _plain("412 Precondition Failed", "the Schedule-Tag does not match")
                     start_response(status, headers + [("Content-Length", str(len(body)))])
                     return [body]
-            status, headers, body = self._radicale(environ)
+                if method == "PUT":
+                    merging = scheduletag.MERGE.set(state)
+            try:
+                status, headers, body = self._radicale(environ)
+            finally:
+                if merging is not None:
+                    scheduletag.MERGE.reset(merging)
+            if state.merged:
+                # the stored text is not the one sent: no ETag (RFC 4791 §5.3.4), the client reads it again
+                headers = [(k, v) for k, v in headers if k.lower() != "etag"]
             tag = None
             if status.startswith("2") and method != "DELETE":
                 target = path

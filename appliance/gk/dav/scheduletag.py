@@ -40,6 +40,75 @@ _OWN_PARAMS = frozenset({"PARTSTAT", "RSVP", "SCHEDULE-STATUS"})
 Mine = Callable[[str], bool]
 
 
+class Merge:
+    """Set (``MERGE``) around a client's PUT whose ``If-Schedule-Tag-Match`` matched: the
+    attendees' answers the server wrote into the organizer's copy since (its "inconsequential"
+    changes, which kept the tag) are merged into the client's text (§3.2.10: the server MUST
+    resolve those conflicts); ``merged`` tells the caller the stored text is not the one sent."""
+
+    __slots__ = ("merged",)
+
+    def __init__(self) -> None:
+        self.merged = False
+
+
+MERGE: contextvars.ContextVar[Merge | None] = contextvars.ContextVar("gk_dav_schedule_merge", default=None)
+
+# what an attendee agreed to (``gk.dav.itip.SIGNIFICANT``): an instance the organizer changed in one
+# of these is sent again, and its answers are the client's (reset, or kept), never merged back
+_SIGNIFICANT = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "LOCATION", "SUMMARY", "STATUS", "SEQUENCE")
+_ANSWER_PARAMS = ("PARTSTAT", "RSVP", "SCHEDULE-STATUS")
+
+
+def _instance(ev: Any) -> str:
+    rid = ev.contents.get("recurrence-id")
+    return str(rid[0].value) if rid else ""
+
+
+def _significant(ev: Any) -> list[tuple[str, tuple[str, ...]]]:
+    return [
+        (name, tuple(sorted(str(line.value) for line in ev.contents.get(name.lower(), [])))) for name in _SIGNIFICANT
+    ]
+
+
+def merge(old: str, new: str, owner: Mine) -> str | None:
+    """``new`` (the organizer's client's text of their copy) with each other attendee's answer as
+    the stored ``old`` has it, in every instance whose significant properties ``new`` leaves as they
+    were; None when that changes nothing (or either cannot be read, or it is not the owner's event)."""
+    import vobject  # type: ignore[import-untyped]
+
+    address = organizer(new)
+    if not address or not owner(address):
+        return None
+    try:
+        old_cal, new_cal = vobject.readOne(old), vobject.readOne(new)
+    except Exception:
+        return None
+    stored = {_instance(ev): ev for ev in getattr(old_cal, "vevent_list", [])}
+    changed = False
+    for ev in getattr(new_cal, "vevent_list", []):
+        before = stored.get(_instance(ev))
+        if before is None or _significant(before) != _significant(ev):
+            continue
+        answers = {}
+        for att in before.contents.get("attendee", []):
+            who = _address(str(att.value))
+            if who and not owner(who):
+                answers[who] = {k: list(v) for k, v in att.params.items() if k.upper() in _ANSWER_PARAMS}
+        for att in ev.contents.get("attendee", []):
+            who = _address(str(att.value))
+            if who not in answers:
+                continue
+            mine = {k: list(v) for k, v in att.params.items() if k.upper() in _ANSWER_PARAMS}
+            if mine != answers[who]:
+                for key in list(att.params):
+                    if key.upper() in _ANSWER_PARAMS:
+                        del att.params[key]
+                att.params.update(answers[who])
+                changed = True
+    return new_cal.serialize() if changed else None
+
+
 def new_tag() -> str:
     return f'"{secrets.token_hex(8)}"'
 

@@ -198,6 +198,16 @@ class Collection(storage.BaseCollection):
             old = conn.execute(
                 f"SELECT {ITEM_COLUMNS} FROM items WHERE collection = ? AND href = ?", (self._id, href)
             ).fetchone()
+            state = scheduletag.MERGE.get()
+            if state is not None and old is not None and not self._storage._scheduling:  # (the request's own object)
+                merged = scheduletag.merge(
+                    old["text"], item.serialize(), self._storage._owner(self._path.split("/")[0])
+                )
+                if merged is not None:
+                    (component,) = radicale_item.read_components(merged)
+                    item = radicale_item.Item(collection_path=self._path, vobject_item=component)
+                    item.prepare()
+                    state.merged = True
             now = time.time()
             seq = self._bump(conn, now)
             self._storage._write_item(conn, self._id, href, item, seq, now)
