@@ -26,12 +26,12 @@ thread that runs the request:
   (not in allprop).
   ``If-Schedule-Tag-Match`` on PUT, DELETE and MOVE is checked against the request-URI's tag
   and the write made in one hold of the write lock: 412 when it does not match or the object has
-  none, 400 with ``If-Match`` too (two validators for one write: refused, not one of them ignored). A matched PUT of the
-  organizer's copy has the attendees' answers stored since merged in (the "inconsequential"
-  changes the server MUST resolve), and its answer then carries no ETag.
-  Cost on a 512 MB board: no resident memory (a 16-byte tag per scheduling object on disk, one
-  indexed lookup per GET or asked property, one upsert per write, and two vobject parses of a
-  few ms on a client's write of an attendee's copy or a matched organizer's PUT).
+  none, 400 with ``If-Match`` too (two validators for one write: refused, not one of them
+  ignored). A matched PUT of the organizer's copy has the attendees' answers stored since merged
+  in (the "inconsequential" changes the server MUST resolve), and its answer then carries no ETag.
+  Cost on a 512 MB board: no resident memory (a 16-byte tag per scheduling object on disk), one
+  indexed lookup per GET, one query per collection for the asked property, one upsert per write,
+  two vobject parses (a few ms) on a client's write of an attendee's copy or a matched PUT.
 
 Not done: ``SCHEDULE-STATUS`` on ATTENDEE lines.
 """
@@ -310,13 +310,17 @@ class Extensions:
         object of a PROPFIND or REPORT answer that asked for it."""
         base = self._base(environ)
         changed = False
+        tags: dict[str, dict[str, str]] = {}  # collection path -> href -> tag: one query per collection
         for response in root.iter(DAV + "response"):
             href = urllib.parse.unquote(response.findtext(DAV + "href") or "")
             if base and href.startswith(base + "/"):
                 href = href[len(base) :]
-            if href.endswith("/"):
+            where = self._item_path(href) if not href.endswith("/") else None
+            if where is None:
                 continue
-            tag = self._tag_of(href)
+            if where[0] not in tags:
+                tags[where[0]] = self.storage.schedule_tags(where[0])
+            tag = tags[where[0]].get(where[1])
             if tag is not None:
                 changed |= _answer_missing(response, {C + "schedule-tag": _filled(tag)})
         return changed

@@ -488,6 +488,14 @@ class Storage(storage.BaseStorage):
         own = principal.lower()
         return lambda address: address.lower() == own
 
+    def schedule_tags(self, path: str) -> dict[str, str]:
+        """href -> Schedule-Tag of the scheduling objects of collection ``path``."""
+        rows = self.db.query(
+            "SELECT t.href, t.tag FROM schedule_tags t JOIN collections c ON c.id = t.collection WHERE c.path = ?",
+            (path,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def schedule_tag(self, path: str, href: str) -> str | None:
         """The Schedule-Tag of item ``href`` of collection ``path``, None when it has none."""
         row = self.db.one(
