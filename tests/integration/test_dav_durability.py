@@ -42,25 +42,32 @@ def invitation(i: int) -> str:
 
 def test_acknowledged_puts_survive_kill9(make_server):
     """And so do the invitations they carry to another user of the box (RFC 6638 implicit
-    scheduling commits with the organizer's PUT): Bob's calendar copy and inbox item."""
+    scheduling commits with the organizer's PUT): Bob's calendar copy and inbox item, and the
+    Schedule-Tags the responses gave (§3.2.10: a client's If-Schedule-Tag-Match after a restart)."""
     srv = started(make_server(overrides=NO_MAIL), bob=True)
     cal = f"/dav/{ALICE}/calendar/"
 
-    def put(i: int) -> tuple[int, str]:
+    def put(i: int) -> tuple[int, str, str | None]:
         status, headers, _ = request(srv, "PUT", f"{cal}k{i}.ics", invitation(i))
-        return status, headers.get("etag", "")
+        return status, headers.get("etag", ""), headers.get("schedule-tag")
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         acked = dict(zip(range(40), pool.map(put, range(40)), strict=True))
-    assert all(status == 201 for status, _ in acked.values()), acked
+    assert all(status == 201 for status, _, _ in acked.values()), acked
+    assert all((tag is not None) == (i % 4 == 0) for i, (_, _, tag) in acked.items()), acked
+    bob_tags = {}
+    for i in range(0, 40, 4):
+        _, headers, _ = request(srv, "GET", f"/dav/{BOB}/calendar/k{i}.ics", user=BOB, password=BOB_PW)
+        bob_tags[i] = headers["schedule-tag"]
     srv.kill9()
     srv.start()
-    for i, (_, etag) in acked.items():
+    for i, (_, etag, tag) in acked.items():
         status, headers, body = request(srv, "GET", f"{cal}k{i}.ics")
         assert status == 200 and f"durable {i}" in body and headers["etag"] == etag, i
+        assert headers.get("schedule-tag") == tag, i
     for i in range(0, 40, 4):
-        status, _, body = request(srv, "GET", f"/dav/{BOB}/calendar/k{i}.ics", user=BOB, password=BOB_PW)
-        assert status == 200 and f"durable {i}" in body, (i, status)
+        status, headers, body = request(srv, "GET", f"/dav/{BOB}/calendar/k{i}.ics", user=BOB, password=BOB_PW)
+        assert status == 200 and f"durable {i}" in body and headers["schedule-tag"] == bob_tags[i], (i, status)
     status, _, listing = request(
         srv, "PROPFIND", f"/dav/{BOB}/schedule-inbox/", user=BOB, password=BOB_PW, headers={"Depth": "1"}
     )
@@ -74,7 +81,8 @@ def test_acknowledged_puts_survive_kill9(make_server):
         body = body.replace("\r\n ", "").replace(
             f"PARTSTAT=NEEDS-ACTION:mailto:{BOB}", f"PARTSTAT=ACCEPTED:mailto:{BOB}"
         )
-        status, _, _ = request(srv, "PUT", path, body, user=BOB, password=BOB_PW)
+        match = {"If-Schedule-Tag-Match": bob_tags[i]}
+        status, _, _ = request(srv, "PUT", path, body, user=BOB, password=BOB_PW, headers=match)
         return status
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -82,8 +90,9 @@ def test_acknowledged_puts_survive_kill9(make_server):
     srv.kill9()
     srv.start()
     for i in range(0, 40, 4):
-        _, _, body = request(srv, "GET", f"{cal}k{i}.ics")
+        _, headers, body = request(srv, "GET", f"{cal}k{i}.ics")
         assert f"PARTSTAT=ACCEPTED:mailto:{BOB}" in body.replace("\r\n ", ""), (i, body)
+        assert headers["schedule-tag"] == acked[i][2], i  # an answer is no new Schedule-Tag
     status, _, listing = request(srv, "REPORT", f"/dav/{ALICE}/schedule-inbox/", INBOX_QUERY, headers={"Depth": "1"})
     assert status == 207 and listing.count("METHOD:REPLY") == 10, listing
 

@@ -6,10 +6,16 @@ deleting the event mails a CANCEL; an attendee the client schedules itself gets 
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import http.client
+import re
 import smtplib
+import ssl
 import time
+import urllib.parse
+import xml.etree.ElementTree as ET
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -772,3 +778,165 @@ def test_a_forged_local_sender_that_got_through_schedules_nothing(unchecked: GKS
         s.send_message(msg)
     assert wait_for(lambda: "genuine-1" in scheduled_uids(unchecked, BOB)), unchecked.log()[-4000:]
     assert "forged-through-1" not in scheduled_uids(unchecked, BOB)
+
+
+# -- Schedule-Tag (RFC 6638 §3.2.10, §3.3, §8.3) ---------------------------------------------------
+
+
+def dav_http(
+    srv: GKServer, user: str, method: str, url: str, body: str = "", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    """One plain HTTP request as ``user`` (``url``: an absolute one, or a path)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the self-signed device certificate
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port("http.https_port"), context=ctx, timeout=60)
+    hdrs = {"Authorization": "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()}
+    hdrs.update(headers or {})
+    try:
+        conn.request(method, urllib.parse.urlsplit(str(url)).path, body=body.encode() or None, headers=hdrs)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def propfind_tag(srv: GKServer, user: str, url: str) -> str | None:
+    """CALDAV:schedule-tag of ``url`` by PROPFIND (None when the server has none for it)."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
+        'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:schedule-tag/></D:prop></D:propfind>'
+    )
+    status, _, text = dav_http(srv, user, "PROPFIND", url, body, {"Depth": "0", "Content-Type": "application/xml"})
+    assert status == 207, text
+    for propstat in ET.fromstring(text).iter("{DAV:}propstat"):
+        tag = propstat.find("{DAV:}prop/{urn:ietf:params:xml:ns:caldav}schedule-tag")
+        if tag is not None and " 200 " in (propstat.findtext("{DAV:}status") or ""):
+            return tag.text
+    return None
+
+
+def multiget_tags(srv: GKServer, user: str, collection: str, urls: list[str]) -> dict[str, str]:
+    """href -> CALDAV:schedule-tag of a calendar-multiget REPORT asking for it."""
+    hrefs = "".join(f"<D:href>{urllib.parse.urlsplit(str(u)).path}</D:href>" for u in urls)
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><C:calendar-multiget xmlns:D="DAV:" '
+        'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:schedule-tag/></D:prop>'
+        f"{hrefs}</C:calendar-multiget>"
+    )
+    status, _, text = dav_http(srv, user, "REPORT", collection, body, {"Depth": "1", "Content-Type": "application/xml"})
+    assert status == 207, text
+    out = {}
+    for response in ET.fromstring(text).iter("{DAV:}response"):
+        tag = response.find("{DAV:}propstat/{DAV:}prop/{urn:ietf:params:xml:ns:caldav}schedule-tag")
+        if tag is not None and tag.text:
+            out[urllib.parse.unquote(response.findtext("{DAV:}href") or "")] = tag.text
+    return out
+
+
+def test_schedule_tag_changes_with_the_organizer_only(server: GKServer) -> None:
+    """RFC 6638 §3.2.10: each scheduling object has a Schedule-Tag (GET, HEAD and PUT headers, the
+    CALDAV:schedule-tag property); bob's answer written into alice's copy and his own attendee-only
+    PUTs (his PARTSTAT, an alarm, TRANSP) keep the tags, alice's PUT changes hers and, applied to
+    bob's copy, his; If-Schedule-Tag-Match with a stale tag is refused (412), with If-Match (400);
+    an event without an ORGANIZER has no tag."""
+    uid = "tag-1"
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(MEETING.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    alice_url, bob_url = alice_cal.event_by_uid(uid).url, bob_cal.event_by_uid(uid).url
+    status, headers, alice_text = dav_http(server, ALICE, "GET", alice_url)
+    alice_tag = headers.get("schedule-tag", "")
+    assert status == 200 and re.fullmatch(r'"[^"]+"', alice_tag), headers
+    assert dav_http(server, ALICE, "HEAD", alice_url)[1].get("schedule-tag") == alice_tag
+    assert propfind_tag(server, ALICE, alice_url) == alice_tag
+    status, headers, bob_text = dav_http(server, BOB, "GET", bob_url)
+    bob_tag = headers.get("schedule-tag", "")
+    assert status == 200 and bob_tag and bob_tag != alice_tag, headers
+    assert multiget_tags(server, BOB, bob_cal.url, [bob_url]) == {urllib.parse.unquote(bob_url.path): bob_tag}
+    # bob accepts from a CalDAV client, conditional on his tag: his tag stays, and so does alice's,
+    # though her copy changed (his answer in it: a new ETag)
+    accepted = bob_text.replace("PARTSTAT=NEEDS-ACTION", "PARTSTAT=ACCEPTED")
+    mismatched = {"If-Schedule-Tag-Match": bob_tag, "If-Match": headers["etag"], "Content-Type": "text/calendar"}
+    assert dav_http(server, BOB, "PUT", bob_url, accepted, mismatched)[0] == 400
+    status, headers, _ = dav_http(
+        server, BOB, "PUT", bob_url, accepted, {"If-Schedule-Tag-Match": bob_tag, "Content-Type": "text/calendar"}
+    )
+    assert status in (201, 204) and headers.get("schedule-tag") == bob_tag, (status, headers)
+    status, headers, text = dav_http(server, ALICE, "GET", alice_url)
+    assert "PARTSTAT=ACCEPTED" in attendee_line(text, BOB) and headers["schedule-tag"] == alice_tag
+    assert text != alice_text
+    # alice's client, at her tag but with the text from before bob's answer, adds a description:
+    # §3.2.10, the server merges his answer (an "inconsequential" change) into what it stores,
+    # with no ETag in the answer (the stored text is not the one sent); her PUT, a new tag
+    described = alice_text.replace("SUMMARY:Review", "SUMMARY:Review\r\nDESCRIPTION:agenda attached")
+    status, headers, _ = dav_http(
+        server,
+        ALICE,
+        "PUT",
+        alice_url,
+        described,
+        {"If-Schedule-Tag-Match": alice_tag, "Content-Type": "text/calendar"},
+    )
+    assert status in (201, 204) and "etag" not in headers and headers["schedule-tag"] != alice_tag, headers
+    text = dav_http(server, ALICE, "GET", alice_url)[2]
+    assert "PARTSTAT=ACCEPTED" in attendee_line(text, BOB) and "agenda attached" in text, text
+    assert propfind_tag(server, BOB, bob_url) == bob_tag  # (nothing bob agreed to changed: his copy as it was)
+    # an alarm and TRANSP of his own, with the caldav library: still his tag
+    ev = bob_cal.event_by_uid(uid)
+    ev.data = ev.data.replace(
+        "END:VEVENT",
+        "TRANSP:TRANSPARENT\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:x\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\nEND:VEVENT",
+    )
+    ev.save(increase_seqno=False)
+    assert "TRANSP:TRANSPARENT" in dav_http(server, BOB, "GET", bob_url)[2]
+    assert propfind_tag(server, BOB, bob_url) == bob_tag
+    # alice moves the meeting: a new tag for her copy (her PUT's header says which), and for bob's
+    ev = alice_cal.event_by_uid(uid)
+    moved = ev.data.replace("20990710T09", "20990711T09").replace("20990710T10", "20990711T10")
+    status, headers, _ = dav_http(server, ALICE, "PUT", alice_url, moved, {"Content-Type": "text/calendar"})
+    new_alice = headers.get("schedule-tag", "")
+    assert status in (201, 204) and new_alice and new_alice != alice_tag, (status, headers)
+    assert dav_http(server, ALICE, "GET", alice_url)[1]["schedule-tag"] == new_alice
+    status, headers, text = dav_http(server, BOB, "GET", bob_url)
+    assert "20990711T09" in text and headers["schedule-tag"] not in ("", bob_tag), headers
+    new_bob = headers["schedule-tag"]
+    # bob's client, still at the old tag, declines: refused, his copy as the server made it
+    declined = text.replace("PARTSTAT=ACCEPTED", "PARTSTAT=DECLINED")
+    stale = {"If-Schedule-Tag-Match": bob_tag, "Content-Type": "text/calendar"}
+    assert dav_http(server, BOB, "PUT", bob_url, declined, stale)[0] == 412
+    assert dav_http(server, BOB, "DELETE", bob_url, "", {"If-Schedule-Tag-Match": bob_tag})[0] == 412
+    assert dav_http(server, BOB, "GET", bob_url)[2] == text
+    assert "PARTSTAT=ACCEPTED" in attendee_line(alice_cal.event_by_uid(uid).data, BOB)
+    # at the current tag it goes through
+    fresh = {"If-Schedule-Tag-Match": new_bob, "Content-Type": "text/calendar"}
+    assert dav_http(server, BOB, "PUT", bob_url, declined, fresh)[0] in (201, 204)
+    assert "PARTSTAT=DECLINED" in attendee_line(alice_cal.event_by_uid(uid).data, BOB)
+    # an event of alice's own, no ORGANIZER: no tag anywhere, and If-Schedule-Tag-Match fails
+    alice_cal.save_event(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//itip test//EN\r\nBEGIN:VEVENT\r\nUID:tag-own\r\n"
+        "DTSTAMP:20260101T000000Z\r\nDTSTART:20990712T090000Z\r\nDTEND:20990712T100000Z\r\nSUMMARY:Alone\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    own_url = alice_cal.event_by_uid("tag-own").url
+    status, headers, text = dav_http(server, ALICE, "GET", own_url)
+    assert status == 200 and "schedule-tag" not in headers
+    assert propfind_tag(server, ALICE, own_url) is None
+    assert multiget_tags(server, ALICE, alice_cal.url, [own_url, alice_url]) == {
+        urllib.parse.unquote(alice_url.path): new_alice
+    }
+    status, headers, _ = dav_http(server, ALICE, "PUT", own_url, text, {"Content-Type": "text/calendar"})
+    assert status in (201, 204) and "schedule-tag" not in headers
+    assert dav_http(server, ALICE, "PUT", own_url, text, {"If-Schedule-Tag-Match": new_alice})[0] == 412
+    # the caldav library reads the property too
+    tag = alice_cal.event_by_uid(uid).get_property(caldav.elements.cdav.ScheduleTag())
+    assert tag == new_alice
+    # a MOVE into another calendar of hers: the tag asked of the source; the answer gives the moved one's
+    other = principal(server, ALICE).make_calendar(name="Tag moves", cal_id="tag-moves")
+    destination = {"Destination": f"{str(other.url).rstrip('/')}/{uid}.ics"}
+    assert dav_http(server, ALICE, "MOVE", alice_url, "", {**destination, "If-Schedule-Tag-Match": alice_tag})[0] == 412
+    status, headers, _ = dav_http(
+        server, ALICE, "MOVE", alice_url, "", {**destination, "If-Schedule-Tag-Match": new_alice}
+    )
+    assert status in (201, 204) and headers.get("schedule-tag"), (status, headers)
+    assert dav_http(server, ALICE, "GET", destination["Destination"])[1]["schedule-tag"] == headers["schedule-tag"]
+    assert dav_http(server, ALICE, "GET", alice_url)[0] == 404
+    assert '" 500 ' not in server.log()

@@ -915,11 +915,17 @@ def apply_reply(
                 changed = True
     if not changed:
         return False
+    from gk.dav.scheduletag import SCHEDULE_TAG
+
     with storage.acquire_lock("w", organizer):
         (col,) = list(storage.discover("/" + row["path"] + "/"))
         item = radicale_item.Item(collection_path=col.path, vobject_item=cal)
         item.prepare()
-        col.upload(row["href"], item)
+        keep = SCHEDULE_TAG.set("keep")  # RFC 6638 §3.2.10: an attendee's answer is no new Schedule-Tag
+        try:
+            col.upload(row["href"], item)
+        finally:
+            SCHEDULE_TAG.reset(keep)
     return True
 
 
@@ -961,6 +967,7 @@ def schedule_copy(storage: Any, user: str, method: str, text: str, mine: Mine | 
     from radicale import pathutils
 
     from gk.dav import inbox
+    from gk.dav.scheduletag import SCHEDULE_TAG
 
     cal = vobject.readOne(text)
     for line in list(cal.contents.get("method", [])):
@@ -1023,7 +1030,11 @@ def schedule_copy(storage: Any, user: str, method: str, text: str, mine: Mine | 
         (col,) = list(storage.discover("/" + path + "/"))
         item = radicale_item.Item(collection_path=col.path, vobject_item=cal)
         item.prepare()
-        col.upload(href, item)
+        renew = SCHEDULE_TAG.set("new")  # RFC 6638 §3.2.10: the organizer's change, a new Schedule-Tag
+        try:
+            col.upload(href, item)
+        finally:
+            SCHEDULE_TAG.reset(renew)
     return True
 
 

@@ -9,6 +9,11 @@ collection and by ``gk.dav.storage`` to list a member's shared collections in th
 (REQUEST, CANCEL) addressed to them, apart from their calendars; a deleted one stays as a marker
 (text emptied) so the same mail seen again is not delivered again; ``schedule_inbox_state`` bumps
 a version on every change (the inbox's ctag).
+
+``schedule_tags``: the RFC 6638 ``Schedule-Tag`` of each scheduling object resource (an item
+whose component has an ORGANIZER), written with the item in the same transaction
+(``gk.dav.scheduletag``); its row goes with the item (``Storage._delete_item``) or its collection
+(the foreign key). The migration gives the objects stored before it a tag of their own.
 """
 
 from __future__ import annotations
@@ -80,5 +85,16 @@ MIGRATIONS = [
         owner TEXT PRIMARY KEY,
         version INTEGER NOT NULL
     ) WITHOUT ROWID;
+    """,
+    """
+    CREATE TABLE schedule_tags (
+        collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        href TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (collection, href)
+    ) WITHOUT ROWID;
+    INSERT INTO schedule_tags (collection, href, tag)
+        SELECT collection, href, '"' || lower(hex(randomblob(8))) || '"' FROM items
+        WHERE instr(upper(text), char(10) || 'ORGANIZER') > 0;
     """,
 ]

@@ -157,13 +157,15 @@ class DAVService:
                     from radicale.app import Application
 
                     app = Application(self.configuration())
-                    from gk.dav.itip import Scheduler
+                    from gk.dav.itip import Scheduler, addresses_of
                     from gk.dav.storage import Storage
 
                     storage = app._storage
                     assert isinstance(storage, Storage)
                     # implicit scheduling: local attendees inside the request, iTIP mail after it
                     storage.scheduler = Scheduler(self.ctx, self.hub, storage)
+                    # the organizer's copy of an event told from an attendee's (RFC 6638 Schedule-Tag)
+                    storage.addresses = lambda principal: addresses_of(self.ctx, principal)
                     from gk.dav.extensions import Extensions
 
                     # paged sync-collection and RFC 6638 scheduling (free-busy) around Radicale

@@ -45,6 +45,7 @@ from radicale import item as radicale_item
 from radicale import pathutils, storage
 from radicale.item import filter as radicale_filter
 
+from gk.dav import scheduletag
 from gk.dav.rwlock import RWLock
 from gk.dav.schema import MIGRATIONS
 from gk.store import Database, open_database
@@ -197,6 +198,16 @@ class Collection(storage.BaseCollection):
             old = conn.execute(
                 f"SELECT {ITEM_COLUMNS} FROM items WHERE collection = ? AND href = ?", (self._id, href)
             ).fetchone()
+            state = scheduletag.MERGE.get()
+            if state is not None and old is not None and not self._storage._scheduling:  # (the request's own object)
+                merged = scheduletag.merge(
+                    old["text"], item.serialize(), self._storage._owner(self._path.split("/")[0])
+                )
+                if merged is not None:
+                    (component,) = radicale_item.read_components(merged)
+                    item = radicale_item.Item(collection_path=self._path, vobject_item=component)
+                    item.prepare()
+                    state.merged = True
             now = time.time()
             seq = self._bump(conn, now)
             self._storage._write_item(conn, self._id, href, item, seq, now)
@@ -335,6 +346,9 @@ class Storage(storage.BaseStorage):
         # writes into other users' collections commits with the request, before its 2xx; it
         # returns what to run after the commit (the iTIP mail), or None
         self.scheduler: Callable[[str, list[Change]], Callable[[], None] | None] | None = None
+        # ``addresses(principal)``: is an address one of that user's (gk.dav.itip.addresses_of: their
+        # aliases too)? Tells the organizer's copy of an event from an attendee's (Schedule-Tag)
+        self.addresses: Callable[[str], scheduletag.Mine] | None = None
         self._changes: list[Change] = []
         self._scheduling = False  # the scheduler runs: its writes record no change, call no one
 
@@ -431,18 +445,69 @@ class Storage(storage.BaseStorage):
         self, conn: sqlite3.Connection, col_id: int, href: str, item: radicale_item.Item, seq: int, now: float
     ) -> None:
         start, end = item.time_range
+        text = item.serialize()
+        tagged = scheduletag.organizer(text) is not None
+        old = None
+        if tagged:
+            old = conn.execute(
+                "SELECT i.text, t.tag FROM items i LEFT JOIN schedule_tags t "
+                "ON t.collection = i.collection AND t.href = i.href WHERE i.collection = ? AND i.href = ?",
+                (col_id, href),
+            ).fetchone()
         conn.execute(
             "INSERT INTO items (collection, href, uid, etag, name, component, start, end, seq, modified, text) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (collection, href) DO UPDATE SET uid = excluded.uid, etag = excluded.etag, "
             "name = excluded.name, component = excluded.component, start = excluded.start, end = excluded.end, "
             "seq = excluded.seq, modified = excluded.modified, text = excluded.text",
-            (col_id, href, item.uid, item.etag, item.name, item.component_name, start, end, seq, now, item.serialize()),
+            (col_id, href, item.uid, item.etag, item.name, item.component_name, start, end, seq, now, text),
         )
         conn.execute("DELETE FROM tombstones WHERE collection = ? AND href = ?", (col_id, href))
+        tag = None
+        if tagged:
+            path = conn.execute("SELECT path FROM collections WHERE id = ?", (col_id,)).fetchone()[0]
+            tag = scheduletag.decide(
+                self._owner(str(path).partition("/")[0]),
+                old["text"] if old is not None else None,
+                old["tag"] if old is not None else None,
+                text,
+            )
+        if tag is None:
+            conn.execute("DELETE FROM schedule_tags WHERE collection = ? AND href = ?", (col_id, href))
+        elif old is None or old["tag"] != tag:
+            conn.execute(
+                "INSERT INTO schedule_tags (collection, href, tag) VALUES (?, ?, ?) "
+                "ON CONFLICT (collection, href) DO UPDATE SET tag = excluded.tag",
+                (col_id, href, tag),
+            )
+
+    def _owner(self, principal: str) -> scheduletag.Mine:
+        """The addresses of the owner of principal ``principal`` (``addresses``, else its name)."""
+        if self.addresses is not None:
+            return self.addresses(principal)
+        own = principal.lower()
+        return lambda address: address.lower() == own
+
+    def schedule_tags(self, path: str) -> dict[str, str]:
+        """href -> Schedule-Tag of the scheduling objects of collection ``path``."""
+        rows = self.db.query(
+            "SELECT t.href, t.tag FROM schedule_tags t JOIN collections c ON c.id = t.collection WHERE c.path = ?",
+            (path,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def schedule_tag(self, path: str, href: str) -> str | None:
+        """The Schedule-Tag of item ``href`` of collection ``path``, None when it has none."""
+        row = self.db.one(
+            "SELECT t.tag FROM schedule_tags t JOIN collections c ON c.id = t.collection "
+            "WHERE c.path = ? AND t.href = ?",
+            (path, href),
+        )
+        return str(row[0]) if row is not None else None
 
     def _delete_item(self, conn: sqlite3.Connection, col_id: int, href: str, seq: int, now: float) -> None:
         conn.execute("DELETE FROM items WHERE collection = ? AND href = ?", (col_id, href))
+        conn.execute("DELETE FROM schedule_tags WHERE collection = ? AND href = ?", (col_id, href))
         conn.execute(
             "INSERT OR REPLACE INTO tombstones (collection, href, seq, deleted) VALUES (?, ?, ?, ?)",
             (col_id, href, seq, now),
