@@ -26,8 +26,8 @@ thread that runs the request:
   (not in allprop).
   ``If-Schedule-Tag-Match`` on PUT, DELETE and MOVE is checked against the request-URI's tag
   and the write made in one hold of the write lock: 412 when it does not match or the object has
-  none, 400 with ``If-Match`` too (two validators for one write: refused, not one of them
-  ignored). A matched PUT of the organizer's copy has the attendees' answers stored since merged
+  none; an ``If-Match`` beside it is ignored (iOS Calendar sends both, with the ETag of a copy the
+  server may have refreshed since: the tag is the validator that allows that). A matched PUT of the organizer's copy has the attendees' answers stored since merged
   in (the "inconsequential" changes the server MUST resolve), and its answer then carries no ETag.
   Cost on a 512 MB board: no resident memory (a 16-byte tag per scheduling object on disk), one
   indexed lookup per GET, one query per collection for the asked property, one upsert per write,
@@ -250,11 +250,12 @@ class Extensions:
         carries the Schedule-Tag of the object written. The body is read before the lock is
         taken: a slow upload holds no one up."""
         match = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")
-        if match is not None and environ.get("HTTP_IF_MATCH") is not None:
-            # two validators for one write: refused rather than one of them silently ignored
-            status, headers, body = _plain("400 Bad Request", "If-Schedule-Tag-Match with If-Match")
-            start_response(status, headers + [("Content-Length", str(len(body)))])
-            return [body]
+        if match is not None:
+            # the Schedule-Tag decides: iOS Calendar sends If-Match with it on an attendee's PUT,
+            # and the ETag of a copy the server refreshed (an other attendee's answer) no longer
+            # matches though the write is one the tag allows; refused on it, the tag would be
+            # pointless (EGroupware saw the same and notes it)
+            environ.pop("HTTP_IF_MATCH", None)
         if method == "PUT":
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
