@@ -355,7 +355,7 @@ def test_the_store_takes_the_quick_path_for_a_never_parsed_message(
         calls.append(real(data))
         return calls[-1]
 
-    monkeypatch.setattr(store_mod, "quick_wire", spy)
+    monkeypatch.setattr(quickwire, "quick_wire", spy)
     got = store_mod._body_wires([(str(p), None) for p in [*paths, odd]] + [(str(tmp_path / "gone"), None)])
     assert got[:-1] == [_reference(p.read_bytes()) for p in [*paths, odd]]
     assert got[-1] is None
@@ -373,6 +373,6 @@ def test_a_bug_in_quick_wire_falls_back_to_the_parse(
     def broken(data: bytes) -> bytes | None:
         raise IndexError("a planted bug")
 
-    monkeypatch.setattr(store_mod, "quick_wire", broken)
+    monkeypatch.setattr(quickwire, "quick_wire", broken)
     assert store_mod._body_wires([(str(path), None)]) == [_reference(path.read_bytes())]
     assert "quickwire failed" in caplog.text

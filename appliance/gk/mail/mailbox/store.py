@@ -97,7 +97,6 @@ from gk.mail.mailbox.mime import (
     parse_with_headers,
 )
 from gk.mail.mailbox.query import Criteria, compile_criteria
-from gk.mail.mailbox.quickwire import quick_wire
 from gk.mail.mailbox.textindex import decode_words, header_message, message_text
 from gk.store import Database
 from gk.store.files import write_durable
@@ -355,6 +354,8 @@ def _insert_fts(c: sqlite3.Connection, rowid: int | None, text: dict[str, str]) 
 def _quick(data: bytes, path: str) -> bytes | None:
     """``quick_wire(data)``; a bug in it (an exception but its own give-up, which it turns into
     None) logs and gives the parse its turn, never an opaque part for a message the parse reads."""
+    from gk.mail.mailbox.quickwire import quick_wire  # on first use: an idle box does not carry it
+
     try:
         return quick_wire(data)
     except Exception:
