@@ -20,6 +20,7 @@ import test_mime_fast as mime_fast
 import test_mutated_messages as mutated
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from test_bodystructure_wire import ODD, _mixed  # its corpus and odd values
 from test_mime_structure import trees
 
 from gk.mail.mailbox import bodywire, mime, quickwire
@@ -77,20 +78,6 @@ def test_the_seeded_mutants() -> None:
 def test_the_bodystructure_wire_corpus() -> None:
     for i in range(20):
         assert _check(_mixed(i))
-
-
-def _mixed(i: int) -> bytes:
-    return (
-        f"From: Ann <ann@example.com>\r\nSubject: note {i}\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\nbody {i} xylophone\r\n--b\r\n"
-        'Content-Type: application/pdf; name="a.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-        "JVBERi0=\r\n--b--\r\n"
-    ).encode()
-
-
-# as test_bodystructure_wire: parameters and descriptions a quoted string cannot carry as they are
-ODD = st.text(alphabet=st.sampled_from(['"', "\\", "é", "a", " ", "\x7f", "=", ";"]), min_size=1, max_size=12)
 
 
 @settings(max_examples=200, deadline=None)
