@@ -25,6 +25,7 @@ LAZY = (
     "dns", "spf", "aiosmtpd", "attr", "importlib.metadata", "html.entities", "uuid",
     "xml.etree.ElementTree", "gk.mail.smtp.session", "gk.mail.imap.session", "gk.chat.irc.session",
     "gk.mcp.http", "gk.ai.api", "gk.diagnosis.checks", "jinja2", "llama_cpp", "cryptography", "argon2",
+    "email.policy", "email.headerregistry",
 )
 print(",".join(m for m in LAZY if m in sys.modules))
 """

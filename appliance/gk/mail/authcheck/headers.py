@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.parser
-import email.policy
 import email.utils
 import re
 from email.message import Message
@@ -98,7 +97,7 @@ def parse_headers(block: bytes) -> Headers:
     simple = _split_simple(block)
     if simple is not None:
         return simple
-    message: Message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
+    message: Message = email.parser.BytesHeaderParser().parsebytes(block)  # compat32, its default
     return message
 
 

@@ -25,7 +25,6 @@ Cost: the header section parsed once (the email package), no DNS.
 from __future__ import annotations
 
 import email.parser
-import email.policy
 import email.utils
 import re
 from typing import Any
@@ -77,7 +76,7 @@ def verified_sender(raw: bytes, authserv_id: str, accounts: Any) -> str:
     else ""."""
     from gk.mail.authcheck.dmarc import aligned
 
-    msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(_head(raw))
+    msg = email.parser.BytesHeaderParser().parsebytes(_head(raw))  # compat32, its default
     froms = msg.get_all("From") or []
     addresses = [a for _, a in email.utils.getaddresses([str(v) for v in froms]) if a]
     if len(froms) != 1 or len(addresses) != 1 or "@" not in addresses[0]:

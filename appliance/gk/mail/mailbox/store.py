@@ -2715,9 +2715,8 @@ def _header_matches(path: Path, field: str, text: str) -> bool:
     end = head.find(b"\r\n\r\n")
     head = head[: end if end >= 0 else len(head)]
     from email.parser import BytesHeaderParser
-    from email.policy import compat32
 
-    msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+    msg = BytesHeaderParser().parsebytes(head)  # compat32, its default
     values = msg.get_all(field) or []
     needle = text.lower()
     return any(needle in decode_words(v).lower() or needle in str(v).lower() for v in values)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any, BinaryIO
 
 from gk.mail.mailbox.mime import MAX_HEADER, Part, iter_parts, parse_address_list
@@ -48,7 +47,7 @@ def address_text(value: str | None, parsed: list[list[Any]] | None = None) -> st
 
 
 def header_message(f: BinaryIO, part: Part) -> Message:
-    return BytesHeaderParser(policy=compat32).parsebytes(read_range(f, part.header_start, part.body_start, MAX_HEADER))
+    return BytesHeaderParser().parsebytes(read_range(f, part.header_start, part.body_start, MAX_HEADER))
 
 
 def message_text(f: BinaryIO, top: Part, msg: Message | None = None) -> dict[str, str]:
