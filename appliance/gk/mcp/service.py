@@ -25,13 +25,14 @@ if TYPE_CHECKING:
     import bottle
 
     from gk.chat.core import ChatService
+    from gk.context import AppContext
     from gk.mcp.prompts import Prompts
     from gk.mcp.registry import Tool
     from gk.mcp.resources import Resources
     from gk.mcp.writetools import WriteTools
 
 
-def feature_tools(ctx: Any) -> list[Tool]:
+def feature_tools(ctx: AppContext) -> list[Tool]:
     """The read tools of the chat and of calendars/contacts, only when those features run
     (absent otherwise, not stubs); their modules are imported only then."""
     from gk.chat.core import ChatService
@@ -54,7 +55,7 @@ def feature_tools(ctx: Any) -> list[Tool]:
 class MCPService:
     name = "mcp"
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: AppContext):
         self.cfg = ctx.config.mcp
         self.data_dir = Path(ctx.data_dir)
         self.accounts = ctx.accounts
@@ -169,7 +170,7 @@ class MCPService:
         self.oauth.close()
 
 
-def start(ctx: Any) -> MCPService | None:
+def start(ctx: AppContext) -> MCPService | None:
     if not ctx.config.mcp.enabled:
         return None
     return MCPService(ctx)
