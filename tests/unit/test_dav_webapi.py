@@ -127,3 +127,21 @@ def test_import_keeps_time_zones_of_each_object(api):
     import datetime as dt
 
     assert island.start == int(dt.datetime(2026, 3, 2, 3, 30, tzinfo=dt.UTC).timestamp())
+
+
+def test_a_family_calendar_is_listed_once_to_its_owner_and_its_member(tmp_path):
+    """The wizard's Family calendar (real shares, as ``gk dav share`` makes them): each member's
+    home lists the shared collection too, and the owner saw it twice in the web calendar."""
+    svc = DAVService(make_context(tmp_path))
+    try:
+        web = DavWeb(svc)
+        for user in (ALICE, BOB, CAROL):
+            web.ensure(user)
+        svc.create_shared(ALICE, {BOB: "rw"})
+        alice = [(b.path, b.owner) for b in web.books(ALICE, CALENDAR) if b.has_events]
+        assert alice == [(f"{ALICE}/calendar", ALICE), (f"{ALICE}/family", ALICE)]
+        bob = [(b.path, b.writable) for b in web.books(BOB, CALENDAR) if b.has_events]
+        assert bob == [(f"{BOB}/calendar", True), (f"{ALICE}/family", True)]
+        assert [b.path for b in web.books(CAROL, CALENDAR) if b.has_events] == [f"{CAROL}/calendar"]
+    finally:
+        svc.stop(0)

@@ -144,21 +144,24 @@ class DavWeb:
         st = self.storage
         mine: list[Book] = []
         shared: list[Book] = []
+        seen: set[str] = set()
         with st.acquire_lock("r", user):
             for principal in list(st.discover("/", depth="1")):
                 col = _collection_of(principal)
                 if col is None or not col.path or "/" in col.path:
                     continue
                 # another owner's principal is never listed to this user, but their collections
-                # may be shared one by one: the rights plugin decides for each (``_book``)
-                own = col.path == user
+                # may be shared one by one: the rights plugin decides for each (``_book``). A
+                # shared collection is also listed in each member's home: it is shown once, as its
+                # owner's (the owner saw their Family calendar twice, once via the member's home).
                 for child in st.discover("/" + col.path + "/", depth="1"):
                     sub = _collection_of(child)
-                    if sub is None or sub.path == col.path:
+                    if sub is None or sub.path == col.path or sub.path in seen:
                         continue
                     book = self._book(user, sub)
                     if book is not None and book.tag == tag:
-                        (mine if own else shared).append(book)
+                        seen.add(book.path)
+                        (mine if book.owner == user else shared).append(book)
         mine.sort(key=lambda b: (b.name not in ("calendar", "contacts"), b.title.lower()))
         shared.sort(key=lambda b: (b.owner, b.title.lower()))
         return mine + shared
