@@ -59,6 +59,14 @@ BOB_EVENT = ics(
 )
 
 
+# a Tuesday, after the other tests' ranges: carol's calendar, shared with alice
+FAMILY_DINNER = ics(
+    "dinner",
+    "BEGIN:VEVENT\r\nUID:X\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:20261222T170000Z\r\nDTEND:20261222T190000Z\r\n"
+    "SUMMARY:Family dinner\r\nEND:VEVENT\r\n",
+)
+
+
 def vcard(uid: str, name: str, email: str, org: str) -> str:
     return (
         f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name.split()[-1]};{name.split()[0]};;;\r\n"
@@ -123,6 +131,8 @@ def server(tmp_path_factory):
     for name, body in (("standup", STANDUP), ("holiday", HOLIDAY), ("dentist", DENTIST)):
         put(srv, ALICE, f"calendar/{name}.ics", body, cal)
     put(srv, BOB, "calendar/interview.ics", BOB_EVENT, cal)
+    put(srv, CAROL, "calendar/dinner.ics", FAMILY_DINNER, cal)
+    gk(srv.data_dir, "dav", "share", CAROL, "calendar", f"{ALICE}=r")  # as the wizard's Family calendar
     card = "text/vcard; charset=utf-8"
     put(srv, ALICE, "contacts/zoe.vcf", vcard("zoe", "Zoé Martin", "zoe@else.example", "Acme"), card)
     put(srv, BOB, "contacts/yann.vcf", vcard("yann", "Yann Secret", "yann@else.example", "Hidden Corp"), card)
@@ -298,3 +308,21 @@ def test_contacts_search_per_user(server):
     bob = call(server, "bob", "contacts_search", {"text": "yann"}).structured_content
     assert [c["name"] for c in bob["contacts"]] == ["Yann Secret"]
     assert call(server, "bob", "contacts_search", {"text": "acme"}).structured_content["contacts"] == []
+
+
+def test_a_calendar_shared_with_the_user_is_listed_but_does_not_make_them_busy(server):
+    day = {"start": "2026-12-22", "end": "2026-12-23"}
+    alice = call(server, "alice", "calendar_list_events", day).structured_content
+    assert [(e["summary"], e["start"], e["calendar"]) for e in alice["events"]] == [
+        ("Family dinner", "2026-12-22T18:00+01:00", f"Calendar (shared by {CAROL})")
+    ]
+    mine = call(server, "alice", "calendar_list_events", {**day, "calendar": f"Calendar (shared by {CAROL})"})
+    assert [e["summary"] for e in mine.structured_content["events"]] == ["Family dinner"]
+    # carol's dinner is not alice's appointment: her evening stays free
+    free = call(server, "alice", "calendar_find_free_time",
+                {**day, "duration_minutes": 60, "day_end": "21:00"}).structured_content  # fmt: skip
+    assert free["busy_events"] == 0 and [(s["start"], s["end"]) for s in free["slots"]] == [
+        ("2026-12-22T09:00+01:00", "2026-12-22T21:00+01:00")
+    ]
+    # not shared with bob: not his to see
+    assert call(server, "bob", "calendar_list_events", day).structured_content["events"] == []

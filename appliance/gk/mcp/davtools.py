@@ -1,7 +1,10 @@
 """The read-only calendar and contacts tools, through the DAV storage (``gk.dav``'s Radicale
-storage on ``dav.sqlite3``, under its read lock) as the token's user: only the collections
-under the user's own principal ``/<address>/`` are read, never another's (shared calendars are
-not offered yet). Registered only when the DAV feature runs.
+storage on ``dav.sqlite3``, under its read lock) as the token's user: the collections under
+the user's own principal ``/<address>/`` and those shared with them (the wizard's Family
+calendar: the storage lists them in the member's home from its ``shares`` table, as it does for
+DAV clients), never another's. A shared calendar is named "<title> (shared by <owner>)"; its
+events are listed but do not make the user busy in ``calendar_find_free_time``. Registered only
+when the DAV feature runs.
 
 ``calendar_list_events`` expands recurrences (RRULE, RDATE, EXDATE, overridden instances) in
 the range asked; the storage's indexed time range of each item (``items.start``/``end``,
@@ -76,20 +79,24 @@ class DAVReader:
     def zone(self) -> zoneinfo.ZoneInfo:
         return localtime.zone(self.data_dir)
 
-    def collections(self, address: str, tag: str) -> Iterator[tuple[str, Collection]]:
+    def collections(self, address: str, tag: str, shared: bool = True) -> Iterator[tuple[str, Collection]]:
         """(display name, collection) of the user's collections of ``tag`` (VCALENDAR,
-        VADDRESSBOOK), under the storage's read lock held by the caller."""
+        VADDRESSBOOK), then (``shared``) of those shared with them, under the storage's read lock
+        held by the caller."""
         st = self._storage()
         principal = f"/{address}/"
         if "/" in address or not address:
             return
         for found in st.discover(principal, depth="1"):
             path = getattr(found, "path", None)
-            if path is None or not path.startswith(address + "/") or path.count("/") != 1:
-                continue  # the principal itself and items
-            if found.tag != tag:
-                continue
-            yield str(found.get_meta("D:displayname") or path.rpartition("/")[2]), found
+            if path is None or path.count("/") != 1 or found.tag != tag:
+                continue  # the principal itself, items, other kinds
+            owner, _, name = path.partition("/")
+            title = str(found.get_meta("D:displayname") or name)
+            if owner == address:
+                yield title, found
+            elif shared:  # listed in this home only from a share with this user (``Storage.discover``)
+                yield f"{title} (shared by {owner})", found
 
     def lock(self, address: str) -> contextlib.AbstractContextManager[None]:
         return self._storage().acquire_lock("r", address)
@@ -199,13 +206,16 @@ class DAVTools:
     def __init__(self, reader: DAVReader):
         self.dav = reader
 
-    def _events(self, address: str, lo: dt.datetime, hi: dt.datetime, calendar: str = "") -> list[dict[str, Any]]:
+    def _events(
+        self, address: str, lo: dt.datetime, hi: dt.datetime, calendar: str = "", shared: bool = True
+    ) -> list[dict[str, Any]]:
         tz = self.dav.zone()
         out: list[dict[str, Any]] = []
         lo_ts, hi_ts = int(lo.timestamp()), int(hi.timestamp())
         with self.dav.lock(address):
-            for name, col in self.dav.collections(address, "VCALENDAR"):
-                if calendar and calendar.lower() not in (name.lower(), col.path.rpartition("/")[2].lower()):
+            for name, col in self.dav.collections(address, "VCALENDAR", shared):
+                title = str(col.get_meta("D:displayname") or "").lower()
+                if calendar and calendar.lower() not in (name.lower(), title, col.path.rpartition("/")[2].lower()):
                     continue
                 # the storage's indexed time range (recurrence included) picks the rows: only
                 # those are read and parsed; a day's margin for floating times
@@ -268,7 +278,8 @@ class DAVTools:
         if t1 <= t0:
             raise ToolFailed("day_end must be after day_start")
         weekends = args.get("include_weekends", False)
-        busy = [(e["_begin"], e["_end"]) for e in self._events(address, lo, hi) if e["_busy"]]
+        # the user's own calendars: a shared one's events (a family member's dentist) are not theirs
+        busy = [(e["_begin"], e["_end"]) for e in self._events(address, lo, hi, shared=False) if e["_busy"]]
         slots: list[dict[str, Any]] = []
         need = dt.timedelta(minutes=minutes)
         day = lo.astimezone(tz).date()
