@@ -307,3 +307,6 @@ def test_wizard_chat_step_creates_rooms(make_server):  # type: ignore[no-untyped
     assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/family")  # then the calendar step
     rooms = gk(srv.data_dir, "chat", "rooms").stdout
     assert re.search(r"^#family\tpublic\t", rooms, re.M) and re.search(r"^#projects\tpublic\t", rooms, re.M), rooms
+    # everyone with an account joins the rooms named here (they were in nobody's list, not even
+    # the owner's)
+    assert re.search(r"^#family\tpublic\t2 member\(s\)", rooms, re.M), rooms  # the admin and the wizard's user

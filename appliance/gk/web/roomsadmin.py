@@ -166,8 +166,12 @@ def export_room(web: Web, name: str) -> bytes:
 
 
 def chat_step(web: Web) -> str:
-    """The default rooms exist already; the owner may name a few more (one per line or comma)."""
+    """The default rooms exist already; the owner may name a few more (one per line or comma).
+    Everyone with an account then (the owner, the users step's) joins each new room, as they
+    join the default rooms: created without members, the rooms were in nobody's list, not even
+    the owner's who had just named them."""
     from gk.chat.core import ChatError
+    from gk.web.chat import chat_name
 
     chat = chat_service(web)
     errors: dict[str, str] = {}
@@ -179,6 +183,9 @@ def chat_step(web: Web) -> str:
             for name in wanted:
                 if chat.room(name) is None:
                     chat.create_room(name, "")
+                    for user in web.ctx.accounts.list_users():
+                        if (account := chat_name(web, user)) is not None:
+                            chat.join(name, account)
         except ChatError as exc:
             errors["rooms"] = error_text(web, exc)
             bottle.response.status = 400
