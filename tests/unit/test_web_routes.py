@@ -452,3 +452,16 @@ def test_every_security_event_has_a_name_on_the_dashboard() -> None:
     for source in root.rglob("*.py"):
         kinds |= set(re.findall(r'record_event\(\s*"([a-z_]+)"', source.read_text()))
     assert kinds and kinds <= set(EVENT_NAMES), sorted(kinds - set(EVENT_NAMES))
+
+
+def test_every_page_links_the_icon_and_it_is_served_before_the_claim(tmp_path: Path) -> None:
+    """Without an icon link, browsers probe /favicon.ico: a 404 in the console of every page
+    (behind the claim gate, a redirect to the wizard)."""
+    web = make_web(tmp_path)
+    claim.ensure_setup_code(web.data_dir)
+    c = Client(web)
+    page = c.get("/wizard/claim")
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page.text
+    icon = c.get("/static/favicon.svg")
+    assert icon.status == 200 and icon.header("Content-Type").startswith("image/svg+xml")
+    assert icon.text.startswith("<svg") and "GK</text>" in icon.text
