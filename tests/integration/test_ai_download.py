@@ -282,6 +282,8 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
         while not re.search(r'<progress max="100" value="[1-9]', c.get("/admin/models/progress")[1]):
             assert time.monotonic() < deadline  # some bytes arrived: the stop keeps a non-empty .part
             time.sleep(0.1)
+        _, page = c.get("/assistant")  # no model yet: the assistant's page tells of the download
+        assert "The model tiny is downloading" in page
         c.get("/admin/models")
         resp, _ = c.post("/admin/models/stop", {"model": "tiny"})
         assert resp.status == 303
@@ -291,6 +293,8 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
             time.sleep(0.2)
         assert "stopped at" in c.get("/admin/models/progress")[1]
         assert (srv.data_dir / "models" / (FILE + ".part")).exists()
+        _, page = c.get("/assistant")
+        assert "The download of the model tiny did not finish: stopped at" in page
         hub.delay = 0.0
         resp, _ = c.post("/admin/models/pull", {"model": "tiny"})
         assert resp.status == 303
@@ -307,6 +311,8 @@ def test_the_models_page_downloads_with_progress(hub, tmp_path, tiny_gguf):
         assert hub.requests[-1] and hub.requests[-1].startswith("bytes=")  # resumed
         _, page = c.get("/admin/models")
         assert "<strong>in use</strong>" in page  # the only model: the assistant uses it
+        _, page = c.get("/assistant")
+        assert "no-model" not in page
     finally:
         srv.stop()
 

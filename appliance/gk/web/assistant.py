@@ -82,6 +82,16 @@ def _model_state(web: Web, svc: AIService) -> str:
     return svc.runtime.default_model()
 
 
+def _pull_state(svc: AIService) -> Any:
+    """While no model is installed: the download under way, else the last one that failed (the
+    wizard's choice, started offline, failed without a word on the assistant's page), else None."""
+    states = list(svc.pulls.states.values())
+    running = [s for s in states if not s.finished]
+    failed = [s for s in states if s.finished and s.error]
+    shown = running or failed
+    return shown[-1] if shown else None
+
+
 def model_family(svc: AIService) -> str:
     """The tool-call syntax of the model in use (gk.ai.toolcalls), to show its calls as calls."""
     from gk.ai import toolcalls
@@ -149,6 +159,7 @@ def index(web: Web) -> str:
         conversations=convs,
         query=query,
         model=_model_state(web, svc),
+        pull=_pull_state(svc),
         current=None,
         messages=[],
         sse=SSE_EXTENSION,
@@ -165,6 +176,7 @@ def conversation(web: Web, conv: int) -> str:
         conversations=svc.conversations.list(address),
         query="",
         model=_model_state(web, svc),
+        pull=_pull_state(svc),
         current=svc.conversations.get(address, cid),
         messages=messages,
         sse=SSE_EXTENSION,
