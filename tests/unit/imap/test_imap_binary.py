@@ -122,6 +122,16 @@ def test_append_takes_a_literal8_without_nul_and_refuses_one_with_nul(client: Cl
     _, tagged = client.until_tagged("a2")
     assert tagged.split(b" ")[1:3] == [b"NO", b"[UNKNOWN-CTE]"]
     assert client.ok("STATUS INBOX (MESSAGES)")[0].endswith(b"(MESSAGES 3)")  # nothing stored
+    # spooled to a file (over MEMORY_LITERAL): its NUL is seen as it arrives, deep in the data
+    big = b"Subject: big nul\r\n\r\n" + b"x" * 300_000 + b"\x00" + b"y" * 100 + b"\r\n"
+    client.send(b"a3 APPEND INBOX ~{%d+}\r\n" % len(big) + big + b"\r\n")
+    _, tagged = client.until_tagged("a3")
+    assert tagged.split(b" ")[1:3] == [b"NO", b"[UNKNOWN-CTE]"]
+    clean = big.replace(b"\x00", b"z")
+    client.send(b"a4 APPEND INBOX ~{%d+}\r\n" % len(clean) + clean + b"\r\n")
+    _, tagged = client.until_tagged("a4")
+    assert b"OK [APPENDUID" in tagged
+    assert client.ok("STATUS INBOX (MESSAGES)")[0].endswith(b"(MESSAGES 4)")
 
 
 def test_rfc822_peek_is_the_whole_message_without_seen(client: Client) -> None:

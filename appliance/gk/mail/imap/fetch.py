@@ -36,8 +36,6 @@ MAX_HEADER_READ = 1024 * 1024
 # Content-Transfer-Encodings BINARY undoes (RFC 2045 6.1); the first three are sent as they are
 IDENTITY_ENCODINGS = frozenset({"7BIT", "8BIT", "BINARY"})
 BINARY_ENCODINGS = IDENTITY_ENCODINGS | {"BASE64", "QUOTED-PRINTABLE"}
-
-
 DECODE_ON_HUB = 64 * 1024  # a BINARY part up to this size is decoded on the hub, a bigger one in the CPU pool
 
 
@@ -281,12 +279,19 @@ def section_data(f: BinaryIO, top: Part | None, att: FetchAtt, size: int) -> tup
         data = _header_fields(
             f.read(min(end - start, MAX_HEADER_READ)), att.fields, att.spec.endswith("NOT"), att.known
         )
-        if att.partial:
-            o, n = att.partial
-            data = data[o : o + n]
-        return data, 0, 0
-    if att.partial:
-        o, n = att.partial
+        return _sliced(data, att.partial), 0, 0
+    return _streamed(start, end, att.partial)
+
+
+def _sliced(data: bytes, partial: tuple[int, int] | None) -> bytes:
+    """``<origin.count>`` of bytes made in memory."""
+    return data if partial is None else data[partial[0] : partial[0] + partial[1]]
+
+
+def _streamed(start: int, end: int, partial: tuple[int, int] | None) -> tuple[None, int, int]:
+    """(None, start, length) of the file's ``start:end`` to stream, ``<origin.count>`` of it."""
+    if partial is not None:
+        o, n = partial
         start = min(start + o, end)
         end = min(start + n, end)
     return None, start, max(0, end - start)
@@ -319,13 +324,6 @@ def binary_data(f: BinaryIO, top: Part | None, att: FetchAtt, size: int) -> tupl
         if part.encoding.upper() not in IDENTITY_ENCODINGS:
             # a big attachment is decoded in the CPU pool, not on the hub (~5 ms a MB here)
             data = _decoded(f, part) if part.size <= DECODE_ON_HUB else pools.run_cpu(_decoded, f, part)
-            if att.partial:
-                o, n = att.partial
-                data = data[o : o + n]
-            return data, 0, 0
+            return _sliced(data, att.partial), 0, 0
         start, end = part.body_start, part.end
-    if att.partial:
-        o, n = att.partial
-        start = min(start + o, end)
-        end = min(start + n, end)
-    return None, start, max(0, end - start)
+    return _streamed(start, end, att.partial)

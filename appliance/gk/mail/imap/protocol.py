@@ -94,16 +94,18 @@ class Literal:
     ``in_memory``: the reader's decision (it keeps a command's total in memory under
     ``MEMORY_LITERAL``); None: by this literal's size alone."""
 
-    __slots__ = ("size", "_data", "_file")
+    __slots__ = ("size", "_data", "_file", "_nul")
 
     def __init__(self, size: int, spool_dir: str | None = None, in_memory: bool | None = None):
         self.size = size
         self._data: bytes | None = None
         self._file: IO[bytes] | None = None
+        self._nul = False  # a NUL byte was written (``has_nul``), seen chunk by chunk as it arrives
         if not (size <= MEMORY_LITERAL if in_memory is None else in_memory):
             self._file = tempfile.TemporaryFile(dir=spool_dir)
 
     def write(self, chunk: bytes) -> None:
+        self._nul = self._nul or b"\0" in chunk
         if self._file is not None:
             self._file.write(chunk)
         else:
@@ -137,14 +139,7 @@ class Literal:
         """Does the data hold a NUL byte (an APPEND's ``~{n}`` literal8, RFC 3516 4.4)?"""
         if self._file is None:
             return b"\0" in (self._data or b"")
-        f = self.stream()
-        try:
-            while chunk := f.read(65536):
-                if b"\0" in chunk:
-                    return True
-            return False
-        finally:
-            f.seek(0)
+        return self._nul  # spooled: seen as it was written, not read back from disk on the hub
 
     def close(self) -> None:
         if self._file is not None:
