@@ -32,6 +32,7 @@ def muttrc(srv, tmp_path, user: str):  # type: ignore[no-untyped-def]
     rc = tmp_path / f"muttrc-{user.split('@')[0]}"
     rc.write_text(
         f"""set ssl_force_tls=yes
+set imap_deflate=yes
 set ssl_starttls=yes
 set certificate_file="{cert(srv)}"
 set ssl_verify_host=no

@@ -22,7 +22,7 @@ import gevent
 import gevent.event
 
 from gk import events
-from gk.mail.imap import quota
+from gk.mail.imap import compress, quota
 from gk.mail.imap.parser import CommandReader, Parser
 from gk.mail.imap.protocol import BASE_CAPS, MEMORY_LITERAL, PREAUTH_LITERAL_BYTES, BadCommand
 from gk.mail.imap.response import string
@@ -125,6 +125,7 @@ class Connection:
         self.sel: Selected | None = None
         self.condstore = False
         self.qresync = False  # ENABLE QRESYNC: expunges are reported as VANISHED (RFC 7162 3.2.10)
+        self.compressed = False  # COMPRESS DEFLATE (RFC 4978): ``sock`` is a ``compress.DeflateSocket``
         self.out: list[bytes] = []
         self.outlen = 0
         self.changed = gevent.event.Event()
@@ -213,7 +214,7 @@ class Connection:
             if not self.tls:
                 return BASE_CAPS + " STARTTLS LOGINDISABLED"
             return BASE_CAPS + " AUTH=PLAIN AUTH=LOGIN"
-        return BASE_CAPS + " " + quota.caps(self)
+        return BASE_CAPS + " " + quota.caps(self) + " " + compress.CAPABILITY
 
     def shutdown(self) -> None:
         """Server stopping: say BYE to a waiting session; every session ends after its current command."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent
 
-from gk.mail.imap import quota
+from gk.mail.imap import compress, quota
 from gk.mail.imap.auth import AuthCommands
 from gk.mail.imap.connection import AUTH, LOGOUT, NOTAUTH, SELECTED, Connection, Logout
 from gk.mail.imap.folders import FolderCommands
@@ -67,6 +67,7 @@ COMMANDS: dict[str, tuple[Callable[..., None], tuple[str, ...]]] = {
     "STORE": (MessageCommands.cmd_store, (SELECTED,)),
     "COPY": (MessageCommands.cmd_copy, (SELECTED,)),
     "MOVE": (MessageCommands.cmd_move, (SELECTED,)),
+    "COMPRESS": (compress.cmd_compress, _AUTHED),
     "GETQUOTAROOT": (quota.cmd_getquotaroot, _AUTHED),
     "GETQUOTA": (quota.cmd_getquota, _AUTHED),
     "SETQUOTA": (quota.cmd_setquota, _AUTHED),
