@@ -1,5 +1,5 @@
 """The modules an idle ``gk serve`` must not have imported (issue 11, memory: idle RSS <= 45 MB):
-checked by ``tests/unit/test_idle_imports.py``."""
+checked by ``tests/unit/test_idle_imports.py`` and ``tests/integration/test_idle_modules.py``."""
 
 # imported by their first use, never at start
 LAZY = (
@@ -54,4 +54,7 @@ LAZY = (
     "zoneinfo",
     "gk.localtime",
     "gk.claim.codeguard",
+    # the outbound SMTP client: the queue's first delivery
+    "gk.mail.outbound.client",
+    "smtplib",
 )

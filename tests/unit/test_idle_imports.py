@@ -7,10 +7,11 @@ transport by the first /mcp request, html/uuid/ElementTree by the functions that
 importlib.metadata never (gevent's plugin lookup is skipped), argon2-cffi by the first
 password hash or check, the web UI's pages (``gk.web.routes``: each page's module by the first
 request to one of its routes; the wizard's by the first ``/wizard`` request) with what only they
-import (``zoneinfo`` with sysconfig's build data, markupsafe, the DAV web API). A fresh interpreter
-imports what ``gk serve`` imports at start (the CLI with its monkey-patching, the server, every
-feature's service module, the web's route tables and every feature's wizard step) and lists
-which of them got in.
+import (``zoneinfo`` with sysconfig's build data, markupsafe, the DAV web API), the outbound SMTP
+client (smtplib) by the first mail sent. A fresh interpreter imports what ``gk serve`` imports at
+start (the CLI with its monkey-patching, the server, every feature's service module, the web's
+route tables and every feature's wizard step) and lists which of them got in;
+``tests/integration/test_idle_modules.py`` reads the same from a started ``gk serve``.
 """
 
 from __future__ import annotations
