@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gk.context import AppContext, Service
-    from gk.web.wizard import WizardStep
+    from gk.web.wizardsteps import WizardStep
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Handle = Callable[[argparse.Namespace], int]
@@ -85,7 +85,7 @@ class Feature:
     start: Callable[[AppContext], Service | None] | None = None  # None: a CLI-only feature
     commands: tuple[Command, ...] = ()
     mounts: tuple[Mount, ...] = ()
-    # its first-boot wizard steps: (module, attribute) of each ``gk.web.wizard.WizardStep``, shown
+    # its first-boot wizard steps: (module, attribute) of each ``gk.web.wizardsteps.WizardStep``, shown
     # (before the summary, in list order) when the feature started
     wizard: tuple[tuple[str, str], ...] = ()
 
@@ -280,7 +280,7 @@ FEATURES: tuple[Feature, ...] = (
                 ("binary.ircv3.net", "text.ircv3.net"),
             ),
         ),
-        wizard=(("gk.web.roomsadmin", "CHAT_STEP"),),
+        wizard=(("gk.web.wizardsteps", "CHAT_STEP"),),
     ),
     Feature(
         "dav",
@@ -294,7 +294,7 @@ FEATURES: tuple[Feature, ...] = (
             ),
         ),
         (Mount("/dav/", _dav_app, Csrf.EXEMPT, Auth.PER_REQUEST),),
-        wizard=(("gk.dav.web", "FAMILY_STEP"),),
+        wizard=(("gk.web.wizardsteps", "FAMILY_STEP"),),
     ),
     Feature(
         "ai",
@@ -317,7 +317,7 @@ FEATURES: tuple[Feature, ...] = (
             ),
         ),
         (Mount("/v1", _ai_api, Csrf.EXEMPT, Auth.PER_REQUEST),),
-        wizard=(("gk.web.wizard", "AI_STEP"),),
+        wizard=(("gk.web.wizardsteps", "AI_STEP"),),
     ),
     Feature(
         "mcp",
@@ -400,7 +400,7 @@ def mounts_for(ctx: AppContext) -> Iterator[tuple[Mount, WSGIApp]]:
 def wizard_steps_for(ctx: AppContext) -> tuple[WizardStep, ...]:
     """The first-boot wizard: the web UI's own steps plus those of every started feature, each
     just before the summary, in list order."""
-    from gk.web import wizard
+    from gk.web import wizardsteps as wizard
 
     running = dict(ctx.services.running())
     steps = wizard.CORE_STEPS

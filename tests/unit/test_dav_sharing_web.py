@@ -11,8 +11,8 @@ from support.wsgiclient import Client, complete_setup, make_context
 from gk import claim
 from gk.dav import defaults
 from gk.dav import service as dav_service
-from gk.dav.web import FAMILY_STEP
-from gk.web import service, wizard
+from gk.web import service, wizard, wizardsteps
+from gk.web.wizardsteps import FAMILY_STEP
 
 ADMIN, ADMIN_PW = "owner@test.example", "correct horse battery"
 BOB, BOB_PW = "bob@test.example", "bob password 12"
@@ -26,7 +26,9 @@ def web_and_dav(tmp_path: Path):  # type: ignore[no-untyped-def]
     assert svc is not None
     ctx.services.register("dav", svc)
     # the order gk serve builds (gk.features: the dav entry comes before the ai one)
-    web = service.build(ctx, wizard.with_step(wizard.with_step(wizard.CORE_STEPS, FAMILY_STEP), wizard.AI_STEP))
+    web = service.build(
+        ctx, wizardsteps.with_step(wizardsteps.with_step(wizardsteps.CORE_STEPS, FAMILY_STEP), wizardsteps.AI_STEP)
+    )
     yield web, svc
     svc.stop(0)
 

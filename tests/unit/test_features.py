@@ -141,13 +141,13 @@ def test_wizard_steps_come_from_the_features_that_started():
     import types
 
     from gk.features import wizard_steps_for
-    from gk.web import wizard
+    from gk.web import wizardsteps
 
     for feature in FEATURES:
         for module, attr in feature.wizard:  # every declared step loads and is a WizardStep
             import importlib
 
-            assert isinstance(getattr(importlib.import_module(module), attr), wizard.WizardStep)
+            assert isinstance(getattr(importlib.import_module(module), attr), wizardsteps.WizardStep)
 
     def ctx_running(*names: str) -> types.SimpleNamespace:
         services = Services()
@@ -156,7 +156,7 @@ def test_wizard_steps_come_from_the_features_that_started():
         return types.SimpleNamespace(services=services)
 
     with_ai = [s.id for s in wizard_steps_for(ctx_running("mailbox", "ai", "web"))]  # type: ignore[arg-type]
-    assert with_ai[-2:] == ["ai", "summary"] and with_ai == [s.id for s in wizard.STEPS]
+    assert with_ai[-2:] == ["ai", "summary"] and with_ai == [s.id for s in wizardsteps.STEPS]
     without_ai = [s.id for s in wizard_steps_for(ctx_running("mailbox", "web"))]  # type: ignore[arg-type]
     assert "ai" not in without_ai and without_ai[-1] == "summary"
     with_chat = [s.id for s in wizard_steps_for(ctx_running("mailbox", "chat", "ai", "web"))]  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ One subprocess smoke test per area stays in tests/integration/test_web_*.py and 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -28,8 +29,8 @@ from support.wsgiclient import (
 )
 
 from gk import claim, settings
-from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, wizard
-from gk.web.app import RECOVERY_PATHS, SETUP, Access, Route, Web
+from gk.web import account, admin, clientsetup, dashboard, diagnosis, maildelivery, routes, wizard, wizardsteps
+from gk.web.app import RECOVERY_PATHS, SETUP, Access, LazyHandler, Web, lazy
 
 # what a visitor with no session may reach once setup is complete (a reviewed allow-list)
 ANONYMOUS = {
@@ -107,19 +108,30 @@ def test_every_route_has_a_policy_and_the_wizard_is_behind_the_claim_gate(site: 
     )
 
 
-def test_the_route_tables_are_data(site: Web) -> None:
-    for module in (account, admin, clientsetup, dashboard, diagnosis, maildelivery):
-        assert module.ROUTES and all(isinstance(r, Route) for r in module.ROUTES), module.__name__
-        assert not hasattr(module, "register"), module.__name__
-        for r in module.ROUTES:
-            assert r.handler.__module__ == module.__name__ and "<locals>" not in r.handler.__qualname__
+def test_the_route_tables_are_data_and_every_lazy_handler_resolves(site: Web) -> None:
+    """Every handler is named "module:function" (imported on its route's first request): each name
+    resolves to a module-level function of that module, so a typo fails here, not on a click."""
+    for table in (*routes.TABLES, wizardsteps.routes()):
+        for r in table:
+            handler = r.handler.func if isinstance(r.handler, functools.partial) else r.handler
+            assert isinstance(handler, LazyHandler), (r.method, r.path)
+    assert len(LazyHandler.made) > 150  # the tables, the wizard's steps, the chat's files, over_http
+    for handler in LazyHandler.made:
+        fn = handler.resolve()
+        module, _, name = handler.target.partition(":")
+        assert fn.__module__ == module and fn.__qualname__ == name, handler.target
+    with pytest.raises(ModuleNotFoundError):
+        lazy("gk.web.no_such_page:index")  # at start, when the table is built
+    with pytest.raises(AttributeError):
+        LazyHandler("gk.web.account:no_such_handler").resolve()
+    LazyHandler.made.pop()
     for module in (account, admin, clientsetup, dashboard, diagnosis, maildelivery, wizard):
         # who may call a route is the policy's business (app.Web._before), not the handler's
         source = Path(str(module.__file__)).read_text()
         assert "require_user" not in source and "require_admin" not in source, module.__name__
-    table = {(r.method if isinstance(r.method, str) else "+".join(r.method), r.path) for r in wizard.routes()}
+    table = {(r.method if isinstance(r.method, str) else "+".join(r.method), r.path) for r in wizardsteps.routes()}
     assert ("GET+POST", "/wizard/host") in table and ("POST", "/wizard/claim/button") in table
-    assert all(r.policy is SETUP for r in wizard.routes())
+    assert all(r.policy is SETUP for r in wizardsteps.routes())
     assert site.recovery_paths == RECOVERY_PATHS  # derived from the steps that owner recovery serves
 
 
@@ -166,7 +178,7 @@ def test_wizard_posts_without_the_csrf_token_are_403(tmp_path: Path) -> None:
     code = claim.ensure_setup_code(web.data_dir)
     c = Client(web)
     c.get("/wizard/claim")
-    for route in wizard.routes():
+    for route in wizardsteps.routes():
         for method in [route.method] if isinstance(route.method, str) else route.method:
             if method == "POST":
                 resp = c.request("POST", route.path, form={"code": str(code)})
@@ -263,13 +275,13 @@ def test_client_setup_routes(site: Web) -> None:
 
 
 def test_the_wizard_steps_in_order() -> None:
-    ids = [s.id for s in wizard.STEPS]
+    ids = [s.id for s in wizardsteps.STEPS]
     assert ids == ["claim", "password", "admin", "host", "timezone", "tls", "users", "dns", "outgoing", "ai", "summary"]
-    assert [s.id for s in wizard.STEPS if s.recovery] == ["claim", "password"]
-    assert [s.id for s in wizard.STEPS if not s.setup] == ["password"]
-    assert all(s.title for s in wizard.STEPS if s.setup)
-    extra = wizard.WizardStep("chat", "Chat", lambda web: "chat")
-    assert [s.id for s in wizard.with_step(wizard.STEPS, extra)][-3:] == ["ai", "chat", "summary"]
+    assert [s.id for s in wizardsteps.STEPS if s.recovery] == ["claim", "password"]
+    assert [s.id for s in wizardsteps.STEPS if not s.setup] == ["password"]
+    assert all(s.title for s in wizardsteps.STEPS if s.setup)
+    extra = wizardsteps.WizardStep("chat", "Chat", lambda web: "chat")
+    assert [s.id for s in wizardsteps.with_step(wizardsteps.STEPS, extra)][-3:] == ["ai", "chat", "summary"]
 
 
 def test_the_whole_wizard_in_process(tmp_path: Path) -> None:
@@ -321,7 +333,7 @@ def test_a_feature_step_is_one_entry(tmp_path: Path) -> None:
             raise bottle.redirect(wizard.after(web, "chat"))
         return "chat step"
 
-    steps = wizard.with_step(wizard.STEPS, wizard.WizardStep("chat", "Chat", chat_step))
+    steps = wizardsteps.with_step(wizardsteps.STEPS, wizardsteps.WizardStep("chat", "Chat", chat_step))
     web = service.build(make_context(tmp_path), steps)
     code = claim.ensure_setup_code(web.data_dir)
     c = Client(web)

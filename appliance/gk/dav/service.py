@@ -378,10 +378,10 @@ def start(ctx: AppContext) -> DAVService | None:
     ctx.accounts.on_user_added(svc._user_added)
     if ctx.config.dav.invitations:
         from gk import events
-        from gk.dav import inbox
-        from gk.dav.itip import ReplyWatcher
 
         def to_inbox(user: str, sender: str, uid: str, method: str, text: str) -> None:
+            from gk.dav import inbox
+
             if not inbox.is_new(svc.db, user, uid, text):
                 return  # seen before
             # From a user of this box (a mail not applied when it was sent: gk.dav.itip.Scheduler
@@ -397,6 +397,21 @@ def start(ctx: AppContext) -> DAVService | None:
             if inbox.deliver(svc.db, svc.lock, user, uid, method, text):
                 log.info("dav: iTIP %s placed in the scheduling inbox of %s", method, user)
 
-        events.subscribe(None, ReplyWatcher(ctx, lambda: svc.storage, to_inbox))
+        watcher: list[Callable[[Any], None]] = []
+
+        def watch(event: Any) -> None:
+            """``gk.dav.itip.ReplyWatcher``, made on the first mail added to an INBOX: the iTIP
+            module and the DAV web API it imports (~0.3 MB) are not an idle server's."""
+            if not watcher:
+                if event.folder.upper() != "INBOX" or not isinstance(
+                    event, events.MessagesAdded | events.MaildirChanged
+                ):
+                    return  # what the watcher ignores anyway
+                from gk.dav.itip import ReplyWatcher
+
+                watcher.append(ReplyWatcher(ctx, lambda: svc.storage, to_inbox))
+            watcher[0](event)
+
+        events.subscribe(None, watch)
     gevent.spawn(svc.ensure_all)
     return svc

@@ -19,8 +19,8 @@ from gk.dav.defaults import FAMILY, RIGHTS, ShareError
 from gk.dav.service import DAVService
 from gk.locale import N_
 from gk.web import forms
-from gk.web.app import USER, Route, Web
-from gk.web.wizard import WizardStep, after, mark, page
+from gk.web.app import Web
+from gk.web.wizard import after, mark, page
 
 if TYPE_CHECKING:
     from gk.mail.mailbox import Part, UserMailbox
@@ -62,9 +62,6 @@ def family_step(web: Web) -> str:
         raise bottle.redirect(after(web, "family"))
     current = svc.shares.members(me, FAMILY)
     return page(web, "family", others=others, current=current)
-
-
-FAMILY_STEP = WizardStep("family", N_("Family calendar"), family_step, skippable=True)
 
 
 def sharing_page(web: Web, **kw: object) -> str:
@@ -231,10 +228,3 @@ def answer_invitation(web: Web) -> None:
         back.pop("invitation", None)
         back["invitation_error"] = key
     raise bottle.redirect("/mail/read?" + bottle.urlencode(back))
-
-
-ROUTES = (
-    Route("GET", "/sharing", sharing, USER),
-    Route("POST", "/sharing/<collection>", save_sharing, USER),
-    Route("POST", "/mail/invitation", answer_invitation, USER),
-)

@@ -26,7 +26,7 @@ from gk.oauth.clients import ClientError
 from gk.oauth.server import OAuthServer, base_url, oauth_scope, resource_of
 from gk.oauth.store import Grant
 from gk.web import forms
-from gk.web.app import ANYONE, USER, Route, Web
+from gk.web.app import Web
 from gk.web.i18n import translator
 
 if TYPE_CHECKING:
@@ -167,11 +167,3 @@ def revoke(web: Web, grant_id: int) -> None:
         raise bottle.HTTPError(404, N_("Not found"))
     web.ctx.accounts.record_event("oauth_revoked", "web", web.client_ip(), user.address, str(grant_id))
     raise bottle.redirect("/account", 303)
-
-
-ROUTES = [
-    Route("GET", "/oauth/authorize", authorize, ANYONE),
-    Route("GET", "/oauth/consent/<rid>", consent, USER),
-    Route("POST", "/oauth/consent/<rid>", consent_submit, USER),
-    Route("POST", "/account/oauth/<grant_id:int>/revoke", revoke, USER),
-]

@@ -19,7 +19,7 @@ from gk.accounts.passwords import MIN_PASSWORD_LENGTH, PASSWORD_RULE
 from gk.ai.tokens import TokenStore
 from gk.locale import N_
 from gk.web import flash, forms
-from gk.web.app import ANYONE, USER, Route, Web
+from gk.web.app import Web
 from gk.web.i18n import LANGUAGES, translator
 
 APP_PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
@@ -265,19 +265,3 @@ def delete_token(web: Web, token_id: int) -> str:
         raise bottle.HTTPError(404, N_("Not found"))
     web.ctx.accounts.record_event("api_token_deleted", "web", web.client_ip(), user.address, str(token_id))
     flash.redirect(web, "/account#api-tokens", web.gettext("Token revoked."))
-
-
-ROUTES = (
-    Route("GET", "/", home, ANYONE),
-    Route("GET", "/login", login_form, ANYONE),
-    Route("POST", "/login", login_submit, ANYONE),
-    Route("POST", "/logout", logout, ANYONE),
-    Route("GET", "/account", account, USER),
-    Route("POST", "/account/password", change_password, USER),
-    Route("POST", "/account/language", set_language, USER),
-    Route("POST", "/account/chat-digest", set_chat_digest, USER),
-    Route("POST", "/account/app-passwords", add_app_password, USER),
-    Route("POST", "/account/app-passwords/<app_id:int>/delete", delete_app_password, USER),
-    Route("POST", "/account/tokens", add_token, USER),
-    Route("POST", "/account/tokens/<token_id:int>/delete", delete_token, USER),
-)

@@ -13,7 +13,7 @@ from gk.accounts.passwords import MIN_PASSWORD_LENGTH, PASSWORD_RULE
 from gk.accounts.store import DomainNotLocal
 from gk.locale import N_
 from gk.web import flash, forms, smarthost
-from gk.web.app import ADMIN, Route, Web
+from gk.web.app import Web
 
 # the Let's Encrypt service's states (gk.acme.service), as the settings page shows them
 ACME_STATES = {
@@ -329,20 +329,3 @@ def save_certificate(web: Web) -> str:
     else:
         notice = web.gettext("Let's Encrypt is off.")
     flash.redirect(web, "/admin/settings#certificate", notice)
-
-
-ROUTES = (
-    Route("GET", "/admin/users", users, ADMIN),
-    Route("POST", "/admin/users", add_user, ADMIN),
-    Route("POST", "/admin/users/<address>/delete", delete_user, ADMIN),
-    Route("POST", "/admin/users/<address>/password", reset_password, ADMIN),
-    Route("POST", "/admin/users/<address>/profile", save_profile, ADMIN),
-    Route("POST", "/admin/aliases", add_alias, ADMIN),
-    Route("POST", "/admin/aliases/<address>/delete", delete_alias, ADMIN),
-    Route("POST", "/admin/domains", add_domain, ADMIN),
-    Route("POST", "/admin/domains/<name>/delete", delete_domain, ADMIN),
-    Route("GET", "/admin/settings", settings, ADMIN),
-    Route("POST", "/admin/settings", save_settings, ADMIN),
-    Route("POST", "/admin/settings/certificate", save_certificate, ADMIN),
-    Route("POST", "/admin/settings/host", save_host, ADMIN),
-)

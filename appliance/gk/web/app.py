@@ -1,8 +1,11 @@
 """The root bottle app: request gating (wizard, LAN, HTTPS, CSRF), sessions and rendering.
 
-``Web`` holds what every route module needs. A route module's routes are data: a table of
-``Route(method, path, handler, policy)`` (``account.ROUTES``, ``admin.ROUTES``, …) given to
-``web.add_routes``; a handler is a module-level function called as ``handler(web, **url_args)``.
+``Web`` holds what every route module needs. The web UI's routes are data: tables of
+``Route(method, path, handler, policy)`` (``gk.web.routes``) given to ``web.add_routes``; a
+handler is a module-level function called as ``handler(web, **url_args)``, named in the table
+as ``lazy("module:function")``: a page's module is imported by the first request to one of its
+routes, not at start (an idle box never opened on the web carries none of them), and
+``tests/unit/test_web_routes.py`` resolves every name so a typo fails there, not on a click.
 The policy says who may call the route (``Access``: anyone, the claim gate, a signed-in user, an
 administrator) and whether its unsafe methods need the CSRF token; it is applied here, in
 ``_before``, and nowhere else. Other features mount their own bottle apps with
@@ -28,13 +31,16 @@ from __future__ import annotations
 
 import enum
 import hmac
+import importlib
+import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import bottle
+import gevent.lock
 
 from gk import claim, pools, settings
 from gk.accounts import User
@@ -100,6 +106,59 @@ class Route:
     path: str
     handler: Callable[..., Any]
     policy: Policy
+
+
+_IMPORTING = gevent.lock.Semaphore()
+
+
+class LazyHandler:
+    """A route handler named ``"module:function"``, imported on its first call (then kept).
+
+    Made at start, it checks that the module exists (``find_spec``: a stat, no import); the
+    function's name is checked by ``resolve``, which the route tests call for every handler.
+    The first call imports the module in the CPU pool, as the first compile of a template
+    (``Web.template``): the largest page module (the calendar, with the DAV web API and its event
+    builder) takes ~25-40 ms here, several times that on a board, which on the hub would hold
+    every mail and chat session; in a pool thread the hub gets the GIL back within a switch
+    interval. Imports are serialised (``_IMPORTING``): two requests for a page not loaded yet
+    make one import, the second waits for it."""
+
+    __slots__ = ("target", "_fn")
+    made: ClassVar[list[LazyHandler]] = []  # every one, for the test that resolves them all
+
+    def __init__(self, target: str):
+        module, sep, name = target.partition(":")
+        if not sep or not module or not name.isidentifier():
+            raise ValueError(f"a lazy handler is 'module:function', not {target!r}")
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"route handler {target!r}: no module {module!r}")
+        self.target = target
+        self._fn: Callable[..., Any] | None = None
+        LazyHandler.made.append(self)
+
+    def resolve(self) -> Callable[..., Any]:
+        if self._fn is None:
+            module, _, name = self.target.partition(":")
+            fn = getattr(importlib.import_module(module), name, None)
+            if not callable(fn):
+                raise AttributeError(f"route handler {self.target!r}: no function {name!r} in {module}")
+            self._fn = fn
+        return self._fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fn = self._fn
+        if fn is None:
+            with _IMPORTING:  # one page import at a time; the other greenlets wait here, the hub runs
+                fn = self._fn or pools.run_cpu(self.resolve)
+        return fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """The handler ``"module:function"``, imported on its first call (``LazyHandler``)."""
+    return LazyHandler(target)
 
 
 class Web:
@@ -181,7 +240,8 @@ class Web:
         def callback(**args: Any) -> Any:
             return handler(self, **args)
 
-        callback.__name__ = callback.__qualname__ = getattr(handler, "__name__", "handler")
+        name = handler.target.partition(":")[2] if isinstance(handler, LazyHandler) else None
+        callback.__name__ = callback.__qualname__ = name or str(getattr(handler, "__name__", "handler"))
         route = bottle.Route(self.app, path, method, callback)
         self.app.add_route(route)
         self.policies[route] = policy

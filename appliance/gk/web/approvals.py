@@ -23,7 +23,7 @@ from gk.mcp.approvals import ActionError, ApprovalStore
 from gk.mcp.audit import AuditLog
 from gk.mcp.writetools import FLAGS, WriteTools, rendered
 from gk.web import assistant_tools
-from gk.web.app import ADMIN, USER, Route, Web
+from gk.web.app import Web
 
 STATE_NAMES = {
     store_mod.PENDING: N_("waiting for approval"),
@@ -181,13 +181,3 @@ def reject(web: Web, action_id: str) -> str:
 def admin_audit(web: Web) -> str:
     web.signed_in()
     return _render(web, "approvals/audit.html", calls=AuditLog(web.data_dir).calls(None, limit=500))
-
-
-ROUTES = (
-    Route("GET", "/approvals", list_page, USER),
-    Route("GET", "/approvals/count", count, USER),
-    Route("GET", "/approvals/<action_id>", detail, USER),
-    Route("POST", "/approvals/<action_id>/approve", approve, USER),
-    Route("POST", "/approvals/<action_id>/reject", reject, USER),
-    Route("GET", "/admin/audit", admin_audit, ADMIN),
-)

@@ -31,7 +31,7 @@ import bottle
 
 from gk.locale import N_
 from gk.web import forms, i18n
-from gk.web.app import USER, Route, Web
+from gk.web.app import Web
 from gk.web.assistant_markdown import render
 
 if TYPE_CHECKING:
@@ -493,16 +493,3 @@ def _done(web: Web, svc: AIService, address: str, cid: int, lang: str, note: str
         _=i18n.translator(lang), earlier=turn, message=last, note=note
     )
     return event("done", html)
-
-
-ROUTES = (
-    Route("GET", "/assistant", index, USER),
-    Route("POST", "/assistant/new", new, USER),
-    Route("GET", "/assistant/c/<conv:int>", conversation, USER),
-    Route("POST", "/assistant/c/<conv:int>/send", send, USER),
-    Route("GET", "/assistant/c/<conv:int>/stream", stream, USER),
-    Route("POST", "/assistant/c/<conv:int>/stop", stop, USER),
-    Route("POST", "/assistant/c/<conv:int>/rename", rename, USER),
-    Route("POST", "/assistant/c/<conv:int>/delete", delete, USER),
-    Route("GET", "/assistant/c/<conv:int>/export", export, USER),
-)

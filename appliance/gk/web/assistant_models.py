@@ -13,7 +13,7 @@ import bottle
 from gk import settings
 from gk.locale import N_
 from gk.web import forms
-from gk.web.app import ADMIN, Route, Web
+from gk.web.app import Web
 from gk.web.assistant import _svc
 
 HTMX_STOP_POLLING = 286
@@ -123,13 +123,3 @@ def remove(web: Web) -> str:
     if settings.of(web.data_dir).ai_model() == path.name:
         settings.of(web.data_dir).update(ai_model="")
     return page(web, notice=web.gettext("Removed {name}.", name=path.name))
-
-
-ROUTES = (
-    Route("GET", "/admin/models", index, ADMIN),
-    Route("POST", "/admin/models/pull", pull, ADMIN),
-    Route("GET", "/admin/models/progress", progress, ADMIN),
-    Route("POST", "/admin/models/stop", stop_pull, ADMIN),
-    Route("POST", "/admin/models/use", use, ADMIN),
-    Route("POST", "/admin/models/remove", remove, ADMIN),
-)

@@ -37,7 +37,7 @@ import bottle
 
 from gk.locale import N_
 from gk.web import forms, i18n
-from gk.web.app import USER, Route, Web
+from gk.web.app import Web
 
 if TYPE_CHECKING:
     from gk.mcp.approvals import Executor
@@ -336,12 +336,3 @@ def remove_server(web: Web, server_id: int) -> None:
     box, server = _server(web, server_id)
     box.settings.remove_server(box.address, server.id)
     raise bottle.redirect("/assistant/tools", 303)
-
-
-ROUTES = (
-    Route("GET", "/assistant/tools", page, USER),
-    Route("POST", "/assistant/tools/switch", switch, USER),
-    Route("POST", "/assistant/tools/servers", add_server, USER),
-    Route("POST", "/assistant/tools/servers/<server_id:int>/refresh", refresh_server, USER),
-    Route("POST", "/assistant/tools/servers/<server_id:int>/remove", remove_server, USER),
-)

@@ -31,7 +31,7 @@ from gk.dav.webapi import CALENDAR, Book, DavWeb, Invalid, NotFound, new_uid
 from gk.locale import N_
 from gk.web import calendar_events as events
 from gk.web import davfiles, forms
-from gk.web.app import USER, Route, Web
+from gk.web.app import Web
 from gk.web.i18n import translator
 
 MONTHS = (
@@ -545,18 +545,3 @@ def task_toggle(web: Web) -> Any:
 def task_delete(web: Web) -> Any:
     user, api = signed_in(web)
     return davfiles.delete_item(web, user, api, "cal", "/calendar/tasks", lambda error: tasks_page(web, error))
-
-
-ROUTES = [
-    Route("GET", "/calendar", calendar_page, USER),
-    Route("GET", "/calendar/event", event_form, USER),
-    Route("POST", "/calendar/event", event_save, USER),
-    Route("POST", "/calendar/event/delete", event_delete, USER),
-    Route("POST", "/calendar/event/skip", event_skip, USER),
-    Route("GET", "/calendar/export", export, USER),
-    Route("POST", "/calendar/import", import_file, USER),
-    Route("GET", "/calendar/tasks", tasks_page, USER),
-    Route("POST", "/calendar/tasks", task_add, USER),
-    Route("POST", "/calendar/tasks/toggle", task_toggle, USER),
-    Route("POST", "/calendar/tasks/delete", task_delete, USER),
-]

@@ -28,7 +28,7 @@ from gk.chat.files import FileStore, SharedFile
 from gk.chat.store import Message, dm_target, now_ms
 from gk.locale import N_
 from gk.web import forms
-from gk.web.app import USER, Route, Web
+from gk.web.app import Web
 
 PAGE = 50  # messages per page of history
 REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢")
@@ -558,43 +558,4 @@ def start_dm(web: Web) -> None:
     raise bottle.redirect(url_of(who))
 
 
-def _live(web: Web) -> object:
-    from gk.web import chatws
-
-    return chatws.live(web)
-
-
-ROUTES = [
-    Route("GET", "/chat", index, USER),
-    Route("GET", "/chat/rooms", rooms_page, USER),
-    Route("POST", "/chat/rooms", create_or_join, USER),
-    Route("POST", "/chat/dm", start_dm, USER),
-    Route("GET", "/chat/search", search_page, USER),
-    Route("GET", "/chat/r/<name>", room_page, USER),
-    Route("POST", "/chat/r/<name>/leave", leave, USER),
-    Route("POST", "/chat/r/<name>/invite", invite, USER),
-    Route("POST", "/chat/r/<name>/topic", set_topic, USER),
-    Route("GET", "/chat/dm/<name>", dm_page, USER),
-    Route("GET", "/chat/older", older, USER),
-    Route("GET", "/chat/compose", compose, USER),
-    Route("POST", "/chat/send", send, USER),
-    Route("GET", "/chat/m/<msgid>/edit", edit_form, USER),
-    Route("POST", "/chat/m/<msgid>/edit", edit, USER),
-    Route("POST", "/chat/m/<msgid>/delete", delete, USER),
-    Route("POST", "/chat/m/<msgid>/react", react, USER),
-    # the live timeline (a WebSocket: the page's session cookie; gk.web.chatws)
-    Route("GET", "/chat/ws", _live, USER),
-]
-# the files (/chat/files/…) are a mounted app of their own (gk.web.chatfiles.app): IRC clients
-# authenticate there with HTTP Basic, without a session
-
-
-def install(web: Web) -> None:
-    """The web chat's routes and its files' app on ``web``."""
-    from gk.web import chatfiles
-
-    web.add_routes(ROUTES)
-    web.mount(chatfiles.PREFIX, chatfiles.app(web), csrf_exempt=True)
-
-
-__all__ = ["ROUTES", "install", "conversations", "views", "url_of", "to_of", "dm_target"]
+__all__ = ["conversations", "views", "url_of", "to_of", "dm_target"]

@@ -104,20 +104,6 @@ def _filename(disposition: str) -> str:
     return "file"
 
 
-PREFIX = "/chat/files/"
-
-
-def app(web: Web) -> bottle.Bottle:
-    """The files' app, mounted at ``PREFIX`` with the web UI's CSRF check off: each request is
-    authenticated here (HTTP Basic, or the session and, for the upload, its CSRF token)."""
-    sub = bottle.Bottle(catchall=True)
-    sub.route("/upload", "POST", lambda: upload(web))
-    sub.route("/<fid>/<name>", ("GET", "HEAD"), lambda fid, name: download(web, fid, name))
-    for status in (400, 403, 404, 405, 413):
-        sub.error(status)(web._error)
-    return sub
-
-
 def upload(web: Web) -> object:
     chat, files = _store(web)
     req = bottle.request

@@ -20,7 +20,7 @@ import bottle
 
 from gk import settings
 from gk.locale import N_
-from gk.web.app import ANYONE, USER, Route, Web
+from gk.web.app import Web
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -228,17 +228,3 @@ def mobileconfig(web: Web) -> bytes:
     import plistlib  # pulls in xml.parsers.expat: only when a profile is downloaded
 
     return plistlib.dumps(profile)
-
-
-ROUTES = (
-    Route("GET", "/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig, ANYONE),
-    Route("GET", "/mail/config-v1.1.xml", autoconfig, ANYONE),
-    Route("GET", "/.well-known/acme-challenge/<token>", acme_challenge, ANYONE),
-    # any method: DAVx⁵ and iOS probe with PROPFIND; a PROPFIND on the server root (a client
-    # given only the host name) is sent to the DAV root too
-    Route("ANY", "/.well-known/caldav", dav_redirect, ANYONE),
-    Route("ANY", "/.well-known/carddav", dav_redirect, ANYONE),
-    Route("PROPFIND", "/", dav_redirect, ANYONE),
-    Route("GET", "/devices", devices, USER),
-    Route("GET", "/devices/gk.mobileconfig", mobileconfig, USER),
-)

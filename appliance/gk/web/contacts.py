@@ -20,7 +20,7 @@ import bottle
 from gk.dav.webapi import ADDRESSBOOK, Book, DavWeb, Entry, Invalid, NotFound, new_uid
 from gk.locale import N_
 from gk.web import davfiles, forms
-from gk.web.app import USER, Route, Web
+from gk.web.app import Web
 from gk.web.calendar import labels, signed_in
 
 EMAIL_TYPES = (("home", N_("Home")), ("work", N_("Work")), ("other", N_("Other")))
@@ -343,14 +343,3 @@ def export(web: Web) -> Any:
 def import_file(web: Web) -> Any:
     user, api = signed_in(web)
     return davfiles.import_file(web, user, api, "book", "/contacts")
-
-
-ROUTES = [
-    Route("GET", "/contacts", contacts_page, USER),
-    Route("GET", "/contacts/contact", contact_view, USER),
-    Route("GET", "/contacts/edit", contact_edit, USER),
-    Route("POST", "/contacts/edit", contact_save, USER),
-    Route("POST", "/contacts/delete", contact_delete, USER),
-    Route("GET", "/contacts/export", export, USER),
-    Route("POST", "/contacts/import", import_file, USER),
-]

@@ -23,7 +23,7 @@ import bottle
 from gk import localtime
 from gk.locale import N_
 from gk.web import flash, i18n, nextsteps
-from gk.web.app import ADMIN, Route, Web
+from gk.web.app import Web
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -220,10 +220,3 @@ def api_queue(web: Web) -> str:
         bottle.response.status = 503
         return json.dumps({"error": "the outbound queue is not running"})
     return json.dumps({"messages": snap}, default=str)
-
-
-ROUTES = (
-    Route("GET", "/dashboard", dashboard, ADMIN),
-    Route("GET", "/api/status", api_status, ADMIN),
-    Route("GET", "/api/mail/queue", api_queue, ADMIN),
-)

@@ -21,7 +21,7 @@ from gk import localtime
 from gk.locale import N_
 from gk.mail.dnsresolver import make_resolver
 from gk.web import i18n, maildelivery
-from gk.web.app import ADMIN, Route, Web
+from gk.web.app import Web
 
 if TYPE_CHECKING:
     from gk.diagnosis import Finding, Inputs
@@ -106,9 +106,3 @@ def diagnosis_run(web: Web) -> str:
         time.monotonic() - started,
     )
     return page(web)
-
-
-ROUTES = (
-    Route("GET", "/admin/diagnosis", page, ADMIN),
-    Route("POST", "/admin/diagnosis", diagnosis_run, ADMIN),
-)

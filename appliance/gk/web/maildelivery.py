@@ -29,7 +29,7 @@ import gevent.pool
 from gk import localtime, pools, settings
 from gk.locale import N_
 from gk.web import flash, forms, i18n, smarthost
-from gk.web.app import ADMIN, Route, Web
+from gk.web.app import Web
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -205,12 +205,3 @@ def mail_route(web: Web) -> str:
         "Saved: outgoing mail now goes {route}.", route=smarthost.describe(ctx.config.queue, web.gettext)
     )
     flash.redirect(web, "/admin/mail#route", notice)
-
-
-ROUTES = (
-    Route("GET", "/admin/mail", mail_delivery, ADMIN),
-    Route("POST", "/admin/mail/check", mail_check, ADMIN),
-    Route("POST", "/admin/mail/queue/<msg_id:int>/retry", queue_retry, ADMIN),
-    Route("POST", "/admin/mail/queue/<msg_id:int>/delete", queue_delete, ADMIN),
-    Route("POST", "/admin/mail/smarthost", mail_route, ADMIN),
-)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from gk import claim, settings
 from gk.locale import N_
 from gk.web import flash
-from gk.web.app import ADMIN, Route, Web
+from gk.web.app import Web
 
 LOCAL_SUFFIXES = (".local", ".lan", ".home", ".home.arpa", ".internal", ".localdomain", ".test", ".invalid")
 DISMISSED = "next:dismissed"
@@ -158,6 +158,3 @@ def dismiss(web: Web) -> None:
     web.signed_in()
     claim.mark_step_done(web.data_dir, DISMISSED)
     flash.redirect(web, "/dashboard", web.gettext("The next steps are hidden."))
-
-
-ROUTES = (Route("POST", "/next-steps/dismiss", dismiss, ADMIN),)

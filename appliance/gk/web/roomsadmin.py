@@ -17,8 +17,8 @@ import bottle
 
 from gk.locale import N_
 from gk.web import forms
-from gk.web.app import ADMIN, Route, Web
-from gk.web.wizard import WizardStep, after, mark, page
+from gk.web.app import Web
+from gk.web.wizard import after, mark, page
 
 if TYPE_CHECKING:
     from gk.chat.core import ChatError, ChatService
@@ -193,16 +193,3 @@ def chat_step(web: Web) -> str:
             mark(web, "chat")
             raise bottle.redirect(after(web, "chat"))
     return page(web, "chat", rooms=room_rows(chat), names=names, errors=errors, port=web.ctx.config.chat.irc_port)
-
-
-CHAT_STEP = WizardStep("chat", N_("Chat rooms"), chat_step, skippable=True)
-
-
-ROUTES = (
-    Route("GET", "/admin/rooms", rooms, ADMIN),
-    Route("POST", "/admin/rooms", create_room, ADMIN),
-    Route("POST", "/admin/rooms/<name>", update_room, ADMIN),
-    Route("POST", "/admin/rooms/<name>/members", add_member, ADMIN),
-    Route("POST", "/admin/rooms/<name>/delete", delete_room, ADMIN),
-    Route("GET", "/admin/rooms/<name>/export", export_room, ADMIN),
-)

@@ -23,26 +23,8 @@ from geventwebsocket.handler import WebSocketHandler
 
 from gk import claim
 from gk.security import tls
-from gk.web import (
-    account,
-    admin,
-    approvals,
-    assistant,
-    assistant_models,
-    assistant_tools,
-    calendar,
-    chat,
-    clientsetup,
-    contacts,
-    dashboard,
-    diagnosis,
-    maildelivery,
-    nextsteps,
-    roomsadmin,
-    webmail,
-    wizard,
-)
-from gk.web.app import USER, Web
+from gk.web import routes, wizardsteps
+from gk.web.app import Web
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -187,29 +169,14 @@ class _HTTPSServer(WSGIServer):
             return self.handle(sock, address)
 
 
-def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS) -> Web:
+def build(ctx: AppContext, wizard_steps: Sequence[wizardsteps.WizardStep] = wizardsteps.STEPS) -> Web:
     """The web app with every route table of the web UI (no listener: ``start`` adds them; the
     in-process tests call this). ``wizard_steps``: the wizard, in order (features add theirs
-    with ``wizard.with_step``)."""
+    with ``wizardsteps.with_step``). No page's module is imported here: each is imported by the
+    first request to one of its routes (``gk.web.routes``)."""
     web = Web(ctx)
-    wizard.install(web, wizard_steps)
-    for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup, approvals):
-        web.add_routes(module.ROUTES)
-    web.add_routes(nextsteps.ROUTES)  # the dashboard's checklist after Finish
-    web.add_routes(roomsadmin.ROUTES)  # the chat's rooms (404 while the chat is off)
-    web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
-    web.add_routes(calendar.ROUTES)
-    web.add_routes(contacts.ROUTES)
-    chat.install(web)  # the web chat (its pages answer 404 while the chat is off)
-    from gk.dav import web as dav_web  # /sharing (404 while DAV is off)
-
-    web.add_routes(dav_web.ROUTES)
-    web.add_routes(assistant.ROUTES)
-    web.add_routes(assistant_models.ROUTES)
-    from gk.oauth import web as oauth_web  # the OAuth consent page (404 while MCP is off)
-
-    web.add_routes(oauth_web.ROUTES)
-    web.add_routes(assistant_tools.ROUTES)
+    wizardsteps.install(web, wizard_steps)
+    routes.install(web)
     return web
 
 
@@ -217,7 +184,7 @@ def start(
     ctx: AppContext,
     mounts: Sequence[tuple[str, WSGIApp, bool]] = (),
     subprotocols: dict[str, tuple[str, ...]] | None = None,
-    wizard_steps: Sequence[wizard.WizardStep] = wizard.STEPS,
+    wizard_steps: Sequence[wizardsteps.WizardStep] = wizardsteps.STEPS,
 ) -> WebService:
     """``mounts``: (prefix, WSGI app, csrf_exempt) of the features started before (``gk.features``);
     ``subprotocols``: the WebSocket subprotocols of those prefixes that speak any;

@@ -413,28 +413,6 @@ def send(web: Web) -> str:
     raise bottle.redirect("/mail?" + bottle.urlencode({"folder": "INBOX", "notice": "sent", "count": count}))
 
 
-ROUTES: list[tuple[str, str, Callable[[Web], Any]]] = [
-    ("GET", "/mail", mail_list),
-    ("GET", "/mail/read", read),
-    ("GET", "/mail/body", body),
-    ("GET", "/mail/part", part),
-    ("POST", "/mail/flag", flag),
-    ("POST", "/mail/move", move),
-    ("POST", "/mail/delete", delete),
-    ("POST", "/mail/bulk", bulk),
-    ("GET", "/mail/folders", folders_page),
-    ("POST", "/mail/folders", folders_change),
-    ("GET", "/mail/compose", compose),
-    ("POST", "/mail/send", send),
-]
-
-
-def register(web: Web) -> None:
-    """Mount the webmail's routes (module-level handlers, each given the ``Web``)."""
-    for method, path, handler in ROUTES:
-        web.app.route(path, method, functools.partial(handler, web))
-
-
 def list_row(
     mb: UserMailbox, folder: str, m: MessageInfo, count: int, tz: datetime.tzinfo, lang: str
 ) -> dict[str, Any]:

@@ -18,13 +18,10 @@ open it, whether it belongs to setup and/or owner recovery, whether it may be le
 
 from __future__ import annotations
 
-import enum
-import functools
 import logging
 import re
 import types
 import zoneinfo
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +37,13 @@ from gk.claim.waiters import ButtonWaiters
 from gk.locale import N_
 from gk.security import tls
 from gk.web import flash, forms, smarthost
-from gk.web.app import SETUP, Route, Web
+from gk.web.app import Web
 from gk.web.headers import https_origin
+from gk.web.wizardsteps import (  # the steps as data, re-exported for the wizard's callers
+    Needs,
+    Steps,
+    WizardStep,
+)
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -68,32 +70,6 @@ def total_ram_mb() -> int:
     return 0
 
 
-class Needs(enum.Enum):
-    """Who may open a wizard step (inside the claim gate, which only LAN clients pass)."""
-
-    VISITOR = "visitor"  # any browser: the claim step
-    CLAIMANT = "claimant"  # the browser that claimed the server; others are sent to the claim step
-    ADMIN = "admin"  # the claimant signed in as an administrator; else sent to the admin step
-
-
-@dataclass(frozen=True)
-class WizardStep:
-    """One step: ``/wizard/<id>`` (GET shows it, POST saves it) answered by ``handler(web)``."""
-
-    id: str
-    title: str  # the catalog text (N_); "" shows "Owner recovery"
-    handler: Callable[[Web], str]
-    needs: Needs = Needs.ADMIN
-    setup: bool = True  # one of the first-boot steps
-    recovery: bool = False  # served while owner recovery is open
-    skippable: bool = False  # the wizard does not send the owner back to it while not done
-    extra: tuple[Route, ...] = ()  # more routes of this step (the claim page's button poll)
-
-    @property
-    def path(self) -> str:
-        return f"/wizard/{self.id}"
-
-
 @dataclass
 class Wizard:
     """The wizard of one web app: its steps and the claim step's per-process state."""
@@ -107,7 +83,16 @@ class Wizard:
 
 
 def wizard(web: Web) -> Wizard:
-    return web.attached(Wizard)
+    """The wizard's state on ``web``, made on the first request to a wizard page from the steps
+    ``wizardsteps.install`` left there."""
+    try:
+        return web.attached(Wizard)
+    except KeyError:
+        http = web.ctx.config.http
+        guard = CodeGuard(http.setup_code_lockout_failures, http.setup_code_lockout_seconds)
+        state = Wizard(web.attached(Steps).steps, code_guard=guard)
+        web.attach(state)
+        return state
 
 
 def done(web: Web, step: str) -> bool:
@@ -545,59 +530,6 @@ def summary_step(web: Web) -> str:
         users=ctx.accounts.list_users(),
         outgoing=smarthost.describe(ctx.config.queue, web.gettext),
     )
-
-
-CORE_STEPS: tuple[WizardStep, ...] = (  # the web UI's own; features add theirs (gk.features)
-    WizardStep(
-        "claim",
-        N_("Claim this server"),
-        claim_step,
-        needs=Needs.VISITOR,
-        recovery=True,
-        extra=(Route("POST", "/wizard/claim/button", claim_button, SETUP),),
-    ),
-    WizardStep("password", "", password_step, needs=Needs.CLAIMANT, setup=False, recovery=True),
-    WizardStep("admin", N_("Administrator account"), admin_step, needs=Needs.CLAIMANT),
-    WizardStep("host", N_("Host name and mail domain"), host_step),
-    WizardStep("timezone", N_("Time zone"), timezone_step),
-    WizardStep("tls", N_("Certificate"), tls_step),
-    WizardStep("users", N_("Users"), users_step),
-    WizardStep("dns", N_("DNS records to publish"), dns_step),
-    WizardStep("outgoing", N_("Outgoing mail"), outgoing_step),
-    WizardStep("summary", N_("Summary"), summary_step),
-)
-# a feature's step: declared by its entry in gk.features (shown when the feature runs)
-AI_STEP = WizardStep("ai", N_("AI model"), ai_step)
-
-
-def with_step(steps: Sequence[WizardStep], step: WizardStep) -> tuple[WizardStep, ...]:
-    """``steps`` with a feature's ``step`` added just before the summary (which stays last)."""
-    *before, last = steps
-    return (*before, step, last) if last.id == "summary" else (*steps, step)
-
-
-STEPS: tuple[WizardStep, ...] = with_step(CORE_STEPS, AI_STEP)  # every step, as a default box shows them
-
-
-def routes(steps: Sequence[WizardStep] = STEPS) -> list[Route]:
-    """The wizard's route table: its entry, then each step's page and extra routes."""
-    table = [Route("GET", "/wizard", home, SETUP), Route("GET", "/wizard/", home, SETUP)]
-    for step in steps:
-        table.append(Route(("GET", "POST"), step.path, functools.partial(serve, step=step), SETUP))
-        table.extend(step.extra)
-    return table
-
-
-def install(web: Web, steps: Sequence[WizardStep] = STEPS) -> None:
-    http = web.ctx.config.http
-    web.attach(
-        Wizard(tuple(steps), code_guard=CodeGuard(http.setup_code_lockout_failures, http.setup_code_lockout_seconds))
-    )
-    web.setup_over_http = over_http
-    web.recovery_paths = ("/wizard", "/wizard/") + tuple(
-        path for s in steps if s.recovery for path in (s.path, *(r.path for r in s.extra))
-    )
-    web.add_routes(routes(steps))
 
 
 def dns_records(ctx: AppContext, domain: str, hostname: str) -> list[tuple[str, str, str]]:

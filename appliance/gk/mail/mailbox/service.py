@@ -8,6 +8,7 @@ index, which removes its ``index.open`` marker: the next start skips ``quick_che
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 from gk.context import AppContext
@@ -17,12 +18,18 @@ log = logging.getLogger("gk.mailbox")
 
 
 def start(ctx: AppContext) -> MailboxStore:
-    from gk import localtime
-
     data_dir = ctx.data_dir
+
+    def zone() -> datetime.tzinfo:
+        # imported by the first message stored, not at start: zoneinfo reads its search path
+        # from sysconfig, whose build data (~1 MB of Python objects) an idle server need not hold
+        from gk import localtime
+
+        return localtime.zone(data_dir)
+
     # mail that comes without a zone of its own (SMTP, webmail, files found in the Maildir)
     # gets the owner's time zone as its internal date's zone
-    store = MailboxStore(ctx.mail_root, zone=lambda: localtime.zone(data_dir))
+    store = MailboxStore(ctx.mail_root, zone=zone)
     removed = store.clean_tmp()
     if removed:
         log.info("removed %d unacknowledged file(s) left in Maildir tmp/ by a crash", removed)

@@ -35,14 +35,14 @@ import gevent.event
 import gevent.pool
 
 from gk.mail.mailbox import get_writer
-from gk.mail.outbound import client, mx
-from gk.mail.outbound.client import Auth, Session, Target, TemporaryFailure, TLSPolicy
+from gk.mail.outbound import mx
 from gk.mail.outbound.mtasts import MTASTSCache
 from gk.mail.queue import dsn
 from gk.mail.queue.store import Attempt, QueueStore
 
 if TYPE_CHECKING:
     from gk.context import AppContext
+    from gk.mail.outbound.client import Session
 
 log = logging.getLogger("gk.mail.queue")
 
@@ -142,6 +142,9 @@ class QueueRunner:
 
     # -- one destination -----------------------------------------------------------------
     def _worker(self, dest: Destination) -> None:
+        # the SMTP client (smtplib, email.generator: ~0.25 MB) on the first mail sent, not at start
+        from gk.mail.outbound.client import TemporaryFailure
+
         session: Session | None = None
         unreachable = ""
         try:
@@ -180,6 +183,9 @@ class QueueRunner:
             self.wake.set()
 
     def _open(self, dest: Destination) -> Session:
+        from gk.mail.outbound import client
+        from gk.mail.outbound.client import Auth, Target, TemporaryFailure, TLSPolicy
+
         cfg = self.cfg
         ehlo = self.ctx.hostname
         timeouts = dict(connect_timeout=cfg.connect_timeout, command_timeout=cfg.command_timeout)
@@ -254,6 +260,8 @@ class QueueRunner:
         log.info("outbound connected to %s tls=%s%s", session.label, session.tls, f" {detail}" if detail else "")
 
     def _send(self, session: Session, batch: list[dict[str, Any]]) -> None:
+        from gk.mail.outbound.client import TemporaryFailure
+
         first = batch[0]
         spool = self.store.spool_path(first["spool"])
         if not spool.exists():  # deleted by `gk queue delete` meanwhile
