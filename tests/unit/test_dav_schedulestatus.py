@@ -5,6 +5,8 @@ schedules ignored, none in an iTIP message, SCHEDULE-FORCE-SEND honoured and not
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from gk.dav import itip, scheduletag
 
 ALICE, BOB, CAROL, DAVE = "alice@example.org", "bob@example.org", "carol@example.org", "dave@example.net"
@@ -140,3 +142,33 @@ def test_the_servers_parameters_never_change_a_schedule_tag() -> None:
 
 def scheduletag_owner(address: str):  # type: ignore[no-untyped-def]
     return lambda other: other.lower() == address
+
+
+class _Accounts:
+    def is_local_domain(self, domain: str) -> bool:
+        return domain == "example.org"
+
+    def resolve_recipient(self, address: str, roles: bool = True):  # type: ignore[no-untyped-def]
+        return SimpleNamespace(address=BOB) if address == BOB else None
+
+
+class _Services:
+    def __init__(self, queue: bool):
+        self.queue = queue
+
+    def maybe(self, cls):  # type: ignore[no-untyped-def]
+        return object() if self.queue else None
+
+
+def test_the_status_of_a_mailed_message_is_what_submission_will_make_of_it() -> None:
+    """1.1 for an address outside (queued), or a user of the box with no calendar (their INBOX);
+    3.7 for no one in a domain of the box, or no address at all (no domain, brackets); 5.2 for
+    an address outside when the box has no outbound queue."""
+    scheduler = itip.Scheduler(SimpleNamespace(accounts=_Accounts(), services=_Services(queue=True)))  # type: ignore[arg-type]
+    assert scheduler._mail_status(DAVE) == itip.SENT
+    assert scheduler._mail_status(BOB) == itip.SENT
+    for bad in ("nobody@example.org", "no-domain", "a b@example.net", "<x@example.net>", "@example.net"):
+        assert scheduler._mail_status(bad) == itip.INVALID_USER, bad
+    offline = itip.Scheduler(SimpleNamespace(accounts=_Accounts(), services=_Services(queue=False)))  # type: ignore[arg-type]
+    assert offline._mail_status(DAVE) == itip.NO_WAY
+    assert offline._mail_status(BOB) == itip.SENT
