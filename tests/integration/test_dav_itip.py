@@ -1072,3 +1072,55 @@ def test_schedule_status_on_the_attendees_copy(server: GKServer) -> None:
     answer_as(bob_cal, "status-3", BOB, "TENTATIVE")
     assert schedule_status(bob_cal.event_by_uid("status-3").data, ALICE, "ORGANIZER") == "1.2"
     assert '" 500 ' not in server.log()
+
+
+def set_quota(srv: GKServer, address: str, mb: int) -> None:
+    """What the admin's Users page does, in this process (read by ``gk serve`` at each delivery)."""
+    from gk.config import load
+    from gk.context import open_accounts
+
+    store = open_accounts(load(srv.data_dir), srv.data_dir)
+    try:
+        store.set_quota(address, mb)
+    finally:
+        store.db.close()
+
+
+def test_a_refused_invitation_mail_turns_its_status_into_the_refusal(server: GKServer) -> None:
+    """RFC 6638 §3.2.9: frank, a user of the box who never used a calendar (so mailed: 1.1), has
+    a full mailbox; the iTIP mail, refused by submission after alice's PUT returned, turns his
+    status (and that of the remote attendee the same mail was for) into 5.1, written by the server
+    into her copy with her Schedule-Tag kept; bob, delivered into his calendar, stays 1.2."""
+    frank, uid = "frank@itip.example", "status-full"
+    server.add_user(frank, PASSWORD)
+    big = EmailMessage()
+    big["From"], big["To"], big["Subject"] = BOB, frank, "Big"
+    big.set_content("\n".join("x" * 70 for _ in range(16_000)))  # ~1.1 MB
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", server.port("smtp.submissions_port"), context=tls_client_context(), timeout=30
+    ) as s:
+        s.login(BOB, PASSWORD)
+        s.send_message(big)
+    assert wait_for(lambda: inbox(server, frank))
+    set_quota(server, frank, 1)
+    alice_cal = calendar(server, ALICE)
+    url = f"{str(alice_cal.url).rstrip('/')}/{uid}.ics"
+    text = MEETING.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION").replace(
+        "END:VEVENT", f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{frank}\r\nATTENDEE:mailto:{REMOTE}\r\nEND:VEVENT"
+    )
+    status, headers, _ = dav_http(server, ALICE, "PUT", url, text, {"Content-Type": "text/calendar"})
+    assert status == 201, (status, headers)
+    tag = headers["schedule-tag"]
+
+    def refused() -> str:
+        data = alice_cal.event_by_uid(uid).data
+        return data if schedule_status(data, frank) == "5.1" else ""
+
+    data = wait_for(refused)
+    assert data, server.log()[-4000:]
+    assert schedule_status(data, REMOTE) == "5.1" and schedule_status(data, BOB) == "1.2", data
+    assert "552 5.2.2" in server.log()
+    assert dav_http(server, ALICE, "GET", url)[1]["schedule-tag"] == tag
+    assert not [m for m in inbox(server, frank) if m["Subject"] != "Big"]
+    set_quota(server, frank, 0)
+    assert '" 500 ' not in server.log()

@@ -172,3 +172,11 @@ def test_the_status_of_a_mailed_message_is_what_submission_will_make_of_it() -> 
     offline = itip.Scheduler(SimpleNamespace(accounts=_Accounts(), services=_Services(queue=False)))  # type: ignore[arg-type]
     assert offline._mail_status(DAVE) == itip.NO_WAY
     assert offline._mail_status(BOB) == itip.SENT
+
+
+def test_a_refused_submission_is_a_status() -> None:
+    assert itip.refused_status("552 5.2.2 <f@example.org>: this message does not fit in the mailbox's quota") == "5.1"
+    assert itip.refused_status("451 4.3.0 Could not queue the message (disk); try again later") == "5.1"
+    assert itip.refused_status("550 5.1.1 <x@example.org>: no such user here") == "3.7"
+    assert itip.refused_status("553 5.1.3 Message not queued: bad address") == "3.7"
+    assert itip.refused_status("554 5.3.0 Message not queued: refused") == "5.2"

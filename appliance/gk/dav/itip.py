@@ -43,8 +43,11 @@ into the copy that caused it, in the same transaction (``stamp_organizer_copy``,
 - ``5.2`` (no way to deliver, lasting): an address outside the box while the box has no outbound
   queue (submission would refuse the whole message): left out of the mail.
 
-A mail that fails after the commit (queue or quota refusal, ``_send``) is logged; the ``1.1`` stays.
-``1.0`` (pending) is not used: the status is final when the request returns. On an attendee's copy,
+A mail refused after the commit (``_send``: a full mailbox, the queue refusing) turns the ``1.1``
+of the attendees it was the only way to into ``5.1`` (temporary: a 4xx or a full mailbox), ``3.7``
+or ``5.2`` (``refused_status``), written by the server into the organizer's copy as it is then
+(its Schedule-Tag kept; ``_unsent``): the client sees it at its next sync. ``1.0`` (pending) is
+not used: the request returns with the status the mail is expected to get. On an attendee's copy,
 on the ORGANIZER (SCHEDULE-AGENT=SERVER), after the write sent a REPLY: ``1.2`` for an organizer of
 this box (their copy updated within the request), ``1.1`` for one outside, ``3.7`` as above.
 
@@ -62,11 +65,13 @@ written).
 A stamped copy is written again (``SCHEDULE_TAG`` "keep": the tag the client's write decided
 stands; ``gk.dav.scheduletag`` counts the parameter as the server's): its ETag is not the one
 Radicale answered for the text sent, so ``gk.dav.extensions`` answers that PUT with no ETag (RFC
-4791 §5.3.4, RFC 6638 §8.3?) and the client reads the object again.
+4791 §5.3.4: no strong ETag for a stored object that is not the one sent) and the client reads it
+again.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import hashlib
 import logging
@@ -196,8 +201,8 @@ def plan(organizer: str, old: str | None, new: str | None) -> list[tuple[str, se
     if new_att:
         if not old_events or _significant(old_events) != _significant(new_events):
             sends.append(("REQUEST", new_att))
-        elif (new_att - old_att) | (_forced(new_events, organizer) & new_att):
-            sends.append(("REQUEST", (new_att - old_att) | (_forced(new_events, organizer) & new_att)))
+        elif more := (new_att - old_att) | (_forced(new_events, organizer) & new_att):
+            sends.append(("REQUEST", more))  # the attendees added, and those forced (§7.2)
     return sends
 
 
@@ -396,7 +401,23 @@ def message(
 DELIVERED = "1.2"  # the scheduling message has been sent and delivered
 SENT = "1.1"  # sent; whether it was delivered is not known
 INVALID_USER = "3.7"  # not a calendar user the server recognises
+DELIVERY_FAILED = "5.1"  # not delivered, likely a temporary failure
 NO_WAY = "5.2"  # the server found no way to deliver it (a lasting failure)
+# set while the server writes a status of its own after the request (``Scheduler._unsent``)
+_SERVER_STAMP: contextvars.ContextVar[bool] = contextvars.ContextVar("gk_dav_server_stamp", default=False)
+
+
+def refused_status(reply: str) -> str:
+    """The SCHEDULE-STATUS of an iTIP mail submission refused with SMTP ``reply``: a temporary
+    refusal (4xx) or a full mailbox (RFC 3463 X.2.2) ``5.1``, an unknown or malformed recipient
+    (X.1.1, X.1.3) ``3.7``, anything else lasting ``5.2``."""
+    if reply[:1] == "4" or ".2.2 " in reply:
+        return DELIVERY_FAILED
+    if ".1.1 " in reply or ".1.3 " in reply:
+        return INVALID_USER
+    return NO_WAY
+
+
 _SERVER_PARAMS = ("SCHEDULE-STATUS", "SCHEDULE-FORCE-SEND")
 
 
@@ -830,7 +851,10 @@ class Scheduler:
                 if method == "REQUEST":
                     statuses.update(status)
                 if mail_to:
-                    jobs.append((self._send, (user, method, sorted(mail_to), ical, summary, applied, organizer)))
+                    mailed = [a for a in mail_to if method == "REQUEST" and status.get(a) == SENT]
+                    jobs.append(
+                        (self._send, (user, method, sorted(mail_to), ical, summary, applied, organizer, mailed))
+                    )
             replied: str | None = None
             if DAV_CLIENT.get():
                 # a CalDAV client's answer (the web UI and webmail answer through gk.dav.invites)
@@ -932,6 +956,8 @@ class Scheduler:
         from gk.dav.scheduletag import organizer as organizer_of
 
         assert change.new is not None
+        if _SERVER_STAMP.get():
+            return  # the server's own status write (``_unsent``): it is the status
         owner = organizer_of(change.new)  # (a scan of its lines: most writes stop here)
         if self.storage is None or owner is None:
             return
@@ -998,7 +1024,10 @@ class Scheduler:
         summary: str,
         applied: list[str],
         organizer: str = "",
+        mailed: Iterable[str] = (),
     ) -> None:
+        """Mail the iTIP message; refused, the SCHEDULE-STATUS of the attendees it was the only
+        way to (``mailed``: their ``1.1``) is made the refusal's (``_unsent``)."""
         from gk.mail.submission import SubmissionError, submit
 
         account = self.ctx.accounts.get_user(user)
@@ -1011,8 +1040,36 @@ class Scheduler:
             log.info("dav: iTIP %s from %s to %s", method, account.address, ", ".join(attendees))
         except SubmissionError as exc:
             log.warning("dav: iTIP %s from %s not sent: %s", method, account.address, exc.reply)
+            self._unsent(user, organizer or account.address, mailed, ical, refused_status(exc.reply))
         except Exception:
             log.exception("dav: iTIP %s from %s not sent", method, account.address)
+            self._unsent(user, organizer or account.address, mailed, ical, DELIVERY_FAILED)
+
+    def _unsent(self, user: str, organizer: str, attendees: Iterable[str], ical: str, status: str) -> None:
+        """``status`` for ``attendees`` in ``user``'s copy of the event of ``ical`` (the organizer's,
+        as it is now), written by the server: the copy's Schedule-Tag kept, nothing sent for it."""
+        statuses = dict.fromkeys(attendees, status)
+        events = _events(ical)
+        uid = str(events[0].uid.value) if events and "uid" in events[0].contents else ""
+        if not statuses or not uid or self.storage is None:
+            return
+        storage = self.storage
+        own = _SERVER_STAMP.set(True)  # (seen by the scheduler run for this write: no stamp of its own)
+        try:
+            with storage.acquire_lock("w", user):
+                row = storage.db.one(
+                    "SELECT c.path, i.href, i.text FROM items i JOIN collections c ON c.id = i.collection "
+                    "WHERE c.parent = ? AND i.uid = ? AND c.tag = 'VCALENDAR' ORDER BY c.path LIMIT 1",
+                    (user, uid),
+                )
+                cal = stamp_organizer_copy(row["text"], row["text"], organizer, statuses) if row else None
+                if cal is not None:
+                    _rewrite(storage, str(row["path"]), str(row["href"]), cal)
+                    log.info("dav: SCHEDULE-STATUS %s for %s in %s's %s", status, ", ".join(statuses), user, uid)
+        except Exception:
+            log.exception("dav: SCHEDULE-STATUS %s of %s not written", status, uid)
+        finally:
+            _SERVER_STAMP.reset(own)
 
 
 # -- replies: an attendee's answer updates the organizer's copy ----------------------------------
