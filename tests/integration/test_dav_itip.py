@@ -150,12 +150,12 @@ def test_request_reply_and_cancel(server: GKServer) -> None:
 
     def bob_accepted() -> str:
         data = cal.event_by_uid("meet-1").data
-        return data if "ACCEPTED:mailto:" + BOB in data.replace("\r\n ", "") else ""
+        return data if "PARTSTAT=ACCEPTED" in attendee_line(data, BOB) else ""
 
     data = wait_for(bob_accepted)
     unfolded = data.replace("\r\n ", "")
-    assert f"PARTSTAT=ACCEPTED:mailto:{BOB}" in unfolded, unfolded
-    assert f"PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{CAROL}" in unfolded or "DECLINED" not in unfolded
+    assert "PARTSTAT=ACCEPTED" in attendee_line(unfolded, BOB), unfolded
+    assert "PARTSTAT=NEEDS-ACTION" in attendee_line(unfolded, CAROL), unfolded
     time.sleep(2)
     assert len(itip_parts(inbox(server, BOB), "REQUEST")) == 1  # neither the alarm edit nor the reply re-invited
     # a changed time is sent again; a deletion cancels
@@ -742,7 +742,7 @@ def test_an_unverified_remote_sender_schedules_nothing(server: GKServer) -> None
     assert wait_for(lambda: [m for m in inbox(server, BOB) if m["Subject"] == "Unverified REQUEST"])
     assert "remote-request-1" not in scheduled_uids(server, BOB)
     data = alice_cal.event_by_uid("remote-reply-1").data.replace("\r\n ", "")
-    assert f"PARTSTAT=ACCEPTED:mailto:{eve}" in data, data
+    assert "PARTSTAT=ACCEPTED" in attendee_line(data, eve), data
 
 
 @pytest.fixture(scope="module")
@@ -938,4 +938,189 @@ def test_schedule_tag_changes_with_the_organizer_only(server: GKServer) -> None:
     assert status in (201, 204) and headers.get("schedule-tag"), (status, headers)
     assert dav_http(server, ALICE, "GET", destination["Destination"])[1]["schedule-tag"] == headers["schedule-tag"]
     assert dav_http(server, ALICE, "GET", alice_url)[0] == 404
+    assert '" 500 ' not in server.log()
+
+
+# -- SCHEDULE-STATUS (RFC 6638 §3.2.9, §7.3) and SCHEDULE-FORCE-SEND (§7.2) ------------------------
+REMOTE, NOBODY = "zoe@remote.example", "nobody@itip.example"
+STATUS_EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//itip test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDTSTART:20990810T090000Z\r\nDTEND:20990810T100000Z\r\nSUMMARY:Status\r\n"
+    "SEQUENCE:0\r\nORGANIZER;CN=Alice:mailto:{alice}\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:{alice}\r\n"
+    "ATTENDEE;CN=Bob;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;SCHEDULE-STATUS=5.3:mailto:{bob}\r\n"
+    "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{carol}\r\n"
+    "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{remote}\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{nobody}\r\n"
+    "ATTENDEE;SCHEDULE-AGENT=CLIENT;SCHEDULE-STATUS=2.0:mailto:dave@elsewhere.example\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def schedule_status(data: str, address: str, name: str = "ATTENDEE") -> str | None:
+    """The SCHEDULE-STATUS of ``address``'s ``name`` line of an event's text (None: none)."""
+    for line in data.replace("\r\n ", "").replace("\n ", "").splitlines():
+        if line.startswith(name) and line.lower().endswith(f"mailto:{address.lower()}"):
+            found = re.search(r';SCHEDULE-STATUS="?([0-9.,]+)"?[;:]', line)
+            return found.group(1) if found else None
+    raise AssertionError(f"no {name} {address} in {data}")
+
+
+def test_schedule_status_on_the_organizers_copy(server: GKServer) -> None:
+    """RFC 6638 §3.2.9, §7.3: alice's PUT (plain HTTP) schedules, and her stored copy says for each
+    attendee what became of it: bob, a user of the box, 1.2 (delivered into his calendar: no
+    status there, none in the iTIP message); an address outside, 1.1 (mailed); one of the box's
+    domains that is no one, 3.7, left out of the mail (bob still gets his); the status alice's
+    client sent for bob is not kept, the one on a line it schedules itself (SCHEDULE-AGENT=CLIENT)
+    is. The answer has no ETag (the stored text is not the one sent, RFC 4791 §5.3.4) and the
+    Schedule-Tag of the stored copy. Her client writing back what it read, with a status of its
+    own and a description, at that tag: accepted, the server's statuses kept. The same text again
+    is stored as sent: an ETag then. SCHEDULE-FORCE-SEND=REQUEST sends carol the unchanged event
+    again and is not stored."""
+    uid = "status-1"
+    alice_cal = calendar(server, ALICE)
+    url = f"{str(alice_cal.url).rstrip('/')}/{uid}.ics"
+    text = STATUS_EVENT.format(uid=uid, alice=ALICE, bob=BOB, carol=CAROL, remote=REMOTE, nobody=NOBODY)
+    status, headers, _ = dav_http(server, ALICE, "PUT", url, text, {"Content-Type": "text/calendar"})
+    assert status == 201 and "etag" not in headers and headers.get("schedule-tag"), (status, headers)
+    tag = headers["schedule-tag"]
+    status, headers, stored = dav_http(server, ALICE, "GET", url)
+    assert status == 200 and headers["schedule-tag"] == tag, headers
+    assert schedule_status(stored, BOB) == "1.2" and schedule_status(stored, CAROL) == "1.2", stored
+    assert schedule_status(stored, REMOTE) == "1.1" and schedule_status(stored, NOBODY) == "3.7", stored
+    assert schedule_status(stored, "dave@elsewhere.example") == "2.0"
+    assert schedule_status(stored, ALICE) is None  # the organizer is sent nothing
+    # the caldav library reads the same
+    assert schedule_status(alice_cal.event_by_uid(uid).data, BOB) == "1.2"
+    bob_copy = calendar(server, BOB).event_by_uid(uid).data
+    assert "SCHEDULE-STATUS" not in bob_copy, bob_copy
+    requests = wait_for(lambda: [r for r in itip_parts(inbox(server, BOB), "REQUEST") if f"UID:{uid}" in r])
+    assert requests and "SCHEDULE-STATUS" not in requests[0], requests
+    assert wait_for(lambda: f"iTIP REQUEST from {ALICE} to " in server.log())
+    sent_to = [
+        line for line in server.log().splitlines() if f"iTIP REQUEST from {ALICE} to " in line and REMOTE in line
+    ]
+    assert sent_to and NOBODY not in sent_to[-1], sent_to
+    # her client writes back what it read, its own status for bob and a description, at her tag
+    edited = stored.replace("\r\n ", "").replace(
+        "SCHEDULE-STATUS=1.2:mailto:" + BOB, "SCHEDULE-STATUS=2.0:mailto:" + BOB
+    )
+    edited = edited.replace("SUMMARY:Status", "SUMMARY:Status\r\nDESCRIPTION:agenda")
+    assert schedule_status(edited, BOB) == "2.0"
+    status, headers, _ = dav_http(
+        server, ALICE, "PUT", url, edited, {"If-Schedule-Tag-Match": tag, "Content-Type": "text/calendar"}
+    )
+    assert status == 204 and "etag" not in headers and headers["schedule-tag"] != tag, (status, headers)
+    status, headers, stored = dav_http(server, ALICE, "GET", url)
+    assert "DESCRIPTION:agenda" in stored and schedule_status(stored, BOB) == "1.2", stored
+    assert schedule_status(stored, REMOTE) == "1.1" and schedule_status(stored, NOBODY) == "3.7"
+    # the same text again, conditional on its ETag: stored as sent, so the answer has an ETag
+    etag = headers["etag"]
+    status, headers, _ = dav_http(
+        server, ALICE, "PUT", url, stored, {"If-Match": etag, "Content-Type": "text/calendar"}
+    )
+    assert status == 204 and headers.get("etag"), (status, headers)
+    assert dav_http(server, ALICE, "GET", url)[1]["etag"] == headers["etag"]
+    # SCHEDULE-FORCE-SEND=REQUEST: carol gets the unchanged event again, and it is not stored
+    before = len(scheduling_items(server, CAROL, uid, "REQUEST"))
+    forced = stored.replace("\r\n ", "").replace(
+        f"PARTSTAT=NEEDS-ACTION;SCHEDULE-STATUS=1.2:mailto:{CAROL}",
+        f"PARTSTAT=NEEDS-ACTION;SCHEDULE-FORCE-SEND=REQUEST:mailto:{CAROL}",
+    )
+    assert "SCHEDULE-FORCE-SEND" in forced, stored
+    status, headers, _ = dav_http(server, ALICE, "PUT", url, forced, {"Content-Type": "text/calendar"})
+    assert status == 204 and "etag" not in headers, (status, headers)
+    assert len(scheduling_items(server, CAROL, uid, "REQUEST")) == before + 1
+    stored = dav_http(server, ALICE, "GET", url)[2]
+    assert "SCHEDULE-FORCE-SEND" not in stored and schedule_status(stored, CAROL) == "1.2", stored
+    assert '" 500 ' not in server.log()
+
+
+def test_schedule_status_on_the_attendees_copy(server: GKServer) -> None:
+    """RFC 6638 §7.3: bob's answer from a CalDAV client (plain HTTP, at his Schedule-Tag) is sent to
+    alice, a user of the box: his copy's ORGANIZER says 1.2, his tag stays (§3.2.10: his answer
+    alone), and the answer has no ETag (the stored text is not the one sent). His client writing
+    the copy back without the status, an alarm of his own added, changes neither; the caldav
+    library's answer (another event) gets the status too."""
+    uid = "status-2"
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+    alice_cal.save_event(MEETING.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    bob_url = bob_cal.event_by_uid(uid).url
+    status, headers, text = dav_http(server, BOB, "GET", bob_url)
+    tag = headers["schedule-tag"]
+    assert schedule_status(text, ALICE, "ORGANIZER") is None
+    accepted = text.replace("PARTSTAT=NEEDS-ACTION", "PARTSTAT=ACCEPTED")
+    status, headers, _ = dav_http(
+        server, BOB, "PUT", bob_url, accepted, {"If-Schedule-Tag-Match": tag, "Content-Type": "text/calendar"}
+    )
+    assert status == 204 and "etag" not in headers and headers["schedule-tag"] == tag, (status, headers)
+    status, headers, text = dav_http(server, BOB, "GET", bob_url)
+    assert schedule_status(text, ALICE, "ORGANIZER") == "1.2" and headers["schedule-tag"] == tag, text
+    assert "PARTSTAT=ACCEPTED" in attendee_line(alice_cal.event_by_uid(uid).data, BOB)
+    assert "SCHEDULE-STATUS" not in "".join(scheduling_items(server, ALICE, uid, "REPLY"))
+    # his client drops the status and adds an alarm: the tag stays, the server's status too
+    dropped = text.replace(";SCHEDULE-STATUS=1.2", "").replace(
+        "END:VEVENT", "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:x\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\nEND:VEVENT"
+    )
+    assert "SCHEDULE-STATUS" not in dropped
+    status, headers, _ = dav_http(
+        server, BOB, "PUT", bob_url, dropped, {"If-Schedule-Tag-Match": tag, "Content-Type": "text/calendar"}
+    )
+    assert status == 204 and headers["schedule-tag"] == tag, (status, headers)
+    text = dav_http(server, BOB, "GET", bob_url)[2]
+    assert schedule_status(text, ALICE, "ORGANIZER") == "1.2" and "VALARM" in text, text
+    # with the caldav library
+    alice_cal.save_event(MEETING.format(uid="status-3", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION"))
+    answer_as(bob_cal, "status-3", BOB, "TENTATIVE")
+    assert schedule_status(bob_cal.event_by_uid("status-3").data, ALICE, "ORGANIZER") == "1.2"
+    assert '" 500 ' not in server.log()
+
+
+def set_quota(srv: GKServer, address: str, mb: int) -> None:
+    """What the admin's Users page does, in this process (read by ``gk serve`` at each delivery)."""
+    from gk.config import load
+    from gk.context import open_accounts
+
+    store = open_accounts(load(srv.data_dir), srv.data_dir)
+    try:
+        store.set_quota(address, mb)
+    finally:
+        store.db.close()
+
+
+def test_a_refused_invitation_mail_turns_its_status_into_the_refusal(server: GKServer) -> None:
+    """RFC 6638 §3.2.9: frank, a user of the box who never used a calendar (so mailed: 1.1), has
+    a full mailbox; the iTIP mail, refused by submission after alice's PUT returned, turns his
+    status (and that of the remote attendee the same mail was for) into 5.1, written by the server
+    into her copy with her Schedule-Tag kept; bob, delivered into his calendar, stays 1.2."""
+    frank, uid = "frank@itip.example", "status-full"
+    server.add_user(frank, PASSWORD)
+    big = EmailMessage()
+    big["From"], big["To"], big["Subject"] = BOB, frank, "Big"
+    big.set_content("\n".join("x" * 70 for _ in range(16_000)))  # ~1.1 MB
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", server.port("smtp.submissions_port"), context=tls_client_context(), timeout=30
+    ) as s:
+        s.login(BOB, PASSWORD)
+        s.send_message(big)
+    assert wait_for(lambda: inbox(server, frank))
+    set_quota(server, frank, 1)
+    alice_cal = calendar(server, ALICE)
+    url = f"{str(alice_cal.url).rstrip('/')}/{uid}.ics"
+    text = MEETING.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION").replace(
+        "END:VEVENT", f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{frank}\r\nATTENDEE:mailto:{REMOTE}\r\nEND:VEVENT"
+    )
+    status, headers, _ = dav_http(server, ALICE, "PUT", url, text, {"Content-Type": "text/calendar"})
+    assert status == 201, (status, headers)
+    tag = headers["schedule-tag"]
+
+    def refused() -> str:
+        data = alice_cal.event_by_uid(uid).data
+        return data if schedule_status(data, frank) == "5.1" else ""
+
+    data = wait_for(refused)
+    assert data, server.log()[-4000:]
+    assert schedule_status(data, REMOTE) == "5.1" and schedule_status(data, BOB) == "1.2", data
+    assert "552 5.2.2" in server.log()
+    assert dav_http(server, ALICE, "GET", url)[1]["schedule-tag"] == tag
+    assert not [m for m in inbox(server, frank) if m["Subject"] != "Big"]
+    set_quota(server, frank, 0)
     assert '" 500 ' not in server.log()

@@ -32,8 +32,14 @@ thread that runs the request:
   Cost on a 512 MB board: no resident memory (a 16-byte tag per scheduling object on disk), one
   indexed lookup per GET, one query per collection for the asked property, one upsert per write,
   two vobject parses (a few ms) on a client's write of an attendee's copy or a matched PUT.
-
-Not done: ``SCHEDULE-STATUS`` on ATTENDEE lines.
+* **SCHEDULE-STATUS** (RFC 6638 §3.2.9, §7.3; written by ``gk.dav.itip``'s ``Scheduler`` in the
+  request's transaction): the organizer's copy says on each ATTENDEE what became of the last
+  message sent to them (``1.2`` delivered to a user of the box, ``1.1`` mailed, ``3.7`` no such
+  calendar user, ``5.2`` no outbound mail), the attendee's copy on its ORGANIZER what became of
+  their REPLY; a client's own value on a line the server schedules is not kept, none goes into an
+  iTIP message, and ``SCHEDULE-FORCE-SEND`` (§7.2) is honoured and not stored. A PUT whose object
+  the server so wrote again within the request answers no ETag (RFC 4791 §5.3.4: the stored text
+  is not the one sent; ``_rewritten``, one indexed lookup), the Schedule-Tag its write decided.
 """
 
 from __future__ import annotations
@@ -281,8 +287,9 @@ class Extensions:
             finally:
                 if merging is not None:
                     scheduletag.MERGE.reset(merging)
-            if state.merged:
-                # the stored text is not the one sent: no ETag (RFC 4791 §5.3.4), the client reads it again
+            if state.merged or (method == "PUT" and status.startswith("2") and self._rewritten(path, headers)):
+                # the stored text is not the one sent (merged answers, or the server's SCHEDULE-STATUS
+                # written by gk.dav.itip): no ETag (RFC 4791 §5.3.4), the client reads it again
                 headers = [(k, v) for k, v in headers if k.lower() != "etag"]
             tag = None
             if status.startswith("2") and method != "DELETE":
@@ -297,6 +304,19 @@ class Extensions:
             headers.append(("Schedule-Tag", tag))
         start_response(status, headers)
         return [body]
+
+    def _rewritten(self, path: str, headers: Headers) -> bool:
+        """True when the object a PUT stored was written again within its request (its ETag is no
+        longer the one Radicale answered, ``headers``): one indexed lookup, under the write lock."""
+        etag = next((v for k, v in headers if k.lower() == "etag"), None)
+        where = self._item_path(path)
+        if etag is None or where is None:
+            return False
+        row = self.storage.db.one(
+            "SELECT i.etag FROM items i JOIN collections c ON c.id = i.collection WHERE c.path = ? AND i.href = ?",
+            where,
+        )
+        return row is not None and str(row[0]) != etag
 
     def _may_write(self, user: str, path: str) -> bool:
         """May ``user`` write the collection of object ``path``? (Who may not gets Radicale's 401

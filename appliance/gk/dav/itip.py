@@ -24,10 +24,54 @@ variant of it, or an alias to them, as mail is delivered. Each message is also m
 organizer: local attendees get it in their INBOX (marked ``SCHEDULED_HEADER``: already applied),
 remote ones through the queue, DKIM-signed. Mailing runs in its own greenlet after the request's
 commit: a slow disk or a refused recipient never delays or fails the PUT (it is logged).
+
+``SCHEDULE-STATUS`` (RFC 6638 §3.2.9, §7.3; the codes are RFC 5545 §3.8.8.3 status codes): the
+outcome of the last scheduling message the server sent for a write, written by the ``Scheduler``
+into the copy that caused it, in the same transaction (``stamp_organizer_copy``,
+``stamp_attendee_copy``). On the organizer's copy, on each ATTENDEE the write sent a REQUEST to:
+
+- ``1.2`` (delivered): a user of this box, the invitation written into their calendar and
+  scheduling inbox within the request (``deliver_local``);
+- ``1.1`` (sent, delivery unknown): an address outside the box, the iMIP mail handed to the box's
+  submission after the commit (its outbound queue retries and bounces: as Apple's server marks an
+  iMIP send); also a local address whose calendar the request could not write (the mail then
+  applies it), and a user of the box with no calendar yet (the mail reaches their INBOX);
+- ``3.7`` (invalid calendar user): a ``mailto:`` address that is not one (no domain, or spaces
+  and brackets), or an address in a domain of the box that is no one's there — left out of the
+  mail (one such recipient refused the whole iMIP message for every attendee before). An
+  ATTENDEE that is no ``mailto:`` at all is sent nothing and gets no status;
+- ``5.2`` (no way to deliver, lasting): an address outside the box while the box has no outbound
+  queue (submission would refuse the whole message): left out of the mail.
+
+A mail refused after the commit (``_send``: a full mailbox, the queue refusing) turns the ``1.1``
+of the attendees it was the only way to into ``5.1`` (temporary: a 4xx or a full mailbox), ``3.7``
+or ``5.2`` (``refused_status``), written by the server into the organizer's copy as it is then
+(its Schedule-Tag kept; ``_unsent``): the client sees it at its next sync. ``1.0`` (pending) is
+not used: the request returns with the status the mail is expected to get. On an attendee's copy,
+on the ORGANIZER (SCHEDULE-AGENT=SERVER), after the write sent a REPLY: ``1.2`` for an organizer of
+this box (their copy updated within the request), ``1.1`` for one outside, ``3.7`` as above.
+
+§7.3: servers change the parameter only on the lines they sent a message for; clients SHOULD NOT
+change or remove it (they MAY on lines they schedule themselves: SCHEDULE-AGENT=CLIENT or NONE).
+So on a server-scheduled line the client's value never counts: the one stored before the write is
+kept (or none), whatever the client sent, and a new send overwrites it; lines the client
+schedules keep what it wrote. The parameter never goes into an iTIP message (§7.3 MUST NOT:
+``itip_calendar``, ``reply_component`` strip it, and SCHEDULE-FORCE-SEND with it).
+``SCHEDULE-FORCE-SEND`` (§7.2): ``REQUEST`` on an ATTENDEE sends them the REQUEST though nothing
+they agreed to changed, ``REPLY`` on the ORGANIZER of an attendee's copy sends their answer
+again; the parameter is a one-shot request, not stored (removed from the copy as the statuses are
+written).
+
+A stamped copy is written again (``SCHEDULE_TAG`` "keep": the tag the client's write decided
+stands; ``gk.dav.scheduletag`` counts the parameter as the server's): its ETag is not the one
+Radicale answered for the text sent, so ``gk.dav.extensions`` answers that PUT with no ETag (RFC
+4791 §5.3.4: no strong ETag for a stored object that is not the one sent) and the client reads it
+again.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import hashlib
 import logging
@@ -129,6 +173,19 @@ def _significant(events: list[Any]) -> list[tuple[str, tuple[str, ...]]]:
     return sorted(out)
 
 
+def _forced(events: list[Any], organizer: str) -> set[str]:
+    """The attendees (SCHEDULE-AGENT=SERVER) marked ``SCHEDULE-FORCE-SEND=REQUEST`` (RFC 6638 §7.2)."""
+    out = set()
+    for ev in events:
+        for att in ev.contents.get("attendee", []):
+            force = (att.params.get("SCHEDULE-FORCE-SEND") or [""])[0].upper()
+            agent = (att.params.get("SCHEDULE-AGENT") or ["SERVER"])[0].upper()
+            address = _address(str(att.value))
+            if force == "REQUEST" and agent == "SERVER" and address and address != organizer:
+                out.add(address)
+    return out
+
+
 def plan(organizer: str, old: str | None, new: str | None) -> list[tuple[str, set[str]]]:
     """(method, attendees) to send for a write of an object from ``old`` to ``new`` text by ``organizer``."""
     old_events, new_events = _events(old), _events(new)
@@ -144,8 +201,8 @@ def plan(organizer: str, old: str | None, new: str | None) -> list[tuple[str, se
     if new_att:
         if not old_events or _significant(old_events) != _significant(new_events):
             sends.append(("REQUEST", new_att))
-        elif new_att - old_att:
-            sends.append(("REQUEST", new_att - old_att))
+        elif more := (new_att - old_att) | (_forced(new_events, organizer) & new_att):
+            sends.append(("REQUEST", more))  # the attendees added, and those forced (§7.2)
     return sends
 
 
@@ -277,6 +334,10 @@ def sends(organizer: str, old: str | None, new: str | None) -> list[tuple[str, s
     attendees, the object to send) — instances alone when only instances changed."""
     narrowed = instance_sends(organizer, old, new)
     if narrowed is not None:
+        forced = _forced(_events(new), organizer) if new and "SCHEDULE-FORCE-SEND" in new.upper() else set()
+        forced -= {a for method, attendees, _ in narrowed if method == "REQUEST" for a in attendees}
+        if forced and new is not None:
+            narrowed.append(("REQUEST", forced, new))
         return narrowed
     out = []
     for method, attendees in plan(organizer, old, new):
@@ -299,6 +360,7 @@ def itip_calendar(text: str, method: str) -> tuple[str, str]:
     for ev in getattr(cal, "vevent_list", []):
         for alarm in list(getattr(ev, "valarm_list", [])):
             ev.remove(alarm)
+        _strip_server_params(ev)
         if not summary and "summary" in ev.contents:
             summary = str(ev.summary.value)
         if method == "CANCEL":
@@ -333,6 +395,129 @@ def message(
     from email.policy import SMTP as SMTP_POLICY  # on first use: email.policy costs an idle box ~0.5 MB
 
     return msg.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as on the wire
+
+
+# -- SCHEDULE-STATUS (RFC 6638 §3.2.9, §7.3; the module's docstring says which and when) ----------
+DELIVERED = "1.2"  # the scheduling message has been sent and delivered
+SENT = "1.1"  # sent; whether it was delivered is not known
+INVALID_USER = "3.7"  # not a calendar user the server recognises
+DELIVERY_FAILED = "5.1"  # not delivered, likely a temporary failure
+NO_WAY = "5.2"  # the server found no way to deliver it (a lasting failure)
+# set while the server writes a status of its own after the request (``Scheduler._unsent``)
+_SERVER_STAMP: contextvars.ContextVar[bool] = contextvars.ContextVar("gk_dav_server_stamp", default=False)
+
+
+def refused_status(reply: str) -> str:
+    """The SCHEDULE-STATUS of an iTIP mail submission refused with SMTP ``reply``: a temporary
+    refusal (4xx) or a full mailbox (RFC 3463 X.2.2) ``5.1``, an unknown or malformed recipient
+    (X.1.1, X.1.3) ``3.7``, anything else lasting ``5.2``."""
+    if reply[:1] == "4" or ".2.2 " in reply:
+        return DELIVERY_FAILED
+    if ".1.1 " in reply or ".1.3 " in reply:
+        return INVALID_USER
+    return NO_WAY
+
+
+_SERVER_PARAMS = ("SCHEDULE-STATUS", "SCHEDULE-FORCE-SEND")
+
+
+def _strip_server_params(ev: Any) -> None:
+    """RFC 6638 §7.3: no SCHEDULE-STATUS (nor SCHEDULE-FORCE-SEND, §7.2) in an iTIP message."""
+    for name in ("attendee", "organizer"):
+        for line in ev.contents.get(name, []):
+            for key in list(line.params):
+                if key.upper() in _SERVER_PARAMS:
+                    del line.params[key]
+
+
+def _force_reply(events: list[Any]) -> bool:
+    """An ORGANIZER marked ``SCHEDULE-FORCE-SEND=REPLY`` (RFC 6638 §7.2: send the answer again)."""
+    return any(
+        (org.params.get("SCHEDULE-FORCE-SEND") or [""])[0].upper() == "REPLY"
+        for ev in events
+        for org in ev.contents.get("organizer", [])
+    )
+
+
+def _agent(line: Any) -> str:
+    return str((line.params.get("SCHEDULE-AGENT") or ["SERVER"])[0]).upper()
+
+
+def _set_param(line: Any, key: str, value: str | None) -> bool:
+    """``line``'s parameter ``key`` set to ``value`` (None: removed); True when that changed it."""
+    before = [v for k, vs in line.params.items() if k.upper() == key for v in vs]
+    if before == ([value] if value is not None else []):
+        return False
+    for k in [k for k in line.params if k.upper() == key]:
+        del line.params[k]
+    if value is not None:
+        line.params[key] = [value]
+    return True
+
+
+def _old_statuses(old: str | None, name: str) -> dict[str, str]:
+    """address -> the SCHEDULE-STATUS the stored text gave its ``name`` lines (server-scheduled ones)."""
+    out: dict[str, str] = {}
+    if not old or "SCHEDULE-STATUS" not in old.upper():
+        return out
+    for ev in _events(old):
+        for line in ev.contents.get(name, []):
+            address = _address(str(line.value))
+            status = (line.params.get("SCHEDULE-STATUS") or [None])[0]
+            if address and status and _agent(line) == "SERVER":
+                out.setdefault(address, str(status))
+    return out
+
+
+def stamp_organizer_copy(new: str, old: str | None, organizer: str, statuses: dict[str, str]) -> Any | None:
+    """The organizer's copy ``new`` (its stored text before, ``old``) with ``statuses`` (address ->
+    the status of the message just sent to that attendee) on those ATTENDEE lines, the status stored
+    before on the other server-scheduled ones (a client's own value ignored, none when none was
+    stored) and SCHEDULE-FORCE-SEND removed; the calendar (vobject) when that changes ``new``,
+    else None. Lines the client schedules (SCHEDULE-AGENT=CLIENT, NONE) keep what it wrote."""
+    if not statuses and "SCHEDULE-" not in new.upper() and "SCHEDULE-STATUS" not in (old or "").upper():
+        return None  # (no parse: nothing sent, nothing to keep, restore or strip)
+    import vobject  # type: ignore[import-untyped]
+
+    try:
+        cal = vobject.readOne(new)
+    except Exception:
+        return None
+    kept = _old_statuses(old, "attendee")
+    changed = False
+    for ev in getattr(cal, "vevent_list", []) + getattr(cal, "vtodo_list", []):
+        if _organizer([ev]) != organizer:
+            continue
+        for line in ev.contents.get("attendee", []):
+            changed |= _set_param(line, "SCHEDULE-FORCE-SEND", None)
+            address = _address(str(line.value))
+            if _agent(line) != "SERVER" or address == organizer:
+                continue
+            changed |= _set_param(line, "SCHEDULE-STATUS", statuses.get(address, kept.get(address)))
+    return cal if changed else None
+
+
+def stamp_attendee_copy(new: str, old: str | None, status: str | None) -> Any | None:
+    """An attendee's copy ``new`` with ``status`` (of the REPLY just sent; None: none sent, the
+    stored one kept) on its server-scheduled ORGANIZER and SCHEDULE-FORCE-SEND removed; the
+    calendar when that changes ``new``, else None."""
+    if status is None and "SCHEDULE-" not in new.upper() and "SCHEDULE-STATUS" not in (old or "").upper():
+        return None
+    import vobject  # type: ignore[import-untyped]
+
+    try:
+        cal = vobject.readOne(new)
+    except Exception:
+        return None
+    kept = _old_statuses(old, "organizer")
+    changed = False
+    for ev in getattr(cal, "vevent_list", []) + getattr(cal, "vtodo_list", []):
+        for line in ev.contents.get("organizer", []):
+            changed |= _set_param(line, "SCHEDULE-FORCE-SEND", None)
+            if _agent(line) == "SERVER":
+                address = _address(str(line.value))
+                changed |= _set_param(line, "SCHEDULE-STATUS", status or kept.get(address))
+    return cal if changed else None
 
 
 def _my_partstat(events: list[Any], user: str | Mine) -> str | None:
@@ -391,7 +576,9 @@ def attendee_reply(user: str, old: str | None, new: str | None, mine: Mine | Non
             return None
         return "DECLINED"
     after = _my_partstat(new_events, own)
-    if after is None or after == before or after not in ("ACCEPTED", "DECLINED", "TENTATIVE"):
+    if after is None or after not in ("ACCEPTED", "DECLINED", "TENTATIVE"):
+        return None
+    if after == before and not _force_reply(new_events):
         return None
     if not old_events and _over(new_events):
         return None  # an old answered event uploaded (a migration through a client): nothing to tell
@@ -485,6 +672,7 @@ def reply_component(out: Any, ev: Any, address: str, partstat: str, now: Any) ->
     for name in REPLY_COPIED:
         for prop in ev.contents.get(name, []):
             line.add(prop.duplicate(prop))
+    _strip_server_params(line)
     line.add("dtstamp").value = now
     att = line.add("attendee")
     att.value = f"mailto:{address}"
@@ -656,16 +844,26 @@ class Scheduler:
             if change.path.count("/") != 1:
                 continue
             organizer = self._organized_as(user, mine, change.new or change.old)
+            statuses: dict[str, str] = {}
             for method, attendees, text in sends(organizer, change.old, change.new):
                 ical, summary = itip_calendar(text, method)
-                applied = self._deliver(user, organizer, method, attendees, ical)
-                jobs.append((self._send, (user, method, sorted(attendees), ical, summary, applied, organizer)))
+                applied, status, mail_to = self._deliver(user, organizer, method, attendees, ical)
+                if method == "REQUEST":
+                    statuses.update(status)
+                if mail_to:
+                    mailed = [a for a in mail_to if method == "REQUEST" and status.get(a) == SENT]
+                    jobs.append(
+                        (self._send, (user, method, sorted(mail_to), ical, summary, applied, organizer, mailed))
+                    )
+            replied: str | None = None
             if DAV_CLIENT.get():
                 # a CalDAV client's answer (the web UI and webmail answer through gk.dav.invites)
                 partstat = attendee_reply(user, change.old, change.new, mine)
                 answered = change.new or change.old
                 if partstat is not None and answered is not None:
-                    jobs.append((self._reply, self._answer(user, partstat, answered, mine)))
+                    args = self._answer(user, partstat, answered, mine)
+                    jobs.append((self._reply, args))
+                    replied = self._reply_status(args)
                 elif partstat is None and change.new is not None and _touches_occurrences(change.new):
                     try:
                         occurrences = occurrence_reply(user, change.old, change.new, mine)
@@ -673,7 +871,11 @@ class Scheduler:
                         log.exception("dav: iTIP REPLY from %s for occurrences not planned", user)
                         occurrences = None
                     if occurrences is not None:
-                        jobs.append((self._reply, self._answer(user, occurrences[1], change.new, mine, occurrences[0])))
+                        args = self._answer(user, occurrences[1], change.new, mine, occurrences[0])
+                        jobs.append((self._reply, args))
+                        replied = self._reply_status(args)
+            if change.new is not None:
+                self._stamp(change, organizer, mine, statuses, replied)
         if not jobs:
             return None
 
@@ -695,21 +897,79 @@ class Scheduler:
         organizer = _organizer(_events(text))
         return organizer if organizer and organizer != user and mine(organizer) else user
 
-    def _deliver(self, user: str, organizer: str, method: str, attendees: set[str], ical: str) -> list[str]:
+    def _deliver(
+        self, user: str, organizer: str, method: str, attendees: set[str], ical: str
+    ) -> tuple[list[str], dict[str, str], list[str]]:
         """The iTIP message applied to each attendee who is a user of this box (invited by their
-        address or an alias of it: once per user); the users it was applied to."""
-        if self.storage is None:
-            return []
+        address or an alias of it: once per user): the users it was applied to, each attendee's
+        SCHEDULE-STATUS (the module's docstring) and the attendees to mail (the invalid ones and,
+        with no outbound queue, the remote ones left out: submission refuses the whole message
+        for one of them)."""
         owners: dict[str, list[str]] = {}
+        statuses: dict[str, str] = {}
         for address in sorted(attendees):
-            owner = local_owner(self.ctx, self.storage, address)
+            owner = local_owner(self.ctx, self.storage, address) if self.storage is not None else ""
             if owner and owner != user:  # (an alias of the organizer's own: their event already)
                 owners.setdefault(owner, []).append(address)
-        return [
-            owner
-            for owner in sorted(owners)
-            if deliver_local(self.storage, owner, organizer, method, ical, addresses_of(self.ctx, owner))
-        ]
+            elif not owner:
+                statuses[address] = self._mail_status(address)
+        applied = []
+        for owner in sorted(owners):
+            done = deliver_local(self.storage, owner, organizer, method, ical, addresses_of(self.ctx, owner))
+            if done:
+                applied.append(owner)
+            for address in owners[owner]:
+                statuses[address] = DELIVERED if done else SENT  # (not written: the mail applies it)
+        mail_to = [a for a in sorted(attendees) if statuses.get(a) not in (INVALID_USER, NO_WAY)]
+        return applied, statuses, mail_to
+
+    def _mail_status(self, address: str) -> str:
+        """SCHEDULE-STATUS of an iTIP message to ``address``, not a calendar user of this box, to
+        be mailed: what submission will make of it (``classify_recipient``)."""
+        from gk.mail.submission import classify_recipient, remote_outbound_available
+
+        local, remote = address.rpartition("@")[0::2]
+        if not local or not remote or any(c in address for c in ' \t<>,;:"()[]\\'):
+            return INVALID_USER
+        try:
+            owner, problem = classify_recipient(self.ctx, address)
+        except Exception:
+            return INVALID_USER
+        if problem:
+            return INVALID_USER
+        if owner is None and not remote_outbound_available(self.ctx):
+            return NO_WAY
+        return SENT
+
+    def _reply_status(self, args: tuple[Any, ...]) -> str | None:
+        """SCHEDULE-STATUS of the REPLY ``_answer`` planned (its result ``args``); None: none sent."""
+        inv, applied = args[2], args[3]
+        if inv is None:
+            return None
+        if applied:
+            return DELIVERED
+        return self._mail_status(inv.organizer.address.lower())
+
+    def _stamp(self, change: Change, organizer: str, mine: Mine, statuses: dict[str, str], replied: str | None) -> None:
+        """The SCHEDULE-STATUS of the messages just sent written into the copy that sent them (and
+        a client's own value on a server-scheduled line undone), in this transaction."""
+        from gk.dav.scheduletag import organizer as organizer_of
+
+        assert change.new is not None
+        if _SERVER_STAMP.get():
+            return  # the server's own status write (``_unsent``): it is the status
+        owner = organizer_of(change.new)  # (a scan of its lines: most writes stop here)
+        if self.storage is None or owner is None:
+            return
+        try:
+            if owner and (owner == organizer or mine(owner)):
+                cal = stamp_organizer_copy(change.new, change.old, owner, statuses)
+            else:
+                cal = stamp_attendee_copy(change.new, change.old, replied)
+            if cal is not None:
+                _rewrite(self.storage, change.path, change.href, cal)
+        except Exception:
+            log.exception("dav: SCHEDULE-STATUS of %s/%s not written", change.path, change.href)
 
     def _answer(self, user: str, partstat: str, text: str, mine: Mine, reply: str | None = None) -> tuple[Any, ...]:
         """The REPLY of ``user``'s answer (``reply``: given, for occurrences answered alone),
@@ -764,7 +1024,10 @@ class Scheduler:
         summary: str,
         applied: list[str],
         organizer: str = "",
+        mailed: Iterable[str] = (),
     ) -> None:
+        """Mail the iTIP message; refused, the SCHEDULE-STATUS of the attendees it was the only
+        way to (``mailed``: their ``1.1``) is made the refusal's (``_unsent``)."""
         from gk.mail.submission import SubmissionError, submit
 
         account = self.ctx.accounts.get_user(user)
@@ -777,8 +1040,36 @@ class Scheduler:
             log.info("dav: iTIP %s from %s to %s", method, account.address, ", ".join(attendees))
         except SubmissionError as exc:
             log.warning("dav: iTIP %s from %s not sent: %s", method, account.address, exc.reply)
+            self._unsent(user, organizer or account.address, mailed, ical, refused_status(exc.reply))
         except Exception:
             log.exception("dav: iTIP %s from %s not sent", method, account.address)
+            self._unsent(user, organizer or account.address, mailed, ical, DELIVERY_FAILED)
+
+    def _unsent(self, user: str, organizer: str, attendees: Iterable[str], ical: str, status: str) -> None:
+        """``status`` for ``attendees`` in ``user``'s copy of the event of ``ical`` (the organizer's,
+        as it is now), written by the server: the copy's Schedule-Tag kept, nothing sent for it."""
+        statuses = dict.fromkeys(attendees, status)
+        events = _events(ical)
+        uid = str(events[0].uid.value) if events and "uid" in events[0].contents else ""
+        if not statuses or not uid or self.storage is None:
+            return
+        storage = self.storage
+        own = _SERVER_STAMP.set(True)  # (seen by the scheduler run for this write: no stamp of its own)
+        try:
+            with storage.acquire_lock("w", user):
+                row = storage.db.one(
+                    "SELECT c.path, i.href, i.text FROM items i JOIN collections c ON c.id = i.collection "
+                    "WHERE c.parent = ? AND i.uid = ? AND c.tag = 'VCALENDAR' ORDER BY c.path LIMIT 1",
+                    (user, uid),
+                )
+                cal = stamp_organizer_copy(row["text"], row["text"], organizer, statuses) if row else None
+                if cal is not None:
+                    _rewrite(storage, str(row["path"]), str(row["href"]), cal)
+                    log.info("dav: SCHEDULE-STATUS %s for %s in %s's %s", status, ", ".join(statuses), user, uid)
+        except Exception:
+            log.exception("dav: SCHEDULE-STATUS %s of %s not written", status, uid)
+        finally:
+            _SERVER_STAMP.reset(own)
 
 
 # -- replies: an attendee's answer updates the organizer's copy ----------------------------------
@@ -1037,6 +1328,24 @@ def schedule_copy(storage: Any, user: str, method: str, text: str, mine: Mine | 
         finally:
             SCHEDULE_TAG.reset(renew)
     return True
+
+
+def _rewrite(storage: Any, path: str, href: str, cal: Any) -> None:
+    """Item ``href`` of collection ``path`` written again as ``cal`` by the server (its own
+    SCHEDULE-STATUS): the Schedule-Tag the write decided is kept."""
+    from radicale import item as radicale_item
+
+    from gk.dav.scheduletag import SCHEDULE_TAG
+
+    with storage.acquire_lock("w"):
+        (col,) = list(storage.discover("/" + path + "/"))
+        item = radicale_item.Item(collection_path=col.path, vobject_item=cal)
+        item.prepare()
+        keep = SCHEDULE_TAG.set("keep")
+        try:
+            col.upload(href, item)
+        finally:
+            SCHEDULE_TAG.reset(keep)
 
 
 APPLIED_KEPT = 1024  # digests of applied messages remembered by ReplyWatcher

@@ -11,7 +11,13 @@ A scheduling object resource is an item whose component has an ORGANIZER. Its ta
 * on a client's write to an attendee's copy that changes more than what is the attendee's own:
   their ATTENDEE line's PARTSTAT, RSVP and SCHEDULE-STATUS, the alarms (VALARM), TRANSP, the
   stamps (DTSTAMP, LAST-MODIFIED), PRODID and ``X-`` properties (client bookkeeping such as
-  Thunderbird's ``X-MOZ-LASTACK``); a change of those alone keeps the tag.
+  Thunderbird's ``X-MOZ-LASTACK``); a change of those alone keeps the tag. SCHEDULE-STATUS and
+  SCHEDULE-FORCE-SEND on any ATTENDEE or ORGANIZER line are the server's (``gk.dav.itip`` writes
+  the first, whatever a client sent, and never stores the second): a client that drops or
+  changes them changes nothing here.
+
+The server's own SCHEDULE-STATUS write into the copy a request just wrote (``gk.dav.itip._rewrite``)
+keeps the tag that request's write decided (``SCHEDULE_TAG`` "keep").
 
 It is kept when the server writes an attendee's REPLY into the organizer's copy
 (``gk.dav.itip.apply_reply``: ``SCHEDULE_TAG`` "keep"). An object that loses its ORGANIZER loses
@@ -36,6 +42,8 @@ SCHEDULE_TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("gk_da
 # the stamps and client bookkeeping an attendee's write may change with its answer
 _ATTENDEE_PROPS = frozenset({"TRANSP", "DTSTAMP", "LAST-MODIFIED", "PRODID"})
 _OWN_PARAMS = frozenset({"PARTSTAT", "RSVP", "SCHEDULE-STATUS"})
+# parameters the server owns on any ATTENDEE or ORGANIZER line (RFC 6638 §7.2, §7.3)
+_SERVER_PARAMS = frozenset({"SCHEDULE-STATUS", "SCHEDULE-FORCE-SEND"})
 
 Mine = Callable[[str], bool]
 
@@ -158,6 +166,9 @@ def _shape(comp: Any, mine: Mine) -> list[str]:
                 out.append(f"{upper}:{_shape(line, mine)}")
                 continue
             params = dict(line.params)
+            if upper in ("ATTENDEE", "ORGANIZER"):
+                # the server's own (gk.dav.itip: SCHEDULE-STATUS it writes, whatever a client sends)
+                params = {k: v for k, v in params.items() if k.upper() not in _SERVER_PARAMS}
             if upper == "ATTENDEE" and mine(_address(str(line.value))):
                 params = {k: v for k, v in params.items() if k.upper() not in _OWN_PARAMS}
             out.append(f"{upper}:{line.value!r}:{sorted((k.upper(), tuple(v)) for k, v in params.items())}")
