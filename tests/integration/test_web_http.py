@@ -149,6 +149,11 @@ def run_wizard(srv: GKServer, https_redirect: bool = False, stop_at: str = "") -
     assert resp.status == 303 and resp.headers["Location"].endswith("/wizard/ai")
     resp, _ = c.post("/wizard/ai", {"model": "none"})
     assert resp.headers["Location"].endswith("/wizard/summary")
+    _, page = c.get("/wizard/summary")  # every feature's step has its line, with its Edit link
+    for step, value in (("chat", "#general"), ("family", "shared with bob@test.example"), ("ai", "No assistant")):
+        assert re.search(rf'<dd id="summary-{step}">{re.escape(value)} <a class="edit" href="/wizard/{step}"', page), (
+            step
+        )
     resp, _ = c.post("/wizard/summary", {})
     assert resp.headers["Location"].endswith("/dashboard")
     return c

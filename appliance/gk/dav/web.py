@@ -64,6 +64,20 @@ def family_step(web: Web) -> str:
     return page(web, "family", others=others, current=current)
 
 
+def family_summary(web: Web) -> str:
+    """The Family calendar on the wizard's summary: with whom it is shared, or not made."""
+    from gk.dav import defaults
+
+    svc = _service(web)
+    me = web.signed_in().address
+    if not any(name == FAMILY for name, _, _ in defaults.collections_of(svc.db, me)):
+        return web.gettext("not created")
+    members = sorted(svc.shares.members(me, FAMILY))
+    if not members:
+        return web.gettext("yours alone for now")
+    return web.gettext("shared with {members}", members=", ".join(members))
+
+
 def sharing_page(web: Web, **kw: object) -> str:
     svc = _service(web)
     me = web.signed_in().address

@@ -193,3 +193,8 @@ def chat_step(web: Web) -> str:
             mark(web, "chat")
             raise bottle.redirect(after(web, "chat"))
     return page(web, "chat", rooms=room_rows(chat), names=names, errors=errors, port=web.ctx.config.chat.irc_port)
+
+
+def chat_summary(web: Web) -> str:
+    """The chat rooms on the wizard's summary."""
+    return ", ".join(f"#{r.name}" for r in chat_service(web).rooms()) or web.gettext("none")

@@ -523,13 +523,38 @@ def summary_step(web: Web) -> str:
         web.forget_state()
         ctx.accounts.record_event("wizard_complete", "web", web.client_ip(), web.signed_in().address)
         raise bottle.redirect("/dashboard")
+    features = [(s.id, s.title, s.summary(web)) for s in wizard(web).shown(False) if s.summary is not None]
     return page(
         web,
         "summary",
         settings=settings.of(web.data_dir).snapshot(),
         users=ctx.accounts.list_users(),
         outgoing=smarthost.describe(ctx.config.queue, web.gettext),
+        features=features,
     )
+
+
+def ai_summary(web: Web) -> str:
+    """The AI model on the summary: its catalogue name, and how its download goes (the wizard's
+    choice starts it; offline it fails, and the owner should know before the wizard closes)."""
+    choice = settings.of(web.data_dir).ai_model(default="none")
+    if choice in ("", "none"):
+        return web.gettext("No assistant")
+    from gk.ai import catalogue
+
+    try:
+        name = next((e.name for e in catalogue.cached(web.ctx.config.ai.catalogue) if e.id == choice), choice)
+    except catalogue.CatalogueError:
+        name = choice
+    from gk.ai.service import AIService
+
+    svc = web.ctx.services.maybe(AIService)
+    state = svc.pulls.states.get(choice) if svc is not None else None
+    if state is None or (state.finished and not state.error):
+        return name
+    if not state.finished:
+        return web.gettext("{name} (downloading: {percent} %)", name=name, percent=state.percent)
+    return web.gettext("{name} (the download did not finish: {error})", name=name, error=state.error)
 
 
 def dns_records(ctx: AppContext, domain: str, hostname: str) -> list[tuple[str, str, str]]:

@@ -44,6 +44,8 @@ class WizardStep:
     recovery: bool = False  # served while owner recovery is open
     skippable: bool = False  # the wizard does not send the owner back to it while not done
     extra: tuple[Route, ...] = ()  # more routes of this step (the claim page's button poll)
+    # the step's line on the summary page (its title as the label), lazy as the handler
+    summary: Callable[[Web], str] | None = None
 
     @property
     def path(self) -> str:
@@ -81,9 +83,21 @@ CORE_STEPS: tuple[WizardStep, ...] = (  # the web UI's own; features add theirs 
     WizardStep("summary", N_("Summary"), _step("summary_step")),
 )
 # the features' steps: each declared by its entry in gk.features (shown when the feature runs)
-AI_STEP = WizardStep("ai", N_("AI model"), _step("ai_step"))
-CHAT_STEP = WizardStep("chat", N_("Chat rooms"), lazy("gk.web.roomsadmin:chat_step"), skippable=True)
-FAMILY_STEP = WizardStep("family", N_("Family calendar"), lazy("gk.dav.web:family_step"), skippable=True)
+AI_STEP = WizardStep("ai", N_("AI model"), _step("ai_step"), summary=_step("ai_summary"))
+CHAT_STEP = WizardStep(
+    "chat",
+    N_("Chat rooms"),
+    lazy("gk.web.roomsadmin:chat_step"),
+    skippable=True,
+    summary=lazy("gk.web.roomsadmin:chat_summary"),
+)
+FAMILY_STEP = WizardStep(
+    "family",
+    N_("Family calendar"),
+    lazy("gk.dav.web:family_step"),
+    skippable=True,
+    summary=lazy("gk.dav.web:family_summary"),
+)
 
 
 def with_step(steps: Sequence[WizardStep], step: WizardStep) -> tuple[WizardStep, ...]:
