@@ -80,6 +80,7 @@ class GK:
                 "check_dmarc": False,
             },
             "imap": {"port": free_port(), "tls_port": self.imaps},
+            "chat": {"irc_port": 0},  # its default port may be another server's on this machine
         }
         base.mkdir(parents=True)
         (base / "gk.toml").write_text(tomli_w.dumps(cfg))

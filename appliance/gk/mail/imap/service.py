@@ -19,16 +19,20 @@ listener probe, is a debug line).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.lock
 import gevent.pool
 from gevent.server import StreamServer
 
+from gk import pools
 from gk.mail.mailbox import get_store
 from gk.security.tls import accept as accept_tls
 
@@ -39,6 +43,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("gk.imap")
 
 TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds; capped by imap.login_timeout
+SESSION_MODULE = "gk.mail.imap.session"
+_IMPORTING = gevent.lock.Semaphore()
+
+
+def session_class() -> Any:
+    """``Session``, its module (the IMAP commands') imported at the first connection, not at
+    start (docs/performance.md), in the CPU pool: imported on the hub it held every other
+    connection for 45-95 ms in bench hub_lag (its stall stacks); one import at a time."""
+    module = sys.modules.get(SESSION_MODULE)
+    if module is None:
+        with _IMPORTING:
+            module = sys.modules.get(SESSION_MODULE) or pools.run_cpu(importlib.import_module, SESSION_MODULE)
+    return module.Session
+
+
 REFUSE_SLOTS = 64  # greenlets beyond imap.max_connections that only say BYE and close
 REFUSE_TIMEOUT = 10.0  # seconds a refusal may take (its TLS handshake and BYE)
 
@@ -103,10 +122,7 @@ class IMAPService:
                 if tls_sock is None:
                     return
                 sock = tls_sock
-            # the IMAP commands' modules load at the first connection, not at start (docs/performance.md)
-            from gk.mail.imap.session import Session
-
-            session = Session(self, sock, address, tls)
+            session = session_class()(self, sock, address, tls)
             self.sessions.add(session)
             try:
                 session.run()
