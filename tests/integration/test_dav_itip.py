@@ -7,6 +7,7 @@ deleting the event mails a CANCEL; an attendee the client schedules itself gets 
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import email.policy
 import http.client
@@ -16,8 +17,10 @@ import ssl
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import caldav
 import pytest
@@ -66,16 +69,23 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-def add_alias(srv: GKServer, source: str, target: str) -> None:
-    """What ``gk alias add`` does, in this process (as ``GKServer.add_user``)."""
+@contextlib.contextmanager
+def accounts_of(srv: GKServer) -> Iterator[Any]:
+    """The server's account store, opened in this process (as ``GKServer.add_user`` does)."""
     from gk.config import load
     from gk.context import open_accounts
 
     store = open_accounts(load(srv.data_dir), srv.data_dir)
     try:
-        store.add_alias(source, target)
+        yield store
     finally:
         store.db.close()
+
+
+def add_alias(srv: GKServer, source: str, target: str) -> None:
+    """What ``gk alias add`` does."""
+    with accounts_of(srv) as store:
+        store.add_alias(source, target)
 
 
 def calendar(srv: GKServer, user: str) -> caldav.Calendar:
@@ -1075,15 +1085,9 @@ def test_schedule_status_on_the_attendees_copy(server: GKServer) -> None:
 
 
 def set_quota(srv: GKServer, address: str, mb: int) -> None:
-    """What the admin's Users page does, in this process (read by ``gk serve`` at each delivery)."""
-    from gk.config import load
-    from gk.context import open_accounts
-
-    store = open_accounts(load(srv.data_dir), srv.data_dir)
-    try:
+    """What the admin's Users page does (read by ``gk serve`` at each delivery)."""
+    with accounts_of(srv) as store:
         store.set_quota(address, mb)
-    finally:
-        store.db.close()
 
 
 def test_a_refused_invitation_mail_turns_its_status_into_the_refusal(server: GKServer) -> None:
