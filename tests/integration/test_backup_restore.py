@@ -45,6 +45,14 @@ def backup_of(srv: GKServer) -> Path:
     archive = Path(out.stdout.split("\t")[0])
     assert archive.parent == srv.data_dir / "backup" and archive.name.startswith("gk-backup-mx.test.example-")
     assert archive.name.endswith(".tar")
+    from gk.config import load
+    from gk.context import open_accounts
+
+    store = open_accounts(load(srv.data_dir), srv.data_dir)
+    try:
+        assert any(e["kind"] == "backup_made" and e["detail"] == archive.name for e in store.recent_events(5))
+    finally:
+        store.db.close()
     return archive
 
 
@@ -115,7 +123,9 @@ def test_restore_refuses_a_damaged_archive_and_a_data_dir_in_use(make_server, tm
     archive = backup_of(srv)
 
     # the server holds its data dir: restore over it is refused, even with --force
-    out = gk(srv.data_dir, "backup", "restore", str(archive), "--force", check=False)
+    outside = tmp_path / archive.name
+    outside.write_bytes(archive.read_bytes())
+    out = gk(srv.data_dir, "backup", "restore", str(outside), "--force", check=False)
     assert out.returncode == 1 and "gk serve" in out.stderr and "stop it first" in out.stderr
     assert (srv.data_dir / "accounts.sqlite3").exists()
 

@@ -38,7 +38,7 @@ import stat
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -211,7 +211,7 @@ def stream(
     host: str,
     with_models: bool = False,
     exclude: tuple[Path, ...] = (),
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The archive of ``data_dir``, chunk by chunk. ``scratch`` holds the database snapshots and
     the manifest while they are written (deleted as soon as streamed)."""
     scratch.mkdir(parents=True, exist_ok=True)
@@ -357,8 +357,8 @@ def prune(dest: Path, keep: int) -> list[Path]:
     for p, _ in archives(dest)[keep:]:
         p.unlink(missing_ok=True)
         removed.append(p)
-    # a backup killed before its rename left its .partial: gone after a day
-    for p in dest.glob(f".{PREFIX}*{PARTIAL}"):
+    # a backup killed before its rename left its .partial and scratch files: gone after a day
+    for p in dest.glob(f".{PREFIX}*"):
         with contextlib.suppress(OSError):
             if p.stat().st_mtime < time.time() - 86400:
                 p.unlink()

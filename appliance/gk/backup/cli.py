@@ -55,6 +55,11 @@ def create(args: argparse.Namespace, data_dir: Path) -> int:
     started = time.monotonic()
     path = archive.create(data_dir, dest, hostname_of(cfg), args.with_models, keep=cfg.backup.keep)
     size = path.stat().st_size
+    store = clikit.accounts(args)
+    try:
+        store.record_event("backup_made", "cli", "", "", path.name)
+    finally:
+        store.db.close()
     print(f"{path}\t{size / 1e6:.1f} MB\t{time.monotonic() - started:.1f}s")
     print("it holds every password hash, key and message of this box: keep it somewhere safe")
     return 0

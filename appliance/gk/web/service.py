@@ -30,6 +30,7 @@ from gk.web import (
     assistant,
     assistant_models,
     assistant_tools,
+    backup,
     calendar,
     chat,
     clientsetup,
@@ -195,6 +196,7 @@ def build(ctx: AppContext, wizard_steps: Sequence[wizard.WizardStep] = wizard.ST
     wizard.install(web, wizard_steps)
     for module in (account, dashboard, admin, maildelivery, diagnosis, clientsetup, approvals):
         web.add_routes(module.ROUTES)
+    web.add_routes(backup.ROUTES)  # the admin's backup downloads
     web.add_routes(nextsteps.ROUTES)  # the dashboard's checklist after Finish
     web.add_routes(roomsadmin.ROUTES)  # the chat's rooms (404 while the chat is off)
     web.add_registered(webmail.register, USER)  # every /mail page is a signed-in user's
