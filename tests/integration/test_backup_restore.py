@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import tarfile
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from support.gkserver import GKServer, gk
 from support.imap import ALICE, BOB, PASSWORD, imaps, simple_message
 from support.irc import connect
 from test_dav_caldav import event, request
+from test_web_http import Client
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 
@@ -66,7 +68,10 @@ def test_backup_while_serving_restores_mail_flags_event_chat_and_logins(make_ser
     assert names[0] == "gk-backup/info.json" and names[-1] == "gk-backup/manifest.jsonl"
     assert "data/accounts.sqlite3" in names and "data/gk.toml" in names
     assert not [n for n in names if n.endswith(("-wal", "-shm", "serve.lock"))], names
+    downloaded = download_now(srv, tmp_path / "web.tar")
     srv.stop()
+    gk(tmp_path / "from-web", "backup", "restore", str(downloaded))  # verified against its manifest
+    assert (tmp_path / "from-web" / "dav.sqlite3").exists() and (tmp_path / "from-web" / "chat.sqlite3").exists()
 
     new_dir = tmp_path / "restored"
     out = gk(new_dir, "backup", "restore", str(archive))
@@ -103,6 +108,27 @@ def test_backup_while_serving_restores_mail_flags_event_chat_and_logins(make_ser
     lines = c.until(r"BATCH -")
     assert any("remember the milk" in ln for ln in lines), lines
     c.close()
+
+
+def download_now(srv: GKServer, dest: Path) -> Path:
+    """The admin's "Download a backup now" over HTTPS, saved to ``dest``."""
+    c = Client(srv, https=True)
+    c.login(ALICE, PASSWORD)
+    _, page = c.get("/admin/backup")
+    assert "Download a backup now" in page
+    conn = c.connection()
+    conn.request(
+        "POST",
+        "/admin/backup/download",
+        body=urllib.parse.urlencode({"csrf": c.csrf}),
+        headers={"Cookie": c.cookie_header(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Type") == "application/x-tar"
+    assert resp.getheader("Transfer-Encoding") == "chunked"  # streamed as it is made, no length known ahead
+    dest.write_bytes(resp.read())
+    conn.close()
+    return dest
 
 
 def _flip_one_byte(archive: Path, member: str, out: Path) -> None:

@@ -4,6 +4,7 @@ WAL content included, an open transaction not; Maildir tmp/ and models/ left out
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -90,3 +91,45 @@ def test_a_backup_killed_mid_write_leaves_no_archive_that_looks_complete(tmp_pat
     left = [p.name for p in out.iterdir()]  # the partial archive and the manifest's scratch file
     assert left and all(n.startswith(".gk-backup-") for n in left), left
     assert [n for n in left if n.endswith(".partial")]
+
+
+def test_a_message_renamed_or_expunged_during_the_copy(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Between the listing of a Maildir directory and the copy of a file, the store renames one
+    message (a flag change: new name, same unique part), moves a new one from new/ to cur/ (cur/
+    was copied already) and deletes another (EXPUNGE): the first two go in once each under their
+    new names, the third is absent, and the archive still verifies."""
+    d = box(tmp_path)
+    cur = d / "mail" / "a@test.example" / "Maildir" / "cur"
+    (cur / "2.b,U=2:2,").write_bytes(b"Subject: expunged\r\n\r\n")
+    (cur.parent / "new" / "3.c").write_bytes(b"Subject: just delivered\r\n\r\n")
+    real_walk = archive._walk
+    walks = []
+
+    def racing_walk(*args, **kw):  # type: ignore[no-untyped-def]
+        walks.append(1)
+        for rel, entry in real_walk(*args, **kw):
+            if len(walks) == 1:  # the first pass looks for databases only
+                yield rel, entry
+                continue
+            renamed = entry is not None and entry.name == "1.a,U=1:2,S"
+            if renamed:
+                Path(entry.path).rename(cur / "1.a,U=1:2,FS")  # flagged meanwhile
+            if entry is not None and entry.name == "2.b,U=2:2,":
+                Path(entry.path).unlink()  # expunged meanwhile
+            if entry is not None and entry.name == "3.c":
+                Path(entry.path).rename(cur / "3.c,U=3:2,S")  # picked up by a client, read
+            yield rel, entry
+            if renamed:  # readdir may list the new name later in the same directory
+                with os.scandir(cur) as it:
+                    new = next(e for e in it if e.name == "1.a,U=1:2,FS")
+                yield rel.replace("1.a,U=1:2,S", "1.a,U=1:2,FS"), new
+
+    monkeypatch.setattr(archive, "_walk", racing_walk)
+    made = archive.create(d, tmp_path / "out", "box.test.example")
+    with tarfile.open(made) as tar:
+        messages = sorted(n.rsplit("/", 2)[-2] + "/" + n.rsplit("/", 1)[1] for n in tar.getnames() if "/Maildir/" in n)
+    assert [n for n in messages if n.startswith(("cur/", "new/"))] == ["cur/1.a,U=1:2,FS", "cur/3.c,U=3:2,S"]
+    archive.restore(made, tmp_path / "restored")
+    restored = tmp_path / "restored" / "mail" / "a@test.example" / "Maildir"
+    assert sorted(p.name for p in (restored / "cur").iterdir()) == ["1.a,U=1:2,FS", "3.c,U=3:2,S"]
+    assert not list((restored / "new").iterdir())

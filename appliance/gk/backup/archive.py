@@ -244,12 +244,14 @@ def stream(
                     schemas[rel] = version
                     databases.add(rel)
                     with open(snap, "rb") as snapshot:
-                        st = os.fstat(snapshot.fileno())
-                        st_src = entry.stat(follow_symlinks=False)
-                        yield from w.file(DATA + rel, snapshot, _with_mode(st, st_src))
+                        snap_st = os.fstat(snapshot.fileno())
+                        src_st = entry.stat(follow_symlinks=False)
+                        yield from w.file(DATA + rel, snapshot, _with_mode(snap_st, src_st))
                 finally:
                     snap.unlink(missing_ok=True)
             # pass 2: directories, files, symlinks
+            moved: set[str] = set()  # files renamed during the copy, under their new names
+            st: os.stat_result | None
             for rel, entry in _walk(data_dir, skip_top):
                 path = data_dir / rel
                 if entry is None:
@@ -260,14 +262,16 @@ def stream(
                     continue
                 if rel in databases or path.parent.resolve() in excluded:
                     continue
+                if DATA + rel in moved:
+                    continue  # already in, found under this name when its old one vanished
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
-                    continue
-                if stat.S_ISLNK(st.st_mode):
+                    st = None
+                if st is not None and stat.S_ISLNK(st.st_mode):
                     yield from w.symlink(DATA + rel, os.readlink(path), st)
                     continue
-                if not stat.S_ISREG(st.st_mode):
+                if st is not None and not stat.S_ISREG(st.st_mode):
                     continue
                 f: IO[bytes] | None
                 try:
@@ -277,9 +281,10 @@ def stream(
                     if f is None:
                         continue  # expunged while the backup ran
                 with f:
-                    fst = os.fstat(f.fileno())
-                    name = DATA + str(Path(rel).parent / os.path.basename(f.name)) if rel.count("/") else DATA + rel
-                    yield from w.file(name, f, fst)
+                    name = DATA + os.path.relpath(f.name, data_dir)
+                    if name != DATA + rel:
+                        moved.add(name)
+                    yield from w.file(name, f, os.fstat(f.fileno()))
             manifest.write(
                 json.dumps({"end": True, "files": w.summary.files, "bytes": w.summary.bytes, "schemas": schemas}) + "\n"
             )
