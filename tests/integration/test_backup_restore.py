@@ -154,6 +154,9 @@ def test_restore_refuses_a_damaged_archive_and_a_data_dir_in_use(make_server, tm
     out = gk(srv.data_dir, "backup", "restore", str(outside), "--force", check=False)
     assert out.returncode == 1 and "gk serve" in out.stderr and "stop it first" in out.stderr
     assert (srv.data_dir / "accounts.sqlite3").exists()
+    # a second gk serve on the same data dir stops at once, saying why (serve.lock)
+    second = gk(srv.data_dir, "serve", check=False)
+    assert second.returncode == 1 and "another gk serve is running" in second.stderr + second.stdout
 
     with tarfile.open(archive) as tar:
         message = next(n for n in tar.getnames() if "/Maildir/cur/" in n)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -304,7 +305,6 @@ def _with_mode(st: os.stat_result, like: os.stat_result) -> os.stat_result:
 
 
 def _bytes_member(w: _Writer, name: str, data: bytes) -> Iterator[bytes]:
-    import io
 
     f = io.BytesIO(data)
     st = os.stat_result((stat.S_IFREG | 0o600, 0, 0, 1, 0, 0, len(data), 0, int(time.time()), 0))
@@ -388,11 +388,12 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
     computed_fd, computed_name = tempfile.mkstemp(prefix=".gk-restore-", suffix=".jsonl", dir=staging.parent)
     computed_path = Path(computed_name)
     info: dict[str, object] | None = None
-    manifest: bytes | None = None
+    manifest: Path | None = None  # the archive's manifest, copied beside the staging dir
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
     try:
         with os.fdopen(computed_fd, "w", encoding="utf-8") as computed, tarfile.open(archive, "r|") as tar:
-            for member in tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member it read: memory would grow with the archive
                 if info is None:
                     if member.name != INFO:
                         raise BackupError(f"{archive}: not a GK backup (no {INFO} at its start)")
@@ -405,7 +406,9 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
                     continue
                 if member.name == MANIFEST:
                     f = tar.extractfile(member)
-                    manifest = f.read() if f else b""
+                    manifest = computed_path.with_name(computed_path.name + ".manifest")
+                    with open(manifest, "wb") as out:
+                        shutil.copyfileobj(f or io.BytesIO(), out, CHUNK)
                     continue
                 if manifest is not None or not member.name.startswith(DATA):
                     raise BackupError(f"{archive}: unexpected member {member.name!r}; this is not a GK backup")
@@ -452,18 +455,20 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
         raise BackupError(f"{archive}: damaged or cut short ({exc}); use another backup") from exc
     finally:
         computed_path.unlink(missing_ok=True)
+        computed_path.with_name(computed_path.name + ".manifest").unlink(missing_ok=True)
 
 
-def _compare(archive: Path, manifest: bytes, computed_path: Path) -> None:
-    lines = manifest.decode("utf-8").splitlines()
-    if not lines:
-        raise BackupError(f"{archive}: its manifest is empty; the archive is damaged")
-    summary = json.loads(lines[-1])
-    if not isinstance(summary, dict) or not summary.get("end"):
-        raise BackupError(f"{archive}: its manifest is cut short; the archive is damaged")
-    with open(computed_path, encoding="utf-8") as computed:
-        for expected_line in lines[:-1]:
-            name, size, sha = json.loads(expected_line)
+def _compare(archive: Path, manifest: Path, computed_path: Path) -> None:
+    """The manifest against what was unpacked (``computed_path``: the same lines, made while
+    unpacking, in archive order), line by line: memory stays flat however many files."""
+    with open(manifest, encoding="utf-8") as expected, open(computed_path, encoding="utf-8") as computed:
+        summary = None
+        for expected_line in expected:
+            entry = json.loads(expected_line)
+            if isinstance(entry, dict):
+                summary = entry
+                break
+            name, size, sha = entry
             got_line = computed.readline()
             if not got_line:
                 raise BackupError(f"{archive}: {name} is listed in the manifest but missing from the archive")
@@ -475,6 +480,8 @@ def _compare(archive: Path, manifest: bytes, computed_path: Path) -> None:
                     f"{archive}: {name} is damaged ({got_size} bytes, sha256 {got_sha[:12]}…; "
                     f"the manifest says {size} bytes, {sha[:12]}…); use another backup"
                 )
+        if summary is None or not summary.get("end") or expected.readline():
+            raise BackupError(f"{archive}: its manifest is cut short or damaged; use another backup")
         extra = computed.readline()
         if extra:
             raise BackupError(f"{archive}: {json.loads(extra)[0]} is in the archive but not in its manifest")
