@@ -91,7 +91,11 @@ def _walk(data_dir: Path, skip_top: set[str]) -> Iterator[tuple[str, os.DirEntry
         here = data_dir / rel if rel else data_dir
         maildir = rel and (here / "cur").is_dir() and (here / "new").is_dir()
         subdirs = []
-        with os.scandir(here) as it:
+        try:
+            it = os.scandir(here)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed since its parent was listed (a folder deleted meanwhile)
+        with it:
             for entry in it:
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 if not rel and entry.name in skip_top:
