@@ -81,9 +81,12 @@ def _is_sqlite(path: Path) -> bool:
         return False
 
 
-def _walk(data_dir: Path, skip_top: set[str]) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+def _walk(
+    data_dir: Path, skip_top: set[str], excluded: frozenset[Path] = frozenset()
+) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
     """(relative path, entry) of each directory (entry None), file and symlink to back up,
-    directories before their contents. Big directories (a Maildir's ``cur/``) are streamed from
+    directories before their contents; the directories in ``excluded`` (resolved) and what is
+    under them are left out. Big directories (a Maildir's ``cur/``) are streamed from
     ``scandir``, never listed whole."""
     stack = [""]
     while stack:
@@ -101,6 +104,8 @@ def _walk(data_dir: Path, skip_top: set[str]) -> Iterator[tuple[str, os.DirEntry
                 if not rel and entry.name in skip_top:
                     continue
                 if entry.is_dir(follow_symlinks=False):
+                    if excluded and Path(entry.path).resolve() in excluded:
+                        continue
                     if maildir and entry.name == "tmp":
                         yield child, None  # the directory, not its half-delivered files
                     else:
@@ -221,7 +226,7 @@ def stream(
     the manifest while they are written (deleted as soon as streamed)."""
     scratch.mkdir(parents=True, exist_ok=True)
     skip_top = set(TOP_SKIPPED) | (set() if with_models else {"models"})
-    excluded = {p.resolve() for p in (*exclude, scratch)}
+    excluded = frozenset(p.resolve() for p in (*exclude, scratch))
     manifest_fd, manifest_name = tempfile.mkstemp(prefix=".gk-backup-manifest-", suffix=".jsonl", dir=scratch)
     manifest_path = Path(manifest_name)
     schemas: dict[str, int] = {}
@@ -239,10 +244,10 @@ def stream(
             yield from _bytes_member(w, INFO, body)
             databases: set[str] = set()
             # pass 1: every database, before the Maildirs its rows describe
-            for rel, entry in _walk(data_dir, skip_top):
-                if entry is None or not entry.is_file(follow_symlinks=False) or not _is_sqlite(Path(entry.path)):
+            for rel, entry in _walk(data_dir, skip_top, excluded):
+                if entry is None or not entry.name.endswith(SQLITE_NAMES) or not entry.is_file(follow_symlinks=False):
                     continue
-                if Path(entry.path).resolve().parent in excluded:
+                if not _is_sqlite(Path(entry.path)):
                     continue
                 snap, version = _snapshot(Path(entry.path), scratch)
                 try:
@@ -257,15 +262,13 @@ def stream(
             # pass 2: directories, files, symlinks
             moved: set[str] = set()  # files renamed during the copy, under their new names
             st: os.stat_result | None
-            for rel, entry in _walk(data_dir, skip_top):
-                path = data_dir / rel
+            for rel, entry in _walk(data_dir, skip_top, excluded):
+                path = os.path.join(data_dir, rel)
                 if entry is None:
-                    if path.resolve() in excluded:
-                        continue
                     with contextlib.suppress(FileNotFoundError):
-                        yield from w.directory(DATA + rel, path.stat())
+                        yield from w.directory(DATA + rel, os.stat(path))
                     continue
-                if rel in databases or path.parent.resolve() in excluded:
+                if rel in databases:
                     continue
                 if DATA + rel in moved:
                     continue  # already in, found under this name when its old one vanished
@@ -282,12 +285,13 @@ def stream(
                 try:
                     f = open(path, "rb")
                 except FileNotFoundError:
-                    f = _open_moved(path)
+                    f = _open_moved(Path(path))
                     if f is None:
                         continue  # expunged while the backup ran
                 with f:
-                    name = DATA + os.path.relpath(f.name, data_dir)
-                    if name != DATA + rel:
+                    name = DATA + rel
+                    if f.name != path:
+                        name = DATA + os.path.relpath(f.name, data_dir)
                         moved.add(name)
                     yield from w.file(name, f, os.fstat(f.fileno()))
             manifest.write(
