@@ -7,7 +7,8 @@ grows), indexed by one IMAP SELECT + FETCH per user before the backup. Measured,
 times each: wall time and the peak RSS of the backup process (its ``VmHWM``) for
 ``gk backup create`` (SQLite online-backup snapshots, sha256 of every file, a manifest, fsync)
 and for ``tar cf`` (a plain copy: no snapshot, no checksum, no fsync); then ``gk backup restore``
-of the archive (verifies every sha256, unpacks, one sync) and what ``gzip -1`` would cost
+of the archive (verifies every sha256, unpacks, one sync) against ``tar xf`` of it, and what
+``gzip -1`` would cost
 (time and size of compressing the archive), to decide whether the archive should be .tar.gz.
 Run: ``flock /work/bench.lock .venv/bin/python -m bench backup``.
 """
@@ -112,6 +113,11 @@ def main() -> int:
             rows["gk backup restore"].append(
                 timed([*GK_CMD, "backup", "restore", str(archive), "--data-dir", str(restored)])
             )
+        rows["tar xf (restore's peer)"] = []
+        for _ in range(REPEAT):
+            shutil.rmtree(restored, ignore_errors=True)
+            restored.mkdir()
+            rows["tar xf (restore's peer)"].append(timed(["tar", "xf", str(archive), "-C", str(restored)]))
         rows["gzip -1 of the archive"] = []
         for _ in range(REPEAT):
             with open(root / "a.tar.gz", "wb") as gz:
