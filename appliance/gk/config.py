@@ -284,6 +284,13 @@ class DiagnosisConfig:
 
 
 @dataclass
+class BackupConfig:
+    keep: int = opt(
+        3, "backup archives gk backup create keeps in DATA_DIR/backup (older ones are removed)", at_least(1)
+    )
+
+
+@dataclass
 class ChatConfig:
     enabled: bool = opt(True, "run the chat (rooms, history, the IRC server for stock clients)")
     irc_port: int = opt(6697, "IRC with implicit TLS for stock clients (0 = disabled)", port_number())
@@ -379,6 +386,7 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     acme: ACMEConfig = field(default_factory=ACMEConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     dav: DAVConfig = field(default_factory=DAVConfig)
     ai: AIConfig = field(default_factory=AIConfig)

@@ -368,6 +368,15 @@ FEATURES: tuple[Feature, ...] = (
         ),
     ),
     Feature(
+        "backup",
+        "backup",
+        commands=(
+            Command(
+                "backup", "back up the whole box, restore it, list the archives (create|restore|list)", "gk.backup.cli"
+            ),
+        ),
+    ),
+    Feature(
         "diagnosis",
         "diagnosis",
         commands=(

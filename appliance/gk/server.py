@@ -195,6 +195,11 @@ def serve(config: Config, data_dir: Path) -> int:
     keymaker.use_child_process()  # keys and certificates: cryptography stays out of this process
     sizes = pools.configure(data_dir)  # tune.json's pool sizes, else this machine's
     log.info("thread pools: disk I/O %d, CPU %d, inference 1", sizes.io, sizes.cpu)
+    from gk.store.files import hold_serve_lock
+
+    if hold_serve_lock(data_dir) is None:  # the descriptor stays open (and locked) until the process ends
+        log.error("another gk serve is running on %s (it holds %s/serve.lock): stop it first", data_dir, data_dir)
+        return 1
     started = time.monotonic()
     log.info("GK %s starting, data dir %s", __version__, data_dir.resolve())
     ctx: AppContext = build_context(config, data_dir)

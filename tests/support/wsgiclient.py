@@ -64,6 +64,7 @@ class Response:
     status: int
     headers: list[tuple[str, str]]
     text: str
+    body: bytes = b""  # the raw bytes (a download)
 
     def header(self, name: str) -> str:
         return next((v for k, v in self.headers if k.lower() == name.lower()), "")
@@ -138,7 +139,7 @@ class Client:
         m = re.search(r'name="csrf" value="([^"]+)"', text)
         if m:
             self.csrf = m.group(1)
-        return Response(int(status.split()[0]), hdrs, text)
+        return Response(int(status.split()[0]), hdrs, text, data)
 
     def get(self, path: str, **kw: Any) -> Response:
         return self.request("GET", path, **kw)

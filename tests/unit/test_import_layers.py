@@ -21,7 +21,7 @@ LAYERS: list[list[str]] = [
         "gk.dav.web",
         "gk.oauth.web",
     ],  # the web UI: mounts and pages over every feature (DAV sharing, OAuth consent)
-    ["gk.diagnosis", "gk.setupfile", "gk.mcp", "gk.api", "gk.oauth"],  # over several features at once
+    ["gk.diagnosis", "gk.backup", "gk.setupfile", "gk.mcp", "gk.api", "gk.oauth"],  # over several features at once
     ["gk.ai", "gk.chat", "gk.dav", "gk.acme", "gk.hw"],  # features
     ["gk.mail.smtp", "gk.mail.imap", "gk.mail.queue", "gk.mail.submission", "gk.mail.dnsrecords"],  # protocols
     ["gk.mail.delivery", "gk.mail.outbound", "gk.mail.authcheck", "gk.mail.dkim", "gk.mail.dnsresolver"],

@@ -7,8 +7,11 @@ a crash at any point leaves either the old file or the new one, never a half-wri
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
+
+SERVE_LOCK = "serve.lock"  # gk serve holds an exclusive flock on it while it runs
 
 
 def fsync_dir(path: Path) -> None:
@@ -37,3 +40,35 @@ def write_durable(path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, 
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def hold_serve_lock(data_dir: Path) -> int | None:
+    """Take ``DATA_DIR/serve.lock`` for this process (``gk serve``): the open descriptor, kept
+    until the process ends (the kernel drops the lock then, even after kill -9), or None when
+    another process holds it. Commands that must not run beside a server (``gk backup restore``)
+    ask ``serve_lock_held``."""
+    fd = os.open(data_dir / SERVE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def serve_lock_held(data_dir: Path) -> int | None:
+    """The pid of the ``gk serve`` holding ``data_dir`` (0 if it wrote none), or None: not running."""
+    try:
+        fd = os.open(data_dir / SERVE_LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else 0
+    finally:
+        os.close(fd)
+    return None

@@ -151,6 +151,8 @@ EVENT_NAMES = {
     "admin_revoked": N_("Administrator rights removed"),
     "alias_added": N_("Alias added"),
     "alias_deleted": N_("Alias removed"),
+    "backup_made": N_("Backup made"),
+    "backup_downloaded": N_("Backup downloaded"),
 }
 
 

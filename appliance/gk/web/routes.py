@@ -65,6 +65,13 @@ ADMIN_PAGES = (
     Route("POST", "/admin/settings/host", lazy("gk.web.admin:save_host"), ADMIN),
 )
 
+# gk.web.backup: the admin's backups (made by gk.backup)
+BACKUP = (
+    Route("GET", "/admin/backup", lazy("gk.web.backup:page"), ADMIN),
+    Route("POST", "/admin/backup/download", lazy("gk.web.backup:download_now"), ADMIN),
+    Route("GET", "/admin/backup/files/<name>", lazy("gk.web.backup:download_kept"), ADMIN),
+)
+
 # gk.web.maildelivery
 MAIL_DELIVERY = (
     Route("GET", "/admin/mail", lazy("gk.web.maildelivery:mail_delivery"), ADMIN),
@@ -237,6 +244,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     ACCOUNT,
     DASHBOARD,
     ADMIN_PAGES,
+    BACKUP,
     MAIL_DELIVERY,
     DIAGNOSIS,
     CLIENT_SETUP,

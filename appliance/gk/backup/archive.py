@@ -1,0 +1,555 @@
+"""The backup archive: written as a stream while ``gk serve`` runs, verified and unpacked by restore.
+
+Layout (a plain POSIX tar, PAX headers for long names):
+
+- ``gk-backup/info.json`` first: format, GK version, host, time, whether ``models/`` is in;
+- ``data/<path>`` for each directory, file and symlink of the data dir, in two passes: every
+  SQLite database first, then everything else. A database is a snapshot made by SQLite's online
+  backup API (``sqlite3.Connection.backup``, one step: one read transaction, so a consistent
+  state even while the server writes; never a copy of a WAL database's files) into a scratch
+  file that is deleted once streamed. The Maildir files come after the mail indexes: a message
+  delivered during the backup is a file the index does not know yet, and one expunged during it
+  is an index row without its file — the store's ``sync`` at the next start reconciles both
+  (UIDs and flags are in the file names). A file renamed while it is copied (a flag change)
+  is looked up again under its new name; one gone for good (expunged) is simply absent.
+- ``gk-backup/manifest.jsonl`` last: one line ``[path, size, sha256]`` per file, in archive
+  order, then a summary line (file count, bytes, each database's ``user_version``). An
+  archive cut short (kill -9, a full disk, a dropped download) has no manifest, and restore
+  refuses it.
+
+Left out: ``backup/`` itself, ``models/`` (unless asked), the Maildirs' ``tmp/`` contents (the
+directories are kept), SQLite's ``-wal``/``-shm``/``-journal`` files (the snapshot holds their
+content), ``serve.lock``, ``index.open`` markers and half-written ``*.tmp`` files.
+
+Memory stays flat: files go through in ``CHUNK`` pieces, the manifest goes to a scratch file as
+it grows, and restore compares it line by line with what it unpacked (same order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import tarfile
+import tempfile
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from gk import __version__
+from gk.store.files import SERVE_LOCK, fsync_dir
+
+FORMAT = 1
+INFO = "gk-backup/info.json"
+MANIFEST = "gk-backup/manifest.jsonl"
+DATA = "data/"
+CHUNK = 256 * 1024
+BLOCK = 512
+RECORD = 20 * BLOCK
+PREFIX = "gk-backup-"
+SUFFIX = ".tar"
+PARTIAL = ".partial"
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_NAMES = (".sqlite3", ".sqlite", ".db")
+SKIP_NAMES = {SERVE_LOCK, "index.open"}
+SKIP_SUFFIXES = ("-wal", "-shm", "-journal", ".tmp", PARTIAL)
+TOP_SKIPPED = {"backup"}  # the archives themselves
+
+
+class BackupError(Exception):
+    """A backup or restore refused; the message names the file and what to do."""
+
+
+# -- what goes in ----------------------------------------------------------------------------
+
+
+def _is_sqlite(path: Path) -> bool:
+    if not path.name.endswith(SQLITE_NAMES):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def _walk(
+    data_dir: Path, skip_top: set[str], excluded: frozenset[Path] = frozenset()
+) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+    """(relative path, entry) of each directory (entry None), file and symlink to back up,
+    directories before their contents; the directories in ``excluded`` (resolved) and what is
+    under them are left out. Big directories (a Maildir's ``cur/``) are streamed from
+    ``scandir``, never listed whole."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        here = data_dir / rel if rel else data_dir
+        maildir = rel and (here / "cur").is_dir() and (here / "new").is_dir()
+        subdirs = []
+        try:
+            it = os.scandir(here)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed since its parent was listed (a folder deleted meanwhile)
+        with it:
+            for entry in it:
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                if not rel and entry.name in skip_top:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if excluded and Path(entry.path).resolve() in excluded:
+                        continue
+                    if maildir and entry.name == "tmp":
+                        yield child, None  # the directory, not its half-delivered files
+                    else:
+                        subdirs.append(child)
+                elif entry.name in SKIP_NAMES or entry.name.endswith(SKIP_SUFFIXES):
+                    continue
+                else:
+                    yield child, entry
+        for child in sorted(subdirs, reverse=True):
+            yield child, None
+            stack.append(child)
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    bytes: int = 0
+
+
+class _Writer:
+    """Tar members as byte chunks, each file's sha256 into the manifest scratch file."""
+
+    def __init__(self, manifest: IO[str]):
+        self.manifest = manifest
+        self.summary = Summary()
+        self.offset = 0
+
+    def _out(self, data: bytes) -> bytes:
+        self.offset += len(data)
+        return data
+
+    def header(self, info: tarfile.TarInfo) -> bytes:
+        return self._out(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def directory(self, name: str, st: os.stat_result) -> Iterator[bytes]:
+        info = tarfile.TarInfo(name + "/")
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, stat.S_IMODE(st.st_mode), int(st.st_mtime)
+        yield self.header(info)
+
+    def symlink(self, name: str, target: str, st: os.stat_result) -> Iterator[bytes]:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, int(st.st_mtime)
+        yield self.header(info)
+
+    def file(self, name: str, f: IO[bytes], st: os.stat_result, record: bool = True) -> Iterator[bytes]:
+        """The member ``name`` with the first ``st.st_size`` bytes of ``f`` (a file only ever
+        appended to, as ``gk-uidmap``, may grow meanwhile: its size at the stat is what goes in)."""
+        size = st.st_size
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = size, stat.S_IMODE(st.st_mode), int(st.st_mtime)
+        yield self.header(info)
+        digest = hashlib.sha256()
+        left = size
+        while left:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                raise BackupError(f"{f.name}: shrank while it was copied (was {size} bytes); run the backup again")
+            left -= len(chunk)
+            digest.update(chunk)
+            yield self._out(chunk)
+        if size % BLOCK:
+            yield self._out(b"\0" * (BLOCK - size % BLOCK))
+        if record:
+            self.manifest.write(json.dumps([name, size, digest.hexdigest()]) + "\n")
+            self.summary.files += 1
+            self.summary.bytes += size
+
+    def end(self) -> Iterator[bytes]:
+        closing = 2 * BLOCK
+        pad = -(self.offset + closing) % RECORD
+        yield self._out(b"\0" * (closing + pad))
+
+
+def _snapshot(src: Path, scratch: Path) -> tuple[Path, int]:
+    """A consistent copy of the SQLite database ``src`` in ``scratch`` (SQLite's online backup,
+    one step) and its ``user_version``."""
+    fd, name = tempfile.mkstemp(prefix=".gk-backup-", suffix=".sqlite3", dir=scratch)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        source = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=60)
+        try:
+            target = sqlite3.connect(tmp)
+            try:
+                source.backup(target)  # pages=-1: every page in one step, one read transaction
+                version = int(target.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                target.close()
+        finally:
+            source.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, version
+
+
+def _open_moved(path: Path) -> IO[bytes] | None:
+    """A Maildir message renamed since it was listed (a flag change, new/ to cur/): the file of
+    the same unique name; None if it is gone (expunged)."""
+    base = re.split(r"[:,]", path.name, maxsplit=1)[0]
+    for folder in (path.parent, path.parent.parent / "cur"):
+        with contextlib.suppress(OSError), os.scandir(folder) as it:
+            for entry in it:
+                if re.split(r"[:,]", entry.name, maxsplit=1)[0] == base:
+                    with contextlib.suppress(FileNotFoundError):
+                        return open(entry.path, "rb")
+    return None
+
+
+def stream(
+    data_dir: Path,
+    scratch: Path,
+    host: str,
+    with_models: bool = False,
+    exclude: tuple[Path, ...] = (),
+) -> Generator[bytes, None, None]:
+    """The archive of ``data_dir``, chunk by chunk. ``scratch`` holds the database snapshots and
+    the manifest while they are written (deleted as soon as streamed)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    skip_top = set(TOP_SKIPPED) | (set() if with_models else {"models"})
+    excluded = frozenset(p.resolve() for p in (*exclude, scratch))
+    manifest_fd, manifest_name = tempfile.mkstemp(prefix=".gk-backup-manifest-", suffix=".jsonl", dir=scratch)
+    manifest_path = Path(manifest_name)
+    schemas: dict[str, int] = {}
+    try:
+        with os.fdopen(manifest_fd, "w", encoding="utf-8") as manifest:
+            w = _Writer(manifest)
+            info = {
+                "format": FORMAT,
+                "gk_version": __version__,
+                "host": host,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "with_models": with_models,
+            }
+            body = json.dumps(info, indent=2).encode()
+            yield from _bytes_member(w, INFO, body)
+            databases: set[str] = set()
+            # pass 1: every database, before the Maildirs its rows describe
+            for rel, entry in _walk(data_dir, skip_top, excluded):
+                if entry is None or not entry.name.endswith(SQLITE_NAMES) or not entry.is_file(follow_symlinks=False):
+                    continue
+                if not _is_sqlite(Path(entry.path)):
+                    continue
+                snap, version = _snapshot(Path(entry.path), scratch)
+                try:
+                    schemas[rel] = version
+                    databases.add(rel)
+                    with open(snap, "rb") as snapshot:
+                        snap_st = os.fstat(snapshot.fileno())
+                        src_st = entry.stat(follow_symlinks=False)
+                        yield from w.file(DATA + rel, snapshot, _with_mode(snap_st, src_st))
+                finally:
+                    snap.unlink(missing_ok=True)
+            # pass 2: directories, files, symlinks
+            moved: set[str] = set()  # files renamed during the copy, under their new names
+            st: os.stat_result | None
+            for rel, entry in _walk(data_dir, skip_top, excluded):
+                path = os.path.join(data_dir, rel)
+                if entry is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        yield from w.directory(DATA + rel, os.stat(path))
+                    continue
+                if rel in databases:
+                    continue
+                if DATA + rel in moved:
+                    continue  # already in, found under this name when its old one vanished
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    st = None
+                if st is not None and stat.S_ISLNK(st.st_mode):
+                    yield from w.symlink(DATA + rel, os.readlink(path), st)
+                    continue
+                if st is not None and not stat.S_ISREG(st.st_mode):
+                    continue
+                f: IO[bytes] | None
+                try:
+                    f = open(path, "rb")
+                except FileNotFoundError:
+                    f = _open_moved(Path(path))
+                    if f is None:
+                        continue  # expunged while the backup ran
+                with f:
+                    name = DATA + rel
+                    if f.name != path:
+                        name = DATA + os.path.relpath(f.name, data_dir)
+                        moved.add(name)
+                    yield from w.file(name, f, os.fstat(f.fileno()))
+            manifest.write(
+                json.dumps({"end": True, "files": w.summary.files, "bytes": w.summary.bytes, "schemas": schemas}) + "\n"
+            )
+        with open(manifest_path, "rb") as m:
+            yield from w.file(MANIFEST, m, os.fstat(m.fileno()), record=False)
+        yield from w.end()
+    finally:
+        manifest_path.unlink(missing_ok=True)
+
+
+def _with_mode(st: os.stat_result, like: os.stat_result) -> os.stat_result:
+    """``st`` (a snapshot's size) with the mode and mtime of the database it copies."""
+    values = list(st)
+    values[stat.ST_MODE] = like.st_mode
+    values[stat.ST_MTIME] = like.st_mtime
+    return os.stat_result(values)
+
+
+def _bytes_member(w: _Writer, name: str, data: bytes) -> Iterator[bytes]:
+
+    f = io.BytesIO(data)
+    st = os.stat_result((stat.S_IFREG | 0o600, 0, 0, 1, 0, 0, len(data), 0, int(time.time()), 0))
+    yield from w.file(name, f, st, record=False)
+
+
+# -- create, list ----------------------------------------------------------------------------
+
+
+def archive_name(host: str, when: float | None = None) -> str:
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "_", host) or "gk"
+    return f"{PREFIX}{safe}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}{SUFFIX}"
+
+
+def create(data_dir: Path, dest: Path, host: str, with_models: bool = False, keep: int = 0) -> Path:
+    """Write the archive into ``dest`` under a temporary name, fsync it, rename it: a file named
+    ``gk-backup-*.tar`` is always complete. Then keep the newest ``keep`` there (0: all)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / archive_name(host)
+    n = 1
+    while final.exists():  # two in the same second
+        final = dest / archive_name(host).replace(SUFFIX, f"-{n}{SUFFIX}")
+        n += 1
+    partial = dest / f".{final.name}{PARTIAL}"
+    try:
+        with open(partial, "wb") as f:
+            for chunk in stream(data_dir, dest, host, with_models, exclude=(dest,)):
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(partial, 0o600)
+        os.rename(partial, final)
+        fsync_dir(dest)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if keep > 0:
+        prune(dest, keep)
+    return final
+
+
+def archives(dest: Path) -> list[tuple[Path, os.stat_result]]:
+    """The complete archives in ``dest``, newest first."""
+    found = []
+    if dest.is_dir():
+        for p in dest.iterdir():
+            if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX) and p.is_file():
+                found.append((p, p.stat()))
+    found.sort(key=lambda t: (t[1].st_mtime, t[0].name), reverse=True)
+    return found
+
+
+def prune(dest: Path, keep: int) -> list[Path]:
+    removed = []
+    for p, _ in archives(dest)[keep:]:
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    # a backup killed before its rename left its .partial and scratch files: gone after a day
+    for p in dest.glob(f".{PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if p.stat().st_mtime < time.time() - 86400:
+                p.unlink()
+    return removed
+
+
+# -- restore ---------------------------------------------------------------------------------
+
+
+def _safe_rel(name: str, archive: Path) -> str:
+    rel = name[len(DATA) :].rstrip("/")
+    parts = Path(rel).parts
+    if not rel or rel.startswith("/") or ".." in parts:
+        raise BackupError(f"{archive}: member {name!r} points outside the data dir; this is not a GK backup")
+    return rel
+
+
+def unpack(archive: Path, staging: Path) -> dict[str, object]:
+    """Unpack ``archive`` into the new directory ``staging``, checking every file against the
+    manifest; the archive's info. Raises BackupError naming the first problem."""
+    staging.mkdir(mode=0o700)
+    computed_fd, computed_name = tempfile.mkstemp(prefix=".gk-restore-", suffix=".jsonl", dir=staging.parent)
+    computed_path = Path(computed_name)
+    info: dict[str, object] | None = None
+    manifest: Path | None = None  # the archive's manifest, copied beside the staging dir
+    dirs: list[tuple[Path, tarfile.TarInfo]] = []
+    try:
+        with os.fdopen(computed_fd, "w", encoding="utf-8") as computed, tarfile.open(archive, "r|") as tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member it read: memory would grow with the archive
+                if info is None:
+                    if member.name != INFO:
+                        raise BackupError(f"{archive}: not a GK backup (no {INFO} at its start)")
+                    f = tar.extractfile(member)
+                    info = json.loads(f.read()) if f else {}
+                    if not isinstance(info, dict) or info.get("format") != FORMAT:
+                        raise BackupError(
+                            f"{archive}: backup format {info.get('format')!r} is not known to GK {__version__}"
+                        )
+                    continue
+                if member.name == MANIFEST:
+                    f = tar.extractfile(member)
+                    manifest = computed_path.with_name(computed_path.name + ".manifest")
+                    with open(manifest, "wb") as out:
+                        shutil.copyfileobj(f or io.BytesIO(), out, CHUNK)
+                    continue
+                if manifest is not None or not member.name.startswith(DATA):
+                    raise BackupError(f"{archive}: unexpected member {member.name!r}; this is not a GK backup")
+                rel = _safe_rel(member.name, archive)
+                target = staging / rel
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    dirs.append((target, member))
+                elif member.issym():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(member.linkname, target)
+                elif member.isfile():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    digest = hashlib.sha256()
+                    size = 0
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "wb") as out:
+                        while chunk := src.read(CHUNK):
+                            digest.update(chunk)
+                            size += len(chunk)
+                            out.write(chunk)
+                    os.chmod(target, member.mode & 0o7777)
+                    os.utime(target, (member.mtime, member.mtime))
+                    computed.write(json.dumps([member.name, size, digest.hexdigest()]) + "\n")
+                else:
+                    raise BackupError(f"{archive}: member {member.name!r} is neither a file nor a directory")
+        if info is None:
+            raise BackupError(f"{archive}: empty, not a GK backup")
+        if manifest is None:
+            raise BackupError(
+                f"{archive}: no manifest at its end: the archive is cut short (a backup or a download "
+                "that did not finish); use another one"
+            )
+        _compare(archive, manifest, computed_path)
+        for target, member in reversed(dirs):  # modes last: a read-only directory was still filled
+            os.chmod(target, member.mode & 0o7777)
+            os.utime(target, (member.mtime, member.mtime))
+        return info
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) and exc.filename:
+            raise BackupError(f"{exc.filename}: {exc.strerror}") from exc
+        raise BackupError(f"{archive}: damaged or cut short ({exc}); use another backup") from exc
+    finally:
+        computed_path.unlink(missing_ok=True)
+        computed_path.with_name(computed_path.name + ".manifest").unlink(missing_ok=True)
+
+
+def _compare(archive: Path, manifest: Path, computed_path: Path) -> None:
+    """The manifest against what was unpacked (``computed_path``: the same lines, made while
+    unpacking, in archive order), line by line: memory stays flat however many files."""
+    with open(manifest, encoding="utf-8") as expected, open(computed_path, encoding="utf-8") as computed:
+        summary = None
+        for expected_line in expected:
+            entry = json.loads(expected_line)
+            if isinstance(entry, dict):
+                summary = entry
+                break
+            name, size, sha = entry
+            got_line = computed.readline()
+            if not got_line:
+                raise BackupError(f"{archive}: {name} is listed in the manifest but missing from the archive")
+            got_name, got_size, got_sha = json.loads(got_line)
+            if got_name != name:
+                raise BackupError(f"{archive}: {got_name} is in the archive where the manifest lists {name}")
+            if got_size != size or got_sha != sha:
+                raise BackupError(
+                    f"{archive}: {name} is damaged ({got_size} bytes, sha256 {got_sha[:12]}…; "
+                    f"the manifest says {size} bytes, {sha[:12]}…); use another backup"
+                )
+        if summary is None or not summary.get("end") or expected.readline():
+            raise BackupError(f"{archive}: its manifest is cut short or damaged; use another backup")
+        extra = computed.readline()
+        if extra:
+            raise BackupError(f"{archive}: {json.loads(extra)[0]} is in the archive but not in its manifest")
+
+
+def _chown_like(root: Path, like: Path) -> None:
+    """As root: the restored tree belongs to the owner of the data dir it replaces (the
+    service's user), not to root."""
+    if os.geteuid() != 0:
+        return
+    st = like.stat()
+    if st.st_uid == 0:
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            os.lchown(os.path.join(dirpath, name), st.st_uid, st.st_gid)
+    os.chown(root, st.st_uid, st.st_gid)
+
+
+def restore(archive: Path, data_dir: Path, force: bool = False) -> tuple[dict[str, object], Path | None]:
+    """Unpack ``archive`` as ``data_dir`` after verifying it; (the archive's info, where the old
+    data dir was moved with ``force``, else None). Refuses while ``gk serve`` holds ``data_dir``."""
+    from gk.store.files import serve_lock_held
+
+    if not archive.is_file():
+        raise BackupError(f"{archive}: no such file; `gk backup list` shows the archives on this box")
+    data_dir = data_dir.absolute()
+    if data_dir.exists():
+        pid = serve_lock_held(data_dir)
+        if pid is not None:
+            who = f"gk serve (pid {pid})" if pid else "gk serve"
+            raise BackupError(f"{data_dir}: {who} is running on it; stop it first (`systemctl stop gk`), then restore")
+        if any(data_dir.iterdir()) and not force:
+            raise BackupError(
+                f"{data_dir}: not empty; restore into an empty directory (--data-dir), or pass --force "
+                "to move this one aside (it is kept, renamed)"
+            )
+    if archive.absolute().is_relative_to(data_dir):
+        raise BackupError(
+            f"{archive}: inside the data dir it would replace; copy it elsewhere first (e.g. /root or a USB drive)"
+        )
+    parent = data_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".{data_dir.name}.restoring-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        info = unpack(archive, staging)
+        os.sync()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    moved: Path | None = None
+    if data_dir.exists():
+        _chown_like(staging, data_dir)
+        if any(data_dir.iterdir()):
+            moved = parent / f"{data_dir.name}.before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+            os.rename(data_dir, moved)
+        else:
+            data_dir.rmdir()
+    os.rename(staging, data_dir)
+    fsync_dir(parent)
+    return info, moved
