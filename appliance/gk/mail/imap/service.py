@@ -23,7 +23,6 @@ import importlib
 import logging
 import socket
 import ssl
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,17 +44,25 @@ log = logging.getLogger("gk.imap")
 TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds; capped by imap.login_timeout
 SESSION_MODULE = "gk.mail.imap.session"
 _IMPORTING = gevent.lock.Semaphore()
+_session: Any = None  # the Session class once its module is imported whole
+
+
+def _import_session() -> Any:
+    return importlib.import_module(SESSION_MODULE).Session
 
 
 def session_class() -> Any:
     """``Session``, its module (the IMAP commands') imported at the first connection, not at
     start (docs/performance.md), in the CPU pool: imported on the hub it held every other
-    connection for 45-95 ms in bench hub_lag (its stall stacks); one import at a time."""
-    module = sys.modules.get(SESSION_MODULE)
-    if module is None:
+    connection for 45-95 ms in bench hub_lag (its stall stacks); one import at a time. The
+    class is kept once the import has finished: ``sys.modules`` holds the module from the
+    import's start, and a second connection that took it from there found no ``Session`` yet."""
+    global _session
+    if _session is None:
         with _IMPORTING:
-            module = sys.modules.get(SESSION_MODULE) or pools.run_cpu(importlib.import_module, SESSION_MODULE)
-    return module.Session
+            if _session is None:
+                _session = pools.run_cpu(_import_session)
+    return _session
 
 
 REFUSE_SLOTS = 64  # greenlets beyond imap.max_connections that only say BYE and close
