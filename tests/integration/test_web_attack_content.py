@@ -436,3 +436,29 @@ def test_line_breaks_in_the_compose_forms_headers_inject_nothing(srv):
     for raw in sent:
         head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         assert not re.search(rb"(?m)^(X-Injected|Bcc):", head), head
+
+
+@pytest.mark.xfail(strict=True, reason="a line break in a room topic set on the web goes raw onto IRC")
+def test_a_topic_set_on_the_web_injects_no_irc_line(srv):
+    """Every member's IRC connection carries what is set on the web: a line break in a topic must
+    not become a line of its own there (a forged PRIVMSG from another user, a fake server reply)."""
+    from support.irc import connect
+
+    irc = connect(srv.port("chat.irc_port"), user=ALICE, password=PW, nick="alice")
+    try:
+        irc.send("JOIN #general")
+        irc.expect(r" 366 ")
+        bob = login(srv, BOB)
+        post(bob, "/chat/rooms", {"name": "general"})
+        forged = ":owner!owner@mx.test.example PRIVMSG #general :forged"
+        resp, _ = post(bob, "/chat/r/general/topic", {"topic": f"hello\r\n{forged}\r\n:mx.test.example 001 x\nNUL\0x"})
+        assert resp.status == 303
+        post(bob, "/chat/send", {"to": "#general", "text": "after the topic"})
+        lines = irc.until(r"PRIVMSG #general :after the topic")
+        topic = [ln for ln in lines if " TOPIC #general " in ln]
+        one_line = f"hello {forged} :mx.test.example 001 x NUL x"
+        assert len(topic) == 1 and topic[0].endswith(f"TOPIC #general :{one_line}"), topic
+        assert not any(ln.startswith((":owner!", ":mx.test.example 001")) for ln in lines), lines
+        assert not any("\0" in ln for ln in lines)
+    finally:
+        irc.close()
