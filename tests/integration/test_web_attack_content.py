@@ -438,7 +438,6 @@ def test_line_breaks_in_the_compose_forms_headers_inject_nothing(srv):
         assert not re.search(rb"(?m)^(X-Injected|Bcc):", head), head
 
 
-@pytest.mark.xfail(strict=True, reason="a line break in a room topic set on the web goes raw onto IRC")
 def test_a_topic_set_on_the_web_injects_no_irc_line(srv):
     """Every member's IRC connection carries what is set on the web: a line break in a topic must
     not become a line of its own there (a forged PRIVMSG from another user, a fake server reply)."""
