@@ -392,3 +392,24 @@ def test_session_fixation_and_cookie_flags_over_https(srv):
     crossed = Client(srv, https=True)
     crossed.cookies["__Host-gk_session"] = http.session_id()
     assert crossed.get("/account")[0].status == 303
+
+
+def test_every_page_carries_the_csp_and_security_headers(srv):
+    """Each GET route of the tables, as the administrator: an HTML answer runs only the box's own
+    scripts and is never framed by another site (the mail body's frame has its own, stricter
+    policy: test_web_attack_content.py)."""
+    owner = login(srv, OWNER)
+    seen = 0
+    for method, path, _access in table():
+        if method != "GET" or path in ("/mail/body", "/mail/part", "/chat/ws") or "stream" in path:
+            continue
+        resp, _ = owner.get(concrete(path))
+        assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+        if not resp.headers.get("Content-Type", "").startswith("text/html"):
+            continue
+        seen += 1
+        policy = {d.strip() for d in resp.headers["Content-Security-Policy"].split(";")}
+        assert {"script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"} <= policy, path
+        assert resp.headers["X-Frame-Options"] == "DENY", path
+        assert resp.headers["Cache-Control"] == "no-store", path
+    assert seen > 30
