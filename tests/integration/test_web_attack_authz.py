@@ -413,3 +413,26 @@ def test_every_page_carries_the_csp_and_security_headers(srv):
         assert resp.headers["X-Frame-Options"] == "DENY", path
         assert resp.headers["Cache-Control"] == "no-store", path
     assert seen > 30
+
+
+def test_another_users_assistant_tool_servers(srv):
+    from support.ports import free_port
+
+    alice, bob = login(srv, ALICE), login(srv, BOB)
+    alice.get("/assistant/tools")
+    url = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens: the listing fails, the entry stays
+    resp, _ = post(alice, "/assistant/tools/servers", {"name": "alicetools", "url": url, "token": "alice-secret"})
+    assert resp.status in (200, 303), resp.status
+    _, page = alice.get("/assistant/tools")
+    ids = re.findall(r"/assistant/tools/servers/(\d+)/remove", page)
+    assert ids and "alicetools" in page
+    bob.get("/assistant/tools")
+    for sid in ids:
+        for action in ("refresh", "remove"):
+            resp, page = post(bob, f"/assistant/tools/servers/{sid}/{action}", {"confirm": "1"})
+            assert resp.status == 404, (action, resp.status)
+    assert "alicetools" not in bob.get("/assistant/tools")[1]
+    assert re.findall(r"/assistant/tools/servers/(\d+)/remove", alice.get("/assistant/tools")[1]) == ids
+    # another user's OAuth grant: not found, whatever the id
+    for grant in ("1", "2", "999"):
+        assert post(bob, f"/account/oauth/{grant}/revoke", {})[0].status == 404
