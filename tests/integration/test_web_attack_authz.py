@@ -364,6 +364,39 @@ def test_csrf_token_must_be_this_sessions(srv):
         assert resp.status == 403, (method, path, resp.status)
 
 
+def test_a_stolen_session_id_dies_with_logout_and_password_change(srv):
+    """A copied session id (a shared computer, a leaked cookie) stops working once its owner
+    signs out, and every other session of an account ends when its password changes."""
+    new_pw = "another long passphrase 2"
+    from gk import config
+    from gk.context import open_accounts
+
+    accounts = open_accounts(config.load(srv.data_dir), srv.data_dir)
+    accounts.add_user("carol@test.example", PW)
+    accounts.db.close()
+    first, second = Client(srv), Client(srv)
+    first.login("carol@test.example", PW)
+    second.login("carol@test.example", PW)
+    first.get("/account")
+    thief = Client(srv)
+    thief.cookies["gk_session"] = first.session_id()
+    assert thief.get("/account")[0].status == 200
+    resp, _ = first.request("POST", "/logout", form={"csrf": first.csrf})
+    assert resp.status == 303
+    assert thief.get("/account")[0].status == 303  # the copy died with the sign-out
+    thief.cookies["gk_session"] = second.session_id()
+    assert thief.get("/account")[0].status == 200
+    third = Client(srv)
+    third.login("carol@test.example", PW)
+    third.get("/account")
+    form = {"current": PW, "password": new_pw, "password2": new_pw, "csrf": third.csrf}
+    resp, _ = third.request("POST", "/account/password", form=form)
+    assert resp.status == 303, resp.status
+    assert thief.get("/account")[0].status == 303  # every other session ended
+    assert second.get("/account")[0].status == 303
+    assert third.get("/account")[0].status == 200  # the one that changed it stays
+
+
 def test_session_fixation_and_cookie_flags_over_https(srv):
     c = Client(srv, https=True)
     resp, _ = c.get("/login")
