@@ -68,6 +68,23 @@ def test_serialize_trailing_rules():
     )
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    source=st.text(max_size=20),
+    params=st.lists(st.text(st.characters(max_codepoint=0x2FFF), max_size=30), max_size=4),
+    tags=st.dictionaries(st.from_regex(r"\A[a-z]{1,8}\Z"), st.text(max_size=20), max_size=3),
+)
+def test_serialize_always_makes_one_line(source, params, tags):
+    """Text from anywhere (a topic set on the web, a display name) can never end the line early
+    and forge another: CR, LF and NUL inside a parameter go out as a space."""
+    raw = serialize(Line("TOPIC", ["#a", *params], tags, source=source))
+    assert raw.endswith(b"\r\n") and not any(c in raw[:-2] for c in b"\r\n\0"), raw
+    assert (
+        serialize(Line("TOPIC", ["#a", "hi\r\n:x PRIVMSG #a :forged\0!"]))
+        == b"TOPIC #a :hi :x PRIVMSG #a :forged !\r\n"
+    )
+
+
 _word = st.text(
     st.characters(min_codepoint=33, max_codepoint=0x2FFF, blacklist_characters=":"), min_size=1, max_size=12
 )

@@ -43,6 +43,9 @@ MAX_UID = 2**32 - 1
 # the banner of the message list: a known key from the query, never text from the URL itself
 NOTICES = {"sent": "Message sent."}
 MAX_COMPOSE = 25 * 1024 * 1024
+# the compose form's fields that become header values: a line break in one (a crafted post; a
+# browser's one-line input strips them) is a space, not a ValueError from ``email`` (a 500)
+HEADER_FIELDS = ("to", "cc", "subject")
 FLAGS = {"seen": "\\Seen", "flagged": "\\Flagged"}
 BULK_FLAGS = {
     "read": ("\\Seen", "add"),
@@ -361,6 +364,8 @@ def send(web: Web) -> str:
         raise bottle.HTTPError(413, "The message is too large.")
     fields = ("to", "cc", "subject", "body", "ref", "refs", "fwd_folder", "fwd_uid", "orig_folder", "orig_uid")
     draft = {k: forms.raw(k) for k in (*fields, "draft_uid")}
+    for key in HEADER_FIELDS:  # one line each, as a browser's text input sends them
+        draft[key] = " ".join(draft[key].splitlines())
     saving = forms.text("action") == "save"
     errors: dict[str, str] = {}
     rcpts = [a for _n, a in getaddresses([draft["to"], draft["cc"]]) if a]

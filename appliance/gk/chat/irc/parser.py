@@ -7,18 +7,23 @@ over either limit is refused with ``LineTooLong`` (the session answers 417 ERR_I
 
 Tag values are escaped per the spec: ``;`` → ``\\:``, space → ``\\s``, ``\\`` → ``\\\\``,
 CR → ``\\r``, LF → ``\\n``; on input an unknown escape ``\\x`` is ``x`` and a lone trailing
-backslash is dropped. A tag without a value (or with an empty one) has the value ''.
+backslash is dropped; a NUL (no escape carries one) is dropped on output. A tag without a value
+(or with an empty one) has the value ''.
 Pure functions, no I/O: the parser is fuzzed by hypothesis in the unit tests.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 MAX_TAGS = 8191
 MAX_REST = 512
 MAX_LINE = MAX_TAGS + MAX_REST  # what a reader may buffer before giving up on a line
 MAX_PARAMS = 15
+# what no parameter may hold on the wire: a line break would end the line there and start another
+# (text set elsewhere, e.g. a topic from the web, could forge whole lines in a client's stream)
+_BREAKS = re.compile(r"[\r\n\0]+")
 
 
 class ParseError(ValueError):
@@ -30,7 +35,7 @@ class LineTooLong(ParseError):
 
 
 _ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
-_ESCAPE_OUT = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
+_ESCAPE_OUT = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n", "\0": ""})
 
 
 def escape_value(value: str) -> str:
@@ -138,16 +143,24 @@ def format_tags(tags: dict[str, str]) -> str:
 _NAME_LAST = {"NICK", "INVITE", "BATCH", "TAGMSG", "AUTHENTICATE", "REDACT", "MARKREAD", "CHATHISTORY", "MODE"}
 
 
+def _one_line(text: str) -> str:
+    """``text`` with each run of CR, LF and NUL made one space (the common case: no copy)."""
+    if "\r" in text or "\n" in text or "\0" in text:
+        return _BREAKS.sub(" ", text)
+    return text
+
+
 def serialize(line: Line) -> bytes:
     """The line with CRLF; the last parameter written trailing (``:``) for text commands and
-    whenever it has to be (empty, a space, a leading colon)."""
+    whenever it has to be (empty, a space, a leading colon). A CR, LF or NUL inside a parameter
+    is a space: one call makes one line, whatever the text came from."""
     parts: list[str] = []
     if line.tags:
         parts.append("@" + format_tags(line.tags))
     if line.source:
-        parts.append(":" + line.source)
-    parts.append(line.command)
-    params = list(line.params)
+        parts.append(":" + _one_line(line.source))
+    parts.append(_one_line(line.command))
+    params = [_one_line(p) for p in line.params]
     if params:
         last = params.pop()
         parts.extend(params)
