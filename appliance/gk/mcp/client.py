@@ -34,6 +34,55 @@ class MCPClientError(Exception):
     """The server could not be reached or answered something else than a result."""
 
 
+def _public_address(host: str, port: int) -> str:
+    """The address to connect to for a server its owner may only reach on the internet: every
+    address ``host`` resolves to must be public (``is_global``), as for OAuth client documents
+    (``gk.oauth.clients``); the connection then goes to the vetted one (no DNS rebinding)."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise MCPClientError(f"cannot resolve {host}: {exc}") from None
+    addresses = sorted({str(info[4][0]) for info in infos})
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+            raise MCPClientError(
+                f"{host} is on this network ({address}): only an administrator's tool servers may be on the LAN"
+            )
+    if not addresses:
+        raise MCPClientError(f"cannot resolve {host}")
+    return addresses[0]
+
+
+class _Pinned(http.client.HTTPConnection):
+    """HTTP to a vetted address, the Host header still the server's name."""
+
+    def __init__(self, host: str, port: int | None, timeout: float, address: str):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        import socket
+
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedTLS(http.client.HTTPSConnection):
+    """HTTPS to a vetted address, with the server's name for SNI and the certificate check."""
+
+    def __init__(self, host: str, port: int | None, timeout: float, address: str):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        import socket
+
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
 def check_url(url: str) -> str:
     """An http(s) URL with a host, else ``MCPClientError``."""
     parts = urlsplit(url.strip())
@@ -63,12 +112,20 @@ class Session:
     timeout: float = TIMEOUT
     session_id: str = ""
     version: str = PROTOCOL
+    public_only: bool = False  # the owner may not make the box reach its LAN (``_public_address``)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _post(self, message: dict[str, Any]) -> dict[str, Any] | None:
         parts = urlsplit(check_url(self.url))
-        conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = conn_cls(parts.hostname or "", parts.port, timeout=self.timeout)
+        host = parts.hostname or ""
+        tls = parts.scheme == "https"
+        if self.public_only:
+            address = _public_address(host, parts.port or (443 if tls else 80))
+            conn: http.client.HTTPConnection = (_PinnedTLS if tls else _Pinned)(host, parts.port, self.timeout, address)
+        else:
+            conn = (http.client.HTTPSConnection if tls else http.client.HTTPConnection)(
+                host, parts.port, timeout=self.timeout
+            )
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
@@ -144,9 +201,11 @@ class Session:
         return self.request("tools/call", {"name": name, "arguments": arguments})
 
 
-def list_tools(url: str, token: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
-    return Session(url, token, timeout).open().list_tools()
+def list_tools(url: str, token: str, timeout: float = TIMEOUT, public_only: bool = False) -> list[dict[str, Any]]:
+    return Session(url, token, timeout, public_only=public_only).open().list_tools()
 
 
-def call_tool(url: str, token: str, name: str, arguments: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
-    return Session(url, token, timeout).open().call_tool(name, arguments)
+def call_tool(
+    url: str, token: str, name: str, arguments: dict[str, Any], timeout: float = TIMEOUT, public_only: bool = False
+) -> dict[str, Any]:
+    return Session(url, token, timeout, public_only=public_only).open().call_tool(name, arguments)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,7 +158,11 @@ def signature(entry: Entry) -> str:
 class Settings:
     """``tools.sqlite3``: per-user tool switches and external servers."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, lan_allowed: Callable[[str], bool] = lambda address: False):
+        """``lan_allowed(owner)``: may that user's servers be on the LAN (or loopback)? Only an
+        administrator's: another user's server would make the box a way into the LAN (a POST
+        to any address, its HTTP status shown back). Anyone's may be on the internet."""
+        self.lan_allowed = lan_allowed
         self.db: Database = open_database(Path(data_dir) / "tools.sqlite3", MIGRATIONS)
         (Path(data_dir) / "tools.sqlite3").chmod(0o600)  # it holds the external servers' tokens
 
@@ -237,7 +242,7 @@ def _server(row: Any) -> Server:
 def refresh(settings: Settings, server: Server) -> str:
     """List an external server's tools now and keep them; '' or the error shown to the owner."""
     try:
-        tools = client.list_tools(server.url, server.token)
+        tools = client.list_tools(server.url, server.token, public_only=not settings.lan_allowed(server.address))
     except client.MCPClientError as exc:
         settings.save_listing(server.id, None, str(exc))
         return str(exc)
@@ -286,7 +291,13 @@ class Toolbox:
                 action_id = result["structuredContent"]["action_id"]
                 outcome = "queued"
             else:
-                result = client.call_tool(entry.server.url, entry.server.token, entry.tool["name"], arguments)
+                result = client.call_tool(
+                    entry.server.url,
+                    entry.server.token,
+                    entry.tool["name"],
+                    arguments,
+                    public_only=not self.settings.lan_allowed(entry.server.address),
+                )
                 outcome = "error" if result.get("isError") else "ok"
         except client.MCPClientError as exc:
             result = {"content": [{"type": "text", "text": f"the server {entry.server.name} failed: {exc}"}],
@@ -326,7 +337,13 @@ def executor(settings: Settings) -> Executor:
         if server is None or server.url != p.get("url"):
             raise ActionFailed("that MCP server was removed or changed since the call was asked")
         try:
-            result = client.call_tool(server.url, server.token, str(p["tool"]), dict(p.get("arguments") or {}))
+            result = client.call_tool(
+                server.url,
+                server.token,
+                str(p["tool"]),
+                dict(p.get("arguments") or {}),
+                public_only=not settings.lan_allowed(owner),
+            )
         except client.MCPClientError as exc:
             raise ActionFailed(str(exc)) from exc
         text = "\n".join(

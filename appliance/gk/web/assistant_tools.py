@@ -72,7 +72,13 @@ def settings(web: Web) -> Settings:
     path = Path(web.data_dir)
     found = _settings.get(path)
     if found is None:
-        found = _settings[path] = Settings(path)
+        accounts = web.ctx.accounts
+
+        def lan_allowed(address: str) -> bool:  # an administrator's tool servers may be on the LAN
+            user = accounts.get_user(address)
+            return user is not None and user.is_admin
+
+        found = _settings[path] = Settings(path, lan_allowed)
     return found
 
 
