@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 import gevent
+import gevent.event
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -80,6 +81,7 @@ def test_a_phones_first_sync_of_a_lazy_folder_skips_the_whole_parse(
     assert b'"MIXED" ("BOUNDARY" "b") NIL NIL NIL)' in lazy[0]
     unparsed = mb.db.one("SELECT count(*) FROM messages WHERE structure IS NULL")[0]  # type: ignore[index]
     assert unparsed == count  # the text index and the rest: later
+    mb._join_wiring()  # kept after the answer
     assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
     opened: list[object] = []
     real = store_mod._body_wires
@@ -116,6 +118,7 @@ def test_an_index_from_before_the_wire_form_makes_it_from_the_stored_tree(harnes
     finally:
         store_mod.parse_structure = real  # type: ignore[assignment]
     assert parsed == []
+    mb._join_wiring()
     assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
 
 
@@ -185,3 +188,27 @@ def test_an_idle_mailbox_gets_the_rest_newest_first_before_the_full_parse(
     assert [len(b) for b in order] == [10, 8, 8, 8, 6]  # the newest 10, then the 30 older but the big one
     assert sum(order, []) == list(range(count, 1, -1))  # newest first
     assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
+
+
+def test_a_cold_fetch_answers_before_its_wire_forms_are_kept(
+    harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wire forms a FETCH makes are stored after its answer (the commit is no part of what the
+    client waits for); kept only for the same file: a row whose message was renamed (a flag
+    change) or replaced meanwhile is left for the next FETCH to make."""
+    count = _lazy_folder(harness, client, monkeypatch)
+    mb = harness.store.user(USER)
+    gate = gevent.event.Event()
+    real = mb._store_bodywires
+    monkeypatch.setattr(mb, "_store_bodywires", lambda updates: (gate.wait(30), real(updates))[1])
+    lines = client.ok("FETCH 1:* (UID BODYSTRUCTURE)")  # answered while the store waits
+    assert len(lines) == count
+    assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NOT NULL")[0] == 0  # type: ignore[index]
+    gate.set()
+    mb._join_wiring()
+    assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
+    assert client.ok("FETCH 1:* (UID BODYSTRUCTURE)") == lines  # the kept bytes, the same answer
+    rowid, name = mb.db.one("SELECT id, name FROM messages WHERE uid = 1")  # type: ignore[misc]
+    mb.db.execute("UPDATE messages SET bswire = NULL WHERE id = ?", (rowid,))
+    real([(b"(stale)", rowid, name + "S")])  # the file is no longer under that name
+    assert mb.db.one("SELECT bswire FROM messages WHERE id = ?", (rowid,))[0] is None  # type: ignore[index]

@@ -38,3 +38,21 @@ def test_small_files_are_read_whole_and_big_ones_opened(tmp_path: Path) -> None:
         assert parsed[1] == store_mod.json.dumps(top.to_json()) and parsed[2] == text
     assert store_mod._parse_file(str(tmp_path / "gone")) is None
     assert store_mod._body_wires([(str(tmp_path / "gone"), None)]) == [None]
+
+
+def test_every_size_around_the_first_read_comes_whole(tmp_path: Path) -> None:
+    """Most mail fits the first read (``FIRST_PARSE_READ``); a bigger file is read to its end
+    in one more call, up to ``WHOLE_READ``: no byte lost or doubled at either edge."""
+    first, whole = store_mod.FIRST_PARSE_READ, store_mod.WHOLE_READ
+    for size in (0, 1, first - 1, first, first + 1, 3 * first, whole - 1):
+        path = tmp_path / f"m{size}"
+        data = bytes(i % 251 for i in range(size))
+        path.write_bytes(data)
+        with store_mod._for_parse(str(path)) as f:
+            assert isinstance(f, io.BytesIO), size
+            assert f.read() == data, size
+    for size in (whole, whole + 1):
+        path = tmp_path / f"m{size}"
+        path.write_bytes(b"x" * size)
+        with store_mod._for_parse(str(path)) as f:
+            assert not isinstance(f, io.BytesIO) and len(f.read()) == size

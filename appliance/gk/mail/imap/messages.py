@@ -3,8 +3,9 @@ FETCH (CONDSTORE/QRESYNC modifiers, BINARY), STORE (UNCHANGEDSINCE), COPY and MO
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -28,6 +29,11 @@ YIELD_EVERY = 50
 FLAG_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})
 FLAG_LINES_FIRST = 200
 FLAG_LINES_EVERY = 1000
+# a FETCH of BODYSTRUCTUREs reads its messages in chunks of these sizes, then of 200, each chunk's
+# lines sent before the next is read: a never-parsed message's structure is read from its file,
+# and the client parses the first lines while the next chunk is read (100 cold messages: ~2.5 ms
+# of reading; Dovecot's answer streams the same way)
+WIRE_CHUNKS = (25, 75)
 
 
 class MessageCommands(SelectedView):
@@ -145,8 +151,7 @@ class MessageCommands(SelectedView):
         wires = "BODYSTRUCTURE" in names
         done = 0
         unknown_cte = ""
-        for start in range(0, len(targets), 200):
-            chunk = targets[start : start + 200]
+        for chunk in _chunks(targets, WIRE_CHUNKS if wires and not trees else ()):
             if trees and len(chunk) > 1:
                 mb.fill_structures(sel.name, chunk)  # the lazily indexed ones parsed in one pass
             infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names, bodystructures=wires)
@@ -170,6 +175,8 @@ class MessageCommands(SelectedView):
                 done += 1
                 if done % YIELD_EVERY == 0:
                     gevent.sleep(0)  # other greenlets get their turn (a message expunged meanwhile is skipped)
+            if len(chunk) < 200 and chunk[-1] != targets[-1]:
+                self.flush()  # the client parses these while the next chunk is read
         if unknown_cte:  # RFC 3516 4.3: the request fails
             raise NoCommand(f"cannot decode the Content-Transfer-Encoding {unknown_cte!r}", "UNKNOWN-CTE")
         self.ok(tag, ("UID " if uid else "") + "FETCH completed")
@@ -401,3 +408,13 @@ class MessageCommands(SelectedView):
 
     def cmd_move(self, tag: str, p: Parser, uid: bool = False) -> None:
         self._copy(tag, p, uid, True)
+
+
+def _chunks(targets: list[int], first: tuple[int, ...]) -> Iterator[list[int]]:
+    """``targets`` in chunks of the sizes ``first``, then of 200."""
+    start = 0
+    for n in itertools.chain(first, itertools.repeat(200)):
+        if start >= len(targets):
+            return
+        yield targets[start : start + n]
+        start += n

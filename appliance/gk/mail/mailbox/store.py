@@ -266,22 +266,35 @@ Parsed = tuple[str | None, str | None, dict[str, str] | None, str | None, bytes 
 
 
 WHOLE_READ = 1 << 20  # a message file up to this size is parsed from memory (``_for_parse``)
+# the first read of a message file for a parse: most mail is smaller. Not WHOLE_READ at once:
+# os.read allocates what it is asked for and then shrinks it, and a 1 MiB buffer (above
+# malloc's mmap threshold: an mmap, page faults, a munmap, a copy) cost 30-75 us a message —
+# 100 cold BODYSTRUCTUREs 2.7-7.7 ms of reads against 0.65 with this (issue 11, /tmp/s29/readv.py
+# in session 29's note)
+FIRST_PARSE_READ = 64 * 1024
 
 
 def _for_parse(path: str) -> BinaryIO:
-    """A message file for a parse in a pool thread: read whole, in one system call, when under
-    ``WHOLE_READ``, else opened. A pool thread gives the GIL away at each system call and, behind
-    a busy hub, gets it back only at the hub's next switch interval (5 ms): read line by line
-    (~14 calls a message: open, fstat, ioctl, seeks, reads), 100 parses took 0.45-2 s behind a
-    spinning thread here; read whole (open, read, close), 0.03-0.4 s. No slower when idle."""
+    """A message file for a parse in a pool thread: read whole, in one system call for most
+    mail, when under ``WHOLE_READ``, else opened. A pool thread gives the GIL away at each system
+    call and, behind a busy hub, gets it back only at the hub's next switch interval (5 ms):
+    read line by line (~14 calls a message: open, fstat, ioctl, seeks, reads), 100 parses took
+    0.45-2 s behind a spinning thread here; read whole (open, read, close), 0.03-0.4 s. No
+    slower when idle. A file over ``FIRST_PARSE_READ`` takes two calls more (its size, the rest)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        data = os.read(fd, WHOLE_READ)
+        data = os.read(fd, FIRST_PARSE_READ)
+        if len(data) < FIRST_PARSE_READ:
+            return io.BytesIO(data)
+        size = os.fstat(fd).st_size
+        if size >= WHOLE_READ:
+            return open(path, "rb")  # a big one: its attachments are skipped in 256 KB reads
+        rest = os.read(fd, size - len(data) + 1)  # (+1: a file grown meanwhile shows)
     finally:
         os.close(fd)
-    if len(data) < WHOLE_READ:
-        return io.BytesIO(data)
-    return open(path, "rb")  # a big one: its attachments are skipped in 256 KB reads
+    if len(data) + len(rest) >= WHOLE_READ:
+        return open(path, "rb")
+    return io.BytesIO(data + rest)
 
 
 def _parse_file(path: str, envelope: bool = True) -> Parsed | None:
@@ -467,6 +480,7 @@ class UserMailbox:
         self._closed = False
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
+        self._wiring: set[gevent.Greenlet] = set()  # stores of wire forms a FETCH made (_fill_bodywires)
         self._unwritten: list[tuple[Path, int]] | None = None  # see _init_folders
         self._dirs: dict[str, Path] = {}  # folder name -> its Maildir (``_dir``)
         self._rows: dict[str, tuple[tuple[int, int], Any]] = {}  # folder name -> (stamp, row): _folder_row
@@ -1724,7 +1738,8 @@ class UserMailbox:
         envelopes: bool = True,
         bodystructures: bool = False,
     ) -> list[MessageInfo]:
-        bs = ", bswire" if bodystructures else ", NULL"
+        # with a missing wire form, the stored tree it is made from (an index from before bswire)
+        bs = ", bswire, CASE WHEN bswire IS NULL THEN structure END" if bodystructures else ", NULL, NULL"
         if not envelopes:
             rows = self.db.query(
                 f"SELECT uid, flags, size, internaldate, modseq, NULL, tzoffset, NULL, id, name{bs}"
@@ -1741,7 +1756,7 @@ class UserMailbox:
         if envelopes and (missing := [r for r in rows if r[7] is None]):
             made = self._fill_envelopes(f, [(r[8], r[9], r[5]) for r in missing])
         wires: dict[int, bytes] = {}
-        if bodystructures and (unwired := [(r[8], r[9]) for r in rows if r[10] is None]):
+        if bodystructures and (unwired := [(r[8], r[9], r[11]) for r in rows if r[10] is None]):
             wires = self._fill_bodywires(f, unwired)
         out = []
         for r in rows:
@@ -1803,34 +1818,45 @@ class UserMailbox:
                 updates,
             )
 
-    def _fill_bodywires(self, f: Any, rows: list[tuple[int, str]]) -> dict[int, bytes]:
-        """The BODYSTRUCTURE wire form (``bswire``) of messages (row id, file name) that have none:
-        rendered from the stored MIME tree, or, for a message indexed lazily, from a parse of its
-        structure alone (CPU pool): a phone's first sync of a folder copied in waits for neither
-        the text index nor an ENVELOPE it does not ask for, and the message stays lazily indexed
-        for the rest. Stored in one transaction (I/O pool). Returns {row id: wire form}; a
-        message whose file is gone is left out."""
+    def _fill_bodywires(self, f: Any, rows: list[tuple[int, str, str | None]]) -> dict[int, bytes]:
+        """The BODYSTRUCTURE wire form (``bswire``) of messages (row id, file name, stored MIME
+        tree JSON or None) that have none: rendered from the stored tree, or, for a message
+        indexed lazily, from a parse of its structure alone (CPU pool): a phone's first sync of a
+        folder copied in waits for neither the text index nor an ENVELOPE it does not ask for,
+        and the message stays lazily indexed for the rest. Returns {row id: wire form}; a message
+        whose file is gone is left out.
+
+        Stored after the answer (``_store_wires_later``), not before it: the commit (~0.5 ms for
+        100) is no part of the FETCH a client waits for (issue 11, the cold BODYSTRUCTURE row)."""
         with self.lock:
             cur = f"{self._dir(f['name'])}/cur/"
-            ids = [r[0] for r in rows]
-            trees: dict[int, str] = {}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                q = f"SELECT id, structure FROM messages WHERE structure IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
-                trees.update(self.db.tuples(q, tuple(chunk)))
-            updates: list[tuple[bytes, int]] = []
+            updates: list[tuple[bytes, int, str]] = []
             for start in range(0, len(rows), 4 * PARSE_BATCH_FILES):
                 batch = rows[start : start + 4 * PARSE_BATCH_FILES]
-                found = pools.run_cpu(_body_wires, [(cur + name, trees.get(rowid)) for rowid, name in batch])
-                updates += [(w, r[0]) for r, w in zip(batch, found, strict=True) if w is not None]
-            if updates:
-                pools.run_io(self._store_bodywires, updates)
-        return {rowid: w for w, rowid in updates}
+                found = pools.run_cpu(_body_wires, [(cur + name, tree) for _, name, tree in batch])
+                updates += [(w, r[0], r[1]) for r, w in zip(batch, found, strict=True) if w is not None]
+        if updates:
+            job = gevent.spawn(self._store_wires_later, updates)
+            self._wiring.add(job)
+            job.link(self._wiring.discard)
+        return {rowid: w for w, rowid, _ in updates}
 
-    def _store_bodywires(self, updates: list[tuple[bytes, int]]) -> None:
-        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work)
+    def _store_wires_later(self, updates: list[tuple[bytes, int, str]]) -> None:
+        with self.lock:
+            if self._closed:
+                return  # a cache: made again on the next FETCH
+            pools.run_io(self._store_bodywires, updates)
+
+    def _store_bodywires(self, updates: list[tuple[bytes, int, str]]) -> None:
+        # A cache of the file's bytes: no fsync (a power cut loses nothing but the work). Written
+        # after the answer: the row must still be the same file (an expunged message's row id
+        # can be given to a new one); a renamed one (a flag change) is made again when asked
         with self.db.relaxed_commits(), self.db.transaction() as c:
-            c.executemany("UPDATE messages SET bswire = ? WHERE id = ? AND bswire IS NULL", updates)
+            c.executemany("UPDATE messages SET bswire = ? WHERE id = ? AND name = ? AND bswire IS NULL", updates)
+
+    def _join_wiring(self) -> None:
+        """Wait for the wire forms made by FETCHes to be stored (tests; ``close``)."""
+        gevent.joinall(list(self._wiring), timeout=10)
 
     def _fill_parsed(self, f: Any, uids: Sequence[int] | None) -> None:
         """The whole parse (MIME structure, ENVELOPE, text index) of ``f``'s lazily indexed
@@ -2531,6 +2557,7 @@ class UserMailbox:
         """Close the index cleanly: the marker goes, so the next open skips ``quick_check``."""
         self._closed = True  # the background indexer stops at its next step
         self._join_build()  # rows a client was shown are written before the index closes
+        self._join_wiring()
         if self._checkpointer is not None:
             self._checkpointer.join(10)  # its own connection: done before the index closes
         with self.lock:
