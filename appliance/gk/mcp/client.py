@@ -30,57 +30,12 @@ MAX_PAGES = 10  # tools/list pages followed (nextCursor)
 CLIENT_INFO = {"name": "gk-assistant", "version": gk.__version__}
 
 
+# a server of a user who is not an administrator must be on the internet (``gk.security.egress``)
+LAN_REFUSAL = "{host} is on this network ({address}): only an administrator's tool servers may be on the LAN"
+
+
 class MCPClientError(Exception):
     """The server could not be reached or answered something else than a result."""
-
-
-def _public_address(host: str, port: int) -> str:
-    """The address to connect to for a server its owner may only reach on the internet: every
-    address ``host`` resolves to must be public (``is_global``), as for OAuth client documents
-    (``gk.oauth.clients``); the connection then goes to the vetted one (no DNS rebinding)."""
-    import ipaddress
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise MCPClientError(f"cannot resolve {host}: {exc}") from None
-    addresses = sorted({str(info[4][0]) for info in infos})
-    for address in addresses:
-        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
-            raise MCPClientError(
-                f"{host} is on this network ({address}): only an administrator's tool servers may be on the LAN"
-            )
-    if not addresses:
-        raise MCPClientError(f"cannot resolve {host}")
-    return addresses[0]
-
-
-class _Pinned(http.client.HTTPConnection):
-    """HTTP to a vetted address, the Host header still the server's name."""
-
-    def __init__(self, host: str, port: int | None, timeout: float, address: str):
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        import socket
-
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedTLS(http.client.HTTPSConnection):
-    """HTTPS to a vetted address, with the server's name for SNI and the certificate check."""
-
-    def __init__(self, host: str, port: int | None, timeout: float, address: str):
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        import socket
-
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
 def check_url(url: str) -> str:
@@ -112,7 +67,7 @@ class Session:
     timeout: float = TIMEOUT
     session_id: str = ""
     version: str = PROTOCOL
-    public_only: bool = False  # the owner may not make the box reach its LAN (``_public_address``)
+    public_only: bool = False  # the owner may not make the box reach its LAN (``gk.security.egress``)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _post(self, message: dict[str, Any]) -> dict[str, Any] | None:
@@ -120,8 +75,15 @@ class Session:
         host = parts.hostname or ""
         tls = parts.scheme == "https"
         if self.public_only:
-            address = _public_address(host, parts.port or (443 if tls else 80))
-            conn: http.client.HTTPConnection = (_PinnedTLS if tls else _Pinned)(host, parts.port, self.timeout, address)
+            from gk.security.egress import EgressRefused, PinnedHTTP, PinnedHTTPS, vetted_address
+
+            try:
+                address = vetted_address(host, parts.port or (443 if tls else 80), LAN_REFUSAL)
+            except EgressRefused as exc:
+                raise MCPClientError(str(exc)) from None
+            conn: http.client.HTTPConnection = (PinnedHTTPS if tls else PinnedHTTP)(
+                host, parts.port, self.timeout, address
+            )
         else:
             conn = (http.client.HTTPSConnection if tls else http.client.HTTPConnection)(
                 host, parts.port, timeout=self.timeout

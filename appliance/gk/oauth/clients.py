@@ -27,9 +27,7 @@ them), and no maintained Python library implements Client ID Metadata Documents.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -38,6 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gk.oauth.store import Client
+from gk.security.egress import EgressRefused, PinnedHTTPS, vetted_address
+
+LAN_REFUSAL = "{host} resolves to {address}, not a public address: client metadata is never fetched from the LAN"
 
 MAX_BYTES = 5 * 1024  # the draft's recommendation for a metadata document
 TIMEOUT = 5.0
@@ -111,33 +112,6 @@ def registration(meta: Any) -> tuple[str, str, list[str]]:
     return _text(meta, "client_name"), client_uri, uris
 
 
-def _public_addresses(host: str, port: int, allow_lan: bool = False) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ClientError(f"cannot resolve {host}: {exc}") from None
-    addresses = sorted({str(info[4][0]) for info in infos})
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if not ip.is_global and not allow_lan:
-            raise ClientError(f"{host} resolves to {address}, not a public address: client metadata is never fetched from the LAN")  # fmt: skip
-    if not addresses:
-        raise ClientError(f"cannot resolve {host}")
-    return addresses
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to a vetted address, with the host name for SNI and the certificate check."""
-
-    def __init__(self, host: str, address: str, port: int, timeout: float, context: ssl.SSLContext):
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
 def fetch_document(url: str, *, allow_lan: bool = False, context: ssl.SSLContext | None = None) -> dict[str, Any]:
     """The JSON metadata document at ``url``, under the limits above; ``ClientError`` else.
     ``allow_lan`` and ``context`` (the CAs trusted) exist for the tests: GK never sets them."""
@@ -149,8 +123,11 @@ def fetch_document(url: str, *, allow_lan: bool = False, context: ssl.SSLContext
     host, port = parts.hostname or "", parts.port or 443
     try:
         with Timeout(TIMEOUT, ClientError(f"fetching {url} took over {TIMEOUT:.0f} s")):
-            address = _public_addresses(host, port, allow_lan)[0]
-            conn = _PinnedHTTPS(host, address, port, TIMEOUT, context or ssl.create_default_context())
+            try:
+                address = vetted_address(host, port, LAN_REFUSAL, allow_lan)
+            except EgressRefused as exc:
+                raise ClientError(str(exc)) from None
+            conn = PinnedHTTPS(host, port, TIMEOUT, address, context or ssl.create_default_context())
             try:
                 conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
                              headers={"Accept": "application/json", "User-Agent": "GK"})  # fmt: skip
