@@ -54,10 +54,9 @@ def _summary(web: Web) -> dict[str, Any]:
 
     cfg = web.ctx.config.backup
     svc = web.ctx.services.maybe(BackupService)
-    if svc is not None:
-        next_at = svc.next_at
-    else:
-        next_at = schedule.next_run(time.time(), schedule.zone_of(web.data_dir), cfg)
+    # computed here, not the service's own next_at: right after a save, the service may not have
+    # woken yet to compute it (same function, same config, same zone)
+    next_at = schedule.next_run(time.time(), schedule.zone_of(web.data_dir), cfg)
     out = schedule.view(web.data_dir, cfg, time.time(), next_at)
     out["running"] = bool(svc is not None and svc.running)
     out["archives"] = [
