@@ -332,11 +332,16 @@ def archive_name(host: str, when: float | None = None) -> str:
 
 
 def _write_step(chunks: Generator[bytes, None, None], f: IO[bytes]) -> bool:
-    """Make the next chunk and write it; False at the end."""
-    chunk = next(chunks, b"")
-    if not chunk:
-        return False
-    f.write(chunk)
+    """Make and write the next pieces of the archive, about ``CHUNK`` bytes of them (a tar header
+    is 512 bytes: one pool call per piece would cost more in hand-offs than the copying); False
+    at the end."""
+    written = 0
+    while written < CHUNK:
+        chunk = next(chunks, b"")
+        if not chunk:
+            return False
+        f.write(chunk)
+        written += len(chunk)
     return True
 
 

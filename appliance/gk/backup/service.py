@@ -27,7 +27,7 @@ import gevent.event
 import gevent.lock
 
 from gk import pools, settings
-from gk.backup import archive, schedule
+from gk.backup import schedule  # archive (tarfile, tempfile: ~0.5 MiB) is imported when a backup runs
 
 if TYPE_CHECKING:
     from gk.context import AppContext
@@ -91,8 +91,11 @@ class BackupService:
         (the schedule or the zone changed, or the run was missed)."""
         self._wake.clear()
         cfg = self.ctx.config.backup
-        zone = pools.run_io(schedule.zone_of, self.data_dir)
-        due = schedule.next_run(time.time(), zone, cfg)
+        if cfg.schedule == "off" and not cfg.test_only_interval:
+            due = None  # and zoneinfo stays unimported (~0.7 MiB with sysconfig) until a page needs it
+        else:
+            zone = schedule.zone_of(self.data_dir)  # the settings cache, as every page showing a time
+            due = schedule.next_run(time.time(), zone, cfg)
         self.next_at = due
         if due is None:
             self._wake.wait()
@@ -116,6 +119,8 @@ class BackupService:
             return self._run()
 
     def _run(self) -> Path | None:
+        from gk.backup import archive
+
         cfg = self.ctx.config.backup
         target = schedule.target_of(self.data_dir, cfg)
         self.running = True
