@@ -54,3 +54,27 @@ def test_a_running_server_backs_up_by_itself_into_the_target(tmp_path: Path) -> 
     finally:
         srv.stop()
     assert "the automatic backup to" not in srv.log()  # no run failed
+
+
+def test_gk_backup_create_uses_the_target_and_records_its_result(tmp_path: Path) -> None:
+    """``gk backup create`` writes into ``[backup] target``, refuses one that does not exist
+    (never made: a drive not mounted), and both results are what the Backup page shows."""
+    from support.gkserver import gk
+
+    from gk.backup import schedule
+
+    usb = tmp_path / "usb" / "gk"
+    srv = GKServer(tmp_path / "data", overrides={"auth": FAST_AUTH, "backup": {"target": str(usb)}})
+    srv.claimed({ALICE: PASSWORD}, admins=(ALICE,))
+    failed = gk(srv.data_dir, "backup", "create", check=False)
+    assert failed.returncode != 0 and "not plugged in or not mounted" in failed.stderr
+    assert not usb.exists()
+    st = schedule.read_status(srv.data_dir)
+    assert not st.ok and "not mounted" in st.detail and st.target == str(usb)
+    usb.mkdir(parents=True)
+    out = gk(srv.data_dir, "backup", "create")
+    made = Path(out.stdout.split("\t")[0])
+    assert made.parent == usb
+    st = schedule.read_status(srv.data_dir)
+    assert st.ok and st.detail == made.name and st.last_good == st.last_run
+    assert made.name in gk(srv.data_dir, "backup", "list").stdout
