@@ -231,6 +231,26 @@ def test_imap_charsets_mailbox_names_and_rename_inbox(srv):  # type: ignore[no-u
     c.close()
 
 
+def test_imap_list_patterns_cannot_hold_the_server(srv):  # type: ignore[no-untyped-def]
+    """LIST patterns were regular expressions: 5,000 stars, or ``*a`` 30 times against a long
+    folder name, backtracked for minutes on the hub, every session of the box frozen with it."""
+    c = Imap(srv)
+    long_name = "a" * 200
+    assert c.status(f"m CREATE {long_name}") == b"OK"
+    other = Imap(srv, user=BOB)
+    started = time.monotonic()
+    for i, pattern in enumerate(["*" * 5000 + "x", "*a" * 40 + "b", "%a" * 40 + "b", "*%" * 5000 + "x"]):
+        out = c.cmd(f'p{i} LIST "" "{pattern}"')
+        assert out[-1].startswith(f"p{i} OK".encode()) and len(out) == 1, out
+    assert time.monotonic() - started < 10
+    out = c.cmd('p9 LIST "" "a*a*a*a*a"')
+    assert any(long_name.encode() in x for x in out), out
+    other.alive()
+    assert c.status(f"d DELETE {long_name}") == b"OK"
+    c.close()
+    other.close()
+
+
 def test_imap_append_with_a_bad_date_or_flags(srv):  # type: ignore[no-untyped-def]
     c = Imap(srv)
     for i, date in enumerate(
