@@ -336,6 +336,25 @@ def test_smtp_no_chunking_bare_lf_and_long_lines(srv):  # type: ignore[no-untype
     s.close()
 
 
+def test_smtp_bytes_that_are_not_utf8_are_a_syntax_error(srv):  # type: ignore[no-untyped-def]
+    """``RCPT TO:<\xff\xfe@…>`` reached SQLite as surrogate escapes: 451 "internal error" with a
+    traceback, and a client retrying it for days. It is the client's error: 501, session goes on."""
+    for port, tls_ in ((srv.port("smtp.port"), False), (srv.port("smtp.submissions_port"), True)):
+        s = RawSMTP(port, tls=tls_)
+        assert s.cmd(b"EHLO probe\xff.example.net")[:1] in ("2", "5")
+        assert s.cmd("EHLO probe.example.net").startswith("250")
+        if tls_:
+            assert s.cmd("AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PW}".encode()).decode()).startswith("235")
+        assert s.cmd(b"MAIL FROM:<\xff\xfe@else.example>").startswith("501")
+        assert s.cmd(b"MAIL FROM:<" + ALICE.encode() + b">").startswith("250")
+        for rcpt in (b"\xff\xfe@example.org", b"bob@exam\xffple.org", "b\u00f6b@example.org".encode("latin-1")):
+            assert s.cmd(b"RCPT TO:<" + rcpt + b">").startswith("501"), rcpt
+        assert s.cmd(f"RCPT TO:<{BOB}>").startswith("250")
+        assert s.cmd("RSET").startswith("250")
+        s.close()
+    assert "surrogates not allowed" not in srv.log()
+
+
 def test_smtp_rcpt_flood_and_pipelining_abuse(srv):  # type: ignore[no-untyped-def]
     s = RawSMTP(srv.port("smtp.port"))
     assert s.cmd("EHLO probe.example.net").startswith("250")
