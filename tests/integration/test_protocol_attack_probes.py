@@ -501,6 +501,52 @@ def test_dav_invalid_objects_are_4xx_and_nothing_crosses_users(srv):  # type: ig
     assert SECRET in dav(srv, "GET", cal + "secret.ics")[1]
 
 
+def test_dav_an_endless_secondly_event_exhausts_neither_memory_nor_cpu(srv):  # type: ignore[no-untyped-def]
+    """An ``RRULE:FREQ=SECONDLY`` event without COUNT or UNTIL: expanding it over years built a list
+    of every second (dateutil ignored Radicale's occurrence limit: +300 MB in seconds, toward the
+    OOM killer), and a time range far from its start, in CalDAV or on the web calendar's page
+    (on the hub), walked tens of millions of occurrences."""
+    cal = f"/dav/{ALICE}/calendar/"
+    endless = EVENT.format(uid="endless", summary="every second").replace(
+        "DTEND:20260310T100000Z\r\n", "DTEND:20260310T090001Z\r\nRRULE:FREQ=SECONDLY\r\n"
+    )
+    assert dav(srv, "PUT", cal + "endless.ics", endless)[0] in (201, 204)
+
+    def query(start: str, end: str, expand: bool) -> str:
+        inner = f'<C:expand start="{start}" end="{end}"/>' if expand else ""
+        return (
+            '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            f"<D:prop><D:getetag/><C:calendar-data>{inner}</C:calendar-data></D:prop><C:filter>"
+            '<C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+            f'<C:time-range start="{start}" end="{end}"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>'
+        )
+
+    before = rss_kib(srv)
+    other = Imap(srv, user=BOB)
+    started = time.monotonic()
+    status, _ = dav(srv, "REPORT", cal, query("00010101T000000Z", "99991231T235959Z", True), headers={"Depth": "1"})
+    assert status == 400  # over Radicale's max_expand_occurrence, now enforced
+    assert rss_kib(srv) - before < 100_000
+    status, text = dav(srv, "REPORT", cal, query("20260310T090000Z", "20260310T090010Z", True), headers={"Depth": "1"})
+    assert status == 207 and "endless" in text  # a narrow window still expands
+    status, _ = dav(srv, "REPORT", cal, query("90000101T000000Z", "99991231T235959Z", False), headers={"Depth": "1"})
+    assert status in (207, 400)
+    fb = (
+        '<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<C:time-range start="90000101T000000Z" end="99991231T235959Z"/></C:free-busy-query>'
+    )
+    assert dav(srv, "REPORT", cal, fb, headers={"Depth": "1"})[0] in (200, 400)
+    web = Client(srv)
+    web.login(ALICE, PW)
+    resp, _ = web.get("/calendar?view=month&date=2027-06-01")
+    assert resp.status == 200
+    other.alive()
+    assert time.monotonic() - started < 30, time.monotonic() - started
+    assert rss_kib(srv) - before < 100_000
+    assert dav(srv, "DELETE", cal + "endless.ics")[0] in (200, 204)
+    other.close()
+
+
 # -- MCP ----------------------------------------------------------------------------------------
 
 V = "2026-07-28"

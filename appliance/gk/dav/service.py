@@ -28,6 +28,7 @@ import base64
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from xml.parsers import expat
@@ -36,7 +37,7 @@ import gevent
 import gevent.lock
 
 from gk import pools
-from gk.dav import defaults
+from gk.dav import defaults, recurrence
 from gk.dav.defaults import DEFAULT_COLLECTIONS, Shares
 from gk.dav.rwlock import RWLock
 from gk.dav.schema import MIGRATIONS
@@ -53,6 +54,24 @@ XML_METHODS = {"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL"}
 # about ten). Radicale walks request trees recursively (``xmlutils.pretty_xml`` on every REPORT):
 # 100,000 nested elements (600 KB) raised RecursionError, a 500.
 MAX_XML_DEPTH = 64
+
+
+# CalDAV time ranges (time-range, expand, limit-recurrence-set, limit-freebusy-set) are clamped
+# to these years: Radicale computes ``start - duration`` and ``end + duration`` with Python
+# datetimes, and ``start="00010101T000000Z"`` against an event with a DTEND answered 500
+# (OverflowError). Nothing a calendar holds lies outside them; "from the year 1" still means it.
+MIN_YEAR, MAX_YEAR = 1000, 9000
+_RANGE_DATE = re.compile(rb"""(\b(?:start|end)\s*=\s*["'])(\d{4})(\d{4}T)""")
+
+
+def clamp_years(body: bytes) -> bytes:
+    """A REPORT body with the years of its time ranges' ``start``/``end`` within MIN_YEAR..MAX_YEAR."""
+
+    def clamp(m: re.Match[bytes]) -> bytes:
+        year = min(max(int(m.group(2)), MIN_YEAR), MAX_YEAR)
+        return m.group(1) + b"%04d" % year + m.group(3)
+
+    return _RANGE_DATE.sub(clamp, body) if b"start" in body or b"end" in body else body
 
 
 class _TooDeep(Exception):
@@ -196,6 +215,7 @@ class DAVService:
                     logging.getLogger("radicale").setLevel(logging.WARNING)
                     from radicale.app import Application
 
+                    recurrence.install()
                     app = Application(self.configuration())
                     from gk.dav.itip import Scheduler, addresses_of
                     from gk.dav.storage import Storage
@@ -399,6 +419,9 @@ class DAVService:
                 return _text(start_response, "400 Bad Request", "XML with a DTD is not accepted")
             if xml_too_deep(body):
                 return _text(start_response, "400 Bad Request", f"XML nested deeper than {MAX_XML_DEPTH} elements")
+            if method == "REPORT":
+                body = clamp_years(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
         if body is None:
             # Radicale runs in a pool thread (``wsgi``): it must not read the client's socket
             body = environ["wsgi.input"].read(length) if length else b""
