@@ -31,7 +31,7 @@ class TooManyOccurrences(ValueError):
 
 
 def install() -> None:
-    from dateutil import rrule
+    from dateutil import rrule  # type: ignore[import-untyped]
 
     base = rrule.rrulebase
     if getattr(base, "gk_bounded", False):
