@@ -243,7 +243,7 @@ def make_app(svc: Any) -> bottle.Bottle:
             raise APIError(413, f"request body over {MAX_BODY} bytes")
         try:
             body = json.loads(bottle.request.body.read(MAX_BODY + 1) or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise APIError(400, f"the body is not valid JSON: {exc}") from exc
         model, stream, params = parse_chat_request(body, svc.max_tokens)
         asked = model or svc.runtime.default_model()

@@ -72,7 +72,7 @@ def read_json(limit: int = MAX_JSON) -> dict[str, Any]:
         raise APIError(413, "too_large", f"request body over {limit} bytes")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise APIError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise APIError(400, "bad_json", "the body must be a JSON object")

@@ -10,8 +10,8 @@ are GK's plugins (``gk.dav.storage``, ``gk.dav.auth``, ``gk.dav.rights``).
 Before Radicale sees a request, ``DAVService.wsgi`` bounds it: bodies over ``dav.max_request_size``
 get 413, a PUT of one resource over ``dav.max_resource_size`` gets 403 with the CalDAV/CardDAV
 ``max-resource-size`` precondition, chunked bodies are read up to the limit, and XML bodies
-carrying a DTD (``<!DOCTYPE``/``<!ENTITY``: entity bombs, external entities) get 400 — no DAV
-client sends one. Radicale itself parses XML with defusedxml, which would refuse them too but
+carrying a DTD (``<!DOCTYPE``/``<!ENTITY``: entity bombs, external entities) or nested deeper
+than ``MAX_XML_DEPTH`` elements get 400 — no DAV client sends one. Radicale itself parses XML with defusedxml, which would refuse them too but
 with a 500.
 
 Every user gets a calendar, a task list and an address book (``gk.dav.defaults``, plain SQL, no
@@ -28,14 +28,16 @@ import base64
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from xml.parsers import expat
 
 import gevent
 import gevent.lock
 
 from gk import pools
-from gk.dav import defaults
+from gk.dav import defaults, recurrence
 from gk.dav.defaults import DEFAULT_COLLECTIONS, Shares
 from gk.dav.rwlock import RWLock
 from gk.dav.schema import MIGRATIONS
@@ -48,6 +50,63 @@ log = logging.getLogger("gk.dav")
 
 PREFIX = "/dav/"
 XML_METHODS = {"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL"}
+# Nesting of an XML body's elements: a DAV request nests a handful (a calendar-query's filters
+# about ten). Radicale walks request trees recursively (``xmlutils.pretty_xml`` on every REPORT):
+# 100,000 nested elements (600 KB) raised RecursionError, a 500.
+MAX_XML_DEPTH = 64
+
+
+# CalDAV time ranges (time-range, expand, limit-recurrence-set, limit-freebusy-set) are clamped
+# to these years: Radicale computes ``start - duration`` and ``end + duration`` with Python
+# datetimes, and ``start="00010101T000000Z"`` against an event with a DTEND answered 500
+# (OverflowError). Nothing a calendar holds lies outside them; "from the year 1" still means it.
+MIN_YEAR, MAX_YEAR = 1000, 9000
+_RANGE_DATE = re.compile(rb"""(\b(?:start|end)\s*=\s*["'])(\d{4})(\d{4}T)""")
+
+
+def clamp_years(body: bytes) -> bytes:
+    """A REPORT body with the years of its time ranges' ``start``/``end`` within MIN_YEAR..MAX_YEAR."""
+
+    def clamp(m: re.Match[bytes]) -> bytes:
+        year = min(max(int(m.group(2)), MIN_YEAR), MAX_YEAR)
+        return m.group(1) + b"%04d" % year + m.group(3)
+
+    return _RANGE_DATE.sub(clamp, body) if b"start" in body or b"end" in body else body
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def xml_too_deep(body: bytes, limit: int = MAX_XML_DEPTH) -> bool:
+    """Whether the XML ``body`` nests elements deeper than ``limit`` (expat, streaming, C speed; a
+    body with fewer tags than ``limit`` is not parsed). Malformed XML is Radicale's to refuse."""
+    if body.count(b"<") <= limit:
+        return False
+    parser = expat.ParserCreate()
+    depth = 0
+
+    def start(name: str, attrs: Any) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > limit:
+            raise _TooDeep
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(body, True)
+    except _TooDeep:
+        return True
+    except expat.ExpatError:
+        return False
+    return False
+
+
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
 RADICALE_THREADS = 2
@@ -156,6 +215,7 @@ class DAVService:
                     logging.getLogger("radicale").setLevel(logging.WARNING)
                     from radicale.app import Application
 
+                    recurrence.install()
                     app = Application(self.configuration())
                     from gk.dav.itip import Scheduler, addresses_of
                     from gk.dav.storage import Storage
@@ -357,6 +417,11 @@ class DAVService:
             if b"<!DOCTYPE" in probe or b"<!ENTITY" in probe:
                 log.warning("dav: refused an XML body with a DTD from %s", environ.get("REMOTE_ADDR", "?"))
                 return _text(start_response, "400 Bad Request", "XML with a DTD is not accepted")
+            if xml_too_deep(body):
+                return _text(start_response, "400 Bad Request", f"XML nested deeper than {MAX_XML_DEPTH} elements")
+            if method == "REPORT":
+                body = clamp_years(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
         if body is None:
             # Radicale runs in a pool thread (``wsgi``): it must not read the client's socket
             body = environ["wsgi.input"].read(length) if length else b""

@@ -42,7 +42,7 @@ class Message:
 def parse(body: bytes) -> Message:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise RPCError(PARSE_ERROR, f"parse error: {exc}", 400) from exc
     if isinstance(data, list):
         raise RPCError(INVALID_REQUEST, "batches are not supported: send one JSON-RPC message per request", 400)

@@ -145,7 +145,7 @@ def fetch_document(url: str, *, allow_lan: bool = False, context: ssl.SSLContext
         raise ClientError(f"{url} is over {MAX_BYTES} bytes")
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise ClientError(f"{url} is not JSON") from None
     if not isinstance(doc, dict) or doc.get("client_id") != url:
         raise ClientError("the metadata document's client_id must equal its URL")

@@ -247,7 +247,7 @@ class OAuthServer:
                 return _error("invalid_client_metadata", f"over {MAX_FORM} bytes")
             try:
                 name, uri, uris = registration(json.loads(body))
-            except ValueError as exc:  # bad JSON, or ClientError
+            except (ValueError, RecursionError) as exc:  # bad JSON (nested too deep: RecursionError), or ClientError
                 error = exc.error if isinstance(exc, ClientError) else "invalid_client_metadata"
                 return _error(error, str(exc))
             day = self.store.db.one("SELECT count(*) AS n FROM clients WHERE created > ?", (time.time() - 86400,))

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from urllib.parse import urlsplit
 
 import bottle
 import gevent.lock
@@ -56,6 +57,42 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 HTMX = "htmx-2.0.11.min.js"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def foreign_origin(environ: dict[str, Any]) -> str | None:
+    """The request's ``Origin`` when a browser sent one that is not this box's own origin (the
+    request's scheme with the host and port its ``Host`` header names), else None. No Origin
+    (an older browser, a same-origin GET turned POST by some, a non-browser client): None, the
+    CSRF token alone decides. ``Origin: null`` (a sandboxed frame, a privacy redirect) is foreign."""
+    origin = (environ.get("HTTP_ORIGIN") or "").strip()
+    if not origin:
+        return None
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = (environ.get("HTTP_HOST") or "").strip().lower()
+
+    def norm(scheme: str, netloc: str) -> str:
+        if netloc.endswith(":" + DEFAULT_PORTS.get(scheme, "")):
+            netloc = netloc.rsplit(":", 1)[0]
+        return f"{scheme}://{netloc}"
+
+    try:
+        parts = urlsplit(origin.lower())
+        theirs = norm(parts.scheme, parts.netloc)
+    except ValueError:
+        return origin
+    if not host or not parts.netloc or theirs != norm(scheme, host):
+        return origin
+    return None
+
+
+def check_origin(environ: dict[str, Any]) -> None:
+    """403 for a state-changing request from another site's page (defence in depth beside the
+    CSRF token and ``SameSite=Lax``: docs/security.md)."""
+    if foreign_origin(environ) is not None:
+        raise bottle.HTTPError(403, N_("Refused: this request came from another site's page (Origin mismatch)."))
+
+
 RECOVERY_PATHS = ("/wizard", "/wizard/", "/wizard/claim", "/wizard/claim/button", "/wizard/password")
 # reachable while the wizard is not complete, besides the wizard itself
 LANG_COOKIE = "gk_lang"  # the language chosen before signing in (no account to keep it yet)
@@ -473,6 +510,7 @@ class Web:
         policy = self.policy_of(req.environ)
         csrf = policy.csrf if policy is not None else not (path + "/").startswith(tuple(self.csrf_exempt))
         if req.method in UNSAFE and csrf:
+            check_origin(req.environ)
             sess = self.session(create=False)
             token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
             if sess is None or not hmac.compare_digest(sess.csrf.encode(), token.encode()):

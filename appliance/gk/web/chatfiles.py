@@ -34,7 +34,7 @@ from gk.chat.files import ALLOWED, OCTET, FileStore, FileTooLarge, SharedFile
 from gk.locale import N_
 from gk.web import chat as webchat
 from gk.web import forms
-from gk.web.app import Web
+from gk.web.app import Web, check_origin
 
 FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 MULTIPART_SLACK = 64 * 1024
@@ -135,6 +135,7 @@ def upload(web: Web) -> object:
         bottle.response.set_header("Connection", "close")
         webchat.refuse(413)
         return webchat._compose(web, req.query.getunicode("to", default="") or "", None, _too_large(web, files))
+    check_origin(req.environ)
     sess = web.session(create=False)
     token = req.forms.get("csrf") or req.get_header("X-CSRF-Token") or ""
     if sess is None or not hmac.compare_digest(sess.csrf.encode(), token.encode()):

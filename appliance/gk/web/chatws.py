@@ -143,7 +143,7 @@ class Live:
     def on_client(self, data: bytes) -> None:
         try:
             msg = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             return
         if not isinstance(msg, dict):
             return

@@ -8,7 +8,6 @@ listed by LSUB as ``\\Noselect`` and by ``LIST (SUBSCRIBED)`` as ``\\NonExistent
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from gk.mail.imap import utf7
@@ -17,21 +16,51 @@ from gk.mail.imap.response import string
 DELIM = "/"
 
 
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
-    full = reference + pattern
-    out = []
-    for ch in full:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "%":
-            out.append("[^/]*")
-        else:
-            out.append(re.escape(ch))
-    rx = "".join(out)
-    # INBOX is case-insensitive
-    if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in "/*%"):
-        rx = "(?i:INBOX)" + "".join(out[5:])
-    return re.compile("^" + rx + "$", re.DOTALL)
+class Pattern:
+    """A LIST pattern (``reference + pattern``): ``*`` matches anything, ``%`` anything but the
+    delimiter, ``INBOX`` at the start in any case. Matched by simulating the pattern's automaton
+    with bit masks (one bit per token), in time linear in the name: a regular expression of it
+    backtracks, and ``LIST "" "***…x"`` (5,000 stars) or ``"*a*a…*b"`` against a long folder
+    name held the hub at 100% CPU for minutes (every other session with it)."""
+
+    __slots__ = ("literals", "accept", "star", "pct", "wild", "lit")
+
+    def __init__(self, reference: str, pattern: str):
+        full = reference + pattern
+        fold = full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in "/*%")
+        tokens: list[str] = []
+        for ch in full:
+            if ch in "*%" and tokens and tokens[-1] in "*%":
+                tokens[-1] = "*" if "*" in (ch, tokens[-1]) else "%"  # a run of wildcards is one
+            else:
+                tokens.append(ch)
+        self.literals = sum(1 for t in tokens if t not in "*%")
+        self.accept = 1 << len(tokens)
+        self.star = self.pct = 0
+        self.lit: dict[str, int] = {}
+        for i, t in enumerate(tokens):
+            if t == "*":
+                self.star |= 1 << i
+            elif t == "%":
+                self.pct |= 1 << i
+            elif fold and i < 5:
+                for c in (t.upper(), t.lower()):
+                    self.lit[c] = self.lit.get(c, 0) | 1 << i
+            else:
+                self.lit[t] = self.lit.get(t, 0) | 1 << i
+        self.wild = self.star | self.pct
+
+    def match(self, name: str) -> bool:
+        if self.literals > len(name):  # every literal consumes one character
+            return False
+        wild, star, pct, lit = self.wild, self.star, self.pct, self.lit
+        states = 1 | (1 & wild) << 1  # a wildcard may match nothing (never two in a row)
+        for ch in name:
+            nxt = (states & star) | (states & pct if ch != DELIM else 0) | (states & lit.get(ch, 0)) << 1
+            states = nxt | (nxt & wild) << 1
+            if not states:
+                return False
+        return bool(states & self.accept)
 
 
 @dataclass
@@ -55,7 +84,7 @@ def list_lines(
     """(folder name, LIST line) of each folder listed, in order."""
     names = {f.name for f in folders if f.exists}
     lines: list[tuple[str, bytes]] = []
-    regexes = [pattern_regex(reference, p) for p in patterns]
+    regexes = [Pattern(reference, p) for p in patterns]
     seen: set[str] = set()
     for f in folders:
         if not any(r.match(f.name) for r in regexes) or f.name in seen:

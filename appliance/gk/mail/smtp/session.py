@@ -83,6 +83,17 @@ def _sanitized_log_if_enabled(func: Any, msg: Any, *args: Any, **kwargs: Any) ->
 aiosmtpd.smtp.sanitized_log = _sanitized_log_if_enabled  # the module global _handle_client calls
 
 
+def utf8_ok(text: str) -> bool:
+    """Whether a command's text was valid UTF-8: aiosmtpd decodes lines with ``surrogateescape``,
+    and a path holding such an escape (``RCPT TO:<\xff@…>``) failed in SQLite with a 451 and a
+    traceback instead of a syntax error."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def path_brackets_ok(arg: str) -> bool:
     """Whether the path of ``MAIL FROM:``/``RCPT TO:`` (keyword stripped, parameters may follow)
     has its angle brackets in order: ``<`` opens it, the first ``>`` outside a quoted local part
@@ -358,7 +369,7 @@ class GKSMTP(SMTP):
     async def smtp_MAIL(self, arg: str | None) -> None:
         if arg is not None and self.session is not None and self.session.host_name:
             path = self._strip_command_keyword("FROM:", arg)
-            if path is not None and (not path_brackets_ok(path) or self._getaddr(path)[0] is None):
+            if path is not None and (not utf8_ok(path) or not path_brackets_ok(path) or self._getaddr(path)[0] is None):
                 await self.push("501 5.1.7 Bad sender address syntax")
                 return
         await super().smtp_MAIL(arg)
@@ -366,7 +377,7 @@ class GKSMTP(SMTP):
     async def smtp_RCPT(self, arg: str | None) -> None:
         if arg is not None and self.session is not None and self.session.host_name and self.envelope is not None:
             path = self._strip_command_keyword("TO:", arg) if self.envelope.mail_from else None
-            if path is not None and (not path_brackets_ok(path) or self._getaddr(path)[0] is None):
+            if path is not None and (not utf8_ok(path) or not path_brackets_ok(path) or self._getaddr(path)[0] is None):
                 await self.push("501 5.1.3 Bad recipient address syntax")
                 return
         await super().smtp_RCPT(arg)
