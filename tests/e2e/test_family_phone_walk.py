@@ -9,7 +9,7 @@ form control, image and button, show the keyboard focus, log no console error or
 and not glue two sentences together. Then what the walk of session 29 found and fixed, each as a
 user saw it: the settings tables of Connect your devices and the assistant's tool switches cut off
 at the right edge, the add-server URL field a third as wide as the others, "répondre.Demandez",
-the compose form's English example addresses, an English-only refusal of a tool server on the home network (kept anyway), and, for the owner,
+the compose form's English example addresses and room name, an English-only refusal of a tool server on the home network (kept anyway), and, for the owner,
 the dashboard's Server card squeezed to a word per line. Screenshots go to
 ``tests/artifacts/family-phone/`` (git-ignored).
 """
@@ -205,6 +205,12 @@ def test_compose_hint_in_french(server, lea):  # type: ignore[no-untyped-def]
     while its error message said "nom@example.org"."""
     lea.goto(_base(server) + "/mail/compose")
     assert "nom@example.org, autre@example.org" in lea.locator("form.compose").inner_text()
+
+
+def test_new_room_example_in_french(server, lea):  # type: ignore[no-untyped-def]
+    """The room name's example was "family" on the French page."""
+    lea.goto(_base(server) + "/chat/rooms")
+    assert lea.get_attribute("#f-name", "placeholder") == "famille"
 
 
 def test_a_tool_server_on_the_home_network_is_refused_in_french(server, lea):  # type: ignore[no-untyped-def]
