@@ -283,10 +283,41 @@ class DiagnosisConfig:
     timeout: float = opt(5.0, "seconds each network check may take", at_least(0.1))
 
 
+def clock_time() -> Check:
+    def check(v: Any) -> str | None:
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", v)
+        return None if m else "must be a time of day HH:MM (24 h), such as '03:30'"
+
+    return check
+
+
+def absolute_path_or_empty() -> Check:
+    def check(v: Any) -> str | None:
+        return None if v == "" or v.startswith("/") else "must be an absolute directory path, or '' for DATA_DIR/backup"
+
+    return check
+
+
+BACKUP_SCHEDULES = ("off", "daily", "weekly")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 @dataclass
 class BackupConfig:
-    keep: int = opt(
-        3, "backup archives gk backup create keeps in DATA_DIR/backup (older ones are removed)", at_least(1)
+    keep: int = opt(3, "backup archives kept in the target directory (older ones are removed)", at_least(1))
+    schedule: str = opt("off", "automatic backups by gk serve: 'off', 'daily' or 'weekly'", one_of(*BACKUP_SCHEDULES))
+    time: str = opt("03:30", "time of day of the automatic backup, in the box's time zone (HH:MM)", clock_time())
+    weekday: str = opt("sun", "day of a weekly backup", one_of(*WEEKDAYS))
+    target: str = opt(
+        "",
+        "directory the archives go to ('' = DATA_DIR/backup); it must exist: GK never creates it, "
+        "so an unplugged USB drive fails the backup instead of filling the SD card",
+        absolute_path_or_empty(),
+    )
+    test_only_interval: float = opt(
+        0.0,
+        "TESTS ONLY: run the automatic backup every this many seconds instead of the schedule (0 = the schedule)",
+        at_least(0),
     )
 
 

@@ -153,6 +153,12 @@ def _start_api(ctx: AppContext) -> Service | None:
     return service.start(ctx)
 
 
+def _start_backup(ctx: AppContext) -> Service | None:
+    from gk.backup import service
+
+    return service.start(ctx)
+
+
 def _start_web(ctx: AppContext) -> Service | None:
     from gk.web import service
 
@@ -370,7 +376,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "backup",
         "backup",
-        commands=(
+        _start_backup,
+        (
             Command(
                 "backup", "back up the whole box, restore it, list the archives (create|restore|list)", "gk.backup.cli"
             ),

@@ -70,6 +70,8 @@ TIMEZONE, MAIL_DOMAIN, HTTPS_REDIRECT, AI_MODEL, HOSTNAME = (
 )
 STORED_KEYS = (TIMEZONE, MAIL_DOMAIN, HTTPS_REDIRECT, AI_MODEL)
 RELAY_KEYS = ("smarthost", "smarthost_port", "smarthost_tls", "smarthost_username", "smarthost_password")
+BACKUP = "backup"  # the key a change of gk.toml's [backup] schedule is announced under
+BACKUP_KEYS = ("schedule", "time", "weekday", "target", "keep")
 MIGRATED_MARK = "migrated_from_claim"
 AUTHSERV_ID = "authserv_id"  # meta: the name our Authentication-Results carry, fixed once
 
@@ -227,6 +229,21 @@ class Settings:
             fresh = {k: getattr(config.queue, k) for k in RELAY_KEYS}
             self._bound.queue = dataclasses.replace(self._bound.queue, **fresh)
         self._notify(Change(self, frozenset(values), config))
+        return config
+
+    def set_backup(self, values: dict[str, Any]) -> gkconfig.Config:
+        """Write the automatic backup's keys (``BACKUP_KEYS``) into gk.toml's ``[backup]``; the
+        loaded result. The running config's ``backup`` section is replaced by a new object, then
+        the callbacks of ``BACKUP`` run (the backup service computes its next run again).
+
+        ``gk.config.ConfigError`` (a value would not load): nothing is written."""
+        unknown = set(values) - set(BACKUP_KEYS)
+        if unknown:
+            raise ValueError(f"not backup settings: {sorted(unknown)}")
+        config = self._write_toml("backup", values)
+        if self._bound is not None:
+            self._bound.backup = config.backup  # a new object: nothing mutates the running one
+        self._notify(Change(self, frozenset({BACKUP}), config))
         return config
 
     def _write_toml(

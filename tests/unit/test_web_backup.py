@@ -47,3 +47,66 @@ def test_backup_page_download_now_and_kept_archives(tmp_path: Path) -> None:
     user = signed_in(web, USER, USER_PW)
     assert user.get("/admin/backup").status == 403
     assert user.get(f"/admin/backup/files/{kept.name}").status == 403
+
+
+def test_the_schedule_is_set_on_the_backup_page(tmp_path: Path) -> None:
+    """An admin sets the automatic backup (CSRF-checked): gk.toml's [backup] and the running
+    config change, the page shows the next run and the target; bad values are refused with the
+    field named; a target inside the data dir warns; a user may not."""
+    import tomllib
+
+    web = set_up_web(tmp_path / "box")
+    c = signed_in(web, ADMIN, ADMIN_PW)
+    page = c.get("/admin/backup")
+    assert 'id="warn-none"' in page.text and 'id="warn-on-box"' in page.text
+    assert "none scheduled" in page.text
+
+    usb = tmp_path / "usb"
+    form = {"schedule": "weekly", "time": "04:15", "weekday": "sat", "target": str(usb), "keep": "5"}
+    bad = c.post("/admin/backup/schedule", form)
+    assert bad.status == 400 and 'id="e-target"' in bad.text  # the drive is not there
+    usb.mkdir()
+    assert c.post("/admin/backup/schedule", {**form, "time": "25:00"}).status == 400
+    assert c.post("/admin/backup/schedule", {**form, "keep": "0"}).status == 400
+    assert c.post("/admin/backup/schedule", form, csrf=False).status == 403
+    resp = c.post("/admin/backup/schedule", form)
+    assert resp.status == 303 and resp.location.endswith("/admin/backup#schedule")
+    saved = tomllib.loads((web.data_dir / "gk.toml").read_text())["backup"]
+    assert saved == {"schedule": "weekly", "time": "04:15", "weekday": "sat", "target": str(usb), "keep": 5}
+    assert web.ctx.config.backup.schedule == "weekly" and web.ctx.config.backup.target == str(usb)
+    page = c.get("/admin/backup")
+    assert "Saved: the automatic backup settings." in page.text
+    assert "none scheduled" not in page.text and "04:15" in page.text
+    assert str(usb) in page.text and 'id="warn-on-box"' not in page.text
+    assert any(e["kind"] == "backup_schedule" for e in web.ctx.accounts.recent_events(5))
+
+    user = signed_in(web, USER, USER_PW)
+    assert user.post("/admin/backup/schedule", {**form, "schedule": "off"}).status == 403
+    assert web.ctx.config.backup.schedule == "weekly"
+
+
+def test_back_up_now_writes_into_the_target_and_the_page_shows_it(tmp_path: Path) -> None:
+    import gevent
+
+    from gk.backup.service import start
+
+    web = set_up_web(tmp_path / "box")
+    c = signed_in(web, ADMIN, ADMIN_PW)
+    assert c.post("/admin/backup/now").status == 503  # no service: said, not hidden
+    svc = start(web.ctx)
+    web.ctx.services.register("backup", svc)
+    try:
+        resp = c.post("/admin/backup/now")
+        assert resp.status == 303
+        for _ in range(300):
+            if svc.runs:
+                break
+            gevent.sleep(0.1)
+        assert svc.runs == 1 and svc.next_at is None  # the schedule is off: only the asked one
+        made = archive.archives(web.data_dir / "backup")
+        assert len(made) == 1
+        page = c.get("/admin/backup").text
+        assert "is being made into" in page
+        assert f"({made[0][0].name})" in page and 'id="warn-none"' not in page
+    finally:
+        svc.stop(1.0)

@@ -39,15 +39,16 @@ import stat
 import tarfile
 import tempfile
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from gk import __version__
 from gk.store.files import SERVE_LOCK, fsync_dir
 
-FORMAT = 1
+FORMAT = 1  # the archive format this GK writes; bump it when a change would mislead an older restore
+KNOWN_FORMATS = frozenset({1})  # the formats this GK restores (every older one it still understands)
 INFO = "gk-backup/info.json"
 MANIFEST = "gk-backup/manifest.jsonl"
 DATA = "data/"
@@ -62,6 +63,9 @@ SQLITE_NAMES = (".sqlite3", ".sqlite", ".db")
 SKIP_NAMES = {SERVE_LOCK, "index.open"}
 SKIP_SUFFIXES = ("-wal", "-shm", "-journal", ".tmp", PARTIAL)
 TOP_SKIPPED = {"backup"}  # the archives themselves
+
+
+T = TypeVar("T")
 
 
 class BackupError(Exception):
@@ -327,31 +331,87 @@ def archive_name(host: str, when: float | None = None) -> str:
     return f"{PREFIX}{safe}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}{SUFFIX}"
 
 
-def create(data_dir: Path, dest: Path, host: str, with_models: bool = False, keep: int = 0) -> Path:
+def _write_step(chunks: Generator[bytes, None, None], f: IO[bytes]) -> bool:
+    """Make and write the next pieces of the archive, about ``CHUNK`` bytes of them (a tar header
+    is 512 bytes: one pool call per piece would cost more in hand-offs than the copying); False
+    at the end."""
+    written = 0
+    while written < CHUNK:
+        chunk = next(chunks, b"")
+        if not chunk:
+            return False
+        f.write(chunk)
+        written += len(chunk)
+    return True
+
+
+def _direct(fn: Callable[..., T], *args: object) -> T:
+    return fn(*args)
+
+
+def create(
+    data_dir: Path,
+    dest: Path,
+    host: str,
+    with_models: bool = False,
+    keep: int = 0,
+    run: Callable[..., Any] = _direct,
+    make_dest: bool = True,
+) -> Path:
     """Write the archive into ``dest`` under a temporary name, fsync it, rename it: a file named
-    ``gk-backup-*.tar`` is always complete. Then keep the newest ``keep`` there (0: all)."""
-    dest.mkdir(parents=True, exist_ok=True)
+    ``gk-backup-*.tar`` is always complete. Then keep the newest ``keep`` there (0: all).
+
+    ``run(fn, *args)`` runs each blocking step (``gk serve`` passes ``gk.pools.run_io``: one chunk
+    made and written per call, so the disk pool is shared with mail, never held for minutes).
+    ``make_dest`` False: ``dest`` must exist already (a USB drive's directory: an unmounted drive
+    must fail the backup, not fill the SD card below its mount point)."""
+    if make_dest:
+        run(dest.mkdir, 0o700, True, True)
+    elif not run(dest.is_dir):
+        raise BackupError(f"{dest}: no such directory (a drive not plugged in or not mounted?); GK does not create it")
+    final = run(_free_name, dest, host)
+    partial = dest / f".{final.name}{PARTIAL}"
+    chunks = stream(data_dir, dest, host, with_models, exclude=(dest,))
+    try:
+        f = run(open, partial, "wb")
+        try:
+            while run(_write_step, chunks, f):
+                pass
+            run(_finish, f)
+        finally:
+            run(_close, f, chunks)
+        run(os.chmod, partial, 0o600)
+        run(os.rename, partial, final)
+        run(fsync_dir, dest)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if keep > 0:
+        run(prune, dest, keep)
+    return final
+
+
+def _free_name(dest: Path, host: str) -> Path:
     final = dest / archive_name(host)
     n = 1
     while final.exists():  # two in the same second
         final = dest / archive_name(host).replace(SUFFIX, f"-{n}{SUFFIX}")
         n += 1
-    partial = dest / f".{final.name}{PARTIAL}"
-    try:
-        with open(partial, "wb") as f:
-            for chunk in stream(data_dir, dest, host, with_models, exclude=(dest,)):
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(partial, 0o600)
-        os.rename(partial, final)
-        fsync_dir(dest)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    if keep > 0:
-        prune(dest, keep)
     return final
+
+
+def _close(f: IO[bytes], chunks: Generator[bytes, None, None]) -> None:
+    """Close the file and the archive's generator (its scratch files go). After the caller was
+    killed mid-chunk, that chunk's thread may still be in the generator: then it is left to end
+    on its own (ValueError, "generator already executing")."""
+    with contextlib.suppress(ValueError):
+        chunks.close()
+    f.close()
+
+
+def _finish(f: IO[bytes]) -> None:
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def archives(dest: Path) -> list[tuple[Path, os.stat_result]]:
@@ -389,6 +449,29 @@ def _safe_rel(name: str, archive: Path) -> str:
     return rel
 
 
+def check_format(archive: Path, info: object) -> None:
+    """Refuse an archive whose ``info.json`` names no format, or one this GK does not know (a
+    newer GK's: restoring it blindly could drop what this version cannot read)."""
+    if not isinstance(info, dict) or "format" not in info:
+        raise BackupError(
+            f"{archive}: its {INFO} names no format version; it is damaged or not a GK backup, use another one"
+        )
+    fmt = info["format"]
+    made_by = info.get("gk_version") or "an unknown version"
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise BackupError(f"{archive}: its format version {fmt!r} is not valid; it is damaged, use another backup")
+    if fmt > max(KNOWN_FORMATS):
+        raise BackupError(
+            f"{archive}: made by GK {made_by} in backup format {fmt}, newer than this GK {__version__} "
+            f"understands (format {max(KNOWN_FORMATS)} at most): update GK first, then restore"
+        )
+    if fmt not in KNOWN_FORMATS:
+        raise BackupError(
+            f"{archive}: backup format {fmt} (GK {made_by}) is no longer understood by GK {__version__}; "
+            "restore it with an older GK, then update"
+        )
+
+
 def unpack(archive: Path, staging: Path) -> dict[str, object]:
     """Unpack ``archive`` into the new directory ``staging``, checking every file against the
     manifest; the archive's info. Raises BackupError naming the first problem."""
@@ -407,10 +490,7 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
                         raise BackupError(f"{archive}: not a GK backup (no {INFO} at its start)")
                     f = tar.extractfile(member)
                     info = json.loads(f.read()) if f else {}
-                    if not isinstance(info, dict) or info.get("format") != FORMAT:
-                        raise BackupError(
-                            f"{archive}: backup format {info.get('format')!r} is not known to GK {__version__}"
-                        )
+                    check_format(archive, info)
                     continue
                 if member.name == MANIFEST:
                     f = tar.extractfile(member)

@@ -1,7 +1,9 @@
 """``gk backup create|restore|list``.
 
 ``create [--to DIR] [--with-models]`` writes one archive (``gk.backup.archive``) while ``gk
-serve`` runs, into ``DATA_DIR/backup/`` by default, and keeps the newest ``[backup] keep`` there.
+serve`` runs, into ``[backup] target`` (``DATA_DIR/backup/`` by default), keeps the newest
+``[backup] keep`` there and records the result where the Backup page shows it
+(``gk.backup.schedule``). ``gk serve`` makes the same backups on ``[backup] schedule``.
 ``restore ARCHIVE [--data-dir DIR] [--force]`` checks every file against the archive's manifest
 and unpacks it as the data dir, with the server stopped; a data dir that is not empty is moved
 aside with ``--force``, never deleted. ``list`` shows the archives in the backup directory.
@@ -21,16 +23,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="backup_cmd", required=True)
     common = clikit.data_dir_option()
     cr = sub.add_parser("create", parents=[common], help="write a backup archive now (gk serve may run)")
-    cr.add_argument("--to", type=Path, default=None, help="directory to write it to (default DATA_DIR/backup)")
+    cr.add_argument(
+        "--to", type=Path, default=None, help="directory to write it to (default [backup] target, else DATA_DIR/backup)"
+    )
     cr.add_argument("--with-models", action="store_true", help="include the AI models (big; downloadable again)")
     re = sub.add_parser("restore", parents=[common], help="verify an archive and unpack it as the data dir")
     re.add_argument("archive", type=Path)
     re.add_argument("--force", action="store_true", help="replace a data dir that is not empty (moved aside)")
     sub.add_parser("list", parents=[common], help="the archives in the backup directory")
-
-
-def backup_dir(data_dir: Path) -> Path:
-    return data_dir / "backup"
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -40,27 +40,44 @@ def handle(args: argparse.Namespace) -> int:
             return create(args, data_dir)
         if args.backup_cmd == "restore":
             return restore(args, data_dir)
-        return list_archives(data_dir)
+        return list_archives(args, data_dir)
     except archive.BackupError as exc:
         return clikit.fail(str(exc))
 
 
 def create(args: argparse.Namespace, data_dir: Path) -> int:
+    from gk.backup import schedule
     from gk.context import hostname_of
 
     if not (data_dir / "gk.toml").exists() and not (data_dir / "accounts.sqlite3").exists():
         return clikit.fail(f"{data_dir}: no GK data here (no gk.toml, no accounts); pass --data-dir")
     cfg = clikit.load(args)
-    dest = args.to or backup_dir(data_dir)
+    dest = args.to or schedule.target_of(data_dir, cfg.backup)
+    configured = args.to is None
     started = time.monotonic()
-    path = archive.create(data_dir, dest, hostname_of(cfg), args.with_models, keep=cfg.backup.keep)
+    try:
+        path = archive.create(
+            data_dir,
+            dest,
+            hostname_of(cfg),
+            args.with_models,
+            keep=cfg.backup.keep,
+            make_dest=not (configured and cfg.backup.target),
+        )
+    except (archive.BackupError, OSError) as exc:
+        if configured:
+            schedule.record(data_dir, False, str(exc), dest, 0, time.monotonic() - started)
+        raise archive.BackupError(str(exc)) from exc
     size = path.stat().st_size
+    seconds = time.monotonic() - started
+    if configured:  # the Backup page's "last backup"; one written elsewhere (--to) is the owner's business
+        schedule.record(data_dir, True, path.name, dest, size, seconds)
     store = clikit.accounts(args)
     try:
         store.record_event("backup_made", "cli", "", "", path.name)
     finally:
         store.db.close()
-    print(f"{path}\t{size / 1e6:.1f} MB\t{time.monotonic() - started:.1f}s")
+    print(f"{path}\t{size / 1e6:.1f} MB\t{seconds:.1f}s")
     print("it holds every password hash, key and message of this box: keep it somewhere safe")
     return 0
 
@@ -75,10 +92,14 @@ def restore(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
-def list_archives(data_dir: Path) -> int:
-    found = archive.archives(backup_dir(data_dir))
+def list_archives(args: argparse.Namespace, data_dir: Path) -> int:
+    from gk.backup import schedule
+
+    cfg = clikit.load(args)
+    where = schedule.target_of(data_dir, cfg.backup)
+    found = archive.archives(where)
     if not found:
-        print(f"no backups in {backup_dir(data_dir)}; make one with `gk backup create`")
+        print(f"no backups in {where}; make one with `gk backup create`")
     for path, st in found:
         when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(st.st_mtime))
         print(f"{path.name}\t{st.st_size / 1e6:.1f} MB\t{when}")

@@ -14,33 +14,174 @@ Cost: nothing until an admin opens the page; a download holds one 256 KiB chunk 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import bottle
 
 from gk import pools
+from gk.backup.schedule import STALE_DAYS
 from gk.locale import N_
+from gk.web import flash, forms, i18n
 from gk.web.app import Web
 
 log = logging.getLogger("gk.web")
 
 
 def _backup_dir(web: Web) -> Path:
-    return web.data_dir / "backup"
+    """Where the archives are: the configured target (``[backup] target``), else DATA_DIR/backup."""
+    from gk.backup import schedule
+
+    return schedule.target_of(web.data_dir, web.ctx.config.backup)
 
 
-def page(web: Web) -> str:
-    from gk.backup import archive
+def _kept(web: Web) -> dict[str, Path]:
+    """The archives a download link may name: the target's and those left in DATA_DIR/backup."""
+    from gk.backup import archive, schedule
 
-    found = [
-        {"name": p.name, "size_mb": f"{st.st_size / 1e6:.1f}", "when": time.gmtime(st.st_mtime)}
+    dirs = {_backup_dir(web), schedule.default_target(web.data_dir)}
+    return {p.name: p for d in dirs for p, _ in archive.archives(d)}
+
+
+def _summary(web: Web) -> dict[str, Any]:
+    """The schedule's state for the page (blocking: reads the status file, stats the target)."""
+    from gk.backup import archive, schedule
+    from gk.backup.service import BackupService
+
+    cfg = web.ctx.config.backup
+    svc = web.ctx.services.maybe(BackupService)
+    # computed here, not the service's own next_at: right after a save, the service may not have
+    # woken yet to compute it (same function, same config, same zone)
+    next_at = schedule.next_run(time.time(), schedule.zone_of(web.data_dir), cfg)
+    out = schedule.view(web.data_dir, cfg, time.time(), next_at)
+    out["running"] = bool(svc is not None and svc.running)
+    out["archives"] = [
+        {"name": p.name, "size_mb": f"{st.st_size / 1e6:.1f}", "when": st.st_mtime}
         for p, st in archive.archives(_backup_dir(web))
     ]
-    for item in found:
-        item["when"] = time.strftime("%Y-%m-%d %H:%M UTC", item["when"])  # type: ignore[arg-type]
-    return web.render("admin/backup.html", archives=found, backup_dir=str(_backup_dir(web)), data_dir=str(web.data_dir))
+    return out
+
+
+def page(web: Web, errors: dict[str, str] | None = None, form: dict[str, str] | None = None) -> str:
+    from gk import localtime
+    from gk.config import WEEKDAYS
+
+    info = pools.run_io(_summary, web)
+    lang = web.lang()
+
+    def when(ts: float | None) -> str:
+        return i18n.format_datetime(localtime.local(web.data_dir, ts) if ts else None, lang, seconds=False)
+
+    for item in info["archives"]:
+        item["when"] = when(item["when"])
+    status = info["status"]
+    cfg = web.ctx.config.backup
+    shown = form or {
+        "schedule": cfg.schedule,
+        "time": cfg.time,
+        "weekday": cfg.weekday,
+        "target": cfg.target,
+        "keep": str(cfg.keep),
+    }
+    free = info["free"]
+    kw: dict[str, Any] = dict(flash.take(web))
+    return web.render(
+        "admin/backup.html",
+        archives=info["archives"],
+        backup_dir=info["target"],
+        data_dir=str(web.data_dir),
+        last_run=when(status.last_run) if status.last_run else "",
+        last_ok=status.ok,
+        last_detail=status.detail,
+        last_good=when(info["last_good"]) if info["last_good"] else "",
+        next_run=when(info["next"]) if info["next"] else "",
+        running=info["running"],
+        target=info["target"],
+        free=f"{free / 1e9:.1f} GB" if free is not None else "",
+        warnings=info["warnings"],
+        stale_days=STALE_DAYS,
+        form=shown,
+        weekdays=WEEKDAYS,
+        errors=errors or {},
+        **kw,
+    )
+
+
+def _check_target(path: str) -> str | None:
+    """An error for a target the server cannot write to (None: fine)."""
+    p = Path(path)
+    if not p.is_dir():
+        return N_("No such directory on the box (is the drive plugged in and mounted?). GK does not create it.")
+    if not os.access(p, os.W_OK | os.X_OK):
+        return N_("GK may not write in this directory: give the gk user write access to it.")
+    return None
+
+
+def back_up_now(web: Web) -> str:
+    """POST /admin/backup/now: the running server writes an archive into the target now."""
+    from gk.backup.service import BackupService
+
+    admin = web.signed_in()
+    svc = web.ctx.services.maybe(BackupService)
+    if svc is None:
+        raise bottle.HTTPError(503, N_("The backup service is not running."))
+    if svc.back_up_now():
+        log.info("backup into the target asked for by %s", admin.address)
+        notice = web.gettext(
+            "A backup is being made into {target}; reload this page to see its result.", target=str(_backup_dir(web))
+        )
+    else:
+        notice = web.gettext("A backup is running already.")
+    flash.redirect(web, "/admin/backup#status", notice)
+
+
+def save_schedule(web: Web) -> str:
+    """POST /admin/backup/schedule: the automatic backup's settings into gk.toml's ``[backup]``."""
+    from gk import config as gkconfig
+    from gk import settings
+    from gk.config import BACKUP_SCHEDULES, WEEKDAYS
+
+    admin = web.signed_in()
+    form = {k: forms.text(k) for k in ("schedule", "time", "weekday", "target", "keep")}
+    errors: dict[str, str] = {}
+    if form["schedule"] not in BACKUP_SCHEDULES:
+        errors["schedule"] = N_("Choose daily, weekly or off.")
+    if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", form["time"]):
+        errors["time"] = N_("Enter a time of day such as 03:30.")
+    if form["weekday"] not in WEEKDAYS:
+        errors["weekday"] = N_("Choose a day of the week.")
+    target = form["target"].rstrip("/") if form["target"] != "/" else "/"
+    if target and not target.startswith("/"):
+        errors["target"] = N_("Enter a full path starting with /, such as /media/usb/gk-backups, or leave it empty.")
+    elif target and (problem := pools.run_io(_check_target, target)):
+        errors["target"] = problem
+    if not form["keep"].isdigit() or not 1 <= int(form["keep"]) <= 1000:
+        errors["keep"] = N_("Enter how many archives to keep, from 1 to 1000.")
+    if errors:
+        bottle.response.status = 400
+        return page(web, errors, form)
+    values = {
+        "schedule": form["schedule"],
+        "time": form["time"].zfill(5),
+        "weekday": form["weekday"],
+        "target": target,
+        "keep": int(form["keep"]),
+    }
+    try:
+        settings.of(web.data_dir).set_backup(values)
+    except gkconfig.ConfigError as exc:
+        log.warning("backup schedule not saved: %s", exc)
+        bottle.response.status = 400
+        return page(web, {"schedule": str(exc)}, form)
+    web.ctx.accounts.record_event(
+        "backup_schedule", "web", web.client_ip(), admin.address, f"{values['schedule']} {values['time']} {target}"
+    )
+    log.info("backup schedule set by %s: %s", admin.address, values)
+    flash.redirect(web, "/admin/backup#schedule", web.gettext("Saved: the automatic backup settings."))
 
 
 def _in_pool(chunks: Generator[bytes, None, None]) -> Iterator[bytes]:
@@ -54,7 +195,7 @@ def _in_pool(chunks: Generator[bytes, None, None]) -> Iterator[bytes]:
 
 
 def download_now(web: Web) -> bottle.HTTPResponse:
-    from gk.backup import archive
+    from gk.backup import archive, schedule
     from gk.context import hostname_of
 
     admin = web.signed_in()
@@ -62,7 +203,7 @@ def download_now(web: Web) -> bottle.HTTPResponse:
     name = archive.archive_name(host)
     web.ctx.accounts.record_event("backup_downloaded", "web", web.client_ip(), admin.address, name)
     log.info("backup download started by %s: %s", admin.address, name)
-    chunks = archive.stream(web.data_dir, _backup_dir(web), host)
+    chunks = archive.stream(web.data_dir, schedule.default_target(web.data_dir), host)
     headers = {
         "Content-Type": "application/x-tar",
         "Content-Disposition": f'attachment; filename="{name}"',
@@ -73,10 +214,8 @@ def download_now(web: Web) -> bottle.HTTPResponse:
 
 
 def download_kept(web: Web, name: str) -> bottle.HTTPResponse:
-    from gk.backup import archive
 
-    kept = {p.name: p for p, _ in archive.archives(_backup_dir(web))}
-    path = kept.get(name)
+    path = pools.run_io(_kept, web).get(name)
     if path is None:  # only a name the listing shows: nothing else of the data dir is reachable
         raise bottle.HTTPError(404, N_("Not found"))
     admin = web.signed_in()

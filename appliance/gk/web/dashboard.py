@@ -153,6 +153,8 @@ EVENT_NAMES = {
     "alias_deleted": N_("Alias removed"),
     "backup_made": N_("Backup made"),
     "backup_downloaded": N_("Backup downloaded"),
+    "backup_failed": N_("Automatic backup failed"),
+    "backup_schedule": N_("Backup schedule changed"),
 }
 
 

@@ -69,6 +69,8 @@ ADMIN_PAGES = (
 BACKUP = (
     Route("GET", "/admin/backup", lazy("gk.web.backup:page"), ADMIN),
     Route("POST", "/admin/backup/download", lazy("gk.web.backup:download_now"), ADMIN),
+    Route("POST", "/admin/backup/schedule", lazy("gk.web.backup:save_schedule"), ADMIN),
+    Route("POST", "/admin/backup/now", lazy("gk.web.backup:back_up_now"), ADMIN),
     Route("GET", "/admin/backup/files/<name>", lazy("gk.web.backup:download_kept"), ADMIN),
 )
 

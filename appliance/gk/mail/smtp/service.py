@@ -19,16 +19,21 @@ Cost: the asyncio loop and three listening sockets; ~10 KB per open session; DAT
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import socket
 import ssl
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.monkey
+import gevent.select
 
+from gk import pools
 from gk.accounts import User
 from gk.context import AppContext
 from gk.mail import submission
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gk.smtp")
 
 _QUIET_ERRORS = (ssl.SSLError, ConnectionError, TimeoutError)
+SESSION_MODULE = "gk.mail.smtp.session"
+BACKLOG = 128
 
 
 _RawSocket: type[socket.socket] = gevent.monkey.get_original("socket", "socket")
@@ -126,6 +133,9 @@ class SMTPService:
         self.loop.set_exception_handler(self._loop_error)
         self._loop_greenlet = gevent.spawn(self.loop.run_forever)
         self._servers: list[asyncio.base_events.Server] = []
+        # listening sockets not yet handed to the loop, and the greenlet that hands them over
+        self._unserved: list[tuple[Callable[[], GKSMTP], socket.socket, ssl.SSLContext | None]] = []
+        self._waiter: gevent.Greenlet | None = None
         self._counter = 0
 
     # -- life cycle -------------------------------------------------------------------------
@@ -154,20 +164,39 @@ class SMTPService:
                 continue
 
             def factory(kind: ListenerKind = kind) -> GKSMTP:
-                # aiosmtpd (with attrs) and the session load at the first connection, not at
-                # start: ~1.4 MB of RSS an idle box does not carry (docs/performance.md)
-                from gk.mail.smtp.session import GKSMTP
+                from gk.mail.smtp.session import GKSMTP  # imported before any listener serves
 
                 return GKSMTP(self, kind, self.loop)
 
             for sock in listening_sockets(bind, port):
-                coro = self.loop.create_server(factory, sock=sock, ssl=tls, backlog=128)
-                server = asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-                self._servers.append(server)
+                sock.listen(BACKLOG)  # connections wait in the kernel until the loop serves it
+                self._unserved.append((factory, sock, tls))
             self.listeners.append((label, bind, port))
             log.info("listening %s on %s:%d (%s)", label, bind, port, note)
+        if self._unserved:
+            self._waiter = gevent.spawn(self._serve_from_first_connection)
+
+    def _serve_from_first_connection(self) -> None:
+        """aiosmtpd (with attrs) and the session module load at the first connection, not at
+        start: ~1.4 MB of RSS an idle box does not carry (docs/performance.md). Imported on the
+        hub by the loop's protocol factory, they held every other connection for ~45 ms; here the
+        listeners are handed to the loop only once a connection waits on one of them and the
+        import has run in the CPU pool (the connection waits in the listen backlog meanwhile)."""
+        socks = [sock for _, sock, _ in self._unserved]
+        if SESSION_MODULE not in sys.modules:
+            gevent.select.select(socks, [], [])
+            pools.run_cpu(importlib.import_module, SESSION_MODULE)
+        unserved, self._unserved = self._unserved, []
+        for factory, sock, tls in unserved:
+            coro = self.loop.create_server(factory, sock=sock, ssl=tls, backlog=BACKLOG)
+            self._servers.append(asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30))
 
     def stop(self, grace: float) -> None:
+        if self._waiter is not None:
+            self._waiter.kill()
+        for _, sock, _ in self._unserved:  # no connection came: never handed to the loop
+            sock.close()
+        self._unserved = []
         try:
             asyncio.run_coroutine_threadsafe(self._drain(grace), self.loop).result(timeout=grace + 10)
         except Exception:

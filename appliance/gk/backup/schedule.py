@@ -1,0 +1,179 @@
+"""When the automatic backup runs, where it goes, and what the last one did.
+
+``next_run(after, zone, cfg)``: the next scheduled time (a UTC timestamp) strictly after
+``after``, from ``[backup] schedule/time/weekday`` read as wall-clock time in the box's zone.
+Computed on the calendar, not by adding 86400 s, so it stays at the chosen time across daylight
+saving changes: a time that does not exist that night (skipped by the spring change) runs once,
+an hour later; a time that exists twice (the autumn change) runs once, at its first occurrence.
+
+``Status`` is the last run (``DATA_DIR/backup-status.json``, written durably after each run,
+scheduled or ``gk backup create``): when, whether it worked, the archive or the error, and the
+last good one. ``view(...)`` is what the Backup page shows: last run, next run, target, its free
+space, and the warnings (no good backup for ``STALE_DAYS``, a target on the box itself).
+
+Cost: pure functions plus one small JSON file read per page view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gk.config import WEEKDAYS, BackupConfig
+from gk.store.files import write_durable
+
+STATUS_FILE = "backup-status.json"
+STALE_DAYS = 7
+UTC = dt.UTC
+
+
+def default_target(data_dir: Path) -> Path:
+    return data_dir / "backup"
+
+
+def target_of(data_dir: Path, cfg: BackupConfig) -> Path:
+    """Where the archives go: ``[backup] target``, else ``DATA_DIR/backup``."""
+    return Path(cfg.target) if cfg.target else default_target(data_dir)
+
+
+def _at(day: dt.date, hour: int, minute: int, zone: dt.tzinfo) -> float:
+    """The UTC timestamp of ``day`` ``hour:minute`` on the wall clock of ``zone``. A time the
+    spring change skips maps to the same moment an hour later (fold=0 takes the offset from
+    before the change); one the autumn change repeats maps to its first occurrence (fold=0)."""
+    local = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+    return local.timestamp()
+
+
+def next_run(after: float, zone: dt.tzinfo, cfg: BackupConfig) -> float | None:
+    """The next scheduled backup strictly after the UTC timestamp ``after``; None when off.
+    ``test_only_interval`` (tests) replaces the schedule by a fixed period."""
+    if cfg.test_only_interval > 0:
+        return after + cfg.test_only_interval
+    if cfg.schedule == "off":
+        return None
+    hour, minute = (int(x) for x in cfg.time.split(":"))
+    today = dt.datetime.fromtimestamp(after, zone).date()
+    for days in range(0, 9):
+        day = today + dt.timedelta(days=days)
+        if cfg.schedule == "weekly" and day.weekday() != WEEKDAYS.index(cfg.weekday):
+            continue
+        when = _at(day, hour, minute, zone)
+        if when > after:
+            return when
+    raise AssertionError("no day in the next 8 matched the schedule")  # pragma: no cover
+
+
+def zone_of(data_dir: Path) -> dt.tzinfo:
+    from gk import localtime
+
+    return localtime.zone(data_dir)
+
+
+# -- status of the last run --------------------------------------------------------------------
+
+
+@dataclass
+class Status:
+    last_run: float = 0.0  # when the last backup (scheduled or by hand) ended
+    ok: bool = False
+    detail: str = ""  # the archive's name, or the error
+    target: str = ""
+    size: int = 0
+    seconds: float = 0.0
+    last_good: float = 0.0  # when the last backup that worked ended
+    last_good_archive: str = ""
+
+
+def read_status(data_dir: Path) -> Status:
+    try:
+        raw = json.loads((data_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Status()
+    known = Status.__dataclass_fields__
+    with contextlib.suppress(TypeError):
+        return Status(**{k: v for k, v in raw.items() if k in known}) if isinstance(raw, dict) else Status()
+    return Status()
+
+
+def record(
+    data_dir: Path,
+    ok: bool,
+    detail: str,
+    target: Path,
+    size: int = 0,
+    seconds: float = 0.0,
+    now: float | None = None,
+) -> Status:
+    """Save the result of a backup that just ended; the new status."""
+    now = time.time() if now is None else now
+    st = read_status(data_dir)
+    st.last_run, st.ok, st.detail, st.target, st.size, st.seconds = now, ok, detail, str(target), size, seconds
+    if ok:
+        st.last_good, st.last_good_archive = now, detail
+    write_durable(data_dir / STATUS_FILE, json.dumps(asdict(st), indent=1).encode(), 0o600)
+    return st
+
+
+# -- what the page shows ------------------------------------------------------------------------
+
+
+def inside(path: Path, data_dir: Path) -> bool:
+    """``path`` is the data dir or under it (resolved: a symlink into it counts)."""
+    try:
+        return path.resolve().is_relative_to(data_dir.resolve())
+    except OSError:
+        return path.absolute().is_relative_to(data_dir.absolute())
+
+
+def view(data_dir: Path, cfg: BackupConfig, now: float, next_at: float | None) -> dict[str, Any]:
+    """The Backup page's summary (blocking: stats the target; call it in the disk pool).
+
+    ``warnings`` are codes: ``none`` (never a good backup), ``stale`` (the last good one is older
+    than ``STALE_DAYS``), ``on_box`` (the target is inside the data dir: a factory reset erases
+    it), ``same_disk`` (the target is elsewhere on the box's own disk: lost with it),
+    ``missing`` (the target directory does not exist)."""
+    from gk.backup import archive
+
+    target = target_of(data_dir, cfg)
+    st = read_status(data_dir)
+    last_good = st.last_good
+    if not last_good:  # from before the status file: the newest archive on the box counts
+        found = archive.archives(target) or archive.archives(default_target(data_dir))
+        if found:
+            last_good = found[0][1].st_mtime
+    free: int | None = None
+    warnings: list[str] = []
+    exists = target.is_dir() or not cfg.target  # the default is made on first use
+    if target.is_dir():
+        with contextlib.suppress(OSError):
+            vfs = os.statvfs(target)
+            free = vfs.f_bavail * vfs.f_frsize
+    if not last_good:
+        warnings.append("none")
+    elif now - last_good > STALE_DAYS * 86400:
+        warnings.append("stale")
+    if not exists:
+        warnings.append("missing")
+    if inside(target, data_dir):
+        warnings.append("on_box")
+    elif exists and target.is_dir():
+        with contextlib.suppress(OSError):
+            if os.stat(target).st_dev == os.stat(data_dir).st_dev:
+                warnings.append("same_disk")
+    return {
+        "status": st,
+        "last_good": last_good,
+        "target": str(target),
+        "free": free,
+        "next": next_at,
+        "warnings": warnings,
+    }
+
+
+__all__ = ["next_run", "Status", "read_status", "record", "view", "target_of", "zone_of"]
