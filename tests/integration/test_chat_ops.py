@@ -283,7 +283,7 @@ def test_devices_page_lists_the_irc_server_and_apps(chat_server):  # type: ignor
     web = Client(chat_server)
     web.login(BOB, PASSWORD)
     _, page = web.get("/devices")
-    m = re.search(r'<table id="chat-settings">.*?</table>', page, re.S)
+    m = re.search(r'<table id="chat-settings"[^>]*>.*?</table>', page, re.S)
     assert m, page
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", m.group(0))
     assert cells == ["mx.test.example", str(irc_port(chat_server)), "TLS", "SASL PLAIN", "bob", cells[5]]

@@ -21,6 +21,11 @@ class EgressRefused(Exception):
     """The host cannot be resolved, or one of its addresses is not public."""
 
 
+class NotPublic(EgressRefused):
+    """One of the host's addresses is not public (the LAN, the box itself): its user may be told
+    so, in their language (``gk.web.assistant_tools``), rather than of a name that does not resolve."""
+
+
 def vetted_address(host: str, port: int, refusal: str, allow_lan: bool = False) -> str:
     """The address to connect to for ``host``: every address it resolves to must be public
     unless ``allow_lan``. ``refusal`` is the message for a non-public one, with ``{host}`` and
@@ -35,7 +40,7 @@ def vetted_address(host: str, port: int, refusal: str, allow_lan: bool = False) 
     if not allow_lan:
         for address in addresses:
             if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
-                raise EgressRefused(refusal.format(host=host, address=address))
+                raise NotPublic(refusal.format(host=host, address=address))
     return addresses[0]
 
 

@@ -304,9 +304,29 @@ def switch(web: Web) -> None:
 
 
 def add_server(web: Web) -> str:
+    from urllib.parse import urlsplit
+
     from gk.mcp import toolbox as tb
+    from gk.security import egress
 
     address, box = _box(web)
+    url = urlsplit(forms.text("url"))
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:  # not a port number: add_server refuses the URL
+        port = 0
+    if not box.settings.lan_allowed(address) and url.scheme in ("http", "https") and url.hostname and port:
+        # refused before it is kept (its owner's assistant could never reach it), and the member
+        # told why and what to do, in their language; a name that does not resolve is kept, and
+        # the listing below says so
+        refusal = web.gettext("{host} is on the local network ({address}): only an administrator's assistant may use tool servers there. Give the address of a server on the internet, or ask an administrator.")  # fmt: skip
+        try:
+            egress.vetted_address(url.hostname, port, refusal)
+        except egress.NotPublic as exc:
+            bottle.response.status = 400
+            return page(web, error=str(exc))
+        except egress.EgressRefused:
+            pass
     try:
         sid = box.settings.add_server(address, forms.text("name"), forms.text("url"), forms.raw("token"))
     except tb.ToolboxError as exc:
