@@ -146,13 +146,13 @@ def test_write_tools_are_listed_with_their_annotations(server):
 
 def test_send_waits_for_the_owners_click_in_their_own_web_session(server):
     result = call(server, server.tokens[ALICE], "mail_send",
-                  {"to": [BOB], "subject": "Lunch on Friday", "body": "Noon at the usual place?"})  # fmt: skip
+                  {"to": [BOB], "subject": "Lunch at the usual place", "body": "Noon at the usual place?"})  # fmt: skip
     action = queued(result)
     url = result.structured_content["approval_url"]
     assert url == f"http://127.0.0.1:{server.port('http.port')}/approvals/{action}"
     # queued only: nothing delivered, nothing in Sent
-    assert "Lunch on Friday" not in subjects(server, BOB, "INBOX")
-    assert "Lunch on Friday" not in subjects(server, ALICE, "Sent")
+    assert "Lunch at the usual place" not in subjects(server, BOB, "INBOX")
+    assert "Lunch at the usual place" not in subjects(server, ALICE, "Sent")
 
     # another user's web session: as unknown as a made-up id, and nothing runs
     bob = web(server, BOB)
@@ -176,21 +176,21 @@ def test_send_waits_for_the_owners_click_in_their_own_web_session(server):
     resp, _ = approve(alice, action, csrf=False)
     assert resp.status == 403
     assert state(server, action) == "pending"
-    assert "Lunch on Friday" not in subjects(server, BOB, "INBOX")
+    assert "Lunch at the usual place" not in subjects(server, BOB, "INBOX")
 
     # the owner sees the full payload, then approves
     _, page = alice.get("/approvals")
-    assert f"/approvals/{action}" in page and "Lunch on Friday" in page
+    assert f"/approvals/{action}" in page and "Lunch at the usual place" in page
     _, page = alice.get(f"/approvals/{action}")
     assert BOB in page and "Noon at the usual place?" in page and 'id="approve"' in page
     resp, page = approve(alice, action)
     assert resp.status == 200 and 'data-state="done"' in page
-    assert subjects(server, BOB, "INBOX").count("Lunch on Friday") == 1
-    assert "Lunch on Friday" in subjects(server, ALICE, "Sent")
+    assert subjects(server, BOB, "INBOX").count("Lunch at the usual place") == 1
+    assert "Lunch at the usual place" in subjects(server, ALICE, "Sent")
     # executed once: a replay is refused and sends nothing more
     resp, page = alice.post(f"/approvals/{action}/approve", {})
     assert resp.status == 409 and 'data-state="done"' in page
-    assert subjects(server, BOB, "INBOX").count("Lunch on Friday") == 1
+    assert subjects(server, BOB, "INBOX").count("Lunch at the usual place") == 1
     # the nav badge counts what waits
     _, badge = alice.get("/approvals/count")
     assert badge == ""
@@ -358,7 +358,10 @@ def test_every_call_is_audited_with_who_approved(server):
     assert (ALICE, "mail_send", "queued") in by_tool and (ALICE, "mail_send", "error") in by_tool
     sent = [r for r in rows if r["tool"] == "mail_send" and r["outcome"] == "queued" and r["address"] == ALICE]
     assert sent[0]["decided_by"] == ALICE and sent[0]["decided"] > 0 and sent[0]["result_chars"] > 0
-    assert json.loads(sent[0]["arguments"])["subject"] == "Lunch on Friday" and len(sent[0]["arguments_sha256"]) == 64
+    assert (
+        json.loads(sent[0]["arguments"])["subject"] == "Lunch at the usual place"
+        and len(sent[0]["arguments_sha256"]) == 64
+    )
     assert all(r["via"] == "mcp" for r in rows)
     # each user sees their own calls; the administrator sees everyone's
     _, page = web(server, BOB).get("/approvals")

@@ -451,7 +451,9 @@ def test_every_page_carries_the_csp_and_security_headers(srv):
 def test_another_users_assistant_tool_servers(srv):
     from support.ports import free_port
 
-    alice, bob = login(srv, ALICE), login(srv, BOB)
+    # the owner's: only an administrator's tool servers may be on the box or the LAN (a member's
+    # at 127.0.0.1 is refused before it is kept), and nothing may listen for the entry to stay
+    alice, bob = login(srv, OWNER), login(srv, BOB)
     alice.get("/assistant/tools")
     url = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens: the listing fails, the entry stays
     resp, _ = post(alice, "/assistant/tools/servers", {"name": "alicetools", "url": url, "token": "alice-secret"})
