@@ -6,6 +6,12 @@ Rules kept here, once for every protocol: who may see and post where (public roo
 to every user of the box, private ones by invitation; a direct message needs an existing
 account), which accounts an event goes to (``audience``), room names, the default rooms.
 
+A private room does not exist for whoever is neither in it nor invited to it: every refusal
+about it is ``no_such_room`` with the very text a missing room gets (``visible_room``,
+``_room_for``, ``_resolve``), so no protocol can tell the two apart by its answer. The one
+exception is joining: a free name is created by a join, so refusing one says that the name is
+taken (``invite_only``); nothing more about the room (topic, members, history) is given.
+
 Fan-out: ``subscribe(callback, account)`` registers a callback for the events whose audience
 holds ``account`` (``account=None``: every event, for bridges and digests). Callbacks run on
 the poster's greenlet, so they must only queue (an IRC session puts lines on its send queue);
@@ -286,6 +292,21 @@ class ChatService:
                 self._rooms[key] = room
         return room
 
+    def visible_room(self, name: str, account: str) -> Room | None:
+        """The room named ``name`` if ``account`` may know it exists: a public one, or a private
+        one it is in or invited to (the ones it could join); None otherwise, as for a missing one."""
+        room = self.room(name)
+        if room is None or not room.private or account in self._members.get(room.name.lower(), ()):
+            return room
+        return room if self.store.is_invited(room.id, account) else None
+
+    def _room_for(self, name: str, account: str) -> Room:
+        """``visible_room`` or no_such_room, worded as for a room that does not exist."""
+        room = self.visible_room(name, account)
+        if room is None:
+            raise ChatError("no_such_room", f"no room named {name}")
+        return room
+
     def _forget(self, name: str) -> None:
         self._rooms.pop(name.lower(), None)
 
@@ -336,7 +357,7 @@ class ChatService:
 
     def part(self, name: str, account: str, reason: str = "") -> None:
         name = name.lower()
-        room = self._room(name)
+        room = self._room_for(name, account)
         if account not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
         audience = frozenset(self._members[name])
@@ -350,7 +371,7 @@ class ChatService:
 
     def invite(self, name: str, account: str, by: str) -> None:
         name = name.lower()
-        room = self._room(name)
+        room = self._room_for(name, by)
         if by not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
         if not self.user_exists(account):
@@ -360,7 +381,7 @@ class ChatService:
 
     def set_topic(self, name: str, topic: str, by: str) -> Room:
         name = name.lower()
-        room = self._room(name)
+        room = self._room_for(name, by)
         if by not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
         return self._store_topic(room, name, topic, by, frozenset(self._members[name]))
@@ -386,7 +407,7 @@ class ChatService:
     def set_private(self, name: str, private: bool, by: str, origin: Any = None) -> Room:
         """Make a room private (joined by invitation only) or public; any member may."""
         name = name.lower()
-        room = self._room(name)
+        room = self._room_for(name, by)
         if by not in self._members.get(name, ()):
             raise ChatError("not_member", f"you are not in #{name}")
         if room.private != private:
@@ -420,8 +441,8 @@ class ChatService:
         """``resolve``, with the room read on the way (None for a direct conversation)."""
         if to.startswith("#"):
             name = to[1:].lower()
-            room = self.room(name)
-            if room is None:
+            room = self.visible_room(name, account)
+            if room is None:  # a private room it may not see reads as a missing one
                 raise ChatError("no_such_room", f"no room named {to}")
             if account not in self._members.get(name, ()):
                 raise ChatError("not_member", f"you are not in {to}")

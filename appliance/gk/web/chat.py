@@ -7,7 +7,10 @@ the socket only carries the client's "resume after this message" and typing noti
 
 Who sees what is the core's rule, applied by going through it for every read: a room's page,
 its history and its live events are served only to its members (``ChatService.resolve``), a
-direct conversation only to its two people. The chat account of a web user is the local part
+direct conversation only to its two people. A private room is not there for anyone else: every
+answer about it to a non-member is the one a missing room gets, 404 and the same text
+(``status_of``; joining it is the one refusal that cannot look like a missing room, which a
+join would create). The chat account of a web user is the local part
 of their address, as on IRC (``gk.chat.irc.service.IRCServer.login``).
 """
 
@@ -98,6 +101,12 @@ def connected(chat: ChatService, account: str) -> None:
     if account not in _connected:
         chat.connected(account)
         _connected.add(account)
+
+
+def status_of(exc: ChatError, other: int = 403) -> int:
+    """The HTTP status of a refusal: 404 for a room that is missing or not the user's to see
+    (the core words a hidden private room as a missing one), ``other`` for the rest."""
+    return 404 if exc.code == "no_such_room" else other
 
 
 def refusal(web: Web, exc: ChatError) -> str:
@@ -264,8 +273,8 @@ def room_page(web: Web, name: str) -> str:
     chat = chat_of(web)
     account = me(web)
     connected(chat, account)
-    room = chat.room(name)
-    if room is None or (room.private and not chat.is_member(name, account)):
+    room = chat.visible_room(name, account)
+    if room is None:
         raise bottle.HTTPError(404, N_("There is no such room."))
     if not chat.is_member(name, account):
         return _page(web, chat, account, "#" + room.name, joinable=True)
@@ -428,7 +437,7 @@ def send(web: Web) -> str:
         if text.strip():
             chat.post(account, to, text, reply_to=reply.msgid if reply else None)
     except ChatError as exc:
-        refuse(422 if exc.code == "too_long" else 403)
+        refuse(422 if exc.code == "too_long" else status_of(exc))
         return _compose(web, to, None, refusal(web, exc), text)
     back_unless_htmx(to)
     return _compose(web, to)
@@ -483,8 +492,7 @@ def react(web: Web, msgid: str) -> str:
     chat = chat_of(web)
     account = me(web)
     reaction = forms.text("reaction")[:64]
-    m = chat.store.message(msgid)
-    if not reaction or m is None:
+    if not reaction:
         raise bottle.HTTPError(400, N_("Bad request"))
     mine = any(who == account and r == reaction for who, r in chat.store.reactions(msgid))
     try:
@@ -534,7 +542,7 @@ def invite(web: Web, name: str) -> None:
         chat.invite(name, who, account)
         chat.join(name, who, create=False)
     except ChatError as exc:
-        raise bottle.HTTPError(403, ERRORS.get(exc.code, N_("Bad request"))) from None
+        raise bottle.HTTPError(status_of(exc), ERRORS.get(exc.code, N_("Bad request"))) from None
     raise bottle.redirect(url_of("#" + name))
 
 
@@ -544,7 +552,7 @@ def set_topic(web: Web, name: str) -> None:
     try:
         chat.set_topic(name, forms.text("topic"), account)
     except ChatError as exc:
-        raise bottle.HTTPError(403, ERRORS.get(exc.code, N_("Bad request"))) from None
+        raise bottle.HTTPError(status_of(exc), ERRORS.get(exc.code, N_("Bad request"))) from None
     raise bottle.redirect(url_of("#" + name))
 
 

@@ -146,7 +146,7 @@ def upload(web: Web) -> object:
     try:
         target = chat.resolve(account, to)
     except ChatError as exc:
-        webchat.refuse(403)
+        webchat.refuse(webchat.status_of(exc))
         return webchat._compose(web, to, None, webchat.refusal(web, exc))
     upload_ = req.files.get("file")
     if upload_ is None:

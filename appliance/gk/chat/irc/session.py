@@ -35,7 +35,7 @@ from gk.chat.files import filehost_url
 from gk.chat.irc import numerics as N
 from gk.chat.irc.nbio import nb_write
 from gk.chat.irc.parser import MAX_LINE, Line, LineTooLong, ParseError, format_tags, message, parse
-from gk.chat.store import Message
+from gk.chat.store import Message, Room
 
 if TYPE_CHECKING:
     from gk.chat.irc.service import IRCServer
@@ -712,6 +712,13 @@ class Session:
     def _room_name(self, chan: str) -> str | None:
         return chan[1:].lower() if chan.startswith("#") else None
 
+    def _visible(self, chan: str) -> Room | None:
+        """The room ``chan`` names if this account may know it exists (``ChatService.visible_room``):
+        a private room it is neither in nor invited to is answered exactly as a missing one."""
+        name = self._room_name(chan)
+        assert self.account
+        return self.chat.visible_room(name, self.account) if name else None
+
     def cmd_JOIN(self, line: Line) -> None:
         if not line.params:
             raise NeedMore
@@ -761,9 +768,8 @@ class Session:
             raise NeedMore
         assert self.account
         chan = line.params[0]
-        name = self._room_name(chan)
-        room = self.chat.room(name) if name else None
-        if room is None or (room.private and not self.chat.is_member(room.name, self.account)):
+        room = self._visible(chan)
+        if room is None:
             self.num(N.ERR_NOSUCHCHANNEL, chan, "No such channel")
             return
         if len(line.params) < 2:
@@ -794,9 +800,8 @@ class Session:
             return
         assert self.account
         for chan in line.params[0].split(","):
-            name = self._room_name(chan)
-            room = self.chat.room(name) if name else None
-            if room is not None and (not room.private or self.chat.is_member(room.name, self.account)):
+            room = self._visible(chan)
+            if room is not None:
                 self._names(room.name)
             else:
                 self.num(N.RPL_ENDOFNAMES, chan, "End of /NAMES list")
@@ -820,8 +825,8 @@ class Session:
         mask = line.params[0]
         name = self._room_name(mask)
         if name is not None:
-            room = self.chat.room(name)
-            if room is not None and (not room.private or self.chat.is_member(name, self.account)):
+            room = self._visible(mask)
+            if room is not None:
                 for m in sorted(self.chat.members(name)):
                     self._who_line(mask, m)
         elif self.server.user_exists(mask):
@@ -863,7 +868,7 @@ class Session:
                 return
             self.num(N.RPL_UMODEIS, "+i")
             return
-        room = self.chat.room(name)
+        room = self._visible(target)
         if room is None:
             self.num(N.ERR_NOSUCHCHANNEL, target, "No such channel")
             return
@@ -902,12 +907,12 @@ class Session:
     def cmd_KICK(self, line: Line) -> None:
         if len(line.params) < 2:
             raise NeedMore
-        name = self._room_name(line.params[0])
-        if name is None or self.chat.room(name) is None:
+        room = self._visible(line.params[0])
+        if room is None:
             self.num(N.ERR_NOSUCHCHANNEL, line.params[0], "No such channel")
             return
         # rooms have no operators: members are managed by an administrator in the web UI
-        self.num(N.ERR_CHANOPRIVSNEEDED, "#" + name, "Members are managed in the web UI (Administration)")
+        self.num(N.ERR_CHANOPRIVSNEEDED, "#" + room.name, "Members are managed in the web UI (Administration)")
 
     def cmd_MONITOR(self, line: Line) -> None:
         """IRCv3 MONITOR: + - C L S; online = connected over IRC (any device)."""
@@ -1107,6 +1112,8 @@ class Session:
                 self.reply("FAIL", "TAGMSG", "UNKNOWN_MSGID", tags.get("+draft/reply", "*"), str(exc))
             elif exc.code == "no_such_user":
                 self.num(N.ERR_NOSUCHNICK, line.params[0], "No such nick")
+            elif exc.code == "no_such_room":
+                self.num(N.ERR_NOSUCHCHANNEL, line.params[0], "No such channel")
             else:
                 self.num(N.ERR_CANNOTSENDTOCHAN, line.params[0], str(exc))
 
