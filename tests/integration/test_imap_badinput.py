@@ -3,36 +3,14 @@ line length, literal size and nesting; nothing a client sends stops the server."
 
 from __future__ import annotations
 
-import socket
-
-from support.imap import ALICE, PASSWORD, client, module_server, tls_client_context
+from support.imap import ALICE, PASSWORD, client, module_server
+from support.rawimap import RawIMAP
 
 imap_server = module_server({"max_line_length": 2000, "max_literal_size": 4096})
 
 
-class Raw:
-    def __init__(self, srv):  # type: ignore[no-untyped-def]
-        sock = socket.create_connection(("127.0.0.1", srv.port("imap.tls_port")), timeout=30)
-        self.sock = tls_client_context().wrap_socket(sock)
-        self.f = self.sock.makefile("rwb")
-        assert self.f.readline().startswith(b"* OK")
-
-    def send(self, data: bytes) -> None:
-        self.f.write(data)
-        self.f.flush()
-
-    def until(self, tag: bytes) -> list[bytes]:
-        out = []
-        while True:
-            line = self.f.readline()
-            assert line, f"connection closed after {out!r}"
-            out.append(line)
-            if line.startswith(tag + b" ") or line.startswith(b"+ "):
-                return out
-
-
 def test_malformed_commands_get_bad_and_the_session_goes_on(imap_server):  # type: ignore[no-untyped-def]
-    r = Raw(imap_server)
+    r = RawIMAP(imap_server)
     r.send(f'l LOGIN {ALICE} "{PASSWORD}"\r\n'.encode())
     assert r.until(b"l")[-1].startswith(b"l OK")
     cases = [
@@ -60,13 +38,13 @@ def test_malformed_commands_get_bad_and_the_session_goes_on(imap_server):  # typ
         assert reply.startswith(tag + b" BAD ") and len(reply) > len(tag) + 7, (line, reply)
     # a line without a usable tag is answered with "* BAD"
     r.send(b"\r\n")
-    assert r.f.readline().startswith(b"* BAD")
+    assert r.line().startswith(b"* BAD")
     r.send(b"z NOOP\r\n")
     assert r.until(b"z")[-1].startswith(b"z OK")
 
 
 def test_limits_on_lines_literals_and_nesting(imap_server):  # type: ignore[no-untyped-def]
-    r = Raw(imap_server)
+    r = RawIMAP(imap_server)
     r.send(f'l LOGIN {ALICE} "{PASSWORD}"\r\n'.encode())
     r.until(b"l")
     r.send(b"s SELECT INBOX\r\n")
@@ -98,11 +76,11 @@ def test_garbage_and_abrupt_disconnects_do_not_hurt_the_server(imap_server):  # 
 
     rnd = random.Random(1234)
     for _ in range(20):
-        r = Raw(imap_server)
+        r = RawIMAP(imap_server)
         junk = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 600)))
         r.send(junk + b"\r\n" + b"x" * rnd.randrange(0, 50))
         r.sock.close()
-    r = Raw(imap_server)
+    r = RawIMAP(imap_server)
     r.send(b"q {5}\r\n")  # a literal where a tag should be
     r.sock.close()
     c = client(imap_server)

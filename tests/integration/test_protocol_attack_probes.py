@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
 import ssl
 import threading
 import time
@@ -20,6 +19,7 @@ import pytest
 from support.gkserver import GKServer, gk
 from support.irc import connect as irc_connect
 from support.messages import drop_in_maildir
+from support.rawimap import RawIMAP
 from support.smtp import RawSMTP
 from test_web_http import Client
 
@@ -38,7 +38,6 @@ def tls() -> ssl.SSLContext:
 def srv(tmp_path_factory):  # type: ignore[no-untyped-def]
     from support.dnsserver import LoopbackDNS
 
-    from gk import claim
     from gk.chat.core import ChatService
 
     dns = LoopbackDNS().start()
@@ -53,11 +52,7 @@ def srv(tmp_path_factory):  # type: ignore[no-untyped-def]
             "ai": {"enabled": False},
         },
     )
-    s.write_config()
-    s.add_user(ALICE, PW)
-    s.add_user(BOB, PW)
-    claim.claim(s.data_dir, "test")
-    claim.complete(s.data_dir)
+    s.claimed({ALICE: PW, BOB: PW})
     drop_in_maildir(
         s,
         ALICE,
@@ -87,50 +82,17 @@ def rss_kib(srv: GKServer) -> int:
 # -- IMAP ---------------------------------------------------------------------------------------
 
 
-class Imap:
-    """A raw IMAP session over implicit TLS, logged in as ``user`` unless ``login`` is False."""
+class Imap(RawIMAP):
+    """A raw IMAP session over implicit TLS (``support.rawimap``), logged in as ``user`` unless
+    ``login`` is False."""
 
     def __init__(self, srv: GKServer, user: str = ALICE, login: bool = True):
-        sock = socket.create_connection(("127.0.0.1", srv.port("imap.tls_port")), timeout=30)
-        self.sock = tls().wrap_socket(sock)
-        self.f = self.sock.makefile("rwb")
-        assert self.f.readline().startswith(b"* OK")
+        super().__init__(srv)
         if login:
             assert self.cmd(f'l LOGIN {user} "{PW}"')[-1].startswith(b"l OK")
 
-    def send(self, data: bytes | str) -> None:
-        self.f.write(data.encode() if isinstance(data, str) else data)
-        self.f.flush()
-
-    def until(self, tag: bytes | str) -> list[bytes]:
-        """Lines up to the tagged reply (or a continuation request)."""
-        t = tag.encode() if isinstance(tag, str) else tag
-        out = []
-        while True:
-            line = self.f.readline()
-            assert line, f"connection closed after {out!r}"
-            out.append(line)
-            if line.startswith(t + b" ") or line.startswith(b"+ "):
-                return out
-
-    def cmd(self, line: bytes | str) -> list[bytes]:
-        raw = line.encode() if isinstance(line, str) else line
-        self.send(raw + b"\r\n")
-        return self.until(raw.split(b" ", 1)[0])
-
-    def status(self, line: bytes | str) -> bytes:
-        """The tagged reply's status word (OK, NO, BAD) of ``line``."""
-        last = self.cmd(line)[-1]
-        return last.split(b" ")[1]
-
     def alive(self) -> None:
         assert self.cmd("zz NOOP")[-1].startswith(b"zz OK")
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def test_imap_malformed_literals_are_bad_and_the_session_goes_on(srv):  # type: ignore[no-untyped-def]
@@ -279,7 +241,7 @@ def test_imap_idle_then_garbage_and_logout_pipelining(srv):  # type: ignore[no-u
     # commands after LOGOUT in the same packet are not run; the server closes
     c.send(b"lo LOGOUT\r\nafter CREATE after-logout\r\n")
     out = []
-    while line := c.f.readline():
+    while line := c.line():
         out.append(line)
     assert any(x.startswith(b"* BYE") for x in out) and out[-1].startswith(b"lo OK"), out
     c.close()
@@ -304,7 +266,7 @@ def test_imap_pipelining_ten_thousand_commands_without_reading(srv):  # type: ig
     sender.start()
     time.sleep(2)  # the server writes answers nobody reads yet: its buffers must stay bounded
     grown = rss_kib(srv) - before
-    out = c.until(b"p-last")
+    out = c.until(b"p-last", timeout=120)  # 10,001 answers: more than one command's deadline
     sender.join(30)
     assert out[-1].startswith(b"p-last OK"), out[-1]
     assert sum(1 for x in out if x.startswith(b"p") and b" OK " in x) == n + 1

@@ -78,18 +78,10 @@ def table() -> list[tuple[str, str, Access]]:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):  # type: ignore[no-untyped-def]
-    from gk import claim
-
     s = GKServer(
         tmp_path_factory.mktemp("attack") / "gk",
         {**NO_MAIL, "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192}},
-    )
-    s.write_config()
-    s.add_user(OWNER, PW, admin=True)
-    s.add_user(ALICE, PW)
-    s.add_user(BOB, PW)
-    claim.claim(s.data_dir, "test")
-    claim.complete(s.data_dir)
+    ).claimed({OWNER: PW, ALICE: PW, BOB: PW}, admins=(OWNER,))
     drop_in_maildir(
         s,
         ALICE,
