@@ -14,6 +14,7 @@ One server for the module; the private room and its message are seeded before it
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import urllib.parse
 
@@ -196,7 +197,9 @@ def test_web_answers_about_a_private_room_as_about_a_missing_one(srv):  # type: 
         hidden = (rh.status, _normal(rh.getheader("Location", ""), HIDDEN), _normal(th, HIDDEN))
         absent = (ra.status, _normal(ra.getheader("Location", ""), ABSENT), _normal(ta, ABSENT))
         if hidden != absent or rh.status != status:
-            differ.append(f"{what}: private {hidden[:2]} {th[:200]!r}\n  missing {absent[:2]} {ta[:200]!r}")
+            at = max(len(os.path.commonprefix([hidden[2], absent[2]])) - 80, 0)  # where they part
+            seen = f"private {hidden[:2]} {hidden[2][at : at + 160]!r}"
+            differ.append(f"{what}: {seen}\n  missing {absent[:2]} {absent[2][at : at + 160]!r}")
         assert SECRET not in th and TOPIC not in th, what
     assert not differ, "answers that tell a private room from a missing one:\n" + "\n".join(differ)
     # the live timeline's socket closes alike

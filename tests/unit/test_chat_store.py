@@ -123,6 +123,39 @@ def test_private_room_invite_flow(chat):
     assert "board" in [r.name for r in chat.rooms("bob")]
 
 
+def test_a_private_room_reads_as_missing_to_whoever_may_not_join_it(chat):
+    """Every refusal about a private room to someone neither in it nor invited is the one a
+    missing room gets, code and text (test_chat_private_rooms.py: the same over IRC and the web)."""
+    chat.create_room("vault", "alice", private=True)
+    calls = [
+        lambda r: chat.part(r, "bob"),
+        lambda r: chat.invite(r, "carol", "bob"),
+        lambda r: chat.set_topic(r, "mine", "bob"),
+        lambda r: chat.set_private(r, False, "bob"),
+        lambda r: chat.post("bob", "#" + r, "hello"),
+        lambda r: chat.history("bob", "#" + r, "latest", 5),
+        lambda r: chat.mark_read("bob", "#" + r, 1),
+        lambda r: chat.typing("bob", "#" + r),
+    ]
+    for call in calls:
+        refusals = []
+        for name in ("vault", "nomen"):  # a private room of alice's, a name nobody took
+            with pytest.raises(ChatError) as e:
+                call(name)
+            refusals.append((e.value.code, str(e.value).replace(name, "ROOM")))
+        assert refusals[0] == refusals[1] and refusals[0][0] == "no_such_room", refusals
+    assert chat.visible_room("vault", "bob") is None and chat.visible_room("vault", "alice") is not None
+    with pytest.raises(ChatError) as e:
+        chat.join("vault", "bob")  # a join would create a free name: this refusal cannot look missing
+    assert e.value.code == "invite_only"
+    chat.invite("vault", "bob", "alice")  # invited: it exists for bob, who may join it
+    assert chat.visible_room("vault", "bob") is not None
+    with pytest.raises(ChatError) as e:
+        chat.part("vault", "bob")
+    assert e.value.code == "not_member"
+    assert chat.manage_room("vault", "admin", topic="by the admin").topic == "by the admin"  # admins still can
+
+
 def test_events_fan_out_and_a_failing_subscriber(chat):
     seen_a, seen_b, everything = [], [], []
 
