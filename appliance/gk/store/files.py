@@ -10,8 +10,15 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from posix import close as close_fd
 
 SERVE_LOCK = "serve.lock"  # gk serve holds an exclusive flock on it while it runs
+
+# ``close_fd``: os.close as it is before gevent patches it. gevent's own (for descriptors a hub
+# may watch) costs an fcntl and an fstat first — two more system calls, each giving the GIL
+# away and waiting to get it back — on every file a pool thread reads (issue 11: a cold
+# BODYSTRUCTURE's file read). For regular files and directories only.
+__all__ = ["SERVE_LOCK", "close_fd", "fsync_dir", "write_durable"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -19,7 +26,7 @@ def fsync_dir(path: Path) -> None:
     try:
         os.fsync(fd)
     finally:
-        os.close(fd)
+        close_fd(fd)
 
 
 def write_durable(path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None) -> None:
@@ -51,7 +58,7 @@ def hold_serve_lock(data_dir: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
+        close_fd(fd)
         return None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
@@ -70,5 +77,5 @@ def serve_lock_held(data_dir: Path) -> int | None:
         text = os.pread(fd, 32, 0).decode(errors="replace").strip()
         return int(text) if text.isdigit() else 0
     finally:
-        os.close(fd)
+        close_fd(fd)
     return None

@@ -48,6 +48,7 @@ import gevent.event
 
 from gk import pools
 from gk.mail.mailbox import maildir
+from gk.store.files import close_fd
 
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (no ldconfig lookup)
 _syncfs = getattr(_libc, "syncfs", None)
@@ -90,10 +91,10 @@ def _write_tmp(md: Path, data: bytes, sync: bool) -> Path:
         if sync:
             os.fdatasync(fd)
     except BaseException:
-        os.close(fd)
+        close_fd(fd)
         tmp.unlink(missing_ok=True)
         raise
-    os.close(fd)
+    close_fd(fd)
     return tmp
 
 
@@ -174,7 +175,7 @@ def commit_batch(jobs: list[_Job]) -> None:
                 job.result = OSError(f"sync of {job.result} failed: {exc}")
     finally:
         for fd in fds.values():
-            os.close(fd)
+            close_fd(fd)
 
 
 class GroupCommitter:

@@ -24,6 +24,7 @@ from email.utils import parsedate_tz
 from typing import Any, BinaryIO
 
 from gk.mail.mailbox import mime
+from gk.store.files import close_fd
 
 FIRST_READ = 16 * 1024  # a header block must end within this many bytes for the fast path
 
@@ -246,7 +247,7 @@ def read_envelopes(items: list[tuple[str, str | None]]) -> list[Parsed | None]:
                     env, date = mime.parse_envelope(f)
                 got = (json.dumps(env), sent_day(date), wire(env))
         finally:
-            os.close(fd)
+            close_fd(fd)
         out.append(got)
     return out
 

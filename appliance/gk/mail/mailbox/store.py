@@ -99,7 +99,7 @@ from gk.mail.mailbox.mime import (
 from gk.mail.mailbox.query import Criteria, compile_criteria
 from gk.mail.mailbox.textindex import decode_words, header_message, message_text
 from gk.store import Database
-from gk.store.files import write_durable
+from gk.store.files import close_fd, write_durable
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 _CANON = {f.lower(): f for f in SYSTEM_FLAGS}
@@ -291,7 +291,7 @@ def _for_parse(path: str) -> BinaryIO:
             return open(path, "rb")  # a big one: its attachments are skipped in 256 KB reads
         rest = os.read(fd, size - len(data) + 1)  # (+1: a file grown meanwhile shows)
     finally:
-        os.close(fd)
+        close_fd(fd)
     if len(data) + len(rest) >= WHOLE_READ:
         return open(path, "rb")
     return io.BytesIO(data + rest)
@@ -2702,7 +2702,7 @@ def _stat_files(cur: str, names: list[str]) -> list[tuple[int, float] | None]:
                 continue
             out.append((st.st_size, st.st_mtime))
     finally:
-        os.close(fd)
+        close_fd(fd)
     return out
 
 

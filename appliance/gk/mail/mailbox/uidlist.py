@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gk.store.files import fsync_dir, write_durable
+from gk.store.files import close_fd, fsync_dir, write_durable
 
 UIDLIST = "gk-uidlist"
 UIDMAP = "gk-uidmap"
@@ -139,6 +139,6 @@ def append_map(folder_dir: Path, entries: list[tuple[str, int]]) -> None:
             view = view[os.write(fd, view) :]
         os.fdatasync(fd)
     finally:
-        os.close(fd)
+        close_fd(fd)
     if fresh:
         fsync_dir(folder_dir)
