@@ -316,8 +316,8 @@ def test_bad_input_gets_protocol_errors(server):
     assert status == 400
     status, _, _ = request(server, "REPORT", cal, "<not xml", headers={"Depth": "1"})
     assert status == 400
-    status, _, _ = request(server, "PUT", cal + "broken.ics", "BEGIN:VCALENDAR\nthis is not\n")
-    assert status == 400
+    status, _, body = request(server, "PUT", cal + "broken.ics", "BEGIN:VCALENDAR\nthis is not\n")
+    assert status == 403 and "valid-calendar-data" in body  # RFC 4791 §5.3.2.1 (Radicale: 400)
     status, _, _ = request(server, "PUT", cal + "..%2f..%2fescape.ics", event("escape", 4))
     assert status in (201, 400, 403, 404)
     status, _, _ = request(server, "GET", f"/dav/{ALICE}/calendar/escape.ics")
@@ -326,6 +326,136 @@ def test_bad_input_gets_protocol_errors(server):
     status, _, _ = request(server, "PROPFIND", cal, PRINCIPAL_PROPFIND, headers={"Depth": "0"})
     assert status == 207
     assert Path(server.data_dir / "dav.sqlite3").exists()
+
+
+CALDAV_NS, CARDDAV_NS = "urn:ietf:params:xml:ns:caldav", "urn:ietf:params:xml:ns:carddav"
+CAL_HEAD = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GK//dav test//EN\r\n"
+VTIMEZONE = (
+    "BEGIN:VTIMEZONE\r\nTZID:Europe/Paris\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+    "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+)
+
+
+def component(kind: str, uid: str, extra: str = "") -> str:
+    when = "DTSTART:20260310T090000Z\r\n" + ("DTEND:20260310T100000Z\r\n" if kind == "VEVENT" else "")
+    return f"BEGIN:{kind}\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n{when}SUMMARY:x\r\n{extra}END:{kind}\r\n"
+
+
+def calendar_of(*parts: str) -> str:
+    return CAL_HEAD + "".join(parts) + "END:VCALENDAR\r\n"
+
+
+def dav_error(body: str) -> list[str]:
+    """The preconditions a DAV:error body names, as {namespace}name."""
+    root = ET.fromstring(body)
+    assert root.tag == "{DAV:}error", body
+    return [child.tag for child in root]
+
+
+def collection_token(srv: GKServer, path: str) -> str:
+    status, _, body = request(
+        srv,
+        "PROPFIND",
+        path,
+        '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>',
+        headers={"Depth": "0"},
+    )
+    assert status == 207
+    token = ET.fromstring(body).find(".//{DAV:}sync-token")
+    assert token is not None and token.text
+    return token.text
+
+
+def test_put_of_an_object_the_collection_may_not_hold_is_403_with_its_precondition(server):
+    """RFC 4791 §5.3.2.1 and RFC 6352 §6.3.2.1: 403 and a DAV:error naming the precondition;
+    nothing stored (the collections' sync tokens do not move). Radicale stores an empty VCALENDAR
+    and a VTODO in an events-only calendar with 201, and answers the rest with a bare 400."""
+    client(server).principal()
+    cal, tasks, book = f"/dav/{ALICE}/calendar/", f"/dav/{ALICE}/tasks/", f"/dav/{ALICE}/contacts/"
+    two_cards = VCARD + VCARD.replace("carol-1", "dave-1").replace("Carol", "Dave")
+    cases = [
+        (cal, "empty.ics", CAL_HEAD + "END:VCALENDAR\r\n", CALDAV_NS, "valid-calendar-object-resource"),
+        (cal, "tz-only.ics", calendar_of(VTIMEZONE), CALDAV_NS, "valid-calendar-object-resource"),
+        (
+            cal,
+            "two-uids.ics",
+            calendar_of(component("VEVENT", "one"), component("VEVENT", "two")),
+            CALDAV_NS,
+            "valid-calendar-object-resource",
+        ),
+        (
+            cal,
+            "mixed.ics",
+            calendar_of(component("VEVENT", "same"), component("VTODO", "same")),
+            CALDAV_NS,
+            "valid-calendar-object-resource",
+        ),
+        (
+            cal,
+            "no-uid.ics",
+            calendar_of(component("VEVENT", "x").replace("UID:x\r\n", "")),
+            CALDAV_NS,
+            "valid-calendar-object-resource",
+        ),
+        (cal, "todo.ics", calendar_of(component("VTODO", "todo-1")), CALDAV_NS, "supported-calendar-component"),
+        (tasks, "event.ics", event("ev-in-tasks", 3), CALDAV_NS, "supported-calendar-component"),
+        (cal, "card.ics", VCARD, CALDAV_NS, "valid-calendar-data"),
+        (cal, "two-cals.ics", event("a", 3) + event("b", 4), CALDAV_NS, "valid-calendar-data"),
+        (
+            cal,
+            "bad-rule.ics",
+            calendar_of(component("VEVENT", "rule", "RRULE:FREQ=SOMETIMES\r\n")),
+            CALDAV_NS,
+            "valid-calendar-data",
+        ),
+        (book, "two.vcf", two_cards, CARDDAV_NS, "valid-address-data"),
+        (book, "event.vcf", event("ev-in-book", 3), CARDDAV_NS, "valid-address-data"),
+        (book, "empty.vcf", "", CARDDAV_NS, "valid-address-data"),
+        (book, "no-uid.vcf", VCARD.replace("UID:carol-1\r\n", ""), CARDDAV_NS, "valid-address-data"),
+        (book, "garbage.vcf", "BEGIN:VCARD\r\nnot a card\r\n", CARDDAV_NS, "valid-address-data"),
+    ]
+    before = {path: collection_token(server, path) for path in (cal, tasks, book)}
+    for collection, name, body, ns, precondition in cases:
+        kind = "text/vcard" if collection == book else "text/calendar"
+        status, headers, answer = request(server, "PUT", collection + name, body, headers={"Content-Type": kind})
+        assert status == 403, (name, status, answer)
+        assert headers.get("content-type", "").startswith("application/xml"), name
+        assert dav_error(answer) == ["{" + ns + "}" + precondition], (name, answer)
+        assert "etag" not in headers, name
+        assert request(server, "GET", collection + name)[0] == 404, name
+    assert {path: collection_token(server, path) for path in (cal, tasks, book)} == before
+    # what each collection does take still goes in, and a refused PUT replaces nothing
+    status, _, _ = request(server, "PUT", cal + "kept.ics", event("kept", 6), headers={"Content-Type": "text/calendar"})
+    assert status == 201
+    status, _, answer = request(server, "PUT", cal + "kept.ics", CAL_HEAD + "END:VCALENDAR\r\n")
+    assert status == 403 and "valid-calendar-object-resource" in answer
+    status, _, answer = request(server, "GET", cal + "kept.ics")
+    assert status == 200 and "UID:kept" in answer
+    status, _, _ = request(server, "PUT", tasks + "todo.ics", calendar_of(component("VTODO", "todo-2")))
+    assert status == 201
+    assert request(server, "DELETE", cal + "kept.ics")[0] in (200, 204)
+    assert request(server, "DELETE", tasks + "todo.ics")[0] in (200, 204)
+    # someone who may not write there learns nothing from a precondition: Radicale's own refusal
+    status, _, answer = request(
+        server, "PUT", cal + "empty.ics", CAL_HEAD + "END:VCALENDAR\r\n", user=BOB, password=BOB_PW
+    )
+    assert status in (403, 404) and "valid-calendar" not in answer
+
+
+def test_caldav_library_sees_the_refusals(server):
+    """The ``caldav`` client: its save of an object the calendar may not hold fails with the 403
+    (the library names it ``AuthorizationError``, "Forbidden"), and nothing is in the calendar."""
+    principal = client(server).principal()
+    calendar = next(c for c in principal.calendars() if c.url.path.rstrip("/").endswith("/calendar"))
+    for text in (
+        calendar_of(component("VTODO", "lib-todo")),
+        calendar_of(component("VEVENT", "lib-one"), component("VEVENT", "lib-two")),
+    ):
+        with pytest.raises(caldav_error.AuthorizationError) as refused:
+            calendar.save_object(caldav.Event, text)
+        assert "Forbidden" in str(refused.value), text
+    assert [e for e in calendar.events() if "lib-" in str(e.url)] == []
+    assert [t for t in calendar.todos() if "lib-" in str(t.url)] == []
 
 
 SYNC_REPORT = (

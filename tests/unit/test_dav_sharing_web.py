@@ -87,7 +87,7 @@ def test_sharing_page_owner_picks_members(web_and_dav) -> None:  # type: ignore[
     bob = Client(web)
     bob.login(BOB, BOB_PW)
     page = bob.get("/sharing")
-    assert "Shared with you" in page.text and f"{ADMIN} / calendar" in page.text
+    assert "Shared with you" in page.text and f"<li>Calendar — {ADMIN} (Read and write)</li>" in page.text
     # bob's own page changes only bob's collections
     assert bob.post("/sharing/calendar", {f"rights:{CAROL}": "rw"}).status == 200
     assert svc.shares.members(ADMIN, "calendar") == {BOB: "rw", CAROL: "r"}

@@ -80,12 +80,13 @@ def ensure_users(db: Database, addresses: Iterable[str]) -> list[str]:
 
 
 def collections_of(db: Database, owner: str) -> list[tuple[str, str, str]]:
-    """(collection name, tag, display name) of each collection of ``owner``."""
+    """(collection name, tag, display name) of each collection of ``owner``; a collection without
+    a display name (or an empty one, as a client's PROPPATCH may leave) is shown by its name."""
     out = []
     for row in db.query("SELECT path, tag, meta FROM collections WHERE parent = ? ORDER BY path", (owner,)):
         meta = json.loads(row["meta"] or "{}")
         name = row["path"].rpartition("/")[2]
-        out.append((name, row["tag"], str(meta.get("D:displayname", name))))
+        out.append((name, row["tag"], str(meta.get("D:displayname") or name)))
     return out
 
 

@@ -78,6 +78,16 @@ def family_summary(web: Web) -> str:
     return web.gettext("shared with {members}", members=", ".join(members))
 
 
+def _shown_title(web: Web, name: str, title: str) -> str:
+    """A collection's display name as the page shows it: a default collection's in the viewer's
+    language (stored in English), any other as its owner or their client named it (never looked up
+    in the catalog: a calendar called "Tasks" by hand is not a default one)."""
+    from gk.dav.defaults import DEFAULT_COLLECTIONS
+
+    default = DEFAULT_COLLECTIONS.get(name, {}).get("D:displayname")
+    return web.gettext(title) if default is not None and title == default else title
+
+
 def sharing_page(web: Web, **kw: object) -> str:
     svc = _service(web)
     me = web.signed_in().address
@@ -85,12 +95,18 @@ def sharing_page(web: Web, **kw: object) -> str:
 
     svc.ensure_user(me)
     collections = [
-        (name, tag, title, svc.shares.members(me, name))
+        (name, tag, _shown_title(web, name, title), svc.shares.members(me, name))
         for name, tag, title in defaults.collections_of(svc.db, me)
         if tag in ("VCALENDAR", "VADDRESSBOOK")
     ]
     others = [u.address for u in web.ctx.accounts.list_users() if u.address != me]
-    shared_with_me = svc.shares.shared_with(me)
+    # (owner, display name, rights): a member sees the name its owner gave, not the collection's id
+    titles: dict[str, dict[str, str]] = {}
+    shared_with_me = []
+    for owner, name, rights in svc.shares.shared_with(me):
+        if owner not in titles:
+            titles[owner] = {n: t for n, _, t in defaults.collections_of(svc.db, owner)}
+        shared_with_me.append((owner, _shown_title(web, name, titles[owner].get(name, name)), rights))
     return web.render(
         "dav/sharing.html",
         collections=collections,

@@ -9,8 +9,9 @@ idempotent). Times are shown in the owner's zone (``gk.localtime``).
 
 Cost: the first calendar or contacts page imports Radicale if no DAV client has yet (~18 MB,
 ``gk.dav.service``); a month view reads only the objects whose indexed time range meets it
-and parses those (vobject), at most ``calendar_events.MAX_OCCURRENCES`` per object. Imports
-are parsed in the CPU pool (``gk.dav.webapi``).
+and parses and expands those (vobject, dateutil) in the CPU pool, at most
+``calendar_events.MAX_OCCURRENCES`` per object and ``recurrence.MAX_STEPS`` steps of a rule's walk.
+Imports are parsed in the CPU pool too (``gk.dav.webapi``).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any
 
 import bottle
 
-from gk import localtime
+from gk import localtime, pools
 from gk.accounts import User
 from gk.dav.service import DAVService
-from gk.dav.webapi import CALENDAR, Book, DavWeb, Invalid, NotFound, new_uid
+from gk.dav.webapi import CALENDAR, Book, DavWeb, Entry, Invalid, NotFound, new_uid
 from gk.locale import N_
 from gk.web import calendar_events as events
 from gk.web import davfiles, forms
@@ -182,16 +183,28 @@ def _step(view: str, day: dt.date, forward: bool) -> dt.date:
 def load_occurrences(
     api: DavWeb, user: str, books: list[Book], first: dt.date, last: dt.date, tz: dt.tzinfo
 ) -> list[events.Occurrence]:
-    """Occurrences in [first, last) (local dates), from the storage's indexed ranges then parsed."""
+    """Occurrences in [first, last) (local dates), from the storage's indexed ranges then parsed
+    and expanded in the CPU pool (``expand``)."""
     start = dt.datetime.combine(first, dt.time(0), tz)
     end = dt.datetime.combine(last, dt.time(0), tz)
     # floating times and dates are indexed as UTC by Radicale: a day of margin each side
     lo, hi = int(start.timestamp()) - 86400, int(end.timestamp()) + 86400
-    out: list[events.Occurrence] = []
+    found: list[Entry] = []
     for book in books:
-        for entry in api.entries(user, book, lo, hi):
-            if entry.component == "VEVENT":
-                out.extend(events.occurrences(entry, start, end, tz))
+        found.extend(e for e in api.entries(user, book, lo, hi) if e.component == "VEVENT")
+    if not found:
+        return []
+    return pools.run_cpu(expand, found, start, end, tz)
+
+
+def expand(entries: list[Entry], start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> list[events.Occurrence]:
+    """The sorted occurrences of ``entries`` in [start, end). Pure Python that never yields
+    (vobject parses, dateutil walks each rule: up to ``recurrence.MAX_STEPS`` steps, about a
+    second, per object): run in the CPU pool, so one user's heavy recurring calendar keeps no
+    other request waiting on the hub."""
+    out: list[events.Occurrence] = []
+    for entry in entries:
+        out.extend(events.occurrences(entry, start, end, tz))
     out.sort(key=lambda o: o.sort_key())
     return out
 

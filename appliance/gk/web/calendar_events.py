@@ -22,7 +22,7 @@ from gk.dav import recurrence
 from gk.dav.webapi import PRODID, Book, Entry, instance_key, new_uid
 from gk.locale import N_
 
-recurrence.install()  # a FREQ=SECONDLY event walks at most MAX_STEPS occurrences (this runs on the hub)
+recurrence.install()  # a FREQ=SECONDLY event walks at most MAX_STEPS occurrences (in the CPU pool: gk.web.calendar)
 
 MAX_OCCURRENCES = 1000  # per object and window: a FREQ=SECONDLY rule cannot flood a page
 FREQS = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")

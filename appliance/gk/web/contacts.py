@@ -287,6 +287,9 @@ def _form_page(web: Web, card: Card, book: str, href: str, etag: str, books: lis
         "contacts/edit.html",
         card=card,
         errors=shown,
+        # the input holding the value an error names is the one marked invalid
+        bad_email=card.errors.get("email_param", ""),
+        bad_phone=card.errors.get("phone_param", ""),
         book=book,
         href=href,
         etag=etag,
