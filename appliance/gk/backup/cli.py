@@ -66,7 +66,8 @@ def create(args: argparse.Namespace, data_dir: Path) -> int:
         )
     except (archive.BackupError, OSError) as exc:
         if configured:
-            schedule.record(data_dir, False, str(exc), dest, 0, time.monotonic() - started)
+            space = (exc.needed, exc.free) if isinstance(exc, archive.NoSpace) else (0, 0)
+            schedule.record(data_dir, False, str(exc), dest, 0, time.monotonic() - started, space=space)
         raise archive.BackupError(str(exc)) from exc
     size = path.stat().st_size
     seconds = time.monotonic() - started
