@@ -7,7 +7,7 @@ an archive made by a newer GK is refused with "update GK first" instead of leavi
 does not start.
 
 ``DATABASES``: path in the data dir (``*`` for one directory level) → the module holding that
-database's ``MIGRATIONS``. Imported only when a restore asks (the modules are a feature's
+database's ``MIGRATIONS``; the mailbox indexes are the mailbox's own business (its face answers). Imported only when a restore asks (the modules are a feature's
 storage: chat, mail index…). A database not listed here (one a newer GK added) is not checked:
 this GK does not open it. ``tests/unit/test_backup_safeguards.py`` checks every module
 with a ``MIGRATIONS`` list is here.
@@ -31,8 +31,7 @@ DATABASES: dict[str, str] = {
     "chat-files.sqlite3": "gk.chat.files",
     "tools.sqlite3": "gk.mcp.toolbox",
     "mcp.sqlite3": "gk.mcp.approvals",
-    "mail/*/index.sqlite3": "gk.mail.mailbox.index",
-}
+}  # and each user's mailbox index, asked of the mailbox's face (``gk.mail.mailbox.index_schema``)
 
 
 def module_of(rel: str) -> str | None:
@@ -48,5 +47,9 @@ def supported(rel: str) -> int | None:
     """The newest schema version of ``rel`` this GK knows; None for a database it does not use."""
     module = module_of(rel)
     if module is None:
+        if rel.startswith("mail/"):
+            from gk.mail import mailbox
+
+            return mailbox.index_schema(rel)
         return None
     return len(importlib.import_module(module).MIGRATIONS)
