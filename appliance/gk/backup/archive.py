@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import hashlib
 import io
 import json
@@ -58,6 +59,9 @@ BLOCK = 512
 RECORD = 20 * BLOCK
 PREFIX = "gk-backup-"
 SUFFIX = ".tar"
+GZ_SUFFIX = ".tar.gz"  # [backup] compress = "gzip"
+SUFFIXES = (SUFFIX, GZ_SUFFIX)
+GZIP_LEVEL = 1  # docs/performance.md "Compressed archives": level 1 gets most of the gain
 PARTIAL = ".partial"
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_NAMES = (".sqlite3", ".sqlite", ".db")
@@ -336,9 +340,9 @@ def _bytes_member(w: _Writer, name: str, data: bytes) -> Iterator[bytes]:
 # -- create, list ----------------------------------------------------------------------------
 
 
-def archive_name(host: str, when: float | None = None) -> str:
+def archive_name(host: str, when: float | None = None, compress: bool = False) -> str:
     safe = re.sub(r"[^A-Za-z0-9.-]+", "_", host) or "gk"
-    return f"{PREFIX}{safe}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}{SUFFIX}"
+    return f"{PREFIX}{safe}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}{GZ_SUFFIX if compress else SUFFIX}"
 
 
 def _write_step(chunks: Generator[bytes, None, None], f: IO[bytes]) -> bool:
@@ -367,6 +371,7 @@ def create(
     keep: int = 0,
     run: Callable[..., Any] = _direct,
     make_dest: bool = True,
+    compress: bool = False,
 ) -> Path:
     """Write the archive into ``dest`` under a temporary name, fsync it, rename it: a file named
     ``gk-backup-*.tar`` is always complete. Then keep the newest ``keep`` there (0: all).
@@ -374,7 +379,8 @@ def create(
     ``run(fn, *args)`` runs each blocking step (``gk serve`` passes ``gk.pools.run_io``: one chunk
     made and written per call, so the disk pool is shared with mail, never held for minutes).
     ``make_dest`` False: ``dest`` must exist already (a USB drive's directory: an unmounted drive
-    must fail the backup, not fill the SD card below its mount point)."""
+    must fail the backup, not fill the SD card below its mount point). ``compress``: gzip the
+    archive as it is written (``.tar.gz``), in the same pool calls: the stream stays a stream."""
     if make_dest:
         run(dest.mkdir, 0o700, True, True)
     elif not run(dest.is_dir):
@@ -383,17 +389,18 @@ def create(
     while run(est.step):
         pass
     run(check_space, dest, est.needed())
-    final = run(_free_name, dest, host)
+    final = run(_free_name, dest, host, compress)
     partial = dest / f".{final.name}{PARTIAL}"
     chunks = stream(data_dir, dest, host, with_models, exclude=(dest,))
     try:
         f = run(open, partial, "wb")
+        out: IO[bytes] = run(_gzip, f) if compress else f
         try:
-            while run(_write_step, chunks, f):
+            while run(_write_step, chunks, out):
                 pass
-            run(_finish, f)
+            run(_finish, out, f)
         finally:
-            run(_close, f, chunks)
+            run(_close, out, f, chunks)
         run(os.chmod, partial, 0o600)
         run(os.rename, partial, final)
         run(fsync_dir, dest)
@@ -508,25 +515,39 @@ def _disk_full(exc: BaseException) -> bool:
     return False
 
 
-def _free_name(dest: Path, host: str) -> Path:
-    final = dest / archive_name(host)
+def _free_name(dest: Path, host: str, compress: bool = False) -> Path:
+    suffix = GZ_SUFFIX if compress else SUFFIX
+    stem = archive_name(host)[: -len(SUFFIX)]
+    final = dest / f"{stem}{suffix}"
     n = 1
     while final.exists():  # two in the same second
-        final = dest / archive_name(host).replace(SUFFIX, f"-{n}{SUFFIX}")
+        final = dest / f"{stem}-{n}{suffix}"
         n += 1
     return final
 
 
-def _close(f: IO[bytes], chunks: Generator[bytes, None, None]) -> None:
-    """Close the file and the archive's generator (its scratch files go). After the caller was
-    killed mid-chunk, that chunk's thread may still be in the generator: then it is left to end
-    on its own (ValueError, "generator already executing")."""
+def _gzip(f: IO[bytes]) -> IO[bytes]:
+    """A gzip stream over ``f`` (level ``GZIP_LEVEL``; no name or time in its header)."""
+    return gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=f, mtime=0)  # type: ignore[return-value]
+
+
+def _close(out: IO[bytes], f: IO[bytes], chunks: Generator[bytes, None, None]) -> None:
+    """Close the file (and the gzip stream ``out`` over it) and the archive's generator (its
+    scratch files go). After the caller was killed mid-chunk, that chunk's thread may still be
+    in the generator: then it is left to end on its own (ValueError, "generator already
+    executing")."""
     with contextlib.suppress(ValueError):
         chunks.close()
-    f.close()
+    try:
+        if out is not f:
+            out.close()  # after a failed write it fails again: the file is closed all the same
+    finally:
+        f.close()
 
 
-def _finish(f: IO[bytes]) -> None:
+def _finish(out: IO[bytes], f: IO[bytes]) -> None:
+    if out is not f:
+        out.close()  # the gzip trailer; ``f`` stays open
     f.flush()
     os.fsync(f.fileno())
 
@@ -536,7 +557,7 @@ def archives(dest: Path) -> list[tuple[Path, os.stat_result]]:
     found = []
     if dest.is_dir():
         for p in dest.iterdir():
-            if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX) and p.is_file():
+            if p.name.startswith(PREFIX) and p.name.endswith(SUFFIXES) and p.is_file():
                 found.append((p, p.stat()))
     found.sort(key=lambda t: (t[1].st_mtime, t[0].name), reverse=True)
     return found
@@ -599,7 +620,8 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
     manifest: Path | None = None  # the archive's manifest, copied beside the staging dir
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
     try:
-        with os.fdopen(computed_fd, "w", encoding="utf-8") as computed, tarfile.open(archive, "r|") as tar:
+        # "r|*": a .tar or a .tar.gz, read as a stream either way
+        with os.fdopen(computed_fd, "w", encoding="utf-8") as computed, tarfile.open(archive, "r|*") as tar:
             while (member := tar.next()) is not None:
                 tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member it read: memory would grow with the archive
                 if info is None:

@@ -149,6 +149,7 @@ class BackupService:
                 keep=cfg.keep,
                 run=pools.run_io,
                 make_dest=not cfg.target,
+                compress=cfg.compress == "gzip",
             )
             size = pools.run_io(lambda: path.stat().st_size)
             seconds = time.monotonic() - started

@@ -228,7 +228,7 @@ def download_kept(web: Web, name: str) -> bottle.HTTPResponse:
     admin = web.signed_in()
     web.ctx.accounts.record_event("backup_downloaded", "web", web.client_ip(), admin.address, name)
     headers = {
-        "Content-Type": "application/x-tar",
+        "Content-Type": "application/gzip" if name.endswith(".gz") else "application/x-tar",
         "Content-Disposition": f'attachment; filename="{name}"',
         "Content-Length": str(path.stat().st_size),
         "Cache-Control": "no-store",
