@@ -326,3 +326,22 @@ def test_every_database_with_migrations_is_known_to_restore() -> None:
             parts = list(path.relative_to(root.parent).with_suffix("").parts)
             found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     assert found == set(schemas.DATABASES.values()) | {"gk.mail.mailbox.index"}  # that one: the face answers
+
+
+def test_a_slot_that_cannot_be_kept_still_backs_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full data dir (the status file cannot be written) must not cost the backup itself."""
+    from support.wsgiclient import set_up_web
+
+    from gk.backup.service import BackupService
+
+    web = set_up_web(tmp_path / "box")
+    svc = BackupService(web.ctx)
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(schedule, "claim_slot", full)
+    try:
+        assert svc.run_now("2026-06-10T03:30") is not None
+    finally:
+        svc.stop(1.0)

@@ -12,9 +12,10 @@ jumped) is not caught up: the next one is computed from now. Each scheduled run 
 (the local date and time it serves) in the status file before it starts, and a slot is never
 served twice: a clock stepped back after a run (NTP correcting a clock that ran fast, an RTC
 read at boot) does not run the same day's backup again. Before writing, the run checks the
-target's free space against the archive's estimated size (``archive.Estimate``). A failure (target missing, disk
-full, a damaged database) is logged, recorded in the status file and the security events
-(``backup_failed``) and shown on the Backup page; the loop goes on to the next run.
+target's free space against the archive's estimated size (``archive.Estimate``). A failure
+(target missing, disk full, a damaged database) is logged, recorded in the status file and the
+security events (``backup_failed``) and shown on the Backup page; the loop goes on to the next
+run.
 
 Cost: one sleeping greenlet and a timer every minute (see docs/performance.md "Backups").
 """
@@ -141,7 +142,10 @@ class BackupService:
         started = time.monotonic()
         try:
             if slot:
-                pools.run_io(schedule.claim_slot, self.data_dir, slot)
+                try:
+                    pools.run_io(schedule.claim_slot, self.data_dir, slot)
+                except OSError as e:  # a full data dir: back up all the same (a USB target may have room)
+                    log.warning("backup: could not keep the slot %s it serves: %s", slot, e)
             path = archive.create(
                 self.data_dir,
                 target,
