@@ -314,6 +314,11 @@ class BackupConfig:
         "so an unplugged USB drive fails the backup instead of filling the SD card",
         absolute_path_or_empty(),
     )
+    compress: str = opt(
+        "none",
+        "compress the archives: 'none' (.tar) or 'gzip' (.tar.gz, level 1: smaller, more CPU); restore reads both",
+        one_of("none", "gzip"),
+    )
     test_only_interval: float = opt(
         0.0,
         "TESTS ONLY: run the automatic backup every this many seconds instead of the schedule (0 = the schedule)",

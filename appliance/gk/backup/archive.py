@@ -28,6 +28,8 @@ it grows, and restore compares it line by line with what it unpacked (same order
 from __future__ import annotations
 
 import contextlib
+import errno
+import gzip
 import hashlib
 import io
 import json
@@ -57,6 +59,9 @@ BLOCK = 512
 RECORD = 20 * BLOCK
 PREFIX = "gk-backup-"
 SUFFIX = ".tar"
+GZ_SUFFIX = ".tar.gz"  # [backup] compress = "gzip"
+SUFFIXES = (SUFFIX, GZ_SUFFIX)
+GZIP_LEVEL = 1  # docs/performance.md "Compressed archives": level 1 gets most of the gain
 PARTIAL = ".partial"
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_NAMES = (".sqlite3", ".sqlite", ".db")
@@ -70,6 +75,15 @@ T = TypeVar("T")
 
 class BackupError(Exception):
     """A backup or restore refused; the message names the file and what to do."""
+
+
+class NoSpace(BackupError):
+    """The target has too little free space for the archive (checked before the run, or the disk
+    filled while it was written): ``needed`` and ``free`` in bytes, for the Backup page."""
+
+    def __init__(self, message: str, target: Path, needed: int = 0, free: int = 0):
+        super().__init__(message)
+        self.target, self.needed, self.free = target, needed, free
 
 
 # -- what goes in ----------------------------------------------------------------------------
@@ -326,9 +340,9 @@ def _bytes_member(w: _Writer, name: str, data: bytes) -> Iterator[bytes]:
 # -- create, list ----------------------------------------------------------------------------
 
 
-def archive_name(host: str, when: float | None = None) -> str:
+def archive_name(host: str, when: float | None = None, compress: bool = False) -> str:
     safe = re.sub(r"[^A-Za-z0-9.-]+", "_", host) or "gk"
-    return f"{PREFIX}{safe}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}{SUFFIX}"
+    return f"{PREFIX}{safe}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}{GZ_SUFFIX if compress else SUFFIX}"
 
 
 def _write_step(chunks: Generator[bytes, None, None], f: IO[bytes]) -> bool:
@@ -357,6 +371,7 @@ def create(
     keep: int = 0,
     run: Callable[..., Any] = _direct,
     make_dest: bool = True,
+    compress: bool = False,
 ) -> Path:
     """Write the archive into ``dest`` under a temporary name, fsync it, rename it: a file named
     ``gk-backup-*.tar`` is always complete. Then keep the newest ``keep`` there (0: all).
@@ -364,52 +379,175 @@ def create(
     ``run(fn, *args)`` runs each blocking step (``gk serve`` passes ``gk.pools.run_io``: one chunk
     made and written per call, so the disk pool is shared with mail, never held for minutes).
     ``make_dest`` False: ``dest`` must exist already (a USB drive's directory: an unmounted drive
-    must fail the backup, not fill the SD card below its mount point)."""
+    must fail the backup, not fill the SD card below its mount point). ``compress``: gzip the
+    archive as it is written (``.tar.gz``), in the same pool calls: the stream stays a stream."""
     if make_dest:
         run(dest.mkdir, 0o700, True, True)
     elif not run(dest.is_dir):
         raise BackupError(f"{dest}: no such directory (a drive not plugged in or not mounted?); GK does not create it")
-    final = run(_free_name, dest, host)
+    est = Estimate(data_dir, with_models, exclude=(dest,))
+    while run(est.step):
+        pass
+    run(check_space, dest, est.needed())
+    final = run(_free_name, dest, host, compress)
     partial = dest / f".{final.name}{PARTIAL}"
     chunks = stream(data_dir, dest, host, with_models, exclude=(dest,))
     try:
         f = run(open, partial, "wb")
+        out: IO[bytes] = run(_gzip, f) if compress else f
         try:
-            while run(_write_step, chunks, f):
+            while run(_write_step, chunks, out):
                 pass
-            run(_finish, f)
+            run(_finish, out, f)
         finally:
-            run(_close, f, chunks)
+            run(_close, out, f, chunks)
         run(os.chmod, partial, 0o600)
         run(os.rename, partial, final)
         run(fsync_dir, dest)
-    except BaseException:
+    except BaseException as exc:
         partial.unlink(missing_ok=True)
+        if _disk_full(exc):
+            kept = len(run(archives, dest))
+            raise NoSpace(
+                f"{dest}: the disk filled up while the archive was written (about {_mib(est.needed())} "
+                f"needed); the unfinished archive was deleted and the {kept} older archive(s) there are kept. "
+                "Free some space there or choose a bigger target",
+                dest,
+                est.needed(),
+                run(free_space, dest) or 0,
+            ) from exc
         raise
     if keep > 0:
         run(prune, dest, keep)
     return final
 
 
-def _free_name(dest: Path, host: str) -> Path:
-    final = dest / archive_name(host)
+# -- free space ------------------------------------------------------------------------------
+
+SPACE_MARGIN = 0.05  # of the estimate, on top of it
+SPACE_SLACK = 64 * 1024 * 1024  # and this much more: the box's own writes go on meanwhile
+TAR_ENTRY = 3 * BLOCK  # a member's header, a PAX header for a long name, its last block's padding
+MANIFEST_LINE = 120  # path, size, sha256 in JSON
+ESTIMATE_STEP = 2000  # entries stat()ed per call of ``Estimate.step`` (one disk-pool call)
+
+
+class Estimate:
+    """The size of the archive ``stream`` would write now, from the stat sizes of what it copies
+    (a database counts with its ``-wal``: the snapshot holds its pages; the biggest snapshot
+    counts twice, as it sits in the target as a scratch file while it is copied), plus the tar
+    headers and the manifest. Walked ``ESTIMATE_STEP`` entries per ``step()`` call, so a big
+    Maildir does not hold the disk pool."""
+
+    def __init__(self, data_dir: Path, with_models: bool = False, exclude: tuple[Path, ...] = ()):
+        skip_top = set(TOP_SKIPPED) | (set() if with_models else {"models"})
+        self._entries = _walk(data_dir, skip_top, frozenset(p.resolve() for p in exclude))
+        self.bytes = 0
+        self.entries = 0
+        self.biggest_db = 0
+
+    def step(self) -> bool:
+        """Stat the next entries; False once all are counted."""
+        for _ in range(ESTIMATE_STEP):
+            item = next(self._entries, None)
+            if item is None:
+                return False
+            rel, entry = item
+            self.entries += 1
+            if entry is None:
+                continue
+            try:
+                size = entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0
+            except OSError:
+                continue  # gone meanwhile
+            if entry.name.endswith(SQLITE_NAMES):
+                with contextlib.suppress(OSError):
+                    size += os.stat(entry.path + "-wal").st_size
+                self.biggest_db = max(self.biggest_db, size)
+            self.bytes += size
+        return True
+
+    def archive_size(self) -> int:
+        return self.bytes + self.entries * (TAR_ENTRY + MANIFEST_LINE) + RECORD
+
+    def needed(self) -> int:
+        """The free space a run needs in its target: the archive, the biggest database snapshot
+        beside it, and the margin."""
+        size = self.archive_size() + self.biggest_db
+        return size + int(size * SPACE_MARGIN) + SPACE_SLACK
+
+
+def free_space(path: Path) -> int | None:
+    """Bytes an unprivileged writer may still use on ``path``'s filesystem (None: unknown)."""
+    try:
+        vfs = os.statvfs(path)
+    except OSError:
+        return None
+    return vfs.f_bavail * vfs.f_frsize
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MiB"
+
+
+def check_space(dest: Path, needed: int) -> None:
+    """Refuse to start a backup ``dest`` has no room for (NoSpace)."""
+    free = free_space(dest)
+    if free is not None and free < needed:
+        raise NoSpace(
+            f"{dest}: not enough free space for the backup: it needs about {_mib(needed)} "
+            f"(the data to copy plus a margin), {_mib(free)} are free. Nothing was written; free some "
+            "space there or choose a bigger target",
+            dest,
+            needed,
+            free,
+        )
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """``exc`` is, or follows, a full disk (the close() after a failed write raises again)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__context__
+    return False
+
+
+def _free_name(dest: Path, host: str, compress: bool = False) -> Path:
+    suffix = GZ_SUFFIX if compress else SUFFIX
+    stem = archive_name(host)[: -len(SUFFIX)]
+    final = dest / f"{stem}{suffix}"
     n = 1
     while final.exists():  # two in the same second
-        final = dest / archive_name(host).replace(SUFFIX, f"-{n}{SUFFIX}")
+        final = dest / f"{stem}-{n}{suffix}"
         n += 1
     return final
 
 
-def _close(f: IO[bytes], chunks: Generator[bytes, None, None]) -> None:
-    """Close the file and the archive's generator (its scratch files go). After the caller was
-    killed mid-chunk, that chunk's thread may still be in the generator: then it is left to end
-    on its own (ValueError, "generator already executing")."""
+def _gzip(f: IO[bytes]) -> IO[bytes]:
+    """A gzip stream over ``f`` (level ``GZIP_LEVEL``; no name or time in its header)."""
+    return gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=f, mtime=0)  # type: ignore[return-value]
+
+
+def _close(out: IO[bytes], f: IO[bytes], chunks: Generator[bytes, None, None]) -> None:
+    """Close the file (and the gzip stream ``out`` over it) and the archive's generator (its
+    scratch files go). After the caller was killed mid-chunk, that chunk's thread may still be
+    in the generator: then it is left to end on its own (ValueError, "generator already
+    executing")."""
     with contextlib.suppress(ValueError):
         chunks.close()
-    f.close()
+    try:
+        if out is not f:
+            out.close()  # after a failed write it fails again: the file is closed all the same
+    finally:
+        f.close()
 
 
-def _finish(f: IO[bytes]) -> None:
+def _finish(out: IO[bytes], f: IO[bytes]) -> None:
+    if out is not f:
+        out.close()  # the gzip trailer; ``f`` stays open
     f.flush()
     os.fsync(f.fileno())
 
@@ -419,7 +557,7 @@ def archives(dest: Path) -> list[tuple[Path, os.stat_result]]:
     found = []
     if dest.is_dir():
         for p in dest.iterdir():
-            if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX) and p.is_file():
+            if p.name.startswith(PREFIX) and p.name.endswith(SUFFIXES) and p.is_file():
                 found.append((p, p.stat()))
     found.sort(key=lambda t: (t[1].st_mtime, t[0].name), reverse=True)
     return found
@@ -482,7 +620,8 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
     manifest: Path | None = None  # the archive's manifest, copied beside the staging dir
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
     try:
-        with os.fdopen(computed_fd, "w", encoding="utf-8") as computed, tarfile.open(archive, "r|") as tar:
+        # "r|*": a .tar or a .tar.gz, read as a stream either way
+        with os.fdopen(computed_fd, "w", encoding="utf-8") as computed, tarfile.open(archive, "r|*") as tar:
             while (member := tar.next()) is not None:
                 tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member it read: memory would grow with the archive
                 if info is None:
@@ -523,6 +662,8 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
                     os.chmod(target, member.mode & 0o7777)
                     os.utime(target, (member.mtime, member.mtime))
                     computed.write(json.dumps([member.name, size, digest.hexdigest()]) + "\n")
+                    if rel.endswith(SQLITE_NAMES):
+                        check_schema(archive, rel, target)
                 else:
                     raise BackupError(f"{archive}: member {member.name!r} is neither a file nor a directory")
         if info is None:
@@ -544,6 +685,38 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
     finally:
         computed_path.unlink(missing_ok=True)
         computed_path.with_name(computed_path.name + ".manifest").unlink(missing_ok=True)
+
+
+def schema_version(path: Path) -> int:
+    """``PRAGMA user_version`` of the SQLite database ``path``, opened read-only (``immutable``:
+    no ``-wal``/``-shm`` is made or read beside it)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def check_schema(archive: Path, rel: str, path: Path) -> None:
+    """Refuse the archive when its database ``rel`` (unpacked at ``path``, in the staging
+    directory: nothing of the box is replaced yet) has a schema newer than this GK knows: it
+    would not start on it (``SchemaTooNew``). The databases come first in the archive, so this
+    refuses before the Maildirs are unpacked."""
+    from gk.backup import schemas
+
+    known = schemas.supported(rel)
+    if known is None:
+        return
+    try:
+        version = schema_version(path)
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{archive}: its database {rel} cannot be read ({exc}); use another backup") from exc
+    if version > known:
+        raise BackupError(
+            f"{archive}: its database {rel} has schema version {version}, newer than this GK "
+            f"{__version__} supports ({known}): the archive was made by a newer GK. Nothing was "
+            "replaced; update GK first, then restore"
+        )
 
 
 def _compare(archive: Path, manifest: Path, computed_path: Path) -> None:

@@ -1,6 +1,6 @@
 """``gk backup create|restore|list``.
 
-``create [--to DIR] [--with-models]`` writes one archive (``gk.backup.archive``) while ``gk
+``create [--to DIR] [--with-models] [--gzip]`` writes one archive (``gk.backup.archive``) while ``gk
 serve`` runs, into ``[backup] target`` (``DATA_DIR/backup/`` by default), keeps the newest
 ``[backup] keep`` there and records the result where the Backup page shows it
 (``gk.backup.schedule``). ``gk serve`` makes the same backups on ``[backup] schedule``.
@@ -27,6 +27,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--to", type=Path, default=None, help="directory to write it to (default [backup] target, else DATA_DIR/backup)"
     )
     cr.add_argument("--with-models", action="store_true", help="include the AI models (big; downloadable again)")
+    cr.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="gzip the archive (.tar.gz; default [backup] compress)",
+    )
     re = sub.add_parser("restore", parents=[common], help="verify an archive and unpack it as the data dir")
     re.add_argument("archive", type=Path)
     re.add_argument("--force", action="store_true", help="replace a data dir that is not empty (moved aside)")
@@ -63,10 +69,12 @@ def create(args: argparse.Namespace, data_dir: Path) -> int:
             args.with_models,
             keep=cfg.backup.keep,
             make_dest=not (configured and cfg.backup.target),
+            compress=cfg.backup.compress == "gzip" if args.gzip is None else args.gzip,
         )
     except (archive.BackupError, OSError) as exc:
         if configured:
-            schedule.record(data_dir, False, str(exc), dest, 0, time.monotonic() - started)
+            space = (exc.needed, exc.free) if isinstance(exc, archive.NoSpace) else (0, 0)
+            schedule.record(data_dir, False, str(exc), dest, 0, time.monotonic() - started, space=space)
         raise archive.BackupError(str(exc)) from exc
     size = path.stat().st_size
     seconds = time.monotonic() - started

@@ -69,6 +69,30 @@ def next_run(after: float, zone: dt.tzinfo, cfg: BackupConfig) -> float | None:
     raise AssertionError("no day in the next 8 matched the schedule")  # pragma: no cover
 
 
+def slot_of(when: float, zone: dt.tzinfo) -> str:
+    """The scheduled run at the UTC timestamp ``when`` as its wall-clock slot in ``zone``
+    (``2026-06-10T03:30``): what the status file keeps so that a slot is served once, whatever
+    the clock does afterwards. Both runs of a time the autumn change repeats are one slot."""
+    return dt.datetime.fromtimestamp(when, zone).strftime("%Y-%m-%dT%H:%M")
+
+
+def next_slot(after: float, zone: dt.tzinfo, cfg: BackupConfig, served: str = "") -> tuple[float, str] | None:
+    """The next scheduled run strictly after ``after`` whose slot is not ``served`` (the slot
+    the last scheduled run served: a clock stepped back after it must not run it again), as
+    (UTC timestamp, slot); None when off. With ``test_only_interval`` the slot is "" (not kept)."""
+    when = next_run(after, zone, cfg)
+    if when is None:
+        return None
+    if cfg.test_only_interval > 0:
+        return when, ""
+    slot = slot_of(when, zone)
+    if served and slot == served:
+        later = next_run(when, zone, cfg)
+        assert later is not None
+        when, slot = later, slot_of(later, zone)
+    return when, slot
+
+
 def zone_of(data_dir: Path) -> dt.tzinfo:
     from gk import localtime
 
@@ -88,6 +112,9 @@ class Status:
     seconds: float = 0.0
     last_good: float = 0.0  # when the last backup that worked ended
     last_good_archive: str = ""
+    slot: str = ""  # the scheduled slot (local "YYYY-MM-DDTHH:MM") the last scheduled run served
+    space_needed: int = 0  # a run refused for want of space: what it needed and what was free
+    space_free: int = 0
 
 
 def read_status(data_dir: Path) -> Status:
@@ -109,15 +136,30 @@ def record(
     size: int = 0,
     seconds: float = 0.0,
     now: float | None = None,
+    space: tuple[int, int] = (0, 0),
 ) -> Status:
-    """Save the result of a backup that just ended; the new status."""
+    """Save the result of a backup that just ended; the new status. ``space``: (needed, free)
+    bytes when it failed for want of space."""
     now = time.time() if now is None else now
     st = read_status(data_dir)
     st.last_run, st.ok, st.detail, st.target, st.size, st.seconds = now, ok, detail, str(target), size, seconds
+    st.space_needed, st.space_free = space
     if ok:
         st.last_good, st.last_good_archive = now, detail
-    write_durable(data_dir / STATUS_FILE, json.dumps(asdict(st), indent=1).encode(), 0o600)
+    _write(data_dir, st)
     return st
+
+
+def claim_slot(data_dir: Path, slot: str) -> None:
+    """Keep, durably and before the run starts, that the scheduled ``slot`` is being served: a
+    run that crashes the process is not started again for the same slot either."""
+    st = read_status(data_dir)
+    st.slot = slot
+    _write(data_dir, st)
+
+
+def _write(data_dir: Path, st: Status) -> None:
+    write_durable(data_dir / STATUS_FILE, json.dumps(asdict(st), indent=1).encode(), 0o600)
 
 
 # -- what the page shows ------------------------------------------------------------------------
@@ -176,4 +218,15 @@ def view(data_dir: Path, cfg: BackupConfig, now: float, next_at: float | None) -
     }
 
 
-__all__ = ["next_run", "Status", "read_status", "record", "view", "target_of", "zone_of"]
+__all__ = [
+    "next_run",
+    "next_slot",
+    "slot_of",
+    "claim_slot",
+    "Status",
+    "read_status",
+    "record",
+    "view",
+    "target_of",
+    "zone_of",
+]

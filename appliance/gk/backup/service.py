@@ -8,9 +8,14 @@ behind at most one chunk, never behind the whole backup). It wakes at least ever
 ``WAKE_SECONDS`` to compare the wall clock with the next run (a clock set by NTP after boot, a
 new time zone), and at once when the schedule is changed on the Backup page (a settings
 callback). A run whose time passed more than ``MISSED_GRACE`` ago (the box was off, the clock
-jumped) is not caught up: the next one is computed from now. A failure (target missing, disk
-full, a damaged database) is logged, recorded in the status file and the security events
-(``backup_failed``) and shown on the Backup page; the loop goes on to the next run.
+jumped) is not caught up: the next one is computed from now. Each scheduled run keeps its slot
+(the local date and time it serves) in the status file before it starts, and a slot is never
+served twice: a clock stepped back after a run (NTP correcting a clock that ran fast, an RTC
+read at boot) does not run the same day's backup again. Before writing, the run checks the
+target's free space against the archive's estimated size (``archive.Estimate``). A failure
+(target missing, disk full, a damaged database) is logged, recorded in the status file and the
+security events (``backup_failed``) and shown on the Backup page; the loop goes on to the next
+run.
 
 Cost: one sleeping greenlet and a timer every minute (see docs/performance.md "Backups").
 """
@@ -47,6 +52,7 @@ class BackupService:
         self.next_at: float | None = None
         self.running = False
         self.runs = 0  # backups this process made (tests, diagnosis)
+        self.clock = time.time  # the wall clock (tests step it back and forth)
         self._wake = gevent.event.Event()
         self._loop_greenlet: gevent.Greenlet | None = None
         self._asked: gevent.Greenlet | None = None  # "Back up now" from the page
@@ -78,47 +84,56 @@ class BackupService:
     def _loop(self) -> None:
         while True:
             try:
-                if self._wait_for_next():
-                    self.run_now()
+                slot = self._wait_for_next()
+                if slot is not None:
+                    self.run_now(slot)
             except gevent.GreenletExit:
                 raise
             except Exception:  # never the server: log, wait, go on
                 log.exception("backup: the schedule loop failed; trying again in %.0fs", WAKE_SECONDS)
                 gevent.sleep(WAKE_SECONDS)
 
-    def _wait_for_next(self) -> bool:
-        """Sleep until the next scheduled run; True when it is due, False to compute it again
-        (the schedule or the zone changed, or the run was missed)."""
+    def _wait_for_next(self) -> str | None:
+        """Sleep until the next scheduled run; its slot when it is due (``schedule.slot_of``; ""
+        with ``test_only_interval``), None to compute it again (the schedule or the zone
+        changed, or the run was missed). The slot the last scheduled run served (kept in the
+        status file) is skipped: a clock stepped back after a run does not run it twice."""
         self._wake.clear()
         cfg = self.ctx.config.backup
-        if cfg.schedule == "off" and not cfg.test_only_interval:
-            due = None  # and zoneinfo stays unimported (~0.7 MiB with sysconfig) until a page needs it
-        else:
+        found: tuple[float, str] | None = None
+        if cfg.schedule != "off" or cfg.test_only_interval:  # else zoneinfo stays unimported (~0.7 MiB)
             zone = schedule.zone_of(self.data_dir)  # the settings cache, as every page showing a time
-            due = schedule.next_run(time.time(), zone, cfg)
-        self.next_at = due
-        if due is None:
+            served = pools.run_io(schedule.read_status, self.data_dir).slot
+            found = schedule.next_slot(self.clock(), zone, cfg, served)
+        self.next_at = found[0] if found else None
+        if found is None:
             self._wake.wait()
-            return False
+            return None
+        due, slot = found
+        computed_at = self.clock()
         while True:
-            left = due - time.time()
+            now = self.clock()
+            if now < computed_at - WAKE_SECONDS:
+                return None  # the clock stepped back: compute from the new time (the served slot stays skipped)
+            left = due - now
             if left <= 0:
                 if -left > MISSED_GRACE and cfg.test_only_interval == 0:
                     log.warning(
                         "backup: the run of %s was missed (the box was off or its clock changed); next one computed from now",
                         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(due)),
                     )
-                    return False
-                return True
+                    return None
+                return slot
             if self._wake.wait(min(left, WAKE_SECONDS)):
-                return False
+                return None
 
-    def run_now(self) -> Path | None:
-        """One backup into the target, now; the archive, or None when it failed (logged, recorded)."""
+    def run_now(self, slot: str = "") -> Path | None:
+        """One backup into the target, now; the archive, or None when it failed (logged,
+        recorded). ``slot``: the scheduled slot it serves (kept before it starts)."""
         with self._one_at_a_time:
-            return self._run()
+            return self._run(slot)
 
-    def _run(self) -> Path | None:
+    def _run(self, slot: str = "") -> Path | None:
         from gk.backup import archive
 
         cfg = self.ctx.config.backup
@@ -126,6 +141,11 @@ class BackupService:
         self.running = True
         started = time.monotonic()
         try:
+            if slot:
+                try:
+                    pools.run_io(schedule.claim_slot, self.data_dir, slot)
+                except OSError as e:  # a full data dir: back up all the same (a USB target may have room)
+                    log.warning("backup: could not keep the slot %s it serves: %s", slot, e)
             path = archive.create(
                 self.data_dir,
                 target,
@@ -133,6 +153,7 @@ class BackupService:
                 keep=cfg.keep,
                 run=pools.run_io,
                 make_dest=not cfg.target,
+                compress=cfg.compress == "gzip",
             )
             size = pools.run_io(lambda: path.stat().st_size)
             seconds = time.monotonic() - started
@@ -150,8 +171,11 @@ class BackupService:
             else:
                 detail = f"{type(exc).__name__}: {exc}"
                 log.exception("backup: the automatic backup to %s failed", target)
+            space = (exc.needed, exc.free) if isinstance(exc, archive.NoSpace) else (0, 0)
             try:
-                pools.run_io(schedule.record, self.data_dir, False, detail, target, 0, time.monotonic() - started)
+                pools.run_io(
+                    schedule.record, self.data_dir, False, detail, target, 0, time.monotonic() - started, None, space
+                )
             except OSError as e:
                 log.error("backup: could not record the failure either: %s", e)
             self.ctx.accounts.record_event("backup_failed", "schedule", "", "", detail[:300])

@@ -97,6 +97,9 @@ def page(web: Web, errors: dict[str, str] | None = None, form: dict[str, str] | 
         last_run=when(status.last_run) if status.last_run else "",
         last_ok=status.ok,
         last_detail=status.detail,
+        last_target=status.target,
+        space_needed=_size(status.space_needed) if status.space_needed else "",
+        space_free=_size(status.space_free),
         last_good=when(info["last_good"]) if info["last_good"] else "",
         next_run=when(info["next"]) if info["next"] else "",
         running=info["running"],
@@ -109,6 +112,10 @@ def page(web: Web, errors: dict[str, str] | None = None, form: dict[str, str] | 
         errors=errors or {},
         **kw,
     )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
 def _check_target(path: str) -> str | None:
@@ -221,7 +228,7 @@ def download_kept(web: Web, name: str) -> bottle.HTTPResponse:
     admin = web.signed_in()
     web.ctx.accounts.record_event("backup_downloaded", "web", web.client_ip(), admin.address, name)
     headers = {
-        "Content-Type": "application/x-tar",
+        "Content-Type": "application/gzip" if name.endswith(".gz") else "application/x-tar",
         "Content-Disposition": f'attachment; filename="{name}"',
         "Content-Length": str(path.stat().st_size),
         "Cache-Control": "no-store",

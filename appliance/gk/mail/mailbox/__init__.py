@@ -86,6 +86,21 @@ def get_store(ctx: AppContext) -> MailboxStore:
     return ctx.services.require(MailboxStore)
 
 
+INDEX_FILE = "index.sqlite3"  # each user's, in mail/<address>/
+
+
+def index_schema(rel: str) -> int | None:
+    """The newest schema version this GK knows for the file ``rel`` of the data dir when it is a
+    user's mailbox index (``mail/<address>/…``), else None: ``gk backup restore`` refuses an
+    archive whose index is newer (``gk.backup.schemas``)."""
+    from gk.mail.mailbox import index
+
+    parts = rel.split("/")
+    if len(parts) == 3 and parts[0] == "mail" and parts[2] == INDEX_FILE:
+        return len(index.MIGRATIONS)
+    return None
+
+
 _writers: dict[int, MaildirWriter] = {}
 
 
@@ -120,6 +135,7 @@ __all__ = [
     "find_part",
     "get_store",
     "get_writer",
+    "index_schema",
     "header_end",
     "reading",
     "unique_name",
