@@ -120,12 +120,15 @@ def test_irc_answers_about_a_private_room_as_about_a_missing_one(srv, transport)
         # the control: the room is there, private, with its topic (a member sees it)
         assert f" 324 alice #{HIDDEN} :+nti" in "\n".join(answer(alice, f"MODE #{HIDDEN}"))
         differ = []
+        no_such: set[str] = set()
         for template in COMMANDS:
             hidden = answer(bob, template.format(room="#" + HIDDEN, ROOM="#" + HIDDEN.upper()))
             absent = answer(bob, template.format(room="#" + ABSENT, ROOM="#" + ABSENT.upper()))
             if not same_but_name(hidden, absent):
                 differ.append(f"{template}\n  private: {hidden}\n  missing: {absent}")
+            no_such |= {ln.rsplit(" :", 1)[1] for ln in absent if f" 403 bob #{ABSENT.lower()} " in ln.lower()}
         assert not differ, "answers that tell a private room from a missing one:\n" + "\n".join(differ)
+        assert no_such == {"No such channel"}, no_such  # one wording, whichever command asked
         listed = answer(bob, "LIST")
         assert listed[-1].endswith("End of /LIST") and not any(HIDDEN in ln for ln in listed), listed
         # joining is refused with 473 alone: no topic, no member, no line of it

@@ -751,7 +751,7 @@ class Session:
                 self.chat.part(name, self.account, line.param(1))
             except ChatError as exc:
                 code = N.ERR_NOTONCHANNEL if exc.code == "not_member" else N.ERR_NOSUCHCHANNEL
-                self.num(code, chan, str(exc))
+                self.num(code, chan, "No such channel" if code == N.ERR_NOSUCHCHANNEL else str(exc))
 
     def _topic(self, room: str) -> None:
         r = self.chat.room(room)
@@ -900,7 +900,11 @@ class Session:
             code = {"no_such_user": N.ERR_NOSUCHNICK, "not_member": N.ERR_NOTONCHANNEL}.get(
                 exc.code, N.ERR_NOSUCHCHANNEL
             )
-            self.num(code, nick if code == N.ERR_NOSUCHNICK else chan, str(exc))
+            self.num(
+                code,
+                nick if code == N.ERR_NOSUCHNICK else chan,
+                "No such channel" if code == N.ERR_NOSUCHCHANNEL else str(exc),
+            )
             return
         self.num(N.RPL_INVITING, nick, chan)
 
