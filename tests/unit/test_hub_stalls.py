@@ -117,7 +117,8 @@ def test_web_session_writes_commit_in_the_disk_pool(tmp_path: Path) -> None:
     session = store.create()
     store.save_data(session)
     store.delete(session.sid)
-    assert where == [True, True, True]
+    # create, save, delete: three commits (and, one create in 50, the expired sessions' purge)
+    assert len(where) in (3, 4) and all(where), where
     again = store.create("ann@example.org", {"k": 1})
     fresh = SessionStore(tmp_path / "web.sqlite3", days=1)  # another connection sees it committed
     got = fresh.get(again.sid)
