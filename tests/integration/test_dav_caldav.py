@@ -458,6 +458,51 @@ def test_caldav_library_sees_the_refusals(server):
     assert [t for t in calendar.todos() if "lib-" in str(t.url)] == []
 
 
+def test_move_or_copy_into_a_collection_that_may_not_hold_the_object_is_403(server):
+    """RFC 4791 §5.3.2.1 (and RFC 6352 §6.3.2.1) apply the PUT preconditions to COPY and MOVE: an
+    event moved into the tasks-only calendar (Radicale moved it), a vCard into a calendar and an
+    event into the address book (Radicale: a bare 403) get 403 with the precondition; nothing is
+    moved or copied, no sync token moves. (The caldav library has no MOVE: raw HTTP.)"""
+    client(server).principal()
+    cal, tasks, book = f"/dav/{ALICE}/calendar/", f"/dav/{ALICE}/tasks/", f"/dav/{ALICE}/contacts/"
+    assert (
+        request(server, "PUT", cal + "mv-ev.ics", event("mv-ev", 7), headers={"Content-Type": "text/calendar"})[0]
+        == 201
+    )
+    assert request(server, "PUT", book + "mv-card.vcf", VCARD.replace("carol-1", "mv-card"))[0] == 201
+    cases = [
+        (cal + "mv-ev.ics", tasks + "mv-ev.ics", CALDAV_NS, "supported-calendar-component"),
+        (book + "mv-card.vcf", cal + "mv-card.ics", CALDAV_NS, "valid-calendar-data"),
+        (cal + "mv-ev.ics", book + "mv-ev.vcf", CARDDAV_NS, "valid-address-data"),
+    ]
+    before = {path: collection_token(server, path) for path in (cal, tasks, book)}
+    for source, target, ns, precondition in cases:
+        for method, destination in (("MOVE", target), ("MOVE", base(server) + target), ("COPY", target)):
+            status, headers, answer = request(server, method, source, headers={"Destination": destination})
+            assert status == 403, (method, source, destination, status, answer)
+            assert dav_error(answer) == ["{" + ns + "}" + precondition], (method, source, answer)
+            assert request(server, "GET", target)[0] == 404, (method, target)
+            assert request(server, "GET", source)[0] == 200, (method, source)
+    assert {path: collection_token(server, path) for path in (cal, tasks, book)} == before
+    # a move the destination may hold still goes through, and a rename within one calendar
+    assert request(server, "MKCALENDAR", f"/dav/{ALICE}/mv-other/")[0] == 201
+    status, _, _ = request(server, "MOVE", cal + "mv-ev.ics", headers={"Destination": f"/dav/{ALICE}/mv-other/a.ics"})
+    assert status == 201
+    status, _, _ = request(
+        server, "MOVE", f"/dav/{ALICE}/mv-other/a.ics", headers={"Destination": f"/dav/{ALICE}/mv-other/b.ics"}
+    )
+    assert status == 201
+    status, _, answer = request(server, "GET", f"/dav/{ALICE}/mv-other/b.ics")
+    assert status == 200 and "UID:mv-ev" in answer
+    # who may not write the destination learns nothing of the object: Radicale's own answer
+    status, _, answer = request(
+        server, "MOVE", book + "mv-card.vcf", user=BOB, password=BOB_PW, headers={"Destination": cal + "x.ics"}
+    )
+    assert status in (403, 404) and "valid-" not in answer
+    assert request(server, "DELETE", f"/dav/{ALICE}/mv-other/")[0] in (200, 204)
+    assert request(server, "DELETE", book + "mv-card.vcf")[0] in (200, 204)
+
+
 SYNC_REPORT = (
     '<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
     "<D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>{limit}"

@@ -1,5 +1,6 @@
 """The calendar, sharing and contacts pages in process (``support.wsgiclient``) on a real DAV
-service: a month's recurring occurrences are expanded in the CPU pool, not on the hub; the
+service: a month's recurring occurrences, the task list, the contact list and the assistant's
+calendar and contacts tools are parsed and expanded in the CPU pool, not on the hub; the
 sharing page names calendars by their display name; an invalid field of the contact and event
 forms is marked invalid, tied to its message and announced."""
 
@@ -195,3 +196,95 @@ def test_event_form_errors_are_tied_to_their_fields(web) -> None:  # type: ignor
         assert page.status == 200, (fields, page.status)
         _described(page.text, _field(page.text, f"f-{name}"), f"e-{name}")
         assert page.text.count('aria-invalid="true"') == 1, fields
+
+
+TODO = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:todo-pool-1\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDUE;VALUE=DATE:20260320\r\nSUMMARY:Water the plants\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+)
+CARD = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:card-pool-1\r\nFN:Zoe Poolside\r\nN:Poolside;Zoe;;;\r\n"
+    "EMAIL:zoe@example.org\r\nTEL:+33 6 00 00 00 01\r\nEND:VCARD\r\n"
+)
+
+
+@pytest.fixture
+def parses(monkeypatch):  # type: ignore[no-untyped-def]
+    """Records (thread, in a pool thread) of every vobject parse (``vobject.readOne``: the web
+    pages', Radicale's items' and the MCP tools' own) from the moment it is asked for."""
+    import vobject  # type: ignore[import-untyped]
+
+    where: list[tuple[int, bool]] = []
+    read_one = vobject.readOne
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        where.append((threading.get_ident(), pools.in_pool_thread()))
+        return read_one(*args, **kwargs)
+
+    def start() -> list[tuple[int, bool]]:
+        monkeypatch.setattr(vobject, "readOne", recording)
+        return where
+
+    return start
+
+
+def off_the_hub(where: list[tuple[int, bool]]) -> bool:
+    hub = threading.get_ident()
+    return bool(where) and all(thread != hub and in_pool for thread, in_pool in where)
+
+
+def test_tasks_page_parses_in_the_cpu_pool(web, parses) -> None:  # type: ignore[no-untyped-def]
+    c = signed_in(web)
+    api = davweb(web)
+    api.ensure(ALICE)
+    api.save(ALICE, f"{ALICE}/tasks", ev.parse(TODO))
+    where = parses()
+    page = c.get("/calendar/tasks")
+    assert page.status == 200 and "Water the plants" in page.text and "2026-03-20" in page.text
+    assert off_the_hub(where), where
+
+
+def test_contacts_page_parses_in_the_cpu_pool(web, parses) -> None:  # type: ignore[no-untyped-def]
+    from gk.web import contacts
+
+    c = signed_in(web)
+    api = davweb(web)
+    api.ensure(ALICE)
+    api.save(ALICE, f"{ALICE}/contacts", contacts.parse_card(CARD))
+    where = parses()
+    page = c.get("/contacts?q=poolside")
+    assert page.status == 200 and "Zoe Poolside" in page.text and "zoe@example.org" in page.text
+    assert off_the_hub(where), where
+
+
+def test_assistant_calendar_and_contacts_tools_parse_in_the_cpu_pool(web, parses) -> None:  # type: ignore[no-untyped-def]
+    from gk.mcp import davtools
+    from gk.web import contacts
+
+    api = davweb(web)
+    api.ensure(ALICE)
+    api.save(ALICE, f"{ALICE}/calendar", ev.parse(WEEKLY))
+    api.save(ALICE, f"{ALICE}/contacts", contacts.parse_card(CARD))
+    svc = web.ctx.services.maybe(dav_service.DAVService)
+    tools = davtools.DAVTools(davtools.DAVReader(lambda: svc.storage, Path(web.ctx.data_dir)))
+    where = parses()
+    got = tools.list_events(ALICE, {"start": "2026-03-01", "end": "2026-04-01"})
+    assert [e["start"][:10] for e in got["events"]] == [
+        "2026-03-02",
+        "2026-03-09",
+        "2026-03-16",
+        "2026-03-23",
+        "2026-03-30",
+    ]
+    assert off_the_hub(where), where
+    # the per-event cap holds in the pool: a rule every second gives MAX_INSTANCES, no more
+    secondly = WEEKLY.replace("RRULE:FREQ=WEEKLY", "RRULE:FREQ=SECONDLY").replace("weekly-1", "secondly-1")
+    api.save(ALICE, f"{ALICE}/calendar", ev.parse(secondly.replace("Standup meeting", "Every second")))
+    where.clear()
+    got = tools.list_events(ALICE, {"start": "2026-03-01", "end": "2026-04-01", "limit": 200})
+    assert got["total"] == davtools.MAX_INSTANCES + 5 and len(got["events"]) == 200
+    free = tools.find_free_time(ALICE, {"start": "2026-03-02", "end": "2026-03-03", "duration_minutes": 30})
+    assert "slots" in free
+    found = tools.search_contacts(ALICE, {"text": "poolside"})
+    assert found["total"] == 1 and found["contacts"][0]["emails"] == ["zoe@example.org"]
+    assert off_the_hub(where), where

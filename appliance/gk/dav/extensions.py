@@ -7,7 +7,9 @@ thread that runs the request:
   anything but one ``VCARD`` with a UID — gets 403 with a ``DAV:error`` naming the precondition
   (``valid-calendar-object-resource``, ``supported-calendar-component``, ``valid-calendar-data``,
   ``valid-address-data``) and nothing is stored; Radicale took the first and third with 201 and
-  answered the rest with a bare 400.
+  answered the rest with a bare 400. The same for the object a MOVE or COPY would write into
+  another collection (an event into a tasks-only calendar, a vCard into a calendar): Radicale
+  moved the first and refused the second with a bare 403.
 * **Paged ``sync-collection``** (RFC 6578 §3.6, §3.7): an answer lists at most
   ``dav.sync_page_size`` changes, or the client's ``DAV:limit``/``DAV:nresults`` when smaller. A
   truncated answer carries a ``507 Insufficient Storage`` response for the request-URI (with the
@@ -285,8 +287,22 @@ class Extensions:
                 status, headers, answer = refused
                 start_response(status, headers + [("Content-Length", str(len(answer)))])
                 return [answer]
+        checked = None
+        if method in ("MOVE", "COPY"):
+            refused, checked = self._refused_move(environ, user, path, locked=False)
+            if refused is not None:
+                status, headers, answer = refused
+                start_response(status, headers + [("Content-Length", str(len(answer)))])
+                return [answer]
         state = scheduletag.Merge()
         with self.storage.lock.acquire("w"):
+            if checked is not None and self._object(path) != checked:
+                # written since it was checked (outside the lock): checked again, rarely, under it
+                refused, _ = self._refused_move(environ, user, path, locked=True)
+                if refused is not None:
+                    status, headers, answer = refused
+                    start_response(status, headers + [("Content-Length", str(len(answer)))])
+                    return [answer]
             merging = None
             if match is not None and self._may_write(user, path):
                 current = self._tag_of(path)
@@ -309,29 +325,77 @@ class Extensions:
             if status.startswith("2") and method != "DELETE":
                 target = path
                 if method != "PUT":
-                    destination = urllib.parse.urlsplit(str(environ.get("HTTP_DESTINATION", ""))).path
-                    base = self._base(environ)
-                    target = urllib.parse.unquote(destination)
-                    target = target[len(base) :] if base and target.startswith(base + "/") else target
+                    target = self._destination(environ)
                 tag = self._tag_of(target)
         if tag is not None:
             headers.append(("Schedule-Tag", tag))
         start_response(status, headers)
         return [body]
 
+    def _destination(self, environ: dict[str, Any]) -> str:
+        """The request path of a MOVE's or COPY's ``Destination`` (the base path taken off)."""
+        destination = urllib.parse.urlsplit(str(environ.get("HTTP_DESTINATION", ""))).path
+        base = self._base(environ)
+        target = urllib.parse.unquote(destination)
+        return target[len(base) :] if base and target.startswith(base + "/") else target
+
+    def _object(self, path: str) -> tuple[str, str] | None:
+        """(etag, text) of the object at request path ``path``, None when there is none; the
+        caller holds the lock."""
+        where = self._item_path(path)
+        if where is None:
+            return None
+        row = self.storage.db.one(
+            "SELECT i.etag, i.text FROM items i JOIN collections c ON c.id = i.collection"
+            " WHERE c.path = ? AND i.href = ?",
+            where,
+        )
+        return (str(row[0]), str(row[1])) if row is not None else None
+
+    def _refused_move(
+        self, environ: dict[str, Any], user: str, path: str, locked: bool
+    ) -> tuple[tuple[str, Headers, bytes] | None, tuple[str, str] | None]:
+        """The PUT preconditions applied to the object a MOVE or COPY would write into another
+        collection (RFC 4791 §5.3.2.1 names COPY and MOVE; RFC 6352 §6.3.2.1 the same): an event
+        into a tasks-only calendar, a vCard into a calendar. Returns (the 403 answer or None, the
+        (etag, text) checked, None when nothing was): the check is made outside the write lock,
+        and again under it when the object changed meanwhile (``locked``). Only for a user who may
+        write both collections (anyone else gets Radicale's answer, which tells nothing of the
+        object); a move within one collection (a rename) is not checked: the object is already
+        held there. Radicale itself refuses a move between a calendar and an address book with a
+        bare 403, and has no COPY (405)."""
+        target = self._destination(environ)
+        source, dest = self._item_path(path), self._item_path(target)
+        if source is None or dest is None or source[0] == dest[0]:
+            return None, None
+        if not self._may_write(user, path) or not self._may_write(user, target):
+            return None, None
+        with self.storage.lock.acquire("r") if not locked else contextlib.nullcontext():
+            found = self._object(path)
+            row = self.storage.db.one("SELECT tag, meta FROM collections WHERE path = ?", (dest[0],))
+        if found is None or row is None:
+            return None, None  # Radicale's 404 or 409
+        return self._precondition(f"{environ.get('REQUEST_METHOD')} {path} -> {target}", row, found[1].encode()), found
+
     def _refused_put(self, user: str, path: str, body: bytes) -> tuple[str, Headers, bytes] | None:
         """403 with the failed precondition for a PUT of an object its collection may not hold
         (``gk.dav.validate``: RFC 4791 §5.3.2.1, RFC 6352 §6.3.2.1), None to let Radicale write it.
         Checked before the write lock (the parse holds no one up) and only for a user who may
         write there: anyone else gets Radicale's 403, which tells nothing of the collection."""
-        from gk.dav import validate
-
         where = self._item_path(path)
         if where is None or not self._may_write(user, path):
             return None
         with self.storage.lock.acquire("r"):
             row = self.storage.db.one("SELECT tag, meta FROM collections WHERE path = ?", (where[0],))
-        if row is None or row["tag"] not in ("VCALENDAR", "VADDRESSBOOK"):
+        return self._precondition(f"PUT {path}", row, body) if row is not None else None
+
+    def _precondition(self, what: str, row: Any, body: bytes) -> tuple[str, Headers, bytes] | None:
+        """403 with the failed precondition when ``body`` may not be one object of the collection
+        of ``row`` (its ``tag`` and ``meta``), None when it may (or the collection is neither a
+        calendar nor an address book)."""
+        from gk.dav import validate
+
+        if row["tag"] not in ("VCALENDAR", "VADDRESSBOOK"):
             return None
         try:
             meta = json.loads(row["meta"] or "{}")
@@ -343,7 +407,7 @@ class Extensions:
             most = int(self._app.configuration.get("server", "max_vevent_rrule_occurrence"))
             validate.check_put(body, str(row["tag"]), components, most)
         except validate.Refused as e:
-            log.info("dav: PUT %s refused (%s): %s", path, e.name, e)
+            log.info("dav: %s refused (%s): %s", what, e.name, e)
             root = ET.Element(DAV + "error")
             ET.SubElement(root, "{" + e.ns + "}" + e.name)
             return _xml("403 Forbidden", root)

@@ -12,7 +12,9 @@ recurrence included) picks the rows read and parsed, through a CalDAV time-range
 busy events (not TRANSPARENT, not CANCELLED) from working hours in the box's time zone.
 ``contacts_search`` matches names, e-mail addresses, phone numbers, nicknames and
 organisations. Outputs are capped (events, slots, contacts, description snippets) for a small
-model's context; event text written by others (invitations) is untrusted data.
+model's context; event text written by others (invitations) is untrusted data. The rows are read
+under the storage's read lock; their vobject parse and the recurrence walk run in the CPU pool
+(``gk.pools.run_cpu``: ``_expand``, ``_contacts``), never on the hub, the caps unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gk import localtime
+from gk import localtime, pools
 from gk.locale import N_
 from gk.mcp.registry import Tool, ToolFailed
 
@@ -202,6 +204,81 @@ def _time_filter(start: int, end: int) -> ET.Element:
     return top
 
 
+def _expand(
+    found: list[tuple[str, str, str, str]], lo: dt.datetime, hi: dt.datetime, tz: dt.tzinfo
+) -> list[dict[str, Any]]:
+    """The sorted instances in [lo, hi) of the objects ``found`` (calendar name, collection path,
+    href, text). Pure Python that never yields (vobject parses, dateutil walks each rule, up to
+    ``MAX_INSTANCES`` per event): run in the CPU pool, off the hub, as the web calendar's
+    ``expand``."""
+    import vobject  # type: ignore[import-untyped]
+
+    out: list[dict[str, Any]] = []
+    for name, path, href, text in found:
+        try:
+            instances = list(_instances(vobject.readOne(text), lo, hi, tz))
+        except Exception:  # a client stored what vobject or dateutil cannot expand
+            log.warning("calendar tool: skipped %s/%s (unreadable)", path, href)
+            continue
+        for comp, begin, finish, all_day, recurring in instances:
+            if "recurrence-id" in comp.contents:  # an overridden occurrence: its original start
+                rid: dict[str, str] = {"recurrence_id": _iso(_aware(comp.recurrence_id.value, tz), all_day, tz)}
+            else:
+                rid = {"recurrence_id": _iso(begin, all_day, tz)} if recurring else {}
+            out.append(
+                {
+                    "calendar": name,
+                    "uid": _text(comp, "uid"),
+                    "summary": _text(comp, "summary")[:MAX_TEXT] or "(no title)",
+                    "start": _iso(begin, all_day, tz),
+                    "end": _iso(finish, all_day, tz),
+                    "all_day": all_day,
+                    "location": _text(comp, "location")[:MAX_TEXT],
+                    "description": _text(comp, "description")[:MAX_TEXT],
+                    "recurring": recurring,
+                    **rid,
+                    "status": _text(comp, "status").upper(),
+                    "_begin": begin,
+                    "_end": finish,
+                    "_busy": _text(comp, "transp").upper() != "TRANSPARENT"
+                    and _text(comp, "status").upper() != "CANCELLED",
+                }
+            )
+    out.sort(key=lambda e: (e["_begin"], e["summary"]))
+    return out
+
+
+def _contacts(found: list[tuple[str, str, str, str]], words: list[str]) -> list[dict[str, Any]]:
+    """The contacts among ``found`` (address book name, collection path, href, text) whose name,
+    organisation, nickname, addresses or phones hold every word: vobject parses, in the CPU pool."""
+    import vobject  # type: ignore[import-untyped]
+
+    out: list[dict[str, Any]] = []
+    for book, path, href, text in found:
+        try:
+            card = vobject.readOne(text)
+        except Exception:
+            log.warning("contacts tool: skipped %s/%s (unreadable)", path, href)
+            continue
+        emails = [str(p.value) for p in card.contents.get("email", [])][:5]
+        phones = [str(p.value) for p in card.contents.get("tel", [])][:5]
+        name, nick = _text(card, "fn")[:MAX_TEXT], _text(card, "nickname")[:MAX_TEXT]
+        org = " ".join(card.org.value) if "org" in card.contents else ""
+        hay = " ".join([name, org, nick, *emails, *phones]).lower()
+        if all(w in hay for w in words):
+            out.append(
+                {
+                    "name": name,
+                    "emails": emails,
+                    "phones": phones,
+                    "organization": org,
+                    "nickname": nick,
+                    "address_book": book,
+                }
+            )
+    return out
+
+
 class DAVTools:
     def __init__(self, reader: DAVReader):
         self.dav = reader
@@ -210,7 +287,7 @@ class DAVTools:
         self, address: str, lo: dt.datetime, hi: dt.datetime, calendar: str = "", shared: bool = True
     ) -> list[dict[str, Any]]:
         tz = self.dav.zone()
-        out: list[dict[str, Any]] = []
+        found: list[tuple[str, str, str, str]] = []  # (calendar name, collection path, href, text)
         lo_ts, hi_ts = int(lo.timestamp()), int(hi.timestamp())
         with self.dav.lock(address):
             for name, col in self.dav.collections(address, "VCALENDAR", shared):
@@ -220,37 +297,10 @@ class DAVTools:
                 # the storage's indexed time range (recurrence included) picks the rows: only
                 # those are read and parsed; a day's margin for floating times
                 for item, _simple in col.get_filtered([_time_filter(lo_ts - 86400, hi_ts + 86400)]):
-                    try:
-                        instances = list(_instances(item.vobject_item, lo, hi, tz))
-                    except Exception:  # a client stored what vobject or dateutil cannot expand
-                        log.warning("calendar tool: skipped %s/%s (unreadable)", col.path, item.href)
-                        continue
-                    for comp, begin, finish, all_day, recurring in instances:
-                        if "recurrence-id" in comp.contents:  # an overridden occurrence: its original start
-                            rid: dict[str, str] = {"recurrence_id": _iso(_aware(comp.recurrence_id.value, tz), all_day, tz)}  # fmt: skip
-                        else:
-                            rid = {"recurrence_id": _iso(begin, all_day, tz)} if recurring else {}
-                        out.append(
-                            {
-                                "calendar": name,
-                                "uid": _text(comp, "uid"),
-                                "summary": _text(comp, "summary")[:MAX_TEXT] or "(no title)",
-                                "start": _iso(begin, all_day, tz),
-                                "end": _iso(finish, all_day, tz),
-                                "all_day": all_day,
-                                "location": _text(comp, "location")[:MAX_TEXT],
-                                "description": _text(comp, "description")[:MAX_TEXT],
-                                "recurring": recurring,
-                                **rid,
-                                "status": _text(comp, "status").upper(),
-                                "_begin": begin,
-                                "_end": finish,
-                                "_busy": _text(comp, "transp").upper() != "TRANSPARENT"
-                                and _text(comp, "status").upper() != "CANCELLED",
-                            }
-                        )
-        out.sort(key=lambda e: (e["_begin"], e["summary"]))
-        return out
+                    found.append((name, col.path, str(item.href), item.serialize()))
+        if not found:
+            return []
+        return pools.run_cpu(_expand, found, lo, hi, tz)
 
     def list_events(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
         tz = self.dav.zone()
@@ -310,37 +360,17 @@ class DAVTools:
     def search_contacts(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
         words = args["text"].lower().split()
         limit = args.get("limit", DEFAULT_CONTACTS)
-        found: list[dict[str, Any]] = []
-        total = 0
+        found: list[tuple[str, str, str, str]] = []
         with self.dav.lock(address):
             for book, col in self.dav.collections(address, "VADDRESSBOOK"):
                 for item in col.get_all():
-                    if not all(w in item.serialize().lower() for w in words):
-                        continue  # a cheap filter on the text before parsing
-                    try:
-                        card = item.vobject_item
-                    except Exception:
-                        log.warning("contacts tool: skipped %s/%s (unreadable)", col.path, item.href)
-                        continue
-                    emails = [str(p.value) for p in card.contents.get("email", [])][:5]
-                    phones = [str(p.value) for p in card.contents.get("tel", [])][:5]
-                    name, nick = _text(card, "fn")[:MAX_TEXT], _text(card, "nickname")[:MAX_TEXT]
-                    org = " ".join(card.org.value) if "org" in card.contents else ""
-                    contact: dict[str, Any] = {
-                        "name": name,
-                        "emails": emails,
-                        "phones": phones,
-                        "organization": org,
-                        "nickname": nick,
-                        "address_book": book,
-                    }
-                    hay = " ".join([name, org, nick, *emails, *phones]).lower()
-                    if all(w in hay for w in words):
-                        total += 1
-                        if len(found) < limit:
-                            found.append(contact)
-        found.sort(key=lambda c: c["name"].lower())
-        return {"total": total, "contacts": found}
+                    text = item.serialize()
+                    if all(w in text.lower() for w in words):  # a cheap filter on the text before parsing
+                        found.append((book, col.path, str(item.href), text))
+        matched = pools.run_cpu(_contacts, found, words) if found else []
+        shown = matched[:limit]
+        shown.sort(key=lambda c: c["name"].lower())
+        return {"total": len(matched), "contacts": shown}
 
 
 def _events_text(out: dict[str, Any]) -> str:

@@ -464,23 +464,29 @@ class Task:
 
 
 def _tasks(api: DavWeb, user: str, books: list[Book]) -> list[Task]:
+    """The tasks of ``books``: read from the storage here, parsed in the CPU pool (``task_rows``)."""
+    found = [e for book in books for e in api.entries(user, book) if e.component == "VTODO"]
+    return pools.run_cpu(task_rows, found) if found else []
+
+
+def task_rows(entries: list[Entry]) -> list[Task]:
+    """The sorted tasks of ``entries`` (VTODO objects; what vobject cannot read is left out).
+    vobject's parse is pure Python that never yields: in the CPU pool, so a long task list keeps
+    no other request waiting on the hub."""
     out = []
-    for book in books:
-        for entry in api.entries(user, book):
-            if entry.component != "VTODO":
-                continue
-            try:
-                todo = events.parse(entry.text).vtodo
-            except Exception:
-                continue
-            due = getattr(todo, "due", None)
-            due_text = ""
-            if due is not None and isinstance(due.value, dt.date):
-                due_text = due.value.date().isoformat() if isinstance(due.value, dt.datetime) else due.value.isoformat()
-            status = str(getattr(todo, "status", None) and todo.status.value or "").upper()
-            done = status == "COMPLETED" or hasattr(todo, "completed")
-            title = str(todo.summary.value) if hasattr(todo, "summary") else ""
-            out.append(Task(book, entry.href, entry.etag, title, due_text, done))
+    for entry in entries:
+        try:
+            todo = events.parse(entry.text).vtodo
+        except Exception:
+            continue
+        due = getattr(todo, "due", None)
+        due_text = ""
+        if due is not None and isinstance(due.value, dt.date):
+            due_text = due.value.date().isoformat() if isinstance(due.value, dt.datetime) else due.value.isoformat()
+        status = str(getattr(todo, "status", None) and todo.status.value or "").upper()
+        done = status == "COMPLETED" or hasattr(todo, "completed")
+        title = str(todo.summary.value) if hasattr(todo, "summary") else ""
+        out.append(Task(entry.book, entry.href, entry.etag, title, due_text, done))
     out.sort(key=lambda t: (t.done, t.due or "9999", t.title.lower()))
     return out
 
