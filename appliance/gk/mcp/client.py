@@ -8,8 +8,11 @@ under gevent's monkey-patching), one connection per call, answers read as JSON o
 stream (the message whose ``id`` is the request's), capped at ``MAX_ANSWER`` bytes, with a
 timeout. A server's session (``Mcp-Session-Id``) is kept for the calls of one ``Session``.
 
-Every failure is an ``MCPClientError`` whose message can be shown to the owner (and, for a
-call, given to the model as the tool's error).
+Every failure is an ``MCPClientError``: its message is the English detail (the logs, the
+model's view of a failed call, the "details" line of the tools page), its ``kind`` one of
+``KINDS``, a stable code the web page turns into an actionable sentence in the reader's
+language (``gk.web.assistant_tools.FAILURES``): the raw ``[Errno -2] Name or service not known``
+alone is neither translated nor says what to do.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,8 +39,40 @@ CLIENT_INFO = {"name": "gk-assistant", "version": gk.__version__}
 LAN_REFUSAL = "{host} is on this network ({address}): only an administrator's tool servers may be on the LAN"
 
 
+# why a server could not be used (``MCPClientError.kind``): stored with the listing's error
+UNRESOLVABLE = "unresolvable"  # the name does not resolve
+NOT_PUBLIC = "not_public"  # on the LAN or the box, for a user who may not reach it (``gk.security.egress``)
+REFUSED = "refused"  # nothing listens on that port
+TIMED_OUT = "timeout"  # no connection or no answer within the timeout
+TLS = "tls"  # the TLS handshake failed (certificate not valid for the name, expired, self-signed; not TLS)
+UNAUTHORIZED = "unauthorized"  # HTTP 401/403: a token is missing or refused
+NOT_FOUND = "not_found"  # HTTP 404 and no MCP answer: nothing at that path
+SERVER_ERROR = "server_error"  # HTTP 5xx and no MCP answer
+NOT_MCP = "not_mcp"  # an answer, but not a JSON-RPC result (a web page, a wrong path)
+OTHER = "other"  # the rest (the server's own JSON-RPC error, an oversized answer, a reset connection)
+KINDS = (UNRESOLVABLE, NOT_PUBLIC, REFUSED, TIMED_OUT, TLS, UNAUTHORIZED, NOT_FOUND, SERVER_ERROR, NOT_MCP, OTHER)
+
+
 class MCPClientError(Exception):
-    """The server could not be reached or answered something else than a result."""
+    """The server could not be reached or answered something else than a result; ``kind`` says
+    which (one of ``KINDS``), the message the details in English."""
+
+    def __init__(self, message: str, kind: str = OTHER):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _kind_of(exc: BaseException) -> str:
+    """The kind of a failure to connect, send or read (the order matters: all are ``OSError``)."""
+    if isinstance(exc, socket.gaierror):
+        return UNRESOLVABLE
+    if isinstance(exc, ssl.SSLError):  # SSLCertVerificationError among them
+        return TLS
+    if isinstance(exc, TimeoutError):  # socket.timeout, gevent's too
+        return TIMED_OUT
+    if isinstance(exc, ConnectionRefusedError):
+        return REFUSED
+    return OTHER
 
 
 def check_url(url: str) -> str:
@@ -80,7 +117,7 @@ class Session:
             try:
                 address = vetted_address(host, parts.port or (443 if tls else 80), LAN_REFUSAL)
             except EgressRefused as exc:
-                raise MCPClientError(str(exc)) from None
+                raise MCPClientError(str(exc), exc.kind) from None
             conn: http.client.HTTPConnection = (PinnedHTTPS if tls else PinnedHTTP)(
                 host, parts.port, self.timeout, address
             )
@@ -103,13 +140,13 @@ class Session:
             resp = conn.getresponse()
             body = resp.read(MAX_ANSWER + 1)
         except (OSError, http.client.HTTPException) as exc:
-            raise MCPClientError(f"cannot reach {parts.netloc}: {exc}") from exc
+            raise MCPClientError(f"cannot reach {parts.netloc}: {exc}", _kind_of(exc)) from exc
         finally:
             conn.close()
         if len(body) > MAX_ANSWER:
             raise MCPClientError(f"the answer is over {MAX_ANSWER} bytes")
         if resp.status in (401, 403):
-            raise MCPClientError(f"the server refused the token (HTTP {resp.status})")
+            raise MCPClientError(f"the server refused the token (HTTP {resp.status})", UNAUTHORIZED)
         if "id" not in message:
             return None
         if sid := resp.getheader("Mcp-Session-Id"):
@@ -124,12 +161,13 @@ class Session:
             except ValueError:
                 answer = None
         if not isinstance(answer, dict):
-            raise MCPClientError(f"not an MCP answer (HTTP {resp.status})")
+            kind = NOT_FOUND if resp.status == 404 else SERVER_ERROR if resp.status >= 500 else NOT_MCP
+            raise MCPClientError(f"not an MCP answer (HTTP {resp.status}, {ctype or 'no type'})", kind)
         if isinstance(answer.get("error"), dict):
             raise MCPClientError(str(answer["error"].get("message", "error"))[:300])
         result = answer.get("result")
         if not isinstance(result, dict):
-            raise MCPClientError(f"no result in the answer (HTTP {resp.status})")
+            raise MCPClientError(f"no result in the answer (HTTP {resp.status})", NOT_MCP)
         return result
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

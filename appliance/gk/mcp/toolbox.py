@@ -30,6 +30,7 @@ the parameters without their descriptions): a board's context is small.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from gk.store import Database, open_database
 
 if TYPE_CHECKING:
     from gk.mcp.service import MCPService
+
+log = logging.getLogger("gk.mcp")
 
 USER_SCOPES = frozenset({"mcp", "mail:write", "chat:write", "calendar:write"})
 SLUG = re.compile(r"^[a-z][a-z0-9]{0,15}$")
@@ -73,6 +76,9 @@ MIGRATIONS = [
         UNIQUE (address, name)
     );
     """,
+    # why the last listing failed (``client.KINDS``), beside ``error``'s English detail; '' in a
+    # row kept before (its page shows the detail alone)
+    "ALTER TABLE servers ADD COLUMN error_kind TEXT NOT NULL DEFAULT ''",
 ]
 
 
@@ -89,7 +95,8 @@ class Server:
     token: str
     tools: list[dict[str, Any]]
     listed: float
-    error: str
+    error: str  # the last listing's failure, in English ('' when it worked)
+    error_kind: str = ""  # its ``client.KINDS`` code ('' for one stored before the codes)
 
 
 @dataclass(frozen=True)
@@ -205,13 +212,17 @@ class Settings:
             )
         return int(cur.lastrowid or 0)
 
-    def save_listing(self, server_id: int, tools: list[dict[str, Any]] | None, error: str) -> None:
+    def save_listing(
+        self, server_id: int, tools: list[dict[str, Any]] | None, error: str, error_kind: str = client.OTHER
+    ) -> None:
         with self.db.transaction() as conn:
             if tools is None:
-                conn.execute("UPDATE servers SET error = ? WHERE id = ?", (error[:500], server_id))
+                conn.execute(
+                    "UPDATE servers SET error = ?, error_kind = ? WHERE id = ?", (error[:500], error_kind, server_id)
+                )
             else:
                 conn.execute(
-                    "UPDATE servers SET tools = ?, listed = ?, error = '' WHERE id = ?",
+                    "UPDATE servers SET tools = ?, listed = ?, error = '', error_kind = '' WHERE id = ?",
                     (json.dumps(tools[:200], ensure_ascii=False), time.time(), server_id),
                 )
 
@@ -236,18 +247,23 @@ def _server(row: Any) -> Server:
         tools = json.loads(row["tools"] or "[]")
     except ValueError:
         tools = []
-    return Server(row["id"], row["address"], row["name"], row["url"], row["token"], tools, row["listed"], row["error"])
+    return Server(
+        row["id"], row["address"], row["name"], row["url"], row["token"], tools, row["listed"], row["error"],
+        row["error_kind"],
+    )  # fmt: skip
 
 
-def refresh(settings: Settings, server: Server) -> str:
-    """List an external server's tools now and keep them; '' or the error shown to the owner."""
+def refresh(settings: Settings, server: Server) -> client.MCPClientError | None:
+    """List an external server's tools now and keep them; None, or the failure (kept too: its
+    kind and its detail, which the page explains to the owner)."""
     try:
         tools = client.list_tools(server.url, server.token, public_only=not settings.lan_allowed(server.address))
     except client.MCPClientError as exc:
-        settings.save_listing(server.id, None, str(exc))
-        return str(exc)
+        log.info("tools of %s (%s) not listed: %s: %s", server.name, server.url, exc.kind, exc)
+        settings.save_listing(server.id, None, str(exc), exc.kind)
+        return exc
     settings.save_listing(server.id, tools, "")
-    return ""
+    return None
 
 
 class Toolbox:

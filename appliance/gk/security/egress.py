@@ -18,12 +18,17 @@ import ssl
 
 
 class EgressRefused(Exception):
-    """The host cannot be resolved, or one of its addresses is not public."""
+    """The host cannot be resolved, or one of its addresses is not public. ``kind``: the same
+    code as ``gk.mcp.client.MCPClientError``'s, for the page that explains it."""
+
+    kind = "unresolvable"
 
 
 class NotPublic(EgressRefused):
     """One of the host's addresses is not public (the LAN, the box itself): its user may be told
     so, in their language (``gk.web.assistant_tools``), rather than of a name that does not resolve."""
+
+    kind = "not_public"
 
 
 def vetted_address(host: str, port: int, refusal: str, allow_lan: bool = False) -> str:

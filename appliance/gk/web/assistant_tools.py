@@ -42,7 +42,7 @@ from gk.web.app import Web
 if TYPE_CHECKING:
     from gk.mcp.approvals import Executor
     from gk.mcp.policy import TurnPolicy
-    from gk.mcp.toolbox import Entry, Settings, Toolbox
+    from gk.mcp.toolbox import Entry, Server, Settings, Toolbox
 
 log = logging.getLogger("gk.web")
 
@@ -62,6 +62,24 @@ STATUS_NAMES = {
     "queued": N_("waiting for your approval"),
     "withdrawn": N_("refused: this answer read untrusted content"),
 }
+
+# why an external server's tools could not be listed (``gk.mcp.client.KINDS``), said to its owner
+# with what to do; ``{host}`` is the server's host name, ``{seconds}`` the client's timeout
+FAILURES = {
+    "unresolvable": N_("{host} could not be found: check the address."),
+    "not_public": N_("{host} is on the local network: only an administrator's assistant may use tool servers there."),
+    "refused": N_("{host} refused the connection: check the address and the port, and that the server is running."),
+    "timeout": N_("{host} did not answer within {seconds} s: try again later, or check the address."),
+    "tls": N_(
+        "The secure connection to {host} failed: its certificate is not valid for that name, has expired or is not trusted (or the server does not speak HTTPS on that port)."
+    ),  # fmt: skip
+    "not_found": N_("{host} has nothing at that address (HTTP 404): check the path of the URL, often /mcp."),
+    "server_error": N_("{host} had an internal error: try again later, or tell the server's administrator."),
+    "not_mcp": N_("{host} did not answer as an MCP server does: check that the URL is its MCP endpoint."),
+    "other": N_("The tools of {host} could not be listed."),
+}
+NO_TOKEN = N_("{host} asked for a token: remove this server and add it again with its token.")
+BAD_TOKEN = N_("{host} refused the token: remove this server and add it again with a valid token.")
 
 _settings: dict[Path, Settings] = {}
 
@@ -273,6 +291,22 @@ def _box(web: Web) -> tuple[str, Toolbox]:
     return address, box
 
 
+def failure(web: Web, server: Server) -> str:
+    """Why ``server``'s tools could not be listed, in the reader's language; a listing stored
+    before the kinds were (no ``error_kind``) shows its English detail as it was."""
+    from urllib.parse import urlsplit
+
+    from gk.mcp import client
+
+    if not server.error_kind:
+        return server.error
+    host = urlsplit(server.url).hostname or server.url
+    if server.error_kind == "unauthorized":
+        return web.gettext(BAD_TOKEN if server.token else NO_TOKEN, host=host)
+    text = FAILURES.get(server.error_kind, FAILURES["other"])
+    return web.gettext(text, host=host, seconds=f"{client.TIMEOUT:g}")
+
+
 def page(web: Web, notice: str = "", error: str = "") -> str:
     _address, box = _box(web)
     titles = {t.name: t.title for t in box.registry.tools()}
@@ -288,6 +322,7 @@ def page(web: Web, notice: str = "", error: str = "") -> str:
         servers=servers,
         external=external,
         short=short,
+        failure=lambda server: failure(web, server),
         notice=notice,
         error=error,
     )
@@ -334,10 +369,15 @@ def add_server(web: Web) -> str:
         return page(web, error=str(exc))
     server = box.settings.server(address, sid)
     assert server is not None
-    failed = tb.refresh(box.settings, server)
-    if failed:
-        return page(web, error=web.gettext("The server was added but its tools could not be listed: {error}", error=failed))  # fmt: skip
+    if tb.refresh(box.settings, server) is not None:
+        return _not_listed(web, box, server.id, web.gettext("The server was added but its tools could not be listed."))
     raise bottle.redirect("/assistant/tools", 303)
+
+
+def _not_listed(web: Web, box: Toolbox, server_id: int, lead: str) -> str:
+    """The page, with why the server's tools could not be listed (just kept) on top."""
+    server = box.settings.server(box.address, server_id)
+    return page(web, error=f"{lead} {failure(web, server)}" if server else lead)
 
 
 def _server(web: Web, server_id: int) -> tuple[Toolbox, Any]:
@@ -352,9 +392,8 @@ def refresh_server(web: Web, server_id: int) -> str:
     from gk.mcp import toolbox as tb
 
     box, server = _server(web, server_id)
-    failed = tb.refresh(box.settings, server)
-    if failed:
-        return page(web, error=web.gettext("The tools could not be listed: {error}", error=failed))
+    if tb.refresh(box.settings, server) is not None:
+        return _not_listed(web, box, server.id, web.gettext("The tools could not be listed."))
     raise bottle.redirect("/assistant/tools", 303)
 
 
