@@ -255,9 +255,10 @@ def read_url(c, subject: str) -> str:  # type: ignore[no-untyped-def]
     return found
 
 
-def answer(c, url: str, choice: str, csrf: bool = True):  # type: ignore[no-untyped-def]
+def answer(c, url: str, choice: str, csrf: bool = True, known: bool = False):  # type: ignore[no-untyped-def]
     uid = url.rpartition("=")[2]
-    return c.post("/mail/invitation", {"folder": "INBOX", "uid": uid, "answer": choice}, csrf=csrf)
+    fields = {"folder": "INBOX", "uid": uid, "answer": choice} | ({"known_sender": "yes"} if known else {})
+    return c.post("/mail/invitation", fields, csrf=csrf)
 
 
 def local_path(location: str) -> str:
@@ -294,15 +295,30 @@ def test_invitation_answered_from_webmail(server: GKServer) -> None:
     assert f"Olga &lt;{ORGANIZER}&gt;" in page and 'value="accept"' in page and 'value="decline"' in page
     # remote.example publishes no SPF, DKIM or DMARC: the reader warns the organizer may be forged
     assert 'id="invitation-unverified"' in page
+    # so answering asks "I know this sender" (the box's own check, not only the browser's)
+    assert 'name="known_sender"' in page
 
-    resp, _ = answer(bob, url, "accept", csrf=False)
+    resp, _ = answer(bob, url, "accept", csrf=False, known=True)
     assert resp.status == 403
     carol = web_session(server, CAROL)
-    resp, _ = answer(carol, url, "accept")
+    resp, _ = answer(carol, url, "accept", known=True)
     assert resp.status == 404  # her own mailbox has no such message, or no invitation in it
-    assert f"iTIP REPLY ACCEPTED from {BOB}" not in server.log()
+    # bob's Accept, Maybe or Decline without "I know this sender": refused, saying why; nothing
+    # stored, nothing mailed
+    for choice in ("accept", "tentative", "decline"):
+        resp, _ = answer(bob, url, choice)
+        assert resp.status == 303, resp.status
+        assert "invitation_error=unconfirmed" in resp.headers["Location"]
+        _, page = bob.get(local_path(resp.headers["Location"]))
+        assert 'id="invitation-error"' in page and "could not be verified" in page
+        assert 'id="invitation-done"' not in page
+    with pytest.raises(caldav.error.NotFoundError):
+        calendar(server, BOB).event_by_uid("remote-1@remote.example")
+    time.sleep(1)
+    assert f"from {BOB} to {ORGANIZER}" not in server.log()  # no iTIP REPLY sent, nor tried
+    assert not queued_to(server, ORGANIZER)
 
-    resp, _ = answer(bob, url, "accept")
+    resp, _ = answer(bob, url, "accept", known=True)
     assert resp.status == 303, resp.status
     _, page = bob.get(local_path(resp.headers["Location"]))
     assert 'id="invitation-done"' in page and 'id="invitation-state"' in page
@@ -318,7 +334,7 @@ def test_invitation_answered_from_webmail(server: GKServer) -> None:
     url = read_url(bob, subject)
     _, page = bob.get(url)
     assert "This is an update of an event in your calendar" in page
-    resp, _ = answer(bob, url, "tentative")
+    resp, _ = answer(bob, url, "tentative", known=True)
     assert resp.status == 303
     data = calendar(server, BOB).event_by_uid("remote-1@remote.example").data.replace("\r\n ", "")
     assert "20260716T080000Z" in data and f"PARTSTAT=TENTATIVE:mailto:{BOB}" in data

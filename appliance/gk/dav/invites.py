@@ -49,6 +49,9 @@ OUTDATED = N_("Your calendar holds a newer version of this event: this invitatio
 FOREIGN = N_("Your calendar holds another event with the same identifier.")
 NOT_MAILED = N_("Your answer is saved in your calendar but could not be mailed to the organizer.")
 NOT_CANCEL = N_("This message does not cancel an event.")
+UNCONFIRMED = N_(
+    'Nothing was done: the sender of this invitation could not be verified. Tick "I know this sender" to answer anyway.'
+)
 # the reader's error banner: a key in the redirect's query, never the text itself
 DONE_ERRORS = {
     "answerable": NOT_ANSWERABLE,
@@ -57,6 +60,7 @@ DONE_ERRORS = {
     "foreign": FOREIGN,
     "mailed": NOT_MAILED,
     "cancel": NOT_CANCEL,
+    "unconfirmed": UNCONFIRMED,
 }
 
 

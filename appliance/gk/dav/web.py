@@ -190,6 +190,12 @@ def _load_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Part
     return pools.run_cpu(invites.parse, text, is_own)  # vobject: pure Python, off the hub
 
 
+def _unverified(sender: str, inv: Any) -> bool:
+    """True when the box cannot vouch that the invitation comes from its organizer: the message's
+    From is not verified (``_verified_sender``), or is not the ORGANIZER."""
+    return not sender or sender != inv.organizer.address.lower()
+
+
 def _verified_sender(web: Web, mb: UserMailbox, folder: str, uid: int) -> str:
     """The message's From address when the box vouches for it, else "" (its header section read
     in the I/O pool: at most 64 KiB)."""
@@ -224,8 +230,9 @@ def reader_invitation(web: Web, mb: UserMailbox, folder: str, uid: int, top: Par
         "end": _when(inv.end, tz, lang) if inv.end is not None and inv.end != inv.start else "",
         "partstat": {k: web.gettext(v) for k, v in PARTSTATS.items()},
         # the organizer as the box can vouch for it (gk.mail.authcheck.sender): else a warning,
-        # the From field and ORGANIZER being anyone's to write
-        "unverified": not sender or sender != inv.organizer.address.lower(),
+        # the From field and ORGANIZER being anyone's to write, and an answer needs "I know this
+        # sender" ticked (answer_invitation refuses it without)
+        "unverified": _unverified(sender, inv),
         "done": web.gettext(done) if done else "",
         "error": web.gettext(error) if error else "",
     }
@@ -247,6 +254,12 @@ def answer_invitation(web: Web) -> None:
     if inv is None:
         raise bottle.HTTPError(404, "no invitation in this message")
     back = {"folder": folder, "uid": str(uid)}
+    if choice != "remove" and forms.text("known_sender") != "yes":
+        # an answer stores the event and mails a REPLY: from a sender the box cannot vouch for
+        # (a forged organizer, a spammer's calendar link) only once the user says they know it
+        if _unverified(_verified_sender(web, mb, folder, uid), inv):
+            back["invitation_error"] = "unconfirmed"
+            raise bottle.redirect("/mail/read?" + bottle.urlencode(back))
     api = davweb(web)
     try:
         if choice == "remove":
