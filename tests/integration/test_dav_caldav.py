@@ -107,6 +107,12 @@ def request(
         conn.close()
 
 
+def propfind(srv: GKServer, path: str, props: str, depth: str = "0") -> tuple[int, dict[str, str], str]:
+    """A PROPFIND of the DAV: ``props`` (e.g. ``<D:sync-token/>``) as Alice."""
+    body = f'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>{props}</D:prop></D:propfind>'
+    return request(srv, "PROPFIND", path, body, headers={"Depth": depth})
+
+
 def chunked_put(srv: GKServer, path: str, size: int) -> int:
     """A PUT with ``Transfer-Encoding: chunked`` (no Content-Length) of ``size`` bytes; its status."""
     ctx = ssl.create_default_context()
@@ -231,13 +237,7 @@ def test_sync_collection_delta_after_delete(server):
 
 def test_carddav_vcard_round_trip(server):
     book = f"/dav/{ALICE}/contacts/"
-    status, _, body = request(
-        server,
-        "PROPFIND",
-        book,
-        '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/></D:prop></D:propfind>',
-        headers={"Depth": "0"},
-    )
+    status, _, body = propfind(server, book, "<D:resourcetype/>")
     assert status == 207 and "addressbook" in body
     status, headers, _ = request(server, "PUT", book + "carol.vcf", VCARD, headers={"Content-Type": "text/vcard"})
     assert status == 201 and headers.get("etag")
@@ -353,13 +353,7 @@ def dav_error(body: str) -> list[str]:
 
 
 def collection_token(srv: GKServer, path: str) -> str:
-    status, _, body = request(
-        srv,
-        "PROPFIND",
-        path,
-        '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>',
-        headers={"Depth": "0"},
-    )
+    status, _, body = propfind(srv, path, "<D:sync-token/>")
     assert status == 207
     token = ET.fromstring(body).find(".//{DAV:}sync-token")
     assert token is not None and token.text

@@ -160,3 +160,16 @@ def signed_in(web: Web, address: str, password: str) -> Client:
     c.get("/account")  # a page with the session's CSRF token
     assert c.csrf
     return c
+
+
+def web_with_dav(data_dir: Path, steps: Any = None) -> tuple[Web, Any]:
+    """The web app in process over a started DAV service (registered as gk serve does), built
+    with the wizard ``steps`` (the core ones by default); the caller stops the service."""
+    from gk.dav import service as dav_service
+    from gk.web import service, wizardsteps
+
+    ctx = make_context(data_dir)
+    svc = dav_service.start(ctx)
+    assert svc is not None
+    ctx.services.register("dav", svc)
+    return service.build(ctx, wizardsteps.CORE_STEPS if steps is None else steps), svc

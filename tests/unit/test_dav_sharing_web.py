@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.wsgiclient import Client, complete_setup, make_context
+from support.wsgiclient import Client, complete_setup, web_with_dav
 
 from gk import claim
 from gk.dav import defaults
-from gk.dav import service as dav_service
-from gk.web import service, wizard, wizardsteps
+from gk.web import wizard, wizardsteps
 from gk.web.wizardsteps import FAMILY_STEP
 
 ADMIN, ADMIN_PW = "owner@test.example", "correct horse battery"
@@ -21,13 +20,9 @@ CAROL, CAROL_PW = "carol@test.example", "carol password 12"
 
 @pytest.fixture
 def web_and_dav(tmp_path: Path):  # type: ignore[no-untyped-def]
-    ctx = make_context(tmp_path)
-    svc = dav_service.start(ctx)
-    assert svc is not None
-    ctx.services.register("dav", svc)
     # the order gk serve builds (gk.features: the dav entry comes before the ai one)
-    web = service.build(
-        ctx, wizardsteps.with_step(wizardsteps.with_step(wizardsteps.CORE_STEPS, FAMILY_STEP), wizardsteps.AI_STEP)
+    web, svc = web_with_dav(
+        tmp_path, wizardsteps.with_step(wizardsteps.with_step(wizardsteps.CORE_STEPS, FAMILY_STEP), wizardsteps.AI_STEP)
     )
     yield web, svc
     svc.stop(0)

@@ -11,13 +11,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from support.wsgiclient import Client, complete_setup, make_context
+from support.wsgiclient import Client, complete_setup, web_with_dav
 
 from gk import pools
 from gk.dav import service as dav_service
 from gk.web import calendar as web_calendar
 from gk.web import calendar_events as ev
-from gk.web import service, wizardsteps
 from gk.web.calendar import davweb
 
 ALICE, ALICE_PW = "alice@test.example", "alice password 12"
@@ -26,11 +25,7 @@ BOB, BOB_PW = "bob@test.example", "bob password 12"
 
 @pytest.fixture
 def web(tmp_path: Path):  # type: ignore[no-untyped-def]
-    ctx = make_context(tmp_path)
-    svc = dav_service.start(ctx)
-    assert svc is not None
-    ctx.services.register("dav", svc)
-    web = service.build(ctx, wizardsteps.CORE_STEPS)
+    web, svc = web_with_dav(tmp_path)
     complete_setup(web)
     web.ctx.accounts.add_user(ALICE, ALICE_PW)
     web.ctx.accounts.add_user(BOB, BOB_PW)
@@ -233,27 +228,22 @@ def off_the_hub(where: list[tuple[int, bool]]) -> bool:
     return bool(where) and all(thread != hub and in_pool for thread, in_pool in where)
 
 
-def test_tasks_page_parses_in_the_cpu_pool(web, parses) -> None:  # type: ignore[no-untyped-def]
-    c = signed_in(web)
-    api = davweb(web)
-    api.ensure(ALICE)
-    api.save(ALICE, f"{ALICE}/tasks", ev.parse(TODO))
-    where = parses()
-    page = c.get("/calendar/tasks")
-    assert page.status == 200 and "Water the plants" in page.text and "2026-03-20" in page.text
-    assert off_the_hub(where), where
-
-
-def test_contacts_page_parses_in_the_cpu_pool(web, parses) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("page", ["tasks", "contacts"])
+def test_tasks_and_contacts_pages_parse_in_the_cpu_pool(web, parses, page) -> None:  # type: ignore[no-untyped-def]
     from gk.web import contacts
 
     c = signed_in(web)
     api = davweb(web)
     api.ensure(ALICE)
-    api.save(ALICE, f"{ALICE}/contacts", contacts.parse_card(CARD))
+    if page == "tasks":
+        api.save(ALICE, f"{ALICE}/tasks", ev.parse(TODO))
+        url, shown = "/calendar/tasks", ("Water the plants", "2026-03-20")
+    else:
+        api.save(ALICE, f"{ALICE}/contacts", contacts.parse_card(CARD))
+        url, shown = "/contacts?q=poolside", ("Zoe Poolside", "zoe@example.org")
     where = parses()
-    page = c.get("/contacts?q=poolside")
-    assert page.status == 200 and "Zoe Poolside" in page.text and "zoe@example.org" in page.text
+    got = c.get(url)
+    assert got.status == 200 and all(text in got.text for text in shown)
     assert off_the_hub(where), where
 
 
