@@ -68,6 +68,9 @@ MIGRATIONS = [
     CREATE INDEX tool_calls_address ON tool_calls(address, at);
     CREATE INDEX tool_calls_action ON tool_calls(action_id);
     """,
+    # why an approved action failed (``ActionFailed.kind``), beside ``result``'s English text;
+    # '' for one that did not fail or failed before the kinds (its page shows the text alone)
+    "ALTER TABLE pending_actions ADD COLUMN result_kind TEXT NOT NULL DEFAULT ''",
 ]
 
 _open: dict[Path, Database] = {}
@@ -105,6 +108,7 @@ class PendingAction:
     decided: float | None
     decided_by: str
     result: str
+    result_kind: str = ""  # a failure's ``ActionFailed.kind``
 
     @property
     def is_pending(self) -> bool:
@@ -125,6 +129,7 @@ def _action(row: Any) -> PendingAction:
         decided=row["decided"],
         decided_by=row["decided_by"],
         result=row["result"],
+        result_kind=row["result_kind"],
     )
 
 
@@ -226,17 +231,32 @@ class ApprovalStore:
             self.of_owner(owner, action_id)
             raise ActionError("not_pending", "this action was already decided or has expired")
 
-    def finish(self, action_id: str, ok: bool, result: str) -> None:
+    def finish(self, action_id: str, ok: bool, result: str, kind: str = "") -> None:
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE pending_actions SET state = ?, result = ? WHERE id = ? AND state = ?",
-                (DONE if ok else FAILED, result[:2000], action_id, EXECUTING),
+                "UPDATE pending_actions SET state = ?, result = ?, result_kind = ? WHERE id = ? AND state = ?",
+                (DONE if ok else FAILED, result[:2000], "" if ok else kind, action_id, EXECUTING),
             )
+
+
+# why an approved action failed (``ActionFailed.kind``; an external server's call adds
+# ``gk.mcp.client.KINDS`` and ``toolbox.TOOL_ERROR``): the owner is told it in their language
+# (``gk.web.approvals.FAILURES``), the English text kept as the detail
+GONE = "gone"  # what it acts on no longer exists (the message, the event, the calendar, the server)
+CHANGED = "changed"  # it changed since it was asked: nothing done, so as not to act on something else
+UNDELIVERABLE = "undeliverable"  # the mail was refused (the SMTP reply says why)
+UNAVAILABLE = "unavailable"  # the feature is off, or the account is gone
+FAILED_KIND = "failed"  # the rest
+CRASHED = "crashed"  # an unexpected exception (logged)
 
 
 class ActionFailed(Exception):
     """An approved action that could not be carried out (the recipient was refused, the
-    message is gone…): the row becomes ``failed`` with this text."""
+    message is gone…): the row becomes ``failed`` with this text and ``kind``."""
+
+    def __init__(self, message: str, kind: str = FAILED_KIND):
+        super().__init__(message)
+        self.kind = kind
 
 
 # the executors of approved actions, by tool name: (the owner's address, the action) -> result text
@@ -251,12 +271,12 @@ def approve(store: ApprovalStore, executors: dict[str, Executor], owner: str, ac
     executor = executors.get(action.tool)
     try:
         if executor is None:
-            raise ActionFailed(f"{action.tool} is not available on this box now")
+            raise ActionFailed(f"{action.tool} is not available on this box now", UNAVAILABLE)
         text = executor(owner, action)
     except ActionFailed as exc:
-        store.finish(action.id, False, str(exc))
+        store.finish(action.id, False, str(exc), exc.kind)
     except Exception as exc:  # recorded, shown to the owner; the row never goes back to pending
-        store.finish(action.id, False, f"internal error: {type(exc).__name__}")
+        store.finish(action.id, False, f"internal error: {type(exc).__name__}", CRASHED)
         raise
     else:
         store.finish(action.id, True, text)

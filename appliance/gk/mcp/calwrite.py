@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from gk import localtime
 from gk.locale import N_
-from gk.mcp.approvals import ActionFailed, Executor, PendingAction
-from gk.mcp.registry import Tool, ToolFailed
+from gk.mcp.approvals import CHANGED, GONE, UNAVAILABLE, ActionFailed, Executor, PendingAction
+from gk.mcp.registry import NOT_FOUND, Tool, ToolFailed
 
 if TYPE_CHECKING:
     from gk.dav.webapi import Book, DavWeb, Entry
@@ -66,7 +66,7 @@ class CalendarWrite:
 
         svc = self.ctx.services.maybe(DAVService)
         if svc is None:
-            raise ActionFailed("calendars are off on this box")
+            raise ActionFailed("calendars are off on this box", UNAVAILABLE)
         return DavWeb(svc)
 
     def _zone(self) -> str:
@@ -88,7 +88,7 @@ class CalendarWrite:
         for b in books:
             if name.lower() in (b.name.lower(), b.title.lower()):
                 return b
-        raise ToolFailed(f"no calendar {name!r}")
+        raise ToolFailed(f"no calendar {name!r}", NOT_FOUND)
 
     def _find(self, api: DavWeb, address: str, uid: str, calendar: str) -> Entry:
         """The user's event ``uid`` (in ``calendar`` if given); ToolFailed "not found" otherwise."""
@@ -103,7 +103,7 @@ class CalendarWrite:
                         return e
             except NotFound:
                 continue
-        raise ToolFailed(f"event {uid!r} not found")
+        raise ToolFailed(f"event {uid!r} not found", NOT_FOUND)
 
     def _occurrence(self, text: str, when: str) -> tuple[str, str]:
         """The occurrence of a repeating event that started at ``when`` (ISO 8601, as
@@ -259,7 +259,7 @@ class CalendarWrite:
         try:
             saved = api.save(owner, path, events.organized(events.build_event(form), owner, form))
         except NotFound as exc:
-            raise ActionFailed("the calendar is gone: nothing done") from exc
+            raise ActionFailed("the calendar is gone: nothing done", GONE) from exc
         except Invalid as exc:
             raise ActionFailed(str(exc)) from exc
         invited = len(events.attendee_list(form.attendees))
@@ -317,14 +317,14 @@ class CalendarWrite:
         try:
             entry = api.entry(owner, path, p["href"], write=True)
             if entry.etag != p["etag"]:
-                raise ActionFailed("the event was changed elsewhere since: nothing done")
+                raise ActionFailed("the event was changed elsewhere since: nothing done", CHANGED)
             rid = p.get("recurrence_id", "")  # one occurrence: an override with its RECURRENCE-ID
             built = events.build_event(form, entry.text, rid=rid)
             api.save(owner, path, events.organized(built, owner, form), p["href"], p["etag"])
         except NotFound as exc:
-            raise ActionFailed("the event is gone: nothing done") from exc
+            raise ActionFailed("the event is gone: nothing done", GONE) from exc
         except Conflict as exc:
-            raise ActionFailed("the event was changed elsewhere since: nothing done") from exc
+            raise ActionFailed("the event was changed elsewhere since: nothing done", CHANGED) from exc
         except Invalid as exc:
             raise ActionFailed(str(exc)) from exc
         if p.get("recurrence_id"):
@@ -362,12 +362,12 @@ class CalendarWrite:
             # one occurrence: an EXDATE on the series (its override, if any, dropped)
             entry = api.entry(owner, path, p["href"], write=True)
             if entry.etag != p["etag"]:
-                raise ActionFailed("the event was changed elsewhere since: nothing done")
+                raise ActionFailed("the event was changed elsewhere since: nothing done", CHANGED)
             api.save(owner, path, events.skip_occurrence(entry.text, rid), p["href"], p["etag"])
         except NotFound as exc:
-            raise ActionFailed("the event is gone: nothing done") from exc
+            raise ActionFailed("the event is gone: nothing done", GONE) from exc
         except Conflict as exc:
-            raise ActionFailed("the event was changed elsewhere since: nothing done") from exc
+            raise ActionFailed("the event was changed elsewhere since: nothing done", CHANGED) from exc
         return f"cancelled the occurrence of {p['event']['occurrence']} of event {p['uid']}"
 
     def _api_or_fail(self) -> DavWeb:

@@ -18,7 +18,7 @@ from gk.accounts import User
 from gk.chat.core import ChatError, ChatService
 from gk.chat.store import Message
 from gk.locale import N_
-from gk.mcp.registry import Tool, ToolFailed
+from gk.mcp.registry import DENIED, INVALID, NOT_FOUND, Tool, ToolFailed
 
 DEFAULT_LIMIT = 30
 MAX_LIMIT = 100
@@ -48,6 +48,15 @@ _MESSAGES_OUT: dict[str, Any] = {
     "required": ["conversation", "messages", "more"],
 }
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "description": "most messages returned"}
+
+
+def chat_kind(exc: ChatError) -> str:
+    """The kind of a chat refusal (``ChatError.code``) as a tool's failure."""
+    if exc.code.startswith("no_such_"):
+        return NOT_FOUND
+    if exc.code in ("not_member", "invite_only", "not_allowed"):
+        return DENIED
+    return INVALID
 
 
 def account_of(address: str, users: Callable[[], list[User]]) -> str:
@@ -133,7 +142,7 @@ class ChatTools:
                 msgs = self.chat.history(account, to, "latest", limit + 1)
         except ChatError as exc:
             hint = " (list_rooms shows the rooms you are in)" if to.startswith("#") else ""
-            raise ToolFailed(f"{exc}{hint}") from None
+            raise ToolFailed(f"{exc}{hint}", chat_kind(exc)) from None
         more = len(msgs) > limit
         msgs = msgs[-limit:]
         name = to.lower() if to.startswith("#") else to

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from gk import localtime, pools
 from gk.locale import N_
-from gk.mcp.registry import Tool, ToolFailed
+from gk.mcp.registry import INVALID, Tool, ToolFailed
 
 if TYPE_CHECKING:  # Radicale is imported on the first DAV use, not with these tools
     import xml.etree.ElementTree as ET
@@ -114,7 +114,7 @@ def _parse_when(text: str, tz: dt.tzinfo, where: str) -> dt.datetime:
             return dt.datetime(d.year, d.month, d.day, tzinfo=tz)
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ToolFailed(f"{where}: not an ISO 8601 date or date-time: {text!r}") from None
+        raise ToolFailed(f"{where}: not an ISO 8601 date or date-time: {text!r}", INVALID) from None
     return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
@@ -123,9 +123,9 @@ def _range(args: dict[str, Any], tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetim
     start = _parse_when(args["start"], tz, "start") if args.get("start") else now
     end = _parse_when(args["end"], tz, "end") if args.get("end") else start + dt.timedelta(days=7)
     if end <= start:
-        raise ToolFailed("end must be after start")
+        raise ToolFailed("end must be after start", INVALID)
     if end - start > dt.timedelta(days=MAX_DAYS):
-        raise ToolFailed(f"the range is limited to {MAX_DAYS} days")
+        raise ToolFailed(f"the range is limited to {MAX_DAYS} days", INVALID)
     return start, end
 
 
@@ -324,9 +324,9 @@ class DAVTools:
         try:
             t0, t1 = dt.time.fromisoformat(day_start), dt.time.fromisoformat(day_end)
         except ValueError:
-            raise ToolFailed("day_start and day_end are times such as 09:00") from None
+            raise ToolFailed("day_start and day_end are times such as 09:00", INVALID) from None
         if t1 <= t0:
-            raise ToolFailed("day_end must be after day_start")
+            raise ToolFailed("day_end must be after day_start", INVALID)
         weekends = args.get("include_weekends", False)
         # the user's own calendars: a shared one's events (a family member's dentist) are not theirs
         busy = [(e["_begin"], e["_end"]) for e in self._events(address, lo, hi, shared=False) if e["_busy"]]

@@ -15,7 +15,7 @@ from typing import Any
 
 from gk.locale import N_
 from gk.mail.mailbox import MailboxError, MailboxStore, MessageInfo, UserMailbox, reading
-from gk.mcp.registry import Tool, ToolFailed
+from gk.mcp.registry import NOT_FOUND, Tool, ToolFailed
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -97,7 +97,7 @@ class MailTools:
             try:
                 mb.folder(folder)
             except MailboxError as exc:
-                raise ToolFailed(str(exc)) from exc
+                raise ToolFailed(str(exc), NOT_FOUND) from exc
         return mb
 
     def _newest(self, mb: UserMailbox, folder: str, uids: list[int], limit: int) -> dict[str, Any]:
@@ -142,7 +142,7 @@ class MailTools:
             body = reading.body_text(mb, folder, uid)
             attachments = reading.message_attachments(mb, folder, uid)
         except (MailboxError, KeyError) as exc:
-            raise ToolFailed(f"no message {uid} in {folder!r}") from exc
+            raise ToolFailed(f"no message {uid} in {folder!r}", NOT_FOUND) from exc
         out = _summary(mb, folder, info, snippet=False)
         out["to"] = _addresses(info.envelope[5] if len(info.envelope) > 5 else None)
         out["attachments"] = [{"name": a.name, "type": a.type, "size": a.size} for a in attachments]

@@ -49,9 +49,35 @@ class InvalidArguments(ValueError):
     """Arguments that do not match a tool's input schema (the message names the field)."""
 
 
+# why a call failed, a stable code beside the English text (``ToolFailed.kind``): a result with
+# ``isError`` carries it in ``_meta[ERROR_KIND]``, and the assistant's page says it in the
+# reader's language (``gk.web.assistant_tools.CALL_FAILURES``) while the model reads the text
+INVALID = "invalid"  # the arguments: a bad value, a missing field (the caller may correct them)
+NOT_FOUND = "not_found"  # what the arguments name does not exist (a message, folder, room, event)
+DENIED = "denied"  # it exists but is not the user's to use (a room they are not in)
+FAILED = "failed"  # the rest
+ERROR_KIND = "gk/errorKind"
+
+
 class ToolFailed(Exception):
     """A tool that ran and failed for a reason the caller can act on (no such folder…):
-    answered as a tool result with ``isError`` so the model sees it."""
+    answered as a tool result with ``isError`` so the model sees it; ``kind`` says which."""
+
+    def __init__(self, message: str, kind: str = FAILED):
+        super().__init__(message)
+        self.kind = kind
+
+
+def error_result(text: str, kind: str = FAILED) -> dict[str, Any]:
+    """A ``tools/call`` result with ``isError``: ``text`` for the model, ``kind`` in ``_meta``."""
+    return {"content": [{"type": "text", "text": text}], "isError": True, "_meta": {ERROR_KIND: kind}}
+
+
+def error_kind(result: dict[str, Any]) -> str:
+    """The kind of a failed result ('' when it did not fail or says no kind)."""
+    meta = result.get("_meta")
+    found = meta.get(ERROR_KIND) if isinstance(meta, dict) and result.get("isError") else None
+    return found if isinstance(found, str) else ""
 
 
 def _check_schema(schema: dict[str, Any], where: str) -> None:
@@ -175,6 +201,8 @@ class Registry:
         try:
             validate(tool.input_schema, {} if arguments is None else arguments)
             out = tool.run(address, dict(arguments or {}))
-        except (InvalidArguments, ToolFailed) as exc:
-            return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
+        except InvalidArguments as exc:
+            return error_result(str(exc), INVALID)
+        except ToolFailed as exc:
+            return error_result(str(exc), exc.kind)
         return {"content": [{"type": "text", "text": tool.text(out)}], "structuredContent": out, "isError": False}

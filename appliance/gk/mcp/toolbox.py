@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gk.mcp import client, scopes
-from gk.mcp.approvals import ActionFailed, Executor, PendingAction
+from gk.mcp.approvals import CHANGED, ActionFailed, Executor, PendingAction
 from gk.mcp.audit import AuditedRegistry
+from gk.mcp.registry import ERROR_KIND, error_result
 from gk.store import Database, open_database
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ SLUG = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 MAX_SERVERS = 8  # per user
 DESCRIPTION_CHARS = 160
 EXTERNAL_CALL = "external_call"  # the pending action of an external tool that may act
+TOOL_ERROR = "tool_error"  # an external tool ran and answered an error (beside ``client.KINDS``)
 DEFAULT_ON = frozenset({"mail_list_unread", "mail_search", "mail_read", "mail_send"})
 
 MIGRATIONS = [
@@ -212,6 +214,27 @@ class Settings:
             )
         return int(cur.lastrowid or 0)
 
+    def update_server(self, address: str, server_id: int, url: str, token: str | None) -> bool:
+        """Change a server's URL and token (``None``: keep the token; '' removes it), keeping its
+        name and its tools' switches. A new URL drops the stored listing (those tools were
+        another server's): list it again. False when the server is not ``address``'s."""
+        try:
+            url = client.check_url(url)
+        except client.MCPClientError as exc:
+            raise ToolboxError(str(exc)) from exc
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT url FROM servers WHERE id = ? AND address = ?", (server_id, address)).fetchone()
+            if row is None:
+                return False
+            if row["url"] != url:
+                conn.execute(
+                    "UPDATE servers SET url = ?, tools = '[]', listed = 0, error = '', error_kind = '' WHERE id = ?",
+                    (url, server_id),
+                )
+            if token is not None:
+                conn.execute("UPDATE servers SET token = ? WHERE id = ?", (token.strip()[:4000], server_id))
+        return True
+
     def save_listing(
         self, server_id: int, tools: list[dict[str, Any]] | None, error: str, error_kind: str = client.OTHER
     ) -> None:
@@ -316,9 +339,13 @@ class Toolbox:
                 )
                 outcome = "error" if result.get("isError") else "ok"
         except client.MCPClientError as exc:
-            result = {"content": [{"type": "text", "text": f"the server {entry.server.name} failed: {exc}"}],
-                      "isError": True}  # fmt: skip
+            text = f"the server {entry.server.name} could not run {entry.tool['name']} ({exc.kind}): {exc}"
+            result = error_result(text, exc.kind)
             outcome = "error"
+        else:
+            if result.get("isError"):  # the tool ran and failed; a kind the server put in _meta is not ours
+                meta = result.get("_meta")
+                result = {**result, "_meta": {**(meta if isinstance(meta, dict) else {}), ERROR_KIND: TOOL_ERROR}}
         size = sum(len(str(c.get("text", ""))) for c in result.get("content") or () if isinstance(c, dict))
         try:
             self.mcp.audit.record(self.address, "assistant", entry.name, arguments, size, outcome, action_id)
@@ -351,7 +378,7 @@ def executor(settings: Settings) -> Executor:
         p = action.payload
         server = settings.server(owner, int(p.get("server_id", 0)))
         if server is None or server.url != p.get("url"):
-            raise ActionFailed("that MCP server was removed or changed since the call was asked")
+            raise ActionFailed("that MCP server was removed or changed since the call was asked", CHANGED)
         try:
             result = client.call_tool(
                 server.url,
@@ -361,14 +388,14 @@ def executor(settings: Settings) -> Executor:
                 public_only=not settings.lan_allowed(owner),
             )
         except client.MCPClientError as exc:
-            raise ActionFailed(str(exc)) from exc
+            raise ActionFailed(str(exc), exc.kind) from exc
         text = "\n".join(
             str(c.get("text", ""))
             for c in result.get("content") or ()
             if isinstance(c, dict) and c.get("type") == "text"
         )[:2000]
         if result.get("isError"):
-            raise ActionFailed(text or "the tool answered an error")
+            raise ActionFailed(text or "the tool answered an error", TOOL_ERROR)
         return text or "done"
 
     return run

@@ -30,8 +30,17 @@ from gk import localtime, pools
 from gk.locale import N_
 from gk.mail.mailbox import MailboxError, UserMailbox, get_store
 from gk.mail.mailbox.reading import decode_words
-from gk.mcp.approvals import ActionFailed, ApprovalStore, Executor, PendingAction
-from gk.mcp.registry import Tool, ToolFailed
+from gk.mcp.approvals import (
+    CHANGED,
+    GONE,
+    UNAVAILABLE,
+    UNDELIVERABLE,
+    ActionFailed,
+    ApprovalStore,
+    Executor,
+    PendingAction,
+)
+from gk.mcp.registry import INVALID, NOT_FOUND, Tool, ToolFailed
 
 if TYPE_CHECKING:
     from gk.accounts import User
@@ -101,11 +110,11 @@ def request_base() -> str:
 def clean_address(value: str) -> str:
     """One bare address from a tool argument (``Name <a@b>`` accepted), else ToolFailed."""
     if any(ch in value for ch in "\r\n\0"):
-        raise ToolFailed(f"not an address: {value[:80]!r}")
+        raise ToolFailed(f"not an address: {value[:80]!r}", INVALID)
     _name, addr = email.utils.parseaddr(value)
     local, at, domain = addr.rpartition("@")
     if not at or not local or "." not in domain or any(ch.isspace() for ch in addr):
-        raise ToolFailed(f"not an address: {value[:80]!r}")
+        raise ToolFailed(f"not an address: {value[:80]!r}", INVALID)
     return addr
 
 
@@ -128,7 +137,7 @@ class WriteTools:
     def _user(self, address: str) -> User:
         user = self.ctx.accounts.get_user(address)
         if user is None:
-            raise ActionFailed(f"no user {address}")
+            raise ActionFailed(f"no user {address}", UNAVAILABLE)
         return user
 
     def _mailbox(self, address: str) -> UserMailbox:
@@ -161,7 +170,7 @@ class WriteTools:
             raise ToolFailed(str(exc)) from exc
         missing = [u for u in uids if u not in infos]
         if missing:
-            raise ToolFailed(f"no message {missing[0]} in {folder!r}")
+            raise ToolFailed(f"no message {missing[0]} in {folder!r}", NOT_FOUND)
         return [
             {"uid": u, "from": infos[u].sender, "subject": infos[u].subject, "message_id": message_id(mb, folder, u)}
             for u in uids
@@ -178,12 +187,12 @@ class WriteTools:
         folder = payload["folder"]
         try:
             if mb.folder(folder).uidvalidity != payload["uidvalidity"]:
-                raise ActionFailed(f"the folder {folder} was re-created since: nothing done")
+                raise ActionFailed(f"the folder {folder} was re-created since: nothing done", CHANGED)
             uids = [m["uid"] for m in payload["messages"]]
             infos = mb.infos(folder, uids)
             for m in payload["messages"]:
                 if m["uid"] not in infos or message_id(mb, folder, m["uid"]) != m["message_id"]:
-                    raise ActionFailed(f"message {m['uid']} is no longer in {folder}: nothing done")
+                    raise ActionFailed(f"message {m['uid']} is no longer in {folder}: nothing done", GONE)
         except MailboxError as exc:
             raise ActionFailed(str(exc)) from exc
         return uids
@@ -240,7 +249,7 @@ class WriteTools:
             try:
                 original = mb.message_bytes(ref["folder"], ref["uid"])
             except (MailboxError, KeyError, LookupError) as exc:
-                raise ToolFailed(f"no message {ref['uid']} in {ref['folder']!r}") from exc
+                raise ToolFailed(f"no message {ref['uid']} in {ref['folder']!r}", NOT_FOUND) from exc
             total += len(original)
             if total > MAX_MESSAGE:
                 break
@@ -274,7 +283,7 @@ class WriteTools:
         try:
             result = submit(self.ctx, user, data, list(action.payload["rcpts"]))
         except SubmissionError as exc:
-            raise ActionFailed(exc.reply) from exc
+            raise ActionFailed(exc.reply, UNDELIVERABLE) from exc
         mb = self._mailbox(owner)
         try:
             mb.append("Sent", data, flags=("\\Seen",))
@@ -299,7 +308,7 @@ class WriteTools:
         try:
             hdr = mb.headers(folder, uid)
         except (MailboxError, KeyError, LookupError) as exc:
-            raise ToolFailed(f"no message {uid} in {folder!r}") from exc
+            raise ToolFailed(f"no message {uid} in {folder!r}", NOT_FOUND) from exc
         reply_to = [a for _n, a in email.utils.getaddresses([str(hdr.get("Reply-To") or hdr.get("From") or "")]) if a]
         if not reply_to:
             raise ToolFailed("the message has no sender to reply to")
@@ -396,17 +405,20 @@ class WriteTools:
 
         chat = self.ctx.services.maybe(ChatService)
         if chat is None:
-            raise ActionFailed("the chat is off")
+            raise ActionFailed("the chat is off", UNAVAILABLE)
         return chat
 
     def queue_post(self, address: str, args: dict[str, Any]) -> dict[str, Any]:
         from gk.chat.core import MAX_TEXT, ChatError
+        from gk.mcp.chattools import chat_kind
 
         user = self._user_or_fail(address)
         try:
             chat = self._chat()
             chat.resolve(user.local, args["to"])
-        except (ChatError, ActionFailed) as exc:
+        except ChatError as exc:
+            raise ToolFailed(str(exc), chat_kind(exc)) from exc
+        except ActionFailed as exc:
             raise ToolFailed(str(exc)) from exc
         if len(args["text"]) > MAX_TEXT:
             raise ToolFailed(f"messages are limited to {MAX_TEXT} characters")

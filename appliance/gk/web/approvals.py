@@ -45,6 +45,46 @@ TOOL_NAMES = {
     "calendar_cancel_event": N_("Cancel a calendar event"),
     "external_call": N_("Use a tool of another MCP server"),
 }
+# why an approved action failed (``PendingAction.result_kind``), said to the owner; an external
+# server's connection kinds are said as the tools page says them (``assistant_tools.FAILURES``)
+FAILURES = {
+    store_mod.GONE: N_(
+        "What it acted on no longer exists (the message, the event or the calendar was removed): nothing was done."
+    ),  # fmt: skip
+    store_mod.CHANGED: N_(
+        "It changed since the assistant asked (edited elsewhere, or the tool server was changed): nothing was done, so as not to act on something else."
+    ),  # fmt: skip
+    store_mod.UNDELIVERABLE: N_("The mail server refused to send it."),
+    store_mod.UNAVAILABLE: N_("This box cannot do it now (the feature is turned off, or the account is gone)."),
+    store_mod.CRASHED: N_("An internal error stopped it; the server's log says more."),
+    "tool_error": N_("The tool of {host} answered with an error."),
+    "unauthorized": N_(
+        "{host} refused the call for want of a valid token: check its token on the assistant's tools page."
+    ),  # fmt: skip
+    store_mod.FAILED_KIND: N_("It could not be done."),
+}
+
+
+def failure(lang: str, action: store_mod.PendingAction) -> str:
+    """Why ``action`` failed, in ``lang`` ('' for a failure stored before the kinds)."""
+    from urllib.parse import urlsplit
+
+    from gk.mcp import client
+    from gk.web import i18n
+
+    kind = action.result_kind
+    if not kind:
+        return ""
+    _ = i18n.translator(lang)
+    url = str(action.payload.get("url", "")) if action.tool == "external_call" else ""
+    host = urlsplit(url).hostname or url
+    if kind in FAILURES:
+        return _(FAILURES[kind], host=host)
+    if kind in assistant_tools.FAILURES and host:
+        return _(assistant_tools.FAILURES[kind], host=host, seconds=f"{client.TIMEOUT:g}")
+    return _(FAILURES[store_mod.FAILED_KIND])
+
+
 OUTCOME_NAMES = {"ok": N_("answered"), "error": N_("tool error"), "queued": N_("queued"), "refused": N_("refused")}
 N_("{n} message(s)")  # the list's details (approvals/list.html)
 FLAG_NAMES = {"seen": N_("Read"), "flagged": N_("Flagged"), "answered": N_("Answered")}
@@ -116,6 +156,7 @@ def _render(web: Web, template: str, **kw: object) -> str:
         outcome_names=OUTCOME_NAMES,
         when=lambda ts: _when(web, ts),
         event_when=lambda start, end=None: event_when(lang, tz, start, end),
+        failure=lambda action: failure(lang, action),
         zone_name=str(getattr(tz, "key", "UTC")),
         **kw,
     )
@@ -163,7 +204,9 @@ def approve(web: Web, action_id: str) -> str:
             raise bottle.HTTPError(404, N_("No such pending action.")) from exc
         return detail(web, action_id, 409, web.gettext("This action was already decided or has expired."))
     ok = done.state == store_mod.DONE
-    notice = web.gettext("Approved: done.") if ok else web.gettext("Approved, but it failed: {reason}", reason=done.result)  # fmt: skip
+    # a failure: why, in the reader's language (the English text under the page's "Details")
+    reason = failure(web.lang(), done) or done.result
+    notice = web.gettext("Approved: done.") if ok else web.gettext("Approved, but it failed: {reason}", reason=reason)  # fmt: skip
     return detail(web, action_id, 200, notice)
 
 

@@ -78,8 +78,34 @@ FAILURES = {
     "not_mcp": N_("{host} did not answer as an MCP server does: check that the URL is its MCP endpoint."),
     "other": N_("The tools of {host} could not be listed."),
 }
-NO_TOKEN = N_("{host} asked for a token: remove this server and add it again with its token.")
-BAD_TOKEN = N_("{host} refused the token: remove this server and add it again with a valid token.")
+NO_TOKEN = N_("{host} asked for a token: give it with Change, below.")
+BAD_TOKEN = N_("{host} refused the token: give a valid one with Change, below.")
+
+# why a tool call failed (``meta["error_kind"]``: ``gk.mcp.registry`` kinds, ``client.KINDS``,
+# ``toolbox.TOOL_ERROR`` and the three below), said to the user in their language with what it
+# means; the model reads the English text, the page keeps it behind "Details". ``{tool}`` is the
+# tool's name, ``{host}`` an external server's host name.
+UNKNOWN_TOOL = "unknown_tool"  # the model named a tool that is not enabled
+WITHDRAWN = "withdrawn"  # an outbound tool after untrusted content (``gk.mcp.policy``)
+CRASHED = "crashed"  # GK's own tool raised (a bug, a broken store): logged
+CALL_FAILURES = {
+    UNKNOWN_TOOL: N_(
+        "The assistant asked for {tool}, which is not one of your enabled tools: nothing was done. Enable it on the tools page if the assistant should use it."
+    ),  # fmt: skip
+    WITHDRAWN: N_(
+        "{tool} can send something out, and this answer had read content from others: it was not run, nothing was sent."
+    ),  # fmt: skip
+    CRASHED: N_("{tool} failed on this box because of an internal error; the server's log says more."),
+    "invalid": N_("The assistant called {tool} with values it does not accept: it was told why and may try again."),
+    "not_found": N_(
+        "{tool} did not find what the assistant asked for (a message, folder, room or event that does not exist)."
+    ),  # fmt: skip
+    "denied": N_("{tool} refused: what the assistant asked for is not yours to use."),
+    "failed": N_("{tool} could not do what the assistant asked."),
+    "tool_error": N_("The tool {tool} of {host} answered with an error."),
+    "unauthorized": N_("{host} refused to run {tool} without a valid token: check its token on the tools page."),
+    "other": N_("{host} could not run the tool {tool}."),
+}
 
 _settings: dict[Path, Settings] = {}
 
@@ -159,23 +185,31 @@ class AnswerTools:
         return toolcalls.grammar([{"type": "function", "function": fn}], fam)
 
     def run(self, call: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Run one call the model made: (what the page shows, what the model reads back)."""
+        """Run one call the model made: (what the page shows, what the model reads back). A
+        failure gives the model its precise English text and the page its kind
+        (``meta["error_kind"]``, said in the reader's language by ``render_call``)."""
+        from urllib.parse import urlsplit
+
+        from gk.mcp import registry
         from gk.mcp.policy import Withdrawn
-        from gk.mcp.registry import UnknownTool
+        from gk.mcp.scopes import InsufficientScope
 
         name, args = call["name"], call["arguments"]
         entry = self.box.find(name) if self.box else None
         meta: dict[str, Any] = {"tool": name, "arguments": args, "server": ""}
         status = "ok"
+        not_yours = f"{name} is not one of your tools: call only the tools listed"
         if entry is None:
-            result = _error(f"{name} is not one of your tools")
+            result = _error(not_yours, UNKNOWN_TOOL)
             status = "error"
         else:
-            meta["server"] = entry.server.name if entry.server else ""
+            if entry.server:
+                meta["server"] = entry.server.name
+                meta["host"] = urlsplit(entry.server.url).hostname or entry.server.url
             try:
                 self.turn.check(entry.tool, args, entry.external)
             except Withdrawn as exc:
-                result, status = _error(str(exc)), "withdrawn"
+                result, status = _error(str(exc), WITHDRAWN), "withdrawn"
                 assert self.box is not None
                 try:
                     self.box.mcp.audit.record(self.box.address, "assistant", name, args, 0, "refused")
@@ -183,12 +217,15 @@ class AnswerTools:
                     log.exception("audit: could not record %s", name)
             else:
                 try:
-                    result = self.box.call(entry, args) if self.box else _error("no tools")
-                except UnknownTool:
-                    result = _error(f"{name} is not one of your tools")
-                except Exception:
+                    result = self.box.call(entry, args) if self.box else _error("no tools", UNKNOWN_TOOL)
+                except registry.UnknownTool:
+                    result = _error(not_yours, UNKNOWN_TOOL)
+                except InsufficientScope:
+                    result = _error(f"{name} is not allowed to this user", registry.DENIED)
+                except Exception as exc:
                     log.exception("assistant: tool %s failed", name)
-                    result = _error(f"{name} failed")
+                    text = f"{name} failed with an internal error ({type(exc).__name__}): do not call it again now"
+                    result = _error(text, CRASHED)
                 self.turn.observe(entry.tool, entry.external)
                 out = result.get("structuredContent")
                 action = out.get("action_id") if isinstance(out, dict) else None
@@ -198,6 +235,8 @@ class AnswerTools:
                     meta["summary"] = str(out.get("summary", "")) if isinstance(out, dict) else ""
                 elif result.get("isError"):
                     status = "error"
+        if status in ("error", "withdrawn"):
+            meta["error_kind"] = registry.error_kind(result) or registry.FAILED
         meta["status"] = status
         meta["text"] = _text(result)[:SHOWN_CHARS]
         return meta, self.turn.for_model(name, result, RESULT_CHARS)
@@ -206,8 +245,10 @@ class AnswerTools:
         return render_call(self.web, meta, self.lang)
 
 
-def _error(text: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": text}], "isError": True}
+def _error(text: str, kind: str) -> dict[str, Any]:
+    from gk.mcp.registry import error_result
+
+    return error_result(text, kind)
 
 
 def _text(result: dict[str, Any]) -> str:
@@ -225,31 +266,65 @@ def render_call(web: Web, meta: dict[str, Any], lang: str) -> str:
     """One tool call and its result, collapsed; a pending action with its Approve/Reject forms."""
     import html
 
-    from gk.web.approvals import STATE_NAMES
-
     _ = i18n.translator(lang)
     name = str(meta.get("tool", "?"))
     status = str(meta.get("status", "ok"))
     args = json.dumps(meta.get("arguments", {}), ensure_ascii=False, indent=1)
     title = _("Tool {name}", name=name)
     label = _(STATUS_NAMES.get(status, status))
+    text = html.escape(str(meta.get("text", "")))
+    kind = str(meta.get("error_kind") or "")
     out = (
         f'<details class="tool-call" data-tool="{html.escape(name)}" data-status="{html.escape(status)}">'
         f"<summary>{html.escape(title)} — {html.escape(label)}</summary>"
         f'<pre class="args"><code>{html.escape(args)}</code></pre>'
-        f'<pre class="result">{html.escape(str(meta.get("text", "")))}</pre></details>'
     )
+    if not kind:  # a result, or a failure stored before the kinds: shown as it was
+        return out + f'<pre class="result">{text}</pre></details>' + _action(web, meta, lang)
+    # a failure: what happened in the reader's language, the English detail (the model's) behind a line
+    said = call_failure(lang, name, kind, str(meta.get("host") or meta.get("server") or ""))
+    return out + (
+        f'</details><p class="error tool-error" data-kind="{html.escape(kind)}">{html.escape(said)}</p>'
+        f'<details class="error-detail"><summary>{html.escape(_("Details"))}</summary>'
+        f'<pre class="result">{text}</pre></details>'
+    )
+
+
+def call_failure(lang: str, tool: str, kind: str, host: str) -> str:
+    """Why a tool call failed, in ``lang``: a call kind, or a connection kind of an external
+    server said as the tools page says it (``FAILURES``)."""
+    from gk.mcp import client
+
+    _ = i18n.translator(lang)
+    if kind in CALL_FAILURES:
+        return _(CALL_FAILURES[kind], tool=tool, host=host)
+    if kind in FAILURES:
+        return _(FAILURES[kind], host=host, seconds=f"{client.TIMEOUT:g}")
+    return _(CALL_FAILURES["failed"], tool=tool)
+
+
+def _action(web: Web, meta: dict[str, Any], lang: str) -> str:
+    """A queued call's pending action: its state, Approve/Reject while it waits."""
+    import html
+
+    from gk.web.approvals import STATE_NAMES
+
+    _ = i18n.translator(lang)
     action = meta.get("action_id")
     if not isinstance(action, str) or not action:
-        return out
+        return ""
     from gk.mcp.approvals import ActionError, ApprovalStore
 
-    state, when = "", ""
+    state, when, why = "", "", ""
     try:
         pending = ApprovalStore(web.data_dir, web.ctx.config.mcp.approval_hours).of_owner(
             web.signed_in().address, action
         )
         state = pending.state
+        if state == "failed":  # why, in the reader's language (the English text on its page)
+            from gk.web.approvals import failure
+
+            why = failure(lang, pending)
         event = pending.payload.get("event") if pending.tool.startswith("calendar_") else None
         if isinstance(event, dict):  # the event's time as the reader reads dates (the summary is the model's)
             from gk import localtime
@@ -260,12 +335,14 @@ def render_call(web: Web, meta: dict[str, Any], lang: str) -> str:
         pass
     quoted = html.escape(action)
     state_name = _(STATE_NAMES[state]) if state in STATE_NAMES else _("no longer kept")
-    out += (
+    out = (
         f'<div class="pending-action" data-action="{quoted}" data-state="{html.escape(state)}">'
         f"<p>{html.escape(str(meta.get('summary', '')))} — <strong>{html.escape(state_name)}</strong></p>"
     )
     if when:
         out += f'<p class="event-when">{html.escape(when)}</p>'
+    if why:
+        out += f'<p class="error action-error">{html.escape(why)}</p>'
     if state == "pending":
         sess = web.session()
         csrf = html.escape(sess.csrf) if sess is not None else ""
@@ -308,7 +385,11 @@ def failure(web: Web, server: Server) -> str:
 
 
 def page(web: Web, notice: str = "", error: str = "") -> str:
+    from gk.web import flash
+
     _address, box = _box(web)
+    if not notice and not error:  # what the post that redirected here said
+        notice = flash.take(web).get("notice", "")
     titles = {t.name: t.title for t in box.registry.tools()}
     own = [e for e in box.entries if not e.external]
     servers = box.settings.servers(box.address)
@@ -338,30 +419,40 @@ def switch(web: Web) -> None:
     raise bottle.redirect("/assistant/tools", 303)
 
 
-def add_server(web: Web) -> str:
+def _lan_refusal(web: Web, box: Toolbox, text: str) -> str:
+    """Why a member may not use the server at ``text`` (on the LAN), in their language; '' when
+    they may (or the URL is not one: the settings refuse it, or the name does not resolve and
+    the listing says so)."""
     from urllib.parse import urlsplit
 
-    from gk.mcp import toolbox as tb
     from gk.security import egress
 
-    address, box = _box(web)
-    url = urlsplit(forms.text("url"))
+    url = urlsplit(text)
     try:
         port = url.port or (443 if url.scheme == "https" else 80)
-    except ValueError:  # not a port number: add_server refuses the URL
+    except ValueError:  # not a port number: the settings refuse the URL
         port = 0
-    if not box.settings.lan_allowed(address) and url.scheme in ("http", "https") and url.hostname and port:
-        # refused before it is kept (its owner's assistant could never reach it), and the member
-        # told why and what to do, in their language; a name that does not resolve is kept, and
-        # the listing below says so
-        refusal = web.gettext("{host} is on the local network ({address}): only an administrator's assistant may use tool servers there. Give the address of a server on the internet, or ask an administrator.")  # fmt: skip
-        try:
-            egress.vetted_address(url.hostname, port, refusal)
-        except egress.NotPublic as exc:
-            bottle.response.status = 400
-            return page(web, error=str(exc))
-        except egress.EgressRefused:
-            pass
+    if box.settings.lan_allowed(box.address) or url.scheme not in ("http", "https") or not url.hostname or not port:
+        return ""
+    refusal = web.gettext("{host} is on the local network ({address}): only an administrator's assistant may use tool servers there. Give the address of a server on the internet, or ask an administrator.")  # fmt: skip
+    try:
+        egress.vetted_address(url.hostname, port, refusal)
+    except egress.NotPublic as exc:
+        return str(exc)
+    except egress.EgressRefused:
+        pass
+    return ""
+
+
+def add_server(web: Web) -> str:
+    from gk.mcp import toolbox as tb
+
+    address, box = _box(web)
+    # refused before it is kept (its owner's assistant could never reach it), and the member
+    # told why and what to do, in their language
+    if refusal := _lan_refusal(web, box, forms.text("url")):
+        bottle.response.status = 400
+        return page(web, error=refusal)
     try:
         sid = box.settings.add_server(address, forms.text("name"), forms.text("url"), forms.raw("token"))
     except tb.ToolboxError as exc:
@@ -401,3 +492,32 @@ def remove_server(web: Web, server_id: int) -> None:
     box, server = _server(web, server_id)
     box.settings.remove_server(box.address, server.id)
     raise bottle.redirect("/assistant/tools", 303)
+
+
+def edit_server(web: Web, server_id: int) -> str:
+    """A server's URL and token changed in place (its name and tools' switches kept): an empty
+    token field keeps the token, "remove the token" removes it; then its tools are listed again."""
+    from gk.mcp import toolbox as tb
+
+    box, server = _server(web, server_id)
+    url = forms.text("url") or server.url
+    if refusal := _lan_refusal(web, box, url):
+        bottle.response.status = 400
+        return page(web, error=refusal)
+    token: str | None = forms.raw("token").strip() or None
+    if forms.text("remove_token") == "1":
+        token = ""
+    try:
+        box.settings.update_server(box.address, server.id, url, token)
+    except tb.ToolboxError as exc:
+        bottle.response.status = 400
+        return page(web, error=str(exc))
+    changed = box.settings.server(box.address, server.id)
+    assert changed is not None
+    if tb.refresh(box.settings, changed) is not None:
+        return _not_listed(
+            web, box, server.id, web.gettext("The server was changed but its tools could not be listed.")
+        )
+    from gk.web import flash
+
+    flash.redirect(web, "/assistant/tools", web.gettext("The server was changed and its tools listed again."))

@@ -240,6 +240,7 @@ ASSISTANT_TOOLS = (
     Route(
         "POST", "/assistant/tools/servers/<server_id:int>/remove", lazy("gk.web.assistant_tools:remove_server"), USER
     ),
+    Route("POST", "/assistant/tools/servers/<server_id:int>/edit", lazy("gk.web.assistant_tools:edit_server"), USER),
 )
 
 TABLES: tuple[tuple[Route, ...], ...] = (
