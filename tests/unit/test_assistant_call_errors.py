@@ -235,3 +235,17 @@ def test_an_approved_call_that_fails_is_said_in_french(web: Web, owner: Client, 
         assert result and result.group(1) == kind
         assert html.unescape(result.group(2)).startswith(said)
         assert "<summary>Détails</summary>" in result.group(2) and detail in result.group(2)
+
+
+def test_a_call_approved_after_its_server_moved_is_not_made(web: Web, owner: Client, port: int) -> None:
+    add(web, "garden", f"http://127.0.0.1:{port}/mcp")
+    meta = call(web, "garden_water")[0]
+    settings = assistant_tools.settings(web)
+    (server,) = settings.servers(ADMIN)
+    assert settings.update_server(ADMIN, server.id, f"http://127.0.0.1:{closed_port()}/mcp", None)
+    owner.get(f"/approvals/{meta['action_id']}")
+    page = owner.post(f"/approvals/{meta['action_id']}/approve").text
+    result = re.search(r'<dd id="result" data-kind="([^"]+)">(.*?)</dd>', page, re.S)
+    assert result and result.group(1) == "changed"
+    assert html.unescape(result.group(2)).startswith("Cela a changé depuis la demande de l'assistant")
+    assert "removed or changed since the call was asked" in result.group(2)
