@@ -176,6 +176,10 @@ def test_after_an_untrusted_read_the_outbound_tool_is_refused(server):
     _, done = until_done(Stream(alice, conv))
     assert 'data-tool="mail_list_unread" data-status="ok"' in done
     assert 'data-tool="mail_send" data-status="withdrawn"' in done and "pending-action" not in done
+    # the user reads why in a sentence (the model's English text behind "Details"), live and after a reload
+    said = "mail_send can send something out, and this answer had read content from others: it was not run"
+    for page in (done, alice.get(f"/assistant/c/{conv}")[1]):
+        assert f'<p class="error tool-error" data-kind="withdrawn">{said}' in page.replace("&#x27;", "'")
     stored = json.loads(alice.get(f"/assistant/c/{conv}/export")[1])["messages"]
     refusal = next(m for m in stored if m["role"] == "tool" and m["meta"]["tool"] == "mail_send")
     assert "withdrawn for the rest of this turn" in refusal["content"]  # the model is told
