@@ -26,9 +26,28 @@ def test_shared_local_part_is_refused(tmp_path):
         assert [m["text"] for m in found["messages"]] == ["private note for alice"]
         users.append(user("alice@b.example"))  # a second alice: neither reads alice's chat
         for address in ("alice@a.example", "alice@b.example"):
-            with pytest.raises(ToolFailed, match="several users"):
+            with pytest.raises(ToolFailed, match="several users") as err:
                 tools.search(address, {"text": "private"})
+            assert err.value.kind == "denied"
             with pytest.raises(ToolFailed):
                 tools.read_history(address, {"conversation": "carol"})
+    finally:
+        chat.stop()
+
+
+def test_a_room_refusal_says_its_kind(tmp_path):
+    """The assistant's page says why in the reader's language from the kind (``chat_kind``)."""
+    chat = ChatService.open(tmp_path, ["general"])
+    try:
+        tools = ChatTools(chat, lambda: [user("alice@a.example"), user("carol@a.example")])
+        with pytest.raises(ToolFailed) as err:
+            tools.read_history("alice@a.example", {"conversation": "#nowhere"})
+        assert err.value.kind == "not_found", err.value
+        with pytest.raises(ToolFailed) as err:
+            tools.read_history("alice@a.example", {"conversation": "#general"})
+        assert err.value.kind == "denied", err.value
+        with pytest.raises(ToolFailed) as err:
+            tools.read_history("alice@a.example", {"conversation": " "})
+        assert err.value.kind == "invalid"
     finally:
         chat.stop()

@@ -6,7 +6,7 @@ import pytest
 
 from gk.mcp import jsonrpc
 from gk.mcp.http import origin_allowed
-from gk.mcp.registry import InvalidArguments, Registry, Tool, ToolFailed, UnknownTool, validate
+from gk.mcp.registry import NOT_FOUND, InvalidArguments, Registry, Tool, ToolFailed, UnknownTool, error_kind, validate
 
 SCHEMA = {
     "type": "object",
@@ -24,6 +24,8 @@ SCHEMA = {
 def echo(address: str, args: dict) -> dict:
     if args["text"] == "fail":
         raise ToolFailed("asked to fail")
+    if args["text"] == "gone":
+        raise ToolFailed("no message 3 in 'INBOX'", NOT_FOUND)
     return {"address": address, **args}
 
 
@@ -76,6 +78,11 @@ def test_bad_arguments_and_tool_failures_are_error_results():
     failed = reg.call("a@x", "echo", {"text": "fail"})
     assert failed["isError"] is True and failed["content"][0]["text"] == "asked to fail"
     assert reg.call("a@x", "echo", None)["isError"] is True  # no arguments: text is required
+    # each says why as a stable kind beside the text (the assistant's page translates it)
+    assert (error_kind(bad), error_kind(failed)) == ("invalid", "failed")
+    gone = reg.call("a@x", "echo", {"text": "gone"})
+    assert gone["_meta"] == {"gk/errorKind": "not_found"} and error_kind(gone) == "not_found"
+    assert error_kind(reg.call("a@x", "echo", {"text": "hi"})) == ""
 
 
 def test_unknown_tool():

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from gk import localtime
 from gk.locale import N_
 from gk.mcp.approvals import CHANGED, GONE, UNAVAILABLE, ActionFailed, Executor, PendingAction
-from gk.mcp.registry import NOT_FOUND, Tool, ToolFailed
+from gk.mcp.registry import INVALID, NOT_FOUND, Tool, ToolFailed
 
 if TYPE_CHECKING:
     from gk.dav.webapi import Book, DavWeb, Entry
@@ -83,7 +83,7 @@ class CalendarWrite:
         books = self._calendars(api, address)
         if not name:
             if not books:
-                raise ToolFailed("the user has no calendar")
+                raise ToolFailed("the user has no calendar", NOT_FOUND)
             return books[0]
         for b in books:
             if name.lower() in (b.name.lower(), b.title.lower()):
@@ -118,7 +118,7 @@ class CalendarWrite:
         comps = list(getattr(cal, "vevent_list", []))
         master = next((c for c in comps if "recurrence-id" not in c.contents), None)
         if master is None or not ("rrule" in master.contents or "rdate" in master.contents):
-            raise ToolFailed("this event does not repeat: leave recurrence_id out")
+            raise ToolFailed("this event does not repeat: leave recurrence_id out", INVALID)
         asked = _parse_when(when, tz, "recurrence_id").astimezone(tz)
         start = master.dtstart.value
         if not isinstance(start, dt.datetime):  # all-day: the day
@@ -140,14 +140,14 @@ class CalendarWrite:
                 found = False
             if not found:
                 raise ToolFailed(f"no occurrence of this event starts at {when} (see recurrence_id in "
-                                 "calendar_list_events)")  # fmt: skip
+                                 "calendar_list_events)", NOT_FOUND)  # fmt: skip
         return key, shown
 
     def _attendees(self, address: str, values: list[str]) -> str:
         from gk.mcp.writetools import clean_address
 
         if len(values) > MAX_ATTENDEES:
-            raise ToolFailed(f"at most {MAX_ATTENDEES} attendees")
+            raise ToolFailed(f"at most {MAX_ATTENDEES} attendees", INVALID)
         out = [clean_address(v) for v in values]
         return ", ".join(a for a in dict.fromkeys(out) if a.lower() != address.lower())
 
@@ -174,7 +174,7 @@ class CalendarWrite:
         end = _parse_when(end_text, tz, "end").astimezone(tz) if end_text else None
         if start is None:
             if old is None:
-                raise ToolFailed("start is required")
+                raise ToolFailed("start is required", INVALID)
             start = old_start
         if end is None:
             length = (old_end - old_start) if old is not None and start_text else None
@@ -197,7 +197,7 @@ class CalendarWrite:
         try:
             events.check_form(form)
         except events.FormError as exc:
-            raise ToolFailed(f"{exc.name}: {exc}") from exc
+            raise ToolFailed(f"{exc.name}: {exc}", INVALID) from exc
 
     def _view(self, form: EventForm, book: Book, occurrence: str = "") -> dict[str, Any]:
         """The event as the approval page and the tool's summary show it (the box's zone);
@@ -280,7 +280,7 @@ class CalendarWrite:
         before = self._view(form, entry.book, occurrence)
         changed = [k for k in ("title", "start", "end", "all_day", "location", "description", "attendees") if k in args]
         if not changed:
-            raise ToolFailed("nothing to change")
+            raise ToolFailed("nothing to change", INVALID)
         if "title" in args:
             form.title = args["title"].strip()
         if "location" in args:

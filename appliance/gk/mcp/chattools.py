@@ -65,7 +65,7 @@ def account_of(address: str, users: Callable[[], list[User]]) -> str:
     would share one chat identity and each read the other's direct messages)."""
     local = address.rpartition("@")[0].lower()
     if sum(u.local == local for u in users()) != 1:
-        raise ToolFailed(f"the chat name {local!r} belongs to several users: the chat is closed to them")
+        raise ToolFailed(f"the chat name {local!r} belongs to several users: the chat is closed to them", DENIED)
     return local
 
 
@@ -133,7 +133,7 @@ class ChatTools:
         account = account_of(address, self.users)
         to = args["conversation"].strip()
         if not to:
-            raise ToolFailed("conversation: a room such as #general, or a user name")
+            raise ToolFailed("conversation: a room such as #general, or a user name", INVALID)
         limit = args.get("limit", DEFAULT_LIMIT)
         try:
             if args.get("before"):

@@ -220,7 +220,7 @@ class WriteTools:
             addr = clean_address(value)
             _local, problem = classify_recipient(self.ctx, addr)
             if problem:
-                raise ToolFailed(problem)
+                raise ToolFailed(problem, INVALID)
             out.append(addr)
         return out
 
@@ -229,19 +229,19 @@ class WriteTools:
         user = self._user_or_fail(address)
         to, cc = self._recipients(args["to"]), self._recipients(args.get("cc", []))
         if len(to) + len(cc) > MAX_RECIPIENTS:
-            raise ToolFailed(f"at most {MAX_RECIPIENTS} recipients")
+            raise ToolFailed(f"at most {MAX_RECIPIENTS} recipients", INVALID)
         msg = self._new_message(user, to, cc, args["subject"], args["body"])
         total = 0
         for att in args.get("attachments", []):
             try:
                 data = base64.b64decode(att["content_base64"], validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise ToolFailed(f"attachment {att['filename']!r}: not base64") from exc
+                raise ToolFailed(f"attachment {att['filename']!r}: not base64", INVALID) from exc
             total += len(data)
             ctype = att.get("content_type", "application/octet-stream")
             maintype, _, subtype = ctype.partition("/")
             if not maintype or not subtype or maintype == "multipart":
-                raise ToolFailed(f"attachment {att['filename']!r}: bad content_type {ctype!r}")
+                raise ToolFailed(f"attachment {att['filename']!r}: bad content_type {ctype!r}", INVALID)
             msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=att["filename"])
         mb = self._mailbox(address) if args.get("forward") else None
         for ref in args.get("forward", []):
@@ -258,10 +258,10 @@ class WriteTools:
             cte = "7bit" if original.isascii() else "8bit"
             msg.add_attachment(inner, filename="forwarded.eml", cte=cte)
         if total > MAX_MESSAGE:
-            raise ToolFailed(f"the message would be over {MAX_MESSAGE // (1024 * 1024)} MB")
+            raise ToolFailed(f"the message would be over {MAX_MESSAGE // (1024 * 1024)} MB", INVALID)
         data = pools.run_cpu(msg.as_bytes)  # up to 10 MB of forwarded mail: not on the hub
         if len(data) > MAX_MESSAGE:
-            raise ToolFailed(f"the message would be over {MAX_MESSAGE // (1024 * 1024)} MB")
+            raise ToolFailed(f"the message would be over {MAX_MESSAGE // (1024 * 1024)} MB", INVALID)
         summary = f"send mail to {', '.join(to + cc)[:150]}: {args['subject'][:100]!r}"
         return self._queued(address, "mail_send", summary, {"rcpts": to + cc, "subject": args["subject"]}, data)
 
@@ -311,7 +311,7 @@ class WriteTools:
             raise ToolFailed(f"no message {uid} in {folder!r}", NOT_FOUND) from exc
         reply_to = [a for _n, a in email.utils.getaddresses([str(hdr.get("Reply-To") or hdr.get("From") or "")]) if a]
         if not reply_to:
-            raise ToolFailed("the message has no sender to reply to")
+            raise ToolFailed("the message has no sender to reply to", INVALID)
         cc: list[str] = []
         if args.get("reply_all"):
             others = email.utils.getaddresses([str(hdr.get("To") or ""), str(hdr.get("Cc") or "")])
@@ -344,7 +344,7 @@ class WriteTools:
         validity = self._folder(mb, folder)
         self._folder(mb, dest)
         if dest == folder:
-            raise ToolFailed("the destination is the folder itself")
+            raise ToolFailed("the destination is the folder itself", INVALID)
         messages = self._snapshot(mb, folder, uids)
         summary = f"move {len(uids)} message(s) from {folder} to {dest}"
         payload = {"folder": folder, "uidvalidity": validity, "dest": dest, "messages": messages}
@@ -421,7 +421,7 @@ class WriteTools:
         except ActionFailed as exc:
             raise ToolFailed(str(exc)) from exc
         if len(args["text"]) > MAX_TEXT:
-            raise ToolFailed(f"messages are limited to {MAX_TEXT} characters")
+            raise ToolFailed(f"messages are limited to {MAX_TEXT} characters", INVALID)
         summary = f"post in chat to {args['to']}: {args['text'][:80]!r}"
         return self._queued(address, "chat_post", summary, {"to": args["to"], "text": args["text"]})
 
