@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from gk import __version__
+from gk.backup import schemas
 from gk.store.files import SERVE_LOCK, fsync_dir
 
 FORMAT = 1  # the archive format this GK writes; bump it when a change would mislead an older restore
@@ -247,7 +248,7 @@ def stream(
     excluded = frozenset(p.resolve() for p in (*exclude, scratch))
     manifest_fd, manifest_name = tempfile.mkstemp(prefix=".gk-backup-manifest-", suffix=".jsonl", dir=scratch)
     manifest_path = Path(manifest_name)
-    schemas: dict[str, int] = {}
+    versions: dict[str, int] = {}
     try:
         with os.fdopen(manifest_fd, "w", encoding="utf-8") as manifest:
             w = _Writer(manifest)
@@ -257,6 +258,7 @@ def stream(
                 "host": host,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "with_models": with_models,
+                "databases": {"generation": schemas.GENERATION, "owned": schemas.owned()},
             }
             body = json.dumps(info, indent=2).encode()
             yield from _bytes_member(w, INFO, body)
@@ -269,7 +271,7 @@ def stream(
                     continue
                 snap, version = _snapshot(Path(entry.path), scratch)
                 try:
-                    schemas[rel] = version
+                    versions[rel] = version
                     databases.add(rel)
                     with open(snap, "rb") as snapshot:
                         snap_st = os.fstat(snapshot.fileno())
@@ -313,7 +315,8 @@ def stream(
                         moved.add(name)
                     yield from w.file(name, f, os.fstat(f.fileno()))
             manifest.write(
-                json.dumps({"end": True, "files": w.summary.files, "bytes": w.summary.bytes, "schemas": schemas}) + "\n"
+                json.dumps({"end": True, "files": w.summary.files, "bytes": w.summary.bytes, "schemas": versions})
+                + "\n"
             )
         with open(manifest_path, "rb") as m:
             yield from w.file(MANIFEST, m, os.fstat(m.fileno()), record=False)
@@ -648,6 +651,8 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.symlink(member.linkname, target)
                 elif member.isfile():
+                    if rel.endswith(SQLITE_NAMES):
+                        check_known(archive, rel, info or {})  # before a byte of it is written
                     target.parent.mkdir(parents=True, exist_ok=True)
                     src = tar.extractfile(member)
                     assert src is not None
@@ -697,13 +702,29 @@ def schema_version(path: Path) -> int:
         conn.close()
 
 
+def check_known(archive: Path, rel: str, info: dict[str, object]) -> None:
+    """Refuse the archive when its database ``rel`` is one a newer GK added and this one does
+    not know (``schemas.newer_owner``): restored, it would sit unread and that feature's data
+    would be lost without a word."""
+    made_by = schemas.newer_owner(rel, info)
+    if made_by is not None:
+        raise BackupError(
+            f"{archive}: its database {rel} is not one this GK {__version__} knows: the archive was made "
+            f"by a newer GK ({made_by}, database list {_generation(info)}; this GK's is {schemas.GENERATION}) "
+            "that added it. Nothing was replaced; update GK first, then restore"
+        )
+
+
+def _generation(info: dict[str, object]) -> object:
+    dbs = info.get("databases")
+    return dbs.get("generation") if isinstance(dbs, dict) else None
+
+
 def check_schema(archive: Path, rel: str, path: Path) -> None:
     """Refuse the archive when its database ``rel`` (unpacked at ``path``, in the staging
     directory: nothing of the box is replaced yet) has a schema newer than this GK knows: it
     would not start on it (``SchemaTooNew``). The databases come first in the archive, so this
     refuses before the Maildirs are unpacked."""
-    from gk.backup import schemas
-
     known = schemas.supported(rel)
     if known is None:
         return
