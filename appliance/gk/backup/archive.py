@@ -2,7 +2,9 @@
 
 Layout (a plain POSIX tar, PAX headers for long names):
 
-- ``gk-backup/info.json`` first: format, GK version, host, time, whether ``models/`` is in;
+- ``gk-backup/info.json`` first: format, GK version, host, time, whether ``models/`` is in, the
+  databases this GK owns and that list's generation (``gk.backup.schemas``: restore refuses a
+  database a newer GK added);
 - ``data/<path>`` for each directory, file and symlink of the data dir, in two passes: every
   SQLite database first, then everything else. A database is a snapshot made by SQLite's online
   backup API (``sqlite3.Connection.backup``, one step: one read transaction, so a consistent

@@ -26,7 +26,6 @@ import fnmatch
 import importlib
 
 GENERATION = 1  # bump it with every database added to or dropped from DATABASES (a test pins the list)
-MAILBOX_INDEX = "mail/*/index.sqlite3"  # gk.mail.mailbox.INDEX_FILE, in each user's directory
 
 DATABASES: dict[str, str] = {
     "accounts.sqlite3": "gk.accounts.store",
@@ -58,8 +57,11 @@ def module_of(rel: str) -> str | None:
 
 
 def owned() -> list[str]:
-    """The databases this GK makes and opens (patterns), for the archive's ``info.json``."""
-    return sorted([*DATABASES, MAILBOX_INDEX])
+    """The databases this GK makes and opens (patterns), for the archive's ``info.json``: those
+    of ``DATABASES`` and each user's mailbox index (its name asked of the mailbox's face)."""
+    from gk.mail.mailbox import INDEX_FILE
+
+    return sorted([*DATABASES, f"mail/*/{INDEX_FILE}"])
 
 
 def newer_owner(rel: str, info: dict[str, object]) -> str | None:
