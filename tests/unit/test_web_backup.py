@@ -170,3 +170,27 @@ def test_a_download_needs_room_for_its_scratch_files_only(tmp_path: Path) -> Non
         pass
     assert est.biggest_db >= 3_000_000 and est.archive_size() > 8_000_000
     assert est.biggest_db + archive.SPACE_SLACK < est.scratch_needed() < est.needed() - 5_000_000
+
+
+def test_the_page_shows_the_next_run_after_the_slot_served_last(tmp_path: Path) -> None:
+    """The clock stepped back after a run: the page must show the slot that will run (the one
+    after the served one), not the one the clock suggests."""
+    import datetime as dt
+    import time
+
+    from gk import settings
+    from gk.backup import schedule
+
+    web = set_up_web(tmp_path / "box")
+    settings.of(web.data_dir).set_backup(
+        {"schedule": "daily", "time": "03:30", "weekday": "mon", "target": "", "keep": 7}
+    )
+    zone = schedule.zone_of(web.data_dir)
+    nxt = schedule.next_run(time.time(), zone, web.ctx.config.backup)
+    assert nxt is not None
+    served = schedule.slot_of(nxt, zone)  # as if served before the clock stepped back a day
+    schedule.claim_slot(web.data_dir, served, nxt)
+    page = signed_in(web, ADMIN, ADMIN_PW).get("/admin/backup").text
+    shown = page.split('id="next-backup">', 1)[1].split("</dd>", 1)[0]
+    day = dt.datetime.fromtimestamp(nxt, zone)
+    assert shown == f"{(day + dt.timedelta(days=1)).date().isoformat()} 03:30"  # not {day.date()}

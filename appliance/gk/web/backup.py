@@ -58,8 +58,10 @@ def _summary(web: Web) -> dict[str, Any]:
     cfg = web.ctx.config.backup
     svc = web.ctx.services.maybe(BackupService)
     # computed here, not the service's own next_at: right after a save, the service may not have
-    # woken yet to compute it (same function, same config, same zone)
-    next_at = schedule.next_run(time.time(), schedule.zone_of(web.data_dir), cfg)
+    # woken yet to compute it (same function, same config, same zone, same slot last served)
+    st = schedule.read_status(web.data_dir)
+    found = schedule.next_slot(time.time(), schedule.zone_of(web.data_dir), cfg, st.slot, st.slot_at)
+    next_at = found[0] if found else None
     out = schedule.view(web.data_dir, cfg, time.time(), next_at)
     out["running"] = bool(svc is not None and svc.running)
     out["archives"] = [
