@@ -1,7 +1,8 @@
 """``python -m bench._backup_gzip``: a plain and a gzipped archive of a generated ~50 MB data dir
 (``bench.imap.make_maildir``, ``BENCH_IMAP_MESSAGES``, default 2700 here), 3 runs each, each
 create + restore in a fresh process: CPU (``time.process_time``), wall, size, peak RSS; and the
-free-space estimate's walk (``archive.Estimate``) against the archive it predicts. Run it under
+free-space estimate's walk (``archive.Estimate``, plain and gzip: its sampled ratio) against the
+archive it predicts. Run it under
 ``flock /work/bench.lock`` (docs/performance.md "Compressed archives", "Backup safeguards")."""
 
 from __future__ import annotations
@@ -50,17 +51,28 @@ def main() -> int:
         (data / "gk.toml").write_text("[server]\n")
         total = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
         print(f"data dir: {total / 1e6:.1f} MB")
+        packed = archive.create(data, root / "out", "bench", compress=True)
+        packed_size = packed.stat().st_size
+        packed.unlink()
+        print(f"gzip archive: {packed_size / 1e6:.1f} MB")
         for _ in range(RUNS):
-            t, c = time.perf_counter(), time.process_time()
-            est = archive.Estimate(data)
-            steps = 1
-            while est.step():
-                steps += 1
-            print(
-                f"estimate: {est.entries} entries in {steps} steps, {time.perf_counter() - t:.3f}s wall "
-                f"{time.process_time() - c:.3f}s cpu: archive {est.archive_size() / 1e6:.1f} MB, "
-                f"needs {est.needed() / 1e6:.1f} MB free"
-            )
+            for compress in (False, True):
+                t, c = time.perf_counter(), time.process_time()
+                est = archive.Estimate(data, compress=compress)
+                steps = 1
+                while est.step():
+                    steps += 1
+                gz = (
+                    f", ratio sampled {est.sample_ratio:.3f} bound {est.ratio:.3f}, "
+                    f"{est.archive_size() / packed_size - 1:+.1%} over the .tar.gz"
+                    if compress
+                    else ""
+                )
+                print(
+                    f"estimate{' gzip' if compress else ''}: {est.entries} entries in {steps} steps, "
+                    f"{time.perf_counter() - t:.3f}s wall {time.process_time() - c:.3f}s cpu: archive "
+                    f"{est.archive_size() / 1e6:.1f} MB, needs {est.needed() / 1e6:.1f} MB free{gz}"
+                )
         for _ in range(RUNS):
             for mode in ("plain", "gzip"):
                 subprocess.run([sys.executable, "-m", "bench._backup_gzip", mode, str(root)], check=True)

@@ -91,3 +91,84 @@ def test_the_backup_page_lists_and_serves_a_gzipped_archive(tmp_path: Path) -> N
     resp = c.get(f"/admin/backup/files/{kept.name}")
     assert resp.status == 200 and resp.header("Content-Type") == "application/gzip"
     assert resp.body == kept.read_bytes()
+
+
+# -- the free-space check of a gzipped backup ------------------------------------------------------
+
+
+def mixed_data_dir(tmp_path: Path, text_mb: int = 6, binary_mb: int = 2) -> Path:
+    """Text mail (deflates to a fraction), already-compressed attachments (do not), a database."""
+    import os
+    import random
+    import sqlite3
+
+    rnd = random.Random(7)
+    words = [f"w{rnd.randrange(5000)}" for _ in range(20_000)]
+    data = tmp_path / "data"
+    cur = data / "mail" / "a@example.test" / "Maildir" / "cur"
+    cur.mkdir(parents=True)
+    for i in range(text_mb * 8):  # ~128 KB of text each
+        body = " ".join(rnd.choices(words, k=20_000))
+        (cur / f"{i}.box:2,S").write_text(f"Subject: m{i}\n\n{body}\n")
+    for i in range(binary_mb * 4):  # ~256 KB of random bytes: a JPEG, a ZIP
+        (cur / f"b{i}.box:2,S").write_bytes(os.urandom(256 * 1024))
+    db = sqlite3.connect(data / "accounts.sqlite3")
+    db.execute("CREATE TABLE t (x TEXT)")
+    db.executemany("INSERT INTO t VALUES (?)", [(f"user{i}@example.test hash{i:08d}",) for i in range(20_000)])
+    db.commit()
+    db.close()
+    return data
+
+
+def estimate(data: Path, compress: bool, seed: int = 1) -> archive.Estimate:
+    import random
+
+    est = archive.Estimate(data, compress=compress, rng=random.Random(seed))
+    while est.step():
+        pass
+    return est
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_gzip_estimate_covers_the_archive_and_is_not_the_uncompressed_size(tmp_path: Path, seed: int) -> None:
+    data = mixed_data_dir(tmp_path)
+    packed = archive.create(data, tmp_path / "out", "box.test.example", compress=True).stat().st_size
+    plain = estimate(data, compress=False)
+    est = estimate(data, compress=True, seed=seed)
+    assert packed <= est.archive_size() < packed * 1.3  # covers it, within 30 %
+    assert est.archive_size() < plain.archive_size() * 0.75  # the old check counted this
+    assert est.sample_ratio < est.ratio < 1.0
+
+
+def test_the_gzip_estimate_of_data_that_does_not_compress_is_its_size(tmp_path: Path) -> None:
+    data = mixed_data_dir(tmp_path, text_mb=0, binary_mb=6)
+    packed = archive.create(data, tmp_path / "out", "box.test.example", compress=True).stat().st_size
+    est = estimate(data, compress=True)
+    assert est.ratio > 0.99 and packed <= est.archive_size()
+
+
+def test_a_gzipped_backup_that_fits_compressed_is_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the check counted the uncompressed size: a USB stick with room for the .tar.gz
+    (but not the .tar) refused every run. Still refused: one with room for neither."""
+    import os
+
+    MIB = 1024 * 1024
+
+    def fake_statvfs(free: int) -> Any:
+        return lambda path: os.statvfs_result((4096, 1, 10**12, free, free, 10**5, 10**5, 10**5, 0, 255))
+
+    data = mixed_data_dir(tmp_path, text_mb=16, binary_mb=1)
+    plain = archive.Estimate(data)
+    while plain.step():
+        pass
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(os, "statvfs", fake_statvfs(plain.needed() - 4 * MIB))  # room for the .tar.gz only
+    made = archive.create(data, out, "box.test.example", compress=True)
+    gz = estimate(data, compress=True)
+    assert made.name.endswith(".tar.gz") and made.stat().st_size < gz.archive_size() < plain.archive_size() * 0.7
+    made.unlink()
+    monkeypatch.setattr(os, "statvfs", fake_statvfs(gz.needed() // 2))
+    with pytest.raises(archive.NoSpace, match="gzipped to about [0-9]+% of its size"):
+        archive.create(data, out, "box.test.example", compress=True)
+    assert list(out.iterdir()) == []

@@ -130,6 +130,11 @@ def test_a_run_refused_for_space_is_recorded_and_shown_on_the_backup_page(
 # -- 2. one run per scheduled slot ------------------------------------------------------------------
 
 
+def local(slot: str) -> float:
+    """The UTC timestamp of a slot on the wall clock of Paris."""
+    return dt.datetime.strptime(slot, "%Y-%m-%dT%H:%M").replace(tzinfo=PARIS).timestamp()
+
+
 def ts(*args: int) -> float:
     return dt.datetime(*args, tzinfo=PARIS).timestamp()  # type: ignore[misc]
 
@@ -240,9 +245,78 @@ def test_a_clock_stepped_far_forward_runs_once(tmp_path: Path, monkeypatch: pyte
     svc._wake.wait = jumped
     assert next_run(svc) is None and not ran  # missed by more than an hour: skipped, not caught up
     assert next_run(svc) == "2026-06-16T03:30"
-    clock.now = ts(2026, 6, 10, 3, 40)  # and the clock comes back: the 10th's slot was not served
+    clock.now = ts(2026, 6, 10, 3, 40)  # and the clock comes back: no slot older than the 16th's runs
+    assert next_run(svc) == "2026-06-17T03:30"
+    assert [slot for slot, _ in ran] == ["2026-06-16T03:30", "2026-06-17T03:30"]
+
+
+def test_a_clock_stepped_back_a_whole_day_runs_no_older_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    clock = Clock(ts(2026, 6, 10, 3, 0))
+    ran: list[tuple[str, float]] = []
+    svc = service(data, clock, monkeypatch, ran)
+    assert next_run(svc) == "2026-06-10T03:30"
+    clock.now = ts(2026, 6, 9, 3, 0)  # an RTC a day behind, read at boot: the 9th's slot is due "next"
     assert next_run(svc) == "2026-06-11T03:30"
-    assert [slot for slot, _ in ran] == ["2026-06-16T03:30", "2026-06-11T03:30"]
+    clock.now = ts(2026, 6, 8, 23, 0)  # and back again, across midnight, in a new server
+    assert next_run(service(data, clock, monkeypatch, ran)) == "2026-06-12T03:30"
+    assert [slot for slot, _ in ran] == ["2026-06-10T03:30", "2026-06-11T03:30", "2026-06-12T03:30"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_whatever_the_clock_does_each_run_serves_a_later_slot_and_a_jump_runs_at_most_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    data = tmp_path / "data"
+    data.mkdir()
+    clock = Clock(ts(2026, 3, 20, 12, 0))  # across the spring change in Paris
+    ran: list[tuple[str, float]] = []
+    svc = service(data, clock, monkeypatch, ran)
+    for _ in range(60):
+        before = len(ran)
+        jump = rnd.choice([-3 * 86400, -86400, -7200, -2400, -60, 600, 3000, 86400, 5 * 86400])
+        real_wait = clock.wait
+        landed: list[float] = []
+
+        def jumped(
+            timeout: float | None = None, jump: int = jump, real_wait: Any = real_wait, landed: list[float] = landed
+        ) -> bool:
+            clock.now += jump  # the step happens while the service waits
+            landed.append(clock.now)
+            svc._wake.wait = real_wait
+            return False
+
+        svc._wake.wait = jumped
+        for _ in range(3):  # a few wake-ups: each returns a slot that ran, or None to recompute
+            next_run(svc)
+        if landed:  # of the slots the jump passed over, at most one is caught up
+            assert sum(local(slot) < landed[0] for slot, _ in ran[before:]) <= 1
+    slots = [local(slot) for slot, _ in ran]
+    assert slots == sorted(set(slots)) and len(slots) > 10  # strictly later each time: none twice, none older
+    assert all(at >= local(slot) for slot, at in ran)  # none before its time
+
+
+def test_the_slot_is_kept_with_its_utc_time_so_a_new_zone_runs_the_next_real_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = BackupConfig(schedule="daily", time="03:30")
+    new_york = zoneinfo.ZoneInfo("America/New_York")
+    served_at = ts(2026, 6, 10, 3, 30)  # 03:30 in Paris, 21:30 the day before in New York
+    now = served_at + 3600
+    # the owner moves the box to New York: the same label, six hours later, is a new slot
+    assert schedule.next_slot(now, new_york, cfg, "2026-06-10T03:30", served_at) == (
+        dt.datetime(2026, 6, 10, 3, 30, tzinfo=new_york).timestamp(),
+        "2026-06-10T03:30",
+    )
+    # a served slot far ahead (kept while the clock read 2030) does not stop the backups until then
+    assert schedule.next_slot(now, PARIS, cfg, "2030-01-01T03:30", ts(2030, 1, 1, 3, 30)) == (
+        ts(2026, 6, 11, 3, 30),
+        "2026-06-11T03:30",
+    )
 
 
 def test_the_real_run_keeps_its_slot_before_it_starts_and_a_failed_one_too(
@@ -264,6 +338,7 @@ def test_the_real_run_keeps_its_slot_before_it_starts_and_a_failed_one_too(
         svc.stop(1.0)
     st = schedule.read_status(web.data_dir)
     assert st.ok and st.slot == "2026-06-10T03:30" and st.space_needed == 0
+    assert st.slot_at == schedule.slot_time(st.slot, schedule.zone_of(web.data_dir)) > 0
 
 
 # -- 3. a database newer than this GK ----------------------------------------------------------------
@@ -310,6 +385,78 @@ def test_restore_refuses_a_database_newer_than_this_gk_before_replacing_anything
     same = archive.create(data, tmp_path / "out", "box.test.example")
     _, moved = archive.restore(same, box, force=True)
     assert moved is not None and (box / rel).is_file()
+
+
+def restored_names(box: Path) -> list[str]:
+    return sorted(str(p.relative_to(box)) for p in box.rglob("*.sqlite3"))
+
+
+def test_restore_refuses_a_database_a_newer_gk_added_before_replacing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gk.backup import schemas
+
+    data = data_dir(tmp_path)
+    with_schema(data, "notes.sqlite3", 1)  # a feature of a newer GK, with its own database
+    with monkeypatch.context() as newer:  # that GK: one more database, its list a generation on
+        newer.setitem(schemas.DATABASES, "notes.sqlite3", "gk.accounts.store")
+        newer.setattr(schemas, "GENERATION", schemas.GENERATION + 1)
+        made = archive.create(data, tmp_path / "out", "box.test.example")
+    box = tmp_path / "box"
+    box.mkdir()
+    (box / "gk.toml").write_text("# the box as it is\n")
+    with pytest.raises(archive.BackupError) as exc:
+        archive.restore(made, box, force=True)
+    msg = str(exc.value)
+    assert "notes.sqlite3" in msg and "newer GK" in msg and "update GK first" in msg and "Nothing was replaced" in msg
+    assert [p.name for p in box.iterdir()] == ["gk.toml"] and (box / "gk.toml").read_text() == "# the box as it is\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box", "data", "out"]  # no staging, nothing moved aside
+
+
+def test_an_unknown_database_an_older_gk_left_is_restored_as_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not "update GK first" for a database no GK owns now (a stray file, or one a later GK
+    dropped): only one a newer GK's list claims is refused."""
+    from gk.backup import schemas
+
+    data = data_dir(tmp_path)
+    with_schema(data, "stray.sqlite3", 1)  # owned by no GK
+    with_schema(data, "retired.sqlite3", 1)
+    with monkeypatch.context() as older:  # an older GK that still used retired.sqlite3
+        older.setitem(schemas.DATABASES, "retired.sqlite3", "gk.accounts.store")
+        older.setattr(schemas, "GENERATION", schemas.GENERATION - 1)
+        made = archive.create(data, tmp_path / "out", "box.test.example")
+    _, moved = archive.restore(made, tmp_path / "box")
+    assert moved is None
+    assert restored_names(tmp_path / "box") == ["accounts.sqlite3", "retired.sqlite3", "stray.sqlite3"]
+
+
+def test_the_archive_lists_the_databases_this_gk_owns() -> None:
+    """Adding or dropping a database: add it here and bump ``schemas.GENERATION`` (an archive of
+    this GK restored on an older one is then refused with "update GK first")."""
+    from gk.backup import schemas
+    from gk.mail import mailbox
+
+    assert schemas.matches(f"mail/a@example.test/{mailbox.INDEX_FILE}", f"mail/*/{mailbox.INDEX_FILE}")
+    assert (schemas.GENERATION, schemas.owned()) == (
+        1,
+        [
+            "accounts.sqlite3",
+            "ai.sqlite3",
+            "chat-files.sqlite3",
+            "chat.sqlite3",
+            "claim.sqlite3",
+            "dav.sqlite3",
+            "mail/*/index.sqlite3",
+            "mcp.sqlite3",
+            "oauth.sqlite3",
+            "queue.sqlite3",
+            "settings.sqlite3",
+            "tools.sqlite3",
+            "web.sqlite3",
+        ],
+    )
 
 
 def test_every_database_with_migrations_is_known_to_restore() -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 from support.wsgiclient import ADMIN, ADMIN_PW, USER, USER_PW, set_up_web, signed_in
 
 from gk.backup import archive
@@ -110,3 +112,85 @@ def test_back_up_now_writes_into_the_target_and_the_page_shows_it(tmp_path: Path
         assert f"({made[0][0].name})" in page and 'id="warn-none"' not in page
     finally:
         svc.stop(1.0)
+
+
+def test_download_now_is_refused_when_the_box_has_no_room_for_its_scratch_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The download writes its database snapshots in DATA_DIR/backup: with too little room there
+    (a free-space figure below the biggest database + the margin) it answers 507 with the page
+    saying so, in the admin's language, and writes nothing; with room, it streams as before."""
+    import os
+
+    web = set_up_web(tmp_path / "box")
+    c = signed_in(web, ADMIN, ADMIN_PW)
+    c.get("/admin/backup")
+    real_statvfs = os.statvfs
+    mib = 1024 * 1024
+
+    def statvfs_free(free: int) -> Any:
+        return lambda path: os.statvfs_result((4096, 1, 10**12, free, free, 10**5, 10**5, 10**5, 0, 255))
+
+    monkeypatch.setattr(os, "statvfs", statvfs_free(20 * mib))
+    resp = c.post("/admin/backup/download")
+    assert resp.status == 507 and resp.header("Content-Type").startswith("text/html")
+    assert 'id="download-no-space"' in resp.text and "Not enough free space on the box" in resp.text
+    assert f"{20 * mib / 1e6:.0f} MB are free there" in resp.text and str(web.data_dir / "backup") in resp.text
+    backup_dir = web.data_dir / "backup"
+    assert not backup_dir.exists() or list(backup_dir.iterdir()) == []  # no snapshot, no partial file
+    assert "backup_downloaded" not in [e["kind"] for e in web.ctx.accounts.recent_events(10)]
+
+    c.post("/account/language", {"language": "fr"})
+    c.get("/admin/backup")
+    resp = c.post("/admin/backup/download")
+    assert resp.status == 507 and "espace libre sur le boîtier pour faire la sauvegarde" in resp.text
+
+    monkeypatch.setattr(os, "statvfs", real_statvfs)
+    resp = c.post("/admin/backup/download")
+    assert resp.status == 200 and resp.header("Content-Type") == "application/x-tar"
+
+
+def test_a_download_needs_room_for_its_scratch_files_only(tmp_path: Path) -> None:
+    """Not for the archive (it goes to the browser): a box whose disk is nearly full can still
+    be backed up by download; the biggest database's snapshot and the file list must fit."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    cur = data / "mail" / "a@example.test" / "Maildir" / "cur"
+    cur.mkdir(parents=True)
+    for i in range(50):
+        (cur / f"{i}.box:2,S").write_bytes(b"x" * 100_000)
+    db = sqlite3.connect(data / "chat.sqlite3")
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.execute("INSERT INTO t VALUES (zeroblob(3000000))")
+    db.commit()
+    db.close()
+    est = archive.Estimate(data)
+    while est.step():
+        pass
+    assert est.biggest_db >= 3_000_000 and est.archive_size() > 8_000_000
+    assert est.biggest_db + archive.SPACE_SLACK < est.scratch_needed() < est.needed() - 5_000_000
+
+
+def test_the_page_shows_the_next_run_after_the_slot_served_last(tmp_path: Path) -> None:
+    """The clock stepped back after a run: the page must show the slot that will run (the one
+    after the served one), not the one the clock suggests."""
+    import datetime as dt
+    import time
+
+    from gk import settings
+    from gk.backup import schedule
+
+    web = set_up_web(tmp_path / "box")
+    settings.of(web.data_dir).set_backup(
+        {"schedule": "daily", "time": "03:30", "weekday": "mon", "target": "", "keep": 7}
+    )
+    zone = schedule.zone_of(web.data_dir)
+    nxt = schedule.next_run(time.time(), zone, web.ctx.config.backup)
+    assert nxt is not None
+    served = schedule.slot_of(nxt, zone)  # as if served before the clock stepped back a day
+    schedule.claim_slot(web.data_dir, served, nxt)
+    page = signed_in(web, ADMIN, ADMIN_PW).get("/admin/backup").text
+    shown = page.split('id="next-backup">', 1)[1].split("</dd>", 1)[0]
+    day = dt.datetime.fromtimestamp(nxt, zone)
+    assert shown == f"{(day + dt.timedelta(days=1)).date().isoformat()} 03:30"  # not {day.date()}

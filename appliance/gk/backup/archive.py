@@ -2,7 +2,9 @@
 
 Layout (a plain POSIX tar, PAX headers for long names):
 
-- ``gk-backup/info.json`` first: format, GK version, host, time, whether ``models/`` is in;
+- ``gk-backup/info.json`` first: format, GK version, host, time, whether ``models/`` is in, the
+  databases this GK owns and that list's generation (``gk.backup.schemas``: restore refuses a
+  database a newer GK added);
 - ``data/<path>`` for each directory, file and symlink of the data dir, in two passes: every
   SQLite database first, then everything else. A database is a snapshot made by SQLite's online
   backup API (``sqlite3.Connection.backup``, one step: one read transaction, so a consistent
@@ -34,6 +36,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import shutil
 import sqlite3
@@ -41,12 +44,14 @@ import stat
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from gk import __version__
+from gk.backup import schemas
 from gk.store.files import SERVE_LOCK, fsync_dir
 
 FORMAT = 1  # the archive format this GK writes; bump it when a change would mislead an older restore
@@ -247,7 +252,7 @@ def stream(
     excluded = frozenset(p.resolve() for p in (*exclude, scratch))
     manifest_fd, manifest_name = tempfile.mkstemp(prefix=".gk-backup-manifest-", suffix=".jsonl", dir=scratch)
     manifest_path = Path(manifest_name)
-    schemas: dict[str, int] = {}
+    versions: dict[str, int] = {}
     try:
         with os.fdopen(manifest_fd, "w", encoding="utf-8") as manifest:
             w = _Writer(manifest)
@@ -257,6 +262,7 @@ def stream(
                 "host": host,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "with_models": with_models,
+                "databases": {"generation": schemas.GENERATION, "owned": schemas.owned()},
             }
             body = json.dumps(info, indent=2).encode()
             yield from _bytes_member(w, INFO, body)
@@ -269,7 +275,7 @@ def stream(
                     continue
                 snap, version = _snapshot(Path(entry.path), scratch)
                 try:
-                    schemas[rel] = version
+                    versions[rel] = version
                     databases.add(rel)
                     with open(snap, "rb") as snapshot:
                         snap_st = os.fstat(snapshot.fileno())
@@ -313,7 +319,8 @@ def stream(
                         moved.add(name)
                     yield from w.file(name, f, os.fstat(f.fileno()))
             manifest.write(
-                json.dumps({"end": True, "files": w.summary.files, "bytes": w.summary.bytes, "schemas": schemas}) + "\n"
+                json.dumps({"end": True, "files": w.summary.files, "bytes": w.summary.bytes, "schemas": versions})
+                + "\n"
             )
         with open(manifest_path, "rb") as m:
             yield from w.file(MANIFEST, m, os.fstat(m.fileno()), record=False)
@@ -385,10 +392,10 @@ def create(
         run(dest.mkdir, 0o700, True, True)
     elif not run(dest.is_dir):
         raise BackupError(f"{dest}: no such directory (a drive not plugged in or not mounted?); GK does not create it")
-    est = Estimate(data_dir, with_models, exclude=(dest,))
+    est = Estimate(data_dir, with_models, exclude=(dest,), compress=compress)
     while run(est.step):
         pass
-    run(check_space, dest, est.needed())
+    run(check_space, dest, est.needed(), est.ratio if compress else None)
     final = run(_free_name, dest, host, compress)
     partial = dest / f".{final.name}{PARTIAL}"
     chunks = stream(data_dir, dest, host, with_models, exclude=(dest,))
@@ -431,26 +438,107 @@ MANIFEST_LINE = 120  # path, size, sha256 in JSON
 ESTIMATE_STEP = 2000  # entries stat()ed per call of ``Estimate.step`` (one disk-pool call)
 
 
+GZ_SAMPLES = 128  # byte positions drawn over all the data: each one's window is compressed (4 MiB)
+GZ_WINDOW = 32 * 1024  # bytes compressed around each: deflate's own window
+GZ_SAMPLES_PER_STEP = 16  # windows read and compressed per ``Estimate.step`` call (one pool call)
+GZ_Z = 2.0  # the ratio counted: the sample's mean + GZ_Z standard errors + GZ_RATIO_SLACK
+GZ_RATIO_SLACK = 0.02
+GZ_HEADER_RATIO = 0.1  # tar headers and their padding (mostly NULs) deflate to ~0.035: counted at 0.1
+GZ_MAX_RATIO = 1.001  # deflate's worst case (stored blocks): incompressible data grows by ~0.01 %
+
+
+class _Sampler:
+    """``k`` byte positions drawn uniformly and independently over every byte of the files
+    added (with replacement: a database that is 90 % of the data gets ~90 % of the draws),
+    without knowing the total in advance and with ``k`` entries of memory. A file of ``size``
+    bytes, once ``total`` bytes were seen with it, takes each position with probability
+    ``size/total``; the usual case (no position moves) costs one random number."""
+
+    def __init__(self, k: int, rng: random.Random):
+        self.k, self.rng, self.total = k, rng, 0
+        self.picks: list[tuple[str, int, int] | None] = [None] * k  # (path, size, position)
+
+    def add(self, path: str, size: int) -> None:
+        if size <= 0:
+            return
+        self.total += size
+        p = size / self.total
+        if p < 1.0 and self.rng.random() < (1.0 - p) ** self.k:
+            return  # no position moves to this file
+        while True:  # at least one moves: draw each, again until one does (the conditional law)
+            moved = [i for i in range(self.k) if p >= 1.0 or self.rng.random() < p]
+            if moved:
+                break
+        for i in moved:
+            self.picks[i] = (path, size, self.rng.randrange(size))
+
+
+def _window_ratio(path: str, size: int, position: int) -> float | None:
+    """How well the ``GZ_WINDOW`` bytes of ``path`` around ``position`` deflate at
+    ``GZIP_LEVEL``, alone (no dictionary from the files before: pessimistic for small mail);
+    None when the file is gone or shrank meanwhile."""
+    start = max(0, min(position - GZ_WINDOW // 2, size - GZ_WINDOW))
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            raw = f.read(GZ_WINDOW)
+    except OSError:
+        return None
+    if not raw:
+        return None
+    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
+    return (len(z.compress(raw)) + len(z.flush())) / len(raw)
+
+
 class Estimate:
     """The size of the archive ``stream`` would write now, from the stat sizes of what it copies
     (a database counts with its ``-wal``: the snapshot holds its pages; the biggest snapshot
     counts twice, as it sits in the target as a scratch file while it is copied), plus the tar
     headers and the manifest. Walked ``ESTIMATE_STEP`` entries per ``step()`` call, so a big
-    Maildir does not hold the disk pool."""
+    Maildir does not hold the disk pool.
 
-    def __init__(self, data_dir: Path, with_models: bool = False, exclude: tuple[Path, ...] = ()):
+    ``compress`` (gzip): the file bytes count at ``ratio``, an upper bound of how well they
+    deflate, measured on ``GZ_SAMPLES`` windows of ``GZ_WINDOW`` bytes drawn uniformly over
+    every byte of the data (so each kind of content weighs what it holds: text mail, base64
+    attachments, already-compressed images, database pages), each deflated on its own at the
+    archive's level: the sample's mean ratio plus ``GZ_Z`` standard errors plus
+    ``GZ_RATIO_SLACK``, never above ``GZ_MAX_RATIO``. The scratch snapshot stays uncompressed.
+    Why not the uncompressed size, the safe side: gzip is chosen for a small target (a USB
+    stick), and there a check counting 3× the archive refuses every run that would have fitted
+    — no backup at all — while an estimate a little short costs one run that fills the disk,
+    which is deleted and reported (the older archives are kept)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        with_models: bool = False,
+        exclude: tuple[Path, ...] = (),
+        compress: bool = False,
+        rng: random.Random | None = None,
+    ):
         skip_top = set(TOP_SKIPPED) | (set() if with_models else {"models"})
         self._entries = _walk(data_dir, skip_top, frozenset(p.resolve() for p in exclude))
         self.bytes = 0
         self.entries = 0
         self.biggest_db = 0
+        self.compress = compress
+        self.ratio = 1.0  # of the file bytes in the archive (compress: the bound measured)
+        self.sample_ratio = 1.0  # the sample's own mean (compress), for the record
+        self._sampler = _Sampler(GZ_SAMPLES, rng or random.Random()) if compress else None
+        self._walked = False
+        self._ratios: list[float] = []
+        self._next_pick = 0
 
     def step(self) -> bool:
-        """Stat the next entries; False once all are counted."""
+        """Stat the next entries (then, with ``compress``, deflate the next sample windows);
+        False once all is counted."""
+        if self._walked:
+            return self._sample_step()
         for _ in range(ESTIMATE_STEP):
             item = next(self._entries, None)
             if item is None:
-                return False
+                self._walked = True
+                return self._sampler is not None and self._sample_step()
             rel, entry = item
             self.entries += 1
             if entry is None:
@@ -459,6 +547,8 @@ class Estimate:
                 size = entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0
             except OSError:
                 continue  # gone meanwhile
+            if self._sampler is not None:
+                self._sampler.add(entry.path, size)
             if entry.name.endswith(SQLITE_NAMES):
                 with contextlib.suppress(OSError):
                     size += os.stat(entry.path + "-wal").st_size
@@ -466,13 +556,44 @@ class Estimate:
             self.bytes += size
         return True
 
+    def _sample_step(self) -> bool:
+        assert self._sampler is not None
+        picks = self._sampler.picks
+        for pick in picks[self._next_pick : self._next_pick + GZ_SAMPLES_PER_STEP]:
+            if pick is not None and (r := _window_ratio(*pick)) is not None:
+                self._ratios.append(r)
+        self._next_pick += GZ_SAMPLES_PER_STEP
+        if self._next_pick < len(picks):
+            return True
+        self.ratio = self._bound()
+        return False
+
+    def _bound(self) -> float:
+        n = len(self._ratios)
+        if n < 2:
+            return GZ_MAX_RATIO  # nothing measured: the uncompressed size
+        mean = sum(self._ratios) / n
+        sd = (sum((r - mean) ** 2 for r in self._ratios) / (n - 1)) ** 0.5
+        self.sample_ratio = mean
+        return min(GZ_MAX_RATIO, mean + GZ_Z * sd / n**0.5 + GZ_RATIO_SLACK)
+
     def archive_size(self) -> int:
-        return self.bytes + self.entries * (TAR_ENTRY + MANIFEST_LINE) + RECORD
+        headers = self.entries * TAR_ENTRY + RECORD
+        if self.compress:
+            headers = int(headers * GZ_HEADER_RATIO)
+        return int(self.bytes * self.ratio) + headers + self.entries * MANIFEST_LINE
 
     def needed(self) -> int:
         """The free space a run needs in its target: the archive, the biggest database snapshot
         beside it, and the margin."""
         size = self.archive_size() + self.biggest_db
+        return size + int(size * SPACE_MARGIN) + SPACE_SLACK
+
+    def scratch_needed(self) -> int:
+        """The free space a streamed archive (the web download: the archive itself goes to the
+        browser) needs where its scratch files go: the biggest database snapshot, the manifest
+        as it grows, and the same margin."""
+        size = self.biggest_db + self.entries * MANIFEST_LINE
         return size + int(size * SPACE_MARGIN) + SPACE_SLACK
 
 
@@ -489,15 +610,41 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MiB"
 
 
-def check_space(dest: Path, needed: int) -> None:
-    """Refuse to start a backup ``dest`` has no room for (NoSpace)."""
+def check_space(dest: Path, needed: int, ratio: float | None = None) -> None:
+    """Refuse to start a backup ``dest`` has no room for (NoSpace). ``ratio``: gzip's, as
+    estimated (``Estimate.ratio``), for the message."""
     free = free_space(dest)
     if free is not None and free < needed:
+        what = "the data to copy" if ratio is None else f"the data to copy, gzipped to about {ratio:.0%} of its size"
         raise NoSpace(
             f"{dest}: not enough free space for the backup: it needs about {_mib(needed)} "
-            f"(the data to copy plus a margin), {_mib(free)} are free. Nothing was written; free some "
+            f"({what}, plus a margin), {_mib(free)} are free. Nothing was written; free some "
             "space there or choose a bigger target",
             dest,
+            needed,
+            free,
+        )
+
+
+def check_scratch_space(
+    data_dir: Path, scratch: Path, with_models: bool = False, run: Callable[..., Any] = _direct
+) -> None:
+    """Refuse to start a streamed archive of ``data_dir`` (``stream``: the web download) whose
+    scratch files (``scratch``: the database snapshots and the manifest) have no room there
+    (NoSpace, before anything is written). Only these count, not the archive: it goes to the
+    browser, and a download is how an owner gets a backup off a box whose disk is nearly full.
+    ``run``: as ``create``'s (the walk is ``Estimate.step`` calls)."""
+    est = Estimate(data_dir, with_models, exclude=(scratch,))
+    while run(est.step):
+        pass
+    needed = est.scratch_needed()
+    free = run(free_space, scratch if run(scratch.is_dir) else data_dir)
+    if free is not None and free < needed:
+        raise NoSpace(
+            f"{scratch}: not enough free space for the backup's scratch files: it needs about {_mib(needed)} "
+            f"(the biggest database's snapshot and the file list, plus a margin), {_mib(free)} are free. "
+            "Nothing was written; free some space on the box",
+            scratch,
             needed,
             free,
         )
@@ -648,6 +795,8 @@ def unpack(archive: Path, staging: Path) -> dict[str, object]:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.symlink(member.linkname, target)
                 elif member.isfile():
+                    if rel.endswith(SQLITE_NAMES):
+                        check_known(archive, rel, info or {})  # before a byte of it is written
                     target.parent.mkdir(parents=True, exist_ok=True)
                     src = tar.extractfile(member)
                     assert src is not None
@@ -697,13 +846,29 @@ def schema_version(path: Path) -> int:
         conn.close()
 
 
+def check_known(archive: Path, rel: str, info: dict[str, object]) -> None:
+    """Refuse the archive when its database ``rel`` is one a newer GK added and this one does
+    not know (``schemas.newer_owner``): restored, it would sit unread and that feature's data
+    would be lost without a word."""
+    made_by = schemas.newer_owner(rel, info)
+    if made_by is not None:
+        raise BackupError(
+            f"{archive}: its database {rel} is not one this GK {__version__} knows: the archive was made "
+            f"by a newer GK ({made_by}, database list {_generation(info)}; this GK's is {schemas.GENERATION}) "
+            "that added it. Nothing was replaced; update GK first, then restore"
+        )
+
+
+def _generation(info: dict[str, object]) -> object:
+    dbs = info.get("databases")
+    return dbs.get("generation") if isinstance(dbs, dict) else None
+
+
 def check_schema(archive: Path, rel: str, path: Path) -> None:
     """Refuse the archive when its database ``rel`` (unpacked at ``path``, in the staging
     directory: nothing of the box is replaced yet) has a schema newer than this GK knows: it
     would not start on it (``SchemaTooNew``). The databases come first in the archive, so this
     refuses before the Maildirs are unpacked."""
-    from gk.backup import schemas
-
     known = schemas.supported(rel)
     if known is None:
         return

@@ -76,21 +76,39 @@ def slot_of(when: float, zone: dt.tzinfo) -> str:
     return dt.datetime.fromtimestamp(when, zone).strftime("%Y-%m-%dT%H:%M")
 
 
-def next_slot(after: float, zone: dt.tzinfo, cfg: BackupConfig, served: str = "") -> tuple[float, str] | None:
-    """The next scheduled run strictly after ``after`` whose slot is not ``served`` (the slot
-    the last scheduled run served: a clock stepped back after it must not run it again), as
-    (UTC timestamp, slot); None when off. With ``test_only_interval`` the slot is "" (not kept)."""
-    when = next_run(after, zone, cfg)
-    if when is None:
-        return None
+FUTURE_SLOT_LIMIT = 8 * 86400  # a served slot further ahead than this was kept by a wrong clock
+
+
+def slot_time(slot: str, zone: dt.tzinfo) -> float:
+    """The UTC timestamp of the wall-clock ``slot`` in ``zone`` (0.0 when it is not one)."""
+    try:
+        local = dt.datetime.strptime(slot, "%Y-%m-%dT%H:%M")
+    except ValueError:
+        return 0.0
+    return _at(local.date(), local.hour, local.minute, zone)
+
+
+def next_slot(
+    after: float, zone: dt.tzinfo, cfg: BackupConfig, served: str = "", served_at: float = 0.0
+) -> tuple[float, str] | None:
+    """The next scheduled run strictly after ``after`` and strictly after the slot the last
+    scheduled run served (``served``, at the UTC timestamp ``served_at``; from ``served`` read in
+    ``zone`` when 0), as (UTC timestamp, slot); None when off. Whatever the clock does, a slot
+    is never run twice and never one older than the last served: a clock stepped back (by
+    minutes or by days) waits for the first slot after the served one. One exception: a served
+    slot more than ``FUTURE_SLOT_LIMIT`` ahead of ``after`` was kept while the clock was wrong
+    (an RTC set years ahead, then NTP): honouring it would stop the backups for that long, so
+    the schedule starts again from ``after``. With ``test_only_interval`` the slot is "" (not
+    kept)."""
     if cfg.test_only_interval > 0:
-        return when, ""
-    slot = slot_of(when, zone)
-    if served and slot == served:
-        later = next_run(when, zone, cfg)
-        assert later is not None
-        when, slot = later, slot_of(later, zone)
-    return when, slot
+        when = next_run(after, zone, cfg)
+        return None if when is None else (when, "")
+    floor = served_at or (slot_time(served, zone) if served else 0.0)
+    start = after
+    if floor and after <= floor <= after + FUTURE_SLOT_LIMIT:
+        start = floor  # the served slot and any before it are done
+    when = next_run(start, zone, cfg)  # strictly after: the served slot itself is never next
+    return None if when is None else (when, slot_of(when, zone))
 
 
 def zone_of(data_dir: Path) -> dt.tzinfo:
@@ -113,6 +131,7 @@ class Status:
     last_good: float = 0.0  # when the last backup that worked ended
     last_good_archive: str = ""
     slot: str = ""  # the scheduled slot (local "YYYY-MM-DDTHH:MM") the last scheduled run served
+    slot_at: float = 0.0  # that slot's UTC timestamp (the slot string alone is read in today's zone)
     space_needed: int = 0  # a run refused for want of space: what it needed and what was free
     space_free: int = 0
 
@@ -150,11 +169,12 @@ def record(
     return st
 
 
-def claim_slot(data_dir: Path, slot: str) -> None:
-    """Keep, durably and before the run starts, that the scheduled ``slot`` is being served: a
-    run that crashes the process is not started again for the same slot either."""
+def claim_slot(data_dir: Path, slot: str, at: float = 0.0) -> None:
+    """Keep, durably and before the run starts, that the scheduled ``slot`` (at the UTC timestamp
+    ``at``) is being served: a run that crashes the process is not started again for the same
+    slot either, nor for an older one."""
     st = read_status(data_dir)
-    st.slot = slot
+    st.slot, st.slot_at = slot, at
     _write(data_dir, st)
 
 
@@ -222,6 +242,7 @@ __all__ = [
     "next_run",
     "next_slot",
     "slot_of",
+    "slot_time",
     "claim_slot",
     "Status",
     "read_status",

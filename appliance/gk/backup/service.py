@@ -9,9 +9,13 @@ behind at most one chunk, never behind the whole backup). It wakes at least ever
 new time zone), and at once when the schedule is changed on the Backup page (a settings
 callback). A run whose time passed more than ``MISSED_GRACE`` ago (the box was off, the clock
 jumped) is not caught up: the next one is computed from now. Each scheduled run keeps its slot
-(the local date and time it serves) in the status file before it starts, and a slot is never
-served twice: a clock stepped back after a run (NTP correcting a clock that ran fast, an RTC
-read at boot) does not run the same day's backup again. Before writing, the run checks the
+(the local date and time it serves, and its UTC time) in the status file before it starts, and
+the next run is always a later slot: a clock stepped back after a run, by minutes or by days
+(NTP correcting a clock that ran fast, an RTC read at boot), runs neither that slot again nor
+an older one; a clock stepped forward runs at most the one slot it lands within the grace of.
+A served slot more than ``schedule.FUTURE_SLOT_LIMIT`` ahead of the clock was kept by a wrong
+clock and is disregarded (logged): else a box whose clock once read 2030 would not back up
+until 2030. Before writing, the run checks the
 target's free space against the archive's estimated size (``archive.Estimate``). A failure
 (target missing, disk full, a damaged database) is logged, recorded in the status file and the
 security events (``backup_failed``) and shown on the Backup page; the loop goes on to the next
@@ -103,8 +107,16 @@ class BackupService:
         found: tuple[float, str] | None = None
         if cfg.schedule != "off" or cfg.test_only_interval:  # else zoneinfo stays unimported (~0.7 MiB)
             zone = schedule.zone_of(self.data_dir)  # the settings cache, as every page showing a time
-            served = pools.run_io(schedule.read_status, self.data_dir).slot
-            found = schedule.next_slot(self.clock(), zone, cfg, served)
+            st = pools.run_io(schedule.read_status, self.data_dir)
+            now = self.clock()
+            found = schedule.next_slot(now, zone, cfg, st.slot, st.slot_at)
+            served_at = st.slot_at or schedule.slot_time(st.slot, zone)
+            if served_at > now + schedule.FUTURE_SLOT_LIMIT and cfg.test_only_interval == 0:
+                log.warning(
+                    "backup: the last scheduled run served %s, days ahead of the clock (it was wrong then, or is now); "
+                    "the schedule starts again from now",
+                    st.slot,
+                )
         self.next_at = found[0] if found else None
         if found is None:
             self._wake.wait()
@@ -143,7 +155,8 @@ class BackupService:
         try:
             if slot:
                 try:
-                    pools.run_io(schedule.claim_slot, self.data_dir, slot)
+                    at = schedule.slot_time(slot, schedule.zone_of(self.data_dir))
+                    pools.run_io(schedule.claim_slot, self.data_dir, slot, at)
                 except OSError as e:  # a full data dir: back up all the same (a USB target may have room)
                     log.warning("backup: could not keep the slot %s it serves: %s", slot, e)
             path = archive.create(

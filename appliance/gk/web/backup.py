@@ -4,7 +4,10 @@ restore one (a command: the server must be stopped for it).
 
 "Download a backup now" (a POST: CSRF-checked, admin-only) streams the archive of
 ``gk.backup.archive`` straight to the browser as it is made: nothing but the database snapshots
-(deleted as soon as sent) is written on the box, so it works on a nearly full SD card. Each
+(deleted as soon as sent) and the file list is written on the box, so it works on a nearly full
+SD card; it first checks there is room for those (``archive.check_scratch_space``: the biggest
+snapshot, the list, the margin of a backup run) and otherwise answers 507 with the page saying
+how much is needed and free, nothing written. Each
 chunk is made in the disk-I/O pool (file reads, SQLite's backup step), never on the hub. A
 download cut short has no manifest at its end and ``gk backup restore`` refuses it.
 Both downloads are recorded in the security events (``backup_downloaded``).
@@ -55,8 +58,10 @@ def _summary(web: Web) -> dict[str, Any]:
     cfg = web.ctx.config.backup
     svc = web.ctx.services.maybe(BackupService)
     # computed here, not the service's own next_at: right after a save, the service may not have
-    # woken yet to compute it (same function, same config, same zone)
-    next_at = schedule.next_run(time.time(), schedule.zone_of(web.data_dir), cfg)
+    # woken yet to compute it (same function, same config, same zone, same slot last served)
+    st = schedule.read_status(web.data_dir)
+    found = schedule.next_slot(time.time(), schedule.zone_of(web.data_dir), cfg, st.slot, st.slot_at)
+    next_at = found[0] if found else None
     out = schedule.view(web.data_dir, cfg, time.time(), next_at)
     out["running"] = bool(svc is not None and svc.running)
     out["archives"] = [
@@ -66,7 +71,9 @@ def _summary(web: Web) -> dict[str, Any]:
     return out
 
 
-def page(web: Web, errors: dict[str, str] | None = None, form: dict[str, str] | None = None) -> str:
+def page(
+    web: Web, errors: dict[str, str] | None = None, form: dict[str, str] | None = None, download_error: str = ""
+) -> str:
     from gk import localtime
     from gk.config import WEEKDAYS
 
@@ -110,6 +117,7 @@ def page(web: Web, errors: dict[str, str] | None = None, form: dict[str, str] | 
         form=shown,
         weekdays=WEEKDAYS,
         errors=errors or {},
+        download_error=download_error,
         **kw,
     )
 
@@ -201,13 +209,28 @@ def _in_pool(chunks: Generator[bytes, None, None]) -> Iterator[bytes]:
         pools.run_io(chunks.close)
 
 
-def download_now(web: Web) -> bottle.HTTPResponse:
+def download_now(web: Web) -> bottle.HTTPResponse | str:
     from gk.backup import archive, schedule
     from gk.context import hostname_of
 
     admin = web.signed_in()
     host = hostname_of(web.ctx.config)
     name = archive.archive_name(host)
+    scratch = schedule.default_target(web.data_dir)
+    try:  # the database snapshots are written there while the archive streams: room for them first
+        archive.check_scratch_space(web.data_dir, scratch, run=pools.run_io)
+    except archive.NoSpace as exc:
+        log.warning("backup download refused to %s: %s", admin.address, exc)
+        bottle.response.status = 507
+        message = web.gettext(
+            "Not enough free space on the box to make the backup: while it is downloaded, copies of its "
+            "databases are written in {dir}, about {needed}, and {free} are free there. Nothing was written. "
+            "Free some space on the box (delete old backups kept on it), then try again.",
+            dir=str(scratch),
+            needed=_size(exc.needed),
+            free=_size(exc.free),
+        )
+        return page(web, download_error=message)
     web.ctx.accounts.record_event("backup_downloaded", "web", web.client_ip(), admin.address, name)
     log.info("backup download started by %s: %s", admin.address, name)
     chunks = archive.stream(web.data_dir, schedule.default_target(web.data_dir), host)
