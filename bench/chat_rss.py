@@ -44,7 +44,8 @@ class GK:
         self.data = root / ("chat-on" if chat else "chat-off")
         self.irc_port = free_port()
         ports = {
-            "http": {"port": free_port(), "https_port": 0},
+            # webchat_rss opens CLIENTS WebSockets from 127.0.0.1: above the per-client default (100)
+            "http": {"port": free_port(), "https_port": 0, "max_connections": 1000, "max_connections_per_ip": 1000},
             "smtp": {"port": free_port(), "submission_port": 0, "submissions_port": 0},
             "imap": {"port": 0, "tls_port": free_port()},
         }

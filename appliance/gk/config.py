@@ -145,6 +145,15 @@ class HTTPConfig:
         [],
         "other web origins (https://host[:port]) whose pages may open WebSockets here; the box's own is always allowed",
     )
+    max_connections: int = opt(500, "concurrent HTTP and HTTPS connections (WebSockets included)", at_least(1))
+    max_connections_per_ip: int = opt(
+        100, "concurrent HTTP(S) connections from one client IP (IPv6: one /64; a browser opens ~6 a site)", at_least(1)
+    )
+    header_timeout: float = opt(20.0, "seconds from a request's first byte to the end of its headers", at_least(0.1))
+    idle_timeout: float = opt(60.0, "seconds a connection may wait for its next request (keep-alive)", at_least(0.1))
+    io_timeout: float = opt(
+        60.0, "seconds one read of a request body or one write of a response may wait", at_least(0.1)
+    )
 
 
 @dataclass

@@ -97,6 +97,32 @@ def release_free_memory() -> None:
         pass
 
 
+OPEN_FILES_WANTED = 65536
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> tuple[int, int]:
+    """Raise this process's soft limit of open files towards its hard limit, at most ``wanted``;
+    returns (before, after). Every listener's connections, Maildir files and SQLite databases
+    share the one process's descriptors: systemd gives a service 1,024 (soft) unless told
+    otherwise, fewer than the connection limits add up to (HTTP 500, IMAP 500, IRC 500, SMTP
+    250), so a flood of one protocol could leave mail delivery unable to open a file (EMFILE).
+    The hard limit (524,288 under systemd) is the kernel's permission to go that high; gevent's
+    libev loop uses epoll, so a descriptor number above 1,024 costs nothing. Go programs (Mox)
+    get the same raise from their runtime at start."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("could not raise the open files limit from %d to %d: %s", soft, target, exc)
+        return soft, soft
+    return soft, target
+
+
 def set_switch_interval(ms: float) -> None:
     """How long a thread that holds the GIL keeps one that wants it waiting (``[server]
     switch_interval_ms``).
@@ -186,6 +212,9 @@ def serve(config: Config, data_dir: Path) -> int:
     asyncio.set_event_loop_policy(asyncio_gevent.EventLoopPolicy())
     pin_malloc_thresholds()
     set_switch_interval(config.server.switch_interval_ms)
+    before, after = raise_open_files_limit()
+    if after != before:
+        log.info("open files limit raised from %d to %d", before, after)
     from gk.store import db
 
     db.set_default_cache(config.server.sqlite_cache_kib)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,7 +24,7 @@ gevent.monkey.patch_all()
 import sys
 from pathlib import Path
 from gk.config import TLSConfig
-from gk.mail.dkim import ensure_keys, dns_record
+from gk.mail.dkim import ensure_keys, dns_record, sign_headers
 from gk.security import keymaker
 from gk.security.tls import certificate_names, ensure_tls, renew_self_signed
 
@@ -34,6 +35,9 @@ renewed = renew_self_signed(data, TLSConfig(), "box.example.net")
 made = ensure_keys(data, "example.org", "gk", "ed")
 print(dns_record(made[0]))
 print(renewed, ",".join(certificate_names(files.cert)), len(made))
+print(dns_record(made[1]))  # the Ed25519 key: its record, and a message signed with it
+message = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nhello\r\n"
+print((sign_headers(message, made) + message).hex())
 print("cryptography" in sys.modules)
 """
 
@@ -48,8 +52,8 @@ def test_a_serving_process_makes_its_keys_without_importing_cryptography(tmp_pat
     out = subprocess.run(
         [sys.executable, "-c", SERVING, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True
     )
-    record, names, imported = out.stdout.strip().splitlines()
-    assert imported == "False", "gk serve imported cryptography to make a key"
+    record, names, ed_record, signed, imported = out.stdout.strip().splitlines()
+    assert imported == "False", "gk serve imported cryptography to make a key, print a record or sign"
     renewed, cert_names, count = names.split()
     assert renewed == "True" and "box.example.net" in cert_names.split(",") and count == "2"
     # what the child made is what a client and a DNS resolver get
@@ -59,6 +63,18 @@ def test_a_serving_process_makes_its_keys_without_importing_cryptography(tmp_pat
     assert record == f"v=DKIM1; k=rsa; p={_spki(rsa_pem)}"
     assert (tmp_path / "dkim" / "example.org" / "rsa-gk.pem").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "dkim" / "example.org" / "ed25519-ed.pem").stat().st_mode & 0o777 == 0o600
+    # the Ed25519 key read without cryptography: its record is its public key, and dkimpy
+    # verifies what it signed against that record
+    ed_key = serialization.load_pem_private_key(
+        (tmp_path / "dkim" / "example.org" / "ed25519-ed.pem").read_bytes(), None
+    )
+    public = ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert ed_record == f"v=DKIM1; k=ed25519; p={base64.b64encode(public).decode()}"
+    dns = {b"gk._domainkey.example.org.": record.encode(), b"ed._domainkey.example.org.": ed_record.encode()}
+    message = bytes.fromhex(signed)
+    assert message.count(b"DKIM-Signature:") == 2 and b"a=ed25519-sha256" in message
+    d = dkim.DKIM(message)
+    assert all(d.verify(idx, dnsfunc=lambda name, timeout=5: dns[name]) for idx in range(2))
 
 
 @pytest.mark.parametrize("size", [1024, 2048, 4096])

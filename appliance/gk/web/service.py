@@ -6,6 +6,16 @@ page of another origin gets 403 (cross-site WebSocket hijacking), and a mount th
 subprotocols (IRC at ``/chat/irc``) gets the first one the client lists that it speaks. First
 start writes the one-time setup code to ``DATA_DIR/setup-code.txt`` and logs it for the
 console. Cost: ~3 MB for bottle + Jinja2 + compiled templates; one greenlet per connection.
+
+Connections are bounded as the mail listeners' are (``HTTPSlots``): at most ``http.max_connections``
+over both listeners, ``http.max_connections_per_ip`` from one client (an IPv6 /64), WebSockets
+included; one over a limit gets ``503`` with ``Retry-After`` and is closed. Each connection has
+deadlines (``_Handler``): ``http.idle_timeout`` to start its next request (keep-alive),
+``http.header_timeout`` from a request's first byte to the end of its headers (a client that sends
+one header byte at a time gets ``408``), ``http.io_timeout`` for each read of a body and each write
+of a response; a WebSocket, once upgraded, has none (chat pages stay open for hours). Without
+them every half-sent request held its socket and greenlet for ever: 300 such connections held
+300 sockets, and the process's 1,024 file descriptors were the whole box's (mail included).
 """
 
 from __future__ import annotations
@@ -18,20 +28,62 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import gevent
+import gevent.pool
 from gevent.pywsgi import WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 from gk import claim
+from gk.accounts.throttle import client_key
 from gk.security import tls
 from gk.web import routes, wizardsteps
 from gk.web.app import Web
 
 if TYPE_CHECKING:
+    from gk.config import HTTPConfig
     from gk.context import AppContext
 
 log = logging.getLogger("gk.web")
 
 WSGIApp = Callable[..., Iterable[bytes]]
+
+# greenlets each listener has beyond ``http.max_connections`` for the short 503 refusals; when they
+# too are busy, new connections wait in the listen backlog
+REFUSE_SLOTS = 50
+REFUSE_TIMEOUT = 5.0  # seconds a refused client gets to take its 503
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class _HeaderDeadline(TimeoutError):
+    """A request's headers did not arrive within ``http.header_timeout`` (an OSError: pywsgi
+    treats it as a failed read of the request)."""
+
+
+class HTTPSlots:
+    """Connection slots shared by the HTTP and HTTPS listeners: ``total`` at most, ``per_ip``
+    from one client (``throttle.client_key``: an IPv4 address or an IPv6 /64)."""
+
+    def __init__(self, total: int, per_ip: int):
+        self.total = total
+        self.per_ip = per_ip
+        self.active = 0
+        self.by_client: dict[str, int] = {}
+
+    def take(self, client: str) -> str:
+        """Take a slot for ``client``; '' if it got one, else why not."""
+        if self.active >= self.total:
+            return "too many connections; try again later"
+        if self.by_client.get(client, 0) >= self.per_ip:
+            return "too many connections from your address"
+        self.active += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+        return ""
+
+    def give(self, client: str) -> None:
+        self.active -= 1
+        left = self.by_client.pop(client) - 1
+        if left:
+            self.by_client[client] = left
 
 
 @dataclass
@@ -105,13 +157,91 @@ class _Handler(WebSocketHandler):
     check and the subprotocol choice have to happen here."""
 
     _subprotocol: str | None = None
+    _deadline: gevent.Timeout | None = None
 
     def handle(self) -> None:
         try:
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
-        super().handle()
+        slots: HTTPSlots | None = getattr(self.server, "gk_slots", None)
+        if slots is None:  # a listener built without limits (none in gk serve)
+            super().handle()
+            return
+        address = self.client_address
+        ip = address[0] if isinstance(address, tuple) and address else str(address or "")
+        client = client_key(ip)
+        why = slots.take(client)
+        if why:
+            self._refuse(ip, why)
+            return
+        try:
+            super().handle()
+        finally:
+            self._end_deadline()
+            slots.give(client)
+
+    def _refuse(self, ip: str, why: str) -> None:
+        log.info("http: refused a connection from %s: %s", ip or "?", why)
+        body = why.encode() + b"\n"
+        with contextlib.suppress(OSError):
+            self.socket.settimeout(REFUSE_TIMEOUT)
+            self.socket.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Retry-After: 10\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+
+    def _http_config(self) -> HTTPConfig | None:
+        return getattr(self.server, "gk_http", None)
+
+    def read_requestline(self) -> str:
+        cfg = self._http_config()
+        if cfg is None:
+            return str(super().read_requestline())
+        # keep-alive: the next request has to start within idle_timeout (a timeout here ends the
+        # connection quietly, as a client closing it would) ...
+        self.socket.settimeout(cfg.idle_timeout)
+        if not self.rfile.peek(1):
+            return ""  # closed by the client
+        # ... and its request line and headers arrive within header_timeout of its first byte
+        self._deadline = gevent.Timeout.start_new(cfg.header_timeout, _HeaderDeadline("request headers too slow"))
+        try:
+            return str(super().read_requestline())
+        except _HeaderDeadline:
+            self._deadline = None  # it fired
+            with contextlib.suppress(OSError):
+                self.socket.sendall(_REQUEST_TIMEOUT)
+            raise  # an OSError: pywsgi ends the connection
+        except BaseException:
+            self._end_deadline()
+            raise
+
+    def read_request(self, raw_requestline: str) -> Any:
+        try:
+            return super().read_request(raw_requestline)
+        finally:
+            self._end_deadline()
+            cfg = self._http_config()
+            if cfg is not None:
+                self.socket.settimeout(cfg.io_timeout)  # each body read and response write
+
+    def handle_one_request(self) -> Any:
+        try:
+            return super().handle_one_request()
+        finally:
+            self._end_deadline()  # a request line refused before its headers were read
+
+    def _end_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.close()
+            self._deadline = None
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        if isinstance(ex, TimeoutError):
+            log.info("http: %s from %s", ex, self.client_address[0] if self.client_address else "?")
+            self.close_connection = True
+            return ("408", _REQUEST_TIMEOUT)
+        return super()._handle_client_error(ex)
 
     def upgrade_websocket(self) -> Any:
         env = self.environ
@@ -128,8 +258,10 @@ class _Handler(WebSocketHandler):
         return super().upgrade_websocket()
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if self._subprotocol and status.startswith("101"):
-            headers = [*headers, ("Sec-WebSocket-Protocol", self._subprotocol)]
+        if status.startswith("101"):
+            if self._subprotocol:
+                headers = [*headers, ("Sec-WebSocket-Protocol", self._subprotocol)]
+            self.socket.settimeout(None)  # a WebSocket: open as long as its page (chat), no HTTP deadline
         return super().start_response(status, headers, exc_info)
 
 
@@ -202,9 +334,17 @@ def start(
     policy = WebSocketPolicy(
         frozenset(o.strip().lower().rstrip("/") for o in cfg.websocket_origins), subprotocols or {}
     )
+    slots = HTTPSlots(cfg.max_connections, cfg.max_connections_per_ip)
     if cfg.port:
-        srv = WSGIServer((bind, cfg.port), web.wsgi, handler_class=_Handler, log=_QuietLog(), environ=_environ(ctx))
-        srv.gk_websockets = policy
+        srv = WSGIServer(
+            (bind, cfg.port),
+            web.wsgi,
+            handler_class=_Handler,
+            log=_QuietLog(),
+            environ=_environ(ctx),
+            spawn=gevent.pool.Pool(cfg.max_connections + REFUSE_SLOTS),
+        )
+        srv.gk_websockets, srv.gk_slots, srv.gk_http = policy, slots, cfg
         srv.start()
         svc.servers.append(srv)
         svc.listeners.append(("http", bind, srv.server_port))
@@ -217,8 +357,9 @@ def start(
             log=_QuietLog(),
             ssl_context=ctx.ssl_context,
             environ=_environ(ctx),
+            spawn=gevent.pool.Pool(cfg.max_connections + REFUSE_SLOTS),
         )
-        srv.gk_websockets = policy
+        srv.gk_websockets, srv.gk_slots, srv.gk_http = policy, slots, cfg
         srv.start()
         svc.servers.append(srv)
         svc.listeners.append(("https", bind, srv.server_port))

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from support.imapharness import USER, Client, IMAPHarness
 from test_mime_structure import trees
 
+from gk.mail.imap.messages import WIRE_CHUNKS
 from gk.mail.imap.response import pack
 from gk.mail.mailbox import bodywire, maildir
 from gk.mail.mailbox import store as store_mod
@@ -187,6 +188,33 @@ def test_an_idle_mailbox_gets_the_rest_newest_first_before_the_full_parse(
     order = [[uid_of[p.rsplit("/", 1)[1]] for p in paths] for _, paths in calls[:first_parse]]
     assert [len(b) for b in order] == [10, 8, 8, 8, 6]  # the newest 10, then the 30 older but the big one
     assert sum(order, []) == list(range(count, 1, -1))  # newest first
+    assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
+
+
+def test_a_cold_fetch_stores_its_wire_forms_once_after_its_last_chunk(
+    harness: IMAPHarness, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FETCH reads cold messages in chunks (WIRE_CHUNKS: the client parses the first lines
+    meanwhile); the wire forms of all its chunks are stored in one commit after the last one, not
+    one a chunk that the next chunk's read would wait for (the store holds the mailbox lock).
+    Past HELD_WIRES_MAX they are stored as they come (memory on a big folder's FETCH 1:*)."""
+    count = _lazy_folder(harness, client, monkeypatch)
+    assert count > WIRE_CHUNKS[0]  # two chunks at least
+    mb = harness.store.user(USER)
+    stores: list[int] = []
+    real = mb._store_bodywires
+    monkeypatch.setattr(mb, "_store_bodywires", lambda updates: (stores.append(len(updates)), real(updates))[1])
+    lines = client.ok("FETCH 1:* (UID BODYSTRUCTURE)")
+    mb._join_wiring()
+    assert stores == [count]
+    assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
+
+    mb.db.execute("UPDATE messages SET bswire = NULL")
+    stores.clear()
+    monkeypatch.setattr(store_mod, "HELD_WIRES_MAX", 10)
+    assert client.ok("FETCH 1:* (UID BODYSTRUCTURE)") == lines
+    mb._join_wiring()
+    assert stores == [WIRE_CHUNKS[0], count - WIRE_CHUNKS[0]]
     assert mb.db.one("SELECT count(*) FROM messages WHERE bswire IS NULL")[0] == 0  # type: ignore[index]
 
 

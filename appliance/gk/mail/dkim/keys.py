@@ -10,6 +10,7 @@ inside ``gk serve`` run ``ensure_keys`` in the threadpool so the hub keeps servi
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,12 @@ from gk.store.files import write_durable
 
 # `cryptography` costs ~11 MB RSS in a long-lived process: a key is made by gk.security.keymaker
 # (in gk serve, a child process), an RSA key's DNS record is read with dkimpy's ASN.1 helpers,
-# and only an Ed25519 key (opt-in) imports it, to sign or to print its record.
+# and an Ed25519 key's seed is read from its PKCS#8 form here (RFC 8410 §7: a fixed 48-byte DER),
+# its public key made by PyNaCl (which dkimpy signs Ed25519 with anyway).
 RSA_ENCRYPTION = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # OID 1.2.840.113549.1.1.1
+# PrivateKeyInfo { version 0, AlgorithmIdentifier { id-Ed25519 1.3.101.112 }, OCTET STRING {
+# OCTET STRING (32 bytes) } }: everything before the seed (RFC 8410 §7, no attributes or public key)
+ED25519_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9.-]+$")
 
@@ -41,24 +46,37 @@ class DKIMKey:
         data = self.private_pem()
         if self.algorithm == "rsa":
             return data
+        return base64.b64encode(self._ed25519_seed())
+
+    def _ed25519_seed(self) -> bytes:
+        """The 32-byte seed of an Ed25519 key in PKCS#8 PEM (as keymaker writes it, RFC 8410 §7).
+        Another form of the same key (with attributes or its public key) is read by `cryptography`."""
+        pem = self.private_pem()
+        lines = pem.strip().splitlines()
+        if lines and lines[0] == b"-----BEGIN PRIVATE KEY-----" and lines[-1] == b"-----END PRIVATE KEY-----":
+            try:
+                der = base64.b64decode(b"".join(lines[1:-1]), validate=True)
+            except binascii.Error:
+                der = b""  # cryptography's reading names what is wrong
+            if len(der) == 48 and der.startswith(ED25519_PKCS8_PREFIX):
+                return der[16:]
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
-        key = serialization.load_pem_private_key(data, password=None)
-        assert isinstance(key, ed25519.Ed25519PrivateKey)
-        raw = key.private_bytes(
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise ValueError(f"{self.path}: not an Ed25519 private key (make it again: remove the file)")
+        return key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
-        return base64.b64encode(raw)
 
     def public_value(self) -> str:
         """The ``p=`` value of the DNS record."""
         if self.algorithm == "rsa":
             return base64.b64encode(rsa_public_der(self.private_pem())).decode("ascii")
-        from cryptography.hazmat.primitives import serialization
+        import nacl.signing
 
-        key = serialization.load_pem_private_key(self.private_pem(), password=None)
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = nacl.signing.SigningKey(self._ed25519_seed()).verify_key.encode()
         return base64.b64encode(raw).decode("ascii")
 
     @property

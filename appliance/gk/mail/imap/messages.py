@@ -3,6 +3,7 @@ FETCH (CONDSTORE/QRESYNC modifiers, BINARY), STORE (UNCHANGEDSINCE), COPY and MO
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
@@ -154,32 +155,34 @@ class MessageCommands(SelectedView):
         plan = _Plan(trees=trees, sections=[a for a in atts if a.is_section or a.is_binary])
         done = 0
         unknown_cte = ""
-        for chunk in _chunks(targets, WIRE_CHUNKS if wires and not trees else ()):
-            if trees and len(chunk) > 1:
-                mb.fill_structures(sel.name, chunk)  # the lazily indexed ones parsed in one pass
-            infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names, bodystructures=wires)
-            if want_seen:
-                unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]
-                if unseen:
-                    caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
-                    seen, _ = mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
-                    self._own_flags(sel, seen, caught_up)  # shown below: not again as an update
-                    infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names, bodystructures=wires)
-            for u in chunk:
-                info = infos.get(u)
-                if info is None:
-                    continue  # expunged by another session; reported at the next allowed point
-                if changed_since is not None and info.modseq <= changed_since:
-                    continue
-                try:
-                    self._fetch_one(sel, mb, u, info, plan, names, want_seen)
-                except fetchmod.UnknownCTE as exc:
-                    unknown_cte = str(exc)  # this message is left out; the others are answered
-                done += 1
-                if done % YIELD_EVERY == 0:
-                    gevent.sleep(0)  # other greenlets get their turn (a message expunged meanwhile is skipped)
-            if len(chunk) < 200 and chunk[-1] != targets[-1]:
-                self.flush()  # the client parses these while the next chunk is read
+        # the wire forms made for this FETCH are stored once, after its last chunk
+        with mb.keeping_wires() if wires else contextlib.nullcontext():
+            for chunk in _chunks(targets, WIRE_CHUNKS if wires and not trees else ()):
+                if trees and len(chunk) > 1:
+                    mb.fill_structures(sel.name, chunk)  # the lazily indexed ones parsed in one pass
+                infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names, bodystructures=wires)
+                if want_seen:
+                    unseen = [u for u in chunk if u in infos and "\\Seen" not in infos[u].flags]
+                    if unseen:
+                        caught_up = not self.pending and mb.highestmodseq(sel.name) == sel.modseq
+                        seen, _ = mb.set_flags(sel.name, unseen, ["\\Seen"], "add")
+                        self._own_flags(sel, seen, caught_up)  # shown below: not again as an update
+                        infos = mb.infos(sel.name, chunk, envelopes="ENVELOPE" in names, bodystructures=wires)
+                for u in chunk:
+                    info = infos.get(u)
+                    if info is None:
+                        continue  # expunged by another session; reported at the next allowed point
+                    if changed_since is not None and info.modseq <= changed_since:
+                        continue
+                    try:
+                        self._fetch_one(sel, mb, u, info, plan, names, want_seen)
+                    except fetchmod.UnknownCTE as exc:
+                        unknown_cte = str(exc)  # this message is left out; the others are answered
+                    done += 1
+                    if done % YIELD_EVERY == 0:
+                        gevent.sleep(0)  # other greenlets get their turn (a message expunged meanwhile is skipped)
+                if len(chunk) < 200 and chunk[-1] != targets[-1]:
+                    self.flush()  # the client parses these while the next chunk is read
         if unknown_cte:  # RFC 3516 4.3: the request fails
             raise NoCommand(f"cannot decode the Content-Transfer-Encoding {unknown_cte!r}", "UNKNOWN-CTE")
         self.ok(tag, ("UID " if uid else "") + "FETCH completed")

@@ -73,7 +73,7 @@ import sqlite3
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -118,6 +118,8 @@ BACKFILL_BATCH = 16  # messages the background indexer parses and stores at a ti
 BACKFILL_IDLE = 0.25  # ... once the user's mailbox has had no call for this long (seconds): at 1 s the
 # bench's first SEARCH found all 5,000 messages unparsed (the ENVELOPE pass ends during the 100 logins,
 # the full parse then waited a second, and the next commands came sooner) and parsed them itself
+# wire forms ``keeping_wires`` holds at most before storing them (~200 bytes each)
+HELD_WIRES_MAX = 1000
 HUB_RENAMES_MAX = 4  # a flag change of at most this many messages commits on the hub (set_flags) ...
 WIDE_STORE = 500  # a flag change of more UIDs reads the rows it touches in their UID span at once
 HUB_COMMITS_MAX = 32  # ... and every this many-th starts a WAL checkpoint in the I/O pool, not waited for
@@ -481,6 +483,8 @@ class UserMailbox:
         self._touched = 0.0  # time.monotonic() of the last public call (the background indexer waits)
         self._backfiller: gevent.Greenlet | None = None  # the background indexer (_backfill)
         self._wiring: set[gevent.Greenlet] = set()  # stores of wire forms a FETCH made (_fill_bodywires)
+        # wire forms made by a greenlet inside ``keeping_wires``, stored when its block ends
+        self._held_wires: dict[gevent.Greenlet, list[tuple[bytes, int, str]]] = {}
         self._unwritten: list[tuple[Path, int]] | None = None  # see _init_folders
         self._dirs: dict[str, Path] = {}  # folder name -> its Maildir (``_dir``)
         self._rows: dict[str, tuple[tuple[int, int], Any]] = {}  # folder name -> (stamp, row): _folder_row
@@ -1836,10 +1840,40 @@ class UserMailbox:
                 found = pools.run_cpu(_body_wires, [(cur + name, tree) for _, name, tree in batch])
                 updates += [(w, r[0], r[1]) for r, w in zip(batch, found, strict=True) if w is not None]
         if updates:
-            job = gevent.spawn(self._store_wires_later, updates)
-            self._wiring.add(job)
-            job.link(self._wiring.discard)
+            held = self._held_wires.get(gevent.getcurrent())
+            if held is None:
+                self._store_wires_soon(updates)
+            elif len(held) + len(updates) > HELD_WIRES_MAX:  # a FETCH 1:* of a big folder: memory
+                self._store_wires_soon(held + updates)
+                held.clear()
+            else:
+                held += updates
         return {rowid: w for w, rowid, _ in updates}
+
+    def _store_wires_soon(self, updates: list[tuple[bytes, int, str]]) -> None:
+        job = gevent.spawn(self._store_wires_later, updates)
+        self._wiring.add(job)
+        job.link(self._wiring.discard)
+
+    @contextlib.contextmanager
+    def keeping_wires(self) -> Iterator[None]:
+        """The BODYSTRUCTURE wire forms the calling greenlet makes inside the block are stored
+        once, when it ends, not after each call. A FETCH of 100 cold messages reads them in
+        chunks (the client parses the first lines meanwhile); a store after each chunk took the
+        mailbox lock while it committed, and the next chunk's read waited for it (issue 11, the
+        cold BODYSTRUCTURE row). Inside another such block of the same greenlet: that one stores."""
+        me = gevent.getcurrent()
+        if me in self._held_wires:
+            yield
+            return
+        held: list[tuple[bytes, int, str]] = []
+        self._held_wires[me] = held
+        try:
+            yield
+        finally:
+            del self._held_wires[me]
+            if held:
+                self._store_wires_soon(held)
 
     def _store_wires_later(self, updates: list[tuple[bytes, int, str]]) -> None:
         with self.lock:
