@@ -32,6 +32,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import statistics
 import subprocess
@@ -521,6 +522,43 @@ TIMED = [
 ]
 
 
+def background_window(root: Path, corpus: Path) -> tuple[float | None, float | None]:
+    """GK alone: after the first SELECT of the copied-in Maildir, with no client left, the seconds
+    until its background pass has made every message's BODYSTRUCTURE wire form (from then on no
+    FETCH of a BODYSTRUCTURE reads a file: the "older bodystructures" row is then answered as the
+    "phone" row is) and until every message is fully parsed. The workload above never leaves the
+    mailbox idle, so its cold rows measure this window. Read from the user's index beside the
+    server (SQLite in WAL mode: a reader does not block it); None if not reached in 5 minutes."""
+    srv = GK(root / "window", corpus)
+    try:
+        m = connect(srv)
+        t0 = time.perf_counter()
+        m.select("INBOX")
+        m.logout()
+        index = srv.data / "mail" / USER / "index.sqlite3"
+        db = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+        wired: float | None = None
+        parsed: float | None = None
+        while parsed is None and time.perf_counter() - t0 < 300:
+            rows, nowire, unparsed = db.execute(
+                "SELECT count(*), count(*) FILTER (WHERE bswire IS NULL), count(*) FILTER (WHERE structure IS NULL)"
+                " FROM messages"
+            ).fetchone()
+            now = time.perf_counter() - t0
+            if rows < MESSAGES:  # the first build's rows are written after the SELECT's answer
+                time.sleep(0.05)
+                continue
+            if wired is None and nowire == 0:
+                wired = now
+            if unparsed == 0:
+                parsed = now
+            time.sleep(0.05)
+        db.close()
+        return wired, parsed
+    finally:
+        srv.stop()
+
+
 def main() -> int:
     if os.geteuid() != 0 or not shutil.which("dovecot"):
         print("bench.imap needs root and Debian's dovecot-imapd (make bench installs it)")
@@ -559,6 +597,13 @@ def main() -> int:
             f"IDLE wake-up <= 1 s: {'ok' if gk['IDLE wake-up (s, median)'] <= 1 else 'MISSED'}; "
             f"<= 150 KB per idle connection: {'ok' if gk['KB per idle connection'] <= 150 else 'MISSED'}; "
             f">= 50 logins/s: {'ok' if gk['logins/s'] >= 50 else 'MISSED'}"
+        )
+        (root / "window").mkdir()
+        wired, parsed = background_window(root / "window", corpus)
+        shown = [f"{t:.1f} s" if t is not None else "not within 300 s" for t in (wired, parsed)]
+        print(
+            f"GK after the first open, no client: every BODYSTRUCTURE made in {shown[0]}, every message"
+            f" parsed in {shown[1]} (its background pass; Dovecot parses on demand)"
         )
         return 0
     finally:
