@@ -152,7 +152,7 @@ class HTTPConfig:
     header_timeout: float = opt(20.0, "seconds from a request's first byte to the end of its headers", at_least(0.1))
     idle_timeout: float = opt(60.0, "seconds a connection may wait for its next request (keep-alive)", at_least(0.1))
     io_timeout: float = opt(
-        60.0, "seconds one read of a request body or one write of a response may wait", at_least(0.1)
+        60.0, "seconds one read of a request body or one 64 KiB write of a response may wait", at_least(0.1)
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -38,10 +39,19 @@ def _echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return []
 
 
+BIG = 16 * 1024 * 1024  # beyond what the kernel buffers on loopback (4 MB send, 64 KB receive here)
+
+
+def _big(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A response written in one piece (as an attachment download is)."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(BIG))])
+    return [b"x" * BIG]
+
+
 def _start(tmp_path: Path, **http: Any) -> tuple[Any, int]:
     port = free_port()
     ctx = make_context(tmp_path, {"server": {"bind": "127.0.0.1"}, "http": {"port": port, "https_port": 0, **http}})
-    svc = service.start(ctx, mounts=[("/echo", _echo, True)])
+    svc = service.start(ctx, mounts=[("/echo", _echo, True), ("/big", _big, True)])
     complete_setup(svc.web)  # a claimed box: pages are served, not sent to the wizard
     return svc, port
 
@@ -208,3 +218,39 @@ def test_gk_serve_raises_its_open_files_limit() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.splitlines() == ["(1024, 4096) (4096, 4096)", "(4096, 4096) (4096, 4096)"]
+
+
+def test_a_slow_reader_gets_its_whole_response_and_a_stalled_one_is_let_go(
+    started: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``http.io_timeout`` is "no progress for that long": a 16 MB answer read a little at a time
+    over several deadlines arrives whole; a client that stops reading is closed and its slot freed,
+    with one log line (no traceback: it is the client's doing)."""
+    io_timeout = 2.0  # no client read here waits that long, even on a busy machine
+    port = started(io_timeout=io_timeout, idle_timeout=30.0, max_connections_per_ip=1)
+    slow = _connect(port)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    slow.sendall(b"GET /big HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
+    got = 0
+    t0 = time.monotonic()
+    while chunk := slow.recv(128 * 1024):
+        got += len(chunk)
+        gevent.sleep(0.04)
+    assert time.monotonic() - t0 > 2 * io_timeout  # slower than two deadlines in all ...
+    assert got > BIG  # ... and whole (with its headers)
+    slow.close()
+
+    stalled = _connect(port)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    stalled.sendall(b"GET /big HTTP/1.1\r\nHost: box\r\n\r\n")
+    gevent.sleep(io_timeout)  # never reads: the server's write waits, then gives up
+    deadline = time.monotonic() + 20
+    while True:  # the one slot this client has is free again
+        other = _connect(port)
+        other.sendall(HEALTH)
+        if _response(other).startswith(b"HTTP/1.1 200"):
+            break
+        assert time.monotonic() < deadline, "the stalled connection kept its slot"
+        gevent.sleep(0.2)
+    stalled.close()
+    assert "Traceback" not in capfd.readouterr().err

@@ -51,6 +51,7 @@ WSGIApp = Callable[..., Iterable[bytes]]
 # too are busy, new connections wait in the listen backlog
 REFUSE_SLOTS = 50
 REFUSE_TIMEOUT = 5.0  # seconds a refused client gets to take its 503
+SEND_PIECE = 64 * 1024  # a response is written in pieces of this size, each with http.io_timeout
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -235,6 +236,32 @@ class _Handler(WebSocketHandler):
         if self._deadline is not None:
             self._deadline.close()
             self._deadline = None
+
+    def _sendall(self, data: bytes | bytearray | memoryview) -> None:
+        """pywsgi's write of a response, in pieces of ``SEND_PIECE``: gevent's ``sendall`` gives
+        its timeout to the whole call, so a 20 MB attachment written at once to a phone on a slow
+        link would be cut at ``http.io_timeout``; per piece the deadline means "no progress for
+        that long" (a client that stops reading is still let go)."""
+        if self._http_config() is None or len(data) <= SEND_PIECE:
+            super()._sendall(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), SEND_PIECE):
+            super()._sendall(view[start : start + SEND_PIECE])
+
+    def handle_error(self, t: Any, v: Any, tb: Any) -> None:
+        if isinstance(v, TimeoutError) and self._http_config() is not None:
+            # a client that stopped reading its response (or sending its body): one line, not
+            # an error with a traceback, and no 500 after a half-sent response
+            log.info(
+                "http: %s %s from %s",
+                v or "timed out",
+                self.path,
+                self.client_address[0] if self.client_address else "?",
+            )
+            self.close_connection = True
+            return
+        super().handle_error(t, v, tb)
 
     def _handle_client_error(self, ex: BaseException) -> Any:
         if isinstance(ex, TimeoutError):
