@@ -535,6 +535,29 @@ def sync_changes(srv: GKServer, path: str, token: str) -> dict[str, int]:
     return sync_page(srv, path, token, None)[1]
 
 
+def test_put_of_a_uid_held_under_another_name_is_403_naming_it(server):
+    """RFC 4791 §5.3.2.1 / RFC 6352 §6.3.2.1 ``no-uid-conflict`` on a PUT, as on a MOVE or COPY: 403
+    with the ``DAV:href`` of the object that holds the UID, or of the object of another UID it
+    would overwrite (Radicale: a bare 409 without it); nothing stored."""
+    client(server).principal()
+    cal, book = f"/dav/{ALICE}/calendar/", f"/dav/{ALICE}/contacts/"
+    assert request(server, "PUT", cal + "held.ics", event("held", 15))[0] == 201
+    assert request(server, "PUT", cal + "other.ics", event("other", 15))[0] == 201
+    assert request(server, "PUT", book + "held.vcf", VCARD.replace("carol-1", "held-card"))[0] == 201
+    token = collection_token(server, cal)
+    status, _, answer = request(server, "PUT", cal + "again.ics", event("held", 16))
+    assert status == 403 and uid_conflict(answer) == cal + "held.ics", (status, answer)
+    status, _, answer = request(server, "PUT", cal + "other.ics", event("held", 16))
+    assert status == 403 and uid_conflict(answer) == cal + "other.ics", (status, answer)
+    status, _, answer = request(server, "PUT", book + "again.vcf", VCARD.replace("carol-1", "held-card"))
+    assert status == 403 and uid_conflict(answer, ns=CARDDAV_NS) == book + "held.vcf", (status, answer)
+    assert request(server, "GET", cal + "again.ics")[0] == 404
+    assert "UID:other" in request(server, "GET", cal + "other.ics")[2]
+    assert collection_token(server, cal) == token
+    for path in (cal + "held.ics", cal + "other.ics", book + "held.vcf"):
+        assert request(server, "DELETE", path)[0] in (200, 204), path
+
+
 def test_move_within_and_between_calendars_follows_rfc_4918_and_4791(server):
     """RFC 4918 §9.9 and §10.6, RFC 4791 §5.3.2.1 for MOVE, a rename within one calendar included:
     ``Overwrite: F`` onto an existing object is 412; no Overwrite means T, and overwriting an

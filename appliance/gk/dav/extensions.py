@@ -17,7 +17,7 @@ thread that runs the request:
   included): no ``Overwrite`` means ``T`` (Radicale took it as ``F``: 412), ``F`` onto an
   existing object 412, the source onto itself 403, a UID the destination collection already holds
   under another name, or an overwritten object of another UID, 403 ``no-uid-conflict`` naming it
-  (Radicale: a bare 409). COPY, which Radicale lacks (405), is the PUT of the source's text at
+  (Radicale: a bare 409; a PUT's conflict gets the same answer). COPY, which Radicale lacks (405), is the PUT of the source's text at
   the destination: checked, authorized (the destination's rights: another user's calendar only
   when shared read-write) and scheduled as that PUT, the destination's sync token moving; a
   scheduling object copied into calendars of an owner who has its UID is 403
@@ -336,12 +336,20 @@ class Extensions:
                 refused, copy = self._move_preconditions(environ, method, user, path)
                 if refused is not None:
                     return self._answer(start_response, refused)
+            uid = parsed.uid if parsed is not None else ""
             try:
                 with validate.handing(parsed):
                     status, headers, body = self._radicale(copy if copy is not None else environ)
             finally:
                 if merging is not None:
                     scheduletag.MERGE.reset(merging)
+            if status.startswith("409") and b"no-uid-conflict" in body and uid:
+                # Radicale's bare 409 to a PUT (or a COPY's) of a UID held under another name, or
+                # over an object of another UID: 403 naming the holder, as a MOVE or COPY gets
+                # (RFC 4791 §5.3.2.1 and RFC 6352 §6.3.2.1: "SHOULD report the URL")
+                conflict = self._put_conflict(environ, path if copy is None else self._destination(environ), uid)
+                if conflict is not None:
+                    return self._answer(start_response, conflict)
             written = path if method != "COPY" else self._destination(environ)
             if state.merged or (
                 method in ("PUT", "COPY") and status.startswith("2") and self._rewritten(written, headers)
@@ -556,6 +564,22 @@ class Extensions:
         if base and not urllib.parse.unquote(split.path).startswith(base + "/"):
             return _plain("403 Forbidden", "the Destination is not a DAV object")
         return None
+
+    def _put_conflict(self, environ: dict[str, Any], path: str, uid: str) -> tuple[str, Headers, bytes] | None:
+        """403 ``no-uid-conflict`` naming the object of collection of ``path`` that holds ``uid``
+        (or the object at ``path``, of another UID); None when there is neither."""
+        where = self._item_path(path)
+        if where is None:
+            return None
+        row = self.storage.db.one(
+            "SELECT c.tag, i.href FROM items i JOIN collections c ON c.id = i.collection"
+            " WHERE c.path = ? AND (i.uid = ? OR i.href = ?) ORDER BY i.href = ? DESC, i.href LIMIT 1",
+            (where[0], uid, where[1], where[1]),
+        )
+        if row is None:
+            return None
+        ns = CARDDAV_NS if row["tag"] == "VADDRESSBOOK" else CALDAV_NS
+        return self._uid_conflict(environ, ns, "no-uid-conflict", where[0], str(row["href"]))
 
     def _uid_conflict(
         self, environ: dict[str, Any], ns: str, name: str, collection: str, href: str

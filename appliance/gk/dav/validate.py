@@ -47,14 +47,18 @@ class Refused(ValueError):
 
 
 class Parsed:
-    """A body that passed ``check_put``: its text and the components read from it, already through
-    Radicale's ``check_and_sanitize_items`` with ``tag`` and ``max_occurrences``; ``handed``: the
-    list once Radicale's PUT took it (``install``)."""
+    """A body that passed ``check_put``: its text, its UID and the components read from it, already
+    through Radicale's ``check_and_sanitize_items`` with ``tag`` and ``max_occurrences``;
+    ``handed``: the list once Radicale's PUT took it (``install``)."""
 
-    __slots__ = ("handed", "max_occurrences", "objects", "tag", "text")
+    __slots__ = ("handed", "max_occurrences", "objects", "tag", "text", "uid")
 
     def __init__(self, text: str, objects: list[Any], tag: str, max_occurrences: int):
         self.text = text
+        first = objects[0]
+        if tag == "VCALENDAR":
+            first = next(c for c in first.components() if str(c.name or "").upper() in OBJECT_COMPONENTS)
+        self.uid = _uid(first)
         self.objects: list[Any] | None = objects
         self.tag = tag
         self.max_occurrences = max_occurrences
