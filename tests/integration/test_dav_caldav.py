@@ -497,6 +497,186 @@ def test_move_or_copy_into_a_collection_that_may_not_hold_the_object_is_403(serv
     assert request(server, "DELETE", book + "mv-card.vcf")[0] in (200, 204)
 
 
+def test_an_object_with_a_method_property_is_refused(server):
+    """RFC 4791 §4.1: a calendar object resource MUST NOT specify METHOD (an iTIP message is not a
+    stored event). Radicale stored it with 201; now 403 ``valid-calendar-object-resource``, nothing
+    stored, no sync token moves, through raw HTTP and the ``caldav`` library alike."""
+    principal = client(server).principal()
+    cal = f"/dav/{ALICE}/calendar/"
+    before = collection_token(server, cal)
+    for method in ("REQUEST", "PUBLISH"):
+        body = event(f"with-{method}", 9).replace("VERSION:2.0\n", f"VERSION:2.0\nMETHOD:{method}\n")
+        status, headers, answer = request(server, "PUT", cal + f"with-{method}.ics", body)
+        assert status == 403, (method, status, answer)
+        assert dav_error(answer) == ["{" + CALDAV_NS + "}valid-calendar-object-resource"], answer
+        assert request(server, "GET", cal + f"with-{method}.ics")[0] == 404
+    calendar = next(c for c in principal.calendars() if c.url.path.rstrip("/").endswith("/calendar"))
+    with pytest.raises(caldav_error.AuthorizationError):
+        calendar.save_object(
+            caldav.Event, event("lib-method", 9).replace("VERSION:2.0\n", "VERSION:2.0\nMETHOD:PUBLISH\n")
+        )
+    assert collection_token(server, cal) == before
+    # the same event without it goes in
+    status, _, _ = request(server, "PUT", cal + "no-method.ics", event("no-method", 9))
+    assert status == 201
+    assert request(server, "DELETE", cal + "no-method.ics")[0] in (200, 204)
+
+
+def uid_conflict(answer: str, name: str = "no-uid-conflict", ns: str = CALDAV_NS) -> str:
+    """The href a 403 ``no-uid-conflict`` (RFC 4791 §5.3.2.1) names."""
+    root = ET.fromstring(answer)
+    element = root.find("{" + ns + "}" + name)
+    assert root.tag == "{DAV:}error" and element is not None, answer
+    return urllib.parse.unquote(element.findtext("{DAV:}href") or "")
+
+
+def sync_changes(srv: GKServer, path: str, token: str) -> dict[str, int]:
+    """href name -> status of the changes since ``token`` (one page)."""
+    return sync_page(srv, path, token, None)[1]
+
+
+def test_put_of_a_uid_held_under_another_name_is_403_naming_it(server):
+    """RFC 4791 §5.3.2.1 / RFC 6352 §6.3.2.1 ``no-uid-conflict`` on a PUT, as on a MOVE or COPY: 403
+    with the ``DAV:href`` of the object that holds the UID, or of the object of another UID it
+    would overwrite (Radicale: a bare 409 without it); nothing stored."""
+    client(server).principal()
+    cal, book = f"/dav/{ALICE}/calendar/", f"/dav/{ALICE}/contacts/"
+    assert request(server, "PUT", cal + "held.ics", event("held", 15))[0] == 201
+    assert request(server, "PUT", cal + "other.ics", event("other", 15))[0] == 201
+    assert request(server, "PUT", book + "held.vcf", VCARD.replace("carol-1", "held-card"))[0] == 201
+    token = collection_token(server, cal)
+    status, _, answer = request(server, "PUT", cal + "again.ics", event("held", 16))
+    assert status == 403 and uid_conflict(answer) == cal + "held.ics", (status, answer)
+    status, _, answer = request(server, "PUT", cal + "other.ics", event("held", 16))
+    assert status == 403 and uid_conflict(answer) == cal + "other.ics", (status, answer)
+    status, _, answer = request(server, "PUT", book + "again.vcf", VCARD.replace("carol-1", "held-card"))
+    assert status == 403 and uid_conflict(answer, ns=CARDDAV_NS) == book + "held.vcf", (status, answer)
+    assert request(server, "GET", cal + "again.ics")[0] == 404
+    assert "UID:other" in request(server, "GET", cal + "other.ics")[2]
+    assert collection_token(server, cal) == token
+    for path in (cal + "held.ics", cal + "other.ics", book + "held.vcf"):
+        assert request(server, "DELETE", path)[0] in (200, 204), path
+
+
+def test_move_within_and_between_calendars_follows_rfc_4918_and_4791(server):
+    """RFC 4918 §9.9 and §10.6, RFC 4791 §5.3.2.1 for MOVE, a rename within one calendar included:
+    ``Overwrite: F`` onto an existing object is 412; no Overwrite means T, and overwriting an
+    object of another UID is 403 ``no-uid-conflict`` naming it (Radicale took a missing Overwrite
+    as F: 412, and answered the conflicts with a bare 409); the object onto itself is 403; a rename
+    moves the sync token (the old name deleted, the new one changed); onto an object of the same UID
+    in another calendar, no Overwrite replaces it (204)."""
+    client(server).principal()
+    cal, other = f"/dav/{ALICE}/calendar/", f"/dav/{ALICE}/ren-other/"
+    assert request(server, "MKCALENDAR", other)[0] == 201
+    for path, uid in ((cal + "ren-a.ics", "ren-a"), (cal + "ren-b.ics", "ren-b"), (other + "x.ics", "ren-b")):
+        assert request(server, "PUT", path, event(uid, 11))[0] == 201, path
+    token = collection_token(server, cal)
+
+    def move(source: str, destination: str, **headers: str) -> tuple[int, str]:
+        status, _, answer = request(server, "MOVE", source, headers={"Destination": destination, **headers})
+        return status, answer
+
+    assert move(cal + "ren-a.ics", cal + "ren-b.ics", Overwrite="F")[0] == 412
+    for headers in ({}, {"Overwrite": "T"}):
+        status, answer = move(cal + "ren-a.ics", cal + "ren-b.ics", **headers)
+        assert status == 403 and uid_conflict(answer) == cal + "ren-b.ics", (headers, status, answer)
+    status, answer = move(cal + "ren-a.ics", base(server) + cal + "ren-a.ics")
+    assert status == 403, (status, answer)
+    assert move(cal + "ren-a.ics", cal + "ren-c.ics", Overwrite="maybe")[0] == 400
+    assert "UID:ren-a" in request(server, "GET", cal + "ren-a.ics")[2]
+    assert "UID:ren-b" in request(server, "GET", cal + "ren-b.ics")[2]
+    assert collection_token(server, cal) == token  # nothing refused moved it
+    # the rename itself
+    assert move(cal + "ren-a.ics", cal + "ren-c.ics")[0] == 201
+    assert request(server, "GET", cal + "ren-a.ics")[0] == 404
+    assert "UID:ren-a" in request(server, "GET", cal + "ren-c.ics")[2]
+    assert sync_changes(server, cal, token) == {"ren-a.ics": 404, "ren-c.ics": 200}
+    # between calendars: the UID under another name in the destination, then the same UID replaced
+    status, answer = move(other + "x.ics", cal + "ren-y.ics")
+    assert status == 403 and uid_conflict(answer) == cal + "ren-b.ics", (status, answer)
+    other_token = collection_token(server, other)
+    assert move(other + "x.ics", cal + "ren-b.ics")[0] == 204
+    assert request(server, "GET", other + "x.ics")[0] == 404
+    assert sync_changes(server, other, other_token) == {"x.ics": 404}
+    for path in (cal + "ren-b.ics", cal + "ren-c.ics", other):
+        assert request(server, "DELETE", path)[0] in (200, 204), path
+
+
+def test_copy_makes_a_new_object_at_the_destination(server):
+    """RFC 4918 §9.8 for calendar objects and vCards (Radicale answered 405 to every COPY): a new
+    resource at the destination (201; 204 over an object of the same UID; 412 with
+    ``Overwrite: F``), the destination's sync token moves and the source's does not; a UID already
+    in the destination collection (always so within one collection) is 403 ``no-uid-conflict``
+    naming the object that holds it (RFC 4791 §5.3.2.1, RFC 6352 §6.3.2.1); a scheduling object
+    copied into its owner's calendars is 403 ``unique-scheduling-object-resource`` (RFC 6638
+    §3.2.4.1); another user's calendar is refused as a PUT there is; the caldav library sees the
+    copy."""
+    principal = client(server).principal()
+    cal, other, book = f"/dav/{ALICE}/calendar/", f"/dav/{ALICE}/cp-other/", f"/dav/{ALICE}/contacts/"
+    assert request(server, "MKCALENDAR", other)[0] == 201
+    assert request(server, "PUT", cal + "cp-a.ics", event("cp-a", 12, "copied"))[0] == 201
+    tokens = {path: collection_token(server, path) for path in (cal, other)}
+
+    def copy(source: str, destination: str, **headers: str) -> tuple[int, dict[str, str], str]:
+        return request(server, "COPY", source, headers={"Destination": destination, **headers})
+
+    status, headers, answer = copy(cal + "cp-a.ics", other + "cp-b.ics")
+    assert status == 201, (status, answer)
+    assert headers.get("etag")
+    assert "UID:cp-a" in request(server, "GET", other + "cp-b.ics")[2]
+    assert "UID:cp-a" in request(server, "GET", cal + "cp-a.ics")[2]
+    assert collection_token(server, cal) == tokens[cal]
+    assert sync_changes(server, other, tokens[other]) == {"cp-b.ics": 200}
+    copied = caldav.Calendar(client=client(server), url=base(server) + other)
+    assert [str(e.icalendar_component["SUMMARY"]) for e in copied.events()] == ["copied"]
+    # again: Overwrite F refuses, none (T) replaces the object of the same UID
+    assert copy(cal + "cp-a.ics", other + "cp-b.ics", Overwrite="F")[0] == 412
+    assert copy(cal + "cp-a.ics", base(server) + other + "cp-b.ics")[0] == 204
+    # a UID the destination collection holds under another name; the source onto itself
+    status, _, answer = copy(cal + "cp-a.ics", other + "cp-c.ics")
+    assert status == 403 and uid_conflict(answer) == other + "cp-b.ics", (status, answer)
+    status, _, answer = copy(cal + "cp-a.ics", cal + "cp-c.ics")
+    assert status == 403 and uid_conflict(answer) == cal + "cp-a.ics", (status, answer)
+    assert copy(cal + "cp-a.ics", cal + "cp-a.ics")[0] == 403
+    assert request(server, "GET", cal + "cp-c.ics")[0] == 404
+    assert request(server, "GET", other + "cp-c.ics")[0] == 404
+    # an object of another UID under the destination name is not overwritten
+    assert request(server, "PUT", cal + "cp-d.ics", event("cp-d", 13))[0] == 201
+    status, _, answer = copy(cal + "cp-d.ics", other + "cp-b.ics")
+    assert status == 403 and uid_conflict(answer) == other + "cp-b.ics", (status, answer)
+    # missing source, missing collection, no Destination, another server
+    assert copy(cal + "cp-none.ics", other + "cp-e.ics")[0] == 404
+    assert copy(cal + "cp-d.ics", f"/dav/{ALICE}/no-such/cp-e.ics")[0] == 409
+    assert request(server, "COPY", cal + "cp-d.ics")[0] == 400
+    assert copy(cal + "cp-d.ics", "https://elsewhere.example" + other + "cp-e.ics")[0] == 502
+    # another user's calendar: refused, nothing told, nothing written
+    status, _, answer = copy(cal + "cp-d.ics", f"/dav/{BOB}/calendar/cp-d.ics")
+    assert status == 403 and "uid" not in answer
+    assert request(server, "GET", f"/dav/{BOB}/calendar/cp-d.ics", user=BOB, password=BOB_PW)[0] == 404
+    status, _, _ = request(
+        server,
+        "COPY",
+        cal + "cp-d.ics",
+        user=BOB,
+        password=BOB_PW,
+        headers={"Destination": f"/dav/{BOB}/calendar/x.ics"},
+    )
+    assert status == 403
+    # a scheduling object: one per UID in its owner's calendars
+    organized = event("cp-org", 14).replace("SUMMARY:", f"ORGANIZER:mailto:{ALICE}\nSUMMARY:")
+    assert request(server, "PUT", cal + "cp-org.ics", organized)[0] == 201
+    status, _, answer = copy(cal + "cp-org.ics", other + "cp-org.ics")
+    assert status == 403, (status, answer)
+    assert uid_conflict(answer, "unique-scheduling-object-resource") == cal + "cp-org.ics"
+    # a vCard within its address book: the UID is taken
+    assert request(server, "PUT", book + "cp-card.vcf", VCARD.replace("carol-1", "cp-card"))[0] == 201
+    status, _, answer = request(server, "COPY", book + "cp-card.vcf", headers={"Destination": book + "cp-card2.vcf"})
+    assert status == 403 and uid_conflict(answer, ns=CARDDAV_NS) == book + "cp-card.vcf", (status, answer)
+    assert principal
+    for path in (cal + "cp-a.ics", cal + "cp-d.ics", cal + "cp-org.ics", book + "cp-card.vcf", other):
+        assert request(server, "DELETE", path)[0] in (200, 204), path
+
+
 SYNC_REPORT = (
     '<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
     "<D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>{limit}"

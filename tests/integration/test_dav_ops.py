@@ -403,3 +403,40 @@ def test_bad_input_never_crashes_nor_leaks(server):
     assert status == 207
     # (Radicale logs refused input as warnings with their traceback: those are answered errors)
     assert '" 500 ' not in server.log() and "An exception occurred" not in server.log()
+
+
+def test_move_and_copy_into_another_users_calendar_only_when_shared_writable(server):
+    """RFC 4918 §9.8/§9.9 with the rights of a PUT at the destination: Bob's MOVE or COPY of his
+    event into Alice's calendar is 403 unless she shares it with him read-write; shared so, the
+    COPY (Radicale had none: 405) and the MOVE land there and her calendar's sync token moves;
+    read-only, both are refused and nothing moves."""
+    alice = client(server, ALICE, ALICE_PW).principal()
+    alice.make_calendar(name="Shared trips", cal_id="cp-shared")
+    shared, mine = f"/dav/{ALICE}/cp-shared/", f"/dav/{BOB}/calendar/"
+    for name in ("bob-cp", "bob-mv"):
+        status, _, _ = raw(
+            server, "PUT", mine + f"{name}.ics", EVENT.format(uid=name, day=20, summary=name), BOB, BOB_PW
+        )
+        assert status == 201, name
+
+    def bob(method: str, name: str) -> int:
+        return raw(server, method, mine + f"{name}.ics", "", BOB, BOB_PW, Destination=shared + f"{name}.ics")[0]
+
+    def alice_has(name: str) -> bool:
+        return raw(server, "GET", shared + f"{name}.ics", "", ALICE, ALICE_PW)[0] == 200
+
+    for rights in ("", f"{BOB}=r"):
+        dav(server, "share", ALICE, "cp-shared", *([rights] if rights else []))
+        assert bob("COPY", "bob-cp") == 403, rights
+        assert bob("MOVE", "bob-mv") == 403, rights
+        assert not alice_has("bob-cp") and not alice_has("bob-mv")
+    assert raw(server, "GET", mine + "bob-mv.ics", "", BOB, BOB_PW)[0] == 200
+    dav(server, "share", ALICE, "cp-shared", f"{BOB}=rw")
+    assert bob("COPY", "bob-cp") == 201
+    assert bob("MOVE", "bob-mv") == 201
+    assert alice_has("bob-cp") and alice_has("bob-mv")
+    assert raw(server, "GET", mine + "bob-cp.ics", "", BOB, BOB_PW)[0] == 200  # a copy leaves the source
+    assert raw(server, "GET", mine + "bob-mv.ics", "", BOB, BOB_PW)[0] == 404
+    uids = sorted(str(e.icalendar_component["UID"]) for e in alice.calendar(cal_id="cp-shared").events())
+    assert uids == ["bob-cp", "bob-mv"]
+    dav(server, "share", ALICE, "cp-shared")

@@ -7,9 +7,21 @@ thread that runs the request:
   anything but one ``VCARD`` with a UID — gets 403 with a ``DAV:error`` naming the precondition
   (``valid-calendar-object-resource``, ``supported-calendar-component``, ``valid-calendar-data``,
   ``valid-address-data``) and nothing is stored; Radicale took the first and third with 201 and
-  answered the rest with a bare 400. The same for the object a MOVE or COPY would write into
-  another collection (an event into a tasks-only calendar, a vCard into a calendar): Radicale
-  moved the first and refused the second with a bare 403.
+  answered the rest with a bare 400. A ``METHOD`` property is refused the same way
+  (``valid-calendar-object-resource``, RFC 4791 §4.1; Radicale stored it). The same for the
+  object a MOVE or COPY would write into another collection (an event into a tasks-only
+  calendar, a vCard into a calendar): Radicale moved the first and refused the second with a
+  bare 403. The body that passes reaches Radicale parsed (``validate.handing``): parsed once.
+* **MOVE and COPY of an object** (RFC 4918 §9.8, §9.9, §10.6; RFC 4791 §5.3.2.1; RFC 6352
+  §6.3.2.1; ``_move_preconditions``, under the write lock, a rename within one collection
+  included): no ``Overwrite`` means ``T`` (Radicale took it as ``F``: 412), ``F`` onto an
+  existing object 412, the source onto itself 403, a UID the destination collection already holds
+  under another name, or an overwritten object of another UID, 403 ``no-uid-conflict`` naming it
+  (Radicale: a bare 409; a PUT's conflict gets the same answer). COPY, which Radicale lacks (405), is the PUT of the source's text at
+  the destination: checked, authorized (the destination's rights: another user's calendar only
+  when shared read-write) and scheduled as that PUT, the destination's sync token moving; a
+  scheduling object copied into calendars of an owner who has its UID is 403
+  ``unique-scheduling-object-resource`` (RFC 6638 §3.2.4.1).
 * **Paged ``sync-collection``** (RFC 6578 §3.6, §3.7): an answer lists at most
   ``dav.sync_page_size`` changes, or the client's ``DAV:limit``/``DAV:nresults`` when smaller. A
   truncated answer carries a ``507 Insufficient Storage`` response for the request-URI (with the
@@ -30,8 +42,8 @@ thread that runs the request:
   An invitation from a user of the box is also written into the attendee's calendar
   (``gk.dav.itip.schedule_copy``), within the organizer's request (``gk.dav.itip.Scheduler``).
 * **Schedule-Tag** (RFC 6638 §3.2.10, §8.2, §8.3; the rules in ``gk.dav.scheduletag``): the
-  ``Schedule-Tag`` header on GET, HEAD and 2xx PUT and MOVE answers for a scheduling object
-  (Radicale has no COPY: 405), and ``CALDAV:schedule-tag`` in a PROPFIND or REPORT that names it
+  ``Schedule-Tag`` header on GET, HEAD and 2xx PUT, MOVE and COPY answers for a scheduling object,
+  and ``CALDAV:schedule-tag`` in a PROPFIND or REPORT that names it
   (not in allprop).
   ``If-Schedule-Tag-Match`` on PUT, DELETE and MOVE is checked against the request-URI's tag
   and the write made in one hold of the write lock: 412 when it does not match or the object has
@@ -65,13 +77,25 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gk.dav import inbox, scheduletag
+from gk.dav import inbox, scheduletag, validate
 from gk.dav.storage import DAV_CLIENT, SYNC_PAGE, Collection, Storage, SyncPage
 
 log = logging.getLogger("gk.dav")
 
 DAV = "{DAV:}"
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
+# the headers of a COPY that are not those of the PUT it becomes (If-Match: the source's, checked)
+_COPY_DROPPED = frozenset(
+    {
+        "HTTP_DESTINATION",
+        "HTTP_OVERWRITE",
+        "HTTP_DEPTH",
+        "HTTP_IF_MATCH",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_SCHEDULE_TAG_MATCH",
+    }
+)
 C = "{" + CALDAV_NS + "}"
 CS = "{http://calendarserver.org/ns/}"
 INBOX = "schedule-inbox"
@@ -272,6 +296,7 @@ class Extensions:
             # matches though the write is one the tag allows; refused on it, the tag would be
             # pointless (EGroupware saw the same and notes it)
             environ.pop("HTTP_IF_MATCH", None)
+        parsed = None
         if method == "PUT":
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -282,42 +307,53 @@ class Extensions:
                 return list(self._app(environ, start_response))  # Radicale's own 400 or 413
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
-            refused = self._refused_put(user, path, body)
+            refused, parsed = self._refused_put(user, path, body)
             if refused is not None:
-                status, headers, answer = refused
-                start_response(status, headers + [("Content-Length", str(len(answer)))])
-                return [answer]
+                return self._answer(start_response, refused)
         checked = None
         if method in ("MOVE", "COPY"):
-            refused, checked = self._refused_move(environ, user, path, locked=False)
+            refused, checked, parsed = self._refused_move(environ, user, path, locked=False)
             if refused is not None:
-                status, headers, answer = refused
-                start_response(status, headers + [("Content-Length", str(len(answer)))])
-                return [answer]
+                return self._answer(start_response, refused)
         state = scheduletag.Merge()
         with self.storage.lock.acquire("w"):
             if checked is not None and self._object(path) != checked:
                 # written since it was checked (outside the lock): checked again, rarely, under it
-                refused, _ = self._refused_move(environ, user, path, locked=True)
+                refused, _, parsed = self._refused_move(environ, user, path, locked=True)
                 if refused is not None:
-                    status, headers, answer = refused
-                    start_response(status, headers + [("Content-Length", str(len(answer)))])
-                    return [answer]
+                    return self._answer(start_response, refused)
             merging = None
             if match is not None and self._may_write(user, path):
                 current = self._tag_of(path)
                 if current is None or current != match.strip():
-                    status, headers, body = _plain("412 Precondition Failed", "the Schedule-Tag does not match")
-                    start_response(status, headers + [("Content-Length", str(len(body)))])
-                    return [body]
+                    return self._answer(
+                        start_response, _plain("412 Precondition Failed", "the Schedule-Tag does not match")
+                    )
                 if method == "PUT":
                     merging = scheduletag.MERGE.set(state)
+            copy: dict[str, Any] | None = None
+            if method in ("MOVE", "COPY"):
+                refused, copy = self._move_preconditions(environ, method, user, path)
+                if refused is not None:
+                    return self._answer(start_response, refused)
+            uid = parsed.uid if parsed is not None else ""
             try:
-                status, headers, body = self._radicale(environ)
+                with validate.handing(parsed):
+                    status, headers, body = self._radicale(copy if copy is not None else environ)
             finally:
                 if merging is not None:
                     scheduletag.MERGE.reset(merging)
-            if state.merged or (method == "PUT" and status.startswith("2") and self._rewritten(path, headers)):
+            if status.startswith("409") and b"no-uid-conflict" in body and uid:
+                # Radicale's bare 409 to a PUT (or a COPY's) of a UID held under another name, or
+                # over an object of another UID: 403 naming the holder, as a MOVE or COPY gets
+                # (RFC 4791 §5.3.2.1 and RFC 6352 §6.3.2.1: "SHOULD report the URL")
+                conflict = self._put_conflict(environ, path if copy is None else self._destination(environ), uid)
+                if conflict is not None:
+                    return self._answer(start_response, conflict)
+            written = path if method != "COPY" else self._destination(environ)
+            if state.merged or (
+                method in ("PUT", "COPY") and status.startswith("2") and self._rewritten(written, headers)
+            ):
                 # the stored text is not the one sent (merged answers, or the server's SCHEDULE-STATUS
                 # written by gk.dav.itip): no ETag (RFC 4791 §5.3.4), the client reads it again
                 headers = [(k, v) for k, v in headers if k.lower() != "etag"]
@@ -330,6 +366,12 @@ class Extensions:
         if tag is not None:
             headers.append(("Schedule-Tag", tag))
         start_response(status, headers)
+        return [body]
+
+    @staticmethod
+    def _answer(start_response: StartResponse, answer: tuple[str, Headers, bytes]) -> list[bytes]:
+        status, headers, body = answer
+        start_response(status, headers + [("Content-Length", str(len(body)))])
         return [body]
 
     def _destination(self, environ: dict[str, Any]) -> str:
@@ -352,51 +394,226 @@ class Extensions:
         )
         return (str(row[0]), str(row[1])) if row is not None else None
 
+    def _may(self, user: str, path: str, what: str) -> bool:
+        """Has ``user`` right ``what`` ("r" or "w") on the collection of object ``path``?"""
+        where = self._item_path(path)
+        if not user or where is None:
+            return False
+        return what in self._app._rights.authorization(user, set(), "/" + where[0] + "/")
+
     def _refused_move(
         self, environ: dict[str, Any], user: str, path: str, locked: bool
-    ) -> tuple[tuple[str, Headers, bytes] | None, tuple[str, str] | None]:
+    ) -> tuple[tuple[str, Headers, bytes] | None, tuple[str, str] | None, validate.Parsed | None]:
         """The PUT preconditions applied to the object a MOVE or COPY would write into another
         collection (RFC 4791 §5.3.2.1 names COPY and MOVE; RFC 6352 §6.3.2.1 the same): an event
-        into a tasks-only calendar, a vCard into a calendar. Returns (the 403 answer or None, the
-        (etag, text) checked, None when nothing was): the check is made outside the write lock,
-        and again under it when the object changed meanwhile (``locked``). Only for a user who may
-        write both collections (anyone else gets Radicale's answer, which tells nothing of the
+        into a tasks-only calendar, a vCard into a calendar, a stored object with a ``METHOD``.
+        Returns (the 403 answer or None, the (etag, text) checked, None when nothing was, its
+        parse): the check is made outside the write lock, and again under it when the object
+        changed meanwhile (``locked``). Only for a user who may read (COPY) or write (MOVE) the
+        source and write the destination (anyone else gets a refusal that tells nothing of the
         object); a move within one collection (a rename) is not checked: the object is already
-        held there. Radicale itself refuses a move between a calendar and an address book with a
-        bare 403, and has no COPY (405)."""
+        held there (its UID and name are, under the lock: ``_move_preconditions``). Radicale itself
+        refuses a move between a calendar and an address book with a bare 403."""
         target = self._destination(environ)
         source, dest = self._item_path(path), self._item_path(target)
-        if source is None or dest is None or source[0] == dest[0]:
-            return None, None
-        if not self._may_write(user, path) or not self._may_write(user, target):
-            return None, None
+        if source is None or dest is None or source[0] == dest[0] or self._elsewhere(environ) is not None:
+            return None, None, None
+        copying = str(environ.get("REQUEST_METHOD", "")).upper() == "COPY"
+        if not self._may(user, path, "r" if copying else "w") or not self._may(user, target, "w"):
+            return None, None, None
         with self.storage.lock.acquire("r") if not locked else contextlib.nullcontext():
             found = self._object(path)
             row = self.storage.db.one("SELECT tag, meta FROM collections WHERE path = ?", (dest[0],))
         if found is None or row is None:
-            return None, None  # Radicale's 404 or 409
-        return self._precondition(f"{environ.get('REQUEST_METHOD')} {path} -> {target}", row, found[1].encode()), found
+            return None, None, None  # 404 or 409, below
+        refused, parsed = self._precondition(
+            f"{environ.get('REQUEST_METHOD')} {path} -> {target}", row, found[1].encode()
+        )
+        return refused, found, parsed if copying else None
 
-    def _refused_put(self, user: str, path: str, body: bytes) -> tuple[str, Headers, bytes] | None:
-        """403 with the failed precondition for a PUT of an object its collection may not hold
-        (``gk.dav.validate``: RFC 4791 §5.3.2.1, RFC 6352 §6.3.2.1), None to let Radicale write it.
-        Checked before the write lock (the parse holds no one up) and only for a user who may
-        write there: anyone else gets Radicale's 403, which tells nothing of the collection."""
+    def _move_preconditions(
+        self, environ: dict[str, Any], method: str, user: str, path: str
+    ) -> tuple[tuple[str, Headers, bytes] | None, dict[str, Any] | None]:
+        """What RFC 4918 §9.8/§9.9 and RFC 4791 §5.3.2.1 / RFC 6352 §6.3.2.1 ask of a COPY or MOVE of
+        an object, checked under the write lock, within one collection too (a rename):
+
+        * ``Overwrite`` absent means ``T`` (RFC 4918 §10.6; Radicale took it as ``F``); ``F`` onto
+          an existing object: 412; another value: 400; the source onto itself: 403;
+        * ``CALDAV:no-uid-conflict`` / ``CARDDAV:no-uid-conflict`` (403, with the ``DAV:href`` of
+          the object holding the UID): the destination collection holds the UID under another name
+          (a COPY within one collection always does), or the object overwritten has another UID
+          (Radicale answered a bare 409 to both);
+        * a COPY of a scheduling object into the calendars of an owner who already has its UID:
+          ``CALDAV:unique-scheduling-object-resource`` (RFC 6638 §3.2.4.1, 403).
+
+        Returns (an answer, None) to send, or (None, the environ to run): a MOVE goes to Radicale
+        (``Overwrite`` made explicit); a COPY — which Radicale does not have (405) — becomes the PUT
+        of the source's text at the destination, so it is checked and authorized as that PUT (the
+        destination's rights, ``gk.dav.validate``), moves the destination's sync token, and is
+        scheduled as a PUT is. Who may not read (COPY) or write (MOVE) the source or write the
+        destination: a MOVE gets Radicale's answer, a COPY a bare 403, before anything is looked
+        up."""
+        copying = method == "COPY"
+        elsewhere = self._elsewhere(environ)
+        if elsewhere is not None:
+            return (elsewhere, None) if copying else (None, None)  # Radicale's own answer to a MOVE
+        target = self._destination(environ)
+        source, dest = self._item_path(path), self._item_path(target)
+        if source is None or dest is None:
+            return (_plain("403 Forbidden", "the Destination is not a DAV object"), None) if copying else (None, None)
+        if not self._may(user, path, "r" if copying else "w") or not self._may(user, target, "w"):
+            return (_plain("403 Forbidden", "access to the resource is forbidden"), None) if copying else (None, None)
+        overwrite = str(environ.get("HTTP_OVERWRITE", "T")).strip().upper()
+        if overwrite not in ("T", "F"):
+            return _plain("400 Bad Request", "Overwrite is T or F"), None
+        db = self.storage.db
+        src = db.one(
+            "SELECT i.uid, i.text, i.etag, c.tag FROM items i JOIN collections c ON c.id = i.collection"
+            " WHERE c.path = ? AND i.href = ?",
+            source,
+        )
+        if src is None:
+            return (_plain("404 Not Found", "no such object"), None) if copying else (None, None)
+        collection = db.one("SELECT id, tag FROM collections WHERE path = ?", (dest[0],))
+        if collection is None:
+            return (
+                (_plain("409 Conflict", "the Destination's collection does not exist"), None)
+                if copying
+                else (
+                    None,
+                    None,
+                )
+            )
+        if source == dest:
+            return _plain("403 Forbidden", "the source and the destination are the same"), None
+        if copying:
+            etag = environ.get("HTTP_IF_MATCH")
+            if etag is not None and etag.strip() not in ("*", str(src["etag"])):
+                return _plain("412 Precondition Failed", "the source's ETag does not match"), None
+        tag = str(collection["tag"] or "")
+        if tag != str(src["tag"] or "") or tag not in ("VCALENDAR", "VADDRESSBOOK"):
+            # a calendar object into an address book (or the reverse) was refused above with its
+            # precondition when the user may write both; anything else is Radicale's to answer
+            return (
+                (_plain("403 Forbidden", "the Destination cannot hold this object"), None)
+                if copying
+                else (
+                    None,
+                    None,
+                )
+            )
+        existing = db.one("SELECT uid FROM items WHERE collection = ? AND href = ?", (collection["id"], dest[1]))
+        if existing is not None and overwrite == "F":
+            return _plain("412 Precondition Failed", "the Destination exists and Overwrite is F"), None
+        uid = str(src["uid"] or "")
+        ns = CALDAV_NS if tag == "VCALENDAR" else CARDDAV_NS
+        if existing is not None and str(existing["uid"] or "") != uid:
+            return self._uid_conflict(environ, ns, "no-uid-conflict", dest[0], dest[1]), None
+        holder = db.one(
+            "SELECT href FROM items WHERE collection = ? AND uid = ? AND href != ? ORDER BY href LIMIT 1",
+            (collection["id"], uid, dest[1]),
+        )
+        if holder is not None and not (not copying and source[0] == dest[0] and holder["href"] == source[1]):
+            return self._uid_conflict(environ, ns, "no-uid-conflict", dest[0], str(holder["href"])), None
+        text = str(src["text"])
+        if copying and tag == "VCALENDAR" and scheduletag.organizer(text) is not None:
+            owner = dest[0].partition("/")[0]
+            held = db.one(
+                "SELECT c.path, i.href FROM items i JOIN collections c ON c.id = i.collection"
+                " WHERE i.uid = ? AND substr(c.path, 1, length(?) + 1) = ? || '/'"
+                " AND NOT (c.path = ? AND i.href = ?) ORDER BY c.path, i.href LIMIT 1",
+                (uid, owner, owner, dest[0], dest[1]),
+            )
+            if held is not None:
+                return self._uid_conflict(
+                    environ, CALDAV_NS, "unique-scheduling-object-resource", str(held[0]), str(held[1])
+                ), None
+        if not copying:
+            environ["HTTP_OVERWRITE"] = overwrite
+            return None, None
+        data = text.encode("utf-8")
+        put = {k: v for k, v in environ.items() if k not in _COPY_DROPPED}
+        put.update(
+            {
+                "REQUEST_METHOD": "PUT",
+                "PATH_INFO": target,
+                "CONTENT_LENGTH": str(len(data)),
+                "CONTENT_TYPE": ("text/calendar" if tag == "VCALENDAR" else "text/vcard") + "; charset=utf-8",
+                "wsgi.input": io.BytesIO(data),
+            }
+        )
+        return None, put
+
+    def _elsewhere(self, environ: dict[str, Any]) -> tuple[str, Headers, bytes] | None:
+        """The answer to a Destination that is none of this server's DAV objects: missing (400),
+        on another server (502, RFC 4918 §9.8.5), outside the DAV base path (403); None for one
+        of ours."""
+        raw = str(environ.get("HTTP_DESTINATION", "")).strip()
+        if not raw:
+            return _plain("400 Bad Request", "no Destination")
+        split = urllib.parse.urlsplit(raw)
+        if split.netloc:
+            from radicale import utils as radicale_utils
+
+            theirs = (
+                split.netloc if split.port is not None else f"{split.netloc}:{443 if split.scheme == 'https' else 80}"
+            )
+            if theirs != radicale_utils.get_server_netloc(environ, force_port=True):
+                return _plain("502 Bad Gateway", "the Destination is on another server")
+        base = self._base(environ)
+        if base and not urllib.parse.unquote(split.path).startswith(base + "/"):
+            return _plain("403 Forbidden", "the Destination is not a DAV object")
+        return None
+
+    def _put_conflict(self, environ: dict[str, Any], path: str, uid: str) -> tuple[str, Headers, bytes] | None:
+        """403 ``no-uid-conflict`` naming the object of collection of ``path`` that holds ``uid``
+        (or the object at ``path``, of another UID); None when there is neither."""
+        where = self._item_path(path)
+        if where is None:
+            return None
+        row = self.storage.db.one(
+            "SELECT c.tag, i.href FROM items i JOIN collections c ON c.id = i.collection"
+            " WHERE c.path = ? AND (i.uid = ? OR i.href = ?) ORDER BY i.href = ? DESC, i.href LIMIT 1",
+            (where[0], uid, where[1], where[1]),
+        )
+        if row is None:
+            return None
+        ns = CARDDAV_NS if row["tag"] == "VADDRESSBOOK" else CALDAV_NS
+        return self._uid_conflict(environ, ns, "no-uid-conflict", where[0], str(row["href"]))
+
+    def _uid_conflict(
+        self, environ: dict[str, Any], ns: str, name: str, collection: str, href: str
+    ) -> tuple[str, Headers, bytes]:
+        """403 with ``name`` (in ``ns``) naming, in a ``DAV:href``, the object that holds the UID."""
+        root = ET.Element(DAV + "error")
+        element = ET.SubElement(root, "{" + ns + "}" + name)
+        _href(element, urllib.parse.quote(f"{self._base(environ)}/{collection}/{href}"))
+        log.info("dav: %s of %s refused (%s)", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), name)
+        return _xml("403 Forbidden", root)
+
+    def _refused_put(
+        self, user: str, path: str, body: bytes
+    ) -> tuple[tuple[str, Headers, bytes] | None, validate.Parsed | None]:
+        """(403 with the failed precondition, None) for a PUT of an object its collection may not
+        hold (``gk.dav.validate``: RFC 4791 §5.3.2.1, RFC 6352 §6.3.2.1), else (None, the body's
+        parse, handed to Radicale: ``validate.handing``). Checked before the write lock (the parse
+        holds no one up) and only for a user who may write there: anyone else gets Radicale's 403,
+        which tells nothing of the collection."""
         where = self._item_path(path)
         if where is None or not self._may_write(user, path):
-            return None
+            return None, None
         with self.storage.lock.acquire("r"):
             row = self.storage.db.one("SELECT tag, meta FROM collections WHERE path = ?", (where[0],))
-        return self._precondition(f"PUT {path}", row, body) if row is not None else None
+        return self._precondition(f"PUT {path}", row, body) if row is not None else (None, None)
 
-    def _precondition(self, what: str, row: Any, body: bytes) -> tuple[str, Headers, bytes] | None:
-        """403 with the failed precondition when ``body`` may not be one object of the collection
-        of ``row`` (its ``tag`` and ``meta``), None when it may (or the collection is neither a
-        calendar nor an address book)."""
-        from gk.dav import validate
-
+    def _precondition(
+        self, what: str, row: Any, body: bytes
+    ) -> tuple[tuple[str, Headers, bytes] | None, validate.Parsed | None]:
+        """(403 with the failed precondition, None) when ``body`` may not be one object of the
+        collection of ``row`` (its ``tag`` and ``meta``), (None, its parse) when it may, (None,
+        None) when the collection is neither a calendar nor an address book."""
         if row["tag"] not in ("VCALENDAR", "VADDRESSBOOK"):
-            return None
+            return None, None
         try:
             meta = json.loads(row["meta"] or "{}")
         except ValueError:
@@ -405,13 +622,13 @@ class Extensions:
         components = frozenset(c.strip().upper() for c in supported.split(",") if c.strip())
         try:
             most = int(self._app.configuration.get("server", "max_vevent_rrule_occurrence"))
-            validate.check_put(body, str(row["tag"]), components, most)
+            parsed = validate.check_put(body, str(row["tag"]), components, most)
         except validate.Refused as e:
             log.info("dav: %s refused (%s): %s", what, e.name, e)
             root = ET.Element(DAV + "error")
             ET.SubElement(root, "{" + e.ns + "}" + e.name)
-            return _xml("403 Forbidden", root)
-        return None
+            return _xml("403 Forbidden", root), None
+        return None, parsed
 
     def _rewritten(self, path: str, headers: Headers) -> bool:
         """True when the object a PUT stored was written again within its request (its ETag is no

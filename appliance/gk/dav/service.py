@@ -216,6 +216,9 @@ class DAVService:
                     from radicale.app import Application
 
                     recurrence.install()
+                    from gk.dav import validate
+
+                    validate.install()  # a checked PUT body reaches Radicale parsed (gk.dav.validate)
                     app = Application(self.configuration())
                     from gk.dav.itip import Scheduler, addresses_of
                     from gk.dav.storage import Storage
