@@ -282,3 +282,34 @@ def test_escape_and_a_click_outside_close_the_menus(server, browser, size: str) 
         page.keyboard.press("Escape")
         assert not _open(page, switch) and _focused_summary(page, switch)
     assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_a_tap_on_the_actions_lands_while_the_search_has_the_focus(server, browser) -> None:  # type: ignore[no-untyped-def]
+    """On a phone the search takes the whole row while it has the focus (its scope shows) and the
+    actions wrap under it. A tap on More or Delete then took the focus from the search first: the
+    row folded back under the finger before the tap ended, which hit whatever came there (the menu
+    stayed shut, nothing was deleted). The row now folds back a moment after the search loses
+    the focus."""
+    base = f"http://127.0.0.1:{server.port('http.port')}"
+    drop_in_maildir(server, USER, _mail(9).replace("Phone list 9", "Phone list tapped"))
+    page = b.new_page(browser, PHONE, mobile=True)
+    b.login(page, base, USER, PW)
+    page.goto(base + "/mail?folder=INBOX")
+    search = page.get_by_role("searchbox", name="Search")
+    summary = page.locator(".bulkbar details.more > summary")
+    before = summary.bounding_box()
+    search.click()
+    moved = summary.bounding_box()
+    assert before is not None and moved is not None and moved["y"] > before["y"] + 20, (before, moved)
+    summary.click()
+    assert _open(page, ".bulkbar details.more"), "the tap on More missed it"
+    page.wait_for_timeout(600)  # then the row folds back, the menu with it
+    assert summary.bounding_box()["y"] == before["y"]  # type: ignore[index]
+    page.keyboard.press("Escape")
+
+    page.get_by_role("checkbox", name="Select: Phone list tapped").check()
+    search.click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.wait_for_load_state()
+    assert "Phone list tapped" not in " ".join(page.locator("#messages li .subj").all_inner_texts())
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
