@@ -126,8 +126,11 @@ def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 def test_every_main_page_on_a_french_phone(server, browser, lea):  # type: ignore[no-untyped-def]
     english = _english_sentences()
     lea.goto(_base(server) + "/mail")
+    # its subject is raw 8-bit UTF-8 (RFC 6532): it showed as "Go\ufffd\ufffdter"
+    assert "Goûter dimanche" in lea.locator("#messages").inner_text()
     lea.locator("#messages li a").first.click()
     lea.wait_for_url("**/mail/read?**")
+    assert "Goûter dimanche" in lea.locator("h1").first.inner_text()
     pages = [("/mail/read", lea.url)] + [(p, _base(server) + p) for p in PAGES]
     found: dict[str, list[str]] = {}
     for name, url in pages:

@@ -341,16 +341,82 @@ def test_invitation_answered_from_webmail(server: GKServer) -> None:
     replies = wait_for(lambda: len(queued_to(server, ORGANIZER)) == 2 and queued_to(server, ORGANIZER))
     assert replies == ["Accepted", "Tentative"], replies
 
-    # cancelled: the reader offers the removal, which takes it out of his calendar
+    # cancelled: the reader offers the removal; from a sender the box cannot vouch for (anyone
+    # who saw the invitation knows its UID and organizer) it too needs "I know this sender"
     subject = deliver_invitation(server, "CANCEL", 2, "20260716T080000Z", "20260716T090000Z")
     url = read_url(bob, subject)
     _, page = bob.get(url)
-    assert 'value="remove"' in page
+    assert 'value="remove"' in page and 'id="invitation-unverified"' in page and 'name="known_sender"' in page
     resp, _ = answer(bob, url, "remove")
-    assert resp.status == 303
+    assert resp.status == 303, resp.status
+    assert "invitation_error=unconfirmed_cancel" in resp.headers["Location"]
+    _, page = bob.get(local_path(resp.headers["Location"]))
+    assert 'id="invitation-error"' in page and "Nothing was removed" in page and 'id="invitation-done"' not in page
+    assert calendar(server, BOB).event_by_uid("remote-1@remote.example")  # still there
+    resp, _ = answer(bob, url, "remove", known=True)
+    assert resp.status == 303 and "invitation=removed" in resp.headers["Location"], resp.headers["Location"]
     with pytest.raises(caldav.error.NotFoundError):
         calendar(server, BOB).event_by_uid("remote-1@remote.example")
     assert "Traceback" not in server.log()
+
+
+def test_a_cancellation_is_removed_in_one_click_only_from_its_verified_organizer(server: GKServer) -> None:
+    """Alice (a user of the box: her mail is verified) cancels her meeting: bob's reader removes
+    his copy in one click, as before. Carol, verified too but not the organizer, mails bob a
+    CANCEL naming alice's other meeting: the reader warns, and the removal is refused without
+    "I know this sender" — by the server, whatever the form sent."""
+    alice_cal, bob_cal = calendar(server, ALICE), calendar(server, BOB)
+
+    def bob_has(uid: str) -> bool:
+        return any(f"UID:{uid}" in e.data for e in bob_cal.events())
+
+    for uid, title in (("cancel-1", "Quarterly close"), ("cancel-2", "Budget review")):
+        alice_cal.save_event(
+            MEETING.format(uid=uid, alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION").replace(
+                "SUMMARY:Review", f"SUMMARY:{title}"
+            )
+        )
+        assert bob_has(uid), server.log()[-4000:]
+    bob = web_session(server, BOB)
+
+    alice_cal.event_by_uid("cancel-1").delete()
+    url = read_url(bob, "Cancelled: Quarterly close")
+    _, page = bob.get(url)
+    assert 'value="remove"' in page and 'id="invitation-unverified"' not in page
+    assert 'name="known_sender"' not in page
+    resp, _ = answer(bob, url, "remove")
+    assert resp.status == 303 and "invitation=removed" in resp.headers["Location"], resp.headers["Location"]
+    assert not bob_has("cancel-1")
+
+    forged = EmailMessage()
+    forged["From"], forged["To"], forged["Subject"] = CAROL, BOB, "Cancelled: Budget review"
+    forged.set_content("Alice asked me to tell you.")
+    cancel = (
+        MEETING.format(uid="cancel-2", alice=ALICE, bob=BOB, bob_partstat="NEEDS-ACTION")
+        .replace("VERSION:2.0\r\n", "VERSION:2.0\r\nMETHOD:CANCEL\r\n")
+        .replace("SEQUENCE:0", "SEQUENCE:1\r\nSTATUS:CANCELLED")
+    )
+    forged.add_alternative(cancel, subtype="calendar", params={"method": "CANCEL"})
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", server.port("smtp.submissions_port"), context=tls_client_context(), timeout=30
+    ) as s:
+        s.login(CAROL, PASSWORD)
+        s.send_message(forged)
+    url = read_url(bob, "Cancelled: Budget review")
+    _, page = bob.get(url)
+    assert 'value="remove"' in page and 'id="invitation-unverified"' in page and 'name="known_sender"' in page
+    for known in ("", "no"):
+        uid = url.rpartition("=")[2]
+        fields = {"folder": "INBOX", "uid": uid, "answer": "remove"} | ({"known_sender": known} if known else {})
+        resp, _ = bob.post("/mail/invitation", fields)
+        assert resp.status == 303 and "invitation_error=unconfirmed_cancel" in resp.headers["Location"]
+    assert bob_has("cancel-2") and "STATUS:CANCELLED" not in alice_cal.event_by_uid("cancel-2").data
+    # bob knows carol: his choice, ticked
+    resp, _ = answer(bob, url, "remove", known=True)
+    assert resp.status == 303 and "invitation=removed" in resp.headers["Location"], resp.headers["Location"]
+    assert not bob_has("cancel-2")
+    assert alice_cal.event_by_uid("cancel-2")  # the organizer's event untouched
+    assert '" 500 ' not in server.log() and "Traceback" not in server.log()
 
 
 # -- RFC 6638: the scheduling inbox, and answers from CalDAV clients --------------------------------

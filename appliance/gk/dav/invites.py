@@ -10,7 +10,8 @@ copy is updated at once, before the answer's page returns, and the mail marked s
 get it through the queue). Declining removes the user's copy, if any. A ``REQUEST`` with a lower ``SEQUENCE`` than
 the stored copy is outdated and refused; a higher one replaces it. ``METHOD:CANCEL`` offers the
 removal of the user's copy, and only of a copy organized by the same organizer: a forged cancel
-cannot delete an unrelated event.
+cannot delete an unrelated event (and the web route asks "I know this sender" first when the box
+cannot vouch for the sender, as for an answer).
 
 Only the user's own collections (``<user>/…``) are looked at or written, and the message is read
 from the signed-in user's own mailbox by the web route (``gk.dav.web``).
@@ -52,6 +53,9 @@ NOT_CANCEL = N_("This message does not cancel an event.")
 UNCONFIRMED = N_(
     'Nothing was done: the sender of this invitation could not be verified. Tick "I know this sender" to answer anyway.'
 )
+UNCONFIRMED_CANCEL = N_(
+    'Nothing was removed: the sender of this cancellation could not be verified. Tick "I know this sender" to remove the event anyway.'
+)
 # the reader's error banner: a key in the redirect's query, never the text itself
 DONE_ERRORS = {
     "answerable": NOT_ANSWERABLE,
@@ -61,6 +65,7 @@ DONE_ERRORS = {
     "mailed": NOT_MAILED,
     "cancel": NOT_CANCEL,
     "unconfirmed": UNCONFIRMED,
+    "unconfirmed_cancel": UNCONFIRMED_CANCEL,
 }
 
 

@@ -254,12 +254,13 @@ def answer_invitation(web: Web) -> None:
     if inv is None:
         raise bottle.HTTPError(404, "no invitation in this message")
     back = {"folder": folder, "uid": str(uid)}
-    if choice != "remove" and forms.text("known_sender") != "yes":
-        # an answer stores the event and mails a REPLY: from a sender the box cannot vouch for
-        # (a forged organizer, a spammer's calendar link) only once the user says they know it
-        if _unverified(_verified_sender(web, mb, folder, uid), inv):
-            back["invitation_error"] = "unconfirmed"
-            raise bottle.redirect("/mail/read?" + bottle.urlencode(back))
+    if forms.text("known_sender") != "yes" and _unverified(_verified_sender(web, mb, folder, uid), inv):
+        # an answer stores the event and mails a REPLY, a cancel's removal deletes the user's copy:
+        # from a sender the box cannot vouch for (a forged organizer, a spammer's calendar link,
+        # a stranger who read the invitation's UID and organizer) only once the user says they
+        # know it
+        back["invitation_error"] = "unconfirmed_cancel" if inv.method == "CANCEL" else "unconfirmed"
+        raise bottle.redirect("/mail/read?" + bottle.urlencode(back))
     api = davweb(web)
     try:
         if choice == "remove":

@@ -18,8 +18,25 @@ from gk.mail.mailbox.reading import decode_words
 from gk.mail.mailbox.textindex import message_text
 
 
+def _eight_bit(value: str) -> str:
+    """Each run of surrogate escapes as the bytes it stands for: UTF-8, else Windows-1252."""
+    out, run = [], b""
+    for c in value + "\0":
+        if 0xDC80 <= ord(c) <= 0xDCFF:
+            run += bytes([ord(c) - 0xDC00])
+            continue
+        if run:
+            try:
+                out.append(run.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(run.decode("cp1252", "replace"))
+            run = b""
+        out.append(c)
+    return "".join(out)[:-1]
+
+
 def _email_package(value: str) -> str:
-    text = " ".join(value.split())
+    text = _eight_bit(" ".join(value.split()))
     try:
         return str(make_header(decode_header(text)))
     except (UnicodeError, LookupError, ValueError, binascii.Error):
@@ -30,6 +47,29 @@ def _email_package(value: str) -> str:
 @given(st.text(alphabet=st.sampled_from(list('aB é\udce9?="ü:Ω\t\r\n\x85\u2028q_')), max_size=30))
 def test_decode_words_gives_what_the_email_package_gives(value: str) -> None:
     assert decode_words(value) == (_email_package(value) if value else "")
+
+
+def test_decode_words_reads_raw_8_bit_headers() -> None:
+    """8-bit bytes in a header (a compat32 ``Header`` of unknown-8bit, or surrogate escapes) are
+    UTF-8 (RFC 6532), else Windows-1252: the webmail showed "Go\ufffd\ufffdter" for "Goûter"."""
+    value = parse_header_block("Subject: Goûter très tôt\r\n".encode()).get("subject")
+    assert decode_words(value) == "Goûter très tôt"
+    value = parse_header_block("Subject: Jörg café\r\n".encode("cp1252")).get("subject")
+    assert decode_words(value) == "Jörg café"
+    assert decode_words("Go\udcc3\udcbbter") == "Goûter"  # as the envelope's JSON keeps it
+    assert decode_words("déjà vu") == "déjà vu"  # real text untouched
+
+
+def test_an_8_bit_subject_keeps_its_bytes_in_the_envelope() -> None:
+    """The ENVELOPE (IMAP's, and the mail list's subject) holds the raw bytes as surrogate escapes,
+    as mime's docstring says; ``str()`` of compat32's Header made each one U+FFFD."""
+    import io
+
+    from gk.mail.mailbox.mime import parse_envelope
+
+    env, _ = parse_envelope(io.BytesIO("Subject: Goûter\r\nFrom: a@b.example\r\n\r\nx\r\n".encode()))
+    assert env[1].encode("utf-8", "surrogateescape") == "Goûter".encode()
+    assert decode_words(env[1]) == "Goûter"
 
 
 def test_decode_words_still_decodes_encoded_words() -> None:

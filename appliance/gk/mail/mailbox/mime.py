@@ -37,6 +37,7 @@ import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.header import Header, decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from typing import Any, BinaryIO
@@ -279,8 +280,16 @@ def _boundary_hit(line: bytes, boundaries: list[bytes]) -> bytes | None:
     return None
 
 
-def _decode(raw: str | None) -> str | None:
-    return None if raw is None else " ".join(str(raw).split())
+def _decode(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, Header):
+        # compat32 wraps a value with 8-bit bytes in a Header of charset unknown-8bit, whose str()
+        # turns each byte into U+FFFD: its chunks, as decode_header gives them, keep the bytes
+        raw = "".join(
+            b.decode("ascii", "surrogateescape") if isinstance(b, bytes) else b for b, _ in decode_header(raw)
+        )
+    return " ".join(str(raw).split())
 
 
 # One ``; name=value`` of the plain forms _fast_params reads: an RFC 2045 token as name (no "*":

@@ -25,8 +25,8 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.errors import MessageError
-from email.header import decode_header, make_header
-from typing import TYPE_CHECKING, BinaryIO
+from email.header import Header, decode_header, make_header
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from gk.mail.mailbox.mime import Part, find_part, iter_parts
 
@@ -52,11 +52,44 @@ class Attachment:
 
 
 # -- decoding -----------------------------------------------------------------------------------
-def decode_words(value: str | None) -> str:
-    """An RFC 2047 header value as Unicode (bad encodings kept as they are)."""
+_ESCAPED = re.compile("[\udc80-\udcff]+")
+
+
+def _eight_bit(raw: bytes) -> str:
+    """Raw 8-bit header bytes: UTF-8 (RFC 6532: SMTPUTF8 mail, and most undeclared 8-bit headers),
+    else Windows-1252 (the usual legacy fallback)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
+def _chunk(data: bytes | str, charset: str | None) -> str:
+    if isinstance(data, str):
+        return data
+    if charset and charset != "unknown-8bit":
+        try:
+            return data.decode(charset, "replace")
+        except LookupError:
+            pass
+    return _eight_bit(data)
+
+
+def _unescape(run: re.Match[str]) -> str:
+    return _eight_bit(run.group().encode("utf-8", "surrogateescape"))
+
+
+def decode_words(value: Any) -> str:
+    """An RFC 2047 header value as Unicode (bad encodings kept as they are). Raw 8-bit bytes — a
+    compat32 ``Header`` of the ``unknown-8bit`` charset, or surrogate escapes in a string — are
+    read by ``_eight_bit``: as ``str()`` gave them, they showed as U+FFFD ("Go\ufffd\ufffdter")."""
     if not value:
         return ""
+    if isinstance(value, Header):
+        value = "".join(_chunk(b, cs) for b, cs in decode_header(value))
     text = " ".join(str(value).split())
+    if not text.isascii():
+        text = _ESCAPED.sub(_unescape, text)
     if "=?" not in text:  # no encoded word: what the email package would give back (most headers)
         return text
     try:
