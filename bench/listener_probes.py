@@ -25,13 +25,15 @@ from support.gkserver import GKServer
 N = 20
 STEP = 1.0  # seconds between dripped bytes (below every silence timeout here)
 HOLD = 15.0  # seconds a probe keeps dripping (5x the short timeouts)
+LINES = int(os.environ.get("PROBE_LINES", "6000"))  # irc_slow: lines the talker sends
 USER, PASSWORD = "probe@example.org", "correct horse battery staple"
+USER2 = "talker@example.org"
 
 OVERRIDES = {
     "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
-    "imap": {"login_timeout": 3.0, "idle_timeout": 10.0},
+    "imap": {"login_timeout": 3.0, "login_deadline": 6.0, "idle_timeout": 10.0},
     "smtp": {"command_timeout": 3.0, "data_idle_timeout": 3.0, "data_timeout": 6.0},
-    "chat": {"registration_timeout": 3.0, "ping_interval": 5.0},
+    "chat": {"registration_timeout": 3.0, "ping_interval": 5.0, "line_burst": 10000, "lines_per_second": 10000.0},
     "http": {"https_port": 0},
 }
 
@@ -205,9 +207,10 @@ def probe_smtp(srv: GKServer) -> None:
     print(f"[smtp NOOP every 2s] open after {HOLD:.0f}s: {ok}", flush=True)
     s.close()
     s = smtp_conn(srv)
-    s.sendall(b"MAIL FROM:<>\r\n" + b"".join(b"RCPT TO:<%d@example.org>\r\n" % i for i in range(300)))
+    s.sendall(b"MAIL FROM:<>\r\n" + (b"RCPT TO:<" + USER.encode() + b">\r\n") * 300)
     time.sleep(2)
-    print("[smtp 300 RCPT]", s.recv(100000)[-200:], flush=True)
+    replies = s.recv(100000).split(b"\r\n")
+    print(f"[smtp 300 RCPT] {len(replies) - 1} replies, last: {replies[-2]!r}", flush=True)
     s.sendall(b"RSET\r\nMAIL FROM:<>\r\nRCPT TO:<" + USER.encode() + b">\r\nDATA\r\n")
     time.sleep(0.5)
     s.recv(1000)
@@ -241,6 +244,44 @@ def probe_tls_handshake(srv: GKServer) -> None:
         drip(srv, f"{name} TLS handshake drip", conns, hello)
 
 
+def probe_irc_slow_reader(srv: GKServer) -> None:
+    """Clients of one room that never read while another floods it: the send queue's bound."""
+    from support.irc import connect
+
+    port = srv.port("chat.irc_port")
+    slow = []
+    for _ in range(10):
+        c = connect(port, USER, password=PASSWORD)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.append(c)
+    talker = connect(port, USER2, password=PASSWORD)
+    before = stats(srv.pid())
+    line = "PRIVMSG #general :" + "z" * 400
+    for i in range(LINES):
+        talker.send(f"{line} {i}")
+    peak = ""
+    for _ in range(10):
+        time.sleep(1)
+        peak += " " + stats(srv.pid())
+    dropped = srv.log().count("send queue full")  # the server says so (the client still reads its buffered lines)
+    print(
+        f"[irc 10 slow readers, {LINES} x 420-byte lines] {before} -> each second:{peak};"
+        f" slow readers dropped: {dropped}/10",
+        flush=True,
+    )
+    for c in slow:
+        c.sock.close()
+    talker.sock.close()
+
+
+def probe_irc_long_line(srv: GKServer) -> None:
+    s = irc_conn(srv)
+    s.sendall(b"NICK " + b"x" * 100000 + b"\r\nCAP LS 302\r\n")
+    time.sleep(1)
+    print("[irc 100 KB line]", s.recv(10000)[:200], flush=True)
+    s.close()
+
+
 PROBES = {
     "imap_drip": probe_imap_drip,
     "imap_literal": probe_imap_literal,
@@ -250,6 +291,8 @@ PROBES = {
     "irc_drip": probe_irc_drip,
     "irc_lines": probe_irc_lines,
     "tls": probe_tls_handshake,
+    "irc_slow": probe_irc_slow_reader,
+    "irc_long": probe_irc_long_line,
 }
 
 
@@ -259,6 +302,7 @@ def main() -> None:
         srv = GKServer(Path(tmp) / "gk", OVERRIDES)
         srv.write_config()
         srv.add_user(USER, PASSWORD)
+        srv.add_user(USER2, PASSWORD)
         srv.start()
         try:
             print(f"gk serve pid {srv.pid()}: {stats(srv.pid())}", flush=True)
