@@ -282,6 +282,28 @@ def probe_irc_long_line(srv: GKServer) -> None:
     s.close()
 
 
+def probe_irc_joins(srv: GKServer) -> None:
+    """One logged-in client JOINing 10,000 new rooms (200 lines of 50)."""
+    from support.irc import connect
+
+    c = connect(srv.port("chat.irc_port"), USER2, password=PASSWORD)
+    before = stats(srv.pid())
+    t0 = time.monotonic()
+    for i in range(200):
+        c.send("JOIN " + ",".join(f"#p{i}x{k}" for k in range(50)))  # a line under 512 bytes
+    c.send("PING done")
+    c.until("PONG.*done", timeout=300)
+    lines = c.seen
+    joins = sum(" JOIN " in ln for ln in lines)
+    chat_db = srv.data_dir / "chat.sqlite3"
+    print(
+        f"[irc 10,000 new rooms by JOIN] {time.monotonic() - t0:.1f}s; {before} -> {stats(srv.pid())};"
+        f" {joins} JOIN lines back, chat.sqlite3 {chat_db.stat().st_size / 1e6:.1f} MB; {lines[-3:]}",
+        flush=True,
+    )
+    c.sock.close()
+
+
 PROBES = {
     "imap_drip": probe_imap_drip,
     "imap_literal": probe_imap_literal,
@@ -293,6 +315,7 @@ PROBES = {
     "tls": probe_tls_handshake,
     "irc_slow": probe_irc_slow_reader,
     "irc_long": probe_irc_long_line,
+    "irc_joins": probe_irc_joins,
 }
 
 
