@@ -16,6 +16,8 @@ import pytest
 from support.gkserver import NO_MAIL, GKServer
 from support.irc import tls
 
+from gk import claim
+
 REGISTRATION = 3.0
 PER_IP = 4
 
@@ -31,6 +33,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GKServer]:
         },
     )
     srv.write_config()
+    claim.claim(srv.data_dir, "test")  # an unclaimed box serves only the wizard (no /chat/irc)
+    claim.complete(srv.data_dir)
     srv.start()
     yield srv
     srv.stop()
@@ -113,5 +117,16 @@ def test_one_address_holds_at_most_max_connections_per_ip(server: GKServer) -> N
             break
         time.sleep(0.2)
     assert b"CAP" in reply, reply
+    for s in held:
+        s.close()
+
+
+def test_websockets_count_in_the_same_slots(server: GKServer) -> None:
+    from support.irc import WS
+
+    held = [_connect(server) for _ in range(PER_IP)]  # 6697, from 127.0.0.1 as the WebSocket is
+    ws = WS(server.port("http.port"))
+    assert ws.line(30) == "ERROR :Too many connections from your address"
+    ws.ws.close()
     for s in held:
         s.close()
