@@ -204,6 +204,9 @@ class IMAPConfig:
     max_literal_size: int = opt(64 * 1024 * 1024, "largest literal (APPEND), bytes", at_least(1024))
     idle_timeout: float = opt(1800.0, "seconds a logged-in session may stay silent", at_least(10))
     login_timeout: float = opt(60.0, "seconds a session that has not logged in may stay silent", at_least(1))
+    login_deadline: float = opt(
+        180.0, "seconds a session has from its greeting to log in, however busy it keeps (then BYE)", at_least(1)
+    )
     login_cache_seconds: float = opt(300.0, "lifetime of a verified-credential cache entry (0 = off)", at_least(0))
     max_commands_per_second: int = opt(500, "commands one IMAP session may send per second (bursts of 2x)", at_least(1))
 
@@ -340,6 +343,9 @@ class ChatConfig:
     enabled: bool = opt(True, "run the chat (rooms, history, the IRC server for stock clients)")
     irc_port: int = opt(6697, "IRC with implicit TLS for stock clients (0 = disabled)", port_number())
     max_connections: int = opt(500, "concurrent IRC sessions", at_least(1))
+    max_connections_per_ip: int = opt(
+        50, "concurrent IRC sessions (6697 and WebSocket) from one client IP (IPv6: one /64)", at_least(1)
+    )
     lines_per_second: float = opt(5.0, "lines one IRC connection may send per second, sustained", at_least(0.1))
     line_burst: int = opt(50, "lines one IRC connection may send in a burst before flood control", at_least(1))
     registration_timeout: float = opt(60.0, "seconds a new IRC connection has to log in", at_least(1))

@@ -21,6 +21,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+import gevent
+
 from gk.config import TLSConfig
 from gk.store.files import write_durable
 
@@ -190,11 +192,14 @@ def accept(
     peer = address[0] if address else "?"
     sock.settimeout(timeout)
     try:
-        if not sock.recv(1, socket.MSG_PEEK):
-            log.debug("%s: %s closed the connection before a TLS handshake", label, peer)
-            sock.close()
-            return None
-        return context.wrap_socket(sock, server_side=True)
+        # ``timeout`` for the whole handshake, not only each read: a ClientHello sent a byte
+        # every few seconds held the connection (and its listener's slot) for hours
+        with gevent.Timeout(timeout, TimeoutError(f"handshake not done within {timeout:g} s")):
+            if not sock.recv(1, socket.MSG_PEEK):
+                log.debug("%s: %s closed the connection before a TLS handshake", label, peer)
+                sock.close()
+                return None
+            return context.wrap_socket(sock, server_side=True)
     except OSError as exc:  # ssl.SSLError, resets, timeouts
         log.info("%s: TLS handshake with %s failed: %s", label, peer, _reason(exc))
         sock.close()

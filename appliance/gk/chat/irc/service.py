@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +19,12 @@ import gevent
 import gevent.pool
 from gevent.server import StreamServer
 
+from gk.accounts.throttle import client_key
 from gk.chat.core import ChatService
 from gk.chat.irc import numerics as N
 from gk.chat.irc.nbio import linger_close
 from gk.chat.irc.parser import message
+from gk.security.tls import accept as accept_tls
 
 if TYPE_CHECKING:
     from gk.chat.irc.session import Session
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gk.chat.irc")
 
 TLS_HANDSHAKE_TIMEOUT = 30.0
+REFUSE_SLOTS = 64  # greenlets beyond chat.max_connections that only refuse (over a client's limit)
+REFUSE_TIMEOUT = 10.0  # seconds a refusal may take (its TLS handshake and ERROR)
 
 
 class IRCServer:
@@ -42,7 +45,8 @@ class IRCServer:
         self.hostname = ctx.hostname
         self.name = ctx.hostname  # the server name in prefixes
         self.started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-        self.pool = gevent.pool.Pool(self.cfg.max_connections)
+        self.pool = gevent.pool.Pool(self.cfg.max_connections + REFUSE_SLOTS)
+        self.per_ip: dict[str, int] = {}  # connections by client_key (see _take)
         self.server: StreamServer | None = None
         self.port = 0
         self.sessions: set[Session] = set()
@@ -194,17 +198,67 @@ class IRCServer:
         return "Not connected"
 
     # -- listener -------------------------------------------------------------------------------
+    def _take(self, address: Any) -> str:
+        """A slot for a connection from ``address`` ('' = taken; else why not): at most
+        ``chat.max_connections_per_ip`` from one client (``throttle.client_key``), from the
+        TCP accept (the TLS handshake and registration included) or the WebSocket's start.
+        Without it one address could hold all ``chat.max_connections``, the web chat's too."""
+        key = client_key(address[0] if address else "")
+        if self.per_ip.get(key, 0) >= self.cfg.max_connections_per_ip:
+            return "Too many connections from your address"
+        self.per_ip[key] = self.per_ip.get(key, 0) + 1
+        return ""
+
+    def _give(self, address: Any) -> None:
+        key = client_key(address[0] if address else "")
+        left = self.per_ip.pop(key, 1) - 1
+        if left > 0:
+            self.per_ip[key] = left
+
     def _handle(self, sock: socket.socket, address: Any) -> None:
-        sock.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.cfg.registration_timeout))
-        try:
-            sock = self.ctx.ssl_context.wrap_socket(sock, server_side=True)
-        except (OSError, ssl.SSLError) as exc:
-            log.info("irc: TLS handshake with %s failed: %s", address[0] if address else "?", exc)
-            sock.close()
+        why = self._take(address)
+        if why:
+            log.info("irc: refused a connection from %s: %s", address[0] if address else "?", why)
+            self._refuse(sock, why)
             return
-        self.serve(sock, address)
+        try:
+            timeout = min(TLS_HANDSHAKE_TIMEOUT, self.cfg.registration_timeout)
+            tls_sock = accept_tls(sock, self.ctx.ssl_context, "irc", address, log, timeout)
+            if tls_sock is not None:
+                self._session(tls_sock, address)
+        finally:
+            self._give(address)
+
+    def _refuse(self, sock: socket.socket, why: str) -> None:
+        try:
+            sock.settimeout(REFUSE_TIMEOUT)
+            with gevent.Timeout(REFUSE_TIMEOUT, TimeoutError("refusal too slow")):
+                tls_sock = self.ctx.ssl_context.wrap_socket(sock, server_side=True)
+                tls_sock.sendall(f"ERROR :{why}\r\n".encode())
+                tls_sock.close()
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
     def serve(self, sock: Any, address: Any) -> None:
+        """Run one session on the WebSocket adapter ``sock`` (``gk.chat.irc.websocket``) until
+        it ends, in a slot of its client's (``_take``)."""
+        why = self._take(address)
+        if why:
+            log.info("irc websocket: refused a connection from %s: %s", address[0] if address else "?", why)
+            try:
+                sock.sendall(f"ERROR :{why}\r\n".encode())
+                sock.close()
+            except OSError:
+                pass
+            return
+        try:
+            self._session(sock, address)
+        finally:
+            self._give(address)
+
+    def _session(self, sock: Any, address: Any) -> None:
         """Run one session on ``sock`` (a TLS socket, or the WebSocket adapter of
         ``gk.chat.irc.websocket``) until it ends. The WebSocket sessions run on the web
         listener's greenlets, so ``chat.max_connections`` is counted here for both."""

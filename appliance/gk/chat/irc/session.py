@@ -135,6 +135,7 @@ class Session:
         self._eof = False  # no more output after the buffer: the writer ends
         self.tokens = float(self.cfg.line_burst)
         self.last = time.monotonic()
+        self.register_by = self.last + self.cfg.registration_timeout  # (run sets it again)
         self._sasl: list[str] | None = None  # base64 chunks of an AUTHENTICATE in progress
         self._batch = 0
 
@@ -248,6 +249,15 @@ class Session:
                         self.num(N.ERR_INPUTTOOLONG, "Input line was too long")
                     skipping = True
                     buf = b""
+                if not self.registered:
+                    # the registration deadline bounds each read: a client dripping a line a
+                    # byte at a time (each byte a new silence timeout) never completes one to be
+                    # checked against it, and held its connection for ever
+                    left = self.register_by - time.monotonic()
+                    if left <= 0:
+                        yield None
+                        continue
+                    self.sock.settimeout(left)
                 try:
                     data = self.sock.recv(16384)
                 except TimeoutError:
@@ -280,7 +290,7 @@ class Session:
         writer = gevent.spawn(self._writer)
         self._reader = gevent.getcurrent()
         self.sock.settimeout(self.cfg.registration_timeout)
-        deadline = time.monotonic() + self.cfg.registration_timeout
+        self.register_by = time.monotonic() + self.cfg.registration_timeout
         pinged = False
         reason = "Closing link"
         try:
@@ -295,7 +305,7 @@ class Session:
                     pinged = True
                     continue
                 pinged = False
-                if not self.registered and time.monotonic() > deadline:
+                if not self.registered and time.monotonic() > self.register_by:
                     raise Quit("Registration timed out")  # a client trickling lines never to log in
                 raw, more = item
                 if raw.strip():

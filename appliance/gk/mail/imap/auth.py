@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
+
+import gevent
 
 from gk import events
-from gk.mail.imap.connection import AUTH, Logout
+from gk.mail.imap.connection import AUTH, LoginDeadline, Logout
 from gk.mail.imap.parser import Parser
 from gk.mail.imap.protocol import BadCommand, NoCommand
 from gk.mail.imap.view import SelectedView
@@ -20,8 +23,11 @@ class AuthCommands(SelectedView):
             raise BadCommand("TLS is already active")
         self.ok(tag, "Begin TLS negotiation now")
         self.flush()
-        # anything the client pipelined after STARTTLS is dropped with the old reader
-        self.sock = self.ctx.ssl_context.wrap_socket(self.sock, server_side=True)
+        # anything the client pipelined after STARTTLS is dropped with the old reader. The
+        # handshake ends by imap.login_deadline (each of its reads has login_timeout)
+        left = max(self.login_by - time.monotonic(), 0.001)
+        with gevent.Timeout(left, LoginDeadline(f"not logged in within {self.cfg.login_deadline:g} seconds")):
+            self.sock = self.ctx.ssl_context.wrap_socket(self.sock, server_side=True)
         self.tls = True
         self._new_reader()
 

@@ -36,6 +36,10 @@ class Logout(Exception):
     """The session ends (LOGOUT, or the client went away in the middle of a command)."""
 
 
+class LoginDeadline(TimeoutError):
+    """A session that has not logged in reached ``imap.login_deadline``."""
+
+
 class Selected:
     """A session's view of its selected folder.
 
@@ -105,6 +109,8 @@ class _Input(io.RawIOBase):
         conn = self.conn
         if conn.coalesce and conn.out:
             conn.flush()
+        if conn.state == NOTAUTH:
+            return conn.recv_before_login(buf)
         n: int = conn.sock.recv_into(buf)
         return n
 
@@ -142,6 +148,7 @@ class Connection:
             pass
         self.tokens = float(self.cfg.max_commands_per_second)
         self.last = time.monotonic()
+        self.login_by = self.last + self.cfg.login_deadline  # see check_login_deadline
         self._new_reader()
 
     # -- I/O --------------------------------------------------------------------------------
@@ -170,6 +177,24 @@ class Connection:
             r.max_literal_total = self.cfg.max_literal_size + MEMORY_LITERAL
             r.limit_hint = ""
             self.sock.settimeout(self.cfg.idle_timeout)
+
+    def recv_before_login(self, buf: Any) -> int:
+        """Each read while not logged in: ``imap.login_timeout`` is the silence allowed (each
+        byte restarts it), ``imap.login_deadline`` the time from the greeting to a login, however
+        the client spends it. Without it a stranger sending a command line a byte every few
+        seconds (or a literal, or NOOPs) held a session slot for ever: 50 per address."""
+        left = self.login_by - time.monotonic()
+        if left <= 0:
+            raise LoginDeadline(f"not logged in within {self.cfg.login_deadline:g} seconds")
+        at_deadline = left < self.cfg.login_timeout
+        self.sock.settimeout(left if at_deadline else self.cfg.login_timeout)
+        try:
+            n: int = self.sock.recv_into(buf)
+        except TimeoutError:
+            if at_deadline:
+                raise LoginDeadline(f"not logged in within {self.cfg.login_deadline:g} seconds") from None
+            raise
+        return n
 
     def _continuation(self) -> None:
         self.write(b"+ Ready for literal data\r\n")

@@ -11,7 +11,7 @@ from typing import Any
 
 from gk.mail.imap import dispatch
 from gk.mail.imap.auth import AuthCommands
-from gk.mail.imap.connection import LOGOUT, Logout
+from gk.mail.imap.connection import LOGOUT, LoginDeadline, Logout
 from gk.mail.imap.folders import FolderCommands
 from gk.mail.imap.idle import IdleCommands
 from gk.mail.imap.messages import MessageCommands
@@ -57,9 +57,10 @@ class Session(AuthCommands, FolderCommands, MessageCommands, IdleCommands):
                             p.close()
                 # not flushed here: the reply goes out when the next read would wait, together
                 # with the replies to the commands the client pipelined behind this one
-        except TimeoutError:
+        except TimeoutError as exc:
+            why = str(exc) if isinstance(exc, LoginDeadline) else "autologout; idle for too long"
             try:
-                self.write(b"* BYE autologout; idle for too long\r\n")
+                self.write(f"* BYE {why}\r\n".encode())
                 self.flush()
             except OSError:
                 pass
