@@ -53,7 +53,14 @@ class GK:
             "server": {"bind": "127.0.0.1", "hostname": "bench.example"},
             **ports,
             "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 8192},
-            "chat": {"enabled": chat, "irc_port": self.irc_port, "line_burst": 100000, "lines_per_second": 100000.0},
+            # CLIENTS sessions from 127.0.0.1: above the per-address default (50)
+            "chat": {
+                "enabled": chat,
+                "irc_port": self.irc_port,
+                "line_burst": 100000,
+                "lines_per_second": 100000.0,
+                "max_connections_per_ip": 1000,
+            },
         }
         self.data.mkdir(parents=True)
         (self.data / "gk.toml").write_text(tomli_w.dumps(cfg))
