@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.gkserver import GKServer
+from support.sockets import still_open
 
 N = 20
 STEP = 1.0  # seconds between dripped bytes (below every silence timeout here)
@@ -57,19 +58,7 @@ def stats(pid: int) -> str:
 
 def alive(s: socket.socket) -> bool:
     """Still open from the server's side (no EOF, no reset), reading whatever it said."""
-    s.setblocking(False)
-    try:
-        while True:
-            data = s.recv(65536)
-            if not data:
-                return False
-    except (BlockingIOError, ssl.SSLWantReadError):
-        return True
-    except OSError:
-        return False
-    finally:
-        s.setblocking(True)
-        s.settimeout(10)
+    return still_open(s, timeout=10)
 
 
 def drip(srv: GKServer, name: str, conns: list[socket.socket], payload: bytes) -> None:

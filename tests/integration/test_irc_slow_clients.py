@@ -7,7 +7,6 @@ and one address holds at most ``chat.max_connections_per_ip`` connections (it co
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from support.gkserver import NO_MAIL, GKServer
 from support.irc import tls
+from support.sockets import still_open
 
 from gk import claim
 
@@ -45,21 +45,6 @@ def _connect(srv: GKServer, source: str = "127.0.0.1", handshake: bool = True) -
     return tls().wrap_socket(sock) if handshake else sock
 
 
-def _open(sock: socket.socket) -> bool:
-    """The server has not closed ``sock`` (what it said is read and dropped)."""
-    sock.setblocking(False)
-    try:
-        while True:
-            if not sock.recv(65536):
-                return False
-    except (BlockingIOError, ssl.SSLWantReadError):
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.setblocking(True)
-
-
 def _drip(socks: list[socket.socket], data: bytes, limit: float) -> float:
     """A byte of ``data`` every 0.3 s on each socket until all are closed or ``limit`` passes;
     the seconds that took."""
@@ -73,7 +58,7 @@ def _drip(socks: list[socket.socket], data: bytes, limit: float) -> float:
             except OSError:
                 live.remove(s)
                 continue
-            if not _open(s):
+            if not still_open(s):
                 live.remove(s)
         i += 1
         time.sleep(0.3)

@@ -6,10 +6,11 @@ from the last page, as ``tests/integration/test_web_http.py``'s socket client do
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,27 @@ def web_with_dav(data_dir: Path, steps: Any = None) -> tuple[Web, Any]:
     assert svc is not None
     ctx.services.register("dav", svc)
     return service.build(ctx, wizardsteps.CORE_STEPS if steps is None else steps), svc
+
+
+@contextlib.contextmanager
+def web_with_tools(data_dir: Path) -> Iterator[Web]:
+    """``set_up_web`` with the mailbox and the MCP service started (the assistant's tools page
+    and its calls read mail); everything stopped after."""
+    from gk.mail.mailbox import service as mailbox_service
+    from gk.mcp.service import MCPService
+    from gk.web import assistant_tools
+
+    web = set_up_web(data_dir)
+    mailbox = mailbox_service.start(web.ctx)
+    assert mailbox is not None
+    web.ctx.services.register("mailbox", mailbox)
+    mcp = MCPService(web.ctx)
+    web.ctx.services.provide(mcp)
+    try:
+        yield web
+    finally:
+        found = assistant_tools._settings.pop(Path(web.data_dir), None)
+        if found is not None:
+            found.close()
+        mcp.stop(0)
+        mailbox.stop(0)

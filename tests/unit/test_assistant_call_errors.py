@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.wsgiclient import ADMIN, ADMIN_PW, Client, set_up_web, signed_in
+from support.wsgiclient import ADMIN, ADMIN_PW, Client, signed_in, web_with_tools
 
-from gk.mail.mailbox import service as mailbox_service
 from gk.mcp import client
 from gk.mcp import toolbox as tb
-from gk.mcp.service import MCPService
 from gk.web import assistant_tools
 from gk.web.app import Web
 
@@ -93,18 +91,8 @@ def port() -> Iterator[int]:
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[Web]:
-    web = set_up_web(tmp_path)
-    mailbox = mailbox_service.start(web.ctx)
-    assert mailbox is not None
-    web.ctx.services.register("mailbox", mailbox)
-    mcp = MCPService(web.ctx)
-    web.ctx.services.provide(mcp)
-    yield web
-    found = assistant_tools._settings.pop(Path(web.data_dir), None)
-    if found is not None:
-        found.close()
-    mcp.stop(0)
-    mailbox.stop(0)
+    with web_with_tools(tmp_path) as web:
+        yield web
 
 
 @pytest.fixture
