@@ -6,6 +6,8 @@ the backup page. What the owner walk of session "ownerwalk" found, each as the o
 - Utilisateurs › Ajouter gave no hint of the address's form (the wizard's same step did), so
   "lea" alone was refused by the browser's own English bubble;
 - after sending to two people the banner read "Message envoyé. (2)": two what?
+- a new event's form left the keyboard nowhere (the title unfocused), and saving it said
+  nothing: on the phone's month grid the event is three clipped letters in a day's cell;
 - the assistant page printed the download's raw English error with its 200-character URL, which
   pushed the whole phone page 190 px sideways, and told a family member nothing to do;
 - the backup page's restore commands pushed the page sideways, and its "Backups on the box" card
@@ -70,6 +72,25 @@ def test_add_a_family_member_then_mail_her(server, page):
     page.wait_for_url("**/mail?*notice=sent*")
     b.shot(page, folder, "mail-sent")
     assert page.locator("p.notice").inner_text() == "Message envoyé à 2 destinataires."
+    assert page.errors == []
+
+
+def test_create_an_event(server, page):
+    folder = b.artifacts("owner-first-tasks")
+    page.goto(base(server) + "/calendar")
+    page.click("a:has-text('Nouvel événement')")
+    page.wait_for_url("**/calendar/event*")
+    assert page.evaluate("document.activeElement.id") == "f-title"  # type the title straight away
+    page.keyboard.type("Anniversaire de Léa")
+    page.fill("input[name=start_time]", "16:30")
+    page.fill("input[name=end_time]", "18:00")
+    page.click("main button:has-text('Enregistrer')")
+    page.wait_for_selector("p.notice")
+    b.shot(page, folder, "event-saved")
+    notice = page.locator("p.notice").inner_text()
+    assert notice.startswith("« Anniversaire de Léa » enregistré (") and notice.endswith(" 16:30).")
+    page.reload()
+    assert page.locator("p.notice").count() == 0  # said once
     assert page.errors == []
 
 
