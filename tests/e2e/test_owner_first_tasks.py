@@ -10,6 +10,8 @@ the backup page. What the owner walk of session "ownerwalk" found, each as the o
   nothing: on the phone's month grid the event is three clipped letters in a day's cell;
 - the assistant page printed the download's raw English error with its 200-character URL, which
   pushed the whole phone page 190 px sideways, and told a family member nothing to do;
+- Modèles de l'assistant, where the owner goes from there, did the same in red, and gave every
+  size in English "MB" (so did the wizard's model step);
 - the backup page's restore commands pushed the page sideways, and its "Backups on the box" card
   told the owner to type ``gk backup create`` on a console while a button above does it.
 
@@ -114,6 +116,19 @@ def test_assistant_after_a_failed_download(server, page):
     assert "127.0.0.1:1" in page.locator(".download-error p").inner_text()
     b.shot(page, folder, "assistant-download-failed-details")
     assert page.evaluate(SIDEWAYS) <= 0, "the assistant page scrolls sideways"
+
+
+def test_models_page_after_a_failed_download(server, page):
+    """Runs after test_assistant_after_a_failed_download, whose download failed."""
+    folder = b.artifacts("owner-first-tasks")
+    page.goto(base(server) + "/admin/models")
+    b.shot(page, folder, "models-download-failed")
+    downloads = page.locator("#pulls").inner_text()
+    assert "Le téléchargement n'a pas abouti." in downloads and "127.0.0.1:1" not in downloads
+    assert page.evaluate(SIDEWAYS) <= 0, "the models page scrolls sideways"
+    sizes = page.locator("main table").first.inner_text()
+    assert " Mo" in sizes and " MB" not in sizes
+    assert page.errors == []
 
 
 def test_backup_page_on_a_phone(server, page):
