@@ -3,6 +3,8 @@ chromium driven by Playwright) against a fresh ``gk serve``: add a family member
 open the assistant while the model's download failed (the box cannot reach the model hub), open
 the backup page. What the owner walk of session "ownerwalk" found, each as the owner saw it:
 
+- the dashboard's Next steps never said to add the household (its "send a test mail to another
+  user of the box" presumed one), so the owner had to find Administration › Utilisateurs alone;
 - Utilisateurs › Ajouter gave no hint of the address's form (the wizard's same step did), so
   "lea" alone was refused by the browser's own English bubble;
 - after sending to two people the banner read "Message envoyé. (2)": two what?
@@ -57,7 +59,11 @@ def base(server) -> str:
 
 def test_add_a_family_member_then_mail_her(server, page):
     folder = b.artifacts("owner-first-tasks")
-    page.goto(base(server) + "/admin/users")
+    page.goto(base(server) + "/dashboard")
+    step = page.locator("#next-steps li[data-step=people]")
+    assert step.get_attribute("class") == "todo" and "Ajouter la famille" in step.inner_text()
+    step.locator("a").click()
+    page.wait_for_url("**/admin/users")
     form = page.locator("form[action='/admin/users']")
     assert form.locator("small").first.inner_text() == "nom@maison.example"  # the address's form, shown
     form.locator("input[name=address]").fill(LEA)
@@ -66,6 +72,8 @@ def test_add_a_family_member_then_mail_her(server, page):
     form.locator("button[type=submit]").click()
     page.wait_for_selector("p.notice")
     assert LEA in page.locator("p.notice").inner_text()
+    page.goto(base(server) + "/dashboard")
+    assert page.locator("#next-steps li[data-step=people]").get_attribute("class") == "done"
     page.goto(base(server) + "/mail/compose")
     page.fill("[name=to]", f"{LEA}, {OWNER}")
     page.fill("[name=subject]", "Bienvenue")
