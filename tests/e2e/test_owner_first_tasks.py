@@ -8,6 +8,9 @@ the backup page. What the owner walk of session "ownerwalk" found, each as the o
 - Utilisateurs › Ajouter gave no hint of the address's form (the wizard's same step did), so
   "lea" alone was refused by the browser's own English bubble;
 - after sending to two people the banner read "Message envoyé. (2)": two what?
+- a new chat room was a blank white page, nothing saying it was empty rather than still loading;
+  and its first message logged CSP refusals: htmx "settles" the style attribute by writing it,
+  an inline style the page's policy (style-src 'self') blocks;
 - a new event's form left the keyboard nowhere (the title unfocused), and saving it said
   nothing: on the phone's month grid the event is three clipped letters in a day's cell;
 - the assistant page printed the download's raw English error with its 200-character URL, which
@@ -82,6 +85,21 @@ def test_add_a_family_member_then_mail_her(server, page):
     page.wait_for_url("**/mail?*notice=sent*")
     b.shot(page, folder, "mail-sent")
     assert page.locator("p.notice").inner_text() == "Message envoyé à 2 destinataires."
+    assert page.errors == []
+
+
+def test_open_the_chat(server, page):
+    folder = b.artifacts("owner-first-tasks")
+    page.goto(base(server) + "/chat")
+    page.wait_for_url("**/chat/r/general")
+    empty = page.locator("#timeline-empty")
+    assert empty.is_visible() and empty.inner_text() == "Pas encore de message ici : écrivez le premier ci-dessous."
+    b.shot(page, folder, "chat-empty")
+    page.fill("#timeline ~ * textarea, form textarea, form input[name=text]", "Bonjour la famille")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#timeline :text('Bonjour la famille')")
+    assert not empty.is_visible()  # the first message, arrived live, takes its place
+    b.shot(page, folder, "chat-first-message")
     assert page.errors == []
 
 
