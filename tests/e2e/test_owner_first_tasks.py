@@ -6,7 +6,8 @@ the backup page. What the owner walk of session "ownerwalk" found, each as the o
 - the dashboard's Next steps never said to add the household (its "send a test mail to another
   user of the box" presumed one), so the owner had to find Administration › Utilisateurs alone;
 - Utilisateurs › Ajouter gave no hint of the address's form (the wizard's same step did), so
-  "lea" alone was refused by the browser's own English bubble;
+  "lea" alone was refused by the browser's own English bubble; and "Added lea@…" said nothing of
+  what to tell her or where she signs in;
 - after sending to two people the banner read "Message envoyé. (2)": two what?
 - a new chat room was a blank white page, nothing saying it was empty rather than still loading;
   and its first message logged CSP refusals: htmx "settles" the style attribute by writing it,
@@ -74,7 +75,9 @@ def test_add_a_family_member_then_mail_her(server, page):
     form.locator("input[name=password]").fill("lea pass 12345")
     form.locator("button[type=submit]").click()
     page.wait_for_selector("p.notice")
-    assert LEA in page.locator("p.notice").inner_text()
+    added = page.locator("p.notice").inner_text()
+    assert added.startswith(f"{LEA} a été ajouté. Communiquez-lui cette adresse et son mot de passe")
+    assert f"la connexion se fait sur {base(server)}/," in added  # where she signs in, said
     page.goto(base(server) + "/dashboard")
     assert page.locator("#next-steps li[data-step=people]").get_attribute("class") == "done"
     page.goto(base(server) + "/mail/compose")
