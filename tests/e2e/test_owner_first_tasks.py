@@ -147,6 +147,17 @@ def test_assistant_after_a_failed_download(server, page):
     assert page.evaluate(SIDEWAYS) <= 0, "the assistant page scrolls sideways"
 
 
+def test_the_family_member_sees_the_assistant_too(server, browser):
+    """Léa (added above) is no administrator: the failed download tells her whom to ask."""
+    page = b.new_page(browser, PHONE, locale="fr-FR", mobile=True)
+    b.login(page, base(server), LEA, "lea pass 12345")
+    page.goto(base(server) + "/assistant")
+    notice = page.locator(".no-model").inner_text()
+    assert "n'a pas abouti" in notice and notice.rstrip().endswith("Demandez à un administrateur d'en installer un.")
+    assert page.locator(".download-error").count() == 0 and "Internet" not in notice
+    page.context.close()
+
+
 def test_models_page_after_a_failed_download(server, page):
     """Runs after test_assistant_after_a_failed_download, whose download failed."""
     folder = b.artifacts("owner-first-tasks")
