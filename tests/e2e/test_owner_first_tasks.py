@@ -8,6 +8,8 @@ the backup page. What the owner walk of session "ownerwalk" found, each as the o
 - Utilisateurs › Ajouter gave no hint of the address's form (the wizard's same step did), so
   "lea" alone was refused by the browser's own English bubble; and "Added lea@…" said nothing of
   what to tell her or where she signs in;
+- Connecter vos appareils: every card had a heading but the mail one, the one the owner came for
+  ("how do I connect my phone's mail app?"): its settings started under no title;
 - after sending to two people the banner read "Message envoyé. (2)": two what?
 - a new chat room was a blank white page, nothing saying it was empty rather than still loading;
   and its first message logged CSP refusals: htmx "settles" the style attribute by writing it,
@@ -80,6 +82,9 @@ def test_add_a_family_member_then_mail_her(server, page):
     assert f"la connexion se fait sur {base(server)}/," in added  # where she signs in, said
     page.goto(base(server) + "/dashboard")
     assert page.locator("#next-steps li[data-step=people]").get_attribute("class") == "done"
+    page.goto(base(server) + "/devices")  # how to connect her phone's mail app: under a heading
+    headings = page.locator("main h2").all_inner_texts()
+    assert headings[0] == "Courrier" and page.locator("#mail #endpoints").count() == 1, headings
     page.goto(base(server) + "/mail/compose")
     page.fill("[name=to]", f"{LEA}, {OWNER}")
     page.fill("[name=subject]", "Bienvenue")
