@@ -326,7 +326,7 @@ def test_next_steps_and_the_users_page_on_a_phone(server, browser, state):
     base, admin = state["base"], state["admin"]
     admin.goto(base + "/dashboard")
     steps = admin.locator("#next-steps li")
-    assert steps.count() == 4 and admin.locator("#next-steps li[data-step='device']").count() == 1
+    assert steps.count() == 5 and admin.locator("#next-steps li[data-step='device']").count() == 1
     shot(admin, "dashboard-next-steps", both=True)
     size = admin.viewport_size
     admin.set_viewport_size(PHONE)

@@ -170,7 +170,9 @@ def test_web_event_is_seen_by_caldav_with_zone_recurrence_and_alarm(server):
     assert "TRIGGER:-PT15M" in raw and "mailto:bob@test.example" in raw and "LOCATION:Music school" in raw
     # with attendees, the user organizes it: the DAV scheduler mails invitations only then
     assert f"ORGANIZER:mailto:{ALICE}" in raw.replace("\r\n ", "")
-    # the web month view shows all occurrences (expanded), at the local time
+    # the web month view shows all occurrences (expanded), at the local time; the first view
+    # after the save says it once
+    assert "Saved “Piano lesson” (" in c.get("/calendar")[1]
     _, page = c.get("/calendar?view=month&date=2026-03-16")
     assert page.count("Piano lesson") == 3  # 16, 23, 30 March
     _, page = c.get("/calendar?view=month&date=2026-04-01")
@@ -321,6 +323,7 @@ def test_all_day_event_and_bad_form(server):
     assert resp.status == 303, page
     raw = [e for e in calendar_of(server).events() if "Holiday" in e.data][0].data
     assert "DTSTART;VALUE=DATE:20260320" in raw and "DTEND;VALUE=DATE:20260323" in raw
+    assert "Saved “Holiday” (" in c.get("/calendar")[1]  # all day: no time said
     _, page = c.get("/calendar?view=week&date=2026-03-20")
     assert page.count("Holiday") == 3  # Friday to Sunday, the exclusive DTEND not shown
     resp, page = new_event(c, title="", start_date="2026-03-20")

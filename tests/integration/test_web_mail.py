@@ -171,9 +171,12 @@ def test_bad_uid_notice_text_and_data_links(server):
     resp, page = bob.get("/mail?" + urllib.parse.urlencode({"notice": "Your password expired: call +1 555 0100"}))
     assert resp.status == 200 and "call +1 555" not in page and 'class="notice"' not in page
     _, page = bob.get("/mail?notice=sent&count=2")
-    assert "Message sent. (2)" in page
+    assert "Message sent to 2 recipients." in page
     _, page = bob.get("/mail?notice=sent&count=2", headers={"Accept-Language": "fr"})
-    assert "Message envoyé. (2)" in page or "Message sent. (2)" in page  # the user's language may be set
+    assert (
+        "Message envoyé à 2 destinataires." in page or "Message sent to 2 recipients." in page
+    )  # the user's language may be set
+    assert "Message sent.</p>" in bob.get("/mail?notice=sent&count=1")[1]  # one recipient: no count
     # data: survives only as an inline image
     _, inbox = bob.get("/mail")
     _, msg = bob.get(message_links(inbox)[0])

@@ -232,7 +232,7 @@ def test_next_steps_tick_from_what_the_box_saw_and_can_be_hidden(web: Web, monke
     c = signed_in(web, ADMIN, ADMIN_PW)
     page = c.get("/dashboard").text
     steps = re.findall(r'<li class="(done|todo)" data-step="(\w+)"', page)
-    assert steps == [("todo", "dns"), ("todo", "check"), ("todo", "device"), ("todo", "mail")]
+    assert steps == [("todo", "dns"), ("todo", "check"), ("done", "people"), ("todo", "device"), ("todo", "mail")]
     # the diagnosis saw the MX record right and no DNS error
     findings = [
         Finding("dns", "dns:MX:family.example", "ok", "MX"),
@@ -246,10 +246,15 @@ def test_next_steps_tick_from_what_the_box_saw_and_can_be_hidden(web: Web, monke
     assert accounts.list_app_passwords(USER)[0]["id"] == app_id
     page = c.get("/dashboard").text
     steps = re.findall(r'<li class="(done|todo)" data-step="(\w+)"', page)
-    assert steps == [("done", "dns"), ("done", "check"), ("done", "device"), ("todo", "mail")]
+    assert steps == [("done", "dns"), ("done", "check"), ("done", "people"), ("done", "device"), ("todo", "mail")]
     # a tick once seen is kept (the diagnosis findings are in memory only)
     monkeypatch.setattr(diagnosis, "_last", {})
-    assert re.findall(r'<li class="done" data-step="(\w+)"', c.get("/dashboard").text) == ["dns", "check", "device"]
+    assert re.findall(r'<li class="done" data-step="(\w+)"', c.get("/dashboard").text) == [
+        "dns",
+        "check",
+        "people",
+        "device",
+    ]
     resp = c.post("/next-steps/dismiss")
     assert resp.status == 303 and resp.location.endswith("/dashboard")
     assert 'id="next-steps"' not in c.get("/dashboard").text
@@ -261,7 +266,7 @@ def test_a_lan_only_box_shows_the_steps_that_apply(web: Web) -> None:
     c = signed_in(web, ADMIN, ADMIN_PW)
     c.post("/account/language", {"language": "fr"})
     page = c.get("/dashboard").text
-    assert re.findall(r'data-step="(\w+)"', page) == ["device", "mail"]
+    assert re.findall(r'data-step="(\w+)"', page) == ["people", "device", "mail"]
     assert "Prochaines étapes" in page and "Envoyer un courriel de test" in page
 
 

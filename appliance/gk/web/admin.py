@@ -92,7 +92,18 @@ def add_user(web: Web) -> str:
         key = "password" if "password" in str(exc).lower() else "address"
         return users_page(web, errors={key: web.error_text(exc)}, **entered)
     ctx.accounts.record_event("user_added", "web", web.client_ip(), user.address, f"by {admin.address}")
-    flash.redirect(web, "/admin/users", web.gettext("Added {address}.", address=user.address))
+    # what to tell the new user: "Added" alone left the owner wondering where they sign in
+    home = bottle.request.urlparts._replace(path="/", query="", fragment="").geturl()
+    flash.redirect(
+        web,
+        "/admin/users",
+        web.gettext("Added {address}.", address=user.address)
+        + " "
+        + web.gettext(
+            "Give them this address and their password: they sign in at {url}, and Connect your devices there sets up their phone.",
+            url=home,
+        ),
+    )
 
 
 def save_profile(web: Web, address: str) -> str:

@@ -31,7 +31,7 @@ from gk.dav.service import DAVService
 from gk.dav.webapi import CALENDAR, Book, DavWeb, Entry, Invalid, NotFound, new_uid
 from gk.locale import N_
 from gk.web import calendar_events as events
-from gk.web import davfiles, forms
+from gk.web import davfiles, flash, forms
 from gk.web.app import Web
 from gk.web.i18n import translator
 
@@ -275,7 +275,7 @@ def calendar_page(web: Web) -> str:
     if view == "week":
         for d in days:
             d.slots, d.lanes = _slots(d.date, d.items, tz)
-    notice = davfiles.imported_notice(web)
+    notice = davfiles.imported_notice(web) or flash.take(web).get("notice", "")
     return web.render(
         "calendar/view.html",
         view=view,
@@ -401,7 +401,13 @@ def event_save(web: Web) -> Any:
         return _form_page(web, api, user, form, cal, href, etag, error=web.error_text(e), occ=occ)
     start = events.form_times(form)[0]
     day = start.date() if isinstance(start, dt.datetime) else start
-    raise bottle.redirect("/calendar?" + urllib.parse.urlencode({"date": day.isoformat()}), 303)
+    # said on the month it lands on: on a phone the event shows there as a few clipped letters
+    when = labels(web)["day_label"](day) + ("" if form.all_day else f" {form.start_time}")
+    flash.redirect(
+        web,
+        "/calendar?" + urllib.parse.urlencode({"date": day.isoformat()}),
+        web.gettext("Saved “{title}” ({when}).", title=form.title, when=when),
+    )
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """After Finish: the owner's next steps, at the top of the dashboard until dismissed.
 
-Publish the DNS records → check them (the diagnosis) → connect a phone → send a test mail. Each
-tick comes from what the box has seen, never from a click: the last diagnosis run (the domain's MX
-record as DNS answers it; no DNS error), a device's login (an app password — what "Connect
+Publish the DNS records → check them (the diagnosis) → add the household → connect a phone → send
+a test mail. Each tick comes from what the box has seen, never from a click: the last diagnosis run
+(the domain's MX record as DNS answers it; no DNS error), a second user (the test mail's "another
+user of the box" presumed one, and no step led to the Users page), a device's login (an app password — what "Connect
 your devices" has phones use — an OAuth grant, or the account's password from an IMAP, SMTP or
 DAV client rather than the web), a message in the administrator's Sent folder (the webmail and mail
 clients file what they send there). A box without a public domain (none, or a local one such as
@@ -120,6 +121,16 @@ def steps(web: Web, address: str) -> list[NextStep]:
                 _seen(web, "check", checked),
             )
         )
+    out.append(
+        NextStep(
+            "people",
+            N_("Add the household"),
+            N_("Give each person an address and a password of their own: they sign in here and on their phone."),
+            "/admin/users",
+            N_("Users"),
+            _seen(web, "people", len(web.ctx.accounts.list_users()) > 1),
+        )
+    )
     out.append(
         NextStep(
             "device",

@@ -595,8 +595,10 @@ def notice_text(query: Any, _: Any) -> str:
     if message is None:
         return ""
     count = query.get("count", "")
-    text = str(_(message))
-    return f"{text} ({int(count)})" if count.isdigit() and len(count) <= 6 else text
+    if message == NOTICES["sent"] and count.isdigit() and 1 < int(count) < 10**6:
+        # said in words: "Message sent. (2)" left the reader guessing what the 2 counted
+        return str(_("Message sent to {count} recipients.", count=int(count)))
+    return str(_(message))
 
 
 MONTHS = {

@@ -480,7 +480,10 @@ def ai_choices(web: Web, ram: int) -> tuple[list[tuple[str, str, int]], str]:
     except catalogue.CatalogueError as exc:
         log.warning("wizard: %s", exc)
         entries = []
-    fit = [(e.id, f"{e.name}, {e.approx_mb} MB ({e.licence})", e.ram_mb) for e in catalogue.fitting(entries, ram)]
+    fit = [
+        (e.id, web.gettext("{name}, {size} MB ({licence})", name=e.name, size=e.approx_mb, licence=e.licence), e.ram_mb)
+        for e in catalogue.fitting(entries, ram)
+    ]
     default = catalogue.default_for(entries, ram)
     return [AI_MODELS[0], *fit], default.id if default else "none"
 
