@@ -175,6 +175,9 @@ class SMTPConfig:
     data_timeout: float = opt(
         900.0, "longest a whole DATA transfer may take, seconds (then 421 4.4.2 and the session closes)", at_least(1)
     )
+    junk_command_limit: int = opt(
+        100, "NOOP, RSET, VRFY and HELP a session may send before each counts as an error (Postfix's)", at_least(1)
+    )
     soft_error_limit: int = opt(3, "errors in one session before each error reply is delayed", at_least(0))
     hard_error_limit: int = opt(20, "errors in one session before it is closed with 421 4.7.0", at_least(1))
     error_sleep_time: float = opt(

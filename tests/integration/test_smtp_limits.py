@@ -27,6 +27,7 @@ from support.smtp import (
 
 SOFT, HARD, SLEEP = 2, 5, 0.2
 DATA_TIMEOUT = 4.0
+JUNK = 12
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def shared(tmp_path_factory):
         "soft_error_limit": SOFT,
         "hard_error_limit": HARD,
         "error_sleep_time": SLEEP,
+        "junk_command_limit": JUNK,
         "data_timeout": DATA_TIMEOUT,
         "data_idle_timeout": 60.0,  # only the overall deadline can end the trickle below
         "require_tls_for_auth": False,  # to log in before STARTTLS and see the login dropped
@@ -210,6 +212,30 @@ def test_a_delivered_message_forgives_earlier_errors(srv):
     for i in range(HARD - 1):
         assert c.cmd(f"RCPT TO:<again{i}@example.org>").startswith("550 5.1.1")
     assert c.cmd("NOOP").startswith("250")
+
+
+def test_a_session_that_only_keeps_itself_open_is_closed(srv):
+    """NOOP, RSET, VRFY and HELP past ``junk_command_limit`` since the last message delivered
+    count as errors (Postfix's smtpd_junk_command_limit): a client sending a NOOP just inside
+    command_timeout no longer holds a port-25 slot for ever. A delivered message starts the
+    count again."""
+    c = RawSMTP(srv.port("smtp.port"))
+    c.cmd("EHLO idler.example.net")
+    junk = ["NOOP", "RSET", "VRFY <alice@example.org>", "HELP"]
+    for i in range(JUNK - 1):
+        assert c.cmd(junk[i % 4])[:1] == "2"
+    c.cmd("MAIL FROM:<carol@sender.example>")
+    c.cmd("RCPT TO:<alice@example.org>")
+    c.cmd("DATA")
+    assert c.cmd(b"Subject: hi\r\n\r\nhi\r\n.").startswith("250 2.0.0")
+    replies = []
+    for _ in range(JUNK + HARD + 5):
+        try:
+            replies.append(c.cmd("NOOP"))
+        except (ConnectionError, OSError):
+            break
+    assert [r[:3] for r in replies] == ["250"] * (JUNK + HARD - 1) + ["421"], replies
+    assert "Too many errors" in replies[-1] and c.closed()
 
 
 # -- protocol --------------------------------------------------------------------------------

@@ -202,6 +202,10 @@ class ErrorBudget:
     def record(self, reply: str | bytes) -> ErrorVerdict:
         if not self.is_error(reply):
             return ErrorVerdict()
+        return self.count()
+
+    def count(self) -> ErrorVerdict:
+        """One more error (a failed reply, or a junk command past its limit)."""
         self.errors += 1
         over = self.errors - self.soft_limit
         delay = self.sleep_time * over if over > 0 else 0.0

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosmtpd.smtp
 import gevent
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, TLSSetupException, syntax
 
 from gk.accounts import User, normalize_address
 from gk.mail.delivery import Trace, protocol_keyword
@@ -206,6 +206,7 @@ class GKSMTP(SMTP):
         self._refusal: str | None = None  # the 421 for a connection over its budget
         self._timeout_text = _TIMEOUT_TEXT
         self.errors = ErrorBudget.from_config(cfg)
+        self.junk = 0  # NOOP, RSET, VRFY, HELP since the last delivered message (_junk_command)
         self._parsed: tuple[str, tuple[str | None, str | None]] = ("", ("", ""))  # _getaddr's last
         self.line_length_limit = cfg.max_line_length
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
@@ -342,6 +343,44 @@ class GKSMTP(SMTP):
         # like QUIT: the command loop ends at its next await, pipelined commands stay unread
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()
+
+    # -- junk commands (Postfix's smtpd_junk_command_limit) ----------------------------------
+    # A client that only keeps its session open (a NOOP just inside command_timeout, for hours)
+    # holds one of port 25's slots for nothing. Past ``junk_command_limit`` such commands since
+    # the last message delivered, each counts as an error: delayed past soft_error_limit, the
+    # session closed at hard_error_limit (421 4.7.0), as Postfix does by default.
+    async def _junk_command(self) -> bool:
+        """Count a junk command; True if the session was closed for it."""
+        self.junk += 1
+        if self.junk <= self.service.cfg.junk_command_limit:
+            return False
+        verdict = self.errors.count()
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
+        if verdict.disconnect:
+            await self._close_after_errors()
+            return True
+        return False
+
+    @syntax("NOOP [ignored]")  # HELP lists it as aiosmtpd does
+    async def smtp_NOOP(self, arg: str) -> None:
+        if not await self._junk_command():
+            await super().smtp_NOOP(arg)
+
+    @syntax("RSET")  # HELP lists it as aiosmtpd does
+    async def smtp_RSET(self, arg: str) -> None:
+        if not await self._junk_command():
+            await super().smtp_RSET(arg)
+
+    @syntax("VRFY <address>")  # HELP lists it as aiosmtpd does
+    async def smtp_VRFY(self, arg: str) -> None:
+        if not await self._junk_command():
+            await super().smtp_VRFY(arg)
+
+    @syntax("HELP [command]")  # HELP lists it as aiosmtpd does
+    async def smtp_HELP(self, arg: str) -> None:
+        if not await self._junk_command():
+            await super().smtp_HELP(arg)
 
     async def smtp_EHLO(self, hostname: str) -> None:
         # aiosmtpd adds to the MAIL line limit at every EHLO: start from the base each time
@@ -569,6 +608,7 @@ class GKSMTP(SMTP):
         self._set_post_data_state()
         if reply.startswith("2"):
             self.errors.delivered()
+            self.junk = 0
         await self.push(reply)
 
     async def _receive(self, spool: SpoolWriter, receiver: DataReceiver) -> None:
